@@ -1,0 +1,3 @@
+from flank_ops.main import main
+
+raise SystemExit(main())

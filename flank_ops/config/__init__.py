@@ -1,0 +1,1 @@
+"""flank.yml: the model (model.py), loading and validation (load.py), JSON Schema (schema.py)."""

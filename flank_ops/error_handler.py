@@ -1,0 +1,79 @@
+"""Turns exceptions into what a user should see.
+
+A `UserError` becomes its message and exit 1. Anything else is a bug: the user
+gets one line pointing at a log file that holds the traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterator
+
+from flank_ops.errors import UserError
+
+EXIT_USER_ERROR = 1
+EXIT_UNEXPECTED = 3
+
+
+def _crash_log_path() -> str:
+    home = os.environ.get("FLANK_HOME") or os.path.expanduser("~/flank")
+    if os.path.isdir(home) and os.access(home, os.W_OK):
+        return os.path.join(home, "flank-errors.log")
+    return os.path.join(tempfile.gettempdir(), "flank-errors.log")
+
+
+def _os_error_message(exc: OSError) -> UserError | None:
+    """OS errors a user can fix get a plain explanation instead of a traceback."""
+    target = exc.filename or ""
+    if exc.errno == errno.ENOSPC:
+        return UserError(f"no space left on the device ({target})", "free some disk space, then try again")
+    if exc.errno == errno.EDQUOT:
+        return UserError(f"disk quota exceeded ({target})", "free some space or raise the quota")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return UserError(f"permission denied: {target}", "check the owner and mode of that path")
+    if exc.errno == errno.EROFS:
+        return UserError(f"read-only file system: {target}", "FLANK_HOME must be on a writable disk")
+    return None
+
+
+@contextlib.contextmanager
+def error_handler() -> Iterator[None]:
+    try:
+        yield
+    except UserError as exc:
+        print(f"flank: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("flank: interrupted", file=sys.stderr)
+        raise SystemExit(130)
+    except OSError as exc:
+        known = _os_error_message(exc)
+        if known is None:
+            _report_unexpected(exc)
+        print(f"flank: {known}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the last line of defence
+        _report_unexpected(exc)
+
+
+def _report_unexpected(exc: BaseException) -> None:
+    log = _crash_log_path()
+    try:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"--- flank {' '.join(sys.argv[1:])}\n")
+            f.write("".join(traceback.format_exception(exc)))
+        where = f"the details are in {log}"
+    except OSError:
+        where = "and its details could not be saved"
+    print(
+        f"flank: unexpected error: {type(exc).__name__}: {exc}\n"
+        f"  this is a bug in flank; {where}",
+        file=sys.stderr,
+    )
+    raise SystemExit(EXIT_UNEXPECTED)

@@ -1,0 +1,66 @@
+"""Every call to the git command goes through here.
+
+Hooks run with GIT_DIR, GIT_INDEX_FILE, GIT_QUARANTINE_PATH... exported; those
+must not leak into git commands aimed at another repo or work tree, so `run_git`
+starts from an environment with every GIT_* variable removed unless asked.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from flank_ops.errors import UserError
+
+
+def clean_env(extra: dict[str, str] | None = None, keep_git: bool = False) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if keep_git or not k.startswith("GIT_")}
+    if extra:
+        env.update(extra)
+    return env
+
+
+def git_executable() -> str:
+    exe = shutil.which("git")
+    if exe is None:
+        raise UserError("git is not installed on this machine", "install it: apt-get install git")
+    return exe
+
+
+def run_git(
+    args: list[str],
+    *,
+    git_dir: Path | None = None,
+    cwd: Path | None = None,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    keep_git_env: bool = False,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run git; raise UserError with git's own message when it fails and check is set."""
+    cmd = [git_executable()]
+    if git_dir is not None:
+        cmd.append(f"--git-dir={git_dir}")
+    cmd += args
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        input=input,
+        env=clean_env(env, keep_git=keep_git_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    if check and proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
+        raise UserError(f"git {args[0]} failed: {detail}")
+    return proc
+
+
+def commit_info(git_dir: Path, sha: str) -> dict[str, str]:
+    """sha, short sha, subject line, author name and ISO date of a commit."""
+    out = run_git(
+        ["log", "-1", "--format=%H%x00%h%x00%s%x00%an%x00%aI", sha], git_dir=git_dir
+    ).stdout.decode("utf-8", "replace")
+    full, short, subject, author, date = (out.rstrip("\n").split("\x00") + [""] * 5)[:5]
+    return {"sha": full, "short": short[:7], "message": subject, "author": author, "date": date}

@@ -1,0 +1,69 @@
+"""The `flank` command: parses arguments and hands over to flank_ops.commands.<verb>.
+
+Each verb lives in its own module with two plain functions:
+    add_arguments(parser)  - declares its options (keep module imports light)
+    run(args) -> int       - does the work; raises UserError for user mistakes
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from flank_ops import __version__
+from flank_ops.error_handler import error_handler
+
+# verb -> one-line help. The module is flank_ops.commands.<verb with - as _>.
+COMMANDS: dict[str, str] = {
+    "init": "create a project: bare repo with hooks, state folders",
+    "validate": "check a flank.yml without a VM",
+    "schema": "print the JSON Schema of flank.yml",
+    "run": "run a pipeline now",
+    "status": "show the last run of every pipeline",
+    "logs": "print a task's log",
+    "secrets": "set, list or unset a project's secrets",
+    "scheduler": "run the schedules in the foreground (machines without cron)",
+    "site": "rebuild the static status site",
+    "serve": "serve the status site over HTTP",
+    "prune": "remove old runs (records, logs and pages)",
+    "sync": "upload records, logs and the site to S3",
+    "doctor": "check this VM's flank setup end to end",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flank",
+        description="Airflow lite: git push a pipeline to a VM; make runs it, cron schedules it.",
+    )
+    parser.add_argument("--version", action="version", version=f"flank {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for verb, help_text in COMMANDS.items():
+        module = importlib.import_module(f"flank_ops.commands.{verb.replace('-', '_')}")
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with error_handler():
+        # Git hooks take a fast path: no argparse, no command modules imported.
+        if argv and argv[0] == "hook":
+            from flank_ops.git.hooks import hook_main
+
+            return hook_main(argv[1:])
+        if argv and argv[0] == "_task":
+            # The portable task launcher (used when no C compiler is available).
+            from flank_ops.run.task_exec import main as task_main
+
+            return task_main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return int(args._module.run(args) or 0)
+    return 0  # unreachable; error_handler exits
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Notifications: webhook, email, dead-man's switch pings."""

@@ -1,0 +1,177 @@
+"""The FLANK_HOME layout: the one place that knows where every file lives.
+
+    $FLANK_HOME/
+      NAME.git/                   bare repo receiving pushes
+      NAME/
+        releases/<sha>/           one immutable checkout per deployed commit
+        current -> releases/<sha>
+        persist/<dir>/            data kept across deploys
+        secrets.env               KEY=VALUE, mode 0600
+        pipelines/<p>.mk          generated Makefile (+ <p>.tasks/ task specs)
+        crontab                   the generated crontab block
+        runs/<p>/<run-id>/        run record (run.json), task results, logs
+        deploys.jsonl             one line per push handled
+        .locks/                   flock files (deploy, notes, per-pipeline runs)
+      site/                       the static status site
+      flank.toml                  optional VM settings
+
+Local mode (`flank run --local` on a laptop) keeps the same per-project layout
+under `<working copy>/.flank/`, with the working copy itself as the release.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from flank_ops.errors import UserError
+
+PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def flank_home() -> Path:
+    raw = os.environ.get("FLANK_HOME") or "~/flank"
+    return Path(os.path.abspath(os.path.expanduser(raw)))
+
+
+def check_project_name(name: str) -> str:
+    if not PROJECT_NAME_RE.match(name) or name.endswith(".git") or name in ("site",):
+        raise UserError(
+            f"invalid project name {name!r}",
+            "use letters, digits, '_', '-' and '.', starting with a letter or digit (e.g. 'myproj')",
+        )
+    return name
+
+
+class Home:
+    """VM-wide paths under FLANK_HOME."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else flank_home()
+
+    @property
+    def site_dir(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "flank.toml"
+
+    @property
+    def internal_dir(self) -> Path:
+        """flank's own cache (compiled task launcher, crash log)."""
+        return self.root / ".flank"
+
+    def project(self, name: str) -> "ProjectPaths":
+        return ProjectPaths(self, check_project_name(name))
+
+    def projects(self) -> list[str]:
+        """Names of every project initialised here (those with a bare repo)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name[: -len(".git")]
+            for p in self.root.iterdir()
+            if p.name.endswith(".git") and (p / "HEAD").exists()
+        )
+
+
+class ProjectPaths:
+    """Every path belonging to one project."""
+
+    def __init__(self, home: Home, name: str, project_dir: Path | None = None) -> None:
+        self.home = home
+        self.name = name
+        self.dir = project_dir if project_dir is not None else home.root / name
+        self.local = project_dir is not None
+
+    @classmethod
+    def for_local(cls, working_copy: Path) -> "ProjectPaths":
+        """A laptop working copy: state under <working copy>/.flank/."""
+        state = working_copy / ".flank"
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", working_copy.name) or "local"
+        return cls(Home(state), name, project_dir=state)
+
+    # --- git -------------------------------------------------------------
+    @property
+    def bare_repo(self) -> Path:
+        return self.home.root / f"{self.name}.git"
+
+    def exists(self) -> bool:
+        return self.local or (self.bare_repo / "HEAD").exists()
+
+    def require(self) -> "ProjectPaths":
+        if not self.exists():
+            known = self.home.projects()
+            hint = (
+                f"known projects: {', '.join(known)}" if known else f"create it with: flank init {self.name}"
+            )
+            raise UserError(f"no project {self.name!r} in {self.home.root}", hint)
+        return self
+
+    # --- deploys ---------------------------------------------------------
+    @property
+    def releases_dir(self) -> Path:
+        return self.dir / "releases"
+
+    def release_dir(self, sha: str) -> Path:
+        return self.releases_dir / sha
+
+    @property
+    def current(self) -> Path:
+        return self.dir / "current"
+
+    @property
+    def persist_dir(self) -> Path:
+        return self.dir / "persist"
+
+    @property
+    def secrets_env(self) -> Path:
+        return self.dir / "secrets.env"
+
+    @property
+    def deploys_log(self) -> Path:
+        return self.dir / "deploys.jsonl"
+
+    # --- generated -------------------------------------------------------
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.dir / "pipelines"
+
+    def makefile(self, pipeline: str) -> Path:
+        return self.pipelines_dir / f"{pipeline}.mk"
+
+    def task_specs_dir(self, pipeline: str) -> Path:
+        return self.pipelines_dir / f"{pipeline}.tasks"
+
+    @property
+    def crontab_file(self) -> Path:
+        return self.dir / "crontab"
+
+    # --- runs ------------------------------------------------------------
+    @property
+    def runs_root(self) -> Path:
+        return self.dir / "runs"
+
+    def runs_dir(self, pipeline: str) -> Path:
+        return self.runs_root / pipeline
+
+    def run_dir(self, pipeline: str, run_id: int) -> Path:
+        return self.runs_dir(pipeline) / str(run_id)
+
+    # --- locks -----------------------------------------------------------
+    @property
+    def locks_dir(self) -> Path:
+        return self.dir / ".locks"
+
+    def lock_file(self, what: str) -> Path:
+        return self.locks_dir / f"{what}.lock"
+
+    def current_sha(self) -> str | None:
+        """The deployed commit, or None before the first deploy."""
+        if self.local:
+            return None
+        try:
+            return os.path.basename(os.readlink(self.current))
+        except OSError:
+            return None

@@ -1,0 +1,1 @@
+"""Runs: generated Makefiles, the task launcher, the runner, run records, notes, secrets."""

@@ -1,0 +1,1 @@
+"""Storage integrations: S3 upload of records, logs and the site."""

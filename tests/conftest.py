@@ -1,0 +1,91 @@
+"""Shared test fixtures: an isolated FLANK_HOME, real git repos, the real `flank` CLI.
+
+Every test gets its own FLANK_HOME and a git identity through the environment, so
+nothing touches the developer's ~/flank or ~/.gitconfig. The CLI runs as a real
+subprocess (`python -m flank_ops`), exactly as a user or a git hook runs it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_REPO = REPO_ROOT / "examples" / "repo"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "flank-home"
+    monkeypatch.setenv("FLANK_HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "Ada Analyst")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "ada@example.org")
+    (tmp_path / "gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+    return home
+
+
+@pytest.fixture
+def flank_home(isolated_env: Path) -> Path:
+    return isolated_env
+
+
+def run_flank(*args: str, cwd: Path | None = None, input: str | None = None,
+              env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI; returns the finished process (text mode)."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flank_ops", *args],
+        cwd=cwd, input=input, env=full_env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"flank {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def flank():
+    return run_flank
+
+
+def git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
+    proc = subprocess.run(["git", *args], cwd=cwd, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def make_repo(path: Path, files: dict[str, str], message: str = "first") -> Path:
+    """A working copy at `path` holding `files` (dedented), committed on main."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / ".git").exists():
+        git("init", "-q", "-b", "main", cwd=path)
+    write_files(path, files)
+    git("add", "-A", cwd=path)
+    git("commit", "-q", "-m", message, cwd=path)
+    return path
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for rel, content in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(content))
+
+
+def commit_all(path: Path, message: str) -> str:
+    git("add", "-A", cwd=path)
+    git("commit", "-q", "--allow-empty", "-m", message, cwd=path)
+    return git("rev-parse", "HEAD", cwd=path).stdout.strip()
