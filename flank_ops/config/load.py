@@ -73,3 +73,10 @@ def load_config_file(path: Path) -> Config:
     except FileNotFoundError:
         raise ConfigErrors([ConfigError(str(path), 0, 0, "no such file")]) from None
     return load_config(text, str(path))
+
+
+def describe(config: Config) -> str:
+    """'1 pipeline, 4 tasks' — the summary line of `flank validate` and of a push."""
+    p = len(config.pipelines)
+    t = config.task_count()
+    return f"{p} pipeline{'s' if p != 1 else ''}, {t} task{'s' if t != 1 else ''}"
