@@ -1,0 +1,43 @@
+# flank_ops — developer entry points.
+#   make demo   push examples/repo into a local FLANK_HOME, run its pipeline, build and serve the site
+#   make test   run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_HOME := $(CURDIR)/demo-home
+DEMO_PORT ?= 8083
+
+.PHONY: demo test venv bench clean-demo check-demo-deps
+
+$(BIN)/flank: pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "python3 venv support is missing: sudo apt-get install -y python3-venv"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/flank
+
+test: $(BIN)/flank
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+check-demo-deps:
+	@for tool in git make Rscript; do \
+	  command -v $$tool >/dev/null || { \
+	    case $$tool in Rscript) pkg=r-base-core;; *) pkg=$$tool;; esac; \
+	    echo "make demo needs $$tool, which is not installed. Install it with:"; \
+	    echo "    sudo apt-get install -y $$pkg"; exit 1; }; \
+	done
+
+demo: check-demo-deps $(BIN)/flank
+	@bash examples/demo.sh "$(DEMO_HOME)" "$(BIN)" "$(DEMO_PORT)"
+
+bench: $(BIN)/flank
+	$(BIN)/python bench/push.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/site.py
+
+clean-demo:
+	rm -rf $(DEMO_HOME)
