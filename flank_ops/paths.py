@@ -11,6 +11,7 @@
         crontab                   the generated crontab block
         runs/<p>/<run-id>/        run record (run.json), task results, logs
         deploys.jsonl             one line per push handled
+        s3-pending.json           runs whose S3 upload failed (retried later)
         .locks/                   flock files (deploy, notes, per-pipeline runs)
       site/                       the static status site
       flank.toml                  optional VM settings
@@ -61,6 +62,15 @@ class Home:
     def internal_dir(self) -> Path:
         """flank's own cache (compiled task launcher, crash log)."""
         return self.root / ".flank"
+
+    @property
+    def s3_site_manifest(self) -> Path:
+        """What the last S3 site publish uploaded (key -> size, mtime, md5), to send only changes."""
+        return self.internal_dir / "s3-site-manifest.json"
+
+    @property
+    def s3_site_lock(self) -> Path:
+        return self.internal_dir / "s3-site.lock"
 
     def project(self, name: str) -> "ProjectPaths":
         return ProjectPaths(self, check_project_name(name))
@@ -158,6 +168,11 @@ class ProjectPaths:
 
     def run_dir(self, pipeline: str, run_id: int) -> Path:
         return self.runs_dir(pipeline) / str(run_id)
+
+    @property
+    def s3_pending(self) -> Path:
+        """Runs whose S3 upload failed, retried by the next run or `flank sync`."""
+        return self.dir / "s3-pending.json"
 
     # --- locks -----------------------------------------------------------
     @property

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import tomllib
-from typing import Any
+from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
@@ -45,3 +45,158 @@ def settings_for(home: Home, project: str | None = None) -> dict[str, Any]:
 def site_url(settings: dict[str, Any]) -> str:
     url = str(settings.get("site_url") or DEFAULT_SITE_URL)
     return url if url.endswith("/") else url + "/"
+
+
+# --- integrations: typed views of the [s3] and [notify.*] tables ----------------
+#
+#   [s3]
+#   bucket = "my-bucket"              # required to enable S3
+#   prefix = "flank"                  # key prefix for run records and logs
+#   region = "eu-west-2"              # optional; else the standard boto3 lookup
+#   endpoint_url = "https://..."      # optional; S3-compatible servers (MinIO, SeaweedFS, ...)
+#   publish_site = true               # also publish the status site
+#   site_bucket = "..."               # optional; default: bucket
+#   site_prefix = "..."               # optional; default: "<prefix>/site"
+#   multipart_mb = 8                  # files larger than this go up in parts of this size (>= 5)
+#   timeout = 10                      # seconds, per network call
+#
+#   [notify.webhook]
+#   url = "https://hooks.slack.com/services/..."
+#   timeout = 10
+#
+#   [notify.email]
+#   host = "smtp.example.org"  port = 587  starttls = true  ssl = false
+#   username = "flank@example.org"  password_env = "SMTP_PASSWORD"
+#   from = "flank@example.org"  to = ["ada@example.org"]  timeout = 10
+#
+#   [ping]
+#   timeout = 10                      # for pipelines' ping_url (set in flank.yml)
+
+DEFAULT_NETWORK_TIMEOUT_S = 10.0
+MIN_MULTIPART_MB = 5  # S3's smallest allowed part
+
+
+class S3Settings(NamedTuple):
+    bucket: str
+    prefix: str  # "" or ends with "/"
+    region: str | None
+    endpoint_url: str | None
+    publish_site: bool
+    site_bucket: str
+    site_prefix: str  # "" or ends with "/"
+    multipart_mb: int
+    timeout_s: float
+
+
+class WebhookSettings(NamedTuple):
+    url: str
+    timeout_s: float
+
+
+class EmailSettings(NamedTuple):
+    host: str
+    port: int
+    starttls: bool
+    ssl: bool
+    username: str | None
+    password_env: str | None  # name of an env var or project secret holding the password
+    sender: str
+    to: tuple[str, ...]
+    timeout_s: float
+
+
+def _table(settings: dict[str, Any], *names: str) -> dict[str, Any] | None:
+    value: Any = settings
+    for name in names:
+        value = value.get(name) if isinstance(value, dict) else None
+        if value is None:
+            return None
+    if not isinstance(value, dict):
+        raise UserError(f"flank.toml: [{'.'.join(names)}] must be a table", "see the README for its keys")
+    return value
+
+
+def _get(table: dict[str, Any], where: str, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    value = table.get(key, default)
+    if value is None or isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        return value
+    want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+    raise UserError(f"flank.toml: [{where}] {key} must be a {want}, not {value!r}", "fix it in flank.toml")
+
+
+def _timeout(table: dict[str, Any], where: str) -> float:
+    value = _get(table, where, "timeout", (int, float), DEFAULT_NETWORK_TIMEOUT_S)
+    if value <= 0:
+        raise UserError(f"flank.toml: [{where}] timeout must be a positive number of seconds")
+    return float(value)
+
+
+def _prefix(value: str) -> str:
+    value = value.strip("/")
+    return value + "/" if value else ""
+
+
+def s3_settings(settings: dict[str, Any]) -> S3Settings | None:
+    """The [s3] table, or None when S3 is not configured. Raises UserError for wrong values."""
+    table = _table(settings, "s3")
+    if table is None:
+        return None
+    bucket = _get(table, "s3", "bucket", str)
+    if not bucket:
+        raise UserError("flank.toml: [s3] needs a bucket", 'add: bucket = "my-bucket"')
+    prefix = _prefix(_get(table, "s3", "prefix", str, ""))
+    multipart_mb = _get(table, "s3", "multipart_mb", int, 8)
+    if multipart_mb < MIN_MULTIPART_MB:
+        raise UserError(f"flank.toml: [s3] multipart_mb must be at least {MIN_MULTIPART_MB} (S3's smallest part)")
+    site_prefix = _get(table, "s3", "site_prefix", str)
+    return S3Settings(
+        bucket=bucket,
+        prefix=prefix,
+        region=_get(table, "s3", "region", str),
+        endpoint_url=_get(table, "s3", "endpoint_url", str),
+        publish_site=_get(table, "s3", "publish_site", bool, True),
+        site_bucket=_get(table, "s3", "site_bucket", str) or bucket,
+        site_prefix=_prefix(site_prefix) if site_prefix is not None else prefix + "site/",
+        multipart_mb=multipart_mb,
+        timeout_s=_timeout(table, "s3"),
+    )
+
+
+def webhook_settings(settings: dict[str, Any]) -> WebhookSettings | None:
+    table = _table(settings, "notify", "webhook")
+    if table is None:
+        return None
+    url = _get(table, "notify.webhook", "url", str)
+    if not url or not url.startswith(("http://", "https://")):
+        raise UserError("flank.toml: [notify.webhook] url must be an http:// or https:// URL")
+    return WebhookSettings(url=url, timeout_s=_timeout(table, "notify.webhook"))
+
+
+def email_settings(settings: dict[str, Any]) -> EmailSettings | None:
+    table = _table(settings, "notify", "email")
+    if table is None:
+        return None
+    where = "notify.email"
+    host = _get(table, where, "host", str)
+    to = _get(table, where, "to", (str, list))
+    if not host or not to:
+        raise UserError(f"flank.toml: [{where}] needs host and to", 'e.g. host = "smtp.example.org", to = ["ada@example.org"]')
+    to = (to,) if isinstance(to, str) else tuple(str(a) for a in to)
+    ssl = _get(table, where, "ssl", bool, False)
+    username = _get(table, where, "username", str)
+    return EmailSettings(
+        host=host,
+        port=_get(table, where, "port", int, 465 if ssl else 587),
+        starttls=_get(table, where, "starttls", bool, not ssl),
+        ssl=ssl,
+        username=username,
+        password_env=_get(table, where, "password_env", str),
+        sender=_get(table, where, "from", str) or username or f"flank@{host}",
+        to=to,
+        timeout_s=_timeout(table, where),
+    )
+
+
+def ping_timeout(settings: dict[str, Any]) -> float:
+    table = _table(settings, "ping")
+    return _timeout(table, "ping") if table is not None else DEFAULT_NETWORK_TIMEOUT_S
