@@ -1,78 +1,96 @@
-"""Load flank.yml into a validated Config.
+"""Load flank.yml into a validated Config, or report every problem at once.
 
-PROVISIONAL: a minimal happy-path loader so other parts can be built against
-the model. The full validator (line/column errors, did-you-mean, cron checks)
-replaces the body of `load_config` keeping its signature.
+The checks walk the composed YAML nodes (yaml_nodes.py) so each problem names
+file, line and column. Nothing stops at the first error: every check records
+into a `Report`, and `load_config` raises ConfigErrors with all of them.
+
+The rules live here, once; schema.py describes the same rules for editors.
+Heavy or error-only modules (yaml, difflib, zoneinfo, the cron checker) are
+imported lazily: the git pre-receive hook imports this module.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from flank_ops.config.model import Config, Pipeline, Task
+from flank_ops.config import yaml_nodes as yn
+from flank_ops.config.durations import parse_duration
+from flank_ops.config.model import (
+    DEFAULT_RETRY_DELAY_S,
+    NOTIFY_OUTCOMES,
+    OVERLAP_POLICIES,
+    Config,
+    Pipeline,
+    Task,
+)
 from flank_ops.errors import ConfigError, ConfigErrors
 
+if TYPE_CHECKING:
+    from yaml import Node
+
 FILENAME = "flank.yml"
+MAX_BYTES = 1024 * 1024  # a flank.yml is a page of text; anything this big is a mistake
+MAX_RETRIES = 20  # retry delays double: 20 retries of 10s already span months
+MAX_CONCURRENCY = 1024
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+TOP_KEYS = ("persist", "env", "pipelines")
+PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "tasks")
+TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env")
 
 
-def _duration(value) -> float:
-    s = str(value).strip()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if s and s[-1] in units:
-        return float(s[:-1]) * units[s[-1]]
-    return float(s)
+class Report:
+    """Collects the problems of one file, each at a node's position."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.errors: list[ConfigError] = []
+        self.mappings = yn.Mappings(self.add)
+
+    def add(self, node: "Node | None", message: str, hint: str | None = None) -> None:
+        line, col = yn.position(node) if node is not None else (1, 1)
+        error = ConfigError(self.filename, line, col, message, hint)
+        if error not in self.errors:  # an aliased node is checked once per use
+            self.errors.append(error)
+
+    def entries(self, node: "Node") -> list[yn.Entry]:
+        return self.mappings.entries(node)
+
+
+# --- entry points ----------------------------------------------------------------
 
 
 def load_config(text: str | bytes, filename: str = FILENAME) -> Config:
     """Parse and validate flank.yml text. Raises ConfigErrors listing every problem."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict) or "pipelines" not in data:
-        raise ConfigErrors([ConfigError(filename, 1, 1, "flank.yml needs a 'pipelines:' mapping")])
-    pipelines = {}
-    for pname, p in data["pipelines"].items():
-        tasks = {}
-        for tname, t in p["tasks"].items():
-            if isinstance(t, str):
-                t = {"run": t}
-            tasks[tname] = Task(
-                name=tname,
-                run=t["run"],
-                needs=tuple(t.get("needs", ())),
-                retries=int(t.get("retries", 0)),
-                retry_delay_s=_duration(t.get("retry_delay", 10)),
-                timeout_s=_duration(t["timeout"]) if "timeout" in t else None,
-                dir=t.get("dir"),
-                env={k: str(v) for k, v in (t.get("env") or {}).items()},
-            )
-        sched = p.get("schedule", ())
-        pipelines[pname] = Pipeline(
-            name=pname,
-            tasks=tasks,
-            schedule=(sched,) if isinstance(sched, str) else tuple(sched),
-            timezone=p.get("timezone"),
-            on_push=bool(p.get("on_push", False)),
-            concurrency=p.get("concurrency"),
-            overlap=p.get("overlap", "skip"),
-            notify=tuple(p.get("notify", ("failure",))),
-            ping_url=p.get("ping_url"),
-        )
-    return Config(
-        pipelines=pipelines,
-        persist=tuple(data.get("persist", ())),
-        env={k: str(v) for k, v in (data.get("env") or {}).items()},
-    )
+    text = _as_text(text, filename)
+    try:
+        root = yn.compose(text)
+    except yn.YamlProblem as exc:
+        raise ConfigErrors([ConfigError(filename, exc.line, exc.column, exc.message, exc.hint)]) from None
+    report = Report(filename)
+    config = _config(root, report)
+    if report.errors or config is None:
+        raise ConfigErrors(report.errors)
+    return config
 
 
 def load_config_file(path: Path) -> Config:
+    """Read and validate a flank.yml file; a missing or unreadable file is a ConfigErrors too."""
     path = Path(path)
+    name = str(path)
     try:
-        text = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)  # never read a huge file whole
     except FileNotFoundError:
-        raise ConfigErrors([ConfigError(str(path), 0, 0, "no such file")]) from None
-    return load_config(text, str(path))
+        raise ConfigErrors([ConfigError(name, 0, 0, "no such file")]) from None
+    except IsADirectoryError:
+        raise ConfigErrors([ConfigError(name, 0, 0, "is a directory, not a file")]) from None
+    except PermissionError:
+        raise ConfigErrors([ConfigError(name, 0, 0, "permission denied", "make the file readable")]) from None
+    return load_config(data, name)
 
 
 def describe(config: Config) -> str:
@@ -80,3 +98,554 @@ def describe(config: Config) -> str:
     p = len(config.pipelines)
     t = config.task_count()
     return f"{p} pipeline{'s' if p != 1 else ''}, {t} task{'s' if t != 1 else ''}"
+
+
+# --- text ------------------------------------------------------------------------
+
+
+def _file_problem(filename: str, message: str, hint: str | None = None,
+                  line: int = 1, column: int = 1) -> ConfigErrors:
+    return ConfigErrors([ConfigError(filename, line, column, message, hint)])
+
+
+def _as_text(data: str | bytes, filename: str) -> str:
+    """UTF-8 text of a plausible size, or ConfigErrors saying why not."""
+    if isinstance(data, str):
+        if len(data) > MAX_BYTES // 4 and len(data.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+            raise _file_problem(filename, "file is larger than 1 MiB", "a flank.yml is a short text file")
+        raw = None
+        text = data
+    else:
+        if len(data) > MAX_BYTES:
+            raise _file_problem(filename, "file is larger than 1 MiB", "a flank.yml is a short text file")
+        raw = data
+        if b"\0" in raw:
+            line, col = _byte_position(raw, raw.index(b"\0"))
+            raise _file_problem(filename, "binary file (contains NUL bytes)",
+                                "flank.yml must be a UTF-8 text file", line, col)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line, col = _byte_position(raw, exc.start)
+            raise _file_problem(filename, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                                "save flank.yml with UTF-8 encoding", line, col) from None
+    if "\0" in text:
+        index = text.index("\0")
+        line = text.count("\n", 0, index) + 1
+        raise _file_problem(filename, "binary file (contains NUL bytes)",
+                            "flank.yml must be a UTF-8 text file", line,
+                            index - (text.rfind("\n", 0, index) + 1) + 1)
+    return text.removeprefix("\ufeff")  # a BOM from Windows editors is harmless
+
+
+def _byte_position(raw: bytes, index: int) -> tuple[int, int]:
+    line_start = raw.rfind(b"\n", 0, index) + 1
+    column = len(raw[line_start:index].decode("utf-8", "replace")) + 1
+    return raw.count(b"\n", 0, index) + 1, column
+
+
+# --- small typed readers ------------------------------------------------------------
+# Each returns the value, or None after recording why it is wrong.
+
+
+def _unknown_key(report: Report, entry: yn.Entry, allowed: tuple[str, ...], where: str) -> None:
+    from flank_ops.config.suggest import did_you_mean
+
+    hint = did_you_mean(entry.key, allowed)
+    if hint is None and where == "task" and entry.key in PIPELINE_KEYS:
+        hint = f"'{entry.key}' is a pipeline setting; move it up to the pipeline"
+    elif hint is None and where == "pipeline" and entry.key in TASK_KEYS:
+        hint = f"'{entry.key}' is a task setting; put it on a task under 'tasks:'"
+    elif hint is None and where == "pipeline" and _looks_like_task(entry.value):
+        hint = "tasks go under 'tasks:'"
+    elif hint is None and where == "top level" and yn.is_mapping(entry.value) and any(
+        e.key == "tasks" for e in report.entries(entry.value)
+    ):
+        hint = "pipelines go under 'pipelines:'"
+    if hint is None:
+        hint = "known keys: " + ", ".join(allowed)
+    report.add(entry.key_node, f"unknown key {entry.key!r}", hint)
+
+
+def _looks_like_task(node: "Node") -> bool:
+    return yn.is_scalar(node, yn.STR) or (
+        yn.is_mapping(node) and any(k.value == "run" for k, _ in node.value if yn.is_scalar(k))
+    )
+
+
+def _mapping(report: Report, node: "Node", what: str) -> list[yn.Entry] | None:
+    if yn.is_mapping(node):
+        return report.entries(node)
+    report.add(node, f"{what}: expected a mapping (key: value lines), got {yn.describe(node)}")
+    return None
+
+
+def _string(report: Report, node: "Node", key: str, expected: str = "a string") -> str | None:
+    if yn.is_scalar(node, yn.STR):
+        return node.value
+    hint = "put it in quotes" if yn.is_scalar(node) and not yn.is_null(node) else None
+    report.add(node, f"{key}: expected {expected}, got {yn.describe(node)}", hint)
+    return None
+
+
+def _string_list(report: Report, node: "Node", key: str, item: str) -> list[tuple[str, "Node"]] | None:
+    """A list of strings; a single string is a one-item list; null is empty."""
+    if yn.is_null(node):
+        return []
+    if yn.is_scalar(node, yn.STR):
+        return [(node.value, node)]
+    if not yn.is_sequence(node):
+        report.add(node, f"{key}: expected a list of {item}s, got {yn.describe(node)}")
+        return None
+    items: list[tuple[str, Node]] = []
+    for child in node.value:
+        value = _string(report, child, key, f"{item} (a string)")
+        if value is not None:
+            items.append((value, child))
+    return items
+
+
+def _integer(report: Report, node: "Node", key: str, minimum: int, maximum: int) -> int | None:
+    if not yn.is_scalar(node, yn.INT):
+        report.add(node, f"{key}: expected a whole number, got {yn.describe(node)}")
+        return None
+    value = int(yn.scalar_value(node))
+    if value < minimum:
+        report.add(node, f"{key}: must be at least {minimum}, got {value}")
+        return None
+    if value > maximum:
+        report.add(node, f"{key}: must be at most {maximum}, got {value}")
+        return None
+    return value
+
+
+def _boolean(report: Report, node: "Node", key: str) -> bool | None:
+    if yn.is_scalar(node, yn.BOOL):
+        return bool(yn.scalar_value(node))
+    hint = "remove the quotes" if yn.is_scalar(node, yn.STR) and node.value.lower() in ("true", "false") else None
+    report.add(node, f"{key}: expected true or false, got {yn.describe(node)}", hint)
+    return None
+
+
+def _duration(report: Report, node: "Node", key: str) -> float | None:
+    if not (yn.is_scalar(node, yn.STR) or yn.is_scalar(node, yn.INT) or yn.is_scalar(node, yn.FLOAT)):
+        report.add(node, f"{key}: expected a duration like 90s, 15m, 2h or 1d, got {yn.describe(node)}")
+        return None
+    seconds = parse_duration(node.value)
+    if seconds is None:
+        report.add(node, f"{key}: {node.value!r} is not a duration",
+                   "write a number with an optional unit: 90, 90s, 15m, 2h, 1d")
+        return None
+    if seconds <= 0:
+        report.add(node, f"{key}: must be longer than 0, got {node.value!r}")
+        return None
+    return seconds
+
+
+def _name(report: Report, entry: yn.Entry, what: str) -> bool:
+    if NAME_RE.match(entry.key):
+        return True
+    if not entry.key:
+        report.add(entry.key_node, f"{what} name is empty")
+    elif entry.key.startswith("-"):
+        report.add(entry.key_node, f"{what} name {entry.key!r} must not start with '-'",
+                   "start it with a letter, digit or '_'")
+    elif len(entry.key) > 100:
+        report.add(entry.key_node, f"{what} name is longer than 100 characters")
+    else:
+        report.add(entry.key_node, f"{what} name {entry.key!r} may only use letters, digits, '_' and '-'",
+                   f"e.g. {re.sub(r'[^A-Za-z0-9_-]+', '_', entry.key).strip('_') or 'my_' + what!r}")
+    return False
+
+
+def _relative_dir(report: Report, node: "Node", key: str) -> str | None:
+    """A directory inside the repo: relative, no '..', normalised ('data/' -> 'data')."""
+    text = _string(report, node, key, "a directory path (a string)")
+    if text is None:
+        return None
+    parts = [p for p in text.strip().split("/") if p not in ("", ".")]
+    if not text.strip():
+        report.add(node, f"{key}: the path is empty")
+    elif text.strip().startswith(("/", "~")):
+        report.add(node, f"{key}: {text!r} must be relative to the repo root, not absolute",
+                   "e.g. 'data' for <repo>/data")
+    elif ".." in parts:
+        report.add(node, f"{key}: {text!r} must stay inside the repo ('..' is not allowed)")
+    elif "\0" in text or "\n" in text:
+        report.add(node, f"{key}: {text!r} contains a control character")
+    else:
+        return "/".join(parts) or "."
+    return None
+
+
+def _env(report: Report, node: "Node", key: str) -> dict[str, str]:
+    """NAME -> string. Numbers keep the text as written; true/false/null must be quoted."""
+    if yn.is_null(node):
+        return {}
+    entries = _mapping(report, node, key)
+    if entries is None:
+        return {}
+    env: dict[str, str] = {}
+    for entry in entries:
+        if not ENV_NAME_RE.match(entry.key):
+            report.add(entry.key_node, f"{key}: {entry.key!r} is not a valid environment variable name",
+                       "use letters, digits and '_', not starting with a digit")
+            continue
+        value = entry.value
+        if yn.is_scalar(value, yn.BOOL):
+            report.add(value, f"{key}: {entry.key} is {yn.describe(value)}; environment values are strings",
+                       f'quote it: {entry.key}: "{value.value}"')
+            continue
+        if yn.is_null(value):
+            report.add(value, f"{key}: {entry.key} has no value",
+                       f'write {entry.key}: "" for an empty value, or quote it')
+            continue
+        if not yn.is_scalar(value) or value.tag not in (yn.STR, yn.INT, yn.FLOAT, yn.TIMESTAMP):
+            report.add(value, f"{key}: {entry.key} must be a single value, got {yn.describe(value)}")
+            continue
+        if "\0" in value.value:
+            report.add(value, f"{key}: {entry.key} contains a NUL character")
+            continue
+        env[entry.key] = value.value
+    return env
+
+
+# --- flank.yml -------------------------------------------------------------------
+
+
+def _config(root: "Node | None", report: Report) -> Config | None:
+    if root is None:
+        report.add(None, "flank.yml is empty", "it needs a 'pipelines:' mapping; `flank schema` shows the format")
+        return None
+    if not yn.is_mapping(root):
+        report.add(root, f"the top level must be a mapping (key: value lines), got {yn.describe(root)}",
+                   "start with 'pipelines:'")
+        return None
+    persist: tuple[str, ...] = ()
+    env: dict[str, str] = {}
+    pipelines: dict[str, Pipeline] = {}
+    entries = report.entries(root)
+    for entry in entries:
+        if entry.key == "persist":
+            persist = _persist(report, entry.value)
+        elif entry.key == "env":
+            env = _env(report, entry.value, "env")
+        elif entry.key == "pipelines":
+            pipelines = _pipelines(report, entry)
+        else:
+            _unknown_key(report, entry, TOP_KEYS, "top level")
+    if not any(e.key == "pipelines" for e in entries):
+        report.add(root, "missing 'pipelines:'", "flank.yml needs at least one pipeline with tasks")
+    return Config(pipelines=pipelines, persist=persist, env=env)
+
+
+def _persist(report: Report, node: "Node") -> tuple[str, ...]:
+    items = _string_list(report, node, "persist", "directory")
+    kept: dict[str, Node] = {}
+    for text, item in items or ():
+        path = _relative_dir(report, item, "persist")
+        if path is None:
+            continue
+        if path == "." or path.split("/")[0] in (".git", ".flank"):
+            report.add(item, f"persist: {text!r} cannot be persisted", "name a data folder, e.g. 'data'")
+            continue
+        if path in kept:
+            report.add(item, f"persist: {text!r} is listed twice (first at line {yn.position(kept[path])[0]})")
+            continue
+        inside = next((p for p in kept if path.startswith(p + "/") or p.startswith(path + "/")), None)
+        if inside is not None:
+            report.add(item, f"persist: {text!r} overlaps {inside!r}", "persist the outer directory only")
+            continue
+        kept[path] = item
+    return tuple(kept)
+
+
+def _pipelines(report: Report, entry: yn.Entry) -> dict[str, Pipeline]:
+    if yn.is_null(entry.value):
+        report.add(entry.key_node, "'pipelines:' is empty", "define at least one pipeline with tasks")
+        return {}
+    entries = _mapping(report, entry.value, "pipelines")
+    if entries is None:
+        return {}
+    if not entries:
+        report.add(entry.value, "'pipelines:' is empty", "define at least one pipeline with tasks")
+    pipelines: dict[str, Pipeline] = {}
+    for pipeline_entry in entries:
+        pipeline = _pipeline(report, pipeline_entry)
+        if pipeline is not None:
+            pipelines[pipeline.name] = pipeline
+    return pipelines
+
+
+def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
+    valid_name = _name(report, entry, "pipeline")
+    if yn.is_null(entry.value):
+        report.add(entry.key_node, f"pipeline {entry.key!r} is empty", "give it 'tasks:'")
+        return None
+    entries = _mapping(report, entry.value, f"pipeline {entry.key!r}")
+    if entries is None:
+        return None
+    settings: dict[str, Any] = {}
+    tasks: dict[str, Task] | None = None
+    for e in entries:
+        key, node = e.key, e.value
+        if key == "tasks":
+            tasks = _tasks(report, e, entry.key)
+        elif key == "schedule":
+            settings["schedule"] = _schedule(report, node)
+        elif key == "timezone":
+            settings["timezone"] = _timezone(report, node)
+        elif key == "on_push":
+            settings["on_push"] = _boolean(report, node, key)
+        elif key == "concurrency":
+            settings["concurrency"] = _integer(report, node, key, 1, MAX_CONCURRENCY)
+        elif key == "overlap":
+            settings["overlap"] = _choice(report, node, key, OVERLAP_POLICIES)
+        elif key == "notify":
+            settings["notify"] = _notify(report, node)
+        elif key == "ping_url":
+            settings["ping_url"] = _ping_url(report, node)
+        else:
+            _unknown_key(report, e, PIPELINE_KEYS, "pipeline")
+    if tasks is None:
+        report.add(entry.key_node, f"pipeline {entry.key!r} has no 'tasks:'", "add tasks: {name: command}")
+        return None
+    if not valid_name:
+        return None
+    return Pipeline(name=entry.key, tasks=tasks,
+                    **{k: v for k, v in settings.items() if v is not None})
+
+
+def _schedule(report: Report, node: "Node") -> tuple[str, ...] | None:
+    items = _string_list(report, node, "schedule", "cron expression")
+    if items is None:
+        return None
+    from flank_ops.schedule.cron_syntax import check_expression
+
+    seen: set[str] = set()
+    schedule: list[str] = []
+    for text, item in items:
+        expr = " ".join(text.split())
+        if not expr:
+            report.add(item, "schedule: the cron expression is empty", "e.g. \"0 2 * * *\" for 02:00 every day")
+            continue
+        problem = check_expression(expr)
+        if problem:
+            report.add(item, f"schedule: {problem}")
+            continue
+        if expr not in seen:
+            seen.add(expr)
+            schedule.append(expr)
+    return tuple(schedule)
+
+
+def _timezone(report: Report, node: "Node") -> str | None:
+    name = _string(report, node, "timezone", "a timezone name like Europe/London")
+    if name is None:
+        return None
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+        return name
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    from flank_ops.config.suggest import did_you_mean
+
+    report.add(node, f"timezone: unknown timezone {name!r}",
+               did_you_mean(name, zoneinfo.available_timezones()) or "use an IANA name like Europe/London or UTC")
+    return None
+
+
+def _choice(report: Report, node: "Node", key: str, choices: tuple[str, ...]) -> str | None:
+    value = _string(report, node, key, " or ".join(choices))
+    if value is None:
+        return None
+    if value not in choices:
+        from flank_ops.config.suggest import did_you_mean
+
+        report.add(node, f"{key}: {value!r} is not one of {', '.join(choices)}",
+                   did_you_mean(value, choices))
+        return None
+    return value
+
+
+def _notify(report: Report, node: "Node") -> tuple[str, ...] | None:
+    items = _string_list(report, node, "notify", "outcome")
+    if items is None:
+        return None
+    outcomes: list[str] = []
+    for text, item in items:
+        value = _choice(report, item, "notify", NOTIFY_OUTCOMES)
+        if value is not None and value not in outcomes:
+            outcomes.append(value)
+    return tuple(outcomes)
+
+
+def _ping_url(report: Report, node: "Node") -> str | None:
+    url = _string(report, node, "ping_url", "an http(s) URL")
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+    except ValueError:
+        ok = False
+    if not ok:
+        report.add(node, f"ping_url: {url!r} is not an http:// or https:// URL",
+                   "e.g. https://hc-ping.com/<uuid>")
+        return None
+    return url
+
+
+# --- tasks -----------------------------------------------------------------------
+
+
+def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | None:
+    if yn.is_null(entry.value):
+        report.add(entry.key_node, f"pipeline {pipeline!r} has no tasks", "add tasks: {name: command}")
+        return None
+    entries = _mapping(report, entry.value, "tasks")
+    if entries is None:
+        return None
+    if not entries:
+        report.add(entry.value, f"pipeline {pipeline!r} has no tasks", "add tasks: {name: command}")
+        return None
+    tasks: dict[str, Task] = {}
+    needs_nodes: dict[str, list[tuple[str, Node]]] = {}
+    for task_entry in entries:
+        if not _name(report, task_entry, "task"):
+            continue
+        task, needs = _task(report, task_entry)
+        if task is not None:
+            tasks[task.name] = task
+            needs_nodes[task.name] = needs
+    names = [e.key for e in entries]
+    for name, needs in needs_nodes.items():
+        _check_needs(report, name, needs, names)
+    _check_cycles(report, needs_nodes)
+    # Needs pointing nowhere were reported; keep the model consistent anyway.
+    return {n: _replace_needs(t, [d for d in t.needs if d in tasks and d != n]) for n, t in tasks.items()}
+
+
+def _replace_needs(task: Task, needs: list[str]) -> Task:
+    if tuple(needs) == task.needs:
+        return task
+    from dataclasses import replace
+
+    return replace(task, needs=tuple(needs))
+
+
+def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str, "Node"]]]:
+    name, node = entry.key, entry.value
+    if yn.is_scalar(node, yn.STR):
+        command = _command(report, node)
+        return (Task(name=name, run=command) if command else None), []
+    if yn.is_null(node):
+        report.add(node, f"task {name!r} has no command", f"write {name}: <command>, e.g. Rscript R/{name}.R")
+        return None, []
+    if not yn.is_mapping(node):
+        report.add(node, f"task {name!r}: expected a command (a string) or a mapping with 'run:', "
+                   f"got {yn.describe(node)}")
+        return None, []
+    fields: dict[str, Any] = {}
+    needs: list[tuple[str, Node]] = []
+    command: str | None = None
+    has_run = False
+    for e in report.entries(node):
+        key, value = e.key, e.value
+        if key == "run":
+            has_run = True
+            command = _command(report, value)
+        elif key == "needs":
+            needs = _needs(report, value)
+        elif key == "retries":
+            fields["retries"] = _integer(report, value, key, 0, MAX_RETRIES)
+        elif key == "retry_delay":
+            fields["retry_delay_s"] = _duration(report, value, key)
+        elif key == "timeout":
+            fields["timeout_s"] = _duration(report, value, key)
+        elif key == "dir":
+            fields["dir"] = _relative_dir(report, value, key)
+        elif key == "env":
+            fields["env"] = _env(report, value, "env")
+        else:
+            _unknown_key(report, e, TASK_KEYS, "task")
+    if not has_run:
+        report.add(entry.key_node, f"task {name!r} has no 'run:'", "add run: <command>")
+    if not command:
+        return None, needs
+    fields.setdefault("retry_delay_s", DEFAULT_RETRY_DELAY_S)
+    return Task(name=name, run=command, needs=tuple(dict.fromkeys(n for n, _ in needs)),
+                **{k: v for k, v in fields.items() if v is not None}), needs
+
+
+def _command(report: Report, node: "Node") -> str | None:
+    command = _string(report, node, "run", "a shell command (a string)")
+    if command is None:
+        return None
+    if not command.strip():
+        report.add(node, "run: the command is empty")
+        return None
+    if "\0" in command:
+        report.add(node, "run: the command contains a NUL character")
+        return None
+    return command
+
+
+def _needs(report: Report, node: "Node") -> list[tuple[str, "Node"]]:
+    if yn.is_scalar(node, yn.STR) and ("," in node.value or " " in node.value.strip()):
+        names = [n for n in re.split(r"[,\s]+", node.value) if n]
+        report.add(node, f"needs: {node.value!r} is one name", f"for several, write a list: [{', '.join(names)}]")
+        return []
+    return _string_list(report, node, "needs", "task name") or []
+
+
+def _check_needs(report: Report, task: str, needs: list[tuple[str, "Node"]], names: list[str]) -> None:
+    from flank_ops.config.suggest import did_you_mean
+
+    for dep, node in needs:
+        if dep == task:
+            report.add(node, f"task {task!r} needs itself", "remove it from 'needs'")
+        elif dep not in names:
+            others = [n for n in names if n != task]
+            report.add(node, f"needs: unknown task {dep!r}",
+                       did_you_mean(dep, others) or (f"tasks here: {', '.join(others)}" if others else None))
+
+
+def _check_cycles(report: Report, needs: dict[str, list[tuple[str, "Node"]]]) -> None:
+    """Report each cycle once: 'a -> b -> a' means a needs b and b needs a."""
+    order = list(needs)  # flank.yml order
+    deps = {t: [d for d, _ in ds if d in needs and d != t] for t, ds in needs.items()}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    reported: set[frozenset[str]] = set()
+
+    def visit(task: str, path: list[str]) -> None:
+        state[task] = 1
+        path.append(task)
+        for dep in deps[task]:
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep):]  # each needs the next; the last needs the first
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    _report_cycle(report, cycle, needs, order)
+            elif dep not in state:
+                visit(dep, path)
+        path.pop()
+        state[task] = 2
+
+    for task in order:
+        if task not in state:
+            visit(task, [])
+
+
+def _report_cycle(report: Report, cycle: list[str], needs: dict[str, list[tuple[str, "Node"]]],
+                  order: list[str]) -> None:
+    # Start from the task that comes first in flank.yml; point at its 'needs' entry.
+    i = cycle.index(min(cycle, key=order.index))
+    cycle = cycle[i:] + cycle[:i]
+    node = next(n for d, n in needs[cycle[0]] if d == cycle[1 % len(cycle)])
+    report.add(node, "cycle: " + " -> ".join(cycle + [cycle[0]]),
+               "each task needs the next; remove one of these needs")

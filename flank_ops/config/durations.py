@@ -1,0 +1,26 @@
+"""Durations in flank.yml: `90`, `90s`, `15m`, `2h`, `1d` (a bare number is seconds)."""
+from __future__ import annotations
+
+import re
+
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+# The same rule for the JSON Schema (string form; integers are allowed separately).
+DURATION_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*[smhd]?\s*$"
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds, or None when `text` is not a duration."""
+    match = DURATION_RE.match(text)
+    if not match:
+        return None
+    number, unit = match.groups()
+    return float(number) * UNIT_SECONDS[unit]
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest readable form: 90 -> '90s', 7200 -> '2h'."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

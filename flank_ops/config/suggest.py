@@ -1,0 +1,26 @@
+"""'did you mean ...?' for misspelt keys, task names and timezones."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice `word` was most likely meant to be, or None."""
+    import difflib  # lazy: only an error path pays for it
+
+    options = list(choices)
+    lowered = {c.lower(): c for c in options}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if match:
+        return match[0]
+    # Case slips and long names ('Europe/london', 'Amercia/New_York').
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[match[0]] if match else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A hint like "did you mean 'needs'?", or None when nothing is close."""
+    match = closest(word, choices)
+    return f"did you mean {match!r}?" if match is not None else None
