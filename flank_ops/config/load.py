@@ -85,7 +85,8 @@ def load_config_file(path: Path) -> Config:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)  # never read a huge file whole
     except FileNotFoundError:
-        raise ConfigErrors([ConfigError(name, 0, 0, "no such file")]) from None
+        raise ConfigErrors([ConfigError(name, 0, 0, "no such file",
+                                        "run this in your repo's root, or pass the path of flank.yml")]) from None
     except IsADirectoryError:
         raise ConfigErrors([ConfigError(name, 0, 0, "is a directory, not a file")]) from None
     except PermissionError:
