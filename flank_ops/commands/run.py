@@ -1,14 +1,141 @@
-"""flank run (placeholder until its issue lands)."""
+"""flank run PROJECT PIPELINE [--task T | --from T | --rerun RUN_ID] [--detach]
+   flank run --local PIPELINE ...   (a laptop working copy; records under .flank/)
+
+Exits 0 only when the run succeeded, so cron mail and shell scripts can tell.
+"""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 
 from flank_ops.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("names", nargs="+", metavar="PROJECT PIPELINE",
+                        help="the project and pipeline (with --local: just the pipeline)")
+    parser.add_argument("--local", action="store_true",
+                        help="run in the current working copy (records and site under .flank/)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--task", metavar="T", help="run just task T")
+    which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
+    which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
+    parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
+    parser.add_argument("--trigger", choices=("schedule", "push", "manual"), default="manual",
+                        help="what started this run (cron and hooks set it)")
+    parser.add_argument("--if-due", metavar="CRON",
+                        help="run only if CRON is due now in the pipeline's timezone (cron lines use it)")
+    parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
+
+
+def _request(args: argparse.Namespace):
+    from flank_ops.run.runner import RunRequest
+
+    expected = 1 if args.local else 2
+    if len(args.names) != expected:
+        usage = "flank run --local PIPELINE" if args.local else "flank run PROJECT PIPELINE"
+        raise UserError(f"expected {expected} name{'s' if expected > 1 else ''}, got {len(args.names)}",
+                        f"usage: {usage} [--task T | --from T | --rerun RUN_ID]")
+    rerun = None
+    if args.rerun is not None:
+        raw = args.rerun.lstrip("#")
+        if not raw.isdigit():
+            raise UserError(f"--rerun takes a run id (a number), not {args.rerun!r}",
+                            "see the ids with: flank status")
+        rerun = int(raw)
+    return RunRequest(
+        pipeline=args.names[-1],
+        project=None if args.local else args.names[0],
+        trigger=args.trigger,
+        task=args.task, from_task=args.from_task, rerun=rerun,
+        local_dir=Path.cwd() if args.local else None,
+    )
+
+
+def _is_due(pipeline, expr: str) -> bool:
+    try:
+        from flank_ops.schedule.due import is_due
+    except ImportError:
+        return True  # no timezone-aware check available: cron already decided
+    return is_due(pipeline, expr)
+
+
+def _options(args: argparse.Namespace) -> list[str]:
+    options = ["--trigger", args.trigger]
+    if args.task:
+        options += ["--task", args.task]
+    if args.from_task:
+        options += ["--from", args.from_task]
+    if args.rerun:
+        options += ["--rerun", args.rerun]
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'flank run' is not built yet")
+    from flank_ops.run import runner
+
+    request = _request(args)
+    if args.if_due or args.detach:
+        deployed = runner.resolve_deployed(request.project, request.local_dir)
+        pipeline = runner.find_pipeline(deployed.config, request.pipeline, deployed.paths)
+        if args.if_due and not _is_due(pipeline, args.if_due):
+            return 0
+        if args.detach:
+            # Validate the selection here, where the user can still see the message.
+            runner.select_tasks(deployed.paths, pipeline, request)
+            return _detach(request, deployed, args)
+
+    report = None
+    if args.report_fd is not None:
+        def report(run_id: int) -> None:
+            try:
+                os.write(args.report_fd, f"{run_id}\n".encode())
+                os.close(args.report_fd)
+            except OSError:
+                pass
+
+    outcome = runner.run_pipeline(request, on_run_id=report)
+    record = outcome.record
+    if record["status"] == "skipped":
+        raise UserError(f"{record['pipeline']} #{record['run_id']} skipped: {record['skipped_reason']}",
+                        "the trigger is recorded as skipped; set 'overlap: queue' to wait instead")
+    print(f"flank: {runner.run_line(record)}")
+    _print_where(record, request)
+    return outcome.exit_code
+
+
+def _print_where(record: dict, request) -> None:
+    bad = [n for n, t in record["tasks"].items() if t["status"] in ("failed", "timed_out")]
+    project = "--local" if request.project is None else request.project
+    if bad:
+        print(f"  log:  flank logs {project} {record['pipeline']} {record['run_id']} {bad[0]}")
+        print(f"  rerun the failures: flank run {project} {record['pipeline']} --rerun {record['run_id']}")
+    if request.project is not None:
+        from flank_ops.git.notes import run_url
+        from flank_ops.paths import Home
+        from flank_ops.settings import settings_for, site_url
+
+        print(f"  page: {run_url(site_url(settings_for(Home(), request.project)), record)}")
+
+
+def _detach(request, deployed, args: argparse.Namespace) -> int:
+    from flank_ops.run.launch import start_detached_reporting
+
+    run_id = start_detached_reporting(request.project, request.pipeline, _options(args),
+                                      cwd=request.local_dir)
+    if run_id is None:
+        raise UserError("the background run did not start",
+                        "run it in the foreground to see why: flank run "
+                        + ("--local " if request.project is None else f"{request.project} ") + request.pipeline)
+    print(f"flank: {request.pipeline} #{run_id} started in the background")
+    if request.project is not None:
+        from flank_ops.git.notes import run_url
+        from flank_ops.settings import settings_for, site_url
+
+        url = run_url(site_url(settings_for(deployed.paths.home, request.project)),
+                      {"project": request.project, "pipeline": request.pipeline, "run_id": run_id})
+        print(f"  page: {url}")
+    print(f"  follow it: flank status {request.project or ''}".rstrip())
+    return 0

@@ -32,9 +32,18 @@ run.json (format 1), plain JSON a person can read:
       "summary": "3/4 ok; model failed (exit 1, 3 attempts)"
     }
 
-Task statuses: pending, running, success, failed, upstream_failed, timed_out, skipped.
+Task statuses: pending, running, success, failed, upstream_failed, timed_out, skipped,
+interrupted. "skipped" = not selected by --task/--from/--rerun; "interrupted" = it was
+running when the runner died. A task entry may carry "error": "..." when flank itself
+(not the task) explains why it has no result.
 A "skipped" run records a trigger refused by `overlap: skip` (the spec's run
 statuses plus this one, so skips are recorded, not silent).
+
+Life of a record: the runner writes it with status "running" as soon as it has a run
+id (while it waits under `overlap: queue`, "waiting_for" names the run it waits for),
+merges tasks/*.json into it as tasks change, then writes the final status and appends
+the history line. A runner that died leaves "running": `reconcile` (called by
+`flank status`, `flank run` and the site build) marks such runs "interrupted".
 """
 from __future__ import annotations
 
@@ -51,7 +60,10 @@ from flank_ops.paths import ProjectPaths
 
 FORMAT = 1
 RUN_STATUSES = ("running", "success", "failed", "interrupted", "skipped")
-TASK_STATUSES = ("pending", "running", "success", "failed", "upstream_failed", "timed_out", "skipped")
+TASK_STATUSES = (
+    "pending", "running", "success", "failed", "upstream_failed", "timed_out", "skipped", "interrupted",
+)
+FAILED_TASK_STATUSES = ("failed", "timed_out", "upstream_failed", "interrupted")
 FINISHED_RUN_STATUSES = ("success", "failed", "interrupted", "skipped")
 
 RECORD_FILE = "run.json"
@@ -188,3 +200,108 @@ def runner_alive(runner: dict[str, Any] | None) -> bool:
         return False
     start = _pid_start(pid)
     return start is not None and start == runner.get("pid_start")
+
+
+# --- task results merged into the record -----------------------------------
+
+# Fields of a launcher's tasks/<task>.json copied into run.json's task entry.
+_TASK_FIELDS = ("status", "attempts", "exit_code", "started_at", "ended_at", "duration_s", "peak_rss_kb", "error")
+
+
+def read_task_result(run_dir: Path, task: str) -> dict[str, Any] | None:
+    """The launcher's result for one task, or None (not started, or caught mid-write)."""
+    try:
+        with open(task_result_path(run_dir, task), encoding="utf-8") as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("status") not in TASK_STATUSES:
+        return None
+    if "attempts" not in result and "attempt" in result:
+        result["attempts"] = result["attempt"]
+    return result
+
+
+def merge_task_results(run_dir: Path, record: dict[str, Any], names: list[str] | None = None) -> list[str]:
+    """Copy tasks/<task>.json into record["tasks"]; returns the names whose entry changed."""
+    changed = []
+    for name in names if names is not None else list(record.get("tasks", {})):
+        result = read_task_result(run_dir, name)
+        if result is None:
+            continue
+        entry = record["tasks"][name]
+        update = {k: result[k] for k in _TASK_FIELDS if k in result}
+        if any(entry.get(k) != v for k, v in update.items()):
+            entry.update(update)
+            changed.append(name)
+    return changed
+
+
+# --- finding runs ------------------------------------------------------------
+
+def last_run_id(paths: ProjectPaths, pipeline: str) -> int | None:
+    return max(list_run_ids(paths, pipeline), default=None)
+
+
+def find_running(paths: ProjectPaths, pipeline: str) -> list[dict[str, Any]]:
+    """Records of the pipeline's runs that are not finished yet (live runners only)."""
+    finished = {e["run_id"] for e in read_history(paths, pipeline)}
+    out = []
+    for run_id in list_run_ids(paths, pipeline):
+        if run_id in finished:
+            continue
+        try:
+            record = read_record(paths.run_dir(pipeline, run_id))
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "running" and runner_alive(record.get("runner")):
+            out.append(record)
+    return out
+
+
+def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
+    """Mark runs whose runner died (SIGKILL, reboot) as interrupted; returns their ids.
+
+    Only runs missing from history.jsonl are looked at, so this stays cheap with
+    thousands of past runs. A finished record whose history line was lost (the
+    runner died between the two writes) gets its history line back.
+    """
+    if not paths.runs_dir(pipeline).is_dir():
+        return []
+    marked: list[int] = []
+    with locked(paths.lock_file(f"reconcile-{pipeline}")):
+        finished = {e["run_id"] for e in read_history(paths, pipeline)}
+        for run_id in list_run_ids(paths, pipeline):
+            if run_id in finished:
+                continue
+            run_dir = paths.run_dir(pipeline, run_id)
+            try:
+                record = read_record(run_dir)
+            except (OSError, ValueError):
+                continue  # just allocated (no record yet) or unreadable: nothing safe to do
+            if runner_alive(record.get("runner")):
+                continue
+            if record.get("status") == "running":
+                mark_interrupted(run_dir, record)
+                marked.append(run_id)
+            elif record.get("status") not in FINISHED_RUN_STATUSES:
+                continue
+            append_history(paths, record)
+    return marked
+
+
+def mark_interrupted(run_dir: Path, record: dict[str, Any]) -> None:
+    merge_task_results(run_dir, record)
+    ended = now_iso()
+    for entry in record.get("tasks", {}).values():
+        if entry.get("status") == "running":
+            entry["status"] = "interrupted"
+            entry["ended_at"] = entry.get("ended_at") or ended
+    record["status"] = "interrupted"
+    record.pop("waiting_for", None)
+    record["ended_at"] = ended
+    started = parse_iso(record.get("started_at"))
+    if started is not None:
+        record["duration_s"] = round((parse_iso(ended) - started).total_seconds(), 3)
+    record["summary"] = "interrupted: the runner stopped before the run finished"
+    write_record(run_dir, record)

@@ -1,0 +1,81 @@
+"""What happens once a run's record is final: git note, site, notifications, S3.
+
+Each step is independent and wrapped: a step that fails never loses the record
+nor stops the next step; its error is printed and kept in run.json["after_run"].
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from flank_ops.errors import UserError
+from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.secrets import mask
+
+
+def _note(paths: ProjectPaths, record: dict[str, Any], secrets: dict[str, str], timezone: str | None) -> str | None:
+    if paths.local:
+        return None  # a laptop working copy has no bare repo to annotate
+    sha = (record.get("commit") or {}).get("sha")
+    if not sha:
+        return "no commit to annotate"
+    from flank_ops.git.notes import append_note, note_line
+    from flank_ops.settings import settings_for, site_url
+
+    line = mask(note_line(record, site_url(settings_for(paths.home, paths.name)), timezone), secrets)
+    append_note(paths, sha, line)
+    return "ok"
+
+
+def _site(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+    from flank_ops.site import build
+
+    build.after_run(paths, record["pipeline"], record["run_id"])
+    return "ok"
+
+
+def _notify(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+    from flank_ops.notify import dispatch
+
+    return dispatch.after_run(paths, record)
+
+
+def _s3(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+    from flank_ops.storage import s3
+
+    return s3.after_run(paths, record)
+
+
+def after_run(
+    paths: ProjectPaths,
+    record: dict[str, Any],
+    *,
+    secrets: dict[str, str] | None = None,
+    timezone: str | None = None,
+) -> dict[str, str]:
+    """Run every after-run step for a final record; store and return {step: outcome}."""
+    secrets = secrets or {}
+    steps: list[tuple[str, Callable[[], str | None]]] = [
+        ("note", lambda: _note(paths, record, secrets, timezone)),
+        ("site", lambda: _site(paths, record)),
+        ("notify", lambda: _notify(paths, record)),
+        ("s3", lambda: _s3(paths, record)),
+    ]
+    outcomes: dict[str, str] = {}
+    for name, step in steps:
+        try:
+            outcome = step()
+        except Exception as exc:  # noqa: BLE001 - one failing integration must not stop the others
+            detail = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            outcome = mask(f"error: {detail}", secrets)
+            print(f"flank: after the run, {name} failed: {outcome[len('error: '):]}", file=sys.stderr)
+        if outcome is not None:
+            outcomes[name] = outcome
+    record["after_run"] = outcomes
+    try:
+        records.write_record(paths.run_dir(record["pipeline"], record["run_id"]), record)
+    except OSError as exc:
+        print(f"flank: could not save the after-run outcomes in run.json: {exc}", file=sys.stderr)
+    return outcomes

@@ -1,0 +1,460 @@
+"""Running a pipeline: pin the release, take the overlap lock, drive GNU make, keep the record.
+
+    flank run PROJECT PIPELINE   ->  run_pipeline(RunRequest(...))
+
+1. resolve: the release `current` points at (resolved once: a push during the
+   run does not change the code under it), its flank.yml, the selected tasks;
+2. a run id and a "running" record at once (so a skipped or queued trigger is visible);
+3. the per-pipeline flock decides overlap: `skip` records a skipped run, `queue` waits;
+4. make -k -j N on the run's plan; tasks/<task>.json are merged into run.json as they change;
+5. final statuses (upstream_failed, skipped), the history line, then after_run
+   (note, site, notifications, S3) outside the lock.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+
+from flank_ops.config.model import Config, Pipeline
+from flank_ops.errors import UserError
+from flank_ops.fileio import locked
+from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.secrets import load_secrets, mask, mask_file
+
+TRIGGERS = ("schedule", "push", "manual", "rerun")
+SITE_REFRESH_EVERY_S = 1.0  # the running view is rebuilt at most this often
+POLL_EVERY_S = 0.5  # how often tasks/*.json are merged into run.json
+
+
+class RunRequest(NamedTuple):
+    pipeline: str
+    project: str | None = None  # None with local_dir
+    trigger: str = "manual"
+    task: str | None = None  # just this task
+    from_task: str | None = None  # this task and everything downstream
+    rerun: int | None = None  # what failed or did not run in that run
+    local_dir: Path | None = None  # a laptop working copy (flank run --local)
+
+
+class Deployed(NamedTuple):
+    """What a run runs: the project's paths, the pinned release, its config and commit."""
+
+    paths: ProjectPaths
+    release_dir: Path
+    config: Config
+    commit: dict[str, str]
+
+
+# --- resolving what to run -------------------------------------------------
+
+def did_you_mean(name: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _hint(name: str, choices: list[str], what: str) -> str:
+    known = f"{what}: {', '.join(choices)}" if choices else f"there are no {what}"
+    guess = did_you_mean(name, choices)
+    return f"{guess} ({known})" if guess else known
+
+
+def find_working_copy(start: Path) -> Path:
+    """The folder holding flank.yml: `start` or its nearest parent that has one."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "flank.yml").is_file():
+            return folder
+    raise UserError(f"no flank.yml in {start} or any parent folder", "run this inside your project's working copy")
+
+
+def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Deployed:
+    from flank_ops.config.load import load_config_file
+    from flank_ops.git.gitcmd import commit_info, run_git
+
+    if local_dir is not None:
+        working_copy = find_working_copy(local_dir)
+        paths = ProjectPaths.for_local(working_copy)
+        config = load_config_file(working_copy / "flank.yml")
+        commit: dict[str, str] = {}
+        git_dir = run_git(["rev-parse", "--absolute-git-dir"], cwd=working_copy, check=False)
+        if git_dir.returncode == 0:
+            try:
+                commit = commit_info(Path(git_dir.stdout.decode().strip()), "HEAD")
+            except UserError:
+                commit = {}  # a repo without commits yet
+        return Deployed(paths, working_copy, config, commit)
+
+    assert project is not None
+    paths = Home().project(project).require()
+    # Resolve `current` once: the whole run uses this release even if a push switches it.
+    release_dir = Path(os.path.realpath(paths.current))
+    if not paths.current.is_symlink() or not (release_dir / "flank.yml").is_file():
+        raise UserError(f"project {project!r} has no deploy yet", "push first: git push flank main")
+    config = load_config_file(release_dir / "flank.yml")
+    sha = release_dir.name
+    try:
+        commit = commit_info(paths.bare_repo, sha)
+    except UserError:
+        commit = {"sha": sha, "short": sha[:7], "message": "", "author": "", "date": ""}
+    return Deployed(paths, release_dir, config, commit)
+
+
+def find_pipeline(config: Config, name: str, paths: ProjectPaths) -> Pipeline:
+    if name not in config.pipelines:
+        raise UserError(
+            f"no pipeline {name!r} in project {paths.name!r}", _hint(name, list(config.pipelines), "pipelines")
+        )
+    return config.pipelines[name]
+
+
+def check_task(pipeline: Pipeline, name: str) -> str:
+    if name not in pipeline.tasks:
+        raise UserError(
+            f"no task {name!r} in pipeline {pipeline.name!r}", _hint(name, list(pipeline.tasks), "tasks")
+        )
+    return name
+
+
+def select_tasks(paths: ProjectPaths, pipeline: Pipeline, request: RunRequest) -> list[str]:
+    """The tasks this run runs, dependencies first."""
+    order = pipeline.topological_order()
+    if request.task:
+        return [check_task(pipeline, request.task)]
+    if request.from_task:
+        wanted = pipeline.downstream(check_task(pipeline, request.from_task))
+        return [t for t in order if t in wanted]
+    if request.rerun is not None:
+        run_dir = paths.run_dir(pipeline.name, request.rerun)
+        try:
+            old = records.read_record(run_dir)
+        except (OSError, ValueError):
+            known = records.list_run_ids(paths, pipeline.name)
+            last = f"runs go from #{known[0]} to #{known[-1]}" if known else "it has no runs yet"
+            raise UserError(f"no run #{request.rerun} of pipeline {pipeline.name!r}", last) from None
+        if old.get("status") == "running":
+            raise UserError(f"{pipeline.name} #{request.rerun} is still running", "rerun it once it has finished")
+        old_tasks = old.get("tasks") or {}
+        wanted = {n for n in order if (old_tasks.get(n) or {}).get("status") != "success"}
+        if not wanted:
+            raise UserError(f"every task of {pipeline.name} #{request.rerun} succeeded: nothing to rerun")
+        return [t for t in order if t in wanted]
+    return order
+
+
+def sub_pipeline(pipeline: Pipeline, selected: list[str]) -> Pipeline:
+    """The pipeline cut down to `selected`: needs outside the selection count as done."""
+    chosen = set(selected)
+    tasks = {
+        n: replace(t, needs=tuple(d for d in t.needs if d in chosen))
+        for n, t in pipeline.tasks.items() if n in chosen
+    }
+    return replace(pipeline, tasks=tasks)
+
+
+def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[str, str]) -> dict[str, str]:
+    """The environment every task of the run starts from (the launcher adds per-task env)."""
+    paths, config = deployed.paths, deployed.config
+    env = dict(os.environ)
+    for key, value in config.env.items():
+        env[key] = os.path.expanduser(value) if value.startswith("~") else value
+    env.update(secrets)
+    persist_root = deployed.release_dir if paths.local else paths.persist_dir
+    env.update({
+        "FLANK_PROJECT": paths.name,
+        "FLANK_PIPELINE": pipeline.name,
+        "FLANK_RUN_ID": str(run_id),
+        "FLANK_COMMIT": deployed.commit.get("sha", ""),
+        "FLANK_RELEASE": str(deployed.release_dir),
+        "FLANK_PERSIST": str(persist_root),
+        "FLANK_SECRET_NAMES": ",".join(sorted(secrets)),
+    })
+    for name in config.persist:
+        var = "".join(c if c.isalnum() else "_" for c in name.strip("/")).upper()
+        env[f"FLANK_PERSIST_{var}"] = str(persist_root / name)
+    return env
+
+
+# --- the record ----------------------------------------------------------
+
+def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str, request: RunRequest,
+               selected: list[str], jobs: int) -> dict[str, Any]:
+    chosen = set(selected)
+    tasks = {}
+    for name in pipeline.topological_order():
+        tasks[name] = {
+            "status": "pending" if name in chosen else "skipped",
+            "needs": list(pipeline.tasks[name].needs),
+            "attempts": 0, "started_at": None, "ended_at": None, "duration_s": None,
+            "exit_code": None, "peak_rss_kb": None, "log": f"logs/{name}.log",
+        }
+    return {
+        "format": records.FORMAT,
+        "project": deployed.paths.name, "pipeline": pipeline.name, "run_id": run_id,
+        "trigger": trigger, "status": "running", "local": deployed.paths.local,
+        "commit": deployed.commit, "release": str(deployed.release_dir),
+        "started_at": records.now_iso(), "ended_at": None, "duration_s": None,
+        "runner": records.runner_identity(),
+        "selection": {"task": request.task, "from": request.from_task, "rerun_of": request.rerun},
+        "concurrency": jobs,
+        "tasks": tasks,
+        "skipped_reason": None, "after_run": {}, "summary": None,
+    }
+
+
+def _finish_times(record: dict[str, Any]) -> None:
+    record["ended_at"] = records.now_iso()
+    started = records.parse_iso(record["started_at"])
+    ended = records.parse_iso(record["ended_at"])
+    record["duration_s"] = round((ended - started).total_seconds(), 3)
+
+
+def summarize(record: dict[str, Any]) -> str:
+    """'3/4 ok; model failed (exit 1, 3 attempts)'."""
+    ran = {n: t for n, t in record["tasks"].items() if t["status"] != "skipped"}
+    ok = sum(1 for t in ran.values() if t["status"] == "success")
+    text = f"{ok}/{len(ran)} ok"
+    for name, t in ran.items():
+        attempts = t.get("attempts") or 1
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if t["status"] == "failed":
+            detail = f"exit {t['exit_code']}, {tries}" if t.get("exit_code") is not None else t.get("error", tries)
+            text += f"; {name} failed ({detail})"
+        elif t["status"] == "timed_out":
+            text += f"; {name} timed out ({tries})"
+        elif t["status"] == "interrupted":
+            text += f"; {name} interrupted"
+    return text
+
+
+def finalize_tasks(record: dict[str, Any], selected: list[str], make_exit: int | None) -> None:
+    """Give every selected task a final status once make has exited."""
+    tasks = record["tasks"]
+    for name in selected:  # dependencies first, so needs are final when we look at them
+        entry = tasks[name]
+        if entry["status"] == "pending":
+            if any(tasks[d]["status"] in records.FAILED_TASK_STATUSES for d in entry["needs"] if d in tasks):
+                entry["status"] = "upstream_failed"
+            else:
+                entry["status"] = "failed"
+                entry["error"] = f"did not start: make exited {make_exit} (see make.log)"
+        elif entry["status"] == "running":
+            entry["status"] = "failed"
+            entry["error"] = "its task launcher stopped without a result"
+            entry["ended_at"] = entry.get("ended_at") or records.now_iso()
+
+
+# --- running ----------------------------------------------------------------
+
+class Stopped(Exception):
+    """The runner got SIGTERM/SIGINT: stop make, record the run as interrupted."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def _die_with_parent() -> None:
+    """In make's child process: get SIGTERM if the runner dies (SIGKILL included)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def make_executable() -> str:
+    exe = shutil.which("make")
+    if exe is None:
+        raise UserError("GNU make is not installed on this machine", "install it: apt-get install make")
+    return exe
+
+
+class Outcome(NamedTuple):
+    record: dict[str, Any]
+    exit_code: int  # 0 only when the run succeeded
+
+
+def run_pipeline(
+    request: RunRequest,
+    *,
+    out: TextIO | None = None,
+    on_run_id: Callable[[int], None] | None = None,
+) -> Outcome:
+    """Run one pipeline now (the whole of `flank run`). Raises UserError for bad input."""
+    out = out or sys.stdout
+    make_executable()
+    deployed = resolve_deployed(request.project, request.local_dir)
+    paths = deployed.paths
+    pipeline = find_pipeline(deployed.config, request.pipeline, paths)
+    records.reconcile(paths, pipeline.name)
+    selected = select_tasks(paths, pipeline, request)
+    trigger = "rerun" if request.rerun is not None else request.trigger
+    jobs = pipeline.concurrency or os.cpu_count() or 1
+
+    run_id, run_dir = records.allocate_run_id(paths, pipeline.name)
+    record = new_record(deployed, pipeline, run_id, trigger, request, selected, jobs)
+    records.write_record(run_dir, record)
+    if on_run_id is not None:
+        on_run_id(run_id)
+
+    lock = paths.lock_file(f"run-{pipeline.name}")
+    outcome: Outcome | None = None
+    with locked(lock, blocking=False) as got:
+        if got:
+            outcome = _execute(deployed, pipeline, record, run_dir, selected, out)
+    if outcome is None:
+        others = records.find_running(paths, pipeline.name)
+        other = next((r for r in others if r["run_id"] != run_id), None)
+        other_name = f"{pipeline.name} #{other['run_id']}" if other else f"another run of {pipeline.name}"
+        if pipeline.overlap == "queue":
+            print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)",
+                  file=out, flush=True)
+            record["waiting_for"] = other["run_id"] if other else None
+            records.write_record(run_dir, record)
+            with locked(lock):
+                record.pop("waiting_for", None)
+                record["started_at"] = records.now_iso()  # it starts now; it was triggered earlier
+                records.write_record(run_dir, record)
+                outcome = _execute(deployed, pipeline, record, run_dir, selected, out)
+        else:
+            outcome = _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
+
+    # Outside the lock: a slow mail server must not make the next trigger skip.
+    from flank_ops.run.after_run import after_run
+
+    after_run(paths, record, secrets=load_secrets(paths), timezone=pipeline.timezone)
+    return outcome
+
+
+def _record_skipped(deployed: Deployed, record: dict[str, Any], run_dir: Path, reason: str) -> Outcome:
+    for entry in record["tasks"].values():
+        entry["status"] = "skipped"
+    record.update(status="skipped", skipped_reason=reason, summary=f"skipped: {reason}")
+    _finish_times(record)
+    records.write_record(run_dir, record)
+    records.append_history(deployed.paths, record)
+    return Outcome(record, 1)
+
+
+def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
+             selected: list[str], out: TextIO) -> Outcome:
+    from flank_ops.run import makefile
+
+    paths = deployed.paths
+    run_id = record["run_id"]
+    secrets = load_secrets(paths)
+    (run_dir / "tasks").mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config, deployed.release_dir)
+    argv = makefile.make_command(plan, run_dir, record["concurrency"], selected)
+    env = task_env(deployed, pipeline, run_id, secrets)
+
+    commit = deployed.commit.get("short") or "working copy"
+    print(f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
+          f"commit {commit})", file=out, flush=True)
+
+    old_term = signal.signal(signal.SIGTERM, _raise_stopped)
+    make_exit: int | None = None
+    stopped = False
+    printed: dict[str, str] = {}
+    write_failed = False
+    last_site = 0.0
+    with open(run_dir / "make.log", "wb") as make_log:
+        proc = subprocess.Popen(
+            argv, cwd=deployed.release_dir, env=env, stdin=subprocess.DEVNULL,
+            stdout=make_log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )
+        try:
+            while make_exit is None:
+                try:
+                    make_exit = proc.wait(timeout=POLL_EVERY_S)
+                except subprocess.TimeoutExpired:
+                    pass
+                changed = records.merge_task_results(run_dir, record, selected)
+                if not changed:
+                    continue
+                _print_progress(record, changed, printed, out)
+                try:
+                    records.write_record(run_dir, record)
+                except OSError as exc:  # e.g. a full disk: keep running, report once
+                    if not write_failed:
+                        print(f"flank: could not update run.json: {exc}", file=sys.stderr)
+                        write_failed = True
+                    continue
+                if make_exit is None and time.monotonic() - last_site >= SITE_REFRESH_EVERY_S:
+                    last_site = time.monotonic()
+                    _refresh_site(paths, pipeline.name, run_id)
+        except (Stopped, KeyboardInterrupt):
+            stopped = True
+            proc.terminate()  # make passes SIGTERM on to the task launchers
+            make_exit = proc.wait()
+        finally:
+            signal.signal(signal.SIGTERM, old_term)
+
+    records.merge_task_results(run_dir, record, selected)
+    if stopped:
+        for entry in record["tasks"].values():
+            if entry["status"] == "running":
+                entry["status"] = "interrupted"
+        record["status"] = "interrupted"
+    else:
+        finalize_tasks(record, selected, make_exit)
+        all_ok = all(record["tasks"][n]["status"] == "success" for n in selected)
+        record["status"] = "success" if all_ok and make_exit == 0 else "failed"
+    _print_progress(record, selected, printed, out)
+    _finish_times(record)
+    record["summary"] = mask(summarize(record), secrets)
+    mask_file(run_dir / "make.log", secrets)
+    records.write_record(run_dir, record)
+    records.append_history(paths, record)
+    return Outcome(record, 0 if record["status"] == "success" else (130 if stopped else 1))
+
+
+def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+    try:
+        from flank_ops.site import build
+
+        build.after_run(paths, pipeline, run_id)
+    except Exception as exc:  # noqa: BLE001 - a broken site must not stop the run
+        print(f"flank: could not refresh the status site: {exc}", file=sys.stderr)
+
+
+def _print_progress(record: dict[str, Any], names: list[str], printed: dict[str, str], out: TextIO) -> None:
+    """One line per task as it reaches a final status."""
+    from flank_ops.git.notes import format_duration
+
+    for name in names:
+        entry = record["tasks"][name]
+        status = entry["status"]
+        if status in ("pending", "running") or printed.get(name) == status:
+            continue
+        printed[name] = status
+        detail = []
+        if entry.get("duration_s") is not None:
+            detail.append(format_duration(entry["duration_s"]))
+        if status in ("failed", "timed_out") and entry.get("exit_code") is not None:
+            detail.append(f"exit {entry['exit_code']}")
+        if (entry.get("attempts") or 0) > 1:
+            detail.append(f"{entry['attempts']} attempts")
+        suffix = f" ({', '.join(detail)})" if detail else ""
+        print(f"  {name:<20} {status}{suffix}", file=out, flush=True)
+
+
+def run_line(record: dict[str, Any]) -> str:
+    """'nightly #17 failed in 14m32s — 3/4 ok; model failed (exit 1, 3 attempts)'."""
+    from flank_ops.git.notes import format_duration
+
+    return (f"{record['pipeline']} #{record['run_id']} {record['status']} in "
+            f"{format_duration(record.get('duration_s'))} — {record.get('summary')}")
+
