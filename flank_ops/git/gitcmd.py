@@ -57,10 +57,15 @@ def run_git(
     return proc
 
 
-def commit_info(git_dir: Path, sha: str) -> dict[str, str]:
-    """sha, short sha, subject line, author name and ISO date of a commit."""
+def commit_info(git_dir: Path, sha: str, *, keep_git_env: bool = False) -> dict[str, str]:
+    """sha, short sha, subject line, author name and ISO date of a commit.
+
+    keep_git_env=True inside a pre-receive hook: the pushed commit is still in quarantine.
+    """
     out = run_git(
-        ["log", "-1", "--format=%H%x00%h%x00%s%x00%an%x00%aI", sha], git_dir=git_dir
+        ["log", "-1", "--format=%H%x00%h%x00%s%x00%an%x00%aI", sha, "--"],
+        git_dir=git_dir,
+        keep_git_env=keep_git_env,
     ).stdout.decode("utf-8", "replace")
     full, short, subject, author, date = (out.rstrip("\n").split("\x00") + [""] * 5)[:5]
     return {"sha": full, "short": short[:7], "message": subject, "author": author, "date": date}

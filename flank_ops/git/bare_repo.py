@@ -1,0 +1,82 @@
+"""The bare repo a project is pushed to: creating it, its hook shims, its deploy branch.
+
+The deploy branch is what the bare repo's HEAD points at (`flank init --branch`),
+so a person can see and change it with plain git (`git symbolic-ref HEAD`).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from flank_ops.errors import UserError
+from flank_ops.fileio import atomic_write_text
+from flank_ops.git.gitcmd import run_git
+
+HOOK_NAMES = ("pre-receive", "post-receive")
+DEFAULT_BRANCH = "main"
+PYTHON_PLACEHOLDER = "@PYTHON@"
+
+
+def deploy_branch(git_dir: Path) -> str:
+    """The branch whose pushes are deployed: the bare repo's HEAD (read as a file: no git call)."""
+    try:
+        head = (Path(git_dir) / "HEAD").read_text(encoding="utf-8").strip()
+    except OSError:
+        return DEFAULT_BRANCH
+    prefix = "ref: refs/heads/"
+    return head[len(prefix):] if head.startswith(prefix) else DEFAULT_BRANCH
+
+
+def check_branch_name(branch: str) -> str:
+    proc = run_git(["check-ref-format", "--branch", branch], check=False)
+    if proc.returncode != 0 or branch.startswith("-"):
+        raise UserError(f"invalid branch name {branch!r}", "use a plain branch name such as 'main'")
+    return branch
+
+
+def hook_shim(hook: str, python: str) -> str:
+    """The shim text for `hook`: the template from hooks/ with this interpreter filled in."""
+    from importlib.resources import files
+
+    template = files("flank_ops.hooks").joinpath(hook).read_text(encoding="utf-8")
+    return template.replace(PYTHON_PLACEHOLDER, shlex.quote(python))
+
+
+def install_hooks(git_dir: Path, python: str | None = None) -> list[str]:
+    """(Re)write the hook shims so they call `python -m flank_ops`; returns the hook names."""
+    python = python or sys.executable
+    hooks_dir = Path(git_dir) / "hooks"
+    for hook in HOOK_NAMES:
+        atomic_write_text(hooks_dir / hook, hook_shim(hook, python), mode=0o755)
+    return list(HOOK_NAMES)
+
+
+def is_flank_repo(git_dir: Path) -> bool:
+    """A bare repo whose pre-receive hook is a flank shim."""
+    try:
+        return "-m flank_ops hook" in (Path(git_dir) / "hooks" / "pre-receive").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def create_bare_repo(git_dir: Path, branch: str) -> None:
+    """A bare repo at `git_dir`, HEAD on `branch`, push options on, flank hooks installed.
+
+    Built under a temporary name and renamed, so a failed init leaves nothing behind.
+    """
+    git_dir = Path(git_dir)
+    tmp = git_dir.with_name(f".{git_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        run_git(["init", "--bare", "-q", f"--initial-branch={branch}", str(tmp)])
+        run_git(["config", "receive.advertisePushOptions", "true"], git_dir=tmp)
+        # A reflog in the bare repo lets a person find what was deployed before a force push.
+        run_git(["config", "core.logAllRefUpdates", "always"], git_dir=tmp)
+        install_hooks(tmp)
+        os.rename(tmp, git_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

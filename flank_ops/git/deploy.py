@@ -1,0 +1,237 @@
+"""post-receive: deploy the deploy branch's tip, then start the runs the push asked for.
+
+Order matters: the release is built completely and `current` switched atomically
+before anything reads it; steps after the switch (Makefiles, crontab, site) may
+fail and are reported, but the deploy stands. Deploys of one project are
+serialized with a lock, and each deploys whatever the branch points at once it
+holds the lock, so racing pushes end with the newest commit deployed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flank_ops.config.model import Config
+from flank_ops.errors import ConfigErrors, UserError
+from flank_ops.fileio import atomic_symlink, locked
+from flank_ops.git.deploy_log import deploy_entry, record_deploy
+from flank_ops.git.gitcmd import commit_info, run_git
+from flank_ops.git.push_check import FLANK_YML, read_flank_yml
+from flank_ops.git.releases import clean_leftovers, make_release, prune_releases
+from flank_ops.paths import ProjectPaths
+
+
+def say(message: str) -> None:
+    """One line of push output (git shows it as `remote: flank: ...`)."""
+    print(f"flank: {message}", file=sys.stderr, flush=True)
+
+
+class Deployed(NamedTuple):
+    sha: str
+    config: Config
+
+
+def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
+    """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
+    with locked(paths.lock_file("deploy")):
+        deployed = deploy(paths, branch, pushed_sha)
+    if deployed is None:
+        return 1
+    # Outside the lock: starting runs must never hold up another push.
+    start_runs(paths, deployed.config, push_options)
+    return 0
+
+
+def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None:
+    """Check out, link, switch `current`, regenerate, record. Call with the deploy lock held."""
+    git_dir = paths.bare_repo
+    ref = f"refs/heads/{branch}"
+    tip = run_git(["rev-parse", "--verify", "-q", ref], git_dir=git_dir, check=False).stdout.decode().strip()
+    sha = tip or pushed_sha
+    previous = paths.current_sha()
+    if sha != pushed_sha:
+        if sha == previous and paths.release_dir(sha).is_dir():
+            say(f"a newer push moved {branch} to {sha[:7]}, which is deployed already")
+            try:
+                return Deployed(sha, load_config_at(git_dir, sha))
+            except UserError as exc:
+                say(f"warning: {failure_text(exc)}")
+                return None
+        say(f"a newer push moved {branch} to {sha[:7]}; deploying that")
+    commit = commit_info(git_dir, sha)
+    clean_leftovers(paths)
+
+    try:
+        config = load_config_at(git_dir, sha)
+        release, warnings = make_release(paths, sha, config.persist)
+        atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
+    except (OSError, UserError) as exc:
+        reason = failure_text(exc)
+        say(f"deploy of {commit['short']} failed: {reason}")
+        say(f"still deployed: {previous[:7] if previous else 'nothing yet'} (the push itself was stored in git)")
+        try:
+            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason]))
+        except OSError:
+            pass  # the disk that failed the deploy may refuse this too; the output above says it all
+        return None
+
+    warnings += regenerate(paths, config, release)
+    if shutil.which("make") is None:
+        warnings.append("make is not installed on this VM, so runs will fail; install it: sudo apt-get install make")
+
+    say(f'deployed {commit["short"]} "{commit["message"]}"')
+    for line in schedule_lines(config):
+        say(line)
+    for warning in warnings:
+        say(f"warning: {warning}")
+    site_line = status_site_line(paths)
+    if site_line:
+        say(site_line)
+
+    try:
+        record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
+                                          pipelines=list(config.pipelines)))
+    except OSError as exc:
+        say(f"warning: deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
+    try:
+        prune_releases(paths)
+    except OSError as exc:
+        say(f"warning: old releases not pruned: {failure_text(exc)}")
+    return Deployed(sha, config)
+
+
+def load_config_at(git_dir: Path, sha: str) -> Config:
+    from flank_ops.config.load import load_config
+
+    text, problem = read_flank_yml(git_dir, sha)
+    if problem:
+        raise UserError(problem)
+    try:
+        return load_config(text, FLANK_YML)
+    except ConfigErrors as exc:
+        raise UserError(f"{FLANK_YML} is invalid: " + "; ".join(str(e) for e in exc.errors)) from None
+
+
+def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
+    """Makefiles, crontab, site: each may fail on its own; returns what the user should know."""
+    warnings: list[str] = []
+
+    def write_makefiles() -> None:
+        from flank_ops.run.makefile import write_pipeline_files
+
+        write_pipeline_files(paths, config, release)
+
+    def install_crontab() -> None:
+        from flank_ops.schedule.crontab import install_schedule
+
+        warnings.extend(install_schedule(paths, config))
+
+    def rebuild_site() -> None:
+        from flank_ops.site.build import after_deploy
+
+        after_deploy(paths.home, paths.name)
+
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("pipeline Makefiles not written (runs will fail until the next deploy)", write_makefiles),
+        ("schedule not installed", install_crontab),
+        ("status site not rebuilt (run: flank site)", rebuild_site),
+    ]
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - a later step failing must not undo the deploy
+            warnings.append(f"{what}: {failure_text(exc)}")
+    return warnings
+
+
+def failure_text(exc: BaseException) -> str:
+    if isinstance(exc, UserError):
+        return exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+    if isinstance(exc, OSError):
+        from flank_ops.error_handler import _os_error_message
+
+        known = _os_error_message(exc)
+        if known is not None:
+            return f"{known.message} ({known.hint})"
+        return f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def schedule_lines(config: Config) -> list[str]:
+    """One line per pipeline: its schedule and next run, like `nightly  0 2 * * * (Europe/London) — next run ...`."""
+    width = max((len(name) for name in config.pipelines), default=0)
+    lines = []
+    for name, pipeline in config.pipelines.items():
+        if pipeline.schedule:
+            text = ", ".join(pipeline.schedule)
+            if pipeline.timezone:
+                text += f" ({pipeline.timezone})"
+            text += next_run_text(pipeline)
+        else:
+            text = "not scheduled"
+        if pipeline.on_push:
+            text += "; runs on every push"
+        lines.append(f"{name.ljust(width)}  {text}")
+    return lines
+
+
+def next_run_text(pipeline: Any) -> str:
+    try:
+        from flank_ops.schedule.next_runs import next_runs
+
+        upcoming = next_runs(pipeline, count=1)
+    except Exception as exc:  # noqa: BLE001 - a display detail must not fail the push
+        return f" — next run unknown ({type(exc).__name__}: {exc})"
+    if not upcoming:
+        return ""
+    return " — next run " + upcoming[0].strftime("%a %d %b %H:%M")
+
+
+def status_site_line(paths: ProjectPaths) -> str | None:
+    try:
+        from flank_ops.settings import settings_for, site_url
+
+        return f"status site {site_url(settings_for(paths.home, paths.name))}{paths.name}/"
+    except UserError as exc:
+        return f"warning: {failure_text(exc)}"
+
+
+def requested_runs(push_options: list[str]) -> tuple[list[str], list[str]]:
+    """Pipelines named by `-o run=NAME` (comma lists allowed), and the options flank ignored."""
+    names: list[str] = []
+    ignored: list[str] = []
+    for option in push_options:
+        key, sep, value = option.partition("=")
+        if key.strip() == "run" and sep:
+            names += [n.strip() for n in value.split(",") if n.strip()]
+        else:
+            ignored.append(option)
+    return names, ignored
+
+
+def start_runs(paths: ProjectPaths, config: Config, push_options: list[str]) -> None:
+    requested, ignored = requested_runs(push_options)
+    for option in ignored:
+        say(f"ignored push option {option!r} (flank knows: -o run=PIPELINE)")
+    to_start = [name for name, p in config.pipelines.items() if p.on_push]
+    for name in requested:
+        if name not in config.pipelines:
+            known = ", ".join(config.pipelines) or "none"
+            say(f"-o run={name}: no pipeline {name!r} in flank.yml (pipelines: {known}); nothing started")
+        elif name not in to_start:
+            to_start.append(name)
+    if not to_start:
+        return
+    from flank_ops.run.launch import start_detached
+
+    for name in to_start:
+        try:
+            start_detached(paths, name, trigger="push")
+        except Exception as exc:  # noqa: BLE001 - the deploy is done; say why the run is not
+            say(f"warning: {name} not started: {failure_text(exc)}")
+        else:
+            say(f"started {name}")

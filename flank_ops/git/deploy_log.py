@@ -1,0 +1,83 @@
+"""deploys.jsonl: one JSON line per push handled, the one definition of its format.
+
+    {"time": "2026-11-24T09:12:03.120+00:00",
+     "status": "accepted" | "rejected" | "failed",   # failed = accepted by git, deploy broke
+     "ref": "refs/heads/main",
+     "sha": "3f2a1c0...", "short": "3f2a1c0", "message": "fix model formula", "author": "Ada",
+     "pusher": "ada",                                  # the VM user the push came in as
+     "errors": ["flank.yml:3:5: ..."],                 # why it was rejected / failed
+     "warnings": ["crontab is not installed ..."],     # later steps that failed; the deploy stands
+     "pipelines": ["nightly"]}                         # pipelines deployed (empty when rejected)
+
+Lines are appended with one write each (fileio.append_json_line), so concurrent
+pushes never interleave; the site's Deploys page reads them with `read_deploys`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from flank_ops.fileio import append_json_line
+from flank_ops.paths import ProjectPaths
+
+STATUSES = ("accepted", "rejected", "failed")
+
+
+def pusher() -> str:
+    """Who pushed: the user the push came in as (ssh runs the hook as that user)."""
+    for var in ("GL_USER", "USER", "LOGNAME"):  # GL_USER: gitolite-style setups
+        if os.environ.get(var):
+            return os.environ[var]
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def deploy_entry(
+    status: str,
+    ref: str,
+    commit: dict[str, str],
+    *,
+    errors: list[str] | None = None,
+    warnings: list[str] | None = None,
+    pipelines: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "status": status,
+        "ref": ref,
+        "sha": commit.get("sha", ""),
+        "short": commit.get("short", ""),
+        "message": commit.get("message", ""),
+        "author": commit.get("author", ""),
+        "pusher": pusher(),
+        "errors": list(errors or []),
+        "warnings": list(warnings or []),
+        "pipelines": list(pipelines or []),
+    }
+
+
+def record_deploy(paths: ProjectPaths, entry: dict[str, Any]) -> None:
+    append_json_line(paths.deploys_log, entry)
+
+
+def read_deploys(paths: ProjectPaths) -> Iterator[dict[str, Any]]:
+    """Every deploy entry, oldest first (damaged lines are skipped)."""
+    try:
+        f = open(paths.deploys_log, encoding="utf-8")
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and "status" in entry:
+                yield entry

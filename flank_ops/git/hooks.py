@@ -1,0 +1,118 @@
+"""`flank hook pre-receive|post-receive`: what the shims in NAME.git/hooks/ run.
+
+This is on the path of every push, so module-level imports stay minimal; the
+heavy parts (validator, Makefiles, crontab, site) load only when needed.
+
+The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
+not from the environment: an ssh push does not carry FLANK_HOME.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flank_ops.errors import UserError
+from flank_ops.paths import Home, ProjectPaths
+
+if TYPE_CHECKING:
+    from flank_ops.git.push_check import RefUpdate
+
+USAGE = "usage: flank hook pre-receive|post-receive (run by git, installed by flank init)"
+
+
+def hook_main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("pre-receive", "post-receive"):
+        raise UserError(USAGE)
+    git_dir = Path(os.environ.get("GIT_DIR") or ".").resolve()
+    paths = project_paths(git_dir)
+    # Everything the hooks start (runs, crontab lines) must find this same home.
+    os.environ["FLANK_HOME"] = str(paths.home.root)
+    stdin_text = sys.stdin.read()
+    if argv[0] == "pre-receive":
+        return pre_receive(paths, stdin_text)
+    return post_receive(paths, stdin_text)
+
+
+def project_paths(git_dir: Path) -> ProjectPaths:
+    if not git_dir.name.endswith(".git"):
+        raise UserError(f"{git_dir} is not a flank project repo (expected $FLANK_HOME/NAME.git)",
+                        "create projects with: flank init NAME")
+    return Home(git_dir.parent).project(git_dir.name[: -len(".git")])
+
+
+def push_options() -> list[str]:
+    try:
+        count = int(os.environ.get("GIT_PUSH_OPTION_COUNT") or 0)
+    except ValueError:
+        count = 0
+    return [os.environ.get(f"GIT_PUSH_OPTION_{i}", "") for i in range(count)]
+
+
+def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
+    from flank_ops.git.bare_repo import deploy_branch
+    from flank_ops.git.push_check import check_push, parse_updates
+
+    branch = deploy_branch(paths.bare_repo)
+    verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text))
+    if verdict.deploy is not None and not verdict.errors:
+        problem = unwritable_state(paths)
+        if problem:
+            verdict.errors.append(problem)
+    if not verdict.errors:
+        if verdict.summary:
+            say(f"flank.yml OK — {verdict.summary}")
+        return 0
+    noun = "problem" if len(verdict.errors) == 1 else "problems"
+    say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")
+    for error in verdict.errors:
+        for line in error.splitlines():
+            print(f"  {line}", file=sys.stderr)
+    if verdict.deploy is not None:
+        record_rejection(paths, verdict.deploy, verdict.errors)
+    return 1
+
+
+def unwritable_state(paths: ProjectPaths) -> str | None:
+    """Refuse before any ref moves when the deploy could not be written anyway."""
+    for folder in (paths.dir, paths.releases_dir):
+        if folder.exists() and not os.access(folder, os.W_OK):
+            return f"{folder} is not writable by {os.environ.get('USER') or 'this user'}, so nothing can be deployed\n  fix its owner or mode on the VM, then push again"
+    return None
+
+
+def record_rejection(paths: ProjectPaths, update: RefUpdate, errors: list[str]) -> None:
+    from flank_ops.git.deploy_log import deploy_entry, record_deploy
+    from flank_ops.git.gitcmd import commit_info
+
+    try:
+        commit = commit_info(paths.bare_repo, update.new, keep_git_env=True)
+    except UserError:
+        commit = {"sha": update.new, "short": update.new[:7]}
+    try:
+        record_deploy(paths, deploy_entry("rejected", update.ref, commit, errors=errors))
+    except OSError:
+        pass  # the refusal already reached the user; a read-only home must not turn it into a crash
+
+
+def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
+    from flank_ops.git.bare_repo import deploy_branch
+    from flank_ops.git.push_check import parse_updates
+
+    branch = deploy_branch(paths.bare_repo)
+    deploy_ref = f"refs/heads/{branch}"
+    updates = [u for u in parse_updates(stdin_text) if u.ref == deploy_ref and not u.deleted]
+    others = [u for u in parse_updates(stdin_text) if u.ref.startswith("refs/heads/") and u.ref != deploy_ref]
+    for update in others:
+        if not update.deleted:
+            say(f"branch {update.ref[len('refs/heads/'):]!r} stored, not deployed (this VM deploys {branch!r})")
+    if not updates:
+        return 0
+    from flank_ops.git.deploy import deploy_and_start
+
+    return deploy_and_start(paths, branch, updates[-1].new, push_options())
+
+
+def say(message: str) -> None:
+    print(f"flank: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,165 @@
+"""Releases: one checkout per deployed commit, complete or absent.
+
+A release is checked out into a temporary folder beside releases/<sha>, its
+`persist:` folders are linked in, and only then is it renamed into place; a
+crash or a full disk leaves a stray temp folder (cleaned by the next deploy),
+never a half release. Old releases are pruned, never the persisted data.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from flank_ops.git.gitcmd import run_git
+from flank_ops.paths import ProjectPaths
+
+KEEP_RELEASES = 5
+_TEMP_PREFIX = ".tmp-"
+_TRASH_PREFIX = ".trash-"
+
+
+def make_release(paths: ProjectPaths, sha: str, persist: tuple[str, ...]) -> tuple[Path, list[str]]:
+    """releases/<sha>, checked out with persist: links; reuses an existing one (re-push of an old commit).
+
+    Returns the release dir and warnings for the user. Raises on failure (nothing left behind).
+    """
+    release = paths.release_dir(sha)
+    if release.is_dir():
+        warnings = link_persist(paths, release, persist)
+        os.utime(release)  # counts as recently deployed when pruning
+        return release, warnings
+    paths.releases_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=paths.releases_dir, prefix=f"{_TEMP_PREFIX}{sha[:12]}-"))
+    try:
+        checkout(paths.bare_repo, sha, tmp)
+        warnings = link_persist(paths, tmp, persist)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        os.rename(tmp, release)
+        os.utime(release)  # deploy time orders releases for pruning
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return release, warnings
+
+
+def checkout(git_dir: Path, sha: str, dest: Path) -> None:
+    """Write the tree of `sha` into `dest`, using a throwaway index (the bare repo has none)."""
+    index = dest.with_name(dest.name + ".index")
+    try:
+        run_git(
+            ["--work-tree", str(dest), "checkout", "-f", sha, "--", "."],
+            git_dir=git_dir,
+            env={"GIT_INDEX_FILE": str(index)},
+        )
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(index)
+
+
+def safe_relative(path: str) -> bool:
+    parts = Path(path).parts
+    return bool(parts) and not Path(path).is_absolute() and ".." not in parts
+
+
+def link_persist(paths: ProjectPaths, release: Path, persist: tuple[str, ...]) -> list[str]:
+    """Create persist/<dir> and link it into the release as <dir>; never replace a tracked file."""
+    warnings = []
+    for name in persist:
+        rel = name.strip("/")
+        if not safe_relative(rel):
+            warnings.append(f"persist: {name!r} is not a relative path inside the repo; not linked")
+            continue
+        data = paths.persist_dir / rel
+        data.mkdir(parents=True, exist_ok=True)
+        link = release / rel
+        target = os.path.relpath(data, link.parent)
+        if link.is_symlink() and os.readlink(link) == target:
+            continue
+        if link.exists() or link.is_symlink():
+            warnings.append(
+                f"persist: {rel!r} is tracked in the repo, so it was not linked to {data}; "
+                f"stop tracking it (git rm -r --cached {rel}) to keep its data across deploys"
+            )
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, link)
+    return warnings
+
+
+def clean_leftovers(paths: ProjectPaths) -> None:
+    """Remove temp and trash folders a crashed deploy left (call under the deploy lock)."""
+    if not paths.releases_dir.is_dir():
+        return
+    for entry in paths.releases_dir.iterdir():
+        if entry.name.startswith((_TEMP_PREFIX, _TRASH_PREFIX)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+
+def releases_in_use(paths: ProjectPaths) -> set[str]:
+    """Shas of releases a live run is using (run.json status running, runner alive or unknown).
+
+    Finished runs are in each pipeline's history.jsonl, so only run folders missing
+    from it are opened: the cost does not grow with the number of past runs.
+    """
+    from flank_ops.run.records import read_history, read_record, runner_alive
+
+    in_use: set[str] = set()
+    if not paths.runs_root.is_dir():
+        return in_use
+    for pipeline_dir in paths.runs_root.iterdir():
+        if not pipeline_dir.is_dir():
+            continue
+        finished = {e["run_id"] for e in read_history(paths, pipeline_dir.name)}
+        for run_dir in pipeline_dir.iterdir():
+            if not run_dir.name.isdigit() or int(run_dir.name) in finished:
+                continue
+            try:
+                record = read_record(run_dir)
+            except (OSError, ValueError):
+                continue
+            if record.get("status") != "running":
+                continue
+            if record.get("runner") and not runner_alive(record["runner"]):
+                continue  # its runner died: the run is over, whatever the record says
+            if record.get("release"):
+                in_use.add(os.path.basename(os.path.normpath(record["release"])))
+            elif (record.get("commit") or {}).get("sha"):
+                in_use.add(record["commit"]["sha"])
+    return in_use
+
+
+def prune_releases(paths: ProjectPaths, keep: int = KEEP_RELEASES) -> list[str]:
+    """Delete releases beyond the `keep` most recently deployed, except the current one and
+    those in use. Returns the pruned shas. Persisted data is only linked, so never touched."""
+    if not paths.releases_dir.is_dir():
+        return []
+    releases = [
+        p for p in paths.releases_dir.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    ]
+    releases.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    protected = {p.name for p in releases[:keep]} | releases_in_use(paths)
+    current = paths.current_sha()
+    if current:
+        protected.add(current)
+    pruned = []
+    for release in releases[keep:]:
+        if release.name in protected:
+            continue
+        # Rename first, so the release vanishes at once rather than file by file.
+        trash = release.with_name(f"{_TRASH_PREFIX}{release.name}-{os.getpid()}")
+        try:
+            os.rename(release, trash)
+        except OSError:
+            continue
+        # rmtree unlinks symlinks without following them: persist/ data is safe.
+        shutil.rmtree(trash, ignore_errors=True)
+        pruned.append(release.name)
+    return pruned
