@@ -1,9 +1,8 @@
-"""flank schema (placeholder until its issue lands)."""
+"""flank schema: print the JSON Schema of flank.yml (for editors)."""
 from __future__ import annotations
 
 import argparse
-
-from flank_ops.errors import UserError
+import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,4 +10,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'flank schema' is not built yet")
+    from flank_ops.config.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return 0
