@@ -1,14 +1,103 @@
-"""flank logs (placeholder until its issue lands)."""
+"""flank logs PROJECT PIPELINE [RUN] [TASK]
+
+Without RUN: the last run. Without TASK: the run's tasks with their statuses and
+log files, then the log of the first task that failed (if any). Logs are printed
+as stored (bytes, not decoded), so a task's non-UTF-8 output comes through intact.
+"""
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
 
 from flank_ops.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("names", nargs="+", metavar="PROJECT PIPELINE [RUN] [TASK]",
+                        help="RUN is a run id (default: the last run); TASK a task name")
+    parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
+
+
+def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None, str | None]:
+    names = list(args.names)
+    project = None if args.local else (names.pop(0) if names else None)
+    if (not args.local and project is None) or not names:
+        raise UserError("which pipeline?", "usage: flank logs PROJECT PIPELINE [RUN] [TASK]")
+    pipeline = names.pop(0)
+    run_id = None
+    if names and names[0].lstrip("#").isdigit():
+        run_id = int(names.pop(0).lstrip("#"))
+    task = names.pop(0) if names else None
+    if names:
+        raise UserError(f"unexpected {' '.join(names)!r}", "usage: flank logs PROJECT PIPELINE [RUN] [TASK]")
+    return project, pipeline, run_id, task
+
+
+def _print_file(path: Path) -> None:
+    sys.stdout.flush()
+    with open(path, "rb") as f:
+        shutil.copyfileobj(f, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+def _task_table(record: dict[str, Any], run_dir: Path) -> str:
+    from flank_ops.git.notes import format_duration
+
+    lines = [f"{record['pipeline']} #{record['run_id']} {record['status']} — {record.get('summary') or ''}".rstrip(" —")]
+    width = max((len(n) for n in record["tasks"]), default=4)
+    for name, t in record["tasks"].items():
+        took = format_duration(t["duration_s"]) if t.get("duration_s") is not None else ""
+        log = run_dir / t.get("log", f"logs/{name}.log")
+        where = str(log) if log.exists() else "(no log)"
+        lines.append(f"  {name:<{width}}  {t['status']:<15} {took:>7}  {where}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'flank logs' is not built yet")
+    from flank_ops.config.load import load_config_file
+    from flank_ops.paths import Home, ProjectPaths
+    from flank_ops.run import records
+    from flank_ops.run.runner import choices_hint, find_working_copy
+
+    project, pipeline, run_id, task = _split(args)
+    if project is None:
+        paths = ProjectPaths.for_local(find_working_copy(Path.cwd()))
+    else:
+        paths = Home().project(project).require()
+    ids = records.list_run_ids(paths, pipeline)
+    if not ids:
+        known = sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir()) if paths.runs_root.is_dir() else []
+        if (paths.current / "flank.yml").is_file():
+            known = sorted(set(known) | set(load_config_file(paths.current / "flank.yml").pipelines))
+        if pipeline in known:
+            raise UserError(f"pipeline {pipeline!r} has not run yet", f"start it with: flank run {paths.name} {pipeline}")
+        raise UserError(f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines"))
+    records.reconcile(paths, pipeline)
+    run_id = ids[-1] if run_id is None else run_id
+    if run_id not in ids:
+        raise UserError(f"no run #{run_id} of {pipeline}", f"runs go from #{ids[0]} to #{ids[-1]}")
+    run_dir = paths.run_dir(pipeline, run_id)
+    try:
+        record = records.read_record(run_dir)
+    except (OSError, ValueError):
+        raise UserError(f"{pipeline} #{run_id} has no readable record yet", f"look in {run_dir}") from None
+
+    if task is None:
+        print(_task_table(record, run_dir))
+        failed = [n for n, t in record["tasks"].items() if t["status"] in ("failed", "timed_out")]
+        if failed and records.task_log_path(run_dir, failed[0]).exists():
+            print(f"\n--- log of {failed[0]} ({records.task_log_path(run_dir, failed[0])}) ---")
+            _print_file(records.task_log_path(run_dir, failed[0]))
+        return 0
+    if task not in record["tasks"]:
+        raise UserError(f"no task {task!r} in {pipeline} #{run_id}", choices_hint(task, list(record["tasks"]), "tasks"))
+    log = run_dir / record["tasks"][task].get("log", f"logs/{task}.log")
+    if not log.exists():
+        status = record["tasks"][task]["status"]
+        raise UserError(f"{task} has no log in {pipeline} #{run_id} (it is {status})",
+                        "tasks that never started (skipped, upstream_failed) have no log")
+    _print_file(log)
+    return 0

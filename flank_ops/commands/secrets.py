@@ -1,14 +1,68 @@
-"""flank secrets (placeholder until its issue lands)."""
+"""flank secrets set|list|unset PROJECT [KEY]
+
+The value of `set` comes from stdin (a prompt on a terminal), never from the
+command line, where it would land in the shell history and `ps` output.
+"""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from flank_ops.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    p = sub.add_parser("set", help="set KEY to the value read from stdin")
+    p.add_argument("project")
+    p.add_argument("key")
+    p = sub.add_parser("list", help="list the secret names (never the values)")
+    p.add_argument("project")
+    p = sub.add_parser("unset", help="remove KEY")
+    p.add_argument("project")
+    p.add_argument("key")
+
+
+def _read_value(key: str) -> str:
+    if sys.stdin is None:
+        return ""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"value of {key}: ")
+    value = sys.stdin.read()
+    # `echo VALUE |` and here-strings add one newline; it is not part of the secret.
+    if value.endswith("\r\n"):
+        value = value[:-2]
+    elif value.endswith("\n"):
+        value = value[:-1]
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'flank secrets' is not built yet")
+    from flank_ops.paths import Home
+    from flank_ops.run import secrets
+
+    paths = Home().project(args.project).require()
+    if args.action == "list":
+        names = sorted(secrets.load_secrets(paths))
+        if not names:
+            print(f"no secrets in project {paths.name!r}; add one with: flank secrets set {paths.name} KEY")
+        for name in names:
+            print(name)
+        return 0
+    key = secrets.check_secret_name(args.key)
+    if args.action == "unset":
+        if not secrets.unset_secret(paths, key):
+            known = sorted(secrets.load_secrets(paths))
+            raise UserError(f"no secret {key!r} in project {paths.name!r}",
+                            f"secrets: {', '.join(known)}" if known else "the project has no secrets")
+        print(f"flank: removed {key} from {paths.name}")
+        return 0
+    value = _read_value(key)
+    secrets.set_secret(paths, key, value)
+    print(f"flank: set {key} for {paths.name} (tasks see it as ${key}; logs show it as ***)")
+    if len(value) < 4:
+        print(f"flank: warning: a value this short is masked everywhere it appears in logs", file=sys.stderr)
+    return 0

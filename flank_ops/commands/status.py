@@ -1,14 +1,103 @@
-"""flank status (placeholder until its issue lands)."""
+"""flank status [PROJECT]: the last run of every pipeline, and the next one.
+
+Looking also tidies: runs whose runner died are marked interrupted first.
+"""
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 from flank_ops.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("project", nargs="?", help="just this project (default: every project)")
+    parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
+
+
+def _started(record: dict[str, Any]) -> str:
+    when = record.get("started_at")
+    if not when:
+        return "-"
+    return datetime.fromisoformat(when).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(record: dict[str, Any]) -> str:
+    from flank_ops.git.notes import format_duration
+    from flank_ops.run.records import parse_iso
+
+    if record.get("status") == "running":
+        started = parse_iso(record.get("started_at"))
+        if started is None:
+            return "-"
+        return f"{format_duration((datetime.now(timezone.utc) - started).total_seconds())} so far"
+    return format_duration(record.get("duration_s"))
+
+
+def _next_run(pipeline) -> str:
+    from flank_ops.schedule.next_runs import next_runs
+
+    try:
+        upcoming = next_runs(pipeline, 1)
+    except Exception:  # noqa: BLE001 - a schedule problem must not hide the run table
+        return "?"
+    if not upcoming:
+        return "-" if not pipeline.schedule else "?"
+    return upcoming[0].strftime("%a %d %b %H:%M")
+
+
+def _rows_for(paths, config) -> list[list[str]]:
+    from flank_ops.run import records
+
+    rows = []
+    for name, pipeline in config.pipelines.items():
+        records.reconcile(paths, name)
+        last = records.last_run_id(paths, name)
+        record: dict[str, Any] = {}
+        if last is not None:
+            try:
+                record = records.read_record(paths.run_dir(name, last))
+            except (OSError, ValueError):
+                record = {"status": "unreadable"}
+        if record:
+            waiting = " (queued)" if record.get("waiting_for") is not None else ""
+            rows.append([paths.name, name, f"#{last}", record.get("status", "?") + waiting,
+                         _started(record), _duration(record), _next_run(pipeline)])
+        else:
+            rows.append([paths.name, name, "-", "never run", "-", "-", _next_run(pipeline)])
+    return rows
+
+
+def _table(rows: list[list[str]]) -> str:
+    header = ["PROJECT", "PIPELINE", "LAST RUN", "STATUS", "STARTED", "DURATION", "NEXT RUN"]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'flank status' is not built yet")
+    from flank_ops.config.load import load_config_file
+    from flank_ops.paths import Home, ProjectPaths
+    from flank_ops.run.runner import find_working_copy
+
+    if args.local:
+        working_copy = find_working_copy(Path.cwd())
+        print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / "flank.yml"))))
+        return 0
+    home = Home()
+    if args.project:
+        projects = [home.project(args.project).require()]
+    else:
+        projects = [home.project(p) for p in home.projects()]
+        if not projects:
+            raise UserError(f"no projects in {home.root}", "create one with: flank init NAME")
+    rows: list[list[str]] = []
+    for paths in projects:
+        release = paths.current
+        if not (release / "flank.yml").is_file():
+            rows.append([paths.name, "-", "-", "no deploy yet (git push flank main)", "-", "-", "-"])
+            continue
+        rows += _rows_for(paths, load_config_file(release / "flank.yml"))
+    print(_table(rows))
+    return 0

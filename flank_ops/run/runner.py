@@ -62,7 +62,7 @@ def did_you_mean(name: str, choices: list[str]) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def _hint(name: str, choices: list[str], what: str) -> str:
+def choices_hint(name: str, choices: list[str], what: str) -> str:
     known = f"{what}: {', '.join(choices)}" if choices else f"there are no {what}"
     guess = did_you_mean(name, choices)
     return f"{guess} ({known})" if guess else known
@@ -112,7 +112,7 @@ def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Depl
 def find_pipeline(config: Config, name: str, paths: ProjectPaths) -> Pipeline:
     if name not in config.pipelines:
         raise UserError(
-            f"no pipeline {name!r} in project {paths.name!r}", _hint(name, list(config.pipelines), "pipelines")
+            f"no pipeline {name!r} in project {paths.name!r}", choices_hint(name, list(config.pipelines), "pipelines")
         )
     return config.pipelines[name]
 
@@ -120,7 +120,7 @@ def find_pipeline(config: Config, name: str, paths: ProjectPaths) -> Pipeline:
 def check_task(pipeline: Pipeline, name: str) -> str:
     if name not in pipeline.tasks:
         raise UserError(
-            f"no task {name!r} in pipeline {pipeline.name!r}", _hint(name, list(pipeline.tasks), "tasks")
+            f"no task {name!r} in pipeline {pipeline.name!r}", choices_hint(name, list(pipeline.tasks), "tasks")
         )
     return name
 
