@@ -143,6 +143,10 @@ class ProjectPaths:
     def deploys_log(self) -> Path:
         return self.dir / "deploys.jsonl"
 
+    def validated_config(self, sha: str) -> Path:
+        """The Config pre-receive validated for `sha`, handed to post-receive (saves a re-parse)."""
+        return self.dir / ".validated" / f"{sha}.pickle"
+
     # --- generated -------------------------------------------------------
     @property
     def pipelines_dir(self) -> Path:
