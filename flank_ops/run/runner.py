@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, TextIO
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
-from flank_ops.paths import ProjectPaths
+from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.secrets import load_secrets, mask, mask_file
 
@@ -225,12 +225,12 @@ def summarize(record: dict[str, Any]) -> str:
     text = f"{ok}/{len(ran)} ok"
     for name, t in ran.items():
         attempts = t.get("attempts") or 1
-        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        tries = f", {attempts} attempts" if attempts > 1 else ""
         if t["status"] == "failed":
-            detail = f"exit {t['exit_code']}, {tries}" if t.get("exit_code") is not None else t.get("error", tries)
+            detail = f"exit {t['exit_code']}{tries}" if t.get("exit_code") is not None else t.get("error", "")
             text += f"; {name} failed ({detail})"
         elif t["status"] == "timed_out":
-            text += f"; {name} timed out ({tries})"
+            text += f"; {name} timed out" + (f" ({attempts} attempts)" if attempts > 1 else "")
         elif t["status"] == "interrupted":
             text += f"; {name} interrupted"
     return text
