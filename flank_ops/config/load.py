@@ -149,7 +149,8 @@ def _byte_position(raw: bytes, index: int) -> tuple[int, int]:
 # Each returns the value, or None after recording why it is wrong.
 
 
-def _unknown_key(report: Report, entry: yn.Entry, allowed: tuple[str, ...], where: str) -> None:
+def _unknown_key(report: Report, entry: yn.Entry, allowed: tuple[str, ...], where: str,
+                 tasks_missing: bool = False) -> None:
     from flank_ops.config.suggest import did_you_mean
 
     hint = did_you_mean(entry.key, allowed)
@@ -157,7 +158,7 @@ def _unknown_key(report: Report, entry: yn.Entry, allowed: tuple[str, ...], wher
         hint = f"'{entry.key}' is a pipeline setting; move it up to the pipeline"
     elif hint is None and where == "pipeline" and entry.key in TASK_KEYS:
         hint = f"'{entry.key}' is a task setting; put it on a task under 'tasks:'"
-    elif hint is None and where == "pipeline" and _looks_like_task(entry.value):
+    elif hint is None and tasks_missing and _looks_like_task(entry.value):
         hint = "tasks go under 'tasks:'"
     elif hint is None and where == "top level" and yn.is_mapping(entry.value) and any(
         e.key == "tasks" for e in report.entries(entry.value)
@@ -200,7 +201,8 @@ def _string_list(report: Report, node: "Node", key: str, item: str) -> list[tupl
         return None
     items: list[tuple[str, Node]] = []
     for child in node.value:
-        value = _string(report, child, key, f"{item} (a string)")
+        article = "an" if item[0] in "aeiou" else "a"
+        value = _string(report, child, key, f"{article} {item} (a string)")
         if value is not None:
             items.append((value, child))
     return items
@@ -388,6 +390,7 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
         return None
     settings: dict[str, Any] = {}
     tasks: dict[str, Task] | None = None
+    tasks_missing = not any(e.key == "tasks" for e in entries)
     for e in entries:
         key, node = e.key, e.value
         if key == "tasks":
@@ -407,11 +410,10 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
         elif key == "ping_url":
             settings["ping_url"] = _ping_url(report, node)
         else:
-            _unknown_key(report, e, PIPELINE_KEYS, "pipeline")
-    if tasks is None:
+            _unknown_key(report, e, PIPELINE_KEYS, "pipeline", tasks_missing)
+    if tasks_missing:
         report.add(entry.key_node, f"pipeline {entry.key!r} has no 'tasks:'", "add tasks: {name: command}")
-        return None
-    if not valid_name:
+    if tasks is None or not valid_name:
         return None
     return Pipeline(name=entry.key, tasks=tasks,
                     **{k: v for k, v in settings.items() if v is not None})

@@ -67,8 +67,11 @@ def compose(text: str) -> "Node | None":
                 line, col, "tab character: YAML indents with spaces only",
                 "replace the tab with spaces",
             ) from None
-        if exc.context and exc.problem and exc.context_mark is not None and exc.problem_mark is not None:
-            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        if exc.context and exc.problem and exc.context_mark is not None:
+            if exc.context.startswith("while"):
+                problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
+            else:  # e.g. "expected a single document in the stream, but found another document"
+                problem = f"{exc.context.strip()}, {problem}"
         raise YamlProblem(line, col, f"invalid YAML: {problem}") from None
     except yaml.reader.ReaderError as exc:
         line, col = _line_col(text, exc.position)
