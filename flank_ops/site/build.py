@@ -1,16 +1,412 @@
-"""Building the status site (STUB: the site work fills this in)."""
+"""Building the status site from the records.
+
+Three entry points, called by the deploy hook, the runner and `flank site`:
+
+    after_deploy(home, project)           home, project, pushes and pipeline pages
+    after_run(paths, pipeline, run_id)    that run's pages, its pipeline's first history page
+                                          and run-id page, the project and home pages
+    rebuild_all(home)                     everything, from the records (the site is disposable)
+
+after_run reads a bounded amount whatever the number of past runs (see data.py).
+Every file is replaced atomically; a damaged record becomes a visible warning
+(stderr and the page), never a failed build.
+"""
 from __future__ import annotations
 
-from flank_ops.paths import Home, ProjectPaths
+import os
+import re
+import shutil
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
 
+from flank_ops.fileio import atomic_write_bytes, atomic_write_text
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+from flank_ops.site import layout
+from flank_ops.site.data import (
+    PAGE_SIZE, ProjectView, Warnings, history_tail, load_run, now_utc, pipeline_view, project_view, projects,
+)
+
+
+class BuildStats(NamedTuple):
+    pages: int
+    runs: int
+    skipped_runs: int  # unchanged since their pages were written (incremental `flank site`)
+    warnings: list[str]
+
+
+class _Writer:
+    """Writes pages under the site folder and counts them."""
+
+    def __init__(self, site_dir: Path) -> None:
+        self.site = Path(site_dir)
+        self.pages = 0
+
+    def page(self, url: str, html: str) -> None:
+        atomic_write_text(self.site / _unquote(url), html)
+        self.pages += 1
+
+    def css(self) -> None:
+        from flank_ops.site.pages import stylesheet
+
+        target = self.site / layout.url_css()
+        data = stylesheet()
+        try:
+            if target.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        atomic_write_bytes(target, data)
+
+
+def _unquote(url: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(url)
+
+
+def _say(warnings: Iterable[str]) -> None:
+    for w in warnings:
+        print(f"flank: warning: {w}", file=sys.stderr)
+
+
+# --- pages -------------------------------------------------------------------
+
+def _task_log_file(run_dir: Path, name: str, task: dict[str, Any]) -> Path:
+    """The task's log file; a record can only point inside its own run folder."""
+    rel = task.get("log")
+    if isinstance(rel, str) and rel:
+        candidate = (run_dir / rel).resolve()
+        if candidate.is_relative_to(run_dir.resolve()):
+            return candidate
+    return records.task_log_path(run_dir, name)
+
+
+def _publish_raw_log(src: Path, dst: Path) -> None:
+    """Put the raw log in the site as .txt: a hard link (free, and it grows with a live log), else a copy."""
+    try:
+        if dst.exists() and os.path.samestat(dst.stat(), src.stat()):
+            return
+    except OSError:
+        pass
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    try:
+        os.link(src, tmp)
+    except OSError:  # another file system, or links not allowed: copy instead
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _write_run(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> bool:
+    """The run page and its log pages. False when the run folder is gone."""
+    from flank_ops.site.pages import render
+    from flank_ops.site.svg import DagNode, GanttBar, dag_svg, gantt_svg
+
+    run_dir = paths.run_dir(pipeline, run_id)
+    if not run_dir.is_dir():
+        return False
+    project = paths.name
+    url = layout.url_run(project, pipeline, run_id)
+    root = layout.depth_prefix(url)
+    crumbs = [(project, layout.url_project(project)), (pipeline, layout.url_pipeline(project, pipeline))]
+    before = len(warnings)
+    record = load_run(paths, pipeline, run_id, warnings)
+    if record is None:
+        problem = warnings[-1] if len(warnings) > before else "run.json is missing (the run may be starting)"
+        w.page(url, render("run.html", url, project_name=project, pipeline=pipeline, run_id=run_id,
+                           record=None, problem=problem, run_dir=str(run_dir), crumbs=crumbs))
+        return True
+
+    running = record.get("status") == "running"
+    tasks = []
+    nodes = []
+    bars = []
+    for name, t in record["tasks"].items():
+        t = t if isinstance(t, dict) else {}
+        name = str(name)
+        status = str(t.get("status") or "pending")
+        log_file = _task_log_file(run_dir, name, t)
+        has_log = log_file.is_file()
+        log_href = root + layout.url_log(project, pipeline, run_id, name) if has_log else None
+        tasks.append({
+            "name": name, "status": status, "attempts": t.get("attempts"), "duration_s": t.get("duration_s"),
+            "exit_code": t.get("exit_code"), "peak_rss_kb": t.get("peak_rss_kb"), "has_log": has_log,
+        })
+        needs = t.get("needs") or []
+        nodes.append(DagNode(name, tuple(str(n) for n in needs) if isinstance(needs, list) else (), status, log_href))
+        bars.append(GanttBar(name, status, t.get("started_at"), t.get("ended_at"), log_href))
+        if has_log:
+            _write_log(w, paths, pipeline, run_id, name, status, log_file, running, crumbs)
+
+    w.page(url, render(
+        "run.html", url, project_name=project, pipeline=pipeline, run_id=run_id, record=record, tasks=tasks,
+        dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}"),
+        gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
+        refresh=running, crumbs=crumbs, warnings=warnings[before:],
+    ))
+    return True
+
+
+def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task: str, status: str,
+               log_file: Path, running: bool, crumbs: list[tuple[str, str]]) -> None:
+    from flank_ops.site.logs import log_tail
+    from flank_ops.site.pages import render
+
+    project = paths.name
+    url = layout.url_log(project, pipeline, run_id, task)
+    _publish_raw_log(log_file, w.site / _unquote(layout.url_raw_log(project, pipeline, run_id, task)))
+    w.page(url, render(
+        "log.html", url, project_name=project, pipeline=pipeline, run_id=run_id, task=task, status=status,
+        tail=log_tail(log_file), refresh=running,
+        crumbs=[*crumbs, (f"#{run_id}", layout.url_run(project, pipeline, run_id))],
+    ))
+
+
+def _archives(first_id: int | None, last_id: int) -> list[tuple[int, int, int]]:
+    """(number, first, last) of every run-id page, newest first."""
+    if first_id is None or last_id < 1:
+        return []
+    lo_n, hi_n = layout.archive_number(first_id), layout.archive_number(max(first_id, last_id))
+    return [(n, *layout.archive_range(n)) for n in range(hi_n, lo_n - 1, -1)]
+
+
+def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, warnings: Warnings) -> list[dict]:
+    """The pipeline page; returns its newest runs (newest first)."""
+    from flank_ops.site.pages import render
+    from flank_ops.site.svg import DagNode, TrendPoint, dag_svg, trend_svg
+
+    project = paths.name
+    url = layout.url_pipeline(project, name)
+    root = layout.depth_prefix(url)
+    pv = pipeline_view(paths, name, config, warnings, history_count=PAGE_SIZE, next_count=5)
+    dag = ""
+    if pv.config is not None:
+        dag = dag_svg([DagNode(t, pv.config.tasks[t].needs) for t in pv.config.topological_order()],
+                      f"Tasks of {name}")
+    finished = [r for r in reversed(pv.recent) if r.get("status") in ("success", "failed", "interrupted")]
+    trend = trend_svg([TrendPoint(r["run_id"], r["status"], r.get("duration_s"),
+                                  root + layout.url_run(project, name, r["run_id"])) for r in finished])
+    newest = max([pv.last_id, *(r["run_id"] for r in pv.recent)], default=0)
+    w.page(url, render(
+        "pipeline.html", url, project_name=project, pipeline=name, config=pv.config, next_runs=pv.next_runs,
+        dag=dag, trend=trend, runs=pv.recent, archives=_archives(pv.first_id, newest), archive=None,
+        refresh=any(r.get("status") == "running" for r in pv.recent),
+        crumbs=[(project, layout.url_project(project))],
+    ))
+    return pv.recent
+
+
+def _write_archive(w: _Writer, paths: ProjectPaths, name: str, number: int, runs: list[dict],
+                   archives: list[tuple[int, int, int]]) -> None:
+    from flank_ops.site.pages import render
+
+    project = paths.name
+    url = layout.url_archive(project, name, number)
+    lo, hi = layout.archive_range(number)
+    runs = sorted((r for r in runs if lo <= r["run_id"] <= hi), key=lambda r: r["run_id"], reverse=True)
+    w.page(url, render(
+        "pipeline.html", url, project_name=project, pipeline=name, config=None, next_runs=[], dag="",
+        trend="", runs=runs, archives=archives, archive=(lo, hi),
+        crumbs=[(project, layout.url_project(project)), (name, layout.url_pipeline(project, name))],
+    ))
+
+
+def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
+    from flank_ops.site.pages import render
+
+    project = view.paths.name
+    url = layout.url_project(project)
+    w.page(url, render(
+        "project.html", url, project=view, deploys=view.deploys, warnings=warnings,
+        refresh=any(r.get("status") == "running" for pv in view.pipelines for r in pv.recent[:1]),
+        crumbs=[(project, url)],
+    ))
+
+
+def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:
+    from flank_ops.site.data import all_deploys
+    from flank_ops.site.pages import render
+
+    url = layout.url_deploys(paths.name)
+    w.page(url, render(
+        "deploys.html", url, project_name=paths.name, deploys=list(reversed(all_deploys(paths))),
+        crumbs=[(paths.name, layout.url_project(paths.name)), ("pushes", url)],
+    ))
+
+
+def _write_home(w: _Writer, views: list[ProjectView], warnings: list[str]) -> None:
+    from flank_ops.site.pages import render
+
+    url = layout.url_home()
+    w.page(url, render(
+        "home.html", url, projects=views, warnings=warnings,
+        refresh=any(r.get("status") == "running" for v in views for pv in v.pipelines for r in pv.recent[:1]),
+    ))
+
+
+def _all_views(home: Home, warnings: Warnings, known: dict[str, ProjectView]) -> list[ProjectView]:
+    views = []
+    for paths in projects(home):
+        views.append(known.get(paths.name) or project_view(paths, warnings))
+    for name, view in known.items():  # e.g. a laptop's local project
+        if all(v.paths.name != name for v in views):
+            views.append(view)
+    return views
+
+
+def _reconcile(paths: ProjectPaths, pipeline: str) -> None:
+    reconcile = getattr(records, "reconcile", None)
+    if reconcile is None:
+        return
+    try:
+        reconcile(paths, pipeline)
+    except Exception as exc:  # noqa: BLE001 - the site still shows what it can
+        print(f"flank: warning: could not check {paths.name}/{pipeline} for dead runs: {exc}", file=sys.stderr)
+
+
+# --- entry points ------------------------------------------------------------
 
 def after_deploy(home: Home, project: str) -> None:
-    """Rebuild the pages a deploy changes (home, project, deploys)."""
+    """Rebuild the pages a deploy changes (home, project, pushes, pipeline pages)."""
+    warnings = Warnings()
+    w = _Writer(home.site_dir)
+    w.css()
+    paths = home.project(project)
+    view = project_view(paths, warnings)
+    for pv in view.pipelines:
+        _write_pipeline_index(w, paths, pv.name, view.config, Warnings())
+    _write_project(w, view, [])
+    _write_deploys(w, paths)
+    _write_home(w, _all_views(home, warnings, {project: view}), [])
+    _say(warnings)
 
 
 def after_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
     """Rebuild the pages one run changes (its run + log pages, pipeline page 1, project, home)."""
+    warnings = Warnings()
+    home = paths.home
+    w = _Writer(home.site_dir)
+    w.css()
+    _write_run(w, paths, pipeline, run_id, warnings)
+    view = project_view(paths, warnings)
+    recent = _write_pipeline_index(w, paths, pipeline, view.config, Warnings())
+    pv = next((p for p in view.pipelines if p.name == pipeline), None)
+    number = layout.archive_number(run_id)
+    lo, _ = layout.archive_range(number)
+    newest = max([run_id, *(r["run_id"] for r in recent)])
+    if pv is not None and newest - lo < 3 * PAGE_SIZE:  # an old run's page waits for a full rebuild
+        entries = {r["run_id"]: r for r in history_tail(paths, pipeline, newest - lo + PAGE_SIZE)}
+        entries.update({r["run_id"]: r for r in recent})
+        _write_archive(w, paths, pipeline, number, list(entries.values()), _archives(pv.first_id or run_id, newest))
+    _write_project(w, view, [])
+    _write_home(w, _all_views(home, Warnings(), {paths.name: view}), [])
+    _say(warnings)
 
 
-def rebuild_all(home: Home) -> None:
+def rebuild_all(home: Home, *, only_changed: bool = False) -> None:
     """Rebuild the whole site from the records."""
+    _say(rebuild(home, only_changed=only_changed).warnings)
+
+
+def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
+    """Every page from the records; stale pages of pruned runs or pipelines are removed.
+
+    With only_changed, run pages newer than their run.json are kept as they are.
+    """
+    warnings = Warnings()
+    w = _Writer(home.site_dir)
+    w.css()
+    views: list[ProjectView] = []
+    runs = skipped = 0
+    kept_projects = set()
+    for paths in projects(home):
+        for pipeline in _pipeline_dirs(paths):
+            _reconcile(paths, pipeline)
+        view = project_view(paths, warnings)
+        views.append(view)
+        kept_projects.add(layout.file_name(paths.name))
+        kept_pipelines = set()
+        for pv in view.pipelines:
+            kept_pipelines.add(layout.file_name(pv.name))
+            r, s = _rebuild_pipeline(w, paths, pv.name, view.config, warnings, only_changed)
+            runs += r
+            skipped += s
+        _remove_unknown(w.site / layout.file_name(paths.name), keep=kept_pipelines | {"index.html", "deploys.html"})
+        _write_project(w, view, [])
+        _write_deploys(w, paths)
+    _remove_unknown(w.site, keep=kept_projects | {"index.html", layout.STATIC_DIR})
+    _write_home(w, views, list(warnings))
+    return BuildStats(w.pages, runs, skipped, list(warnings))
+
+
+def _pipeline_dirs(paths: ProjectPaths) -> list[str]:
+    if not paths.runs_root.is_dir():
+        return []
+    return sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir())
+
+
+def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config, warnings: Warnings,
+                      only_changed: bool) -> tuple[int, int]:
+    run_ids = records.list_run_ids(paths, name)
+    site_dir = w.site / _unquote(layout.url_pipeline(paths.name, name)).rsplit("/", 1)[0]
+    runs = skipped = 0
+    for run_id in run_ids:
+        if only_changed and _page_is_current(w, paths, name, run_id):
+            skipped += 1
+            continue
+        if _write_run(w, paths, name, run_id, warnings):
+            runs += 1
+    recent = _write_pipeline_index(w, paths, name, config, Warnings())
+    history = list(records.read_history(paths, name))
+    by_number: dict[int, list[dict]] = defaultdict(list)
+    for entry in [*history, *recent]:
+        by_number[layout.archive_number(entry["run_id"])].append(entry)
+    first = min((e["run_id"] for e in history), default=None)
+    newest = max([0, *run_ids, *(e["run_id"] for e in history)])
+    archives = _archives(first, newest)
+    for number, _, _ in archives:
+        # one entry per run id (a run in both the history and `recent` appears once)
+        entries = list({e["run_id"]: e for e in by_number.get(number, [])}.values())
+        _write_archive(w, paths, name, number, entries, archives)
+    keep = {"index.html", *(str(i) for i in run_ids), *(f"runs-{n}.html" for n, _, _ in archives)}
+    _remove_unknown(site_dir, keep=keep)
+    return runs, skipped
+
+
+def _page_is_current(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int) -> bool:
+    page = w.site / _unquote(layout.url_run(paths.name, pipeline, run_id))
+    try:
+        return page.stat().st_mtime >= records.record_path(paths.run_dir(pipeline, run_id)).stat().st_mtime
+    except OSError:
+        return False
+
+
+_TEMP_RE = re.compile(r"^\..*\.tmp$")
+
+
+def _remove_unknown(folder: Path, keep: set[str]) -> None:
+    """Delete what flank no longer has records for (pruned runs, removed pipelines)."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.name in keep or _TEMP_RE.match(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def remove_run_pages(home: Home, project: str, pipeline: str, run_ids: Iterable[int]) -> None:
+    """Delete the pages of runs that were pruned (their records are gone)."""
+    for run_id in run_ids:
+        target = home.site_dir / _unquote(layout.url_run(project, pipeline, run_id)).rsplit("/", 1)[0]
+        shutil.rmtree(target, ignore_errors=True)

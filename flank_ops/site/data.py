@@ -1,0 +1,273 @@
+"""What the site shows, read from the records without reading them all.
+
+The incremental path (a run just changed) must cost the same with 10 or 10,000
+past runs, so everything here reads a bounded amount: the tail of
+history.jsonl, the first line of it, the `last_id` counter, the few newest run
+folders. Only the full rebuild walks every run.
+"""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flank_ops.config.model import Pipeline
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+
+RECENT = 30  # runs in a home-page strip
+PAGE_SIZE = 50  # runs per history page
+DEPLOYS_ON_PROJECT_PAGE = 8
+
+
+class Warnings(list):
+    """Problems found while building (a corrupt record, an unreadable flank.yml); shown, never fatal."""
+
+    def add(self, message: str) -> None:
+        self.append(message)
+
+
+# --- reading files from the end ---------------------------------------------
+
+def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[bytes]:
+    """The last `count` complete lines of a file, reading backwards in blocks."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return []
+    with f:
+        end = os.fstat(f.fileno()).st_size
+        pos = end
+        data = b""
+        while pos > 0 and data.count(b"\n") <= count:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+    lines = data.split(b"\n")
+    if pos > 0:
+        lines = lines[1:]  # the first piece may be a partial line
+    lines = [line for line in lines if line.strip()]
+    return lines[-count:] if count else []
+
+
+def _json_lines(lines: list[bytes]) -> list[dict[str, Any]]:
+    out = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a damaged line (e.g. a crash mid-append) is skipped
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+def history_tail(paths: ProjectPaths, pipeline: str, count: int) -> list[dict[str, Any]]:
+    """The newest `count` finished runs' history entries, oldest first."""
+    path = paths.runs_dir(pipeline) / records.HISTORY_FILE
+    return [e for e in _json_lines(tail_lines(path, count)) if isinstance(e.get("run_id"), int)]
+
+
+def history_first_id(paths: ProjectPaths, pipeline: str) -> int | None:
+    """The oldest run id still in the history (prune rewrites the file, so it is line one)."""
+    path = paths.runs_dir(pipeline) / records.HISTORY_FILE
+    try:
+        with open(path, "rb") as f:
+            for _ in range(20):  # skip a few damaged lines at most
+                line = f.readline()
+                if not line:
+                    return None
+                entries = _json_lines([line])
+                if entries and isinstance(entries[0].get("run_id"), int):
+                    return entries[0]["run_id"]
+    except FileNotFoundError:
+        return None
+    return None
+
+
+def last_run_id(paths: ProjectPaths, pipeline: str) -> int:
+    try:
+        return int((paths.runs_dir(pipeline) / records.LAST_ID_FILE).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _deploy(entry: dict[str, Any]) -> dict[str, Any]:
+    """A deploys.jsonl entry with the fields the pages show, as plain text."""
+    out = dict(entry)
+    errors = entry.get("errors") or []
+    out["errors"] = [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]
+    pipelines = entry.get("pipelines") or []
+    if isinstance(pipelines, dict):
+        pipelines = list(pipelines)
+    if isinstance(pipelines, list):
+        pipelines = ", ".join(p if isinstance(p, str) else str(p.get("name", p)) if isinstance(p, dict) else str(p)
+                              for p in pipelines)
+    out["pipelines"] = str(pipelines)
+    for key in ("sha", "short", "message", "author", "ref", "status", "time"):
+        out[key] = None if entry.get(key) is None else str(entry[key])
+    return out
+
+
+def deploys_tail(paths: ProjectPaths, count: int) -> list[dict[str, Any]]:
+    return [_deploy(d) for d in _json_lines(tail_lines(paths.deploys_log, count))]
+
+
+def all_deploys(paths: ProjectPaths) -> list[dict[str, Any]]:
+    try:
+        with open(paths.deploys_log, "rb") as f:
+            return [_deploy(d) for d in _json_lines(f.read().splitlines())]
+    except FileNotFoundError:
+        return []
+
+
+# --- one run -----------------------------------------------------------------
+
+def load_run(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> dict[str, Any] | None:
+    """The run record with live task results merged in; None (and a warning) when unreadable."""
+    run_dir = paths.run_dir(pipeline, run_id)
+    try:
+        record = records.read_record(run_dir)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        warnings.add(f"{paths.name}/{pipeline} #{run_id}: skipped a damaged run record ({records.record_path(run_dir)}: {exc})")
+        return None
+    if not isinstance(record.get("tasks"), dict):
+        record["tasks"] = {}
+    if record.get("status") == "running":
+        # tasks/<task>.json is written by the task launcher as tasks go: fresher than run.json
+        for name, task in record["tasks"].items():
+            try:
+                live = json.loads(records.task_result_path(run_dir, name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(live, dict) and isinstance(task, dict):
+                task.update({k: v for k, v in live.items() if v is not None})
+        if record.get("runner") and not records.runner_alive(record["runner"]):
+            # the runner died; records.reconcile records that, the page must not say "running" forever
+            record["status"] = "interrupted"
+    return record
+
+
+def running_records(paths: ProjectPaths, pipeline: str, finished_ids: set[int], warnings: Warnings,
+                    look_back: int = 3) -> list[dict[str, Any]]:
+    """Runs newer than the history that are still going (checks only the newest few folders)."""
+    out = []
+    last = last_run_id(paths, pipeline)
+    for run_id in range(last, max(0, last - look_back), -1):
+        if run_id in finished_ids:
+            continue
+        record = load_run(paths, pipeline, run_id, warnings)
+        if record is not None and record.get("status") not in records.FINISHED_RUN_STATUSES:
+            out.append(record)
+    return out
+
+
+# --- project and pipeline summaries ------------------------------------------
+
+class PipelineView(NamedTuple):
+    project: str
+    name: str
+    config: Pipeline | None  # None when the pipeline is gone from flank.yml but has runs
+    next_runs: list[datetime]
+    recent: list[dict[str, Any]]  # newest first; history entries and running records
+    last_id: int
+    first_id: int | None
+
+
+class ProjectView(NamedTuple):
+    paths: ProjectPaths
+    pipelines: list[PipelineView]
+    deployed: dict[str, Any] | None  # the deploy entry of the current commit
+    deploys: list[dict[str, Any]]  # newest first, a few
+    config_error: str | None
+    config: Any  # flank_ops.config.model.Config of the deployed flank.yml, or None
+
+
+def config_file(paths: ProjectPaths) -> Path:
+    # local mode runs the working copy itself; on the VM it is the deployed release
+    return paths.dir.parent / "flank.yml" if paths.local else paths.current / "flank.yml"
+
+
+def load_project_config(paths: ProjectPaths, warnings: Warnings):
+    from flank_ops.config.load import load_config_file
+    from flank_ops.errors import UserError
+
+    path = config_file(paths)
+    if not path.exists():
+        return None, None
+    try:
+        return load_config_file(path), None
+    except UserError as exc:
+        message = f"{paths.name}: the deployed flank.yml could not be read: {exc.message}"
+        warnings.add(message)
+        return None, message
+    except Exception as exc:  # noqa: BLE001 - a site build never fails on a bad config
+        message = f"{paths.name}: the deployed flank.yml could not be read: {exc}"
+        warnings.add(message)
+        return None, message
+
+
+def _next_runs(pipeline: Pipeline | None, count: int) -> list[datetime]:
+    if pipeline is None or not pipeline.schedule:
+        return []
+    try:
+        from flank_ops.schedule.next_runs import next_runs
+
+        return list(next_runs(pipeline, count=count))
+    except Exception:  # noqa: BLE001 - a schedule problem is shown by validation, not here
+        return []
+
+
+def pipeline_names(paths: ProjectPaths, config) -> list[str]:
+    names = list(config.pipelines) if config else []
+    if paths.runs_root.is_dir():
+        for p in sorted(paths.runs_root.iterdir()):
+            if p.is_dir() and p.name not in names and not p.name.startswith("."):
+                names.append(p.name)
+    return names
+
+
+def pipeline_view(paths: ProjectPaths, name: str, config, warnings: Warnings,
+                  history_count: int = RECENT, next_count: int = 1) -> PipelineView:
+    pipeline = config.pipelines.get(name) if config else None
+    finished = history_tail(paths, name, history_count)
+    finished_ids = {e["run_id"] for e in finished}
+    running = [records.history_entry(r) for r in running_records(paths, name, finished_ids, warnings)]
+    recent = running + list(reversed(finished))
+    return PipelineView(
+        project=paths.name,
+        name=name,
+        config=pipeline,
+        next_runs=_next_runs(pipeline, next_count),
+        recent=recent[: max(history_count, len(running))],
+        last_id=last_run_id(paths, name),
+        first_id=history_first_id(paths, name),
+    )
+
+
+def project_view(paths: ProjectPaths, warnings: Warnings) -> ProjectView:
+    config, config_error = load_project_config(paths, warnings)
+    views = [pipeline_view(paths, name, config, warnings) for name in pipeline_names(paths, config)]
+    deploys = list(reversed(deploys_tail(paths, DEPLOYS_ON_PROJECT_PAGE)))
+    deployed = None
+    sha = paths.current_sha()
+    if sha:
+        deployed = next((d for d in deploys if d.get("sha") == sha), None) or {"sha": sha, "short": sha[:7]}
+    return ProjectView(paths, views, deployed, deploys, config_error, config)
+
+
+def projects(home: Home) -> list[ProjectPaths]:
+    """Every project of this FLANK_HOME; a laptop's .flank/ is one local project."""
+    found = [home.project(name) for name in home.projects()]
+    if not found and (home.root / "runs").is_dir() and home.root.name == ".flank":
+        found = [ProjectPaths.for_local(home.root.parent)]
+    return found
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

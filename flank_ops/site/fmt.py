@@ -1,0 +1,115 @@
+"""How values look on the site: statuses (icon + label, never colour alone), durations, times, sizes."""
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# Every status has an icon and a word, so it reads without colour; the colours
+# (Okabe-Ito, colour-blind safe) live in style.css under .s-<status>.
+STATUS_ICONS: dict[str, str] = {
+    "success": "✓",
+    "failed": "✗",
+    "running": "▶",
+    "pending": "○",
+    "upstream_failed": "⊘",
+    "timed_out": "⏱",
+    "skipped": "–",
+    "interrupted": "!",
+    "unknown": "?",
+}
+
+STATUS_LABELS: dict[str, str] = {
+    "upstream_failed": "upstream failed",
+    "timed_out": "timed out",
+}
+
+
+def status_key(status: str | None) -> str:
+    return status if status in STATUS_ICONS else "unknown"
+
+
+def status_icon(status: str | None) -> str:
+    return STATUS_ICONS[status_key(status)]
+
+
+def status_label(status: str | None) -> str:
+    key = status_key(status)
+    return STATUS_LABELS.get(key, key)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """14m32s, 2h05m, 3.4s — short and exact enough to compare runs."""
+    if seconds is None:
+        return "–"
+    s = float(seconds)
+    if s < 0:
+        s = 0.0
+    if s < 10:
+        return f"{s:.1f}s"
+    if s < 60:
+        return f"{s:.0f}s"
+    m, sec = divmod(int(round(s)), 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def fmt_kb(kb: float | None) -> str:
+    if kb is None:
+        return "–"
+    value = float(kb)
+    for unit in ("KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "KB" else f"{value:.1f} {unit}"
+        value /= 1024
+    return "–"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "–"
+    if n < 1024:
+        return f"{n} B"
+    return fmt_kb(n / 1024)
+
+
+def zone(name: str | None) -> tzinfo | None:
+    """The IANA zone, or None (= the VM's local zone) when unset or unknown."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt_time(value: str | datetime | None, tz: tzinfo | None = None, *, with_zone: bool = False) -> str:
+    """'Tue 24 Nov 02:00' in `tz` (default: the VM's local zone)."""
+    t = parse_time(value)
+    if t is None:
+        return "–"
+    local = t.astimezone(tz)
+    text = local.strftime("%a %d %b %Y %H:%M")
+    if with_zone:
+        text += f" {local.tzname()}"
+    return text
+
+
+def fmt_time_short(value: str | datetime | None, tz: tzinfo | None = None) -> str:
+    t = parse_time(value)
+    if t is None:
+        return "–"
+    return t.astimezone(tz).strftime("%d %b %H:%M")

@@ -1,0 +1,115 @@
+"""Where each page lives in the site folder, and the relative link to it.
+
+    site/index.html                                   home
+    site/_static/style.css                            the one stylesheet
+    site/<project>/index.html                         project: pipelines + recent deploys
+    site/<project>/deploys.html                       every push handled
+    site/<project>/<pipeline>/index.html              pipeline: schedule, DAG, newest runs, trend
+    site/<project>/<pipeline>/runs-<k>.html           history by run id: #1-50 is k=1, #51-100 k=2 ...
+    site/<project>/<pipeline>/<run_id>/index.html     run (the git note links here)
+    site/<project>/<pipeline>/<run_id>/logs/<task>.html   log tail
+    site/<project>/<pipeline>/<run_id>/logs/<task>.txt    the raw log (hard link or copy)
+
+Links between pages are relative, so the site works under any URL prefix, on S3
+or from file://. `_static` cannot clash with a project (names start with a letter or digit).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+from flank_ops.site.data import PAGE_SIZE
+
+STATIC_DIR = "_static"
+CSS_FILE = "style.css"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
+
+
+def file_name(name: str) -> str:
+    """A file/folder name for a task or pipeline; odd names (HTML, slashes) get a safe stand-in."""
+    if _SAFE_NAME.match(name) and name not in ("index", "logs"):
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "task"
+    return f"{stem}-{digest}"
+
+
+def archive_number(run_id: int) -> int:
+    return (max(run_id, 1) - 1) // PAGE_SIZE + 1
+
+
+def archive_range(number: int) -> tuple[int, int]:
+    return (number - 1) * PAGE_SIZE + 1, number * PAGE_SIZE
+
+
+class SiteLayout:
+    """Paths (for writing) and site-relative URLs (for linking) of every page."""
+
+    def __init__(self, site_dir: Path) -> None:
+        self.root = Path(site_dir)
+
+    # files
+    def home_page(self) -> Path:
+        return self.root / "index.html"
+
+    def css(self) -> Path:
+        return self.root / STATIC_DIR / CSS_FILE
+
+    def project_dir(self, project: str) -> Path:
+        return self.root / file_name(project)
+
+    def pipeline_dir(self, project: str, pipeline: str) -> Path:
+        return self.project_dir(project) / file_name(pipeline)
+
+    def run_dir(self, project: str, pipeline: str, run_id: int) -> Path:
+        return self.pipeline_dir(project, pipeline) / str(run_id)
+
+    def file(self, url: str) -> Path:
+        """The file behind a site-relative URL made by the methods below."""
+        from urllib.parse import unquote
+
+        return self.root / unquote(url)
+
+
+# site-relative URLs (always to a file, so file:// browsing works)
+def url_home() -> str:
+    return "index.html"
+
+
+def url_css() -> str:
+    return f"{STATIC_DIR}/{CSS_FILE}"
+
+
+def url_project(project: str) -> str:
+    return f"{quote(file_name(project))}/index.html"
+
+
+def url_deploys(project: str) -> str:
+    return f"{quote(file_name(project))}/deploys.html"
+
+
+def url_pipeline(project: str, pipeline: str) -> str:
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/index.html"
+
+
+def url_archive(project: str, pipeline: str, number: int) -> str:
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/runs-{number}.html"
+
+
+def url_run(project: str, pipeline: str, run_id: int) -> str:
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/index.html"
+
+
+def url_log(project: str, pipeline: str, run_id: int, task: str) -> str:
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/logs/{quote(file_name(task))}.html"
+
+
+def url_raw_log(project: str, pipeline: str, run_id: int, task: str) -> str:
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/logs/{quote(file_name(task))}.txt"
+
+
+def depth_prefix(url: str) -> str:
+    """'../' repeated so that a page at `url` can reach the site root."""
+    return "../" * url.count("/")

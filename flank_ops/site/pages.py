@@ -1,0 +1,67 @@
+"""Rendering pages with the Jinja2 templates of site_template/ (autoescaped, relative links)."""
+from __future__ import annotations
+
+import functools
+from importlib.resources import files
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from flank_ops import __version__
+from flank_ops.site import fmt, layout
+
+
+def template_dir() -> Path:
+    return Path(str(files("flank_ops.site_template")))
+
+
+@functools.lru_cache(maxsize=1)
+def environment():
+    import jinja2  # heavy: imported only when a page is rendered
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        autoescape=True,  # every template, whatever its extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        duration=fmt.fmt_duration,
+        kb=fmt.fmt_kb,
+        bytes=fmt.fmt_bytes,
+        time=fmt.fmt_time,
+        time_short=fmt.fmt_time_short,
+        icon=fmt.status_icon,
+        label=fmt.status_label,
+        skey=fmt.status_key,
+    )
+    env.globals.update(
+        u=SimpleNamespace(
+            home=layout.url_home, css=layout.url_css, project=layout.url_project,
+            deploys=layout.url_deploys, pipeline=layout.url_pipeline, archive=layout.url_archive,
+            run=layout.url_run, log=layout.url_log, raw=layout.url_raw_log,
+        ),
+        version=__version__,
+        zone=fmt.zone,
+    )
+    return env
+
+
+def render(template: str, url: str, **context: Any) -> str:
+    """Render `template` as the page at site-relative `url`."""
+    from flank_ops.site.data import now_utc
+
+    context.setdefault("refresh", False)
+    context.setdefault("warnings", [])
+    context.setdefault("crumbs", [])
+    return environment().get_template(template).render(
+        root=layout.depth_prefix(url),
+        here=url,
+        generated=fmt.fmt_time(now_utc(), with_zone=True),
+        **context,
+    )
+
+
+def stylesheet() -> bytes:
+    return (template_dir() / "style.css").read_bytes()

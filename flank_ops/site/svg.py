@@ -1,0 +1,253 @@
+"""Inline SVG graphics drawn from records: the DAG, the Gantt timeline, the duration trend.
+
+Shapes carry `class="s-<status>"`; the colours come from style.css, and every
+status is also written as an icon (fmt.STATUS_ICONS), so nothing relies on colour.
+The SVGs keep their natural size; the page wraps them in a horizontally
+scrollable figure so a phone can pan without the page overflowing.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from markupsafe import Markup, escape
+
+from flank_ops.site.fmt import fmt_duration, parse_time, status_icon, status_key, status_label
+
+
+class DagNode(NamedTuple):
+    name: str
+    needs: tuple[str, ...]
+    status: str | None = None  # None: draw neutral (the pipeline page, no run)
+    href: str | None = None
+
+
+def _e(text: object) -> str:
+    return str(escape(str(text)))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- DAG ---------------------------------------------------------------------
+
+NODE_W, NODE_H = 168, 32
+GAP_X, GAP_Y = 16, 34
+PER_ROW = 4  # wider layers wrap, so a 30-task pipeline stays about 730 px wide
+PAD = 8
+
+
+def dag_layers(nodes: Sequence[DagNode]) -> list[list[str]]:
+    """Tasks grouped by depth (longest path from a root), each layer in a stable, low-crossing order."""
+    by_name = {n.name: n for n in nodes}
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str, trail: frozenset[str] = frozenset()) -> int:
+        if name in depth:
+            return depth[name]
+        deps = [d for d in by_name[name].needs if d in by_name and d not in trail]
+        value = 0 if not deps else 1 + max(depth_of(d, trail | {name}) for d in deps)
+        depth[name] = value
+        return value
+
+    for n in nodes:
+        depth_of(n.name)
+    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for n in nodes:
+        layers[depth[n.name]].append(n.name)
+    # order each layer by the mean position of its parents (a single barycentre pass)
+    position: dict[str, float] = {}
+    for layer in layers:
+        def key(name: str) -> float:
+            parents = [position[d] for d in by_name[name].needs if d in position]
+            return sum(parents) / len(parents) if parents else -1.0
+
+        layer.sort(key=key)
+        for i, name in enumerate(layer):
+            position[name] = float(i)
+    return layers
+
+
+def dag_svg(nodes: Sequence[DagNode], title: str = "Task graph") -> Markup:
+    if not nodes:
+        return Markup("")
+    by_name = {n.name: n for n in nodes}
+    layers = dag_layers(nodes)
+    xy: dict[str, tuple[int, int]] = {}
+    row = 0
+    widest = 1
+    for layer in layers:
+        for start in range(0, len(layer), PER_ROW):
+            chunk = layer[start:start + PER_ROW]
+            widest = max(widest, len(chunk))
+            for i, name in enumerate(chunk):
+                xy[name] = (i, row)
+            row += 1
+    width = PAD * 2 + widest * NODE_W + (widest - 1) * GAP_X
+    height = PAD * 2 + row * NODE_H + (row - 1) * GAP_Y
+
+    def box(name: str) -> tuple[float, float]:
+        col, r = xy[name]
+        return PAD + col * (NODE_W + GAP_X), PAD + r * (NODE_H + GAP_Y)
+
+    parts = [
+        f'<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
+        f"<title>{_e(title)}</title>",
+    ]
+    for n in nodes:
+        x2, y2 = box(n.name)
+        for dep in n.needs:
+            if dep not in xy:
+                continue
+            x1, y1 = box(dep)
+            sx, sy = x1 + NODE_W / 2, y1 + NODE_H
+            tx, ty = x2 + NODE_W / 2, y2
+            bend = max(GAP_Y / 2, (ty - sy) / 2)
+            parts.append(
+                f'<path class="edge" d="M{sx:.0f},{sy:.0f} C{sx:.0f},{sy + bend:.0f} '
+                f'{tx:.0f},{ty - bend:.0f} {tx:.0f},{ty - 4:.0f}"/>'
+                f'<path class="arrow" d="M{tx - 4:.0f},{ty - 7:.0f} L{tx:.0f},{ty - 1:.0f} L{tx + 4:.0f},{ty - 7:.0f}"/>'
+            )
+    for n in nodes:
+        x, y = box(n.name)
+        cls = f"node s-{status_key(n.status)}" if n.status else "node s-none"
+        label = _clip(n.name, 17)
+        tip = n.name if not n.status else f"{n.name}: {status_label(n.status)}"
+        icon = f'<text class="icon" x="{x + 14:.0f}" y="{y + 21:.0f}">{_e(status_icon(n.status))}</text>' if n.status else ""
+        text_x = x + 28 if n.status else x + 12
+        inner = (
+            f"<title>{_e(tip)}</title>"
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
+            f"{icon}"
+            f'<text class="name" x="{text_x:.0f}" y="{y + 21:.0f}">{_e(label)}</text>'
+        )
+        if n.href:
+            parts.append(f'<a class="{cls}" href="{_e(n.href)}">{inner}</a>')
+        else:
+            parts.append(f'<g class="{cls}">{inner}</g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# --- Gantt -------------------------------------------------------------------
+
+class GanttBar(NamedTuple):
+    name: str
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    href: str | None = None
+
+
+LABEL_W, CHART_W, ROW_H, AXIS_H = 150, 560, 24, 22
+_TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def _tick_step(span: float) -> int:
+    for step in _TICK_STEPS:
+        if span / step <= 6:
+            return step
+    return _TICK_STEPS[-1]
+
+
+def gantt_svg(bars: Sequence[GanttBar], run_start: str | None, run_end: str | None, now: datetime) -> Markup:
+    """One row per task: a bar from its start to its end (or to `now` while it runs)."""
+    if not bars:
+        return Markup("")
+    t0 = parse_time(run_start)
+    starts = [parse_time(b.started_at) for b in bars if parse_time(b.started_at)]
+    if t0 is None and starts:
+        t0 = min(starts)
+    if t0 is None:
+        return Markup("")
+    t_end = parse_time(run_end) or now
+    ends = [parse_time(b.ended_at) for b in bars if parse_time(b.ended_at)]
+    t_end = max([t_end, *ends, *starts])
+    span = max((t_end - t0).total_seconds(), 1.0)
+    scale = CHART_W / span
+    width = LABEL_W + CHART_W + 12
+    height = AXIS_H + len(bars) * ROW_H + 6
+    parts = [
+        f'<svg class="gantt" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="Timeline of the tasks">',
+        "<title>Timeline of the tasks</title>",
+    ]
+    step = _tick_step(span)
+    tick = 0
+    while tick <= span + 1e-9:
+        x = LABEL_W + tick * scale
+        parts.append(
+            f'<line class="grid" x1="{x:.1f}" y1="{AXIS_H - 4}" x2="{x:.1f}" y2="{height}"/>'
+            f'<text class="tick" x="{x + 2:.1f}" y="{AXIS_H - 8}">{_e(fmt_duration(tick) if tick else "0")}</text>'
+        )
+        tick += step
+    for i, b in enumerate(bars):
+        y = AXIS_H + i * ROW_H
+        key = status_key(b.status)
+        label = f"{status_icon(b.status)} {_clip(b.name, 18)}"
+        name = f'<text class="label" x="4" y="{y + 16}">{_e(label)}</text>'
+        parts.append(f'<a href="{_e(b.href)}">{name}</a>' if b.href else name)
+        s, e = parse_time(b.started_at), parse_time(b.ended_at)
+        if s is None:
+            parts.append(f'<text class="note" x="{LABEL_W + 4}" y="{y + 16}">{_e(status_label(b.status))}</text>')
+            continue
+        e = e or now
+        x = LABEL_W + (s - t0).total_seconds() * scale
+        w = max(2.0, (e - s).total_seconds() * scale)
+        tip = f"{b.name}: {status_label(b.status)}, {fmt_duration((e - s).total_seconds())}"
+        parts.append(
+            f'<g class="bar s-{key}"><title>{_e(tip)}</title>'
+            f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="{ROW_H - 8}" rx="3"/></g>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# --- duration trend ----------------------------------------------------------
+
+class TrendPoint(NamedTuple):
+    run_id: int
+    status: str
+    duration_s: float | None
+    href: str | None = None
+
+
+TREND_W, TREND_H = 600, 120
+
+
+def trend_svg(points: Sequence[TrendPoint]) -> Markup:
+    """Run durations, oldest left; each bar coloured and titled by its status."""
+    points = [p for p in points if p.duration_s is not None]
+    if len(points) < 2:
+        return Markup("")
+    top = max(p.duration_s or 0 for p in points) or 1.0
+    left, bottom = 52, 18
+    slot = (TREND_W - left) / len(points)
+    bar_w = max(1.0, min(16.0, slot * 0.7))
+    parts = [
+        f'<svg class="trend" xmlns="http://www.w3.org/2000/svg" width="{TREND_W}" height="{TREND_H}" '
+        f'viewBox="0 0 {TREND_W} {TREND_H}" role="img" aria-label="Duration of recent runs">',
+        "<title>Duration of recent runs</title>",
+        f'<line class="grid" x1="{left}" y1="6" x2="{TREND_W}" y2="6"/>',
+        f'<text class="tick" x="0" y="14">{_e(fmt_duration(top))}</text>',
+        f'<line class="axis" x1="{left}" y1="{TREND_H - bottom}" x2="{TREND_W}" y2="{TREND_H - bottom}"/>',
+        f'<text class="tick" x="0" y="{TREND_H - bottom}">0</text>',
+        f'<text class="tick" x="{left}" y="{TREND_H - 4}">#{points[0].run_id}</text>',
+        f'<text class="tick" x="{TREND_W}" y="{TREND_H - 4}" text-anchor="end">#{points[-1].run_id}</text>',
+    ]
+    usable = TREND_H - bottom - 6
+    for i, p in enumerate(points):
+        h = max(1.0, (p.duration_s or 0) / top * usable)
+        x = left + i * slot + (slot - bar_w) / 2
+        y = TREND_H - bottom - h
+        tip = f"#{p.run_id} {status_label(p.status)}, {fmt_duration(p.duration_s)}"
+        rect = (
+            f'<g class="bar s-{status_key(p.status)}"><title>{_e(tip)}</title>'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}"/></g>'
+        )
+        parts.append(f'<a href="{_e(p.href)}">{rect}</a>' if p.href else rect)
+    parts.append("</svg>")
+    return Markup("".join(parts))

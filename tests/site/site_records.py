@@ -1,0 +1,137 @@
+"""Synthesized run records for the site tests and bench/site.py (no real runner needed).
+
+Written through flank_ops.run.records (write_record, append_history,
+allocate_run_id), so they have exactly the format the runner writes.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from flank_ops.fileio import append_json_line, atomic_write_text
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+
+T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+
+FLANK_YML = """\
+pipelines:
+  nightly:
+    schedule: "0 2 * * *"
+    timezone: Europe/London
+    tasks:
+      extract: Rscript R/extract.R
+      transform:
+        run: Rscript R/transform.R
+        needs: [extract]
+      model:
+        run: Rscript R/model.R
+        needs: [transform]
+      report:
+        run: python py/report.py
+        needs: [model]
+"""
+
+CHAIN = {"extract": [], "transform": ["extract"], "model": ["transform"], "report": ["model"]}
+
+
+def make_project(home: Home, name: str = "demo", flank_yml: str = FLANK_YML, sha: str = "3f2a1c0" + "0" * 33) -> ProjectPaths:
+    """A project as `flank init` + one deploy leave it: bare repo HEAD, a release, `current`, deploys.jsonl."""
+    paths = home.project(name)
+    paths.bare_repo.mkdir(parents=True, exist_ok=True)
+    (paths.bare_repo / "HEAD").write_text("ref: refs/heads/main\n")
+    release = paths.release_dir(sha)
+    release.mkdir(parents=True, exist_ok=True)
+    (release / "flank.yml").write_text(flank_yml)
+    if not paths.current.is_symlink():
+        paths.current.symlink_to(Path("releases") / sha)
+    append_json_line(paths.deploys_log, {
+        "time": T0.isoformat(), "sha": sha, "short": sha[:7], "message": "fix model formula",
+        "author": "Ada Analyst", "ref": "refs/heads/main", "status": "accepted", "errors": [],
+        "pipelines": ["nightly"],
+    })
+    return paths
+
+
+def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "success",
+             tasks: dict[str, list[str]] | None = None, task_status: dict[str, str] | None = None,
+             logs: dict[str, bytes] | None = None, start: datetime | None = None, seconds: float = 60.0,
+             message: str = "fix model formula", trigger: str = "schedule", history: bool = True,
+             runner: dict[str, Any] | None = None) -> int:
+    """One run on disk (record, task logs, history line); returns its run id."""
+    tasks = CHAIN if tasks is None else tasks
+    task_status = task_status or {}
+    logs = logs if logs is not None else {name: f"{name}: done\n".encode() for name in tasks}
+    run_id, run_dir = records.allocate_run_id(paths, pipeline)
+    start = start or T0 + timedelta(days=run_id)
+    running = status == "running"
+    per_task = {}
+    t = start
+    for i, (name, needs) in enumerate(tasks.items()):
+        st = task_status.get(name, "success" if not running else ("running" if i == 0 else "pending"))
+        ran = st not in ("pending", "upstream_failed", "skipped")
+        dur = seconds / max(1, len(tasks))
+        per_task[name] = {
+            "status": st, "needs": list(needs), "attempts": 1 if ran else 0,
+            "started_at": t.isoformat() if ran else None,
+            "ended_at": (t + timedelta(seconds=dur)).isoformat() if ran and st != "running" else None,
+            "duration_s": dur if ran and st != "running" else None,
+            "exit_code": (0 if st == "success" else 1) if ran and st != "running" else None,
+            "peak_rss_kb": 51234 if ran else None, "log": f"logs/{name}.log" if name in logs else None,
+        }
+        if ran:
+            t += timedelta(seconds=dur)
+    for name, data in logs.items():
+        log = records.task_log_path(run_dir, name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(data)
+    record = {
+        "project": paths.name, "pipeline": pipeline, "run_id": run_id, "trigger": trigger, "status": status,
+        "commit": {"sha": "3f2a1c0" + "0" * 33, "short": "3f2a1c0", "message": message, "author": "Ada Analyst"},
+        "release": str(paths.current), "started_at": start.isoformat(),
+        "ended_at": None if running else (start + timedelta(seconds=seconds)).isoformat(),
+        "duration_s": None if running else seconds,
+        "runner": runner if runner is not None else (records.runner_identity() if running else None),
+        "selection": {"task": None, "from": None, "rerun_of": None}, "concurrency": 2,
+        "tasks": per_task, "skipped_reason": None,
+        "summary": f"{sum(1 for v in per_task.values() if v['status'] == 'success')}/{len(per_task)} ok",
+    }
+    records.write_record(run_dir, record)
+    if history and not running:
+        records.append_history(paths, record)
+    return run_id
+
+
+def make_many_runs(paths: ProjectPaths, pipeline: str, count: int) -> None:
+    """`count` finished runs, written directly (fast) with the same record format."""
+    runs = paths.runs_dir(pipeline)
+    runs.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for run_id in range(1, count + 1):
+        run_dir = runs / str(run_id)
+        run_dir.mkdir()
+        start = T0 + timedelta(hours=run_id)
+        status = "failed" if run_id % 7 == 0 else "success"
+        record = {
+            "project": paths.name, "pipeline": pipeline, "run_id": run_id, "trigger": "schedule", "status": status,
+            "commit": {"sha": "a" * 40, "short": "aaaaaaa", "message": "m", "author": "Ada"},
+            "started_at": start.isoformat(), "ended_at": (start + timedelta(seconds=60 + run_id % 30)).isoformat(),
+            "duration_s": 60.0 + run_id % 30, "runner": None, "tasks": {
+                name: {"status": "success", "needs": needs, "attempts": 1, "started_at": start.isoformat(),
+                       "ended_at": (start + timedelta(seconds=15)).isoformat(), "duration_s": 15.0,
+                       "exit_code": 0, "peak_rss_kb": 1000, "log": f"logs/{name}.log"}
+                for name, needs in CHAIN.items()},
+            "summary": "4/4 ok",
+        }
+        records.write_record(run_dir, record)
+        (run_dir / "logs").mkdir()
+        for name in CHAIN:
+            (run_dir / "logs" / f"{name}.log").write_text(f"{name} ok\n")
+        lines.append(records.history_entry(record))
+    import json
+
+    with open(runs / records.HISTORY_FILE, "w", encoding="utf-8") as f:
+        for entry in lines:
+            f.write(json.dumps(entry, separators=(",", ":")) + "\n")
+    atomic_write_text(runs / records.LAST_ID_FILE, f"{count}\n")
