@@ -1,11 +1,286 @@
-"""Generated Makefiles (STUB: the launcher/Makefile work fills this in)."""
+"""Generated Makefiles: a pipeline's DAG as a GNU make file a person can read and run.
+
+For each pipeline, `pipelines/<p>.mk` has one .PHONY target per task with its
+`needs:` as prerequisites, and one recipe line per task that starts the task
+launcher (launcher.py) on the task's spec file:
+
+    model: transform
+    	@$(FLANK_LAUNCHER) $(FLANK_SPECS)/model.spec $(RUN_DIR)
+
+No task content ever enters make syntax: commands, directories and env values
+live only in the spec files (NUL-separated, see task_exec.py), and appear in the
+Makefile only inside sanitised comments. Task names are [A-Za-z0-9_-] (validated
+by the config), so they are safe as targets and file names.
+
+The recipe line holds no shell metacharacters, so make execs the launcher
+directly, without a shell per task (the overhead budget is ~1.5x plain make).
+"""
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import shutil
+import tempfile
 from pathlib import Path
 
-from flank_ops.config.model import Config
+from flank_ops.config.model import Config, Pipeline, Task
+from flank_ops.errors import UserError
+from flank_ops.fileio import atomic_symlink, atomic_write_bytes, atomic_write_text
 from flank_ops.paths import ProjectPaths
 
+SPEC_SUFFIX = ".spec"
+PLAN_DIR = "plan"
+BY_HAND_RUN_DIR = "by-hand"
 
-def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path) -> None:
-    """Write pipelines/<p>.mk (+ task specs) for every pipeline; remove dropped pipelines' files."""
+# Like make: a command with none of these is split on blanks and exec'd without a shell.
+SHELL_METACHARACTERS = set("#;\"'*?[]&|<>(){}$`^~!\\\n\r")
+SHELL_BUILTINS = frozenset(
+    ". : alias bg break case cd command continue do done elif else esac eval exec exit export fc fg for "
+    "function getopts hash if jobs kill login logout pwd read readonly return select set shift source test "
+    "then time times trap type typeset ulimit umask unalias unset until wait while [ [[ {".split()
+)
+SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9_./+,:@%=-]+$")
+
+
+# --- the task spec -------------------------------------------------------------
+
+def direct_argv(command: str) -> tuple[str, ...]:
+    """The words to exec without a shell, or () when the command needs /bin/sh."""
+    if any(c in SHELL_METACHARACTERS for c in command):
+        return ()
+    words = command.split()
+    if not words or words[0] in SHELL_BUILTINS or "=" in words[0]:
+        return ()
+    return tuple(words)
+
+
+def task_spec(task: Task, release_dir: Path):
+    from flank_ops.run.task_exec import TaskSpec
+
+    cwd = Path(os.path.normpath(Path(release_dir) / task.dir)) if task.dir else Path(release_dir)
+    return TaskSpec(
+        task=task.name,
+        command=task.run,
+        cwd=str(cwd),
+        retries=task.retries,
+        retry_delay_s=task.retry_delay_s,
+        timeout_s=task.timeout_s or 0.0,
+        argv=direct_argv(task.run),
+        env=tuple(task.env.items()),
+    )
+
+
+def _spec_bytes(task: Task, release_dir: Path) -> bytes:
+    from flank_ops.run.task_exec import encode_spec
+
+    try:
+        return encode_spec(task_spec(task, release_dir))
+    except ValueError as exc:
+        raise UserError(f"cannot prepare the task: {exc}", "remove the NUL character from flank.yml") from None
+
+
+# --- the Makefile text -----------------------------------------------------------
+
+def make_word(value: str | Path) -> str:
+    """A path as one word of a make assignment or command-line variable whose value
+    make then passes to a recipe: shell-quoted if needed, `$` doubled for make."""
+    text = str(value)
+    if "\n" in text or "\r" in text or "\0" in text:
+        raise UserError(f"a path contains a line break: {text!r}", "move FLANK_HOME to a plain path")
+    if SAFE_PATH_RE.match(text):
+        return text
+    return shlex.quote(text).replace("$", "$$")
+
+
+def _assignment_value(value: str) -> str:
+    # In a makefile (not on the command line) '#' would start a comment.
+    return value.replace("#", "\\#")
+
+
+def comment_text(text: str) -> list[str]:
+    """Text made safe for make comment lines: one entry per line, no control
+    characters, and no trailing backslash (which would continue the comment
+    onto the next, real, line)."""
+    lines = []
+    for line in text.split("\n"):
+        line = "".join(c if c == "\t" or ord(c) >= 0x20 and ord(c) != 0x7F else f"\\x{ord(c):02x}" for c in line)
+        if line.endswith("\\"):
+            line += " \u21a9"  # a visible mark; a backslash must not end the line
+        lines.append(line)
+    return lines
+
+
+def _commit_label(release_dir: Path, commit: str | None) -> str:
+    if commit:
+        return commit
+    name = Path(release_dir).name
+    if re.fullmatch(r"[0-9a-f]{40}", name) and Path(release_dir).parent.name == "releases":
+        return name
+    return f"the working copy {release_dir}"
+
+
+def render_makefile(
+    pipeline: Pipeline,
+    *,
+    makefile_path: Path,
+    specs_dir: Path,
+    default_run_dir: Path,
+    launcher_argv: list[str],
+    release_dir: Path,
+    commit: str | None = None,
+) -> str:
+    names = pipeline.topological_order()
+    aggregate = "all" if "all" not in pipeline.tasks else "flank-all"
+    launcher = " ".join(make_word(w) for w in launcher_argv)
+    mk = make_word(makefile_path)
+    first = names[0] if names else "TASK"
+    out: list[str] = []
+    add = out.append
+    title = f"Pipeline {pipeline.name}: generated by flank from flank.yml at {_commit_label(release_dir, commit)}."
+    out.extend(f"# {line}" for line in comment_text(title))
+    add("# Do not edit: every push rewrites it. `flank run` runs it with a run record, notes and the site;")
+    add("# you can also run it by hand (logs go to $(RUN_DIR)/logs/<task>.log, results to $(RUN_DIR)/tasks/):")
+    add("#")
+    add(f"#   make -k -j 2 -f {mk}                 # every task, 2 at a time")
+    add(f"#   make -k -f {mk} {first}          # one task and what it needs")
+    add(f"#   make -k -f {mk} RUN_DIR=/tmp/try    # logs elsewhere")
+    add("#")
+    add("# -k: after a failure, independent tasks go on; a failed task's dependents do not start.")
+    add("")
+    add("FLANK_LAUNCHER = " + _assignment_value(launcher))
+    add("FLANK_SPECS = " + _assignment_value(make_word(specs_dir)))
+    add("RUN_DIR = " + _assignment_value(make_word(default_run_dir)))
+    add("")
+    add("MAKEFLAGS += --no-builtin-rules")
+    add(".SUFFIXES:")
+    add(f".DEFAULT_GOAL := {aggregate}")
+    add(f".PHONY: {aggregate}" + "".join(f" {n}" for n in names))
+    add("")
+    add(f"{aggregate}:" + "".join(f" {n}" for n in names))
+    for name in names:
+        task = pipeline.tasks[name]
+        add("")
+        command_lines = comment_text(task.run)
+        if len(command_lines) == 1:
+            add(f"# {name}: {command_lines[0]}")
+        else:
+            add(f"# {name}:")
+            out.extend(f"#   {line}" for line in command_lines)
+        details = []
+        if task.dir:
+            details.append(f"dir {task.dir}")
+        if task.retries:
+            details.append(f"retries {task.retries} (first after {task.retry_delay_s:g}s, doubling)")
+        if task.timeout_s:
+            details.append(f"timeout {task.timeout_s:g}s")
+        if task.env:
+            details.append("env " + " ".join(task.env))
+        if details:
+            out.extend(f"#   ({line})" for line in comment_text(", ".join(details)))
+        add(f"{name}:" + "".join(f" {d}" for d in task.needs))
+        add(f"\t@$(FLANK_LAUNCHER) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
+    add("")
+    return "\n".join(out)
+
+
+def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path) -> None:
+    specs_dir.mkdir(parents=True, exist_ok=True)
+    for name, task in pipeline.tasks.items():
+        atomic_write_bytes(specs_dir / f"{name}{SPEC_SUFFIX}", _spec_bytes(task, release_dir), mode=0o644)
+
+
+# --- the contract ------------------------------------------------------------------
+
+def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
+                         commit: str | None = None) -> None:
+    """Write pipelines/<p>.mk (+ task specs) for every pipeline; remove dropped pipelines' files.
+
+    The specs folder `<p>.tasks` is a symlink to a fresh `.<p>.tasks.<random>`
+    folder, switched in one rename, so the whole set is replaced at once.
+    """
+    from flank_ops.run.launcher import task_launcher_argv
+
+    launcher_argv = task_launcher_argv()
+    pipelines_dir = paths.pipelines_dir
+    pipelines_dir.mkdir(parents=True, exist_ok=True)
+    for pipeline in config.pipelines.values():
+        link = paths.task_specs_dir(pipeline.name)
+        fresh = Path(tempfile.mkdtemp(dir=pipelines_dir, prefix=f".{link.name}."))
+        fresh.chmod(0o755)
+        _write_specs(fresh, pipeline, release_dir)
+        if link.is_dir() and not link.is_symlink():
+            shutil.rmtree(link)  # an old real folder (never produced by this version)
+        atomic_symlink(fresh.name, link)
+        text = render_makefile(
+            pipeline,
+            makefile_path=paths.makefile(pipeline.name),
+            specs_dir=link,
+            default_run_dir=paths.runs_dir(pipeline.name) / BY_HAND_RUN_DIR,
+            launcher_argv=launcher_argv,
+            release_dir=release_dir,
+            commit=commit,
+        )
+        atomic_write_text(paths.makefile(pipeline.name), text, mode=0o644)
+        _remove_old_spec_dirs(pipelines_dir, link.name, keep=fresh.name)
+    _remove_dropped_pipelines(paths, config)
+
+
+def _remove_old_spec_dirs(pipelines_dir: Path, link_name: str, keep: str) -> None:
+    for entry in pipelines_dir.glob(f".{link_name}.*"):
+        if entry.name != keep and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _remove_dropped_pipelines(paths: ProjectPaths, config: Config) -> None:
+    for makefile in paths.pipelines_dir.glob("*.mk"):
+        name = makefile.name[: -len(".mk")]
+        if name in config.pipelines:
+            continue
+        link = paths.task_specs_dir(name)
+        makefile.unlink(missing_ok=True)
+        if link.is_symlink() or link.is_file():
+            link.unlink(missing_ok=True)
+        elif link.is_dir():
+            shutil.rmtree(link, ignore_errors=True)
+        _remove_old_spec_dirs(paths.pipelines_dir, link.name, keep="")
+
+
+def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_dir: Path,
+                   commit: str | None = None) -> Path:
+    """The run's own copy of the Makefile and specs, in run_dir/plan/: a run stays
+    pinned to the release it started in, whatever pushes happen meanwhile."""
+    from flank_ops.run.launcher import task_launcher_argv
+
+    plan = Path(run_dir) / PLAN_DIR
+    specs_dir = plan / f"{pipeline.name}.tasks"
+    _write_specs(specs_dir, pipeline, release_dir)
+    makefile = plan / f"{pipeline.name}.mk"
+    text = render_makefile(
+        pipeline,
+        makefile_path=makefile,
+        specs_dir=specs_dir,
+        default_run_dir=Path(run_dir),
+        launcher_argv=task_launcher_argv(),
+        release_dir=release_dir,
+        commit=commit,
+    )
+    atomic_write_text(makefile, text, mode=0o644)
+    return makefile
+
+
+def make_executable() -> str:
+    found = shutil.which("make")
+    if found is None:
+        raise UserError("GNU make is not installed on this machine", "install it: apt-get install make")
+    return found
+
+
+def make_command(makefile: Path, run_dir: Path, jobs: int, targets: list[str]) -> list[str]:
+    """`make -k -j N -f MAKEFILE RUN_DIR=... [targets]` (no targets: every task)."""
+    argv = [make_executable(), "-k", "-j", str(max(1, int(jobs))), "-f", str(makefile),
+            f"RUN_DIR={make_word(run_dir)}"]
+    if targets:
+        argv.append("--")  # a task may be called "-k"
+        argv.extend(targets)
+    return argv

@@ -1,0 +1,99 @@
+"""Which program a generated Makefile calls to run a task.
+
+Normally the C launcher (task_exec.c), compiled on first use with `cc -O2` into
+$FLANK_HOME/.flank/bin/flank-task-<hash of the source>: a new flank version
+with a changed launcher gets a new binary, old Makefiles keep theirs. Without a
+C compiler (or with FLANK_TASK_EXEC=python) the pure-Python twin runs instead,
+as `python -m flank_ops _task` — same command line and behaviour, slower per task.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from flank_ops.fileio import locked
+from flank_ops.paths import Home
+
+SOURCE = Path(__file__).with_name("task_exec.c")
+COMPILERS = ("cc", "gcc", "clang")
+# FLANK_TASK_EXEC=python forces the Python launcher, =c requires the compiled one.
+IMPLEMENTATION_ENV = "FLANK_TASK_EXEC"
+
+
+def python_launcher_argv() -> list[str]:
+    return [sys.executable, "-m", "flank_ops", "_task"]
+
+
+def compiled_launcher_path(home: Home | None = None) -> Path:
+    """Where the launcher built from this version's task_exec.c lives (built or not)."""
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    return (home or Home()).internal_dir / "bin" / f"flank-task-{digest}"
+
+
+def find_compiler() -> str | None:
+    for name in COMPILERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def build_launcher(home: Home | None = None) -> Path | None:
+    """The compiled launcher, building it if needed; None when it cannot be built.
+
+    Built into a temp file and renamed, under a lock, so concurrent first runs
+    neither collide nor ever see a half-written binary.
+    """
+    target = compiled_launcher_path(home)
+    if os.access(target, os.X_OK):
+        return target
+    compiler = find_compiler()
+    if compiler is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with locked(target.parent / ".build.lock"):
+        if os.access(target, os.X_OK):
+            return target
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            proc = subprocess.run(
+                [compiler, "-O2", "-o", tmp, str(SOURCE)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            if proc.returncode != 0:
+                print(
+                    f"flank: warning: could not compile the task launcher ({compiler} said: "
+                    f"{proc.stderr.strip()[:500]}); using the slower Python launcher",
+                    file=sys.stderr,
+                )
+                return None
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target
+
+
+def task_launcher_argv() -> list[str]:
+    """The command a Makefile recipe starts per task, before SPEC_FILE RUN_DIR."""
+    choice = os.environ.get(IMPLEMENTATION_ENV, "").strip().lower()
+    if choice == "python":
+        return python_launcher_argv()
+    binary = build_launcher()
+    if binary is not None:
+        return [str(binary)]
+    if choice == "c":
+        from flank_ops.errors import UserError
+
+        raise UserError(
+            "the C task launcher cannot be built: no working C compiler",
+            "install one (apt-get install gcc) or unset FLANK_TASK_EXEC to use the Python launcher",
+        )
+    return python_launcher_argv()
