@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -9,35 +10,8 @@ from flank_ops.config.load import describe, load_config, load_config_file
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors
 
-SPEC_EXAMPLE = """\
-persist: [data, output]          # optional: dirs kept across deploys (linked into each release)
-env:                             # optional: env vars for every task
-  R_LIBS_USER: ~/R/library
-pipelines:
-  nightly:
-    schedule: "0 2 * * *"        # optional; a string or a list of cron strings (Debian cron syntax)
-    timezone: Europe/London      # optional; default: the VM's local zone
-    on_push: false               # optional; true = run after every successful deploy
-    concurrency: 2               # optional; max tasks at once (default: number of CPUs)
-    overlap: skip                # optional; skip | queue — what a trigger does while a run is going on
-    notify: [failure]            # optional; which outcomes notify (failure, success, recovery)
-    tasks:
-      extract: Rscript R/extract.R          # short form: just the command
-      transform:
-        run: Rscript R/transform.R
-        needs: [extract]
-      model:
-        run: Rscript R/model.R
-        needs: [transform]
-        retries: 2                 # extra attempts after a failure
-        retry_delay: 30s           # waits 30s, 60s, ... (doubling)
-        timeout: 2h                # kills the task's whole process tree
-        dir: R                     # working directory, relative to the repo root (default: root)
-        env: {MODEL: glm}
-      report:
-        run: python py/report.py
-        needs: [model]
-"""
+# The flank.yml of SPEC.md, verbatim.
+SPEC_EXAMPLE = (Path(__file__).parent / "spec_example.yml").read_text()
 
 
 def errors_of(text: str | bytes) -> list[str]:
