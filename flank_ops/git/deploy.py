@@ -19,8 +19,8 @@ from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
 from flank_ops.fileio import atomic_symlink, locked
 from flank_ops.git.deploy_log import deploy_entry, record_deploy
-from flank_ops.git.gitcmd import commit_info, run_git
-from flank_ops.git.push_check import FLANK_YML, read_flank_yml
+from flank_ops.git.gitcmd import commit_info
+from flank_ops.git.push_check import FLANK_YML, take_validated
 from flank_ops.git.releases import clean_leftovers, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
 
@@ -50,24 +50,25 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     """Check out, link, switch `current`, regenerate, record. Call with the deploy lock held."""
     git_dir = paths.bare_repo
     ref = f"refs/heads/{branch}"
-    tip = run_git(["rev-parse", "--verify", "-q", ref], git_dir=git_dir, check=False).stdout.decode().strip()
-    sha = tip or pushed_sha
+    # The branch's tip now, not the pushed sha: a newer push may have moved it while we waited.
+    commit = commit_info(git_dir, ref)
+    sha = commit["sha"] or pushed_sha
     previous = paths.current_sha()
+    validated = take_validated(paths, pushed_sha)
     if sha != pushed_sha:
+        validated = take_validated(paths, sha)
         if sha == previous and paths.release_dir(sha).is_dir():
             say(f"a newer push moved {branch} to {sha[:7]}, which is deployed already")
             try:
-                return Deployed(sha, load_config_at(git_dir, sha))
+                return Deployed(sha, validated or load_release_config(paths.release_dir(sha)))
             except UserError as exc:
                 say(f"warning: {failure_text(exc)}")
                 return None
         say(f"a newer push moved {branch} to {sha[:7]}; deploying that")
-    commit = commit_info(git_dir, sha)
     clean_leftovers(paths)
 
     try:
-        config = load_config_at(git_dir, sha)
-        release, warnings = make_release(paths, sha, config.persist)
+        release, warnings, config = make_release(paths, sha, validated, load_release_config)
         atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
     except (OSError, UserError) as exc:
         reason = failure_text(exc)
@@ -82,6 +83,13 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     warnings += regenerate(paths, config, release)
     if shutil.which("make") is None:
         warnings.append("make is not installed on this VM, so runs will fail; install it: sudo apt-get install make")
+    try:
+        record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
+                                          pipelines=list(config.pipelines)))
+    except OSError as exc:
+        warnings.append(f"deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
+    # After the record, so the site's Deploys page shows this push.
+    warnings += attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths))
 
     say(f'deployed {commit["short"]} "{commit["message"]}"')
     for line in schedule_lines(config):
@@ -91,12 +99,6 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     site_line = status_site_line(paths)
     if site_line:
         say(site_line)
-
-    try:
-        record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
-                                          pipelines=list(config.pipelines)))
-    except OSError as exc:
-        say(f"warning: deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
     try:
         prune_releases(paths)
     except OSError as exc:
@@ -104,20 +106,18 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     return Deployed(sha, config)
 
 
-def load_config_at(git_dir: Path, sha: str) -> Config:
-    from flank_ops.config.load import load_config
+def load_release_config(release: Path) -> Config:
+    """The flank.yml of a checked-out release (when pre-receive's validated copy is missing)."""
+    from flank_ops.config.load import load_config_file
 
-    text, problem = read_flank_yml(git_dir, sha)
-    if problem:
-        raise UserError(problem)
     try:
-        return load_config(text, FLANK_YML)
+        return load_config_file(release / FLANK_YML)
     except ConfigErrors as exc:
         raise UserError(f"{FLANK_YML} is invalid: " + "; ".join(str(e) for e in exc.errors)) from None
 
 
 def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
-    """Makefiles, crontab, site: each may fail on its own; returns what the user should know."""
+    """Makefiles and crontab: each may fail on its own; returns what the user should know."""
     warnings: list[str] = []
 
     def write_makefiles() -> None:
@@ -130,22 +130,24 @@ def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
 
         warnings.extend(install_schedule(paths, config))
 
-    def rebuild_site() -> None:
-        from flank_ops.site.build import after_deploy
-
-        after_deploy(paths.home, paths.name)
-
-    steps: list[tuple[str, Callable[[], None]]] = [
-        ("pipeline Makefiles not written (runs will fail until the next deploy)", write_makefiles),
-        ("schedule not installed", install_crontab),
-        ("status site not rebuilt (run: flank site)", rebuild_site),
-    ]
-    for what, step in steps:
-        try:
-            step()
-        except Exception as exc:  # noqa: BLE001 - a later step failing must not undo the deploy
-            warnings.append(f"{what}: {failure_text(exc)}")
+    warnings += attempt("pipeline Makefiles not written (runs will fail until the next deploy)", write_makefiles)
+    warnings += attempt("schedule not installed", install_crontab)
     return warnings
+
+
+def rebuild_site(paths: ProjectPaths) -> None:
+    from flank_ops.site.build import after_deploy
+
+    after_deploy(paths.home, paths.name)
+
+
+def attempt(what: str, step: Callable[[], None]) -> list[str]:
+    """Run one step after the switch; its failure becomes a warning (the deploy stands)."""
+    try:
+        step()
+    except Exception as exc:  # noqa: BLE001 - a later step failing must not undo the deploy
+        return [f"{what}: {failure_text(exc)}"]
+    return []
 
 
 def failure_text(exc: BaseException) -> str:

@@ -61,8 +61,15 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
         if problem:
             verdict.errors.append(problem)
     if not verdict.errors:
-        if verdict.summary:
-            say(f"flank.yml OK — {verdict.summary}")
+        if verdict.deploy is not None and verdict.config is not None:
+            from flank_ops.config.load import describe
+            from flank_ops.git.push_check import save_validated
+
+            say(f"flank.yml OK — {describe(verdict.config)}")
+            try:
+                save_validated(paths, verdict.deploy.new, verdict.config)
+            except OSError:
+                pass  # only a shortcut: post-receive validates again without it
         return 0
     noun = "problem" if len(verdict.errors) == 1 else "problems"
     say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")

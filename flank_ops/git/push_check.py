@@ -5,12 +5,17 @@ commands that keep the hook's GIT_* environment (keep_git_env=True).
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
-from flank_ops.git.gitcmd import clean_env, git_executable, run_git
+from flank_ops.fileio import atomic_write_bytes
+from flank_ops.git.gitcmd import clean_env, git_executable
+from flank_ops.paths import ProjectPaths
 
 ZERO_SHA = "0" * 40
 NOTES_REF = "refs/notes/flank"
@@ -31,7 +36,7 @@ class RefUpdate(NamedTuple):
 
 class PushVerdict(NamedTuple):
     errors: list[str]  # empty = accept
-    summary: str | None = None  # "1 pipeline, 4 tasks" when the deploy branch's flank.yml is valid
+    config: Config | None = None  # the deploy branch's flank.yml, when valid
     deploy: RefUpdate | None = None  # the deploy-branch update, if the push has one
 
 
@@ -58,7 +63,7 @@ def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerd
     """Every reason to refuse this push (all at once), and what to say when it is fine."""
     deploy_ref = f"refs/heads/{branch}"
     errors: list[str] = []
-    summary = None
+    config = None
     deploy = None
     for update in updates:
         if update.ref == NOTES_REF or update.ref.startswith(NOTES_REF + "/"):
@@ -73,25 +78,26 @@ def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerd
             )
         elif update.ref == deploy_ref:
             deploy = update
-            found, summary = check_commit(git_dir, update.new)
+            found, config = check_commit(git_dir, update.new)
             errors += found
-    return PushVerdict(errors, summary if not errors else None, deploy)
+    return PushVerdict(errors, config if not errors else None, deploy)
 
 
-def check_commit(git_dir: Path, sha: str) -> tuple[list[str], str | None]:
-    """Validate flank.yml at `sha` (and that its persist: dirs are not tracked files)."""
-    text, problem = read_flank_yml(git_dir, sha)
-    if problem:
-        return [problem], None
-    from flank_ops.config.load import describe, load_config
+def check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None]:
+    """Validate flank.yml at `sha` (and that its persist: dirs are not tracked in git)."""
+    with object_reader(git_dir) as read_object:
+        text, problem = read_flank_yml(read_object, sha)
+        if problem:
+            return [problem], None
+        from flank_ops.config.load import load_config
 
-    try:
-        config = load_config(text, FLANK_YML)
-    except ConfigErrors as exc:
-        return [str(e) for e in exc.errors], None
-    except UserError as exc:
-        return [str(exc)], None
-    tracked = tracked_persist_paths(git_dir, sha, config.persist)
+        try:
+            config = load_config(text, FLANK_YML)
+        except ConfigErrors as exc:
+            return [str(e) for e in exc.errors], None
+        except UserError as exc:
+            return [str(exc)], None
+        tracked = [p for p in config.persist if read_object(f"{sha}:{p.strip('/')}", False)[0] != "missing"]
     if tracked:
         return [
             f"{FLANK_YML}: persist: {p!r} is tracked in git; persisted folders live on the VM and are "
@@ -99,44 +105,89 @@ def check_commit(git_dir: Path, sha: str) -> tuple[list[str], str | None]:
             "or drop it from persist:"
             for p in tracked
         ], None
-    return [], describe(config)
+    return [], config
 
 
-def read_flank_yml(git_dir: Path, sha: str) -> tuple[bytes, str | None]:
-    """flank.yml's bytes at `sha`, or a message saying why there are none to read."""
-    # One `cat-file --batch` call; the header tells the size before any content is read.
+ObjectReader = Callable[[str, bool], tuple[str, int, bytes]]
+
+
+@contextlib.contextmanager
+def object_reader(git_dir: Path) -> Iterator[ObjectReader]:
+    """read(name, want_content) -> (type or "missing", size, content) through one `git cat-file --batch`.
+
+    Keeps the hook's GIT_* environment, so quarantined (just pushed) objects are visible.
+    Content is only read into memory when wanted and no bigger than MAX_FLANK_YML_BYTES.
+    """
     proc = subprocess.Popen(
         [git_executable(), f"--git-dir={git_dir}", "cat-file", "--batch"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         env=clean_env(keep_git=True),
     )
     assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    def read(name: str, want_content: bool) -> tuple[str, int, bytes]:
+        stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
+        stdin.flush()
+        header = stdout.readline().decode("utf-8", "replace").split()
+        if len(header) != 3 or header[-1] == "missing":
+            return "missing", 0, b""
+        kind, size = header[1], int(header[2])
+        if want_content and size <= MAX_FLANK_YML_BYTES:
+            content = stdout.read(size)
+        else:
+            content = b""
+            remaining = size
+            while remaining:  # skip it in chunks: never hold a big object in memory
+                chunk = stdout.read(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        stdout.read(1)  # the newline after each object
+        return kind, size, content
+
     try:
-        proc.stdin.write(f"{sha}:{FLANK_YML}\n".encode())
-        proc.stdin.close()
-        header = proc.stdout.readline().decode("utf-8", "replace").split()
-        if len(header) != 3 or header[1] == "missing" or header[-1] == "missing":
-            return b"", f"no {FLANK_YML} in the pushed commit {sha[:7]}, so there is nothing to deploy\n  {HOW_TO_ADD_FLANK_YML}"
-        if header[1] != "blob":
-            return b"", f"{FLANK_YML} in the pushed commit is a {header[1]}, not a file"
-        size = int(header[2])
-        if size > MAX_FLANK_YML_BYTES:
-            return b"", (
-                f"{FLANK_YML} is {size / 1024 / 1024:.1f} MB; flank reads at most "
-                f"{MAX_FLANK_YML_BYTES // 1024 // 1024} MB\n  flank.yml describes pipelines; keep data out of it"
-            )
-        return proc.stdout.read(size), None
+        yield read
     finally:
-        proc.stdout.close()
+        for stream in (stdin, stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
         proc.kill()
         proc.wait()
 
 
-def tracked_persist_paths(git_dir: Path, sha: str, persist: tuple[str, ...]) -> list[str]:
-    if not persist:
-        return []
-    out = run_git(
-        ["ls-tree", "-z", "--name-only", sha, "--", *persist], git_dir=git_dir, keep_git_env=True
-    ).stdout.decode("utf-8", "replace")
-    names = [n for n in out.split("\0") if n]
-    return [p for p in persist if any(n == p.rstrip("/") or n.startswith(p.rstrip("/") + "/") for n in names)]
+def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | None]:
+    """flank.yml's bytes at `sha`, or a message saying why there are none to read."""
+    kind, size, content = read_object(f"{sha}:{FLANK_YML}", True)
+    if kind == "missing":
+        return b"", f"no {FLANK_YML} in the pushed commit {sha[:7]}, so there is nothing to deploy\n  {HOW_TO_ADD_FLANK_YML}"
+    if kind != "blob":
+        return b"", f"{FLANK_YML} in the pushed commit is a {kind}, not a file"
+    if size > MAX_FLANK_YML_BYTES:
+        return b"", (
+            f"{FLANK_YML} is {size / 1024 / 1024:.1f} MB; flank reads at most "
+            f"{MAX_FLANK_YML_BYTES // 1024 // 1024} MB\n  flank.yml describes pipelines; keep data out of it"
+        )
+    return content, None
+
+
+def save_validated(paths: ProjectPaths, sha: str, config: Config) -> None:
+    """Hand the validated Config to post-receive, so it need not load the validator again."""
+    import pickle
+
+    atomic_write_bytes(paths.validated_config(sha), pickle.dumps(config))
+
+
+def take_validated(paths: ProjectPaths, sha: str) -> Config | None:
+    """The Config pre-receive saved for `sha` (removing the file), or None."""
+    import pickle
+
+    path = paths.validated_config(sha)
+    try:
+        config = pickle.loads(path.read_bytes())
+    except (OSError, pickle.PickleError, AttributeError, EOFError, ImportError, TypeError):
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return config if isinstance(config, Config) else None

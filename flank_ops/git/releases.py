@@ -11,8 +11,10 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from flank_ops.config.model import Config
 from flank_ops.git.gitcmd import run_git
 from flank_ops.paths import ProjectPaths
 
@@ -21,28 +23,37 @@ _TEMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
 
 
-def make_release(paths: ProjectPaths, sha: str, persist: tuple[str, ...]) -> tuple[Path, list[str]]:
+def make_release(
+    paths: ProjectPaths,
+    sha: str,
+    config: Config | None,
+    load_config: Callable[[Path], Config],
+) -> tuple[Path, list[str], Config]:
     """releases/<sha>, checked out with persist: links; reuses an existing one (re-push of an old commit).
 
-    Returns the release dir and warnings for the user. Raises on failure (nothing left behind).
+    `config` is flank.yml at `sha` if already known, else `load_config(release_dir)` reads it
+    from the checkout. Returns the release dir, warnings for the user and the config.
+    Raises on failure, leaving nothing behind.
     """
     release = paths.release_dir(sha)
     if release.is_dir():
-        warnings = link_persist(paths, release, persist)
+        config = config or load_config(release)
+        warnings = link_persist(paths, release, config.persist)
         os.utime(release)  # counts as recently deployed when pruning
-        return release, warnings
+        return release, warnings, config
     paths.releases_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=paths.releases_dir, prefix=f"{_TEMP_PREFIX}{sha[:12]}-"))
     try:
         checkout(paths.bare_repo, sha, tmp)
-        warnings = link_persist(paths, tmp, persist)
+        config = config or load_config(tmp)
+        warnings = link_persist(paths, tmp, config.persist)
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         os.rename(tmp, release)
         os.utime(release)  # deploy time orders releases for pruning
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return release, warnings
+    return release, warnings, config
 
 
 def checkout(git_dir: Path, sha: str, dest: Path) -> None:
@@ -144,6 +155,8 @@ def prune_releases(paths: ProjectPaths, keep: int = KEEP_RELEASES) -> list[str]:
         p for p in paths.releases_dir.iterdir()
         if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
     ]
+    if len(releases) <= keep:
+        return []
     releases.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     protected = {p.name for p in releases[:keep]} | releases_in_use(paths)
     current = paths.current_sha()

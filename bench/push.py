@@ -1,0 +1,139 @@
+"""How much do flank's hooks add to a `git push`?
+
+Pushes the same commits of examples/repo (or a small generated project if it is
+missing) into a flank project (`flank init`, real hooks, real deploy) and into a
+plain bare repo with no hooks, alternating the two in each round, and prints both
+medians and their ratio. Also prints the import time of the hook path.
+
+    python bench/push.py [--rounds 15]
+
+Everything happens in a temp dir with its own FLANK_HOME. The `schedule:` lines
+are dropped from the copied flank.yml so the bench never installs anything into
+this machine's crontab.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO_ROOT / "examples" / "repo"
+
+GENERATED_FLANK_YML = """\
+persist: [data]
+pipelines:
+  nightly:
+    tasks:
+      extract: Rscript R/extract.R
+      clean: {run: Rscript R/clean.R, needs: [extract]}
+      model: {run: Rscript R/model.R, needs: [clean]}
+      report: {run: python3 py/report.py, needs: [model]}
+"""
+
+
+def sh(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
+def make_working_copy(dest: Path, env: dict[str, str]) -> None:
+    if EXAMPLE.is_dir() and (EXAMPLE / "flank.yml").is_file():
+        shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".git", ".flank", "data", "output"))
+        text = (dest / "flank.yml").read_text()
+        (dest / "flank.yml").write_text(re.sub(r"(?m)^\s*schedule:.*\n", "", text))
+    else:
+        dest.mkdir()
+        for rel in ("R/extract.R", "R/clean.R", "R/model.R", "py/report.py"):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_text(f"# {rel}\n")
+        (dest / "flank.yml").write_text(GENERATED_FLANK_YML)
+    sh("git", "init", "-q", "-b", "main", cwd=dest, env=env)
+    sh("git", "add", "-A", cwd=dest, env=env)
+    sh("git", "commit", "-q", "-m", "first", cwd=dest, env=env)
+
+
+def timed_push(wc: Path, remote: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    sh("git", "push", "-q", str(remote), "main", cwd=wc, env=env)
+    return time.perf_counter() - start
+
+
+def import_time_ms(bare: Path, env: dict[str, str]) -> float:
+    """Sum of self import times of the hook path (a refused, no-op update: nothing deployed)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "flank_ops", "hook", "pre-receive"],
+        cwd=bare, env={**env, "GIT_DIR": str(bare)}, input="", text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    total_us = 0
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|", line)
+        if m:
+            total_us += int(m.group(1))
+    return total_us / 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="flank-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update({
+            "FLANK_HOME": str(tmp / "home"), "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
+            "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
+            "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.org",
+        })
+        (tmp / "gitconfig").write_text("")
+        sh(sys.executable, "-m", "flank_ops", "init", "bench", env=env)
+        flank_repo = tmp / "home" / "bench.git"
+        plain_repo = tmp / "plain.git"
+        sh("git", "init", "-q", "--bare", str(plain_repo), env=env)
+        wc = tmp / "wc"
+        make_working_copy(wc, env)
+
+        flank_times: list[float] = []
+        plain_times: list[float] = []
+        for i in range(args.rounds + 1):
+            if i:  # round 0 (the first push of the whole history) is a warm-up, not counted
+                (wc / "README.md").open("a").write(f"\nround {i}\n")
+                sh("git", "commit", "-q", "-am", f"round {i}", cwd=wc, env=env)
+            # Alternate which goes first, so neither gets the warmer caches every time.
+            order = [(flank_repo, flank_times), (plain_repo, plain_times)]
+            for remote, times in order if i % 2 else reversed(order):
+                t = timed_push(wc, remote, env)
+                if i:
+                    times.append(t)
+
+        flank_med = statistics.median(flank_times)
+        plain_med = statistics.median(plain_times)
+        print(f"rounds: {args.rounds} (each pushes one new commit of {'examples/repo' if EXAMPLE.is_dir() else 'a generated repo'})")
+        print(f"git push into a flank repo (hooks + deploy): median {flank_med * 1000:7.1f} ms")
+        print(f"git push into a plain bare repo (no hooks):  median {plain_med * 1000:7.1f} ms")
+        print(f"ratio: {flank_med / plain_med:.2f}  (target: about 1.5 or less)")
+        print(f"hook path import time (python -X importtime, self times summed): {import_time_ms(flank_repo, env):.1f} ms")
+        startup = []
+        for _ in range(5):
+            start = time.perf_counter()
+            sh(sys.executable, "-c", "pass", env=env)
+            startup.append(time.perf_counter() - start)
+        print(f"bare python startup for comparison: median {statistics.median(startup) * 1000:.1f} ms "
+              "(each push runs two hooks, so two of these)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
