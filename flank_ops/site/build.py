@@ -13,6 +13,7 @@ Every file is replaced atomically; a damaged record becomes a visible warning
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -106,7 +107,21 @@ def _publish_raw_log(src: Path, dst: Path) -> None:
 
 
 def _write_run(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> bool:
-    """The run page and its log pages. False when the run folder is gone."""
+    """The run page and its log pages. False when the run folder is gone.
+
+    A record that cannot be drawn (odd values a crash or an old version left)
+    becomes a warning, never a failed build.
+    """
+    try:
+        return _write_run_pages(w, paths, pipeline, run_id, warnings)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise  # the disk, not the record: the user must hear about it
+        warnings.add(f"{paths.name}/{pipeline} #{run_id}: skipped, its record could not be shown ({exc!r})")
+        return False
+
+
+def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> bool:
     from flank_ops.site.pages import render
     from flank_ops.site.svg import DagNode, GanttBar, dag_svg, gantt_svg
 
@@ -410,3 +425,31 @@ def remove_run_pages(home: Home, project: str, pipeline: str, run_ids: Iterable[
     for run_id in run_ids:
         target = home.site_dir / _unquote(layout.url_run(project, pipeline, run_id)).rsplit("/", 1)[0]
         shutil.rmtree(target, ignore_errors=True)
+
+
+def after_prune(paths: ProjectPaths, pipeline: str, removed: Iterable[int]) -> None:
+    """Remove the pruned runs' pages and rewrite the pages that listed them."""
+    removed = list(removed)
+    home = paths.home
+    remove_run_pages(home, paths.name, pipeline, removed)
+    warnings = Warnings()
+    w = _Writer(home.site_dir)
+    w.css()
+    view = project_view(paths, warnings)
+    _write_pipeline_index(w, paths, pipeline, view.config, Warnings())
+    # the run-id pages: rewrite those that still hold runs, delete the emptied ones
+    history = list(records.read_history(paths, pipeline))
+    run_ids = records.list_run_ids(paths, pipeline)
+    first = min((e["run_id"] for e in history), default=None)
+    archives = _archives(first, max([0, *run_ids, *(e["run_id"] for e in history)]))
+    by_number: dict[int, list[dict]] = defaultdict(list)
+    for entry in history:
+        by_number[layout.archive_number(entry["run_id"])].append(entry)
+    for number, _, _ in archives:
+        _write_archive(w, paths, pipeline, number, by_number.get(number, []), archives)
+    live = {n for n, _, _ in archives}
+    for number in {layout.archive_number(i) for i in removed} - live:
+        (w.site / _unquote(layout.url_archive(paths.name, pipeline, number))).unlink(missing_ok=True)
+    _write_project(w, view, [])
+    _write_home(w, _all_views(home, Warnings(), {paths.name: view}), [])
+    _say(warnings)

@@ -22,7 +22,7 @@ def environment():
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         autoescape=True,  # every template, whatever its extension
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.ChainableUndefined,  # records written by older versions may lack keys
         trim_blocks=True,
         lstrip_blocks=True,
     )
