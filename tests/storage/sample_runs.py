@@ -1,0 +1,75 @@
+"""Finished runs on disk, written with the real record functions (no runner needed)."""
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+
+
+def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml: str | None = None) -> ProjectPaths:
+    """A project as `flank init` + a deploy leave it: bare repo, and a release holding flank.yml."""
+    home = Home()
+    paths = home.project(name)
+    subprocess.run(["git", "init", "-q", "--bare", str(paths.bare_repo)], check=True)
+    release = paths.release_dir("0" * 40)
+    release.mkdir(parents=True)
+    (release / "flank.yml").write_text(textwrap.dedent(flank_yml or """\
+        pipelines:
+          nightly:
+            notify: [failure, recovery]
+            tasks:
+              extract: Rscript R/extract.R
+              model:
+                run: Rscript R/model.R
+                needs: [extract]
+        """))
+    if settings_toml is not None:
+        home.settings_file.parent.mkdir(parents=True, exist_ok=True)
+        home.settings_file.write_text(textwrap.dedent(settings_toml))
+    return paths
+
+
+def finished_run(paths: ProjectPaths, status: str = "failed", pipeline: str = "nightly",
+                 logs: dict[str, str] | None = None, failed_task: str = "model") -> dict[str, Any]:
+    """Write a finished run (record, task results, logs, history line); returns its record."""
+    run_id, run_dir = records.allocate_run_id(paths, pipeline)
+    logs = logs if logs is not None else {"extract": "read 10 rows\n", "model": "fitting\nError: singular fit\n"}
+    tasks: dict[str, Any] = {}
+    for task, text in logs.items():
+        log = records.task_log_path(run_dir, task)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(text)
+        failed = status == "failed" and task == failed_task
+        tasks[task] = {
+            "status": "failed" if failed else "success", "needs": [], "attempts": 3 if failed else 1,
+            "started_at": records.now_iso(), "ended_at": records.now_iso(), "duration_s": 1.0,
+            "exit_code": 1 if failed else 0, "peak_rss_kb": 1000, "log": f"logs/{task}.log",
+        }
+        records.task_result_path(run_dir, task).parent.mkdir(parents=True, exist_ok=True)
+        records.task_result_path(run_dir, task).write_text("{}\n")
+    ok = sum(t["status"] == "success" for t in tasks.values())
+    record = {
+        "project": paths.name, "pipeline": pipeline, "run_id": run_id, "trigger": "schedule",
+        "status": status,
+        "commit": {"sha": "0" * 40, "short": "0000000", "message": "fix model formula", "author": "Ada Analyst",
+                   "date": records.now_iso()},
+        "release": str(paths.release_dir("0" * 40)),
+        "started_at": records.now_iso(), "ended_at": records.now_iso(), "duration_s": 2.0,
+        "runner": None, "selection": {"task": None, "from": None, "rerun_of": None}, "concurrency": 2,
+        "tasks": tasks, "skipped_reason": None, "after_run": {},
+        "summary": f"{ok}/{len(tasks)} ok" + (f"; {failed_task} failed (exit 1, 3 attempts)" if status == "failed" else ""),
+    }
+    records.write_record(run_dir, record)
+    records.append_history(paths, record)
+    return record
+
+
+def site_file(home: Path, rel: str, text: str) -> Path:
+    path = home / "site" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
