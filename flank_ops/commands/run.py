@@ -113,11 +113,21 @@ def _print_where(record: dict, request) -> None:
         print(f"  log:  flank logs {project} {record['pipeline']} {record['run_id']} {bad[0]}")
         print(f"  rerun the failures: flank run {project} {record['pipeline']} --rerun {record['run_id']}")
     if request.project is not None:
-        from flank_ops.git.notes import run_url
-        from flank_ops.paths import Home
-        from flank_ops.settings import settings_for, site_url
+        url = _page_url(request.project, record)
+        if url:
+            print(f"  page: {url}")
 
-        print(f"  page: {run_url(site_url(settings_for(Home(), request.project)), record)}")
+
+def _page_url(project: str, record: dict) -> str | None:
+    """The run's page on the status site (None when flank.toml is broken: already reported)."""
+    from flank_ops.git.notes import run_url
+    from flank_ops.paths import Home
+    from flank_ops.settings import settings_for, site_url
+
+    try:
+        return run_url(site_url(settings_for(Home(), project)), record)
+    except UserError:
+        return None
 
 
 def _detach(request, deployed, args: argparse.Namespace) -> int:
@@ -131,11 +141,9 @@ def _detach(request, deployed, args: argparse.Namespace) -> int:
                         + ("--local " if request.project is None else f"{request.project} ") + request.pipeline)
     print(f"flank: {request.pipeline} #{run_id} started in the background")
     if request.project is not None:
-        from flank_ops.git.notes import run_url
-        from flank_ops.settings import settings_for, site_url
-
-        url = run_url(site_url(settings_for(deployed.paths.home, request.project)),
-                      {"project": request.project, "pipeline": request.pipeline, "run_id": run_id})
-        print(f"  page: {url}")
+        url = _page_url(request.project, {"project": request.project, "pipeline": request.pipeline,
+                                          "run_id": run_id})
+        if url:
+            print(f"  page: {url}")
     print(f"  follow it: flank status {request.project or ''}".rstrip())
     return 0

@@ -356,7 +356,8 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     secrets = load_secrets(paths)
     (run_dir / "tasks").mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config, deployed.release_dir)
+    plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config,
+                                  deployed.release_dir, commit=deployed.commit.get("sha") or None)
     argv = makefile.make_command(plan, run_dir, record["concurrency"], selected)
     env = task_env(deployed, pipeline, run_id, secrets)
 

@@ -1,0 +1,88 @@
+"""A project deployed the way a user does it: `flank init`, then `git push flank main`.
+
+Shared by the runner's tests (tests/run, tests/commands, tests/git).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import REPO_ROOT, commit_all, git, make_repo, run_flank, write_files
+
+DEADLINE_S = 60.0
+
+
+def deploy(tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, project: str = "demo") -> Path:
+    """A clone of a new project, pushed to its bare repo; returns the clone."""
+    run_flank("init", project, check=True)
+    home = Path(os.environ["FLANK_HOME"])
+    clone = make_repo(tmp_path / "clone", {"flank.yml": flank_yml, **(files or {})})
+    git("remote", "add", "flank", str(home / f"{project}.git"), cwd=clone)
+    git("push", "-q", "flank", "main", cwd=clone)
+    return clone
+
+
+def push(clone: Path, files: dict[str, str], message: str) -> str:
+    write_files(clone, files)
+    sha = commit_all(clone, message)
+    git("push", "-q", "flank", "main", cwd=clone)
+    return sha
+
+
+def runs_dir(pipeline: str = "nightly", project: str = "demo") -> Path:
+    return Path(os.environ["FLANK_HOME"]) / project / "runs" / pipeline
+
+
+def record(run_id: int, pipeline: str = "nightly", project: str = "demo") -> dict[str, Any]:
+    return json.loads((runs_dir(pipeline, project) / str(run_id) / "run.json").read_text())
+
+
+def history(pipeline: str = "nightly", project: str = "demo") -> list[dict[str, Any]]:
+    path = runs_dir(pipeline, project) / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def start_flank(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """The real CLI in the background (for runs we interrupt or overlap)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen([sys.executable, "-m", "flank_ops", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(condition, what: str, deadline_s: float = DEADLINE_S):
+    """Poll `condition` until it returns something truthy; fail after the deadline."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def task_status(run_id: int, task: str, pipeline: str = "nightly") -> str | None:
+    """The launcher's current status for a task (None before it starts)."""
+    try:
+        return json.loads((runs_dir(pipeline) / str(run_id) / "tasks" / f"{task}.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+# A task that runs until the test creates the file `gate` in FLANK_PERSIST_GATE
+# (bounded, so a failing test leaves nothing behind for long).
+WAIT_FOR_GATE = 'for i in $(seq 600); do [ -e "$FLANK_PERSIST_GATE/open" ] && exit 0; sleep 0.1; done; exit 9'
+
+
+def gate_dir(project: str = "demo") -> Path:
+    return Path(os.environ["FLANK_HOME"]) / project / "persist" / "gate"
+
+
+def open_gate(project: str = "demo") -> None:
+    gate_dir(project).mkdir(parents=True, exist_ok=True)
+    (gate_dir(project) / "open").write_text("")
