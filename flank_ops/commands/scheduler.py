@@ -1,14 +1,60 @@
-"""flank scheduler (placeholder until its issue lands)."""
+"""flank scheduler [--once] [--now ISO] [--command TEMPLATE]
+
+The embedded default on machines without cron: runs every project's schedules
+in the foreground. See flank_ops/schedule/scheduler.py.
+"""
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
 from flank_ops.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--once", action="store_true",
+                        help="check one minute (now, or --now) and exit instead of looping")
+    parser.add_argument("--now", metavar="ISO",
+                        help="with --once: the minute to check, e.g. 2026-11-24T02:00 (local time) "
+                             "or 2026-11-24T02:00+00:00")
+    parser.add_argument("--command", metavar="TEMPLATE",
+                        help="what to start for a due pipeline instead of `flank run {project} {pipeline} "
+                             "--trigger schedule` ({project} and {pipeline} are filled in)")
+
+
+def _parse_now(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--now {text!r} is not an ISO date and time",
+                        "write it like 2026-11-24T02:00 or 2026-11-24T02:00+01:00") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'flank scheduler' is not built yet")
+    from flank_ops.paths import Home
+    from flank_ops.schedule import scheduler as sched
+
+    if args.now and not args.once:
+        raise UserError("--now works only with --once", "e.g. flank scheduler --once --now 2026-11-24T02:00")
+    home = Home()
+    template = args.command or sched.default_command()
+    if args.command is not None and not args.command.strip():
+        raise UserError("--command is empty", "give the command to start, e.g. --command 'echo {pipeline}'")
+    scheduler = sched.Scheduler(home, template, sched.print_line)
+    if args.once:
+        now = _parse_now(args.now) if args.now else None
+        from flank_ops.schedule.due import floor_minute
+
+        scheduler.tick(floor_minute(now))
+        return 0
+    from flank_ops.schedule.crontab import has_block_for_home
+
+    projects = home.projects()
+    print(f"flank scheduler: running the schedules of {len(projects)} project{'s' if len(projects) != 1 else ''} "
+          f"in {home.root} (Ctrl-C to stop)", flush=True)
+    if has_block_for_home(home.root):
+        print("flank scheduler: warning: your crontab also runs these schedules (flank's block is installed); "
+              "scheduled runs will start twice — stop cron or this scheduler", flush=True)
+    sched.run_forever(scheduler)
+    print("flank scheduler: stopped", flush=True)
+    return 0
