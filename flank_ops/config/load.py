@@ -256,8 +256,12 @@ def _name(report: Report, entry: yn.Entry, what: str) -> bool:
     elif len(entry.key) > 100:
         report.add(entry.key_node, f"{what} name is longer than 100 characters")
     else:
+        import unicodedata
+
+        ascii_name = unicodedata.normalize("NFKD", entry.key).encode("ascii", "ignore").decode()
+        suggestion = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_name).strip("_-") or f"my_{what}"
         report.add(entry.key_node, f"{what} name {entry.key!r} may only use letters, digits, '_' and '-'",
-                   f"e.g. {re.sub(r'[^A-Za-z0-9_-]+', '_', entry.key).strip('_') or 'my_' + what!r}")
+                   f"e.g. {suggestion!r}")
     return False
 
 
@@ -367,10 +371,11 @@ def _pipelines(report: Report, entry: yn.Entry) -> dict[str, Pipeline]:
     if yn.is_null(entry.value):
         report.add(entry.key_node, "'pipelines:' is empty", "define at least one pipeline with tasks")
         return {}
+    errors_before = len(report.errors)
     entries = _mapping(report, entry.value, "pipelines")
     if entries is None:
         return {}
-    if not entries:
+    if not entries and len(report.errors) == errors_before:  # not when its keys were unreadable
         report.add(entry.value, "'pipelines:' is empty", "define at least one pipeline with tasks")
     pipelines: dict[str, Pipeline] = {}
     for pipeline_entry in entries:
@@ -510,10 +515,11 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
     if yn.is_null(entry.value):
         report.add(entry.key_node, f"pipeline {pipeline!r} has no tasks", "add tasks: {name: command}")
         return None
+    errors_before = len(report.errors)
     entries = _mapping(report, entry.value, "tasks")
     if entries is None:
         return None
-    if not entries:
+    if not entries and len(report.errors) == errors_before:  # not when its keys were unreadable
         report.add(entry.value, f"pipeline {pipeline!r} has no tasks", "add tasks: {name: command}")
         return None
     tasks: dict[str, Task] = {}

@@ -64,7 +64,7 @@ def compose(text: str) -> "Node | None":
         problem = (exc.problem or exc.context or "not valid YAML").strip()
         if "'\\t'" in problem or (mark is not None and _char_at(text, mark.index) == "\t"):
             raise YamlProblem(
-                line, col, "tab character: YAML indents with spaces only",
+                line, col, "tab character: YAML allows only spaces here",
                 "replace the tab with spaces",
             ) from None
         if exc.context and exc.problem and exc.context_mark is not None:
@@ -72,15 +72,36 @@ def compose(text: str) -> "Node | None":
                 problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
             else:  # e.g. "expected a single document in the stream, but found another document"
                 problem = f"{exc.context.strip()}, {problem}"
-        raise YamlProblem(line, col, f"invalid YAML: {problem}") from None
+        raise YamlProblem(line, col, f"invalid YAML: {problem}", _syntax_hint(problem)) from None
     except yaml.reader.ReaderError as exc:
         line, col = _line_col(text, exc.position)
         raise YamlProblem(
-            line, col, f"invalid YAML: control character {exc.character!r} is not allowed",
+            line, col, f"invalid YAML: control character {_code_point(exc.character)} is not allowed",
             "flank.yml must be plain text",
         ) from None
     except RecursionError:
         raise YamlProblem(1, 1, "invalid YAML: nested too deeply") from None
+
+
+# PyYAML's words for the usual slips, and what to look at.
+_SYNTAX_HINTS = (
+    ("expected <block end>", "check the indentation of this line against the lines above"),
+    ("mapping values are not allowed here", "a value containing ': ' needs quotes, or the line above lacks ':'"),
+    ("could not find expected ':'", "a 'key: value' line is missing its ':'"),
+    ("found undefined alias", "define the anchor (&name) before using it (*name)"),
+    ("found unexpected end of stream", "a quote or bracket is not closed"),
+    ("but got '<stream end>'", "a quote or bracket is not closed"),
+)
+
+
+def _syntax_hint(problem: str) -> str | None:
+    return next((hint for words, hint in _SYNTAX_HINTS if words in problem), None)
+
+
+def _code_point(character: int | str | bytes) -> str:
+    if isinstance(character, bytes):
+        return "0x" + character.hex()
+    return f"U+{character if isinstance(character, int) else ord(character[:1] or ' '):04X}"
 
 
 def _char_at(text: str, index: int) -> str:
