@@ -1,0 +1,145 @@
+"""`git push flank main` through the real hooks: what is accepted, what is refused, what the user reads."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import commit_all, git, write_files
+from pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
+
+
+def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "R/extract.R": "cat('hi')\n"},
+                          message="fix model formula")
+    sha = head(project.wc)
+
+    proc = push(project)
+
+    assert proc.returncode == 0, proc.stderr
+    lines = flank_lines(proc)
+    assert lines[:4] == [
+        "flank: flank.yml OK — 1 pipeline, 2 tasks",
+        f'flank: deployed {sha[:7]} "fix model formula"',
+        "flank: nightly  not scheduled",
+        "flank: status site http://127.0.0.1:8083/proj/",
+    ], proc.stderr
+    assert project.current_sha() == sha
+    assert (project.current / "R" / "extract.R").read_text() == "cat('hi')\n"
+    [entry] = project.deploys()
+    assert entry["status"] == "accepted"
+    assert entry["sha"] == sha and entry["short"] == sha[:7]
+    assert entry["message"] == "fix model formula" and entry["author"] == "Ada Analyst"
+    assert entry["ref"] == "refs/heads/main" and entry["pipelines"] == ["nightly"]
+    assert not (project.dir / ".validated").exists() or not list((project.dir / ".validated").iterdir())
+
+
+def test_site_url_comes_from_flank_toml(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    (project.home / "flank.toml").write_text('site_url = "http://vm.example:8083"\n')
+    proc = push(project)
+    assert "flank: status site http://vm.example:8083/proj/" in flank_lines(proc)
+
+
+def test_invalid_flank_yml_is_refused_and_the_previous_deploy_stays(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    good = head(project.wc)
+    write_files(project.wc, {"flank.yml": "pipeline:\n  nightly:\n    tasks: {a: echo a}\n"})
+    bad = commit_all(project.wc, "typo")
+
+    proc = push(project)
+
+    assert proc.returncode != 0
+    text = "\n".join(flank_lines(proc))
+    assert "push refused" in text and "nothing was deployed" in text
+    assert "flank.yml" in text
+    assert "Traceback" not in proc.stderr
+    assert project.remote_sha() == good  # git kept the old branch tip
+    assert project.current_sha() == good
+    assert project.releases() == [good]
+    rejected = project.deploys()[-1]
+    assert rejected["status"] == "rejected" and rejected["sha"] == bad
+    assert rejected["message"] == "typo" and rejected["errors"]
+
+
+def test_yaml_syntax_error_is_refused_with_a_message(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"flank.yml": "pipelines: [unclosed\n"})
+    proc = push(project)
+    assert proc.returncode != 0
+    assert "flank.yml" in "\n".join(flank_lines(proc))
+    assert "Traceback" not in proc.stderr
+    assert project.current_sha() is None and project.remote_sha() is None
+
+
+def test_binary_flank_yml_is_refused(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"README.md": "x\n"})
+    (project.wc / "flank.yml").write_bytes(b"\x00\xff\xfe binary \x00" * 50)
+    commit_all(project.wc, "binary")
+    proc = push(project)
+    assert proc.returncode != 0
+    assert "flank.yml" in "\n".join(flank_lines(proc))
+    assert "Traceback" not in proc.stderr
+    assert project.current_sha() is None
+
+
+def test_huge_flank_yml_is_refused_without_reading_it(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML + "#" + "x" * (3 * 1024 * 1024) + "\n"})
+    proc = push(project)
+    assert proc.returncode != 0
+    assert "flank.yml is 3.0 MB; flank reads at most 1 MB" in "\n".join(flank_lines(proc))
+    assert project.deploys()[-1]["status"] == "rejected"
+
+
+def test_no_flank_yml_is_refused_with_how_to_add_one(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"R/extract.R": "1\n"})
+    proc = push(project)
+    assert proc.returncode != 0
+    text = "\n".join(flank_lines(proc))
+    assert "no flank.yml in the pushed commit" in text
+    assert "git add flank.yml" in text
+    assert project.remote_sha() is None
+
+
+def test_other_branches_are_stored_not_deployed(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"notes.txt": "no flank.yml needed off the deploy branch\n"})
+    proc = push(project, "main:dev")
+    assert proc.returncode == 0, proc.stderr
+    assert "flank: branch 'dev' stored, not deployed (this VM deploys 'main')" in flank_lines(proc)
+    assert project.remote_sha("refs/heads/dev") == head(project.wc)
+    assert project.current_sha() is None and project.deploys() == []
+
+
+def test_init_branch_changes_what_is_deployed(tmp_path: Path) -> None:
+    project = new_project(tmp_path, init_args=("--branch", "prod"))
+    proc = push(project, "main")
+    assert proc.returncode == 0 and project.current_sha() is None
+    assert "flank: branch 'main' stored, not deployed (this VM deploys 'prod')" in flank_lines(proc)
+    proc = push(project, "main:prod")
+    assert proc.returncode == 0, proc.stderr
+    assert project.current_sha() == head(project.wc)
+
+
+def test_deleting_the_deploy_branch_is_refused(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    proc = push(project, ":main")
+    assert proc.returncode != 0
+    assert "the deploy branch 'main' cannot be deleted" in "\n".join(flank_lines(proc))
+    assert project.remote_sha() == head(project.wc)
+
+
+def test_pushing_the_notes_ref_is_refused(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    git("notes", "--ref", "refs/notes/flank", "add", "-m", "forged run line", "HEAD", cwd=project.wc)
+    proc = push(project, "refs/notes/flank")
+    assert proc.returncode != 0
+    assert "refs/notes/flank is written by flank on the VM" in "\n".join(flank_lines(proc))
+    assert project.remote_sha("refs/notes/flank") is None
+
+
+def test_a_tracked_persist_dir_is_refused_with_the_fix(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "data/raw.csv": "a,b\n"})
+    proc = push(project)
+    assert proc.returncode != 0
+    text = "\n".join(flank_lines(proc))
+    assert "persist: 'data' is tracked in git" in text
+    assert "git rm -r --cached data" in text
