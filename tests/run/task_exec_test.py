@@ -1,0 +1,324 @@
+"""The task launcher, both implementations (compiled task_exec.c and task_exec.py),
+driven as make drives it: `LAUNCHER SPEC_FILE RUN_DIR`, real processes, real files."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flank_ops.paths import Home
+from flank_ops.run import launcher
+from flank_ops.run.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
+from flank_ops.run.makefile import direct_argv
+
+
+@pytest.fixture(scope="session")
+def built_launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Compile task_exec.c once per session (each test has its own FLANK_HOME)."""
+    binary = launcher.build_launcher(Home(tmp_path_factory.mktemp("launcher-cache")))
+    if binary is None:
+        pytest.skip("no C compiler on this machine")
+    return binary
+
+
+@pytest.fixture(params=["c", "python"])
+def launcher_argv(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    if request.param == "python":
+        monkeypatch.setenv(launcher.IMPLEMENTATION_ENV, "python")
+        return launcher.task_launcher_argv()
+    built = request.getfixturevalue("built_launcher")
+    target = launcher.compiled_launcher_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(built, target)
+    monkeypatch.setenv(launcher.IMPLEMENTATION_ENV, "c")
+    argv = launcher.task_launcher_argv()
+    assert argv == [str(target)]
+    return argv
+
+
+class Launch:
+    def __init__(self, launcher_argv: list[str], tmp_path: Path) -> None:
+        self.argv = launcher_argv
+        self.tmp = tmp_path
+        self.run_dir = tmp_path / "run"
+        self.cwd = tmp_path / "work"
+        self.cwd.mkdir(exist_ok=True)
+
+    def spec(self, command: str, task: str = "t", **fields) -> Path:
+        fields.setdefault("argv", direct_argv(command))
+        spec = TaskSpec(task=task, command=command, cwd=str(self.cwd), **fields)
+        path = self.tmp / f"{task}.spec"
+        path.write_bytes(encode_spec(spec))
+        return path
+
+    def run(self, command: str, task: str = "t", environ: dict[str, str] | None = None,
+            **fields) -> subprocess.CompletedProcess[bytes]:
+        full_env = dict(os.environ, **(environ or {}))
+        return subprocess.run([*self.argv, str(self.spec(command, task, **fields)), str(self.run_dir)],
+                              env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(self, task: str = "t") -> dict:
+        return json.loads((self.run_dir / "tasks" / f"{task}.json").read_text())
+
+    def log(self, task: str = "t") -> bytes:
+        return (self.run_dir / "logs" / f"{task}.log").read_bytes()
+
+
+@pytest.fixture
+def launch(launcher_argv: list[str], tmp_path: Path) -> Launch:
+    return Launch(launcher_argv, tmp_path)
+
+
+def wait_until(condition, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie has exited; it only waits for its parent
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+# --- the spec format -----------------------------------------------------------
+
+def test_spec_round_trips_any_text() -> None:
+    spec = TaskSpec(task="t", command="echo \"$x\" '#' 100% \\\nnext ünï €", cwd="/a b/c",
+                    retries=2, retry_delay_s=0.5, timeout_s=7.0, argv=(),
+                    env=(("A", "1=2"), ("B", "")))
+    assert decode_spec(encode_spec(spec)) == spec
+
+
+def test_masker_holds_back_only_a_possible_secret_start() -> None:
+    masker = SecretMasker([b"secret", b"sec-long-secret"])
+    out = masker.feed(b"a sec") + masker.feed(b"ret b se") + masker.feed(b"x", final=True)
+    assert out == b"a *** b sex"
+
+
+# --- behaviour -------------------------------------------------------------------
+
+def test_success_records_result_and_streams_output(launch: Launch) -> None:
+    proc = launch.run('echo "out $FLANK_TASK $MODEL"; echo err >&2; pwd', task="extract",
+                      environ={"MAKEFLAGS": "-k -j2"}, argv=(), env=(("MODEL", "glm"),))
+    assert proc.returncode == 0, proc.stderr
+    assert launch.log("extract") == f"out extract glm\nerr\n{launch.cwd}\n".encode()
+    result = launch.result("extract")
+    assert result["status"] == "success"
+    assert result["attempts"] == 1
+    assert result["exit_code"] == 0
+    assert result["log"] == "logs/extract.log"
+    assert result["started_at"].endswith("+00:00") and result["ended_at"] >= result["started_at"]
+    assert isinstance(result["duration_s"], float) or isinstance(result["duration_s"], int)
+    assert result["peak_rss_kb"] > 0
+
+
+def test_make_variables_do_not_leak_into_the_task(launch: Launch) -> None:
+    launch.run('echo "[$MAKEFLAGS][$MAKELEVEL]"', environ={"MAKEFLAGS": "-k -j2 RUN_DIR=/x", "MAKELEVEL": "1"})
+    assert launch.log() == b"[][]\n"
+
+
+def test_direct_exec_without_a_shell(launch: Launch) -> None:
+    assert direct_argv("printf %s-%s a b") == ("printf", "%s-%s", "a", "b")
+    proc = launch.run("printf %s-%s a b")
+    assert proc.returncode == 0
+    assert launch.log() == b"a-b"
+
+
+def test_failure_exit_code_and_nonzero_exit(launch: Launch) -> None:
+    proc = launch.run("echo trying; exit 3")
+    assert proc.returncode != 0
+    result = launch.result()
+    assert (result["status"], result["exit_code"], result["attempts"]) == ("failed", 3, 1)
+
+
+def test_retries_wait_doubling_and_say_so_in_the_log(launch: Launch, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    command = f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; ' \
+              f'echo "try $n"; [ $n -ge 3 ]'
+    proc = launch.run(command, retries=3, retry_delay_s=0.1)
+    assert proc.returncode == 0
+    result = launch.result()
+    assert (result["status"], result["attempts"]) == ("success", 3)
+    assert launch.log() == (b"try 1\nflank: attempt 2 of 4 after 0.1s\n"
+                            b"try 2\nflank: attempt 3 of 4 after 0.2s\ntry 3\n")
+
+
+def test_retries_exhausted_is_failed(launch: Launch) -> None:
+    proc = launch.run("exit 5", retries=1, retry_delay_s=0.05)
+    assert proc.returncode != 0
+    result = launch.result()
+    assert (result["status"], result["attempts"], result["exit_code"]) == ("failed", 2, 5)
+
+
+PROCESS_TREE = (
+    # a background job, a child, and a grandchild of that child, each writing its pid
+    "sleep 300 & echo $! > bg.pid; "
+    "sh -c 'sleep 300 & echo $! > grandchild.pid; echo $$ > child.pid; wait' & "
+    "while [ ! -s grandchild.pid ] || [ ! -s child.pid ]; do sleep 0.01; done; "
+    "echo started; wait"
+)
+
+
+def _tree_pids(cwd: Path) -> list[int]:
+    return [int((cwd / f"{name}.pid").read_text()) for name in ("bg", "child", "grandchild")]
+
+
+def test_timeout_kills_the_whole_process_tree(launch: Launch) -> None:
+    proc = launch.run(PROCESS_TREE, timeout_s=1.0)
+    assert proc.returncode != 0
+    result = launch.result()
+    assert result["status"] == "timed_out"
+    log = launch.log().decode()
+    assert log.startswith("started\n")
+    assert "flank: timed out after 1s; stopping the task and everything it started" in log
+    for pid in _tree_pids(launch.cwd):
+        wait_until(lambda: process_gone(pid), f"process {pid} to be gone")
+
+
+def test_timeout_escalates_to_sigkill(launch: Launch) -> None:
+    proc = launch.run("trap '' TERM; echo ready; while :; do sleep 0.05; done", timeout_s=0.3, kill_grace_s=0.3)
+    assert proc.returncode != 0
+    assert launch.result()["status"] == "timed_out"
+
+
+def test_leftover_background_jobs_of_a_finished_task_are_ended(launch: Launch) -> None:
+    proc = launch.run("sleep 300 & echo $! > bg.pid; echo done")
+    assert proc.returncode == 0
+    assert launch.result()["status"] == "success"
+    pid = int((launch.cwd / "bg.pid").read_text())
+    wait_until(lambda: process_gone(pid), "the background job to be gone")
+
+
+def test_peak_rss_is_recorded(launch: Launch) -> None:
+    command = f"{sys.executable} -c \"b = b'x' * (50 * 1024 * 1024); print(len(b))\""
+    launch.run(command)
+    result = launch.result()
+    assert result["status"] == "success"
+    assert result["peak_rss_kb"] >= 40_000
+
+
+def test_command_not_found_says_so(launch: Launch) -> None:
+    launch.run("Rscript-not-installed-here R/model.R")
+    result = launch.result()
+    assert (result["status"], result["exit_code"]) == ("failed", 127)
+    assert ("flank: command not found: Rscript-not-installed-here — is it installed on this VM"
+            in launch.log().decode())
+
+
+def test_command_not_found_in_a_shell_command_says_so(launch: Launch) -> None:
+    launch.run("cd . && Rscript-not-installed-here R/model.R")
+    log = launch.log().decode()
+    assert "Rscript-not-installed-here" in log  # the shell's own message
+    assert "flank: exit 127: a command was not found" in log
+    assert launch.result()["exit_code"] == 127
+
+
+def test_not_executable_says_so(launch: Launch) -> None:
+    (launch.cwd / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    launch.run("./run.sh")
+    assert launch.result()["exit_code"] == 126
+    assert "flank: exit 126: ./run.sh is not executable" in launch.log().decode()
+
+
+def test_missing_directory_fails_with_a_message(launch: Launch, tmp_path: Path) -> None:
+    spec = TaskSpec(task="t", command="true", cwd=str(tmp_path / "nope"))
+    (tmp_path / "t.spec").write_bytes(encode_spec(spec))
+    proc = subprocess.run([*launch.argv, str(tmp_path / "t.spec"), str(launch.run_dir)])
+    assert proc.returncode != 0
+    assert "flank: cannot enter the task's directory" in launch.log().decode()
+
+
+def test_secrets_are_masked_even_across_split_writes(launch: Launch) -> None:
+    env = {"DB_PASSWORD": "secret", "API_KEY": "k3y-with-more", "SHORT": "ab", "FLANK_SECRET_NAMES": "DB_PASSWORD,API_KEY,SHORT"}
+    command = ("printf 'sec'; sleep 0.05; printf 'ret and '; printf '%s\\n' \"$API_KEY\" >&2; "
+               "printf 'k3y-'; sleep 0.05; printf 'with-more ab '; echo $DB_PASSWORD")
+    proc = launch.run(command, environ=env)
+    assert proc.returncode == 0
+    assert launch.log() == b"*** and ***\n*** ab ***\n"
+
+
+def test_non_utf8_and_no_final_newline_pass_through(launch: Launch) -> None:
+    launch.run("printf 'caf\\351 \\377\\376 end'")
+    assert launch.log() == b"caf\xe9 \xff\xfe end"
+    launch.run("printf 'caf\\351 \\377\\376 secret end'", task="masked",
+               environ={"TOKEN": "secret", "FLANK_SECRET_NAMES": "TOKEN"})
+    assert launch.log("masked") == b"caf\xe9 \xff\xfe *** end"
+
+
+def test_large_output_streams_to_the_log(launch: Launch) -> None:
+    # 20 MB through the masking pipe: everything arrives, in order
+    launch.run("yes 0123456789abcdefghi | head -c 20000000", environ={"TOKEN": "zzz-never", "FLANK_SECRET_NAMES": "TOKEN"})
+    assert (launch.run_dir / "logs" / "t.log").stat().st_size == 20_000_000
+
+
+def test_running_record_while_the_task_runs(launch: Launch) -> None:
+    proc = subprocess.Popen([*launch.argv, str(launch.spec("echo go; sleep 300", retries=2)), str(launch.run_dir)])
+    try:
+        wait_until(lambda: (launch.run_dir / "logs" / "t.log").exists() and launch.log() == b"go\n", "the task to start")
+        result = launch.result()
+        assert (result["status"], result["attempt"]) == ("running", 1)
+        assert "started_at" in result
+        # make passes a stop (SIGTERM, or Ctrl-C's SIGINT) to its jobs: the task must end too
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert launch.result()["status"] == "running"  # the runner marks it interrupted; no retry happened
+    assert "flank: stopped (signal 15)" in launch.log().decode()
+    assert b"flank: attempt 2" not in launch.log()
+
+
+def test_stop_ends_the_task_process_tree(launch: Launch) -> None:
+    proc = subprocess.Popen([*launch.argv, str(launch.spec(PROCESS_TREE)), str(launch.run_dir)])
+    try:
+        wait_until(lambda: (launch.run_dir / "logs" / "t.log").exists() and b"started" in launch.log(),
+                   "the process tree to start")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for pid in _tree_pids(launch.cwd):
+        wait_until(lambda: process_gone(pid), f"process {pid} to be gone")
+
+
+def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
+    proc = subprocess.run([*launcher_argv, str(tmp_path / "missing.spec"), str(tmp_path / "run")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 2
+    assert "cannot read the task spec" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- building the launcher ---------------------------------------------------------
+
+def test_launcher_is_compiled_once_into_flank_home(flank_home: Path) -> None:
+    first = launcher.task_launcher_argv()
+    assert len(first) == 1 and first[0].startswith(str(flank_home / ".flank" / "bin" / "flank-task-"))
+    built = Path(first[0]).stat().st_mtime_ns
+    assert launcher.task_launcher_argv() == first
+    assert Path(first[0]).stat().st_mtime_ns == built
+
+
+def test_without_a_compiler_the_python_launcher_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # a machine with no cc, gcc or clang
+    assert launcher.task_launcher_argv() == [sys.executable, "-m", "flank_ops", "_task"]
