@@ -1,0 +1,87 @@
+"""Publishing the static site to S3: only changed files, right Content-Type, deletions, outages."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from sample_runs import site_file
+from servers import refused_port, s3_server
+
+from flank_ops.paths import Home
+from flank_ops.settings import S3Settings
+from flank_ops.storage.site_publish import publish_site
+
+
+@pytest.fixture
+def s3env(monkeypatch: pytest.MonkeyPatch):
+    server = s3_server()
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+    return server
+
+
+def settings_for_bucket(endpoint: str, bucket: str) -> S3Settings:
+    return S3Settings(bucket=bucket, prefix="", region=None, endpoint_url=endpoint, publish_site=True,
+                      site_bucket=bucket, site_prefix="site/", multipart_mb=8, timeout_s=1.0)
+
+
+def test_publishes_changed_files_only(s3env, flank_home) -> None:
+    bucket = s3env.new_bucket()
+    settings = settings_for_bucket(s3env.url, bucket)
+    home = Home()
+    site_file(flank_home, "index.html", "<h1>home</h1>")
+    site_file(flank_home, "style.css", "body{}")
+    site_file(flank_home, "demo/nightly/1/index.html", "<h1>run 1</h1>")
+    site_file(flank_home, "demo/nightly/1/model.log", "Error\n")
+    site_file(flank_home, "demo/nightly/dag.svg", "<svg/>")
+    site_file(flank_home, ".index.html.123.tmp", "half-written")  # an atomic write in progress
+
+    first = publish_site(home, settings)
+
+    assert first.line() == "site: 5 changed files published"
+    objects = s3env.objects(bucket)
+    assert sorted(objects) == ["site/demo/nightly/1/index.html", "site/demo/nightly/1/model.log",
+                               "site/demo/nightly/dag.svg", "site/index.html", "site/style.css"]
+    assert objects["site/index.html"]["ContentType"] == "text/html; charset=utf-8"
+    assert objects["site/index.html"]["CacheControl"] == "no-cache"
+    assert objects["site/style.css"]["ContentType"] == "text/css; charset=utf-8"
+    assert objects["site/demo/nightly/dag.svg"]["ContentType"] == "image/svg+xml; charset=utf-8"
+    assert objects["site/demo/nightly/1/model.log"]["ContentType"] == "text/plain; charset=utf-8"
+
+    assert publish_site(home, settings).line() == "site: up to date"
+
+    # a rebuild rewrites a page with the same bytes (new mtime): nothing to send
+    page = site_file(flank_home, "demo/nightly/1/index.html", "<h1>run 1</h1>")
+    os.utime(page, ns=(1, 1))
+    # a new run and a changed home page; a pruned run's log is gone
+    site_file(flank_home, "demo/nightly/2/index.html", "<h1>run 2</h1>")
+    site_file(flank_home, "index.html", "<h1>home, 2 runs</h1>")
+    (flank_home / "site/demo/nightly/1/model.log").unlink()
+
+    result = publish_site(home, settings)
+
+    assert result.line() == "site: 2 changed files published, 1 removed"
+    objects = s3env.objects(bucket)
+    assert "site/demo/nightly/2/index.html" in objects
+    assert "site/demo/nightly/1/model.log" not in objects
+    body = s3env.client().get_object(Bucket=bucket, Key="site/index.html")["Body"].read()
+    assert body == b"<h1>home, 2 runs</h1>"
+
+
+def test_outage_is_reported_and_the_next_publish_sends_everything(s3env, flank_home) -> None:
+    bucket = s3env.new_bucket()
+    site_file(flank_home, "index.html", "<h1>home</h1>")
+    site_file(flank_home, "style.css", "body{}")
+    with refused_port() as port:
+        down = publish_site(Home(), settings_for_bucket(f"http://127.0.0.1:{port}", bucket))
+    assert down.line() == (f"site publish failed (cannot connect to http://127.0.0.1:{port}); "
+                           "will retry on the next run or `flank sync`")
+
+    back = publish_site(Home(), settings_for_bucket(s3env.url, bucket))
+    assert back.line() == "site: 2 changed files published"
+    assert sorted(s3env.objects(bucket)) == ["site/index.html", "site/style.css"]
+
+
+def test_no_site_yet_is_not_an_error(s3env) -> None:
+    result = publish_site(Home(), settings_for_bucket(s3env.url, "any-bucket"))
+    assert result.error is None and result.uploaded == 0
