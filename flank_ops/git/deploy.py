@@ -57,14 +57,15 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     validated = take_validated(paths, pushed_sha)
     if sha != pushed_sha:
         validated = take_validated(paths, sha)
-        if sha == previous and paths.release_dir(sha).is_dir():
-            say(f"a newer push moved {branch} to {sha[:7]}, which is deployed already")
-            try:
-                return Deployed(sha, validated or load_release_config(paths.release_dir(sha)))
-            except UserError as exc:
-                say(f"warning: {failure_text(exc)}")
-                return None
-        say(f"a newer push moved {branch} to {sha[:7]}; deploying that")
+        say(f"a newer push moved {branch} to {sha[:7]}")
+    if sha == previous and paths.release_dir(sha).is_dir():
+        # A racing push that got the lock first deployed this very commit.
+        say(f"{sha[:7]} is deployed already")
+        try:
+            return Deployed(sha, validated or load_release_config(paths.release_dir(sha)))
+        except UserError as exc:
+            say(f"warning: {failure_text(exc)}")
+            return None
     clean_leftovers(paths)
 
     try:

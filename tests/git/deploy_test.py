@@ -1,0 +1,164 @@
+"""post-receive deploys: releases, `current`, persisted data, races, failures, push options."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import commit_all, git, write_files
+from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
+
+from flank_ops.fileio import locked
+from flank_ops.paths import Home
+
+DEADLINE_S = 60.0
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_force_push_and_re_pushing_an_old_commit_deploy_it(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    write_files(project.wc, {"R/model.R": "2\n"})
+    second = commit_all(project.wc, "second")
+    assert push(project).returncode == 0
+    assert project.current_sha() == second
+
+    # Back to the first commit: its release still exists and is reused.
+    git("reset", "-q", "--hard", first, cwd=project.wc)
+    proc = push(project, "--force", "main")
+
+    assert proc.returncode == 0, proc.stderr
+    assert f'flank: deployed {first[:7]} "first"' in flank_lines(proc)
+    assert project.current_sha() == first
+    assert project.releases() == sorted([first, second])
+    assert not (project.current / "R" / "model.R").exists()
+    assert [d["sha"] for d in project.deploys()] == [first, second, first]
+
+
+def test_persisted_data_is_linked_into_every_release_and_survives_deploys(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {
+        "flank.yml": SIMPLE_FLANK_YML.replace("persist: [data]", "persist: [data, out/figures]"),
+    })
+    assert push(project).returncode == 0
+    (project.current / "data" / "raw.csv").write_text("a,b\n1,2\n")
+    (project.current / "out" / "figures" / "plot.png").write_text("png")
+    write_files(project.wc, {"R/new.R": "1\n"})
+    second = commit_all(project.wc, "second")
+
+    assert push(project).returncode == 0
+
+    release = project.dir / "releases" / second
+    assert os.path.islink(release / "data")
+    assert (release / "data" / "raw.csv").read_text() == "a,b\n1,2\n"
+    assert (release / "out" / "figures" / "plot.png").read_text() == "png"
+    assert (project.dir / "persist" / "data" / "raw.csv").is_file()
+
+
+def test_concurrent_pushes_both_succeed_and_the_newest_commit_is_deployed(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    first = head(project.wc)
+    # A second clone of the same history, one commit ahead.
+    other = tmp_path / "wc-other"
+    git("clone", "-q", str(project.wc), str(other), cwd=tmp_path)
+    write_files(other, {"R/other.R": "1\n"})
+    second = commit_all(other, "from the other clone")
+    other_project = project._replace(wc=other)
+    git("remote", "add", "flank", str(project.bare), cwd=other)
+
+    # Hold the deploy lock so both pushes are inside post-receive at once.
+    paths = Home(project.home).project(project.name)
+    with locked(paths.lock_file("deploy")):
+        a = start_push(project)
+        wait_for(lambda: project.remote_sha() == first, "the first push to update main")
+        b = start_push(other_project)
+        wait_for(lambda: project.remote_sha() == second, "the second push to update main")
+    out_a, out_b = a.communicate(timeout=DEADLINE_S), b.communicate(timeout=DEADLINE_S)
+
+    assert a.returncode == 0, out_a
+    assert b.returncode == 0, out_b
+    assert project.current_sha() == second
+    assert project.releases() == [second]  # each deploy takes the branch tip once it holds the lock
+    accepted = [d["sha"] for d in project.deploys() if d["status"] == "accepted"]
+    assert accepted == [second]
+    assert project.remote_sha() == second
+
+
+def start_push(project: Project) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
+    return subprocess.Popen(["git", "push", "flank", "main"], cwd=project.wc, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_failed_deploy_leaves_the_previous_release_current_and_no_half_release(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    write_files(project.wc, {"R/new.R": "1\n"})
+    second = commit_all(project.wc, "second")
+    # Running as root, a read-only or full FLANK_HOME cannot be simulated with chmod; a file
+    # squatting on the release's path makes the final rename fail the same way a full disk would.
+    (project.dir / "releases" / second).write_text("in the way")
+
+    proc = push(project)
+
+    text = "\n".join(flank_lines(proc))
+    assert f"deploy of {second[:7]} failed" in text
+    assert f"still deployed: {first[:7]}" in text
+    assert project.current_sha() == first
+    assert not [p for p in (project.dir / "releases").iterdir() if p.name.startswith(".")]
+    assert project.deploys()[-1]["status"] == "failed"
+
+
+def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    proc = push(project, "-o", "run=nightly", "-o", "run=nope", "-o", "colour=blue", "main")
+    assert proc.returncode == 0, proc.stderr
+    lines = flank_lines(proc)
+    assert "flank: started nightly" in lines
+    assert ("flank: -o run=nope: no pipeline 'nope' in flank.yml (pipelines: nightly); nothing started"
+            in lines)
+    assert "flank: ignored push option 'colour=blue' (flank knows: -o run=PIPELINE)" in lines
+
+
+def test_on_push_pipelines_start_after_the_deploy(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {
+        "flank.yml": SIMPLE_FLANK_YML.replace("  nightly:\n", "  nightly:\n    on_push: true\n"),
+    })
+    proc = push(project)
+    lines = flank_lines(proc)
+    assert "flank: nightly  not scheduled; runs on every push" in lines
+    assert lines.index("flank: started nightly") > lines.index(f'flank: deployed {head(project.wc)[:7]} "first"')
+
+
+def test_missing_make_is_a_warning_at_push(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    # A PATH with git but without make.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(shutil.which("git"), bin_dir / "git")
+    proc = push(project, env={"PATH": str(bin_dir)})
+    assert proc.returncode == 0, proc.stderr
+    assert ("flank: warning: make is not installed on this VM, so runs will fail; "
+            "install it: sudo apt-get install make") in flank_lines(proc)
+    assert project.current_sha() == head(project.wc)
+
+
+def test_hook_outside_a_flank_repo_says_what_it_is(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "flank_ops", "hook", "pre-receive"], cwd=plain,
+                          input="", text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, "GIT_DIR": str(plain)})
+    assert proc.returncode == 1
+    assert "is not a flank project repo" in proc.stderr
