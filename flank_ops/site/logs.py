@@ -42,6 +42,8 @@ def read_tail_bytes(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TA
         start = max(0, size - max_bytes)
         f.seek(start)
         data = f.read(max_bytes)
+    if not data:
+        return b"", False, size
     truncated = start > 0
     if truncated:
         # drop the partial first line (unless the read is one giant line)

@@ -103,14 +103,19 @@ def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "s
     return run_id
 
 
-def make_many_runs(paths: ProjectPaths, pipeline: str, count: int) -> None:
-    """`count` finished runs, written directly (fast) with the same record format."""
+def make_many_runs(paths: ProjectPaths, pipeline: str, count: int, *, folders: bool = True) -> None:
+    """`count` finished runs in the record format, written fast (no fsync: this is test data).
+
+    With folders=False only the history index and the id counter are written:
+    enough for the incremental path, which must not look at old folders anyway.
+    """
+    import json
+
     runs = paths.runs_dir(pipeline)
     runs.mkdir(parents=True, exist_ok=True)
     lines = []
     for run_id in range(1, count + 1):
         run_dir = runs / str(run_id)
-        run_dir.mkdir()
         start = T0 + timedelta(hours=run_id)
         status = "failed" if run_id % 7 == 0 else "success"
         record = {
@@ -124,12 +129,13 @@ def make_many_runs(paths: ProjectPaths, pipeline: str, count: int) -> None:
                 for name, needs in CHAIN.items()},
             "summary": "4/4 ok",
         }
-        records.write_record(run_dir, record)
-        (run_dir / "logs").mkdir()
+        lines.append(records.history_entry(record))
+        if not folders:
+            continue
+        (run_dir / "logs").mkdir(parents=True)
+        records.record_path(run_dir).write_text(json.dumps({"format": records.FORMAT, **record}, indent=2))
         for name in CHAIN:
             (run_dir / "logs" / f"{name}.log").write_text(f"{name} ok\n")
-        lines.append(records.history_entry(record))
-    import json
 
     with open(runs / records.HISTORY_FILE, "w", encoding="utf-8") as f:
         for entry in lines:
