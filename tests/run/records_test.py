@@ -1,0 +1,56 @@
+"""Run records: reconcile marks runs whose runner died as interrupted, once."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from flank_ops.paths import Home
+from flank_ops.run import records
+
+
+def _dead_runner() -> dict:
+    """The identity of a process that has exited (a runner killed mid-run)."""
+    proc = subprocess.Popen(["true"])
+    identity = records.runner_identity()
+    proc.wait()
+    return {**identity, "pid": proc.pid, "pid_start": 1}
+
+
+def _running_record(paths, runner: dict) -> tuple[int, Path]:
+    run_id, run_dir = records.allocate_run_id(paths, "nightly")
+    records.write_record(run_dir, {
+        "project": paths.name, "pipeline": "nightly", "run_id": run_id, "trigger": "schedule",
+        "status": "running", "started_at": records.now_iso(), "runner": runner,
+        "tasks": {"a": {"status": "success", "needs": []}, "b": {"status": "running", "needs": ["a"]},
+                  "c": {"status": "pending", "needs": ["b"]}},
+    })
+    return run_id, run_dir
+
+
+def test_reconcile_marks_dead_runs_interrupted_and_leaves_live_ones(flank_home: Path) -> None:
+    paths = Home().project("demo")
+    dead_id, dead_dir = _running_record(paths, _dead_runner())
+    live_id, live_dir = _running_record(paths, records.runner_identity())
+
+    assert records.reconcile(paths, "nightly") == [dead_id]
+    dead = records.read_record(dead_dir)
+    assert dead["status"] == "interrupted" and dead["ended_at"]
+    assert {n: t["status"] for n, t in dead["tasks"].items()} == {
+        "a": "success", "b": "interrupted", "c": "pending"}
+    assert records.read_record(live_dir)["status"] == "running"
+    assert [e["run_id"] for e in records.read_history(paths, "nightly")] == [dead_id]
+
+    assert records.reconcile(paths, "nightly") == []  # idempotent: no second history line
+    assert len(list(records.read_history(paths, "nightly"))) == 1
+    assert records.find_running(paths, "nightly")[0]["run_id"] == live_id
+
+
+def test_task_results_merge_into_the_record(tmp_path: Path) -> None:
+    record = {"tasks": {"a": {"status": "pending"}, "b": {"status": "pending"}}}
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "a.json").write_text('{"status": "failed", "attempt": 3, "exit_code": 1}')
+    (tmp_path / "tasks" / "b.json").write_text('{"status": "runn')  # caught mid-write: ignored
+    assert records.merge_task_results(tmp_path, record) == ["a"]
+    assert record["tasks"]["a"] == {"status": "failed", "attempts": 3, "exit_code": 1}
+    assert record["tasks"]["b"] == {"status": "pending"}
+    assert records.merge_task_results(tmp_path, record) == []
