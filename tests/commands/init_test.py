@@ -1,0 +1,111 @@
+"""flank init NAME: bare repo, hook shims, state folders, and what the user is told to do next."""
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from conftest import git, run_flank
+
+
+def git_config(bare: Path, key: str) -> str:
+    return git("--git-dir", str(bare), "config", key, cwd=bare).stdout.strip()
+
+
+def test_init_creates_the_repo_hooks_and_folders_and_prints_the_next_steps(flank_home: Path) -> None:
+    proc = run_flank("init", "myproj")
+
+    assert proc.returncode == 0, proc.stderr
+    bare = flank_home / "myproj.git"
+    assert git("--git-dir", str(bare), "symbolic-ref", "HEAD", cwd=flank_home).stdout.strip() == "refs/heads/main"
+    assert git_config(bare, "core.bare") == "true"
+    assert git_config(bare, "receive.advertisePushOptions") == "true"
+    for hook in ("pre-receive", "post-receive"):
+        shim = bare / "hooks" / hook
+        assert os.access(shim, os.X_OK)
+        text = shim.read_text()
+        assert f"exec {sys.executable} -m flank_ops hook {hook} \"$@\"" in text
+        assert len(text.splitlines()) <= 5  # a shim, no logic
+    for folder in ("releases", "persist", "pipelines", "runs"):
+        assert (flank_home / "myproj" / folder).is_dir()
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
+    out = proc.stdout
+    assert f"git remote add flank ssh://{user}@{socket.getfqdn()}{bare}" in out
+    assert "git push flank main" in out
+    assert "git config --add remote.flank.fetch '+refs/notes/flank:refs/notes/flank'" in out
+    assert "git config notes.displayRef refs/notes/flank" in out
+
+
+def test_init_branch_sets_the_deploy_branch(flank_home: Path) -> None:
+    proc = run_flank("init", "p", "--branch", "deploy")
+    assert proc.returncode == 0, proc.stderr
+    bare = flank_home / "p.git"
+    assert git("--git-dir", str(bare), "symbolic-ref", "HEAD", cwd=flank_home).stdout.strip() == "refs/heads/deploy"
+    assert "git push flank deploy" in proc.stdout
+
+
+def test_running_init_again_repairs_the_hooks_and_touches_nothing_else(flank_home: Path) -> None:
+    run_flank("init", "p", check=True)
+    bare = flank_home / "p.git"
+    (bare / "hooks" / "pre-receive").write_text("#!/bin/sh\nexec /old/venv/bin/python -m flank_ops hook\n")
+    (bare / "hooks" / "post-receive").unlink()
+    (flank_home / "p" / "secrets.env").write_text("TOKEN=x\n")
+    (flank_home / "p" / "deploys.jsonl").write_text('{"status": "accepted"}\n')
+    git("--git-dir", str(bare), "config", "user.custom", "kept", cwd=flank_home)
+
+    proc = run_flank("init", "p")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "exists; repaired its hooks (pre-receive, post-receive)" in proc.stdout
+    assert sys.executable in (bare / "hooks" / "pre-receive").read_text()
+    assert os.access(bare / "hooks" / "post-receive", os.X_OK)
+    assert (flank_home / "p" / "secrets.env").read_text() == "TOKEN=x\n"
+    assert (flank_home / "p" / "deploys.jsonl").read_text() == '{"status": "accepted"}\n'
+    assert git_config(bare, "user.custom") == "kept"
+
+
+def test_rerun_with_another_branch_says_how_to_change_it(flank_home: Path) -> None:
+    run_flank("init", "p", check=True)
+    proc = run_flank("init", "p", "--branch", "prod")
+    assert proc.returncode == 1
+    assert "deploys branch 'main', not 'prod'" in proc.stderr
+    assert "symbolic-ref HEAD refs/heads/prod" in proc.stderr
+
+
+def test_bad_names_are_refused_and_nothing_is_created(flank_home: Path) -> None:
+    for name in ("bad name", "_x", "../up", "site", "a.git", "é"):
+        proc = run_flank("init", name)
+        assert proc.returncode == 1, name
+        assert "invalid project name" in proc.stderr, name
+        assert "Traceback" not in proc.stderr
+    assert not flank_home.exists() or list(flank_home.iterdir()) == []
+
+
+def test_bad_branch_is_refused(flank_home: Path) -> None:
+    proc = run_flank("init", "p", "--branch", "a..b")
+    assert proc.returncode == 1
+    assert "invalid branch name 'a..b'" in proc.stderr
+    assert not (flank_home / "p.git").exists()
+
+
+def test_a_folder_in_the_way_is_not_taken_over(flank_home: Path) -> None:
+    (flank_home / "p.git").mkdir(parents=True)
+    (flank_home / "p.git" / "mine.txt").write_text("x")
+    proc = run_flank("init", "p")
+    assert proc.returncode == 1
+    assert "exists but is not a bare git repository" in proc.stderr
+    assert (flank_home / "p.git" / "mine.txt").read_text() == "x"
+
+
+def test_missing_git_is_one_clear_message(flank_home: Path, tmp_path: Path) -> None:
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    proc = run_flank("init", "p", env={"PATH": str(empty_bin)})
+    assert proc.returncode == 1
+    assert "git is not installed on this machine" in proc.stderr
+    assert "apt-get install git" in proc.stderr
+    assert not (flank_home / "p.git").exists()
+    assert shutil.which("git")  # the rest of the suite still has it

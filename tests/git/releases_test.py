@@ -1,0 +1,69 @@
+"""Old releases are pruned on deploy: the last 5, the current one and any a live run uses stay;
+persisted data is never touched."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pushing import flank_lines, head, new_project, push
+
+from flank_ops.paths import Home
+from flank_ops.run.records import runner_identity, write_record
+
+
+def old_release(project_dir: Path, sha: str, age_s: float) -> Path:
+    """A release deployed `age_s` ago, linked to the persisted data like a real one."""
+    release = project_dir / "releases" / sha
+    release.mkdir(parents=True)
+    (release / "flank.yml").write_text("old\n")
+    os.symlink("../../persist/data", release / "data")
+    then = time.time() - age_s
+    os.utime(release, (then, then))
+    return release
+
+
+def test_deploy_keeps_the_last_five_and_releases_in_use_and_never_the_data(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    data = project.dir / "persist" / "data"
+    data.mkdir(parents=True)
+    (data / "precious.csv").write_text("keep me\n")
+    # Eight older releases, oldest last; a live run still uses the oldest one.
+    olds = [f"{i:040x}" for i in range(1, 9)]
+    for age, sha in enumerate(olds, start=1):
+        old_release(project.dir, sha, age_s=3600 * age)
+    paths = Home(project.home).project(project.name)
+    run_dir = paths.run_dir("nightly", 1)
+    run_dir.mkdir(parents=True)
+    write_record(run_dir, {
+        "project": project.name, "pipeline": "nightly", "run_id": 1, "status": "running",
+        "release": str(project.dir / "releases" / olds[-1]), "runner": runner_identity(),
+    })
+    # A run whose runner died does not hold its release.
+    dead_dir = paths.run_dir("nightly", 2)
+    dead_dir.mkdir(parents=True)
+    dead_runner = {**runner_identity(), "pid_start": -1}
+    write_record(dead_dir, {
+        "project": project.name, "pipeline": "nightly", "run_id": 2, "status": "running",
+        "release": str(project.dir / "releases" / olds[-2]), "runner": dead_runner,
+    })
+
+    proc = push(project)
+
+    assert proc.returncode == 0, proc.stderr
+    new = head(project.wc)
+    assert project.releases() == sorted([new, *olds[:4], olds[-1]])
+    assert project.current_sha() == new
+    assert (data / "precious.csv").read_text() == "keep me\n"
+    assert (project.current / "data" / "precious.csv").read_text() == "keep me\n"
+    assert flank_lines(proc)[1].startswith("flank: deployed")
+
+
+def test_leftovers_of_a_crashed_deploy_are_cleaned(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    stray = project.dir / "releases" / ".tmp-0123456789ab-crashed"
+    stray.mkdir(parents=True)
+    (stray / "half.R").write_text("")
+    assert push(project).returncode == 0
+    assert not stray.exists()
+    assert project.releases() == [head(project.wc)]
