@@ -1,13 +1,15 @@
-"""The machine user's real crontab, saved before a test and restored after it.
+"""The machine user's real crontab, saved before a test and restored exactly after it.
 
 Tests install real crontab blocks (that is the behaviour under test), so each
-one saves the crontab first and puts it back afterwards. Other test processes
-may install their own blocks meanwhile (pytest -n): then only this test's
-blocks (those naming its FLANK_HOME) are taken out, and theirs are left alone.
+one saves the crontab first and puts it back afterwards, byte for byte ("no
+crontab" included). A lock of their own serializes these tests across pytest
+workers; install_schedule's lock cannot be held here, since it takes it itself.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,32 +18,20 @@ import pytest
 from flank_ops.fileio import locked
 from flank_ops.schedule.crontab import crontab_lock, read_crontab, write_crontab
 
-
-def without_blocks_of(text: str, home: Path) -> str:
-    kept: list[str] = []
-    inside = False
-    for line in text.splitlines(keepends=True):
-        bare = line.rstrip("\n")
-        if bare.startswith("# >>> flank ") and bare.endswith(f" ({home}) >>>"):
-            inside = True
-        elif inside and bare.startswith("# <<< flank ") and bare.endswith(f" ({home}) <<<"):
-            inside = False
-        elif not inside:
-            kept.append(line)
-    return "".join(kept)
+TESTS_LOCK = Path(tempfile.gettempdir()) / f"flank-crontab-tests-{os.getuid()}.lock"
 
 
 @pytest.fixture
-def user_crontab(flank_home: Path, tmp_path: Path) -> Iterator[str | None]:
+def user_crontab(flank_home: Path) -> Iterator[str | None]:
     """Yields the crontab as it was (None: the user had none)."""
     if shutil.which("crontab") is None:
         pytest.skip("no crontab command on this machine (apt-get install cron)")
-    with locked(crontab_lock()):
-        saved = read_crontab()
-    yield saved
-    with locked(crontab_lock()):
-        current = read_crontab()
-        cleaned = without_blocks_of(current or "", tmp_path)  # every FLANK_HOME a test makes is under tmp_path
-        final = saved if cleaned == (saved or "") else (cleaned or None)
-        if final != current:
-            write_crontab(final)
+    with locked(TESTS_LOCK):
+        with locked(crontab_lock()):
+            saved = read_crontab()
+        try:
+            yield saved
+        finally:
+            with locked(crontab_lock()):
+                if read_crontab() != saved:
+                    write_crontab(saved)
