@@ -68,6 +68,7 @@ def site_url(settings: dict[str, Any]) -> str:
 #   host = "smtp.example.org"  port = 587  starttls = true  ssl = false
 #   username = "flank@example.org"  password_env = "SMTP_PASSWORD"
 #   from = "flank@example.org"  to = ["ada@example.org"]  timeout = 10
+#   ca_file = "/etc/ssl/private-ca.pem"   # optional; for a server with a private certificate
 #
 #   [ping]
 #   timeout = 10                      # for pipelines' ping_url (set in flank.yml)
@@ -102,6 +103,7 @@ class EmailSettings(NamedTuple):
     password_env: str | None  # name of an env var or project secret holding the password
     sender: str
     to: tuple[str, ...]
+    ca_file: str | None  # CA bundle for a server with a private certificate; None = the system's
     timeout_s: float
 
 
@@ -193,6 +195,7 @@ def email_settings(settings: dict[str, Any]) -> EmailSettings | None:
         password_env=_get(table, where, "password_env", str),
         sender=_get(table, where, "from", str) or username or f"flank@{host}",
         to=to,
+        ca_file=_get(table, where, "ca_file", str),
         timeout_s=_timeout(table, where),
     )
 

@@ -241,7 +241,7 @@ def smtp_server(directory: Path, username: str = "flank", password: str = "s3cre
             and auth_data.password.decode() == password
         if ok:
             logins.append(username)
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     port = free_port()
     controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=tls,

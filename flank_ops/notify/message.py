@@ -1,0 +1,128 @@
+"""What a notification says: project, pipeline, run, failed tasks, their log tails, the run page.
+
+One Message, rendered as plain text (email) or Slack-style markdown (webhook).
+Every piece of text that comes from a run goes through the project's secret mask.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flank_ops.paths import ProjectPaths
+
+TAIL_LINES = 20
+TAIL_TASKS = 2  # log tails for the first failed tasks; the rest are listed
+MAX_LINE = 300
+TAIL_BYTES = 64 * 1024
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+FAILED_TASK_STATUSES = ("failed", "timed_out")
+HEADLINES = {"failure": "failed", "success": "succeeded", "recovery": "recovered"}
+
+
+class LogTail(NamedTuple):
+    task: str
+    lines: list[str]
+
+
+class Message(NamedTuple):
+    subject: str
+    summary: list[str]  # the facts, one per line
+    tails: list[LogTail]
+    run_url: str
+
+    def as_text(self) -> str:
+        out = list(self.summary)
+        for tail in self.tails:
+            out += ["", f"last {len(tail.lines)} lines of {tail.task}.log:"] + [f"    {line}" for line in tail.lines]
+        out += ["", f"run page: {self.run_url}"]
+        return "\n".join(out) + "\n"
+
+    def as_slack(self) -> str:
+        out = [f"*{self.subject}*"] + self.summary[1:]
+        for tail in self.tails:
+            body = "\n".join(tail.lines).replace("```", "'''")
+            out += [f"last {len(tail.lines)} lines of {tail.task}.log:", f"```{body}```"]
+        out += [f"<{self.run_url}|run page>"]
+        return "\n".join(out)
+
+
+def run_url(base_url: str, record: dict[str, Any]) -> str:
+    return f"{base_url}{record['project']}/{record['pipeline']}/{record['run_id']}/"
+
+
+def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last lines of a log without reading all of it (logs can be gigabytes)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return []
+    text = ANSI_RE.sub("", data.decode("utf-8", "replace"))
+    kept = text.splitlines()
+    if size > TAIL_BYTES and kept:
+        kept = kept[1:]  # the first line was cut in the middle
+    return [line if len(line) <= MAX_LINE else line[:MAX_LINE] + "…" for line in kept[-lines:]]
+
+
+def failed_tasks(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, t) for name, t in (record.get("tasks") or {}).items() if t.get("status") in FAILED_TASK_STATUSES]
+
+
+def _task_detail(name: str, task: dict[str, Any]) -> str:
+    bits = []
+    if task.get("status") == "timed_out":
+        bits.append("timed out")
+    elif task.get("exit_code") is not None:
+        bits.append(f"exit {task['exit_code']}")
+    if (task.get("attempts") or 1) > 1:
+        bits.append(f"{task['attempts']} attempts")
+    return f"{name} ({', '.join(bits)})" if bits else name
+
+
+def build_message(paths: ProjectPaths, record: dict[str, Any], outcome: str, base_url: str,
+                  secrets: dict[str, str] | None = None) -> Message:
+    from flank_ops.run.secrets import mask
+
+    secrets = secrets or {}
+    project, pipeline, run_id = record["project"], record["pipeline"], record["run_id"]
+    headline = f"{project} {pipeline} #{run_id} {HEADLINES.get(outcome, record.get('status'))}"
+    summary = [headline + (f" — {record['summary']}" if record.get("summary") else "")]
+    commit = record.get("commit") or {}
+    if commit.get("short"):
+        by = f" ({commit['author']})" if commit.get("author") else ""
+        summary.append(f"commit {commit['short']} \"{commit.get('message', '')}\"{by}")
+    when = f"trigger: {record.get('trigger') or '?'}, started {record.get('started_at') or '?'}"
+    if record.get("duration_s") is not None:
+        when += f", took {_duration(record['duration_s'])}"
+    summary.append(when)
+    failed = failed_tasks(record)
+    if failed:
+        summary.append("failed tasks: " + ", ".join(_task_detail(n, t) for n, t in failed))
+    if record.get("status") == "interrupted":
+        summary.append("the runner stopped before the run finished (machine restart or killed)")
+
+    run_dir = paths.run_dir(pipeline, run_id)
+    tails = []
+    for name, task in failed[:TAIL_TASKS]:
+        lines = log_tail(run_dir / (task.get("log") or f"logs/{name}.log"))
+        if lines:
+            tails.append(LogTail(name, [mask(line, secrets) for line in lines]))
+    return Message(
+        subject=mask(f"flank: {headline}", secrets),
+        summary=[mask(line, secrets) for line in summary],
+        tails=tails,
+        run_url=run_url(base_url, record),
+    )
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"

@@ -1,0 +1,72 @@
+"""Dead-man's switch pings (healthchecks.io style) for pipelines with a ping_url.
+
+    run starts   -> POST <ping_url>/start
+    run succeeds -> POST <ping_url>
+    run fails    -> POST <ping_url>/fail     (body: the run's summary and page)
+
+The monitoring service alerts when an expected ping does not come, which is
+how the analyst hears about a VM that is down and runs nothing at all.
+"""
+from __future__ import annotations
+
+import sys
+import urllib.parse
+from typing import Any
+
+from flank_ops.config.model import Pipeline
+from flank_ops.notify.delivery import DeliveryError, http_request, public_part
+from flank_ops.paths import ProjectPaths
+
+
+def signal_url(ping_url: str, signal: str) -> str:
+    """ping_url with /start or /fail added to its path (query string kept)."""
+    if not signal:
+        return ping_url
+    parts = urllib.parse.urlsplit(ping_url)
+    return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + signal))
+
+
+def send_ping(paths: ProjectPaths, ping_url: str, signal: str, body: str) -> None:
+    """One ping; raises DeliveryError unless the service accepted it (a 404 means a wrong URL)."""
+    url = signal_url(ping_url, signal)
+    status = http_request(url, body=body.encode("utf-8"), timeout=_timeout(paths))
+    if status >= 400:
+        raise DeliveryError(f"HTTP {status} from {public_part(url)}")
+
+
+def _timeout(paths: ProjectPaths) -> float:
+    from flank_ops.settings import ping_timeout, settings_for
+
+    return ping_timeout(settings_for(paths.home, paths.name))
+
+
+def run_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
+    """Ping <ping_url>/start. Never raises: a monitoring outage must not stop a run."""
+    try:
+        from flank_ops.notify.run_config import pipeline_of
+
+        pipeline = pipeline_of(record)
+        if pipeline is None or not pipeline.ping_url:
+            return
+        send_ping(paths, pipeline.ping_url, "start", f"{record['project']} {record['pipeline']} #{record['run_id']} started\n")
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal
+        print(f"flank: start ping failed: {exc}", file=sys.stderr)
+
+
+def run_finished(paths: ProjectPaths, record: dict[str, Any], pipeline: Pipeline | None, body: str) -> str | None:
+    """Ping success or /fail for a finished run; returns a status line, or None without a ping_url."""
+    if pipeline is None or not pipeline.ping_url:
+        return None
+    status = record.get("status")
+    if status == "success":
+        signal = ""
+    elif status in ("failed", "interrupted"):
+        signal = "fail"
+    else:
+        return None  # a skipped trigger ran nothing: the running run will ping when it ends
+    label = "ping /fail" if signal else "ping"
+    try:
+        send_ping(paths, pipeline.ping_url, signal, body)
+    except (DeliveryError, ValueError) as exc:
+        return f"{label} failed ({exc})"
+    return f"{label} sent"
