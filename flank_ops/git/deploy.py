@@ -21,7 +21,7 @@ from flank_ops.fileio import atomic_symlink, locked
 from flank_ops.git.deploy_log import deploy_entry, record_deploy
 from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import FLANK_YML, take_validated
-from flank_ops.git.releases import clean_leftovers, make_release, prune_releases
+from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
 
 
@@ -67,6 +67,7 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
             say(f"warning: {failure_text(exc)}")
             return None
     clean_leftovers(paths)
+    clean_stale_validated(paths)
 
     try:
         release, warnings, config = make_release(paths, sha, validated, load_release_config)

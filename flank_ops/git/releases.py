@@ -113,6 +113,19 @@ def clean_leftovers(paths: ProjectPaths) -> None:
                     entry.unlink()
 
 
+def clean_stale_validated(paths: ProjectPaths, max_age_s: float = 86400) -> None:
+    """Drop configs pre-receive saved for pushes git then failed to apply (never picked up)."""
+    import time
+
+    folder = paths.validated_config("x").parent
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if time.time() - entry.stat().st_mtime > max_age_s:
+                entry.unlink()
+
+
 def releases_in_use(paths: ProjectPaths) -> set[str]:
     """Shas of releases a live run is using (run.json status running, runner alive or unknown).
 
