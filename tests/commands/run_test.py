@@ -39,3 +39,18 @@ def test_local_without_flank_yml_and_wrong_arguments(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "no flank.yml in" in proc.stderr
     proc = run_flank("run", "demo")
     assert proc.returncode == 1 and "usage: flank run PROJECT PIPELINE" in proc.stderr
+
+
+def test_if_due_runs_only_when_the_schedule_is_due(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from run.deployed import deploy, history
+
+    deploy(tmp_path, "pipelines:\n  nightly:\n    timezone: UTC\n    tasks:\n      only: echo hi\n")
+    not_now = f"{(datetime.now(timezone.utc).minute + 30) % 60} * * * *"
+    proc = run_flank("run", "demo", "nightly", "--trigger", "schedule", "--if-due", not_now)
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
+    assert history() == []
+    proc = run_flank("run", "demo", "nightly", "--trigger", "schedule", "--if-due", "* * * * *")
+    assert proc.returncode == 0, proc.stderr
+    assert [(h["run_id"], h["trigger"]) for h in history()] == [(1, "schedule")]
