@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.schedule.crontab import has_block_for_home
 
     projects = home.projects()
-    print(f"flank scheduler: running the schedules of {len(projects)} project{'s' if len(projects) != 1 else ''} "
-          f"in {home.root} (Ctrl-C to stop)", flush=True)
+    banner = [f"flank scheduler: running the schedules of {len(projects)} project{'s' if len(projects) != 1 else ''}"
+              f" in {home.root} (Ctrl-C to stop)"]
     if has_block_for_home(home.root):
-        print("flank scheduler: warning: your crontab also runs these schedules (flank's block is installed); "
-              "scheduled runs will start twice — stop cron or this scheduler", flush=True)
-    sched.run_forever(scheduler)
+        banner.append("flank scheduler: warning: your crontab also runs these schedules (flank's block is "
+                      "installed); scheduled runs will start twice — stop cron or this scheduler")
+    sched.run_forever(scheduler, banner)
     print("flank scheduler: stopped", flush=True)
     return 0

@@ -125,11 +125,13 @@ class Scheduler:
                  f"(schedule '{run.schedule}'{zone}, pid {child.pid})")
 
 
-def run_forever(scheduler: Scheduler) -> None:
-    """Tick on every minute until SIGTERM or Ctrl-C."""
+def run_forever(scheduler: Scheduler, banner: list[str]) -> None:
+    """Print `banner` once SIGTERM is handled, then tick on every minute until SIGTERM or Ctrl-C."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
+        for line in banner:
+            scheduler.out(line)
         while not stop.is_set():
             scheduler.tick(datetime.now(timezone.utc))
             now = datetime.now(timezone.utc)
