@@ -48,12 +48,14 @@ class Report:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.errors: list[ConfigError] = []
+        self._seen: set[ConfigError] = set()
         self.mappings = yn.Mappings(self.add)
 
     def add(self, node: "Node | None", message: str, hint: str | None = None) -> None:
         line, col = yn.position(node) if node is not None else (1, 1)
         error = ConfigError(self.filename, line, col, message, hint)
-        if error not in self.errors:  # an aliased node is checked once per use
+        if error not in self._seen:  # an aliased node is checked once per use
+            self._seen.add(error)
             self.errors.append(error)
 
     def entries(self, node: "Node") -> list[yn.Entry]:
@@ -531,7 +533,7 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
         if task is not None:
             tasks[task.name] = task
             needs_nodes[task.name] = needs
-    names = [e.key for e in entries]
+    names = {e.key: None for e in entries}  # ordered, with fast lookups
     for name, needs in needs_nodes.items():
         _check_needs(report, name, needs, names)
     _check_cycles(report, needs_nodes)
@@ -612,7 +614,7 @@ def _needs(report: Report, node: "Node") -> list[tuple[str, "Node"]]:
     return _string_list(report, node, "needs", "task name") or []
 
 
-def _check_needs(report: Report, task: str, needs: list[tuple[str, "Node"]], names: list[str]) -> None:
+def _check_needs(report: Report, task: str, needs: list[tuple[str, "Node"]], names: dict[str, None]) -> None:
     from flank_ops.config.suggest import did_you_mean
 
     for dep, node in needs:
@@ -625,35 +627,41 @@ def _check_needs(report: Report, task: str, needs: list[tuple[str, "Node"]], nam
 
 
 def _check_cycles(report: Report, needs: dict[str, list[tuple[str, "Node"]]]) -> None:
-    """Report each cycle once: 'a -> b -> a' means a needs b and b needs a."""
-    order = list(needs)  # flank.yml order
+    """Report each cycle once: 'a -> b -> a' means a needs b and b needs a.
+
+    Depth-first search with an explicit stack: a chain of thousands of tasks must
+    not hit Python's recursion limit.
+    """
+    rank = {task: i for i, task in enumerate(needs)}  # flank.yml order
     deps = {t: [d for d, _ in ds if d in needs and d != t] for t, ds in needs.items()}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     reported: set[frozenset[str]] = set()
-
-    def visit(task: str, path: list[str]) -> None:
-        state[task] = 1
-        path.append(task)
-        for dep in deps[task]:
-            if state.get(dep) == 1:
+    for root in needs:
+        if root in state:
+            continue
+        path = [root]
+        stack = [iter(deps[root])]
+        state[root] = 1
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(dep) == 1:
                 cycle = path[path.index(dep):]  # each needs the next; the last needs the first
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
-                    _report_cycle(report, cycle, needs, order)
+                    _report_cycle(report, cycle, needs, rank)
             elif dep not in state:
-                visit(dep, path)
-        path.pop()
-        state[task] = 2
-
-    for task in order:
-        if task not in state:
-            visit(task, [])
+                state[dep] = 1
+                path.append(dep)
+                stack.append(iter(deps[dep]))
 
 
 def _report_cycle(report: Report, cycle: list[str], needs: dict[str, list[tuple[str, "Node"]]],
-                  order: list[str]) -> None:
+                  rank: dict[str, int]) -> None:
     # Start from the task that comes first in flank.yml; point at its 'needs' entry.
-    i = cycle.index(min(cycle, key=order.index))
+    i = cycle.index(min(cycle, key=rank.__getitem__))
     cycle = cycle[i:] + cycle[:i]
     node = next(n for d, n in needs[cycle[0]] if d == cycle[1 % len(cycle)])
     report.add(node, "cycle: " + " -> ".join(cycle + [cycle[0]]),

@@ -16,7 +16,7 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # A positive number with an optional unit (s, m, h, d); '0' and '0s' are refused.
 DURATION_STRING = r"^\s*(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?\s*[smhd]?\s*$"
 # Relative to the repo root: not absolute, not under ~, no '..' component.
-RELATIVE_DIR = r"^(?!\s*[/~])(?!(.*/)?\.\.(/|$)).*[^\s/.].*$"
+RELATIVE_DIR = r"^(?!\s*[/~])(?!(.*/)?\.\.(/|$)).*\S.*$"
 
 
 def _string_or_list(item: dict[str, Any], description: str) -> dict[str, Any]:

@@ -1,14 +1,19 @@
 """'did you mean ...?' for misspelt keys, task names and timezones."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice `word` was most likely meant to be, or None."""
+    return _closest(word, tuple(choices))
+
+
+@functools.lru_cache(maxsize=1024)  # a file repeating one typo pays for difflib once
+def _closest(word: str, options: tuple[str, ...]) -> str | None:
     import difflib  # lazy: only an error path pays for it
 
-    options = list(choices)
     lowered = {c.lower(): c for c in options}
     if word.lower() in lowered:
         return lowered[word.lower()]

@@ -56,6 +56,14 @@ def compose(text: str) -> "Node | None":
     """The YAML node tree of `text` (None for an empty document), or YamlProblem."""
     import yaml
 
+    # libyaml is ~20x faster; its error wording differs, so any failure is re-read by
+    # the pure-Python parser, whose messages are the ones users see (and tests pin).
+    fast_loader = getattr(yaml, "CSafeLoader", None)
+    if fast_loader is not None:
+        try:
+            return yaml.compose(text, Loader=fast_loader)
+        except (yaml.YAMLError, RecursionError):
+            pass
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
