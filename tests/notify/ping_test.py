@@ -1,0 +1,88 @@
+"""Dead-man's switch pings to a real HTTP server: /start, success, /fail, and outages."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
+
+from sample_runs import finished_run, make_project  # noqa: E402
+from servers import http_recorder, refused_port  # noqa: E402
+
+from flank_ops.notify import dispatch, ping  # noqa: E402
+
+
+def pinged_project(ping_url: str, notify: str = "[failure]", settings_toml: str | None = None):
+    return make_project(flank_yml=f"""\
+        pipelines:
+          nightly:
+            ping_url: {ping_url}
+            notify: {notify}
+            tasks:
+              extract: Rscript R/extract.R
+              model: {{run: Rscript R/model.R, needs: [extract]}}
+        """, settings_toml=settings_toml)
+
+
+def test_start_success_and_fail_pings() -> None:
+    with http_recorder() as hc:
+        paths = pinged_project(hc.url + "/ping/8f2e-uuid")
+        failed = finished_run(paths)
+        ping.run_started(paths, {**failed, "status": "running"})
+        assert dispatch.after_run(paths, failed) == "ping /fail sent"
+        ok = finished_run(paths, status="success")
+        ping.run_started(paths, {**ok, "status": "running"})
+        assert dispatch.after_run(paths, ok) == "ping sent"
+        requests = [(r.method, r.path) for r in hc.requests]
+        bodies = [r.body.decode() for r in hc.requests]
+    assert requests == [("POST", "/ping/8f2e-uuid/start"), ("POST", "/ping/8f2e-uuid/fail"),
+                        ("POST", "/ping/8f2e-uuid/start"), ("POST", "/ping/8f2e-uuid")]
+    assert bodies[0] == "demo nightly #1 started\n"
+    # the service keeps the body: the summary and the run page are there when the alert comes
+    assert "demo nightly #1 failed — 1/2 ok; model failed (exit 1, 3 attempts)" in bodies[1]
+    assert "run page: http://127.0.0.1:8083/demo/nightly/1/" in bodies[1]
+
+
+def test_ping_and_notification_together() -> None:
+    with http_recorder() as hc:
+        paths = pinged_project(hc.url + "/p", settings_toml=f'[notify.webhook]\nurl = "{hc.url}/hook"\n')
+        assert dispatch.after_run(paths, finished_run(paths)) == "ping /fail sent; notify failure: webhook sent"
+        assert [r.path for r in hc.requests] == ["/p/fail", "/hook"]
+
+
+def test_query_string_is_kept() -> None:
+    assert ping.signal_url("https://hc.example/p/abc?create=1", "start") == "https://hc.example/p/abc/start?create=1"
+    assert ping.signal_url("https://hc.example/p/abc/", "fail") == "https://hc.example/p/abc/fail"
+    assert ping.signal_url("https://hc.example/p/abc", "") == "https://hc.example/p/abc"
+
+
+def test_ping_service_down_is_reported_not_raised(capsys) -> None:
+    with refused_port() as port:
+        paths = pinged_project(f"http://127.0.0.1:{port}/ping/uuid")
+        record = finished_run(paths)
+        ping.run_started(paths, record)  # must not raise
+        assert f"flank: start ping failed: cannot connect to http://127.0.0.1:{port}" in capsys.readouterr().err
+        line = dispatch.after_run(paths, record)
+    assert line == f"ping /fail failed (cannot connect to http://127.0.0.1:{port} (connection refused))"
+
+
+def test_slow_ping_service_times_out() -> None:
+    with http_recorder(hang=True) as slow:
+        paths = pinged_project(slow.url + "/ping/uuid", settings_toml="[ping]\ntimeout = 0.5\n")
+        line = dispatch.after_run(paths, finished_run(paths, status="success"))
+    assert line == f"ping failed ({slow.url} did not answer within 0.5s)"
+
+
+def test_wrong_ping_url_404_and_500_are_failures() -> None:
+    with http_recorder(status=404) as hc:
+        paths = pinged_project(hc.url + "/ping/typo")
+        assert dispatch.after_run(paths, finished_run(paths)) == f"ping /fail failed (HTTP 404 from {hc.url})"
+        hc.status = 500
+        assert dispatch.after_run(paths, finished_run(paths)) == f"ping /fail failed (HTTP 500 from {hc.url})"
+
+
+def test_no_ping_url_sends_nothing() -> None:
+    paths = make_project()
+    record = finished_run(paths)
+    ping.run_started(paths, record)
+    assert dispatch.after_run(paths, record) is None
