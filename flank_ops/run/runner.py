@@ -416,9 +416,17 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     _print_progress(record, selected, printed, out)
     _finish_times(record)
     record["summary"] = mask(summarize(record), secrets)
-    mask_file(run_dir / "make.log", secrets)
-    records.write_record(run_dir, record)
-    records.append_history(paths, record)
+    try:
+        mask_file(run_dir / "make.log", secrets)
+        records.write_record(run_dir, record)
+        records.append_history(paths, record)
+    except OSError as exc:
+        # The old run.json stays whole (atomic writes); `flank status` marks it interrupted later.
+        raise UserError(
+            f"{pipeline.name} #{run_id} {record['status']}, but its record could not be saved in {run_dir}: "
+            f"{exc.strerror or exc}",
+            "free some disk space; the next `flank status` then marks this run interrupted",
+        ) from None
     return Outcome(record, 0 if record["status"] == "success" else (130 if stopped else 1))
 
 
