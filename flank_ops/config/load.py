@@ -664,5 +664,8 @@ def _report_cycle(report: Report, cycle: list[str], needs: dict[str, list[tuple[
     i = cycle.index(min(cycle, key=rank.__getitem__))
     cycle = cycle[i:] + cycle[:i]
     node = next(n for d, n in needs[cycle[0]] if d == cycle[1 % len(cycle)])
-    report.add(node, "cycle: " + " -> ".join(cycle + [cycle[0]]),
+    shown = cycle + [cycle[0]]
+    if len(shown) > 12:  # name the ends of a very long loop, not all of it
+        shown = shown[:5] + [f"({len(shown) - 10} more)"] + shown[-5:]
+    report.add(node, "cycle: " + " -> ".join(shown),
                "each task needs the next; remove one of these needs")

@@ -416,3 +416,18 @@ def test_describe_counts() -> None:
         "pipelines:\n  a:\n    tasks: {x: echo}\n  b:\n    tasks: {x: echo, y: echo}\n")
     assert isinstance(two, Config)
     assert describe(two) == "2 pipelines, 3 tasks"
+
+
+def test_columns_count_characters_not_bytes() -> None:
+    assert errors_of(tasks('a: {run: "café ☕", retries: x}\n')) == [
+        "flank.yml:4:35: retries: expected a whole number, got the string 'x'"]
+
+
+def test_a_long_chain_of_needs_is_fine_and_its_cycle_is_named() -> None:
+    # Each task needs the next: a depth-first search must not hit the recursion limit.
+    chain = "".join(f"t{i}: {{run: x, needs: [t{i + 1}]}}\n" for i in range(3000))
+    assert load_config(tasks(chain + "t3000: x\n")).task_count() == 3001
+    errors = errors_of(tasks(chain + "t3000: {run: x, needs: [t0]}\n"))
+    assert len(errors) == 1
+    assert errors == ["flank.yml:4:28: cycle: t0 -> t1 -> t2 -> t3 -> t4 -> (2992 more) -> t2997 -> t2998 -> "
+                      "t2999 -> t3000 -> t0 (each task needs the next; remove one of these needs)"]
