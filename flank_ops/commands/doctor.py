@@ -1,14 +1,281 @@
-"""flank doctor (placeholder until its issue lands)."""
+"""flank doctor: check this VM's flank setup end to end and say what to fix.
+
+One line per check (OK / FAIL / SKIP), a fix under each FAIL, exit 1 if any failed.
+Network checks use the same settings and timeouts as the runs do, and change
+nothing: S3 gets a probe object that is deleted at once, SMTP a login without a
+message, the webhook a GET (a POST only with --send-test).
+"""
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
+from flank_ops.paths import Home
+
+MIN_FREE_BYTES = 1024**3  # below 1 GiB, logs and releases will soon fill the disk
+CRON_DAEMONS = ("cron", "crond", "cronie", "busybox-crond")
+
+
+class Check(NamedTuple):
+    status: str  # OK, FAIL or SKIP
+    name: str
+    detail: str
+    fix: str | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--no-cron", action="store_true",
+                        help="this VM runs schedules with `flank scheduler`, not cron: skip the cron checks")
+    parser.add_argument("--send-test", action="store_true",
+                        help="also post a test message to the webhook and send a test email")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'flank doctor' is not built yet")
+    home = Home()
+    failed = 0
+    for check in run_checks(home, cron=not args.no_cron, send_test=args.send_test):
+        print(f"{check.status:<5} {check.name}: {check.detail}", flush=True)
+        if check.status == "FAIL":
+            failed += 1
+            if check.fix:
+                print(f"      fix: {check.fix}", flush=True)
+    print("all checks passed" if not failed else f"{failed} problem{'s' if failed != 1 else ''} found")
+    return 1 if failed else 0
+
+
+def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Iterator[Check]:
+    yield _guard("git", check_git)
+    yield _guard("make", check_make)
+    if cron:
+        yield _guard("cron", check_cron_daemon)
+        yield from check_crontab_blocks(home)
+    yield _guard("FLANK_HOME", lambda: check_home_writable(home))
+    yield _guard("disk", lambda: check_disk(home))
+    yield from check_integrations(home, send_test)
+
+
+def _guard(name: str, check: Callable[[], Check]) -> Check:
+    """A check that itself breaks is a FAIL line, not a traceback."""
+    try:
+        return check()
+    except UserError as exc:
+        return Check("FAIL", name, exc.message, exc.hint)
+    except Exception as exc:  # noqa: BLE001 - doctor reports everything it finds
+        return Check("FAIL", name, f"{type(exc).__name__}: {exc}")
+
+
+# --- tools ------------------------------------------------------------------------
+
+def check_git() -> Check:
+    from flank_ops.git.gitcmd import run_git
+
+    proc = run_git(["--version"], check=False)
+    return Check("OK", "git", proc.stdout.decode().strip())
+
+
+def check_make() -> Check:
+    exe = shutil.which("make")
+    if exe is None:
+        return Check("FAIL", "make", "make is not installed", "install GNU make: sudo apt-get install make")
+    first = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=10).stdout.splitlines()[:1]
+    version = first[0] if first else "unknown make"
+    if "GNU Make" not in version:
+        return Check("FAIL", "make", f"{exe} is not GNU make ({version})", "install GNU make: sudo apt-get install make")
+    return Check("OK", "make", version)
+
+
+def _running_cron_daemon() -> str | None:
+    """The name of a running cron daemon, from /proc (no pgrep needed)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in CRON_DAEMONS:
+            return f"{comm} (pid {entry.name})"
+    return None
+
+
+def check_cron_daemon() -> Check:
+    daemon = _running_cron_daemon()
+    if daemon:
+        return Check("OK", "cron", f"{daemon} is running")
+    return Check("FAIL", "cron", "no cron daemon is running: scheduled runs will not happen",
+                 "start it (sudo systemctl enable --now cron), or keep `flank scheduler` running instead "
+                 "and use `flank doctor --no-cron`")
+
+
+def _installed_crontab() -> tuple[list[str] | None, str | None]:
+    """The user's installed crontab lines, or (None, why not)."""
+    exe = shutil.which("crontab")
+    if exe is None:
+        return None, "the crontab command is missing (install cron: sudo apt-get install cron)"
+    proc = subprocess.run([exe, "-l"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    if proc.returncode != 0:
+        if "no crontab" in proc.stderr.lower():
+            return [], None
+        return None, f"crontab -l failed: {proc.stderr.strip() or proc.returncode}"
+    return [line.strip() for line in proc.stdout.splitlines()], None
+
+
+def check_crontab_blocks(home: Home) -> Iterator[Check]:
+    """Every project's generated schedule lines are in the installed crontab."""
+    installed: list[str] | None = None
+    error: str | None = None
+    scheduled = 0
+    for name in home.projects():
+        try:
+            wanted = [line.strip() for line in home.project(name).crontab_file.read_text().splitlines()]
+        except FileNotFoundError:
+            continue
+        jobs = [line for line in wanted if line and not line.startswith("#")]
+        if not jobs:
+            continue
+        scheduled += 1
+        if installed is None and error is None:
+            installed, error = _installed_crontab()
+        if installed is None:
+            yield Check("FAIL", f"crontab ({name})", error or "cannot read the crontab")
+            continue
+        missing = [line for line in jobs if line not in installed]
+        if missing:
+            yield Check("FAIL", f"crontab ({name})",
+                        f"{len(missing)} of {len(jobs)} schedule line{'s' if len(jobs) != 1 else ''} not installed "
+                        f"(first: {missing[0]})",
+                        f"push again (git push flank main) to reinstall it; compare `crontab -l` with "
+                        f"{home.project(name).crontab_file}")
+        else:
+            yield Check("OK", f"crontab ({name})", f"{len(jobs)} schedule line{'s' if len(jobs) != 1 else ''} installed")
+    if not scheduled:
+        yield Check("SKIP", "crontab", "no project has a schedule")
+
+
+# --- FLANK_HOME -------------------------------------------------------------------
+
+def check_home_writable(home: Home) -> Check:
+    if not home.root.is_dir():
+        return Check("FAIL", "FLANK_HOME", f"{home.root} does not exist",
+                     "create your first project: flank init NAME (or set FLANK_HOME)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=home.root, prefix=".flank-doctor-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return Check("FAIL", "FLANK_HOME", f"cannot write in {home.root} ({exc.strerror})",
+                     f"make it writable for {_user()}: sudo chown -R {_user()} {home.root}")
+    return Check("OK", "FLANK_HOME", f"{home.root} is writable")
+
+
+def _user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def check_disk(home: Home) -> Check:
+    where = home.root
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    usage = shutil.disk_usage(where)
+    free = f"{usage.free / 1024**3:.1f} GiB free of {usage.total / 1024**3:.1f} GiB on {where}"
+    if usage.free < MIN_FREE_BYTES:
+        return Check("FAIL", "disk", free, "free some space: `flank prune` removes old runs")
+    return Check("OK", "disk", free)
+
+
+# --- integrations -----------------------------------------------------------------
+
+def _setting_scopes(home: Home) -> list[tuple[str | None, dict[str, Any]]]:
+    """Settings as each project sees them (VM-wide defaults + its overrides), or VM-wide alone."""
+    from flank_ops.settings import settings_for
+
+    projects = home.projects()
+    if not projects:
+        return [(None, settings_for(home))]
+    return [(name, settings_for(home, name)) for name in projects]
+
+
+def _distinct(items: list[tuple[str | None, Any]]) -> list[tuple[str, Any]]:
+    """Drop repeats of the same settings; name the project only when projects differ."""
+    seen: dict[Any, str | None] = {}
+    for project, value in items:
+        if value is not None and value not in seen:
+            seen[value] = project
+    several = len(seen) > 1
+    return [(f" ({project})" if several and project else "", value) for value, project in seen.items()]
+
+
+def check_integrations(home: Home, send_test: bool) -> Iterator[Check]:
+    from flank_ops.settings import email_settings, s3_settings, webhook_settings
+
+    scopes = _setting_scopes(home)
+    for kind, read in (("s3", s3_settings), ("smtp", email_settings), ("webhook", webhook_settings)):
+        found: list[tuple[str | None, Any]] = []
+        broken = False
+        for project, settings in scopes:
+            try:
+                value = read(settings)
+            except UserError as exc:
+                broken = True
+                yield Check("FAIL", kind + (f" ({project})" if project else ""), exc.message, exc.hint)
+                continue
+            if kind == "smtp" and value is not None:
+                value = (value, project)  # the password may be a project secret
+            found.append((project, value))
+        targets = _distinct(found)
+        if not targets and not broken:
+            yield Check("SKIP", kind, f"not configured (see the README: {_TABLES[kind]} in {home.settings_file})")
+        for label, value in targets:
+            yield _guard(kind + label, lambda kind=kind, value=value, label=label: _check_one(home, kind, value, label, send_test))
+
+
+_TABLES = {"s3": "[s3]", "smtp": "[notify.email]", "webhook": "[notify.webhook]"}
+
+
+def _check_one(home: Home, kind: str, value: Any, label: str, send_test: bool) -> Check:
+    from flank_ops.notify.delivery import DeliveryError
+
+    name = kind + label
+    try:
+        if kind == "s3":
+            from flank_ops.storage.s3 import probe
+
+            return Check("OK", name, probe(value))
+        if kind == "smtp":
+            from flank_ops.notify.email import check_login, password_for, send_email
+
+            settings, project = value
+            password = password_for(settings, home.project(project) if project else None)
+            if send_test:
+                send_email(settings, password, "flank doctor: test message",
+                           f"This is a test message from flank doctor on {socket.gethostname()}.\n")
+                return Check("OK", name, f"test email sent to {', '.join(settings.to)}")
+            return Check("OK", name, check_login(settings, password))
+        from flank_ops.notify.webhook import check_webhook, send_webhook
+
+        if send_test:
+            send_webhook(value, f"flank doctor: test message from {socket.gethostname()}")
+            return Check("OK", name, "test message posted")
+        return Check("OK", name, check_webhook(value))
+    except UserError as exc:  # S3 probe failures
+        return Check("FAIL", name, exc.message, _FIXES[kind])
+    except DeliveryError as exc:
+        return Check("FAIL", name, str(exc), _FIXES[kind])
+
+
+_FIXES = {
+    "s3": "check [s3] in flank.toml and the AWS credentials of this user (env, ~/.aws, or the instance role)",
+    "smtp": "check [notify.email] in flank.toml and the password (password_env names an env var or project secret)",
+    "webhook": "check [notify.webhook] url in flank.toml and that this VM can reach it",
+}

@@ -1,0 +1,142 @@
+"""`flank doctor` through the real CLI, against real S3 (moto), SMTP (aiosmtpd) and HTTP servers."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
+
+from sample_runs import make_project  # noqa: E402
+from servers import http_recorder, refused_port, s3_server, smtp_server  # noqa: E402
+
+from conftest import run_flank  # noqa: E402
+
+
+def lines_of(proc, prefix: str) -> list[str]:
+    return [line for line in proc.stdout.splitlines() if line.startswith(prefix)]
+
+
+def test_healthy_vm(flank_home, monkeypatch, tmp_path) -> None:
+    server = s3_server()
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+    bucket = server.new_bucket()
+    with smtp_server(tmp_path) as smtp, http_recorder(status=405) as hook:
+        make_project(settings_toml=f"""\
+            [s3]
+            bucket = "{bucket}"
+            prefix = "flank"
+            endpoint_url = "{server.url}"
+            [notify.webhook]
+            url = "{hook.url}/services/T/B/SECRET"
+            [notify.email]
+            host = "{smtp.host}"
+            port = {smtp.port}
+            username = "flank"
+            password_env = "DOCTOR_SMTP_PASSWORD"
+            ca_file = "{smtp.ca_file}"
+            to = "ada@example.org"
+            """)
+        proc = run_flank("doctor", "--no-cron", env={"DOCTOR_SMTP_PASSWORD": "s3cret"})
+        assert [r.method for r in hook.requests] == ["GET"]  # reachable, nothing posted
+        assert smtp.messages == [] and smtp.logins == ["flank"]
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert lines_of(proc, "OK    git: git version ")
+    assert lines_of(proc, "OK    make: GNU Make ")
+    assert f"OK    FLANK_HOME: {flank_home} is writable" in out
+    assert lines_of(proc, "OK    disk: ")
+    assert f"OK    s3: s3://{bucket}/flank/ writable" in out
+    assert f"OK    smtp: {smtp.host}:{smtp.port} (STARTTLS, logged in as flank)" in out
+    assert f"OK    webhook: {hook.url} answers (HTTP 405)" in out
+    assert "SECRET" not in out
+    assert "cron" not in out
+    assert out.endswith("all checks passed\n")
+    assert server.objects(bucket) == {}  # the probe object was deleted
+
+
+def test_broken_integrations_say_what_to_fix(flank_home, monkeypatch, tmp_path) -> None:
+    server = s3_server()
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOTAREALKEY00000")
+    with smtp_server(tmp_path) as smtp, refused_port() as port:
+        make_project(settings_toml=f"""\
+            [s3]
+            bucket = "some-bucket"
+            endpoint_url = "{server.url}"
+            [notify.webhook]
+            url = "http://127.0.0.1:{port}/hook"
+            timeout = 2
+            [notify.email]
+            host = "{smtp.host}"
+            port = {smtp.port}
+            username = "flank"
+            password_env = "DOCTOR_SMTP_PASSWORD"
+            ca_file = "{smtp.ca_file}"
+            to = "ada@example.org"
+            """)
+        proc = run_flank("doctor", "--no-cron", env={"DOCTOR_SMTP_PASSWORD": "wrong"})
+
+    assert proc.returncode == 1
+    out = proc.stdout
+    assert f"FAIL  s3: InvalidAccessKeyId from {server.url}: " in out
+    assert "      fix: check [s3] in flank.toml and the AWS credentials" in out
+    assert f"FAIL  smtp: SMTP login as flank refused by {smtp.host}:{smtp.port} (535)" in out
+    assert f"FAIL  webhook: cannot connect to http://127.0.0.1:{port} (connection refused)" in out
+    assert out.endswith("3 problems found\n")
+    assert "Traceback" not in proc.stderr
+
+
+def test_send_test_posts_and_mails(flank_home, tmp_path) -> None:
+    with smtp_server(tmp_path) as smtp, http_recorder() as hook:
+        make_project(settings_toml=f"""\
+            [notify.webhook]
+            url = "{hook.url}/hook"
+            [notify.email]
+            host = "{smtp.host}"
+            port = {smtp.port}
+            username = "flank"
+            password_env = "DOCTOR_SMTP_PASSWORD"
+            ca_file = "{smtp.ca_file}"
+            to = "ada@example.org"
+            """)
+        proc = run_flank("doctor", "--no-cron", "--send-test", env={"DOCTOR_SMTP_PASSWORD": "s3cret"})
+        assert "OK    webhook: test message posted" in proc.stdout
+        assert "OK    smtp: test email sent to ada@example.org" in proc.stdout
+        assert hook.requests[0].json()["text"].startswith("flank doctor: test message from ")
+        assert [m["Subject"] for m in smtp.messages] == ["flank doctor: test message"]
+    assert "SKIP  s3: not configured" in proc.stdout
+
+
+def test_cron_checks(flank_home) -> None:
+    paths = make_project()
+    # a schedule line no real crontab holds (doctor only reads the crontab, never installs)
+    paths.crontab_file.write_text("# flank demo\n17 3 * * * /nonexistent/flank run demo doctor-test-pipeline\n")
+    proc = run_flank("doctor")
+
+    [cron] = lines_of(proc, "OK    cron:") + lines_of(proc, "FAIL  cron:")
+    if cron.startswith("FAIL"):  # e.g. a container or CI machine without a cron daemon
+        assert "no cron daemon is running" in cron
+        assert "flank doctor --no-cron" in proc.stdout
+    [block] = lines_of(proc, "FAIL  crontab (demo):")
+    assert "1 of 1 schedule line not installed (first: 17 3 * * * /nonexistent/flank" in block
+    assert "fix: push again (git push flank main) to reinstall it" in proc.stdout
+    assert proc.returncode == 1
+
+
+def test_missing_flank_home(flank_home) -> None:
+    proc = run_flank("doctor", "--no-cron")
+    assert f"FAIL  FLANK_HOME: {flank_home} does not exist" in proc.stdout
+    assert "fix: create your first project: flank init NAME" in proc.stdout
+    assert lines_of(proc, "OK    disk: ")  # measured on the nearest existing parent
+    assert proc.returncode == 1
+
+
+def test_bad_settings_are_a_fail_line(flank_home) -> None:
+    make_project(settings_toml="[s3]\nprefix = 'x'\n")
+    proc = run_flank("doctor", "--no-cron")
+    assert "FAIL  s3 (demo): flank.toml: [s3] needs a bucket" in proc.stdout
+    assert "SKIP  s3" not in proc.stdout
+    assert proc.returncode == 1
