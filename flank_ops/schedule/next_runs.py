@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 
 from flank_ops.config.model import Pipeline
 from flank_ops.schedule.cron_syntax import CronSpec
-from flank_ops.schedule.due import MINUTE, floor_minute, spec_for
+from flank_ops.schedule.due import MINUTE, spec_for
 from flank_ops.schedule.zones import local_zone, pipeline_zone
 
 # Wall times near `after` can map to instants on either side of it around a
@@ -82,16 +82,3 @@ def next_runs(pipeline: Pipeline, count: int = 1, after: datetime | None = None)
     for expr in pipeline.schedule:
         merged.update(schedule_times(expr, zone, after, count))
     return [t.astimezone(zone) for t in sorted(merged)[:count]]
-
-
-def describe_next(pipeline: Pipeline, after: datetime | None = None) -> str:
-    """'0 2 * * * (Europe/London) — next run Tue 24 Nov 02:00', the line a push prints per pipeline."""
-    if not pipeline.schedule:
-        return "no schedule"
-    zone_name = pipeline.timezone or "local time"
-    when = next_runs(pipeline, 1, after)
-    nxt = f" — next run {when[0]:%a %d %b %H:%M}" if when else ""
-    return f"{', '.join(pipeline.schedule)} ({zone_name}){nxt}"
-
-
-__all__ = ["next_runs", "schedule_times", "describe_next", "floor_minute"]

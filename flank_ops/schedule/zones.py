@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flank_ops.config.model import Pipeline
@@ -91,7 +91,8 @@ def _offset_profile(zone: tzinfo, start_ts: int) -> tuple[tuple[int, float], ...
 
 
 def _sample_start() -> int:
-    """This hour's half past, as a timestamp: one cache key per hour, between any DST changes."""
+    """Half past this hour, as a timestamp: samples fall mid-hour (never on a DST change) and the
+    cache key changes once an hour."""
     return int(datetime.now(timezone.utc).timestamp()) // 3600 * 3600 + 1800
 
 

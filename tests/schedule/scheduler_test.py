@@ -167,3 +167,16 @@ def test_due_schedule_starts_a_real_flank_run(user_crontab, flank_home: Path, tm
     assert record["status"] == "success", record
     log = flank_home / "demo" / "runs" / "nightly" / "1" / "logs" / "hello.log"
     assert "hello from the schedule" in log.read_text()
+
+    # The crontab line cron would fire every hour: under cron's bare environment, outside 02:00 London
+    # time, the guard exits 0 without a word and starts nothing.
+    (line,) = [x for x in crontab.splitlines() if "run demo nightly" in x and not x.startswith("#")]
+    assert line.startswith("0 * * * * ") and line.endswith("--if-due '0 2 * * *'")
+    from flank_ops.schedule.due import is_due
+
+    nightly = load_config(FLANK_YML).pipelines["nightly"]
+    if not is_due(nightly, "0 2 * * *"):  # (at 02:00 London it would rightly run)
+        guard = subprocess.run(["/bin/sh", "-c", line.split(" ", 5)[5]], capture_output=True, text=True,
+                               env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        assert (guard.returncode, guard.stdout, guard.stderr) == (0, "", "")
+        assert sorted(p.name for p in record_file.parent.parent.iterdir() if p.name.isdigit()) == ["1"]
