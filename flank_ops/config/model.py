@@ -38,19 +38,24 @@ class Pipeline:
 
     def topological_order(self) -> list[str]:
         """Task names, dependencies first, ties in flank.yml order (validated acyclic)."""
+        # Depth-first, dependencies before dependents; an explicit stack so a chain of
+        # thousands of tasks does not hit Python's recursion limit.
         order: list[str] = []
         seen: set[str] = set()
-
-        def visit(name: str) -> None:
-            if name in seen:
-                return
-            seen.add(name)
-            for dep in self.tasks[name].needs:
-                visit(dep)
-            order.append(name)
-
-        for name in self.tasks:
-            visit(name)
+        for root in self.tasks:
+            if root in seen:
+                continue
+            seen.add(root)
+            stack = [(root, iter(self.tasks[root].needs))]
+            while stack:
+                name, deps = stack[-1]
+                dep = next(deps, None)
+                if dep is None:
+                    stack.pop()
+                    order.append(name)
+                elif dep not in seen:
+                    seen.add(dep)
+                    stack.append((dep, iter(self.tasks[dep].needs)))
         return order
 
     def downstream(self, start: str) -> set[str]:

@@ -431,3 +431,12 @@ def test_a_long_chain_of_needs_is_fine_and_its_cycle_is_named() -> None:
     assert len(errors) == 1
     assert errors == ["flank.yml:4:28: cycle: t0 -> t1 -> t2 -> t3 -> t4 -> (2992 more) -> t2997 -> t2998 -> "
                       "t2999 -> t3000 -> t0 (each task needs the next; remove one of these needs)"]
+
+
+def test_topological_order_puts_needs_first_in_file_order() -> None:
+    p = load_config(tasks("report: {run: x, needs: [model, extract]}\nmodel: {run: x, needs: [clean]}\n"
+                          "extract: x\nclean: {run: x, needs: [extract]}\nlint: x\n")).pipelines["p"]
+    assert p.topological_order() == ["extract", "clean", "model", "report", "lint"]
+    chain = "".join(f"t{i}: {{run: x, needs: [t{i + 1}]}}\n" for i in range(3000))
+    long_chain = load_config(tasks(chain + "t3000: x\n")).pipelines["p"]
+    assert long_chain.topological_order() == [f"t{i}" for i in range(3000, -1, -1)]
