@@ -507,12 +507,17 @@ int main(int argc, char **argv) {
     const char *run_dir = argv[2];
 
     char path[4096];
-    snprintf(path, sizeof path, "%s/tasks", run_dir);
-    mkdir_p(path);
-    snprintf(path, sizeof path, "%s/logs", run_dir);
-    mkdir_p(path);
     snprintf(path, sizeof path, "%s/logs/%s.log", run_dir, spec.task);
     int log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0 && errno == ENOENT) {
+        /* first task of a run made by hand: create the folders (the runner makes them) */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/tasks", run_dir);
+        mkdir_p(dir);
+        snprintf(dir, sizeof dir, "%s/logs", run_dir);
+        mkdir_p(dir);
+        log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    }
     if (log_fd < 0) die("cannot open the log %s: %s", path, strerror(errno));
 
     struct secrets secrets;
