@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flank_ops.config.model import Config
+from flank_ops.errors import UserError
 from flank_ops.git.gitcmd import run_git
 from flank_ops.paths import ProjectPaths
 
@@ -60,11 +61,17 @@ def checkout(git_dir: Path, sha: str, dest: Path) -> None:
     """Write the tree of `sha` into `dest`, using a throwaway index (the bare repo has none)."""
     index = dest.with_name(dest.name + ".index")
     try:
-        run_git(
+        proc = run_git(
             ["--work-tree", str(dest), "checkout", "-f", sha, "--", "."],
             git_dir=git_dir,
             env={"GIT_INDEX_FILE": str(index)},
+            check=False,
         )
+        if proc.returncode != 0:
+            detail = proc.stderr.decode("utf-8", "replace").strip()
+            if "space" in detail.lower():  # git's words for ENOSPC vary ("No space left", "Out of diskspace")
+                raise UserError(f"no space left on the device ({dest.parent})", "free some disk space, then push again")
+            raise UserError(f"git checkout of {sha[:7]} failed: {detail or f'exit {proc.returncode}'}")
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(index)

@@ -162,3 +162,58 @@ def test_hook_outside_a_flank_repo_says_what_it_is(tmp_path: Path) -> None:
                           env={**os.environ, "GIT_DIR": str(plain)})
     assert proc.returncode == 1
     assert "is not a flank project repo" in proc.stderr
+
+
+def mount_small_tmpfs(where: Path, size: str = "4m") -> None:
+    import pytest
+
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+
+
+def test_a_full_disk_during_deploy_keeps_the_previous_release(tmp_path: Path, flank_home: Path) -> None:
+    # A real full disk: FLANK_HOME on a 4 MB tmpfs; a 6 MB file of one byte repeated is tiny in git's
+    # compressed objects (the push gets in) but does not fit in the checked-out release.
+    mount_small_tmpfs(flank_home)
+    try:
+        project = new_project(tmp_path)
+        assert push(project).returncode == 0
+        first = head(project.wc)
+        (project.wc / "big.bin").write_bytes(b"x" * (6 * 1024 * 1024))
+        second = commit_all(project.wc, "big file")
+
+        proc = push(project)
+
+        text = "\n".join(flank_lines(proc))
+        assert f"deploy of {second[:7]} failed: no space left on the device" in text
+        assert f"still deployed: {first[:7]}" in text
+        assert "Traceback" not in proc.stderr
+        assert project.current_sha() == first
+        assert project.releases() == [first]
+        assert not [p for p in (project.dir / "releases").iterdir() if p.name.startswith(".")]
+        assert project.deploys()[-1]["status"] == "failed"
+    finally:
+        subprocess.run(["umount", "-l", str(flank_home)])
+
+
+def test_a_read_only_flank_home_refuses_the_push_and_loses_nothing(tmp_path: Path, flank_home: Path) -> None:
+    mount_small_tmpfs(flank_home)
+    try:
+        project = new_project(tmp_path)
+        assert push(project).returncode == 0
+        first = head(project.wc)
+        subprocess.run(["mount", "-o", "remount,ro", str(flank_home)], check=True)
+        write_files(project.wc, {"R/new.R": "1\n"})
+        commit_all(project.wc, "second")
+
+        proc = push(project)
+
+        assert proc.returncode != 0  # git itself cannot store the objects: a plain git error
+        assert project.current_sha() == first
+        assert project.remote_sha() == first
+        assert project.releases() == [first]
+    finally:
+        subprocess.run(["umount", "-l", str(flank_home)])
