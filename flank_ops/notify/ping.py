@@ -46,7 +46,7 @@ def run_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
         from flank_ops.notify.run_config import pipeline_of
 
         pipeline = pipeline_of(record)
-        if pipeline is None or not pipeline.ping_url:
+        if pipeline is None or not pipeline.ping_url or paths.local:
             return
         send_ping(paths, pipeline.ping_url, "start", f"{record['project']} {record['pipeline']} #{record['run_id']} started\n")
     except Exception as exc:  # noqa: BLE001 - reported, never fatal
@@ -57,6 +57,8 @@ def run_finished(paths: ProjectPaths, record: dict[str, Any], pipeline: Pipeline
     """Ping success or /fail for a finished run; returns a status line, or None without a ping_url."""
     if pipeline is None or not pipeline.ping_url:
         return None
+    if paths.local:
+        return None  # a laptop run must not tell the VM's monitor that the nightly run happened
     status = record.get("status")
     if status == "success":
         signal = ""
