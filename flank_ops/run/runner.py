@@ -365,6 +365,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     print(f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
           f"commit {commit})", file=out, flush=True)
 
+    _ping_started(paths, record)
     old_term = signal.signal(signal.SIGTERM, _raise_stopped)
     make_exit: int | None = None
     stopped = False
@@ -428,6 +429,15 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
             "free some disk space; the next `flank status` then marks this run interrupted",
         ) from None
     return Outcome(record, 0 if record["status"] == "success" else (130 if stopped else 1))
+
+
+def _ping_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
+    """The dead-man's switch /start ping, if the pipeline has a ping_url (never raises)."""
+    try:
+        from flank_ops.notify.ping import run_started
+    except ImportError:
+        return
+    run_started(paths, record)
 
 
 def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
