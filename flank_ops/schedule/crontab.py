@@ -228,11 +228,28 @@ def _install_block(paths: ProjectPaths, block: str) -> None:
             write_crontab(updated or None)  # nothing left: remove the crontab, as before flank
 
 
+SCHEDULER_ONLY = (
+    "schedule not installed in the crontab (flank.toml: [schedule] install_crontab = false); "
+    "run `flank scheduler` to run it"
+)
+
+
+def crontab_enabled(paths: ProjectPaths) -> bool:
+    """flank.toml's `[schedule] install_crontab` (default true) for this project."""
+    from flank_ops.settings import settings_for
+
+    table = settings_for(paths.home, paths.name).get("schedule") or {}
+    return table.get("install_crontab", True) is not False
+
+
 def install_schedule(paths: ProjectPaths, config: Config) -> list[str]:
     """Write paths.crontab_file and install the project's block; returns warnings for the user."""
     lines = cron_lines(paths, config)
     block = render_block(paths, lines)
     atomic_write_text(paths.crontab_file, block or f"# project {paths.name}: no schedules in flank.yml\n")
+    if not crontab_enabled(paths):
+        # flank.toml says this VM schedules with `flank scheduler` (or the block is installed by hand).
+        return [SCHEDULER_ONLY] if lines else []
     try:
         _install_block(paths, block)
     except CrontabError as exc:

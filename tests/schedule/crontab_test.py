@@ -208,3 +208,16 @@ def test_git_exec_dir_is_left_out_of_the_saved_path(flank_home: Path, monkeypatc
     (line,) = cron_lines(project(flank_home), config(nightly=("0 2 * * *",)))
     assert " PATH=/opt/R/bin:/usr/bin:/bin " in line.command
     assert shutil.which("git")  # sanity: the test ran with a git
+
+
+def test_install_crontab_false_in_flank_toml_leaves_the_crontab_alone(user_crontab, flank_home: Path) -> None:
+    write_crontab(USER_LINES)
+    flank_home.mkdir(parents=True, exist_ok=True)
+    (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
+    paths = project(flank_home)
+    warnings = install_schedule(paths, config(nightly=("0 2 * * *",)))
+    assert crontab_now() == USER_LINES
+    assert len(warnings) == 1 and "flank scheduler" in warnings[0] and "install_crontab = false" in warnings[0]
+    # the block is still written beside the project, for a person to read or install by hand
+    assert "0 2 * * * FLANK_HOME=" in paths.crontab_file.read_text()
+    assert install_schedule(paths, config(nightly=())) == []
