@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, then rename over `path`."""
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None, *, durable: bool = True) -> None:
+    """Write `data` to a temp file beside `path`, fsync it, then rename over `path`.
+
+    Readers never see half a file either way. durable=False skips the fsync: for
+    files that are cheap to regenerate (site pages, task specs in a folder not yet
+    published), where a crash may lose the newest version but never leaves a torn one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -21,8 +26,9 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
             os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -30,8 +36,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
         raise
 
 
-def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode)
+def atomic_write_text(path: Path, text: str, mode: int | None = None, *, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode, durable=durable)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

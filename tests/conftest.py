@@ -18,10 +18,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_REPO = REPO_ROOT / "examples" / "repo"
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One user cache for the session (compiled task launcher, compiled templates),
+    kept apart from the developer's own ~/.cache/flank."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> Path:
     home = tmp_path / "flank-home"
     monkeypatch.setenv("FLANK_HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for who in ("AUTHOR", "COMMITTER"):

@@ -93,7 +93,19 @@ def load_config_file(path: Path) -> Config:
         raise ConfigErrors([ConfigError(name, 0, 0, "is a directory, not a file")]) from None
     except PermissionError:
         raise ConfigErrors([ConfigError(name, 0, 0, "permission denied", "make the file readable")]) from None
-    return load_config(data, name)
+    key = (name, data)
+    config = _loaded.get(key)
+    if config is None:
+        config = load_config(data, name)
+        if len(_loaded) >= 8:
+            _loaded.pop(next(iter(_loaded)))
+        _loaded[key] = config
+    return config
+
+
+# One run reads the same flank.yml from several places (runner, site, notifications):
+# validate each distinct content once per process. Config values are immutable.
+_loaded: dict[tuple[str, bytes], Config] = {}
 
 
 def describe(config: Config) -> str:

@@ -1,8 +1,10 @@
 """Which program a generated Makefile calls to run a task.
 
 Normally the C launcher (task_exec.c), compiled on first use with `cc -O2` into
-$FLANK_HOME/.flank/bin/flank-task-<hash of the source>: a new flank version
-with a changed launcher gets a new binary, old Makefiles keep theirs. Without a
+the user's cache, ~/.cache/flank/bin/flank-task-<hash of the source> (shared by
+every FLANK_HOME of the user; XDG_CACHE_HOME is honoured): a new flank version
+with a changed launcher gets a new binary, old Makefiles keep theirs, and a
+deleted cache is rebuilt by the next run. Without a
 C compiler (or with FLANK_TASK_EXEC=python) the pure-Python twin runs instead,
 as `python -m flank_ops _task` — same command line and behaviour, slower per task.
 """
@@ -29,10 +31,17 @@ def python_launcher_argv() -> list[str]:
     return [sys.executable, "-m", "flank_ops", "_task"]
 
 
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "flank"
+
+
 def compiled_launcher_path(home: Home | None = None) -> Path:
-    """Where the launcher built from this version's task_exec.c lives (built or not)."""
+    """Where the launcher built from this version's task_exec.c lives (built or not):
+    the user's cache, or `home`'s own .flank/bin when one is given."""
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
-    return (home or Home()).internal_dir / "bin" / f"flank-task-{digest}"
+    folder = home.internal_dir / "bin" if home is not None else user_cache_dir() / "bin"
+    return folder / f"flank-task-{digest}"
 
 
 def find_compiler() -> str | None:

@@ -371,7 +371,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     stopped = False
     printed: dict[str, str] = {}
     write_failed = False
-    last_site = 0.0
+    next_site = 0.0
     with open(run_dir / "make.log", "wb") as make_log:
         proc = subprocess.Popen(
             argv, cwd=deployed.release_dir, env=env, stdin=subprocess.DEVNULL,
@@ -394,9 +394,13 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
                         print(f"flank: could not update run.json: {exc}", file=sys.stderr)
                         write_failed = True
                     continue
-                if make_exit is None and time.monotonic() - last_site >= SITE_REFRESH_EVERY_S:
-                    last_site = time.monotonic()
+                if make_exit is None and time.monotonic() >= next_site:
+                    began = time.monotonic()
                     _refresh_site(paths, pipeline.name, run_id)
+                    # Never spend more than a fifth of the run redrawing pages: a big
+                    # pipeline's refresh costs more, so it is done less often.
+                    cost = time.monotonic() - began
+                    next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * cost)
         except (Stopped, KeyboardInterrupt):
             stopped = True
             proc.terminate()  # make passes SIGTERM on to the task launchers

@@ -42,12 +42,26 @@ class BuildStats(NamedTuple):
 class _Writer:
     """Writes pages under the site folder and counts them."""
 
-    def __init__(self, site_dir: Path) -> None:
+    def __init__(self, site_dir: Path, *, force: bool = False) -> None:
         self.site = Path(site_dir)
         self.pages = 0
+        self.force = force  # rewrite pages even when their inputs look unchanged
+
+    def is_current(self, url: str, fingerprint: str) -> bool:
+        """Was this page written from inputs with this fingerprint? (read from its last bytes)"""
+        if self.force:
+            return False
+        try:
+            with open(self.site / _unquote(url), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 200))
+                return f.read().endswith(_fingerprint_comment(fingerprint).encode())
+        except OSError:
+            return False
 
     def page(self, url: str, html: str) -> None:
-        atomic_write_text(self.site / _unquote(url), html)
+        # Pages are disposable (rebuilt from the records): atomic, but no fsync.
+        atomic_write_text(self.site / _unquote(url), html, durable=False)
         self.pages += 1
 
     def css(self) -> None:
@@ -60,7 +74,11 @@ class _Writer:
                 return
         except OSError:
             pass
-        atomic_write_bytes(target, data)
+        atomic_write_bytes(target, data, durable=False)
+
+
+def _fingerprint_comment(fingerprint: str) -> str:
+    return f"<!-- flank-inputs {fingerprint} -->\n"
 
 
 def _unquote(url: str) -> str:
@@ -178,11 +196,18 @@ def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task
     project = paths.name
     url = layout.url_log(project, pipeline, run_id, task)
     _publish_raw_log(log_file, w.site / _unquote(layout.url_raw_log(project, pipeline, run_id, task)))
+    # A log page depends only on its log and its task's status: during and after a
+    # run, the pages of tasks that did not change are not drawn again.
+    refresh = running and status in ("pending", "running")
+    st = log_file.stat()
+    fingerprint = f"{status}:{int(refresh)}:{st.st_size}:{st.st_mtime_ns}"
+    if w.is_current(url, fingerprint):
+        return
     w.page(url, render(
         "log.html", url, project_name=project, pipeline=pipeline, run_id=run_id, task=task, status=status,
-        tail=log_tail(log_file), refresh=running,
+        tail=log_tail(log_file), refresh=refresh,
         crumbs=[*crumbs, (f"#{run_id}", layout.url_run(project, pipeline, run_id))],
-    ))
+    ) + _fingerprint_comment(fingerprint))
 
 
 def _archives(first_id: int | None, last_id: int) -> list[tuple[int, int, int]]:
@@ -337,7 +362,7 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
     With only_changed, run pages newer than their run.json are kept as they are.
     """
     warnings = Warnings()
-    w = _Writer(home.site_dir)
+    w = _Writer(home.site_dir, force=not only_changed)
     w.css()
     views: list[ProjectView] = []
     runs = skipped = 0

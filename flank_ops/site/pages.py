@@ -21,6 +21,11 @@ def environment():
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
+        # Templates ship with the package and never change under a running process;
+        # compiled ones are cached on disk, as compiling costs more than a page
+        # (every push and every run is a new process).
+        auto_reload=False,
+        bytecode_cache=_bytecode_cache(jinja2),
         autoescape=True,  # every template, whatever its extension
         undefined=jinja2.ChainableUndefined,  # records written by older versions may lack keys
         trim_blocks=True,
@@ -46,6 +51,21 @@ def environment():
         zone=fmt.zone,
     )
     return env
+
+
+def _bytecode_cache(jinja2):
+    import os
+
+    from flank_ops.run.launcher import user_cache_dir
+
+    folder = user_cache_dir() / f"jinja-{__version__}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only FLANK_HOME still renders, just slower
+    if not os.access(folder, os.W_OK):
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def render(template: str, url: str, **context: Any) -> str:

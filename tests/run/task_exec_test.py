@@ -309,9 +309,10 @@ def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: P
 
 # --- building the launcher ---------------------------------------------------------
 
-def test_launcher_is_compiled_once_into_flank_home(flank_home: Path) -> None:
+def test_launcher_is_compiled_once_into_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     first = launcher.task_launcher_argv()
-    assert len(first) == 1 and first[0].startswith(str(flank_home / ".flank" / "bin" / "flank-task-"))
+    assert len(first) == 1 and first[0].startswith(str(tmp_path / "cache" / "flank" / "bin" / "flank-task-"))
     built = Path(first[0]).stat().st_mtime_ns
     assert launcher.task_launcher_argv() == first
     assert Path(first[0]).stat().st_mtime_ns == built
@@ -321,4 +322,5 @@ def test_without_a_compiler_the_python_launcher_is_used(monkeypatch: pytest.Monk
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))  # a machine with no cc, gcc or clang
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # and no launcher built before
     assert launcher.task_launcher_argv() == [sys.executable, "-m", "flank_ops", "_task"]
