@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from flank_ops.errors import UserError
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             runner.select_tasks(deployed.paths, pipeline, request)
             return _detach(request, deployed, args)
 
-    report = None
+    report: Callable[[int], None] | None = None
     if args.report_fd is not None:
         def report(run_id: int) -> None:
             try:

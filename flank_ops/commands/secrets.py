@@ -64,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
     secrets.set_secret(paths, key, value)
     print(f"flank: set {key} for {paths.name} (tasks see it as ${key}; logs show it as ***)")
     if len(value) < 4:
-        print(f"flank: warning: a value this short is masked everywhere it appears in logs", file=sys.stderr)
+        print("flank: warning: a value this short is masked everywhere it appears in logs", file=sys.stderr)
     return 0

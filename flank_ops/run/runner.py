@@ -371,7 +371,9 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     stopped = False
     printed: dict[str, str] = {}
     write_failed = False
-    next_site = 0.0
+    # The running view is first drawn a second in: a run shorter than that is
+    # drawn once, when it ends.
+    next_site = time.monotonic() + SITE_REFRESH_EVERY_S
     with open(run_dir / "make.log", "wb") as make_log:
         proc = subprocess.Popen(
             argv, cwd=deployed.release_dir, env=env, stdin=subprocess.DEVNULL,

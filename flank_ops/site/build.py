@@ -97,6 +97,8 @@ def _say(warnings: Iterable[str]) -> None:
 def _task_log_file(run_dir: Path, name: str, task: dict[str, Any]) -> Path:
     """The task's log file; a record can only point inside its own run folder."""
     rel = task.get("log")
+    if rel == f"logs/{name}.log" and "/" not in name and name not in (".", ".."):
+        return run_dir / rel  # the launcher's own layout: no need to resolve symlinks
     if isinstance(rel, str) and rel:
         candidate = (run_dir / rel).resolve()
         if candidate.is_relative_to(run_dir.resolve()):
@@ -167,11 +169,18 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         name = str(name)
         status = str(t.get("status") or "pending")
         log_file = _task_log_file(run_dir, name, t)
-        has_log = log_file.is_file()
+        try:
+            log_size = log_file.stat().st_size
+        except OSError:
+            log_size = None
+        # An empty log gets no page ("no output" on the run page): a page per silent
+        # task was most of the cost of drawing a big run.
+        has_log = bool(log_size)
         log_href = root + layout.url_log(project, pipeline, run_id, name) if has_log else None
         tasks.append({
             "name": name, "status": status, "attempts": t.get("attempts"), "duration_s": t.get("duration_s"),
             "exit_code": t.get("exit_code"), "peak_rss_kb": t.get("peak_rss_kb"), "has_log": has_log,
+            "no_output": log_size == 0 and status not in ("pending", "running"),
         })
         needs = t.get("needs") or []
         nodes.append(DagNode(name, tuple(str(n) for n in needs) if isinstance(needs, list) else (), status, log_href))

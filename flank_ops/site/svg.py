@@ -73,7 +73,6 @@ def dag_layers(nodes: Sequence[DagNode]) -> list[list[str]]:
 def dag_svg(nodes: Sequence[DagNode], title: str = "Task graph") -> Markup:
     if not nodes:
         return Markup("")
-    by_name = {n.name: n for n in nodes}
     layers = dag_layers(nodes)
     xy: dict[str, tuple[int, int]] = {}
     row = 0
