@@ -178,9 +178,12 @@ def gantt_svg(bars: Sequence[GanttBar], run_start: str | None, run_end: str | No
     tick = 0
     while tick <= span + 1e-9:
         x = LABEL_W + tick * scale
+        # the last ticks' labels end at their line, so they stay inside the chart
+        anchor = ' text-anchor="end"' if x > LABEL_W + CHART_W * 0.85 else ""
+        tx = x - 2 if anchor else x + 2
         parts.append(
             f'<line class="grid" x1="{x:.1f}" y1="{AXIS_H - 4}" x2="{x:.1f}" y2="{height}"/>'
-            f'<text class="tick" x="{x + 2:.1f}" y="{AXIS_H - 8}">{_e(fmt_duration(tick) if tick else "0")}</text>'
+            f'<text class="tick" x="{tx:.1f}" y="{AXIS_H - 8}"{anchor}>{_e(fmt_duration(tick) if tick else "0")}</text>'
         )
         tick += step
     for i, b in enumerate(bars):
