@@ -65,6 +65,23 @@ def append_json_line(path: Path, obj: Any) -> None:
     append_line(path, json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
 
+def read_json_lines(path: Path, required_key: str) -> Iterator[dict[str, Any]]:
+    """The objects of an append-only JSON-lines file, oldest first. Lines a crash or
+    an older version left damaged (not JSON, not an object, no `required_key`) are skipped."""
+    try:
+        f = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and required_key in entry:
+                yield entry
+
+
 def atomic_symlink(target: str | Path, link: Path) -> None:
     """Point `link` at `target`, replacing any old link in one rename."""
     link = Path(link)

@@ -14,14 +14,12 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
 
 MIN_FREE_BYTES = 1024**3  # below 1 GiB, logs and releases will soon fill the disk
-CRON_DAEMONS = ("cron", "crond", "cronie", "busybox-crond")
 
 
 class Check(NamedTuple):
@@ -93,22 +91,10 @@ def check_make() -> Check:
     return Check("OK", "make", version)
 
 
-def _running_cron_daemon() -> str | None:
-    """The name of a running cron daemon, from /proc (no pgrep needed)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            comm = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        if comm in CRON_DAEMONS:
-            return f"{comm} (pid {entry.name})"
-    return None
-
-
 def check_cron_daemon() -> Check:
-    daemon = _running_cron_daemon()
+    from flank_ops.schedule.crontab import running_cron_daemon
+
+    daemon = running_cron_daemon()
     if daemon:
         return Check("OK", "cron", f"{daemon} is running")
     return Check("FAIL", "cron", "no cron daemon is running: scheduled runs will not happen",

@@ -87,15 +87,14 @@ def run(args: argparse.Namespace) -> int:
             runner.select_tasks(deployed.paths, pipeline, request)
             return _detach(request, deployed, args)
 
-    report: Callable[[int], None] | None = None
-    if args.report_fd is not None:
-        def report(run_id: int) -> None:
-            try:
-                os.write(args.report_fd, f"{run_id}\n".encode())
-                os.close(args.report_fd)
-            except OSError:
-                pass
+    def report_run_id(run_id: int) -> None:
+        try:
+            os.write(args.report_fd, f"{run_id}\n".encode())
+            os.close(args.report_fd)
+        except OSError:
+            pass
 
+    report: Callable[[int], None] | None = report_run_id if args.report_fd is not None else None
     outcome = runner.run_pipeline(request, on_run_id=report)
     record = outcome.record
     if record["status"] == "skipped":

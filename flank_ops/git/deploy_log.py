@@ -14,13 +14,12 @@ pushes never interleave; the site's Deploys page reads them with `read_deploys`.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from flank_ops.fileio import append_json_line
+from flank_ops.fileio import append_json_line, read_json_lines
 from flank_ops.paths import ProjectPaths
 
 STATUSES = ("accepted", "rejected", "failed")
@@ -69,15 +68,4 @@ def record_deploy(paths: ProjectPaths, entry: dict[str, Any]) -> None:
 
 def read_deploys(paths: ProjectPaths) -> Iterator[dict[str, Any]]:
     """Every deploy entry, oldest first (damaged lines are skipped)."""
-    try:
-        f = open(paths.deploys_log, encoding="utf-8")
-    except FileNotFoundError:
-        return
-    with f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and "status" in entry:
-                yield entry
+    yield from read_json_lines(paths.deploys_log, "status")

@@ -55,7 +55,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from flank_ops.fileio import append_json_line, atomic_write_text, locked
+from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_json_lines
 from flank_ops.paths import ProjectPaths
 
 FORMAT = 1
@@ -168,19 +168,7 @@ def history_entry(record: dict[str, Any]) -> dict[str, Any]:
 
 def read_history(paths: ProjectPaths, pipeline: str) -> Iterator[dict[str, Any]]:
     """Finished runs' summaries in the order they finished (skips damaged lines)."""
-    path = paths.runs_dir(pipeline) / HISTORY_FILE
-    try:
-        f = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        return
-    with f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and "run_id" in entry:
-                yield entry
+    yield from read_json_lines(paths.runs_dir(pipeline) / HISTORY_FILE, "run_id")
 
 
 # --- liveness: a runner that died leaves "running"; we detect and mark it ----

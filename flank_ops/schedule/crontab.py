@@ -202,11 +202,11 @@ def replace_block(current: str, begin: str, end: str, block: str) -> str:
     return "".join(lines[:start]) + block + "".join(rest)
 
 
-def cron_daemon_running() -> bool:
-    """Is any cron daemon process alive on this machine? (We may not see other users' in /proc: then yes.)"""
+def running_cron_daemon() -> str | None:
+    """'cron (pid 123)' for a live cron daemon on this machine, else None."""
     proc = Path("/proc")
     if not proc.is_dir():
-        return True
+        return "cron (no /proc to look in)"  # can't tell: assume it runs, rather than warn wrongly
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -215,8 +215,12 @@ def cron_daemon_running() -> bool:
         except OSError:
             continue
         if name in ("cron", "crond", "cronie", "busybox-crond") or name.startswith("systemd-cron"):
-            return True
-    return False
+            return f"{name} (pid {entry.name})"
+    return None
+
+
+def cron_daemon_running() -> bool:
+    return running_cron_daemon() is not None
 
 
 def _install_block(paths: ProjectPaths, block: str) -> None:

@@ -18,15 +18,6 @@ from flank_ops.run import launcher, makefile
 SHA = "3f2a1c0" + "0" * 33
 
 
-@pytest.fixture(scope="session")
-def built_launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Compile task_exec.c once per session (each test has its own FLANK_HOME)."""
-    binary = launcher.build_launcher(Home(tmp_path_factory.mktemp("launcher-cache")))
-    if binary is None:
-        pytest.skip("no C compiler on this machine")
-    return binary
-
-
 @pytest.fixture(params=["c", "python"])
 def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(launcher.IMPLEMENTATION_ENV, request.param)
