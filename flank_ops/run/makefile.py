@@ -55,7 +55,9 @@ def direct_argv(command: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-def task_spec(task: Task, release_dir: Path):
+def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None):
+    """The launcher's spec of one task. The project's `env:` is in it too (the task's
+    own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`."""
     from flank_ops.run.task_exec import TaskSpec
 
     cwd = Path(os.path.normpath(Path(release_dir) / task.dir)) if task.dir else Path(release_dir)
@@ -67,15 +69,15 @@ def task_spec(task: Task, release_dir: Path):
         retry_delay_s=task.retry_delay_s,
         timeout_s=task.timeout_s or 0.0,
         argv=direct_argv(task.run),
-        env=tuple(task.env.items()),
+        env=tuple({**(project_env or {}), **task.env}.items()),
     )
 
 
-def _spec_bytes(task: Task, release_dir: Path) -> bytes:
+def _spec_bytes(task: Task, release_dir: Path, project_env: dict[str, str]) -> bytes:
     from flank_ops.run.task_exec import encode_spec
 
     try:
-        return encode_spec(task_spec(task, release_dir))
+        return encode_spec(task_spec(task, release_dir, project_env))
     except ValueError as exc:
         raise UserError(f"cannot prepare the task: {exc}", "remove the NUL character from flank.yml") from None
 
@@ -184,14 +186,14 @@ def render_makefile(
     return "\n".join(out)
 
 
-def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path) -> None:
+def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path, project_env: dict[str, str]) -> None:
     specs_dir.mkdir(parents=True, exist_ok=True)
     for name, task in pipeline.tasks.items():
         # The folder is fresh and published only once complete (a symlink swap, or
         # the run's own plan), so each file is written straight, with no temp file
         # and no fsync: those cost ~0.5 ms a task.
         with open(specs_dir / f"{name}{SPEC_SUFFIX}", "wb") as f:
-            f.write(_spec_bytes(task, release_dir))
+            f.write(_spec_bytes(task, release_dir, project_env))
 
 
 # --- the contract ------------------------------------------------------------------
@@ -212,7 +214,7 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
         link = paths.task_specs_dir(pipeline.name)
         fresh = Path(tempfile.mkdtemp(dir=pipelines_dir, prefix=f".{link.name}."))
         fresh.chmod(0o755)
-        _write_specs(fresh, pipeline, release_dir)
+        _write_specs(fresh, pipeline, release_dir, config.env)
         if link.is_dir() and not link.is_symlink():
             shutil.rmtree(link)  # an old real folder (never produced by this version)
         atomic_symlink(fresh.name, link)
@@ -258,7 +260,7 @@ def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_di
 
     plan = Path(run_dir) / PLAN_DIR
     specs_dir = plan / f"{pipeline.name}.tasks"
-    _write_specs(specs_dir, pipeline, release_dir)
+    _write_specs(specs_dir, pipeline, release_dir, config.env)
     makefile = plan / f"{pipeline.name}.mk"
     text = render_makefile(
         pipeline,

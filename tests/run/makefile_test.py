@@ -108,6 +108,16 @@ def test_makefile_runs_by_hand(impl: str, paths: ProjectPaths, release: Path, tm
     assert sorted(results(other)) == ["extract"]
 
 
+def test_makefile_run_by_hand_sees_the_project_env(paths: ProjectPaths, release: Path, tmp_path: Path) -> None:
+    p = pipeline("nightly", report=task("report", "echo $REGIONS $MODEL", env={"MODEL": "glm"}))
+    config = Config(pipelines={"nightly": p}, env={"REGIONS": "north,south", "MODEL": "lm"})
+    makefile.write_pipeline_files(paths, config, release)
+    proc = make(paths.makefile("nightly"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # flank.yml's env: as in `flank run`; the task's own env: wins over the project's
+    assert (paths.runs_dir("nightly") / "by-hand" / "logs" / "report.log").read_text() == "north,south glm\n"
+
+
 def test_dependency_order(impl: str, release: Path, tmp_path: Path) -> None:
     order = tmp_path / "order.txt"
     step = f"echo $FLANK_TASK >> {order}"
