@@ -47,6 +47,11 @@ def error_handler() -> Iterator[None]:
     except UserError as exc:
         print(f"flank: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
+    except BrokenPipeError:
+        # `flank logs ... | head`: the reader left; stop quietly, as other commands do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(141)
     except KeyboardInterrupt:
         print("flank: interrupted", file=sys.stderr)
         raise SystemExit(130)
