@@ -227,6 +227,26 @@ def _archives(first_id: int | None, last_id: int) -> list[tuple[int, int, int]]:
     return [(n, *layout.archive_range(n)) for n in range(hi_n, lo_n - 1, -1)]
 
 
+def _archive_nav(archives: list[tuple[int, int, int]], current: int | None = None) -> list:
+    """The run-id pages a page links to: the newest few, those around `current` and the
+    oldest, with None for each gap — so a page costs the same with 200 pages as with 5."""
+    if len(archives) <= 12:
+        return list(archives)
+    keep = set(range(6)) | {len(archives) - 1}
+    numbers = [n for n, _, _ in archives]
+    if current in numbers:
+        at = numbers.index(current)
+        keep |= set(range(at - 2, at + 3))
+    out: list = []
+    previous = None
+    for i in sorted(i for i in keep if 0 <= i < len(archives)):
+        if previous is not None and i != previous + 1:
+            out.append(None)
+        out.append(archives[i])
+        previous = i
+    return out
+
+
 def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, warnings: Warnings) -> list[dict]:
     """The pipeline page; returns its newest runs (newest first)."""
     from flank_ops.site.pages import render
@@ -246,7 +266,7 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, wa
     newest = max([pv.last_id, *(r["run_id"] for r in pv.recent)], default=0)
     w.page(url, render(
         "pipeline.html", url, project_name=project, pipeline=name, config=pv.config, next_runs=pv.next_runs,
-        dag=dag, trend=trend, runs=pv.recent, archives=_archives(pv.first_id, newest), archive=None,
+        dag=dag, trend=trend, runs=pv.recent, archives=_archive_nav(_archives(pv.first_id, newest)), archive=None,
         refresh=any(r.get("status") == "running" for r in pv.recent),
         crumbs=[(project, layout.url_project(project))],
     ))
@@ -263,7 +283,7 @@ def _write_archive(w: _Writer, paths: ProjectPaths, name: str, number: int, runs
     runs = sorted((r for r in runs if lo <= r["run_id"] <= hi), key=lambda r: r["run_id"], reverse=True)
     w.page(url, render(
         "pipeline.html", url, project_name=project, pipeline=name, config=None, next_runs=[], dag="",
-        trend="", runs=runs, archives=archives, archive=(lo, hi),
+        trend="", runs=runs, archives=_archive_nav(archives, number), archive=(lo, hi),
         crumbs=[(project, layout.url_project(project)), (name, layout.url_pipeline(project, name))],
     ))
 

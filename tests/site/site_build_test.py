@@ -182,3 +182,23 @@ def test_local_mode_builds_under_dot_flank(tmp_path: Path) -> None:
     assert "my-analysis" in (site / "index.html").read_text()
     assert (site / f"my-analysis/nightly/{run_id}/index.html").is_file()
     assert os.path.exists(site / "_static/style.css")
+
+
+def test_every_run_id_page_is_reachable_though_each_page_links_only_a_few(flank_home: Path) -> None:
+    import re
+
+    home = Home()
+    paths = make_project(home)
+    make_many_runs(paths, "nightly", 1_000, folders=False)  # 20 run-id pages
+    build.rebuild_all(home)
+    folder = home.site_dir / "demo" / "nightly"
+    links = lambda page: set(re.findall(r'href="[./a-z]*/(runs-\d+\.html)"', (folder / page).read_text()))  # noqa: E731
+    assert len(links("index.html")) <= 12
+    seen, todo = set(), ["index.html"]
+    while todo:
+        page = todo.pop()
+        for target in links(page) - seen:
+            seen.add(target)
+            todo.append(target)
+    assert seen == {f"runs-{n}.html" for n in range(1, 21)}
+    assert "…" in (folder / "runs-10.html").read_text()
