@@ -293,3 +293,34 @@ def test_full_disk_gives_one_message_and_no_corrupt_record(tmp_path: Path, flank
         assert record(1)["status"] in ("interrupted", "failed")
     finally:
         subprocess.run(["umount", "-l", str(flank_home)])
+
+
+def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp_path: Path) -> None:
+    # e.g. `systemctl stop`, or a shutdown: the run ends now, recorded, with nothing left running
+    pid_file = tmp_path / "task.pid"
+    yml = (f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n"
+           f"      hold: 'echo $$ > {pid_file}; {WAIT_FOR_GATE}'\n"
+           "      after:\n        run: 'true'\n        needs: [hold]\n")
+    deploy(tmp_path, yml)
+    runner = start_flank("run", "demo", "nightly")
+    wait_for(lambda: task_status(1, "hold") == "running" and pid_file.exists() and pid_file.read_text().strip(),
+             "hold to start")
+    task_pid = int(pid_file.read_text())
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 130, out + err
+    assert "Traceback" not in err
+    rec = record(1)
+    assert rec["status"] == "interrupted" and rec["ended_at"]
+    assert rec["tasks"]["hold"]["status"] == "interrupted"
+    assert rec["tasks"]["after"]["status"] != "success"
+    assert [(h["run_id"], h["status"]) for h in history()] == [(1, "interrupted")]
+
+    def task_gone() -> bool:
+        try:
+            os.kill(task_pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(task_gone, "the task's process to end")
