@@ -5,7 +5,11 @@ missing) into a flank project (`flank init`, real hooks, real deploy) and into a
 plain bare repo with no hooks, alternating the two in each round, and prints both
 medians and their ratio. Also prints the import time of the hook path.
 
-    python bench/push.py [--rounds 15]
+    python bench/push.py [--rounds 15] [--ssh root@127.0.0.1:2222 --ssh-key ~/.ssh/id_ed25519]
+
+With --ssh, both pushes go over ssh to this same machine (an sshd you run, e.g. on
+127.0.0.1), as an analyst's pushes do: the fixed cost of a push then includes the
+ssh session, as in real use.
 
 Everything happens in a temp dir with its own FLANK_HOME. The `schedule:` lines
 are dropped from the copied flank.yml so the bench never installs anything into
@@ -62,9 +66,9 @@ def make_working_copy(dest: Path, env: dict[str, str]) -> None:
     sh("git", "commit", "-q", "-m", "first", cwd=dest, env=env)
 
 
-def timed_push(wc: Path, remote: Path, env: dict[str, str]) -> float:
+def timed_push(wc: Path, remote: str, env: dict[str, str]) -> float:
     start = time.perf_counter()
-    sh("git", "push", "-q", str(remote), "main", cwd=wc, env=env)
+    sh("git", "push", "-q", remote, "main", cwd=wc, env=env)
     return time.perf_counter() - start
 
 
@@ -86,6 +90,8 @@ def import_time_ms(bare: Path, env: dict[str, str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--ssh", metavar="USER@HOST:PORT", help="push over ssh to this machine")
+    parser.add_argument("--ssh-key", metavar="FILE", help="the private key for --ssh")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="flank-bench-") as tmp_name:
@@ -104,6 +110,13 @@ def main() -> int:
         sh("git", "init", "-q", "--bare", str(plain_repo), env=env)
         wc = tmp / "wc"
         make_working_copy(wc, env)
+        url = str
+        if args.ssh:
+            user_host, _, port = args.ssh.rpartition(":")
+            key = f" -i {args.ssh_key}" if args.ssh_key else ""
+            env["GIT_SSH_COMMAND"] = (f"ssh{key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                                      "-o LogLevel=ERROR")
+            url = lambda repo: f"ssh://{user_host}:{port}{repo}"  # noqa: E731
 
         flank_times: list[float] = []
         plain_times: list[float] = []
@@ -112,7 +125,7 @@ def main() -> int:
                 (wc / "README.md").open("a").write(f"\nround {i}\n")
                 sh("git", "commit", "-q", "-am", f"round {i}", cwd=wc, env=env)
             # Alternate which goes first, so neither gets the warmer caches every time.
-            order = [(flank_repo, flank_times), (plain_repo, plain_times)]
+            order = [(url(flank_repo), flank_times), (url(plain_repo), plain_times)]
             for remote, times in order if i % 2 else reversed(order):
                 t = timed_push(wc, remote, env)
                 if i:
@@ -120,6 +133,7 @@ def main() -> int:
 
         flank_med = statistics.median(flank_times)
         plain_med = statistics.median(plain_times)
+        print(f"transport: {'ssh to ' + args.ssh if args.ssh else 'local (file path)'}")
         print(f"rounds: {args.rounds} (each pushes one new commit of {'examples/repo' if EXAMPLE.is_dir() else 'a generated repo'})")
         print(f"git push into a flank repo (hooks + deploy): median {flank_med * 1000:7.1f} ms")
         print(f"git push into a plain bare repo (no hooks):  median {plain_med * 1000:7.1f} ms")
