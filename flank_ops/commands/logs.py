@@ -44,7 +44,7 @@ def _print_file(path: Path) -> None:
 
 
 def _task_table(record: dict[str, Any], run_dir: Path) -> str:
-    from flank_ops.git.notes import format_duration
+    from flank_ops.humanize import duration as format_duration
 
     lines = [f"{record['pipeline']} #{record['run_id']} {record['status']} — {record.get('summary') or ''}".rstrip(" —")]
     width = max((len(n) for n in record["tasks"]), default=4)

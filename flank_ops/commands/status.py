@@ -25,7 +25,7 @@ def _started(record: dict[str, Any]) -> str:
 
 
 def _duration(record: dict[str, Any]) -> str:
-    from flank_ops.git.notes import format_duration
+    from flank_ops.humanize import duration as format_duration
     from flank_ops.run.records import parse_iso
 
     if record.get("status") == "running":

@@ -16,11 +16,3 @@ def parse_duration(text: str) -> float | None:
         return None
     number, unit = match.groups()
     return float(number) * UNIT_SECONDS[unit]
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest readable form: 90 -> '90s', 7200 -> '2h'."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

@@ -18,23 +18,10 @@ from typing import Any
 
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import run_git
+from flank_ops.humanize import duration
 from flank_ops.paths import ProjectPaths
 
 NOTES_REF = "refs/notes/flank"
-
-
-def format_duration(seconds: float | None) -> str:
-    """14m32s, 3s, 2h05m, 1d03h."""
-    if seconds is None:
-        return "?"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def _local_time(iso: str | None, timezone: str | None) -> str:
@@ -62,7 +49,7 @@ def note_line(record: dict[str, Any], base_url: str, timezone: str | None = None
     parts = [
         f"flank {record['pipeline']} #{record['run_id']} {record['status']}",
         _local_time(record.get("started_at"), timezone),
-        f"({format_duration(record.get('duration_s'))})",
+        f"({duration(record.get('duration_s'))})",
     ]
     line = " ".join(parts)
     if record.get("summary"):

@@ -457,7 +457,7 @@ def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
 
 def _print_progress(record: dict[str, Any], names: list[str], printed: dict[str, str], out: TextIO) -> None:
     """One line per task as it reaches a final status."""
-    from flank_ops.git.notes import format_duration
+    from flank_ops.humanize import duration as format_duration
 
     for name in names:
         entry = record["tasks"][name]
@@ -478,7 +478,7 @@ def _print_progress(record: dict[str, Any], names: list[str], printed: dict[str,
 
 def run_line(record: dict[str, Any]) -> str:
     """'nightly #17 failed in 14m32s — 3/4 ok; model failed (exit 1, 3 attempts)'."""
-    from flank_ops.git.notes import format_duration
+    from flank_ops.humanize import duration as format_duration
 
     return (f"{record['pipeline']} #{record['run_id']} {record['status']} in "
             f"{format_duration(record.get('duration_s'))} — {record.get('summary')}")

@@ -4,6 +4,10 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flank_ops.humanize import duration
+
+fmt_duration = duration  # the templates' and SVGs' name for it
+
 # Every status has an icon and a word, so it reads without colour; the colours
 # (Okabe-Ito, colour-blind safe) live in style.css under .s-<status>.
 STATUS_ICONS: dict[str, str] = {
@@ -35,27 +39,6 @@ def status_icon(status: str | None) -> str:
 def status_label(status: str | None) -> str:
     key = status_key(status)
     return STATUS_LABELS.get(key, key)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """14m32s, 2h05m, 3.4s — short and exact enough to compare runs."""
-    if seconds is None:
-        return "–"
-    s = float(seconds)
-    if s < 0:
-        s = 0.0
-    if s < 10:
-        return f"{s:.1f}s"
-    if s < 60:
-        return f"{s:.0f}s"
-    m, sec = divmod(int(round(s)), 60)
-    if m < 60:
-        return f"{m}m{sec:02d}s"
-    h, m = divmod(m, 60)
-    if h < 48:
-        return f"{h}h{m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d{h:02d}h"
 
 
 def fmt_kb(kb: float | None) -> str:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from conftest import REPO_ROOT, git, run_flank
-from flank_ops.git.notes import format_duration, note_line
+from flank_ops.git.notes import note_line
+from flank_ops.humanize import duration as format_duration
 from run.deployed import deploy
 
 RECORD = {
@@ -28,7 +29,7 @@ def test_note_line_is_the_spec_summary() -> None:
 
 def test_durations_read_like_a_clock() -> None:
     assert [format_duration(s) for s in (0.4, 59, 60, 872.4, 7500, 90000)] == [
-        "0s", "59s", "1m00s", "14m32s", "2h05m", "1d01h"]
+        "0.4s", "59s", "1m00s", "14m32s", "2h05m", "1d01h"]
 
 
 def test_twenty_concurrent_writers_lose_no_line_and_a_clone_sees_them(tmp_path: Path, flank_home: Path) -> None:
