@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +99,25 @@ def commit_all(path: Path, message: str) -> str:
     git("add", "-A", cwd=path)
     git("commit", "-q", "--allow-empty", "-m", message, cwd=path)
     return git("rev-parse", "HEAD", cwd=path).stdout.strip()
+
+
+def wait_for(condition, what: str, timeout: float = 60.0, interval: float = 0.02) -> Any:
+    """Poll `condition` until it returns something truthy (and return that); fail saying
+    what never happened once `timeout` seconds have passed. Tests wait on conditions,
+    never on fixed sleeps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

@@ -5,24 +5,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import commit_all, git, write_files
+from conftest import commit_all, git, wait_for, write_files
 from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 
 from flank_ops.fileio import locked
 from flank_ops.paths import Home
 
 DEADLINE_S = 60.0
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_force_push_and_re_pushing_an_old_commit_deploy_it(tmp_path: Path) -> None:

@@ -8,13 +8,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from conftest import REPO_ROOT, commit_all, git, make_repo, run_flank, write_files
-
-DEADLINE_S = 60.0
 
 
 def deploy(tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, project: str = "demo") -> Path:
@@ -53,17 +50,6 @@ def start_flank(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen([sys.executable, "-m", "flank_ops", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_for(condition, what: str, deadline_s: float = DEADLINE_S):
-    """Poll `condition` until it returns something truthy; fail after the deadline."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def task_status(run_id: int, task: str, pipeline: str = "nightly") -> str | None:

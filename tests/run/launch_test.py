@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import commit_all, git
-from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, task_status, wait_for
+from conftest import commit_all, git, wait_for
+from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, task_status
 
 
 def test_on_push_run_is_detached_so_the_push_does_not_wait(tmp_path: Path) -> None:

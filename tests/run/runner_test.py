@@ -6,9 +6,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import run_flank
+from conftest import process_gone, run_flank, wait_for
 from run.deployed import (
-    WAIT_FOR_GATE, deploy, history, open_gate, push, record, runs_dir, start_flank, task_status, wait_for,
+    WAIT_FOR_GATE, deploy, history, open_gate, push, record, runs_dir, start_flank, task_status,
 )
 
 FAILING = """\
@@ -315,12 +315,4 @@ def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp
     assert rec["tasks"]["hold"]["status"] == "interrupted"
     assert rec["tasks"]["after"]["status"] != "success"
     assert [(h["run_id"], h["status"]) for h in history()] == [(1, "interrupted")]
-
-    def task_gone() -> bool:
-        try:
-            os.kill(task_pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    wait_for(task_gone, "the task's process to end")
+    wait_for(lambda: process_gone(task_pid), "the task's process to end")

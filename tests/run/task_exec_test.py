@@ -8,10 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import process_gone, wait_for
 
 from flank_ops.run import launcher
 from flank_ops.run.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
@@ -64,26 +64,6 @@ class Launch:
 @pytest.fixture
 def launch(launcher_argv: list[str], tmp_path: Path) -> Launch:
     return Launch(launcher_argv, tmp_path)
-
-
-def wait_until(condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # a zombie has exited; it only waits for its parent
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 # --- the spec format -----------------------------------------------------------
@@ -178,7 +158,7 @@ def test_timeout_kills_the_whole_process_tree(launch: Launch) -> None:
     assert log.startswith("started\n")
     assert "flank: timed out after 1s; stopping the task and everything it started" in log
     for pid in _tree_pids(launch.cwd):
-        wait_until(lambda: process_gone(pid), f"process {pid} to be gone")
+        wait_for(lambda: process_gone(pid), f"process {pid} to be gone", timeout=10.0)
 
 
 def test_timeout_escalates_to_sigkill(launch: Launch) -> None:
@@ -192,7 +172,7 @@ def test_leftover_background_jobs_of_a_finished_task_are_ended(launch: Launch) -
     assert proc.returncode == 0
     assert launch.result()["status"] == "success"
     pid = int((launch.cwd / "bg.pid").read_text())
-    wait_until(lambda: process_gone(pid), "the background job to be gone")
+    wait_for(lambda: process_gone(pid), "the background job to be gone", timeout=10.0)
 
 
 def test_peak_rss_is_recorded(launch: Launch) -> None:
@@ -260,7 +240,7 @@ def test_large_output_streams_to_the_log(launch: Launch) -> None:
 def test_running_record_while_the_task_runs(launch: Launch) -> None:
     proc = subprocess.Popen([*launch.argv, str(launch.spec("echo go; sleep 300", retries=2)), str(launch.run_dir)])
     try:
-        wait_until(lambda: (launch.run_dir / "logs" / "t.log").exists() and launch.log() == b"go\n", "the task to start")
+        wait_for(lambda: (launch.run_dir / "logs" / "t.log").exists() and launch.log() == b"go\n", "the task to start", timeout=10.0)
         result = launch.result()
         assert (result["status"], result["attempt"]) == ("running", 1)
         assert "started_at" in result
@@ -278,15 +258,15 @@ def test_running_record_while_the_task_runs(launch: Launch) -> None:
 def test_stop_ends_the_task_process_tree(launch: Launch) -> None:
     proc = subprocess.Popen([*launch.argv, str(launch.spec(PROCESS_TREE)), str(launch.run_dir)])
     try:
-        wait_until(lambda: (launch.run_dir / "logs" / "t.log").exists() and b"started" in launch.log(),
-                   "the process tree to start")
+        wait_for(lambda: (launch.run_dir / "logs" / "t.log").exists() and b"started" in launch.log(),
+                 "the process tree to start", timeout=10.0)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) != 0
     finally:
         if proc.poll() is None:
             proc.kill()
     for pid in _tree_pids(launch.cwd):
-        wait_until(lambda: process_gone(pid), f"process {pid} to be gone")
+        wait_for(lambda: process_gone(pid), f"process {pid} to be gone", timeout=10.0)
 
 
 def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:

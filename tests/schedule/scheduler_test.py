@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, git, make_repo, run_flank
+from conftest import wait_for
 from user_crontab import user_crontab  # noqa: F401 - fixture
 
 from flank_ops.config.load import load_config
@@ -37,15 +37,7 @@ pipelines:
 """
 
 
-def wait_for(condition, what: str, deadline_s: float = 30.0):
-    """Poll until condition() is truthy; fail saying what never happened."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting: {what}")
+
 
 
 def deployed(home: Path, name: str, flank_yml: str) -> None:
@@ -100,8 +92,8 @@ def test_once_starts_each_due_pipeline_and_does_not_wait(flank_home: Path, tmp_p
     assert len(started) == 2
     assert started[0].startswith("2026-07-01 01:00 started demo nightly (schedule '0 2 * * *' in Europe/London, pid ")
     assert started[1].startswith("2026-07-01 01:00 started demo hourly (schedule '@hourly', pid ")
-    wait_for(lambda: (markers / "demo-nightly").exists() and (markers / "demo-hourly").exists(), "two markers")
-    wait_for(lambda: (markers / "demo-nightly").read_text() == "demo nightly", "marker content")
+    wait_for(lambda: (markers / "demo-nightly").exists() and (markers / "demo-hourly").exists(), "two markers", timeout=30.0)
+    wait_for(lambda: (markers / "demo-nightly").read_text() == "demo nightly", "marker content", timeout=30.0)
     assert sorted(p.name for p in markers.iterdir()) == ["demo-hourly", "demo-nightly"]
 
 
@@ -162,7 +154,7 @@ def test_due_schedule_starts_a_real_flank_run(user_crontab, flank_home: Path, tm
         record = json.loads(record_file.read_text())
         return record if record["status"] != "running" else None
 
-    record = wait_for(finished, "the scheduled run to finish", deadline_s=60)
+    record = wait_for(finished, "the scheduled run to finish", timeout=60)
     assert record["trigger"] == "schedule"
     assert record["status"] == "success", record
     log = flank_home / "demo" / "runs" / "nightly" / "1" / "logs" / "hello.log"

@@ -3,7 +3,6 @@ hostile logs stay inert, and a 390-px phone screen never scrolls sideways."""
 from __future__ import annotations
 
 import os
-import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path

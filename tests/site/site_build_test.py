@@ -61,7 +61,7 @@ def test_html_in_logs_names_and_messages_is_inert(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
     evil = "<script>document.title='pwned'</script>"
-    make_run(paths, message=f'"quoted" {evil} ünïcödé', tasks={"ok": [], f"<img src=x onerror=alert(1)>": ["ok"]},
+    make_run(paths, message=f'"quoted" {evil} ünïcödé', tasks={"ok": [], "<img src=x onerror=alert(1)>": ["ok"]},
              logs={"ok": f"{evil}\x1b[31mred\x1b[0m\x00\xff\n".encode("latin-1")})
     build.rebuild_all(home)
     html = _html(home.site_dir)

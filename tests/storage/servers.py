@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -28,17 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from conftest import wait_for
 
-def wait_for(condition, what: str, timeout: float = 20.0, interval: float = 0.02) -> Any:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+
+
 
 
 def free_port() -> int:
@@ -121,7 +113,7 @@ def s3_server() -> S3Server:
             assert proc.poll() is None, "moto server exited"
             return False
 
-    wait_for(up, "the moto S3 server to start")
+    wait_for(up, "the moto S3 server to start", timeout=20.0)
     iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
                        aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
     iam.create_user(UserName="flank")
