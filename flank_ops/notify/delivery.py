@@ -40,14 +40,15 @@ def http_request(url: str, *, method: str = "POST", body: bytes | None = None,
             raise DeliveryError(f"HTTP {exc.code} from {where}") from None
         return exc.code
     except urllib.error.URLError as exc:
-        raise DeliveryError(_reason(exc.reason, where, timeout)) from None
+        raise DeliveryError(network_reason(exc.reason, where, timeout)) from None
     except (TimeoutError, socket.timeout):
         raise DeliveryError(f"{where} did not answer within {timeout:g}s") from None
     except OSError as exc:
-        raise DeliveryError(_reason(exc, where, timeout)) from None
+        raise DeliveryError(network_reason(exc, where, timeout)) from None
 
 
-def _reason(reason: object, where: str, timeout: float) -> str:
+def network_reason(reason: object, where: str, timeout: float) -> str:
+    """What went wrong reaching `where`, in words (webhooks, pings and SMTP alike)."""
     if isinstance(reason, (TimeoutError, socket.timeout)):
         return f"{where} did not answer within {timeout:g}s"
     if isinstance(reason, ConnectionRefusedError):

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from flank_ops.notify.delivery import DeliveryError
+from flank_ops.notify.delivery import DeliveryError, network_reason
 from flank_ops.paths import ProjectPaths
 from flank_ops.settings import EmailSettings
 
@@ -62,16 +61,12 @@ def describe_smtp_error(exc: BaseException, where: str, settings: EmailSettings)
         return f"{where} does not offer STARTTLS (set starttls = false or ssl = true)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate of {where} not trusted ({exc.verify_message}); set ca_file if it uses a private CA"
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return f"{where} did not answer within {settings.timeout_s:g}s"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"cannot connect to {where} (connection refused)"
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{where} answered {exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace')}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return f"{where} refused the recipients {', '.join(exc.recipients)}"
-    if isinstance(exc, OSError):
-        return f"cannot reach {where} ({exc.strerror or exc})"
+    if isinstance(exc, OSError):  # timeouts, refused connections, unreachable hosts
+        return network_reason(exc, where, settings.timeout_s)
     return f"{where}: {type(exc).__name__}: {exc}"
 
 
