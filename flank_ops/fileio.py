@@ -44,11 +44,6 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def append_line(path: Path, line: str) -> None:
     """Append one line with a single O_APPEND write, so concurrent writers never interleave."""
     path = Path(path)
