@@ -1,5 +1,14 @@
-"""How elapsed times read everywhere a person sees them: the CLI, git notes, the site."""
+"""How elapsed times and clock times read everywhere a person sees them: the CLI, git notes,
+notifications, the site.
+
+One rule for clock times: a pipeline's times are shown in its `timezone:`, else in the VM's
+local zone, and always with the zone's abbreviation (`02:00 CET`), so two times on one screen
+can never silently be in two zones.
+"""
 from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def duration(seconds: float | None) -> str:
@@ -19,3 +28,43 @@ def duration(seconds: float | None) -> str:
         return f"{h}h{m:02d}m"
     d, h = divmod(h, 24)
     return f"{d}d{h:02d}h"
+
+
+def zone(name: str | tzinfo | None) -> tzinfo | None:
+    """The IANA zone, or None (= the VM's local zone) when unset or unknown."""
+    if name is None or isinstance(name, tzinfo):
+        return name
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# The shapes a clock time takes; every one ends with the zone's abbreviation.
+LONG = "%a %d %b %Y %H:%M"   # Tue 24 Nov 2026 02:00 GMT   (run pages)
+MEDIUM = "%a %d %b %H:%M"    # Tue 24 Nov 02:00 GMT        (push output, next runs)
+SHORT = "%d %b %H:%M"        # 24 Nov 02:00 GMT            (cards, tables)
+NOTE = "%Y-%m-%d %H:%M"      # 2026-11-24 02:00 GMT        (git notes, CLI tables)
+
+
+def clock(value: str | datetime | None, tz: str | tzinfo | None = None, shape: str = MEDIUM) -> str:
+    """`value` (ISO text or datetime) in zone `tz` (name or tzinfo; None = the VM's local zone),
+    formatted with `shape` and the zone's abbreviation; '–' when there is no time."""
+    t = parse_time(value)
+    if t is None:
+        return "–"
+    if t.tzinfo is None:  # naive times are the VM's local time
+        t = t.astimezone()
+    local = t.astimezone(zone(tz))
+    return f"{local.strftime(shape)} {local.tzname()}"

@@ -13,7 +13,7 @@ run.json (format 1), plain JSON a person can read:
       "format": 1,
       "project": "demo", "pipeline": "nightly", "run_id": 17,
       "trigger": "schedule" | "push" | "manual" | "rerun",
-      "status": "running" | "success" | "failed" | "interrupted" | "skipped",
+      "status": "running" | "success" | "failed" | "interrupted" | "skipped" | "cancelled",
       "commit": {"sha": "...", "short": "3f2a1c0", "message": "...", "author": "...", "date": "..."},
       "release": "/abs/path/releases/<sha>",
       "started_at": "2026-11-24T02:00:00.000+00:00", "ended_at": null | "...",
@@ -59,12 +59,12 @@ from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_j
 from flank_ops.paths import ProjectPaths
 
 FORMAT = 1
-RUN_STATUSES = ("running", "success", "failed", "interrupted", "skipped")
+RUN_STATUSES = ("running", "success", "failed", "interrupted", "skipped", "cancelled")
 TASK_STATUSES = (
     "pending", "running", "success", "failed", "upstream_failed", "timed_out", "skipped", "interrupted",
 )
 FAILED_TASK_STATUSES = ("failed", "timed_out", "upstream_failed", "interrupted")
-FINISHED_RUN_STATUSES = ("success", "failed", "interrupted", "skipped")
+FINISHED_RUN_STATUSES = ("success", "failed", "interrupted", "skipped", "cancelled")
 
 RECORD_FILE = "run.json"
 HISTORY_FILE = "history.jsonl"

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flank_ops.humanize import duration
+from flank_ops.humanize import LONG, SHORT, clock, duration, parse_time, zone
 
 fmt_duration = duration  # the templates' and SVGs' name for it
 
@@ -19,6 +18,7 @@ STATUS_ICONS: dict[str, str] = {
     "timed_out": "⏱",
     "skipped": "–",
     "interrupted": "!",
+    "cancelled": "■",
     "unknown": "?",
 }
 
@@ -60,39 +60,11 @@ def fmt_bytes(n: int | None) -> str:
     return fmt_kb(n / 1024)
 
 
-def zone(name: str | None) -> tzinfo | None:
-    """The IANA zone, or None (= the VM's local zone) when unset or unknown."""
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def parse_time(value: str | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def fmt_time(value: str | datetime | None, tz: tzinfo | None = None, *, with_zone: bool = False) -> str:
-    """'Tue 24 Nov 02:00' in `tz` (default: the VM's local zone)."""
-    t = parse_time(value)
-    if t is None:
-        return "–"
-    local = t.astimezone(tz)
-    text = local.strftime("%a %d %b %Y %H:%M")
-    if with_zone:
-        text += f" {local.tzname()}"
-    return text
+def fmt_time(value: str | datetime | None, tz: tzinfo | None = None, *, with_zone: bool = True) -> str:
+    """'Tue 24 Nov 2026 02:00 GMT' in `tz` (default: the VM's local zone)."""
+    return clock(value, tz, LONG)
 
 
 def fmt_time_short(value: str | datetime | None, tz: tzinfo | None = None) -> str:
-    t = parse_time(value)
-    if t is None:
-        return "–"
-    return t.astimezone(tz).strftime("%d %b %H:%M")
+    """'24 Nov 02:00 GMT' in `tz` (default: the VM's local zone)."""
+    return clock(value, tz, SHORT)
