@@ -22,11 +22,11 @@ must still deploy on a machine without cron (`flank scheduler` covers it).
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,8 +41,22 @@ FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def crontab_lock() -> Path:
-    """One lock per account, not per FLANK_HOME: every FLANK_HOME of a user shares one crontab."""
-    return Path(tempfile.gettempdir()) / f"flank-crontab-{os.getuid()}.lock"
+    """One lock per account, not per FLANK_HOME: every FLANK_HOME of a user shares one crontab.
+
+    It lives in the account's own home as the password database has it (not $HOME,
+    $XDG_* or /tmp): cron jobs, ssh hooks and login shells see different environments
+    but must find the same lock, and no other user may plant a file or link there.
+    An account without a writable home falls back to FLANK_HOME.
+    """
+    try:
+        home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        home = None
+    if home is not None and home.is_dir() and os.access(home, os.W_OK):
+        return home / ".cache" / "flank" / "crontab.lock"
+    from flank_ops.paths import Home
+
+    return Home().internal_dir / "crontab.lock"
 
 
 def markers(paths: ProjectPaths) -> tuple[str, str]:
@@ -61,10 +75,14 @@ def flank_command() -> list[str]:
 
 
 def task_path() -> str:
-    """The PATH of this (deploying) environment, minus git's own exec dir that hooks prepend."""
+    """The PATH of this (deploying) environment, minus git's own exec dir that hooks prepend.
+
+    Only absolute entries: `.`, an empty entry (which means `.`) or `bin` would make
+    cron look up programs in whatever folder the run starts in.
+    """
     seen: list[str] = []
     for entry in os.environ.get("PATH", "").split(os.pathsep):
-        if entry and entry not in seen and not entry.rstrip("/").endswith("git-core"):
+        if entry.startswith("/") and entry not in seen and not entry.rstrip("/").endswith("git-core"):
             seen.append(entry)
     return os.pathsep.join(seen) or FALLBACK_PATH
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from user_crontab import user_crontab  # noqa: F401 - fixture
 
 from flank_ops.config.model import Config, Pipeline
+from flank_ops.errors import UserError
+from flank_ops.fileio import locked
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.schedule.crontab import (
-    NO_CRONTAB, CrontabError, cron_daemon_running, cron_lines, install_schedule, read_crontab, remove_schedule,
+    NO_CRONTAB, CrontabError, cron_daemon_running, crontab_lock, cron_lines, install_schedule, read_crontab, remove_schedule,
     write_crontab,
 )
 
@@ -221,3 +224,36 @@ def test_install_crontab_false_in_flank_toml_leaves_the_crontab_alone(user_cront
     # the block is still written beside the project, for a person to read or install by hand
     assert "0 2 * * * FLANK_HOME=" in paths.crontab_file.read_text()
     assert install_schedule(paths, config(nightly=())) == []
+
+
+def test_relative_and_empty_path_entries_are_left_out_of_the_saved_path(
+        flank_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `.` / an empty entry / `bin` would make cron look programs up in the folder the run starts in
+    monkeypatch.setenv("PATH", os.pathsep.join([".", "", "bin", "/opt/R/bin", "./tools", "/usr/bin", "/bin"]))
+    (line,) = cron_lines(project(flank_home), config(nightly=("0 2 * * *",)))
+    assert " PATH=/opt/R/bin:/usr/bin:/bin " in line.command
+
+
+def test_the_crontab_lock_is_in_a_folder_no_other_user_can_write(flank_home: Path) -> None:
+    lock = crontab_lock()
+    for folder in lock.parents:
+        st = folder.stat()
+        if st.st_uid == os.getuid():
+            break
+        # folders above the account's own (/, /home) are root's and not writable by others
+        assert st.st_uid == 0 and not st.st_mode & 0o022, folder
+    parent = lock.parent.stat() if lock.parent.exists() else None
+    if parent is not None:
+        assert parent.st_uid == os.getuid() and not parent.st_mode & 0o002
+    assert not str(lock).startswith(tempfile.gettempdir() + "/")
+
+
+def test_a_lock_file_planted_as_a_symlink_is_not_followed(flank_home: Path, tmp_path: Path) -> None:
+    target = tmp_path / "victim"
+    lock = tmp_path / "locks" / "crontab.lock"
+    lock.parent.mkdir()
+    lock.symlink_to(target)
+    with pytest.raises(UserError, match="is a symbolic link"):
+        with locked(lock):
+            pass
+    assert not target.exists()  # nothing created through the link
