@@ -1,29 +1,92 @@
-"""Atomic writes and locks: a reader or a crash never sees a half-written file."""
+"""Atomic writes, locks and file modes: a reader or a crash never sees a half-written file.
+
+Who may read what (one rule): everything under FLANK_HOME is the owner's — flank's
+entry points set a umask of (yours | 077), so folders are 0700 and files 0600 or
+stricter — except the status site, which a web server running as another user
+serves: its files are 0644 and its folders 0755 whatever the umask (`public=True`,
+`public_folder`). Keep the site private by keeping FLANK_HOME itself 0700.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from flank_ops.errors import UserError
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None, *, durable: bool = True) -> None:
+PUBLIC_FILE_MODE = 0o644  # site files: read by a web server running as another user
+PUBLIC_DIR_MODE = 0o755
+
+
+def make_state_private() -> None:
+    """Add 077 to this process's umask (and its children's: hooks, make, tasks).
+
+    Called once at flank's entry points, so every file and folder flank (or git,
+    or a task) creates under FLANK_HOME is the owner's only; a stricter umask stays.
+    """
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def current_umask() -> int:
+    # No getter exists: set and restore (another thread creating a file in between
+    # gets the stricter 077, never a looser mode).
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def umasked(mode: int) -> int:
+    """`mode` as the umask allows it, for an explicit chmod of private state (chmod ignores the umask)."""
+    return mode & ~current_umask()
+
+
+def public_folder(folder: Path, root: Path) -> None:
+    """Make `folder` and every folder from `root` down to it exist with mode 0755.
+
+    For the site: a folder created under flank's 077 umask would be 0700 and the
+    web server would answer 403.
+    """
+    folder, root = Path(folder), Path(root)
+    chain = [folder, *folder.parents]
+    if root not in chain:
+        raise ValueError(f"{folder} is not inside {root}")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    for d in reversed(chain[: chain.index(root) + 1]):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            pass
+        st = d.stat()
+        if stat.S_IMODE(st.st_mode) != PUBLIC_DIR_MODE and st.st_uid == os.getuid():
+            os.chmod(d, PUBLIC_DIR_MODE)
+
+
+def atomic_write_bytes(
+    path: Path, data: bytes, mode: int | None = None, *, durable: bool = True, public: bool = False
+) -> None:
     """Write `data` to a temp file beside `path`, fsync it, then rename over `path`.
 
     Readers never see half a file either way. durable=False skips the fsync: for
     files that are cheap to regenerate (site pages, task specs in a folder not yet
     published), where a crash may lose the newest version but never leaves a torn one.
+    The file is 0600 by default; `mode` is masked by the umask (0o755 -> 0700 under
+    flank's umask); public=True makes it 0644 whatever the umask (site files only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
+        if public:
+            os.fchmod(fd, PUBLIC_FILE_MODE)
+        elif mode is not None:
+            os.fchmod(fd, umasked(mode))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if durable:
@@ -36,8 +99,10 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None, *, dura
         raise
 
 
-def atomic_write_text(path: Path, text: str, mode: int | None = None, *, durable: bool = True) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode, durable=durable)
+def atomic_write_text(
+    path: Path, text: str, mode: int | None = None, *, durable: bool = True, public: bool = False
+) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode, durable=durable, public=public)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -49,7 +114,7 @@ def append_line(path: Path, line: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, data)
     finally:
@@ -87,6 +152,18 @@ def atomic_symlink(target: str | Path, link: Path) -> None:
     os.replace(tmp, link)
 
 
+def open_lock_file(lock_path: Path) -> int:
+    """Open (creating, 0600) a lock file, never through a symlink: a link planted by
+    another user must not make flank create or truncate a file of its choosing."""
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"the lock file {lock_path} is a symbolic link; flank does not follow it",
+                            "remove that link (someone else may have planted it), then try again") from None
+        raise
+
+
 @contextlib.contextmanager
 def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[bool]:
     """Hold an exclusive flock on `lock_path` for the block.
@@ -96,7 +173,7 @@ def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[bool]:
     """
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_lock_file(lock_path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))

@@ -12,6 +12,7 @@ import sys
 
 from flank_ops import __version__
 from flank_ops.error_handler import error_handler
+from flank_ops.fileio import make_state_private
 
 # verb -> one-line help. The module is flank_ops.commands.<verb with - as _>.
 COMMANDS: dict[str, str] = {
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything flank, git and tasks create under FLANK_HOME is the owner's (the site
+    # alone is made readable, explicitly): see fileio.py. Hooks and cron come through here too.
+    make_state_private()
     with error_handler():
         # Git hooks take a fast path: no argparse, no command modules imported.
         if argv and argv[0] == "hook":

@@ -75,6 +75,8 @@ def create_bare_repo(git_dir: Path, branch: str) -> None:
         run_git(["config", "receive.advertisePushOptions", "true"], git_dir=tmp)
         # A reflog in the bare repo lets a person find what was deployed before a force push.
         run_git(["config", "core.logAllRefUpdates", "always"], git_dir=tmp)
+        # Objects a push writes are the owner's only, whatever the pusher's umask (see fileio.py).
+        run_git(["config", "core.sharedRepository", "0600"], git_dir=tmp)
         install_hooks(tmp)
         os.rename(tmp, git_dir)
     except BaseException:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flank_ops.config.model import Config
 from flank_ops.errors import UserError
+from flank_ops.fileio import umasked
 from flank_ops.git.gitcmd import run_git
 from flank_ops.paths import ProjectPaths
 
@@ -48,7 +49,7 @@ def make_release(
         checkout(paths.bare_repo, sha, tmp)
         config = config or load_config(tmp)
         warnings = link_persist(paths, tmp, config.persist)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        os.chmod(tmp, umasked(0o755))  # mkdtemp makes it 0700; flank's umask keeps it so (fileio.py)
         os.rename(tmp, release)
         os.utime(release)  # deploy time orders releases for pruning
     except BaseException:

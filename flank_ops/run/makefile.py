@@ -26,7 +26,7 @@ from pathlib import Path
 
 from flank_ops.config.model import Config, Pipeline, Task
 from flank_ops.errors import UserError
-from flank_ops.fileio import atomic_symlink, atomic_write_text
+from flank_ops.fileio import atomic_symlink, atomic_write_text, umasked
 from flank_ops.paths import ProjectPaths
 
 SPEC_SUFFIX = ".spec"
@@ -213,7 +213,7 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
     for pipeline in config.pipelines.values():
         link = paths.task_specs_dir(pipeline.name)
         fresh = Path(tempfile.mkdtemp(dir=pipelines_dir, prefix=f".{link.name}."))
-        fresh.chmod(0o755)
+        fresh.chmod(umasked(0o755))
         _write_specs(fresh, pipeline, release_dir, config.env)
         if link.is_dir() and not link.is_symlink():
             shutil.rmtree(link)  # an old real folder (never produced by this version)

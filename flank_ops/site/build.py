@@ -17,13 +17,14 @@ import errno
 import os
 import re
 import shutil
+import stat
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from flank_ops.fileio import atomic_write_bytes, atomic_write_text
+from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import layout
@@ -46,6 +47,13 @@ class _Writer:
         self.site = Path(site_dir)
         self.pages = 0
         self.force = force  # rewrite pages even when their inputs look unchanged
+        self._public: set[Path] = set()  # folders known to be 0755
+
+    def folder(self, path: Path) -> None:
+        """The site is readable by others (a web server): its folders 0755, see fileio.py."""
+        if path not in self._public:
+            public_folder(path, self.site)
+            self._public.update([path, *path.parents])
 
     def is_current(self, url: str, fingerprint: str) -> bool:
         """Was this page written from inputs with this fingerprint? (read from its last bytes)"""
@@ -61,7 +69,9 @@ class _Writer:
 
     def page(self, url: str, html: str) -> None:
         # Pages are disposable (rebuilt from the records): atomic, but no fsync.
-        atomic_write_text(self.site / _unquote(url), html, durable=False)
+        target = self.site / _unquote(url)
+        self.folder(target.parent)
+        atomic_write_text(target, html, durable=False, public=True)
         self.pages += 1
 
     def css(self) -> None:
@@ -69,12 +79,13 @@ class _Writer:
 
         target = self.site / layout.url_css()
         data = stylesheet()
+        self.folder(target.parent)
         try:
-            if target.read_bytes() == data:
+            if target.read_bytes() == data and stat.S_IMODE(target.stat().st_mode) == PUBLIC_FILE_MODE:
                 return
         except OSError:
             pass
-        atomic_write_bytes(target, data, durable=False)
+        atomic_write_bytes(target, data, durable=False, public=True)
 
 
 def _fingerprint_comment(fingerprint: str) -> str:
@@ -110,10 +121,11 @@ def _publish_raw_log(src: Path, dst: Path) -> None:
     """Put the raw log in the site as .txt: a hard link (free, and it grows with a live log), else a copy."""
     try:
         if dst.exists() and os.path.samestat(dst.stat(), src.stat()):
+            if stat.S_IMODE(dst.stat().st_mode) != PUBLIC_FILE_MODE:
+                os.chmod(dst, PUBLIC_FILE_MODE)
             return
     except OSError:
         pass
-    dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         os.unlink(tmp)
@@ -123,6 +135,9 @@ def _publish_raw_log(src: Path, dst: Path) -> None:
         os.link(src, tmp)
     except OSError:  # another file system, or links not allowed: copy instead
         shutil.copyfile(src, tmp)
+    # Readable on the site (nginx); a hard link shares the mode with the run's log, which
+    # stays out of others' reach in the run folder (0700).
+    os.chmod(tmp, PUBLIC_FILE_MODE)
     os.replace(tmp, dst)
 
 
@@ -204,7 +219,9 @@ def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task
 
     project = paths.name
     url = layout.url_log(project, pipeline, run_id, task)
-    _publish_raw_log(log_file, w.site / _unquote(layout.url_raw_log(project, pipeline, run_id, task)))
+    raw_log = w.site / _unquote(layout.url_raw_log(project, pipeline, run_id, task))
+    w.folder(raw_log.parent)
+    _publish_raw_log(log_file, raw_log)
     # A log page depends only on its log and its task's status: during and after a
     # run, the pages of tasks that did not change are not drawn again.
     refresh = running and status in ("pending", "running")

@@ -1,0 +1,151 @@
+"""The README's nginx recipe, served by a real nginx running as www-data.
+
+The server block is taken from README.md as written (only the port, the site folder
+and the password file are put in), so the recipe a user copies is the one tested.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from readable_site import project_with_a_run, traversable_home  # noqa: F401 - fixture
+
+from conftest import REPO_ROOT, process_gone, wait_for
+
+PASSWORD = "correct horse"
+
+
+def readme_server_block() -> str:
+    lines = (REPO_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("**Or serve it with nginx"))
+    begin = lines.index("    server {", start)
+    end = lines.index("    }", begin)
+    return "\n".join(line[4:] for line in lines[begin:end + 1])
+
+
+def put_in(block: str, old: str, new: str) -> str:
+    assert old in block, f"the README's nginx recipe no longer has {old!r}"
+    return block.replace(old, new)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Nginx:
+    def __init__(self, port: int, state_port: int) -> None:
+        self.port = port
+        self.state_port = state_port
+
+    def get(self, path: str, *, auth: bool = True, port: int | None = None) -> tuple[int, str, str]:
+        """(status, content type, body) of GET path."""
+        request = urllib.request.Request(f"http://127.0.0.1:{port or self.port}{path}")
+        if auth:
+            token = base64.b64encode(f"ada:{PASSWORD}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.headers.get("Content-Type", ""), response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Content-Type", ""), ""
+
+
+@pytest.fixture
+def nginx(traversable_home: Path) -> Iterator[Nginx]:
+    """nginx started as root, serving the site as www-data with the README's server block."""
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if exe is None:
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    if os.geteuid() != 0:
+        pytest.skip("needs root: nginx switches to www-data (`user www-data;`) only when started as root")
+    runtime = Path(tempfile.mkdtemp(prefix="flank-nginx-"))
+    os.chmod(runtime, 0o755)  # www-data reads the password file here
+    htpasswd = runtime / "flank.htpasswd"
+    digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
+    htpasswd.write_text(f"ada:{{SHA}}{digest}\n")
+    os.chmod(htpasswd, 0o644)
+    port, state_port = free_port(), free_port()
+    server = readme_server_block()
+    server = put_in(server, "listen 80;", f"listen 127.0.0.1:{port};")
+    server = put_in(server, "root /home/ada/flank/site;", f"root {traversable_home / 'site'};")
+    server = put_in(server, "auth_basic_user_file /etc/nginx/flank.htpasswd;", f"auth_basic_user_file {htpasswd};")
+    temp_paths = " ".join(f"{kind}_temp_path {runtime / kind};"
+                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = runtime / "nginx.conf"
+    conf.write_text(f"""
+user www-data;
+worker_processes 1;
+daemon off;
+pid {runtime / 'nginx.pid'};
+error_log {runtime / 'error.log'};
+events {{ worker_connections 64; }}
+http {{
+    access_log {runtime / 'access.log'};
+    {temp_paths}
+{server}
+    # Not in the README: nginx pointed at the whole FLANK_HOME, to show www-data cannot read the state.
+    server {{
+        listen 127.0.0.1:{state_port};
+        location /state/ {{ alias {traversable_home}/; }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([exe, "-c", str(conf), "-e", str(runtime / "error.log")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            log = (runtime / "error.log").read_text() if (runtime / "error.log").exists() else ""
+            raise AssertionError(f"nginx exited {proc.returncode}: {proc.stdout.read().decode()} {log}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(listening, "nginx to listen", timeout=30)
+        yield Nginx(port, state_port)
+    finally:
+        os.kill(proc.pid, signal.SIGQUIT)  # graceful stop: the master takes its workers down
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert process_gone(proc.pid)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_the_readme_recipe_serves_the_site_as_www_data(nginx: Nginx, traversable_home: Path, tmp_path: Path) -> None:
+    home = traversable_home
+    project_with_a_run(home, tmp_path)
+    os.chmod(home, 0o711)  # the README's `chmod 711 ~ ~/flank`
+
+    status, _, body = nginx.get("/")
+    assert status == 200 and "proj" in body
+    for page in ("/proj/", "/proj/nightly/", "/proj/nightly/1/", "/proj/nightly/1/logs/extract.html"):
+        status, content_type, body = nginx.get(page)
+        assert (status, content_type.split(";")[0]) == (200, "text/html"), page
+    status, content_type, body = nginx.get("/proj/nightly/1/logs/extract.txt")
+    assert status == 200 and content_type.startswith("text/plain") and "extracted-rows" in body
+    status, content_type, _ = nginx.get("/_static/style.css")
+    assert (status, content_type) == (200, "text/css; charset=utf-8") or (status, content_type) == (200, "text/css")
+    assert nginx.get("/", auth=False)[0] == 401  # the password of the recipe holds
+    assert nginx.get("/proj/runs/nightly/1/logs/extract.log")[0] == 404  # state is not under the site root
+
+    # Even pointed at the whole FLANK_HOME, www-data gets the site and nothing else.
+    assert nginx.get("/state/site/index.html", port=nginx.state_port)[0] == 200
+    for private in ("proj/runs/nightly/1/logs/extract.log", "proj/runs/nightly/1/run.json",
+                    "proj/deploys.jsonl", "proj/secrets.env", "proj/current/flank.yml", "proj.git/config"):
+        assert nginx.get(f"/state/{private}", port=nginx.state_port)[0] == 403, private
