@@ -10,7 +10,9 @@ how the analyst hears about a VM that is down and runs nothing at all.
 from __future__ import annotations
 
 import sys
+import threading
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from flank_ops.config.model import Pipeline
@@ -40,17 +42,48 @@ def _timeout(paths: ProjectPaths) -> float:
     return ping_timeout(settings_for(paths.home, paths.name))
 
 
+# Start pings in flight, by run folder: the finish ping waits for its start ping
+# (services expect /start first) and reports it if it failed.
+_starts: dict[Path, tuple[threading.Thread, list[str]]] = {}
+
+
 def run_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
-    """Ping <ping_url>/start. Never raises: a monitoring outage must not stop a run."""
+    """Ping <ping_url>/start in a background thread: a slow or hanging monitoring service
+    never delays the tasks. Never raises: a monitoring outage must not stop a run."""
     try:
         from flank_ops.notify.run_config import pipeline_of
 
         pipeline = pipeline_of(record)
         if pipeline is None or not pipeline.ping_url or paths.local:
             return
-        send_ping(paths, pipeline.ping_url, "start", f"{record['project']} {record['pipeline']} #{record['run_id']} started\n")
+        body = f"{record['project']} {record['pipeline']} #{record['run_id']} started\n"
+        failures: list[str] = []
+
+        def send() -> None:
+            try:
+                send_ping(paths, pipeline.ping_url, "start", body)
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                failures.append(str(exc))
+                print(f"flank: start ping failed: {exc}", file=sys.stderr, flush=True)
+
+        # A daemon thread: a run that ends first does not wait past the finish ping's own wait.
+        thread = threading.Thread(target=send, name="flank-start-ping", daemon=True)
+        _starts[paths.run_dir(record["pipeline"], record["run_id"])] = (thread, failures)
+        thread.start()
     except Exception as exc:  # noqa: BLE001 - reported, never fatal
         print(f"flank: start ping failed: {exc}", file=sys.stderr)
+
+
+def _start_ping_outcome(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+    """Wait (at most one ping timeout) for this run's start ping; 'ping /start failed (...)' if it did."""
+    started = _starts.pop(paths.run_dir(record["pipeline"], record["run_id"]), None)
+    if started is None:
+        return None
+    thread, failures = started
+    thread.join(_timeout(paths) + 1)
+    if thread.is_alive():
+        return "ping /start failed (no answer yet)"
+    return f"ping /start failed ({failures[0]})" if failures else None
 
 
 def run_finished(paths: ProjectPaths, record: dict[str, Any], pipeline: Pipeline | None, body: str) -> str | None:
@@ -67,8 +100,11 @@ def run_finished(paths: ProjectPaths, record: dict[str, Any], pipeline: Pipeline
     else:
         return None  # a skipped trigger ran nothing: the running run will ping when it ends
     label = "ping /fail" if signal else "ping"
+    start = _start_ping_outcome(paths, record)
     try:
         send_ping(paths, pipeline.ping_url, signal, body)
     except (DeliveryError, ValueError) as exc:
-        return f"{label} failed ({exc})"
-    return f"{label} sent"
+        line = f"{label} failed ({exc})"
+    else:
+        line = f"{label} sent"
+    return f"{start}; {line}" if start else line

@@ -1,6 +1,7 @@
 """Dead-man's switch pings to a real HTTP server: /start, success, /fail, and outages."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -61,9 +62,11 @@ def test_ping_service_down_is_reported_not_raised(capsys) -> None:
         paths = pinged_project(f"http://127.0.0.1:{port}/ping/uuid")
         record = finished_run(paths)
         ping.run_started(paths, record)  # must not raise
-        assert f"flank: start ping failed: cannot connect to http://127.0.0.1:{port}" in capsys.readouterr().err
         line = dispatch.after_run(paths, record)
-    assert line == f"ping /fail failed (cannot connect to http://127.0.0.1:{port} (connection refused))"
+        assert f"flank: start ping failed: cannot connect to http://127.0.0.1:{port}" in capsys.readouterr().err
+    refused = f"cannot connect to http://127.0.0.1:{port} (connection refused)"
+    # the start ping's failure is kept with the finish ping's, in run.json and `flank status`
+    assert line == f"ping /start failed ({refused}); ping /fail failed ({refused})"
 
 
 def test_slow_ping_service_times_out() -> None:
@@ -86,3 +89,35 @@ def test_no_ping_url_sends_nothing() -> None:
     record = finished_run(paths)
     ping.run_started(paths, record)
     assert dispatch.after_run(paths, record) is None
+
+
+def test_a_hanging_start_ping_never_delays_the_first_task(tmp_path: Path) -> None:
+    """The monitor hangs on /start for as long as the test likes: the task starts anyway."""
+    from run.deployed import deploy, record, start_flank
+
+    from conftest import wait_for
+
+    marker = tmp_path / "task-started"
+    with http_recorder(hang=True) as monitor:
+        deploy(tmp_path, f"""\
+            pipelines:
+              nightly:
+                ping_url: {monitor.url}/ping/uuid
+                tasks:
+                  first: touch {marker}
+            """)
+        Path(os.environ["FLANK_HOME"], "flank.toml").write_text("[ping]\ntimeout = 600\n")
+        proc = start_flank("run", "demo", "nightly")
+        try:
+            wait_for(lambda: monitor.requests, "the start ping to reach the monitor")
+            # Event order: the task ran while the /start request was still unanswered.
+            wait_for(marker.exists, "the first task to start while the start ping hangs")
+            assert [r.path for r in monitor.requests] == ["/ping/uuid/start"]
+        finally:
+            monitor.hang = False
+            monitor.released.set()  # the hanging handler now closes without an answer
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert [r.path for r in monitor.requests] == ["/ping/uuid/start", "/ping/uuid"]
+    notify = record(1)["after_run"]["notify"]
+    assert notify.startswith("ping /start failed (") and notify.endswith("; ping sent")
