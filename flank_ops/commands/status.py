@@ -5,6 +5,7 @@ Looking also tidies: runs whose runner died are marked interrupted first.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -100,4 +101,39 @@ def run(args: argparse.Namespace) -> int:
             continue
         rows += _rows_for(paths, load_config_file(release / "flank.yml"))
     print(_table(rows))
+    for warning in _outage_warnings(projects):
+        print(f"flank: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _outage_warnings(projects) -> list[str]:
+    """What the integrations could not do: failed pings, notifications, notes or site
+    builds of each pipeline's newest finished run, and runs still waiting for S3."""
+    from flank_ops.run import records
+    from flank_ops.storage.s3 import RETRY_HINT, pending_uploads
+
+    warnings = []
+    for paths in projects:
+        pipelines = sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir()) if paths.runs_root.is_dir() else []
+        for pipeline in pipelines:
+            for run_id in sorted(records.list_run_ids(paths, pipeline), reverse=True)[:5]:
+                try:
+                    outcomes = records.read_record(paths.run_dir(pipeline, run_id)).get("after_run")
+                except (OSError, ValueError):
+                    continue
+                if not isinstance(outcomes, dict):
+                    continue  # running, or from before after-run outcomes were kept
+                for step, outcome in outcomes.items():
+                    text = str(outcome)
+                    failed = text.startswith("error:") or " failed (" in text or "not uploaded" in text
+                    if failed and step != "s3":  # S3 is reported below, from what is still pending
+                        warnings.append(f"{paths.name}/{pipeline} #{run_id}: {step}: {text}")
+                break
+        waiting = pending_uploads(paths)
+        if waiting:
+            runs = ", ".join(f"{r['pipeline']} #{r['run_id']}" for r in waiting[:5])
+            more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+            error = next((r.get("last_error") for r in reversed(waiting) if r.get("last_error")), None)
+            why = f" ({error})" if error else ""
+            warnings.append(f"{paths.name}: not uploaded to S3 yet: {runs}{more}{why}; {RETRY_HINT}")
+    return warnings
