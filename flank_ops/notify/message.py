@@ -39,12 +39,19 @@ class Message(NamedTuple):
         return "\n".join(out) + "\n"
 
     def as_slack(self) -> str:
-        out = [f"*{self.subject}*"] + self.summary[1:]
+        """Slack mrkdwn. Text from the run (a commit subject, a log line) is escaped, so
+        `<!here>` or `<url|text>` in it is shown as written, never a mention or a link."""
+        out = [f"*{slack_escape(self.subject)}*"] + [slack_escape(line) for line in self.summary[1:]]
         for tail in self.tails:
-            body = "\n".join(tail.lines).replace("```", "'''")
-            out += [f"last {len(tail.lines)} lines of {tail.task}.log:", f"```{body}```"]
-        out += [f"<{self.run_url}|run page>"]
+            body = slack_escape("\n".join(tail.lines).replace("```", "'''"))
+            out += [f"last {len(tail.lines)} lines of {slack_escape(tail.task)}.log:", f"```{body}```"]
+        out += [f"<{slack_escape(self.run_url)}|run page>"]
         return "\n".join(out)
+
+
+def slack_escape(text: str) -> str:
+    """The three characters Slack's message format gives a meaning (api.slack.com, "Escaping text")."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def run_url(base_url: str, record: dict[str, Any]) -> str:

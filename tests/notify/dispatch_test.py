@@ -202,3 +202,22 @@ def test_bad_settings_are_a_status_line() -> None:
 def test_nothing_configured() -> None:
     paths = make_project()
     assert dispatch.after_run(paths, finished_run(paths)) is None
+
+
+def test_slack_markup_from_a_commit_or_a_log_is_escaped_for_the_webhook_only() -> None:
+    """`<!here>` in a commit subject must not page a whole channel; `<url|text>` must not become a link."""
+    with http_recorder() as hook:
+        paths = make_project(flank_yml=FAILURE_AND_RECOVERY, settings_toml=webhook_toml(hook.url + "/hook"))
+        record = finished_run(paths, logs={"extract": "ok\n", "model": "Error: a < b && c > d <@U024BE7LH>\n"})
+        record["commit"]["message"] = "fix <!here> see <http://evil.example|the docs> & more"
+        assert dispatch.after_run(paths, record) == "notify failure: webhook sent"
+    text = hook.requests[0].json()["text"]
+    assert 'fix &lt;!here&gt; see &lt;http://evil.example|the docs&gt; &amp; more' in text
+    assert "Error: a &lt; b &amp;&amp; c &gt; d &lt;@U024BE7LH&gt;" in text
+    assert "<!here>" not in text and "<http://evil.example" not in text and "<@U024BE7LH>" not in text
+    assert "<http://vm.example:8083/demo/nightly/1/|run page>" in text  # flank's own link stays a link
+    # plain text (email, ping bodies) is shown as written
+    from flank_ops.notify.message import build_message
+
+    plain = build_message(paths, record, "failure", "http://vm.example:8083/").as_text()
+    assert "fix <!here> see <http://evil.example|the docs> & more" in plain
