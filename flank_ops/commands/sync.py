@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from flank_ops.storage import pending
     from flank_ops.storage.s3 import upload_pending
-    from flank_ops.storage.site_publish import publish_site
+    from flank_ops.storage.site_publish import publish_site, site_scope
 
     home = Home()
     names = [home.project(args.project).require().name] if args.project else home.projects()
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             f"add an [s3] table with a bucket to {home.settings_file} (see the README)",
         )
     for settings in site_targets.values():
-        result = publish_site(home, settings)
+        result = publish_site(home, settings, projects=site_scope(home, settings))
         print(f"s3://{settings.site_bucket}/{settings.site_prefix} {result.line()}")
         failed = failed or result.error is not None
     return 1 if failed else 0

@@ -189,9 +189,9 @@ def after_run(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
         if earlier:
             line += f" (with {earlier} earlier pending run{'s' if earlier != 1 else ''})"
         if settings.publish_site:
-            from flank_ops.storage.site_publish import publish_site
+            from flank_ops.storage.site_publish import publish_site, site_scope
 
-            line += "; " + publish_site(paths.home, settings).line()
+            line += "; " + publish_site(paths.home, settings, projects=site_scope(paths.home, settings)).line()
         return line
     except Exception as exc:  # noqa: BLE001 - the end of a run must not fail because of S3
         return f"s3: upload failed ({describe_error(exc, settings)}); {RETRY_HINT}"

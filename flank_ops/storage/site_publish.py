@@ -9,6 +9,11 @@ per file). Files gone locally (pruned runs) are deleted from the bucket.
 
 An interrupted or failed publish saves what did go up; the rest is simply still
 "changed" next time, so no pending list is needed for the site.
+
+What goes where (`site_scope`): the VM-wide `[s3]` site target gets the whole site,
+home page included. A target set by `[projects.NAME.s3]` gets only the pages of the
+projects that publish there, and the shared assets (`_static/`) they link to:
+nothing of other projects, no home page listing them.
 """
 from __future__ import annotations
 
@@ -61,11 +66,40 @@ def _load_manifest(home: Home) -> dict[str, Any]:
     return {"format": MANIFEST_FORMAT, "targets": {}}
 
 
-def site_files(site_dir: Path) -> dict[str, Path]:
-    """rel path -> file, skipping the temp files of an atomic write in progress."""
+def site_scope(home: Home, settings: S3Settings) -> list[str] | None:
+    """The projects whose pages go to `settings`' site target; None: the whole site
+    (the target is the VM-wide [s3] one)."""
+    from flank_ops.errors import UserError
+    from flank_ops.settings import s3_settings, settings_for
+
+    target = (settings.site_bucket, settings.site_prefix)
+
+    def target_of(project: str | None) -> tuple[str, str] | None:
+        try:
+            found = s3_settings(settings_for(home, project))
+        except UserError:
+            return None  # a wrong table publishes nothing here; the run's own S3 line says why
+        return (found.site_bucket, found.site_prefix) if found is not None and found.publish_site else None
+
+    if target_of(None) == target:
+        return None
+    return [name for name in home.projects() if target_of(name) == target]
+
+
+def site_files(site_dir: Path, projects: list[str] | None = None) -> dict[str, Path]:
+    """rel path -> file, skipping the temp files of an atomic write in progress.
+
+    With `projects`, only their folders and the shared assets (see site_scope).
+    """
+    from flank_ops.site import layout
+
     out: dict[str, Path] = {}
     for root, dirs, files in os.walk(site_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if projects is not None and Path(root) == Path(site_dir):
+            keep = {layout.file_name(p) for p in projects} | {layout.STATIC_DIR}
+            dirs[:] = [d for d in dirs if d in keep]
+            continue  # the home page and any other file at the top belong to the whole site
         for name in files:
             if name.startswith(".") or name.endswith(".tmp"):
                 continue
@@ -79,8 +113,10 @@ def _upload_order(rel: str) -> tuple[bool, bool, str]:
     return (rel.endswith(".html"), rel == "index.html", rel)
 
 
-def publish_site(home: Home, settings: S3Settings, client: Any | None = None) -> PublishResult:
-    """Upload the changed files of the site; never raises for S3 failures (see PublishResult.error)."""
+def publish_site(home: Home, settings: S3Settings, client: Any | None = None,
+                 projects: list[str] | None = None) -> PublishResult:
+    """Upload the changed files of the site (only `projects`' pages when given, see
+    site_scope); never raises for S3 failures (see PublishResult.error)."""
     from flank_ops.storage.s3 import describe_error, make_client, upload_file
 
     if not home.site_dir.is_dir():
@@ -90,7 +126,7 @@ def publish_site(home: Home, settings: S3Settings, client: Any | None = None) ->
     with locked(home.s3_site_lock):
         manifest = _load_manifest(home)
         known: dict[str, dict[str, Any]] = dict(manifest["targets"].get(target) or {})
-        local = site_files(home.site_dir)
+        local = site_files(home.site_dir, projects)
         try:
             for rel in sorted(local, key=_upload_order):
                 path = local[rel]

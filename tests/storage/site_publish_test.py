@@ -85,3 +85,45 @@ def test_outage_is_reported_and_the_next_publish_sends_everything(s3env, flank_h
 def test_no_site_yet_is_not_an_error(s3env) -> None:
     result = publish_site(Home(), settings_for_bucket(s3env.url, "any-bucket"))
     assert result.error is None and result.uploaded == 0
+
+
+def test_a_projects_own_bucket_gets_that_project_and_nothing_of_the_others(s3env, flank_home) -> None:
+    """Only [projects.down.s3]: `flank sync down` and down's runs send down's runs and pages (and the
+    CSS they use) to down's bucket; the home page and the other project's pages and logs stay home."""
+    from conftest import run_flank
+    from sample_runs import finished_run, make_project
+
+    from flank_ops.storage import s3
+
+    down_bucket, vm_bucket = s3env.new_bucket(), s3env.new_bucket()
+    down = make_project("down")
+    other = make_project("other")
+    finished_run(down)
+    finished_run(other)
+    (flank_home / "flank.toml").write_text(
+        f'[projects.down.s3]\nbucket = "{down_bucket}"\nendpoint_url = "{s3env.url}"\ntimeout = 5\n')
+    run_flank("site", check=True)
+
+    proc = run_flank("sync", "down", "--all")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    keys = set(s3env.objects(down_bucket))
+    assert "down/runs/nightly/1/logs/model.log" in keys
+    assert {"site/down/index.html", "site/down/nightly/1/index.html", "site/down/nightly/1/logs/model.txt",
+            "site/_static/style.css"} <= keys
+    assert [k for k in keys if "other" in k] == []
+    assert "site/index.html" not in keys  # the home page lists every project
+
+    # a run of the other project, with S3 for the whole VM: its bucket gets everything, down's stays down's
+    with open(flank_home / "flank.toml", "a") as f:
+        f.write(f'[s3]\nbucket = "{vm_bucket}"\nendpoint_url = "{s3env.url}"\ntimeout = 5\n')
+    record = finished_run(other)
+    run_flank("site", check=True)
+    line = s3.after_run(other, record)
+    assert line.startswith("s3: uploaded 5 files; site: ")
+    vm_keys = set(s3env.objects(vm_bucket))
+    assert {"site/index.html", "site/other/nightly/2/index.html", "site/down/index.html"} <= vm_keys
+    assert "other/runs/nightly/2/run.json" in vm_keys and not any(k.startswith("down/runs/") for k in vm_keys)
+    record = finished_run(down)
+    run_flank("site", check=True)
+    s3.after_run(down, record)
+    assert [k for k in s3env.objects(down_bucket) if "other" in k or k == "site/index.html"] == []
