@@ -34,11 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this VM runs schedules with `flank scheduler`, not cron: skip the cron checks")
     parser.add_argument("--send-test", action="store_true",
                         help="also post a test message to the webhook and send a test email")
+    parser.add_argument("--fix-crontab", action="store_true",
+                        help="remove the crontab blocks of FLANK_HOMEs or projects that no longer exist")
 
 
 def run(args: argparse.Namespace) -> int:
     home = Home()
     failed = 0
+    if args.fix_crontab:
+        _remove_stale_crontab_blocks()
     for check in run_checks(home, cron=not args.no_cron, send_test=args.send_test):
         print(f"{check.status:<5} {check.name}: {check.detail}", flush=True)
         if check.status == "FAIL":
@@ -55,6 +59,7 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
     if cron:
         yield _guard("cron", check_cron_daemon)
         yield from check_crontab_blocks(home)
+        yield _guard("crontab", check_stale_crontab_blocks)
     yield _guard("FLANK_HOME", lambda: check_home_writable(home))
     yield _guard("disk", lambda: check_disk(home))
     yield from check_integrations(home, send_test)
@@ -145,6 +150,34 @@ def check_crontab_blocks(home: Home) -> Iterator[Check]:
             yield Check("OK", f"crontab ({name})", f"{len(jobs)} schedule line{'s' if len(jobs) != 1 else ''} installed")
     if not scheduled:
         yield Check("SKIP", "crontab", "no project has a schedule")
+
+
+def check_stale_crontab_blocks() -> Check:
+    """flank blocks whose FLANK_HOME or project was deleted by hand still fire, every time, for nothing."""
+    from flank_ops.schedule.crontab import CrontabError, stale_blocks
+
+    try:
+        stale = stale_blocks()
+    except CrontabError as exc:
+        return Check("SKIP", "crontab", str(exc))
+    if not stale:
+        return Check("OK", "crontab", "no blocks left behind by deleted projects or FLANK_HOMEs")
+    listed = "; ".join(f"{block.project} ({why})" for block, why in stale)
+    return Check("FAIL", "crontab", f"{len(stale)} block{'s' if len(stale) != 1 else ''} fire for nothing: {listed}",
+                 "remove them: flank doctor --fix-crontab")
+
+
+def _remove_stale_crontab_blocks() -> None:
+    from flank_ops.schedule.crontab import CrontabError, remove_stale_blocks
+
+    try:
+        removed = remove_stale_blocks()
+    except CrontabError as exc:
+        raise UserError(str(exc)) from None
+    for block, why in removed:
+        print(f"removed the crontab block of {block.project} ({block.home}): {why}", flush=True)
+    if not removed:
+        print("no crontab blocks to remove", flush=True)
 
 
 # --- FLANK_HOME -------------------------------------------------------------------

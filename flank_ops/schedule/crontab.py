@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -304,3 +305,55 @@ def has_block_for_home(home_root: Path) -> bool:
         return False
     suffix = f" ({home_root}) >>>"
     return any(line.startswith("# >>> flank ") and line.endswith(suffix) for line in current.splitlines())
+
+
+# --- blocks left behind -------------------------------------------------------
+
+class InstalledBlock(NamedTuple):
+    project: str
+    home: str  # the FLANK_HOME named in the markers
+    begin: str
+    end: str
+
+    def stale_reason(self) -> str | None:
+        """Why this block fires for nothing (its FLANK_HOME or project is gone), or None."""
+        home = Path(self.home)
+        if not home.is_dir():
+            return f"FLANK_HOME {self.home} is gone"
+        if not (home / f"{self.project}.git" / "HEAD").exists():
+            return f"project {self.project} is gone from {self.home}"
+        return None
+
+
+_BEGIN_RE = re.compile(r"^# >>> flank (\S+) \((.*)\) >>>$")
+
+
+def installed_blocks(text: str) -> list[InstalledBlock]:
+    """Every flank block in a crontab, of any FLANK_HOME."""
+    blocks = []
+    for line in text.splitlines():
+        found = _BEGIN_RE.match(line.rstrip("\r"))
+        if found:
+            project, home = found.groups()
+            end = f"# <<< flank {project} ({home}) <<<"
+            if not any(b.begin == line.rstrip("\r") for b in blocks):
+                blocks.append(InstalledBlock(project, home, line.rstrip("\r"), end))
+    return blocks
+
+
+def stale_blocks() -> list[tuple[InstalledBlock, str]]:
+    """Blocks whose FLANK_HOME or project was deleted by hand, with why. Raises CrontabError."""
+    return [(b, why) for b in installed_blocks(read_crontab() or "") if (why := b.stale_reason())]
+
+
+def remove_stale_blocks() -> list[tuple[InstalledBlock, str]]:
+    """Take the stale blocks out of the crontab (everything else kept byte for byte); returns them."""
+    with locked(crontab_lock()):
+        current = read_crontab() or ""
+        stale = [(b, why) for b in installed_blocks(current) if (why := b.stale_reason())]
+        updated = current
+        for block, _ in stale:
+            updated = replace_block(updated, block.begin, block.end, "")
+        if updated != current:
+            write_crontab(updated or None)
+    return stale

@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "schedule"))  # the crontab save/restore fixture
 
 from sample_runs import make_project  # noqa: E402
+from user_crontab import user_crontab  # noqa: E402, F401 - fixture
 from servers import http_recorder, refused_port, s3_server, smtp_server  # noqa: E402
 
 from conftest import run_flank  # noqa: E402
@@ -140,3 +142,35 @@ def test_bad_settings_are_a_fail_line(flank_home) -> None:
     assert "FAIL  s3 (demo): flank.toml: [s3] needs a bucket" in proc.stdout
     assert "SKIP  s3" not in proc.stdout
     assert proc.returncode == 1
+
+
+def test_crontab_blocks_of_deleted_homes_and_projects_are_listed_and_removed(
+        user_crontab, flank_home, tmp_path) -> None:
+    from flank_ops.schedule.crontab import read_crontab, write_crontab
+
+    make_project("live")
+    gone_home = tmp_path / "deleted-by-hand"
+
+    def block(project: str, home: Path) -> str:
+        return (f"# >>> flank {project} ({home}) >>>\n# generated\n"
+                f"0 2 * * * FLANK_HOME={home} /venv/bin/flank run {project} nightly --trigger schedule\n"
+                f"# <<< flank {project} ({home}) <<<\n")
+
+    mine = "# my own jobs\nMAILTO=ada@example.org\n0 5 * * * /usr/bin/backup   \n"
+    kept = mine + block("live", flank_home)
+    write_crontab(kept + block("old", gone_home) + block("dropped", flank_home))
+
+    proc = run_flank("doctor")
+    [stale] = lines_of(proc, "FAIL  crontab: ")
+    assert stale.startswith("FAIL  crontab: 2 blocks fire for nothing: ")
+    assert f"old (FLANK_HOME {gone_home} is gone)" in stale
+    assert f"dropped (project dropped is gone from {flank_home})" in stale
+    assert "fix: remove them: flank doctor --fix-crontab" in proc.stdout
+    assert proc.returncode == 1
+
+    fixed = run_flank("doctor", "--fix-crontab")
+    assert f"removed the crontab block of old ({gone_home}): FLANK_HOME {gone_home} is gone" in fixed.stdout
+    assert f"removed the crontab block of dropped ({flank_home}): project dropped is gone" in fixed.stdout
+    assert read_crontab() == kept  # the user's lines and the live project's block, byte for byte
+    assert lines_of(fixed, "OK    crontab: no blocks left behind")
+    assert run_flank("doctor", "--fix-crontab").stdout.startswith("no crontab blocks to remove\n")
