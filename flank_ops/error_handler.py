@@ -9,7 +9,6 @@ import contextlib
 import errno
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Iterator
 
@@ -20,10 +19,13 @@ EXIT_UNEXPECTED = 3
 
 
 def _crash_log_path() -> str:
+    """FLANK_HOME's crash log, else one in the user's cache: never a shared folder such as
+    /tmp, where another user could plant the name as a link to a file of theirs."""
     home = os.environ.get("FLANK_HOME") or os.path.expanduser("~/flank")
     if os.path.isdir(home) and os.access(home, os.W_OK):
         return os.path.join(home, "flank-errors.log")
-    return os.path.join(tempfile.gettempdir(), "flank-errors.log")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "flank", "flank-errors.log")
 
 
 def _os_error_message(exc: OSError) -> UserError | None:
@@ -70,7 +72,9 @@ def error_handler() -> Iterator[None]:
 def _report_unexpected(exc: BaseException) -> None:
     log = _crash_log_path()
     try:
-        with open(log, "a", encoding="utf-8") as f:
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with open(fd, "a", encoding="utf-8") as f:
             f.write(f"--- flank {' '.join(sys.argv[1:])}\n")
             f.write("".join(traceback.format_exception(exc)))
         where = f"the details are in {log}"

@@ -85,3 +85,28 @@ def test_modes_follow_one_rule_whatever_the_users_umask(traversable_home: Path, 
         if st.st_mode & 0o077:
             readable.append(f"{p.relative_to(home)} {oct(stat.S_IMODE(st.st_mode))}")
     assert readable == []
+
+
+def test_the_crash_log_is_never_written_through_a_link_planted_in_a_shared_folder(tmp_path: Path) -> None:
+    """With FLANK_HOME not writable, the traceback goes to the user's cache, not to /tmp/flank-errors.log
+    (a name another user can plant as a link to a file of theirs)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    cache = tmp_path / "cache"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FLANK_HOME=str(tmp_path / "missing"), XDG_CACHE_HOME=str(cache))
+    crash = "from flank_ops.error_handler import error_handler\nwith error_handler():\n    raise RuntimeError('boom')\n"
+    proc = subprocess.run([sys.executable, "-c", crash], env=env, capture_output=True, text=True)
+    log = cache / "flank" / "flank-errors.log"
+    assert proc.returncode == 3 and f"the details are in {log}" in proc.stderr
+    assert "RuntimeError: boom" in log.read_text()
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+    log.unlink()
+    victim = tmp_path / "victim"
+    log.symlink_to(victim)
+    proc = subprocess.run([sys.executable, "-c", crash], env=env, capture_output=True, text=True)
+    assert proc.returncode == 3 and "its details could not be saved" in proc.stderr
+    assert not victim.exists()
