@@ -62,6 +62,7 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
         yield _guard("crontab", check_stale_crontab_blocks)
     yield _guard("FLANK_HOME", lambda: check_home_writable(home))
     yield _guard("disk", lambda: check_disk(home))
+    yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
 
 
@@ -194,6 +195,31 @@ def check_home_writable(home: Home) -> Check:
         return Check("FAIL", "FLANK_HOME", f"cannot write in {home.root} ({exc.strerror})",
                      f"make it writable for {_user()}: sudo chown -R {_user()} {home.root}")
     return Check("OK", "FLANK_HOME", f"{home.root} is writable")
+
+
+def check_private_state(home: Home) -> Check:
+    """Each project's folder and bare repo are the owner's only (a FLANK_HOME made by an older flank
+    may be readable by every local user: logs, records, releases, the repo)."""
+    import stat
+
+    names = home.projects()
+    if not names:
+        return Check("SKIP", "permissions", "no projects yet")
+    open_to_others = []
+    for name in names:
+        paths = home.project(name)
+        for folder in (paths.dir, paths.bare_repo):
+            try:
+                if folder.stat().st_mode & 0o077:
+                    open_to_others.append(folder)
+            except FileNotFoundError:
+                continue
+    if not open_to_others:
+        return Check("OK", "permissions", f"the state of {len(names)} project{'s' if len(names) != 1 else ''} "
+                                          "is readable by you only")
+    listed = " ".join(str(f) for f in open_to_others)
+    return Check("FAIL", "permissions", f"readable by other users: {listed}",
+                 f"chmod -R go-rwx {listed} (see the README: Who can read what)")
 
 
 def _user() -> str:

@@ -174,3 +174,20 @@ def test_crontab_blocks_of_deleted_homes_and_projects_are_listed_and_removed(
     assert read_crontab() == kept  # the user's lines and the live project's block, byte for byte
     assert lines_of(fixed, "OK    crontab: no blocks left behind")
     assert run_flank("doctor", "--fix-crontab").stdout.startswith("no crontab blocks to remove\n")
+
+
+def test_state_readable_by_other_users_is_a_fail_with_the_chmod_that_fixes_it(flank_home) -> None:
+    import os
+    import subprocess
+
+    paths = make_project()  # made the way an older flank did, under umask 022
+    os.chmod(paths.dir, 0o755)
+    os.chmod(paths.bare_repo, 0o755)
+    proc = run_flank("doctor", "--no-cron")
+    [line] = lines_of(proc, "FAIL  permissions: ")
+    assert line == f"FAIL  permissions: readable by other users: {paths.dir} {paths.bare_repo}"
+    fix = f"chmod -R go-rwx {paths.dir} {paths.bare_repo}"
+    assert f"fix: {fix} (see the README: Who can read what)" in proc.stdout
+
+    subprocess.run(fix.split(), check=True)
+    assert lines_of(run_flank("doctor", "--no-cron"), "OK    permissions: the state of 1 project is readable by you only")

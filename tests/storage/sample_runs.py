@@ -27,6 +27,8 @@ def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml
                 run: Rscript R/model.R
                 needs: [extract]
         """))
+    for folder in (paths.dir, paths.bare_repo):
+        folder.chmod(0o700)  # as flank makes them (fileio.py: state is the owner's)
     if settings_toml is not None:
         home.settings_file.parent.mkdir(parents=True, exist_ok=True)
         home.settings_file.write_text(textwrap.dedent(settings_toml))
