@@ -190,4 +190,5 @@ def test_state_readable_by_other_users_is_a_fail_with_the_chmod_that_fixes_it(fl
     assert f"fix: {fix} (see the README: Who can read what)" in proc.stdout
 
     subprocess.run(fix.split(), check=True)
-    assert lines_of(run_flank("doctor", "--no-cron"), "OK    permissions: the state of 1 project is readable by you only")
+    again = run_flank("doctor", "--no-cron")
+    assert lines_of(again, "OK    permissions: the state of 1 project is readable by you only")

@@ -15,8 +15,8 @@ from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.schedule.crontab import (
-    NO_CRONTAB, CrontabError, cron_daemon_running, crontab_lock, cron_lines, install_schedule, read_crontab, remove_schedule,
-    write_crontab,
+    NO_CRONTAB, CrontabError, cron_daemon_running, cron_lines, crontab_lock, install_schedule, read_crontab,
+    remove_schedule, write_crontab,
 )
 
 USER_LINES = (
