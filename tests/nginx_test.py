@@ -117,12 +117,13 @@ http {{
         wait_for(listening, "nginx to listen", timeout=30)
         yield Nginx(port, state_port)
     finally:
-        os.kill(proc.pid, signal.SIGQUIT)  # graceful stop: the master takes its workers down
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGQUIT)  # graceful stop: the master takes its workers down
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
         assert process_gone(proc.pid)
         shutil.rmtree(runtime, ignore_errors=True)
 
