@@ -190,7 +190,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
 
     w.page(url, render(
         "run.html", url, project_name=project, pipeline=pipeline, run_id=run_id, record=record, tasks=tasks,
-        dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}"),
+        dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
     ))
@@ -259,7 +259,7 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, wa
     dag = ""
     if pv.config is not None:
         dag = dag_svg([DagNode(t, pv.config.tasks[t].needs) for t in pv.config.topological_order()],
-                      f"Tasks of {name}")
+                      f"Tasks of {name}", paths.home.dag_layouts_dir)
     finished = [r for r in reversed(pv.recent) if r.get("status") in ("success", "failed", "interrupted")]
     trend = trend_svg([TrendPoint(r["run_id"], r["status"], r.get("duration_s"),
                                   root + layout.url_run(project, name, r["run_id"])) for r in finished])
