@@ -7,10 +7,13 @@ past runs. Skipped triggers ran no task, so they take no column.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
 from flank_ops.site.data import Warnings, load_run
 
 GRID_RUNS = 30
@@ -38,6 +41,15 @@ class TaskGrid(NamedTuple):
     rows: list[GridRow]
 
 
+def _log_sizes(run_dir: Path) -> dict[str, int]:
+    """Sizes of a run's task logs (logs/<task>.log), from one directory listing."""
+    try:
+        with os.scandir(records.task_log_path(run_dir, "x").parent) as entries:
+            return {e.name: e.stat().st_size for e in entries if e.name.endswith(".log")}
+    except OSError:
+        return {}
+
+
 def task_grid(paths: ProjectPaths, pipeline: str, recent: Sequence[dict[str, Any]],
               task_order: Sequence[str]) -> TaskGrid | None:
     """The grid from `recent` (history entries, newest first); tasks in `task_order`, then any
@@ -54,14 +66,18 @@ def task_grid(paths: ProjectPaths, pipeline: str, recent: Sequence[dict[str, Any
         record = load_run(paths, pipeline, run_id, Warnings())  # a damaged record is reported by its own page
         cells: dict[str, GridCell] = {}
         run_dir = paths.run_dir(pipeline, run_id)
+        sizes = _log_sizes(run_dir) if record else {}
         for name, task in ((record or {}).get("tasks") or {}).items():
             task = task if isinstance(task, dict) else {}
             name = str(name)
             status = str(task.get("status") or "pending")
-            try:
-                has_log = _task_log_file(run_dir, name, task).stat().st_size > 0
-            except OSError:
-                has_log = False
+            if "/" not in name and task.get("log") in (None, "", f"logs/{name}.log"):
+                has_log = sizes.get(f"{name}.log", 0) > 0  # the launcher's layout: one listing per run
+            else:
+                try:
+                    has_log = _task_log_file(run_dir, name, task).stat().st_size > 0
+                except OSError:
+                    has_log = False
             cells[name] = GridCell(run_id, status, has_log)
             tasks.setdefault(name, None)
         per_run.append(cells)
