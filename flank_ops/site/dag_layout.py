@@ -202,7 +202,7 @@ def run_dot(dag: Dag, dot: str) -> Layout:
 
 # --- the cache -----------------------------------------------------------------
 
-_memo: dict[str, Layout] = {}
+_memo: dict[str, Layout | None] = {}  # None: dot failed on this DAG (said once per process)
 
 
 def _to_json(lay: Layout) -> str:
@@ -226,23 +226,30 @@ def _from_json(text: str) -> Layout | None:
         return None  # a damaged cache file is laid out again
 
 
-def _remember(key: str, lay: Layout) -> Layout:
+def _remember(key: str, lay: Layout | None) -> Layout | None:
     if len(_memo) >= MEMO_SIZE:
         _memo.pop(next(iter(_memo)))
     _memo[key] = lay
     return lay
 
 
-def _store(cache_dir: Path, key: str, lay: Layout) -> None:
+def _store_text(path: Path, text: str) -> None:
     try:
-        atomic_write_text(cache_dir / f"{key}.json", _to_json(lay), durable=False)
+        atomic_write_text(path, text, durable=False)
+    except OSError:
+        pass  # a read-only FLANK_HOME still draws, it just lays out again next time
+
+
+def _store(cache_dir: Path, key: str, lay: Layout) -> None:
+    _store_text(cache_dir / f"{key}.json", _to_json(lay))
+    try:
         files = list(cache_dir.glob("*.json"))
         if len(files) > KEEP_FILES:
             files.sort(key=lambda p: p.stat().st_mtime)
             for old in files[: len(files) - KEEP_FILES]:
                 old.unlink(missing_ok=True)
     except OSError:
-        pass  # a read-only FLANK_HOME still draws, it just lays out again next time
+        pass
 
 
 def layout(dag: Dag, cache_dir: Path | None = None) -> Layout | None:
@@ -259,15 +266,21 @@ def layout(dag: Dag, cache_dir: Path | None = None) -> Layout | None:
             cached = None
         if cached is not None:
             return _remember(key, cached)
+        if (cache_dir / f"{key}.timeout").exists():
+            return _remember(key, None)  # too big for dot once: do not make every page wait for it again
     dot = dot_executable()
     if dot is None:
         return None
     try:
         lay = run_dot(dag, dot)
     except (OSError, RuntimeError, ValueError, KeyError, IndexError, subprocess.TimeoutExpired) as exc:
+        if isinstance(exc, subprocess.TimeoutExpired):
+            exc = RuntimeError(f"gave up after {DOT_TIMEOUT_S}s")  # type: ignore[assignment]
+            if cache_dir is not None:
+                _store_text(cache_dir / f"{key}.timeout", f"dot took over {DOT_TIMEOUT_S}s\n")
         print(f"flank: warning: Graphviz dot could not lay out the task graph ({exc}); "
               "the site lists the tasks instead", file=sys.stderr)
-        return None
+        return _remember(key, None)
     if cache_dir is not None:
         _store(cache_dir, key, lay)
     return _remember(key, lay)

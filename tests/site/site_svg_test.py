@@ -290,6 +290,22 @@ def test_a_dot_that_fails_gives_the_list_and_one_warning(tmp_path: Path, monkeyp
     assert "<svg" not in html and "could not be drawn" in html
     assert "syntax error in line 1" in capsys.readouterr().err
     assert _calls(calls) == 1 and not list((tmp_path / "layouts").glob("*.json"))
+    # the other pages of the same build do not ask dot again, nor repeat the warning
+    assert dag_svg(analyst_dag(), cache_dir=tmp_path / "layouts") == html
+    assert _calls(calls) == 1 and capsys.readouterr().err == ""
+
+
+def test_a_dag_too_big_for_dot_is_listed_and_not_tried_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path, calls = _counting_dot(tmp_path, body="exec sleep 600\n")  # a dot that never finishes
+    monkeypatch.setenv("PATH", path)
+    monkeypatch.setattr(dag_layout, "DOT_TIMEOUT_S", 0.5)
+    cache = tmp_path / "layouts"
+    assert "could not be drawn" in dag_svg(analyst_dag(), cache_dir=cache)
+    assert "gave up after 0.5s" in capsys.readouterr().err
+    dag_layout.forget()  # the next process
+    assert "could not be drawn" in dag_svg(analyst_dag(), cache_dir=cache)
+    assert _calls(calls) == 1
 
 
 @needs_dot
