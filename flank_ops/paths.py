@@ -14,6 +14,7 @@
         s3-pending.json           runs whose S3 upload failed (retried later)
         .locks/                   flock files (deploy, notes, per-pipeline runs)
       site/                       the static status site
+      .flank/                     flank's own cache (task launcher, DAG layouts, crash log)
       flank.toml                  optional VM settings
 
 Local mode (`flank run --local` on a laptop) keeps the same per-project layout
@@ -62,6 +63,11 @@ class Home:
     def internal_dir(self) -> Path:
         """flank's own cache (compiled task launcher, crash log)."""
         return self.root / ".flank"
+
+    @property
+    def dag_layouts_dir(self) -> Path:
+        """Task-graph layouts computed by Graphviz dot, one file per DAG (site/dag_layout.py)."""
+        return self.internal_dir / "dag-layouts"
 
     @property
     def s3_site_manifest(self) -> Path:

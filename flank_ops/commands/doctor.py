@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Iterator[Check]:
     yield _guard("git", check_git)
     yield _guard("make", check_make)
+    yield _guard("graphviz", check_dot)
     if cron:
         yield _guard("cron", check_cron_daemon)
         yield from check_crontab_blocks(home)
@@ -95,6 +96,18 @@ def check_make() -> Check:
     if "GNU Make" not in version:
         return Check("FAIL", "make", f"{exe} is not GNU make ({version})", "install GNU make: sudo apt-get install make")
     return Check("OK", "make", version)
+
+
+def check_dot() -> Check:
+    """Graphviz dot lays out the site's task graphs; without it the site lists the tasks."""
+    from flank_ops.site.dag_layout import dot_executable
+
+    exe = dot_executable()
+    if exe is None:
+        return Check("FAIL", "graphviz", "dot is not installed: the site lists each pipeline's tasks "
+                     "instead of drawing the task graph", "install Graphviz: sudo apt-get install graphviz")
+    proc = subprocess.run([exe, "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
+    return Check("OK", "graphviz", (proc.stdout.strip().splitlines() or ["dot"])[0])
 
 
 def check_cron_daemon() -> Check:

@@ -205,7 +205,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
 
     w.page(url, render(
         "run.html", url, project_name=project, pipeline=pipeline, run_id=run_id, record=record, tasks=tasks,
-        dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}"),
+        dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
     ))
@@ -267,6 +267,7 @@ def _archive_nav(archives: list[tuple[int, int, int]], current: int | None = Non
 def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, warnings: Warnings) -> list[dict]:
     """The pipeline page; returns its newest runs (newest first)."""
     from flank_ops.site.pages import render
+    from flank_ops.site.grid import task_grid
     from flank_ops.site.svg import DagNode, TrendPoint, dag_svg, trend_svg
 
     project = paths.name
@@ -276,7 +277,8 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, wa
     dag = ""
     if pv.config is not None:
         dag = dag_svg([DagNode(t, pv.config.tasks[t].needs) for t in pv.config.topological_order()],
-                      f"Tasks of {name}")
+                      f"Tasks of {name}", paths.home.dag_layouts_dir)
+    grid = task_grid(paths, name, pv.recent, pv.config.topological_order() if pv.config is not None else [])
     finished = [r for r in reversed(pv.recent) if r.get("status") in ("success", "failed", "interrupted")]
     trend = trend_svg([TrendPoint(r["run_id"], r["status"], r.get("duration_s"),
                                   root + layout.url_run(project, name, r["run_id"])) for r in finished])
@@ -285,7 +287,7 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, wa
         "pipeline.html", url, project_name=project, pipeline=name, config=pv.config, next_runs=pv.next_runs,
         dag=dag, trend=trend, runs=pv.recent, archives=_archive_nav(_archives(pv.first_id, newest)), archive=None,
         refresh=any(r.get("status") == "running" for r in pv.recent),
-        crumbs=[(project, layout.url_project(project))],
+        crumbs=[(project, layout.url_project(project))], grid=grid,
     ))
     return pv.recent
 

@@ -2,17 +2,21 @@
 
 Shapes carry `class="s-<status>"`; the colours come from style.css, and every
 status is also written as an icon (fmt.STATUS_ICONS), so nothing relies on colour.
+The DAG's geometry comes from Graphviz dot, once per DAG (dag_layout.py).
 The SVGs keep their natural size; the page wraps them in a horizontally
 scrollable figure so a phone can pan without the page overflowing.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
+from flank_ops.site import dag_layout
 from flank_ops.site.fmt import fmt_duration, parse_time, status_icon, status_key, status_label
 
 
@@ -32,103 +36,88 @@ def _clip(text: str, limit: int) -> str:
 
 
 # --- DAG ---------------------------------------------------------------------
-
-NODE_W, NODE_H = 168, 32
-GAP_X, GAP_Y = 16, 34
-PER_ROW = 4  # wider layers wrap, so a 30-task pipeline stays about 730 px wide
-PAD = 8
+# Where boxes and arrows go comes from Graphviz dot (dag_layout.py, cached per DAG);
+# what they look like is drawn here, so a run's statuses only change classes and icons.
 
 
-def dag_layers(nodes: Sequence[DagNode]) -> list[list[str]]:
-    """Tasks grouped by depth (longest path from a root), each layer in a stable, low-crossing order."""
-    by_name = {n.name: n for n in nodes}
-    depth: dict[str, int] = {}
+def dag_svg(nodes: Sequence[DagNode], title: str = "Task graph", cache_dir: Path | None = None) -> Markup:
+    """The task graph, laid out in layers by dot; a plain list of the tasks when dot is missing.
 
-    def depth_of(name: str, trail: frozenset[str] = frozenset()) -> int:
-        if name in depth:
-            return depth[name]
-        deps = [d for d in by_name[name].needs if d in by_name and d not in trail]
-        value = 0 if not deps else 1 + max(depth_of(d, trail | {name}) for d in deps)
-        depth[name] = value
-        return value
-
-    for n in nodes:
-        depth_of(n.name)
-    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    for n in nodes:
-        layers[depth[n.name]].append(n.name)
-    # order each layer by the mean position of its parents (a single barycentre pass)
-    position: dict[str, float] = {}
-    for layer in layers:
-        def key(name: str) -> float:
-            parents = [position[d] for d in by_name[name].needs if d in position]
-            return sum(parents) / len(parents) if parents else -1.0
-
-        layer.sort(key=key)
-        for i, name in enumerate(layer):
-            position[name] = float(i)
-    return layers
-
-
-def dag_svg(nodes: Sequence[DagNode], title: str = "Task graph") -> Markup:
+    cache_dir: where layouts are kept between processes (paths.Home.dag_layouts_dir).
+    """
     if not nodes:
         return Markup("")
-    layers = dag_layers(nodes)
-    xy: dict[str, tuple[int, int]] = {}
-    row = 0
-    widest = 1
-    for layer in layers:
-        for start in range(0, len(layer), PER_ROW):
-            chunk = layer[start:start + PER_ROW]
-            widest = max(widest, len(chunk))
-            for i, name in enumerate(chunk):
-                xy[name] = (i, row)
-            row += 1
-    width = PAD * 2 + widest * NODE_W + (widest - 1) * GAP_X
-    height = PAD * 2 + row * NODE_H + (row - 1) * GAP_Y
-
-    def box(name: str) -> tuple[float, float]:
-        col, r = xy[name]
-        return PAD + col * (NODE_W + GAP_X), PAD + r * (NODE_H + GAP_Y)
-
+    lay = dag_layout.layout([(n.name, n.needs) for n in nodes], cache_dir)
+    if lay is None:
+        return dag_list(nodes, title)
+    width, height = math.ceil(lay.width), math.ceil(lay.height)
     parts = [
         f'<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
         f"<title>{_e(title)}</title>",
     ]
-    for n in nodes:
-        x2, y2 = box(n.name)
-        for dep in n.needs:
-            if dep not in xy:
-                continue
-            x1, y1 = box(dep)
-            sx, sy = x1 + NODE_W / 2, y1 + NODE_H
-            tx, ty = x2 + NODE_W / 2, y2
-            bend = max(GAP_Y / 2, (ty - sy) / 2)
-            parts.append(
-                f'<path class="edge" d="M{sx:.0f},{sy:.0f} C{sx:.0f},{sy + bend:.0f} '
-                f'{tx:.0f},{ty - bend:.0f} {tx:.0f},{ty - 4:.0f}"/>'
-                f'<path class="arrow" d="M{tx - 4:.0f},{ty - 7:.0f} L{tx:.0f},{ty - 1:.0f} L{tx + 4:.0f},{ty - 7:.0f}"/>'
-            )
-    for n in nodes:
-        x, y = box(n.name)
-        cls = f"node s-{status_key(n.status)}" if n.status else "node s-none"
-        label = _clip(n.name, 17)
-        tip = n.name if not n.status else f"{n.name}: {status_label(n.status)}"
-        icon = f'<text class="icon" x="{x + 14:.0f}" y="{y + 21:.0f}">{_e(status_icon(n.status))}</text>' if n.status else ""
-        text_x = x + 28 if n.status else x + 12
-        inner = (
-            f"<title>{_e(tip)}</title>"
-            f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
-            f"{icon}"
-            f'<text class="name" x="{text_x:.0f}" y="{y + 21:.0f}">{_e(label)}</text>'
-        )
-        if n.href:
-            parts.append(f'<a class="{cls}" href="{_e(n.href)}">{inner}</a>')
-        else:
-            parts.append(f'<g class="{cls}">{inner}</g>')
+    for edge in lay.edges:
+        parts.append(_edge(edge))
+    by_name = {n.name: n for n in nodes}
+    for name, box in lay.boxes.items():
+        parts.append(_node(by_name[name], box))
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _edge(edge: dag_layout.Edge) -> str:
+    pts = edge.points
+    if not pts:
+        return ""
+    d = [f"M{pts[0][0]:g},{pts[0][1]:g}"]
+    for i in range(1, len(pts) - 2, 3):
+        (ax, ay), (bx, by), (cx, cy) = pts[i:i + 3]
+        d.append(f"C{ax:g},{ay:g} {bx:g},{by:g} {cx:g},{cy:g}")
+    arrow = ""
+    if edge.tip is not None:
+        (ex, ey), (tx, ty) = pts[-1], edge.tip
+        length = math.hypot(tx - ex, ty - ey) or 1.0
+        px, py = -(ty - ey) / length * 3.5, (tx - ex) / length * 3.5
+        arrow = (f'<path class="arrow" d="M{tx:g},{ty:g} L{ex + px:.1f},{ey + py:.1f} '
+                 f'L{ex - px:.1f},{ey - py:.1f} Z"/>')
+    return (f'<g class="edge" data-from="{_e(edge.tail)}" data-to="{_e(edge.head)}">'
+            f'<path class="line" d="{" ".join(d)}"/>{arrow}</g>')
+
+
+def _node(n: DagNode, box: dag_layout.Box) -> str:
+    x, y, w, h = box.x, box.y, box.w, box.h
+    cls = f"node s-{status_key(n.status)}" if n.status else "node s-none"
+    label = _clip(n.name, dag_layout.label_chars(w))
+    tip = n.name if not n.status else f"{n.name}: {status_label(n.status)}"
+    base = y + h / 2 + 4.5
+    icon = f'<text class="icon" x="{x + 14:g}" y="{base + 0.5:g}">{_e(status_icon(n.status))}</text>' if n.status else ""
+    inner = (
+        f"<title>{_e(tip)}</title>"
+        f'<rect x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" rx="6"/>'
+        f"{icon}"
+        f'<text class="name" x="{x + (28 if n.status else 12):g}" y="{base:g}">{_e(label)}</text>'
+    )
+    if n.href:
+        return f'<a class="{cls}" data-task="{_e(n.name)}" href="{_e(n.href)}">{inner}</a>'
+    return f'<g class="{cls}" data-task="{_e(n.name)}">{inner}</g>'
+
+
+def dag_list(nodes: Sequence[DagNode], title: str = "Task graph") -> Markup:
+    """The tasks as a list (needs and status in words): what pages show when dot cannot draw."""
+    why = ("Graphviz <code>dot</code> is not installed on this machine (see <code>flank doctor</code>), "
+           "so the tasks are listed instead of drawn." if dag_layout.dot_executable() is None
+           else "The task graph could not be drawn, so the tasks are listed.")
+    items = []
+    for n in nodes:
+        name = f"{_e(status_icon(n.status))} {_e(n.name)}" if n.status else _e(n.name)
+        name = f'<a href="{_e(n.href)}">{name}</a>' if n.href else f"<span>{name}</span>"
+        status = f' <span class="st">{_e(status_label(n.status))}</span>' if n.status else ""
+        needs = (f' <span class="needs">needs {_e(", ".join(n.needs))}</span>' if n.needs
+                 else ' <span class="needs">needs nothing</span>')
+        cls = f"s-{status_key(n.status)}" if n.status else "s-none"
+        items.append(f'<li class="{cls}" data-task="{_e(n.name)}">{name}{status}{needs}</li>')
+    return Markup(f'<div class="dag-list" role="group" aria-label="{_e(title)}"><p class="muted small">{why}</p>'
+                  f'<ol>{"".join(items)}</ol></div>')
 
 
 # --- Gantt -------------------------------------------------------------------

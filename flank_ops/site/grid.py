@@ -1,0 +1,87 @@
+"""The pipeline page's grid: its tasks (rows, in topological order) x its newest runs (columns, newest first).
+
+Airflow's grid view: each cell is one task's status in one run, linking to that
+task's log, so "model has failed three nights running" is one look. It reads the
+run records of the newest GRID_RUNS runs only: the same cost with 30 or 10,000
+past runs. Skipped triggers ran no task, so they take no column.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
+from flank_ops.site.data import Warnings, load_run
+
+GRID_RUNS = 30
+
+
+class GridRun(NamedTuple):
+    run_id: int
+    status: str
+    started_at: str | None
+
+
+class GridCell(NamedTuple):
+    run_id: int
+    status: str | None  # None: the task was not part of this run (added later, or the record is gone)
+    has_log: bool  # link to the log page (the site writes one only for a non-empty log), else the run page
+
+
+class GridRow(NamedTuple):
+    task: str
+    cells: list[GridCell]  # one per GridRun, same order
+
+
+class TaskGrid(NamedTuple):
+    runs: list[GridRun]  # newest first
+    rows: list[GridRow]
+
+
+def _log_sizes(run_dir: Path) -> dict[str, int]:
+    """Sizes of a run's task logs (logs/<task>.log), from one directory listing."""
+    try:
+        with os.scandir(records.task_log_path(run_dir, "x").parent) as entries:
+            return {e.name: e.stat().st_size for e in entries if e.name.endswith(".log")}
+    except OSError:
+        return {}
+
+
+def task_grid(paths: ProjectPaths, pipeline: str, recent: Sequence[dict[str, Any]],
+              task_order: Sequence[str]) -> TaskGrid | None:
+    """The grid from `recent` (history entries, newest first); tasks in `task_order`, then any
+    task the runs had that the deployed flank.yml no longer has. None when there is no run."""
+    from flank_ops.site.build import _task_log_file  # the site's one rule for where a task's log is
+
+    runs = [r for r in recent if r.get("status") != "skipped" and isinstance(r.get("run_id"), int)][:GRID_RUNS]
+    if not runs:
+        return None
+    tasks: dict[str, None] = dict.fromkeys(task_order)
+    per_run: list[dict[str, GridCell]] = []
+    for entry in runs:
+        run_id = entry["run_id"]
+        record = load_run(paths, pipeline, run_id, Warnings())  # a damaged record is reported by its own page
+        cells: dict[str, GridCell] = {}
+        run_dir = paths.run_dir(pipeline, run_id)
+        sizes = _log_sizes(run_dir) if record else {}
+        for name, task in ((record or {}).get("tasks") or {}).items():
+            task = task if isinstance(task, dict) else {}
+            name = str(name)
+            status = str(task.get("status") or "pending")
+            if "/" not in name and task.get("log") in (None, "", f"logs/{name}.log"):
+                has_log = sizes.get(f"{name}.log", 0) > 0  # the launcher's layout: one listing per run
+            else:
+                try:
+                    has_log = _task_log_file(run_dir, name, task).stat().st_size > 0
+                except OSError:
+                    has_log = False
+            cells[name] = GridCell(run_id, status, has_log)
+            tasks.setdefault(name, None)
+        per_run.append(cells)
+    rows = [GridRow(name, [cells.get(name) or GridCell(r["run_id"], None, False) for r, cells in zip(runs, per_run)])
+            for name in tasks]
+    return TaskGrid([GridRun(r["run_id"], str(r.get("status")), r.get("started_at")) for r in runs], rows)
+
