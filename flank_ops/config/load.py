@@ -274,7 +274,7 @@ def _name(report: Report, entry: yn.Entry, what: str) -> bool:
 
         ascii_name = unicodedata.normalize("NFKD", entry.key).encode("ascii", "ignore").decode()
         suggestion = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_name).strip("_-") or f"my_{what}"
-        report.add(entry.key_node, f"{what} name {entry.key!r} may only use letters, digits, '_' and '-'",
+        report.add(entry.key_node, f"{what} name {entry.key!r} may only use ASCII letters, digits, '_' and '-'",
                    f"e.g. {suggestion!r}")
     return False
 
@@ -564,7 +564,7 @@ def _replace_needs(task: Task, needs: list[str]) -> Task:
 def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str, "Node"]]]:
     name, node = entry.key, entry.value
     if yn.is_scalar(node, yn.STR):
-        command = _command(report, node)
+        command = _command(report, node, name)
         return (Task(name=name, run=command) if command else None), []
     if yn.is_null(node):
         report.add(node, f"task {name!r} has no command", f"write {name}: <command>, e.g. Rscript R/{name}.R")
@@ -581,7 +581,7 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
         key, value = e.key, e.value
         if key == "run":
             has_run = True
-            command = _command(report, value)
+            command = _command(report, value, name)
         elif key == "needs":
             needs = _needs(report, value)
         elif key == "retries":
@@ -605,7 +605,23 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
                 **{k: v for k, v in fields.items() if v is not None}), needs
 
 
-def _command(report: Report, node: "Node") -> str | None:
+def max_command_bytes() -> int:
+    """The longest command (UTF-8 bytes) the kernel will take as `sh -c COMMAND`.
+
+    A quarter of ARG_MAX leaves room for the environment; Linux also caps any one
+    argument at 32 pages (MAX_ARG_STRLEN, its NUL included), whatever ARG_MAX says.
+    """
+    import os
+
+    try:
+        arg_max = os.sysconf("SC_ARG_MAX")
+        page = os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        arg_max, page = 2 * 1024 * 1024, 4096
+    return min(arg_max // 4, 32 * page - 1)
+
+
+def _command(report: Report, node: "Node", task: str) -> str | None:
     command = _string(report, node, "run", "a shell command (a string)")
     if command is None:
         return None
@@ -614,6 +630,12 @@ def _command(report: Report, node: "Node") -> str | None:
         return None
     if "\0" in command:
         report.add(node, "run: the command contains a NUL character")
+        return None
+    size, limit = len(command.encode("utf-8", "surrogatepass")), max_command_bytes()
+    if size > limit:
+        report.add(node, f"run: the command is {size / 1024:.1f} KiB; the kernel takes at most "
+                   f"{limit / 1024:.1f} KiB for one command",
+                   f"put the commands in a script in the repo and run it, e.g. sh scripts/{task}.sh")
         return None
     return command
 
