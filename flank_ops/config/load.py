@@ -29,6 +29,8 @@ from flank_ops.errors import ConfigError, ConfigErrors
 if TYPE_CHECKING:
     from yaml import Node
 
+    from flank_ops.config.repo_paths import RepoTree
+
 FILENAME = "flank.yml"
 MAX_BYTES = 1024 * 1024  # a flank.yml is a page of text; anything this big is a mistake
 MAX_RETRIES = 20  # retry delays double: 20 retries of 10s already span months
@@ -50,6 +52,8 @@ class Report:
         self.errors: list[ConfigError] = []
         self._seen: set[ConfigError] = set()
         self.mappings = yn.Mappings(self.add)
+        # (key, path, node) of every dir: and persist: path, checked against the repo's tree
+        self.repo_paths: dict[tuple[str, str, int], "Node"] = {}
 
     def add(self, node: "Node | None", message: str, hint: str | None = None) -> None:
         line, col = yn.position(node) if node is not None else (1, 1)
@@ -65,8 +69,12 @@ class Report:
 # --- entry points ----------------------------------------------------------------
 
 
-def load_config(text: str | bytes, filename: str = FILENAME) -> Config:
-    """Parse and validate flank.yml text. Raises ConfigErrors listing every problem."""
+def load_config(text: str | bytes, filename: str = FILENAME, tree: "RepoTree | None" = None) -> Config:
+    """Parse and validate flank.yml text. Raises ConfigErrors listing every problem.
+
+    With `tree` (the pushed commit's, or a work tree's index), `dir:` and `persist:` paths
+    are also checked against the repo's files: see repo_paths.py.
+    """
     text = _as_text(text, filename)
     try:
         root = yn.compose(text)
@@ -74,12 +82,21 @@ def load_config(text: str | bytes, filename: str = FILENAME) -> Config:
         raise ConfigErrors([ConfigError(filename, exc.line, exc.column, exc.message, exc.hint)]) from None
     report = Report(filename)
     config = _config(root, report)
+    if tree is not None and config is not None:
+        _check_repo_paths(report, tree, config)
     if report.errors or config is None:
         raise ConfigErrors(report.errors)
     return config
 
 
-def load_config_file(path: Path) -> Config:
+def symlink_error(filename: str = FILENAME) -> ConfigErrors:
+    """flank.yml is a symlink (in a pushed commit, or a work tree): refused, never followed."""
+    from flank_ops.config.repo_paths import flank_yml_link_problem
+
+    return ConfigErrors([ConfigError(filename, 0, 0, *flank_yml_link_problem())])
+
+
+def load_config_file(path: Path, tree: "RepoTree | None" = None) -> Config:
     """Read and validate a flank.yml file; a missing or unreadable file is a ConfigErrors too."""
     path = Path(path)
     name = str(path)
@@ -93,6 +110,8 @@ def load_config_file(path: Path) -> Config:
         raise ConfigErrors([ConfigError(name, 0, 0, "is a directory, not a file")]) from None
     except PermissionError:
         raise ConfigErrors([ConfigError(name, 0, 0, "permission denied", "make the file readable")]) from None
+    if tree is not None:
+        return load_config(data, name, tree)
     key = (name, data)
     config = _loaded.get(key)
     if config is None:
@@ -378,6 +397,7 @@ def _persist(report: Report, node: "Node") -> tuple[str, ...]:
             report.add(item, f"persist: {text!r} overlaps {inside!r}", "persist the outer directory only")
             continue
         kept[path] = item
+        report.repo_paths[("persist", path, id(item))] = item
     return tuple(kept)
 
 
@@ -522,6 +542,14 @@ def _ping_url(report: Report, node: "Node") -> str | None:
     return url
 
 
+def _check_repo_paths(report: Report, tree: "RepoTree", config: Config) -> None:
+    from flank_ops.config.repo_paths import path_problems
+
+    for (key, path, _), node in report.repo_paths.items():
+        for message, hint in path_problems(tree, key, path, config.persist):
+            report.add(node, message, hint)
+
+
 # --- tasks -----------------------------------------------------------------------
 
 
@@ -592,6 +620,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             fields["timeout_s"] = _duration(report, value, key)
         elif key == "dir":
             fields["dir"] = _relative_dir(report, value, key)
+            if fields["dir"] is not None and fields["dir"] != ".":
+                report.repo_paths[("dir", fields["dir"], id(value))] = value
         elif key == "env":
             fields["env"] = _env(report, value, "env")
         else:
