@@ -95,13 +95,16 @@ def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Depl
         return Deployed(paths, working_copy, config, commit)
 
     assert project is not None
+    from flank_ops.git.release_config import load_release_config
+
     paths = Home().project(project).require()
     # Resolve `current` once: the whole run uses this release even if a push switches it.
     release_dir = Path(os.path.realpath(paths.current))
-    if not paths.current.is_symlink() or not (release_dir / "flank.yml").is_file():
+    if not paths.current.is_symlink() or not release_dir.is_dir():
         raise UserError(f"project {project!r} has no deploy yet", "push first: git push flank main")
-    config = load_config_file(release_dir / "flank.yml")
     sha = release_dir.name
+    # The flank.yml the deploy validated, never the checkout's copy (which can change).
+    config = load_release_config(paths, sha)
     try:
         commit = commit_info(paths.bare_repo, sha)
     except UserError:
