@@ -10,6 +10,7 @@ imported lazily: the git pre-receive hook imports this module.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,7 +103,10 @@ def load_config_file(path: Path, tree: "RepoTree | None" = None) -> Config:
     name = str(path)
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)  # never read a huge file whole
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
+                raise too_large_error(name, size)
+            data = f.read(MAX_BYTES + 1)  # never read a huge file whole (nor a growing one)
     except FileNotFoundError:
         raise ConfigErrors([ConfigError(name, 0, 0, "no such file",
                                         "run this in your repo's root, or pass the path of flank.yml")]) from None
@@ -146,12 +150,12 @@ def _as_text(data: str | bytes, filename: str) -> str:
     """UTF-8 text of a plausible size, or ConfigErrors saying why not."""
     if isinstance(data, str):
         if len(data) > MAX_BYTES // 4 and len(data.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-            raise _file_problem(filename, "file is larger than 1 MiB", "a flank.yml is a short text file")
+            raise too_large_error(filename, len(data.encode("utf-8", "surrogatepass")))
         raw = None
         text = data
     else:
         if len(data) > MAX_BYTES:
-            raise _file_problem(filename, "file is larger than 1 MiB", "a flank.yml is a short text file")
+            raise too_large_error(filename, len(data))
         raw = data
         if b"\0" in raw:
             line, col = _byte_position(raw, raw.index(b"\0"))
@@ -170,6 +174,18 @@ def _as_text(data: str | bytes, filename: str) -> str:
                             "flank.yml must be a UTF-8 text file", line,
                             index - (text.rfind("\n", 0, index) + 1) + 1)
     return text.removeprefix("\ufeff")  # a BOM from Windows editors is harmless
+
+
+def too_large_error(filename: str, size: int) -> ConfigErrors:
+    """A flank.yml over MAX_BYTES: the words of `flank validate` and of a push."""
+    import math
+
+    megabytes = round(size / 1024 / 1024, 1)
+    if megabytes * 1024 * 1024 <= MAX_BYTES:  # never "1.0 MB" for a file over the 1 MB limit
+        megabytes = math.ceil(size / 1024 / 1024 * 10) / 10
+    return ConfigErrors([ConfigError(filename, 0, 0, f"is {megabytes:.1f} MB; flank reads at most "
+                                     f"{MAX_BYTES // 1024 // 1024} MB",
+                                     "flank.yml describes pipelines; keep data out of it")])
 
 
 def _byte_position(raw: bytes, index: int) -> tuple[int, int]:

@@ -165,10 +165,9 @@ def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | No
     if kind != "blob":
         return b"", f"{FLANK_YML} in the pushed commit is a {kind}, not a file"
     if size > MAX_FLANK_YML_BYTES:
-        return b"", (
-            f"{FLANK_YML} is {size / 1024 / 1024:.1f} MB; flank reads at most "
-            f"{MAX_FLANK_YML_BYTES // 1024 // 1024} MB\n  flank.yml describes pipelines; keep data out of it"
-        )
+        from flank_ops.config.load import too_large_error
+
+        return b"", str(too_large_error(FLANK_YML, size).errors[0])
     return content, None
 
 

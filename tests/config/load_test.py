@@ -388,8 +388,10 @@ def test_deeply_nested_input_is_an_error_not_a_crash() -> None:
 
 def test_huge_file_is_refused_without_parsing() -> None:
     big = "pipelines:\n" + "#" * (1024 * 1024) + "\n"
-    assert errors_of(big.encode()) == ["flank.yml:1:1: file is larger than 1 MiB (a flank.yml is a short text file)"]
-    assert errors_of(big) == ["flank.yml:1:1: file is larger than 1 MiB (a flank.yml is a short text file)"]
+    assert errors_of(big.encode()) == ["flank.yml: is 1.1 MB; flank reads at most 1 MB "
+                                       "(flank.yml describes pipelines; keep data out of it)"]
+    assert errors_of(big) == ["flank.yml: is 1.1 MB; flank reads at most 1 MB "
+                              "(flank.yml describes pipelines; keep data out of it)"]
 
 
 def test_utf8_bom_and_non_ascii_are_fine() -> None:
