@@ -223,6 +223,13 @@ def test_runs_use_the_flank_yml_the_deploy_validated_not_the_file_on_disk(tmp_pa
     run_dir = project.dir / "runs" / "nightly" / "1"
     assert (run_dir / "logs" / "a.log").read_text() == "validated\n"
 
+    # A release deployed before flank kept that copy: read from git's objects, still not the checkout.
+    stored = Home(project.home).project(project.name).release_config(head(project.wc))
+    assert stored.read_text() == "pipelines:\n  nightly:\n    tasks:\n      a: echo validated\n"
+    stored.unlink()
+    assert run_flank("run", project.name, "nightly").returncode == 0
+    assert (project.dir / "runs" / "nightly" / "2" / "logs" / "a.log").read_text() == "validated\n"
+
 
 def test_deploy_never_creates_folders_outside_flank_home(tmp_path: Path, flank_home: Path) -> None:
     # Validation refuses such a flank.yml; the deploy must hold even without it.
