@@ -114,13 +114,13 @@ def link_persist(paths: ProjectPaths, release: Path, persist: tuple[str, ...]) -
 def _stays_inside(path: Path, root: Path) -> bool:
     """`path` (which may not exist yet) is `root` or below it once every symlink is followed,
     and no symlink on the way dangles (creating folders there would fail or land elsewhere)."""
-    real_root = os.path.realpath(root)
     probe = Path(path)
     while not os.path.lexists(probe) and probe != probe.parent:
         probe = probe.parent  # the deepest part that exists decides where the rest goes
     if os.path.islink(probe) and not os.path.exists(probe):
         return False  # dangling
-    real = os.path.realpath(probe)
+    # realpath follows what exists and appends the rest as written (no '..': validated)
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
     return real == real_root or real.startswith(real_root + os.sep)
 
 

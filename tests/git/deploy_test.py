@@ -243,9 +243,10 @@ def test_deploy_never_creates_folders_outside_flank_home(tmp_path: Path, flank_h
     os.symlink(str(outside), release / "sym")
     os.symlink("missing", release / "gone")
 
-    warnings = link_persist(paths, release, ("sym/data", "gone/data"))
+    warnings = link_persist(paths, release, ("sym/data", "gone/data", "out/figures"))
 
     assert list(outside.iterdir()) == []
+    assert (release / "out" / "figures").resolve() == (paths.persist_dir / "out" / "figures").resolve()
     assert warnings == [
         "persist: 'sym/data' leads out of the release through a symlink; not linked",
         "persist: 'gone/data' leads out of the release through a symlink; not linked",
