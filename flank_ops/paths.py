@@ -8,6 +8,7 @@
         persist/<dir>/            data kept across deploys
         secrets.env               KEY=VALUE, mode 0600
         pipelines/<p>.mk          generated Makefile (+ <p>.tasks/ task specs)
+        pipelines/validated/<sha>.flank.yml   the flank.yml release <sha> was validated with (runs read it)
         crontab                   the generated crontab block
         runs/<p>/<run-id>/        run record (run.json), task results, logs
         deploys.jsonl             one line per push handled
@@ -132,6 +133,10 @@ class ProjectPaths:
 
     def release_dir(self, sha: str) -> Path:
         return self.releases_dir / sha
+
+    def release_config(self, sha: str) -> Path:
+        """The flank.yml the deploy of `sha` validated, as runs must read it (never the checkout's)."""
+        return self.pipelines_dir / "validated" / f"{sha}.flank.yml"
 
     @property
     def current(self) -> Path:

@@ -2,12 +2,15 @@
 
 Prints `flank.yml OK — 1 pipeline, 4 tasks` (exit 0) or every problem as
 `file:line:col: message` lines, the format editors and terminals link to (exit 1).
+In a git work tree it also checks what the push checks (a symlinked flank.yml, dir: and
+persist: paths against the repo's files), with the same rules and words.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from flank_ops.errors import ConfigErrors
 
@@ -18,13 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import describe, load_config_file
+    from flank_ops.config.load import describe, load_config_file, symlink_error
+    from flank_ops.git.trees import work_tree_index
 
     path = args.path
     if os.path.isdir(path):
         path = os.path.join(path, "flank.yml")
     try:
-        config = load_config_file(path)
+        # A git work tree's flank.yml gets the push's checks too: against the index, what
+        # the next commit (and so the next push) holds.
+        tree = work_tree_index(Path(path))
+        if tree is not None and (os.path.islink(path) or _indexed_as_link(tree)):
+            raise symlink_error(path)
+        config = load_config_file(path, tree=tree)
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -33,3 +42,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"{path} OK — {describe(config)}")
     return 0
+
+
+def _indexed_as_link(tree) -> bool:
+    entry = (tree.folder("") or {}).get("flank.yml")
+    return entry is not None and entry.kind == "link"

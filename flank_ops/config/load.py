@@ -10,6 +10,7 @@ imported lazily: the git pre-receive hook imports this module.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from flank_ops.errors import ConfigError, ConfigErrors
 
 if TYPE_CHECKING:
     from yaml import Node
+
+    from flank_ops.config.repo_paths import RepoTree
 
 FILENAME = "flank.yml"
 MAX_BYTES = 1024 * 1024  # a flank.yml is a page of text; anything this big is a mistake
@@ -50,6 +53,8 @@ class Report:
         self.errors: list[ConfigError] = []
         self._seen: set[ConfigError] = set()
         self.mappings = yn.Mappings(self.add)
+        # (key, path, node) of every dir: and persist: path, checked against the repo's tree
+        self.repo_paths: dict[tuple[str, str, int], "Node"] = {}
 
     def add(self, node: "Node | None", message: str, hint: str | None = None) -> None:
         line, col = yn.position(node) if node is not None else (1, 1)
@@ -65,8 +70,12 @@ class Report:
 # --- entry points ----------------------------------------------------------------
 
 
-def load_config(text: str | bytes, filename: str = FILENAME) -> Config:
-    """Parse and validate flank.yml text. Raises ConfigErrors listing every problem."""
+def load_config(text: str | bytes, filename: str = FILENAME, tree: "RepoTree | None" = None) -> Config:
+    """Parse and validate flank.yml text. Raises ConfigErrors listing every problem.
+
+    With `tree` (the pushed commit's, or a work tree's index), `dir:` and `persist:` paths
+    are also checked against the repo's files: see repo_paths.py.
+    """
     text = _as_text(text, filename)
     try:
         root = yn.compose(text)
@@ -74,18 +83,30 @@ def load_config(text: str | bytes, filename: str = FILENAME) -> Config:
         raise ConfigErrors([ConfigError(filename, exc.line, exc.column, exc.message, exc.hint)]) from None
     report = Report(filename)
     config = _config(root, report)
+    if tree is not None and config is not None:
+        _check_repo_paths(report, tree, config)
     if report.errors or config is None:
         raise ConfigErrors(report.errors)
     return config
 
 
-def load_config_file(path: Path) -> Config:
+def symlink_error(filename: str = FILENAME) -> ConfigErrors:
+    """flank.yml is a symlink (in a pushed commit, or a work tree): refused, never followed."""
+    from flank_ops.config.repo_paths import flank_yml_link_problem
+
+    return ConfigErrors([ConfigError(filename, 0, 0, *flank_yml_link_problem())])
+
+
+def load_config_file(path: Path, tree: "RepoTree | None" = None) -> Config:
     """Read and validate a flank.yml file; a missing or unreadable file is a ConfigErrors too."""
     path = Path(path)
     name = str(path)
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)  # never read a huge file whole
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
+                raise too_large_error(name, size)
+            data = f.read(MAX_BYTES + 1)  # never read a huge file whole (nor a growing one)
     except FileNotFoundError:
         raise ConfigErrors([ConfigError(name, 0, 0, "no such file",
                                         "run this in your repo's root, or pass the path of flank.yml")]) from None
@@ -93,6 +114,8 @@ def load_config_file(path: Path) -> Config:
         raise ConfigErrors([ConfigError(name, 0, 0, "is a directory, not a file")]) from None
     except PermissionError:
         raise ConfigErrors([ConfigError(name, 0, 0, "permission denied", "make the file readable")]) from None
+    if tree is not None:
+        return load_config(data, name, tree)
     key = (name, data)
     config = _loaded.get(key)
     if config is None:
@@ -127,12 +150,12 @@ def _as_text(data: str | bytes, filename: str) -> str:
     """UTF-8 text of a plausible size, or ConfigErrors saying why not."""
     if isinstance(data, str):
         if len(data) > MAX_BYTES // 4 and len(data.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-            raise _file_problem(filename, "file is larger than 1 MiB", "a flank.yml is a short text file")
+            raise too_large_error(filename, len(data.encode("utf-8", "surrogatepass")))
         raw = None
         text = data
     else:
         if len(data) > MAX_BYTES:
-            raise _file_problem(filename, "file is larger than 1 MiB", "a flank.yml is a short text file")
+            raise too_large_error(filename, len(data))
         raw = data
         if b"\0" in raw:
             line, col = _byte_position(raw, raw.index(b"\0"))
@@ -151,6 +174,18 @@ def _as_text(data: str | bytes, filename: str) -> str:
                             "flank.yml must be a UTF-8 text file", line,
                             index - (text.rfind("\n", 0, index) + 1) + 1)
     return text.removeprefix("\ufeff")  # a BOM from Windows editors is harmless
+
+
+def too_large_error(filename: str, size: int) -> ConfigErrors:
+    """A flank.yml over MAX_BYTES: the words of `flank validate` and of a push."""
+    import math
+
+    megabytes = round(size / 1024 / 1024, 1)
+    if megabytes * 1024 * 1024 <= MAX_BYTES:  # never "1.0 MB" for a file over the 1 MB limit
+        megabytes = math.ceil(size / 1024 / 1024 * 10) / 10
+    return ConfigErrors([ConfigError(filename, 0, 0, f"is {megabytes:.1f} MB; flank reads at most "
+                                     f"{MAX_BYTES // 1024 // 1024} MB",
+                                     "flank.yml describes pipelines; keep data out of it")])
 
 
 def _byte_position(raw: bytes, index: int) -> tuple[int, int]:
@@ -274,7 +309,7 @@ def _name(report: Report, entry: yn.Entry, what: str) -> bool:
 
         ascii_name = unicodedata.normalize("NFKD", entry.key).encode("ascii", "ignore").decode()
         suggestion = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_name).strip("_-") or f"my_{what}"
-        report.add(entry.key_node, f"{what} name {entry.key!r} may only use letters, digits, '_' and '-'",
+        report.add(entry.key_node, f"{what} name {entry.key!r} may only use ASCII letters, digits, '_' and '-'",
                    f"e.g. {suggestion!r}")
     return False
 
@@ -378,6 +413,7 @@ def _persist(report: Report, node: "Node") -> tuple[str, ...]:
             report.add(item, f"persist: {text!r} overlaps {inside!r}", "persist the outer directory only")
             continue
         kept[path] = item
+        report.repo_paths[("persist", path, id(item))] = item
     return tuple(kept)
 
 
@@ -522,6 +558,14 @@ def _ping_url(report: Report, node: "Node") -> str | None:
     return url
 
 
+def _check_repo_paths(report: Report, tree: "RepoTree", config: Config) -> None:
+    from flank_ops.config.repo_paths import path_problems
+
+    for (key, path, _), node in report.repo_paths.items():
+        for message, hint in path_problems(tree, key, path, config.persist):
+            report.add(node, message, hint)
+
+
 # --- tasks -----------------------------------------------------------------------
 
 
@@ -564,7 +608,7 @@ def _replace_needs(task: Task, needs: list[str]) -> Task:
 def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str, "Node"]]]:
     name, node = entry.key, entry.value
     if yn.is_scalar(node, yn.STR):
-        command = _command(report, node)
+        command = _command(report, node, name)
         return (Task(name=name, run=command) if command else None), []
     if yn.is_null(node):
         report.add(node, f"task {name!r} has no command", f"write {name}: <command>, e.g. Rscript R/{name}.R")
@@ -581,7 +625,7 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
         key, value = e.key, e.value
         if key == "run":
             has_run = True
-            command = _command(report, value)
+            command = _command(report, value, name)
         elif key == "needs":
             needs = _needs(report, value)
         elif key == "retries":
@@ -592,6 +636,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             fields["timeout_s"] = _duration(report, value, key)
         elif key == "dir":
             fields["dir"] = _relative_dir(report, value, key)
+            if fields["dir"] is not None and fields["dir"] != ".":
+                report.repo_paths[("dir", fields["dir"], id(value))] = value
         elif key == "env":
             fields["env"] = _env(report, value, "env")
         else:
@@ -605,7 +651,23 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
                 **{k: v for k, v in fields.items() if v is not None}), needs
 
 
-def _command(report: Report, node: "Node") -> str | None:
+def max_command_bytes() -> int:
+    """The longest command (UTF-8 bytes) the kernel will take as `sh -c COMMAND`.
+
+    A quarter of ARG_MAX leaves room for the environment; Linux also caps any one
+    argument at 32 pages (MAX_ARG_STRLEN, its NUL included), whatever ARG_MAX says.
+    """
+    import os
+
+    try:
+        arg_max = os.sysconf("SC_ARG_MAX")
+        page = os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        arg_max, page = 2 * 1024 * 1024, 4096
+    return min(arg_max // 4, 32 * page - 1)
+
+
+def _command(report: Report, node: "Node", task: str) -> str | None:
     command = _string(report, node, "run", "a shell command (a string)")
     if command is None:
         return None
@@ -614,6 +676,12 @@ def _command(report: Report, node: "Node") -> str | None:
         return None
     if "\0" in command:
         report.add(node, "run: the command contains a NUL character")
+        return None
+    size, limit = len(command.encode("utf-8", "surrogatepass")), max_command_bytes()
+    if size > limit:
+        report.add(node, f"run: the command is {size / 1024:.1f} KiB; the kernel takes at most "
+                   f"{limit / 1024:.1f} KiB for one command",
+                   f"put the commands in a script in the repo and run it, e.g. sh scripts/{task}.sh")
         return None
     return command
 

@@ -109,7 +109,7 @@ def json_schema() -> dict[str, Any]:
             "tasks": {
                 "type": "object", "minProperties": 1, "propertyNames": name,
                 "additionalProperties": {"$ref": "#/$defs/task"},
-                "description": "The tasks, by name (letters, digits, '_' and '-').",
+                "description": "The tasks, by name (ASCII letters, digits, '_' and '-').",
             },
         },
     }
@@ -126,7 +126,7 @@ def json_schema() -> dict[str, Any]:
             "pipelines": {
                 "type": "object", "minProperties": 1, "propertyNames": name,
                 "additionalProperties": {"$ref": "#/$defs/pipeline"},
-                "description": "The pipelines, by name (letters, digits, '_' and '-').",
+                "description": "The pipelines, by name (ASCII letters, digits, '_' and '-').",
             },
         },
         "$defs": {

@@ -75,6 +75,9 @@ def compose(text: str) -> "Node | None":
                 line, col, "tab character: YAML allows only spaces here",
                 "replace the tab with spaces",
             ) from None
+        unquoted = _unquoted_indicator(text, exc)
+        if unquoted is not None:
+            raise unquoted from None
         if exc.context and exc.problem and exc.context_mark is not None:
             if exc.context.startswith("while"):
                 problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
@@ -89,6 +92,27 @@ def compose(text: str) -> "Node | None":
         ) from None
     except RecursionError:
         raise YamlProblem(1, 1, "invalid YAML: nested too deeply") from None
+
+
+def _unquoted_indicator(text: str, exc: Any) -> YamlProblem | None:
+    """`schedule: */5 * * * *` or `schedule: @daily` unquoted: YAML reads `*` as an alias
+    and refuses `@`; say to quote the value rather than quote YAML's parser at the user."""
+    if exc.context == "while scanning an alias" and exc.context_mark is not None:
+        mark, what = exc.context_mark, "a value starting with '*' is read as an alias"
+    elif exc.problem and "'@' that cannot start any token" in exc.problem and exc.problem_mark is not None:
+        mark, what = exc.problem_mark, "a value starting with '@' must be quoted"
+    else:
+        return None
+    line_start = text.rfind("\n", 0, mark.index) + 1
+    line_end = text.find("\n", mark.index)
+    value = text[mark.index:line_end if line_end >= 0 else len(text)].split(" #")[0].strip()
+    before = text[line_start:mark.index].split()
+    quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # As the line should read: `schedule: "*/5 * * * *"` or `- "*/5 * * * *"`.
+    written = f"{before[-1]} {quoted}" if before and before[-1].endswith((":", "-")) else quoted
+    looks_like_cron = before[-1:] == ["schedule:"] or len(value.split()) == 5 or value.startswith("@")
+    hint = f"quote the cron expression: {written}" if looks_like_cron else f"put it in quotes: {written}"
+    return YamlProblem(mark.line + 1, mark.column + 1, f"invalid YAML: {what}", hint)
 
 
 # PyYAML's words for the usual slips, and what to look at.

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.config.model import Config
-from flank_ops.errors import ConfigErrors, UserError
+from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_symlink, locked
+from flank_ops.git import release_config
 from flank_ops.git.deploy_log import deploy_entry, record_deploy
 from flank_ops.git.gitcmd import commit_info
-from flank_ops.git.push_check import FLANK_YML, take_validated
+from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
 
@@ -62,7 +63,7 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
         # A racing push that got the lock first deployed this very commit.
         say(f"{sha[:7]} is deployed already")
         try:
-            return Deployed(sha, validated or load_release_config(paths.release_dir(sha)))
+            return Deployed(sha, validated or release_config.load_release_config(paths, sha))
         except UserError as exc:
             say(f"warning: {failure_text(exc)}")
             return None
@@ -70,7 +71,10 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     clean_stale_validated(paths)
 
     try:
-        release, warnings, config = make_release(paths, sha, validated, load_release_config)
+        release, warnings, config = make_release(
+            paths, sha, validated, lambda _release: release_config.load_release_config(paths, sha))
+        # Runs read this copy, so it is in place before `current` points at the release.
+        release_config.store_release_config(paths, sha)
         atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
     except (OSError, UserError) as exc:
         reason = failure_text(exc)
@@ -109,13 +113,11 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
 
 
 def load_release_config(release: Path) -> Config:
-    """The flank.yml of a checked-out release (when pre-receive's validated copy is missing)."""
-    from flank_ops.config.load import load_config_file
+    """The validated flank.yml of releases/<sha> (the deploy's copy, never the checkout's file)."""
+    from flank_ops.paths import Home
 
-    try:
-        return load_config_file(release / FLANK_YML)
-    except ConfigErrors as exc:
-        raise UserError(f"{FLANK_YML} is invalid: " + "; ".join(str(e) for e in exc.errors)) from None
+    project_dir = release.parent.parent
+    return release_config.load_release_config(Home(project_dir.parent).project(project_dir.name), release.name)
 
 
 def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:

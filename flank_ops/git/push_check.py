@@ -84,27 +84,28 @@ def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerd
 
 
 def check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None]:
-    """Validate flank.yml at `sha` (and that its persist: dirs are not tracked in git)."""
-    with object_reader(git_dir) as read_object:
-        text, problem = read_flank_yml(read_object, sha)
+    """Validate flank.yml at `sha`, and its dir: and persist: paths against the commit's files.
+
+    The rules are load_config's (with the commit's tree), the same `flank validate` applies
+    in a work tree: whatever one refuses, the other refuses in the same words.
+    """
+    from flank_ops.config.load import load_config, symlink_error
+    from flank_ops.git.trees import CommitTree
+
+    tree = CommitTree(git_dir, sha, keep_git_env=True)
+    try:
+        entry = (tree.folder("") or {}).get(FLANK_YML)
+        if entry is not None and entry.kind == "link":
+            return [str(e) for e in symlink_error(FLANK_YML).errors], None
+        with object_reader(git_dir) as read_object:
+            text, problem = read_flank_yml(read_object, sha)
         if problem:
             return [problem], None
-        from flank_ops.config.load import load_config
-
-        try:
-            config = load_config(text, FLANK_YML)
-        except ConfigErrors as exc:
-            return [str(e) for e in exc.errors], None
-        except UserError as exc:
-            return [str(exc)], None
-        tracked = [p for p in config.persist if read_object(f"{sha}:{p.strip('/')}", False)[0] != "missing"]
-    if tracked:
-        return [
-            f"{FLANK_YML}: persist: {p!r} is tracked in git; persisted folders live on the VM and are "
-            f"linked into each release\n  stop tracking it (git rm -r --cached {p}, add it to .gitignore) "
-            "or drop it from persist:"
-            for p in tracked
-        ], None
+        config = load_config(text, FLANK_YML, tree=tree)
+    except ConfigErrors as exc:
+        return [str(e) for e in exc.errors], None
+    except UserError as exc:
+        return [str(exc)], None
     return [], config
 
 
@@ -164,10 +165,9 @@ def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | No
     if kind != "blob":
         return b"", f"{FLANK_YML} in the pushed commit is a {kind}, not a file"
     if size > MAX_FLANK_YML_BYTES:
-        return b"", (
-            f"{FLANK_YML} is {size / 1024 / 1024:.1f} MB; flank reads at most "
-            f"{MAX_FLANK_YML_BYTES // 1024 // 1024} MB\n  flank.yml describes pipelines; keep data out of it"
-        )
+        from flank_ops.config.load import too_large_error
+
+        return b"", str(too_large_error(FLANK_YML, size).errors[0])
     return content, None
 
 

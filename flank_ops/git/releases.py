@@ -92,8 +92,12 @@ def link_persist(paths: ProjectPaths, release: Path, persist: tuple[str, ...]) -
             warnings.append(f"persist: {name!r} is not a relative path inside the repo; not linked")
             continue
         data = paths.persist_dir / rel
-        data.mkdir(parents=True, exist_ok=True)
         link = release / rel
+        if not (_stays_inside(link.parent, release) and _stays_inside(data.parent, paths.persist_dir)):
+            # Validation refuses such paths; the deploy never follows a symlink out of FLANK_HOME anyway.
+            warnings.append(f"persist: {rel!r} leads out of the release through a symlink; not linked")
+            continue
+        data.mkdir(parents=True, exist_ok=True)
         target = os.path.relpath(data, link.parent)
         if link.is_symlink() and os.readlink(link) == target:
             continue
@@ -106,6 +110,19 @@ def link_persist(paths: ProjectPaths, release: Path, persist: tuple[str, ...]) -
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, link)
     return warnings
+
+
+def _stays_inside(path: Path, root: Path) -> bool:
+    """`path` (which may not exist yet) is `root` or below it once every symlink is followed,
+    and no symlink on the way dangles (creating folders there would fail or land elsewhere)."""
+    probe = Path(path)
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent  # the deepest part that exists decides where the rest goes
+    if os.path.islink(probe) and not os.path.exists(probe):
+        return False  # dangling
+    # realpath follows what exists and appends the rest as written (no '..': validated)
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return real == real_root or real.startswith(real_root + os.sep)
 
 
 def clean_leftovers(paths: ProjectPaths) -> None:
@@ -195,5 +212,7 @@ def prune_releases(paths: ProjectPaths, keep: int = KEEP_RELEASES) -> list[str]:
             continue
         # rmtree unlinks symlinks without following them: persist/ data is safe.
         shutil.rmtree(trash, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            paths.release_config(release.name).unlink()
         pruned.append(release.name)
     return pruned

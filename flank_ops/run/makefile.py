@@ -14,6 +14,12 @@ by the config), so they are safe as targets and file names.
 
 The recipe line holds no shell metacharacters, so make execs the launcher
 directly, without a shell per task (the overhead budget is ~1.5x plain make).
+
+Nothing from flank.yml reaches make's environment either: `flank run` starts make
+with an environment of its own (make_environment: PATH, HOME, the locale...) and
+hands each task its environment in the spec file, which only the launcher reads
+(GNU make takes MAKEFLAGS, MAKEFILES, GNUMAKEFLAGS... from its environment; in
+flank.yml's `env:` those are just variables a task's own make may use).
 """
 from __future__ import annotations
 
@@ -186,13 +192,15 @@ def render_makefile(
     return "\n".join(out)
 
 
-def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path, project_env: dict[str, str]) -> None:
+def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path, project_env: dict[str, str],
+                 mode: int = 0o644) -> None:
     specs_dir.mkdir(parents=True, exist_ok=True)
     for name, task in pipeline.tasks.items():
         # The folder is fresh and published only once complete (a symlink swap, or
         # the run's own plan), so each file is written straight, with no temp file
         # and no fsync: those cost ~0.5 ms a task.
-        with open(specs_dir / f"{name}{SPEC_SUFFIX}", "wb") as f:
+        fd = os.open(specs_dir / f"{name}{SPEC_SUFFIX}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        with open(fd, "wb") as f:
             f.write(_spec_bytes(task, release_dir, project_env))
 
 
@@ -253,14 +261,21 @@ def _remove_dropped_pipelines(paths: ProjectPaths, config: Config) -> None:
 
 
 def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_dir: Path,
-                   commit: str | None = None) -> Path:
+                   commit: str | None = None, task_env: dict[str, str] | None = None) -> Path:
     """The run's own copy of the Makefile and specs, in run_dir/plan/: a run stays
-    pinned to the release it started in, whatever pushes happen meanwhile."""
+    pinned to the release it started in, whatever pushes happen meanwhile.
+
+    `task_env` (default: flank.yml's `env:`) is what every task gets on top of the
+    environment make passes on (see spec_environment); it may hold the runner's own
+    environment, so the specs are the owner's alone (0600)."""
     from flank_ops.run.launcher import task_launcher_argv
 
     plan = Path(run_dir) / PLAN_DIR
     specs_dir = plan / f"{pipeline.name}.tasks"
-    _write_specs(specs_dir, pipeline, release_dir, config.env)
+    if task_env is None:
+        _write_specs(specs_dir, pipeline, release_dir, config.env)
+    else:
+        _write_specs(specs_dir, pipeline, release_dir, task_env, mode=0o600)
     makefile = plan / f"{pipeline.name}.mk"
     text = render_makefile(
         pipeline,
@@ -273,6 +288,43 @@ def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_di
     )
     atomic_write_text(makefile, text, mode=0o644)
     return makefile
+
+
+# --- make's own environment -------------------------------------------------------
+
+# What make (and the launcher it starts) needs from the runner's environment; the locale's
+# LC_* too. PYTHONPATH: the Python launcher must import this flank_ops.
+MAKE_ENV_NAMES = frozenset(("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+                            "PYTHONPATH"))
+# Variables GNU make reads from its environment to change what it does.
+MAKE_CONTROL_VARIABLES = frozenset((
+    "MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKEFILES", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_RESTARTS",
+    "MAKE_TERMOUT", "MAKE_TERMERR", "MAKECMDGOALS", "MAKESHELL", "MAKEFILE_LIST", "SHELL", "VPATH", "GPATH",
+    "SUFFIXES", ".SHELLFLAGS", ".RECIPEPREFIX", ".DEFAULT_GOAL", ".LIBPATTERNS", ".EXTRA_PREREQS",
+))
+
+
+def make_environment(secrets: dict[str, str], source: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment `flank run` starts make with: the few variables make needs from
+    `source` (default: this process's), and the secrets with their names, which the
+    launcher must read from its own environment to mask them. Never flank.yml's env:."""
+    source = dict(os.environ) if source is None else source
+    env = {k: v for k, v in source.items()
+           if (k in MAKE_ENV_NAMES or k.startswith("LC_")) and k not in MAKE_CONTROL_VARIABLES}
+    env.update((k, v) for k, v in secrets.items() if k not in MAKE_CONTROL_VARIABLES)
+    env["FLANK_SECRET_NAMES"] = ",".join(sorted(secrets))
+    return env
+
+
+def spec_environment(task_env: dict[str, str], make_env: dict[str, str],
+                     source: dict[str, str] | None = None) -> dict[str, str]:
+    """What the spec files must add for each task to see `task_env`: every variable make's
+    environment lacks (or has with another value). make's own control variables that
+    flank itself was started with (say, by a make recipe) stay out, as the launcher
+    drops them; set in flank.yml's env:, they reach the task."""
+    source = dict(os.environ) if source is None else source
+    return {k: v for k, v in task_env.items()
+            if make_env.get(k) != v and not (k in MAKE_CONTROL_VARIABLES and source.get(k) == v)}
 
 
 def make_executable() -> str:

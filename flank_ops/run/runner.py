@@ -95,13 +95,16 @@ def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Depl
         return Deployed(paths, working_copy, config, commit)
 
     assert project is not None
+    from flank_ops.git.release_config import load_release_config
+
     paths = Home().project(project).require()
     # Resolve `current` once: the whole run uses this release even if a push switches it.
     release_dir = Path(os.path.realpath(paths.current))
-    if not paths.current.is_symlink() or not (release_dir / "flank.yml").is_file():
+    if not paths.current.is_symlink() or not release_dir.is_dir():
         raise UserError(f"project {project!r} has no deploy yet", "push first: git push flank main")
-    config = load_config_file(release_dir / "flank.yml")
     sha = release_dir.name
+    # The flank.yml the deploy validated, never the checkout's copy (which can change).
+    config = load_release_config(paths, sha)
     try:
         commit = commit_info(paths.bare_repo, sha)
     except UserError:
@@ -356,10 +359,13 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     secrets = load_secrets(paths)
     (run_dir / "tasks").mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config,
-                                  deployed.release_dir, commit=deployed.commit.get("sha") or None)
-    argv = makefile.make_command(plan, run_dir, record["concurrency"], selected)
     env = task_env(deployed, pipeline, run_id, secrets)
+    # make gets an environment of its own; the tasks' reaches them through the spec files.
+    make_env = makefile.make_environment(secrets)
+    plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config,
+                                  deployed.release_dir, commit=deployed.commit.get("sha") or None,
+                                  task_env=makefile.spec_environment(env, make_env))
+    argv = makefile.make_command(plan, run_dir, record["concurrency"], selected)
 
     commit = deployed.commit.get("short") or "working copy"
     print(f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
@@ -376,7 +382,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     next_site = time.monotonic() + SITE_REFRESH_EVERY_S
     with open(run_dir / "make.log", "wb") as make_log:
         proc = subprocess.Popen(
-            argv, cwd=deployed.release_dir, env=env, stdin=subprocess.DEVNULL,
+            argv, cwd=deployed.release_dir, env=make_env, stdin=subprocess.DEVNULL,
             stdout=make_log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
         try:

@@ -1,6 +1,7 @@
 """flank.yml validation: what a user sees for each mistake, to the line and column."""
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -81,11 +82,11 @@ MALFORMED = [
      ["flank.yml:3:5: unknown key 'colour' (known keys: schedule, timezone, on_push, concurrency, overlap, "
       "notify, ping_url, tasks)"]),
     ("bad task name", tasks("load data: echo\n"),
-     ["flank.yml:4:7: task name 'load data' may only use letters, digits, '_' and '-' (e.g. 'load_data')"]),
+     ["flank.yml:4:7: task name 'load data' may only use ASCII letters, digits, '_' and '-' (e.g. 'load_data')"]),
     ("task name starting with -", tasks("-x: echo\n"),
      ["flank.yml:4:7: task name '-x' must not start with '-' (start it with a letter, digit or '_')"]),
     ("bad pipeline name", "pipelines:\n  night/ly:\n    tasks: {a: x}\n",
-     ["flank.yml:2:3: pipeline name 'night/ly' may only use letters, digits, '_' and '-' (e.g. 'night_ly')"]),
+     ["flank.yml:2:3: pipeline name 'night/ly' may only use ASCII letters, digits, '_' and '-' (e.g. 'night_ly')"]),
     ("unknown needs", tasks("extract: echo\nclean_data: echo\nmodel:\n  run: echo\n  needs: [clean_dta]\n"),
      ["flank.yml:8:17: needs: unknown task 'clean_dta' (did you mean 'clean_data'?)"]),
     ("needs as a comma string", tasks("a: echo\nb: echo\nc:\n  run: echo\n  needs: a, b\n"),
@@ -188,7 +189,21 @@ MALFORMED = [
     ("a list as a key", tasks("? [a]\n: echo\n"),
      ["flank.yml:4:9: a key must be a plain name, got a list"]),
     ("non-ASCII task name", tasks("café: echo\n"),
-     ["flank.yml:4:7: task name 'café' may only use letters, digits, '_' and '-' (e.g. 'cafe')"]),
+     ["flank.yml:4:7: task name 'café' may only use ASCII letters, digits, '_' and '-' (e.g. 'cafe')"]),
+    ("accented task name", tasks("modèl_ø: echo\n"),
+     ["flank.yml:4:7: task name 'modèl_ø' may only use ASCII letters, digits, '_' and '-' (e.g. 'model')"]),
+    ("unquoted cron step", pipeline("schedule: */5 * * * *\n"),
+     ["flank.yml:3:15: invalid YAML: a value starting with '*' is read as an alias "
+      "(quote the cron expression: schedule: \"*/5 * * * *\")"]),
+    ("unquoted cron star", pipeline("schedule: * * * * *\n"),
+     ["flank.yml:3:15: invalid YAML: a value starting with '*' is read as an alias "
+      "(quote the cron expression: schedule: \"* * * * *\")"]),
+    ("unquoted cron in a list", pipeline("schedule:\n  - 0 2 * * *\n  - */5 * * * *\n"),
+     ["flank.yml:5:9: invalid YAML: a value starting with '*' is read as an alias "
+      "(quote the cron expression: - \"*/5 * * * *\")"]),
+    ("unquoted @daily", pipeline("schedule: @daily\n"),
+     ["flank.yml:3:15: invalid YAML: a value starting with '@' must be quoted "
+      "(quote the cron expression: schedule: \"@daily\")"]),
     ("custom YAML tag", tasks("a: !shell echo\n"),
      ["flank.yml:4:10: task 'a': expected a command (a string) or a mapping with 'run:', got a value tagged !shell"]),
     ("task is a number", tasks("a: 5\n"),
@@ -373,8 +388,10 @@ def test_deeply_nested_input_is_an_error_not_a_crash() -> None:
 
 def test_huge_file_is_refused_without_parsing() -> None:
     big = "pipelines:\n" + "#" * (1024 * 1024) + "\n"
-    assert errors_of(big.encode()) == ["flank.yml:1:1: file is larger than 1 MiB (a flank.yml is a short text file)"]
-    assert errors_of(big) == ["flank.yml:1:1: file is larger than 1 MiB (a flank.yml is a short text file)"]
+    assert errors_of(big.encode()) == ["flank.yml: is 1.1 MB; flank reads at most 1 MB "
+                                       "(flank.yml describes pipelines; keep data out of it)"]
+    assert errors_of(big) == ["flank.yml: is 1.1 MB; flank reads at most 1 MB "
+                              "(flank.yml describes pipelines; keep data out of it)"]
 
 
 def test_utf8_bom_and_non_ascii_are_fine() -> None:
@@ -440,3 +457,14 @@ def test_topological_order_puts_needs_first_in_file_order() -> None:
     chain = "".join(f"t{i}: {{run: x, needs: [t{i + 1}]}}\n" for i in range(3000))
     long_chain = load_config(tasks(chain + "t3000: x\n")).pipelines["p"]
     assert long_chain.topological_order() == [f"t{i}" for i in range(3000, -1, -1)]
+
+
+def test_a_command_longer_than_the_kernel_takes_is_refused() -> None:
+    from flank_ops.config.load import max_command_bytes
+
+    limit = max_command_bytes()
+    assert 4096 <= limit <= os.sysconf("SC_ARG_MAX") // 4
+    assert load_config(tasks(f"a: echo {'x' * (limit - 5)}\n")).pipelines["p"].tasks["a"].run
+    assert errors_of(tasks(f"a: echo {'x' * 200_000}\n")) == [
+        f"flank.yml:4:10: run: the command is 195.3 KiB; the kernel takes at most {limit / 1024:.1f} KiB "
+        "for one command (put the commands in a script in the repo and run it, e.g. sh scripts/a.sh)"]

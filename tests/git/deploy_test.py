@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import commit_all, git, wait_for, write_files
+from conftest import commit_all, git, run_flank, wait_for, write_files
 from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 
 from flank_ops.fileio import locked
@@ -208,3 +208,46 @@ def test_a_read_only_flank_home_refuses_the_push_and_loses_nothing(tmp_path: Pat
         assert project.releases() == [first]
     finally:
         subprocess.run(["umount", "-l", str(flank_home)])
+
+
+def test_runs_use_the_flank_yml_the_deploy_validated_not_the_file_on_disk(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo validated\n"})
+    assert push(project).returncode == 0
+    # Anything that changes the release's copy after the push (a hand edit, a task, a link)
+    # must not change what runs.
+    (project.current / "flank.yml").write_text("pipelines:\n  nightly:\n    tasks:\n      a: echo tampered\n")
+
+    proc = run_flank("run", project.name, "nightly")
+
+    assert proc.returncode == 0, proc.stderr
+    run_dir = project.dir / "runs" / "nightly" / "1"
+    assert (run_dir / "logs" / "a.log").read_text() == "validated\n"
+
+    # A release deployed before flank kept that copy: read from git's objects, still not the checkout.
+    stored = Home(project.home).project(project.name).release_config(head(project.wc))
+    assert stored.read_text() == "pipelines:\n  nightly:\n    tasks:\n      a: echo validated\n"
+    stored.unlink()
+    assert run_flank("run", project.name, "nightly").returncode == 0
+    assert (project.dir / "runs" / "nightly" / "2" / "logs" / "a.log").read_text() == "validated\n"
+
+
+def test_deploy_never_creates_folders_outside_flank_home(tmp_path: Path, flank_home: Path) -> None:
+    # Validation refuses such a flank.yml; the deploy must hold even without it.
+    from flank_ops.git.releases import link_persist
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    paths = Home().project("demo")
+    release = paths.release_dir("a" * 40)
+    release.mkdir(parents=True)
+    os.symlink(str(outside), release / "sym")
+    os.symlink("missing", release / "gone")
+
+    warnings = link_persist(paths, release, ("sym/data", "gone/data", "out/figures"))
+
+    assert list(outside.iterdir()) == []
+    assert (release / "out" / "figures").resolve() == (paths.persist_dir / "out" / "figures").resolve()
+    assert warnings == [
+        "persist: 'sym/data' leads out of the release through a symlink; not linked",
+        "persist: 'gone/data' leads out of the release through a symlink; not linked",
+    ]

@@ -1,9 +1,10 @@
 """`git push flank main` through the real hooks: what is accepted, what is refused, what the user reads."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from conftest import commit_all, git, write_files
+from conftest import commit_all, git, run_flank, write_files
 from pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
 
 
@@ -85,7 +86,9 @@ def test_huge_flank_yml_is_refused_without_reading_it(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML + "#" + "x" * (3 * 1024 * 1024) + "\n"})
     proc = push(project)
     assert proc.returncode != 0
-    assert "flank.yml is 3.0 MB; flank reads at most 1 MB" in "\n".join(flank_lines(proc))
+    # the words of `flank validate` for the same file
+    assert refusal(proc) == ["flank.yml: is 3.0 MB; flank reads at most 1 MB "
+                             "(flank.yml describes pipelines; keep data out of it)"]
     assert project.deploys()[-1]["status"] == "rejected"
 
 
@@ -143,3 +146,93 @@ def test_a_tracked_persist_dir_is_refused_with_the_fix(tmp_path: Path) -> None:
     text = "\n".join(flank_lines(proc))
     assert "persist: 'data' is tracked in git" in text
     assert "git rm -r --cached data" in text
+
+
+def refusal(proc) -> list[str]:
+    """The problems a refused push lists, one per line, as `flank validate` prints them."""
+    lines = flank_lines(proc)
+    start = next(i for i, line in enumerate(lines) if line.startswith("flank: push refused"))
+    return [line.strip() for line in lines[start + 1:]]
+
+
+def test_validate_in_a_work_tree_refuses_what_the_push_refuses(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "data/raw.csv": "a,b\n"})
+    proc = push(project)
+    assert proc.returncode != 0
+    assert refusal(proc) == [
+        "flank.yml:1:11: persist: 'data' is tracked in git; persisted folders live on the VM and are linked "
+        "into each release (stop tracking it: git rm -r --cached data, and add it to .gitignore; "
+        "or drop it from persist:)"]
+    validate = run_flank("validate", cwd=project.wc)
+    assert validate.returncode == 1
+    assert validate.stderr.splitlines() == refusal(proc)
+
+
+def test_a_symlinked_flank_yml_is_refused_by_the_push_and_by_validate(tmp_path: Path) -> None:
+    # The review's attack: the link's own text is valid YAML (a comment hides the path), while
+    # following the link reads a file outside the repo that nobody validated.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "real.yml").write_text("pipelines:\n  p:\n    tasks:\n      evil: touch pwned\n")
+    decoy = "pipelines: {p: {tasks: {a: echo ok}}} #"
+    project = new_project(tmp_path, {f"{decoy}/keep": "x\n"})
+    os.symlink(decoy + "/" + "../" * 40 + str(outside / "real.yml").lstrip("/"), project.wc / "flank.yml")
+    assert "evil" in (project.wc / "flank.yml").read_text()
+    commit_all(project.wc, "flank.yml as a link")
+
+    proc = push(project)
+
+    assert proc.returncode != 0
+    expected = ("flank.yml: is a symlink; flank reads only a flank.yml committed as a regular file "
+                "(commit the file itself in place of the link)")
+    assert refusal(proc) == [expected]
+    assert project.remote_sha() is None and project.current_sha() is None
+    validate = run_flank("validate", cwd=project.wc)
+    assert (validate.returncode, validate.stderr) == (1, expected + "\n")
+
+
+def test_dir_and_persist_leaving_the_repo_through_a_symlink_are_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    flank_yml = (
+        "persist: [sym/data, gone/data, via/data]\n"
+        "pipelines:\n"
+        "  nightly:\n"
+        "    tasks:\n"
+        "      root: {run: pwd, dir: sub}\n"
+        "      fine: {run: pwd, dir: inside/deeper}\n"
+        "      file: {run: pwd, dir: R/x.R}\n"
+    )
+    project = new_project(tmp_path, {"flank.yml": flank_yml, "R/x.R": "1\n", "R/deeper/y.R": "2\n"})
+    os.symlink("/", project.wc / "sub")
+    os.symlink(str(outside), project.wc / "sym")
+    os.symlink("missing", project.wc / "gone")
+    os.symlink("R", project.wc / "inside")
+    os.symlink("R/../..", project.wc / "via")
+    commit_all(project.wc, "links")
+
+    proc = push(project)
+
+    assert proc.returncode != 0
+    assert refusal(proc) == [
+        f"flank.yml:1:11: persist: 'sym/data' leads out of the repo: 'sym' is a symlink to {str(outside)!r} "
+        "(point the symlink at a folder inside the repo, or drop it from persist:)",
+        "flank.yml:1:21: persist: 'gone/data' goes through 'gone', a symlink to 'missing', which is not in the "
+        "repo (commit what it points to, or remove the symlink)",
+        "flank.yml:1:32: persist: 'via/data' leads out of the repo: 'via' is a symlink to 'R/../..' "
+        "(point the symlink at a folder inside the repo, or drop it from persist:)",
+        "flank.yml:5:29: dir: 'sub' leads out of the repo: 'sub' is a symlink to '/' "
+        "(point the symlink at a folder inside the repo, or change dir:)",
+        "flank.yml:7:29: dir: 'R/x.R' is a file in the repo, not a folder",
+    ]
+    assert not (outside / "data").exists()
+    assert project.remote_sha() is None
+    validate = run_flank("validate", cwd=project.wc)
+    assert validate.returncode == 1
+    assert validate.stderr.splitlines() == refusal(proc) + ["5 errors"]
+
+    # Symlinks that stay inside the repo are fine.
+    write_files(project.wc, {"flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: {run: pwd, dir: inside}\n"})
+    commit_all(project.wc, "only inside")
+    proc = push(project)
+    assert proc.returncode == 0, proc.stderr

@@ -279,3 +279,30 @@ def test_python_launcher_in_the_makefile(monkeypatch: pytest.MonkeyPatch, releas
     p = pipeline("p", a=task("a", "true"))
     mk = makefile.write_run_plan(release / "run", p, Config(pipelines={"p": p}), release)
     assert f"FLANK_LAUNCHER = {sys.executable} -m flank_ops _task\n" in mk.read_text()
+
+
+def test_env_of_flank_yml_and_of_the_runner_never_controls_make(tmp_path: Path) -> None:
+    """The review's attack: env: {MAKEFILES: evil.mk} made make run evil.mk's $(shell ...), and
+    MAKEFLAGS: --just-print made it skip every task. env: is for tasks; make has its own."""
+    from conftest import run_flank
+    from run.deployed import deploy, record
+
+    evil = tmp_path / "evil.mk"
+    marker = tmp_path / "make-read-evil.mk"
+    evil.write_text(f"$(shell touch {marker})\n")
+    deploy(tmp_path, (
+        f"env:\n  MAKEFILES: {evil}\n  MAKEFLAGS: --just-print\n  GNUMAKEFLAGS: --just-print\n"
+        "pipelines:\n  nightly:\n    tasks:\n"
+        "      a: echo \"a sees MAKEFLAGS=$MAKEFLAGS\"\n"
+        f"      b: {{run: echo b ran, needs: [a], env: {{MAKEFILES: {evil}, MAKEFLAGS: -n}}}}\n"
+    ))
+    # ... nor does the environment flank itself runs in (e.g. `flank run` inside a make recipe).
+
+    for run_id, env in ((1, {}), (2, {"MAKEFLAGS": "-j2 --just-print", "MAKEFILES": str(evil)})):
+        proc = run_flank("run", "demo", "nightly", env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert {n: t["status"] for n, t in record(run_id)["tasks"].items()} == {"a": "success", "b": "success"}
+        logs = Path(os.environ["FLANK_HOME"]) / "demo" / "runs" / "nightly" / str(run_id) / "logs"
+        assert (logs / "a.log").read_text() == "a sees MAKEFLAGS=--just-print\n"  # env: reaches the task
+        assert (logs / "b.log").read_text() == "b ran\n"
+        assert not marker.exists()

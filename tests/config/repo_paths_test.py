@@ -1,0 +1,86 @@
+"""dir: and persist: resolved through a repo's files the way the kernel follows symlinks.
+
+The trees here are plain dicts; the push and `flank validate` feed the same rules from git
+(tests/git/hooks_test.py drives those end to end).
+"""
+from __future__ import annotations
+
+import pytest
+
+from flank_ops.config.load import load_config
+from flank_ops.config.repo_paths import Entry, path_problems, resolve
+from flank_ops.errors import ConfigErrors
+
+
+class DictTree:
+    """{"R/x.R": "file", "link": "-> target", "sub": "submodule"}; folders are implied."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.folders: dict[str, dict[str, Entry]] = {"": {}}
+        for path, what in files.items():
+            parts = path.split("/")
+            for depth in range(len(parts) - 1):
+                self.folders.setdefault("/".join(parts[:depth]), {})[parts[depth]] = Entry("tree", "")
+                self.folders.setdefault("/".join(parts[:depth + 1]), {})
+            kind = "link" if what.startswith("-> ") else "commit" if what == "submodule" else "blob"
+            self.folders.setdefault("/".join(parts[:-1]), {})[parts[-1]] = Entry(kind, what[3:])
+
+    def folder(self, path: str) -> dict[str, Entry] | None:
+        return self.folders.get(path)
+
+    def link_target(self, entry: Entry) -> str:
+        return entry.oid
+
+
+TREE = DictTree({
+    "R/deeper/y.R": "file",
+    "R/x.R": "file",
+    "code": "-> R",
+    "code2": "-> code/deeper",
+    "up": "-> R/..",
+    "loop_a": "-> loop_b",
+    "loop_b": "-> loop_a",
+    "out": "-> data/out",
+    "vendor/lib": "submodule",
+    "vendor/escape": "-> ../..",
+})
+
+
+@pytest.mark.parametrize(("path", "where", "kind"), [
+    ("R", "R", "tree"),
+    ("code/deeper", "R/deeper", "tree"),
+    ("code2", "R/deeper", "tree"),
+    ("up/R", "R", "tree"),
+    ("build/figures", "build/figures", "missing"),
+    ("code/new", "R/new", "missing"),
+    ("vendor/lib/src", "vendor/lib/src", "commit"),
+    ("code/x.R", "R/x.R", "blob"),
+])
+def test_paths_that_stay_in_the_repo_resolve(path: str, where: str, kind: str) -> None:
+    assert tuple(resolve(TREE, path)) == (where, kind)
+
+
+@pytest.mark.parametrize(("key", "path", "expected"), [
+    ("dir", "loop_a", "dir: 'loop_a' goes through 'loop_a': too many levels of symlinks"),
+    ("dir", "vendor/escape/x", "dir: 'vendor/escape/x' leads out of the repo: 'vendor/escape' is a symlink to '../..'"),
+    ("dir", "R/x.R/sub", "dir: 'R/x.R/sub' goes through 'R/x.R', a file in the repo, not a folder"),
+    ("dir", "out", "dir: 'out' goes through 'out', a symlink to 'data/out', which is not in the repo"),
+    ("persist", "code/deeper", "persist: 'code/deeper' is tracked in git (as 'R/deeper'); persisted folders live "
+                               "on the VM and are linked into each release"),
+])
+def test_paths_that_do_not_are_named(key: str, path: str, expected: str) -> None:
+    [(message, _hint)] = path_problems(TREE, key, path, ())
+    assert message == expected
+
+
+def test_a_link_into_a_persisted_folder_is_not_dangling() -> None:
+    assert path_problems(TREE, "dir", "out", ("data",)) == []
+
+
+def test_problems_point_at_the_line_and_column_of_the_path() -> None:
+    text = "persist: [data]\npipelines:\n  p:\n    tasks:\n      a: {run: pwd, dir: loop_a}\n"
+    assert load_config(text).pipelines["p"].tasks["a"].dir == "loop_a"  # no tree: no repo checks
+    with pytest.raises(ConfigErrors) as info:
+        load_config(text, tree=TREE)
+    assert [str(e) for e in info.value.errors] == [
+        "flank.yml:5:26: dir: 'loop_a' goes through 'loop_a': too many levels of symlinks (remove the symlink loop)"]
