@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "run": "run a pipeline now",
     "status": "show the last run of every pipeline",
     "logs": "print a task's log",
+    "cancel": "stop a running run (its tasks and their process trees)",
     "secrets": "set, list or unset a project's secrets",
     "scheduler": "run the schedules in the foreground (machines without cron)",
     "site": "rebuild the static status site",

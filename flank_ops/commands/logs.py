@@ -1,7 +1,9 @@
-"""flank logs PROJECT PIPELINE [RUN] [TASK]
+"""flank logs PROJECT PIPELINE [RUN] [TASK] [--follow]
 
 Without RUN: the last run. Without TASK: the run's tasks with their statuses and
-log files, then the log of the first task that failed (if any). Logs are printed
+log files, then the log of the first task that failed (if any). --follow prints the
+output as it is written until the task (without TASK: the whole run, each line
+prefixed with its task) ends. Logs are printed
 as stored (bytes, not decoded), so a task's non-UTF-8 output comes through intact.
 """
 from __future__ import annotations
@@ -19,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="PROJECT PIPELINE [RUN] [TASK]",
                         help="RUN is a run id (default: the last run); TASK a task name")
     parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="print the output as it is written, until the task (or, without TASK, the run) ends; "
+                             "exits 0 when it succeeded, 1 otherwise")
 
 
 def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None, str | None]:
@@ -85,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError):
         raise UserError(f"{pipeline} #{run_id} has no readable record yet", f"look in {run_dir}") from None
 
+    if task is not None and task not in record["tasks"]:
+        raise UserError(f"no task {task!r} in {pipeline} #{run_id}", choices_hint(task, list(record["tasks"]), "tasks"))
+    if args.follow:
+        return _follow(paths, pipeline, run_id, task)
     if task is None:
         print(_task_table(record, run_dir))
         failed = [n for n, t in record["tasks"].items() if t["status"] in ("failed", "timed_out")]
@@ -92,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n--- log of {failed[0]} ({records.task_log_path(run_dir, failed[0])}) ---")
             _print_file(records.task_log_path(run_dir, failed[0]))
         return 0
-    if task not in record["tasks"]:
-        raise UserError(f"no task {task!r} in {pipeline} #{run_id}", choices_hint(task, list(record["tasks"]), "tasks"))
     log = run_dir / record["tasks"][task].get("log", f"logs/{task}.log")
     if not log.exists():
         status = record["tasks"][task]["status"]
@@ -101,3 +108,20 @@ def run(args: argparse.Namespace) -> int:
                         "tasks that never started (skipped, upstream_failed) have no log")
     _print_file(log)
     return 0
+
+
+def _follow(paths: Any, pipeline: str, run_id: int, task: str | None) -> int:
+    """Print as it comes; the last line (stderr) says how the task or run ended."""
+    from flank_ops.run.follow import follow
+
+    sys.stdout.flush()
+    record = follow(paths, pipeline, run_id, task, sys.stdout.buffer)
+    if task is None:
+        status = record.get("status")
+        print(f"flank: {pipeline} #{run_id} {status} — {record.get('summary') or ''}".rstrip(" —"), file=sys.stderr)
+        return 0 if status == "success" else 1
+    entry = record["tasks"][task]
+    status = entry.get("status")
+    detail = f" (exit {entry['exit_code']})" if entry.get("exit_code") is not None else ""
+    print(f"flank: {task} {status}{detail}", file=sys.stderr)
+    return 0 if status == "success" else 1

@@ -234,8 +234,8 @@ def summarize(record: dict[str, Any]) -> str:
             text += f"; {name} failed ({detail})"
         elif t["status"] == "timed_out":
             text += f"; {name} timed out" + (f" ({attempts} attempts)" if attempts > 1 else "")
-        elif t["status"] == "interrupted":
-            text += f"; {name} interrupted"
+        elif t["status"] in ("interrupted", "cancelled"):
+            text += f"; {name} {t['status']}"
     return text
 
 
@@ -325,11 +325,7 @@ def run_pipeline(
                   file=out, flush=True)
             record["waiting_for"] = other["run_id"] if other else None
             records.write_record(run_dir, record)
-            with locked(lock):
-                record.pop("waiting_for", None)
-                record["started_at"] = records.now_iso()  # it starts now; it was triggered earlier
-                records.write_record(run_dir, record)
-                outcome = _execute(deployed, pipeline, record, run_dir, selected, out)
+            outcome = _wait_then_execute(deployed, pipeline, record, run_dir, selected, out, lock)
         else:
             outcome = _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
 
@@ -338,6 +334,30 @@ def run_pipeline(
 
     after_run(paths, record, secrets=load_secrets(paths), timezone=pipeline.timezone)
     return outcome
+
+
+def _wait_then_execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
+                       selected: list[str], out: TextIO, lock: Path) -> Outcome:
+    """`overlap: queue`: wait for the pipeline's lock, then run. A stop while waiting (flank
+    cancel, SIGTERM) ends the run without starting a task."""
+    old_term = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        with locked(lock):
+            signal.signal(signal.SIGTERM, old_term)
+            record.pop("waiting_for", None)
+            record["started_at"] = records.now_iso()  # it starts now; it was triggered earlier
+            records.write_record(run_dir, record)
+            return _execute(deployed, pipeline, record, run_dir, selected, out)
+    except (Stopped, KeyboardInterrupt):
+        record.pop("waiting_for", None)
+        _record_stop(record, run_dir)
+        _finish_times(record)
+        record["summary"] = f"{record['status']} while waiting for its turn (overlap: queue)"
+        records.write_record(run_dir, record)
+        records.append_history(deployed.paths, record)
+        return Outcome(record, 130)
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
 
 
 def _record_skipped(deployed: Deployed, record: dict[str, Any], run_dir: Path, reason: str) -> Outcome:
@@ -418,10 +438,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
 
     records.merge_task_results(run_dir, record, selected)
     if stopped:
-        for entry in record["tasks"].values():
-            if entry["status"] == "running":
-                entry["status"] = "interrupted"
-        record["status"] = "interrupted"
+        _record_stop(record, run_dir)
     else:
         finalize_tasks(record, selected, make_exit)
         all_ok = all(record["tasks"][n]["status"] == "success" for n in selected)
@@ -441,6 +458,25 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
             "free some disk space; the next `flank status` then marks this run interrupted",
         ) from None
     return Outcome(record, 0 if record["status"] == "success" else (130 if stopped else 1))
+
+
+def _record_stop(record: dict[str, Any], run_dir: Path) -> None:
+    """A stopped run: `cancelled` when `flank cancel` asked for it (its running and waiting
+    tasks too), else `interrupted` (a shutdown, a kill: its running tasks)."""
+    from flank_ops.run import cancel
+
+    if cancel.requested(run_dir):
+        ended = records.now_iso()
+        for entry in record["tasks"].values():
+            if entry["status"] in ("running", "pending"):
+                entry["status"] = "cancelled"
+                entry["ended_at"] = entry.get("ended_at") or ended
+        record["status"] = "cancelled"
+        return
+    for entry in record["tasks"].values():
+        if entry["status"] == "running":
+            entry["status"] = "interrupted"
+    record["status"] = "interrupted"
 
 
 def _ping_started(paths: ProjectPaths, record: dict[str, Any]) -> None:

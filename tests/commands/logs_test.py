@@ -40,3 +40,108 @@ def test_logs_of_the_last_run_and_of_one_task(tmp_path: Path) -> None:
     for args, message in cases.items():
         proc = run_flank(*args)
         assert proc.returncode == 1 and message in proc.stderr, (args, proc.stderr)
+
+
+# --- flank logs --follow ------------------------------------------------------
+
+def _read_until(proc, text: bytes, got: bytearray) -> bool:
+    """Non-blocking: append what the follower printed so far; True once `text` is in it."""
+    import os
+    import select
+
+    while select.select([proc.stdout], [], [], 0)[0]:
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        got.extend(chunk)
+    return text in got
+
+
+def _start_follow(*args: str):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen([sys.executable, "-m", "flank_ops", "logs", *args, "--follow"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+FOLLOW_YML = """\
+persist: [gate]
+pipelines:
+  nightly:
+    tasks:
+      hold: sh hold.sh
+      after:
+        run: "echo after-ran; exit 4"
+        needs: [hold]
+"""
+HOLD_SH = "echo first line\n{wait}\necho second line\n"
+
+
+def test_follow_prints_a_running_tasks_output_as_it_comes_and_its_end(tmp_path: Path) -> None:
+    from conftest import wait_for
+    from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
+
+    deploy(tmp_path, FOLLOW_YML, files={"hold.sh": HOLD_SH.format(wait=WAIT_FOR_GATE.replace("exit 0", "break").replace("; exit 9", ""))})
+    runner = start_flank("run", "demo", "nightly")
+    follower = None
+    try:
+        wait_for(lambda: task_status(1, "hold") == "running", "hold to start")
+        follower = _start_follow("demo", "nightly", "hold")
+        got = bytearray()
+        wait_for(lambda: _read_until(follower, b"first line\n", got), "the first line, while hold still runs")
+        assert follower.poll() is None and task_status(1, "hold") == "running"
+        assert b"second line" not in got
+    finally:
+        open_gate()
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+    assert bytes(got) + out == b"first line\nsecond line\n"
+    assert err.decode().strip().endswith("flank: hold success (exit 0)")
+    runner.communicate(timeout=60)
+
+    # Without TASK: the whole run, each line prefixed by its task; exit 1 as the run failed.
+    whole = run_flank("logs", "demo", "nightly", "1", "--follow")
+    assert whole.returncode == 1
+    assert "hold | first line\nhold | second line\n" in whole.stdout
+    assert "after | after-ran\n" in whole.stdout
+    assert "flank: nightly #1 failed" in whole.stderr
+
+
+def test_follow_ends_when_the_runner_dies(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from conftest import wait_for
+    from run.deployed import WAIT_FOR_GATE, open_gate, record, start_flank, task_status
+
+    deploy(tmp_path, FOLLOW_YML, files={"hold.sh": HOLD_SH.format(wait=WAIT_FOR_GATE.replace("exit 0", "break").replace("; exit 9", ""))})
+    runner = start_flank("run", "demo", "nightly")
+    try:
+        wait_for(lambda: task_status(1, "hold") == "running", "hold to start")
+        follower = _start_follow("demo", "nightly")
+        got = bytearray()
+        wait_for(lambda: _read_until(follower, b"hold | first line\n", got), "the first line")
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=30)
+        out, err = follower.communicate(timeout=60)
+    finally:
+        open_gate()
+    assert follower.returncode == 1
+    assert "flank: nightly #1 interrupted" in err.decode()
+    assert record(1)["status"] == "interrupted"
+
+
+def test_follow_of_a_finished_task_prints_it_and_its_status(tmp_path: Path) -> None:
+    deploy(tmp_path, YML)
+    run_flank("run", "demo", "nightly")
+    done = run_flank("logs", "demo", "nightly", "model", "--follow")
+    assert done.returncode == 1
+    assert done.stdout == "Error in glm() - object not found\n"
+    assert done.stderr.strip() == "flank: model failed (exit 1)"
+    assert run_flank("logs", "demo", "nightly", "modle", "--follow").returncode == 1

@@ -1,0 +1,101 @@
+"""Cancelling a run: `flank cancel` asks, the runner stops its tasks and records `cancelled`.
+
+The request is a file (`runs/<p>/<id>/cancel`) written before the runner gets SIGTERM, so
+the runner can tell a cancel from any other stop (a shutdown, a kill: those stay
+`interrupted`). The runner stops make, make passes SIGTERM to each task launcher, and each
+launcher stops its task's whole process tree: SIGTERM, then SIGKILL after the task's grace
+period (5 s). A run still waiting its turn under `overlap: queue` is cancelled only when named
+by its id: `flank cancel PROJECT PIPELINE` stops the run that is executing, never the queue.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flank_ops.errors import UserError
+from flank_ops.fileio import atomic_write_text
+from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
+
+CANCEL_FILE = "cancel"
+WAIT_MARGIN_S = 30.0  # beyond the tasks' grace period: make and the runner finishing the record
+
+
+def request_path(run_dir: Path) -> Path:
+    return run_dir / CANCEL_FILE
+
+
+def requested(run_dir: Path) -> bool:
+    return request_path(run_dir).exists()
+
+
+class Target(NamedTuple):
+    run_dir: Path
+    record: dict[str, Any]
+
+
+def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Target:
+    """The run to cancel: `run_id`, or the one executing now. Raises NothingToCancel."""
+    records.reconcile(paths, pipeline)
+    running = records.find_running(paths, pipeline)
+    if run_id is not None:
+        match = next((r for r in running if r["run_id"] == run_id), None)
+        if match is None:
+            run_dir = paths.run_dir(pipeline, run_id)
+            try:
+                status = records.read_record(run_dir).get("status")
+            except (OSError, ValueError):
+                raise UserError(f"no run #{run_id} of {pipeline}", f"see the runs with: flank status {paths.name}") from None
+            raise NothingToCancel(f"{pipeline} #{run_id} is not running (it {_ended_as(status)})")
+        return Target(paths.run_dir(pipeline, run_id), match)
+    executing = [r for r in running if r.get("waiting_for") is None]
+    if not executing:
+        queued = [f"#{r['run_id']}" for r in running]
+        more = f" ({', '.join(queued)} queued: name one to cancel it)" if queued else ""
+        raise NothingToCancel(f"no run of {pipeline} is running{more}")
+    newest = max(executing, key=lambda r: r["run_id"])
+    return Target(paths.run_dir(pipeline, newest["run_id"]), newest)
+
+
+def _ended_as(status: str | None) -> str:
+    return {"success": "succeeded", "failed": "failed", "interrupted": "was interrupted",
+            "skipped": "was skipped", "cancelled": "was cancelled"}.get(status or "", f"is {status}")
+
+
+class NothingToCancel(Exception):
+    """Not an error of the user's: the run is not (or no longer) running."""
+
+
+def request(target: Target, who: str) -> None:
+    """Leave the cancel request, then SIGTERM the runner (checked to be the run's own runner)."""
+    runner = target.record.get("runner") or {}
+    if not records.runner_alive(runner):
+        raise NothingToCancel(f"{target.record['pipeline']} #{target.record['run_id']} is not running any more")
+    atomic_write_text(request_path(target.run_dir), f"{who} {records.now_iso()}\n")
+    try:
+        os.kill(int(runner["pid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it ended between the check and the signal: its record says how
+    except PermissionError:
+        raise UserError(
+            f"{target.record['pipeline']} #{target.record['run_id']} runs as another user (pid {runner['pid']})",
+            "run flank cancel as the user that runs the pipelines",
+        ) from None
+
+
+def wait_until_finished(target: Target, grace_s: float) -> dict[str, Any]:
+    """The run's final record, once the runner wrote it (or the runner is gone)."""
+    deadline = time.monotonic() + grace_s + WAIT_MARGIN_S
+    while True:
+        try:
+            record = records.read_record(target.run_dir)
+        except (OSError, ValueError):
+            record = target.record
+        if record.get("status") != "running":
+            return record
+        if not records.runner_alive(record.get("runner")) or time.monotonic() > deadline:
+            return record
+        time.sleep(0.1)

@@ -1,0 +1,97 @@
+"""`flank logs --follow`: print a task's output (or every task's, prefixed) as it is written,
+until the task (or the run) ends.
+
+Plain polling of the log files and records: it works the same for a run on this machine or
+one on a cluster node writing to a shared FLANK_HOME, and costs a few small reads a second.
+A runner that died is noticed (records.reconcile marks its run interrupted), so a follow
+never waits forever.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
+
+POLL_S = 0.2
+CHUNK = 1 << 16
+RUNNER_CHECK_S = 1.0
+_WAITING = ("pending", "running")
+
+
+class _Tail:
+    """New bytes of one log file since the last read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(CHUNK * 16)
+        except FileNotFoundError:
+            return b""
+        self.offset += len(data)
+        return data
+
+
+def task_state(run_dir: Path, record: dict[str, Any], task: str) -> str:
+    """The task's status now: the launcher's own result first (it is fresher than run.json)."""
+    status = str(record["tasks"][task].get("status"))
+    if status not in _WAITING or record.get("status") != "running":
+        return status
+    result = records.read_task_result(run_dir, task)
+    return str(result["status"]) if result else status
+
+
+def follow(paths: ProjectPaths, pipeline: str, run_id: int, task: str | None, out: BinaryIO,
+           *, on_end: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Copy the log(s) to `out` until the task (or run) has ended; returns the final record."""
+    run_dir = paths.run_dir(pipeline, run_id)
+    record = records.read_record(run_dir)
+    names = [task] if task is not None else list(record["tasks"])
+    tails = {n: _Tail(run_dir / record["tasks"][n].get("log", f"logs/{n}.log")) for n in names}
+    partial: dict[str, bytes] = {n: b"" for n in names}
+    next_runner_check = time.monotonic() + RUNNER_CHECK_S
+
+    def emit(name: str, data: bytes) -> None:
+        if task is not None:
+            out.write(data)
+            return
+        lines = (partial[name] + data).split(b"\n")
+        partial[name] = lines.pop()  # an unfinished line waits for its end
+        for line in lines:
+            out.write(name.encode() + b" | " + line + b"\n")
+
+    while True:
+        try:
+            record = records.read_record(run_dir)
+        except (OSError, ValueError):
+            pass  # caught mid-replace: the next poll reads it
+        states = {n: task_state(run_dir, record, n) for n in names}
+        done = all(s not in _WAITING for s in states.values()) or record.get("status") != "running"
+        for name, tail in tails.items():  # read after the states: nothing written before the end is lost
+            data = tail.read()
+            while data:
+                emit(name, data)
+                data = tail.read()
+        out.flush()
+        if done:
+            for name in names:
+                if partial[name]:
+                    out.write(name.encode() + b" | " + partial[name] + b"\n")
+                    partial[name] = b""
+            out.flush()
+            if on_end is not None:
+                on_end(record)
+            return record
+        if time.monotonic() >= next_runner_check:
+            next_runner_check = time.monotonic() + RUNNER_CHECK_S
+            if not records.runner_alive(record.get("runner")):
+                records.reconcile(paths, pipeline)
+        time.sleep(POLL_S)
