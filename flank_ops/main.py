@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "prune": "remove old runs (records, logs and pages)",
     "sync": "upload records, logs and the site to S3",
     "doctor": "check this VM's flank setup end to end",
+    "report": "what the pipelines' recent runs used: memory, CPU, time",
+    "cost": "size the VM for its pipelines; resize it on AWS around their runs",
 }
 
 
