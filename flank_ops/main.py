@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "logs": "print a task's log",
     "secrets": "set, list or unset a project's secrets",
     "scheduler": "run the schedules in the foreground (machines without cron)",
+    "catchup": "start, once, the scheduled runs missed while the VM was off (cron's @reboot line)",
     "site": "rebuild the static status site",
     "serve": "serve the status site over HTTP",
     "prune": "remove old runs (records, logs and pages)",

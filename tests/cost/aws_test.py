@@ -91,6 +91,7 @@ def _schedules(aws: dict) -> dict[str, dict]:
 
 
 def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: Path, aws: dict) -> None:
+    write_toml()
     clone = deploy(tmp_path, SEED_YML)
     write_runs()
     _toml(aws)
@@ -138,6 +139,7 @@ def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: P
 
 
 def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_toml()
     deploy(tmp_path, SEED_YML)
     write_runs()
     types = tmp_path / "types.csv"
@@ -171,6 +173,8 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path,
     from flank_ops.cost.settings import cost_settings
     from flank_ops.paths import Home
     from flank_ops.settings import settings_for
+
+    write_toml()
 
     deploy(tmp_path, SEED_YML)
     write_runs()

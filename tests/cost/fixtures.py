@@ -61,5 +61,11 @@ def write_runs(project: str = "demo", pipeline: str = "nightly", count: int = 30
     return runs
 
 
-def write_toml(text: str) -> None:
-    (Path(os.environ["FLANK_HOME"]) / "flank.toml").write_text(text)
+NO_CRONTAB = "[schedule]\ninstall_crontab = false\n"  # pushes of scheduled pipelines leave the crontab alone
+
+
+def write_toml(text: str = "") -> None:
+    """flank.toml with `text`; pushes never touch the user's crontab."""
+    home = Path(os.environ["FLANK_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "flank.toml").write_text(NO_CRONTAB + text)

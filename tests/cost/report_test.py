@@ -23,6 +23,7 @@ def test_run_peak_is_the_largest_sum_of_tasks_running_together() -> None:
 
 
 def test_report_shows_run_peak_task_peaks_and_the_vm(tmp_path: Path) -> None:
+    write_toml()
     deploy(tmp_path, SEED_YML)
     write_runs()
     out = run_flank("report", "resources", "demo", check=True).stdout
@@ -38,6 +39,7 @@ def test_report_shows_run_peak_task_peaks_and_the_vm(tmp_path: Path) -> None:
 
 def test_seed_case_figures_are_reproduced(tmp_path: Path) -> None:
     """256 GB 24/7 costs about $1,320 a month; shrinking outside the window about $247."""
+    write_toml()
     deploy(tmp_path, SEED_YML)
     write_runs()
     write_toml('[cost]\nregion = "us-east-1"\nfamilies = ["r6a"]\ncurrent_type = "r6a.8xlarge"\n')
@@ -52,6 +54,7 @@ def test_seed_case_figures_are_reproduced(tmp_path: Path) -> None:
 
 
 def test_cost_settings_errors_are_one_clear_line(tmp_path: Path) -> None:
+    write_toml()
     deploy(tmp_path, SEED_YML)
     write_runs()
     cases = {

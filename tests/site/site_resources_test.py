@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 
 from conftest import run_flank
-from cost.fixtures import SEED_YML, write_runs
+from cost.fixtures import write_toml, SEED_YML, write_runs
 from run.deployed import deploy
 
 
 def test_resources_page_shows_peaks_and_the_memory_chart(tmp_path: Path) -> None:
+    write_toml()
     deploy(tmp_path, SEED_YML)
     write_runs()
     run_flank("site", check=True)
