@@ -25,11 +25,14 @@ COMMANDS: dict[str, str] = {
     "cancel": "stop a running run (its tasks and their process trees)",
     "secrets": "set, list or unset a project's secrets",
     "scheduler": "run the schedules in the foreground (machines without cron)",
+    "catchup": "start, once, the scheduled runs missed while the VM was off (cron's @reboot line)",
     "site": "rebuild the static status site",
     "serve": "serve the status site over HTTP",
     "prune": "remove old runs (records, logs and pages)",
     "sync": "upload records, logs and the site to S3",
     "doctor": "check this VM's flank setup end to end",
+    "report": "what the pipelines' recent runs used: memory, CPU, time",
+    "cost": "size the VM for its pipelines; resize it on AWS around their runs",
 }
 
 

@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
     which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
     parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
-    parser.add_argument("--trigger", choices=("schedule", "push", "manual"), default="manual",
+    parser.add_argument("--trigger", choices=("schedule", "push", "manual", "catchup"), default="manual",
                         help="what started this run (cron and hooks set it)")
+    parser.add_argument("--scheduled-at", metavar="ISO", help=argparse.SUPPRESS)  # catch-up: the missed minute
     parser.add_argument("--if-due", metavar="CRON",
                         help="run only if CRON is due now in the pipeline's timezone (cron lines use it)")
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
@@ -49,7 +50,7 @@ def _request(args: argparse.Namespace):
         pipeline=args.names[-1],
         project=None if args.local else args.names[0],
         trigger=args.trigger,
-        task=args.task, from_task=args.from_task, rerun=rerun,
+        task=args.task, from_task=args.from_task, rerun=rerun, scheduled_at=args.scheduled_at,
         local_dir=Path.cwd() if args.local else None,
     )
 

@@ -6,7 +6,7 @@ in the foreground. See flank_ops/schedule/scheduler.py.
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import datetime, timezone
 
 from flank_ops.errors import UserError
 
@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if has_block_for_home(home.root):
         banner.append("flank scheduler: warning: your crontab also runs these schedules (flank's block is "
                       "installed); scheduled runs will start twice — stop cron or this scheduler")
+    from flank_ops.schedule.catchup import catch_up
+
+    catch_up(home, datetime.now(timezone.utc), out=sched.print_line)  # runs missed while nothing ran
     sched.run_forever(scheduler, banner)
     print("flank scheduler: stopped", flush=True)
     return 0

@@ -41,7 +41,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 TOP_KEYS = ("persist", "env", "pipelines")
-PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "tasks")
+PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup",
+                 "tasks")
 TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env")
 
 
@@ -464,6 +465,8 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
             settings["notify"] = _notify(report, node)
         elif key == "ping_url":
             settings["ping_url"] = _ping_url(report, node)
+        elif key == "catchup":
+            settings["catchup_s"] = _catchup(report, node)
         else:
             _unknown_key(report, e, PIPELINE_KEYS, "pipeline", tasks_missing)
     if tasks_missing:
@@ -472,6 +475,14 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
         return None
     return Pipeline(name=entry.key, tasks=tasks,
                     **{k: v for k, v in settings.items() if v is not None})
+
+
+def _catchup(report: Report, node: "Node") -> float | None:
+    """A duration, or 0 (never catch up)."""
+    if yn.is_scalar(node, yn.INT) or yn.is_scalar(node, yn.STR):
+        if str(node.value).strip() in ("0", "0s", "0m", "0h", "0d"):
+            return 0.0
+    return _duration(report, node, "catchup")
 
 
 def _schedule(report: Report, node: "Node") -> tuple[str, ...] | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
 DEFAULT_RETRY_DELAY_S = 10.0
+DEFAULT_CATCHUP_S = 6 * 3600.0  # a run missed while the VM was off is made up within this
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Pipeline:
     overlap: str = "skip"
     notify: tuple[str, ...] = ("failure",)
     ping_url: str | None = None  # healthchecks.io-style dead-man's switch
+    catchup_s: float = DEFAULT_CATCHUP_S  # 0 = never make up a missed scheduled run
 
     def topological_order(self) -> list[str]:
         """Task names, dependencies first, ties in flank.yml order (validated acyclic)."""

@@ -87,6 +87,12 @@ def json_schema() -> dict[str, Any]:
                 "type": "string", "examples": ["Europe/London", "UTC", "America/New_York"],
                 "description": "IANA timezone of the schedule (default: the VM's local zone).",
             },
+            "catchup": {
+                "anyOf": [{"const": 0}, {"const": "0"}, duration],
+                "default": "6h",
+                "description": "Run once when the VM comes back if it was off at a scheduled minute within this "
+                               "long (default 6h; 0 = never).",
+            },
             "on_push": {"type": "boolean", "default": False,
                         "description": "Run this pipeline after every successful deploy."},
             "concurrency": {

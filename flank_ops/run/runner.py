@@ -31,7 +31,7 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.secrets import load_secrets, mask, mask_file
 
-TRIGGERS = ("schedule", "push", "manual", "rerun")
+TRIGGERS = ("schedule", "push", "manual", "rerun", "catchup")
 SITE_REFRESH_EVERY_S = 1.0  # the running view is rebuilt at most this often
 POLL_EVERY_S = 0.5  # how often tasks/*.json are merged into run.json
 
@@ -44,6 +44,7 @@ class RunRequest(NamedTuple):
     from_task: str | None = None  # this task and everything downstream
     rerun: int | None = None  # what failed or did not run in that run
     local_dir: Path | None = None  # a laptop working copy (flank run --local)
+    scheduled_at: str | None = None  # ISO minute a scheduled or caught-up run stands for
 
 
 class Deployed(NamedTuple):
@@ -203,7 +204,7 @@ def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str
     return {
         "format": records.FORMAT,
         "project": deployed.paths.name, "pipeline": pipeline.name, "run_id": run_id,
-        "trigger": trigger, "status": "running", "local": deployed.paths.local,
+        "trigger": trigger, "scheduled_at": request.scheduled_at, "status": "running", "local": deployed.paths.local,
         "commit": deployed.commit, "release": str(deployed.release_dir),
         "started_at": records.now_iso(), "ended_at": None, "duration_s": None,
         "runner": records.runner_identity(),

@@ -145,6 +145,16 @@ def cron_lines(paths: ProjectPaths, config: Config) -> list[CronLine]:
     return lines
 
 
+def reboot_line(paths: ProjectPaths, config: Config) -> CronLine | None:
+    """`@reboot … flank catchup PROJECT`: runs missed while the VM was off (schedule/catchup.py)."""
+    if not any(p.schedule and p.catchup_s > 0 for p in config.pipelines.values()):
+        return None
+    base = [f"FLANK_HOME={shlex.quote(str(paths.home.root))}", f"PATH={shlex.quote(task_path())}",
+            *(shlex.quote(part) for part in flank_command())]
+    return CronLine("after a reboot: the scheduled runs missed while the VM was off (catchup: in flank.yml)",
+                    "@reboot", " ".join([*base, "catchup", shlex.quote(paths.name)]))
+
+
 def render_block(paths: ProjectPaths, lines: list[CronLine]) -> str:
     """The block as installed, or '' when the project has no schedules."""
     if not lines:
@@ -268,7 +278,8 @@ def crontab_enabled(paths: ProjectPaths) -> bool:
 def install_schedule(paths: ProjectPaths, config: Config) -> list[str]:
     """Write paths.crontab_file and install the project's block; returns warnings for the user."""
     lines = cron_lines(paths, config)
-    block = render_block(paths, lines)
+    reboot = reboot_line(paths, config)
+    block = render_block(paths, [*lines, reboot] if reboot else lines)
     atomic_write_text(paths.crontab_file, block or f"# project {paths.name}: no schedules in flank.yml\n")
     if not crontab_enabled(paths):
         # flank.toml says this VM schedules with `flank scheduler` (or the block is installed by hand).

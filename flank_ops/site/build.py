@@ -317,6 +317,9 @@ def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
         refresh=any(r.get("status") == "running" for pv in view.pipelines for r in pv.recent[:1]),
         crumbs=[(project, url)],
     ))
+    from flank_ops.site.resources_page import write_resources
+
+    write_resources(w, view.paths)
 
 
 def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:

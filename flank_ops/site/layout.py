@@ -4,6 +4,7 @@
     site/_static/style.css                            the one stylesheet
     site/<project>/index.html                         project: pipelines + recent deploys
     site/<project>/deploys.html                       every push handled
+    site/<project>/resources.html                     memory and time the pipelines' recent runs used
     site/<project>/<pipeline>/index.html              pipeline: schedule, DAG, newest runs, trend
     site/<project>/<pipeline>/runs-<k>.html           history by run id: #1-50 is k=1, #51-100 k=2 ...
     site/<project>/<pipeline>/<run_id>/index.html     run (the git note links here)
@@ -88,6 +89,10 @@ def url_project(project: str) -> str:
 
 def url_deploys(project: str) -> str:
     return f"{quote(file_name(project))}/deploys.html"
+
+
+def url_resources(project: str) -> str:
+    return f"{quote(file_name(project))}/resources.html"
 
 
 def url_pipeline(project: str, pipeline: str) -> str:

@@ -45,7 +45,7 @@ def environment():
         u=SimpleNamespace(
             home=layout.url_home, css=layout.url_css, project=layout.url_project,
             deploys=layout.url_deploys, pipeline=layout.url_pipeline, archive=layout.url_archive,
-            run=layout.url_run, log=layout.url_log, raw=layout.url_raw_log,
+            resources=layout.url_resources, run=layout.url_run, log=layout.url_log, raw=layout.url_raw_log,
         ),
         version=__version__,
         zone=fmt.zone,

@@ -242,3 +242,50 @@ def trend_svg(points: Sequence[TrendPoint]) -> Markup:
         parts.append(f'<a href="{_e(p.href)}">{rect}</a>' if p.href else rect)
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+# --- memory over a run (the Resources page) -----------------------------------
+
+MEM_W, MEM_H = 600, 140
+
+
+def memory_svg(steps: Sequence[tuple[float, int]], duration_s: float, peak_kb: int, vm_kb: int | None,
+               label: str) -> Markup:
+    """Memory in use over the run (a step line), with the VM's memory as a dashed line when it fits."""
+    from flank_ops.site.fmt import fmt_kb
+
+    if not steps or duration_s <= 0 or peak_kb <= 0:
+        return Markup("")
+    top = max(peak_kb, vm_kb or 0) if vm_kb and vm_kb < peak_kb * 3 else peak_kb
+    left, bottom, right = 64, 18, 8
+    width, height = MEM_W - left - right, MEM_H - bottom - 8
+
+    def x(t: float) -> float:
+        return left + min(max(t / duration_s, 0.0), 1.0) * width
+
+    def y(kb: float) -> float:
+        return 8 + height - kb / top * height
+
+    points = [f"{x(0):.1f},{y(0):.1f}"]
+    level = 0
+    for t, kb in steps:
+        points.append(f"{x(t):.1f},{y(level):.1f}")
+        points.append(f"{x(t):.1f},{y(kb):.1f}")
+        level = kb
+    points.append(f"{x(duration_s):.1f},{y(level):.1f}")
+    parts = [
+        f'<svg class="memory" xmlns="http://www.w3.org/2000/svg" width="{MEM_W}" height="{MEM_H}" '
+        f'viewBox="0 0 {MEM_W} {MEM_H}" role="img" aria-label="{_e(label)}">',
+        f"<title>{_e(label)}</title>",
+        f'<line class="axis" x1="{left}" y1="{y(0):.1f}" x2="{MEM_W - right}" y2="{y(0):.1f}"/>',
+        f'<text class="tick" x="0" y="{y(peak_kb) + 4:.1f}">{_e(fmt_kb(peak_kb))}</text>',
+        f'<line class="grid" x1="{left}" y1="{y(peak_kb):.1f}" x2="{MEM_W - right}" y2="{y(peak_kb):.1f}"/>',
+        f'<text class="tick" x="{left}" y="{MEM_H - 4}">0</text>',
+        f'<text class="tick" x="{MEM_W - right}" y="{MEM_H - 4}" text-anchor="end">{_e(fmt_duration(duration_s))}</text>',
+        f'<polyline class="use" points="{" ".join(points)}"/>',
+    ]
+    if vm_kb and top >= vm_kb:
+        parts.append(f'<line class="limit" x1="{left}" y1="{y(vm_kb):.1f}" x2="{MEM_W - right}" y2="{y(vm_kb):.1f}"/>'
+                     f'<text class="tick" x="0" y="{y(vm_kb) + 4:.1f}">this VM</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -93,7 +93,7 @@ def test_schema_documents_every_key(validator) -> None:
     task_props = schema["$defs"]["task"]["oneOf"][1]["properties"]
     assert set(schema["properties"]) == {"persist", "env", "pipelines"}
     assert set(pipeline_props) == {"schedule", "timezone", "on_push", "concurrency", "overlap", "notify",
-                                   "ping_url", "tasks"}
+                                   "ping_url", "catchup", "tasks"}
     assert set(task_props) == {"run", "needs", "retries", "retry_delay", "timeout", "dir", "env"}
     for props in (schema["properties"], pipeline_props, task_props):
         for key, prop in props.items():

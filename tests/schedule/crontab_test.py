@@ -66,13 +66,14 @@ def test_block_is_installed_next_to_user_lines_kept_byte_for_byte(user_crontab, 
     block = block_of(installed, paths)
     assert installed == USER_LINES + "\n".join(block) + "\n"
     commands = [line for line in block if not line.startswith("#")]
-    assert len(commands) == 2
+    assert len(commands) == 3
     assert commands[0].startswith("0 2 * * * FLANK_HOME=")
     assert commands[1].startswith("@hourly FLANK_HOME=")
+    assert commands[2].startswith("@reboot FLANK_HOME=") and commands[2].endswith(" catchup demo")
     for line in commands:
         assert f"FLANK_HOME={flank_home} " in line
         assert " PATH=" in line
-        flank = line.split(" run demo ")[0].split()[-1]
+        flank = line.split(" run demo ")[0].split(" catchup demo")[0].split()[-1]
         assert os.path.isabs(flank) and os.access(flank, os.X_OK)  # absolute: cron's PATH is bare
     assert commands[0].endswith(" run demo nightly --trigger schedule")
     # the file beside the project holds exactly the installed block
@@ -133,7 +134,8 @@ def test_projects_and_flank_homes_never_touch_each_other(user_crontab, tmp_path:
 def test_percent_is_escaped_and_the_line_runs_under_crons_bare_environment(user_crontab, tmp_path: Path) -> None:
     paths = Home(tmp_path / "50%off home").project("demo")
     install_schedule(paths, config(nightly=("0 2 * * *",)))
-    (line,) = [x for x in block_of(crontab_now(), paths) if not x.startswith("#")]
+    (line, reboot) = [x for x in block_of(crontab_now(), paths) if not x.startswith("#")]
+    assert reboot.startswith("@reboot ") and "50\\%off" in reboot
     assert "50\\%off" in line and "%" not in line.replace("\\%", "")
     # Run the command as cron would: \% back to %, /bin/sh -c, bare environment. With no such
     # project deployed, flank itself answers, which proves the paths and FLANK_HOME got through.

@@ -83,7 +83,8 @@ def test_after_run_touches_only_that_runs_pages_and_the_summaries(flank_home: Pa
     expected_run_files = {f"demo/nightly/{run_id}/index.html"} | {
         f"demo/nightly/{run_id}/logs/{t}.{ext}" for t in CHAIN for ext in ("html", "txt")}
     assert changed == expected_run_files | {
-        "index.html", "demo/index.html", "demo/nightly/index.html", "demo/nightly/runs-1.html"}
+        "index.html", "demo/index.html", "demo/resources.html", "demo/nightly/index.html",
+        "demo/nightly/runs-1.html"}
     assert set(before) <= set(after)
 
 

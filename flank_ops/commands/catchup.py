@@ -1,0 +1,33 @@
+"""flank catchup [PROJECT]: start, once, each scheduled run missed while the VM was off.
+
+Cron's `@reboot` line runs it (see schedule/crontab.py), and `flank scheduler` at its
+start; by hand it is harmless (a run that was not missed is never started twice).
+"""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+from flank_ops.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("project", nargs="?", help="just this project (default: every project)")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be started, start nothing")
+    parser.add_argument("--now", metavar="ISO", help=argparse.SUPPRESS)  # tests: a fixed moment
+
+
+def run(args: argparse.Namespace) -> int:
+    from flank_ops.paths import Home
+    from flank_ops.schedule.catchup import catch_up
+
+    now = datetime.now(timezone.utc)
+    if args.now:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            raise UserError(f"--now {args.now!r} is not an ISO date and time") from None
+    started = catch_up(Home(), now, project=args.project, dry_run=args.dry_run, out=print)
+    if not started and not args.dry_run:
+        print("flank: nothing to catch up")
+    return 0

@@ -1,0 +1,154 @@
+"""flank cost plan | apply | remove | shrink-now — size the VM for its pipelines, resize it on AWS.
+
+    plan        the recommended sizes, the resize schedule and the monthly cost, today vs planned
+    apply       create or update the grow schedules (EventBridge Scheduler -> AWS-ResizeInstance);
+                idempotent: re-running it updates them and removes stale ones. --dry-run prints the calls
+    remove      delete every schedule flank made (and their groups)
+    shrink-now  resize to the idle size now, if no run of any project is in progress
+
+Settings: [cost] in flank.toml (see flank_ops/cost/settings.py and the README).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import Any
+
+from flank_ops.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["plan", "apply", "remove", "shrink-now"])
+    parser.add_argument("--dry-run", action="store_true", help="apply/remove: print the API calls, make none")
+    parser.add_argument("--now", metavar="ISO", help=argparse.SUPPRESS)  # tests: plan from a fixed moment
+
+
+def _money(usd: float) -> str:
+    return f"${usd:,.0f}"
+
+
+def _describe(kind: Any) -> str:
+    return f"{kind.name} ({kind.vcpus} vCPU, {kind.memory_gib:g} GiB, ${kind.usd_per_hour:.4f}/h)"
+
+
+def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
+    from flank_ops.cost.plan import plan_sizes
+    from flank_ops.cost.resources import collect_needs
+    from flank_ops.cost.schedules import grow_schedules
+    from flank_ops.cost.settings import cost_settings, instance_types
+    from flank_ops.paths import Home
+    from flank_ops.settings import settings_for
+
+    home = Home()
+    cost = cost_settings(settings_for(home))
+    types = instance_types(cost)
+    needs = collect_needs(home)
+    now = None
+    if args.now:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            raise UserError(f"--now {args.now!r} is not an ISO date and time") from None
+    plan = plan_sizes(needs, types, cost, now)
+    return home, cost, types, needs, plan, grow_schedules(plan, needs, cost)
+
+
+def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) -> None:
+    from flank_ops.humanize import duration
+    from flank_ops.site.fmt import fmt_kb
+
+    print("measured (recent runs):")
+    for need in needs:
+        use = need.use
+        if use.runs:
+            print(f"  {need.project}/{need.pipeline.name}: peak {fmt_kb(use.peak_kb)}, up to {use.peak_tasks} tasks "
+                  f"at once, typical run {duration(use.typical_s)}"
+                  + (f", schedule {', '.join(need.pipeline.schedule)}" if need.pipeline.schedule else ", no schedule"))
+    families = ", ".join(cost.families) if cost.families else "all but burstable"
+    print(f"\nplan ({cost.region}, headroom {cost.headroom:.0%}, families {families}):")
+    print(f"  idle: {_describe(plan.idle)}")
+    for key, kind in sorted(plan.sizes.items()):
+        print(f"  {key}: {_describe(kind)}")
+    if plan.current is not None:
+        print(f"\ntoday: {_describe(plan.current)} 24/7 — {_money(plan.monthly_now)}/month")
+        saved = plan.monthly_now - plan.monthly_plan
+        print(f"planned: {_money(plan.monthly_plan)}/month"
+              + (f" (saves {_money(saved)}, {saved / plan.monthly_now:.0%})" if saved > 0 else ""))
+    else:
+        print(f"\nplanned: {_money(plan.monthly_plan)}/month (set [cost] current_type to compare with today)")
+    for note in plan.notes:
+        print(f"note: {note}")
+    if schedules:
+        print("\nresize schedule (flank cost apply creates it):")
+        for s in schedules:
+            print(f"  grow to {s.instance_type:<13} {s.expression:<28} {s.timezone:<16} "
+                  f"{cost.grow_lead_minutes} min before {s.pipeline} ({s.fires})")
+        print(f"  shrink to {plan.idle.name} when the last run of a window ends and no run of any project is "
+              "in progress (or: flank cost shrink-now)")
+
+
+def _apply(args: argparse.Namespace, remove: bool = False) -> int:
+    from flank_ops.cost import aws
+    from flank_ops.cost.schedules import group_name
+    from flank_ops.fileio import atomic_write_text
+
+    home, cost, types, needs, plan, schedules = _plan(args)
+    if schedules and not cost.scheduler_role_arn and not remove:
+        raise UserError("flank.toml: [cost] scheduler_role_arn is needed to create the resize schedules",
+                        "create the role the README describes ('What it costs') and add: "
+                        'scheduler_role_arn = "arn:aws:iam::<account>:role/<name>"')
+    c = aws.clients(cost)
+    instance = aws.instance_id(cost)
+    aws.current_type(c, instance)  # credentials and instance, before any change
+    if not remove:
+        aws.check_types_offered(c, {s.instance_type for s in schedules} | {plan.idle.name}, cost.region)
+    groups = sorted({group_name(p) for p in home.projects()})
+    existing = aws.existing_schedules(c, groups)
+    if remove:
+        calls = [("delete_schedule", {"Name": n, "GroupName": g}) for g, names in sorted(existing.items())
+                 for n in sorted(names)]
+        calls += [("delete_schedule_group", {"Name": g}) for g in sorted(existing)]
+    else:
+        calls = aws.planned_calls(schedules, existing, instance, cost.scheduler_role_arn or "")
+    if args.dry_run:
+        for verb, kwargs in calls:
+            print(aws.show_call(verb, kwargs))
+        print(f"(dry run: {len(calls)} call{'s' if len(calls) != 1 else ''}, none made)")
+        return 0
+    aws.run_calls(c, calls)
+    state = home.internal_dir / "cost-plan.json"
+    if remove:
+        state.unlink(missing_ok=True)
+        print(f"removed {sum(1 for v, _ in calls if v == 'delete_schedule')} schedules and "
+              f"{len(existing)} group{'s' if len(existing) != 1 else ''}")
+        return 0
+    home.internal_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(state, json.dumps({
+        "idle_type": plan.idle.name, "instance_id": instance,
+        "schedules": [s._asdict() for s in schedules]}, indent=1) + "\n")
+    made = sum(1 for v, _ in calls if v == "create_schedule")
+    updated = sum(1 for v, _ in calls if v == "update_schedule")
+    deleted = sum(1 for v, _ in calls if v == "delete_schedule")
+    print(f"applied: {made} created, {updated} updated, {deleted} removed; idle size {plan.idle.name}")
+    return 0
+
+
+def _shrink_now(args: argparse.Namespace) -> int:
+    from flank_ops.cost.shrink import shrink_now
+
+    home, cost, _types, _needs, plan, _schedules = _plan(args)
+    print(shrink_now(home, cost, plan.idle.name))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.dry_run and args.action not in ("apply", "remove"):
+        raise UserError("--dry-run works with apply and remove", "e.g. flank cost apply --dry-run")
+    if args.action == "plan":
+        _home, cost, _types, needs, plan, schedules = _plan(args)
+        _print_plan(cost, needs, plan, schedules)
+        return 0
+    if args.action == "shrink-now":
+        return _shrink_now(args)
+    return _apply(args, remove=args.action == "remove")

@@ -1,0 +1,69 @@
+"""flank report resources [PROJECT]: what each pipeline's recent runs really used.
+
+Per pipeline: the peak memory of a run as a whole (the largest sum of the peak RSS of the
+tasks running at the same moment, from the records' task intervals), the peak per task,
+CPU time against wall time where recorded, durations, a text chart of memory over the
+newest run, and this VM's memory and CPUs for comparison.
+"""
+from __future__ import annotations
+
+import argparse
+
+from flank_ops.errors import UserError
+
+SPARK = " ▁▂▃▄▅▆▇█"
+CHART_WIDTH = 48
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=["resources"], help="resources: memory, CPU and time of recent runs")
+    parser.add_argument("project", nargs="?", help="just this project (default: every project)")
+
+
+def memory_chart(steps: tuple[tuple[float, int], ...], duration_s: float, peak_kb: int) -> str:
+    """One line: memory in use across the run, sampled at CHART_WIDTH moments."""
+    if not steps or duration_s <= 0 or peak_kb <= 0:
+        return ""
+    cells = []
+    index, in_use = 0, 0
+    for col in range(CHART_WIDTH):
+        t = duration_s * (col + 0.5) / CHART_WIDTH
+        while index < len(steps) and steps[index][0] <= t:
+            in_use = steps[index][1]
+            index += 1
+        cells.append(SPARK[min(len(SPARK) - 1, round(in_use / peak_kb * (len(SPARK) - 1)))])
+    return "".join(cells)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flank_ops.cost.resources import collect_needs, far_from_declared, this_machine
+    from flank_ops.humanize import duration
+    from flank_ops.paths import Home
+    from flank_ops.site.fmt import fmt_kb
+
+    needs = collect_needs(Home(), args.project)
+    machine = this_machine()
+    print(f"this VM: {fmt_kb(machine.memory_kb)} memory, {machine.cpus} CPUs")
+    if not needs:
+        raise UserError("no deployed pipelines to report on", "push a project first: git push flank main")
+    for need in needs:
+        use = need.use
+        name = f"{need.project}/{need.pipeline.name}"
+        if not use.runs:
+            print(f"\n{name}: no finished runs yet")
+            continue
+        newest = use.runs[-1]
+        share = f" ({100 * use.peak_kb / machine.memory_kb:.0f}% of this VM)" if machine.memory_kb else ""
+        print(f"\n{name}: {len(use.runs)} recent runs, typical {duration(use.typical_s)}, "
+              f"longest {duration(max(r.duration_s for r in use.runs))}")
+        print(f"  run peak memory {fmt_kb(use.peak_kb)}{share}, up to {use.peak_tasks} tasks at once")
+        print(f"  memory over #{newest.run_id} ({duration(newest.duration_s)}, peak {fmt_kb(newest.peak_kb)}): "
+              f"|{memory_chart(newest.memory_steps, newest.duration_s, newest.peak_kb)}|")
+        width = max(len(t.name) for t in use.tasks) if use.tasks else 4
+        print(f"  {'task':<{width}}  {'peak memory':>11}  {'typical':>8}  {'cpu':>8}")
+        for task in sorted(use.tasks, key=lambda t: -t.peak_kb):
+            cpu = duration(task.cpu_s) if task.cpu_s is not None else "–"
+            note = far_from_declared(task)
+            print(f"  {task.name:<{width}}  {fmt_kb(task.peak_kb):>11}  {duration(task.typical_s):>8}  {cpu:>8}"
+                  + (f"  ! {note}" if note else ""))
+    return 0

@@ -1,0 +1,161 @@
+"""The AWS calls of `flank cost`: EC2 (which instance, which type), EventBridge Scheduler
+(the grow schedules), SSM (the shrink). boto3 is imported here only, lazily: no other
+command pays for it.
+
+Credentials come the standard boto3 way (env, profile, instance role); flank never stores
+them. `apply` checks everything it can before its first change (credentials, instance,
+types offered in the region, the role), so a bad setting changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from flank_ops.cost.schedules import RESIZE_DOCUMENT, GrowSchedule
+from flank_ops.cost.settings import CostSettings
+from flank_ops.errors import UserError
+
+IMDS = "http://169.254.169.254/latest"
+IMDS_TIMEOUT_S = 1.0
+
+
+class Clients(NamedTuple):
+    ec2: Any
+    scheduler: Any
+    ssm: Any
+
+
+def clients(cost: CostSettings) -> Clients:
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    config = BotoConfig(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3})
+    session = boto3.session.Session(region_name=cost.region)
+    return Clients(*(session.client(name, endpoint_url=cost.endpoint_url, config=config)
+                     for name in ("ec2", "scheduler", "ssm")))
+
+
+def explain(exc: Exception, doing: str) -> UserError:
+    """One clear line for an AWS failure."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return UserError(f"{doing}: no AWS credentials found",
+                         "give the VM an instance role, or set AWS_PROFILE / AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return UserError(f"{doing}: {error.get('Code', 'error')}: {error.get('Message', exc)}",
+                         "check the IAM permissions listed in the README ('What it costs')")
+    if isinstance(exc, BotoCoreError):
+        return UserError(f"{doing}: {exc}", "check the network and [cost] region / endpoint_url")
+    return UserError(f"{doing}: {exc}")
+
+
+def call(doing: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fn(**kwargs)
+    except (BotoCoreError, ClientError) as exc:
+        raise explain(exc, doing) from None
+
+
+def instance_id(cost: CostSettings) -> str:
+    """[cost] instance_id, else the instance metadata service (IMDSv2)."""
+    if cost.instance_id:
+        return cost.instance_id
+    try:
+        token_req = urllib.request.Request(f"{IMDS}/api/token", method="PUT",
+                                           headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+        with urllib.request.urlopen(token_req, timeout=IMDS_TIMEOUT_S) as r:
+            token = r.read().decode()
+        req = urllib.request.Request(f"{IMDS}/meta-data/instance-id", headers={"X-aws-ec2-metadata-token": token})
+        with urllib.request.urlopen(req, timeout=IMDS_TIMEOUT_S) as r:
+            return r.read().decode().strip()
+    except OSError:
+        raise UserError("this VM does not look like an EC2 instance (no instance metadata service)",
+                        'set [cost] instance_id = "i-..." in flank.toml if it is one') from None
+
+
+def current_type(c: Clients, instance: str) -> str:
+    found = call(f"describing instance {instance}", c.ec2.describe_instances, InstanceIds=[instance])
+    for reservation in found.get("Reservations", []):
+        for inst in reservation.get("Instances", []):
+            return str(inst["InstanceType"])
+    raise UserError(f"instance {instance} not found in this region", "check [cost] instance_id and region")
+
+
+def check_types_offered(c: Clients, names: set[str], region: str) -> None:
+    found = call("listing the instance types of the region", c.ec2.describe_instance_types,
+                 InstanceTypes=sorted(names))
+    offered = {t["InstanceType"] for t in found.get("InstanceTypes", [])}
+    missing = sorted(names - offered)
+    if missing:
+        raise UserError(f"region {region} does not offer {', '.join(missing)}",
+                        "allow other families in [cost] families, or fix [cost] region")
+
+
+def planned_calls(schedules: list[GrowSchedule], existing: dict[str, set[str]], instance: str,
+                  role_arn: str) -> list[tuple[str, dict[str, Any]]]:
+    """The Scheduler API calls that make the groups hold exactly `schedules` (idempotent)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    wanted: dict[str, set[str]] = {}
+    for s in schedules:
+        wanted.setdefault(s.group, set()).add(s.name)
+    for group in sorted(wanted):
+        if group not in existing:
+            calls.append(("create_schedule_group", {"Name": group}))
+    for s in schedules:
+        verb = "update_schedule" if s.name in existing.get(s.group, set()) else "create_schedule"
+        calls.append((verb, {
+            "Name": s.name, "GroupName": s.group, "ScheduleExpression": s.expression,
+            "ScheduleExpressionTimezone": s.timezone, "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": "ENABLED", "Target": s.target(instance, role_arn),
+            "Description": f"flank: grow to {s.instance_type} before {s.pipeline} ({s.fires})",
+        }))
+    for group, names in sorted(existing.items()):
+        for name in sorted(names - wanted.get(group, set())):
+            calls.append(("delete_schedule", {"Name": name, "GroupName": group}))
+    return calls
+
+
+def existing_schedules(c: Clients, groups: list[str]) -> dict[str, set[str]]:
+    """group -> schedule names, for those of `groups` that exist."""
+    out: dict[str, set[str]] = {}
+    known = set()
+    for page in c.scheduler.get_paginator("list_schedule_groups").paginate():
+        known |= {g["Name"] for g in page.get("ScheduleGroups", [])}
+    for group in groups:
+        if group not in known:
+            continue
+        names = set()
+        for page in c.scheduler.get_paginator("list_schedules").paginate(GroupName=group):
+            names |= {s["Name"] for s in page.get("Schedules", [])}
+        out[group] = names
+    return out
+
+
+def run_calls(c: Clients, calls: list[tuple[str, dict[str, Any]]]) -> None:
+    for verb, kwargs in calls:
+        call(f"{verb} {kwargs.get('GroupName', '')}/{kwargs['Name']}".replace(" /", " "),
+             getattr(c.scheduler, verb), **kwargs)
+
+
+def show_call(verb: str, kwargs: dict[str, Any]) -> str:
+    return f"scheduler.{verb}({json.dumps(kwargs, sort_keys=True)})"
+
+
+def start_resize(c: Clients, instance: str, instance_type: str) -> str:
+    """Start AWS-ResizeInstance (stop, change type, start); returns the execution id."""
+    found = call("starting the AWS-ResizeInstance automation", c.ssm.start_automation_execution,
+                 DocumentName=RESIZE_DOCUMENT,
+                 Parameters={"InstanceId": [instance], "InstanceType": [instance_type]})
+    return str(found["AutomationExecutionId"])
+
+
+def stop_resize(c: Clients, execution_id: str) -> None:
+    call("cancelling the resize", c.ssm.stop_automation_execution, AutomationExecutionId=execution_id,
+         Type="Cancel")

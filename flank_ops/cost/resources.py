@@ -1,0 +1,202 @@
+"""What a pipeline's runs really used: memory and time, from the run records alone.
+
+The peak memory of a run as a whole is computed from each task's interval
+[started_at, ended_at] and its peak RSS: sweeping over the interval ends, the running
+sum of the peaks of the tasks whose intervals overlap; its maximum is the run's peak.
+That is an upper bound (it assumes each task held its peak for its whole interval,
+which is what a machine must be ready for), and it never misses a real peak: two tasks
+that ran at the same moment are always summed.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from flank_ops.errors import UserError
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+
+if TYPE_CHECKING:
+    from flank_ops.cost.plan import PipelineNeed
+
+RECENT_RUNS = 30  # the runs a report looks at, per pipeline
+KIB_PER_GIB = 1024 * 1024
+
+
+class TaskUse(NamedTuple):
+    name: str
+    peak_kb: int  # the largest peak RSS over the runs looked at
+    typical_s: float | None  # median duration
+    cpu_s: float | None  # median CPU time (user + system), when the launcher recorded it
+    declared_memory_kb: int | None  # flank.yml `memory:`, when declared
+
+
+class RunUse(NamedTuple):
+    run_id: int
+    status: str
+    started_at: datetime
+    duration_s: float
+    peak_kb: int  # the largest sum of peaks of tasks running at the same moment
+    peak_tasks: int  # the most tasks running at the same moment
+    memory_steps: tuple[tuple[float, int], ...]  # (seconds from start, KiB in use) at each change
+
+
+class PipelineUse(NamedTuple):
+    project: str
+    pipeline: str
+    runs: tuple[RunUse, ...]  # oldest first
+    tasks: tuple[TaskUse, ...]
+
+    @property
+    def peak_kb(self) -> int:
+        return max((r.peak_kb for r in self.runs), default=0)
+
+    @property
+    def peak_tasks(self) -> int:
+        return max((r.peak_tasks for r in self.runs), default=0)
+
+    @property
+    def typical_s(self) -> float | None:
+        """The median duration of its successful runs (of all, when none succeeded)."""
+        ok = [r.duration_s for r in self.runs if r.status == "success"] or [r.duration_s for r in self.runs]
+        return statistics.median(ok) if ok else None
+
+
+def memory_steps(intervals: Iterable[tuple[float, float, int]]) -> tuple[int, tuple[tuple[float, int], ...]]:
+    """(peak, steps) of the memory in use, for (start_s, end_s, kb) task intervals.
+
+    At equal times, ends are applied before starts: a task that starts as another ends
+    does not count both (make starts it because the other ended).
+    """
+    events: list[tuple[float, int, int]] = []
+    for start, end, kb in intervals:
+        if kb <= 0:
+            continue
+        events.append((start, 1, kb))
+        events.append((max(end, start), 0, -kb))
+    events.sort()
+    in_use = peak = 0
+    steps: list[tuple[float, int]] = []
+    for t, _, delta in events:
+        in_use += delta
+        peak = max(peak, in_use)
+        if steps and steps[-1][0] == t:
+            steps[-1] = (t, in_use)
+        else:
+            steps.append((t, in_use))
+    return peak, tuple(steps)
+
+
+def run_use(record: dict[str, Any]) -> RunUse | None:
+    started = records.parse_iso(record.get("started_at"))
+    ended = records.parse_iso(record.get("ended_at"))
+    if started is None or ended is None or record.get("status") in ("running", "skipped"):
+        return None
+    intervals = []
+    for task in record.get("tasks", {}).values():
+        t0, t1 = records.parse_iso(task.get("started_at")), records.parse_iso(task.get("ended_at"))
+        if t0 is None or t1 is None:
+            continue
+        intervals.append(((t0 - started).total_seconds(), (t1 - started).total_seconds(),
+                          int(task.get("peak_rss_kb") or 0)))
+    peak, steps = memory_steps(intervals)
+    most, _ = memory_steps((start, end, 1) for start, end, _kb in intervals)
+    return RunUse(int(record["run_id"]), str(record.get("status")), started,
+                  float(record.get("duration_s") or (ended - started).total_seconds()), peak, most, steps)
+
+
+def _recent_records(paths: ProjectPaths, pipeline: str, count: int) -> list[dict[str, Any]]:
+    ids = sorted(records.list_run_ids(paths, pipeline))[-count * 2:]  # skipped runs do not count
+    out: list[dict[str, Any]] = []
+    for run_id in reversed(ids):
+        try:
+            record = records.read_record(paths.run_dir(pipeline, run_id))
+        except (OSError, ValueError):
+            continue
+        if record.get("status") in ("running", "skipped"):
+            continue
+        out.append(record)
+        if len(out) == count:
+            break
+    return list(reversed(out))
+
+
+def pipeline_use(paths: ProjectPaths, pipeline: str, declared: dict[str, int] | None = None,
+                 count: int = RECENT_RUNS) -> PipelineUse:
+    recs = _recent_records(paths, pipeline, count)
+    runs = tuple(r for r in (run_use(rec) for rec in recs) if r is not None)
+    per_task: dict[str, list[dict[str, Any]]] = {}
+    for rec in recs:
+        for name, task in rec.get("tasks", {}).items():
+            if task.get("status") not in ("skipped", "pending", "upstream_failed", "up_to_date"):
+                per_task.setdefault(name, []).append(task)
+    tasks = []
+    for name, entries in per_task.items():
+        durations = [float(t["duration_s"]) for t in entries if t.get("duration_s") is not None]
+        cpu = [float(t["cpu_s"]) for t in entries if t.get("cpu_s") is not None]
+        tasks.append(TaskUse(
+            name=name,
+            peak_kb=max(int(t.get("peak_rss_kb") or 0) for t in entries),
+            typical_s=statistics.median(durations) if durations else None,
+            cpu_s=statistics.median(cpu) if cpu else None,
+            declared_memory_kb=(declared or {}).get(name),
+        ))
+    return PipelineUse(paths.name, pipeline, runs, tuple(tasks))
+
+
+def pipelines_with_runs(paths: ProjectPaths) -> list[str]:
+    root = paths.runs_root
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+class Machine(NamedTuple):
+    memory_kb: int
+    cpus: int
+
+
+def this_machine() -> Machine:
+    """The VM's total memory and CPUs, for comparison with what the pipelines use."""
+    memory_kb = 0
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    memory_kb = int(line.split()[1])
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return Machine(memory_kb, os.cpu_count() or 1)
+
+
+def far_from_declared(task: TaskUse, factor: float = 2.0) -> str | None:
+    """A note when the declared `memory:` is far from the measured peak (either way)."""
+    if not task.declared_memory_kb or not task.peak_kb:
+        return None
+    ratio = task.declared_memory_kb / task.peak_kb
+    if ratio >= factor:
+        return f"declares {ratio:.1f}x its measured peak"
+    if ratio < 1:  # on a cluster, a task past its request is killed
+        return f"measured {1 / ratio:.1f}x what it declares"
+    return None
+
+
+def collect_needs(home: Home, project: str | None = None) -> list[PipelineNeed]:
+    """Every deployed pipeline of the VM (or of `project`) with what its recent runs used."""
+    from flank_ops.cost.plan import PipelineNeed
+    from flank_ops.run.runner import resolve_deployed
+
+    names = [project] if project else home.projects()
+    out = []
+    for name in names:
+        try:
+            deployed = resolve_deployed(name)
+        except UserError:
+            if project:
+                raise
+            continue  # a project that was never deployed has nothing to size
+        for pipeline in deployed.config.pipelines.values():
+            out.append(PipelineNeed(name, pipeline, pipeline_use(deployed.paths, pipeline.name)))
+    return out

@@ -1,0 +1,149 @@
+"""The [cost] table of flank.toml, typed, and the table of EC2 instance types it prices with.
+
+    [cost]
+    region = "us-east-1"                 # the region whose prices and types are used
+    families = ["m6a", "r6a"]            # instance families allowed (default: all but burstable t3)
+    headroom = 0.25                      # memory kept free above the measured peak
+    current_type = "r6a.8xlarge"         # optional; else asked of EC2 (instance metadata / API)
+    instance_id = "i-0123456789abcdef0"  # optional; else the instance metadata service
+    scheduler_role_arn = "arn:aws:iam::123456789012:role/flank-resize"   # needed by `flank cost apply`
+    idle_memory_gib = 4                  # what the VM needs when no pipeline runs
+    idle_cpus = 2
+    grow_lead_minutes = 15               # grow this long before a scheduled run
+    endpoint_url = "http://127.0.0.1:5000"   # optional; AWS-compatible endpoint (tests, VPC endpoints)
+    types_file = "/path/ec2_types.csv"   # optional; your own price table (same columns as the shipped one)
+"""
+from __future__ import annotations
+
+import csv
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flank_ops.errors import UserError
+
+DEFAULT_REGION = "us-east-1"
+BURSTABLE = ("t2", "t3", "t3a", "t4g")
+TYPES_FILE = "ec2_types.csv"
+
+
+class InstanceType(NamedTuple):
+    name: str
+    family: str
+    vcpus: int
+    memory_gib: float
+    usd_per_hour: float
+
+    @property
+    def memory_kb(self) -> int:
+        return int(self.memory_gib * 1024 * 1024)
+
+
+class CostSettings(NamedTuple):
+    region: str
+    families: tuple[str, ...] | None  # None = every family in the table but burstable ones
+    headroom: float
+    current_type: str | None
+    instance_id: str | None
+    scheduler_role_arn: str | None
+    idle_memory_gib: float
+    idle_cpus: int
+    grow_lead_minutes: int
+    endpoint_url: str | None
+    types_file: str | None
+
+
+def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    value = table.get(key, default)
+    if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+    raise UserError(f"flank.toml: [cost] {key} must be a {want}, not {value!r}", "fix it in flank.toml")
+
+
+KNOWN_KEYS = ("region", "families", "headroom", "current_type", "instance_id", "scheduler_role_arn",
+              "idle_memory_gib", "idle_cpus", "grow_lead_minutes", "endpoint_url", "types_file")
+
+
+def cost_settings(settings: dict[str, Any]) -> CostSettings:
+    table = settings.get("cost") or {}
+    if not isinstance(table, dict):
+        raise UserError("flank.toml: [cost] must be a table", "see the README's 'What it costs'")
+    unknown = sorted(set(table) - set(KNOWN_KEYS))
+    if unknown:
+        from flank_ops.config.suggest import did_you_mean
+
+        hint = did_you_mean(unknown[0], list(KNOWN_KEYS)) or f"known keys: {', '.join(KNOWN_KEYS)}"
+        raise UserError(f"flank.toml: [cost] unknown key {unknown[0]!r}", hint)
+    families = _get(table, "families", list)
+    headroom = float(_get(table, "headroom", (int, float), 0.25))
+    if not 0 <= headroom <= 4:
+        raise UserError(f"flank.toml: [cost] headroom must be between 0 and 4, not {headroom}",
+                        "e.g. headroom = 0.25 keeps a quarter above the measured peak")
+    lead = _get(table, "grow_lead_minutes", int, 15)
+    if not 0 <= lead <= 120:
+        raise UserError(f"flank.toml: [cost] grow_lead_minutes must be between 0 and 120, not {lead}")
+    return CostSettings(
+        region=_get(table, "region", str, DEFAULT_REGION),
+        families=tuple(str(f) for f in families) if families else None,
+        headroom=headroom,
+        current_type=_get(table, "current_type", str),
+        instance_id=_get(table, "instance_id", str),
+        scheduler_role_arn=_get(table, "scheduler_role_arn", str),
+        idle_memory_gib=float(_get(table, "idle_memory_gib", (int, float), 4)),
+        idle_cpus=_get(table, "idle_cpus", int, 2),
+        grow_lead_minutes=lead,
+        endpoint_url=_get(table, "endpoint_url", str),
+        types_file=_get(table, "types_file", str),
+    )
+
+
+def _read_table(text: str, where: str) -> list[dict[str, str]]:
+    rows = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
+    try:
+        return list(rows)
+    except csv.Error as exc:
+        raise UserError(f"{where}: {exc}", "keep the columns region,type,family,vcpus,memory_gib,usd_per_hour") from None
+
+
+def instance_types(cost: CostSettings) -> list[InstanceType]:
+    """The priced types of the region, in the allowed families, cheapest first."""
+    if cost.types_file:
+        where = cost.types_file
+        try:
+            text = Path(where).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"flank.toml: [cost] types_file {where}: {exc.strerror or exc}") from None
+    else:
+        where = TYPES_FILE
+        text = resources.files("flank_ops.cost").joinpath(TYPES_FILE).read_text(encoding="utf-8")
+    out = []
+    for row in _read_table(text, where):
+        try:
+            kind = InstanceType(row["type"], row["family"], int(row["vcpus"]), float(row["memory_gib"]),
+                                float(row["usd_per_hour"]))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{where}: bad row {row}",
+                            "keep the columns region,type,family,vcpus,memory_gib,usd_per_hour") from None
+        if row.get("region") != cost.region:
+            continue
+        if cost.families is not None and kind.family not in cost.families:
+            continue
+        if cost.families is None and kind.family in BURSTABLE:
+            continue
+        out.append(kind)
+    if not out:
+        regions = sorted({r.get("region", "") for r in _read_table(text, where)})
+        raise UserError(f"no instance types priced for region {cost.region!r} and families "
+                        f"{', '.join(cost.families or ('(all)',))} in {where}",
+                        f"priced regions: {', '.join(regions)}; set [cost] types_file to a table for your region")
+    return sorted(out, key=lambda t: (t.usd_per_hour, t.memory_gib))
+
+
+def find_type(types: list[InstanceType], name: str, cost: CostSettings) -> InstanceType:
+    for kind in types:
+        if kind.name == name:
+            return kind
+    raise UserError(f"instance type {name!r} is not in the price table for {cost.region}"
+                    + (f" (families {', '.join(cost.families)})" if cost.families else ""),
+                    "add its family to [cost] families, or its price to your [cost] types_file")

@@ -1,0 +1,91 @@
+"""Shrinking the VM after a pipeline window, without ever stopping it under a run.
+
+The race, and how it is closed: every run holds the VM-wide "busy" lock shared for as
+long as it runs (run/runner.py); a shrink takes it exclusively, without waiting, so it
+starts only when no run of any project holds it, and it also looks for running records
+(runners of an older flank). While it holds the lock it starts AWS-ResizeInstance and
+leaves a marker with the execution id. A run that starts in the minute before the
+instance actually stops finds the marker and cancels the automation: the run wins. If the
+stop has already begun, the run is cut off with the VM; the catch-up at boot runs a
+missed scheduled run again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from flank_ops.cost.settings import CostSettings
+from flank_ops.errors import UserError
+from flank_ops.fileio import atomic_write_text, locked
+from flank_ops.paths import Home
+from flank_ops.run import records
+
+MARKER_FRESH = timedelta(minutes=15)  # longer than AWS-ResizeInstance takes to stop the VM
+
+
+def busy_lock(home: Home) -> Path:
+    return home.internal_dir / "vm-busy.lock"
+
+
+def marker_path(home: Home) -> Path:
+    return home.internal_dir / "cost-shrinking.json"
+
+
+def running_runs(home: Home) -> list[str]:
+    """'project/pipeline #id' of every run in progress on this VM."""
+    from flank_ops.cost.resources import pipelines_with_runs
+
+    out = []
+    for name in home.projects():
+        paths = home.project(name)
+        for pipeline in pipelines_with_runs(paths):
+            for record in records.find_running(paths, pipeline):
+                out.append(f"{name}/{pipeline} #{record['run_id']}")
+    return out
+
+
+def shrink_now(home: Home, cost: CostSettings, idle_type: str) -> str:
+    """Resize to `idle_type` now if no run is in progress; returns what happened."""
+    from flank_ops.cost import aws
+
+    home.internal_dir.mkdir(parents=True, exist_ok=True)
+    with locked(busy_lock(home), blocking=False) as got:
+        if not got:
+            return "not shrinking: a run is in progress (it holds the VM's busy lock)"
+        busy = running_runs(home)
+        if busy:
+            return f"not shrinking: {', '.join(busy)} {'is' if len(busy) == 1 else 'are'} running"
+        c = aws.clients(cost)
+        instance = aws.instance_id(cost)
+        now_type = aws.current_type(c, instance)
+        if now_type == idle_type:
+            return f"already {idle_type}: nothing to do"
+        execution = aws.start_resize(c, instance, idle_type)
+        atomic_write_text(marker_path(home), json.dumps({
+            "execution_id": execution, "instance_id": instance, "from": now_type, "to": idle_type,
+            "at": records.now_iso()}) + "\n")
+    return f"shrinking {instance} from {now_type} to {idle_type} (automation {execution})"
+
+
+def cancel_pending(home: Home, cost: CostSettings) -> str | None:
+    """At a run's start: cancel a shrink started in the last minutes (the run wins)."""
+    path = marker_path(home)
+    try:
+        marker = json.loads(path.read_text())
+        at = datetime.fromisoformat(marker["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        if datetime.now(timezone.utc) - at < MARKER_FRESH:
+            from flank_ops.cost import aws
+
+            aws.stop_resize(aws.clients(cost), str(marker["execution_id"]))
+            return f"cancelled the shrink to {marker.get('to')} started at {marker['at']} (a run started)"
+        return None
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,110 @@
+"""Catch-up: a scheduled run the VM missed (stopped, resizing, rebooting) is run once when it is back.
+
+Like anacron, dagu's catch-up window or Airflow's catchup, but bounded by each pipeline's
+`catchup:` (default 6h; 0 = never). When the VM comes back, cron's `@reboot` line (and
+`flank scheduler` at its start) asks: for each scheduled pipeline, what is the latest minute
+T its schedules fired in the window [now - catchup, now) — the current minute excluded,
+cron itself runs that one — and did a run stand for it? A run stands for T when it was
+triggered by the schedule (or an earlier catch-up) and its scheduled minute, or its start
+for records without one, is T or later. If none did, one run starts with trigger `catchup`
+and FLANK_SCHEDULED_AT = T: several missed firings give one run, never a burst.
+
+The records are the memory: no heartbeat file has to be kept up to date while the VM runs.
+A pipeline that never ran is not caught up (its schedule may be newer than the outage).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
+
+from flank_ops.config.model import Pipeline
+from flank_ops.errors import UserError
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+
+SCHEDULED_TRIGGERS = ("schedule", "catchup")
+
+
+class Missed(NamedTuple):
+    pipeline: str
+    scheduled_at: datetime  # aware, in the pipeline's zone
+
+
+def latest_firing(pipeline: Pipeline, start: datetime, end: datetime) -> datetime | None:
+    """The last instant in [start, end) at which the pipeline's schedules fire."""
+    from flank_ops.schedule.next_runs import next_runs
+
+    # next_runs walks forward from `after` (exclusive): start one minute early.
+    found = None
+    after = start - timedelta(minutes=1)
+    while True:
+        upcoming = next_runs(pipeline, 64, after=after)
+        if not upcoming:
+            return found
+        for t in upcoming:
+            if t >= end:
+                return found
+            found = t
+        after = upcoming[-1]
+
+
+def _stands_for(record: dict, moment: datetime) -> bool:
+    if record.get("trigger") not in SCHEDULED_TRIGGERS:
+        return False
+    when = records.parse_iso(record.get("scheduled_at")) or records.parse_iso(record.get("started_at"))
+    return when is not None and when >= moment - timedelta(seconds=59)
+
+
+def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime) -> Missed | None:
+    if not pipeline.schedule or pipeline.catchup_s <= 0:
+        return None
+    now = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    window_start = now - timedelta(seconds=pipeline.catchup_s)
+    moment = latest_firing(pipeline, window_start, now)
+    if moment is None:
+        return None
+    ids = records.list_run_ids(paths, pipeline.name)
+    if not ids:
+        return None  # never ran: the schedule may be newer than the outage
+    for run_id in reversed(ids):  # newest first; stop once runs are older than the window
+        try:
+            record = records.read_record(paths.run_dir(pipeline.name, run_id))
+        except (OSError, ValueError):
+            continue
+        if _stands_for(record, moment):
+            return None
+        started = records.parse_iso(record.get("started_at"))
+        if started is not None and started < window_start - timedelta(days=1):
+            break
+    return Missed(pipeline.name, moment)
+
+
+def catch_up(home: Home, now: datetime, *, project: str | None = None, dry_run: bool = False,
+             out: Callable[[str], None] = print) -> int:
+    """Start (detached) one run for each pipeline that missed its schedule; returns how many."""
+    from flank_ops.humanize import clock
+    from flank_ops.run.launch import run_argv, spawn_detached
+    from flank_ops.run.runner import resolve_deployed
+
+    started = 0
+    for name in [project] if project else home.projects():
+        try:
+            deployed = resolve_deployed(name)
+        except UserError:
+            if project:
+                raise
+            continue  # never deployed: nothing scheduled
+        for pipeline in deployed.config.pipelines.values():
+            missed = missed_run(deployed.paths, pipeline, now)
+            if missed is None:
+                continue
+            when = clock(missed.scheduled_at, pipeline.timezone)
+            if dry_run:
+                out(f"flank: would catch up {name} {pipeline.name} (missed {when})")
+                continue
+            spawn_detached(run_argv(name, pipeline.name, ["--trigger", "catchup", "--scheduled-at",
+                                                          missed.scheduled_at.isoformat()]), cwd=home.root)
+            out(f"flank: catching up {name} {pipeline.name} (missed {when})")
+            started += 1
+    return started

@@ -1,0 +1,36 @@
+"""The Resources page of a project: what its pipelines' recent runs used (cost/resources.py),
+against this VM's memory and CPUs; `flank report resources` prints the same."""
+from __future__ import annotations
+
+from typing import Any
+
+from flank_ops.paths import ProjectPaths
+from flank_ops.site import layout
+
+
+def resources_view(paths: ProjectPaths) -> dict[str, Any]:
+    from flank_ops.cost.resources import far_from_declared, pipeline_use, pipelines_with_runs, this_machine
+    from flank_ops.site.svg import memory_svg
+
+    machine = this_machine()
+    pipelines = []
+    for name in pipelines_with_runs(paths):
+        use = pipeline_use(paths, name)
+        if not use.runs:
+            continue
+        newest = use.runs[-1]
+        pipelines.append({
+            "name": name, "use": use, "newest": newest,
+            "chart": memory_svg(newest.memory_steps, newest.duration_s, newest.peak_kb, machine.memory_kb,
+                                f"Memory in use over {name} #{newest.run_id}"),
+            "tasks": [(t, far_from_declared(t)) for t in sorted(use.tasks, key=lambda t: -t.peak_kb)],
+        })
+    return {"machine": machine, "pipelines": pipelines}
+
+
+def write_resources(w: Any, paths: ProjectPaths) -> None:
+    from flank_ops.site.pages import render
+
+    url = layout.url_resources(paths.name)
+    w.page(url, render("resources.html", url, project_name=paths.name, **resources_view(paths),
+                       crumbs=[(paths.name, layout.url_project(paths.name)), ("resources", url)]))

@@ -1,0 +1,212 @@
+"""flank cost apply / remove / shrink-now against moto's server on 127.0.0.1.
+
+moto implements EC2 (instances, instance types) and EventBridge Scheduler (groups,
+schedules), so those calls are real HTTP to a real server. moto does not run SSM
+automations: the shrink's StartAutomationExecution / StopAutomationExecution calls are
+checked with botocore's Stubber against the parameters AWS documents for the
+AWS-ResizeInstance runbook — the one mock here, because nothing real can run it.
+"""
+from __future__ import annotations
+
+import atexit
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import run_flank, wait_for
+from cost.fixtures import SEED_YML, write_runs, write_toml
+from run.deployed import deploy, push
+
+NOW = "2026-11-26T12:00:00+00:00"
+ROLE = "arn:aws:iam::123456789012:role/flank-resize"
+_server: str | None = None
+
+
+def moto_url() -> str:
+    """One moto server per test process (no auth: these tests are about the calls, not IAM)."""
+    global _server
+    if _server is None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        atexit.register(lambda: (proc.terminate(), proc.wait()))
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=2).close()
+                return True
+            except OSError:
+                assert proc.poll() is None, "moto server exited"
+                return False
+
+        wait_for(up, "moto to start", timeout=30.0)
+        _server = url
+    return _server
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    url = moto_url()
+    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST")).close()
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+             "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+             "AWS_EC2_METADATA_DISABLED": "true"}
+    for k, v in creds.items():
+        monkeypatch.setenv(k, v)
+    import boto3
+
+    ec2 = boto3.client("ec2", endpoint_url=url, region_name="us-east-1")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                 InstanceType="r6a.8xlarge")["Instances"][0]["InstanceId"]
+    yield {"url": url, "instance": instance, "ec2": ec2,
+           "scheduler": boto3.client("scheduler", endpoint_url=url, region_name="us-east-1")}
+
+
+def _toml(aws: dict, **extra: str) -> None:
+    keys = {"region": '"us-east-1"', "families": '["r6a"]', "instance_id": f'"{aws["instance"]}"',
+            "scheduler_role_arn": f'"{ROLE}"', "endpoint_url": f'"{aws["url"]}"', **extra}
+    write_toml("[cost]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items() if v is not None))
+
+
+def _schedules(aws: dict) -> dict[str, dict]:
+    sched = aws["scheduler"]
+    groups = [g["Name"] for g in sched.list_schedule_groups()["ScheduleGroups"] if g["Name"] != "default"]
+    out = {}
+    for group in groups:
+        for s in sched.list_schedules(GroupName=group)["Schedules"]:
+            out[f"{group}/{s['Name']}"] = sched.get_schedule(GroupName=group, Name=s["Name"])
+    return out
+
+
+def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: Path, aws: dict) -> None:
+    write_toml()
+    clone = deploy(tmp_path, SEED_YML)
+    write_runs()
+    _toml(aws)
+
+    dry = run_flank("cost", "apply", "--dry-run", "--now", NOW, check=True).stdout
+    assert "scheduler.create_schedule_group" in dry and '"cron(45 1 * * ? *)"' in dry
+    assert "(dry run: 2 calls, none made)" in dry
+    assert _schedules(aws) == {}
+
+    out = run_flank("cost", "apply", "--now", NOW, check=True).stdout
+    assert "applied: 1 created, 0 updated, 0 removed; idle size r6a.large" in out
+    made = _schedules(aws)
+    assert list(made) == ["flank-demo/grow-nightly-0"]
+    s = made["flank-demo/grow-nightly-0"]
+    assert s["ScheduleExpression"] == "cron(45 1 * * ? *)"
+    assert s["ScheduleExpressionTimezone"] == "Europe/London"
+    assert s["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:ssm:startAutomationExecution"
+    assert s["Target"]["RoleArn"] == ROLE
+    assert json.loads(s["Target"]["Input"]) == {
+        "DocumentName": "AWS-ResizeInstance",
+        "Parameters": {"InstanceId": [aws["instance"]], "InstanceType": ["r6a.8xlarge"]}}
+
+    again = run_flank("cost", "apply", "--now", NOW, check=True).stdout
+    assert "applied: 0 created, 1 updated, 0 removed" in again
+    assert list(_schedules(aws)) == ["flank-demo/grow-nightly-0"]
+
+    # two schedules now (weekdays 02:00, Sunday 00:05 — its grow falls on Saturday)
+    push(clone, {"flank.yml": SEED_YML.replace('"0 2 * * *"', '["0 2 * * 1-5", "5 0 * * 0"]')}, "two schedules")
+    out = run_flank("cost", "apply", "--now", NOW, check=True).stdout
+    assert "applied: 1 created, 1 updated, 0 removed" in out
+    made = _schedules(aws)
+    assert {k: v["ScheduleExpression"] for k, v in made.items()} == {
+        "flank-demo/grow-nightly-0": "cron(45 1 ? * MON,TUE,WED,THU,FRI *)",
+        "flank-demo/grow-nightly-1": "cron(50 23 ? * SAT *)"}
+
+    push(clone, {"flank.yml": SEED_YML}, "back to one")
+    out = run_flank("cost", "apply", "--now", NOW, check=True).stdout
+    assert "applied: 0 created, 1 updated, 1 removed" in out
+    assert list(_schedules(aws)) == ["flank-demo/grow-nightly-0"]
+
+    gone = run_flank("cost", "remove", check=True).stdout
+    assert "removed 1 schedules and 1 group" in gone
+    assert _schedules(aws) == {}
+    assert [g["Name"] for g in aws["scheduler"].list_schedule_groups()["ScheduleGroups"]] == ["default"]
+
+
+def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_toml()
+    deploy(tmp_path, SEED_YML)
+    write_runs()
+    types = tmp_path / "types.csv"
+    types.write_text("region,type,family,vcpus,memory_gib,usd_per_hour\n"
+                     "us-east-1,r6a.large,r6a,2,16,0.1134\nus-east-1,zz9.huge,zz9,32,512,0.5\n")
+    cases = [
+        ({"scheduler_role_arn": None}, "[cost] scheduler_role_arn is needed"),
+        ({"instance_id": '"i-0000000000000dead"'}, "i-0000000000000dead"),
+        ({"families": '["zz9", "r6a"]', "types_file": f'"{types}"'}, "zz9.huge"),  # a type AWS lacks
+    ]
+    for extra, message in cases:
+        _toml(aws, **extra)
+        proc = run_flank("cost", "apply", "--now", NOW)
+        assert proc.returncode == 1 and message in proc.stderr, (extra, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert _schedules(aws) == {}
+    _toml(aws)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    proc = run_flank("cost", "apply", "--now", NOW)
+    assert proc.returncode == 1 and "no AWS credentials found" in proc.stderr, proc.stderr
+    assert _schedules(aws) == {}
+
+
+def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path, aws: dict,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.stub import Stubber
+
+    from flank_ops.cost import aws as cost_aws
+    from flank_ops.cost import shrink
+    from flank_ops.cost.settings import cost_settings
+    from flank_ops.paths import Home
+    from flank_ops.settings import settings_for
+
+    write_toml()
+
+    deploy(tmp_path, SEED_YML)
+    write_runs()
+    _toml(aws)
+    home = Home()
+    cost = cost_settings(settings_for(home))
+    real = cost_aws.clients(cost)
+    stub = Stubber(real.ssm)
+    monkeypatch.setattr(cost_aws, "clients", lambda _cost: real)
+
+    # a run holds the busy lock: no call at all (the stub has no responses queued)
+    home.internal_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(shrink.busy_lock(home), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # as a running run holds it
+        with stub:
+            assert shrink.shrink_now(home, cost, "r6a.large") == \
+                "not shrinking: a run is in progress (it holds the VM's busy lock)"
+    finally:
+        os.close(fd)
+
+    stub.add_response("start_automation_execution", {"AutomationExecutionId": "0123abcd-0000-4000-8000-00000000e1e1"},
+                      {"DocumentName": "AWS-ResizeInstance",
+                       "Parameters": {"InstanceId": [aws["instance"]], "InstanceType": ["r6a.large"]}})
+    with stub:
+        said = shrink.shrink_now(home, cost, "r6a.large")
+    assert said == f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large (automation 0123abcd-0000-4000-8000-00000000e1e1)"
+    assert json.loads(shrink.marker_path(home).read_text())["execution_id"] == "0123abcd-0000-4000-8000-00000000e1e1"
+
+    stub.add_response("stop_automation_execution", {},
+                      {"AutomationExecutionId": "0123abcd-0000-4000-8000-00000000e1e1", "Type": "Cancel"})
+    with stub:
+        assert "cancelled the shrink to r6a.large" in shrink.cancel_pending(home, cost)
+    assert not shrink.marker_path(home).exists()
+    assert shrink.cancel_pending(home, cost) is None

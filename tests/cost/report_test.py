@@ -1,0 +1,71 @@
+"""flank report resources and flank cost plan on the seed case's records."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import run_flank
+from cost.fixtures import SEED_YML, write_runs, write_toml
+from run.deployed import deploy
+
+from flank_ops.cost.resources import memory_steps
+
+NOW = "2026-11-26T12:00:00+00:00"
+
+
+def test_run_peak_is_the_largest_sum_of_tasks_running_together() -> None:
+    # a: 0-10 (5), b: 2-6 (3), c: 6-12 (4) starts as b ends: a+b = 8, a+c = 9
+    peak, steps = memory_steps([(0, 10, 5), (2, 6, 3), (6, 12, 4)])
+    assert peak == 9
+    assert steps == ((0, 5), (2, 8), (6, 9), (10, 4), (12, 0))
+    assert memory_steps([(0, 5, 7), (5, 9, 7)])[0] == 7  # one after the other: never both
+    assert memory_steps([])[0] == 0
+
+
+def test_report_shows_run_peak_task_peaks_and_the_vm(tmp_path: Path) -> None:
+    write_toml()
+    deploy(tmp_path, SEED_YML)
+    write_runs()
+    out = run_flank("report", "resources", "demo", check=True).stdout
+    assert re.search(r"this VM: [\d.]+ [KMGT]B memory, \d+ CPUs", out)
+    assert "demo/nightly: 30 recent runs, typical 2h45m" in out
+    assert "run peak memory 200.0 GB" in out and "up to 2 tasks at once" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()}
+    assert "120.0 GB" in lines["model_a"] and "2h00m" in lines["model_a"]
+    assert "80.0 GB" in lines["model_b"]
+    chart = re.search(r"memory over #30 \(2h45m, peak 200.0 GB\): \|(.*)\|", out).group(1)
+    assert len(chart) == 48 and chart.count("█") >= 30  # the two models together most of the run
+
+
+def test_seed_case_figures_are_reproduced(tmp_path: Path) -> None:
+    """256 GB 24/7 costs about $1,320 a month; shrinking outside the window about $247."""
+    write_toml()
+    deploy(tmp_path, SEED_YML)
+    write_runs()
+    write_toml('[cost]\nregion = "us-east-1"\nfamilies = ["r6a"]\ncurrent_type = "r6a.8xlarge"\n')
+    out = run_flank("cost", "plan", "--now", NOW, check=True).stdout
+    assert "demo/nightly: r6a.8xlarge (32 vCPU, 256 GiB" in out  # 200 GB + 25% headroom
+    assert "idle: r6a.large (2 vCPU, 16 GiB" in out
+    today = float(re.search(r"24/7 — \$([\d,]+)/month", out).group(1).replace(",", ""))
+    planned = float(re.search(r"planned: \$([\d,]+)/month", out).group(1).replace(",", ""))
+    assert abs(today - 1320) / 1320 < 0.01, out
+    assert abs(planned - 247) / 247 < 0.02, out
+    assert "cron(45 1 * * ? *)" in out and "Europe/London" in out  # 15 min before 02:00 London
+
+
+def test_cost_settings_errors_are_one_clear_line(tmp_path: Path) -> None:
+    write_toml()
+    deploy(tmp_path, SEED_YML)
+    write_runs()
+    cases = {
+        '[cost]\nheadrom = 0.3\n': "unknown key 'headrom'",
+        '[cost]\nheadroom = "lots"\n': "headroom must be a int or float",
+        '[cost]\nregion = "mars-1"\n': "no instance types priced for region 'mars-1'",
+        '[cost]\nfamilies = ["t3"]\n': "no allowed instance type holds demo/nightly",
+        '[cost]\ncurrent_type = "r9z.huge"\n': "instance type 'r9z.huge' is not in the price table",
+    }
+    for toml, message in cases.items():
+        write_toml(toml)
+        proc = run_flank("cost", "plan", "--now", NOW)
+        assert proc.returncode == 1 and message in proc.stderr, (toml, proc.stderr)
+        assert "Traceback" not in proc.stderr

@@ -1,0 +1,125 @@
+"""Catch-up: a scheduled run missed while the VM was off runs once when it is back.
+
+No test can reboot the machine under the cron daemon, so the outage is simulated by the
+records (the last scheduled run is older than the missed minute) and the `@reboot`
+command is run as cron would run it: by /bin/sh, from the generated block.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from conftest import run_flank, wait_for
+from cost.fixtures import write_toml
+from run.deployed import deploy, history, record, runs_dir
+
+from flank_ops.paths import Home
+
+
+def _scheduled_run(run_id: int, scheduled: datetime, pipeline: str = "nightly", trigger: str = "schedule") -> None:
+    """A finished scheduled run, as the runner records it."""
+    folder = runs_dir(pipeline) / str(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = scheduled.astimezone(timezone.utc)
+    rec = {"format": 1, "project": "demo", "pipeline": pipeline, "run_id": run_id, "trigger": trigger,
+           "scheduled_at": scheduled.isoformat(), "status": "success", "started_at": start.isoformat(),
+           "ended_at": (start + timedelta(seconds=1)).isoformat(), "duration_s": 1.0, "tasks": {},
+           "runner": None}
+    (folder / "run.json").write_text(json.dumps(rec))
+    with open(runs_dir(pipeline) / "history.jsonl", "a") as f:
+        f.write(json.dumps({"run_id": run_id, "status": "success", "trigger": trigger}) + "\n")
+    (runs_dir(pipeline) / "last_id").write_text(f"{run_id}\n")
+
+
+YML = """\
+pipelines:
+  nightly:
+    schedule: "0 2 * * *"
+    timezone: Europe/London
+{extra}    tasks:
+      work: echo "scheduled for $FLANK_SCHEDULED_AT"
+"""
+
+
+def test_missed_nightly_run_is_caught_up_once(tmp_path: Path) -> None:
+    write_toml()
+    deploy(tmp_path, YML.format(extra=""))
+    _scheduled_run(1, datetime.fromisoformat("2026-11-25T02:00:00+00:00"))
+    # the VM was off at 02:00 on the 26th and is back at 02:30
+    out = run_flank("catchup", "demo", "--now", "2026-11-26T02:30:00+00:00", check=True).stdout
+    assert "catching up demo nightly (missed Thu 26 Nov 02:00 GMT)" in out
+    wait_for(lambda: len(history()) == 2, "the caught-up run to finish")
+    rec = record(2)
+    assert rec["trigger"] == "catchup" and rec["status"] == "success"
+    assert datetime.fromisoformat(rec["scheduled_at"]) == datetime.fromisoformat("2026-11-26T02:00:00+00:00")
+    # asking again (a second boot, or the scheduler starting) starts nothing: run 2 stands for 02:00
+    again = run_flank("catchup", "demo", "--now", "2026-11-26T02:31:00+00:00", check=True).stdout
+    assert "nothing to catch up" in again
+    assert len(history()) == 2
+
+
+def test_outside_the_window_or_disabled_nothing_runs(tmp_path: Path) -> None:
+    write_toml()
+    clone = deploy(tmp_path, YML.format(extra=""))
+    _scheduled_run(1, datetime.fromisoformat("2026-11-25T02:00:00+00:00"))
+    late = run_flank("catchup", "demo", "--now", "2026-11-26T08:30:00+00:00", check=True).stdout
+    assert "nothing to catch up" in late  # 6h30 after the missed 02:00: past the default 6h window
+    from run.deployed import push
+
+    push(clone, {"flank.yml": YML.format(extra="    catchup: 0\n")}, "no catch-up")
+    off = run_flank("catchup", "demo", "--now", "2026-11-26T02:30:00+00:00", check=True).stdout
+    assert "nothing to catch up" in off
+    push(clone, {"flank.yml": YML.format(extra="    catchup: 12h\n")}, "longer window")
+    wide = run_flank("catchup", "demo", "--dry-run", "--now", "2026-11-26T08:30:00+00:00", check=True).stdout
+    assert "would catch up demo nightly (missed Thu 26 Nov 02:00 GMT)" in wide
+
+
+def test_many_missed_firings_give_one_run_for_the_latest(tmp_path: Path) -> None:
+    write_toml()
+    deploy(tmp_path, "pipelines:\n  hourly:\n    schedule: '0 * * * *'\n    timezone: UTC\n"
+                     "    tasks:\n      work: 'true'\n")
+    _scheduled_run(1, datetime.fromisoformat("2026-11-26T05:00:00+00:00"), pipeline="hourly")
+    out = run_flank("catchup", "--now", "2026-11-26T09:20:00+00:00", check=True).stdout  # 06, 07, 08, 09 missed
+    assert out.count("catching up") == 1 and "missed Thu 26 Nov 09:00 UTC" in out
+    wait_for(lambda: len(history("hourly")) == 2, "the caught-up run")
+    assert record(2, "hourly")["trigger"] == "catchup"
+
+
+def test_the_reboot_line_catches_up_as_cron_runs_it(tmp_path: Path) -> None:
+    from flank_ops.config.load import load_config_file
+    from flank_ops.schedule.crontab import reboot_line
+
+    write_toml()
+
+    deploy(tmp_path, "pipelines:\n  often:\n    schedule: '* * * * *'\n    tasks:\n      work: 'true'\n")
+    _scheduled_run(1, datetime.now(timezone.utc) - timedelta(minutes=30), pipeline="often")
+    paths = Home().project("demo")
+    reboot = reboot_line(paths, load_config_file(paths.current / "flank.yml"))
+    assert reboot is not None and reboot.when == "@reboot" and reboot.command.endswith("catchup demo")
+    assert reboot.text() in paths.crontab_file.read_text()  # in the block the push wrote
+    env = {"HOME": os.environ["HOME"], "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin", "LOGNAME": "root"}
+    done = subprocess.run(["/bin/sh", "-c", reboot.command], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "catching up demo often" in done.stdout
+    wait_for(lambda: len(history("often")) == 2, "the caught-up run")
+    assert record(2, "often")["trigger"] == "catchup"
+
+
+def test_catchup_values_are_validated_with_line_and_column(tmp_path: Path) -> None:
+    from flank_ops.config.load import load_config_file
+
+    def pipeline(value: str) -> Path:
+        path = tmp_path / "flank.yml"
+        path.write_text(f"pipelines:\n  nightly:\n    schedule: '0 2 * * *'\n    catchup: {value}\n"
+                        "    tasks:\n      a: 'true'\n")
+        return path
+
+    assert load_config_file(pipeline("0")).pipelines["nightly"].catchup_s == 0
+    assert load_config_file(pipeline("'0'")).pipelines["nightly"].catchup_s == 0
+    assert load_config_file(pipeline("12h")).pipelines["nightly"].catchup_s == 12 * 3600
+    proc = run_flank("validate", str(pipeline("2 hours")))
+    assert proc.returncode == 1
+    assert "flank.yml:4:14: catchup: '2 hours' is not a duration" in proc.stderr + proc.stdout
