@@ -56,16 +56,10 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     previous = paths.current_sha()
     validated = take_validated(paths, pushed_sha)
     if sha != pushed_sha:
-        validated = take_validated(paths, sha)
-        say(f"a newer push moved {branch} to {sha[:7]}")
+        record_superseded(paths, branch, pushed_sha, sha)
+        return None
     if sha == previous and paths.release_dir(sha).is_dir():
-        # A racing push that got the lock first deployed this very commit.
-        say(f"{sha[:7]} is deployed already")
-        try:
-            return Deployed(sha, validated or load_release_config(paths.release_dir(sha)))
-        except UserError as exc:
-            say(f"warning: {failure_text(exc)}")
-            return None
+        return deployed_already(paths, ref, commit, validated)
     clean_leftovers(paths)
     clean_stale_validated(paths)
 
@@ -106,6 +100,43 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     except OSError as exc:
         say(f"warning: old releases not pruned: {failure_text(exc)}")
     return Deployed(sha, config)
+
+
+def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: str) -> None:
+    """A newer push moved the branch before this one's deploy began: that push's own hook deploys
+    the tip; this push gets its one deploys.jsonl line, and the Pushes page shows it."""
+    say(f"a newer push moved {branch} to {tip[:7]} before {pushed_sha[:7]} was deployed; that push deploys it "
+        "(nothing started by this push)")
+    try:
+        commit = commit_info(paths.bare_repo, pushed_sha)
+    except UserError:
+        commit = {"sha": pushed_sha, "short": pushed_sha[:7]}
+    try:
+        record_deploy(paths, deploy_entry("superseded", f"refs/heads/{branch}", commit, superseded_by=tip))
+    except OSError as exc:
+        say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
+        return
+    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+        say(f"warning: {warning}")
+
+
+def deployed_already(paths: ProjectPaths, ref: str, commit: dict[str, str], validated: Config | None) -> Deployed | None:
+    """The pushed commit is the deployed one (the branch went away from it and back): nothing to
+    redo, but the push still gets its deploys.jsonl line."""
+    say(f"{commit['short']} is deployed already")
+    try:
+        config = validated or load_release_config(paths.release_dir(commit["sha"]))
+    except UserError as exc:
+        say(f"warning: {failure_text(exc)}")
+        return None
+    try:
+        record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=[f"{commit['short']} was deployed already"],
+                                          pipelines=list(config.pipelines)))
+    except OSError as exc:
+        say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
+    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+        say(f"warning: {warning}")
+    return Deployed(commit["sha"], config)
 
 
 def load_release_config(release: Path) -> Config:

@@ -76,9 +76,19 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     for error in verdict.errors:
         for line in error.splitlines():
             print(f"  {line}", file=sys.stderr)
-    if verdict.deploy is not None:
-        record_rejection(paths, verdict.deploy, verdict.errors)
+    record_rejection(paths, refused_update(verdict.deploy, parse_updates(stdin_text)), verdict.errors)
     return 1
+
+
+def refused_update(deploy: RefUpdate | None, updates: list[RefUpdate]) -> RefUpdate | None:
+    """The ref a refused push's one deploys.jsonl line is about: the deploy branch's update if
+    the push has one (a deletion too), else the first ref pushed (refs/notes/flank, ...)."""
+    from flank_ops.git.push_check import ZERO_SHA
+
+    if deploy is not None:
+        return deploy
+    deletions = [u for u in updates if u.new == ZERO_SHA]
+    return (deletions or updates or [None])[0]
 
 
 def unwritable_state(paths: ProjectPaths) -> str | None:
@@ -89,18 +99,26 @@ def unwritable_state(paths: ProjectPaths) -> str | None:
     return None
 
 
-def record_rejection(paths: ProjectPaths, update: RefUpdate, errors: list[str]) -> None:
+def record_rejection(paths: ProjectPaths, update: RefUpdate | None, errors: list[str]) -> None:
+    """One deploys.jsonl line for the refused push, then the Pushes page redrawn to show it."""
     from flank_ops.git.deploy_log import deploy_entry, record_deploy
     from flank_ops.git.gitcmd import commit_info
+    from flank_ops.git.push_check import ZERO_SHA
 
+    commit: dict[str, str] = {}
+    if update is not None and update.new != ZERO_SHA:
+        try:
+            commit = commit_info(paths.bare_repo, update.new, keep_git_env=True)
+        except UserError:
+            commit = {"sha": update.new, "short": update.new[:7]}
     try:
-        commit = commit_info(paths.bare_repo, update.new, keep_git_env=True)
-    except UserError:
-        commit = {"sha": update.new, "short": update.new[:7]}
-    try:
-        record_deploy(paths, deploy_entry("rejected", update.ref, commit, errors=errors))
+        record_deploy(paths, deploy_entry("rejected", update.ref if update else "", commit, errors=errors))
     except OSError:
-        pass  # the refusal already reached the user; a read-only home must not turn it into a crash
+        return  # the refusal already reached the user; a read-only home must not turn it into a crash
+    from flank_ops.git.deploy import attempt, rebuild_site
+
+    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+        say(f"warning: {warning}")
 
 
 def post_receive(paths: ProjectPaths, stdin_text: str) -> int:

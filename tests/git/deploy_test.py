@@ -85,9 +85,9 @@ def test_concurrent_pushes_both_succeed_and_the_newest_commit_is_deployed(tmp_pa
     assert project.remote_sha() == second
 
 
-def start_push(project: Project) -> subprocess.Popen[str]:
+def start_push(project: Project, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
-    return subprocess.Popen(["git", "push", "flank", "main"], cwd=project.wc, env=env, text=True,
+    return subprocess.Popen(["git", "push", "flank", *(args or ("main",))], cwd=project.wc, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -208,3 +208,60 @@ def test_a_read_only_flank_home_refuses_the_push_and_loses_nothing(tmp_path: Pat
         assert project.releases() == [first]
     finally:
         subprocess.run(["umount", "-l", str(flank_home)])
+
+
+def clone_with_commit(project: Project, tmp_path: Path, name: str, files: dict[str, str]) -> tuple[Project, str]:
+    """Another working copy of the project (remote flank = the bare repo), one new commit ahead."""
+    wc = tmp_path / name
+    git("clone", "-q", str(project.wc), str(wc), cwd=tmp_path)
+    git("remote", "add", "flank", str(project.bare), cwd=wc)
+    write_files(wc, files)
+    return project._replace(wc=wc), commit_all(wc, f"from {name}")
+
+
+def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_them(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    accepted = [clone_with_commit(project, tmp_path, f"wc-{i}", {f"R/{i}.R": f"{i}\n"}) for i in range(12)]
+    bad_yml = SIMPLE_FLANK_YML.replace("tasks:", "taks:")
+    refused = [clone_with_commit(project, tmp_path, f"bad-{i}", {"flank.yml": bad_yml}) for i in range(3)]
+    git("notes", "--ref", "refs/notes/flank", "add", "-m", "forged", "HEAD", cwd=refused[0][0].wc)
+
+    # Twelve pushes in post-receive at once: hold the deploy lock until each one's ref update is in.
+    # (git itself refuses a push whose ref moved since it connected, so they are started one by one.)
+    paths = Home(project.home).project(project.name)
+    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    with locked(paths.lock_file("deploy")):
+        refusals = [start_push(refused[0][0], "refs/notes/flank"), start_push(refused[1][0], ":main"),
+                    start_push(refused[2][0], "--force", "main")]
+        for clone, sha in accepted:
+            procs.append((sha, start_push(clone, "--force", "main")))
+            wait_for(lambda sha=sha: project.remote_sha() == sha, f"the push of {sha[:7]} to update main")
+        for proc in refusals:
+            proc.communicate(timeout=DEADLINE_S)
+            assert proc.returncode != 0
+    for sha, proc in procs:
+        out = proc.communicate(timeout=DEADLINE_S)
+        assert proc.returncode == 0, out
+
+    newest = accepted[-1][1]
+    assert project.current_sha() == newest
+    entries = project.deploys()[1:]  # after the first push's line
+    assert len(entries) == 12 + 3, entries
+    by_sha = {e["sha"]: e for e in entries if e["status"] in ("accepted", "superseded")}
+    assert sorted(by_sha) == sorted(sha for _, sha in accepted)
+    assert by_sha[newest]["status"] == "accepted"
+    assert all(by_sha[sha]["status"] == "superseded" and by_sha[sha]["superseded_by"] == newest
+               for _, sha in accepted[:-1])
+    rejected = [e for e in entries if e["status"] == "rejected"]
+    assert sorted(e["ref"] for e in rejected) == ["refs/heads/main", "refs/heads/main", "refs/notes/flank"]
+    assert any("cannot be deleted" in " ".join(e["errors"]) for e in rejected)
+    assert first != newest
+
+    # The Pushes page was redrawn by the refusals too: a refused push alone shows up at once.
+    late, late_sha = clone_with_commit(project, tmp_path, "late", {"flank.yml": bad_yml})
+    assert push(late, "--force", "main").returncode != 0
+    page = (project.home / "site" / project.name / "deploys.html").read_text()
+    assert late_sha[:7] in page
+    assert all(sha[:7] in page for _, sha in accepted)
