@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "prune": "remove old runs (records, logs and pages)",
     "sync": "upload records, logs and the site to S3",
     "doctor": "check this VM's flank setup end to end",
+    "deploy": "redo a project's deploy by hand (after an interrupted push)",
 }
 
 

@@ -80,3 +80,12 @@ def create_bare_repo(git_dir: Path, branch: str) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def resolve_commit(git_dir: Path, rev: str) -> str | None:
+    """The full sha of commit `rev` (a sha, short sha, branch or ref) in the repo, or None."""
+    if not rev or rev.startswith("-"):
+        return None
+    proc = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], git_dir=Path(git_dir), check=False)
+    sha = proc.stdout.decode("ascii", "replace").strip()
+    return sha if proc.returncode == 0 and sha else None

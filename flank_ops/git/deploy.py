@@ -8,6 +8,7 @@ holds the lock, so racing pushes end with the newest commit deployed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -18,7 +19,7 @@ from typing import Any, NamedTuple
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
 from flank_ops.fileio import atomic_symlink, locked
-from flank_ops.git.deploy_log import deploy_entry, record_deploy
+from flank_ops.git.deploy_log import VIA_COMMAND, VIA_PUSH, deploy_entry, record_deploy
 from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import FLANK_YML, take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
@@ -37,7 +38,9 @@ class Deployed(NamedTuple):
 
 def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
     """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
-    with locked(paths.lock_file("deploy")):
+    from flank_ops.git.deploy_state import deploy_marked
+
+    with locked(paths.lock_file("deploy")), deploy_marked(paths, pushed_sha):
         deployed = deploy(paths, branch, pushed_sha)
     if deployed is None:
         return 1
@@ -46,42 +49,47 @@ def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_opt
     return 0
 
 
-def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None:
-    """Check out, link, switch `current`, regenerate, record. Call with the deploy lock held."""
+def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH) -> Deployed | None:
+    """Check out, link, switch `current`, regenerate, record. Call with the deploy lock held.
+
+    via=VIA_COMMAND (`flank deploy`): deploy `pushed_sha` itself, again, whatever the branch says."""
     git_dir = paths.bare_repo
     ref = f"refs/heads/{branch}"
+    by_hand = via != VIA_PUSH
     # The branch's tip now, not the pushed sha: a newer push may have moved it while we waited.
-    commit = commit_info(git_dir, ref)
+    commit = commit_info(git_dir, pushed_sha if by_hand else ref)
     sha = commit["sha"] or pushed_sha
     previous = paths.current_sha()
     validated = take_validated(paths, pushed_sha)
     if sha != pushed_sha:
         record_superseded(paths, branch, pushed_sha, sha)
         return None
-    if sha == previous and paths.release_dir(sha).is_dir():
+    if sha == previous and paths.release_dir(sha).is_dir() and not by_hand:
         return deployed_already(paths, ref, commit, validated)
     clean_leftovers(paths)
     clean_stale_validated(paths)
 
     try:
         release, warnings, config = make_release(paths, sha, validated, load_release_config)
+        pause_for_tests("before-switch")
         atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
     except (OSError, UserError) as exc:
         reason = failure_text(exc)
         say(f"deploy of {commit['short']} failed: {reason}")
         say(f"still deployed: {previous[:7] if previous else 'nothing yet'} (the push itself was stored in git)")
         try:
-            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason]))
+            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason], via=via))
         except OSError:
             pass  # the disk that failed the deploy may refuse this too; the output above says it all
         return None
 
+    pause_for_tests("after-switch")
     warnings += regenerate(paths, config, release)
     if shutil.which("make") is None:
         warnings.append("make is not installed on this VM, so runs will fail; install it: sudo apt-get install make")
     try:
         record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
-                                          pipelines=list(config.pipelines)))
+                                          pipelines=list(config.pipelines), via=via))
     except OSError as exc:
         warnings.append(f"deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
     # After the record, so the site's Deploys page shows this push.
@@ -100,6 +108,68 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     except OSError as exc:
         say(f"warning: old releases not pruned: {failure_text(exc)}")
     return Deployed(sha, config)
+
+
+def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
+    """`flank deploy PROJECT [SHA]`: what post-receive does for a push (validate, check out, link,
+    switch, Makefiles, crontab, site, deploys.jsonl), for commit `rev` (default: the deploy
+    branch's tip). Starts no runs. Returns the exit code."""
+    from flank_ops.git.bare_repo import deploy_branch, resolve_commit
+    from flank_ops.git.deploy_state import deploy_gap, deploy_marked
+    from flank_ops.git.push_check import check_commit, save_validated
+
+    branch = deploy_branch(paths.bare_repo)
+    sha = resolve_commit(paths.bare_repo, rev or f"refs/heads/{branch}")
+    if sha is None:
+        if rev:
+            raise UserError(f"no commit {rev!r} in {paths.bare_repo}",
+                            f"give a commit pushed to the project, or nothing for the tip of {branch!r}")
+        raise UserError(f"nothing pushed to {branch!r} yet, so nothing to deploy", "push first: git push flank main")
+    gap = deploy_gap(paths)
+    if gap is not None:
+        say(gap.message)
+    tip = resolve_commit(paths.bare_repo, f"refs/heads/{branch}")
+    where = f"the tip of {branch}" if sha == tip else f"{branch} is at {(tip or 'nothing')[:7]}"
+    say(f"deploying {sha[:7]} by hand ({where})")
+    errors, config = check_commit(paths.bare_repo, sha)
+    if errors:
+        say(f"{sha[:7]} cannot be deployed, {len(errors)} problem{'s' if len(errors) != 1 else ''}; nothing changed:")
+        for error in errors:
+            for line in error.splitlines():
+                print(f"  {line}", file=sys.stderr)
+        return 1
+    if config is not None:
+        say(f"flank.yml OK — {describe_config(config)}")
+        with contextlib.suppress(OSError):
+            save_validated(paths, sha, config)
+    with locked(paths.lock_file("deploy")), deploy_marked(paths, sha):
+        deployed = deploy(paths, branch, sha, via=VIA_COMMAND)
+    if deployed is None:
+        return 1
+    on_push = [name for name, p in deployed.config.pipelines.items() if p.on_push]
+    if on_push:
+        say(f"runs are not started by flank deploy (on_push: {', '.join(on_push)}); "
+            f"start one with: flank run {paths.name} {on_push[0]}")
+    return 0
+
+
+def describe_config(config: Config) -> str:
+    from flank_ops.config.load import describe
+
+    return describe(config)
+
+
+def pause_for_tests(point: str) -> None:
+    """Tests only: FLANK_TEST_DEPLOY_PAUSE=POINT:PIDFILE makes the deploy write its pid to PIDFILE
+    and block at POINT (before-switch, after-switch), so a test can kill -9 it right there."""
+    point_wanted, _, pid_file = os.environ.get("FLANK_TEST_DEPLOY_PAUSE", "").partition(":")
+    if point_wanted != point or not pid_file:
+        return
+    import signal
+
+    Path(pid_file).write_text(str(os.getpid()), encoding="utf-8")
+    while True:
+        signal.pause()
 
 
 def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: str) -> None:

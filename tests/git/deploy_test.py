@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import commit_all, git, wait_for, write_files
+import pytest
+
+from conftest import commit_all, git, run_flank, wait_for, write_files
 from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 
 from flank_ops.fileio import locked
@@ -85,8 +88,8 @@ def test_concurrent_pushes_both_succeed_and_the_newest_commit_is_deployed(tmp_pa
     assert project.remote_sha() == second
 
 
-def start_push(project: Project, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
+def start_push(project: Project, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}, **(env or {})}
     return subprocess.Popen(["git", "push", "flank", *(args or ("main",))], cwd=project.wc, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -265,3 +268,75 @@ def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_the
     page = (project.home / "site" / project.name / "deploys.html").read_text()
     assert late_sha[:7] in page
     assert all(sha[:7] in page for _, sha in accepted)
+
+
+@pytest.mark.parametrize("point", ["before-switch", "after-switch"])
+def test_a_killed_deploy_shows_in_status_and_on_the_site_and_flank_deploy_redoes_it(tmp_path: Path, point: str) -> None:
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    write_files(project.wc, {"flank.yml": SIMPLE_FLANK_YML.replace("  nightly:", "  weekly:\n    tasks: {a: echo a}\n  nightly:")})
+    second = commit_all(project.wc, "add weekly")
+
+    # The hook blocks at `point` (a test-only switch), and is killed there as a reboot would.
+    pid_file = tmp_path / "hook.pid"
+    proc = start_push(project, env={"FLANK_TEST_DEPLOY_PAUSE": f"{point}:{pid_file}"})
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook to reach " + point))
+    os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 0  # git push itself says nothing went wrong: flank must
+    assert project.remote_sha() == second
+    assert project.current_sha() == (first if point == "before-switch" else second)
+    assert not (project.dir / "pipelines" / "weekly.mk").exists()
+
+    status = run_flank("status", "proj")
+    if point == "before-switch":
+        expected = (f"proj: branch at {second[:7]}, deployed {first[:7]} "
+                    "(deploy interrupted — `flank deploy proj` retries)")
+    else:
+        expected = (f"proj: branch at {second[:7]}, deployed {second[:7]} but its deploy was interrupted; "
+                    "Makefiles, crontab and site may be stale — `flank deploy proj` retries")
+    assert expected in status.stdout.splitlines(), status.stdout
+    site = project.home / "site"
+    for page in (site / "index.html", site / "proj" / "index.html", site / "proj" / "deploys.html"):
+        assert "`flank deploy proj` retries" in page.read_text(), page
+
+    fixed = run_flank("deploy", "proj")
+
+    assert fixed.returncode == 0, fixed.stderr
+    lines = fixed.stderr.splitlines()
+    assert f"flank: deploying {second[:7]} by hand (the tip of main)" in lines
+    assert f'flank: deployed {second[:7]} "add weekly"' in lines
+    assert project.current_sha() == second
+    assert (project.dir / "pipelines" / "weekly.mk").is_file()
+    last = project.deploys()[-1]
+    assert (last["status"], last["sha"], last["via"]) == ("accepted", second, "flank deploy")
+    status = run_flank("status", "proj", check=True)
+    assert "branch at" not in status.stdout and "weekly" in status.stdout
+    for page in (site / "index.html", site / "proj" / "deploys.html"):
+        assert "retries" not in page.read_text()
+    assert "by hand (flank deploy)" in (site / "proj" / "deploys.html").read_text()
+
+
+def test_flank_deploy_of_an_older_commit_and_of_nothing(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    missing = run_flank("deploy", "proj")
+    assert missing.returncode == 1
+    assert "nothing pushed to 'main' yet, so nothing to deploy" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    write_files(project.wc, {"R/x.R": "1\n"})
+    second = commit_all(project.wc, "second")
+    assert push(project).returncode == 0
+
+    back = run_flank("deploy", "proj", first[:9])
+
+    assert back.returncode == 0, back.stderr
+    assert f"flank: deploying {first[:7]} by hand (main is at {second[:7]})" in back.stderr.splitlines()
+    assert project.current_sha() == first
+    status = run_flank("status", "proj", check=True).stdout
+    assert (f"proj: branch at {second[:7]}, deployed {first[:7]} by hand (`flank deploy proj` deploys the branch)"
+            in status.splitlines())
+    unknown = run_flank("deploy", "proj", "nosuchcommit")
+    assert unknown.returncode == 1 and "no commit 'nosuchcommit'" in unknown.stderr
