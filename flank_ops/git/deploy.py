@@ -101,8 +101,8 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     for warning in warnings:
         say(f"warning: {warning}")
     site_line = status_site_line(paths)
-    if site_line:
-        say(site_line)
+    for line in (site_line or "").splitlines():
+        say(line)
     try:
         prune_releases(paths)
     except OSError as exc:
@@ -293,16 +293,39 @@ def next_run_text(pipeline: Any) -> str:
         return f" — next run unknown ({type(exc).__name__}: {exc})"
     if not upcoming:
         return ""
-    return " — next run " + upcoming[0].strftime("%a %d %b %H:%M")
+    from flank_ops.humanize import MEDIUM, clock
+
+    return " — next run " + clock(upcoming[0], pipeline.timezone, MEDIUM)
 
 
 def status_site_line(paths: ProjectPaths) -> str | None:
+    """Where to see the site: its URL when flank.toml has site_url; else how to open it (lines)."""
     try:
         from flank_ops.settings import settings_for, site_url
 
-        return f"status site {site_url(settings_for(paths.home, paths.name))}{paths.name}/"
+        settings = settings_for(paths.home, paths.name)
+        url = f"{site_url(settings)}{paths.name}/"
     except UserError as exc:
         return f"warning: {failure_text(exc)}"
+    if settings.get("site_url"):
+        return f"status site {url}"
+    return site_access_lines(paths, url)
+
+
+def site_access_lines(paths: ProjectPaths, url: str) -> str:
+    """Without site_url, 127.0.0.1 is nobody's address from the pusher's laptop: say how to open it."""
+    from urllib.parse import urlsplit
+
+    from flank_ops.git.deploy_log import pusher
+
+    port = urlsplit(url).port or 80
+    # Over ssh, SSH_CONNECTION is "client_ip client_port server_ip server_port": the VM as the pusher reached it.
+    ssh = os.environ.get("SSH_CONNECTION", "").split()
+    import socket
+
+    host = ssh[2] if len(ssh) == 4 else socket.gethostname()
+    return (f"status site: run `flank serve` on the VM (or set site_url in {paths.home.settings_file}), then\n"
+            f"  from your laptop: ssh -L {port}:127.0.0.1:{port} {pusher() or 'you'}@{host} and open {url}")
 
 
 def requested_runs(push_options: list[str]) -> tuple[list[str], list[str]]:
