@@ -69,11 +69,11 @@ def deploy_gap(paths: ProjectPaths) -> DeployGap | None:
     """Why the deploy branch's tip is not fully deployed, or None when it is (or nothing was pushed)."""
     if paths.local:
         return None
-    from flank_ops.git.bare_repo import deploy_branch, resolve_commit
+    from flank_ops.git.bare_repo import branch_tip, deploy_branch
 
     busy, marked = _marked_sha(paths)
     deployed = paths.current_sha()
-    tip = resolve_commit(paths.bare_repo, f"refs/heads/{deploy_branch(paths.bare_repo)}")
+    tip = branch_tip(paths.bare_repo, deploy_branch(paths.bare_repo))
     short_tip, short_deployed = (tip or "none")[:7], deployed[:7] if deployed else "nothing yet"
     retry = f"`flank deploy {paths.name}` retries"
     if busy:
