@@ -3,8 +3,12 @@
 Order matters: the release is built completely and `current` switched atomically
 before anything reads it; steps after the switch (Makefiles, crontab, site) may
 fail and are reported, but the deploy stands. Deploys of one project are
-serialized with a lock, and each deploys whatever the branch points at once it
-holds the lock, so racing pushes end with the newest commit deployed.
+serialized with a lock. A push whose commit a newer push replaced before its
+deploy began records itself as superseded and leaves the deploy to the newer
+push's own hook, so racing pushes end with the newest commit deployed and each
+push is one line in deploys.jsonl. While it holds the lock a deploy marks its
+commit (git/deploy_state.py), so one killed midway shows in `flank status`, and
+`flank deploy PROJECT [SHA]` (deploy_by_hand) redoes it through this same code.
 """
 from __future__ import annotations
 
