@@ -60,6 +60,11 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
         problem = unwritable_state(paths)
         if problem:
             verdict.errors.append(problem)
+    claim = None
+    if verdict.deploy is not None and not verdict.errors:
+        claim, problem = claim_deploy_branch(paths, branch, verdict.deploy)
+        if problem:
+            verdict.errors.append(problem)
     if not verdict.errors:
         if verdict.deploy is not None and verdict.config is not None:
             from flank_ops.config.load import describe
@@ -70,6 +75,8 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
                 save_validated(paths, verdict.deploy.new, verdict.config)
             except OSError:
                 pass  # only a shortcut: post-receive validates again without it
+        if claim is not None:
+            hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy)
         return 0
     noun = "problem" if len(verdict.errors) == 1 else "problems"
     say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")
@@ -89,6 +96,82 @@ def refused_update(deploy: RefUpdate | None, updates: list[RefUpdate]) -> RefUpd
         return deploy
     deletions = [u for u in updates if u.new == ZERO_SHA]
     return (deletions or updates or [None])[0]
+
+
+def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> tuple[int | None, str | None]:
+    """Take turns on the deploy branch, from here until git has moved it.
+
+    git moves a ref only if it is still where the pusher saw it: of two pushes at once,
+    both pass pre-receive and the loser gets git's bare "failed to update ref", recorded
+    nowhere. So a push to the deploy branch holds the receive lock from here until its ref
+    update is in (hold_claim_until_ref_moves); the next one then sees the branch moved and
+    is refused here, saying why, with its line in deploys.jsonl.
+    Returns (the lock's fd, None) or (None, why the push is refused).
+    """
+    import fcntl
+
+    from flank_ops.git.bare_repo import branch_tip
+    from flank_ops.git.push_check import ZERO_SHA
+
+    lock = paths.lock_file("receive")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None, None  # cannot take turns (read-only home): git's own compare-and-swap still holds
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds: until the previous push's ref update is in
+    tip = branch_tip(paths.bare_repo, branch)
+    if (tip or ZERO_SHA) == update.old:
+        return fd, None
+    os.close(fd)
+    return None, (f"{branch!r} moved to {(tip or 'nothing')[:7]} while this push was on its way (another push "
+                  f"came first)\n  fetch it, then push again: git pull flank {branch} && git push flank {branch}")
+
+
+def hold_claim_until_ref_moves(fd: int, paths: ProjectPaths, branch: str, update: RefUpdate) -> None:
+    """Hand the receive lock to a child that keeps it until git has moved the branch (or the
+    receive-pack that runs this hook is gone), then lets the next push in. The hook returns at once."""
+    receive_pack = os.getppid()
+    if os.fork() != 0:
+        os.close(fd)  # the child holds the lock now
+        return
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):  # git waits for the hook's output pipes to close: never hold them
+            os.dup2(devnull, std)
+        os.closerange(3, fd)
+        os.closerange(fd + 1, 4096)
+        wait_for_ref_update(paths, branch, update.old, receive_pack)
+    finally:
+        os._exit(0)
+
+
+def wait_for_ref_update(paths: ProjectPaths, branch: str, old: str, receive_pack: int, limit_s: float = 600) -> None:
+    import select
+    import time
+
+    from flank_ops.git.bare_repo import branch_tip
+    from flank_ops.git.push_check import ZERO_SHA
+
+    try:
+        pidfd = os.pidfd_open(receive_pack)
+    except (AttributeError, OSError):
+        pidfd = None
+    poller = select.poll()
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if (branch_tip(paths.bare_repo, branch) or ZERO_SHA) != old:
+            return
+        if pidfd is not None:
+            if poller.poll(10):
+                return  # receive-pack exited: git did not move the branch (nor will it)
+        elif not os.path.exists(f"/proc/{receive_pack}"):
+            return
+        else:
+            time.sleep(0.01)
 
 
 def unwritable_state(paths: ProjectPaths) -> str | None:

@@ -340,3 +340,36 @@ def test_flank_deploy_of_an_older_commit_and_of_nothing(tmp_path: Path) -> None:
             in status.splitlines())
     unknown = run_flank("deploy", "proj", "nosuchcommit")
     assert unknown.returncode == 1 and "no commit 'nosuchcommit'" in unknown.stderr
+
+
+def test_twelve_pushes_at_once_are_twelve_lines_and_no_bare_git_lock_errors(tmp_path: Path) -> None:
+    # Truly at once: git moves a ref only if it is still where the pusher saw it, so all but the first
+    # lose the race; each loser must be refused by flank with a reason and a line, not by git's lock error.
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    clones = [clone_with_commit(project, tmp_path, f"wc-{i}", {f"R/{i}.R": f"{i}\n"}) for i in range(12)]
+
+    procs = [(sha, start_push(clone, "--force", "main")) for clone, sha in clones]
+    outputs = {sha: proc.communicate(timeout=DEADLINE_S) for sha, proc in procs}
+
+    entries = project.deploys()[1:]
+    assert len(entries) == 12, entries
+    assert sorted(e["sha"] for e in entries) == sorted(sha for sha, _ in procs)
+    for sha, proc in procs:
+        [entry] = [e for e in entries if e["sha"] == sha]
+        stderr = outputs[sha][1]
+        assert "failed to update ref" not in stderr
+        if proc.returncode == 0:
+            assert entry["status"] in ("accepted", "superseded"), entry
+        else:
+            assert entry["status"] == "rejected" and "another push came first" in entry["errors"][0]
+            assert "fetch it, then push again: git pull flank main && git push flank main" in stderr
+    assert project.current_sha() == project.remote_sha()
+    # Whoever held the turn let go once its ref update was in: the next push needs no wait.
+    paths = Home(project.home).project(project.name)
+    wait_for(lambda: _free(paths.lock_file("receive")), "the receive lock to be free")
+
+
+def _free(lock: Path) -> bool:
+    with locked(lock, blocking=False) as held:
+        return held
