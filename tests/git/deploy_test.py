@@ -373,3 +373,21 @@ def test_twelve_pushes_at_once_are_twelve_lines_and_no_bare_git_lock_errors(tmp_
 def _free(lock: Path) -> bool:
     with locked(lock, blocking=False) as held:
         return held
+
+
+def test_a_killed_first_deploy_says_nothing_is_deployed_yet(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    sha = head(project.wc)
+    pid_file = tmp_path / "hook.pid"
+    proc = start_push(project, env={"FLANK_TEST_DEPLOY_PAUSE": f"before-switch:{pid_file}"})
+    os.kill(int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook to pause")),
+            signal.SIGKILL)
+    proc.communicate(timeout=DEADLINE_S)
+
+    status = run_flank("status", "proj").stdout
+    assert (f"proj: branch at {sha[:7]}, deployed nothing yet (deploy interrupted — `flank deploy proj` retries)"
+            in status.splitlines()), status
+    home = (project.home / "site" / "index.html").read_text()
+    assert "not deployed yet" in home and "deployed nothing yet (deploy interrupted" in home
+    assert run_flank("deploy", "proj").returncode == 0
+    assert project.current_sha() == sha
