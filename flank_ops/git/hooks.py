@@ -147,7 +147,9 @@ def hold_claim_until_ref_moves(fd: int, paths: ProjectPaths, branch: str, update
         os._exit(0)
 
 
-def wait_for_ref_update(paths: ProjectPaths, branch: str, old: str, receive_pack: int, limit_s: float = 600) -> None:
+def wait_for_ref_update(paths: ProjectPaths, branch: str, old: str, receive_pack: int, limit_s: float = 60) -> None:
+    """Until the branch moves from `old`, receive-pack exits, or `limit_s` (git moves the ref
+    milliseconds after pre-receive; past the limit git's own compare-and-swap still holds)."""
     import select
     import time
 
