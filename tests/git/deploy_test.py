@@ -112,6 +112,9 @@ def test_a_failed_deploy_leaves_the_previous_release_current_and_no_half_release
     assert project.current_sha() == first
     assert not [p for p in (project.dir / "releases").iterdir() if p.name.startswith(".")]
     assert project.deploys()[-1]["status"] == "failed"
+    status = run_flank("status", "proj").stdout
+    assert f"proj: branch at {second[:7]}, deployed {first[:7]} (deploy failed: " in status, status
+    assert status.rstrip().endswith("— `flank deploy proj` retries)")
 
 
 def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path: Path) -> None:
