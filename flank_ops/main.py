@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "check this VM's flank setup end to end",
     "report": "what the pipelines' recent runs used: memory, CPU, time",
     "cost": "size the VM for its pipelines; resize it on AWS around their runs",
+    "deploy": "redo a project's deploy by hand (after an interrupted push)",
 }
 
 

@@ -77,6 +77,29 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
+def _deploy_gaps(projects) -> list[str]:
+    """`demo: branch at 3f2a1c0, deployed 9b1e0d2 (deploy interrupted — ...)`, one line per project whose
+    branch tip is not (fully) deployed; an interrupted deploy also gets its site pages redrawn to say so."""
+    from flank_ops.git.deploy_state import INTERRUPTED, deploy_gap
+
+    lines = []
+    for paths in projects:
+        try:
+            gap = deploy_gap(paths)
+        except (OSError, UserError) as exc:
+            lines.append(f"{paths.name}: deploy state unknown: {exc}")
+            continue
+        if gap is None:
+            continue
+        lines.append(f"{paths.name}: {gap.message}")
+        if gap.reason == INTERRUPTED:
+            from flank_ops.git.deploy import attempt, rebuild_site
+
+            lines += [f"{paths.name}: warning: {w}" for w in attempt("status site not redrawn (run: flank site)",
+                                                                     lambda: rebuild_site(paths))]
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from flank_ops.config.load import load_config_file
     from flank_ops.paths import Home, ProjectPaths
@@ -103,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     print(_table(rows))
     for warning in _outage_warnings(projects):
         print(f"flank: warning: {warning}", file=sys.stderr)
+    for line in _deploy_gaps(projects):
+        print(line)
     return 0
 
 

@@ -6,6 +6,7 @@ so a person can see and change it with plain git (`git symbolic-ref HEAD`).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -18,6 +19,7 @@ from flank_ops.git.gitcmd import run_git
 HOOK_NAMES = ("pre-receive", "post-receive")
 DEFAULT_BRANCH = "main"
 PYTHON_PLACEHOLDER = "@PYTHON@"
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def deploy_branch(git_dir: Path) -> str:
@@ -82,3 +84,39 @@ def create_bare_repo(git_dir: Path, branch: str) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def resolve_commit(git_dir: Path, rev: str) -> str | None:
+    """The full sha of commit `rev` (a sha, short sha, branch or ref) in the repo, or None."""
+    if not rev or rev.startswith("-"):
+        return None
+    proc = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], git_dir=Path(git_dir), check=False)
+    sha = proc.stdout.decode("ascii", "replace").strip()
+    return sha if proc.returncode == 0 and sha else None
+
+
+def branch_tip(git_dir: Path, branch: str) -> str | None:
+    """The commit `branch` points at, or None when it has none yet.
+
+    Read from the ref files like deploy_branch (no git call: every site build asks), with
+    git itself as the fallback for anything unusual."""
+    ref = f"refs/heads/{branch}"
+    try:
+        loose = (Path(git_dir) / ref).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        loose = None
+    except (OSError, UnicodeDecodeError):
+        return resolve_commit(git_dir, ref)
+    if loose is not None:
+        return loose if _SHA.fullmatch(loose) else resolve_commit(git_dir, ref)
+    try:
+        packed = (Path(git_dir) / "packed-refs").read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return resolve_commit(git_dir, ref)
+    for line in packed.splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref and _SHA.fullmatch(sha):
+            return sha
+    return None

@@ -3,11 +3,16 @@
 Order matters: the release is built completely and `current` switched atomically
 before anything reads it; steps after the switch (Makefiles, crontab, site) may
 fail and are reported, but the deploy stands. Deploys of one project are
-serialized with a lock, and each deploys whatever the branch points at once it
-holds the lock, so racing pushes end with the newest commit deployed.
+serialized with a lock. A push whose commit a newer push replaced before its
+deploy began records itself as superseded and leaves the deploy to the newer
+push's own hook, so racing pushes end with the newest commit deployed and each
+push is one line in deploys.jsonl. While it holds the lock a deploy marks its
+commit (git/deploy_state.py), so one killed midway shows in `flank status`, and
+`flank deploy PROJECT [SHA]` (deploy_by_hand) redoes it through this same code.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -19,7 +24,7 @@ from flank_ops.config.model import Config
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_symlink, locked
 from flank_ops.git import release_config
-from flank_ops.git.deploy_log import deploy_entry, record_deploy
+from flank_ops.git.deploy_log import VIA_COMMAND, VIA_PUSH, deploy_entry, record_deploy
 from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
@@ -38,7 +43,9 @@ class Deployed(NamedTuple):
 
 def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
     """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
-    with locked(paths.lock_file("deploy")):
+    from flank_ops.git.deploy_state import deploy_marked
+
+    with locked(paths.lock_file("deploy")), deploy_marked(paths, pushed_sha):
         deployed = deploy(paths, branch, pushed_sha)
     if deployed is None:
         return 1
@@ -47,26 +54,23 @@ def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_opt
     return 0
 
 
-def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None:
-    """Check out, link, switch `current`, regenerate, record. Call with the deploy lock held."""
+def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH) -> Deployed | None:
+    """Check out, link, switch `current`, regenerate, record. Call with the deploy lock held.
+
+    via=VIA_COMMAND (`flank deploy`): deploy `pushed_sha` itself, again, whatever the branch says."""
     git_dir = paths.bare_repo
     ref = f"refs/heads/{branch}"
+    by_hand = via != VIA_PUSH
     # The branch's tip now, not the pushed sha: a newer push may have moved it while we waited.
-    commit = commit_info(git_dir, ref)
+    commit = commit_info(git_dir, pushed_sha if by_hand else ref)
     sha = commit["sha"] or pushed_sha
     previous = paths.current_sha()
     validated = take_validated(paths, pushed_sha)
     if sha != pushed_sha:
-        validated = take_validated(paths, sha)
-        say(f"a newer push moved {branch} to {sha[:7]}")
-    if sha == previous and paths.release_dir(sha).is_dir():
-        # A racing push that got the lock first deployed this very commit.
-        say(f"{sha[:7]} is deployed already")
-        try:
-            return Deployed(sha, validated or release_config.load_release_config(paths, sha))
-        except UserError as exc:
-            say(f"warning: {failure_text(exc)}")
-            return None
+        record_superseded(paths, branch, pushed_sha, sha)
+        return None
+    if sha == previous and paths.release_dir(sha).is_dir() and not by_hand:
+        return deployed_already(paths, ref, commit, validated)
     clean_leftovers(paths)
     clean_stale_validated(paths)
 
@@ -75,23 +79,25 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
             paths, sha, validated, lambda _release: release_config.load_release_config(paths, sha))
         # Runs read this copy, so it is in place before `current` points at the release.
         release_config.store_release_config(paths, sha)
+        pause_for_tests("before-switch")
         atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
     except (OSError, UserError) as exc:
         reason = failure_text(exc)
         say(f"deploy of {commit['short']} failed: {reason}")
         say(f"still deployed: {previous[:7] if previous else 'nothing yet'} (the push itself was stored in git)")
         try:
-            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason]))
+            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason], via=via))
         except OSError:
             pass  # the disk that failed the deploy may refuse this too; the output above says it all
         return None
 
+    pause_for_tests("after-switch")
     warnings += regenerate(paths, config, release)
     if shutil.which("make") is None:
         warnings.append("make is not installed on this VM, so runs will fail; install it: sudo apt-get install make")
     try:
         record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
-                                          pipelines=list(config.pipelines)))
+                                          pipelines=list(config.pipelines), via=via))
     except OSError as exc:
         warnings.append(f"deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
     # After the record, so the site's Deploys page shows this push.
@@ -103,13 +109,112 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str) -> Deployed | None
     for warning in warnings:
         say(f"warning: {warning}")
     site_line = status_site_line(paths)
-    if site_line:
-        say(site_line)
+    for line in (site_line or "").splitlines():
+        say(line)
     try:
         prune_releases(paths)
     except OSError as exc:
         say(f"warning: old releases not pruned: {failure_text(exc)}")
     return Deployed(sha, config)
+
+
+def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
+    """`flank deploy PROJECT [SHA]`: what post-receive does for a push (validate, check out, link,
+    switch, Makefiles, crontab, site, deploys.jsonl), for commit `rev` (default: the deploy
+    branch's tip). Starts no runs. Returns the exit code."""
+    from flank_ops.git.bare_repo import deploy_branch, resolve_commit
+    from flank_ops.git.deploy_state import deploy_gap, deploy_marked
+    from flank_ops.git.push_check import check_commit, save_validated
+
+    branch = deploy_branch(paths.bare_repo)
+    sha = resolve_commit(paths.bare_repo, rev or f"refs/heads/{branch}")
+    if sha is None:
+        if rev:
+            raise UserError(f"no commit {rev!r} in {paths.bare_repo}",
+                            f"give a commit pushed to the project, or nothing for the tip of {branch!r}")
+        raise UserError(f"nothing pushed to {branch!r} yet, so nothing to deploy", "push first: git push flank main")
+    gap = deploy_gap(paths)
+    if gap is not None:
+        say(gap.message)
+    tip = resolve_commit(paths.bare_repo, f"refs/heads/{branch}")
+    where = f"the tip of {branch}" if sha == tip else f"{branch} is at {(tip or 'nothing')[:7]}"
+    say(f"deploying {sha[:7]} by hand ({where})")
+    errors, config = check_commit(paths.bare_repo, sha)
+    if errors:
+        say(f"{sha[:7]} cannot be deployed, {len(errors)} problem{'s' if len(errors) != 1 else ''}; nothing changed:")
+        for error in errors:
+            for line in error.splitlines():
+                print(f"  {line}", file=sys.stderr)
+        return 1
+    if config is not None:
+        say(f"flank.yml OK — {describe_config(config)}")
+        with contextlib.suppress(OSError):
+            save_validated(paths, sha, config)
+    with locked(paths.lock_file("deploy")), deploy_marked(paths, sha):
+        deployed = deploy(paths, branch, sha, via=VIA_COMMAND)
+    if deployed is None:
+        return 1
+    on_push = [name for name, p in deployed.config.pipelines.items() if p.on_push]
+    if on_push:
+        say(f"runs are not started by flank deploy (on_push: {', '.join(on_push)}); "
+            f"start one with: flank run {paths.name} {on_push[0]}")
+    return 0
+
+
+def describe_config(config: Config) -> str:
+    from flank_ops.config.load import describe
+
+    return describe(config)
+
+
+def pause_for_tests(point: str) -> None:
+    """Tests only: FLANK_TEST_DEPLOY_PAUSE=POINT:PIDFILE makes the deploy write its pid to PIDFILE
+    and block at POINT (before-switch, after-switch), so a test can kill -9 it right there."""
+    point_wanted, _, pid_file = os.environ.get("FLANK_TEST_DEPLOY_PAUSE", "").partition(":")
+    if point_wanted != point or not pid_file:
+        return
+    import signal
+
+    Path(pid_file).write_text(str(os.getpid()), encoding="utf-8")
+    while True:
+        signal.pause()
+
+
+def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: str) -> None:
+    """A newer push moved the branch before this one's deploy began: that push's own hook deploys
+    the tip; this push gets its one deploys.jsonl line, and the Pushes page shows it."""
+    say(f"a newer push moved {branch} to {tip[:7]} before {pushed_sha[:7]} was deployed; that push deploys it "
+        "(nothing started by this push)")
+    try:
+        commit = commit_info(paths.bare_repo, pushed_sha)
+    except UserError:
+        commit = {"sha": pushed_sha, "short": pushed_sha[:7]}
+    try:
+        record_deploy(paths, deploy_entry("superseded", f"refs/heads/{branch}", commit, superseded_by=tip))
+    except OSError as exc:
+        say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
+        return
+    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+        say(f"warning: {warning}")
+
+
+def deployed_already(paths: ProjectPaths, ref: str, commit: dict[str, str], validated: Config | None) -> Deployed | None:
+    """The pushed commit is the deployed one (the branch went away from it and back): nothing to
+    redo, but the push still gets its deploys.jsonl line."""
+    say(f"{commit['short']} is deployed already")
+    try:
+        config = validated or release_config.load_release_config(paths, commit["sha"])
+    except UserError as exc:
+        say(f"warning: {failure_text(exc)}")
+        return None
+    try:
+        record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=[f"{commit['short']} was deployed already"],
+                                          pipelines=list(config.pipelines)))
+    except OSError as exc:
+        say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
+    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+        say(f"warning: {warning}")
+    return Deployed(commit["sha"], config)
 
 
 def load_release_config(release: Path) -> Config:
@@ -194,16 +299,39 @@ def next_run_text(pipeline: Any) -> str:
         return f" — next run unknown ({type(exc).__name__}: {exc})"
     if not upcoming:
         return ""
-    return " — next run " + upcoming[0].strftime("%a %d %b %H:%M")
+    from flank_ops.humanize import MEDIUM, clock
+
+    return " — next run " + clock(upcoming[0], pipeline.timezone, MEDIUM)
 
 
 def status_site_line(paths: ProjectPaths) -> str | None:
+    """Where to see the site: its URL when flank.toml has site_url; else how to open it (lines)."""
     try:
         from flank_ops.settings import settings_for, site_url
 
-        return f"status site {site_url(settings_for(paths.home, paths.name))}{paths.name}/"
+        settings = settings_for(paths.home, paths.name)
+        url = f"{site_url(settings)}{paths.name}/"
     except UserError as exc:
         return f"warning: {failure_text(exc)}"
+    if settings.get("site_url"):
+        return f"status site {url}"
+    return site_access_lines(paths, url)
+
+
+def site_access_lines(paths: ProjectPaths, url: str) -> str:
+    """Without site_url, 127.0.0.1 is nobody's address from the pusher's laptop: say how to open it."""
+    from urllib.parse import urlsplit
+
+    from flank_ops.git.deploy_log import pusher
+
+    port = urlsplit(url).port or 80
+    # Over ssh, SSH_CONNECTION is "client_ip client_port server_ip server_port": the VM as the pusher reached it.
+    ssh = os.environ.get("SSH_CONNECTION", "").split()
+    import socket
+
+    host = ssh[2] if len(ssh) == 4 else socket.gethostname()
+    return (f"status site: run `flank serve` on the VM (or set site_url in {paths.home.settings_file}), then\n"
+            f"  from your laptop: ssh -L {port}:127.0.0.1:{port} {pusher() or 'you'}@{host} and open {url}")
 
 
 def requested_runs(push_options: list[str]) -> tuple[list[str], list[str]]:

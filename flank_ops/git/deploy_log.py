@@ -1,16 +1,22 @@
 """deploys.jsonl: one JSON line per push handled, the one definition of its format.
 
     {"time": "2026-11-24T09:12:03.120+00:00",
-     "status": "accepted" | "rejected" | "failed",   # failed = accepted by git, deploy broke
-     "ref": "refs/heads/main",
+     "status": "accepted" | "rejected" | "failed" | "superseded",
+                                                       # failed = accepted by git, deploy broke;
+                                                       # superseded = a newer push moved the branch
+                                                       # before this one's deploy began (that one deploys)
+     "ref": "refs/heads/main",                         # or the refused ref (refs/notes/flank, ...)
      "sha": "3f2a1c0...", "short": "3f2a1c0", "message": "fix model formula", "author": "Ada",
      "pusher": "ada",                                  # the VM user the push came in as
      "errors": ["flank.yml:3:5: ..."],                 # why it was rejected / failed
      "warnings": ["crontab is not installed ..."],     # later steps that failed; the deploy stands
-     "pipelines": ["nightly"]}                         # pipelines deployed (empty when rejected)
+     "pipelines": ["nightly"],                         # pipelines deployed (empty when rejected)
+     "via": "push" | "flank deploy",                   # flank deploy = redone by hand on the VM
+     "superseded_by": "9b1e0d2..."}                    # only when superseded: the branch's newer tip
 
-Lines are appended with one write each (fileio.append_json_line), so concurrent
-pushes never interleave; the site's Deploys page reads them with `read_deploys`.
+Every push the hooks handle is exactly one line: pre-receive writes the refusals,
+post-receive one of accepted, failed or superseded. Lines are appended with
+one write each (fileio.append_json_line), so concurrent pushes never interleave; the site's Deploys page reads them with `read_deploys`.
 """
 from __future__ import annotations
 
@@ -22,7 +28,9 @@ from typing import Any
 from flank_ops.fileio import append_json_line, read_json_lines
 from flank_ops.paths import ProjectPaths
 
-STATUSES = ("accepted", "rejected", "failed")
+STATUSES = ("accepted", "rejected", "failed", "superseded")
+VIA_PUSH = "push"
+VIA_COMMAND = "flank deploy"
 
 
 def pusher() -> str:
@@ -46,8 +54,10 @@ def deploy_entry(
     errors: list[str] | None = None,
     warnings: list[str] | None = None,
     pipelines: list[str] | None = None,
+    via: str = VIA_PUSH,
+    superseded_by: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    entry = {
         "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "status": status,
         "ref": ref,
@@ -59,7 +69,11 @@ def deploy_entry(
         "errors": list(errors or []),
         "warnings": list(warnings or []),
         "pipelines": list(pipelines or []),
+        "via": via,
     }
+    if superseded_by:
+        entry["superseded_by"] = superseded_by
+    return entry
 
 
 def record_deploy(paths: ProjectPaths, entry: dict[str, Any]) -> None:

@@ -60,6 +60,11 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
         problem = unwritable_state(paths)
         if problem:
             verdict.errors.append(problem)
+    claim = None
+    if verdict.deploy is not None and not verdict.errors:
+        claim, problem = claim_deploy_branch(paths, branch, verdict.deploy)
+        if problem:
+            verdict.errors.append(problem)
     if not verdict.errors:
         if verdict.deploy is not None and verdict.config is not None:
             from flank_ops.config.load import describe
@@ -70,15 +75,105 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
                 save_validated(paths, verdict.deploy.new, verdict.config)
             except OSError:
                 pass  # only a shortcut: post-receive validates again without it
+        if claim is not None:
+            hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy)
         return 0
     noun = "problem" if len(verdict.errors) == 1 else "problems"
     say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")
     for error in verdict.errors:
         for line in error.splitlines():
             print(f"  {line}", file=sys.stderr)
-    if verdict.deploy is not None:
-        record_rejection(paths, verdict.deploy, verdict.errors)
+    record_rejection(paths, refused_update(verdict.deploy, parse_updates(stdin_text)), verdict.errors)
     return 1
+
+
+def refused_update(deploy: RefUpdate | None, updates: list[RefUpdate]) -> RefUpdate | None:
+    """The ref a refused push's one deploys.jsonl line is about: the deploy branch's update if
+    the push has one (a deletion too), else the first ref pushed (refs/notes/flank, ...)."""
+    from flank_ops.git.push_check import ZERO_SHA
+
+    if deploy is not None:
+        return deploy
+    deletions = [u for u in updates if u.new == ZERO_SHA]
+    return (deletions or updates or [None])[0]
+
+
+def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> tuple[int | None, str | None]:
+    """Take turns on the deploy branch, from here until git has moved it.
+
+    git moves a ref only if it is still where the pusher saw it: of two pushes at once,
+    both pass pre-receive and the loser gets git's bare "failed to update ref", recorded
+    nowhere. So a push to the deploy branch holds the receive lock from here until its ref
+    update is in (hold_claim_until_ref_moves); the next one then sees the branch moved and
+    is refused here, saying why, with its line in deploys.jsonl.
+    Returns (the lock's fd, None) or (None, why the push is refused).
+    """
+    import fcntl
+
+    from flank_ops.git.bare_repo import branch_tip
+    from flank_ops.git.push_check import ZERO_SHA
+
+    lock = paths.lock_file("receive")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None, None  # cannot take turns (read-only home): git's own compare-and-swap still holds
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds: until the previous push's ref update is in
+    tip = branch_tip(paths.bare_repo, branch)
+    if (tip or ZERO_SHA) == update.old:
+        return fd, None
+    os.close(fd)
+    return None, (f"{branch!r} moved to {(tip or 'nothing')[:7]} while this push was on its way (another push "
+                  f"came first)\n  fetch it, then push again: git pull flank {branch} && git push flank {branch}")
+
+
+def hold_claim_until_ref_moves(fd: int, paths: ProjectPaths, branch: str, update: RefUpdate) -> None:
+    """Hand the receive lock to a child that keeps it until git has moved the branch (or the
+    receive-pack that runs this hook is gone), then lets the next push in. The hook returns at once."""
+    receive_pack = os.getppid()
+    if os.fork() != 0:
+        os.close(fd)  # the child holds the lock now
+        return
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):  # git waits for the hook's output pipes to close: never hold them
+            os.dup2(devnull, std)
+        os.closerange(3, fd)
+        os.closerange(fd + 1, 4096)
+        wait_for_ref_update(paths, branch, update.old, receive_pack)
+    finally:
+        os._exit(0)
+
+
+def wait_for_ref_update(paths: ProjectPaths, branch: str, old: str, receive_pack: int, limit_s: float = 60) -> None:
+    """Until the branch moves from `old`, receive-pack exits, or `limit_s` (git moves the ref
+    milliseconds after pre-receive; past the limit git's own compare-and-swap still holds)."""
+    import select
+    import time
+
+    from flank_ops.git.bare_repo import branch_tip
+    from flank_ops.git.push_check import ZERO_SHA
+
+    try:
+        pidfd = os.pidfd_open(receive_pack)
+    except (AttributeError, OSError):
+        pidfd = None
+    poller = select.poll()
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if (branch_tip(paths.bare_repo, branch) or ZERO_SHA) != old:
+            return
+        if pidfd is not None:
+            if poller.poll(10):
+                return  # receive-pack exited: git did not move the branch (nor will it)
+        elif not os.path.exists(f"/proc/{receive_pack}"):
+            return
+        else:
+            time.sleep(0.01)
 
 
 def unwritable_state(paths: ProjectPaths) -> str | None:
@@ -89,18 +184,26 @@ def unwritable_state(paths: ProjectPaths) -> str | None:
     return None
 
 
-def record_rejection(paths: ProjectPaths, update: RefUpdate, errors: list[str]) -> None:
+def record_rejection(paths: ProjectPaths, update: RefUpdate | None, errors: list[str]) -> None:
+    """One deploys.jsonl line for the refused push, then the Pushes page redrawn to show it."""
     from flank_ops.git.deploy_log import deploy_entry, record_deploy
     from flank_ops.git.gitcmd import commit_info
+    from flank_ops.git.push_check import ZERO_SHA
 
+    commit: dict[str, str] = {}
+    if update is not None and update.new != ZERO_SHA:
+        try:
+            commit = commit_info(paths.bare_repo, update.new, keep_git_env=True)
+        except UserError:
+            commit = {"sha": update.new, "short": update.new[:7]}
     try:
-        commit = commit_info(paths.bare_repo, update.new, keep_git_env=True)
-    except UserError:
-        commit = {"sha": update.new, "short": update.new[:7]}
-    try:
-        record_deploy(paths, deploy_entry("rejected", update.ref, commit, errors=errors))
+        record_deploy(paths, deploy_entry("rejected", update.ref if update else "", commit, errors=errors))
     except OSError:
-        pass  # the refusal already reached the user; a read-only home must not turn it into a crash
+        return  # the refusal already reached the user; a read-only home must not turn it into a crash
+    from flank_ops.git.deploy import attempt, rebuild_site
+
+    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+        say(f"warning: {warning}")
 
 
 def post_receive(paths: ProjectPaths, stdin_text: str) -> int:

@@ -1,54 +1,57 @@
 """Run summaries as git notes on refs/notes/flank in the project's bare repo.
 
-One line per run is appended to the note of the run's commit:
+One line per run is added to the note of the run's commit, its time in the pipeline's zone:
 
-    flank nightly #17 failed 2026-11-24 02:00 (14m32s) — 3/4 ok; model failed (exit 1, 3 attempts) — URL
+    flank nightly #17 failed 2026-11-24 02:00 GMT (14m32s) — 3/4 ok; model failed (exit 1, 3 attempts) — URL
+
+A note stays short however long its commit stays deployed: the newest KEEP_FULL
+runs of each pipeline keep their line, older ones are folded into one line per
+pipeline that counts them by status and links the pipeline's page (the run
+records themselves are untouched: the site and `flank status` show every run):
+
+    flank nightly … and 362 earlier runs: 350 ok, 12 failed — http://vm:8083/demo/nightly/
 
 The runner writes the notes ref directly in the bare repo (hooks do not see it;
-clients are refused pushes to it by pre-receive). `git notes append` reads the
-old note, then moves the ref: two writers at once would lose a line or fail on
-the ref lock, so every write holds the project's notes flock.
+clients are refused pushes to it by pre-receive). A write reads the old note,
+then moves the ref: two writers at once would lose a line or fail on the ref
+lock, so every write holds the project's notes flock.
 """
 from __future__ import annotations
 
+import re
 import socket
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import run_git
-from flank_ops.humanize import duration
+from flank_ops.humanize import NOTE, clock, duration
 from flank_ops.paths import ProjectPaths
 
 NOTES_REF = "refs/notes/flank"
+KEEP_FULL = 3  # newest runs per pipeline kept in full on a note
+# What a run status reads as in a fold line; other statuses keep their own name.
+FOLD_WORDS = {"success": "ok"}
 
-
-def _local_time(iso: str | None, timezone: str | None) -> str:
-    if not iso:
-        return "?"
-    when = datetime.fromisoformat(iso)
-    tz = None
-    if timezone:
-        from zoneinfo import ZoneInfo
-
-        try:
-            tz = ZoneInfo(timezone)
-        except (KeyError, ValueError, OSError):
-            tz = None
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+_RUN_LINE = re.compile(r"^flank (?P<pipeline>\S+) #(?P<run_id>\d+) (?P<status>\S+) ")
+_FOLD_LINE = re.compile(r"^flank (?P<pipeline>\S+) … and (?P<count>\d+) earlier runs?: (?P<counts>.*?) — (?P<url>\S+)$")
+_FOLD_COUNT = re.compile(r"^(?P<n>\d+) (?P<word>\S+)$")
 
 
 def run_url(base_url: str, record: dict[str, Any]) -> str:
+    """The run's page as a folder URL (site/layout.py places it)."""
+    from flank_ops.site.layout import url_run
+
     base = base_url if base_url.endswith("/") else base_url + "/"
-    return f"{base}{record['project']}/{record['pipeline']}/{record['run_id']}/"
+    page = url_run(record["project"], record["pipeline"], record["run_id"])
+    return base + page.removesuffix("index.html")
 
 
 def note_line(record: dict[str, Any], base_url: str, timezone: str | None = None) -> str:
     """The spec's one-line summary of a finished run (not yet masked)."""
     parts = [
         f"flank {record['pipeline']} #{record['run_id']} {record['status']}",
-        _local_time(record.get("started_at"), timezone),
+        clock(record.get("started_at"), timezone, NOTE) if record.get("started_at") else "?",
         f"({duration(record.get('duration_s'))})",
     ]
     line = " ".join(parts)
@@ -57,15 +60,92 @@ def note_line(record: dict[str, Any], base_url: str, timezone: str | None = None
     return f"{line} — {run_url(base_url, record)}"
 
 
-def append_note(paths: ProjectPaths, sha: str, line: str) -> None:
-    """Append `line` to the note of commit `sha` on refs/notes/flank, serialized across processes."""
+def _fold_counts(text: str) -> dict[str, int] | None:
+    counts: dict[str, int] = {}
+    for part in text.split(", "):
+        match = _FOLD_COUNT.match(part.strip())
+        if not match:
+            return None
+        counts[match["word"]] = counts.get(match["word"], 0) + int(match["n"])
+    return counts
+
+
+def fold_note(text: str, keep: int = KEEP_FULL) -> str:
+    """The note `text` with each pipeline's runs beyond its newest `keep` folded into one line.
+
+    Lines are in the order runs were added (oldest first). A pipeline's fold line keeps the
+    counts of every run folded so far and links the pipeline's page (its run URLs' folder);
+    lines flank did not write are kept as they are.
+    """
+    other: list[str] = []
+    folds: dict[str, tuple[dict[str, int], str]] = {}  # pipeline -> (counts by word, url)
+    runs: list[tuple[str, str, str]] = []  # (pipeline, status, line), oldest first
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fold = _FOLD_LINE.match(line)
+        counts = _fold_counts(fold["counts"]) if fold else None
+        if fold and counts is not None:
+            old_counts, _ = folds.get(fold["pipeline"], ({}, ""))
+            for word, n in counts.items():
+                old_counts[word] = old_counts.get(word, 0) + n
+            folds[fold["pipeline"]] = (old_counts, fold["url"])
+            continue
+        run = _RUN_LINE.match(line)
+        if run:
+            runs.append((run["pipeline"], run["status"], line))
+        else:
+            other.append(line)
+    per_pipeline: dict[str, int] = {}
+    for pipeline, _, _ in runs:
+        per_pipeline[pipeline] = per_pipeline.get(pipeline, 0) + 1
+    kept: list[str] = []
+    seen: dict[str, int] = {}
+    for pipeline, status, line in runs:
+        seen[pipeline] = seen.get(pipeline, 0) + 1
+        if per_pipeline[pipeline] - seen[pipeline] < keep:
+            kept.append(line)
+            continue
+        counts, url = folds.get(pipeline, ({}, ""))
+        word = FOLD_WORDS.get(status, status)
+        counts[word] = counts.get(word, 0) + 1
+        folds[pipeline] = (counts, url or pipeline_page(line))
+    fold_lines = [fold_line(pipeline, counts, url) for pipeline, (counts, url) in folds.items()]
+    return "\n".join(other + fold_lines + kept) + "\n"
+
+
+def fold_line(pipeline: str, counts: dict[str, int], url: str) -> str:
+    """`flank nightly … and 362 earlier runs: 350 ok, 12 failed — URL` (ok first, then by count)."""
+    total = sum(counts.values())
+    order = sorted(counts, key=lambda w: (w != "ok", -counts[w], w))
+    parts = ", ".join(f"{counts[w]} {w}" for w in order)
+    return f"flank {pipeline} … and {total} earlier run{'s' if total != 1 else ''}: {parts} — {url}"
+
+
+def pipeline_page(line: str) -> str:
+    """The pipeline page of a run line: its run URL (layout.url_run) cut back to the pipeline's folder."""
+    url = line.rsplit(" — ", 1)[-1].strip()
+    match = re.match(r"^(.*/)\d+/$", url)
+    return match[1] if match else url
+
+
+def _who() -> dict[str, str]:
     # Notes are commits: give them an identity, the VM's git may have none configured.
-    who = {
-        "GIT_AUTHOR_NAME": "flank", "GIT_AUTHOR_EMAIL": f"flank@{socket.gethostname()}",
-        "GIT_COMMITTER_NAME": "flank", "GIT_COMMITTER_EMAIL": f"flank@{socket.gethostname()}",
+    host = socket.gethostname()
+    return {
+        "GIT_AUTHOR_NAME": "flank", "GIT_AUTHOR_EMAIL": f"flank@{host}",
+        "GIT_COMMITTER_NAME": "flank", "GIT_COMMITTER_EMAIL": f"flank@{host}",
     }
+
+
+def append_note(paths: ProjectPaths, sha: str, line: str, keep: int = KEEP_FULL) -> None:
+    """Add `line` to the note of commit `sha` on refs/notes/flank, folding runs beyond the newest
+    `keep` per pipeline (see fold_note); serialized across processes by the notes lock."""
     with locked(paths.lock_file("notes")):
-        run_git(["notes", f"--ref={NOTES_REF}", "append", "-m", line, sha], git_dir=Path(paths.bare_repo), env=who)
+        old = read_note(paths, sha)
+        text = fold_note(old + ("\n" if old and not old.endswith("\n") else "") + line + "\n", keep)
+        run_git(["notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", sha], git_dir=Path(paths.bare_repo),
+                input=text.encode("utf-8"), env=_who())
 
 
 def read_note(paths: ProjectPaths, sha: str) -> str:

@@ -323,12 +323,13 @@ def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
 
 
 def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:
-    from flank_ops.site.data import all_deploys
+    from flank_ops.site.data import all_deploys, deploy_gap_text
     from flank_ops.site.pages import render
 
     url = layout.url_deploys(paths.name)
     w.page(url, render(
         "deploys.html", url, project_name=paths.name, deploys=list(reversed(all_deploys(paths))),
+        deploy_gap=deploy_gap_text(paths),
         crumbs=[(paths.name, layout.url_project(paths.name)), ("pushes", url)],
     ))
 

@@ -116,6 +116,23 @@ def deploys_tail(paths: ProjectPaths, count: int) -> list[dict[str, Any]]:
     return [_deploy(d) for d in _json_lines(tail_lines(paths.deploys_log, count))]
 
 
+def deploy_gap_text(paths: ProjectPaths) -> str | None:
+    """Why the deploy branch's tip is not deployed (interrupted, failed, by hand), or None."""
+    from flank_ops.git.deploy_state import DEPLOYING, deploy_gap
+
+    try:
+        gap = deploy_gap(paths)
+    except Exception:  # noqa: BLE001 - a site build never fails on this
+        return None
+    return None if gap is None or gap.reason == DEPLOYING else gap.message
+
+
+def with_deploy_gap(paths: ProjectPaths, deployed: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`deployed` plus "gap" (deploy_gap_text) when there is one."""
+    gap = deploy_gap_text(paths)
+    return {**(deployed or {}), "gap": gap} if gap else deployed
+
+
 def all_deploys(paths: ProjectPaths) -> list[dict[str, Any]]:
     try:
         with open(paths.deploys_log, "rb") as f:
@@ -258,6 +275,7 @@ def project_view(paths: ProjectPaths, warnings: Warnings) -> ProjectView:
     sha = paths.current_sha()
     if sha:
         deployed = next((d for d in deploys if d.get("sha") == sha), None) or {"sha": sha, "short": sha[:7]}
+    deployed = with_deploy_gap(paths, deployed)
     return ProjectView(paths, views, deployed, deploys, config_error, config)
 
 

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import commit_all, git, run_flank, wait_for, write_files
 from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
@@ -85,9 +88,9 @@ def test_concurrent_pushes_both_succeed_and_the_newest_commit_is_deployed(tmp_pa
     assert project.remote_sha() == second
 
 
-def start_push(project: Project) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
-    return subprocess.Popen(["git", "push", "flank", "main"], cwd=project.wc, env=env, text=True,
+def start_push(project: Project, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}, **(env or {})}
+    return subprocess.Popen(["git", "push", "flank", *(args or ("main",))], cwd=project.wc, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -109,6 +112,9 @@ def test_a_failed_deploy_leaves_the_previous_release_current_and_no_half_release
     assert project.current_sha() == first
     assert not [p for p in (project.dir / "releases").iterdir() if p.name.startswith(".")]
     assert project.deploys()[-1]["status"] == "failed"
+    status = run_flank("status", "proj").stdout
+    assert f"proj: branch at {second[:7]}, deployed {first[:7]} (deploy failed: " in status, status
+    assert status.rstrip().endswith("— `flank deploy proj` retries)")
 
 
 def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path: Path) -> None:
@@ -251,3 +257,181 @@ def test_deploy_never_creates_folders_outside_flank_home(tmp_path: Path, flank_h
         "persist: 'sym/data' leads out of the release through a symlink; not linked",
         "persist: 'gone/data' leads out of the release through a symlink; not linked",
     ]
+def clone_with_commit(project: Project, tmp_path: Path, name: str, files: dict[str, str]) -> tuple[Project, str]:
+    """Another working copy of the project (remote flank = the bare repo), one new commit ahead."""
+    wc = tmp_path / name
+    git("clone", "-q", str(project.wc), str(wc), cwd=tmp_path)
+    git("remote", "add", "flank", str(project.bare), cwd=wc)
+    write_files(wc, files)
+    return project._replace(wc=wc), commit_all(wc, f"from {name}")
+
+
+def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_them(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    accepted = [clone_with_commit(project, tmp_path, f"wc-{i}", {f"R/{i}.R": f"{i}\n"}) for i in range(12)]
+    bad_yml = SIMPLE_FLANK_YML.replace("tasks:", "taks:")
+    refused = [clone_with_commit(project, tmp_path, f"bad-{i}", {"flank.yml": bad_yml}) for i in range(3)]
+    git("notes", "--ref", "refs/notes/flank", "add", "-m", "forged", "HEAD", cwd=refused[0][0].wc)
+
+    # Twelve pushes in post-receive at once: hold the deploy lock until each one's ref update is in.
+    # (git itself refuses a push whose ref moved since it connected, so they are started one by one.)
+    paths = Home(project.home).project(project.name)
+    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    with locked(paths.lock_file("deploy")):
+        refusals = [start_push(refused[0][0], "refs/notes/flank"), start_push(refused[1][0], ":main"),
+                    start_push(refused[2][0], "--force", "main")]
+        for clone, sha in accepted:
+            procs.append((sha, start_push(clone, "--force", "main")))
+            wait_for(lambda sha=sha: project.remote_sha() == sha, f"the push of {sha[:7]} to update main")
+        for proc in refusals:
+            proc.communicate(timeout=DEADLINE_S)
+            assert proc.returncode != 0
+    for sha, proc in procs:
+        out = proc.communicate(timeout=DEADLINE_S)
+        assert proc.returncode == 0, out
+
+    newest = accepted[-1][1]
+    assert project.current_sha() == newest
+    entries = project.deploys()[1:]  # after the first push's line
+    assert len(entries) == 12 + 3, entries
+    by_sha = {e["sha"]: e for e in entries if e["status"] in ("accepted", "superseded")}
+    assert sorted(by_sha) == sorted(sha for _, sha in accepted)
+    assert by_sha[newest]["status"] == "accepted"
+    assert all(by_sha[sha]["status"] == "superseded" and by_sha[sha]["superseded_by"] == newest
+               for _, sha in accepted[:-1])
+    rejected = [e for e in entries if e["status"] == "rejected"]
+    assert sorted(e["ref"] for e in rejected) == ["refs/heads/main", "refs/heads/main", "refs/notes/flank"]
+    assert any("cannot be deleted" in " ".join(e["errors"]) for e in rejected)
+    assert first != newest
+
+    # The Pushes page was redrawn by the refusals too: a refused push alone shows up at once.
+    late, late_sha = clone_with_commit(project, tmp_path, "late", {"flank.yml": bad_yml})
+    assert push(late, "--force", "main").returncode != 0
+    page = (project.home / "site" / project.name / "deploys.html").read_text()
+    assert late_sha[:7] in page
+    assert all(sha[:7] in page for _, sha in accepted)
+
+
+@pytest.mark.parametrize("point", ["before-switch", "after-switch"])
+def test_a_killed_deploy_shows_in_status_and_on_the_site_and_flank_deploy_redoes_it(tmp_path: Path, point: str) -> None:
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    write_files(project.wc, {"flank.yml": SIMPLE_FLANK_YML.replace("  nightly:", "  weekly:\n    tasks: {a: echo a}\n  nightly:")})
+    second = commit_all(project.wc, "add weekly")
+
+    # The hook blocks at `point` (a test-only switch), and is killed there as a reboot would.
+    pid_file = tmp_path / "hook.pid"
+    proc = start_push(project, env={"FLANK_TEST_DEPLOY_PAUSE": f"{point}:{pid_file}"})
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook to reach " + point))
+    os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 0  # git push itself says nothing went wrong: flank must
+    assert project.remote_sha() == second
+    assert project.current_sha() == (first if point == "before-switch" else second)
+    assert not (project.dir / "pipelines" / "weekly.mk").exists()
+
+    status = run_flank("status", "proj")
+    if point == "before-switch":
+        expected = (f"proj: branch at {second[:7]}, deployed {first[:7]} "
+                    "(deploy interrupted — `flank deploy proj` retries)")
+    else:
+        expected = (f"proj: branch at {second[:7]}, deployed {second[:7]} but its deploy was interrupted; "
+                    "Makefiles, crontab and site may be stale — `flank deploy proj` retries")
+    assert expected in status.stdout.splitlines(), status.stdout
+    site = project.home / "site"
+    for page in (site / "index.html", site / "proj" / "index.html", site / "proj" / "deploys.html"):
+        assert "`flank deploy proj` retries" in page.read_text(), page
+
+    fixed = run_flank("deploy", "proj")
+
+    assert fixed.returncode == 0, fixed.stderr
+    lines = fixed.stderr.splitlines()
+    assert f"flank: deploying {second[:7]} by hand (the tip of main)" in lines
+    assert f'flank: deployed {second[:7]} "add weekly"' in lines
+    assert project.current_sha() == second
+    assert (project.dir / "pipelines" / "weekly.mk").is_file()
+    last = project.deploys()[-1]
+    assert (last["status"], last["sha"], last["via"]) == ("accepted", second, "flank deploy")
+    status = run_flank("status", "proj", check=True)
+    assert "branch at" not in status.stdout and "weekly" in status.stdout
+    for page in (site / "index.html", site / "proj" / "deploys.html"):
+        assert "retries" not in page.read_text()
+    assert "by hand (flank deploy)" in (site / "proj" / "deploys.html").read_text()
+
+
+def test_flank_deploy_of_an_older_commit_and_of_nothing(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    missing = run_flank("deploy", "proj")
+    assert missing.returncode == 1
+    assert "nothing pushed to 'main' yet, so nothing to deploy" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    write_files(project.wc, {"R/x.R": "1\n"})
+    second = commit_all(project.wc, "second")
+    assert push(project).returncode == 0
+
+    back = run_flank("deploy", "proj", first[:9])
+
+    assert back.returncode == 0, back.stderr
+    assert f"flank: deploying {first[:7]} by hand (main is at {second[:7]})" in back.stderr.splitlines()
+    assert project.current_sha() == first
+    status = run_flank("status", "proj", check=True).stdout
+    assert (f"proj: branch at {second[:7]}, deployed {first[:7]} by hand (`flank deploy proj` deploys the branch)"
+            in status.splitlines())
+    unknown = run_flank("deploy", "proj", "nosuchcommit")
+    assert unknown.returncode == 1 and "no commit 'nosuchcommit'" in unknown.stderr
+
+
+def test_twelve_pushes_at_once_are_twelve_lines_and_no_bare_git_lock_errors(tmp_path: Path) -> None:
+    # Truly at once: git moves a ref only if it is still where the pusher saw it, so all but the first
+    # lose the race; each loser must be refused by flank with a reason and a line, not by git's lock error.
+    project = new_project(tmp_path)
+    assert push(project).returncode == 0
+    clones = [clone_with_commit(project, tmp_path, f"wc-{i}", {f"R/{i}.R": f"{i}\n"}) for i in range(12)]
+
+    procs = [(sha, start_push(clone, "--force", "main")) for clone, sha in clones]
+    outputs = {sha: proc.communicate(timeout=DEADLINE_S) for sha, proc in procs}
+
+    entries = project.deploys()[1:]
+    assert len(entries) == 12, entries
+    assert sorted(e["sha"] for e in entries) == sorted(sha for sha, _ in procs)
+    for sha, proc in procs:
+        [entry] = [e for e in entries if e["sha"] == sha]
+        stderr = outputs[sha][1]
+        assert "failed to update ref" not in stderr
+        if proc.returncode == 0:
+            assert entry["status"] in ("accepted", "superseded"), entry
+        else:
+            assert entry["status"] == "rejected" and "another push came first" in entry["errors"][0]
+            assert "fetch it, then push again: git pull flank main && git push flank main" in stderr
+    assert project.current_sha() == project.remote_sha()
+    # Whoever held the turn let go once its ref update was in: the next push needs no wait.
+    paths = Home(project.home).project(project.name)
+    wait_for(lambda: _free(paths.lock_file("receive")), "the receive lock to be free")
+
+
+def _free(lock: Path) -> bool:
+    with locked(lock, blocking=False) as held:
+        return held
+
+
+def test_a_killed_first_deploy_says_nothing_is_deployed_yet(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    sha = head(project.wc)
+    pid_file = tmp_path / "hook.pid"
+    proc = start_push(project, env={"FLANK_TEST_DEPLOY_PAUSE": f"before-switch:{pid_file}"})
+    os.kill(int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook to pause")),
+            signal.SIGKILL)
+    proc.communicate(timeout=DEADLINE_S)
+
+    status = run_flank("status", "proj").stdout
+    assert (f"proj: branch at {sha[:7]}, deployed nothing yet (deploy interrupted — `flank deploy proj` retries)"
+            in status.splitlines()), status
+    home = (project.home / "site" / "index.html").read_text()
+    assert "not deployed yet" in home and "deployed nothing yet (deploy interrupted" in home
+    assert run_flank("deploy", "proj").returncode == 0
+    assert project.current_sha() == sha

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from conftest import commit_all, git, run_flank, write_files
@@ -17,11 +18,10 @@ def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:
 
     assert proc.returncode == 0, proc.stderr
     lines = flank_lines(proc)
-    assert lines[:4] == [
+    assert lines[:3] == [
         "flank: flank.yml OK — 1 pipeline, 2 tasks",
         f'flank: deployed {sha[:7]} "fix model formula"',
         "flank: nightly  not scheduled",
-        "flank: status site http://127.0.0.1:8083/proj/",
     ], proc.stderr
     assert project.current_sha() == sha
     assert (project.current / "R" / "extract.R").read_text() == "cat('hi')\n"
@@ -31,6 +31,27 @@ def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:
     assert entry["message"] == "fix model formula" and entry["author"] == "Ada Analyst"
     assert entry["ref"] == "refs/heads/main" and entry["pipelines"] == ["nightly"]
     assert not (project.dir / ".validated").exists() or not list((project.dir / ".validated").iterdir())
+
+
+def test_without_site_url_the_push_says_how_to_open_the_site(tmp_path: Path) -> None:
+    # Nothing serves 127.0.0.1 on the pusher's laptop: say how to serve it and reach it over ssh.
+    project = new_project(tmp_path)
+    proc = push(project, env={"SSH_CONNECTION": "192.0.2.7 50222 198.51.100.4 22", "USER": "ada"})
+    lines = flank_lines(proc)
+    at = lines.index(f"flank: status site: run `flank serve` on the VM (or set site_url in {project.home}/flank.toml), then")
+    assert lines[at + 1] == ("flank:   from your laptop: ssh -L 8083:127.0.0.1:8083 ada@198.51.100.4 "
+                             "and open http://127.0.0.1:8083/proj/")
+    assert not [line for line in lines if line.startswith("flank: status site http")]
+
+
+def test_next_run_in_push_output_names_the_zone() -> None:
+    from flank_ops.config.load import load_config
+    from flank_ops.git.deploy import schedule_lines
+
+    config = load_config(b'pipelines:\n  nightly:\n    schedule: "0 2 * * *"\n    timezone: Asia/Tokyo\n'
+                         b'    tasks: {a: echo a}\n', "flank.yml")
+    [line] = schedule_lines(config)
+    assert re.fullmatch(r"nightly  0 2 \* \* \* \(Asia/Tokyo\) — next run \w{3} \d{2} \w{3} 02:00 JST", line), line
 
 
 def test_site_url_comes_from_flank_toml(tmp_path: Path) -> None:

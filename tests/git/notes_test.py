@@ -1,13 +1,14 @@
 """Git notes: the one-line run summary on refs/notes/flank, serialized across processes."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import REPO_ROOT, git, run_flank
-from flank_ops.git.notes import note_line
+from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
 from run.deployed import deploy
 
@@ -20,11 +21,12 @@ RECORD = {
 
 def test_note_line_is_the_spec_summary() -> None:
     assert note_line(RECORD, "http://vm.example:8083", timezone="UTC") == (
-        "flank nightly #17 failed 2026-11-24 02:00 (14m32s) — 3/4 ok; model failed (exit 1, 3 attempts)"
+        "flank nightly #17 failed 2026-11-24 02:00 UTC (14m32s) — 3/4 ok; model failed (exit 1, 3 attempts)"
         " — http://vm.example:8083/myproj/nightly/17/"
     )
+    # In the pipeline's zone, named: the note and the run page can never disagree silently.
     assert note_line(RECORD, "http://vm.example:8083/", timezone="Europe/Paris").startswith(
-        "flank nightly #17 failed 2026-11-24 03:00 (14m32s)")
+        "flank nightly #17 failed 2026-11-24 03:00 CET (14m32s)")
 
 
 def test_durations_read_like_a_clock() -> None:
@@ -74,3 +76,58 @@ def test_a_real_run_appends_its_line_to_the_deployed_commit(tmp_path: Path, flan
     assert len(lines) == 2
     assert lines[0].startswith("flank nightly #1 success ") and "— 1/1 ok — " in lines[0]
     assert lines[1].endswith("http://vm.example:8083/demo/nightly/2/")
+
+
+def run_line(pipeline: str, run_id: int, status: str = "success") -> str:
+    return f"flank {pipeline} #{run_id} {status} 2026-11-24 02:00 UTC (1.0s) — 1/1 ok — http://vm:8083/demo/{pipeline}/{run_id}/"
+
+
+def test_fold_keeps_the_newest_three_runs_per_pipeline_and_counts_the_rest() -> None:
+    lines = [run_line("nightly", i, "failed" if i % 4 == 0 else "success") for i in range(1, 9)]
+    lines += [run_line("hourly", 1), run_line("hourly", 2)]
+    note = fold_note("\n".join(lines) + "\n", keep=3)
+    assert note.splitlines() == [
+        "flank nightly … and 5 earlier runs: 4 ok, 1 failed — http://vm:8083/demo/nightly/",
+        run_line("nightly", 6), run_line("nightly", 7), run_line("nightly", 8, "failed"),
+        run_line("hourly", 1), run_line("hourly", 2),
+    ]
+    # Folding again adds to the counts of the fold line; lines flank did not write stay.
+    again = fold_note("hand-written remark\n" + note + run_line("nightly", 9, "cancelled") + "\n", keep=3)
+    assert again.splitlines()[:2] == [
+        "hand-written remark",
+        "flank nightly … and 6 earlier runs: 5 ok, 1 failed — http://vm:8083/demo/nightly/",
+    ]
+    assert again.splitlines()[-1] == run_line("nightly", 9, "cancelled")
+
+
+def test_a_year_of_runs_leaves_a_short_note_and_every_run_record(tmp_path: Path, flank_home: Path) -> None:
+    # Real git notes written by real processes at once (the notes lock serializes them), then real runs.
+    flank_home.mkdir(exist_ok=True)
+    (flank_home / "flank.toml").write_text('site_url = "http://vm.example:8083"\n')
+    clone = deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
+    sha = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    writer = ("import sys; from flank_ops.paths import Home; from flank_ops.git.notes import append_note; "
+              "[append_note(Home().project('demo'), sys.argv[1], "
+              "f'flank nightly #{i} {\"failed\" if i % 10 == 0 else \"success\"} 2026-01-01 02:00 UTC (1.0s)"
+              " — 1/1 ok — http://vm.example:8083/demo/nightly/{i}/') for i in range(int(sys.argv[2]), int(sys.argv[3]))]")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    # Four writers at once, 30 runs each, run ids 1000..1119 (the real runs below are #1, #2).
+    procs = [subprocess.Popen([sys.executable, "-c", writer, sha, str(1000 + 30 * k), str(1030 + 30 * k)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    run_flank("run", "demo", "nightly", check=True)
+    run_flank("run", "demo", "nightly", check=True)
+
+    git("config", "--add", "remote.flank.fetch", "+refs/notes/flank:refs/notes/flank", cwd=clone)
+    git("config", "notes.displayRef", "refs/notes/flank", cwd=clone)
+    git("fetch", "-q", "flank", cwd=clone)
+    lines = [line for line in git("log", "-1", "--format=%N", cwd=clone).stdout.splitlines() if line]
+    # 120 written + 2 real runs = 122; the newest 3 in full (one writer's last line, then the two real runs).
+    assert lines[0] == "flank nightly … and 119 earlier runs: 107 ok, 12 failed — http://vm.example:8083/demo/nightly/"
+    assert len(lines) == 4
+    assert lines[2].startswith("flank nightly #1 success ") and lines[3].endswith("http://vm.example:8083/demo/nightly/2/")
+    # Nothing is lost from the run records: both real runs are in the pipeline's history.
+    history = (flank_home / "demo" / "runs" / "nightly" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(h)["run_id"] for h in history] == [1, 2]
