@@ -226,7 +226,10 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
             task["gz"] = _write_log(w, paths, pipeline, run_id, name, status, log_file, running, crumbs, tz)
 
     after = record.get("after_run") if isinstance(record.get("after_run"), dict) else {}
-    problems = [(str(step), str(text)) for step, text in after.items() if _AFTER_RUN_PROBLEM.search(str(text))]
+    # "notify failed (...)" names its step already; "error: ..." does not
+    problems = [text if text.lower().startswith(str(step).lower()) else f"{step}: {text}"
+                for step, text in ((step, str(text)) for step, text in after.items())
+                if _AFTER_RUN_PROBLEM.search(text)]
     w.page(url, render(
         "run.html", url, project_name=project, pipeline=pipeline, run_id=run_id, record=record, tasks=tasks,
         failures=failures, live=live, after_run_problems=problems, tz=tz,
