@@ -378,11 +378,11 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
             argv, cwd=deployed.release_dir, env=env, stdin=subprocess.DEVNULL,
             stdout=make_log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
-        # The run has its page (and is on the home page) as soon as it starts; the tasks
-        # are already going meanwhile.
-        _refresh_site(paths, pipeline.name, run_id)
         next_site = time.monotonic() + SITE_REFRESH_EVERY_S
         try:
+            # The run has its page (and is on the home page) as soon as it starts; the tasks
+            # are already going meanwhile.
+            _refresh_site(paths, pipeline.name, run_id)
             while make_exit is None:
                 try:
                     make_exit = proc.wait(timeout=POLL_EVERY_S)
@@ -458,6 +458,8 @@ def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
         from flank_ops.site import build
 
         build.after_run(paths, pipeline, run_id)
+    except Stopped:
+        raise  # SIGTERM while drawing: the run must still stop
     except Exception as exc:  # noqa: BLE001 - a broken site must not stop the run
         print(f"flank: could not refresh the status site: {exc}", file=sys.stderr)
 
