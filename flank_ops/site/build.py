@@ -314,7 +314,9 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, wa
     if pv.config is not None:
         dag = dag_svg([DagNode(t, pv.config.tasks[t].needs) for t in pv.config.topological_order()],
                       f"Tasks of {name}")
-    finished = [r for r in reversed(pv.recent) if r.get("status") in ("success", "failed", "interrupted")]
+    # the duration trend compares like with like: a partial run is not a shorter full one
+    finished = [r for r in reversed(pv.recent)
+                if r.get("status") in ("success", "failed", "interrupted") and not r.get("partial")]
     trend = trend_svg([TrendPoint(r["run_id"], r["status"], r.get("duration_s"),
                                   root + layout.url_run(project, name, r["run_id"])) for r in finished])
     newest = max([pv.last_id, *(r["run_id"] for r in pv.recent)], default=0)
