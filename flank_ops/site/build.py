@@ -465,6 +465,19 @@ def _zone_of(view: ProjectView, pipeline: str) -> str | None:
     return config.timezone if config is not None else None
 
 
+def redraw_run_page(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+    """Only the run's own page (and its logs), e.g. once the notifications and the S3
+    upload that follow its drawing have said how they went."""
+    from flank_ops.site.data import load_project_config
+
+    warnings = Warnings()
+    w = _Writer(paths.home.site_dir)
+    config, _ = load_project_config(paths, warnings)
+    pipe = config.pipelines.get(pipeline) if config is not None else None
+    _write_run(w, paths, pipeline, run_id, warnings, pipe.timezone if pipe is not None else None)
+    _say(warnings)
+
+
 def redraw_runs(paths: ProjectPaths, pipeline: str, run_ids: Iterable[int]) -> None:
     """Redraw runs whose record changed outside the runner (marked interrupted), and the
     pages that list them, so none keeps saying "running" and refreshing forever. Never raises."""

@@ -67,3 +67,18 @@ def test_a_killed_run_stops_saying_running_after_the_next_look(tmp_path: Path) -
     assert "! interrupted" in page and 'http-equiv="refresh"' not in page
     home = _text(Home().site_dir / "index.html")
     assert 'http-equiv="refresh"' not in home and "! interrupted" in home
+
+
+def test_a_webhook_outage_after_a_real_run_is_on_its_page(tmp_path: Path, flank_home: Path) -> None:
+    import socket
+
+    deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      model: echo fitting; exit 3\n")
+    with socket.socket() as s:  # a port on 127.0.0.1 that refuses connections
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        (flank_home / "flank.toml").write_text(f'[notify.webhook]\nurl = "http://127.0.0.1:{port}/hook"\ntimeout = 5\n')
+        proc = run_flank("run", "demo", "nightly")
+    assert proc.returncode == 1, proc.stderr
+    page = _text(_run_page())
+    assert "webhook failed (cannot connect to http://127.0.0.1" in page and 'role="alert"' in page
+    assert "fitting" in page  # the failed task's last lines, too
