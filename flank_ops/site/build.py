@@ -144,10 +144,14 @@ def _publish_gzip(src: Path, dst: Path) -> bool:
         pass
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    with open(src, "rb") as fin, open(tmp, "wb") as raw, \
-            gzip.GzipFile(filename=src.name, mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
-        shutil.copyfileobj(fin, fout, 1024 * 1024)
-    os.replace(tmp, dst)
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename=src.name, mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
+            shutil.copyfileobj(fin, fout, 1024 * 1024)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never a half-written copy
+        raise
     return True
 
 
@@ -212,7 +216,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
             "name": name, "status": status, "attempts": t.get("attempts"), "duration_s": t.get("duration_s"),
             "exit_code": t.get("exit_code"), "peak_rss_kb": t.get("peak_rss_kb"), "has_log": has_log,
             "no_output": log_size == 0 and status not in ("pending", "running"),
-            "error": str(t["error"]) if t.get("error") else None, "log_size": log_size,
+            "error": str(t["error"]) if t.get("error") else None,
         }
         tasks.append(task)
         if status in _EXCERPT_STATUSES:

@@ -12,7 +12,8 @@
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt.gz a gzip copy of a big log, made once the task ended
 
 Links between pages are relative, so the site works under any URL prefix, on S3
-or from file://. `_static` cannot clash with a project (names start with a letter or digit).
+or from file://. `file_name` is injective and keeps `_static`, `index.html`, `deploys.html`
+and `runs-<k>.html` for the site itself, so no project, pipeline or task name can clash with them.
 """
 from __future__ import annotations
 
