@@ -78,4 +78,11 @@ def after_run(
         records.write_record(paths.run_dir(record["pipeline"], record["run_id"]), record)
     except OSError as exc:
         print(f"flank: could not save the after-run outcomes in run.json: {exc}", file=sys.stderr)
+    if outcomes.get("site") == "ok" and any(name not in ("note", "site") for name in outcomes):
+        try:  # the run page was drawn before notify and S3 said how they went: show it
+            from flank_ops.site import build
+
+            build.redraw_run_page(paths, record["pipeline"], record["run_id"])
+        except Exception as exc:  # noqa: BLE001 - the run is over and recorded
+            print(f"flank: could not redraw the run's page: {exc}", file=sys.stderr)
     return outcomes

@@ -297,6 +297,10 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
             elif record.get("status") not in FINISHED_RUN_STATUSES:
                 continue
             append_history(paths, record)
+    if marked:  # their pages must stop saying "running" (and refreshing) now
+        from flank_ops.site.build import redraw_runs
+
+        redraw_runs(paths, pipeline, marked)
     return marked
 
 

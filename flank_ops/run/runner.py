@@ -33,6 +33,7 @@ from flank_ops.run.secrets import load_secrets, mask, mask_file
 
 TRIGGERS = ("schedule", "push", "manual", "rerun", "catchup")
 SITE_REFRESH_EVERY_S = 1.0  # the running view is rebuilt at most this often
+LIVE_TAIL_EVERY_S = 4.0  # ... and this long after the last redraw when no task changed (running tasks' last lines)
 POLL_EVERY_S = 0.5  # how often tasks/*.json are merged into run.json
 
 
@@ -326,6 +327,7 @@ def run_pipeline(
                   file=out, flush=True)
             record["waiting_for"] = other["run_id"] if other else None
             records.write_record(run_dir, record)
+            _refresh_site(paths, pipeline.name, run_id)  # a waiting run has its page too
             outcome = _wait_then_execute(deployed, pipeline, record, run_dir, selected, out, lock)
         else:
             outcome = _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
@@ -398,15 +400,16 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     stopped = False
     printed: dict[str, str] = {}
     write_failed = False
-    # The running view is first drawn a second in: a run shorter than that is
-    # drawn once, when it ends.
-    next_site = time.monotonic() + SITE_REFRESH_EVERY_S
     with open(run_dir / "make.log", "wb") as make_log:
         proc = subprocess.Popen(
             argv, cwd=deployed.release_dir, env=make_env, stdin=subprocess.DEVNULL,
             stdout=make_log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
+        next_site = time.monotonic() + SITE_REFRESH_EVERY_S
         try:
+            # The run has its page (and is on the home page) as soon as it starts; the tasks
+            # are already going meanwhile.
+            _refresh_site(paths, pipeline.name, run_id)
             while make_exit is None:
                 try:
                     make_exit = proc.wait(timeout=POLL_EVERY_S)
@@ -414,6 +417,10 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
                     pass
                 changed = records.merge_task_results(run_dir, record, selected)
                 if not changed:
+                    if make_exit is None and time.monotonic() >= next_site + LIVE_TAIL_EVERY_S:
+                        began = time.monotonic()
+                        _refresh_site(paths, pipeline.name, run_id)  # the running tasks' last lines
+                        next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * (time.monotonic() - began))
                     continue
                 _print_progress(record, changed, printed, out)
                 try:
@@ -494,6 +501,8 @@ def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
         from flank_ops.site import build
 
         build.after_run(paths, pipeline, run_id)
+    except Stopped:
+        raise  # SIGTERM while drawing: the run must still stop
     except Exception as exc:  # noqa: BLE001 - a broken site must not stop the run
         print(f"flank: could not refresh the status site: {exc}", file=sys.stderr)
 

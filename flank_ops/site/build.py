@@ -29,8 +29,15 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import layout
 from flank_ops.site.data import (
-    PAGE_SIZE, ProjectView, Warnings, history_tail, load_run, now_utc, pipeline_view, project_view, projects,
+    PAGE_SIZE, RECENT, ProjectView, Warnings, history_tail, load_run, now_utc, pipeline_view, project_view,
+    projects, run_scope,
 )
+
+GZIP_ABOVE = 1024 * 1024  # a finished task's log bigger than this also gets a .gz copy to download
+# Task statuses whose last lines the run page shows under the status ("why did it fail").
+_EXCERPT_STATUSES = ("failed", "timed_out", "interrupted")
+# after_run outcomes read "<what> failed (<why>)", "error: ..." or "s3: not uploaded: ...".
+_AFTER_RUN_PROBLEM = re.compile(r"failed \(|^error: |not uploaded", re.IGNORECASE)
 
 
 class BuildStats(NamedTuple):
@@ -141,14 +148,37 @@ def _publish_raw_log(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _write_run(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> bool:
-    """The run page and its log pages. False when the run folder is gone.
+def _publish_gzip(src: Path, dst: Path) -> bool:
+    """A gzip copy of a finished task's big log, made once (a rebuild finds it there)."""
+    import gzip
+
+    try:
+        if dst.stat().st_mtime_ns >= src.stat().st_mtime_ns:
+            return True
+    except OSError:
+        pass
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename=src.name, mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
+            shutil.copyfileobj(fin, fout, 1024 * 1024)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never a half-written copy
+        raise
+    return True
+
+
+def _write_run(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings,
+               tz: str | None = None) -> bool:
+    """The run page and its log pages (times in zone `tz`). False when the run folder is gone.
 
     A record that cannot be drawn (odd values a crash or an old version left)
     becomes a warning, never a failed build.
     """
     try:
-        return _write_run_pages(w, paths, pipeline, run_id, warnings)
+        return _write_run_pages(w, paths, pipeline, run_id, warnings, tz)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise  # the disk, not the record: the user must hear about it
@@ -156,7 +186,9 @@ def _write_run(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warn
         return False
 
 
-def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> bool:
+def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings,
+                     tz: str | None = None) -> bool:
+    from flank_ops.site.logs import LIVE_LINES, log_excerpt
     from flank_ops.site.pages import render
     from flank_ops.site.svg import DagNode, GanttBar, dag_svg, gantt_svg
 
@@ -172,11 +204,14 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
     if record is None:
         problem = warnings[-1] if len(warnings) > before else "run.json is missing (the run may be starting)"
         w.page(url, render("run.html", url, project_name=project, pipeline=pipeline, run_id=run_id,
-                           record=None, problem=problem, run_dir=str(run_dir), crumbs=crumbs))
+                           record=None, problem=problem, run_dir=str(run_dir), crumbs=crumbs, tz=tz))
         return True
 
     running = record.get("status") == "running"
+    run_scope(record)
     tasks = []
+    failures = []  # the failed tasks' last lines, shown under the status
+    live = []  # the running tasks' last lines, while the run goes on
     nodes = []
     bars = []
     for name, t in record["tasks"].items():
@@ -192,19 +227,31 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         # task was most of the cost of drawing a big run.
         has_log = bool(log_size)
         log_href = root + layout.url_log(project, pipeline, run_id, name) if has_log else None
-        tasks.append({
+        task = {
             "name": name, "status": status, "attempts": t.get("attempts"), "duration_s": t.get("duration_s"),
             "exit_code": t.get("exit_code"), "peak_rss_kb": t.get("peak_rss_kb"), "has_log": has_log,
             "no_output": log_size == 0 and status not in ("pending", "running"),
-        })
+            "error": str(t["error"]) if t.get("error") else None,
+        }
+        tasks.append(task)
+        if status in _EXCERPT_STATUSES:
+            failures.append({**task, "excerpt": log_excerpt(log_file) if has_log else None})
+        elif status == "running" and running:
+            live.append({**task, "excerpt": log_excerpt(log_file, LIVE_LINES) if has_log else None})
         needs = t.get("needs") or []
         nodes.append(DagNode(name, tuple(str(n) for n in needs) if isinstance(needs, list) else (), status, log_href))
         bars.append(GanttBar(name, status, t.get("started_at"), t.get("ended_at"), log_href))
         if has_log:
-            _write_log(w, paths, pipeline, run_id, name, status, log_file, running, crumbs)
+            task["gz"] = _write_log(w, paths, pipeline, run_id, name, status, log_file, running, crumbs, tz)
 
+    after = record.get("after_run") if isinstance(record.get("after_run"), dict) else {}
+    # "notify failed (...)" names its step already; "error: ..." does not
+    problems = [text if text.lower().startswith(str(step).lower()) else f"{step}: {text}"
+                for step, text in ((step, str(text)) for step, text in after.items())
+                if _AFTER_RUN_PROBLEM.search(text)]
     w.page(url, render(
         "run.html", url, project_name=project, pipeline=pipeline, run_id=run_id, record=record, tasks=tasks,
+        failures=failures, live=live, after_run_problems=problems, tz=tz,
         dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
@@ -213,8 +260,9 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
 
 
 def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task: str, status: str,
-               log_file: Path, running: bool, crumbs: list[tuple[str, str]]) -> None:
-    from flank_ops.site.logs import log_tail
+               log_file: Path, running: bool, crumbs: list[tuple[str, str]], tz: str | None = None) -> bool:
+    """The log page (and the raw log beside it); True when a .gz copy is linked."""
+    from flank_ops.site.logs import log_view, times_path
     from flank_ops.site.pages import render
 
     project = paths.name
@@ -226,14 +274,23 @@ def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task
     # run, the pages of tasks that did not change are not drawn again.
     refresh = running and status in ("pending", "running")
     st = log_file.stat()
-    fingerprint = f"{status}:{int(refresh)}:{st.st_size}:{st.st_mtime_ns}"
+    gz = False
+    if st.st_size > GZIP_ABOVE and status not in ("pending", "running"):
+        gz = _publish_gzip(log_file, w.site / _unquote(layout.url_raw_log_gz(project, pipeline, run_id, task)))
+    try:
+        tst = times_path(log_file).stat()
+        times = f"{tst.st_size}:{tst.st_mtime_ns}"
+    except OSError:
+        times = "-"
+    fingerprint = f"{status}:{int(refresh)}:{st.st_size}:{st.st_mtime_ns}:{times}:{int(gz)}:{tz}"
     if w.is_current(url, fingerprint):
-        return
+        return gz
     w.page(url, render(
         "log.html", url, project_name=project, pipeline=pipeline, run_id=run_id, task=task, status=status,
-        tail=log_tail(log_file), refresh=refresh,
+        view=log_view(log_file), refresh=refresh, gz=gz, tz=tz,
         crumbs=[*crumbs, (f"#{run_id}", layout.url_run(project, pipeline, run_id))],
     ) + _fingerprint_comment(fingerprint))
+    return gz
 
 
 def _archives(first_id: int | None, last_id: int) -> list[tuple[int, int, int]]:
@@ -274,42 +331,66 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, wa
     url = layout.url_pipeline(project, name)
     root = layout.depth_prefix(url)
     pv = pipeline_view(paths, name, config, warnings, history_count=PAGE_SIZE, next_count=5)
+    _link_runs(w, paths, name, pv.recent, pv.timezone)
     dag = ""
     if pv.config is not None:
         dag = dag_svg([DagNode(t, pv.config.tasks[t].needs) for t in pv.config.topological_order()],
                       f"Tasks of {name}", paths.home.dag_layouts_dir)
     grid = task_grid(paths, name, pv.recent, pv.config.topological_order() if pv.config is not None else [])
-    finished = [r for r in reversed(pv.recent) if r.get("status") in ("success", "failed", "interrupted")]
+    # the duration trend compares like with like: a partial run is not a shorter full one
+    finished = [r for r in reversed(pv.recent)
+                if r.get("status") in ("success", "failed", "interrupted") and not r.get("partial")]
     trend = trend_svg([TrendPoint(r["run_id"], r["status"], r.get("duration_s"),
                                   root + layout.url_run(project, name, r["run_id"])) for r in finished])
     newest = max([pv.last_id, *(r["run_id"] for r in pv.recent)], default=0)
     w.page(url, render(
         "pipeline.html", url, project_name=project, pipeline=name, config=pv.config, next_runs=pv.next_runs,
         dag=dag, trend=trend, runs=pv.recent, archives=_archive_nav(_archives(pv.first_id, newest)), archive=None,
-        refresh=any(r.get("status") == "running" for r in pv.recent),
+        refresh=any(r.get("status") == "running" for r in pv.recent), tz=pv.timezone, last_full=pv.last_full,
         crumbs=[(project, layout.url_project(project))], grid=grid,
     ))
     return pv.recent
 
 
+def _link_runs(w: _Writer, paths: ProjectPaths, pipeline: str, runs: list[dict], tz: str | None) -> None:
+    """Make sure every run a page links to has its page: a run seen before its first
+    drawing gets drawn now; one whose folder is gone is shown without a link (never a 404)."""
+    for r in runs:
+        page = w.site / _unquote(layout.url_run(paths.name, pipeline, r["run_id"]))
+        if page.exists():
+            continue
+        if not _write_run(w, paths, pipeline, r["run_id"], Warnings(), tz) or not page.exists():
+            r["no_page"] = True
+
+
 def _write_archive(w: _Writer, paths: ProjectPaths, name: str, number: int, runs: list[dict],
-                   archives: list[tuple[int, int, int]]) -> None:
+                   archives: list[tuple[int, int, int]], tz: str | None = None) -> None:
     from flank_ops.site.pages import render
 
     project = paths.name
     url = layout.url_archive(project, name, number)
     lo, hi = layout.archive_range(number)
-    runs = sorted((r for r in runs if lo <= r["run_id"] <= hi), key=lambda r: r["run_id"], reverse=True)
+    runs = sorted((run_scope(r) for r in runs if lo <= r["run_id"] <= hi), key=lambda r: r["run_id"], reverse=True)
+    for r in runs:
+        if not (w.site / _unquote(layout.url_run(project, name, r["run_id"]))).exists():
+            r["no_page"] = True  # e.g. pruned folder, or not drawn yet: no link to a 404
     w.page(url, render(
         "pipeline.html", url, project_name=project, pipeline=name, config=None, next_runs=[], dag="",
-        trend="", runs=runs, archives=_archive_nav(archives, number), archive=(lo, hi),
+        trend="", runs=runs, archives=_archive_nav(archives, number), archive=(lo, hi), tz=tz,
         crumbs=[(project, layout.url_project(project)), (name, layout.url_pipeline(project, name))],
     ))
+
+
+def _link_views(w: _Writer, views: list[ProjectView]) -> None:
+    for view in views:
+        for pv in view.pipelines:
+            _link_runs(w, view.paths, pv.name, pv.recent[:RECENT], pv.timezone)
 
 
 def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
     from flank_ops.site.pages import render
 
+    _link_views(w, [view])
     project = view.paths.name
     url = layout.url_project(project)
     w.page(url, render(
@@ -337,6 +418,7 @@ def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:
 def _write_home(w: _Writer, views: list[ProjectView], warnings: list[str]) -> None:
     from flank_ops.site.pages import render
 
+    _link_views(w, views)
     url = layout.url_home()
     w.page(url, render(
         "home.html", url, projects=views, warnings=warnings,
@@ -387,8 +469,9 @@ def after_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
     home = paths.home
     w = _Writer(home.site_dir)
     w.css()
-    _write_run(w, paths, pipeline, run_id, warnings)
     view = project_view(paths, warnings)
+    tz = _zone_of(view, pipeline)
+    _write_run(w, paths, pipeline, run_id, warnings, tz)
     recent = _write_pipeline_index(w, paths, pipeline, view.config, Warnings())
     pv = next((p for p in view.pipelines if p.name == pipeline), None)
     number = layout.archive_number(run_id)
@@ -397,10 +480,49 @@ def after_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
     if pv is not None and newest - lo < 3 * PAGE_SIZE:  # an old run's page waits for a full rebuild
         entries = {r["run_id"]: r for r in history_tail(paths, pipeline, newest - lo + PAGE_SIZE)}
         entries.update({r["run_id"]: r for r in recent})
-        _write_archive(w, paths, pipeline, number, list(entries.values()), _archives(pv.first_id or run_id, newest))
+        _write_archive(w, paths, pipeline, number, list(entries.values()), _archives(pv.first_id or run_id, newest), tz)
     _write_project(w, view, [])
     _write_home(w, _all_views(home, Warnings(), {paths.name: view}), [])
     _say(warnings)
+
+
+def _zone_of(view: ProjectView, pipeline: str) -> str | None:
+    """The pipeline's `timezone:` (None: the VM's zone, also for a pipeline gone from flank.yml)."""
+    config = view.config.pipelines.get(pipeline) if view.config is not None else None
+    return config.timezone if config is not None else None
+
+
+def redraw_run_page(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+    """Only the run's own page (and its logs), e.g. once the notifications and the S3
+    upload that follow its drawing have said how they went."""
+    from flank_ops.site.data import load_project_config
+
+    warnings = Warnings()
+    w = _Writer(paths.home.site_dir)
+    config, _ = load_project_config(paths, warnings)
+    pipe = config.pipelines.get(pipeline) if config is not None else None
+    _write_run(w, paths, pipeline, run_id, warnings, pipe.timezone if pipe is not None else None)
+    _say(warnings)
+
+
+def redraw_runs(paths: ProjectPaths, pipeline: str, run_ids: Iterable[int]) -> None:
+    """Redraw runs whose record changed outside the runner (marked interrupted), and the
+    pages that list them, so none keeps saying "running" and refreshing forever. Never raises."""
+    try:
+        run_ids = sorted(set(run_ids))
+        if not run_ids:
+            return
+        warnings = Warnings()
+        w = _Writer(paths.home.site_dir)
+        w.css()
+        view = project_view(paths, warnings)
+        tz = _zone_of(view, pipeline)
+        for run_id in run_ids[:-1]:
+            _write_run(w, paths, pipeline, run_id, warnings, tz)
+        after_run(paths, pipeline, run_ids[-1])
+        _say(warnings)
+    except Exception as exc:  # noqa: BLE001 - whoever marked the runs must not fail for the site
+        print(f"flank: warning: could not redraw the status site: {exc}", file=sys.stderr)
 
 
 def rebuild_all(home: Home, *, only_changed: bool = False) -> None:
@@ -450,11 +572,13 @@ def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config, warnin
     run_ids = records.list_run_ids(paths, name)
     site_dir = w.site / _unquote(layout.url_pipeline(paths.name, name)).rsplit("/", 1)[0]
     runs = skipped = 0
+    pipeline = config.pipelines.get(name) if config is not None else None
+    tz = pipeline.timezone if pipeline is not None else None
     for run_id in run_ids:
         if only_changed and _page_is_current(w, paths, name, run_id):
             skipped += 1
             continue
-        if _write_run(w, paths, name, run_id, warnings):
+        if _write_run(w, paths, name, run_id, warnings, tz):
             runs += 1
     recent = _write_pipeline_index(w, paths, name, config, Warnings())
     history = list(records.read_history(paths, name))
@@ -467,7 +591,7 @@ def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config, warnin
     for number, _, _ in archives:
         # one entry per run id (a run in both the history and `recent` appears once)
         entries = list({e["run_id"]: e for e in by_number.get(number, [])}.values())
-        _write_archive(w, paths, name, number, entries, archives)
+        _write_archive(w, paths, name, number, entries, archives, tz)
     keep = {"index.html", *(str(i) for i in run_ids), *(f"runs-{n}.html" for n, _, _ in archives)}
     _remove_unknown(site_dir, keep=keep)
     return runs, skipped
@@ -523,7 +647,7 @@ def after_prune(paths: ProjectPaths, pipeline: str, removed: Iterable[int]) -> N
     for entry in history:
         by_number[layout.archive_number(entry["run_id"])].append(entry)
     for number, _, _ in archives:
-        _write_archive(w, paths, pipeline, number, by_number.get(number, []), archives)
+        _write_archive(w, paths, pipeline, number, by_number.get(number, []), archives, _zone_of(view, pipeline))
     live = {n for n, _, _ in archives}
     for number in {layout.archive_number(i) for i in removed} - live:
         (w.site / _unquote(layout.url_archive(paths.name, pipeline, number))).unlink(missing_ok=True)

@@ -186,6 +186,25 @@ def running_records(paths: ProjectPaths, pipeline: str, finished_ids: set[int], 
 
 # --- project and pipeline summaries ------------------------------------------
 
+def run_scope(entry: dict[str, Any]) -> dict[str, Any]:
+    """`entry` (a history line or a run record) with "partial", "selected" and "total" filled in.
+
+    History lines carry them; a record has them from its selection and tasks; an
+    older line without them reads as a full run of unknown size.
+    """
+    if not isinstance(entry.get("partial"), bool):
+        selection = entry.get("selection")
+        tasks = entry.get("tasks")
+        entry["partial"] = isinstance(selection, dict) and any(selection.get(k) for k in ("task", "from", "rerun_of"))
+        if isinstance(tasks, dict) and "selected" not in entry:
+            entry["selected"] = sum(1 for t in tasks.values() if not isinstance(t, dict) or t.get("status") != "skipped")
+            entry["total"] = len(tasks)
+    for key in ("selected", "total"):
+        if not isinstance(entry.get(key), int):
+            entry[key] = None
+    return entry
+
+
 class PipelineView(NamedTuple):
     project: str
     name: str
@@ -194,6 +213,8 @@ class PipelineView(NamedTuple):
     recent: list[dict[str, Any]]  # newest first; history entries and running records
     last_id: int
     first_id: int | None
+    last_full: dict[str, Any] | None = None  # the newest full (not partial) run among `recent`
+    timezone: str | None = None  # the pipeline's `timezone:` (None: the VM's zone)
 
 
 class ProjectView(NamedTuple):
@@ -254,8 +275,13 @@ def pipeline_view(paths: ProjectPaths, name: str, config, warnings: Warnings,
     pipeline = config.pipelines.get(name) if config else None
     finished = history_tail(paths, name, history_count)
     finished_ids = {e["run_id"] for e in finished}
-    running = [records.history_entry(r) for r in running_records(paths, name, finished_ids, warnings)]
-    recent = running + list(reversed(finished))
+    running = []
+    for r in running_records(paths, name, finished_ids, warnings):
+        entry = records.history_entry(r)
+        entry.setdefault("selection", r.get("selection"))
+        entry.setdefault("tasks", r.get("tasks"))
+        running.append(entry)
+    recent = [run_scope(e) for e in running + list(reversed(finished))]
     return PipelineView(
         project=paths.name,
         name=name,
@@ -264,6 +290,8 @@ def pipeline_view(paths: ProjectPaths, name: str, config, warnings: Warnings,
         recent=recent[: max(history_count, len(running))],
         last_id=last_run_id(paths, name),
         first_id=history_first_id(paths, name),
+        last_full=next((e for e in recent if not e["partial"]), None),
+        timezone=pipeline.timezone if pipeline is not None else None,
     )
 
 

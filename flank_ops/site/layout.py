@@ -10,9 +10,11 @@
     site/<project>/<pipeline>/<run_id>/index.html     run (the git note links here)
     site/<project>/<pipeline>/<run_id>/logs/<task>.html   log tail
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt    the raw log (hard link or copy)
+    site/<project>/<pipeline>/<run_id>/logs/<task>.txt.gz a gzip copy of a big log, made once the task ended
 
 Links between pages are relative, so the site works under any URL prefix, on S3
-or from file://. `_static` cannot clash with a project (names start with a letter or digit).
+or from file://. `file_name` is injective and keeps `_static`, `index.html`, `deploys.html`
+and `runs-<k>.html` for the site itself, so no project, pipeline or task name can clash with them.
 """
 from __future__ import annotations
 
@@ -26,11 +28,22 @@ from flank_ops.site.data import PAGE_SIZE
 STATIC_DIR = "_static"
 CSS_FILE = "style.css"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
+# What a stand-in looks like: a name of that shape is never kept as it is, so a kept
+# name can never equal another name's stand-in.
+_STAND_IN = re.compile(r"-[0-9a-f]{10}$")
+# Names the site itself uses next to project and pipeline folders.
+_RESERVED = {"index", "logs", STATIC_DIR.lower()}
 
 
 def file_name(name: str) -> str:
-    """A file/folder name for a task or pipeline; odd names (HTML, slashes) get a safe stand-in."""
-    if _SAFE_NAME.match(name) and name not in ("index", "logs"):
+    """A file/folder name for a project, pipeline or task; injective (two names never share one).
+
+    Odd names (HTML, slashes), names of the site's own files (`index.html`,
+    `deploys.html`, `runs-1.html`, `_static`) and names shaped like a stand-in get
+    a stand-in: a readable stem and a digest of the whole name.
+    """
+    if (_SAFE_NAME.match(name) and name.lower() not in _RESERVED and not _STAND_IN.search(name)
+            and not name.lower().endswith(".html")):
         return name
     digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "task"
@@ -113,6 +126,10 @@ def url_log(project: str, pipeline: str, run_id: int, task: str) -> str:
 
 def url_raw_log(project: str, pipeline: str, run_id: int, task: str) -> str:
     return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/logs/{quote(file_name(task))}.txt"
+
+
+def url_raw_log_gz(project: str, pipeline: str, run_id: int, task: str) -> str:
+    return url_raw_log(project, pipeline, run_id, task) + ".gz"
 
 
 def depth_prefix(url: str) -> str:

@@ -3,11 +3,20 @@
 A log can be 1 GB, hold NUL bytes, invalid UTF-8, `\\r` progress bars and
 terminal escape codes, or an attacker's `<script>`. The page shows the last
 lines, escaped, with colours as CSS classes; the raw file is linked beside it.
+
+The task launcher keeps the log's companion file `<task>.log.times` (one entry a line):
+    attempt <n> <offset> <unix_ms>                        attempt n begins at byte offset
+    end <n> <offset> <unix_ms> <exit_code or -> <status>  attempt n ended
+    <offset> <unix_ms>                                    the line at byte offset began then
+(line entries at most every 100 ms: a line's time is that of the nearest entry at or
+before it). From it the log page gets a section per attempt and each line's elapsed
+time; without it (older runs) the page shows the plain tail.
 """
 from __future__ import annotations
 
 import os
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +31,11 @@ TAIL_BYTES = 2 * 1024 * 1024
 _ESCAPE_RE = re.compile(r"\x1b\[([0-9;?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 # C0 controls other than tab and newline (a lone ESC included), plus DEL: shown as visible symbols.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+EXCERPT_LINES = 30  # a failed task's lines on the run page
+LIVE_LINES = 12  # a running task's lines on the run page
+EXCERPT_BYTES = 256 * 1024
 
 
 class LogTail(NamedTuple):
@@ -58,6 +72,33 @@ def read_tail_bytes(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TA
         lines = lines[-max_lines:]
         truncated = True
     return b"\n".join(lines) + (b"\n" if trailing_newline else b""), truncated, size
+
+
+def read_tail_lines(path: Path, max_lines: int = TAIL_LINES,
+                    max_bytes: int = TAIL_BYTES) -> tuple[list[tuple[int, bytes]], bool, int]:
+    """The last lines of a file with the byte offset each starts at: ([(offset, line)], truncated, size)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        start = max(0, size - max_bytes)
+        f.seek(start)
+        data = f.read(min(max_bytes, size - start))
+    truncated = start > 0
+    if truncated:
+        cut = data.find(b"\n")
+        if 0 <= cut < len(data) - 1:
+            start += cut + 1
+            data = data[cut + 1:]
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        out.append((start + pos, data[pos:end]))
+        pos = end + 1
+    if len(out) > max_lines:
+        out = out[-max_lines:]
+        truncated = True
+    return out, truncated, size
 
 
 def _collapse_carriage_returns(line: str) -> str:
@@ -140,8 +181,11 @@ def _apply_sgr(style: _Style, params: str) -> _Style:
 
 def ansi_to_html(text: str) -> Markup:
     """Escape `text` and turn SGR colour codes into <span class=...>; drop other escapes."""
+    return _ansi_to_html(text, _Style())[0]
+
+
+def _ansi_to_html(text: str, style: _Style) -> tuple[Markup, _Style]:
     out: list[str] = []
-    style = _Style()
     pos = 0
 
     def emit(chunk: str) -> None:
@@ -158,7 +202,18 @@ def ansi_to_html(text: str) -> Markup:
         if m.group(2) == "m":
             style = _apply_sgr(style, m.group(1) or "")
     emit(text[pos:])
-    return Markup("".join(out))
+    return Markup("".join(out)), style
+
+
+def render_log_lines(lines: list[bytes]) -> list[Markup]:
+    """Each line as safe HTML; a colour set on one line carries on to the next, as in a terminal."""
+    out = []
+    style = _Style()
+    for data in lines:
+        text = _collapse_carriage_returns(data.decode("utf-8", errors="backslashreplace"))
+        html, style = _ansi_to_html(text, style)
+        out.append(html)
+    return out
 
 
 def render_log_text(data: bytes) -> Markup:
@@ -170,10 +225,142 @@ def render_log_text(data: bytes) -> Markup:
     return ansi_to_html("\n".join(lines))
 
 
-def log_tail(path: Path, max_lines: int = TAIL_LINES) -> LogTail:
+def log_tail(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> LogTail:
     try:
-        data, truncated, size = read_tail_bytes(path, max_lines)
+        data, truncated, size = read_tail_bytes(path, max_lines, max_bytes)
     except FileNotFoundError:
         return LogTail(Markup(""), 0, False, 0, False)
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     return LogTail(render_log_text(data), lines, truncated, size, True)
+
+
+# --- attempts and line times (the launcher's <task>.log.times) ---------------
+
+def times_path(log_file: Path) -> Path:
+    return log_file.with_name(log_file.name + ".times")
+
+
+class AttemptMark(NamedTuple):
+    number: int
+    offset: int
+    started_ms: int
+    ended_ms: int | None = None
+    exit_code: int | None = None
+    status: str | None = None
+
+
+class LogTimes(NamedTuple):
+    attempts: list[AttemptMark]  # in the order they began
+    marks: list[tuple[int, int]]  # (offset, unix_ms), ascending offsets
+
+
+def read_times(path: Path) -> LogTimes | None:
+    """The companion file, or None when there is none. Damaged entries are skipped."""
+    try:
+        text = path.read_bytes().decode("ascii", errors="replace")
+    except OSError:
+        return None
+    attempts: dict[int, AttemptMark] = {}
+    marks: list[tuple[int, int]] = []
+    for line in text.splitlines():
+        f = line.split()
+        try:
+            if len(f) == 4 and f[0] == "attempt":
+                n, off, ms = int(f[1]), int(f[2]), int(f[3])
+                attempts[n] = AttemptMark(n, off, ms)
+                marks.append((off, ms))
+            elif len(f) >= 5 and f[0] == "end":
+                n, ms = int(f[1]), int(f[3])
+                code = None if f[4] == "-" else int(f[4])
+                if n in attempts:
+                    attempts[n] = attempts[n]._replace(ended_ms=ms, exit_code=code,
+                                                       status=f[5] if len(f) > 5 else None)
+            elif len(f) == 2:
+                marks.append((int(f[0]), int(f[1])))
+        except ValueError:
+            continue
+    marks.sort()
+    return LogTimes(sorted(attempts.values(), key=lambda a: (a.offset, a.number)), marks)
+
+
+class LogLine(NamedTuple):
+    elapsed: str | None  # since its attempt began, e.g. "12s"; None without times
+    html: Markup
+
+
+class AttemptView(NamedTuple):
+    number: int | None  # None: output before the first attempt began (or no times at all)
+    started_at: datetime | None
+    exit_code: int | None
+    status: str | None
+    duration_s: float | None
+    lines: list[LogLine]
+    cut: bool  # its first lines are older than the tail shown
+
+
+class LogView(NamedTuple):
+    tail: LogTail  # size, truncation, and the plain tail (shown when there are no times)
+    attempts: list[AttemptView]  # empty when the companion file is missing
+
+
+def _time_at(marks: list[tuple[int, int]], offset: int) -> int | None:
+    """The time of the nearest entry at or before `offset`."""
+    import bisect
+
+    i = bisect.bisect_right(marks, (offset, float("inf"))) - 1
+    return marks[i][1] if i >= 0 else None
+
+
+def log_view(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> LogView:
+    """The tail of a log split into its attempts, each line with its elapsed time (when the times exist)."""
+    from flank_ops.humanize import duration
+
+    tail = log_tail(path, max_lines, max_bytes)
+    times = read_times(times_path(path)) if tail.exists else None
+    if times is None or not times.attempts:
+        return LogView(tail, [])
+    lines, _, _ = read_tail_lines(path, max_lines, max_bytes)
+    rendered = render_log_lines([data for _, data in lines])
+    first_shown = lines[0][0] if lines else tail.size
+    views: list[AttemptView] = []
+    groups: list[tuple[AttemptMark | None, list[LogLine]]] = []
+    i = 0
+    bounds = [a.offset for a in times.attempts[1:]] + [float("inf")]
+    if lines and lines[0][0] < times.attempts[0].offset:
+        pre = []
+        while i < len(lines) and lines[i][0] < times.attempts[0].offset:
+            pre.append(LogLine(None, rendered[i]))
+            i += 1
+        groups.append((None, pre))
+    for attempt, bound in zip(times.attempts, bounds):
+        group = []
+        while i < len(lines) and lines[i][0] < bound:
+            ms = _time_at(times.marks, lines[i][0])
+            elapsed = duration(max(0, ms - attempt.started_ms) / 1000) if ms is not None else None
+            group.append(LogLine(elapsed, rendered[i]))
+            i += 1
+        groups.append((attempt, group))
+    for attempt, group in groups:
+        if attempt is None:
+            views.append(AttemptView(None, None, None, None, None, group, first_shown > 0))
+            continue
+        took = (attempt.ended_ms - attempt.started_ms) / 1000 if attempt.ended_ms is not None else None
+        started = datetime.fromtimestamp(attempt.started_ms / 1000, timezone.utc)
+        views.append(AttemptView(attempt.number, started, attempt.exit_code, attempt.status, took, group,
+                                 first_shown > attempt.offset))
+    return LogView(tail, views)
+
+
+def log_excerpt(path: Path, max_lines: int = EXCERPT_LINES) -> LogTail:
+    """A task's last lines for the run page (of its last attempt, when the times say where it began)."""
+    tail = log_tail(path, max_lines, EXCERPT_BYTES)
+    times = read_times(times_path(path)) if tail.exists else None
+    if times is None or not times.attempts:
+        return tail
+    lines, truncated, size = read_tail_lines(path, max_lines, EXCERPT_BYTES)
+    start = times.attempts[-1].offset
+    kept = [data for off, data in lines if off >= start]
+    if len(kept) == len(lines):
+        return tail
+    data = b"\n".join(kept)
+    return LogTail(render_log_text(data), len(kept), truncated, size, True)

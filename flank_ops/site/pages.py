@@ -46,6 +46,7 @@ def environment():
             home=layout.url_home, css=layout.url_css, project=layout.url_project,
             deploys=layout.url_deploys, pipeline=layout.url_pipeline, archive=layout.url_archive,
             resources=layout.url_resources, run=layout.url_run, log=layout.url_log, raw=layout.url_raw_log,
+            raw_gz=layout.url_raw_log_gz,
         ),
         version=__version__,
         zone=fmt.zone,
@@ -78,7 +79,7 @@ def render(template: str, url: str, **context: Any) -> str:
     return environment().get_template(template).render(
         root=layout.depth_prefix(url),
         here=url,
-        generated=fmt.fmt_time(now_utc(), with_zone=True),
+        generated=fmt.fmt_time(now_utc(), context.get("tz")),
         **context,
     )
 

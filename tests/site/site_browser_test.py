@@ -10,7 +10,7 @@ from urllib.parse import urldefrag, urlparse
 
 import pytest
 from site_cdp import CHROMIUM, Browser
-from site_records import make_project, make_run
+from site_records import T0, make_project, make_run, write_times
 from site_serve_test import free_port, start_server
 
 from flank_ops.fileio import append_json_line
@@ -41,6 +41,18 @@ def build_site(home: Home) -> None:
     bad = make_run(paths)
     records.record_path(paths.run_dir("nightly", bad)).write_text("{ half-written")
     make_run(paths, status="running")
+    # 6: a failed task with a long name and long lines, two attempts, and a partial run after it
+    failed = make_run(paths, status="failed", task_status={"logistic_regression_by_age_and_region": "failed"},
+                      tasks={"extract": [], "logistic_regression_by_age_and_region": ["extract"]},
+                      after_run={"notify": "notify failed: webhook failed (HTTP 500 from hooks.slack.com)"})
+    log = records.task_log_path(paths.run_dir("nightly", failed), "logistic_regression_by_age_and_region")
+    long_line = "Warning: glm.fit: fitted probabilities numerically 0 or 1 occurred " + "x" * 300
+    write_times(log, [(b"reading data\nfirst try\n", 4, 1, "failed"),
+                      (("reading data\n" + long_line + "\n" + "\x1b[31mError in eval(predvars, data): "
+                        "object 'age_group' not found\x1b[0m\nCalls: glm -> eval -> eval\nExecution halted\n")
+                       .encode(), 9, 1, "failed")], start_ms=int(T0.timestamp() * 1000))
+    make_run(paths, selection={"task": "extract"}, tasks={"extract": [], "model": ["extract"]},
+             task_status={"model": "skipped"})
     build.rebuild_all(home)
 
 
@@ -122,3 +134,55 @@ def test_a_running_run_refreshes_itself(site_url: str, browser: Browser) -> None
     browser.load(site_url + "demo/nightly/5/index.html")
     assert browser.evaluate("document.querySelector('meta[http-equiv=refresh]').content") == "10"
     assert "running" in browser.evaluate("document.querySelector('h1').innerText")
+
+
+FAILED_RUN = "demo/nightly/6/index.html"
+
+
+def _rect(browser: Browser, selector: str) -> dict:
+    return browser.evaluate(f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
+                            " return {left: r.left, right: r.right, top: r.top, width: r.width}; })()")
+
+
+def test_a_failed_run_fits_a_phone(site_url: str, browser: Browser) -> None:
+    assert browser.load(site_url + FAILED_RUN) == []
+    assert browser.evaluate(OVERFLOW_JS) <= 390  # no sideways scrolling of the page
+    # the failed task, its error lines and its log links are on screen, above the task table
+    failure = _rect(browser, "section.failures article")
+    assert failure["left"] >= 0 and failure["right"] <= 390
+    assert failure["top"] < _rect(browser, "table.tasks")["top"]
+    excerpt = browser.evaluate("document.querySelector('section.failures pre.log').innerText")
+    assert "object 'age_group' not found" in excerpt and "Execution halted" in excerpt and "first try" not in excerpt
+    for link in ("section.failures a[href$='.html']", "section.failures a[download]"):
+        r = _rect(browser, link)
+        assert 0 <= r["left"] and r["right"] <= 390 and r["width"] > 0, link
+    # the task table stacks: every row's log link is on screen without scrolling its box
+    r = _rect(browser, "table.tasks tr.s-failed td.t-log a")
+    assert 0 <= r["left"] and r["right"] <= 390
+    assert "webhook failed (HTTP 500" in browser.evaluate("document.querySelector('p[role=alert]').innerText")
+
+
+def test_the_log_page_folds_earlier_attempts(site_url: str, browser: Browser) -> None:
+    url = site_url + "demo/nightly/6/logs/logistic_regression_by_age_and_region.html"
+    assert browser.load(url) == []
+    assert browser.evaluate(OVERFLOW_JS) <= 390
+    assert browser.evaluate("Array.from(document.querySelectorAll('details.attempt')).map(d => d.open)") == [False, True]
+    last = browser.evaluate("document.querySelectorAll('details.attempt')[1].innerText")
+    assert "Attempt 2" in last and "exit 1" in last and "age_group" in last
+    assert browser.evaluate("document.querySelector('a[download]').getAttribute('download')").endswith(".log")
+
+
+def test_screenshots_of_a_failed_run_at_desktop_and_phone_widths(site_url: str, tmp_path: Path) -> None:
+    shots = Path(os.environ.get("FLANK_SITE_SCREENSHOTS") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    for width in (1280, 390):
+        b = Browser(tmp_path / f"profile-{width}", width=width, height=1400)
+        try:
+            for name, url in (("run", FAILED_RUN), ("log", "demo/nightly/6/logs/logistic_regression_by_age_and_region.html"),
+                              ("home", "index.html")):
+                assert b.load(site_url + url) == []
+                assert b.evaluate(OVERFLOW_JS) <= width, f"{url} scrolls sideways at {width}px"
+                b.screenshot(shots / f"{name}-{width}.png")
+                assert (shots / f"{name}-{width}.png").stat().st_size > 0
+        finally:
+            b.close()

@@ -58,7 +58,8 @@ def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "s
              tasks: dict[str, list[str]] | None = None, task_status: dict[str, str] | None = None,
              logs: dict[str, bytes] | None = None, start: datetime | None = None, seconds: float = 60.0,
              message: str = "fix model formula", trigger: str = "schedule", history: bool = True,
-             runner: dict[str, Any] | None = None) -> int:
+             runner: dict[str, Any] | None = None, selection: dict[str, Any] | None = None,
+             after_run: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> int:
     """One run on disk (record, task logs, history line); returns its run id."""
     tasks = CHAIN if tasks is None else tasks
     task_status = task_status or {}
@@ -82,6 +83,8 @@ def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "s
         }
         if ran:
             t += timedelta(seconds=dur)
+    for name, error in (errors or {}).items():
+        per_task[name]["error"] = error
     for name, data in logs.items():
         log = records.task_log_path(run_dir, name)
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -93,8 +96,8 @@ def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "s
         "ended_at": None if running else (start + timedelta(seconds=seconds)).isoformat(),
         "duration_s": None if running else seconds,
         "runner": runner if runner is not None else (records.runner_identity() if running else None),
-        "selection": {"task": None, "from": None, "rerun_of": None}, "concurrency": 2,
-        "tasks": per_task, "skipped_reason": None,
+        "selection": {"task": None, "from": None, "rerun_of": None, **(selection or {})}, "concurrency": 2,
+        "tasks": per_task, "skipped_reason": None, "after_run": after_run or {},
         "summary": f"{sum(1 for v in per_task.values() if v['status'] == 'success')}/{len(per_task)} ok",
     }
     records.write_record(run_dir, record)
@@ -141,3 +144,28 @@ def make_many_runs(paths: ProjectPaths, pipeline: str, count: int, *, folders: b
         for entry in lines:
             f.write(json.dumps(entry, separators=(",", ":")) + "\n")
     atomic_write_text(runs / records.LAST_ID_FILE, f"{count}\n")
+
+
+def write_times(log: Path, attempts: list[tuple[bytes, int, int | None, str]], start_ms: int,
+                step_ms: int = 1500) -> None:
+    """Write a task log and its companion `<task>.log.times` as the launcher does (BRIEF contract 1).
+
+    attempts: (output, seconds it took, exit code or None, status) each; every line gets an entry
+    `step_ms` after the previous one.
+    """
+    out = b""
+    entries = []
+    t = start_ms
+    for n, (data, seconds, code, status) in enumerate(attempts, start=1):
+        begin = t
+        entries.append(f"attempt {n} {len(out)} {begin}")
+        for line in data.splitlines(keepends=True):
+            entries.append(f"{len(out)} {t}")
+            out += line
+            t += step_ms
+        t = begin + seconds * 1000
+        entries.append(f"end {n} {len(out)} {t} {'-' if code is None else code} {status}")
+        t += 2000
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(out)
+    log.with_name(log.name + ".times").write_text("\n".join(entries) + "\n")
