@@ -286,3 +286,22 @@ def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp
     assert rec["tasks"]["after"]["status"] != "success"
     assert [(h["run_id"], h["status"]) for h in history()] == [(1, "interrupted")]
     wait_for(lambda: process_gone(task_pid), "the task's process to end")
+
+
+def test_runs_of_pipelines_foo_and_id_foo_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    # Their locks were both .locks/run-id-foo.lock: a long id-foo run stalled every foo run, invisibly.
+    yml = (f"persist: [gate]\npipelines:\n  id-foo:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
+           "  foo:\n    tasks:\n      only: echo foo\n")
+    deploy(tmp_path, yml)
+    long = start_flank("run", "demo", "id-foo")
+    try:
+        wait_for(lambda: task_status(1, "hold", "id-foo") == "running", "id-foo to start")
+        foo = start_flank("run", "demo", "foo")
+        wait_for(lambda: foo.poll() is not None, "foo to finish while id-foo runs")
+        out, err = foo.communicate()
+        assert foo.returncode == 0, out + err
+        assert task_status(1, "hold", "id-foo") == "running"
+    finally:
+        open_gate()
+        long.communicate(timeout=60)
+    assert long.returncode == 0
