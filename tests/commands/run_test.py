@@ -111,3 +111,15 @@ def test_flank_scheduler_passes_the_due_minute_to_the_run(flank_home: Path) -> N
     assert record(1)["trigger"] == "schedule" and record(1)["status"] == "success"
     assert (runs_dir() / "1" / "logs" / "clock.log").read_text() == \
         "TZ=America/New_York AT=2026-07-01T02:00:00-04:00\n"
+
+
+def test_logs_show_the_runs_times_in_the_pipelines_zone(tmp_path: Path) -> None:
+    import re
+
+    from run.deployed import deploy
+
+    deploy(tmp_path, "pipelines:\n  nightly:\n    timezone: Asia/Tokyo\n    tasks:\n      only: exit 3\n")
+    assert run_flank("run", "demo", "nightly").returncode == 1
+    lines = run_flank("logs", "demo", "nightly", env={"TZ": "UTC"}, check=True).stdout.splitlines()
+    assert re.match(r"nightly #1 failed — started \w{3} \d\d \w{3} \d\d:\d\d JST — 0/1 ok", lines[0]), lines[0]
+    assert re.match(r"  only  failed +\d\d:\d\d:\d\d JST ", lines[1]), lines[1]
