@@ -455,11 +455,14 @@ def mark_interrupted(run_dir: Path, record: dict[str, Any]) -> None:
             entry["status"] = "interrupted"
             entry["ended_at"] = entry.get("ended_at") or ended
     record["status"] = "interrupted"
-    record.pop("waiting_for", None)
+    waited_for = record.pop("waiting_for", None)
     record["ended_at"] = ended
     started = parse_iso(record.get("started_at"))
     if started is not None:
         record["duration_s"] = round((parse_iso(ended) - started).total_seconds(), 3)
-    record["summary"] = "interrupted: the runner stopped before the run finished"
+    if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
+        record["summary"] = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
+    else:
+        record["summary"] = "interrupted: the runner stopped before the run finished"
     release_space(run_dir)  # the dead runner's reserve: room for this very write
     write_record(run_dir, record)
