@@ -430,8 +430,11 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
             run_dir = paths.run_dir(pipeline, run_id)
             try:
                 record = read_record(run_dir)
+            except FileNotFoundError:
+                _drop_if_empty(paths, pipeline, run_dir)
+                continue
             except (OSError, ValueError):
-                continue  # just allocated (no record yet) or unreadable: nothing safe to do
+                continue  # unreadable: nothing safe to do
             if runner_alive(record.get("runner")):
                 continue
             try:
@@ -445,6 +448,18 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
             except OSError:
                 continue  # a full disk: the run stays as it is until there is room to record it
     return marked
+
+
+def _drop_if_empty(paths: ProjectPaths, pipeline: str, run_dir: Path) -> None:
+    """Remove a run folder that holds nothing (at most a reserve) and no record: what a run that
+    could not write its first record left before create_run did it all or nothing. Under the
+    run-id lock, as create_run writes the first record under it: a folder being born is never seen."""
+    try:
+        with locked(paths.lock_file("run-id", pipeline)):
+            if {p.name for p in run_dir.iterdir()} <= {RESERVE_FILE}:
+                shutil.rmtree(run_dir)
+    except OSError:
+        pass
 
 
 def mark_interrupted(run_dir: Path, record: dict[str, Any]) -> None:

@@ -68,3 +68,14 @@ def test_a_dead_queued_run_is_said_to_have_run_nothing(flank_home: Path) -> None
     dead = records.read_record(run_dir)
     assert dead["status"] == "interrupted" and "waiting_for" not in dead
     assert dead["summary"] == "interrupted: the runner stopped while it waited for #3; no task ran"
+
+
+def test_an_empty_run_folder_left_by_an_older_version_is_removed(flank_home: Path) -> None:
+    paths = Home().project("demo")
+    kept_id, kept_dir = _running_record(paths, _dead_runner())
+    empty_id, empty_dir = records.allocate_run_id(paths, "nightly")  # a folder whose record never came
+    with_logs_id, with_logs_dir = records.allocate_run_id(paths, "nightly")
+    (with_logs_dir / "logs").mkdir()  # not empty: someone's data, left alone
+    records.reconcile(paths, "nightly")
+    assert records.list_run_ids(paths, "nightly") == [kept_id, with_logs_id]
+    assert not empty_dir.exists() and empty_id == kept_id + 1
