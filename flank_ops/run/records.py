@@ -281,7 +281,8 @@ def selected_tasks(record: dict[str, Any]) -> list[str]:
     tasks = record.get("tasks") or {}
     chosen = record.get("selected_tasks")
     if isinstance(chosen, list):
-        return [n for n in tasks if n in set(chosen)]
+        wanted = set(chosen)
+        return [n for n in tasks if n in wanted]
     # Records from before "selected_tasks": a task not selected was marked "skipped"
     # (as was every task of a skipped run, which then stood for its whole pipeline).
     if record.get("status") == "skipped" and not is_partial(record):
