@@ -13,7 +13,8 @@
         runs/<p>/<run-id>/        run record (run.json), task results, logs
         deploys.jsonl             one line per push handled
         s3-pending.json           runs whose S3 upload failed (retried later)
-        .locks/                   flock files (deploy, notes, per-pipeline runs)
+        .locks/                   flock files: <what>.lock (deploy, notes, ...) and
+                                  <what>/<pipeline>.lock (run, run-id, ...: one folder per kind)
       site/                       the static status site
       .flank/                     flank's own cache (task launcher, DAG layouts, crash log)
       flank.toml                  optional VM settings
@@ -194,8 +195,18 @@ class ProjectPaths:
     def locks_dir(self) -> Path:
         return self.dir / ".locks"
 
-    def lock_file(self, what: str) -> Path:
-        return self.locks_dir / f"{what}.lock"
+    def lock_file(self, what: str, pipeline: str | None = None) -> Path:
+        """The flock file for `what` ("deploy", "notes", ...), or for `what` of one pipeline ("run",
+        "run-id", ...). A pipeline's locks live in a folder per kind, `<what>/<pipeline>.lock`, so
+        two different (what, pipeline) pairs never share a file: "run" of `id-foo` and "run-id" of
+        `foo` were both `run-id-foo.lock` when the names were joined with '-'."""
+        if not what or "/" in what or "\0" in what:
+            raise ValueError(f"bad lock name {what!r}")
+        if pipeline is None:
+            return self.locks_dir / f"{what}.lock"
+        if not pipeline or "/" in pipeline or "\0" in pipeline or pipeline in (".", ".."):
+            raise ValueError(f"bad pipeline name for a lock {pipeline!r}")
+        return self.locks_dir / what / f"{pipeline}.lock"
 
     def current_sha(self) -> str | None:
         """The deployed commit, or None before the first deploy."""

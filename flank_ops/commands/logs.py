@@ -48,17 +48,33 @@ def _print_file(path: Path) -> None:
     sys.stdout.buffer.flush()
 
 
-def _task_table(record: dict[str, Any], run_dir: Path) -> str:
+def _task_table(record: dict[str, Any], run_dir: Path, tz: str | None = None) -> str:
+    from flank_ops.humanize import MEDIUM, clock
     from flank_ops.humanize import duration as format_duration
 
-    lines = [f"{record['pipeline']} #{record['run_id']} {record['status']} — {record.get('summary') or ''}".rstrip(" —")]
+    started = f" — started {clock(record['started_at'], tz, MEDIUM)}" if record.get("started_at") else ""
+    lines = [f"{record['pipeline']} #{record['run_id']} {record['status']}{started} — "
+             f"{record.get('summary') or ''}".rstrip(" —")]
     width = max((len(n) for n in record["tasks"]), default=4)
     for name, t in record["tasks"].items():
         took = format_duration(t["duration_s"]) if t.get("duration_s") is not None else ""
+        at = clock(t["started_at"], tz, "%H:%M:%S") if t.get("started_at") else ""
         log = run_dir / t.get("log", f"logs/{name}.log")
         where = str(log) if log.exists() else "(no log)"
-        lines.append(f"  {name:<{width}}  {t['status']:<15} {took:>7}  {where}")
+        lines.append(f"  {name:<{width}}  {t['status']:<15} {at:>12} {took:>7}  {where}")
     return "\n".join(lines)
+
+
+def _timezone(paths, pipeline: str) -> str | None:
+    """The pipeline's `timezone:` in the deployed flank.yml (None: the VM's zone, also when unreadable)."""
+    from flank_ops.config.load import load_config_file
+
+    flank_yml = (paths.dir.parent if paths.local else paths.current) / "flank.yml"
+    try:
+        found = load_config_file(flank_yml).pipelines.get(pipeline)
+    except Exception:  # noqa: BLE001 - a broken flank.yml must not hide the logs
+        return None
+    return found.timezone if found else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if args.follow:
         return _follow(paths, pipeline, run_id, task)
     if task is None:
-        print(_task_table(record, run_dir))
+        print(_task_table(record, run_dir, _timezone(paths, pipeline)))
         failed = [n for n, t in record["tasks"].items() if t["status"] in ("failed", "timed_out")]
         if failed and records.task_log_path(run_dir, failed[0]).exists():
             print(f"\n--- log of {failed[0]} ({records.task_log_path(run_dir, failed[0])}) ---")

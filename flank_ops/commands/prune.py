@@ -102,7 +102,7 @@ def prune_pipeline(paths: ProjectPaths, pipeline: str, *, keep: int | None, keep
     if reconcile is not None and not dry_run:
         reconcile(paths, pipeline)  # a dead "running" run becomes interrupted, and so prunable
     now = now or datetime.now(timezone.utc)
-    with locked(paths.lock_file(f"run-id-{pipeline}")):
+    with locked(paths.lock_file("run-id", pipeline)):
         ids = records.list_run_ids(paths, pipeline)
         history = {e["run_id"]: e for e in records.read_history(paths, pipeline)}
         newest = set(sorted(ids, reverse=True)[:keep]) if keep is not None else set()

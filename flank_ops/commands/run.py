@@ -25,9 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
     parser.add_argument("--trigger", choices=("schedule", "push", "manual", "catchup"), default="manual",
                         help="what started this run (cron and hooks set it)")
-    parser.add_argument("--scheduled-at", metavar="ISO", help=argparse.SUPPRESS)  # catch-up: the missed minute
     parser.add_argument("--if-due", metavar="CRON",
                         help="run only if CRON is due now in the pipeline's timezone (cron lines use it)")
+    parser.add_argument("--scheduled-at", metavar="ISO",
+                        help="with --trigger schedule or catchup: the minute the run stands for, given to tasks as "
+                             "FLANK_SCHEDULED_AT (default: this minute; `flank scheduler` sets it)")
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
 
 
@@ -55,12 +57,19 @@ def _request(args: argparse.Namespace):
     )
 
 
-def _is_due(pipeline, expr: str) -> bool:
+def _scheduled_minute(args: argparse.Namespace):
+    """The minute a scheduled run stands for (aware): --scheduled-at, else the minute it was started in."""
+    from datetime import datetime
+
+    from flank_ops.schedule.due import floor_minute
+
+    if args.scheduled_at is None:
+        return floor_minute(None)
     try:
-        from flank_ops.schedule.due import is_due
-    except ImportError:
-        return True  # no timezone-aware check available: cron already decided
-    return is_due(pipeline, expr)
+        return floor_minute(datetime.fromisoformat(args.scheduled_at))
+    except ValueError:
+        raise UserError(f"--scheduled-at {args.scheduled_at!r} is not an ISO date and time",
+                        "write it like 2026-11-24T02:00+01:00") from None
 
 
 def _options(args: argparse.Namespace) -> list[str]:
@@ -71,6 +80,8 @@ def _options(args: argparse.Namespace) -> list[str]:
         options += ["--from", args.from_task]
     if args.rerun:
         options += ["--rerun", args.rerun]
+    if args.scheduled_at:
+        options += ["--scheduled-at", args.scheduled_at]
     return options
 
 
@@ -78,14 +89,28 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.run import runner
 
     request = _request(args)
-    if args.if_due or args.detach:
+    scheduled = args.trigger in ("schedule", "catchup")
+    if args.scheduled_at is not None and not scheduled:
+        raise UserError("--scheduled-at goes with --trigger schedule (or catchup)",
+                        "a manual run stands for no scheduled minute")
+    if args.if_due or args.detach or scheduled:
+        from flank_ops.schedule.due import is_due, scheduled_at
+
         deployed = runner.resolve_deployed(request.project, request.local_dir)
         pipeline = runner.find_pipeline(deployed.config, request.pipeline, deployed.paths)
-        if args.if_due and not _is_due(pipeline, args.if_due):
+        minute = _scheduled_minute(args)  # the minute cron (or `flank scheduler`) fired for
+        if args.if_due and not is_due(pipeline, args.if_due, minute):
             return 0
+        if scheduled:
+            request = request._replace(scheduled_at=scheduled_at(pipeline, minute))
+            args.scheduled_at = request.scheduled_at  # a detached run stands for the same minute
         if args.detach:
             # Validate the selection here, where the user can still see the message.
-            runner.select_tasks(deployed.paths, pipeline, request)
+            try:
+                runner.select_tasks(deployed.paths, pipeline, request)
+            except runner.NothingToRerun as nothing:
+                print(f"flank: {nothing.message}")
+                return 0
             return _detach(request, deployed, args)
 
     def report_run_id(run_id: int) -> None:
@@ -96,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
             pass
 
     report: Callable[[int], None] | None = report_run_id if args.report_fd is not None else None
-    outcome = runner.run_pipeline(request, on_run_id=report)
+    try:
+        outcome = runner.run_pipeline(request, on_run_id=report)
+    except runner.NothingToRerun as nothing:
+        print(f"flank: {nothing.message}")
+        return 0
     record = outcome.record
     if record["status"] == "skipped":
         raise UserError(f"{record['pipeline']} #{record['run_id']} skipped: {record['skipped_reason']}",
@@ -108,9 +137,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_where(record: dict, request) -> None:
     bad = [n for n, t in record["tasks"].items() if t["status"] in ("failed", "timed_out")]
+    logged = [n for n in bad if "did not start" not in (record["tasks"][n].get("error") or "")]
     project = "--local" if request.project is None else request.project
+    if logged:
+        print(f"  log:  flank logs {project} {record['pipeline']} {record['run_id']} {logged[0]}")
     if bad:
-        print(f"  log:  flank logs {project} {record['pipeline']} {record['run_id']} {bad[0]}")
         print(f"  rerun the failures: flank run {project} {record['pipeline']} --rerun {record['run_id']}")
     if request.project is not None:
         url = _page_url(request.project, record)

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or 2026-11-24T02:00+00:00")
     parser.add_argument("--command", metavar="TEMPLATE",
                         help="what to start for a due pipeline instead of `flank run {project} {pipeline} "
-                             "--trigger schedule` ({project} and {pipeline} are filled in)")
+                             "--trigger schedule --scheduled-at {scheduled_at}` ({project}, {pipeline} and "
+                             "{scheduled_at}, the due minute, are filled in)")
 
 
 def _parse_now(text: str) -> datetime:

@@ -1,5 +1,8 @@
 """flank status [PROJECT]: the last run of every pipeline, and the next one.
 
+A run still going is shown before triggers that came after it (`#5 running; #6
+skipped`), a partial run (--task/--from/--rerun) says so and names the last full
+run's status, and times are in the pipeline's timezone (else the VM's), zone named.
 Looking also tidies: runs whose runner died are marked interrupted first.
 """
 from __future__ import annotations
@@ -18,11 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
 
 
-def _started(record: dict[str, Any]) -> str:
+def _started(record: dict[str, Any], tz: str | None) -> str:
+    from flank_ops.humanize import NOTE, clock
+
     when = record.get("started_at")
-    if not when:
-        return "-"
-    return datetime.fromisoformat(when).astimezone().strftime("%Y-%m-%d %H:%M")
+    return clock(when, tz, NOTE) if when else "-"
 
 
 def _duration(record: dict[str, Any]) -> str:
@@ -46,7 +49,28 @@ def _next_run(pipeline) -> str:
         return "?"
     if not upcoming:
         return "-" if not pipeline.schedule else "?"
-    return upcoming[0].strftime("%a %d %b %H:%M")
+    from flank_ops.humanize import MEDIUM, clock
+
+    return clock(upcoming[0], pipeline.timezone, MEDIUM)
+
+
+def _partial(paths, name: str, record: dict[str, Any]) -> str:
+    """' (partial: 1 of 13 tasks; last full run #8 failed)' for a run of part of the pipeline."""
+    from flank_ops.run import records
+
+    if not records.is_partial(record):
+        return ""
+    part = f"partial: {len(records.selected_tasks(record))} of {len(record.get('tasks') or {})} tasks"
+    full = records.last_full_run(paths, name, before=record["run_id"])
+    last_full = f"last full run #{full['run_id']} {full['status']}" if full else "no full run yet"
+    return f" ({part}; {last_full})"
+
+
+def _later(record: dict[str, Any]) -> str:
+    """How a trigger that came while another run went is shown after it: '#6 skipped', '#7 queued'."""
+    if record.get("status") == "running" and record.get("waiting_for") is not None:
+        return f"#{record['run_id']} queued"
+    return f"#{record['run_id']} {record.get('status', '?')}"
 
 
 def _rows_for(paths, config) -> list[list[str]]:
@@ -57,15 +81,28 @@ def _rows_for(paths, config) -> list[list[str]]:
         records.reconcile(paths, name)
         last = records.last_run_id(paths, name)
         record: dict[str, Any] = {}
+        later: list[str] = []
         if last is not None:
+            # The run going now comes first: a trigger skipped (or queued) behind it must not hide it.
+            going = [r for r in records.find_running(paths, name) if r.get("waiting_for") is None]
+            shown = going[0]["run_id"] if going else last
             try:
-                record = records.read_record(paths.run_dir(name, last))
+                record = records.read_record(paths.run_dir(name, shown))
             except (OSError, ValueError):
-                record = {"status": "unreadable"}
+                record = {"run_id": shown, "status": "unreadable"}
+            after = range(shown + 1, last + 1)
+            for run_id in after[:2] if len(after) > 3 else after:  # a run going for days: not every skip
+                try:
+                    later.append(_later(records.read_record(paths.run_dir(name, run_id))))
+                except (OSError, ValueError):
+                    later.append(f"#{run_id} unreadable")
+            if len(after) > 3:
+                later.append(f"and {len(after) - 2} later triggers")
         if record:
             waiting = " (queued)" if record.get("waiting_for") is not None else ""
-            rows.append([paths.name, name, f"#{last}", record.get("status", "?") + waiting,
-                         _started(record), _duration(record), _next_run(pipeline)])
+            status = record.get("status", "?") + waiting + _partial(paths, name, record)
+            rows.append([paths.name, name, f"#{record['run_id']}", "; ".join([status, *later]),
+                         _started(record, pipeline.timezone), _duration(record), _next_run(pipeline)])
         else:
             rows.append([paths.name, name, "-", "never run", "-", "-", _next_run(pipeline)])
     return rows

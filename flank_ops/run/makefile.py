@@ -139,7 +139,9 @@ def render_makefile(
     commit: str | None = None,
 ) -> str:
     names = pipeline.topological_order()
-    aggregate = "all" if "all" not in pipeline.tasks else "flank-all"
+    # The every-task target: "all", unless a task has that name; then "flank.all", which no task
+    # can be called ('.' is not allowed in task names), so it never shares a task's rule.
+    aggregate = "all" if "all" not in pipeline.tasks else "flank.all"
     launcher = " ".join(make_word(w) for w in launcher_argv)
     mk = make_word(makefile_path)
     first = names[0] if names else "TASK"

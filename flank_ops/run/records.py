@@ -5,6 +5,7 @@
       history.jsonl           one summary line per finished run, appended (the site's index)
       <run-id>/
         run.json              the run record (below), replaced atomically, readable mid-run
+        .reserve              disk space held while the run goes, freed to write its final record
         tasks/<task>.json     per-task results written by the task launcher as tasks go
         logs/<task>.log       each task's stdout+stderr, as produced (secrets masked)
 
@@ -20,6 +21,8 @@ run.json (format 1), plain JSON a person can read:
       "duration_s": null | 872.4,
       "runner": {"pid": 1234, "host": "vm", "boot_id": "...", "pid_start": 123456},
       "selection": {"task": null, "from": null, "rerun_of": null},
+      "selected_tasks": ["extract", ...],   # what the selection chose (all tasks for a full run)
+      "scheduled_at": null | "2026-11-24T02:00:00+01:00",   # the minute a scheduled run stands for
       "concurrency": 2,
       "tasks": {            # topological order
         "extract": {"status": "success", "needs": [], "attempts": 1,
@@ -29,8 +32,13 @@ run.json (format 1), plain JSON a person can read:
       },
       "skipped_reason": null | "nightly #16 was still running (overlap: skip)",
       "after_run": {"note": "ok" | "error: ...", "site": ..., "notify": ..., "s3": ...},
-      "summary": "3/4 ok; model failed (exit 1, 3 attempts)"
+      "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
+      "error": "disk full: ..."    # only when flank itself could not run or record the run
     }
+
+A run is *partial* when its selection has any of task/from/rerun_of set; its history
+line says so ("partial", and "selected" of "total" tasks), so a partial success is
+never mistaken for the whole pipeline's.
 
 Task statuses: pending, running, success, failed, upstream_failed, timed_out, skipped,
 interrupted. "skipped" = not selected by --task/--from/--rerun; "interrupted" = it was
@@ -39,22 +47,28 @@ running when the runner died. A task entry may carry "error": "..." when flank i
 A "skipped" run records a trigger refused by `overlap: skip` (the spec's run
 statuses plus this one, so skips are recorded, not silent).
 
-Life of a record: the runner writes it with status "running" as soon as it has a run
-id (while it waits under `overlap: queue`, "waiting_for" names the run it waits for),
-merges tasks/*.json into it as tasks change, then writes the final status and appends
-the history line. A runner that died leaves "running": `reconcile` (called by
+Life of a record: `create_run` hands out the run id and writes the record with status
+"running" in one step, together with a reserve file big enough for the final record and
+its history line; if the disk cannot hold that, nothing is left behind (no folder, no
+id used). While it waits under `overlap: queue`, "waiting_for" names the run it waits
+for. The runner merges tasks/*.json into it as tasks change, then frees the reserve,
+writes the final status and appends the history line — so a full disk can cost a run its
+logs but never its outcome. A runner that died leaves "running": `reconcile` (called by
 `flank status`, `flank run` and the site build) marks such runs "interrupted".
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from flank_ops.errors import UserError
 from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_json_lines
 from flank_ops.paths import ProjectPaths
 
@@ -69,6 +83,7 @@ FINISHED_RUN_STATUSES = ("success", "failed", "interrupted", "skipped", "cancell
 RECORD_FILE = "run.json"
 HISTORY_FILE = "history.jsonl"
 LAST_ID_FILE = "last_id"
+RESERVE_FILE = ".reserve"
 
 
 def now_iso() -> str:
@@ -95,7 +110,7 @@ def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:
     """Hand out the next sequential run id and create its folder (safe across processes)."""
     runs = paths.runs_dir(pipeline)
     runs.mkdir(parents=True, exist_ok=True)
-    with locked(paths.lock_file(f"run-id-{pipeline}")):
+    with locked(paths.lock_file("run-id", pipeline)):
         counter = runs / LAST_ID_FILE
         try:
             last = int(counter.read_text().strip() or 0)
@@ -107,6 +122,92 @@ def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:
         (runs / str(run_id)).mkdir()
         atomic_write_text(counter, f"{run_id}\n")
     return run_id, runs / str(run_id)
+
+
+def create_run(paths: ProjectPaths, pipeline: str,
+               build: Callable[[int], dict[str, Any]]) -> tuple[int, Path, dict[str, Any]]:
+    """A new run: its id, its folder, the record `build(run_id)` written, and the disk space its
+    final record will need held in reserve — all or nothing. When the disk cannot take it,
+    raises UserError and leaves no folder and no used id behind."""
+    runs = paths.runs_dir(pipeline)
+    run_dir: Path | None = None
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        with locked(paths.lock_file("run-id", pipeline)):
+            counter = runs / LAST_ID_FILE
+            try:
+                last = int(counter.read_text().strip() or 0)
+            except (FileNotFoundError, ValueError):
+                last = max(list_run_ids(paths, pipeline), default=0)
+            run_id = last + 1
+            while (runs / str(run_id)).exists():
+                run_id += 1
+            run_dir = runs / str(run_id)
+            run_dir.mkdir()
+            try:
+                record = build(run_id)
+                reserve_space(run_dir, reserve_size(record))
+                write_record(run_dir, record)
+                atomic_write_text(counter, f"{run_id}\n")  # last: a failure above leaves the id unused
+            except BaseException:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                raise
+    except OSError as exc:
+        raise UserError(f"cannot start a run of {pipeline}: {disk_error(exc)} in {runs}",
+                        "free some disk space, then run it again" if is_disk_full(exc)
+                        else "check that folder's permissions, then run it again") from None
+    return run_id, run_dir, record
+
+
+# --- disk space: a run holds what its final record needs --------------------
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_error(exc: OSError) -> str:
+    """'disk full (No space left on device)', or the error's own words."""
+    reason = exc.strerror or str(exc)
+    return f"disk full ({reason})" if is_disk_full(exc) else reason
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes this process can still write on the file system holding `folder`."""
+    st = os.statvfs(folder)
+    blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail  # root may use the reserved blocks
+    return blocks * st.f_frsize
+
+
+def reserve_size(record: dict[str, Any]) -> int:
+    """Room for the final record (tasks gain times, exit codes, errors), written beside the
+    current one (atomic replace), plus the history line and the after-run outcomes."""
+    now = len(format_record(record).encode("utf-8"))
+    final = now + 400 * len(record.get("tasks") or {}) + 4096
+    return 2 * final + 16384
+
+
+def reserve_space(run_dir: Path, size: int) -> None:
+    """Allocate `size` bytes in run_dir/.reserve (really allocated, not a sparse file)."""
+    fd = os.open(Path(run_dir) / RESERVE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            os.write(fd, b"\0" * size)  # a file system without fallocate
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def release_space(run_dir: Path) -> bool:
+    """Free the run's reserve (just before its final writes); True when there was one."""
+    try:
+        os.unlink(Path(run_dir) / RESERVE_FILE)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def list_run_ids(paths: ProjectPaths, pipeline: str) -> list[int]:
@@ -163,7 +264,50 @@ def history_entry(record: dict[str, Any]) -> dict[str, Any]:
         "duration_s": record.get("duration_s"),
         "commit": (record.get("commit") or {}).get("short"),
         "summary": record.get("summary"),
+        "partial": is_partial(record),
+        "selected": len(selected_tasks(record)),
+        "total": len(record.get("tasks") or {}),
     }
+
+
+def is_partial(record: dict[str, Any]) -> bool:
+    """Did the run select only part of the pipeline (--task, --from, --rerun)?"""
+    selection = record.get("selection") or {}
+    return any(selection.get(key) is not None for key in ("task", "from", "rerun_of"))
+
+
+def selected_tasks(record: dict[str, Any]) -> list[str]:
+    """The tasks the run's selection chose, in the record's (topological) order."""
+    tasks = record.get("tasks") or {}
+    chosen = record.get("selected_tasks")
+    if isinstance(chosen, list):
+        wanted = set(chosen)
+        return [n for n in tasks if n in wanted]
+    # Records from before "selected_tasks": a task not selected was marked "skipped"
+    # (as was every task of a skipped run, which then stood for its whole pipeline).
+    if record.get("status") == "skipped" and not is_partial(record):
+        return list(tasks)
+    return [n for n, t in tasks.items() if (t or {}).get("status") != "skipped"]
+
+
+def last_full_run(paths: ProjectPaths, pipeline: str, before: int | None = None) -> dict[str, Any] | None:
+    """The history entry of the newest run that ran the whole pipeline (skipped triggers do not
+    count), older than run `before` when given; None when there is none."""
+    entries = list(read_history(paths, pipeline))
+    for entry in sorted(entries, key=lambda e: e["run_id"], reverse=True):
+        if before is not None and entry["run_id"] >= before:
+            continue
+        if entry.get("status") == "skipped":
+            continue
+        partial = entry.get("partial")
+        if partial is None:  # a line written before history lines said so
+            try:
+                partial = is_partial(read_record(paths.run_dir(pipeline, entry["run_id"])))
+            except (OSError, ValueError):
+                continue
+        if not partial:
+            return entry
+    return None
 
 
 def read_history(paths: ProjectPaths, pipeline: str) -> Iterator[dict[str, Any]]:
@@ -279,7 +423,7 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
     if not paths.runs_dir(pipeline).is_dir():
         return []
     marked: list[int] = []
-    with locked(paths.lock_file(f"reconcile-{pipeline}")):
+    with locked(paths.lock_file("reconcile", pipeline)):
         finished = {e["run_id"] for e in read_history(paths, pipeline)}
         for run_id in list_run_ids(paths, pipeline):
             if run_id in finished:
@@ -287,21 +431,40 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
             run_dir = paths.run_dir(pipeline, run_id)
             try:
                 record = read_record(run_dir)
+            except FileNotFoundError:
+                _drop_if_empty(paths, pipeline, run_dir)
+                continue
             except (OSError, ValueError):
-                continue  # just allocated (no record yet) or unreadable: nothing safe to do
+                continue  # unreadable: nothing safe to do
             if runner_alive(record.get("runner")):
                 continue
-            if record.get("status") == "running":
-                mark_interrupted(run_dir, record)
-                marked.append(run_id)
-            elif record.get("status") not in FINISHED_RUN_STATUSES:
-                continue
-            append_history(paths, record)
+            try:
+                if record.get("status") == "running":
+                    mark_interrupted(run_dir, record)
+                    marked.append(run_id)
+                elif record.get("status") not in FINISHED_RUN_STATUSES:
+                    continue
+                release_space(run_dir)
+                append_history(paths, record)
+            except OSError:
+                continue  # a full disk: the run stays as it is until there is room to record it
     if marked:  # their pages must stop saying "running" (and refreshing) now
         from flank_ops.site.build import redraw_runs
 
         redraw_runs(paths, pipeline, marked)
     return marked
+
+
+def _drop_if_empty(paths: ProjectPaths, pipeline: str, run_dir: Path) -> None:
+    """Remove a run folder that holds nothing (at most a reserve) and no record: what a run that
+    could not write its first record left before create_run did it all or nothing. Under the
+    run-id lock, as create_run writes the first record under it: a folder being born is never seen."""
+    try:
+        with locked(paths.lock_file("run-id", pipeline)):
+            if {p.name for p in run_dir.iterdir()} <= {RESERVE_FILE}:
+                shutil.rmtree(run_dir)
+    except OSError:
+        pass
 
 
 def mark_interrupted(run_dir: Path, record: dict[str, Any]) -> None:
@@ -312,10 +475,14 @@ def mark_interrupted(run_dir: Path, record: dict[str, Any]) -> None:
             entry["status"] = "interrupted"
             entry["ended_at"] = entry.get("ended_at") or ended
     record["status"] = "interrupted"
-    record.pop("waiting_for", None)
+    waited_for = record.pop("waiting_for", None)
     record["ended_at"] = ended
     started = parse_iso(record.get("started_at"))
     if started is not None:
         record["duration_s"] = round((parse_iso(ended) - started).total_seconds(), 3)
-    record["summary"] = "interrupted: the runner stopped before the run finished"
+    if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
+        record["summary"] = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
+    else:
+        record["summary"] = "interrupted: the runner stopped before the run finished"
+    release_space(run_dir)  # the dead runner's reserve: room for this very write
     write_record(run_dir, record)

@@ -45,7 +45,15 @@ class RunRequest(NamedTuple):
     from_task: str | None = None  # this task and everything downstream
     rerun: int | None = None  # what failed or did not run in that run
     local_dir: Path | None = None  # a laptop working copy (flank run --local)
-    scheduled_at: str | None = None  # ISO minute a scheduled or caught-up run stands for
+    scheduled_at: str | None = None  # ISO minute with offset a scheduled run stands for (FLANK_SCHEDULED_AT)
+
+
+class NothingToRerun(Exception):
+    """`--rerun N` of a run whose selected tasks all succeeded: said, not an error (exit 0)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class Deployed(NamedTuple):
@@ -148,12 +156,24 @@ def select_tasks(paths: ProjectPaths, pipeline: Pipeline, request: RunRequest) -
             raise UserError(f"no run #{request.rerun} of pipeline {pipeline.name!r}", last) from None
         if old.get("status") == "running":
             raise UserError(f"{pipeline.name} #{request.rerun} is still running", "rerun it once it has finished")
-        old_tasks = old.get("tasks") or {}
-        wanted = {n for n in order if (old_tasks.get(n) or {}).get("status") != "success"}
-        if not wanted:
-            raise UserError(f"every task of {pipeline.name} #{request.rerun} succeeded: nothing to rerun")
-        return [t for t in order if t in wanted]
+        return rerun_selection(pipeline, old)
     return order
+
+
+def rerun_selection(pipeline: Pipeline, old: dict[str, Any]) -> list[str]:
+    """What `--rerun` of run `old` runs: the tasks *its* selection chose that did not succeed
+    (failed, timed out, upstream_failed, interrupted, cancelled, never started), in the
+    pipeline's order. Raises NothingToRerun when there are none."""
+    old_tasks = old.get("tasks") or {}
+    not_ok = [n for n in records.selected_tasks(old) if (old_tasks.get(n) or {}).get("status") != "success"]
+    wanted = set(not_ok)
+    selected = [t for t in pipeline.topological_order() if t in wanted]
+    if selected:
+        return selected
+    if not not_ok:
+        raise NothingToRerun(f"nothing to rerun: run {old['run_id']} succeeded")
+    raise NothingToRerun(f"nothing to rerun: the tasks of run {old['run_id']} that did not succeed "
+                         f"({', '.join(not_ok)}) are no longer in pipeline {pipeline.name}")
 
 
 def sub_pipeline(pipeline: Pipeline, selected: list[str]) -> Pipeline:
@@ -166,7 +186,8 @@ def sub_pipeline(pipeline: Pipeline, selected: list[str]) -> Pipeline:
     return replace(pipeline, tasks=tasks)
 
 
-def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[str, str]) -> dict[str, str]:
+def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[str, str],
+             scheduled_at: str | None = None) -> dict[str, str]:
     """The environment every task of the run starts from (the launcher adds per-task env)."""
     paths, config = deployed.paths, deployed.config
     env = dict(os.environ)
@@ -182,7 +203,10 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
         "FLANK_RELEASE": str(deployed.release_dir),
         "FLANK_PERSIST": str(persist_root),
         "FLANK_SECRET_NAMES": ",".join(sorted(secrets)),
+        "FLANK_SCHEDULED_AT": scheduled_at or "",  # the minute a scheduled run stands for; empty otherwise
     })
+    if pipeline.timezone:
+        env["TZ"] = pipeline.timezone  # so a task's "today" is the pipeline's (R's Sys.Date(), date, ...)
     for name in config.persist:
         var = "".join(c if c.isalnum() else "_" for c in name.strip("/")).upper()
         env[f"FLANK_PERSIST_{var}"] = str(persist_root / name)
@@ -205,11 +229,13 @@ def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str
     return {
         "format": records.FORMAT,
         "project": deployed.paths.name, "pipeline": pipeline.name, "run_id": run_id,
-        "trigger": trigger, "scheduled_at": request.scheduled_at, "status": "running", "local": deployed.paths.local,
+        "trigger": trigger, "status": "running", "local": deployed.paths.local,
         "commit": deployed.commit, "release": str(deployed.release_dir),
         "started_at": records.now_iso(), "ended_at": None, "duration_s": None,
         "runner": records.runner_identity(),
         "selection": {"task": request.task, "from": request.from_task, "rerun_of": request.rerun},
+        "selected_tasks": [n for n in tasks if n in chosen],
+        "scheduled_at": request.scheduled_at,
         "concurrency": jobs,
         "tasks": tasks,
         "skipped_reason": None, "after_run": {}, "summary": None,
@@ -307,13 +333,12 @@ def run_pipeline(
     trigger = "rerun" if request.rerun is not None else request.trigger
     jobs = pipeline.concurrency or os.cpu_count() or 1
 
-    run_id, run_dir = records.allocate_run_id(paths, pipeline.name)
-    record = new_record(deployed, pipeline, run_id, trigger, request, selected, jobs)
-    records.write_record(run_dir, record)
+    run_id, run_dir, record = records.create_run(
+        paths, pipeline.name, lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs))
     if on_run_id is not None:
         on_run_id(run_id)
 
-    lock = paths.lock_file(f"run-{pipeline.name}")
+    lock = paths.lock_file("run", pipeline.name)
     outcome: Outcome | None = None
     with locked(lock, blocking=False) as got:
         if got:
@@ -326,7 +351,7 @@ def run_pipeline(
             print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)",
                   file=out, flush=True)
             record["waiting_for"] = other["run_id"] if other else None
-            records.write_record(run_dir, record)
+            _save_progress(run_dir, record)
             _refresh_site(paths, pipeline.name, run_id)  # a waiting run has its page too
             outcome = _wait_then_execute(deployed, pipeline, record, run_dir, selected, out, lock)
         else:
@@ -349,15 +374,14 @@ def _wait_then_execute(deployed: Deployed, pipeline: Pipeline, record: dict[str,
             signal.signal(signal.SIGTERM, old_term)
             record.pop("waiting_for", None)
             record["started_at"] = records.now_iso()  # it starts now; it was triggered earlier
-            records.write_record(run_dir, record)
+            _save_progress(run_dir, record)
             return _execute(deployed, pipeline, record, run_dir, selected, out)
     except (Stopped, KeyboardInterrupt):
         record.pop("waiting_for", None)
         _record_stop(record, run_dir)
         _finish_times(record)
         record["summary"] = f"{record['status']} while waiting for its turn (overlap: queue)"
-        records.write_record(run_dir, record)
-        records.append_history(deployed.paths, record)
+        _save_final(deployed.paths, run_dir, record)
         return Outcome(record, 130)
     finally:
         signal.signal(signal.SIGTERM, old_term)
@@ -368,9 +392,55 @@ def _record_skipped(deployed: Deployed, record: dict[str, Any], run_dir: Path, r
         entry["status"] = "skipped"
     record.update(status="skipped", skipped_reason=reason, summary=f"skipped: {reason}")
     _finish_times(record)
-    records.write_record(run_dir, record)
-    records.append_history(deployed.paths, record)
+    _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 1)
+
+
+def _save_progress(run_dir: Path, record: dict[str, Any]) -> OSError | None:
+    """Write the record mid-run; a failure (a full disk) must not stop the run: returned, not raised."""
+    try:
+        records.write_record(run_dir, record)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _save_final(paths: ProjectPaths, run_dir: Path, record: dict[str, Any]) -> None:
+    """The final record and its history line, in the room the run held in reserve since it began."""
+    records.release_space(run_dir)
+    try:
+        records.write_record(run_dir, record)
+        records.append_history(paths, record)
+    except OSError as exc:
+        # The old run.json stays whole (atomic writes); `flank status` marks it interrupted later.
+        raise UserError(
+            f"{record['pipeline']} #{record['run_id']} {record['status']}, but its record could not be saved in "
+            f"{run_dir}: {records.disk_error(exc)}",
+            "free some disk space; the next `flank status` then marks this run interrupted",
+        ) from None
+
+
+def _record_not_started(deployed: Deployed, record: dict[str, Any], run_dir: Path, selected: list[str],
+                        reason: str, out: TextIO) -> Outcome:
+    """A run that got its record but could not start make (e.g. a full disk): failed, with the reason
+    — never left "running" for `flank status` to call interrupted."""
+    for name in selected:
+        record["tasks"][name].update(status="failed", error=f"did not start: {reason}")
+    record.update(status="failed", error=reason, summary=f"did not start: {reason}")
+    _finish_times(record)
+    print(f"flank: {record['pipeline']} #{record['run_id']} could not start: {reason}", file=out, flush=True)
+    _save_final(deployed.paths, run_dir, record)
+    return Outcome(record, 1)
+
+
+DISK_NEARLY_FULL = 64 * 1024  # free bytes under which a failed run is put down to a full disk
+
+
+def _disk_is_full(run_dir: Path) -> bool:
+    try:
+        return records.free_bytes(run_dir) < DISK_NEARLY_FULL
+    except OSError:
+        return False
 
 
 def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
@@ -380,14 +450,19 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     paths = deployed.paths
     run_id = record["run_id"]
     secrets = load_secrets(paths)
-    (run_dir / "tasks").mkdir(parents=True, exist_ok=True)
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    env = task_env(deployed, pipeline, run_id, secrets)
+    env = task_env(deployed, pipeline, run_id, secrets, record.get("scheduled_at"))
     # make gets an environment of its own; the tasks' reaches them through the spec files.
     make_env = makefile.make_environment(secrets)
-    plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config,
-                                  deployed.release_dir, commit=deployed.commit.get("sha") or None,
-                                  task_env=makefile.spec_environment(env, make_env))
+    try:
+        (run_dir / "tasks").mkdir(parents=True, exist_ok=True)
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config,
+                                      deployed.release_dir, commit=deployed.commit.get("sha") or None,
+                                      task_env=makefile.spec_environment(env, make_env))
+        make_log = open(run_dir / "make.log", "wb")
+    except OSError as exc:
+        return _record_not_started(deployed, record, run_dir, selected,
+                                   f"could not prepare the run: {records.disk_error(exc)}", out)
     argv = makefile.make_command(plan, run_dir, record["concurrency"], selected)
 
     commit = deployed.commit.get("short") or "working copy"
@@ -399,8 +474,8 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     make_exit: int | None = None
     stopped = False
     printed: dict[str, str] = {}
-    write_failed = False
-    with open(run_dir / "make.log", "wb") as make_log:
+    write_failed: OSError | None = None
+    with make_log:
         proc = subprocess.Popen(
             argv, cwd=deployed.release_dir, env=make_env, stdin=subprocess.DEVNULL,
             stdout=make_log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
@@ -423,12 +498,11 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
                         next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * (time.monotonic() - began))
                     continue
                 _print_progress(record, changed, printed, out)
-                try:
-                    records.write_record(run_dir, record)
-                except OSError as exc:  # e.g. a full disk: keep running, report once
-                    if not write_failed:
-                        print(f"flank: could not update run.json: {exc}", file=sys.stderr)
-                        write_failed = True
+                failure = _save_progress(run_dir, record)
+                if failure is not None:  # e.g. a full disk: keep running, report once
+                    if write_failed is None:
+                        print(f"flank: could not update run.json: {records.disk_error(failure)}", file=sys.stderr)
+                    write_failed = failure
                     continue
                 if make_exit is None and time.monotonic() >= next_site:
                     began = time.monotonic()
@@ -445,6 +519,8 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
             signal.signal(signal.SIGTERM, old_term)
 
     records.merge_task_results(run_dir, record, selected)
+    # Still holding the reserve, so "full" is what the tasks met, not what our final writes need.
+    disk_full = records.is_disk_full(write_failed) or _disk_is_full(run_dir)
     if stopped:
         _record_stop(record, run_dir)
     else:
@@ -454,17 +530,19 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     _print_progress(record, selected, printed, out)
     _finish_times(record)
     record["summary"] = mask(summarize(record), secrets)
+    if disk_full and record["status"] == "failed":
+        # The real outcome: tasks that could not write their output or result failed for this.
+        record["error"] = f"disk full: no space left on the file system of {run_dir}"
+        record["summary"] = f"disk full; {record['summary']}"
+        for name in selected:
+            entry = record["tasks"][name]
+            if entry.get("error") and not entry["error"].startswith("disk full"):
+                entry["error"] = f"disk full: {entry['error']}"
     try:
         mask_file(run_dir / "make.log", secrets)
-        records.write_record(run_dir, record)
-        records.append_history(paths, record)
-    except OSError as exc:
-        # The old run.json stays whole (atomic writes); `flank status` marks it interrupted later.
-        raise UserError(
-            f"{pipeline.name} #{run_id} {record['status']}, but its record could not be saved in {run_dir}: "
-            f"{exc.strerror or exc}",
-            "free some disk space; the next `flank status` then marks this run interrupted",
-        ) from None
+    except OSError:
+        (run_dir / "make.log").unlink(missing_ok=True)  # never keep a secret we could not mask
+    _save_final(paths, run_dir, record)
     return Outcome(record, 0 if record["status"] == "success" else (130 if stopped else 1))
 
 

@@ -133,3 +133,9 @@ def due_schedule(pipeline: Pipeline, now: datetime | None = None) -> str | None:
         if fires_at(spec_for(expr), zone, minute):
             return expr
     return None
+
+
+def scheduled_at(pipeline: Pipeline, minute: datetime) -> str:
+    """The minute a scheduled run stands for, as tasks see it in FLANK_SCHEDULED_AT: ISO 8601 with
+    the offset of the pipeline's zone, e.g. 2026-11-24T02:00:00+01:00 (like Airflow's logical date)."""
+    return floor_minute(minute).astimezone(pipeline_zone(pipeline)).isoformat()

@@ -65,13 +65,16 @@ def due_at(configs: dict[str, Config], minute: datetime) -> list[DueRun]:
 def default_command() -> str:
     from flank_ops.schedule.crontab import flank_command
 
-    return " ".join(shlex.quote(p) for p in flank_command()) + " run {project} {pipeline} --trigger schedule"
+    return (" ".join(shlex.quote(p) for p in flank_command())
+            + " run {project} {pipeline} --trigger schedule --scheduled-at {scheduled_at}")
 
 
-def command_for(template: str, run: DueRun) -> list[str]:
-    """The argv that starts `run`: the template split like a shell would, then {project}/{pipeline} filled in
-    (after splitting, so names can never inject arguments)."""
+def command_for(template: str, run: DueRun, scheduled_at: datetime | None = None) -> list[str]:
+    """The argv that starts `run`: the template split like a shell would, then {project}/{pipeline} (and
+    {scheduled_at}: the due minute, ISO) filled in (after splitting, so names can never inject arguments)."""
+    when = scheduled_at.isoformat() if scheduled_at is not None else ""
     return [part.replace("{project}", run.project).replace("{pipeline}", run.pipeline)
+            .replace("{scheduled_at}", when)
             for part in shlex.split(template)]
 
 
@@ -101,18 +104,18 @@ class Scheduler:
         configs, problems = deployed_configs(self.home)
         for problem in problems:
             self.out(f"flank scheduler: {problem}")
-        started: dict[tuple[str, str], DueRun] = {}
+        started: dict[tuple[str, str], tuple[DueRun, datetime]] = {}
         m = first
         while m <= minute:
             for run in due_at(configs, m):
-                started.setdefault((run.project, run.pipeline), run)  # one run per pipeline per tick
+                started.setdefault((run.project, run.pipeline), (run, m))  # one run per pipeline per tick
             m += MINUTE
-        for run in started.values():
-            self.start(run, minute)
-        return list(started.values())
+        for run, due_minute in started.values():
+            self.start(run, minute, due_minute)
+        return [run for run, _ in started.values()]
 
-    def start(self, run: DueRun, minute: datetime) -> None:
-        argv = command_for(self.template, run)
+    def start(self, run: DueRun, minute: datetime, due_minute: datetime | None = None) -> None:
+        argv = command_for(self.template, run, due_minute or minute)
         local = minute.astimezone()
         zone = f" in {run.timezone}" if run.timezone else ""
         try:

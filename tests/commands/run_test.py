@@ -54,3 +54,72 @@ def test_if_due_runs_only_when_the_schedule_is_due(tmp_path: Path) -> None:
     proc = run_flank("run", "demo", "nightly", "--trigger", "schedule", "--if-due", "* * * * *")
     assert proc.returncode == 0, proc.stderr
     assert [(h["run_id"], h["trigger"]) for h in history()] == [(1, "schedule")]
+
+
+TASK_CLOCK = ('pipelines:\n  nightly:\n    timezone: America/New_York\n    tasks:\n'
+              '      clock: echo "TZ=$TZ AT=$FLANK_SCHEDULED_AT"\n')
+
+
+def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tmp_path: Path) -> None:
+    import re
+
+    from run.deployed import deploy, record, runs_dir
+
+    deploy(tmp_path, TASK_CLOCK)
+
+    def clock_line(run_id: int) -> str:
+        return (runs_dir() / str(run_id) / "logs" / "clock.log").read_text()
+
+    run_flank("run", "demo", "nightly", check=True)  # manual: no scheduled minute
+    assert clock_line(1) == "TZ=America/New_York AT=\n"
+    assert record(1)["scheduled_at"] is None
+
+    # What cron starts: the minute it fired, in the pipeline's zone, with its offset.
+    run_flank("run", "demo", "nightly", "--trigger", "schedule", "--if-due", "* * * * *", check=True)
+    at = clock_line(2).strip().split("AT=", 1)[1]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:00-0[45]:00", at), at
+    assert record(2)["scheduled_at"] == at
+
+    run_flank("run", "demo", "nightly", "--trigger", "schedule", "--scheduled-at", "2026-07-01T06:00+00:00",
+              check=True)
+    assert clock_line(3) == "TZ=America/New_York AT=2026-07-01T02:00:00-04:00\n"
+
+    proc = run_flank("run", "demo", "nightly", "--scheduled-at", "2026-07-01T06:00+00:00")
+    assert proc.returncode == 1 and "--scheduled-at goes with --trigger schedule" in proc.stderr
+
+
+def test_flank_scheduler_passes_the_due_minute_to_the_run(flank_home: Path) -> None:
+    import os
+    import subprocess
+
+    from conftest import wait_for
+    from run.deployed import record, runs_dir
+
+    # A deployed project as post-receive leaves it (no crontab: the scheduler is the clock here).
+    flank_home.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "--bare", str(flank_home / "demo.git")], check=True)
+    release = flank_home / "demo" / "releases" / ("a" * 40)
+    release.mkdir(parents=True)
+    (release / "flank.yml").write_text(TASK_CLOCK.replace("    tasks:", "    schedule: '0 2 * * *'\n    tasks:"))
+    os.symlink(release, flank_home / "demo" / "current")
+
+    proc = run_flank("scheduler", "--once", "--now", "2026-07-01T02:00-04:00", env={"TZ": "UTC"})
+    assert proc.returncode == 0, proc.stderr
+    assert "started demo nightly" in proc.stdout
+    wait_for(lambda: (runs_dir() / "1" / "run.json").exists() and record(1)["status"] != "running",
+             "the scheduled run to finish")
+    assert record(1)["trigger"] == "schedule" and record(1)["status"] == "success"
+    assert (runs_dir() / "1" / "logs" / "clock.log").read_text() == \
+        "TZ=America/New_York AT=2026-07-01T02:00:00-04:00\n"
+
+
+def test_logs_show_the_runs_times_in_the_pipelines_zone(tmp_path: Path) -> None:
+    import re
+
+    from run.deployed import deploy
+
+    deploy(tmp_path, "pipelines:\n  nightly:\n    timezone: Asia/Tokyo\n    tasks:\n      only: exit 3\n")
+    assert run_flank("run", "demo", "nightly").returncode == 1
+    lines = run_flank("logs", "demo", "nightly", env={"TZ": "UTC"}, check=True).stdout.splitlines()
+    assert re.match(r"nightly #1 failed — started \w{3} \d\d \w{3} \d\d:\d\d JST — 0/1 ok", lines[0]), lines[0]
+    assert re.match(r"  only  failed +\d\d:\d\d:\d\d JST ", lines[1]), lines[1]

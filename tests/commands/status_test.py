@@ -38,3 +38,50 @@ def test_status_table_shows_last_runs(tmp_path: Path) -> None:
 
     proc = run_flank("status", "nope")
     assert proc.returncode == 1 and "no project 'nope'" in proc.stderr and "known projects: demo, fresh" in proc.stderr
+
+
+def test_a_running_run_is_shown_before_the_triggers_skipped_behind_it(tmp_path: Path) -> None:
+    from conftest import wait_for
+    from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
+
+    deploy(tmp_path, f"persist: [gate]\npipelines:\n  stress:\n    overlap: skip\n"
+                     f"    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
+    first = start_flank("run", "demo", "stress")
+    try:
+        wait_for(lambda: task_status(1, "hold", "stress") == "running", "the first run to start")
+        assert run_flank("run", "demo", "stress", "--trigger", "schedule").returncode == 1  # skipped: #2
+        row = run_flank("status", "demo", check=True).stdout.splitlines()[1]
+        assert row.split()[:5] == ["demo", "stress", "#1", "running;", "#2"]
+        assert "running; #2 skipped" in row and "so far" in row
+    finally:
+        open_gate()
+        first.communicate(timeout=60)
+    row = run_flank("status", "demo", check=True).stdout.splitlines()[1]
+    assert row.split()[:4] == ["demo", "stress", "#2", "skipped"]
+
+
+def test_a_partial_run_says_so_and_shows_the_last_full_run(tmp_path: Path) -> None:
+    deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n      b:\n        run: exit 1\n"
+                     "        needs: [a]\n      c: echo c\n")
+    assert run_flank("run", "demo", "nightly", "--task", "a").returncode == 0
+    row = run_flank("status", "demo", check=True).stdout.splitlines()[1]
+    assert row.split("#1", 1)[1].lstrip().startswith("success (partial: 1 of 3 tasks; no full run yet)  "), row
+    assert run_flank("run", "demo", "nightly").returncode == 1
+    assert run_flank("run", "demo", "nightly", "--task", "c").returncode == 0
+    row = run_flank("status", "demo", check=True).stdout.splitlines()[1]
+    assert row.split("#3", 1)[1].lstrip().startswith("success (partial: 1 of 3 tasks; last full run #2 failed)  "), row
+
+
+def test_times_are_in_the_pipelines_zone_and_name_it(tmp_path: Path) -> None:
+    import re
+
+    deploy(tmp_path, "pipelines:\n  ny:\n    timezone: America/New_York\n    schedule: '0 2 * * *'\n"
+                     "    tasks:\n      a: echo a\n  vm:\n    schedule: '0 3 * * *'\n    tasks:\n      b: echo b\n")
+    for name in ("ny", "vm"):
+        run_flank("run", "demo", name, check=True)
+    lines = run_flank("status", "demo", env={"TZ": "Asia/Tokyo"}, check=True).stdout.splitlines()
+    ny, vm = (next(line for line in lines if line.split()[1] == name) for name in ("ny", "vm"))
+    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T ", ny), ny  # started
+    assert re.search(r" \w{3} \d\d \w{3} 02:00 E[SD]T$", ny), ny  # next run
+    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d JST ", vm), vm
+    assert re.search(r" \w{3} \d\d \w{3} 03:00 JST$", vm), vm

@@ -72,3 +72,17 @@ def gate_dir(project: str = "demo") -> Path:
 def open_gate(project: str = "demo") -> None:
     gate_dir(project).mkdir(parents=True, exist_ok=True)
     (gate_dir(project) / "open").write_text("")
+
+
+def leave_free(disk: Path, free: int) -> None:
+    """Fill `disk` with one file so that exactly `free` bytes (whole pages) stay writable."""
+    filler = disk / "filler"
+    filler.unlink(missing_ok=True)
+    st = os.statvfs(disk)
+    size = st.f_bfree * st.f_frsize - free
+    if size > 0:
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)

@@ -306,3 +306,44 @@ def test_env_of_flank_yml_and_of_the_runner_never_controls_make(tmp_path: Path) 
         assert (logs / "a.log").read_text() == "a sees MAKEFLAGS=--just-print\n"  # env: reaches the task
         assert (logs / "b.log").read_text() == "b ran\n"
         assert not marker.exists()
+def test_tasks_named_all_and_flank_all_are_two_targets(impl: str, release: Path, tmp_path: Path) -> None:
+    # The aggregate target was "flank-all" when a task is called "all": a task "flank-all" then
+    # shared its rule, and so waited for every other task, failed ones included.
+    p = pipeline("p", all=task("all", "echo a"), x=task("x", "exit 3"), **{"flank-all": task("flank-all", "echo f")})
+    run_dir = tmp_path / "run"
+    proc = run_plan(run_dir, p, release)
+    assert "Circular" not in proc.stderr and "overriding" not in proc.stderr, proc.stderr
+    statuses = {n: r["status"] for n, r in results(run_dir).items()}
+    assert statuses == {"all": "success", "flank-all": "success", "x": "failed"}
+
+
+def _rule_targets(text: str) -> list[str]:
+    """The targets of the Makefile's rules (special targets like .PHONY left out)."""
+    import re
+
+    return [m.group(1) for m in re.finditer(r"^([^\s#.=][^\s:=]*):(?!=)", text, re.M)]
+
+
+def test_make_targets_are_one_per_task_whatever_the_names(release: Path) -> None:
+    import itertools
+    import random
+
+    from flank_ops.config.load import NAME_RE
+
+    words = ["all", "flank", "flank-all", "flank_all", "all-flank", "default", "run"]
+    names = {a + sep + b for a, b in itertools.product(["", *words], words) for sep in ("", "-", "_")}
+    rng = random.Random(9)
+    alphabet = "abflnk_-"
+    names |= {rng.choice("abfl_") + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+              for _ in range(300)}
+    names = sorted(n for n in names if NAME_RE.match(n))
+    for size in (1, 2, 3, 5):
+        for chosen in (names[i:i + size] for i in range(0, len(names), size)):
+            for subset in ({*chosen}, {*chosen, "all"}, {*chosen, "all", "flank-all"}):
+                p = pipeline("p", **{n: task(n, "true") for n in sorted(subset)})
+                text = makefile.render_makefile(p, makefile_path=release / "p.mk", specs_dir=release / "s",
+                                                default_run_dir=release / "r", launcher_argv=["launch"],
+                                                release_dir=release)
+                targets = _rule_targets(text)
+                assert len(targets) == len(set(targets)) == len(subset) + 1, (sorted(subset), targets)
+                assert set(targets) >= subset

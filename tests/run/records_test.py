@@ -54,3 +54,28 @@ def test_task_results_merge_into_the_record(tmp_path: Path) -> None:
     assert record["tasks"]["a"] == {"status": "failed", "attempts": 3, "exit_code": 1}
     assert record["tasks"]["b"] == {"status": "pending"}
     assert records.merge_task_results(tmp_path, record) == []
+
+
+def test_a_dead_queued_run_is_said_to_have_run_nothing(flank_home: Path) -> None:
+    paths = Home().project("demo")
+    run_id, run_dir = _running_record(paths, _dead_runner())
+    record = records.read_record(run_dir)
+    record["waiting_for"] = 3
+    for entry in record["tasks"].values():
+        entry["status"] = "pending"
+    records.write_record(run_dir, record)
+    assert records.reconcile(paths, "nightly") == [run_id]
+    dead = records.read_record(run_dir)
+    assert dead["status"] == "interrupted" and "waiting_for" not in dead
+    assert dead["summary"] == "interrupted: the runner stopped while it waited for #3; no task ran"
+
+
+def test_an_empty_run_folder_left_by_an_older_version_is_removed(flank_home: Path) -> None:
+    paths = Home().project("demo")
+    kept_id, kept_dir = _running_record(paths, _dead_runner())
+    empty_id, empty_dir = records.allocate_run_id(paths, "nightly")  # a folder whose record never came
+    with_logs_id, with_logs_dir = records.allocate_run_id(paths, "nightly")
+    (with_logs_dir / "logs").mkdir()  # not empty: someone's data, left alone
+    records.reconcile(paths, "nightly")
+    assert records.list_run_ids(paths, "nightly") == [kept_id, with_logs_id]
+    assert not empty_dir.exists() and empty_id == kept_id + 1

@@ -6,6 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import process_gone, run_flank, wait_for
 from run.deployed import (
     WAIT_FOR_GATE, deploy, history, open_gate, push, record, runs_dir, start_flank, task_status,
@@ -265,38 +266,6 @@ def test_detach_returns_at_once_and_the_run_completes(tmp_path: Path) -> None:
     assert record(1)["status"] == "success"
 
 
-def test_full_disk_gives_one_message_and_no_corrupt_record(tmp_path: Path, flank_home: Path) -> None:
-    import json
-
-    import pytest
-
-    flank_home.mkdir(parents=True, exist_ok=True)
-    # A real full disk: a 4 MB tmpfs as FLANK_HOME (needs root and mount rights).
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(flank_home)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        yml = ("pipelines:\n  nightly:\n    tasks:\n"
-               "      big: head -c 20000000 /dev/zero | tr '\\0' x\n"
-               "      after:\n        run: echo after\n        needs: [big]\n")
-        deploy(tmp_path, yml)
-        proc = run_flank("run", "demo", "nightly")
-        assert proc.returncode == 1
-        assert "Traceback" not in proc.stderr
-        assert "free some disk space" in proc.stderr
-        rec = json.loads((runs_dir() / "1" / "run.json").read_text())  # whole, parseable JSON
-        assert rec["run_id"] == 1
-        assert not list((runs_dir() / "1").glob(".run.json.*"))  # no temp file left behind
-        (runs_dir() / "1" / "logs" / "big.log").unlink()  # the user frees space
-        # (the site's raw log is a hard link to it, published when the run's page was first drawn)
-        (flank_home / "site" / "demo" / "nightly" / "1" / "logs" / "big.txt").unlink(missing_ok=True)
-        run_flank("status", "demo", check=True)
-        assert record(1)["status"] in ("interrupted", "failed")
-    finally:
-        subprocess.run(["umount", "-l", str(flank_home)])
-
-
 def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp_path: Path) -> None:
     # e.g. `systemctl stop`, or a shutdown: the run ends now, recorded, with nothing left running
     pid_file = tmp_path / "task.pid"
@@ -318,3 +287,85 @@ def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp
     assert rec["tasks"]["after"]["status"] != "success"
     assert [(h["run_id"], h["status"]) for h in history()] == [(1, "interrupted")]
     wait_for(lambda: process_gone(task_pid), "the task's process to end")
+
+
+def test_runs_of_pipelines_foo_and_id_foo_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    # Their locks were both .locks/run-id-foo.lock: a long id-foo run stalled every foo run, invisibly.
+    yml = (f"persist: [gate]\npipelines:\n  id-foo:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
+           "  foo:\n    tasks:\n      only: echo foo\n")
+    deploy(tmp_path, yml)
+    long = start_flank("run", "demo", "id-foo")
+    try:
+        wait_for(lambda: task_status(1, "hold", "id-foo") == "running", "id-foo to start")
+        foo = start_flank("run", "demo", "foo")
+        wait_for(lambda: foo.poll() is not None, "foo to finish while id-foo runs")
+        out, err = foo.communicate()
+        assert foo.returncode == 0, out + err
+        assert task_status(1, "hold", "id-foo") == "running"
+    finally:
+        open_gate()
+        long.communicate(timeout=60)
+    assert long.returncode == 0
+
+
+ANALYSIS = """\
+persist: [state]
+pipelines:
+  nightly:
+    tasks:
+      clean: echo clean
+      pca:
+        run: echo pca
+        needs: [clean]
+      slides:
+        run: 'test -e "$FLANK_PERSIST_STATE/fixed"'
+        needs: [pca]
+      logreg:
+        run: echo logreg
+        needs: [clean]
+"""
+
+
+def test_rerun_runs_only_what_did_not_succeed_within_that_runs_selection(tmp_path: Path) -> None:
+    deploy(tmp_path, ANALYSIS)
+    proc = run_flank("run", "demo", "nightly", "--from", "pca")  # pca ok, slides fails
+    assert proc.returncode == 1
+    assert "--rerun 1" in proc.stdout
+    (Path(os.environ["FLANK_HOME"]) / "demo" / "persist" / "state" / "fixed").write_text("")
+
+    proc = run_flank("run", "demo", "nightly", "--rerun", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1/1 ok" in proc.stdout
+    statuses = {n: t["status"] for n, t in record(2)["tasks"].items()}
+    assert statuses == {"clean": "skipped", "pca": "skipped", "slides": "success", "logreg": "skipped"}
+
+    proc = run_flank("run", "demo", "nightly", "--task", "pca")
+    assert proc.returncode == 0, proc.stderr
+    for run_id in (2, 3):  # a rerun that succeeded, a --task run that succeeded
+        proc = run_flank("run", "demo", "nightly", "--rerun", str(run_id))
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"flank: nothing to rerun: run {run_id} succeeded\n", "")
+    assert sorted(int(p.name) for p in runs_dir().glob("[0-9]*")) == [1, 2, 3]  # no run was created
+
+    # Partial runs say so in the history, with how much of the pipeline they ran.
+    assert [(h["run_id"], h["partial"], h["selected"], h["total"]) for h in history()] == [
+        (1, True, 2, 4), (2, True, 1, 4), (3, True, 1, 4)]
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    assert (history()[-1]["partial"], history()[-1]["selected"]) == (False, 4)
+
+
+def test_rerun_takes_every_kind_of_not_success_and_nothing_outside_the_selection() -> None:
+    from flank_ops.config.load import load_config
+    from flank_ops.run.runner import NothingToRerun, rerun_selection
+
+    names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+    yml = "pipelines:\n  p:\n    tasks:\n" + "".join(f"      {n}: 'true'\n" for n in names)
+    pipeline = load_config(yml).pipelines["p"]
+    statuses = dict(zip(names, ["success", "failed", "timed_out", "upstream_failed", "interrupted",
+                                "cancelled", "pending", "skipped", "success"]))
+    old = {"run_id": 7, "status": "failed", "selection": {"task": None, "from": "a", "rerun_of": None},
+           "selected_tasks": names[:8], "tasks": {n: {"status": s} for n, s in statuses.items()}}
+    # h was selected and never started (the run stopped first); i was outside the selection.
+    assert rerun_selection(pipeline, old) == ["b", "c", "d", "e", "f", "g", "h"]
+    old["selected_tasks"] = ["a", "i"]
+    with pytest.raises(NothingToRerun, match="^nothing to rerun: run 7 succeeded$"):
+        rerun_selection(pipeline, old)
