@@ -117,7 +117,9 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
         print(f"(dry run: {len(calls)} call{'s' if len(calls) != 1 else ''}, none made)")
         return 0
     aws.run_calls(c, calls)
-    state = home.internal_dir / "cost-plan.json"
+    from flank_ops.cost.shrink import applied_plan_path
+
+    state = applied_plan_path(home)
     if remove:
         state.unlink(missing_ok=True)
         print(f"removed {sum(1 for v, _ in calls if v == 'delete_schedule')} schedules and "

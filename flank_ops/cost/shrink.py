@@ -89,3 +89,45 @@ def cancel_pending(home: Home, cost: CostSettings) -> str | None:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def applied_plan_path(home: Home) -> Path:
+    """What `flank cost apply` applied (the idle type, the schedules), for the shrink after a run."""
+    return home.internal_dir / "cost-plan.json"
+
+
+def window_opening(home: Home, within: timedelta, now: datetime | None = None) -> str | None:
+    """'project/pipeline' of a scheduled run due within `within` (its window is about to open)."""
+    from flank_ops.run.runner import resolve_deployed
+    from flank_ops.schedule.next_runs import next_runs
+
+    now = now or datetime.now(timezone.utc)
+    for name in home.projects():
+        try:
+            config = resolve_deployed(name).config
+        except UserError:
+            continue
+        for pipeline in config.pipelines.values():
+            upcoming = next_runs(pipeline, 1, after=now)
+            if upcoming and upcoming[0] - now <= within:
+                return f"{name}/{pipeline.name}"
+    return None
+
+
+def shrink_after_run(home: Home, now: datetime | None = None) -> str | None:
+    """The last step after a run: shrink to the applied plan's idle size when this run ended its
+    window (no run in progress, no scheduled run due soon). None when no plan is applied."""
+    from flank_ops.cost.settings import cost_settings
+    from flank_ops.settings import settings_for
+
+    try:
+        plan = json.loads(applied_plan_path(home).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return f"error: {applied_plan_path(home)} is unreadable ({exc}); run flank cost apply again"
+    cost = cost_settings(settings_for(home))
+    soon = window_opening(home, timedelta(minutes=cost.grow_lead_minutes + 30), now)
+    if soon is not None:
+        return f"not shrinking: {soon} runs soon"
+    return shrink_now(home, cost, str(plan["idle_type"]))

@@ -210,3 +210,37 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path,
         assert "cancelled the shrink to r6a.large" in shrink.cancel_pending(home, cost)
     assert not shrink.marker_path(home).exists()
     assert shrink.cancel_pending(home, cost) is None
+
+
+def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(tmp_path: Path, aws: dict,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime
+
+    from botocore.stub import Stubber
+
+    from flank_ops.cost import aws as cost_aws
+    from flank_ops.cost import shrink
+    from flank_ops.cost.settings import cost_settings
+    from flank_ops.paths import Home
+    from flank_ops.settings import settings_for
+
+    write_toml()
+    deploy(tmp_path, SEED_YML)
+    write_runs()
+    _toml(aws)
+    home = Home()
+    assert shrink.shrink_after_run(home) is None  # no plan applied: nothing to do
+    run_flank("cost", "apply", "--now", NOW, check=True)
+    real = cost_aws.clients(cost_settings(settings_for(home)))
+    monkeypatch.setattr(cost_aws, "clients", lambda _cost: real)
+    stub = Stubber(real.ssm)
+    # 01:20 London: nightly (02:00) is due within grow lead + 30 min: keep the size
+    with stub:
+        assert shrink.shrink_after_run(home, datetime.fromisoformat("2026-11-27T01:20:00+00:00")) == \
+            "not shrinking: demo/nightly runs soon"
+    stub.add_response("start_automation_execution", {"AutomationExecutionId": "0123abcd-0000-4000-8000-00000000e1e2"},
+                      {"DocumentName": "AWS-ResizeInstance",
+                       "Parameters": {"InstanceId": [aws["instance"]], "InstanceType": ["r6a.large"]}})
+    with stub:  # 04:50, the night's run just ended: shrink to the applied idle size
+        said = shrink.shrink_after_run(home, datetime.fromisoformat("2026-11-27T04:50:00+00:00"))
+    assert said.startswith(f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large")
