@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> Path:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> Iterator[Path]:
     home = tmp_path / "flank-home"
     monkeypatch.setenv("FLANK_HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
@@ -38,7 +39,32 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: 
         monkeypatch.setenv(f"GIT_{who}_NAME", "Ada Analyst")
         monkeypatch.setenv(f"GIT_{who}_EMAIL", "ada@example.org")
     (tmp_path / "gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
-    return home
+    yield home
+    left = _crontab_blocks_of(home)
+    if left:
+        pytest.fail(f"the test left {len(left)} crontab block(s) of its FLANK_HOME (removed now): "
+                    f"{', '.join(left)} — push with [schedule] install_crontab = false in flank.toml, or use "
+                    "the user_crontab fixture", pytrace=False)
+
+
+def _crontab_blocks_of(home: Path) -> list[str]:
+    """Tests never leave crontab lines: the blocks of this test's FLANK_HOME, taken out again."""
+    from flank_ops.fileio import locked
+    from flank_ops.schedule.crontab import (CrontabError, crontab_lock, installed_blocks, read_crontab,
+                                            replace_block, write_crontab)
+
+    try:
+        with locked(crontab_lock()):
+            current = read_crontab() or ""
+            mine = [b for b in installed_blocks(current) if b.home == str(home)]
+            updated = current
+            for block in mine:
+                updated = replace_block(updated, block.begin, block.end, "")
+            if mine:
+                write_crontab(updated or None)
+    except (CrontabError, OSError):
+        return []  # no crontab on this machine: nothing can be left in it
+    return [b.project for b in mine]
 
 
 @pytest.fixture

@@ -338,24 +338,14 @@ def run_pipeline(
     if on_run_id is not None:
         on_run_id(run_id)
 
-    lock = paths.lock_file("run", pipeline.name)
-    outcome: Outcome | None = None
-    with locked(lock, blocking=False) as got:
-        if got:
-            outcome = _execute(deployed, pipeline, record, run_dir, selected, out)
-    if outcome is None:
-        others = records.find_running(paths, pipeline.name)
-        other = next((r for r in others if r["run_id"] != run_id), None)
-        other_name = f"{pipeline.name} #{other['run_id']}" if other else f"another run of {pipeline.name}"
-        if pipeline.overlap == "queue":
-            print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)",
-                  file=out, flush=True)
-            record["waiting_for"] = other["run_id"] if other else None
-            _save_progress(run_dir, record)
-            _refresh_site(paths, pipeline.name, run_id)  # a waiting run has its page too
-            outcome = _wait_then_execute(deployed, pipeline, record, run_dir, selected, out, lock)
-        else:
-            outcome = _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
+    # From here on a SIGTERM (flank cancel, a shutdown) is recorded, whatever stage the run is at.
+    old_term = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        outcome = _start_or_wait(deployed, pipeline, record, run_dir, selected, out)
+    except (Stopped, KeyboardInterrupt):
+        outcome = _stopped_outside_make(deployed, record, run_dir)
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
 
     # Outside the lock: a slow mail server must not make the next trigger skip.
     from flank_ops.run.after_run import after_run
@@ -364,27 +354,42 @@ def run_pipeline(
     return outcome
 
 
-def _wait_then_execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
-                       selected: list[str], out: TextIO, lock: Path) -> Outcome:
-    """`overlap: queue`: wait for the pipeline's lock, then run. A stop while waiting (flank
-    cancel, SIGTERM) ends the run without starting a task."""
-    old_term = signal.signal(signal.SIGTERM, _raise_stopped)
-    try:
-        with locked(lock):
-            signal.signal(signal.SIGTERM, old_term)
-            record.pop("waiting_for", None)
-            record["started_at"] = records.now_iso()  # it starts now; it was triggered earlier
-            _save_progress(run_dir, record)
+def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
+                   selected: list[str], out: TextIO) -> Outcome:
+    """Run now if no other run of the pipeline is going on; else skip or queue (`overlap:`)."""
+    paths, run_id = deployed.paths, record["run_id"]
+    lock = paths.lock_file("run", pipeline.name)
+    with locked(lock, blocking=False) as got:
+        if got:
             return _execute(deployed, pipeline, record, run_dir, selected, out)
-    except (Stopped, KeyboardInterrupt):
+    others = records.find_running(paths, pipeline.name)
+    other = next((r for r in others if r["run_id"] != run_id), None)
+    other_name = f"{pipeline.name} #{other['run_id']}" if other else f"another run of {pipeline.name}"
+    if pipeline.overlap != "queue":
+        return _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
+    print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)",
+          file=out, flush=True)
+    record["waiting_for"] = other["run_id"] if other else None
+    _save_progress(run_dir, record)
+    _refresh_site(paths, pipeline.name, run_id)  # a waiting run has its page too
+    with locked(lock):
         record.pop("waiting_for", None)
-        _record_stop(record, run_dir)
-        _finish_times(record)
-        record["summary"] = f"{record['status']} while waiting for its turn (overlap: queue)"
-        _save_final(deployed.paths, run_dir, record)
-        return Outcome(record, 130)
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
+        record["started_at"] = records.now_iso()  # it starts now; it was triggered earlier
+        _save_progress(run_dir, record)
+        return _execute(deployed, pipeline, record, run_dir, selected, out)
+
+
+def _stopped_outside_make(deployed: Deployed, record: dict[str, Any], run_dir: Path) -> Outcome:
+    """A SIGTERM before make started (e.g. while queued) or just after the record was final."""
+    if record.get("status") != "running":  # it came after the end: the run is recorded already
+        return Outcome(record, 0 if record["status"] == "success" else 1)
+    waiting = record.pop("waiting_for", None) is not None
+    _record_stop(record, run_dir)
+    _finish_times(record)
+    record["summary"] = f"{record['status']} " + (
+        "while waiting for its turn (overlap: queue)" if waiting else "before its first task started")
+    _save_final(deployed.paths, run_dir, record)
+    return Outcome(record, 130)
 
 
 def _record_skipped(deployed: Deployed, record: dict[str, Any], run_dir: Path, reason: str) -> Outcome:
@@ -470,7 +475,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
           f"commit {commit})", file=out, flush=True)
 
     _ping_started(paths, record)
-    old_term = signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGTERM, _raise_stopped)
     make_exit: int | None = None
     stopped = False
     printed: dict[str, str] = {}
@@ -516,7 +521,8 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
             proc.terminate()  # make passes SIGTERM on to the task launchers
             make_exit = proc.wait()
         finally:
-            signal.signal(signal.SIGTERM, old_term)
+            # make has ended: a late SIGTERM must not cut the final record short (it is short work)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     records.merge_task_results(run_dir, record, selected)
     # Still holding the reserve, so "full" is what the tasks met, not what our final writes need.

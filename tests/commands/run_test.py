@@ -88,20 +88,12 @@ def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tm
     assert proc.returncode == 1 and "--scheduled-at goes with --trigger schedule" in proc.stderr
 
 
-def test_flank_scheduler_passes_the_due_minute_to_the_run(flank_home: Path) -> None:
-    import os
-    import subprocess
-
+def test_flank_scheduler_passes_the_due_minute_to_the_run(tmp_path: Path) -> None:
     from conftest import wait_for
-    from run.deployed import record, runs_dir
+    from run.deployed import deploy, record, runs_dir
 
-    # A deployed project as post-receive leaves it (no crontab: the scheduler is the clock here).
-    flank_home.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", "--bare", str(flank_home / "demo.git")], check=True)
-    release = flank_home / "demo" / "releases" / ("a" * 40)
-    release.mkdir(parents=True)
-    (release / "flank.yml").write_text(TASK_CLOCK.replace("    tasks:", "    schedule: '0 2 * * *'\n    tasks:"))
-    os.symlink(release, flank_home / "demo" / "current")
+    # deployed by a real push; no crontab: the scheduler is the clock here
+    deploy(tmp_path, TASK_CLOCK.replace("    tasks:", "    schedule: '0 2 * * *'\n    tasks:"))
 
     proc = run_flank("scheduler", "--once", "--now", "2026-07-01T02:00-04:00", env={"TZ": "UTC"})
     assert proc.returncode == 0, proc.stderr

@@ -15,9 +15,15 @@ from conftest import REPO_ROOT, commit_all, git, make_repo, run_flank, write_fil
 
 
 def deploy(tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, project: str = "demo") -> Path:
-    """A clone of a new project, pushed to its bare repo; returns the clone."""
-    run_flank("init", project, check=True)
+    """A clone of a new project, pushed to its bare repo; returns the clone.
+
+    Pushes leave the user's crontab alone ([schedule] install_crontab = false in a new
+    flank.toml): the crontab tests use the user_crontab fixture, which restores it."""
     home = Path(os.environ["FLANK_HOME"])
+    if not (home / "flank.toml").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
+    run_flank("init", project, check=True)
     clone = make_repo(tmp_path / "clone", {"flank.yml": flank_yml, **(files or {})})
     git("remote", "add", "flank", str(home / f"{project}.git"), cwd=clone)
     git("push", "-q", "flank", "main", cwd=clone)
