@@ -61,19 +61,31 @@ struct spec {
     double retry_delay, timeout, kill_grace;
 };
 
-/* Every secret value, however many. Values of 2+ bytes sit in buckets keyed by
- * their first two bytes (CSR: bucket k holds order[start[k]..start[k+1]),
- * longest first), so a byte of output costs one table lookup whatever the count;
- * 1-byte values are a 256-entry table. */
+/* Every secret value, however many, indexed so that a byte of output costs about
+ * one table lookup whatever their count:
+ *   - values of 4+ bytes in buckets by a hash of their first 4 bytes ("lng");
+ *   - values of 2-3 bytes in buckets by a hash of their first 2 bytes ("shrt");
+ *   - 1-byte values in a 256-entry table;
+ * buckets are CSR arrays (bucket k holds order[start[k]..start[k+1])), longest
+ * first; `pairs` is a bitmap of the first 2 bytes of every 2+ byte value, to pass
+ * over most bytes without touching the buckets. Near the end of a buffer (fewer
+ * than 4 bytes left) all values are tried, longest first. */
+#define BUCKETS 4096 /* a power of 2; small enough to build for every task (16 KB) */
+#define BUCKET_BITS 12
+struct secret_index {
+    uint32_t *start; /* BUCKETS + 1 entries */
+    int *order;
+};
+
 struct secrets {
     char **value;
     size_t *len;
     int count;
     size_t max_len;
-    uint32_t *start; /* 65537 entries */
-    int *order;
-    int single[256];           /* index of the 1-byte secret equal to this byte, or -1 */
-    unsigned char starts[256]; /* some 2+ byte secret begins with this byte */
+    int *by_length; /* every value, longest first */
+    struct secret_index lng, shrt;
+    unsigned char pairs[65536 / 8];
+    int single[256]; /* index of the 1-byte secret equal to this byte, or -1 */
 };
 
 /* logs/<task>.log and its companion .times file */
@@ -290,65 +302,88 @@ static void prepare_environment(const struct spec *spec) {
     }
 }
 
-static int bucket_of(const char *v) { return ((unsigned char)v[0] << 8) | (unsigned char)v[1]; }
+static unsigned pair_of(const char *p) { return ((unsigned)(unsigned char)p[0] << 8) | (unsigned char)p[1]; }
+
+static unsigned hash4(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return (v * 2654435761u) >> (32 - BUCKET_BITS);
+}
+
+static unsigned hash2(const char *p) { return (pair_of(p) * 2654435761u) >> (32 - BUCKET_BITS); }
 
 static const struct secrets *sort_secrets;
-static int by_bucket_then_longest(const void *a, const void *b) {
+static unsigned (*sort_key)(const char *);
+static int by_key_then_longest(const void *a, const void *b) {
     int i = *(const int *)a, j = *(const int *)b;
-    int bi = bucket_of(sort_secrets->value[i]), bj = bucket_of(sort_secrets->value[j]);
-    if (bi != bj) return bi < bj ? -1 : 1;
-    if (sort_secrets->len[i] != sort_secrets->len[j]) return sort_secrets->len[i] > sort_secrets->len[j] ? -1 : 1;
+    const struct secrets *s = sort_secrets;
+    if (sort_key) {
+        unsigned ki = sort_key(s->value[i]), kj = sort_key(s->value[j]);
+        if (ki != kj) return ki < kj ? -1 : 1;
+    }
+    if (s->len[i] != s->len[j]) return s->len[i] > s->len[j] ? -1 : 1;
     return i - j;
+}
+
+static void build_index(struct secrets *s, struct secret_index *index, size_t min_len, size_t max_len,
+                        unsigned (*key)(const char *)) {
+    index->start = calloc(BUCKETS + 1, sizeof *index->start);
+    index->order = calloc((size_t)s->count + 1, sizeof *index->order);
+    if (!index->start || !index->order) die("out of memory");
+    int n = 0;
+    for (int i = 0; i < s->count; i++) {
+        if (s->len[i] < min_len || s->len[i] > max_len) continue;
+        index->order[n++] = i;
+        index->start[key(s->value[i]) + 1]++;
+    }
+    for (int k = 0; k < BUCKETS; k++) index->start[k + 1] += index->start[k];
+    sort_secrets = s;
+    sort_key = key;
+    qsort(index->order, (size_t)n, sizeof *index->order, by_key_then_longest);
 }
 
 static void load_secrets(struct secrets *s) {
     memset(s, 0, sizeof *s);
     for (int b = 0; b < 256; b++) s->single[b] = -1;
     const char *names = getenv("FLANK_SECRET_NAMES");
-    if (!names || !*names) return;
+    if (!names) names = "";
     size_t room = 1;
     for (const char *c = names; *c; c++) room += *c == ',';
     s->value = calloc(room, sizeof *s->value);
     s->len = calloc(room, sizeof *s->len);
-    s->order = calloc(room, sizeof *s->order);
-    s->start = calloc(65537, sizeof *s->start);
-    if (!s->value || !s->len || !s->order || !s->start) die("out of memory");
+    s->by_length = calloc(room, sizeof *s->by_length);
     char *copy = strdup(names), *save = NULL;
-    if (!copy) die("out of memory");
+    if (!s->value || !s->len || !s->by_length || !copy) die("out of memory");
     for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         const char *value = getenv(name);
         if (!value || !*value) continue; /* every non-empty value is masked, whatever its length */
-        s->value[s->count] = strdup(value); /* the task's env: may replace the variable */
+        s->value[s->count] = strdup(value); /* the task's env may replace the variable */
         if (!s->value[s->count]) die("out of memory");
         s->len[s->count] = strlen(value);
         if (s->len[s->count] > s->max_len) s->max_len = s->len[s->count];
+        s->by_length[s->count] = s->count;
         s->count++;
     }
     free(copy);
-    int n_long = 0;
+    if (s->count == 0) return;
     for (int i = 0; i < s->count; i++) {
-        if (s->len[i] == 1) {
-            s->single[(unsigned char)s->value[i][0]] = i;
-        } else {
-            s->order[n_long++] = i;
-            s->starts[(unsigned char)s->value[i][0]] = 1;
-            s->start[bucket_of(s->value[i]) + 1]++;
-        }
+        if (s->len[i] == 1) s->single[(unsigned char)s->value[i][0]] = i;
+        else s->pairs[pair_of(s->value[i]) >> 3] |= (unsigned char)(1u << (pair_of(s->value[i]) & 7));
     }
-    for (int k = 0; k < 65536; k++) s->start[k + 1] += s->start[k];
     sort_secrets = s;
-    qsort(s->order, (size_t)n_long, sizeof *s->order, by_bucket_then_longest);
+    sort_key = NULL;
+    qsort(s->by_length, (size_t)s->count, sizeof *s->by_length, by_key_then_longest);
+    build_index(s, &s->lng, 4, (size_t)-1, hash4);
+    build_index(s, &s->shrt, 2, 3, hash2);
 }
 
 /* ---- masking ----------------------------------------------------------------
  * The length of the secret that starts at p (the longest), 0 for none, or -1
  * when more bytes are needed to decide (a longer secret may start here). */
 static long secret_at(const struct secrets *s, const char *p, size_t avail, int final) {
-    unsigned char c = (unsigned char)p[0];
-    if (avail >= 2) {
-        int k = bucket_of(p);
-        for (uint32_t j = s->start[k]; j < s->start[k + 1]; j++) {
-            int i = s->order[j];
+    if (avail < 4) {
+        for (int j = 0; j < s->count; j++) {
+            int i = s->by_length[j];
             size_t len = s->len[i];
             if (len > avail) {
                 if (!final && !memcmp(p, s->value[i], avail)) return -1;
@@ -356,10 +391,27 @@ static long secret_at(const struct secrets *s, const char *p, size_t avail, int 
                 return (long)len;
             }
         }
-    } else if (!final && s->starts[c]) {
-        return -1;
+        return 0;
     }
-    return s->single[c] >= 0 ? 1 : 0;
+    unsigned pair = pair_of(p);
+    if (s->pairs[pair >> 3] & (1u << (pair & 7))) {
+        unsigned k = hash4(p);
+        for (uint32_t j = s->lng.start[k]; j < s->lng.start[k + 1]; j++) {
+            int i = s->lng.order[j];
+            size_t len = s->len[i];
+            if (len > avail) {
+                if (!final && !memcmp(p, s->value[i], avail)) return -1;
+            } else if (!memcmp(p, s->value[i], len)) {
+                return (long)len;
+            }
+        }
+        unsigned k2 = hash2(p);
+        for (uint32_t j = s->shrt.start[k2]; j < s->shrt.start[k2 + 1]; j++) {
+            int i = s->shrt.order[j];
+            if (!memcmp(p, s->value[i], s->len[i])) return (long)s->len[i];
+        }
+    }
+    return s->single[(unsigned char)p[0]] >= 0 ? 1 : 0;
 }
 
 /* buf[0..*len) is carried-over bytes + new bytes. Writes the masked output to the
@@ -367,26 +419,38 @@ static long secret_at(const struct secrets *s, const char *p, size_t avail, int 
  * (unless final). */
 static void mask_and_write(const struct secrets *s, char *buf, size_t *len, int final, struct task_log *log) {
     static char out[CHUNK];
-    size_t n = *len, i = 0, o = 0;
+    size_t n = *len, i = 0, o = 0, run = 0; /* buf[run..i): bytes to copy as they are */
     if (s->count == 0) {
         log_write(log, buf, n);
         *len = 0;
         return;
     }
-    while (i < n) {
-        long m = secret_at(s, buf + i, n - i, final);
+    for (;;) {
+        long m = i < n ? secret_at(s, buf + i, n - i, final) : -1;
+        if (m == 0) {
+            i++;
+            continue;
+        }
+        /* a secret at i, or the end (or a possible start of one): flush the plain run */
+        while (run < i) {
+            size_t part = i - run < sizeof out - o ? i - run : sizeof out - o;
+            memcpy(out + o, buf + run, part);
+            o += part;
+            run += part;
+            if (o == sizeof out) {
+                log_write(log, out, o);
+                o = 0;
+            }
+        }
         if (m < 0) break;
-        if (o > sizeof out - 4) {
+        if (o + 3 > sizeof out) {
             log_write(log, out, o);
             o = 0;
         }
-        if (m > 0) {
-            memcpy(out + o, "***", 3);
-            o += 3;
-            i += (size_t)m;
-        } else {
-            out[o++] = buf[i++];
-        }
+        memcpy(out + o, "***", 3);
+        o += 3;
+        i += (size_t)m;
+        run = i;
     }
     log_write(log, out, o);
     memmove(buf, buf + i, n - i);
