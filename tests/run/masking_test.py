@@ -184,6 +184,57 @@ def test_a_thousand_secrets_are_all_masked(launcher_argv: list[str], tmp_path: P
     assert launch.log().decode() == "".join(f"{name}=***\n" for name in values)
 
 
+# --- the same rule everywhere: random overlapping secrets against a plain reference ------------
+
+def _reference_mask(data: bytes, values: list[bytes]) -> bytes:
+    """The rule, as plainly as it can be written: from the left, the longest value starting here."""
+    out, i = bytearray(), 0
+    while i < len(data):
+        match = max((v for v in values if v and data.startswith(v, i)), key=len, default=b"")
+        if match:
+            out += b"***"
+            i += len(match)
+        else:
+            out.append(data[i])
+            i += 1
+    return bytes(out)
+
+
+def _random_cases(count: int) -> list[tuple[list[bytes], bytes]]:
+    import random
+
+    rng = random.Random(9)  # a small alphabet: values overlap, nest and repeat
+    cases = []
+    for _ in range(count):
+        values = [bytes(rng.choice(b"ab\n") for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(1, 5))]
+        data = bytes(rng.choice(b"abc\n") for _ in range(rng.randint(0, 300)))
+        cases.append((values, data))
+    return cases
+
+
+RANDOM_CASES = _random_cases(40)
+
+
+def test_masks_agree_with_the_plain_reference_on_overlapping_secrets() -> None:
+    for values, data in RANDOM_CASES:
+        expected = _reference_mask(data, values)
+        assert secrets_module.mask(data.decode(), [v.decode() for v in values]).encode() == expected
+        for size in (1, 2, 5):
+            masker = SecretMasker(values)
+            out = b"".join(masker.feed(data[i:i + size]) for i in range(0, len(data), size))
+            assert out + masker.feed(b"", final=True) == expected, (values, data, size)
+
+
+def test_both_launchers_agree_with_the_plain_reference(launcher_argv: list[str], tmp_path: Path) -> None:  # noqa: F811
+    launch = Launch(launcher_argv, tmp_path)
+    for n, (values, data) in enumerate(RANDOM_CASES[:20]):
+        names = [f"V{i}" for i in range(len(values))]
+        (launch.cwd / f"out{n}").write_bytes(data)
+        env = dict(zip(names, (v.decode() for v in values)), FLANK_SECRET_NAMES=",".join(names))
+        assert launch.run(f"cat out{n}", task=f"case{n}", environ=env).returncode == 0
+        assert launch.log(f"case{n}") == _reference_mask(data, values), (values, data)
+
+
 # --- a real run: log, run.json, note, notification --------------------------------------
 
 def test_notification_text_masks_the_table(capsys: pytest.CaptureFixture[str]) -> None:
