@@ -38,6 +38,7 @@ bench: $(BIN)/flank
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/site.py
+	$(BIN)/python bench/masking.py
 
 clean-demo:
 	rm -rf $(DEMO_HOME)

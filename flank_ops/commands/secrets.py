@@ -31,13 +31,14 @@ def _read_value(key: str) -> str:
         import getpass
 
         return getpass.getpass(f"value of {key}: ")
-    value = sys.stdin.read()
+    # bytes as they come (surrogateescape keeps what is not UTF-8): the value round-trips byte for byte
+    raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
     # `echo VALUE |` and here-strings add one newline; it is not part of the secret.
-    if value.endswith("\r\n"):
-        value = value[:-2]
-    elif value.endswith("\n"):
-        value = value[:-1]
-    return value
+    if raw.endswith(b"\r\n"):
+        raw = raw[:-2]
+    elif raw.endswith(b"\n"):
+        raw = raw[:-1]
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,5 +65,7 @@ def run(args: argparse.Namespace) -> int:
     secrets.set_secret(paths, key, value)
     print(f"flank: set {key} for {paths.name} (tasks see it as ${key}; logs show it as ***)")
     if len(value) < 4:
-        print("flank: warning: a value this short is masked everywhere it appears in logs", file=sys.stderr)
+        print(f"flank: warning: a value this short is masked everywhere it appears — in logs, notes and "
+              f"notifications, inside ordinary words too ({len(value)} character{'s' if len(value) > 1 else ''})",
+              file=sys.stderr)
     return 0

@@ -58,8 +58,9 @@ def run_url(base_url: str, record: dict[str, Any]) -> str:
     return f"{base_url}{record['project']}/{record['pipeline']}/{record['run_id']}/"
 
 
-def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
-    """The last lines of a log without reading all of it (logs can be gigabytes)."""
+def log_tail(path: Path, lines: int = TAIL_LINES, secrets: dict[str, str] | None = None) -> list[str]:
+    """The last lines of a log without reading all of it (logs can be gigabytes), secrets masked
+    before lines are cut short (a cut secret would no longer be recognised)."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
@@ -68,7 +69,15 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
             data = f.read()
     except OSError:
         return []
-    text = ANSI_RE.sub("", data.decode("utf-8", "replace"))
+    from flank_ops.run.secrets import mask
+
+    text = data.decode("utf-8", "surrogateescape")
+    if secrets:
+        # also after removing colours: a colour code inside a value hid it from the launcher's mask
+        text = mask(ANSI_RE.sub("", mask(text, secrets)), secrets)
+    else:
+        text = ANSI_RE.sub("", text)
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     kept = text.splitlines()
     if size > TAIL_BYTES and kept:
         kept = kept[1:]  # the first line was cut in the middle
@@ -115,9 +124,9 @@ def build_message(paths: ProjectPaths, record: dict[str, Any], outcome: str, bas
     run_dir = paths.run_dir(pipeline, run_id)
     tails = []
     for name, task in failed[:TAIL_TASKS]:
-        lines = log_tail(run_dir / (task.get("log") or f"logs/{name}.log"))
+        lines = log_tail(run_dir / (task.get("log") or f"logs/{name}.log"), secrets=secrets)
         if lines:
-            tails.append(LogTail(name, [mask(line, secrets) for line in lines]))
+            tails.append(LogTail(name, lines))
     return Message(
         subject=mask(f"flank: {headline}", secrets),
         summary=[mask(line, secrets) for line in summary],

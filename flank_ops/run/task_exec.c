@@ -16,8 +16,11 @@
  * What it does (see task_exec.py's docstring for the record format):
  *   - RUN_DIR/tasks/<task>.json: "running" at each attempt, the result at the end
  *     (tmp file + rename, so readers never see half a file);
- *   - RUN_DIR/logs/<task>.log: the task's stdout+stderr as produced (O_APPEND);
- *     through a masking pipe when FLANK_SECRET_NAMES names secret env vars;
+ *   - RUN_DIR/logs/<task>.log: the task's stdout+stderr as produced (O_APPEND),
+ *     read through a pipe that masks the values of the env vars FLANK_SECRET_NAMES
+ *     names (the rule of run/secrets.py: every non-empty value, longest first);
+ *   - RUN_DIR/logs/<task>.log.times: when each attempt and line began (format in
+ *     task_exec.py's docstring);
  *   - retries with a doubling delay, a timeout that kills the whole process group,
  *     leftover background jobs of the group killed when the task ends,
  *     peak RSS from wait4, a readable line for exit 127/126.
@@ -29,6 +32,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +49,7 @@ extern char **environ;
 #define MAX_ITEMS 4096
 #define CHUNK 65536
 #define EXIT_TIMED_OUT 124
+#define TIMES_INTERVAL_MS 100
 
 struct spec {
     const char *task, *command, *cwd;
@@ -56,11 +61,39 @@ struct spec {
     double retry_delay, timeout, kill_grace;
 };
 
+/* Every secret value, however many, indexed so that a byte of output costs about
+ * one table lookup whatever their count:
+ *   - values of 4+ bytes in buckets by a hash of their first 4 bytes ("lng");
+ *   - values of 2-3 bytes in buckets by a hash of their first 2 bytes ("shrt");
+ *   - 1-byte values in a 256-entry table;
+ * buckets are CSR arrays (bucket k holds order[start[k]..start[k+1])), longest
+ * first; `pairs` is a bitmap of the first 2 bytes of every 2+ byte value, to pass
+ * over most bytes without touching the buckets. Near the end of a buffer (fewer
+ * than 4 bytes left) all values are tried, longest first. */
+#define BUCKETS 4096 /* a power of 2; small enough to build for every task (16 KB) */
+#define BUCKET_BITS 12
+struct secret_index {
+    uint32_t *start; /* BUCKETS + 1 entries */
+    int *order;
+};
+
 struct secrets {
-    const char *value[64];
-    size_t len[64];
+    char **value;
+    size_t *len;
     int count;
     size_t max_len;
+    int *by_length; /* every value, longest first */
+    struct secret_index lng, shrt;
+    unsigned char pairs[65536 / 8];
+    int single[256]; /* index of the 1-byte secret equal to this byte, or -1 */
+};
+
+/* logs/<task>.log and its companion .times file */
+struct task_log {
+    int fd, times_fd;
+    unsigned long long size;
+    int at_line_start;
+    double last_entry; /* monotonic seconds */
 };
 
 struct outcome {
@@ -69,6 +102,7 @@ struct outcome {
     int signal;     /* 0 = exited normally */
     int timed_out;
     long peak_rss_kb;
+    int reaped;     /* 0: the task's exit was never seen (exit_code means nothing) */
 };
 
 static int wake_pipe[2] = {-1, -1};
@@ -138,7 +172,43 @@ static int write_all(int fd, const char *buf, size_t len) {
     return 0;
 }
 
-static void log_line(int fd, const char *fmt, ...) {
+static long long unix_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void times_entry(struct task_log *log, const char *fmt, ...) {
+    log->last_entry = mono_now();
+    if (log->times_fd < 0) return;
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0 && (size_t)n < sizeof line) write_all(log->times_fd, line, (size_t)n);
+}
+
+/* Everything that goes into the log goes through here: it keeps the offset and
+ * notes when a line began, at most every TIMES_INTERVAL_MS. */
+static void log_write(struct task_log *log, const char *buf, size_t len) {
+    if (len == 0) return;
+    write_all(log->fd, buf, len);
+    if ((mono_now() - log->last_entry) * 1000 >= TIMES_INTERVAL_MS) {
+        long long line = -1;
+        if (log->at_line_start) {
+            line = (long long)log->size;
+        } else {
+            const char *nl = memchr(buf, '\n', len);
+            if (nl && (size_t)(nl - buf) + 1 < len) line = (long long)log->size + (nl - buf) + 1;
+        }
+        if (line >= 0) times_entry(log, "%lld %lld\n", line, unix_ms());
+    }
+    log->size += len;
+    log->at_line_start = buf[len - 1] == '\n';
+}
+
+static void log_line(struct task_log *log, const char *fmt, ...) {
     char line[4096];
     va_list ap;
     va_start(ap, fmt);
@@ -146,7 +216,23 @@ static void log_line(int fd, const char *fmt, ...) {
     va_end(ap);
     if (n < 0) return;
     if ((size_t)n >= sizeof line) n = sizeof line - 1;
-    write_all(fd, line, (size_t)n);
+    log_write(log, line, (size_t)n);
+}
+
+static void open_task_log(struct task_log *log, const char *path) {
+    memset(log, 0, sizeof *log);
+    log->last_entry = -1e9;
+    log->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log->fd < 0) return;
+    struct stat st;
+    log->size = fstat(log->fd, &st) == 0 ? (unsigned long long)st.st_size : 0;
+    char last = '\n';
+    if (log->size > 0 && pread(log->fd, &last, 1, (off_t)log->size - 1) != 1) last = '\n';
+    log->at_line_start = last == '\n';
+    char times[4200];
+    snprintf(times, sizeof times, "%s.times", path);
+    /* without it: no timestamps; the log itself matters more */
+    log->times_fd = open(times, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
 /* ---- the spec file ------------------------------------------------------ */
@@ -216,60 +302,157 @@ static void prepare_environment(const struct spec *spec) {
     }
 }
 
+static unsigned pair_of(const char *p) { return ((unsigned)(unsigned char)p[0] << 8) | (unsigned char)p[1]; }
+
+static unsigned hash4(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return (v * 2654435761u) >> (32 - BUCKET_BITS);
+}
+
+static unsigned hash2(const char *p) { return (pair_of(p) * 2654435761u) >> (32 - BUCKET_BITS); }
+
+static const struct secrets *sort_secrets;
+static unsigned (*sort_key)(const char *);
+static int by_key_then_longest(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    const struct secrets *s = sort_secrets;
+    if (sort_key) {
+        unsigned ki = sort_key(s->value[i]), kj = sort_key(s->value[j]);
+        if (ki != kj) return ki < kj ? -1 : 1;
+    }
+    if (s->len[i] != s->len[j]) return s->len[i] > s->len[j] ? -1 : 1;
+    return i - j;
+}
+
+static void build_index(struct secrets *s, struct secret_index *index, size_t min_len, size_t max_len,
+                        unsigned (*key)(const char *)) {
+    index->start = calloc(BUCKETS + 1, sizeof *index->start);
+    index->order = calloc((size_t)s->count + 1, sizeof *index->order);
+    if (!index->start || !index->order) die("out of memory");
+    int n = 0;
+    for (int i = 0; i < s->count; i++) {
+        if (s->len[i] < min_len || s->len[i] > max_len) continue;
+        index->order[n++] = i;
+        index->start[key(s->value[i]) + 1]++;
+    }
+    for (int k = 0; k < BUCKETS; k++) index->start[k + 1] += index->start[k];
+    sort_secrets = s;
+    sort_key = key;
+    qsort(index->order, (size_t)n, sizeof *index->order, by_key_then_longest);
+}
+
 static void load_secrets(struct secrets *s) {
     memset(s, 0, sizeof *s);
+    for (int b = 0; b < 256; b++) s->single[b] = -1;
     const char *names = getenv("FLANK_SECRET_NAMES");
-    if (!names || !*names) return;
+    if (!names) names = "";
+    size_t room = 1;
+    for (const char *c = names; *c; c++) room += *c == ',';
+    s->value = calloc(room, sizeof *s->value);
+    s->len = calloc(room, sizeof *s->len);
+    s->by_length = calloc(room, sizeof *s->by_length);
     char *copy = strdup(names), *save = NULL;
-    for (char *name = strtok_r(copy, ",", &save); name && s->count < 64; name = strtok_r(NULL, ",", &save)) {
+    if (!s->value || !s->len || !s->by_length || !copy) die("out of memory");
+    for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         const char *value = getenv(name);
-        /* very short values would mask ordinary text everywhere */
-        if (!value || strlen(value) < 3) continue;
-        s->value[s->count] = value;
+        if (!value || !*value) continue; /* every non-empty value is masked, whatever its length */
+        s->value[s->count] = strdup(value); /* the task's env may replace the variable */
+        if (!s->value[s->count]) die("out of memory");
         s->len[s->count] = strlen(value);
+        if (s->len[s->count] > s->max_len) s->max_len = s->len[s->count];
+        s->by_length[s->count] = s->count;
         s->count++;
     }
-    /* longest first, so a secret containing another is masked whole */
-    for (int i = 1; i < s->count; i++)
-        for (int j = i; j > 0 && s->len[j] > s->len[j - 1]; j--) {
-            const char *tv = s->value[j]; s->value[j] = s->value[j - 1]; s->value[j - 1] = tv;
-            size_t tl = s->len[j]; s->len[j] = s->len[j - 1]; s->len[j - 1] = tl;
-        }
-    for (int i = 0; i < s->count; i++)
-        if (s->len[i] > s->max_len) s->max_len = s->len[i];
+    free(copy);
+    if (s->count == 0) return;
+    for (int i = 0; i < s->count; i++) {
+        if (s->len[i] == 1) s->single[(unsigned char)s->value[i][0]] = i;
+        else s->pairs[pair_of(s->value[i]) >> 3] |= (unsigned char)(1u << (pair_of(s->value[i]) & 7));
+    }
+    sort_secrets = s;
+    sort_key = NULL;
+    qsort(s->by_length, (size_t)s->count, sizeof *s->by_length, by_key_then_longest);
+    build_index(s, &s->lng, 4, (size_t)-1, hash4);
+    build_index(s, &s->shrt, 2, 3, hash2);
 }
 
 /* ---- masking ----------------------------------------------------------------
- * buf[0..*len) is carried-over bytes + new bytes. Writes the masked output to fd
- * and keeps at the front of buf the tail that might be the start of a secret
- * (unless final). */
-static void mask_and_write(const struct secrets *s, char *buf, size_t *len, int final, int fd) {
-    static char out[CHUNK * 4 + 1024];
-    size_t n = *len, i = 0, o = 0;
-    while (i < n) {
-        if (!final) {
-            int partial = 0;
-            for (int k = 0; k < s->count && !partial; k++)
-                if (s->len[k] > n - i && !memcmp(buf + i, s->value[k], n - i)) partial = 1;
-            if (partial) break;
-        }
-        int matched = 0;
-        for (int k = 0; k < s->count; k++) {
-            if (s->len[k] <= n - i && buf[i] == s->value[k][0] && !memcmp(buf + i, s->value[k], s->len[k])) {
-                memcpy(out + o, "***", 3);
-                o += 3;
-                i += s->len[k];
-                matched = 1;
-                break;
+ * The length of the secret that starts at p (the longest), 0 for none, or -1
+ * when more bytes are needed to decide (a longer secret may start here). */
+static long secret_at(const struct secrets *s, const char *p, size_t avail, int final) {
+    if (avail < 4) {
+        for (int j = 0; j < s->count; j++) {
+            int i = s->by_length[j];
+            size_t len = s->len[i];
+            if (len > avail) {
+                if (!final && !memcmp(p, s->value[i], avail)) return -1;
+            } else if (!memcmp(p, s->value[i], len)) {
+                return (long)len;
             }
         }
-        if (!matched) out[o++] = buf[i++];
-        if (o > sizeof out - 8) {
-            write_all(fd, out, o);
-            o = 0;
+        return 0;
+    }
+    unsigned pair = pair_of(p);
+    if (s->pairs[pair >> 3] & (1u << (pair & 7))) {
+        unsigned k = hash4(p);
+        for (uint32_t j = s->lng.start[k]; j < s->lng.start[k + 1]; j++) {
+            int i = s->lng.order[j];
+            size_t len = s->len[i];
+            if (len > avail) {
+                if (!final && !memcmp(p, s->value[i], avail)) return -1;
+            } else if (!memcmp(p, s->value[i], len)) {
+                return (long)len;
+            }
+        }
+        unsigned k2 = hash2(p);
+        for (uint32_t j = s->shrt.start[k2]; j < s->shrt.start[k2 + 1]; j++) {
+            int i = s->shrt.order[j];
+            if (!memcmp(p, s->value[i], s->len[i])) return (long)s->len[i];
         }
     }
-    write_all(fd, out, o);
+    return s->single[(unsigned char)p[0]] >= 0 ? 1 : 0;
+}
+
+/* buf[0..*len) is carried-over bytes + new bytes. Writes the masked output to the
+ * log and keeps at the front of buf the tail that might be the start of a secret
+ * (unless final). */
+static void mask_and_write(const struct secrets *s, char *buf, size_t *len, int final, struct task_log *log) {
+    static char out[CHUNK];
+    size_t n = *len, i = 0, o = 0, run = 0; /* buf[run..i): bytes to copy as they are */
+    if (s->count == 0) {
+        log_write(log, buf, n);
+        *len = 0;
+        return;
+    }
+    for (;;) {
+        long m = i < n ? secret_at(s, buf + i, n - i, final) : -1;
+        if (m == 0) {
+            i++;
+            continue;
+        }
+        /* a secret at i, or the end (or a possible start of one): flush the plain run */
+        while (run < i) {
+            size_t part = i - run < sizeof out - o ? i - run : sizeof out - o;
+            memcpy(out + o, buf + run, part);
+            o += part;
+            run += part;
+            if (o == sizeof out) {
+                log_write(log, out, o);
+                o = 0;
+            }
+        }
+        if (m < 0) break;
+        if (o + 3 > sizeof out) {
+            log_write(log, out, o);
+            o = 0;
+        }
+        memcpy(out + o, "***", 3);
+        o += 3;
+        i += (size_t)m;
+        run = i;
+    }
+    log_write(log, out, o);
     memmove(buf, buf + i, n - i);
     *len = n - i;
 }
@@ -319,17 +502,17 @@ static void exec_task(const struct spec *spec, int out_fd) {
     _exit(127);
 }
 
-static void run_attempt(const struct spec *spec, int log_fd, const struct secrets *secrets,
+static void run_attempt(const struct spec *spec, struct task_log *log, const struct secrets *secrets,
                         struct outcome *result) {
-    int masking = secrets->count > 0;
+    /* always through a pipe: masking, and the times of lines, need to see the output */
     int out_pipe[2] = {-1, -1};
-    if (masking && pipe2(out_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+    if (pipe2(out_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
 
     pid_t pid = fork();
     if (pid < 0) die("fork: %s", strerror(errno));
-    if (pid == 0) exec_task(spec, masking ? out_pipe[1] : log_fd);
+    if (pid == 0) exec_task(spec, out_pipe[1]);
     setpgid(pid, pid); /* also here: no race with the kill below */
-    if (masking) close(out_pipe[1]);
+    close(out_pipe[1]);
 
     memset(result, 0, sizeof *result);
     if (stop_signal) result->stopped = 1;
@@ -338,34 +521,23 @@ static void run_attempt(const struct spec *spec, int log_fd, const struct secret
     memset(&ru, 0, sizeof ru);
     double deadline = spec->timeout > 0 ? mono_now() + spec->timeout : 0;
     double kill_at = 0, give_up_at = 0;
-    int reaped = 0, pipe_open = masking, term_sent = 0, kill_sent = 0, group_gone = 0;
+    int reaped = 0, pipe_open = 1, term_sent = 0, kill_sent = 0, group_gone = 0;
     /* room for one read plus the carried-over start of a secret */
-    char *buf = masking ? malloc(CHUNK + secrets->max_len) : NULL;
-    if (masking && !buf) die("out of memory");
+    char *buf = malloc(CHUNK + secrets->max_len);
+    if (!buf) die("out of memory");
     size_t buf_len = 0;
-
-    if (!masking && !deadline) {
-        /* the common case: nothing to watch but the exit */
-        for (;;) {
-            if (wait4(pid, &status, 0, &ru) == pid) {
-                reaped = 1;
-                break;
-            }
-            if (errno != EINTR || stop_signal) break;
-        }
-    }
 
     for (;;) {
         if (!reaped && wait4(pid, &status, WNOHANG, &ru) == pid) reaped = 1;
         double now = mono_now();
         if (!reaped && deadline && now >= deadline && !result->timed_out) {
             result->timed_out = 1;
-            log_line(log_fd, "\nflank: timed out after %gs; stopping the task and everything it started\n",
+            log_line(log, "\nflank: timed out after %gs; stopping the task and everything it started\n",
                      spec->timeout);
         }
         if (!reaped && stop_signal && !result->stopped) {
             result->stopped = 1;
-            log_line(log_fd, "\nflank: stopped (signal %d); stopping the task and everything it started\n",
+            log_line(log, "\nflank: stopped (signal %d); stopping the task and everything it started\n",
                      (int)stop_signal);
         }
         /* once the task is over (or out of time), end the rest of its process group:
@@ -400,18 +572,17 @@ static void run_attempt(const struct spec *spec, int log_fd, const struct secret
             ssize_t n = read(out_pipe[0], buf + buf_len, CHUNK);
             if (n > 0) {
                 buf_len += (size_t)n;
-                mask_and_write(secrets, buf, &buf_len, 0, log_fd);
+                mask_and_write(secrets, buf, &buf_len, 0, log);
             } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
                 pipe_open = 0;
             }
         }
     }
-    if (masking) {
-        mask_and_write(secrets, buf, &buf_len, 1, log_fd);
-        close(out_pipe[0]);
-        free(buf);
-    }
+    mask_and_write(secrets, buf, &buf_len, 1, log);
+    close(out_pipe[0]);
+    free(buf);
     reap_orphans();
+    result->reaped = reaped;
 
     result->peak_rss_kb = ru.ru_maxrss;
     if (WIFEXITED(status)) {
@@ -497,6 +668,12 @@ static void mkdir_p(const char *path) {
     if (mkdir(tmp, 0755) < 0 && errno != EEXIST) die("cannot create %s: %s", path, strerror(errno));
 }
 
+static void end_entry(struct task_log *log, int attempt, const struct outcome *o, const char *status) {
+    char code[16] = "-";
+    if (o->reaped) snprintf(code, sizeof code, "%d", o->exit_code);
+    times_entry(log, "end %d %llu %lld %s %s\n", attempt, log->size, unix_ms(), code, status);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s SPEC_FILE RUN_DIR\n  (runs one task of a flank Makefile)\n", argv[0]);
@@ -508,17 +685,18 @@ int main(int argc, char **argv) {
 
     char path[4096];
     snprintf(path, sizeof path, "%s/logs/%s.log", run_dir, spec.task);
-    int log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0 && errno == ENOENT) {
+    struct task_log log;
+    open_task_log(&log, path);
+    if (log.fd < 0 && errno == ENOENT) {
         /* first task of a run made by hand: create the folders (the runner makes them) */
         char dir[4096];
         snprintf(dir, sizeof dir, "%s/tasks", run_dir);
         mkdir_p(dir);
         snprintf(dir, sizeof dir, "%s/logs", run_dir);
         mkdir_p(dir);
-        log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        open_task_log(&log, path);
     }
-    if (log_fd < 0) die("cannot open the log %s: %s", path, strerror(errno));
+    if (log.fd < 0) die("cannot open the log %s: %s", path, strerror(errno));
 
     struct secrets secrets;
     load_secrets(&secrets);
@@ -554,30 +732,39 @@ int main(int argc, char **argv) {
         write_result(run_dir, &spec, running);
         free(running);
         if (attempt > 1) {
-            log_line(log_fd, "flank: attempt %d of %d after %gs\n", attempt, attempts_allowed, delay);
+            log_line(&log, "flank: attempt %d of %d after %gs\n", attempt, attempts_allowed, delay);
             sleep_s(delay);
             delay *= 2;
         }
-        if (!stop_signal) run_attempt(&spec, log_fd, &secrets, &o);
+        int ran = !stop_signal;
+        if (ran) {
+            times_entry(&log, "attempt %d %llu %lld\n", attempt, log.size, unix_ms());
+            run_attempt(&spec, &log, &secrets, &o);
+        }
         if (o.peak_rss_kb > peak) peak = o.peak_rss_kb;
         if (o.stopped || stop_signal) {
             /* leave the "running" record: the runner marks the task interrupted */
-            close(log_fd);
+            if (ran) end_entry(&log, attempt, &o, "interrupted");
+            close(log.fd);
             return 128 + (stop_signal ? (int)stop_signal : SIGTERM);
         }
-        if (o.exit_code == 0 && !o.timed_out) break;
+        if (o.exit_code == 0 && !o.timed_out) {
+            end_entry(&log, attempt, &o, "success");
+            break;
+        }
         if (!o.timed_out && o.exit_code == 127) {
             if (spec.argc > 0)
-                log_line(log_fd, "flank: command not found: %s \xe2\x80\x94 is it installed on this VM (and on PATH)?\n",
+                log_line(&log, "flank: command not found: %s \xe2\x80\x94 is it installed on this VM (and on PATH)?\n",
                          spec.argv[0]);
             else
-                log_line(log_fd, "flank: exit 127: a command was not found (the shell names it above) \xe2\x80\x94 "
+                log_line(&log, "flank: exit 127: a command was not found (the shell names it above) \xe2\x80\x94 "
                                  "is it installed on this VM (and on PATH)?\n");
         } else if (!o.timed_out && o.exit_code == 126) {
-            log_line(log_fd, "flank: exit 126: %s is not executable \xe2\x80\x94 check its permissions "
+            log_line(&log, "flank: exit 126: %s is not executable \xe2\x80\x94 check its permissions "
                              "(chmod +x) or run it through its interpreter\n",
                      spec.argc > 0 ? spec.argv[0] : "a command");
         }
+        end_entry(&log, attempt, &o, o.timed_out ? "timed_out" : "failed");
     }
     if (attempt > attempts_allowed) attempt = attempts_allowed;
 
@@ -586,7 +773,7 @@ int main(int argc, char **argv) {
     char *final = format_final(&spec, status, attempt, &o, started_at, ended_at, mono_now() - t0, peak);
     write_result(run_dir, &spec, final);
     free(final);
-    close(log_fd);
+    close(log.fd);
     if (o.timed_out) return EXIT_TIMED_OUT;
     if (o.exit_code == 0) return 0;
     return o.exit_code > 0 && o.exit_code < 256 ? o.exit_code : 1;

@@ -17,6 +17,16 @@ What a launch leaves in RUN_DIR (the format of run/records.py):
                        then {"task", "status": "success"|"failed"|"timed_out", "attempts", "exit_code",
                        ["signal"], "started_at", "ended_at", "duration_s", "peak_rss_kb", "log"}
     logs/<task>.log    stdout+stderr as produced, secrets (FLANK_SECRET_NAMES) masked as ***
+                       (run/secrets.py states the rule), and flank's own "flank: ..." lines
+    logs/<task>.log.times  when each attempt and line began, appended as the log grows:
+                       attempt <n> <offset> <unix_ms>          attempt n starts; its output at byte offset
+                       end <n> <offset> <unix_ms> <exit_code|-> <status>   attempt n ended (status:
+                                                               success|failed|timed_out|interrupted)
+                       <offset> <unix_ms>                      the log line starting at byte offset began
+                       Line entries only when >= 100 ms passed since the previous entry: a line's
+                       time is that of the nearest entry at or before its offset. Offsets are in
+                       the log as stored (masked). "flank: attempt 2 of 3 after 10s" lies between
+                       `end 1` and `attempt 2`.
 Exit status: 0 when the task succeeded, non-zero otherwise (make -k then skips its dependents).
 """
 from __future__ import annotations
@@ -30,11 +40,13 @@ import sys
 import time
 from typing import NamedTuple
 
+from flank_ops.run.secrets import SecretMasker, secret_values_from_env
+
 SPEC_FORMAT = "1"
 CHUNK = 65536
 EXIT_TIMED_OUT = 124
 DEFAULT_KILL_GRACE_S = 5.0
-MIN_SECRET_LEN = 3  # shorter values would mask ordinary text everywhere
+TIMES_INTERVAL_S = 0.1  # at most ~10 line entries a second in logs/<task>.log.times
 # make's own variables would leak make -k/-j and our command line into a make the task runs
 MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR")
 
@@ -107,36 +119,60 @@ def decode_spec(data: bytes) -> TaskSpec:
     )
 
 
-# --- masking -------------------------------------------------------------------
+# --- the log and its times ---------------------------------------------------------
 
-class SecretMasker:
-    """Replaces secret values by *** in a byte stream, even across chunk boundaries."""
+class TaskLog:
+    """logs/<task>.log and its companion logs/<task>.log.times (format in the module docstring)."""
 
-    def __init__(self, secrets: list[bytes]) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
-        self.carry = b""
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self.size = os.fstat(self.fd).st_size
+        self.at_line_start = self.size == 0 or os.pread(self.fd, 1, self.size - 1) == b"\n"
+        try:
+            self.times_fd = os.open(path + ".times", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError:
+            self.times_fd = -1  # no timestamps; the log itself matters more
+        self.last_entry = float("-inf")
 
-    def feed(self, data: bytes, final: bool = False) -> bytes:
-        data = self.carry + data
-        for secret in self.secrets:
-            data = data.replace(secret, b"***")
-        self.carry = b""
-        if not final:
-            # hold back the longest tail that could be the start of a secret
-            longest = max((len(s) for s in self.secrets), default=1)
-            for k in range(min(longest - 1, len(data)), 0, -1):
-                tail = data[-k:]
-                if any(s.startswith(tail) for s in self.secrets):
-                    self.carry = tail
-                    data = data[:-k]
-                    break
-        return data
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view):]
+            except InterruptedError:
+                continue
+            except OSError:
+                break  # disk full: the record still tells what happened
+        if time.monotonic() - self.last_entry >= TIMES_INTERVAL_S:
+            if self.at_line_start:
+                self._entry(f"{self.size}")
+            else:
+                newline = data.find(b"\n")
+                if 0 <= newline < len(data) - 1:
+                    self._entry(f"{self.size + newline + 1}")
+        self.size += len(data)
+        self.at_line_start = data.endswith(b"\n")
 
+    def attempt_started(self, attempt: int) -> None:
+        self._entry(f"attempt {attempt} {self.size}")
 
-def secrets_from_env(environ: dict[str, str]) -> list[bytes]:
-    names = [n for n in environ.get("FLANK_SECRET_NAMES", "").split(",") if n]
-    values = [os.fsencode(environ[n]) for n in names if n in environ]
-    return [v for v in values if len(v) >= MIN_SECRET_LEN]
+    def attempt_ended(self, attempt: int, exit_code: int | None, status: str) -> None:
+        self._entry(f"end {attempt} {self.size}", f" {'-' if exit_code is None else exit_code} {status}")
+
+    def _entry(self, head: str, tail: str = "") -> None:
+        self.last_entry = time.monotonic()
+        if self.times_fd >= 0:
+            try:
+                os.write(self.times_fd, f"{head} {time.time_ns() // 1_000_000}{tail}\n".encode())
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self.times_fd >= 0:
+            os.close(self.times_fd)
 
 
 # --- running -----------------------------------------------------------------------
@@ -153,6 +189,7 @@ class Outcome(NamedTuple):
     signal: int  # 0 = exited normally
     timed_out: bool
     peak_rss_kb: int
+    reaped: bool = True  # False: the task's exit was never seen (exit_code means nothing)
 
 
 def _write_result(run_dir: str, task: str, result: dict) -> None:
@@ -163,8 +200,8 @@ def _write_result(run_dir: str, task: str, result: dict) -> None:
     os.replace(tmp, path)
 
 
-def _log(log_fd: int, text: str) -> None:
-    os.write(log_fd, text.encode("utf-8"))
+def _log(log: TaskLog, text: str) -> None:
+    log.write(text.encode("utf-8"))
 
 
 def _exec_task(spec: TaskSpec, out_fd: int) -> None:
@@ -218,19 +255,17 @@ def _reap_orphans() -> None:
             return
 
 
-def _run_attempt(spec: TaskSpec, log_fd: int, masker: SecretMasker | None, wake_fd: int) -> Outcome:
-    out_r = out_w = -1
-    if masker:
-        out_r, out_w = os.pipe()
+def _run_attempt(spec: TaskSpec, log: TaskLog, masker: SecretMasker[bytes], wake_fd: int) -> Outcome:
+    # always through a pipe: masking, and the times of lines, need to see the output
+    out_r, out_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _exec_task(spec, out_w if masker else log_fd)
+        _exec_task(spec, out_w)
     try:
         os.setpgid(pid, pid)
     except OSError:
         pass
-    if masker:
-        os.close(out_w)
+    os.close(out_w)
 
     status = 0
     rusage = None
@@ -238,14 +273,13 @@ def _run_attempt(spec: TaskSpec, log_fd: int, masker: SecretMasker | None, wake_
     timed_out = False
     term_sent = kill_sent = group_gone = False
     kill_at = give_up_at = 0.0
-    pipe_open = masker is not None
+    pipe_open = True
     deadline = time.monotonic() + spec.timeout_s if spec.timeout_s > 0 else 0.0
 
     stopped = False
     poller = select.poll()
     poller.register(wake_fd, select.POLLIN)
-    if pipe_open:
-        poller.register(out_r, select.POLLIN)
+    poller.register(out_r, select.POLLIN)
     while True:
         if not reaped:
             got, st, ru = os.wait4(pid, os.WNOHANG)
@@ -254,10 +288,10 @@ def _run_attempt(spec: TaskSpec, log_fd: int, masker: SecretMasker | None, wake_
         now = time.monotonic()
         if not reaped and deadline and now >= deadline and not timed_out:
             timed_out = True
-            _log(log_fd, f"\nflank: timed out after {spec.timeout_s:g}s; stopping the task and everything it started\n")
+            _log(log, f"\nflank: timed out after {spec.timeout_s:g}s; stopping the task and everything it started\n")
         if not reaped and _stop_signal and not stopped:
             stopped = True
-            _log(log_fd, f"\nflank: stopped (signal {_stop_signal}); stopping the task and everything it started\n")
+            _log(log, f"\nflank: stopped (signal {_stop_signal}); stopping the task and everything it started\n")
         # once the task is over (or out of time, or stopped), end the rest of its process group:
         # children, grandchildren, background jobs
         if (reaped or timed_out or stopped) and not term_sent:
@@ -301,15 +335,12 @@ def _run_attempt(spec: TaskSpec, log_fd: int, masker: SecretMasker | None, wake_
             elif fd == out_r and pipe_open:
                 data = os.read(out_r, CHUNK)
                 if data:
-                    os.write(log_fd, masker.feed(data))  # type: ignore[union-attr]
+                    log.write(masker.feed(data))
                 else:
                     pipe_open = False
                     poller.unregister(out_r)
-    if masker:
-        tail = masker.feed(b"", final=True)
-        if tail:
-            os.write(log_fd, tail)
-        os.close(out_r)
+    log.write(masker.feed(b"", final=True))
+    os.close(out_r)
     _reap_orphans()
 
     if os.WIFSIGNALED(status):
@@ -318,7 +349,7 @@ def _run_attempt(spec: TaskSpec, log_fd: int, masker: SecretMasker | None, wake_
     else:
         sig = 0
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
-    return Outcome(stopped, code, sig, timed_out, int(rusage.ru_maxrss) if rusage else 0)
+    return Outcome(stopped, code, sig, timed_out, int(rusage.ru_maxrss) if rusage else 0, reaped)
 
 
 _stop_signal = 0
@@ -356,10 +387,9 @@ def _become_subreaper() -> None:
 def launch(spec: TaskSpec, run_dir: str) -> int:
     os.makedirs(os.path.join(run_dir, "tasks"), exist_ok=True)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
-    log_fd = os.open(os.path.join(run_dir, "logs", f"{spec.task}.log"),
-                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    log = TaskLog(os.path.join(run_dir, "logs", f"{spec.task}.log"))
 
-    secrets = secrets_from_env(dict(os.environ))
+    secrets = secret_values_from_env(os.environ)
     for name in MAKE_VARIABLES:
         os.environ.pop(name, None)
     os.environ["FLANK_TASK"] = spec.task
@@ -386,29 +416,35 @@ def launch(spec: TaskSpec, run_dir: str) -> int:
         _write_result(run_dir, spec.task, {"task": spec.task, "status": "running", "attempt": attempt,
                                            "started_at": started_at, "pid": os.getpid()})
         if attempt > 1:
-            _log(log_fd, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
+            _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)
             delay *= 2
-        masker = SecretMasker(secrets) if secrets else None
-        if not _stop_signal:
-            outcome = _run_attempt(spec, log_fd, masker, wake_r)
+        ran = not _stop_signal
+        if ran:
+            log.attempt_started(attempt)
+            outcome = _run_attempt(spec, log, SecretMasker(secrets), wake_r)
         peak = max(peak, outcome.peak_rss_kb)
         if outcome.stopped or _stop_signal:
             # leave the "running" record: the runner marks the task interrupted
-            os.close(log_fd)
+            if ran:
+                log.attempt_ended(attempt, outcome.exit_code if outcome.reaped else None, "interrupted")
+            log.close()
             return 128 + (_stop_signal or signal.SIGTERM)
         if outcome.exit_code == 0 and not outcome.timed_out:
+            log.attempt_ended(attempt, outcome.exit_code, "success")
             break
         if not outcome.timed_out and outcome.exit_code == 127:
             if spec.argv:
-                _log(log_fd, f"flank: command not found: {spec.argv[0]} — is it installed on this VM (and on PATH)?\n")
+                _log(log, f"flank: command not found: {spec.argv[0]} — is it installed on this VM (and on PATH)?\n")
             else:
-                _log(log_fd, "flank: exit 127: a command was not found (the shell names it above) — "
-                             "is it installed on this VM (and on PATH)?\n")
+                _log(log, "flank: exit 127: a command was not found (the shell names it above) — "
+                          "is it installed on this VM (and on PATH)?\n")
         elif not outcome.timed_out and outcome.exit_code == 126:
             what = spec.argv[0] if spec.argv else "a command"
-            _log(log_fd, f"flank: exit 126: {what} is not executable — check its permissions "
-                         "(chmod +x) or run it through its interpreter\n")
+            _log(log, f"flank: exit 126: {what} is not executable — check its permissions "
+                      "(chmod +x) or run it through its interpreter\n")
+        log.attempt_ended(attempt, outcome.exit_code if outcome.reaped else None,
+                          "timed_out" if outcome.timed_out else "failed")
 
     if outcome.timed_out:
         status = "timed_out"
@@ -425,7 +461,7 @@ def launch(spec: TaskSpec, run_dir: str) -> int:
         "log": f"logs/{spec.task}.log",
     })
     _write_result(run_dir, spec.task, result)
-    os.close(log_fd)
+    log.close()
     if outcome.timed_out:
         return EXIT_TIMED_OUT
     if outcome.exit_code == 0:

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,9 @@ class Launch:
 
     def log(self, task: str = "t") -> bytes:
         return (self.run_dir / "logs" / f"{task}.log").read_bytes()
+
+    def times(self, task: str = "t") -> list[list[str]]:
+        return [line.split(" ") for line in (self.run_dir / "logs" / f"{task}.log.times").read_text().splitlines()]
 
 
 @pytest.fixture
@@ -220,7 +224,7 @@ def test_secrets_are_masked_even_across_split_writes(launch: Launch) -> None:
                "printf 'k3y-'; sleep 0.05; printf 'with-more ab '; echo $DB_PASSWORD")
     proc = launch.run(command, environ=env)
     assert proc.returncode == 0
-    assert launch.log() == b"*** and ***\n*** ab ***\n"
+    assert launch.log() == b"*** and ***\n*** *** ***\n"  # a short value is masked too (one rule)
 
 
 def test_non_utf8_and_no_final_newline_pass_through(launch: Launch) -> None:
@@ -275,6 +279,60 @@ def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: P
     assert proc.returncode == 2
     assert "cannot read the task spec" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- logs/<task>.log.times: when attempts and lines began ------------------------------
+
+def test_times_mark_attempts_and_lines_at_offsets_of_the_stored_log(launch: Launch, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    # the secret changes the log's length: offsets are those of the stored (masked) log
+    command = (f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; '
+               f'echo "try $n $TOKEN"; sleep 0.3; echo "try $n later"; printf "partial "; sleep 0.3; '
+               f'echo "line"; [ $n -ge 2 ]')
+    before_ms = time.time_ns() // 1_000_000
+    proc = launch.run(command, argv=(), retries=1, retry_delay_s=0.1,
+                      environ={"TOKEN": "s3cr3t-value", "FLANK_SECRET_NAMES": "TOKEN"})
+    after_ms = time.time_ns() // 1_000_000
+    assert proc.returncode == 0, proc.stderr
+    log = launch.log()
+    assert b"s3cr3t" not in log
+    entries = launch.times()
+    attempts = [e for e in entries if e[0] == "attempt"]
+    ends = [e for e in entries if e[0] == "end"]
+    lines = [e for e in entries if e[0] not in ("attempt", "end")]
+    assert [(e[1], e[4], e[5]) for e in ends] == [("1", "1", "failed"), ("2", "0", "success")]
+    assert [e[1] for e in attempts] == ["1", "2"]
+    a1, e1, a2, e2 = int(attempts[0][2]), int(ends[0][2]), int(attempts[1][2]), int(ends[1][2])
+    assert log[a1:e1] == b"try 1 ***\ntry 1 later\npartial line\n"
+    assert log[e1:a2] == b"flank: attempt 2 of 2 after 0.1s\n"
+    assert log[a2:e2] == b"try 2 ***\ntry 2 later\npartial line\n" and e2 == len(log)
+    # the lines printed after a pause have their own entry, at their first byte
+    line_offsets = [int(e[0]) for e in lines]
+    for text in (b"try 1 later", b"try 2 later"):
+        assert log.index(text) in line_offsets
+    assert all(offset == 0 or log[offset - 1:offset] == b"\n" for offset in line_offsets)
+    stamps = [int(e[3] if e[0] in ("attempt", "end") else e[1]) for e in entries]
+    assert stamps == sorted(stamps) and before_ms <= stamps[0] and stamps[-1] <= after_ms
+    offsets = [int(e[2] if e[0] in ("attempt", "end") else e[0]) for e in entries]
+    assert offsets == sorted(offsets)
+
+
+def test_times_end_a_timed_out_and_a_stopped_attempt(launch: Launch) -> None:
+    launch.run("echo started; sleep 30", timeout_s=0.5, task="slow")
+    end = launch.times("slow")[-1]
+    assert (end[0], end[1], end[2], end[5]) == ("end", "1", str(len(launch.log("slow"))), "timed_out")
+    proc = subprocess.Popen([*launch.argv, str(launch.spec("echo go; sleep 300", task="stopped")),
+                             str(launch.run_dir)])
+    try:
+        wait_for(lambda: (launch.run_dir / "logs" / "stopped.log").exists() and launch.log("stopped") == b"go\n",
+                 "the task to start", timeout=10.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert [e[0] for e in launch.times("stopped")] == ["attempt", "end"]
+    assert launch.times("stopped")[-1][5] == "interrupted"
 
 
 # --- building the launcher ---------------------------------------------------------
