@@ -25,6 +25,7 @@ import mimetypes
 import os
 import posixpath
 import resource
+import socket
 import sys
 import time
 import urllib.parse
@@ -48,6 +49,8 @@ CONTENT_TYPES = {
 
 MAX_HEAD_BYTES = 16 * 1024  # a request line and headers; browsers send about 1 KB
 CHUNK = 256 * 1024
+BACKLOG = 512
+OUT_OF_FILES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class Limits(NamedTuple):
@@ -57,12 +60,19 @@ class Limits(NamedTuple):
 
 
 class _Conn:
-    __slots__ = ("client", "writer", "idle")
+    __slots__ = ("client", "sock", "writer", "idle")
 
-    def __init__(self, client: str, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, client: str, sock: socket.socket) -> None:
         self.client = client
-        self.writer = writer
-        self.idle = True  # waiting for a request head (not answering one)
+        self.sock = sock
+        self.writer: asyncio.StreamWriter | None = None  # once its streams are set up
+        self.idle = True  # waiting for a request head (not answering one): may be closed to make room
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()
+        else:
+            self.sock.close()
 
 
 class _Request(NamedTuple):
@@ -125,43 +135,90 @@ def raise_open_files_limit() -> int:
 
 
 class SiteServer:
-    """The listening server: `serve_forever()` until Ctrl-C, then `close()`."""
+    """The listening server: `serve_forever()` until Ctrl-C, then `close()`.
+
+    It accepts connections itself (not asyncio.start_server) so that each is admitted, and
+    room made for it, the moment it is accepted: asyncio's own loop accepts up to a
+    backlog-full at once before any handler runs, which overshoots the open-files limit.
+    """
 
     def __init__(self, site_dir: Path, limits: Limits) -> None:
         self.site_dir = str(site_dir)
         self.limits = limits
         self.quiet = bool(os.environ.get("FLANK_SERVE_QUIET"))
         self.loop = asyncio.new_event_loop()
-        self.server: asyncio.base_events.Server | None = None
+        self.listeners: list[socket.socket] = []
         self._conns: dict[_Conn, None] = {}  # insertion order = age, oldest first
         self._by_client: dict[str, dict[_Conn, None]] = {}
 
     @property
     def server_address(self) -> tuple:
-        assert self.server is not None
-        return self.server.sockets[0].getsockname()
+        return self.listeners[0].getsockname()
 
     def listen(self, host: str, port: int) -> None:
-        self.server = self.loop.run_until_complete(asyncio.start_server(
-            self._connection, host, port, limit=MAX_HEAD_BYTES, backlog=1024))
+        """Bind every address `host` resolves to (raises OSError)."""
+        for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                   flags=socket.AI_PASSIVE):
+            if any(s.family == family and s.getsockname()[:2] == address[:2] for s in self.listeners):
+                continue
+            sock = socket.socket(family, kind, proto)
+            self.listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+            if port == 0:  # the other addresses take the port the first one got
+                port = sock.getsockname()[1]
 
     def serve_forever(self) -> None:
-        assert self.server is not None
-        self.loop.run_until_complete(self.server.serve_forever())
+        async def accept_all() -> None:
+            await asyncio.gather(*(self._accept(s) for s in self.listeners))
+
+        self.loop.run_until_complete(accept_all())
 
     def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        for sock in self.listeners:
+            sock.close()
         for conn in list(self._conns):
-            conn.writer.transport.abort()
+            conn.close()
         tasks = asyncio.all_tasks(self.loop)
         for task in tasks:
             task.cancel()
+
+        async def finish() -> None:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
         if tasks:
-            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self.loop.run_until_complete(finish())
         self.loop.close()
 
     # --- connections ---------------------------------------------------------
+
+    async def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, peer = await self.loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno in OUT_OF_FILES:  # only if something else holds files: make room, retry
+                    if not self._close_oldest_idle(self._conns):
+                        await asyncio.sleep(0.1)
+                    await asyncio.sleep(0)
+                    continue
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EAGAIN):
+                    continue
+                raise
+            conn = _Conn(str(peer[0]), sock)
+            if not self._admit(conn):
+                sock.setblocking(False)
+                try:
+                    sock.send(self._error_response(503, "Too many connections", head_only=False, close=True))
+                except OSError:
+                    pass
+                sock.close()
+                continue
+            self.loop.create_task(self._connection(conn))
 
     def _admit(self, conn: _Conn) -> bool:
         """Make room for `conn` within the limits by closing the oldest waiting connections."""
@@ -178,7 +235,7 @@ class SiteServer:
         for old in conns:
             if old.idle:
                 self._forget(old)
-                old.writer.transport.abort()
+                old.close()
                 return True
         return False
 
@@ -190,13 +247,18 @@ class SiteServer:
             if not mine:
                 del self._by_client[conn.client]
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        conn = _Conn(str(peer[0]) if peer else "?", writer)
-        if not self._admit(conn):
-            writer.write(self._error_response(503, "Too many connections", head_only=False, close=True))
-            writer.transport.close()
+    async def _connection(self, conn: _Conn) -> None:
+        sock = conn.sock
+        try:
+            if sock.fileno() < 0:
+                return  # closed to make room before its turn came
+            conn.idle = False  # not while its transport is being set up around the socket
+            reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_HEAD_BYTES)
+        except (OSError, ValueError):
+            self._forget(conn)
+            sock.close()
             return
+        conn.writer = writer
         try:
             while True:
                 conn.idle = True
@@ -297,11 +359,12 @@ class SiteServer:
                 if when is not None and when.tzinfo is not None and int(stat.st_mtime) <= when.timestamp():
                     writer.write(self._head(304, {}, not keep_alive))
                     return 304
-            writer.write(self._head(200, {
+            head = self._head(200, {
                 "Content-Type": content_type(path),
                 "Content-Length": str(stat.st_size),
                 "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
-            }, not keep_alive))
+            }, not keep_alive)
+            writer.write(head if head_only else head + f.read(CHUNK))  # a page: one write
             if not head_only:
                 while chunk := f.read(CHUNK):
                     writer.write(chunk)
