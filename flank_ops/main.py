@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "prune": "remove old runs (records, logs and pages)",
     "sync": "upload records, logs and the site to S3",
     "doctor": "check this VM's flank setup end to end",
+    "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, run, cancel, secrets)",
 }
 
 
