@@ -5,6 +5,8 @@ import contextlib
 import http.client
 import os
 import resource
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -206,3 +208,39 @@ def test_ipv6_loopback(flank_home: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_printed_systemd_unit_serves_the_site(flank_home: Path, tmp_path: Path) -> None:
+    make_project(Home())
+    port = free_port()
+    proc = run_flank("serve", "--port", str(port), "--print-systemd-unit")
+    assert proc.returncode == 0, proc.stderr
+    unit = proc.stdout
+    assert "systemctl --user enable --now flank-serve.service" in unit
+    assert 'loginctl enable-linger "$USER"' in unit
+    assert f'Environment="FLANK_HOME={flank_home}"' in unit
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    command = shlex.split(exec_start[len("ExecStart="):])
+    assert os.path.isabs(command[0]) and command[-3:] == ["serve", "--port", str(port)]
+    if shutil.which("systemd-analyze"):
+        (tmp_path / "flank-serve.service").write_text(unit)
+        check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "flank-serve.service")],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+    # what systemd would start: that command, with that environment and no PATH
+    server = subprocess.Popen(command, env={"FLANK_HOME": str(flank_home), "FLANK_SERVE_QUIET": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: server.poll() is not None or _answers(port), "the unit's command to serve", timeout=30)
+        assert get(port, "/")[0] == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
