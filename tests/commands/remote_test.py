@@ -179,3 +179,14 @@ def test_parse_remote_url(url: str, expected: RemoteProject) -> None:
 def test_parse_remote_url_refuses_what_is_not_an_ssh_project_repo(url: str) -> None:
     with pytest.raises(UserError):
         parse_remote_url(url)
+
+
+@needs_sshd
+def test_a_vm_flank_that_moved_gets_a_message_saying_how_to_repair_it(laptop: Laptop, flank_home: Path) -> None:
+    git("--git-dir", str(flank_home / "demo.git"), "config", "flank.command", "/nonexistent/venv/bin/flank",
+        cwd=flank_home)
+    proc = laptop.flank("remote", "status")
+    assert proc.returncode == 1
+    assert "flank was not found on" in proc.stderr
+    assert "run `flank init demo` once" in proc.stderr
+    assert "Traceback" not in proc.stderr
