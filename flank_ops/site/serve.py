@@ -103,7 +103,8 @@ def site_file(site_dir: str, target: str) -> tuple[str, str]:
     candidate = os.path.join(site, *parts)
     if os.path.isdir(candidate):
         if not url_path.endswith("/"):
-            return "redirect", url_path + "/" + (f"?{query}" if query else "")
+            # one leading slash: "//host/x" in a Location header would send the browser to another site
+            return "redirect", "/" + url_path.lstrip("/") + "/" + (f"?{query}" if query else "")
         candidate = os.path.join(candidate, "index.html")
     elif path.endswith("/"):
         return "missing", ""

@@ -174,6 +174,10 @@ def test_keep_alive_head_redirects_and_not_modified(served_site: int) -> None:
     resp = conn.getresponse()
     resp.read()
     assert resp.status == 301 and resp.getheader("Location") == "/demo/"
+    conn.request("GET", "//demo")  # never a Location of "//demo/", which browsers read as another host
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 301 and resp.getheader("Location") == "/demo/"
     conn.request("HEAD", "/_static/style.css")  # same connection (HTTP/1.1 keep-alive)
     resp = conn.getresponse()
     assert resp.status == 200 and resp.read() == b"" and int(resp.getheader("Content-Length")) > 0
