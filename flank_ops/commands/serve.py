@@ -13,21 +13,21 @@ from flank_ops.paths import Home
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8083
+DEFAULT_TIMEOUT = 15.0  # seconds for a request head to arrive, or a write to progress
+DEFAULT_PER_CLIENT = 128  # connections one client address may hold (a browser opens about 6)
 UNIT_NAME = "flank-serve.service"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from flank_ops.site.serve import Limits
-
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0 exposes it to the network)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--timeout", type=float, default=Limits().timeout, metavar="SECONDS",
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="close a connection that sends no complete request (or reads no response) "
-                             f"for this long (default {Limits().timeout:g})")
-    parser.add_argument("--per-client", type=int, default=Limits().per_client, metavar="N",
+                             f"for this long (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--per-client", type=int, default=DEFAULT_PER_CLIENT, metavar="N",
                         help="connections one client address may hold; beyond that its oldest idle one is "
-                             f"closed (default {Limits().per_client})")
+                             f"closed (default {DEFAULT_PER_CLIENT})")
     parser.add_argument("--print-systemd-unit", action="store_true",
                         help="print a systemd user unit that runs this command at boot, and how to install it")
 
@@ -66,16 +66,14 @@ def run(args: argparse.Namespace) -> int:
 
 def serve_options(args: argparse.Namespace) -> list[str]:
     """The options given, defaults left out."""
-    from flank_ops.site.serve import Limits
-
     options: list[str] = []
     if args.host != DEFAULT_HOST:
         options += ["--host", args.host]
     if args.port != DEFAULT_PORT:
         options += ["--port", str(args.port)]
-    if args.timeout != Limits().timeout:
+    if args.timeout != DEFAULT_TIMEOUT:
         options += ["--timeout", f"{args.timeout:g}"]
-    if args.per_client != Limits().per_client:
+    if args.per_client != DEFAULT_PER_CLIENT:
         options += ["--per-client", str(args.per_client)]
     return options
 

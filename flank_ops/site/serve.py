@@ -54,8 +54,8 @@ OUT_OF_FILES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class Limits(NamedTuple):
-    timeout: float = 15.0  # seconds for a request head to arrive, or a write to progress
-    per_client: int = 128  # connections one client address may hold (a browser opens about 6)
+    timeout: float  # seconds for a request head to arrive, or a write to progress
+    per_client: int  # connections one client address may hold
     max_connections: int = 4096  # lowered to what the open-files limit allows
 
 
@@ -400,9 +400,8 @@ class SiteServer:
         print(f'{client} - - [{when}] "{line}" {status} -', file=sys.stderr, flush=True)
 
 
-def make_server(site_dir: Path, host: str, port: int, limits: Limits | None = None) -> SiteServer:
+def make_server(site_dir: Path, host: str, port: int, limits: Limits) -> SiteServer:
     """Bind the server (raises UserError when the address is taken or not usable)."""
-    limits = limits or Limits()
     open_files = raise_open_files_limit()
     limits = limits._replace(max_connections=max(16, min(limits.max_connections, open_files - 64)))
     server = SiteServer(site_dir, limits)
