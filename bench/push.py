@@ -5,11 +5,12 @@ missing) into a flank project (`flank init`, real hooks, real deploy) and into a
 plain bare repo with no hooks, alternating the two in each round, and prints both
 medians and their ratio. Also prints the import time of the hook path.
 
-    python bench/push.py [--rounds 15] [--ssh root@127.0.0.1:2222 --ssh-key ~/.ssh/id_ed25519]
+    python bench/push.py [--rounds 15] [--ssh | --ssh root@127.0.0.1:2222 --ssh-key ~/.ssh/id_ed25519]
 
-With --ssh, both pushes go over ssh to this same machine (an sshd you run, e.g. on
-127.0.0.1), as an analyst's pushes do: the fixed cost of a push then includes the
-ssh session, as in real use.
+With --ssh, both pushes go over ssh to this same machine, as an analyst's pushes
+do: the fixed cost of a push then includes the ssh session, as in real use. Bare
+--ssh starts a private sshd on 127.0.0.1 for the bench (tests/sshd.py, the one the
+tests use); --ssh USER@HOST:PORT uses an sshd you run.
 
 Everything happens in a temp dir with its own FLANK_HOME. The `schedule:` lines
 are dropped from the copied flank.yml so the bench never installs anything into
@@ -18,6 +19,7 @@ this machine's crontab.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -30,6 +32,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "repo"
+sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 GENERATED_FLANK_YML = """\
 persist: [data]
@@ -90,11 +93,12 @@ def import_time_ms(bare: Path, env: dict[str, str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--ssh", metavar="USER@HOST:PORT", help="push over ssh to this machine")
+    parser.add_argument("--ssh", metavar="USER@HOST:PORT", nargs="?", const="private",
+                        help="push over ssh to this machine (alone: through a private sshd on 127.0.0.1)")
     parser.add_argument("--ssh-key", metavar="FILE", help="the private key for --ssh")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="flank-bench-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="flank-bench-") as tmp_name, contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         env.update({
@@ -111,7 +115,18 @@ def main() -> int:
         wc = tmp / "wc"
         make_working_copy(wc, env)
         url = str
-        if args.ssh:
+        if args.ssh == "private":
+            from sshd import PrivateSshd, sshd_available
+
+            if sshd_available():
+                sys.exit(f"--ssh: {sshd_available()}")
+            session_env = {k: v for k, v in env.items() if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_",
+                                                                          "GIT_CONFIG_"))}
+            sshd = stack.enter_context(PrivateSshd(tmp / "sshd", env=session_env))
+            env["GIT_SSH_COMMAND"] = sshd.ssh_command
+            args.ssh = f"{sshd.user}@127.0.0.1:{sshd.port} (a private sshd)"
+            url = sshd.url
+        elif args.ssh:
             user_host, _, port = args.ssh.rpartition(":")
             key = f" -i {args.ssh_key}" if args.ssh_key else ""
             env["GIT_SSH_COMMAND"] = (f"ssh{key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "

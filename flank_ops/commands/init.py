@@ -2,13 +2,22 @@
 
 Running it again on an existing project repairs the hook shims (e.g. after the
 Python that flank lives in moved) and touches nothing else.
+
+It also records in the bare repo how to start this flank (git config
+flank.command, an absolute path), which `flank remote` on the laptop reads: ssh
+commands get a short PATH (~/.local/bin is added by login shells only), and the
+hooks already call flank by absolute path for the same reason.
 """
 from __future__ import annotations
 
 import argparse
 import getpass
 import os
+import pwd
+import shlex
+import shutil
 import socket
+import subprocess
 
 from flank_ops.errors import UserError
 from flank_ops.git.bare_repo import (
@@ -38,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         branch = check_branch_name(args.branch or DEFAULT_BRANCH)
         home.root.mkdir(parents=True, exist_ok=True)
         create_bare_repo(git_dir, branch)
+        record_flank_command(paths)
         make_state_dirs(paths)
         print(f"flank: created project {paths.name!r}")
         print(f"  bare repo  {git_dir}  (deploys branch {branch})")
@@ -60,6 +70,7 @@ def repair(paths: ProjectPaths, branch: str | None) -> None:
             f"to change it: git --git-dir={git_dir} symbolic-ref HEAD refs/heads/{branch}",
         )
     hooks = install_hooks(git_dir)
+    record_flank_command(paths)
     make_state_dirs(paths)
     print(f"flank: project {paths.name!r} exists; repaired its hooks ({', '.join(hooks)})")
 
@@ -71,9 +82,66 @@ def make_state_dirs(paths: ProjectPaths) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
+def record_flank_command(paths: ProjectPaths) -> None:
+    """Write where this flank is into the bare repo, for `flank remote` (see flank_ops/remote/ssh.py)."""
+    from flank_ops.git.gitcmd import run_git
+    from flank_ops.remote.ssh import FLANK_COMMAND_KEY
+    from flank_ops.schedule.crontab import flank_command
+
+    run_git(["config", FLANK_COMMAND_KEY, shlex.join(flank_command())], git_dir=paths.bare_repo)
+
+
+def ssh_user() -> str:
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
+
+
 def ssh_remote_url(paths: ProjectPaths) -> str:
-    user = os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
-    return f"ssh://{user}@{socket.getfqdn()}{paths.bare_repo}"
+    return f"ssh://{ssh_user()}@{socket.getfqdn()}{paths.bare_repo}"
+
+
+# The PATH sshd gives a command run as `ssh vm COMMAND` (Debian's and Ubuntu's build).
+SSH_COMMAND_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
+
+
+def flank_for_ssh_commands() -> str | None:
+    """What `ssh vm flank` would run: the `flank` found on sshd's PATH, after ~/.bashrc when
+    the login shell is bash (bash reads it for ssh commands, up to its interactive guard)."""
+    env = {"HOME": os.path.expanduser("~"), "USER": ssh_user(), "PATH": SSH_COMMAND_PATH,
+           "SSH_CLIENT": "127.0.0.1 22 22"}
+    try:
+        shell = pwd.getpwuid(os.getuid()).pw_shell
+    except KeyError:
+        shell = ""
+    if os.path.basename(shell) != "bash":
+        return shutil.which("flank", path=SSH_COMMAND_PATH)
+    try:
+        proc = subprocess.run([shell, "-c", "command -v flank"], env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = proc.stdout.strip().splitlines()
+    return found[-1] if proc.returncode == 0 and found else None
+
+
+def print_ssh_path_advice() -> None:
+    """Say how to make `ssh vm flank status` work, unless it already runs this flank."""
+    from flank_ops.schedule.crontab import flank_command
+
+    mine = flank_command()
+    found = flank_for_ssh_commands()
+    if found and len(mine) == 1 and os.path.realpath(found) == os.path.realpath(mine[0]):
+        return
+    print()
+    if found:
+        print(f"`ssh {ssh_user()}@{socket.getfqdn()} flank ...` would run {found}, not this flank ({shlex.join(mine)}).")
+    else:
+        print(f"`ssh {ssh_user()}@{socket.getfqdn()} flank ...` will not find flank (ssh commands get PATH={SSH_COMMAND_PATH}).")
+    if len(mine) == 1:
+        print("To fix it, link this flank into /usr/local/bin:")
+        print(f"  sudo ln -sf {shlex.quote(mine[0])} /usr/local/bin/flank")
+        print("(or, without sudo, put this line at the TOP of ~/.bashrc, above its 'If not running interactively':")
+        print(f"  export PATH={shlex.quote(os.path.dirname(mine[0]))}:\"$PATH\")")
+    print("`flank remote ...` in your clone works either way: it finds this flank by its absolute path.")
 
 
 def print_next_steps(paths: ProjectPaths) -> None:
@@ -86,3 +154,21 @@ def print_next_steps(paths: ProjectPaths) -> None:
     print("To see run summaries in git log (once per clone, then git fetch flank):")
     print("  git config --add remote.flank.fetch '+refs/notes/flank:refs/notes/flank'")
     print("  git config notes.displayRef refs/notes/flank")
+    print()
+    print("From the clone on your laptop (with flank installed there too), without logging in here:")
+    print("  flank remote status          flank remote run PIPELINE          flank remote logs PIPELINE")
+    print_site_advice()
+    print_ssh_path_advice()
+
+
+def print_site_advice() -> None:
+    from flank_ops.commands.serve import DEFAULT_PORT
+
+    print()
+    print("To see the status site, serve it on this VM (it listens on 127.0.0.1 only):")
+    print("  flank serve")
+    print("then, on your laptop, open an ssh tunnel and browse:")
+    print(f"  ssh -L {DEFAULT_PORT}:127.0.0.1:{DEFAULT_PORT} {ssh_user()}@{socket.getfqdn()}")
+    print(f"  http://127.0.0.1:{DEFAULT_PORT}/")
+    print("To keep it running across reboots, as a systemd user service:")
+    print("  flank serve --print-systemd-unit     (prints the unit and how to enable it)")

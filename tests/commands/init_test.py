@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import getpass
 import os
+import pwd
+import shlex
 import shutil
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import git, run_flank
 
 
@@ -109,3 +113,54 @@ def test_missing_git_is_one_clear_message(flank_home: Path, tmp_path: Path) -> N
     assert "apt-get install git" in proc.stderr
     assert not (flank_home / "p.git").exists()
     assert shutil.which("git")  # the rest of the suite still has it
+
+
+def test_init_says_how_to_see_the_site_and_how_to_keep_it_served(flank_home: Path) -> None:
+    proc = run_flank("init", "p")
+    assert proc.returncode == 0, proc.stderr
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
+    out = proc.stdout
+    assert "\n  flank serve\n" in out
+    assert f"ssh -L 8083:127.0.0.1:8083 {user}@{socket.getfqdn()}" in out
+    assert "http://127.0.0.1:8083/" in out
+    assert "flank serve --print-systemd-unit" in out
+    assert "flank remote status" in out
+
+
+def test_init_records_the_absolute_command_of_this_flank_for_ssh_commands(flank_home: Path) -> None:
+    run_flank("init", "p", check=True)
+    command = shlex.split(git_config(flank_home / "p.git", "flank.command"))
+    assert os.path.isabs(command[0])
+    # it is this flank, and it runs with no PATH at all (as from a bare ssh session)
+    proc = subprocess.run([*command, "--version"], env={"PATH": ""}, text=True, capture_output=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("flank ")
+    # a second init (the repair) keeps it current
+    git("--git-dir", str(flank_home / "p.git"), "config", "flank.command", "/old/venv/bin/flank", cwd=flank_home)
+    run_flank("init", "p", check=True)
+    assert shlex.split(git_config(flank_home / "p.git", "flank.command")) == command
+
+
+def test_init_says_how_to_make_ssh_commands_find_flank_and_is_quiet_once_they_do(
+        flank_home: Path, tmp_path: Path) -> None:
+    from flank_ops.schedule.crontab import flank_command
+
+    if os.path.basename(pwd.getpwuid(os.getuid()).pw_shell) != "bash" or len(flank_command()) != 1:
+        pytest.skip("needs bash as the login shell and flank installed as a console script")
+    home = tmp_path / "user-home"
+    home.mkdir()
+    # Debian's ~/.bashrc: an ssh command reads it, and returns at the interactive guard
+    guard = 'case $- in\n    *i*) ;;\n      *) return;;\nesac\n'
+    (home / ".bashrc").write_text(guard + 'export PATH="$HOME/.local/bin:$PATH"\n')
+    (home / ".local" / "bin").mkdir(parents=True)
+    os.symlink(flank_command()[0], home / ".local" / "bin" / "flank")
+
+    proc = run_flank("init", "p", env={"HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    assert "will not find flank" in proc.stdout
+    assert f"sudo ln -sf {flank_command()[0]} /usr/local/bin/flank" in proc.stdout
+
+    # the documented fix without sudo: the PATH line above the guard
+    (home / ".bashrc").write_text('export PATH="$HOME/.local/bin:$PATH"\n' + guard)
+    proc = run_flank("init", "p", env={"HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    assert "will not find flank" not in proc.stdout and "ln -sf" not in proc.stdout
