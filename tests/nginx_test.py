@@ -28,7 +28,7 @@ PASSWORD = "correct horse"
 
 def readme_server_block() -> str:
     lines = (REPO_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("**Or serve it with nginx"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("**Serve it with nginx"))
     begin = lines.index("    server {", start)
     end = lines.index("    }", begin)
     return "\n".join(line[4:] for line in lines[begin:end + 1])

@@ -60,13 +60,14 @@ class Limits(NamedTuple):
 
 
 class _Conn:
-    __slots__ = ("client", "sock", "writer", "idle")
+    __slots__ = ("client", "sock", "writer", "idle", "doomed")
 
     def __init__(self, client: str, sock: socket.socket) -> None:
         self.client = client
         self.sock = sock
         self.writer: asyncio.StreamWriter | None = None  # once its streams are set up
         self.idle = True  # waiting for a request head (not answering one): may be closed to make room
+        self.doomed = False  # closed to make room while its streams were being set up: close once they are
 
     def close(self) -> None:
         if self.writer is not None:
@@ -234,9 +235,12 @@ class SiteServer:
 
     def _close_oldest_idle(self, conns: dict[_Conn, None]) -> bool:
         for old in conns:
-            if old.idle:
+            if old.idle or old.writer is None:  # waiting for a request, or not even set up yet
                 self._forget(old)
-                old.close()
+                if old.idle:
+                    old.close()
+                else:
+                    old.doomed = True  # its socket is being wrapped right now: closed when that is done
                 return True
         return False
 
@@ -260,6 +264,9 @@ class SiteServer:
             sock.close()
             return
         conn.writer = writer
+        if conn.doomed:
+            writer.transport.abort()
+            return
         try:
             while True:
                 conn.idle = True
