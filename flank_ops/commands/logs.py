@@ -67,18 +67,18 @@ def _task_table(record: dict[str, Any], run_dir: Path, tz: str | None = None) ->
 
 def _timezone(paths, pipeline: str) -> str | None:
     """The pipeline's `timezone:` in the deployed flank.yml (None: the VM's zone, also when unreadable)."""
-    from flank_ops.config.load import load_config_file
+    from flank_ops.git.release_config import deployed_config
 
-    flank_yml = (paths.dir.parent if paths.local else paths.current) / "flank.yml"
     try:
-        found = load_config_file(flank_yml).pipelines.get(pipeline)
+        config = deployed_config(paths)
     except Exception:  # noqa: BLE001 - a broken flank.yml must not hide the logs
         return None
+    found = config.pipelines.get(pipeline) if config is not None else None
     return found.timezone if found else None
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import load_config_file
+    from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
     from flank_ops.run import records
     from flank_ops.run.runner import choices_hint, find_working_copy
@@ -91,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
     ids = records.list_run_ids(paths, pipeline)
     if not ids:
         known = sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir()) if paths.runs_root.is_dir() else []
-        if (paths.current / "flank.yml").is_file():
-            known = sorted(set(known) | set(load_config_file(paths.current / "flank.yml").pipelines))
+        config = deployed_config(paths)
+        if config is not None:
+            known = sorted(set(known) | set(config.pipelines))
         if pipeline in known:
             raise UserError(f"pipeline {pipeline!r} has not run yet", f"start it with: flank run {paths.name} {pipeline}")
         raise UserError(f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines"))

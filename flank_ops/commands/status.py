@@ -139,6 +139,7 @@ def _deploy_gaps(projects) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from flank_ops.config.load import load_config_file
+    from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
     from flank_ops.run.runner import find_working_copy
 
@@ -155,11 +156,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"no projects in {home.root}", "create one with: flank init NAME")
     rows: list[list[str]] = []
     for paths in projects:
-        release = paths.current
-        if not (release / "flank.yml").is_file():
+        config = deployed_config(paths)
+        if config is None:
             rows.append([paths.name, "-", "-", "no deploy yet (git push flank main)", "-", "-", "-"])
             continue
-        rows += _rows_for(paths, load_config_file(release / "flank.yml"))
+        rows += _rows_for(paths, config)
     print(_table(rows))
     for warning in _outage_warnings(projects):
         print(f"flank: warning: {warning}", file=sys.stderr)

@@ -41,3 +41,18 @@ def _committed(paths: ProjectPaths, sha: str) -> bytes:
     from flank_ops.git.trees import committed_flank_yml
 
     return committed_flank_yml(paths.bare_repo, sha, MAX_BYTES)
+
+
+def deployed_config(paths: ProjectPaths) -> Config | None:
+    """The Config in force for the project: the validated copy of the release `current` points
+    at (a laptop's .flank/: its working copy's flank.yml); None when nothing is deployed.
+    Raises UserError when it cannot be read. Every reader of "the deployed flank.yml" asks this."""
+    from flank_ops.config.load import FILENAME, load_config_file
+
+    if paths.local:
+        working_copy = paths.dir.parent / FILENAME
+        return load_config_file(working_copy) if working_copy.is_file() else None
+    sha = paths.current_sha()
+    if sha is None:
+        return None
+    return load_release_config(paths, sha)

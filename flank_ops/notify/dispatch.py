@@ -54,7 +54,7 @@ def after_run(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
     parts: list[str] = []
     try:
         settings = settings_for(paths.home, paths.name)
-        pipeline = pipeline_of(record)
+        pipeline = pipeline_of(paths, record)
         secrets = load_secrets(paths)
         outcome = outcome_of(paths, record)
         message = build_message(paths, record, outcome or "", site_url(settings), secrets)

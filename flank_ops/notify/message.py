@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from flank_ops.humanize import LONG, clock, duration
 from flank_ops.paths import ProjectPaths
 
 TAIL_LINES = 20
@@ -111,9 +112,10 @@ def build_message(paths: ProjectPaths, record: dict[str, Any], outcome: str, bas
     if commit.get("short"):
         by = f" ({commit['author']})" if commit.get("author") else ""
         summary.append(f"commit {commit['short']} \"{commit.get('message', '')}\"{by}")
-    when = f"trigger: {record.get('trigger') or '?'}, started {record.get('started_at') or '?'}"
+    started = clock(record.get("started_at"), record.get("timezone"), LONG) if record.get("started_at") else "?"
+    when = f"trigger: {record.get('trigger') or '?'}, started {started}"
     if record.get("duration_s") is not None:
-        when += f", took {_duration(record['duration_s'])}"
+        when += f", took {duration(record['duration_s'])}"
     summary.append(when)
     failed = failed_tasks(record)
     if failed:
@@ -133,12 +135,3 @@ def build_message(paths: ProjectPaths, record: dict[str, Any], outcome: str, bas
         tails=tails,
         run_url=run_url(base_url, record),
     )
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"

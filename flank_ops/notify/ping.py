@@ -53,7 +53,7 @@ def run_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
     try:
         from flank_ops.notify.run_config import pipeline_of
 
-        pipeline = pipeline_of(record)
+        pipeline = pipeline_of(paths, record)
         if pipeline is None or not pipeline.ping_url or paths.local:
             return
         body = f"{record['project']} {record['pipeline']} #{record['run_id']} started\n"

@@ -1,26 +1,24 @@
 """The pipeline settings (notify:, ping_url) a finished run was started with.
 
-A run record names its release; that release's flank.yml is what the run ran
-under, even if a newer deploy changed notify: since.
+A run record names its commit; the flank.yml validated for that commit's release is what
+the run ran under (git/release_config.py), even if a newer deploy changed notify: since.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from flank_ops.config.model import Pipeline
 from flank_ops.errors import UserError
+from flank_ops.paths import ProjectPaths
 
 
-def pipeline_of(record: dict[str, Any]) -> Pipeline | None:
+def pipeline_of(paths: ProjectPaths, record: dict[str, Any]) -> Pipeline | None:
     """The run's Pipeline, or None when its flank.yml is gone or unreadable (callers use defaults)."""
-    from flank_ops.config.load import FILENAME, load_config_file
+    from flank_ops.git.release_config import deployed_config, load_release_config
 
-    release = record.get("release")
-    if not release:
-        return None
+    sha = (record.get("commit") or {}).get("sha")
     try:
-        config = load_config_file(Path(release) / FILENAME)
+        config = load_release_config(paths, sha) if sha and not paths.local else deployed_config(paths)
     except (UserError, OSError, ValueError, KeyError, TypeError):
         return None
-    return config.pipelines.get(str(record.get("pipeline")))
+    return config.pipelines.get(str(record.get("pipeline"))) if config is not None else None

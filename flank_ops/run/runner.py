@@ -236,6 +236,7 @@ def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str
         "selection": {"task": request.task, "from": request.from_task, "rerun_of": request.rerun},
         "selected_tasks": [n for n in tasks if n in chosen],
         "scheduled_at": request.scheduled_at,
+        "timezone": pipeline.timezone,  # the zone its times are shown in (None: the VM's)
         "concurrency": jobs,
         "tasks": tasks,
         "skipped_reason": None, "after_run": {}, "summary": None,

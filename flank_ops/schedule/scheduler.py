@@ -35,19 +35,19 @@ class DueRun(NamedTuple):
 
 def deployed_configs(home: Home) -> tuple[dict[str, Config], list[str]]:
     """Every project's deployed flank.yml; projects never deployed are left out, broken ones warned about."""
-    from flank_ops.config.load import load_config_file
     from flank_ops.errors import UserError
+    from flank_ops.git.release_config import deployed_config
 
     configs: dict[str, Config] = {}
     problems: list[str] = []
     for name in home.projects():
-        flank_yml = home.project(name).current / "flank.yml"
-        if not flank_yml.exists():
-            continue
         try:
-            configs[name] = load_config_file(flank_yml)
+            config = deployed_config(home.project(name))
         except UserError as exc:
             problems.append(f"{name}: deployed flank.yml cannot be read: {exc.message}")
+            continue
+        if config is not None:
+            configs[name] = config
     return configs, problems
 
 

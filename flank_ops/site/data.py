@@ -226,20 +226,13 @@ class ProjectView(NamedTuple):
     config: Any  # flank_ops.config.model.Config of the deployed flank.yml, or None
 
 
-def config_file(paths: ProjectPaths) -> Path:
-    # local mode runs the working copy itself; on the VM it is the deployed release
-    return paths.dir.parent / "flank.yml" if paths.local else paths.current / "flank.yml"
-
-
 def load_project_config(paths: ProjectPaths, warnings: Warnings):
-    from flank_ops.config.load import load_config_file
+    """The deployed Config (git/release_config.py), or None; a problem is a warning, never fatal."""
     from flank_ops.errors import UserError
+    from flank_ops.git.release_config import deployed_config
 
-    path = config_file(paths)
-    if not path.exists():
-        return None, None
     try:
-        return load_config_file(path), None
+        return deployed_config(paths), None
     except UserError as exc:
         message = f"{paths.name}: the deployed flank.yml could not be read: {exc.message}"
         warnings.add(message)

@@ -25,3 +25,26 @@ def test_tail_removes_ansi_colours_and_cuts_long_lines(tmp_path: Path) -> None:
 
 def test_missing_log_has_no_tail(tmp_path: Path) -> None:
     assert log_tail(tmp_path / "nope.log") == []
+
+
+def test_the_start_time_is_in_the_pipelines_zone_and_names_it(tmp_path: Path, monkeypatch) -> None:
+    """A scheduled 12:45 Copenhagen run: the message says 12:45 CET, as its note and page do."""
+    from flank_ops.notify.message import build_message
+    from flank_ops.paths import ProjectPaths
+
+    paths = ProjectPaths.for_local(tmp_path)
+    record = {"project": "demo", "pipeline": "nightly", "run_id": 7, "status": "failed", "trigger": "schedule",
+              "started_at": "2026-11-26T11:45:00.000+00:00", "duration_s": 872.4, "timezone": "Europe/Copenhagen",
+              "tasks": {}, "summary": "0/1 ok"}
+    text = build_message(paths, record, "failure", "http://vm.example:8083/").as_text()
+    assert "trigger: schedule, started Thu 26 Nov 2026 12:45 CET, took 14m32s" in text
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # no timezone: in the VM's zone, named
+    time.tzset()
+    try:
+        no_zone = dict(record, timezone=None)
+        assert "started Thu 26 Nov 2026 20:45 JST" in build_message(paths, no_zone, "failure", "").as_text()
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -14,6 +14,7 @@ from conftest import REPO_ROOT, git, make_repo, run_flank
 from conftest import wait_for
 from user_crontab import user_crontab  # noqa: F401 - fixture
 
+from flank_ops.paths import Home
 from flank_ops.config.load import load_config
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.schedule.scheduler import DueRun, command_for, due_at
@@ -46,6 +47,9 @@ def deployed(home: Path, name: str, flank_yml: str) -> None:
     release = home / name / "releases" / "abc123"
     release.mkdir(parents=True)
     (release / "flank.yml").write_text(flank_yml)
+    validated = Home(home).project(name).release_config("abc123")  # the copy the deploy validated
+    validated.parent.mkdir(parents=True, exist_ok=True)
+    validated.write_text(flank_yml)
     os.symlink(release, home / name / "current")
 
 

@@ -44,6 +44,8 @@ def make_project(home: Home, name: str = "demo", flank_yml: str = FLANK_YML, sha
     release = paths.release_dir(sha)
     release.mkdir(parents=True, exist_ok=True)
     (release / "flank.yml").write_text(flank_yml)
+    paths.release_config(sha).parent.mkdir(parents=True, exist_ok=True)
+    paths.release_config(sha).write_text(flank_yml)  # the copy the deploy validated
     if not paths.current.is_symlink():
         paths.current.symlink_to(Path("releases") / sha)
     append_json_line(paths.deploys_log, {

@@ -1,6 +1,7 @@
 """Finished runs on disk, written with the real record functions (no runner needed)."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -27,6 +28,8 @@ def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml
                 run: Rscript R/model.R
                 needs: [extract]
         """))
+    paths.release_config("0" * 40).parent.mkdir(parents=True, exist_ok=True)  # the copy the deploy validated
+    shutil.copyfile(release / "flank.yml", paths.release_config("0" * 40))
     for folder in (paths.dir, paths.bare_repo):
         folder.chmod(0o700)  # as flank makes them (fileio.py: state is the owner's)
     if settings_toml is not None:
