@@ -46,6 +46,11 @@ def check_secret_name(name: str) -> str:
         )
     if name.upper().startswith("FLANK_"):
         raise UserError(f"invalid secret name {name!r}", "names starting with FLANK_ are flank's own")
+    from flank_ops.run.makefile import MAKE_CONTROL_VARIABLES
+
+    if name in MAKE_CONTROL_VARIABLES:
+        raise UserError(f"invalid secret name {name!r}: GNU make reads it, and flank keeps such variables "
+                        "away from make", "give the secret another name (e.g. MY_" + name.lstrip(".") + ")")
     return name
 
 

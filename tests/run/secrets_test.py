@@ -35,7 +35,8 @@ def test_secrets_file_is_private_and_round_trips(flank_home: Path) -> None:
 
 
 @pytest.mark.parametrize("name,value", [("1BAD", "v"), ("has-dash", "v"), ("FLANK_RUN_ID", "v"),
-                                        ("OK", ""), ("OK", "nul\0byte")])
+                                        ("OK", ""), ("OK", "nul\0byte"),
+                                        ("MAKEFLAGS", "v"), ("SHELL", "v"), ("MAKEFILES", "v")])
 def test_bad_secrets_are_refused(flank_home: Path, name: str, value: str) -> None:
     with pytest.raises(UserError):
         set_secret(Home().project("demo"), name, value)
