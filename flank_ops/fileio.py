@@ -165,8 +165,8 @@ def open_lock_file(lock_path: Path) -> int:
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive flock on `lock_path` for the block.
+def locked(lock_path: Path, *, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
+    """Hold an exclusive (or, with shared=True, a shared) flock on `lock_path` for the block.
 
     Yields True when the lock is held; with blocking=False yields False at once
     if another process holds it. The lock dies with the process (no stale locks).
@@ -176,7 +176,7 @@ def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[bool]:
     fd = open_lock_file(lock_path)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return

@@ -16,7 +16,8 @@
         .locks/                   flock files: <what>.lock (deploy, notes, ...) and
                                   <what>/<pipeline>.lock (run, run-id, ...: one folder per kind)
       site/                       the static status site
-      .flank/                     flank's own cache (task launcher, DAG layouts, crash log)
+      .flank/                     flank's own cache (task launcher, DAG layouts, crash log),
+                                  vm-busy.lock (held by runs), cost-plan.json (flank cost apply)
       flank.toml                  optional VM settings
 
 Local mode (`flank run --local` on a laptop) keeps the same per-project layout
@@ -65,6 +66,16 @@ class Home:
     def internal_dir(self) -> Path:
         """flank's own cache (compiled task launcher, crash log)."""
         return self.root / ".flank"
+
+    @property
+    def cost_plan(self) -> Path:
+        """What `flank cost apply` applied (idle size, schedules): read by the shrink after a run."""
+        return self.internal_dir / "cost-plan.json"
+
+    @property
+    def busy_lock(self) -> Path:
+        """Held shared by every run while it runs; a VM shrink (cost/shrink.py) takes it exclusively."""
+        return self.internal_dir / "vm-busy.lock"
 
     @property
     def dag_layouts_dir(self) -> Path:

@@ -47,7 +47,8 @@ def explain(exc: Exception, doing: str) -> UserError:
                          "AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return UserError(f"{doing}: {error.get('Code', 'error')}: {error.get('Message', exc)}",
+        message = (str(error.get("Message") or exc).strip().splitlines() or [""])[0][:200]
+        return UserError(f"{doing}: {error.get('Code', 'error')}: {message}",
                          "check the IAM permissions listed in the README ('What it costs')")
     if isinstance(exc, BotoCoreError):
         return UserError(f"{doing}: {exc}", "check the network and [cost] region / endpoint_url")

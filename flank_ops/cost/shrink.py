@@ -25,10 +25,6 @@ from flank_ops.run import records
 MARKER_FRESH = timedelta(minutes=15)  # longer than AWS-ResizeInstance takes to stop the VM
 
 
-def busy_lock(home: Home) -> Path:
-    return home.internal_dir / "vm-busy.lock"
-
-
 def marker_path(home: Home) -> Path:
     return home.internal_dir / "cost-shrinking.json"
 
@@ -51,7 +47,7 @@ def shrink_now(home: Home, cost: CostSettings, idle_type: str) -> str:
     from flank_ops.cost import aws
 
     home.internal_dir.mkdir(parents=True, exist_ok=True)
-    with locked(busy_lock(home), blocking=False) as got:
+    with locked(home.busy_lock, blocking=False) as got:
         if not got:
             return "not shrinking: a run is in progress (it holds the VM's busy lock)"
         busy = running_runs(home)
@@ -69,8 +65,13 @@ def shrink_now(home: Home, cost: CostSettings, idle_type: str) -> str:
     return f"shrinking {instance} from {now_type} to {idle_type} (automation {execution})"
 
 
-def cancel_pending(home: Home, cost: CostSettings) -> str | None:
+def cancel_pending(home: Home, cost: CostSettings | None = None) -> str | None:
     """At a run's start: cancel a shrink started in the last minutes (the run wins)."""
+    if cost is None:
+        from flank_ops.cost.settings import cost_settings
+        from flank_ops.settings import settings_for
+
+        cost = cost_settings(settings_for(home))
     path = marker_path(home)
     try:
         marker = json.loads(path.read_text())
@@ -93,7 +94,7 @@ def cancel_pending(home: Home, cost: CostSettings) -> str | None:
 
 def applied_plan_path(home: Home) -> Path:
     """What `flank cost apply` applied (the idle type, the schedules), for the shrink after a run."""
-    return home.internal_dir / "cost-plan.json"
+    return home.cost_plan
 
 
 def window_opening(home: Home, within: timedelta, now: datetime | None = None) -> str | None:

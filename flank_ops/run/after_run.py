@@ -48,6 +48,15 @@ def _s3(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
     return s3.after_run(paths, record)
 
 
+def _shrink(paths: ProjectPaths) -> str | None:
+    """The last step: with a `flank cost` plan applied, a run that ends its window shrinks the VM."""
+    if paths.local or not paths.home.cost_plan.exists():
+        return None  # the common case costs one stat, and no boto3 import
+    from flank_ops.cost.shrink import shrink_after_run
+
+    return shrink_after_run(paths.home)
+
+
 def after_run(
     paths: ProjectPaths,
     record: dict[str, Any],
@@ -62,6 +71,7 @@ def after_run(
         ("site", lambda: _site(paths, record)),
         ("notify", lambda: _notify(paths, record)),
         ("s3", lambda: _s3(paths, record)),
+        ("vm_size", lambda: _shrink(paths)),
     ]
     outcomes: dict[str, str] = {}
     for name, step in steps:

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -342,7 +343,8 @@ def run_pipeline(
     # From here on a SIGTERM (flank cancel, a shutdown) is recorded, whatever stage the run is at.
     old_term = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
-        outcome = _start_or_wait(deployed, pipeline, record, run_dir, selected, out)
+        with _vm_busy(paths, out):
+            outcome = _start_or_wait(deployed, pipeline, record, run_dir, selected, out)
     except (Stopped, KeyboardInterrupt):
         outcome = _stopped_outside_make(deployed, record, run_dir)
     finally:
@@ -353,6 +355,27 @@ def run_pipeline(
 
     after_run(paths, record, secrets=load_secrets(paths), timezone=pipeline.timezone)
     return outcome
+
+
+@contextlib.contextmanager
+def _vm_busy(paths: ProjectPaths, out: TextIO) -> Iterator[None]:
+    """While a run runs on the VM it holds the VM's busy lock shared, so `flank cost` never
+    shrinks (stops) the VM under it; a shrink started just before it is cancelled (the run wins)."""
+    if paths.local:
+        yield
+        return
+    home = paths.home
+    with locked(home.busy_lock, shared=True):
+        from flank_ops.cost import shrink  # only when a shrink may be pending: boto3 is heavy
+
+        if shrink.marker_path(home).exists():
+            try:
+                said = shrink.cancel_pending(home)
+            except UserError as exc:
+                said = f"could not cancel the VM's pending shrink: {exc.message}"
+            if said:
+                print(f"flank: {said}", file=out, flush=True)
+        yield
 
 
 def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,

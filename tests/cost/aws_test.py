@@ -187,7 +187,7 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path,
 
     # a run holds the busy lock: no call at all (the stub has no responses queued)
     home.internal_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(shrink.busy_lock(home), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(home.busy_lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # as a running run holds it
         with stub:
@@ -244,3 +244,48 @@ def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(tmp_path: Path
     with stub:  # 04:50, the night's run just ended: shrink to the applied idle size
         said = shrink.shrink_after_run(home, datetime.fromisoformat("2026-11-27T04:50:00+00:00"))
     assert said.startswith(f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large")
+
+
+def test_a_run_holds_the_busy_lock_and_cancels_a_shrink_started_just_before(tmp_path: Path, aws: dict) -> None:
+    """The race, closed from the run's side: a run that starts while a shrink is pending cancels it
+    (moto cannot stop an automation; the cancel call is the runner's, over real HTTP to moto,
+    whose 'not implemented' answer the run reports in its output without failing)."""
+    from flank_ops.cost import shrink
+    from flank_ops.paths import Home
+    from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
+
+    write_toml()
+    deploy(tmp_path, f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
+    _toml(aws)
+    home = Home()
+    runner = start_flank("run", "demo", "nightly")
+    try:
+        wait_for(lambda: task_status(1, "hold") == "running", "the run to start")
+        said = shrink.shrink_now(home, cost_settings_of(home), "r6a.large")
+        assert said == "not shrinking: a run is in progress (it holds the VM's busy lock)"
+    finally:
+        open_gate()
+    runner.communicate(timeout=60)
+
+    # a shrink marker from a minute ago: the next run's start asks AWS to stop that automation
+    shrink.marker_path(home).write_text(json.dumps({
+        "execution_id": "0123abcd-0000-4000-8000-00000000e1e3", "to": "r6a.large",
+        "at": datetime_now_iso()}) + "\n")
+    out = run_flank("run", "demo", "nightly", "--task", "hold")
+    assert out.returncode == 0, out.stderr
+    assert "flank: could not cancel the VM's pending shrink: cancelling the resize: 500" in out.stdout
+    assert "Traceback" not in out.stderr
+    assert not shrink.marker_path(home).exists()
+
+
+def cost_settings_of(home):
+    from flank_ops.cost.settings import cost_settings
+    from flank_ops.settings import settings_for
+
+    return cost_settings(settings_for(home))
+
+
+def datetime_now_iso() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat()
