@@ -27,7 +27,7 @@ run.json (format 1), plain JSON a person can read:
       "tasks": {            # topological order
         "extract": {"status": "success", "needs": [], "attempts": 1,
                     "started_at": "...", "ended_at": "...", "duration_s": 1.2,
-                    "exit_code": 0, "peak_rss_kb": 51234, "log": "logs/extract.log"},
+                    "exit_code": 0, "peak_rss_kb": 51234, "cpu_s": 1.1, "log": "logs/extract.log"},
         ...
       },
       "skipped_reason": null | "nightly #16 was still running (overlap: skip)",
@@ -354,7 +354,8 @@ def runner_alive(runner: dict[str, Any] | None) -> bool:
 # --- task results merged into the record -----------------------------------
 
 # Fields of a launcher's tasks/<task>.json copied into run.json's task entry.
-_TASK_FIELDS = ("status", "attempts", "exit_code", "started_at", "ended_at", "duration_s", "peak_rss_kb", "error")
+_TASK_FIELDS = ("status", "attempts", "exit_code", "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s",
+                "error")
 
 
 _SETTLED = ("success", "failed", "timed_out")

@@ -646,6 +646,12 @@ static char *format_final(const struct spec *spec, const char *status, int attem
     if (o->signal) fprintf(f, ", \"signal\": %d", o->signal);
     fprintf(f, ", \"started_at\": \"%s\", \"ended_at\": \"%s\", \"duration_s\": %.3f, \"peak_rss_kb\": %ld",
             started_at, ended_at, duration, peak_rss_kb);
+    /* CPU time of every process the launcher waited for (the task, its reaped leftovers), all attempts */
+    struct rusage children;
+    if (getrusage(RUSAGE_CHILDREN, &children) == 0)
+        fprintf(f, ", \"cpu_s\": %.3f",
+                children.ru_utime.tv_sec + children.ru_utime.tv_usec / 1e6 +
+                children.ru_stime.tv_sec + children.ru_stime.tv_usec / 1e6);
     fputs(", \"log\": ", f);
     char log_rel[1100];
     snprintf(log_rel, sizeof log_rel, "logs/%s.log", spec->task);

@@ -15,7 +15,7 @@ contain needs escaping, and C parses it in a few lines:
 What a launch leaves in RUN_DIR (the format of run/records.py):
     tasks/<task>.json  {"task", "status": "running", "attempt", "started_at", "pid"} at each attempt,
                        then {"task", "status": "success"|"failed"|"timed_out", "attempts", "exit_code",
-                       ["signal"], "started_at", "ended_at", "duration_s", "peak_rss_kb", "log"}
+                       ["signal"], "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s", "log"}
     logs/<task>.log    stdout+stderr as produced, secrets (FLANK_SECRET_NAMES) masked as ***
                        (run/secrets.py states the rule), and flank's own "flank: ..." lines
     logs/<task>.log.times  when each attempt and line began, appended as the log grows:
@@ -458,6 +458,7 @@ def launch(spec: TaskSpec, run_dir: str) -> int:
         "ended_at": now_iso(),
         "duration_s": round(time.monotonic() - t0, 3),
         "peak_rss_kb": peak,
+        "cpu_s": _children_cpu_s(),
         "log": f"logs/{spec.task}.log",
     })
     _write_result(run_dir, spec.task, result)
@@ -467,6 +468,14 @@ def launch(spec: TaskSpec, run_dir: str) -> int:
     if outcome.exit_code == 0:
         return 0
     return outcome.exit_code if 0 < outcome.exit_code < 256 else 1
+
+
+def _children_cpu_s() -> float:
+    """CPU time of every process this launcher waited for (the task, its reaped leftovers)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round(used.ru_utime + used.ru_stime, 3)
 
 
 def main(argv: list[str]) -> int:

@@ -352,3 +352,13 @@ def test_without_a_compiler_the_python_launcher_is_used(monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", str(empty))  # a machine with no cc, gcc or clang
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # and no launcher built before
     assert launcher.task_launcher_argv() == [sys.executable, "-m", "flank_ops", "_task"]
+
+
+def test_cpu_time_is_recorded_apart_from_wall_time(launch: Launch) -> None:
+    # one CPU-bound task, one that only waits: the record tells them apart (the resources report uses it)
+    launch.run(f"{sys.executable} -c \"x = 0\nfor i in range(3_000_000): x += i\"", task="busy")
+    launch.run("sleep 0.5", task="idle")
+    busy, idle = launch.result("busy"), launch.result("idle")
+    assert busy["status"] == "success" and idle["status"] == "success"
+    assert busy["cpu_s"] > 0.05
+    assert idle["cpu_s"] < idle["duration_s"] / 2
