@@ -213,8 +213,6 @@ def check_home_writable(home: Home) -> Check:
 def check_private_state(home: Home) -> Check:
     """Each project's folder and bare repo are the owner's only (a FLANK_HOME made by an older flank
     may be readable by every local user: logs, records, releases, the repo)."""
-    import stat
-
     names = home.projects()
     if not names:
         return Check("SKIP", "permissions", "no projects yet")

@@ -111,17 +111,23 @@ def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:
     runs = paths.runs_dir(pipeline)
     runs.mkdir(parents=True, exist_ok=True)
     with locked(paths.lock_file("run-id", pipeline)):
-        counter = runs / LAST_ID_FILE
-        try:
-            last = int(counter.read_text().strip() or 0)
-        except (FileNotFoundError, ValueError):
-            last = max(list_run_ids(paths, pipeline), default=0)
-        run_id = last + 1
-        while (runs / str(run_id)).exists():
-            run_id += 1
+        run_id = _next_run_id(paths, pipeline)
         (runs / str(run_id)).mkdir()
-        atomic_write_text(counter, f"{run_id}\n")
+        atomic_write_text(runs / LAST_ID_FILE, f"{run_id}\n")
     return run_id, runs / str(run_id)
+
+
+def _next_run_id(paths: ProjectPaths, pipeline: str) -> int:
+    """The id after the last one handed out (the caller holds the run-id lock)."""
+    runs = paths.runs_dir(pipeline)
+    try:
+        last = int((runs / LAST_ID_FILE).read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        last = max(list_run_ids(paths, pipeline), default=0)
+    run_id = last + 1
+    while (runs / str(run_id)).exists():
+        run_id += 1
+    return run_id
 
 
 def create_run(paths: ProjectPaths, pipeline: str,
@@ -134,14 +140,8 @@ def create_run(paths: ProjectPaths, pipeline: str,
     try:
         runs.mkdir(parents=True, exist_ok=True)
         with locked(paths.lock_file("run-id", pipeline)):
+            run_id = _next_run_id(paths, pipeline)
             counter = runs / LAST_ID_FILE
-            try:
-                last = int(counter.read_text().strip() or 0)
-            except (FileNotFoundError, ValueError):
-                last = max(list_run_ids(paths, pipeline), default=0)
-            run_id = last + 1
-            while (runs / str(run_id)).exists():
-                run_id += 1
             run_dir = runs / str(run_id)
             run_dir.mkdir()
             try:

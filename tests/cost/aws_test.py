@@ -8,12 +8,9 @@ AWS-ResizeInstance runbook — the one mock here, because nothing real can run i
 """
 from __future__ import annotations
 
-import atexit
 import fcntl
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,26 +29,9 @@ def moto_url() -> str:
     """One moto server per test process (no auth: these tests are about the calls, not IAM)."""
     global _server
     if _server is None:
-        import socket
+        from storage.servers import start_moto_server
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        atexit.register(lambda: (proc.terminate(), proc.wait()))
-        url = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=2).close()
-                return True
-            except OSError:
-                assert proc.poll() is None, "moto server exited"
-                return False
-
-        wait_for(up, "moto to start", timeout=30.0)
-        _server = url
+        _server = start_moto_server()
     return _server
 
 
@@ -88,6 +68,24 @@ def _schedules(aws: dict) -> dict[str, dict]:
         for s in sched.list_schedules(GroupName=group)["Schedules"]:
             out[f"{group}/{s['Name']}"] = sched.get_schedule(GroupName=group, Name=s["Name"])
     return out
+
+
+def _stubbed_ssm(home, monkeypatch: pytest.MonkeyPatch):
+    """The real EC2 and Scheduler clients (moto), and a botocore Stubber on SSM (moto cannot run automations)."""
+    from botocore.stub import Stubber
+
+    from flank_ops.cost import aws as cost_aws
+
+    real = cost_aws.clients(cost_settings_of(home))
+    monkeypatch.setattr(cost_aws, "clients", lambda _cost: real)
+    return Stubber(real.ssm)
+
+
+def _expect_resize(stub, instance: str, execution: str, to: str = "r6a.large") -> None:
+    """The call AWS documents for AWS-ResizeInstance, answered with `execution` as its id."""
+    stub.add_response("start_automation_execution", {"AutomationExecutionId": execution},
+                      {"DocumentName": "AWS-ResizeInstance",
+                       "Parameters": {"InstanceId": [instance], "InstanceType": [to]}})
 
 
 def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: Path, aws: dict) -> None:
@@ -166,9 +164,6 @@ def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pyt
 
 def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path, aws: dict,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from botocore.stub import Stubber
-
-    from flank_ops.cost import aws as cost_aws
     from flank_ops.cost import shrink
     from flank_ops.cost.settings import cost_settings
     from flank_ops.paths import Home
@@ -181,9 +176,7 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path,
     _toml(aws)
     home = Home()
     cost = cost_settings(settings_for(home))
-    real = cost_aws.clients(cost)
-    stub = Stubber(real.ssm)
-    monkeypatch.setattr(cost_aws, "clients", lambda _cost: real)
+    stub = _stubbed_ssm(home, monkeypatch)
 
     # a run holds the busy lock: no call at all (the stub has no responses queued)
     home.internal_dir.mkdir(parents=True, exist_ok=True)
@@ -196,9 +189,7 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path,
     finally:
         os.close(fd)
 
-    stub.add_response("start_automation_execution", {"AutomationExecutionId": "0123abcd-0000-4000-8000-00000000e1e1"},
-                      {"DocumentName": "AWS-ResizeInstance",
-                       "Parameters": {"InstanceId": [aws["instance"]], "InstanceType": ["r6a.large"]}})
+    _expect_resize(stub, aws["instance"], "0123abcd-0000-4000-8000-00000000e1e1")
     with stub:
         said = shrink.shrink_now(home, cost, "r6a.large")
     assert said == f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large (automation 0123abcd-0000-4000-8000-00000000e1e1)"
@@ -216,13 +207,8 @@ def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import datetime
 
-    from botocore.stub import Stubber
-
-    from flank_ops.cost import aws as cost_aws
     from flank_ops.cost import shrink
-    from flank_ops.cost.settings import cost_settings
     from flank_ops.paths import Home
-    from flank_ops.settings import settings_for
 
     write_toml()
     deploy(tmp_path, SEED_YML)
@@ -231,16 +217,12 @@ def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(tmp_path: Path
     home = Home()
     assert shrink.shrink_after_run(home) is None  # no plan applied: nothing to do
     run_flank("cost", "apply", "--now", NOW, check=True)
-    real = cost_aws.clients(cost_settings(settings_for(home)))
-    monkeypatch.setattr(cost_aws, "clients", lambda _cost: real)
-    stub = Stubber(real.ssm)
+    stub = _stubbed_ssm(home, monkeypatch)
     # 01:20 London: nightly (02:00) is due within grow lead + 30 min: keep the size
     with stub:
         assert shrink.shrink_after_run(home, datetime.fromisoformat("2026-11-27T01:20:00+00:00")) == \
             "not shrinking: demo/nightly runs soon"
-    stub.add_response("start_automation_execution", {"AutomationExecutionId": "0123abcd-0000-4000-8000-00000000e1e2"},
-                      {"DocumentName": "AWS-ResizeInstance",
-                       "Parameters": {"InstanceId": [aws["instance"]], "InstanceType": ["r6a.large"]}})
+    _expect_resize(stub, aws["instance"], "0123abcd-0000-4000-8000-00000000e1e2")
     with stub:  # 04:50, the night's run just ended: shrink to the applied idle size
         said = shrink.shrink_after_run(home, datetime.fromisoformat("2026-11-27T04:50:00+00:00"))
     assert said.startswith(f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large")

@@ -90,18 +90,12 @@ class S3Server(NamedTuple):
 _s3: S3Server | None = None
 
 
-def s3_server() -> S3Server:
-    """One moto server per test process (started on first use, stopped at exit); tests use their own buckets."""
-    global _s3
-    if _s3 is not None:
-        return _s3
-    import boto3
-
+def start_moto_server(extra_env: dict[str, str] | None = None) -> str:
+    """moto's server on a free 127.0.0.1 port, stopped when the test process exits; returns its URL."""
     port = free_port()
-    # the first 3 requests (creating the IAM user, key and policy below) need no auth; every later one does
-    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=dict(os.environ, **(extra_env or {})),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     atexit.register(lambda: (proc.terminate(), proc.wait()))
     url = f"http://127.0.0.1:{port}"
 
@@ -113,7 +107,19 @@ def s3_server() -> S3Server:
             assert proc.poll() is None, "moto server exited"
             return False
 
-    wait_for(up, "the moto S3 server to start", timeout=20.0)
+    wait_for(up, "the moto server to start", timeout=30.0)
+    return url
+
+
+def s3_server() -> S3Server:
+    """One moto server per test process (started on first use, stopped at exit); tests use their own buckets."""
+    global _s3
+    if _s3 is not None:
+        return _s3
+    import boto3
+
+    # the first 3 requests (creating the IAM user, key and policy below) need no auth; every later one does
+    url = start_moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "3"})
     iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
                        aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
     iam.create_user(UserName="flank")
