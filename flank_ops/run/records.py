@@ -8,12 +8,14 @@
         .reserve              disk space held while the run goes, freed to write its final record
         tasks/<task>.json     per-task results written by the task launcher as tasks go
         logs/<task>.log       each task's stdout+stderr, as produced (secrets masked)
+        logs/<task>.log.times when each attempt and line of the log began (run/task_exec.py says how)
+        cancel                present once `flank cancel` asked the run to stop (run/cancel.py)
 
 run.json (format 1), plain JSON a person can read:
     {
       "format": 1,
       "project": "demo", "pipeline": "nightly", "run_id": 17,
-      "trigger": "schedule" | "push" | "manual" | "rerun",
+      "trigger": "schedule" | "push" | "manual" | "rerun" | "catchup",
       "status": "running" | "success" | "failed" | "interrupted" | "skipped" | "cancelled",
       "commit": {"sha": "...", "short": "3f2a1c0", "message": "...", "author": "...", "date": "..."},
       "release": "/abs/path/releases/<sha>",
@@ -23,6 +25,7 @@ run.json (format 1), plain JSON a person can read:
       "selection": {"task": null, "from": null, "rerun_of": null},
       "selected_tasks": ["extract", ...],   # what the selection chose (all tasks for a full run)
       "scheduled_at": null | "2026-11-24T02:00:00+01:00",   # the minute a scheduled run stands for
+      "timezone": null | "Europe/London",   # the pipeline's; its times are shown in it (null: the VM's)
       "concurrency": 2,
       "tasks": {            # topological order
         "extract": {"status": "success", "needs": [], "attempts": 1,
@@ -41,8 +44,8 @@ line says so ("partial", and "selected" of "total" tasks), so a partial success 
 never mistaken for the whole pipeline's.
 
 Task statuses: pending, running, success, failed, upstream_failed, timed_out, skipped,
-interrupted. "skipped" = not selected by --task/--from/--rerun; "interrupted" = it was
-running when the runner died. A task entry may carry "error": "..." when flank itself
+interrupted, cancelled. "skipped" = not selected by --task/--from/--rerun; "interrupted" = it was
+running when the runner died; "cancelled" = running or waiting when `flank cancel` stopped the run. A task entry may carry "error": "..." when flank itself
 (not the task) explains why it has no result.
 A "skipped" run records a trigger refused by `overlap: skip` (the spec's run
 statuses plus this one, so skips are recorded, not silent).
