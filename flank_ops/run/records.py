@@ -78,7 +78,7 @@ from flank_ops.paths import ProjectPaths
 FORMAT = 1
 RUN_STATUSES = ("running", "success", "failed", "interrupted", "skipped", "cancelled")
 TASK_STATUSES = (
-    "pending", "running", "success", "failed", "upstream_failed", "timed_out", "skipped", "interrupted",
+    "pending", "running", "success", "failed", "upstream_failed", "timed_out", "skipped", "interrupted", "cancelled",
 )
 FAILED_TASK_STATUSES = ("failed", "timed_out", "upstream_failed", "interrupted")
 FINISHED_RUN_STATUSES = ("success", "failed", "interrupted", "skipped", "cancelled")

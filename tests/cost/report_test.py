@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import run_flank
 from cost.fixtures import SEED_YML, write_runs, write_toml
-from run.deployed import deploy
+from run.deployed import deploy, push
 
 from flank_ops.cost.resources import memory_steps
 
@@ -69,3 +69,23 @@ def test_cost_settings_errors_are_one_clear_line(tmp_path: Path) -> None:
         proc = run_flank("cost", "plan", "--now", NOW)
         assert proc.returncode == 1 and message in proc.stderr, (toml, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+def test_windows_that_touch_merge_and_size_for_runs_that_overlap(tmp_path: Path) -> None:
+    """nightly runs 02:00-04:45 at 200 GB. A 20 GB report at 05:00 opens its window (04:45) before
+    nightly's closes (04:55, the resize margin): one window, and as the runs never overlap it
+    still fits 256 GiB. Moved to 04:30, the report runs beside nightly: 220 GB + 25% needs 384."""
+    write_toml('[cost]\nfamilies = ["r6a"]\ncurrent_type = "r6a.8xlarge"\n')
+    report = "pipelines:\n  report:\n    schedule: '0 5 * * *'\n    timezone: Europe/London\n" \
+             "    tasks:\n      pdf: 'true'\n"
+    clone = deploy(tmp_path, SEED_YML.replace("pipelines:\n", report))
+    write_runs()
+    write_runs(pipeline="report", tasks=[("pdf", 0, 30, 20)])
+    out = run_flank("cost", "plan", "--now", NOW, check=True).stdout
+    assert "note: the windows of demo/nightly and demo/report touch: planned as one window" in out
+    assert "demo/report: r6a.8xlarge" in out and "demo/nightly: r6a.8xlarge" in out
+
+    push(clone, {"flank.yml": SEED_YML.replace("pipelines:\n", report.replace("'0 5 * * *'", "'30 4 * * *'"))},
+         "report at 04:30")
+    out = run_flank("cost", "plan", "--now", NOW, check=True).stdout
+    assert "demo/report: r6a.12xlarge" in out and "demo/nightly: r6a.12xlarge" in out
