@@ -78,7 +78,12 @@ def after_run(
         try:
             outcome = step()
         except Exception as exc:  # noqa: BLE001 - one failing integration must not stop the others
-            detail = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, UserError):
+                detail = exc.message
+            elif isinstance(exc, OSError) and records.is_disk_full(exc):
+                detail = f"{records.disk_error(exc)}: free some disk space"
+            else:
+                detail = f"{type(exc).__name__}: {exc}"
             outcome = mask(f"error: {detail}", secrets)
             print(f"flank: after the run, {name} failed: {outcome[len('error: '):]}", file=sys.stderr)
         if outcome is not None:

@@ -612,7 +612,8 @@ def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
     except Stopped:
         raise  # SIGTERM while drawing: the run must still stop
     except Exception as exc:  # noqa: BLE001 - a broken site must not stop the run
-        print(f"flank: could not refresh the status site: {exc}", file=sys.stderr)
+        why = records.disk_error(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"flank: could not refresh the status site: {why}", file=sys.stderr)
 
 
 def _print_progress(record: dict[str, Any], names: list[str], printed: dict[str, str], out: TextIO) -> None:
