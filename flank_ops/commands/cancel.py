@@ -45,6 +45,7 @@ def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
     from flank_ops.run import cancel
     from flank_ops.run.runner import choices_hint, find_working_copy
@@ -56,8 +57,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         paths = Home().project(project).require()
     if not paths.runs_dir(pipeline).is_dir():
-        known = sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir()) if paths.runs_root.is_dir() else []
-        raise UserError(f"pipeline {pipeline!r} of {paths.name} has no runs", choices_hint(pipeline, known, "pipelines"))
+        config = deployed_config(paths)
+        known = sorted(set(config.pipelines if config is not None else ()) |
+                       ({p.name for p in paths.runs_root.iterdir() if p.is_dir()} if paths.runs_root.is_dir() else set()))
+        if pipeline in known:
+            print(f"flank: nothing to cancel: {pipeline} has not run yet", file=sys.stderr)
+            return EXIT_NOTHING_TO_CANCEL
+        raise UserError(f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines"))
     try:
         target = cancel.find_target(paths, pipeline, run_id)
         cancel.request(target, getpass.getuser())

@@ -49,6 +49,8 @@ def test_cancel_stops_the_task_tree_and_records_cancelled(tmp_path: Path) -> Non
 
 def test_nothing_to_cancel_exits_3_with_one_line(tmp_path: Path) -> None:
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      a: 'true'\n")
+    never = run_flank("cancel", "demo", "nightly")
+    assert never.returncode == 3 and "nothing to cancel: nightly has not run yet" in never.stderr, never.stderr
     run_flank("run", "demo", "nightly", check=True)
     cases = {
         ("cancel", "demo", "nightly"): "nothing to cancel: no run of nightly is running",

@@ -190,3 +190,17 @@ def test_a_vm_flank_that_moved_gets_a_message_saying_how_to_repair_it(laptop: La
     assert "flank was not found on" in proc.stderr
     assert "run `flank init demo` once" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@needs_sshd
+def test_remote_cancel_and_follow_reach_the_vms_commands(laptop: Laptop) -> None:
+    # nothing is running: the VM's `flank cancel` says so and exits 3, and that comes back as is
+    proc = laptop.flank("remote", "cancel", "nightly")
+    assert proc.returncode == 3, proc.stderr
+    assert "nothing to cancel: nightly has not run yet" in proc.stderr
+
+    assert laptop.flank("remote", "run", "nightly", "--task", "extract").returncode == 0
+    # --follow of a finished task prints its log and its end, with the task's outcome as exit code
+    proc = laptop.flank("remote", "logs", "nightly", "1", "extract", "--follow")
+    assert proc.returncode == 0, proc.stderr
+    assert "extracted rows" in proc.stdout and "flank: extract success" in proc.stderr
