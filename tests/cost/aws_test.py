@@ -70,6 +70,17 @@ def _schedules(aws: dict) -> dict[str, dict]:
     return out
 
 
+def _seed_project(tmp_path: Path, aws: dict):
+    """The seed case deployed, its 30 run records written, flank.toml pointing [cost] at moto."""
+    from flank_ops.paths import Home
+
+    write_toml()
+    deploy(tmp_path, SEED_YML)
+    write_runs()
+    _toml(aws)
+    return Home()
+
+
 def _stubbed_ssm(home, monkeypatch: pytest.MonkeyPatch):
     """The real EC2 and Scheduler clients (moto), and a botocore Stubber on SSM (moto cannot run automations)."""
     from botocore.stub import Stubber
@@ -166,15 +177,9 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from flank_ops.cost import shrink
     from flank_ops.cost.settings import cost_settings
-    from flank_ops.paths import Home
     from flank_ops.settings import settings_for
 
-    write_toml()
-
-    deploy(tmp_path, SEED_YML)
-    write_runs()
-    _toml(aws)
-    home = Home()
+    home = _seed_project(tmp_path, aws)
     cost = cost_settings(settings_for(home))
     stub = _stubbed_ssm(home, monkeypatch)
 
@@ -208,13 +213,8 @@ def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(tmp_path: Path
     from datetime import datetime
 
     from flank_ops.cost import shrink
-    from flank_ops.paths import Home
 
-    write_toml()
-    deploy(tmp_path, SEED_YML)
-    write_runs()
-    _toml(aws)
-    home = Home()
+    home = _seed_project(tmp_path, aws)
     assert shrink.shrink_after_run(home) is None  # no plan applied: nothing to do
     run_flank("cost", "apply", "--now", NOW, check=True)
     stub = _stubbed_ssm(home, monkeypatch)
