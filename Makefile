@@ -1,6 +1,7 @@
 # flank_ops — developer entry points.
 #   make demo   push examples/repo into a local FLANK_HOME, run its pipeline, build and serve the site
 #   make test   run the test suite
+#   make lint   ruff (CI runs it before the tests)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO_HOME := $(CURDIR)/demo-home
 DEMO_PORT ?= 8083
 
-.PHONY: demo test venv bench clean-demo check-demo-deps
+.PHONY: demo test lint venv bench clean-demo check-demo-deps
 
 $(BIN)/flank: pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "python3 venv support is missing: sudo apt-get install -y python3-venv"; exit 1; }
@@ -18,6 +19,9 @@ $(BIN)/flank: pyproject.toml
 	@touch $@
 
 venv: $(BIN)/flank
+
+lint: $(BIN)/flank
+	$(BIN)/ruff check flank_ops tests bench
 
 # Two test processes: the suite is mostly waiting on real processes (git, make, cron, Chromium,
 # servers), so it takes about half the time on a 2-core machine. PYTEST_WORKERS=0 runs it in one.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from flank_ops.humanize import LONG, SHORT, clock, duration, parse_time, zone
+from flank_ops.humanize import LONG, SHORT, clock, duration
 
 fmt_duration = duration  # the templates' and SVGs' name for it
 

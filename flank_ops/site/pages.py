@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from flank_ops import __version__
+from flank_ops import __version__, humanize
 from flank_ops.site import fmt, layout
 
 
@@ -49,7 +49,7 @@ def environment():
             raw_gz=layout.url_raw_log_gz,
         ),
         version=__version__,
-        zone=fmt.zone,
+        zone=humanize.zone,
     )
     return env
 

@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
+from flank_ops.humanize import parse_time
 from flank_ops.site import dag_layout
-from flank_ops.site.fmt import fmt_duration, parse_time, status_icon, status_key, status_label
+from flank_ops.site.fmt import fmt_duration, status_icon, status_key, status_label
 
 
 class DagNode(NamedTuple):
