@@ -193,6 +193,12 @@ class ProjectPaths:
     def runs_dir(self, pipeline: str) -> Path:
         return self.runs_root / pipeline
 
+    def pipelines_with_runs(self) -> list[str]:
+        """The pipelines that have a runs folder (those of flank.yml and any dropped since), sorted."""
+        if not self.runs_root.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
     def run_dir(self, pipeline: str, run_id: int) -> Path:
         return self.runs_dir(pipeline) / str(run_id)
 

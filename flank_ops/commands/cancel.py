@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
         paths = Home().project(project).require()
     if not paths.runs_dir(pipeline).is_dir():
         config = deployed_config(paths)
-        known = sorted(set(config.pipelines if config is not None else ()) |
-                       ({p.name for p in paths.runs_root.iterdir() if p.is_dir()} if paths.runs_root.is_dir() else set()))
+        known = sorted(set(config.pipelines if config is not None else ()) | set(paths.pipelines_with_runs()))
         if pipeline in known:
             print(f"flank: nothing to cancel: {pipeline} has not run yet", file=sys.stderr)
             return EXIT_NOTHING_TO_CANCEL

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         paths = Home().project(project).require()
     ids = records.list_run_ids(paths, pipeline)
     if not ids:
-        known = sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir()) if paths.runs_root.is_dir() else []
+        known = paths.pipelines_with_runs()
         config = deployed_config(paths)
         if config is not None:
             known = sorted(set(known) | set(config.pipelines))

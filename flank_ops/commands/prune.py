@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         paths = home.project(name)
         keep, keep_days = _retention(args, settings_for(home, name).get("prune") or {})
-        for pipeline in _pipelines(paths):
+        for pipeline in paths.pipelines_with_runs():
             removed, kept = prune_pipeline(paths, pipeline, keep=keep, keep_days=keep_days, dry_run=args.dry_run)
             verb = "would remove" if args.dry_run else "removed"
             if removed:
@@ -69,12 +69,6 @@ def _retention(args: argparse.Namespace, configured: dict[str, Any]) -> tuple[in
     if (keep is not None and keep < 0) or (keep_days is not None and keep_days < 0):
         raise UserError("--keep and --keep-days cannot be negative")
     return keep, keep_days
-
-
-def _pipelines(paths: ProjectPaths) -> list[str]:
-    if not paths.runs_root.is_dir():
-        return []
-    return sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _ranges(ids: list[int]) -> str:

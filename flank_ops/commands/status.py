@@ -177,8 +177,7 @@ def _outage_warnings(projects) -> list[str]:
 
     warnings = []
     for paths in projects:
-        pipelines = sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir()) if paths.runs_root.is_dir() else []
-        for pipeline in pipelines:
+        for pipeline in paths.pipelines_with_runs():
             for run_id in sorted(records.list_run_ids(paths, pipeline), reverse=True)[:5]:
                 try:
                     outcomes = records.read_record(paths.run_dir(pipeline, run_id)).get("after_run")

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         configured += 1
         with locked(paths.lock_file("s3")):
             if args.all:
-                for pipeline in _pipelines(paths):
+                for pipeline in paths.pipelines_with_runs():
                     for run_id in records.list_run_ids(paths, pipeline):
                         if _finished(paths, pipeline, run_id):
                             pending.add_pending(paths, pipeline, run_id)
@@ -70,12 +70,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"s3://{settings.site_bucket}/{settings.site_prefix} {result.line()}")
         failed = failed or result.error is not None
     return 1 if failed else 0
-
-
-def _pipelines(paths: ProjectPaths) -> list[str]:
-    if not paths.runs_root.is_dir():
-        return []
-    return sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir())
 
 
 def _finished(paths: ProjectPaths, pipeline: str, run_id: int) -> bool:

@@ -147,11 +147,6 @@ def pipeline_use(paths: ProjectPaths, pipeline: str, declared: dict[str, int] | 
     return PipelineUse(paths.name, pipeline, runs, tuple(tasks))
 
 
-def pipelines_with_runs(paths: ProjectPaths) -> list[str]:
-    root = paths.runs_root
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-
-
 class Machine(NamedTuple):
     memory_kb: int
     cpus: int

@@ -31,12 +31,10 @@ def marker_path(home: Home) -> Path:
 
 def running_runs(home: Home) -> list[str]:
     """'project/pipeline #id' of every run in progress on this VM."""
-    from flank_ops.cost.resources import pipelines_with_runs
-
     out = []
     for name in home.projects():
         paths = home.project(name)
-        for pipeline in pipelines_with_runs(paths):
+        for pipeline in paths.pipelines_with_runs():
             for record in records.find_running(paths, pipeline):
                 out.append(f"{name}/{pipeline} #{record['run_id']}")
     return out

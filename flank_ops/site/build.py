@@ -542,7 +542,7 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
     runs = skipped = 0
     kept_projects = set()
     for paths in projects(home):
-        for pipeline in _pipeline_dirs(paths):
+        for pipeline in paths.pipelines_with_runs():
             _reconcile(paths, pipeline)
         view = project_view(paths, warnings)
         views.append(view)
@@ -559,12 +559,6 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
     _remove_unknown(w.site, keep=kept_projects | {"index.html", layout.STATIC_DIR})
     _write_home(w, views, list(warnings))
     return BuildStats(w.pages, runs, skipped, list(warnings))
-
-
-def _pipeline_dirs(paths: ProjectPaths) -> list[str]:
-    if not paths.runs_root.is_dir():
-        return []
-    return sorted(p.name for p in paths.runs_root.iterdir() if p.is_dir())
 
 
 def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config, warnings: Warnings,

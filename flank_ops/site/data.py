@@ -256,11 +256,7 @@ def _next_runs(pipeline: Pipeline | None, count: int) -> list[datetime]:
 
 def pipeline_names(paths: ProjectPaths, config) -> list[str]:
     names = list(config.pipelines) if config else []
-    if paths.runs_root.is_dir():
-        for p in sorted(paths.runs_root.iterdir()):
-            if p.is_dir() and p.name not in names and not p.name.startswith("."):
-                names.append(p.name)
-    return names
+    return names + [name for name in paths.pipelines_with_runs() if name not in names]
 
 
 def pipeline_view(paths: ProjectPaths, name: str, config, warnings: Warnings,

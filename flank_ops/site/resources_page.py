@@ -9,12 +9,12 @@ from flank_ops.site import layout
 
 
 def resources_view(paths: ProjectPaths) -> dict[str, Any]:
-    from flank_ops.cost.resources import far_from_declared, pipeline_use, pipelines_with_runs, this_machine
+    from flank_ops.cost.resources import far_from_declared, pipeline_use, this_machine
     from flank_ops.site.svg import memory_svg
 
     machine = this_machine()
     pipelines = []
-    for name in pipelines_with_runs(paths):
+    for name in paths.pipelines_with_runs():
         use = pipeline_use(paths, name)
         if not use.runs:
             continue
