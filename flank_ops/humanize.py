@@ -42,6 +42,17 @@ def zone(name: str | tzinfo | None) -> tzinfo | None:
         return None
 
 
+def parse_option_time(text: str, option: str = "--now") -> datetime:
+    """A time a person typed on the command line (ISO 8601); one clear error otherwise."""
+    from flank_ops.errors import UserError
+
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r} is not an ISO date and time",
+                        "write it like 2026-11-24T02:00 or 2026-11-24T02:00+01:00") from None
+
+
 def parse_time(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from flank_ops.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,15 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flank_ops.humanize import parse_option_time
     from flank_ops.paths import Home
     from flank_ops.schedule.catchup import catch_up
 
-    now = datetime.now(timezone.utc)
-    if args.now:
-        try:
-            now = datetime.fromisoformat(args.now)
-        except ValueError:
-            raise UserError(f"--now {args.now!r} is not an ISO date and time") from None
+    now = parse_option_time(args.now) if args.now else datetime.now(timezone.utc)
     started = catch_up(Home(), now, project=args.project, dry_run=args.dry_run, out=print)
     if not started and not args.dry_run:
         print("flank: nothing to catch up")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from typing import Any
 
 from flank_ops.errors import UserError
@@ -37,6 +36,7 @@ def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
     from flank_ops.cost.resources import collect_needs
     from flank_ops.cost.schedules import grow_schedules
     from flank_ops.cost.settings import cost_settings, instance_types
+    from flank_ops.humanize import parse_option_time
     from flank_ops.paths import Home
     from flank_ops.settings import settings_for
 
@@ -44,13 +44,7 @@ def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
     cost = cost_settings(settings_for(home))
     types = instance_types(cost)
     needs = collect_needs(home)
-    now = None
-    if args.now:
-        try:
-            now = datetime.fromisoformat(args.now)
-        except ValueError:
-            raise UserError(f"--now {args.now!r} is not an ISO date and time") from None
-    plan = plan_sizes(needs, types, cost, now)
+    plan = plan_sizes(needs, types, cost, parse_option_time(args.now) if args.now else None)
     return home, cost, types, needs, plan, grow_schedules(plan, needs, cost)
 
 

@@ -9,6 +9,7 @@ import argparse
 from datetime import datetime, timezone
 
 from flank_ops.errors import UserError
+from flank_ops.humanize import parse_option_time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,14 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "{scheduled_at}, the due minute, are filled in)")
 
 
-def _parse_now(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"--now {text!r} is not an ISO date and time",
-                        "write it like 2026-11-24T02:00 or 2026-11-24T02:00+01:00") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from flank_ops.paths import Home
     from flank_ops.schedule import scheduler as sched
@@ -43,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--command is empty", "give the command to start, e.g. --command 'echo {pipeline}'")
     scheduler = sched.Scheduler(home, template, sched.print_line)
     if args.once:
-        now = _parse_now(args.now) if args.now else None
+        now = parse_option_time(args.now) if args.now else None
         from flank_ops.schedule.due import floor_minute
 
         scheduler.tick(floor_minute(now))

@@ -49,9 +49,10 @@ def spawn_detached(argv: list[str], cwd: Path | None = None, pass_fds: tuple[int
     return proc.pid
 
 
-def start_detached(paths: ProjectPaths, pipeline: str, trigger: str) -> None:
-    """Start `flank run PROJECT PIPELINE --trigger TRIGGER` fully detached (for the post-receive hook)."""
-    spawn_detached(run_argv(paths.name, pipeline, ["--trigger", trigger]), cwd=paths.home.root
+def start_detached(paths: ProjectPaths, pipeline: str, trigger: str, options: tuple[str, ...] = ()) -> None:
+    """Start `flank run PROJECT PIPELINE --trigger TRIGGER [OPTIONS]` fully detached (the post-receive
+    hook, catch-up)."""
+    spawn_detached(run_argv(paths.name, pipeline, ["--trigger", trigger, *options]), cwd=paths.home.root
                    if paths.home.root.is_dir() else None)
 
 

@@ -84,7 +84,7 @@ def catch_up(home: Home, now: datetime, *, project: str | None = None, dry_run: 
              out: Callable[[str], None] = print) -> int:
     """Start (detached) one run for each pipeline that missed its schedule; returns how many."""
     from flank_ops.humanize import clock
-    from flank_ops.run.launch import run_argv, spawn_detached
+    from flank_ops.run.launch import start_detached
     from flank_ops.run.runner import resolve_deployed
 
     started = 0
@@ -103,8 +103,8 @@ def catch_up(home: Home, now: datetime, *, project: str | None = None, dry_run: 
             if dry_run:
                 out(f"flank: would catch up {name} {pipeline.name} (missed {when})")
                 continue
-            spawn_detached(run_argv(name, pipeline.name, ["--trigger", "catchup", "--scheduled-at",
-                                                          missed.scheduled_at.isoformat()]), cwd=home.root)
+            start_detached(deployed.paths, pipeline.name, "catchup",
+                           ("--scheduled-at", missed.scheduled_at.isoformat()))
             out(f"flank: catching up {name} {pipeline.name} (missed {when})")
             started += 1
     return started
