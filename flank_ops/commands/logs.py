@@ -51,6 +51,7 @@ def _print_file(path: Path) -> None:
 def _task_table(record: dict[str, Any], run_dir: Path, tz: str | None = None) -> str:
     from flank_ops.humanize import MEDIUM, clock
     from flank_ops.humanize import duration as format_duration
+    from flank_ops.run import records
 
     started = f" — started {clock(record['started_at'], tz, MEDIUM)}" if record.get("started_at") else ""
     lines = [f"{record['pipeline']} #{record['run_id']} {record['status']}{started} — "
@@ -59,7 +60,7 @@ def _task_table(record: dict[str, Any], run_dir: Path, tz: str | None = None) ->
     for name, t in record["tasks"].items():
         took = format_duration(t["duration_s"]) if t.get("duration_s") is not None else ""
         at = clock(t["started_at"], tz, "%H:%M:%S") if t.get("started_at") else ""
-        log = run_dir / t.get("log", f"logs/{name}.log")
+        log = records.task_log_file(run_dir, name, t)
         where = str(log) if log.exists() else "(no log)"
         lines.append(f"  {name:<{width}}  {t['status']:<15} {at:>12} {took:>7}  {where}")
     return "\n".join(lines)
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n--- log of {failed[0]} ({records.task_log_path(run_dir, failed[0])}) ---")
             _print_file(records.task_log_path(run_dir, failed[0]))
         return 0
-    log = run_dir / record["tasks"][task].get("log", f"logs/{task}.log")
+    log = records.task_log_file(run_dir, task, record["tasks"][task])
     if not log.exists():
         status = record["tasks"][task]["status"]
         raise UserError(f"{task} has no log in {pipeline} #{run_id} (it is {status})",

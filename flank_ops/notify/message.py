@@ -102,6 +102,7 @@ def _task_detail(name: str, task: dict[str, Any]) -> str:
 
 def build_message(paths: ProjectPaths, record: dict[str, Any], outcome: str, base_url: str,
                   secrets: dict[str, str] | None = None) -> Message:
+    from flank_ops.run import records
     from flank_ops.run.secrets import mask
 
     secrets = secrets or {}
@@ -126,7 +127,7 @@ def build_message(paths: ProjectPaths, record: dict[str, Any], outcome: str, bas
     run_dir = paths.run_dir(pipeline, run_id)
     tails = []
     for name, task in failed[:TAIL_TASKS]:
-        lines = log_tail(run_dir / (task.get("log") or f"logs/{name}.log"), secrets=secrets)
+        lines = log_tail(records.task_log_file(run_dir, name, task), secrets=secrets)
         if lines:
             tails.append(LogTail(name, lines))
     return Message(

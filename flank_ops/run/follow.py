@@ -55,7 +55,7 @@ def follow(paths: ProjectPaths, pipeline: str, run_id: int, task: str | None, ou
     run_dir = paths.run_dir(pipeline, run_id)
     record = records.read_record(run_dir)
     names = [task] if task is not None else list(record["tasks"])
-    tails = {n: _Tail(run_dir / record["tasks"][n].get("log", f"logs/{n}.log")) for n in names}
+    tails = {n: _Tail(records.task_log_file(run_dir, n, record["tasks"][n])) for n in names}
     partial: dict[str, bytes] = {n: b"" for n in names}
     next_runner_check = time.monotonic() + RUNNER_CHECK_S
 

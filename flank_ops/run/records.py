@@ -109,6 +109,19 @@ def task_log_path(run_dir: Path, task: str) -> Path:
     return Path(run_dir) / "logs" / f"{task}.log"
 
 
+def task_log_file(run_dir: Path, name: str, task: dict[str, Any]) -> Path:
+    """The log of task `name` as its record entry names it; a record can only point inside its own
+    run folder (anything else means the launcher's own layout). Every reader of logs asks this."""
+    rel = task.get("log")
+    if rel == f"logs/{name}.log" and "/" not in name and name not in (".", ".."):
+        return Path(run_dir) / rel  # the launcher's own layout: no need to resolve symlinks
+    if isinstance(rel, str) and rel:
+        candidate = (Path(run_dir) / rel).resolve()
+        if candidate.is_relative_to(Path(run_dir).resolve()):
+            return candidate
+    return task_log_path(run_dir, name)
+
+
 def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:
     """Hand out the next sequential run id and create its folder (safe across processes)."""
     runs = paths.runs_dir(pipeline)

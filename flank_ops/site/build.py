@@ -22,7 +22,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
 from flank_ops.paths import Home, ProjectPaths
@@ -111,18 +111,6 @@ def _say(warnings: Iterable[str]) -> None:
 
 
 # --- pages -------------------------------------------------------------------
-
-def _task_log_file(run_dir: Path, name: str, task: dict[str, Any]) -> Path:
-    """The task's log file; a record can only point inside its own run folder."""
-    rel = task.get("log")
-    if rel == f"logs/{name}.log" and "/" not in name and name not in (".", ".."):
-        return run_dir / rel  # the launcher's own layout: no need to resolve symlinks
-    if isinstance(rel, str) and rel:
-        candidate = (run_dir / rel).resolve()
-        if candidate.is_relative_to(run_dir.resolve()):
-            return candidate
-    return records.task_log_path(run_dir, name)
-
 
 def _publish_raw_log(src: Path, dst: Path) -> None:
     """Put the raw log in the site as .txt: a hard link (free, and it grows with a live log), else a copy."""
@@ -218,7 +206,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         t = t if isinstance(t, dict) else {}
         name = str(name)
         status = str(t.get("status") or "pending")
-        log_file = _task_log_file(run_dir, name, t)
+        log_file = records.task_log_file(run_dir, name, t)
         try:
             log_size = log_file.stat().st_size
         except OSError:

@@ -54,7 +54,6 @@ def task_grid(paths: ProjectPaths, pipeline: str, recent: Sequence[dict[str, Any
               task_order: Sequence[str]) -> TaskGrid | None:
     """The grid from `recent` (history entries, newest first); tasks in `task_order`, then any
     task the runs had that the deployed flank.yml no longer has. None when there is no run."""
-    from flank_ops.site.build import _task_log_file  # the site's one rule for where a task's log is
 
     runs = [r for r in recent if r.get("status") != "skipped" and isinstance(r.get("run_id"), int)][:GRID_RUNS]
     if not runs:
@@ -75,7 +74,7 @@ def task_grid(paths: ProjectPaths, pipeline: str, recent: Sequence[dict[str, Any
                 has_log = sizes.get(f"{name}.log", 0) > 0  # the launcher's layout: one listing per run
             else:
                 try:
-                    has_log = _task_log_file(run_dir, name, task).stat().st_size > 0
+                    has_log = records.task_log_file(run_dir, name, task).stat().st_size > 0
                 except OSError:
                     has_log = False
             cells[name] = GridCell(run_id, status, has_log)
