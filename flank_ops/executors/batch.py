@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from flank_ops.executors.base import BackendError, JobRequest, JobState
+from flank_ops.fileio import locked
 from flank_ops.settings import BatchSettings, S3Settings, batch_settings_from_table
 
 QUEUED_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
@@ -178,7 +179,12 @@ class BatchBackend:
 
     # --- the release, once per commit ------------------------------------
     def ensure_release(self, job: JobRequest) -> str:
-        """Upload the release tree as a tarball unless this commit's is already in the bucket; its key."""
+        """Upload the release tree as a tarball unless this commit's is already in the bucket; its key.
+        Parallel tasks of one run take turns (a lock in the run folder), so the first uploads, the rest find it."""
+        with locked(Path(job.run_dir) / ".batch-release.lock"):
+            return self._ensure_release(job)
+
+    def _ensure_release(self, job: JobRequest) -> str:
         from botocore import exceptions as bx
 
         key = release_key(self.settings, project_of(job), job.commit)
@@ -201,7 +207,7 @@ class BatchBackend:
             from flank_ops.storage.s3 import upload_file
 
             try:
-                # a concurrent task of the same commit may upload too: same content, last writer wins
+                # another run of the same commit may upload at the same time: same content, last writer wins
                 upload_file(s3, self.s3_settings(), tarball, self.settings.bucket, key,
                             {"ContentType": "application/gzip"})
             except Exception as exc:  # boto3 wraps ClientErrors in S3UploadFailedError
