@@ -107,8 +107,9 @@ class _LogCursor:
 class BatchBackend:
     kind = "batch"
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.settings = batch_settings_from_table(options)
+    def __init__(self, options: dict[str, Any] | BatchSettings) -> None:
+        """options: the [executors.batch] table of flank.toml (or its parsed BatchSettings)."""
+        self.settings = options if isinstance(options, BatchSettings) else batch_settings_from_table(options)
         self._clients: dict[str, Any] = {}
         self._cursors: dict[str, _LogCursor] = {}
         self._streams: dict[str, str] = {}
