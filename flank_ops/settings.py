@@ -203,3 +203,15 @@ def email_settings(settings: dict[str, Any]) -> EmailSettings | None:
 def ping_timeout(settings: dict[str, Any]) -> float:
     table = _table(settings, "ping")
     return _timeout(table, "ping") if table is not None else DEFAULT_NETWORK_TIMEOUT_S
+
+
+# --- issue 14: executors ----------------------------------------------------------
+#
+#   [executors.slurm]
+#   partition = "compute"  account = "lab"  qos = "normal"  extra_args = "--gres=gpu:1"
+#   [executors.batch]       (see executors/batch.py)
+
+def executor_settings(settings: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The [executors.<kind>] table, or None when the VM has no such executor configured."""
+    table = _table(settings, "executors", kind)
+    return dict(table) if table is not None else None
