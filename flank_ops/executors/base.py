@@ -67,7 +67,26 @@ class Backend(Protocol):
 
 class BackendError(Exception):
     """The engine could not be reached or refused a call; the message says it in words
-    (remote.py writes it into the task's log and fails the task)."""
+    (remote.py writes it into the task's log and fails the task). `transient`: the engine
+    is down or full for now (submit: the task stays queued and asks again until its timeout)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+# What flank.toml needs for each executor: said when a task names an executor the VM lacks.
+CONFIG_EXAMPLES = {
+    "slurm": '[executors.slurm]\npartition = "compute"      # optional: account, qos, extra_args = "--gres=gpu:1"',
+    "batch": '[executors.batch]\njob_queue = "flank"\njob_definition = "flank-task"\nregion = "eu-west-2"\n'
+             'bucket = "my-bucket"',
+}
+
+
+def not_configured_message(kind: str) -> str:
+    lines = CONFIG_EXAMPLES.get(kind, f"[executors.{kind}]")
+    return (f"executor: {kind} is not configured on this VM: add to $FLANK_HOME/flank.toml\n"
+            + "\n".join(f"    {line}" for line in lines.split("\n")))
 
 
 def job_name(project: str, pipeline: str, run: str, task: str) -> str:

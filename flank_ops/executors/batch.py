@@ -30,6 +30,7 @@ import secrets as token_source
 import shlex
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ ENV_COMMAND = "FLANK_COMMAND"
 ENV_COMMIT = "FLANK_COMMIT"
 
 ENTRYPOINT = Path(__file__).with_name("batch_entrypoint.sh")
+# run variables that name places on the VM (the entrypoint sets FLANK_RELEASE to the unpacked release)
+VM_ONLY_VARIABLES = frozenset(("FLANK_HOME", "FLANK_RELEASE", "FLANK_SECRET_NAMES"))
 
 
 def batch_job_name(name: str) -> str:
@@ -82,6 +85,33 @@ def project_of(job: JobRequest) -> str:
     return project_dir.parent.name if project_dir.name == ".flank" else project_dir.name
 
 
+def declared_env_names(job: JobRequest) -> set[str]:
+    """The names flank.yml's `env:` gives the task (the project's and the task's own), read from the
+    release's flank.yml; empty when it cannot be read (the job then gets the FLANK_* variables only)."""
+    from flank_ops.config.load import FILENAME, load_config_file
+    from flank_ops.errors import UserError
+
+    try:
+        config = load_config_file(Path(job.release_dir) / FILENAME)
+    except (UserError, OSError):
+        return set()
+    names = set(config.env)
+    pipeline = config.pipelines.get(job.env.get("FLANK_PIPELINE", ""))
+    if pipeline is not None and job.task in pipeline.tasks:
+        names |= set(pipeline.tasks[job.task].env)
+    return names
+
+
+def container_env(job: JobRequest) -> dict[str, str]:
+    """What of the task's environment goes into the job: flank.yml's `env:`, the FLANK_* run variables and
+    TZ. Nothing else of the VM's environment (AWS credentials, PATH, HOME...: the job's description is
+    readable by anyone allowed batch:DescribeJobs, and the image has its own PATH), no VM paths."""
+    declared = declared_env_names(job)
+    return {k: v for k, v in job.env.items()
+            if k in declared or k == "TZ" or (k.startswith("FLANK_") and k not in VM_ONLY_VARIABLES
+                                              and not k.startswith("FLANK_PERSIST"))}
+
+
 def url_expiry_s(timeout_s: float | None) -> int:
     if not timeout_s:
         return DEFAULT_URL_EXPIRY_S
@@ -95,11 +125,24 @@ def _arn_name(arn: str | None) -> str | None:
     return arn.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
+def where_it_runs(info: dict[str, Any]) -> str:
+    """The ECS container instance or task the job runs in, when Batch says; else "aws-batch"."""
+    container = info.get("container") or {}
+    attempts = info.get("attempts") or []
+    last = (attempts[-1].get("container") or {}) if attempts else {}
+    for arn in (container.get("containerInstanceArn"), last.get("containerInstanceArn"),
+                container.get("taskArn"), last.get("taskArn")):
+        if isinstance(arn, str) and arn.startswith("arn:") and ":ecs:" in arn:
+            return arn.rsplit("/", 1)[-1]
+    return "aws-batch"
+
+
 class _LogCursor:
     """How far a job's log stream was read: the forward token, and the bytes not yet handed out."""
 
     def __init__(self) -> None:
         self.token: str | None = None
+        self.read_at = 0.0  # time.monotonic() of the last get_log_events
         self.base = 0  # offset of buf[0] in the task's output
         self.buf = b""
 
@@ -114,6 +157,7 @@ class BatchBackend:
         self._cursors: dict[str, _LogCursor] = {}
         self._streams: dict[str, str] = {}
         self._secret_keys: dict[str, str] = {}
+        self._polled: dict[str, tuple[float, JobState]] = {}  # job id -> (when, what describe_jobs said)
 
     # --- clients and errors ----------------------------------------------
     def s3_settings(self) -> S3Settings:
@@ -240,8 +284,8 @@ class BatchBackend:
         workdir = os.path.relpath(job.cwd, job.release_dir) if job.cwd else "."
         if workdir.startswith(".."):
             workdir = "."
-        env = {**job.env, ENV_RELEASE_URL: release_url, ENV_WORKDIR: workdir, ENV_COMMAND: job.command,
-               ENV_COMMIT: job.commit}
+        env = {**container_env(job), ENV_RELEASE_URL: release_url, ENV_WORKDIR: workdir,
+               ENV_COMMAND: job.command, ENV_COMMIT: job.commit}
         secrets_key = None
         if job.secrets:
             secrets_key = f"{self.settings.prefix}secrets/{name}.{token_source.token_hex(16)}.env"
@@ -284,6 +328,17 @@ class BatchBackend:
         return found[0] if found else None
 
     def poll(self, job_id: str) -> JobState:
+        """describe_jobs, at most once per poll_interval for a job (the loop asks more often; AWS's API
+        limits are per account, and fifty tasks in parallel must not exhaust them)."""
+        now = time.monotonic()
+        last = self._polled.get(job_id)
+        if last is not None and not last[1].done and now - last[0] < self.settings.poll_interval_s:
+            return last[1]
+        state = self._poll(job_id)
+        self._polled[job_id] = (now, state)
+        return state
+
+    def _poll(self, job_id: str) -> JobState:
         info = self._describe_job(job_id)
         if info is None:
             self._drop_secrets(job_id)
@@ -307,12 +362,11 @@ class BatchBackend:
             exit_code = (attempts[-1].get("container") or {}).get("exitCode")
         if exit_code is None and done:
             exit_code = self._exit_code_from_list(info)
-        host = (attempts[-1].get("container") or {}).get("containerInstanceArn") if attempts else None
         return JobState(
             state=status,
             done=done,
             exit_code=int(exit_code) if exit_code is not None else None,
-            host=_arn_name(host) if host and host.startswith("arn:") else None,
+            host=where_it_runs(info) if status not in QUEUED_STATES else None,
             queue=_arn_name(info.get("jobQueue")),
             reason=info.get("statusReason"),
         )
@@ -341,6 +395,11 @@ class BatchBackend:
         cursor = self._cursors.setdefault(job_id, _LogCursor())
         if offset < cursor.base:  # a reader starting over: read the stream again from its head
             cursor = self._cursors[job_id] = _LogCursor()
+        last = self._polled.get(job_id)
+        now = time.monotonic()
+        if cursor.read_at and now - cursor.read_at < self.settings.poll_interval_s and not (last and last[1].done):
+            return self._hand_out(cursor, offset)  # read again at the next interval (the end: at once)
+        cursor.read_at = now
         logs = self.client("logs")
         while True:
             kwargs: dict[str, Any] = {"logGroupName": self.settings.log_group, "logStreamName": stream,
@@ -362,6 +421,11 @@ class BatchBackend:
                 cursor.token = token or cursor.token
                 break
             cursor.token = token
+        return self._hand_out(cursor, offset)
+
+    @staticmethod
+    def _hand_out(cursor: _LogCursor, offset: int) -> bytes:
+        """The bytes after `offset`; what is before it is handed out and forgotten."""
         skip = max(0, offset - cursor.base)
         out = cursor.buf[skip:]
         cursor.base += skip

@@ -11,6 +11,7 @@
 #   FLANK_COMMAND      the task's command, run by /bin/sh -c like on the VM
 #   FLANK_COMMIT       the release's commit (for the task's own use)
 #   FLANK_ROOT         optional, set in the job definition: where to unpack (default: a new temporary folder)
+# and sets FLANK_RELEASE to the unpacked release for the task, as on the VM.
 # The presigned URLs never appear on a command line: they reach curl/wget on their standard input.
 # Exit status: the task's; 97 when the release or the secrets cannot be fetched or unpacked.
 set -eu
@@ -51,5 +52,7 @@ fi
 unset FLANK_RELEASE_URL FLANK_SECRETS_URL
 umask 022
 
+FLANK_RELEASE="$root/release"
+export FLANK_RELEASE
 cd "$root/release/${FLANK_WORKDIR:-.}" || fail "no folder ${FLANK_WORKDIR:-.} in the release"
 exec /bin/sh -c "$FLANK_COMMAND"

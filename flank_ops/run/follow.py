@@ -19,7 +19,7 @@ from flank_ops.run import records
 POLL_S = 0.2
 CHUNK = 1 << 16
 RUNNER_CHECK_S = 1.0
-_WAITING = ("pending", "running")
+_WAITING = ("pending", "running", "queued")
 
 
 class _Tail:

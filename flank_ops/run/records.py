@@ -79,6 +79,7 @@ FORMAT = 1
 RUN_STATUSES = ("running", "success", "failed", "interrupted", "skipped", "cancelled")
 TASK_STATUSES = (
     "pending", "running", "success", "failed", "upstream_failed", "timed_out", "skipped", "interrupted", "cancelled",
+    "queued",  # issue 14: a remote job waiting for its cluster (contract C1)
 )
 FAILED_TASK_STATUSES = ("failed", "timed_out", "upstream_failed", "interrupted")
 FINISHED_RUN_STATUSES = ("success", "failed", "interrupted", "skipped", "cancelled")
@@ -371,7 +372,7 @@ def runner_alive(runner: dict[str, Any] | None) -> bool:
 
 # Fields of a launcher's tasks/<task>.json copied into run.json's task entry.
 _TASK_FIELDS = ("status", "attempts", "exit_code", "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s",
-                "error")
+                "error", "executor", "memory_mb", "cpus", "queued_reason")  # issue 14 (contract C2)
 
 
 _SETTLED = ("success", "failed", "timed_out")
@@ -488,10 +489,13 @@ def mark_interrupted(run_dir: Path, record: dict[str, Any]) -> None:
     merge_task_results(run_dir, record)
     ended = now_iso()
     for entry in record.get("tasks", {}).values():
-        if entry.get("status") == "running":
+        if entry.get("status") in ("running", "queued"):
             entry["status"] = "interrupted"
             entry["ended_at"] = entry.get("ended_at") or ended
     record["status"] = "interrupted"
+    from flank_ops.executors.cleanup import cancel_jobs_of_run  # issue 14: jobs it left on a cluster
+
+    cancel_jobs_of_run(run_dir, record)
     waited_for = record.pop("waiting_for", None)
     record["ended_at"] = ended
     started = parse_iso(record.get("started_at"))

@@ -280,7 +280,7 @@ def finalize_tasks(record: dict[str, Any], selected: list[str], make_exit: int |
             else:
                 entry["status"] = "failed"
                 entry["error"] = f"did not start: make exited {make_exit} (see make.log)"
-        elif entry["status"] == "running":
+        elif entry["status"] in ("running", "queued"):
             entry["status"] = "failed"
             entry["error"] = "its task launcher stopped without a result"
             entry["ended_at"] = entry.get("ended_at") or records.now_iso()
@@ -584,13 +584,13 @@ def _record_stop(record: dict[str, Any], run_dir: Path) -> None:
     if cancel.requested(run_dir):
         ended = records.now_iso()
         for entry in record["tasks"].values():
-            if entry["status"] in ("running", "pending"):
+            if entry["status"] in ("running", "pending", "queued"):
                 entry["status"] = "cancelled"
                 entry["ended_at"] = entry.get("ended_at") or ended
         record["status"] = "cancelled"
         return
     for entry in record["tasks"].values():
-        if entry["status"] == "running":
+        if entry["status"] in ("running", "queued"):
             entry["status"] = "interrupted"
     record["status"] = "interrupted"
 
@@ -623,7 +623,7 @@ def _print_progress(record: dict[str, Any], names: list[str], printed: dict[str,
     for name in names:
         entry = record["tasks"][name]
         status = entry["status"]
-        if status in ("pending", "running") or printed.get(name) == status:
+        if status in ("pending", "running", "queued") or printed.get(name) == status:
             continue
         printed[name] = status
         detail = []

@@ -17,12 +17,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
 
-from batch_aws import CREDENTIALS, BatchAWS, batch_aws  # noqa: E402
+from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws  # noqa: E402
 from conftest import wait_for  # noqa: E402
 from servers import refused_port  # noqa: E402
 
 from flank_ops.errors import UserError  # noqa: E402
-from flank_ops.executors.base import BackendError, JobRequest, JobState, job_name, job_name_prefix  # noqa: E402
+from flank_ops.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix  # noqa: E402
 from flank_ops.executors.batch import QUEUED_STATES, BatchBackend, release_key  # noqa: E402
 from flank_ops.paths import Home  # noqa: E402
 from flank_ops.settings import batch_settings, settings_for  # noqa: E402
@@ -44,7 +44,9 @@ def release(tmp_path: Path, commit: str = "c0ffee1") -> Path:
     root = tmp_path / "releases" / commit
     (root / "R").mkdir(parents=True)
     (root / "R" / "data.txt").write_text("hello from the release\n")
-    (root / "flank.yml").write_text("pipelines: {}\n")
+    # the job gets the variables flank.yml declares (and FLANK_*), none other of the VM's environment
+    (root / "flank.yml").write_text("env:\n  MODE: default\n  GATE: none\n"
+                                    "pipelines:\n  nightly:\n    tasks:\n      model: {run: 'true'}\n")
     return root
 
 
@@ -75,7 +77,9 @@ def test_a_job_runs_the_task_in_the_release_with_its_secrets_and_resources(aws: 
     secret = "pa'ss w0rd$x"
     # the job prints a digest of the secret it got, so the value itself is in no command
     job = request(tmp_path, 'cat data.txt; printf %s "$TOKEN" | sha256sum; echo "mode=$MODE"; echo oops >&2; exit 3',
-                  secrets={"TOKEN": secret}, env={"MODE": "full"}, cpus=2, memory_mb=2048, timeout_s=90)
+                  secrets={"TOKEN": secret}, cpus=2, memory_mb=2048, timeout_s=90,
+                  env={"MODE": "full", "PATH": "/vm/bin", "AWS_SECRET_ACCESS_KEY": "vm-key", "FLANK_RUN_ID": "1",
+                       "FLANK_PIPELINE": "nightly", "FLANK_HOME": "/home/vm/flank", "FLANK_PERSIST": "/vm/p"})
     job_id = backend.submit(job)
 
     state = until_done(backend, job_id)
@@ -95,6 +99,11 @@ def test_a_job_runs_the_task_in_the_release_with_its_secrets_and_resources(aws: 
         {"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "2048"}]
     assert sent["timeout"] == {"attemptDurationSeconds": 90}
     assert sent["retryStrategy"] == {"attempts": 1}  # flank's loop retries, each try a job of its own
+    env = {e["name"]: e["value"] for e in sent["containerOverrides"]["environment"]}
+    assert {k: v for k, v in env.items() if not k.endswith("_URL")} == {
+        "MODE": "full", "FLANK_RUN_ID": "1", "FLANK_PIPELINE": "nightly", "FLANK_COMMIT": "c0ffee1",
+        "FLANK_WORKDIR": "R", "FLANK_COMMAND": job.command}
+    assert sorted(k for k in env if k.endswith("_URL")) == ["FLANK_RELEASE_URL", "FLANK_SECRETS_URL"]
     # the secret is in no call to AWS Batch (submit, job definition) and on no command line
     batch_calls = [r for r in requests if "/v1/" in r["path"]]
     assert batch_calls and not [r for r in batch_calls if "w0rd" in r["body"]]
@@ -134,12 +143,13 @@ def test_states_go_from_queued_to_running_to_done_and_the_log_is_copied_while_it
     logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=stream,
                         logEvents=[{"timestamp": now_ms(), "message": "line one"},
                                    {"timestamp": now_ms(), "message": "line two"}])
-    first = backend.read_output(job_id, 0)
+    first = wait_for(lambda: backend.read_output(job_id, 0), "the first lines")
     assert first == b"line one\nline two\n"
     assert backend.read_output(job_id, len(first)) == b""  # nothing new: nothing twice
     logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=stream,
                         logEvents=[{"timestamp": now_ms(), "message": "line three"}])
-    assert backend.read_output(job_id, len(first)) == b"line three\n"
+    # flank reads the stream at most once per poll_interval (0.2 s here): wait for the next read
+    assert wait_for(lambda: backend.read_output(job_id, len(first)), "line three") == b"line three\n"
     assert backend.poll(job_id).state == "RUNNING"
 
     (gate / "open").write_text("")
@@ -234,7 +244,7 @@ def test_unconfigured_or_wrong_settings_say_what_to_add(flank_home: Path) -> Non
     text = str(exc.value)
     assert "[executors.batch] needs job_queue, job_definition, bucket" in text
     assert "executor: batch is not configured on this VM" in text
-    assert '[executors.batch]\njob_queue = "flank-queue"' in text
+    assert CONFIG_EXAMPLES["batch"] in text  # the lines to add
 
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text('[executors.batch]\njob_queue = "q"\njob_definition = "d"\n'

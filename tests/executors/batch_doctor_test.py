@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
 from conftest import run_flank
 
 

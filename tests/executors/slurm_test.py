@@ -1,0 +1,170 @@
+"""executor: slurm (issue 14), on a real one-node cluster: tasks go through sbatch, flank waits."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import run_flank, wait_for
+from executors.conftest import squeue_names
+from run.deployed import deploy, record, runs_dir, start_flank
+
+pytestmark = pytest.mark.xdist_group("slurm")
+
+
+def flank_yml(tasks: str, pipeline_extra: str = "") -> str:
+    return f"pipelines:\n  nightly:\n    executor: slurm\n{pipeline_extra}    tasks:\n{tasks}"
+
+
+def log_of(run_id: int, task: str) -> str:
+    return (runs_dir() / str(run_id) / "logs" / f"{task}.log").read_text()
+
+
+def test_tasks_run_on_slurm_with_their_logs_dependents_and_job_ids(tmp_path: Path, slurm) -> None:
+    deploy(tmp_path, flank_yml(
+        "      extract: {run: 'echo extracting on $(hostname) in $PWD; echo to stderr >&2', memory: 200M, cpus: 1}\n"
+        "      model: {run: 'echo model saw $GREETING and $FLANK_TASK', needs: extract}\n"
+        "      local_one: {run: 'echo here', needs: model, executor: local}\n"))
+    out = run_flank("run", "demo", "nightly", env={"GREETING": "hello"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = record(1)
+    assert rec["status"] == "success"
+    extract, model = rec["tasks"]["extract"], rec["tasks"]["model"]
+    assert extract["executor"]["kind"] == "slurm" and extract["executor"]["job_id"]
+    assert extract["executor"]["queue"] == slurm.partition
+    assert extract["executor"]["host"] == slurm.host
+    assert extract["executor"]["state"] == "COMPLETED"
+    assert extract["memory_mb"] == 200 and extract["cpus"] == 1
+    assert "executor" not in rec["tasks"]["local_one"] or not rec["tasks"]["local_one"].get("executor")
+    text = log_of(1, "extract")
+    assert "extracting on" in text and "to stderr" in text
+    assert f"releases/{rec['commit']['sha']}" in text  # the same release folder
+    assert "model saw hello and model" in log_of(1, "model")
+    times = (runs_dir() / "1" / "logs" / "extract.log.times").read_text()
+    assert "attempt 1 " in times and " 0 success" in times
+    # the job's name says whose it is
+    assert "flank-demo-nightly-1-extract" in text
+
+
+def test_secrets_reach_the_job_masked_never_in_its_script_or_on_a_command_line(tmp_path: Path, slurm) -> None:
+    deploy(tmp_path, flank_yml("      use: {run: 'echo token=$API_TOKEN; ls -l $FLANK_RUN_DIR/jobs || true'}\n"))
+    run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = log_of(1, "use")
+    assert "token=***" in text and "s3cr3t-value" not in text
+    jobs = runs_dir() / "1" / "jobs"
+    for path in jobs.iterdir():
+        assert "s3cr3t-value" not in path.read_text(errors="replace"), path.name
+    assert not list(jobs.glob("*.env"))  # the environment file is gone once the job read it
+    assert "s3cr3t-value" not in (runs_dir() / "1" / "run.json").read_text()
+
+
+def test_a_failing_job_is_retried_by_resubmitting_then_fails(tmp_path: Path, slurm) -> None:
+    deploy(tmp_path, flank_yml("      flaky: {run: 'echo try; exit 3', retries: 1, retry_delay: 1}\n"
+                               "      after: {run: 'echo never', needs: flaky}\n"))
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 1
+    rec = record(1)
+    flaky = rec["tasks"]["flaky"]
+    assert flaky["status"] == "failed" and flaky["exit_code"] == 3 and flaky["attempts"] == 2
+    assert flaky["executor"]["state"] == "FAILED"
+    assert rec["tasks"]["after"]["status"] == "upstream_failed"
+    text = log_of(1, "flaky")
+    assert text.count("try\n") == 2 and "attempt 2 of 2" in text
+    assert text.count("submitted to slurm as job") == 2
+
+
+def test_timeout_cancels_the_job(tmp_path: Path, slurm) -> None:
+    deploy(tmp_path, flank_yml("      slow: {run: 'echo started; sleep 120', timeout: 3}\n"))
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 1
+    slow = record(1)["tasks"]["slow"]
+    assert slow["status"] == "timed_out"
+    assert "timed out after 3s" in log_of(1, "slow")
+    wait_for(lambda: "flank-demo-nightly-1-slow" not in squeue_names(slurm), "the job to leave the queue")
+
+
+def test_output_streams_into_the_log_while_the_job_runs_and_cancel_scancels(tmp_path: Path, slurm) -> None:
+    deploy(tmp_path, flank_yml("      long: {run: 'echo first line; sleep 300'}\n"))
+    proc = start_flank("run", "demo", "nightly")
+    try:
+        log = runs_dir() / "1" / "logs" / "long.log"
+        wait_for(lambda: log.exists() and "first line" in log.read_text(), "the job's output in the log")
+        assert record(1)["tasks"]["long"]["status"] == "running"
+        assert "flank-demo-nightly-1-long" in squeue_names(slurm)
+        out = run_flank("cancel", "demo", "nightly")
+        assert out.returncode == 0, out.stdout + out.stderr
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rec = record(1)
+    assert rec["status"] == "cancelled" and rec["tasks"]["long"]["status"] == "cancelled"
+    assert "cancelling job" in log_of(1, "long")
+    wait_for(lambda: "flank-demo-nightly-1-long" not in squeue_names(slurm), "the job to leave the queue")
+
+
+def test_a_task_asking_more_than_the_cluster_has_fails_with_slurms_words(tmp_path: Path, slurm) -> None:
+    deploy(tmp_path, flank_yml("      huge: {run: 'echo no', cpus: 999}\n"))
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 1
+    text = log_of(1, "huge")
+    assert "could not submit the job to slurm: sbatch refused the job" in text
+    assert record(1)["tasks"]["huge"]["status"] == "failed"
+
+
+def test_a_cluster_that_cannot_be_reached_keeps_the_task_queued_until_its_timeout(
+        tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch) -> None:
+    down = tmp_path / "down.conf"
+    text = Path(slurm.env["SLURM_CONF"]).read_text()
+    port = next(line for line in text.splitlines() if line.startswith("SlurmctldPort="))
+    down.write_text(text.replace(port, "SlurmctldPort=9"))  # nobody listens there
+    monkeypatch.setenv("SLURM_CONF", str(down))
+    deploy(tmp_path, flank_yml("      waits: {run: 'echo never', timeout: 4}\n"))
+    proc = start_flank("run", "demo", "nightly")
+    try:
+        wait_for(lambda: (runs_dir() / "1" / "tasks" / "waits.json").exists()
+                 and json.loads((runs_dir() / "1" / "tasks" / "waits.json").read_text())["status"] == "queued",
+                 "the task to show queued")
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    waits = record(1)["tasks"]["waits"]
+    assert waits["status"] == "timed_out"
+    assert "does not take the job yet" in log_of(1, "waits")
+
+
+def test_an_executor_the_vm_does_not_configure_fails_the_task_with_the_lines_to_add(
+        tmp_path: Path, slurm, flank_home: Path) -> None:
+    (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
+    deploy(tmp_path, flank_yml("      t: echo hi\n"))
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 1
+    text = log_of(1, "t")
+    assert "executor: slurm is not configured on this VM" in text and "[executors.slurm]" in text
+
+
+def test_job_files_are_private(tmp_path: Path, slurm) -> None:
+    from flank_ops.executors.base import JobRequest
+    from flank_ops.executors.slurm import SlurmBackend
+
+    backend = SlurmBackend({"partition": slurm.partition})
+    job = JobRequest(name="flank-x-y-1-t", command="sleep 30", cwd=str(tmp_path), env={"A": "1"},
+                     secrets={"S": "v"}, memory_mb=None, cpus=None, timeout_s=None, release_dir=str(tmp_path),
+                     commit="", run_dir=str(tmp_path), task="t", options={})
+    job_id = backend.submit(job)
+    try:
+        env_files = list((tmp_path / "jobs").glob("*.env"))
+        for env_file in env_files:  # the job may already have read and removed it
+            assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
+        assert backend.jobs_of_run("flank-x-y-1-") == [job_id]
+    finally:
+        backend.cancel(job_id)
+    state = wait_for(lambda: (s := backend.poll(job_id)).done and s, "the cancelled job to end")
+    assert state.state == "CANCELLED"
+    assert not list((tmp_path / "jobs").glob("*.env"))
