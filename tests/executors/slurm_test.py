@@ -32,7 +32,8 @@ def test_tasks_run_on_slurm_with_their_logs_dependents_and_job_ids(tmp_path: Pat
     assert out.returncode == 0, out.stdout + out.stderr
     rec = record(1)
     assert rec["status"] == "success"
-    extract, model = rec["tasks"]["extract"], rec["tasks"]["model"]
+    extract = rec["tasks"]["extract"]
+    assert rec["tasks"]["model"]["executor"]["state"] == "COMPLETED"
     assert extract["executor"]["kind"] == "slurm" and extract["executor"]["job_id"]
     assert extract["executor"]["queue"] == slurm.partition
     assert extract["executor"]["host"] == slurm.host
