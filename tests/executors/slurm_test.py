@@ -170,3 +170,54 @@ def test_job_files_are_private(tmp_path: Path, slurm) -> None:
     state = wait_for(lambda: (s := backend.poll(job_id)).done and s, "the cancelled job to end")
     assert state.state == "CANCELLED"
     assert not list((tmp_path / "jobs").glob("*.env"))
+
+
+def test_the_run_page_shows_where_each_task_ran(tmp_path: Path, slurm, flank_home: Path) -> None:
+    from flank_ops.site import layout
+
+    deploy(tmp_path, flank_yml("      fit: {run: 'echo fit', memory: 100M}\n"))
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    job = record(1)["tasks"]["fit"]["executor"]
+    page = (flank_home / "site" / layout.url_run("demo", "nightly", 1)).read_text()
+    assert "Where tasks ran" in page
+    row = page[page.index("Where tasks ran"):]
+    for text in (f">{job['job_id']}<", f">{slurm.partition}<", f">{slurm.host}<", ">COMPLETED<", ">slurm<"):
+        assert text in row
+
+
+def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tmp_path: Path, slurm) -> None:
+    from flank_ops.executors.base import JobRequest, job_name
+    from flank_ops.executors.slurm import SlurmBackend
+    from flank_ops.paths import Home
+    from flank_ops.run import records
+
+    deploy(tmp_path, flank_yml("      t: echo\n"))
+    paths = Home().project("demo")
+    run_dir = paths.run_dir("nightly", 7)
+    run_dir.mkdir(parents=True)
+    backend = SlurmBackend({})
+    name = job_name("demo", "nightly", "7", "t")
+    job_id = backend.submit(JobRequest(name=name, command="sleep 300", cwd=str(tmp_path), env={}, secrets={},
+                                       memory_mb=None, cpus=None, timeout_s=None, release_dir=str(tmp_path),
+                                       commit="", run_dir=str(run_dir), task="t", options={}))
+    dead_runner = {**records.runner_identity(), "pid": 2 ** 22 + 1}
+    records.write_record(run_dir, {
+        "format": records.FORMAT, "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "running",
+        "started_at": records.now_iso(), "runner": dead_runner,
+        "tasks": {"t": {"status": "queued", "needs": [], "executor": {"kind": "slurm", "job_id": job_id}}},
+    })
+    (runs_dir() / "last_id").write_text("7\n")
+    assert name in squeue_names(slurm)
+    out = run_flank("status", "demo")
+    assert out.returncode in (0, 1), out.stderr
+    assert record(7)["status"] == "interrupted" and record(7)["tasks"]["t"]["status"] == "interrupted"
+    wait_for(lambda: name not in squeue_names(slurm), "the dead runner's job to be cancelled")
+
+
+def test_doctor_checks_the_cluster_and_the_partition(tmp_path: Path, slurm, flank_home: Path) -> None:
+    out = run_flank("doctor", "--no-cron")
+    assert "OK    executor slurm: reachable, as configured" in out.stdout
+    (flank_home / "flank.toml").write_text('[executors.slurm]\npartition = "gpu"\n')
+    out = run_flank("doctor", "--no-cron")
+    assert out.returncode == 1
+    assert f"FAIL  executor slurm: partition 'gpu' does not exist on the cluster (it has: {slurm.partition})" in out.stdout
