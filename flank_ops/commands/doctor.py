@@ -65,7 +65,22 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
     yield _guard("disk", lambda: check_disk(home))
     yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
-    yield from check_batch_executor(home)
+    yield from check_executors(home)  # issue 14
+
+
+def check_executors(home: Home) -> Iterator[Check]:
+    """Each executor configured in flank.toml ([executors.slurm], [executors.batch]) answers."""
+    from flank_ops.executors.vm_check import doctor_problems
+
+    try:
+        for kind, label, problems in doctor_problems(home):
+            if problems:
+                yield Check("FAIL", f"executor {kind}{label}", "; ".join(problems),
+                            f"check [executors.{kind}] in {home.settings_file}")
+            else:
+                yield Check("OK", f"executor {kind}{label}", "reachable, as configured")
+    except UserError as exc:
+        yield Check("FAIL", "executors", exc.message, exc.hint)
 
 
 def _guard(name: str, check: Callable[[], Check]) -> Check:
@@ -336,36 +351,3 @@ _FIXES = {
     "smtp": "check [notify.email] in flank.toml and the password (password_env names an env var or project secret)",
     "webhook": "check [notify.webhook] url in flank.toml and that this VM can reach it",
 }
-
-
-# --- issue 14: the AWS Batch executor -------------------------------------------
-
-def check_batch_executor(home: Home) -> Iterator[Check]:
-    """[executors.batch]: the job queue exists and is ENABLED/VALID, the job definition is ACTIVE, the bucket answers."""
-    from flank_ops.settings import batch_settings
-
-    found: list[tuple[str | None, Any]] = []
-    broken = False
-    for project, settings in _setting_scopes(home):
-        try:
-            found.append((project, batch_settings(settings)))
-        except UserError as exc:
-            broken = True
-            yield Check("FAIL", "batch" + (f" ({project})" if project else ""), exc.message, exc.hint)
-    targets = _distinct(found)
-    if not targets and not broken:
-        yield Check("SKIP", "batch", f"not configured (see the README: [executors.batch] in {home.settings_file})")
-    for label, value in targets:
-        yield _guard("batch" + label, lambda value=value, label=label: _check_batch(value, label))
-
-
-def _check_batch(settings: Any, label: str) -> Check:
-    from flank_ops.executors.batch import BatchBackend
-
-    backend = BatchBackend(settings)
-    problems = backend.check()
-    if problems:
-        return Check("FAIL", "batch" + label, "; ".join(problems),
-                     "see the README, \"Past one VM: AWS Batch\": the job definition, IAM permissions and flank.toml")
-    return Check("OK", "batch" + label, f"job queue {settings.job_queue} and job definition {settings.job_definition} "
-                 f"usable, bucket {settings.bucket} reachable")

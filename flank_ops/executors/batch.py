@@ -44,6 +44,7 @@ DONE_STATES = ("SUCCEEDED", "FAILED")
 LIVE_STATES = QUEUED_STATES + RUNNING_STATES
 VANISHED = "VANISHED"  # our word for a job describe_jobs no longer knows
 
+THROTTLED = ("TooManyRequestsException", "ThrottlingException", "Throttling", "SlowDown", "RequestLimitExceeded")
 MIN_JOB_TIMEOUT_S = 60  # AWS Batch refuses a shorter attemptDurationSeconds
 DEFAULT_URL_EXPIRY_S = 12 * 3600  # presigned URLs of a task without a timeout:
 MAX_URL_EXPIRY_S = 7 * 24 * 3600  # SigV4's limit
@@ -59,6 +60,22 @@ ENV_COMMIT = "FLANK_COMMIT"
 ENTRYPOINT = Path(__file__).with_name("batch_entrypoint.sh")
 # run variables that name places on the VM (the entrypoint sets FLANK_RELEASE to the unpacked release)
 VM_ONLY_VARIABLES = frozenset(("FLANK_HOME", "FLANK_RELEASE", "FLANK_SECRET_NAMES"))
+
+
+def vm_batch_settings() -> BatchSettings:
+    """[executors.batch] of this VM's flank.toml; a BackendError (not a UserError) when missing or wrong."""
+    from flank_ops.errors import UserError
+    from flank_ops.executors.base import not_configured_message
+    from flank_ops.paths import Home
+    from flank_ops.settings import batch_settings, settings_for
+
+    try:
+        settings = batch_settings(settings_for(Home()))
+    except UserError as exc:
+        raise BackendError(str(exc)) from None
+    if settings is None:
+        raise BackendError(not_configured_message("batch"))
+    return settings
 
 
 def batch_job_name(name: str) -> str:
@@ -151,8 +168,15 @@ class BatchBackend:
     kind = "batch"
 
     def __init__(self, options: dict[str, Any] | BatchSettings) -> None:
-        """options: the [executors.batch] table of flank.toml (or its parsed BatchSettings)."""
-        self.settings = options if isinstance(options, BatchSettings) else batch_settings_from_table(options)
+        """options: the [executors.batch] table of flank.toml (or its parsed BatchSettings); empty: the
+        VM-wide table of $FLANK_HOME/flank.toml (the interrupted-run cleanup asks so), and a BackendError
+        when there is none."""
+        if isinstance(options, BatchSettings):
+            self.settings = options
+        elif options:
+            self.settings = batch_settings_from_table(options)
+        else:
+            self.settings = vm_batch_settings()
         self._clients: dict[str, Any] = {}
         self._cursors: dict[str, _LogCursor] = {}
         self._streams: dict[str, str] = {}
@@ -220,7 +244,9 @@ class BatchBackend:
         try:
             return getattr(self.client(service), method)(**kwargs)
         except (bx.BotoCoreError, bx.ClientError) as exc:
-            raise BackendError(f"{what}: {self.describe(exc, service)}") from None
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, bx.ClientError) else None
+            # throttled even after boto3's retries: for now only (a submit is tried again, the task queued)
+            raise BackendError(f"{what}: {self.describe(exc, service)}", transient=code in THROTTLED) from None
 
     # --- the release, once per commit ------------------------------------
     def ensure_release(self, job: JobRequest) -> str:

@@ -127,13 +127,17 @@ class Loop:
                     self.say(f"cannot ask {kind} about job {job_id}: {exc}; waiting")
                 state = None
             if state is not None:
-                try:
-                    data = self.backend.read_output(job_id, offset)
-                except BackendError:
-                    data = b""
-                if data:
+                while True:  # all there is so far (at the end: all of it)
+                    try:
+                        data = self.backend.read_output(job_id, offset)
+                    except BackendError:
+                        data = b""
+                    if not data:
+                        break
                     offset += len(data)
                     self.log.write(masker.feed(data))
+                    if not state.done:
+                        break
                 if not state.done and state.reason and state.reason != last_reason and not running_written:
                     last_reason = state.reason
                     self.write({"status": "queued", "attempt": attempt, "started_at": self.started_at,

@@ -30,6 +30,11 @@ TRANSIENT_ERRORS = ("Unable to contact slurm controller", "Socket timed out", "C
                     "temporarily unavailable", "Slurm temporarily unable", "MaxSubmit", "Zero Bytes were transmitted")
 PENDING_STATES = ("PENDING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED")
 LIVE_STATES = PENDING_STATES + ("RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "STOPPED")
+# Pending reasons that mean the job can never start as asked (Slurm keeps it pending forever):
+# the job is cancelled and the task fails with the reason.
+NEVER_STARTS = ("PartitionConfig", "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit", "InvalidAccount",
+                "InvalidQOS", "QOSMaxCpuPerJobLimit", "QOSMaxMemoryPerJob", "QOSMaxWallDurationPerJobLimit",
+                "AssocMaxCpuPerJobLimit", "AssocMaxWallDurationPerJobLimit", "ReqNodeNotAvail")
 SAFE_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # What sbatch keeps of flank's environment: enough to find the cluster, nothing of the task's.
 SBATCH_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR")
@@ -99,6 +104,7 @@ class SlurmBackend:
         self.options = dict(options)
         self.outputs: dict[str, Path] = {}
         self.env_files: dict[str, Path] = {}
+        self.finished: set[str] = set()  # jobs seen done: their output file goes once read to the end
         self._accounting: bool | None = None
 
     # --- submit ---------------------------------------------------------------------
@@ -167,6 +173,12 @@ class SlurmBackend:
                 max_rss_kb=self._max_rss(job_id) if done else None,
                 reason=None if reason in (None, "None", "(null)") else reason,
             )
+            if state == "PENDING" and result.reason in NEVER_STARTS:
+                self.cancel(job_id)
+                self._forget(job_id)
+                return result._replace(state="CANCELLED", done=True, reason=(
+                    f"Slurm can never start it as asked ({result.reason}): it asks for more than partition "
+                    f"{result.queue} allows or has (memory:, cpus:, timeout:, or [executors.slurm] options)"))
             if done:
                 self._forget(job_id)
             return result
@@ -182,6 +194,7 @@ class SlurmBackend:
                                "flank could read: was it purged, or the controller's state lost?)")
 
     def _forget(self, job_id: str) -> None:
+        self.finished.add(job_id)
         env_file = self.env_files.pop(job_id, None)
         if env_file is not None:
             env_file.unlink(missing_ok=True)  # never ran (cancelled while queued): its secrets go too
@@ -223,11 +236,16 @@ class SlurmBackend:
         try:
             with open(path, "rb") as f:
                 f.seek(offset)
-                return f.read(1 << 20)
+                data = f.read(1 << 20)
         except FileNotFoundError:
             return b""
         except OSError as exc:
             raise BackendError(f"cannot read the job's output {path}: {exc.strerror}") from None
+        if not data and job_id in self.finished:
+            # all read: the raw output (secrets unmasked) goes; the task's log holds it, masked
+            path.unlink(missing_ok=True)
+            del self.outputs[job_id]
+        return data
 
     def cancel(self, job_id: str) -> None:
         proc = _run(["scancel", job_id])

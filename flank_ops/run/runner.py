@@ -227,6 +227,9 @@ def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str
             "attempts": 0, "started_at": None, "ended_at": None, "duration_s": None,
             "exit_code": None, "peak_rss_kb": None, "log": f"logs/{name}.log",
         }
+        declared = pipeline.tasks[name]
+        if declared.memory_mb or declared.cpus:  # issue 14: declared resources, kept for the reports
+            tasks[name].update(memory_mb=declared.memory_mb, cpus=declared.cpus)
     return {
         "format": records.FORMAT,
         "project": deployed.paths.name, "pipeline": pipeline.name, "run_id": run_id,

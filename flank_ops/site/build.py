@@ -27,7 +27,7 @@ from typing import NamedTuple
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
-from flank_ops.site import layout
+from flank_ops.site import layout, remote_tasks
 from flank_ops.site.data import (
     PAGE_SIZE, RECENT, ProjectView, Warnings, history_tail, load_run, now_utc, pipeline_view, project_view,
     projects, run_scope,
@@ -243,6 +243,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
+        remote=remote_tasks.remote_rows(record),  # issue 14
     ))
     return True
 

@@ -146,3 +146,38 @@ def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_h
     text = log_of(1, "fit")
     assert "executor: batch is not configured on this VM: add to $FLANK_HOME/flank.toml" in text
     assert "[executors.batch]" in text and "job_queue = " in text
+
+
+def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interrupted(
+        tmp_path: Path, aws: BatchAWS) -> None:
+    from flank_ops.executors.base import JobRequest, job_name
+    from flank_ops.executors.batch import BatchBackend
+    from flank_ops.paths import Home
+    from flank_ops.run import records
+
+    deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      t: {run: 'true', executor: batch}\n")
+    paths = Home().project("demo")
+    run_dir = paths.run_dir("nightly", 7)
+    run_dir.mkdir(parents=True)
+    release = paths.release_dir(paths.current_sha() or "")
+    gate = tmp_path / "gate"  # never opened: the job runs until terminated (at most a minute)
+    backend = BatchBackend(aws.options())
+    job_id = backend.submit(JobRequest(
+        name=job_name("demo", "nightly", "7", "t"), command=WAIT_FOR_GATE, cwd=str(release), env={"GATE": str(gate)},
+        secrets={}, memory_mb=None, cpus=None, timeout_s=None, release_dir=str(release), commit="c7",
+        run_dir=str(run_dir), task="t", options={}))
+    wait_for(lambda: backend.poll(job_id).state == "RUNNING", "the job to run")
+    dead_runner = {**records.runner_identity(), "pid": 2 ** 22 + 1}
+    records.write_record(run_dir, {
+        "format": records.FORMAT, "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "running",
+        "started_at": records.now_iso(), "runner": dead_runner,
+        "tasks": {"t": {"status": "running", "needs": [], "executor": {"kind": "batch", "job_id": job_id}}},
+    })
+    (runs_dir() / "last_id").write_text("7\n")
+    out = run_flank("status", "demo")
+    assert out.returncode in (0, 1), out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert record(7)["status"] == "interrupted", out.stdout + out.stderr
+    assert record(7)["status"] == "interrupted" and record(7)["tasks"]["t"]["status"] == "interrupted"
+    state = wait_for(lambda: (s := backend.poll(job_id)).done and s, "the dead runner's job to be terminated")
+    assert (state.state, state.reason) == ("FAILED", "cancelled by flank")

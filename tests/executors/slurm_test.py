@@ -32,7 +32,8 @@ def test_tasks_run_on_slurm_with_their_logs_dependents_and_job_ids(tmp_path: Pat
     assert out.returncode == 0, out.stdout + out.stderr
     rec = record(1)
     assert rec["status"] == "success"
-    extract, model = rec["tasks"]["extract"], rec["tasks"]["model"]
+    extract = rec["tasks"]["extract"]
+    assert rec["tasks"]["model"]["executor"]["state"] == "COMPLETED"
     assert extract["executor"]["kind"] == "slurm" and extract["executor"]["job_id"]
     assert extract["executor"]["queue"] == slurm.partition
     assert extract["executor"]["host"] == slurm.host
@@ -50,7 +51,7 @@ def test_tasks_run_on_slurm_with_their_logs_dependents_and_job_ids(tmp_path: Pat
 
 
 def test_secrets_reach_the_job_masked_never_in_its_script_or_on_a_command_line(tmp_path: Path, slurm) -> None:
-    deploy(tmp_path, flank_yml("      use: {run: 'echo token=$API_TOKEN; ls -l $FLANK_RUN_DIR/jobs || true'}\n"))
+    deploy(tmp_path, flank_yml("      use: {run: 'echo token=$API_TOKEN'}\n"))
     run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -60,6 +61,7 @@ def test_secrets_reach_the_job_masked_never_in_its_script_or_on_a_command_line(t
     for path in jobs.iterdir():
         assert "s3cr3t-value" not in path.read_text(errors="replace"), path.name
     assert not list(jobs.glob("*.env"))  # the environment file is gone once the job read it
+    assert not list(jobs.glob("*.out"))  # the raw output too, once copied (masked) into the log
     assert "s3cr3t-value" not in (runs_dir() / "1" / "run.json").read_text()
 
 
@@ -94,7 +96,7 @@ def test_output_streams_into_the_log_while_the_job_runs_and_cancel_scancels(tmp_
     try:
         log = runs_dir() / "1" / "logs" / "long.log"
         wait_for(lambda: log.exists() and "first line" in log.read_text(), "the job's output in the log")
-        assert record(1)["tasks"]["long"]["status"] == "running"
+        wait_for(lambda: record(1)["tasks"]["long"]["status"] == "running", "the record to say running")
         assert "flank-demo-nightly-1-long" in squeue_names(slurm)
         out = run_flank("cancel", "demo", "nightly")
         assert out.returncode == 0, out.stdout + out.stderr
@@ -113,7 +115,7 @@ def test_a_task_asking_more_than_the_cluster_has_fails_with_slurms_words(tmp_pat
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
     text = log_of(1, "huge")
-    assert "could not submit the job to slurm: sbatch refused the job" in text
+    assert "Slurm can never start it as asked (PartitionConfig)" in text
     assert record(1)["tasks"]["huge"]["status"] == "failed"
 
 
@@ -124,7 +126,7 @@ def test_a_cluster_that_cannot_be_reached_keeps_the_task_queued_until_its_timeou
     port = next(line for line in text.splitlines() if line.startswith("SlurmctldPort="))
     down.write_text(text.replace(port, "SlurmctldPort=9"))  # nobody listens there
     monkeypatch.setenv("SLURM_CONF", str(down))
-    deploy(tmp_path, flank_yml("      waits: {run: 'echo never', timeout: 4}\n"))
+    deploy(tmp_path, flank_yml("      waits: {run: 'echo never', timeout: 20}\n"))
     proc = start_flank("run", "demo", "nightly")
     try:
         wait_for(lambda: (runs_dir() / "1" / "tasks" / "waits.json").exists()
@@ -168,3 +170,54 @@ def test_job_files_are_private(tmp_path: Path, slurm) -> None:
     state = wait_for(lambda: (s := backend.poll(job_id)).done and s, "the cancelled job to end")
     assert state.state == "CANCELLED"
     assert not list((tmp_path / "jobs").glob("*.env"))
+
+
+def test_the_run_page_shows_where_each_task_ran(tmp_path: Path, slurm, flank_home: Path) -> None:
+    from flank_ops.site import layout
+
+    deploy(tmp_path, flank_yml("      fit: {run: 'echo fit', memory: 100M}\n"))
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    job = record(1)["tasks"]["fit"]["executor"]
+    page = (flank_home / "site" / layout.url_run("demo", "nightly", 1)).read_text()
+    assert "Where tasks ran" in page
+    row = page[page.index("Where tasks ran"):]
+    for text in (f">{job['job_id']}<", f">{slurm.partition}<", f">{slurm.host}<", ">COMPLETED<", ">slurm<"):
+        assert text in row
+
+
+def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tmp_path: Path, slurm) -> None:
+    from flank_ops.executors.base import JobRequest, job_name
+    from flank_ops.executors.slurm import SlurmBackend
+    from flank_ops.paths import Home
+    from flank_ops.run import records
+
+    deploy(tmp_path, flank_yml("      t: echo\n"))
+    paths = Home().project("demo")
+    run_dir = paths.run_dir("nightly", 7)
+    run_dir.mkdir(parents=True)
+    backend = SlurmBackend({})
+    name = job_name("demo", "nightly", "7", "t")
+    job_id = backend.submit(JobRequest(name=name, command="sleep 300", cwd=str(tmp_path), env={}, secrets={},
+                                       memory_mb=None, cpus=None, timeout_s=None, release_dir=str(tmp_path),
+                                       commit="", run_dir=str(run_dir), task="t", options={}))
+    dead_runner = {**records.runner_identity(), "pid": 2 ** 22 + 1}
+    records.write_record(run_dir, {
+        "format": records.FORMAT, "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "running",
+        "started_at": records.now_iso(), "runner": dead_runner,
+        "tasks": {"t": {"status": "queued", "needs": [], "executor": {"kind": "slurm", "job_id": job_id}}},
+    })
+    (runs_dir() / "last_id").write_text("7\n")
+    assert name in squeue_names(slurm)
+    out = run_flank("status", "demo")
+    assert out.returncode in (0, 1), out.stderr
+    assert record(7)["status"] == "interrupted" and record(7)["tasks"]["t"]["status"] == "interrupted"
+    wait_for(lambda: name not in squeue_names(slurm), "the dead runner's job to be cancelled")
+
+
+def test_doctor_checks_the_cluster_and_the_partition(tmp_path: Path, slurm, flank_home: Path) -> None:
+    out = run_flank("doctor", "--no-cron")
+    assert "OK    executor slurm: reachable, as configured" in out.stdout
+    (flank_home / "flank.toml").write_text('[executors.slurm]\npartition = "gpu"\n')
+    out = run_flank("doctor", "--no-cron")
+    assert out.returncode == 1
+    assert f"FAIL  executor slurm: partition 'gpu' does not exist on the cluster (it has: {slurm.partition})" in out.stdout
