@@ -25,6 +25,8 @@ boto3 is imported lazily (flank commands that never meet Batch do not pay for it
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import secrets as token_source
 import shlex
@@ -86,6 +88,18 @@ def batch_job_name(name: str) -> str:
 
 def release_key(settings: BatchSettings, project: str, commit: str) -> str:
     return f"{settings.prefix}releases/{project}/{commit}.tar.gz"
+
+
+def release_tarball(release: Path, folder: Path) -> Path:
+    """The release tree (without .git or flank's own .flank/) as folder/release.tar.gz; the same files give
+    the same bytes (no time in the gzip header)."""
+    path = folder / "release.tar.gz"
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        for entry in sorted(os.listdir(release)):
+            if entry not in (".git", ".flank"):
+                tar.add(release / entry, arcname=entry)
+    return path
 
 
 def secrets_file_text(secrets: dict[str, str]) -> str:
@@ -256,34 +270,47 @@ class BatchBackend:
             return self._ensure_release(job)
 
     def _ensure_release(self, job: JobRequest) -> str:
+        project = project_of(job)
+        release = Path(job.release_dir)
+        if job.commit and release.name == job.commit and release.parent.name == "releases":
+            # a deployed release (releases/<sha>) never changes: its commit names it
+            key = release_key(self.settings, project, job.commit)
+            if not self._exists(key):
+                with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
+                    self._upload(release_tarball(release, Path(tmp)), key)
+            return key
+        # a laptop's working copy (flank run --local): what is in it decides
+        with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
+            tarball = release_tarball(release, Path(tmp))
+            digest = hashlib.sha256(tarball.read_bytes()).hexdigest()[:20]
+            key = release_key(self.settings, project, f"worktree-{digest}")
+            if not self._exists(key):
+                self._upload(tarball, key)
+        return key
+
+    def _exists(self, key: str) -> bool:
         from botocore import exceptions as bx
 
-        key = release_key(self.settings, project_of(job), job.commit)
-        s3 = self.client("s3")
         try:
-            s3.head_object(Bucket=self.settings.bucket, Key=key)
-            return key
+            self.client("s3").head_object(Bucket=self.settings.bucket, Key=key)
+            return True
         except bx.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code"))
-            if code not in ("404", "NoSuchKey", "NotFound"):
-                raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
         except bx.BotoCoreError as exc:
             raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
-        with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
-            tarball = Path(tmp) / "release.tar.gz"
-            with tarfile.open(tarball, "w:gz") as tar:
-                for entry in sorted(os.listdir(job.release_dir)):
-                    if entry != ".git":
-                        tar.add(os.path.join(job.release_dir, entry), arcname=entry)
-            from flank_ops.storage.s3 import upload_file
 
-            try:
-                # another run of the same commit may upload at the same time: same content, last writer wins
-                upload_file(s3, self.s3_settings(), tarball, self.settings.bucket, key,
-                            {"ContentType": "application/gzip"})
-            except Exception as exc:  # boto3 wraps ClientErrors in S3UploadFailedError
-                raise BackendError(f"could not upload the release to S3: {self.describe(exc, 's3')}") from None
-        return key
+    def _upload(self, tarball: Path, key: str) -> None:
+        from flank_ops.storage.s3 import upload_file
+
+        try:
+            # another run of the same commit may upload at the same time: same content, last writer wins
+            upload_file(self.client("s3"), self.s3_settings(), tarball, self.settings.bucket, key,
+                        {"ContentType": "application/gzip"})
+        except Exception as exc:  # boto3 wraps ClientErrors in S3UploadFailedError
+            raise BackendError(f"could not upload the release to S3: {self.describe(exc, 's3')}") from None
 
     def presign(self, key: str, expiry_s: int) -> str:
         return str(self.client("s3").generate_presigned_url(

@@ -262,3 +262,29 @@ def test_unconfigured_or_wrong_settings_say_what_to_add(flank_home: Path) -> Non
     settings = batch_settings(settings_for(Home(flank_home), "demo"))
     assert settings is not None and (settings.job_queue, settings.log_group) == ("big", "/aws/batch/job")
     assert batch_settings({}) is None
+
+
+def test_a_working_copy_goes_up_by_its_content(aws: BatchAWS, tmp_path: Path) -> None:
+    """flank run --local: the "release" is the laptop's working copy, which a commit does not pin down."""
+    copy = tmp_path / "work"
+    (copy / "R").mkdir(parents=True)
+    (copy / "R" / "data.txt").write_text("first version\n")
+    (copy / ".flank").mkdir()
+    (copy / ".flank" / "state").write_text("flank's own, not shipped\n")
+    job = request(tmp_path, "cat data.txt; ls -a ..", commit="abc1234")._replace(
+        release_dir=str(copy), cwd=str(copy / "R"), options={"project": "laptop"})
+    backend = BatchBackend(aws.options())
+    aws.start_recording()
+    first = backend.submit(job)
+    second = backend.submit(job._replace(name=job.name + "-again"))
+    (copy / "R" / "data.txt").write_text("second version\n")
+    third = backend.submit(job._replace(name=job.name + "-changed"))
+    outputs = []
+    for job_id in (first, second, third):
+        assert until_done(backend, job_id).exit_code == 0
+        outputs.append(backend.read_output(job_id, 0).decode().splitlines()[0])
+    assert outputs == ["first version", "first version", "second version"]
+    assert ".flank" not in backend.read_output(third, 0).decode()
+    puts = [r["path"].split("/releases/")[1].split("?")[0] for r in aws.recorded()
+            if r["method"] == "PUT" and "/releases/" in r["path"]]
+    assert len(puts) == 2 and all(p.startswith("laptop/worktree-") for p in puts) and puts[0] != puts[1]
