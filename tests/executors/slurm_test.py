@@ -221,3 +221,14 @@ def test_doctor_checks_the_cluster_and_the_partition(tmp_path: Path, slurm, flan
     out = run_flank("doctor", "--no-cron")
     assert out.returncode == 1
     assert f"FAIL  executor slurm: partition 'gpu' does not exist on the cluster (it has: {slurm.partition})" in out.stdout
+
+
+def test_a_job_over_its_memory_is_killed_by_the_node_and_the_task_fails(tmp_path: Path, slurm) -> None:
+    # the test cluster enforces --mem (JobAcctGatherParams=OverMemoryKill, sampled every second)
+    deploy(tmp_path, flank_yml("      greedy: {run: 'python3 -c \"x = bytearray(400 << 20); import time; time.sleep(8)\"', "
+                               "memory: 100M}\n"))
+    assert run_flank("run", "demo", "nightly").returncode == 1
+    greedy = record(1)["tasks"]["greedy"]
+    assert greedy["status"] == "failed" and greedy["exit_code"] == 137  # SIGKILL
+    assert greedy["executor"]["state"] in ("FAILED", "OUT_OF_MEMORY")
+    assert "exceeded memory limit" in log_of(1, "greedy")
