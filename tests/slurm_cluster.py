@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PARTITION = "flank"
@@ -162,10 +163,10 @@ class SlurmCluster:
                              capture_output=True, text=True)
         return out.returncode == 0 and out.stdout.strip() in ("idle", "mixed", "allocated")
 
-    def _wait(self, ready: "object", what: str, log: Path, timeout: float = 60.0) -> None:
+    def _wait(self, ready: Callable[[], bool], what: str, log: Path, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
             dead = [p for p in self.procs if p.poll() is not None]
             if dead:

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors
 
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _vm_warnings(config) -> None:
+def _vm_warnings(config: Config) -> None:
     """issue 14: on the VM (FLANK_HOME exists), what this VM lacks for the config: warnings."""
     from flank_ops.errors import UserError
     from flank_ops.executors.vm_check import config_warnings

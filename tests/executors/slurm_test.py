@@ -221,3 +221,40 @@ def test_doctor_checks_the_cluster_and_the_partition(tmp_path: Path, slurm, flan
     out = run_flank("doctor", "--no-cron")
     assert out.returncode == 1
     assert f"FAIL  executor slurm: partition 'gpu' does not exist on the cluster (it has: {slurm.partition})" in out.stdout
+
+
+def test_a_job_over_its_memory_is_killed_by_the_node_and_the_task_fails(tmp_path: Path, slurm) -> None:
+    # the test cluster enforces --mem (JobAcctGatherParams=OverMemoryKill, sampled every second)
+    deploy(tmp_path, flank_yml("      greedy: {run: 'python3 -c \"x = bytearray(400 << 20); import time; time.sleep(8)\"', "
+                               "memory: 100M}\n"))
+    assert run_flank("run", "demo", "nightly").returncode == 1
+    greedy = record(1)["tasks"]["greedy"]
+    assert greedy["status"] == "failed" and greedy["exit_code"] == 137  # SIGKILL
+    assert greedy["executor"]["state"] in ("FAILED", "OUT_OF_MEMORY")
+    assert "exceeded memory limit" in log_of(1, "greedy")
+
+
+def test_a_job_slurm_forgot_is_said_so(slurm) -> None:
+    from flank_ops.executors.slurm import SlurmBackend
+
+    state = SlurmBackend({}).poll("424242")
+    assert state.done and state.state == "VANISHED" and state.exit_code is None
+    assert "Slurm no longer knows job 424242" in (state.reason or "")
+
+
+def test_a_full_cluster_shows_the_task_queued_with_slurms_reason_until_it_starts(tmp_path: Path, slurm) -> None:
+    import subprocess
+
+    env = {**os.environ, **slurm.env}
+    filler = subprocess.run(["sbatch", "--parsable", "--job-name", "filler", "-c", str(slurm.cpus), "-o", "/dev/null",
+                             "--wrap", "sleep 300"], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        deploy(tmp_path, flank_yml("      waits: {run: 'echo got in'}\n"))
+        proc = start_flank("run", "demo", "nightly")
+        wait_for(lambda: (runs_dir() / "1" / "run.json").exists() and record(1)["tasks"]["waits"]["status"] == "queued"
+                 and record(1)["tasks"]["waits"].get("queued_reason") == "Resources", "the task queued for Resources")
+    finally:
+        subprocess.run(["scancel", filler], env=env, check=True)
+    assert proc.wait(timeout=120) == 0
+    waits = record(1)["tasks"]["waits"]
+    assert waits["status"] == "success" and "got in" in log_of(1, "waits")
