@@ -96,14 +96,20 @@ def test_a_failing_batch_job_is_retried_as_a_new_job_then_fails(tmp_path: Path, 
     assert "ended FAILED (exit 3)" in text
 
 
-def test_flank_cancel_terminates_the_batch_job(tmp_path: Path, aws: BatchAWS) -> None:
+def test_a_batch_task_is_queued_then_running_and_flank_cancel_terminates_its_job(tmp_path: Path, aws: BatchAWS) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()
     deploy(tmp_path, f"env:\n  GATE: {gate}\npipelines:\n  nightly:\n    tasks:\n"
                      f"      long: {{run: '{WAIT_FOR_GATE}', executor: batch}}\n")
+    aws.hold_jobs_in_queue()
     proc = start_flank("run", "demo", "nightly")
     try:
         task_file = runs_dir() / "1" / "tasks" / "long.json"
+        # while Batch holds the job (SUBMITTED here), the task shows queued, with its job id
+        queued = wait_for(lambda: task_file.exists() and (t := json.loads(task_file.read_text()))["status"] == "queued"
+                          and t["executor"]["job_id"] and t, "the batch task to show queued")
+        assert queued["executor"]["kind"] == "batch"
+        aws.release_jobs()
         running = wait_for(lambda: task_file.exists() and (t := json.loads(task_file.read_text()))["status"] == "running"
                            and t, "the batch task to run")
         job_id = running["executor"]["job_id"]
@@ -117,6 +123,19 @@ def test_flank_cancel_terminates_the_batch_job(tmp_path: Path, aws: BatchAWS) ->
     job = aws.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
     assert (job["status"], job["statusReason"]) == ("FAILED", "cancelled by flank")
     assert record(1)["tasks"]["long"]["status"] == "cancelled"
+
+
+def test_a_timeout_terminates_the_batch_job(tmp_path: Path, aws: BatchAWS) -> None:
+    gate = tmp_path / "gate"  # never opened
+    deploy(tmp_path, f"env:\n  GATE: {gate}\npipelines:\n  nightly:\n    tasks:\n"
+                     f"      slow: {{run: '{WAIT_FOR_GATE}', executor: batch, timeout: 3}}\n")
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 1
+    slow = record(1)["tasks"]["slow"]
+    assert slow["status"] == "timed_out"
+    assert "timed out after 3s" in log_of(1, "slow")
+    job = aws.client("batch").describe_jobs(jobs=[slow["executor"]["job_id"]])["jobs"][0]
+    assert (job["status"], job["statusReason"]) == ("FAILED", "cancelled by flank")
 
 
 def test_batch_unreachable_fails_the_task_in_words(tmp_path: Path, aws: BatchAWS, flank_home: Path) -> None:
