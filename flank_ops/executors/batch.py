@@ -4,12 +4,13 @@ Settings: [executors.batch] of flank.toml (settings.batch_settings_from_table): 
 definition, S3 bucket, region. What one task does:
 
 * release: the release tree goes to S3 once per commit as `<prefix>releases/<project>/<sha>.tar.gz`
-  (cached: uploaded only when that key does not exist yet);
+  (cached: uploaded only when that key does not exist yet; a laptop's working copy by its content hash);
 * secrets: the task's secrets go to a per-job S3 object `<prefix>secrets/<job name>.<random>.env`
   (server-side encrypted), which flank deletes as soon as the job is over. The job gets a presigned GET
-  URL of it (valid for the task's timeout, at most 12 hours without one) in FLANK_SECRETS_URL: a key that
-  reads that one object only, for a short time; the secrets themselves are never on a command line, in the
-  job definition or in the job's parameters;
+  URL of it (valid for the task's timeout plus a minute, 12 hours without one) in FLANK_SECRETS_URL: a key
+  that reads that one object only, for a short time; the secrets themselves are never on a command line, in
+  the job definition or in the job's parameters or environment;
+* environment: flank.yml's env:, the FLANK_* run variables and TZ (container_env), nothing else of the VM's;
 * submit_job with the job definition of the settings, containerOverrides holding the task's environment,
   FLANK_RELEASE_URL/FLANK_SECRETS_URL/FLANK_WORKDIR/FLANK_COMMAND for the entrypoint (batch_entrypoint.sh,
   which the job definition's container runs), resourceRequirements VCPU/MEMORY from cpus/memory_mb and
@@ -108,22 +109,38 @@ def secrets_file_text(secrets: dict[str, str]) -> str:
 
 
 def project_of(job: JobRequest) -> str:
-    """The project's name: options["project"] when the framework gives it, else from the run folder
+    """The project's name: options["project"] or FLANK_PROJECT when given, else from the run folder
     (<home>/<project>/runs/<pipeline>/<run>; local mode: <working copy>/.flank/runs/...)."""
     if job.options.get("project"):
         return str(job.options["project"])
+    if job.env.get("FLANK_PROJECT"):
+        return job.env["FLANK_PROJECT"]
     project_dir = Path(job.run_dir).parents[2]
     return project_dir.parent.name if project_dir.name == ".flank" else project_dir.name
 
 
+def is_release_checkout(job: JobRequest) -> bool:
+    """A deployed release, $FLANK_HOME/<project>/releases/<sha> (immutable), not a laptop's working copy."""
+    release = Path(job.release_dir)
+    return bool(job.commit) and release.name == job.commit and release.parent.name == "releases"
+
+
 def declared_env_names(job: JobRequest) -> set[str]:
-    """The names flank.yml's `env:` gives the task (the project's and the task's own), read from the
-    release's flank.yml; empty when it cannot be read (the job then gets the FLANK_* variables only)."""
+    """The names flank.yml's `env:` gives the task (the project's and the task's own): from the copy the
+    push validated for a release (git/release_config), from the working copy's flank.yml on a laptop;
+    empty when it cannot be read (the job then gets the FLANK_* variables only)."""
     from flank_ops.config.load import FILENAME, load_config_file
     from flank_ops.errors import UserError
+    from flank_ops.git.release_config import load_release_config
+    from flank_ops.paths import Home, ProjectPaths
 
+    release = Path(job.release_dir)
     try:
-        config = load_config_file(Path(job.release_dir) / FILENAME)
+        if is_release_checkout(job):
+            paths = ProjectPaths(Home(release.parents[2]), release.parents[1].name)
+            config = load_release_config(paths, job.commit)
+        else:
+            config = load_config_file(release / FILENAME)
     except (UserError, OSError):
         return set()
     names = set(config.env)
@@ -272,7 +289,7 @@ class BatchBackend:
     def _ensure_release(self, job: JobRequest) -> str:
         project = project_of(job)
         release = Path(job.release_dir)
-        if job.commit and release.name == job.commit and release.parent.name == "releases":
+        if is_release_checkout(job):
             # a deployed release (releases/<sha>) never changes: its commit names it
             key = release_key(self.settings, project, job.commit)
             if not self._exists(key):

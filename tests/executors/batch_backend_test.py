@@ -40,19 +40,25 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
     aws.release_jobs()
 
 
+FLANK_YML = "env:\n  MODE: default\n  GATE: none\npipelines:\n  nightly:\n    tasks:\n      model: {run: 'true'}\n"
+
+
 def release(tmp_path: Path, commit: str = "c0ffee1") -> Path:
-    root = tmp_path / "releases" / commit
+    """A deployed release as the runner leaves it: $FLANK_HOME/demo/releases/<sha>, beside the flank.yml
+    the push validated (the job gets the variables it declares and FLANK_*, nothing else of the VM's)."""
+    project = tmp_path / "home" / "demo"
+    root = project / "releases" / commit
     (root / "R").mkdir(parents=True)
     (root / "R" / "data.txt").write_text("hello from the release\n")
-    # the job gets the variables flank.yml declares (and FLANK_*), none other of the VM's environment
-    (root / "flank.yml").write_text("env:\n  MODE: default\n  GATE: none\n"
-                                    "pipelines:\n  nightly:\n    tasks:\n      model: {run: 'true'}\n")
+    (root / "flank.yml").write_text(FLANK_YML.replace("MODE", "EDITED"))  # a checkout edited by hand: not read
+    (project / "pipelines" / "validated").mkdir(parents=True, exist_ok=True)
+    (project / "pipelines" / "validated" / f"{commit}.flank.yml").write_text(FLANK_YML)
     return root
 
 
 def request(tmp_path: Path, command: str, *, task: str = "model", run: str = "1", commit: str = "c0ffee1",
             secrets: dict[str, str] | None = None, env: dict[str, str] | None = None, **kw: Any) -> JobRequest:
-    root = tmp_path / "releases" / commit
+    root = tmp_path / "home" / "demo" / "releases" / commit
     if not root.exists():
         release(tmp_path, commit)
     fields: dict[str, Any] = dict(memory_mb=None, cpus=None, timeout_s=None)
