@@ -218,7 +218,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         task = {
             "name": name, "status": status, "attempts": t.get("attempts"), "duration_s": t.get("duration_s"),
             "exit_code": t.get("exit_code"), "peak_rss_kb": t.get("peak_rss_kb"), "has_log": has_log,
-            "no_output": log_size == 0 and status not in ("pending", "running"),
+            "no_output": log_size == 0 and status not in ("pending", "running", "queued"),
             "error": str(t["error"]) if t.get("error") else None,
         }
         tasks.append(task)
@@ -261,10 +261,10 @@ def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task
     _publish_raw_log(log_file, raw_log)
     # A log page depends only on its log and its task's status: during and after a
     # run, the pages of tasks that did not change are not drawn again.
-    refresh = running and status in ("pending", "running")
+    refresh = running and status in ("pending", "running", "queued")
     st = log_file.stat()
     gz = False
-    if st.st_size > GZIP_ABOVE and status not in ("pending", "running"):
+    if st.st_size > GZIP_ABOVE and status not in ("pending", "running", "queued"):
         gz = _publish_gzip(log_file, w.site / _unquote(layout.url_raw_log_gz(project, pipeline, run_id, task)))
     try:
         tst = times_path(log_file).stat()
