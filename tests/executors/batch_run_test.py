@@ -159,12 +159,16 @@ def test_batch_unreachable_fails_the_task_in_words(tmp_path: Path, aws: BatchAWS
 def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_home: Path) -> None:
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
-    deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      fit: {run: 'echo never', executor: batch}\n")
+    clone = deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      fit: {run: 'echo never', executor: batch}\n")
+    proc = run_flank("validate", cwd=clone)  # on the VM: a warning with the lines to add
+    assert "warning: nightly.fit: executor: batch is not configured on this VM" in proc.stderr
+    assert "[executors.batch]" in proc.stderr and "job_queue = " in proc.stderr
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
     text = log_of(1, "fit")
     assert "executor: batch is not configured on this VM: add to $FLANK_HOME/flank.toml" in text
     assert "[executors.batch]" in text and "job_queue = " in text
+    assert record(1)["tasks"]["fit"]["status"] == "failed" and record(1)["status"] == "failed"
 
 
 def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interrupted(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -81,7 +82,7 @@ class Container:
         return "\n".join(lines).encode()
 
     def remove(self) -> None:
-        subprocess.run(["rm", "-rf", self.dir], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class _Containers:
