@@ -73,12 +73,17 @@ def check_executors(home: Home) -> Iterator[Check]:
     from flank_ops.executors.vm_check import doctor_problems
 
     try:
+        found = False
         for kind, label, problems in doctor_problems(home):
+            found = True
             if problems:
                 yield Check("FAIL", f"executor {kind}{label}", "; ".join(problems),
                             f"check [executors.{kind}] in {home.settings_file}")
             else:
                 yield Check("OK", f"executor {kind}{label}", "reachable, as configured")
+        if not found:
+            yield Check("SKIP", "executors", "none configured: tasks run on this VM (see the README: "
+                                             f"[executors.slurm] in {home.settings_file})")
     except UserError as exc:
         yield Check("FAIL", "executors", exc.message, exc.hint)
 

@@ -8,25 +8,28 @@ tasks used. Jobs are cancelled, never adopted: the run they belonged to is over.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flank_ops.executors.base import BackendError, job_name_prefix
 
+if TYPE_CHECKING:
+    from flank_ops.run.records import RunRecord
 
-def remote_kinds(record: dict[str, Any]) -> set[str]:
+
+def remote_kinds(record: "RunRecord") -> set[str]:
     kinds = set()
-    for entry in (record.get("tasks") or {}).values():
-        executor = entry.get("executor") if isinstance(entry, dict) else None
+    for entry in record.tasks.values():
+        executor = entry.executor
         if isinstance(executor, dict) and executor.get("kind"):
             kinds.add(str(executor["kind"]))
     return kinds
 
 
-def cancel_jobs_of_run(run_dir: Path, record: dict[str, Any]) -> list[str]:
+def cancel_jobs_of_run(run_dir: Path, record: "RunRecord") -> list[str]:
     """Cancel the run's live jobs; returns their ids. Never raises: the run is marked anyway."""
     from flank_ops.executors import backend
 
-    prefix = job_name_prefix(str(record.get("project")), str(record.get("pipeline")), str(record.get("run_id")))
+    prefix = job_name_prefix(record.project, record.pipeline, str(record.run_id))
     cancelled: list[str] = []
     for kind in sorted(remote_kinds(record)):
         try:

@@ -29,11 +29,15 @@ import shlex
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flank_ops.config.model import Config, Pipeline, Task
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_symlink, atomic_write_text, umasked
 from flank_ops.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from flank_ops.run.task_exec import TaskSpec
 
 SPEC_SUFFIX = ".spec"
 PLAN_DIR = "plan"
@@ -62,7 +66,7 @@ def direct_argv(command: str) -> tuple[str, ...]:
 
 
 def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None,
-              executor: str = "local", options: dict[str, str] | None = None):
+              executor: str = "local", options: dict[str, str] | None = None) -> "TaskSpec":
     """The launcher's spec of one task. The project's `env:` is in it too (the task's
     own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`.
     `executor`: where it runs (issue 14), with that executor's `options` from flank.yml."""

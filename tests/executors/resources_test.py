@@ -112,3 +112,16 @@ def test_the_generated_makefile_sends_remote_and_resource_checked_tasks_through_
     spec = decode_spec((tmp_path / "plan" / "p.tasks" / "remote.spec").read_bytes())
     assert (spec.executor, spec.cpus, spec.memory_mb, spec.options) == ("slurm", 2, 0, (("partition", "big"),))
     assert decode_spec((tmp_path / "plan" / "p.tasks" / "plain.spec").read_bytes()).executor == "local"
+
+
+@pytest.mark.parametrize("module", ["remote.py", "resources.py"])
+def test_the_executors_status_strings_are_task_statuses(module: str) -> None:
+    import re
+
+    from flank_ops.executors import remote
+    from flank_ops.run.records import TaskStatus
+
+    source = (Path(remote.__file__).parent / module).read_text()
+    written = set(re.findall(r'"status": "(\w+)"', source))
+    assert "queued" in written  # the parse found them
+    assert written <= {s.value for s in TaskStatus}, written - {s.value for s in TaskStatus}

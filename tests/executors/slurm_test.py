@@ -201,11 +201,11 @@ def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tm
                                        memory_mb=None, cpus=None, timeout_s=None, release_dir=str(tmp_path),
                                        commit="", run_dir=str(run_dir), task="t", options={}))
     dead_runner = {**records.runner_identity(), "pid": 2 ** 22 + 1}
-    records.write_record(run_dir, {
+    records.write_record(run_dir, records.RunRecord.from_json({
         "format": records.FORMAT, "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "running",
         "started_at": records.now_iso(), "runner": dead_runner,
         "tasks": {"t": {"status": "queued", "needs": [], "executor": {"kind": "slurm", "job_id": job_id}}},
-    })
+    }))
     (runs_dir() / "last_id").write_text("7\n")
     assert name in squeue_names(slurm)
     out = run_flank("status", "demo")
