@@ -191,11 +191,11 @@ def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interru
         run_dir=str(run_dir), task="t", options={}))
     wait_for(lambda: backend.poll(job_id).state == "RUNNING", "the job to run")
     dead_runner = {**records.runner_identity(), "pid": 2 ** 22 + 1}
-    records.write_record(run_dir, {
+    records.write_record(run_dir, records.RunRecord.from_json({
         "format": records.FORMAT, "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "running",
         "started_at": records.now_iso(), "runner": dead_runner,
         "tasks": {"t": {"status": "running", "needs": [], "executor": {"kind": "batch", "job_id": job_id}}},
-    })
+    }))
     (runs_dir() / "last_id").write_text("7\n")
     out = run_flank("status", "demo")
     assert out.returncode in (0, 1), out.stderr
