@@ -73,6 +73,11 @@ class Home:
         return self.internal_dir / "cost-plan.json"
 
     @property
+    def memory_reservations_dir(self) -> Path:
+        """issue 14: one file per running local task that declared memory: (its pid, its MB)."""
+        return self.internal_dir / "memory"
+
+    @property
     def busy_lock(self) -> Path:
         """Held shared by every run while it runs; a VM shrink (cost/shrink.py) takes it exclusively."""
         return self.internal_dir / "vm-busy.lock"

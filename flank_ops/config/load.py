@@ -40,10 +40,15 @@ MAX_CONCURRENCY = 1024
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-TOP_KEYS = ("persist", "env", "pipelines")
+TOP_KEYS = ("persist", "env", "pipelines", "slurm")
 PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup",
-                 "tasks")
-TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env")
+                 "tasks", "executor")
+TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor")
+# issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
+SLURM_KEYS = ("partition", "account", "qos", "extra_args")
+MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
+MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$")
+MAX_CPUS = 4096
 
 
 class Report:
@@ -380,6 +385,7 @@ def _config(root: "Node | None", report: Report) -> Config | None:
         return None
     persist: tuple[str, ...] = ()
     env: dict[str, str] = {}
+    slurm: dict[str, str] = {}
     pipelines: dict[str, Pipeline] = {}
     entries = report.entries(root)
     for entry in entries:
@@ -389,11 +395,50 @@ def _config(root: "Node | None", report: Report) -> Config | None:
             env = _env(report, entry.value, "env")
         elif entry.key == "pipelines":
             pipelines = _pipelines(report, entry)
+        elif entry.key == "slurm":
+            slurm = _slurm_options(report, entry.value)
         else:
             _unknown_key(report, entry, TOP_KEYS, "top level")
     if not any(e.key == "pipelines" for e in entries):
         report.add(root, "missing 'pipelines:'", "flank.yml needs at least one pipeline with tasks")
-    return Config(pipelines=pipelines, persist=persist, env=env)
+    return Config(pipelines=pipelines, persist=persist, env=env, slurm=slurm)
+
+
+def _slurm_options(report: Report, node: "Node") -> dict[str, str]:
+    """issue 14: `slurm:` partition, account, qos, extra_args (strings)."""
+    if yn.is_null(node):
+        return {}
+    entries = _mapping(report, node, "slurm")
+    options: dict[str, str] = {}
+    for entry in entries or ():
+        if entry.key not in SLURM_KEYS:
+            _unknown_key(report, entry, SLURM_KEYS, "slurm")
+            continue
+        value = _string(report, entry.value, f"slurm: {entry.key}")
+        if value is not None:
+            options[entry.key] = value
+    return options
+
+
+def _memory(report: Report, node: "Node") -> int | None:
+    """issue 14: `memory: 512M | 16G | 400G | 1T` -> MB."""
+    text = str(node.value) if yn.is_scalar(node) and not yn.is_null(node) else ""
+    match = MEMORY_RE.match(text)
+    if not match:
+        report.add(node, f"memory: expected a size like 512M, 16G or 400G, got {yn.describe(node)}",
+                   "write a number and a unit: M, G or T")
+        return None
+    mb = int(float(match.group(1)) * MEMORY_UNITS_MB[match.group(2).upper()])
+    if mb < 1:
+        report.add(node, f"memory: must be at least 1M, got {text.strip()!r}")
+        return None
+    return mb
+
+
+def _executor(report: Report, node: "Node") -> str | None:
+    from flank_ops.executors.base import EXECUTOR_NAMES
+
+    return _choice(report, node, "executor", EXECUTOR_NAMES)
 
 
 def _persist(report: Report, node: "Node") -> tuple[str, ...]:
@@ -467,6 +512,8 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
             settings["ping_url"] = _ping_url(report, node)
         elif key == "catchup":
             settings["catchup_s"] = _catchup(report, node)
+        elif key == "executor":
+            settings["executor"] = _executor(report, node)
         else:
             _unknown_key(report, e, PIPELINE_KEYS, "pipeline", tasks_missing)
     if tasks_missing:
@@ -651,6 +698,12 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
                 report.repo_paths[("dir", fields["dir"], id(value))] = value
         elif key == "env":
             fields["env"] = _env(report, value, "env")
+        elif key == "memory":
+            fields["memory_mb"] = _memory(report, value)
+        elif key == "cpus":
+            fields["cpus"] = _integer(report, value, key, 1, MAX_CPUS)
+        elif key == "executor":
+            fields["executor"] = _executor(report, value)
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
     if not has_run:

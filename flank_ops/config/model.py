@@ -23,6 +23,10 @@ class Task:
     timeout_s: float | None = None  # kills the whole process tree
     dir: str | None = None  # working directory, relative to the repo root
     env: dict[str, str] = field(default_factory=dict)
+    # issue 14: declared resources and where the task runs
+    memory_mb: int | None = None
+    cpus: int | None = None
+    executor: str | None = None  # None = the pipeline's (default "local")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,12 @@ class Pipeline:
     notify: tuple[str, ...] = ("failure",)
     ping_url: str | None = None  # healthchecks.io-style dead-man's switch
     catchup_s: float = DEFAULT_CATCHUP_S  # 0 = never make up a missed scheduled run
+    # issue 14: the executor of tasks that name none ("local", "slurm", "batch")
+    executor: str = "local"
+
+    def executor_of(self, task: str) -> str:
+        """Where the task runs: its own `executor:`, else the pipeline's."""
+        return self.tasks[task].executor or self.executor
 
     def topological_order(self) -> list[str]:
         """Task names, dependencies first, ties in flank.yml order (validated acyclic)."""
@@ -78,6 +88,8 @@ class Config:
     pipelines: dict[str, Pipeline]
     persist: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # issue 14: `slurm:` options (partition, account, qos, extra_args), over flank.toml's [executors.slurm]
+    slurm: dict[str, str] = field(default_factory=dict)
 
     def task_count(self) -> int:
         return sum(len(p.tasks) for p in self.pipelines.values())

@@ -10,11 +10,14 @@ from typing import Any
 
 from flank_ops.config import load
 from flank_ops.config.model import DEFAULT_RETRY_DELAY_S, NOTIFY_OUTCOMES, OVERLAP_POLICIES
+from flank_ops.executors.base import EXECUTOR_NAMES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # A positive number with an optional unit (s, m, h, d); '0' and '0s' are refused.
 DURATION_STRING = r"^\s*(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?\s*[smhd]?\s*$"
+# issue 14: a memory size with its unit (512M, 16G, 1.5T)
+MEMORY_STRING = r"^\s*[0-9]+(\.[0-9]+)?\s*[MGTmgt]i?[Bb]?\s*$"
 # Relative to the repo root: not absolute, not under ~, no '..' component.
 RELATIVE_DIR = r"^(?!\s*[/~])(?!(.*/)?\.\.(/|$)).*\S.*$"
 
@@ -39,6 +42,8 @@ def json_schema() -> dict[str, Any]:
         ],
     }
     relative_dir = {"type": "string", "pattern": RELATIVE_DIR}
+    executor = {"enum": list(EXECUTOR_NAMES), "default": "local",
+                "description": "Where tasks run: on this VM (local), on Slurm (sbatch) or on AWS Batch."}
     command = {"type": "string", "minLength": 1, "pattern": r"\S",
                "description": "The shell command (run by /bin/sh -c in the repo root or `dir`)."}
     task = {
@@ -69,6 +74,12 @@ def json_schema() -> dict[str, Any]:
                         "description": "Working directory, relative to the repo root (default: the root).",
                     },
                     "env": {"$ref": "#/$defs/env", "description": "Environment variables for this task."},
+                    # issue 14
+                    "memory": {"type": "string", "pattern": MEMORY_STRING, "examples": ["512M", "16G", "400G"],
+                               "description": "Memory the task needs; checked on the VM, requested from a cluster."},
+                    "cpus": {"type": "integer", "minimum": 1, "maximum": load.MAX_CPUS,
+                             "description": "CPUs the task needs; checked on the VM, requested from a cluster."},
+                    "executor": executor,
                 },
             },
         ],
@@ -112,6 +123,7 @@ def json_schema() -> dict[str, Any]:
             },
             "ping_url": {"type": "string", "pattern": r"^https?://[^\s/?#]+[^\s]*$", "format": "uri",
                          "description": "Pinged on start, success and failure (healthchecks.io style)."},
+            "executor": executor,
             "tasks": {
                 "type": "object", "minProperties": 1, "propertyNames": name,
                 "additionalProperties": {"$ref": "#/$defs/task"},
@@ -129,6 +141,11 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             "persist": _string_or_list(relative_dir, "Directories kept across deploys (linked into each release)."),
             "env": {"$ref": "#/$defs/env", "description": "Environment variables for every task."},
+            "slurm": {
+                "type": "object", "additionalProperties": False,
+                "properties": {key: {"type": "string"} for key in load.SLURM_KEYS},
+                "description": "sbatch options of `executor: slurm` tasks (partition, account, qos, extra_args).",
+            },
             "pipelines": {
                 "type": "object", "minProperties": 1, "propertyNames": name,
                 "additionalProperties": {"$ref": "#/$defs/pipeline"},

@@ -93,6 +93,7 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
 
     pause_for_tests("after-switch")
     warnings += regenerate(paths, config, release)
+    warnings += executor_warnings(paths, config)  # issue 14
     if shutil.which("make") is None:
         warnings.append("make is not installed on this VM, so runs will fail; install it: sudo apt-get install make")
     try:
@@ -242,6 +243,16 @@ def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
     warnings += attempt("pipeline Makefiles not written (runs will fail until the next deploy)", write_makefiles)
     warnings += attempt("schedule not installed", install_crontab)
     return warnings
+
+
+def executor_warnings(paths: ProjectPaths, config: Config) -> list[str]:
+    """issue 14: executors flank.yml names that this VM lacks, tasks too big for it."""
+    from flank_ops.executors.vm_check import config_warnings
+
+    try:
+        return config_warnings(paths.home, paths.name, config)
+    except UserError as exc:  # an unreadable flank.toml: said once, the deploy stands
+        return [exc.message]
 
 
 def rebuild_site(paths: ProjectPaths) -> None:

@@ -722,8 +722,11 @@ def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
     waited_for = record.waiting_for
     record.waiting_for = None
     for entry in record.tasks.values():
-        if entry.status == TaskStatus.RUNNING:
+        if entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED):
             entry.status = TaskStatus.INTERRUPTED
+    from flank_ops.executors.cleanup import cancel_jobs_of_run  # issue 14: jobs it left on a cluster
+
+    cancel_jobs_of_run(run_dir, record)
     if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
         summary = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
     else:

@@ -218,7 +218,7 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
 
 def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str, request: RunRequest,
                selected: list[str], jobs: int) -> RunRecord:
-    return records.start_record(
+    record = records.start_record(
         project=deployed.paths.name, pipeline=pipeline.name, run_id=run_id, trigger=trigger,
         local=deployed.paths.local, commit=deployed.commit, release=str(deployed.release_dir),
         selection={"task": request.task, "from": request.from_task, "rerun_of": request.rerun},
@@ -227,6 +227,11 @@ def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str
         timezone=pipeline.timezone,  # the zone its times are shown in (None: the VM's)
         concurrency=jobs,
     )
+    for name, entry in record.tasks.items():
+        declared = pipeline.tasks[name]
+        if declared.memory_mb or declared.cpus:  # issue 14: declared resources, kept for the reports
+            entry.memory_mb, entry.cpus = declared.memory_mb, declared.cpus
+    return record
 
 
 # --- running ----------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
-from flank_ops.site import layout
+from flank_ops.site import layout, remote_tasks
 from flank_ops.site.data import (
     PAGE_SIZE, RECENT, ProjectView, Warnings, history_tail, load_run, now_utc, pipeline_view, project_view,
     projects, run_scope,
@@ -218,7 +218,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         task = {
             "name": name, "status": status, "attempts": t.get("attempts"), "duration_s": t.get("duration_s"),
             "exit_code": t.get("exit_code"), "peak_rss_kb": t.get("peak_rss_kb"), "has_log": has_log,
-            "no_output": log_size == 0 and status not in ("pending", "running"),
+            "no_output": log_size == 0 and status not in ("pending", "running", "queued"),
             "error": str(t["error"]) if t.get("error") else None,
         }
         tasks.append(task)
@@ -243,6 +243,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
+        remote=remote_tasks.remote_rows(record),  # issue 14
     ))
     return True
 
@@ -260,10 +261,10 @@ def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task
     _publish_raw_log(log_file, raw_log)
     # A log page depends only on its log and its task's status: during and after a
     # run, the pages of tasks that did not change are not drawn again.
-    refresh = running and status in ("pending", "running")
+    refresh = running and status in ("pending", "running", "queued")
     st = log_file.stat()
     gz = False
-    if st.st_size > GZIP_ABOVE and status not in ("pending", "running"):
+    if st.st_size > GZIP_ABOVE and status not in ("pending", "running", "queued"):
         gz = _publish_gzip(log_file, w.site / _unquote(layout.url_raw_log_gz(project, pipeline, run_id, task)))
     try:
         tst = times_path(log_file).stat()

@@ -14,6 +14,7 @@ STATUS_ICONS: dict[str, str] = {
     "failed": "✗",
     "running": "▶",
     "pending": "○",
+    "queued": "◷",  # issue 14: a remote job waiting for its cluster
     "upstream_failed": "⊘",
     "timed_out": "⏱",
     "skipped": "–",
