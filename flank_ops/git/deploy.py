@@ -44,9 +44,14 @@ class Deployed(NamedTuple):
 def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
     """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
     from flank_ops.git.deploy_state import deploy_marked
+    from flank_ops.git.setup import split_setup_option
 
+    try:
+        setup_option, push_options = split_setup_option(push_options)
+    except UserError:  # pre-receive refused such a push; keep going without the option
+        setup_option = None
     with locked(paths.lock_file("deploy")), deploy_marked(paths, pushed_sha):
-        deployed = deploy(paths, branch, pushed_sha)
+        deployed = deploy(paths, branch, pushed_sha, setup_option=setup_option)
     if deployed is None:
         return 1
     # Outside the lock: starting runs must never hold up another push.
@@ -54,10 +59,13 @@ def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_opt
     return 0
 
 
-def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH) -> Deployed | None:
-    """Check out, link, switch `current`, regenerate, record. Call with the deploy lock held.
+def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH,
+           setup_option: str | None = None) -> Deployed | None:
+    """Check out, link, set up (issue 13), switch `current`, regenerate, record. Call with the deploy
+    lock held.
 
-    via=VIA_COMMAND (`flank deploy`): deploy `pushed_sha` itself, again, whatever the branch says."""
+    via=VIA_COMMAND (`flank deploy`): deploy `pushed_sha` itself, again, whatever the branch says.
+    setup_option: -o setup=skip|force."""
     git_dir = paths.bare_repo
     ref = f"refs/heads/{branch}"
     by_hand = via != VIA_PUSH
@@ -74,19 +82,31 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     clean_leftovers(paths)
     clean_stale_validated(paths)
 
+    from flank_ops.git.setup import SetupFailed, setup_release
+
+    setup: dict[str, Any] | None = None
     try:
         release, warnings, config = make_release(
             paths, sha, validated, lambda _release: release_config.load_release_config(paths, sha))
+        setup = setup_release(paths, sha, release, config, setup_option, previous)
+        if not by_hand and setup is not None and setup.get("status") == "ran":
+            tip = branch_tip_now(paths, branch)
+            if tip is not None and tip != sha:  # a newer push came in while setup ran: it deploys
+                record_superseded(paths, branch, sha, tip, setup=setup)
+                return None
         # Runs read this copy, so it is in place before `current` points at the release.
         release_config.store_release_config(paths, sha)
         pause_for_tests("before-switch")
         atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
+    except SetupFailed as exc:
+        setup_failed(paths, ref, commit, previous, exc, via)
+        return None
     except (OSError, UserError) as exc:
         reason = failure_text(exc)
         say(f"deploy of {commit['short']} failed: {reason}")
         say(f"still deployed: {previous[:7] if previous else 'nothing yet'} (the push itself was stored in git)")
         try:
-            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason], via=via))
+            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason], via=via, setup=setup))
         except OSError:
             pass  # the disk that failed the deploy may refuse this too; the output above says it all
         return None
@@ -97,7 +117,7 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
         warnings.append("make is not installed on this VM, so runs will fail; install it: sudo apt-get install make")
     try:
         record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
-                                          pipelines=list(config.pipelines), via=via))
+                                          pipelines=list(config.pipelines), via=via, setup=setup))
     except OSError as exc:
         warnings.append(f"deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
     # After the record, so the site's Deploys page shows this push.
@@ -113,9 +133,37 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
         say(line)
     try:
         prune_releases(paths)
+        from flank_ops.git.setup import prune_builds
+
+        prune_builds(paths)
     except OSError as exc:
         say(f"warning: old releases not pruned: {failure_text(exc)}")
     return Deployed(sha, config)
+
+
+def branch_tip_now(paths: ProjectPaths, branch: str) -> str | None:
+    from flank_ops.git.bare_repo import branch_tip
+
+    return branch_tip(paths.bare_repo, branch)
+
+
+def setup_failed(paths: ProjectPaths, ref: str, commit: dict[str, str], previous: str | None, exc: Any,
+                 via: str) -> None:
+    """issue 13: setup failed or timed out: nothing switched; say so, and what the branch did."""
+    short = commit["short"]
+    stays = f"{previous[:7]} stays current" if previous else "nothing is deployed yet"
+    say(f"deploy failed: {exc.reason} — {short} is not deployed, {stays}")
+    if via == VIA_PUSH:
+        say(f"the branch moved to {short} (git keeps the push) but the deploy did not: fix the setup and push "
+            f"again, or retry this commit by hand on the VM (e.g. after a network blip): "
+            f"flank deploy {paths.name} {short}")
+    try:
+        record_deploy(paths, deploy_entry("failed", ref, commit, errors=[f"deploy failed: {exc.reason}"], via=via,
+                                          setup=exc.entry))
+    except OSError:
+        return
+    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+        say(f"warning: {warning}")
 
 
 def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
@@ -180,7 +228,8 @@ def pause_for_tests(point: str) -> None:
         signal.pause()
 
 
-def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: str) -> None:
+def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: str,
+                      setup: dict[str, Any] | None = None) -> None:
     """A newer push moved the branch before this one's deploy began: that push's own hook deploys
     the tip; this push gets its one deploys.jsonl line, and the Pushes page shows it."""
     say(f"a newer push moved {branch} to {tip[:7]} before {pushed_sha[:7]} was deployed; that push deploys it "
@@ -190,7 +239,8 @@ def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: st
     except UserError:
         commit = {"sha": pushed_sha, "short": pushed_sha[:7]}
     try:
-        record_deploy(paths, deploy_entry("superseded", f"refs/heads/{branch}", commit, superseded_by=tip))
+        record_deploy(paths, deploy_entry("superseded", f"refs/heads/{branch}", commit, superseded_by=tip,
+                                          setup=setup))
     except OSError as exc:
         say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
         return
@@ -350,7 +400,7 @@ def requested_runs(push_options: list[str]) -> tuple[list[str], list[str]]:
 def start_runs(paths: ProjectPaths, config: Config, push_options: list[str]) -> None:
     requested, ignored = requested_runs(push_options)
     for option in ignored:
-        say(f"ignored push option {option!r} (flank knows: -o run=PIPELINE)")
+        say(f"ignored push option {option!r} (flank knows: -o run=PIPELINE, -o setup=skip|force)")
     to_start = [name for name, p in config.pipelines.items() if p.on_push]
     for name in requested:
         if name not in config.pipelines:

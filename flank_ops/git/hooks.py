@@ -56,6 +56,10 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
 
     branch = deploy_branch(paths.bare_repo)
     verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text))
+    if verdict.deploy is not None:
+        problem = bad_push_option()
+        if problem:
+            verdict.errors.append(problem)
     if verdict.deploy is not None and not verdict.errors:
         problem = unwritable_state(paths)
         if problem:
@@ -174,6 +178,19 @@ def wait_for_ref_update(paths: ProjectPaths, branch: str, old: str, receive_pack
             return
         else:
             time.sleep(0.01)
+
+
+def bad_push_option() -> str | None:
+    """issue 13: -o setup=VALUE other than skip or force is refused before the branch moves."""
+    if not any(o.partition("=")[0].strip() == "setup" for o in push_options()):
+        return None
+    from flank_ops.git.setup import split_setup_option
+
+    try:
+        split_setup_option(push_options())
+    except UserError as exc:
+        return str(exc)
+    return None
 
 
 def unwritable_state(paths: ProjectPaths) -> str | None:

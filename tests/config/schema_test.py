@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from flank_ops.config.load import load_config
+from flank_ops.config.load import TOP_KEYS, load_config
 from flank_ops.errors import ConfigErrors
 
 SPEC_EXAMPLE = (Path(__file__).parent / "spec_example.yml").read_text()
@@ -91,7 +91,7 @@ def test_schema_documents_every_key(validator) -> None:
     schema = validator.schema
     pipeline_props = schema["$defs"]["pipeline"]["properties"]
     task_props = schema["$defs"]["task"]["oneOf"][1]["properties"]
-    assert set(schema["properties"]) == {"persist", "env", "pipelines"}
+    assert set(schema["properties"]) == set(TOP_KEYS)
     assert set(pipeline_props) == {"schedule", "timezone", "on_push", "concurrency", "overlap", "notify",
                                    "ping_url", "catchup", "tasks"}
     assert set(task_props) == {"run", "needs", "retries", "retry_delay", "timeout", "dir", "env"}

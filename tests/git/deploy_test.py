@@ -125,7 +125,7 @@ def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path
     assert "flank: started nightly" in lines
     assert ("flank: -o run=nope: no pipeline 'nope' in flank.yml (pipelines: nightly); nothing started"
             in lines)
-    assert "flank: ignored push option 'colour=blue' (flank knows: -o run=PIPELINE)" in lines
+    assert "flank: ignored push option 'colour=blue' (flank knows: -o run=PIPELINE, -o setup=skip|force)" in lines
 
 
 def test_on_push_pipelines_start_after_the_deploy(tmp_path: Path) -> None:
