@@ -121,7 +121,7 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     except OSError as exc:
         warnings.append(f"deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
     # After the record, so the site's Deploys page shows this push.
-    warnings += attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths))
+    warnings += refresh_site(paths, via)
 
     say(f'deployed {commit["short"]} "{commit["message"]}"')
     for line in schedule_lines(config):
@@ -162,7 +162,7 @@ def setup_failed(paths: ProjectPaths, ref: str, commit: dict[str, str], previous
                                           setup=exc.entry))
     except OSError:
         return
-    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+    for warning in refresh_site(paths, via):
         say(f"warning: {warning}")
 
 
@@ -244,7 +244,7 @@ def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: st
     except OSError as exc:
         say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
         return
-    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+    for warning in refresh_site(paths):
         say(f"warning: {warning}")
 
 
@@ -262,7 +262,7 @@ def deployed_already(paths: ProjectPaths, ref: str, commit: dict[str, str], vali
                                           pipelines=list(config.pipelines)))
     except OSError as exc:
         say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
-    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+    for warning in refresh_site(paths):
         say(f"warning: {warning}")
     return Deployed(commit["sha"], config)
 
@@ -292,6 +292,21 @@ def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
     warnings += attempt("pipeline Makefiles not written (runs will fail until the next deploy)", write_makefiles)
     warnings += attempt("schedule not installed", install_crontab)
     return warnings
+
+
+def refresh_site(paths: ProjectPaths, via: str = VIA_PUSH) -> list[str]:
+    """Redraw the pages a deploy changes: for a push, in a detached process, so the push returns
+    without waiting for it (issue 10: a push that feels instant); by hand (`flank deploy`), here."""
+    step = rebuild_site if via != VIA_PUSH else start_site_rebuild
+    return attempt("status site not rebuilt (run: flank site)", lambda: step(paths))
+
+
+def start_site_rebuild(paths: ProjectPaths) -> None:
+    """`flank hook site PROJECT`, detached (see git/hooks.py: site_after_push)."""
+    from flank_ops.run.launch import spawn_detached
+
+    spawn_detached([sys.executable, "-m", "flank_ops", "hook", "site", paths.name],
+                   cwd=paths.home.root if paths.home.root.is_dir() else None)
 
 
 def rebuild_site(paths: ProjectPaths) -> None:
