@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -152,6 +153,8 @@ def test_a_failing_setup_keeps_the_previous_release_current_with_its_output_in_t
     entry = project.deploys()[-1]
     assert entry["status"] == "failed" and entry["setup"]["status"] == "failed"
     assert "deploy failed: setup exited 1" in run_flank("status", "proj").stdout
+    page = pushes_page(project, "setup: failed after ")
+    assert "setup output, last lines" in page and "$ mkdir -p built" in page
 
 
 def test_push_options_skip_and_force_setup_and_a_wrong_one_is_refused(tmp_path: Path) -> None:
@@ -222,6 +225,19 @@ def test_setup_has_no_stdin_and_its_output_masks_secrets(tmp_path: Path) -> None
     assert "setup: token=***" in lines
     log = project.dir / "setup" / "logs" / project.deploys()[-1]["setup"]["log"]
     assert "s3cr3t-value" not in log.read_text() and "token=***" in log.read_text()
+
+    # The Pushes page says setup ran, how long, and links its (masked) log.
+    page = pushes_page(project, "setup: ran in ")
+    link = re.search(r'setup: ran in [^<]*<a href="\.\./(proj/_setup/[^"]+)">log</a>', page)
+    assert link, page
+    shown = (project.home / "site" / link.group(1)).read_text()
+    assert "token=***" in shown and "s3cr3t-value" not in shown
+
+
+def pushes_page(project: Project, text: str) -> str:
+    page = project.home / "site" / project.name / "deploys.html"
+    return wait_for(lambda: page.exists() and text in page.read_text() and page.read_text(),
+                    f"the Pushes page to show {text!r}")
 
 
 def test_the_renv_hint_names_the_setup_to_add(tmp_path: Path) -> None:
