@@ -277,3 +277,22 @@ def start_push(project: Project, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
     return subprocess.Popen(["git", "push", "flank", *(args or ("main",))], cwd=project.wc, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_load(tmp_path: Path) -> None:
+    if shutil.which("Rscript") is None:
+        pytest.skip("R is not installed")
+    project = new_project(tmp_path, {
+        "flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n",
+        "renv.lock": '{"R": {"Version": "4.2.0"}, "Packages": {"stats": {"Package": "stats"}, '
+                     '"notapkg": {"Package": "notapkg"}}}\n',
+    })
+    assert push(project).returncode == 0
+
+    out = run_flank("doctor", "--no-cron").stdout
+
+    lines = out.splitlines()
+    assert any(line.startswith("OK    R: Rscript (R) version") for line in lines), out
+    assert any(line.startswith("OK    Python: Python 3") for line in lines), out
+    assert (f"FAIL  proj renv.lock: Rscript cannot load 1 of 2 packages in {head(project.wc)[:7]}: notapkg"
+            in lines), out
