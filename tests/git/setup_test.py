@@ -296,3 +296,29 @@ def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_l
     assert any(line.startswith("OK    Python: Python 3") for line in lines), out
     assert (f"FAIL  proj renv.lock: Rscript cannot load 1 of 2 packages in {head(project.wc)[:7]}: notapkg"
             in lines), out
+
+
+def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_path: Path, flank_home: Path) -> None:
+    from deploy_test import mount_small_tmpfs
+
+    mount_small_tmpfs(flank_home, size="8m")
+    try:
+        project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && "
+                                          "if grep -q big deps.txt; then head -c 20000000 /dev/zero > built/big; fi'")
+        assert push(project).returncode == 0
+        first = head(project.wc)
+        write_files(project.wc, {"deps.txt": "big\n"})
+        second = commit_all(project.wc, "needs a big library")
+
+        proc = push(project)
+
+        lines = flank_lines(proc)
+        assert any("No space left on device" in line for line in setup_lines(proc)), proc.stderr
+        assert f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" \
+            in lines, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert project.current_sha() == first
+        assert run_task(project) == "v1"
+        assert len(list((project.dir / "setup" / "builds").iterdir())) == 1  # the failed build is gone
+    finally:
+        subprocess.run(["umount", "-l", str(flank_home)])
