@@ -16,7 +16,7 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -50,13 +50,29 @@ def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_opt
         setup_option, push_options = split_setup_option(push_options)
     except UserError:  # pre-receive refused such a push; keep going without the option
         setup_option = None
-    with locked(paths.lock_file("deploy")), deploy_marked(paths, pushed_sha):
+    with deploy_lock(paths), deploy_marked(paths, pushed_sha):
         deployed = deploy(paths, branch, pushed_sha, setup_option=setup_option)
     if deployed is None:
         return 1
     # Outside the lock: starting runs must never hold up another push.
     start_runs(paths, deployed.config, push_options)
     return 0
+
+
+@contextlib.contextmanager
+def deploy_lock(paths: ProjectPaths) -> Iterator[None]:
+    """The deploy lock; a push that has to wait for it (another deploy's setup may take minutes) says so."""
+    with locked(paths.lock_file("deploy"), blocking=False) as held:
+        if held:
+            yield
+            return
+    try:  # the deploy holding it marked its commit there (deploy_state.deploy_marked)
+        other = paths.lock_file("deploy").read_text(encoding="ascii", errors="replace").strip()[:7]
+    except OSError:
+        other = ""
+    say(f"another deploy{f' ({other})' if other else ''} is in progress; this push waits for it")
+    with locked(paths.lock_file("deploy")):
+        yield
 
 
 def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH,

@@ -255,6 +255,7 @@ def test_an_older_push_whose_setup_is_still_running_never_switches_current_after
     project = shell_project(tmp_path, f"'touch \"$FLANK_PERSIST_DATA/waiting\"; {gate}; "
                                       "mkdir -p built && cat deps.txt > built/stamp'")
     data = project.dir / "persist" / "data"
+    older_sha = head(project.wc)
     older = start_push(project)
     wait_for(lambda: (data / "waiting").exists(), "the first push's setup to start", timeout=DEADLINE_S)
     write_files(project.wc, {"R/newer.R": "1\n"})
@@ -267,6 +268,7 @@ def test_an_older_push_whose_setup_is_still_running_never_switches_current_after
 
     assert older.returncode == 0 and newer.returncode == 0, (out_older, out_newer)
     assert "a newer push moved main to" in out_older[1]
+    assert f"flank: another deploy ({older_sha[:7]}) is in progress; this push waits for it" in out_newer[1]
     assert project.current_sha() == newer_sha
     assert [d["status"] for d in project.deploys()] == ["superseded", "accepted"]
     assert project.deploys()[-1]["setup"]["status"] == "reused"  # the older push's build, same key
