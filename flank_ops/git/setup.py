@@ -104,9 +104,12 @@ def split_setup_option(push_options: list[str]) -> tuple[str | None, list[str]]:
 
 # --- the key -----------------------------------------------------------------------
 
-def tree_entries(git_dir: Path, sha: str, recursive: bool) -> dict[str, str]:
-    """path -> blob id of the commit's files (the root's only unless recursive)."""
+def tree_entries(git_dir: Path, sha: str, recursive: bool, only: tuple[str, ...] = ()) -> dict[str, str]:
+    """path -> blob id of the commit's files (the root's only unless recursive; `only`: these
+    paths and what is under them)."""
     args = ["ls-tree", "-z", "--full-tree"] + (["-r"] if recursive else []) + [sha]
+    if only:
+        args += ["--", *only]
     out = run_git(args, git_dir=git_dir).stdout.decode("utf-8", "surrogateescape")
     entries = {}
     for item in out.split("\0"):
@@ -125,7 +128,9 @@ def matches(path: str, pattern: str) -> bool:
 def compute_key(git_dir: Path, sha: str, setup: Setup) -> tuple[str, list[str]]:
     """(the hex key, the key files found). Content comes from git's blob ids: no file is read."""
     patterns = setup.key if setup.key is not None else DEFAULT_SETUP_KEYS
-    entries = tree_entries(git_dir, sha, recursive=setup.key is not None)  # the defaults are at the root
+    # The defaults are at the root; keys without wildcards are asked for by name (a big repo is not listed).
+    plain = setup.key is not None and not any(c in p for p in patterns for c in "*?[")
+    entries = tree_entries(git_dir, sha, recursive=setup.key is not None, only=tuple(patterns) if plain else ())
     found = sorted(p for p in entries if any(matches(p, pattern) for pattern in patterns))
     digest = hashlib.sha256()
     for command in setup.commands:
