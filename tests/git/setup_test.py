@@ -324,3 +324,17 @@ def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_pat
         assert len(list((project.dir / "setup" / "builds").iterdir())) == 1  # the failed build is gone
     finally:
         subprocess.run(["umount", "-l", str(flank_home)])
+
+
+def test_a_setup_that_exits_0_without_making_anything_is_named_and_the_task_says_what_is_missing(
+        tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'echo installed, supposedly'")
+
+    proc = push(project)
+
+    assert proc.returncode == 0, proc.stderr
+    assert ("setup: warning: setup exited 0 but created no files in the release, so nothing is carried over to "
+            "later releases; if it installs into a library folder, check that the folder is inside the repo"
+            in setup_lines(proc))
+    assert project.current_sha() == head(project.wc)
+    assert run_flank("run", "proj", "nightly").returncode != 0  # cat built/stamp: no such file
