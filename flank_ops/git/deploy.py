@@ -18,7 +18,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flank_ops.config.model import Config
 from flank_ops.errors import UserError
@@ -29,6 +29,9 @@ from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from flank_ops.git.setup import SetupFailed
 
 
 def say(message: str) -> None:
@@ -163,8 +166,8 @@ def branch_tip_now(paths: ProjectPaths, branch: str) -> str | None:
     return branch_tip(paths.bare_repo, branch)
 
 
-def setup_failed(paths: ProjectPaths, ref: str, commit: dict[str, str], previous: str | None, exc: Any,
-                 via: str) -> None:
+def setup_failed(paths: ProjectPaths, ref: str, commit: dict[str, str], previous: str | None,
+                 exc: SetupFailed, via: str) -> None:
     """issue 13: setup failed or timed out: nothing switched; say so, and what the branch did."""
     short = commit["short"]
     stays = f"{previous[:7]} stays current" if previous else "nothing is deployed yet"
