@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import hashlib
 import json
 import os
 import select
@@ -127,6 +126,8 @@ def matches(path: str, pattern: str) -> bool:
 
 def compute_key(git_dir: Path, sha: str, setup: Setup) -> tuple[str, list[str]]:
     """(the hex key, the key files found). Content comes from git's blob ids: no file is read."""
+    import hashlib  # only with setup: (loading OpenSSL is not free on every push)
+
     patterns = setup.key if setup.key is not None else DEFAULT_SETUP_KEYS
     # The defaults are at the root; keys without wildcards are asked for by name (a big repo is not listed).
     plain = setup.key is not None and not any(c in p for p in patterns for c in "*?[")
