@@ -70,6 +70,10 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     from flank_ops.git.push_check import check_push, parse_updates
 
     branch = deploy_branch(paths.bare_repo)
+    # A pipe named after this receive-pack is a leftover (a deploy child killed before removing
+    # it, the pid reused since): post-receive would wait on it forever.
+    with contextlib.suppress(OSError):
+        os.unlink(paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(os.getppid())))
     verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text))
     if verdict.deploy is not None:
         problem = bad_push_option()
