@@ -1,6 +1,7 @@
 """post-receive: deploy the deploy branch's tip, then start the runs the push asked for.
 
-Order matters: the release is built completely and `current` switched atomically
+Order matters: the release is built completely (checkout, persist: links, then
+`setup:` run or reused — git/setup.py) and `current` switched atomically
 before anything reads it; steps after the switch (Makefiles, crontab, site) may
 fail and are reported, but the deploy stands. Deploys of one project are
 serialized with a lock. A push whose commit a newer push replaced before its

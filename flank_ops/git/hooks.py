@@ -5,6 +5,12 @@ heavy parts (validator, Makefiles, crontab, site) load only when needed.
 
 The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
 not from the environment: an ssh push does not carry FLANK_HOME.
+
+One Python start-up per push: pre-receive validates, then forks a child that holds the
+receive lock until git has moved the branch and then does the post-receive itself (the
+deploy: git/deploy.py), its output copied to the push by the post-receive shim through
+a named pipe. The site is redrawn by a detached `flank hook site PROJECT` after the push
+returned. A post-receive shim from an older `flank init` still deploys by itself.
 """
 from __future__ import annotations
 
