@@ -326,18 +326,26 @@ def _run_one(command: str, cwd: Path, env: dict[str, str], stream: _Stream, dead
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     timed_out = False
+    at_eof = False
     try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
+            if at_eof:  # it closed its output but goes on: wait for it to exit
+                try:
+                    proc.wait(min(remaining, 1.0))
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
             ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
             if ready:
                 data = os.read(fd, 65536)
-                if not data:
-                    break
-                stream.feed(data)
+                if data:
+                    stream.feed(data)
+                else:
+                    at_eof = True
             elif proc.poll() is not None:
                 break  # exited; what still holds the pipe (a leftover background child) is killed below
     finally:

@@ -338,3 +338,14 @@ def test_a_setup_that_exits_0_without_making_anything_is_named_and_the_task_says
             in setup_lines(proc))
     assert project.current_sha() == head(project.wc)
     assert run_flank("run", "proj", "nightly").returncode != 0  # cat built/stamp: no such file
+
+
+def test_a_setup_that_closes_its_output_early_is_waited_for_not_killed(tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'echo quiet from now on; exec >/dev/null 2>&1; sleep 1; "
+                                      "mkdir -p built && echo late > built/stamp'")
+
+    proc = push(project)
+
+    assert proc.returncode == 0, proc.stderr
+    assert project.current_sha() == head(project.wc), proc.stderr
+    assert run_task(project) == "late"
