@@ -6,13 +6,16 @@ Each verb lives in its own module with two plain functions:
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
 from flank_ops import __version__
 from flank_ops.error_handler import error_handler
 from flank_ops.fileio import make_state_private
+
+if TYPE_CHECKING:
+    import argparse  # imported in build_parser: the git hooks' fast path never builds the parser
 
 # verb -> one-line help. The module is flank_ops.commands.<verb with - as _>.
 COMMANDS: dict[str, str] = {
@@ -39,6 +42,8 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="flank",
         description="Airflow lite: git push a pipeline to a VM; make runs it, cron schedules it.",

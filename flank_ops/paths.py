@@ -12,6 +12,8 @@
         crontab                   the generated crontab block
         runs/<p>/<run-id>/        run record (run.json), task results, logs
         deploys.jsonl             one line per push handled
+        setup/                    issue 13: setup's builds per key, logs, which build each release uses
+                                  (the layout inside: git/setup.py)
         s3-pending.json           runs whose S3 upload failed (retried later)
         .locks/                   flock files: <what>.lock (deploy, notes, ...) and
                                   <what>/<pipeline>.lock (run, run-id, ...: one folder per kind)
@@ -170,6 +172,11 @@ class ProjectPaths:
     @property
     def deploys_log(self) -> Path:
         return self.dir / "deploys.jsonl"
+
+    @property
+    def setup_dir(self) -> Path:
+        """issue 13: what `setup:` built, carried over between releases (see git/setup.py)."""
+        return self.dir / "setup"
 
     def validated_config(self, sha: str) -> Path:
         """The Config pre-receive validated for `sha`, handed to post-receive (saves a re-parse)."""

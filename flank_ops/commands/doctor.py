@@ -65,6 +65,8 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
     yield _guard("disk", lambda: check_disk(home))
     yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
+    from flank_ops.git.setup_doctor import setup_checks  # issue 13: R, Python, renv.lock packages
+    yield from setup_checks(home, Check)
     yield from check_executors(home)  # issue 14
 
 

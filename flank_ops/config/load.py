@@ -23,6 +23,7 @@ from flank_ops.config.model import (
     OVERLAP_POLICIES,
     Config,
     Pipeline,
+    Setup,
     Task,
 )
 from flank_ops.errors import ConfigError, ConfigErrors
@@ -40,7 +41,8 @@ MAX_CONCURRENCY = 1024
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-TOP_KEYS = ("persist", "env", "pipelines", "slurm")
+TOP_KEYS = ("persist", "env", "pipelines", "slurm", "setup")
+SETUP_KEYS = ("run", "key", "timeout")  # issue 13
 PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup",
                  "tasks", "executor")
 TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor")
@@ -387,9 +389,12 @@ def _config(root: "Node | None", report: Report) -> Config | None:
     env: dict[str, str] = {}
     slurm: dict[str, str] = {}
     pipelines: dict[str, Pipeline] = {}
+    setup: Setup | None = None
     entries = report.entries(root)
     for entry in entries:
-        if entry.key == "persist":
+        if entry.key == "setup":
+            setup = _setup(report, entry)
+        elif entry.key == "persist":
             persist = _persist(report, entry.value)
         elif entry.key == "env":
             env = _env(report, entry.value, "env")
@@ -401,7 +406,7 @@ def _config(root: "Node | None", report: Report) -> Config | None:
             _unknown_key(report, entry, TOP_KEYS, "top level")
     if not any(e.key == "pipelines" for e in entries):
         report.add(root, "missing 'pipelines:'", "flank.yml needs at least one pipeline with tasks")
-    return Config(pipelines=pipelines, persist=persist, env=env, slurm=slurm)
+    return Config(pipelines=pipelines, persist=persist, env=env, slurm=slurm, setup=setup)
 
 
 def _slurm_options(report: Report, node: "Node") -> dict[str, str]:
@@ -439,6 +444,58 @@ def _executor(report: Report, node: "Node") -> str | None:
     from flank_ops.executors.base import EXECUTOR_NAMES
 
     return _choice(report, node, "executor", EXECUTOR_NAMES)
+
+
+def _setup(report: Report, entry: yn.Entry) -> Setup | None:
+    """issue 13: `setup: COMMAND`, a list of commands, or {run: ..., key: [...], timeout: 30m}."""
+    node = entry.value
+    if yn.is_null(node):
+        report.add(entry.key_node, "'setup:' is empty",
+                   "give the command that installs what the code needs, e.g. setup: pip install -r requirements.txt")
+        return None
+    if not yn.is_mapping(node):
+        commands = _setup_commands(report, node)
+        return Setup(commands=commands) if commands else None
+    fields: dict[str, Any] = {}
+    commands: tuple[str, ...] | None = None
+    for e in report.entries(node):
+        if e.key == "run":
+            commands = _setup_commands(report, e.value)
+        elif e.key == "key":
+            fields["key"] = _setup_key(report, e.value)
+        elif e.key == "timeout":
+            fields["timeout_s"] = _duration(report, e.value, "setup: timeout")
+        else:
+            _unknown_key(report, e, SETUP_KEYS, "setup")
+    if not any(e.key == "run" for e in report.entries(node)):
+        report.add(entry.key_node, "setup has no 'run:'", "add run: <command>, e.g. run: pip install -r requirements.txt")
+    if not commands:
+        return None
+    return Setup(commands=commands, **{k: v for k, v in fields.items() if v is not None})
+
+
+def _setup_commands(report: Report, node: "Node") -> tuple[str, ...] | None:
+    items = _string_list(report, node, "setup", "command")
+    if items is None:
+        return None
+    if not items:
+        report.add(node, "setup: no command given", "e.g. setup: pip install -r requirements.txt")
+        return None
+    commands = [_command(report, item, "setup") for _, item in items]
+    return tuple(c for c in commands if c) if all(commands) else None
+
+
+def _setup_key(report: Report, node: "Node") -> tuple[str, ...] | None:
+    """Files (paths or globs, relative to the repo root) whose content decides when setup runs again."""
+    items = _string_list(report, node, "setup: key", "file path")
+    if items is None:
+        return None
+    keys: list[str] = []
+    for _, item in items:
+        path = _relative_dir(report, item, "setup: key")
+        if path is not None and path not in keys:
+            keys.append(path)
+    return tuple(keys)
 
 
 def _persist(report: Report, node: "Node") -> tuple[str, ...]:

@@ -11,6 +11,11 @@ OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
 DEFAULT_RETRY_DELAY_S = 10.0
 DEFAULT_CATCHUP_S = 6 * 3600.0  # a run missed while the VM was off is made up within this
+# issue 13: a setup that takes longer is killed (its whole process tree) and the deploy fails
+DEFAULT_SETUP_TIMEOUT_S = 3600.0
+# issue 13: the files whose content decides when setup runs again, when `key:` is not given
+# (those found at the repo's root; with none, the command alone is the key)
+DEFAULT_SETUP_KEYS = ("renv.lock", "DESCRIPTION", "requirements*.txt", "pyproject.toml", "uv.lock", "poetry.lock")
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,23 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class Setup:
+    """issue 13: `setup:`, run at deploy in the new release before `current` switches."""
+
+    commands: tuple[str, ...]  # each run by /bin/sh -c in turn; the first failure stops setup
+    key: tuple[str, ...] | None = None  # repo paths or globs; None = DEFAULT_SETUP_KEYS found at the root
+    timeout_s: float = DEFAULT_SETUP_TIMEOUT_S
+
+
+@dataclass(frozen=True)
 class Config:
     pipelines: dict[str, Pipeline]
     persist: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     # issue 14: `slurm:` options (partition, account, qos, extra_args), over flank.toml's [executors.slurm]
     slurm: dict[str, str] = field(default_factory=dict)
+    # issue 13: setup
+    setup: Setup | None = None
 
     def task_count(self) -> int:
         return sum(len(p.tasks) for p in self.pipelines.values())

@@ -9,7 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from flank_ops.config import load
-from flank_ops.config.model import DEFAULT_RETRY_DELAY_S, NOTIFY_OUTCOMES, OVERLAP_POLICIES
+from flank_ops.config.model import (
+    DEFAULT_RETRY_DELAY_S,
+    DEFAULT_SETUP_KEYS,
+    DEFAULT_SETUP_TIMEOUT_S,
+    NOTIFY_OUTCOMES,
+    OVERLAP_POLICIES,
+)
 from flank_ops.executors.base import EXECUTOR_NAMES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -29,6 +35,31 @@ def _string_or_list(item: dict[str, Any], description: str) -> dict[str, Any]:
             {"type": "null"},
             item,
             {"type": "array", "items": item},
+        ],
+    }
+
+
+def _setup_schema(command: dict[str, Any], relative_dir: dict[str, Any], duration: dict[str, Any]) -> dict[str, Any]:
+    """issue 13: `setup:` as a command, a list of commands, or {run, key, timeout}."""
+    commands = {"anyOf": [command, {"type": "array", "minItems": 1, "items": command}]}
+    return {
+        "description": "Installs what the code needs (renv::restore(), pip install ...) at deploy, in the new "
+                       "release before it goes live; runs again only when its key files change.",
+        "anyOf": [
+            commands,
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["run"],
+                "properties": {
+                    "run": {**commands, "description": "The command(s), run by /bin/sh -c in the release."},
+                    "key": _string_or_list(
+                        relative_dir, "Files (paths or globs) whose content decides when setup runs again "
+                        f"(default: those of {', '.join(DEFAULT_SETUP_KEYS)} at the repo root)."),
+                    "timeout": {**duration, "default": f"{DEFAULT_SETUP_TIMEOUT_S / 60:g}m",
+                                "description": "Kill setup's whole process tree after this long; the deploy fails."},
+                },
+            },
         ],
     }
 
@@ -151,6 +182,8 @@ def json_schema() -> dict[str, Any]:
                 "additionalProperties": {"$ref": "#/$defs/pipeline"},
                 "description": "The pipelines, by name (ASCII letters, digits, '_' and '-').",
             },
+            # issue 13
+            "setup": _setup_schema(command, relative_dir, duration),
         },
         "$defs": {
             "pipeline": pipeline,

@@ -395,10 +395,12 @@ def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
 def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:
     from flank_ops.site.data import all_deploys, deploy_gap_text
     from flank_ops.site.pages import render
+    from flank_ops.site.setup_logs import with_setup_logs
 
     url = layout.url_deploys(paths.name)
     w.page(url, render(
-        "deploys.html", url, project_name=paths.name, deploys=list(reversed(all_deploys(paths))),
+        "deploys.html", url, project_name=paths.name,
+        deploys=with_setup_logs(w, paths, list(reversed(all_deploys(paths)))),
         deploy_gap=deploy_gap_text(paths),
         crumbs=[(paths.name, layout.url_project(paths.name)), ("pushes", url)],
     ))
@@ -542,7 +544,8 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
             r, s = _rebuild_pipeline(w, paths, pv.name, view.config, warnings, only_changed)
             runs += r
             skipped += s
-        _remove_unknown(w.site / layout.file_name(paths.name), keep=kept_pipelines | {"index.html", "deploys.html"})
+        _remove_unknown(w.site / layout.file_name(paths.name), keep=kept_pipelines | {"index.html", "deploys.html",
+                                                                                       layout.SETUP_LOGS_DIR})
         _write_project(w, view, [])
         _write_deploys(w, paths)
     _remove_unknown(w.site, keep=kept_projects | {"index.html", layout.STATIC_DIR})

@@ -5,6 +5,7 @@
     site/<project>/index.html                         project: pipelines + recent deploys
     site/<project>/deploys.html                       every push handled
     site/<project>/resources.html                     memory and time the pipelines' recent runs used
+    site/<project>/_setup/<log>.txt                   a deploy's setup log (issue 13)
     site/<project>/<pipeline>/index.html              pipeline: schedule, DAG, newest runs, trend
     site/<project>/<pipeline>/runs-<k>.html           history by run id: #1-50 is k=1, #51-100 k=2 ...
     site/<project>/<pipeline>/<run_id>/index.html     run (the git note links here)
@@ -32,7 +33,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
 # name can never equal another name's stand-in.
 _STAND_IN = re.compile(r"-[0-9a-f]{10}$")
 # Names the site itself uses next to project and pipeline folders.
-_RESERVED = {"index", "logs", STATIC_DIR.lower()}
+SETUP_LOGS_DIR = "_setup"  # issue 13: site/<project>/_setup/<log>.txt
+_RESERVED = {"index", "logs", STATIC_DIR.lower(), SETUP_LOGS_DIR}
 
 
 def file_name(name: str) -> str:
@@ -102,6 +104,11 @@ def url_project(project: str) -> str:
 
 def url_deploys(project: str) -> str:
     return f"{quote(file_name(project))}/deploys.html"
+
+
+def url_setup_log(project: str, log_name: str) -> str:
+    """issue 13: a setup's log, as text (log_name: setup/logs/<name> of deploys.jsonl)."""
+    return f"{quote(file_name(project))}/{SETUP_LOGS_DIR}/{quote(log_name)}.txt"
 
 
 def url_resources(project: str) -> str:

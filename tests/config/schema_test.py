@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from flank_ops.config.load import load_config
+from flank_ops.config.load import TOP_KEYS, load_config
 from flank_ops.errors import ConfigErrors
 
 SPEC_EXAMPLE = (Path(__file__).parent / "spec_example.yml").read_text()
@@ -94,7 +94,7 @@ def test_schema_documents_every_key(validator) -> None:
     from flank_ops.config import load
 
     # every key the loader takes, and no other (issue 14 added slurm, executor, memory, cpus)
-    assert set(schema["properties"]) == set(load.TOP_KEYS) >= {"persist", "env", "pipelines", "slurm"}
+    assert set(schema["properties"]) == set(load.TOP_KEYS) >= {"persist", "env", "pipelines", "slurm", "setup"}
     assert set(pipeline_props) == set(load.PIPELINE_KEYS) >= {
         "schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup", "tasks",
         "executor"}
