@@ -43,7 +43,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP_KEYS = ("persist", "env", "pipelines")
 PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup",
                  "tasks")
-TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env")
+TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "inputs", "outputs")
 
 
 class Report:
@@ -56,6 +56,8 @@ class Report:
         self.mappings = yn.Mappings(self.add)
         # (key, path, node) of every dir: and persist: path, checked against the repo's tree
         self.repo_paths: dict[tuple[str, str, int], "Node"] = {}
+        # issue 12: (task, "inputs"|"outputs") -> [(pattern, node)], checked across a pipeline's tasks
+        self.file_patterns: dict[tuple[str, str], list[tuple[str, "Node"]]] = {}
 
     def add(self, node: "Node | None", message: str, hint: str | None = None) -> None:
         line, col = yn.position(node) if node is not None else (1, 1)
@@ -604,6 +606,7 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
     for name, needs in needs_nodes.items():
         _check_needs(report, name, needs, names)
     _check_cycles(report, needs_nodes)
+    _check_file_patterns(report, tasks)
     # Needs pointing nowhere were reported; keep the model consistent anyway.
     return {n: _replace_needs(t, [d for d in t.needs if d in tasks and d != n]) for n, t in tasks.items()}
 
@@ -651,6 +654,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
                 report.repo_paths[("dir", fields["dir"], id(value))] = value
         elif key == "env":
             fields["env"] = _env(report, value, "env")
+        elif key in ("inputs", "outputs"):
+            fields[key] = _file_pattern_list(report, value, key, name)
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
     if not has_run:
@@ -695,6 +700,63 @@ def _command(report: Report, node: "Node", task: str) -> str | None:
                    f"put the commands in a script in the repo and run it, e.g. sh scripts/{task}.sh")
         return None
     return command
+
+
+# --- inputs: and outputs: (issue 12) ---------------------------------------------------
+
+
+def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tuple[str, ...] | None:
+    """Paths or globs relative to the task's dir: (checked against each other in _check_file_patterns)."""
+    items = _string_list(report, node, key, "path")
+    if items is None:
+        return None
+    kept: list[tuple[str, Node]] = []
+    for text, child in items:
+        pattern = text.strip()
+        if not pattern:
+            report.add(child, f"{key}: the path is empty")
+        elif pattern.startswith(("/", "~")):
+            report.add(child, f"{key}: {pattern!r} must be relative to the task's dir: (the repo root by default)",
+                       "e.g. data/clean.parquet")
+        elif pattern.endswith("/") or pattern in (".", ".."):
+            report.add(child, f"{key}: {pattern!r} is a directory; flank fingerprints files",
+                       f"list its files with a glob, e.g. {pattern.rstrip('/') or '.'}/**/*")
+        elif any(c in pattern for c in "\0\n\r"):
+            report.add(child, f"{key}: {pattern!r} contains a control character")
+        else:
+            kept.append((pattern, child))
+    report.file_patterns[(task, key)] = kept
+    return tuple(dict.fromkeys(p for p, _ in kept))
+
+
+def _check_file_patterns(report: Report, tasks: dict[str, Task]) -> None:
+    """Across a pipeline: paths stay in the repo, no output is also an input of its task,
+    no two tasks declare the same output."""
+    from fnmatch import fnmatchcase
+
+    from flank_ops.run.fingerprints import repo_relative
+
+    owners: dict[str, str] = {}
+    for name, task in tasks.items():
+        resolved: dict[str, list[tuple[str, str, Node]]] = {}
+        for key in ("inputs", "outputs"):
+            resolved[key] = []
+            for pattern, node in report.file_patterns.get((name, key), []):
+                path = repo_relative(task.dir, pattern)
+                if path is None:
+                    report.add(node, f"{key}: {pattern!r} leads out of the repo ('..' past its root)")
+                    continue
+                resolved[key].append((pattern, path, node))
+        for pattern, path, node in resolved["outputs"]:
+            for _, other, _ in resolved["inputs"]:
+                if path == other or fnmatchcase(other, path) or fnmatchcase(path, other):
+                    report.add(node, f"outputs: {pattern!r} is also an input of task {name!r}",
+                               "a task cannot depend on what it writes: remove it from inputs:")
+                    break
+            if path in owners and owners[path] != name:
+                report.add(node, f"outputs: {pattern!r} is also an output of task {owners[path]!r}",
+                           "each file has one task that writes it; give one of them another path")
+            owners.setdefault(path, name)
 
 
 def _needs(report: Report, node: "Node") -> list[tuple[str, "Node"]]:

@@ -23,6 +23,10 @@ class Task:
     timeout_s: float | None = None  # kills the whole process tree
     dir: str | None = None  # working directory, relative to the repo root
     env: dict[str, str] = field(default_factory=dict)
+    # issue 12: incremental runs — files read and written (paths or globs relative to `dir`);
+    # a task with outputs is skipped when nothing it depends on changed (run/fingerprints.py)
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,15 @@ def json_schema() -> dict[str, Any]:
                         "description": "Working directory, relative to the repo root (default: the root).",
                     },
                     "env": {"$ref": "#/$defs/env", "description": "Environment variables for this task."},
+                    # issue 12
+                    "inputs": _string_or_list(
+                        {"type": "string", "minLength": 1},
+                        "Files the task reads (paths or globs, relative to `dir`); with outputs:, "
+                        "a change to one makes the task run again."),
+                    "outputs": _string_or_list(
+                        {"type": "string", "minLength": 1},
+                        "Files the task writes (paths or globs, relative to `dir`); a task with outputs is "
+                        "skipped while nothing it depends on changed."),
                 },
             },
         ],

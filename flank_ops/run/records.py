@@ -79,6 +79,7 @@ FORMAT = 1
 RUN_STATUSES = ("running", "success", "failed", "interrupted", "skipped", "cancelled")
 TASK_STATUSES = (
     "pending", "running", "success", "failed", "upstream_failed", "timed_out", "skipped", "interrupted", "cancelled",
+    "up_to_date",  # issue 12: not run, nothing it depends on changed (not a failure: dependents run)
 )
 FAILED_TASK_STATUSES = ("failed", "timed_out", "upstream_failed", "interrupted")
 FINISHED_RUN_STATUSES = ("success", "failed", "interrupted", "skipped", "cancelled")
@@ -371,10 +372,10 @@ def runner_alive(runner: dict[str, Any] | None) -> bool:
 
 # Fields of a launcher's tasks/<task>.json copied into run.json's task entry.
 _TASK_FIELDS = ("status", "attempts", "exit_code", "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s",
-                "error")
+                "error", "reason")
 
 
-_SETTLED = ("success", "failed", "timed_out")
+_SETTLED = ("success", "failed", "timed_out", "up_to_date")
 
 
 def read_task_result(run_dir: Path, task: str) -> dict[str, Any] | None:

@@ -47,6 +47,8 @@ class RunRequest(NamedTuple):
     rerun: int | None = None  # what failed or did not run in that run
     local_dir: Path | None = None  # a laptop working copy (flank run --local)
     scheduled_at: str | None = None  # ISO minute with offset a scheduled run stands for (FLANK_SCHEDULED_AT)
+    force: bool = False  # issue 12: run every selected task, up to date or not
+    force_tasks: tuple[str, ...] = ()  # issue 12: run these even if up to date
 
 
 class NothingToRerun(Exception):
@@ -254,8 +256,11 @@ def _finish_times(record: dict[str, Any]) -> None:
 def summarize(record: dict[str, Any]) -> str:
     """'3/4 ok; model failed (exit 1, 3 attempts)'."""
     ran = {n: t for n, t in record["tasks"].items() if t["status"] != "skipped"}
-    ok = sum(1 for t in ran.values() if t["status"] == "success")
+    ok = sum(1 for t in ran.values() if t["status"] in ("success", "up_to_date"))
     text = f"{ok}/{len(ran)} ok"
+    up_to_date = sum(1 for t in ran.values() if t["status"] == "up_to_date")
+    if up_to_date:
+        text += f" ({up_to_date} up to date)"
     for name, t in ran.items():
         attempts = t.get("attempts") or 1
         tries = f", {attempts} attempts" if attempts > 1 else ""
@@ -332,6 +337,10 @@ def run_pipeline(
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
     records.reconcile(paths, pipeline.name)
     selected = select_tasks(paths, pipeline, request)
+    from flank_ops.run.plan import forced_tasks
+
+    forced = forced_tasks(pipeline, selected, force=request.force, from_task=request.from_task,
+                          force_tasks=tuple(check_task(pipeline, t) for t in request.force_tasks))
     trigger = "rerun" if request.rerun is not None else request.trigger
     jobs = pipeline.concurrency or os.cpu_count() or 1
 
@@ -344,7 +353,7 @@ def run_pipeline(
     old_term = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         with _vm_busy(paths, out):
-            outcome = _start_or_wait(deployed, pipeline, record, run_dir, selected, out)
+            outcome = _start_or_wait(deployed, pipeline, record, run_dir, selected, out, forced)
     except (Stopped, KeyboardInterrupt):
         outcome = _stopped_outside_make(deployed, record, run_dir)
     finally:
@@ -379,13 +388,13 @@ def _vm_busy(paths: ProjectPaths, out: TextIO) -> Iterator[None]:
 
 
 def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
-                   selected: list[str], out: TextIO) -> Outcome:
+                   selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
     """Run now if no other run of the pipeline is going on; else skip or queue (`overlap:`)."""
     paths, run_id = deployed.paths, record["run_id"]
     lock = paths.lock_file("run", pipeline.name)
     with locked(lock, blocking=False) as got:
         if got:
-            return _execute(deployed, pipeline, record, run_dir, selected, out)
+            return _execute(deployed, pipeline, record, run_dir, selected, out, forced)
     others = records.find_running(paths, pipeline.name)
     other = next((r for r in others if r["run_id"] != run_id), None)
     other_name = f"{pipeline.name} #{other['run_id']}" if other else f"another run of {pipeline.name}"
@@ -400,7 +409,7 @@ def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any
         record.pop("waiting_for", None)
         record["started_at"] = records.now_iso()  # it starts now; it was triggered earlier
         _save_progress(run_dir, record)
-        return _execute(deployed, pipeline, record, run_dir, selected, out)
+        return _execute(deployed, pipeline, record, run_dir, selected, out, forced)
 
 
 def _stopped_outside_make(deployed: Deployed, record: dict[str, Any], run_dir: Path) -> Outcome:
@@ -473,8 +482,9 @@ def _disk_is_full(run_dir: Path) -> bool:
 
 
 def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
-             selected: list[str], out: TextIO) -> Outcome:
+             selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
     from flank_ops.run import makefile
+    from flank_ops.run import plan as run_plan
 
     paths = deployed.paths
     run_id = record["run_id"]
@@ -485,24 +495,31 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     try:
         (run_dir / "tasks").mkdir(parents=True, exist_ok=True)
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config,
+        # issue 12: up-to-date tasks are never started; tasks with outputs go through the checked launcher
+        decisions = run_plan.decide(paths, pipeline, deployed.config, deployed.release_dir, selected, forced)
+        to_start = _apply_decisions(record, decisions)
+        checked = run_plan.write_checks(run_dir / makefile.PLAN_DIR, pipeline, paths, decisions, run_id,
+                                        deployed.commit.get("sha") or None)
+        plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, to_start), deployed.config,
                                       deployed.release_dir, commit=deployed.commit.get("sha") or None,
-                                      task_env=makefile.spec_environment(env, make_env))
+                                      task_env=makefile.spec_environment(env, make_env), checked=checked)
         make_log = open(run_dir / "make.log", "wb")
     except OSError as exc:
         return _record_not_started(deployed, record, run_dir, selected,
                                    f"could not prepare the run: {records.disk_error(exc)}", out)
-    argv = makefile.make_command(plan, run_dir, record["concurrency"], selected)
+    # no task to start: make runs an empty plan (its `all` has no prerequisites)
+    argv = makefile.make_command(plan, run_dir, record["concurrency"], to_start)
 
     commit = deployed.commit.get("short") or "working copy"
     print(f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
           f"commit {commit})", file=out, flush=True)
+    printed: dict[str, str] = {}
+    _print_progress(record, [n for n in selected if n not in to_start], printed, out)
 
     _ping_started(paths, record)
     signal.signal(signal.SIGTERM, _raise_stopped)
     make_exit: int | None = None
     stopped = False
-    printed: dict[str, str] = {}
     write_failed: OSError | None = None
     with make_log:
         proc = subprocess.Popen(
@@ -555,7 +572,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
         _record_stop(record, run_dir)
     else:
         finalize_tasks(record, selected, make_exit)
-        all_ok = all(record["tasks"][n]["status"] == "success" for n in selected)
+        all_ok = all(record["tasks"][n]["status"] in ("success", "up_to_date") for n in selected)
         record["status"] = "success" if all_ok and make_exit == 0 else "failed"
     _print_progress(record, selected, printed, out)
     _finish_times(record)
@@ -574,6 +591,23 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
         (run_dir / "make.log").unlink(missing_ok=True)  # never keep a secret we could not mask
     _save_final(paths, run_dir, record)
     return Outcome(record, 0 if record["status"] == "success" else (130 if stopped else 1))
+
+
+def _apply_decisions(record: dict[str, Any], decisions: dict[str, Any]) -> list[str]:
+    """Up-to-date tasks are final at once; the others get their planned reason (a checked
+    task's launcher gives the final one). -> the tasks make starts, dependencies first."""
+    from flank_ops.run.plan import RUN, UP_TO_DATE
+
+    to_start = []
+    for name, decision in decisions.items():
+        entry = record["tasks"][name]
+        if decision.action == UP_TO_DATE:
+            entry.update(status="up_to_date", reason=decision.reason)
+        else:
+            if decision.action == RUN:
+                entry["reason"] = decision.reason
+            to_start.append(name)
+    return to_start
 
 
 def _record_stop(record: dict[str, Any], run_dir: Path) -> None:
@@ -619,6 +653,7 @@ def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
 def _print_progress(record: dict[str, Any], names: list[str], printed: dict[str, str], out: TextIO) -> None:
     """One line per task as it reaches a final status."""
     from flank_ops.humanize import duration as format_duration
+    from flank_ops.run.plan import NO_OUTPUTS
 
     for name in names:
         entry = record["tasks"][name]
@@ -634,6 +669,8 @@ def _print_progress(record: dict[str, Any], names: list[str], printed: dict[str,
         if (entry.get("attempts") or 0) > 1:
             detail.append(f"{entry['attempts']} attempts")
         suffix = f" ({', '.join(detail)})" if detail else ""
+        if entry.get("reason") and status not in ("up_to_date", "upstream_failed") and entry["reason"] != NO_OUTPUTS:
+            suffix += f" — {entry['reason']}"  # issue 12: why it ran
         print(f"  {name:<20} {status}{suffix}", file=out, flush=True)
 
 
