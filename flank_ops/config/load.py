@@ -716,7 +716,7 @@ def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tup
         if not pattern:
             report.add(child, f"{key}: the path is empty")
         elif pattern.startswith(("/", "~")):
-            report.add(child, f"{key}: {pattern!r} must be relative to the task's dir: (the repo root by default)",
+            report.add(child, f"{key}: {pattern!r} must be relative to the task's dir, not absolute",
                        "e.g. data/clean.parquet")
         elif pattern.endswith("/") or pattern in (".", ".."):
             report.add(child, f"{key}: {pattern!r} is a directory; flank fingerprints files",

@@ -178,6 +178,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
                      tz: str | None = None) -> bool:
     from flank_ops.site.logs import LIVE_LINES, log_excerpt
     from flank_ops.site.pages import render
+    from flank_ops.site.reasons import task_reasons
     from flank_ops.site.svg import DagNode, GanttBar, dag_svg, gantt_svg
 
     run_dir = paths.run_dir(pipeline, run_id)
@@ -243,6 +244,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
+        reasons=task_reasons(record),
     ))
     return True
 

@@ -188,3 +188,21 @@ def test_plan_says_what_the_next_run_does(tmp_path: Path) -> None:
     assert statuses(2) == {"clean": "up_to_date", "model": "success", "regions": "up_to_date",
                            "report": "success"}
     assert not list(runs_dir().glob("3"))  # plan ran nothing
+
+
+def test_the_run_page_shows_up_to_date_tasks_and_every_reason(tmp_path: Path) -> None:
+    from flank_ops.site import layout
+
+    clone = deploy(tmp_path, PIPELINE, FILES)
+    run_ok()
+    push(clone, {"scripts/model.sh": "wc -l < data/clean.txt > data/model.txt; echo v2 >> data/model.txt\n"},
+         "model v2")
+    run_ok()
+    page = (Path(os.environ["FLANK_HOME"]) / "site" / layout.url_run("demo", "nightly", 2)).read_text()
+    # the task graph: up-to-date tasks have their own class (colour) and icon
+    assert 'class="node s-up_to_date"' in page and "≡" in page
+    why = page[page.index('<ul class="reasons">'):]
+    why = why[:why.index("</ul>")]
+    assert "<strong>model</strong>" in why and "scripts/model.sh changed" in why
+    assert "<strong>report</strong>" in why and "upstream model changed data/model.txt" in why
+    assert "<strong>clean</strong>" in why and "up to date: nothing it depends on changed" in why
