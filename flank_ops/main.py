@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "validate": "check a flank.yml without a VM",
     "schema": "print the JSON Schema of flank.yml",
     "run": "run a pipeline now",
+    "watch": "in a working copy: run a pipeline, then again on every save (only what the save affects)",
     "plan": "what a run would do now with each task (run or up to date) and why, without running",
     "status": "show the last run of every pipeline",
     "logs": "print a task's log",
