@@ -22,8 +22,14 @@ import sys
 import threading
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
+
+if TYPE_CHECKING:
+    import watchfiles
+
+    from flank_ops.config.model import Config
 
 DEBOUNCE_MS = 50  # gathers an editor's write-rename-chmod burst into one change
 STEP_MS = 20
@@ -44,13 +50,13 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def _load(working_copy: Path):  # -> Config
+def _load(working_copy: Path) -> Config:
     from flank_ops.config.load import load_config_file
 
     return load_config_file(working_copy / "flank.yml")
 
 
-def _pick_pipeline(config, wanted: str | None) -> str:  # config: Config
+def _pick_pipeline(config: Config, wanted: str | None) -> str:
     from flank_ops.run.runner import choices_hint
 
     names = list(config.pipelines)
@@ -64,14 +70,14 @@ def _pick_pipeline(config, wanted: str | None) -> str:  # config: Config
     return wanted
 
 
-def _output_patterns(config, pipeline: str) -> list[str]:
+def _output_patterns(config: Config, pipeline: str) -> list[str]:
     from flank_ops.run.fingerprints import repo_relative
 
     tasks = config.pipelines[pipeline].tasks.values() if pipeline in config.pipelines else []
     return [p for t in tasks for p in (repo_relative(t.dir, o) for o in t.outputs) if p]
 
 
-def make_filter(working_copy: Path, outputs: list[str]):  # -> watchfiles.DefaultFilter
+def make_filter(working_copy: Path, outputs: list[str]) -> watchfiles.DefaultFilter:
     import watchfiles
 
     class WatchFilter(watchfiles.DefaultFilter):
@@ -80,7 +86,7 @@ def make_filter(working_copy: Path, outputs: list[str]):  # -> watchfiles.Defaul
                 ignore_dirs=(*watchfiles.DefaultFilter.ignore_dirs, ".flank"),
                 ignore_entity_patterns=(*watchfiles.DefaultFilter.ignore_entity_patterns, *EDITOR_TEMP_PATTERNS),
             )
-            self.outputs = list(outputs)
+            self.outputs = outputs  # the caller's list, updated in place when flank.yml changes
 
         def __call__(self, change: watchfiles.Change, path: str) -> bool:
             if not super().__call__(change, path):
@@ -93,7 +99,7 @@ def make_filter(working_copy: Path, outputs: list[str]):  # -> watchfiles.Defaul
     return WatchFilter()
 
 
-def _watch_files(working_copy: Path, watch_filter, changes: queue.Queue[set[str]], stop: threading.Event) -> None:
+def _watch_files(working_copy: Path, watch_filter: watchfiles.DefaultFilter, changes: queue.Queue[set[str]], stop: threading.Event) -> None:
     import watchfiles
 
     for batch in watchfiles.watch(working_copy, watch_filter=watch_filter, debounce=DEBOUNCE_MS, step=STEP_MS,
@@ -127,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     config = _load(working_copy)  # a broken flank.yml at the start: said, and nothing watched
     pipeline = _pick_pipeline(config, args.pipeline)
     site = SiteLayout(ProjectPaths.for_local(working_copy).home.site_dir).home_page()
-    watch_filter = make_filter(working_copy, _output_patterns(config, pipeline))
+    outputs = _output_patterns(config, pipeline)
+    watch_filter = make_filter(working_copy, outputs)
     print(f"flank: watching {working_copy} for pipeline {pipeline} (Ctrl-C stops)", flush=True)
     print(f"  site: {site}", flush=True)
 
@@ -150,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 except UserError as exc:
                     print(f"flank: {exc.message}\nflank: not run; fix flank.yml and save it again", flush=True)
                 else:
-                    watch_filter.outputs = _output_patterns(config, pipeline_now)
+                    outputs[:] = _output_patterns(config, pipeline_now)
                     child = _start_run(working_copy, pipeline_now)
             try:
                 saved = changes.get(timeout=0.05)

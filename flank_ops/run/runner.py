@@ -168,7 +168,8 @@ def rerun_selection(pipeline: Pipeline, old: dict[str, Any]) -> list[str]:
     (failed, timed out, upstream_failed, interrupted, cancelled, never started), in the
     pipeline's order. Raises NothingToRerun when there are none."""
     old_tasks = old.get("tasks") or {}
-    not_ok = [n for n in records.selected_tasks(old) if (old_tasks.get(n) or {}).get("status") != "success"]
+    not_ok = [n for n in records.selected_tasks(old) if (old_tasks.get(n) or {}).get("status")
+              not in ("success", "up_to_date")]
     wanted = set(not_ok)
     selected = [t for t in pipeline.topological_order() if t in wanted]
     if selected:
