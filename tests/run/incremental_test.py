@@ -101,6 +101,10 @@ def test_early_cut_off_a_rerun_with_identical_output_skips_dependents(tmp_path: 
     run_ok()
     assert statuses(3) == {"clean": "up_to_date", "model": "up_to_date", "regions": "success",
                            "report": "up_to_date"}
+    # a deploy that changes only a script no task uses: nothing runs
+    push(clone, {"scripts/notes.sh": "# someday\n"}, "unrelated")
+    run_ok()
+    assert statuses(4) == dict.fromkeys(ALL, "up_to_date")
 
 
 def test_force_and_force_task_and_from(tmp_path: Path) -> None:
