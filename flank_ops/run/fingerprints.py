@@ -10,7 +10,7 @@ downstream (early cut-off). A task without outputs always runs.
 
 Files (paths.py): fingerprints/<pipeline>/<task>.json, one JSON file per task, written
 only after the task succeeded and its outputs were hashed; fingerprints/hash-cache.tsv,
-lines `digest size mtime_ns inode path` (appended; the last line of a path wins), so an
+lines `digest size mtime_ns inode real-path` (appended; the last line of a path wins), so an
 unchanged input costs a stat, not a read. Entries younger than RACY_S are not cached: a
 file rewritten within the file system's timestamp tick, same size, would look unchanged.
 
@@ -42,6 +42,7 @@ RACY_S = 1.0
 READ_CHUNK = 1 << 20
 GLOB_CHARS = frozenset("*?[")
 MISSING = "missing"
+COMPACT_LINES = 20000  # hash-cache.tsv is rewritten past this many lines
 
 
 class FingerprintError(Exception):
@@ -94,7 +95,9 @@ class HashCache:
             if stat.S_ISDIR(st.st_mode):
                 raise FingerprintError(f"{shown} is a directory; list its files instead, e.g. {shown}/**/*")
             key = (st.st_size, st.st_mtime_ns, st.st_ino)
-            known = self.entries.get(path)
+            # by the real path: a persisted file seen through each new release's `data` link is one entry
+            real = os.path.realpath(path)
+            known = self.entries.get(real)
             if known is not None and known[:3] == key:
                 return known[3]
             digest = _hash_file(path, shown)
@@ -105,30 +108,34 @@ class HashCache:
             if (after.st_size, after.st_mtime_ns, after.st_ino) != key:
                 continue  # rewritten while hashed
             if time.time() - st.st_mtime_ns / 1e9 >= RACY_S:
-                self.entries[path] = (*key, digest)
-                self.new.append(f"{digest}\t{key[0]}\t{key[1]}\t{key[2]}\t{path}\n")
+                self.entries[real] = (*key, digest)
+                self.new.append(f"{digest}\t{key[0]}\t{key[1]}\t{key[2]}\t{real}\n")
             return digest
         raise FingerprintError(f"{shown} kept changing while it was being read; run again once it is written")
 
-    def save(self) -> None:
+    def save(self, tidy: bool = False) -> None:
         """Append what was learnt (one write, so concurrent launchers do not interleave lines);
-        compact the file when it holds far more lines than entries."""
-        if not self.new:
+        compact the file when it holds far more lines than entries, or (`tidy`: the runner, once a
+        run) when it has grown past COMPACT_LINES."""
+        if not self.new and not (tidy and self.lines > COMPACT_LINES):
             return
         text = "".join(self.new).encode("utf-8", "surrogateescape")
         self.new = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.lines > 2 * len(self.entries) + 1000:
+            if self.lines > 2 * len(self.entries) + 1000 or (tidy and self.lines > COMPACT_LINES):
                 from flank_ops.fileio import atomic_write_bytes
 
-                body = "".join(f"{d}\t{s}\t{m}\t{i}\t{p}\n" for p, (s, m, i, d) in self.entries.items())
+                # one line per path, and none for files gone (old releases' scripts, deleted data)
+                body = "".join(f"{d}\t{s}\t{m}\t{i}\t{p}\n" for p, (s, m, i, d) in self.entries.items()
+                               if os.path.exists(p))
                 atomic_write_bytes(self.path, body.encode("utf-8", "surrogateescape"), durable=False)
                 self.lines = len(self.entries)
                 return
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 os.write(fd, text)
+                self.lines += text.count(b"\n")
             finally:
                 os.close(fd)
         except OSError:

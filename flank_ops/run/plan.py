@@ -69,7 +69,7 @@ def decide(paths: ProjectPaths, pipeline: Pipeline, config: Config, release_dir:
                 reason = f"ran: {exc}"
         decisions[name] = Decision(name, RUN, reason, files) if reason else Decision(name, UP_TO_DATE, UP_TO_DATE,
                                                                                      files)
-    cache.save()
+    cache.save(tidy=True)
     return decisions
 
 
