@@ -24,6 +24,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shlex
 import stat
 import time
@@ -42,6 +43,7 @@ RACY_S = 1.0
 READ_CHUNK = 1 << 20
 GLOB_CHARS = frozenset("*?[")
 MISSING = "missing"
+WORD_SPLIT = re.compile(r"[\s;&|()<>]+")
 COMPACT_LINES = 20000  # hash-cache.tsv is rewritten past this many lines
 
 
@@ -232,12 +234,15 @@ def task_files(task: Task, pipeline: Pipeline, config: Config, release_dir: Path
 
 def command_scripts(command: str, task_dir: str | None, release_dir: str) -> list[str]:
     """Files of the repo named in the command (`Rscript R/model.R`, `source x.sh`), repo-relative."""
-    try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        words = list(lexer)
-    except ValueError:
-        words = command.split()
+    if any(c in command for c in "'\"\\"):
+        try:
+            lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            words = list(lexer)
+        except ValueError:
+            words = command.split()
+    else:  # no quoting: the same words, without shlex's cost (a big pipeline has hundreds of commands)
+        words = WORD_SPLIT.split(command)
     found = []
     for word in words:
         if not word or word.startswith("-") or "$" in word or "=" in word or any(c in GLOB_CHARS for c in word):
