@@ -110,6 +110,5 @@ def describe(decision: Decision) -> str:
     if decision.action == UP_TO_DATE:
         return f"  {decision.task:<20} up_to_date"
     if decision.action == CHECK:
-        return (f"  {decision.task:<20} runs if an upstream's outputs change — {decision.reason}"
-                .replace(" — decided when", " (decided when") + ")")
+        return f"  {decision.task:<20} runs if an upstream's outputs change ({decision.reason})"
     return f"  {decision.task:<20} runs — {decision.reason}"
