@@ -11,6 +11,8 @@
         pipelines/validated/<sha>.flank.yml   the flank.yml release <sha> was validated with (runs read it)
         crontab                   the generated crontab block
         runs/<p>/<run-id>/        run record (run.json), task results, logs
+        fingerprints/<p>/<task>.json  what a task's last success depended on (incremental runs)
+        fingerprints/hash-cache.tsv   content hashes by (path, size, mtime, inode); .salt keys env hashes
         deploys.jsonl             one line per push handled
         setup/                    issue 13: setup's builds per key, logs, which build each release uses
                                   (the layout inside: git/setup.py)
@@ -218,6 +220,23 @@ class ProjectPaths:
     def s3_pending(self) -> Path:
         """Runs whose S3 upload failed, retried by the next run or `flank sync`."""
         return self.dir / "s3-pending.json"
+
+    # --- fingerprints (incremental runs, run/fingerprints.py) ---------------
+    @property
+    def fingerprints_root(self) -> Path:
+        """Outside releases/ and runs/: fingerprints survive deploys and pruning."""
+        return self.dir / "fingerprints"
+
+    def fingerprint_file(self, pipeline: str, task: str) -> Path:
+        return self.fingerprints_root / pipeline / f"{task}.json"
+
+    @property
+    def hash_cache(self) -> Path:
+        return self.fingerprints_root / "hash-cache.tsv"
+
+    @property
+    def fingerprint_salt(self) -> Path:
+        return self.fingerprints_root / ".salt"
 
     # --- locks -----------------------------------------------------------
     @property

@@ -45,7 +45,8 @@ TOP_KEYS = ("persist", "env", "pipelines", "slurm", "setup")
 SETUP_KEYS = ("run", "key", "timeout")  # issue 13
 PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup",
                  "tasks", "executor")
-TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor")
+TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs",
+             "outputs")
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "extra_args")
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
@@ -63,6 +64,8 @@ class Report:
         self.mappings = yn.Mappings(self.add)
         # (key, path, node) of every dir: and persist: path, checked against the repo's tree
         self.repo_paths: dict[tuple[str, str, int], "Node"] = {}
+        # issue 12: (task, "inputs"|"outputs") -> [(pattern, node)], checked across a pipeline's tasks
+        self.file_patterns: dict[tuple[str, str], list[tuple[str, "Node"]]] = {}
 
     def add(self, node: "Node | None", message: str, hint: str | None = None) -> None:
         line, col = yn.position(node) if node is not None else (1, 1)
@@ -708,6 +711,7 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
     for name, needs in needs_nodes.items():
         _check_needs(report, name, needs, names)
     _check_cycles(report, needs_nodes)
+    _check_file_patterns(report, tasks)
     # Needs pointing nowhere were reported; keep the model consistent anyway.
     return {n: _replace_needs(t, [d for d in t.needs if d in tasks and d != n]) for n, t in tasks.items()}
 
@@ -761,6 +765,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             fields["cpus"] = _integer(report, value, key, 1, MAX_CPUS)
         elif key == "executor":
             fields["executor"] = _executor(report, value)
+        elif key in ("inputs", "outputs"):
+            fields[key] = _file_pattern_list(report, value, key, name)
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
     if not has_run:
@@ -805,6 +811,63 @@ def _command(report: Report, node: "Node", task: str) -> str | None:
                    f"put the commands in a script in the repo and run it, e.g. sh scripts/{task}.sh")
         return None
     return command
+
+
+# --- inputs: and outputs: (issue 12) ---------------------------------------------------
+
+
+def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tuple[str, ...] | None:
+    """Paths or globs relative to the task's dir: (checked against each other in _check_file_patterns)."""
+    items = _string_list(report, node, key, "path")
+    if items is None:
+        return None
+    kept: list[tuple[str, Node]] = []
+    for text, child in items:
+        pattern = text.strip()
+        if not pattern:
+            report.add(child, f"{key}: the path is empty")
+        elif pattern.startswith(("/", "~")):
+            report.add(child, f"{key}: {pattern!r} must be relative to the task's dir, not absolute",
+                       "e.g. data/clean.parquet")
+        elif pattern.endswith("/") or pattern in (".", ".."):
+            report.add(child, f"{key}: {pattern!r} is a directory; flank fingerprints files",
+                       f"list its files with a glob, e.g. {pattern.rstrip('/') or '.'}/**/*")
+        elif any(c in pattern for c in "\0\n\r"):
+            report.add(child, f"{key}: {pattern!r} contains a control character")
+        else:
+            kept.append((pattern, child))
+    report.file_patterns[(task, key)] = kept
+    return tuple(dict.fromkeys(p for p, _ in kept))
+
+
+def _check_file_patterns(report: Report, tasks: dict[str, Task]) -> None:
+    """Across a pipeline: paths stay in the repo, no output is also an input of its task,
+    no two tasks declare the same output."""
+    from fnmatch import fnmatchcase
+
+    from flank_ops.run.fingerprints import repo_relative
+
+    owners: dict[str, str] = {}
+    for name, task in tasks.items():
+        resolved: dict[str, list[tuple[str, str, Node]]] = {}
+        for key in ("inputs", "outputs"):
+            resolved[key] = []
+            for pattern, node in report.file_patterns.get((name, key), []):
+                path = repo_relative(task.dir, pattern)
+                if path is None:
+                    report.add(node, f"{key}: {pattern!r} leads out of the repo ('..' past its root)")
+                    continue
+                resolved[key].append((pattern, path, node))
+        for pattern, path, node in resolved["outputs"]:
+            for _, other, _ in resolved["inputs"]:
+                if path == other or fnmatchcase(other, path) or fnmatchcase(path, other):
+                    report.add(node, f"outputs: {pattern!r} is also an input of task {name!r}",
+                               "a task cannot depend on what it writes: remove it from inputs:")
+                    break
+            if path in owners and owners[path] != name:
+                report.add(node, f"outputs: {pattern!r} is also an output of task {owners[path]!r}",
+                           "each file has one task that writes it; give one of them another path")
+            owners.setdefault(path, name)
 
 
 def _needs(report: Report, node: "Node") -> list[tuple[str, "Node"]]:

@@ -32,6 +32,10 @@ class Task:
     memory_mb: int | None = None
     cpus: int | None = None
     executor: str | None = None  # None = the pipeline's (default "local")
+    # issue 12: incremental runs — files read and written (paths or globs relative to `dir`);
+    # a task with outputs is skipped when nothing it depends on changed (run/fingerprints.py)
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,15 @@ def json_schema() -> dict[str, Any]:
                     "cpus": {"type": "integer", "minimum": 1, "maximum": load.MAX_CPUS,
                              "description": "CPUs the task needs; checked on the VM, requested from a cluster."},
                     "executor": executor,
+                    # issue 12
+                    "inputs": _string_or_list(
+                        {"type": "string", "minLength": 1},
+                        "Files the task reads (paths or globs, relative to `dir`); with outputs:, "
+                        "a change to one makes the task run again."),
+                    "outputs": _string_or_list(
+                        {"type": "string", "minLength": 1},
+                        "Files the task writes (paths or globs, relative to `dir`); a task with outputs is "
+                        "skipped while nothing it depends on changed."),
                 },
             },
         ],

@@ -155,8 +155,12 @@ def render_makefile(
     release_dir: Path,
     commit: str | None = None,
     executor_argv: list[str] | None = None,
+    checked: dict[str, Path] | None = None,
 ) -> str:
+    """`checked`: tasks started through the checked launcher (issue 12, run/checked_task.py), with
+    their check files; only a run's own plan has them."""
     names = pipeline.topological_order()
+    checked = checked or {}
     # The every-task target: "all", unless a task has that name; then "flank.all", which no task
     # can be called ('.' is not allowed in task names), so it never shares a task's rule.
     aggregate = "all" if "all" not in pipeline.tasks else "flank.all"
@@ -183,6 +187,11 @@ def render_makefile(
         add("FLANK_EXECUTOR = " + _assignment_value(executor))
     add("FLANK_SPECS = " + _assignment_value(make_word(specs_dir)))
     add("RUN_DIR = " + _assignment_value(make_word(default_run_dir)))
+    if checked:
+        from flank_ops.run.launcher import python_launcher_argv
+
+        checked_argv = [*python_launcher_argv()[:-1], "_task_checked"]
+        add("FLANK_CHECKED_LAUNCHER = " + _assignment_value(" ".join(make_word(w) for w in checked_argv)))
     add("")
     add("MAKEFLAGS += --no-builtin-rules")
     add(".SUFFIXES:")
@@ -220,6 +229,9 @@ def render_makefile(
             add(f"\t@$(FLANK_EXECUTOR) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
         elif name in entry_tasks:  # checks the VM has room, then execs the launcher
             add(f"\t@$(FLANK_EXECUTOR) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR) $(FLANK_LAUNCHER)")
+        elif name in checked:  # issue 12; remote tasks take the executor's path above
+            add(f"\t@$(FLANK_CHECKED_LAUNCHER) {_assignment_value(make_word(checked[name]))} "
+                f"$(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
         else:
             add(f"\t@$(FLANK_LAUNCHER) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
     add("")
@@ -304,7 +316,8 @@ def _remove_dropped_pipelines(paths: ProjectPaths, config: Config) -> None:
 
 
 def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_dir: Path,
-                   commit: str | None = None, task_env: dict[str, str] | None = None) -> Path:
+                   commit: str | None = None, task_env: dict[str, str] | None = None,
+                   checked: dict[str, Path] | None = None) -> Path:
     """The run's own copy of the Makefile and specs, in run_dir/plan/: a run stays
     pinned to the release it started in, whatever pushes happen meanwhile.
 
@@ -328,6 +341,7 @@ def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_di
         launcher_argv=task_launcher_argv(),
         release_dir=release_dir,
         commit=commit,
+        checked=checked,
     )
     atomic_write_text(makefile, text, mode=0o644)
     return makefile

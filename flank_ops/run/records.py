@@ -808,6 +808,9 @@ def summarize(record: RunRecord) -> str:
     ran = {n: t for n, t in record.tasks.items() if t.status != TaskStatus.SKIPPED}
     ok = sum(1 for t in ran.values() if t.ok)
     text = f"{ok}/{len(ran)} ok"
+    up_to_date = sum(1 for t in ran.values() if t.status == TaskStatus.UP_TO_DATE)
+    if up_to_date:
+        text += f" ({up_to_date} up to date)"  # issue 12
     for name, t in ran.items():
         attempts = t.attempts or 1
         tries = f", {attempts} attempts" if attempts > 1 else ""

@@ -41,6 +41,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 from flank_ops.run.secrets import SecretMasker, secret_values_from_env
@@ -403,7 +404,10 @@ def _become_subreaper() -> None:
         pass
 
 
-def launch(spec: TaskSpec, run_dir: str) -> int:
+def launch(spec: TaskSpec, run_dir: str, extra: dict | None = None,
+           finish: "Callable[[dict, TaskLog], dict] | None" = None) -> int:
+    """Run the task. `extra` goes into every result written; `finish` may change the final
+    result before it is written (the checked launcher fails a success that lacks its outputs)."""
     os.makedirs(os.path.join(run_dir, "tasks"), exist_ok=True)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
     log = TaskLog(os.path.join(run_dir, "logs", f"{spec.task}.log"))
@@ -433,7 +437,7 @@ def launch(spec: TaskSpec, run_dir: str) -> int:
     outcome = Outcome(False, 1, 0, False, 0)
     for attempt in range(1, attempts_allowed + 1):
         _write_result(run_dir, spec.task, {"task": spec.task, "status": "running", "attempt": attempt,
-                                           "started_at": started_at, "pid": os.getpid()})
+                                           "started_at": started_at, "pid": os.getpid(), **(extra or {})})
         if attempt > 1:
             _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)
@@ -479,9 +483,14 @@ def launch(spec: TaskSpec, run_dir: str) -> int:
         "peak_rss_kb": peak,
         "cpu_s": _children_cpu_s(),
         "log": f"logs/{spec.task}.log",
+        **(extra or {}),
     })
+    if finish is not None:
+        result = finish(result, log)
     _write_result(run_dir, spec.task, result)
     log.close()
+    if result["status"] == "failed" and outcome.exit_code == 0:
+        return 1
     if outcome.timed_out:
         return EXIT_TIMED_OUT
     if outcome.exit_code == 0:

@@ -178,6 +178,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
                      tz: str | None = None) -> bool:
     from flank_ops.site.logs import LIVE_LINES, log_excerpt
     from flank_ops.site.pages import render
+    from flank_ops.site.reasons import task_reasons
     from flank_ops.site.svg import DagNode, GanttBar, dag_svg, gantt_svg
 
     run_dir = paths.run_dir(pipeline, run_id)
@@ -244,6 +245,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
         remote=remote_tasks.remote_rows(record),  # issue 14
+        reasons=task_reasons(record),
     ))
     return True
 

@@ -20,12 +20,14 @@ STATUS_ICONS: dict[str, str] = {
     "skipped": "–",
     "interrupted": "!",
     "cancelled": "■",
+    "up_to_date": "≡",  # issue 12: not run, nothing it depends on changed
     "unknown": "?",
 }
 
 STATUS_LABELS: dict[str, str] = {
     "upstream_failed": "upstream failed",
     "timed_out": "timed out",
+    "up_to_date": "up to date",
 }
 
 

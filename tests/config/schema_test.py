@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from flank_ops.config.load import TOP_KEYS, load_config
+from flank_ops.config.load import load_config
 from flank_ops.errors import ConfigErrors
 
 SPEC_EXAMPLE = (Path(__file__).parent / "spec_example.yml").read_text()
@@ -99,7 +99,7 @@ def test_schema_documents_every_key(validator) -> None:
         "schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup", "tasks",
         "executor"}
     assert set(task_props) == set(load.TASK_KEYS) >= {
-        "run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor"}
+        "run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs", "outputs"}
     for props in (schema["properties"], pipeline_props, task_props):
         for key, prop in props.items():
             assert prop.get("description"), f"{key} has no description"
