@@ -23,6 +23,8 @@ class Task:
     timeout_s: float | None = None  # kills the whole process tree
     dir: str | None = None  # working directory, relative to the repo root
     env: dict[str, str] = field(default_factory=dict)
+    # issue 11: files kept with each run (paths or globs relative to the task's dir)
+    artifacts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

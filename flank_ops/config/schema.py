@@ -69,6 +69,11 @@ def json_schema() -> dict[str, Any]:
                         "description": "Working directory, relative to the repo root (default: the root).",
                     },
                     "env": {"$ref": "#/$defs/env", "description": "Environment variables for this task."},
+                    "artifacts": {  # issue 11
+                        "type": ["array", "string"], "items": {"type": "string", "pattern": r"^(?!/|~)"},
+                        "description": "Files kept with each run and shown on the site: paths or globs relative "
+                                       "to the task's dir (e.g. results/*.png), no '..'.",
+                    },
                 },
             },
         ],

@@ -195,7 +195,7 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
     for key, value in config.env.items():
         env[key] = os.path.expanduser(value) if value.startswith("~") else value
     env.update(secrets)
-    persist_root = deployed.release_dir if paths.local else paths.persist_dir
+    persist_root = persisted_root(deployed)
     env.update({
         "FLANK_PROJECT": paths.name,
         "FLANK_PIPELINE": pipeline.name,
@@ -212,6 +212,11 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
         var = "".join(c if c.isalnum() else "_" for c in name.strip("/")).upper()
         env[f"FLANK_PERSIST_{var}"] = str(persist_root / name)
     return env
+
+
+def persisted_root(deployed: Deployed) -> Path:
+    """Where the persist: folders live (a laptop's working copy holds its own)."""
+    return deployed.release_dir if deployed.paths.local else deployed.paths.persist_dir
 
 
 # --- the record ----------------------------------------------------------
@@ -520,6 +525,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
                 except subprocess.TimeoutExpired:
                     pass
                 changed = records.merge_task_results(run_dir, record, selected)
+                _keep_artifacts(deployed, pipeline, record, run_dir, changed)
                 if not changed:
                     if make_exit is None and time.monotonic() >= next_site + LIVE_TAIL_EVERY_S:
                         began = time.monotonic()
@@ -557,6 +563,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
         finalize_tasks(record, selected, make_exit)
         all_ok = all(record["tasks"][n]["status"] == "success" for n in selected)
         record["status"] = "success" if all_ok and make_exit == 0 else "failed"
+    _keep_artifacts(deployed, pipeline, record, run_dir, selected)
     _print_progress(record, selected, printed, out)
     _finish_times(record)
     record["summary"] = mask(summarize(record), secrets)
@@ -574,6 +581,17 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
         (run_dir / "make.log").unlink(missing_ok=True)  # never keep a secret we could not mask
     _save_final(paths, run_dir, record)
     return Outcome(record, 0 if record["status"] == "success" else (130 if stopped else 1))
+
+
+def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
+                    names: list[str]) -> None:
+    """issue 11: keep the `artifacts:` of the tasks that just ended (run/artifacts.py); never stops the run."""
+    from flank_ops.run import artifacts
+
+    try:
+        artifacts.keep_finished(run_dir, record, pipeline, deployed.release_dir, persisted_root(deployed), names)
+    except Exception as exc:  # noqa: BLE001 - a run's outcome never depends on keeping its files
+        print(f"flank: could not keep artifacts: {exc}", file=sys.stderr)
 
 
 def _record_stop(record: dict[str, Any], run_dir: Path) -> None:
