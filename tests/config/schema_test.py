@@ -94,7 +94,7 @@ def test_schema_documents_every_key(validator) -> None:
     assert set(schema["properties"]) == {"persist", "env", "pipelines"}
     assert set(pipeline_props) == {"schedule", "timezone", "on_push", "concurrency", "overlap", "notify",
                                    "ping_url", "catchup", "tasks"}
-    assert set(task_props) == {"run", "needs", "retries", "retry_delay", "timeout", "dir", "env"}
+    assert set(task_props) == {"run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "artifacts"}
     for props in (schema["properties"], pipeline_props, task_props):
         for key, prop in props.items():
             assert prop.get("description"), f"{key} has no description"
