@@ -564,6 +564,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
         all_ok = all(record["tasks"][n]["status"] == "success" for n in selected)
         record["status"] = "success" if all_ok and make_exit == 0 else "failed"
     _keep_artifacts(deployed, pipeline, record, run_dir, selected)
+    _explain_missing_inputs(deployed, pipeline, record, run_dir, selected)
     _print_progress(record, selected, printed, out)
     _finish_times(record)
     record["summary"] = mask(summarize(record), secrets)
@@ -592,6 +593,19 @@ def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: dict[str, An
         artifacts.keep_finished(run_dir, record, pipeline, deployed.release_dir, persisted_root(deployed), names)
     except Exception as exc:  # noqa: BLE001 - a run's outcome never depends on keeping its files
         print(f"flank: could not keep artifacts: {exc}", file=sys.stderr)
+
+
+def _explain_missing_inputs(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
+                            names: list[str]) -> None:
+    """issue 11: a failed task whose input was lost with an old release says so (run/missing_inputs.py)."""
+    if deployed.paths.local:
+        return  # a working copy is its own release: nothing is lost at a deploy
+    from flank_ops.run import missing_inputs
+
+    try:
+        missing_inputs.explain(run_dir, record, pipeline, deployed.release_dir, deployed.config.persist, names)
+    except Exception as exc:  # noqa: BLE001 - only a hint
+        print(f"flank: could not look for lost inputs: {exc}", file=sys.stderr)
 
 
 def _record_stop(record: dict[str, Any], run_dir: Path) -> None:

@@ -62,3 +62,34 @@ def test_tracked_files_are_synced_and_derived_files_survive_three_deploys(tmp_pa
     assert (_persist() / "derived.csv").read_text() == "2\n"
     release = Path(os.environ["FLANK_HOME"]) / "demo" / "current"
     assert os.path.islink(release / "data") and (release / "data" / "_raw" / "a.csv").read_text() == "2\n"
+
+
+RERUN_YML = """\
+persist: [results]
+pipelines:
+  nightly:
+    tasks:
+      augment: mkdir -p data && echo augmented > data/03_dat_aug.csv
+      model:
+        run: sh model.sh
+        needs: [augment]
+"""
+
+
+def test_a_rerun_after_a_fix_push_names_persist_when_an_input_was_lost_with_the_old_release(tmp_path: Path) -> None:
+    clone = deploy(tmp_path, RERUN_YML, {"model.sh": "echo 'bug'; exit 1\n"})
+    assert run_flank("run", "demo", "nightly").returncode == 1
+    (clone / "model.sh").write_text(
+        "[ -e data/03_dat_aug.csv ] || { echo \"Error: 'data/03_dat_aug.csv' does not exist.\"; exit 1; }\n"
+        "cp data/03_dat_aug.csv results/model.txt\n")
+    _push(clone, "fix the model")
+    proc = run_flank("run", "demo", "nightly", "--rerun", "1")
+    assert proc.returncode == 1
+    log = (Path(os.environ["FLANK_HOME"]) / "demo" / "runs" / "nightly" / "2" / "logs" / "model.log").read_text()
+    assert "'data/03_dat_aug.csv' is missing from this release" in log
+    assert "add 'data' to persist: in flank.yml (persist: [data])" in log
+    # the fix the message names: persist data, push, rerun, and it runs on the fixed code
+    (clone / "flank.yml").write_text(RERUN_YML.replace("persist: [results]", "persist: [results, data]"))
+    _push(clone, "persist data")
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    assert (_persist().parent / "results" / "model.txt").read_text() == "augmented\n"
