@@ -36,7 +36,7 @@ from flank_ops.fileio import atomic_write_json
 from flank_ops.run import records
 
 MB = 1024 * 1024
-MAX_FILES_PER_TASK = 1000  # a glob that matches more is a mistake (a cache folder?): the rest is not kept
+MAX_FILES_PER_TASK = 5000  # a glob that matches more is a mistake (a cache folder?): the rest is not kept
 LOOK_BACK_RUNS = 5  # how many earlier runs may lend an unchanged file
 FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
 _UNFINISHED = ("pending", "running", "skipped")
@@ -110,8 +110,9 @@ def keep_task(run_dir: Path, run_id: int, name: str, task: Task, release_dir: Pa
                 found += 1
                 continue
             if len(seen) >= MAX_FILES_PER_TASK:
-                warnings.append(f"{pattern}: more than {MAX_FILES_PER_TASK} files matched; the rest was not kept "
-                                "(narrow the pattern: artifacts are files to look at)")
+                warnings.append(f"{pattern}: the task has more than {MAX_FILES_PER_TASK} files to keep; the rest was "
+                                "not kept (narrow the pattern: artifacts are files to look at)")
+                found = -1
                 break
             seen.add(rel)
             found += 1

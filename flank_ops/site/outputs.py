@@ -25,6 +25,7 @@ from flank_ops.site import layout
 
 INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 MAX_INLINE_IMAGES = 24
+MAX_LISTED_PER_TASK = 200  # a page lists this many of a task's files (all are published)
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp")
 REPORT_TYPES = (".html", ".htm")
 
@@ -55,8 +56,10 @@ def run_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, 
                 continue
             url = layout.url_artifact(paths.name, pipeline, run_id, str(task), a["path"])
             kept = bool(a.get("kept")) and _publish(w, records.artifacts_dir(run_dir, str(task)) / a["path"], url)
-            files.append(_describe(a, root + url if kept else None, kept, inline))
-        groups.append({"task": str(task), "files": files,
+            if len(files) < MAX_LISTED_PER_TASK:
+                files.append(_describe(a, root + url if kept else None, kept, inline))
+        listed = len(entry.get("artifacts") or ())
+        groups.append({"task": str(task), "files": files, "more": max(0, listed - len(files)),
                        "warnings": [str(x) for x in entry.get("artifact_warnings") or ()], "run_id": None})
     return groups
 
@@ -90,8 +93,10 @@ def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: li
             ok = _publish(w, source, url)
             if ok:
                 wanted.add(layout.SiteLayout(w.site).file(url))
-            files.append(_describe(a, root + url if ok else None, ok, inline))
-        groups.append({"task": task, "files": files, "warnings": [], "run_id": run_id,
+            if len(files) < MAX_LISTED_PER_TASK:
+                files.append(_describe(a, root + url if ok else None, ok, inline))
+        groups.append({"task": task, "files": files, "more": max(0, len(kept) - len(files)), "warnings": [],
+                       "run_id": run_id,
                        "run_href": root + layout.url_run(paths.name, pipeline, run_id)})
     latest_dir = layout.SiteLayout(w.site).pipeline_dir(paths.name, pipeline) / layout.LATEST_DIR
     _remove_others(latest_dir, wanted)
