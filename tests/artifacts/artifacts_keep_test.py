@@ -129,3 +129,23 @@ def test_bad_patterns_are_refused_with_line_and_column(tmp_path: Path) -> None:
     assert "flank.yml:11:36: artifacts: '/tmp/x' must be relative to the task's dir, not absolute" in (
         proc.stdout + proc.stderr)
 
+
+
+def test_odd_names_and_a_20_gb_file_are_handled_safely(tmp_path: Path) -> None:
+    odd = ("printf x > \"$(printf 'results/bad\\377name.csv')\"; printf y > 'results/with space.csv'; "
+           "truncate -s 20G results/huge.rds")
+    yml = MAKES_OUTPUTS.replace("run: sh make.sh", "run: sh odd.sh").replace(
+        'artifacts: [results/*.png, results/summary.csv, "results/odd name\'s <b>.txt", missing/*.pdf]',
+        "artifacts: [results/*.csv, results/*.rds]")
+    deploy(tmp_path, yml, {"odd.sh": odd + "\n"})
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    model = {a["path"]: a for a in record(1)["tasks"]["model"]["artifacts"]}
+    assert model["results/bad%FFname.csv"]["kept"] is True
+    assert "not UTF-8" in model["results/bad%FFname.csv"]["note"]
+    assert (_kept(1, "model") / "results" / "bad%FFname.csv").read_bytes() == b"x"
+    assert model["results/with space.csv"]["kept"] is True
+    huge = model["results/huge.rds"]
+    assert huge["kept"] is False and huge["size"] == 20 * 1024 ** 3 and "max_mb_per_run = 500 MB" in huge["note"]
+    page = (Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "1" / "index.html").read_text()
+    assert "results/bad%FFname.csv" in page and "bad%25FFname.csv" in page  # shown as text, linked quoted
+    assert "20.0 GB" in page
