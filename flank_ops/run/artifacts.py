@@ -15,10 +15,11 @@ tomorrow's run would change today's kept copy. So a kept file is, in this order:
      anyone, and changes with every write) — kept copies are never written, so sharing them
      is safe, and an unchanged 2 GB input costs nothing;
   2. a reflink (FICLONE: btrfs, XFS, bcachefs, ZFS): shares the blocks copy-on-write, instant;
-  3. an in-kernel copy (copy_file_range), written to a temp name and renamed: never half a file.
+  3. an in-kernel copy (copy_file_range); a failed copy is removed, never half a file kept.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import glob
@@ -100,6 +101,7 @@ def keep_task(run_dir: Path, run_id: int, name: str, task: Task, release_dir: Pa
     warnings: list[str] = []
     seen: set[str] = set()
     used = budget.used
+    walk = _Walk()
     for pattern in task.artifacts:
         found = 0
         # In name order (what a person expects kept first under a limit); never more names read
@@ -116,7 +118,7 @@ def keep_task(run_dir: Path, run_id: int, name: str, task: Task, release_dir: Pa
                 break
             seen.add(rel)
             found += 1
-            entry, signature = _keep_one(base, rel, roots, dest_root, earlier, budget.max_bytes, used)
+            entry, signature = _keep_one(base, rel, roots, dest_root, earlier, budget.max_bytes, used, walk)
             entries.append(entry)
             if entry["kept"]:
                 used += entry["size"]
@@ -168,14 +170,34 @@ def _inside(real: str, roots: list[str]) -> bool:
     return any(real == r or real.startswith(r + os.sep) for r in roots)
 
 
+class _Walk:
+    """Per-task caches: a task's files share few folders (realpath and mkdir once per folder)."""
+
+    def __init__(self) -> None:
+        self.real_dirs: dict[str, str] = {}
+        self.made: set[str] = set()
+
+    def realpath(self, path: str) -> str:
+        folder, leaf = os.path.split(path)
+        real = self.real_dirs.get(folder)
+        if real is None:
+            real = self.real_dirs[folder] = os.path.realpath(folder)
+        joined = os.path.join(real, leaf)
+        return os.path.realpath(joined) if os.path.islink(joined) else joined
+
+    def makedirs(self, folder: str) -> None:
+        if folder not in self.made:
+            os.makedirs(folder, exist_ok=True)
+            self.made.add(folder)
+
+
 def _keep_one(base: Path, rel: str, roots: list[str], dest_root: Path, earlier: dict[str, tuple[Path, list[int]]],
-              max_bytes: int, used: int) -> tuple[dict[str, Any], list[int] | None]:
+              max_bytes: int, used: int, walk: _Walk) -> tuple[dict[str, Any], list[int] | None]:
     name = safe_name(rel)
     entry: dict[str, Any] = {"path": name, "size": 0, "kept": False, "note": None}
     if name != rel:
         entry["note"] = "its name has bytes that are not UTF-8 or control characters, shown as %XX"
-    src = base / rel
-    real = os.path.realpath(src)
+    real = walk.realpath(os.path.join(base, rel))
     if not _inside(real, roots):
         entry["note"] = "not kept: it is a symlink leading outside the release and persisted folders"
         return entry, None
@@ -192,14 +214,14 @@ def _keep_one(base: Path, rel: str, roots: list[str], dest_root: Path, earlier: 
         entry["note"] = (f"not kept: {_mb(st.st_size)} would take the run past [artifacts] max_mb_per_run = "
                          f"{max_bytes // MB} MB in flank.toml ({_mb(used)} kept already)")
         return entry, None
-    parts = Path(name).parts
-    if not parts or ".." in parts or Path(name).is_absolute():
+    parts = name.split("/")
+    if not name or name.startswith("/") or ".." in parts:
         entry["note"] = "not kept: an unusable file name"
         return entry, None
-    dest = dest_root.joinpath(*parts)
+    dest = os.path.join(dest_root, name)
     signature = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        walk.makedirs(os.path.dirname(dest))
         how = _store(real, st, dest, earlier.get(name), signature)
     except OSError as exc:
         why = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
@@ -217,30 +239,33 @@ def _mb(size: int) -> str:
     return fmt_bytes(size)
 
 
-def _store(src: str, st: os.stat_result, dest: Path, earlier: tuple[Path, list[int]] | None,
+def _store(src: str, st: os.stat_result, dest: str, earlier: tuple[Path, list[int]] | None,
            signature: list[int]) -> str:
-    """Put a copy of `src` at `dest` that later writes to `src` cannot change; says how."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    """Put a copy of `src` at `dest` that later writes to `src` cannot change; says how.
+
+    `dest` is in the run's own new folder, read by nobody until the record names it, so it is
+    written in place; a failure removes it (never half a file kept)."""
+    if earlier is not None and earlier[1] == signature:
+        try:
+            os.link(earlier[0], dest)
+            return "linked"
+        except FileExistsError:
+            os.unlink(dest)  # a leftover of a runner that died here: keep it afresh
+            return _store(src, st, dest, earlier, signature)
+        except OSError:
+            pass  # pruned meanwhile, or another file system: a copy
     try:
-        if earlier is not None and earlier[1] == signature:
-            try:
-                os.link(earlier[0], tmp)
-                os.replace(tmp, dest)
-                return "linked"
-            except OSError:
-                tmp.unlink(missing_ok=True)
-        how = _clone(src, tmp, st.st_size)
-        os.chmod(tmp, 0o644)
-        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
-        os.replace(tmp, dest)
-        return how
+        return _clone(src, dest, st.st_size)
+    except FileExistsError:
+        os.unlink(dest)
+        return _clone(src, dest, st.st_size)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(dest)
         raise
 
 
-def _clone(src: str, dst: Path, size: int) -> str:
+def _clone(src: str, dst: str, size: int) -> str:
     with open(src, "rb") as fin, open(dst, "xb") as fout:
         try:
             fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
