@@ -103,6 +103,17 @@ def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: li
     return groups
 
 
+def main_report_url(base_url: str, record: dict[str, Any]) -> str | None:
+    """The run's main report (its first kept HTML artifact), for notifications: the run's own copy
+    (a failed run's report is not at latest/). None when the run kept no HTML report."""
+    for task, t in (record.get("tasks") or {}).items():
+        for a in (t.get("artifacts") or ()) if isinstance(t, dict) else ():
+            if isinstance(a, dict) and a.get("kept") and kind_of(str(a.get("path"))) == "report":
+                return base_url + layout.url_artifact(record["project"], record["pipeline"], record["run_id"],
+                                                      str(task), str(a["path"]))
+    return None
+
+
 def _describe(a: dict[str, Any], href: str | None, kept: bool, inline: list[int]) -> dict[str, Any]:
     path = a["path"]
     kind = kind_of(path)
