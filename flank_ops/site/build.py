@@ -338,7 +338,7 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, wa
         dag=dag, trend=trend, runs=pv.recent, archives=_archive_nav(_archives(pv.first_id, newest)), archive=None,
         refresh=any(r.get("status") == "running" for r in pv.recent), tz=pv.timezone, last_full=pv.last_full,
         crumbs=[(project, layout.url_project(project))], grid=grid,
-        latest=latest_outputs(w, paths, name, pv.recent, root),
+        latest=latest_outputs(w, paths, name, pv.recent, root, pv.config),
     ))
     return pv.recent
 

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
+from flank_ops.config.model import Pipeline
 from flank_ops.fileio import PUBLIC_FILE_MODE
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
@@ -65,11 +66,17 @@ def run_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, 
 
 
 def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: list[dict[str, Any]],
-                   root: str) -> list[dict[str, Any]]:
+                   root: str, config: Pipeline | None = None) -> list[dict[str, Any]]:
     """Fill `latest/` from the newest successful runs (per task) among `recent` (newest first);
-    files no run provides any more are removed. Returns the groups for the pipeline page."""
+    files no run provides any more are removed. Returns the groups for the pipeline page.
+
+    With the pipeline's `config`, only its tasks with `artifacts:` are looked for, and the
+    records are read only until each has been found (this runs at every redraw of the page)."""
     found: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+    wanted_tasks = {n for n, t in config.tasks.items() if t.artifacts} if config is not None else None
     for entry in recent:
+        if wanted_tasks is not None and wanted_tasks <= set(found):
+            break
         if entry.get("status") != "success":
             continue
         run_id = int(entry["run_id"])
@@ -80,7 +87,7 @@ def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: li
         for task, t in (record.get("tasks") or {}).items():
             kept = [a for a in (t.get("artifacts") or ()) if isinstance(t, dict) and isinstance(a, dict)
                     and a.get("kept") and isinstance(a.get("path"), str)] if isinstance(t, dict) else []
-            if kept and str(task) not in found:
+            if kept and str(task) not in found and (wanted_tasks is None or str(task) in wanted_tasks):
                 found[str(task)] = (run_id, kept)
     wanted: set[Path] = set()
     groups = []
