@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 from flank_ops.config.model import Pipeline, Task
 from flank_ops.fileio import atomic_write_json
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord
 
 MB = 1024 * 1024
 MAX_FILES_PER_TASK = 5000  # a glob that matches more is a mistake (a cache folder?): the rest is not kept
@@ -48,7 +49,7 @@ class Budget(NamedTuple):
     used: int
 
 
-def keep_finished(run_dir: Path, record: dict[str, Any], pipeline: Pipeline, release_dir: Path,
+def keep_finished(run_dir: Path, record: RunRecord, pipeline: Pipeline, release_dir: Path,
                   persist_root: Path, names: list[str], max_mb: int | None = None) -> list[str]:
     """Keep the artifacts of the tasks in `names` that have ended and were not kept yet.
 
@@ -56,33 +57,32 @@ def keep_finished(run_dir: Path, record: dict[str, Any], pipeline: Pipeline, rel
     on the task's entry (shown on the run page), not a failed run."""
     changed = []
     for name in names:
-        entry = record["tasks"].get(name)
+        entry = record.tasks.get(name)
         task = pipeline.tasks.get(name)
-        if entry is None or task is None or not task.artifacts or "artifacts" in entry:
+        if entry is None or task is None or not task.artifacts or entry.artifacts is not None:
             continue
-        if entry.get("status") in _UNFINISHED or not (entry.get("started_at") or entry.get("attempts")):
+        if entry.status in _UNFINISHED or not (entry.started_at or entry.attempts):
             continue  # it never started (upstream failed, cancelled while waiting): nothing to look for
         if max_mb is None:
             max_mb = _max_mb(run_dir, record)
-        used = sum(int(a.get("size") or 0) for t in record["tasks"].values() if isinstance(t, dict)
-                   for a in t.get("artifacts") or () if a.get("kept"))
-        kept, warnings = keep_task(run_dir, record["run_id"], name, task, release_dir, persist_root,
+        used = sum(int(a.get("size") or 0) for t in record.tasks.values() for a in t.artifacts or () if a.get("kept"))
+        kept, warnings = keep_task(run_dir, record.run_id, name, task, release_dir, persist_root,
                                    Budget(max_mb * MB, used))
-        entry["artifacts"] = kept
-        entry["artifact_warnings"] = warnings
+        entry.artifacts = kept
+        entry.artifact_warnings = warnings
         changed.append(name)
     return changed
 
 
-def _max_mb(run_dir: Path, record: dict[str, Any]) -> int:
+def _max_mb(run_dir: Path, record: RunRecord) -> int:
     from flank_ops.errors import UserError
     from flank_ops.paths import Home
     from flank_ops.settings import DEFAULT_ARTIFACTS_MAX_MB, artifacts_max_mb, settings_for
 
     # runs/<pipeline>/<id> under the project folder, under FLANK_HOME (local mode: .flank/ alike)
-    home = Home(Path(run_dir).parents[3]) if not record.get("local") else Home(Path(run_dir).parents[2])
+    home = Home(Path(run_dir).parents[3]) if not record.local else Home(Path(run_dir).parents[2])
     try:
-        return artifacts_max_mb(settings_for(home, str(record.get("project") or "")))
+        return artifacts_max_mb(settings_for(home, record.project))
     except UserError:
         return DEFAULT_ARTIFACTS_MAX_MB  # `flank doctor` and the run's other steps say what is wrong
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
-
 from flank_ops.config.model import Pipeline
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord, TaskStatus
 
 TAIL_BYTES = 16 * 1024
 MAX_CANDIDATES = 50
@@ -23,14 +22,14 @@ _QUOTED = re.compile(r"""['"\u2018\u201c]([^'"\u2019\u201d\n\r]{1,300})['"\u2019
 _COLON = re.compile(r"([^\s:'\"]{1,300}): No such file or directory")
 
 
-def explain(run_dir: Path, record: dict[str, Any], pipeline: Pipeline, release_dir: Path,
+def explain(run_dir: Path, record: RunRecord, pipeline: Pipeline, release_dir: Path,
             persist: tuple[str, ...], names: list[str]) -> None:
     """For each failed task in `names`, look for a lost input and say so (never raises for a file)."""
     releases = release_dir.parent
     for name in names:
-        entry = record["tasks"].get(name)
+        entry = record.tasks.get(name)
         task = pipeline.tasks.get(name)
-        if entry is None or task is None or entry.get("status") != "failed":
+        if entry is None or task is None or entry.status != TaskStatus.FAILED:
             continue
         log = records.task_log_file(run_dir, name, entry)
         lost = _lost_input(log, release_dir, releases, task.dir, persist)

@@ -22,6 +22,7 @@ from flank_ops.config.model import Pipeline
 from flank_ops.fileio import PUBLIC_FILE_MODE
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord
 from flank_ops.site import layout
 
 INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
@@ -81,7 +82,7 @@ def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: li
             continue
         run_id = int(entry["run_id"])
         try:
-            record = records.read_record(paths.run_dir(pipeline, run_id))
+            record = records.read_record(paths.run_dir(pipeline, run_id)).to_json()
         except (OSError, ValueError):
             continue
         for task, t in (record.get("tasks") or {}).items():
@@ -110,14 +111,14 @@ def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: li
     return groups
 
 
-def main_report_url(base_url: str, record: dict[str, Any]) -> str | None:
+def main_report_url(base_url: str, record: RunRecord) -> str | None:
     """The run's main report (its first kept HTML artifact), for notifications: the run's own copy
     (a failed run's report is not at latest/). None when the run kept no HTML report."""
-    for task, t in (record.get("tasks") or {}).items():
-        for a in (t.get("artifacts") or ()) if isinstance(t, dict) else ():
+    for task, t in record.tasks.items():
+        for a in t.artifacts or ():
             if isinstance(a, dict) and a.get("kept") and kind_of(str(a.get("path"))) == "report":
-                return base_url + layout.url_artifact(record["project"], record["pipeline"], record["run_id"],
-                                                      str(task), str(a["path"]))
+                return base_url + layout.url_artifact(record.project, record.pipeline, record.run_id,
+                                                      task, str(a["path"]))
     return None
 
 
