@@ -149,3 +149,15 @@ def test_latest_urls_follow_the_newest_successful_run_and_survive_a_prune(tmp_pa
     assert run_flank("run", "demo", "nightly").returncode == 0
     assert _fetch(csv)[0] == b"run,value\n4,42\n"
     del clone
+
+
+def test_page_weight_is_bounded_many_and_big_images_become_links(tmp_path: Path) -> None:
+    make = "for i in $(seq 30); do printf PNG > results/p$i.png; done; head -c 3000000 /dev/zero > results/huge.png"
+    deploy(tmp_path, FLANK_YML.replace("run: sh model.sh", f"run: '{make}'"), {"report.sh": REPORT_SH})
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    page = (Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "1" / "index.html").read_text()
+    thumbs = page.count('<img class="thumb"')
+    assert thumbs == 24  # at most 24 inline per page, each lazily loaded
+    assert page.count('loading="lazy"') == thumbs
+    assert 'src="../../../demo/nightly/1/artifacts/model/results/huge.png"' not in page
+    assert "results/huge.png</a> <span class=\"muted small\">image · 2.9 MB · not shown here (too big)" in page
