@@ -50,6 +50,7 @@ bench: $(BIN)/flank
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/dag.py
 	$(BIN)/python bench/slurm.py
+	$(BIN)/python bench/artifacts.py
 
 clean-demo:
 	rm -rf $(DEMO_HOME)

@@ -5,7 +5,9 @@
       NAME/
         releases/<sha>/           one immutable checkout per deployed commit
         current -> releases/<sha>
-        persist/<dir>/            data kept across deploys
+          releases/<sha>/.flank-tracked/<dir>/   the commit's tracked files under a persisted folder
+        persist/<dir>/            data kept across deploys (tracked files under <dir> synced in by each deploy)
+        persist-tracked/<dir>.json   which files a deploy placed in persist/<dir>/ (git/persist_overlay.py)
         secrets.env               KEY=VALUE, mode 0600
         pipelines/<p>.mk          generated Makefile (+ <p>.tasks/ task specs)
         pipelines/validated/<sha>.flank.yml   the flank.yml release <sha> was validated with (runs read it)
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from flank_ops.errors import UserError
 
+RELEASE_TRACKED_DIR = ".flank-tracked"
 PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -166,6 +169,15 @@ class ProjectPaths:
     @property
     def persist_dir(self) -> Path:
         return self.dir / "persist"
+
+    def persist_manifest(self, name: str) -> Path:
+        """Which tracked files the deploys placed in persist/<name>/ (issue 11: the overlay)."""
+        return self.dir / "persist-tracked" / (name.replace("%", "%25").replace("/", "%2F") + ".json")
+
+    @staticmethod
+    def release_tracked(release: Path, name: str) -> Path:
+        """The commit's tracked files under persisted folder `name`, moved aside in its release."""
+        return release / RELEASE_TRACKED_DIR / name
 
     @property
     def secrets_env(self) -> Path:

@@ -284,3 +284,19 @@ def batch_settings(settings: dict[str, Any]) -> BatchSettings | None:
     """[executors.batch] of flank.toml, or None when AWS Batch is not configured here."""
     table = _table(settings, "executors", "batch")
     return batch_settings_from_table(table) if table is not None else None
+
+
+# issue 11: [artifacts] max_mb_per_run = 500   (what one run may keep of its tasks' artifacts:)
+DEFAULT_ARTIFACTS_MAX_MB = 500
+
+
+def artifacts_max_mb(settings: dict[str, Any]) -> int:
+    """[artifacts] max_mb_per_run: past it a run's further artifacts are not kept (said on its page)."""
+    table = _table(settings, "artifacts")
+    if table is None:
+        return DEFAULT_ARTIFACTS_MAX_MB
+    value = _get(table, "artifacts", "max_mb_per_run", int, DEFAULT_ARTIFACTS_MAX_MB)
+    if isinstance(value, bool) or value < 0:
+        raise UserError(f"flank.toml: [artifacts] max_mb_per_run must be 0 or more, not {value!r}",
+                        "e.g. max_mb_per_run = 500 (0 keeps no artifacts)")
+    return int(value)

@@ -46,7 +46,7 @@ SETUP_KEYS = ("run", "key", "timeout")  # issue 13
 PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup",
                  "tasks", "executor")
 TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs",
-             "outputs")
+             "outputs", "artifacts")
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "extra_args")
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
@@ -767,6 +767,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             fields["executor"] = _executor(report, value)
         elif key in ("inputs", "outputs"):
             fields[key] = _file_pattern_list(report, value, key, name)
+        elif key == "artifacts":
+            fields["artifacts"] = _artifacts(report, value)
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
     if not has_run:
@@ -776,6 +778,32 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
     fields.setdefault("retry_delay_s", DEFAULT_RETRY_DELAY_S)
     return Task(name=name, run=command, needs=tuple(dict.fromkeys(n for n, _ in needs)),
                 **{k: v for k, v in fields.items() if v is not None}), needs
+
+
+def _artifacts(report: Report, node: "Node") -> tuple[str, ...] | None:
+    """issue 11: paths or globs relative to the task's dir (may reach into persisted folders)."""
+    items = _string_list(report, node, "artifacts", "path or glob")
+    if items is None:
+        return None
+    kept: dict[str, None] = {}
+    for text, item in items:
+        pattern = text.strip()
+        parts = [p for p in pattern.split("/") if p not in ("", ".")]
+        if not pattern:
+            report.add(item, "artifacts: the path is empty")
+        elif pattern.startswith(("/", "~")):
+            report.add(item, f"artifacts: {text!r} must be relative to the task's dir, not absolute",
+                       "e.g. 'results/*.png'")
+        elif ".." in parts:
+            report.add(item, f"artifacts: {text!r} must stay inside the project ('..' is not allowed)",
+                       "name the file from the task's dir, e.g. 'results/plot.png'")
+        elif any(c in pattern for c in "\0\n\r"):
+            report.add(item, f"artifacts: {text!r} contains a control character")
+        elif not parts:
+            report.add(item, f"artifacts: {text!r} names the task's whole folder", "name files, e.g. 'results/*.png'")
+        else:
+            kept["/".join(parts)] = None
+    return tuple(kept)
 
 
 def max_command_bytes() -> int:

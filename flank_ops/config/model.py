@@ -36,6 +36,8 @@ class Task:
     # a task with outputs is skipped when nothing it depends on changed (run/fingerprints.py)
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    # issue 11: files kept with each run (paths or globs relative to the task's dir)
+    artifacts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,11 @@ def json_schema() -> dict[str, Any]:
                         {"type": "string", "minLength": 1},
                         "Files the task writes (paths or globs, relative to `dir`); a task with outputs is "
                         "skipped while nothing it depends on changed."),
+                    "artifacts": {  # issue 11
+                        "type": ["array", "string"], "items": {"type": "string", "pattern": r"^(?!/|~)"},
+                        "description": "Files kept with each run and shown on the site: paths or globs relative "
+                                       "to the task's dir (e.g. results/*.png), no '..'.",
+                    },
                 },
             },
         ],

@@ -114,6 +114,7 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
             if tip is not None and tip != sha:  # a newer push came in while setup ran: it deploys
                 record_superseded(paths, branch, sha, tip, setup=setup)
                 return None
+        synced = sync_persisted(paths, release, config)
         # Runs read this copy, so it is in place before `current` points at the release.
         release_config.store_release_config(paths, sha)
         pause_for_tests("before-switch")
@@ -145,6 +146,8 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     warnings += refresh_site(paths, via)
 
     say(f'deployed {commit["short"]} "{commit["message"]}"')
+    for line in synced:
+        say(line)
     for line in schedule_lines(config):
         say(line)
     for warning in warnings:
@@ -228,6 +231,13 @@ def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
         say(f"runs are not started by flank deploy (on_push: {', '.join(on_push)}); "
             f"start one with: flank run {paths.name} {on_push[0]}")
     return 0
+
+
+def sync_persisted(paths: ProjectPaths, release: Path, config: Config) -> list[str]:
+    """issue 11: tracked files under persisted folders into persist/ (git/persist_overlay.py)."""
+    from flank_ops.git.persist_overlay import sync_tracked
+
+    return sync_tracked(paths, release, config.persist)
 
 
 def describe_config(config: Config) -> str:

@@ -10,6 +10,8 @@
         logs/<task>.log       each task's stdout+stderr, as produced (secrets masked)
         logs/<task>.log.times when each attempt and line of the log began (run/task_exec.py says how)
         cancel                present once `flank cancel` asked the run to stop (run/cancel.py)
+        artifacts/<task>/<path>  files the task's `artifacts:` matched, kept when it ended (run/artifacts.py)
+        artifacts.sources.json   what each kept file was kept from (lets the next run link an unchanged one)
 
 run.json (format 1), plain JSON a person can read:
     {
@@ -354,6 +356,15 @@ def task_log_file(run_dir: Path, name: str, task: TaskResult | Mapping[str, Any]
         if candidate.is_relative_to(Path(run_dir).resolve()):
             return candidate
     return task_log_path(run_dir, name)
+
+
+def artifacts_dir(run_dir: Path, task: str) -> Path:
+    """Where task `task`'s kept artifacts live: artifacts/<task>/<path relative to the task's dir>."""
+    return Path(run_dir) / "artifacts" / task
+
+
+def artifact_sources_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "artifacts.sources.json"
 
 
 def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:

@@ -200,7 +200,7 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
     for key, value in config.env.items():
         env[key] = os.path.expanduser(value) if value.startswith("~") else value
     env.update(secrets)
-    persist_root = deployed.release_dir if paths.local else paths.persist_dir
+    persist_root = persisted_root(deployed)
     env.update({
         "FLANK_PROJECT": paths.name,
         "FLANK_PIPELINE": pipeline.name,
@@ -217,6 +217,11 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
         var = "".join(c if c.isalnum() else "_" for c in name.strip("/")).upper()
         env[f"FLANK_PERSIST_{var}"] = str(persist_root / name)
     return env
+
+
+def persisted_root(deployed: Deployed) -> Path:
+    """Where the persist: folders live (a laptop's working copy holds its own)."""
+    return deployed.release_dir if deployed.paths.local else deployed.paths.persist_dir
 
 
 # --- the record ----------------------------------------------------------
@@ -478,6 +483,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
                 except subprocess.TimeoutExpired:
                     pass
                 changed = records.merge_task_results(run_dir, record, selected)
+                _keep_artifacts(deployed, pipeline, record, run_dir, changed)
                 if not changed:
                     if make_exit is None and time.monotonic() >= next_site + LIVE_TAIL_EVERY_S:
                         began = time.monotonic()
@@ -513,6 +519,8 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
         _record_stop(record, run_dir)
     else:
         records.conclude(record, selected, make_exit)
+    _keep_artifacts(deployed, pipeline, record, run_dir, selected)
+    _explain_missing_inputs(deployed, pipeline, record, run_dir, selected)
     _print_progress(record, selected, printed, out)
     records.finish(record, record.status, mask(records.summarize(record), secrets))
     if disk_full and record.status == RunStatus.FAILED:
@@ -542,6 +550,30 @@ def _apply_decisions(record: RunRecord, decisions: dict[str, Decision]) -> list[
                 entry.reason = decision.reason
             to_start.append(name)
     return to_start
+
+
+def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
+                    names: list[str]) -> None:
+    """issue 11: keep the `artifacts:` of the tasks that just ended (run/artifacts.py); never stops the run."""
+    from flank_ops.run import artifacts
+
+    try:
+        artifacts.keep_finished(run_dir, record, pipeline, deployed.release_dir, persisted_root(deployed), names)
+    except Exception as exc:  # noqa: BLE001 - a run's outcome never depends on keeping its files
+        print(f"flank: could not keep artifacts: {exc}", file=sys.stderr)
+
+
+def _explain_missing_inputs(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
+                            names: list[str]) -> None:
+    """issue 11: a failed task whose input was lost with an old release says so (run/missing_inputs.py)."""
+    if deployed.paths.local:
+        return  # a working copy is its own release: nothing is lost at a deploy
+    from flank_ops.run import missing_inputs
+
+    try:
+        missing_inputs.explain(run_dir, record, pipeline, deployed.release_dir, deployed.config.persist, names)
+    except Exception as exc:  # noqa: BLE001 - only a hint
+        print(f"flank: could not look for lost inputs: {exc}", file=sys.stderr)
 
 
 def _record_stop(record: RunRecord, run_dir: Path) -> None:

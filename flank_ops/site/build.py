@@ -32,6 +32,7 @@ from flank_ops.site.data import (
     PAGE_SIZE, RECENT, ProjectView, Warnings, history_tail, load_run, now_utc, pipeline_view, project_view,
     projects, run_scope,
 )
+from flank_ops.site.outputs import latest_outputs, run_outputs
 
 GZIP_ABOVE = 1024 * 1024  # a finished task's log bigger than this also gets a .gz copy to download
 # Task statuses whose last lines the run page shows under the status ("why did it fail").
@@ -241,6 +242,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
     w.page(url, render(
         "run.html", url, project_name=project, pipeline=pipeline, run_id=run_id, record=record, tasks=tasks,
         failures=failures, live=live, after_run_problems=problems, tz=tz,
+        outputs=run_outputs(w, paths, pipeline, run_id, record, root),
         dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
@@ -339,6 +341,7 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, wa
         dag=dag, trend=trend, runs=pv.recent, archives=_archive_nav(_archives(pv.first_id, newest)), archive=None,
         refresh=any(r.get("status") == "running" for r in pv.recent), tz=pv.timezone, last_full=pv.last_full,
         crumbs=[(project, layout.url_project(project))], grid=grid,
+        latest=latest_outputs(w, paths, name, pv.recent, root, pv.config),
     ))
     return pv.recent
 
@@ -580,7 +583,7 @@ def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config, warnin
         # one entry per run id (a run in both the history and `recent` appears once)
         entries = list({e["run_id"]: e for e in by_number.get(number, [])}.values())
         _write_archive(w, paths, name, number, entries, archives, tz)
-    keep = {"index.html", *(str(i) for i in run_ids), *(f"runs-{n}.html" for n, _, _ in archives)}
+    keep = {"index.html", layout.LATEST_DIR, *(str(i) for i in run_ids), *(f"runs-{n}.html" for n, _, _ in archives)}
     _remove_unknown(site_dir, keep=keep)
     return runs, skipped
 

@@ -12,6 +12,8 @@
     site/<project>/<pipeline>/<run_id>/logs/<task>.html   log tail
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt    the raw log (hard link or copy)
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt.gz a gzip copy of a big log, made once the task ended
+    site/<project>/<pipeline>/<run_id>/artifacts/<task>/<path>   a kept artifact (hard link to the run's copy)
+    site/<project>/<pipeline>/latest/<task>/<path>    the newest successful run's artifact: a stable URL
 
 Links between pages are relative, so the site works under any URL prefix, on S3
 or from file://. `file_name` is injective and keeps `_static`, `index.html`, `deploys.html`
@@ -137,6 +139,20 @@ def url_raw_log(project: str, pipeline: str, run_id: int, task: str) -> str:
 
 def url_raw_log_gz(project: str, pipeline: str, run_id: int, task: str) -> str:
     return url_raw_log(project, pipeline, run_id, task) + ".gz"
+
+
+# issue 11: a task's kept files (run/artifacts.py) and their stable latest/ URLs. `path` is the
+# kept name relative to the task's dir, already free of '..' and control characters.
+LATEST_DIR = "latest"
+
+
+def url_artifact(project: str, pipeline: str, run_id: int, task: str, path: str) -> str:
+    return (f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/artifacts/"
+            f"{quote(file_name(task))}/{quote(path)}")
+
+
+def url_latest(project: str, pipeline: str, task: str, path: str) -> str:
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{LATEST_DIR}/{quote(file_name(task))}/{quote(path)}"
 
 
 def depth_prefix(url: str) -> str:

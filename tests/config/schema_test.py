@@ -99,7 +99,8 @@ def test_schema_documents_every_key(validator) -> None:
         "schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup", "tasks",
         "executor"}
     assert set(task_props) == set(load.TASK_KEYS) >= {
-        "run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs", "outputs"}
+        "run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs", "outputs",
+        "artifacts"}
     for props in (schema["properties"], pipeline_props, task_props):
         for key, prop in props.items():
             assert prop.get("description"), f"{key} has no description"
