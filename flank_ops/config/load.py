@@ -489,7 +489,7 @@ def _schedule(report: Report, node: "Node") -> tuple[str, ...] | None:
     items = _string_list(report, node, "schedule", "cron expression")
     if items is None:
         return None
-    from flank_ops.schedule.cron_syntax import check_expression
+    from flank_ops.config.cron_syntax import check_expression
 
     seen: set[str] = set()
     schedule: list[str] = []

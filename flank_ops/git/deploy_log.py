@@ -28,7 +28,6 @@ from typing import Any
 from flank_ops.fileio import append_json_line, read_json_lines
 from flank_ops.paths import ProjectPaths
 
-STATUSES = ("accepted", "rejected", "failed", "superseded")
 VIA_PUSH = "push"
 VIA_COMMAND = "flank deploy"
 

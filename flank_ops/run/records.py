@@ -35,7 +35,7 @@ run.json (format 1), plain JSON a person can read:
       },
       "waiting_for": 16,   # only while it waits for that run (overlap: queue)
       "skipped_reason": null | "nightly #16 was still running (overlap: skip)",
-      "after_run": {"note": "ok" | "error: ...", "site": ..., "notify": ..., "s3": ...},
+      "after_run": {"note": "ok" | "error: ...", "site": ..., "s3": ..., "notify": ..., "ping": ..., "vm_size": ...},
       "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
       "error": "disk full: ..."    # only when flank itself could not run or record the run
     }
@@ -696,11 +696,7 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
                 append_history(paths, record)
             except OSError:
                 continue  # a full disk: the run stays as it is until there is room to record it
-    if marked:  # their pages must stop saying "running" (and refreshing) now
-        from flank_ops.site.build import redraw_runs
-
-        redraw_runs(paths, pipeline, marked)
-    return marked
+    return marked  # callers above site/ redraw their pages (site.build.redraw_runs)
 
 
 def _drop_if_empty(paths: ProjectPaths, pipeline: str, run_dir: Path) -> None:

@@ -1,13 +1,11 @@
-"""S3: after every run, upload its record and logs, and publish the status site.
+"""The S3 client: one file up (content type, multipart), a one-line reason for a failure, a probe.
 
-    s3://BUCKET/PREFIX/<project>/runs/<pipeline>/<run-id>/run.json, tasks/*.json, logs/*.log
-    s3://SITE_BUCKET/SITE_PREFIX/...   the static site (only changed files; see site_publish.py)
-
-An outage never fails or loses a run: the run goes on the pending list
-(pending.py) before its upload starts and leaves it only when every file is up;
-the next run or `flank sync` retries. Credentials come the standard boto3 way
-(env, profile, instance role); flank never stores them. boto3 is imported lazily:
-this module is on the path of every run's end.
+What goes where and when is decided by uploads.py (a run's files, the pending list) and
+site_publish.py (the status site); artifact uploads call upload_file the same way.
+Credentials come the standard boto3 way (env, profile, instance role); flank never stores them.
+boto3 is imported inside the functions that talk to S3: importing it costs ~150 ms (measured with
+`python -X importtime`), and this module is imported at the end of every run, which uploads nothing
+unless flank.toml has an [s3] table.
 """
 from __future__ import annotations
 
@@ -15,19 +13,12 @@ import mimetypes
 import os
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from flank_ops.errors import UserError
-from flank_ops.fileio import locked
-from flank_ops.paths import ProjectPaths
-from flank_ops.settings import S3Settings, s3_settings, settings_for
-from flank_ops.storage import pending
-
-if TYPE_CHECKING:
-    from flank_ops.run.records import RunRecord
+from flank_ops.settings import S3Settings
 
 MB = 1024 * 1024
-RETRY_HINT = "will retry on the next run or `flank sync`"
 
 # Types we serve ourselves; mimetypes' answers vary between machines.
 CONTENT_TYPES = {
@@ -46,13 +37,6 @@ CONTENT_TYPES = {
     ".ico": "image/x-icon",
 }
 TEXTUAL = ("application/json", "application/x-ndjson", "image/svg+xml", "application/xml", "text/javascript")
-
-
-class UploadResult(NamedTuple):
-    runs: list[tuple[str, int]]  # (pipeline, run_id) fully uploaded
-    files: int
-    error: str | None  # why the upload stopped, or None
-    still_pending: int
 
 
 def content_type(path: Path | str) -> str:
@@ -107,10 +91,6 @@ def describe_error(exc: BaseException, settings: S3Settings) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def run_key(settings: S3Settings, project: str, pipeline: str, run_id: int, rel: str) -> str:
-    return f"{settings.prefix}{project}/runs/{pipeline}/{run_id}/{rel}"
-
-
 def upload_file(client: Any, settings: S3Settings, path: Path, bucket: str, key: str, extra: dict[str, str] | None = None) -> None:
     """Stream one file up; files over multipart_mb go as multipart, never read whole into memory."""
     from boto3.s3.transfer import TransferConfig
@@ -119,85 +99,6 @@ def upload_file(client: Any, settings: S3Settings, path: Path, bucket: str, key:
     transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=4)
     args = {"ContentType": content_type(path), **(extra or {})}
     client.upload_file(str(path), bucket, key, ExtraArgs=args, Config=transfer)
-
-
-def run_files(run_dir: Path) -> list[Path]:
-    """Every file of a run, run.json last so a reader of the bucket never sees a record without its logs."""
-    files = [p for p in run_dir.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: (p.name == "run.json", str(p)))
-
-
-def upload_run(client: Any, settings: S3Settings, paths: ProjectPaths, pipeline: str, run_id: int) -> int:
-    """Upload one run's folder; returns the number of files. Raises what boto3 raises."""
-    run_dir = paths.run_dir(pipeline, run_id)
-    files = run_files(run_dir)
-    for path in files:
-        rel = path.relative_to(run_dir).as_posix()
-        upload_file(client, settings, path, settings.bucket, run_key(settings, paths.name, pipeline, run_id, rel))
-    return len(files)
-
-
-def upload_pending(paths: ProjectPaths, settings: S3Settings, client: Any | None = None) -> UploadResult:
-    """Upload every run on the pending list, oldest first; stop at the first failure.
-
-    The caller holds paths.lock_file("s3").
-    """
-    todo = pending.read_pending(paths)
-    done: list[tuple[str, int]] = []
-    files = 0
-    for i, entry in enumerate(todo):
-        pipeline, run_id = str(entry["pipeline"]), int(entry["run_id"])
-        if not paths.run_dir(pipeline, run_id).is_dir():
-            pending.remove_pending(paths, pipeline, run_id)  # pruned meanwhile: nothing left to lose
-            continue
-        try:
-            client = client or make_client(settings)
-            files += upload_run(client, settings, paths, pipeline, run_id)
-        except Exception as exc:  # noqa: BLE001 - any failure keeps the run pending
-            error = describe_error(exc, settings)
-            # S3 is down for all of them alike; say so on each entry the site shows
-            for left in todo[i:]:
-                pending.mark_failed(paths, str(left["pipeline"]), int(left["run_id"]), error)
-            return UploadResult(done, files, error, len(pending.read_pending(paths)))
-        pending.remove_pending(paths, pipeline, run_id)
-        done.append((pipeline, run_id))
-    return UploadResult(done, files, None, 0)
-
-
-def pending_uploads(paths: ProjectPaths) -> list[dict[str, Any]]:
-    """Runs not yet in S3, with the last error (for the site and `flank status`)."""
-    return pending.read_pending(paths)
-
-
-def after_run(paths: ProjectPaths, record: RunRecord) -> str | None:
-    """Upload the run's record and logs (and publish the site); returns a status line or None if S3 is not configured.
-
-    Never raises: an outage becomes a status line and the run stays pending.
-    """
-    try:
-        settings = s3_settings(settings_for(paths.home, paths.name))
-    except UserError as exc:
-        return f"s3: not uploaded: {exc.message}"
-    if settings is None:
-        return None
-    try:
-        pipeline, run_id = record.pipeline, record.run_id
-        with locked(paths.lock_file("s3")):
-            pending.add_pending(paths, pipeline, run_id)
-            result = upload_pending(paths, settings)
-        if result.error:
-            return f"s3: upload failed ({result.error}); {RETRY_HINT}"
-        line = f"s3: uploaded {result.files} file{'s' if result.files != 1 else ''}"
-        earlier = len([r for r in result.runs if r != (pipeline, run_id)])
-        if earlier:
-            line += f" (with {earlier} earlier pending run{'s' if earlier != 1 else ''})"
-        if settings.publish_site:
-            from flank_ops.storage.site_publish import publish_site, site_scope
-
-            line += "; " + publish_site(paths.home, settings, projects=site_scope(paths.home, settings)).line()
-        return line
-    except Exception as exc:  # noqa: BLE001 - the end of a run must not fail because of S3
-        return f"s3: upload failed ({describe_error(exc, settings)}); {RETRY_HINT}"
 
 
 def probe(settings: S3Settings) -> str:

@@ -200,7 +200,7 @@ def record_rejection(paths: ProjectPaths, update: RefUpdate | None, errors: list
         record_deploy(paths, deploy_entry("rejected", update.ref if update else "", commit, errors=errors))
     except OSError:
         return  # the refusal already reached the user; a read-only home must not turn it into a crash
-    from flank_ops.git.deploy import attempt, rebuild_site
+    from flank_ops.deploy.deploy import attempt, rebuild_site
 
     for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
         say(f"warning: {warning}")
@@ -219,7 +219,7 @@ def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
             say(f"branch {update.ref[len('refs/heads/'):]!r} stored, not deployed (this VM deploys {branch!r})")
     if not updates:
         return 0
-    from flank_ops.git.deploy import deploy_and_start
+    from flank_ops.deploy.deploy import deploy_and_start
 
     return deploy_and_start(paths, branch, updates[-1].new, push_options())
 

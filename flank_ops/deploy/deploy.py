@@ -29,6 +29,7 @@ from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
+from flank_ops.run.in_use import releases_in_use
 
 
 def say(message: str) -> None:
@@ -112,7 +113,7 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     for line in (site_line or "").splitlines():
         say(line)
     try:
-        prune_releases(paths)
+        prune_releases(paths, releases_in_use(paths))
     except OSError as exc:
         say(f"warning: old releases not pruned: {failure_text(exc)}")
     return Deployed(sha, config)
