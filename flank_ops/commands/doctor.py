@@ -310,9 +310,10 @@ def _check_one(home: Home, kind: str, value: Any, label: str, send_test: bool) -
             return Check("OK", name, probe(value))
         if kind == "smtp":
             from flank_ops.notify.email import check_login, password_for, send_email
+            from flank_ops.run.secrets import load_secrets
 
             settings, project = value
-            password = password_for(settings, home.project(project) if project else None)
+            password = password_for(settings, load_secrets(home.project(project)) if project else {})
             if send_test:
                 send_email(settings, password, "flank doctor: test message",
                            f"This is a test message from flank doctor on {socket.gethostname()}.\n")

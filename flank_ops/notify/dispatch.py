@@ -64,7 +64,7 @@ def send_notifications(context: RunContext, record: RunRecord,
         if not wanted(outcome, context.pipeline.notify):
             return None
         settings = context.settings()
-        line = _send(context.paths, settings, (message or (lambda: run_message(context, record)))(), outcome or "")
+        line = _send(settings, context.secrets, (message or (lambda: run_message(context, record)))(), outcome or "")
     except Exception as exc:  # noqa: BLE001 - the end of a run must not fail because of a notification
         detail = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         line = f"notify failed ({detail})"
@@ -73,7 +73,7 @@ def send_notifications(context: RunContext, record: RunRecord,
     return line
 
 
-def _send(paths: ProjectPaths, settings: dict[str, Any], message: Message, outcome: str) -> str | None:
+def _send(settings: dict[str, Any], secrets: dict[str, str], message: Message, outcome: str) -> str | None:
     results: list[str] = []
     webhook = email = None
     try:
@@ -92,7 +92,7 @@ def _send(paths: ProjectPaths, settings: dict[str, Any], message: Message, outco
             results.append(f"webhook failed ({exc})")
     if email is not None:
         try:
-            send_email(email, password_for(email, paths), message.subject, message.as_text())
+            send_email(email, password_for(email, secrets), message.subject, message.as_text())
             results.append(f"email sent to {', '.join(email.to)}")
         except DeliveryError as exc:
             results.append(f"email failed ({exc})")
