@@ -37,7 +37,7 @@ def time_after_run(paths, repeat: int) -> list[float]:
     for _ in range(repeat):
         run_id = make_run(paths)
         t = time.perf_counter()
-        build.after_run(paths, "nightly", run_id)
+        build.draw_run(paths, "nightly", run_id)
         times.append(time.perf_counter() - t)
     return times
 
@@ -51,7 +51,7 @@ def main() -> None:
         small_home, small = one_home(Path(tmp) / "small", 10)
         big_home, big = one_home(Path(tmp) / "big", args.runs)
         build.rebuild_all(small_home)
-        build.after_run(small, "nightly", 1)  # warm imports and template cache
+        build.draw_run(small, "nightly", 1)  # warm imports and template cache
         # 100 past runs: the first history page is full (50 rows), as it is with 10,000;
         # with 10 it holds 10 rows, so 10 vs 10,000 also measures 40 more rows drawn.
         mid_home, mid = one_home(Path(tmp) / "mid", 100)

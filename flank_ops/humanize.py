@@ -79,3 +79,23 @@ def clock(value: str | datetime | None, tz: str | tzinfo | None = None, shape: s
         t = t.astimezone()
     local = t.astimezone(zone(tz))
     return f"{local.strftime(shape)} {local.tzname()}"
+
+
+# Sizes: memory in KB (peak RSS) and file sizes in bytes, one rule for every page and message.
+def fmt_kb(kb: float | None) -> str:
+    if kb is None:
+        return "–"
+    value = float(kb)
+    for unit in ("KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "KB" else f"{value:.1f} {unit}"
+        value /= 1024
+    return "–"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "–"
+    if n < 1024:
+        return f"{n} B"
+    return fmt_kb(n / 1024)

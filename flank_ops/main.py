@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     with error_handler():
         # Git hooks take a fast path: no argparse, no command modules imported.
         if argv and argv[0] == "hook":
-            from flank_ops.git.hooks import hook_main
+            from flank_ops.deploy.hooks import hook_main
 
             return hook_main(argv[1:])
         if argv and argv[0] == "_task":

@@ -7,7 +7,7 @@
         current -> releases/<sha>
           releases/<sha>/.flank-tracked/<dir>/   the commit's tracked files under a persisted folder
         persist/<dir>/            data kept across deploys (tracked files under <dir> synced in by each deploy)
-        persist-tracked/<dir>.json   which files a deploy placed in persist/<dir>/ (git/persist_overlay.py)
+        persist-tracked/<dir>.json   which files a deploy placed in persist/<dir>/ (deploy/persist_overlay.py)
         secrets.env               KEY=VALUE, mode 0600
         pipelines/<p>.mk          generated Makefile (+ <p>.tasks/ task specs)
         pipelines/validated/<sha>.flank.yml   the flank.yml release <sha> was validated with (runs read it)
@@ -17,7 +17,7 @@
         fingerprints/hash-cache.tsv   content hashes by (path, size, mtime, inode); .salt keys env hashes
         deploys.jsonl             one line per push handled
         setup/                    issue 13: setup's builds per key, logs, which build each release uses
-                                  (the layout inside: git/setup.py)
+                                  (the layout inside: deploy/setup.py)
         s3-pending.json           runs whose S3 upload failed (retried later)
         .locks/                   flock files: <what>.lock (deploy, notes, ...) and
                                   <what>/<pipeline>.lock (run, run-id, ...: one folder per kind)
@@ -189,7 +189,7 @@ class ProjectPaths:
 
     @property
     def setup_dir(self) -> Path:
-        """issue 13: what `setup:` built, carried over between releases (see git/setup.py)."""
+        """issue 13: what `setup:` built, carried over between releases (see deploy/setup.py)."""
         return self.dir / "setup"
 
     def validated_config(self, sha: str) -> Path:

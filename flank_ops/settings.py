@@ -211,6 +211,14 @@ def ping_timeout(settings: dict[str, Any]) -> float:
 #   partition = "compute"  account = "lab"  qos = "normal"  extra_args = "--gres=gpu:1"
 #   [executors.batch]       (see executors/batch.py)
 
+# What to add to flank.toml for each executor, in messages that say one is missing.
+CONFIG_EXAMPLES = {
+    "slurm": '[executors.slurm]\npartition = "compute"      # optional: account, qos, extra_args = "--gres=gpu:1"',
+    "batch": '[executors.batch]\njob_queue = "flank"\njob_definition = "flank-task"\nregion = "eu-west-2"\n'
+             'bucket = "my-bucket"',
+}
+
+
 def executor_settings(settings: dict[str, Any], kind: str) -> dict[str, Any] | None:
     """The [executors.<kind>] table, or None when the VM has no such executor configured."""
     table = _table(settings, "executors", kind)
@@ -244,8 +252,6 @@ class BatchSettings(NamedTuple):
 
 def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
     """[executors.batch] as a typed value; a missing or wrong key is a UserError naming the lines to add."""
-    from flank_ops.executors.base import CONFIG_EXAMPLES
-
     where = "executors.batch"
     missing = [k for k in ("job_queue", "job_definition", "bucket") if not table.get(k)]
     if missing:

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.git.deploy import deploy_by_hand
+    from flank_ops.deploy.deploy import deploy_by_hand
     from flank_ops.paths import Home
 
     return deploy_by_hand(Home().project(args.project).require(), args.sha)

@@ -65,14 +65,14 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
     yield _guard("disk", lambda: check_disk(home))
     yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
-    from flank_ops.git.setup_doctor import setup_checks  # issue 13: R, Python, renv.lock packages
+    from flank_ops.deploy.setup_doctor import setup_checks  # issue 13: R, Python, renv.lock packages
     yield from setup_checks(home, Check)
     yield from check_executors(home)  # issue 14
 
 
 def check_executors(home: Home) -> Iterator[Check]:
     """Each executor configured in flank.toml ([executors.slurm], [executors.batch]) answers."""
-    from flank_ops.executors.vm_check import doctor_problems
+    from flank_ops.run.executors.vm_check import doctor_problems
 
     try:
         found = False
@@ -328,14 +328,15 @@ def _check_one(home: Home, kind: str, value: Any, label: str, send_test: bool) -
     name = kind + label
     try:
         if kind == "s3":
-            from flank_ops.storage.s3 import probe
+            from flank_ops.s3 import probe
 
             return Check("OK", name, probe(value))
         if kind == "smtp":
             from flank_ops.notify.email import check_login, password_for, send_email
+            from flank_ops.run.secrets import load_secrets
 
             settings, project = value
-            password = password_for(settings, home.project(project) if project else None)
+            password = password_for(settings, load_secrets(home.project(project)) if project else {})
             if send_test:
                 send_email(settings, password, "flank doctor: test message",
                            f"This is a test message from flank doctor on {socket.gethostname()}.\n")

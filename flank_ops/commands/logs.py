@@ -82,6 +82,7 @@ def _timezone(paths, pipeline: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flank_ops.finish.run_steps import reconcile
     from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
     from flank_ops.run import records
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         if pipeline in known:
             raise UserError(f"pipeline {pipeline!r} has not run yet", f"start it with: flank run {paths.name} {pipeline}")
         raise UserError(f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines"))
-    records.reconcile(paths, pipeline)
+    reconcile(paths, pipeline)
     run_id = ids[-1] if run_id is None else run_id
     if run_id not in ids:
         raise UserError(f"no run #{run_id} of {pipeline}", f"runs go from #{ids[0]} to #{ids[-1]}")

@@ -90,10 +90,10 @@ def prune_pipeline(paths: ProjectPaths, pipeline: str, *, keep: int | None, keep
                    now: datetime | None = None, dry_run: bool = False) -> tuple[list[int], int]:
     """Remove the runs the retention rules do not keep. Returns (removed ids, number kept)."""
     from flank_ops.fileio import locked
+    from flank_ops.finish.run_steps import reconcile
     from flank_ops.run import records
 
-    reconcile = getattr(records, "reconcile", None)
-    if reconcile is not None and not dry_run:
+    if not dry_run:
         reconcile(paths, pipeline)  # a dead "running" run becomes interrupted, and so prunable
     now = now or datetime.now(timezone.utc)
     with locked(paths.lock_file("run-id", pipeline)):

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.cost.resources import collect_needs, far_from_declared, this_machine
     from flank_ops.humanize import duration
     from flank_ops.paths import Home
-    from flank_ops.site.fmt import fmt_kb
+    from flank_ops.humanize import fmt_kb
 
     needs = collect_needs(Home(), args.project)
     machine = this_machine()

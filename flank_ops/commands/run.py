@@ -134,7 +134,12 @@ def run(args: argparse.Namespace) -> int:
 
     report: Callable[[int], None] | None = report_run_id if args.report_fd is not None else None
     try:
-        outcome = runner.run_pipeline(request, on_run_id=report)
+        # Here, not at the top: the after-run steps bring site (jinja2), notify (urllib, smtplib) and
+        # storage, about half again the runner's own import time (python -X importtime), which a
+        # cron trigger that is not due and `--detach` never need.
+        from flank_ops.finish.run_steps import RUN_STEPS
+
+        outcome = runner.run_pipeline(request, steps=RUN_STEPS, on_run_id=report)
     except runner.NothingToRerun as nothing:
         print(f"flank: {nothing.message}")
         return 0
@@ -167,12 +172,12 @@ def _print_where(record: RunRecord, request) -> None:
 
 def _page_url(project: str, record: RunRecord) -> str | None:
     """The run's page on the status site (None when flank.toml is broken: already reported)."""
-    from flank_ops.git.notes import run_url
     from flank_ops.paths import Home
     from flank_ops.settings import settings_for, site_url
+    from flank_ops.site.layout import run_url
 
     try:
-        return run_url(site_url(settings_for(Home(), project)), record)
+        return run_url(site_url(settings_for(Home(), project)), project, record.pipeline, record.run_id)
     except UserError:
         return None
 

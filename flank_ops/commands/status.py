@@ -76,11 +76,12 @@ def _later(record: RunRecord) -> str:
 
 
 def _rows_for(paths, config) -> list[list[str]]:
+    from flank_ops.finish.run_steps import reconcile
     from flank_ops.run import records
 
     rows = []
     for name, pipeline in config.pipelines.items():
-        records.reconcile(paths, name)
+        reconcile(paths, name)
         last = records.last_run_id(paths, name)
         record: RunRecord | None = None
         status = ""
@@ -136,7 +137,7 @@ def _deploy_gaps(projects) -> list[str]:
             continue
         lines.append(f"{paths.name}: {gap.message}")
         if gap.reason == INTERRUPTED:
-            from flank_ops.git.deploy import attempt, rebuild_site
+            from flank_ops.deploy.deploy import attempt, rebuild_site
 
             lines += [f"{paths.name}: warning: {w}" for w in attempt("status site not redrawn (run: flank site)",
                                                                      lambda: rebuild_site(paths))]
@@ -179,7 +180,8 @@ def _outage_warnings(projects) -> list[str]:
     """What the integrations could not do: failed pings, notifications, notes or site
     builds of each pipeline's newest finished run, and runs still waiting for S3."""
     from flank_ops.run import records
-    from flank_ops.storage.s3 import RETRY_HINT, pending_uploads
+    from flank_ops.storage.pending import read_pending
+    from flank_ops.storage.uploads import RETRY_HINT
 
     warnings = []
     for paths in projects:
@@ -195,7 +197,7 @@ def _outage_warnings(projects) -> list[str]:
                     if failed and step != "s3":  # S3 is reported below, from what is still pending
                         warnings.append(f"{paths.name}/{pipeline} #{run_id}: {step}: {text}")
                 break
-        waiting = pending_uploads(paths)
+        waiting = read_pending(paths)
         if waiting:
             runs = ", ".join(f"{r['pipeline']} #{r['run_id']}" for r in waiting[:5])
             more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from flank_ops.storage import pending
-    from flank_ops.storage.s3 import upload_pending
+    from flank_ops.storage.uploads import upload_pending
     from flank_ops.storage.site_publish import publish_site, site_scope
 
     home = Home()

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 def _vm_warnings(config: Config) -> None:
     """issue 14: on the VM (FLANK_HOME exists), what this VM lacks for the config: warnings."""
     from flank_ops.errors import UserError
-    from flank_ops.executors.vm_check import config_warnings
+    from flank_ops.run.executors.vm_check import config_warnings
     from flank_ops.paths import Home
 
     home = Home()

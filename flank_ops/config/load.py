@@ -444,7 +444,7 @@ def _memory(report: Report, node: "Node") -> int | None:
 
 
 def _executor(report: Report, node: "Node") -> str | None:
-    from flank_ops.executors.base import EXECUTOR_NAMES
+    from flank_ops.config.model import EXECUTOR_NAMES
 
     return _choice(report, node, "executor", EXECUTOR_NAMES)
 
@@ -596,7 +596,7 @@ def _schedule(report: Report, node: "Node") -> tuple[str, ...] | None:
     items = _string_list(report, node, "schedule", "cron expression")
     if items is None:
         return None
-    from flank_ops.schedule.cron_syntax import check_expression
+    from flank_ops.config.cron_syntax import check_expression
 
     seen: set[str] = set()
     schedule: list[str] = []
@@ -873,7 +873,7 @@ def _check_file_patterns(report: Report, tasks: dict[str, Task]) -> None:
     no two tasks declare the same output."""
     from fnmatch import fnmatchcase
 
-    from flank_ops.run.fingerprints import repo_relative
+    from flank_ops.config.repo_paths import repo_relative
 
     owners: dict[str, str] = {}
     for name, task in tasks.items():

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
 DEFAULT_RETRY_DELAY_S = 10.0
+# issue 14: where a task runs (`executor:`); flank_ops/run/executors/ has one backend per remote kind
+LOCAL = "local"
+REMOTE_KINDS = ("slurm", "batch")
+EXECUTOR_NAMES = (LOCAL, *REMOTE_KINDS)
 DEFAULT_CATCHUP_S = 6 * 3600.0  # a run missed while the VM was off is made up within this
 # issue 13: a setup that takes longer is killed (its whole process tree) and the deploy fails
 DEFAULT_SETUP_TIMEOUT_S = 3600.0

@@ -11,6 +11,8 @@ rules and their words live here once, for the push and for `flank validate` alik
 """
 from __future__ import annotations
 
+import os
+
 from typing import NamedTuple, Protocol
 
 MAX_LINKS = 40  # the kernel's limit on symlinks followed in one lookup (ELOOP)
@@ -116,7 +118,7 @@ def path_problems(tree: RepoTree, key: str, path: str, persisted: tuple[str, ...
         return [(f"{key}: {path!r} goes through {problem.where!r}, a file in the repo, not a folder", None)]
     if key == "persist" and found.kind != "missing":
         # issue 11: a tracked folder is an overlay (each deploy syncs its tracked files into
-        # persist/<dir>: git/persist_overlay.py); a file, a submodule or a symlink cannot be one.
+        # persist/<dir>: deploy/persist_overlay.py); a file, a submodule or a symlink cannot be one.
         if found.kind == "tree" and found.path == path:
             return []
         if found.kind == "tree":
@@ -135,3 +137,12 @@ def flank_yml_link_problem() -> tuple[str, str]:
     and change without a push). The words of the push and of `flank validate`."""
     return ("is a symlink; flank reads only a flank.yml committed as a regular file",
             "commit the file itself in place of the link")
+
+
+def repo_relative(task_dir: str | None, pattern: str) -> str | None:
+    """`pattern` (relative to the task's dir) as a normalised path from the repo root; None when it
+    leads out of the repo."""
+    joined = os.path.normpath(os.path.join(task_dir or ".", pattern))
+    if joined == ".." or joined.startswith("../") or os.path.isabs(joined):
+        return None
+    return joined

@@ -16,7 +16,7 @@ from flank_ops.config.model import (
     NOTIFY_OUTCOMES,
     OVERLAP_POLICIES,
 )
-from flank_ops.executors.base import EXECUTOR_NAMES
+from flank_ops.config.model import EXECUTOR_NAMES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

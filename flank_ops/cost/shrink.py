@@ -1,7 +1,7 @@
 """Shrinking the VM after a pipeline window, without ever stopping it under a run.
 
 The race, and how it is closed: every run holds the VM-wide "busy" lock shared for as
-long as it runs (run/runner.py); a shrink takes it exclusively, without waiting, so it
+long as it runs (finish/run_steps.py); a shrink takes it exclusively, without waiting, so it
 starts only when no run of any project holds it, and it also looks for running records
 (runners of an older flank). While it holds the lock it starts AWS-ResizeInstance and
 leaves a marker with the execution id. A run that starts in the minute before the

@@ -58,14 +58,6 @@ def install_hooks(git_dir: Path, python: str | None = None) -> list[str]:
     return list(HOOK_NAMES)
 
 
-def is_flank_repo(git_dir: Path) -> bool:
-    """A bare repo whose pre-receive hook is a flank shim."""
-    try:
-        return "-m flank_ops hook" in (Path(git_dir) / "hooks" / "pre-receive").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
 def create_bare_repo(git_dir: Path, branch: str) -> None:
     """A bare repo at `git_dir`, HEAD on `branch`, push options on, flank hooks installed.
 

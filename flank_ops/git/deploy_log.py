@@ -31,7 +31,6 @@ from typing import Any
 from flank_ops.fileio import append_json_line, read_json_lines
 from flank_ops.paths import ProjectPaths
 
-STATUSES = ("accepted", "rejected", "failed", "superseded")
 VIA_PUSH = "push"
 VIA_COMMAND = "flank deploy"
 
@@ -89,3 +88,17 @@ def record_deploy(paths: ProjectPaths, entry: dict[str, Any]) -> None:
 def read_deploys(paths: ProjectPaths) -> Iterator[dict[str, Any]]:
     """Every deploy entry, oldest first (damaged lines are skipped)."""
     yield from read_json_lines(paths.deploys_log, "status")
+
+
+# issue 13: what a deploy's `setup:` did, as its deploys.jsonl entry says ("setup": {"status": ...})
+RAN, REUSED, SKIPPED, FAILED = "ran", "reused", "skipped", "failed"
+
+
+def read_setup_log(paths: ProjectPaths, name: str) -> bytes | None:
+    """A setup log by its name in deploys.jsonl (None if pruned or not a plain name)."""
+    if not name or "/" in name or name.startswith("."):
+        return None
+    try:
+        return (paths.setup_dir / "logs" / name).read_bytes()
+    except OSError:
+        return None

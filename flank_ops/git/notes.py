@@ -21,15 +21,12 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import run_git
 from flank_ops.humanize import NOTE, clock, duration
 from flank_ops.paths import ProjectPaths
-
-if TYPE_CHECKING:
-    from flank_ops.run.records import RunRecord
 
 NOTES_REF = "refs/notes/flank"
 KEEP_FULL = 3  # newest runs per pipeline kept in full on a note
@@ -41,17 +38,26 @@ _FOLD_LINE = re.compile(r"^flank (?P<pipeline>\S+) … and (?P<count>\d+) earlie
 _FOLD_COUNT = re.compile(r"^(?P<n>\d+) (?P<word>\S+)$")
 
 
-def run_url(base_url: str, record: RunRecord) -> str:
-    """The run's page as a folder URL (site/layout.py places it)."""
-    from flank_ops.site.layout import url_run
+class FinishedRun(Protocol):
+    """What a note line says of a run (run.records.RunRecord has it; git/ sits below run/)."""
 
-    base = base_url if base_url.endswith("/") else base_url + "/"
-    page = url_run(record.project, record.pipeline, record.run_id)
-    return base + page.removesuffix("index.html")
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> str | None: ...
+    @property
+    def duration_s(self) -> float | None: ...
+    @property
+    def summary(self) -> str | None: ...
 
 
-def note_line(record: RunRecord, base_url: str, timezone: str | None = None) -> str:
-    """The spec's one-line summary of a finished run (not yet masked)."""
+def note_line(record: FinishedRun, page_url: str, timezone: str | None = None) -> str:
+    """The spec's one-line summary of a finished run (not yet masked); `page_url` is the run's
+    page (site/layout.run_url: git/ sits below site/ and does not place pages itself)."""
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",
         clock(record.started_at, timezone, NOTE) if record.started_at else "?",
@@ -60,7 +66,7 @@ def note_line(record: RunRecord, base_url: str, timezone: str | None = None) -> 
     line = " ".join(parts)
     if record.summary:
         line += f" — {record.summary}"
-    return f"{line} — {run_url(base_url, record)}"
+    return f"{line} — {page_url}"
 
 
 def _fold_counts(text: str) -> dict[str, int] | None:

@@ -103,7 +103,7 @@ def link_persist(paths: ProjectPaths, release: Path, persist: tuple[str, ...]) -
             continue
         if link.is_dir() and not link.is_symlink():
             # issue 11: tracked files under a persisted folder (an overlay): moved aside in the
-            # release; the deploy syncs them into persist/<dir> (git/persist_overlay.py)
+            # release; the deploy syncs them into persist/<dir> (deploy/persist_overlay.py)
             aside = paths.release_tracked(release, rel)
             aside.parent.mkdir(parents=True, exist_ok=True)
             os.rename(link, aside)
@@ -157,42 +157,10 @@ def clean_stale_validated(paths: ProjectPaths, max_age_s: float = 86400) -> None
                 entry.unlink()
 
 
-def releases_in_use(paths: ProjectPaths) -> set[str]:
-    """Shas of releases a live run is using (run.json status running, runner alive or unknown).
-
-    Finished runs are in each pipeline's history.jsonl, so only run folders missing
-    from it are opened: the cost does not grow with the number of past runs.
-    """
-    from flank_ops.run.records import read_history, read_record, runner_alive
-
-    in_use: set[str] = set()
-    if not paths.runs_root.is_dir():
-        return in_use
-    for pipeline_dir in paths.runs_root.iterdir():
-        if not pipeline_dir.is_dir():
-            continue
-        finished = {e["run_id"] for e in read_history(paths, pipeline_dir.name)}
-        for run_dir in pipeline_dir.iterdir():
-            if not run_dir.name.isdigit() or int(run_dir.name) in finished:
-                continue
-            try:
-                record = read_record(run_dir)
-            except (OSError, ValueError):
-                continue
-            if record.status != "running":
-                continue
-            if record.runner and not runner_alive(record.runner):
-                continue  # its runner died: the run is over, whatever the record says
-            if record.release:
-                in_use.add(os.path.basename(os.path.normpath(record.release)))
-            elif record.commit.get("sha"):
-                in_use.add(record.commit["sha"])
-    return in_use
-
-
-def prune_releases(paths: ProjectPaths, keep: int = KEEP_RELEASES) -> list[str]:
+def prune_releases(paths: ProjectPaths, in_use: set[str], keep: int = KEEP_RELEASES) -> list[str]:
     """Delete releases beyond the `keep` most recently deployed, except the current one and
-    those in use. Returns the pruned shas. Persisted data is only linked, so never touched."""
+    `in_use` (run/in_use.releases_in_use). Returns the pruned shas. Persisted data is only
+    linked, so never touched."""
     if not paths.releases_dir.is_dir():
         return []
     releases = [
@@ -202,7 +170,7 @@ def prune_releases(paths: ProjectPaths, keep: int = KEEP_RELEASES) -> list[str]:
     if len(releases) <= keep:
         return []
     releases.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    protected = {p.name for p in releases[:keep]} | releases_in_use(paths)
+    protected = {p.name for p in releases[:keep]} | in_use
     current = paths.current_sha()
     if current:
         protected.add(current)

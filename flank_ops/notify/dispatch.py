@@ -1,4 +1,4 @@
-"""After a run: the dead-man's switch ping, then the notifications notify: asks for.
+"""After a run: the notifications the pipeline's notify: asks for (finish/run_steps.py calls it).
 
     outcome   when                                         notify: entry
     failure   the run failed or was interrupted            failure
@@ -12,14 +12,19 @@ and on stderr; it never raises.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from flank_ops.errors import UserError
+from flank_ops.notify.delivery import DeliveryError
+from flank_ops.notify.email import password_for, send_email
+from flank_ops.notify.message import Message, build_message
+from flank_ops.notify.webhook import send_webhook
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus
-
-DEFAULT_NOTIFY = ("failure",)
+from flank_ops.run.runner import RunContext
+from flank_ops.settings import email_settings, site_url, webhook_settings
 
 
 def outcome_of(paths: ProjectPaths, record: RunRecord) -> str | None:
@@ -44,44 +49,31 @@ def wanted(outcome: str | None, notify_on: tuple[str, ...]) -> bool:
     return outcome in notify_on or (outcome == "recovery" and "success" in notify_on)
 
 
-def after_run(paths: ProjectPaths, record: RunRecord) -> str | None:
-    """Send the notifications the pipeline's notify: asks for; returns a status line or None if none configured."""
-    from flank_ops.notify import ping
-    from flank_ops.notify.message import build_message
-    from flank_ops.notify.run_config import pipeline_of
-    from flank_ops.run.secrets import load_secrets
-    from flank_ops.settings import settings_for, site_url
+def run_message(context: RunContext, record: RunRecord) -> Message:
+    """What the notifications and the finish ping say about a finished run."""
+    outcome = outcome_of(context.paths, record)
+    return build_message(context.paths, record, outcome or "", site_url(context.settings()), context.secrets)
 
-    parts: list[str] = []
+
+def send_notifications(context: RunContext, record: RunRecord,
+                       message: Callable[[], Message] | None = None) -> str | None:
+    """Send the notifications the pipeline's notify: asks for; returns a status line or None if none
+    configured or wanted. `message` builds the run's Message (shared with the ping). Never raises."""
     try:
-        settings = settings_for(paths.home, paths.name)
-        pipeline = pipeline_of(paths, record)
-        secrets = load_secrets(paths)
-        outcome = outcome_of(paths, record)
-        message = build_message(paths, record, outcome or "", site_url(settings), secrets)
-        ping_line = ping.run_finished(paths, record, pipeline, message.as_text())
-        if ping_line:
-            parts.append(ping_line)
-        notify_on = pipeline.notify if pipeline is not None else DEFAULT_NOTIFY
-        if wanted(outcome, notify_on):
-            notify_line = _send(paths, settings, message, outcome or "")
-            if notify_line:
-                parts.append(notify_line)
+        outcome = outcome_of(context.paths, record)
+        if not wanted(outcome, context.pipeline.notify):
+            return None
+        settings = context.settings()
+        line = _send(settings, context.secrets, (message or (lambda: run_message(context, record)))(), outcome or "")
     except Exception as exc:  # noqa: BLE001 - the end of a run must not fail because of a notification
         detail = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        parts.append(f"notify failed ({detail})")
-    line = "; ".join(parts) or None
+        line = f"notify failed ({detail})"
     if line and " failed (" in line:  # every failure above reads "<what> failed (<why>)"
         print(f"flank: {line}", file=sys.stderr)
     return line
 
 
-def _send(paths: ProjectPaths, settings: dict[str, Any], message: Any, outcome: str) -> str | None:
-    from flank_ops.notify.delivery import DeliveryError
-    from flank_ops.notify.email import password_for, send_email
-    from flank_ops.notify.webhook import send_webhook
-    from flank_ops.settings import email_settings, webhook_settings
-
+def _send(settings: dict[str, Any], secrets: dict[str, str], message: Message, outcome: str) -> str | None:
     results: list[str] = []
     webhook = email = None
     try:
@@ -100,7 +92,7 @@ def _send(paths: ProjectPaths, settings: dict[str, Any], message: Any, outcome: 
             results.append(f"webhook failed ({exc})")
     if email is not None:
         try:
-            send_email(email, password_for(email, paths), message.subject, message.as_text())
+            send_email(email, password_for(email, secrets), message.subject, message.as_text())
             results.append(f"email sent to {', '.join(email.to)}")
         except DeliveryError as exc:
             results.append(f"email failed ({exc})")

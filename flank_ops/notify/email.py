@@ -12,20 +12,15 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from flank_ops.notify.delivery import DeliveryError, network_reason
-from flank_ops.paths import ProjectPaths
 from flank_ops.settings import EmailSettings
 
 
-def password_for(settings: EmailSettings, paths: ProjectPaths | None) -> str | None:
-    """The SMTP password from the env var or project secret named by password_env."""
+def password_for(settings: EmailSettings, secrets: dict[str, str]) -> str | None:
+    """The SMTP password from the env var, else the project secret (`secrets`), named by password_env."""
     if not settings.password_env:
         return None
     value = os.environ.get(settings.password_env)
-    if value is None and paths is not None:
-        from flank_ops.run.secrets import load_secrets
-
-        value = load_secrets(paths).get(settings.password_env)
-    return value
+    return value if value is not None else secrets.get(settings.password_env)
 
 
 def _connect(settings: EmailSettings, password: str | None) -> smtplib.SMTP:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import sys
 import threading
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from flank_ops.config.model import Pipeline
 from flank_ops.notify.delivery import DeliveryError, http_request, public_part
 from flank_ops.paths import ProjectPaths
-
-if TYPE_CHECKING:
-    from flank_ops.run.records import RunRecord
+from flank_ops.run.records import RunRecord
+from flank_ops.run.runner import RunContext
+from flank_ops.settings import ping_timeout
 
 
 def signal_url(ping_url: str, signal: str) -> str:
@@ -31,18 +30,12 @@ def signal_url(ping_url: str, signal: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + signal))
 
 
-def send_ping(paths: ProjectPaths, ping_url: str, signal: str, body: str) -> None:
+def send_ping(ping_url: str, signal: str, body: str, timeout: float) -> None:
     """One ping; raises DeliveryError unless the service accepted it (a 404 means a wrong URL)."""
     url = signal_url(ping_url, signal)
-    status = http_request(url, body=body.encode("utf-8"), timeout=_timeout(paths))
+    status = http_request(url, body=body.encode("utf-8"), timeout=timeout)
     if status >= 400:
         raise DeliveryError(f"HTTP {status} from {public_part(url)}")
-
-
-def _timeout(paths: ProjectPaths) -> float:
-    from flank_ops.settings import ping_timeout, settings_for
-
-    return ping_timeout(settings_for(paths.home, paths.name))
 
 
 # Start pings in flight, by run folder: the finish ping waits for its start ping
@@ -50,21 +43,20 @@ def _timeout(paths: ProjectPaths) -> float:
 _starts: dict[Path, tuple[threading.Thread, list[str]]] = {}
 
 
-def run_started(paths: ProjectPaths, record: RunRecord) -> None:
+def ping_started(context: RunContext, record: RunRecord) -> None:
     """Ping <ping_url>/start in a background thread: a slow or hanging monitoring service
     never delays the tasks. Never raises: a monitoring outage must not stop a run."""
+    paths, ping_url = context.paths, context.pipeline.ping_url
+    if not ping_url or paths.local:
+        return
     try:
-        from flank_ops.notify.run_config import pipeline_of
-
-        pipeline = pipeline_of(paths, record)
-        if pipeline is None or not pipeline.ping_url or paths.local:
-            return
+        timeout = ping_timeout(context.settings())
         body = f"{record.project} {record.pipeline} #{record.run_id} started\n"
         failures: list[str] = []
 
         def send() -> None:
             try:
-                send_ping(paths, pipeline.ping_url, "start", body)
+                send_ping(ping_url, "start", body, timeout)
             except Exception as exc:  # noqa: BLE001 - reported, never fatal
                 failures.append(str(exc))
                 print(f"flank: start ping failed: {exc}", file=sys.stderr, flush=True)
@@ -77,21 +69,23 @@ def run_started(paths: ProjectPaths, record: RunRecord) -> None:
         print(f"flank: start ping failed: {exc}", file=sys.stderr)
 
 
-def _start_ping_outcome(paths: ProjectPaths, record: RunRecord) -> str | None:
+def _start_ping_outcome(paths: ProjectPaths, record: RunRecord, timeout: float) -> str | None:
     """Wait (at most one ping timeout) for this run's start ping; 'ping /start failed (...)' if it did."""
     started = _starts.pop(paths.run_dir(record.pipeline, record.run_id), None)
     if started is None:
         return None
     thread, failures = started
-    thread.join(_timeout(paths) + 1)
+    thread.join(timeout + 1)
     if thread.is_alive():
         return "ping /start failed (no answer yet)"
     return f"ping /start failed ({failures[0]})" if failures else None
 
 
-def run_finished(paths: ProjectPaths, record: RunRecord, pipeline: Pipeline | None, body: str) -> str | None:
-    """Ping success or /fail for a finished run; returns a status line, or None without a ping_url."""
-    if pipeline is None or not pipeline.ping_url:
+def ping_finished(context: RunContext, record: RunRecord, body: Callable[[], str]) -> str | None:
+    """Ping success or /fail for a finished run (`body`: the run's summary and page); returns a
+    status line, or None without a ping_url."""
+    paths, ping_url = context.paths, context.pipeline.ping_url
+    if not ping_url:
         return None
     if paths.local:
         return None  # a laptop run must not tell the VM's monitor that the nightly run happened
@@ -103,11 +97,15 @@ def run_finished(paths: ProjectPaths, record: RunRecord, pipeline: Pipeline | No
     else:
         return None  # a skipped trigger ran nothing: the running run will ping when it ends
     label = "ping /fail" if signal else "ping"
-    start = _start_ping_outcome(paths, record)
+    timeout = ping_timeout(context.settings())
+    start = _start_ping_outcome(paths, record, timeout)
     try:
-        send_ping(paths, pipeline.ping_url, signal, body)
+        send_ping(ping_url, signal, body(), timeout)
     except (DeliveryError, ValueError) as exc:
         line = f"{label} failed ({exc})"
     else:
         line = f"{label} sent"
-    return f"{start}; {line}" if start else line
+    line = f"{start}; {line}" if start else line
+    if " failed (" in line:
+        print(f"flank: {line}", file=sys.stderr)
+    return line

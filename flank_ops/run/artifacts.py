@@ -234,7 +234,7 @@ def _keep_one(base: Path, rel: str, roots: list[str], dest_root: Path, earlier: 
 
 
 def _mb(size: int) -> str:
-    from flank_ops.site.fmt import fmt_bytes
+    from flank_ops.humanize import fmt_bytes
 
     return fmt_bytes(size)
 

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 import xxhash
 
+from flank_ops.config.repo_paths import repo_relative  # noqa: F401 - also used by watch
 from flank_ops.config.model import Config, Pipeline, Task
 
 HASH_NAME = "xxh3_128"
@@ -49,15 +50,6 @@ COMPACT_LINES = 20000  # hash-cache.tsv is rewritten past this many lines
 
 class FingerprintError(Exception):
     """An input or output that cannot be fingerprinted: said in the task's log, the task fails."""
-
-
-def repo_relative(task_dir: str | None, pattern: str) -> str | None:
-    """`pattern` (relative to the task's dir) as a normalised path from the repo root; None when it
-    leads out of the repo."""
-    joined = os.path.normpath(os.path.join(task_dir or ".", pattern))
-    if joined == ".." or joined.startswith("../") or os.path.isabs(joined):
-        return None
-    return joined
 
 
 # --- hashing with a stat cache ----------------------------------------------------

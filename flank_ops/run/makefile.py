@@ -90,7 +90,7 @@ def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None 
 
 
 def uses_executor_entry(task: Task, executor: str) -> bool:
-    """issue 14: make starts the task through `python -m flank_ops.executors` (a remote
+    """issue 14: make starts the task through `python -m flank_ops.run.executors` (a remote
     executor, or a local task whose declared memory/CPUs are checked first), not the launcher."""
     return executor != "local" or bool(task.memory_mb or task.cpus)
 
@@ -239,10 +239,10 @@ def render_makefile(
 
 
 def executor_entry_argv() -> list[str]:
-    """issue 14: what a recipe starts for a task going through flank_ops.executors."""
+    """issue 14: what a recipe starts for a task going through flank_ops.run.executors."""
     import sys
 
-    return [sys.executable, "-m", "flank_ops.executors"]
+    return [sys.executable, "-m", "flank_ops.run.executors"]
 
 
 def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path, project_env: dict[str, str],

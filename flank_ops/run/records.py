@@ -37,7 +37,7 @@ run.json (format 1), plain JSON a person can read:
       },
       "waiting_for": 16,   # only while it waits for that run (overlap: queue)
       "skipped_reason": null | "nightly #16 was still running (overlap: skip)",
-      "after_run": {"note": "ok" | "error: ...", "site": ..., "notify": ..., "s3": ...},
+      "after_run": {"note": "ok" | "error: ...", "site": ..., "s3": ..., "notify": ..., "ping": ..., "vm_size": ...},
       "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
       "error": "disk full: ..."    # only when flank itself could not run or record the run
     }
@@ -707,11 +707,7 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
                 append_history(paths, record)
             except OSError:
                 continue  # a full disk: the run stays as it is until there is room to record it
-    if marked:  # their pages must stop saying "running" (and refreshing) now
-        from flank_ops.site.build import redraw_runs
-
-        redraw_runs(paths, pipeline, marked)
-    return marked
+    return marked  # callers above site/ redraw their pages (site.build.redraw_runs)
 
 
 def _drop_if_empty(paths: ProjectPaths, pipeline: str, run_dir: Path) -> None:
@@ -735,7 +731,7 @@ def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
     for entry in record.tasks.values():
         if entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED):
             entry.status = TaskStatus.INTERRUPTED
-    from flank_ops.executors.cleanup import cancel_jobs_of_run  # issue 14: jobs it left on a cluster
+    from flank_ops.run.executors.cleanup import cancel_jobs_of_run  # issue 14: jobs it left on a cluster
 
     cancel_jobs_of_run(run_dir, record)
     if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran

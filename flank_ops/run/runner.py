@@ -7,36 +7,45 @@
 2. a run id and a "running" record at once (so a skipped or queued trigger is visible);
 3. the per-pipeline flock decides overlap: `skip` records a skipped run, `queue` waits;
 4. make -k -j N on the run's plan; tasks/<task>.json are merged into run.json as they change;
-5. final statuses (upstream_failed, skipped), the history line, then after_run
-   (note, site, notifications, S3) outside the lock.
+5. final statuses (upstream_failed, skipped), the history line, then the after-run steps
+   (note, site, S3, notifications, pings, VM size) outside the lock.
+
+What a run sets off outside itself (pages, pings, notes, uploads) is handed in as RunSteps by
+`flank run` (flank_ops/finish implements it): site, notify, storage and cost read run records,
+so they sit above run/ and the runner does not import them.
 """
 from __future__ import annotations
 
 import contextlib
 import difflib
+from dataclasses import dataclass
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
+from flank_ops.config.load import load_config_file
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
+from flank_ops.git.gitcmd import commit_info, run_git
+from flank_ops.git.release_config import load_release_config
+from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
+from flank_ops.run import cancel, makefile, records
 from flank_ops.run.records import RunRecord, RunStatus, TaskStatus
 
 if TYPE_CHECKING:
     from flank_ops.run.plan import Decision
 from flank_ops.run.secrets import load_secrets, mask, mask_file
+from flank_ops.settings import settings_for
 
-TRIGGERS = ("schedule", "push", "manual", "rerun", "catchup")
 SITE_REFRESH_EVERY_S = 1.0  # the running view is rebuilt at most this often
 LIVE_TAIL_EVERY_S = 4.0  # ... and this long after the last redraw when no task changed (running tasks' last lines)
 POLL_EVERY_S = 0.5  # how often tasks/*.json are merged into run.json
@@ -72,6 +81,60 @@ class Deployed(NamedTuple):
     commit: dict[str, str]
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What one run runs under, resolved once as it starts and handed to every step after it
+    (the note, site, S3, notifications and pings read it instead of reading flank.yml again)."""
+
+    deployed: Deployed
+    pipeline: Pipeline  # the whole pipeline (notify:, ping_url), not the run's selection
+    secrets: dict[str, str]
+    # the project's flank.toml; a broken one fails only the steps that need it, not the run
+    settings_or_error: dict[str, Any] | UserError
+
+    @property
+    def paths(self) -> ProjectPaths:
+        return self.deployed.paths
+
+    def settings(self) -> dict[str, Any]:
+        """flank.toml as this project sees it; raises the UserError met when it was read."""
+        if isinstance(self.settings_or_error, UserError):
+            raise self.settings_or_error
+        return self.settings_or_error
+
+
+def run_context(deployed: Deployed, pipeline: Pipeline) -> RunContext:
+    try:
+        settings: dict[str, Any] | UserError = settings_for(deployed.paths.home, deployed.paths.name)
+    except UserError as exc:
+        settings = exc
+    return RunContext(deployed, pipeline, load_secrets(deployed.paths), settings)
+
+
+class RunSteps(Protocol):
+    """What a run sets off outside itself; flank_ops/finish implements it (see the module docstring)."""
+
+    def vm_busy(self, paths: ProjectPaths, out: TextIO) -> contextlib.AbstractContextManager[None]:
+        """Held while the run runs (a pending VM shrink must wait or be cancelled)."""
+        ...
+
+    def started(self, context: RunContext, record: RunRecord) -> None:
+        """make is about to start the tasks (the /start ping). Never raises."""
+        ...
+
+    def progress(self, paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+        """Redraw the run's pages (called at most every SITE_REFRESH_EVERY_S; may raise)."""
+        ...
+
+    def finished(self, context: RunContext, record: RunRecord) -> None:
+        """The record is final: note, site, S3, notifications, pings, VM size. Never raises."""
+        ...
+
+    def interrupted(self, paths: ProjectPaths, pipeline: str, run_ids: list[int]) -> None:
+        """records.reconcile marked these runs interrupted: their pages must stop saying running."""
+        ...
+
+
 # --- resolving what to run -------------------------------------------------
 
 def did_you_mean(name: str, choices: list[str]) -> str | None:
@@ -95,9 +158,6 @@ def find_working_copy(start: Path) -> Path:
 
 
 def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Deployed:
-    from flank_ops.config.load import load_config_file
-    from flank_ops.git.gitcmd import commit_info, run_git
-
     if local_dir is not None:
         working_copy = find_working_copy(local_dir)
         paths = ProjectPaths.for_local(working_copy)
@@ -112,8 +172,6 @@ def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Depl
         return Deployed(paths, working_copy, config, commit)
 
     assert project is not None
-    from flank_ops.git.release_config import load_release_config
-
     paths = Home().project(project).require()
     # Resolve `current` once: the whole run uses this release even if a push switches it.
     release_dir = Path(os.path.realpath(paths.current))
@@ -279,6 +337,7 @@ class Outcome(NamedTuple):
 def run_pipeline(
     request: RunRequest,
     *,
+    steps: RunSteps,
     out: TextIO | None = None,
     on_run_id: Callable[[int], None] | None = None,
 ) -> Outcome:
@@ -288,7 +347,10 @@ def run_pipeline(
     deployed = resolve_deployed(request.project, request.local_dir)
     paths = deployed.paths
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
-    records.reconcile(paths, pipeline.name)
+    context = run_context(deployed, pipeline)
+    marked = records.reconcile(paths, pipeline.name)
+    if marked:
+        _refresh_site(lambda: steps.interrupted(paths, pipeline.name, marked))
     selected = select_tasks(paths, pipeline, request)
     from flank_ops.run.plan import forced_tasks
 
@@ -305,49 +367,27 @@ def run_pipeline(
     # From here on a SIGTERM (flank cancel, a shutdown) is recorded, whatever stage the run is at.
     old_term = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
-        with _vm_busy(paths, out):
-            outcome = _start_or_wait(deployed, pipeline, record, run_dir, selected, out, forced)
+        with steps.vm_busy(paths, out):
+            outcome = _start_or_wait(context, steps, record, run_dir, selected, out, forced)
     except (Stopped, KeyboardInterrupt):
         outcome = _stopped_outside_make(deployed, record, run_dir)
     finally:
         signal.signal(signal.SIGTERM, old_term)
 
     # Outside the lock: a slow mail server must not make the next trigger skip.
-    from flank_ops.run.after_run import after_run
-
-    after_run(paths, record, secrets=load_secrets(paths), timezone=pipeline.timezone)
+    steps.finished(context, record)
     return outcome
 
 
-@contextlib.contextmanager
-def _vm_busy(paths: ProjectPaths, out: TextIO) -> Iterator[None]:
-    """While a run runs on the VM it holds the VM's busy lock shared, so `flank cost` never
-    shrinks (stops) the VM under it; a shrink started just before it is cancelled (the run wins)."""
-    if paths.local:
-        yield
-        return
-    home = paths.home
-    with locked(home.busy_lock, shared=True):
-        from flank_ops.cost import shrink  # only when a shrink may be pending: boto3 is heavy
-
-        if shrink.marker_path(home).exists():
-            try:
-                said = shrink.cancel_pending(home)
-            except UserError as exc:
-                said = f"could not cancel the VM's pending shrink: {exc.message}"
-            if said:
-                print(f"flank: {said}", file=out, flush=True)
-        yield
-
-
-def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
+def _start_or_wait(context: RunContext, steps: RunSteps, record: RunRecord, run_dir: Path,
                    selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
     """Run now if no other run of the pipeline is going on; else skip or queue (`overlap:`)."""
+    deployed, pipeline = context.deployed, context.pipeline
     paths, run_id = deployed.paths, record.run_id
     lock = paths.lock_file("run", pipeline.name)
     with locked(lock, blocking=False) as got:
         if got:
-            return _execute(deployed, pipeline, record, run_dir, selected, out, forced)
+            return _execute(context, steps, record, run_dir, selected, out, forced)
     others = records.find_running(paths, pipeline.name)
     other = next((r for r in others if r.run_id != run_id), None)
     other_name = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
@@ -357,12 +397,12 @@ def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: RunRecord, ru
           file=out, flush=True)
     record.waiting_for = other.run_id if other else None
     _save_progress(run_dir, record)
-    _refresh_site(paths, pipeline.name, run_id)  # a waiting run has its page too
+    _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))  # a waiting run has its page too
     with locked(lock):
         record.waiting_for = None
         record.started_at = records.now_iso()  # it starts now; it was triggered earlier
         _save_progress(run_dir, record)
-        return _execute(deployed, pipeline, record, run_dir, selected, out, forced)
+        return _execute(context, steps, record, run_dir, selected, out, forced)
 
 
 def _stopped_outside_make(deployed: Deployed, record: RunRecord, run_dir: Path) -> Outcome:
@@ -427,14 +467,14 @@ def _disk_is_full(run_dir: Path) -> bool:
         return False
 
 
-def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
+def _execute(context: RunContext, steps: RunSteps, record: RunRecord, run_dir: Path,
              selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
-    from flank_ops.run import makefile
+    deployed, pipeline = context.deployed, context.pipeline
     from flank_ops.run import plan as run_plan
 
     paths = deployed.paths
     run_id = record.run_id
-    secrets = load_secrets(paths)
+    secrets = context.secrets
     env = task_env(deployed, pipeline, run_id, secrets, record.scheduled_at)
     # make gets an environment of its own; the tasks' reaches them through the spec files.
     make_env = makefile.make_environment(secrets)
@@ -462,7 +502,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
     printed: dict[str, str] = {}
     _print_progress(record, [n for n in selected if n not in to_start], printed, out)
 
-    _ping_started(paths, record)
+    steps.started(context, record)
     signal.signal(signal.SIGTERM, _raise_stopped)
     make_exit: int | None = None
     stopped = False
@@ -476,7 +516,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
         try:
             # The run has its page (and is on the home page) as soon as it starts; the tasks
             # are already going meanwhile.
-            _refresh_site(paths, pipeline.name, run_id)
+            _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))
             while make_exit is None:
                 try:
                     make_exit = proc.wait(timeout=POLL_EVERY_S)
@@ -487,7 +527,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
                 if not changed:
                     if make_exit is None and time.monotonic() >= next_site + LIVE_TAIL_EVERY_S:
                         began = time.monotonic()
-                        _refresh_site(paths, pipeline.name, run_id)  # the running tasks' last lines
+                        _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))  # running tasks' last lines
                         next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * (time.monotonic() - began))
                     continue
                 _print_progress(record, changed, printed, out)
@@ -499,7 +539,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
                     continue
                 if make_exit is None and time.monotonic() >= next_site:
                     began = time.monotonic()
-                    _refresh_site(paths, pipeline.name, run_id)
+                    _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))
                     # Never spend more than a fifth of the run redrawing pages: a big
                     # pipeline's refresh costs more, so it is done less often.
                     cost = time.monotonic() - began
@@ -578,25 +618,12 @@ def _explain_missing_inputs(deployed: Deployed, pipeline: Pipeline, record: RunR
 
 def _record_stop(record: RunRecord, run_dir: Path) -> None:
     """A stopped run: `cancelled` when `flank cancel` asked for it, else `interrupted`."""
-    from flank_ops.run import cancel
-
     records.stop(record, cancelled=cancel.requested(run_dir))
 
 
-def _ping_started(paths: ProjectPaths, record: RunRecord) -> None:
-    """The dead-man's switch /start ping, if the pipeline has a ping_url (never raises)."""
+def _refresh_site(redraw: Callable[[], None]) -> None:
     try:
-        from flank_ops.notify.ping import run_started
-    except ImportError:
-        return
-    run_started(paths, record)
-
-
-def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
-    try:
-        from flank_ops.site import build
-
-        build.after_run(paths, pipeline, run_id)
+        redraw()
     except Stopped:
         raise  # SIGTERM while drawing: the run must still stop
     except Exception as exc:  # noqa: BLE001 - a broken site must not stop the run
@@ -631,8 +658,6 @@ def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str]
 
 def run_line(record: RunRecord) -> str:
     """'nightly #17 failed in 14m32s — 3/4 ok; model failed (exit 1, 3 attempts)'."""
-    from flank_ops.humanize import duration as format_duration
-
     return (f"{record.pipeline} #{record.run_id} {record.status} in "
             f"{format_duration(record.duration_s)} — {record.summary}")
 

@@ -11,7 +11,7 @@ sequence of NUL-terminated key, value strings — nothing a task's command can
 contain needs escaping, and C parses it in a few lines:
     task, command, cwd, retries, retry_delay_s, timeout_s (0 = none), kill_grace_s,
     argv (repeated; present = exec these words directly, no shell), env (repeated, K=V),
-    and for issue 14 (read by flank_ops.executors only; the C launcher skips unknown keys):
+    and for issue 14 (read by flank_ops.run.executors only; the C launcher skips unknown keys):
     executor ("local" when absent), memory_mb, cpus (0 = not declared), option (repeated, K=V:
     the executor's options from flank.yml, e.g. slurm: partition)
 

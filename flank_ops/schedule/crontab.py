@@ -105,7 +105,7 @@ class CronLine(NamedTuple):
 
 def _guarded_when(expr: str, whole_hours: bool) -> str:
     """Fire at every minute the schedule could mean in any UTC offset; `--if-due` picks the real one."""
-    from flank_ops.schedule.cron_syntax import parse_expression
+    from flank_ops.config.cron_syntax import parse_expression
 
     spec = parse_expression(expr)
     if not whole_hours:

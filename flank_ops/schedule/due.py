@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 
 from flank_ops.config.model import Pipeline
 from flank_ops.errors import UserError
-from flank_ops.schedule.cron_syntax import CronSpec, CronSyntaxError, parse_expression
+from flank_ops.config.cron_syntax import CronSpec, CronSyntaxError, parse_expression
 from flank_ops.schedule.zones import local_zone, pipeline_zone
 
 MINUTE = timedelta(minutes=1)

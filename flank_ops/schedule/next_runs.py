@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from flank_ops.config.model import Pipeline
-from flank_ops.schedule.cron_syntax import CronSpec
+from flank_ops.config.cron_syntax import CronSpec
 from flank_ops.schedule.due import MINUTE, spec_for
 from flank_ops.schedule.zones import local_zone, pipeline_zone
 

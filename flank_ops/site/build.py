@@ -3,11 +3,11 @@
 Three entry points, called by the deploy hook, the runner and `flank site`:
 
     after_deploy(home, project)           home, project, pushes and pipeline pages
-    after_run(paths, pipeline, run_id)    that run's pages, its pipeline's first history page
+    draw_run(paths, pipeline, run_id)     that run's pages, its pipeline's first history page
                                           and run-id page, the project and home pages
     rebuild_all(home)                     everything, from the records (the site is disposable)
 
-after_run reads a bounded amount whatever the number of past runs (see data.py).
+draw_run reads a bounded amount whatever the number of past runs (see data.py).
 Every file is replaced atomically; a damaged record becomes a visible warning
 (stderr and the page), never a failed build.
 """
@@ -433,11 +433,8 @@ def _all_views(home: Home, warnings: Warnings, known: dict[str, ProjectView]) ->
 
 
 def _reconcile(paths: ProjectPaths, pipeline: str) -> None:
-    reconcile = getattr(records, "reconcile", None)
-    if reconcile is None:
-        return
     try:
-        reconcile(paths, pipeline)
+        records.reconcile(paths, pipeline)
     except Exception as exc:  # noqa: BLE001 - the site still shows what it can
         print(f"flank: warning: could not check {paths.name}/{pipeline} for dead runs: {exc}", file=sys.stderr)
 
@@ -459,7 +456,7 @@ def after_deploy(home: Home, project: str) -> None:
     _say(warnings)
 
 
-def after_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+def draw_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
     """Rebuild the pages one run changes (its run + log pages, pipeline page 1, project, home)."""
     warnings = Warnings()
     home = paths.home
@@ -515,7 +512,7 @@ def redraw_runs(paths: ProjectPaths, pipeline: str, run_ids: Iterable[int]) -> N
         tz = _zone_of(view, pipeline)
         for run_id in run_ids[:-1]:
             _write_run(w, paths, pipeline, run_id, warnings, tz)
-        after_run(paths, pipeline, run_ids[-1])
+        draw_run(paths, pipeline, run_ids[-1])
         _say(warnings)
     except Exception as exc:  # noqa: BLE001 - whoever marked the runs must not fail for the site
         print(f"flank: warning: could not redraw the status site: {exc}", file=sys.stderr)

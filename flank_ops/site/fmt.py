@@ -44,25 +44,6 @@ def status_label(status: str | None) -> str:
     return STATUS_LABELS.get(key, key)
 
 
-def fmt_kb(kb: float | None) -> str:
-    if kb is None:
-        return "–"
-    value = float(kb)
-    for unit in ("KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "KB" else f"{value:.1f} {unit}"
-        value /= 1024
-    return "–"
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "–"
-    if n < 1024:
-        return f"{n} B"
-    return fmt_kb(n / 1024)
-
-
 def fmt_time(value: str | datetime | None, tz: tzinfo | None = None, *, with_zone: bool = True) -> str:
     """'Tue 24 Nov 2026 02:00 GMT' in `tz` (default: the VM's local zone)."""
     return clock(value, tz, LONG)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
 from urllib.parse import quote
 
 from flank_ops.site.data import PAGE_SIZE
@@ -62,35 +61,6 @@ def archive_range(number: int) -> tuple[int, int]:
     return (number - 1) * PAGE_SIZE + 1, number * PAGE_SIZE
 
 
-class SiteLayout:
-    """Paths (for writing) and site-relative URLs (for linking) of every page."""
-
-    def __init__(self, site_dir: Path) -> None:
-        self.root = Path(site_dir)
-
-    # files
-    def home_page(self) -> Path:
-        return self.root / "index.html"
-
-    def css(self) -> Path:
-        return self.root / STATIC_DIR / CSS_FILE
-
-    def project_dir(self, project: str) -> Path:
-        return self.root / file_name(project)
-
-    def pipeline_dir(self, project: str, pipeline: str) -> Path:
-        return self.project_dir(project) / file_name(pipeline)
-
-    def run_dir(self, project: str, pipeline: str, run_id: int) -> Path:
-        return self.pipeline_dir(project, pipeline) / str(run_id)
-
-    def file(self, url: str) -> Path:
-        """The file behind a site-relative URL made by the methods below."""
-        from urllib.parse import unquote
-
-        return self.root / unquote(url)
-
-
 # site-relative URLs (always to a file, so file:// browsing works)
 def url_home() -> str:
     return "index.html"
@@ -127,6 +97,12 @@ def url_archive(project: str, pipeline: str, number: int) -> str:
 
 def url_run(project: str, pipeline: str, run_id: int) -> str:
     return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/index.html"
+
+
+def run_url(base_url: str, project: str, pipeline: str, run_id: int) -> str:
+    """The run's page as an absolute folder URL under the site's base URL (notes, `flank run`)."""
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    return base + url_run(project, pipeline, run_id).removesuffix("index.html")
 
 
 def url_log(project: str, pipeline: str, run_id: int, task: str) -> str:

@@ -33,8 +33,8 @@ def environment():
     )
     env.filters.update(
         duration=fmt.fmt_duration,
-        kb=fmt.fmt_kb,
-        bytes=fmt.fmt_bytes,
+        kb=humanize.fmt_kb,
+        bytes=humanize.fmt_bytes,
         time=fmt.fmt_time,
         time_short=fmt.fmt_time_short,
         icon=fmt.status_icon,

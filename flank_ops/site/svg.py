@@ -253,7 +253,7 @@ MEM_W, MEM_H = 600, 140
 def memory_svg(steps: Sequence[tuple[float, int]], duration_s: float, peak_kb: int, vm_kb: int | None,
                label: str) -> Markup:
     """Memory in use over the run (a step line), with the VM's memory as a dashed line when it fits."""
-    from flank_ops.site.fmt import fmt_kb
+    from flank_ops.humanize import fmt_kb
 
     if not steps or duration_s <= 0 or peak_kb <= 0:
         return Markup("")

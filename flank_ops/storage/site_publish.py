@@ -23,9 +23,12 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_json, locked
 from flank_ops.paths import Home
-from flank_ops.settings import S3Settings
+from flank_ops.settings import S3Settings, s3_settings, settings_for
+from flank_ops.site import layout
+from flank_ops.s3 import describe_error, make_client, upload_file
 
 MANIFEST_FORMAT = 1
 
@@ -69,9 +72,6 @@ def _load_manifest(home: Home) -> dict[str, Any]:
 def site_scope(home: Home, settings: S3Settings) -> list[str] | None:
     """The projects whose pages go to `settings`' site target; None: the whole site
     (the target is the VM-wide [s3] one)."""
-    from flank_ops.errors import UserError
-    from flank_ops.settings import s3_settings, settings_for
-
     target = (settings.site_bucket, settings.site_prefix)
 
     def target_of(project: str | None) -> tuple[str, str] | None:
@@ -91,8 +91,6 @@ def site_files(site_dir: Path, projects: list[str] | None = None) -> dict[str, P
 
     With `projects`, only their folders and the shared assets (see site_scope).
     """
-    from flank_ops.site import layout
-
     out: dict[str, Path] = {}
     for root, dirs, files in os.walk(site_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -117,7 +115,6 @@ def publish_site(home: Home, settings: S3Settings, client: Any | None = None,
                  projects: list[str] | None = None) -> PublishResult:
     """Upload the changed files of the site (only `projects`' pages when given, see
     site_scope); never raises for S3 failures (see PublishResult.error)."""
-    from flank_ops.storage.s3 import describe_error, make_client, upload_file
     from flank_ops.storage.artifacts import site_upload_args
 
     if not home.site_dir.is_dir():

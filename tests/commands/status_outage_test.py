@@ -39,7 +39,8 @@ timeout = 2
         warnings = [line for line in status.stderr.splitlines() if line.startswith("flank: warning: ")]
         [notify] = [w for w in warnings if w.startswith("flank: warning: demo/nightly #1: notify: ")]
         assert f"webhook failed (HTTP 500 from {hooks.url})" in notify
-        assert f"ping /fail failed (cannot connect to http://127.0.0.1:{ping_port}" in notify
+        [ping] = [w for w in warnings if w.startswith("flank: warning: demo/nightly #1: ping: ")]
+        assert f"ping /fail failed (cannot connect to http://127.0.0.1:{ping_port}" in ping
         assert any(w.startswith("flank: warning: demo: not uploaded to S3 yet: nightly #1 (") and "flank sync" in w
                    for w in warnings), warnings
 

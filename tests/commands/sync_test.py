@@ -11,7 +11,7 @@ from sample_runs import finished_run, make_project, site_file  # noqa: E402
 from servers import refused_port, s3_server  # noqa: E402
 
 from conftest import run_flank  # noqa: E402
-from flank_ops.storage import s3  # noqa: E402
+from flank_ops.storage import pending, uploads  # noqa: E402
 
 
 def s3_toml(endpoint: str, bucket: str) -> str:
@@ -27,14 +27,14 @@ def test_sync_uploads_what_an_outage_left_pending(flank_home, monkeypatch) -> No
         paths = make_project(settings_toml=s3_toml(f"http://127.0.0.1:{port}", bucket))
         record = finished_run(paths)
         site_file(flank_home, "index.html", "<h1>home</h1>")
-        assert "upload failed" in s3.after_run(paths, record)
+        assert "upload failed" in uploads.upload_finished_run(paths, record.pipeline, record.run_id)
 
         still_down = run_flank("sync")
         assert still_down.returncode == 1
         assert f"demo: uploaded 0 of 1 runs (0 files); failed: cannot connect to http://127.0.0.1:{port}" \
             in still_down.stdout
         assert "1 still pending" in still_down.stdout
-    assert [r["run_id"] for r in s3.pending_uploads(paths)] == [1]
+    assert [r["run_id"] for r in pending.read_pending(paths)] == [1]
 
     (flank_home / "flank.toml").write_text(s3_toml(server.url, bucket))
     proc = run_flank("sync", "demo")
@@ -44,7 +44,7 @@ def test_sync_uploads_what_an_outage_left_pending(flank_home, monkeypatch) -> No
         "demo: uploaded 1 run (5 files)",
         f"s3://{bucket}/site/ site: 1 changed file published",
     ]
-    assert s3.pending_uploads(paths) == []
+    assert pending.read_pending(paths) == []
     keys = server.objects(bucket)
     assert "demo/runs/nightly/1/logs/model.log" in keys and "site/index.html" in keys
 

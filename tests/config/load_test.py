@@ -416,7 +416,7 @@ def test_missing_file(tmp_path) -> None:
 
 
 def test_schedule_problems_come_from_the_cron_checker() -> None:
-    # The cron rules (and their wording) belong to flank_ops.schedule.cron_syntax and are
+    # The cron rules (and their wording) belong to flank_ops.config.cron_syntax and are
     # tested there; here: its verdict lands at the string it is about, the others pass.
     errors = errors_of(pipeline("schedule:\n  - '0 2 * * *'\n  - '61 2 * * *'\n  - '@daily'\n"))
     assert len(errors) == 1

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the 
 
 from servers import start_moto_server  # noqa: E402
 
-from flank_ops.executors.batch import ENTRYPOINT  # noqa: E402
+from flank_ops.run.executors.batch import ENTRYPOINT  # noqa: E402
 
 FAKE_DOCKER = Path(__file__).resolve().parent / "batch_fake_docker"
 REGION = "us-east-1"

@@ -22,8 +22,8 @@ from conftest import wait_for  # noqa: E402
 from servers import refused_port  # noqa: E402
 
 from flank_ops.errors import UserError  # noqa: E402
-from flank_ops.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix  # noqa: E402
-from flank_ops.executors.batch import QUEUED_STATES, BatchBackend, release_key  # noqa: E402
+from flank_ops.run.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix  # noqa: E402
+from flank_ops.run.executors.batch import QUEUED_STATES, BatchBackend, release_key  # noqa: E402
 from flank_ops.paths import Home  # noqa: E402
 from flank_ops.settings import batch_settings, settings_for  # noqa: E402
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the 
 
 from servers import refused_port  # noqa: E402
 
-from flank_ops.executors.batch import ENTRYPOINT  # noqa: E402
+from flank_ops.run.executors.batch import ENTRYPOINT  # noqa: E402
 
 
 def run_entrypoint(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

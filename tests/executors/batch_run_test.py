@@ -173,8 +173,8 @@ def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_h
 
 def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interrupted(
         tmp_path: Path, aws: BatchAWS) -> None:
-    from flank_ops.executors.base import JobRequest, job_name
-    from flank_ops.executors.batch import BatchBackend
+    from flank_ops.run.executors.base import JobRequest, job_name
+    from flank_ops.run.executors.batch import BatchBackend
     from flank_ops.paths import Home
     from flank_ops.run import records
 

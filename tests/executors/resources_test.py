@@ -9,7 +9,7 @@ import pytest
 from conftest import run_flank
 from flank_ops.config.load import load_config
 from flank_ops.errors import ConfigErrors
-from flank_ops.executors.resources import size_text, vm_cpus, vm_memory_mb
+from flank_ops.run.executors.resources import size_text, vm_cpus, vm_memory_mb
 from run.deployed import deploy, record, runs_dir
 
 VM_MB = vm_memory_mb()
@@ -118,7 +118,7 @@ def test_the_generated_makefile_sends_remote_and_resource_checked_tasks_through_
 def test_the_executors_status_strings_are_task_statuses(module: str) -> None:
     import re
 
-    from flank_ops.executors import remote
+    from flank_ops.run.executors import remote
     from flank_ops.run.records import TaskStatus
 
     source = (Path(remote.__file__).parent / module).read_text()

@@ -152,8 +152,8 @@ def test_an_executor_the_vm_does_not_configure_fails_the_task_with_the_lines_to_
 
 
 def test_job_files_are_private(tmp_path: Path, slurm) -> None:
-    from flank_ops.executors.base import JobRequest
-    from flank_ops.executors.slurm import SlurmBackend
+    from flank_ops.run.executors.base import JobRequest
+    from flank_ops.run.executors.slurm import SlurmBackend
 
     backend = SlurmBackend({"partition": slurm.partition})
     job = JobRequest(name="flank-x-y-1-t", command="sleep 30", cwd=str(tmp_path), env={"A": "1"},
@@ -186,8 +186,8 @@ def test_the_run_page_shows_where_each_task_ran(tmp_path: Path, slurm, flank_hom
 
 
 def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tmp_path: Path, slurm) -> None:
-    from flank_ops.executors.base import JobRequest, job_name
-    from flank_ops.executors.slurm import SlurmBackend
+    from flank_ops.run.executors.base import JobRequest, job_name
+    from flank_ops.run.executors.slurm import SlurmBackend
     from flank_ops.paths import Home
     from flank_ops.run import records
 
@@ -235,7 +235,7 @@ def test_a_job_over_its_memory_is_killed_by_the_node_and_the_task_fails(tmp_path
 
 
 def test_a_job_slurm_forgot_is_said_so(slurm) -> None:
-    from flank_ops.executors.slurm import SlurmBackend
+    from flank_ops.run.executors.slurm import SlurmBackend
 
     state = SlurmBackend({}).poll("424242")
     assert state.done and state.state == "VANISHED" and state.exit_code is None

@@ -46,7 +46,7 @@ def test_without_site_url_the_push_says_how_to_open_the_site(tmp_path: Path) -> 
 
 def test_next_run_in_push_output_names_the_zone() -> None:
     from flank_ops.config.load import load_config
-    from flank_ops.git.deploy import schedule_lines
+    from flank_ops.deploy.deploy import schedule_lines
 
     config = load_config(b'pipelines:\n  nightly:\n    schedule: "0 2 * * *"\n    timezone: Asia/Tokyo\n'
                          b'    tasks: {a: echo a}\n', "flank.yml")

@@ -8,10 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
 
-from sample_runs import finished_run, make_project  # noqa: E402
+from sample_runs import finished_run, make_project, notify_and_ping  # noqa: E402
 from servers import http_recorder, refused_port, smtp_server  # noqa: E402
 
-from flank_ops.notify import dispatch  # noqa: E402
 from flank_ops.run.secrets import set_secret  # noqa: E402
 
 FAILURE_AND_RECOVERY = """\
@@ -36,7 +35,7 @@ def test_failure_posts_a_slack_message_with_the_log_tail_masked(capsys) -> None:
         log = "".join(f"step {i}\n" for i in range(1, 31)) + "\x1b[31mError\x1b[0m: could not log in with hunter2\n"
         record = finished_run(paths, logs={"extract": "ok\n", "model": log})
 
-        line = dispatch.after_run(paths, record)
+        line = notify_and_ping(paths, record)
 
     assert line == "notify failure: webhook sent"
     [request] = hook.requests
@@ -71,7 +70,7 @@ def test_email_over_starttls_with_login_from_a_project_secret(tmp_path: Path) ->
         set_secret(paths, "TEST_SMTP_PASSWORD", "s3cret")  # not in flank.toml
         record = finished_run(paths)
 
-        line = dispatch.after_run(paths, record)
+        line = notify_and_ping(paths, record)
 
         assert line == "notify failure: email sent to ada@example.org, ops@example.org"
         assert smtp.logins == ["flank"]
@@ -90,7 +89,7 @@ def test_success_notifies_nobody_when_only_failures_are_asked_for() -> None:
         paths = make_project(flank_yml=FAILURE_AND_RECOVERY.replace("failure, recovery", "failure"),
                              settings_toml=webhook_toml(hook.url))
         record = finished_run(paths, status="success")
-        assert dispatch.after_run(paths, record) is None
+        assert notify_and_ping(paths, record) is None
         assert hook.requests == []
 
 
@@ -98,11 +97,11 @@ def test_recovery_is_the_first_success_after_failures() -> None:
     with http_recorder() as hook:
         paths = make_project(flank_yml=FAILURE_AND_RECOVERY, settings_toml=webhook_toml(hook.url))
         failed = finished_run(paths)
-        assert dispatch.after_run(paths, failed) == "notify failure: webhook sent"
+        assert notify_and_ping(paths, failed) == "notify failure: webhook sent"
         recovered = finished_run(paths, status="success")
-        assert dispatch.after_run(paths, recovered) == "notify recovery: webhook sent"
+        assert notify_and_ping(paths, recovered) == "notify recovery: webhook sent"
         again = finished_run(paths, status="success")
-        assert dispatch.after_run(paths, again) is None  # an ordinary success: not asked for
+        assert notify_and_ping(paths, again) is None  # an ordinary success: not asked for
         texts = [r.json()["text"] for r in hook.requests]
     assert len(texts) == 2
     assert texts[1].startswith("*flank: demo nightly #2 recovered*")
@@ -112,9 +111,9 @@ def test_notify_success_also_covers_recoveries() -> None:
     with http_recorder() as hook:
         paths = make_project(flank_yml=FAILURE_AND_RECOVERY.replace("failure, recovery", "success"),
                              settings_toml=webhook_toml(hook.url))
-        assert dispatch.after_run(paths, finished_run(paths)) is None
-        assert dispatch.after_run(paths, finished_run(paths, status="success")) == "notify recovery: webhook sent"
-        assert dispatch.after_run(paths, finished_run(paths, status="success")) == "notify success: webhook sent"
+        assert notify_and_ping(paths, finished_run(paths)) is None
+        assert notify_and_ping(paths, finished_run(paths, status="success")) == "notify recovery: webhook sent"
+        assert notify_and_ping(paths, finished_run(paths, status="success")) == "notify success: webhook sent"
 
 
 # --- outages: named in the status line, never raised ---------------------------
@@ -122,7 +121,7 @@ def test_notify_success_also_covers_recoveries() -> None:
 def test_webhook_server_down(capsys) -> None:
     with refused_port() as port:
         paths = make_project(settings_toml=webhook_toml(f"http://127.0.0.1:{port}/services/SECRET-TOKEN"))
-        line = dispatch.after_run(paths, finished_run(paths))
+        line = notify_and_ping(paths, finished_run(paths))
     assert line == f"notify failure: webhook failed (cannot connect to http://127.0.0.1:{port} (connection refused))"
     assert "SECRET-TOKEN" not in line  # the webhook URL is a credential
     assert f"flank: {line}" in capsys.readouterr().err
@@ -131,14 +130,14 @@ def test_webhook_server_down(capsys) -> None:
 def test_webhook_slow_server_times_out() -> None:
     with http_recorder(hang=True) as slow:
         paths = make_project(settings_toml=webhook_toml(slow.url, timeout=0.5))
-        line = dispatch.after_run(paths, finished_run(paths))
+        line = notify_and_ping(paths, finished_run(paths))
     assert line == f"notify failure: webhook failed ({slow.url} did not answer within 0.5s)"
 
 
 def test_webhook_server_error() -> None:
     with http_recorder(status=500) as broken:
         paths = make_project(settings_toml=webhook_toml(broken.url))
-        line = dispatch.after_run(paths, finished_run(paths))
+        line = notify_and_ping(paths, finished_run(paths))
     assert line == f"notify failure: webhook failed (HTTP 500 from {broken.url})"
 
 
@@ -158,11 +157,11 @@ def test_email_bad_password_and_missing_password(tmp_path: Path, monkeypatch: py
             timeout = 5
             """
         paths = make_project(settings_toml=toml)
-        line = dispatch.after_run(paths, finished_run(paths))
+        line = notify_and_ping(paths, finished_run(paths))
         assert "email failed (no SMTP password for flank (set the env var TEST_SMTP_PASSWORD" in line
 
         monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
-        line = dispatch.after_run(paths, finished_run(paths))
+        line = notify_and_ping(paths, finished_run(paths))
         # both channels are tried; each failure is named
         assert line.startswith("notify failure: webhook failed (cannot connect to http://127.0.0.1:1")
         assert (f"email failed (SMTP login as flank refused by {smtp.host}:{smtp.port} (535); "
@@ -181,7 +180,7 @@ def test_email_untrusted_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyP
             password_env = "TEST_SMTP_PASSWORD"
             to = "ada@example.org"
             """)
-        line = dispatch.after_run(paths, finished_run(paths))
+        line = notify_and_ping(paths, finished_run(paths))
     assert f"email failed (TLS certificate of {smtp.host}:{smtp.port} not trusted" in line
     assert "set ca_file" in line
 
@@ -189,19 +188,19 @@ def test_email_untrusted_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_email_server_down() -> None:
     with refused_port() as port:
         paths = make_project(settings_toml=f'[notify.email]\nhost = "127.0.0.1"\nport = {port}\nto = "a@b.c"\n')
-        line = dispatch.after_run(paths, finished_run(paths))
+        line = notify_and_ping(paths, finished_run(paths))
     assert line == f"notify failure: email failed (cannot connect to 127.0.0.1:{port} (connection refused))"
 
 
 def test_bad_settings_are_a_status_line() -> None:
     paths = make_project(settings_toml='[notify.webhook]\nurl = "hooks.slack.com/x"\n')
-    line = dispatch.after_run(paths, finished_run(paths))
+    line = notify_and_ping(paths, finished_run(paths))
     assert line == "notify failure: webhook failed (flank.toml: [notify.webhook] url must be an http:// or https:// URL)"
 
 
 def test_nothing_configured() -> None:
     paths = make_project()
-    assert dispatch.after_run(paths, finished_run(paths)) is None
+    assert notify_and_ping(paths, finished_run(paths)) is None
 
 
 def test_slack_markup_from_a_commit_or_a_log_is_escaped_for_the_webhook_only() -> None:
@@ -210,7 +209,7 @@ def test_slack_markup_from_a_commit_or_a_log_is_escaped_for_the_webhook_only() -
         paths = make_project(flank_yml=FAILURE_AND_RECOVERY, settings_toml=webhook_toml(hook.url + "/hook"))
         record = finished_run(paths, logs={"extract": "ok\n", "model": "Error: a < b && c > d <@U024BE7LH>\n"})
         record.commit["message"] = "fix <!here> see <http://evil.example|the docs> & more"
-        assert dispatch.after_run(paths, record) == "notify failure: webhook sent"
+        assert notify_and_ping(paths, record) == "notify failure: webhook sent"
     text = hook.requests[0].json()["text"]
     assert 'fix &lt;!here&gt; see &lt;http://evil.example|the docs&gt; &amp; more' in text
     assert "Error: a &lt; b &amp;&amp; c &gt; d &lt;@U024BE7LH&gt;" in text

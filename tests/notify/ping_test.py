@@ -8,10 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
 
-from sample_runs import finished_run, make_project  # noqa: E402
+from sample_runs import finished_run, make_project, notify_and_ping, run_context  # noqa: E402
 from servers import http_recorder, refused_port  # noqa: E402
 
-from flank_ops.notify import dispatch, ping  # noqa: E402
+from flank_ops.notify import ping  # noqa: E402
 
 
 def pinged_project(ping_url: str, notify: str = "[failure]", settings_toml: str | None = None):
@@ -30,11 +30,11 @@ def test_start_success_and_fail_pings() -> None:
     with http_recorder() as hc:
         paths = pinged_project(hc.url + "/ping/8f2e-uuid")
         failed = finished_run(paths)
-        ping.run_started(paths, dataclasses.replace(failed, status="running"))
-        assert dispatch.after_run(paths, failed) == "ping /fail sent"
+        ping.ping_started(run_context(paths), dataclasses.replace(failed, status="running"))
+        assert notify_and_ping(paths, failed) == "ping /fail sent"
         ok = finished_run(paths, status="success")
-        ping.run_started(paths, dataclasses.replace(ok, status="running"))
-        assert dispatch.after_run(paths, ok) == "ping sent"
+        ping.ping_started(run_context(paths), dataclasses.replace(ok, status="running"))
+        assert notify_and_ping(paths, ok) == "ping sent"
         requests = [(r.method, r.path) for r in hc.requests]
         bodies = [r.body.decode() for r in hc.requests]
     assert requests == [("POST", "/ping/8f2e-uuid/start"), ("POST", "/ping/8f2e-uuid/fail"),
@@ -48,8 +48,8 @@ def test_start_success_and_fail_pings() -> None:
 def test_ping_and_notification_together() -> None:
     with http_recorder() as hc:
         paths = pinged_project(hc.url + "/p", settings_toml=f'[notify.webhook]\nurl = "{hc.url}/hook"\n')
-        assert dispatch.after_run(paths, finished_run(paths)) == "ping /fail sent; notify failure: webhook sent"
-        assert [r.path for r in hc.requests] == ["/p/fail", "/hook"]
+        assert notify_and_ping(paths, finished_run(paths)) == "notify failure: webhook sent; ping /fail sent"
+        assert [r.path for r in hc.requests] == ["/hook", "/p/fail"]
 
 
 def test_query_string_is_kept() -> None:
@@ -62,8 +62,8 @@ def test_ping_service_down_is_reported_not_raised(capsys) -> None:
     with refused_port() as port:
         paths = pinged_project(f"http://127.0.0.1:{port}/ping/uuid")
         record = finished_run(paths)
-        ping.run_started(paths, record)  # must not raise
-        line = dispatch.after_run(paths, record)
+        ping.ping_started(run_context(paths), record)  # must not raise
+        line = notify_and_ping(paths, record)
         assert f"flank: start ping failed: cannot connect to http://127.0.0.1:{port}" in capsys.readouterr().err
     refused = f"cannot connect to http://127.0.0.1:{port} (connection refused)"
     # the start ping's failure is kept with the finish ping's, in run.json and `flank status`
@@ -73,23 +73,23 @@ def test_ping_service_down_is_reported_not_raised(capsys) -> None:
 def test_slow_ping_service_times_out() -> None:
     with http_recorder(hang=True) as slow:
         paths = pinged_project(slow.url + "/ping/uuid", settings_toml="[ping]\ntimeout = 0.5\n")
-        line = dispatch.after_run(paths, finished_run(paths, status="success"))
+        line = notify_and_ping(paths, finished_run(paths, status="success"))
     assert line == f"ping failed ({slow.url} did not answer within 0.5s)"
 
 
 def test_wrong_ping_url_404_and_500_are_failures() -> None:
     with http_recorder(status=404) as hc:
         paths = pinged_project(hc.url + "/ping/typo")
-        assert dispatch.after_run(paths, finished_run(paths)) == f"ping /fail failed (HTTP 404 from {hc.url})"
+        assert notify_and_ping(paths, finished_run(paths)) == f"ping /fail failed (HTTP 404 from {hc.url})"
         hc.status = 500
-        assert dispatch.after_run(paths, finished_run(paths)) == f"ping /fail failed (HTTP 500 from {hc.url})"
+        assert notify_and_ping(paths, finished_run(paths)) == f"ping /fail failed (HTTP 500 from {hc.url})"
 
 
 def test_no_ping_url_sends_nothing() -> None:
     paths = make_project()
     record = finished_run(paths)
-    ping.run_started(paths, record)
-    assert dispatch.after_run(paths, record) is None
+    ping.ping_started(run_context(paths), record)
+    assert notify_and_ping(paths, record) is None
 
 
 def test_a_hanging_start_ping_never_delays_the_first_task(tmp_path: Path) -> None:
@@ -120,5 +120,5 @@ def test_a_hanging_start_ping_never_delays_the_first_task(tmp_path: Path) -> Non
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert [r.path for r in monitor.requests] == ["/ping/uuid/start", "/ping/uuid"]
-    notify = record(1)["after_run"]["notify"]
-    assert notify.startswith("ping /start failed (") and notify.endswith("; ping sent")
+    ping_line = record(1)["after_run"]["ping"]
+    assert ping_line.startswith("ping /start failed (") and ping_line.endswith("; ping sent")

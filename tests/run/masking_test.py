@@ -23,7 +23,7 @@ from run.deployed import deploy, record, runs_dir
 from run.task_exec_test import Launch, launcher_argv  # noqa: F401 - the fixture: both launchers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-from sample_runs import finished_run, make_project  # noqa: E402
+from sample_runs import finished_run, make_project, notify_and_ping  # noqa: E402
 from servers import http_recorder  # noqa: E402
 
 
@@ -236,8 +236,6 @@ def test_both_launchers_agree_with_the_plain_reference(launcher_argv: list[str],
 # --- a real run: log, run.json, note, notification --------------------------------------
 
 def test_notification_text_masks_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    from flank_ops.notify import dispatch
-
     with http_recorder() as hook:
         paths = make_project(settings_toml=f'[notify.webhook]\nurl = "{hook.url}/hook"\n')
         for name, value in SECRETS.items():
@@ -245,7 +243,7 @@ def test_notification_text_masks_the_table(capsys: pytest.CaptureFixture[str]) -
         lines = [f"{name}: {value} and {value}" for name, value in SECRETS.items() if name not in ("HUGE", "LONG")]
         log = "\n".join(lines) + f"\nLONG {SECRETS['LONG']}\n"
         rec = finished_run(paths, logs={"extract": "ok\n", "model": log})
-        assert dispatch.after_run(paths, rec) == "notify failure: webhook sent"
+        assert notify_and_ping(paths, rec) == "notify failure: webhook sent"
     text = hook.requests[0].json()["text"]
     assert_nothing_leaks(text)
     assert "TWO: *** and ***" in text and "LONG ***" in text

@@ -77,7 +77,7 @@ def test_after_run_touches_only_that_runs_pages_and_the_summaries(flank_home: Pa
     build.rebuild_all(home)
     before = _snapshot(home.site_dir)
     run_id = make_run(paths)
-    build.after_run(paths, "nightly", run_id)
+    build.draw_run(paths, "nightly", run_id)
     after = _snapshot(home.site_dir)
     changed = {p for p in after if before.get(p) != after[p]}
     expected_run_files = {f"demo/nightly/{run_id}/index.html"} | {
@@ -96,7 +96,7 @@ def test_after_run_with_10000_past_runs_reads_only_the_newest(flank_home: Path) 
     paths.run_dir("nightly", 17).mkdir()
     records.record_path(paths.run_dir("nightly", 17)).write_text("{ not json")
     run_id = make_run(paths)
-    build.after_run(paths, "nightly", run_id)
+    build.draw_run(paths, "nightly", run_id)
     site = home.site_dir
     assert (site / f"demo/nightly/{run_id}/index.html").is_file()
     assert not (site / "demo/nightly/17").exists()
@@ -124,7 +124,7 @@ def test_a_running_run_refreshes_until_it_ends(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
     run_id = make_run(paths, status="running")
-    build.after_run(paths, "nightly", run_id)
+    build.draw_run(paths, "nightly", run_id)
     page = home.site_dir / f"demo/nightly/{run_id}/index.html"
     assert 'http-equiv="refresh"' in page.read_text()
     assert "▶ running" in page.read_text()
@@ -133,7 +133,7 @@ def test_a_running_run_refreshes_until_it_ends(flank_home: Path) -> None:
     record.status, record.ended_at, record.duration_s = records.RunStatus.SUCCESS, record.started_at, 60.0
     records.write_record(paths.run_dir("nightly", run_id), record)
     records.append_history(paths, record)
-    build.after_run(paths, "nightly", run_id)
+    build.draw_run(paths, "nightly", run_id)
     assert 'http-equiv="refresh"' not in page.read_text()
     assert 'http-equiv="refresh"' not in (home.site_dir / "index.html").read_text()
 
@@ -178,7 +178,7 @@ def test_local_mode_builds_under_dot_flank(tmp_path: Path) -> None:
     (work / "flank.yml").write_text("pipelines:\n  nightly:\n    tasks:\n      a: echo a\n")
     paths = ProjectPaths.for_local(work)
     run_id = make_run(paths, tasks={"a": []})
-    build.after_run(paths, "nightly", run_id)
+    build.draw_run(paths, "nightly", run_id)
     site = work / ".flank" / "site"
     assert "my-analysis" in (site / "index.html").read_text()
     assert (site / f"my-analysis/nightly/{run_id}/index.html").is_file()

@@ -122,7 +122,7 @@ def test_the_grid_reads_only_the_newest_runs(flank_home: Path, monkeypatch: pyte
         return real(paths, pipeline, run_id, warnings)
 
     monkeypatch.setattr(grid, "load_run", spy)
-    build.after_run(paths, "nightly", 45)
+    build.draw_run(paths, "nightly", 45)
     assert sorted(read) == list(range(16, 46))
 
 

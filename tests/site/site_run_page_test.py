@@ -109,7 +109,7 @@ def test_a_running_tasks_last_lines_are_on_the_run_page(flank_home: Path) -> Non
     paths = make_project(home)
     run_id = make_run(paths, status="running",
                       logs={"extract": "".join(f"row {i}\n" for i in range(40)).encode()})
-    build.after_run(paths, "nightly", run_id)
+    build.draw_run(paths, "nightly", run_id)
     page = _page(home.site_dir, f"demo/nightly/{run_id}/index.html")
     live = _section(page, '<section class="live"', "</section>")
     assert "row 39" in live and "row 28" in live and "row 27" not in live
@@ -217,7 +217,7 @@ def test_a_running_tasks_big_log_gets_no_gzip_yet(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
     run_id = make_run(paths, status="running", logs={"extract": b"x" * (2 * 1024 * 1024) + b"\n"})
-    build.after_run(paths, "nightly", run_id)
+    build.draw_run(paths, "nightly", run_id)
     logs = home.site_dir / f"demo/nightly/{run_id}/logs"
     assert (logs / "extract.txt").exists() and not (logs / "extract.txt.gz").exists()
 
@@ -296,7 +296,7 @@ def test_a_killed_runs_pages_are_redrawn_by_the_next_look(flank_home: Path) -> N
     runner = _fake_runner()
     try:
         run_id = make_run(paths, status="running", runner=_identity(runner))
-        build.after_run(paths, "nightly", run_id)
+        build.draw_run(paths, "nightly", run_id)
         page = home.site_dir / f"demo/nightly/{run_id}/index.html"
         assert "▶ running" in page.read_text() and 'http-equiv="refresh"' in page.read_text()
     finally:
@@ -343,7 +343,7 @@ def test_no_page_links_to_a_run_without_a_page(flank_home: Path) -> None:
     shutil.rmtree(paths.run_dir("nightly", gone))  # e.g. deleted by hand: its history line stays
     newest = make_run(paths, status="running")  # allocated, not drawn yet by its runner
     make_run(paths, history=True)  # another run ends: the incremental path draws the summaries
-    build.after_run(paths, "nightly", newest + 1)
+    build.draw_run(paths, "nightly", newest + 1)
     site = home.site_dir
     for url in ("index.html", "demo/index.html", "demo/nightly/index.html", "demo/nightly/runs-1.html"):
         for link in _links(_page(site, url)):

@@ -8,7 +8,7 @@ from sample_runs import finished_run, make_project
 from servers import http_recorder, refused_port, s3_server
 
 from flank_ops.run import records
-from flank_ops.storage import s3
+from flank_ops.storage import pending, s3, uploads
 
 
 def s3_toml(endpoint: str, bucket: str, extra: str = "") -> str:
@@ -41,7 +41,7 @@ def pending_runs(paths) -> list[tuple[str, int]]:
 def test_not_configured_does_nothing() -> None:
     paths = make_project()
     record = finished_run(paths)
-    assert s3.after_run(paths, record) is None
+    assert uploads.upload_finished_run(paths, record.pipeline, record.run_id) is None
     assert not paths.s3_pending.exists()
 
 
@@ -50,7 +50,7 @@ def test_uploads_record_task_results_and_logs_with_content_types(s3env) -> None:
     paths = make_project(settings_toml=s3_toml(s3env.url, bucket))
     record = finished_run(paths)
 
-    line = s3.after_run(paths, record)
+    line = uploads.upload_finished_run(paths, record.pipeline, record.run_id)
 
     assert line == "s3: uploaded 5 files"
     objects = s3env.objects(bucket)
@@ -70,7 +70,7 @@ def test_large_log_goes_up_as_multipart(s3env) -> None:
     big = "x" * 99 + "\n"
     record = finished_run(paths, logs={"model": big * 110_000})  # 11 MB: three 5 MB parts
 
-    assert s3.after_run(paths, record) == "s3: uploaded 3 files"
+    assert uploads.upload_finished_run(paths, record.pipeline, record.run_id) == "s3: uploaded 3 files"
 
     head = s3env.objects(bucket)["backups/flank/demo/runs/nightly/1/logs/model.log"]
     assert head["ContentLength"] == 11_000_000
@@ -82,17 +82,17 @@ def test_server_down_keeps_the_run_pending_and_the_next_run_uploads_it(s3env, fl
     with refused_port() as port:
         paths = make_project(settings_toml=s3_toml(f"http://127.0.0.1:{port}", bucket))
         first = finished_run(paths)
-        line = s3.after_run(paths, first)
+        line = uploads.upload_finished_run(paths, first.pipeline, first.run_id)
     assert line == (f"s3: upload failed (cannot connect to http://127.0.0.1:{port}); "
                     "will retry on the next run or `flank sync`")
     assert pending_runs(paths) == [("nightly", 1)]
-    entry = s3.pending_uploads(paths)[0]
+    entry = pending.read_pending(paths)[0]
     assert entry["attempts"] == 1 and "cannot connect" in entry["last_error"]
 
     # S3 is back: the next run's upload takes the earlier one along
     (flank_home / "flank.toml").write_text(s3_toml(s3env.url, bucket))
     second = finished_run(paths, status="success")
-    assert s3.after_run(paths, second) == "s3: uploaded 10 files (with 1 earlier pending run)"
+    assert uploads.upload_finished_run(paths, second.pipeline, second.run_id) == "s3: uploaded 10 files (with 1 earlier pending run)"
     assert pending_runs(paths) == []
     keys = s3env.objects(bucket)
     assert "backups/flank/demo/runs/nightly/1/logs/model.log" in keys
@@ -103,7 +103,7 @@ def test_slow_server_times_out_instead_of_hanging_the_run(s3env) -> None:
     with http_recorder(hang=True) as slow:
         paths = make_project(settings_toml=s3_toml(slow.url, "some-bucket"))
         record = finished_run(paths)
-        line = s3.after_run(paths, record)
+        line = uploads.upload_finished_run(paths, record.pipeline, record.run_id)
     assert line == f"s3: upload failed ({slow.url} did not answer within 1s); will retry on the next run or `flank sync`"
     assert pending_runs(paths) == [("nightly", 1)]
 
@@ -112,7 +112,7 @@ def test_server_errors_keep_the_run_pending(s3env) -> None:
     with http_recorder(status=500) as broken:
         paths = make_project(settings_toml=s3_toml(broken.url, "some-bucket"))
         record = finished_run(paths)
-        line = s3.after_run(paths, record)
+        line = uploads.upload_finished_run(paths, record.pipeline, record.run_id)
     assert line.startswith("s3: upload failed (InternalError from http://127.0.0.1:")
     assert line.endswith("; will retry on the next run or `flank sync`")
     assert len(broken.requests) >= 2  # botocore retried once before giving up
@@ -125,7 +125,7 @@ def test_bad_credentials_are_named_and_the_run_stays_pending(s3env, monkeypatch)
     paths = make_project(settings_toml=s3_toml(s3env.url, bucket))
     record = finished_run(paths)
 
-    line = s3.after_run(paths, record)
+    line = uploads.upload_finished_run(paths, record.pipeline, record.run_id)
 
     assert line.startswith("s3: upload failed (SignatureDoesNotMatch from ")
     assert "check the AWS credentials" in line
@@ -136,7 +136,7 @@ def test_bad_credentials_are_named_and_the_run_stays_pending(s3env, monkeypatch)
 def test_missing_bucket_setting_is_a_status_line_not_an_exception() -> None:
     paths = make_project(settings_toml="[s3]\nprefix = 'x'\n")
     record = finished_run(paths)
-    assert s3.after_run(paths, record) == "s3: not uploaded: flank.toml: [s3] needs a bucket"
+    assert uploads.upload_finished_run(paths, record.pipeline, record.run_id) == "s3: not uploaded: flank.toml: [s3] needs a bucket"
 
 
 def test_a_pruned_pending_run_is_dropped(s3env) -> None:
@@ -145,12 +145,10 @@ def test_a_pruned_pending_run_is_dropped(s3env) -> None:
     bucket = s3env.new_bucket()
     paths = make_project(settings_toml=s3_toml(s3env.url, bucket))
     old = finished_run(paths)
-    from flank_ops.storage import pending
-
     pending.add_pending(paths, "nightly", old.run_id)
     shutil.rmtree(paths.run_dir("nightly", old.run_id))
     new = finished_run(paths, status="success")
-    assert s3.after_run(paths, new) == "s3: uploaded 5 files"
+    assert uploads.upload_finished_run(paths, new.pipeline, new.run_id) == "s3: uploaded 5 files"
     assert pending_runs(paths) == []
     assert records.list_run_ids(paths, "nightly") == [2]
 

@@ -7,8 +7,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from flank_ops.git.release_config import load_release_config
+from flank_ops.notify import dispatch, ping
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
+from flank_ops.run import records, runner
 
 
 def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml: str | None = None) -> ProjectPaths:
@@ -79,3 +81,19 @@ def site_file(home: Path, rel: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def run_context(paths: ProjectPaths, pipeline: str = "nightly") -> runner.RunContext:
+    """The context the runner builds as a run starts, for the release make_project deployed."""
+    sha = "0" * 40
+    config = load_release_config(paths, sha)
+    deployed = runner.Deployed(paths, paths.release_dir(sha), config, {"sha": sha})
+    return runner.run_context(deployed, config.pipelines[pipeline])
+
+
+def notify_and_ping(paths: ProjectPaths, record: records.RunRecord) -> str | None:
+    """What the after-run notify and ping steps say (finish/run_steps.py), joined by "; "."""
+    context = run_context(paths, record.pipeline)
+    lines = [dispatch.send_notifications(context, record),
+             ping.ping_finished(context, record, lambda: dispatch.run_message(context, record).as_text())]
+    return "; ".join(line for line in lines if line) or None

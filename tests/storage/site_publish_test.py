@@ -93,7 +93,7 @@ def test_a_projects_own_bucket_gets_that_project_and_nothing_of_the_others(s3env
     from conftest import run_flank
     from sample_runs import finished_run, make_project
 
-    from flank_ops.storage import s3
+    from flank_ops.storage import uploads
 
     down_bucket, vm_bucket = s3env.new_bucket(), s3env.new_bucket()
     down = make_project("down")
@@ -118,12 +118,12 @@ def test_a_projects_own_bucket_gets_that_project_and_nothing_of_the_others(s3env
         f.write(f'[s3]\nbucket = "{vm_bucket}"\nendpoint_url = "{s3env.url}"\ntimeout = 5\n')
     record = finished_run(other)
     run_flank("site", check=True)
-    line = s3.after_run(other, record)
+    line = uploads.upload_finished_run(other, record.pipeline, record.run_id)
     assert line.startswith("s3: uploaded 5 files; site: ")
     vm_keys = set(s3env.objects(vm_bucket))
     assert {"site/index.html", "site/other/nightly/2/index.html", "site/down/index.html"} <= vm_keys
     assert "other/runs/nightly/2/run.json" in vm_keys and not any(k.startswith("down/runs/") for k in vm_keys)
     record = finished_run(down)
     run_flank("site", check=True)
-    s3.after_run(down, record)
+    uploads.upload_finished_run(down, record.pipeline, record.run_id)
     assert [k for k in s3env.objects(down_bucket) if "other" in k or k == "site/index.html"] == []

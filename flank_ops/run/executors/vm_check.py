@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flank_ops.config.model import Config
-from flank_ops.executors.base import LOCAL, not_configured_message
+from flank_ops.run.executors.base import LOCAL, not_configured_message
 from flank_ops.paths import Home
 
 
@@ -16,8 +16,8 @@ def executors_used(config: Config) -> set[str]:
 
 def config_warnings(home: Home, project: str | None, config: Config) -> list[str]:
     """One line per problem this VM has with the config (empty: none)."""
-    from flank_ops.executors.resources import too_big, vm_cpus, vm_memory_mb
-    from flank_ops.executors.settings import configured
+    from flank_ops.run.executors.resources import too_big, vm_cpus, vm_memory_mb
+    from flank_ops.run.executors.settings import configured
 
     warnings = []
     for kind in sorted(executors_used(config)):
@@ -40,7 +40,7 @@ def config_warnings(home: Home, project: str | None, config: Config) -> list[str
 
 def doctor_problems(home: Home) -> Iterator[tuple[str, str, list[str]]]:
     """(kind, scope label, problems) of every executor configured in flank.toml."""
-    from flank_ops.executors import backend
+    from flank_ops.run.executors import backend
     from flank_ops.settings import executor_settings, settings_for
 
     projects = home.projects() or [None]

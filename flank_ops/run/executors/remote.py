@@ -1,6 +1,6 @@
 """The loop every remote executor shares: one task of a run, sent to a cluster and waited for.
 
-    python -m flank_ops.executors SPEC_FILE RUN_DIR      (what make starts; see __main__.py)
+    python -m flank_ops.run.executors SPEC_FILE RUN_DIR      (what make starts; see __main__.py)
 
 It leaves in RUN_DIR what the local launcher leaves (run/task_exec.py states the format), so
 records, the site, `flank logs --follow` and notifications see no difference:
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flank_ops.errors import UserError
-from flank_ops.executors.base import Backend, BackendError, JobRequest, JobState, executor_record, job_name
+from flank_ops.run.executors.base import Backend, BackendError, JobRequest, JobState, executor_record, job_name
 from flank_ops.run.secrets import SecretMasker, secret_values_from_env
 from flank_ops.run.task_exec import (EXIT_TIMED_OUT, MAKE_VARIABLES, TaskLog, TaskSpec, _write_result,
                                      now_iso)
@@ -267,7 +267,7 @@ def task_environment(spec: TaskSpec) -> tuple[dict[str, str], dict[str, str]]:
 def executor_options(kind: str, spec: TaskSpec, env: dict[str, str]) -> dict[str, str]:
     """flank.toml's [executors.<kind>] (the project's override applied), under flank.yml's options.
     Raises NotConfigured when flank.toml has no such table."""
-    from flank_ops.executors.settings import executor_settings
+    from flank_ops.run.executors.settings import executor_settings
 
     options = executor_settings(kind, env.get("FLANK_PROJECT") or None, env.get("FLANK_HOME") or None)
     options.update(dict(spec.options))
@@ -275,8 +275,8 @@ def executor_options(kind: str, spec: TaskSpec, env: dict[str, str]) -> dict[str
 
 
 def run_remote(spec: TaskSpec, run_dir: str) -> int:
-    from flank_ops.executors import backend as make_backend
-    from flank_ops.executors.settings import NotConfigured
+    from flank_ops.run.executors import backend as make_backend
+    from flank_ops.run.executors.settings import NotConfigured
 
     os.makedirs(os.path.join(run_dir, "tasks"), exist_ok=True)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)

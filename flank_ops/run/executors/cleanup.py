@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flank_ops.executors.base import BackendError, job_name_prefix
+from flank_ops.run.executors.base import BackendError, job_name_prefix
 
 if TYPE_CHECKING:
     from flank_ops.run.records import RunRecord
@@ -27,7 +27,7 @@ def remote_kinds(record: "RunRecord") -> set[str]:
 
 def cancel_jobs_of_run(run_dir: Path, record: "RunRecord") -> list[str]:
     """Cancel the run's live jobs; returns their ids. Never raises: the run is marked anyway."""
-    from flank_ops.executors import backend
+    from flank_ops.run.executors import backend
 
     prefix = job_name_prefix(record.project, record.pipeline, str(record.run_id))
     cancelled: list[str] = []

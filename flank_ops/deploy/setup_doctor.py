@@ -79,7 +79,7 @@ def renv_packages_check(home: Home, name: str, check: Any) -> Any | None:
         return check("FAIL", label, f"names {len(packages)} packages but R is not installed",
                      "install R: sudo apt-get install r-base-core")
     from flank_ops.git.release_config import load_release_config
-    from flank_ops.git.setup import setup_env
+    from flank_ops.deploy.setup import setup_env
 
     env = setup_env(paths, release, load_release_config(paths, sha), sha)
     script = ("pk <- strsplit(Sys.getenv('FLANK_DOCTOR_PACKAGES'), ',')[[1]]; "

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from flank_ops.executors.base import BackendError, JobRequest, JobState
+from flank_ops.run.executors.base import BackendError, JobRequest, JobState
 
 COMMAND_TIMEOUT_S = 60.0
 # sbatch/squeue/scontrol stderr that means "down or full for now": the task stays queued.

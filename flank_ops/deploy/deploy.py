@@ -1,7 +1,7 @@
 """post-receive: deploy the deploy branch's tip, then start the runs the push asked for.
 
 Order matters: the release is built completely (checkout, persist: links, then
-`setup:` run or reused — git/setup.py) and `current` switched atomically
+`setup:` run or reused — deploy/setup.py) and `current` switched atomically
 before anything reads it; steps after the switch (Makefiles, crontab, site) may
 fail and are reported, but the deploy stands. Deploys of one project are
 serialized with a lock. A push whose commit a newer push replaced before its
@@ -30,9 +30,10 @@ from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
+from flank_ops.run.in_use import releases_in_use
 
 if TYPE_CHECKING:
-    from flank_ops.git.setup import SetupFailed
+    from flank_ops.deploy.setup import SetupFailed
 
 
 def say(message: str) -> None:
@@ -48,7 +49,7 @@ class Deployed(NamedTuple):
 def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
     """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
     from flank_ops.git.deploy_state import deploy_marked
-    from flank_ops.git.setup import split_setup_option
+    from flank_ops.deploy.setup import split_setup_option
 
     try:
         setup_option, push_options = split_setup_option(push_options)
@@ -102,7 +103,7 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     clean_leftovers(paths)
     clean_stale_validated(paths)
 
-    from flank_ops.git.setup import SetupFailed, setup_release
+    from flank_ops.deploy.setup import SetupFailed, setup_release
 
     setup: dict[str, Any] | None = None
     try:
@@ -156,8 +157,8 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     for line in (site_line or "").splitlines():
         say(line)
     try:
-        prune_releases(paths)
-        from flank_ops.git.setup import prune_builds
+        prune_releases(paths, releases_in_use(paths))
+        from flank_ops.deploy.setup import prune_builds
 
         prune_builds(paths)
     except OSError as exc:
@@ -234,8 +235,8 @@ def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
 
 
 def sync_persisted(paths: ProjectPaths, release: Path, config: Config) -> list[str]:
-    """issue 11: tracked files under persisted folders into persist/ (git/persist_overlay.py)."""
-    from flank_ops.git.persist_overlay import sync_tracked
+    """issue 11: tracked files under persisted folders into persist/ (deploy/persist_overlay.py)."""
+    from flank_ops.deploy.persist_overlay import sync_tracked
 
     return sync_tracked(paths, release, config.persist)
 
@@ -327,7 +328,7 @@ def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
 
 def executor_warnings(paths: ProjectPaths, config: Config) -> list[str]:
     """issue 14: executors flank.yml names that this VM lacks, tasks too big for it."""
-    from flank_ops.executors.vm_check import config_warnings
+    from flank_ops.run.executors.vm_check import config_warnings
 
     try:
         return config_warnings(paths.home, paths.name, config)

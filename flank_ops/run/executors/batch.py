@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flank_ops.executors.base import BackendError, JobRequest, JobState
+from flank_ops.run.executors.base import BackendError, JobRequest, JobState
 from flank_ops.fileio import locked
 from flank_ops.settings import BatchSettings, S3Settings, batch_settings_from_table
 
@@ -68,7 +68,7 @@ VM_ONLY_VARIABLES = frozenset(("FLANK_HOME", "FLANK_RELEASE", "FLANK_SECRET_NAME
 def vm_batch_settings() -> BatchSettings:
     """[executors.batch] of this VM's flank.toml; a BackendError (not a UserError) when missing or wrong."""
     from flank_ops.errors import UserError
-    from flank_ops.executors.base import not_configured_message
+    from flank_ops.run.executors.base import not_configured_message
     from flank_ops.paths import Home
     from flank_ops.settings import batch_settings, settings_for
 
@@ -224,7 +224,7 @@ class BatchBackend:
     def client(self, service: str) -> Any:
         if service not in self._clients:
             if service == "s3":
-                from flank_ops.storage.s3 import make_client
+                from flank_ops.s3 import make_client
 
                 self._clients[service] = make_client(self.s3_settings())
             else:
@@ -243,7 +243,7 @@ class BatchBackend:
         from botocore import exceptions as bx
 
         if service == "s3":
-            from flank_ops.storage.s3 import describe_error
+            from flank_ops.s3 import describe_error
 
             return "S3: " + describe_error(exc, self.s3_settings())
         where = {"batch": "AWS Batch", "logs": "CloudWatch Logs"}.get(service, service)
@@ -320,7 +320,7 @@ class BatchBackend:
             raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
 
     def _upload(self, tarball: Path, key: str) -> None:
-        from flank_ops.storage.s3 import upload_file
+        from flank_ops.s3 import upload_file
 
         try:
             # another run of the same commit may upload at the same time: same content, last writer wins

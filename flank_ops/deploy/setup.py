@@ -53,7 +53,7 @@ from flank_ops.paths import ProjectPaths
 SETUP_OPTION = "setup"
 SKIP, FORCE = "skip", "force"
 # What the Pushes page and deploys.jsonl say about a deploy's setup.
-RAN, REUSED, SKIPPED, FAILED = "ran", "reused", "skipped", "failed"
+from flank_ops.git.deploy_log import FAILED, RAN, REUSED, SKIPPED, read_setup_log as read_log  # noqa: E402,F401
 STREAM_MAX_LINES = 300  # lines streamed to `git push`; beyond, the full log has them and the tail is shown
 TAIL_LINES = 25  # the last lines shown at the end of a cut or failed setup's output
 MAX_LINE_CHARS = 1000  # one line of push output at most this long (the log keeps it whole)
@@ -500,13 +500,3 @@ def _listdir(folder: Path) -> Iterator[Path]:
         yield from list(folder.iterdir())
     except FileNotFoundError:
         return
-
-
-def read_log(paths: ProjectPaths, name: str) -> bytes | None:
-    """A setup log by its name in deploys.jsonl (None if pruned or not a plain name)."""
-    if not name or "/" in name or name.startswith("."):
-        return None
-    try:
-        return (setup_dir(paths) / "logs" / name).read_bytes()
-    except OSError:
-        return None

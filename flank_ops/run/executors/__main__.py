@@ -1,4 +1,4 @@
-"""`python -m flank_ops.executors SPEC_FILE RUN_DIR [LAUNCHER...]` — what make starts for a task
+"""`python -m flank_ops.run.executors SPEC_FILE RUN_DIR [LAUNCHER...]` — what make starts for a task
 whose executor is not "local" (remote.py), or a local task that declared memory/cpus: checked
 against the VM (resources.py), then LAUNCHER (the usual task launcher) takes over by exec."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print("usage: python -m flank_ops.executors SPEC_FILE RUN_DIR [LAUNCHER...]\n"
+        print("usage: python -m flank_ops.run.executors SPEC_FILE RUN_DIR [LAUNCHER...]\n"
               "  (runs one task of a flank Makefile on its executor)", file=sys.stderr)
         return 2
     spec_path, run_dir, *launcher = argv
@@ -24,10 +24,10 @@ def main(argv: list[str]) -> int:
         print(f"flank-task: {spec_path}: bad task name", file=sys.stderr)
         return 2
     if spec.executor == "local":
-        from flank_ops.executors.resources import run_local
+        from flank_ops.run.executors.resources import run_local
 
         return run_local(spec, spec_path, run_dir, launcher)
-    from flank_ops.executors.remote import run_remote
+    from flank_ops.run.executors.remote import run_remote
 
     return run_remote(spec, run_dir)
 

@@ -1,7 +1,7 @@
 """What every remote executor implements (contract C4 of issue 14).
 
 A task whose executor is not "local" is started by make through
-`python -m flank_ops.executors SPEC RUN_DIR` instead of the C launcher. remote.py
+`python -m flank_ops.run.executors SPEC RUN_DIR` instead of the C launcher. remote.py
 runs the loop common to all backends (tasks/<task>.json, the log and its .log.times,
 secret masking, retries, timeout, `flank cancel`); a backend only talks to its engine:
 
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
+from flank_ops.settings import CONFIG_EXAMPLES  # the flank.toml lines each executor needs
+
 # Executor names a task or pipeline may give in flank.yml ("local" = the VM's own launcher).
-LOCAL = "local"
-REMOTE_KINDS = ("slurm", "batch")
-EXECUTOR_NAMES = (LOCAL, *REMOTE_KINDS)
+from flank_ops.config.model import EXECUTOR_NAMES, LOCAL, REMOTE_KINDS  # noqa: E402,F401 - flank.yml's values
 
 
 class JobRequest(NamedTuple):
@@ -76,11 +76,6 @@ class BackendError(Exception):
 
 
 # What flank.toml needs for each executor: said when a task names an executor the VM lacks.
-CONFIG_EXAMPLES = {
-    "slurm": '[executors.slurm]\npartition = "compute"      # optional: account, qos, extra_args = "--gres=gpu:1"',
-    "batch": '[executors.batch]\njob_queue = "flank"\njob_definition = "flank-task"\nregion = "eu-west-2"\n'
-             'bucket = "my-bucket"',
-}
 
 
 def not_configured_message(kind: str) -> str:

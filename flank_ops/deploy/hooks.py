@@ -48,7 +48,7 @@ def site_after_push(project: str) -> int:
     """`flank hook site PROJECT`, started detached by a push's hooks: the pages a push changes,
     redrawn after the push returned. One at a time; the last to start reads the newest state."""
     from flank_ops.fileio import locked
-    from flank_ops.git.deploy import rebuild_site
+    from flank_ops.deploy.deploy import rebuild_site
 
     paths = Home().project(project)
     with locked(paths.lock_file("site-after-push")):
@@ -211,7 +211,7 @@ def deploy_in_this_process(fd: int, paths: ProjectPaths, branch: str, update: Re
     import time
 
     from flank_ops import error_handler
-    from flank_ops.git import deploy as _preloaded  # noqa: F401 - loaded while git moves the ref
+    from flank_ops.deploy import deploy as _preloaded  # noqa: F401 - loaded while git moves the ref
 
     deadline = time.monotonic() + limit_s
     out = None
@@ -311,7 +311,7 @@ def bad_push_option() -> str | None:
     """issue 13: -o setup=VALUE other than skip or force is refused before the branch moves."""
     if not any(o.partition("=")[0].strip() == "setup" for o in push_options()):
         return None
-    from flank_ops.git.setup import split_setup_option
+    from flank_ops.deploy.setup import split_setup_option
 
     try:
         split_setup_option(push_options())
@@ -344,7 +344,7 @@ def record_rejection(paths: ProjectPaths, update: RefUpdate | None, errors: list
         record_deploy(paths, deploy_entry("rejected", update.ref if update else "", commit, errors=errors))
     except OSError:
         return  # the refusal already reached the user; a read-only home must not turn it into a crash
-    from flank_ops.git.deploy import refresh_site
+    from flank_ops.deploy.deploy import refresh_site
 
     for warning in refresh_site(paths):
         say(f"warning: {warning}")
@@ -363,7 +363,7 @@ def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
             say(f"branch {update.ref[len('refs/heads/'):]!r} stored, not deployed (this VM deploys {branch!r})")
     if not updates:
         return 0
-    from flank_ops.git.deploy import deploy_and_start
+    from flank_ops.deploy.deploy import deploy_and_start
 
     return deploy_and_start(paths, branch, updates[-1].new, push_options())
 

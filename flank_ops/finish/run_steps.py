@@ -1,0 +1,162 @@
+"""The steps around a run, in the order they happen:
+
+    start    ping <ping_url>/start                    notify/ping.py
+    running  the run's pages redrawn                  site/build.py
+    end      finish_run(context, record), each step independent:
+               note     a line on the commit's git note       git/notes.py
+               site     the run's pages, final                 site/build.py
+               s3       record and logs up, site published     storage/uploads.py
+               notify   webhook / e-mail as notify: asks       notify/dispatch.py
+               ping     <ping_url> or <ping_url>/fail          notify/ping.py
+               vm_size  shrink the VM when its window ended    cost/shrink.py
+
+`flank run` hands RUN_STEPS to run.runner.run_pipeline. A step that fails never loses the
+record nor stops the next step: its error is printed and kept in run.json["after_run"],
+which the site and `flank status` show.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import TextIO
+
+from flank_ops.cost import shrink
+from flank_ops.errors import UserError
+from flank_ops.fileio import locked
+from flank_ops.git.notes import append_note, note_line
+from flank_ops.notify import dispatch, ping
+from flank_ops.notify.message import Message
+from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.records import RunRecord
+from flank_ops.run.runner import RunContext
+from flank_ops.run.secrets import mask
+from flank_ops.settings import site_url
+from flank_ops.site import build, layout
+from flank_ops.storage.uploads import upload_finished_run
+
+
+def add_git_note(context: RunContext, record: RunRecord) -> str | None:
+    """One line for the run on its commit's note (refs/notes/flank)."""
+    paths = context.paths
+    if paths.local:
+        return None  # a laptop working copy has no bare repo to annotate
+    sha = record.commit.get("sha")
+    if not sha:
+        return "no commit to annotate"
+    page = layout.run_url(site_url(context.settings()), record.project, record.pipeline, record.run_id)
+    append_note(paths, sha, mask(note_line(record, page, context.pipeline.timezone), context.secrets))
+    return "ok"
+
+
+def draw_site(context: RunContext, record: RunRecord) -> str | None:
+    build.draw_run(context.paths, record.pipeline, record.run_id)
+    return "ok"
+
+
+def upload_to_s3(context: RunContext, record: RunRecord) -> str | None:
+    settings = context.settings_or_error
+    # a broken flank.toml: uploads reads it again and says "s3: not uploaded: <why>"
+    return upload_finished_run(context.paths, record.pipeline, record.run_id,
+                               settings if isinstance(settings, dict) else None)
+
+
+def shrink_vm(context: RunContext) -> str | None:
+    """With a `flank cost` plan applied, a run that ends its window shrinks the VM."""
+    paths = context.paths
+    if paths.local or not paths.home.cost_plan.exists():
+        return None  # the common case costs one stat
+    return shrink.shrink_after_run(paths.home)
+
+
+def finish_run(context: RunContext, record: RunRecord) -> dict[str, str]:
+    """Run every after-run step for a final record; store and return {step: outcome}."""
+    message: list[Message] = []
+
+    def run_message() -> Message:  # one message for the notifications and the ping, built once
+        if not message:
+            message.append(dispatch.run_message(context, record))
+        return message[0]
+
+    steps: list[tuple[str, Callable[[], str | None]]] = [
+        ("note", lambda: add_git_note(context, record)),
+        ("site", lambda: draw_site(context, record)),
+        ("s3", lambda: upload_to_s3(context, record)),
+        ("notify", lambda: dispatch.send_notifications(context, record, run_message)),
+        ("ping", lambda: ping.ping_finished(context, record, lambda: run_message().as_text())),
+        ("vm_size", lambda: shrink_vm(context)),
+    ]
+    outcomes: dict[str, str] = {}
+    for name, step in steps:
+        try:
+            outcome = step()
+        except Exception as exc:  # noqa: BLE001 - one failing integration must not stop the others
+            if isinstance(exc, UserError):
+                detail = exc.message
+            elif isinstance(exc, OSError) and records.is_disk_full(exc):
+                detail = f"{records.disk_error(exc)}: free some disk space"
+            else:
+                detail = f"{type(exc).__name__}: {exc}"
+            outcome = mask(f"error: {detail}", context.secrets)
+            print(f"flank: after the run, {name} failed: {outcome[len('error: '):]}", file=sys.stderr)
+        if outcome is not None:
+            outcomes[name] = outcome
+    record.after_run = outcomes
+    paths = context.paths
+    try:
+        records.write_record(paths.run_dir(record.pipeline, record.run_id), record)
+    except OSError as exc:
+        print(f"flank: could not save the after-run outcomes in run.json: {exc}", file=sys.stderr)
+    if outcomes.get("site") == "ok" and any(name not in ("note", "site") for name in outcomes):
+        try:  # the run page was drawn before S3, notify and ping said how they went: show it
+            build.redraw_run_page(paths, record.pipeline, record.run_id)
+        except Exception as exc:  # noqa: BLE001 - the run is over and recorded
+            print(f"flank: could not redraw the run's page: {exc}", file=sys.stderr)
+    return outcomes
+
+
+def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
+    """The one way a reader marks dead runs: records.reconcile marks runs whose runner died
+    interrupted, then their pages are redrawn so none keeps saying "running"."""
+    marked = records.reconcile(paths, pipeline)
+    if marked:
+        build.redraw_runs(paths, pipeline, marked)
+    return marked
+
+
+class _RunSteps:
+    """run.runner.RunSteps for a run on this machine."""
+
+    @contextlib.contextmanager
+    def vm_busy(self, paths: ProjectPaths, out: TextIO) -> Iterator[None]:
+        """While a run runs on the VM it holds the VM's busy lock shared, so `flank cost` never
+        shrinks (stops) the VM under it; a shrink started just before it is cancelled (the run wins)."""
+        if paths.local:
+            yield
+            return
+        home = paths.home
+        with locked(home.busy_lock, shared=True):
+            if shrink.marker_path(home).exists():
+                try:
+                    said = shrink.cancel_pending(home)
+                except UserError as exc:
+                    said = f"could not cancel the VM's pending shrink: {exc.message}"
+                if said:
+                    print(f"flank: {said}", file=out, flush=True)
+            yield
+
+    def started(self, context: RunContext, record: RunRecord) -> None:
+        ping.ping_started(context, record)
+
+    def progress(self, paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+        build.draw_run(paths, pipeline, run_id)
+
+    def finished(self, context: RunContext, record: RunRecord) -> None:
+        finish_run(context, record)
+
+    def interrupted(self, paths: ProjectPaths, pipeline: str, run_ids: list[int]) -> None:
+        build.redraw_runs(paths, pipeline, run_ids)
+
+
+RUN_STEPS = _RunSteps()
