@@ -40,7 +40,7 @@ def check_branch_name(branch: str) -> str:
 
 
 def hook_shim(hook: str, python: str) -> str:
-    """The shim text for `hook`: the template from hooks/ with this interpreter filled in."""
+    """The shim text for `hook`: the template from flank_ops/hooks/ with this interpreter filled in."""
     from importlib.resources import files
 
     template = files("flank_ops.hooks").joinpath(hook).read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Rendering pages with the Jinja2 templates of site_template/ (autoescaped, relative links)."""
+"""Rendering pages with the Jinja2 templates of flank_ops/site_template/ (autoescaped, relative links)."""
 from __future__ import annotations
 
 import functools
