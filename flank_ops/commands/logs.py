@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         paths = ProjectPaths.for_local(find_working_copy(Path.cwd()))
     else:
         paths = Home().project(project).require()
-    ids = records.list_run_ids(paths, pipeline)
-    if not ids:
+    last = records.last_run_id(paths, pipeline)
+    if last is None:
         known = paths.pipelines_with_runs()
         config = deployed_config(paths)
         if config is not None:
@@ -103,9 +103,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"pipeline {pipeline!r} has not run yet", f"start it with: flank run {paths.name} {pipeline}")
         raise UserError(f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines"))
     reconcile(paths, pipeline)
-    run_id = ids[-1] if run_id is None else run_id
-    if run_id not in ids:
-        raise UserError(f"no run #{run_id} of {pipeline}", f"runs go from #{ids[0]} to #{ids[-1]}")
+    run_id = last if run_id is None else run_id
+    if not paths.run_dir(pipeline, run_id).is_dir():
+        ids = records.list_run_ids(paths, pipeline)  # only to say which there are
+        hint = f"runs go from #{ids[0]} to #{ids[-1]}" if ids else f"{pipeline} has no runs left"
+        raise UserError(f"no run #{run_id} of {pipeline}", hint)
     run_dir = paths.run_dir(pipeline, run_id)
     try:
         record = records.read_record(run_dir)

@@ -186,7 +186,8 @@ def _outage_warnings(projects) -> list[str]:
     warnings = []
     for paths in projects:
         for pipeline in paths.pipelines_with_runs():
-            for run_id in sorted(records.list_run_ids(paths, pipeline), reverse=True)[:5]:
+            last = records.last_run_id(paths, pipeline) or 0
+            for run_id in range(last, max(0, last - 5), -1):  # the newest five ids, not a listing of them all
                 try:
                     outcomes = records.read_record(paths.run_dir(pipeline, run_id)).after_run
                 except (OSError, ValueError):

@@ -110,9 +110,9 @@ def run_use(record: RunRecord) -> RunUse | None:
 
 
 def _recent_records(paths: ProjectPaths, pipeline: str, count: int) -> list[RunRecord]:
-    ids = sorted(records.list_run_ids(paths, pipeline))[-count * 2:]  # skipped runs do not count
+    last = records.last_run_id(paths, pipeline) or 0  # the newest ids: no listing of every run folder
     out: list[RunRecord] = []
-    for run_id in reversed(ids):
+    for run_id in range(last, max(0, last - count * 2), -1):  # skipped runs do not count
         try:
             record = records.read_record(paths.run_dir(pipeline, run_id))
         except (OSError, ValueError):

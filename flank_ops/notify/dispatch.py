@@ -34,12 +34,7 @@ def outcome_of(paths: ProjectPaths, record: RunRecord) -> str | None:
         return "failure"
     if status != RunStatus.SUCCESS:
         return None
-    previous = None
-    for entry in records.read_history(paths, record.pipeline):
-        if entry["run_id"] == record.run_id:
-            break  # runs that finished after this one do not count
-        if entry.get("status") in ("success", "failed", "interrupted"):
-            previous = entry
+    previous = records.previous_outcome(paths, record.pipeline, record.run_id)
     return "recovery" if previous is not None and previous["status"] != "success" else "success"
 
 

@@ -3,6 +3,9 @@
     runs/<pipeline>/
       last_id                 the last run id handed out (ids are sequential per pipeline)
       history.jsonl           one summary line per finished run, appended (the site's index)
+      state.json              what each run needs of the runs before it (run/state.py): running
+                              runs, last finished, last success, last full run; a cache of the
+                              two above, rebuilt from them when missing, damaged or stale
       <run-id>/
         run.json              the run record (below), replaced atomically, readable mid-run
         .reserve              disk space held while the run goes, freed to write its final record
@@ -97,6 +100,7 @@ from typing import Any
 from flank_ops.errors import UserError
 from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_json_lines
 from flank_ops.paths import ProjectPaths
+from flank_ops.run.state import PipelineState, rebuild
 
 FORMAT = 1
 
@@ -142,6 +146,7 @@ SETTLED_TASK_STATUSES = FAILED_TASK_STATUSES | OK_TASK_STATUSES
 RECORD_FILE = "run.json"
 HISTORY_FILE = "history.jsonl"
 LAST_ID_FILE = "last_id"
+STATE_FILE = "state.json"
 RESERVE_FILE = ".reserve"
 
 
@@ -374,6 +379,7 @@ def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:
     with locked(paths.lock_file("run-id", pipeline)):
         run_id = _next_run_id(paths, pipeline)
         (runs / str(run_id)).mkdir()
+        _change_state(paths, pipeline, lambda state: state.created(run_id))
         atomic_write_text(runs / LAST_ID_FILE, f"{run_id}\n")
     return run_id, runs / str(run_id)
 
@@ -409,6 +415,7 @@ def create_run(paths: ProjectPaths, pipeline: str,
                 record = build(run_id)
                 reserve_space(run_dir, reserve_size(record))
                 write_record(run_dir, record)
+                _change_state(paths, pipeline, lambda state: state.created(run_id))
                 atomic_write_text(counter, f"{run_id}\n")  # last: a failure above leaves the id unused
             except BaseException:
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -512,8 +519,12 @@ def read_record(run_dir: Path) -> RunRecord:
 
 
 def append_history(paths: ProjectPaths, record: RunRecord) -> None:
-    """Add a finished run's one-line summary to the pipeline's history index."""
-    append_json_line(paths.runs_dir(record.pipeline) / HISTORY_FILE, history_entry(record))
+    """Add a finished run's one-line summary to the pipeline's history index, and say in the
+    pipeline's state that it is over (both under the pipeline's run-id lock)."""
+    entry = history_entry(record)
+    with locked(paths.lock_file("run-id", record.pipeline)):
+        append_json_line(paths.runs_dir(record.pipeline) / HISTORY_FILE, entry)
+        _change_state(paths, record.pipeline, lambda state: state.finished(entry))
 
 
 def history_entry(record: RunRecord) -> dict[str, Any]:
@@ -552,28 +563,107 @@ def selected_tasks(record: RunRecord) -> list[str]:
 
 
 def last_full_run(paths: ProjectPaths, pipeline: str, before: int | None = None) -> dict[str, Any] | None:
-    """The history entry of the newest run that ran the whole pipeline (skipped triggers do not
-    count), older than run `before` when given; None when there is none."""
-    entries = list(read_history(paths, pipeline))
-    for entry in sorted(entries, key=lambda e: e["run_id"], reverse=True):
+    """{"run_id", "status"} of the newest run that ran the whole pipeline (skipped triggers do not
+    count), older than run `before` when given; None when there is none. Reads the pipeline's state;
+    only when a full run newer than `before` has finished since does it look through the history."""
+    full = read_state(paths, pipeline).last_full
+    if full is None or before is None or full["run_id"] < before:
+        return full
+    found = None
+    for entry in read_history(paths, pipeline):  # rare: e.g. an old partial run still going
         if before is not None and entry["run_id"] >= before:
             continue
-        if entry.get("status") == "skipped":
+        if entry.get("status") == "skipped" or _line_is_partial(paths, pipeline, entry):
             continue
-        partial = entry.get("partial")
-        if partial is None:  # a line written before history lines said so
-            try:
-                partial = is_partial(read_record(paths.run_dir(pipeline, entry["run_id"])))
-            except (OSError, ValueError):
-                continue
-        if not partial:
-            return entry
-    return None
+        if found is None or entry["run_id"] > found["run_id"]:
+            found = {"run_id": entry["run_id"], "status": entry["status"]}
+    return found
+
+
+def _line_is_partial(paths: ProjectPaths, pipeline: str, entry: dict[str, Any]) -> bool:
+    """A history line's "partial"; for a line written before lines said so, its record's (an
+    unreadable record counts as partial: it cannot stand for the whole pipeline)."""
+    partial = entry.get("partial")
+    if partial is not None:
+        return bool(partial)
+    try:
+        return is_partial(read_record(paths.run_dir(pipeline, entry["run_id"])))
+    except (OSError, ValueError):
+        return True
+
+
+def previous_outcome(paths: ProjectPaths, pipeline: str, run_id: int) -> dict[str, Any] | None:
+    """{"run_id", "status"} of the run that ended (success, failed or interrupted) last before
+    run `run_id` did — what a notification compares a success with; None when there is none."""
+    before = read_state(paths, pipeline).outcome_before(run_id)
+    if before is not False:
+        return before if isinstance(before, dict) else None
+    previous = None  # another run finished since: read the history up to this run's line
+    for entry in read_history(paths, pipeline):
+        if entry["run_id"] == run_id:
+            break  # runs that finished after this one do not count
+        if entry.get("status") in ("success", "failed", "interrupted"):
+            previous = {"run_id": entry["run_id"], "status": entry["status"]}
+    return previous
 
 
 def read_history(paths: ProjectPaths, pipeline: str) -> Iterator[dict[str, Any]]:
     """Finished runs' summaries in the order they finished (skips damaged lines)."""
     yield from read_json_lines(paths.runs_dir(pipeline) / HISTORY_FILE, "run_id")
+
+
+# --- the pipeline's state (run/state.py): no per-run path scans the history -----
+
+def _counter(paths: ProjectPaths, pipeline: str) -> int | None:
+    try:
+        return int((paths.runs_dir(pipeline) / LAST_ID_FILE).read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _load_state(paths: ProjectPaths, pipeline: str) -> PipelineState | None:
+    """The state file when it is whole and current: None when missing, damaged, or stale (runs were
+    handed out without it, e.g. by an older flank: its last id is not the counter's)."""
+    try:
+        state = PipelineState.from_text((paths.runs_dir(pipeline) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    counter = _counter(paths, pipeline)
+    return state if counter is None or counter == state.last_id else None
+
+
+def _rebuilt_state(paths: ProjectPaths, pipeline: str) -> PipelineState:
+    """The state from history.jsonl and the run folders: the one full scan (the caller holds the
+    run-id lock)."""
+    ids = list_run_ids(paths, pipeline)
+    counter = _counter(paths, pipeline)
+    return rebuild(read_history(paths, pipeline), ids, counter if counter is not None else max(ids, default=0),
+                   lambda run_id: _line_is_partial(paths, pipeline, {"run_id": run_id}))
+
+
+def _change_state(paths: ProjectPaths, pipeline: str, change: Callable[[PipelineState], None]) -> None:
+    """Apply `change` to the pipeline's state and write it (the caller holds the run-id lock)."""
+    state = _load_state(paths, pipeline) or _rebuilt_state(paths, pipeline)
+    change(state)
+    atomic_write_text(paths.runs_dir(pipeline) / STATE_FILE, state.to_text())
+
+
+def read_state(paths: ProjectPaths, pipeline: str) -> PipelineState:
+    """The pipeline's state: one small file read; rebuilt (and saved) when missing, damaged or stale."""
+    state = _load_state(paths, pipeline)
+    if state is not None:
+        return state
+    if not paths.runs_dir(pipeline).is_dir():
+        return PipelineState()
+    with locked(paths.lock_file("run-id", pipeline)):
+        state = _load_state(paths, pipeline)  # another process may have rebuilt it meanwhile
+        if state is None:
+            state = _rebuilt_state(paths, pipeline)
+            try:
+                atomic_write_text(paths.runs_dir(pipeline) / STATE_FILE, state.to_text())
+            except OSError:
+                pass  # e.g. a full disk: rebuilt again next time
+    return state
 
 
 # --- liveness: a runner that died leaves "running"; we detect and mark it ----
@@ -651,20 +741,16 @@ def merge_task_results(run_dir: Path, record: RunRecord, names: list[str] | None
 
 def last_run_id(paths: ProjectPaths, pipeline: str) -> int | None:
     """The last run id handed out (the pipeline's newest run); None before its first run."""
-    try:
-        last = int((paths.runs_dir(pipeline) / LAST_ID_FILE).read_text().strip() or 0)
-    except (FileNotFoundError, ValueError):
+    last = _counter(paths, pipeline)
+    if last is None:
         last = max(list_run_ids(paths, pipeline), default=0)
     return last or None
 
 
 def find_running(paths: ProjectPaths, pipeline: str) -> list[RunRecord]:
     """Records of the pipeline's runs that are not finished yet (live runners only)."""
-    finished = {e["run_id"] for e in read_history(paths, pipeline)}
     out = []
-    for run_id in list_run_ids(paths, pipeline):
-        if run_id in finished:
-            continue
+    for run_id in sorted(read_state(paths, pipeline).running):
         try:
             record = read_record(paths.run_dir(pipeline, run_id))
         except (OSError, ValueError):
@@ -677,18 +763,15 @@ def find_running(paths: ProjectPaths, pipeline: str) -> list[RunRecord]:
 def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
     """Mark runs whose runner died (SIGKILL, reboot) as interrupted; returns their ids.
 
-    Only runs missing from history.jsonl are looked at, so this stays cheap with
-    thousands of past runs. A finished record whose history line was lost (the
-    runner died between the two writes) gets its history line back.
+    Only the runs the pipeline's state lists as running are looked at, so this costs the same
+    with 10 or 100,000 past runs (nothing at all when none is running). A finished record whose
+    history line was lost (the runner died between the two writes) gets its history line back.
     """
-    if not paths.runs_dir(pipeline).is_dir():
+    if not read_state(paths, pipeline).running:
         return []
     marked: list[int] = []
     with locked(paths.lock_file("reconcile", pipeline)):
-        finished = {e["run_id"] for e in read_history(paths, pipeline)}
-        for run_id in list_run_ids(paths, pipeline):
-            if run_id in finished:
-                continue
+        for run_id in sorted(read_state(paths, pipeline).running):
             run_dir = paths.run_dir(pipeline, run_id)
             try:
                 record = read_record(run_dir)
@@ -703,6 +786,10 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
                 if record.status == RunStatus.RUNNING:
                     mark_interrupted(run_dir, record)
                     marked.append(run_id)
+                elif any(e["run_id"] == run_id for e in read_history(paths, pipeline)):  # rare: a full read
+                    with locked(paths.lock_file("run-id", pipeline)):  # its line is there: only the state lags
+                        _change_state(paths, pipeline, lambda state: state.finished(history_entry(record)))
+                    continue
                 release_space(run_dir)
                 append_history(paths, record)
             except OSError:
@@ -716,8 +803,9 @@ def _drop_if_empty(paths: ProjectPaths, pipeline: str, run_dir: Path) -> None:
     run-id lock, as create_run writes the first record under it: a folder being born is never seen."""
     try:
         with locked(paths.lock_file("run-id", pipeline)):
-            if {p.name for p in run_dir.iterdir()} <= {RESERVE_FILE}:
-                shutil.rmtree(run_dir)
+            if not run_dir.exists() or {p.name for p in run_dir.iterdir()} <= {RESERVE_FILE}:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                _change_state(paths, pipeline, lambda state: state.forget(int(run_dir.name)))
     except OSError:
         pass
 

@@ -2,8 +2,9 @@
 
 The incremental path (a run just changed) must cost the same with 10 or 10,000
 past runs, so everything here reads a bounded amount: the tail of
-history.jsonl, the first line of it, the `last_id` counter, the few newest run
-folders. Only the full rebuild walks every run.
+history.jsonl, the first line of it, the `last_id` counter, the pipeline's state
+file and the folders of the runs it lists as running. Only the full rebuild walks
+every run.
 """
 from __future__ import annotations
 
@@ -163,12 +164,10 @@ def load_run(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings
     return record.to_json() if record is not None else None
 
 
-def running_records(paths: ProjectPaths, pipeline: str, finished_ids: set[int], warnings: Warnings,
-                    look_back: int = 3) -> list[RunRecord]:
-    """Runs newer than the history that are still going (checks only the newest few folders)."""
+def running_records(paths: ProjectPaths, pipeline: str, finished_ids: set[int], warnings: Warnings) -> list[RunRecord]:
+    """Runs still going, newest first (those the pipeline's state lists as running, run/state.py)."""
     out = []
-    last = records.last_run_id(paths, pipeline) or 0
-    for run_id in range(last, max(0, last - look_back), -1):
+    for run_id in sorted(records.read_state(paths, pipeline).running, reverse=True):
         if run_id in finished_ids:
             continue
         record = load_run_record(paths, pipeline, run_id, warnings)
