@@ -41,7 +41,7 @@ MB = 1024 * 1024
 MAX_FILES_PER_TASK = 5000  # a glob that matches more is a mistake (a cache folder?): the rest is not kept
 LOOK_BACK_RUNS = 5  # how many earlier runs may lend an unchanged file
 FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
-_UNFINISHED = ("pending", "running", "skipped")
+_UNFINISHED = ("pending", "running", "queued", "skipped")
 
 
 class Budget(NamedTuple):
@@ -61,8 +61,12 @@ def keep_finished(run_dir: Path, record: RunRecord, pipeline: Pipeline, release_
         task = pipeline.tasks.get(name)
         if entry is None or task is None or not task.artifacts or entry.artifacts is not None:
             continue
-        if entry.status in _UNFINISHED or not (entry.started_at or entry.attempts):
+        if entry.status in _UNFINISHED:
+            continue
+        if entry.status != "up_to_date" and not (entry.started_at or entry.attempts):
             continue  # it never started (upstream failed, cancelled while waiting): nothing to look for
+        # an up_to_date task (issue 12) did not run, but its files are the run's outputs too: kept
+        # again, as links to the earlier run's copies when untouched (no disk, no time)
         if max_mb is None:
             max_mb = _max_mb(run_dir, record)
         used = sum(int(a.get("size") or 0) for t in record.tasks.values() for a in t.artifacts or () if a.get("kept"))

@@ -168,3 +168,23 @@ def test_a_notification_links_the_report_the_run_kept(tmp_path: Path) -> None:
     del record["tasks"]["report"]
     text = build_message(paths, RunRecord.from_json(record), "success", "http://vm.example:8083/").as_text()
     assert "report:" not in text
+
+
+def test_an_up_to_date_task_keeps_its_unchanged_outputs_as_links(tmp_path: Path) -> None:
+    yml = """\
+persist: [results]
+pipelines:
+  nightly:
+    tasks:
+      model:
+        run: printf 'PNG-1' > results/plot.png
+        outputs: [results/plot.png]
+        artifacts: [results/plot.png]
+"""
+    deploy(tmp_path, yml)
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    second = record(2)["tasks"]["model"]
+    assert second["status"] == "up_to_date"
+    assert [(a["path"], a["kept"]) for a in second["artifacts"]] == [("results/plot.png", True)]
+    assert os.path.samefile(_kept(1, "model") / "results" / "plot.png", _kept(2, "model") / "results" / "plot.png")
