@@ -106,7 +106,9 @@ def main() -> int:
                         "flank_ops of DIR (an older checkout), for before/after figures in one run")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="flank-bench-") as tmp_name, contextlib.ExitStack() as stack:
+    # The site is redrawn by a detached process after each push: it may still be writing at the end.
+    with tempfile.TemporaryDirectory(prefix="flank-bench-", ignore_cleanup_errors=True) as tmp_name, \
+            contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         env.update({

@@ -35,7 +35,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="flank-bench-setup-") as tmp_name:
+    # The site is redrawn by a detached process after each push: it may still be writing at the end.
+    with tempfile.TemporaryDirectory(prefix="flank-bench-setup-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         env.update({
