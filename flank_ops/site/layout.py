@@ -5,12 +5,15 @@
     site/<project>/index.html                         project: pipelines + recent deploys
     site/<project>/deploys.html                       every push handled
     site/<project>/resources.html                     memory and time the pipelines' recent runs used
+    site/<project>/_setup/<log>.txt                   a deploy's setup log (issue 13)
     site/<project>/<pipeline>/index.html              pipeline: schedule, DAG, newest runs, trend
     site/<project>/<pipeline>/runs-<k>.html           history by run id: #1-50 is k=1, #51-100 k=2 ...
     site/<project>/<pipeline>/<run_id>/index.html     run (the git note links here)
     site/<project>/<pipeline>/<run_id>/logs/<task>.html   log tail
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt    the raw log (hard link or copy)
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt.gz a gzip copy of a big log, made once the task ended
+    site/<project>/<pipeline>/<run_id>/artifacts/<task>/<path>   a kept artifact (hard link to the run's copy)
+    site/<project>/<pipeline>/latest/<task>/<path>    the newest successful run's artifact: a stable URL
 
 Links between pages are relative, so the site works under any URL prefix, on S3
 or from file://. `file_name` is injective and keeps `_static`, `index.html`, `deploys.html`
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 from flank_ops.site.data import PAGE_SIZE
@@ -31,7 +35,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
 # name can never equal another name's stand-in.
 _STAND_IN = re.compile(r"-[0-9a-f]{10}$")
 # Names the site itself uses next to project and pipeline folders.
-_RESERVED = {"index", "logs", STATIC_DIR.lower()}
+SETUP_LOGS_DIR = "_setup"  # issue 13: site/<project>/_setup/<log>.txt
+_RESERVED = {"index", "logs", STATIC_DIR.lower(), SETUP_LOGS_DIR}
 
 
 def file_name(name: str) -> str:
@@ -57,6 +62,35 @@ def archive_range(number: int) -> tuple[int, int]:
     return (number - 1) * PAGE_SIZE + 1, number * PAGE_SIZE
 
 
+class SiteLayout:
+    """Paths (for writing) and site-relative URLs (for linking) of every page."""
+
+    def __init__(self, site_dir: Path) -> None:
+        self.root = Path(site_dir)
+
+    # files
+    def home_page(self) -> Path:
+        return self.root / "index.html"
+
+    def css(self) -> Path:
+        return self.root / STATIC_DIR / CSS_FILE
+
+    def project_dir(self, project: str) -> Path:
+        return self.root / file_name(project)
+
+    def pipeline_dir(self, project: str, pipeline: str) -> Path:
+        return self.project_dir(project) / file_name(pipeline)
+
+    def run_dir(self, project: str, pipeline: str, run_id: int) -> Path:
+        return self.pipeline_dir(project, pipeline) / str(run_id)
+
+    def file(self, url: str) -> Path:
+        """The file behind a site-relative URL made by the methods below."""
+        from urllib.parse import unquote
+
+        return self.root / unquote(url)
+
+
 # site-relative URLs (always to a file, so file:// browsing works)
 def url_home() -> str:
     return "index.html"
@@ -72,6 +106,11 @@ def url_project(project: str) -> str:
 
 def url_deploys(project: str) -> str:
     return f"{quote(file_name(project))}/deploys.html"
+
+
+def url_setup_log(project: str, log_name: str) -> str:
+    """issue 13: a setup's log, as text (log_name: setup/logs/<name> of deploys.jsonl)."""
+    return f"{quote(file_name(project))}/{SETUP_LOGS_DIR}/{quote(log_name)}.txt"
 
 
 def url_resources(project: str) -> str:
@@ -106,6 +145,20 @@ def url_raw_log(project: str, pipeline: str, run_id: int, task: str) -> str:
 
 def url_raw_log_gz(project: str, pipeline: str, run_id: int, task: str) -> str:
     return url_raw_log(project, pipeline, run_id, task) + ".gz"
+
+
+# issue 11: a task's kept files (run/artifacts.py) and their stable latest/ URLs. `path` is the
+# kept name relative to the task's dir, already free of '..' and control characters.
+LATEST_DIR = "latest"
+
+
+def url_artifact(project: str, pipeline: str, run_id: int, task: str, path: str) -> str:
+    return (f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/artifacts/"
+            f"{quote(file_name(task))}/{quote(path)}")
+
+
+def url_latest(project: str, pipeline: str, task: str, path: str) -> str:
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{LATEST_DIR}/{quote(file_name(task))}/{quote(path)}"
 
 
 def depth_prefix(url: str) -> str:

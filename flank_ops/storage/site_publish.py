@@ -28,6 +28,7 @@ from flank_ops.fileio import atomic_write_json, locked
 from flank_ops.paths import Home
 from flank_ops.settings import S3Settings, s3_settings, settings_for
 from flank_ops.site import layout
+from flank_ops.storage.artifacts import site_upload_args
 from flank_ops.storage.s3 import describe_error, make_client, upload_file
 
 MANIFEST_FORMAT = 1
@@ -138,7 +139,7 @@ def publish_site(home: Home, settings: S3Settings, client: Any | None = None,
                 if not (entry and entry.get("md5") == md5):
                     client = client or make_client(settings)
                     # pages change after every run: ask browsers and CDNs to revalidate
-                    extra = {"CacheControl": "no-cache"} if rel.endswith(".html") else None
+                    extra = site_upload_args(rel)  # pages and latest/ outputs: revalidated (storage/artifacts.py)
                     upload_file(client, settings, path, settings.site_bucket, settings.site_prefix + rel, extra)
                     uploaded += 1
                 else:
