@@ -15,6 +15,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "flank_ops"
 DISPATCHERS = {"main", "__main__"}  # the entry points, above everything
+# Arrows pointing the wrong way that came with the issue 11-14 merges, after this rule: each is one
+# import to untangle (move the code down or hand it in from above). No new entry here, please.
+KNOWN_UPWARD: set[tuple[str, str]] = set()  # arrows that point the wrong way, each to untangle; none now
 
 
 def _node(module: str) -> str | None:
@@ -82,6 +85,8 @@ def find_loop(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
 
 def test_folders_import_each_other_without_loops() -> None:
     graph = folder_graph()
+    for source, target in KNOWN_UPWARD:
+        graph[source].pop(target, None)
     assert graph["run"], "the scan found no imports at all: is PACKAGE right?"
     loop = find_loop(graph)
     if loop:
@@ -90,9 +95,16 @@ def test_folders_import_each_other_without_loops() -> None:
                              + "\n".join(arrows) + "\nmove the code or hand it in from above (see finish/)")
 
 
+def test_the_known_wrong_arrows_still_exist() -> None:
+    # once one is untangled, drop it from KNOWN_UPWARD so it cannot come back
+    graph = folder_graph()
+    assert [arrow for arrow in sorted(KNOWN_UPWARD) if not graph[arrow[0]].get(arrow[1])] == []
+
+
 def test_the_top_modules_import_no_folder() -> None:
     # errors, fileio, paths, humanize, settings: everyone's foundation, so they depend on no feature
-    assert dict(folder_graph().get("<top>", {})) == {}
+    graph = folder_graph()
+    assert {target for target in graph.get("<top>", {}) if ("<top>", target) not in KNOWN_UPWARD} == set()
 
 
 def test_a_loop_is_found_and_named() -> None:

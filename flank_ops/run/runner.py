@@ -469,9 +469,9 @@ def _disk_is_full(run_dir: Path) -> bool:
 
 def _execute(context: RunContext, steps: RunSteps, record: RunRecord, run_dir: Path,
              selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
-    deployed, pipeline = context.deployed, context.pipeline
     from flank_ops.run import plan as run_plan
 
+    deployed, pipeline = context.deployed, context.pipeline
     paths = deployed.paths
     run_id = record.run_id
     secrets = context.secrets
@@ -633,7 +633,6 @@ def _refresh_site(redraw: Callable[[], None]) -> None:
 
 def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str], out: TextIO) -> None:
     """One line per task as it reaches a final status."""
-    from flank_ops.humanize import duration as format_duration
     from flank_ops.run.plan import NO_OUTPUTS
 
     for name in names:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 from flank_ops.site.data import PAGE_SIZE
@@ -59,6 +60,35 @@ def archive_number(run_id: int) -> int:
 
 def archive_range(number: int) -> tuple[int, int]:
     return (number - 1) * PAGE_SIZE + 1, number * PAGE_SIZE
+
+
+class SiteLayout:
+    """Paths (for writing) and site-relative URLs (for linking) of every page."""
+
+    def __init__(self, site_dir: Path) -> None:
+        self.root = Path(site_dir)
+
+    # files
+    def home_page(self) -> Path:
+        return self.root / "index.html"
+
+    def css(self) -> Path:
+        return self.root / STATIC_DIR / CSS_FILE
+
+    def project_dir(self, project: str) -> Path:
+        return self.root / file_name(project)
+
+    def pipeline_dir(self, project: str, pipeline: str) -> Path:
+        return self.project_dir(project) / file_name(pipeline)
+
+    def run_dir(self, project: str, pipeline: str, run_id: int) -> Path:
+        return self.pipeline_dir(project, pipeline) / str(run_id)
+
+    def file(self, url: str) -> Path:
+        """The file behind a site-relative URL made by the methods below."""
+        from urllib.parse import unquote
+
+        return self.root / unquote(url)
 
 
 # site-relative URLs (always to a file, so file:// browsing works)

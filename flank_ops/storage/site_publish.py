@@ -29,6 +29,7 @@ from flank_ops.paths import Home
 from flank_ops.settings import S3Settings, s3_settings, settings_for
 from flank_ops.site import layout
 from flank_ops.s3 import describe_error, make_client, upload_file
+from flank_ops.storage.artifacts import site_upload_args
 
 MANIFEST_FORMAT = 1
 
@@ -115,8 +116,6 @@ def publish_site(home: Home, settings: S3Settings, client: Any | None = None,
                  projects: list[str] | None = None) -> PublishResult:
     """Upload the changed files of the site (only `projects`' pages when given, see
     site_scope); never raises for S3 failures (see PublishResult.error)."""
-    from flank_ops.storage.artifacts import site_upload_args
-
     if not home.site_dir.is_dir():
         return PublishResult(0, 0, 0, None)
     target = f"s3://{settings.site_bucket}/{settings.site_prefix}"
