@@ -151,12 +151,12 @@ def _print_where(record: dict, request) -> None:
 
 def _page_url(project: str, record: dict) -> str | None:
     """The run's page on the status site (None when flank.toml is broken: already reported)."""
-    from flank_ops.git.notes import run_url
     from flank_ops.paths import Home
     from flank_ops.settings import settings_for, site_url
+    from flank_ops.site.layout import run_url
 
     try:
-        return run_url(site_url(settings_for(Home(), project)), record)
+        return run_url(site_url(settings_for(Home(), project)), project, record["pipeline"], record["run_id"])
     except UserError:
         return None
 

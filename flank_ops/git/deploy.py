@@ -308,9 +308,10 @@ def status_site_line(paths: ProjectPaths) -> str | None:
     """Where to see the site: its URL when flank.toml has site_url; else how to open it (lines)."""
     try:
         from flank_ops.settings import settings_for, site_url
+        from flank_ops.site.layout import project_url
 
         settings = settings_for(paths.home, paths.name)
-        url = f"{site_url(settings)}{paths.name}/"
+        url = project_url(site_url(settings), paths.name)
     except UserError as exc:
         return f"warning: {failure_text(exc)}"
     if settings.get("site_url"):

@@ -38,17 +38,9 @@ _FOLD_LINE = re.compile(r"^flank (?P<pipeline>\S+) … and (?P<count>\d+) earlie
 _FOLD_COUNT = re.compile(r"^(?P<n>\d+) (?P<word>\S+)$")
 
 
-def run_url(base_url: str, record: dict[str, Any]) -> str:
-    """The run's page as a folder URL (site/layout.py places it)."""
-    from flank_ops.site.layout import url_run
-
-    base = base_url if base_url.endswith("/") else base_url + "/"
-    page = url_run(record["project"], record["pipeline"], record["run_id"])
-    return base + page.removesuffix("index.html")
-
-
-def note_line(record: dict[str, Any], base_url: str, timezone: str | None = None) -> str:
-    """The spec's one-line summary of a finished run (not yet masked)."""
+def note_line(record: dict[str, Any], run_page: str, timezone: str | None = None) -> str:
+    """The spec's one-line summary of a finished run (not yet masked), ending with the address of
+    its page (site/layout.py's run_url: git/ does not reach up into the site)."""
     parts = [
         f"flank {record['pipeline']} #{record['run_id']} {record['status']}",
         clock(record.get("started_at"), timezone, NOTE) if record.get("started_at") else "?",
@@ -57,7 +49,7 @@ def note_line(record: dict[str, Any], base_url: str, timezone: str | None = None
     line = " ".join(parts)
     if record.get("summary"):
         line += f" — {record['summary']}"
-    return f"{line} — {run_url(base_url, record)}"
+    return f"{line} — {run_page}"
 
 
 def _fold_counts(text: str) -> dict[str, int] | None:
@@ -123,7 +115,7 @@ def fold_line(pipeline: str, counts: dict[str, int], url: str) -> str:
 
 
 def pipeline_page(line: str) -> str:
-    """The pipeline page of a run line: its run URL (layout.url_run) cut back to the pipeline's folder."""
+    """The pipeline page of a run line: its run address (layout.run_url) cut back to the pipeline's folder."""
     url = line.rsplit(" — ", 1)[-1].strip()
     match = re.match(r"^(.*/)\d+/$", url)
     return match[1] if match else url

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from flank_ops.humanize import LONG, clock, duration
 from flank_ops.paths import ProjectPaths
+from flank_ops.site.layout import run_url
 
 TAIL_LINES = 20
 TAIL_TASKS = 2  # log tails for the first failed tasks; the rest are listed
@@ -53,10 +54,6 @@ class Message(NamedTuple):
 def slack_escape(text: str) -> str:
     """The three characters Slack's message format gives a meaning (api.slack.com, "Escaping text")."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def run_url(base_url: str, record: dict[str, Any]) -> str:
-    return f"{base_url}{record['project']}/{record['pipeline']}/{record['run_id']}/"
 
 
 def log_tail(path: Path, lines: int = TAIL_LINES, secrets: dict[str, str] | None = None) -> list[str]:
@@ -134,5 +131,5 @@ def build_message(paths: ProjectPaths, record: dict[str, Any], outcome: str, bas
         subject=mask(f"flank: {headline}", secrets),
         summary=[mask(line, secrets) for line in summary],
         tails=tails,
-        run_url=run_url(base_url, record),
+        run_url=run_url(base_url, project, pipeline, run_id),
     )

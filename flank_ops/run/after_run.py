@@ -23,8 +23,10 @@ def _note(paths: ProjectPaths, record: dict[str, Any], secrets: dict[str, str], 
         return "no commit to annotate"
     from flank_ops.git.notes import append_note, note_line
     from flank_ops.settings import settings_for, site_url
+    from flank_ops.site.layout import run_url
 
-    line = mask(note_line(record, site_url(settings_for(paths.home, paths.name)), timezone), secrets)
+    page = run_url(site_url(settings_for(paths.home, paths.name)), paths.name, record["pipeline"], record["run_id"])
+    line = mask(note_line(record, page, timezone), secrets)
     append_note(paths, sha, line)
     return "ok"
 

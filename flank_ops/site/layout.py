@@ -13,8 +13,9 @@
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt.gz a gzip copy of a big log, made once the task ended
 
 Links between pages are relative, so the site works under any URL prefix, on S3
-or from file://. `file_name` is injective and keeps `_static`, `index.html`, `deploys.html`
-and `runs-<k>.html` for the site itself, so no project, pipeline or task name can clash with them.
+or from file://. Addresses handed out of the site (push output, `flank run`, git notes,
+notifications) are `absolute_url(base_url, url_...)`: the same file, under flank.toml's site_url.
+`file_name` is injective and keeps `_static`, `index.html`, `deploys.html` and `runs-<k>.html` for the site itself, so no project, pipeline or task name can clash with them.
 """
 from __future__ import annotations
 
@@ -130,6 +131,23 @@ def url_raw_log(project: str, pipeline: str, run_id: int, task: str) -> str:
 
 def url_raw_log_gz(project: str, pipeline: str, run_id: int, task: str) -> str:
     return url_raw_log(project, pipeline, run_id, task) + ".gz"
+
+
+def absolute_url(base_url: str, url: str) -> str:
+    """The absolute address of the page at site-relative `url` under the site's base URL; a folder's
+    index.html is left off (flank serve, nginx and S3 websites all answer a folder with it)."""
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    return base + url.removesuffix("index.html")
+
+
+def run_url(base_url: str, project: str, pipeline: str, run_id: int) -> str:
+    """The run's page, as git notes, notifications and `flank run` give it."""
+    return absolute_url(base_url, url_run(project, pipeline, run_id))
+
+
+def project_url(base_url: str, project: str) -> str:
+    """The project's page, as a push's output gives it."""
+    return absolute_url(base_url, url_project(project))
 
 
 def depth_prefix(url: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from conftest import REPO_ROOT, git, run_flank
 from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
+from flank_ops.site.layout import run_url
 from run.deployed import deploy
 
 RECORD = {
@@ -20,12 +21,13 @@ RECORD = {
 
 
 def test_note_line_is_the_spec_summary() -> None:
-    assert note_line(RECORD, "http://vm.example:8083", timezone="UTC") == (
+    page = run_url("http://vm.example:8083", "myproj", "nightly", 17)
+    assert note_line(RECORD, page, timezone="UTC") == (
         "flank nightly #17 failed 2026-11-24 02:00 UTC (14m32s) — 3/4 ok; model failed (exit 1, 3 attempts)"
         " — http://vm.example:8083/myproj/nightly/17/"
     )
     # In the pipeline's zone, named: the note and the run page can never disagree silently.
-    assert note_line(RECORD, "http://vm.example:8083/", timezone="Europe/Paris").startswith(
+    assert note_line(RECORD, page, timezone="Europe/Paris").startswith(
         "flank nightly #17 failed 2026-11-24 03:00 CET (14m32s)")
 
 
