@@ -61,9 +61,17 @@ def direct_argv(command: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+def declared_env(env: dict[str, str]) -> dict[str, str]:
+    """flank.yml's `env:` (the project's or a task's) as tasks see it: a leading `~` or `~user`
+    expanded as a shell would (`R_LIBS_USER: ~/R/library`). The one place this happens: the
+    runner, the spec files and so both launchers and a Makefile run by hand all get these values."""
+    return {key: os.path.expanduser(value) if value.startswith("~") else value for key, value in env.items()}
+
+
 def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None):
     """The launcher's spec of one task. The project's `env:` is in it too (the task's
-    own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`."""
+    own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`.
+    `project_env` is already as tasks see it (declared_env, or the runner's task_env)."""
     from flank_ops.run.task_exec import TaskSpec
 
     cwd = Path(os.path.normpath(Path(release_dir) / task.dir)) if task.dir else Path(release_dir)
@@ -75,7 +83,7 @@ def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None 
         retry_delay_s=task.retry_delay_s,
         timeout_s=task.timeout_s or 0.0,
         argv=direct_argv(task.run),
-        env=tuple({**(project_env or {}), **task.env}.items()),
+        env=tuple({**(project_env or {}), **declared_env(task.env)}.items()),
     )
 
 
@@ -224,7 +232,7 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
         link = paths.task_specs_dir(pipeline.name)
         fresh = Path(tempfile.mkdtemp(dir=pipelines_dir, prefix=f".{link.name}."))
         fresh.chmod(umasked(0o755))
-        _write_specs(fresh, pipeline, release_dir, config.env)
+        _write_specs(fresh, pipeline, release_dir, declared_env(config.env))
         if link.is_dir() and not link.is_symlink():
             shutil.rmtree(link)  # an old real folder (never produced by this version)
         atomic_symlink(fresh.name, link)
@@ -275,7 +283,7 @@ def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_di
     plan = Path(run_dir) / PLAN_DIR
     specs_dir = plan / f"{pipeline.name}.tasks"
     if task_env is None:
-        _write_specs(specs_dir, pipeline, release_dir, config.env)
+        _write_specs(specs_dir, pipeline, release_dir, declared_env(config.env))
     else:
         _write_specs(specs_dir, pipeline, release_dir, task_env, mode=0o600)
     makefile = plan / f"{pipeline.name}.mk"

@@ -192,8 +192,9 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
     """The environment every task of the run starts from (the launcher adds per-task env)."""
     paths, config = deployed.paths, deployed.config
     env = dict(os.environ)
-    for key, value in config.env.items():
-        env[key] = os.path.expanduser(value) if value.startswith("~") else value
+    from flank_ops.run.makefile import declared_env
+
+    env.update(declared_env(config.env))
     env.update(secrets)
     persist_root = deployed.release_dir if paths.local else paths.persist_dir
     env.update({
