@@ -87,9 +87,12 @@ def check_git() -> Check:
 
 
 def check_make() -> Check:
-    exe = shutil.which("make")
-    if exe is None:
-        return Check("FAIL", "make", "make is not installed", "install GNU make: sudo apt-get install make")
+    from flank_ops.run.makefile import make_executable
+
+    try:
+        exe = make_executable()
+    except UserError as exc:
+        return Check("FAIL", "make", exc.message, exc.hint)
     first = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, timeout=10).stdout.splitlines()[:1]
     version = first[0] if first else "unknown make"

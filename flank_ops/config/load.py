@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
     from flank_ops.config.repo_paths import RepoTree
 
-FILENAME = "flank.yml"
-MAX_BYTES = 1024 * 1024  # a flank.yml is a page of text; anything this big is a mistake
+FILENAME = "flank.yml"  # the one name of the file, for the push, deploys, `flank validate` and --local
+MAX_BYTES = 1024 * 1024  # a flank.yml is a page of text; anything this big is a mistake (never read whole)
 MAX_RETRIES = 20  # retry delays double: 20 retries of 10s already span months
 MAX_CONCURRENCY = 1024
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
+DEFAULT_NOTIFY = ("failure",)  # a pipeline without notify:, and a run whose flank.yml cannot be read
 DEFAULT_RETRY_DELAY_S = 10.0
 DEFAULT_CATCHUP_S = 6 * 3600.0  # a run missed while the VM was off is made up within this
 
@@ -34,7 +35,7 @@ class Pipeline:
     on_push: bool = False
     concurrency: int | None = None  # None = number of CPUs
     overlap: str = "skip"
-    notify: tuple[str, ...] = ("failure",)
+    notify: tuple[str, ...] = DEFAULT_NOTIFY
     ping_url: str | None = None  # healthchecks.io-style dead-man's switch
     catchup_s: float = DEFAULT_CATCHUP_S  # 0 = never make up a missed scheduled run
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 MAX_LINKS = 40  # the kernel's limit on symlinks followed in one lookup (ELOOP)
-FLANK_YML = "flank.yml"
 
 
 class Entry(NamedTuple):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -93,8 +92,12 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
 
     pause_for_tests("after-switch")
     warnings += regenerate(paths, config, release)
-    if shutil.which("make") is None:
-        warnings.append("make is not installed on this VM, so runs will fail; install it: sudo apt-get install make")
+    from flank_ops.run.makefile import make_executable
+
+    try:
+        make_executable()
+    except UserError as exc:
+        warnings.append(f"{exc.message}, so runs will fail; {exc.hint}")
     try:
         record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
                                           pipelines=list(config.pipelines), via=via))

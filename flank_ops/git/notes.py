@@ -28,7 +28,7 @@ from flank_ops.git.gitcmd import run_git
 from flank_ops.humanize import NOTE, clock, duration
 from flank_ops.paths import ProjectPaths
 
-NOTES_REF = "refs/notes/flank"
+NOTES_REF = "refs/notes/flank"  # written on the VM only: pre-receive refuses pushes to it (push_check)
 KEEP_FULL = 3  # newest runs per pipeline kept in full on a note
 # What a run status reads as in a fold line; other statuses keep their own name.
 FOLD_WORDS = {"success": "ok"}

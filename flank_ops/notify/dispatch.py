@@ -14,11 +14,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from flank_ops.config.model import DEFAULT_NOTIFY
 from flank_ops.errors import UserError
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
-
-DEFAULT_NOTIFY = ("failure",)
 
 
 def outcome_of(paths: ProjectPaths, record: dict[str, Any]) -> str | None:

@@ -338,9 +338,10 @@ def spec_environment(task_env: dict[str, str], make_env: dict[str, str],
 
 
 def make_executable() -> str:
+    """The path of make (runs need it; a deploy and `flank doctor` warn without it)."""
     found = shutil.which("make")
     if found is None:
-        raise UserError("GNU make is not installed on this machine", "install it: apt-get install make")
+        raise UserError("GNU make is not installed on this machine", "install it: sudo apt-get install make")
     return found
 
 

@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -68,12 +66,9 @@ class Deployed(NamedTuple):
 
 # --- resolving what to run -------------------------------------------------
 
-def did_you_mean(name: str, choices: list[str]) -> str | None:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
 def choices_hint(name: str, choices: list[str], what: str) -> str:
+    from flank_ops.config.suggest import did_you_mean
+
     known = f"{what}: {', '.join(choices)}" if choices else f"there are no {what}"
     guess = did_you_mean(name, choices)
     return f"{guess} ({known})" if guess else known
@@ -307,13 +302,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def make_executable() -> str:
-    exe = shutil.which("make")
-    if exe is None:
-        raise UserError("GNU make is not installed on this machine", "install it: apt-get install make")
-    return exe
-
-
 class Outcome(NamedTuple):
     record: dict[str, Any]
     exit_code: int  # 0 only when the run succeeded
@@ -327,6 +315,8 @@ def run_pipeline(
 ) -> Outcome:
     """Run one pipeline now (the whole of `flank run`). Raises UserError for bad input."""
     out = out or sys.stdout
+    from flank_ops.run.makefile import make_executable
+
     make_executable()
     deployed = resolve_deployed(request.project, request.local_dir)
     paths = deployed.paths

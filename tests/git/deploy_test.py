@@ -146,7 +146,7 @@ def test_missing_make_is_a_warning_at_push(tmp_path: Path) -> None:
     os.symlink(shutil.which("git"), bin_dir / "git")
     proc = push(project, env={"PATH": str(bin_dir)})
     assert proc.returncode == 0, proc.stderr
-    assert ("flank: warning: make is not installed on this VM, so runs will fail; "
+    assert ("flank: warning: GNU make is not installed on this machine, so runs will fail; "
             "install it: sudo apt-get install make") in flank_lines(proc)
     assert project.current_sha() == head(project.wc)
 
