@@ -138,14 +138,14 @@ def _deploy_gaps(projects) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import load_config_file
+    from flank_ops.config.load import FILENAME, load_config_file
     from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
     from flank_ops.run.runner import find_working_copy
 
     if args.local:
         working_copy = find_working_copy(Path.cwd())
-        print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / "flank.yml"))))
+        print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / FILENAME))))
         return 0
     home = Home()
     if args.project:

@@ -21,12 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import describe, load_config_file, symlink_error
+    from flank_ops.config.load import FILENAME, describe, load_config_file, symlink_error
     from flank_ops.git.trees import work_tree_index
 
     path = args.path
     if os.path.isdir(path):
-        path = os.path.join(path, "flank.yml")
+        path = os.path.join(path, FILENAME)
     try:
         # A git work tree's flank.yml gets the push's checks too: against the index, what
         # the next commit (and so the next push) holds.
@@ -45,5 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _indexed_as_link(tree) -> bool:
-    entry = (tree.folder("") or {}).get("flank.yml")
+    from flank_ops.config.load import FILENAME
+
+    entry = (tree.folder("") or {}).get(FILENAME)
     return entry is not None and entry.kind == "link"

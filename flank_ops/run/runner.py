@@ -76,21 +76,23 @@ def choices_hint(name: str, choices: list[str], what: str) -> str:
 
 def find_working_copy(start: Path) -> Path:
     """The folder holding flank.yml: `start` or its nearest parent that has one."""
+    from flank_ops.config.load import FILENAME
+
     start = start.resolve()
     for folder in (start, *start.parents):
-        if (folder / "flank.yml").is_file():
+        if (folder / FILENAME).is_file():
             return folder
     raise UserError(f"no flank.yml in {start} or any parent folder", "run this inside your project's working copy")
 
 
 def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Deployed:
-    from flank_ops.config.load import load_config_file
+    from flank_ops.config.load import FILENAME, load_config_file
     from flank_ops.git.gitcmd import commit_info, run_git
 
     if local_dir is not None:
         working_copy = find_working_copy(local_dir)
         paths = ProjectPaths.for_local(working_copy)
-        config = load_config_file(working_copy / "flank.yml")
+        config = load_config_file(working_copy / FILENAME)
         commit: dict[str, str] = {}
         git_dir = run_git(["rev-parse", "--absolute-git-dir"], cwd=working_copy, check=False)
         if git_dir.returncode == 0:
