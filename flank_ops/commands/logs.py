@@ -12,9 +12,12 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flank_ops.errors import UserError
+
+if TYPE_CHECKING:
+    from flank_ops.paths import ProjectPaths
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +69,7 @@ def _task_table(record: dict[str, Any], run_dir: Path, tz: str | None = None) ->
     return "\n".join(lines)
 
 
-def _timezone(paths, pipeline: str) -> str | None:
+def _timezone(paths: ProjectPaths, pipeline: str) -> str | None:
     """The pipeline's `timezone:` in the deployed flank.yml (None: the VM's zone, also when unreadable)."""
     from flank_ops.git.release_config import deployed_config
 

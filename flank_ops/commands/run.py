@@ -9,8 +9,14 @@ import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flank_ops.errors import UserError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from flank_ops.run.runner import Deployed, RunRequest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
 
 
-def _request(args: argparse.Namespace):
+def _request(args: argparse.Namespace) -> RunRequest:
     from flank_ops.run.runner import RunRequest
 
     expected = 1 if args.local else 2
@@ -57,7 +63,7 @@ def _request(args: argparse.Namespace):
     )
 
 
-def _scheduled_minute(args: argparse.Namespace):
+def _scheduled_minute(args: argparse.Namespace) -> datetime:
     """The minute a scheduled run stands for (aware): --scheduled-at, else the minute it was started in."""
     from datetime import datetime
 
@@ -135,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _print_where(record: dict, request) -> None:
+def _print_where(record: dict[str, Any], request: RunRequest) -> None:
     bad = [n for n, t in record["tasks"].items() if t["status"] in ("failed", "timed_out")]
     logged = [n for n in bad if "did not start" not in (record["tasks"][n].get("error") or "")]
     project = "--local" if request.project is None else request.project
@@ -149,7 +155,7 @@ def _print_where(record: dict, request) -> None:
             print(f"  page: {url}")
 
 
-def _page_url(project: str, record: dict) -> str | None:
+def _page_url(project: str, record: dict[str, Any]) -> str | None:
     """The run's page on the status site (None when flank.toml is broken: already reported)."""
     from flank_ops.paths import Home
     from flank_ops.settings import settings_for, site_url
@@ -161,7 +167,7 @@ def _page_url(project: str, record: dict) -> str | None:
         return None
 
 
-def _detach(request, deployed, args: argparse.Namespace) -> int:
+def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -> int:
     from flank_ops.run.launch import start_detached_reporting
 
     run_id = start_detached_reporting(request.project, request.pipeline, _options(args),

@@ -11,8 +11,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flank_ops.errors import ConfigErrors
+
+if TYPE_CHECKING:
+    from flank_ops.config.repo_paths import RepoTree
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _indexed_as_link(tree) -> bool:
+def _indexed_as_link(tree: RepoTree) -> bool:
     from flank_ops.config.load import FILENAME
 
     entry = (tree.folder("") or {}).get(FILENAME)

@@ -544,7 +544,7 @@ def _notify(report: Report, node: "Node") -> tuple[str, ...] | None:
     if items is None:
         return None
     outcomes: list[str] = []
-    for text, item in items:
+    for _, item in items:
         value = _choice(report, item, "notify", NOTIFY_OUTCOMES)
         if value is not None and value not in outcomes:
             outcomes.append(value)
@@ -630,7 +630,7 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
         return None, []
     fields: dict[str, Any] = {}
     needs: list[tuple[str, Node]] = []
-    command: str | None = None
+    command = None
     has_run = False
     for e in report.entries(node):
         key, value = e.key, e.value

@@ -56,12 +56,13 @@ def run_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
         pipeline = pipeline_of(paths, record)
         if pipeline is None or not pipeline.ping_url or paths.local:
             return
+        ping_url = pipeline.ping_url
         body = f"{record['project']} {record['pipeline']} #{record['run_id']} started\n"
         failures: list[str] = []
 
         def send() -> None:
             try:
-                send_ping(paths, pipeline.ping_url, "start", body)
+                send_ping(paths, ping_url, "start", body)
             except Exception as exc:  # noqa: BLE001 - reported, never fatal
                 failures.append(str(exc))
                 print(f"flank: start ping failed: {exc}", file=sys.stderr, flush=True)

@@ -29,11 +29,15 @@ import shlex
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flank_ops.config.model import Config, Pipeline, Task
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_symlink, atomic_write_text, umasked
 from flank_ops.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from flank_ops.run.task_exec import TaskSpec
 
 SPEC_SUFFIX = ".spec"
 PLAN_DIR = "plan"
@@ -68,7 +72,7 @@ def declared_env(env: dict[str, str]) -> dict[str, str]:
     return {key: os.path.expanduser(value) if value.startswith("~") else value for key, value in env.items()}
 
 
-def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None):
+def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None) -> TaskSpec:
     """The launcher's spec of one task. The project's `env:` is in it too (the task's
     own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`.
     `project_env` is already as tasks see it (declared_env, or the runner's task_env)."""

@@ -177,7 +177,7 @@ def create_run(paths: ProjectPaths, pipeline: str,
 
 # --- disk space: a run holds what its final record needs --------------------
 
-def is_disk_full(exc: BaseException) -> bool:
+def is_disk_full(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -494,9 +494,9 @@ def mark_interrupted(run_dir: Path, record: dict[str, Any]) -> None:
     record["status"] = "interrupted"
     waited_for = record.pop("waiting_for", None)
     record["ended_at"] = ended
-    started = parse_iso(record.get("started_at"))
-    if started is not None:
-        record["duration_s"] = round((parse_iso(ended) - started).total_seconds(), 3)
+    started, ended_dt = parse_iso(record.get("started_at")), parse_iso(ended)
+    if started is not None and ended_dt is not None:
+        record["duration_s"] = round((ended_dt - started).total_seconds(), 3)
     if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
         record["summary"] = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
     else:

@@ -246,7 +246,8 @@ def _finish_times(record: dict[str, Any]) -> None:
     record["ended_at"] = records.now_iso()
     started = records.parse_iso(record["started_at"])
     ended = records.parse_iso(record["ended_at"])
-    record["duration_s"] = round((ended - started).total_seconds(), 3)
+    if started is not None and ended is not None:
+        record["duration_s"] = round((ended - started).total_seconds(), 3)
 
 
 def summarize(record: dict[str, Any]) -> str:

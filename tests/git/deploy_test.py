@@ -288,7 +288,7 @@ def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_the
         for proc in refusals:
             proc.communicate(timeout=DEADLINE_S)
             assert proc.returncode != 0
-    for sha, proc in procs:
+    for _, proc in procs:
         out = proc.communicate(timeout=DEADLINE_S)
         assert proc.returncode == 0, out
 

@@ -155,7 +155,7 @@ def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
     # A cron firing, a push trigger and a manual run, all at once.
     others = [start_flank("run", "demo", "nightly", "--trigger", t) for t in ("schedule", "push", "manual")]
     results = [(p.communicate(timeout=60), p.returncode) for p in others]
-    for (out, err), code in results:
+    for (_, err), code in results:
         assert code == 1
         assert "skipped: nightly #1 was still running (overlap: skip)" in err
         assert "Traceback" not in err
