@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit_all, git, run_flank, wait_for, write_files
+from helpers.cli import run_flank
+from helpers.repos import commit_all, git, write_files
+from helpers.waiting import wait_for
 from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 
 from flank_ops.fileio import locked

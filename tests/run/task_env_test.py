@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_flank
+from helpers.cli import run_flank
 
 from run.deployed import deploy, runs_dir
 

@@ -10,7 +10,8 @@ from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
 
-from conftest import commit_all, git, run_flank  # noqa: E402
+from helpers.cli import run_flank  # noqa: E402
+from helpers.repos import commit_all, git  # noqa: E402
 from run.deployed import deploy  # noqa: E402
 from servers import http_recorder  # noqa: E402
 
