@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
     from flank_ops.run import cancel
+    from flank_ops.run.records import RunStatus, TaskStatus
     from flank_ops.run.runner import choices_hint, find_working_copy
     from flank_ops.run.task_exec import DEFAULT_KILL_GRACE_S
 
@@ -69,19 +70,19 @@ def run(args: argparse.Namespace) -> int:
     except cancel.NothingToCancel as exc:
         print(f"flank: nothing to cancel: {exc}", file=sys.stderr)
         return EXIT_NOTHING_TO_CANCEL
-    name = f"{pipeline} #{target.record['run_id']}"
+    name = f"{pipeline} #{target.record.run_id}"
     if args.no_wait:
         print(f"flank: asked {name} to stop")
         return 0
     print(f"flank: stopping {name} …", flush=True)
     record = cancel.wait_until_finished(target, DEFAULT_KILL_GRACE_S)
-    status = record.get("status")
-    if status == "running":
+    status = record.status
+    if status == RunStatus.RUNNING:
         print(f"flank: {name} is still stopping; see: flank status {paths.name}", file=sys.stderr)
         return 1
-    stopped = [n for n, t in record.get("tasks", {}).items() if t.get("status") == "cancelled"]
+    stopped = [n for n, t in record.tasks.items() if t.status == TaskStatus.CANCELLED]
     detail = f" ({len(stopped)} task{'s' if len(stopped) != 1 else ''} stopped)" if stopped else ""
-    if status == "cancelled":
+    if status == RunStatus.CANCELLED:
         print(f"flank: {name} cancelled{detail}")
         return 0
     print(f"flank: nothing to cancel: {name} had already ended ({status})", file=sys.stderr)

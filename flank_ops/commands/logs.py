@@ -18,6 +18,7 @@ from flank_ops.errors import UserError
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths
+    from flank_ops.run.records import RunRecord
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,21 +52,21 @@ def _print_file(path: Path) -> None:
     sys.stdout.buffer.flush()
 
 
-def _task_table(record: dict[str, Any], run_dir: Path, tz: str | None = None) -> str:
+def _task_table(record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
     from flank_ops.humanize import MEDIUM, clock
     from flank_ops.humanize import duration as format_duration
     from flank_ops.run import records
 
-    started = f" — started {clock(record['started_at'], tz, MEDIUM)}" if record.get("started_at") else ""
-    lines = [f"{record['pipeline']} #{record['run_id']} {record['status']}{started} — "
-             f"{record.get('summary') or ''}".rstrip(" —")]
-    width = max((len(n) for n in record["tasks"]), default=4)
-    for name, t in record["tasks"].items():
-        took = format_duration(t["duration_s"]) if t.get("duration_s") is not None else ""
-        at = clock(t["started_at"], tz, "%H:%M:%S") if t.get("started_at") else ""
+    started = f" — started {clock(record.started_at, tz, MEDIUM)}" if record.started_at else ""
+    lines = [f"{record.pipeline} #{record.run_id} {record.status}{started} — "
+             f"{record.summary or ''}".rstrip(" —")]
+    width = max((len(n) for n in record.tasks), default=4)
+    for name, t in record.tasks.items():
+        took = format_duration(t.duration_s) if t.duration_s is not None else ""
+        at = clock(t.started_at, tz, "%H:%M:%S") if t.started_at else ""
         log = records.task_log_file(run_dir, name, t)
         where = str(log) if log.exists() else "(no log)"
-        lines.append(f"  {name:<{width}}  {t['status']:<15} {at:>12} {took:>7}  {where}")
+        lines.append(f"  {name:<{width}}  {t.status:<15} {at:>12} {took:>7}  {where}")
     return "\n".join(lines)
 
 
@@ -111,20 +112,20 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError):
         raise UserError(f"{pipeline} #{run_id} has no readable record yet", f"look in {run_dir}") from None
 
-    if task is not None and task not in record["tasks"]:
-        raise UserError(f"no task {task!r} in {pipeline} #{run_id}", choices_hint(task, list(record["tasks"]), "tasks"))
+    if task is not None and task not in record.tasks:
+        raise UserError(f"no task {task!r} in {pipeline} #{run_id}", choices_hint(task, list(record.tasks), "tasks"))
     if args.follow:
         return _follow(paths, pipeline, run_id, task)
     if task is None:
         print(_task_table(record, run_dir, _timezone(paths, pipeline)))
-        failed = [n for n, t in record["tasks"].items() if t["status"] in ("failed", "timed_out")]
+        failed = [n for n, t in record.tasks.items() if t.status in records.FAILED_TASK_STATUSES]
         if failed and records.task_log_path(run_dir, failed[0]).exists():
             print(f"\n--- log of {failed[0]} ({records.task_log_path(run_dir, failed[0])}) ---")
             _print_file(records.task_log_path(run_dir, failed[0]))
         return 0
-    log = records.task_log_file(run_dir, task, record["tasks"][task])
+    log = records.task_log_file(run_dir, task, record.tasks[task])
     if not log.exists():
-        status = record["tasks"][task]["status"]
+        status = record.tasks[task].status
         raise UserError(f"{task} has no log in {pipeline} #{run_id} (it is {status})",
                         "tasks that never started (skipped, upstream_failed) have no log")
     _print_file(log)
@@ -138,11 +139,9 @@ def _follow(paths: Any, pipeline: str, run_id: int, task: str | None) -> int:
     sys.stdout.flush()
     record = follow(paths, pipeline, run_id, task, sys.stdout.buffer)
     if task is None:
-        status = record.get("status")
-        print(f"flank: {pipeline} #{run_id} {status} — {record.get('summary') or ''}".rstrip(" —"), file=sys.stderr)
-        return 0 if status == "success" else 1
-    entry = record["tasks"][task]
-    status = entry.get("status")
-    detail = f" (exit {entry['exit_code']})" if entry.get("exit_code") is not None else ""
-    print(f"flank: {task} {status}{detail}", file=sys.stderr)
-    return 0 if status == "success" else 1
+        print(f"flank: {pipeline} #{run_id} {record.status} — {record.summary or ''}".rstrip(" —"), file=sys.stderr)
+        return 0 if record.status == "success" else 1
+    entry = record.tasks[task]
+    detail = f" (exit {entry.exit_code})" if entry.exit_code is not None else ""
+    print(f"flank: {task} {entry.status}{detail}", file=sys.stderr)
+    return 0 if entry.ok else 1

@@ -109,7 +109,7 @@ def prune_pipeline(paths: ProjectPaths, pipeline: str, *, keep: int | None, keep
             entry = history.get(run_id)
             if entry is None:
                 try:
-                    entry = records.read_record(paths.run_dir(pipeline, run_id))
+                    entry = records.history_entry(records.read_record(paths.run_dir(pipeline, run_id)))
                 except (OSError, ValueError):
                     entry = {}  # damaged: judged by its folder's age below
             if entry.get("status") == "running" or (not entry and _recently_touched(paths, pipeline, run_id, now)):

@@ -9,13 +9,14 @@ import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from flank_ops.run.records import RunRecord
     from flank_ops.run.runner import Deployed, RunRequest
 
 
@@ -132,43 +133,48 @@ def run(args: argparse.Namespace) -> int:
     except runner.NothingToRerun as nothing:
         print(f"flank: {nothing.message}")
         return 0
+    from flank_ops.run.records import RunStatus
+
     record = outcome.record
-    if record["status"] == "skipped":
-        raise UserError(f"{record['pipeline']} #{record['run_id']} skipped: {record['skipped_reason']}",
+    if record.status == RunStatus.SKIPPED:
+        raise UserError(f"{record.pipeline} #{record.run_id} skipped: {record.skipped_reason}",
                         "the trigger is recorded as skipped; set 'overlap: queue' to wait instead")
     print(f"flank: {runner.run_line(record)}")
     _print_where(record, request)
     return outcome.exit_code
 
 
-def _print_where(record: dict[str, Any], request: RunRequest) -> None:
-    bad = [n for n, t in record["tasks"].items() if t["status"] in ("failed", "timed_out")]
-    logged = [n for n in bad if "did not start" not in (record["tasks"][n].get("error") or "")]
+def _print_where(record: RunRecord, request: RunRequest) -> None:
+    from flank_ops.run.records import FAILED_TASK_STATUSES
+
+    bad = [n for n, t in record.tasks.items() if t.status in FAILED_TASK_STATUSES]
+    logged = [n for n in bad if "did not start" not in (record.tasks[n].error or "")]
     project = "--local" if request.project is None else request.project
     if logged:
-        print(f"  log:  flank logs {project} {record['pipeline']} {record['run_id']} {logged[0]}")
+        print(f"  log:  flank logs {project} {record.pipeline} {record.run_id} {logged[0]}")
     if bad:
-        print(f"  rerun the failures: flank run {project} {record['pipeline']} --rerun {record['run_id']}")
+        print(f"  rerun the failures: flank run {project} {record.pipeline} --rerun {record.run_id}")
     if request.project is not None:
         url = _page_url(request.project, record)
         if url:
             print(f"  page: {url}")
 
 
-def _page_url(project: str, record: dict[str, Any]) -> str | None:
+def _page_url(project: str, record: RunRecord) -> str | None:
     """The run's page on the status site (None when flank.toml is broken: already reported)."""
     from flank_ops.paths import Home
     from flank_ops.settings import settings_for, site_url
     from flank_ops.site.layout import run_url
 
     try:
-        return run_url(site_url(settings_for(Home(), project)), project, record["pipeline"], record["run_id"])
+        return run_url(site_url(settings_for(Home(), project)), project, record.pipeline, record.run_id)
     except UserError:
         return None
 
 
 def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -> int:
     from flank_ops.run.launch import start_detached_reporting
+    from flank_ops.run.records import RunRecord
 
     run_id = start_detached_reporting(request.project, request.pipeline, _options(args),
                                       cwd=request.local_dir)
@@ -178,8 +184,7 @@ def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -
                         + ("--local " if request.project is None else f"{request.project} ") + request.pipeline)
     print(f"flank: {request.pipeline} #{run_id} started in the background")
     if request.project is not None:
-        url = _page_url(request.project, {"project": request.project, "pipeline": request.pipeline,
-                                          "run_id": run_id})
+        url = _page_url(request.project, RunRecord(request.project, request.pipeline, run_id))
         if url:
             print(f"  page: {url}")
     print(f"  follow it: flank status {request.project or ''}".rstrip())

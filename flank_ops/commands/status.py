@@ -11,13 +11,14 @@ import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config, Pipeline
     from flank_ops.paths import ProjectPaths
+    from flank_ops.run.records import RunRecord
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,23 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
 
 
-def _started(record: dict[str, Any], tz: str | None) -> str:
+def _started(record: RunRecord, tz: str | None) -> str:
     from flank_ops.humanize import NOTE, clock
 
-    when = record.get("started_at")
-    return clock(when, tz, NOTE) if when else "-"
+    return clock(record.started_at, tz, NOTE) if record.started_at else "-"
 
 
-def _duration(record: dict[str, Any]) -> str:
+def _duration(record: RunRecord) -> str:
     from flank_ops.humanize import duration as format_duration
     from flank_ops.run.records import parse_iso
 
-    if record.get("status") == "running":
-        started = parse_iso(record.get("started_at"))
+    if record.status == "running":
+        started = parse_iso(record.started_at)
         if started is None:
             return "-"
         return f"{format_duration((datetime.now(timezone.utc) - started).total_seconds())} so far"
-    return format_duration(record.get("duration_s"))
+    return format_duration(record.duration_s)
 
 
 def _next_run(pipeline: Pipeline) -> str:
@@ -58,23 +58,23 @@ def _next_run(pipeline: Pipeline) -> str:
     return clock(upcoming[0], pipeline.timezone, MEDIUM)
 
 
-def _partial(paths: ProjectPaths, name: str, record: dict[str, Any]) -> str:
+def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
     """' (partial: 1 of 13 tasks; last full run #8 failed)' for a run of part of the pipeline."""
     from flank_ops.run import records
 
     if not records.is_partial(record):
         return ""
-    part = f"partial: {len(records.selected_tasks(record))} of {len(record.get('tasks') or {})} tasks"
-    full = records.last_full_run(paths, name, before=record["run_id"])
+    part = f"partial: {len(records.selected_tasks(record))} of {len(record.tasks)} tasks"
+    full = records.last_full_run(paths, name, before=record.run_id)
     last_full = f"last full run #{full['run_id']} {full['status']}" if full else "no full run yet"
     return f" ({part}; {last_full})"
 
 
-def _later(record: dict[str, Any]) -> str:
+def _later(record: RunRecord) -> str:
     """How a trigger that came while another run went is shown after it: '#6 skipped', '#7 queued'."""
-    if record.get("status") == "running" and record.get("waiting_for") is not None:
-        return f"#{record['run_id']} queued"
-    return f"#{record['run_id']} {record.get('status', '?')}"
+    if record.status == "running" and record.waiting_for is not None:
+        return f"#{record.run_id} queued"
+    return f"#{record.run_id} {record.status}"
 
 
 def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
@@ -84,16 +84,18 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
     for name, pipeline in config.pipelines.items():
         records.reconcile(paths, name)
         last = records.last_run_id(paths, name)
-        record: dict[str, Any] = {}
+        record: RunRecord | None = None
+        status = ""
         later: list[str] = []
         if last is not None:
             # The run going now comes first: a trigger skipped (or queued) behind it must not hide it.
-            going = [r for r in records.find_running(paths, name) if r.get("waiting_for") is None]
-            shown = going[0]["run_id"] if going else last
+            going = [r for r in records.find_running(paths, name) if r.waiting_for is None]
+            shown = going[0].run_id if going else last
             try:
                 record = records.read_record(paths.run_dir(name, shown))
+                status = str(record.status)
             except (OSError, ValueError):
-                record = {"run_id": shown, "status": "unreadable"}
+                status = "unreadable"
             after = range(shown + 1, last + 1)
             for run_id in after[:2] if len(after) > 3 else after:  # a run going for days: not every skip
                 try:
@@ -102,11 +104,13 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
                     later.append(f"#{run_id} unreadable")
             if len(after) > 3:
                 later.append(f"and {len(after) - 2} later triggers")
-        if record:
-            waiting = " (queued)" if record.get("waiting_for") is not None else ""
-            status = record.get("status", "?") + waiting + _partial(paths, name, record)
-            rows.append([paths.name, name, f"#{record['run_id']}", "; ".join([status, *later]),
+        if record is not None:
+            waiting = " (queued)" if record.waiting_for is not None else ""
+            status = status + waiting + _partial(paths, name, record)
+            rows.append([paths.name, name, f"#{record.run_id}", "; ".join([status, *later]),
                          _started(record, pipeline.timezone), _duration(record), _next_run(pipeline)])
+        elif last is not None:
+            rows.append([paths.name, name, f"#{shown}", "; ".join([status, *later]), "-", "-", _next_run(pipeline)])
         else:
             rows.append([paths.name, name, "-", "never run", "-", "-", _next_run(pipeline)])
     return rows
@@ -184,11 +188,9 @@ def _outage_warnings(projects: list[ProjectPaths]) -> list[str]:
         for pipeline in paths.pipelines_with_runs():
             for run_id in sorted(records.list_run_ids(paths, pipeline), reverse=True)[:5]:
                 try:
-                    outcomes = records.read_record(paths.run_dir(pipeline, run_id)).get("after_run")
+                    outcomes = records.read_record(paths.run_dir(pipeline, run_id)).after_run
                 except (OSError, ValueError):
                     continue
-                if not isinstance(outcomes, dict):
-                    continue  # running, or from before after-run outcomes were kept
                 for step, outcome in outcomes.items():
                     text = str(outcome)
                     failed = text.startswith("error:") or " failed (" in text or "not uploaded" in text

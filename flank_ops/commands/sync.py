@@ -77,4 +77,4 @@ def _finished(paths: ProjectPaths, pipeline: str, run_id: int) -> bool:
         record = records.read_record(paths.run_dir(pipeline, run_id))
     except (OSError, ValueError):
         return False
-    return record.get("status") in records.FINISHED_RUN_STATUSES
+    return record.status in records.FINISHED_RUN_STATUSES

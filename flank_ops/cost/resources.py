@@ -13,11 +13,12 @@ import os
 import statistics
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord, RunStatus, TaskResult, TaskStatus
 
 if TYPE_CHECKING:
     from flank_ops.cost.plan import PipelineNeed
@@ -90,33 +91,33 @@ def memory_steps(intervals: Iterable[tuple[float, float, int]]) -> tuple[int, tu
     return peak, tuple(steps)
 
 
-def run_use(record: dict[str, Any]) -> RunUse | None:
-    started = records.parse_iso(record.get("started_at"))
-    ended = records.parse_iso(record.get("ended_at"))
-    if started is None or ended is None or record.get("status") in ("running", "skipped"):
+def run_use(record: RunRecord) -> RunUse | None:
+    started = records.parse_iso(record.started_at)
+    ended = records.parse_iso(record.ended_at)
+    if started is None or ended is None or record.status in (RunStatus.RUNNING, RunStatus.SKIPPED):
         return None
     intervals = []
-    for task in record.get("tasks", {}).values():
-        t0, t1 = records.parse_iso(task.get("started_at")), records.parse_iso(task.get("ended_at"))
+    for task in record.tasks.values():
+        t0, t1 = records.parse_iso(task.started_at), records.parse_iso(task.ended_at)
         if t0 is None or t1 is None:
             continue
         intervals.append(((t0 - started).total_seconds(), (t1 - started).total_seconds(),
-                          int(task.get("peak_rss_kb") or 0)))
+                          int(task.peak_rss_kb or 0)))
     peak, steps = memory_steps(intervals)
     most, _ = memory_steps((start, end, 1) for start, end, _kb in intervals)
-    return RunUse(int(record["run_id"]), str(record.get("status")), started,
-                  float(record.get("duration_s") or (ended - started).total_seconds()), peak, most, steps)
+    return RunUse(record.run_id, str(record.status), started,
+                  float(record.duration_s or (ended - started).total_seconds()), peak, most, steps)
 
 
-def _recent_records(paths: ProjectPaths, pipeline: str, count: int) -> list[dict[str, Any]]:
+def _recent_records(paths: ProjectPaths, pipeline: str, count: int) -> list[RunRecord]:
     ids = sorted(records.list_run_ids(paths, pipeline))[-count * 2:]  # skipped runs do not count
-    out: list[dict[str, Any]] = []
+    out: list[RunRecord] = []
     for run_id in reversed(ids):
         try:
             record = records.read_record(paths.run_dir(pipeline, run_id))
         except (OSError, ValueError):
             continue
-        if record.get("status") in ("running", "skipped"):
+        if record.status in (RunStatus.RUNNING, RunStatus.SKIPPED):
             continue
         out.append(record)
         if len(out) == count:
@@ -128,18 +129,19 @@ def pipeline_use(paths: ProjectPaths, pipeline: str, declared: dict[str, int] | 
                  count: int = RECENT_RUNS) -> PipelineUse:
     recs = _recent_records(paths, pipeline, count)
     runs = tuple(r for r in (run_use(rec) for rec in recs) if r is not None)
-    per_task: dict[str, list[dict[str, Any]]] = {}
+    per_task: dict[str, list[TaskResult]] = {}
+    not_run = (TaskStatus.SKIPPED, TaskStatus.PENDING, TaskStatus.UPSTREAM_FAILED, TaskStatus.UP_TO_DATE)
     for rec in recs:
-        for name, task in rec.get("tasks", {}).items():
-            if task.get("status") not in ("skipped", "pending", "upstream_failed", "up_to_date"):
+        for name, task in rec.tasks.items():
+            if task.status not in not_run:
                 per_task.setdefault(name, []).append(task)
     tasks = []
     for name, entries in per_task.items():
-        durations = [float(t["duration_s"]) for t in entries if t.get("duration_s") is not None]
-        cpu = [float(t["cpu_s"]) for t in entries if t.get("cpu_s") is not None]
+        durations = [float(t.duration_s) for t in entries if t.duration_s is not None]
+        cpu = [float(t.cpu_s) for t in entries if t.cpu_s is not None]
         tasks.append(TaskUse(
             name=name,
-            peak_kb=max(int(t.get("peak_rss_kb") or 0) for t in entries),
+            peak_kb=max(int(t.peak_rss_kb or 0) for t in entries),
             typical_s=statistics.median(durations) if durations else None,
             cpu_s=statistics.median(cpu) if cpu else None,
             declared_memory_kb=(declared or {}).get(name),

@@ -36,7 +36,7 @@ def running_runs(home: Home) -> list[str]:
         paths = home.project(name)
         for pipeline in paths.pipelines_with_runs():
             for record in records.find_running(paths, pipeline):
-                out.append(f"{name}/{pipeline} #{record['run_id']}")
+                out.append(f"{name}/{pipeline} #{record.run_id}")
     return out
 
 

@@ -21,12 +21,15 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import run_git
 from flank_ops.humanize import NOTE, clock, duration
 from flank_ops.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from flank_ops.run.records import RunRecord
 
 NOTES_REF = "refs/notes/flank"  # written on the VM only: pre-receive refuses pushes to it (push_check)
 KEEP_FULL = 3  # newest runs per pipeline kept in full on a note
@@ -38,17 +41,17 @@ _FOLD_LINE = re.compile(r"^flank (?P<pipeline>\S+) … and (?P<count>\d+) earlie
 _FOLD_COUNT = re.compile(r"^(?P<n>\d+) (?P<word>\S+)$")
 
 
-def note_line(record: dict[str, Any], run_page: str, timezone: str | None = None) -> str:
+def note_line(record: RunRecord, run_page: str, timezone: str | None = None) -> str:
     """The spec's one-line summary of a finished run (not yet masked), ending with the address of
     its page (site/layout.py's run_url: git/ does not reach up into the site)."""
     parts = [
-        f"flank {record['pipeline']} #{record['run_id']} {record['status']}",
-        clock(record.get("started_at"), timezone, NOTE) if record.get("started_at") else "?",
-        f"({duration(record.get('duration_s'))})",
+        f"flank {record.pipeline} #{record.run_id} {record.status}",
+        clock(record.started_at, timezone, NOTE) if record.started_at else "?",
+        f"({duration(record.duration_s)})",
     ]
     line = " ".join(parts)
-    if record.get("summary"):
-        line += f" — {record['summary']}"
+    if record.summary:
+        line += f" — {record.summary}"
     return f"{line} — {run_page}"
 
 

@@ -173,14 +173,14 @@ def releases_in_use(paths: ProjectPaths) -> set[str]:
                 record = read_record(run_dir)
             except (OSError, ValueError):
                 continue
-            if record.get("status") != "running":
+            if record.status != "running":
                 continue
-            if record.get("runner") and not runner_alive(record["runner"]):
+            if record.runner and not runner_alive(record.runner):
                 continue  # its runner died: the run is over, whatever the record says
-            if record.get("release"):
-                in_use.add(os.path.basename(os.path.normpath(record["release"])))
-            elif (record.get("commit") or {}).get("sha"):
-                in_use.add(record["commit"]["sha"])
+            if record.release:
+                in_use.add(os.path.basename(os.path.normpath(record.release)))
+            elif record.commit.get("sha"):
+                in_use.add(record.commit["sha"])
     return in_use
 
 

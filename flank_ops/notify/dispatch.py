@@ -18,18 +18,19 @@ from flank_ops.config.model import DEFAULT_NOTIFY
 from flank_ops.errors import UserError
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord, RunStatus
 
 
-def outcome_of(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+def outcome_of(paths: ProjectPaths, record: RunRecord) -> str | None:
     """failure, success or recovery; None for runs that notify nobody (skipped, still running)."""
-    status = record.get("status")
-    if status in ("failed", "interrupted"):
+    status = record.status
+    if status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
         return "failure"
-    if status != "success":
+    if status != RunStatus.SUCCESS:
         return None
     previous = None
-    for entry in records.read_history(paths, record["pipeline"]):
-        if entry["run_id"] == record["run_id"]:
+    for entry in records.read_history(paths, record.pipeline):
+        if entry["run_id"] == record.run_id:
             break  # runs that finished after this one do not count
         if entry.get("status") in ("success", "failed", "interrupted"):
             previous = entry
@@ -42,7 +43,7 @@ def wanted(outcome: str | None, notify_on: tuple[str, ...]) -> bool:
     return outcome in notify_on or (outcome == "recovery" and "success" in notify_on)
 
 
-def after_run(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+def after_run(paths: ProjectPaths, record: RunRecord) -> str | None:
     """Send the notifications the pipeline's notify: asks for; returns a status line or None if none configured."""
     from flank_ops.notify import ping
     from flank_ops.notify.message import build_message

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from flank_ops.humanize import LONG, clock, duration
 from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.records import FAILED_TASK_STATUSES, RunRecord, RunStatus, TaskResult, TaskStatus
 from flank_ops.site.layout import run_url
 
 TAIL_LINES = 20
@@ -18,7 +20,6 @@ TAIL_TASKS = 2  # log tails for the first failed tasks; the rest are listed
 MAX_LINE = 300
 TAIL_BYTES = 64 * 1024
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-FAILED_TASK_STATUSES = ("failed", "timed_out")
 HEADLINES = {"failure": "failed", "success": "succeeded", "recovery": "recovered"}
 
 
@@ -82,43 +83,42 @@ def log_tail(path: Path, lines: int = TAIL_LINES, secrets: dict[str, str] | None
     return [line if len(line) <= MAX_LINE else line[:MAX_LINE] + "…" for line in kept[-lines:]]
 
 
-def failed_tasks(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(name, t) for name, t in (record.get("tasks") or {}).items() if t.get("status") in FAILED_TASK_STATUSES]
+def failed_tasks(record: RunRecord) -> list[tuple[str, TaskResult]]:
+    return [(name, t) for name, t in record.tasks.items() if t.status in FAILED_TASK_STATUSES]
 
 
-def _task_detail(name: str, task: dict[str, Any]) -> str:
+def _task_detail(name: str, task: TaskResult) -> str:
     bits = []
-    if task.get("status") == "timed_out":
+    if task.status == TaskStatus.TIMED_OUT:
         bits.append("timed out")
-    elif task.get("exit_code") is not None:
-        bits.append(f"exit {task['exit_code']}")
-    if (task.get("attempts") or 1) > 1:
-        bits.append(f"{task['attempts']} attempts")
+    elif task.exit_code is not None:
+        bits.append(f"exit {task.exit_code}")
+    if (task.attempts or 1) > 1:
+        bits.append(f"{task.attempts} attempts")
     return f"{name} ({', '.join(bits)})" if bits else name
 
 
-def build_message(paths: ProjectPaths, record: dict[str, Any], outcome: str, base_url: str,
+def build_message(paths: ProjectPaths, record: RunRecord, outcome: str, base_url: str,
                   secrets: dict[str, str] | None = None) -> Message:
-    from flank_ops.run import records
     from flank_ops.run.secrets import mask
 
     secrets = secrets or {}
-    project, pipeline, run_id = record["project"], record["pipeline"], record["run_id"]
-    headline = f"{project} {pipeline} #{run_id} {HEADLINES.get(outcome, record.get('status'))}"
-    summary = [headline + (f" — {record['summary']}" if record.get("summary") else "")]
-    commit = record.get("commit") or {}
+    project, pipeline, run_id = record.project, record.pipeline, record.run_id
+    headline = f"{project} {pipeline} #{run_id} {HEADLINES.get(outcome, record.status)}"
+    summary = [headline + (f" — {record.summary}" if record.summary else "")]
+    commit = record.commit
     if commit.get("short"):
         by = f" ({commit['author']})" if commit.get("author") else ""
         summary.append(f"commit {commit['short']} \"{commit.get('message', '')}\"{by}")
-    started = clock(record.get("started_at"), record.get("timezone"), LONG) if record.get("started_at") else "?"
-    when = f"trigger: {record.get('trigger') or '?'}, started {started}"
-    if record.get("duration_s") is not None:
-        when += f", took {duration(record['duration_s'])}"
+    started = clock(record.started_at, record.timezone, LONG) if record.started_at else "?"
+    when = f"trigger: {record.trigger or '?'}, started {started}"
+    if record.duration_s is not None:
+        when += f", took {duration(record.duration_s)}"
     summary.append(when)
     failed = failed_tasks(record)
     if failed:
         summary.append("failed tasks: " + ", ".join(_task_detail(n, t) for n, t in failed))
-    if record.get("status") == "interrupted":
+    if record.status == RunStatus.INTERRUPTED:
         summary.append("the runner stopped before the run finished (machine restart or killed)")
 
     run_dir = paths.run_dir(pipeline, run_id)

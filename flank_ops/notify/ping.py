@@ -13,11 +13,14 @@ import sys
 import threading
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flank_ops.config.model import Pipeline
 from flank_ops.notify.delivery import DeliveryError, http_request, public_part
 from flank_ops.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from flank_ops.run.records import RunRecord
 
 
 def signal_url(ping_url: str, signal: str) -> str:
@@ -47,7 +50,7 @@ def _timeout(paths: ProjectPaths) -> float:
 _starts: dict[Path, tuple[threading.Thread, list[str]]] = {}
 
 
-def run_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
+def run_started(paths: ProjectPaths, record: RunRecord) -> None:
     """Ping <ping_url>/start in a background thread: a slow or hanging monitoring service
     never delays the tasks. Never raises: a monitoring outage must not stop a run."""
     try:
@@ -57,7 +60,7 @@ def run_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
         if pipeline is None or not pipeline.ping_url or paths.local:
             return
         ping_url = pipeline.ping_url
-        body = f"{record['project']} {record['pipeline']} #{record['run_id']} started\n"
+        body = f"{record.project} {record.pipeline} #{record.run_id} started\n"
         failures: list[str] = []
 
         def send() -> None:
@@ -69,15 +72,15 @@ def run_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
 
         # A daemon thread: a run that ends first does not wait past the finish ping's own wait.
         thread = threading.Thread(target=send, name="flank-start-ping", daemon=True)
-        _starts[paths.run_dir(record["pipeline"], record["run_id"])] = (thread, failures)
+        _starts[paths.run_dir(record.pipeline, record.run_id)] = (thread, failures)
         thread.start()
     except Exception as exc:  # noqa: BLE001 - reported, never fatal
         print(f"flank: start ping failed: {exc}", file=sys.stderr)
 
 
-def _start_ping_outcome(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+def _start_ping_outcome(paths: ProjectPaths, record: RunRecord) -> str | None:
     """Wait (at most one ping timeout) for this run's start ping; 'ping /start failed (...)' if it did."""
-    started = _starts.pop(paths.run_dir(record["pipeline"], record["run_id"]), None)
+    started = _starts.pop(paths.run_dir(record.pipeline, record.run_id), None)
     if started is None:
         return None
     thread, failures = started
@@ -87,13 +90,13 @@ def _start_ping_outcome(paths: ProjectPaths, record: dict[str, Any]) -> str | No
     return f"ping /start failed ({failures[0]})" if failures else None
 
 
-def run_finished(paths: ProjectPaths, record: dict[str, Any], pipeline: Pipeline | None, body: str) -> str | None:
+def run_finished(paths: ProjectPaths, record: RunRecord, pipeline: Pipeline | None, body: str) -> str | None:
     """Ping success or /fail for a finished run; returns a status line, or None without a ping_url."""
     if pipeline is None or not pipeline.ping_url:
         return None
     if paths.local:
         return None  # a laptop run must not tell the VM's monitor that the nightly run happened
-    status = record.get("status")
+    status = record.status
     if status == "success":
         signal = ""
     elif status in ("failed", "interrupted"):

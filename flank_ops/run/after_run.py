@@ -7,44 +7,43 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
-
 from flank_ops.errors import UserError
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord
 from flank_ops.run.secrets import mask
 
 
-def _note(paths: ProjectPaths, record: dict[str, Any], secrets: dict[str, str], timezone: str | None) -> str | None:
+def _note(paths: ProjectPaths, record: RunRecord, secrets: dict[str, str], timezone: str | None) -> str | None:
     if paths.local:
         return None  # a laptop working copy has no bare repo to annotate
-    sha = (record.get("commit") or {}).get("sha")
+    sha = record.commit.get("sha")
     if not sha:
         return "no commit to annotate"
     from flank_ops.git.notes import append_note, note_line
     from flank_ops.settings import settings_for, site_url
     from flank_ops.site.layout import run_url
 
-    page = run_url(site_url(settings_for(paths.home, paths.name)), paths.name, record["pipeline"], record["run_id"])
+    page = run_url(site_url(settings_for(paths.home, paths.name)), paths.name, record.pipeline, record.run_id)
     line = mask(note_line(record, page, timezone), secrets)
     append_note(paths, sha, line)
     return "ok"
 
 
-def _site(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+def _site(paths: ProjectPaths, record: RunRecord) -> str | None:
     from flank_ops.site import build
 
-    build.after_run(paths, record["pipeline"], record["run_id"])
+    build.after_run(paths, record.pipeline, record.run_id)
     return "ok"
 
 
-def _notify(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+def _notify(paths: ProjectPaths, record: RunRecord) -> str | None:
     from flank_ops.notify import dispatch
 
     return dispatch.after_run(paths, record)
 
 
-def _s3(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+def _s3(paths: ProjectPaths, record: RunRecord) -> str | None:
     from flank_ops.storage import s3
 
     return s3.after_run(paths, record)
@@ -61,7 +60,7 @@ def _shrink(paths: ProjectPaths) -> str | None:
 
 def after_run(
     paths: ProjectPaths,
-    record: dict[str, Any],
+    record: RunRecord,
     *,
     secrets: dict[str, str] | None = None,
     timezone: str | None = None,
@@ -90,16 +89,16 @@ def after_run(
             print(f"flank: after the run, {name} failed: {outcome[len('error: '):]}", file=sys.stderr)
         if outcome is not None:
             outcomes[name] = outcome
-    record["after_run"] = outcomes
+    record.after_run = outcomes
     try:
-        records.write_record(paths.run_dir(record["pipeline"], record["run_id"]), record)
+        records.write_record(paths.run_dir(record.pipeline, record.run_id), record)
     except OSError as exc:
         print(f"flank: could not save the after-run outcomes in run.json: {exc}", file=sys.stderr)
     if outcomes.get("site") == "ok" and any(name not in ("note", "site") for name in outcomes):
         try:  # the run page was drawn before notify and S3 said how they went: show it
             from flank_ops.site import build
 
-            build.redraw_run_page(paths, record["pipeline"], record["run_id"])
+            build.redraw_run_page(paths, record.pipeline, record.run_id)
         except Exception as exc:  # noqa: BLE001 - the run is over and recorded
             print(f"flank: could not redraw the run's page: {exc}", file=sys.stderr)
     return outcomes

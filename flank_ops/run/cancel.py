@@ -13,12 +13,13 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord, RunStatus
 
 CANCEL_FILE = "cancel"
 WAIT_MARGIN_S = 30.0  # beyond the tasks' grace period: make and the runner finishing the record
@@ -34,7 +35,7 @@ def requested(run_dir: Path) -> bool:
 
 class Target(NamedTuple):
     run_dir: Path
-    record: dict[str, Any]
+    record: RunRecord
 
 
 def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Target:
@@ -42,27 +43,27 @@ def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Targe
     records.reconcile(paths, pipeline)
     running = records.find_running(paths, pipeline)
     if run_id is not None:
-        match = next((r for r in running if r["run_id"] == run_id), None)
+        match = next((r for r in running if r.run_id == run_id), None)
         if match is None:
             run_dir = paths.run_dir(pipeline, run_id)
             try:
-                status = records.read_record(run_dir).get("status")
+                status = records.read_record(run_dir).status
             except (OSError, ValueError):
                 raise UserError(f"no run #{run_id} of {pipeline}", f"see the runs with: flank status {paths.name}") from None
             raise NothingToCancel(f"{pipeline} #{run_id} is not running (it {_ended_as(status)})")
         return Target(paths.run_dir(pipeline, run_id), match)
-    executing = [r for r in running if r.get("waiting_for") is None]
+    executing = [r for r in running if r.waiting_for is None]
     if not executing:
-        queued = [f"#{r['run_id']}" for r in running]
+        queued = [f"#{r.run_id}" for r in running]
         more = f" ({', '.join(queued)} queued: name one to cancel it)" if queued else ""
         raise NothingToCancel(f"no run of {pipeline} is running{more}")
-    newest = max(executing, key=lambda r: r["run_id"])
-    return Target(paths.run_dir(pipeline, newest["run_id"]), newest)
+    newest = max(executing, key=lambda r: r.run_id)
+    return Target(paths.run_dir(pipeline, newest.run_id), newest)
 
 
-def _ended_as(status: str | None) -> str:
-    return {"success": "succeeded", "failed": "failed", "interrupted": "was interrupted",
-            "skipped": "was skipped", "cancelled": "was cancelled"}.get(status or "", f"is {status}")
+def _ended_as(status: RunStatus) -> str:
+    return {RunStatus.SUCCESS: "succeeded", RunStatus.FAILED: "failed", RunStatus.INTERRUPTED: "was interrupted",
+            RunStatus.SKIPPED: "was skipped", RunStatus.CANCELLED: "was cancelled"}.get(status, f"is {status}")
 
 
 class NothingToCancel(Exception):
@@ -71,9 +72,9 @@ class NothingToCancel(Exception):
 
 def request(target: Target, who: str) -> None:
     """Leave the cancel request, then SIGTERM the runner (checked to be the run's own runner)."""
-    runner = target.record.get("runner") or {}
+    runner = target.record.runner or {}
     if not records.runner_alive(runner):
-        raise NothingToCancel(f"{target.record['pipeline']} #{target.record['run_id']} is not running any more")
+        raise NothingToCancel(f"{target.record.pipeline} #{target.record.run_id} is not running any more")
     atomic_write_text(request_path(target.run_dir), f"{who} {records.now_iso()}\n")
     try:
         os.kill(int(runner["pid"]), signal.SIGTERM)
@@ -81,12 +82,12 @@ def request(target: Target, who: str) -> None:
         pass  # it ended between the check and the signal: its record says how
     except PermissionError:
         raise UserError(
-            f"{target.record['pipeline']} #{target.record['run_id']} runs as another user (pid {runner['pid']})",
+            f"{target.record.pipeline} #{target.record.run_id} runs as another user (pid {runner['pid']})",
             "run flank cancel as the user that runs the pipelines",
         ) from None
 
 
-def wait_until_finished(target: Target, grace_s: float) -> dict[str, Any]:
+def wait_until_finished(target: Target, grace_s: float) -> RunRecord:
     """The run's final record, once the runner wrote it (or the runner is gone)."""
     deadline = time.monotonic() + grace_s + WAIT_MARGIN_S
     while True:
@@ -94,8 +95,8 @@ def wait_until_finished(target: Target, grace_s: float) -> dict[str, Any]:
             record = records.read_record(target.run_dir)
         except (OSError, ValueError):
             record = target.record
-        if record.get("status") != "running":
+        if record.status != RunStatus.RUNNING:
             return record
-        if not records.runner_alive(record.get("runner")) or time.monotonic() > deadline:
+        if not records.runner_alive(record.runner) or time.monotonic() > deadline:
             return record
         time.sleep(0.1)

@@ -11,15 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord, RunStatus, TaskStatus
 
 POLL_S = 0.2
 CHUNK = 1 << 16
 RUNNER_CHECK_S = 1.0
-_WAITING = ("pending", "running")
+_WAITING = (TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING)
 
 
 class _Tail:
@@ -40,22 +41,22 @@ class _Tail:
         return data
 
 
-def task_state(run_dir: Path, record: dict[str, Any], task: str) -> str:
+def task_state(run_dir: Path, record: RunRecord, task: str) -> TaskStatus:
     """The task's status now: the launcher's own result first (it is fresher than run.json)."""
-    status = str(record["tasks"][task].get("status"))
-    if status not in _WAITING or record.get("status") != "running":
+    status = record.tasks[task].status
+    if status not in _WAITING or record.status != RunStatus.RUNNING:
         return status
     result = records.read_task_result(run_dir, task)
-    return str(result["status"]) if result else status
+    return TaskStatus(result["status"]) if result else status
 
 
 def follow(paths: ProjectPaths, pipeline: str, run_id: int, task: str | None, out: BinaryIO,
-           *, on_end: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+           *, on_end: Callable[[RunRecord], None] | None = None) -> RunRecord:
     """Copy the log(s) to `out` until the task (or run) has ended; returns the final record."""
     run_dir = paths.run_dir(pipeline, run_id)
     record = records.read_record(run_dir)
-    names = [task] if task is not None else list(record["tasks"])
-    tails = {n: _Tail(records.task_log_file(run_dir, n, record["tasks"][n])) for n in names}
+    names = [task] if task is not None else list(record.tasks)
+    tails = {n: _Tail(records.task_log_file(run_dir, n, record.tasks[n])) for n in names}
     partial: dict[str, bytes] = {n: b"" for n in names}
     next_runner_check = time.monotonic() + RUNNER_CHECK_S
 
@@ -74,7 +75,7 @@ def follow(paths: ProjectPaths, pipeline: str, run_id: int, task: str | None, ou
         except (OSError, ValueError):
             pass  # caught mid-replace: the next poll reads it
         states = {n: task_state(run_dir, record, n) for n in names}
-        done = all(s not in _WAITING for s in states.values()) or record.get("status") != "running"
+        done = all(s not in _WAITING for s in states.values()) or record.status != RunStatus.RUNNING
         for name, tail in tails.items():  # read after the states: nothing written before the end is lost
             data = tail.read()
             while data:
@@ -92,6 +93,6 @@ def follow(paths: ProjectPaths, pipeline: str, run_id: int, task: str | None, ou
             return record
         if time.monotonic() >= next_runner_check:
             next_runner_check = time.monotonic() + RUNNER_CHECK_S
-            if not records.runner_alive(record.get("runner")):
+            if not records.runner_alive(record.runner):
                 records.reconcile(paths, pipeline)
         time.sleep(POLL_S)

@@ -30,9 +30,10 @@ run.json (format 1), plain JSON a person can read:
       "tasks": {            # topological order
         "extract": {"status": "success", "needs": [], "attempts": 1,
                     "started_at": "...", "ended_at": "...", "duration_s": 1.2,
-                    "exit_code": 0, "peak_rss_kb": 51234, "cpu_s": 1.1, "log": "logs/extract.log"},
+                    "exit_code": 0, "peak_rss_kb": 51234, "log": "logs/extract.log", "cpu_s": 1.1},
         ...
       },
+      "waiting_for": 16,   # only while it waits for that run (overlap: queue)
       "skipped_reason": null | "nightly #16 was still running (overlap: skip)",
       "after_run": {"note": "ok" | "error: ...", "site": ..., "notify": ..., "s3": ...},
       "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
@@ -43,12 +44,30 @@ A run is *partial* when its selection has any of task/from/rerun_of set; its his
 line says so ("partial", and "selected" of "total" tasks), so a partial success is
 never mistaken for the whole pipeline's.
 
-Task statuses: pending, running, success, failed, upstream_failed, timed_out, skipped,
-interrupted, cancelled. "skipped" = not selected by --task/--from/--rerun; "interrupted" = it was
-running when the runner died; "cancelled" = running or waiting when `flank cancel` stopped the run. A task entry may carry "error": "..." when flank itself
-(not the task) explains why it has no result.
-A "skipped" run records a trigger refused by `overlap: skip` (the spec's run
-statuses plus this one, so skips are recorded, not silent).
+Statuses are the StrEnums below, `RunStatus` and `TaskStatus` (the one list of them):
+tasks are pending, queued, running, success, up_to_date, failed, timed_out, upstream_failed,
+skipped, interrupted or cancelled. "skipped" = not selected by --task/--from/--rerun;
+"up_to_date" = not run because nothing it depends on changed (done, not a failure);
+"queued" = a remote job waiting for its cluster; "interrupted" = it was running when the runner
+died; "cancelled" = running or waiting when `flank cancel` stopped the run. A "skipped" run
+records a trigger refused by `overlap: skip` (the spec's run statuses plus this one, so skips
+are recorded, not silent).
+
+A task entry always has the keys shown above; these only when set:
+    "cpu_s": 1.1                  CPU time (user + system) the launcher measured
+    "error": "..."                why flank itself (not the task) has no result for it
+    "reason": "ran: R/model.R changed" | "up_to_date" | ...        why it ran or not (issue 12)
+    "executor": {"kind": "slurm"|"batch", "job_id", "queue", "host", "state", "max_rss_kb"}
+    "memory_mb": 4096, "cpus": 2  the resources it declared (issue 14)
+    "artifacts": [{"path", "size", "kept", "note"}], "artifact_warnings": ["..."]  (issue 11)
+A launcher's tasks/<task>.json carries the same keys plus its own bookkeeping ("task",
+"attempt", "pid"); every other key of it reaches run.json (`merge_task_results`), and a key this
+version does not know is kept as it is (`extra`) in run.json and tasks alike, so records written
+by a newer flank survive being rewritten by an older one.
+
+In Python the record is a `RunRecord` holding `TaskResult`s: read by `read_record`, built by
+`start_record`, finished only here (`finish`, `skip`, `not_started`, `stop`, `conclude`,
+`mark_interrupted`) and written by `write_record`.
 
 Life of a record: `create_run` hands out the run id and writes the record with status
 "running" in one step, together with a reserve file big enough for the final record and
@@ -66,8 +85,10 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +97,230 @@ from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_j
 from flank_ops.paths import ProjectPaths
 
 FORMAT = 1
-RUN_STATUSES = ("running", "success", "failed", "interrupted", "skipped", "cancelled")
-TASK_STATUSES = (
-    "pending", "running", "success", "failed", "upstream_failed", "timed_out", "skipped", "interrupted", "cancelled",
-)
-FAILED_TASK_STATUSES = ("failed", "timed_out", "upstream_failed", "interrupted")
-FINISHED_RUN_STATUSES = ("success", "failed", "interrupted", "skipped", "cancelled")
+
+
+class RunStatus(StrEnum):
+    """A run's status: the one list (the site, notes, notifications and status print these)."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its runner died (SIGKILL, reboot) or was stopped without `flank cancel`
+    SKIPPED = "skipped"  # a trigger refused by `overlap: skip`
+    CANCELLED = "cancelled"  # `flank cancel` stopped it
+
+
+class TaskStatus(StrEnum):
+    """A task's status in a run: the one list (the launchers' strings are checked against it by a test)."""
+
+    PENDING = "pending"  # selected, not started yet
+    QUEUED = "queued"  # a remote job submitted, waiting for the cluster (issue 14)
+    RUNNING = "running"
+    SUCCESS = "success"
+    UP_TO_DATE = "up_to_date"  # not run: nothing it depends on changed (issue 12); not a failure
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    UPSTREAM_FAILED = "upstream_failed"  # not run: a task it needs did not succeed
+    SKIPPED = "skipped"  # not selected by --task/--from/--rerun (or every task of a skipped run)
+    INTERRUPTED = "interrupted"  # running when the runner died or was stopped
+    CANCELLED = "cancelled"  # running or waiting when `flank cancel` stopped the run
+
+
+FINISHED_RUN_STATUSES = frozenset(RunStatus) - {RunStatus.RUNNING}
+# The task ran and failed: its log says why (notifications show these logs, `flank run` names them).
+FAILED_TASK_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
+# The task is done and its dependents may run.
+OK_TASK_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.UP_TO_DATE})
+# A need that ended so keeps its dependents from running (they become upstream_failed).
+BLOCKING_TASK_STATUSES = FAILED_TASK_STATUSES | {TaskStatus.UPSTREAM_FAILED, TaskStatus.INTERRUPTED,
+                                                 TaskStatus.CANCELLED}
+# Final in a launcher's tasks/<task>.json: it is written once, there is nothing more to read.
+SETTLED_TASK_STATUSES = FAILED_TASK_STATUSES | OK_TASK_STATUSES
 
 RECORD_FILE = "run.json"
 HISTORY_FILE = "history.jsonl"
 LAST_ID_FILE = "last_id"
 RESERVE_FILE = ".reserve"
+
+
+# --- the typed record ----------------------------------------------------------
+
+# Task entry keys always written (in this order), then the optional ones when set, then `extra`.
+_TASK_ALWAYS = ("status", "needs", "attempts", "started_at", "ended_at", "duration_s", "exit_code", "peak_rss_kb",
+                "log")
+_TASK_OPTIONAL = ("cpu_s", "error", "reason", "executor", "memory_mb", "cpus", "artifacts", "artifact_warnings")
+# Keys of a launcher's tasks/<task>.json that are the launcher's own bookkeeping, not the task's result.
+_LAUNCHER_ONLY = ("task", "attempt", "pid")
+
+
+@dataclass
+class TaskResult:
+    """One task's entry in run.json (see the format above)."""
+
+    status: TaskStatus = TaskStatus.PENDING
+    needs: list[str] = field(default_factory=list)
+    attempts: int = 0
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+    exit_code: int | None = None
+    peak_rss_kb: int | None = None
+    log: str | None = None
+    cpu_s: float | None = None  # user + system CPU time, when the launcher measured it
+    error: str | None = None  # why flank (not the task) has no result for it
+    # contract C2 (issues 11, 12, 14): written by launchers into tasks/<task>.json
+    reason: str | None = None
+    executor: dict[str, Any] | None = None
+    memory_mb: int | None = None
+    cpus: int | None = None
+    artifacts: list[dict[str, Any]] | None = None
+    artifact_warnings: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know: kept as they are
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskResult:
+        """A task entry from run.json. Raises ValueError for an entry that is not one."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a task entry is not an object: {data!r}")
+        task = cls()
+        task.update(data)
+        return task
+
+    def update(self, data: Mapping[str, Any]) -> bool:
+        """Take every key of `data` (a run.json entry or a launcher's result); True when anything changed."""
+        changed = False
+        for key, value in data.items():
+            if key == "status":
+                value = TaskStatus(value)
+            elif key == "needs":
+                value = [str(n) for n in value] if isinstance(value, list) else []
+            if key in _TASK_KNOWN:
+                if getattr(self, key) != value:
+                    setattr(self, key, value)
+                    changed = True
+            elif self.extra.get(key, _MISSING) != value:
+                self.extra[key] = value
+                changed = True
+        return changed
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {key: getattr(self, key) for key in _TASK_ALWAYS}
+        out["status"] = str(self.status)
+        out.update((key, getattr(self, key)) for key in _TASK_OPTIONAL if getattr(self, key) is not None)
+        out.update((key, value) for key, value in self.extra.items() if key not in out)
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_TASK_STATUSES
+
+
+_MISSING = object()
+_TASK_STATUS_VALUES = frozenset(status.value for status in TaskStatus)
+_TASK_KNOWN = frozenset(_TASK_ALWAYS + _TASK_OPTIONAL)
+
+# Run keys always written (in this order), then the optional ones when set, then `extra`.
+_RUN_ALWAYS = ("format", "project", "pipeline", "run_id", "trigger", "status", "local", "commit", "release",
+               "started_at", "ended_at", "duration_s", "runner", "selection", "selected_tasks", "scheduled_at",
+               "timezone", "concurrency", "tasks", "skipped_reason", "after_run", "summary")
+_RUN_OPTIONAL = ("waiting_for", "error")
+
+
+def _no_selection() -> dict[str, Any]:
+    return {"task": None, "from": None, "rerun_of": None}
+
+
+@dataclass
+class RunRecord:
+    """A run's record, run.json (see the format above). Built by `start_record`, finished by
+    `finish`, `skip`, `not_started`, `stop`, `conclude` and `mark_interrupted`, written by `write_record`."""
+
+    project: str
+    pipeline: str
+    run_id: int
+    trigger: str | None = "manual"
+    status: RunStatus = RunStatus.RUNNING
+    local: bool = False
+    commit: dict[str, Any] = field(default_factory=dict)
+    release: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+    runner: dict[str, Any] | None = None
+    selection: dict[str, Any] = field(default_factory=_no_selection)
+    selected_tasks: list[str] | None = None  # None in records from before it was kept
+    scheduled_at: str | None = None
+    timezone: str | None = None
+    concurrency: int | None = None
+    tasks: dict[str, TaskResult] = field(default_factory=dict)  # topological order
+    skipped_reason: str | None = None
+    after_run: dict[str, str] = field(default_factory=dict)
+    summary: str | None = None
+    waiting_for: int | None = None  # the run it waits for (overlap: queue)
+    error: str | None = None  # only when flank itself could not run or record the run
+    format: int = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know: kept as they are
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        """A record from run.json's object. Raises ValueError when it is not a run record."""
+        if not isinstance(data, dict) or not isinstance(data.get("run_id"), int):
+            raise ValueError("not a flank run record")
+        if not isinstance(data.get("project"), str) or not isinstance(data.get("pipeline"), str):
+            raise ValueError("not a flank run record (no project or pipeline)")
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in _RUN_KNOWN:
+                values[key] = value
+            else:
+                extra[key] = value
+        values["status"] = RunStatus(values.get("status") or "running")
+        tasks = values.get("tasks")
+        values["tasks"] = ({str(n): TaskResult.from_json(t) for n, t in tasks.items()}
+                           if isinstance(tasks, dict) else {})
+        for key, make in (("commit", dict), ("selection", _no_selection), ("after_run", dict)):
+            if not isinstance(values.get(key), dict):
+                values[key] = make()
+        if values.get("selected_tasks") is not None and not isinstance(values["selected_tasks"], list):
+            values["selected_tasks"] = None
+        values["local"] = bool(values.get("local"))
+        return cls(**values, extra=extra)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in _RUN_ALWAYS:
+            value = getattr(self, key)
+            if key == "tasks":
+                value = {name: task.to_json() for name, task in value.items()}
+            elif key == "status":
+                value = str(value)
+            out[key] = value
+        out.update((key, getattr(self, key)) for key in _RUN_OPTIONAL if getattr(self, key) is not None)
+        out.update((key, value) for key, value in self.extra.items() if key not in out)
+        return out
+
+
+_RUN_KNOWN = frozenset(f.name for f in fields(RunRecord)) - {"extra"}
+
+
+def start_record(*, project: str, pipeline: str, run_id: int, trigger: str, local: bool, commit: dict[str, Any],
+                 release: str, selection: dict[str, Any], tasks: list[tuple[str, list[str]]], selected: list[str],
+                 scheduled_at: str | None, timezone: str | None, concurrency: int) -> RunRecord:
+    """A new run's record: "running", started now by this process; `tasks` = (name, needs) in
+    topological order; those not `selected` are "skipped"."""
+    chosen = set(selected)
+    entries = {
+        name: TaskResult(status=TaskStatus.PENDING if name in chosen else TaskStatus.SKIPPED, needs=list(needs),
+                         log=f"logs/{name}.log")
+        for name, needs in tasks
+    }
+    return RunRecord(
+        project=project, pipeline=pipeline, run_id=run_id, trigger=trigger, status=RunStatus.RUNNING, local=local,
+        commit=commit, release=release, started_at=now_iso(), runner=runner_identity(), selection=selection,
+        selected_tasks=[n for n in entries if n in chosen], scheduled_at=scheduled_at, timezone=timezone,
+        concurrency=concurrency, tasks=entries,
+    )
 
 
 def now_iso() -> str:
@@ -109,10 +343,10 @@ def task_log_path(run_dir: Path, task: str) -> Path:
     return Path(run_dir) / "logs" / f"{task}.log"
 
 
-def task_log_file(run_dir: Path, name: str, task: dict[str, Any]) -> Path:
+def task_log_file(run_dir: Path, name: str, task: TaskResult | Mapping[str, Any]) -> Path:
     """The log of task `name` as its record entry names it; a record can only point inside its own
     run folder (anything else means the launcher's own layout). Every reader of logs asks this."""
-    rel = task.get("log")
+    rel = task.log if isinstance(task, TaskResult) else task.get("log")
     if rel == f"logs/{name}.log" and "/" not in name and name not in (".", ".."):
         return Path(run_dir) / rel  # the launcher's own layout: no need to resolve symlinks
     if isinstance(rel, str) and rel:
@@ -147,7 +381,7 @@ def _next_run_id(paths: ProjectPaths, pipeline: str) -> int:
 
 
 def create_run(paths: ProjectPaths, pipeline: str,
-               build: Callable[[int], dict[str, Any]]) -> tuple[int, Path, dict[str, Any]]:
+               build: Callable[[int], RunRecord]) -> tuple[int, Path, RunRecord]:
     """A new run: its id, its folder, the record `build(run_id)` written, and the disk space its
     final record will need held in reserve — all or nothing. When the disk cannot take it,
     raises UserError and leaves no folder and no used id behind."""
@@ -194,11 +428,11 @@ def free_bytes(folder: Path) -> int:
     return blocks * st.f_frsize
 
 
-def reserve_size(record: dict[str, Any]) -> int:
+def reserve_size(record: RunRecord) -> int:
     """Room for the final record (tasks gain times, exit codes, errors), written beside the
     current one (atomic replace), plus the history line and the after-run outcomes."""
     now = len(format_record(record).encode("utf-8"))
-    final = now + 400 * len(record.get("tasks") or {}) + 4096
+    final = now + 400 * len(record.tasks) + 4096
     return 2 * final + 16384
 
 
@@ -234,12 +468,12 @@ def list_run_ids(paths: ProjectPaths, pipeline: str) -> list[int]:
     return sorted(int(p.name) for p in runs.iterdir() if p.name.isdigit() and p.is_dir())
 
 
-def write_record(run_dir: Path, record: dict[str, Any]) -> None:
-    record["format"] = FORMAT
+def write_record(run_dir: Path, record: RunRecord) -> None:
+    record.format = FORMAT
     atomic_write_text(record_path(run_dir), format_record(record))
 
 
-def format_record(record: dict[str, Any]) -> str:
+def format_record(record: RunRecord) -> str:
     """run.json's text: one field a line and one task a line — as readable as an
     indented dump, and written by json's C encoder (an indented dump of a
     500-task record took 30 ms, rewritten on every task change)."""
@@ -247,7 +481,7 @@ def format_record(record: dict[str, Any]) -> str:
         return json.dumps(value, ensure_ascii=False)
 
     lines = []
-    for key, value in record.items():
+    for key, value in record.to_json().items():
         if key == "tasks" and isinstance(value, dict) and value:
             tasks = [f"    {dump(name)}: {dump(entry)}" for name, entry in value.items()]
             lines.append('  "tasks": {\n' + ",\n".join(tasks) + "\n  }")
@@ -256,54 +490,54 @@ def format_record(record: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def read_record(run_dir: Path) -> dict[str, Any]:
+def read_record(run_dir: Path) -> RunRecord:
     """The record as stored. Raises OSError / ValueError for a missing or corrupt file."""
     with open(record_path(run_dir), encoding="utf-8") as f:
-        record = json.load(f)
-    if not isinstance(record, dict) or "run_id" not in record:
-        raise ValueError(f"{record_path(run_dir)} is not a flank run record")
-    return record
+        data = json.load(f)
+    try:
+        return RunRecord.from_json(data)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{record_path(run_dir)} is not a flank run record ({exc})") from None
 
 
-def append_history(paths: ProjectPaths, record: dict[str, Any]) -> None:
+def append_history(paths: ProjectPaths, record: RunRecord) -> None:
     """Add a finished run's one-line summary to the pipeline's history index."""
-    append_json_line(paths.runs_dir(record["pipeline"]) / HISTORY_FILE, history_entry(record))
+    append_json_line(paths.runs_dir(record.pipeline) / HISTORY_FILE, history_entry(record))
 
 
-def history_entry(record: dict[str, Any]) -> dict[str, Any]:
+def history_entry(record: RunRecord) -> dict[str, Any]:
+    """The run's line in history.jsonl (also what the site lists for a run still going)."""
     return {
-        "run_id": record["run_id"],
-        "status": record["status"],
-        "trigger": record.get("trigger"),
-        "started_at": record.get("started_at"),
-        "ended_at": record.get("ended_at"),
-        "duration_s": record.get("duration_s"),
-        "commit": (record.get("commit") or {}).get("short"),
-        "summary": record.get("summary"),
+        "run_id": record.run_id,
+        "status": str(record.status),
+        "trigger": record.trigger,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "duration_s": record.duration_s,
+        "commit": record.commit.get("short"),
+        "summary": record.summary,
         "partial": is_partial(record),
         "selected": len(selected_tasks(record)),
-        "total": len(record.get("tasks") or {}),
+        "total": len(record.tasks),
     }
 
 
-def is_partial(record: dict[str, Any]) -> bool:
+def is_partial(record: RunRecord) -> bool:
     """Did the run select only part of the pipeline (--task, --from, --rerun)?"""
-    selection = record.get("selection") or {}
-    return any(selection.get(key) is not None for key in ("task", "from", "rerun_of"))
+    return any(record.selection.get(key) is not None for key in ("task", "from", "rerun_of"))
 
 
-def selected_tasks(record: dict[str, Any]) -> list[str]:
+def selected_tasks(record: RunRecord) -> list[str]:
     """The tasks the run's selection chose, in the record's (topological) order."""
-    tasks = record.get("tasks") or {}
-    chosen = record.get("selected_tasks")
-    if isinstance(chosen, list):
+    chosen = record.selected_tasks
+    if chosen is not None:
         wanted = set(chosen)
-        return [n for n in tasks if n in wanted]
+        return [n for n in record.tasks if n in wanted]
     # Records from before "selected_tasks": a task not selected was marked "skipped"
     # (as was every task of a skipped run, which then stood for its whole pipeline).
-    if record.get("status") == "skipped" and not is_partial(record):
-        return list(tasks)
-    return [n for n, t in tasks.items() if (t or {}).get("status") != "skipped"]
+    if record.status == RunStatus.SKIPPED and not is_partial(record):
+        return list(record.tasks)
+    return [n for n, t in record.tasks.items() if t.status != TaskStatus.SKIPPED]
 
 
 def last_full_run(paths: ProjectPaths, pipeline: str, before: int | None = None) -> dict[str, Any] | None:
@@ -355,7 +589,7 @@ def runner_identity() -> dict[str, Any]:
     return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(), "pid_start": _pid_start(pid)}
 
 
-def runner_alive(runner: dict[str, Any] | None) -> bool:
+def runner_alive(runner: Mapping[str, Any] | None) -> bool:
     if not runner:
         return False
     if runner.get("boot_id") and runner["boot_id"] != _boot_id():
@@ -369,41 +603,35 @@ def runner_alive(runner: dict[str, Any] | None) -> bool:
 
 # --- task results merged into the record -----------------------------------
 
-# Fields of a launcher's tasks/<task>.json copied into run.json's task entry.
-_TASK_FIELDS = ("status", "attempts", "exit_code", "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s",
-                "error")
-
-
-_SETTLED = ("success", "failed", "timed_out")
-
-
 def read_task_result(run_dir: Path, task: str) -> dict[str, Any] | None:
-    """The launcher's result for one task, or None (not started, or caught mid-write)."""
+    """The launcher's result for one task (tasks/<task>.json as written), or None (not started,
+    or caught mid-write)."""
     try:
         with open(task_result_path(run_dir, task), encoding="utf-8") as f:
             result = json.load(f)
     except (OSError, ValueError):
         return None
-    if not isinstance(result, dict) or result.get("status") not in TASK_STATUSES:
+    if not isinstance(result, dict) or result.get("status") not in _TASK_STATUS_VALUES:
         return None
     if "attempts" not in result and "attempt" in result:
         result["attempts"] = result["attempt"]
     return result
 
 
-def merge_task_results(run_dir: Path, record: dict[str, Any], names: list[str] | None = None) -> list[str]:
-    """Copy tasks/<task>.json into record["tasks"]; returns the names whose entry changed."""
+def merge_task_results(run_dir: Path, record: RunRecord, names: list[str] | None = None) -> list[str]:
+    """Copy tasks/<task>.json into the record's task entries (every key but the launcher's own
+    bookkeeping: a launcher's new key needs no change here); returns the names whose entry changed.
+    The one place launcher results reach a record: the runner, reconcile and the site's view of a
+    running run all merge through it."""
     changed = []
-    for name in names if names is not None else list(record.get("tasks", {})):
-        if record["tasks"][name].get("status") in _SETTLED:
+    for name in names if names is not None else list(record.tasks):
+        entry = record.tasks[name]
+        if entry.status in SETTLED_TASK_STATUSES:
             continue  # the launcher writes a final result once: nothing more to read
         result = read_task_result(run_dir, name)
         if result is None:
             continue
-        entry = record["tasks"][name]
-        update = {k: result[k] for k in _TASK_FIELDS if k in result}
-        if any(entry.get(k) != v for k, v in update.items()):
-            entry.update(update)
+        if entry.update({k: v for k, v in result.items() if k not in _LAUNCHER_ONLY}):
             changed.append(name)
     return changed
 
@@ -411,10 +639,15 @@ def merge_task_results(run_dir: Path, record: dict[str, Any], names: list[str] |
 # --- finding runs ------------------------------------------------------------
 
 def last_run_id(paths: ProjectPaths, pipeline: str) -> int | None:
-    return max(list_run_ids(paths, pipeline), default=None)
+    """The last run id handed out (the pipeline's newest run); None before its first run."""
+    try:
+        last = int((paths.runs_dir(pipeline) / LAST_ID_FILE).read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        last = max(list_run_ids(paths, pipeline), default=0)
+    return last or None
 
 
-def find_running(paths: ProjectPaths, pipeline: str) -> list[dict[str, Any]]:
+def find_running(paths: ProjectPaths, pipeline: str) -> list[RunRecord]:
     """Records of the pipeline's runs that are not finished yet (live runners only)."""
     finished = {e["run_id"] for e in read_history(paths, pipeline)}
     out = []
@@ -425,7 +658,7 @@ def find_running(paths: ProjectPaths, pipeline: str) -> list[dict[str, Any]]:
             record = read_record(paths.run_dir(pipeline, run_id))
         except (OSError, ValueError):
             continue
-        if record.get("status") == "running" and runner_alive(record.get("runner")):
+        if record.status == RunStatus.RUNNING and runner_alive(record.runner):
             out.append(record)
     return out
 
@@ -453,14 +686,12 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
                 continue
             except (OSError, ValueError):
                 continue  # unreadable: nothing safe to do
-            if runner_alive(record.get("runner")):
+            if runner_alive(record.runner):
                 continue
             try:
-                if record.get("status") == "running":
+                if record.status == RunStatus.RUNNING:
                     mark_interrupted(run_dir, record)
                     marked.append(run_id)
-                elif record.get("status") not in FINISHED_RUN_STATUSES:
-                    continue
                 release_space(run_dir)
                 append_history(paths, record)
             except OSError:
@@ -484,22 +715,114 @@ def _drop_if_empty(paths: ProjectPaths, pipeline: str, run_dir: Path) -> None:
         pass
 
 
-def mark_interrupted(run_dir: Path, record: dict[str, Any]) -> None:
+def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
+    """Record a run whose runner died as interrupted (the one path by which a reader of the
+    records, `reconcile`, writes one)."""
     merge_task_results(run_dir, record)
-    ended = now_iso()
-    for entry in record.get("tasks", {}).values():
-        if entry.get("status") == "running":
-            entry["status"] = "interrupted"
-            entry["ended_at"] = entry.get("ended_at") or ended
-    record["status"] = "interrupted"
-    waited_for = record.pop("waiting_for", None)
-    record["ended_at"] = ended
-    started, ended_dt = parse_iso(record.get("started_at")), parse_iso(ended)
-    if started is not None and ended_dt is not None:
-        record["duration_s"] = round((ended_dt - started).total_seconds(), 3)
+    waited_for = record.waiting_for
+    record.waiting_for = None
+    for entry in record.tasks.values():
+        if entry.status == TaskStatus.RUNNING:
+            entry.status = TaskStatus.INTERRUPTED
     if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
-        record["summary"] = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
+        summary = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
     else:
-        record["summary"] = "interrupted: the runner stopped before the run finished"
+        summary = "interrupted: the runner stopped before the run finished"
+    finish(record, RunStatus.INTERRUPTED, summary)
     release_space(run_dir)  # the dead runner's reserve: room for this very write
     write_record(run_dir, record)
+
+
+# --- finishing a run: every way a record reaches its final status -------------
+
+def finish(record: RunRecord, status: RunStatus, summary: str | None = None) -> None:
+    """The run ends now with `status`: its end time and duration (computed here only), and the
+    end time of tasks stopped without one."""
+    record.status = status
+    record.ended_at = now_iso()
+    started, ended = parse_iso(record.started_at), parse_iso(record.ended_at)
+    record.duration_s = round((ended - started).total_seconds(), 3) if started and ended else None
+    for entry in record.tasks.values():
+        if entry.status in (TaskStatus.INTERRUPTED, TaskStatus.CANCELLED) and entry.ended_at is None \
+                and entry.started_at is not None:
+            entry.ended_at = record.ended_at
+    if summary is not None:
+        record.summary = summary
+
+
+def skip(record: RunRecord, reason: str) -> None:
+    """A trigger refused by `overlap: skip`: recorded, with why."""
+    for entry in record.tasks.values():
+        entry.status = TaskStatus.SKIPPED
+    record.skipped_reason = reason
+    finish(record, RunStatus.SKIPPED, f"skipped: {reason}")
+
+
+def not_started(record: RunRecord, selected: list[str], reason: str) -> None:
+    """A run that got its record but could not start make (e.g. a full disk): failed, with the reason."""
+    for name in selected:
+        record.tasks[name].status = TaskStatus.FAILED
+        record.tasks[name].error = f"did not start: {reason}"
+    record.error = reason
+    finish(record, RunStatus.FAILED, f"did not start: {reason}")
+
+
+def stop(record: RunRecord, cancelled: bool) -> None:
+    """A stopped run's statuses: `cancelled` when `flank cancel` asked for it (its running and
+    waiting tasks too), else `interrupted` (a shutdown, a kill: its running tasks). `finish` follows."""
+    record.waiting_for = None
+    for entry in record.tasks.values():
+        if cancelled and entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED, TaskStatus.PENDING):
+            entry.status = TaskStatus.CANCELLED
+            entry.ended_at = entry.ended_at or now_iso()
+        elif not cancelled and entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED):
+            entry.status = TaskStatus.INTERRUPTED
+    record.status = RunStatus.CANCELLED if cancelled else RunStatus.INTERRUPTED
+
+
+def conclude(record: RunRecord, selected: list[str], make_exit: int | None) -> None:
+    """Once make has exited: every selected task's final status, and the run's (success only
+    when every selected task is done and make agreed). `finish` follows."""
+    tasks = record.tasks
+    for name in selected:  # dependencies first, so needs are final when we look at them
+        entry = tasks[name]
+        if entry.status == TaskStatus.PENDING:
+            if any(tasks[d].status in BLOCKING_TASK_STATUSES for d in entry.needs if d in tasks):
+                entry.status = TaskStatus.UPSTREAM_FAILED
+            else:
+                entry.status = TaskStatus.FAILED
+                entry.error = f"did not start: make exited {make_exit} (see make.log)"
+        elif entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED):
+            entry.status = TaskStatus.FAILED
+            entry.error = "its task launcher stopped without a result"
+            entry.ended_at = entry.ended_at or now_iso()
+    all_ok = all(tasks[n].ok for n in selected)
+    record.status = RunStatus.SUCCESS if all_ok and make_exit == 0 else RunStatus.FAILED
+
+
+def summarize(record: RunRecord) -> str:
+    """'3/4 ok; model failed (exit 1, 3 attempts)'."""
+    ran = {n: t for n, t in record.tasks.items() if t.status != TaskStatus.SKIPPED}
+    ok = sum(1 for t in ran.values() if t.ok)
+    text = f"{ok}/{len(ran)} ok"
+    for name, t in ran.items():
+        attempts = t.attempts or 1
+        tries = f", {attempts} attempts" if attempts > 1 else ""
+        if t.status == TaskStatus.FAILED:
+            detail = f"exit {t.exit_code}{tries}" if t.exit_code is not None else (t.error or "")
+            text += f"; {name} failed ({detail})"
+        elif t.status == TaskStatus.TIMED_OUT:
+            text += f"; {name} timed out" + (f" ({attempts} attempts)" if attempts > 1 else "")
+        elif t.status in (TaskStatus.INTERRUPTED, TaskStatus.CANCELLED):
+            text += f"; {name} {t.status}"
+    return text
+
+
+def disk_full(record: RunRecord, selected: list[str], run_dir: Path) -> None:
+    """A failed run whose tasks met a full disk: the real outcome, said in the record."""
+    record.error = f"disk full: no space left on the file system of {run_dir}"
+    record.summary = f"disk full; {record.summary}"
+    for name in selected:
+        entry = record.tasks[name]
+        if entry.error and not entry.error.startswith("disk full"):
+            entry.error = f"disk full: {entry.error}"

@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import NamedTuple, TextIO
 
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord, RunStatus, TaskStatus
 from flank_ops.run.secrets import load_secrets, mask, mask_file
 
 TRIGGERS = ("schedule", "push", "manual", "rerun", "catchup")
@@ -152,25 +153,24 @@ def select_tasks(paths: ProjectPaths, pipeline: Pipeline, request: RunRequest) -
             known = records.list_run_ids(paths, pipeline.name)
             last = f"runs go from #{known[0]} to #{known[-1]}" if known else "it has no runs yet"
             raise UserError(f"no run #{request.rerun} of pipeline {pipeline.name!r}", last) from None
-        if old.get("status") == "running":
+        if old.status == RunStatus.RUNNING:
             raise UserError(f"{pipeline.name} #{request.rerun} is still running", "rerun it once it has finished")
         return rerun_selection(pipeline, old)
     return order
 
 
-def rerun_selection(pipeline: Pipeline, old: dict[str, Any]) -> list[str]:
+def rerun_selection(pipeline: Pipeline, old: RunRecord) -> list[str]:
     """What `--rerun` of run `old` runs: the tasks *its* selection chose that did not succeed
     (failed, timed out, upstream_failed, interrupted, cancelled, never started), in the
     pipeline's order. Raises NothingToRerun when there are none."""
-    old_tasks = old.get("tasks") or {}
-    not_ok = [n for n in records.selected_tasks(old) if (old_tasks.get(n) or {}).get("status") != "success"]
+    not_ok = [n for n in records.selected_tasks(old) if not old.tasks[n].ok]
     wanted = set(not_ok)
     selected = [t for t in pipeline.topological_order() if t in wanted]
     if selected:
         return selected
     if not not_ok:
-        raise NothingToRerun(f"nothing to rerun: run {old['run_id']} succeeded")
-    raise NothingToRerun(f"nothing to rerun: the tasks of run {old['run_id']} that did not succeed "
+        raise NothingToRerun(f"nothing to rerun: run {old.run_id} succeeded")
+    raise NothingToRerun(f"nothing to rerun: the tasks of run {old.run_id} that did not succeed "
                          f"({', '.join(not_ok)}) are no longer in pipeline {pipeline.name}")
 
 
@@ -215,74 +215,16 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
 # --- the record ----------------------------------------------------------
 
 def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str, request: RunRequest,
-               selected: list[str], jobs: int) -> dict[str, Any]:
-    chosen = set(selected)
-    tasks = {}
-    for name in pipeline.topological_order():
-        tasks[name] = {
-            "status": "pending" if name in chosen else "skipped",
-            "needs": list(pipeline.tasks[name].needs),
-            "attempts": 0, "started_at": None, "ended_at": None, "duration_s": None,
-            "exit_code": None, "peak_rss_kb": None, "log": f"logs/{name}.log",
-        }
-    return {
-        "format": records.FORMAT,
-        "project": deployed.paths.name, "pipeline": pipeline.name, "run_id": run_id,
-        "trigger": trigger, "status": "running", "local": deployed.paths.local,
-        "commit": deployed.commit, "release": str(deployed.release_dir),
-        "started_at": records.now_iso(), "ended_at": None, "duration_s": None,
-        "runner": records.runner_identity(),
-        "selection": {"task": request.task, "from": request.from_task, "rerun_of": request.rerun},
-        "selected_tasks": [n for n in tasks if n in chosen],
-        "scheduled_at": request.scheduled_at,
-        "timezone": pipeline.timezone,  # the zone its times are shown in (None: the VM's)
-        "concurrency": jobs,
-        "tasks": tasks,
-        "skipped_reason": None, "after_run": {}, "summary": None,
-    }
-
-
-def _finish_times(record: dict[str, Any]) -> None:
-    record["ended_at"] = records.now_iso()
-    started = records.parse_iso(record["started_at"])
-    ended = records.parse_iso(record["ended_at"])
-    if started is not None and ended is not None:
-        record["duration_s"] = round((ended - started).total_seconds(), 3)
-
-
-def summarize(record: dict[str, Any]) -> str:
-    """'3/4 ok; model failed (exit 1, 3 attempts)'."""
-    ran = {n: t for n, t in record["tasks"].items() if t["status"] != "skipped"}
-    ok = sum(1 for t in ran.values() if t["status"] == "success")
-    text = f"{ok}/{len(ran)} ok"
-    for name, t in ran.items():
-        attempts = t.get("attempts") or 1
-        tries = f", {attempts} attempts" if attempts > 1 else ""
-        if t["status"] == "failed":
-            detail = f"exit {t['exit_code']}{tries}" if t.get("exit_code") is not None else t.get("error", "")
-            text += f"; {name} failed ({detail})"
-        elif t["status"] == "timed_out":
-            text += f"; {name} timed out" + (f" ({attempts} attempts)" if attempts > 1 else "")
-        elif t["status"] in ("interrupted", "cancelled"):
-            text += f"; {name} {t['status']}"
-    return text
-
-
-def finalize_tasks(record: dict[str, Any], selected: list[str], make_exit: int | None) -> None:
-    """Give every selected task a final status once make has exited."""
-    tasks = record["tasks"]
-    for name in selected:  # dependencies first, so needs are final when we look at them
-        entry = tasks[name]
-        if entry["status"] == "pending":
-            if any(tasks[d]["status"] in records.FAILED_TASK_STATUSES for d in entry["needs"] if d in tasks):
-                entry["status"] = "upstream_failed"
-            else:
-                entry["status"] = "failed"
-                entry["error"] = f"did not start: make exited {make_exit} (see make.log)"
-        elif entry["status"] == "running":
-            entry["status"] = "failed"
-            entry["error"] = "its task launcher stopped without a result"
-            entry["ended_at"] = entry.get("ended_at") or records.now_iso()
+               selected: list[str], jobs: int) -> RunRecord:
+    return records.start_record(
+        project=deployed.paths.name, pipeline=pipeline.name, run_id=run_id, trigger=trigger,
+        local=deployed.paths.local, commit=deployed.commit, release=str(deployed.release_dir),
+        selection={"task": request.task, "from": request.from_task, "rerun_of": request.rerun},
+        tasks=[(name, list(pipeline.tasks[name].needs)) for name in pipeline.topological_order()],
+        selected=selected, scheduled_at=request.scheduled_at,
+        timezone=pipeline.timezone,  # the zone its times are shown in (None: the VM's)
+        concurrency=jobs,
+    )
 
 
 # --- running ----------------------------------------------------------------
@@ -306,7 +248,7 @@ def _die_with_parent() -> None:
 
 
 class Outcome(NamedTuple):
-    record: dict[str, Any]
+    record: RunRecord
     exit_code: int  # 0 only when the run succeeded
 
 
@@ -372,54 +314,50 @@ def _vm_busy(paths: ProjectPaths, out: TextIO) -> Iterator[None]:
         yield
 
 
-def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
+def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
                    selected: list[str], out: TextIO) -> Outcome:
     """Run now if no other run of the pipeline is going on; else skip or queue (`overlap:`)."""
-    paths, run_id = deployed.paths, record["run_id"]
+    paths, run_id = deployed.paths, record.run_id
     lock = paths.lock_file("run", pipeline.name)
     with locked(lock, blocking=False) as got:
         if got:
             return _execute(deployed, pipeline, record, run_dir, selected, out)
     others = records.find_running(paths, pipeline.name)
-    other = next((r for r in others if r["run_id"] != run_id), None)
-    other_name = f"{pipeline.name} #{other['run_id']}" if other else f"another run of {pipeline.name}"
+    other = next((r for r in others if r.run_id != run_id), None)
+    other_name = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
     if pipeline.overlap != "queue":
         return _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
     print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)",
           file=out, flush=True)
-    record["waiting_for"] = other["run_id"] if other else None
+    record.waiting_for = other.run_id if other else None
     _save_progress(run_dir, record)
     _refresh_site(paths, pipeline.name, run_id)  # a waiting run has its page too
     with locked(lock):
-        record.pop("waiting_for", None)
-        record["started_at"] = records.now_iso()  # it starts now; it was triggered earlier
+        record.waiting_for = None
+        record.started_at = records.now_iso()  # it starts now; it was triggered earlier
         _save_progress(run_dir, record)
         return _execute(deployed, pipeline, record, run_dir, selected, out)
 
 
-def _stopped_outside_make(deployed: Deployed, record: dict[str, Any], run_dir: Path) -> Outcome:
+def _stopped_outside_make(deployed: Deployed, record: RunRecord, run_dir: Path) -> Outcome:
     """A SIGTERM before make started (e.g. while queued) or just after the record was final."""
-    if record.get("status") != "running":  # it came after the end: the run is recorded already
-        return Outcome(record, 0 if record["status"] == "success" else 1)
-    waiting = record.pop("waiting_for", None) is not None
+    if record.status != RunStatus.RUNNING:  # it came after the end: the run is recorded already
+        return Outcome(record, 0 if record.status == RunStatus.SUCCESS else 1)
+    waiting = record.waiting_for is not None
     _record_stop(record, run_dir)
-    _finish_times(record)
-    record["summary"] = f"{record['status']} " + (
-        "while waiting for its turn (overlap: queue)" if waiting else "before its first task started")
+    records.finish(record, record.status, f"{record.status} " + (
+        "while waiting for its turn (overlap: queue)" if waiting else "before its first task started"))
     _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 130)
 
 
-def _record_skipped(deployed: Deployed, record: dict[str, Any], run_dir: Path, reason: str) -> Outcome:
-    for entry in record["tasks"].values():
-        entry["status"] = "skipped"
-    record.update(status="skipped", skipped_reason=reason, summary=f"skipped: {reason}")
-    _finish_times(record)
+def _record_skipped(deployed: Deployed, record: RunRecord, run_dir: Path, reason: str) -> Outcome:
+    records.skip(record, reason)
     _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 1)
 
 
-def _save_progress(run_dir: Path, record: dict[str, Any]) -> OSError | None:
+def _save_progress(run_dir: Path, record: RunRecord) -> OSError | None:
     """Write the record mid-run; a failure (a full disk) must not stop the run: returned, not raised."""
     try:
         records.write_record(run_dir, record)
@@ -428,7 +366,7 @@ def _save_progress(run_dir: Path, record: dict[str, Any]) -> OSError | None:
     return None
 
 
-def _save_final(paths: ProjectPaths, run_dir: Path, record: dict[str, Any]) -> None:
+def _save_final(paths: ProjectPaths, run_dir: Path, record: RunRecord) -> None:
     """The final record and its history line, in the room the run held in reserve since it began."""
     records.release_space(run_dir)
     try:
@@ -437,21 +375,18 @@ def _save_final(paths: ProjectPaths, run_dir: Path, record: dict[str, Any]) -> N
     except OSError as exc:
         # The old run.json stays whole (atomic writes); `flank status` marks it interrupted later.
         raise UserError(
-            f"{record['pipeline']} #{record['run_id']} {record['status']}, but its record could not be saved in "
+            f"{record.pipeline} #{record.run_id} {record.status}, but its record could not be saved in "
             f"{run_dir}: {records.disk_error(exc)}",
             "free some disk space; the next `flank status` then marks this run interrupted",
         ) from None
 
 
-def _record_not_started(deployed: Deployed, record: dict[str, Any], run_dir: Path, selected: list[str],
+def _record_not_started(deployed: Deployed, record: RunRecord, run_dir: Path, selected: list[str],
                         reason: str, out: TextIO) -> Outcome:
     """A run that got its record but could not start make (e.g. a full disk): failed, with the reason
     — never left "running" for `flank status` to call interrupted."""
-    for name in selected:
-        record["tasks"][name].update(status="failed", error=f"did not start: {reason}")
-    record.update(status="failed", error=reason, summary=f"did not start: {reason}")
-    _finish_times(record)
-    print(f"flank: {record['pipeline']} #{record['run_id']} could not start: {reason}", file=out, flush=True)
+    records.not_started(record, selected, reason)
+    print(f"flank: {record.pipeline} #{record.run_id} could not start: {reason}", file=out, flush=True)
     _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 1)
 
@@ -466,14 +401,14 @@ def _disk_is_full(run_dir: Path) -> bool:
         return False
 
 
-def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run_dir: Path,
+def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
              selected: list[str], out: TextIO) -> Outcome:
     from flank_ops.run import makefile
 
     paths = deployed.paths
-    run_id = record["run_id"]
+    run_id = record.run_id
     secrets = load_secrets(paths)
-    env = task_env(deployed, pipeline, run_id, secrets, record.get("scheduled_at"))
+    env = task_env(deployed, pipeline, run_id, secrets, record.scheduled_at)
     # make gets an environment of its own; the tasks' reaches them through the spec files.
     make_env = makefile.make_environment(secrets)
     try:
@@ -486,7 +421,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     except OSError as exc:
         return _record_not_started(deployed, record, run_dir, selected,
                                    f"could not prepare the run: {records.disk_error(exc)}", out)
-    argv = makefile.make_command(plan, run_dir, record["concurrency"], selected)
+    argv = makefile.make_command(plan, run_dir, record.concurrency or 1, selected)
 
     commit = deployed.commit.get("short") or "working copy"
     print(f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
@@ -548,48 +483,28 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: dict[str, Any], run
     if stopped:
         _record_stop(record, run_dir)
     else:
-        finalize_tasks(record, selected, make_exit)
-        all_ok = all(record["tasks"][n]["status"] == "success" for n in selected)
-        record["status"] = "success" if all_ok and make_exit == 0 else "failed"
+        records.conclude(record, selected, make_exit)
     _print_progress(record, selected, printed, out)
-    _finish_times(record)
-    record["summary"] = mask(summarize(record), secrets)
-    if disk_full and record["status"] == "failed":
+    records.finish(record, record.status, mask(records.summarize(record), secrets))
+    if disk_full and record.status == RunStatus.FAILED:
         # The real outcome: tasks that could not write their output or result failed for this.
-        record["error"] = f"disk full: no space left on the file system of {run_dir}"
-        record["summary"] = f"disk full; {record['summary']}"
-        for name in selected:
-            entry = record["tasks"][name]
-            if entry.get("error") and not entry["error"].startswith("disk full"):
-                entry["error"] = f"disk full: {entry['error']}"
+        records.disk_full(record, selected, run_dir)
     try:
         mask_file(run_dir / "make.log", secrets)
     except OSError:
         (run_dir / "make.log").unlink(missing_ok=True)  # never keep a secret we could not mask
     _save_final(paths, run_dir, record)
-    return Outcome(record, 0 if record["status"] == "success" else (130 if stopped else 1))
+    return Outcome(record, 0 if record.status == RunStatus.SUCCESS else (130 if stopped else 1))
 
 
-def _record_stop(record: dict[str, Any], run_dir: Path) -> None:
-    """A stopped run: `cancelled` when `flank cancel` asked for it (its running and waiting
-    tasks too), else `interrupted` (a shutdown, a kill: its running tasks)."""
+def _record_stop(record: RunRecord, run_dir: Path) -> None:
+    """A stopped run: `cancelled` when `flank cancel` asked for it, else `interrupted`."""
     from flank_ops.run import cancel
 
-    if cancel.requested(run_dir):
-        ended = records.now_iso()
-        for entry in record["tasks"].values():
-            if entry["status"] in ("running", "pending"):
-                entry["status"] = "cancelled"
-                entry["ended_at"] = entry.get("ended_at") or ended
-        record["status"] = "cancelled"
-        return
-    for entry in record["tasks"].values():
-        if entry["status"] == "running":
-            entry["status"] = "interrupted"
-    record["status"] = "interrupted"
+    records.stop(record, cancelled=cancel.requested(run_dir))
 
 
-def _ping_started(paths: ProjectPaths, record: dict[str, Any]) -> None:
+def _ping_started(paths: ProjectPaths, record: RunRecord) -> None:
     """The dead-man's switch /start ping, if the pipeline has a ping_url (never raises)."""
     try:
         from flank_ops.notify.ping import run_started
@@ -610,31 +525,31 @@ def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
         print(f"flank: could not refresh the status site: {why}", file=sys.stderr)
 
 
-def _print_progress(record: dict[str, Any], names: list[str], printed: dict[str, str], out: TextIO) -> None:
+def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str], out: TextIO) -> None:
     """One line per task as it reaches a final status."""
     from flank_ops.humanize import duration as format_duration
 
     for name in names:
-        entry = record["tasks"][name]
-        status = entry["status"]
-        if status in ("pending", "running") or printed.get(name) == status:
+        entry = record.tasks[name]
+        status = entry.status
+        if status in (TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING) or printed.get(name) == status:
             continue
         printed[name] = status
         detail = []
-        if entry.get("duration_s") is not None:
-            detail.append(format_duration(entry["duration_s"]))
-        if status in ("failed", "timed_out") and entry.get("exit_code") is not None:
-            detail.append(f"exit {entry['exit_code']}")
-        if (entry.get("attempts") or 0) > 1:
-            detail.append(f"{entry['attempts']} attempts")
+        if entry.duration_s is not None:
+            detail.append(format_duration(entry.duration_s))
+        if status in records.FAILED_TASK_STATUSES and entry.exit_code is not None:
+            detail.append(f"exit {entry.exit_code}")
+        if (entry.attempts or 0) > 1:
+            detail.append(f"{entry.attempts} attempts")
         suffix = f" ({', '.join(detail)})" if detail else ""
         print(f"  {name:<20} {status}{suffix}", file=out, flush=True)
 
 
-def run_line(record: dict[str, Any]) -> str:
+def run_line(record: RunRecord) -> str:
     """'nightly #17 failed in 14m32s — 3/4 ok; model failed (exit 1, 3 attempts)'."""
     from flank_ops.humanize import duration as format_duration
 
-    return (f"{record['pipeline']} #{record['run_id']} {record['status']} in "
-            f"{format_duration(record.get('duration_s'))} — {record.get('summary')}")
+    return (f"{record.pipeline} #{record.run_id} {record.status} in "
+            f"{format_duration(record.duration_s)} — {record.summary}")
 

@@ -49,10 +49,10 @@ def latest_firing(pipeline: Pipeline, start: datetime, end: datetime) -> datetim
         after = upcoming[-1]
 
 
-def _stands_for(record: dict, moment: datetime) -> bool:
-    if record.get("trigger") not in SCHEDULED_TRIGGERS:
+def _stands_for(record: records.RunRecord, moment: datetime) -> bool:
+    if record.trigger not in SCHEDULED_TRIGGERS:
         return False
-    when = records.parse_iso(record.get("scheduled_at")) or records.parse_iso(record.get("started_at"))
+    when = records.parse_iso(record.scheduled_at) or records.parse_iso(record.started_at)
     return when is not None and when >= moment - timedelta(seconds=59)
 
 
@@ -74,7 +74,7 @@ def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime) -> Missed
             continue
         if _stands_for(record, moment):
             return None
-        started = records.parse_iso(record.get("started_at"))
+        started = records.parse_iso(record.started_at)
         if started is not None and started < window_start - timedelta(days=1):
             break
     return Missed(pipeline.name, moment)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
+from flank_ops.run.records import RunRecord, RunStatus
 
 RECENT = 30  # runs in a home-page strip
 PAGE_SIZE = 50  # runs per history page
@@ -88,13 +89,6 @@ def history_first_id(paths: ProjectPaths, pipeline: str) -> int | None:
     return None
 
 
-def last_run_id(paths: ProjectPaths, pipeline: str) -> int:
-    try:
-        return int((paths.runs_dir(pipeline) / records.LAST_ID_FILE).read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
 def _deploy(entry: dict[str, Any]) -> dict[str, Any]:
     """A deploys.jsonl entry with the fields the pages show, as plain text."""
     out = dict(entry)
@@ -143,8 +137,10 @@ def all_deploys(paths: ProjectPaths) -> list[dict[str, Any]]:
 
 # --- one run -----------------------------------------------------------------
 
-def load_run(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> dict[str, Any] | None:
-    """The run record with live task results merged in; None (and a warning) when unreadable."""
+def load_run_record(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> RunRecord | None:
+    """The run record as a page shows it: a running run with its launchers' results merged in
+    (fresher than run.json; in memory only) and, when its runner died, "interrupted" (only
+    `records.reconcile` writes that down). None (and a warning) when unreadable."""
     run_dir = paths.run_dir(pipeline, run_id)
     try:
         record = records.read_record(run_dir)
@@ -153,33 +149,30 @@ def load_run(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings
     except (OSError, ValueError) as exc:
         warnings.add(f"{paths.name}/{pipeline} #{run_id}: skipped a damaged run record ({records.record_path(run_dir)}: {exc})")
         return None
-    if not isinstance(record.get("tasks"), dict):
-        record["tasks"] = {}
-    if record.get("status") == "running":
-        # tasks/<task>.json is written by the task launcher as tasks go: fresher than run.json
-        for name, task in record["tasks"].items():
-            try:
-                live = json.loads(records.task_result_path(run_dir, name).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(live, dict) and isinstance(task, dict):
-                task.update({k: v for k, v in live.items() if v is not None})
-        if record.get("runner") and not records.runner_alive(record["runner"]):
+    if record.status == RunStatus.RUNNING:
+        records.merge_task_results(run_dir, record)
+        if record.runner and not records.runner_alive(record.runner):
             # the runner died; records.reconcile records that, the page must not say "running" forever
-            record["status"] = "interrupted"
+            record.status = RunStatus.INTERRUPTED
     return record
 
 
+def load_run(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> dict[str, Any] | None:
+    """`load_run_record` as the plain JSON object the templates read; None when unreadable."""
+    record = load_run_record(paths, pipeline, run_id, warnings)
+    return record.to_json() if record is not None else None
+
+
 def running_records(paths: ProjectPaths, pipeline: str, finished_ids: set[int], warnings: Warnings,
-                    look_back: int = 3) -> list[dict[str, Any]]:
+                    look_back: int = 3) -> list[RunRecord]:
     """Runs newer than the history that are still going (checks only the newest few folders)."""
     out = []
-    last = last_run_id(paths, pipeline)
+    last = records.last_run_id(paths, pipeline) or 0
     for run_id in range(last, max(0, last - look_back), -1):
         if run_id in finished_ids:
             continue
-        record = load_run(paths, pipeline, run_id, warnings)
-        if record is not None and record.get("status") not in records.FINISHED_RUN_STATUSES:
+        record = load_run_record(paths, pipeline, run_id, warnings)
+        if record is not None and record.status == RunStatus.RUNNING:
             out.append(record)
     return out
 
@@ -267,8 +260,8 @@ def pipeline_view(paths: ProjectPaths, name: str, config: Config | None, warning
     running = []
     for r in running_records(paths, name, finished_ids, warnings):
         entry = records.history_entry(r)
-        entry.setdefault("selection", r.get("selection"))
-        entry.setdefault("tasks", r.get("tasks"))
+        entry["selection"] = r.selection
+        entry["tasks"] = r.to_json()["tasks"]
         running.append(entry)
     recent = [run_scope(e) for e in running + list(reversed(finished))]
     return PipelineView(
@@ -277,7 +270,7 @@ def pipeline_view(paths: ProjectPaths, name: str, config: Config | None, warning
         config=pipeline,
         next_runs=_next_runs(pipeline, next_count),
         recent=recent[: max(history_count, len(running))],
-        last_id=last_run_id(paths, name),
+        last_id=records.last_run_id(paths, name) or 0,
         first_id=history_first_id(paths, name),
         last_full=next((e for e in recent if not e["partial"]), None),
         timezone=pipeline.timezone if pipeline is not None else None,

@@ -15,13 +15,16 @@ import mimetypes
 import os
 import socket
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.paths import ProjectPaths
 from flank_ops.settings import S3Settings, s3_settings, settings_for
 from flank_ops.storage import pending
+
+if TYPE_CHECKING:
+    from flank_ops.run.records import RunRecord
 
 MB = 1024 * 1024
 RETRY_HINT = "will retry on the next run or `flank sync`"
@@ -166,7 +169,7 @@ def pending_uploads(paths: ProjectPaths) -> list[dict[str, Any]]:
     return pending.read_pending(paths)
 
 
-def after_run(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
+def after_run(paths: ProjectPaths, record: RunRecord) -> str | None:
     """Upload the run's record and logs (and publish the site); returns a status line or None if S3 is not configured.
 
     Never raises: an outage becomes a status line and the run stays pending.
@@ -178,7 +181,7 @@ def after_run(paths: ProjectPaths, record: dict[str, Any]) -> str | None:
     if settings is None:
         return None
     try:
-        pipeline, run_id = str(record["pipeline"]), int(record["run_id"])
+        pipeline, run_id = record.pipeline, record.run_id
         with locked(paths.lock_file("s3")):
             pending.add_pending(paths, pipeline, run_id)
             result = upload_pending(paths, settings)

@@ -11,14 +11,15 @@ from helpers.cli import REPO_ROOT, run_flank
 from helpers.repos import git
 from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
+from flank_ops.run.records import RunRecord
 from flank_ops.site.layout import run_url
 from run.deployed import deploy
 
-RECORD = {
+RECORD = RunRecord.from_json({
     "project": "myproj", "pipeline": "nightly", "run_id": 17, "status": "failed",
     "started_at": "2026-11-24T02:00:00.000+00:00", "duration_s": 872.4,
     "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
-}
+})
 
 
 def test_note_line_is_the_spec_summary() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pushing import flank_lines, head, new_project, push
 
 from flank_ops.paths import Home
-from flank_ops.run.records import runner_identity, write_record
+from flank_ops.run.records import RunRecord, runner_identity, write_record
 
 
 def old_release(project_dir: Path, sha: str, age_s: float) -> Path:
@@ -35,18 +35,14 @@ def test_deploy_keeps_the_last_five_and_releases_in_use_and_never_the_data(tmp_p
     paths = Home(project.home).project(project.name)
     run_dir = paths.run_dir("nightly", 1)
     run_dir.mkdir(parents=True)
-    write_record(run_dir, {
-        "project": project.name, "pipeline": "nightly", "run_id": 1, "status": "running",
-        "release": str(project.dir / "releases" / olds[-1]), "runner": runner_identity(),
-    })
+    write_record(run_dir, RunRecord(project.name, "nightly", 1, release=str(project.dir / "releases" / olds[-1]),
+                                    runner=runner_identity()))
     # A run whose runner died does not hold its release.
     dead_dir = paths.run_dir("nightly", 2)
     dead_dir.mkdir(parents=True)
     dead_runner = {**runner_identity(), "pid_start": -1}
-    write_record(dead_dir, {
-        "project": project.name, "pipeline": "nightly", "run_id": 2, "status": "running",
-        "release": str(project.dir / "releases" / olds[-2]), "runner": dead_runner,
-    })
+    write_record(dead_dir, RunRecord(project.name, "nightly", 2, release=str(project.dir / "releases" / olds[-2]),
+                                     runner=dead_runner))
 
     proc = push(project)
 

@@ -1,6 +1,7 @@
 """The notification text: log tails read from the end of big logs, cleaned and masked."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from flank_ops.notify.message import log_tail
@@ -33,9 +34,12 @@ def test_the_start_time_is_in_the_pipelines_zone_and_names_it(tmp_path: Path, mo
     from flank_ops.paths import ProjectPaths
 
     paths = ProjectPaths.for_local(tmp_path)
-    record = {"project": "demo", "pipeline": "nightly", "run_id": 7, "status": "failed", "trigger": "schedule",
-              "started_at": "2026-11-26T11:45:00.000+00:00", "duration_s": 872.4, "timezone": "Europe/Copenhagen",
-              "tasks": {}, "summary": "0/1 ok"}
+    from flank_ops.run.records import RunRecord
+
+    record = RunRecord.from_json({
+        "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "failed", "trigger": "schedule",
+        "started_at": "2026-11-26T11:45:00.000+00:00", "duration_s": 872.4, "timezone": "Europe/Copenhagen",
+        "tasks": {}, "summary": "0/1 ok"})
     text = build_message(paths, record, "failure", "http://vm.example:8083/").as_text()
     assert "trigger: schedule, started Thu 26 Nov 2026 12:45 CET, took 14m32s" in text
     import time
@@ -43,7 +47,7 @@ def test_the_start_time_is_in_the_pipelines_zone_and_names_it(tmp_path: Path, mo
     monkeypatch.setenv("TZ", "Asia/Tokyo")  # no timezone: in the VM's zone, named
     time.tzset()
     try:
-        no_zone = dict(record, timezone=None)
+        no_zone = dataclasses.replace(record, timezone=None)
         assert "started Thu 26 Nov 2026 20:45 JST" in build_message(paths, no_zone, "failure", "").as_text()
     finally:
         monkeypatch.undo()

@@ -1,6 +1,7 @@
 """Dead-man's switch pings to a real HTTP server: /start, success, /fail, and outages."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -29,10 +30,10 @@ def test_start_success_and_fail_pings() -> None:
     with http_recorder() as hc:
         paths = pinged_project(hc.url + "/ping/8f2e-uuid")
         failed = finished_run(paths)
-        ping.run_started(paths, {**failed, "status": "running"})
+        ping.run_started(paths, dataclasses.replace(failed, status="running"))
         assert dispatch.after_run(paths, failed) == "ping /fail sent"
         ok = finished_run(paths, status="success")
-        ping.run_started(paths, {**ok, "status": "running"})
+        ping.run_started(paths, dataclasses.replace(ok, status="running"))
         assert dispatch.after_run(paths, ok) == "ping sent"
         requests = [(r.method, r.path) for r in hc.requests]
         bodies = [r.body.decode() for r in hc.requests]

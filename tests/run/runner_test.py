@@ -356,6 +356,7 @@ def test_rerun_runs_only_what_did_not_succeed_within_that_runs_selection(tmp_pat
 
 def test_rerun_takes_every_kind_of_not_success_and_nothing_outside_the_selection() -> None:
     from flank_ops.config.load import load_config
+    from flank_ops.run.records import RunRecord
     from flank_ops.run.runner import NothingToRerun, rerun_selection
 
     names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
@@ -363,10 +364,12 @@ def test_rerun_takes_every_kind_of_not_success_and_nothing_outside_the_selection
     pipeline = load_config(yml).pipelines["p"]
     statuses = dict(zip(names, ["success", "failed", "timed_out", "upstream_failed", "interrupted",
                                 "cancelled", "pending", "skipped", "success"]))
-    old = {"run_id": 7, "status": "failed", "selection": {"task": None, "from": "a", "rerun_of": None},
-           "selected_tasks": names[:8], "tasks": {n: {"status": s} for n, s in statuses.items()}}
+    old = RunRecord.from_json({
+        "project": "demo", "pipeline": "p", "run_id": 7, "status": "failed",
+        "selection": {"task": None, "from": "a", "rerun_of": None},
+        "selected_tasks": names[:8], "tasks": {n: {"status": s} for n, s in statuses.items()}})
     # h was selected and never started (the run stopped first); i was outside the selection.
     assert rerun_selection(pipeline, old) == ["b", "c", "d", "e", "f", "g", "h"]
-    old["selected_tasks"] = ["a", "i"]
+    old.selected_tasks = ["a", "i"]
     with pytest.raises(NothingToRerun, match="^nothing to rerun: run 7 succeeded$"):
         rerun_selection(pipeline, old)

@@ -130,7 +130,7 @@ def test_a_running_run_refreshes_until_it_ends(flank_home: Path) -> None:
     assert "▶ running" in page.read_text()
     assert 'http-equiv="refresh"' in (home.site_dir / "index.html").read_text()
     record = records.read_record(paths.run_dir("nightly", run_id))
-    record.update(status="success", ended_at=record["started_at"], duration_s=60.0)
+    record.status, record.ended_at, record.duration_s = records.RunStatus.SUCCESS, record.started_at, 60.0
     records.write_record(paths.run_dir("nightly", run_id), record)
     records.append_history(paths, record)
     build.after_run(paths, "nightly", run_id)

@@ -102,9 +102,10 @@ def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "s
         "tasks": per_task, "skipped_reason": None, "after_run": after_run or {},
         "summary": f"{sum(1 for v in per_task.values() if v['status'] == 'success')}/{len(per_task)} ok",
     }
-    records.write_record(run_dir, record)
+    typed = records.RunRecord.from_json(record)
+    records.write_record(run_dir, typed)
     if history and not running:
-        records.append_history(paths, record)
+        records.append_history(paths, typed)
     return run_id
 
 
@@ -134,7 +135,7 @@ def make_many_runs(paths: ProjectPaths, pipeline: str, count: int, *, folders: b
                 for name, needs in CHAIN.items()},
             "summary": "4/4 ok",
         }
-        lines.append(records.history_entry(record))
+        lines.append(records.history_entry(records.RunRecord.from_json(record)))
         if not folders:
             continue
         (run_dir / "logs").mkdir(parents=True)

@@ -304,7 +304,7 @@ def test_a_killed_runs_pages_are_redrawn_by_the_next_look(flank_home: Path) -> N
         runner.wait(timeout=30)
     status = run_flank("status", "demo")  # marks the run interrupted...
     assert status.returncode == 0, status.stderr
-    assert records.read_record(paths.run_dir("nightly", run_id))["status"] == "interrupted"
+    assert records.read_record(paths.run_dir("nightly", run_id)).status == "interrupted"
     text = page.read_text()  # ...and its pages say so, without refreshing forever
     assert "! interrupted" in _section(text, "<h1>", "</h1>") and 'http-equiv="refresh"' not in text
     for url in ("index.html", "demo/index.html", "demo/nightly/index.html"):

@@ -147,8 +147,8 @@ def test_a_pruned_pending_run_is_dropped(s3env) -> None:
     old = finished_run(paths)
     from flank_ops.storage import pending
 
-    pending.add_pending(paths, "nightly", old["run_id"])
-    shutil.rmtree(paths.run_dir("nightly", old["run_id"]))
+    pending.add_pending(paths, "nightly", old.run_id)
+    shutil.rmtree(paths.run_dir("nightly", old.run_id))
     new = finished_run(paths, status="success")
     assert s3.after_run(paths, new) == "s3: uploaded 5 files"
     assert pending_runs(paths) == []

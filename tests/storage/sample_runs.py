@@ -39,7 +39,7 @@ def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml
 
 
 def finished_run(paths: ProjectPaths, status: str = "failed", pipeline: str = "nightly",
-                 logs: dict[str, str] | None = None, failed_task: str = "model") -> dict[str, Any]:
+                 logs: dict[str, str] | None = None, failed_task: str = "model") -> records.RunRecord:
     """Write a finished run (record, task results, logs, history line); returns its record."""
     run_id, run_dir = records.allocate_run_id(paths, pipeline)
     logs = logs if logs is not None else {"extract": "read 10 rows\n", "model": "fitting\nError: singular fit\n"}
@@ -68,9 +68,10 @@ def finished_run(paths: ProjectPaths, status: str = "failed", pipeline: str = "n
         "tasks": tasks, "skipped_reason": None, "after_run": {},
         "summary": f"{ok}/{len(tasks)} ok" + (f"; {failed_task} failed (exit 1, 3 attempts)" if status == "failed" else ""),
     }
-    records.write_record(run_dir, record)
-    records.append_history(paths, record)
-    return record
+    typed = records.RunRecord.from_json(record)
+    records.write_record(run_dir, typed)
+    records.append_history(paths, typed)
+    return typed
 
 
 def site_file(home: Path, rel: str, text: str) -> Path:
