@@ -26,9 +26,10 @@ lint: $(BIN)/flank
 
 # Two test processes: the suite is mostly waiting on real processes (git, make, cron, Chromium,
 # servers), so it takes about half the time on a 2-core machine. PYTEST_WORKERS=0 runs it in one.
+# --dist loadgroup: tests marked xdist_group("slurm") share one worker, so one private Slurm cluster starts.
 PYTEST_WORKERS ?= 2
 test: $(BIN)/flank
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup tests
 
 check-demo-deps:
 	@for tool in git make Rscript; do \
@@ -49,6 +50,8 @@ bench: $(BIN)/flank
 	$(BIN)/python bench/masking.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/dag.py
+	$(BIN)/python bench/slurm.py
+	$(BIN)/python bench/artifacts.py
 
 clean-demo:
 	rm -rf $(DEMO_HOME)

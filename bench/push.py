@@ -6,6 +6,11 @@ plain bare repo with no hooks, alternating the two in each round, and prints bot
 medians and their ratio. Also prints the import time of the hook path.
 
     python bench/push.py [--rounds 15] [--ssh | --ssh root@127.0.0.1:2222 --ssh-key ~/.ssh/id_ed25519]
+                         [--baseline-src DIR]
+
+--baseline-src DIR also pushes, in the same rounds, into a flank project whose hooks run the
+flank_ops of DIR (e.g. `git archive OLD_COMMIT | tar -x -C DIR`): before/after figures measured
+under the same load.
 
 With --ssh, both pushes go over ssh to this same machine, as an analyst's pushes
 do: the fixed cost of a push then includes the ssh session, as in real use. Bare
@@ -22,6 +27,7 @@ import argparse
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -96,6 +102,8 @@ def main() -> int:
     parser.add_argument("--ssh", metavar="USER@HOST:PORT", nargs="?", const="private",
                         help="push over ssh to this machine (alone: through a private sshd on 127.0.0.1)")
     parser.add_argument("--ssh-key", metavar="FILE", help="the private key for --ssh")
+    parser.add_argument("--baseline-src", metavar="DIR", help="also push into a project whose hooks run the "
+                        "flank_ops of DIR (an older checkout), for before/after figures in one run")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="flank-bench-") as tmp_name, contextlib.ExitStack() as stack:
@@ -110,6 +118,15 @@ def main() -> int:
         (tmp / "gitconfig").write_text("")
         sh(sys.executable, "-m", "flank_ops", "init", "bench", env=env)
         flank_repo = tmp / "home" / "bench.git"
+        baseline_repo = None
+        if args.baseline_src:
+            src = str(Path(args.baseline_src).resolve())
+            sh(sys.executable, "-m", "flank_ops", "init", "baseline", env={**env, "PYTHONPATH": src})
+            baseline_repo = tmp / "home" / "baseline.git"
+            for hook in ("pre-receive", "post-receive"):
+                shim = baseline_repo / "hooks" / hook
+                shim.write_text(shim.read_text().replace(
+                    f"exec {sys.executable}", f"PYTHONPATH={shlex.quote(src)} exec {sys.executable}"))
         plain_repo = tmp / "plain.git"
         sh("git", "init", "-q", "--bare", str(plain_repo), env=env)
         wc = tmp / "wc"
@@ -135,12 +152,15 @@ def main() -> int:
 
         flank_times: list[float] = []
         plain_times: list[float] = []
+        baseline_times: list[float] = []
         for i in range(args.rounds + 1):
             if i:  # round 0 (the first push of the whole history) is a warm-up, not counted
                 (wc / "README.md").open("a").write(f"\nround {i}\n")
                 sh("git", "commit", "-q", "-am", f"round {i}", cwd=wc, env=env)
             # Alternate which goes first, so neither gets the warmer caches every time.
             order = [(url(flank_repo), flank_times), (url(plain_repo), plain_times)]
+            if baseline_repo is not None:
+                order.insert(1, (url(baseline_repo), baseline_times))
             for remote, times in order if i % 2 else reversed(order):
                 t = timed_push(wc, remote, env)
                 if i:
@@ -153,6 +173,10 @@ def main() -> int:
         print(f"git push into a flank repo (hooks + deploy): median {flank_med * 1000:7.1f} ms")
         print(f"git push into a plain bare repo (no hooks):  median {plain_med * 1000:7.1f} ms")
         print(f"ratio: {flank_med / plain_med:.2f}  (target: about 1.5 or less)")
+        if baseline_times:
+            baseline_med = statistics.median(baseline_times)
+            print(f"git push into a flank repo of {args.baseline_src}: median {baseline_med * 1000:7.1f} ms, "
+                  f"ratio {baseline_med / plain_med:.2f}")
         print(f"hook path import time (python -X importtime, self times summed): {import_time_ms(flank_repo, env):.1f} ms")
         startup = []
         for _ in range(5):

@@ -6,13 +6,16 @@ Each verb lives in its own module with two plain functions:
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
 from flank_ops import __version__
 from flank_ops.error_handler import error_handler
 from flank_ops.fileio import make_state_private
+
+if TYPE_CHECKING:
+    import argparse  # imported in build_parser: the git hooks' fast path never builds the parser
 
 # verb -> one-line help. The module is flank_ops.commands.<verb with - as _>.
 COMMANDS: dict[str, str] = {
@@ -20,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "validate": "check a flank.yml without a VM",
     "schema": "print the JSON Schema of flank.yml",
     "run": "run a pipeline now",
+    "watch": "in a working copy: run a pipeline, then again on every save (only what the save affects)",
+    "plan": "what a run would do now with each task (run or up to date) and why, without running",
     "status": "show the last run of every pipeline",
     "logs": "print a task's log",
     "cancel": "stop a running run (its tasks and their process trees)",
@@ -39,6 +44,8 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="flank",
         description="Airflow lite: git push a pipeline to a VM; make runs it, cron schedules it.",
@@ -70,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             from flank_ops.run.task_exec import main as task_main
 
             return task_main(argv[1:])
+        if argv and argv[0] == "_task_checked":
+            # A task with outputs: skipped if up to date, its outputs checked (issue 12).
+            from flank_ops.run.checked_task import main as checked_main
+
+            return checked_main(argv[1:])
         args = build_parser().parse_args(argv)
         return int(args._module.run(args) or 0)
     return 0  # unreachable; error_handler exits

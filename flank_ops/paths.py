@@ -5,13 +5,19 @@
       NAME/
         releases/<sha>/           one immutable checkout per deployed commit
         current -> releases/<sha>
-        persist/<dir>/            data kept across deploys
+          releases/<sha>/.flank-tracked/<dir>/   the commit's tracked files under a persisted folder
+        persist/<dir>/            data kept across deploys (tracked files under <dir> synced in by each deploy)
+        persist-tracked/<dir>.json   which files a deploy placed in persist/<dir>/ (git/persist_overlay.py)
         secrets.env               KEY=VALUE, mode 0600
         pipelines/<p>.mk          generated Makefile (+ <p>.tasks/ task specs)
         pipelines/validated/<sha>.flank.yml   the flank.yml release <sha> was validated with (runs read it)
         crontab                   the generated crontab block
         runs/<p>/<run-id>/        run record (run.json), task results, logs
+        fingerprints/<p>/<task>.json  what a task's last success depended on (incremental runs)
+        fingerprints/hash-cache.tsv   content hashes by (path, size, mtime, inode); .salt keys env hashes
         deploys.jsonl             one line per push handled
+        setup/                    issue 13: setup's builds per key, logs, which build each release uses
+                                  (the layout inside: git/setup.py)
         s3-pending.json           runs whose S3 upload failed (retried later)
         .locks/                   flock files: <what>.lock (deploy, notes, ...) and
                                   <what>/<pipeline>.lock (run, run-id, ...: one folder per kind)
@@ -31,6 +37,7 @@ from pathlib import Path
 
 from flank_ops.errors import UserError
 
+RELEASE_TRACKED_DIR = ".flank-tracked"
 PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -71,6 +78,11 @@ class Home:
     def cost_plan(self) -> Path:
         """What `flank cost apply` applied (idle size, schedules): read by the shrink after a run."""
         return self.internal_dir / "cost-plan.json"
+
+    @property
+    def memory_reservations_dir(self) -> Path:
+        """issue 14: one file per running local task that declared memory: (its pid, its MB)."""
+        return self.internal_dir / "memory"
 
     @property
     def busy_lock(self) -> Path:
@@ -158,6 +170,15 @@ class ProjectPaths:
     def persist_dir(self) -> Path:
         return self.dir / "persist"
 
+    def persist_manifest(self, name: str) -> Path:
+        """Which tracked files the deploys placed in persist/<name>/ (issue 11: the overlay)."""
+        return self.dir / "persist-tracked" / (name.replace("%", "%25").replace("/", "%2F") + ".json")
+
+    @staticmethod
+    def release_tracked(release: Path, name: str) -> Path:
+        """The commit's tracked files under persisted folder `name`, moved aside in its release."""
+        return release / RELEASE_TRACKED_DIR / name
+
     @property
     def secrets_env(self) -> Path:
         return self.dir / "secrets.env"
@@ -165,6 +186,11 @@ class ProjectPaths:
     @property
     def deploys_log(self) -> Path:
         return self.dir / "deploys.jsonl"
+
+    @property
+    def setup_dir(self) -> Path:
+        """issue 13: what `setup:` built, carried over between releases (see git/setup.py)."""
+        return self.dir / "setup"
 
     def validated_config(self, sha: str) -> Path:
         """The Config pre-receive validated for `sha`, handed to post-receive (saves a re-parse)."""
@@ -206,6 +232,23 @@ class ProjectPaths:
     def s3_pending(self) -> Path:
         """Runs whose S3 upload failed, retried by the next run or `flank sync`."""
         return self.dir / "s3-pending.json"
+
+    # --- fingerprints (incremental runs, run/fingerprints.py) ---------------
+    @property
+    def fingerprints_root(self) -> Path:
+        """Outside releases/ and runs/: fingerprints survive deploys and pruning."""
+        return self.dir / "fingerprints"
+
+    def fingerprint_file(self, pipeline: str, task: str) -> Path:
+        return self.fingerprints_root / pipeline / f"{task}.json"
+
+    @property
+    def hash_cache(self) -> Path:
+        return self.fingerprints_root / "hash-cache.tsv"
+
+    @property
+    def fingerprint_salt(self) -> Path:
+        return self.fingerprints_root / ".salt"
 
     # --- locks -----------------------------------------------------------
     @property

@@ -203,3 +203,100 @@ def email_settings(settings: dict[str, Any]) -> EmailSettings | None:
 def ping_timeout(settings: dict[str, Any]) -> float:
     table = _table(settings, "ping")
     return _timeout(table, "ping") if table is not None else DEFAULT_NETWORK_TIMEOUT_S
+
+
+# --- issue 14: executors ----------------------------------------------------------
+#
+#   [executors.slurm]
+#   partition = "compute"  account = "lab"  qos = "normal"  extra_args = "--gres=gpu:1"
+#   [executors.batch]       (see executors/batch.py)
+
+def executor_settings(settings: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The [executors.<kind>] table, or None when the VM has no such executor configured."""
+    table = _table(settings, "executors", kind)
+    return dict(table) if table is not None else None
+
+
+# --- issue 14: [executors.batch] (AWS Batch) --------------------------------------
+#
+#   [executors.batch]
+#   job_queue = "flank-queue"         # required: the Batch job queue (name or ARN)
+#   job_definition = "flank-job"      # required: a job definition whose container runs flank's entrypoint
+#   bucket = "my-bucket"              # required: S3 bucket for release tarballs and per-job secrets
+#   prefix = "flank"                  # optional key prefix in that bucket
+#   region = "eu-west-2"              # optional; else the standard boto3 lookup
+#   endpoint_url = "http://..."       # optional; one endpoint for Batch, CloudWatch Logs and S3 (tests, proxies)
+#   log_group = "/aws/batch/job"      # optional; where the job definition's awslogs driver writes
+#   poll_interval = 5                 # seconds between describe_jobs calls
+#   timeout = 10                      # seconds, per network call
+
+class BatchSettings(NamedTuple):
+    job_queue: str
+    job_definition: str
+    bucket: str
+    prefix: str  # "" or ends with "/"
+    region: str | None
+    endpoint_url: str | None
+    log_group: str
+    poll_interval_s: float
+    timeout_s: float
+
+
+def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
+    """[executors.batch] as a typed value; a missing or wrong key is a UserError naming the lines to add."""
+    from flank_ops.executors.base import CONFIG_EXAMPLES
+
+    where = "executors.batch"
+    missing = [k for k in ("job_queue", "job_definition", "bucket") if not table.get(k)]
+    if missing:
+        raise UserError(
+            f"flank.toml: [{where}] needs {', '.join(missing)} (executor: batch is not configured on this VM)",
+            f"add to $FLANK_HOME/flank.toml:\n{CONFIG_EXAMPLES['batch']}",
+        )
+    # the executor loop hands the table over with every value as a string: numbers may come as "5"
+    table = {k: _number_text(v) if k in ("poll_interval", "timeout") else v for k, v in table.items()}
+    poll = _get(table, where, "poll_interval", (int, float), 5.0)
+    if poll <= 0:
+        raise UserError(f"flank.toml: [{where}] poll_interval must be a positive number of seconds")
+    return BatchSettings(
+        job_queue=_get(table, where, "job_queue", str),
+        job_definition=_get(table, where, "job_definition", str),
+        bucket=_get(table, where, "bucket", str),
+        prefix=_prefix(_get(table, where, "prefix", str, "")),
+        region=_get(table, where, "region", str),
+        endpoint_url=_get(table, where, "endpoint_url", str),
+        log_group=_get(table, where, "log_group", str, "/aws/batch/job"),
+        poll_interval_s=float(poll),
+        timeout_s=_timeout(table, where),
+    )
+
+
+def _number_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value) if value.strip().isdigit() else float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def batch_settings(settings: dict[str, Any]) -> BatchSettings | None:
+    """[executors.batch] of flank.toml, or None when AWS Batch is not configured here."""
+    table = _table(settings, "executors", "batch")
+    return batch_settings_from_table(table) if table is not None else None
+
+
+# issue 11: [artifacts] max_mb_per_run = 500   (what one run may keep of its tasks' artifacts:)
+DEFAULT_ARTIFACTS_MAX_MB = 500
+
+
+def artifacts_max_mb(settings: dict[str, Any]) -> int:
+    """[artifacts] max_mb_per_run: past it a run's further artifacts are not kept (said on its page)."""
+    table = _table(settings, "artifacts")
+    if table is None:
+        return DEFAULT_ARTIFACTS_MAX_MB
+    value = _get(table, "artifacts", "max_mb_per_run", int, DEFAULT_ARTIFACTS_MAX_MB)
+    if isinstance(value, bool) or value < 0:
+        raise UserError(f"flank.toml: [artifacts] max_mb_per_run must be 0 or more, not {value!r}",
+                        "e.g. max_mb_per_run = 500 (0 keeps no artifacts)")
+    return int(value)

@@ -66,6 +66,29 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
     yield _guard("disk", lambda: check_disk(home))
     yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
+    from flank_ops.git.setup_doctor import setup_checks  # issue 13: R, Python, renv.lock packages
+    yield from setup_checks(home, Check)
+    yield from check_executors(home)  # issue 14
+
+
+def check_executors(home: Home) -> Iterator[Check]:
+    """Each executor configured in flank.toml ([executors.slurm], [executors.batch]) answers."""
+    from flank_ops.executors.vm_check import doctor_problems
+
+    try:
+        found = False
+        for kind, label, problems in doctor_problems(home):
+            found = True
+            if problems:
+                yield Check("FAIL", f"executor {kind}{label}", "; ".join(problems),
+                            f"check [executors.{kind}] in {home.settings_file}")
+            else:
+                yield Check("OK", f"executor {kind}{label}", "reachable, as configured")
+        if not found:
+            yield Check("SKIP", "executors", "none configured: tasks run on this VM (see the README: "
+                                             f"[executors.slurm] in {home.settings_file})")
+    except UserError as exc:
+        yield Check("FAIL", "executors", exc.message, exc.hint)
 
 
 def _guard(name: str, check: Callable[[], Check]) -> Check:

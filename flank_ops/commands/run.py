@@ -1,4 +1,4 @@
-"""flank run PROJECT PIPELINE [--task T | --from T | --rerun RUN_ID] [--detach]
+"""flank run PROJECT PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T] [--detach]
    flank run --local PIPELINE ...   (a laptop working copy; records under .flank/)
 
 Exits 0 only when the run succeeded, so cron mail and shell scripts can tell.
@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--task", metavar="T", help="run just task T")
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
     which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
+    parser.add_argument("--force", action="store_true", help="run every task, even those up to date")
+    parser.add_argument("--force-task", action="append", default=[], metavar="T",
+                        help="run task T even if it is up to date (repeatable)")
     parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
     parser.add_argument("--trigger", choices=("schedule", "push", "manual", "catchup"), default="manual",
                         help="what started this run (cron and hooks set it)")
@@ -61,6 +64,7 @@ def _request(args: argparse.Namespace) -> RunRequest:
         trigger=args.trigger,
         task=args.task, from_task=args.from_task, rerun=rerun, scheduled_at=args.scheduled_at,
         local_dir=Path.cwd() if args.local else None,
+        force=args.force, force_tasks=tuple(args.force_task),
     )
 
 
@@ -89,6 +93,10 @@ def _options(args: argparse.Namespace) -> list[str]:
         options += ["--rerun", args.rerun]
     if args.scheduled_at:
         options += ["--scheduled-at", args.scheduled_at]
+    if args.force:
+        options.append("--force")
+    for task in args.force_task:
+        options += ["--force-task", task]
     return options
 
 

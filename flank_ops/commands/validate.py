@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors
 
 if TYPE_CHECKING:
@@ -45,7 +46,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(exc.errors)} errors", file=sys.stderr)
         return 1
     print(f"{path} OK — {describe(config)}")
+    _vm_warnings(config)
     return 0
+
+
+def _vm_warnings(config: Config) -> None:
+    """issue 14: on the VM (FLANK_HOME exists), what this VM lacks for the config: warnings."""
+    from flank_ops.errors import UserError
+    from flank_ops.executors.vm_check import config_warnings
+    from flank_ops.paths import Home
+
+    home = Home()
+    if not home.root.is_dir():
+        return
+    try:
+        warnings = config_warnings(home, None, config)
+    except UserError as exc:
+        warnings = [exc.message]
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _indexed_as_link(tree: RepoTree) -> bool:

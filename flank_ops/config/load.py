@@ -23,6 +23,7 @@ from flank_ops.config.model import (
     OVERLAP_POLICIES,
     Config,
     Pipeline,
+    Setup,
     Task,
 )
 from flank_ops.errors import ConfigError, ConfigErrors
@@ -40,10 +41,17 @@ MAX_CONCURRENCY = 1024
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-TOP_KEYS = ("persist", "env", "pipelines")
+TOP_KEYS = ("persist", "env", "pipelines", "slurm", "setup")
+SETUP_KEYS = ("run", "key", "timeout")  # issue 13
 PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup",
-                 "tasks")
-TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env")
+                 "tasks", "executor")
+TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs",
+             "outputs", "artifacts")
+# issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
+SLURM_KEYS = ("partition", "account", "qos", "extra_args")
+MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
+MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$")
+MAX_CPUS = 4096
 
 
 class Report:
@@ -56,6 +64,8 @@ class Report:
         self.mappings = yn.Mappings(self.add)
         # (key, path, node) of every dir: and persist: path, checked against the repo's tree
         self.repo_paths: dict[tuple[str, str, int], "Node"] = {}
+        # issue 12: (task, "inputs"|"outputs") -> [(pattern, node)], checked across a pipeline's tasks
+        self.file_patterns: dict[tuple[str, str], list[tuple[str, "Node"]]] = {}
 
     def add(self, node: "Node | None", message: str, hint: str | None = None) -> None:
         line, col = yn.position(node) if node is not None else (1, 1)
@@ -380,20 +390,115 @@ def _config(root: "Node | None", report: Report) -> Config | None:
         return None
     persist: tuple[str, ...] = ()
     env: dict[str, str] = {}
+    slurm: dict[str, str] = {}
     pipelines: dict[str, Pipeline] = {}
+    setup: Setup | None = None
     entries = report.entries(root)
     for entry in entries:
-        if entry.key == "persist":
+        if entry.key == "setup":
+            setup = _setup(report, entry)
+        elif entry.key == "persist":
             persist = _persist(report, entry.value)
         elif entry.key == "env":
             env = _env(report, entry.value, "env")
         elif entry.key == "pipelines":
             pipelines = _pipelines(report, entry)
+        elif entry.key == "slurm":
+            slurm = _slurm_options(report, entry.value)
         else:
             _unknown_key(report, entry, TOP_KEYS, "top level")
     if not any(e.key == "pipelines" for e in entries):
         report.add(root, "missing 'pipelines:'", "flank.yml needs at least one pipeline with tasks")
-    return Config(pipelines=pipelines, persist=persist, env=env)
+    return Config(pipelines=pipelines, persist=persist, env=env, slurm=slurm, setup=setup)
+
+
+def _slurm_options(report: Report, node: "Node") -> dict[str, str]:
+    """issue 14: `slurm:` partition, account, qos, extra_args (strings)."""
+    if yn.is_null(node):
+        return {}
+    entries = _mapping(report, node, "slurm")
+    options: dict[str, str] = {}
+    for entry in entries or ():
+        if entry.key not in SLURM_KEYS:
+            _unknown_key(report, entry, SLURM_KEYS, "slurm")
+            continue
+        value = _string(report, entry.value, f"slurm: {entry.key}")
+        if value is not None:
+            options[entry.key] = value
+    return options
+
+
+def _memory(report: Report, node: "Node") -> int | None:
+    """issue 14: `memory: 512M | 16G | 400G | 1T` -> MB."""
+    text = str(node.value) if yn.is_scalar(node) and not yn.is_null(node) else ""
+    match = MEMORY_RE.match(text)
+    if not match:
+        report.add(node, f"memory: expected a size like 512M, 16G or 400G, got {yn.describe(node)}",
+                   "write a number and a unit: M, G or T")
+        return None
+    mb = int(float(match.group(1)) * MEMORY_UNITS_MB[match.group(2).upper()])
+    if mb < 1:
+        report.add(node, f"memory: must be at least 1M, got {text.strip()!r}")
+        return None
+    return mb
+
+
+def _executor(report: Report, node: "Node") -> str | None:
+    from flank_ops.executors.base import EXECUTOR_NAMES
+
+    return _choice(report, node, "executor", EXECUTOR_NAMES)
+
+
+def _setup(report: Report, entry: yn.Entry) -> Setup | None:
+    """issue 13: `setup: COMMAND`, a list of commands, or {run: ..., key: [...], timeout: 30m}."""
+    node = entry.value
+    if yn.is_null(node):
+        report.add(entry.key_node, "'setup:' is empty",
+                   "give the command that installs what the code needs, e.g. setup: pip install -r requirements.txt")
+        return None
+    if not yn.is_mapping(node):
+        commands = _setup_commands(report, node)
+        return Setup(commands=commands) if commands else None
+    fields: dict[str, Any] = {}
+    commands = None
+    for e in report.entries(node):
+        if e.key == "run":
+            commands = _setup_commands(report, e.value)
+        elif e.key == "key":
+            fields["key"] = _setup_key(report, e.value)
+        elif e.key == "timeout":
+            fields["timeout_s"] = _duration(report, e.value, "setup: timeout")
+        else:
+            _unknown_key(report, e, SETUP_KEYS, "setup")
+    if not any(e.key == "run" for e in report.entries(node)):
+        report.add(entry.key_node, "setup has no 'run:'", "add run: <command>, e.g. run: pip install -r requirements.txt")
+    if not commands:
+        return None
+    return Setup(commands=commands, **{k: v for k, v in fields.items() if v is not None})
+
+
+def _setup_commands(report: Report, node: "Node") -> tuple[str, ...] | None:
+    items = _string_list(report, node, "setup", "command")
+    if items is None:
+        return None
+    if not items:
+        report.add(node, "setup: no command given", "e.g. setup: pip install -r requirements.txt")
+        return None
+    commands = [_command(report, item, "setup") for _, item in items]
+    return tuple(c for c in commands if c) if all(commands) else None
+
+
+def _setup_key(report: Report, node: "Node") -> tuple[str, ...] | None:
+    """Files (paths or globs, relative to the repo root) whose content decides when setup runs again."""
+    items = _string_list(report, node, "setup: key", "file path")
+    if items is None:
+        return None
+    keys: list[str] = []
+    for _, item in items:
+        path = _relative_dir(report, item, "setup: key")
+        if path is not None and path not in keys:
+            keys.append(path)
+    return tuple(keys)
 
 
 def _persist(report: Report, node: "Node") -> tuple[str, ...]:
@@ -467,6 +572,8 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
             settings["ping_url"] = _ping_url(report, node)
         elif key == "catchup":
             settings["catchup_s"] = _catchup(report, node)
+        elif key == "executor":
+            settings["executor"] = _executor(report, node)
         else:
             _unknown_key(report, e, PIPELINE_KEYS, "pipeline", tasks_missing)
     if tasks_missing:
@@ -604,6 +711,7 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
     for name, needs in needs_nodes.items():
         _check_needs(report, name, needs, names)
     _check_cycles(report, needs_nodes)
+    _check_file_patterns(report, tasks)
     # Needs pointing nowhere were reported; keep the model consistent anyway.
     return {n: _replace_needs(t, [d for d in t.needs if d in tasks and d != n]) for n, t in tasks.items()}
 
@@ -651,6 +759,16 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
                 report.repo_paths[("dir", fields["dir"], id(value))] = value
         elif key == "env":
             fields["env"] = _env(report, value, "env")
+        elif key == "memory":
+            fields["memory_mb"] = _memory(report, value)
+        elif key == "cpus":
+            fields["cpus"] = _integer(report, value, key, 1, MAX_CPUS)
+        elif key == "executor":
+            fields["executor"] = _executor(report, value)
+        elif key in ("inputs", "outputs"):
+            fields[key] = _file_pattern_list(report, value, key, name)
+        elif key == "artifacts":
+            fields["artifacts"] = _artifacts(report, value)
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
     if not has_run:
@@ -660,6 +778,32 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
     fields.setdefault("retry_delay_s", DEFAULT_RETRY_DELAY_S)
     return Task(name=name, run=command, needs=tuple(dict.fromkeys(n for n, _ in needs)),
                 **{k: v for k, v in fields.items() if v is not None}), needs
+
+
+def _artifacts(report: Report, node: "Node") -> tuple[str, ...] | None:
+    """issue 11: paths or globs relative to the task's dir (may reach into persisted folders)."""
+    items = _string_list(report, node, "artifacts", "path or glob")
+    if items is None:
+        return None
+    kept: dict[str, None] = {}
+    for text, item in items:
+        pattern = text.strip()
+        parts = [p for p in pattern.split("/") if p not in ("", ".")]
+        if not pattern:
+            report.add(item, "artifacts: the path is empty")
+        elif pattern.startswith(("/", "~")):
+            report.add(item, f"artifacts: {text!r} must be relative to the task's dir, not absolute",
+                       "e.g. 'results/*.png'")
+        elif ".." in parts:
+            report.add(item, f"artifacts: {text!r} must stay inside the project ('..' is not allowed)",
+                       "name the file from the task's dir, e.g. 'results/plot.png'")
+        elif any(c in pattern for c in "\0\n\r"):
+            report.add(item, f"artifacts: {text!r} contains a control character")
+        elif not parts:
+            report.add(item, f"artifacts: {text!r} names the task's whole folder", "name files, e.g. 'results/*.png'")
+        else:
+            kept["/".join(parts)] = None
+    return tuple(kept)
 
 
 def max_command_bytes() -> int:
@@ -695,6 +839,63 @@ def _command(report: Report, node: "Node", task: str) -> str | None:
                    f"put the commands in a script in the repo and run it, e.g. sh scripts/{task}.sh")
         return None
     return command
+
+
+# --- inputs: and outputs: (issue 12) ---------------------------------------------------
+
+
+def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tuple[str, ...] | None:
+    """Paths or globs relative to the task's dir: (checked against each other in _check_file_patterns)."""
+    items = _string_list(report, node, key, "path")
+    if items is None:
+        return None
+    kept: list[tuple[str, Node]] = []
+    for text, child in items:
+        pattern = text.strip()
+        if not pattern:
+            report.add(child, f"{key}: the path is empty")
+        elif pattern.startswith(("/", "~")):
+            report.add(child, f"{key}: {pattern!r} must be relative to the task's dir, not absolute",
+                       "e.g. data/clean.parquet")
+        elif pattern.endswith("/") or pattern in (".", ".."):
+            report.add(child, f"{key}: {pattern!r} is a directory; flank fingerprints files",
+                       f"list its files with a glob, e.g. {pattern.rstrip('/') or '.'}/**/*")
+        elif any(c in pattern for c in "\0\n\r"):
+            report.add(child, f"{key}: {pattern!r} contains a control character")
+        else:
+            kept.append((pattern, child))
+    report.file_patterns[(task, key)] = kept
+    return tuple(dict.fromkeys(p for p, _ in kept))
+
+
+def _check_file_patterns(report: Report, tasks: dict[str, Task]) -> None:
+    """Across a pipeline: paths stay in the repo, no output is also an input of its task,
+    no two tasks declare the same output."""
+    from fnmatch import fnmatchcase
+
+    from flank_ops.run.fingerprints import repo_relative
+
+    owners: dict[str, str] = {}
+    for name, task in tasks.items():
+        resolved: dict[str, list[tuple[str, str, Node]]] = {}
+        for key in ("inputs", "outputs"):
+            resolved[key] = []
+            for pattern, node in report.file_patterns.get((name, key), []):
+                path = repo_relative(task.dir, pattern)
+                if path is None:
+                    report.add(node, f"{key}: {pattern!r} leads out of the repo ('..' past its root)")
+                    continue
+                resolved[key].append((pattern, path, node))
+        for pattern, path, node in resolved["outputs"]:
+            for _, other, _ in resolved["inputs"]:
+                if path == other or fnmatchcase(other, path) or fnmatchcase(path, other):
+                    report.add(node, f"outputs: {pattern!r} is also an input of task {name!r}",
+                               "a task cannot depend on what it writes: remove it from inputs:")
+                    break
+            if path in owners and owners[path] != name:
+                report.add(node, f"outputs: {pattern!r} is also an output of task {owners[path]!r}",
+                           "each file has one task that writes it; give one of them another path")
+            owners.setdefault(path, name)
 
 
 def _needs(report: Report, node: "Node") -> list[tuple[str, "Node"]]:

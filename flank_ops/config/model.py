@@ -12,6 +12,11 @@ NOTIFY_OUTCOMES = ("failure", "success", "recovery")
 DEFAULT_NOTIFY = ("failure",)  # a pipeline without notify:, and a run whose flank.yml cannot be read
 DEFAULT_RETRY_DELAY_S = 10.0
 DEFAULT_CATCHUP_S = 6 * 3600.0  # a run missed while the VM was off is made up within this
+# issue 13: a setup that takes longer is killed (its whole process tree) and the deploy fails
+DEFAULT_SETUP_TIMEOUT_S = 3600.0
+# issue 13: the files whose content decides when setup runs again, when `key:` is not given
+# (those found at the repo's root; with none, the command alone is the key)
+DEFAULT_SETUP_KEYS = ("renv.lock", "DESCRIPTION", "requirements*.txt", "pyproject.toml", "uv.lock", "poetry.lock")
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,16 @@ class Task:
     timeout_s: float | None = None  # kills the whole process tree
     dir: str | None = None  # working directory, relative to the repo root
     env: dict[str, str] = field(default_factory=dict)
+    # issue 14: declared resources and where the task runs
+    memory_mb: int | None = None
+    cpus: int | None = None
+    executor: str | None = None  # None = the pipeline's (default "local")
+    # issue 12: incremental runs — files read and written (paths or globs relative to `dir`);
+    # a task with outputs is skipped when nothing it depends on changed (run/fingerprints.py)
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    # issue 11: files kept with each run (paths or globs relative to the task's dir)
+    artifacts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,12 @@ class Pipeline:
     notify: tuple[str, ...] = DEFAULT_NOTIFY
     ping_url: str | None = None  # healthchecks.io-style dead-man's switch
     catchup_s: float = DEFAULT_CATCHUP_S  # 0 = never make up a missed scheduled run
+    # issue 14: the executor of tasks that name none ("local", "slurm", "batch")
+    executor: str = "local"
+
+    def executor_of(self, task: str) -> str:
+        """Where the task runs: its own `executor:`, else the pipeline's."""
+        return self.tasks[task].executor or self.executor
 
     def topological_order(self) -> list[str]:
         """Task names, dependencies first, ties in flank.yml order (validated acyclic)."""
@@ -75,10 +96,23 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class Setup:
+    """issue 13: `setup:`, run at deploy in the new release before `current` switches."""
+
+    commands: tuple[str, ...]  # each run by /bin/sh -c in turn; the first failure stops setup
+    key: tuple[str, ...] | None = None  # repo paths or globs; None = DEFAULT_SETUP_KEYS found at the root
+    timeout_s: float = DEFAULT_SETUP_TIMEOUT_S
+
+
+@dataclass(frozen=True)
 class Config:
     pipelines: dict[str, Pipeline]
     persist: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # issue 14: `slurm:` options (partition, account, qos, extra_args), over flank.toml's [executors.slurm]
+    slurm: dict[str, str] = field(default_factory=dict)
+    # issue 13: setup
+    setup: Setup | None = None
 
     def task_count(self) -> int:
         return sum(len(p.tasks) for p in self.pipelines.values())

@@ -114,11 +114,16 @@ def path_problems(tree: RepoTree, key: str, path: str, persisted: tuple[str, ...
                      "remove the symlink loop")]
         return [(f"{key}: {path!r} goes through {problem.where!r}, a file in the repo, not a folder", None)]
     if key == "persist" and found.kind != "missing":
-        tracked_as = f" (as {found.path!r})" if found.path != path else ""
-        return [(f"persist: {path!r} is tracked in git{tracked_as}; persisted folders live on the VM and are "
-                 "linked into each release",
-                 f"stop tracking it: git rm -r --cached {found.path}, and add it to .gitignore; "
-                 "or drop it from persist:")]
+        # issue 11: a tracked folder is an overlay (each deploy syncs its tracked files into
+        # persist/<dir>: git/persist_overlay.py); a file, a submodule or a symlink cannot be one.
+        if found.kind == "tree" and found.path == path:
+            return []
+        if found.kind == "tree":
+            return [(f"persist: {path!r} is a symlink in the repo (to {found.path!r}); a persisted folder must be "
+                     "the folder itself", f"persist the folder it points to: persist: [{found.path}]")]
+        if found.kind == "commit":
+            return [(f"persist: {path!r} is a git submodule; its files are not in the release", "drop it from persist:")]
+        return [(f"persist: {path!r} is a file in the repo, not a folder", "persist: names folders; drop it from persist:")]
     if key == "dir" and found.kind == "blob":
         return [(f"dir: {path!r} is a file in the repo, not a folder", None)]
     return []

@@ -10,10 +10,20 @@ from typing import Any
 
 from flank_ops.config import load
 from flank_ops.config.durations import POSITIVE_DURATION_PATTERN
-from flank_ops.config.model import DEFAULT_NOTIFY, DEFAULT_RETRY_DELAY_S, NOTIFY_OUTCOMES, OVERLAP_POLICIES
+from flank_ops.config.model import (
+    DEFAULT_NOTIFY,
+    DEFAULT_RETRY_DELAY_S,
+    DEFAULT_SETUP_KEYS,
+    DEFAULT_SETUP_TIMEOUT_S,
+    NOTIFY_OUTCOMES,
+    OVERLAP_POLICIES,
+)
+from flank_ops.executors.base import EXECUTOR_NAMES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
+# issue 14: a memory size with its unit (512M, 16G, 1.5T)
+MEMORY_STRING = r"^\s*[0-9]+(\.[0-9]+)?\s*[MGTmgt]i?[Bb]?\s*$"
 # Relative to the repo root: not absolute, not under ~, no '..' component.
 RELATIVE_DIR = r"^(?!\s*[/~])(?!(.*/)?\.\.(/|$)).*\S.*$"
 
@@ -29,6 +39,31 @@ def _string_or_list(item: dict[str, Any], description: str) -> dict[str, Any]:
     }
 
 
+def _setup_schema(command: dict[str, Any], relative_dir: dict[str, Any], duration: dict[str, Any]) -> dict[str, Any]:
+    """issue 13: `setup:` as a command, a list of commands, or {run, key, timeout}."""
+    commands = {"anyOf": [command, {"type": "array", "minItems": 1, "items": command}]}
+    return {
+        "description": "Installs what the code needs (renv::restore(), pip install ...) at deploy, in the new "
+                       "release before it goes live; runs again only when its key files change.",
+        "anyOf": [
+            commands,
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["run"],
+                "properties": {
+                    "run": {**commands, "description": "The command(s), run by /bin/sh -c in the release."},
+                    "key": _string_or_list(
+                        relative_dir, "Files (paths or globs) whose content decides when setup runs again "
+                        f"(default: those of {', '.join(DEFAULT_SETUP_KEYS)} at the repo root)."),
+                    "timeout": {**duration, "default": f"{DEFAULT_SETUP_TIMEOUT_S / 60:g}m",
+                                "description": "Kill setup's whole process tree after this long; the deploy fails."},
+                },
+            },
+        ],
+    }
+
+
 def json_schema() -> dict[str, Any]:
     name = {"type": "string", "pattern": load.NAME_RE.pattern}
     duration = {
@@ -38,6 +73,8 @@ def json_schema() -> dict[str, Any]:
         ],
     }
     relative_dir = {"type": "string", "pattern": RELATIVE_DIR}
+    executor = {"enum": list(EXECUTOR_NAMES), "default": "local",
+                "description": "Where tasks run: on this VM (local), on Slurm (sbatch) or on AWS Batch."}
     command = {"type": "string", "minLength": 1, "pattern": r"\S",
                "description": "The shell command (run by /bin/sh -c in the repo root or `dir`)."}
     task = {
@@ -68,6 +105,26 @@ def json_schema() -> dict[str, Any]:
                         "description": "Working directory, relative to the repo root (default: the root).",
                     },
                     "env": {"$ref": "#/$defs/env", "description": "Environment variables for this task."},
+                    # issue 14
+                    "memory": {"type": "string", "pattern": MEMORY_STRING, "examples": ["512M", "16G", "400G"],
+                               "description": "Memory the task needs; checked on the VM, requested from a cluster."},
+                    "cpus": {"type": "integer", "minimum": 1, "maximum": load.MAX_CPUS,
+                             "description": "CPUs the task needs; checked on the VM, requested from a cluster."},
+                    "executor": executor,
+                    # issue 12
+                    "inputs": _string_or_list(
+                        {"type": "string", "minLength": 1},
+                        "Files the task reads (paths or globs, relative to `dir`); with outputs:, "
+                        "a change to one makes the task run again."),
+                    "outputs": _string_or_list(
+                        {"type": "string", "minLength": 1},
+                        "Files the task writes (paths or globs, relative to `dir`); a task with outputs is "
+                        "skipped while nothing it depends on changed."),
+                    "artifacts": {  # issue 11
+                        "type": ["array", "string"], "items": {"type": "string", "pattern": r"^(?!/|~)"},
+                        "description": "Files kept with each run and shown on the site: paths or globs relative "
+                                       "to the task's dir (e.g. results/*.png), no '..'.",
+                    },
                 },
             },
         ],
@@ -111,6 +168,7 @@ def json_schema() -> dict[str, Any]:
             },
             "ping_url": {"type": "string", "pattern": r"^https?://[^\s/?#]+[^\s]*$", "format": "uri",
                          "description": "Pinged on start, success and failure (healthchecks.io style)."},
+            "executor": executor,
             "tasks": {
                 "type": "object", "minProperties": 1, "propertyNames": name,
                 "additionalProperties": {"$ref": "#/$defs/task"},
@@ -128,11 +186,18 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             "persist": _string_or_list(relative_dir, "Directories kept across deploys (linked into each release)."),
             "env": {"$ref": "#/$defs/env", "description": "Environment variables for every task."},
+            "slurm": {
+                "type": "object", "additionalProperties": False,
+                "properties": {key: {"type": "string"} for key in load.SLURM_KEYS},
+                "description": "sbatch options of `executor: slurm` tasks (partition, account, qos, extra_args).",
+            },
             "pipelines": {
                 "type": "object", "minProperties": 1, "propertyNames": name,
                 "additionalProperties": {"$ref": "#/$defs/pipeline"},
                 "description": "The pipelines, by name (ASCII letters, digits, '_' and '-').",
             },
+            # issue 13
+            "setup": _setup_schema(command, relative_dir, duration),
         },
         "$defs": {
             "pipeline": pipeline,

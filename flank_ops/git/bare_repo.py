@@ -50,6 +50,8 @@ def hook_shim(hook: str, python: str) -> str:
 def install_hooks(git_dir: Path, python: str | None = None) -> list[str]:
     """(Re)write the hook shims so they call `python -m flank_ops`; returns the hook names."""
     python = python or sys.executable
+    # -o run=..., -o setup=skip|force: a repo made before flank used push options gets them too.
+    run_git(["config", "receive.advertisePushOptions", "true"], git_dir=Path(git_dir))
     hooks_dir = Path(git_dir) / "hooks"
     for hook in HOOK_NAMES:
         atomic_write_text(hooks_dir / hook, hook_shim(hook, python), mode=0o755)

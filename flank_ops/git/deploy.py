@@ -1,6 +1,7 @@
 """post-receive: deploy the deploy branch's tip, then start the runs the push asked for.
 
-Order matters: the release is built completely and `current` switched atomically
+Order matters: the release is built completely (checkout, persist: links, then
+`setup:` run or reused — git/setup.py) and `current` switched atomically
 before anything reads it; steps after the switch (Makefiles, crontab, site) may
 fail and are reported, but the deploy stands. Deploys of one project are
 serialized with a lock. A push whose commit a newer push replaced before its
@@ -15,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flank_ops.config.model import Config
 from flank_ops.errors import UserError
@@ -28,6 +29,9 @@ from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from flank_ops.git.setup import SetupFailed
 
 
 def say(message: str) -> None:
@@ -43,9 +47,14 @@ class Deployed(NamedTuple):
 def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
     """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
     from flank_ops.git.deploy_state import deploy_marked
+    from flank_ops.git.setup import split_setup_option
 
-    with locked(paths.lock_file("deploy")), deploy_marked(paths, pushed_sha):
-        deployed = deploy(paths, branch, pushed_sha)
+    try:
+        setup_option, push_options = split_setup_option(push_options)
+    except UserError:  # pre-receive refused such a push; keep going without the option
+        setup_option = None
+    with deploy_lock(paths), deploy_marked(paths, pushed_sha):
+        deployed = deploy(paths, branch, pushed_sha, setup_option=setup_option)
     if deployed is None:
         return 1
     # Outside the lock: starting runs must never hold up another push.
@@ -53,10 +62,29 @@ def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_opt
     return 0
 
 
-def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH) -> Deployed | None:
-    """Check out, link, switch `current`, regenerate, record. Call with the deploy lock held.
+@contextlib.contextmanager
+def deploy_lock(paths: ProjectPaths) -> Iterator[None]:
+    """The deploy lock; a push that has to wait for it (another deploy's setup may take minutes) says so."""
+    with locked(paths.lock_file("deploy"), blocking=False) as held:
+        if held:
+            yield
+            return
+    try:  # the deploy holding it marked its commit there (deploy_state.deploy_marked)
+        other = paths.lock_file("deploy").read_text(encoding="ascii", errors="replace").strip()[:7]
+    except OSError:
+        other = ""
+    say(f"another deploy{f' ({other})' if other else ''} is in progress; this push waits for it")
+    with locked(paths.lock_file("deploy")):
+        yield
 
-    via=VIA_COMMAND (`flank deploy`): deploy `pushed_sha` itself, again, whatever the branch says."""
+
+def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH,
+           setup_option: str | None = None) -> Deployed | None:
+    """Check out, link, set up (issue 13), switch `current`, regenerate, record. Call with the deploy
+    lock held.
+
+    via=VIA_COMMAND (`flank deploy`): deploy `pushed_sha` itself, again, whatever the branch says.
+    setup_option: -o setup=skip|force."""
     git_dir = paths.bare_repo
     ref = f"refs/heads/{branch}"
     by_hand = via != VIA_PUSH
@@ -73,25 +101,39 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     clean_leftovers(paths)
     clean_stale_validated(paths)
 
+    from flank_ops.git.setup import SetupFailed, setup_release
+
+    setup: dict[str, Any] | None = None
     try:
         release, warnings, config = make_release(
             paths, sha, validated, lambda _release: release_config.load_release_config(paths, sha))
+        setup = setup_release(paths, sha, release, config, setup_option, previous)
+        if not by_hand and setup is not None and setup.get("status") == "ran":
+            tip = branch_tip_now(paths, branch)
+            if tip is not None and tip != sha:  # a newer push came in while setup ran: it deploys
+                record_superseded(paths, branch, sha, tip, setup=setup)
+                return None
+        synced = sync_persisted(paths, release, config)
         # Runs read this copy, so it is in place before `current` points at the release.
         release_config.store_release_config(paths, sha)
         pause_for_tests("before-switch")
         atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
+    except SetupFailed as exc:
+        setup_failed(paths, ref, commit, previous, exc, via)
+        return None
     except (OSError, UserError) as exc:
         reason = failure_text(exc)
         say(f"deploy of {commit['short']} failed: {reason}")
         say(f"still deployed: {previous[:7] if previous else 'nothing yet'} (the push itself was stored in git)")
         try:
-            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason], via=via))
+            record_deploy(paths, deploy_entry("failed", ref, commit, errors=[reason], via=via, setup=setup))
         except OSError:
             pass  # the disk that failed the deploy may refuse this too; the output above says it all
         return None
 
     pause_for_tests("after-switch")
     warnings += regenerate(paths, config, release)
+    warnings += executor_warnings(paths, config)  # issue 14
     from flank_ops.run.makefile import make_executable
 
     try:
@@ -100,13 +142,15 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
         warnings.append(f"{exc.message}, so runs will fail; {exc.hint}")
     try:
         record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
-                                          pipelines=list(config.pipelines), via=via))
+                                          pipelines=list(config.pipelines), via=via, setup=setup))
     except OSError as exc:
         warnings.append(f"deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
     # After the record, so the site's Deploys page shows this push.
-    warnings += attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths))
+    warnings += refresh_site(paths, via)
 
     say(f'deployed {commit["short"]} "{commit["message"]}"')
+    for line in synced:
+        say(line)
     for line in schedule_lines(config):
         say(line)
     for warning in warnings:
@@ -116,9 +160,37 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
         say(line)
     try:
         prune_releases(paths)
+        from flank_ops.git.setup import prune_builds
+
+        prune_builds(paths)
     except OSError as exc:
         say(f"warning: old releases not pruned: {failure_text(exc)}")
     return Deployed(sha, config)
+
+
+def branch_tip_now(paths: ProjectPaths, branch: str) -> str | None:
+    from flank_ops.git.bare_repo import branch_tip
+
+    return branch_tip(paths.bare_repo, branch)
+
+
+def setup_failed(paths: ProjectPaths, ref: str, commit: dict[str, str], previous: str | None,
+                 exc: SetupFailed, via: str) -> None:
+    """issue 13: setup failed or timed out: nothing switched; say so, and what the branch did."""
+    short = commit["short"]
+    stays = f"{previous[:7]} stays current" if previous else "nothing is deployed yet"
+    say(f"deploy failed: {exc.reason} — {short} is not deployed, {stays}")
+    if via == VIA_PUSH:
+        say(f"the branch moved to {short} (git keeps the push) but the deploy did not: fix the setup and push "
+            f"again, or retry this commit by hand on the VM (e.g. after a network blip): "
+            f"flank deploy {paths.name} {short}")
+    try:
+        record_deploy(paths, deploy_entry("failed", ref, commit, errors=[f"deploy failed: {exc.reason}"], via=via,
+                                          setup=exc.entry))
+    except OSError:
+        return
+    for warning in refresh_site(paths, via):
+        say(f"warning: {warning}")
 
 
 def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
@@ -164,6 +236,13 @@ def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
     return 0
 
 
+def sync_persisted(paths: ProjectPaths, release: Path, config: Config) -> list[str]:
+    """issue 11: tracked files under persisted folders into persist/ (git/persist_overlay.py)."""
+    from flank_ops.git.persist_overlay import sync_tracked
+
+    return sync_tracked(paths, release, config.persist)
+
+
 def describe_config(config: Config) -> str:
     from flank_ops.config.load import describe
 
@@ -183,7 +262,8 @@ def pause_for_tests(point: str) -> None:
         signal.pause()
 
 
-def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: str) -> None:
+def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: str,
+                      setup: dict[str, Any] | None = None) -> None:
     """A newer push moved the branch before this one's deploy began: that push's own hook deploys
     the tip; this push gets its one deploys.jsonl line, and the Pushes page shows it."""
     say(f"a newer push moved {branch} to {tip[:7]} before {pushed_sha[:7]} was deployed; that push deploys it "
@@ -193,11 +273,12 @@ def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: st
     except UserError:
         commit = {"sha": pushed_sha, "short": pushed_sha[:7]}
     try:
-        record_deploy(paths, deploy_entry("superseded", f"refs/heads/{branch}", commit, superseded_by=tip))
+        record_deploy(paths, deploy_entry("superseded", f"refs/heads/{branch}", commit, superseded_by=tip,
+                                          setup=setup))
     except OSError as exc:
         say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
         return
-    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+    for warning in refresh_site(paths):
         say(f"warning: {warning}")
 
 
@@ -215,7 +296,7 @@ def deployed_already(paths: ProjectPaths, ref: str, commit: dict[str, str], vali
                                           pipelines=list(config.pipelines)))
     except OSError as exc:
         say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
-    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+    for warning in refresh_site(paths):
         say(f"warning: {warning}")
     return Deployed(commit["sha"], config)
 
@@ -245,6 +326,31 @@ def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
     warnings += attempt("pipeline Makefiles not written (runs will fail until the next deploy)", write_makefiles)
     warnings += attempt("schedule not installed", install_crontab)
     return warnings
+
+
+def executor_warnings(paths: ProjectPaths, config: Config) -> list[str]:
+    """issue 14: executors flank.yml names that this VM lacks, tasks too big for it."""
+    from flank_ops.executors.vm_check import config_warnings
+
+    try:
+        return config_warnings(paths.home, paths.name, config)
+    except UserError as exc:  # an unreadable flank.toml: said once, the deploy stands
+        return [exc.message]
+
+
+def refresh_site(paths: ProjectPaths, via: str = VIA_PUSH) -> list[str]:
+    """Redraw the pages a deploy changes: for a push, in a detached process, so the push returns
+    without waiting for it (issue 10: a push that feels instant); by hand (`flank deploy`), here."""
+    step = rebuild_site if via != VIA_PUSH else start_site_rebuild
+    return attempt("status site not rebuilt (run: flank site)", lambda: step(paths))
+
+
+def start_site_rebuild(paths: ProjectPaths) -> None:
+    """`flank hook site PROJECT`, detached (see git/hooks.py: site_after_push)."""
+    from flank_ops.run.launch import spawn_detached
+
+    spawn_detached([sys.executable, "-m", "flank_ops", "hook", "site", paths.name],
+                   cwd=paths.home.root if paths.home.root.is_dir() else None)
 
 
 def rebuild_site(paths: ProjectPaths) -> None:
@@ -354,7 +460,7 @@ def requested_runs(push_options: list[str]) -> tuple[list[str], list[str]]:
 def start_runs(paths: ProjectPaths, config: Config, push_options: list[str]) -> None:
     requested, ignored = requested_runs(push_options)
     for option in ignored:
-        say(f"ignored push option {option!r} (flank knows: -o run=PIPELINE)")
+        say(f"ignored push option {option!r} (flank knows: -o run=PIPELINE, -o setup=skip|force)")
     to_start = [name for name, p in config.pipelines.items() if p.on_push]
     for name in requested:
         if name not in config.pipelines:

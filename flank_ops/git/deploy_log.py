@@ -12,7 +12,10 @@
      "warnings": ["crontab is not installed ..."],     # later steps that failed; the deploy stands
      "pipelines": ["nightly"],                         # pipelines deployed (empty when rejected)
      "via": "push" | "flank deploy",                   # flank deploy = redone by hand on the VM
-     "superseded_by": "9b1e0d2..."}                    # only when superseded: the branch's newer tip
+     "superseded_by": "9b1e0d2...",                    # only when superseded: the branch's newer tip
+     "setup": {"status": "ran" | "reused" | "skipped" | "failed",   # issue 13, only with setup:
+               "duration_s": 41.2, "key": "a1b2c3d4e5f60718", "key_files": ["renv.lock"],
+               "log": "20261124T091203123456Z-3f2a1c0.log"}   # in setup/logs/ (secrets masked)
 
 Every push the hooks handle is exactly one line: pre-receive writes the refusals,
 post-receive one of accepted, failed or superseded. Lines are appended with
@@ -56,8 +59,9 @@ def deploy_entry(
     pipelines: list[str] | None = None,
     via: str = VIA_PUSH,
     superseded_by: str | None = None,
+    setup: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    entry = {
+    entry: dict[str, Any] = {
         "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "status": status,
         "ref": ref,
@@ -73,6 +77,8 @@ def deploy_entry(
     }
     if superseded_by:
         entry["superseded_by"] = superseded_by
+    if setup is not None:
+        entry["setup"] = setup
     return entry
 
 

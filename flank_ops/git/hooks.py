@@ -5,13 +5,20 @@ heavy parts (validator, Makefiles, crontab, site) load only when needed.
 
 The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
 not from the environment: an ssh push does not carry FLANK_HOME.
+
+One Python start-up per push: pre-receive validates, then forks a child that holds the
+receive lock until git has moved the branch and then does the post-receive itself (the
+deploy: git/deploy.py), its output copied to the push by the post-receive shim through
+a named pipe. The site is redrawn by a detached `flank hook site PROJECT` after the push
+returned. A post-receive shim from an older `flank init` still deploys by itself.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
@@ -23,6 +30,8 @@ USAGE = "usage: flank hook pre-receive|post-receive (run by git, installed by fl
 
 
 def hook_main(argv: list[str]) -> int:
+    if argv[:1] == ["site"] and len(argv) == 2:
+        return site_after_push(argv[1])
     if not argv or argv[0] not in ("pre-receive", "post-receive"):
         raise UserError(USAGE)
     git_dir = Path(os.environ.get("GIT_DIR") or ".").resolve()
@@ -33,6 +42,18 @@ def hook_main(argv: list[str]) -> int:
     if argv[0] == "pre-receive":
         return pre_receive(paths, stdin_text)
     return post_receive(paths, stdin_text)
+
+
+def site_after_push(project: str) -> int:
+    """`flank hook site PROJECT`, started detached by a push's hooks: the pages a push changes,
+    redrawn after the push returned. One at a time; the last to start reads the newest state."""
+    from flank_ops.fileio import locked
+    from flank_ops.git.deploy import rebuild_site
+
+    paths = Home().project(project)
+    with locked(paths.lock_file("site-after-push")):
+        rebuild_site(paths)
+    return 0
 
 
 def project_paths(git_dir: Path) -> ProjectPaths:
@@ -55,7 +76,15 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     from flank_ops.git.push_check import check_push, parse_updates
 
     branch = deploy_branch(paths.bare_repo)
+    # A pipe named after this receive-pack is a leftover (a deploy child killed before removing
+    # it, the pid reused since): post-receive would wait on it forever.
+    with contextlib.suppress(OSError):
+        os.unlink(paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(os.getppid())))
     verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text))
+    if verdict.deploy is not None:
+        problem = bad_push_option()
+        if problem:
+            verdict.errors.append(problem)
     if verdict.deploy is not None and not verdict.errors:
         problem = unwritable_state(paths)
         if problem:
@@ -76,7 +105,7 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
             except OSError:
                 pass  # only a shortcut: post-receive validates again without it
         if claim is not None and verdict.deploy is not None:
-            hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy)
+            hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text)
         return 0
     noun = "problem" if len(verdict.errors) == 1 else "problems"
     say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")
@@ -129,10 +158,17 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
                   f"came first)\n  fetch it, then push again: git pull flank {branch} && git push flank {branch}")
 
 
-def hold_claim_until_ref_moves(fd: int, paths: ProjectPaths, branch: str, update: RefUpdate) -> None:
+def hold_claim_until_ref_moves(fd: int, paths: ProjectPaths, branch: str, update: RefUpdate,
+                               stdin_text: str = "") -> None:
     """Hand the receive lock to a child that keeps it until git has moved the branch (or the
-    receive-pack that runs this hook is gone), then lets the next push in. The hook returns at once."""
+    receive-pack that runs this hook is gone), then lets the next push in. The hook returns at once.
+
+    One Python start-up per push (issue 10): when hooks/post-receive is the shim that reads
+    a pipe (POST_RECEIVE_PIPE_MARK), the same child then does the whole post-receive — it has
+    the validated config and flank's modules loaded already — and its output goes through the
+    pipe named after receive-pack's pid, which post-receive copies to the push's terminal."""
     receive_pack = os.getppid()
+    pipe = make_post_receive_pipe(paths, receive_pack)
     if os.fork() != 0:
         os.close(fd)  # the child holds the lock now
         return
@@ -143,9 +179,104 @@ def hold_claim_until_ref_moves(fd: int, paths: ProjectPaths, branch: str, update
             os.dup2(devnull, std)
         os.closerange(3, fd)
         os.closerange(fd + 1, 4096)
-        wait_for_ref_update(paths, branch, update.old, receive_pack)
+        if pipe is None:
+            wait_for_ref_update(paths, branch, update.old, receive_pack)
+            return
+        deploy_in_this_process(fd, paths, branch, update, stdin_text, pipe, receive_pack)
     finally:
         os._exit(0)
+
+
+POST_RECEIVE_PIPE_MARK = "flank-push-$PPID.fifo"  # hooks/post-receive copies this pipe when it exists
+
+
+def make_post_receive_pipe(paths: ProjectPaths, receive_pack: int) -> Path | None:
+    """The named pipe post-receive will copy (in the bare repo, where git runs hooks), or None
+    when post-receive is an older shim that deploys by itself (or the pipe cannot be made)."""
+    try:
+        if POST_RECEIVE_PIPE_MARK not in (paths.bare_repo / "hooks" / "post-receive").read_text(encoding="utf-8"):
+            return None
+        pipe = paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(receive_pack))
+        with contextlib.suppress(FileNotFoundError):
+            pipe.unlink()
+        os.mkfifo(pipe, 0o600)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return pipe
+
+
+def deploy_in_this_process(fd: int, paths: ProjectPaths, branch: str, update: RefUpdate, stdin_text: str,
+                           pipe: Path, receive_pack: int, limit_s: float = 300) -> None:
+    """The child of pre-receive: once post-receive opens the pipe (git has moved the refs by
+    then), let the next push in and do the post-receive here, writing to the pipe."""
+    import time
+
+    from flank_ops import error_handler
+    from flank_ops.git import deploy as _preloaded  # noqa: F401 - loaded while git moves the ref
+
+    deadline = time.monotonic() + limit_s
+    out = None
+    try:
+        while out is None and time.monotonic() < deadline and os.path.exists(f"/proc/{receive_pack}"):
+            try:
+                out = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: post-receive is not reading yet
+                time.sleep(0.002)
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.unlink()
+    os.close(fd)  # the refs have moved (or never will): the next push may take its turn
+    from flank_ops.git.bare_repo import branch_tip
+
+    if out is None and branch_tip(paths.bare_repo, branch) != update.new:
+        return  # receive-pack went away before moving the branch: nothing to deploy
+    if out is not None:  # else post-receive never read the pipe, but the branch moved: deploy, unheard
+        os.set_blocking(out, True)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+    sys.stdout = _Tolerant(sys.stdout)
+    sys.stderr = _Tolerant(sys.stderr)
+    for name in ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES"):
+        os.environ.pop(name, None)  # the quarantine is gone: the objects are in the repo now
+    if branch_tip(paths.bare_repo, branch) != update.new:  # git did not move the branch after all
+        stdin_text = "\n".join(line for line in stdin_text.splitlines() if line.split()[-1:] != [update.ref])
+    with contextlib.suppress(SystemExit), error_handler.error_handler():
+        post_receive(paths, stdin_text)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+class _Tolerant:
+    """stdout/stderr into the pipe to the push: if the pusher goes away (Ctrl-C, a dropped ssh), the
+    deploy carries on with its output on /dev/null instead of stopping at the next line it prints."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self.stream.write(text))
+        except (OSError, ValueError):
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        fileno = self.stream.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fileno)
+        os.close(devnull)
+        self.stream = open(fileno, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def wait_for_ref_update(paths: ProjectPaths, branch: str, old: str, receive_pack: int, limit_s: float = 60) -> None:
@@ -177,6 +308,19 @@ def wait_for_ref_update(paths: ProjectPaths, branch: str, old: str, receive_pack
             time.sleep(0.01)
 
 
+def bad_push_option() -> str | None:
+    """issue 13: -o setup=VALUE other than skip or force is refused before the branch moves."""
+    if not any(o.partition("=")[0].strip() == "setup" for o in push_options()):
+        return None
+    from flank_ops.git.setup import split_setup_option
+
+    try:
+        split_setup_option(push_options())
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
 def unwritable_state(paths: ProjectPaths) -> str | None:
     """Refuse before any ref moves when the deploy could not be written anyway."""
     for folder in (paths.dir, paths.releases_dir):
@@ -201,9 +345,9 @@ def record_rejection(paths: ProjectPaths, update: RefUpdate | None, errors: list
         record_deploy(paths, deploy_entry("rejected", update.ref if update else "", commit, errors=errors))
     except OSError:
         return  # the refusal already reached the user; a read-only home must not turn it into a crash
-    from flank_ops.git.deploy import attempt, rebuild_site
+    from flank_ops.git.deploy import refresh_site
 
-    for warning in attempt("status site not rebuilt (run: flank site)", lambda: rebuild_site(paths)):
+    for warning in refresh_site(paths):
         say(f"warning: {warning}")
 
 

@@ -101,7 +101,13 @@ def link_persist(paths: ProjectPaths, release: Path, persist: tuple[str, ...]) -
         target = os.path.relpath(data, link.parent)
         if link.is_symlink() and os.readlink(link) == target:
             continue
-        if link.exists() or link.is_symlink():
+        if link.is_dir() and not link.is_symlink():
+            # issue 11: tracked files under a persisted folder (an overlay): moved aside in the
+            # release; the deploy syncs them into persist/<dir> (git/persist_overlay.py)
+            aside = paths.release_tracked(release, rel)
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(link, aside)
+        elif link.exists() or link.is_symlink():
             warnings.append(
                 f"persist: {rel!r} is tracked in the repo, so it was not linked to {data}; "
                 f"stop tracking it (git rm -r --cached {rel}) to keep its data across deploys"

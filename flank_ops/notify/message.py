@@ -101,6 +101,7 @@ def _task_detail(name: str, task: TaskResult) -> str:
 def build_message(paths: ProjectPaths, record: RunRecord, outcome: str, base_url: str,
                   secrets: dict[str, str] | None = None) -> Message:
     from flank_ops.run.secrets import mask
+    from flank_ops.site.outputs import main_report_url
 
     secrets = secrets or {}
     project, pipeline, run_id = record.project, record.pipeline, record.run_id
@@ -120,6 +121,9 @@ def build_message(paths: ProjectPaths, record: RunRecord, outcome: str, base_url
         summary.append("failed tasks: " + ", ".join(_task_detail(n, t) for n, t in failed))
     if record.status == RunStatus.INTERRUPTED:
         summary.append("the runner stopped before the run finished (machine restart or killed)")
+    report = main_report_url(base_url, record)  # issue 11: the HTML report the run kept, if any
+    if report:
+        summary.append(f"report: {report}")
 
     run_dir = paths.run_dir(pipeline, run_id)
     tails = []

@@ -72,10 +72,12 @@ def declared_env(env: dict[str, str]) -> dict[str, str]:
     return {key: os.path.expanduser(value) if value.startswith("~") else value for key, value in env.items()}
 
 
-def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None) -> TaskSpec:
+def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None,
+              executor: str = "local", options: dict[str, str] | None = None) -> TaskSpec:
     """The launcher's spec of one task. The project's `env:` is in it too (the task's
     own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`.
-    `project_env` is already as tasks see it (declared_env, or the runner's task_env)."""
+    `project_env` is already as tasks see it (declared_env, or the runner's task_env).
+    `executor`: where it runs (issue 14), with that executor's `options` from flank.yml."""
     from flank_ops.run.task_exec import TaskSpec
 
     cwd = Path(os.path.normpath(Path(release_dir) / task.dir)) if task.dir else Path(release_dir)
@@ -88,14 +90,25 @@ def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None 
         timeout_s=task.timeout_s or 0.0,
         argv=direct_argv(task.run),
         env=tuple({**(project_env or {}), **declared_env(task.env)}.items()),
+        executor=executor,
+        memory_mb=task.memory_mb or 0,
+        cpus=task.cpus or 0,
+        options=tuple((options or {}).items()),
     )
 
 
-def _spec_bytes(task: Task, release_dir: Path, project_env: dict[str, str]) -> bytes:
+def uses_executor_entry(task: Task, executor: str) -> bool:
+    """issue 14: make starts the task through `python -m flank_ops.executors` (a remote
+    executor, or a local task whose declared memory/CPUs are checked first), not the launcher."""
+    return executor != "local" or bool(task.memory_mb or task.cpus)
+
+
+def _spec_bytes(task: Task, release_dir: Path, project_env: dict[str, str], executor: str = "local",
+                options: dict[str, str] | None = None) -> bytes:
     from flank_ops.run.task_exec import encode_spec
 
     try:
-        return encode_spec(task_spec(task, release_dir, project_env))
+        return encode_spec(task_spec(task, release_dir, project_env, executor, options))
     except ValueError as exc:
         raise UserError(f"cannot prepare the task: {exc}", "remove the NUL character from flank.yml") from None
 
@@ -149,8 +162,13 @@ def render_makefile(
     launcher_argv: list[str],
     release_dir: Path,
     commit: str | None = None,
+    executor_argv: list[str] | None = None,
+    checked: dict[str, Path] | None = None,
 ) -> str:
+    """`checked`: tasks started through the checked launcher (issue 12, run/checked_task.py), with
+    their check files; only a run's own plan has them."""
     names = pipeline.topological_order()
+    checked = checked or {}
     # The every-task target: "all", unless a task has that name; then "flank.all", which no task
     # can be called ('.' is not allowed in task names), so it never shares a task's rule.
     aggregate = "all" if "all" not in pipeline.tasks else "flank.all"
@@ -171,8 +189,17 @@ def render_makefile(
     add("# -k: after a failure, independent tasks go on; a failed task's dependents do not start.")
     add("")
     add("FLANK_LAUNCHER = " + _assignment_value(launcher))
+    entry_tasks = [n for n in names if uses_executor_entry(pipeline.tasks[n], pipeline.executor_of(n))]
+    if entry_tasks:  # issue 14: remote tasks, and local ones with declared resources
+        executor = " ".join(make_word(w) for w in executor_argv or executor_entry_argv())
+        add("FLANK_EXECUTOR = " + _assignment_value(executor))
     add("FLANK_SPECS = " + _assignment_value(make_word(specs_dir)))
     add("RUN_DIR = " + _assignment_value(make_word(default_run_dir)))
+    if checked:
+        from flank_ops.run.launcher import python_launcher_argv
+
+        checked_argv = [*python_launcher_argv()[:-1], "_task_checked"]
+        add("FLANK_CHECKED_LAUNCHER = " + _assignment_value(" ".join(make_word(w) for w in checked_argv)))
     add("")
     add("MAKEFLAGS += --no-builtin-rules")
     add(".SUFFIXES:")
@@ -198,16 +225,36 @@ def render_makefile(
             details.append(f"timeout {task.timeout_s:g}s")
         if task.env:
             details.append("env " + " ".join(task.env))
+        if pipeline.executor_of(name) != "local":
+            details.append(f"executor {pipeline.executor_of(name)}")
+        if task.memory_mb or task.cpus:
+            details.append(" ".join(x for x in (task.memory_mb and f"memory {task.memory_mb}M",
+                                                task.cpus and f"cpus {task.cpus}") if x))
         if details:
             out.extend(f"#   ({line})" for line in comment_text(", ".join(details)))
         add(f"{name}:" + "".join(f" {d}" for d in task.needs))
-        add(f"\t@$(FLANK_LAUNCHER) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
+        if name in entry_tasks and pipeline.executor_of(name) != "local":
+            add(f"\t@$(FLANK_EXECUTOR) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
+        elif name in entry_tasks:  # checks the VM has room, then execs the launcher
+            add(f"\t@$(FLANK_EXECUTOR) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR) $(FLANK_LAUNCHER)")
+        elif name in checked:  # issue 12; remote tasks take the executor's path above
+            add(f"\t@$(FLANK_CHECKED_LAUNCHER) {_assignment_value(make_word(checked[name]))} "
+                f"$(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
+        else:
+            add(f"\t@$(FLANK_LAUNCHER) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
     add("")
     return "\n".join(out)
 
 
+def executor_entry_argv() -> list[str]:
+    """issue 14: what a recipe starts for a task going through flank_ops.executors."""
+    import sys
+
+    return [sys.executable, "-m", "flank_ops.executors"]
+
+
 def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path, project_env: dict[str, str],
-                 mode: int = 0o644) -> None:
+                 mode: int = 0o644, slurm_options: dict[str, str] | None = None) -> None:
     specs_dir.mkdir(parents=True, exist_ok=True)
     for name, task in pipeline.tasks.items():
         # The folder is fresh and published only once complete (a symlink swap, or
@@ -215,7 +262,9 @@ def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path, project
         # and no fsync: those cost ~0.5 ms a task.
         fd = os.open(specs_dir / f"{name}{SPEC_SUFFIX}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         with open(fd, "wb") as f:
-            f.write(_spec_bytes(task, release_dir, project_env))
+            executor = pipeline.executor_of(name)
+            options = slurm_options if executor == "slurm" else None
+            f.write(_spec_bytes(task, release_dir, project_env, executor, options))
 
 
 # --- the contract ------------------------------------------------------------------
@@ -236,7 +285,7 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
         link = paths.task_specs_dir(pipeline.name)
         fresh = Path(tempfile.mkdtemp(dir=pipelines_dir, prefix=f".{link.name}."))
         fresh.chmod(umasked(0o755))
-        _write_specs(fresh, pipeline, release_dir, declared_env(config.env))
+        _write_specs(fresh, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm)
         if link.is_dir() and not link.is_symlink():
             shutil.rmtree(link)  # an old real folder (never produced by this version)
         atomic_symlink(fresh.name, link)
@@ -275,7 +324,8 @@ def _remove_dropped_pipelines(paths: ProjectPaths, config: Config) -> None:
 
 
 def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_dir: Path,
-                   commit: str | None = None, task_env: dict[str, str] | None = None) -> Path:
+                   commit: str | None = None, task_env: dict[str, str] | None = None,
+                   checked: dict[str, Path] | None = None) -> Path:
     """The run's own copy of the Makefile and specs, in run_dir/plan/: a run stays
     pinned to the release it started in, whatever pushes happen meanwhile.
 
@@ -287,9 +337,9 @@ def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_di
     plan = Path(run_dir) / PLAN_DIR
     specs_dir = plan / f"{pipeline.name}.tasks"
     if task_env is None:
-        _write_specs(specs_dir, pipeline, release_dir, declared_env(config.env))
+        _write_specs(specs_dir, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm)
     else:
-        _write_specs(specs_dir, pipeline, release_dir, task_env, mode=0o600)
+        _write_specs(specs_dir, pipeline, release_dir, task_env, mode=0o600, slurm_options=config.slurm)
     makefile = plan / f"{pipeline.name}.mk"
     text = render_makefile(
         pipeline,
@@ -299,6 +349,7 @@ def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_di
         launcher_argv=task_launcher_argv(),
         release_dir=release_dir,
         commit=commit,
+        checked=checked,
     )
     atomic_write_text(makefile, text, mode=0o644)
     return makefile

@@ -10,6 +10,8 @@
         logs/<task>.log       each task's stdout+stderr, as produced (secrets masked)
         logs/<task>.log.times when each attempt and line of the log began (run/task_exec.py says how)
         cancel                present once `flank cancel` asked the run to stop (run/cancel.py)
+        artifacts/<task>/<path>  files the task's `artifacts:` matched, kept when it ended (run/artifacts.py)
+        artifacts.sources.json   what each kept file was kept from (lets the next run link an unchanged one)
 
 run.json (format 1), plain JSON a person can read:
     {
@@ -354,6 +356,15 @@ def task_log_file(run_dir: Path, name: str, task: TaskResult | Mapping[str, Any]
         if candidate.is_relative_to(Path(run_dir).resolve()):
             return candidate
     return task_log_path(run_dir, name)
+
+
+def artifacts_dir(run_dir: Path, task: str) -> Path:
+    """Where task `task`'s kept artifacts live: artifacts/<task>/<path relative to the task's dir>."""
+    return Path(run_dir) / "artifacts" / task
+
+
+def artifact_sources_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "artifacts.sources.json"
 
 
 def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:
@@ -722,8 +733,11 @@ def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
     waited_for = record.waiting_for
     record.waiting_for = None
     for entry in record.tasks.values():
-        if entry.status == TaskStatus.RUNNING:
+        if entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED):
             entry.status = TaskStatus.INTERRUPTED
+    from flank_ops.executors.cleanup import cancel_jobs_of_run  # issue 14: jobs it left on a cluster
+
+    cancel_jobs_of_run(run_dir, record)
     if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
         summary = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
     else:
@@ -805,6 +819,9 @@ def summarize(record: RunRecord) -> str:
     ran = {n: t for n, t in record.tasks.items() if t.status != TaskStatus.SKIPPED}
     ok = sum(1 for t in ran.values() if t.ok)
     text = f"{ok}/{len(ran)} ok"
+    up_to_date = sum(1 for t in ran.values() if t.status == TaskStatus.UP_TO_DATE)
+    if up_to_date:
+        text += f" ({up_to_date} up to date)"  # issue 12
     for name, t in ran.items():
         attempts = t.attempts or 1
         tries = f", {attempts} attempts" if attempts > 1 else ""

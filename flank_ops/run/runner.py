@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError
@@ -29,6 +29,9 @@ from flank_ops.fileio import locked
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus, TaskStatus
+
+if TYPE_CHECKING:
+    from flank_ops.run.plan import Decision
 from flank_ops.run.secrets import load_secrets, mask, mask_file
 
 TRIGGERS = ("schedule", "push", "manual", "rerun", "catchup")
@@ -46,6 +49,8 @@ class RunRequest(NamedTuple):
     rerun: int | None = None  # what failed or did not run in that run
     local_dir: Path | None = None  # a laptop working copy (flank run --local)
     scheduled_at: str | None = None  # ISO minute with offset a scheduled run stands for (FLANK_SCHEDULED_AT)
+    force: bool = False  # issue 12: run every selected task, up to date or not
+    force_tasks: tuple[str, ...] = ()  # issue 12: run these even if up to date
 
 
 class NothingToRerun(Exception):
@@ -193,7 +198,7 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
 
     env.update(declared_env(config.env))
     env.update(secrets)
-    persist_root = deployed.release_dir if paths.local else paths.persist_dir
+    persist_root = persisted_root(deployed)
     env.update({
         "FLANK_PROJECT": paths.name,
         "FLANK_PIPELINE": pipeline.name,
@@ -212,11 +217,16 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
     return env
 
 
+def persisted_root(deployed: Deployed) -> Path:
+    """Where the persist: folders live (a laptop's working copy holds its own)."""
+    return deployed.release_dir if deployed.paths.local else deployed.paths.persist_dir
+
+
 # --- the record ----------------------------------------------------------
 
 def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str, request: RunRequest,
                selected: list[str], jobs: int) -> RunRecord:
-    return records.start_record(
+    record = records.start_record(
         project=deployed.paths.name, pipeline=pipeline.name, run_id=run_id, trigger=trigger,
         local=deployed.paths.local, commit=deployed.commit, release=str(deployed.release_dir),
         selection={"task": request.task, "from": request.from_task, "rerun_of": request.rerun},
@@ -225,6 +235,11 @@ def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str
         timezone=pipeline.timezone,  # the zone its times are shown in (None: the VM's)
         concurrency=jobs,
     )
+    for name, entry in record.tasks.items():
+        declared = pipeline.tasks[name]
+        if declared.memory_mb or declared.cpus:  # issue 14: declared resources, kept for the reports
+            entry.memory_mb, entry.cpus = declared.memory_mb, declared.cpus
+    return record
 
 
 # --- running ----------------------------------------------------------------
@@ -268,6 +283,10 @@ def run_pipeline(
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
     records.reconcile(paths, pipeline.name)
     selected = select_tasks(paths, pipeline, request)
+    from flank_ops.run.plan import forced_tasks
+
+    forced = forced_tasks(pipeline, selected, force=request.force, from_task=request.from_task,
+                          force_tasks=tuple(check_task(pipeline, t) for t in request.force_tasks))
     trigger = "rerun" if request.rerun is not None else request.trigger
     jobs = pipeline.concurrency or os.cpu_count() or 1
 
@@ -280,7 +299,7 @@ def run_pipeline(
     old_term = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         with _vm_busy(paths, out):
-            outcome = _start_or_wait(deployed, pipeline, record, run_dir, selected, out)
+            outcome = _start_or_wait(deployed, pipeline, record, run_dir, selected, out, forced)
     except (Stopped, KeyboardInterrupt):
         outcome = _stopped_outside_make(deployed, record, run_dir)
     finally:
@@ -315,13 +334,13 @@ def _vm_busy(paths: ProjectPaths, out: TextIO) -> Iterator[None]:
 
 
 def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
-                   selected: list[str], out: TextIO) -> Outcome:
+                   selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
     """Run now if no other run of the pipeline is going on; else skip or queue (`overlap:`)."""
     paths, run_id = deployed.paths, record.run_id
     lock = paths.lock_file("run", pipeline.name)
     with locked(lock, blocking=False) as got:
         if got:
-            return _execute(deployed, pipeline, record, run_dir, selected, out)
+            return _execute(deployed, pipeline, record, run_dir, selected, out, forced)
     others = records.find_running(paths, pipeline.name)
     other = next((r for r in others if r.run_id != run_id), None)
     other_name = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
@@ -336,7 +355,7 @@ def _start_or_wait(deployed: Deployed, pipeline: Pipeline, record: RunRecord, ru
         record.waiting_for = None
         record.started_at = records.now_iso()  # it starts now; it was triggered earlier
         _save_progress(run_dir, record)
-        return _execute(deployed, pipeline, record, run_dir, selected, out)
+        return _execute(deployed, pipeline, record, run_dir, selected, out, forced)
 
 
 def _stopped_outside_make(deployed: Deployed, record: RunRecord, run_dir: Path) -> Outcome:
@@ -402,8 +421,9 @@ def _disk_is_full(run_dir: Path) -> bool:
 
 
 def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
-             selected: list[str], out: TextIO) -> Outcome:
+             selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
     from flank_ops.run import makefile
+    from flank_ops.run import plan as run_plan
 
     paths = deployed.paths
     run_id = record.run_id
@@ -414,24 +434,31 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
     try:
         (run_dir / "tasks").mkdir(parents=True, exist_ok=True)
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, selected), deployed.config,
+        # issue 12: up-to-date tasks are never started; tasks with outputs go through the checked launcher
+        decisions = run_plan.decide(paths, pipeline, deployed.config, deployed.release_dir, selected, forced)
+        to_start = _apply_decisions(record, decisions)
+        checked = run_plan.write_checks(run_dir / makefile.PLAN_DIR, pipeline, paths, decisions, run_id,
+                                        deployed.commit.get("sha") or None)
+        plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, to_start), deployed.config,
                                       deployed.release_dir, commit=deployed.commit.get("sha") or None,
-                                      task_env=makefile.spec_environment(env, make_env))
+                                      task_env=makefile.spec_environment(env, make_env), checked=checked)
         make_log = open(run_dir / "make.log", "wb")
     except OSError as exc:
         return _record_not_started(deployed, record, run_dir, selected,
                                    f"could not prepare the run: {records.disk_error(exc)}", out)
-    argv = makefile.make_command(plan, run_dir, record.concurrency or 1, selected)
+    # no task to start: make runs an empty plan (its `all` has no prerequisites)
+    argv = makefile.make_command(plan, run_dir, record.concurrency or 1, to_start)
 
     commit = deployed.commit.get("short") or "working copy"
     print(f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
           f"commit {commit})", file=out, flush=True)
+    printed: dict[str, str] = {}
+    _print_progress(record, [n for n in selected if n not in to_start], printed, out)
 
     _ping_started(paths, record)
     signal.signal(signal.SIGTERM, _raise_stopped)
     make_exit: int | None = None
     stopped = False
-    printed: dict[str, str] = {}
     write_failed: OSError | None = None
     with make_log:
         proc = subprocess.Popen(
@@ -449,6 +476,7 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
                 except subprocess.TimeoutExpired:
                     pass
                 changed = records.merge_task_results(run_dir, record, selected)
+                _keep_artifacts(deployed, pipeline, record, run_dir, changed)
                 if not changed:
                     if make_exit is None and time.monotonic() >= next_site + LIVE_TAIL_EVERY_S:
                         began = time.monotonic()
@@ -484,6 +512,8 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
         _record_stop(record, run_dir)
     else:
         records.conclude(record, selected, make_exit)
+    _keep_artifacts(deployed, pipeline, record, run_dir, selected)
+    _explain_missing_inputs(deployed, pipeline, record, run_dir, selected)
     _print_progress(record, selected, printed, out)
     records.finish(record, record.status, mask(records.summarize(record), secrets))
     if disk_full and record.status == RunStatus.FAILED:
@@ -495,6 +525,48 @@ def _execute(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir:
         (run_dir / "make.log").unlink(missing_ok=True)  # never keep a secret we could not mask
     _save_final(paths, run_dir, record)
     return Outcome(record, 0 if record.status == RunStatus.SUCCESS else (130 if stopped else 1))
+
+
+def _apply_decisions(record: RunRecord, decisions: dict[str, Decision]) -> list[str]:
+    """Up-to-date tasks are final at once; the others get their planned reason (a checked
+    task's launcher gives the final one). -> the tasks make starts, dependencies first."""
+    from flank_ops.run.plan import RUN, UP_TO_DATE
+
+    to_start = []
+    for name, decision in decisions.items():
+        entry = record.tasks[name]
+        if decision.action == UP_TO_DATE:
+            entry.status = TaskStatus.UP_TO_DATE
+            entry.reason = decision.reason
+        else:
+            if decision.action == RUN:
+                entry.reason = decision.reason
+            to_start.append(name)
+    return to_start
+
+
+def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
+                    names: list[str]) -> None:
+    """issue 11: keep the `artifacts:` of the tasks that just ended (run/artifacts.py); never stops the run."""
+    from flank_ops.run import artifacts
+
+    try:
+        artifacts.keep_finished(run_dir, record, pipeline, deployed.release_dir, persisted_root(deployed), names)
+    except Exception as exc:  # noqa: BLE001 - a run's outcome never depends on keeping its files
+        print(f"flank: could not keep artifacts: {exc}", file=sys.stderr)
+
+
+def _explain_missing_inputs(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
+                            names: list[str]) -> None:
+    """issue 11: a failed task whose input was lost with an old release says so (run/missing_inputs.py)."""
+    if deployed.paths.local:
+        return  # a working copy is its own release: nothing is lost at a deploy
+    from flank_ops.run import missing_inputs
+
+    try:
+        missing_inputs.explain(run_dir, record, pipeline, deployed.release_dir, deployed.config.persist, names)
+    except Exception as exc:  # noqa: BLE001 - only a hint
+        print(f"flank: could not look for lost inputs: {exc}", file=sys.stderr)
 
 
 def _record_stop(record: RunRecord, run_dir: Path) -> None:
@@ -528,6 +600,7 @@ def _refresh_site(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
 def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str], out: TextIO) -> None:
     """One line per task as it reaches a final status."""
     from flank_ops.humanize import duration as format_duration
+    from flank_ops.run.plan import NO_OUTPUTS
 
     for name in names:
         entry = record.tasks[name]
@@ -543,6 +616,9 @@ def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str]
         if (entry.attempts or 0) > 1:
             detail.append(f"{entry.attempts} attempts")
         suffix = f" ({', '.join(detail)})" if detail else ""
+        if entry.reason and status not in (TaskStatus.UP_TO_DATE, TaskStatus.UPSTREAM_FAILED) \
+                and entry.reason != NO_OUTPUTS:
+            suffix += f" — {entry.reason}"  # issue 12: why it ran
         print(f"  {name:<20} {status}{suffix}", file=out, flush=True)
 
 

@@ -10,7 +10,10 @@ The spec file (written by makefile.py, read here and by the C launcher) is a
 sequence of NUL-terminated key, value strings — nothing a task's command can
 contain needs escaping, and C parses it in a few lines:
     task, command, cwd, retries, retry_delay_s, timeout_s (0 = none), kill_grace_s,
-    argv (repeated; present = exec these words directly, no shell), env (repeated, K=V)
+    argv (repeated; present = exec these words directly, no shell), env (repeated, K=V),
+    and for issue 14 (read by flank_ops.executors only; the C launcher skips unknown keys):
+    executor ("local" when absent), memory_mb, cpus (0 = not declared), option (repeated, K=V:
+    the executor's options from flank.yml, e.g. slurm: partition)
 
 What a launch leaves in RUN_DIR (the format of run/records.py):
     tasks/<task>.json  {"task", "status": "running", "attempt", "started_at", "pid"} at each attempt,
@@ -38,6 +41,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 from flank_ops.run.secrets import SecretMasker, secret_values_from_env
@@ -61,6 +65,11 @@ class TaskSpec(NamedTuple):
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     argv: tuple[str, ...] = ()  # non-empty: exec directly, without a shell
     env: tuple[tuple[str, str], ...] = ()
+    # issue 14: where the task runs and what it declared
+    executor: str = "local"
+    memory_mb: int = 0  # 0 = not declared
+    cpus: int = 0
+    options: tuple[tuple[str, str], ...] = ()
 
 
 def encode_spec(spec: TaskSpec) -> bytes:
@@ -76,6 +85,9 @@ def encode_spec(spec: TaskSpec) -> bytes:
     ]
     pairs += [("argv", word) for word in spec.argv]
     pairs += [("env", f"{k}={v}") for k, v in spec.env]
+    if spec.executor != "local" or spec.memory_mb or spec.cpus:
+        pairs += [("executor", spec.executor), ("memory_mb", str(int(spec.memory_mb))), ("cpus", str(int(spec.cpus)))]
+        pairs += [("option", f"{k}={v}") for k, v in spec.options]
     out = bytearray()
     for key, value in pairs:
         raw = value.encode("utf-8", "surrogateescape")
@@ -94,6 +106,7 @@ def decode_spec(data: bytes) -> TaskSpec:
     fields: dict[str, str] = {}
     argv: list[str] = []
     env: list[tuple[str, str]] = []
+    options: list[tuple[str, str]] = []
     for key_raw, value_raw in zip(items[::2], items[1::2]):
         key = key_raw.decode()
         value = value_raw.decode("utf-8", "surrogateescape")
@@ -102,6 +115,9 @@ def decode_spec(data: bytes) -> TaskSpec:
         elif key == "env":
             name, _, val = value.partition("=")
             env.append((name, val))
+        elif key == "option":
+            name, _, val = value.partition("=")
+            options.append((name, val))
         else:
             fields[key] = value
     if "task" not in fields or "command" not in fields:
@@ -116,6 +132,10 @@ def decode_spec(data: bytes) -> TaskSpec:
         kill_grace_s=float(fields.get("kill_grace_s", DEFAULT_KILL_GRACE_S)),
         argv=tuple(argv),
         env=tuple(env),
+        executor=fields.get("executor", "local"),
+        memory_mb=int(fields.get("memory_mb", 0)),
+        cpus=int(fields.get("cpus", 0)),
+        options=tuple(options),
     )
 
 
@@ -384,7 +404,10 @@ def _become_subreaper() -> None:
         pass
 
 
-def launch(spec: TaskSpec, run_dir: str) -> int:
+def launch(spec: TaskSpec, run_dir: str, extra: dict | None = None,
+           finish: "Callable[[dict, TaskLog], dict] | None" = None) -> int:
+    """Run the task. `extra` goes into every result written; `finish` may change the final
+    result before it is written (the checked launcher fails a success that lacks its outputs)."""
     os.makedirs(os.path.join(run_dir, "tasks"), exist_ok=True)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
     log = TaskLog(os.path.join(run_dir, "logs", f"{spec.task}.log"))
@@ -414,7 +437,7 @@ def launch(spec: TaskSpec, run_dir: str) -> int:
     outcome = Outcome(False, 1, 0, False, 0)
     for attempt in range(1, attempts_allowed + 1):
         _write_result(run_dir, spec.task, {"task": spec.task, "status": "running", "attempt": attempt,
-                                           "started_at": started_at, "pid": os.getpid()})
+                                           "started_at": started_at, "pid": os.getpid(), **(extra or {})})
         if attempt > 1:
             _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)
@@ -460,9 +483,14 @@ def launch(spec: TaskSpec, run_dir: str) -> int:
         "peak_rss_kb": peak,
         "cpu_s": _children_cpu_s(),
         "log": f"logs/{spec.task}.log",
+        **(extra or {}),
     })
+    if finish is not None:
+        result = finish(result, log)
     _write_result(run_dir, spec.task, result)
     log.close()
+    if result["status"] == "failed" and outcome.exit_code == 0:
+        return 1
     if outcome.timed_out:
         return EXIT_TIMED_OUT
     if outcome.exit_code == 0:

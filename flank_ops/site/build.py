@@ -28,11 +28,12 @@ from flank_ops.config.model import Config
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
-from flank_ops.site import layout
+from flank_ops.site import layout, remote_tasks
 from flank_ops.site.data import (
     PAGE_SIZE, RECENT, ProjectView, Warnings, history_tail, load_run, now_utc, pipeline_view, project_view,
     projects, run_scope,
 )
+from flank_ops.site.outputs import latest_outputs, run_outputs
 
 GZIP_ABOVE = 1024 * 1024  # a finished task's log bigger than this also gets a .gz copy to download
 # Task statuses whose last lines the run page shows under the status ("why did it fail").
@@ -179,6 +180,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
                      tz: str | None = None) -> bool:
     from flank_ops.site.logs import LIVE_LINES, log_excerpt
     from flank_ops.site.pages import render
+    from flank_ops.site.reasons import task_reasons
     from flank_ops.site.svg import DagNode, GanttBar, dag_svg, gantt_svg
 
     run_dir = paths.run_dir(pipeline, run_id)
@@ -219,7 +221,7 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         task = {
             "name": name, "status": status, "attempts": t.get("attempts"), "duration_s": t.get("duration_s"),
             "exit_code": t.get("exit_code"), "peak_rss_kb": t.get("peak_rss_kb"), "has_log": has_log,
-            "no_output": log_size == 0 and status not in ("pending", "running"),
+            "no_output": log_size == 0 and status not in ("pending", "running", "queued"),
             "error": str(t["error"]) if t.get("error") else None,
         }
         tasks.append(task)
@@ -242,9 +244,12 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
     w.page(url, render(
         "run.html", url, project_name=project, pipeline=pipeline, run_id=run_id, record=record, tasks=tasks,
         failures=failures, live=live, after_run_problems=problems, tz=tz,
+        outputs=run_outputs(w, paths, pipeline, run_id, record, root),
         dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
         gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
         refresh=running, crumbs=crumbs, warnings=warnings[before:],
+        remote=remote_tasks.remote_rows(record),  # issue 14
+        reasons=task_reasons(record),
     ))
     return True
 
@@ -262,10 +267,10 @@ def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task
     _publish_raw_log(log_file, raw_log)
     # A log page depends only on its log and its task's status: during and after a
     # run, the pages of tasks that did not change are not drawn again.
-    refresh = running and status in ("pending", "running")
+    refresh = running and status in ("pending", "running", "queued")
     st = log_file.stat()
     gz = False
-    if st.st_size > GZIP_ABOVE and status not in ("pending", "running"):
+    if st.st_size > GZIP_ABOVE and status not in ("pending", "running", "queued"):
         gz = _publish_gzip(log_file, w.site / _unquote(layout.url_raw_log_gz(project, pipeline, run_id, task)))
     try:
         tst = times_path(log_file).stat()
@@ -339,6 +344,7 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config: Co
         dag=dag, trend=trend, runs=pv.recent, archives=_archive_nav(_archives(pv.first_id, newest)), archive=None,
         refresh=any(r.get("status") == "running" for r in pv.recent), tz=pv.timezone, last_full=pv.last_full,
         crumbs=[(project, layout.url_project(project))], grid=grid,
+        latest=latest_outputs(w, paths, name, pv.recent, root, pv.config),
     ))
     return pv.recent
 
@@ -397,10 +403,12 @@ def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
 def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:
     from flank_ops.site.data import all_deploys, deploy_gap_text
     from flank_ops.site.pages import render
+    from flank_ops.site.setup_logs import with_setup_logs
 
     url = layout.url_deploys(paths.name)
     w.page(url, render(
-        "deploys.html", url, project_name=paths.name, deploys=list(reversed(all_deploys(paths))),
+        "deploys.html", url, project_name=paths.name,
+        deploys=with_setup_logs(w, paths, list(reversed(all_deploys(paths)))),
         deploy_gap=deploy_gap_text(paths),
         crumbs=[(paths.name, layout.url_project(paths.name)), ("pushes", url)],
     ))
@@ -544,7 +552,8 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
             r, s = _rebuild_pipeline(w, paths, pv.name, view.config, warnings, only_changed)
             runs += r
             skipped += s
-        _remove_unknown(w.site / layout.file_name(paths.name), keep=kept_pipelines | {"index.html", "deploys.html"})
+        _remove_unknown(w.site / layout.file_name(paths.name), keep=kept_pipelines | {"index.html", "deploys.html",
+                                                                                       layout.SETUP_LOGS_DIR})
         _write_project(w, view, [])
         _write_deploys(w, paths)
     _remove_unknown(w.site, keep=kept_projects | {"index.html", layout.STATIC_DIR})
@@ -577,7 +586,7 @@ def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config: Config
         # one entry per run id (a run in both the history and `recent` appears once)
         entries = list({e["run_id"]: e for e in by_number.get(number, [])}.values())
         _write_archive(w, paths, name, number, entries, archives, tz)
-    keep = {"index.html", *(str(i) for i in run_ids), *(f"runs-{n}.html" for n, _, _ in archives)}
+    keep = {"index.html", layout.LATEST_DIR, *(str(i) for i in run_ids), *(f"runs-{n}.html" for n, _, _ in archives)}
     _remove_unknown(site_dir, keep=keep)
     return runs, skipped
 

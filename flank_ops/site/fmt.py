@@ -14,17 +14,20 @@ STATUS_ICONS: dict[str, str] = {
     "failed": "✗",
     "running": "▶",
     "pending": "○",
+    "queued": "◷",  # issue 14: a remote job waiting for its cluster
     "upstream_failed": "⊘",
     "timed_out": "⏱",
     "skipped": "–",
     "interrupted": "!",
     "cancelled": "■",
+    "up_to_date": "≡",  # issue 12: not run, nothing it depends on changed
     "unknown": "?",
 }
 
 STATUS_LABELS: dict[str, str] = {
     "upstream_failed": "upstream failed",
     "timed_out": "timed out",
+    "up_to_date": "up to date",
 }
 
 

@@ -5,17 +5,21 @@
     site/<project>/index.html                         project: pipelines + recent deploys
     site/<project>/deploys.html                       every push handled
     site/<project>/resources.html                     memory and time the pipelines' recent runs used
+    site/<project>/_setup/<log>.txt                   a deploy's setup log (issue 13)
     site/<project>/<pipeline>/index.html              pipeline: schedule, DAG, newest runs, trend
     site/<project>/<pipeline>/runs-<k>.html           history by run id: #1-50 is k=1, #51-100 k=2 ...
     site/<project>/<pipeline>/<run_id>/index.html     run (the git note links here)
     site/<project>/<pipeline>/<run_id>/logs/<task>.html   log tail
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt    the raw log (hard link or copy)
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt.gz a gzip copy of a big log, made once the task ended
+    site/<project>/<pipeline>/<run_id>/artifacts/<task>/<path>   a kept artifact (hard link to the run's copy)
+    site/<project>/<pipeline>/latest/<task>/<path>    the newest successful run's artifact: a stable URL
 
 Links between pages are relative, so the site works under any URL prefix, on S3
 or from file://. Addresses handed out of the site (push output, `flank run`, git notes,
 notifications) are `absolute_url(base_url, url_...)`: the same file, under flank.toml's site_url.
-`file_name` is injective and keeps `_static`, `index.html`, `deploys.html` and `runs-<k>.html` for the site itself, so no project, pipeline or task name can clash with them.
+`file_name` is injective and keeps `_static`, `index.html`, `deploys.html` and `runs-<k>.html`
+for the site itself, so no project, pipeline or task name can clash with them.
 """
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
 # name can never equal another name's stand-in.
 _STAND_IN = re.compile(r"-[0-9a-f]{10}$")
 # Names the site itself uses next to project and pipeline folders.
-_RESERVED = {"index", "logs", STATIC_DIR.lower()}
+SETUP_LOGS_DIR = "_setup"  # issue 13: site/<project>/_setup/<log>.txt
+_RESERVED = {"index", "logs", STATIC_DIR.lower(), SETUP_LOGS_DIR}
 
 
 def file_name(name: str) -> str:
@@ -105,6 +110,11 @@ def url_deploys(project: str) -> str:
     return f"{quote(file_name(project))}/deploys.html"
 
 
+def url_setup_log(project: str, log_name: str) -> str:
+    """issue 13: a setup's log, as text (log_name: setup/logs/<name> of deploys.jsonl)."""
+    return f"{quote(file_name(project))}/{SETUP_LOGS_DIR}/{quote(log_name)}.txt"
+
+
 def url_resources(project: str) -> str:
     return f"{quote(file_name(project))}/resources.html"
 
@@ -131,6 +141,20 @@ def url_raw_log(project: str, pipeline: str, run_id: int, task: str) -> str:
 
 def url_raw_log_gz(project: str, pipeline: str, run_id: int, task: str) -> str:
     return url_raw_log(project, pipeline, run_id, task) + ".gz"
+
+
+# issue 11: a task's kept files (run/artifacts.py) and their stable latest/ URLs. `path` is the
+# kept name relative to the task's dir, already free of '..' and control characters.
+LATEST_DIR = "latest"
+
+
+def url_artifact(project: str, pipeline: str, run_id: int, task: str, path: str) -> str:
+    return (f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/artifacts/"
+            f"{quote(file_name(task))}/{quote(path)}")
+
+
+def url_latest(project: str, pipeline: str, task: str, path: str) -> str:
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{LATEST_DIR}/{quote(file_name(task))}/{quote(path)}"
 
 
 def absolute_url(base_url: str, url: str) -> str:

@@ -118,6 +118,7 @@ def publish_site(home: Home, settings: S3Settings, client: Any | None = None,
     """Upload the changed files of the site (only `projects`' pages when given, see
     site_scope); never raises for S3 failures (see PublishResult.error)."""
     from flank_ops.storage.s3 import describe_error, make_client, upload_file
+    from flank_ops.storage.artifacts import site_upload_args
 
     if not home.site_dir.is_dir():
         return PublishResult(0, 0, 0, None)
@@ -142,7 +143,7 @@ def publish_site(home: Home, settings: S3Settings, client: Any | None = None,
                 if not (entry and entry.get("md5") == md5):
                     client = client or make_client(settings)
                     # pages change after every run: ask browsers and CDNs to revalidate
-                    extra = {"CacheControl": "no-cache"} if rel.endswith(".html") else None
+                    extra = site_upload_args(rel)  # pages and latest/ outputs: revalidated (storage/artifacts.py)
                     upload_file(client, settings, path, settings.site_bucket, settings.site_prefix + rel, extra)
                     uploaded += 1
                 else:

@@ -80,7 +80,7 @@ MALFORMED = [
      ["flank.yml:6:9: unknown key 'schedule' ('schedule' is a pipeline setting; move it up to the pipeline)"]),
     ("unknown key, nothing close", pipeline("colour: blue\n"),
      ["flank.yml:3:5: unknown key 'colour' (known keys: schedule, timezone, on_push, concurrency, overlap, "
-      "notify, ping_url, catchup, tasks)"]),
+      "notify, ping_url, catchup, tasks, executor)"]),
     ("bad task name", tasks("load data: echo\n"),
      ["flank.yml:4:7: task name 'load data' may only use ASCII letters, digits, '_' and '-' (e.g. 'load_data')"]),
     ("task name starting with -", tasks("-x: echo\n"),

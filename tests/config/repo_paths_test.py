@@ -65,8 +65,10 @@ def test_paths_that_stay_in_the_repo_resolve(path: str, where: str, kind: str) -
     ("dir", "vendor/escape/x", "dir: 'vendor/escape/x' leads out of the repo: 'vendor/escape' is a symlink to '../..'"),
     ("dir", "R/x.R/sub", "dir: 'R/x.R/sub' goes through 'R/x.R', a file in the repo, not a folder"),
     ("dir", "out", "dir: 'out' goes through 'out', a symlink to 'data/out', which is not in the repo"),
-    ("persist", "code/deeper", "persist: 'code/deeper' is tracked in git (as 'R/deeper'); persisted folders live "
-                               "on the VM and are linked into each release"),
+    ("persist", "code/deeper", "persist: 'code/deeper' is a symlink in the repo (to 'R/deeper'); a persisted "
+                               "folder must be the folder itself"),
+    ("persist", "code/x.R", "persist: 'code/x.R' is a file in the repo, not a folder"),
+    ("persist", "vendor/lib/src", "persist: 'vendor/lib/src' is a git submodule; its files are not in the release"),
 ])
 def test_paths_that_do_not_are_named(key: str, path: str, expected: str) -> None:
     [(message, _hint)] = path_problems(TREE, key, path, ())

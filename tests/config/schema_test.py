@@ -91,10 +91,16 @@ def test_schema_documents_every_key(validator) -> None:
     schema = validator.schema
     pipeline_props = schema["$defs"]["pipeline"]["properties"]
     task_props = schema["$defs"]["task"]["oneOf"][1]["properties"]
-    assert set(schema["properties"]) == {"persist", "env", "pipelines"}
-    assert set(pipeline_props) == {"schedule", "timezone", "on_push", "concurrency", "overlap", "notify",
-                                   "ping_url", "catchup", "tasks"}
-    assert set(task_props) == {"run", "needs", "retries", "retry_delay", "timeout", "dir", "env"}
+    from flank_ops.config import load
+
+    # every key the loader takes, and no other (issue 14 added slurm, executor, memory, cpus)
+    assert set(schema["properties"]) == set(load.TOP_KEYS) >= {"persist", "env", "pipelines", "slurm", "setup"}
+    assert set(pipeline_props) == set(load.PIPELINE_KEYS) >= {
+        "schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup", "tasks",
+        "executor"}
+    assert set(task_props) == set(load.TASK_KEYS) >= {
+        "run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs", "outputs",
+        "artifacts"}
     for props in (schema["properties"], pipeline_props, task_props):
         for key, prop in props.items():
             assert prop.get("description"), f"{key} has no description"

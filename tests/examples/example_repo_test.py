@@ -2,6 +2,7 @@
 real hooks, a real run of its R and Python scripts under make, the note, the site."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -44,11 +45,19 @@ def test_example_project_deploys_runs_and_shows_on_the_site(tmp_path: Path, flan
     assert "| region | units | revenue |" in report and "Run 1 of commit" in report
     assert "price elasticity" in (record_dir / "logs" / "model.log").read_text()
 
+    # the example declares inputs and outputs: a second run recomputes nothing (extract reads a
+    # "live" source and always runs; it writes the same day's data, so clean is up to date too)
+    again = run_flank("run", "demo", "nightly")
+    assert again.returncode == 0, again.stdout + again.stderr
+    for task in ("clean", "model", "regions", "report"):
+        assert f"  {task:<20} up_to_date" in again.stdout
+    assert "5/5 ok (4 up to date)" in again.stdout
+
     git("config", "--add", "remote.flank.fetch", "+refs/notes/flank:refs/notes/flank", cwd=clone)
     git("config", "notes.displayRef", "refs/notes/flank", cwd=clone)
     git("fetch", "-q", "flank", cwd=clone)
     shown = git("log", "-1", cwd=clone).stdout
-    assert "flank nightly #1 success" in shown and "5/5 ok" in shown
+    assert "flank nightly #2 success" in shown and "5/5 ok (4 up to date)" in shown
 
     site = flank_home / "site"
     run_page = (site / "demo" / "nightly" / "1" / "index.html").read_text()
@@ -56,3 +65,12 @@ def test_example_project_deploys_runs_and_shows_on_the_site(tmp_path: Path, flan
     for task in ("extract", "clean", "model", "regions", "report"):
         assert task in run_page
     assert os.path.isfile(site / "index.html")
+    # issue 11: the plot and the HTML report made by R are kept with the run and on the site
+    regions = json.loads((record_dir / "run.json").read_text())["tasks"]["regions"]
+    kept = {a["path"]: a for a in regions["artifacts"]}
+    assert kept["output/revenue_by_region.png"]["kept"] and kept["output/regions.html"]["kept"]
+    png = site / "demo" / "nightly" / "latest" / "regions" / "output" / "revenue_by_region.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    report_html = (site / "demo" / "nightly" / "latest" / "regions" / "output" / "regions.html").read_text()
+    assert "Revenue by region" in report_html and "Run 1 of commit" in report_html
+    assert 'class="thumb"' in run_page and "output/regions.html" in run_page

@@ -127,7 +127,7 @@ def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path
     assert "flank: started nightly" in lines
     assert ("flank: -o run=nope: no pipeline 'nope' in flank.yml (pipelines: nightly); nothing started"
             in lines)
-    assert "flank: ignored push option 'colour=blue' (flank knows: -o run=PIPELINE)" in lines
+    assert "flank: ignored push option 'colour=blue' (flank knows: -o run=PIPELINE, -o setup=skip|force)" in lines
 
 
 def test_on_push_pipelines_start_after_the_deploy(tmp_path: Path) -> None:
@@ -308,11 +308,12 @@ def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_the
     assert any("cannot be deleted" in " ".join(e["errors"]) for e in rejected)
     assert first != newest
 
-    # The Pushes page was redrawn by the refusals too: a refused push alone shows up at once.
+    # The Pushes page was redrawn by the refusals too (just after the push returned).
     late, late_sha = clone_with_commit(project, tmp_path, "late", {"flank.yml": bad_yml})
     assert push(late, "--force", "main").returncode != 0
-    page = (project.home / "site" / project.name / "deploys.html").read_text()
-    assert late_sha[:7] in page
+    pushes_page = project.home / "site" / project.name / "deploys.html"
+    page = wait_for(lambda: late_sha[:7] in pushes_page.read_text() and pushes_page.read_text(),
+                    "the Pushes page to show the refused push")
     assert all(sha[:7] in page for _, sha in accepted)
 
 

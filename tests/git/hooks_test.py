@@ -161,13 +161,13 @@ def test_pushing_the_notes_ref_is_refused(tmp_path: Path) -> None:
     assert project.remote_sha("refs/notes/flank") is None
 
 
-def test_a_tracked_persist_dir_is_refused_with_the_fix(tmp_path: Path) -> None:
+def test_a_tracked_persist_dir_is_accepted_and_synced(tmp_path: Path) -> None:
+    """issue 11: a persisted folder holding tracked files is an overlay, no longer refused."""
     project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "data/raw.csv": "a,b\n"})
     proc = push(project)
-    assert proc.returncode != 0
-    text = "\n".join(flank_lines(proc))
-    assert "persist: 'data' is tracked in git" in text
-    assert "git rm -r --cached data" in text
+    assert proc.returncode == 0, proc.stderr
+    assert "persist: data: 1 tracked file synced into persist/data (1 new or changed, 0 removed)" in (
+        "\n".join(flank_lines(proc)))
 
 
 def refusal(proc) -> list[str]:
@@ -178,13 +178,12 @@ def refusal(proc) -> list[str]:
 
 
 def test_validate_in_a_work_tree_refuses_what_the_push_refuses(tmp_path: Path) -> None:
-    project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "data/raw.csv": "a,b\n"})
+    project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "data": "a,b\n"})
     proc = push(project)
     assert proc.returncode != 0
     assert refusal(proc) == [
-        "flank.yml:1:11: persist: 'data' is tracked in git; persisted folders live on the VM and are linked "
-        "into each release (stop tracking it: git rm -r --cached data, and add it to .gitignore; "
-        "or drop it from persist:)"]
+        "flank.yml:1:11: persist: 'data' is a file in the repo, not a folder (persist: names folders; "
+        "drop it from persist:)"]
     validate = run_flank("validate", cwd=project.wc)
     assert validate.returncode == 1
     assert validate.stderr.splitlines() == refusal(proc)

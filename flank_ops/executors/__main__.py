@@ -1,0 +1,36 @@
+"""`python -m flank_ops.executors SPEC_FILE RUN_DIR [LAUNCHER...]` — what make starts for a task
+whose executor is not "local" (remote.py), or a local task that declared memory/cpus: checked
+against the VM (resources.py), then LAUNCHER (the usual task launcher) takes over by exec."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print("usage: python -m flank_ops.executors SPEC_FILE RUN_DIR [LAUNCHER...]\n"
+              "  (runs one task of a flank Makefile on its executor)", file=sys.stderr)
+        return 2
+    spec_path, run_dir, *launcher = argv
+    from flank_ops.run.task_exec import decode_spec
+
+    try:
+        with open(spec_path, "rb") as f:
+            spec = decode_spec(f.read())
+    except (OSError, ValueError) as exc:
+        print(f"flank-task: cannot read the task spec {spec_path}: {exc}", file=sys.stderr)
+        return 2
+    if "/" in spec.task or "\\" in spec.task or '"' in spec.task:
+        print(f"flank-task: {spec_path}: bad task name", file=sys.stderr)
+        return 2
+    if spec.executor == "local":
+        from flank_ops.executors.resources import run_local
+
+        return run_local(spec, spec_path, run_dir, launcher)
+    from flank_ops.executors.remote import run_remote
+
+    return run_remote(spec, run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,42 @@
+"""Jobs a dead runner left on a cluster (issue 14): the interrupted-run detection cancels them.
+
+A runner killed with SIGKILL (or a VM that rebooted) cannot scancel its tasks' jobs; the next
+`flank status`/`flank run` marks the run interrupted (records.mark_interrupted) and, through
+this, cancels every live job named `flank-<project>-<pipeline>-<run>-*` on the executors its
+tasks used. Jobs are cancelled, never adopted: the run they belonged to is over.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flank_ops.executors.base import BackendError, job_name_prefix
+
+if TYPE_CHECKING:
+    from flank_ops.run.records import RunRecord
+
+
+def remote_kinds(record: "RunRecord") -> set[str]:
+    kinds = set()
+    for entry in record.tasks.values():
+        executor = entry.executor
+        if isinstance(executor, dict) and executor.get("kind"):
+            kinds.add(str(executor["kind"]))
+    return kinds
+
+
+def cancel_jobs_of_run(run_dir: Path, record: "RunRecord") -> list[str]:
+    """Cancel the run's live jobs; returns their ids. Never raises: the run is marked anyway."""
+    from flank_ops.executors import backend
+
+    prefix = job_name_prefix(record.project, record.pipeline, str(record.run_id))
+    cancelled: list[str] = []
+    for kind in sorted(remote_kinds(record)):
+        try:
+            engine = backend(kind, {})
+            for job_id in engine.jobs_of_run(prefix):
+                engine.cancel(job_id)
+                cancelled.append(job_id)
+        except (BackendError, ValueError, OSError):
+            continue
+    return cancelled

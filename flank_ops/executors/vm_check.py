@@ -1,0 +1,64 @@
+"""What a flank.yml asks of this VM's executors (issue 14), said at push, `flank validate` and
+`flank doctor`: executors named but not configured in flank.toml (with the lines to add), and
+local tasks that declare more memory or CPUs than the VM has."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flank_ops.config.model import Config
+from flank_ops.executors.base import LOCAL, not_configured_message
+from flank_ops.paths import Home
+
+
+def executors_used(config: Config) -> set[str]:
+    return {p.executor_of(t) for p in config.pipelines.values() for t in p.tasks} - {LOCAL}
+
+
+def config_warnings(home: Home, project: str | None, config: Config) -> list[str]:
+    """One line per problem this VM has with the config (empty: none)."""
+    from flank_ops.executors.resources import too_big, vm_cpus, vm_memory_mb
+    from flank_ops.executors.settings import configured
+
+    warnings = []
+    for kind in sorted(executors_used(config)):
+        if not configured(home, project, kind):
+            tasks = [f"{p.name}.{t}" for p in config.pipelines.values() for t in p.tasks if p.executor_of(t) == kind]
+            warnings.append(f"{', '.join(tasks[:5])}{' ...' if len(tasks) > 5 else ''}: "
+                            + not_configured_message(kind))
+    try:
+        vm_mb, vm_cpu = vm_memory_mb(), vm_cpus()
+    except OSError:
+        return warnings
+    for pipeline in config.pipelines.values():
+        for name, task in pipeline.tasks.items():
+            if pipeline.executor_of(name) == LOCAL:
+                problem = too_big(name, task.memory_mb, task.cpus, vm_mb, vm_cpu)
+                if problem:
+                    warnings.append(f"{pipeline.name}: {problem}")
+    return warnings
+
+
+def doctor_problems(home: Home) -> Iterator[tuple[str, str, list[str]]]:
+    """(kind, scope label, problems) of every executor configured in flank.toml."""
+    from flank_ops.executors import backend
+    from flank_ops.settings import executor_settings, settings_for
+
+    projects: list[str | None] = [*home.projects()] or [None]
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for project in projects:
+        settings = settings_for(home, project)
+        for kind in ("slurm", "batch"):
+            table = executor_settings(settings, kind)
+            if table is None:
+                continue
+            options = {k: str(v) for k, v in table.items()}
+            key = (kind, tuple(sorted(options.items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            label = f" ({project})" if project and len(projects) > 1 else ""
+            try:
+                problems = backend(kind, options).check()
+            except ImportError as exc:
+                problems = [f"executor {kind} cannot load: {exc}"]
+            yield kind, label, problems

@@ -1,0 +1,173 @@
+"""A run's Outputs and a pipeline's Latest outputs (issue 11), for site_template/_outputs.html.
+
+The kept files (run/artifacts.py) go into the site as hard links: kept copies are never
+written again, so sharing their inode is safe and costs no disk; `latest/` holds links to the
+newest successful run's files, so its URLs stay the same from run to run and survive a prune
+of that run (the link keeps the data until a newer run replaces it).
+
+Page weight is bounded without an image library: an image up to INLINE_IMAGE_MAX_BYTES is
+shown as a width-limited, lazily loaded <img> (a browser fetches it only when scrolled to),
+at most MAX_INLINE_IMAGES per page; bigger ones and the rest are links with their size.
+HTML reports are never inlined: a link opening the file in a new tab. Names are escaped by the
+template and URL-quoted by layout.py, so no file name can add markup to a page.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Protocol
+
+from flank_ops.config.model import Pipeline
+from flank_ops.fileio import PUBLIC_FILE_MODE
+from flank_ops.paths import ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.records import RunRecord
+from flank_ops.site import layout
+
+INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
+MAX_INLINE_IMAGES = 24
+MAX_LISTED_PER_TASK = 200  # a page lists this many of a task's files (all are published)
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp")
+REPORT_TYPES = (".html", ".htm")
+
+
+class SiteWriter(Protocol):
+    site: Path
+
+    def folder(self, path: Path) -> None: ...
+
+
+def kind_of(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    return "image" if ext in IMAGE_TYPES else "report" if ext in REPORT_TYPES else "file"
+
+
+def run_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, record: dict[str, Any],
+                root: str) -> list[dict[str, Any]]:
+    """Publish the run's kept files into the site and describe them per task (empty: no section)."""
+    run_dir = paths.run_dir(pipeline, run_id)
+    groups = []
+    inline = [MAX_INLINE_IMAGES]
+    for task, entry in (record.get("tasks") or {}).items():
+        if not isinstance(entry, dict) or not (entry.get("artifacts") or entry.get("artifact_warnings")):
+            continue
+        files: list[dict[str, Any]] = []
+        for a in entry.get("artifacts") or ():
+            if not isinstance(a, dict) or not isinstance(a.get("path"), str):
+                continue
+            url = layout.url_artifact(paths.name, pipeline, run_id, str(task), a["path"])
+            kept = bool(a.get("kept")) and _publish(w, records.artifacts_dir(run_dir, str(task)) / a["path"], url)
+            if len(files) < MAX_LISTED_PER_TASK:
+                files.append(_describe(a, root + url if kept else None, kept, inline))
+        listed = len(entry.get("artifacts") or ())
+        groups.append({"task": str(task), "files": files, "more": max(0, listed - len(files)),
+                       "warnings": [str(x) for x in entry.get("artifact_warnings") or ()], "run_id": None})
+    return groups
+
+
+def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: list[dict[str, Any]],
+                   root: str, config: Pipeline | None = None) -> list[dict[str, Any]]:
+    """Fill `latest/` from the newest successful runs (per task) among `recent` (newest first);
+    files no run provides any more are removed. Returns the groups for the pipeline page.
+
+    With the pipeline's `config`, only its tasks with `artifacts:` are looked for, and the
+    records are read only until each has been found (this runs at every redraw of the page)."""
+    found: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+    wanted_tasks = {n for n, t in config.tasks.items() if t.artifacts} if config is not None else None
+    for entry in recent:
+        if wanted_tasks is not None and wanted_tasks <= set(found):
+            break
+        if entry.get("status") != "success":
+            continue
+        run_id = int(entry["run_id"])
+        try:
+            record = records.read_record(paths.run_dir(pipeline, run_id)).to_json()
+        except (OSError, ValueError):
+            continue
+        for task, t in (record.get("tasks") or {}).items():
+            kept = [a for a in (t.get("artifacts") or ()) if isinstance(t, dict) and isinstance(a, dict)
+                    and a.get("kept") and isinstance(a.get("path"), str)] if isinstance(t, dict) else []
+            if kept and str(task) not in found and (wanted_tasks is None or str(task) in wanted_tasks):
+                found[str(task)] = (run_id, kept)
+    wanted: set[Path] = set()
+    groups = []
+    inline = [MAX_INLINE_IMAGES]
+    for task, (run_id, kept) in found.items():
+        files: list[dict[str, Any]] = []
+        for a in kept:
+            url = layout.url_latest(paths.name, pipeline, task, a["path"])
+            source = records.artifacts_dir(paths.run_dir(pipeline, run_id), task) / a["path"]
+            ok = _publish(w, source, url)
+            if ok:
+                wanted.add(layout.SiteLayout(w.site).file(url))
+            if len(files) < MAX_LISTED_PER_TASK:
+                files.append(_describe(a, root + url if ok else None, ok, inline))
+        groups.append({"task": task, "files": files, "more": max(0, len(kept) - len(files)), "warnings": [],
+                       "run_id": run_id,
+                       "run_href": root + layout.url_run(paths.name, pipeline, run_id)})
+    latest_dir = layout.SiteLayout(w.site).pipeline_dir(paths.name, pipeline) / layout.LATEST_DIR
+    _remove_others(latest_dir, wanted)
+    return groups
+
+
+def main_report_url(base_url: str, record: RunRecord) -> str | None:
+    """The run's main report (its first kept HTML artifact), for notifications: the run's own copy
+    (a failed run's report is not at latest/). None when the run kept no HTML report."""
+    for task, t in record.tasks.items():
+        for a in t.artifacts or ():
+            if isinstance(a, dict) and a.get("kept") and kind_of(str(a.get("path"))) == "report":
+                return base_url + layout.url_artifact(record.project, record.pipeline, record.run_id,
+                                                      task, str(a["path"]))
+    return None
+
+
+def _describe(a: dict[str, Any], href: str | None, kept: bool, inline: list[int]) -> dict[str, Any]:
+    path = a["path"]
+    kind = kind_of(path)
+    size = a.get("size") if isinstance(a.get("size"), int) else None
+    show = kept and kind == "image" and size is not None and size <= INLINE_IMAGE_MAX_BYTES and inline[0] > 0
+    if show:
+        inline[0] -= 1
+    return {"path": path, "name": os.path.basename(path), "kind": kind, "size": size, "kept": kept,
+            "href": href, "inline": show, "note": str(a["note"]) if a.get("note") else None,
+            "too_big": kept and kind == "image" and not show}
+
+
+def _publish(w: SiteWriter, source: Path, url: str) -> bool:
+    """Put `source` at the site file behind `url`: a hard link (else a copy), readable by a web server."""
+    dst = layout.SiteLayout(w.site).file(url)
+    try:
+        st = source.stat()
+        try:
+            if os.path.samestat(dst.stat(), st):
+                return True
+        except OSError:
+            pass
+        w.folder(dst.parent)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:  # another file system: a copy
+            shutil.copyfile(source, tmp)
+        os.chmod(tmp, PUBLIC_FILE_MODE)
+        os.replace(tmp, dst)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_others(folder: Path, wanted: set[Path]) -> None:
+    if not folder.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(folder, topdown=False):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path not in wanted:
+                path.unlink(missing_ok=True)
+        for name in dirnames:
+            try:
+                os.rmdir(Path(dirpath) / name)  # only when emptied
+            except OSError:
+                pass

@@ -1,0 +1,109 @@
+"""A stand-in for the `docker` package, loaded by the moto server of tests/executors/batch_*_test.py only
+(its folder is put first on that server's PYTHONPATH).
+
+moto's AWS Batch runs each job's container through docker-py; this machine has no Docker daemon, and
+without one moto fails every job at once. Here a "container" is a plain local process running the job
+definition's command (flank's batch_entrypoint.sh) with the job's environment, in a fresh folder: so moto
+drives the real job states, terminate_job kills the process, the exit code is the process's, and moto
+copies its stdout/stderr into CloudWatch Logs at the end as it does for a container. What this cannot
+show is a real image: no isolation, no image pull, no awslogs driver streaming while the job runs.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from typing import Any
+
+
+class _Types:
+    class LogConfig:
+        class types:
+            JSON = "json-file"
+
+        def __init__(self, type: str = "json-file", config: dict[str, Any] | None = None) -> None:
+            self.type = type
+
+    class Mount:
+        def __init__(self, target: str, source: str, type: str = "bind", read_only: bool = False) -> None:
+            self.target, self.source = target, source
+
+
+types = _Types
+
+
+def _stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Container:
+    def __init__(self, command: Any, environment: dict[str, str], name: str) -> None:
+        self.name = name
+        self.attrs: dict[str, Any] = {"NetworkSettings": {"Networks": {}, "IPAddress": "127.0.0.1"}}
+        self.dir = tempfile.mkdtemp(prefix="fake-container-")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir, "TMPDIR": self.dir}
+        env.update({k: str(v) for k, v in environment.items()})
+        argv = command if isinstance(command, list) else ["/bin/sh", "-c", command]
+        self.proc = subprocess.Popen(argv, cwd=self.dir, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self.readers = [threading.Thread(target=self._read, args=(pipe, kind), daemon=True)
+                        for pipe, kind in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr"))]
+        for reader in self.readers:
+            reader.start()
+        self.status = "running"
+
+    def _read(self, pipe: Any, kind: str) -> None:
+        for raw in iter(pipe.readline, b""):
+            self.lines[kind].append(f"{_stamp()} {raw.decode(errors='replace').rstrip(chr(10))}")
+
+    def reload(self) -> None:
+        self.status = "running" if self.proc.poll() is None else "exited"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.reload()
+
+    def wait(self) -> dict[str, int]:
+        code = self.proc.wait()
+        for reader in self.readers:
+            reader.join(5)
+        return {"StatusCode": code if code >= 0 else 128 - code}
+
+    def logs(self, stdout: bool = True, stderr: bool = True, timestamps: bool = True, since: Any = None) -> bytes:
+        self.wait()
+        lines = (self.lines["stdout"] if stdout else []) + (self.lines["stderr"] if stderr else [])
+        return "\n".join(lines).encode()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _Containers:
+    def run(self, image: str, command: Any = None, environment: dict[str, str] | None = None,
+            name: str = "", **_: Any) -> Container:
+        return Container(command, environment or {}, name)
+
+
+class _Images:
+    def get(self, name: str) -> None:
+        return None
+
+    def pull(self, name: str) -> None:
+        return None
+
+
+class DockerClient:
+    def __init__(self) -> None:
+        self.containers = _Containers()
+        self.images = _Images()
+
+
+def from_env(**_: Any) -> DockerClient:
+    return DockerClient()

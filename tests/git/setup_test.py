@@ -1,0 +1,351 @@
+"""issue 13: `setup:` at deploy, through real pushes into real hooks (venv + PyPI, R CMD INSTALL)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import commit_all, process_gone, run_flank, wait_for, write_files
+from pushing import Project, flank_lines, head, new_project, push
+
+DEADLINE_S = 120.0
+
+VENV_FLANK_YML = """\
+setup: python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt
+persist: [data]
+pipelines:
+  nightly:
+    tasks:
+      use: .venv/bin/python -c 'import six; print(six.__name__)' > data/out.txt
+"""
+
+
+def setup_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in flank_lines(proc) if line.startswith("setup: ")]
+
+
+def run_task(project: Project) -> str:
+    out = project.dir / "persist" / "data" / "out.txt"
+    if out.exists():
+        out.unlink()
+    run_flank("run", project.name, "nightly", check=True)
+    return out.read_text().strip()
+
+
+def test_a_venv_setup_runs_once_per_key_and_its_venv_is_carried_over(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {"flank.yml": VENV_FLANK_YML, "requirements.txt": "six\n"})
+    built_by = head(project.wc)
+
+    first = push(project)
+
+    assert first.returncode == 0, first.stderr
+    lines = setup_lines(first)
+    assert "setup: running (key changed (requirements.txt)); the push waits for it" in lines
+    assert "setup: $ python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt" in lines
+    assert any(line.startswith("setup: done in ") for line in lines)
+    assert run_task(project) == "six"
+    assert project.deploys()[-1]["setup"]["status"] == "ran"
+
+    # Unchanged key: setup is not run; the new release still has the venv, and it works.
+    write_files(project.wc, {"R/model.R": "1\n"})
+    commit_all(project.wc, "second")
+    second = push(project)
+
+    assert second.returncode == 0, second.stderr
+    assert [line for line in setup_lines(second) if "$ python3" in line] == []
+    assert any(line.startswith(f"setup: reused (key unchanged since {built_by[:7]}: requirements.txt")
+               for line in setup_lines(second)), second.stderr
+    assert os.path.islink(project.current / ".venv")
+    assert run_task(project) == "six"
+    assert project.deploys()[-1]["setup"]["status"] == "reused"
+
+    # The release that built the venv can be pruned: later releases keep working.
+    shutil.rmtree(project.dir / "releases" / project.deploys()[0]["sha"])
+    assert run_task(project) == "six"
+
+
+def test_an_r_setup_installs_a_local_package_into_a_library_an_rscript_task_uses(tmp_path: Path) -> None:
+    if shutil.which("R") is None:
+        pytest.skip("R is not installed")
+    project = new_project(tmp_path, {
+        "flank.yml": """\
+            setup:
+              run: mkdir -p rlib && R CMD INSTALL --no-test-load -l rlib hellopkg
+              key: [hellopkg]
+            persist: [data]
+            pipelines:
+              nightly:
+                tasks:
+                  use: Rscript -e 'library(hellopkg, lib.loc = "rlib"); cat(hello(), file = "data/out.txt")'
+            """,
+        "hellopkg/DESCRIPTION": """\
+            Package: hellopkg
+            Version: 0.1
+            Title: Hello
+            Description: Says hello.
+            License: MIT
+            Author: Ada
+            Maintainer: Ada <ada@example.org>
+            """,
+        "hellopkg/NAMESPACE": "export(hello)\n",
+        "hellopkg/R/hello.R": "hello <- function() \"hello from R\"\n",
+    })
+
+    first = push(project)
+
+    assert first.returncode == 0, first.stderr
+    assert any("DONE (hellopkg)" in line for line in setup_lines(first)), first.stderr
+    assert run_task(project) == "hello from R"
+
+    write_files(project.wc, {"R/other.R": "1\n"})
+    commit_all(project.wc, "second")
+    second = push(project)
+
+    assert second.returncode == 0, second.stderr
+    assert any(line.startswith("setup: reused") for line in setup_lines(second))
+    assert run_task(project) == "hello from R"
+
+    # Changing the package (the key) builds again.
+    write_files(project.wc, {"hellopkg/R/hello.R": "hello <- function() \"hello again\"\n"})
+    commit_all(project.wc, "third")
+    third = push(project)
+    assert any("DONE (hellopkg)" in line for line in setup_lines(third)), third.stderr
+    assert run_task(project) == "hello again"
+
+
+SHELL_SETUP_YML = """\
+setup:
+  run: {run}
+  key: [deps.txt]
+  timeout: {timeout}
+persist: [data]
+pipelines:
+  nightly:
+    tasks:
+      use: cat built/stamp > data/out.txt
+"""
+
+
+def shell_project(tmp_path: Path, run: str, timeout: str = "10m") -> Project:
+    return new_project(tmp_path, {
+        "flank.yml": SHELL_SETUP_YML.format(run=run, timeout=timeout), "deps.txt": "v1\n",
+    })
+
+
+def test_a_failing_setup_keeps_the_previous_release_current_with_its_output_in_the_push(tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt'")
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    write_files(project.wc, {"deps.txt": "v2\n"})
+    second = commit_all(project.wc, "break deps")
+
+    proc = push(project)
+
+    lines = flank_lines(proc)
+    assert f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" in lines
+    assert any(f"flank deploy proj {second[:7]}" in line for line in lines)
+    assert project.current_sha() == first
+    assert run_task(project) == "v1"
+    entry = project.deploys()[-1]
+    assert entry["status"] == "failed" and entry["setup"]["status"] == "failed"
+    assert "deploy failed: setup exited 1" in run_flank("status", "proj").stdout
+    page = pushes_page(project, "setup: failed after ")
+    assert "setup output, last lines" in page and "$ mkdir -p built" in page
+
+
+def test_push_options_skip_and_force_setup_and_a_wrong_one_is_refused(tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'mkdir -p built && date +%s%N > built/stamp'")
+    assert push(project).returncode == 0
+    built = run_task(project)
+
+    write_files(project.wc, {"R/a.R": "1\n"})
+    commit_all(project.wc, "a")
+    forced = push(project, "-o", "setup=force", "main")
+    assert any(line.startswith("setup: running (forced (-o setup=force))") for line in setup_lines(forced))
+    rebuilt = run_task(project)
+    assert rebuilt != built
+
+    write_files(project.wc, {"deps.txt": "v2\n"})
+    commit_all(project.wc, "new key")
+    skipped = push(project, "-o", "setup=skip", "main")
+    assert skipped.returncode == 0, skipped.stderr
+    assert any(line.startswith("setup: skipped (-o setup=skip); the release uses the environment of")
+               for line in setup_lines(skipped))
+    assert project.current_sha() == head(project.wc)
+    assert run_task(project) == rebuilt, skipped.stderr
+    assert project.deploys()[-1]["setup"]["status"] == "skipped"
+
+    write_files(project.wc, {"R/b.R": "1\n"})
+    commit_all(project.wc, "b")
+    refused = push(project, "-o", "setup=later", "main")
+    assert refused.returncode != 0
+    assert "-o setup=later: flank knows -o setup=skip and -o setup=force" in refused.stderr
+
+
+def test_a_hanging_setup_is_killed_with_its_process_tree_at_its_timeout(tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'sleep 300 & echo $! > \"$FLANK_PERSIST_DATA/child\"; wait'", timeout="2s")
+
+    proc = push(project)
+
+    assert "flank: deploy failed: setup timed out after 2.0s (its processes were killed) — " \
+        f"{head(project.wc)[:7]} is not deployed, nothing is deployed yet" in flank_lines(proc)
+    child = int((project.dir / "persist" / "data" / "child").read_text())
+    wait_for(lambda: process_gone(child), "the background child of setup to be gone", timeout=10)
+    assert project.current_sha() is None
+
+
+def test_megabytes_of_output_show_a_bounded_tail_and_the_full_log_is_kept(tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'mkdir -p built && echo ok > built/stamp && seq 1 100000'")
+
+    proc = push(project)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = setup_lines(proc)
+    assert len(lines) < 400
+    assert "setup: 100000" in lines and "setup: 5000" not in lines
+    log = project.dir / "setup" / "logs" / project.deploys()[-1]["setup"]["log"]
+    assert log.read_text().splitlines()[-1] == "100000"
+    assert len(log.read_text().splitlines()) == 100001
+
+
+def test_setup_has_no_stdin_and_its_output_masks_secrets(tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'read answer || echo no input; echo token=$API_TOKEN; "
+                                      "mkdir -p built && echo ok > built/stamp'")
+    run_flank("secrets", "set", "proj", "API_TOKEN", input="s3cr3t-value", check=True)
+
+    proc = push(project)
+
+    assert proc.returncode == 0, proc.stderr
+    lines = setup_lines(proc)
+    assert "setup: no input" in lines
+    assert "setup: token=***" in lines
+    log = project.dir / "setup" / "logs" / project.deploys()[-1]["setup"]["log"]
+    assert "s3cr3t-value" not in log.read_text() and "token=***" in log.read_text()
+
+    # The Pushes page says setup ran, how long, and links its (masked) log.
+    page = pushes_page(project, "setup: ran in ")
+    link = re.search(r'setup: ran in [^<]*<a href="\.\./(proj/_setup/[^"]+)">log</a>', page)
+    assert link, page
+    shown = (project.home / "site" / link.group(1)).read_text()
+    assert "token=***" in shown and "s3cr3t-value" not in shown
+
+
+def pushes_page(project: Project, text: str) -> str:
+    page = project.home / "site" / project.name / "deploys.html"
+    return wait_for(lambda: page.exists() and text in page.read_text() and page.read_text(),
+                    f"the Pushes page to show {text!r}")
+
+
+def test_the_renv_hint_names_the_setup_to_add(tmp_path: Path) -> None:
+    project = new_project(tmp_path, {
+        "flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n", "renv.lock": "{}\n",
+    })
+    proc = push(project)
+    assert ("flank: hint: renv.lock is in the repo but flank.yml has no setup:, so its packages are not installed "
+            "on deploy; add: setup: {run: \"Rscript -e 'renv::restore(prompt = FALSE)'\", key: [renv.lock]}"
+            in flank_lines(proc))
+
+
+def test_an_older_push_whose_setup_is_still_running_never_switches_current_after_a_newer_one(tmp_path: Path) -> None:
+    gate = "while [ ! -e \"$FLANK_PERSIST_DATA/open\" ]; do sleep 0.05; done"
+    project = shell_project(tmp_path, f"'touch \"$FLANK_PERSIST_DATA/waiting\"; {gate}; "
+                                      "mkdir -p built && cat deps.txt > built/stamp'")
+    data = project.dir / "persist" / "data"
+    older_sha = head(project.wc)
+    older = start_push(project)
+    wait_for(lambda: (data / "waiting").exists(), "the first push's setup to start", timeout=DEADLINE_S)
+    write_files(project.wc, {"R/newer.R": "1\n"})
+    newer_sha = commit_all(project.wc, "newer")
+    newer = start_push(project)
+    wait_for(lambda: project.remote_sha() == newer_sha, "the newer push to move main", timeout=DEADLINE_S)
+    (data / "open").write_text("")
+
+    out_older, out_newer = older.communicate(timeout=DEADLINE_S), newer.communicate(timeout=DEADLINE_S)
+
+    assert older.returncode == 0 and newer.returncode == 0, (out_older, out_newer)
+    assert "a newer push moved main to" in out_older[1]
+    assert f"flank: another deploy ({older_sha[:7]}) is in progress; this push waits for it" in out_newer[1]
+    assert project.current_sha() == newer_sha
+    assert [d["status"] for d in project.deploys()] == ["superseded", "accepted"]
+    assert project.deploys()[-1]["setup"]["status"] == "reused"  # the older push's build, same key
+    assert run_task(project) == "v1"
+
+
+def start_push(project: Project, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
+    return subprocess.Popen(["git", "push", "flank", *(args or ("main",))], cwd=project.wc, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_load(tmp_path: Path) -> None:
+    if shutil.which("Rscript") is None:
+        pytest.skip("R is not installed")
+    project = new_project(tmp_path, {
+        "flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n",
+        "renv.lock": '{"R": {"Version": "4.2.0"}, "Packages": {"stats": {"Package": "stats"}, '
+                     '"notapkg": {"Package": "notapkg"}}}\n',
+    })
+    assert push(project).returncode == 0
+
+    out = run_flank("doctor", "--no-cron").stdout
+
+    lines = out.splitlines()
+    assert any(line.startswith("OK    R: Rscript (R) version") for line in lines), out
+    assert any(line.startswith("OK    Python: Python 3") for line in lines), out
+    assert (f"FAIL  proj renv.lock: Rscript cannot load 1 of 2 packages in {head(project.wc)[:7]}: notapkg"
+            in lines), out
+
+
+def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_path: Path, flank_home: Path) -> None:
+    from deploy_test import mount_small_tmpfs
+
+    mount_small_tmpfs(flank_home, size="8m")
+    try:
+        project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && "
+                                          "if grep -q big deps.txt; then head -c 20000000 /dev/zero > built/big; fi'")
+        assert push(project).returncode == 0
+        first = head(project.wc)
+        write_files(project.wc, {"deps.txt": "big\n"})
+        second = commit_all(project.wc, "needs a big library")
+
+        proc = push(project)
+
+        lines = flank_lines(proc)
+        assert any("No space left on device" in line for line in setup_lines(proc)), proc.stderr
+        assert f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" \
+            in lines, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert project.current_sha() == first
+        assert run_task(project) == "v1"
+        assert len(list((project.dir / "setup" / "builds").iterdir())) == 1  # the failed build is gone
+    finally:
+        subprocess.run(["umount", "-l", str(flank_home)])
+
+
+def test_a_setup_that_exits_0_without_making_anything_is_named_and_the_task_says_what_is_missing(
+        tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'echo installed, supposedly'")
+
+    proc = push(project)
+
+    assert proc.returncode == 0, proc.stderr
+    assert ("setup: warning: setup exited 0 but created no files in the release, so nothing is carried over to "
+            "later releases; if it installs into a library folder, check that the folder is inside the repo"
+            in setup_lines(proc))
+    assert project.current_sha() == head(project.wc)
+    assert run_flank("run", "proj", "nightly").returncode != 0  # cat built/stamp: no such file
+
+
+def test_a_setup_that_closes_its_output_early_is_waited_for_not_killed(tmp_path: Path) -> None:
+    project = shell_project(tmp_path, "'echo quiet from now on; exec >/dev/null 2>&1; sleep 1; "
+                                      "mkdir -p built && echo late > built/stamp'")
+
+    proc = push(project)
+
+    assert proc.returncode == 0, proc.stderr
+    assert project.current_sha() == head(project.wc), proc.stderr
+    assert run_task(project) == "late"
