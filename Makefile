@@ -1,7 +1,7 @@
 # flank_ops — developer entry points.
 #   make demo   push examples/repo into a local FLANK_HOME, run its pipeline, build and serve the site
 #   make test   run the test suite
-#   make lint   ruff and the import-graph check (CI runs it before the tests)
+#   make lint   ruff, mypy and the import-graph check (CI runs it before the tests)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -23,6 +23,7 @@ venv: $(BIN)/flank
 lint: $(BIN)/flank
 	$(BIN)/ruff check flank_ops tests bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/import_graph_test.py  # the folders import without loops
+	$(BIN)/mypy
 
 # Two test processes: the suite is mostly waiting on real processes (git, make, cron, Chromium,
 # servers), so it takes about half the time on a 2-core machine. PYTEST_WORKERS=0 runs it in one.

@@ -48,21 +48,21 @@ def error_handler() -> Iterator[None]:
         yield
     except UserError as exc:
         print(f"flank: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
+        raise SystemExit(EXIT_USER_ERROR) from None
     except BrokenPipeError:
         # `flank logs ... | head`: the reader left; stop quietly, as other commands do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        raise SystemExit(141)
+        raise SystemExit(141) from None
     except KeyboardInterrupt:
         print("flank: interrupted", file=sys.stderr)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     except OSError as exc:
         known = _os_error_message(exc)
         if known is None:
             _report_unexpected(exc)
         print(f"flank: {known}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
+        raise SystemExit(EXIT_USER_ERROR) from None
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - the last line of defence

@@ -1,24 +1,23 @@
-"""Shared test fixtures: an isolated FLANK_HOME, real git repos, the real `flank` CLI.
+"""Shared test fixtures: an isolated FLANK_HOME, a git identity, no crontab lines left behind.
 
 Every test gets its own FLANK_HOME and a git identity through the environment, so
-nothing touches the developer's ~/flank or ~/.gitconfig. The CLI runs as a real
-subprocess (`python -m flank_ops`), exactly as a user or a git hook runs it.
+nothing touches the developer's ~/flank or ~/.gitconfig. The helpers tests call (the real
+`flank` CLI, git working copies, polling) live in tests/helpers/; they are re-exported here
+for tests that still say `from conftest import run_flank`.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_REPO = REPO_ROOT / "examples" / "repo"
+from helpers.cli import EXAMPLE_REPO, REPO_ROOT, run_flank
+from helpers.repos import commit_all, git, make_repo, write_files
+from helpers.waiting import process_gone, wait_for
+
+__all__ = ["EXAMPLE_REPO", "REPO_ROOT", "commit_all", "git", "make_repo", "process_gone", "run_flank",
+           "wait_for", "write_files"]
 
 
 @pytest.fixture(scope="session")
@@ -72,78 +71,6 @@ def flank_home(isolated_env: Path) -> Path:
     return isolated_env
 
 
-def run_flank(*args: str, cwd: Path | None = None, input: str | None = None,
-              env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI; returns the finished process (text mode)."""
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-    if env:
-        full_env.update(env)
-    proc = subprocess.run(
-        [sys.executable, "-m", "flank_ops", *args],
-        cwd=cwd, input=input, env=full_env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"flank {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture
 def flank():
     return run_flank
-
-
-def git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def make_repo(path: Path, files: dict[str, str], message: str = "first") -> Path:
-    """A working copy at `path` holding `files` (dedented), committed on main."""
-    path.mkdir(parents=True, exist_ok=True)
-    if not (path / ".git").exists():
-        git("init", "-q", "-b", "main", cwd=path)
-    write_files(path, files)
-    git("add", "-A", cwd=path)
-    git("commit", "-q", "-m", message, cwd=path)
-    return path
-
-
-def write_files(root: Path, files: dict[str, str]) -> None:
-    for rel, content in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(textwrap.dedent(content))
-
-
-def commit_all(path: Path, message: str) -> str:
-    git("add", "-A", cwd=path)
-    git("commit", "-q", "--allow-empty", "-m", message, cwd=path)
-    return git("rev-parse", "HEAD", cwd=path).stdout.strip()
-
-
-def wait_for(condition, what: str, timeout: float = 60.0, interval: float = 0.02) -> Any:
-    """Poll `condition` until it returns something truthy (and return that); fail saying
-    what never happened once `timeout` seconds have passed. Tests wait on conditions,
-    never on fixed sleeps."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from helpers.cli import REPO_ROOT
 
 
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:

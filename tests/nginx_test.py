@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from readable_site import project_with_a_run, traversable_home  # noqa: F401 - fixture
 
-from conftest import REPO_ROOT, process_gone, wait_for
+from helpers.cli import REPO_ROOT
+from helpers.waiting import process_gone, wait_for
 
 PASSWORD = "correct horse"
 

@@ -93,7 +93,7 @@ def test_the_crash_log_is_never_written_through_a_link_planted_in_a_shared_folde
     import subprocess
     import sys
 
-    from conftest import REPO_ROOT
+    from helpers.cli import REPO_ROOT
 
     cache = tmp_path / "cache"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FLANK_HOME=str(tmp_path / "missing"), XDG_CACHE_HOME=str(cache))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo, run_flank
+from helpers.cli import run_flank
+from helpers.repos import git, make_repo
 
 
 @pytest.fixture

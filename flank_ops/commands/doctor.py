@@ -8,6 +8,7 @@ message, the webhook a GET (a POST only with --send-test).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import socket
@@ -110,9 +111,12 @@ def check_git() -> Check:
 
 
 def check_make() -> Check:
-    exe = shutil.which("make")
-    if exe is None:
-        return Check("FAIL", "make", "make is not installed", "install GNU make: sudo apt-get install make")
+    from flank_ops.run.makefile import make_executable
+
+    try:
+        exe = make_executable()
+    except UserError as exc:
+        return Check("FAIL", "make", exc.message, exc.hint)
     first = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, timeout=10).stdout.splitlines()[:1]
     version = first[0] if first else "unknown make"
@@ -304,7 +308,7 @@ def check_integrations(home: Home, send_test: bool) -> Iterator[Check]:
         broken = False
         for project, settings in scopes:
             try:
-                value = read(settings)
+                value: Any = read(settings)
             except UserError as exc:
                 broken = True
                 yield Check("FAIL", kind + (f" ({project})" if project else ""), exc.message, exc.hint)
@@ -316,7 +320,7 @@ def check_integrations(home: Home, send_test: bool) -> Iterator[Check]:
         if not targets and not broken:
             yield Check("SKIP", kind, f"not configured (see the README: {_TABLES[kind]} in {home.settings_file})")
         for label, value in targets:
-            yield _guard(kind + label, lambda kind=kind, value=value, label=label: _check_one(home, kind, value, label, send_test))
+            yield _guard(kind + label, functools.partial(_check_one, home, kind, value, label, send_test))
 
 
 _TABLES = {"s3": "[s3]", "smtp": "[notify.email]", "webhook": "[notify.webhook]"}

@@ -27,6 +27,7 @@ from flank_ops.git.bare_repo import (
     deploy_branch,
     install_hooks,
 )
+from flank_ops.git.notes import NOTES_REF
 from flank_ops.paths import Home, ProjectPaths
 
 
@@ -152,8 +153,8 @@ def print_next_steps(paths: ProjectPaths) -> None:
     print(f"  git push flank {branch}")
     print()
     print("To see run summaries in git log (once per clone, then git fetch flank):")
-    print("  git config --add remote.flank.fetch '+refs/notes/flank:refs/notes/flank'")
-    print("  git config notes.displayRef refs/notes/flank")
+    print(f"  git config --add remote.flank.fetch '+{NOTES_REF}:{NOTES_REF}'")
+    print(f"  git config notes.displayRef {NOTES_REF}")
     print()
     print("From the clone on your laptop (with flank installed there too), without logging in here:")
     print("  flank remote status          flank remote run PIPELINE          flank remote logs PIPELINE")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flank_ops.errors import UserError
 
 if TYPE_CHECKING:
+    from flank_ops.paths import ProjectPaths
     from flank_ops.run.records import RunRecord
 
 
@@ -69,7 +70,7 @@ def _task_table(record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _timezone(paths, pipeline: str) -> str | None:
+def _timezone(paths: ProjectPaths, pipeline: str) -> str | None:
     """The pipeline's `timezone:` in the deployed flank.yml (None: the VM's zone, also when unreadable)."""
     from flank_ops.git.release_config import deployed_config
 

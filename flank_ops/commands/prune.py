@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from flank_ops.errors import UserError
@@ -126,7 +127,7 @@ def prune_pipeline(paths: ProjectPaths, pipeline: str, *, keep: int | None, keep
     return removed, len(ids) - len(removed)
 
 
-def _run_time(entry: dict[str, Any], run_dir) -> datetime:
+def _run_time(entry: dict[str, Any], run_dir: Path) -> datetime:
     for key in ("started_at", "ended_at"):
         try:
             value = datetime.fromisoformat(entry[key])
@@ -148,7 +149,7 @@ def _recently_touched(paths: ProjectPaths, pipeline: str, run_id: int, now: date
     return now - mtime < timedelta(hours=1)
 
 
-def _rewrite_history(path, removed: set[int]) -> None:
+def _rewrite_history(path: Path, removed: set[int]) -> None:
     """Drop removed runs from history.jsonl in one atomic replace.
 
     Runners append without the lock; a line appended while we rewrite is

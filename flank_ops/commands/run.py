@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 from flank_ops.errors import UserError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from flank_ops.run.records import RunRecord
+    from flank_ops.run.runner import Deployed, RunRequest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
 
 
-def _request(args: argparse.Namespace):
+def _request(args: argparse.Namespace) -> RunRequest:
     from flank_ops.run.runner import RunRequest
 
     expected = 1 if args.local else 2
@@ -65,7 +68,7 @@ def _request(args: argparse.Namespace):
     )
 
 
-def _scheduled_minute(args: argparse.Namespace):
+def _scheduled_minute(args: argparse.Namespace) -> datetime:
     """The minute a scheduled run stands for (aware): --scheduled-at, else the minute it was started in."""
     from datetime import datetime
 
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _print_where(record: RunRecord, request) -> None:
+def _print_where(record: RunRecord, request: RunRequest) -> None:
     from flank_ops.run.records import FAILED_TASK_STATUSES
 
     bad = [n for n, t in record.tasks.items() if t.status in FAILED_TASK_STATUSES]
@@ -182,7 +185,7 @@ def _page_url(project: str, record: RunRecord) -> str | None:
         return None
 
 
-def _detach(request, deployed, args: argparse.Namespace) -> int:
+def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -> int:
     from flank_ops.run.launch import start_detached_reporting
     from flank_ops.run.records import RunRecord
 

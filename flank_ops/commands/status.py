@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from flank_ops.errors import UserError
 
 if TYPE_CHECKING:
+    from flank_ops.config.model import Config, Pipeline
+    from flank_ops.paths import ProjectPaths
     from flank_ops.run.records import RunRecord
 
 
@@ -42,7 +44,7 @@ def _duration(record: RunRecord) -> str:
     return format_duration(record.duration_s)
 
 
-def _next_run(pipeline) -> str:
+def _next_run(pipeline: Pipeline) -> str:
     from flank_ops.schedule.next_runs import next_runs
 
     try:
@@ -56,7 +58,7 @@ def _next_run(pipeline) -> str:
     return clock(upcoming[0], pipeline.timezone, MEDIUM)
 
 
-def _partial(paths, name: str, record: RunRecord) -> str:
+def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
     """' (partial: 1 of 13 tasks; last full run #8 failed)' for a run of part of the pipeline."""
     from flank_ops.run import records
 
@@ -75,7 +77,7 @@ def _later(record: RunRecord) -> str:
     return f"#{record.run_id} {record.status}"
 
 
-def _rows_for(paths, config) -> list[list[str]]:
+def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
     from flank_ops.finish.run_steps import reconcile
     from flank_ops.run import records
 
@@ -121,7 +123,7 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
-def _deploy_gaps(projects) -> list[str]:
+def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
     """`demo: branch at 3f2a1c0, deployed 9b1e0d2 (deploy interrupted — ...)`, one line per project whose
     branch tip is not (fully) deployed; an interrupted deploy also gets its site pages redrawn to say so."""
     from flank_ops.git.deploy_state import INTERRUPTED, deploy_gap
@@ -140,19 +142,19 @@ def _deploy_gaps(projects) -> list[str]:
             from flank_ops.deploy.deploy import attempt, rebuild_site
 
             lines += [f"{paths.name}: warning: {w}" for w in attempt("status site not redrawn (run: flank site)",
-                                                                     lambda: rebuild_site(paths))]
+                                                                     lambda: rebuild_site(paths))]  # noqa: B023 - called at once
     return lines
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import load_config_file
+    from flank_ops.config.load import FILENAME, load_config_file
     from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
     from flank_ops.run.runner import find_working_copy
 
     if args.local:
         working_copy = find_working_copy(Path.cwd())
-        print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / "flank.yml"))))
+        print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / FILENAME))))
         return 0
     home = Home()
     if args.project:
@@ -176,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _outage_warnings(projects) -> list[str]:
+def _outage_warnings(projects: list[ProjectPaths]) -> list[str]:
     """What the integrations could not do: failed pings, notifications, notes or site
     builds of each pipeline's newest finished run, and runs still waiting for S3."""
     from flank_ops.run import records

@@ -12,7 +12,7 @@ from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
-from flank_ops.settings import s3_settings, settings_for
+from flank_ops.settings import S3Settings, s3_settings, settings_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no projects in {home.root}", "create one with: flank init NAME")
 
     failed = False
-    site_targets = {}
+    site_targets: dict[tuple[str, str], S3Settings] = {}
     configured = 0
     for name in names:
         paths = home.project(name)
@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
             f"add an [s3] table with a bucket to {home.settings_file} (see the README)",
         )
     for settings in site_targets.values():
-        result = publish_site(home, settings, projects=site_scope(home, settings))
-        print(f"s3://{settings.site_bucket}/{settings.site_prefix} {result.line()}")
-        failed = failed or result.error is not None
+        published = publish_site(home, settings, projects=site_scope(home, settings))
+        print(f"s3://{settings.site_bucket}/{settings.site_prefix} {published.line()}")
+        failed = failed or published.error is not None
     return 1 if failed else 0
 
 

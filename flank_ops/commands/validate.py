@@ -11,9 +11,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors
+
+if TYPE_CHECKING:
+    from flank_ops.config.repo_paths import RepoTree
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import describe, load_config_file, symlink_error
+    from flank_ops.config.load import FILENAME, describe, load_config_file, symlink_error
     from flank_ops.git.trees import work_tree_index
 
     path = args.path
     if os.path.isdir(path):
-        path = os.path.join(path, "flank.yml")
+        path = os.path.join(path, FILENAME)
     try:
         # A git work tree's flank.yml gets the push's checks too: against the index, what
         # the next commit (and so the next push) holds.
@@ -63,6 +67,8 @@ def _vm_warnings(config: Config) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def _indexed_as_link(tree) -> bool:
-    entry = (tree.folder("") or {}).get("flank.yml")
+def _indexed_as_link(tree: RepoTree) -> bool:
+    from flank_ops.config.load import FILENAME
+
+    entry = (tree.folder("") or {}).get(FILENAME)
     return entry is not None and entry.kind == "link"

@@ -51,9 +51,9 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 
 def _load(working_copy: Path) -> Config:
-    from flank_ops.config.load import load_config_file
+    from flank_ops.config.load import FILENAME, load_config_file
 
-    return load_config_file(working_copy / "flank.yml")
+    return load_config_file(working_copy / FILENAME)
 
 
 def _pick_pipeline(config: Config, wanted: str | None) -> str:

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import re
 
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+# A number with an optional unit: the one pattern of the validator (parse_duration) and the JSON
+# Schema (schema.py; ASCII digits only, as JSON Schema's regexes mean by [0-9]).
+DURATION_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$"
+# The same, longer than 0, for the JSON Schema, which cannot compare the number: flank.yml's durations
+# must be longer than 0 (load.py says so in its own words).
+POSITIVE_DURATION_PATTERN = r"^(?=\s*[0-9.]*[1-9])" + DURATION_PATTERN[1:]
+DURATION_RE = re.compile(DURATION_PATTERN)
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     from flank_ops.config.repo_paths import RepoTree
 
-FILENAME = "flank.yml"
-MAX_BYTES = 1024 * 1024  # a flank.yml is a page of text; anything this big is a mistake
+FILENAME = "flank.yml"  # the one name of the file, for the push, deploys, `flank validate` and --local
+MAX_BYTES = 1024 * 1024  # a flank.yml is a page of text; anything this big is a mistake (never read whole)
 MAX_RETRIES = 20  # retry delays double: 20 retries of 10s already span months
 MAX_CONCURRENCY = 1024
 
@@ -460,7 +460,7 @@ def _setup(report: Report, entry: yn.Entry) -> Setup | None:
         commands = _setup_commands(report, node)
         return Setup(commands=commands) if commands else None
     fields: dict[str, Any] = {}
-    commands: tuple[str, ...] | None = None
+    commands = None
     for e in report.entries(node):
         if e.key == "run":
             commands = _setup_commands(report, e.value)
@@ -651,7 +651,7 @@ def _notify(report: Report, node: "Node") -> tuple[str, ...] | None:
     if items is None:
         return None
     outcomes: list[str] = []
-    for text, item in items:
+    for _, item in items:
         value = _choice(report, item, "notify", NOTIFY_OUTCOMES)
         if value is not None and value not in outcomes:
             outcomes.append(value)
@@ -738,7 +738,7 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
         return None, []
     fields: dict[str, Any] = {}
     needs: list[tuple[str, Node]] = []
-    command: str | None = None
+    command = None
     has_run = False
     for e in report.entries(node):
         key, value = e.key, e.value

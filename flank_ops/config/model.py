@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
+DEFAULT_NOTIFY = ("failure",)  # a pipeline without notify:, and a run whose flank.yml cannot be read
 DEFAULT_RETRY_DELAY_S = 10.0
 # issue 14: where a task runs (`executor:`); flank_ops/run/executors/ has one backend per remote kind
 LOCAL = "local"
@@ -53,7 +54,7 @@ class Pipeline:
     on_push: bool = False
     concurrency: int | None = None  # None = number of CPUs
     overlap: str = "skip"
-    notify: tuple[str, ...] = ("failure",)
+    notify: tuple[str, ...] = DEFAULT_NOTIFY
     ping_url: str | None = None  # healthchecks.io-style dead-man's switch
     catchup_s: float = DEFAULT_CATCHUP_S  # 0 = never make up a missed scheduled run
     # issue 14: the executor of tasks that name none ("local", "slurm", "batch")

@@ -16,7 +16,6 @@ import os
 from typing import NamedTuple, Protocol
 
 MAX_LINKS = 40  # the kernel's limit on symlinks followed in one lookup (ELOOP)
-FLANK_YML = "flank.yml"
 
 
 class Entry(NamedTuple):

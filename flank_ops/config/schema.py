@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from flank_ops.config import load
+from flank_ops.config.durations import POSITIVE_DURATION_PATTERN
 from flank_ops.config.model import (
+    DEFAULT_NOTIFY,
     DEFAULT_RETRY_DELAY_S,
     DEFAULT_SETUP_KEYS,
     DEFAULT_SETUP_TIMEOUT_S,
@@ -20,8 +22,6 @@ from flank_ops.config.model import EXECUTOR_NAMES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-# A positive number with an optional unit (s, m, h, d); '0' and '0s' are refused.
-DURATION_STRING = r"^\s*(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?\s*[smhd]?\s*$"
 # issue 14: a memory size with its unit (512M, 16G, 1.5T)
 MEMORY_STRING = r"^\s*[0-9]+(\.[0-9]+)?\s*[MGTmgt]i?[Bb]?\s*$"
 # Relative to the repo root: not absolute, not under ~, no '..' component.
@@ -69,7 +69,7 @@ def json_schema() -> dict[str, Any]:
     duration = {
         "anyOf": [
             {"type": "number", "exclusiveMinimum": 0},
-            {"type": "string", "pattern": DURATION_STRING},
+            {"type": "string", "pattern": POSITIVE_DURATION_PATTERN},
         ],
     }
     relative_dir = {"type": "string", "pattern": RELATIVE_DIR}
@@ -159,7 +159,7 @@ def json_schema() -> dict[str, Any]:
                         "description": "What a trigger does while a run is going on: skip it, or queue it."},
             "notify": {
                 "description": "Which run outcomes send a notification.",
-                "default": ["failure"],
+                "default": list(DEFAULT_NOTIFY),
                 "anyOf": [
                     {"type": "null"},
                     {"enum": list(NOTIFY_OUTCOMES)},

@@ -9,6 +9,7 @@ and should not pay for it until a flank.yml is actually read.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class Mappings:
     walk explode (each mapping is flattened once).
     """
 
-    def __init__(self, on_error) -> None:
+    def __init__(self, on_error: Callable[..., None]) -> None:
         # on_error(node, message, hint=None) records one problem.
         self._on_error = on_error
         self._flat: dict[int, list[Entry]] = {}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,8 +135,12 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     pause_for_tests("after-switch")
     warnings += regenerate(paths, config, release)
     warnings += executor_warnings(paths, config)  # issue 14
-    if shutil.which("make") is None:
-        warnings.append("make is not installed on this VM, so runs will fail; install it: sudo apt-get install make")
+    from flank_ops.run.makefile import make_executable
+
+    try:
+        make_executable()
+    except UserError as exc:
+        warnings.append(f"{exc.message}, so runs will fail; {exc.hint}")
     try:
         record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
                                           pipelines=list(config.pipelines), via=via, setup=setup))
@@ -415,9 +418,10 @@ def status_site_line(paths: ProjectPaths) -> str | None:
     """Where to see the site: its URL when flank.toml has site_url; else how to open it (lines)."""
     try:
         from flank_ops.settings import settings_for, site_url
+        from flank_ops.site.layout import project_url
 
         settings = settings_for(paths.home, paths.name)
-        url = f"{site_url(settings)}{paths.name}/"
+        url = project_url(site_url(settings), paths.name)
     except UserError as exc:
         return f"warning: {failure_text(exc)}"
     if settings.get("site_url"):

@@ -104,7 +104,7 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
                 save_validated(paths, verdict.deploy.new, verdict.config)
             except OSError:
                 pass  # only a shortcut: post-receive validates again without it
-        if claim is not None:
+        if claim is not None and verdict.deploy is not None:
             hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text)
         return 0
     noun = "problem" if len(verdict.errors) == 1 else "problems"
@@ -124,7 +124,8 @@ def refused_update(deploy: RefUpdate | None, updates: list[RefUpdate]) -> RefUpd
     if deploy is not None:
         return deploy
     deletions = [u for u in updates if u.new == ZERO_SHA]
-    return (deletions or updates or [None])[0]
+    candidates = deletions or updates
+    return candidates[0] if candidates else None
 
 
 def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> tuple[int | None, str | None]:

@@ -60,7 +60,7 @@ def deploy_entry(
     superseded_by: str | None = None,
     setup: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    entry = {
+    entry: dict[str, Any] = {
         "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "status": status,
         "ref": ref,

@@ -132,7 +132,7 @@ def fold_line(pipeline: str, counts: dict[str, int], url: str) -> str:
 
 
 def pipeline_page(line: str) -> str:
-    """The pipeline page of a run line: its run URL (layout.url_run) cut back to the pipeline's folder."""
+    """The pipeline page of a run line: its run address (layout.run_url) cut back to the pipeline's folder."""
     url = line.rsplit(" — ", 1)[-1].strip()
     match = re.match(r"^(.*/)\d+/$", url)
     return match[1] if match else url

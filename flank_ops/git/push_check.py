@@ -11,17 +11,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from flank_ops.config.load import FILENAME as FLANK_YML
+from flank_ops.config.load import MAX_BYTES as MAX_FLANK_YML_BYTES
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
 from flank_ops.fileio import atomic_write_bytes
 from flank_ops.git.gitcmd import clean_env, git_executable
+from flank_ops.git.notes import NOTES_REF
 from flank_ops.paths import ProjectPaths
 
 ZERO_SHA = "0" * 40
-NOTES_REF = "refs/notes/flank"
-FLANK_YML = "flank.yml"
-# flank.yml is a small text file; anything bigger is a mistake and must not be read into memory.
-MAX_FLANK_YML_BYTES = 1024 * 1024
 
 
 class RefUpdate(NamedTuple):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flank_ops.config.repo_paths import FLANK_YML, Entry
+from flank_ops.config.load import FILENAME as FLANK_YML
+from flank_ops.config.repo_paths import Entry
 from flank_ops.errors import UserError
 from flank_ops.git.gitcmd import run_git
 

@@ -57,7 +57,8 @@ def describe_smtp_error(exc: BaseException, where: str, settings: EmailSettings)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate of {where} not trusted ({exc.verify_message}); set ca_file if it uses a private CA"
     if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{where} answered {exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace')}"
+        said = exc.smtp_error
+        return f"{where} answered {exc.smtp_code} {said.decode('utf-8', 'replace') if isinstance(said, bytes) else said}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return f"{where} refused the recipients {', '.join(exc.recipients)}"
     if isinstance(exc, OSError):  # timeouts, refused connections, unreachable hosts

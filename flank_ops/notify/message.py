@@ -13,6 +13,7 @@ from flank_ops.humanize import LONG, clock, duration
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import FAILED_TASK_STATUSES, RunRecord, RunStatus, TaskResult, TaskStatus
+from flank_ops.site.layout import run_url
 
 TAIL_LINES = 20
 TAIL_TASKS = 2  # log tails for the first failed tasks; the rest are listed
@@ -54,10 +55,6 @@ class Message(NamedTuple):
 def slack_escape(text: str) -> str:
     """The three characters Slack's message format gives a meaning (api.slack.com, "Escaping text")."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def run_url(base_url: str, record: RunRecord) -> str:
-    return f"{base_url}{record.project}/{record.pipeline}/{record.run_id}/"
 
 
 def log_tail(path: Path, lines: int = TAIL_LINES, secrets: dict[str, str] | None = None) -> list[str]:
@@ -138,5 +135,5 @@ def build_message(paths: ProjectPaths, record: RunRecord, outcome: str, base_url
         subject=mask(f"flank: {headline}", secrets),
         summary=[mask(line, secrets) for line in summary],
         tails=tails,
-        run_url=run_url(base_url, record),
+        run_url=run_url(base_url, project, pipeline, run_id),
     )

@@ -65,10 +65,18 @@ def direct_argv(command: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+def declared_env(env: dict[str, str]) -> dict[str, str]:
+    """flank.yml's `env:` (the project's or a task's) as tasks see it: a leading `~` or `~user`
+    expanded as a shell would (`R_LIBS_USER: ~/R/library`). The one place this happens: the
+    runner, the spec files and so both launchers and a Makefile run by hand all get these values."""
+    return {key: os.path.expanduser(value) if value.startswith("~") else value for key, value in env.items()}
+
+
 def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None,
-              executor: str = "local", options: dict[str, str] | None = None) -> "TaskSpec":
+              executor: str = "local", options: dict[str, str] | None = None) -> TaskSpec:
     """The launcher's spec of one task. The project's `env:` is in it too (the task's
     own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`.
+    `project_env` is already as tasks see it (declared_env, or the runner's task_env).
     `executor`: where it runs (issue 14), with that executor's `options` from flank.yml."""
     from flank_ops.run.task_exec import TaskSpec
 
@@ -81,7 +89,7 @@ def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None 
         retry_delay_s=task.retry_delay_s,
         timeout_s=task.timeout_s or 0.0,
         argv=direct_argv(task.run),
-        env=tuple({**(project_env or {}), **task.env}.items()),
+        env=tuple({**(project_env or {}), **declared_env(task.env)}.items()),
         executor=executor,
         memory_mb=task.memory_mb or 0,
         cpus=task.cpus or 0,
@@ -277,7 +285,7 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
         link = paths.task_specs_dir(pipeline.name)
         fresh = Path(tempfile.mkdtemp(dir=pipelines_dir, prefix=f".{link.name}."))
         fresh.chmod(umasked(0o755))
-        _write_specs(fresh, pipeline, release_dir, config.env, slurm_options=config.slurm)
+        _write_specs(fresh, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm)
         if link.is_dir() and not link.is_symlink():
             shutil.rmtree(link)  # an old real folder (never produced by this version)
         atomic_symlink(fresh.name, link)
@@ -329,7 +337,7 @@ def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_di
     plan = Path(run_dir) / PLAN_DIR
     specs_dir = plan / f"{pipeline.name}.tasks"
     if task_env is None:
-        _write_specs(specs_dir, pipeline, release_dir, config.env, slurm_options=config.slurm)
+        _write_specs(specs_dir, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm)
     else:
         _write_specs(specs_dir, pipeline, release_dir, task_env, mode=0o600, slurm_options=config.slurm)
     makefile = plan / f"{pipeline.name}.mk"
@@ -385,9 +393,10 @@ def spec_environment(task_env: dict[str, str], make_env: dict[str, str],
 
 
 def make_executable() -> str:
+    """The path of make (runs need it; a deploy and `flank doctor` warn without it)."""
     found = shutil.which("make")
     if found is None:
-        raise UserError("GNU make is not installed on this machine", "install it: apt-get install make")
+        raise UserError("GNU make is not installed on this machine", "install it: sudo apt-get install make")
     return found
 
 

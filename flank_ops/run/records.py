@@ -429,7 +429,7 @@ def create_run(paths: ProjectPaths, pipeline: str,
 
 # --- disk space: a run holds what its final record needs --------------------
 
-def is_disk_full(exc: BaseException) -> bool:
+def is_disk_full(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -788,7 +788,7 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
                     marked.append(run_id)
                 elif any(e["run_id"] == run_id for e in read_history(paths, pipeline)):  # rare: a full read
                     with locked(paths.lock_file("run-id", pipeline)):  # its line is there: only the state lags
-                        _change_state(paths, pipeline, lambda state: state.finished(history_entry(record)))
+                        _change_state(paths, pipeline, lambda state, r=record: state.finished(history_entry(r)))
                     continue
                 release_space(run_dir)
                 append_history(paths, record)

@@ -17,10 +17,8 @@ so they sit above run/ and the runner does not import them.
 from __future__ import annotations
 
 import contextlib
-import difflib
 from dataclasses import dataclass
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
-from flank_ops.config.load import load_config_file
+from flank_ops.config.load import FILENAME, load_config_file
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
@@ -137,12 +135,9 @@ class RunSteps(Protocol):
 
 # --- resolving what to run -------------------------------------------------
 
-def did_you_mean(name: str, choices: list[str]) -> str | None:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
 def choices_hint(name: str, choices: list[str], what: str) -> str:
+    from flank_ops.config.suggest import did_you_mean
+
     known = f"{what}: {', '.join(choices)}" if choices else f"there are no {what}"
     guess = did_you_mean(name, choices)
     return f"{guess} ({known})" if guess else known
@@ -152,7 +147,7 @@ def find_working_copy(start: Path) -> Path:
     """The folder holding flank.yml: `start` or its nearest parent that has one."""
     start = start.resolve()
     for folder in (start, *start.parents):
-        if (folder / "flank.yml").is_file():
+        if (folder / FILENAME).is_file():
             return folder
     raise UserError(f"no flank.yml in {start} or any parent folder", "run this inside your project's working copy")
 
@@ -161,7 +156,7 @@ def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Depl
     if local_dir is not None:
         working_copy = find_working_copy(local_dir)
         paths = ProjectPaths.for_local(working_copy)
-        config = load_config_file(working_copy / "flank.yml")
+        config = load_config_file(working_copy / FILENAME)
         commit: dict[str, str] = {}
         git_dir = run_git(["rev-parse", "--absolute-git-dir"], cwd=working_copy, check=False)
         if git_dir.returncode == 0:
@@ -255,8 +250,9 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
     """The environment every task of the run starts from (the launcher adds per-task env)."""
     paths, config = deployed.paths, deployed.config
     env = dict(os.environ)
-    for key, value in config.env.items():
-        env[key] = os.path.expanduser(value) if value.startswith("~") else value
+    from flank_ops.run.makefile import declared_env
+
+    env.update(declared_env(config.env))
     env.update(secrets)
     persist_root = persisted_root(deployed)
     env.update({
@@ -322,13 +318,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def make_executable() -> str:
-    exe = shutil.which("make")
-    if exe is None:
-        raise UserError("GNU make is not installed on this machine", "install it: apt-get install make")
-    return exe
-
-
 class Outcome(NamedTuple):
     record: RunRecord
     exit_code: int  # 0 only when the run succeeded
@@ -343,6 +332,8 @@ def run_pipeline(
 ) -> Outcome:
     """Run one pipeline now (the whole of `flank run`). Raises UserError for bad input."""
     out = out or sys.stdout
+    from flank_ops.run.makefile import make_executable
+
     make_executable()
     deployed = resolve_deployed(request.project, request.local_dir)
     paths = deployed.paths

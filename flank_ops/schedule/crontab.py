@@ -341,7 +341,7 @@ _BEGIN_RE = re.compile(r"^# >>> flank (\S+) \((.*)\) >>>$")
 
 def installed_blocks(text: str) -> list[InstalledBlock]:
     """Every flank block in a crontab, of any FLANK_HOME."""
-    blocks = []
+    blocks: list[InstalledBlock] = []
     for line in text.splitlines():
         found = _BEGIN_RE.match(line.rstrip("\r"))
         if found:

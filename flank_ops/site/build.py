@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from flank_ops.config.model import Config
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
@@ -234,7 +235,8 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         if has_log:
             task["gz"] = _write_log(w, paths, pipeline, run_id, name, status, log_file, running, crumbs, tz)
 
-    after = record.get("after_run") if isinstance(record.get("after_run"), dict) else {}
+    after = record.get("after_run")
+    after = after if isinstance(after, dict) else {}
     # "notify failed (...)" names its step already; "error: ..." does not
     problems = [text if text.lower().startswith(str(step).lower()) else f"{step}: {text}"
                 for step, text in ((step, str(text)) for step, text in after.items())
@@ -314,7 +316,8 @@ def _archive_nav(archives: list[tuple[int, int, int]], current: int | None = Non
     return out
 
 
-def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config, warnings: Warnings) -> list[dict]:
+def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config: Config | None,
+                          warnings: Warnings) -> list[dict]:
     """The pipeline page; returns its newest runs (newest first)."""
     from flank_ops.site.pages import render
     from flank_ops.site.grid import task_grid
@@ -555,7 +558,7 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
     return BuildStats(w.pages, runs, skipped, list(warnings))
 
 
-def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config, warnings: Warnings,
+def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config: Config | None, warnings: Warnings,
                       only_changed: bool) -> tuple[int, int]:
     run_ids = records.list_run_ids(paths, name)
     site_dir = w.site / _unquote(layout.url_pipeline(paths.name, name)).rsplit("/", 1)[0]

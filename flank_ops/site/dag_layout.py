@@ -275,7 +275,7 @@ def layout(dag: Dag, cache_dir: Path | None = None) -> Layout | None:
         lay = run_dot(dag, dot)
     except (OSError, RuntimeError, ValueError, KeyError, IndexError, subprocess.TimeoutExpired) as exc:
         if isinstance(exc, subprocess.TimeoutExpired):
-            exc = RuntimeError(f"gave up after {DOT_TIMEOUT_S}s")  # type: ignore[assignment]
+            exc = RuntimeError(f"gave up after {DOT_TIMEOUT_S}s")
             if cache_dir is not None:
                 _store_text(cache_dir / f"{key}.timeout", f"dot took over {DOT_TIMEOUT_S}s\n")
         print(f"flank: warning: Graphviz dot could not lay out the task graph ({exc}); "

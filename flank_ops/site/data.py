@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from flank_ops.config.model import Pipeline
+from flank_ops.config.model import Config, Pipeline
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus
@@ -218,7 +218,7 @@ class ProjectView(NamedTuple):
     config: Any  # flank_ops.config.model.Config of the deployed flank.yml, or None
 
 
-def load_project_config(paths: ProjectPaths, warnings: Warnings):
+def load_project_config(paths: ProjectPaths, warnings: Warnings) -> tuple[Config | None, str | None]:
     """The deployed Config (git/release_config.py), or None; a problem is a warning, never fatal."""
     from flank_ops.errors import UserError
     from flank_ops.git.release_config import deployed_config
@@ -246,12 +246,12 @@ def _next_runs(pipeline: Pipeline | None, count: int) -> list[datetime]:
         return []
 
 
-def pipeline_names(paths: ProjectPaths, config) -> list[str]:
+def pipeline_names(paths: ProjectPaths, config: Config | None) -> list[str]:
     names = list(config.pipelines) if config else []
     return names + [name for name in paths.pipelines_with_runs() if name not in names]
 
 
-def pipeline_view(paths: ProjectPaths, name: str, config, warnings: Warnings,
+def pipeline_view(paths: ProjectPaths, name: str, config: Config | None, warnings: Warnings,
                   history_count: int = RECENT, next_count: int = 1) -> PipelineView:
     pipeline = config.pipelines.get(name) if config else None
     finished = history_tail(paths, name, history_count)

@@ -16,8 +16,10 @@
     site/<project>/<pipeline>/latest/<task>/<path>    the newest successful run's artifact: a stable URL
 
 Links between pages are relative, so the site works under any URL prefix, on S3
-or from file://. `file_name` is injective and keeps `_static`, `index.html`, `deploys.html`
-and `runs-<k>.html` for the site itself, so no project, pipeline or task name can clash with them.
+or from file://. Addresses handed out of the site (push output, `flank run`, git notes,
+notifications) are `absolute_url(base_url, url_...)`: the same file, under flank.toml's site_url.
+`file_name` is injective and keeps `_static`, `index.html`, `deploys.html` and `runs-<k>.html`
+for the site itself, so no project, pipeline or task name can clash with them.
 """
 from __future__ import annotations
 
@@ -129,12 +131,6 @@ def url_run(project: str, pipeline: str, run_id: int) -> str:
     return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/index.html"
 
 
-def run_url(base_url: str, project: str, pipeline: str, run_id: int) -> str:
-    """The run's page as an absolute folder URL under the site's base URL (notes, `flank run`)."""
-    base = base_url if base_url.endswith("/") else base_url + "/"
-    return base + url_run(project, pipeline, run_id).removesuffix("index.html")
-
-
 def url_log(project: str, pipeline: str, run_id: int, task: str) -> str:
     return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/logs/{quote(file_name(task))}.html"
 
@@ -159,6 +155,23 @@ def url_artifact(project: str, pipeline: str, run_id: int, task: str, path: str)
 
 def url_latest(project: str, pipeline: str, task: str, path: str) -> str:
     return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{LATEST_DIR}/{quote(file_name(task))}/{quote(path)}"
+
+
+def absolute_url(base_url: str, url: str) -> str:
+    """The absolute address of the page at site-relative `url` under the site's base URL; a folder's
+    index.html is left off (flank serve, nginx and S3 websites all answer a folder with it)."""
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    return base + url.removesuffix("index.html")
+
+
+def run_url(base_url: str, project: str, pipeline: str, run_id: int) -> str:
+    """The run's page, as git notes, notifications and `flank run` give it."""
+    return absolute_url(base_url, url_run(project, pipeline, run_id))
+
+
+def project_url(base_url: str, project: str) -> str:
+    """The project's page, as a push's output gives it."""
+    return absolute_url(base_url, url_project(project))
 
 
 def depth_prefix(url: str) -> str:

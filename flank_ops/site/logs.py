@@ -332,6 +332,7 @@ def log_view(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTE
             pre.append(LogLine(None, rendered[i]))
             i += 1
         groups.append((None, pre))
+    attempt: AttemptMark | None
     for attempt, bound in zip(times.attempts, bounds):
         group = []
         while i < len(lines) and lines[i][0] < bound:

@@ -52,7 +52,7 @@ def run_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, 
     for task, entry in (record.get("tasks") or {}).items():
         if not isinstance(entry, dict) or not (entry.get("artifacts") or entry.get("artifact_warnings")):
             continue
-        files = []
+        files: list[dict[str, Any]] = []
         for a in entry.get("artifacts") or ():
             if not isinstance(a, dict) or not isinstance(a.get("path"), str):
                 continue
@@ -94,7 +94,7 @@ def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: li
     groups = []
     inline = [MAX_INLINE_IMAGES]
     for task, (run_id, kept) in found.items():
-        files = []
+        files: list[dict[str, Any]] = []
         for a in kept:
             url = layout.url_latest(paths.name, pipeline, task, a["path"])
             source = records.artifacts_dir(paths.run_dir(pipeline, run_id), task) / a["path"]

@@ -5,10 +5,15 @@ import functools
 from importlib.resources import files
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flank_ops import __version__, humanize
 from flank_ops.site import fmt, layout
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import jinja2
 
 
 def template_dir() -> Path:
@@ -16,7 +21,7 @@ def template_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def environment():
+def environment() -> jinja2.Environment:
     import jinja2  # heavy: imported only when a page is rendered
 
     env = jinja2.Environment(
@@ -54,7 +59,7 @@ def environment():
     return env
 
 
-def _bytecode_cache(jinja2):
+def _bytecode_cache(jinja2: ModuleType) -> jinja2.BytecodeCache | None:
     import os
 
     from flank_ops.run.launcher import user_cache_dir

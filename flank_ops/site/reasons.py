@@ -11,7 +11,8 @@ from flank_ops.run.plan import NO_OUTPUTS
 
 
 def task_reasons(record: dict[str, Any]) -> list[dict[str, str]]:
-    tasks = record.get("tasks") if isinstance(record.get("tasks"), dict) else {}
+    tasks = record.get("tasks")
+    tasks = tasks if isinstance(tasks, dict) else {}
     rows = [{"name": str(name), "status": str(t.get("status") or "pending"), "reason": str(t["reason"])}
             for name, t in tasks.items() if isinstance(t, dict) and t.get("reason")]
     if all(r["reason"] == NO_OUTPUTS for r in rows):

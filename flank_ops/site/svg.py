@@ -147,13 +147,13 @@ def gantt_svg(bars: Sequence[GanttBar], run_start: str | None, run_end: str | No
     if not bars:
         return Markup("")
     t0 = parse_time(run_start)
-    starts = [parse_time(b.started_at) for b in bars if parse_time(b.started_at)]
+    starts = [t for t in (parse_time(b.started_at) for b in bars) if t is not None]
     if t0 is None and starts:
         t0 = min(starts)
     if t0 is None:
         return Markup("")
     t_end = parse_time(run_end) or now
-    ends = [parse_time(b.ended_at) for b in bars if parse_time(b.ended_at)]
+    ends = [t for t in (parse_time(b.ended_at) for b in bars) if t is not None]
     t_end = max([t_end, *ends, *starts])
     span = max((t_end - t0).total_seconds(), 1.0)
     scale = CHART_W / span

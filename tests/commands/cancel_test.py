@@ -5,7 +5,8 @@ import json
 import os
 from pathlib import Path
 
-from conftest import process_gone, run_flank, wait_for
+from helpers.cli import run_flank
+from helpers.waiting import process_gone, wait_for
 from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
 
 

@@ -11,7 +11,7 @@ from sample_runs import make_project  # noqa: E402
 from user_crontab import user_crontab  # noqa: E402, F401 - fixture
 from servers import http_recorder, refused_port, s3_server, smtp_server  # noqa: E402
 
-from conftest import run_flank  # noqa: E402
+from helpers.cli import run_flank  # noqa: E402
 
 
 def lines_of(proc, prefix: str) -> list[str]:

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, run_flank
+from helpers.cli import run_flank
+from helpers.repos import git
 
 
 def git_config(bare: Path, key: str) -> str:

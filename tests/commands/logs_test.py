@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 from run.deployed import deploy
 
 YML = """\
@@ -62,7 +62,7 @@ def _start_follow(*args: str):
     import subprocess
     import sys
 
-    from conftest import REPO_ROOT
+    from helpers.cli import REPO_ROOT
 
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -84,7 +84,7 @@ HOLD_SH = "echo first line\n{wait}\necho second line\n"
 
 
 def test_follow_prints_a_running_tasks_output_as_it_comes_and_its_end(tmp_path: Path) -> None:
-    from conftest import wait_for
+    from helpers.waiting import wait_for
     from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
     deploy(tmp_path, FOLLOW_YML, files={"hold.sh": HOLD_SH.format(wait=WAIT_FOR_GATE.replace("exit 0", "break").replace("; exit 9", ""))})
@@ -117,7 +117,7 @@ def test_follow_ends_when_the_runner_dies(tmp_path: Path) -> None:
     import os
     import signal
 
-    from conftest import wait_for
+    from helpers.waiting import wait_for
     from run.deployed import WAIT_FOR_GATE, open_gate, record, start_flank, task_status
 
     deploy(tmp_path, FOLLOW_YML, files={"hold.sh": HOLD_SH.format(wait=WAIT_FOR_GATE.replace("exit 0", "break").replace("; exit 9", ""))})

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import git, make_repo, run_flank
+from helpers.cli import run_flank
+from helpers.repos import git, make_repo
 from sshd import PrivateSshd, sshd_available
 
 from flank_ops.errors import UserError

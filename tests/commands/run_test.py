@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import make_repo, run_flank
+from helpers.cli import run_flank
+from helpers.repos import make_repo
 
 YML = """\
 pipelines:
@@ -89,7 +90,7 @@ def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tm
 
 
 def test_flank_scheduler_passes_the_due_minute_to_the_run(tmp_path: Path) -> None:
-    from conftest import wait_for
+    from helpers.waiting import wait_for
     from run.deployed import deploy, record, runs_dir
 
     # deployed by a real push; no crontab: the scheduler is the clock here

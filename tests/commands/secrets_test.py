@@ -4,7 +4,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 
 
 def test_set_list_unset(flank_home: Path) -> None:

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the 
 
 from servers import http_recorder, refused_port  # noqa: E402
 
-from conftest import run_flank  # noqa: E402
+from helpers.cli import run_flank  # noqa: E402
 from run.deployed import deploy  # noqa: E402
 
 

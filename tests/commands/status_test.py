@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 from run.deployed import deploy
 
 YML = """\
@@ -41,7 +41,7 @@ def test_status_table_shows_last_runs(tmp_path: Path) -> None:
 
 
 def test_a_running_run_is_shown_before_the_triggers_skipped_behind_it(tmp_path: Path) -> None:
-    from conftest import wait_for
+    from helpers.waiting import wait_for
     from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
     deploy(tmp_path, f"persist: [gate]\npipelines:\n  stress:\n    overlap: skip\n"

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the 
 from sample_runs import finished_run, make_project, site_file  # noqa: E402
 from servers import refused_port, s3_server  # noqa: E402
 
-from conftest import run_flank  # noqa: E402
+from helpers.cli import run_flank  # noqa: E402
 from flank_ops.storage import pending, uploads  # noqa: E402
 
 

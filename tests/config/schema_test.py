@@ -29,7 +29,7 @@ def pipeline(body: str) -> str:
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft202012Validator:
-    from conftest import run_flank  # the CLI, as a user runs it
+    from helpers.cli import run_flank  # the CLI, as a user runs it
 
     proc = run_flank("schema")
     assert proc.returncode == 0, proc.stderr

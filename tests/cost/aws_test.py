@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_flank, wait_for
+from helpers.cli import run_flank
+from helpers.waiting import wait_for
 from cost.fixtures import SEED_YML, write_runs, write_toml
 from run.deployed import deploy, push
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 from cost.fixtures import SEED_YML, write_runs, write_toml
 from run.deployed import deploy, push
 

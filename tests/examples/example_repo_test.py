@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE_REPO, git, make_repo, run_flank
+from helpers.cli import EXAMPLE_REPO, run_flank
+from helpers.repos import git, make_repo
 
 needs_r = pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed (apt-get install r-base-core)")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import git, make_repo
+from helpers.repos import git, make_repo
 
 from flank_ops.git.bare_repo import branch_tip, resolve_commit
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit_all, git, run_flank, wait_for, write_files
+from helpers.cli import run_flank
+from helpers.repos import commit_all, git, write_files
+from helpers.waiting import wait_for
 from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 
 from flank_ops.fileio import locked
@@ -146,7 +148,7 @@ def test_missing_make_is_a_warning_at_push(tmp_path: Path) -> None:
     os.symlink(shutil.which("git"), bin_dir / "git")
     proc = push(project, env={"PATH": str(bin_dir)})
     assert proc.returncode == 0, proc.stderr
-    assert ("flank: warning: make is not installed on this VM, so runs will fail; "
+    assert ("flank: warning: GNU make is not installed on this machine, so runs will fail; "
             "install it: sudo apt-get install make") in flank_lines(proc)
     assert project.current_sha() == head(project.wc)
 
@@ -288,7 +290,7 @@ def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_the
         for proc in refusals:
             proc.communicate(timeout=DEADLINE_S)
             assert proc.returncode != 0
-    for sha, proc in procs:
+    for _, proc in procs:
         out = proc.communicate(timeout=DEADLINE_S)
         assert proc.returncode == 0, out
 

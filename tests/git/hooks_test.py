@@ -5,7 +5,8 @@ import os
 import re
 from pathlib import Path
 
-from conftest import commit_all, git, run_flank, write_files
+from helpers.cli import run_flank
+from helpers.repos import commit_all, git, write_files
 from pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
 
 

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT, git, run_flank
+from helpers.cli import REPO_ROOT, run_flank
+from helpers.repos import git
 from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
 from flank_ops.run.records import RunRecord

@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from conftest import git, make_repo, run_flank
+from helpers.cli import run_flank
+from helpers.repos import git, make_repo
 
 # No schedule: these tests must not touch the machine's crontab (the schedule tests do that).
 SIMPLE_FLANK_YML = """\

@@ -96,7 +96,7 @@ def test_a_hanging_start_ping_never_delays_the_first_task(tmp_path: Path) -> Non
     """The monitor hangs on /start for as long as the test likes: the task starts anyway."""
     from run.deployed import deploy, record, start_flank
 
-    from conftest import wait_for
+    from helpers.waiting import wait_for
 
     marker = tmp_path / "task-started"
     with http_recorder(hang=True) as monitor:

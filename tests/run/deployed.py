@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO_ROOT, commit_all, git, make_repo, run_flank, write_files
+from helpers.cli import REPO_ROOT, run_flank
+from helpers.repos import commit_all, git, make_repo, write_files
 
 
 def deploy(tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, project: str = "demo") -> Path:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 from run.deployed import deploy, history, leave_free, record, runs_dir
 
 TWO_TASKS = ("pipelines:\n  nightly:\n    tasks:\n"

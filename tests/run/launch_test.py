@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import commit_all, git, wait_for
+from helpers.repos import commit_all, git
+from helpers.waiting import wait_for
 from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, task_status
 
 

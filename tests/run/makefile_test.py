@@ -284,7 +284,7 @@ def test_python_launcher_in_the_makefile(monkeypatch: pytest.MonkeyPatch, releas
 def test_env_of_flank_yml_and_of_the_runner_never_controls_make(tmp_path: Path) -> None:
     """The review's attack: env: {MAKEFILES: evil.mk} made make run evil.mk's $(shell ...), and
     MAKEFLAGS: --just-print made it skip every task. env: is for tasks; make has its own."""
-    from conftest import run_flank
+    from helpers.cli import run_flank
     from run.deployed import deploy, record
 
     evil = tmp_path / "evil.mk"

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_flank
+from helpers.cli import run_flank
 
 from flank_ops.run import secrets as secrets_module
 from flank_ops.run.task_exec import SecretMasker

@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import process_gone, run_flank, wait_for
+from helpers.cli import run_flank
+from helpers.waiting import process_gone, wait_for
 from run.deployed import (
     WAIT_FOR_GATE, deploy, history, open_gate, push, record, runs_dir, start_flank, task_status,
 )
@@ -155,7 +156,7 @@ def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
     # A cron firing, a push trigger and a manual run, all at once.
     others = [start_flank("run", "demo", "nightly", "--trigger", t) for t in ("schedule", "push", "manual")]
     results = [(p.communicate(timeout=60), p.returncode) for p in others]
-    for (out, err), code in results:
+    for (_, err), code in results:
         assert code == 1
         assert "skipped: nightly #1 was still running (overlap: skip)" in err
         assert "Traceback" not in err

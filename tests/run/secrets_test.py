@@ -11,7 +11,7 @@ import pytest
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
-from conftest import REPO_ROOT, run_flank
+from helpers.cli import REPO_ROOT, run_flank
 
 from flank_ops.run.secrets import load_secrets, mask, set_secret, unset_secret
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import process_gone, wait_for
+from helpers.waiting import process_gone, wait_for
 
 from flank_ops.run import launcher
 from flank_ops.run.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec

@@ -12,7 +12,8 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import run_flank, wait_for
+from helpers.cli import run_flank
+from helpers.waiting import wait_for
 from cost.fixtures import write_toml
 from run.deployed import deploy, history, record, runs_dir
 

@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, git, make_repo, run_flank
-from conftest import wait_for
+from helpers.cli import REPO_ROOT, run_flank
+from helpers.repos import git, make_repo
+from helpers.waiting import wait_for
 from user_crontab import user_crontab  # noqa: F401 - fixture
 
 from flank_ops.paths import Home

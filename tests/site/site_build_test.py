@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 from site_records import CHAIN, make_many_runs, make_project, make_run
 
 from flank_ops.fileio import append_json_line

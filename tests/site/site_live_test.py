@@ -7,7 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from conftest import run_flank, wait_for
+from helpers.cli import run_flank
+from helpers.waiting import wait_for
 from run.deployed import deploy, gate_dir, history, open_gate, start_flank, task_status
 
 from flank_ops.paths import Home

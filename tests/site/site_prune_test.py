@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 from site_records import make_project, make_run
 
 from flank_ops.paths import Home

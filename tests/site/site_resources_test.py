@@ -5,7 +5,7 @@ import os
 import re
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 from cost.fixtures import write_toml, SEED_YML, write_runs
 from run.deployed import deploy
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_flank
+from helpers.cli import run_flank
 from site_records import T0, make_project, make_run, write_times
 
 from flank_ops.fileio import append_json_line

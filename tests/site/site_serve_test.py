@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, run_flank, wait_for
+from helpers.cli import REPO_ROOT, run_flank
+from helpers.waiting import wait_for
 from site_records import make_project, make_run
 
 from flank_ops.paths import Home

@@ -340,7 +340,7 @@ def test_trend_needs_two_runs_and_titles_each_bar() -> None:
 
 
 def test_doctor_says_when_dot_is_missing(tmp_path: Path) -> None:
-    from conftest import run_flank
+    from helpers.cli import run_flank
 
     tools = tmp_path / "tools-without-dot"
     tools.mkdir()

@@ -90,7 +90,7 @@ def test_no_site_yet_is_not_an_error(s3env) -> None:
 def test_a_projects_own_bucket_gets_that_project_and_nothing_of_the_others(s3env, flank_home) -> None:
     """Only [projects.down.s3]: `flank sync down` and down's runs send down's runs and pages (and the
     CSS they use) to down's bucket; the home page and the other project's pages and logs stay home."""
-    from conftest import run_flank
+    from helpers.cli import run_flank
     from sample_runs import finished_run, make_project
 
     from flank_ops.storage import uploads

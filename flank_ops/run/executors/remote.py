@@ -216,7 +216,7 @@ class Loop:
             self.log.attempt_ended(attempt, exit_code, outcome)
             if outcome == "success" or _stop_signal:
                 break
-        executor = executor_record(self.backend.kind, job_id, state) if job_id else {
+        executor: dict[str, Any] = executor_record(self.backend.kind, job_id, state) if job_id else {
             "kind": self.backend.kind, "job_id": None, "queue": None, "host": None,
             "state": state.state if state else None, "max_rss_kb": None}
         executor["max_rss_kb"] = max_rss

@@ -43,7 +43,7 @@ def doctor_problems(home: Home) -> Iterator[tuple[str, str, list[str]]]:
     from flank_ops.run.executors import backend
     from flank_ops.settings import executor_settings, settings_for
 
-    projects = home.projects() or [None]
+    projects: list[str | None] = [*home.projects()] or [None]
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     for project in projects:
         settings = settings_for(home, project)
