@@ -49,8 +49,7 @@ def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
 
 
 def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) -> None:
-    from flank_ops.humanize import duration
-    from flank_ops.site.fmt import fmt_kb
+    from flank_ops.humanize import duration, fmt_kb
 
     print("measured (recent runs):")
     for need in needs:

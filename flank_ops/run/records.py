@@ -788,7 +788,7 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
                     marked.append(run_id)
                 elif any(e["run_id"] == run_id for e in read_history(paths, pipeline)):  # rare: a full read
                     with locked(paths.lock_file("run-id", pipeline)):  # its line is there: only the state lags
-                        _change_state(paths, pipeline, lambda state, r=record: state.finished(history_entry(r)))
+                        _change_state(paths, pipeline, lambda state: state.finished(history_entry(record)))  # noqa: B023 - called at once
                     continue
                 release_space(run_dir)
                 append_history(paths, record)
