@@ -1,7 +1,7 @@
 # flank_ops — developer entry points.
 #   make demo   push examples/repo into a local FLANK_HOME, run its pipeline, build and serve the site
 #   make test   run the test suite
-#   make lint   ruff, mypy and the import-graph check (CI runs it before the tests)
+#   make lint   ruff (lint and format check), mypy and the import-graph check (CI runs it before the tests)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -22,6 +22,7 @@ venv: $(BIN)/flank
 
 lint: $(BIN)/flank
 	$(BIN)/ruff check flank_ops tests bench
+	$(BIN)/ruff format --check flank_ops tests bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/import_graph_test.py  # the folders import without loops
 	$(BIN)/mypy
 

@@ -14,6 +14,7 @@ the wall time and the disk really used (free space before and after, synced):
 Prints figures and ratios against cp -r; asserts nothing. Page cache is warm (the task just wrote
 the files), as it is when a task ends.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,11 +56,11 @@ def make_results(release: Path, small: int, big_mb: int) -> None:
     (results / "tables").mkdir(parents=True)
     block = os.urandom(4096)
     for i in range(small):
-        (results / "tables" / f"t{i:04d}.csv").write_bytes(block[i % 64:] + block[: i % 64])
+        (results / "tables" / f"t{i:04d}.csv").write_bytes(block[i % 64 :] + block[: i % 64])
     chunk = os.urandom(MB)
     with open(results / "big.bin", "wb") as f:
         for i in range(big_mb):
-            f.write(chunk[i % 1024:] + chunk[: i % 1024])
+            f.write(chunk[i % 1024 :] + chunk[: i % 1024])
 
 
 def rewrite_small_in_place(release: Path) -> None:
@@ -92,8 +93,10 @@ def main() -> None:
     try:
         need = (args.big_mb * MB + args.small * 4096) * 4
         if free_bytes(root) < need:
-            print(f"not enough free disk in {root} for --big-mb {args.big_mb}: need ~{need // MB} MB; "
-                  "use a smaller --big-mb")
+            print(
+                f"not enough free disk in {root} for --big-mb {args.big_mb}: need ~{need // MB} MB; "
+                "use a smaller --big-mb"
+            )
             return
         release, runs = root / "release", root / "runs" / "nightly"
         release.mkdir()
@@ -101,18 +104,22 @@ def main() -> None:
         make_results(release, args.small, args.big_mb)
         task = Task(name="model", run="true", artifacts=("results/**/*.csv", "results/big.bin"))
         budget = artifacts.Budget(max_bytes=1 << 60, used=0)
-        print(f"{args.small} files of 4 KB + one of {args.big_mb} MB in {root} "
-              f"({'reflinks supported' if reflink_supported(root) else 'no reflinks on this file system: copies'})")
+        print(
+            f"{args.small} files of 4 KB + one of {args.big_mb} MB in {root} "
+            f"({'reflinks supported' if reflink_supported(root) else 'no reflinks on this file system: copies'})"
+        )
 
         rows: list[tuple[str, float, int]] = []
-        t, u = measure("cp -r", root, lambda: subprocess.run(["cp", "-r", str(release / "results"), str(root / "cp")],
-                                                             check=True))
+        t, u = measure(
+            "cp -r", root, lambda: subprocess.run(["cp", "-r", str(release / "results"), str(root / "cp")], check=True)
+        )
         rows.append(("cp -r", t, u))
         shutil.rmtree(root / "cp")
 
         def keep(run_id: int) -> None:
-            kept, warnings = artifacts.keep_task(runs / str(run_id), run_id, "model", task, release, root / "persist",
-                                                 budget)
+            kept, warnings = artifacts.keep_task(
+                runs / str(run_id), run_id, "model", task, release, root / "persist", budget
+            )
             assert len(kept) == args.small + 1 and all(k["kept"] for k in kept), warnings
 
         for run_id in (1, 2):

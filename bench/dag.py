@@ -11,6 +11,7 @@ Then the pipeline page's task grid (30 runs x 50 tasks, each with its logs) with
 the grid reads only the newest 30 records, so the ratio should stay near 1.
 Prints figures and ratios; asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ from flank_ops.site.svg import DagNode, dag_svg  # noqa: E402
 
 def make_dag(size: int, seed: int = 7) -> list[DagNode]:
     rng = random.Random(seed)
-    layers = max(3, round(size ** 0.5))
+    layers = max(3, round(size**0.5))
     nodes: list[DagNode] = []
     by_layer: list[list[str]] = [[] for _ in range(layers)]
     for i in range(size):
@@ -80,8 +81,10 @@ def bench_layout(sizes: list[int], repeat: int, tmp: Path) -> None:
         t_mem = timed(lambda: dag_layout.layout(dag, cache), repeat)
         t_draw = timed(lambda: dag_svg(nodes, "bench", cache), repeat)
         edges = sum(len(n.needs) for n in nodes)
-        print(f"{size:>6} {edges:>6} {t_dot * 1000:>8.1f}ms {t_disk * 1000:>8.2f}ms {t_mem * 1000:>8.3f}ms "
-              f"{t_draw * 1000:>8.2f}ms   {t_dot / t_disk:>7.0f}x  {t_dot / t_mem:>9.0f}x")
+        print(
+            f"{size:>6} {edges:>6} {t_dot * 1000:>8.1f}ms {t_disk * 1000:>8.2f}ms {t_mem * 1000:>8.3f}ms "
+            f"{t_draw * 1000:>8.2f}ms   {t_dot / t_disk:>7.0f}x  {t_dot / t_mem:>9.0f}x"
+        )
 
 
 def bench_grid(repeat: int, tmp: Path) -> None:
@@ -104,8 +107,10 @@ def bench_grid(repeat: int, tmp: Path) -> None:
         view = pipeline_view(paths, "nightly", None, Warnings(), history_count=PAGE_SIZE)
         order = list(tasks)
         figures[past] = timed(lambda: task_grid(paths, "nightly", view.recent, order), repeat)
-    print(f"task grid, 30 runs x 50 tasks: {figures[40] * 1000:.1f}ms with 40 past runs, "
-          f"{figures[1000] * 1000:.1f}ms with 1,000 (ratio {figures[1000] / figures[40]:.2f}; target <= 1.5)")
+    print(
+        f"task grid, 30 runs x 50 tasks: {figures[40] * 1000:.1f}ms with 40 past runs, "
+        f"{figures[1000] * 1000:.1f}ms with 1,000 (ratio {figures[1000] / figures[40]:.2f}; target <= 1.5)"
+    )
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ nightly` (the whole run: reconcile, record, make, history, note, site, notificat
 pipeline state file (run/state.py) rebuilds it once. Prints medians and ratios; asserts nothing.
 Targets (issue 10): both ratios <= 1.1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,17 +32,23 @@ T0 = datetime(2025, 11, 1, tzinfo=timezone.utc)
 
 def _env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "FLANK_HOME": str(home), "PYTHONPATH": str(REPO),
-        "GIT_AUTHOR_NAME": "Ada Analyst", "GIT_AUTHOR_EMAIL": "ada@example.org",
-        "GIT_COMMITTER_NAME": "Ada Analyst", "GIT_COMMITTER_EMAIL": "ada@example.org",
-    })
+    env.update(
+        {
+            "FLANK_HOME": str(home),
+            "PYTHONPATH": str(REPO),
+            "GIT_AUTHOR_NAME": "Ada Analyst",
+            "GIT_AUTHOR_EMAIL": "ada@example.org",
+            "GIT_COMMITTER_NAME": "Ada Analyst",
+            "GIT_COMMITTER_EMAIL": "ada@example.org",
+        }
+    )
     return env
 
 
 def flank(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flank_ops", *args], env=_env(home), text=True,
-                          capture_output=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "flank_ops", *args], env=_env(home), text=True, capture_output=True, check=False
+    )
 
 
 def deploy(root: Path) -> Path:
@@ -56,8 +63,13 @@ def deploy(root: Path) -> Path:
     clone.mkdir()
     (clone / "flank.yml").write_text(FLANK_YML)
     env = _env(home)
-    for argv in (["init", "-q", "-b", "main"], ["add", "flank.yml"], ["commit", "-qm", "first"],
-                 ["remote", "add", "flank", str(home / "demo.git")], ["push", "-q", "flank", "main"]):
+    for argv in (
+        ["init", "-q", "-b", "main"],
+        ["add", "flank.yml"],
+        ["commit", "-qm", "first"],
+        ["remote", "add", "flank", str(home / "demo.git")],
+        ["push", "-q", "flank", "main"],
+    ):
         subprocess.run(["git", *argv], cwd=clone, env=env, check=True, capture_output=True)
     return home
 
@@ -72,28 +84,63 @@ def write_past_runs(home: Path, count: int) -> None:
         end = start + timedelta(seconds=1.5)
         status = "failed" if run_id % 13 == 0 else "success"
         summary = "0/1 ok; only failed (exit 1)" if status == "failed" else "1/1 ok"
-        task = {"status": status, "needs": [], "attempts": 1, "started_at": start.isoformat(),
-                "ended_at": end.isoformat(), "duration_s": 1.5, "exit_code": 0 if status == "success" else 1,
-                "peak_rss_kb": 1500, "log": "logs/only.log", "cpu_s": 0.001}
+        task = {
+            "status": status,
+            "needs": [],
+            "attempts": 1,
+            "started_at": start.isoformat(),
+            "ended_at": end.isoformat(),
+            "duration_s": 1.5,
+            "exit_code": 0 if status == "success" else 1,
+            "peak_rss_kb": 1500,
+            "log": "logs/only.log",
+            "cpu_s": 0.001,
+        }
         record = {
-            "format": 1, "project": "demo", "pipeline": "nightly", "run_id": run_id, "trigger": "schedule",
-            "status": status, "local": False,
+            "format": 1,
+            "project": "demo",
+            "pipeline": "nightly",
+            "run_id": run_id,
+            "trigger": "schedule",
+            "status": status,
+            "local": False,
             "commit": {"sha": "a" * 40, "short": "aaaaaaa", "message": "m", "author": "Ada", "date": T0.isoformat()},
             "release": str(home / "demo" / "releases" / ("a" * 40)),
-            "started_at": start.isoformat(), "ended_at": end.isoformat(), "duration_s": 1.5,
+            "started_at": start.isoformat(),
+            "ended_at": end.isoformat(),
+            "duration_s": 1.5,
             "runner": {"pid": 1, "host": "vm", "boot_id": "", "pid_start": 1},
-            "selection": {"task": None, "from": None, "rerun_of": None}, "selected_tasks": ["only"],
-            "scheduled_at": start.isoformat(), "timezone": None, "concurrency": 1, "tasks": {"only": task},
-            "skipped_reason": None, "after_run": {"note": "ok", "site": "ok"}, "summary": summary,
+            "selection": {"task": None, "from": None, "rerun_of": None},
+            "selected_tasks": ["only"],
+            "scheduled_at": start.isoformat(),
+            "timezone": None,
+            "concurrency": 1,
+            "tasks": {"only": task},
+            "skipped_reason": None,
+            "after_run": {"note": "ok", "site": "ok"},
+            "summary": summary,
         }
         run_dir = runs / str(run_id)
         run_dir.mkdir()
         (run_dir / "run.json").write_text(json.dumps(record))
-        lines.append(json.dumps({
-            "run_id": run_id, "status": status, "trigger": "schedule", "started_at": start.isoformat(),
-            "ended_at": end.isoformat(), "duration_s": 1.5, "commit": "aaaaaaa", "summary": summary,
-            "partial": False, "selected": 1, "total": 1,
-        }, separators=(",", ":")))
+        lines.append(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "status": status,
+                    "trigger": "schedule",
+                    "started_at": start.isoformat(),
+                    "ended_at": end.isoformat(),
+                    "duration_s": 1.5,
+                    "commit": "aaaaaaa",
+                    "summary": summary,
+                    "partial": False,
+                    "selected": 1,
+                    "total": 1,
+                },
+                separators=(",", ":"),
+            )
+        )
     (runs / "history.jsonl").write_text("\n".join(lines) + "\n")
     (runs / "last_id").write_text(f"{count}\n")
 
@@ -119,8 +166,10 @@ def main() -> None:
         write_past_runs(big, args.runs)
         print(f"wrote {args.runs} past runs in {time.perf_counter() - t:.1f} s")
         first = {name: timed(home, "run", "demo", "nightly") for name, home in (("10", small), ("big", big))}
-        print(f"first run (a FLANK_HOME from before the state file): 10 past runs {first['10'] * 1000:.0f} ms, "
-              f"{args.runs} past runs {first['big'] * 1000:.0f} ms")
+        print(
+            f"first run (a FLANK_HOME from before the state file): 10 past runs {first['10'] * 1000:.0f} ms, "
+            f"{args.runs} past runs {first['big'] * 1000:.0f} ms"
+        )
         results: dict[str, dict[str, list[float]]] = {"run": {"10": [], "big": []}, "status": {"10": [], "big": []}}
         for _ in range(args.repeat):  # alternating, so a busy machine slows both alike
             for name, home in (("10", small), ("big", big)):
@@ -128,8 +177,10 @@ def main() -> None:
                 results["status"][name].append(timed(home, "status", "demo"))
         for what, label in (("run", "flank run demo nightly"), ("status", "flank status demo")):
             lo, hi = statistics.median(results[what]["10"]), statistics.median(results[what]["big"])
-            print(f"{label:<24} 10 past runs: median {lo * 1000:6.0f} ms; {args.runs} past runs: median "
-                  f"{hi * 1000:6.0f} ms (of {args.repeat}); ratio {hi / lo:.2f} (target <= 1.1)")
+            print(
+                f"{label:<24} 10 past runs: median {lo * 1000:6.0f} ms; {args.runs} past runs: median "
+                f"{hi * 1000:6.0f} ms (of {args.repeat}); ratio {hi / lo:.2f} (target <= 1.1)"
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@
    Target <= 0.5 s.
 Prints figures and ratios; asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,12 @@ FLANK = [sys.executable, "-m", "flank_ops"]
 
 def layered_dag(n: int, seed: int = 12) -> dict[str, list[str]]:
     rng = random.Random(seed)
-    width = max(1, round(n ** 0.5))
+    width = max(1, round(n**0.5))
     names = [f"t{i:04d}" for i in range(n)]
     needs: dict[str, list[str]] = {}
     for i, name in enumerate(names):
         layer = i // width
-        prev = names[(layer - 1) * width: layer * width] if layer else []
+        prev = names[(layer - 1) * width : layer * width] if layer else []
         needs[name] = sorted(set(rng.sample(prev, min(len(prev), rng.randint(1, 2))))) if prev else []
     return needs
 
@@ -80,9 +81,13 @@ def write_project(root: Path, dag: dict[str, list[str]]) -> None:
     for name, needs in dag.items():
         (root / "in" / f"{name}.txt").write_text(f"{name}\n")
         deps = " ".join(f"out/{d}.txt" for d in needs)
-        lines += [f"      {name}:", f"        run: cat in/{name}.txt {deps} > out/{name}.txt",
-                  f"        needs: [{', '.join(needs)}]", f"        inputs: [in/{name}.txt]",
-                  f"        outputs: [out/{name}.txt]"]
+        lines += [
+            f"      {name}:",
+            f"        run: cat in/{name}.txt {deps} > out/{name}.txt",
+            f"        needs: [{', '.join(needs)}]",
+            f"        inputs: [in/{name}.txt]",
+            f"        outputs: [out/{name}.txt]",
+        ]
     (root / "flank.yml").write_text("\n".join(lines) + "\n")
     make = []
     for name, needs in dag.items():
@@ -90,10 +95,15 @@ def write_project(root: Path, dag: dict[str, list[str]]) -> None:
         make += [f"out/{name}.txt: in/{name}.txt {deps}", f"\tcat in/{name}.txt {deps} > out/{name}.txt"]
     make.insert(0, "all: " + " ".join(f"out/{n}.txt" for n in dag))
     (root / "Makefile").write_text("\n".join(make) + "\n")
-    rules = [f"NEEDS = {dag!r}",
-             "rule all:", f"    input: {[f'out/{n}.txt' for n in dag]!r}",
-             "rule task:", "    input: lambda w: [f'in/{w.name}.txt'] + [f'out/{d}.txt' for d in NEEDS[w.name]]",
-             "    output: 'out/{name}.txt'", "    shell: 'cat {input} > {output}'"]
+    rules = [
+        f"NEEDS = {dag!r}",
+        "rule all:",
+        f"    input: {[f'out/{n}.txt' for n in dag]!r}",
+        "rule task:",
+        "    input: lambda w: [f'in/{w.name}.txt'] + [f'out/{d}.txt' for d in NEEDS[w.name]]",
+        "    output: 'out/{name}.txt'",
+        "    shell: 'cat {input} > {output}'",
+    ]
     (root / "Snakefile").write_text("\n".join(rules) + "\n")
 
 
@@ -101,8 +111,13 @@ def snakemake_binary(tmp: Path) -> Path | None:
     venv = tmp / "snakemake-venv"
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "snakemake"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "snakemake"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=600,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         print(f"  snakemake: skipped, it could not be installed ({exc})")
         return None
@@ -158,12 +173,15 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool) -> None:
     if with_snakemake:
         snakemake = snakemake_binary(tmp)
         if snakemake is not None:
-            subprocess.run([str(snakemake), "--cores", "2", "-q"], cwd=root, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [str(snakemake), "--cores", "2", "-q"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             snake = timed([str(snakemake), "--cores", "1"], root, repeat)
             line("snakemake (Nothing to be done)", snake, [str(snakemake), "--cores", "1"])
-            print(f"  flank run is {snake / flank_run:.1f}x faster than snakemake (wall), "
-                  f"{cpu_of([str(snakemake), '--cores', '1']) / cpu_of([*FLANK, 'run', '--local', 'big']):.1f}x (cpu)")
+            print(
+                f"  flank run is {snake / flank_run:.1f}x faster than snakemake (wall), "
+                f"{cpu_of([str(snakemake), '--cores', '1']) / cpu_of([*FLANK, 'run', '--local', 'big']):.1f}x (cpu)"
+            )
     else:
         print("  snakemake: skipped (--no-snakemake)")
 
@@ -191,8 +209,10 @@ def bench_big_input(gb: float, tmp: Path) -> None:
         t = time.perf_counter()
         HashCache(cache_file).digest(str(path), "big.bin")  # a new process's view: load the cache, stat
         times.append(time.perf_counter() - t)
-    print(f"  first check (xxh3-128 of the file, page cache): {size / first / 1e6:8.0f} MB/s ({first:.2f} s; "
-          f"{size / max(first_cpu, 1e-9) / 1e6:.0f} MB per CPU second)")
+    print(
+        f"  first check (xxh3-128 of the file, page cache): {size / first / 1e6:8.0f} MB/s ({first:.2f} s; "
+        f"{size / max(first_cpu, 1e-9) / 1e6:.0f} MB per CPU second)"
+    )
     print(f"  second check (cached: load cache + stat):       {statistics.median(times) * 1000:8.2f} ms")
     path.unlink()
 
@@ -204,11 +224,13 @@ def bench_watch(tmp: Path, repeat: int) -> None:
     (root / "in.txt").write_text("0\n")
     (root / "flank.yml").write_text(
         "pipelines:\n  w:\n    tasks:\n      stamp:\n        run: date +%s.%N > stamp.txt; cat in.txt >> stamp.txt\n"
-        "        inputs: [in.txt]\n        outputs: [stamp.txt]\n")
+        "        inputs: [in.txt]\n        outputs: [stamp.txt]\n"
+    )
     env = {**os.environ, "FLANK_HOME": str(tmp / "home"), "PYTHONPATH": str(REPO)}
     log = open(tmp / "watch.log", "wb")
     watch = subprocess.Popen([*FLANK, "watch"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
+
         def wait_run(n: int) -> None:
             deadline = time.monotonic() + 60
             while (tmp / "watch.log").read_text().count(" success in ") < n:
@@ -223,8 +245,10 @@ def bench_watch(tmp: Path, repeat: int) -> None:
             (root / "in.txt").write_text(f"{i}\n")
             wait_run(i + 1)
             latencies.append(float((root / "stamp.txt").read_text().split()[0]) - saved)
-        print(f"  save to task start: median {statistics.median(latencies) * 1000:.0f} ms "
-              f"(of {', '.join(f'{x * 1000:.0f}' for x in latencies)} ms)")
+        print(
+            f"  save to task start: median {statistics.median(latencies) * 1000:.0f} ms "
+            f"(of {', '.join(f'{x * 1000:.0f}' for x in latencies)} ms)"
+        )
     finally:
         watch.send_signal(signal.SIGINT)
         watch.wait(60)

@@ -12,6 +12,7 @@ the task) is reported as nanoseconds per byte of output and as ratios. The compi
 launcher (task_exec.c) is the one that runs; the Python twin (used without a C compiler)
 is measured on --python-mb. Figures only; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ from flank_ops.run.task_exec import TaskSpec, encode_spec  # noqa: E402
 
 
 def token(seed: str, size: int, prefix: str = "") -> str:
-    return prefix + hashlib.sha256(seed.encode()).hexdigest()[:size - len(prefix)]
+    return prefix + hashlib.sha256(seed.encode()).hexdigest()[: size - len(prefix)]
 
 
 def secret_sets() -> dict[str, dict[str, str]]:
@@ -50,8 +51,10 @@ def write_output(path: Path, megabytes: float, values: list[str]) -> None:
     with open(path, "w") as f:
         written = i = 0
         while written < target:
-            line = (f"2026-11-26 02:00:{i % 60:02d} INFO step {i} processed {i * 37 % 100000} rows "
-                    f"from table_{i % 17} (high water mark {i * 7919 % 1000003}, through the night)\n")
+            line = (
+                f"2026-11-26 02:00:{i % 60:02d} INFO step {i} processed {i * 37 % 100000} rows "
+                f"from table_{i % 17} (high water mark {i * 7919 % 1000003}, through the night)\n"
+            )
             if i % 500 == 0:
                 line = f"connecting with {values[(i // 500) % len(values)]} as analyst\n"
             f.write(line)
@@ -77,8 +80,7 @@ def measure(name: str, launcher_argv: list[str], megabytes: float, rounds: int, 
     times.update({label: [] for label in sets})
     for _ in range(rounds):
         out = work / "direct.log"
-        times["no launcher (cat > file)"].append(
-            cpu_of(["sh", "-c", f'cat "{data}" > "{out}"'], dict(os.environ)))
+        times["no launcher (cat > file)"].append(cpu_of(["sh", "-c", f'cat "{data}" > "{out}"'], dict(os.environ)))
         out.unlink()
         for label, secrets in sets.items():
             env = dict(os.environ, **secrets, FLANK_SECRET_NAMES=",".join(secrets))
@@ -115,8 +117,7 @@ def main() -> int:
             print("no C compiler: only the Python launcher is measured")
         else:
             measure("compiled launcher (task_exec.c)", [str(binary)], args.mb, args.rounds, work)
-        measure("Python launcher (task_exec.py)", launcher.python_launcher_argv(), args.python_mb,
-                args.rounds, work)
+        measure("Python launcher (task_exec.py)", launcher.python_launcher_argv(), args.python_mb, args.rounds, work)
     return 0
 
 

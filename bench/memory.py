@@ -13,6 +13,7 @@ ru_maxrss: the largest of the process and every descendant it waited for):
 
 Prints both figures and the ratio (target: 1.0). Figures only; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ def peak_rss_kb(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
     """Through GNU time: a process forked from this (big) Python would inherit its
     high-water mark, since ru_maxrss survives fork and exec."""
     report = cwd / "rss.txt"
-    proc = subprocess.run([GNU_TIME, "-f", "%M", "-o", str(report), *argv], cwd=cwd, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        [GNU_TIME, "-f", "%M", "-o", str(report), *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
     return int(report.read_text().split()[-1])
@@ -58,8 +64,11 @@ def main() -> int:
     from flank_ops.run.task_exec import TaskSpec, encode_spec
 
     work = Path(tempfile.mkdtemp(prefix="flank-bench-memory-"))
-    base_env = dict(os.environ, FLANK_HOME=str(work / "flank-home"),
-                    PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    base_env = dict(
+        os.environ,
+        FLANK_HOME=str(work / "flank-home"),
+        PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     masked_env = dict(base_env, BENCH_SECRET="not-in-the-output", FLANK_SECRET_NAMES="BENCH_SECRET")
     try:
         binary = launcher.build_launcher(Home(work / "flank-home"))
@@ -89,9 +98,15 @@ def main() -> int:
                 wc = work / f"wc-{n}"
                 wc.mkdir()
                 (wc / "flank.yml").write_text(
-                    f"pipelines:\n  p:\n    tasks:\n      print: {json.dumps(printer(size))}\n")
-                git_env = dict(base_env, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="b@x",
-                               GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="b@x")
+                    f"pipelines:\n  p:\n    tasks:\n      print: {json.dumps(printer(size))}\n"
+                )
+                git_env = dict(
+                    base_env,
+                    GIT_AUTHOR_NAME="bench",
+                    GIT_AUTHOR_EMAIL="b@x",
+                    GIT_COMMITTER_NAME="bench",
+                    GIT_COMMITTER_EMAIL="b@x",
+                )
                 for git_args in (["init", "-q", "-b", "main"], ["add", "flank.yml"], ["commit", "-qm", "bench"]):
                     subprocess.run(["git", *git_args], cwd=wc, env=git_env, check=True)
                 figures.append(peak_rss_kb([sys.executable, "-m", "flank_ops", "run", "--local", "p"], wc, base_env))

@@ -16,6 +16,7 @@ all alike):
 Prints median wall and CPU time (user+sys of all child processes) per contender
 and the ratios to plain make. Figures only; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,12 @@ def dag(tasks: int, layers: int) -> dict[str, list[str]]:
 
 
 def plain_makefile(graph: dict[str, list[str]], recipe: str) -> str:
-    lines = [".SUFFIXES:", "MAKEFLAGS += --no-builtin-rules", f".PHONY: all {' '.join(graph)}",
-             f"all: {' '.join(graph)}"]
+    lines = [
+        ".SUFFIXES:",
+        "MAKEFLAGS += --no-builtin-rules",
+        f".PHONY: all {' '.join(graph)}",
+        f"all: {' '.join(graph)}",
+    ]
     for name, needs in graph.items():
         lines += [f"{name}: {' '.join(needs)}".rstrip(), "\t@" + recipe.replace("TASK", name)]
     return "\n".join(lines) + "\n"
@@ -79,8 +84,9 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--launcher", choices=("c", "python"), default="c",
-                        help="which task launcher flank uses (FLANK_TASK_EXEC)")
+    parser.add_argument(
+        "--launcher", choices=("c", "python"), default="c", help="which task launcher flank uses (FLANK_TASK_EXEC)"
+    )
     parser.add_argument("--no-flank-run", action="store_true", help="measure only the Makefile level")
     args = parser.parse_args()
 
@@ -90,8 +96,12 @@ def main() -> int:
 
     graph = dag(args.tasks, args.layers)
     work = Path(tempfile.mkdtemp(prefix="flank-bench-overhead-"))
-    env = dict(os.environ, FLANK_HOME=str(work / "flank-home"), FLANK_TASK_EXEC=args.launcher,
-               PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        FLANK_HOME=str(work / "flank-home"),
+        FLANK_TASK_EXEC=args.launcher,
+        PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     os.environ.update(FLANK_HOME=env["FLANK_HOME"], FLANK_TASK_EXEC=args.launcher)
     try:
         (work / "plain.mk").write_text(plain_makefile(graph, "true"))
@@ -105,8 +115,9 @@ def main() -> int:
         pipeline = config.pipelines["nightly"]
         launcher_argv = task_launcher_argv()  # builds the C launcher outside the timings
         plan_mk = makefile.write_run_plan(work / "plan-run", pipeline, config, wc)
-        git_env = dict(env, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="bench",
-                       GIT_COMMITTER_EMAIL="b@x")
+        git_env = dict(
+            env, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="b@x"
+        )
         for git_args in (["init", "-q", "-b", "main"], ["add", "flank.yml"], ["commit", "-qm", "bench"]):
             subprocess.run(["git", *git_args], cwd=wc, env=git_env, check=True)
 
@@ -123,8 +134,10 @@ def main() -> int:
         if not args.no_flank_run:
             contenders["flank run"] = lambda n: [sys.executable, "-m", "flank_ops", "run", "--local", "nightly"]
 
-        print(f"DAG: {len(graph)} no-op tasks in {args.layers} layers, each needing 2 of the layer before; "
-              f"-j{args.jobs}; {args.rounds} rounds alternated; launcher: {' '.join(launcher_argv)}")
+        print(
+            f"DAG: {len(graph)} no-op tasks in {args.layers} layers, each needing 2 of the layer before; "
+            f"-j{args.jobs}; {args.rounds} rounds alternated; launcher: {' '.join(launcher_argv)}"
+        )
         walls: dict[str, list[float]] = {k: [] for k in contenders}
         cpus: dict[str, list[float]] = {k: [] for k in contenders}
         for n in range(args.rounds):
@@ -136,12 +149,16 @@ def main() -> int:
         base_cpu = statistics.median(cpus["make"])
         fair_wall = statistics.median(walls["make+logs"])
         fair_cpu = statistics.median(cpus["make+logs"])
-        print(f"{'':16} {'wall (median)':>14} {'x make':>8} {'x make+logs':>12} {'cpu (median)':>14} "
-              f"{'x make':>8} {'x make+logs':>12}")
+        print(
+            f"{'':16} {'wall (median)':>14} {'x make':>8} {'x make+logs':>12} {'cpu (median)':>14} "
+            f"{'x make':>8} {'x make+logs':>12}"
+        )
         for name in contenders:
             w, c = statistics.median(walls[name]), statistics.median(cpus[name])
-            print(f"{name:16} {w:13.3f}s {w / base_wall:7.2f}x {w / fair_wall:11.2f}x "
-                  f"{c:13.3f}s {c / base_cpu:7.2f}x {c / fair_cpu:11.2f}x")
+            print(
+                f"{name:16} {w:13.3f}s {w / base_wall:7.2f}x {w / fair_wall:11.2f}x "
+                f"{c:13.3f}s {c / base_cpu:7.2f}x {c / fair_cpu:11.2f}x"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

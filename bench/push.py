@@ -21,6 +21,7 @@ Everything happens in a temp dir with its own FLANK_HOME. The `schedule:` lines
 are dropped from the copied flank.yml so the bench never installs anything into
 this machine's crontab.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,12 @@ def import_time_ms(bare: Path, env: dict[str, str]) -> float:
     """Sum of self import times of the hook path (a refused, no-op update: nothing deployed)."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "flank_ops", "hook", "pre-receive"],
-        cwd=bare, env={**env, "GIT_DIR": str(bare)}, input="", text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=bare,
+        env={**env, "GIT_DIR": str(bare)},
+        input="",
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     total_us = 0
     for line in proc.stderr.splitlines():
@@ -99,24 +104,40 @@ def import_time_ms(bare: Path, env: dict[str, str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--ssh", metavar="USER@HOST:PORT", nargs="?", const="private",
-                        help="push over ssh to this machine (alone: through a private sshd on 127.0.0.1)")
+    parser.add_argument(
+        "--ssh",
+        metavar="USER@HOST:PORT",
+        nargs="?",
+        const="private",
+        help="push over ssh to this machine (alone: through a private sshd on 127.0.0.1)",
+    )
     parser.add_argument("--ssh-key", metavar="FILE", help="the private key for --ssh")
-    parser.add_argument("--baseline-src", metavar="DIR", help="also push into a project whose hooks run the "
-                        "flank_ops of DIR (an older checkout), for before/after figures in one run")
+    parser.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="also push into a project whose hooks run the "
+        "flank_ops of DIR (an older checkout), for before/after figures in one run",
+    )
     args = parser.parse_args()
 
     # The site is redrawn by a detached process after each push: it may still be writing at the end.
-    with tempfile.TemporaryDirectory(prefix="flank-bench-", ignore_cleanup_errors=True) as tmp_name, \
-            contextlib.ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="flank-bench-", ignore_cleanup_errors=True) as tmp_name,
+        contextlib.ExitStack() as stack,
+    ):
         tmp = Path(tmp_name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update({
-            "FLANK_HOME": str(tmp / "home"), "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
-            "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
-            "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.org",
-        })
+        env.update(
+            {
+                "FLANK_HOME": str(tmp / "home"),
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
+                "GIT_AUTHOR_NAME": "Bench",
+                "GIT_AUTHOR_EMAIL": "bench@example.org",
+                "GIT_COMMITTER_NAME": "Bench",
+                "GIT_COMMITTER_EMAIL": "bench@example.org",
+            }
+        )
         (tmp / "gitconfig").write_text("")
         sh(sys.executable, "-m", "flank_ops", "init", "bench", env=env)
         flank_repo = tmp / "home" / "bench.git"
@@ -127,8 +148,11 @@ def main() -> int:
             baseline_repo = tmp / "home" / "baseline.git"
             for hook in ("pre-receive", "post-receive"):
                 shim = baseline_repo / "hooks" / hook
-                shim.write_text(shim.read_text().replace(
-                    f"exec {sys.executable}", f"PYTHONPATH={shlex.quote(src)} exec {sys.executable}"))
+                shim.write_text(
+                    shim.read_text().replace(
+                        f"exec {sys.executable}", f"PYTHONPATH={shlex.quote(src)} exec {sys.executable}"
+                    )
+                )
         plain_repo = tmp / "plain.git"
         sh("git", "init", "-q", "--bare", str(plain_repo), env=env)
         wc = tmp / "wc"
@@ -139,8 +163,9 @@ def main() -> int:
 
             if sshd_available():
                 sys.exit(f"--ssh: {sshd_available()}")
-            session_env = {k: v for k, v in env.items() if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_",
-                                                                          "GIT_CONFIG_"))}
+            session_env = {
+                k: v for k, v in env.items() if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_", "GIT_CONFIG_"))
+            }
             sshd = stack.enter_context(PrivateSshd(tmp / "sshd", env=session_env))
             env["GIT_SSH_COMMAND"] = sshd.ssh_command
             args.ssh = f"{sshd.user}@127.0.0.1:{sshd.port} (a private sshd)"
@@ -148,8 +173,9 @@ def main() -> int:
         elif args.ssh:
             user_host, _, port = args.ssh.rpartition(":")
             key = f" -i {args.ssh_key}" if args.ssh_key else ""
-            env["GIT_SSH_COMMAND"] = (f"ssh{key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                                      "-o LogLevel=ERROR")
+            env["GIT_SSH_COMMAND"] = (
+                f"ssh{key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+            )
             url = lambda repo: f"ssh://{user_host}:{port}{repo}"  # noqa: E731
 
         flank_times: list[float] = []
@@ -171,22 +197,30 @@ def main() -> int:
         flank_med = statistics.median(flank_times)
         plain_med = statistics.median(plain_times)
         print(f"transport: {'ssh to ' + args.ssh if args.ssh else 'local (file path)'}")
-        print(f"rounds: {args.rounds} (each pushes one new commit of {'examples/repo' if EXAMPLE.is_dir() else 'a generated repo'})")
+        print(
+            f"rounds: {args.rounds} (each pushes one new commit of {'examples/repo' if EXAMPLE.is_dir() else 'a generated repo'})"
+        )
         print(f"git push into a flank repo (hooks + deploy): median {flank_med * 1000:7.1f} ms")
         print(f"git push into a plain bare repo (no hooks):  median {plain_med * 1000:7.1f} ms")
         print(f"ratio: {flank_med / plain_med:.2f}  (target: about 1.5 or less)")
         if baseline_times:
             baseline_med = statistics.median(baseline_times)
-            print(f"git push into a flank repo of {args.baseline_src}: median {baseline_med * 1000:7.1f} ms, "
-                  f"ratio {baseline_med / plain_med:.2f}")
-        print(f"hook path import time (python -X importtime, self times summed): {import_time_ms(flank_repo, env):.1f} ms")
+            print(
+                f"git push into a flank repo of {args.baseline_src}: median {baseline_med * 1000:7.1f} ms, "
+                f"ratio {baseline_med / plain_med:.2f}"
+            )
+        print(
+            f"hook path import time (python -X importtime, self times summed): {import_time_ms(flank_repo, env):.1f} ms"
+        )
         startup = []
         for _ in range(5):
             start = time.perf_counter()
             sh(sys.executable, "-c", "pass", env=env)
             startup.append(time.perf_counter() - start)
-        print(f"bare python startup for comparison: median {statistics.median(startup) * 1000:.1f} ms "
-              "(each push runs two hooks, so two of these)")
+        print(
+            f"bare python startup for comparison: median {statistics.median(startup) * 1000:.1f} ms "
+            "(each push runs two hooks, so two of these)"
+        )
     return 0
 
 

@@ -16,6 +16,7 @@ connection, as flank serve was before) for reference. --server-files-limit N
 starts the servers with an open-files limit of N (soft and hard), as on a VM
 whose limit is the common 1024.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,7 @@ def open_idle(port: int, count: int, one_address: bool) -> list[socket.socket]:
     for i in range(count):
         source = "127.0.0.1" if one_address else f"127.0.0.{2 + i % 20}"
         try:
-            socks.append(socket.create_connection(("127.0.0.1", port), timeout=GET_TIMEOUT,
-                                                  source_address=(source, 0)))
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=GET_TIMEOUT, source_address=(source, 0)))
         except OSError as exc:
             print(f"  could open only {i} idle connections: {exc}")
             break
@@ -102,14 +102,23 @@ def still_open(socks: list[socket.socket]) -> int:
     return n
 
 
-def measure(label: str, command: list[str], port: int, env: dict[str, str], counts: list[int], gets: int,
-            one_address: bool, files_limit: int | None) -> None:
+def measure(
+    label: str,
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    counts: list[int],
+    gets: int,
+    one_address: bool,
+    files_limit: int | None,
+) -> None:
     def limit_files() -> None:
         if files_limit:
             resource.setrlimit(resource.RLIMIT_NOFILE, (files_limit, files_limit))
 
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=limit_files)
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limit_files
+    )
     try:
         wait_listening(port, proc)
         print(f"{label}:")
@@ -128,13 +137,17 @@ def measure(label: str, command: list[str], port: int, env: dict[str, str], coun
             for s in idle:
                 s.close()
             if not answered:
-                print(f"  {count:5d} idle ({held:5d} still open): no GET answered within {GET_TIMEOUT:g} s "
-                      f"({len(times)} tried)")
+                print(
+                    f"  {count:5d} idle ({held:5d} still open): no GET answered within {GET_TIMEOUT:g} s "
+                    f"({len(times)} tried)"
+                )
                 continue
             med = statistics.median(answered)
             baseline = baseline or med
-            print(f"  {count:5d} idle ({held:5d} still open): GET median {med * 1000:7.2f} ms, "
-                  f"{len(answered)}/{len(times)} answered, ratio vs 0 idle {med / baseline:5.2f}")
+            print(
+                f"  {count:5d} idle ({held:5d} still open): GET median {med * 1000:7.2f} ms, "
+                f"{len(answered)}/{len(times)} answered, ratio vs 0 idle {med / baseline:5.2f}"
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -150,25 +163,53 @@ def main() -> int:
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     limit = raise_open_files_limit(max(counts) + 256)
-    print(f"open-files limit of this process: {limit}; {os.cpu_count()} CPUs; "
-          f"idle connections from {'127.0.0.1' if args.one_address else '20 loopback addresses'}; "
-          f"servers' open-files limit: {args.server_files_limit or 'inherited'}")
+    print(
+        f"open-files limit of this process: {limit}; {os.cpu_count()} CPUs; "
+        f"idle connections from {'127.0.0.1' if args.one_address else '20 loopback addresses'}; "
+        f"servers' open-files limit: {args.server_files_limit or 'inherited'}"
+    )
 
     with tempfile.TemporaryDirectory(prefix="flank-bench-serve-") as tmp_name:
         home = Path(tmp_name) / "home"
-        env = dict(os.environ, FLANK_HOME=str(home), FLANK_SERVE_QUIET="1",
-                   PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        subprocess.run([sys.executable, "-m", "flank_ops", "site"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        env = dict(
+            os.environ,
+            FLANK_HOME=str(home),
+            FLANK_SERVE_QUIET="1",
+            PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        )
+        subprocess.run([sys.executable, "-m", "flank_ops", "site"], env=env, check=True, stdout=subprocess.DEVNULL)
         port = free_port()
-        measure("flank serve", [sys.executable, "-m", "flank_ops", "serve", "--port", str(port)],
-                port, env, counts, args.gets, args.one_address, args.server_files_limit)
+        measure(
+            "flank serve",
+            [sys.executable, "-m", "flank_ops", "serve", "--port", str(port)],
+            port,
+            env,
+            counts,
+            args.gets,
+            args.one_address,
+            args.server_files_limit,
+        )
         if args.compare_stdlib:
             port = free_port()
-            measure("python -m http.server (a thread per connection, for reference)",
-                    [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-                     str(home / "site"), str(port)], port, env, counts, args.gets, args.one_address,
-                    args.server_files_limit)
+            measure(
+                "python -m http.server (a thread per connection, for reference)",
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                    str(home / "site"),
+                    str(port),
+                ],
+                port,
+                env,
+                counts,
+                args.gets,
+                args.one_address,
+                args.server_files_limit,
+            )
     return 0
 
 

@@ -8,6 +8,7 @@ between the two, local transport, and medians are printed with their ratio.
 
     python bench/setup.py [--rounds 15]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,11 +40,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="flank-bench-setup-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update({
-            "FLANK_HOME": str(tmp / "home"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
-            "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
-            "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.org",
-        })
+        env.update(
+            {
+                "FLANK_HOME": str(tmp / "home"),
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
+                "GIT_AUTHOR_NAME": "Bench",
+                "GIT_AUTHOR_EMAIL": "bench@example.org",
+                "GIT_COMMITTER_NAME": "Bench",
+                "GIT_COMMITTER_EMAIL": "bench@example.org",
+            }
+        )
         (tmp / "gitconfig").write_text("")
         (tmp / "home").mkdir()
         (tmp / "home" / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")

@@ -5,6 +5,7 @@
 Synthesized records (the real record format, tests/site/site_records.py) in a
 temporary FLANK_HOME. Prints figures; asserts nothing. Target: ratio <= 1.5.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,11 +68,15 @@ def main() -> None:
         t = time.perf_counter()
         stats = build.rebuild(big_home)
         full = time.perf_counter() - t
-        print(f"full rebuild of {stats.runs} runs: {full:.1f} s, {stats.pages} pages "
-              f"({full / max(1, stats.runs) * 1000:.1f} ms per run)")
+        print(
+            f"full rebuild of {stats.runs} runs: {full:.1f} s, {stats.pages} pages "
+            f"({full / max(1, stats.runs) * 1000:.1f} ms per run)"
+        )
         t = time.perf_counter()
         stats = build.rebuild(big_home, only_changed=True)
-        print(f"`flank site` with nothing changed: {time.perf_counter() - t:.1f} s ({stats.skipped_runs} runs unchanged)")
+        print(
+            f"`flank site` with nothing changed: {time.perf_counter() - t:.1f} s ({stats.skipped_runs} runs unchanged)"
+        )
 
 
 if __name__ == "__main__":

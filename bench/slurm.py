@@ -12,6 +12,7 @@ and munge). The contenders, alternated in every round:
 --parallel: the tasks are independent instead (concurrency = TASKS) against TASKS `sbatch --wait`
 started at once. Prints wall times and the ratio flank / sbatch; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,13 @@ from slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
 
 
 def flank_yml(tasks: int, parallel: bool) -> str:
-    lines = ["pipelines:", "  nightly:", "    executor: slurm", f"    concurrency: {tasks if parallel else 1}",
-             "    tasks:"]
+    lines = [
+        "pipelines:",
+        "  nightly:",
+        "    executor: slurm",
+        f"    concurrency: {tasks if parallel else 1}",
+        "    tasks:",
+    ]
     for i in range(tasks):
         needs = "" if parallel or i == 0 else f", needs: t{i - 1}"
         lines.append(f"      t{i}: {{run: 'true'{needs}}}")
@@ -56,8 +62,13 @@ def sbatch_loop(tasks: int, parallel: bool, out_dir: Path, env: dict[str, str]) 
 
 def flank_run(work: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "flank_ops", "run", "--local", "nightly"], cwd=work, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flank_ops", "run", "--local", "nightly"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"flank run failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')[-2000:]}")
@@ -83,13 +94,20 @@ def main() -> int:
             work = tmp / "work"
             work.mkdir()
             (work / "flank.yml").write_text(flank_yml(args.tasks, args.parallel))
-            env = {**os.environ, **cluster.env, "FLANK_HOME": str(home), "XDG_CACHE_HOME": str(tmp / "cache"),
-                   "PYTHONPATH": str(REPO_ROOT)}
+            env = {
+                **os.environ,
+                **cluster.env,
+                "FLANK_HOME": str(home),
+                "XDG_CACHE_HOME": str(tmp / "cache"),
+                "PYTHONPATH": str(REPO_ROOT),
+            }
             out_dir = tmp / "sbatch-out"
             out_dir.mkdir()
             mode = "independent, all at once" if args.parallel else "one at a time"
-            print(f"{args.tasks} no-op Slurm jobs ({mode}), {args.rounds} round(s), "
-                  f"one-node cluster ({cluster.cpus} CPUs)")
+            print(
+                f"{args.tasks} no-op Slurm jobs ({mode}), {args.rounds} round(s), "
+                f"one-node cluster ({cluster.cpus} CPUs)"
+            )
             times: dict[str, list[float]] = {"sbatch --wait": [], "flank run": []}
             for _ in range(args.rounds):
                 times["sbatch --wait"].append(sbatch_loop(args.tasks, args.parallel, out_dir, env))

@@ -3,6 +3,7 @@
 A `UserError` becomes its message and exit 1. Anything else is a bug: the user
 gets one line pointing at a log file that holds the traceback.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,8 +82,7 @@ def _report_unexpected(exc: BaseException) -> None:
     except OSError:
         where = "and its details could not be saved"
     print(
-        f"flank: unexpected error: {type(exc).__name__}: {exc}\n"
-        f"  this is a bug in flank; {where}",
+        f"flank: unexpected error: {type(exc).__name__}: {exc}\n  this is a bug in flank; {where}",
         file=sys.stderr,
     )
     raise SystemExit(EXIT_UNEXPECTED)

@@ -3,6 +3,7 @@
 Anything raised as a `UserError` is printed as one clear message and exits 1;
 anything else is an unexpected error (see error_handler.py).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -52,7 +53,4 @@ class ConfigErrors(UserError):
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = sorted(errors, key=lambda e: (e.file, e.line, e.column))
         noun = "error" if len(self.errors) == 1 else "errors"
-        super().__init__(
-            f"{len(self.errors)} {noun} in flank.yml:\n"
-            + "\n".join(f"  {e}" for e in self.errors)
-        )
+        super().__init__(f"{len(self.errors)} {noun} in flank.yml:\n" + "\n".join(f"  {e}" for e in self.errors))

@@ -6,6 +6,7 @@ stricter — except the status site, which a web server running as another user
 serves: its files are 0644 and its folders 0755 whatever the umask (`public=True`,
 `public_folder`). Keep the site private by keeping FLANK_HOME itself 0700.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -159,8 +160,10 @@ def open_lock_file(lock_path: Path) -> int:
         return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise UserError(f"the lock file {lock_path} is a symbolic link; flank does not follow it",
-                            "remove that link (someone else may have planted it), then try again") from None
+            raise UserError(
+                f"the lock file {lock_path} is a symbolic link; flank does not follow it",
+                "remove that link (someone else may have planted it), then try again",
+            ) from None
         raise
 
 

@@ -5,6 +5,7 @@ One rule for clock times: a pipeline's times are shown in its `timezone:`, else 
 local zone, and always with the zone's abbreviation (`02:00 CET`), so two times on one screen
 can never silently be in two zones.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
@@ -49,8 +50,9 @@ def parse_option_time(text: str, option: str = "--now") -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise UserError(f"{option} {text!r} is not an ISO date and time",
-                        "write it like 2026-11-24T02:00 or 2026-11-24T02:00+01:00") from None
+        raise UserError(
+            f"{option} {text!r} is not an ISO date and time", "write it like 2026-11-24T02:00 or 2026-11-24T02:00+01:00"
+        ) from None
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -63,10 +65,10 @@ def parse_time(value: str | datetime | None) -> datetime | None:
 
 
 # The shapes a clock time takes; every one ends with the zone's abbreviation.
-LONG = "%a %d %b %Y %H:%M"   # Tue 24 Nov 2026 02:00 GMT   (run pages)
-MEDIUM = "%a %d %b %H:%M"    # Tue 24 Nov 02:00 GMT        (push output, next runs)
-SHORT = "%d %b %H:%M"        # 24 Nov 02:00 GMT            (cards, tables)
-NOTE = "%Y-%m-%d %H:%M"      # 2026-11-24 02:00 GMT        (git notes, CLI tables)
+LONG = "%a %d %b %Y %H:%M"  # Tue 24 Nov 2026 02:00 GMT   (run pages)
+MEDIUM = "%a %d %b %H:%M"  # Tue 24 Nov 02:00 GMT        (push output, next runs)
+SHORT = "%d %b %H:%M"  # 24 Nov 02:00 GMT            (cards, tables)
+NOTE = "%Y-%m-%d %H:%M"  # 2026-11-24 02:00 GMT        (git notes, CLI tables)
 
 
 def clock(value: str | datetime | None, tz: str | tzinfo | None = None, shape: str = MEDIUM) -> str:

@@ -4,6 +4,7 @@ Each verb lives in its own module with two plain functions:
     add_arguments(parser)  - declares its options (keep module imports light)
     run(args) -> int       - does the work; raises UserError for user mistakes
 """
+
 from __future__ import annotations
 
 import importlib

@@ -29,6 +29,7 @@
 Local mode (`flank run --local` on a laptop) keeps the same per-project layout
 under `<working copy>/.flank/`, with the working copy itself as the release.
 """
+
 from __future__ import annotations
 
 import os
@@ -111,9 +112,7 @@ class Home:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name[: -len(".git")]
-            for p in self.root.iterdir()
-            if p.name.endswith(".git") and (p / "HEAD").exists()
+            p.name[: -len(".git")] for p in self.root.iterdir() if p.name.endswith(".git") and (p / "HEAD").exists()
         )
 
 
@@ -144,9 +143,7 @@ class ProjectPaths:
     def require(self) -> "ProjectPaths":
         if not self.exists():
             known = self.home.projects()
-            hint = (
-                f"known projects: {', '.join(known)}" if known else f"create it with: flank init {self.name}"
-            )
+            hint = f"known projects: {', '.join(known)}" if known else f"create it with: flank init {self.name}"
             raise UserError(f"no project {self.name!r} in {self.home.root}", hint)
         return self
 

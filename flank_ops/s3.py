@@ -7,6 +7,7 @@ boto3 is imported inside the functions that talk to S3: importing it costs ~150 
 `python -X importtime`), and this module is imported at the end of every run, which uploads nothing
 unless flank.toml has an [s3] table.
 """
+
 from __future__ import annotations
 
 import mimetypes
@@ -91,7 +92,9 @@ def describe_error(exc: BaseException, settings: S3Settings) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def upload_file(client: Any, settings: S3Settings, path: Path, bucket: str, key: str, extra: dict[str, str] | None = None) -> None:
+def upload_file(
+    client: Any, settings: S3Settings, path: Path, bucket: str, key: str, extra: dict[str, str] | None = None
+) -> None:
     """Stream one file up; files over multipart_mb go as multipart, never read whole into memory."""
     from boto3.s3.transfer import TransferConfig
 

@@ -6,6 +6,7 @@
 
 `settings_for(home, project)` gives the VM-wide values with that project's overrides applied.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -182,7 +183,9 @@ def email_settings(settings: dict[str, Any]) -> EmailSettings | None:
     host = _get(table, where, "host", str)
     to = _get(table, where, "to", (str, list))
     if not host or not to:
-        raise UserError(f"flank.toml: [{where}] needs host and to", 'e.g. host = "smtp.example.org", to = ["ada@example.org"]')
+        raise UserError(
+            f"flank.toml: [{where}] needs host and to", 'e.g. host = "smtp.example.org", to = ["ada@example.org"]'
+        )
     to = (to,) if isinstance(to, str) else tuple(str(a) for a in to)
     ssl = _get(table, where, "ssl", bool, False)
     username = _get(table, where, "username", str)
@@ -215,7 +218,7 @@ def ping_timeout(settings: dict[str, Any]) -> float:
 CONFIG_EXAMPLES = {
     "slurm": '[executors.slurm]\npartition = "compute"      # optional: account, qos, extra_args = "--gres=gpu:1"',
     "batch": '[executors.batch]\njob_queue = "flank"\njob_definition = "flank-task"\nregion = "eu-west-2"\n'
-             'bucket = "my-bucket"',
+    'bucket = "my-bucket"',
 }
 
 
@@ -237,6 +240,7 @@ def executor_settings(settings: dict[str, Any], kind: str) -> dict[str, Any] | N
 #   log_group = "/aws/batch/job"      # optional; where the job definition's awslogs driver writes
 #   poll_interval = 5                 # seconds between describe_jobs calls
 #   timeout = 10                      # seconds, per network call
+
 
 class BatchSettings(NamedTuple):
     job_queue: str
@@ -303,6 +307,8 @@ def artifacts_max_mb(settings: dict[str, Any]) -> int:
         return DEFAULT_ARTIFACTS_MAX_MB
     value = _get(table, "artifacts", "max_mb_per_run", int, DEFAULT_ARTIFACTS_MAX_MB)
     if isinstance(value, bool) or value < 0:
-        raise UserError(f"flank.toml: [artifacts] max_mb_per_run must be 0 or more, not {value!r}",
-                        "e.g. max_mb_per_run = 500 (0 keeps no artifacts)")
+        raise UserError(
+            f"flank.toml: [artifacts] max_mb_per_run must be 0 or more, not {value!r}",
+            "e.g. max_mb_per_run = 500 (0 keeps no artifacts)",
+        )
     return int(value)

@@ -5,6 +5,7 @@ nothing touches the developer's ~/flank or ~/.gitconfig. The helpers tests call 
 `flank` CLI, git working copies, polling) live in tests/helpers/; they are re-exported here
 for tests that still say `from conftest import run_flank`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -16,8 +17,17 @@ from helpers.cli import EXAMPLE_REPO, REPO_ROOT, run_flank
 from helpers.repos import commit_all, git, make_repo, write_files
 from helpers.waiting import process_gone, wait_for
 
-__all__ = ["EXAMPLE_REPO", "REPO_ROOT", "commit_all", "git", "make_repo", "process_gone", "run_flank",
-           "wait_for", "write_files"]
+__all__ = [
+    "EXAMPLE_REPO",
+    "REPO_ROOT",
+    "commit_all",
+    "git",
+    "make_repo",
+    "process_gone",
+    "run_flank",
+    "wait_for",
+    "write_files",
+]
 
 
 @pytest.fixture(scope="session")
@@ -41,16 +51,25 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: 
     yield home
     left = _crontab_blocks_of(home)
     if left:
-        pytest.fail(f"the test left {len(left)} crontab block(s) of its FLANK_HOME (removed now): "
-                    f"{', '.join(left)} — push with [schedule] install_crontab = false in flank.toml, or use "
-                    "the user_crontab fixture", pytrace=False)
+        pytest.fail(
+            f"the test left {len(left)} crontab block(s) of its FLANK_HOME (removed now): "
+            f"{', '.join(left)} — push with [schedule] install_crontab = false in flank.toml, or use "
+            "the user_crontab fixture",
+            pytrace=False,
+        )
 
 
 def _crontab_blocks_of(home: Path) -> list[str]:
     """Tests never leave crontab lines: the blocks of this test's FLANK_HOME, taken out again."""
     from flank_ops.fileio import locked
-    from flank_ops.schedule.crontab import (CrontabError, crontab_lock, installed_blocks, read_crontab,
-                                            replace_block, write_crontab)
+    from flank_ops.schedule.crontab import (
+        CrontabError,
+        crontab_lock,
+        installed_blocks,
+        read_crontab,
+        replace_block,
+        write_crontab,
+    )
 
     try:
         with locked(crontab_lock()):

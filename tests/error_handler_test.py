@@ -1,4 +1,5 @@
 """What a user sees when something goes wrong outside flank's own checks."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,14 @@ from helpers.cli import REPO_ROOT
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     # `flank schema | head -1`: the pipe closes while flank is still writing
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.run(f"{sys.executable} -m flank_ops schema | head -c 10", shell=True, env=env,
-                          text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        f"{sys.executable} -m flank_ops schema | head -c 10",
+        shell=True,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout == '{\n  "$sche'
     assert proc.stderr == ""
 
@@ -33,4 +40,7 @@ def test_a_full_disk_is_one_line_not_a_traceback(tmp_path: Path) -> None:
         except SystemExit as exc:
             code = exc.code
     assert code == 1
-    assert err.getvalue() == f"flank: no space left on the device ({tmp_path / 'run.json'})\n  free some disk space, then try again\n"
+    assert (
+        err.getvalue()
+        == f"flank: no space left on the device ({tmp_path / 'run.json'})\n  free some disk space, then try again\n"
+    )

@@ -7,6 +7,7 @@ Every import counts, at module top or inside a function: a function-local import
 arrow from the reader, not from this test. The modules at the top of the package (errors,
 fileio, paths, humanize, settings, ...) sit below every folder; main.py dispatches to them all.
 """
+
 from __future__ import annotations
 
 import ast
@@ -66,7 +67,7 @@ def find_loop(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
         path.append(folder)
         for target in sorted(graph.get(folder, {})):
             if state.get(target) == "open":
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state:
                 loop = visit(target)
                 if loop:
@@ -91,8 +92,13 @@ def test_folders_import_each_other_without_loops() -> None:
     loop = find_loop(graph)
     if loop:
         arrows = [f"  {a} -> {b}: {graph[a][b][0]}" for a, b in zip(loop, loop[1:])]
-        raise AssertionError("the folders import each other in a loop: " + " -> ".join(loop) + "\n"
-                             + "\n".join(arrows) + "\nmove the code or hand it in from above (see finish/)")
+        raise AssertionError(
+            "the folders import each other in a loop: "
+            + " -> ".join(loop)
+            + "\n"
+            + "\n".join(arrows)
+            + "\nmove the code or hand it in from above (see finish/)"
+        )
 
 
 def test_the_known_wrong_arrows_still_exist() -> None:
@@ -108,7 +114,10 @@ def test_the_top_modules_import_no_folder() -> None:
 
 
 def test_a_loop_is_found_and_named() -> None:
-    graph = {"run": {"site": ["run/x.py:1 imports flank_ops.site.build"]},
-             "site": {"run": ["site/y.py:2 imports flank_ops.run.records"]}, "git": {}}
+    graph = {
+        "run": {"site": ["run/x.py:1 imports flank_ops.site.build"]},
+        "site": {"run": ["site/y.py:2 imports flank_ops.run.records"]},
+        "git": {},
+    }
     assert find_loop(graph) == ["run", "site", "run"]
     assert find_loop({"site": {"run": ["..."]}, "run": {"git": ["..."]}}) is None

@@ -3,6 +3,7 @@
 The server block is taken from README.md as written (only the port, the site folder
 and the password file are put in), so the recipe a user copies is the one tested.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,7 +33,7 @@ def readme_server_block() -> str:
     start = next(i for i, line in enumerate(lines) if line.startswith("**Serve it with nginx"))
     begin = lines.index("    server {", start)
     end = lines.index("    }", begin)
-    return "\n".join(line[4:] for line in lines[begin:end + 1])
+    return "\n".join(line[4:] for line in lines[begin : end + 1])
 
 
 def put_in(block: str, old: str, new: str) -> str:
@@ -83,18 +84,19 @@ def nginx(traversable_home: Path) -> Iterator[Nginx]:
     server = put_in(server, "listen 80;", f"listen 127.0.0.1:{port};")
     server = put_in(server, "root /home/ada/flank/site;", f"root {traversable_home / 'site'};")
     server = put_in(server, "auth_basic_user_file /etc/nginx/flank.htpasswd;", f"auth_basic_user_file {htpasswd};")
-    temp_paths = " ".join(f"{kind}_temp_path {runtime / kind};"
-                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp_paths = " ".join(
+        f"{kind}_temp_path {runtime / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     conf = runtime / "nginx.conf"
     conf.write_text(f"""
 user www-data;
 worker_processes 1;
 daemon off;
-pid {runtime / 'nginx.pid'};
-error_log {runtime / 'error.log'};
+pid {runtime / "nginx.pid"};
+error_log {runtime / "error.log"};
 events {{ worker_connections 64; }}
 http {{
-    access_log {runtime / 'access.log'};
+    access_log {runtime / "access.log"};
     {temp_paths}
 {server}
     # Not in the README: nginx pointed at the whole FLANK_HOME, to show www-data cannot read the state.
@@ -104,8 +106,9 @@ http {{
     }}
 }}
 """)
-    proc = subprocess.Popen([exe, "-c", str(conf), "-e", str(runtime / "error.log")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf), "-e", str(runtime / "error.log")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
     def listening() -> bool:
         if proc.poll() is not None:
@@ -148,6 +151,12 @@ def test_the_readme_recipe_serves_the_site_as_www_data(nginx: Nginx, traversable
 
     # Even pointed at the whole FLANK_HOME, www-data gets the site and nothing else.
     assert nginx.get("/state/site/index.html", port=nginx.state_port)[0] == 200
-    for private in ("proj/runs/nightly/1/logs/extract.log", "proj/runs/nightly/1/run.json",
-                    "proj/deploys.jsonl", "proj/secrets.env", "proj/current/flank.yml", "proj.git/config"):
+    for private in (
+        "proj/runs/nightly/1/logs/extract.log",
+        "proj/runs/nightly/1/run.json",
+        "proj/deploys.jsonl",
+        "proj/secrets.env",
+        "proj/current/flank.yml",
+        "proj.git/config",
+    ):
         assert nginx.get(f"/state/{private}", port=nginx.state_port)[0] == 403, private

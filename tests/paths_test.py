@@ -1,4 +1,5 @@
 """The FLANK_HOME layout: one name, one file — locks of different pipelines never share a file."""
+
 from __future__ import annotations
 
 import itertools

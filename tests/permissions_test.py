@@ -3,6 +3,7 @@
 A second Unix user tries to read every kind of state flank keeps (logs, records,
 history, pushes, releases, the bare repo, secrets) and the site's pages.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,16 @@ def private_files(home: Path, bare: Path) -> list[Path]:
     release = paths.current.resolve()
     objects = [p for p in (bare / "objects").rglob("*") if p.is_file()]
     files = [
-        run_dir / "logs" / "extract.log", run_dir / "run.json", paths.runs_dir("nightly") / "history.jsonl",
-        paths.deploys_log, paths.secrets_env, release / "flank.yml", paths.makefile("nightly"),
-        bare / "config", bare / "HEAD", objects[0],
+        run_dir / "logs" / "extract.log",
+        run_dir / "run.json",
+        paths.runs_dir("nightly") / "history.jsonl",
+        paths.deploys_log,
+        paths.secrets_env,
+        release / "flank.yml",
+        paths.makefile("nightly"),
+        bare / "config",
+        bare / "HEAD",
+        objects[0],
     ]
     for f in files:
         assert f.is_file(), f  # the test reads real files, not missing ones
@@ -31,10 +39,15 @@ def private_files(home: Path, bare: Path) -> list[Path]:
 
 def site_files(home: Path) -> list[Path]:
     site = home / "site"
-    files = [site / "index.html", site / "_static" / "style.css", site / "proj" / "index.html",
-             site / "proj" / "nightly" / "index.html", site / "proj" / "nightly" / "1" / "index.html",
-             site / "proj" / "nightly" / "1" / "logs" / "extract.html",
-             site / "proj" / "nightly" / "1" / "logs" / "extract.txt"]
+    files = [
+        site / "index.html",
+        site / "_static" / "style.css",
+        site / "proj" / "index.html",
+        site / "proj" / "nightly" / "index.html",
+        site / "proj" / "nightly" / "1" / "index.html",
+        site / "proj" / "nightly" / "1" / "logs" / "extract.html",
+        site / "proj" / "nightly" / "1" / "logs" / "extract.txt",
+    ]
     for f in files:
         assert f.is_file(), f
     return files

@@ -4,6 +4,7 @@ The pytest temp folders are 0700, so a FLANK_HOME there proves nothing about mod
 this one lives in a folder of its own that others may traverse (0711, as the README
 tells users to make their home folder), so only flank's own modes decide who reads what.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,11 @@ def other_user() -> Iterator[str]:
             pytest.skip(f"no {tool} command on this machine (apt-get install passwd util-linux)")
     name = f"flankprobe{os.getpid() % 100000}"
     subprocess.run(["userdel", name], capture_output=True)  # a leftover of a killed earlier test
-    subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                    name], check=True, capture_output=True)
+    subprocess.run(
+        ["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield name
     finally:

@@ -11,6 +11,7 @@ No system file is touched. Accounting is off (no slurmdbd): MaxRSS is not known.
 Each daemon is stopped by its pid on exit. Two clusters can run at once (different
 ports and folders), but the tests keep theirs in one xdist group to spare the CPUs.
 """
+
 from __future__ import annotations
 
 import os
@@ -94,9 +95,20 @@ class SlurmCluster:
         for path in (munge_dir, key):
             os.chown(path, munge.pw_uid, munge.pw_gid)
         socket_path = munge_dir / "munge.socket"
-        self._spawn(["/usr/sbin/munged", "-F", "--force", f"--key-file={key}", f"--socket={socket_path}",
-                     f"--pid-file={munge_dir / 'munged.pid'}", f"--log-file={munge_dir / 'munged.log'}",
-                     f"--seed-file={munge_dir / 'munged.seed'}"], user=munge, log=munge_dir / "munged.out")
+        self._spawn(
+            [
+                "/usr/sbin/munged",
+                "-F",
+                "--force",
+                f"--key-file={key}",
+                f"--socket={socket_path}",
+                f"--pid-file={munge_dir / 'munged.pid'}",
+                f"--log-file={munge_dir / 'munged.log'}",
+                f"--seed-file={munge_dir / 'munged.seed'}",
+            ],
+            user=munge,
+            log=munge_dir / "munged.out",
+        )
         self._wait(lambda: socket_path.exists(), "munged", munge_dir / "munged.log")
 
         for sub in ("state", "spool", "log"):
@@ -105,62 +117,74 @@ class SlurmCluster:
         # slurmd reads cgroup.conf only for cgroup plugins; an empty one keeps it from looking in /etc
         (self.dir / "cgroup.conf").write_text("")
         env = {**os.environ, **self.env}
-        self._spawn(["/usr/sbin/slurmctld", "-D", "-i", "-f", str(self.conf)], env=env,
-                    log=self.dir / "log" / "slurmctld.out")
+        self._spawn(
+            ["/usr/sbin/slurmctld", "-D", "-i", "-f", str(self.conf)], env=env, log=self.dir / "log" / "slurmctld.out"
+        )
         self._spawn(["/usr/sbin/slurmd", "-D", "-f", str(self.conf)], env=env, log=self.dir / "log" / "slurmd.out")
         self._wait(self._node_ready, "slurmd", self.dir / "log" / "slurmd.log")
 
     def _slurm_conf(self, munge_socket: Path) -> str:
         d = self.dir
-        return "\n".join([
-            "ClusterName=flanktest",
-            f"SlurmctldHost={self.host}(127.0.0.1)",
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge",
-            "CredType=cred/munge",
-            f"AuthInfo=socket={munge_socket}",
-            f"StateSaveLocation={d / 'state'}",
-            f"SlurmdSpoolDir={d / 'spool'}",
-            f"SlurmctldPidFile={d / 'slurmctld.pid'}",
-            f"SlurmdPidFile={d / 'slurmd.pid'}",
-            f"SlurmctldLogFile={d / 'log' / 'slurmctld.log'}",
-            f"SlurmdLogFile={d / 'log' / 'slurmd.log'}",
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core_Memory",
-            "JobAcctGatherType=jobacct_gather/linux",
-            "JobAcctGatherFrequency=task=1",
-            "JobAcctGatherParams=OverMemoryKill",
-            "AccountingStorageType=accounting_storage/none",
-            "JobCompType=jobcomp/none",
-            "MpiDefault=none",
-            "ReturnToService=2",
-            "KillWait=2",
-            "InactiveLimit=0",
-            "MinJobAge=300",
-            "DefMemPerCPU=100",
-            "SchedulerType=sched/builtin",
-            f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
-            f"PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=UP",
-            "",
-        ])
+        return "\n".join(
+            [
+                "ClusterName=flanktest",
+                f"SlurmctldHost={self.host}(127.0.0.1)",
+                "SlurmUser=root",
+                "SlurmdUser=root",
+                f"SlurmctldPort={_free_port()}",
+                f"SlurmdPort={_free_port()}",
+                "AuthType=auth/munge",
+                "CredType=cred/munge",
+                f"AuthInfo=socket={munge_socket}",
+                f"StateSaveLocation={d / 'state'}",
+                f"SlurmdSpoolDir={d / 'spool'}",
+                f"SlurmctldPidFile={d / 'slurmctld.pid'}",
+                f"SlurmdPidFile={d / 'slurmd.pid'}",
+                f"SlurmctldLogFile={d / 'log' / 'slurmctld.log'}",
+                f"SlurmdLogFile={d / 'log' / 'slurmd.log'}",
+                "ProctrackType=proctrack/linuxproc",
+                "TaskPlugin=task/none",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_Core_Memory",
+                "JobAcctGatherType=jobacct_gather/linux",
+                "JobAcctGatherFrequency=task=1",
+                "JobAcctGatherParams=OverMemoryKill",
+                "AccountingStorageType=accounting_storage/none",
+                "JobCompType=jobcomp/none",
+                "MpiDefault=none",
+                "ReturnToService=2",
+                "KillWait=2",
+                "InactiveLimit=0",
+                "MinJobAge=300",
+                "DefMemPerCPU=100",
+                "SchedulerType=sched/builtin",
+                f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
+                f"PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=UP",
+                "",
+            ]
+        )
 
-    def _spawn(self, argv: list[str], *, log: Path, user: pwd.struct_passwd | None = None,
-               env: dict[str, str] | None = None) -> None:
+    def _spawn(
+        self, argv: list[str], *, log: Path, user: pwd.struct_passwd | None = None, env: dict[str, str] | None = None
+    ) -> None:
         with open(log, "wb") as out:
-            self.procs.append(subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                user=user.pw_uid if user else None, group=user.pw_gid if user else None,
-                start_new_session=True,
-            ))
+            self.procs.append(
+                subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    user=user.pw_uid if user else None,
+                    group=user.pw_gid if user else None,
+                    start_new_session=True,
+                )
+            )
 
     def _node_ready(self) -> bool:
-        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env={**os.environ, **self.env},
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%T"], env={**os.environ, **self.env}, capture_output=True, text=True
+        )
         return out.returncode == 0 and out.stdout.strip() in ("idle", "mixed", "allocated")
 
     def _wait(self, ready: Callable[[], bool], what: str, log: Path, timeout: float = 60.0) -> None:

@@ -1,4 +1,5 @@
 """The package works from a plain source checkout: no install step remaps folders into it (issue 10, item 6)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,10 @@ for package, name in [("flank_ops.site_template", "run.html"), ("flank_ops.site_
 
 
 def test_templates_and_hooks_resolve_from_a_plain_checkout():
-    result = subprocess.run([sys.executable, "-S", "-c", RESOLVE_RESOURCES, str(REPO)], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", RESOLVE_RESOURCES, str(REPO)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 6
     assert all(int(line.rsplit(" ", 1)[1]) > 0 for line in lines)
-

@@ -11,6 +11,7 @@ e.g. the test's isolated git identity. Stopped by its pid on exit.
 Run as root, sshd needs its privilege-separation folder /run/sshd, which Debian's
 service creates at start; it is created here too when missing (as the service would).
 """
+
 from __future__ import annotations
 
 import getpass
@@ -58,9 +59,22 @@ class PrivateSshd:
 
     @property
     def ssh_options(self) -> list[str]:
-        return ["-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={os.devnull}",
-                "-o", "LogLevel=ERROR", "-F", os.devnull]
+        return [
+            "-i",
+            str(self.key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            f"UserKnownHostsFile={os.devnull}",
+            "-o",
+            "LogLevel=ERROR",
+            "-F",
+            os.devnull,
+        ]
 
     @property
     def ssh_command(self) -> str:
@@ -74,8 +88,11 @@ class PrivateSshd:
         self.dir.mkdir(parents=True, exist_ok=True)
         for name in ("host_key", "client_key"):
             if not (self.dir / name).exists():
-                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / name)],
-                               check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / name)],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
         shutil.copyfile(self.dir / "client_key.pub", self.dir / "authorized_keys")
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
@@ -97,8 +114,11 @@ class PrivateSshd:
             config.append("SetEnv " + " ".join(f"{k}={_quote_setenv(v)}" for k, v in self.env.items()))
         (self.dir / "sshd_config").write_text("\n".join(config) + "\n")
         sshd = shutil.which("sshd") or SSHD
-        self.proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(self.dir / "sshd_config")],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "sshd.log", "wb"))
+        self.proc = subprocess.Popen(
+            [sshd, "-D", "-e", "-f", str(self.dir / "sshd_config")],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "sshd.log", "wb"),
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -7,6 +7,7 @@ executing now (queued triggers are left alone; name a queued run's id to cancel 
 Exit codes: 0 the run is cancelled; 3 there was nothing to cancel (no such run running);
 1 anything else (unknown project or pipeline, the runner belongs to another user, ...).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,12 @@ EXIT_NOTHING_TO_CANCEL = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="+", metavar="PROJECT PIPELINE [RUN_ID]",
-                        help="RUN_ID: a run id (default: the run executing now)")
+    parser.add_argument(
+        "names",
+        nargs="+",
+        metavar="PROJECT PIPELINE [RUN_ID]",
+        help="RUN_ID: a run id (default: the run executing now)",
+    )
     parser.add_argument("--local", action="store_true", help="a run of the current working copy (.flank/)")
     parser.add_argument("--no-wait", action="store_true", help="ask the run to stop and return at once")
 
@@ -63,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         if pipeline in known:
             print(f"flank: nothing to cancel: {pipeline} has not run yet", file=sys.stderr)
             return EXIT_NOTHING_TO_CANCEL
-        raise UserError(f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines"))
+        raise UserError(
+            f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines")
+        )
     try:
         target = cancel.find_target(paths, pipeline, run_id)
         cancel.request(target, getpass.getuser())

@@ -3,11 +3,11 @@
 Cron's `@reboot` line runs it (see schedule/crontab.py), and `flank scheduler` at its
 start; by hand it is harmless (a run that was not missed is never started twice).
 """
+
 from __future__ import annotations
 
 import argparse
 from datetime import datetime, timezone
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

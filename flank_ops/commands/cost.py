@@ -8,6 +8,7 @@
 
 Settings: [cost] in flank.toml (see flank_ops/cost/settings.py and the README).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,11 @@ def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) ->
     for need in needs:
         use = need.use
         if use.runs:
-            print(f"  {need.project}/{need.pipeline.name}: peak {fmt_kb(use.peak_kb)}, up to {use.peak_tasks} tasks "
-                  f"at once, typical run {duration(use.typical_s)}"
-                  + (f", schedule {', '.join(need.pipeline.schedule)}" if need.pipeline.schedule else ", no schedule"))
+            print(
+                f"  {need.project}/{need.pipeline.name}: peak {fmt_kb(use.peak_kb)}, up to {use.peak_tasks} tasks "
+                f"at once, typical run {duration(use.typical_s)}"
+                + (f", schedule {', '.join(need.pipeline.schedule)}" if need.pipeline.schedule else ", no schedule")
+            )
     families = ", ".join(cost.families) if cost.families else "all but burstable"
     print(f"\nplan ({cost.region}, headroom {cost.headroom:.0%}, families {families}):")
     print(f"  idle: {_describe(plan.idle)}")
@@ -66,8 +69,10 @@ def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) ->
     if plan.current is not None:
         print(f"\ntoday: {_describe(plan.current)} 24/7 — {_money(plan.monthly_now)}/month")
         saved = plan.monthly_now - plan.monthly_plan
-        print(f"planned: {_money(plan.monthly_plan)}/month"
-              + (f" (saves {_money(saved)}, {saved / plan.monthly_now:.0%})" if saved > 0 else ""))
+        print(
+            f"planned: {_money(plan.monthly_plan)}/month"
+            + (f" (saves {_money(saved)}, {saved / plan.monthly_now:.0%})" if saved > 0 else "")
+        )
     else:
         print(f"\nplanned: {_money(plan.monthly_plan)}/month (set [cost] current_type to compare with today)")
     for note in plan.notes:
@@ -75,10 +80,14 @@ def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) ->
     if schedules:
         print("\nresize schedule (flank cost apply creates it):")
         for s in schedules:
-            print(f"  grow to {s.instance_type:<13} {s.expression:<28} {s.timezone:<16} "
-                  f"{cost.grow_lead_minutes} min before {s.pipeline} ({s.fires})")
-        print(f"  shrink to {plan.idle.name} when the last run of a window ends and no run of any project is "
-              "in progress (or: flank cost shrink-now)")
+            print(
+                f"  grow to {s.instance_type:<13} {s.expression:<28} {s.timezone:<16} "
+                f"{cost.grow_lead_minutes} min before {s.pipeline} ({s.fires})"
+            )
+        print(
+            f"  shrink to {plan.idle.name} when the last run of a window ends and no run of any project is "
+            "in progress (or: flank cost shrink-now)"
+        )
 
 
 def _apply(args: argparse.Namespace, remove: bool = False) -> int:
@@ -88,9 +97,11 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
 
     home, cost, types, needs, plan, schedules = _plan(args)
     if schedules and not cost.scheduler_role_arn and not remove:
-        raise UserError("flank.toml: [cost] scheduler_role_arn is needed to create the resize schedules",
-                        "create the role the README describes ('What it costs') and add: "
-                        'scheduler_role_arn = "arn:aws:iam::<account>:role/<name>"')
+        raise UserError(
+            "flank.toml: [cost] scheduler_role_arn is needed to create the resize schedules",
+            "create the role the README describes ('What it costs') and add: "
+            'scheduler_role_arn = "arn:aws:iam::<account>:role/<name>"',
+        )
     c = aws.clients(cost)
     instance = aws.instance_id(cost)
     aws.current_type(c, instance)  # credentials and instance, before any change
@@ -99,8 +110,11 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
     groups = sorted({group_name(p) for p in home.projects()})
     existing = aws.existing_schedules(c, groups)
     if remove:
-        calls = [("delete_schedule", {"Name": n, "GroupName": g}) for g, names in sorted(existing.items())
-                 for n in sorted(names)]
+        calls = [
+            ("delete_schedule", {"Name": n, "GroupName": g})
+            for g, names in sorted(existing.items())
+            for n in sorted(names)
+        ]
         calls += [("delete_schedule_group", {"Name": g}) for g in sorted(existing)]
     else:
         calls = aws.planned_calls(schedules, existing, instance, cost.scheduler_role_arn or "")
@@ -115,13 +129,20 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
     state = applied_plan_path(home)
     if remove:
         state.unlink(missing_ok=True)
-        print(f"removed {sum(1 for v, _ in calls if v == 'delete_schedule')} schedules and "
-              f"{len(existing)} group{'s' if len(existing) != 1 else ''}")
+        print(
+            f"removed {sum(1 for v, _ in calls if v == 'delete_schedule')} schedules and "
+            f"{len(existing)} group{'s' if len(existing) != 1 else ''}"
+        )
         return 0
     home.internal_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(state, json.dumps({
-        "idle_type": plan.idle.name, "instance_id": instance,
-        "schedules": [s._asdict() for s in schedules]}, indent=1) + "\n")
+    atomic_write_text(
+        state,
+        json.dumps(
+            {"idle_type": plan.idle.name, "instance_id": instance, "schedules": [s._asdict() for s in schedules]},
+            indent=1,
+        )
+        + "\n",
+    )
     made = sum(1 for v, _ in calls if v == "create_schedule")
     updated = sum(1 for v, _ in calls if v == "update_schedule")
     deleted = sum(1 for v, _ in calls if v == "delete_schedule")

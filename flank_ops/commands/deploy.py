@@ -3,6 +3,7 @@
 For a deploy a killed hook left unfinished (`flank status` says "deploy interrupted"),
 or to deploy another pushed commit (SHA) without moving the branch. Starts no runs.
 """
+
 from __future__ import annotations
 
 import argparse

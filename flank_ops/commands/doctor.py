@@ -5,6 +5,7 @@ Network checks use the same settings and timeouts as the runs do, and change
 nothing: S3 gets a probe object that is deleted at once, SMTP a login without a
 message, the webhook a GET (a POST only with --send-test).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,19 @@ class Check(NamedTuple):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-cron", action="store_true",
-                        help="this VM runs schedules with `flank scheduler`, not cron: skip the cron checks")
-    parser.add_argument("--send-test", action="store_true",
-                        help="also post a test message to the webhook and send a test email")
-    parser.add_argument("--fix-crontab", action="store_true",
-                        help="remove the crontab blocks of FLANK_HOMEs or projects that no longer exist")
+    parser.add_argument(
+        "--no-cron",
+        action="store_true",
+        help="this VM runs schedules with `flank scheduler`, not cron: skip the cron checks",
+    )
+    parser.add_argument(
+        "--send-test", action="store_true", help="also post a test message to the webhook and send a test email"
+    )
+    parser.add_argument(
+        "--fix-crontab",
+        action="store_true",
+        help="remove the crontab blocks of FLANK_HOMEs or projects that no longer exist",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +75,7 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
     yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
     from flank_ops.deploy.setup_doctor import setup_checks  # issue 13: R, Python, renv.lock packages
+
     yield from setup_checks(home, Check)
     yield from check_executors(home)  # issue 14
 
@@ -80,13 +89,20 @@ def check_executors(home: Home) -> Iterator[Check]:
         for kind, label, problems in doctor_problems(home):
             found = True
             if problems:
-                yield Check("FAIL", f"executor {kind}{label}", "; ".join(problems),
-                            f"check [executors.{kind}] in {home.settings_file}")
+                yield Check(
+                    "FAIL",
+                    f"executor {kind}{label}",
+                    "; ".join(problems),
+                    f"check [executors.{kind}] in {home.settings_file}",
+                )
             else:
                 yield Check("OK", f"executor {kind}{label}", "reachable, as configured")
         if not found:
-            yield Check("SKIP", "executors", "none configured: tasks run on this VM (see the README: "
-                                             f"[executors.slurm] in {home.settings_file})")
+            yield Check(
+                "SKIP",
+                "executors",
+                f"none configured: tasks run on this VM (see the README: [executors.slurm] in {home.settings_file})",
+            )
     except UserError as exc:
         yield Check("FAIL", "executors", exc.message, exc.hint)
 
@@ -103,6 +119,7 @@ def _guard(name: str, check: Callable[[], Check]) -> Check:
 
 # --- tools ------------------------------------------------------------------------
 
+
 def check_git() -> Check:
     from flank_ops.git.gitcmd import run_git
 
@@ -117,11 +134,14 @@ def check_make() -> Check:
         exe = make_executable()
     except UserError as exc:
         return Check("FAIL", "make", exc.message, exc.hint)
-    first = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, timeout=10).stdout.splitlines()[:1]
+    first = subprocess.run(
+        [exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10
+    ).stdout.splitlines()[:1]
     version = first[0] if first else "unknown make"
     if "GNU Make" not in version:
-        return Check("FAIL", "make", f"{exe} is not GNU make ({version})", "install GNU make: sudo apt-get install make")
+        return Check(
+            "FAIL", "make", f"{exe} is not GNU make ({version})", "install GNU make: sudo apt-get install make"
+        )
     return Check("OK", "make", version)
 
 
@@ -131,8 +151,12 @@ def check_dot() -> Check:
 
     exe = dot_executable()
     if exe is None:
-        return Check("FAIL", "graphviz", "dot is not installed: the site lists each pipeline's tasks "
-                     "instead of drawing the task graph", "install Graphviz: sudo apt-get install graphviz")
+        return Check(
+            "FAIL",
+            "graphviz",
+            "dot is not installed: the site lists each pipeline's tasks instead of drawing the task graph",
+            "install Graphviz: sudo apt-get install graphviz",
+        )
     proc = subprocess.run([exe, "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
     return Check("OK", "graphviz", (proc.stdout.strip().splitlines() or ["dot"])[0])
 
@@ -143,9 +167,13 @@ def check_cron_daemon() -> Check:
     daemon = running_cron_daemon()
     if daemon:
         return Check("OK", "cron", f"{daemon} is running")
-    return Check("FAIL", "cron", "no cron daemon is running: scheduled runs will not happen",
-                 "start it (sudo systemctl enable --now cron), or keep `flank scheduler` running instead "
-                 "and use `flank doctor --no-cron`")
+    return Check(
+        "FAIL",
+        "cron",
+        "no cron daemon is running: scheduled runs will not happen",
+        "start it (sudo systemctl enable --now cron), or keep `flank scheduler` running instead "
+        "and use `flank doctor --no-cron`",
+    )
 
 
 def _installed_crontab() -> tuple[list[str] | None, str | None]:
@@ -182,13 +210,18 @@ def check_crontab_blocks(home: Home) -> Iterator[Check]:
             continue
         missing = [line for line in jobs if line not in installed]
         if missing:
-            yield Check("FAIL", f"crontab ({name})",
-                        f"{len(missing)} of {len(jobs)} schedule line{'s' if len(jobs) != 1 else ''} not installed "
-                        f"(first: {missing[0]})",
-                        f"push again (git push flank main) to reinstall it; compare `crontab -l` with "
-                        f"{home.project(name).crontab_file}")
+            yield Check(
+                "FAIL",
+                f"crontab ({name})",
+                f"{len(missing)} of {len(jobs)} schedule line{'s' if len(jobs) != 1 else ''} not installed "
+                f"(first: {missing[0]})",
+                f"push again (git push flank main) to reinstall it; compare `crontab -l` with "
+                f"{home.project(name).crontab_file}",
+            )
         else:
-            yield Check("OK", f"crontab ({name})", f"{len(jobs)} schedule line{'s' if len(jobs) != 1 else ''} installed")
+            yield Check(
+                "OK", f"crontab ({name})", f"{len(jobs)} schedule line{'s' if len(jobs) != 1 else ''} installed"
+            )
     if not scheduled:
         yield Check("SKIP", "crontab", "no project has a schedule")
 
@@ -204,8 +237,12 @@ def check_stale_crontab_blocks() -> Check:
     if not stale:
         return Check("OK", "crontab", "no blocks left behind by deleted projects or FLANK_HOMEs")
     listed = "; ".join(f"{block.project} ({why})" for block, why in stale)
-    return Check("FAIL", "crontab", f"{len(stale)} block{'s' if len(stale) != 1 else ''} fire for nothing: {listed}",
-                 "remove them: flank doctor --fix-crontab")
+    return Check(
+        "FAIL",
+        "crontab",
+        f"{len(stale)} block{'s' if len(stale) != 1 else ''} fire for nothing: {listed}",
+        "remove them: flank doctor --fix-crontab",
+    )
 
 
 def _remove_stale_crontab_blocks() -> None:
@@ -223,17 +260,26 @@ def _remove_stale_crontab_blocks() -> None:
 
 # --- FLANK_HOME -------------------------------------------------------------------
 
+
 def check_home_writable(home: Home) -> Check:
     if not home.root.is_dir():
-        return Check("FAIL", "FLANK_HOME", f"{home.root} does not exist",
-                     "create your first project: flank init NAME (or set FLANK_HOME)")
+        return Check(
+            "FAIL",
+            "FLANK_HOME",
+            f"{home.root} does not exist",
+            "create your first project: flank init NAME (or set FLANK_HOME)",
+        )
     try:
         fd, probe = tempfile.mkstemp(dir=home.root, prefix=".flank-doctor-")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return Check("FAIL", "FLANK_HOME", f"cannot write in {home.root} ({exc.strerror})",
-                     f"make it writable for {_user()}: sudo chown -R {_user()} {home.root}")
+        return Check(
+            "FAIL",
+            "FLANK_HOME",
+            f"cannot write in {home.root} ({exc.strerror})",
+            f"make it writable for {_user()}: sudo chown -R {_user()} {home.root}",
+        )
     return Check("OK", "FLANK_HOME", f"{home.root} is writable")
 
 
@@ -253,11 +299,18 @@ def check_private_state(home: Home) -> Check:
             except FileNotFoundError:
                 continue
     if not open_to_others:
-        return Check("OK", "permissions", f"the state of {len(names)} project{'s' if len(names) != 1 else ''} "
-                                          "is readable by you only")
+        return Check(
+            "OK",
+            "permissions",
+            f"the state of {len(names)} project{'s' if len(names) != 1 else ''} is readable by you only",
+        )
     listed = " ".join(str(f) for f in open_to_others)
-    return Check("FAIL", "permissions", f"readable by other users: {listed}",
-                 f"chmod -R go-rwx {listed} (see the README: Who can read what)")
+    return Check(
+        "FAIL",
+        "permissions",
+        f"readable by other users: {listed}",
+        f"chmod -R go-rwx {listed} (see the README: Who can read what)",
+    )
 
 
 def _user() -> str:
@@ -278,6 +331,7 @@ def check_disk(home: Home) -> Check:
 
 
 # --- integrations -----------------------------------------------------------------
+
 
 def _setting_scopes(home: Home) -> list[tuple[str | None, dict[str, Any]]]:
     """Settings as each project sees them (VM-wide defaults + its overrides), or VM-wide alone."""
@@ -342,8 +396,12 @@ def _check_one(home: Home, kind: str, value: Any, label: str, send_test: bool) -
             settings, project = value
             password = password_for(settings, load_secrets(home.project(project)) if project else {})
             if send_test:
-                send_email(settings, password, "flank doctor: test message",
-                           f"This is a test message from flank doctor on {socket.gethostname()}.\n")
+                send_email(
+                    settings,
+                    password,
+                    "flank doctor: test message",
+                    f"This is a test message from flank doctor on {socket.gethostname()}.\n",
+                )
                 return Check("OK", name, f"test email sent to {', '.join(settings.to)}")
             return Check("OK", name, check_login(settings, password))
         from flank_ops.notify.webhook import check_webhook, send_webhook

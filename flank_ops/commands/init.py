@@ -8,6 +8,7 @@ flank.command, an absolute path), which `flank remote` on the laptop reads: ssh
 commands get a short PATH (~/.local/bin is added by login shells only), and the
 hooks already call flank by absolute path for the same reason.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,14 @@ def repair(paths: ProjectPaths, branch: str | None) -> None:
 
 def make_state_dirs(paths: ProjectPaths) -> None:
     """Create the project's folders that are missing; existing ones are left as they are."""
-    for folder in (paths.dir, paths.releases_dir, paths.persist_dir, paths.pipelines_dir,
-                   paths.runs_root, paths.locks_dir):
+    for folder in (
+        paths.dir,
+        paths.releases_dir,
+        paths.persist_dir,
+        paths.pipelines_dir,
+        paths.runs_root,
+        paths.locks_dir,
+    ):
         folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -107,8 +114,12 @@ SSH_COMMAND_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
 def flank_for_ssh_commands() -> str | None:
     """What `ssh vm flank` would run: the `flank` found on sshd's PATH, after ~/.bashrc when
     the login shell is bash (bash reads it for ssh commands, up to its interactive guard)."""
-    env = {"HOME": os.path.expanduser("~"), "USER": ssh_user(), "PATH": SSH_COMMAND_PATH,
-           "SSH_CLIENT": "127.0.0.1 22 22"}
+    env = {
+        "HOME": os.path.expanduser("~"),
+        "USER": ssh_user(),
+        "PATH": SSH_COMMAND_PATH,
+        "SSH_CLIENT": "127.0.0.1 22 22",
+    }
     try:
         shell = pwd.getpwuid(os.getuid()).pw_shell
     except KeyError:
@@ -116,8 +127,15 @@ def flank_for_ssh_commands() -> str | None:
     if os.path.basename(shell) != "bash":
         return shutil.which("flank", path=SSH_COMMAND_PATH)
     try:
-        proc = subprocess.run([shell, "-c", "command -v flank"], env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=10)
+        proc = subprocess.run(
+            [shell, "-c", "command -v flank"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     found = proc.stdout.strip().splitlines()
@@ -134,14 +152,18 @@ def print_ssh_path_advice() -> None:
         return
     print()
     if found:
-        print(f"`ssh {ssh_user()}@{socket.getfqdn()} flank ...` would run {found}, not this flank ({shlex.join(mine)}).")
+        print(
+            f"`ssh {ssh_user()}@{socket.getfqdn()} flank ...` would run {found}, not this flank ({shlex.join(mine)})."
+        )
     else:
-        print(f"`ssh {ssh_user()}@{socket.getfqdn()} flank ...` will not find flank (ssh commands get PATH={SSH_COMMAND_PATH}).")
+        print(
+            f"`ssh {ssh_user()}@{socket.getfqdn()} flank ...` will not find flank (ssh commands get PATH={SSH_COMMAND_PATH})."
+        )
     if len(mine) == 1:
         print("To fix it, link this flank into /usr/local/bin:")
         print(f"  sudo ln -sf {shlex.quote(mine[0])} /usr/local/bin/flank")
         print("(or, without sudo, put this line at the TOP of ~/.bashrc, above its 'If not running interactively':")
-        print(f"  export PATH={shlex.quote(os.path.dirname(mine[0]))}:\"$PATH\")")
+        print(f'  export PATH={shlex.quote(os.path.dirname(mine[0]))}:"$PATH")')
     print("`flank remote ...` in your clone works either way: it finds this flank by its absolute path.")
 
 

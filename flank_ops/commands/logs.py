@@ -6,6 +6,7 @@ output as it is written until the task (without TASK: the whole run, each line
 prefixed with its task) ends. Logs are printed
 as stored (bytes, not decoded), so a task's non-UTF-8 output comes through intact.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,20 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="+", metavar="PROJECT PIPELINE [RUN] [TASK]",
-                        help="RUN is a run id (default: the last run); TASK a task name")
+    parser.add_argument(
+        "names",
+        nargs="+",
+        metavar="PROJECT PIPELINE [RUN] [TASK]",
+        help="RUN is a run id (default: the last run); TASK a task name",
+    )
     parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
-    parser.add_argument("-f", "--follow", action="store_true",
-                        help="print the output as it is written, until the task (or, without TASK, the run) ends; "
-                             "exits 0 when it succeeded, 1 otherwise")
+    parser.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="print the output as it is written, until the task (or, without TASK, the run) ends; "
+        "exits 0 when it succeeded, 1 otherwise",
+    )
 
 
 def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None, str | None]:
@@ -58,8 +67,7 @@ def _task_table(record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
     from flank_ops.run import records
 
     started = f" — started {clock(record.started_at, tz, MEDIUM)}" if record.started_at else ""
-    lines = [f"{record.pipeline} #{record.run_id} {record.status}{started} — "
-             f"{record.summary or ''}".rstrip(" —")]
+    lines = [f"{record.pipeline} #{record.run_id} {record.status}{started} — {record.summary or ''}".rstrip(" —")]
     width = max((len(n) for n in record.tasks), default=4)
     for name, t in record.tasks.items():
         took = format_duration(t.duration_s) if t.duration_s is not None else ""
@@ -101,8 +109,12 @@ def run(args: argparse.Namespace) -> int:
         if config is not None:
             known = sorted(set(known) | set(config.pipelines))
         if pipeline in known:
-            raise UserError(f"pipeline {pipeline!r} has not run yet", f"start it with: flank run {paths.name} {pipeline}")
-        raise UserError(f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines"))
+            raise UserError(
+                f"pipeline {pipeline!r} has not run yet", f"start it with: flank run {paths.name} {pipeline}"
+            )
+        raise UserError(
+            f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines")
+        )
     reconcile(paths, pipeline)
     run_id = last if run_id is None else run_id
     if not paths.run_dir(pipeline, run_id).is_dir():
@@ -129,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
     log = records.task_log_file(run_dir, task, record.tasks[task])
     if not log.exists():
         status = record.tasks[task].status
-        raise UserError(f"{task} has no log in {pipeline} #{run_id} (it is {status})",
-                        "tasks that never started (skipped, upstream_failed) have no log")
+        raise UserError(
+            f"{task} has no log in {pipeline} #{run_id} (it is {status})",
+            "tasks that never started (skipped, upstream_failed) have no log",
+        )
     _print_file(log)
     return 0
 

@@ -4,6 +4,7 @@ What a run would do now with each task, and why — without running anything (is
 Same decisions as `flank run` (run/plan.py); a task after one that runs is decided only
 when that one has run (early cut-off), and says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,21 @@ from flank_ops.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="+", metavar="PROJECT PIPELINE",
-                        help="the project and pipeline (with --local: just the pipeline)")
+    parser.add_argument(
+        "names",
+        nargs="+",
+        metavar="PROJECT PIPELINE",
+        help="the project and pipeline (with --local: just the pipeline)",
+    )
     parser.add_argument("--local", action="store_true", help="plan a run of the current working copy")
     parser.add_argument("--force", action="store_true", help="as `flank run --force` would")
-    parser.add_argument("--force-task", action="append", default=[], metavar="T",
-                        help="as `flank run --force-task T` would (repeatable)")
+    parser.add_argument(
+        "--force-task",
+        action="append",
+        default=[],
+        metavar="T",
+        help="as `flank run --force-task T` would (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,14 +38,20 @@ def run(args: argparse.Namespace) -> int:
     expected = 1 if args.local else 2
     if len(args.names) != expected:
         usage = "flank plan --local PIPELINE" if args.local else "flank plan PROJECT PIPELINE"
-        raise UserError(f"expected {expected} name{'s' if expected > 1 else ''}, got {len(args.names)}",
-                        f"usage: {usage}")
+        raise UserError(
+            f"expected {expected} name{'s' if expected > 1 else ''}, got {len(args.names)}", f"usage: {usage}"
+        )
     project = None if args.local else args.names[0]
     deployed = runner.resolve_deployed(project, Path.cwd() if args.local else None)
     pipeline = runner.find_pipeline(deployed.config, args.names[-1], deployed.paths)
     selected = pipeline.topological_order()
-    forced = plan.forced_tasks(pipeline, selected, force=args.force, from_task=None,
-                               force_tasks=tuple(runner.check_task(pipeline, t) for t in args.force_task))
+    forced = plan.forced_tasks(
+        pipeline,
+        selected,
+        force=args.force,
+        from_task=None,
+        force_tasks=tuple(runner.check_task(pipeline, t) for t in args.force_task),
+    )
     decisions = plan.decide(deployed.paths, pipeline, deployed.config, deployed.release_dir, selected, forced)
     runs = sum(1 for d in decisions.values() if d.action == plan.RUN)
     maybe = sum(1 for d in decisions.values() if d.action == plan.CHECK)

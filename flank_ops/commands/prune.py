@@ -4,6 +4,7 @@ A run is kept when it is among the newest --keep N, or younger than
 --keep-days D (either rule keeps it), or still running. Defaults come from
 flank.toml:  [prune] keep = 200, keep_days = 90  (per project under [projects.NAME.prune]).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
             removed, kept = prune_pipeline(paths, pipeline, keep=keep, keep_days=keep_days, dry_run=args.dry_run)
             verb = "would remove" if args.dry_run else "removed"
             if removed:
-                print(f"flank: {name}/{pipeline}: {verb} {len(removed)} run{'s' if len(removed) != 1 else ''} "
-                      f"({_ranges(removed)}), kept {kept}")
+                print(
+                    f"flank: {name}/{pipeline}: {verb} {len(removed)} run{'s' if len(removed) != 1 else ''} "
+                    f"({_ranges(removed)}), kept {kept}"
+                )
                 if not args.dry_run:
                     from flank_ops.site.build import after_prune
 
@@ -87,8 +90,15 @@ def _ranges(ids: list[int]) -> str:
     return ", ".join(out)
 
 
-def prune_pipeline(paths: ProjectPaths, pipeline: str, *, keep: int | None, keep_days: float | None,
-                   now: datetime | None = None, dry_run: bool = False) -> tuple[list[int], int]:
+def prune_pipeline(
+    paths: ProjectPaths,
+    pipeline: str,
+    *,
+    keep: int | None,
+    keep_days: float | None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> tuple[list[int], int]:
     """Remove the runs the retention rules do not keep. Returns (removed ids, number kept)."""
     from flank_ops.fileio import locked
     from flank_ops.finish.run_steps import reconcile

@@ -11,6 +11,7 @@ code is flank remote's exit code.
     flank remote secrets set KEY          (value from stdin, sent on ssh's stdin)
     flank remote secrets list | unset KEY
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,9 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
         return ["status", project]
     if args.verb == "logs":
         if len(args.names) > 3:
-            raise UserError(f"unexpected {' '.join(args.names[3:])!r}",
-                            "usage: flank remote logs PIPELINE [RUN] [TASK] [--follow]")
+            raise UserError(
+                f"unexpected {' '.join(args.names[3:])!r}", "usage: flank remote logs PIPELINE [RUN] [TASK] [--follow]"
+            )
         return ["logs", project, *args.names, *(["--follow"] if args.follow else [])]
     if args.verb == "run":
         options = []

@@ -5,6 +5,7 @@ tasks running at the same moment, from the records' task intervals), the peak pe
 CPU time against wall time where recorded, durations, a text chart of memory over the
 newest run, and this VM's memory and CPUs for comparison.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,16 +55,22 @@ def run(args: argparse.Namespace) -> int:
             continue
         newest = use.runs[-1]
         share = f" ({100 * use.peak_kb / machine.memory_kb:.0f}% of this VM)" if machine.memory_kb else ""
-        print(f"\n{name}: {len(use.runs)} recent runs, typical {duration(use.typical_s)}, "
-              f"longest {duration(max(r.duration_s for r in use.runs))}")
+        print(
+            f"\n{name}: {len(use.runs)} recent runs, typical {duration(use.typical_s)}, "
+            f"longest {duration(max(r.duration_s for r in use.runs))}"
+        )
         print(f"  run peak memory {fmt_kb(use.peak_kb)}{share}, up to {use.peak_tasks} tasks at once")
-        print(f"  memory over #{newest.run_id} ({duration(newest.duration_s)}, peak {fmt_kb(newest.peak_kb)}): "
-              f"|{memory_chart(newest.memory_steps, newest.duration_s, newest.peak_kb)}|")
+        print(
+            f"  memory over #{newest.run_id} ({duration(newest.duration_s)}, peak {fmt_kb(newest.peak_kb)}): "
+            f"|{memory_chart(newest.memory_steps, newest.duration_s, newest.peak_kb)}|"
+        )
         width = max(len(t.name) for t in use.tasks) if use.tasks else 4
         print(f"  {'task':<{width}}  {'peak memory':>11}  {'typical':>8}  {'cpu':>8}")
         for task in sorted(use.tasks, key=lambda t: -t.peak_kb):
             cpu = duration(task.cpu_s) if task.cpu_s is not None else "–"
             note = far_from_declared(task)
-            print(f"  {task.name:<{width}}  {fmt_kb(task.peak_kb):>11}  {duration(task.typical_s):>8}  {cpu:>8}"
-                  + (f"  ! {note}" if note else ""))
+            print(
+                f"  {task.name:<{width}}  {fmt_kb(task.peak_kb):>11}  {duration(task.typical_s):>8}  {cpu:>8}"
+                + (f"  ! {note}" if note else "")
+            )
     return 0

@@ -3,6 +3,7 @@
 
 Exits 0 only when the run succeeded, so cron mail and shell scripts can tell.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,25 +22,43 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="+", metavar="PROJECT PIPELINE",
-                        help="the project and pipeline (with --local: just the pipeline)")
-    parser.add_argument("--local", action="store_true",
-                        help="run in the current working copy (records and site under .flank/)")
+    parser.add_argument(
+        "names",
+        nargs="+",
+        metavar="PROJECT PIPELINE",
+        help="the project and pipeline (with --local: just the pipeline)",
+    )
+    parser.add_argument(
+        "--local", action="store_true", help="run in the current working copy (records and site under .flank/)"
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--task", metavar="T", help="run just task T")
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
     which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
     parser.add_argument("--force", action="store_true", help="run every task, even those up to date")
-    parser.add_argument("--force-task", action="append", default=[], metavar="T",
-                        help="run task T even if it is up to date (repeatable)")
+    parser.add_argument(
+        "--force-task",
+        action="append",
+        default=[],
+        metavar="T",
+        help="run task T even if it is up to date (repeatable)",
+    )
     parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
-    parser.add_argument("--trigger", choices=("schedule", "push", "manual", "catchup"), default="manual",
-                        help="what started this run (cron and hooks set it)")
-    parser.add_argument("--if-due", metavar="CRON",
-                        help="run only if CRON is due now in the pipeline's timezone (cron lines use it)")
-    parser.add_argument("--scheduled-at", metavar="ISO",
-                        help="with --trigger schedule or catchup: the minute the run stands for, given to tasks as "
-                             "FLANK_SCHEDULED_AT (default: this minute; `flank scheduler` sets it)")
+    parser.add_argument(
+        "--trigger",
+        choices=("schedule", "push", "manual", "catchup"),
+        default="manual",
+        help="what started this run (cron and hooks set it)",
+    )
+    parser.add_argument(
+        "--if-due", metavar="CRON", help="run only if CRON is due now in the pipeline's timezone (cron lines use it)"
+    )
+    parser.add_argument(
+        "--scheduled-at",
+        metavar="ISO",
+        help="with --trigger schedule or catchup: the minute the run stands for, given to tasks as "
+        "FLANK_SCHEDULED_AT (default: this minute; `flank scheduler` sets it)",
+    )
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
 
 
@@ -49,22 +68,27 @@ def _request(args: argparse.Namespace) -> RunRequest:
     expected = 1 if args.local else 2
     if len(args.names) != expected:
         usage = "flank run --local PIPELINE" if args.local else "flank run PROJECT PIPELINE"
-        raise UserError(f"expected {expected} name{'s' if expected > 1 else ''}, got {len(args.names)}",
-                        f"usage: {usage} [--task T | --from T | --rerun RUN_ID]")
+        raise UserError(
+            f"expected {expected} name{'s' if expected > 1 else ''}, got {len(args.names)}",
+            f"usage: {usage} [--task T | --from T | --rerun RUN_ID]",
+        )
     rerun = None
     if args.rerun is not None:
         raw = args.rerun.lstrip("#")
         if not raw.isdigit():
-            raise UserError(f"--rerun takes a run id (a number), not {args.rerun!r}",
-                            "see the ids with: flank status")
+            raise UserError(f"--rerun takes a run id (a number), not {args.rerun!r}", "see the ids with: flank status")
         rerun = int(raw)
     return RunRequest(
         pipeline=args.names[-1],
         project=None if args.local else args.names[0],
         trigger=args.trigger,
-        task=args.task, from_task=args.from_task, rerun=rerun, scheduled_at=args.scheduled_at,
+        task=args.task,
+        from_task=args.from_task,
+        rerun=rerun,
+        scheduled_at=args.scheduled_at,
         local_dir=Path.cwd() if args.local else None,
-        force=args.force, force_tasks=tuple(args.force_task),
+        force=args.force,
+        force_tasks=tuple(args.force_task),
     )
 
 
@@ -79,8 +103,9 @@ def _scheduled_minute(args: argparse.Namespace) -> datetime:
     try:
         return floor_minute(datetime.fromisoformat(args.scheduled_at))
     except ValueError:
-        raise UserError(f"--scheduled-at {args.scheduled_at!r} is not an ISO date and time",
-                        "write it like 2026-11-24T02:00+01:00") from None
+        raise UserError(
+            f"--scheduled-at {args.scheduled_at!r} is not an ISO date and time", "write it like 2026-11-24T02:00+01:00"
+        ) from None
 
 
 def _options(args: argparse.Namespace) -> list[str]:
@@ -106,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
     request = _request(args)
     scheduled = args.trigger in ("schedule", "catchup")
     if args.scheduled_at is not None and not scheduled:
-        raise UserError("--scheduled-at goes with --trigger schedule (or catchup)",
-                        "a manual run stands for no scheduled minute")
+        raise UserError(
+            "--scheduled-at goes with --trigger schedule (or catchup)", "a manual run stands for no scheduled minute"
+        )
     if args.if_due or args.detach or scheduled:
         from flank_ops.schedule.due import is_due, scheduled_at
 
@@ -150,8 +176,10 @@ def run(args: argparse.Namespace) -> int:
 
     record = outcome.record
     if record.status == RunStatus.SKIPPED:
-        raise UserError(f"{record.pipeline} #{record.run_id} skipped: {record.skipped_reason}",
-                        "the trigger is recorded as skipped; set 'overlap: queue' to wait instead")
+        raise UserError(
+            f"{record.pipeline} #{record.run_id} skipped: {record.skipped_reason}",
+            "the trigger is recorded as skipped; set 'overlap: queue' to wait instead",
+        )
     print(f"flank: {runner.run_line(record)}")
     _print_where(record, request)
     return outcome.exit_code
@@ -189,12 +217,14 @@ def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -
     from flank_ops.run.launch import start_detached_reporting
     from flank_ops.run.records import RunRecord
 
-    run_id = start_detached_reporting(request.project, request.pipeline, _options(args),
-                                      cwd=request.local_dir)
+    run_id = start_detached_reporting(request.project, request.pipeline, _options(args), cwd=request.local_dir)
     if run_id is None:
-        raise UserError("the background run did not start",
-                        "run it in the foreground to see why: flank run "
-                        + ("--local " if request.project is None else f"{request.project} ") + request.pipeline)
+        raise UserError(
+            "the background run did not start",
+            "run it in the foreground to see why: flank run "
+            + ("--local " if request.project is None else f"{request.project} ")
+            + request.pipeline,
+        )
     print(f"flank: {request.pipeline} #{run_id} started in the background")
     if request.project is not None:
         url = _page_url(request.project, RunRecord(request.project, request.pipeline, run_id))

@@ -3,6 +3,7 @@
 The embedded default on machines without cron: runs every project's schedules
 in the foreground. See flank_ops/schedule/scheduler.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,15 +14,21 @@ from flank_ops.humanize import parse_option_time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--once", action="store_true",
-                        help="check one minute (now, or --now) and exit instead of looping")
-    parser.add_argument("--now", metavar="ISO",
-                        help="with --once: the minute to check, e.g. 2026-11-24T02:00 (local time) "
-                             "or 2026-11-24T02:00+00:00")
-    parser.add_argument("--command", metavar="TEMPLATE",
-                        help="what to start for a due pipeline instead of `flank run {project} {pipeline} "
-                             "--trigger schedule --scheduled-at {scheduled_at}` ({project}, {pipeline} and "
-                             "{scheduled_at}, the due minute, are filled in)")
+    parser.add_argument(
+        "--once", action="store_true", help="check one minute (now, or --now) and exit instead of looping"
+    )
+    parser.add_argument(
+        "--now",
+        metavar="ISO",
+        help="with --once: the minute to check, e.g. 2026-11-24T02:00 (local time) or 2026-11-24T02:00+00:00",
+    )
+    parser.add_argument(
+        "--command",
+        metavar="TEMPLATE",
+        help="what to start for a due pipeline instead of `flank run {project} {pipeline} "
+        "--trigger schedule --scheduled-at {scheduled_at}` ({project}, {pipeline} and "
+        "{scheduled_at}, the due minute, are filled in)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,11 +51,15 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.schedule.crontab import has_block_for_home
 
     projects = home.projects()
-    banner = [f"flank scheduler: running the schedules of {len(projects)} project{'s' if len(projects) != 1 else ''}"
-              f" in {home.root} (Ctrl-C to stop)"]
+    banner = [
+        f"flank scheduler: running the schedules of {len(projects)} project{'s' if len(projects) != 1 else ''}"
+        f" in {home.root} (Ctrl-C to stop)"
+    ]
     if has_block_for_home(home.root):
-        banner.append("flank scheduler: warning: your crontab also runs these schedules (flank's block is "
-                      "installed); scheduled runs will start twice — stop cron or this scheduler")
+        banner.append(
+            "flank scheduler: warning: your crontab also runs these schedules (flank's block is "
+            "installed); scheduled runs will start twice — stop cron or this scheduler"
+        )
     from flank_ops.schedule.catchup import catch_up
 
     catch_up(home, datetime.now(timezone.utc), out=sched.print_line)  # runs missed while nothing ran

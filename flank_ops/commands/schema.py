@@ -1,4 +1,5 @@
 """flank schema: print the JSON Schema of flank.yml (for editors)."""
+
 from __future__ import annotations
 
 import argparse

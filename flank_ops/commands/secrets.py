@@ -3,6 +3,7 @@
 The value of `set` comes from stdin (a prompt on a terminal), never from the
 command line, where it would land in the shell history and `ps` output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,15 +58,19 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "unset":
         if not secrets.unset_secret(paths, key):
             known = sorted(secrets.load_secrets(paths))
-            raise UserError(f"no secret {key!r} in project {paths.name!r}",
-                            f"secrets: {', '.join(known)}" if known else "the project has no secrets")
+            raise UserError(
+                f"no secret {key!r} in project {paths.name!r}",
+                f"secrets: {', '.join(known)}" if known else "the project has no secrets",
+            )
         print(f"flank: removed {key} from {paths.name}")
         return 0
     value = _read_value(key)
     secrets.set_secret(paths, key, value)
     print(f"flank: set {key} for {paths.name} (tasks see it as ${key}; logs show it as ***)")
     if len(value) < 4:
-        print(f"flank: warning: a value this short is masked everywhere it appears — in logs, notes and "
-              f"notifications, inside ordinary words too ({len(value)} character{'s' if len(value) > 1 else ''})",
-              file=sys.stderr)
+        print(
+            f"flank: warning: a value this short is masked everywhere it appears — in logs, notes and "
+            f"notifications, inside ordinary words too ({len(value)} character{'s' if len(value) > 1 else ''})",
+            file=sys.stderr,
+        )
     return 0

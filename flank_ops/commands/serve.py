@@ -4,6 +4,7 @@
 same flank (absolute path) with this FLANK_HOME at boot, and the commands that
 install it: nothing else restarts `flank serve` after a reboot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,17 +20,33 @@ UNIT_NAME = "flank-serve.service"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0 exposes it to the network)")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0 exposes it to the network)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help="close a connection that sends no complete request (or reads no response) "
-                             f"for this long (default {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--per-client", type=int, default=DEFAULT_PER_CLIENT, metavar="N",
-                        help="connections one client address may hold; beyond that its oldest idle one is "
-                             f"closed (default {DEFAULT_PER_CLIENT})")
-    parser.add_argument("--print-systemd-unit", action="store_true",
-                        help="print a systemd user unit that runs this command at boot, and how to install it")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection that sends no complete request (or reads no response) "
+        f"for this long (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--per-client",
+        type=int,
+        default=DEFAULT_PER_CLIENT,
+        metavar="N",
+        help="connections one client address may hold; beyond that its oldest idle one is "
+        f"closed (default {DEFAULT_PER_CLIENT})",
+    )
+    parser.add_argument(
+        "--print-systemd-unit",
+        action="store_true",
+        help="print a systemd user unit that runs this command at boot, and how to install it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,11 +67,9 @@ def run(args: argparse.Namespace) -> int:
         from flank_ops.site.build import rebuild
 
         rebuild(home)
-    server = make_server(home.site_dir, args.host, args.port,
-                         Limits(timeout=args.timeout, per_client=args.per_client))
+    server = make_server(home.site_dir, args.host, args.port, Limits(timeout=args.timeout, per_client=args.per_client))
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"flank: serving {home.site_dir} at http://{shown}:{server.server_address[1]}/ (Ctrl-C to stop)",
-          flush=True)
+    print(f"flank: serving {home.site_dir} at http://{shown}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -81,7 +96,7 @@ def serve_options(args: argparse.Namespace) -> list[str]:
 def systemd_quote(word: str) -> str:
     """A word for ExecStart= (systemd splits on spaces, honours double quotes, expands % and $)."""
     word = word.replace("%", "%%").replace("$", "$$")
-    if any(c in word for c in ' \t"\'\\'):
+    if any(c in word for c in " \t\"'\\"):
         return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return word
 
@@ -94,7 +109,8 @@ def systemd_unit_instructions(home: Home, args: argparse.Namespace) -> str:
     exec_start = " ".join(systemd_quote(w) for w in [*flank, "serve", *serve_options(args)])
     flank_home = str(home.root).replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')
     print_unit = f"FLANK_HOME={shlex.quote(str(home.root))} " + shlex.join(
-        [*flank, "serve", *serve_options(args), "--print-systemd-unit"])
+        [*flank, "serve", *serve_options(args), "--print-systemd-unit"]
+    )
     target = f"~/.config/systemd/user/{UNIT_NAME}"
     comments = (
         f"A systemd user unit that starts `flank serve` at boot (FLANK_HOME={home.root}).",
@@ -108,8 +124,7 @@ def systemd_unit_instructions(home: Home, args: argparse.Namespace) -> str:
         f"Check it: systemctl --user status {UNIT_NAME}; its output: journalctl --user -u {UNIT_NAME}",
     )
     return (
-        "".join(f"# {line}\n" if line else "#\n" for line in comments)
-        + "\n[Unit]\n"
+        "".join(f"# {line}\n" if line else "#\n" for line in comments) + "\n[Unit]\n"
         "Description=flank status site (flank serve)\n"
         "After=network.target\n"
         "\n"

@@ -1,4 +1,5 @@
 """flank site: rebuild the static status site from the run records."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,8 @@ from flank_ops.paths import Home
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--rebuild", action="store_true",
+        "--rebuild",
+        action="store_true",
         help="rewrite every page (default: only runs whose record changed since their page was written)",
     )
 

@@ -5,6 +5,7 @@ skipped`), a partial run (--task/--from/--rerun) says so and names the last full
 run's status, and times are in the pipeline's timezone (else the VM's), zone named.
 Looking also tidies: runs whose runner died are marked interrupted first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,17 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
         if record is not None:
             waiting = " (queued)" if record.waiting_for is not None else ""
             status = status + waiting + _partial(paths, name, record)
-            rows.append([paths.name, name, f"#{record.run_id}", "; ".join([status, *later]),
-                         _started(record, pipeline.timezone), _duration(record), _next_run(pipeline)])
+            rows.append(
+                [
+                    paths.name,
+                    name,
+                    f"#{record.run_id}",
+                    "; ".join([status, *later]),
+                    _started(record, pipeline.timezone),
+                    _duration(record),
+                    _next_run(pipeline),
+                ]
+            )
         elif last is not None:
             rows.append([paths.name, name, f"#{shown}", "; ".join([status, *later]), "-", "-", _next_run(pipeline)])
         else:
@@ -141,8 +151,10 @@ def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
         if gap.reason == INTERRUPTED:
             from flank_ops.deploy.deploy import attempt, rebuild_site
 
-            lines += [f"{paths.name}: warning: {w}" for w in attempt("status site not redrawn (run: flank site)",
-                                                                     lambda: rebuild_site(paths))]  # noqa: B023 - called at once
+            lines += [
+                f"{paths.name}: warning: {w}"
+                for w in attempt("status site not redrawn (run: flank site)", lambda: rebuild_site(paths))  # noqa: B023 - called at once
+            ]
     return lines
 
 

@@ -4,6 +4,7 @@ Retries every run on a project's pending list (uploads that failed during an
 outage) and publishes the site's changed files. `--all` uploads every finished
 run, e.g. after turning S3 on for a VM with history.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         if result.error:
             failed = True
             print(f"{name}: uploaded {runs} of {before} runs ({result.files} files); failed: {result.error}")
-            print(f"  {result.still_pending} still pending in {paths.s3_pending}; run `flank sync` again when S3 is back")
+            print(
+                f"  {result.still_pending} still pending in {paths.s3_pending}; run `flank sync` again when S3 is back"
+            )
         elif before:
             print(f"{name}: uploaded {runs} run{'s' if runs != 1 else ''} ({result.files} files)")
         else:

@@ -5,6 +5,7 @@ Prints `flank.yml OK — 1 pipeline, 4 tasks` (exit 0) or every problem as
 In a git work tree it also checks what the push checks (a symlinked flank.yml, dir: and
 persist: paths against the repo's files), with the same rules and words.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,13 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", default="flank.yml", metavar="PATH",
-                        help="a flank.yml, or a directory holding one (default: ./flank.yml)")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default="flank.yml",
+        metavar="PATH",
+        help="a flank.yml, or a directory holding one (default: ./flank.yml)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ Each run is a child `flank run --local` process in its own session, so only the 
 when it stops; its progress lines (one per task as it finishes, with its reason) go to the
 terminal as they come.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ EDITOR_TEMP_PATTERNS = (r"^#.*#$", r"^4913$", r"\.tmp$", r"\.swp?x?$", r"\.kate-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pipeline", nargs="?", metavar="PIPELINE",
-                        help="the pipeline to run (may be left out when flank.yml has just one)")
+    parser.add_argument(
+        "pipeline",
+        nargs="?",
+        metavar="PIPELINE",
+        help="the pipeline to run (may be left out when flank.yml has just one)",
+    )
 
 
 class _Stop(Exception):
@@ -63,8 +68,9 @@ def _pick_pipeline(config: Config, wanted: str | None) -> str:
     if wanted is None:
         if len(names) == 1:
             return names[0]
-        raise UserError("flank.yml has several pipelines: name the one to watch",
-                        f"flank watch PIPELINE ({', '.join(names)})")
+        raise UserError(
+            "flank.yml has several pipelines: name the one to watch", f"flank watch PIPELINE ({', '.join(names)})"
+        )
     if wanted not in config.pipelines:
         raise UserError(f"no pipeline {wanted!r} in flank.yml", choices_hint(wanted, names, "pipelines"))
     return wanted
@@ -99,17 +105,30 @@ def make_filter(working_copy: Path, outputs: list[str]) -> watchfiles.DefaultFil
     return WatchFilter()
 
 
-def _watch_files(working_copy: Path, watch_filter: watchfiles.DefaultFilter, changes: queue.Queue[set[str]], stop: threading.Event) -> None:
+def _watch_files(
+    working_copy: Path, watch_filter: watchfiles.DefaultFilter, changes: queue.Queue[set[str]], stop: threading.Event
+) -> None:
     import watchfiles
 
-    for batch in watchfiles.watch(working_copy, watch_filter=watch_filter, debounce=DEBOUNCE_MS, step=STEP_MS,
-                                  stop_event=stop, raise_interrupt=False, rust_timeout=500):
+    for batch in watchfiles.watch(
+        working_copy,
+        watch_filter=watch_filter,
+        debounce=DEBOUNCE_MS,
+        step=STEP_MS,
+        stop_event=stop,
+        raise_interrupt=False,
+        rust_timeout=500,
+    ):
         changes.put({path for _, path in batch})
 
 
 def _start_run(working_copy: Path, pipeline: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "flank_ops", "run", "--local", pipeline], cwd=working_copy,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flank_ops", "run", "--local", pipeline],
+        cwd=working_copy,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _stop_run(child: subprocess.Popen[bytes]) -> None:

@@ -15,6 +15,7 @@ compares the minute/hour/day/month/weekday sets and the day-matching rule
 with croniter's expansion. `check_expression` returns None only when both
 agree on every field.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -83,9 +84,11 @@ def _unsupported(token: str, field: Field) -> str | None:
     """A message for the non-Debian extensions people copy from other crons."""
     upper = token.upper()
     if "#" in token:
-        return (f"'{token}' (the nth weekday of the month) is not supported by Debian cron, which would read it "
-                f"as just '{token.split('#')[0]}'; schedule the whole week (e.g. day-of-month '15-21', weekday '*') "
-                "and check the weekday in the task")
+        return (
+            f"'{token}' (the nth weekday of the month) is not supported by Debian cron, which would read it "
+            f"as just '{token.split('#')[0]}'; schedule the whole week (e.g. day-of-month '15-21', weekday '*') "
+            "and check the weekday in the task"
+        )
     if any(part in ("L", "LW") or (part.endswith("L") and part[:-1].isdigit()) for part in upper.split(",")):
         return "'L' (last day) is not supported by Debian cron; schedule days 28-31 and check the date in the task"
     if upper.endswith("W") and upper[:-1].isdigit():
@@ -109,8 +112,10 @@ def _number(text: str, field: Field, item: str) -> int:
         shown = ", ".join(field.names)
         raise CronSyntaxError(f"'{text}' is not a {field.name} name: use {shown} or {field.low}-{field.high}")
     else:
-        raise CronSyntaxError(f"'{text}' is not a number in the {field.name} field ({field.low}-{field.high}); "
-                              "names work only in the month and weekday fields")
+        raise CronSyntaxError(
+            f"'{text}' is not a number in the {field.name} field ({field.low}-{field.high}); "
+            "names work only in the month and weekday fields"
+        )
     if not field.low <= value <= field.high:
         raise CronSyntaxError(f"{value} is out of range for the {field.name} field ({field.low}-{field.high})")
     return value
@@ -134,18 +139,23 @@ def _parse_item(item: str, field: Field) -> set[int]:
         first, last = _number(left, field, item), _number(right, field, item)
         if first > last:
             top = 6 if field.name == "weekday" and first < 7 else field.high
-            wrap = [f"{first}-{top}" if first < top else str(first),
-                    f"{field.low}-{last}" if last > field.low else str(field.low)]
+            wrap = [
+                f"{first}-{top}" if first < top else str(first),
+                f"{field.low}-{last}" if last > field.low else str(field.low),
+            ]
             suffix = f"/{step}" if slash else ""
-            raise CronSyntaxError(f"the range '{item}' goes backwards: Debian cron never runs it (croniter would "
-                                  f"wrap around); write '{','.join(w + suffix for w in wrap)}'")
+            raise CronSyntaxError(
+                f"the range '{item}' goes backwards: Debian cron never runs it (croniter would "
+                f"wrap around); write '{','.join(w + suffix for w in wrap)}'"
+            )
     else:
         value = _number(base, field, item)
         if slash:
             top = 6 if field.name == "weekday" else field.high
             instead = f"'{value}-{top}/{step}' (every {step} from {value}) or just " if value + step <= top else ""
-            raise CronSyntaxError(f"'{item}': Debian cron takes a step only after '*' or a range; write "
-                                  f"{instead}'{value}'")
+            raise CronSyntaxError(
+                f"'{item}': Debian cron takes a step only after '*' or a range; write {instead}'{value}'"
+            )
         return {value}
     return set(range(first, last + 1, step))
 
@@ -163,8 +173,10 @@ def _parse_field(text: str, field: Field) -> frozenset[int]:
             raise CronSyntaxError(f"'{bad}' is not allowed in the {field.name} field '{text}'")
         if item.count("-") > 1 or item.count("/") > 1 or ("*" in item and not (item == "*" or item.startswith("*/"))):
             # Debian would read the front of it and silently drop the rest.
-            raise CronSyntaxError(f"'{item}' is not a valid {field.name}: write a value, a range 'a-b', "
-                                  "'*', optionally followed by '/step'")
+            raise CronSyntaxError(
+                f"'{item}' is not a valid {field.name}: write a value, a range 'a-b', "
+                "'*', optionally followed by '/step'"
+            )
         values |= _parse_item(item, field)
     if field.name == "weekday" and 7 in values:
         values = (values - {7}) | {0}  # Debian: 0 and 7 are both Sunday
@@ -193,13 +205,19 @@ def parse_expression(expr: str) -> CronSpec:
         parts = text.split()
     if len(parts) != 5:
         extra = " and has no seconds or years field" if len(parts) > 5 else ""
-        raise CronSyntaxError(f"{len(parts)} field{'s' if len(parts) != 1 else ''}: Debian cron takes 5 "
-                              f"(minute hour day-of-month month weekday){extra}; e.g. '0 2 * * *'")
+        raise CronSyntaxError(
+            f"{len(parts)} field{'s' if len(parts) != 1 else ''}: Debian cron takes 5 "
+            f"(minute hour day-of-month month weekday){extra}; e.g. '0 2 * * *'"
+        )
     minutes, hours, days, months, weekdays = (_parse_field(p, f) for p, f in zip(parts, FIELDS))
     spec = CronSpec(
         expression=text,
         fields=tuple(parts),
-        minutes=minutes, hours=hours, days=days, months=months, weekdays=weekdays,
+        minutes=minutes,
+        hours=hours,
+        days=days,
+        months=months,
+        weekdays=weekdays,
         day_star=parts[2].startswith("*"),
         weekday_star=parts[4].startswith("*"),
         wildcard=parts[0].startswith("*") or parts[1].startswith("*"),
@@ -260,17 +278,23 @@ def check_expression(expr: str) -> str | None:
     debian_sets = [spec.minutes, spec.hours, spec.days, spec.months, spec.weekdays]
     for field, ours, theirs, text in zip(FIELDS, debian_sets, sets, spec.fields):
         if ours != theirs:
-            return (f"the {field.name} field '{text}' means {_show(ours)} to Debian cron but {_show(theirs)} to "
-                    "flank's scheduler (croniter); write the values out as a list")
+            return (
+                f"the {field.name} field '{text}' means {_show(ours)} to Debian cron but {_show(theirs)} to "
+                "flank's scheduler (croniter); write the values out as a list"
+            )
     debian_or = not (spec.day_star or spec.weekday_star)
     if debian_or != croniter_or and not (spec.days == ALL_DAYS and spec.weekdays == ALL_WEEKDAYS):
         day, weekday = spec.fields[2], spec.fields[4]
         if debian_or:
-            return (f"day-of-month '{day}' with weekday '{weekday}': Debian cron runs when either matches, "
-                    "croniter only when both do; write '*' for the field you mean to cover every day")
-        return (f"day-of-month '{day}' with weekday '{weekday}': Debian cron runs only when both match (a field "
-                "starting with '*' makes it AND), croniter when either does; list the days out without '*' "
-                "(e.g. '1,15') to mean either, or keep one field '*' and check the other in the task")
+            return (
+                f"day-of-month '{day}' with weekday '{weekday}': Debian cron runs when either matches, "
+                "croniter only when both do; write '*' for the field you mean to cover every day"
+            )
+        return (
+            f"day-of-month '{day}' with weekday '{weekday}': Debian cron runs only when both match (a field "
+            "starting with '*' makes it AND), croniter when either does; list the days out without '*' "
+            "(e.g. '1,15') to mean either, or keep one field '*' and check the other in the task"
+        )
     return None
 
 

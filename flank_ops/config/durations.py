@@ -1,4 +1,5 @@
 """Durations in flank.yml: `90`, `90s`, `15m`, `2h`, `1d` (a bare number is seconds)."""
+
 from __future__ import annotations
 
 import re

@@ -8,6 +8,7 @@ The rules live here, once; schema.py describes the same rules for editors.
 Heavy or error-only modules (yaml, difflib, zoneinfo, the cron checker) are
 imported lazily: the git pre-receive hook imports this module.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,33 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 TOP_KEYS = ("persist", "env", "pipelines", "slurm", "setup")
 SETUP_KEYS = ("run", "key", "timeout")  # issue 13
-PIPELINE_KEYS = ("schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup",
-                 "tasks", "executor")
-TASK_KEYS = ("run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs",
-             "outputs", "artifacts")
+PIPELINE_KEYS = (
+    "schedule",
+    "timezone",
+    "on_push",
+    "concurrency",
+    "overlap",
+    "notify",
+    "ping_url",
+    "catchup",
+    "tasks",
+    "executor",
+)
+TASK_KEYS = (
+    "run",
+    "needs",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "dir",
+    "env",
+    "memory",
+    "cpus",
+    "executor",
+    "inputs",
+    "outputs",
+    "artifacts",
+)
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "extra_args")
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
@@ -119,8 +143,9 @@ def load_config_file(path: Path, tree: "RepoTree | None" = None) -> Config:
                 raise too_large_error(name, size)
             data = f.read(MAX_BYTES + 1)  # never read a huge file whole (nor a growing one)
     except FileNotFoundError:
-        raise ConfigErrors([ConfigError(name, 0, 0, "no such file",
-                                        "run this in your repo's root, or pass the path of flank.yml")]) from None
+        raise ConfigErrors(
+            [ConfigError(name, 0, 0, "no such file", "run this in your repo's root, or pass the path of flank.yml")]
+        ) from None
     except IsADirectoryError:
         raise ConfigErrors([ConfigError(name, 0, 0, "is a directory, not a file")]) from None
     except PermissionError:
@@ -152,8 +177,7 @@ def describe(config: Config) -> str:
 # --- text ------------------------------------------------------------------------
 
 
-def _file_problem(filename: str, message: str, hint: str | None = None,
-                  line: int = 1, column: int = 1) -> ConfigErrors:
+def _file_problem(filename: str, message: str, hint: str | None = None, line: int = 1, column: int = 1) -> ConfigErrors:
     return ConfigErrors([ConfigError(filename, line, column, message, hint)])
 
 
@@ -170,20 +194,30 @@ def _as_text(data: str | bytes, filename: str) -> str:
         raw = data
         if b"\0" in raw:
             line, col = _byte_position(raw, raw.index(b"\0"))
-            raise _file_problem(filename, "binary file (contains NUL bytes)",
-                                "flank.yml must be a UTF-8 text file", line, col)
+            raise _file_problem(
+                filename, "binary file (contains NUL bytes)", "flank.yml must be a UTF-8 text file", line, col
+            )
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             line, col = _byte_position(raw, exc.start)
-            raise _file_problem(filename, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
-                                "save flank.yml with UTF-8 encoding", line, col) from None
+            raise _file_problem(
+                filename,
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                "save flank.yml with UTF-8 encoding",
+                line,
+                col,
+            ) from None
     if "\0" in text:
         index = text.index("\0")
         line = text.count("\n", 0, index) + 1
-        raise _file_problem(filename, "binary file (contains NUL bytes)",
-                            "flank.yml must be a UTF-8 text file", line,
-                            index - (text.rfind("\n", 0, index) + 1) + 1)
+        raise _file_problem(
+            filename,
+            "binary file (contains NUL bytes)",
+            "flank.yml must be a UTF-8 text file",
+            line,
+            index - (text.rfind("\n", 0, index) + 1) + 1,
+        )
     return text.removeprefix("\ufeff")  # a BOM from Windows editors is harmless
 
 
@@ -194,9 +228,17 @@ def too_large_error(filename: str, size: int) -> ConfigErrors:
     megabytes = round(size / 1024 / 1024, 1)
     if megabytes * 1024 * 1024 <= MAX_BYTES:  # never "1.0 MB" for a file over the 1 MB limit
         megabytes = math.ceil(size / 1024 / 1024 * 10) / 10
-    return ConfigErrors([ConfigError(filename, 0, 0, f"is {megabytes:.1f} MB; flank reads at most "
-                                     f"{MAX_BYTES // 1024 // 1024} MB",
-                                     "flank.yml describes pipelines; keep data out of it")])
+    return ConfigErrors(
+        [
+            ConfigError(
+                filename,
+                0,
+                0,
+                f"is {megabytes:.1f} MB; flank reads at most {MAX_BYTES // 1024 // 1024} MB",
+                "flank.yml describes pipelines; keep data out of it",
+            )
+        ]
+    )
 
 
 def _byte_position(raw: bytes, index: int) -> tuple[int, int]:
@@ -209,8 +251,9 @@ def _byte_position(raw: bytes, index: int) -> tuple[int, int]:
 # Each returns the value, or None after recording why it is wrong.
 
 
-def _unknown_key(report: Report, entry: yn.Entry, allowed: tuple[str, ...], where: str,
-                 tasks_missing: bool = False) -> None:
+def _unknown_key(
+    report: Report, entry: yn.Entry, allowed: tuple[str, ...], where: str, tasks_missing: bool = False
+) -> None:
     from flank_ops.config.suggest import did_you_mean
 
     hint = did_you_mean(entry.key, allowed)
@@ -220,8 +263,11 @@ def _unknown_key(report: Report, entry: yn.Entry, allowed: tuple[str, ...], wher
         hint = f"'{entry.key}' is a task setting; put it on a task under 'tasks:'"
     elif hint is None and tasks_missing and _looks_like_task(entry.value):
         hint = "tasks go under 'tasks:'"
-    elif hint is None and where == "top level" and yn.is_mapping(entry.value) and any(
-        e.key == "tasks" for e in report.entries(entry.value)
+    elif (
+        hint is None
+        and where == "top level"
+        and yn.is_mapping(entry.value)
+        and any(e.key == "tasks" for e in report.entries(entry.value))
     ):
         hint = "pipelines go under 'pipelines:'"
     if hint is None:
@@ -296,8 +342,11 @@ def _duration(report: Report, node: "Node", key: str) -> float | None:
         return None
     seconds = parse_duration(node.value)
     if seconds is None:
-        report.add(node, f"{key}: {node.value!r} is not a duration",
-                   "write a number with an optional unit: 90, 90s, 15m, 2h, 1d")
+        report.add(
+            node,
+            f"{key}: {node.value!r} is not a duration",
+            "write a number with an optional unit: 90, 90s, 15m, 2h, 1d",
+        )
         return None
     if seconds <= 0:
         report.add(node, f"{key}: must be longer than 0, got {node.value!r}")
@@ -311,8 +360,9 @@ def _name(report: Report, entry: yn.Entry, what: str) -> bool:
     if not entry.key:
         report.add(entry.key_node, f"{what} name is empty")
     elif entry.key.startswith("-"):
-        report.add(entry.key_node, f"{what} name {entry.key!r} must not start with '-'",
-                   "start it with a letter, digit or '_'")
+        report.add(
+            entry.key_node, f"{what} name {entry.key!r} must not start with '-'", "start it with a letter, digit or '_'"
+        )
     elif len(entry.key) > 100:
         report.add(entry.key_node, f"{what} name is longer than 100 characters")
     else:
@@ -320,8 +370,11 @@ def _name(report: Report, entry: yn.Entry, what: str) -> bool:
 
         ascii_name = unicodedata.normalize("NFKD", entry.key).encode("ascii", "ignore").decode()
         suggestion = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_name).strip("_-") or f"my_{what}"
-        report.add(entry.key_node, f"{what} name {entry.key!r} may only use ASCII letters, digits, '_' and '-'",
-                   f"e.g. {suggestion!r}")
+        report.add(
+            entry.key_node,
+            f"{what} name {entry.key!r} may only use ASCII letters, digits, '_' and '-'",
+            f"e.g. {suggestion!r}",
+        )
     return False
 
 
@@ -334,8 +387,9 @@ def _relative_dir(report: Report, node: "Node", key: str) -> str | None:
     if not text.strip():
         report.add(node, f"{key}: the path is empty")
     elif text.strip().startswith(("/", "~")):
-        report.add(node, f"{key}: {text!r} must be relative to the repo root, not absolute",
-                   "e.g. 'data' for <repo>/data")
+        report.add(
+            node, f"{key}: {text!r} must be relative to the repo root, not absolute", "e.g. 'data' for <repo>/data"
+        )
     elif ".." in parts:
         report.add(node, f"{key}: {text!r} must stay inside the repo ('..' is not allowed)")
     elif "\0" in text or "\n" in text:
@@ -355,17 +409,24 @@ def _env(report: Report, node: "Node", key: str) -> dict[str, str]:
     env: dict[str, str] = {}
     for entry in entries:
         if not ENV_NAME_RE.match(entry.key):
-            report.add(entry.key_node, f"{key}: {entry.key!r} is not a valid environment variable name",
-                       "use letters, digits and '_', not starting with a digit")
+            report.add(
+                entry.key_node,
+                f"{key}: {entry.key!r} is not a valid environment variable name",
+                "use letters, digits and '_', not starting with a digit",
+            )
             continue
         value = entry.value
         if yn.is_scalar(value, yn.BOOL):
-            report.add(value, f"{key}: {entry.key} is {yn.describe(value)}; environment values are strings",
-                       f'quote it: {entry.key}: "{value.value}"')
+            report.add(
+                value,
+                f"{key}: {entry.key} is {yn.describe(value)}; environment values are strings",
+                f'quote it: {entry.key}: "{value.value}"',
+            )
             continue
         if yn.is_null(value):
-            report.add(value, f"{key}: {entry.key} has no value",
-                       f'write {entry.key}: "" for an empty value, or quote it')
+            report.add(
+                value, f"{key}: {entry.key} has no value", f'write {entry.key}: "" for an empty value, or quote it'
+            )
             continue
         if not yn.is_scalar(value) or value.tag not in (yn.STR, yn.INT, yn.FLOAT, yn.TIMESTAMP):
             report.add(value, f"{key}: {entry.key} must be a single value, got {yn.describe(value)}")
@@ -385,8 +446,11 @@ def _config(root: "Node | None", report: Report) -> Config | None:
         report.add(None, "flank.yml is empty", "it needs a 'pipelines:' mapping; `flank schema` shows the format")
         return None
     if not yn.is_mapping(root):
-        report.add(root, f"the top level must be a mapping (key: value lines), got {yn.describe(root)}",
-                   "start with 'pipelines:'")
+        report.add(
+            root,
+            f"the top level must be a mapping (key: value lines), got {yn.describe(root)}",
+            "start with 'pipelines:'",
+        )
         return None
     persist: tuple[str, ...] = ()
     env: dict[str, str] = {}
@@ -433,8 +497,11 @@ def _memory(report: Report, node: "Node") -> int | None:
     text = str(node.value) if yn.is_scalar(node) and not yn.is_null(node) else ""
     match = MEMORY_RE.match(text)
     if not match:
-        report.add(node, f"memory: expected a size like 512M, 16G or 400G, got {yn.describe(node)}",
-                   "write a number and a unit: M, G or T")
+        report.add(
+            node,
+            f"memory: expected a size like 512M, 16G or 400G, got {yn.describe(node)}",
+            "write a number and a unit: M, G or T",
+        )
         return None
     mb = int(float(match.group(1)) * MEMORY_UNITS_MB[match.group(2).upper()])
     if mb < 1:
@@ -453,8 +520,11 @@ def _setup(report: Report, entry: yn.Entry) -> Setup | None:
     """issue 13: `setup: COMMAND`, a list of commands, or {run: ..., key: [...], timeout: 30m}."""
     node = entry.value
     if yn.is_null(node):
-        report.add(entry.key_node, "'setup:' is empty",
-                   "give the command that installs what the code needs, e.g. setup: pip install -r requirements.txt")
+        report.add(
+            entry.key_node,
+            "'setup:' is empty",
+            "give the command that installs what the code needs, e.g. setup: pip install -r requirements.txt",
+        )
         return None
     if not yn.is_mapping(node):
         commands = _setup_commands(report, node)
@@ -471,7 +541,9 @@ def _setup(report: Report, entry: yn.Entry) -> Setup | None:
         else:
             _unknown_key(report, e, SETUP_KEYS, "setup")
     if not any(e.key == "run" for e in report.entries(node)):
-        report.add(entry.key_node, "setup has no 'run:'", "add run: <command>, e.g. run: pip install -r requirements.txt")
+        report.add(
+            entry.key_node, "setup has no 'run:'", "add run: <command>, e.g. run: pip install -r requirements.txt"
+        )
     if not commands:
         return None
     return Setup(commands=commands, **{k: v for k, v in fields.items() if v is not None})
@@ -580,8 +652,7 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
         report.add(entry.key_node, f"pipeline {entry.key!r} has no 'tasks:'", "add tasks: {name: command}")
     if tasks is None or not valid_name:
         return None
-    return Pipeline(name=entry.key, tasks=tasks,
-                    **{k: v for k, v in settings.items() if v is not None})
+    return Pipeline(name=entry.key, tasks=tasks, **{k: v for k, v in settings.items() if v is not None})
 
 
 def _catchup(report: Report, node: "Node") -> float | None:
@@ -603,7 +674,7 @@ def _schedule(report: Report, node: "Node") -> tuple[str, ...] | None:
     for text, item in items:
         expr = " ".join(text.split())
         if not expr:
-            report.add(item, "schedule: the cron expression is empty", "e.g. \"0 2 * * *\" for 02:00 every day")
+            report.add(item, "schedule: the cron expression is empty", 'e.g. "0 2 * * *" for 02:00 every day')
             continue
         problem = check_expression(expr)
         if problem:
@@ -628,8 +699,11 @@ def _timezone(report: Report, node: "Node") -> str | None:
         pass
     from flank_ops.config.suggest import did_you_mean
 
-    report.add(node, f"timezone: unknown timezone {name!r}",
-               did_you_mean(name, zoneinfo.available_timezones()) or "use an IANA name like Europe/London or UTC")
+    report.add(
+        node,
+        f"timezone: unknown timezone {name!r}",
+        did_you_mean(name, zoneinfo.available_timezones()) or "use an IANA name like Europe/London or UTC",
+    )
     return None
 
 
@@ -640,8 +714,7 @@ def _choice(report: Report, node: "Node", key: str, choices: tuple[str, ...]) ->
     if value not in choices:
         from flank_ops.config.suggest import did_you_mean
 
-        report.add(node, f"{key}: {value!r} is not one of {', '.join(choices)}",
-                   did_you_mean(value, choices))
+        report.add(node, f"{key}: {value!r} is not one of {', '.join(choices)}", did_you_mean(value, choices))
         return None
     return value
 
@@ -670,8 +743,7 @@ def _ping_url(report: Report, node: "Node") -> str | None:
     except ValueError:
         ok = False
     if not ok:
-        report.add(node, f"ping_url: {url!r} is not an http:// or https:// URL",
-                   "e.g. https://hc-ping.com/<uuid>")
+        report.add(node, f"ping_url: {url!r} is not an http:// or https:// URL", "e.g. https://hc-ping.com/<uuid>")
         return None
     return url
 
@@ -733,8 +805,9 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
         report.add(node, f"task {name!r} has no command", f"write {name}: <command>, e.g. Rscript R/{name}.R")
         return None, []
     if not yn.is_mapping(node):
-        report.add(node, f"task {name!r}: expected a command (a string) or a mapping with 'run:', "
-                   f"got {yn.describe(node)}")
+        report.add(
+            node, f"task {name!r}: expected a command (a string) or a mapping with 'run:', got {yn.describe(node)}"
+        )
         return None, []
     fields: dict[str, Any] = {}
     needs: list[tuple[str, Node]] = []
@@ -776,8 +849,12 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
     if not command:
         return None, needs
     fields.setdefault("retry_delay_s", DEFAULT_RETRY_DELAY_S)
-    return Task(name=name, run=command, needs=tuple(dict.fromkeys(n for n, _ in needs)),
-                **{k: v for k, v in fields.items() if v is not None}), needs
+    return Task(
+        name=name,
+        run=command,
+        needs=tuple(dict.fromkeys(n for n, _ in needs)),
+        **{k: v for k, v in fields.items() if v is not None},
+    ), needs
 
 
 def _artifacts(report: Report, node: "Node") -> tuple[str, ...] | None:
@@ -792,11 +869,15 @@ def _artifacts(report: Report, node: "Node") -> tuple[str, ...] | None:
         if not pattern:
             report.add(item, "artifacts: the path is empty")
         elif pattern.startswith(("/", "~")):
-            report.add(item, f"artifacts: {text!r} must be relative to the task's dir, not absolute",
-                       "e.g. 'results/*.png'")
+            report.add(
+                item, f"artifacts: {text!r} must be relative to the task's dir, not absolute", "e.g. 'results/*.png'"
+            )
         elif ".." in parts:
-            report.add(item, f"artifacts: {text!r} must stay inside the project ('..' is not allowed)",
-                       "name the file from the task's dir, e.g. 'results/plot.png'")
+            report.add(
+                item,
+                f"artifacts: {text!r} must stay inside the project ('..' is not allowed)",
+                "name the file from the task's dir, e.g. 'results/plot.png'",
+            )
         elif any(c in pattern for c in "\0\n\r"):
             report.add(item, f"artifacts: {text!r} contains a control character")
         elif not parts:
@@ -834,9 +915,12 @@ def _command(report: Report, node: "Node", task: str) -> str | None:
         return None
     size, limit = len(command.encode("utf-8", "surrogatepass")), max_command_bytes()
     if size > limit:
-        report.add(node, f"run: the command is {size / 1024:.1f} KiB; the kernel takes at most "
-                   f"{limit / 1024:.1f} KiB for one command",
-                   f"put the commands in a script in the repo and run it, e.g. sh scripts/{task}.sh")
+        report.add(
+            node,
+            f"run: the command is {size / 1024:.1f} KiB; the kernel takes at most "
+            f"{limit / 1024:.1f} KiB for one command",
+            f"put the commands in a script in the repo and run it, e.g. sh scripts/{task}.sh",
+        )
         return None
     return command
 
@@ -855,11 +939,15 @@ def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tup
         if not pattern:
             report.add(child, f"{key}: the path is empty")
         elif pattern.startswith(("/", "~")):
-            report.add(child, f"{key}: {pattern!r} must be relative to the task's dir, not absolute",
-                       "e.g. data/clean.parquet")
+            report.add(
+                child, f"{key}: {pattern!r} must be relative to the task's dir, not absolute", "e.g. data/clean.parquet"
+            )
         elif pattern.endswith("/") or pattern in (".", ".."):
-            report.add(child, f"{key}: {pattern!r} is a directory; flank fingerprints files",
-                       f"list its files with a glob, e.g. {pattern.rstrip('/') or '.'}/**/*")
+            report.add(
+                child,
+                f"{key}: {pattern!r} is a directory; flank fingerprints files",
+                f"list its files with a glob, e.g. {pattern.rstrip('/') or '.'}/**/*",
+            )
         elif any(c in pattern for c in "\0\n\r"):
             report.add(child, f"{key}: {pattern!r} contains a control character")
         else:
@@ -889,12 +977,18 @@ def _check_file_patterns(report: Report, tasks: dict[str, Task]) -> None:
         for pattern, path, node in resolved["outputs"]:
             for _, other, _ in resolved["inputs"]:
                 if path == other or fnmatchcase(other, path) or fnmatchcase(path, other):
-                    report.add(node, f"outputs: {pattern!r} is also an input of task {name!r}",
-                               "a task cannot depend on what it writes: remove it from inputs:")
+                    report.add(
+                        node,
+                        f"outputs: {pattern!r} is also an input of task {name!r}",
+                        "a task cannot depend on what it writes: remove it from inputs:",
+                    )
                     break
             if path in owners and owners[path] != name:
-                report.add(node, f"outputs: {pattern!r} is also an output of task {owners[path]!r}",
-                           "each file has one task that writes it; give one of them another path")
+                report.add(
+                    node,
+                    f"outputs: {pattern!r} is also an output of task {owners[path]!r}",
+                    "each file has one task that writes it; give one of them another path",
+                )
             owners.setdefault(path, name)
 
 
@@ -914,8 +1008,11 @@ def _check_needs(report: Report, task: str, needs: list[tuple[str, "Node"]], nam
             report.add(node, f"task {task!r} needs itself", "remove it from 'needs'")
         elif dep not in names:
             others = [n for n in names if n != task]
-            report.add(node, f"needs: unknown task {dep!r}",
-                       did_you_mean(dep, others) or (f"tasks here: {', '.join(others)}" if others else None))
+            report.add(
+                node,
+                f"needs: unknown task {dep!r}",
+                did_you_mean(dep, others) or (f"tasks here: {', '.join(others)}" if others else None),
+            )
 
 
 def _check_cycles(report: Report, needs: dict[str, list[tuple[str, "Node"]]]) -> None:
@@ -940,7 +1037,7 @@ def _check_cycles(report: Report, needs: dict[str, list[tuple[str, "Node"]]]) ->
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(dep) == 1:
-                cycle = path[path.index(dep):]  # each needs the next; the last needs the first
+                cycle = path[path.index(dep) :]  # each needs the next; the last needs the first
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
                     _report_cycle(report, cycle, needs, rank)
@@ -950,8 +1047,9 @@ def _check_cycles(report: Report, needs: dict[str, list[tuple[str, "Node"]]]) ->
                 stack.append(iter(deps[dep]))
 
 
-def _report_cycle(report: Report, cycle: list[str], needs: dict[str, list[tuple[str, "Node"]]],
-                  rank: dict[str, int]) -> None:
+def _report_cycle(
+    report: Report, cycle: list[str], needs: dict[str, list[tuple[str, "Node"]]], rank: dict[str, int]
+) -> None:
     # Start from the task that comes first in flank.yml; point at its 'needs' entry.
     i = cycle.index(min(cycle, key=rank.__getitem__))
     cycle = cycle[i:] + cycle[:i]
@@ -959,5 +1057,4 @@ def _report_cycle(report: Report, cycle: list[str], needs: dict[str, list[tuple[
     shown = cycle + [cycle[0]]
     if len(shown) > 12:  # name the ends of a very long loop, not all of it
         shown = shown[:5] + [f"({len(shown) - 10} more)"] + shown[-5:]
-    report.add(node, "cycle: " + " -> ".join(shown),
-               "each task needs the next; remove one of these needs")
+    report.add(node, "cycle: " + " -> ".join(shown), "each task needs the next; remove one of these needs")

@@ -3,6 +3,7 @@
 Everything downstream (Makefiles, crontab, runner, site) reads these types;
 nothing downstream reads YAML. Produced only by flank_ops.config.load.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -9,6 +9,7 @@ or go through a symlink to nothing: file:line:col like every other flank.yml err
 This module knows paths only; the trees come from git (flank_ops/git/trees.py). The
 rules and their words live here once, for the push and for `flank validate` alike.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,14 @@ def resolve(tree: RepoTree, path: str, persisted: tuple[str, ...] = ()) -> Resol
     return _walk(tree, [], path.split("/"), persisted, [MAX_LINKS], None)
 
 
-def _walk(tree: RepoTree, done: list[str], parts: list[str], persisted: tuple[str, ...],
-          budget: list[int], via: tuple[str, str] | None) -> Resolved:
+def _walk(
+    tree: RepoTree,
+    done: list[str],
+    parts: list[str],
+    persisted: tuple[str, ...],
+    budget: list[int],
+    via: tuple[str, str] | None,
+) -> Resolved:
     parts = [p for p in parts if p not in ("", ".")]
     while parts:
         name = parts.pop(0)
@@ -106,14 +113,27 @@ def path_problems(tree: RepoTree, key: str, path: str, persisted: tuple[str, ...
         found = resolve(tree, path, persisted if key == "dir" else ())
     except PathProblem as problem:
         if problem.kind == "escape":
-            return [(f"{key}: {path!r} leads out of the repo: {problem.where!r} is a symlink to {problem.target!r}",
-                     f"point the symlink at a folder inside the repo, or {change}")]
+            return [
+                (
+                    f"{key}: {path!r} leads out of the repo: {problem.where!r} is a symlink to {problem.target!r}",
+                    f"point the symlink at a folder inside the repo, or {change}",
+                )
+            ]
         if problem.kind == "dangling":
-            return [(f"{key}: {path!r} goes through {problem.where!r}, a symlink to {problem.target!r}, "
-                     "which is not in the repo", "commit what it points to, or remove the symlink")]
+            return [
+                (
+                    f"{key}: {path!r} goes through {problem.where!r}, a symlink to {problem.target!r}, "
+                    "which is not in the repo",
+                    "commit what it points to, or remove the symlink",
+                )
+            ]
         if problem.kind == "loop":
-            return [(f"{key}: {path!r} goes through {problem.where!r}: too many levels of symlinks",
-                     "remove the symlink loop")]
+            return [
+                (
+                    f"{key}: {path!r} goes through {problem.where!r}: too many levels of symlinks",
+                    "remove the symlink loop",
+                )
+            ]
         return [(f"{key}: {path!r} goes through {problem.where!r}, a file in the repo, not a folder", None)]
     if key == "persist" and found.kind != "missing":
         # issue 11: a tracked folder is an overlay (each deploy syncs its tracked files into
@@ -121,11 +141,20 @@ def path_problems(tree: RepoTree, key: str, path: str, persisted: tuple[str, ...
         if found.kind == "tree" and found.path == path:
             return []
         if found.kind == "tree":
-            return [(f"persist: {path!r} is a symlink in the repo (to {found.path!r}); a persisted folder must be "
-                     "the folder itself", f"persist the folder it points to: persist: [{found.path}]")]
+            return [
+                (
+                    f"persist: {path!r} is a symlink in the repo (to {found.path!r}); a persisted folder must be "
+                    "the folder itself",
+                    f"persist the folder it points to: persist: [{found.path}]",
+                )
+            ]
         if found.kind == "commit":
-            return [(f"persist: {path!r} is a git submodule; its files are not in the release", "drop it from persist:")]
-        return [(f"persist: {path!r} is a file in the repo, not a folder", "persist: names folders; drop it from persist:")]
+            return [
+                (f"persist: {path!r} is a git submodule; its files are not in the release", "drop it from persist:")
+            ]
+        return [
+            (f"persist: {path!r} is a file in the repo, not a folder", "persist: names folders; drop it from persist:")
+        ]
     if key == "dir" and found.kind == "blob":
         return [(f"dir: {path!r} is a file in the repo, not a folder", None)]
     return []
@@ -134,8 +163,10 @@ def path_problems(tree: RepoTree, key: str, path: str, persisted: tuple[str, ...
 def flank_yml_link_problem() -> tuple[str, str]:
     """A flank.yml committed as a symlink: flank never follows it (it could lead anywhere,
     and change without a push). The words of the push and of `flank validate`."""
-    return ("is a symlink; flank reads only a flank.yml committed as a regular file",
-            "commit the file itself in place of the link")
+    return (
+        "is a symlink; flank reads only a flank.yml committed as a regular file",
+        "commit the file itself in place of the link",
+    )
 
 
 def repo_relative(task_dir: str | None, pattern: str) -> str | None:

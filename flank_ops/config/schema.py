@@ -4,6 +4,7 @@ It states the same rules as load.py, from the same constants, as far as JSON
 Schema can: cron syntax, timezones, cycles and unknown `needs` are checked only
 by `flank validate` (and the push).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,7 +45,7 @@ def _setup_schema(command: dict[str, Any], relative_dir: dict[str, Any], duratio
     commands = {"anyOf": [command, {"type": "array", "minItems": 1, "items": command}]}
     return {
         "description": "Installs what the code needs (renv::restore(), pip install ...) at deploy, in the new "
-                       "release before it goes live; runs again only when its key files change.",
+        "release before it goes live; runs again only when its key files change.",
         "anyOf": [
             commands,
             {
@@ -54,10 +55,15 @@ def _setup_schema(command: dict[str, Any], relative_dir: dict[str, Any], duratio
                 "properties": {
                     "run": {**commands, "description": "The command(s), run by /bin/sh -c in the release."},
                     "key": _string_or_list(
-                        relative_dir, "Files (paths or globs) whose content decides when setup runs again "
-                        f"(default: those of {', '.join(DEFAULT_SETUP_KEYS)} at the repo root)."),
-                    "timeout": {**duration, "default": f"{DEFAULT_SETUP_TIMEOUT_S / 60:g}m",
-                                "description": "Kill setup's whole process tree after this long; the deploy fails."},
+                        relative_dir,
+                        "Files (paths or globs) whose content decides when setup runs again "
+                        f"(default: those of {', '.join(DEFAULT_SETUP_KEYS)} at the repo root).",
+                    ),
+                    "timeout": {
+                        **duration,
+                        "default": f"{DEFAULT_SETUP_TIMEOUT_S / 60:g}m",
+                        "description": "Kill setup's whole process tree after this long; the deploy fails.",
+                    },
                 },
             },
         ],
@@ -73,10 +79,17 @@ def json_schema() -> dict[str, Any]:
         ],
     }
     relative_dir = {"type": "string", "pattern": RELATIVE_DIR}
-    executor = {"enum": list(EXECUTOR_NAMES), "default": "local",
-                "description": "Where tasks run: on this VM (local), on Slurm (sbatch) or on AWS Batch."}
-    command = {"type": "string", "minLength": 1, "pattern": r"\S",
-               "description": "The shell command (run by /bin/sh -c in the repo root or `dir`)."}
+    executor = {
+        "enum": list(EXECUTOR_NAMES),
+        "default": "local",
+        "description": "Where tasks run: on this VM (local), on Slurm (sbatch) or on AWS Batch.",
+    }
+    command = {
+        "type": "string",
+        "minLength": 1,
+        "pattern": r"\S",
+        "description": "The shell command (run by /bin/sh -c in the repo root or `dir`).",
+    }
     task = {
         "description": "A task: its command, or a mapping with `run:` and options.",
         "oneOf": [
@@ -89,11 +102,15 @@ def json_schema() -> dict[str, Any]:
                     "run": command,
                     "needs": _string_or_list(name, "Tasks that must succeed before this one starts."),
                     "retries": {
-                        "type": "integer", "minimum": 0, "maximum": load.MAX_RETRIES, "default": 0,
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": load.MAX_RETRIES,
+                        "default": 0,
                         "description": "Extra attempts after a failure.",
                     },
                     "retry_delay": {
-                        **duration, "default": f"{DEFAULT_RETRY_DELAY_S:g}s",
+                        **duration,
+                        "default": f"{DEFAULT_RETRY_DELAY_S:g}s",
                         "description": "Wait before the first retry; doubles each retry (90, 90s, 15m, 2h, 1d).",
                     },
                     "timeout": {
@@ -106,24 +123,35 @@ def json_schema() -> dict[str, Any]:
                     },
                     "env": {"$ref": "#/$defs/env", "description": "Environment variables for this task."},
                     # issue 14
-                    "memory": {"type": "string", "pattern": MEMORY_STRING, "examples": ["512M", "16G", "400G"],
-                               "description": "Memory the task needs; checked on the VM, requested from a cluster."},
-                    "cpus": {"type": "integer", "minimum": 1, "maximum": load.MAX_CPUS,
-                             "description": "CPUs the task needs; checked on the VM, requested from a cluster."},
+                    "memory": {
+                        "type": "string",
+                        "pattern": MEMORY_STRING,
+                        "examples": ["512M", "16G", "400G"],
+                        "description": "Memory the task needs; checked on the VM, requested from a cluster.",
+                    },
+                    "cpus": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": load.MAX_CPUS,
+                        "description": "CPUs the task needs; checked on the VM, requested from a cluster.",
+                    },
                     "executor": executor,
                     # issue 12
                     "inputs": _string_or_list(
                         {"type": "string", "minLength": 1},
                         "Files the task reads (paths or globs, relative to `dir`); with outputs:, "
-                        "a change to one makes the task run again."),
+                        "a change to one makes the task run again.",
+                    ),
                     "outputs": _string_or_list(
                         {"type": "string", "minLength": 1},
                         "Files the task writes (paths or globs, relative to `dir`); a task with outputs is "
-                        "skipped while nothing it depends on changed."),
+                        "skipped while nothing it depends on changed.",
+                    ),
                     "artifacts": {  # issue 11
-                        "type": ["array", "string"], "items": {"type": "string", "pattern": r"^(?!/|~)"},
+                        "type": ["array", "string"],
+                        "items": {"type": "string", "pattern": r"^(?!/|~)"},
                         "description": "Files kept with each run and shown on the site: paths or globs relative "
-                                       "to the task's dir (e.g. results/*.png), no '..'.",
+                        "to the task's dir (e.g. results/*.png), no '..'.",
                     },
                 },
             },
@@ -137,26 +165,35 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             "schedule": _string_or_list(
                 {"type": "string", "minLength": 1, "pattern": r"\S"},
-                "Cron expression(s), Debian cron syntax, e.g. \"0 2 * * *\" or @daily.",
+                'Cron expression(s), Debian cron syntax, e.g. "0 2 * * *" or @daily.',
             ),
             "timezone": {
-                "type": "string", "examples": ["Europe/London", "UTC", "America/New_York"],
+                "type": "string",
+                "examples": ["Europe/London", "UTC", "America/New_York"],
                 "description": "IANA timezone of the schedule (default: the VM's local zone).",
             },
             "catchup": {
                 "anyOf": [{"const": 0}, {"const": "0"}, duration],
                 "default": "6h",
                 "description": "Run once when the VM comes back if it was off at a scheduled minute within this "
-                               "long (default 6h; 0 = never).",
+                "long (default 6h; 0 = never).",
             },
-            "on_push": {"type": "boolean", "default": False,
-                        "description": "Run this pipeline after every successful deploy."},
+            "on_push": {
+                "type": "boolean",
+                "default": False,
+                "description": "Run this pipeline after every successful deploy.",
+            },
             "concurrency": {
-                "type": "integer", "minimum": 1, "maximum": load.MAX_CONCURRENCY,
+                "type": "integer",
+                "minimum": 1,
+                "maximum": load.MAX_CONCURRENCY,
                 "description": "Most tasks running at once (default: the number of CPUs).",
             },
-            "overlap": {"enum": list(OVERLAP_POLICIES), "default": "skip",
-                        "description": "What a trigger does while a run is going on: skip it, or queue it."},
+            "overlap": {
+                "enum": list(OVERLAP_POLICIES),
+                "default": "skip",
+                "description": "What a trigger does while a run is going on: skip it, or queue it.",
+            },
             "notify": {
                 "description": "Which run outcomes send a notification.",
                 "default": list(DEFAULT_NOTIFY),
@@ -166,11 +203,17 @@ def json_schema() -> dict[str, Any]:
                     {"type": "array", "items": {"enum": list(NOTIFY_OUTCOMES)}},
                 ],
             },
-            "ping_url": {"type": "string", "pattern": r"^https?://[^\s/?#]+[^\s]*$", "format": "uri",
-                         "description": "Pinged on start, success and failure (healthchecks.io style)."},
+            "ping_url": {
+                "type": "string",
+                "pattern": r"^https?://[^\s/?#]+[^\s]*$",
+                "format": "uri",
+                "description": "Pinged on start, success and failure (healthchecks.io style).",
+            },
             "executor": executor,
             "tasks": {
-                "type": "object", "minProperties": 1, "propertyNames": name,
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": name,
                 "additionalProperties": {"$ref": "#/$defs/task"},
                 "description": "The tasks, by name (ASCII letters, digits, '_' and '-').",
             },
@@ -187,12 +230,15 @@ def json_schema() -> dict[str, Any]:
             "persist": _string_or_list(relative_dir, "Directories kept across deploys (linked into each release)."),
             "env": {"$ref": "#/$defs/env", "description": "Environment variables for every task."},
             "slurm": {
-                "type": "object", "additionalProperties": False,
+                "type": "object",
+                "additionalProperties": False,
                 "properties": {key: {"type": "string"} for key in load.SLURM_KEYS},
                 "description": "sbatch options of `executor: slurm` tasks (partition, account, qos, extra_args).",
             },
             "pipelines": {
-                "type": "object", "minProperties": 1, "propertyNames": name,
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": name,
                 "additionalProperties": {"$ref": "#/$defs/pipeline"},
                 "description": "The pipelines, by name (ASCII letters, digits, '_' and '-').",
             },

@@ -1,4 +1,5 @@
 """'did you mean ...?' for misspelt keys, task names and timezones."""
+
 from __future__ import annotations
 
 import functools

@@ -7,6 +7,7 @@ knows flank.yml's rules.
 PyYAML is imported lazily: the git pre-receive hook imports the config package
 and should not pay for it until a flank.yml is actually read.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -73,7 +74,9 @@ def compose(text: str) -> "Node | None":
         problem = (exc.problem or exc.context or "not valid YAML").strip()
         if "'\\t'" in problem or (mark is not None and _char_at(text, mark.index) == "\t"):
             raise YamlProblem(
-                line, col, "tab character: YAML allows only spaces here",
+                line,
+                col,
+                "tab character: YAML allows only spaces here",
                 "replace the tab with spaces",
             ) from None
         unquoted = _unquoted_indicator(text, exc)
@@ -88,7 +91,9 @@ def compose(text: str) -> "Node | None":
     except yaml.reader.ReaderError as exc:
         line, col = _line_col(text, exc.position)
         raise YamlProblem(
-            line, col, f"invalid YAML: control character {_code_point(exc.character)} is not allowed",
+            line,
+            col,
+            f"invalid YAML: control character {_code_point(exc.character)} is not allowed",
             "flank.yml must be plain text",
         ) from None
     except RecursionError:
@@ -106,8 +111,8 @@ def _unquoted_indicator(text: str, exc: Any) -> YamlProblem | None:
         return None
     line_start = text.rfind("\n", 0, mark.index) + 1
     line_end = text.find("\n", mark.index)
-    value = text[mark.index:line_end if line_end >= 0 else len(text)].split(" #")[0].strip()
-    before = text[line_start:mark.index].split()
+    value = text[mark.index : line_end if line_end >= 0 else len(text)].split(" #")[0].strip()
+    before = text[line_start : mark.index].split()
     quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     # As the line should read: `schedule: "*/5 * * * *"` or `- "*/5 * * * *"`.
     written = f"{before[-1]} {quoted}" if before and before[-1].endswith((":", "-")) else quoted
@@ -224,6 +229,7 @@ class Mappings:
         sources = value_node.value if is_sequence(value_node) else [value_node]
         good = [s for s in sources if is_mapping(s)]
         if len(good) != len(sources):
-            self._on_error(value_node, "'<<' (merge) needs a mapping or a list of mappings, "
-                           f"got {describe(value_node)}")
+            self._on_error(
+                value_node, f"'<<' (merge) needs a mapping or a list of mappings, got {describe(value_node)}"
+            )
         return good

@@ -6,6 +6,7 @@ Credentials come the standard boto3 way (env, profile, instance role); flank nev
 them. `apply` checks everything it can before its first change (credentials, instance,
 types offered in the region, the role), so a bad setting changes nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def clients(cost: CostSettings) -> Clients:
 
     config = BotoConfig(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3})
     session = boto3.session.Session(region_name=cost.region)
-    return Clients(*(session.client(name, endpoint_url=cost.endpoint_url, config=config)
-                     for name in ("ec2", "scheduler", "ssm")))
+    return Clients(
+        *(session.client(name, endpoint_url=cost.endpoint_url, config=config) for name in ("ec2", "scheduler", "ssm"))
+    )
 
 
 def explain(exc: Exception, doing: str) -> UserError:
@@ -42,14 +44,17 @@ def explain(exc: Exception, doing: str) -> UserError:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     if isinstance(exc, NoCredentialsError):
-        return UserError(f"{doing}: no AWS credentials found",
-                         "give the VM an instance role, or set AWS_PROFILE / AWS_ACCESS_KEY_ID and "
-                         "AWS_SECRET_ACCESS_KEY")
+        return UserError(
+            f"{doing}: no AWS credentials found",
+            "give the VM an instance role, or set AWS_PROFILE / AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        )
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         message = (str(error.get("Message") or exc).strip().splitlines() or [""])[0][:200]
-        return UserError(f"{doing}: {error.get('Code', 'error')}: {message}",
-                         "check the IAM permissions listed in the README ('What it costs')")
+        return UserError(
+            f"{doing}: {error.get('Code', 'error')}: {message}",
+            "check the IAM permissions listed in the README ('What it costs')",
+        )
     if isinstance(exc, BotoCoreError):
         return UserError(f"{doing}: {exc}", "check the network and [cost] region / endpoint_url")
     return UserError(f"{doing}: {exc}")
@@ -69,16 +74,19 @@ def instance_id(cost: CostSettings) -> str:
     if cost.instance_id:
         return cost.instance_id
     try:
-        token_req = urllib.request.Request(f"{IMDS}/api/token", method="PUT",
-                                           headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+        token_req = urllib.request.Request(
+            f"{IMDS}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+        )
         with urllib.request.urlopen(token_req, timeout=IMDS_TIMEOUT_S) as r:
             token = r.read().decode()
         req = urllib.request.Request(f"{IMDS}/meta-data/instance-id", headers={"X-aws-ec2-metadata-token": token})
         with urllib.request.urlopen(req, timeout=IMDS_TIMEOUT_S) as r:
             return r.read().decode().strip()
     except OSError:
-        raise UserError("this VM does not look like an EC2 instance (no instance metadata service)",
-                        'set [cost] instance_id = "i-..." in flank.toml if it is one') from None
+        raise UserError(
+            "this VM does not look like an EC2 instance (no instance metadata service)",
+            'set [cost] instance_id = "i-..." in flank.toml if it is one',
+        ) from None
 
 
 def current_type(c: Clients, instance: str) -> str:
@@ -90,17 +98,19 @@ def current_type(c: Clients, instance: str) -> str:
 
 
 def check_types_offered(c: Clients, names: set[str], region: str) -> None:
-    found = call("listing the instance types of the region", c.ec2.describe_instance_types,
-                 InstanceTypes=sorted(names))
+    found = call("listing the instance types of the region", c.ec2.describe_instance_types, InstanceTypes=sorted(names))
     offered = {t["InstanceType"] for t in found.get("InstanceTypes", [])}
     missing = sorted(names - offered)
     if missing:
-        raise UserError(f"region {region} does not offer {', '.join(missing)}",
-                        "allow other families in [cost] families, or fix [cost] region")
+        raise UserError(
+            f"region {region} does not offer {', '.join(missing)}",
+            "allow other families in [cost] families, or fix [cost] region",
+        )
 
 
-def planned_calls(schedules: list[GrowSchedule], existing: dict[str, set[str]], instance: str,
-                  role_arn: str) -> list[tuple[str, dict[str, Any]]]:
+def planned_calls(
+    schedules: list[GrowSchedule], existing: dict[str, set[str]], instance: str, role_arn: str
+) -> list[tuple[str, dict[str, Any]]]:
     """The Scheduler API calls that make the groups hold exactly `schedules` (idempotent)."""
     calls: list[tuple[str, dict[str, Any]]] = []
     wanted: dict[str, set[str]] = {}
@@ -111,12 +121,21 @@ def planned_calls(schedules: list[GrowSchedule], existing: dict[str, set[str]], 
             calls.append(("create_schedule_group", {"Name": group}))
     for s in schedules:
         verb = "update_schedule" if s.name in existing.get(s.group, set()) else "create_schedule"
-        calls.append((verb, {
-            "Name": s.name, "GroupName": s.group, "ScheduleExpression": s.expression,
-            "ScheduleExpressionTimezone": s.timezone, "FlexibleTimeWindow": {"Mode": "OFF"},
-            "State": "ENABLED", "Target": s.target(instance, role_arn),
-            "Description": f"flank: grow to {s.instance_type} before {s.pipeline} ({s.fires})",
-        }))
+        calls.append(
+            (
+                verb,
+                {
+                    "Name": s.name,
+                    "GroupName": s.group,
+                    "ScheduleExpression": s.expression,
+                    "ScheduleExpressionTimezone": s.timezone,
+                    "FlexibleTimeWindow": {"Mode": "OFF"},
+                    "State": "ENABLED",
+                    "Target": s.target(instance, role_arn),
+                    "Description": f"flank: grow to {s.instance_type} before {s.pipeline} ({s.fires})",
+                },
+            )
+        )
     for group, names in sorted(existing.items()):
         for name in sorted(names - wanted.get(group, set())):
             calls.append(("delete_schedule", {"Name": name, "GroupName": group}))
@@ -141,8 +160,11 @@ def existing_schedules(c: Clients, groups: list[str]) -> dict[str, set[str]]:
 
 def run_calls(c: Clients, calls: list[tuple[str, dict[str, Any]]]) -> None:
     for verb, kwargs in calls:
-        call(f"{verb} {kwargs.get('GroupName', '')}/{kwargs['Name']}".replace(" /", " "),
-             getattr(c.scheduler, verb), **kwargs)
+        call(
+            f"{verb} {kwargs.get('GroupName', '')}/{kwargs['Name']}".replace(" /", " "),
+            getattr(c.scheduler, verb),
+            **kwargs,
+        )
 
 
 def show_call(verb: str, kwargs: dict[str, Any]) -> str:
@@ -151,12 +173,14 @@ def show_call(verb: str, kwargs: dict[str, Any]) -> str:
 
 def start_resize(c: Clients, instance: str, instance_type: str) -> str:
     """Start AWS-ResizeInstance (stop, change type, start); returns the execution id."""
-    found = call("starting the AWS-ResizeInstance automation", c.ssm.start_automation_execution,
-                 DocumentName=RESIZE_DOCUMENT,
-                 Parameters={"InstanceId": [instance], "InstanceType": [instance_type]})
+    found = call(
+        "starting the AWS-ResizeInstance automation",
+        c.ssm.start_automation_execution,
+        DocumentName=RESIZE_DOCUMENT,
+        Parameters={"InstanceId": [instance], "InstanceType": [instance_type]},
+    )
     return str(found["AutomationExecutionId"])
 
 
 def stop_resize(c: Clients, execution_id: str) -> None:
-    call("cancelling the resize", c.ssm.stop_automation_execution, AutomationExecutionId=execution_id,
-         Type="Cancel")
+    call("cancelling the resize", c.ssm.stop_automation_execution, AutomationExecutionId=execution_id, Type="Cancel")

@@ -10,6 +10,7 @@ cheapest priced type of the allowed families that holds it.
 
 Monthly figures are the four weeks scaled to an average month (730 hours).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -64,9 +65,11 @@ def fitting(types: list[InstanceType], need_kb: int, cpus: int, headroom: float,
         if kind.memory_kb >= want_kb and kind.vcpus >= cpus:
             return kind
     biggest = max(types, key=lambda t: t.memory_gib)
-    raise UserError(f"no allowed instance type holds {what}: {gib(want_kb)} GiB with headroom "
-                    f"(the largest allowed is {biggest.name}, {biggest.memory_gib:g} GiB)",
-                    "allow a bigger family in [cost] families, or lower [cost] headroom")
+    raise UserError(
+        f"no allowed instance type holds {what}: {gib(want_kb)} GiB with headroom "
+        f"(the largest allowed is {biggest.name}, {biggest.memory_gib:g} GiB)",
+        "allow a bigger family in [cost] families, or lower [cost] headroom",
+    )
 
 
 def gib(kb: float) -> str:
@@ -86,8 +89,9 @@ def _firings(need: PipelineNeed, start: datetime) -> list[datetime]:
     return sorted(out)
 
 
-def plan_sizes(needs: list[PipelineNeed], types: list[InstanceType], cost: CostSettings,
-               now: datetime | None = None) -> SizePlan:
+def plan_sizes(
+    needs: list[PipelineNeed], types: list[InstanceType], cost: CostSettings, now: datetime | None = None
+) -> SizePlan:
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     lead = timedelta(minutes=cost.grow_lead_minutes)
     resize = timedelta(minutes=RESIZE_MINUTES)
@@ -104,8 +108,9 @@ def plan_sizes(needs: list[PipelineNeed], types: list[InstanceType], cost: CostS
             continue
         run_len = timedelta(seconds=typical)
         for t in _firings(need, now):
-            spans.append((t - lead, t + run_len + resize, t, t + run_len, name, need.use.peak_kb,
-                          max(1, need.use.peak_tasks)))
+            spans.append(
+                (t - lead, t + run_len + resize, t, t + run_len, name, need.use.peak_kb, max(1, need.use.peak_tasks))
+            )
     spans.sort()
     merged: list[list[tuple[datetime, datetime, datetime, datetime, str, int, int]]] = []
     for span in spans:
@@ -133,19 +138,23 @@ def plan_sizes(needs: list[PipelineNeed], types: list[InstanceType], cost: CostS
             if name not in sizes or sizes[name].usd_per_hour < kind.usd_per_hour:
                 sizes[name] = kind
     for names in sorted(touching):
-        notes.append(f"the windows of {' and '.join(names)} touch: planned as one window, sized for their "
-                     "runs that overlap")
+        notes.append(
+            f"the windows of {' and '.join(names)} touch: planned as one window, sized for their runs that overlap"
+        )
     busy_h = sum(w.hours for w in windows)
     horizon_h = HORIZON.total_seconds() / 3600
     scale = HOURS_PER_MONTH / horizon_h
     resize_pays = busy_h < ALWAYS_ON_SHARE * horizon_h
     if resize_pays:
-        monthly_plan = scale * (sum(w.hours * w.kind.usd_per_hour for w in windows)
-                                + (horizon_h - busy_h) * idle.usd_per_hour)
+        monthly_plan = scale * (
+            sum(w.hours * w.kind.usd_per_hour for w in windows) + (horizon_h - busy_h) * idle.usd_per_hour
+        )
     else:
         biggest = max((w.kind for w in windows), key=lambda k: k.usd_per_hour, default=idle)
-        notes.append(f"pipeline windows cover {100 * busy_h / horizon_h:.0f}% of the time: resizing would not "
-                     f"pay; keep {biggest.name} running")
+        notes.append(
+            f"pipeline windows cover {100 * busy_h / horizon_h:.0f}% of the time: resizing would not "
+            f"pay; keep {biggest.name} running"
+        )
         idle = biggest
         monthly_plan = HOURS_PER_MONTH * biggest.usd_per_hour
     current = None

@@ -7,6 +7,7 @@ That is an upper bound (it assumes each task held its peak for its whole interva
 which is what a machine must be ready for), and it never misses a real peak: two tasks
 that ran at the same moment are always summed.
 """
+
 from __future__ import annotations
 
 import os
@@ -101,12 +102,18 @@ def run_use(record: RunRecord) -> RunUse | None:
         t0, t1 = records.parse_iso(task.started_at), records.parse_iso(task.ended_at)
         if t0 is None or t1 is None:
             continue
-        intervals.append(((t0 - started).total_seconds(), (t1 - started).total_seconds(),
-                          int(task.peak_rss_kb or 0)))
+        intervals.append(((t0 - started).total_seconds(), (t1 - started).total_seconds(), int(task.peak_rss_kb or 0)))
     peak, steps = memory_steps(intervals)
     most, _ = memory_steps((start, end, 1) for start, end, _kb in intervals)
-    return RunUse(record.run_id, str(record.status), started,
-                  float(record.duration_s or (ended - started).total_seconds()), peak, most, steps)
+    return RunUse(
+        record.run_id,
+        str(record.status),
+        started,
+        float(record.duration_s or (ended - started).total_seconds()),
+        peak,
+        most,
+        steps,
+    )
 
 
 def _recent_records(paths: ProjectPaths, pipeline: str, count: int) -> list[RunRecord]:
@@ -125,8 +132,9 @@ def _recent_records(paths: ProjectPaths, pipeline: str, count: int) -> list[RunR
     return list(reversed(out))
 
 
-def pipeline_use(paths: ProjectPaths, pipeline: str, declared: dict[str, int] | None = None,
-                 count: int = RECENT_RUNS) -> PipelineUse:
+def pipeline_use(
+    paths: ProjectPaths, pipeline: str, declared: dict[str, int] | None = None, count: int = RECENT_RUNS
+) -> PipelineUse:
     recs = _recent_records(paths, pipeline, count)
     runs = tuple(r for r in (run_use(rec) for rec in recs) if r is not None)
     per_task: dict[str, list[TaskResult]] = {}
@@ -139,13 +147,15 @@ def pipeline_use(paths: ProjectPaths, pipeline: str, declared: dict[str, int] | 
     for name, entries in per_task.items():
         durations = [float(t.duration_s) for t in entries if t.duration_s is not None]
         cpu = [float(t.cpu_s) for t in entries if t.cpu_s is not None]
-        tasks.append(TaskUse(
-            name=name,
-            peak_kb=max(int(t.peak_rss_kb or 0) for t in entries),
-            typical_s=statistics.median(durations) if durations else None,
-            cpu_s=statistics.median(cpu) if cpu else None,
-            declared_memory_kb=(declared or {}).get(name),
-        ))
+        tasks.append(
+            TaskUse(
+                name=name,
+                peak_kb=max(int(t.peak_rss_kb or 0) for t in entries),
+                typical_s=statistics.median(durations) if durations else None,
+                cpu_s=statistics.median(cpu) if cpu else None,
+                declared_memory_kb=(declared or {}).get(name),
+            )
+        )
     return PipelineUse(paths.name, pipeline, runs, tuple(tasks))
 
 

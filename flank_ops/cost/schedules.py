@@ -8,6 +8,7 @@ target for SSM StartAutomationExecution. There are no shrink schedules: the shri
 when the window's last run ends (cost/shrink.py), never at a fixed time that could stop the
 VM under a run that took longer than usual.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,13 @@ class GrowSchedule(NamedTuple):
         return {
             "Arn": TARGET_ARN,
             "RoleArn": role_arn,
-            "Input": json.dumps({"DocumentName": RESIZE_DOCUMENT,
-                                 "Parameters": {"InstanceId": [instance_id], "InstanceType": [self.instance_type]}},
-                                sort_keys=True),
+            "Input": json.dumps(
+                {
+                    "DocumentName": RESIZE_DOCUMENT,
+                    "Parameters": {"InstanceId": [instance_id], "InstanceType": [self.instance_type]},
+                },
+                sort_keys=True,
+            ),
         }
 
 
@@ -60,9 +65,11 @@ def _aws_expressions(pipeline: Pipeline, expr: str, lead: int) -> list[tuple[str
     spec = spec_for(expr)
     times = sorted((h * 60 + m - lead) for h in spec.hours for m in spec.minutes)
     if len(times) > MAX_TIMES_PER_DAY:
-        raise UserError(f"{pipeline.name}: schedule {expr!r} fires {len(times)} times a day — too often to resize "
-                        "around", "such a pipeline keeps the VM busy: leave it out of the plan by giving it no "
-                        "schedule, or size the VM for it (the plan then says resizing does not pay)")
+        raise UserError(
+            f"{pipeline.name}: schedule {expr!r} fires {len(times)} times a day — too often to resize around",
+            "such a pipeline keeps the VM busy: leave it out of the plan by giving it no "
+            "schedule, or size the VM for it (the plan then says resizing does not pay)",
+        )
     months = _field(spec.months, range(1, 13))
     out = []
     for minute_of_day in times:
@@ -72,9 +79,11 @@ def _aws_expressions(pipeline: Pipeline, expr: str, lead: int) -> list[tuple[str
         days, weekdays = set(spec.days), set(spec.weekdays)
         if day_before:
             if not spec.day_star or months != "*":
-                raise UserError(f"{pipeline.name}: growing {lead} min before {expr!r} falls on the day before, "
-                                "which a day-of-month or month restriction cannot express",
-                                "lower [cost] grow_lead_minutes, or move the schedule past midnight + the lead")
+                raise UserError(
+                    f"{pipeline.name}: growing {lead} min before {expr!r} falls on the day before, "
+                    "which a day-of-month or month restriction cannot express",
+                    "lower [cost] grow_lead_minutes, or move the schedule past midnight + the lead",
+                )
             weekdays = {(d - 1) % 7 for d in weekdays}
         variants = []
         if spec.day_star and spec.weekday_star:
@@ -103,7 +112,16 @@ def grow_schedules(plan: SizePlan, needs: list[PipelineNeed], cost: CostSettings
         n = 0
         for expr in need.pipeline.schedule:
             for expression, fires in _aws_expressions(need.pipeline, expr, cost.grow_lead_minutes):
-                out.append(GrowSchedule(group_name(need.project), f"grow-{need.pipeline.name}-{n}"[:64],
-                                        expression, zone, kind.name, key, fires))
+                out.append(
+                    GrowSchedule(
+                        group_name(need.project),
+                        f"grow-{need.pipeline.name}-{n}"[:64],
+                        expression,
+                        zone,
+                        kind.name,
+                        key,
+                        fires,
+                    )
+                )
                 n += 1
     return out

@@ -1,18 +1,19 @@
 """The [cost] table of flank.toml, typed, and the table of EC2 instance types it prices with.
 
-    [cost]
-    region = "us-east-1"                 # the region whose prices and types are used
-    families = ["m6a", "r6a"]            # instance families allowed (default: all but burstable t3)
-    headroom = 0.25                      # memory kept free above the measured peak
-    current_type = "r6a.8xlarge"         # optional; else asked of EC2 (instance metadata / API)
-    instance_id = "i-0123456789abcdef0"  # optional; else the instance metadata service
-    scheduler_role_arn = "arn:aws:iam::123456789012:role/flank-resize"   # needed by `flank cost apply`
-    idle_memory_gib = 4                  # what the VM needs when no pipeline runs
-    idle_cpus = 2
-    grow_lead_minutes = 15               # grow this long before a scheduled run
-    endpoint_url = "http://127.0.0.1:5000"   # optional; AWS-compatible endpoint (tests, VPC endpoints)
-    types_file = "/path/ec2_types.csv"   # optional; your own price table (same columns as the shipped one)
+[cost]
+region = "us-east-1"                 # the region whose prices and types are used
+families = ["m6a", "r6a"]            # instance families allowed (default: all but burstable t3)
+headroom = 0.25                      # memory kept free above the measured peak
+current_type = "r6a.8xlarge"         # optional; else asked of EC2 (instance metadata / API)
+instance_id = "i-0123456789abcdef0"  # optional; else the instance metadata service
+scheduler_role_arn = "arn:aws:iam::123456789012:role/flank-resize"   # needed by `flank cost apply`
+idle_memory_gib = 4                  # what the VM needs when no pipeline runs
+idle_cpus = 2
+grow_lead_minutes = 15               # grow this long before a scheduled run
+endpoint_url = "http://127.0.0.1:5000"   # optional; AWS-compatible endpoint (tests, VPC endpoints)
+types_file = "/path/ec2_types.csv"   # optional; your own price table (same columns as the shipped one)
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,8 +62,19 @@ def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default
     raise UserError(f"flank.toml: [cost] {key} must be a {want}, not {value!r}", "fix it in flank.toml")
 
 
-KNOWN_KEYS = ("region", "families", "headroom", "current_type", "instance_id", "scheduler_role_arn",
-              "idle_memory_gib", "idle_cpus", "grow_lead_minutes", "endpoint_url", "types_file")
+KNOWN_KEYS = (
+    "region",
+    "families",
+    "headroom",
+    "current_type",
+    "instance_id",
+    "scheduler_role_arn",
+    "idle_memory_gib",
+    "idle_cpus",
+    "grow_lead_minutes",
+    "endpoint_url",
+    "types_file",
+)
 
 
 def cost_settings(settings: dict[str, Any]) -> CostSettings:
@@ -78,8 +90,10 @@ def cost_settings(settings: dict[str, Any]) -> CostSettings:
     families = _get(table, "families", list)
     headroom = float(_get(table, "headroom", (int, float), 0.25))
     if not 0 <= headroom <= 4:
-        raise UserError(f"flank.toml: [cost] headroom must be between 0 and 4, not {headroom}",
-                        "e.g. headroom = 0.25 keeps a quarter above the measured peak")
+        raise UserError(
+            f"flank.toml: [cost] headroom must be between 0 and 4, not {headroom}",
+            "e.g. headroom = 0.25 keeps a quarter above the measured peak",
+        )
     lead = _get(table, "grow_lead_minutes", int, 15)
     if not 0 <= lead <= 120:
         raise UserError(f"flank.toml: [cost] grow_lead_minutes must be between 0 and 120, not {lead}")
@@ -103,7 +117,9 @@ def _read_table(text: str, where: str) -> list[dict[str, str]]:
     try:
         return list(rows)
     except csv.Error as exc:
-        raise UserError(f"{where}: {exc}", "keep the columns region,type,family,vcpus,memory_gib,usd_per_hour") from None
+        raise UserError(
+            f"{where}: {exc}", "keep the columns region,type,family,vcpus,memory_gib,usd_per_hour"
+        ) from None
 
 
 def instance_types(cost: CostSettings) -> list[InstanceType]:
@@ -120,11 +136,13 @@ def instance_types(cost: CostSettings) -> list[InstanceType]:
     out = []
     for row in _read_table(text, where):
         try:
-            kind = InstanceType(row["type"], row["family"], int(row["vcpus"]), float(row["memory_gib"]),
-                                float(row["usd_per_hour"]))
+            kind = InstanceType(
+                row["type"], row["family"], int(row["vcpus"]), float(row["memory_gib"]), float(row["usd_per_hour"])
+            )
         except (KeyError, TypeError, ValueError):
-            raise UserError(f"{where}: bad row {row}",
-                            "keep the columns region,type,family,vcpus,memory_gib,usd_per_hour") from None
+            raise UserError(
+                f"{where}: bad row {row}", "keep the columns region,type,family,vcpus,memory_gib,usd_per_hour"
+            ) from None
         if row.get("region") != cost.region:
             continue
         if cost.families is not None and kind.family not in cost.families:
@@ -134,9 +152,11 @@ def instance_types(cost: CostSettings) -> list[InstanceType]:
         out.append(kind)
     if not out:
         regions = sorted({r.get("region", "") for r in _read_table(text, where)})
-        raise UserError(f"no instance types priced for region {cost.region!r} and families "
-                        f"{', '.join(cost.families or ('(all)',))} in {where}",
-                        f"priced regions: {', '.join(regions)}; set [cost] types_file to a table for your region")
+        raise UserError(
+            f"no instance types priced for region {cost.region!r} and families "
+            f"{', '.join(cost.families or ('(all)',))} in {where}",
+            f"priced regions: {', '.join(regions)}; set [cost] types_file to a table for your region",
+        )
     return sorted(out, key=lambda t: (t.usd_per_hour, t.memory_gib))
 
 
@@ -144,6 +164,8 @@ def find_type(types: list[InstanceType], name: str, cost: CostSettings) -> Insta
     for kind in types:
         if kind.name == name:
             return kind
-    raise UserError(f"instance type {name!r} is not in the price table for {cost.region}"
-                    + (f" (families {', '.join(cost.families)})" if cost.families else ""),
-                    "add its family to [cost] families, or its price to your [cost] types_file")
+    raise UserError(
+        f"instance type {name!r} is not in the price table for {cost.region}"
+        + (f" (families {', '.join(cost.families)})" if cost.families else ""),
+        "add its family to [cost] families, or its price to your [cost] types_file",
+    )

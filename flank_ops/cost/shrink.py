@@ -9,6 +9,7 @@ instance actually stops finds the marker and cancels the automation: the run win
 stop has already begun, the run is cut off with the VM; the catch-up at boot runs a
 missed scheduled run again.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,19 @@ def shrink_now(home: Home, cost: CostSettings, idle_type: str) -> str:
         if now_type == idle_type:
             return f"already {idle_type}: nothing to do"
         execution = aws.start_resize(c, instance, idle_type)
-        atomic_write_text(marker_path(home), json.dumps({
-            "execution_id": execution, "instance_id": instance, "from": now_type, "to": idle_type,
-            "at": records.now_iso()}) + "\n")
+        atomic_write_text(
+            marker_path(home),
+            json.dumps(
+                {
+                    "execution_id": execution,
+                    "instance_id": instance,
+                    "from": now_type,
+                    "to": idle_type,
+                    "at": records.now_iso(),
+                }
+            )
+            + "\n",
+        )
     return f"shrinking {instance} from {now_type} to {idle_type} (automation {execution})"
 
 

@@ -11,6 +11,7 @@ push is one line in deploys.jsonl. While it holds the lock a deploy marks its
 commit (git/deploy_state.py), so one killed midway shows in `flank status`, and
 `flank deploy PROJECT [SHA]` (deploy_by_hand) redoes it through this same code.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -79,8 +80,9 @@ def deploy_lock(paths: ProjectPaths) -> Iterator[None]:
         yield
 
 
-def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH,
-           setup_option: str | None = None) -> Deployed | None:
+def deploy(
+    paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH, setup_option: str | None = None
+) -> Deployed | None:
     """Check out, link, set up (issue 13), switch `current`, regenerate, record. Call with the deploy
     lock held.
 
@@ -107,7 +109,8 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     setup: dict[str, Any] | None = None
     try:
         release, warnings, config = make_release(
-            paths, sha, validated, lambda _release: release_config.load_release_config(paths, sha))
+            paths, sha, validated, lambda _release: release_config.load_release_config(paths, sha)
+        )
         setup = setup_release(paths, sha, release, config, setup_option, previous)
         if not by_hand and setup is not None and setup.get("status") == "ran":
             tip = branch_tip_now(paths, branch)
@@ -142,8 +145,12 @@ def deploy(paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_
     except UserError as exc:
         warnings.append(f"{exc.message}, so runs will fail; {exc.hint}")
     try:
-        record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=warnings,
-                                          pipelines=list(config.pipelines), via=via, setup=setup))
+        record_deploy(
+            paths,
+            deploy_entry(
+                "accepted", ref, commit, warnings=warnings, pipelines=list(config.pipelines), via=via, setup=setup
+            ),
+        )
     except OSError as exc:
         warnings.append(f"deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
     # After the record, so the site's Deploys page shows this push.
@@ -175,19 +182,24 @@ def branch_tip_now(paths: ProjectPaths, branch: str) -> str | None:
     return branch_tip(paths.bare_repo, branch)
 
 
-def setup_failed(paths: ProjectPaths, ref: str, commit: dict[str, str], previous: str | None,
-                 exc: SetupFailed, via: str) -> None:
+def setup_failed(
+    paths: ProjectPaths, ref: str, commit: dict[str, str], previous: str | None, exc: SetupFailed, via: str
+) -> None:
     """issue 13: setup failed or timed out: nothing switched; say so, and what the branch did."""
     short = commit["short"]
     stays = f"{previous[:7]} stays current" if previous else "nothing is deployed yet"
     say(f"deploy failed: {exc.reason} — {short} is not deployed, {stays}")
     if via == VIA_PUSH:
-        say(f"the branch moved to {short} (git keeps the push) but the deploy did not: fix the setup and push "
+        say(
+            f"the branch moved to {short} (git keeps the push) but the deploy did not: fix the setup and push "
             f"again, or retry this commit by hand on the VM (e.g. after a network blip): "
-            f"flank deploy {paths.name} {short}")
+            f"flank deploy {paths.name} {short}"
+        )
     try:
-        record_deploy(paths, deploy_entry("failed", ref, commit, errors=[f"deploy failed: {exc.reason}"], via=via,
-                                          setup=exc.entry))
+        record_deploy(
+            paths,
+            deploy_entry("failed", ref, commit, errors=[f"deploy failed: {exc.reason}"], via=via, setup=exc.entry),
+        )
     except OSError:
         return
     for warning in refresh_site(paths, via):
@@ -206,8 +218,10 @@ def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
     sha = resolve_commit(paths.bare_repo, rev or f"refs/heads/{branch}")
     if sha is None:
         if rev:
-            raise UserError(f"no commit {rev!r} in {paths.bare_repo}",
-                            f"give a commit pushed to the project, or nothing for the tip of {branch!r}")
+            raise UserError(
+                f"no commit {rev!r} in {paths.bare_repo}",
+                f"give a commit pushed to the project, or nothing for the tip of {branch!r}",
+            )
         raise UserError(f"nothing pushed to {branch!r} yet, so nothing to deploy", "push first: git push flank main")
     gap = deploy_gap(paths)
     if gap is not None:
@@ -232,8 +246,10 @@ def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
         return 1
     on_push = [name for name, p in deployed.config.pipelines.items() if p.on_push]
     if on_push:
-        say(f"runs are not started by flank deploy (on_push: {', '.join(on_push)}); "
-            f"start one with: flank run {paths.name} {on_push[0]}")
+        say(
+            f"runs are not started by flank deploy (on_push: {', '.join(on_push)}); "
+            f"start one with: flank run {paths.name} {on_push[0]}"
+        )
     return 0
 
 
@@ -263,19 +279,21 @@ def pause_for_tests(point: str) -> None:
         signal.pause()
 
 
-def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: str,
-                      setup: dict[str, Any] | None = None) -> None:
+def record_superseded(
+    paths: ProjectPaths, branch: str, pushed_sha: str, tip: str, setup: dict[str, Any] | None = None
+) -> None:
     """A newer push moved the branch before this one's deploy began: that push's own hook deploys
     the tip; this push gets its one deploys.jsonl line, and the Pushes page shows it."""
-    say(f"a newer push moved {branch} to {tip[:7]} before {pushed_sha[:7]} was deployed; that push deploys it "
-        "(nothing started by this push)")
+    say(
+        f"a newer push moved {branch} to {tip[:7]} before {pushed_sha[:7]} was deployed; that push deploys it "
+        "(nothing started by this push)"
+    )
     try:
         commit = commit_info(paths.bare_repo, pushed_sha)
     except UserError:
         commit = {"sha": pushed_sha, "short": pushed_sha[:7]}
     try:
-        record_deploy(paths, deploy_entry("superseded", f"refs/heads/{branch}", commit, superseded_by=tip,
-                                          setup=setup))
+        record_deploy(paths, deploy_entry("superseded", f"refs/heads/{branch}", commit, superseded_by=tip, setup=setup))
     except OSError as exc:
         say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
         return
@@ -283,7 +301,9 @@ def record_superseded(paths: ProjectPaths, branch: str, pushed_sha: str, tip: st
         say(f"warning: {warning}")
 
 
-def deployed_already(paths: ProjectPaths, ref: str, commit: dict[str, str], validated: Config | None) -> Deployed | None:
+def deployed_already(
+    paths: ProjectPaths, ref: str, commit: dict[str, str], validated: Config | None
+) -> Deployed | None:
     """The pushed commit is the deployed one (the branch went away from it and back): nothing to
     redo, but the push still gets its deploys.jsonl line."""
     say(f"{commit['short']} is deployed already")
@@ -293,8 +313,16 @@ def deployed_already(paths: ProjectPaths, ref: str, commit: dict[str, str], vali
         say(f"warning: {failure_text(exc)}")
         return None
     try:
-        record_deploy(paths, deploy_entry("accepted", ref, commit, warnings=[f"{commit['short']} was deployed already"],
-                                          pipelines=list(config.pipelines)))
+        record_deploy(
+            paths,
+            deploy_entry(
+                "accepted",
+                ref,
+                commit,
+                warnings=[f"{commit['short']} was deployed already"],
+                pipelines=list(config.pipelines),
+            ),
+        )
     except OSError as exc:
         say(f"warning: push not recorded in {paths.deploys_log}: {failure_text(exc)}")
     for warning in refresh_site(paths):
@@ -350,8 +378,10 @@ def start_site_rebuild(paths: ProjectPaths) -> None:
     """`flank hook site PROJECT`, detached (see git/hooks.py: site_after_push)."""
     from flank_ops.run.launch import spawn_detached
 
-    spawn_detached([sys.executable, "-m", "flank_ops", "hook", "site", paths.name],
-                   cwd=paths.home.root if paths.home.root.is_dir() else None)
+    spawn_detached(
+        [sys.executable, "-m", "flank_ops", "hook", "site", paths.name],
+        cwd=paths.home.root if paths.home.root.is_dir() else None,
+    )
 
 
 def rebuild_site(paths: ProjectPaths) -> None:
@@ -441,8 +471,10 @@ def site_access_lines(paths: ProjectPaths, url: str) -> str:
     import socket
 
     host = ssh[2] if len(ssh) == 4 else socket.gethostname()
-    return (f"status site: run `flank serve` on the VM (or set site_url in {paths.home.settings_file}), then\n"
-            f"  from your laptop: ssh -L {port}:127.0.0.1:{port} {pusher() or 'you'}@{host} and open {url}")
+    return (
+        f"status site: run `flank serve` on the VM (or set site_url in {paths.home.settings_file}), then\n"
+        f"  from your laptop: ssh -L {port}:127.0.0.1:{port} {pusher() or 'you'}@{host} and open {url}"
+    )
 
 
 def requested_runs(push_options: list[str]) -> tuple[list[str], list[str]]:

@@ -12,6 +12,7 @@ deploy: git/deploy.py), its output copied to the push by the post-receive shim t
 a named pipe. The site is redrawn by a detached `flank hook site PROJECT` after the push
 returned. A post-receive shim from an older `flank init` still deploys by itself.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,8 +59,10 @@ def site_after_push(project: str) -> int:
 
 def project_paths(git_dir: Path) -> ProjectPaths:
     if not git_dir.name.endswith(".git"):
-        raise UserError(f"{git_dir} is not a flank project repo (expected $FLANK_HOME/NAME.git)",
-                        "create projects with: flank init NAME")
+        raise UserError(
+            f"{git_dir} is not a flank project repo (expected $FLANK_HOME/NAME.git)",
+            "create projects with: flank init NAME",
+        )
     return Home(git_dir.parent).project(git_dir.name[: -len(".git")])
 
 
@@ -154,12 +157,15 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
     if (tip or ZERO_SHA) == update.old:
         return fd, None
     os.close(fd)
-    return None, (f"{branch!r} moved to {(tip or 'nothing')[:7]} while this push was on its way (another push "
-                  f"came first)\n  fetch it, then push again: git pull flank {branch} && git push flank {branch}")
+    return None, (
+        f"{branch!r} moved to {(tip or 'nothing')[:7]} while this push was on its way (another push "
+        f"came first)\n  fetch it, then push again: git pull flank {branch} && git push flank {branch}"
+    )
 
 
-def hold_claim_until_ref_moves(fd: int, paths: ProjectPaths, branch: str, update: RefUpdate,
-                               stdin_text: str = "") -> None:
+def hold_claim_until_ref_moves(
+    fd: int, paths: ProjectPaths, branch: str, update: RefUpdate, stdin_text: str = ""
+) -> None:
     """Hand the receive lock to a child that keeps it until git has moved the branch (or the
     receive-pack that runs this hook is gone), then lets the next push in. The hook returns at once.
 
@@ -205,8 +211,16 @@ def make_post_receive_pipe(paths: ProjectPaths, receive_pack: int) -> Path | Non
     return pipe
 
 
-def deploy_in_this_process(fd: int, paths: ProjectPaths, branch: str, update: RefUpdate, stdin_text: str,
-                           pipe: Path, receive_pack: int, limit_s: float = 300) -> None:
+def deploy_in_this_process(
+    fd: int,
+    paths: ProjectPaths,
+    branch: str,
+    update: RefUpdate,
+    stdin_text: str,
+    pipe: Path,
+    receive_pack: int,
+    limit_s: float = 300,
+) -> None:
     """The child of pre-receive: once post-receive opens the pipe (git has moved the refs by
     then), let the next push in and do the post-receive here, writing to the pipe."""
     import time
@@ -361,7 +375,7 @@ def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
     others = [u for u in parse_updates(stdin_text) if u.ref.startswith("refs/heads/") and u.ref != deploy_ref]
     for update in others:
         if not update.deleted:
-            say(f"branch {update.ref[len('refs/heads/'):]!r} stored, not deployed (this VM deploys {branch!r})")
+            say(f"branch {update.ref[len('refs/heads/') :]!r} stored, not deployed (this VM deploys {branch!r})")
     if not updates:
         return 0
     from flank_ops.deploy.deploy import deploy_and_start

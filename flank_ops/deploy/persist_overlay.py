@@ -10,6 +10,7 @@ task that overwrites a tracked file gets it back at the next deploy.
 
 Which files a deploy placed is kept in persist-tracked/<dir>.json (paths.persist_manifest).
 """
+
 from __future__ import annotations
 
 import filecmp
@@ -85,8 +86,10 @@ def _sync_folder(source: Path, dest: Path, manifest: Path, rel: str) -> str:
             removed += 1
     manifest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(manifest, {"files": files})
-    line = (f"persist: {rel}: {len(files)} tracked file{'s' if len(files) != 1 else ''} synced into persist/{rel} "
-            f"({changed} new or changed, {removed} removed)")
+    line = (
+        f"persist: {rel}: {len(files)} tracked file{'s' if len(files) != 1 else ''} synced into persist/{rel} "
+        f"({changed} new or changed, {removed} removed)"
+    )
     if links:
         line += f"; {len(links)} tracked symlink{'s' if len(links) != 1 else ''} not synced ({links[0]}...)"
     if skipped:

@@ -26,6 +26,7 @@ that is live keeps working while the new one is built.
 The deploy holds the deploy lock while setup runs, so pushes take turns; a push whose
 branch moved on while its setup ran does not switch `current` (the newer push deploys).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,6 +55,7 @@ SETUP_OPTION = "setup"
 SKIP, FORCE = "skip", "force"
 # What the Pushes page and deploys.jsonl say about a deploy's setup.
 from flank_ops.git.deploy_log import FAILED, RAN, REUSED, SKIPPED, read_setup_log as read_log  # noqa: E402,F401
+
 STREAM_MAX_LINES = 300  # lines streamed to `git push`; beyond, the full log has them and the tail is shown
 TAIL_LINES = 25  # the last lines shown at the end of a cut or failed setup's output
 MAX_LINE_CHARS = 1000  # one line of push output at most this long (the log keeps it whole)
@@ -95,13 +97,16 @@ def split_setup_option(push_options: list[str]) -> tuple[str | None, list[str]]:
             continue
         value = value.strip()
         if not sep or value not in (SKIP, FORCE):
-            raise UserError(f"-o {option}: flank knows -o setup=skip and -o setup=force",
-                            "push again with one of them, or without -o setup")
+            raise UserError(
+                f"-o {option}: flank knows -o setup=skip and -o setup=force",
+                "push again with one of them, or without -o setup",
+            )
         choice = value
     return choice, rest
 
 
 # --- the key -----------------------------------------------------------------------
+
 
 def tree_entries(git_dir: Path, sha: str, recursive: bool, only: tuple[str, ...] = ()) -> dict[str, str]:
     """path -> blob id of the commit's files (the root's only unless recursive; `only`: these
@@ -143,6 +148,7 @@ def compute_key(git_dir: Path, sha: str, setup: Setup) -> tuple[str, list[str]]:
 
 # --- state ---------------------------------------------------------------------------
 
+
 def _state_file(paths: ProjectPaths, key: str) -> Path:
     return setup_dir(paths) / f"{key[:16]}.json"
 
@@ -173,8 +179,10 @@ def build_of_release(paths: ProjectPaths, sha: str) -> dict[str, Any] | None:
 
 # --- the deploy step -----------------------------------------------------------------
 
-def setup_release(paths: ProjectPaths, sha: str, release: Path, config: Config, option: str | None,
-                  previous: str | None) -> dict[str, Any] | None:
+
+def setup_release(
+    paths: ProjectPaths, sha: str, release: Path, config: Config, option: str | None, previous: str | None
+) -> dict[str, Any] | None:
     """Run or reuse setup for release `sha` (already checked out at `release`, not live yet).
 
     Returns the deploys.jsonl "setup" object (None: flank.yml has no setup). Raises SetupFailed
@@ -196,21 +204,39 @@ def setup_release(paths: ProjectPaths, sha: str, release: Path, config: Config, 
         carried = state or (build_of_release(paths, previous) if previous else None)
         if carried is not None:
             link_products(paths, sha, release, carried)
-        say("skipped (-o setup=skip)" + (f"; the release uses the environment of {carried['sha'][:7]}"
-                                           if carried else "; no earlier environment to carry over"))
+        say(
+            "skipped (-o setup=skip)"
+            + (
+                f"; the release uses the environment of {carried['sha'][:7]}"
+                if carried
+                else "; no earlier environment to carry over"
+            )
+        )
         return {**entry, "status": SKIPPED, "duration_s": 0.0}
     if state is not None and option != FORCE:
         link_products(paths, sha, release, state)
-        say(f"reused (key unchanged since {state['sha'][:7]}: {', '.join(found) or 'the commands'}; "
-            "-o setup=force runs it again)")
+        say(
+            f"reused (key unchanged since {state['sha'][:7]}: {', '.join(found) or 'the commands'}; "
+            "-o setup=force runs it again)"
+        )
         return {**entry, "status": REUSED, "duration_s": 0.0, "log": state.get("log"), "built_by": state["sha"]}
-    why = ("forced (-o setup=force)" if option == FORCE
-           else f"key changed ({', '.join(found)})" if found else "first run of these commands")
+    why = (
+        "forced (-o setup=force)"
+        if option == FORCE
+        else f"key changed ({', '.join(found)})"
+        if found
+        else "first run of these commands"
+    )
     say(f"running ({why}); the push waits for it")
     state = build(paths, sha, config, setup, key, entry)
     link_products(paths, sha, release, state)
-    return {**entry, "status": RAN, "duration_s": state["duration_s"], "log": state["log"],
-            "products": state["products"]}
+    return {
+        **entry,
+        "status": RAN,
+        "duration_s": state["duration_s"],
+        "log": state["log"],
+        "products": state["products"],
+    }
 
 
 def renv_hint(paths: ProjectPaths, sha: str) -> None:
@@ -219,12 +245,17 @@ def renv_hint(paths: ProjectPaths, sha: str) -> None:
     except UserError:
         return
     if "renv.lock" in root:
-        print("flank: hint: renv.lock is in the repo but flank.yml has no setup:, so its packages are not "
-              f"installed on deploy; add: {RENV_HINT}", file=sys.stderr, flush=True)
+        print(
+            "flank: hint: renv.lock is in the repo but flank.yml has no setup:, so its packages are not "
+            f"installed on deploy; add: {RENV_HINT}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
-def build(paths: ProjectPaths, sha: str, config: Config, setup: Setup, key: str,
-          entry: dict[str, Any]) -> dict[str, Any]:
+def build(
+    paths: ProjectPaths, sha: str, config: Config, setup: Setup, key: str, entry: dict[str, Any]
+) -> dict[str, Any]:
     """Run setup in a new build folder (a checkout of `sha`); returns its state once it succeeded."""
     from flank_ops.git.releases import checkout, link_persist
 
@@ -251,10 +282,19 @@ def build(paths: ProjectPaths, sha: str, config: Config, setup: Setup, key: str,
             raise SetupFailed(failure, {**entry, "status": FAILED, "duration_s": duration})
         products = untracked_products(folder, set(tracked), config.persist)
         if not products:
-            say("warning: setup exited 0 but created no files in the release, so nothing is carried over to "
-                "later releases; if it installs into a library folder, check that the folder is inside the repo")
-        state = {"key": key, "build": name, "products": products, "sha": sha, "log": log_name,
-                 "duration_s": duration, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            say(
+                "warning: setup exited 0 but created no files in the release, so nothing is carried over to "
+                "later releases; if it installs into a library folder, check that the folder is inside the repo"
+            )
+        state = {
+            "key": key,
+            "build": name,
+            "products": products,
+            "sha": sha,
+            "log": log_name,
+            "duration_s": duration,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         atomic_write_json(_state_file(paths, key), state)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -283,8 +323,7 @@ def setup_env(paths: ProjectPaths, folder: Path, config: Config, sha: str) -> di
     from flank_ops.run.secrets import load_secrets
 
     commit = {"sha": sha, "short": sha[:7]}
-    env = task_env(Deployed(paths, folder, config, commit), Pipeline(name="setup", tasks={}), 0,
-                   load_secrets(paths))
+    env = task_env(Deployed(paths, folder, config, commit), Pipeline(name="setup", tasks={}), 0, load_secrets(paths))
     env = {k: v for k, v in env.items() if not k.startswith("GIT_")}
     env["FLANK_SETUP"] = "1"
     return env
@@ -292,8 +331,8 @@ def setup_env(paths: ProjectPaths, folder: Path, config: Config, sha: str) -> di
 
 # --- running the commands ------------------------------------------------------------
 
-def run_commands(setup: Setup, cwd: Path, env: dict[str, str], log: BinaryIO,
-                 secrets: dict[str, str]) -> str | None:
+
+def run_commands(setup: Setup, cwd: Path, env: dict[str, str], log: BinaryIO, secrets: dict[str, str]) -> str | None:
     """Each command by /bin/sh -c in turn, stdin closed, output streamed and logged (masked).
     Returns None on success, else why setup failed (the push shows the last lines)."""
     from flank_ops.run.secrets import SecretMasker
@@ -321,8 +360,15 @@ def run_commands(setup: Setup, cwd: Path, env: dict[str, str], log: BinaryIO,
 
 
 def _run_one(command: str, cwd: Path, env: dict[str, str], stream: _Stream, deadline: float) -> int | str:
-    proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     timed_out = False
@@ -410,8 +456,10 @@ class _Stream:
             self.shown += 1
         elif not self.cut:
             self.cut = True
-            say(f"… more output than the push shows ({STREAM_MAX_LINES} lines); the full log is kept on the VM "
-                "and on the Pushes page; the last lines follow at the end")
+            say(
+                f"… more output than the push shows ({STREAM_MAX_LINES} lines); the full log is kept on the VM "
+                "and on the Pushes page; the last lines follow at the end"
+            )
 
     def finish(self, failed: bool) -> None:
         with contextlib.suppress(OSError):
@@ -426,6 +474,7 @@ class _Stream:
 
 
 # --- carry-over ------------------------------------------------------------------------
+
 
 def untracked_products(folder: Path, tracked: set[str], persist: tuple[str, ...]) -> list[str]:
     """The top-most paths under `folder` that git does not track (what setup created), sorted.
@@ -465,8 +514,9 @@ def link_products(paths: ProjectPaths, sha: str, release: Path, state: dict[str,
             continue
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, link)
-    atomic_write_json(setup_dir(paths) / "releases" / sha,
-                      {k: state.get(k) for k in ("build", "sha", "products", "key")})
+    atomic_write_json(
+        setup_dir(paths) / "releases" / sha, {k: state.get(k) for k in ("build", "sha", "products", "key")}
+    )
 
 
 def prune_builds(paths: ProjectPaths) -> None:

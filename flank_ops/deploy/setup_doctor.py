@@ -1,5 +1,6 @@
 """issue 13: what `flank doctor` says about environments: the R and Python on this VM, and, for each
 deployed project with renv.lock, whether Rscript loads the packages it names (a report; no install)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ CHECK_TIMEOUT_S = 120.0
 def setup_checks(home: Home, check: Any) -> Iterator[Any]:
     """doctor's Check lines (`check` is its Check type: status, name, detail, fix)."""
     for name, step in [("R", lambda: r_version(check)), ("Python", lambda: python_version(check))] + [
-            (f"{project} renv.lock", lambda project=project: renv_packages_check(home, project, check))
-            for project in home.projects()]:
+        (f"{project} renv.lock", lambda project=project: renv_packages_check(home, project, check))
+        for project in home.projects()
+    ]:
         try:
             found = step()
         except Exception as exc:  # noqa: BLE001 - doctor reports everything it finds
@@ -31,10 +33,13 @@ def setup_checks(home: Home, check: Any) -> Iterator[Any]:
 def r_version(check: Any) -> Any:
     exe = shutil.which("Rscript")
     if exe is None:
-        return check("SKIP", "R", "Rscript is not installed (needed only by R tasks and setup:)",
-                     "install R: sudo apt-get install r-base-core")
-    proc = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=30)
+        return check(
+            "SKIP",
+            "R",
+            "Rscript is not installed (needed only by R tasks and setup:)",
+            "install R: sudo apt-get install r-base-core",
+        )
+    proc = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
     return check("OK", "R", (proc.stdout.strip().splitlines() or ["Rscript"])[0])
 
 
@@ -43,8 +48,7 @@ def python_version(check: Any) -> Any:
     flank = f"flank runs on Python {sys.version.split()[0]}"
     if exe is None:
         return check("OK", "Python", f"no python3 on PATH for tasks; {flank}")
-    proc = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=30)
+    proc = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
     return check("OK", "Python", f"{proc.stdout.strip()} ({exe}) for tasks; {flank}")
 
 
@@ -69,31 +73,53 @@ def renv_packages_check(home: Home, name: str, check: Any) -> Any | None:
     label = f"{name} renv.lock"
     if packages is None:
         if (release / "renv.lock").exists():
-            return check("FAIL", label, "renv.lock is not valid JSON with a Packages section",
-                         "regenerate it in your project: renv::snapshot()")
+            return check(
+                "FAIL",
+                label,
+                "renv.lock is not valid JSON with a Packages section",
+                "regenerate it in your project: renv::snapshot()",
+            )
         return None
     if not packages:
         return check("OK", label, "names no packages")
     exe = shutil.which("Rscript")
     if exe is None:
-        return check("FAIL", label, f"names {len(packages)} packages but R is not installed",
-                     "install R: sudo apt-get install r-base-core")
+        return check(
+            "FAIL",
+            label,
+            f"names {len(packages)} packages but R is not installed",
+            "install R: sudo apt-get install r-base-core",
+        )
     from flank_ops.git.release_config import load_release_config
     from flank_ops.deploy.setup import setup_env
 
     env = setup_env(paths, release, load_release_config(paths, sha), sha)
-    script = ("pk <- strsplit(Sys.getenv('FLANK_DOCTOR_PACKAGES'), ',')[[1]]; "
-              "ok <- vapply(pk, function(p) suppressWarnings(suppressMessages(requireNamespace(p, quietly = TRUE))), "
-              "logical(1)); cat(pk[!ok], sep = '\\n')")
+    script = (
+        "pk <- strsplit(Sys.getenv('FLANK_DOCTOR_PACKAGES'), ',')[[1]]; "
+        "ok <- vapply(pk, function(p) suppressWarnings(suppressMessages(requireNamespace(p, quietly = TRUE))), "
+        "logical(1)); cat(pk[!ok], sep = '\\n')"
+    )
     env["FLANK_DOCTOR_PACKAGES"] = ",".join(packages)
-    proc = subprocess.run([exe, "-e", script], cwd=release, env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=CHECK_TIMEOUT_S)
+    proc = subprocess.run(
+        [exe, "-e", script],
+        cwd=release,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=CHECK_TIMEOUT_S,
+    )
     if proc.returncode != 0:
         return check("FAIL", label, f"Rscript failed in the release: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     missing = [p for p in proc.stdout.split() if p]
     if not missing:
         return check("OK", label, f"all {len(packages)} packages load in {sha[:7]}")
     shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-    return check("FAIL", label, f"Rscript cannot load {len(missing)} of {len(packages)} packages in {sha[:7]}: {shown}",
-                 "install them at deploy: add setup: {run: \"Rscript -e 'renv::restore(prompt = FALSE)'\", "
-                 "key: [renv.lock]} to flank.yml and push (or push -o setup=force)")
+    return check(
+        "FAIL",
+        label,
+        f"Rscript cannot load {len(missing)} of {len(packages)} packages in {sha[:7]}: {shown}",
+        "install them at deploy: add setup: {run: \"Rscript -e 'renv::restore(prompt = FALSE)'\", "
+        "key: [renv.lock]} to flank.yml and push (or push -o setup=force)",
+    )

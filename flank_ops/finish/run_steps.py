@@ -14,6 +14,7 @@
 record nor stops the next step: its error is printed and kept in run.json["after_run"],
 which the site and `flank status` show.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,8 +59,9 @@ def draw_site(context: RunContext, record: RunRecord) -> str | None:
 def upload_to_s3(context: RunContext, record: RunRecord) -> str | None:
     settings = context.settings_or_error
     # a broken flank.toml: uploads reads it again and says "s3: not uploaded: <why>"
-    return upload_finished_run(context.paths, record.pipeline, record.run_id,
-                               settings if isinstance(settings, dict) else None)
+    return upload_finished_run(
+        context.paths, record.pipeline, record.run_id, settings if isinstance(settings, dict) else None
+    )
 
 
 def shrink_vm(context: RunContext) -> str | None:
@@ -99,7 +101,7 @@ def finish_run(context: RunContext, record: RunRecord) -> dict[str, str]:
             else:
                 detail = f"{type(exc).__name__}: {exc}"
             outcome = mask(f"error: {detail}", context.secrets)
-            print(f"flank: after the run, {name} failed: {outcome[len('error: '):]}", file=sys.stderr)
+            print(f"flank: after the run, {name} failed: {outcome[len('error: ') :]}", file=sys.stderr)
         if outcome is not None:
             outcomes[name] = outcome
     record.after_run = outcomes

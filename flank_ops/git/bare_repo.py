@@ -3,6 +3,7 @@
 The deploy branch is what the bare repo's HEAD points at (`flank init --branch`),
 so a person can see and change it with plain git (`git symbolic-ref HEAD`).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def deploy_branch(git_dir: Path) -> str:
     except OSError:
         return DEFAULT_BRANCH
     prefix = "ref: refs/heads/"
-    return head[len(prefix):] if head.startswith(prefix) else DEFAULT_BRANCH
+    return head[len(prefix) :] if head.startswith(prefix) else DEFAULT_BRANCH
 
 
 def check_branch_name(branch: str) -> str:

@@ -21,6 +21,7 @@ Every push the hooks handle is exactly one line: pre-receive writes the refusals
 post-receive one of accepted, failed or superseded. Lines are appended with
 one write each (fileio.append_json_line), so concurrent pushes never interleave; the site's Deploys page reads them with `read_deploys`.
 """
+
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ done: a non-empty lock file nobody holds is a deploy that never finished.
 
     branch at 3f2a1c0, deployed 9b1e0d2 (deploy interrupted — `flank deploy demo` retries)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -77,14 +78,24 @@ def deploy_gap(paths: ProjectPaths) -> DeployGap | None:
     short_tip, short_deployed = (tip or "none")[:7], deployed[:7] if deployed else "nothing yet"
     retry = f"`flank deploy {paths.name}` retries"
     if busy:
-        return DeployGap(DEPLOYING, tip, deployed, f"a deploy is in progress (branch at {short_tip}, "
-                                                   f"deployed {short_deployed})")
+        return DeployGap(
+            DEPLOYING, tip, deployed, f"a deploy is in progress (branch at {short_tip}, deployed {short_deployed})"
+        )
     if marked:
         if tip == deployed:
-            return DeployGap(INTERRUPTED, tip, deployed, f"branch at {short_tip}, deployed {short_deployed} but its "
-                             f"deploy was interrupted; Makefiles, crontab and site may be stale — {retry}")
-        return DeployGap(INTERRUPTED, tip, deployed,
-                         f"branch at {short_tip}, deployed {short_deployed} (deploy interrupted — {retry})")
+            return DeployGap(
+                INTERRUPTED,
+                tip,
+                deployed,
+                f"branch at {short_tip}, deployed {short_deployed} but its "
+                f"deploy was interrupted; Makefiles, crontab and site may be stale — {retry}",
+            )
+        return DeployGap(
+            INTERRUPTED,
+            tip,
+            deployed,
+            f"branch at {short_tip}, deployed {short_deployed} (deploy interrupted — {retry})",
+        )
     if tip is None or tip == deployed:
         return None
     from flank_ops.git.deploy_log import VIA_COMMAND, read_deploys
@@ -92,11 +103,21 @@ def deploy_gap(paths: ProjectPaths) -> DeployGap | None:
     deploys = [e for e in read_deploys(paths) if e.get("status") in ("accepted", "failed")]
     last = deploys[-1] if deploys else {}
     if last.get("via") == VIA_COMMAND and last.get("status") == "accepted" and last.get("sha") == deployed:
-        return DeployGap(BY_HAND, tip, deployed, f"branch at {short_tip}, deployed {short_deployed} by hand "
-                         f"(`flank deploy {paths.name}` deploys the branch)")
+        return DeployGap(
+            BY_HAND,
+            tip,
+            deployed,
+            f"branch at {short_tip}, deployed {short_deployed} by hand "
+            f"(`flank deploy {paths.name}` deploys the branch)",
+        )
     if last.get("status") == "failed" and last.get("sha") == tip:
         reason = "; ".join(str(e) for e in last.get("errors") or []) or "see the Pushes page"
-        return DeployGap(FAILED, tip, deployed,
-                         f"branch at {short_tip}, deployed {short_deployed} (deploy failed: {reason} — {retry})")
-    return DeployGap(INTERRUPTED, tip, deployed,
-                     f"branch at {short_tip}, deployed {short_deployed} (deploy interrupted — {retry})")
+        return DeployGap(
+            FAILED,
+            tip,
+            deployed,
+            f"branch at {short_tip}, deployed {short_deployed} (deploy failed: {reason} — {retry})",
+        )
+    return DeployGap(
+        INTERRUPTED, tip, deployed, f"branch at {short_tip}, deployed {short_deployed} (deploy interrupted — {retry})"
+    )

@@ -4,6 +4,7 @@ Hooks run with GIT_DIR, GIT_INDEX_FILE, GIT_QUARANTINE_PATH... exported; those
 must not leak into git commands aimed at another repo or work tree, so `run_git`
 starts from an environment with every GIT_* variable removed unless asked.
 """
+
 from __future__ import annotations
 
 import os

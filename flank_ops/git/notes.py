@@ -16,6 +16,7 @@ clients are refused pushes to it by pre-receive). A write reads the old note,
 then moves the ref: two writers at once would lose a line or fail on the ref
 lock, so every write holds the project's notes flock.
 """
+
 from __future__ import annotations
 
 import re
@@ -142,8 +143,10 @@ def _who() -> dict[str, str]:
     # Notes are commits: give them an identity, the VM's git may have none configured.
     host = socket.gethostname()
     return {
-        "GIT_AUTHOR_NAME": "flank", "GIT_AUTHOR_EMAIL": f"flank@{host}",
-        "GIT_COMMITTER_NAME": "flank", "GIT_COMMITTER_EMAIL": f"flank@{host}",
+        "GIT_AUTHOR_NAME": "flank",
+        "GIT_AUTHOR_EMAIL": f"flank@{host}",
+        "GIT_COMMITTER_NAME": "flank",
+        "GIT_COMMITTER_EMAIL": f"flank@{host}",
     }
 
 
@@ -153,8 +156,12 @@ def append_note(paths: ProjectPaths, sha: str, line: str, keep: int = KEEP_FULL)
     with locked(paths.lock_file("notes")):
         old = read_note(paths, sha)
         text = fold_note(old + ("\n" if old and not old.endswith("\n") else "") + line + "\n", keep)
-        run_git(["notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", sha], git_dir=Path(paths.bare_repo),
-                input=text.encode("utf-8"), env=_who())
+        run_git(
+            ["notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", sha],
+            git_dir=Path(paths.bare_repo),
+            input=text.encode("utf-8"),
+            env=_who(),
+        )
 
 
 def read_note(paths: ProjectPaths, sha: str) -> str:

@@ -3,6 +3,7 @@
 The pushed objects are still in git's quarantine directory, visible only to git
 commands that keep the hook's GIT_* environment (keep_git_env=True).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -120,7 +121,9 @@ def object_reader(git_dir: Path) -> Iterator[ObjectReader]:
     """
     proc = subprocess.Popen(
         [git_executable(), f"--git-dir={git_dir}", "cat-file", "--batch"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         env=clean_env(keep_git=True),
     )
     assert proc.stdin is not None and proc.stdout is not None
@@ -160,7 +163,10 @@ def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | No
     """flank.yml's bytes at `sha`, or a message saying why there are none to read."""
     kind, size, content = read_object(f"{sha}:{FLANK_YML}", True)
     if kind == "missing":
-        return b"", f"no {FLANK_YML} in the pushed commit {sha[:7]}, so there is nothing to deploy\n  {HOW_TO_ADD_FLANK_YML}"
+        return (
+            b"",
+            f"no {FLANK_YML} in the pushed commit {sha[:7]}, so there is nothing to deploy\n  {HOW_TO_ADD_FLANK_YML}",
+        )
     if kind != "blob":
         return b"", f"{FLANK_YML} in the pushed commit is a {kind}, not a file"
     if size > MAX_FLANK_YML_BYTES:

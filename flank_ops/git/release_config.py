@@ -5,6 +5,7 @@ is only a checkout, which a task or a hand edit can change after the push. The d
 writes the copy from git's object store (content-addressed, so it is what pre-receive
 validated) before `current` moves to the release.
 """
+
 from __future__ import annotations
 
 from flank_ops.config.model import Config
@@ -32,8 +33,10 @@ def load_release_config(paths: ProjectPaths, sha: str) -> Config:
     try:
         return load_config(data, FILENAME)
     except ConfigErrors as exc:
-        raise UserError(f"the deployed {FILENAME} ({sha[:7]}) is invalid: "
-                        + "; ".join(str(e) for e in exc.errors), "fix it and push again") from None
+        raise UserError(
+            f"the deployed {FILENAME} ({sha[:7]}) is invalid: " + "; ".join(str(e) for e in exc.errors),
+            "fix it and push again",
+        ) from None
 
 
 def _committed(paths: ProjectPaths, sha: str) -> bytes:

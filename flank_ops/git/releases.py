@@ -5,6 +5,7 @@ A release is checked out into a temporary folder beside releases/<sha>, its
 crash or a full disk leaves a stray temp folder (cleaned by the next deploy),
 never a half release. Old releases are pruned, never the persisted data.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -164,8 +165,7 @@ def prune_releases(paths: ProjectPaths, in_use: set[str], keep: int = KEEP_RELEA
     if not paths.releases_dir.is_dir():
         return []
     releases = [
-        p for p in paths.releases_dir.iterdir()
-        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        p for p in paths.releases_dir.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
     ]
     if len(releases) <= keep:
         return []

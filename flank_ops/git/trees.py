@@ -4,6 +4,7 @@ The push checks the pushed commit (inside pre-receive, whose objects are still i
 quarantine: keep_git_env=True); `flank validate` in a work tree checks the index, what
 the next commit holds. Both answer the same two questions, so one set of rules serves both.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,7 @@ class CommitTree:
     def folder(self, path: str) -> dict[str, Entry] | None:
         if path not in self._folders:
             spec = f"{self.sha}:{path}" if path else f"{self.sha}^{{tree}}"
-            proc = run_git(["ls-tree", "-z", spec], git_dir=self.git_dir, keep_git_env=self.keep_git_env,
-                           check=False)
+            proc = run_git(["ls-tree", "-z", spec], git_dir=self.git_dir, keep_git_env=self.keep_git_env, check=False)
             listing = None
             if proc.returncode == 0:
                 listing = {}
@@ -66,7 +66,7 @@ class IndexTree:
             for depth in range(len(parts) - 1):
                 parent = "/".join(parts[:depth])
                 self._folders.setdefault(parent, {})[parts[depth]] = Entry("tree", "")
-                self._folders.setdefault("/".join(parts[:depth + 1]), {})
+                self._folders.setdefault("/".join(parts[: depth + 1]), {})
             self._folders.setdefault("/".join(parts[:-1]), {})[parts[-1]] = Entry(_kind(mode), oid)
 
     def folder(self, path: str) -> dict[str, Entry] | None:

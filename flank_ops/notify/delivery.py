@@ -3,6 +3,7 @@
 Webhook and ping URLs carry their secret in the path (Slack's token, a check's
 UUID), so errors name only scheme://host, never the whole URL.
 """
+
 from __future__ import annotations
 
 import socket
@@ -23,8 +24,14 @@ def public_part(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
-def http_request(url: str, *, method: str = "POST", body: bytes | None = None,
-                 content_type: str = "text/plain; charset=utf-8", timeout: float = 10.0) -> int:
+def http_request(
+    url: str,
+    *,
+    method: str = "POST",
+    body: bytes | None = None,
+    content_type: str = "text/plain; charset=utf-8",
+    timeout: float = 10.0,
+) -> int:
     """Send one request; return the HTTP status (2xx/3xx/4xx). Raises DeliveryError for no answer or a 5xx."""
     headers = {"User-Agent": USER_AGENT}
     if body is not None:

@@ -9,6 +9,7 @@ Channels come from flank.toml: [notify.webhook] and [notify.email]. A channel th
 fails is named in the returned status line (kept in run.json, shown on the site)
 and on stderr; it never raises.
 """
+
 from __future__ import annotations
 
 import sys
@@ -50,8 +51,9 @@ def run_message(context: RunContext, record: RunRecord) -> Message:
     return build_message(context.paths, record, outcome or "", site_url(context.settings()), context.secrets)
 
 
-def send_notifications(context: RunContext, record: RunRecord,
-                       message: Callable[[], Message] | None = None) -> str | None:
+def send_notifications(
+    context: RunContext, record: RunRecord, message: Callable[[], Message] | None = None
+) -> str | None:
     """Send the notifications the pipeline's notify: asks for; returns a status line or None if none
     configured or wanted. `message` builds the run's Message (shared with the ping). Never raises."""
     try:

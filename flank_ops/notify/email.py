@@ -3,6 +3,7 @@
 The password is never in flank.toml: `password_env` names an environment variable
 or a project secret (`flank secrets set PROJECT NAME`) that holds it.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,11 @@ def _connect(settings: EmailSettings, password: str | None) -> smtplib.SMTP:
     """An SMTP session, secured and logged in as the settings say. The caller quits it."""
     where = f"{settings.host}:{settings.port}"
     if settings.username and password is None:
-        hint = f"set the env var {settings.password_env}" if settings.password_env else "set password_env in [notify.email]"
+        hint = (
+            f"set the env var {settings.password_env}"
+            if settings.password_env
+            else "set password_env in [notify.email]"
+        )
         raise DeliveryError(f"no SMTP password for {settings.username} ({hint}, or a project secret of that name)")
     tls = ssl.create_default_context(cafile=settings.ca_file)
     smtp: smtplib.SMTP | None = None
@@ -51,14 +56,18 @@ def _connect(settings: EmailSettings, password: str | None) -> smtplib.SMTP:
 
 def describe_smtp_error(exc: BaseException, where: str, settings: EmailSettings) -> str:
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return f"SMTP login as {settings.username} refused by {where} ({exc.smtp_code}); check the username and password"
+        return (
+            f"SMTP login as {settings.username} refused by {where} ({exc.smtp_code}); check the username and password"
+        )
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return f"{where} does not offer STARTTLS (set starttls = false or ssl = true)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate of {where} not trusted ({exc.verify_message}); set ca_file if it uses a private CA"
     if isinstance(exc, smtplib.SMTPResponseException):
         said = exc.smtp_error
-        return f"{where} answered {exc.smtp_code} {said.decode('utf-8', 'replace') if isinstance(said, bytes) else said}"
+        return (
+            f"{where} answered {exc.smtp_code} {said.decode('utf-8', 'replace') if isinstance(said, bytes) else said}"
+        )
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return f"{where} refused the recipients {', '.join(exc.recipients)}"
     if isinstance(exc, OSError):  # timeouts, refused connections, unreachable hosts

@@ -3,6 +3,7 @@
 One Message, rendered as plain text (email) or Slack-style markdown (webhook).
 Every piece of text that comes from a run goes through the project's secret mask.
 """
+
 from __future__ import annotations
 
 import re
@@ -98,8 +99,9 @@ def _task_detail(name: str, task: TaskResult) -> str:
     return f"{name} ({', '.join(bits)})" if bits else name
 
 
-def build_message(paths: ProjectPaths, record: RunRecord, outcome: str, base_url: str,
-                  secrets: dict[str, str] | None = None) -> Message:
+def build_message(
+    paths: ProjectPaths, record: RunRecord, outcome: str, base_url: str, secrets: dict[str, str] | None = None
+) -> Message:
     from flank_ops.run.secrets import mask
     from flank_ops.site.outputs import main_report_url
 
@@ -110,7 +112,7 @@ def build_message(paths: ProjectPaths, record: RunRecord, outcome: str, base_url
     commit = record.commit
     if commit.get("short"):
         by = f" ({commit['author']})" if commit.get("author") else ""
-        summary.append(f"commit {commit['short']} \"{commit.get('message', '')}\"{by}")
+        summary.append(f'commit {commit["short"]} "{commit.get("message", "")}"{by}')
     started = clock(record.started_at, record.timezone, LONG) if record.started_at else "?"
     when = f"trigger: {record.trigger or '?'}, started {started}"
     if record.duration_s is not None:

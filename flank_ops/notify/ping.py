@@ -7,6 +7,7 @@
 The monitoring service alerts when an expected ping does not come, which is
 how the analyst hears about a VM that is down and runs nothing at all.
 """
+
 from __future__ import annotations
 
 import sys

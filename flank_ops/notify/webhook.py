@@ -1,4 +1,5 @@
 """Slack-compatible incoming webhooks: POST {"text": ...} as JSON (Slack, Mattermost, Rocket.Chat, ...)."""
+
 from __future__ import annotations
 
 import json

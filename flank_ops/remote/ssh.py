@@ -18,6 +18,7 @@ moves both the hooks and this. Every word sent is quoted for the remote shell
 (a POSIX shell: sh, bash, dash, zsh); values that must stay secret travel on
 ssh's stdin, never on a command line.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,8 +71,10 @@ def parse_remote_url(url: str) -> RemoteProject:
         )
     git_dir = PurePosixPath(path.rstrip("/") or "/")
     if not git_dir.name.endswith(".git") or git_dir.name == ".git":
-        raise UserError(f"the remote URL {url!r} does not end in NAME.git",
-                        "point the remote at the project's bare repo, as `flank init NAME` printed it")
+        raise UserError(
+            f"the remote URL {url!r} does not end in NAME.git",
+            "point the remote at the project's bare repo, as `flank init NAME` printed it",
+        )
     project = git_dir.name[: -len(".git")]
     flank_home = str(git_dir.parent)
     return RemoteProject(destination, port, str(git_dir), flank_home, project)
@@ -84,9 +87,11 @@ def remote_url(remote: str) -> str:
         detail = proc.stderr.decode("utf-8", "replace").strip()
         if "not a git repository" in detail:
             raise UserError("not in a git clone", "run flank remote inside your project's clone")
-        raise UserError(f"this clone has no git remote {remote!r}",
-                        "add the VM as printed by `flank init NAME` on the VM (git remote add flank ssh://...), "
-                        "or name another remote with --remote")
+        raise UserError(
+            f"this clone has no git remote {remote!r}",
+            "add the VM as printed by `flank init NAME` on the VM (git remote add flank ssh://...), "
+            "or name another remote with --remote",
+        )
     return proc.stdout.decode("utf-8", "replace").strip()
 
 
@@ -127,8 +132,9 @@ def ssh_argv(target: RemoteProject, flank_args: list[str], *, tty: bool = False)
     return [*argv, "--", target.destination, remote_shell_command(target, flank_args)]
 
 
-def run_remote_flank(target: RemoteProject, flank_args: list[str], *, stdin: bytes | None = None,
-                     tty: bool = False) -> int:
+def run_remote_flank(
+    target: RemoteProject, flank_args: list[str], *, stdin: bytes | None = None, tty: bool = False
+) -> int:
     """Run `flank ARGS` on the VM, its output straight to ours; returns the remote exit code.
 
     `stdin` (e.g. a secret's value) is written to ssh's stdin, never put on a command line;
@@ -145,8 +151,10 @@ def run_remote_flank(target: RemoteProject, flank_args: list[str], *, stdin: byt
     except KeyboardInterrupt:
         return 130
     if proc.returncode == 255:
-        raise UserError(f"ssh to {target.destination} failed (ssh said why, above)",
-                        f"check that the VM answers: {shlex.join([*argv[:argv.index('--')], '--', target.destination, 'true'])}")
+        raise UserError(
+            f"ssh to {target.destination} failed (ssh said why, above)",
+            f"check that the VM answers: {shlex.join([*argv[: argv.index('--')], '--', target.destination, 'true'])}",
+        )
     if proc.returncode == 127:
         raise UserError(
             f"flank was not found on {target.destination}",

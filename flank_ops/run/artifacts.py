@@ -17,6 +17,7 @@ tomorrow's run would change today's kept copy. So a kept file is, in this order:
   2. a reflink (FICLONE: btrfs, XFS, bcachefs, ZFS): shares the blocks copy-on-write, instant;
   3. an in-kernel copy (copy_file_range); a failed copy is removed, never half a file kept.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,8 +50,15 @@ class Budget(NamedTuple):
     used: int
 
 
-def keep_finished(run_dir: Path, record: RunRecord, pipeline: Pipeline, release_dir: Path,
-                  persist_root: Path, names: list[str], max_mb: int | None = None) -> list[str]:
+def keep_finished(
+    run_dir: Path,
+    record: RunRecord,
+    pipeline: Pipeline,
+    release_dir: Path,
+    persist_root: Path,
+    names: list[str],
+    max_mb: int | None = None,
+) -> list[str]:
     """Keep the artifacts of the tasks in `names` that have ended and were not kept yet.
 
     Returns the names whose entry changed. Never raises for a file: a problem is a warning
@@ -70,8 +78,9 @@ def keep_finished(run_dir: Path, record: RunRecord, pipeline: Pipeline, release_
         if max_mb is None:
             max_mb = _max_mb(run_dir, record)
         used = sum(int(a.get("size") or 0) for t in record.tasks.values() for a in t.artifacts or () if a.get("kept"))
-        kept, warnings = keep_task(run_dir, record.run_id, name, task, release_dir, persist_root,
-                                   Budget(max_mb * MB, used))
+        kept, warnings = keep_task(
+            run_dir, record.run_id, name, task, release_dir, persist_root, Budget(max_mb * MB, used)
+        )
         entry.artifacts = kept
         entry.artifact_warnings = warnings
         changed.append(name)
@@ -93,8 +102,10 @@ def _max_mb(run_dir: Path, record: RunRecord) -> int:
 
 # --- one task ---------------------------------------------------------------------
 
-def keep_task(run_dir: Path, run_id: int, name: str, task: Task, release_dir: Path, persist_root: Path,
-              budget: Budget) -> tuple[list[dict[str, Any]], list[str]]:
+
+def keep_task(
+    run_dir: Path, run_id: int, name: str, task: Task, release_dir: Path, persist_root: Path, budget: Budget
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Match the task's patterns and keep each file; (artifact entries, warnings)."""
     base = release_dir / task.dir if task.dir and task.dir != "." else release_dir
     roots = [os.path.realpath(release_dir), os.path.realpath(persist_root)]
@@ -116,8 +127,10 @@ def keep_task(run_dir: Path, run_id: int, name: str, task: Task, release_dir: Pa
                 found += 1
                 continue
             if len(seen) >= MAX_FILES_PER_TASK:
-                warnings.append(f"{pattern}: the task has more than {MAX_FILES_PER_TASK} files to keep; the rest was "
-                                "not kept (narrow the pattern: artifacts are files to look at)")
+                warnings.append(
+                    f"{pattern}: the task has more than {MAX_FILES_PER_TASK} files to keep; the rest was "
+                    "not kept (narrow the pattern: artifacts are files to look at)"
+                )
                 found = -1
                 break
             seen.add(rel)
@@ -195,8 +208,16 @@ class _Walk:
             self.made.add(folder)
 
 
-def _keep_one(base: Path, rel: str, roots: list[str], dest_root: Path, earlier: dict[str, tuple[Path, list[int]]],
-              max_bytes: int, used: int, walk: _Walk) -> tuple[dict[str, Any], list[int] | None]:
+def _keep_one(
+    base: Path,
+    rel: str,
+    roots: list[str],
+    dest_root: Path,
+    earlier: dict[str, tuple[Path, list[int]]],
+    max_bytes: int,
+    used: int,
+    walk: _Walk,
+) -> tuple[dict[str, Any], list[int] | None]:
     name = safe_name(rel)
     entry: dict[str, Any] = {"path": name, "size": 0, "kept": False, "note": None}
     if name != rel:
@@ -215,8 +236,10 @@ def _keep_one(base: Path, rel: str, roots: list[str], dest_root: Path, earlier: 
         return entry, None
     entry["size"] = st.st_size
     if used + st.st_size > max_bytes:
-        entry["note"] = (f"not kept: {_mb(st.st_size)} would take the run past [artifacts] max_mb_per_run = "
-                         f"{max_bytes // MB} MB in flank.toml ({_mb(used)} kept already)")
+        entry["note"] = (
+            f"not kept: {_mb(st.st_size)} would take the run past [artifacts] max_mb_per_run = "
+            f"{max_bytes // MB} MB in flank.toml ({_mb(used)} kept already)"
+        )
         return entry, None
     parts = name.split("/")
     if not name or name.startswith("/") or ".." in parts:
@@ -243,8 +266,9 @@ def _mb(size: int) -> str:
     return fmt_bytes(size)
 
 
-def _store(src: str, st: os.stat_result, dest: str, earlier: tuple[Path, list[int]] | None,
-           signature: list[int]) -> str:
+def _store(
+    src: str, st: os.stat_result, dest: str, earlier: tuple[Path, list[int]] | None, signature: list[int]
+) -> str:
     """Put a copy of `src` at `dest` that later writes to `src` cannot change; says how.
 
     `dest` is in the run's own new folder, read by nobody until the record names it, so it is
@@ -293,6 +317,7 @@ def _clone(src: str, dst: str, size: int) -> str:
 
 
 # --- what earlier runs kept (to link unchanged files) ----------------------------
+
 
 def _earlier_sources(run_dir: Path, run_id: int, task: str) -> dict[str, tuple[Path, list[int]]]:
     """name -> (kept file, source signature) from the nearest earlier runs that kept it."""

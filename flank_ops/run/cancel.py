@@ -7,6 +7,7 @@ launcher stops its task's whole process tree: SIGTERM, then SIGKILL after the ta
 period (5 s). A run still waiting its turn under `overlap: queue` is cancelled only when named
 by its id: `flank cancel PROJECT PIPELINE` stops the run that is executing, never the queue.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,9 @@ def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Targe
             try:
                 status = records.read_record(run_dir).status
             except (OSError, ValueError):
-                raise UserError(f"no run #{run_id} of {pipeline}", f"see the runs with: flank status {paths.name}") from None
+                raise UserError(
+                    f"no run #{run_id} of {pipeline}", f"see the runs with: flank status {paths.name}"
+                ) from None
             raise NothingToCancel(f"{pipeline} #{run_id} is not running (it {_ended_as(status)})")
         return Target(paths.run_dir(pipeline, run_id), match)
     executing = [r for r in running if r.waiting_for is None]
@@ -62,8 +65,13 @@ def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Targe
 
 
 def _ended_as(status: RunStatus) -> str:
-    return {RunStatus.SUCCESS: "succeeded", RunStatus.FAILED: "failed", RunStatus.INTERRUPTED: "was interrupted",
-            RunStatus.SKIPPED: "was skipped", RunStatus.CANCELLED: "was cancelled"}.get(status, f"is {status}")
+    return {
+        RunStatus.SUCCESS: "succeeded",
+        RunStatus.FAILED: "failed",
+        RunStatus.INTERRUPTED: "was interrupted",
+        RunStatus.SKIPPED: "was skipped",
+        RunStatus.CANCELLED: "was cancelled",
+    }.get(status, f"is {status}")
 
 
 class NothingToCancel(Exception):

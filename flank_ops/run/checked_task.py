@@ -10,6 +10,7 @@ missing one fails the task, naming the file (a silent success would poison every
 Only then is the fingerprint written. A task skipped here leaves tasks/<task>.json with status
 "up_to_date" and exits 0, so make starts its dependents.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,17 @@ def _log_line(run_dir: str, task: str, text: str) -> None:
 
 
 def _result(task: str, status: str, started: str, t0: float, **more: Any) -> dict[str, Any]:
-    return {"task": task, "status": status, "attempts": 0, "exit_code": None, "started_at": started,
-            "ended_at": task_exec.now_iso(), "duration_s": round(time.monotonic() - t0, 3),
-            "log": f"logs/{task}.log", **more}
+    return {
+        "task": task,
+        "status": status,
+        "attempts": 0,
+        "exit_code": None,
+        "started_at": started,
+        "ended_at": task_exec.now_iso(),
+        "duration_s": round(time.monotonic() - t0, 3),
+        "log": f"logs/{task}.log",
+        **more,
+    }
 
 
 def run_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -> int:
@@ -53,14 +62,14 @@ def run_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -
     except fpr.FingerprintError as exc:
         cache.save()
         _log_line(run_dir, spec.task, f"{exc}; the task did not run")
-        task_exec._write_result(run_dir, spec.task, _result(spec.task, "failed", started, t0, error=str(exc),
-                                                              reason=f"ran: {exc}"))
+        task_exec._write_result(
+            run_dir, spec.task, _result(spec.task, "failed", started, t0, error=str(exc), reason=f"ran: {exc}")
+        )
         return 1
     cache.save()
     if reason is None:
         _log_line(run_dir, spec.task, "up to date: nothing it depends on changed since its last success")
-        task_exec._write_result(run_dir, spec.task, _result(spec.task, "up_to_date", started, t0,
-                                                              reason="up_to_date"))
+        task_exec._write_result(run_dir, spec.task, _result(spec.task, "up_to_date", started, t0, reason="up_to_date"))
         return 0
     _log_line(run_dir, spec.task, reason)
 
@@ -73,7 +82,8 @@ def run_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -
             if missing:
                 raise fpr.FingerprintError(
                     f"the task succeeded but did not write its declared output{'s' if len(missing) > 1 else ''} "
-                    f"{', '.join(missing)} (fix the command or its outputs: in flank.yml)")
+                    f"{', '.join(missing)} (fix the command or its outputs: in flank.yml)"
+                )
             fpr.write_state(state_file, spec.task, fp, outputs, check.get("run_id"), check.get("commit"))
         except fpr.FingerprintError as exc:
             log.write(f"flank: {exc}\n".encode())

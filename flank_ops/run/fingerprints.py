@@ -18,6 +18,7 @@ Hash: xxh3-128 (the `xxhash` package), several GB/s on one core, where the stdli
 blake2b/sha256 do 0.6-1.4 GB/s; `targets` itself fingerprints with xxhash64. This is
 change detection among the project's own files, not a defence against forged collisions.
 """
+
 from __future__ import annotations
 
 import glob
@@ -53,6 +54,7 @@ class FingerprintError(Exception):
 
 
 # --- hashing with a stat cache ----------------------------------------------------
+
 
 class HashCache:
     """Content digests by (path, size, mtime_ns, inode), in an append-only text file."""
@@ -121,8 +123,9 @@ class HashCache:
                 from flank_ops.fileio import atomic_write_bytes
 
                 # one line per path, and none for files gone (old releases' scripts, deleted data)
-                body = "".join(f"{d}\t{s}\t{m}\t{i}\t{p}\n" for p, (s, m, i, d) in self.entries.items()
-                               if os.path.exists(p))
+                body = "".join(
+                    f"{d}\t{s}\t{m}\t{i}\t{p}\n" for p, (s, m, i, d) in self.entries.items() if os.path.exists(p)
+                )
                 atomic_write_bytes(self.path, body.encode("utf-8", "surrogateescape"), durable=False)
                 self.lines = len(self.entries)
                 return
@@ -188,6 +191,7 @@ def read_salt(path: Path) -> bytes:
 
 # --- what a task depends on ---------------------------------------------------------
 
+
 class TaskFiles(NamedTuple):
     """What the fingerprint of one task is computed from: everything a launcher needs,
     without flank.yml (written into the run's plan as JSON)."""
@@ -207,8 +211,13 @@ class TaskFiles(NamedTuple):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TaskFiles":
         return cls(
-            task=data["task"], release_dir=data["release_dir"], dir=data["dir"], command=data["command"],
-            env=dict(data["env"]), inputs=tuple(data["inputs"]), outputs=tuple(data["outputs"]),
+            task=data["task"],
+            release_dir=data["release_dir"],
+            dir=data["dir"],
+            command=data["command"],
+            env=dict(data["env"]),
+            inputs=tuple(data["inputs"]),
+            outputs=tuple(data["outputs"]),
             upstream={k: (v[0], tuple(v[1])) for k, v in data["upstream"].items()},
         )
 
@@ -216,11 +225,18 @@ class TaskFiles(NamedTuple):
 def task_files(task: Task, pipeline: Pipeline, config: Config, release_dir: Path, salt: bytes) -> TaskFiles:
     env = {**config.env, **task.env}
     return TaskFiles(
-        task=task.name, release_dir=str(release_dir), dir=task.dir, command=task.run,
+        task=task.name,
+        release_dir=str(release_dir),
+        dir=task.dir,
+        command=task.run,
         env={k: env_digest(salt, k, v) for k, v in sorted(env.items())},
-        inputs=task.inputs, outputs=task.outputs,
-        upstream={d: (pipeline.tasks[d].dir, pipeline.tasks[d].outputs) for d in task.needs
-                  if d in pipeline.tasks and pipeline.tasks[d].outputs},
+        inputs=task.inputs,
+        outputs=task.outputs,
+        upstream={
+            d: (pipeline.tasks[d].dir, pipeline.tasks[d].outputs)
+            for d in task.needs
+            if d in pipeline.tasks and pipeline.tasks[d].outputs
+        },
     )
 
 
@@ -260,8 +276,9 @@ def expand(files: TaskFiles, task_dir: str | None, pattern: str) -> list[str] | 
     return sorted(m for m in matches if not os.path.isdir(os.path.join(files.release_dir, m)))
 
 
-def _hash_patterns(files: TaskFiles, cache: HashCache, task_dir: str | None, patterns: Iterable[str],
-                   what: str) -> dict[str, str]:
+def _hash_patterns(
+    files: TaskFiles, cache: HashCache, task_dir: str | None, patterns: Iterable[str], what: str
+) -> dict[str, str]:
     """path -> digest; a missing plain path or a glob matching nothing -> {pattern: MISSING}."""
     out: dict[str, str] = {}
     for pattern in patterns:
@@ -278,17 +295,22 @@ def fingerprint(files: TaskFiles, cache: HashCache) -> dict[str, Any]:
     """The task's fingerprint now (without its outputs). Raises FingerprintError."""
     # files named in the command that are outputs (its own, or its upstreams': those count as
     # upstream changes) are not inputs of their own
-    outputs = {repo_relative(d, p) for d, outs in [(files.dir, files.outputs), *files.upstream.values()]
-               for p in outs}
+    outputs = {repo_relative(d, p) for d, outs in [(files.dir, files.outputs), *files.upstream.values()] for p in outs}
     declared = [repo_relative(files.dir, p) or p for p in files.inputs]
-    scripts = [s for s in command_scripts(files.command, files.dir, files.release_dir)
-               if s not in outputs and s not in declared
-               and not any(fnmatchcase(s, o) for o in outputs if o and any(c in GLOB_CHARS for c in o))]
+    scripts = [
+        s
+        for s in command_scripts(files.command, files.dir, files.release_dir)
+        if s not in outputs
+        and s not in declared
+        and not any(fnmatchcase(s, o) for o in outputs if o and any(c in GLOB_CHARS for c in o))
+    ]
     inputs = _hash_patterns(files, cache, files.dir, files.inputs, "input")
     for script in scripts:
         inputs[script] = cache.digest(os.path.join(files.release_dir, script), f"input {script}")
-    upstream = {name: _hash_patterns(files, cache, d, outs, f"{name}'s output")
-                for name, (d, outs) in sorted(files.upstream.items())}
+    upstream = {
+        name: _hash_patterns(files, cache, d, outs, f"{name}'s output")
+        for name, (d, outs) in sorted(files.upstream.items())
+    }
     fp: dict[str, Any] = {
         "command": text_digest(files.command),
         "dir": files.dir,
@@ -305,6 +327,7 @@ def hash_outputs(files: TaskFiles, cache: HashCache) -> dict[str, str]:
 
 
 # --- comparing -----------------------------------------------------------------------
+
 
 def _changed_files(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return [p for p in sorted(set(old) | set(new)) if old.get(p) != new.get(p)]
@@ -370,6 +393,7 @@ def why_run(old: dict[str, Any] | None, new: dict[str, Any], outputs_now: dict[s
 
 # --- the state files -----------------------------------------------------------------
 
+
 def read_state(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -378,18 +402,28 @@ def read_state(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_state(path: Path, task: str, fp: dict[str, Any], outputs: dict[str, str],
-                run_id: int | None = None, commit: str | None = None) -> None:
+def write_state(
+    path: Path,
+    task: str,
+    fp: dict[str, Any],
+    outputs: dict[str, str],
+    run_id: int | None = None,
+    commit: str | None = None,
+) -> None:
     """After a success only: what it depended on, and what it wrote."""
     from datetime import datetime, timezone
 
     from flank_ops.fileio import atomic_write_text
 
     state = {
-        "format": FORMAT, "hash": HASH_NAME, "task": task,
+        "format": FORMAT,
+        "hash": HASH_NAME,
+        "task": task,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_id": run_id, "commit": commit,
-        **fp, "outputs": outputs,
+        "run_id": run_id,
+        "commit": commit,
+        **fp,
+        "outputs": outputs,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(state, indent=1, sort_keys=True) + "\n", 0o600, durable=False)

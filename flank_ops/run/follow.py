@@ -6,6 +6,7 @@ one on a cluster node writing to a shared FLANK_HOME, and costs a few small read
 A runner that died is noticed (records.reconcile marks its run interrupted), so a follow
 never waits forever.
 """
+
 from __future__ import annotations
 
 import time
@@ -50,8 +51,15 @@ def task_state(run_dir: Path, record: RunRecord, task: str) -> TaskStatus:
     return TaskStatus(result["status"]) if result else status
 
 
-def follow(paths: ProjectPaths, pipeline: str, run_id: int, task: str | None, out: BinaryIO,
-           *, on_end: Callable[[RunRecord], None] | None = None) -> RunRecord:
+def follow(
+    paths: ProjectPaths,
+    pipeline: str,
+    run_id: int,
+    task: str | None,
+    out: BinaryIO,
+    *,
+    on_end: Callable[[RunRecord], None] | None = None,
+) -> RunRecord:
     """Copy the log(s) to `out` until the task (or run) has ended; returns the final record."""
     run_dir = paths.run_dir(pipeline, run_id)
     record = records.read_record(run_dir)

@@ -1,4 +1,5 @@
 """Which releases live runs are using, so a deploy never prunes the code under a run."""
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ deleted cache is rebuilt by the next run. Without a
 C compiler (or with FLANK_TASK_EXEC=python) the pure-Python twin runs instead,
 as `python -m flank_ops _task` — same command line and behaviour, slower per task.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,12 +75,16 @@ def build_launcher(home: Home | None = None) -> Path | None:
             # static when the C library allows it: no dynamic loading per task (~15% of its cost)
             proc = subprocess.run(
                 [compiler, "-O2", "-static", "-o", tmp, str(SOURCE)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             if proc.returncode != 0:
                 proc = subprocess.run(
                     [compiler, "-O2", "-o", tmp, str(SOURCE)],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
                 )
             if proc.returncode != 0:
                 print(

@@ -5,7 +5,7 @@ For each pipeline, `pipelines/<p>.mk` has one .PHONY target per task with its
 launcher (launcher.py) on the task's spec file:
 
     model: transform
-    	@$(FLANK_LAUNCHER) $(FLANK_SPECS)/model.spec $(RUN_DIR)
+        @$(FLANK_LAUNCHER) $(FLANK_SPECS)/model.spec $(RUN_DIR)
 
 No task content ever enters make syntax: commands, directories and env values
 live only in the spec files (NUL-separated, see task_exec.py), and appear in the
@@ -21,6 +21,7 @@ hands each task its environment in the spec file, which only the launcher reads
 (GNU make takes MAKEFLAGS, MAKEFILES, GNUMAKEFLAGS... from its environment; in
 flank.yml's `env:` those are just variables a task's own make may use).
 """
+
 from __future__ import annotations
 
 import os
@@ -55,6 +56,7 @@ SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9_./+,:@%=-]+$")
 
 # --- the task spec -------------------------------------------------------------
 
+
 def direct_argv(command: str) -> tuple[str, ...]:
     """The words to exec without a shell, or () when the command needs /bin/sh."""
     if any(c in SHELL_METACHARACTERS for c in command):
@@ -72,8 +74,13 @@ def declared_env(env: dict[str, str]) -> dict[str, str]:
     return {key: os.path.expanduser(value) if value.startswith("~") else value for key, value in env.items()}
 
 
-def task_spec(task: Task, release_dir: Path, project_env: dict[str, str] | None = None,
-              executor: str = "local", options: dict[str, str] | None = None) -> TaskSpec:
+def task_spec(
+    task: Task,
+    release_dir: Path,
+    project_env: dict[str, str] | None = None,
+    executor: str = "local",
+    options: dict[str, str] | None = None,
+) -> TaskSpec:
     """The launcher's spec of one task. The project's `env:` is in it too (the task's
     own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`.
     `project_env` is already as tasks see it (declared_env, or the runner's task_env).
@@ -103,8 +110,13 @@ def uses_executor_entry(task: Task, executor: str) -> bool:
     return executor != "local" or bool(task.memory_mb or task.cpus)
 
 
-def _spec_bytes(task: Task, release_dir: Path, project_env: dict[str, str], executor: str = "local",
-                options: dict[str, str] | None = None) -> bytes:
+def _spec_bytes(
+    task: Task,
+    release_dir: Path,
+    project_env: dict[str, str],
+    executor: str = "local",
+    options: dict[str, str] | None = None,
+) -> bytes:
     from flank_ops.run.task_exec import encode_spec
 
     try:
@@ -114,6 +126,7 @@ def _spec_bytes(task: Task, release_dir: Path, project_env: dict[str, str], exec
 
 
 # --- the Makefile text -----------------------------------------------------------
+
 
 def make_word(value: str | Path) -> str:
     """A path as one word of a make assignment or command-line variable whose value
@@ -228,8 +241,11 @@ def render_makefile(
         if pipeline.executor_of(name) != "local":
             details.append(f"executor {pipeline.executor_of(name)}")
         if task.memory_mb or task.cpus:
-            details.append(" ".join(x for x in (task.memory_mb and f"memory {task.memory_mb}M",
-                                                task.cpus and f"cpus {task.cpus}") if x))
+            details.append(
+                " ".join(
+                    x for x in (task.memory_mb and f"memory {task.memory_mb}M", task.cpus and f"cpus {task.cpus}") if x
+                )
+            )
         if details:
             out.extend(f"#   ({line})" for line in comment_text(", ".join(details)))
         add(f"{name}:" + "".join(f" {d}" for d in task.needs))
@@ -238,8 +254,10 @@ def render_makefile(
         elif name in entry_tasks:  # checks the VM has room, then execs the launcher
             add(f"\t@$(FLANK_EXECUTOR) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR) $(FLANK_LAUNCHER)")
         elif name in checked:  # issue 12; remote tasks take the executor's path above
-            add(f"\t@$(FLANK_CHECKED_LAUNCHER) {_assignment_value(make_word(checked[name]))} "
-                f"$(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
+            add(
+                f"\t@$(FLANK_CHECKED_LAUNCHER) {_assignment_value(make_word(checked[name]))} "
+                f"$(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)"
+            )
         else:
             add(f"\t@$(FLANK_LAUNCHER) $(FLANK_SPECS)/{name}{SPEC_SUFFIX} $(RUN_DIR)")
     add("")
@@ -253,8 +271,14 @@ def executor_entry_argv() -> list[str]:
     return [sys.executable, "-m", "flank_ops.run.executors"]
 
 
-def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path, project_env: dict[str, str],
-                 mode: int = 0o644, slurm_options: dict[str, str] | None = None) -> None:
+def _write_specs(
+    specs_dir: Path,
+    pipeline: Pipeline,
+    release_dir: Path,
+    project_env: dict[str, str],
+    mode: int = 0o644,
+    slurm_options: dict[str, str] | None = None,
+) -> None:
     specs_dir.mkdir(parents=True, exist_ok=True)
     for name, task in pipeline.tasks.items():
         # The folder is fresh and published only once complete (a symlink swap, or
@@ -269,8 +293,8 @@ def _write_specs(specs_dir: Path, pipeline: Pipeline, release_dir: Path, project
 
 # --- the contract ------------------------------------------------------------------
 
-def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
-                         commit: str | None = None) -> None:
+
+def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path, commit: str | None = None) -> None:
     """Write pipelines/<p>.mk (+ task specs) for every pipeline; remove dropped pipelines' files.
 
     The specs folder `<p>.tasks` is a symlink to a fresh `.<p>.tasks.<random>`
@@ -323,9 +347,15 @@ def _remove_dropped_pipelines(paths: ProjectPaths, config: Config) -> None:
         _remove_old_spec_dirs(paths.pipelines_dir, link.name, keep="")
 
 
-def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_dir: Path,
-                   commit: str | None = None, task_env: dict[str, str] | None = None,
-                   checked: dict[str, Path] | None = None) -> Path:
+def write_run_plan(
+    run_dir: Path,
+    pipeline: Pipeline,
+    config: Config,
+    release_dir: Path,
+    commit: str | None = None,
+    task_env: dict[str, str] | None = None,
+    checked: dict[str, Path] | None = None,
+) -> Path:
     """The run's own copy of the Makefile and specs, in run_dir/plan/: a run stays
     pinned to the release it started in, whatever pushes happen meanwhile.
 
@@ -359,14 +389,35 @@ def write_run_plan(run_dir: Path, pipeline: Pipeline, config: Config, release_di
 
 # What make (and the launcher it starts) needs from the runner's environment; the locale's
 # LC_* too. PYTHONPATH: the Python launcher must import this flank_ops.
-MAKE_ENV_NAMES = frozenset(("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-                            "PYTHONPATH"))
+MAKE_ENV_NAMES = frozenset(
+    ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "PYTHONPATH")
+)
 # Variables GNU make reads from its environment to change what it does.
-MAKE_CONTROL_VARIABLES = frozenset((
-    "MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKEFILES", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_RESTARTS",
-    "MAKE_TERMOUT", "MAKE_TERMERR", "MAKECMDGOALS", "MAKESHELL", "MAKEFILE_LIST", "SHELL", "VPATH", "GPATH",
-    "SUFFIXES", ".SHELLFLAGS", ".RECIPEPREFIX", ".DEFAULT_GOAL", ".LIBPATTERNS", ".EXTRA_PREREQS",
-))
+MAKE_CONTROL_VARIABLES = frozenset(
+    (
+        "MAKEFLAGS",
+        "MFLAGS",
+        "GNUMAKEFLAGS",
+        "MAKEFILES",
+        "MAKELEVEL",
+        "MAKEOVERRIDES",
+        "MAKE_RESTARTS",
+        "MAKE_TERMOUT",
+        "MAKE_TERMERR",
+        "MAKECMDGOALS",
+        "MAKESHELL",
+        "MAKEFILE_LIST",
+        "SHELL",
+        "VPATH",
+        "GPATH",
+        "SUFFIXES",
+        ".SHELLFLAGS",
+        ".RECIPEPREFIX",
+        ".DEFAULT_GOAL",
+        ".LIBPATTERNS",
+        ".EXTRA_PREREQS",
+    )
+)
 
 
 def make_environment(secrets: dict[str, str], source: dict[str, str] | None = None) -> dict[str, str]:
@@ -374,22 +425,29 @@ def make_environment(secrets: dict[str, str], source: dict[str, str] | None = No
     `source` (default: this process's), and the secrets with their names, which the
     launcher must read from its own environment to mask them. Never flank.yml's env:."""
     source = dict(os.environ) if source is None else source
-    env = {k: v for k, v in source.items()
-           if (k in MAKE_ENV_NAMES or k.startswith("LC_")) and k not in MAKE_CONTROL_VARIABLES}
+    env = {
+        k: v
+        for k, v in source.items()
+        if (k in MAKE_ENV_NAMES or k.startswith("LC_")) and k not in MAKE_CONTROL_VARIABLES
+    }
     env.update((k, v) for k, v in secrets.items() if k not in MAKE_CONTROL_VARIABLES)
     env["FLANK_SECRET_NAMES"] = ",".join(sorted(secrets))
     return env
 
 
-def spec_environment(task_env: dict[str, str], make_env: dict[str, str],
-                     source: dict[str, str] | None = None) -> dict[str, str]:
+def spec_environment(
+    task_env: dict[str, str], make_env: dict[str, str], source: dict[str, str] | None = None
+) -> dict[str, str]:
     """What the spec files must add for each task to see `task_env`: every variable make's
     environment lacks (or has with another value). make's own control variables that
     flank itself was started with (say, by a make recipe) stay out, as the launcher
     drops them; set in flank.yml's env:, they reach the task."""
     source = dict(os.environ) if source is None else source
-    return {k: v for k, v in task_env.items()
-            if make_env.get(k) != v and not (k in MAKE_CONTROL_VARIABLES and source.get(k) == v)}
+    return {
+        k: v
+        for k, v in task_env.items()
+        if make_env.get(k) != v and not (k in MAKE_CONTROL_VARIABLES and source.get(k) == v)
+    }
 
 
 def make_executable() -> str:
@@ -402,8 +460,7 @@ def make_executable() -> str:
 
 def make_command(makefile: Path, run_dir: Path, jobs: int, targets: list[str]) -> list[str]:
     """`make -k -j N -f MAKEFILE RUN_DIR=... [targets]` (no targets: every task)."""
-    argv = [make_executable(), "-k", "-j", str(max(1, int(jobs))), "-f", str(makefile),
-            f"RUN_DIR={make_word(run_dir)}"]
+    argv = [make_executable(), "-k", "-j", str(max(1, int(jobs))), "-f", str(makefile), f"RUN_DIR={make_word(run_dir)}"]
     if targets:
         argv.append("--")  # a task may be called "-k"
         argv.extend(targets)

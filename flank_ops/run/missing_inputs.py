@@ -6,6 +6,7 @@ fails with "'data/03_dat_aug.csv' does not exist". When a failed task's log name
 is missing from this release but present in an earlier one, the log gets
 one line saying so and naming `persist:` as the fix (the run page shows the log's last lines).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ _QUOTED = re.compile(r"""['"\u2018\u201c]([^'"\u2019\u201d\n\r]{1,300})['"\u2019
 _COLON = re.compile(r"([^\s:'\"]{1,300}): No such file or directory")
 
 
-def explain(run_dir: Path, record: RunRecord, pipeline: Pipeline, release_dir: Path,
-            persist: tuple[str, ...], names: list[str]) -> None:
+def explain(
+    run_dir: Path, record: RunRecord, pipeline: Pipeline, release_dir: Path, persist: tuple[str, ...], names: list[str]
+) -> None:
     """For each failed task in `names`, look for a lost input and say so (never raises for a file)."""
     releases = release_dir.parent
     for name in names:
@@ -37,10 +39,16 @@ def explain(run_dir: Path, record: RunRecord, pipeline: Pipeline, release_dir: P
             continue
         path, other = lost
         folder = path.split("/")[0] if "/" in path else "."
-        fix = (f"add {folder!r} to persist: in flank.yml (persist: [{folder}]) so what the tasks write there "
-               "survives deploys" if folder != "." else "write it into a folder listed in persist: in flank.yml")
-        line = (f"flank: {path!r} is missing from this release ({release_dir.name[:7]}) but release "
-                f"{other[:7]} has it: it was written inside the release folder, which each deploy replaces; {fix}")
+        fix = (
+            f"add {folder!r} to persist: in flank.yml (persist: [{folder}]) so what the tasks write there "
+            "survives deploys"
+            if folder != "."
+            else "write it into a folder listed in persist: in flank.yml"
+        )
+        line = (
+            f"flank: {path!r} is missing from this release ({release_dir.name[:7]}) but release "
+            f"{other[:7]} has it: it was written inside the release folder, which each deploy replaces; {fix}"
+        )
         try:
             with open(log, "ab") as f:
                 f.write(b"\n" + line.encode("utf-8", "replace") + b"\n")
@@ -48,8 +56,9 @@ def explain(run_dir: Path, record: RunRecord, pipeline: Pipeline, release_dir: P
             pass
 
 
-def _lost_input(log: Path, release_dir: Path, releases: Path, task_dir: str | None,
-                persist: tuple[str, ...]) -> tuple[str, str] | None:
+def _lost_input(
+    log: Path, release_dir: Path, releases: Path, task_dir: str | None, persist: tuple[str, ...]
+) -> tuple[str, str] | None:
     try:
         with open(log, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -60,8 +69,11 @@ def _lost_input(log: Path, release_dir: Path, releases: Path, task_dir: str | No
     base = Path(task_dir) if task_dir and task_dir != "." else Path()
     candidates = list(dict.fromkeys(m.group(1).strip() for rx in (_QUOTED, _COLON) for m in rx.finditer(text)))
     try:
-        others = sorted((p for p in releases.iterdir() if p.is_dir() and not p.name.startswith(".")
-                         and p.name != release_dir.name), key=lambda p: p.stat().st_mtime, reverse=True)
+        others = sorted(
+            (p for p in releases.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != release_dir.name),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
     except OSError:
         return None
     for raw in candidates[:MAX_CANDIDATES]:

@@ -10,6 +10,7 @@ Tasks with outputs that are started go through the checked launcher (task_exec.r
 which fingerprints them at start, checks the declared outputs after a success and only then
 records the new fingerprint. The rules of a fingerprint are in fingerprints.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,14 @@ class Decision(NamedTuple):
     files: fpr.TaskFiles | None  # None: the task has no outputs (not fingerprinted)
 
 
-def decide(paths: ProjectPaths, pipeline: Pipeline, config: Config, release_dir: Path, selected: list[str],
-           forced: frozenset[str] = frozenset()) -> dict[str, Decision]:
+def decide(
+    paths: ProjectPaths,
+    pipeline: Pipeline,
+    config: Config,
+    release_dir: Path,
+    selected: list[str],
+    forced: frozenset[str] = frozenset(),
+) -> dict[str, Decision]:
     """A decision for every selected task (dependencies first)."""
     salt = fpr.read_salt(paths.fingerprint_salt)
     cache = fpr.HashCache(paths.hash_cache)
@@ -59,22 +66,25 @@ def decide(paths: ProjectPaths, pipeline: Pipeline, config: Config, release_dir:
         old = fpr.read_state(paths.fingerprint_file(pipeline.name, name))
         reason = fpr.own_change(old, fp)
         if reason is None and waits_for:
-            decisions[name] = Decision(name, CHECK, f"decided when {', '.join(waits_for)} ha"
-                                       f"{'s' if len(waits_for) == 1 else 've'} run", files)
+            decisions[name] = Decision(
+                name, CHECK, f"decided when {', '.join(waits_for)} ha{'s' if len(waits_for) == 1 else 've'} run", files
+            )
             continue
         if reason is None:
             try:
                 reason = fpr.why_run(old, fp, fpr.hash_outputs(files, cache))
             except fpr.FingerprintError as exc:
                 reason = f"ran: {exc}"
-        decisions[name] = Decision(name, RUN, reason, files) if reason else Decision(name, UP_TO_DATE, UP_TO_DATE,
-                                                                                     files)
+        decisions[name] = (
+            Decision(name, RUN, reason, files) if reason else Decision(name, UP_TO_DATE, UP_TO_DATE, files)
+        )
     cache.save(tidy=True)
     return decisions
 
 
-def forced_tasks(pipeline: Pipeline, selected: list[str], *, force: bool, force_tasks: tuple[str, ...],
-                 from_task: str | None) -> frozenset[str]:
+def forced_tasks(
+    pipeline: Pipeline, selected: list[str], *, force: bool, force_tasks: tuple[str, ...], from_task: str | None
+) -> frozenset[str]:
     """--force: every selected task; --force-task T: T; --from T: T and its downstream."""
     if force:
         return frozenset(selected)
@@ -84,8 +94,14 @@ def forced_tasks(pipeline: Pipeline, selected: list[str], *, force: bool, force_
     return frozenset(chosen & set(selected))
 
 
-def write_checks(plan_dir: Path, pipeline: Pipeline, paths: ProjectPaths, decisions: dict[str, Decision],
-                 run_id: int, commit: str | None) -> dict[str, Path]:
+def write_checks(
+    plan_dir: Path,
+    pipeline: Pipeline,
+    paths: ProjectPaths,
+    decisions: dict[str, Decision],
+    run_id: int,
+    commit: str | None,
+) -> dict[str, Path]:
     """One JSON per started task that has outputs: what the checked launcher needs. -> task: file."""
     from flank_ops.fileio import atomic_write_text
 
@@ -96,11 +112,24 @@ def write_checks(plan_dir: Path, pipeline: Pipeline, paths: ProjectPaths, decisi
         if d.files is None or d.action == UP_TO_DATE:
             continue
         path = folder / f"{name}.json"
-        atomic_write_text(path, json.dumps({
-            "mode": d.action, "reason": d.reason, "files": d.files.to_json(),
-            "state_file": str(paths.fingerprint_file(pipeline.name, name)),
-            "hash_cache": str(paths.hash_cache), "run_id": run_id, "commit": commit,
-        }, indent=1) + "\n", 0o600, durable=False)
+        atomic_write_text(
+            path,
+            json.dumps(
+                {
+                    "mode": d.action,
+                    "reason": d.reason,
+                    "files": d.files.to_json(),
+                    "state_file": str(paths.fingerprint_file(pipeline.name, name)),
+                    "hash_cache": str(paths.hash_cache),
+                    "run_id": run_id,
+                    "commit": commit,
+                },
+                indent=1,
+            )
+            + "\n",
+            0o600,
+            durable=False,
+        )
         written[name] = path
     return written
 

@@ -83,6 +83,7 @@ writes the final status and appends the history line — so a full disk can cost
 logs but never its outcome. A runner that died leaves "running": `reconcile` (called by
 `flank status`, `flank run` and the site build) marks such runs "interrupted".
 """
+
 from __future__ import annotations
 
 import errno
@@ -138,8 +139,11 @@ FAILED_TASK_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
 # The task is done and its dependents may run.
 OK_TASK_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.UP_TO_DATE})
 # A need that ended so keeps its dependents from running (they become upstream_failed).
-BLOCKING_TASK_STATUSES = FAILED_TASK_STATUSES | {TaskStatus.UPSTREAM_FAILED, TaskStatus.INTERRUPTED,
-                                                 TaskStatus.CANCELLED}
+BLOCKING_TASK_STATUSES = FAILED_TASK_STATUSES | {
+    TaskStatus.UPSTREAM_FAILED,
+    TaskStatus.INTERRUPTED,
+    TaskStatus.CANCELLED,
+}
 # Final in a launcher's tasks/<task>.json: it is written once, there is nothing more to read.
 SETTLED_TASK_STATUSES = FAILED_TASK_STATUSES | OK_TASK_STATUSES
 
@@ -153,8 +157,17 @@ RESERVE_FILE = ".reserve"
 # --- the typed record ----------------------------------------------------------
 
 # Task entry keys always written (in this order), then the optional ones when set, then `extra`.
-_TASK_ALWAYS = ("status", "needs", "attempts", "started_at", "ended_at", "duration_s", "exit_code", "peak_rss_kb",
-                "log")
+_TASK_ALWAYS = (
+    "status",
+    "needs",
+    "attempts",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "exit_code",
+    "peak_rss_kb",
+    "log",
+)
 _TASK_OPTIONAL = ("cpu_s", "error", "reason", "executor", "memory_mb", "cpus", "artifacts", "artifact_warnings")
 # Keys of a launcher's tasks/<task>.json that are the launcher's own bookkeeping, not the task's result.
 _LAUNCHER_ONLY = ("task", "attempt", "pid")
@@ -227,9 +240,30 @@ _TASK_STATUS_VALUES = frozenset(status.value for status in TaskStatus)
 _TASK_KNOWN = frozenset(_TASK_ALWAYS + _TASK_OPTIONAL)
 
 # Run keys always written (in this order), then the optional ones when set, then `extra`.
-_RUN_ALWAYS = ("format", "project", "pipeline", "run_id", "trigger", "status", "local", "commit", "release",
-               "started_at", "ended_at", "duration_s", "runner", "selection", "selected_tasks", "scheduled_at",
-               "timezone", "concurrency", "tasks", "skipped_reason", "after_run", "summary")
+_RUN_ALWAYS = (
+    "format",
+    "project",
+    "pipeline",
+    "run_id",
+    "trigger",
+    "status",
+    "local",
+    "commit",
+    "release",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "runner",
+    "selection",
+    "selected_tasks",
+    "scheduled_at",
+    "timezone",
+    "concurrency",
+    "tasks",
+    "skipped_reason",
+    "after_run",
+    "summary",
+)
 _RUN_OPTIONAL = ("waiting_for", "error")
 
 
@@ -284,8 +318,7 @@ class RunRecord:
                 extra[key] = value
         values["status"] = RunStatus(values.get("status") or "running")
         tasks = values.get("tasks")
-        values["tasks"] = ({str(n): TaskResult.from_json(t) for n, t in tasks.items()}
-                           if isinstance(tasks, dict) else {})
+        values["tasks"] = {str(n): TaskResult.from_json(t) for n, t in tasks.items()} if isinstance(tasks, dict) else {}
         for key, make in (("commit", dict), ("selection", _no_selection), ("after_run", dict)):
             if not isinstance(values.get(key), dict):
                 values[key] = make()
@@ -311,22 +344,50 @@ class RunRecord:
 _RUN_KNOWN = frozenset(f.name for f in fields(RunRecord)) - {"extra"}
 
 
-def start_record(*, project: str, pipeline: str, run_id: int, trigger: str, local: bool, commit: dict[str, Any],
-                 release: str, selection: dict[str, Any], tasks: list[tuple[str, list[str]]], selected: list[str],
-                 scheduled_at: str | None, timezone: str | None, concurrency: int) -> RunRecord:
+def start_record(
+    *,
+    project: str,
+    pipeline: str,
+    run_id: int,
+    trigger: str,
+    local: bool,
+    commit: dict[str, Any],
+    release: str,
+    selection: dict[str, Any],
+    tasks: list[tuple[str, list[str]]],
+    selected: list[str],
+    scheduled_at: str | None,
+    timezone: str | None,
+    concurrency: int,
+) -> RunRecord:
     """A new run's record: "running", started now by this process; `tasks` = (name, needs) in
     topological order; those not `selected` are "skipped"."""
     chosen = set(selected)
     entries = {
-        name: TaskResult(status=TaskStatus.PENDING if name in chosen else TaskStatus.SKIPPED, needs=list(needs),
-                         log=f"logs/{name}.log")
+        name: TaskResult(
+            status=TaskStatus.PENDING if name in chosen else TaskStatus.SKIPPED,
+            needs=list(needs),
+            log=f"logs/{name}.log",
+        )
         for name, needs in tasks
     }
     return RunRecord(
-        project=project, pipeline=pipeline, run_id=run_id, trigger=trigger, status=RunStatus.RUNNING, local=local,
-        commit=commit, release=release, started_at=now_iso(), runner=runner_identity(), selection=selection,
-        selected_tasks=[n for n in entries if n in chosen], scheduled_at=scheduled_at, timezone=timezone,
-        concurrency=concurrency, tasks=entries,
+        project=project,
+        pipeline=pipeline,
+        run_id=run_id,
+        trigger=trigger,
+        status=RunStatus.RUNNING,
+        local=local,
+        commit=commit,
+        release=release,
+        started_at=now_iso(),
+        runner=runner_identity(),
+        selection=selection,
+        selected_tasks=[n for n in entries if n in chosen],
+        scheduled_at=scheduled_at,
+        timezone=timezone,
+        concurrency=concurrency,
+        tasks=entries,
     )
 
 
@@ -397,8 +458,7 @@ def _next_run_id(paths: ProjectPaths, pipeline: str) -> int:
     return run_id
 
 
-def create_run(paths: ProjectPaths, pipeline: str,
-               build: Callable[[int], RunRecord]) -> tuple[int, Path, RunRecord]:
+def create_run(paths: ProjectPaths, pipeline: str, build: Callable[[int], RunRecord]) -> tuple[int, Path, RunRecord]:
     """A new run: its id, its folder, the record `build(run_id)` written, and the disk space its
     final record will need held in reserve — all or nothing. When the disk cannot take it,
     raises UserError and leaves no folder and no used id behind."""
@@ -421,13 +481,17 @@ def create_run(paths: ProjectPaths, pipeline: str,
                 shutil.rmtree(run_dir, ignore_errors=True)
                 raise
     except OSError as exc:
-        raise UserError(f"cannot start a run of {pipeline}: {disk_error(exc)} in {runs}",
-                        "free some disk space, then run it again" if is_disk_full(exc)
-                        else "check that folder's permissions, then run it again") from None
+        raise UserError(
+            f"cannot start a run of {pipeline}: {disk_error(exc)} in {runs}",
+            "free some disk space, then run it again"
+            if is_disk_full(exc)
+            else "check that folder's permissions, then run it again",
+        ) from None
     return run_id, run_dir, record
 
 
 # --- disk space: a run holds what its final record needs --------------------
+
 
 def is_disk_full(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -495,6 +559,7 @@ def format_record(record: RunRecord) -> str:
     """run.json's text: one field a line and one task a line — as readable as an
     indented dump, and written by json's C encoder (an indented dump of a
     500-task record took 30 ms, rewritten on every task change)."""
+
     def dump(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
 
@@ -614,6 +679,7 @@ def read_history(paths: ProjectPaths, pipeline: str) -> Iterator[dict[str, Any]]
 
 # --- the pipeline's state (run/state.py): no per-run path scans the history -----
 
+
 def _counter(paths: ProjectPaths, pipeline: str) -> int | None:
     try:
         return int((paths.runs_dir(pipeline) / LAST_ID_FILE).read_text().strip() or 0)
@@ -637,8 +703,12 @@ def _rebuilt_state(paths: ProjectPaths, pipeline: str) -> PipelineState:
     run-id lock)."""
     ids = list_run_ids(paths, pipeline)
     counter = _counter(paths, pipeline)
-    return rebuild(read_history(paths, pipeline), ids, counter if counter is not None else max(ids, default=0),
-                   lambda run_id: _line_is_partial(paths, pipeline, {"run_id": run_id}))
+    return rebuild(
+        read_history(paths, pipeline),
+        ids,
+        counter if counter is not None else max(ids, default=0),
+        lambda run_id: _line_is_partial(paths, pipeline, {"run_id": run_id}),
+    )
 
 
 def _change_state(paths: ProjectPaths, pipeline: str, change: Callable[[PipelineState], None]) -> None:
@@ -667,6 +737,7 @@ def read_state(paths: ProjectPaths, pipeline: str) -> PipelineState:
 
 
 # --- liveness: a runner that died leaves "running"; we detect and mark it ----
+
 
 def _boot_id() -> str:
     try:
@@ -704,6 +775,7 @@ def runner_alive(runner: Mapping[str, Any] | None) -> bool:
 
 # --- task results merged into the record -----------------------------------
 
+
 def read_task_result(run_dir: Path, task: str) -> dict[str, Any] | None:
     """The launcher's result for one task (tasks/<task>.json as written), or None (not started,
     or caught mid-write)."""
@@ -738,6 +810,7 @@ def merge_task_results(run_dir: Path, record: RunRecord, names: list[str] | None
 
 
 # --- finding runs ------------------------------------------------------------
+
 
 def last_run_id(paths: ProjectPaths, pipeline: str) -> int | None:
     """The last run id handed out (the pipeline's newest run); None before its first run."""
@@ -833,6 +906,7 @@ def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
 
 # --- finishing a run: every way a record reaches its final status -------------
 
+
 def finish(record: RunRecord, status: RunStatus, summary: str | None = None) -> None:
     """The run ends now with `status`: its end time and duration (computed here only), and the
     end time of tasks stopped without one."""
@@ -841,8 +915,11 @@ def finish(record: RunRecord, status: RunStatus, summary: str | None = None) -> 
     started, ended = parse_iso(record.started_at), parse_iso(record.ended_at)
     record.duration_s = round((ended - started).total_seconds(), 3) if started and ended else None
     for entry in record.tasks.values():
-        if entry.status in (TaskStatus.INTERRUPTED, TaskStatus.CANCELLED) and entry.ended_at is None \
-                and entry.started_at is not None:
+        if (
+            entry.status in (TaskStatus.INTERRUPTED, TaskStatus.CANCELLED)
+            and entry.ended_at is None
+            and entry.started_at is not None
+        ):
             entry.ended_at = record.ended_at
     if summary is not None:
         record.summary = summary

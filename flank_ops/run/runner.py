@@ -14,6 +14,7 @@ What a run sets off outside itself (pages, pings, notes, uploads) is handed in a
 `flank run` (flank_ops/finish implements it): site, notify, storage and cost read run records,
 so they sit above run/ and the runner does not import them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -135,6 +136,7 @@ class RunSteps(Protocol):
 
 # --- resolving what to run -------------------------------------------------
 
+
 def choices_hint(name: str, choices: list[str], what: str) -> str:
     from flank_ops.config.suggest import did_you_mean
 
@@ -231,22 +233,24 @@ def rerun_selection(pipeline: Pipeline, old: RunRecord) -> list[str]:
         return selected
     if not not_ok:
         raise NothingToRerun(f"nothing to rerun: run {old.run_id} succeeded")
-    raise NothingToRerun(f"nothing to rerun: the tasks of run {old.run_id} that did not succeed "
-                         f"({', '.join(not_ok)}) are no longer in pipeline {pipeline.name}")
+    raise NothingToRerun(
+        f"nothing to rerun: the tasks of run {old.run_id} that did not succeed "
+        f"({', '.join(not_ok)}) are no longer in pipeline {pipeline.name}"
+    )
 
 
 def sub_pipeline(pipeline: Pipeline, selected: list[str]) -> Pipeline:
     """The pipeline cut down to `selected`: needs outside the selection count as done."""
     chosen = set(selected)
     tasks = {
-        n: replace(t, needs=tuple(d for d in t.needs if d in chosen))
-        for n, t in pipeline.tasks.items() if n in chosen
+        n: replace(t, needs=tuple(d for d in t.needs if d in chosen)) for n, t in pipeline.tasks.items() if n in chosen
     }
     return replace(pipeline, tasks=tasks)
 
 
-def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[str, str],
-             scheduled_at: str | None = None) -> dict[str, str]:
+def task_env(
+    deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[str, str], scheduled_at: str | None = None
+) -> dict[str, str]:
     """The environment every task of the run starts from (the launcher adds per-task env)."""
     paths, config = deployed.paths, deployed.config
     env = dict(os.environ)
@@ -255,16 +259,18 @@ def task_env(deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[
     env.update(declared_env(config.env))
     env.update(secrets)
     persist_root = persisted_root(deployed)
-    env.update({
-        "FLANK_PROJECT": paths.name,
-        "FLANK_PIPELINE": pipeline.name,
-        "FLANK_RUN_ID": str(run_id),
-        "FLANK_COMMIT": deployed.commit.get("sha", ""),
-        "FLANK_RELEASE": str(deployed.release_dir),
-        "FLANK_PERSIST": str(persist_root),
-        "FLANK_SECRET_NAMES": ",".join(sorted(secrets)),
-        "FLANK_SCHEDULED_AT": scheduled_at or "",  # the minute a scheduled run stands for; empty otherwise
-    })
+    env.update(
+        {
+            "FLANK_PROJECT": paths.name,
+            "FLANK_PIPELINE": pipeline.name,
+            "FLANK_RUN_ID": str(run_id),
+            "FLANK_COMMIT": deployed.commit.get("sha", ""),
+            "FLANK_RELEASE": str(deployed.release_dir),
+            "FLANK_PERSIST": str(persist_root),
+            "FLANK_SECRET_NAMES": ",".join(sorted(secrets)),
+            "FLANK_SCHEDULED_AT": scheduled_at or "",  # the minute a scheduled run stands for; empty otherwise
+        }
+    )
     if pipeline.timezone:
         env["TZ"] = pipeline.timezone  # so a task's "today" is the pipeline's (R's Sys.Date(), date, ...)
     for name in config.persist:
@@ -280,14 +286,28 @@ def persisted_root(deployed: Deployed) -> Path:
 
 # --- the record ----------------------------------------------------------
 
-def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str, request: RunRequest,
-               selected: list[str], jobs: int) -> RunRecord:
+
+def new_record(
+    deployed: Deployed,
+    pipeline: Pipeline,
+    run_id: int,
+    trigger: str,
+    request: RunRequest,
+    selected: list[str],
+    jobs: int,
+) -> RunRecord:
     record = records.start_record(
-        project=deployed.paths.name, pipeline=pipeline.name, run_id=run_id, trigger=trigger,
-        local=deployed.paths.local, commit=deployed.commit, release=str(deployed.release_dir),
+        project=deployed.paths.name,
+        pipeline=pipeline.name,
+        run_id=run_id,
+        trigger=trigger,
+        local=deployed.paths.local,
+        commit=deployed.commit,
+        release=str(deployed.release_dir),
         selection={"task": request.task, "from": request.from_task, "rerun_of": request.rerun},
         tasks=[(name, list(pipeline.tasks[name].needs)) for name in pipeline.topological_order()],
-        selected=selected, scheduled_at=request.scheduled_at,
+        selected=selected,
+        scheduled_at=request.scheduled_at,
         timezone=pipeline.timezone,  # the zone its times are shown in (None: the VM's)
         concurrency=jobs,
     )
@@ -299,6 +319,7 @@ def new_record(deployed: Deployed, pipeline: Pipeline, run_id: int, trigger: str
 
 
 # --- running ----------------------------------------------------------------
+
 
 class Stopped(Exception):
     """The runner got SIGTERM/SIGINT: stop make, record the run as interrupted."""
@@ -345,13 +366,19 @@ def run_pipeline(
     selected = select_tasks(paths, pipeline, request)
     from flank_ops.run.plan import forced_tasks
 
-    forced = forced_tasks(pipeline, selected, force=request.force, from_task=request.from_task,
-                          force_tasks=tuple(check_task(pipeline, t) for t in request.force_tasks))
+    forced = forced_tasks(
+        pipeline,
+        selected,
+        force=request.force,
+        from_task=request.from_task,
+        force_tasks=tuple(check_task(pipeline, t) for t in request.force_tasks),
+    )
     trigger = "rerun" if request.rerun is not None else request.trigger
     jobs = pipeline.concurrency or os.cpu_count() or 1
 
     run_id, run_dir, record = records.create_run(
-        paths, pipeline.name, lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs))
+        paths, pipeline.name, lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs)
+    )
     if on_run_id is not None:
         on_run_id(run_id)
 
@@ -370,8 +397,15 @@ def run_pipeline(
     return outcome
 
 
-def _start_or_wait(context: RunContext, steps: RunSteps, record: RunRecord, run_dir: Path,
-                   selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
+def _start_or_wait(
+    context: RunContext,
+    steps: RunSteps,
+    record: RunRecord,
+    run_dir: Path,
+    selected: list[str],
+    out: TextIO,
+    forced: frozenset[str] = frozenset(),
+) -> Outcome:
     """Run now if no other run of the pipeline is going on; else skip or queue (`overlap:`)."""
     deployed, pipeline = context.deployed, context.pipeline
     paths, run_id = deployed.paths, record.run_id
@@ -384,8 +418,7 @@ def _start_or_wait(context: RunContext, steps: RunSteps, record: RunRecord, run_
     other_name = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
     if pipeline.overlap != "queue":
         return _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
-    print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)",
-          file=out, flush=True)
+    print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)", file=out, flush=True)
     record.waiting_for = other.run_id if other else None
     _save_progress(run_dir, record)
     _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))  # a waiting run has its page too
@@ -402,8 +435,12 @@ def _stopped_outside_make(deployed: Deployed, record: RunRecord, run_dir: Path) 
         return Outcome(record, 0 if record.status == RunStatus.SUCCESS else 1)
     waiting = record.waiting_for is not None
     _record_stop(record, run_dir)
-    records.finish(record, record.status, f"{record.status} " + (
-        "while waiting for its turn (overlap: queue)" if waiting else "before its first task started"))
+    records.finish(
+        record,
+        record.status,
+        f"{record.status} "
+        + ("while waiting for its turn (overlap: queue)" if waiting else "before its first task started"),
+    )
     _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 130)
 
@@ -438,8 +475,9 @@ def _save_final(paths: ProjectPaths, run_dir: Path, record: RunRecord) -> None:
         ) from None
 
 
-def _record_not_started(deployed: Deployed, record: RunRecord, run_dir: Path, selected: list[str],
-                        reason: str, out: TextIO) -> Outcome:
+def _record_not_started(
+    deployed: Deployed, record: RunRecord, run_dir: Path, selected: list[str], reason: str, out: TextIO
+) -> Outcome:
     """A run that got its record but could not start make (e.g. a full disk): failed, with the reason
     — never left "running" for `flank status` to call interrupted."""
     records.not_started(record, selected, reason)
@@ -458,8 +496,15 @@ def _disk_is_full(run_dir: Path) -> bool:
         return False
 
 
-def _execute(context: RunContext, steps: RunSteps, record: RunRecord, run_dir: Path,
-             selected: list[str], out: TextIO, forced: frozenset[str] = frozenset()) -> Outcome:
+def _execute(
+    context: RunContext,
+    steps: RunSteps,
+    record: RunRecord,
+    run_dir: Path,
+    selected: list[str],
+    out: TextIO,
+    forced: frozenset[str] = frozenset(),
+) -> Outcome:
     from flank_ops.run import plan as run_plan
 
     deployed, pipeline = context.deployed, context.pipeline
@@ -475,21 +520,33 @@ def _execute(context: RunContext, steps: RunSteps, record: RunRecord, run_dir: P
         # issue 12: up-to-date tasks are never started; tasks with outputs go through the checked launcher
         decisions = run_plan.decide(paths, pipeline, deployed.config, deployed.release_dir, selected, forced)
         to_start = _apply_decisions(record, decisions)
-        checked = run_plan.write_checks(run_dir / makefile.PLAN_DIR, pipeline, paths, decisions, run_id,
-                                        deployed.commit.get("sha") or None)
-        plan = makefile.write_run_plan(run_dir, sub_pipeline(pipeline, to_start), deployed.config,
-                                      deployed.release_dir, commit=deployed.commit.get("sha") or None,
-                                      task_env=makefile.spec_environment(env, make_env), checked=checked)
+        checked = run_plan.write_checks(
+            run_dir / makefile.PLAN_DIR, pipeline, paths, decisions, run_id, deployed.commit.get("sha") or None
+        )
+        plan = makefile.write_run_plan(
+            run_dir,
+            sub_pipeline(pipeline, to_start),
+            deployed.config,
+            deployed.release_dir,
+            commit=deployed.commit.get("sha") or None,
+            task_env=makefile.spec_environment(env, make_env),
+            checked=checked,
+        )
         make_log = open(run_dir / "make.log", "wb")
     except OSError as exc:
-        return _record_not_started(deployed, record, run_dir, selected,
-                                   f"could not prepare the run: {records.disk_error(exc)}", out)
+        return _record_not_started(
+            deployed, record, run_dir, selected, f"could not prepare the run: {records.disk_error(exc)}", out
+        )
     # no task to start: make runs an empty plan (its `all` has no prerequisites)
     argv = makefile.make_command(plan, run_dir, record.concurrency or 1, to_start)
 
     commit = deployed.commit.get("short") or "working copy"
-    print(f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
-          f"commit {commit})", file=out, flush=True)
+    print(
+        f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
+        f"commit {commit})",
+        file=out,
+        flush=True,
+    )
     printed: dict[str, str] = {}
     _print_progress(record, [n for n in selected if n not in to_start], printed, out)
 
@@ -500,8 +557,13 @@ def _execute(context: RunContext, steps: RunSteps, record: RunRecord, run_dir: P
     write_failed: OSError | None = None
     with make_log:
         proc = subprocess.Popen(
-            argv, cwd=deployed.release_dir, env=make_env, stdin=subprocess.DEVNULL,
-            stdout=make_log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            argv,
+            cwd=deployed.release_dir,
+            env=make_env,
+            stdin=subprocess.DEVNULL,
+            stdout=make_log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         next_site = time.monotonic() + SITE_REFRESH_EVERY_S
         try:
@@ -583,8 +645,7 @@ def _apply_decisions(record: RunRecord, decisions: dict[str, Decision]) -> list[
     return to_start
 
 
-def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
-                    names: list[str]) -> None:
+def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path, names: list[str]) -> None:
     """issue 11: keep the `artifacts:` of the tasks that just ended (run/artifacts.py); never stops the run."""
     from flank_ops.run import artifacts
 
@@ -594,8 +655,9 @@ def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: RunRecord, r
         print(f"flank: could not keep artifacts: {exc}", file=sys.stderr)
 
 
-def _explain_missing_inputs(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path,
-                            names: list[str]) -> None:
+def _explain_missing_inputs(
+    deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path, names: list[str]
+) -> None:
     """issue 11: a failed task whose input was lost with an old release says so (run/missing_inputs.py)."""
     if deployed.paths.local:
         return  # a working copy is its own release: nothing is lost at a deploy
@@ -640,14 +702,17 @@ def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str]
         if (entry.attempts or 0) > 1:
             detail.append(f"{entry.attempts} attempts")
         suffix = f" ({', '.join(detail)})" if detail else ""
-        if entry.reason and status not in (TaskStatus.UP_TO_DATE, TaskStatus.UPSTREAM_FAILED) \
-                and entry.reason != NO_OUTPUTS:
+        if (
+            entry.reason
+            and status not in (TaskStatus.UP_TO_DATE, TaskStatus.UPSTREAM_FAILED)
+            and entry.reason != NO_OUTPUTS
+        ):
             suffix += f" — {entry.reason}"  # issue 12: why it ran
         print(f"  {name:<20} {status}{suffix}", file=out, flush=True)
 
 
 def run_line(record: RunRecord) -> str:
     """'nightly #17 failed in 14m32s — 3/4 ok; model failed (exit 1, 3 attempts)'."""
-    return (f"{record.pipeline} #{record.run_id} {record.status} in "
-            f"{format_duration(record.duration_s)} — {record.summary}")
-
+    return (
+        f"{record.pipeline} #{record.run_id} {record.status} in {format_duration(record.duration_s)} — {record.summary}"
+    )

@@ -17,6 +17,7 @@ secrets.env: one secret per line, split on "\n" only (a value may hold \x0b, \x0
                            bytes that are not UTF-8, surrounding spaces), byte for byte
 Files written by earlier versions (KEY=VALUE lines only) read the same.
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,15 +50,16 @@ def check_secret_name(name: str) -> str:
     from flank_ops.run.makefile import MAKE_CONTROL_VARIABLES
 
     if name in MAKE_CONTROL_VARIABLES:
-        raise UserError(f"invalid secret name {name!r}: GNU make reads it, and flank keeps such variables "
-                        "away from make", "give the secret another name (e.g. MY_" + name.lstrip(".") + ")")
+        raise UserError(
+            f"invalid secret name {name!r}: GNU make reads it, and flank keeps such variables away from make",
+            "give the secret another name (e.g. MY_" + name.lstrip(".") + ")",
+        )
     return name
 
 
 def _is_plain(value: str) -> bool:
     """A value that a KEY=VALUE line holds unambiguously (and an editor keeps as it is)."""
-    return value == value.strip() and not any(
-        unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in value)
+    return value == value.strip() and not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in value)
 
 
 def _encode_value(value: str) -> bytes:
@@ -78,7 +80,7 @@ def parse_secrets(text: str) -> dict[str, str]:
         key, value = line.split("=", 1)
         key = key.strip()
         if key.endswith(ENCODED_SUFFIX):
-            key = key[:-len(ENCODED_SUFFIX)]
+            key = key[: -len(ENCODED_SUFFIX)]
             try:
                 value = _decode_value(base64.b64decode(value.strip(), validate=True))
             except (binascii.Error, ValueError):
@@ -98,8 +100,10 @@ def load_secrets(paths: ProjectPaths) -> dict[str, str]:
 
 
 def format_secrets(secrets: Mapping[str, str]) -> str:
-    lines = ["# flank secrets: KEY=VALUE, one per line (KEY:base64=... for values that are not plain "
-             "one-line text). Manage with `flank secrets set|unset`."]
+    lines = [
+        "# flank secrets: KEY=VALUE, one per line (KEY:base64=... for values that are not plain "
+        "one-line text). Manage with `flank secrets set|unset`."
+    ]
     for key, value in sorted(secrets.items()):
         if _is_plain(value):
             lines.append(f"{key}={value}")
@@ -115,11 +119,14 @@ def _write(paths: ProjectPaths, secrets: Mapping[str, str]) -> None:
 def set_secret(paths: ProjectPaths, name: str, value: str) -> None:
     check_secret_name(name)
     if not value:
-        raise UserError(f"no value given for {name}", f"pipe it in: printf '%s' \"$VALUE\" | flank secrets set {paths.name} {name}")
+        raise UserError(
+            f"no value given for {name}", f"pipe it in: printf '%s' \"$VALUE\" | flank secrets set {paths.name} {name}"
+        )
     if "\0" in value:
-        raise UserError(f"the value of {name} contains a NUL byte",
-                        "environment variables cannot hold one; store the value base64-encoded "
-                        "and decode it in the task")
+        raise UserError(
+            f"the value of {name} contains a NUL byte",
+            "environment variables cannot hold one; store the value base64-encoded and decode it in the task",
+        )
     with locked(paths.lock_file("secrets")):
         secrets = load_secrets(paths)
         secrets[name] = value
@@ -208,7 +215,7 @@ class SecretMasker(Generic[AnyStr]):
             first = value[:1]
             at = data.find(first, max(0, n - len(value) + 1))
             while at >= 0:
-                if view[at:] == (memoryview(value) if isinstance(value, bytes) else value)[:n - at]:
+                if view[at:] == (memoryview(value) if isinstance(value, bytes) else value)[: n - at]:
                     points.add(at)
                 at = data.find(first, at + 1)
         return sorted(points)

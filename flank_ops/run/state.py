@@ -21,6 +21,7 @@ It is a cache of history.jsonl and the run folders: a missing or damaged file (a
 from before it existed, a crash) is rebuilt from them (`rebuild`, the one full scan). This
 module is pure (no files); run/records.py reads, rebuilds and writes it.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,11 +44,21 @@ class PipelineState:
     outcomes: list[dict[str, Any]] = field(default_factory=list)  # oldest first, at most two
 
     def to_text(self) -> str:
-        return json.dumps({
-            "format": FORMAT, "last_id": self.last_id, "running": self.running,
-            "last_finished": self.last_finished, "last_success": self.last_success, "last_full": self.last_full,
-            "outcomes": self.outcomes,
-        }, separators=(", ", ": ")) + "\n"
+        return (
+            json.dumps(
+                {
+                    "format": FORMAT,
+                    "last_id": self.last_id,
+                    "running": self.running,
+                    "last_finished": self.last_finished,
+                    "last_success": self.last_success,
+                    "last_full": self.last_full,
+                    "outcomes": self.outcomes,
+                },
+                separators=(", ", ": "),
+            )
+            + "\n"
+        )
 
     @classmethod
     def from_text(cls, text: str) -> PipelineState:
@@ -56,11 +67,19 @@ class PipelineState:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError("not a pipeline state file")
         state = cls(
-            last_id=data["last_id"], running=data["running"], last_finished=data["last_finished"],
-            last_success=data["last_success"], last_full=data["last_full"], outcomes=data["outcomes"],
+            last_id=data["last_id"],
+            running=data["running"],
+            last_finished=data["last_finished"],
+            last_success=data["last_success"],
+            last_full=data["last_full"],
+            outcomes=data["outcomes"],
         )
-        if not (isinstance(state.last_id, int) and isinstance(state.running, list)
-                and all(isinstance(i, int) for i in state.running) and isinstance(state.outcomes, list)):
+        if not (
+            isinstance(state.last_id, int)
+            and isinstance(state.running, list)
+            and all(isinstance(i, int) for i in state.running)
+            and isinstance(state.outcomes, list)
+        ):
             raise ValueError("not a pipeline state file")
         return state
 
@@ -96,8 +115,9 @@ class PipelineState:
         return self.outcomes[-2] if len(self.outcomes) > 1 else None
 
 
-def rebuild(history: Iterable[Mapping[str, Any]], run_ids: Iterable[int], last_id: int,
-            is_partial: Any = None) -> PipelineState:
+def rebuild(
+    history: Iterable[Mapping[str, Any]], run_ids: Iterable[int], last_id: int, is_partial: Any = None
+) -> PipelineState:
     """The state from the whole history (in the order runs finished) and the run folders on disk.
     `is_partial(run_id)` answers for history lines from before they said whether they were partial."""
     state = PipelineState(last_id=last_id)

@@ -32,6 +32,7 @@ What a launch leaves in RUN_DIR (the format of run/records.py):
                        `end 1` and `attempt 2`.
 Exit status: 0 when the task succeeded, non-zero otherwise (make -k then skips its dependents).
 """
+
 from __future__ import annotations
 
 import errno
@@ -141,6 +142,7 @@ def decode_spec(data: bytes) -> TaskSpec:
 
 # --- the log and its times ---------------------------------------------------------
 
+
 class TaskLog:
     """logs/<task>.log and its companion logs/<task>.log.times (format in the module docstring)."""
 
@@ -160,7 +162,7 @@ class TaskLog:
         view = memoryview(data)
         while view:
             try:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
             except InterruptedError:
                 continue
             except OSError:
@@ -196,6 +198,7 @@ class TaskLog:
 
 
 # --- running -----------------------------------------------------------------------
+
 
 def now_iso() -> str:
     from datetime import datetime, timezone
@@ -404,8 +407,9 @@ def _become_subreaper() -> None:
         pass
 
 
-def launch(spec: TaskSpec, run_dir: str, extra: dict | None = None,
-           finish: "Callable[[dict, TaskLog], dict] | None" = None) -> int:
+def launch(
+    spec: TaskSpec, run_dir: str, extra: dict | None = None, finish: "Callable[[dict, TaskLog], dict] | None" = None
+) -> int:
     """Run the task. `extra` goes into every result written; `finish` may change the final
     result before it is written (the checked launcher fails a success that lacks its outputs)."""
     os.makedirs(os.path.join(run_dir, "tasks"), exist_ok=True)
@@ -436,8 +440,18 @@ def launch(spec: TaskSpec, run_dir: str, extra: dict | None = None,
     attempt = 0
     outcome = Outcome(False, 1, 0, False, 0)
     for attempt in range(1, attempts_allowed + 1):
-        _write_result(run_dir, spec.task, {"task": spec.task, "status": "running", "attempt": attempt,
-                                           "started_at": started_at, "pid": os.getpid(), **(extra or {})})
+        _write_result(
+            run_dir,
+            spec.task,
+            {
+                "task": spec.task,
+                "status": "running",
+                "attempt": attempt,
+                "started_at": started_at,
+                "pid": os.getpid(),
+                **(extra or {}),
+            },
+        )
         if attempt > 1:
             _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)
@@ -460,14 +474,21 @@ def launch(spec: TaskSpec, run_dir: str, extra: dict | None = None,
             if spec.argv:
                 _log(log, f"flank: command not found: {spec.argv[0]} — is it installed on this VM (and on PATH)?\n")
             else:
-                _log(log, "flank: exit 127: a command was not found (the shell names it above) — "
-                          "is it installed on this VM (and on PATH)?\n")
+                _log(
+                    log,
+                    "flank: exit 127: a command was not found (the shell names it above) — "
+                    "is it installed on this VM (and on PATH)?\n",
+                )
         elif not outcome.timed_out and outcome.exit_code == 126:
             what = spec.argv[0] if spec.argv else "a command"
-            _log(log, f"flank: exit 126: {what} is not executable — check its permissions "
-                      "(chmod +x) or run it through its interpreter\n")
-        log.attempt_ended(attempt, outcome.exit_code if outcome.reaped else None,
-                          "timed_out" if outcome.timed_out else "failed")
+            _log(
+                log,
+                f"flank: exit 126: {what} is not executable — check its permissions "
+                "(chmod +x) or run it through its interpreter\n",
+            )
+        log.attempt_ended(
+            attempt, outcome.exit_code if outcome.reaped else None, "timed_out" if outcome.timed_out else "failed"
+        )
 
     if outcome.timed_out:
         status = "timed_out"
@@ -476,15 +497,17 @@ def launch(spec: TaskSpec, run_dir: str, extra: dict | None = None,
     result: dict = {"task": spec.task, "status": status, "attempts": attempt, "exit_code": outcome.exit_code}
     if outcome.signal:
         result["signal"] = outcome.signal
-    result.update({
-        "started_at": started_at,
-        "ended_at": now_iso(),
-        "duration_s": round(time.monotonic() - t0, 3),
-        "peak_rss_kb": peak,
-        "cpu_s": _children_cpu_s(),
-        "log": f"logs/{spec.task}.log",
-        **(extra or {}),
-    })
+    result.update(
+        {
+            "started_at": started_at,
+            "ended_at": now_iso(),
+            "duration_s": round(time.monotonic() - t0, 3),
+            "peak_rss_kb": peak,
+            "cpu_s": _children_cpu_s(),
+            "log": f"logs/{spec.task}.log",
+            **(extra or {}),
+        }
+    )
     if finish is not None:
         result = finish(result, log)
     _write_result(run_dir, spec.task, result)

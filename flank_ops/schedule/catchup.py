@@ -12,6 +12,7 @@ and FLANK_SCHEDULED_AT = T: several missed firings give one run, never a burst.
 The records are the memory: no heartbeat file has to be kept up to date while the VM runs.
 A pipeline that never ran is not caught up (its schedule may be newer than the outage).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -80,8 +81,9 @@ def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime) -> Missed
     return Missed(pipeline.name, moment)
 
 
-def catch_up(home: Home, now: datetime, *, project: str | None = None, dry_run: bool = False,
-             out: Callable[[str], None] = print) -> int:
+def catch_up(
+    home: Home, now: datetime, *, project: str | None = None, dry_run: bool = False, out: Callable[[str], None] = print
+) -> int:
     """Start (detached) one run for each pipeline that missed its schedule; returns how many."""
     from flank_ops.humanize import clock
     from flank_ops.run.launch import start_detached
@@ -103,8 +105,9 @@ def catch_up(home: Home, now: datetime, *, project: str | None = None, dry_run: 
             if dry_run:
                 out(f"flank: would catch up {name} {pipeline.name} (missed {when})")
                 continue
-            start_detached(deployed.paths, pipeline.name, "catchup",
-                           ("--scheduled-at", missed.scheduled_at.isoformat()))
+            start_detached(
+                deployed.paths, pipeline.name, "catchup", ("--scheduled-at", missed.scheduled_at.isoformat())
+            )
             out(f"flank: catching up {name} {pipeline.name} (missed {when})")
             started += 1
     return started

@@ -19,6 +19,7 @@ schedules meeting in one minute start one run.
 Installing never raises for cron trouble: it returns warnings, because a push
 must still deploy on a machine without cron (`flank scheduler` covers it).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,10 @@ from flank_ops.fileio import atomic_write_text, locked
 from flank_ops.paths import ProjectPaths
 
 NO_CRONTAB = "no crontab command: install cron (apt-get install cron) or run `flank scheduler`"
-NO_DAEMON = ("the cron daemon does not seem to be running, so schedules will not fire: start it "
-             "(service cron start) or run `flank scheduler`")
+NO_DAEMON = (
+    "the cron daemon does not seem to be running, so schedules will not fire: start it "
+    "(service cron start) or run `flank scheduler`"
+)
 FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -66,6 +69,7 @@ def markers(paths: ProjectPaths) -> tuple[str, str]:
 
 
 # --- the block ---------------------------------------------------------------
+
 
 def flank_command() -> list[str]:
     """How cron starts flank: the console script beside this interpreter, else `python -m flank_ops`."""
@@ -121,8 +125,11 @@ def cron_lines(paths: ProjectPaths, config: Config) -> list[CronLine]:
     """One line per schedule of every pipeline, in flank.yml order."""
     from flank_ops.schedule.zones import local_zone, pipeline_zone, same_zone, whole_hours_apart
 
-    base = [f"FLANK_HOME={shlex.quote(str(paths.home.root))}", f"PATH={shlex.quote(task_path())}",
-            *(shlex.quote(part) for part in flank_command())]
+    base = [
+        f"FLANK_HOME={shlex.quote(str(paths.home.root))}",
+        f"PATH={shlex.quote(task_path())}",
+        *(shlex.quote(part) for part in flank_command()),
+    ]
     vm_zone = local_zone()
     lines: list[CronLine] = []
     for pipeline in config.pipelines.values():
@@ -135,9 +142,13 @@ def cron_lines(paths: ProjectPaths, config: Config) -> list[CronLine]:
         for expr in pipeline.schedule:
             expr = expr.strip()
             if foreign:
-                lines.append(CronLine(f"{pipeline.name}: {expr} in {pipeline.timezone} (checked by --if-due)",
-                                      _guarded_when(expr, whole_hours),
-                                      " ".join([*run, "--if-due", shlex.quote(expr)])))
+                lines.append(
+                    CronLine(
+                        f"{pipeline.name}: {expr} in {pipeline.timezone} (checked by --if-due)",
+                        _guarded_when(expr, whole_hours),
+                        " ".join([*run, "--if-due", shlex.quote(expr)]),
+                    )
+                )
             elif len(pipeline.schedule) > 1:
                 lines.append(CronLine(None, expr, " ".join([*run, "--if-due", shlex.quote(expr)])))
             else:
@@ -149,10 +160,16 @@ def reboot_line(paths: ProjectPaths, config: Config) -> CronLine | None:
     """`@reboot … flank catchup PROJECT`: runs missed while the VM was off (schedule/catchup.py)."""
     if not any(p.schedule and p.catchup_s > 0 for p in config.pipelines.values()):
         return None
-    base = [f"FLANK_HOME={shlex.quote(str(paths.home.root))}", f"PATH={shlex.quote(task_path())}",
-            *(shlex.quote(part) for part in flank_command())]
-    return CronLine("after a reboot: the scheduled runs missed while the VM was off (catchup: in flank.yml)",
-                    "@reboot", " ".join([*base, "catchup", shlex.quote(paths.name)]))
+    base = [
+        f"FLANK_HOME={shlex.quote(str(paths.home.root))}",
+        f"PATH={shlex.quote(task_path())}",
+        *(shlex.quote(part) for part in flank_command()),
+    ]
+    return CronLine(
+        "after a reboot: the scheduled runs missed while the VM was off (catchup: in flank.yml)",
+        "@reboot",
+        " ".join([*base, "catchup", shlex.quote(paths.name)]),
+    )
 
 
 def render_block(paths: ProjectPaths, lines: list[CronLine]) -> str:
@@ -165,6 +182,7 @@ def render_block(paths: ProjectPaths, lines: list[CronLine]) -> str:
 
 
 # --- the user's crontab ------------------------------------------------------
+
 
 class CrontabError(Exception):
     """`crontab` is missing or refused; the message is a warning for the user."""
@@ -197,12 +215,15 @@ def write_crontab(text: str | None) -> None:
         if proc.returncode != 0 and "no crontab for" not in err:
             raise CrontabError(f"crontab -r failed: {err}")
         return
-    proc = subprocess.run([exe, "-"], input=text.encode("utf-8", errors="surrogateescape"),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        [exe, "-"], input=text.encode("utf-8", errors="surrogateescape"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     if proc.returncode != 0:
         err = " ".join(proc.stderr.decode("utf-8", errors="replace").split())
-        raise CrontabError(f"the crontab command refused flank's schedule ({err}); the schedule is not "
-                           "installed: fix the cause, or run `flank scheduler`")
+        raise CrontabError(
+            f"the crontab command refused flank's schedule ({err}); the schedule is not "
+            "installed: fix the cause, or run `flank scheduler`"
+        )
 
 
 def replace_block(current: str, begin: str, end: str, block: str) -> str:
@@ -221,9 +242,11 @@ def replace_block(current: str, begin: str, end: str, block: str) -> str:
     start = starts[0]
     stop = next((i for i in range(start + 1, len(lines)) if lines[i].rstrip("\r\n") == end), None)
     if stop is None:
-        raise CrontabError(f"flank's block in your crontab has its first line but not its last ({end!r}); "
-                           "fix it with `crontab -e`, then push again")
-    rest = lines[stop + 1:]
+        raise CrontabError(
+            f"flank's block in your crontab has its first line but not its last ({end!r}); "
+            "fix it with `crontab -e`, then push again"
+        )
+    rest = lines[stop + 1 :]
     if len(starts) > 1 and any(line.rstrip("\r\n") == begin for line in rest):
         # A duplicated block (a hand edit): remove the later copies too.
         rest_text = replace_block("".join(rest), begin, end, "")
@@ -319,6 +342,7 @@ def has_block_for_home(home_root: Path) -> bool:
 
 
 # --- blocks left behind -------------------------------------------------------
+
 
 class InstalledBlock(NamedTuple):
     project: str

@@ -27,6 +27,7 @@ state file: each real minute is asked about once (by cron or `flank scheduler`).
 When a pipeline has several schedules that fire in the same minute, only the
 first listed one is due, so one minute never starts two runs.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone, tzinfo

@@ -5,6 +5,7 @@ instants with the same DST rules as due.py (a skipped fixed time runs right
 after the jump; a repeated one runs once; wildcard schedules keep their
 rhythm), so what the site promises is what cron and `flank scheduler` do.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone, tzinfo

@@ -7,6 +7,7 @@ minute (due.py: the pipeline's timezone and DST included), without waiting
 for it. Runs start in their own session, so stopping the scheduler (Ctrl-C,
 SIGTERM) never kills a run in progress.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -65,17 +66,20 @@ def due_at(configs: dict[str, Config], minute: datetime) -> list[DueRun]:
 def default_command() -> str:
     from flank_ops.schedule.crontab import flank_command
 
-    return (" ".join(shlex.quote(p) for p in flank_command())
-            + " run {project} {pipeline} --trigger schedule --scheduled-at {scheduled_at}")
+    return (
+        " ".join(shlex.quote(p) for p in flank_command())
+        + " run {project} {pipeline} --trigger schedule --scheduled-at {scheduled_at}"
+    )
 
 
 def command_for(template: str, run: DueRun, scheduled_at: datetime | None = None) -> list[str]:
     """The argv that starts `run`: the template split like a shell would, then {project}/{pipeline} (and
     {scheduled_at}: the due minute, ISO) filled in (after splitting, so names can never inject arguments)."""
     when = scheduled_at.isoformat() if scheduled_at is not None else ""
-    return [part.replace("{project}", run.project).replace("{pipeline}", run.pipeline)
-            .replace("{scheduled_at}", when)
-            for part in shlex.split(template)]
+    return [
+        part.replace("{project}", run.project).replace("{pipeline}", run.pipeline).replace("{scheduled_at}", when)
+        for part in shlex.split(template)
+    ]
 
 
 class Scheduler:
@@ -124,8 +128,10 @@ class Scheduler:
             self.out(f"{local:%Y-%m-%d %H:%M} could not start {run.project} {run.pipeline}: {exc}")
             return
         self.children.append(child)
-        self.out(f"{local:%Y-%m-%d %H:%M} started {run.project} {run.pipeline} "
-                 f"(schedule '{run.schedule}'{zone}, pid {child.pid})")
+        self.out(
+            f"{local:%Y-%m-%d %H:%M} started {run.project} {run.pipeline} "
+            f"(schedule '{run.schedule}'{zone}, pid {child.pid})"
+        )
 
 
 def run_forever(scheduler: Scheduler, banner: list[str]) -> None:

@@ -4,6 +4,7 @@ The VM's zone is what cron uses: $TZ when set (tests and the odd server set it),
 else /etc/localtime. Python's own `datetime.astimezone()` gives only a fixed
 offset, which is wrong across DST, so we load a real ZoneInfo.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,8 +65,10 @@ def pipeline_zone(pipeline: Pipeline) -> tzinfo:
     except (ZoneInfoNotFoundError, ValueError):
         from flank_ops.errors import UserError
 
-        raise UserError(f"unknown timezone {pipeline.timezone!r} in pipeline {pipeline.name!r}",
-                        "use an IANA name such as Europe/London or America/New_York") from None
+        raise UserError(
+            f"unknown timezone {pipeline.timezone!r} in pipeline {pipeline.name!r}",
+            "use an IANA name such as Europe/London or America/New_York",
+        ) from None
 
 
 SAMPLE_DAYS = 2 * 366  # two years covers every DST rule in force

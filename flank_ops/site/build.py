@@ -11,6 +11,7 @@ draw_run reads a bounded amount whatever the number of past runs (see data.py).
 Every file is replaced atomically; a damaged record becomes a visible warning
 (stderr and the page), never a failed build.
 """
+
 from __future__ import annotations
 
 import errno
@@ -30,8 +31,17 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import layout, remote_tasks
 from flank_ops.site.data import (
-    PAGE_SIZE, RECENT, ProjectView, Warnings, history_tail, load_run, now_utc, pipeline_view, project_view,
-    projects, run_scope,
+    PAGE_SIZE,
+    RECENT,
+    ProjectView,
+    Warnings,
+    history_tail,
+    load_run,
+    now_utc,
+    pipeline_view,
+    project_view,
+    projects,
+    run_scope,
 )
 from flank_ops.site.outputs import latest_outputs, run_outputs
 
@@ -114,6 +124,7 @@ def _say(warnings: Iterable[str]) -> None:
 
 # --- pages -------------------------------------------------------------------
 
+
 def _publish_raw_log(src: Path, dst: Path) -> None:
     """Put the raw log in the site as .txt: a hard link (free, and it grows with a live log), else a copy."""
     try:
@@ -150,8 +161,11 @@ def _publish_gzip(src: Path, dst: Path) -> bool:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
-        with open(src, "rb") as fin, open(tmp, "wb") as raw, \
-                gzip.GzipFile(filename=src.name, mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
+        with (
+            open(src, "rb") as fin,
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename=src.name, mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout,
+        ):
             shutil.copyfileobj(fin, fout, 1024 * 1024)
         os.replace(tmp, dst)
     except BaseException:
@@ -160,8 +174,9 @@ def _publish_gzip(src: Path, dst: Path) -> bool:
     return True
 
 
-def _write_run(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings,
-               tz: str | None = None) -> bool:
+def _write_run(
+    w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings, tz: str | None = None
+) -> bool:
     """The run page and its log pages (times in zone `tz`). False when the run folder is gone.
 
     A record that cannot be drawn (odd values a crash or an old version left)
@@ -176,8 +191,9 @@ def _write_run(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warn
         return False
 
 
-def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings,
-                     tz: str | None = None) -> bool:
+def _write_run_pages(
+    w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings, tz: str | None = None
+) -> bool:
     from flank_ops.site.logs import LIVE_LINES, log_excerpt
     from flank_ops.site.pages import render
     from flank_ops.site.reasons import task_reasons
@@ -194,8 +210,21 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
     record = load_run(paths, pipeline, run_id, warnings)
     if record is None:
         problem = warnings[-1] if len(warnings) > before else "run.json is missing (the run may be starting)"
-        w.page(url, render("run.html", url, project_name=project, pipeline=pipeline, run_id=run_id,
-                           record=None, problem=problem, run_dir=str(run_dir), crumbs=crumbs, tz=tz))
+        w.page(
+            url,
+            render(
+                "run.html",
+                url,
+                project_name=project,
+                pipeline=pipeline,
+                run_id=run_id,
+                record=None,
+                problem=problem,
+                run_dir=str(run_dir),
+                crumbs=crumbs,
+                tz=tz,
+            ),
+        )
         return True
 
     running = record.get("status") == "running"
@@ -219,8 +248,13 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
         has_log = bool(log_size)
         log_href = root + layout.url_log(project, pipeline, run_id, name) if has_log else None
         task = {
-            "name": name, "status": status, "attempts": t.get("attempts"), "duration_s": t.get("duration_s"),
-            "exit_code": t.get("exit_code"), "peak_rss_kb": t.get("peak_rss_kb"), "has_log": has_log,
+            "name": name,
+            "status": status,
+            "attempts": t.get("attempts"),
+            "duration_s": t.get("duration_s"),
+            "exit_code": t.get("exit_code"),
+            "peak_rss_kb": t.get("peak_rss_kb"),
+            "has_log": has_log,
             "no_output": log_size == 0 and status not in ("pending", "running", "queued"),
             "error": str(t["error"]) if t.get("error") else None,
         }
@@ -238,24 +272,50 @@ def _write_run_pages(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int
     after = record.get("after_run")
     after = after if isinstance(after, dict) else {}
     # "notify failed (...)" names its step already; "error: ..." does not
-    problems = [text if text.lower().startswith(str(step).lower()) else f"{step}: {text}"
-                for step, text in ((step, str(text)) for step, text in after.items())
-                if _AFTER_RUN_PROBLEM.search(text)]
-    w.page(url, render(
-        "run.html", url, project_name=project, pipeline=pipeline, run_id=run_id, record=record, tasks=tasks,
-        failures=failures, live=live, after_run_problems=problems, tz=tz,
-        outputs=run_outputs(w, paths, pipeline, run_id, record, root),
-        dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
-        gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
-        refresh=running, crumbs=crumbs, warnings=warnings[before:],
-        remote=remote_tasks.remote_rows(record),  # issue 14
-        reasons=task_reasons(record),
-    ))
+    problems = [
+        text if text.lower().startswith(str(step).lower()) else f"{step}: {text}"
+        for step, text in ((step, str(text)) for step, text in after.items())
+        if _AFTER_RUN_PROBLEM.search(text)
+    ]
+    w.page(
+        url,
+        render(
+            "run.html",
+            url,
+            project_name=project,
+            pipeline=pipeline,
+            run_id=run_id,
+            record=record,
+            tasks=tasks,
+            failures=failures,
+            live=live,
+            after_run_problems=problems,
+            tz=tz,
+            outputs=run_outputs(w, paths, pipeline, run_id, record, root),
+            dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
+            gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
+            refresh=running,
+            crumbs=crumbs,
+            warnings=warnings[before:],
+            remote=remote_tasks.remote_rows(record),  # issue 14
+            reasons=task_reasons(record),
+        ),
+    )
     return True
 
 
-def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task: str, status: str,
-               log_file: Path, running: bool, crumbs: list[tuple[str, str]], tz: str | None = None) -> bool:
+def _write_log(
+    w: _Writer,
+    paths: ProjectPaths,
+    pipeline: str,
+    run_id: int,
+    task: str,
+    status: str,
+    log_file: Path,
+    running: bool,
+    crumbs: list[tuple[str, str]],
+    tz: str | None = None,
+) -> bool:
     """The log page (and the raw log beside it); True when a .gz copy is linked."""
     from flank_ops.site.logs import log_view, times_path
     from flank_ops.site.pages import render
@@ -280,11 +340,24 @@ def _write_log(w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, task
     fingerprint = f"{status}:{int(refresh)}:{st.st_size}:{st.st_mtime_ns}:{times}:{int(gz)}:{tz}"
     if w.is_current(url, fingerprint):
         return gz
-    w.page(url, render(
-        "log.html", url, project_name=project, pipeline=pipeline, run_id=run_id, task=task, status=status,
-        view=log_view(log_file), refresh=refresh, gz=gz, tz=tz,
-        crumbs=[*crumbs, (f"#{run_id}", layout.url_run(project, pipeline, run_id))],
-    ) + _fingerprint_comment(fingerprint))
+    w.page(
+        url,
+        render(
+            "log.html",
+            url,
+            project_name=project,
+            pipeline=pipeline,
+            run_id=run_id,
+            task=task,
+            status=status,
+            view=log_view(log_file),
+            refresh=refresh,
+            gz=gz,
+            tz=tz,
+            crumbs=[*crumbs, (f"#{run_id}", layout.url_run(project, pipeline, run_id))],
+        )
+        + _fingerprint_comment(fingerprint),
+    )
     return gz
 
 
@@ -316,8 +389,9 @@ def _archive_nav(archives: list[tuple[int, int, int]], current: int | None = Non
     return out
 
 
-def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config: Config | None,
-                          warnings: Warnings) -> list[dict]:
+def _write_pipeline_index(
+    w: _Writer, paths: ProjectPaths, name: str, config: Config | None, warnings: Warnings
+) -> list[dict]:
     """The pipeline page; returns its newest runs (newest first)."""
     from flank_ops.site.pages import render
     from flank_ops.site.grid import task_grid
@@ -330,22 +404,47 @@ def _write_pipeline_index(w: _Writer, paths: ProjectPaths, name: str, config: Co
     _link_runs(w, paths, name, pv.recent, pv.timezone)
     dag = ""
     if pv.config is not None:
-        dag = dag_svg([DagNode(t, pv.config.tasks[t].needs) for t in pv.config.topological_order()],
-                      f"Tasks of {name}", paths.home.dag_layouts_dir)
+        dag = dag_svg(
+            [DagNode(t, pv.config.tasks[t].needs) for t in pv.config.topological_order()],
+            f"Tasks of {name}",
+            paths.home.dag_layouts_dir,
+        )
     grid = task_grid(paths, name, pv.recent, pv.config.topological_order() if pv.config is not None else [])
     # the duration trend compares like with like: a partial run is not a shorter full one
-    finished = [r for r in reversed(pv.recent)
-                if r.get("status") in ("success", "failed", "interrupted") and not r.get("partial")]
-    trend = trend_svg([TrendPoint(r["run_id"], r["status"], r.get("duration_s"),
-                                  root + layout.url_run(project, name, r["run_id"])) for r in finished])
+    finished = [
+        r
+        for r in reversed(pv.recent)
+        if r.get("status") in ("success", "failed", "interrupted") and not r.get("partial")
+    ]
+    trend = trend_svg(
+        [
+            TrendPoint(r["run_id"], r["status"], r.get("duration_s"), root + layout.url_run(project, name, r["run_id"]))
+            for r in finished
+        ]
+    )
     newest = max([pv.last_id, *(r["run_id"] for r in pv.recent)], default=0)
-    w.page(url, render(
-        "pipeline.html", url, project_name=project, pipeline=name, config=pv.config, next_runs=pv.next_runs,
-        dag=dag, trend=trend, runs=pv.recent, archives=_archive_nav(_archives(pv.first_id, newest)), archive=None,
-        refresh=any(r.get("status") == "running" for r in pv.recent), tz=pv.timezone, last_full=pv.last_full,
-        crumbs=[(project, layout.url_project(project))], grid=grid,
-        latest=latest_outputs(w, paths, name, pv.recent, root, pv.config),
-    ))
+    w.page(
+        url,
+        render(
+            "pipeline.html",
+            url,
+            project_name=project,
+            pipeline=name,
+            config=pv.config,
+            next_runs=pv.next_runs,
+            dag=dag,
+            trend=trend,
+            runs=pv.recent,
+            archives=_archive_nav(_archives(pv.first_id, newest)),
+            archive=None,
+            refresh=any(r.get("status") == "running" for r in pv.recent),
+            tz=pv.timezone,
+            last_full=pv.last_full,
+            crumbs=[(project, layout.url_project(project))],
+            grid=grid,
+            latest=latest_outputs(w, paths, name, pv.recent, root, pv.config),
+        ),
+    )
     return pv.recent
 
 
@@ -360,8 +459,15 @@ def _link_runs(w: _Writer, paths: ProjectPaths, pipeline: str, runs: list[dict],
             r["no_page"] = True
 
 
-def _write_archive(w: _Writer, paths: ProjectPaths, name: str, number: int, runs: list[dict],
-                   archives: list[tuple[int, int, int]], tz: str | None = None) -> None:
+def _write_archive(
+    w: _Writer,
+    paths: ProjectPaths,
+    name: str,
+    number: int,
+    runs: list[dict],
+    archives: list[tuple[int, int, int]],
+    tz: str | None = None,
+) -> None:
     from flank_ops.site.pages import render
 
     project = paths.name
@@ -371,11 +477,24 @@ def _write_archive(w: _Writer, paths: ProjectPaths, name: str, number: int, runs
     for r in runs:
         if not (w.site / _unquote(layout.url_run(project, name, r["run_id"]))).exists():
             r["no_page"] = True  # e.g. pruned folder, or not drawn yet: no link to a 404
-    w.page(url, render(
-        "pipeline.html", url, project_name=project, pipeline=name, config=None, next_runs=[], dag="",
-        trend="", runs=runs, archives=_archive_nav(archives, number), archive=(lo, hi), tz=tz,
-        crumbs=[(project, layout.url_project(project)), (name, layout.url_pipeline(project, name))],
-    ))
+    w.page(
+        url,
+        render(
+            "pipeline.html",
+            url,
+            project_name=project,
+            pipeline=name,
+            config=None,
+            next_runs=[],
+            dag="",
+            trend="",
+            runs=runs,
+            archives=_archive_nav(archives, number),
+            archive=(lo, hi),
+            tz=tz,
+            crumbs=[(project, layout.url_project(project)), (name, layout.url_pipeline(project, name))],
+        ),
+    )
 
 
 def _link_views(w: _Writer, views: list[ProjectView]) -> None:
@@ -390,11 +509,18 @@ def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
     _link_views(w, [view])
     project = view.paths.name
     url = layout.url_project(project)
-    w.page(url, render(
-        "project.html", url, project=view, deploys=view.deploys, warnings=warnings,
-        refresh=any(r.get("status") == "running" for pv in view.pipelines for r in pv.recent[:1]),
-        crumbs=[(project, url)],
-    ))
+    w.page(
+        url,
+        render(
+            "project.html",
+            url,
+            project=view,
+            deploys=view.deploys,
+            warnings=warnings,
+            refresh=any(r.get("status") == "running" for pv in view.pipelines for r in pv.recent[:1]),
+            crumbs=[(project, url)],
+        ),
+    )
     from flank_ops.site.resources_page import write_resources
 
     write_resources(w, view.paths)
@@ -406,12 +532,17 @@ def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:
     from flank_ops.site.setup_logs import with_setup_logs
 
     url = layout.url_deploys(paths.name)
-    w.page(url, render(
-        "deploys.html", url, project_name=paths.name,
-        deploys=with_setup_logs(w, paths, list(reversed(all_deploys(paths)))),
-        deploy_gap=deploy_gap_text(paths),
-        crumbs=[(paths.name, layout.url_project(paths.name)), ("pushes", url)],
-    ))
+    w.page(
+        url,
+        render(
+            "deploys.html",
+            url,
+            project_name=paths.name,
+            deploys=with_setup_logs(w, paths, list(reversed(all_deploys(paths)))),
+            deploy_gap=deploy_gap_text(paths),
+            crumbs=[(paths.name, layout.url_project(paths.name)), ("pushes", url)],
+        ),
+    )
 
 
 def _write_home(w: _Writer, views: list[ProjectView], warnings: list[str]) -> None:
@@ -419,10 +550,16 @@ def _write_home(w: _Writer, views: list[ProjectView], warnings: list[str]) -> No
 
     _link_views(w, views)
     url = layout.url_home()
-    w.page(url, render(
-        "home.html", url, projects=views, warnings=warnings,
-        refresh=any(r.get("status") == "running" for v in views for pv in v.pipelines for r in pv.recent[:1]),
-    ))
+    w.page(
+        url,
+        render(
+            "home.html",
+            url,
+            projects=views,
+            warnings=warnings,
+            refresh=any(r.get("status") == "running" for v in views for pv in v.pipelines for r in pv.recent[:1]),
+        ),
+    )
 
 
 def _all_views(home: Home, warnings: Warnings, known: dict[str, ProjectView]) -> list[ProjectView]:
@@ -443,6 +580,7 @@ def _reconcile(paths: ProjectPaths, pipeline: str) -> None:
 
 
 # --- entry points ------------------------------------------------------------
+
 
 def after_deploy(home: Home, project: str) -> None:
     """Rebuild the pages a deploy changes (home, project, pushes, pipeline pages)."""
@@ -549,8 +687,10 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
             r, s = _rebuild_pipeline(w, paths, pv.name, view.config, warnings, only_changed)
             runs += r
             skipped += s
-        _remove_unknown(w.site / layout.file_name(paths.name), keep=kept_pipelines | {"index.html", "deploys.html",
-                                                                                       layout.SETUP_LOGS_DIR})
+        _remove_unknown(
+            w.site / layout.file_name(paths.name),
+            keep=kept_pipelines | {"index.html", "deploys.html", layout.SETUP_LOGS_DIR},
+        )
         _write_project(w, view, [])
         _write_deploys(w, paths)
     _remove_unknown(w.site, keep=kept_projects | {"index.html", layout.STATIC_DIR})
@@ -558,8 +698,9 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
     return BuildStats(w.pages, runs, skipped, list(warnings))
 
 
-def _rebuild_pipeline(w: _Writer, paths: ProjectPaths, name: str, config: Config | None, warnings: Warnings,
-                      only_changed: bool) -> tuple[int, int]:
+def _rebuild_pipeline(
+    w: _Writer, paths: ProjectPaths, name: str, config: Config | None, warnings: Warnings, only_changed: bool
+) -> tuple[int, int]:
     run_ids = records.list_run_ids(paths, name)
     site_dir = w.site / _unquote(layout.url_pipeline(paths.name, name)).rsplit("/", 1)[0]
     runs = skipped = 0

@@ -11,6 +11,7 @@ is computed once per DAG: kept in this process, and on disk as
 Without dot (or when dot fails), `layout()` returns None and the page lists the
 tasks instead; `flank doctor` says that dot is missing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -193,8 +194,14 @@ def parse_dot_json(raw: str, dag: Dag, rankdir: str) -> Layout:
 
 def run_dot(dag: Dag, dot: str) -> Layout:
     rankdir = choose_rankdir(_clean(dag))
-    proc = subprocess.run([dot, "-Tjson0"], input=dot_source(dag, rankdir).encode(), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=DOT_TIMEOUT_S, check=False)
+    proc = subprocess.run(
+        [dot, "-Tjson0"],
+        input=dot_source(dag, rankdir).encode(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=DOT_TIMEOUT_S,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.decode(errors="replace").strip() or f"exit code {proc.returncode}")
     return parse_dot_json(proc.stdout.decode(), dag, rankdir)
@@ -206,11 +213,18 @@ _memo: dict[str, Layout | None] = {}  # None: dot failed on this DAG (said once 
 
 
 def _to_json(lay: Layout) -> str:
-    return json.dumps({
-        "version": VERSION, "width": lay.width, "height": lay.height, "rankdir": lay.rankdir,
-        "boxes": [list(b) for b in lay.boxes.values()],
-        "edges": [[e.tail, e.head, [list(p) for p in e.points], list(e.tip) if e.tip else None] for e in lay.edges],
-    }, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {
+            "version": VERSION,
+            "width": lay.width,
+            "height": lay.height,
+            "rankdir": lay.rankdir,
+            "boxes": [list(b) for b in lay.boxes.values()],
+            "edges": [[e.tail, e.head, [list(p) for p in e.points], list(e.tip) if e.tip else None] for e in lay.edges],
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def _from_json(text: str) -> Layout | None:
@@ -219,8 +233,15 @@ def _from_json(text: str) -> Layout | None:
         if data.get("version") != VERSION:
             return None
         boxes = {str(b[0]): Box(str(b[0]), *(float(v) for v in b[1:5])) for b in data["boxes"]}
-        edges = [Edge(str(t), str(h), tuple((float(x), float(y)) for x, y in pts),
-                      (float(tip[0]), float(tip[1])) if tip else None) for t, h, pts, tip in data["edges"]]
+        edges = [
+            Edge(
+                str(t),
+                str(h),
+                tuple((float(x), float(y)) for x, y in pts),
+                (float(tip[0]), float(tip[1])) if tip else None,
+            )
+            for t, h, pts, tip in data["edges"]
+        ]
         return Layout(float(data["width"]), float(data["height"]), str(data["rankdir"]), boxes, edges)
     except (ValueError, KeyError, TypeError, IndexError):
         return None  # a damaged cache file is laid out again
@@ -278,8 +299,10 @@ def layout(dag: Dag, cache_dir: Path | None = None) -> Layout | None:
             exc = RuntimeError(f"gave up after {DOT_TIMEOUT_S}s")
             if cache_dir is not None:
                 _store_text(cache_dir / f"{key}.timeout", f"dot took over {DOT_TIMEOUT_S}s\n")
-        print(f"flank: warning: Graphviz dot could not lay out the task graph ({exc}); "
-              "the site lists the tasks instead", file=sys.stderr)
+        print(
+            f"flank: warning: Graphviz dot could not lay out the task graph ({exc}); the site lists the tasks instead",
+            file=sys.stderr,
+        )
         return _remember(key, None)
     if cache_dir is not None:
         _store(cache_dir, key, lay)
@@ -289,4 +312,3 @@ def layout(dag: Dag, cache_dir: Path | None = None) -> Layout | None:
 def forget() -> None:
     """Empty this process's memory of layouts (tests and the bench measure the disk cache)."""
     _memo.clear()
-

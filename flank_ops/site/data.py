@@ -6,6 +6,7 @@ history.jsonl, the first line of it, the `last_id` counter, the pipeline's state
 file and the folders of the runs it lists as running. Only the full rebuild walks
 every run.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,6 +33,7 @@ class Warnings(list):
 
 
 # --- reading files from the end ---------------------------------------------
+
 
 def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[bytes]:
     """The last `count` complete lines of a file, reading backwards in blocks."""
@@ -99,8 +101,9 @@ def _deploy(entry: dict[str, Any]) -> dict[str, Any]:
     if isinstance(pipelines, dict):
         pipelines = list(pipelines)
     if isinstance(pipelines, list):
-        pipelines = ", ".join(p if isinstance(p, str) else str(p.get("name", p)) if isinstance(p, dict) else str(p)
-                              for p in pipelines)
+        pipelines = ", ".join(
+            p if isinstance(p, str) else str(p.get("name", p)) if isinstance(p, dict) else str(p) for p in pipelines
+        )
     out["pipelines"] = str(pipelines)
     for key in ("sha", "short", "message", "author", "ref", "status", "time"):
         out[key] = None if entry.get(key) is None else str(entry[key])
@@ -138,6 +141,7 @@ def all_deploys(paths: ProjectPaths) -> list[dict[str, Any]]:
 
 # --- one run -----------------------------------------------------------------
 
+
 def load_run_record(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> RunRecord | None:
     """The run record as a page shows it: a running run with its launchers' results merged in
     (fresher than run.json; in memory only) and, when its runner died, "interrupted" (only
@@ -148,7 +152,9 @@ def load_run_record(paths: ProjectPaths, pipeline: str, run_id: int, warnings: W
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        warnings.add(f"{paths.name}/{pipeline} #{run_id}: skipped a damaged run record ({records.record_path(run_dir)}: {exc})")
+        warnings.add(
+            f"{paths.name}/{pipeline} #{run_id}: skipped a damaged run record ({records.record_path(run_dir)}: {exc})"
+        )
         return None
     if record.status == RunStatus.RUNNING:
         records.merge_task_results(run_dir, record)
@@ -178,6 +184,7 @@ def running_records(paths: ProjectPaths, pipeline: str, finished_ids: set[int], 
 
 # --- project and pipeline summaries ------------------------------------------
 
+
 def run_scope(entry: dict[str, Any]) -> dict[str, Any]:
     """`entry` (a history line or a run record) with "partial", "selected" and "total" filled in.
 
@@ -189,7 +196,9 @@ def run_scope(entry: dict[str, Any]) -> dict[str, Any]:
         tasks = entry.get("tasks")
         entry["partial"] = isinstance(selection, dict) and any(selection.get(k) for k in ("task", "from", "rerun_of"))
         if isinstance(tasks, dict) and "selected" not in entry:
-            entry["selected"] = sum(1 for t in tasks.values() if not isinstance(t, dict) or t.get("status") != "skipped")
+            entry["selected"] = sum(
+                1 for t in tasks.values() if not isinstance(t, dict) or t.get("status") != "skipped"
+            )
             entry["total"] = len(tasks)
     for key in ("selected", "total"):
         if not isinstance(entry.get(key), int):
@@ -251,8 +260,14 @@ def pipeline_names(paths: ProjectPaths, config: Config | None) -> list[str]:
     return names + [name for name in paths.pipelines_with_runs() if name not in names]
 
 
-def pipeline_view(paths: ProjectPaths, name: str, config: Config | None, warnings: Warnings,
-                  history_count: int = RECENT, next_count: int = 1) -> PipelineView:
+def pipeline_view(
+    paths: ProjectPaths,
+    name: str,
+    config: Config | None,
+    warnings: Warnings,
+    history_count: int = RECENT,
+    next_count: int = 1,
+) -> PipelineView:
     pipeline = config.pipelines.get(name) if config else None
     finished = history_tail(paths, name, history_count)
     finished_ids = {e["run_id"] for e in finished}

@@ -1,4 +1,5 @@
 """How values look on the site: statuses (icon + label, never colour alone), durations, times, sizes."""
+
 from __future__ import annotations
 
 from datetime import datetime, tzinfo

@@ -5,6 +5,7 @@ task's log, so "model has failed three nights running" is one look. It reads the
 run records of the newest GRID_RUNS runs only: the same cost with 30 or 10,000
 past runs. Skipped triggers ran no task, so they take no column.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,9 @@ def _log_sizes(run_dir: Path) -> dict[str, int]:
         return {}
 
 
-def task_grid(paths: ProjectPaths, pipeline: str, recent: Sequence[dict[str, Any]],
-              task_order: Sequence[str]) -> TaskGrid | None:
+def task_grid(
+    paths: ProjectPaths, pipeline: str, recent: Sequence[dict[str, Any]], task_order: Sequence[str]
+) -> TaskGrid | None:
     """The grid from `recent` (history entries, newest first); tasks in `task_order`, then any
     task the runs had that the deployed flank.yml no longer has. None when there is no run."""
 
@@ -80,7 +82,8 @@ def task_grid(paths: ProjectPaths, pipeline: str, recent: Sequence[dict[str, Any
             cells[name] = GridCell(run_id, status, has_log)
             tasks.setdefault(name, None)
         per_run.append(cells)
-    rows = [GridRow(name, [cells.get(name) or GridCell(r["run_id"], None, False) for r, cells in zip(runs, per_run)])
-            for name in tasks]
+    rows = [
+        GridRow(name, [cells.get(name) or GridCell(r["run_id"], None, False) for r, cells in zip(runs, per_run)])
+        for name in tasks
+    ]
     return TaskGrid([GridRun(r["run_id"], str(r.get("status")), r.get("started_at")) for r in runs], rows)
-

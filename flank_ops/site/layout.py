@@ -21,6 +21,7 @@ notifications) are `absolute_url(base_url, url_...)`: the same file, under flank
 `file_name` is injective and keeps `_static`, `index.html`, `deploys.html` and `runs-<k>.html`
 for the site itself, so no project, pipeline or task name can clash with them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,12 @@ def file_name(name: str) -> str:
     `deploys.html`, `runs-1.html`, `_static`) and names shaped like a stand-in get
     a stand-in: a readable stem and a digest of the whole name.
     """
-    if (_SAFE_NAME.match(name) and name.lower() not in _RESERVED and not _STAND_IN.search(name)
-            and not name.lower().endswith(".html")):
+    if (
+        _SAFE_NAME.match(name)
+        and name.lower() not in _RESERVED
+        and not _STAND_IN.search(name)
+        and not name.lower().endswith(".html")
+    ):
         return name
     digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "task"
@@ -149,12 +154,16 @@ LATEST_DIR = "latest"
 
 
 def url_artifact(project: str, pipeline: str, run_id: int, task: str, path: str) -> str:
-    return (f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/artifacts/"
-            f"{quote(file_name(task))}/{quote(path)}")
+    return (
+        f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/artifacts/"
+        f"{quote(file_name(task))}/{quote(path)}"
+    )
 
 
 def url_latest(project: str, pipeline: str, task: str, path: str) -> str:
-    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{LATEST_DIR}/{quote(file_name(task))}/{quote(path)}"
+    return (
+        f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{LATEST_DIR}/{quote(file_name(task))}/{quote(path)}"
+    )
 
 
 def absolute_url(base_url: str, url: str) -> str:

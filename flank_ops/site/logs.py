@@ -12,6 +12,7 @@ The task launcher keeps the log's companion file `<task>.log.times` (one entry a
 before it). From it the log page gets a section per attempt and each line's elapsed
 time; without it (older runs) the page shows the plain tail.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,7 +64,7 @@ def read_tail_bytes(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TA
         # drop the partial first line (unless the read is one giant line)
         cut = data.find(b"\n")
         if 0 <= cut < len(data) - 1:
-            data = data[cut + 1:]
+            data = data[cut + 1 :]
     lines = data.split(b"\n")
     trailing_newline = bool(lines) and lines[-1] == b""
     if trailing_newline:
@@ -74,8 +75,9 @@ def read_tail_bytes(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TA
     return b"\n".join(lines) + (b"\n" if trailing_newline else b""), truncated, size
 
 
-def read_tail_lines(path: Path, max_lines: int = TAIL_LINES,
-                    max_bytes: int = TAIL_BYTES) -> tuple[list[tuple[int, bytes]], bool, int]:
+def read_tail_lines(
+    path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES
+) -> tuple[list[tuple[int, bytes]], bool, int]:
     """The last lines of a file with the byte offset each starts at: ([(offset, line)], truncated, size)."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -87,7 +89,7 @@ def read_tail_lines(path: Path, max_lines: int = TAIL_LINES,
         cut = data.find(b"\n")
         if 0 <= cut < len(data) - 1:
             start += cut + 1
-            data = data[cut + 1:]
+            data = data[cut + 1 :]
     out: list[tuple[int, bytes]] = []
     pos = 0
     while pos < len(data):
@@ -197,7 +199,7 @@ def _ansi_to_html(text: str, style: _Style) -> tuple[Markup, _Style]:
         out.append(f'<span class="{cls}">{safe}</span>' if cls else safe)
 
     for m in _ESCAPE_RE.finditer(text):
-        emit(text[pos:m.start()])
+        emit(text[pos : m.start()])
         pos = m.end()
         if m.group(2) == "m":
             style = _apply_sgr(style, m.group(1) or "")
@@ -236,6 +238,7 @@ def log_tail(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTE
 
 # --- attempts and line times (the launcher's <task>.log.times) ---------------
 
+
 def times_path(log_file: Path) -> Path:
     return log_file.with_name(log_file.name + ".times")
 
@@ -273,8 +276,7 @@ def read_times(path: Path) -> LogTimes | None:
                 n, ms = int(f[1]), int(f[3])
                 code = None if f[4] == "-" else int(f[4])
                 if n in attempts:
-                    attempts[n] = attempts[n]._replace(ended_ms=ms, exit_code=code,
-                                                       status=f[5] if len(f) > 5 else None)
+                    attempts[n] = attempts[n]._replace(ended_ms=ms, exit_code=code, status=f[5] if len(f) > 5 else None)
             elif len(f) == 2:
                 marks.append((int(f[0]), int(f[1])))
         except ValueError:
@@ -347,8 +349,11 @@ def log_view(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTE
             continue
         took = (attempt.ended_ms - attempt.started_ms) / 1000 if attempt.ended_ms is not None else None
         started = datetime.fromtimestamp(attempt.started_ms / 1000, timezone.utc)
-        views.append(AttemptView(attempt.number, started, attempt.exit_code, attempt.status, took, group,
-                                 first_shown > attempt.offset))
+        views.append(
+            AttemptView(
+                attempt.number, started, attempt.exit_code, attempt.status, took, group, first_shown > attempt.offset
+            )
+        )
     return LogView(tail, views)
 
 

@@ -11,6 +11,7 @@ at most MAX_INLINE_IMAGES per page; bigger ones and the rest are links with thei
 HTML reports are never inlined: a link opening the file in a new tab. Names are escaped by the
 template and URL-quoted by layout.py, so no file name can add markup to a page.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ def kind_of(path: str) -> str:
     return "image" if ext in IMAGE_TYPES else "report" if ext in REPORT_TYPES else "file"
 
 
-def run_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, record: dict[str, Any],
-                root: str) -> list[dict[str, Any]]:
+def run_outputs(
+    w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, record: dict[str, Any], root: str
+) -> list[dict[str, Any]]:
     """Publish the run's kept files into the site and describe them per task (empty: no section)."""
     run_dir = paths.run_dir(pipeline, run_id)
     groups = []
@@ -61,13 +63,26 @@ def run_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, 
             if len(files) < MAX_LISTED_PER_TASK:
                 files.append(_describe(a, root + url if kept else None, kept, inline))
         listed = len(entry.get("artifacts") or ())
-        groups.append({"task": str(task), "files": files, "more": max(0, listed - len(files)),
-                       "warnings": [str(x) for x in entry.get("artifact_warnings") or ()], "run_id": None})
+        groups.append(
+            {
+                "task": str(task),
+                "files": files,
+                "more": max(0, listed - len(files)),
+                "warnings": [str(x) for x in entry.get("artifact_warnings") or ()],
+                "run_id": None,
+            }
+        )
     return groups
 
 
-def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: list[dict[str, Any]],
-                   root: str, config: Pipeline | None = None) -> list[dict[str, Any]]:
+def latest_outputs(
+    w: SiteWriter,
+    paths: ProjectPaths,
+    pipeline: str,
+    recent: list[dict[str, Any]],
+    root: str,
+    config: Pipeline | None = None,
+) -> list[dict[str, Any]]:
     """Fill `latest/` from the newest successful runs (per task) among `recent` (newest first);
     files no run provides any more are removed. Returns the groups for the pipeline page.
 
@@ -86,8 +101,15 @@ def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: li
         except (OSError, ValueError):
             continue
         for task, t in (record.get("tasks") or {}).items():
-            kept = [a for a in (t.get("artifacts") or ()) if isinstance(t, dict) and isinstance(a, dict)
-                    and a.get("kept") and isinstance(a.get("path"), str)] if isinstance(t, dict) else []
+            kept = (
+                [
+                    a
+                    for a in (t.get("artifacts") or ())
+                    if isinstance(t, dict) and isinstance(a, dict) and a.get("kept") and isinstance(a.get("path"), str)
+                ]
+                if isinstance(t, dict)
+                else []
+            )
             if kept and str(task) not in found and (wanted_tasks is None or str(task) in wanted_tasks):
                 found[str(task)] = (run_id, kept)
     wanted: set[Path] = set()
@@ -103,9 +125,16 @@ def latest_outputs(w: SiteWriter, paths: ProjectPaths, pipeline: str, recent: li
                 wanted.add(layout.SiteLayout(w.site).file(url))
             if len(files) < MAX_LISTED_PER_TASK:
                 files.append(_describe(a, root + url if ok else None, ok, inline))
-        groups.append({"task": task, "files": files, "more": max(0, len(kept) - len(files)), "warnings": [],
-                       "run_id": run_id,
-                       "run_href": root + layout.url_run(paths.name, pipeline, run_id)})
+        groups.append(
+            {
+                "task": task,
+                "files": files,
+                "more": max(0, len(kept) - len(files)),
+                "warnings": [],
+                "run_id": run_id,
+                "run_href": root + layout.url_run(paths.name, pipeline, run_id),
+            }
+        )
     latest_dir = layout.SiteLayout(w.site).pipeline_dir(paths.name, pipeline) / layout.LATEST_DIR
     _remove_others(latest_dir, wanted)
     return groups
@@ -117,8 +146,9 @@ def main_report_url(base_url: str, record: RunRecord) -> str | None:
     for task, t in record.tasks.items():
         for a in t.artifacts or ():
             if isinstance(a, dict) and a.get("kept") and kind_of(str(a.get("path"))) == "report":
-                return base_url + layout.url_artifact(record.project, record.pipeline, record.run_id,
-                                                      task, str(a["path"]))
+                return base_url + layout.url_artifact(
+                    record.project, record.pipeline, record.run_id, task, str(a["path"])
+                )
     return None
 
 
@@ -129,9 +159,17 @@ def _describe(a: dict[str, Any], href: str | None, kept: bool, inline: list[int]
     show = kept and kind == "image" and size is not None and size <= INLINE_IMAGE_MAX_BYTES and inline[0] > 0
     if show:
         inline[0] -= 1
-    return {"path": path, "name": os.path.basename(path), "kind": kind, "size": size, "kept": kept,
-            "href": href, "inline": show, "note": str(a["note"]) if a.get("note") else None,
-            "too_big": kept and kind == "image" and not show}
+    return {
+        "path": path,
+        "name": os.path.basename(path),
+        "kind": kind,
+        "size": size,
+        "kept": kept,
+        "href": href,
+        "inline": show,
+        "note": str(a["note"]) if a.get("note") else None,
+        "too_big": kept and kind == "image" and not show,
+    }
 
 
 def _publish(w: SiteWriter, source: Path, url: str) -> bool:

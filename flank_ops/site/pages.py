@@ -1,4 +1,5 @@
 """Rendering pages with the Jinja2 templates of flank_ops/site_template/ (autoescaped, relative links)."""
+
 from __future__ import annotations
 
 import functools
@@ -48,9 +49,16 @@ def environment() -> jinja2.Environment:
     )
     env.globals.update(
         u=SimpleNamespace(
-            home=layout.url_home, css=layout.url_css, project=layout.url_project,
-            deploys=layout.url_deploys, pipeline=layout.url_pipeline, archive=layout.url_archive,
-            resources=layout.url_resources, run=layout.url_run, log=layout.url_log, raw=layout.url_raw_log,
+            home=layout.url_home,
+            css=layout.url_css,
+            project=layout.url_project,
+            deploys=layout.url_deploys,
+            pipeline=layout.url_pipeline,
+            archive=layout.url_archive,
+            resources=layout.url_resources,
+            run=layout.url_run,
+            log=layout.url_log,
+            raw=layout.url_raw_log,
             raw_gz=layout.url_raw_log_gz,
         ),
         version=__version__,
@@ -81,11 +89,15 @@ def render(template: str, url: str, **context: Any) -> str:
     context.setdefault("refresh", False)
     context.setdefault("warnings", [])
     context.setdefault("crumbs", [])
-    return environment().get_template(template).render(
-        root=layout.depth_prefix(url),
-        here=url,
-        generated=fmt.fmt_time(now_utc(), context.get("tz")),
-        **context,
+    return (
+        environment()
+        .get_template(template)
+        .render(
+            root=layout.depth_prefix(url),
+            here=url,
+            generated=fmt.fmt_time(now_utc(), context.get("tz")),
+            **context,
+        )
     )
 
 

@@ -1,5 +1,6 @@
 """The run page's "Where tasks ran" table (issue 14): each task sent to Slurm or AWS Batch,
 with its job id, queue, host and the engine's final state, and what it declared."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,16 +16,18 @@ def remote_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         if executor is None and not entry.get("memory_mb") and not entry.get("cpus"):
             continue
         executor = executor or {}
-        rows.append({
-            "name": str(name),
-            "kind": str(executor.get("kind") or "local"),
-            "job_id": executor.get("job_id"),
-            "queue": executor.get("queue"),
-            "host": executor.get("host"),
-            "state": executor.get("state"),
-            "max_rss_kb": executor.get("max_rss_kb"),
-            "memory_mb": entry.get("memory_mb"),
-            "cpus": entry.get("cpus"),
-            "queued_reason": entry.get("queued_reason") if entry.get("status") == "queued" else None,
-        })
+        rows.append(
+            {
+                "name": str(name),
+                "kind": str(executor.get("kind") or "local"),
+                "job_id": executor.get("job_id"),
+                "queue": executor.get("queue"),
+                "host": executor.get("host"),
+                "state": executor.get("state"),
+                "max_rss_kb": executor.get("max_rss_kb"),
+                "memory_mb": entry.get("memory_mb"),
+                "cpus": entry.get("cpus"),
+                "queued_reason": entry.get("queued_reason") if entry.get("status") == "queued" else None,
+            }
+        )
     return rows

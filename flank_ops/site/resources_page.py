@@ -1,5 +1,6 @@
 """The Resources page of a project: what its pipelines' recent runs used (cost/resources.py),
 against this VM's memory and CPUs; `flank report resources` prints the same."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,12 +20,21 @@ def resources_view(paths: ProjectPaths) -> dict[str, Any]:
         if not use.runs:
             continue
         newest = use.runs[-1]
-        pipelines.append({
-            "name": name, "use": use, "newest": newest,
-            "chart": memory_svg(newest.memory_steps, newest.duration_s, newest.peak_kb, machine.memory_kb,
-                                f"Memory in use over {name} #{newest.run_id}"),
-            "tasks": [(t, far_from_declared(t)) for t in sorted(use.tasks, key=lambda t: -t.peak_kb)],
-        })
+        pipelines.append(
+            {
+                "name": name,
+                "use": use,
+                "newest": newest,
+                "chart": memory_svg(
+                    newest.memory_steps,
+                    newest.duration_s,
+                    newest.peak_kb,
+                    machine.memory_kb,
+                    f"Memory in use over {name} #{newest.run_id}",
+                ),
+                "tasks": [(t, far_from_declared(t)) for t in sorted(use.tasks, key=lambda t: -t.peak_kb)],
+            }
+        )
     return {"machine": machine, "pipelines": pipelines}
 
 
@@ -32,5 +42,13 @@ def write_resources(w: Any, paths: ProjectPaths) -> None:
     from flank_ops.site.pages import render
 
     url = layout.url_resources(paths.name)
-    w.page(url, render("resources.html", url, project_name=paths.name, **resources_view(paths),
-                       crumbs=[(paths.name, layout.url_project(paths.name)), ("resources", url)]))
+    w.page(
+        url,
+        render(
+            "resources.html",
+            url,
+            project_name=paths.name,
+            **resources_view(paths),
+            crumbs=[(paths.name, layout.url_project(paths.name)), ("resources", url)],
+        ),
+    )

@@ -15,6 +15,7 @@ connection costs a socket and a few kilobytes, and three limits bound it:
   - the open-files limit is raised to its hard limit at start, so the
     connection cap, not the file-descriptor table, is what runs out first.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -159,8 +160,9 @@ class SiteServer:
 
     def listen(self, host: str, port: int) -> None:
         """Bind every address `host` resolves to (raises OSError)."""
-        for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                                   flags=socket.AI_PASSIVE):
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
             if any(s.family == family and s.getsockname()[:2] == address[:2] for s in self.listeners):
                 continue
             sock = socket.socket(family, kind, proto)
@@ -326,10 +328,12 @@ class SiteServer:
 
     async def _respond(self, request: _Request, writer: asyncio.StreamWriter, client: str) -> bool:
         """Answer one request; returns whether the connection stays open for another."""
-        keep_alive = (request.version == "HTTP/1.1"
-                      and request.headers.get("connection", "").lower() != "close"
-                      and "transfer-encoding" not in request.headers
-                      and request.headers.get("content-length", "0") in ("", "0"))
+        keep_alive = (
+            request.version == "HTTP/1.1"
+            and request.headers.get("connection", "").lower() != "close"
+            and "transfer-encoding" not in request.headers
+            and request.headers.get("content-length", "0") in ("", "0")
+        )
         head_only = request.method == "HEAD"
         if request.method not in ("GET", "HEAD"):
             status, body = 501, self._error_response(501, "Unsupported method", head_only, close=True)
@@ -349,8 +353,9 @@ class SiteServer:
         await asyncio.wait_for(writer.drain(), self.limits.timeout)
         return keep_alive
 
-    async def _send_file(self, path: str, request: _Request, writer: asyncio.StreamWriter,
-                         head_only: bool, keep_alive: bool) -> int:
+    async def _send_file(
+        self, path: str, request: _Request, writer: asyncio.StreamWriter, head_only: bool, keep_alive: bool
+    ) -> int:
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed below, across awaits
         except OSError:
@@ -367,11 +372,15 @@ class SiteServer:
                 if when is not None and when.tzinfo is not None and int(stat.st_mtime) <= when.timestamp():
                     writer.write(self._head(304, {}, not keep_alive))
                     return 304
-            head = self._head(200, {
-                "Content-Type": content_type(path),
-                "Content-Length": str(stat.st_size),
-                "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
-            }, not keep_alive)
+            head = self._head(
+                200,
+                {
+                    "Content-Type": content_type(path),
+                    "Content-Length": str(stat.st_size),
+                    "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
+                },
+                not keep_alive,
+            )
             writer.write(head if head_only else head + f.read(CHUNK))  # a page: one write
             if not head_only:
                 while chunk := f.read(CHUNK):
@@ -382,21 +391,24 @@ class SiteServer:
     def _head(self, status: int, headers: dict[str, str], close: bool) -> bytes:
         from http import HTTPStatus
 
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-                 "Server: flank",
-                 f"Date: {email.utils.formatdate(usegmt=True)}",
-                 *(f"{k}: {v}" for k, v in headers.items()),
-                 "X-Content-Type-Options: nosniff",
-                 "Cache-Control: no-cache"]
+        lines = [
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+            "Server: flank",
+            f"Date: {email.utils.formatdate(usegmt=True)}",
+            *(f"{k}: {v}" for k, v in headers.items()),
+            "X-Content-Type-Options: nosniff",
+            "Cache-Control: no-cache",
+        ]
         if close:
             lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _error_response(self, status: int, message: str, head_only: bool, close: bool) -> bytes:
-        body = (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{status}</title></head>"
-                f"<body><h1>{status} {html.escape(message)}</h1></body></html>\n").encode()
-        head = self._head(status, {"Content-Type": "text/html; charset=utf-8",
-                                   "Content-Length": str(len(body))}, close)
+        body = (
+            f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{status}</title></head>'
+            f"<body><h1>{status} {html.escape(message)}</h1></body></html>\n"
+        ).encode()
+        head = self._head(status, {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(body))}, close)
         return head if head_only else head + body
 
     def _log(self, client: str, request: _Request, status: int) -> None:
@@ -422,8 +434,11 @@ def make_server(site_dir: Path, host: str, port: int, limits: Limits) -> SiteSer
                 f"stop the program using it, or pick another port: flank serve --port {port + 1}",
             ) from None
         if exc.errno in (errno.EACCES, errno.EPERM):
-            raise UserError(f"not allowed to listen on {host}:{port}",
-                            "ports below 1024 need root; use a port like 8083") from None
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                        "use an address of this machine, e.g. --host 127.0.0.1") from None
+            raise UserError(
+                f"not allowed to listen on {host}:{port}", "ports below 1024 need root; use a port like 8083"
+            ) from None
+        raise UserError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "use an address of this machine, e.g. --host 127.0.0.1",
+        ) from None
     return server

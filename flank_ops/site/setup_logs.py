@@ -3,6 +3,7 @@
 Each setup log (setup/logs/<name>.log, masked when written) is copied once into the site as
 text (layout.url_setup_log); a failed setup's last lines are shown on the page itself.
 """
+
 from __future__ import annotations
 
 from typing import Any

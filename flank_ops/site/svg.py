@@ -6,6 +6,7 @@ The DAG's geometry comes from Graphviz dot, once per DAG (dag_layout.py).
 The SVGs keep their natural size; the page wraps them in a horizontally
 scrollable figure so a phone can pan without the page overflowing.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,17 +73,18 @@ def _edge(edge: dag_layout.Edge) -> str:
         return ""
     d = [f"M{pts[0][0]:g},{pts[0][1]:g}"]
     for i in range(1, len(pts) - 2, 3):
-        (ax, ay), (bx, by), (cx, cy) = pts[i:i + 3]
+        (ax, ay), (bx, by), (cx, cy) = pts[i : i + 3]
         d.append(f"C{ax:g},{ay:g} {bx:g},{by:g} {cx:g},{cy:g}")
     arrow = ""
     if edge.tip is not None:
         (ex, ey), (tx, ty) = pts[-1], edge.tip
         length = math.hypot(tx - ex, ty - ey) or 1.0
         px, py = -(ty - ey) / length * 3.5, (tx - ex) / length * 3.5
-        arrow = (f'<path class="arrow" d="M{tx:g},{ty:g} L{ex + px:.1f},{ey + py:.1f} '
-                 f'L{ex - px:.1f},{ey - py:.1f} Z"/>')
-    return (f'<g class="edge" data-from="{_e(edge.tail)}" data-to="{_e(edge.head)}">'
-            f'<path class="line" d="{" ".join(d)}"/>{arrow}</g>')
+        arrow = f'<path class="arrow" d="M{tx:g},{ty:g} L{ex + px:.1f},{ey + py:.1f} L{ex - px:.1f},{ey - py:.1f} Z"/>'
+    return (
+        f'<g class="edge" data-from="{_e(edge.tail)}" data-to="{_e(edge.head)}">'
+        f'<path class="line" d="{" ".join(d)}"/>{arrow}</g>'
+    )
 
 
 def _node(n: DagNode, box: dag_layout.Box) -> str:
@@ -91,7 +93,9 @@ def _node(n: DagNode, box: dag_layout.Box) -> str:
     label = _clip(n.name, dag_layout.label_chars(w))
     tip = n.name if not n.status else f"{n.name}: {status_label(n.status)}"
     base = y + h / 2 + 4.5
-    icon = f'<text class="icon" x="{x + 14:g}" y="{base + 0.5:g}">{_e(status_icon(n.status))}</text>' if n.status else ""
+    icon = (
+        f'<text class="icon" x="{x + 14:g}" y="{base + 0.5:g}">{_e(status_icon(n.status))}</text>' if n.status else ""
+    )
     inner = (
         f"<title>{_e(tip)}</title>"
         f'<rect x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" rx="6"/>'
@@ -105,23 +109,32 @@ def _node(n: DagNode, box: dag_layout.Box) -> str:
 
 def dag_list(nodes: Sequence[DagNode], title: str = "Task graph") -> Markup:
     """The tasks as a list (needs and status in words): what pages show when dot cannot draw."""
-    why = ("Graphviz <code>dot</code> is not installed on this machine (see <code>flank doctor</code>), "
-           "so the tasks are listed instead of drawn." if dag_layout.dot_executable() is None
-           else "The task graph could not be drawn, so the tasks are listed.")
+    why = (
+        "Graphviz <code>dot</code> is not installed on this machine (see <code>flank doctor</code>), "
+        "so the tasks are listed instead of drawn."
+        if dag_layout.dot_executable() is None
+        else "The task graph could not be drawn, so the tasks are listed."
+    )
     items = []
     for n in nodes:
         name = f"{_e(status_icon(n.status))} {_e(n.name)}" if n.status else _e(n.name)
         name = f'<a href="{_e(n.href)}">{name}</a>' if n.href else f"<span>{name}</span>"
         status = f' <span class="st">{_e(status_label(n.status))}</span>' if n.status else ""
-        needs = (f' <span class="needs">needs {_e(", ".join(n.needs))}</span>' if n.needs
-                 else ' <span class="needs">needs nothing</span>')
+        needs = (
+            f' <span class="needs">needs {_e(", ".join(n.needs))}</span>'
+            if n.needs
+            else ' <span class="needs">needs nothing</span>'
+        )
         cls = f"s-{status_key(n.status)}" if n.status else "s-none"
         items.append(f'<li class="{cls}" data-task="{_e(n.name)}">{name}{status}{needs}</li>')
-    return Markup(f'<div class="dag-list" role="group" aria-label="{_e(title)}"><p class="muted small">{why}</p>'
-                  f'<ol>{"".join(items)}</ol></div>')
+    return Markup(
+        f'<div class="dag-list" role="group" aria-label="{_e(title)}"><p class="muted small">{why}</p>'
+        f"<ol>{''.join(items)}</ol></div>"
+    )
 
 
 # --- Gantt -------------------------------------------------------------------
+
 
 class GanttBar(NamedTuple):
     name: str
@@ -200,6 +213,7 @@ def gantt_svg(bars: Sequence[GanttBar], run_start: str | None, run_end: str | No
 
 # --- duration trend ----------------------------------------------------------
 
+
 class TrendPoint(NamedTuple):
     run_id: int
     status: str
@@ -250,8 +264,9 @@ def trend_svg(points: Sequence[TrendPoint]) -> Markup:
 MEM_W, MEM_H = 600, 140
 
 
-def memory_svg(steps: Sequence[tuple[float, int]], duration_s: float, peak_kb: int, vm_kb: int | None,
-               label: str) -> Markup:
+def memory_svg(
+    steps: Sequence[tuple[float, int]], duration_s: float, peak_kb: int, vm_kb: int | None, label: str
+) -> Markup:
     """Memory in use over the run (a step line), with the VM's memory as a dashed line when it fits."""
     from flank_ops.humanize import fmt_kb
 
@@ -286,7 +301,9 @@ def memory_svg(steps: Sequence[tuple[float, int]], duration_s: float, peak_kb: i
         f'<polyline class="use" points="{" ".join(points)}"/>',
     ]
     if vm_kb and top >= vm_kb:
-        parts.append(f'<line class="limit" x1="{left}" y1="{y(vm_kb):.1f}" x2="{MEM_W - right}" y2="{y(vm_kb):.1f}"/>'
-                     f'<text class="tick" x="0" y="{y(vm_kb) + 4:.1f}">this VM</text>')
+        parts.append(
+            f'<line class="limit" x1="{left}" y1="{y(vm_kb):.1f}" x2="{MEM_W - right}" y2="{y(vm_kb):.1f}"/>'
+            f'<text class="tick" x="0" y="{y(vm_kb) + 4:.1f}">this VM</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -6,6 +6,7 @@ each with its Content-Type. The published site holds them too (Outputs, latest/)
 URL keeps its name while its content changes from run to run, so like a page it must be
 revalidated by browsers and CDNs, never served stale from a cache.
 """
+
 from __future__ import annotations
 
 from flank_ops.site import layout

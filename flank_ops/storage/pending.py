@@ -9,6 +9,7 @@ uploads it. Plain JSON a person (and the site) can read:
 
 Callers hold `paths.lock_file("s3")` around read-modify-write.
 """
+
 from __future__ import annotations
 
 import json

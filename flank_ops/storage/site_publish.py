@@ -15,6 +15,7 @@ home page included. A target set by `[projects.NAME.s3]` gets only the pages of 
 projects that publish there, and the shared assets (`_static/`) they link to:
 nothing of other projects, no home page listing them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -112,8 +113,9 @@ def _upload_order(rel: str) -> tuple[bool, bool, str]:
     return (rel.endswith(".html"), rel == "index.html", rel)
 
 
-def publish_site(home: Home, settings: S3Settings, client: Any | None = None,
-                 projects: list[str] | None = None) -> PublishResult:
+def publish_site(
+    home: Home, settings: S3Settings, client: Any | None = None, projects: list[str] | None = None
+) -> PublishResult:
     """Upload the changed files of the site (only `projects`' pages when given, see
     site_scope); never raises for S3 failures (see PublishResult.error)."""
     if not home.site_dir.is_dir():

@@ -8,6 +8,7 @@ An outage never fails or loses a run: the run goes on the pending list
 the next run or `flank sync` retries. The client itself (boto3, content types,
 multipart, error lines) is s3.py.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,8 +79,9 @@ def upload_pending(paths: ProjectPaths, settings: S3Settings, client: Any | None
     return UploadResult(done, files, None, 0)
 
 
-def upload_finished_run(paths: ProjectPaths, pipeline: str, run_id: int,
-                        settings: dict[str, Any] | None = None) -> str | None:
+def upload_finished_run(
+    paths: ProjectPaths, pipeline: str, run_id: int, settings: dict[str, Any] | None = None
+) -> str | None:
     """Upload the run's record and logs (and publish the site); returns a status line or None if S3 is not configured.
 
     `settings`: the project's flank.toml (read here when not given). Never raises: an outage

@@ -1,4 +1,5 @@
 """`artifacts:` end to end: a real push, a real run, the files kept with the run (issue 11)."""
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,10 @@ def test_a_run_keeps_the_matching_files_and_says_what_matched_nothing(tmp_path: 
     rec = record(1)
     model = rec["tasks"]["model"]
     assert [(a["path"], a["size"], a["kept"]) for a in model["artifacts"]] == [
-        ("results/odd name's <b>.txt", 3, True), ("results/plot.png", 5, True), ("results/summary.csv", 8, True)]
+        ("results/odd name's <b>.txt", 3, True),
+        ("results/plot.png", 5, True),
+        ("results/summary.csv", 8, True),
+    ]
     assert model["artifact_warnings"] == ["missing/*.pdf: no file matched"]
     assert (_kept(1, "model") / "results" / "plot.png").read_bytes() == b"PNG-1"
     assert not (_kept(1, "model") / "results" / "other.txt").exists()
@@ -56,7 +60,9 @@ def test_a_file_rewritten_in_place_later_does_not_change_the_kept_one(tmp_path: 
 
 
 def test_an_unchanged_file_is_shared_with_the_previous_run_and_a_changed_one_is_not(tmp_path: Path) -> None:
-    yml = MAKES_OUTPUTS.replace("run: sh make.sh", "run: '[ -e results/plot.png ] || sh make.sh; echo $FLANK_RUN_ID > results/summary.csv'")
+    yml = MAKES_OUTPUTS.replace(
+        "run: sh make.sh", "run: '[ -e results/plot.png ] || sh make.sh; echo $FLANK_RUN_ID > results/summary.csv'"
+    )
     deploy(tmp_path, yml, {"make.sh": MAKE_SH})
     assert run_flank("run", "demo", "nightly").returncode == 0
     assert run_flank("run", "demo", "nightly").returncode == 0
@@ -81,7 +87,8 @@ def test_past_max_mb_per_run_the_rest_is_not_kept_and_the_record_says_why(tmp_pa
     yml = MAKES_OUTPUTS.replace("run: sh make.sh", f"run: '{big}'")
     deploy(tmp_path, yml)
     (Path(os.environ["FLANK_HOME"]) / "flank.toml").write_text(
-        "[schedule]\ninstall_crontab = false\n[artifacts]\nmax_mb_per_run = 1\n")
+        "[schedule]\ninstall_crontab = false\n[artifacts]\nmax_mb_per_run = 1\n"
+    )
     assert run_flank("run", "demo", "nightly").returncode == 0
     model = record(1)["tasks"]["model"]
     kept = {a["path"]: a for a in model["artifacts"]}
@@ -108,14 +115,16 @@ def test_a_glob_matching_too_many_files_keeps_a_bounded_number(tmp_path: Path) -
     many = "mkdir -p results/many; cd results/many; seq 1 6000 | xargs touch"
     yml = MAKES_OUTPUTS.replace("run: sh make.sh", f"run: '{many}'").replace(
         'artifacts: [results/*.png, results/summary.csv, "results/odd name\'s <b>.txt", missing/*.pdf]',
-        "artifacts: [results/many/*]")
+        "artifacts: [results/many/*]",
+    )
     deploy(tmp_path, yml)
     assert run_flank("run", "demo", "nightly").returncode == 0
     model = record(1)["tasks"]["model"]
     assert len(model["artifacts"]) == 5000
     assert model["artifact_warnings"] == [
         "results/many/*: the task has more than 5000 files to keep; the rest was not kept (narrow the pattern: "
-        "artifacts are files to look at)"]
+        "artifacts are files to look at)"
+    ]
 
 
 def test_bad_patterns_are_refused_with_line_and_column(tmp_path: Path) -> None:
@@ -125,18 +134,22 @@ def test_bad_patterns_are_refused_with_line_and_column(tmp_path: Path) -> None:
     proc = run_flank("validate", cwd=clone)
     assert proc.returncode != 0
     assert "flank.yml:11:21: artifacts: '../etc/passwd' must stay inside the project ('..' is not allowed)" in (
-        proc.stdout + proc.stderr)
+        proc.stdout + proc.stderr
+    )
     assert "flank.yml:11:36: artifacts: '/tmp/x' must be relative to the task's dir, not absolute" in (
-        proc.stdout + proc.stderr)
-
+        proc.stdout + proc.stderr
+    )
 
 
 def test_odd_names_and_a_20_gb_file_are_handled_safely(tmp_path: Path) -> None:
-    odd = ("printf x > \"$(printf 'results/bad\\377name.csv')\"; printf y > 'results/with space.csv'; "
-           "truncate -s 20G results/huge.rds")
+    odd = (
+        "printf x > \"$(printf 'results/bad\\377name.csv')\"; printf y > 'results/with space.csv'; "
+        "truncate -s 20G results/huge.rds"
+    )
     yml = MAKES_OUTPUTS.replace("run: sh make.sh", "run: sh odd.sh").replace(
         'artifacts: [results/*.png, results/summary.csv, "results/odd name\'s <b>.txt", missing/*.pdf]',
-        "artifacts: [results/*.csv, results/*.rds]")
+        "artifacts: [results/*.csv, results/*.rds]",
+    )
     deploy(tmp_path, yml, {"odd.sh": odd + "\n"})
     assert run_flank("run", "demo", "nightly").returncode == 0
     model = {a["path"]: a for a in record(1)["tasks"]["model"]["artifacts"]}
@@ -145,7 +158,7 @@ def test_odd_names_and_a_20_gb_file_are_handled_safely(tmp_path: Path) -> None:
     assert (_kept(1, "model") / "results" / "bad%FFname.csv").read_bytes() == b"x"
     assert model["results/with space.csv"]["kept"] is True
     huge = model["results/huge.rds"]
-    assert huge["kept"] is False and huge["size"] == 20 * 1024 ** 3 and "max_mb_per_run = 500 MB" in huge["note"]
+    assert huge["kept"] is False and huge["size"] == 20 * 1024**3 and "max_mb_per_run = 500 MB" in huge["note"]
     page = (Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "1" / "index.html").read_text()
     assert "results/bad%FFname.csv" in page and "bad%25FFname.csv" in page  # shown as text, linked quoted
     assert "20.0 GB" in page
@@ -157,12 +170,25 @@ def test_a_notification_links_the_report_the_run_kept(tmp_path: Path) -> None:
     from flank_ops.run.records import RunRecord
 
     paths = ProjectPaths.for_local(tmp_path)
-    record = {"project": "demo", "pipeline": "nightly", "run_id": 7, "status": "success", "trigger": "schedule",
-              "started_at": "2026-11-26T11:45:00.000+00:00", "summary": "2/2 ok",
-              "tasks": {"model": {"status": "success", "artifacts": [{"path": "results/a.png", "size": 1, "kept": True}]},
-                        "report": {"status": "success", "artifacts": [
-                            {"path": "out/big report.html", "size": 9, "kept": False, "note": "not kept: ..."},
-                            {"path": "out/report.html", "size": 9, "kept": True}]}}}
+    record = {
+        "project": "demo",
+        "pipeline": "nightly",
+        "run_id": 7,
+        "status": "success",
+        "trigger": "schedule",
+        "started_at": "2026-11-26T11:45:00.000+00:00",
+        "summary": "2/2 ok",
+        "tasks": {
+            "model": {"status": "success", "artifacts": [{"path": "results/a.png", "size": 1, "kept": True}]},
+            "report": {
+                "status": "success",
+                "artifacts": [
+                    {"path": "out/big report.html", "size": 9, "kept": False, "note": "not kept: ..."},
+                    {"path": "out/report.html", "size": 9, "kept": True},
+                ],
+            },
+        },
+    }
     text = build_message(paths, RunRecord.from_json(record), "success", "http://vm.example:8083/").as_text()
     assert "report: http://vm.example:8083/demo/nightly/7/artifacts/report/out/report.html" in text
     del record["tasks"]["report"]

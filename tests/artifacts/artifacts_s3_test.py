@@ -1,5 +1,6 @@
 """A real run's artifacts go to a real S3 server (moto) with the run, and the published site's Outputs
 and latest/ links work from the bucket (issue 11)."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,8 @@ def test_artifacts_are_uploaded_with_the_run_and_the_published_site_links_them(t
     deploy(tmp_path, FLANK_YML)
     (Path(os.environ["FLANK_HOME"]) / "flank.toml").write_text(
         f'[schedule]\ninstall_crontab = false\n[s3]\nbucket = "{bucket}"\nprefix = "flank"\n'
-        f'endpoint_url = "{s3env.url}"\nmultipart_mb = 5\ntimeout = 5\n')
+        f'endpoint_url = "{s3env.url}"\nmultipart_mb = 5\ntimeout = 5\n'
+    )
     proc = run_flank("run", "demo", "nightly")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     objects = s3env.objects(bucket)

@@ -1,6 +1,7 @@
 """Outputs on the site, in real headless Chromium over `flank serve` (issue 11): a real run that makes a
 PNG, an HTML report and a CSV shows the image inline, opens the report in a new tab, downloads the CSV;
 latest/ URLs follow the newest successful run and survive a prune."""
+
 from __future__ import annotations
 
 import os
@@ -80,7 +81,8 @@ def _project(tmp_path: Path) -> Path:
 
 
 def test_the_run_page_shows_the_image_opens_the_report_and_downloads_the_csv(
-        tmp_path: Path, served: str, browser: Browser) -> None:
+    tmp_path: Path, served: str, browser: Browser
+) -> None:
     _project(tmp_path)
     assert run_flank("run", "demo", "nightly").returncode == 0
     run_page = served + "demo/nightly/1/index.html"
@@ -90,8 +92,11 @@ def test_the_run_page_shows_the_image_opens_the_report_and_downloads_the_csv(
     assert "Outputs" in section and "results/plot.png" in section and EVIL_NAME in section
     # the image, inline: really decoded by the browser, lazily loaded, width-limited
     browser.evaluate("document.querySelector('img.thumb').scrollIntoView()")
-    assert wait_for(lambda: browser.evaluate("document.querySelector('img.thumb').naturalWidth") == 2,
-                    "the thumbnail to load", timeout=20)
+    assert wait_for(
+        lambda: browser.evaluate("document.querySelector('img.thumb').naturalWidth") == 2,
+        "the thumbnail to load",
+        timeout=20,
+    )
     assert browser.evaluate("document.querySelector('img.thumb').loading") == "lazy"
     # the report: a link opening the file itself in a new tab (never inlined into the page)
     link = "document.querySelector('li.output-report a')"
@@ -99,20 +104,37 @@ def test_the_run_page_shows_the_image_opens_the_report_and_downloads_the_csv(
     assert browser.evaluate("document.querySelectorAll('iframe, object, embed').length") == 0
     browser.call("Target.setDiscoverTargets", discover=True)
     browser.call("Runtime.evaluate", session=True, expression=f"{link}.click()", userGesture=True)  # a person's click
-    opened = wait_for(lambda: browser.evaluate("1") is not None and [
-        e["params"]["targetInfo"]["url"] for e in browser.events
-        if e.get("method") in ("Target.targetCreated", "Target.targetInfoChanged")
-        and e["params"]["targetInfo"]["url"].endswith("/artifacts/report/results/report.html")], "a report tab")
+    opened = wait_for(
+        lambda: (
+            browser.evaluate("1") is not None
+            and [
+                e["params"]["targetInfo"]["url"]
+                for e in browser.events
+                if e.get("method") in ("Target.targetCreated", "Target.targetInfoChanged")
+                and e["params"]["targetInfo"]["url"].endswith("/artifacts/report/results/report.html")
+            ]
+        ),
+        "a report tab",
+    )
     body, kind = _fetch(opened[0])
     assert b"Model report of run 1" in body and kind.startswith("text/html")
     # the CSV: a download of the file, with its own name
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     browser.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
-    browser.call("Runtime.evaluate", session=True, userGesture=True, expression=(
-        "Array.from(document.querySelectorAll('a[download]')).find(a => a.download == 'summary.csv').click()"))
-    got = wait_for(lambda: (downloads / "summary.csv").exists() and (downloads / "summary.csv").read_bytes(),
-                   "the CSV download", timeout=30)
+    browser.call(
+        "Runtime.evaluate",
+        session=True,
+        userGesture=True,
+        expression=(
+            "Array.from(document.querySelectorAll('a[download]')).find(a => a.download == 'summary.csv').click()"
+        ),
+    )
+    got = wait_for(
+        lambda: (downloads / "summary.csv").exists() and (downloads / "summary.csv").read_bytes(),
+        "the CSV download",
+        timeout=30,
+    )
     assert got == b"run,value\n1,42\n"
     # the pipeline page lists the latest outputs with stable URLs
     assert browser.load(served + "demo/nightly/index.html") == []
@@ -160,4 +182,4 @@ def test_page_weight_is_bounded_many_and_big_images_become_links(tmp_path: Path)
     assert thumbs == 24  # at most 24 inline per page, each lazily loaded
     assert page.count('loading="lazy"') == thumbs
     assert 'src="../../../demo/nightly/1/artifacts/model/results/huge.png"' not in page
-    assert "results/huge.png</a> <span class=\"muted small\">image · 2.9 MB · not shown here (too big)" in page
+    assert 'results/huge.png</a> <span class="muted small">image · 2.9 MB · not shown here (too big)' in page

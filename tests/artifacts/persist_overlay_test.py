@@ -2,6 +2,7 @@
 
 Each deploy syncs the commit's tracked files into persist/<dir>; files the pipeline wrote survive
 every deploy; a tracked file the commit deleted goes; one a task overwrote comes back."""
+
 from __future__ import annotations
 
 import os
@@ -81,7 +82,8 @@ def test_a_rerun_after_a_fix_push_names_persist_when_an_input_was_lost_with_the_
     assert run_flank("run", "demo", "nightly").returncode == 1
     (clone / "model.sh").write_text(
         "[ -e data/03_dat_aug.csv ] || { echo \"Error: 'data/03_dat_aug.csv' does not exist.\"; exit 1; }\n"
-        "cp data/03_dat_aug.csv results/model.txt\n")
+        "cp data/03_dat_aug.csv results/model.txt\n"
+    )
     _push(clone, "fix the model")
     proc = run_flank("run", "demo", "nightly", "--rerun", "1")
     assert proc.returncode == 1

@@ -1,4 +1,5 @@
 """flank cancel: a running run stops, its task trees end, the run is recorded `cancelled`."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,12 @@ def _pids(path: Path) -> list[int]:
 def test_cancel_stops_the_task_tree_and_records_cancelled(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     # the task starts a child that ignores SIGTERM: the grace period ends with SIGKILL
-    hold = (f"sh -c 'trap \"\" TERM; exec sleep 300' &\necho $! >> {pid_file}\necho $$ >> {pid_file}\n"
-            f"{WAIT_FOR_GATE}\n")
-    yml = ("persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: sh hold.sh\n"
-           "      after:\n        run: 'true'\n        needs: [hold]\n"
-           "      quick: echo done\n")
+    hold = f"sh -c 'trap \"\" TERM; exec sleep 300' &\necho $! >> {pid_file}\necho $$ >> {pid_file}\n{WAIT_FOR_GATE}\n"
+    yml = (
+        "persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: sh hold.sh\n"
+        "      after:\n        run: 'true'\n        needs: [hold]\n"
+        "      quick: echo done\n"
+    )
     deploy(tmp_path, yml, files={"hold.sh": hold})
     runner = start_flank("run", "demo", "nightly")
     try:
@@ -39,7 +41,10 @@ def test_cancel_stops_the_task_tree_and_records_cancelled(tmp_path: Path) -> Non
     rec = record(1)
     assert rec["status"] == "cancelled" and rec["ended_at"]
     assert {n: t["status"] for n, t in rec["tasks"].items()} == {
-        "hold": "cancelled", "after": "cancelled", "quick": "success"}
+        "hold": "cancelled",
+        "after": "cancelled",
+        "quick": "success",
+    }
     assert "hold cancelled" in rec["summary"]
     assert [(h["run_id"], h["status"]) for h in history()] == [(1, "cancelled")]
     for pid in _pids(pid_file):  # the whole tree, the TERM-ignoring child included
@@ -74,17 +79,21 @@ def test_nothing_to_cancel_exits_3_with_one_line(tmp_path: Path) -> None:
 
 
 def test_queued_trigger_is_not_affected_and_can_be_cancelled_by_id(tmp_path: Path) -> None:
-    yml = (f"persist: [gate]\npipelines:\n  nightly:\n    overlap: queue\n"
-           f"    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
+    yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: queue\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
     first = start_flank("run", "demo", "nightly")
     try:
         wait_for(lambda: task_status(1, "hold") == "running", "the first run to start")
         second = start_flank("run", "demo", "nightly")
         third = start_flank("run", "demo", "nightly")
-        wait_for(lambda: all((runs_dir() / str(i) / "run.json").exists()
-                             and json.loads((runs_dir() / str(i) / "run.json").read_text()).get("waiting_for") == 1
-                             for i in (2, 3)), "two queued runs")
+        wait_for(
+            lambda: all(
+                (runs_dir() / str(i) / "run.json").exists()
+                and json.loads((runs_dir() / str(i) / "run.json").read_text()).get("waiting_for") == 1
+                for i in (2, 3)
+            ),
+            "two queued runs",
+        )
         # Without an id, the executing run is the one cancelled; the queue is untouched.
         proc = run_flank("cancel", "demo", "nightly", "3")
         assert proc.returncode == 0, proc.stderr
@@ -101,8 +110,7 @@ def test_queued_trigger_is_not_affected_and_can_be_cancelled_by_id(tmp_path: Pat
     for proc in (first, second):
         proc.communicate(timeout=60)
         assert proc.returncode == 0
-    assert sorted((h["run_id"], h["status"]) for h in history()) == [
-        (1, "success"), (2, "success"), (3, "cancelled")]
+    assert sorted((h["run_id"], h["status"]) for h in history()) == [(1, "success"), (2, "success"), (3, "cancelled")]
 
 
 def test_cancel_is_not_a_failure_for_notifications(tmp_path: Path) -> None:
@@ -110,5 +118,10 @@ def test_cancel_is_not_a_failure_for_notifications(tmp_path: Path) -> None:
     from flank_ops.run.records import RunRecord, RunStatus
     from flank_ops.paths import Home
 
-    assert outcome_of(Home(Path(os.environ["FLANK_HOME"])).project("demo"),
-                      RunRecord("demo", "nightly", 1, status=RunStatus.CANCELLED)) is None
+    assert (
+        outcome_of(
+            Home(Path(os.environ["FLANK_HOME"])).project("demo"),
+            RunRecord("demo", "nightly", 1, status=RunStatus.CANCELLED),
+        )
+        is None
+    )

@@ -1,4 +1,5 @@
 """`flank doctor` through the real CLI, against real S3 (moto), SMTP (aiosmtpd) and HTTP servers."""
+
 from __future__ import annotations
 
 import sys
@@ -24,7 +25,8 @@ def test_healthy_vm(flank_home, monkeypatch, tmp_path) -> None:
         monkeypatch.setenv(k, v)
     bucket = server.new_bucket()
     with smtp_server(tmp_path) as smtp, http_recorder(status=405) as hook:
-        make_project(settings_toml=f"""\
+        make_project(
+            settings_toml=f"""\
             [s3]
             bucket = "{bucket}"
             prefix = "flank"
@@ -38,7 +40,8 @@ def test_healthy_vm(flank_home, monkeypatch, tmp_path) -> None:
             password_env = "DOCTOR_SMTP_PASSWORD"
             ca_file = "{smtp.ca_file}"
             to = "ada@example.org"
-            """)
+            """
+        )
         proc = run_flank("doctor", "--no-cron", env={"DOCTOR_SMTP_PASSWORD": "s3cret"})
         assert [r.method for r in hook.requests] == ["GET"]  # reachable, nothing posted
         assert smtp.messages == [] and smtp.logins == ["flank"]
@@ -64,7 +67,8 @@ def test_broken_integrations_say_what_to_fix(flank_home, monkeypatch, tmp_path) 
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOTAREALKEY00000")
     with smtp_server(tmp_path) as smtp, refused_port() as port:
-        make_project(settings_toml=f"""\
+        make_project(
+            settings_toml=f"""\
             [s3]
             bucket = "some-bucket"
             endpoint_url = "{server.url}"
@@ -78,7 +82,8 @@ def test_broken_integrations_say_what_to_fix(flank_home, monkeypatch, tmp_path) 
             password_env = "DOCTOR_SMTP_PASSWORD"
             ca_file = "{smtp.ca_file}"
             to = "ada@example.org"
-            """)
+            """
+        )
         proc = run_flank("doctor", "--no-cron", env={"DOCTOR_SMTP_PASSWORD": "wrong"})
 
     assert proc.returncode == 1
@@ -93,7 +98,8 @@ def test_broken_integrations_say_what_to_fix(flank_home, monkeypatch, tmp_path) 
 
 def test_send_test_posts_and_mails(flank_home, tmp_path) -> None:
     with smtp_server(tmp_path) as smtp, http_recorder() as hook:
-        make_project(settings_toml=f"""\
+        make_project(
+            settings_toml=f"""\
             [notify.webhook]
             url = "{hook.url}/hook"
             [notify.email]
@@ -103,7 +109,8 @@ def test_send_test_posts_and_mails(flank_home, tmp_path) -> None:
             password_env = "DOCTOR_SMTP_PASSWORD"
             ca_file = "{smtp.ca_file}"
             to = "ada@example.org"
-            """)
+            """
+        )
         proc = run_flank("doctor", "--no-cron", "--send-test", env={"DOCTOR_SMTP_PASSWORD": "s3cret"})
         assert "OK    webhook: test message posted" in proc.stdout
         assert "OK    smtp: test email sent to ada@example.org" in proc.stdout
@@ -145,16 +152,19 @@ def test_bad_settings_are_a_fail_line(flank_home) -> None:
 
 
 def test_crontab_blocks_of_deleted_homes_and_projects_are_listed_and_removed(
-        user_crontab, flank_home, tmp_path) -> None:
+    user_crontab, flank_home, tmp_path
+) -> None:
     from flank_ops.schedule.crontab import read_crontab, write_crontab
 
     make_project("live")
     gone_home = tmp_path / "deleted-by-hand"
 
     def block(project: str, home: Path) -> str:
-        return (f"# >>> flank {project} ({home}) >>>\n# generated\n"
-                f"0 2 * * * FLANK_HOME={home} /venv/bin/flank run {project} nightly --trigger schedule\n"
-                f"# <<< flank {project} ({home}) <<<\n")
+        return (
+            f"# >>> flank {project} ({home}) >>>\n# generated\n"
+            f"0 2 * * * FLANK_HOME={home} /venv/bin/flank run {project} nightly --trigger schedule\n"
+            f"# <<< flank {project} ({home}) <<<\n"
+        )
 
     mine = "# my own jobs\nMAILTO=ada@example.org\n0 5 * * * /usr/bin/backup   \n"
     kept = mine + block("live", flank_home)

@@ -1,4 +1,5 @@
 """flank init NAME: bare repo, hook shims, state folders, and what the user is told to do next."""
+
 from __future__ import annotations
 
 import getpass
@@ -32,7 +33,7 @@ def test_init_creates_the_repo_hooks_and_folders_and_prints_the_next_steps(flank
         shim = bare / "hooks" / hook
         assert os.access(shim, os.X_OK)
         text = shim.read_text()
-        assert f"exec {sys.executable} -m flank_ops hook {hook} \"$@\"" in text
+        assert f'exec {sys.executable} -m flank_ops hook {hook} "$@"' in text
         assert len([line for line in text.splitlines() if not line.startswith("#")]) <= 2  # a shim, no logic
     for folder in ("releases", "persist", "pipelines", "runs"):
         assert (flank_home / "myproj" / folder).is_dir()
@@ -142,7 +143,8 @@ def test_init_records_the_absolute_command_of_this_flank_for_ssh_commands(flank_
 
 
 def test_init_says_how_to_make_ssh_commands_find_flank_and_is_quiet_once_they_do(
-        flank_home: Path, tmp_path: Path) -> None:
+    flank_home: Path, tmp_path: Path
+) -> None:
     from flank_ops.schedule.crontab import flank_command
 
     if os.path.basename(pwd.getpwuid(os.getuid()).pw_shell) != "bash" or len(flank_command()) != 1:
@@ -150,7 +152,7 @@ def test_init_says_how_to_make_ssh_commands_find_flank_and_is_quiet_once_they_do
     home = tmp_path / "user-home"
     home.mkdir()
     # Debian's ~/.bashrc: an ssh command reads it, and returns at the interactive guard
-    guard = 'case $- in\n    *i*) ;;\n      *) return;;\nesac\n'
+    guard = "case $- in\n    *i*) ;;\n      *) return;;\nesac\n"
     (home / ".bashrc").write_text(guard + 'export PATH="$HOME/.local/bin:$PATH"\n')
     (home / ".local" / "bin").mkdir(parents=True)
     os.symlink(flank_command()[0], home / ".local" / "bin" / "flank")

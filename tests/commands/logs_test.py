@@ -1,4 +1,5 @@
 """flank logs: a task's log, or a run's tasks and the failed task's log."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,6 +45,7 @@ def test_logs_of_the_last_run_and_of_one_task(tmp_path: Path) -> None:
 
 # --- flank logs --follow ------------------------------------------------------
 
+
 def _read_until(proc, text: bytes, got: bytearray) -> bool:
     """Non-blocking: append what the follower printed so far; True once `text` is in it."""
     import os
@@ -66,8 +68,12 @@ def _start_follow(*args: str):
 
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-m", "flank_ops", "logs", *args, "--follow"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flank_ops", "logs", *args, "--follow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 FOLLOW_YML = """\
@@ -87,7 +93,11 @@ def test_follow_prints_a_running_tasks_output_as_it_comes_and_its_end(tmp_path: 
     from helpers.waiting import wait_for
     from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
-    deploy(tmp_path, FOLLOW_YML, files={"hold.sh": HOLD_SH.format(wait=WAIT_FOR_GATE.replace("exit 0", "break").replace("; exit 9", ""))})
+    deploy(
+        tmp_path,
+        FOLLOW_YML,
+        files={"hold.sh": HOLD_SH.format(wait=WAIT_FOR_GATE.replace("exit 0", "break").replace("; exit 9", ""))},
+    )
     runner = start_flank("run", "demo", "nightly")
     follower = None
     try:
@@ -120,7 +130,11 @@ def test_follow_ends_when_the_runner_dies(tmp_path: Path) -> None:
     from helpers.waiting import wait_for
     from run.deployed import WAIT_FOR_GATE, open_gate, record, start_flank, task_status
 
-    deploy(tmp_path, FOLLOW_YML, files={"hold.sh": HOLD_SH.format(wait=WAIT_FOR_GATE.replace("exit 0", "break").replace("; exit 9", ""))})
+    deploy(
+        tmp_path,
+        FOLLOW_YML,
+        files={"hold.sh": HOLD_SH.format(wait=WAIT_FOR_GATE.replace("exit 0", "break").replace("; exit 9", ""))},
+    )
     runner = start_flank("run", "demo", "nightly")
     try:
         wait_for(lambda: task_status(1, "hold") == "running", "hold to start")

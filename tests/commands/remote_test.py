@@ -1,5 +1,6 @@
 """flank remote (flank_ops/commands/remote.py, flank_ops/remote/ssh.py): a laptop clone driving the
 VM's flank over a real ssh connection to a private sshd on 127.0.0.1."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,11 @@ def recording_ssh(tmp_path: Path, log: Path) -> Path:
 @pytest.fixture
 def laptop(tmp_path: Path, flank_home: Path) -> Iterator[Laptop]:
     # what an ssh session on the "VM" sees: this test's isolated git identity and caches
-    session_env = {k: v for k, v in os.environ.items()
-                   if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_", "GIT_CONFIG_")) or k == "XDG_CACHE_HOME"}
+    session_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_", "GIT_CONFIG_")) or k == "XDG_CACHE_HOME"
+    }
     with PrivateSshd(tmp_path / "sshd", env=session_env) as sshd:
         run_flank("init", "demo", check=True)
         wc = make_repo(tmp_path / "clone", {"flank.yml": FLANK_YML})
@@ -74,8 +78,9 @@ def laptop(tmp_path: Path, flank_home: Path) -> Iterator[Laptop]:
         log.touch()
         ssh = shlex.join([str(recording_ssh(tmp_path, log)), *sshd.ssh_options])
         env = {"GIT_SSH_COMMAND": ssh, "FLANK_HOME": str(tmp_path / "laptop-has-no-flank-home")}
-        proc = subprocess.run(["git", "push", "flank", "main"], cwd=wc, text=True,
-                              env={**os.environ, **env}, capture_output=True)
+        proc = subprocess.run(
+            ["git", "push", "flank", "main"], cwd=wc, text=True, env={**os.environ, **env}, capture_output=True
+        )
         assert proc.returncode == 0, proc.stderr
         assert "deployed" in proc.stderr
         yield Laptop(wc, env, log, sshd)
@@ -97,8 +102,7 @@ def test_remote_status_run_and_logs_run_the_vms_flank_over_ssh(laptop: Laptop) -
     assert "#1" in status and "success" in status
     # every call went to the VM through ssh, with the remote's port
     argvs = laptop.recorded_argvs()
-    assert len(argvs) >= 4 and all(["-p", str(laptop.sshd.port)] == a[a.index("-p"):a.index("-p") + 2]
-                                   for a in argvs)
+    assert len(argvs) >= 4 and all(["-p", str(laptop.sshd.port)] == a[a.index("-p") : a.index("-p") + 2] for a in argvs)
 
 
 @needs_sshd
@@ -160,23 +164,41 @@ def test_outside_a_clone_and_with_a_local_remote_it_says_what_to_do(tmp_path: Pa
     assert proc.returncode == 1 and "is not an ssh URL" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("ssh://ada@vm.example/home/ada/flank/demo.git",
-     RemoteProject("ada@vm.example", None, "/home/ada/flank/demo.git", "/home/ada/flank", "demo")),
-    ("ssh://ada@vm.example:2222/srv/f/my.proj.git/",
-     RemoteProject("ada@vm.example", 2222, "/srv/f/my.proj.git", "/srv/f", "my.proj")),
-    ("ssh://vm/~/flank/demo.git", RemoteProject("vm", None, "flank/demo.git", "flank", "demo")),
-    ("ssh://ada@[::1]:22/x/demo.git", RemoteProject("ada@[::1]", 22, "/x/demo.git", "/x", "demo")),
-    ("ada@vm.example:flank/demo.git", RemoteProject("ada@vm.example", None, "flank/demo.git", "flank", "demo")),
-    ("vm:/home/ada/flank/demo.git", RemoteProject("vm", None, "/home/ada/flank/demo.git", "/home/ada/flank", "demo")),
-    ("ada@vm:~/demo.git", RemoteProject("ada@vm", None, "demo.git", ".", "demo")),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (
+            "ssh://ada@vm.example/home/ada/flank/demo.git",
+            RemoteProject("ada@vm.example", None, "/home/ada/flank/demo.git", "/home/ada/flank", "demo"),
+        ),
+        (
+            "ssh://ada@vm.example:2222/srv/f/my.proj.git/",
+            RemoteProject("ada@vm.example", 2222, "/srv/f/my.proj.git", "/srv/f", "my.proj"),
+        ),
+        ("ssh://vm/~/flank/demo.git", RemoteProject("vm", None, "flank/demo.git", "flank", "demo")),
+        ("ssh://ada@[::1]:22/x/demo.git", RemoteProject("ada@[::1]", 22, "/x/demo.git", "/x", "demo")),
+        ("ada@vm.example:flank/demo.git", RemoteProject("ada@vm.example", None, "flank/demo.git", "flank", "demo")),
+        (
+            "vm:/home/ada/flank/demo.git",
+            RemoteProject("vm", None, "/home/ada/flank/demo.git", "/home/ada/flank", "demo"),
+        ),
+        ("ada@vm:~/demo.git", RemoteProject("ada@vm", None, "demo.git", ".", "demo")),
+    ],
+)
 def test_parse_remote_url(url: str, expected: RemoteProject) -> None:
     assert parse_remote_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["/srv/flank/demo.git", "https://github.com/x/demo.git", "ssh://vm/srv/demo",
-                                 "file:///srv/demo.git", "-oProxyCommand=x:demo.git"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/srv/flank/demo.git",
+        "https://github.com/x/demo.git",
+        "ssh://vm/srv/demo",
+        "file:///srv/demo.git",
+        "-oProxyCommand=x:demo.git",
+    ],
+)
 def test_parse_remote_url_refuses_what_is_not_an_ssh_project_repo(url: str) -> None:
     with pytest.raises(UserError):
         parse_remote_url(url)
@@ -184,8 +206,14 @@ def test_parse_remote_url_refuses_what_is_not_an_ssh_project_repo(url: str) -> N
 
 @needs_sshd
 def test_a_vm_flank_that_moved_gets_a_message_saying_how_to_repair_it(laptop: Laptop, flank_home: Path) -> None:
-    git("--git-dir", str(flank_home / "demo.git"), "config", "flank.command", "/nonexistent/venv/bin/flank",
-        cwd=flank_home)
+    git(
+        "--git-dir",
+        str(flank_home / "demo.git"),
+        "config",
+        "flank.command",
+        "/nonexistent/venv/bin/flank",
+        cwd=flank_home,
+    )
     proc = laptop.flank("remote", "status")
     assert proc.returncode == 1
     assert "flank was not found on" in proc.stderr

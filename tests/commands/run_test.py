@@ -1,4 +1,5 @@
 """flank run --local: the same runner in a laptop working copy, records under .flank/."""
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,10 @@ def test_if_due_runs_only_when_the_schedule_is_due(tmp_path: Path) -> None:
     assert [(h["run_id"], h["trigger"]) for h in history()] == [(1, "schedule")]
 
 
-TASK_CLOCK = ('pipelines:\n  nightly:\n    timezone: America/New_York\n    tasks:\n'
-              '      clock: echo "TZ=$TZ AT=$FLANK_SCHEDULED_AT"\n')
+TASK_CLOCK = (
+    "pipelines:\n  nightly:\n    timezone: America/New_York\n    tasks:\n"
+    '      clock: echo "TZ=$TZ AT=$FLANK_SCHEDULED_AT"\n'
+)
 
 
 def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tmp_path: Path) -> None:
@@ -81,8 +84,7 @@ def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tm
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:00-0[45]:00", at), at
     assert record(2)["scheduled_at"] == at
 
-    run_flank("run", "demo", "nightly", "--trigger", "schedule", "--scheduled-at", "2026-07-01T06:00+00:00",
-              check=True)
+    run_flank("run", "demo", "nightly", "--trigger", "schedule", "--scheduled-at", "2026-07-01T06:00+00:00", check=True)
     assert clock_line(3) == "TZ=America/New_York AT=2026-07-01T02:00:00-04:00\n"
 
     proc = run_flank("run", "demo", "nightly", "--scheduled-at", "2026-07-01T06:00+00:00")
@@ -99,11 +101,12 @@ def test_flank_scheduler_passes_the_due_minute_to_the_run(tmp_path: Path) -> Non
     proc = run_flank("scheduler", "--once", "--now", "2026-07-01T02:00-04:00", env={"TZ": "UTC"})
     assert proc.returncode == 0, proc.stderr
     assert "started demo nightly" in proc.stdout
-    wait_for(lambda: (runs_dir() / "1" / "run.json").exists() and record(1)["status"] != "running",
-             "the scheduled run to finish")
+    wait_for(
+        lambda: (runs_dir() / "1" / "run.json").exists() and record(1)["status"] != "running",
+        "the scheduled run to finish",
+    )
     assert record(1)["trigger"] == "schedule" and record(1)["status"] == "success"
-    assert (runs_dir() / "1" / "logs" / "clock.log").read_text() == \
-        "TZ=America/New_York AT=2026-07-01T02:00:00-04:00\n"
+    assert (runs_dir() / "1" / "logs" / "clock.log").read_text() == "TZ=America/New_York AT=2026-07-01T02:00:00-04:00\n"
 
 
 def test_logs_show_the_runs_times_in_the_pipelines_zone(tmp_path: Path) -> None:

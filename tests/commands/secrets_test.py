@@ -1,4 +1,5 @@
 """flank secrets set|list|unset through the real CLI."""
+
 from __future__ import annotations
 
 import stat

@@ -1,4 +1,5 @@
 """flank status: one line per pipeline with its last run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,10 @@ def test_a_running_run_is_shown_before_the_triggers_skipped_behind_it(tmp_path: 
     from helpers.waiting import wait_for
     from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
-    deploy(tmp_path, f"persist: [gate]\npipelines:\n  stress:\n    overlap: skip\n"
-                     f"    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
+    deploy(
+        tmp_path,
+        f"persist: [gate]\npipelines:\n  stress:\n    overlap: skip\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n",
+    )
     first = start_flank("run", "demo", "stress")
     try:
         wait_for(lambda: task_status(1, "hold", "stress") == "running", "the first run to start")
@@ -61,8 +64,11 @@ def test_a_running_run_is_shown_before_the_triggers_skipped_behind_it(tmp_path: 
 
 
 def test_a_partial_run_says_so_and_shows_the_last_full_run(tmp_path: Path) -> None:
-    deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n      b:\n        run: exit 1\n"
-                     "        needs: [a]\n      c: echo c\n")
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n      b:\n        run: exit 1\n"
+        "        needs: [a]\n      c: echo c\n",
+    )
     assert run_flank("run", "demo", "nightly", "--task", "a").returncode == 0
     row = run_flank("status", "demo", check=True).stdout.splitlines()[1]
     assert row.split("#1", 1)[1].lstrip().startswith("success (partial: 1 of 3 tasks; no full run yet)  "), row
@@ -75,8 +81,11 @@ def test_a_partial_run_says_so_and_shows_the_last_full_run(tmp_path: Path) -> No
 def test_times_are_in_the_pipelines_zone_and_name_it(tmp_path: Path) -> None:
     import re
 
-    deploy(tmp_path, "pipelines:\n  ny:\n    timezone: America/New_York\n    schedule: '0 2 * * *'\n"
-                     "    tasks:\n      a: echo a\n  vm:\n    schedule: '0 3 * * *'\n    tasks:\n      b: echo b\n")
+    deploy(
+        tmp_path,
+        "pipelines:\n  ny:\n    timezone: America/New_York\n    schedule: '0 2 * * *'\n"
+        "    tasks:\n      a: echo a\n  vm:\n    schedule: '0 3 * * *'\n    tasks:\n      b: echo b\n",
+    )
     for name in ("ny", "vm"):
         run_flank("run", "demo", name, check=True)
     lines = run_flank("status", "demo", env={"TZ": "Asia/Tokyo"}, check=True).stdout.splitlines()

@@ -1,4 +1,5 @@
 """`flank sync`: the real CLI retries uploads an outage left pending, and publishes the site."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ def test_sync_uploads_what_an_outage_left_pending(flank_home, monkeypatch) -> No
 
         still_down = run_flank("sync")
         assert still_down.returncode == 1
-        assert f"demo: uploaded 0 of 1 runs (0 files); failed: cannot connect to http://127.0.0.1:{port}" \
+        assert (
+            f"demo: uploaded 0 of 1 runs (0 files); failed: cannot connect to http://127.0.0.1:{port}"
             in still_down.stdout
+        )
         assert "1 still pending" in still_down.stdout
     assert [r["run_id"] for r in pending.read_pending(paths)] == [1]
 

@@ -1,4 +1,5 @@
 """flank watch (issue 12): real file saves in a working copy re-run what they affect; Ctrl-C stops cleanly."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ pipelines:
       slow: sh slow.sh
 """
 # waits (bounded) until the test creates .flank/gate; .flank/ is never watched
-SLOW = 'echo $$ > .flank/slow.pid; for i in $(seq 600); do [ -e .flank/gate ] && exit 0; sleep 0.1; done; exit 9\n'
+SLOW = "echo $$ > .flank/slow.pid; for i in $(seq 600); do [ -e .flank/gate ] && exit 0; sleep 0.1; done; exit 9\n"
 
 
 def record(repo: Path, run_id: int) -> dict:
@@ -43,9 +44,16 @@ def test_watch_reruns_on_save_validates_flank_yml_queues_one_run_and_stops_on_ct
     out_file = tmp_path / "watch.out"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     with open(out_file, "wb") as out:
-        watch = subprocess.Popen([sys.executable, "-m", "flank_ops", "watch"], cwd=repo, env=env,
-                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "flank_ops", "watch"],
+            cwd=repo,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
+
         def said(text: str) -> bool:
             return text in out_file.read_text()
 
@@ -66,23 +74,34 @@ def test_watch_reruns_on_save_validates_flank_yml_queues_one_run_and_stops_on_ct
         (repo / "flank.yml").write_text(FLANK_YML)
         wait_for(lambda: said("ci #3 success"), "a run after the fix")
         assert {n: t["status"] for n, t in record(repo, 3)["tasks"].items()} == {
-            "clean": "up_to_date", "count": "up_to_date", "slow": "success"}
+            "clean": "up_to_date",
+            "count": "up_to_date",
+            "slow": "success",
+        }
 
         # saves during a run queue exactly one more run
         (repo / ".flank" / "gate").unlink()
         (repo / "data" / "raw.txt").write_text("b\na\nc\nd\n")
         clean_4 = repo / ".flank" / "runs" / "ci" / "4" / "tasks" / "clean.json"
-        wait_for(lambda: (repo / ".flank" / "slow.pid").exists() and clean_4.exists()
-                 and json.loads(clean_4.read_text())["status"] == "success", "run 4 waiting for its slow task")
+        wait_for(
+            lambda: (
+                (repo / ".flank" / "slow.pid").exists()
+                and clean_4.exists()
+                and json.loads(clean_4.read_text())["status"] == "success"
+            ),
+            "run 4 waiting for its slow task",
+        )
         for n, text in enumerate(("e\n", "f\n"), 1):
             with open(repo / "data" / "raw.txt", "a") as f:
                 f.write(text)
-            wait_for(lambda n=n: out_file.read_text().count("(runs when the current run ends)") >= n,
-                     f"save {n} queued")
+            wait_for(
+                lambda n=n: out_file.read_text().count("(runs when the current run ends)") >= n, f"save {n} queued"
+            )
         (repo / ".flank" / "gate").write_text("")
         wait_for(lambda: said("ci #5 success"), "the one queued run")
-        wait_for(lambda: out_file.read_text().split("ci #5 success")[1].count("flank: watching") == 1,
-                 "the watch idle again")
+        wait_for(
+            lambda: out_file.read_text().split("ci #5 success")[1].count("flank: watching") == 1, "the watch idle again"
+        )
         assert out_file.read_text().count(" started (") == 5
         assert record(repo, 5)["tasks"]["clean"]["status"] == "success"
 
@@ -90,8 +109,10 @@ def test_watch_reruns_on_save_validates_flank_yml_queues_one_run_and_stops_on_ct
         (repo / ".flank" / "gate").unlink()
         (repo / ".flank" / "slow.pid").unlink()
         (repo / "data" / "raw.txt").write_text("z\n")
-        wait_for(lambda: (repo / ".flank" / "slow.pid").exists() and (repo / ".flank" / "slow.pid").read_text(),
-                 "run 6's slow task")
+        wait_for(
+            lambda: (repo / ".flank" / "slow.pid").exists() and (repo / ".flank" / "slow.pid").read_text(),
+            "run 6's slow task",
+        )
         task_pid = int((repo / ".flank" / "slow.pid").read_text())
         watch.send_signal(signal.SIGINT)
         assert watch.wait(60) == 0

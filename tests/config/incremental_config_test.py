@@ -1,4 +1,5 @@
 """inputs: and outputs: in flank.yml (issue 12): read as written, bad ones reported with line and column."""
+
 from __future__ import annotations
 
 import textwrap
@@ -20,14 +21,16 @@ def errors_of(text: str) -> list[str]:
 
 
 def test_inputs_and_outputs_are_read() -> None:
-    config = load_config(tasks("""\
+    config = load_config(
+        tasks("""\
         model:
           run: Rscript R/model.R
           dir: R
           inputs: [model.R, ../data/clean.parquet, 'sql/*.sql']
           outputs: ../data/model.rds
         plain: echo hi
-    """))
+    """)
+    )
     model = config.pipelines["p"].tasks["model"]
     assert model.inputs == ("model.R", "../data/clean.parquet", "sql/*.sql")
     assert model.outputs == ("../data/model.rds",)
@@ -35,12 +38,14 @@ def test_inputs_and_outputs_are_read() -> None:
 
 
 def test_bad_paths_are_reported_where_they_are_written() -> None:
-    errors = errors_of(tasks("""\
+    errors = errors_of(
+        tasks("""\
         a:
           run: x
           inputs: [/etc/passwd, data/, '']
           outputs: [../../out.txt, 7]
-    """))
+    """)
+    )
     assert errors == [
         "flank.yml:6:18: inputs: '/etc/passwd' must be relative to the task's dir, not absolute "
         "(e.g. data/clean.parquet)",
@@ -53,7 +58,8 @@ def test_bad_paths_are_reported_where_they_are_written() -> None:
 
 
 def test_an_output_that_is_also_an_input_and_an_output_declared_twice() -> None:
-    errors = errors_of(tasks("""\
+    errors = errors_of(
+        tasks("""\
         a:
           run: x
           inputs: ['data/*.csv']
@@ -62,7 +68,8 @@ def test_an_output_that_is_also_an_input_and_an_output_declared_twice() -> None:
           run: y
           dir: sub
           outputs: [../data/a.csv]
-    """))
+    """)
+    )
     assert errors == [
         "flank.yml:7:19: outputs: 'data/a.csv' is also an input of task 'a' "
         "(a task cannot depend on what it writes: remove it from inputs:)",

@@ -3,6 +3,7 @@
 The trees here are plain dicts; the push and `flank validate` feed the same rules from git
 (tests/git/hooks_test.py drives those end to end).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,7 @@ class DictTree:
             parts = path.split("/")
             for depth in range(len(parts) - 1):
                 self.folders.setdefault("/".join(parts[:depth]), {})[parts[depth]] = Entry("tree", "")
-                self.folders.setdefault("/".join(parts[:depth + 1]), {})
+                self.folders.setdefault("/".join(parts[: depth + 1]), {})
             kind = "link" if what.startswith("-> ") else "commit" if what == "submodule" else "blob"
             self.folders.setdefault("/".join(parts[:-1]), {})[parts[-1]] = Entry(kind, what[3:])
 
@@ -32,44 +33,60 @@ class DictTree:
         return entry.oid
 
 
-TREE = DictTree({
-    "R/deeper/y.R": "file",
-    "R/x.R": "file",
-    "code": "-> R",
-    "code2": "-> code/deeper",
-    "up": "-> R/..",
-    "loop_a": "-> loop_b",
-    "loop_b": "-> loop_a",
-    "out": "-> data/out",
-    "vendor/lib": "submodule",
-    "vendor/escape": "-> ../..",
-})
+TREE = DictTree(
+    {
+        "R/deeper/y.R": "file",
+        "R/x.R": "file",
+        "code": "-> R",
+        "code2": "-> code/deeper",
+        "up": "-> R/..",
+        "loop_a": "-> loop_b",
+        "loop_b": "-> loop_a",
+        "out": "-> data/out",
+        "vendor/lib": "submodule",
+        "vendor/escape": "-> ../..",
+    }
+)
 
 
-@pytest.mark.parametrize(("path", "where", "kind"), [
-    ("R", "R", "tree"),
-    ("code/deeper", "R/deeper", "tree"),
-    ("code2", "R/deeper", "tree"),
-    ("up/R", "R", "tree"),
-    ("build/figures", "build/figures", "missing"),
-    ("code/new", "R/new", "missing"),
-    ("vendor/lib/src", "vendor/lib/src", "commit"),
-    ("code/x.R", "R/x.R", "blob"),
-])
+@pytest.mark.parametrize(
+    ("path", "where", "kind"),
+    [
+        ("R", "R", "tree"),
+        ("code/deeper", "R/deeper", "tree"),
+        ("code2", "R/deeper", "tree"),
+        ("up/R", "R", "tree"),
+        ("build/figures", "build/figures", "missing"),
+        ("code/new", "R/new", "missing"),
+        ("vendor/lib/src", "vendor/lib/src", "commit"),
+        ("code/x.R", "R/x.R", "blob"),
+    ],
+)
 def test_paths_that_stay_in_the_repo_resolve(path: str, where: str, kind: str) -> None:
     assert tuple(resolve(TREE, path)) == (where, kind)
 
 
-@pytest.mark.parametrize(("key", "path", "expected"), [
-    ("dir", "loop_a", "dir: 'loop_a' goes through 'loop_a': too many levels of symlinks"),
-    ("dir", "vendor/escape/x", "dir: 'vendor/escape/x' leads out of the repo: 'vendor/escape' is a symlink to '../..'"),
-    ("dir", "R/x.R/sub", "dir: 'R/x.R/sub' goes through 'R/x.R', a file in the repo, not a folder"),
-    ("dir", "out", "dir: 'out' goes through 'out', a symlink to 'data/out', which is not in the repo"),
-    ("persist", "code/deeper", "persist: 'code/deeper' is a symlink in the repo (to 'R/deeper'); a persisted "
-                               "folder must be the folder itself"),
-    ("persist", "code/x.R", "persist: 'code/x.R' is a file in the repo, not a folder"),
-    ("persist", "vendor/lib/src", "persist: 'vendor/lib/src' is a git submodule; its files are not in the release"),
-])
+@pytest.mark.parametrize(
+    ("key", "path", "expected"),
+    [
+        ("dir", "loop_a", "dir: 'loop_a' goes through 'loop_a': too many levels of symlinks"),
+        (
+            "dir",
+            "vendor/escape/x",
+            "dir: 'vendor/escape/x' leads out of the repo: 'vendor/escape' is a symlink to '../..'",
+        ),
+        ("dir", "R/x.R/sub", "dir: 'R/x.R/sub' goes through 'R/x.R', a file in the repo, not a folder"),
+        ("dir", "out", "dir: 'out' goes through 'out', a symlink to 'data/out', which is not in the repo"),
+        (
+            "persist",
+            "code/deeper",
+            "persist: 'code/deeper' is a symlink in the repo (to 'R/deeper'); a persisted "
+            "folder must be the folder itself",
+        ),
+        ("persist", "code/x.R", "persist: 'code/x.R' is a file in the repo, not a folder"),
+        ("persist", "vendor/lib/src", "persist: 'vendor/lib/src' is a git submodule; its files are not in the release"),
+    ],
+)
 def test_paths_that_do_not_are_named(key: str, path: str, expected: str) -> None:
     [(message, _hint)] = path_problems(TREE, key, path, ())
     assert message == expected
@@ -85,4 +102,5 @@ def test_problems_point_at_the_line_and_column_of_the_path() -> None:
     with pytest.raises(ConfigErrors) as info:
         load_config(text, tree=TREE)
     assert [str(e) for e in info.value.errors] == [
-        "flank.yml:5:26: dir: 'loop_a' goes through 'loop_a': too many levels of symlinks (remove the symlink loop)"]
+        "flank.yml:5:26: dir: 'loop_a' goes through 'loop_a': too many levels of symlinks (remove the symlink loop)"
+    ]

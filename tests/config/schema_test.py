@@ -2,6 +2,7 @@
 
 Uses the `jsonschema` package (a test-only dependency) as an editor would.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ def tasks(body: str) -> str:
 
 
 def pipeline(body: str) -> str:
-    return ("pipelines:\n  p:\n" + textwrap.indent(textwrap.dedent(body), "    ")
-            + "    tasks:\n      a: echo a\n")
+    return "pipelines:\n  p:\n" + textwrap.indent(textwrap.dedent(body), "    ") + "    tasks:\n      a: echo a\n"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,8 @@ GOOD = [
     SPEC_EXAMPLE,
     tasks("a: echo a\n"),
     pipeline("schedule: ['0 2 * * *', '@hourly']\nnotify: success\nping_url: https://hc-ping.com/x\n"),
-    "persist: data\nenv: {YEAR: 2024, NAME: x}\n" + tasks("a: {run: x, needs: b, timeout: 90}\nb: {run: x, retry_delay: 1.5h}\n"),
+    "persist: data\nenv: {YEAR: 2024, NAME: x}\n"
+    + tasks("a: {run: x, needs: b, timeout: 90}\nb: {run: x, retry_delay: 1.5h}\n"),
 ]
 
 # Bad for both the schema and the validator (the cases JSON Schema can express).
@@ -95,12 +96,41 @@ def test_schema_documents_every_key(validator) -> None:
 
     # every key the loader takes, and no other (issue 14 added slurm, executor, memory, cpus)
     assert set(schema["properties"]) == set(load.TOP_KEYS) >= {"persist", "env", "pipelines", "slurm", "setup"}
-    assert set(pipeline_props) == set(load.PIPELINE_KEYS) >= {
-        "schedule", "timezone", "on_push", "concurrency", "overlap", "notify", "ping_url", "catchup", "tasks",
-        "executor"}
-    assert set(task_props) == set(load.TASK_KEYS) >= {
-        "run", "needs", "retries", "retry_delay", "timeout", "dir", "env", "memory", "cpus", "executor", "inputs", "outputs",
-        "artifacts"}
+    assert (
+        set(pipeline_props)
+        == set(load.PIPELINE_KEYS)
+        >= {
+            "schedule",
+            "timezone",
+            "on_push",
+            "concurrency",
+            "overlap",
+            "notify",
+            "ping_url",
+            "catchup",
+            "tasks",
+            "executor",
+        }
+    )
+    assert (
+        set(task_props)
+        == set(load.TASK_KEYS)
+        >= {
+            "run",
+            "needs",
+            "retries",
+            "retry_delay",
+            "timeout",
+            "dir",
+            "env",
+            "memory",
+            "cpus",
+            "executor",
+            "inputs",
+            "outputs",
+            "artifacts",
+        }
+    )
     for props in (schema["properties"], pipeline_props, task_props):
         for key, prop in props.items():
             assert prop.get("description"), f"{key} has no description"

@@ -1,4 +1,5 @@
 """`flank validate [PATH]` and `flank schema` as a user runs them (real CLI subprocess)."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ def test_binary_and_unreadable_input_never_give_a_traceback(tmp_path: Path, flan
     (tmp_path / "big.yml").write_bytes(b"#" * (2 * 1024 * 1024))
     proc = flank("validate", "big.yml", cwd=tmp_path)
     assert (proc.returncode, proc.stderr) == (
-        1, "big.yml: is 2.0 MB; flank reads at most 1 MB (flank.yml describes pipelines; keep data out of it)\n")
+        1,
+        "big.yml: is 2.0 MB; flank reads at most 1 MB (flank.yml describes pipelines; keep data out of it)\n",
+    )
     assert "Traceback" not in proc.stderr
 
 

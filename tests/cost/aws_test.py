@@ -6,6 +6,7 @@ automations: the shrink's StartAutomationExecution / StopAutomationExecution cal
 checked with botocore's Stubber against the parameters AWS documents for the
 AWS-ResizeInstance runbook — the one mock here, because nothing real can run it.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -40,24 +41,40 @@ def moto_url() -> str:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     url = moto_url()
     urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST")).close()
-    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-             "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-             "AWS_EC2_METADATA_DISABLED": "true"}
+    creds = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     for k, v in creds.items():
         monkeypatch.setenv(k, v)
     import boto3
 
     ec2 = boto3.client("ec2", endpoint_url=url, region_name="us-east-1")
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
-                                 InstanceType="r6a.8xlarge")["Instances"][0]["InstanceId"]
-    yield {"url": url, "instance": instance, "ec2": ec2,
-           "scheduler": boto3.client("scheduler", endpoint_url=url, region_name="us-east-1")}
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="r6a.8xlarge")["Instances"][0][
+        "InstanceId"
+    ]
+    yield {
+        "url": url,
+        "instance": instance,
+        "ec2": ec2,
+        "scheduler": boto3.client("scheduler", endpoint_url=url, region_name="us-east-1"),
+    }
 
 
 def _toml(aws: dict, **extra: str) -> None:
-    keys = {"region": '"us-east-1"', "families": '["r6a"]', "instance_id": f'"{aws["instance"]}"',
-            "scheduler_role_arn": f'"{ROLE}"', "endpoint_url": f'"{aws["url"]}"', **extra}
+    keys = {
+        "region": '"us-east-1"',
+        "families": '["r6a"]',
+        "instance_id": f'"{aws["instance"]}"',
+        "scheduler_role_arn": f'"{ROLE}"',
+        "endpoint_url": f'"{aws["url"]}"',
+        **extra,
+    }
     write_toml("[cost]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items() if v is not None))
 
 
@@ -95,9 +112,11 @@ def _stubbed_ssm(home, monkeypatch: pytest.MonkeyPatch):
 
 def _expect_resize(stub, instance: str, execution: str, to: str = "r6a.large") -> None:
     """The call AWS documents for AWS-ResizeInstance, answered with `execution` as its id."""
-    stub.add_response("start_automation_execution", {"AutomationExecutionId": execution},
-                      {"DocumentName": "AWS-ResizeInstance",
-                       "Parameters": {"InstanceId": [instance], "InstanceType": [to]}})
+    stub.add_response(
+        "start_automation_execution",
+        {"AutomationExecutionId": execution},
+        {"DocumentName": "AWS-ResizeInstance", "Parameters": {"InstanceId": [instance], "InstanceType": [to]}},
+    )
 
 
 def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: Path, aws: dict) -> None:
@@ -122,7 +141,8 @@ def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: P
     assert s["Target"]["RoleArn"] == ROLE
     assert json.loads(s["Target"]["Input"]) == {
         "DocumentName": "AWS-ResizeInstance",
-        "Parameters": {"InstanceId": [aws["instance"]], "InstanceType": ["r6a.8xlarge"]}}
+        "Parameters": {"InstanceId": [aws["instance"]], "InstanceType": ["r6a.8xlarge"]},
+    }
 
     again = run_flank("cost", "apply", "--now", NOW, check=True).stdout
     assert "applied: 0 created, 1 updated, 0 removed" in again
@@ -135,7 +155,8 @@ def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: P
     made = _schedules(aws)
     assert {k: v["ScheduleExpression"] for k, v in made.items()} == {
         "flank-demo/grow-nightly-0": "cron(45 1 ? * MON,TUE,WED,THU,FRI *)",
-        "flank-demo/grow-nightly-1": "cron(50 23 ? * SAT *)"}
+        "flank-demo/grow-nightly-1": "cron(50 23 ? * SAT *)",
+    }
 
     push(clone, {"flank.yml": SEED_YML}, "back to one")
     out = run_flank("cost", "apply", "--now", NOW, check=True).stdout
@@ -153,8 +174,10 @@ def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pyt
     deploy(tmp_path, SEED_YML)
     write_runs()
     types = tmp_path / "types.csv"
-    types.write_text("region,type,family,vcpus,memory_gib,usd_per_hour\n"
-                     "us-east-1,r6a.large,r6a,2,16,0.1134\nus-east-1,zz9.huge,zz9,32,512,0.5\n")
+    types.write_text(
+        "region,type,family,vcpus,memory_gib,usd_per_hour\n"
+        "us-east-1,r6a.large,r6a,2,16,0.1134\nus-east-1,zz9.huge,zz9,32,512,0.5\n"
+    )
     cases = [
         ({"scheduler_role_arn": None}, "[cost] scheduler_role_arn is needed"),
         ({"instance_id": '"i-0000000000000dead"'}, "i-0000000000000dead"),
@@ -174,8 +197,9 @@ def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pyt
     assert _schedules(aws) == {}
 
 
-def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path, aws: dict,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(
+    tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flank_ops.cost import shrink
     from flank_ops.cost.settings import cost_settings
     from flank_ops.settings import settings_for
@@ -190,27 +214,36 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(tmp_path: Path,
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # as a running run holds it
         with stub:
-            assert shrink.shrink_now(home, cost, "r6a.large") == \
-                "not shrinking: a run is in progress (it holds the VM's busy lock)"
+            assert (
+                shrink.shrink_now(home, cost, "r6a.large")
+                == "not shrinking: a run is in progress (it holds the VM's busy lock)"
+            )
     finally:
         os.close(fd)
 
     _expect_resize(stub, aws["instance"], "0123abcd-0000-4000-8000-00000000e1e1")
     with stub:
         said = shrink.shrink_now(home, cost, "r6a.large")
-    assert said == f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large (automation 0123abcd-0000-4000-8000-00000000e1e1)"
+    assert (
+        said
+        == f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large (automation 0123abcd-0000-4000-8000-00000000e1e1)"
+    )
     assert json.loads(shrink.marker_path(home).read_text())["execution_id"] == "0123abcd-0000-4000-8000-00000000e1e1"
 
-    stub.add_response("stop_automation_execution", {},
-                      {"AutomationExecutionId": "0123abcd-0000-4000-8000-00000000e1e1", "Type": "Cancel"})
+    stub.add_response(
+        "stop_automation_execution",
+        {},
+        {"AutomationExecutionId": "0123abcd-0000-4000-8000-00000000e1e1", "Type": "Cancel"},
+    )
     with stub:
         assert "cancelled the shrink to r6a.large" in shrink.cancel_pending(home, cost)
     assert not shrink.marker_path(home).exists()
     assert shrink.cancel_pending(home, cost) is None
 
 
-def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(tmp_path: Path, aws: dict,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(
+    tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import datetime
 
     from flank_ops.cost import shrink
@@ -221,8 +254,10 @@ def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(tmp_path: Path
     stub = _stubbed_ssm(home, monkeypatch)
     # 01:20 London: nightly (02:00) is due within grow lead + 30 min: keep the size
     with stub:
-        assert shrink.shrink_after_run(home, datetime.fromisoformat("2026-11-27T01:20:00+00:00")) == \
-            "not shrinking: demo/nightly runs soon"
+        assert (
+            shrink.shrink_after_run(home, datetime.fromisoformat("2026-11-27T01:20:00+00:00"))
+            == "not shrinking: demo/nightly runs soon"
+        )
     _expect_resize(stub, aws["instance"], "0123abcd-0000-4000-8000-00000000e1e2")
     with stub:  # 04:50, the night's run just ended: shrink to the applied idle size
         said = shrink.shrink_after_run(home, datetime.fromisoformat("2026-11-27T04:50:00+00:00"))
@@ -251,9 +286,12 @@ def test_a_run_holds_the_busy_lock_and_cancels_a_shrink_started_just_before(tmp_
     runner.communicate(timeout=60)
 
     # a shrink marker from a minute ago: the next run's start asks AWS to stop that automation
-    shrink.marker_path(home).write_text(json.dumps({
-        "execution_id": "0123abcd-0000-4000-8000-00000000e1e3", "to": "r6a.large",
-        "at": datetime_now_iso()}) + "\n")
+    shrink.marker_path(home).write_text(
+        json.dumps(
+            {"execution_id": "0123abcd-0000-4000-8000-00000000e1e3", "to": "r6a.large", "at": datetime_now_iso()}
+        )
+        + "\n"
+    )
     out = run_flank("run", "demo", "nightly", "--task", "hold")
     assert out.returncode == 0, out.stderr
     assert "flank: could not cancel the VM's pending shrink: cancelling the resize: 500" in out.stdout

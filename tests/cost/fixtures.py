@@ -3,6 +3,7 @@
 The records are written as the runner writes them (run.json, history.jsonl, last_id), for a
 project deployed by a real push, so every command reads them the way it reads real runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,17 +26,20 @@ pipelines:
 """
 
 # (task, start min, end min, peak GiB): model_a and model_b run together: 120 + 80 = 200 GiB
-SEED_TASKS = [("extract", 0, 15, 8), ("model_a", 15, 135, 120), ("model_b", 15, 120, 80),
-              ("report", 135, 165, 4)]
+SEED_TASKS = [("extract", 0, 15, 8), ("model_a", 15, 135, 120), ("model_b", 15, 120, 80), ("report", 135, 165, 4)]
 
 
 def iso(t: datetime) -> str:
     return t.isoformat(timespec="milliseconds")
 
 
-def write_runs(project: str = "demo", pipeline: str = "nightly", count: int = 30,
-               tasks: list[tuple[str, int, int, float]] = SEED_TASKS,
-               first_day: datetime = datetime(2026, 10, 27, 2, 0, tzinfo=timezone.utc)) -> Path:
+def write_runs(
+    project: str = "demo",
+    pipeline: str = "nightly",
+    count: int = 30,
+    tasks: list[tuple[str, int, int, float]] = SEED_TASKS,
+    first_day: datetime = datetime(2026, 10, 27, 2, 0, tzinfo=timezone.utc),
+) -> Path:
     runs = Path(os.environ["FLANK_HOME"]) / project / "runs" / pipeline
     runs.mkdir(parents=True, exist_ok=True)
     history = []
@@ -43,19 +47,41 @@ def write_runs(project: str = "demo", pipeline: str = "nightly", count: int = 30
         start = first_day + timedelta(days=run_id - 1)
         end = start + timedelta(minutes=max(t[2] for t in tasks))
         record = {
-            "format": 1, "project": project, "pipeline": pipeline, "run_id": run_id, "trigger": "schedule",
-            "status": "success", "started_at": iso(start), "ended_at": iso(end),
-            "duration_s": (end - start).total_seconds(), "selection": {"task": None, "from": None, "rerun_of": None},
-            "tasks": {name: {"status": "success", "attempts": 1,
-                             "started_at": iso(start + timedelta(minutes=a)), "ended_at": iso(start + timedelta(minutes=b)),
-                             "duration_s": (b - a) * 60.0, "exit_code": 0, "peak_rss_kb": int(gib * GIB_KB),
-                             "log": f"logs/{name}.log"} for name, a, b, gib in tasks},
+            "format": 1,
+            "project": project,
+            "pipeline": pipeline,
+            "run_id": run_id,
+            "trigger": "schedule",
+            "status": "success",
+            "started_at": iso(start),
+            "ended_at": iso(end),
+            "duration_s": (end - start).total_seconds(),
+            "selection": {"task": None, "from": None, "rerun_of": None},
+            "tasks": {
+                name: {
+                    "status": "success",
+                    "attempts": 1,
+                    "started_at": iso(start + timedelta(minutes=a)),
+                    "ended_at": iso(start + timedelta(minutes=b)),
+                    "duration_s": (b - a) * 60.0,
+                    "exit_code": 0,
+                    "peak_rss_kb": int(gib * GIB_KB),
+                    "log": f"logs/{name}.log",
+                }
+                for name, a, b, gib in tasks
+            },
             "summary": f"{len(tasks)}/{len(tasks)} ok",
         }
         (runs / str(run_id)).mkdir(exist_ok=True)
         (runs / str(run_id) / "run.json").write_text(json.dumps(record))
-        history.append({"run_id": run_id, "status": "success", "started_at": record["started_at"],
-                        "duration_s": record["duration_s"]})
+        history.append(
+            {
+                "run_id": run_id,
+                "status": "success",
+                "started_at": record["started_at"],
+                "duration_s": record["duration_s"],
+            }
+        )
     (runs / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
     (runs / "last_id").write_text(f"{count}\n")
     return runs

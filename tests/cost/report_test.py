@@ -1,4 +1,5 @@
 """flank report resources and flank cost plan on the seed case's records."""
+
 from __future__ import annotations
 
 import re
@@ -58,7 +59,7 @@ def test_cost_settings_errors_are_one_clear_line(tmp_path: Path) -> None:
     deploy(tmp_path, SEED_YML)
     write_runs()
     cases = {
-        '[cost]\nheadrom = 0.3\n': "unknown key 'headrom'",
+        "[cost]\nheadrom = 0.3\n": "unknown key 'headrom'",
         '[cost]\nheadroom = "lots"\n': "headroom must be a int or float",
         '[cost]\nregion = "mars-1"\n': "no instance types priced for region 'mars-1'",
         '[cost]\nfamilies = ["t3"]\n': "no allowed instance type holds demo/nightly",
@@ -76,8 +77,9 @@ def test_windows_that_touch_merge_and_size_for_runs_that_overlap(tmp_path: Path)
     nightly's closes (04:55, the resize margin): one window, and as the runs never overlap it
     still fits 256 GiB. Moved to 04:30, the report runs beside nightly: 220 GB + 25% needs 384."""
     write_toml('[cost]\nfamilies = ["r6a"]\ncurrent_type = "r6a.8xlarge"\n')
-    report = "pipelines:\n  report:\n    schedule: '0 5 * * *'\n    timezone: Europe/London\n" \
-             "    tasks:\n      pdf: 'true'\n"
+    report = (
+        "pipelines:\n  report:\n    schedule: '0 5 * * *'\n    timezone: Europe/London\n    tasks:\n      pdf: 'true'\n"
+    )
     clone = deploy(tmp_path, SEED_YML.replace("pipelines:\n", report))
     write_runs()
     write_runs(pipeline="report", tasks=[("pdf", 0, 30, 20)])
@@ -85,7 +87,10 @@ def test_windows_that_touch_merge_and_size_for_runs_that_overlap(tmp_path: Path)
     assert "note: the windows of demo/nightly and demo/report touch: planned as one window" in out
     assert "demo/report: r6a.8xlarge" in out and "demo/nightly: r6a.8xlarge" in out
 
-    push(clone, {"flank.yml": SEED_YML.replace("pipelines:\n", report.replace("'0 5 * * *'", "'30 4 * * *'"))},
-         "report at 04:30")
+    push(
+        clone,
+        {"flank.yml": SEED_YML.replace("pipelines:\n", report.replace("'0 5 * * *'", "'30 4 * * *'"))},
+        "report at 04:30",
+    )
     out = run_flank("cost", "plan", "--now", NOW, check=True).stdout
     assert "demo/report: r6a.12xlarge" in out and "demo/nightly: r6a.12xlarge" in out

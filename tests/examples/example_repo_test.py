@@ -1,5 +1,6 @@
 """examples/repo, end to end as `make demo` and a new user run it: a real push through the
 real hooks, a real run of its R and Python scripts under make, the note, the site."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,9 @@ import pytest
 from helpers.cli import EXAMPLE_REPO, run_flank
 from helpers.repos import git, make_repo
 
-needs_r = pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed (apt-get install r-base-core)")
+needs_r = pytest.mark.skipif(
+    shutil.which("Rscript") is None, reason="Rscript is not installed (apt-get install r-base-core)"
+)
 
 
 def test_example_flank_yml_is_valid() -> None:
@@ -33,7 +36,7 @@ def test_example_project_deploys_runs_and_shows_on_the_site(tmp_path: Path, flan
 
     pushed = git("push", "flank", "main", cwd=clone)
     assert "remote: flank: flank.yml OK — 1 pipeline, 5 tasks" in pushed.stderr
-    assert 'remote: flank: deployed ' in pushed.stderr and '"nightly sales model"' in pushed.stderr
+    assert "remote: flank: deployed " in pushed.stderr and '"nightly sales model"' in pushed.stderr
     assert "nightly" in pushed.stderr and "(Europe/London)" in pushed.stderr
 
     run = run_flank("run", "demo", "nightly")

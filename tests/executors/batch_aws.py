@@ -10,6 +10,7 @@ container image and its isolation are not there (README, "Past one VM").
 moto's recorder is on: `recorded()` gives every request the server received since `start_recording()`, so a
 test can check what flank really sent (resource requirements, and that no secret is in any Batch call).
 """
+
 from __future__ import annotations
 
 import base64
@@ -50,13 +51,25 @@ class BatchAWS(NamedTuple):
     def client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def options(self, **over: Any) -> dict[str, Any]:
         """The [executors.batch] table of flank.toml for this server."""
-        return {"job_queue": self.job_queue, "job_definition": self.job_definition, "bucket": self.bucket,
-                "region": REGION, "endpoint_url": self.url, "poll_interval": 0.2, **over}
+        return {
+            "job_queue": self.job_queue,
+            "job_definition": self.job_definition,
+            "bucket": self.bucket,
+            "region": REGION,
+            "endpoint_url": self.url,
+            "poll_interval": 0.2,
+            **over,
+        }
 
     def toml(self) -> str:
         lines = [f"{k} = {json.dumps(v)}" for k, v in self.options().items()]
@@ -69,8 +82,10 @@ class BatchAWS(NamedTuple):
 
     def hold_jobs_in_queue(self) -> None:
         """moto's state manager: new jobs stay SUBMITTED (one step per hour) until release_jobs()."""
-        self._api("/moto-api/state-manager/set-transition",
-                  {"model_name": "batch::job", "transition": {"progression": "time", "seconds": 3600}})
+        self._api(
+            "/moto-api/state-manager/set-transition",
+            {"model_name": "batch::job", "transition": {"progression": "time", "seconds": 3600}},
+        )
 
     def release_jobs(self) -> None:
         """Jobs go through PENDING, RUNNABLE, STARTING to RUNNING as soon as moto looks at them."""
@@ -90,8 +105,14 @@ class BatchAWS(NamedTuple):
             body = entry.get("body") or ""
             if entry.get("body_encoded") and body:
                 body = base64.b64decode(body).decode("utf-8", "replace")
-            out.append({"method": entry.get("method"), "path": entry.get("url", ""),
-                        "headers": entry.get("headers") or {}, "body": body})
+            out.append(
+                {
+                    "method": entry.get("method"),
+                    "path": entry.get("url", ""),
+                    "headers": entry.get("headers") or {},
+                    "body": body,
+                }
+            )
         return out
 
 
@@ -104,21 +125,31 @@ def batch_aws() -> BatchAWS:
     if _aws is not None:
         return _aws
     recording = Path(tempfile.mkdtemp(prefix="flank-moto-rec-")) / "recording"
-    url = start_moto_server({"PYTHONPATH": str(FAKE_DOCKER), "MOTO_ENABLE_RECORDING": "True",
-                             "MOTO_RECORDER_FILEPATH": str(recording)})
+    url = start_moto_server(
+        {"PYTHONPATH": str(FAKE_DOCKER), "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)}
+    )
     aws = BatchAWS(url, "flank-queue", "flank-job", f"flank-batch-{uuid.uuid4().hex[:10]}", recording)
     iam, batch = aws.client("iam"), aws.client("batch")
     role = iam.create_role(RoleName="flank-batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    env = batch.create_compute_environment(computeEnvironmentName="flank-ce", type="UNMANAGED", state="ENABLED",
-                                           serviceRole=role)
-    batch.create_job_queue(jobQueueName=aws.job_queue, state="ENABLED", priority=1,
-                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}])
+    env = batch.create_compute_environment(
+        computeEnvironmentName="flank-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+    )
+    batch.create_job_queue(
+        jobQueueName=aws.job_queue,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}],
+    )
     # the job definition a user registers (README): its container runs flank's entrypoint
-    batch.register_job_definition(jobDefinitionName=aws.job_definition, type="container", containerProperties={
-        "image": "example.org/flank-runner:latest",
-        "command": ["/bin/sh", str(ENTRYPOINT)],
-        "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
-    })
+    batch.register_job_definition(
+        jobDefinitionName=aws.job_definition,
+        type="container",
+        containerProperties={
+            "image": "example.org/flank-runner:latest",
+            "command": ["/bin/sh", str(ENTRYPOINT)],
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+        },
+    )
     aws.client("s3").create_bucket(Bucket=aws.bucket)
     _aws = aws
     return aws

@@ -4,6 +4,7 @@ Real HTTP, real boto3, moto's own Batch states, CloudWatch Logs and S3. The one 
 moto would start it with Docker, which is not here, so batch_aws.py gives moto a `docker` module that runs
 the job's command (flank's real entrypoint script) as a local process. Nothing in flank is mocked.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,17 +57,35 @@ def release(tmp_path: Path, commit: str = "c0ffee1") -> Path:
     return root
 
 
-def request(tmp_path: Path, command: str, *, task: str = "model", run: str = "1", commit: str = "c0ffee1",
-            secrets: dict[str, str] | None = None, env: dict[str, str] | None = None, **kw: Any) -> JobRequest:
+def request(
+    tmp_path: Path,
+    command: str,
+    *,
+    task: str = "model",
+    run: str = "1",
+    commit: str = "c0ffee1",
+    secrets: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    **kw: Any,
+) -> JobRequest:
     root = tmp_path / "home" / "demo" / "releases" / commit
     if not root.exists():
         release(tmp_path, commit)
     fields: dict[str, Any] = dict(memory_mb=None, cpus=None, timeout_s=None)
     fields.update(kw)
-    return JobRequest(name=job_name("demo", "nightly", run, task), command=command, cwd=str(root / "R"),
-                      env=env or {}, secrets=secrets or {}, release_dir=str(root), commit=commit,
-                      run_dir=str(tmp_path / "home" / "demo" / "runs" / "nightly" / run), task=task,
-                      options={}, **fields)
+    return JobRequest(
+        name=job_name("demo", "nightly", run, task),
+        command=command,
+        cwd=str(root / "R"),
+        env=env or {},
+        secrets=secrets or {},
+        release_dir=str(root),
+        commit=commit,
+        run_dir=str(tmp_path / "home" / "demo" / "runs" / "nightly" / run),
+        task=task,
+        options={},
+        **fields,
+    )
 
 
 def now_ms() -> int:
@@ -82,10 +101,23 @@ def test_a_job_runs_the_task_in_the_release_with_its_secrets_and_resources(aws: 
     aws.start_recording()
     secret = "pa'ss w0rd$x"
     # the job prints a digest of the secret it got, so the value itself is in no command
-    job = request(tmp_path, 'cat data.txt; printf %s "$TOKEN" | sha256sum; echo "mode=$MODE"; echo oops >&2; exit 3',
-                  secrets={"TOKEN": secret}, cpus=2, memory_mb=2048, timeout_s=90,
-                  env={"MODE": "full", "PATH": "/vm/bin", "AWS_SECRET_ACCESS_KEY": "vm-key", "FLANK_RUN_ID": "1",
-                       "FLANK_PIPELINE": "nightly", "FLANK_HOME": "/home/vm/flank", "FLANK_PERSIST": "/vm/p"})
+    job = request(
+        tmp_path,
+        'cat data.txt; printf %s "$TOKEN" | sha256sum; echo "mode=$MODE"; echo oops >&2; exit 3',
+        secrets={"TOKEN": secret},
+        cpus=2,
+        memory_mb=2048,
+        timeout_s=90,
+        env={
+            "MODE": "full",
+            "PATH": "/vm/bin",
+            "AWS_SECRET_ACCESS_KEY": "vm-key",
+            "FLANK_RUN_ID": "1",
+            "FLANK_PIPELINE": "nightly",
+            "FLANK_HOME": "/home/vm/flank",
+            "FLANK_PERSIST": "/vm/p",
+        },
+    )
     job_id = backend.submit(job)
 
     state = until_done(backend, job_id)
@@ -102,13 +134,20 @@ def test_a_job_runs_the_task_in_the_release_with_its_secrets_and_resources(aws: 
     assert sent["jobName"] == "flank-demo-nightly-1-model"
     assert (sent["jobQueue"], sent["jobDefinition"]) == (aws.job_queue, aws.job_definition)
     assert sent["containerOverrides"]["resourceRequirements"] == [
-        {"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "2048"}]
+        {"type": "VCPU", "value": "2"},
+        {"type": "MEMORY", "value": "2048"},
+    ]
     assert sent["timeout"] == {"attemptDurationSeconds": 90}
     assert sent["retryStrategy"] == {"attempts": 1}  # flank's loop retries, each try a job of its own
     env = {e["name"]: e["value"] for e in sent["containerOverrides"]["environment"]}
     assert {k: v for k, v in env.items() if not k.endswith("_URL")} == {
-        "MODE": "full", "FLANK_RUN_ID": "1", "FLANK_PIPELINE": "nightly", "FLANK_COMMIT": "c0ffee1",
-        "FLANK_WORKDIR": "R", "FLANK_COMMAND": job.command}
+        "MODE": "full",
+        "FLANK_RUN_ID": "1",
+        "FLANK_PIPELINE": "nightly",
+        "FLANK_COMMIT": "c0ffee1",
+        "FLANK_WORKDIR": "R",
+        "FLANK_COMMAND": job.command,
+    }
     assert sorted(k for k in env if k.endswith("_URL")) == ["FLANK_RELEASE_URL", "FLANK_SECRETS_URL"]
     # the secret is in no call to AWS Batch (submit, job definition) and on no command line
     batch_calls = [r for r in requests if "/v1/" in r["path"]]
@@ -123,7 +162,8 @@ def test_a_job_runs_the_task_in_the_release_with_its_secrets_and_resources(aws: 
 
 
 def test_states_go_from_queued_to_running_to_done_and_the_log_is_copied_while_it_runs(
-        aws: BatchAWS, tmp_path: Path) -> None:
+    aws: BatchAWS, tmp_path: Path
+) -> None:
     backend = BatchBackend(aws.options())
     gate = tmp_path / "gate"
     gate.mkdir()
@@ -146,14 +186,19 @@ def test_states_go_from_queued_to_running_to_done_and_the_log_is_copied_while_it
     if not logs.describe_log_groups(logGroupNamePrefix="/aws/batch/job")["logGroups"]:
         logs.create_log_group(logGroupName="/aws/batch/job")
     logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=stream)
-    logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=stream,
-                        logEvents=[{"timestamp": now_ms(), "message": "line one"},
-                                   {"timestamp": now_ms(), "message": "line two"}])
+    logs.put_log_events(
+        logGroupName="/aws/batch/job",
+        logStreamName=stream,
+        logEvents=[{"timestamp": now_ms(), "message": "line one"}, {"timestamp": now_ms(), "message": "line two"}],
+    )
     first = wait_for(lambda: backend.read_output(job_id, 0), "the first lines")
     assert first == b"line one\nline two\n"
     assert backend.read_output(job_id, len(first)) == b""  # nothing new: nothing twice
-    logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=stream,
-                        logEvents=[{"timestamp": now_ms(), "message": "line three"}])
+    logs.put_log_events(
+        logGroupName="/aws/batch/job",
+        logStreamName=stream,
+        logEvents=[{"timestamp": now_ms(), "message": "line three"}],
+    )
     # flank reads the stream at most once per poll_interval (0.2 s here): wait for the next read
     assert wait_for(lambda: backend.read_output(job_id, len(first)), "line three") == b"line three\n"
     assert backend.poll(job_id).state == "RUNNING"
@@ -161,8 +206,9 @@ def test_states_go_from_queued_to_running_to_done_and_the_log_is_copied_while_it
     (gate / "open").write_text("")
     done = until_done(backend, job_id)
     assert (done.state, done.exit_code) == ("SUCCEEDED", 0)
-    logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=stream,
-                        logEvents=[{"timestamp": now_ms(), "message": "line four"}])
+    logs.put_log_events(
+        logGroupName="/aws/batch/job", logStreamName=stream, logEvents=[{"timestamp": now_ms(), "message": "line four"}]
+    )
     # after the end, the rest of the stream
     assert backend.read_output(job_id, len(first) + len(b"line three\n")) == b"line four\n"
 
@@ -228,8 +274,9 @@ def test_batch_unreachable_says_so(aws: BatchAWS, tmp_path: Path) -> None:
         assert str(exc.value) == f"could not check the release in S3: S3: cannot connect to http://127.0.0.1:{port}"
         with pytest.raises(BackendError) as exc:
             backend.poll("some-job")
-        assert str(exc.value) == (f"could not ask AWS Batch about job some-job: cannot connect to AWS Batch at "
-                                  f"http://127.0.0.1:{port}")
+        assert str(exc.value) == (
+            f"could not ask AWS Batch about job some-job: cannot connect to AWS Batch at http://127.0.0.1:{port}"
+        )
         problems = backend.check()
         assert problems and all(f"127.0.0.1:{port}" in p for p in problems)
 
@@ -257,14 +304,17 @@ def test_unconfigured_or_wrong_settings_say_what_to_add(flank_home: Path) -> Non
     assert str(exc.value).startswith("executor: batch is not configured on this VM: add to $FLANK_HOME/flank.toml")
 
     flank_home.mkdir(parents=True, exist_ok=True)
-    (flank_home / "flank.toml").write_text('[executors.batch]\njob_queue = "q"\njob_definition = "d"\n'
-                                           'bucket = "b"\npoll_interval = "often"\n')
+    (flank_home / "flank.toml").write_text(
+        '[executors.batch]\njob_queue = "q"\njob_definition = "d"\nbucket = "b"\npoll_interval = "often"\n'
+    )
     with pytest.raises(UserError) as exc:
         batch_settings(settings_for(Home(flank_home), "demo"))
     assert str(exc.value).startswith("flank.toml: [executors.batch] poll_interval must be a int or float, not 'often'")
 
-    (flank_home / "flank.toml").write_text('[executors.batch]\njob_queue = "q"\njob_definition = "d"\nbucket = "b"\n'
-                                           '[projects.demo.executors.batch]\njob_queue = "big"\n')
+    (flank_home / "flank.toml").write_text(
+        '[executors.batch]\njob_queue = "q"\njob_definition = "d"\nbucket = "b"\n'
+        '[projects.demo.executors.batch]\njob_queue = "big"\n'
+    )
     settings = batch_settings(settings_for(Home(flank_home), "demo"))
     assert settings is not None and (settings.job_queue, settings.log_group) == ("big", "/aws/batch/job")
     assert batch_settings({}) is None
@@ -278,7 +328,8 @@ def test_a_working_copy_goes_up_by_its_content(aws: BatchAWS, tmp_path: Path) ->
     (copy / ".flank").mkdir()
     (copy / ".flank" / "state").write_text("flank's own, not shipped\n")
     job = request(tmp_path, "cat data.txt; ls -a ..", commit="abc1234")._replace(
-        release_dir=str(copy), cwd=str(copy / "R"), options={"project": "laptop"})
+        release_dir=str(copy), cwd=str(copy / "R"), options={"project": "laptop"}
+    )
     backend = BatchBackend(aws.options())
     aws.start_recording()
     first = backend.submit(job)
@@ -291,6 +342,9 @@ def test_a_working_copy_goes_up_by_its_content(aws: BatchAWS, tmp_path: Path) ->
         outputs.append(backend.read_output(job_id, 0).decode().splitlines()[0])
     assert outputs == ["first version", "first version", "second version"]
     assert ".flank" not in backend.read_output(third, 0).decode()
-    puts = [r["path"].split("/releases/")[1].split("?")[0] for r in aws.recorded()
-            if r["method"] == "PUT" and "/releases/" in r["path"]]
+    puts = [
+        r["path"].split("/releases/")[1].split("?")[0]
+        for r in aws.recorded()
+        if r["method"] == "PUT" and "/releases/" in r["path"]
+    ]
     assert len(puts) == 2 and all(p.startswith("laptop/worktree-") for p in puts) and puts[0] != puts[1]

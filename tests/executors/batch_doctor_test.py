@@ -1,4 +1,5 @@
 """`flank doctor` checks the AWS Batch executor (issue 14 item 5) through the real CLI, against moto's server."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def batch_line(stdout: str) -> list[str]:
-    return [line for line in stdout.splitlines()
-            if line.startswith(("OK    executor batch", "FAIL  executor batch", "FAIL  executors"))]
+    return [
+        line
+        for line in stdout.splitlines()
+        if line.startswith(("OK    executor batch", "FAIL  executor batch", "FAIL  executors"))
+    ]
 
 
 def test_doctor_says_the_queue_and_definition_are_usable(aws: BatchAWS, flank_home: Path) -> None:
@@ -34,7 +38,8 @@ def test_doctor_names_what_is_missing(aws: BatchAWS, flank_home: Path) -> None:
     proc = run_flank("doctor", "--no-cron")
     assert proc.returncode == 1
     assert batch_line(proc.stdout) == [
-        "FAIL  executor batch: AWS Batch job queue 'no-such-queue' does not exist (region us-east-1)"]
+        "FAIL  executor batch: AWS Batch job queue 'no-such-queue' does not exist (region us-east-1)"
+    ]
     assert "Traceback" not in proc.stderr
 
 
@@ -45,5 +50,6 @@ def test_doctor_with_half_the_batch_settings(flank_home: Path) -> None:
     assert proc.returncode == 1
     assert batch_line(proc.stdout) == [
         "FAIL  executors: flank.toml: [executors.batch] needs job_definition, bucket (executor: batch is not "
-        "configured on this VM)"]
+        "configured on this VM)"
+    ]
     assert "Traceback" not in proc.stderr

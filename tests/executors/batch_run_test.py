@@ -5,6 +5,7 @@ The job's "container" is a local process running flank's real entrypoint (see ex
 needs Docker for containers, and this machine has none); everything else is real: git push, make, boto3 over
 HTTP, moto's Batch states, S3 and CloudWatch Logs.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,15 +39,20 @@ def log_of(run_id: int, task: str) -> str:
 
 
 def test_a_batch_task_runs_between_local_ones_with_its_log_secrets_and_job_id(tmp_path: Path, aws: BatchAWS) -> None:
-    deploy(tmp_path, (
-        "env:\n  GREETING: hello\n"
-        "pipelines:\n  nightly:\n    tasks:\n"
-        "      prep: {run: 'echo prepared'}\n"
-        "      fit:\n"
-        "        run: 'cat data/in.txt; echo greeting=$GREETING task=$FLANK_TASK; echo token=$API_TOKEN; "
-        "printf %s \"$API_TOKEN\" | sha256sum; echo to stderr >&2'\n"
-        "        needs: prep\n        executor: batch\n        memory: 1G\n        cpus: 2\n        timeout: 5m\n"
-        "      report: {run: 'echo reported', needs: fit}\n"), files={"data/in.txt": "rows from the repo\n"})
+    deploy(
+        tmp_path,
+        (
+            "env:\n  GREETING: hello\n"
+            "pipelines:\n  nightly:\n    tasks:\n"
+            "      prep: {run: 'echo prepared'}\n"
+            "      fit:\n"
+            "        run: 'cat data/in.txt; echo greeting=$GREETING task=$FLANK_TASK; echo token=$API_TOKEN; "
+            'printf %s "$API_TOKEN" | sha256sum; echo to stderr >&2\'\n'
+            "        needs: prep\n        executor: batch\n        memory: 1G\n        cpus: 2\n        timeout: 5m\n"
+            "      report: {run: 'echo reported', needs: fit}\n"
+        ),
+        files={"data/in.txt": "rows from the repo\n"},
+    )
     run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
     aws.start_recording()
     out = run_flank("run", "demo", "nightly")
@@ -58,7 +64,10 @@ def test_a_batch_task_runs_between_local_ones_with_its_log_secrets_and_job_id(tm
     fit = rec["tasks"]["fit"]
     assert fit["executor"]["kind"] == "batch" and fit["executor"]["job_id"]
     assert (fit["executor"]["queue"], fit["executor"]["state"], fit["executor"]["host"]) == (
-        aws.job_queue, "SUCCEEDED", "aws-batch")
+        aws.job_queue,
+        "SUCCEEDED",
+        "aws-batch",
+    )
     assert (fit["memory_mb"], fit["cpus"], fit["exit_code"]) == (1024, 2, 0)
     text = log_of(1, "fit")
     assert f"submitted to batch as job {fit['executor']['job_id']} (flank-demo-nightly-1-fit)" in text
@@ -71,7 +80,9 @@ def test_a_batch_task_runs_between_local_ones_with_its_log_secrets_and_job_id(tm
     submit = [json.loads(r["body"]) for r in requests if r["path"].endswith("/v1/submitjob")]
     assert len(submit) == 1
     assert submit[0]["containerOverrides"]["resourceRequirements"] == [
-        {"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "1024"}]
+        {"type": "VCPU", "value": "2"},
+        {"type": "MEMORY", "value": "1024"},
+    ]
     assert submit[0]["timeout"] == {"attemptDurationSeconds": 300}
     assert not [r for r in requests if "/v1/" in r["path"] and "s3cr3t" in r["body"]]
     assert "s3cr3t-value" not in (runs_dir() / "1" / "run.json").read_text()
@@ -81,9 +92,12 @@ def test_a_batch_task_runs_between_local_ones_with_its_log_secrets_and_job_id(tm
 
 
 def test_a_failing_batch_job_is_retried_as_a_new_job_then_fails(tmp_path: Path, aws: BatchAWS) -> None:
-    deploy(tmp_path, "pipelines:\n  nightly:\n    executor: batch\n    tasks:\n"
-                     "      flaky: {run: 'echo try; exit 3', retries: 1, retry_delay: 1}\n"
-                     "      after: {run: 'echo never', needs: flaky, executor: local}\n")
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    tasks:\n"
+        "      flaky: {run: 'echo try; exit 3', retries: 1, retry_delay: 1}\n"
+        "      after: {run: 'echo never', needs: flaky, executor: local}\n",
+    )
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
     rec = record(1)
@@ -99,19 +113,31 @@ def test_a_failing_batch_job_is_retried_as_a_new_job_then_fails(tmp_path: Path, 
 def test_a_batch_task_is_queued_then_running_and_flank_cancel_terminates_its_job(tmp_path: Path, aws: BatchAWS) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()
-    deploy(tmp_path, f"env:\n  GATE: {gate}\npipelines:\n  nightly:\n    tasks:\n"
-                     f"      long: {{run: '{WAIT_FOR_GATE}', executor: batch}}\n")
+    deploy(
+        tmp_path,
+        f"env:\n  GATE: {gate}\npipelines:\n  nightly:\n    tasks:\n"
+        f"      long: {{run: '{WAIT_FOR_GATE}', executor: batch}}\n",
+    )
     aws.hold_jobs_in_queue()
     proc = start_flank("run", "demo", "nightly")
     try:
         task_file = runs_dir() / "1" / "tasks" / "long.json"
         # while Batch holds the job (SUBMITTED here), the task shows queued, with its job id
-        queued = wait_for(lambda: task_file.exists() and (t := json.loads(task_file.read_text()))["status"] == "queued"
-                          and t["executor"]["job_id"] and t, "the batch task to show queued")
+        queued = wait_for(
+            lambda: (
+                task_file.exists()
+                and (t := json.loads(task_file.read_text()))["status"] == "queued"
+                and t["executor"]["job_id"]
+                and t
+            ),
+            "the batch task to show queued",
+        )
         assert queued["executor"]["kind"] == "batch"
         aws.release_jobs()
-        running = wait_for(lambda: task_file.exists() and (t := json.loads(task_file.read_text()))["status"] == "running"
-                           and t, "the batch task to run")
+        running = wait_for(
+            lambda: task_file.exists() and (t := json.loads(task_file.read_text()))["status"] == "running" and t,
+            "the batch task to run",
+        )
         job_id = running["executor"]["job_id"]
         out = run_flank("cancel", "demo", "nightly")
         assert out.returncode == 0, out.stdout + out.stderr
@@ -127,8 +153,11 @@ def test_a_batch_task_is_queued_then_running_and_flank_cancel_terminates_its_job
 
 def test_a_timeout_terminates_the_batch_job(tmp_path: Path, aws: BatchAWS) -> None:
     gate = tmp_path / "gate"  # never opened
-    deploy(tmp_path, f"env:\n  GATE: {gate}\npipelines:\n  nightly:\n    tasks:\n"
-                     f"      slow: {{run: '{WAIT_FOR_GATE}', executor: batch, timeout: 3}}\n")
+    deploy(
+        tmp_path,
+        f"env:\n  GATE: {gate}\npipelines:\n  nightly:\n    tasks:\n"
+        f"      slow: {{run: '{WAIT_FOR_GATE}', executor: batch, timeout: 3}}\n",
+    )
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
     slow = record(1)["tasks"]["slow"]
@@ -144,15 +173,18 @@ def test_batch_unreachable_fails_the_task_in_words(tmp_path: Path, aws: BatchAWS
     with socket.socket() as s:  # bound, never listening: connections are refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n\n"
-                                               + aws.toml().replace(aws.url, f"http://127.0.0.1:{port}"))
+        (flank_home / "flank.toml").write_text(
+            "[schedule]\ninstall_crontab = false\n\n" + aws.toml().replace(aws.url, f"http://127.0.0.1:{port}")
+        )
         deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      fit: {run: 'echo never', executor: batch}\n")
         out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
     fit = record(1)["tasks"]["fit"]
     assert fit["status"] == "failed"
-    assert (f"flank: could not submit the job to batch: could not check the release in S3: S3: cannot connect to "
-            f"http://127.0.0.1:{port}\n") in log_of(1, "fit")
+    assert (
+        f"flank: could not submit the job to batch: could not check the release in S3: S3: cannot connect to "
+        f"http://127.0.0.1:{port}\n"
+    ) in log_of(1, "fit")
     assert "Traceback" not in log_of(1, "fit")
 
 
@@ -172,7 +204,8 @@ def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_h
 
 
 def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interrupted(
-        tmp_path: Path, aws: BatchAWS) -> None:
+    tmp_path: Path, aws: BatchAWS
+) -> None:
     from flank_ops.run.executors.base import JobRequest, job_name
     from flank_ops.run.executors.batch import BatchBackend
     from flank_ops.paths import Home
@@ -185,17 +218,40 @@ def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interru
     release = paths.release_dir(paths.current_sha() or "")
     gate = tmp_path / "gate"  # never opened: the job runs until terminated (at most a minute)
     backend = BatchBackend(aws.options())
-    job_id = backend.submit(JobRequest(
-        name=job_name("demo", "nightly", "7", "t"), command=WAIT_FOR_GATE, cwd=str(release), env={"GATE": str(gate)},
-        secrets={}, memory_mb=None, cpus=None, timeout_s=None, release_dir=str(release), commit="c7",
-        run_dir=str(run_dir), task="t", options={}))
+    job_id = backend.submit(
+        JobRequest(
+            name=job_name("demo", "nightly", "7", "t"),
+            command=WAIT_FOR_GATE,
+            cwd=str(release),
+            env={"GATE": str(gate)},
+            secrets={},
+            memory_mb=None,
+            cpus=None,
+            timeout_s=None,
+            release_dir=str(release),
+            commit="c7",
+            run_dir=str(run_dir),
+            task="t",
+            options={},
+        )
+    )
     wait_for(lambda: backend.poll(job_id).state == "RUNNING", "the job to run")
-    dead_runner = {**records.runner_identity(), "pid": 2 ** 22 + 1}
-    records.write_record(run_dir, records.RunRecord.from_json({
-        "format": records.FORMAT, "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "running",
-        "started_at": records.now_iso(), "runner": dead_runner,
-        "tasks": {"t": {"status": "running", "needs": [], "executor": {"kind": "batch", "job_id": job_id}}},
-    }))
+    dead_runner = {**records.runner_identity(), "pid": 2**22 + 1}
+    records.write_record(
+        run_dir,
+        records.RunRecord.from_json(
+            {
+                "format": records.FORMAT,
+                "project": "demo",
+                "pipeline": "nightly",
+                "run_id": 7,
+                "status": "running",
+                "started_at": records.now_iso(),
+                "runner": dead_runner,
+                "tasks": {"t": {"status": "running", "needs": [], "executor": {"kind": "batch", "job_id": job_id}}},
+            }
+        ),
+    )
     (runs_dir() / "last_id").write_text("7\n")
     out = run_flank("status", "demo")
     assert out.returncode in (0, 1), out.stderr

@@ -1,6 +1,7 @@
 """The private Slurm cluster the executor tests share (tests/slurm_cluster.py): started once per
 test process, stopped by pid at the end. Tests that use it are in the xdist group "slurm", so
 `make test` (--dist loadgroup) starts one cluster, in one worker."""
+
 from __future__ import annotations
 
 import os
@@ -28,14 +29,15 @@ def slurm(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, flank_ho
         monkeypatch.setenv(key, value)
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text(
-        "[schedule]\ninstall_crontab = false\n\n"
-        f'[executors.slurm]\npartition = "{slurm_cluster.partition}"\n')
+        f'[schedule]\ninstall_crontab = false\n\n[executors.slurm]\npartition = "{slurm_cluster.partition}"\n'
+    )
     return slurm_cluster
 
 
 def squeue_names(cluster: SlurmCluster) -> list[str]:
     import subprocess
 
-    out = subprocess.run(["squeue", "-h", "-o", "%j"], env={**os.environ, **cluster.env},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%j"], env={**os.environ, **cluster.env}, capture_output=True, text=True, check=True
+    )
     return out.stdout.split()

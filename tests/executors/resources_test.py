@@ -1,5 +1,6 @@
 """memory: and cpus: of local tasks (issue 14 item 1), executor options in flank.yml, and what
 the push and `flank validate` on the VM say about executors the VM lacks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,10 +21,13 @@ def log_of(run_id: int, task: str) -> str:
 
 
 def test_a_local_task_needing_more_memory_than_the_vm_fails_at_once_saying_what_to_do(tmp_path: Path) -> None:
-    deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n"
-                     "      model: {run: 'echo should not run', memory: 400T}\n"
-                     "      report: {run: 'echo report', needs: model}\n"
-                     "      other: {run: 'echo other ran', memory: 10M, cpus: 1}\n")
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    tasks:\n"
+        "      model: {run: 'echo should not run', memory: 400T}\n"
+        "      report: {run: 'echo report', needs: model}\n"
+        "      other: {run: 'echo other ran', memory: 10M, cpus: 1}\n",
+    )
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
     rec = record(1)
@@ -42,15 +46,19 @@ def test_a_local_task_needing_more_memory_than_the_vm_fails_at_once_saying_what_
 def test_too_many_cpus_too(tmp_path: Path) -> None:
     deploy(tmp_path, f"pipelines:\n  nightly:\n    tasks:\n      fit: {{run: 'echo no', cpus: {vm_cpus() + 1}}}\n")
     assert run_flank("run", "demo", "nightly").returncode == 1
-    assert log_of(1, "fit") == (f"flank: fit needs {vm_cpus() + 1} CPUs, this VM has {vm_cpus()} — "
-                                "use executor: slurm/batch or a bigger VM\n")
+    assert log_of(1, "fit") == (
+        f"flank: fit needs {vm_cpus() + 1} CPUs, this VM has {vm_cpus()} — use executor: slurm/batch or a bigger VM\n"
+    )
 
 
 def test_tasks_whose_declared_memory_sum_exceeds_the_vm_run_one_after_the_other(tmp_path: Path) -> None:
     share = f"{int(VM_MB * 0.6)}M"  # two of them do not fit at once
-    deploy(tmp_path, "pipelines:\n  nightly:\n    concurrency: 2\n    tasks:\n"
-                     f"      a: {{run: 'sleep 1; echo a', memory: {share}}}\n"
-                     f"      b: {{run: 'sleep 1; echo b', memory: {share}}}\n")
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    concurrency: 2\n    tasks:\n"
+        f"      a: {{run: 'sleep 1; echo a', memory: {share}}}\n"
+        f"      b: {{run: 'sleep 1; echo b', memory: {share}}}\n",
+    )
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 0, out.stdout + out.stderr
     tasks = record(1)["tasks"]
@@ -61,9 +69,12 @@ def test_tasks_whose_declared_memory_sum_exceeds_the_vm_run_one_after_the_other(
 
 
 def test_push_and_validate_on_the_vm_warn_about_an_executor_it_lacks_and_tasks_too_big(
-        tmp_path: Path, flank_home: Path) -> None:
-    yml = ("pipelines:\n  nightly:\n    tasks:\n      fit: {run: 'echo', executor: slurm}\n"
-           "      model: {run: 'echo', memory: 400T}\n")
+    tmp_path: Path, flank_home: Path
+) -> None:
+    yml = (
+        "pipelines:\n  nightly:\n    tasks:\n      fit: {run: 'echo', executor: slurm}\n"
+        "      model: {run: 'echo', memory: 400T}\n"
+    )
     clone = deploy(tmp_path, yml)
     out = run_flank("deploy", "demo")
     pushed = out.stdout + out.stderr
@@ -81,28 +92,35 @@ def test_push_and_validate_on_the_vm_warn_about_an_executor_it_lacks_and_tasks_t
 
 def test_executor_memory_and_slurm_options_are_validated_with_line_and_column() -> None:
     with pytest.raises(ConfigErrors) as caught:
-        load_config("slurm:\n  partion: x\npipelines:\n  p:\n    executor: slurn\n    tasks:\n"
-                    "      a: {run: echo, memory: 400, cpus: 0}\n")
+        load_config(
+            "slurm:\n  partion: x\npipelines:\n  p:\n    executor: slurn\n    tasks:\n"
+            "      a: {run: echo, memory: 400, cpus: 0}\n"
+        )
     text = str(caught.value)
     assert "flank.yml:2:3: unknown key 'partion' (did you mean 'partition'?)" in text
     assert "flank.yml:5:15: executor: 'slurn' is not one of local, slurm, batch (did you mean 'slurm'?)" in text
     assert "memory: expected a size like 512M, 16G or 400G, got the number 400" in text
     assert "cpus: must be at least 1, got 0" in text
-    config = load_config("slurm: {partition: big}\npipelines:\n  p:\n    executor: slurm\n    tasks:\n"
-                         "      a: {run: echo, memory: 1.5G}\n      b: {run: echo, executor: local}\n")
+    config = load_config(
+        "slurm: {partition: big}\npipelines:\n  p:\n    executor: slurm\n    tasks:\n"
+        "      a: {run: echo, memory: 1.5G}\n      b: {run: echo, executor: local}\n"
+    )
     p = config.pipelines["p"]
     assert (p.executor_of("a"), p.executor_of("b")) == ("slurm", "local")
     assert p.tasks["a"].memory_mb == 1536 and config.slurm == {"partition": "big"}
 
 
 def test_the_generated_makefile_sends_remote_and_resource_checked_tasks_through_the_executors_entry(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     from flank_ops.run import makefile
     from flank_ops.run.task_exec import decode_spec
 
-    config = load_config("slurm: {partition: big}\npipelines:\n  p:\n    tasks:\n"
-                         "      plain: echo\n      sized: {run: echo, memory: 1G}\n"
-                         "      remote: {run: echo, executor: slurm, cpus: 2, timeout: 90}\n")
+    config = load_config(
+        "slurm: {partition: big}\npipelines:\n  p:\n    tasks:\n"
+        "      plain: echo\n      sized: {run: echo, memory: 1G}\n"
+        "      remote: {run: echo, executor: slurm, cpus: 2, timeout: 90}\n"
+    )
     plan = makefile.write_run_plan(tmp_path, config.pipelines["p"], config, tmp_path)
     text = plan.read_text()
     assert "\t@$(FLANK_LAUNCHER) $(FLANK_SPECS)/plain.spec $(RUN_DIR)" in text

@@ -1,4 +1,5 @@
 """executor: slurm (issue 14), on a real one-node cluster: tasks go through sbatch, flank waits."""
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,14 @@ def log_of(run_id: int, task: str) -> str:
 
 
 def test_tasks_run_on_slurm_with_their_logs_dependents_and_job_ids(tmp_path: Path, slurm) -> None:
-    deploy(tmp_path, flank_yml(
-        "      extract: {run: 'echo extracting on $(hostname) in $PWD; echo to stderr >&2', memory: 200M, cpus: 1}\n"
-        "      model: {run: 'echo model saw $GREETING and $FLANK_TASK', needs: extract}\n"
-        "      local_one: {run: 'echo here', needs: model, executor: local}\n"))
+    deploy(
+        tmp_path,
+        flank_yml(
+            "      extract: {run: 'echo extracting on $(hostname) in $PWD; echo to stderr >&2', memory: 200M, cpus: 1}\n"
+            "      model: {run: 'echo model saw $GREETING and $FLANK_TASK', needs: extract}\n"
+            "      local_one: {run: 'echo here', needs: model, executor: local}\n"
+        ),
+    )
     out = run_flank("run", "demo", "nightly", env={"GREETING": "hello"})
     assert out.returncode == 0, out.stdout + out.stderr
     rec = record(1)
@@ -66,8 +71,13 @@ def test_secrets_reach_the_job_masked_never_in_its_script_or_on_a_command_line(t
 
 
 def test_a_failing_job_is_retried_by_resubmitting_then_fails(tmp_path: Path, slurm) -> None:
-    deploy(tmp_path, flank_yml("      flaky: {run: 'echo try; exit 3', retries: 1, retry_delay: 1}\n"
-                               "      after: {run: 'echo never', needs: flaky}\n"))
+    deploy(
+        tmp_path,
+        flank_yml(
+            "      flaky: {run: 'echo try; exit 3', retries: 1, retry_delay: 1}\n"
+            "      after: {run: 'echo never', needs: flaky}\n"
+        ),
+    )
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
     rec = record(1)
@@ -120,7 +130,8 @@ def test_a_task_asking_more_than_the_cluster_has_fails_with_slurms_words(tmp_pat
 
 
 def test_a_cluster_that_cannot_be_reached_keeps_the_task_queued_until_its_timeout(
-        tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
     down = tmp_path / "down.conf"
     text = Path(slurm.env["SLURM_CONF"]).read_text()
     port = next(line for line in text.splitlines() if line.startswith("SlurmctldPort="))
@@ -129,9 +140,13 @@ def test_a_cluster_that_cannot_be_reached_keeps_the_task_queued_until_its_timeou
     deploy(tmp_path, flank_yml("      waits: {run: 'echo never', timeout: 20}\n"))
     proc = start_flank("run", "demo", "nightly")
     try:
-        wait_for(lambda: (runs_dir() / "1" / "tasks" / "waits.json").exists()
-                 and json.loads((runs_dir() / "1" / "tasks" / "waits.json").read_text())["status"] == "queued",
-                 "the task to show queued")
+        wait_for(
+            lambda: (
+                (runs_dir() / "1" / "tasks" / "waits.json").exists()
+                and json.loads((runs_dir() / "1" / "tasks" / "waits.json").read_text())["status"] == "queued"
+            ),
+            "the task to show queued",
+        )
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -142,7 +157,8 @@ def test_a_cluster_that_cannot_be_reached_keeps_the_task_queued_until_its_timeou
 
 
 def test_an_executor_the_vm_does_not_configure_fails_the_task_with_the_lines_to_add(
-        tmp_path: Path, slurm, flank_home: Path) -> None:
+    tmp_path: Path, slurm, flank_home: Path
+) -> None:
     (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
     deploy(tmp_path, flank_yml("      t: echo hi\n"))
     out = run_flank("run", "demo", "nightly")
@@ -156,9 +172,21 @@ def test_job_files_are_private(tmp_path: Path, slurm) -> None:
     from flank_ops.run.executors.slurm import SlurmBackend
 
     backend = SlurmBackend({"partition": slurm.partition})
-    job = JobRequest(name="flank-x-y-1-t", command="sleep 30", cwd=str(tmp_path), env={"A": "1"},
-                     secrets={"S": "v"}, memory_mb=None, cpus=None, timeout_s=None, release_dir=str(tmp_path),
-                     commit="", run_dir=str(tmp_path), task="t", options={})
+    job = JobRequest(
+        name="flank-x-y-1-t",
+        command="sleep 30",
+        cwd=str(tmp_path),
+        env={"A": "1"},
+        secrets={"S": "v"},
+        memory_mb=None,
+        cpus=None,
+        timeout_s=None,
+        release_dir=str(tmp_path),
+        commit="",
+        run_dir=str(tmp_path),
+        task="t",
+        options={},
+    )
     job_id = backend.submit(job)
     try:
         env_files = list((tmp_path / "jobs").glob("*.env"))
@@ -180,7 +208,7 @@ def test_the_run_page_shows_where_each_task_ran(tmp_path: Path, slurm, flank_hom
     job = record(1)["tasks"]["fit"]["executor"]
     page = (flank_home / "site" / layout.url_run("demo", "nightly", 1)).read_text()
     assert "Where tasks ran" in page
-    row = page[page.index("Where tasks ran"):]
+    row = page[page.index("Where tasks ran") :]
     for text in (f">{job['job_id']}<", f">{slurm.partition}<", f">{slurm.host}<", ">COMPLETED<", ">slurm<"):
         assert text in row
 
@@ -197,15 +225,39 @@ def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tm
     run_dir.mkdir(parents=True)
     backend = SlurmBackend({})
     name = job_name("demo", "nightly", "7", "t")
-    job_id = backend.submit(JobRequest(name=name, command="sleep 300", cwd=str(tmp_path), env={}, secrets={},
-                                       memory_mb=None, cpus=None, timeout_s=None, release_dir=str(tmp_path),
-                                       commit="", run_dir=str(run_dir), task="t", options={}))
-    dead_runner = {**records.runner_identity(), "pid": 2 ** 22 + 1}
-    records.write_record(run_dir, records.RunRecord.from_json({
-        "format": records.FORMAT, "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "running",
-        "started_at": records.now_iso(), "runner": dead_runner,
-        "tasks": {"t": {"status": "queued", "needs": [], "executor": {"kind": "slurm", "job_id": job_id}}},
-    }))
+    job_id = backend.submit(
+        JobRequest(
+            name=name,
+            command="sleep 300",
+            cwd=str(tmp_path),
+            env={},
+            secrets={},
+            memory_mb=None,
+            cpus=None,
+            timeout_s=None,
+            release_dir=str(tmp_path),
+            commit="",
+            run_dir=str(run_dir),
+            task="t",
+            options={},
+        )
+    )
+    dead_runner = {**records.runner_identity(), "pid": 2**22 + 1}
+    records.write_record(
+        run_dir,
+        records.RunRecord.from_json(
+            {
+                "format": records.FORMAT,
+                "project": "demo",
+                "pipeline": "nightly",
+                "run_id": 7,
+                "status": "running",
+                "started_at": records.now_iso(),
+                "runner": dead_runner,
+                "tasks": {"t": {"status": "queued", "needs": [], "executor": {"kind": "slurm", "job_id": job_id}}},
+            }
+        ),
+    )
     (runs_dir() / "last_id").write_text("7\n")
     assert name in squeue_names(slurm)
     out = run_flank("status", "demo")
@@ -220,13 +272,19 @@ def test_doctor_checks_the_cluster_and_the_partition(tmp_path: Path, slurm, flan
     (flank_home / "flank.toml").write_text('[executors.slurm]\npartition = "gpu"\n')
     out = run_flank("doctor", "--no-cron")
     assert out.returncode == 1
-    assert f"FAIL  executor slurm: partition 'gpu' does not exist on the cluster (it has: {slurm.partition})" in out.stdout
+    assert (
+        f"FAIL  executor slurm: partition 'gpu' does not exist on the cluster (it has: {slurm.partition})" in out.stdout
+    )
 
 
 def test_a_job_over_its_memory_is_killed_by_the_node_and_the_task_fails(tmp_path: Path, slurm) -> None:
     # the test cluster enforces --mem (JobAcctGatherParams=OverMemoryKill, sampled every second)
-    deploy(tmp_path, flank_yml("      greedy: {run: 'python3 -c \"x = bytearray(400 << 20); import time; time.sleep(8)\"', "
-                               "memory: 100M}\n"))
+    deploy(
+        tmp_path,
+        flank_yml(
+            "      greedy: {run: 'python3 -c \"x = bytearray(400 << 20); import time; time.sleep(8)\"', memory: 100M}\n"
+        ),
+    )
     assert run_flank("run", "demo", "nightly").returncode == 1
     greedy = record(1)["tasks"]["greedy"]
     assert greedy["status"] == "failed" and greedy["exit_code"] == 137  # SIGKILL
@@ -246,13 +304,35 @@ def test_a_full_cluster_shows_the_task_queued_with_slurms_reason_until_it_starts
     import subprocess
 
     env = {**os.environ, **slurm.env}
-    filler = subprocess.run(["sbatch", "--parsable", "--job-name", "filler", "-c", str(slurm.cpus), "-o", "/dev/null",
-                             "--wrap", "sleep 300"], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    filler = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--job-name",
+            "filler",
+            "-c",
+            str(slurm.cpus),
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 300",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     try:
         deploy(tmp_path, flank_yml("      waits: {run: 'echo got in'}\n"))
         proc = start_flank("run", "demo", "nightly")
-        wait_for(lambda: (runs_dir() / "1" / "run.json").exists() and record(1)["tasks"]["waits"]["status"] == "queued"
-                 and record(1)["tasks"]["waits"].get("queued_reason") == "Resources", "the task queued for Resources")
+        wait_for(
+            lambda: (
+                (runs_dir() / "1" / "run.json").exists()
+                and record(1)["tasks"]["waits"]["status"] == "queued"
+                and record(1)["tasks"]["waits"].get("queued_reason") == "Resources"
+            ),
+            "the task queued for Resources",
+        )
     finally:
         subprocess.run(["scancel", filler], env=env, check=True)
     assert proc.wait(timeout=120) == 0

@@ -1,4 +1,5 @@
 """The deploy branch's tip, read without a git call (loose and packed refs), as git itself sees it."""
+
 from __future__ import annotations
 
 from pathlib import Path

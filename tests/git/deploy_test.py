@@ -1,4 +1,5 @@
 """post-receive deploys: releases, `current`, persisted data, races, failures, push options."""
+
 from __future__ import annotations
 
 import os
@@ -43,9 +44,12 @@ def test_force_push_and_re_pushing_an_old_commit_deploy_it(tmp_path: Path) -> No
 
 
 def test_persisted_data_is_linked_into_every_release_and_survives_deploys(tmp_path: Path) -> None:
-    project = new_project(tmp_path, {
-        "flank.yml": SIMPLE_FLANK_YML.replace("persist: [data]", "persist: [data, out/figures]"),
-    })
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": SIMPLE_FLANK_YML.replace("persist: [data]", "persist: [data, out/figures]"),
+        },
+    )
     assert push(project).returncode == 0
     (project.current / "data" / "raw.csv").write_text("a,b\n1,2\n")
     (project.current / "out" / "figures" / "plot.png").write_text("png")
@@ -92,8 +96,14 @@ def test_concurrent_pushes_both_succeed_and_the_newest_commit_is_deployed(tmp_pa
 
 def start_push(project: Project, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}, **(env or {})}
-    return subprocess.Popen(["git", "push", "flank", *(args or ("main",))], cwd=project.wc, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        ["git", "push", "flank", *(args or ("main",))],
+        cwd=project.wc,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_a_failed_deploy_leaves_the_previous_release_current_and_no_half_release(tmp_path: Path) -> None:
@@ -125,15 +135,17 @@ def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path
     assert proc.returncode == 0, proc.stderr
     lines = flank_lines(proc)
     assert "flank: started nightly" in lines
-    assert ("flank: -o run=nope: no pipeline 'nope' in flank.yml (pipelines: nightly); nothing started"
-            in lines)
+    assert "flank: -o run=nope: no pipeline 'nope' in flank.yml (pipelines: nightly); nothing started" in lines
     assert "flank: ignored push option 'colour=blue' (flank knows: -o run=PIPELINE, -o setup=skip|force)" in lines
 
 
 def test_on_push_pipelines_start_after_the_deploy(tmp_path: Path) -> None:
-    project = new_project(tmp_path, {
-        "flank.yml": SIMPLE_FLANK_YML.replace("  nightly:\n", "  nightly:\n    on_push: true\n"),
-    })
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": SIMPLE_FLANK_YML.replace("  nightly:\n", "  nightly:\n    on_push: true\n"),
+        },
+    )
     proc = push(project)
     lines = flank_lines(proc)
     assert "flank: nightly  not scheduled; runs on every push" in lines
@@ -148,17 +160,25 @@ def test_missing_make_is_a_warning_at_push(tmp_path: Path) -> None:
     os.symlink(shutil.which("git"), bin_dir / "git")
     proc = push(project, env={"PATH": str(bin_dir)})
     assert proc.returncode == 0, proc.stderr
-    assert ("flank: warning: GNU make is not installed on this machine, so runs will fail; "
-            "install it: sudo apt-get install make") in flank_lines(proc)
+    assert (
+        "flank: warning: GNU make is not installed on this machine, so runs will fail; "
+        "install it: sudo apt-get install make"
+    ) in flank_lines(proc)
     assert project.current_sha() == head(project.wc)
 
 
 def test_hook_outside_a_flank_repo_says_what_it_is(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "flank_ops", "hook", "pre-receive"], cwd=plain,
-                          input="", text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env={**os.environ, "GIT_DIR": str(plain)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "flank_ops", "hook", "pre-receive"],
+        cwd=plain,
+        input="",
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "GIT_DIR": str(plain)},
+    )
     assert proc.returncode == 1
     assert "is not a flank project repo" in proc.stderr
 
@@ -167,8 +187,11 @@ def mount_small_tmpfs(where: Path, size: str = "4m") -> None:
     import pytest
 
     where.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
 
@@ -259,6 +282,8 @@ def test_deploy_never_creates_folders_outside_flank_home(tmp_path: Path, flank_h
         "persist: 'sym/data' leads out of the release through a symlink; not linked",
         "persist: 'gone/data' leads out of the release through a symlink; not linked",
     ]
+
+
 def clone_with_commit(project: Project, tmp_path: Path, name: str, files: dict[str, str]) -> tuple[Project, str]:
     """Another working copy of the project (remote flank = the bare repo), one new commit ahead."""
     wc = tmp_path / name
@@ -282,8 +307,11 @@ def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_the
     paths = Home(project.home).project(project.name)
     procs: list[tuple[str, subprocess.Popen[str]]] = []
     with locked(paths.lock_file("deploy")):
-        refusals = [start_push(refused[0][0], "refs/notes/flank"), start_push(refused[1][0], ":main"),
-                    start_push(refused[2][0], "--force", "main")]
+        refusals = [
+            start_push(refused[0][0], "refs/notes/flank"),
+            start_push(refused[1][0], ":main"),
+            start_push(refused[2][0], "--force", "main"),
+        ]
         for clone, sha in accepted:
             procs.append((sha, start_push(clone, "--force", "main")))
             wait_for(lambda sha=sha: project.remote_sha() == sha, f"the push of {sha[:7]} to update main")
@@ -301,8 +329,9 @@ def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_the
     by_sha = {e["sha"]: e for e in entries if e["status"] in ("accepted", "superseded")}
     assert sorted(by_sha) == sorted(sha for _, sha in accepted)
     assert by_sha[newest]["status"] == "accepted"
-    assert all(by_sha[sha]["status"] == "superseded" and by_sha[sha]["superseded_by"] == newest
-               for _, sha in accepted[:-1])
+    assert all(
+        by_sha[sha]["status"] == "superseded" and by_sha[sha]["superseded_by"] == newest for _, sha in accepted[:-1]
+    )
     rejected = [e for e in entries if e["status"] == "rejected"]
     assert sorted(e["ref"] for e in rejected) == ["refs/heads/main", "refs/heads/main", "refs/notes/flank"]
     assert any("cannot be deleted" in " ".join(e["errors"]) for e in rejected)
@@ -312,8 +341,10 @@ def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_the
     late, late_sha = clone_with_commit(project, tmp_path, "late", {"flank.yml": bad_yml})
     assert push(late, "--force", "main").returncode != 0
     pushes_page = project.home / "site" / project.name / "deploys.html"
-    page = wait_for(lambda: late_sha[:7] in pushes_page.read_text() and pushes_page.read_text(),
-                    "the Pushes page to show the refused push")
+    page = wait_for(
+        lambda: late_sha[:7] in pushes_page.read_text() and pushes_page.read_text(),
+        "the Pushes page to show the refused push",
+    )
     assert all(sha[:7] in page for _, sha in accepted)
 
 
@@ -322,7 +353,10 @@ def test_a_killed_deploy_shows_in_status_and_on_the_site_and_flank_deploy_redoes
     project = new_project(tmp_path)
     assert push(project).returncode == 0
     first = head(project.wc)
-    write_files(project.wc, {"flank.yml": SIMPLE_FLANK_YML.replace("  nightly:", "  weekly:\n    tasks: {a: echo a}\n  nightly:")})
+    write_files(
+        project.wc,
+        {"flank.yml": SIMPLE_FLANK_YML.replace("  nightly:", "  weekly:\n    tasks: {a: echo a}\n  nightly:")},
+    )
     second = commit_all(project.wc, "add weekly")
 
     # The hook blocks at `point` (a test-only switch), and is killed there as a reboot would.
@@ -338,11 +372,14 @@ def test_a_killed_deploy_shows_in_status_and_on_the_site_and_flank_deploy_redoes
 
     status = run_flank("status", "proj")
     if point == "before-switch":
-        expected = (f"proj: branch at {second[:7]}, deployed {first[:7]} "
-                    "(deploy interrupted — `flank deploy proj` retries)")
+        expected = (
+            f"proj: branch at {second[:7]}, deployed {first[:7]} (deploy interrupted — `flank deploy proj` retries)"
+        )
     else:
-        expected = (f"proj: branch at {second[:7]}, deployed {second[:7]} but its deploy was interrupted; "
-                    "Makefiles, crontab and site may be stale — `flank deploy proj` retries")
+        expected = (
+            f"proj: branch at {second[:7]}, deployed {second[:7]} but its deploy was interrupted; "
+            "Makefiles, crontab and site may be stale — `flank deploy proj` retries"
+        )
     assert expected in status.stdout.splitlines(), status.stdout
     site = project.home / "site"
     for page in (site / "index.html", site / "proj" / "index.html", site / "proj" / "deploys.html"):
@@ -383,8 +420,10 @@ def test_flank_deploy_of_an_older_commit_and_of_nothing(tmp_path: Path) -> None:
     assert f"flank: deploying {first[:7]} by hand (main is at {second[:7]})" in back.stderr.splitlines()
     assert project.current_sha() == first
     status = run_flank("status", "proj", check=True).stdout
-    assert (f"proj: branch at {second[:7]}, deployed {first[:7]} by hand (`flank deploy proj` deploys the branch)"
-            in status.splitlines())
+    assert (
+        f"proj: branch at {second[:7]}, deployed {first[:7]} by hand (`flank deploy proj` deploys the branch)"
+        in status.splitlines()
+    )
     unknown = run_flank("deploy", "proj", "nosuchcommit")
     assert unknown.returncode == 1 and "no commit 'nosuchcommit'" in unknown.stderr
 
@@ -427,13 +466,16 @@ def test_a_killed_first_deploy_says_nothing_is_deployed_yet(tmp_path: Path) -> N
     sha = head(project.wc)
     pid_file = tmp_path / "hook.pid"
     proc = start_push(project, env={"FLANK_TEST_DEPLOY_PAUSE": f"before-switch:{pid_file}"})
-    os.kill(int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook to pause")),
-            signal.SIGKILL)
+    os.kill(
+        int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the hook to pause")), signal.SIGKILL
+    )
     proc.communicate(timeout=DEADLINE_S)
 
     status = run_flank("status", "proj").stdout
-    assert (f"proj: branch at {sha[:7]}, deployed nothing yet (deploy interrupted — `flank deploy proj` retries)"
-            in status.splitlines()), status
+    assert (
+        f"proj: branch at {sha[:7]}, deployed nothing yet (deploy interrupted — `flank deploy proj` retries)"
+        in status.splitlines()
+    ), status
     home = (project.home / "site" / "index.html").read_text()
     assert "not deployed yet" in home and "deployed nothing yet (deploy interrupted" in home
     assert run_flank("deploy", "proj").returncode == 0

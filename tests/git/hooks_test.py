@@ -1,4 +1,5 @@
 """`git push flank main` through the real hooks: what is accepted, what is refused, what the user reads."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,9 @@ from pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
 
 
 def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:
-    project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "R/extract.R": "cat('hi')\n"},
-                          message="fix model formula")
+    project = new_project(
+        tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "R/extract.R": "cat('hi')\n"}, message="fix model formula"
+    )
     sha = head(project.wc)
 
     proc = push(project)
@@ -39,9 +41,12 @@ def test_without_site_url_the_push_says_how_to_open_the_site(tmp_path: Path) -> 
     project = new_project(tmp_path)
     proc = push(project, env={"SSH_CONNECTION": "192.0.2.7 50222 198.51.100.4 22", "USER": "ada"})
     lines = flank_lines(proc)
-    at = lines.index(f"flank: status site: run `flank serve` on the VM (or set site_url in {project.home}/flank.toml), then")
-    assert lines[at + 1] == ("flank:   from your laptop: ssh -L 8083:127.0.0.1:8083 ada@198.51.100.4 "
-                             "and open http://127.0.0.1:8083/proj/")
+    at = lines.index(
+        f"flank: status site: run `flank serve` on the VM (or set site_url in {project.home}/flank.toml), then"
+    )
+    assert lines[at + 1] == (
+        "flank:   from your laptop: ssh -L 8083:127.0.0.1:8083 ada@198.51.100.4 and open http://127.0.0.1:8083/proj/"
+    )
     assert not [line for line in lines if line.startswith("flank: status site http")]
 
 
@@ -49,8 +54,10 @@ def test_next_run_in_push_output_names_the_zone() -> None:
     from flank_ops.config.load import load_config
     from flank_ops.deploy.deploy import schedule_lines
 
-    config = load_config(b'pipelines:\n  nightly:\n    schedule: "0 2 * * *"\n    timezone: Asia/Tokyo\n'
-                         b'    tasks: {a: echo a}\n', "flank.yml")
+    config = load_config(
+        b'pipelines:\n  nightly:\n    schedule: "0 2 * * *"\n    timezone: Asia/Tokyo\n    tasks: {a: echo a}\n',
+        "flank.yml",
+    )
     [line] = schedule_lines(config)
     assert re.fullmatch(r"nightly  0 2 \* \* \* \(Asia/Tokyo\) — next run \w{3} \d{2} \w{3} 02:00 JST", line), line
 
@@ -109,8 +116,9 @@ def test_huge_flank_yml_is_refused_without_reading_it(tmp_path: Path) -> None:
     proc = push(project)
     assert proc.returncode != 0
     # the words of `flank validate` for the same file
-    assert refusal(proc) == ["flank.yml: is 3.0 MB; flank reads at most 1 MB "
-                             "(flank.yml describes pipelines; keep data out of it)"]
+    assert refusal(proc) == [
+        "flank.yml: is 3.0 MB; flank reads at most 1 MB (flank.yml describes pipelines; keep data out of it)"
+    ]
     assert project.deploys()[-1]["status"] == "rejected"
 
 
@@ -167,14 +175,15 @@ def test_a_tracked_persist_dir_is_accepted_and_synced(tmp_path: Path) -> None:
     proc = push(project)
     assert proc.returncode == 0, proc.stderr
     assert "persist: data: 1 tracked file synced into persist/data (1 new or changed, 0 removed)" in (
-        "\n".join(flank_lines(proc)))
+        "\n".join(flank_lines(proc))
+    )
 
 
 def refusal(proc) -> list[str]:
     """The problems a refused push lists, one per line, as `flank validate` prints them."""
     lines = flank_lines(proc)
     start = next(i for i, line in enumerate(lines) if line.startswith("flank: push refused"))
-    return [line.strip() for line in lines[start + 1:]]
+    return [line.strip() for line in lines[start + 1 :]]
 
 
 def test_validate_in_a_work_tree_refuses_what_the_push_refuses(tmp_path: Path) -> None:
@@ -183,7 +192,8 @@ def test_validate_in_a_work_tree_refuses_what_the_push_refuses(tmp_path: Path) -
     assert proc.returncode != 0
     assert refusal(proc) == [
         "flank.yml:1:11: persist: 'data' is a file in the repo, not a folder (persist: names folders; "
-        "drop it from persist:)"]
+        "drop it from persist:)"
+    ]
     validate = run_flank("validate", cwd=project.wc)
     assert validate.returncode == 1
     assert validate.stderr.splitlines() == refusal(proc)
@@ -204,8 +214,10 @@ def test_a_symlinked_flank_yml_is_refused_by_the_push_and_by_validate(tmp_path: 
     proc = push(project)
 
     assert proc.returncode != 0
-    expected = ("flank.yml: is a symlink; flank reads only a flank.yml committed as a regular file "
-                "(commit the file itself in place of the link)")
+    expected = (
+        "flank.yml: is a symlink; flank reads only a flank.yml committed as a regular file "
+        "(commit the file itself in place of the link)"
+    )
     assert refusal(proc) == [expected]
     assert project.remote_sha() is None and project.current_sha() is None
     validate = run_flank("validate", cwd=project.wc)

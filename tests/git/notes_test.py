@@ -1,4 +1,5 @@
 """Git notes: the one-line run summary on refs/notes/flank, serialized across processes."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,17 @@ from flank_ops.run.records import RunRecord
 from flank_ops.site.layout import run_url
 from run.deployed import deploy
 
-RECORD = RunRecord.from_json({
-    "project": "myproj", "pipeline": "nightly", "run_id": 17, "status": "failed",
-    "started_at": "2026-11-24T02:00:00.000+00:00", "duration_s": 872.4,
-    "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
-})
+RECORD = RunRecord.from_json(
+    {
+        "project": "myproj",
+        "pipeline": "nightly",
+        "run_id": 17,
+        "status": "failed",
+        "started_at": "2026-11-24T02:00:00.000+00:00",
+        "duration_s": 872.4,
+        "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
+    }
+)
 
 
 def test_note_line_is_the_spec_summary() -> None:
@@ -30,23 +37,36 @@ def test_note_line_is_the_spec_summary() -> None:
     )
     # In the pipeline's zone, named: the note and the run page can never disagree silently.
     assert note_line(RECORD, page, timezone="Europe/Paris").startswith(
-        "flank nightly #17 failed 2026-11-24 03:00 CET (14m32s)")
+        "flank nightly #17 failed 2026-11-24 03:00 CET (14m32s)"
+    )
 
 
 def test_durations_read_like_a_clock() -> None:
     assert [format_duration(s) for s in (0.4, 59, 60, 872.4, 7500, 90000)] == [
-        "0.4s", "59s", "1m00s", "14m32s", "2h05m", "1d01h"]
+        "0.4s",
+        "59s",
+        "1m00s",
+        "14m32s",
+        "2h05m",
+        "1d01h",
+    ]
 
 
 def test_twenty_concurrent_writers_lose_no_line_and_a_clone_sees_them(tmp_path: Path, flank_home: Path) -> None:
     clone = deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
     sha = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
 
-    writer = ("import sys; from flank_ops.paths import Home; from flank_ops.git.notes import append_note; "
-              "append_note(Home().project('demo'), sys.argv[1], f'flank nightly #{sys.argv[2]} success')")
+    writer = (
+        "import sys; from flank_ops.paths import Home; from flank_ops.git.notes import append_note; "
+        "append_note(Home().project('demo'), sys.argv[1], f'flank nightly #{sys.argv[2]} success')"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    procs = [subprocess.Popen([sys.executable, "-c", writer, sha, str(i)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(20)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", writer, sha, str(i)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for i in range(20)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()
@@ -92,8 +112,11 @@ def test_fold_keeps_the_newest_three_runs_per_pipeline_and_counts_the_rest() -> 
     note = fold_note("\n".join(lines) + "\n", keep=3)
     assert note.splitlines() == [
         "flank nightly … and 5 earlier runs: 4 ok, 1 failed — http://vm:8083/demo/nightly/",
-        run_line("nightly", 6), run_line("nightly", 7), run_line("nightly", 8, "failed"),
-        run_line("hourly", 1), run_line("hourly", 2),
+        run_line("nightly", 6),
+        run_line("nightly", 7),
+        run_line("nightly", 8, "failed"),
+        run_line("hourly", 1),
+        run_line("hourly", 2),
     ]
     # Folding again adds to the counts of the fold line; lines flank did not write stay.
     again = fold_note("hand-written remark\n" + note + run_line("nightly", 9, "cancelled") + "\n", keep=3)
@@ -110,14 +133,23 @@ def test_a_year_of_runs_leaves_a_short_note_and_every_run_record(tmp_path: Path,
     (flank_home / "flank.toml").write_text('site_url = "http://vm.example:8083"\n')
     clone = deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
     sha = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
-    writer = ("import sys; from flank_ops.paths import Home; from flank_ops.git.notes import append_note; "
-              "[append_note(Home().project('demo'), sys.argv[1], "
-              "f'flank nightly #{i} {\"failed\" if i % 10 == 0 else \"success\"} 2026-01-01 02:00 UTC (1.0s)"
-              " — 1/1 ok — http://vm.example:8083/demo/nightly/{i}/') for i in range(int(sys.argv[2]), int(sys.argv[3]))]")
+    writer = (
+        "import sys; from flank_ops.paths import Home; from flank_ops.git.notes import append_note; "
+        "[append_note(Home().project('demo'), sys.argv[1], "
+        'f\'flank nightly #{i} {"failed" if i % 10 == 0 else "success"} 2026-01-01 02:00 UTC (1.0s)'
+        " — 1/1 ok — http://vm.example:8083/demo/nightly/{i}/') for i in range(int(sys.argv[2]), int(sys.argv[3]))]"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     # Four writers at once, 30 runs each, run ids 1000..1119 (the real runs below are #1, #2).
-    procs = [subprocess.Popen([sys.executable, "-c", writer, sha, str(1000 + 30 * k), str(1030 + 30 * k)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", writer, sha, str(1000 + 30 * k), str(1030 + 30 * k)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for k in range(4)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()
@@ -131,7 +163,9 @@ def test_a_year_of_runs_leaves_a_short_note_and_every_run_record(tmp_path: Path,
     # 120 written + 2 real runs = 122; the newest 3 in full (one writer's last line, then the two real runs).
     assert lines[0] == "flank nightly … and 119 earlier runs: 107 ok, 12 failed — http://vm.example:8083/demo/nightly/"
     assert len(lines) == 4
-    assert lines[2].startswith("flank nightly #1 success ") and lines[3].endswith("http://vm.example:8083/demo/nightly/2/")
+    assert lines[2].startswith("flank nightly #1 success ") and lines[3].endswith(
+        "http://vm.example:8083/demo/nightly/2/"
+    )
     # Nothing is lost from the run records: both real runs are in the pipeline's history.
     history = (flank_home / "demo" / "runs" / "nightly" / "history.jsonl").read_text().splitlines()
     assert [json.loads(h)["run_id"] for h in history] == [1, 2]

@@ -2,6 +2,7 @@
 
 Shared by the tests of flank_ops/git (real hooks, real `git push` into a real bare repo).
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,13 @@ class Project(NamedTuple):
         return proc.stdout.strip() or None
 
 
-def new_project(tmp_path: Path, files: dict[str, str] | None = None, name: str = "proj",
-                init_args: tuple[str, ...] = (), message: str = "first") -> Project:
+def new_project(
+    tmp_path: Path,
+    files: dict[str, str] | None = None,
+    name: str = "proj",
+    init_args: tuple[str, ...] = (),
+    message: str = "first",
+) -> Project:
     home = Path(os.environ["FLANK_HOME"])
     run_flank("init", name, *init_args, check=True)
     bare = home / f"{name}.git"
@@ -76,8 +82,14 @@ def push(project: Project, *args: str, env: dict[str, str] | None = None) -> sub
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
     if env:
         full_env.update(env)
-    return subprocess.run(["git", "push", "flank", *(args or ("main",))], cwd=project.wc, env=full_env,
-                          text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(
+        ["git", "push", "flank", *(args or ("main",))],
+        cwd=project.wc,
+        env=full_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def flank_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
@@ -85,7 +97,7 @@ def flank_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
     out = []
     for line in proc.stderr.splitlines():
         if line.startswith("remote: "):
-            out.append(line[len("remote: "):].rstrip())
+            out.append(line[len("remote: ") :].rstrip())
     return out
 
 

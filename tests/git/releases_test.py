@@ -1,5 +1,6 @@
 """Old releases are pruned on deploy: the last 5, the current one and any a live run uses stay;
 persisted data is never touched."""
+
 from __future__ import annotations
 
 import os
@@ -35,14 +36,20 @@ def test_deploy_keeps_the_last_five_and_releases_in_use_and_never_the_data(tmp_p
     paths = Home(project.home).project(project.name)
     run_dir = paths.run_dir("nightly", 1)
     run_dir.mkdir(parents=True)
-    write_record(run_dir, RunRecord(project.name, "nightly", 1, release=str(project.dir / "releases" / olds[-1]),
-                                    runner=runner_identity()))
+    write_record(
+        run_dir,
+        RunRecord(
+            project.name, "nightly", 1, release=str(project.dir / "releases" / olds[-1]), runner=runner_identity()
+        ),
+    )
     # A run whose runner died does not hold its release.
     dead_dir = paths.run_dir("nightly", 2)
     dead_dir.mkdir(parents=True)
     dead_runner = {**runner_identity(), "pid_start": -1}
-    write_record(dead_dir, RunRecord(project.name, "nightly", 2, release=str(project.dir / "releases" / olds[-2]),
-                                     runner=dead_runner))
+    write_record(
+        dead_dir,
+        RunRecord(project.name, "nightly", 2, release=str(project.dir / "releases" / olds[-2]), runner=dead_runner),
+    )
 
     proc = push(project)
 

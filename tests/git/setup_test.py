@@ -1,4 +1,5 @@
 """issue 13: `setup:` at deploy, through real pushes into real hooks (venv + PyPI, R CMD INSTALL)."""
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,10 @@ def test_a_venv_setup_runs_once_per_key_and_its_venv_is_carried_over(tmp_path: P
 
     assert second.returncode == 0, second.stderr
     assert [line for line in setup_lines(second) if "$ python3" in line] == []
-    assert any(line.startswith(f"setup: reused (key unchanged since {built_by[:7]}: requirements.txt")
-               for line in setup_lines(second)), second.stderr
+    assert any(
+        line.startswith(f"setup: reused (key unchanged since {built_by[:7]}: requirements.txt")
+        for line in setup_lines(second)
+    ), second.stderr
     assert os.path.islink(project.current / ".venv")
     assert run_task(project) == "six"
     assert project.deploys()[-1]["setup"]["status"] == "reused"
@@ -71,8 +74,10 @@ def test_a_venv_setup_runs_once_per_key_and_its_venv_is_carried_over(tmp_path: P
 def test_an_r_setup_installs_a_local_package_into_a_library_an_rscript_task_uses(tmp_path: Path) -> None:
     if shutil.which("R") is None:
         pytest.skip("R is not installed")
-    project = new_project(tmp_path, {
-        "flank.yml": """\
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": """\
             setup:
               run: mkdir -p rlib && R CMD INSTALL --no-test-load -l rlib hellopkg
               key: [hellopkg]
@@ -82,7 +87,7 @@ def test_an_r_setup_installs_a_local_package_into_a_library_an_rscript_task_uses
                 tasks:
                   use: Rscript -e 'library(hellopkg, lib.loc = "rlib"); cat(hello(), file = "data/out.txt")'
             """,
-        "hellopkg/DESCRIPTION": """\
+            "hellopkg/DESCRIPTION": """\
             Package: hellopkg
             Version: 0.1
             Title: Hello
@@ -91,9 +96,10 @@ def test_an_r_setup_installs_a_local_package_into_a_library_an_rscript_task_uses
             Author: Ada
             Maintainer: Ada <ada@example.org>
             """,
-        "hellopkg/NAMESPACE": "export(hello)\n",
-        "hellopkg/R/hello.R": "hello <- function() \"hello from R\"\n",
-    })
+            "hellopkg/NAMESPACE": "export(hello)\n",
+            "hellopkg/R/hello.R": 'hello <- function() "hello from R"\n',
+        },
+    )
 
     first = push(project)
 
@@ -110,7 +116,7 @@ def test_an_r_setup_installs_a_local_package_into_a_library_an_rscript_task_uses
     assert run_task(project) == "hello from R"
 
     # Changing the package (the key) builds again.
-    write_files(project.wc, {"hellopkg/R/hello.R": "hello <- function() \"hello again\"\n"})
+    write_files(project.wc, {"hellopkg/R/hello.R": 'hello <- function() "hello again"\n'})
     commit_all(project.wc, "third")
     third = push(project)
     assert any("DONE (hellopkg)" in line for line in setup_lines(third)), third.stderr
@@ -131,9 +137,13 @@ pipelines:
 
 
 def shell_project(tmp_path: Path, run: str, timeout: str = "10m") -> Project:
-    return new_project(tmp_path, {
-        "flank.yml": SHELL_SETUP_YML.format(run=run, timeout=timeout), "deps.txt": "v1\n",
-    })
+    return new_project(
+        tmp_path,
+        {
+            "flank.yml": SHELL_SETUP_YML.format(run=run, timeout=timeout),
+            "deps.txt": "v1\n",
+        },
+    )
 
 
 def test_a_failing_setup_keeps_the_previous_release_current_with_its_output_in_the_push(tmp_path: Path) -> None:
@@ -173,8 +183,10 @@ def test_push_options_skip_and_force_setup_and_a_wrong_one_is_refused(tmp_path: 
     commit_all(project.wc, "new key")
     skipped = push(project, "-o", "setup=skip", "main")
     assert skipped.returncode == 0, skipped.stderr
-    assert any(line.startswith("setup: skipped (-o setup=skip); the release uses the environment of")
-               for line in setup_lines(skipped))
+    assert any(
+        line.startswith("setup: skipped (-o setup=skip); the release uses the environment of")
+        for line in setup_lines(skipped)
+    )
     assert project.current_sha() == head(project.wc)
     assert run_task(project) == rebuilt, skipped.stderr
     assert project.deploys()[-1]["setup"]["status"] == "skipped"
@@ -191,8 +203,10 @@ def test_a_hanging_setup_is_killed_with_its_process_tree_at_its_timeout(tmp_path
 
     proc = push(project)
 
-    assert "flank: deploy failed: setup timed out after 2.0s (its processes were killed) — " \
+    assert (
+        "flank: deploy failed: setup timed out after 2.0s (its processes were killed) — "
         f"{head(project.wc)[:7]} is not deployed, nothing is deployed yet" in flank_lines(proc)
+    )
     child = int((project.dir / "persist" / "data" / "child").read_text())
     wait_for(lambda: process_gone(child), "the background child of setup to be gone", timeout=10)
     assert project.current_sha() is None
@@ -213,8 +227,9 @@ def test_megabytes_of_output_show_a_bounded_tail_and_the_full_log_is_kept(tmp_pa
 
 
 def test_setup_has_no_stdin_and_its_output_masks_secrets(tmp_path: Path) -> None:
-    project = shell_project(tmp_path, "'read answer || echo no input; echo token=$API_TOKEN; "
-                                      "mkdir -p built && echo ok > built/stamp'")
+    project = shell_project(
+        tmp_path, "'read answer || echo no input; echo token=$API_TOKEN; mkdir -p built && echo ok > built/stamp'"
+    )
     run_flank("secrets", "set", "proj", "API_TOKEN", input="s3cr3t-value", check=True)
 
     proc = push(project)
@@ -236,24 +251,32 @@ def test_setup_has_no_stdin_and_its_output_masks_secrets(tmp_path: Path) -> None
 
 def pushes_page(project: Project, text: str) -> str:
     page = project.home / "site" / project.name / "deploys.html"
-    return wait_for(lambda: page.exists() and text in page.read_text() and page.read_text(),
-                    f"the Pushes page to show {text!r}")
+    return wait_for(
+        lambda: page.exists() and text in page.read_text() and page.read_text(), f"the Pushes page to show {text!r}"
+    )
 
 
 def test_the_renv_hint_names_the_setup_to_add(tmp_path: Path) -> None:
-    project = new_project(tmp_path, {
-        "flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n", "renv.lock": "{}\n",
-    })
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n",
+            "renv.lock": "{}\n",
+        },
+    )
     proc = push(project)
-    assert ("flank: hint: renv.lock is in the repo but flank.yml has no setup:, so its packages are not installed "
-            "on deploy; add: setup: {run: \"Rscript -e 'renv::restore(prompt = FALSE)'\", key: [renv.lock]}"
-            in flank_lines(proc))
+    assert (
+        "flank: hint: renv.lock is in the repo but flank.yml has no setup:, so its packages are not installed "
+        "on deploy; add: setup: {run: \"Rscript -e 'renv::restore(prompt = FALSE)'\", key: [renv.lock]}"
+        in flank_lines(proc)
+    )
 
 
 def test_an_older_push_whose_setup_is_still_running_never_switches_current_after_a_newer_one(tmp_path: Path) -> None:
-    gate = "while [ ! -e \"$FLANK_PERSIST_DATA/open\" ]; do sleep 0.05; done"
-    project = shell_project(tmp_path, f"'touch \"$FLANK_PERSIST_DATA/waiting\"; {gate}; "
-                                      "mkdir -p built && cat deps.txt > built/stamp'")
+    gate = 'while [ ! -e "$FLANK_PERSIST_DATA/open" ]; do sleep 0.05; done'
+    project = shell_project(
+        tmp_path, f"'touch \"$FLANK_PERSIST_DATA/waiting\"; {gate}; mkdir -p built && cat deps.txt > built/stamp'"
+    )
     data = project.dir / "persist" / "data"
     older_sha = head(project.wc)
     older = start_push(project)
@@ -277,18 +300,27 @@ def test_an_older_push_whose_setup_is_still_running_never_switches_current_after
 
 def start_push(project: Project, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
-    return subprocess.Popen(["git", "push", "flank", *(args or ("main",))], cwd=project.wc, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        ["git", "push", "flank", *(args or ("main",))],
+        cwd=project.wc,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_load(tmp_path: Path) -> None:
     if shutil.which("Rscript") is None:
         pytest.skip("R is not installed")
-    project = new_project(tmp_path, {
-        "flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n",
-        "renv.lock": '{"R": {"Version": "4.2.0"}, "Packages": {"stats": {"Package": "stats"}, '
-                     '"notapkg": {"Package": "notapkg"}}}\n',
-    })
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo a\n",
+            "renv.lock": '{"R": {"Version": "4.2.0"}, "Packages": {"stats": {"Package": "stats"}, '
+            '"notapkg": {"Package": "notapkg"}}}\n',
+        },
+    )
     assert push(project).returncode == 0
 
     out = run_flank("doctor", "--no-cron").stdout
@@ -296,8 +328,7 @@ def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_l
     lines = out.splitlines()
     assert any(line.startswith("OK    R: Rscript (R) version") for line in lines), out
     assert any(line.startswith("OK    Python: Python 3") for line in lines), out
-    assert (f"FAIL  proj renv.lock: Rscript cannot load 1 of 2 packages in {head(project.wc)[:7]}: notapkg"
-            in lines), out
+    assert f"FAIL  proj renv.lock: Rscript cannot load 1 of 2 packages in {head(project.wc)[:7]}: notapkg" in lines, out
 
 
 def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_path: Path, flank_home: Path) -> None:
@@ -305,8 +336,11 @@ def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_pat
 
     mount_small_tmpfs(flank_home, size="8m")
     try:
-        project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && "
-                                          "if grep -q big deps.txt; then head -c 20000000 /dev/zero > built/big; fi'")
+        project = shell_project(
+            tmp_path,
+            "'mkdir -p built && cat deps.txt > built/stamp && "
+            "if grep -q big deps.txt; then head -c 20000000 /dev/zero > built/big; fi'",
+        )
         assert push(project).returncode == 0
         first = head(project.wc)
         write_files(project.wc, {"deps.txt": "big\n"})
@@ -316,8 +350,9 @@ def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_pat
 
         lines = flank_lines(proc)
         assert any("No space left on device" in line for line in setup_lines(proc)), proc.stderr
-        assert f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" \
-            in lines, proc.stderr
+        assert (
+            f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" in lines
+        ), proc.stderr
         assert "Traceback" not in proc.stderr
         assert project.current_sha() == first
         assert run_task(project) == "v1"
@@ -327,22 +362,26 @@ def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_pat
 
 
 def test_a_setup_that_exits_0_without_making_anything_is_named_and_the_task_says_what_is_missing(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     project = shell_project(tmp_path, "'echo installed, supposedly'")
 
     proc = push(project)
 
     assert proc.returncode == 0, proc.stderr
-    assert ("setup: warning: setup exited 0 but created no files in the release, so nothing is carried over to "
-            "later releases; if it installs into a library folder, check that the folder is inside the repo"
-            in setup_lines(proc))
+    assert (
+        "setup: warning: setup exited 0 but created no files in the release, so nothing is carried over to "
+        "later releases; if it installs into a library folder, check that the folder is inside the repo"
+        in setup_lines(proc)
+    )
     assert project.current_sha() == head(project.wc)
     assert run_flank("run", "proj", "nightly").returncode != 0  # cat built/stamp: no such file
 
 
 def test_a_setup_that_closes_its_output_early_is_waited_for_not_killed(tmp_path: Path) -> None:
-    project = shell_project(tmp_path, "'echo quiet from now on; exec >/dev/null 2>&1; sleep 1; "
-                                      "mkdir -p built && echo late > built/stamp'")
+    project = shell_project(
+        tmp_path, "'echo quiet from now on; exec >/dev/null 2>&1; sleep 1; mkdir -p built && echo late > built/stamp'"
+    )
 
     proc = push(project)
 

@@ -1,4 +1,5 @@
 """Tests wait on conditions, never on fixed sleeps: poll with a deadline."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Notifications after a run, delivered to real servers on 127.0.0.1 (HTTP webhook, SMTP with STARTTLS+AUTH)."""
+
 from __future__ import annotations
 
 import sys
@@ -29,8 +30,9 @@ def webhook_toml(url: str, timeout: float = 5) -> str:
 
 def test_failure_posts_a_slack_message_with_the_log_tail_masked(capsys) -> None:
     with http_recorder() as hook:
-        paths = make_project(flank_yml=FAILURE_AND_RECOVERY,
-                             settings_toml=webhook_toml(hook.url + "/services/T000/B000/XXXX"))
+        paths = make_project(
+            flank_yml=FAILURE_AND_RECOVERY, settings_toml=webhook_toml(hook.url + "/services/T000/B000/XXXX")
+        )
         set_secret(paths, "DB_PASSWORD", "hunter2")
         log = "".join(f"step {i}\n" for i in range(1, 31)) + "\x1b[31mError\x1b[0m: could not log in with hunter2\n"
         record = finished_run(paths, logs={"extract": "ok\n", "model": log})
@@ -55,7 +57,8 @@ def test_failure_posts_a_slack_message_with_the_log_tail_masked(capsys) -> None:
 
 def test_email_over_starttls_with_login_from_a_project_secret(tmp_path: Path) -> None:
     with smtp_server(tmp_path) as smtp:
-        paths = make_project(settings_toml=f"""\
+        paths = make_project(
+            settings_toml=f"""\
             site_url = "http://vm.example:8083/"
             [notify.email]
             host = "{smtp.host}"
@@ -66,7 +69,8 @@ def test_email_over_starttls_with_login_from_a_project_secret(tmp_path: Path) ->
             from = "flank@vm.example"
             to = ["ada@example.org", "ops@example.org"]
             timeout = 5
-            """)
+            """
+        )
         set_secret(paths, "TEST_SMTP_PASSWORD", "s3cret")  # not in flank.toml
         record = finished_run(paths)
 
@@ -86,8 +90,9 @@ def test_email_over_starttls_with_login_from_a_project_secret(tmp_path: Path) ->
 
 def test_success_notifies_nobody_when_only_failures_are_asked_for() -> None:
     with http_recorder() as hook:
-        paths = make_project(flank_yml=FAILURE_AND_RECOVERY.replace("failure, recovery", "failure"),
-                             settings_toml=webhook_toml(hook.url))
+        paths = make_project(
+            flank_yml=FAILURE_AND_RECOVERY.replace("failure, recovery", "failure"), settings_toml=webhook_toml(hook.url)
+        )
         record = finished_run(paths, status="success")
         assert notify_and_ping(paths, record) is None
         assert hook.requests == []
@@ -109,14 +114,16 @@ def test_recovery_is_the_first_success_after_failures() -> None:
 
 def test_notify_success_also_covers_recoveries() -> None:
     with http_recorder() as hook:
-        paths = make_project(flank_yml=FAILURE_AND_RECOVERY.replace("failure, recovery", "success"),
-                             settings_toml=webhook_toml(hook.url))
+        paths = make_project(
+            flank_yml=FAILURE_AND_RECOVERY.replace("failure, recovery", "success"), settings_toml=webhook_toml(hook.url)
+        )
         assert notify_and_ping(paths, finished_run(paths)) is None
         assert notify_and_ping(paths, finished_run(paths, status="success")) == "notify recovery: webhook sent"
         assert notify_and_ping(paths, finished_run(paths, status="success")) == "notify success: webhook sent"
 
 
 # --- outages: named in the status line, never raised ---------------------------
+
 
 def test_webhook_server_down(capsys) -> None:
     with refused_port() as port:
@@ -164,22 +171,26 @@ def test_email_bad_password_and_missing_password(tmp_path: Path, monkeypatch: py
         line = notify_and_ping(paths, finished_run(paths))
         # both channels are tried; each failure is named
         assert line.startswith("notify failure: webhook failed (cannot connect to http://127.0.0.1:1")
-        assert (f"email failed (SMTP login as flank refused by {smtp.host}:{smtp.port} (535); "
-                "check the username and password)") in line
+        assert (
+            f"email failed (SMTP login as flank refused by {smtp.host}:{smtp.port} (535); "
+            "check the username and password)"
+        ) in line
         assert smtp.messages == []
 
 
 def test_email_untrusted_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
     with smtp_server(tmp_path) as smtp:
-        paths = make_project(settings_toml=f"""\
+        paths = make_project(
+            settings_toml=f"""\
             [notify.email]
             host = "{smtp.host}"
             port = {smtp.port}
             username = "flank"
             password_env = "TEST_SMTP_PASSWORD"
             to = "ada@example.org"
-            """)
+            """
+        )
         line = notify_and_ping(paths, finished_run(paths))
     assert f"email failed (TLS certificate of {smtp.host}:{smtp.port} not trusted" in line
     assert "set ca_file" in line
@@ -195,7 +206,9 @@ def test_email_server_down() -> None:
 def test_bad_settings_are_a_status_line() -> None:
     paths = make_project(settings_toml='[notify.webhook]\nurl = "hooks.slack.com/x"\n')
     line = notify_and_ping(paths, finished_run(paths))
-    assert line == "notify failure: webhook failed (flank.toml: [notify.webhook] url must be an http:// or https:// URL)"
+    assert (
+        line == "notify failure: webhook failed (flank.toml: [notify.webhook] url must be an http:// or https:// URL)"
+    )
 
 
 def test_nothing_configured() -> None:
@@ -211,7 +224,7 @@ def test_slack_markup_from_a_commit_or_a_log_is_escaped_for_the_webhook_only() -
         record.commit["message"] = "fix <!here> see <http://evil.example|the docs> & more"
         assert notify_and_ping(paths, record) == "notify failure: webhook sent"
     text = hook.requests[0].json()["text"]
-    assert 'fix &lt;!here&gt; see &lt;http://evil.example|the docs&gt; &amp; more' in text
+    assert "fix &lt;!here&gt; see &lt;http://evil.example|the docs&gt; &amp; more" in text
     assert "Error: a &lt; b &amp;&amp; c &gt; d &lt;@U024BE7LH&gt;" in text
     assert "<!here>" not in text and "<http://evil.example" not in text and "<@U024BE7LH>" not in text
     assert "<http://vm.example:8083/demo/nightly/1/|run page>" in text  # flank's own link stays a link

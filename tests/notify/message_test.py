@@ -1,4 +1,5 @@
 """The notification text: log tails read from the end of big logs, cleaned and masked."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,10 +37,20 @@ def test_the_start_time_is_in_the_pipelines_zone_and_names_it(tmp_path: Path, mo
     paths = ProjectPaths.for_local(tmp_path)
     from flank_ops.run.records import RunRecord
 
-    record = RunRecord.from_json({
-        "project": "demo", "pipeline": "nightly", "run_id": 7, "status": "failed", "trigger": "schedule",
-        "started_at": "2026-11-26T11:45:00.000+00:00", "duration_s": 872.4, "timezone": "Europe/Copenhagen",
-        "tasks": {}, "summary": "0/1 ok"})
+    record = RunRecord.from_json(
+        {
+            "project": "demo",
+            "pipeline": "nightly",
+            "run_id": 7,
+            "status": "failed",
+            "trigger": "schedule",
+            "started_at": "2026-11-26T11:45:00.000+00:00",
+            "duration_s": 872.4,
+            "timezone": "Europe/Copenhagen",
+            "tasks": {},
+            "summary": "0/1 ok",
+        }
+    )
     text = build_message(paths, record, "failure", "http://vm.example:8083/").as_text()
     assert "trigger: schedule, started Thu 26 Nov 2026 12:45 CET, took 14m32s" in text
     import time

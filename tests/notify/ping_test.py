@@ -1,4 +1,5 @@
 """Dead-man's switch pings to a real HTTP server: /start, success, /fail, and outages."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,8 @@ from flank_ops.notify import ping  # noqa: E402
 
 
 def pinged_project(ping_url: str, notify: str = "[failure]", settings_toml: str | None = None):
-    return make_project(flank_yml=f"""\
+    return make_project(
+        flank_yml=f"""\
         pipelines:
           nightly:
             ping_url: {ping_url}
@@ -23,7 +25,9 @@ def pinged_project(ping_url: str, notify: str = "[failure]", settings_toml: str 
             tasks:
               extract: Rscript R/extract.R
               model: {{run: Rscript R/model.R, needs: [extract]}}
-        """, settings_toml=settings_toml)
+        """,
+        settings_toml=settings_toml,
+    )
 
 
 def test_start_success_and_fail_pings() -> None:
@@ -37,8 +41,12 @@ def test_start_success_and_fail_pings() -> None:
         assert notify_and_ping(paths, ok) == "ping sent"
         requests = [(r.method, r.path) for r in hc.requests]
         bodies = [r.body.decode() for r in hc.requests]
-    assert requests == [("POST", "/ping/8f2e-uuid/start"), ("POST", "/ping/8f2e-uuid/fail"),
-                        ("POST", "/ping/8f2e-uuid/start"), ("POST", "/ping/8f2e-uuid")]
+    assert requests == [
+        ("POST", "/ping/8f2e-uuid/start"),
+        ("POST", "/ping/8f2e-uuid/fail"),
+        ("POST", "/ping/8f2e-uuid/start"),
+        ("POST", "/ping/8f2e-uuid"),
+    ]
     assert bodies[0] == "demo nightly #1 started\n"
     # the service keeps the body: the summary and the run page are there when the alert comes
     assert "demo nightly #1 failed — 1/2 ok; model failed (exit 1, 3 attempts)" in bodies[1]
@@ -100,13 +108,16 @@ def test_a_hanging_start_ping_never_delays_the_first_task(tmp_path: Path) -> Non
 
     marker = tmp_path / "task-started"
     with http_recorder(hang=True) as monitor:
-        deploy(tmp_path, f"""\
+        deploy(
+            tmp_path,
+            f"""\
             pipelines:
               nightly:
                 ping_url: {monitor.url}/ping/uuid
                 tasks:
                   first: touch {marker}
-            """)
+            """,
+        )
         Path(os.environ["FLANK_HOME"], "flank.toml").write_text("[ping]\ntimeout = 600\n")
         proc = start_flank("run", "demo", "nightly")
         try:

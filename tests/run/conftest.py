@@ -1,4 +1,5 @@
 """Fixtures shared by the launcher, Makefile and runner tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,12 +25,14 @@ def small_disk(flank_home: Path):
     import subprocess
 
     flank_home.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(flank_home)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(flank_home)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         yield flank_home
     finally:
         subprocess.run(["umount", "-l", str(flank_home)])
-

@@ -2,6 +2,7 @@
 
 Shared by the runner's tests (tests/run, tests/commands, tests/git).
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,14 @@ def start_flank(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
     """The real CLI in the background (for runs we interrupt or overlap)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-m", "flank_ops", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flank_ops", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def task_status(run_id: int, task: str, pipeline: str = "nightly") -> str | None:

@@ -2,6 +2,7 @@
 
 Every test runs FLANK_HOME on a real 4 MB tmpfs (tests/run/conftest.py `small_disk`).
 """
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,11 @@ from pathlib import Path
 from helpers.cli import run_flank
 from run.deployed import deploy, history, leave_free, record, runs_dir
 
-TWO_TASKS = ("pipelines:\n  nightly:\n    tasks:\n"
-             "      first: echo first\n"
-             "      second:\n        run: echo second\n        needs: [first]\n")
+TWO_TASKS = (
+    "pipelines:\n  nightly:\n    tasks:\n"
+    "      first: echo first\n"
+    "      second:\n        run: echo second\n        needs: [first]\n"
+)
 
 
 def _run_folders() -> list[Path]:
@@ -25,9 +28,11 @@ def _assert_no_leftovers(run_dir: Path) -> None:
 
 
 def test_a_run_that_fills_the_disk_is_recorded_failed_disk_full(tmp_path: Path, small_disk: Path) -> None:
-    yml = ("pipelines:\n  nightly:\n    tasks:\n"
-           "      big: head -c 20000000 /dev/zero | tr '\\0' x\n"
-           "      after:\n        run: echo after\n        needs: [big]\n")
+    yml = (
+        "pipelines:\n  nightly:\n    tasks:\n"
+        "      big: head -c 20000000 /dev/zero | tr '\\0' x\n"
+        "      after:\n        run: echo after\n        needs: [big]\n"
+    )
     deploy(tmp_path, yml)
     proc = run_flank("run", "demo", "nightly")
     assert proc.returncode == 1

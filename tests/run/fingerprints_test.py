@@ -1,4 +1,5 @@
 """The content hash cache and the fingerprint rules (issue 12), on real files."""
+
 from __future__ import annotations
 
 import os
@@ -72,7 +73,8 @@ def test_scripts_named_in_the_command_count_as_inputs(tmp_path: Path) -> None:
     (tmp_path / "R").mkdir()
     (tmp_path / "R" / "model.R").write_text("1")
     (tmp_path / "lib.sh").write_text("true")
-    found = fpr.command_scripts("source lib.sh && Rscript R/model.R --seed=3 missing.R | tee -a log.txt",
-                                None, str(tmp_path))
+    found = fpr.command_scripts(
+        "source lib.sh && Rscript R/model.R --seed=3 missing.R | tee -a log.txt", None, str(tmp_path)
+    )
     assert found == ["lib.sh", "R/model.R"]
     assert fpr.command_scripts("Rscript model.R", "R", str(tmp_path)) == ["R/model.R"]

@@ -1,4 +1,5 @@
 """Incremental runs (issue 12): real pushes, real make, tasks skipped when nothing they depend on changed."""
+
 from __future__ import annotations
 
 import json
@@ -68,19 +69,20 @@ def test_second_run_of_an_unchanged_pipeline_executes_nothing(tmp_path: Path) ->
         assert f"  {name:<20} up_to_date" in out
     assert not list((runs_dir() / "2" / "logs").glob("*.log"))  # nothing was started
     # the fingerprints are plain files a person can read, outside releases and runs
-    state = json.loads((Path(os.environ["FLANK_HOME"]) / "demo" / "fingerprints" / "nightly" / "model.json")
-                       .read_text())
+    state = json.loads(
+        (Path(os.environ["FLANK_HOME"]) / "demo" / "fingerprints" / "nightly" / "model.json").read_text()
+    )
     assert state["run_id"] == 1 and "data/model.txt" in state["outputs"] and "clean" in state["upstream"]
 
 
 def test_a_changed_input_reruns_that_task_and_its_dependents_only(tmp_path: Path) -> None:
     clone = deploy(tmp_path, PIPELINE, FILES)
     run_ok()
-    push(clone, {"scripts/model.sh": "wc -l < data/clean.txt > data/model.txt; echo v2 >> data/model.txt\n"},
-         "model v2")
+    push(
+        clone, {"scripts/model.sh": "wc -l < data/clean.txt > data/model.txt; echo v2 >> data/model.txt\n"}, "model v2"
+    )
     out = run_ok()
-    assert statuses(2) == {"clean": "up_to_date", "model": "success", "regions": "up_to_date",
-                           "report": "success"}
+    assert statuses(2) == {"clean": "up_to_date", "model": "success", "regions": "up_to_date", "report": "success"}
     assert reasons(2)["model"] == "ran: scripts/model.sh changed"
     assert reasons(2)["report"] == "ran: upstream model changed data/model.txt"
     assert "success" in out and "— ran: scripts/model.sh changed" in out
@@ -92,15 +94,12 @@ def test_early_cut_off_a_rerun_with_identical_output_skips_dependents(tmp_path: 
     # another duplicate line: clean runs again, but `sort -u` writes the same bytes
     push(clone, {"raw.txt": "b\na\nb\na\n"}, "more raw data")
     run_ok()
-    assert statuses(2) == {"clean": "success", "model": "up_to_date", "regions": "up_to_date",
-                           "report": "up_to_date"}
+    assert statuses(2) == {"clean": "success", "model": "up_to_date", "regions": "up_to_date", "report": "up_to_date"}
     assert reasons(2)["clean"] == "ran: raw.txt changed"
     # a comment in one script: that task runs; its output is the same, so nothing after it does
-    push(clone, {"scripts/regions.sh": "# regions, counted\ngrep -c a data/clean.txt > data/regions.txt\n"},
-         "comment")
+    push(clone, {"scripts/regions.sh": "# regions, counted\ngrep -c a data/clean.txt > data/regions.txt\n"}, "comment")
     run_ok()
-    assert statuses(3) == {"clean": "up_to_date", "model": "up_to_date", "regions": "success",
-                           "report": "up_to_date"}
+    assert statuses(3) == {"clean": "up_to_date", "model": "up_to_date", "regions": "success", "report": "up_to_date"}
     # a deploy that changes only a script no task uses: nothing runs
     push(clone, {"scripts/notes.sh": "# someday\n"}, "unrelated")
     run_ok()
@@ -115,8 +114,7 @@ def test_force_and_force_task_and_from(tmp_path: Path) -> None:
     assert reasons(2) == dict.fromkeys(ALL, "ran: forced")
     run_ok("--force-task", "model")
     # model ran; it wrote the same output, so report (which needs it) stayed up to date
-    assert statuses(3) == {"clean": "up_to_date", "model": "success", "regions": "up_to_date",
-                           "report": "up_to_date"}
+    assert statuses(3) == {"clean": "up_to_date", "model": "success", "regions": "up_to_date", "report": "up_to_date"}
     run_ok("--from", "model")
     assert statuses(4) == {"clean": "skipped", "model": "success", "regions": "skipped", "report": "success"}
     assert reasons(4)["report"] == "ran: forced"
@@ -181,16 +179,16 @@ def test_plan_says_what_the_next_run_does(tmp_path: Path) -> None:
     run_ok()
     proc = run_flank("plan", "demo", "nightly")
     assert "nothing to run: all 4 tasks are up to date" in proc.stdout
-    push(clone, {"scripts/model.sh": "wc -l < data/clean.txt > data/model.txt; echo v2 >> data/model.txt\n"},
-         "model v2")
+    push(
+        clone, {"scripts/model.sh": "wc -l < data/clean.txt > data/model.txt; echo v2 >> data/model.txt\n"}, "model v2"
+    )
     proc = run_flank("plan", "demo", "nightly")
     lines = proc.stdout
     assert "model                runs — ran: scripts/model.sh changed" in lines
     assert "clean                up_to_date" in lines and "regions              up_to_date" in lines
     assert "report               runs if an upstream's outputs change (decided when model has run)" in lines
     run_ok()
-    assert statuses(2) == {"clean": "up_to_date", "model": "success", "regions": "up_to_date",
-                           "report": "success"}
+    assert statuses(2) == {"clean": "up_to_date", "model": "success", "regions": "up_to_date", "report": "success"}
     assert not list(runs_dir().glob("3"))  # plan ran nothing
 
 
@@ -199,14 +197,15 @@ def test_the_run_page_shows_up_to_date_tasks_and_every_reason(tmp_path: Path) ->
 
     clone = deploy(tmp_path, PIPELINE, FILES)
     run_ok()
-    push(clone, {"scripts/model.sh": "wc -l < data/clean.txt > data/model.txt; echo v2 >> data/model.txt\n"},
-         "model v2")
+    push(
+        clone, {"scripts/model.sh": "wc -l < data/clean.txt > data/model.txt; echo v2 >> data/model.txt\n"}, "model v2"
+    )
     run_ok()
     page = (Path(os.environ["FLANK_HOME"]) / "site" / layout.url_run("demo", "nightly", 2)).read_text()
     # the task graph: up-to-date tasks have their own class (colour) and icon
     assert 'class="node s-up_to_date"' in page and "≡" in page
-    why = page[page.index('<ul class="reasons">'):]
-    why = why[:why.index("</ul>")]
+    why = page[page.index('<ul class="reasons">') :]
+    why = why[: why.index("</ul>")]
     assert "<strong>model</strong>" in why and "scripts/model.sh changed" in why
     assert "<strong>report</strong>" in why and "upstream model changed data/model.txt" in why
     assert "<strong>clean</strong>" in why and "up to date: nothing it depends on changed" in why

@@ -1,4 +1,5 @@
 """Runs started by a push: on_push pipelines and `git push -o run=PIPELINE`, fully detached."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,7 @@ from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, task
 
 
 def test_on_push_run_is_detached_so_the_push_does_not_wait(tmp_path: Path) -> None:
-    yml = (f"persist: [gate]\npipelines:\n  nightly:\n    on_push: true\n"
-           f"    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
+    yml = f"persist: [gate]\npipelines:\n  nightly:\n    on_push: true\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)  # the push returns although `hold` waits for the gate
     wait_for(lambda: task_status(1, "hold") == "running", "the on_push run to start")
     assert record(1)["trigger"] == "push" and record(1)["status"] == "running"

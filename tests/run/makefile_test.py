@@ -1,4 +1,5 @@
 """Generated Makefiles, run by real GNU make with both task launchers."""
+
 from __future__ import annotations
 
 import json
@@ -49,12 +50,14 @@ def task(name: str, run: str, *needs: str, **fields) -> Task:
 
 
 def make(mk: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-k", "-f", str(mk), *args], cwd=cwd, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(
+        ["make", "-k", "-f", str(mk), *args], cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
-def run_plan(run_dir: Path, p: Pipeline, release: Path, jobs: int = 2,
-             targets: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_plan(
+    run_dir: Path, p: Pipeline, release: Path, jobs: int = 2, targets: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     mk = makefile.write_run_plan(run_dir, p, Config(pipelines={p.name: p}), release)
     argv = makefile.make_command(mk, run_dir, jobs, targets or [])
     return subprocess.run(argv, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -65,6 +68,7 @@ def results(run_dir: Path) -> dict[str, dict]:
 
 
 # --- what the Makefile looks like ------------------------------------------------------
+
 
 def test_makefile_is_readable_and_lists_the_dag(impl: str, paths: ProjectPaths, release: Path) -> None:
     config = load_config(
@@ -82,8 +86,10 @@ def test_makefile_is_readable_and_lists_the_dag(impl: str, paths: ProjectPaths, 
     assert f"make -k -j 2 -f {paths.makefile('nightly')}" in text
     assert ".PHONY: all extract transform model report" in text
     assert "\nall: extract transform model report\n" in text
-    assert "# model: Rscript R/model.R\n#   (dir R, retries 2 (first after 10s, doubling), timeout 7200s)\n" \
-           "model: transform\n\t@$(FLANK_LAUNCHER) $(FLANK_SPECS)/model.spec $(RUN_DIR)\n" in text
+    assert (
+        "# model: Rscript R/model.R\n#   (dir R, retries 2 (first after 10s, doubling), timeout 7200s)\n"
+        "model: transform\n\t@$(FLANK_LAUNCHER) $(FLANK_SPECS)/model.spec $(RUN_DIR)\n" in text
+    )
     assert "\nreport: model extract\n" in text
     assert f"RUN_DIR = {paths.runs_dir('nightly') / 'by-hand'}\n" in text
     specs = sorted(p.name for p in paths.task_specs_dir("nightly").iterdir())
@@ -92,9 +98,11 @@ def test_makefile_is_readable_and_lists_the_dag(impl: str, paths: ProjectPaths, 
 
 def test_makefile_runs_by_hand(impl: str, paths: ProjectPaths, release: Path, tmp_path: Path) -> None:
     (release / "R").mkdir()
-    p = pipeline("nightly",
-                 extract=task("extract", "echo extracted > ../out.txt", dir="R"),
-                 model=task("model", "cat out.txt", "extract"))
+    p = pipeline(
+        "nightly",
+        extract=task("extract", "echo extracted > ../out.txt", dir="R"),
+        model=task("model", "cat out.txt", "extract"),
+    )
     makefile.write_pipeline_files(paths, Config(pipelines={"nightly": p}), release)
     proc = make(paths.makefile("nightly"), cwd=tmp_path)  # from anywhere, no variables given
     assert proc.returncode == 0, proc.stderr
@@ -121,11 +129,13 @@ def test_makefile_run_by_hand_sees_the_project_env(paths: ProjectPaths, release:
 def test_dependency_order(impl: str, release: Path, tmp_path: Path) -> None:
     order = tmp_path / "order.txt"
     step = f"echo $FLANK_TASK >> {order}"
-    p = pipeline("p",
-                 d=task("d", step, "b", "c"),
-                 a=task("a", step),
-                 b=task("b", f"sleep 0.1; {step}", "a"),
-                 c=task("c", step, "a"))
+    p = pipeline(
+        "p",
+        d=task("d", step, "b", "c"),
+        a=task("a", step),
+        b=task("b", f"sleep 0.1; {step}", "a"),
+        c=task("c", step, "a"),
+    )
     proc = run_plan(tmp_path / "run", p, release, jobs=4)
     assert proc.returncode == 0, proc.stderr
     lines = order.read_text().split()
@@ -133,12 +143,14 @@ def test_dependency_order(impl: str, release: Path, tmp_path: Path) -> None:
 
 
 def test_keep_going_after_a_failure(impl: str, release: Path, tmp_path: Path) -> None:
-    p = pipeline("p",
-                 extract=task("extract", "echo ok"),
-                 model=task("model", "echo boom; exit 1", "extract"),
-                 report=task("report", "echo report", "model"),
-                 side=task("side", "sleep 0.2; echo side", "extract"),
-                 after_side=task("after_side", "echo after", "side"))
+    p = pipeline(
+        "p",
+        extract=task("extract", "echo ok"),
+        model=task("model", "echo boom; exit 1", "extract"),
+        report=task("report", "echo report", "model"),
+        side=task("side", "sleep 0.2; echo side", "extract"),
+        after_side=task("after_side", "echo after", "side"),
+    )
     run_dir = tmp_path / "run"
     proc = run_plan(run_dir, p, release, jobs=2)
     assert proc.returncode != 0
@@ -173,8 +185,9 @@ TRICKY_COMMANDS = {
 }
 
 
-def test_commands_run_exactly_as_written_and_cannot_inject(impl: str, paths: ProjectPaths,
-                                                          release: Path, tmp_path: Path) -> None:
+def test_commands_run_exactly_as_written_and_cannot_inject(
+    impl: str, paths: ProjectPaths, release: Path, tmp_path: Path
+) -> None:
     p = Pipeline(name="tricky", tasks={n: task(n, cmd) for n, cmd in TRICKY_COMMANDS.items()})
     config = Config(pipelines={"tricky": p})
     makefile.write_pipeline_files(paths, config, release)
@@ -188,14 +201,20 @@ def test_commands_run_exactly_as_written_and_cannot_inject(impl: str, paths: Pro
     assert not any(line.rstrip().endswith("\\") for line in text.splitlines())
 
     run_dir = tmp_path / "run"
-    proc = subprocess.run(makefile.make_command(paths.makefile("tricky"), run_dir, 2, []),
-                          cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        makefile.make_command(paths.makefile("tricky"), run_dir, 2, []),
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.returncode == 0, proc.stderr
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     for name, cmd in TRICKY_COMMANDS.items():
-        expected = subprocess.run(["sh", "-c", cmd], executable="/bin/sh", cwd=scratch,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
+        expected = subprocess.run(
+            ["sh", "-c", cmd], executable="/bin/sh", cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        ).stdout
         assert (run_dir / "logs" / f"{name}.log").read_bytes() == expected, name
     assert (run_dir / "logs" / "newline.log").read_text().startswith("first\nsecond\n")
     # the "injected" lines ran as shell lines of their own task, in the release, never as make
@@ -209,6 +228,7 @@ def test_comments_cannot_be_escaped() -> None:
 
 # --- files on disk --------------------------------------------------------------------------
 
+
 def test_push_replaces_specs_and_drops_removed_pipelines(impl: str, paths: ProjectPaths, release: Path) -> None:
     one = pipeline("one", a=task("a", "echo 1"), b=task("b", "echo 2"))
     two = pipeline("two", x=task("x", "echo x"))
@@ -221,8 +241,7 @@ def test_push_replaces_specs_and_drops_removed_pipelines(impl: str, paths: Proje
     assert not paths.makefile("two").exists()
     assert not paths.task_specs_dir("two").exists()
     left = sorted(p.name for p in paths.pipelines_dir.iterdir())
-    assert left == [f".one.tasks.{os.readlink(paths.task_specs_dir('one')).rsplit('.', 1)[1]}",
-                    "one.mk", "one.tasks"]
+    assert left == [f".one.tasks.{os.readlink(paths.task_specs_dir('one')).rsplit('.', 1)[1]}", "one.mk", "one.tasks"]
 
 
 def test_run_plan_is_pinned_to_its_release(impl: str, paths: ProjectPaths, tmp_path: Path) -> None:
@@ -257,8 +276,12 @@ def test_odd_paths_survive(impl: str, flank_home: Path, tmp_path: Path) -> None:
     p = pipeline("nightly", a=task("a", "pwd"))
     makefile.write_pipeline_files(paths, Config(pipelines={"nightly": p}), release)
     run_dir = tmp_path / "run dir $x #2"
-    proc = subprocess.run(makefile.make_command(paths.makefile("nightly"), run_dir, 1, []),
-                          text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        makefile.make_command(paths.makefile("nightly"), run_dir, 1, []),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "logs" / "a.log").read_text() == f"{release}\n"
     proc = make(paths.makefile("nightly"))
@@ -290,12 +313,15 @@ def test_env_of_flank_yml_and_of_the_runner_never_controls_make(tmp_path: Path) 
     evil = tmp_path / "evil.mk"
     marker = tmp_path / "make-read-evil.mk"
     evil.write_text(f"$(shell touch {marker})\n")
-    deploy(tmp_path, (
-        f"env:\n  MAKEFILES: {evil}\n  MAKEFLAGS: --just-print\n  GNUMAKEFLAGS: --just-print\n"
-        "pipelines:\n  nightly:\n    tasks:\n"
-        "      a: echo \"a sees MAKEFLAGS=$MAKEFLAGS\"\n"
-        f"      b: {{run: echo b ran, needs: [a], env: {{MAKEFILES: {evil}, MAKEFLAGS: -n}}}}\n"
-    ))
+    deploy(
+        tmp_path,
+        (
+            f"env:\n  MAKEFILES: {evil}\n  MAKEFLAGS: --just-print\n  GNUMAKEFLAGS: --just-print\n"
+            "pipelines:\n  nightly:\n    tasks:\n"
+            '      a: echo "a sees MAKEFLAGS=$MAKEFLAGS"\n'
+            f"      b: {{run: echo b ran, needs: [a], env: {{MAKEFILES: {evil}, MAKEFLAGS: -n}}}}\n"
+        ),
+    )
     # ... nor does the environment flank itself runs in (e.g. `flank run` inside a make recipe).
 
     for run_id, env in ((1, {}), (2, {"MAKEFLAGS": "-j2 --just-print", "MAKEFILES": str(evil)})):
@@ -306,6 +332,8 @@ def test_env_of_flank_yml_and_of_the_runner_never_controls_make(tmp_path: Path) 
         assert (logs / "a.log").read_text() == "a sees MAKEFLAGS=--just-print\n"  # env: reaches the task
         assert (logs / "b.log").read_text() == "b ran\n"
         assert not marker.exists()
+
+
 def test_tasks_named_all_and_flank_all_are_two_targets(impl: str, release: Path, tmp_path: Path) -> None:
     # The aggregate target was "flank-all" when a task is called "all": a task "flank-all" then
     # shared its rule, and so waited for every other task, failed ones included.
@@ -334,16 +362,20 @@ def test_make_targets_are_one_per_task_whatever_the_names(release: Path) -> None
     names = {a + sep + b for a, b in itertools.product(["", *words], words) for sep in ("", "-", "_")}
     rng = random.Random(9)
     alphabet = "abflnk_-"
-    names |= {rng.choice("abfl_") + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
-              for _ in range(300)}
+    names |= {rng.choice("abfl_") + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(300)}
     names = sorted(n for n in names if NAME_RE.match(n))
     for size in (1, 2, 3, 5):
-        for chosen in (names[i:i + size] for i in range(0, len(names), size)):
+        for chosen in (names[i : i + size] for i in range(0, len(names), size)):
             for subset in ({*chosen}, {*chosen, "all"}, {*chosen, "all", "flank-all"}):
                 p = pipeline("p", **{n: task(n, "true") for n in sorted(subset)})
-                text = makefile.render_makefile(p, makefile_path=release / "p.mk", specs_dir=release / "s",
-                                                default_run_dir=release / "r", launcher_argv=["launch"],
-                                                release_dir=release)
+                text = makefile.render_makefile(
+                    p,
+                    makefile_path=release / "p.mk",
+                    specs_dir=release / "s",
+                    default_run_dir=release / "r",
+                    launcher_argv=["launch"],
+                    release_dir=release,
+                )
                 targets = _rule_targets(text)
                 assert len(targets) == len(set(targets)) == len(subset) + 1, (sorted(subset), targets)
                 assert set(targets) >= subset

@@ -6,6 +6,7 @@ record and note mask (`secrets.mask`), make.log (`mask_file`), the notification 
 run (log, run.json, git note, webhook). The rule: every non-empty secret value is replaced by ***
 wherever it appears, the longest one first where two start at the same byte.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -106,7 +107,7 @@ def assert_nothing_leaks(out: bytes | str) -> None:
         raw = value.encode()
         assert raw not in data, f"{name} leaked"
         for at in range(0, max(0, len(raw) - FRAGMENT), 997):
-            assert raw[at:at + FRAGMENT] not in data, f"a fragment of {name} leaked"
+            assert raw[at : at + FRAGMENT] not in data, f"a fragment of {name} leaked"
 
 
 def test_the_table_is_masked_whole_by_the_record_and_note_mask() -> None:
@@ -125,7 +126,7 @@ def test_the_table_is_masked_in_make_log(tmp_path: Path) -> None:
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 4096, 65536])
 def test_the_streaming_mask_gives_the_same_output_whatever_the_writes(size: int) -> None:
     masker = SecretMasker([v.encode() for v in SECRETS.values()])
-    out = b"".join(masker.feed(RAW[i:i + size]) for i in range(0, len(RAW), size)) + masker.feed(b"", final=True)
+    out = b"".join(masker.feed(RAW[i : i + size]) for i in range(0, len(RAW), size)) + masker.feed(b"", final=True)
     assert out == EXPECTED
 
 
@@ -152,8 +153,10 @@ for piece, target in zip(pieces, targets):
 """
 
 
-def test_both_launchers_mask_the_table_split_across_writes_and_buffers(launcher_argv: list[str],  # noqa: F811
-                                                                       tmp_path: Path) -> None:
+def test_both_launchers_mask_the_table_split_across_writes_and_buffers(
+    launcher_argv: list[str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
     launch = Launch(launcher_argv, tmp_path)
     model = SecretMasker([v.encode() for v in SECRETS.values()])
     targets, written = [], 0
@@ -183,6 +186,7 @@ def test_a_thousand_secrets_are_all_masked(launcher_argv: list[str], tmp_path: P
 
 
 # --- the same rule everywhere: random overlapping secrets against a plain reference ------------
+
 
 def _reference_mask(data: bytes, values: list[bytes]) -> bytes:
     """The rule, as plainly as it can be written: from the left, the longest value starting here."""
@@ -219,7 +223,7 @@ def test_masks_agree_with_the_plain_reference_on_overlapping_secrets() -> None:
         assert secrets_module.mask(data.decode(), [v.decode() for v in values]).encode() == expected
         for size in (1, 2, 5):
             masker = SecretMasker(values)
-            out = b"".join(masker.feed(data[i:i + size]) for i in range(0, len(data), size))
+            out = b"".join(masker.feed(data[i : i + size]) for i in range(0, len(data), size))
             assert out + masker.feed(b"", final=True) == expected, (values, data, size)
 
 
@@ -234,6 +238,7 @@ def test_both_launchers_agree_with_the_plain_reference(launcher_argv: list[str],
 
 
 # --- a real run: log, run.json, note, notification --------------------------------------
+
 
 def test_notification_text_masks_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     with http_recorder() as hook:
@@ -272,7 +277,8 @@ sys.exit(1)
 
 @pytest.mark.parametrize("implementation", ["c", "python"])
 def test_a_real_run_keeps_every_secret_out_of_log_record_note_and_notification(
-        tmp_path: Path, flank_home: Path, implementation: str) -> None:
+    tmp_path: Path, flank_home: Path, implementation: str
+) -> None:
     deploy(tmp_path, PIPELINE, {"print_secrets.py": PRINT_SECRETS})
     for name, value in SECRETS.items():
         proc = run_flank("secrets", "set", "demo", name, input=value)
@@ -286,8 +292,11 @@ def test_a_real_run_keeps_every_secret_out_of_log_record_note_and_notification(
     log = (runs_dir() / "1" / "logs" / "leak.log").read_bytes()
     assert log == b"".join(f"{name}=***\n".encode() for name in sorted(SECRETS))
     run_json = (runs_dir() / "1" / "run.json").read_text()
-    note = subprocess.run(["git", "--git-dir", str(flank_home / "demo.git"), "notes", "--ref=flank", "show",
-                           record(1)["commit"]["sha"]], text=True, stdout=subprocess.PIPE).stdout
+    note = subprocess.run(
+        ["git", "--git-dir", str(flank_home / "demo.git"), "notes", "--ref=flank", "show", record(1)["commit"]["sha"]],
+        text=True,
+        stdout=subprocess.PIPE,
+    ).stdout
     text = hook.requests[0].json()["text"]
     assert "nightly #1 failed" in note and "leak" in text
     for out in (log, json.loads(run_json), note, text, proc.stdout, proc.stderr):

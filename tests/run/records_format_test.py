@@ -5,6 +5,7 @@ the typed record): a failed full run with retries and a timeout, a partial `--ta
 `--rerun`, a run killed mid-task and marked interrupted by `flank status`, and a trigger skipped
 by `overlap: skip`, with the launchers' tasks/<task>.json files beside them.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ def test_a_launchers_result_of_the_current_release_merges_into_its_record() -> N
     merged = records.merge_task_results(run_dir, record)
     assert merged == ["extract", "transform", "side", "slow"]
     assert record.tasks["slow"].status == TaskStatus.TIMED_OUT and record.tasks["slow"].extra == {"signal": 15}
-    assert record.tasks["transform"].to_json() == {**json.loads(records.record_path(run_dir).read_text())[
-        "tasks"]["transform"]}
+    assert record.tasks["transform"].to_json() == {
+        **json.loads(records.record_path(run_dir).read_text())["tasks"]["transform"]
+    }
 
 
 def _launcher_statuses(source: str) -> set[str]:

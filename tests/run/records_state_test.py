@@ -4,6 +4,7 @@ What `flank status`, notifications and reconcile answer must be the same whether
 was kept run by run, is missing (a FLANK_HOME from before it), damaged, or stale (runs handed out
 by an older flank that did not keep it).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,23 @@ FIXTURES = Path(__file__).parent / "fixtures" / "release_f82f4d3"
 
 def _run(paths, status: str, *, task: str | None = None, history: bool = True) -> int:
     """A run as the runner leaves it: created (the state lists it running), then finished."""
+
     def build(run_id: int) -> RunRecord:
         return records.start_record(
-            project=paths.name, pipeline="nightly", run_id=run_id, trigger="manual", local=False, commit={},
-            release="/nowhere", selection={"task": task, "from": None, "rerun_of": None},
-            tasks=[("a", []), ("b", ["a"])], selected=[task] if task else ["a", "b"], scheduled_at=None,
-            timezone=None, concurrency=1)
+            project=paths.name,
+            pipeline="nightly",
+            run_id=run_id,
+            trigger="manual",
+            local=False,
+            commit={},
+            release="/nowhere",
+            selection={"task": task, "from": None, "rerun_of": None},
+            tasks=[("a", []), ("b", ["a"])],
+            selected=[task] if task else ["a", "b"],
+            scheduled_at=None,
+            timezone=None,
+            concurrency=1,
+        )
 
     run_id, run_dir, record = records.create_run(paths, "nightly", build)
     assert records.read_state(paths, "nightly").running[-1] == run_id
@@ -39,8 +51,14 @@ def _run(paths, status: str, *, task: str | None = None, history: bool = True) -
 
 def _answers(paths) -> tuple:
     state = records.read_state(paths, "nightly")
-    return (records.last_run_id(paths, "nightly"), sorted(state.running), state.last_finished, state.last_success,
-            records.last_full_run(paths, "nightly"), records.previous_outcome(paths, "nightly", state.last_id))
+    return (
+        records.last_run_id(paths, "nightly"),
+        sorted(state.running),
+        state.last_finished,
+        state.last_success,
+        records.last_full_run(paths, "nightly"),
+        records.previous_outcome(paths, "nightly", state.last_id),
+    )
 
 
 def test_the_state_follows_the_runs_and_a_rebuild_gives_the_same_answers(flank_home: Path) -> None:

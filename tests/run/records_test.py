@@ -1,4 +1,5 @@
 """Run records: reconcile marks runs whose runner died as interrupted, once."""
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,25 @@ def _dead_runner() -> dict:
 
 def _running_record(paths, runner: dict) -> tuple[int, Path]:
     run_id, run_dir = records.allocate_run_id(paths, "nightly")
-    records.write_record(run_dir, records.RunRecord.from_json({
-        "project": paths.name, "pipeline": "nightly", "run_id": run_id, "trigger": "schedule",
-        "status": "running", "started_at": records.now_iso(), "runner": runner,
-        "tasks": {"a": {"status": "success", "needs": []}, "b": {"status": "running", "needs": ["a"]},
-                  "c": {"status": "pending", "needs": ["b"]}},
-    }))
+    records.write_record(
+        run_dir,
+        records.RunRecord.from_json(
+            {
+                "project": paths.name,
+                "pipeline": "nightly",
+                "run_id": run_id,
+                "trigger": "schedule",
+                "status": "running",
+                "started_at": records.now_iso(),
+                "runner": runner,
+                "tasks": {
+                    "a": {"status": "success", "needs": []},
+                    "b": {"status": "running", "needs": ["a"]},
+                    "c": {"status": "pending", "needs": ["b"]},
+                },
+            }
+        ),
+    )
     return run_id, run_dir
 
 
@@ -36,8 +50,7 @@ def test_reconcile_marks_dead_runs_interrupted_and_leaves_live_ones(flank_home: 
     assert records.reconcile(paths, "nightly") == [dead_id]
     dead = records.read_record(dead_dir)
     assert dead.status == "interrupted" and dead.ended_at and dead.duration_s is not None
-    assert {n: t.status for n, t in dead.tasks.items()} == {
-        "a": "success", "b": "interrupted", "c": "pending"}
+    assert {n: t.status for n, t in dead.tasks.items()} == {"a": "success", "b": "interrupted", "c": "pending"}
     assert records.read_record(live_dir).status == "running"
     assert [e["run_id"] for e in records.read_history(paths, "nightly")] == [dead_id]
 
@@ -63,12 +76,26 @@ def test_every_key_a_launcher_writes_reaches_the_record_and_survives_a_rewrite(f
     """Contract C2: a launcher's new keys (artifacts, executor, ...) need no change in records."""
     paths = Home().project("demo")
     run_id, run_dir = _running_record(paths, records.runner_identity())
-    result = {"task": "b", "status": "success", "attempts": 1, "exit_code": 0, "reason": "ran: R/model.R changed",
-              "executor": {"kind": "slurm", "job_id": "42", "queue": "short", "host": "n1", "state": "COMPLETED",
-                           "max_rss_kb": 2048},
-              "memory_mb": 512, "cpus": 2, "artifacts": [{"path": "out/plot.png", "size": 10, "kept": True,
-                                                          "note": None}],
-              "artifact_warnings": ["out/big.csv: over the size limit"], "gpu_hours": 1.5}
+    result = {
+        "task": "b",
+        "status": "success",
+        "attempts": 1,
+        "exit_code": 0,
+        "reason": "ran: R/model.R changed",
+        "executor": {
+            "kind": "slurm",
+            "job_id": "42",
+            "queue": "short",
+            "host": "n1",
+            "state": "COMPLETED",
+            "max_rss_kb": 2048,
+        },
+        "memory_mb": 512,
+        "cpus": 2,
+        "artifacts": [{"path": "out/plot.png", "size": 10, "kept": True, "note": None}],
+        "artifact_warnings": ["out/big.csv: over the size limit"],
+        "gpu_hours": 1.5,
+    }
     (run_dir / "tasks").mkdir()
     (run_dir / "tasks" / "b.json").write_text(json.dumps(result))
     record = records.read_record(run_dir)

@@ -1,4 +1,5 @@
 """flank run end to end: a real push deploys, real make runs the DAG, records land on disk."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,15 @@ import pytest
 from helpers.cli import run_flank
 from helpers.waiting import process_gone, wait_for
 from run.deployed import (
-    WAIT_FOR_GATE, deploy, history, open_gate, push, record, runs_dir, start_flank, task_status,
+    WAIT_FOR_GATE,
+    deploy,
+    history,
+    open_gate,
+    push,
+    record,
+    runs_dir,
+    start_flank,
+    task_status,
 )
 
 FAILING = """\
@@ -40,8 +49,13 @@ def test_failure_marks_dependents_upstream_failed_and_finishes_independents(tmp_
     assert "flank logs demo nightly 1 transform" in proc.stdout
     rec = record(1)
     statuses = {name: t["status"] for name, t in rec["tasks"].items()}
-    assert statuses == {"extract": "success", "transform": "failed", "model": "upstream_failed",
-                        "report": "upstream_failed", "side": "success"}
+    assert statuses == {
+        "extract": "success",
+        "transform": "failed",
+        "model": "upstream_failed",
+        "report": "upstream_failed",
+        "side": "success",
+    }
     assert rec["status"] == "failed" and rec["trigger"] == "manual"
     assert rec["tasks"]["transform"]["exit_code"] == 4
     assert rec["commit"]["message"] == "first" and rec["commit"]["author"] == "Ada Analyst"
@@ -68,8 +82,13 @@ def test_task_from_and_rerun_select_tasks(tmp_path: Path) -> None:
     proc = run_flank("run", "demo", "nightly", "--task", "side")
     assert proc.returncode == 0, proc.stderr
     statuses = {n: t["status"] for n, t in record(2)["tasks"].items()}
-    assert statuses == {"extract": "skipped", "transform": "skipped", "model": "skipped",
-                        "report": "skipped", "side": "success"}
+    assert statuses == {
+        "extract": "skipped",
+        "transform": "skipped",
+        "model": "skipped",
+        "report": "skipped",
+        "side": "success",
+    }
     assert "1/1 ok" in proc.stdout
 
     # fix the bug, push, re-run only what failed or did not run in #1
@@ -111,9 +130,11 @@ def test_bad_input_gets_one_clear_message(tmp_path: Path) -> None:
 
 
 def test_run_is_pinned_to_the_release_current_when_it_started(tmp_path: Path) -> None:
-    yml = ("persist: [gate]\npipelines:\n  nightly:\n    tasks:\n"
-           f"      hold: '{WAIT_FOR_GATE}'\n"
-           "      show:\n        run: cat version.txt\n        needs: [hold]\n")
+    yml = (
+        "persist: [gate]\npipelines:\n  nightly:\n    tasks:\n"
+        f"      hold: '{WAIT_FOR_GATE}'\n"
+        "      show:\n        run: cat version.txt\n        needs: [hold]\n"
+    )
     clone = deploy(tmp_path, yml, {"version.txt": "one\n"})
     runner = start_flank("run", "demo", "nightly")
     wait_for(lambda: task_status(1, "hold") == "running", "hold to start")
@@ -148,8 +169,7 @@ def test_runner_killed_is_marked_interrupted_by_the_next_look(tmp_path: Path) ->
 
 
 def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
-    yml = (f"persist: [gate]\npipelines:\n  nightly:\n    overlap: skip\n"
-           f"    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
+    yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: skip\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
     first = start_flank("run", "demo", "nightly")
     wait_for(lambda: task_status(1, "hold") == "running", "the first run to start")
@@ -168,18 +188,23 @@ def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
     assert {r["trigger"] for r in skipped} == {"schedule", "push", "manual"}
     assert all(r["skipped_reason"] == "nightly #1 was still running (overlap: skip)" for r in skipped)
     assert sorted((h["run_id"], h["status"]) for h in history()) == [
-        (1, "success"), (2, "skipped"), (3, "skipped"), (4, "skipped")]
+        (1, "success"),
+        (2, "skipped"),
+        (3, "skipped"),
+        (4, "skipped"),
+    ]
 
 
 def test_overlap_queue_waits_for_the_running_run(tmp_path: Path) -> None:
-    yml = (f"persist: [gate]\npipelines:\n  nightly:\n    overlap: queue\n"
-           f"    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
+    yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: queue\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
     first = start_flank("run", "demo", "nightly")
     wait_for(lambda: task_status(1, "hold") == "running", "the first run to start")
     second = start_flank("run", "demo", "nightly", "--trigger", "schedule")
-    wait_for(lambda: (runs_dir() / "2" / "run.json").exists() and record(2).get("waiting_for") == 1,
-             "the second run to queue")
+    wait_for(
+        lambda: (runs_dir() / "2" / "run.json").exists() and record(2).get("waiting_for") == 1,
+        "the second run to queue",
+    )
     assert task_status(2, "hold") is None  # it waits: nothing of it runs in parallel
     open_gate()
     for proc in (first, second):
@@ -196,8 +221,11 @@ def test_non_utf8_output_without_final_newline_is_kept_byte_for_byte(tmp_path: P
     proc = run_flank("run", "demo", "nightly")
     assert proc.returncode == 0, proc.stderr
     assert (runs_dir() / "1" / "logs" / "bytes.log").read_bytes() == b"caf\xe9 \xff\xfe end"
-    shown = subprocess.run(["python", "-m", "flank_ops", "logs", "demo", "nightly", "1", "bytes"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    shown = subprocess.run(
+        ["python", "-m", "flank_ops", "logs", "demo", "nightly", "1", "bytes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert shown.returncode == 0 and shown.stdout == b"caf\xe9 \xff\xfe end"
 
 
@@ -225,9 +253,11 @@ pipelines:
 
 
 def test_secrets_reach_tasks_and_never_the_log_record_or_note(tmp_path: Path) -> None:
-    yml = ("pipelines:\n  nightly:\n    tasks:\n"
-           "      leak: 'echo \"token is $API_TOKEN\"; printf \"%s\" \"$API_TOKEN\" | cut -c1-5; "
-           "printf s3cr3t-; sleep 0.3; printf value; exit 2'\n")  # split across two writes
+    yml = (
+        "pipelines:\n  nightly:\n    tasks:\n"
+        '      leak: \'echo "token is $API_TOKEN"; printf "%s" "$API_TOKEN" | cut -c1-5; '
+        "printf s3cr3t-; sleep 0.3; printf value; exit 2'\n"
+    )  # split across two writes
     deploy(tmp_path, yml)
     run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
     proc = run_flank("run", "demo", "nightly")
@@ -237,8 +267,19 @@ def test_secrets_reach_tasks_and_never_the_log_record_or_note(tmp_path: Path) ->
     assert log.endswith("***")
     assert "s3cr3\n" in log  # a fragment is not the secret; only whole values are masked
     assert "s3cr3t-value" not in (runs_dir() / "1" / "run.json").read_text()
-    note = subprocess.run(["git", "--git-dir", str(Path(os.environ["FLANK_HOME"]) / "demo.git"), "notes",
-                           "--ref=flank", "show", record(1)["commit"]["sha"]], text=True, stdout=subprocess.PIPE)
+    note = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(Path(os.environ["FLANK_HOME"]) / "demo.git"),
+            "notes",
+            "--ref=flank",
+            "show",
+            record(1)["commit"]["sha"],
+        ],
+        text=True,
+        stdout=subprocess.PIPE,
+    )
     assert "flank nightly #1 failed" in note.stdout and "s3cr3t-value" not in note.stdout
 
 
@@ -270,13 +311,17 @@ def test_detach_returns_at_once_and_the_run_completes(tmp_path: Path) -> None:
 def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp_path: Path) -> None:
     # e.g. `systemctl stop`, or a shutdown: the run ends now, recorded, with nothing left running
     pid_file = tmp_path / "task.pid"
-    yml = (f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n"
-           f"      hold: 'echo $$ > {pid_file}; {WAIT_FOR_GATE}'\n"
-           "      after:\n        run: 'true'\n        needs: [hold]\n")
+    yml = (
+        f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n"
+        f"      hold: 'echo $$ > {pid_file}; {WAIT_FOR_GATE}'\n"
+        "      after:\n        run: 'true'\n        needs: [hold]\n"
+    )
     deploy(tmp_path, yml)
     runner = start_flank("run", "demo", "nightly")
-    wait_for(lambda: task_status(1, "hold") == "running" and pid_file.exists() and pid_file.read_text().strip(),
-             "hold to start")
+    wait_for(
+        lambda: task_status(1, "hold") == "running" and pid_file.exists() and pid_file.read_text().strip(),
+        "hold to start",
+    )
     task_pid = int(pid_file.read_text())
     runner.send_signal(signal.SIGTERM)
     out, err = runner.communicate(timeout=60)
@@ -292,8 +337,10 @@ def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp
 
 def test_runs_of_pipelines_foo_and_id_foo_do_not_wait_for_each_other(tmp_path: Path) -> None:
     # Their locks were both .locks/run-id-foo.lock: a long id-foo run stalled every foo run, invisibly.
-    yml = (f"persist: [gate]\npipelines:\n  id-foo:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
-           "  foo:\n    tasks:\n      only: echo foo\n")
+    yml = (
+        f"persist: [gate]\npipelines:\n  id-foo:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
+        "  foo:\n    tasks:\n      only: echo foo\n"
+    )
     deploy(tmp_path, yml)
     long = start_flank("run", "demo", "id-foo")
     try:
@@ -344,12 +391,19 @@ def test_rerun_runs_only_what_did_not_succeed_within_that_runs_selection(tmp_pat
     assert proc.returncode == 0, proc.stderr
     for run_id in (2, 3):  # a rerun that succeeded, a --task run that succeeded
         proc = run_flank("run", "demo", "nightly", "--rerun", str(run_id))
-        assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"flank: nothing to rerun: run {run_id} succeeded\n", "")
+        assert (proc.returncode, proc.stdout, proc.stderr) == (
+            0,
+            f"flank: nothing to rerun: run {run_id} succeeded\n",
+            "",
+        )
     assert sorted(int(p.name) for p in runs_dir().glob("[0-9]*")) == [1, 2, 3]  # no run was created
 
     # Partial runs say so in the history, with how much of the pipeline they ran.
     assert [(h["run_id"], h["partial"], h["selected"], h["total"]) for h in history()] == [
-        (1, True, 2, 4), (2, True, 1, 4), (3, True, 1, 4)]
+        (1, True, 2, 4),
+        (2, True, 1, 4),
+        (3, True, 1, 4),
+    ]
     assert run_flank("run", "demo", "nightly").returncode == 0
     assert (history()[-1]["partial"], history()[-1]["selected"]) == (False, 4)
 
@@ -362,12 +416,33 @@ def test_rerun_takes_every_kind_of_not_success_and_nothing_outside_the_selection
     names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
     yml = "pipelines:\n  p:\n    tasks:\n" + "".join(f"      {n}: 'true'\n" for n in names)
     pipeline = load_config(yml).pipelines["p"]
-    statuses = dict(zip(names, ["success", "failed", "timed_out", "upstream_failed", "interrupted",
-                                "cancelled", "pending", "skipped", "success"]))
-    old = RunRecord.from_json({
-        "project": "demo", "pipeline": "p", "run_id": 7, "status": "failed",
-        "selection": {"task": None, "from": "a", "rerun_of": None},
-        "selected_tasks": names[:8], "tasks": {n: {"status": s} for n, s in statuses.items()}})
+    statuses = dict(
+        zip(
+            names,
+            [
+                "success",
+                "failed",
+                "timed_out",
+                "upstream_failed",
+                "interrupted",
+                "cancelled",
+                "pending",
+                "skipped",
+                "success",
+            ],
+        )
+    )
+    old = RunRecord.from_json(
+        {
+            "project": "demo",
+            "pipeline": "p",
+            "run_id": 7,
+            "status": "failed",
+            "selection": {"task": None, "from": "a", "rerun_of": None},
+            "selected_tasks": names[:8],
+            "tasks": {n: {"status": s} for n, s in statuses.items()},
+        }
+    )
     # h was selected and never started (the run stopped first); i was outside the selection.
     assert rerun_selection(pipeline, old) == ["b", "c", "d", "e", "f", "g", "h"]
     old.selected_tasks = ["a", "i"]

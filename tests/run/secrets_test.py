@@ -1,4 +1,5 @@
 """secrets.env (0600, atomic) and masking of secret values."""
+
 from __future__ import annotations
 
 import os
@@ -34,18 +35,38 @@ def test_secrets_file_is_private_and_round_trips(flank_home: Path) -> None:
     assert not list(paths.secrets_env.parent.glob(".secrets.env.*"))  # no temp files left
 
 
-@pytest.mark.parametrize("name,value", [("1BAD", "v"), ("has-dash", "v"), ("FLANK_RUN_ID", "v"),
-                                        ("OK", ""), ("OK", "nul\0byte"),
-                                        ("MAKEFLAGS", "v"), ("SHELL", "v"), ("MAKEFILES", "v")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("1BAD", "v"),
+        ("has-dash", "v"),
+        ("FLANK_RUN_ID", "v"),
+        ("OK", ""),
+        ("OK", "nul\0byte"),
+        ("MAKEFLAGS", "v"),
+        ("SHELL", "v"),
+        ("MAKEFILES", "v"),
+    ],
+)
 def test_bad_secrets_are_refused(flank_home: Path, name: str, value: str) -> None:
     with pytest.raises(UserError):
         set_secret(Home().project("demo"), name, value)
 
 
 AWKWARD_VALUES = {
-    "VT": "a\x0bb", "FF": "\x0c", "LS": "lspart1\u2028S_INJECTED=lspart2", "NEL": "x\x85y", "PS": "p\u2029q",
-    "SEPS": "\x1c\x1d\x1e", "MULTI": "two\nlines\r\nand a CR\r", "SPACED": "  spaced  ", "HASH": "#not a comment",
-    "EQUALS": "=x=", "NOT_UTF8": os.fsdecode(b"caf\xe9 \xff"), "BOM": "\ufeffx", "PLAIN": "p=w with spaces#",
+    "VT": "a\x0bb",
+    "FF": "\x0c",
+    "LS": "lspart1\u2028S_INJECTED=lspart2",
+    "NEL": "x\x85y",
+    "PS": "p\u2029q",
+    "SEPS": "\x1c\x1d\x1e",
+    "MULTI": "two\nlines\r\nand a CR\r",
+    "SPACED": "  spaced  ",
+    "HASH": "#not a comment",
+    "EQUALS": "=x=",
+    "NOT_UTF8": os.fsdecode(b"caf\xe9 \xff"),
+    "BOM": "\ufeffx",
+    "PLAIN": "p=w with spaces#",
 }
 
 
@@ -69,8 +90,13 @@ def test_cli_set_keeps_the_bytes_from_stdin(flank_home: Path) -> None:
     run_flank("init", "demo", check=True)
     value = b"lspart1\xe2\x80\xa8S_INJECTED=lspart2\x0b\x0c\xc2\x85 \xff end"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.run([sys.executable, "-m", "flank_ops", "secrets", "set", "demo", "TOKEN"],
-                          input=value + b"\n", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flank_ops", "secrets", "set", "demo", "TOKEN"],
+        input=value + b"\n",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.returncode == 0, proc.stderr
     assert run_flank("secrets", "list", "demo").stdout == "TOKEN\n"
     assert os.fsencode(load_secrets(Home().project("demo"))["TOKEN"]) == value

@@ -1,5 +1,6 @@
 """What a task's environment holds: flank.yml's `env:` (the project's and the task's own), with a leading
 `~` expanded as a shell would, with either launcher (issue 10 bug 2) and in a Makefile run by hand."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,17 @@ pipelines:
 
 
 def expected() -> str:
-    return "|".join([os.path.expanduser("~/R/library"), "no~tilde", os.path.expanduser("~/models"),
-                     os.path.expanduser("~root/x")]) + "\n"
+    return (
+        "|".join(
+            [
+                os.path.expanduser("~/R/library"),
+                "no~tilde",
+                os.path.expanduser("~/models"),
+                os.path.expanduser("~root/x"),
+            ]
+        )
+        + "\n"
+    )
 
 
 @pytest.mark.parametrize("implementation", ["c", "python"])
@@ -40,7 +50,11 @@ def test_a_tilde_in_env_reaches_the_task_expanded(tmp_path: Path, implementation
 def test_a_makefile_run_by_hand_sees_the_same_environment(tmp_path: Path, flank_home: Path) -> None:
     deploy(tmp_path, FLANK_YML)
     run_dir = tmp_path / "by-hand"
-    proc = subprocess.run(["make", "-s", "-f", str(flank_home / "demo" / "pipelines" / "nightly.mk"),
-                           f"RUN_DIR={run_dir}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        ["make", "-s", "-f", str(flank_home / "demo" / "pipelines" / "nightly.mk"), f"RUN_DIR={run_dir}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (run_dir / "logs" / "show.log").read_text() == expected()

@@ -1,5 +1,6 @@
 """The task launcher, both implementations (compiled task_exec.c and task_exec.py),
 driven as make drives it: `LAUNCHER SPEC_FILE RUN_DIR`, real processes, real files."""
+
 from __future__ import annotations
 
 import json
@@ -49,11 +50,16 @@ class Launch:
         path.write_bytes(encode_spec(spec))
         return path
 
-    def run(self, command: str, task: str = "t", environ: dict[str, str] | None = None,
-            **fields) -> subprocess.CompletedProcess[bytes]:
+    def run(
+        self, command: str, task: str = "t", environ: dict[str, str] | None = None, **fields
+    ) -> subprocess.CompletedProcess[bytes]:
         full_env = dict(os.environ, **(environ or {}))
-        return subprocess.run([*self.argv, str(self.spec(command, task, **fields)), str(self.run_dir)],
-                              env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.run(
+            [*self.argv, str(self.spec(command, task, **fields)), str(self.run_dir)],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def result(self, task: str = "t") -> dict:
         return json.loads((self.run_dir / "tasks" / f"{task}.json").read_text())
@@ -72,10 +78,18 @@ def launch(launcher_argv: list[str], tmp_path: Path) -> Launch:
 
 # --- the spec format -----------------------------------------------------------
 
+
 def test_spec_round_trips_any_text() -> None:
-    spec = TaskSpec(task="t", command="echo \"$x\" '#' 100% \\\nnext ünï €", cwd="/a b/c",
-                    retries=2, retry_delay_s=0.5, timeout_s=7.0, argv=(),
-                    env=(("A", "1=2"), ("B", "")))
+    spec = TaskSpec(
+        task="t",
+        command="echo \"$x\" '#' 100% \\\nnext ünï €",
+        cwd="/a b/c",
+        retries=2,
+        retry_delay_s=0.5,
+        timeout_s=7.0,
+        argv=(),
+        env=(("A", "1=2"), ("B", "")),
+    )
     assert decode_spec(encode_spec(spec)) == spec
 
 
@@ -87,9 +101,15 @@ def test_masker_holds_back_only_a_possible_secret_start() -> None:
 
 # --- behaviour -------------------------------------------------------------------
 
+
 def test_success_records_result_and_streams_output(launch: Launch) -> None:
-    proc = launch.run('echo "out $FLANK_TASK $MODEL"; echo err >&2; pwd', task="extract",
-                      environ={"MAKEFLAGS": "-k -j2"}, argv=(), env=(("MODEL", "glm"),))
+    proc = launch.run(
+        'echo "out $FLANK_TASK $MODEL"; echo err >&2; pwd',
+        task="extract",
+        environ={"MAKEFLAGS": "-k -j2"},
+        argv=(),
+        env=(("MODEL", "glm"),),
+    )
     assert proc.returncode == 0, proc.stderr
     assert launch.log("extract") == f"out extract glm\nerr\n{launch.cwd}\n".encode()
     result = launch.result("extract")
@@ -123,14 +143,14 @@ def test_failure_exit_code_and_nonzero_exit(launch: Launch) -> None:
 
 def test_retries_wait_doubling_and_say_so_in_the_log(launch: Launch, tmp_path: Path) -> None:
     counter = tmp_path / "count"
-    command = f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; ' \
-              f'echo "try $n"; [ $n -ge 3 ]'
+    command = f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; echo "try $n"; [ $n -ge 3 ]'
     proc = launch.run(command, retries=3, retry_delay_s=0.1)
     assert proc.returncode == 0
     result = launch.result()
     assert (result["status"], result["attempts"]) == ("success", 3)
-    assert launch.log() == (b"try 1\nflank: attempt 2 of 4 after 0.1s\n"
-                            b"try 2\nflank: attempt 3 of 4 after 0.2s\ntry 3\n")
+    assert launch.log() == (
+        b"try 1\nflank: attempt 2 of 4 after 0.1s\ntry 2\nflank: attempt 3 of 4 after 0.2s\ntry 3\n"
+    )
 
 
 def test_retries_exhausted_is_failed(launch: Launch) -> None:
@@ -191,8 +211,7 @@ def test_command_not_found_says_so(launch: Launch) -> None:
     launch.run("Rscript-not-installed-here R/model.R")
     result = launch.result()
     assert (result["status"], result["exit_code"]) == ("failed", 127)
-    assert ("flank: command not found: Rscript-not-installed-here — is it installed on this VM"
-            in launch.log().decode())
+    assert "flank: command not found: Rscript-not-installed-here — is it installed on this VM" in launch.log().decode()
 
 
 def test_command_not_found_in_a_shell_command_says_so(launch: Launch) -> None:
@@ -219,9 +238,16 @@ def test_missing_directory_fails_with_a_message(launch: Launch, tmp_path: Path) 
 
 
 def test_secrets_are_masked_even_across_split_writes(launch: Launch) -> None:
-    env = {"DB_PASSWORD": "secret", "API_KEY": "k3y-with-more", "SHORT": "ab", "FLANK_SECRET_NAMES": "DB_PASSWORD,API_KEY,SHORT"}
-    command = ("printf 'sec'; sleep 0.05; printf 'ret and '; printf '%s\\n' \"$API_KEY\" >&2; "
-               "printf 'k3y-'; sleep 0.05; printf 'with-more ab '; echo $DB_PASSWORD")
+    env = {
+        "DB_PASSWORD": "secret",
+        "API_KEY": "k3y-with-more",
+        "SHORT": "ab",
+        "FLANK_SECRET_NAMES": "DB_PASSWORD,API_KEY,SHORT",
+    }
+    command = (
+        "printf 'sec'; sleep 0.05; printf 'ret and '; printf '%s\\n' \"$API_KEY\" >&2; "
+        "printf 'k3y-'; sleep 0.05; printf 'with-more ab '; echo $DB_PASSWORD"
+    )
     proc = launch.run(command, environ=env)
     assert proc.returncode == 0
     assert launch.log() == b"*** and ***\n*** *** ***\n"  # a short value is masked too (one rule)
@@ -230,21 +256,30 @@ def test_secrets_are_masked_even_across_split_writes(launch: Launch) -> None:
 def test_non_utf8_and_no_final_newline_pass_through(launch: Launch) -> None:
     launch.run("printf 'caf\\351 \\377\\376 end'")
     assert launch.log() == b"caf\xe9 \xff\xfe end"
-    launch.run("printf 'caf\\351 \\377\\376 secret end'", task="masked",
-               environ={"TOKEN": "secret", "FLANK_SECRET_NAMES": "TOKEN"})
+    launch.run(
+        "printf 'caf\\351 \\377\\376 secret end'",
+        task="masked",
+        environ={"TOKEN": "secret", "FLANK_SECRET_NAMES": "TOKEN"},
+    )
     assert launch.log("masked") == b"caf\xe9 \xff\xfe *** end"
 
 
 def test_large_output_streams_to_the_log(launch: Launch) -> None:
     # 20 MB through the masking pipe: everything arrives, in order
-    launch.run("yes 0123456789abcdefghi | head -c 20000000", environ={"TOKEN": "zzz-never", "FLANK_SECRET_NAMES": "TOKEN"})
+    launch.run(
+        "yes 0123456789abcdefghi | head -c 20000000", environ={"TOKEN": "zzz-never", "FLANK_SECRET_NAMES": "TOKEN"}
+    )
     assert (launch.run_dir / "logs" / "t.log").stat().st_size == 20_000_000
 
 
 def test_running_record_while_the_task_runs(launch: Launch) -> None:
     proc = subprocess.Popen([*launch.argv, str(launch.spec("echo go; sleep 300", retries=2)), str(launch.run_dir)])
     try:
-        wait_for(lambda: (launch.run_dir / "logs" / "t.log").exists() and launch.log() == b"go\n", "the task to start", timeout=10.0)
+        wait_for(
+            lambda: (launch.run_dir / "logs" / "t.log").exists() and launch.log() == b"go\n",
+            "the task to start",
+            timeout=10.0,
+        )
         result = launch.result()
         assert (result["status"], result["attempt"]) == ("running", 1)
         assert "started_at" in result
@@ -262,8 +297,11 @@ def test_running_record_while_the_task_runs(launch: Launch) -> None:
 def test_stop_ends_the_task_process_tree(launch: Launch) -> None:
     proc = subprocess.Popen([*launch.argv, str(launch.spec(PROCESS_TREE)), str(launch.run_dir)])
     try:
-        wait_for(lambda: (launch.run_dir / "logs" / "t.log").exists() and b"started" in launch.log(),
-                 "the process tree to start", timeout=10.0)
+        wait_for(
+            lambda: (launch.run_dir / "logs" / "t.log").exists() and b"started" in launch.log(),
+            "the process tree to start",
+            timeout=10.0,
+        )
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) != 0
     finally:
@@ -274,8 +312,12 @@ def test_stop_ends_the_task_process_tree(launch: Launch) -> None:
 
 
 def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
-    proc = subprocess.run([*launcher_argv, str(tmp_path / "missing.spec"), str(tmp_path / "run")],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [*launcher_argv, str(tmp_path / "missing.spec"), str(tmp_path / "run")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "cannot read the task spec" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -283,15 +325,19 @@ def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: P
 
 # --- logs/<task>.log.times: when attempts and lines began ------------------------------
 
+
 def test_times_mark_attempts_and_lines_at_offsets_of_the_stored_log(launch: Launch, tmp_path: Path) -> None:
     counter = tmp_path / "count"
     # the secret changes the log's length: offsets are those of the stored (masked) log
-    command = (f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; '
-               f'echo "try $n $TOKEN"; sleep 0.3; echo "try $n later"; printf "partial "; sleep 0.3; '
-               f'echo "line"; [ $n -ge 2 ]')
+    command = (
+        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; "
+        f'echo "try $n $TOKEN"; sleep 0.3; echo "try $n later"; printf "partial "; sleep 0.3; '
+        f'echo "line"; [ $n -ge 2 ]'
+    )
     before_ms = time.time_ns() // 1_000_000
-    proc = launch.run(command, argv=(), retries=1, retry_delay_s=0.1,
-                      environ={"TOKEN": "s3cr3t-value", "FLANK_SECRET_NAMES": "TOKEN"})
+    proc = launch.run(
+        command, argv=(), retries=1, retry_delay_s=0.1, environ={"TOKEN": "s3cr3t-value", "FLANK_SECRET_NAMES": "TOKEN"}
+    )
     after_ms = time.time_ns() // 1_000_000
     assert proc.returncode == 0, proc.stderr
     log = launch.log()
@@ -310,7 +356,7 @@ def test_times_mark_attempts_and_lines_at_offsets_of_the_stored_log(launch: Laun
     line_offsets = [int(e[0]) for e in lines]
     for text in (b"try 1 later", b"try 2 later"):
         assert log.index(text) in line_offsets
-    assert all(offset == 0 or log[offset - 1:offset] == b"\n" for offset in line_offsets)
+    assert all(offset == 0 or log[offset - 1 : offset] == b"\n" for offset in line_offsets)
     stamps = [int(e[3] if e[0] in ("attempt", "end") else e[1]) for e in entries]
     assert stamps == sorted(stamps) and before_ms <= stamps[0] and stamps[-1] <= after_ms
     offsets = [int(e[2] if e[0] in ("attempt", "end") else e[0]) for e in entries]
@@ -321,11 +367,13 @@ def test_times_end_a_timed_out_and_a_stopped_attempt(launch: Launch) -> None:
     launch.run("echo started; sleep 30", timeout_s=0.5, task="slow")
     end = launch.times("slow")[-1]
     assert (end[0], end[1], end[2], end[5]) == ("end", "1", str(len(launch.log("slow"))), "timed_out")
-    proc = subprocess.Popen([*launch.argv, str(launch.spec("echo go; sleep 300", task="stopped")),
-                             str(launch.run_dir)])
+    proc = subprocess.Popen([*launch.argv, str(launch.spec("echo go; sleep 300", task="stopped")), str(launch.run_dir)])
     try:
-        wait_for(lambda: (launch.run_dir / "logs" / "stopped.log").exists() and launch.log("stopped") == b"go\n",
-                 "the task to start", timeout=10.0)
+        wait_for(
+            lambda: (launch.run_dir / "logs" / "stopped.log").exists() and launch.log("stopped") == b"go\n",
+            "the task to start",
+            timeout=10.0,
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) != 0
     finally:
@@ -336,6 +384,7 @@ def test_times_end_a_timed_out_and_a_stopped_attempt(launch: Launch) -> None:
 
 
 # --- building the launcher ---------------------------------------------------------
+
 
 def test_launcher_is_compiled_once_into_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -356,7 +405,7 @@ def test_without_a_compiler_the_python_launcher_is_used(monkeypatch: pytest.Monk
 
 def test_cpu_time_is_recorded_apart_from_wall_time(launch: Launch) -> None:
     # one CPU-bound task, one that only waits: the record tells them apart (the resources report uses it)
-    launch.run(f"{sys.executable} -c \"x = 0\nfor i in range(3_000_000): x += i\"", task="busy")
+    launch.run(f'{sys.executable} -c "x = 0\nfor i in range(3_000_000): x += i"', task="busy")
     launch.run("sleep 0.5", task="idle")
     busy, idle = launch.result("busy"), launch.result("idle")
     assert busy["status"] == "success" and idle["status"] == "success"

@@ -4,6 +4,7 @@ No test can reboot the machine under the cron daemon, so the outage is simulated
 records (the last scheduled run is older than the missed minute) and the `@reboot`
 command is run as cron would run it: by /bin/sh, from the generated block.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,20 @@ def _scheduled_run(run_id: int, scheduled: datetime, pipeline: str = "nightly", 
     folder = runs_dir(pipeline) / str(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     start = scheduled.astimezone(timezone.utc)
-    rec = {"format": 1, "project": "demo", "pipeline": pipeline, "run_id": run_id, "trigger": trigger,
-           "scheduled_at": scheduled.isoformat(), "status": "success", "started_at": start.isoformat(),
-           "ended_at": (start + timedelta(seconds=1)).isoformat(), "duration_s": 1.0, "tasks": {},
-           "runner": None}
+    rec = {
+        "format": 1,
+        "project": "demo",
+        "pipeline": pipeline,
+        "run_id": run_id,
+        "trigger": trigger,
+        "scheduled_at": scheduled.isoformat(),
+        "status": "success",
+        "started_at": start.isoformat(),
+        "ended_at": (start + timedelta(seconds=1)).isoformat(),
+        "duration_s": 1.0,
+        "tasks": {},
+        "runner": None,
+    }
     (folder / "run.json").write_text(json.dumps(rec))
     with open(runs_dir(pipeline) / "history.jsonl", "a") as f:
         f.write(json.dumps({"run_id": run_id, "status": "success", "trigger": trigger}) + "\n")
@@ -80,8 +91,10 @@ def test_outside_the_window_or_disabled_nothing_runs(tmp_path: Path) -> None:
 
 def test_many_missed_firings_give_one_run_for_the_latest(tmp_path: Path) -> None:
     write_toml()
-    deploy(tmp_path, "pipelines:\n  hourly:\n    schedule: '0 * * * *'\n    timezone: UTC\n"
-                     "    tasks:\n      work: 'true'\n")
+    deploy(
+        tmp_path,
+        "pipelines:\n  hourly:\n    schedule: '0 * * * *'\n    timezone: UTC\n    tasks:\n      work: 'true'\n",
+    )
     _scheduled_run(1, datetime.fromisoformat("2026-11-26T05:00:00+00:00"), pipeline="hourly")
     out = run_flank("catchup", "--now", "2026-11-26T09:20:00+00:00", check=True).stdout  # 06, 07, 08, 09 missed
     assert out.count("catching up") == 1 and "missed Thu 26 Nov 09:00 UTC" in out
@@ -114,8 +127,9 @@ def test_catchup_values_are_validated_with_line_and_column(tmp_path: Path) -> No
 
     def pipeline(value: str) -> Path:
         path = tmp_path / "flank.yml"
-        path.write_text(f"pipelines:\n  nightly:\n    schedule: '0 2 * * *'\n    catchup: {value}\n"
-                        "    tasks:\n      a: 'true'\n")
+        path.write_text(
+            f"pipelines:\n  nightly:\n    schedule: '0 2 * * *'\n    catchup: {value}\n    tasks:\n      a: 'true'\n"
+        )
         return path
 
     assert load_config_file(pipeline("0")).pipelines["nightly"].catchup_s == 0

@@ -1,4 +1,5 @@
 """Which cron expressions flank accepts: those Debian's cron runs exactly as croniter computes them."""
+
 from __future__ import annotations
 
 import subprocess
@@ -64,20 +65,32 @@ CASES = [
     ("H * * * *", "'H' (hashed value) is not supported by Debian cron", None),
     ("", "empty schedule", None),
     # rejected: Debian accepts it but reads it differently from croniter (or never runs it)
-    ("0 0 * * 5#3", "'5#3' (the nth weekday of the month) is not supported by Debian cron, which would read "
-                    "it as just '5'", True),
+    (
+        "0 0 * * 5#3",
+        "'5#3' (the nth weekday of the month) is not supported by Debian cron, which would read it as just '5'",
+        True,
+    ),
     ("5#3 * * * *", "nth weekday", True),
     ("*x * * * *", "'*x' is not a valid minute", True),
     ("*-5 * * * *", "'*-5' is not a valid minute", True),
     ("1-5-7 * * * *", "'1-5-7' is not a valid minute", True),
     ("1-5/2/3 * * * *", "not a valid minute", True),
-    ("0 22-2 * * *", "the range '22-2' goes backwards: Debian cron never runs it (croniter would wrap around); "
-                     "write '22-23,0-2'", True),
+    (
+        "0 22-2 * * *",
+        "the range '22-2' goes backwards: Debian cron never runs it (croniter would wrap around); write '22-23,0-2'",
+        True,
+    ),
     ("0 0 * * 6-0", "write '6,0'", None),
-    ("0 0 * * 7-7", "the weekday field '7-7' means {0} to Debian cron but {0,1,2,3,4,5,6} to flank's "
-                    "scheduler (croniter)", True),
-    ("0 0 */2 * 1", "Debian cron runs only when both match (a field starting with '*' makes it AND), croniter "
-                    "when either does", True),
+    (
+        "0 0 * * 7-7",
+        "the weekday field '7-7' means {0} to Debian cron but {0,1,2,3,4,5,6} to flank's scheduler (croniter)",
+        True,
+    ),
+    (
+        "0 0 */2 * 1",
+        "Debian cron runs only when both match (a field starting with '*' makes it AND), croniter when either does",
+        True,
+    ),
     ("0 0 1-15 * */2", "runs only when both match", True),
     ("0 0 30 2 *", "'0 0 30 2 *' never runs: no day 30 in Feb", True),
     ("0 0 31 4,6,9,11 *", "never runs: no day 31 in Apr, Jun, Sep, Nov", True),

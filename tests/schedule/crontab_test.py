@@ -1,4 +1,5 @@
 """The crontab block, installed with the real `crontab` command into the machine user's crontab."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,15 @@ from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.schedule.crontab import (
-    NO_CRONTAB, CrontabError, cron_daemon_running, cron_lines, crontab_lock, install_schedule, read_crontab,
-    remove_schedule, write_crontab,
+    NO_CRONTAB,
+    CrontabError,
+    cron_daemon_running,
+    cron_lines,
+    crontab_lock,
+    install_schedule,
+    read_crontab,
+    remove_schedule,
+    write_crontab,
 )
 
 USER_LINES = (
@@ -48,7 +56,7 @@ def block_of(text: str, paths: ProjectPaths) -> list[str]:
     lines = text.splitlines()
     begin = lines.index(f"# >>> flank {paths.name} ({paths.home.root}) >>>")
     end = lines.index(f"# <<< flank {paths.name} ({paths.home.root}) <<<")
-    return lines[begin:end + 1]
+    return lines[begin : end + 1]
 
 
 def daemon_warnings(warnings: list[str]) -> list[str]:
@@ -80,8 +88,7 @@ def test_block_is_installed_next_to_user_lines_kept_byte_for_byte(user_crontab, 
     assert paths.crontab_file.read_text() == "\n".join(block) + "\n"
 
 
-def test_block_is_updated_in_place_and_removed_when_flank_yml_drops_schedules(
-        user_crontab, flank_home: Path) -> None:
+def test_block_is_updated_in_place_and_removed_when_flank_yml_drops_schedules(user_crontab, flank_home: Path) -> None:
     paths = project(flank_home)
     write_crontab(USER_LINES)
     install_schedule(paths, config(nightly=("0 2 * * *",)))
@@ -140,14 +147,16 @@ def test_percent_is_escaped_and_the_line_runs_under_crons_bare_environment(user_
     # Run the command as cron would: \% back to %, /bin/sh -c, bare environment. With no such
     # project deployed, flank itself answers, which proves the paths and FLANK_HOME got through.
     command = line.split(" ", 5)[5].replace("\\%", "%")
-    proc = subprocess.run(["/bin/sh", "-c", command], env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["/bin/sh", "-c", command], env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, capture_output=True, text=True
+    )
     assert proc.returncode == 1, proc.stderr
     assert f"no project 'demo' in {tmp_path / '50%off home'}" in proc.stderr
 
 
-def test_no_crontab_command_is_a_warning_not_an_error(flank_home: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_crontab_command_is_a_warning_not_an_error(
+    flank_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))  # a machine without cron: `crontab` is not on PATH
@@ -163,8 +172,10 @@ def test_cron_daemon_not_running_is_a_warning(user_crontab, flank_home: Path) ->
     if cron_daemon_running():
         assert warnings == []
     else:
-        assert warnings == ["the cron daemon does not seem to be running, so schedules will not fire: start it "
-                            "(service cron start) or run `flank scheduler`"]
+        assert warnings == [
+            "the cron daemon does not seem to be running, so schedules will not fire: start it "
+            "(service cron start) or run `flank scheduler`"
+        ]
 
 
 def test_crontab_refusing_is_reported(user_crontab) -> None:
@@ -185,13 +196,16 @@ def test_damaged_block_is_left_alone_with_a_warning(user_crontab, flank_home: Pa
 def test_guarded_lines_for_a_zone_other_than_the_vms(flank_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC")
     paths = project(flank_home)
-    lines = cron_lines(paths, config(
-        plain=("0 2 * * *",),
-        utc=(("0 3 * * *",), "Etc/UTC"),  # another name for the VM's zone: plain
-        london=(("30 1 * * *", "@hourly"), "Europe/London"),
-        india=(("15 9 * * 1-5",), "Asia/Kolkata"),  # half-hour offset: every minute is a candidate
-        twice=("0 2 * * *", "0 */6 * * *"),
-    ))
+    lines = cron_lines(
+        paths,
+        config(
+            plain=("0 2 * * *",),
+            utc=(("0 3 * * *",), "Etc/UTC"),  # another name for the VM's zone: plain
+            london=(("30 1 * * *", "@hourly"), "Europe/London"),
+            india=(("15 9 * * 1-5",), "Asia/Kolkata"),  # half-hour offset: every minute is a candidate
+            twice=("0 2 * * *", "0 */6 * * *"),
+        ),
+    )
     by_when = [(line.when, line.command.split(" run ")[1]) for line in lines]
     assert by_when == [
         ("0 2 * * *", "demo plain --trigger schedule"),
@@ -229,7 +243,8 @@ def test_install_crontab_false_in_flank_toml_leaves_the_crontab_alone(user_cront
 
 
 def test_relative_and_empty_path_entries_are_left_out_of_the_saved_path(
-        flank_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flank_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # `.` / an empty entry / `bin` would make cron look programs up in the folder the run starts in
     monkeypatch.setenv("PATH", os.pathsep.join([".", "", "bin", "/opt/R/bin", "./tools", "/usr/bin", "/bin"]))
     (line,) = cron_lines(project(flank_home), config(nightly=("0 2 * * *",)))

@@ -1,4 +1,5 @@
 """is_due with a fixed clock on both DST transitions, in a pipeline zone and in the VM's zone (TZ)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -31,19 +32,22 @@ def due_minutes(p: Pipeline, expr: str, start: datetime, hours: int) -> list[str
 
 # London: 2026-03-29 01:00 GMT -> 02:00 BST; 2026-10-25 02:00 BST -> 01:00 GMT.
 # New York: 2026-03-08 02:00 EST -> 03:00 EDT; 2026-11-01 02:00 EDT -> 01:00 EST.
-@pytest.mark.parametrize(("tz", "expr", "start", "expected"), [
-    # skipped by spring-forward: runs once, right after the jump
-    ("Europe/London", "30 1 * * *", datetime(2026, 3, 28, 23, 0, tzinfo=UTC), ["2026-03-29T02:00:00+01:00"]),
-    ("America/New_York", "0 2 * * *", datetime(2026, 3, 8, 4, 0, tzinfo=UTC), ["2026-03-08T03:00:00-04:00"]),
-    ("America/New_York", "30 2 * * *", datetime(2026, 3, 8, 4, 0, tzinfo=UTC), ["2026-03-08T03:00:00-04:00"]),
-    # repeated by fall-back: runs once, the first time
-    ("Europe/London", "30 1 * * *", datetime(2026, 10, 24, 22, 0, tzinfo=UTC), ["2026-10-25T01:30:00+01:00"]),
-    ("America/New_York", "30 1 * * *", datetime(2026, 11, 1, 3, 0, tzinfo=UTC), ["2026-11-01T01:30:00-04:00"]),
-    ("America/New_York", "0 2 * * *", datetime(2026, 11, 1, 3, 0, tzinfo=UTC), ["2026-11-01T02:00:00-05:00"]),
-    # not near a change: just the wall-clock time
-    ("Europe/London", "0 2 * * *", datetime(2026, 7, 1, 0, 0, tzinfo=UTC), ["2026-07-01T02:00:00+01:00"]),
-    ("America/New_York", "0 2 * * *", datetime(2026, 1, 15, 5, 0, tzinfo=UTC), ["2026-01-15T02:00:00-05:00"]),
-])
+@pytest.mark.parametrize(
+    ("tz", "expr", "start", "expected"),
+    [
+        # skipped by spring-forward: runs once, right after the jump
+        ("Europe/London", "30 1 * * *", datetime(2026, 3, 28, 23, 0, tzinfo=UTC), ["2026-03-29T02:00:00+01:00"]),
+        ("America/New_York", "0 2 * * *", datetime(2026, 3, 8, 4, 0, tzinfo=UTC), ["2026-03-08T03:00:00-04:00"]),
+        ("America/New_York", "30 2 * * *", datetime(2026, 3, 8, 4, 0, tzinfo=UTC), ["2026-03-08T03:00:00-04:00"]),
+        # repeated by fall-back: runs once, the first time
+        ("Europe/London", "30 1 * * *", datetime(2026, 10, 24, 22, 0, tzinfo=UTC), ["2026-10-25T01:30:00+01:00"]),
+        ("America/New_York", "30 1 * * *", datetime(2026, 11, 1, 3, 0, tzinfo=UTC), ["2026-11-01T01:30:00-04:00"]),
+        ("America/New_York", "0 2 * * *", datetime(2026, 11, 1, 3, 0, tzinfo=UTC), ["2026-11-01T02:00:00-05:00"]),
+        # not near a change: just the wall-clock time
+        ("Europe/London", "0 2 * * *", datetime(2026, 7, 1, 0, 0, tzinfo=UTC), ["2026-07-01T02:00:00+01:00"]),
+        ("America/New_York", "0 2 * * *", datetime(2026, 1, 15, 5, 0, tzinfo=UTC), ["2026-01-15T02:00:00-05:00"]),
+    ],
+)
 def test_fixed_time_runs_once_across_dst(tz: str, expr: str, start: datetime, expected: list[str]) -> None:
     assert due_minutes(pipeline(expr, tz=tz), expr, start, 6) == expected
 
@@ -52,13 +56,18 @@ def test_wildcard_schedule_keeps_its_rhythm_like_debian_cron() -> None:
     p = pipeline("*/30 * * * *", tz="Europe/London")
     # fall-back: the repeated hour runs again (real time passes); spring-forward: the skipped hour does not
     assert due_minutes(p, "*/30 * * * *", datetime(2026, 10, 24, 23, 0, tzinfo=UTC), 3) == [
-        "2026-10-25T00:00:00+01:00", "2026-10-25T00:30:00+01:00",
-        "2026-10-25T01:00:00+01:00", "2026-10-25T01:30:00+01:00",
-        "2026-10-25T01:00:00+00:00", "2026-10-25T01:30:00+00:00",
+        "2026-10-25T00:00:00+01:00",
+        "2026-10-25T00:30:00+01:00",
+        "2026-10-25T01:00:00+01:00",
+        "2026-10-25T01:30:00+01:00",
+        "2026-10-25T01:00:00+00:00",
+        "2026-10-25T01:30:00+00:00",
     ]
     assert due_minutes(p, "*/30 * * * *", datetime(2026, 3, 29, 0, 0, tzinfo=UTC), 2) == [
-        "2026-03-29T00:00:00+00:00", "2026-03-29T00:30:00+00:00",
-        "2026-03-29T02:00:00+01:00", "2026-03-29T02:30:00+01:00",
+        "2026-03-29T00:00:00+00:00",
+        "2026-03-29T00:30:00+00:00",
+        "2026-03-29T02:00:00+01:00",
+        "2026-03-29T02:30:00+01:00",
     ]
 
 

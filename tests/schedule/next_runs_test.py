@@ -1,4 +1,5 @@
 """next_runs: merged, de-duplicated, aware in the pipeline's zone, and the same instants is_due picks."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -23,7 +24,10 @@ def iso(times: list[datetime]) -> list[str]:
 def test_next_runs_of_one_schedule() -> None:
     after = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     assert iso(next_runs(pipeline("0 2 * * *", tz="UTC"), 3, after)) == [
-        "2026-11-24T02:00:00+00:00", "2026-11-25T02:00:00+00:00", "2026-11-26T02:00:00+00:00"]
+        "2026-11-24T02:00:00+00:00",
+        "2026-11-25T02:00:00+00:00",
+        "2026-11-26T02:00:00+00:00",
+    ]
     assert iso(next_runs(pipeline("@weekly", tz="UTC"), 1, after)) == ["2026-11-29T00:00:00+00:00"]
 
 
@@ -36,8 +40,10 @@ def test_a_list_of_schedules_is_merged_without_duplicates() -> None:
     p = pipeline("0 2 * * *", "0 2 * * 1", "30 6 * * 1-5", tz="Europe/London")
     runs = next_runs(p, 5, datetime(2026, 11, 22, 12, 0, tzinfo=UTC))  # a Sunday
     assert iso(runs) == [
-        "2026-11-23T02:00:00+00:00", "2026-11-23T06:30:00+00:00",
-        "2026-11-24T02:00:00+00:00", "2026-11-24T06:30:00+00:00",
+        "2026-11-23T02:00:00+00:00",
+        "2026-11-23T06:30:00+00:00",
+        "2026-11-24T02:00:00+00:00",
+        "2026-11-24T06:30:00+00:00",
         "2026-11-25T02:00:00+00:00",
     ]
     assert all(t.tzinfo is not None and t.tzinfo.key == "Europe/London" for t in runs)
@@ -47,12 +53,18 @@ def test_times_are_in_the_pipeline_zone_across_dst() -> None:
     p = pipeline("30 1 * * *", tz="Europe/London")
     assert iso(next_runs(p, 3, datetime(2026, 3, 28, 12, 0, tzinfo=UTC))) == [
         "2026-03-29T02:00:00+01:00",  # 01:30 does not exist that night: right after the jump
-        "2026-03-30T01:30:00+01:00", "2026-03-31T01:30:00+01:00"]
+        "2026-03-30T01:30:00+01:00",
+        "2026-03-31T01:30:00+01:00",
+    ]
     assert iso(next_runs(p, 2, datetime(2026, 10, 24, 12, 0, tzinfo=UTC))) == [
-        "2026-10-25T01:30:00+01:00", "2026-10-26T01:30:00+00:00"]  # once in the repeated hour
+        "2026-10-25T01:30:00+01:00",
+        "2026-10-26T01:30:00+00:00",
+    ]  # once in the repeated hour
     ny = pipeline("0 9 * * 1-5", tz="America/New_York")
     assert iso(next_runs(ny, 2, datetime(2026, 11, 20, 15, 0, tzinfo=UTC))) == [
-        "2026-11-23T09:00:00-05:00", "2026-11-24T09:00:00-05:00"]
+        "2026-11-23T09:00:00-05:00",
+        "2026-11-24T09:00:00-05:00",
+    ]
 
 
 def test_no_timezone_means_the_vm_zone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,10 +91,12 @@ def test_default_after_is_now() -> None:
 @pytest.mark.parametrize("day", ["spring", "fall"])
 def test_next_runs_agrees_with_is_due(tz: str, expr: str, day: str) -> None:
     """What the site promises is what cron's guard and `flank scheduler` do, minute by minute."""
-    start = {("Europe/London", "spring"): datetime(2026, 3, 28, 22, 0, tzinfo=UTC),
-             ("Europe/London", "fall"): datetime(2026, 10, 24, 22, 0, tzinfo=UTC),
-             ("America/New_York", "spring"): datetime(2026, 3, 8, 3, 0, tzinfo=UTC),
-             ("America/New_York", "fall"): datetime(2026, 11, 1, 2, 0, tzinfo=UTC)}[(tz, day)]
+    start = {
+        ("Europe/London", "spring"): datetime(2026, 3, 28, 22, 0, tzinfo=UTC),
+        ("Europe/London", "fall"): datetime(2026, 10, 24, 22, 0, tzinfo=UTC),
+        ("America/New_York", "spring"): datetime(2026, 3, 8, 3, 0, tzinfo=UTC),
+        ("America/New_York", "fall"): datetime(2026, 11, 1, 2, 0, tzinfo=UTC),
+    }[(tz, day)]
     p = pipeline(expr, tz=tz)
     end = start + timedelta(hours=6)
     scanned = []

@@ -1,4 +1,5 @@
 """`flank scheduler`: which pipelines are due in a minute, and the real command starting them."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,6 @@ pipelines:
 """
 
 
-
-
-
 def deployed(home: Path, name: str, flank_yml: str) -> None:
     """A project as post-receive leaves it: a bare repo and current -> releases/<sha> holding flank.yml."""
     git("init", "-q", "--bare", str(home / f"{name}.git"), cwd=home.parent)
@@ -56,8 +54,12 @@ def deployed(home: Path, name: str, flank_yml: str) -> None:
 
 def test_due_at_is_a_pure_function_of_the_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC")
-    configs = {"demo": load_config(FLANK_YML), "other": Config(pipelines={
-        "p": Pipeline(name="p", tasks={}, schedule=("0 1 * * *",), timezone="Europe/London")})}
+    configs = {
+        "demo": load_config(FLANK_YML),
+        "other": Config(
+            pipelines={"p": Pipeline(name="p", tasks={}, schedule=("0 1 * * *",), timezone="Europe/London")}
+        ),
+    }
     assert due_at(configs, datetime(2026, 7, 1, 0, 0, tzinfo=UTC)) == [
         DueRun("demo", "hourly", "@hourly", None),
         DueRun("other", "p", "0 1 * * *", "Europe/London"),  # 01:00 BST
@@ -73,11 +75,18 @@ def test_due_at_is_a_pure_function_of_the_minute(monkeypatch: pytest.MonkeyPatch
 def test_command_template_is_split_before_names_are_filled_in() -> None:
     run = DueRun("my proj", "night;ly", "0 2 * * *", None)
     assert command_for("/bin/flank run {project} {pipeline} --trigger schedule", run) == [
-        "/bin/flank", "run", "my proj", "night;ly", "--trigger", "schedule"]
+        "/bin/flank",
+        "run",
+        "my proj",
+        "night;ly",
+        "--trigger",
+        "schedule",
+    ]
 
 
-def test_once_starts_each_due_pipeline_and_does_not_wait(flank_home: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_once_starts_each_due_pipeline_and_does_not_wait(
+    flank_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     flank_home.mkdir()
     deployed(flank_home, "demo", FLANK_YML)
     deployed(flank_home, "broken", "pipelines: [not, a, mapping]\n")
@@ -85,19 +94,24 @@ def test_once_starts_each_due_pipeline_and_does_not_wait(flank_home: Path, tmp_p
     markers = tmp_path / "markers"
     markers.mkdir()
     # The started process writes a marker we wait for; it holds its own output file open, proving we did not wait.
-    command = f"{sys.executable} -c \"import sys; open(sys.argv[1], 'w').write(' '.join(sys.argv[2:]))\" " \
-              f"{markers}/{{project}}-{{pipeline}} {{project}} {{pipeline}}"
-    proc = run_flank("scheduler", "--once", "--now", "2026-07-01T02:00+01:00", "--command", command,
-                     env={"TZ": "UTC"})
+    command = (
+        f"{sys.executable} -c \"import sys; open(sys.argv[1], 'w').write(' '.join(sys.argv[2:]))\" "
+        f"{markers}/{{project}}-{{pipeline}} {{project}} {{pipeline}}"
+    )
+    proc = run_flank("scheduler", "--once", "--now", "2026-07-01T02:00+01:00", "--command", command, env={"TZ": "UTC"})
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == "flank scheduler: broken: deployed flank.yml cannot be read: " \
-                       + lines[0].split("cannot be read: ", 1)[1]
+    assert (
+        lines[0]
+        == "flank scheduler: broken: deployed flank.yml cannot be read: " + lines[0].split("cannot be read: ", 1)[1]
+    )
     started = [line for line in lines if " started " in line]
     assert len(started) == 2
     assert started[0].startswith("2026-07-01 01:00 started demo nightly (schedule '0 2 * * *' in Europe/London, pid ")
     assert started[1].startswith("2026-07-01 01:00 started demo hourly (schedule '@hourly', pid ")
-    wait_for(lambda: (markers / "demo-nightly").exists() and (markers / "demo-hourly").exists(), "two markers", timeout=30.0)
+    wait_for(
+        lambda: (markers / "demo-nightly").exists() and (markers / "demo-hourly").exists(), "two markers", timeout=30.0
+    )
     wait_for(lambda: (markers / "demo-nightly").read_text() == "demo nightly", "marker content", timeout=30.0)
     assert sorted(p.name for p in markers.iterdir()) == ["demo-hourly", "demo-nightly"]
 
@@ -122,8 +136,13 @@ def test_bad_options_are_clear_errors() -> None:
 def test_foreground_loop_stops_cleanly(flank_home: Path, signum: int) -> None:
     flank_home.mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "flank_ops", "scheduler", "--command", "true"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flank_ops", "scheduler", "--command", "true"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()  # blocks until the loop has started
         assert first == f"flank scheduler: running the schedules of 0 projects in {flank_home} (Ctrl-C to stop)\n"
@@ -173,7 +192,11 @@ def test_due_schedule_starts_a_real_flank_run(user_crontab, flank_home: Path, tm
 
     nightly = load_config(FLANK_YML).pipelines["nightly"]
     if not is_due(nightly, "0 2 * * *"):  # (at 02:00 London it would rightly run)
-        guard = subprocess.run(["/bin/sh", "-c", line.split(" ", 5)[5]], capture_output=True, text=True,
-                               env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        guard = subprocess.run(
+            ["/bin/sh", "-c", line.split(" ", 5)[5]],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
         assert (guard.returncode, guard.stdout, guard.stderr) == (0, "", "")
         assert sorted(p.name for p in record_file.parent.parent.iterdir() if p.name.isdigit()) == ["1"]

@@ -5,6 +5,7 @@ one saves the crontab first and puts it back afterwards, byte for byte ("no
 crontab" included). A lock of their own serializes these tests across pytest
 workers; install_schedule's lock cannot be held here, since it takes it itself.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Every address flank hands out for a page (push output, `flank run`, the git note, notifications)
 opens the page the site wrote, also for names the site has to rename (`index`, `logs`)."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ pipelines:
 def page_file(url: str) -> Path:
     """The file a web server (flank serve, nginx, S3 website) answers `url` with."""
     assert url.startswith(BASE), url
-    path = Path(os.environ["FLANK_HOME"]) / "site" / unquote(url[len(BASE):])
+    path = Path(os.environ["FLANK_HOME"]) / "site" / unquote(url[len(BASE) :])
     return path / "index.html" if url.endswith("/") else path
 
 
@@ -36,8 +37,10 @@ def test_a_project_named_index_with_a_pipeline_named_logs_links_its_real_pages(t
     home = Path(os.environ["FLANK_HOME"])
     with http_recorder() as hook:
         home.mkdir(parents=True)
-        (home / "flank.toml").write_text(f'site_url = "{BASE}"\n[schedule]\ninstall_crontab = false\n'
-                                         f'[notify.webhook]\nurl = "{hook.url}"\ntimeout = 5\n')
+        (home / "flank.toml").write_text(
+            f'site_url = "{BASE}"\n[schedule]\ninstall_crontab = false\n'
+            f'[notify.webhook]\nurl = "{hook.url}"\ntimeout = 5\n'
+        )
         clone = deploy(tmp_path, FLANK_YML, project="index")
         proc = run_flank("run", "index", "logs")
         requests = list(hook.requests)
@@ -46,8 +49,9 @@ def test_a_project_named_index_with_a_pipeline_named_logs_links_its_real_pages(t
 
     printed = re.search(r"^  page: (\S+)$", proc.stdout, re.M)
     assert printed, proc.stdout
-    [note] = git("--git-dir", str(home / "index.git"), "notes", "--ref=flank", "show", "HEAD",
-                 cwd=clone).stdout.splitlines()
+    [note] = git(
+        "--git-dir", str(home / "index.git"), "notes", "--ref=flank", "show", "HEAD", cwd=clone
+    ).stdout.splitlines()
     assert note.startswith("flank logs #1 failed ")
     [request] = requests
     notified = re.search(r"<(\S+)\|run page>", request.json()["text"])

@@ -1,5 +1,6 @@
 """The status site in real headless Chromium (over CDP): every page loads cleanly, every link resolves,
 hostile logs stay inert, and a 390-px phone screen never scrolls sideways."""
+
 from __future__ import annotations
 
 import os
@@ -25,16 +26,30 @@ EVIL = "<script>document.title='pwned'</script><img src=x onerror=\"document.tit
 
 def build_site(home: Home) -> None:
     paths = make_project(home)
-    append_json_line(paths.deploys_log, {
-        "time": "2026-11-25T09:00:00+00:00", "sha": "b" * 40, "short": "bbbbbbb", "status": "rejected",
-        "message": f"bad push {EVIL}", "author": "Ada", "ref": "refs/heads/main",
-        "errors": ["flank.yml:7:16: unknown task 'extarct' in needs (did you mean 'extract'?)"],
-    })
+    append_json_line(
+        paths.deploys_log,
+        {
+            "time": "2026-11-25T09:00:00+00:00",
+            "sha": "b" * 40,
+            "short": "bbbbbbb",
+            "status": "rejected",
+            "message": f"bad push {EVIL}",
+            "author": "Ada",
+            "ref": "refs/heads/main",
+            "errors": ["flank.yml:7:16: unknown task 'extarct' in needs (did you mean 'extract'?)"],
+        },
+    )
     make_run(paths)
-    make_run(paths, status="failed", task_status={"model": "failed", "report": "upstream_failed"},
-             message=f'"quotes" & {EVIL} ünïcödé ' + "a-very-long-commit-message-without-spaces" * 4,
-             logs={"extract": (EVIL + "\n\x1b[1;31mERROR\x1b[0m\x00\xff\n 10%\r100%\n" + "x" * 3000 + "\n").encode("latin-1"),
-                   "model": b"Error in glm(): bad formula\n"})
+    make_run(
+        paths,
+        status="failed",
+        task_status={"model": "failed", "report": "upstream_failed"},
+        message=f'"quotes" & {EVIL} ünïcödé ' + "a-very-long-commit-message-without-spaces" * 4,
+        logs={
+            "extract": (EVIL + "\n\x1b[1;31mERROR\x1b[0m\x00\xff\n 10%\r100%\n" + "x" * 3000 + "\n").encode("latin-1"),
+            "model": b"Error in glm(): bad formula\n",
+        },
+    )
     wide = {"extract": []} | {f"model_{i:02d}_with_a_long_name": ["extract"] for i in range(28)}
     wide["report"] = [t for t in wide if t != "extract"]
     make_run(paths, tasks=wide, seconds=3600)
@@ -42,17 +57,37 @@ def build_site(home: Home) -> None:
     records.record_path(paths.run_dir("nightly", bad)).write_text("{ half-written")
     make_run(paths, status="running")
     # 6: a failed task with a long name and long lines, two attempts, and a partial run after it
-    failed = make_run(paths, status="failed", task_status={"logistic_regression_by_age_and_region": "failed"},
-                      tasks={"extract": [], "logistic_regression_by_age_and_region": ["extract"]},
-                      after_run={"notify": "notify failed: webhook failed (HTTP 500 from hooks.slack.com)"})
+    failed = make_run(
+        paths,
+        status="failed",
+        task_status={"logistic_regression_by_age_and_region": "failed"},
+        tasks={"extract": [], "logistic_regression_by_age_and_region": ["extract"]},
+        after_run={"notify": "notify failed: webhook failed (HTTP 500 from hooks.slack.com)"},
+    )
     log = records.task_log_path(paths.run_dir("nightly", failed), "logistic_regression_by_age_and_region")
     long_line = "Warning: glm.fit: fitted probabilities numerically 0 or 1 occurred " + "x" * 300
-    write_times(log, [(b"reading data\nfirst try\n", 4, 1, "failed"),
-                      (("reading data\n" + long_line + "\n" + "\x1b[31mError in eval(predvars, data): "
-                        "object 'age_group' not found\x1b[0m\nCalls: glm -> eval -> eval\nExecution halted\n")
-                       .encode(), 9, 1, "failed")], start_ms=int(T0.timestamp() * 1000))
-    make_run(paths, selection={"task": "extract"}, tasks={"extract": [], "model": ["extract"]},
-             task_status={"model": "skipped"})
+    write_times(
+        log,
+        [
+            (b"reading data\nfirst try\n", 4, 1, "failed"),
+            (
+                (
+                    "reading data\n" + long_line + "\n" + "\x1b[31mError in eval(predvars, data): "
+                    "object 'age_group' not found\x1b[0m\nCalls: glm -> eval -> eval\nExecution halted\n"
+                ).encode(),
+                9,
+                1,
+                "failed",
+            ),
+        ],
+        start_ms=int(T0.timestamp() * 1000),
+    )
+    make_run(
+        paths,
+        selection={"task": "extract"},
+        tasks={"extract": [], "model": ["extract"]},
+        task_status={"model": "skipped"},
+    )
     build.rebuild_all(home)
 
 
@@ -140,8 +175,10 @@ FAILED_RUN = "demo/nightly/6/index.html"
 
 
 def _rect(browser: Browser, selector: str) -> dict:
-    return browser.evaluate(f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
-                            " return {left: r.left, right: r.right, top: r.top, width: r.width}; })()")
+    return browser.evaluate(
+        f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
+        " return {left: r.left, right: r.right, top: r.top, width: r.width}; })()"
+    )
 
 
 def test_a_failed_run_fits_a_phone(site_url: str, browser: Browser) -> None:
@@ -166,7 +203,10 @@ def test_the_log_page_folds_earlier_attempts(site_url: str, browser: Browser) ->
     url = site_url + "demo/nightly/6/logs/logistic_regression_by_age_and_region.html"
     assert browser.load(url) == []
     assert browser.evaluate(OVERFLOW_JS) <= 390
-    assert browser.evaluate("Array.from(document.querySelectorAll('details.attempt')).map(d => d.open)") == [False, True]
+    assert browser.evaluate("Array.from(document.querySelectorAll('details.attempt')).map(d => d.open)") == [
+        False,
+        True,
+    ]
     last = browser.evaluate("document.querySelectorAll('details.attempt')[1].innerText")
     assert "Attempt 2" in last and "exit 1" in last and "age_group" in last
     assert browser.evaluate("document.querySelector('a[download]').getAttribute('download')").endswith(".log")
@@ -178,8 +218,11 @@ def test_screenshots_of_a_failed_run_at_desktop_and_phone_widths(site_url: str, 
     for width in (1280, 390):
         b = Browser(tmp_path / f"profile-{width}", width=width, height=1400)
         try:
-            for name, url in (("run", FAILED_RUN), ("log", "demo/nightly/6/logs/logistic_regression_by_age_and_region.html"),
-                              ("home", "index.html")):
+            for name, url in (
+                ("run", FAILED_RUN),
+                ("log", "demo/nightly/6/logs/logistic_regression_by_age_and_region.html"),
+                ("home", "index.html"),
+            ):
                 assert b.load(site_url + url) == []
                 assert b.evaluate(OVERFLOW_JS) <= width, f"{url} scrolls sideways at {width}px"
                 b.screenshot(shots / f"{name}-{width}.png")

@@ -2,6 +2,7 @@
 
 Records are written with flank_ops.run.records, exactly as the runner writes them.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,7 @@ from flank_ops.site import build
 
 
 def _snapshot(site: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(site)): (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in site.rglob("*") if p.is_file()}
+    return {str(p.relative_to(site)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in site.rglob("*") if p.is_file()}
 
 
 def _html(site: Path) -> str:
@@ -28,20 +28,37 @@ def _html(site: Path) -> str:
 def test_every_page_type_is_built_from_records(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
-    append_json_line(paths.deploys_log, {
-        "time": "2026-11-25T09:00:00+00:00", "sha": "b" * 40, "short": "bbbbbbb", "message": "typo in needs",
-        "author": "Ada Analyst", "ref": "refs/heads/main", "status": "rejected",
-        "errors": ["flank.yml:7:16: unknown task 'extarct' in needs (did you mean 'extract'?)"], "pipelines": [],
-    })
+    append_json_line(
+        paths.deploys_log,
+        {
+            "time": "2026-11-25T09:00:00+00:00",
+            "sha": "b" * 40,
+            "short": "bbbbbbb",
+            "message": "typo in needs",
+            "author": "Ada Analyst",
+            "ref": "refs/heads/main",
+            "status": "rejected",
+            "errors": ["flank.yml:7:16: unknown task 'extarct' in needs (did you mean 'extract'?)"],
+            "pipelines": [],
+        },
+    )
     make_run(paths)
     make_run(paths, status="failed", task_status={"model": "failed", "report": "upstream_failed"})
     proc = run_flank("site")
     assert proc.returncode == 0, proc.stderr
     assert "site built" in proc.stdout
     site = home.site_dir
-    for page in ("index.html", "_static/style.css", "demo/index.html", "demo/deploys.html",
-                 "demo/nightly/index.html", "demo/nightly/runs-1.html", "demo/nightly/2/index.html",
-                 "demo/nightly/2/logs/model.html", "demo/nightly/2/logs/model.txt"):
+    for page in (
+        "index.html",
+        "_static/style.css",
+        "demo/index.html",
+        "demo/deploys.html",
+        "demo/nightly/index.html",
+        "demo/nightly/runs-1.html",
+        "demo/nightly/2/index.html",
+        "demo/nightly/2/logs/model.html",
+        "demo/nightly/2/logs/model.txt",
+    ):
         assert (site / page).is_file(), page
     home_page = (site / "index.html").read_text()
     assert "demo" in home_page and "nightly" in home_page and "✗ failed" in home_page
@@ -61,8 +78,12 @@ def test_html_in_logs_names_and_messages_is_inert(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
     evil = "<script>document.title='pwned'</script>"
-    make_run(paths, message=f'"quoted" {evil} ünïcödé', tasks={"ok": [], "<img src=x onerror=alert(1)>": ["ok"]},
-             logs={"ok": f"{evil}\x1b[31mred\x1b[0m\x00\xff\n".encode("latin-1")})
+    make_run(
+        paths,
+        message=f'"quoted" {evil} ünïcödé',
+        tasks={"ok": [], "<img src=x onerror=alert(1)>": ["ok"]},
+        logs={"ok": f"{evil}\x1b[31mred\x1b[0m\x00\xff\n".encode("latin-1")},
+    )
     build.rebuild_all(home)
     html = _html(home.site_dir)
     assert "<script" not in html and "<img" not in html
@@ -81,10 +102,15 @@ def test_after_run_touches_only_that_runs_pages_and_the_summaries(flank_home: Pa
     after = _snapshot(home.site_dir)
     changed = {p for p in after if before.get(p) != after[p]}
     expected_run_files = {f"demo/nightly/{run_id}/index.html"} | {
-        f"demo/nightly/{run_id}/logs/{t}.{ext}" for t in CHAIN for ext in ("html", "txt")}
+        f"demo/nightly/{run_id}/logs/{t}.{ext}" for t in CHAIN for ext in ("html", "txt")
+    }
     assert changed == expected_run_files | {
-        "index.html", "demo/index.html", "demo/resources.html", "demo/nightly/index.html",
-        "demo/nightly/runs-1.html"}
+        "index.html",
+        "demo/index.html",
+        "demo/resources.html",
+        "demo/nightly/index.html",
+        "demo/nightly/runs-1.html",
+    }
     assert set(before) <= set(after)
 
 

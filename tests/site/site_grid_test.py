@@ -3,6 +3,7 @@
 Records are written as the runner writes them (site_records.py); pages are built by
 the real site build and read back as HTML, or shown in real headless Chromium.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,11 +19,21 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.site import build, dag_layout, grid
 
 NINE = ["outliers", "article_plot", "corr_age", "pca", "clusters", "logreg", "glm_fit", "survival", "tables"]
-ANALYST = {"download": [], "clean": ["download"], "augment": ["clean"], **{n: ["augment"] for n in NINE},
-           "slides": ["pca", "logreg", "tables"]}
-ANALYST_YML = "pipelines:\n  nightly:\n    schedule: \"0 2 * * *\"\n    timezone: Europe/Copenhagen\n    tasks:\n" + "".join(
-    f"      {name}:\n        run: Rscript R/{name}.R\n" + (f"        needs: [{', '.join(needs)}]\n" if needs else "")
-    for name, needs in ANALYST.items())
+ANALYST = {
+    "download": [],
+    "clean": ["download"],
+    "augment": ["clean"],
+    **{n: ["augment"] for n in NINE},
+    "slides": ["pca", "logreg", "tables"],
+}
+ANALYST_YML = (
+    'pipelines:\n  nightly:\n    schedule: "0 2 * * *"\n    timezone: Europe/Copenhagen\n    tasks:\n'
+    + "".join(
+        f"      {name}:\n        run: Rscript R/{name}.R\n"
+        + (f"        needs: [{', '.join(needs)}]\n" if needs else "")
+        for name, needs in ANALYST.items()
+    )
+)
 
 
 class GridReader(HTMLParser):
@@ -87,16 +98,24 @@ def test_the_grid_shows_each_task_in_the_last_30_runs_newest_first(flank_home: P
     for _ in range(30):
         make_run(paths)
     for _ in range(3):  # model has failed three nights running; report never ran, so has no log
-        make_run(paths, status="failed", task_status={"model": "failed", "report": "upstream_failed"},
-                 logs={"extract": b"ok\n", "transform": b"ok\n", "model": b"Error in glm()\n"})
+        make_run(
+            paths,
+            status="failed",
+            task_status={"model": "failed", "report": "upstream_failed"},
+            logs={"extract": b"ok\n", "transform": b"ok\n", "model": b"Error in glm()\n"},
+        )
     build.rebuild_all(home)
     g = read_grid(pipeline_page(home))
     assert len(g.runs) == 30
     assert g.runs[:2] == ["run #33 failed", "run #32 failed"] and g.runs[-1] == "run #4 success"
     assert [task for task, _ in g.rows] == list(CHAIN)  # topological order
     model = dict(g.rows)["model"]
-    assert [label for label, _, _ in model[:4]] == ["model #33 failed", "model #32 failed", "model #31 failed",
-                                                   "model #30 success"]
+    assert [label for label, _, _ in model[:4]] == [
+        "model #33 failed",
+        "model #32 failed",
+        "model #31 failed",
+        "model #30 success",
+    ]
     assert [icon for _, icon, _ in model[:4]] == ["✗", "✗", "✗", "✓"]
     page = pipeline_page(home)
     assert (page.parent / model[0][2]).resolve() == page.parent / "33/logs/model.html"  # the cell opens the log
@@ -163,6 +182,7 @@ def test_without_runs_there_is_no_grid(flank_home: Path) -> None:
 
 # --- in Chromium: the grid and the graph on a desktop and a phone -----------------
 
+
 @pytest.fixture
 def analyst_site(flank_home: Path) -> Path:
     """The analyst's pipeline (a layer of nine tasks) after a week of nights, the last three failing."""
@@ -170,8 +190,12 @@ def analyst_site(flank_home: Path) -> Path:
     paths = make_project(home, flank_yml=ANALYST_YML)
     for night in range(7):
         failing = night >= 4
-        make_run(paths, tasks=ANALYST, status="failed" if failing else "success",
-                 task_status={"logreg": "failed", "slides": "upstream_failed"} if failing else {})
+        make_run(
+            paths,
+            tasks=ANALYST,
+            status="failed" if failing else "success",
+            task_status={"logreg": "failed", "slides": "upstream_failed"} if failing else {},
+        )
     build.rebuild_all(home)
     return home.site_dir
 
@@ -200,13 +224,16 @@ OVERLAP_JS = """(() => { const r = [...document.querySelectorAll('svg.dag .node 
 @pytestmark_browser
 @pytest.mark.skipif(dag_layout.dot_executable() is None, reason="Graphviz dot is not installed")
 @pytest.mark.parametrize("browser", [1280, 390], indirect=True, ids=["desktop", "phone"])
-def test_graph_and_grid_scroll_in_their_own_boxes_never_the_page(analyst_site: Path, browser: Browser,
-                                                                  tmp_path: Path) -> None:
+def test_graph_and_grid_scroll_in_their_own_boxes_never_the_page(
+    analyst_site: Path, browser: Browser, tmp_path: Path
+) -> None:
     width = browser.width
     shots = Path(os.environ.get("FLANK_SITE_SCREENSHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
-    for page, name in ((analyst_site / "demo/nightly/index.html", "pipeline"),
-                       (analyst_site / "demo/nightly/7/index.html", "run")):
+    for page, name in (
+        (analyst_site / "demo/nightly/index.html", "pipeline"),
+        (analyst_site / "demo/nightly/7/index.html", "run"),
+    ):
         assert browser.load(page.as_uri()) == []
         boxes, overlaps = browser.evaluate(OVERLAP_JS)
         assert boxes == 13 and overlaps == 0
@@ -217,8 +244,10 @@ def test_graph_and_grid_scroll_in_their_own_boxes_never_the_page(analyst_site: P
             assert grid_client <= width
             rows = browser.evaluate("[...document.querySelectorAll('table.grid tbody th')].map(t => t.textContent)")
             assert rows == list(ANALYST)
-            labels = browser.evaluate("[...document.querySelectorAll('table.grid tbody tr')][8]"
-                                      ".querySelectorAll('.cell')[0].getAttribute('aria-label')")
+            labels = browser.evaluate(
+                "[...document.querySelectorAll('table.grid tbody tr')][8]"
+                ".querySelectorAll('.cell')[0].getAttribute('aria-label')"
+            )
             assert labels == "logreg #7 failed"
         browser.screenshot(shots / f"{name}-{width}.png")
         if name == "pipeline":

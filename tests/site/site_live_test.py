@@ -1,6 +1,7 @@
 """A real run's pages while it runs (issue 8, bug 2 and "Missing" 2): a run has its page as soon as it
 starts, that page shows the running task's last lines and follows them, and a killed run's pages stop
 saying "running"."""
+
 from __future__ import annotations
 
 import os
@@ -15,9 +16,11 @@ from flank_ops.paths import Home
 
 # Prints two lines, a third when the test creates `gate/more`, and ends when it creates `gate/open`
 # (bounded, so a failing test leaves nothing behind for long).
-CHATTY = ('echo "loading 12 scripts"; echo "tidyverse attached"; G="$FLANK_PERSIST_GATE"; '
-          'for i in $(seq 600); do [ -e "$G/more" ] && { echo "fitting glm"; rm "$G/more"; }; '
-          '[ -e "$G/open" ] && exit 0; sleep 0.1; done; exit 9')
+CHATTY = (
+    'echo "loading 12 scripts"; echo "tidyverse attached"; G="$FLANK_PERSIST_GATE"; '
+    'for i in $(seq 600); do [ -e "$G/more" ] && { echo "fitting glm"; rm "$G/more"; }; '
+    '[ -e "$G/open" ] && exit 0; sleep 0.1; done; exit 9'
+)
 YML = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{CHATTY}'\n"
 
 

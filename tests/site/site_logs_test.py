@@ -1,4 +1,5 @@
 """flank_ops/site/logs.py: what a log page shows for hostile, binary, coloured and huge logs."""
+
 from __future__ import annotations
 
 from pathlib import Path

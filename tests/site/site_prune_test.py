@@ -1,4 +1,5 @@
 """flank_ops/commands/prune.py: `flank prune` removes old runs with their pages, keeps live ones."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

@@ -3,6 +3,7 @@
 Written through flank_ops.run.records (write_record, append_history,
 allocate_run_id), so they have exactly the format the runner writes.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -36,7 +37,9 @@ pipelines:
 CHAIN = {"extract": [], "transform": ["extract"], "model": ["transform"], "report": ["model"]}
 
 
-def make_project(home: Home, name: str = "demo", flank_yml: str = FLANK_YML, sha: str = "3f2a1c0" + "0" * 33) -> ProjectPaths:
+def make_project(
+    home: Home, name: str = "demo", flank_yml: str = FLANK_YML, sha: str = "3f2a1c0" + "0" * 33
+) -> ProjectPaths:
     """A project as `flank init` + one deploy leave it: bare repo HEAD, a release, `current`, deploys.jsonl."""
     paths = home.project(name)
     paths.bare_repo.mkdir(parents=True, exist_ok=True)
@@ -48,20 +51,41 @@ def make_project(home: Home, name: str = "demo", flank_yml: str = FLANK_YML, sha
     paths.release_config(sha).write_text(flank_yml)  # the copy the deploy validated
     if not paths.current.is_symlink():
         paths.current.symlink_to(Path("releases") / sha)
-    append_json_line(paths.deploys_log, {
-        "time": T0.isoformat(), "sha": sha, "short": sha[:7], "message": "fix model formula",
-        "author": "Ada Analyst", "ref": "refs/heads/main", "status": "accepted", "errors": [],
-        "pipelines": ["nightly"],
-    })
+    append_json_line(
+        paths.deploys_log,
+        {
+            "time": T0.isoformat(),
+            "sha": sha,
+            "short": sha[:7],
+            "message": "fix model formula",
+            "author": "Ada Analyst",
+            "ref": "refs/heads/main",
+            "status": "accepted",
+            "errors": [],
+            "pipelines": ["nightly"],
+        },
+    )
     return paths
 
 
-def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "success",
-             tasks: dict[str, list[str]] | None = None, task_status: dict[str, str] | None = None,
-             logs: dict[str, bytes] | None = None, start: datetime | None = None, seconds: float = 60.0,
-             message: str = "fix model formula", trigger: str = "schedule", history: bool = True,
-             runner: dict[str, Any] | None = None, selection: dict[str, Any] | None = None,
-             after_run: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> int:
+def make_run(
+    paths: ProjectPaths,
+    pipeline: str = "nightly",
+    *,
+    status: str = "success",
+    tasks: dict[str, list[str]] | None = None,
+    task_status: dict[str, str] | None = None,
+    logs: dict[str, bytes] | None = None,
+    start: datetime | None = None,
+    seconds: float = 60.0,
+    message: str = "fix model formula",
+    trigger: str = "schedule",
+    history: bool = True,
+    runner: dict[str, Any] | None = None,
+    selection: dict[str, Any] | None = None,
+    after_run: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> int:
     """One run on disk (record, task logs, history line); returns its run id."""
     tasks = CHAIN if tasks is None else tasks
     task_status = task_status or {}
@@ -76,12 +100,15 @@ def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "s
         ran = st not in ("pending", "upstream_failed", "skipped")
         dur = seconds / max(1, len(tasks))
         per_task[name] = {
-            "status": st, "needs": list(needs), "attempts": 1 if ran else 0,
+            "status": st,
+            "needs": list(needs),
+            "attempts": 1 if ran else 0,
             "started_at": t.isoformat() if ran else None,
             "ended_at": (t + timedelta(seconds=dur)).isoformat() if ran and st != "running" else None,
             "duration_s": dur if ran and st != "running" else None,
             "exit_code": (0 if st == "success" else 1) if ran and st != "running" else None,
-            "peak_rss_kb": 51234 if ran else None, "log": f"logs/{name}.log" if name in logs else None,
+            "peak_rss_kb": 51234 if ran else None,
+            "log": f"logs/{name}.log" if name in logs else None,
         }
         if ran:
             t += timedelta(seconds=dur)
@@ -92,14 +119,22 @@ def make_run(paths: ProjectPaths, pipeline: str = "nightly", *, status: str = "s
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(data)
     record = {
-        "project": paths.name, "pipeline": pipeline, "run_id": run_id, "trigger": trigger, "status": status,
+        "project": paths.name,
+        "pipeline": pipeline,
+        "run_id": run_id,
+        "trigger": trigger,
+        "status": status,
         "commit": {"sha": "3f2a1c0" + "0" * 33, "short": "3f2a1c0", "message": message, "author": "Ada Analyst"},
-        "release": str(paths.current), "started_at": start.isoformat(),
+        "release": str(paths.current),
+        "started_at": start.isoformat(),
         "ended_at": None if running else (start + timedelta(seconds=seconds)).isoformat(),
         "duration_s": None if running else seconds,
         "runner": runner if runner is not None else (records.runner_identity() if running else None),
-        "selection": {"task": None, "from": None, "rerun_of": None, **(selection or {})}, "concurrency": 2,
-        "tasks": per_task, "skipped_reason": None, "after_run": after_run or {},
+        "selection": {"task": None, "from": None, "rerun_of": None, **(selection or {})},
+        "concurrency": 2,
+        "tasks": per_task,
+        "skipped_reason": None,
+        "after_run": after_run or {},
         "summary": f"{sum(1 for v in per_task.values() if v['status'] == 'success')}/{len(per_task)} ok",
     }
     typed = records.RunRecord.from_json(record)
@@ -125,14 +160,30 @@ def make_many_runs(paths: ProjectPaths, pipeline: str, count: int, *, folders: b
         start = T0 + timedelta(hours=run_id)
         status = "failed" if run_id % 7 == 0 else "success"
         record = {
-            "project": paths.name, "pipeline": pipeline, "run_id": run_id, "trigger": "schedule", "status": status,
+            "project": paths.name,
+            "pipeline": pipeline,
+            "run_id": run_id,
+            "trigger": "schedule",
+            "status": status,
             "commit": {"sha": "a" * 40, "short": "aaaaaaa", "message": "m", "author": "Ada"},
-            "started_at": start.isoformat(), "ended_at": (start + timedelta(seconds=60 + run_id % 30)).isoformat(),
-            "duration_s": 60.0 + run_id % 30, "runner": None, "tasks": {
-                name: {"status": "success", "needs": needs, "attempts": 1, "started_at": start.isoformat(),
-                       "ended_at": (start + timedelta(seconds=15)).isoformat(), "duration_s": 15.0,
-                       "exit_code": 0, "peak_rss_kb": 1000, "log": f"logs/{name}.log"}
-                for name, needs in CHAIN.items()},
+            "started_at": start.isoformat(),
+            "ended_at": (start + timedelta(seconds=60 + run_id % 30)).isoformat(),
+            "duration_s": 60.0 + run_id % 30,
+            "runner": None,
+            "tasks": {
+                name: {
+                    "status": "success",
+                    "needs": needs,
+                    "attempts": 1,
+                    "started_at": start.isoformat(),
+                    "ended_at": (start + timedelta(seconds=15)).isoformat(),
+                    "duration_s": 15.0,
+                    "exit_code": 0,
+                    "peak_rss_kb": 1000,
+                    "log": f"logs/{name}.log",
+                }
+                for name, needs in CHAIN.items()
+            },
             "summary": "4/4 ok",
         }
         lines.append(records.history_entry(records.RunRecord.from_json(record)))
@@ -149,8 +200,9 @@ def make_many_runs(paths: ProjectPaths, pipeline: str, count: int, *, folders: b
     atomic_write_text(runs / records.LAST_ID_FILE, f"{count}\n")
 
 
-def write_times(log: Path, attempts: list[tuple[bytes, int, int | None, str]], start_ms: int,
-                step_ms: int = 1500) -> None:
+def write_times(
+    log: Path, attempts: list[tuple[bytes, int, int | None, str]], start_ms: int, step_ms: int = 1500
+) -> None:
     """Write a task log and its companion `<task>.log.times` as the launcher does (BRIEF contract 1).
 
     attempts: (output, seconds it took, exit code or None, status) each; every line gets an entry

@@ -1,4 +1,5 @@
 """The Resources page: a project's run peaks, task peaks and a memory chart, from the records."""
+
 from __future__ import annotations
 
 import os

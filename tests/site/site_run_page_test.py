@@ -1,5 +1,6 @@
 """The run page answers "why did it fail" at a glance, the log page per attempt, partial runs say so,
 every time is in the pipeline's zone, big logs download, and no page links to a 404 (issues 8 and 9)."""
+
 from __future__ import annotations
 
 import gzip
@@ -28,7 +29,7 @@ def _page(site: Path, url: str) -> str:
 
 def _section(html: str, start: str, end: str) -> str:
     i = html.index(start)
-    return html[i:html.index(end, i)]
+    return html[i : html.index(end, i)]
 
 
 def test_a_failed_tasks_last_lines_are_under_the_status_with_a_link_to_the_full_log(flank_home: Path) -> None:
@@ -36,9 +37,13 @@ def test_a_failed_tasks_last_lines_are_under_the_status_with_a_link_to_the_full_
     paths = make_project(home)
     lines = [f"fitting step {i}" for i in range(1, 101)]
     lines[-2] = "\x1b[1;31mError in glm(): <b>bad</b> formula, token ***\x1b[0m"
-    run_id = make_run(paths, status="failed", task_status={"model": "failed", "report": "upstream_failed"},
-                      logs={"extract": b"ok\n", "model": ("\n".join(lines) + "\n").encode()},
-                      errors={"report": "did not start: make exited 2 (see make.log)"})
+    run_id = make_run(
+        paths,
+        status="failed",
+        task_status={"model": "failed", "report": "upstream_failed"},
+        logs={"extract": b"ok\n", "model": ("\n".join(lines) + "\n").encode()},
+        errors={"report": "did not start: make exited 2 (see make.log)"},
+    )
     build.rebuild_all(home)
     page = _page(home.site_dir, f"demo/nightly/{run_id}/index.html")
     failed = _section(page, '<section class="failures"', "</section>")
@@ -59,9 +64,14 @@ def test_the_log_page_separates_attempts_with_elapsed_time_per_line(flank_home: 
     paths = make_project(home)
     run_id = make_run(paths, status="failed", task_status={"model": "failed", "report": "upstream_failed"})
     log = records.task_log_path(paths.run_dir("nightly", run_id), "model")
-    write_times(log, [(b"loading data\nfirst try breaks\n", 5, 1, "failed"),
-                      (b"loading data\nfitting\n\x1b[31mError: singular fit\x1b[0m\n", 12, 2, "failed")],
-                start_ms=T0_MS)
+    write_times(
+        log,
+        [
+            (b"loading data\nfirst try breaks\n", 5, 1, "failed"),
+            (b"loading data\nfitting\n\x1b[31mError: singular fit\x1b[0m\n", 12, 2, "failed"),
+        ],
+        start_ms=T0_MS,
+    )
     build.rebuild_all(home)
     site = home.site_dir
     page = _page(site, f"demo/nightly/{run_id}/logs/model.html")
@@ -70,12 +80,12 @@ def test_the_log_page_separates_attempts_with_elapsed_time_per_line(flank_home: 
     first, last = attempts[0][1], attempts[1][1]
     assert "Attempt 1" in first and "exit 1" in first and "took 5.0s" in first and "02:00" in first
     assert "Attempt 2" in last and "exit 2" in last and "took 12s" in last and "02:00" in last
-    second = page[page.index("Attempt 2"):]
+    second = page[page.index("Attempt 2") :]
     # each line with the time since its attempt began (1.5 s between lines in the fixture)
     assert re.search(r'<span class="t">0\.0s</span>loading data', second)
     assert re.search(r'<span class="t">1\.5s</span>fitting', second)
     assert re.search(r'<span class="t">3\.0s</span><span class="fg-1">Error: singular fit</span>', second)
-    assert "first try breaks" in page[:page.index("Attempt 2")]
+    assert "first try breaks" in page[: page.index("Attempt 2")]
     # the raw log holds the task's output only: no timestamps in it
     assert (site / f"demo/nightly/{run_id}/logs/model.txt").read_bytes().count(b"loading data") == 2
     # the run page's excerpt is the last attempt's
@@ -107,8 +117,7 @@ def test_a_broken_times_file_degrades_not_crashes(flank_home: Path) -> None:
 def test_a_running_tasks_last_lines_are_on_the_run_page(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
-    run_id = make_run(paths, status="running",
-                      logs={"extract": "".join(f"row {i}\n" for i in range(40)).encode()})
+    run_id = make_run(paths, status="running", logs={"extract": "".join(f"row {i}\n" for i in range(40)).encode()})
     build.draw_run(paths, "nightly", run_id)
     page = _page(home.site_dir, f"demo/nightly/{run_id}/index.html")
     live = _section(page, '<section class="live"', "</section>")
@@ -124,8 +133,7 @@ def _history_line(paths, run_id: int, **scope) -> None:
 def test_a_partial_run_is_marked_and_the_last_full_runs_status_stays_visible(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
-    full = make_run(paths, status="failed", task_status={"model": "failed", "report": "upstream_failed"},
-                    history=False)
+    full = make_run(paths, status="failed", task_status={"model": "failed", "report": "upstream_failed"}, history=False)
     _history_line(paths, full, partial=False, selected=4, total=4)
     skipped = {"extract": "skipped", "transform": "skipped", "report": "skipped"}
     part = make_run(paths, task_status=skipped, selection={"task": "model"}, history=False)
@@ -142,8 +150,12 @@ def test_a_partial_run_is_marked_and_the_last_full_runs_status_stays_visible(fla
     run = _page(site, f"demo/nightly/{part}/index.html")
     assert "◐ partial" in _section(run, "<h1>", "</h1>") and "only model · 1 of 4 tasks" in run
     # a running partial run (no history line yet) is marked from its record
-    make_run(paths, status="running", selection={"from": "model"},
-             task_status={"extract": "skipped", "transform": "skipped", "model": "running"})
+    make_run(
+        paths,
+        status="running",
+        selection={"from": "model"},
+        task_status={"extract": "skipped", "transform": "skipped", "model": "running"},
+    )
     build.rebuild_all(home)
     card = _section(_page(site, "index.html"), '<li class="pipeline', "</li>")
     assert "▶ running" in card and "2 of 4 tasks" in card and "Last full run:" in card
@@ -174,8 +186,7 @@ pipelines:
 def test_every_time_is_in_the_pipelines_zone_with_the_zone_named(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home, flank_yml=TOKYO)
-    run_id = make_run(paths, tasks={"extract": [], "model": ["extract"]}, start=T0,
-                      task_status={"model": "failed"})
+    run_id = make_run(paths, tasks={"extract": [], "model": ["extract"]}, start=T0, task_status={"model": "failed"})
     log = records.task_log_path(paths.run_dir("nightly", run_id), "model")
     write_times(log, [(b"boom\n", 3, 1, "failed")], start_ms=T0_MS)
     build.rebuild_all(home)
@@ -225,11 +236,15 @@ def test_a_running_tasks_big_log_gets_no_gzip_yet(flank_home: Path) -> None:
 def test_after_run_failures_are_shown_on_the_run_page(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
-    run_id = make_run(paths, after_run={
-        "note": "ok", "site": "ok",
-        "notify": "ping failed (connection refused by hc.example.org); notify success: webhook failed (HTTP 500)",
-        "s3": "s3: upload failed (bucket 'b' does not exist); run `flank sync demo` to retry",
-    })
+    run_id = make_run(
+        paths,
+        after_run={
+            "note": "ok",
+            "site": "ok",
+            "notify": "ping failed (connection refused by hc.example.org); notify success: webhook failed (HTTP 500)",
+            "s3": "s3: upload failed (bucket 'b' does not exist); run `flank sync demo` to retry",
+        },
+    )
     ok_id = make_run(paths, after_run={"note": "ok", "site": "ok", "notify": "notify success: webhook sent"})
     build.rebuild_all(home)
     page = _page(home.site_dir, f"demo/nightly/{run_id}/index.html")
@@ -241,11 +256,30 @@ def test_after_run_failures_are_shown_on_the_run_page(flank_home: Path) -> None:
 
 # --- file names ----------------------------------------------------------------
 
+
 def _names() -> list[str]:
     rng = random.Random(8)
     alphabet = "ab-_.0Z/<> é"
-    names = {"index", "index.html", "Index.html", "deploys.html", "runs-1.html", "_static", "logs", "a", "a.html",
-             "x" * 101, "", ".", "..", "a/b", "a-b", "a_b", "a.b", "<script>"}
+    names = {
+        "index",
+        "index.html",
+        "Index.html",
+        "deploys.html",
+        "runs-1.html",
+        "_static",
+        "logs",
+        "a",
+        "a.html",
+        "x" * 101,
+        "",
+        ".",
+        "..",
+        "a/b",
+        "a-b",
+        "a_b",
+        "a.b",
+        "<script>",
+    }
     names |= {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)}
     names |= {layout.file_name(n) for n in list(names)}  # names shaped like another name's stand-in
     names |= {n + "-0123456789" for n in ("a", "index")}
@@ -279,14 +313,19 @@ def test_a_project_named_index_html_gets_a_site(flank_home: Path) -> None:
 
 # --- pages that must not keep saying "running", links that must not 404 ----------
 
+
 def _fake_runner() -> subprocess.Popen:
     """A process standing for a live runner (killed by the test, by its pid)."""
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 
 
 def _identity(proc: subprocess.Popen) -> dict:
-    return {"pid": proc.pid, "host": os.uname().nodename, "boot_id": records._boot_id(),
-            "pid_start": records._pid_start(proc.pid)}
+    return {
+        "pid": proc.pid,
+        "host": os.uname().nodename,
+        "boot_id": records._boot_id(),
+        "pid_start": records._pid_start(proc.pid),
+    }
 
 
 def test_a_killed_runs_pages_are_redrawn_by_the_next_look(flank_home: Path) -> None:
@@ -358,9 +397,11 @@ def test_time_fixture_is_what_the_contract_says(tmp_path: Path) -> None:
     write_times(log, [(b"a\nbb\n", 1, 1, "failed"), (b"ccc\n", 2, 0, "success")], start_ms=1000)
     entries = log.with_name("t.log.times").read_text().splitlines()
     data = log.read_bytes()
-    assert entries[0] == "attempt 1 0 1000" and entries[-1].startswith("end 2 9 ") and entries[-1].endswith(" 0 success")
+    assert (
+        entries[0] == "attempt 1 0 1000" and entries[-1].startswith("end 2 9 ") and entries[-1].endswith(" 0 success")
+    )
     for e in entries:
         parts = e.split()
         if len(parts) == 2:
             off = int(parts[0])
-            assert off == 0 or data[off - 1:off] == b"\n"
+            assert off == 0 or data[off - 1 : off] == b"\n"

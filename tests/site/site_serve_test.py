@@ -1,4 +1,5 @@
 """flank_ops/site/serve.py (+ `flank serve`): real HTTP on 127.0.0.1, a real server process."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,13 @@ def free_port() -> int:
 
 def start_server(port: int, *options: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FLANK_SERVE_QUIET="1")
-    proc = subprocess.Popen([sys.executable, "-m", "flank_ops", "serve", "--port", str(port), *options], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flank_ops", "serve", "--port", str(port), *options],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -88,8 +94,14 @@ def test_no_path_traversal_and_no_directory_listings(served_site: int, flank_hom
     port = served_site
     (flank_home / "secret.txt").write_text("top secret")
     os.symlink(flank_home / "secret.txt", flank_home / "site" / "link.txt")
-    for path in ("/../secret.txt", "/%2e%2e/secret.txt", "/demo/../../secret.txt", "/..%2fsecret.txt",
-                 "/link.txt", "/demo/nightly/1/logs/"):
+    for path in (
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/demo/../../secret.txt",
+        "/..%2fsecret.txt",
+        "/link.txt",
+        "/demo/nightly/1/logs/",
+    ):
         status, _, body = get(port, path)
         assert status == 404, path
         assert b"top secret" not in body
@@ -103,6 +115,7 @@ def test_a_taken_port_gets_one_clear_message(served_site: int) -> None:
 
 
 # --- a server that cannot be starved (issue 9, item 9: Slowloris) -------------
+
 
 def idle_connection(port: int, source: str = "127.0.0.1", partial: bytes = b"") -> socket.socket:
     """A connection that sends nothing (or the start of a request head) and waits."""
@@ -141,8 +154,7 @@ def test_a_page_still_answers_while_1500_idle_connections_are_open(flank_home: P
         assert not any(closed_by_server(s) for s in idle)
 
 
-def test_an_idle_connection_and_a_never_finished_request_are_closed_after_the_timeout(
-        flank_home: Path) -> None:
+def test_an_idle_connection_and_a_never_finished_request_are_closed_after_the_timeout(flank_home: Path) -> None:
     with serving("--timeout", "0.5") as port:
         silent = idle_connection(port)
         slow = idle_connection(port, partial=b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
@@ -152,14 +164,16 @@ def test_an_idle_connection_and_a_never_finished_request_are_closed_after_the_ti
         assert get(port, "/")[0] == 200
 
 
-def test_one_client_beyond_its_cap_loses_its_oldest_idle_connections_and_others_keep_theirs(
-        flank_home: Path) -> None:
+def test_one_client_beyond_its_cap_loses_its_oldest_idle_connections_and_others_keep_theirs(flank_home: Path) -> None:
     with serving("--per-client", "5") as port, contextlib.ExitStack() as stack:
         other = stack.enter_context(idle_connection(port, source="127.0.0.3"))
         first = [stack.enter_context(idle_connection(port, source="127.0.0.2")) for _ in range(5)]
         newer = [stack.enter_context(idle_connection(port, source="127.0.0.2")) for _ in range(3)]
-        wait_for(lambda: all(closed_by_server(s) for s in first[:3]),
-                 "the client's three oldest idle connections to be closed", timeout=20)
+        wait_for(
+            lambda: all(closed_by_server(s) for s in first[:3]),
+            "the client's three oldest idle connections to be closed",
+            timeout=20,
+        )
         assert not any(closed_by_server(s) for s in first[3:] + newer + [other])
         # a request from that same address is still answered (it displaces an idle one)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=("127.0.0.2", 0))
@@ -202,8 +216,13 @@ def test_ipv6_loopback(flank_home: Path) -> None:
         pytest.skip("no IPv6 loopback on this machine")
     make_project(Home())
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FLANK_SERVE_QUIET="1")
-    proc = subprocess.Popen([sys.executable, "-m", "flank_ops", "serve", "--host", "::1", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flank_ops", "serve", "--host", "::1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert f"at http://[::1]:{port}/" in proc.stdout.readline()
         conn = http.client.HTTPConnection("::1", port, timeout=10)
@@ -225,16 +244,21 @@ def test_the_printed_systemd_unit_serves_the_site(flank_home: Path, tmp_path: Pa
     assert 'loginctl enable-linger "$USER"' in unit
     assert f'Environment="FLANK_HOME={flank_home}"' in unit
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    command = shlex.split(exec_start[len("ExecStart="):])
+    command = shlex.split(exec_start[len("ExecStart=") :])
     assert os.path.isabs(command[0]) and command[-3:] == ["serve", "--port", str(port)]
     if shutil.which("systemd-analyze"):
         (tmp_path / "flank-serve.service").write_text(unit)
-        check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "flank-serve.service")],
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            ["systemd-analyze", "verify", str(tmp_path / "flank-serve.service")], capture_output=True, text=True
+        )
         assert check.returncode == 0, check.stderr
     # what systemd would start: that command, with that environment and no PATH
-    server = subprocess.Popen(command, env={"FLANK_HOME": str(flank_home), "FLANK_SERVE_QUIET": "1"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        command,
+        env={"FLANK_HOME": str(flank_home), "FLANK_SERVE_QUIET": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for(lambda: server.poll() is not None or _answers(port), "the unit's command to serve", timeout=30)
         assert get(port, "/")[0] == 200

@@ -4,6 +4,7 @@ The task graph is laid out by the real Graphviz `dot` (dag_layout.py); these tes
 the SVG back as a user's eye would: which box an arrow leaves and reaches, whether
 boxes overlap, whether an arrow runs through a box it does not belong to.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,7 @@ def analyst_dag(status: dict[str, str] | None = None) -> list[DagNode]:
     status = status or {}
     names = ["download", "clean", "augment", *NINE, "slides"]
     needs = {"download": (), "clean": ("download",), "augment": ("clean",), "slides": ("pca", "logreg", "tables")}
-    return [DagNode(n, needs.get(n, ("augment",)), status.get(n), f"logs/{n}.html" if status else None)
-            for n in names]
+    return [DagNode(n, needs.get(n, ("augment",)), status.get(n), f"logs/{n}.html" if status else None) for n in names]
 
 
 def fifty_task_dag() -> list[DagNode]:
@@ -66,8 +66,12 @@ class Rect(NamedTuple):
         return (self.x + margin < px < self.x + self.w - margin) and (self.y + margin < py < self.y + self.h - margin)
 
     def overlaps(self, other: "Rect") -> bool:
-        return not (self.x + self.w <= other.x or other.x + other.w <= self.x
-                    or self.y + self.h <= other.y or other.y + other.h <= self.y)
+        return not (
+            self.x + self.w <= other.x
+            or other.x + other.w <= self.x
+            or self.y + self.h <= other.y
+            or other.y + other.h <= self.y
+        )
 
     def distance(self, px: float, py: float) -> float:
         dx = max(self.x - px, 0.0, px - (self.x + self.w))
@@ -113,7 +117,7 @@ def _sample(d: str) -> list[tuple[float, float]]:
         p0, p1, p2, p3 = pts[i - 1], pts[i], pts[i + 1], pts[i + 2]
         for k in range(1, 41):
             t = k / 40
-            a, b, c, e = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t, t ** 3
+            a, b, c, e = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t, t**3
             out.append((a * p0[0] + b * p1[0] + c * p2[0] + e * p3[0], a * p0[1] + b * p1[1] + c * p2[1] + e * p3[1]))
     return out
 
@@ -132,6 +136,7 @@ def _size(svg: str) -> tuple[int, int]:
 
 
 # --- the task graph --------------------------------------------------------------
+
 
 @needs_dot
 def test_nine_tasks_that_need_one_task_get_nine_arrows_from_it_and_none_between_them() -> None:
@@ -154,7 +159,7 @@ def test_nine_tasks_that_need_one_task_get_nine_arrows_from_it_and_none_between_
 def _assert_readable(drawing: Drawing) -> None:
     names = list(drawing.boxes)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not drawing.boxes[a].overlaps(drawing.boxes[b]), f"boxes {a} and {b} overlap"
     for e in drawing.edges:
         for name, box in drawing.boxes.items():
@@ -208,11 +213,13 @@ def test_a_30_task_chain_is_drawn_top_to_bottom_and_stays_narrow() -> None:
 
 @needs_dot
 def test_statuses_are_drawn_with_icons_and_names_escaped() -> None:
-    svg = dag_svg([
-        DagNode('<b onclick="x">a</b>', (), "success"),
-        DagNode("b", ('<b onclick="x">a</b>',), "failed", 'logs/b.html?"x'),
-        DagNode("c", ("b",), "upstream_failed"),
-    ])
+    svg = dag_svg(
+        [
+            DagNode('<b onclick="x">a</b>', (), "success"),
+            DagNode("b", ('<b onclick="x">a</b>',), "failed", 'logs/b.html?"x'),
+            DagNode("c", ("b",), "upstream_failed"),
+        ]
+    )
     assert "<b " not in svg and "&lt;b onclick=&#34;x&#34;&gt;a&lt;/b&gt;" in svg
     for icon in ("✓", "✗", "⊘"):
         assert icon in svg
@@ -227,16 +234,22 @@ def _path_without_dot(tmp_path: Path) -> str:
     return str(empty)
 
 
-def test_without_dot_the_tasks_are_listed_with_their_needs_and_status(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_dot_the_tasks_are_listed_with_their_needs_and_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", _path_without_dot(tmp_path))
-    html = dag_svg(analyst_dag({"augment": "success", "pca": "failed", "slides": "upstream_failed"}),
-                   cache_dir=tmp_path / "layouts")
+    html = dag_svg(
+        analyst_dag({"augment": "success", "pca": "failed", "slides": "upstream_failed"}),
+        cache_dir=tmp_path / "layouts",
+    )
     assert "<svg" not in html
     assert "dot</code> is not installed" in html and "flank doctor" in html
     for name in ["download", "clean", "augment", *NINE, "slides"]:
         assert f'data-task="{name}"' in html
-    assert '<a href="logs/pca.html">✗ pca</a> <span class="st">failed</span> <span class="needs">needs augment</span>' in html
+    assert (
+        '<a href="logs/pca.html">✗ pca</a> <span class="st">failed</span> <span class="needs">needs augment</span>'
+        in html
+    )
     assert "needs pca, logreg, tables" in html and "needs nothing" in html
     assert not (tmp_path / "layouts").exists()
 
@@ -282,8 +295,9 @@ def test_a_dag_is_laid_out_once_and_then_read_from_the_cache(tmp_path: Path, mon
     assert dag_svg(analyst_dag(), cache_dir=cache).startswith("<svg")
 
 
-def test_a_dot_that_fails_gives_the_list_and_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_dot_that_fails_gives_the_list_and_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, calls = _counting_dot(tmp_path, body='echo "Error: syntax error in line 1" >&2\nexit 1\n')
     monkeypatch.setenv("PATH", path)
     html = dag_svg(analyst_dag(), cache_dir=tmp_path / "layouts")
@@ -295,8 +309,9 @@ def test_a_dot_that_fails_gives_the_list_and_one_warning(tmp_path: Path, monkeyp
     assert _calls(calls) == 1 and capsys.readouterr().err == ""
 
 
-def test_a_dag_too_big_for_dot_is_listed_and_not_tried_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_dag_too_big_for_dot_is_listed_and_not_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, calls = _counting_dot(tmp_path, body="exec sleep 600\n")  # a dot that never finishes
     monkeypatch.setenv("PATH", path)
     monkeypatch.setattr(dag_layout, "DOT_TIMEOUT_S", 0.5)
@@ -321,6 +336,7 @@ def test_a_damaged_cache_file_is_laid_out_again(tmp_path: Path) -> None:
 
 
 # --- Gantt and trend -------------------------------------------------------------
+
 
 def test_gantt_draws_finished_running_and_not_run_tasks() -> None:
     bars = [
@@ -347,8 +363,10 @@ def test_doctor_says_when_dot_is_missing(tmp_path: Path) -> None:
     for tool in ("git", "make"):
         (tools / tool).symlink_to(shutil.which(tool))
     proc = run_flank("doctor", "--no-cron", env={"PATH": str(tools)})
-    assert ("FAIL  graphviz: dot is not installed: the site lists each pipeline's tasks instead of drawing "
-            "the task graph\n      fix: install Graphviz: sudo apt-get install graphviz") in proc.stdout
+    assert (
+        "FAIL  graphviz: dot is not installed: the site lists each pipeline's tasks instead of drawing "
+        "the task graph\n      fix: install Graphviz: sudo apt-get install graphviz"
+    ) in proc.stdout
     if DOT is not None:
         proc = run_flank("doctor", "--no-cron")
         assert "OK    graphviz: dot - graphviz version" in proc.stdout

@@ -1,4 +1,5 @@
 """S3 upload of run records and logs against a real S3 server (moto, SigV4 checked), and its outages."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,10 @@ def test_uploads_record_task_results_and_logs_with_content_types(s3env) -> None:
     assert line == "s3: uploaded 5 files"
     objects = s3env.objects(bucket)
     base = "backups/flank/demo/runs/nightly/1/"
-    assert sorted(objects) == sorted(base + rel for rel in (
-        "run.json", "tasks/extract.json", "tasks/model.json", "logs/extract.log", "logs/model.log"))
+    assert sorted(objects) == sorted(
+        base + rel
+        for rel in ("run.json", "tasks/extract.json", "tasks/model.json", "logs/extract.log", "logs/model.log")
+    )
     assert objects[base + "logs/model.log"]["ContentType"] == "text/plain; charset=utf-8"
     assert objects[base + "run.json"]["ContentType"] == "application/json; charset=utf-8"
     body = s3env.client().get_object(Bucket=bucket, Key=base + "logs/model.log")["Body"].read()
@@ -83,8 +86,9 @@ def test_server_down_keeps_the_run_pending_and_the_next_run_uploads_it(s3env, fl
         paths = make_project(settings_toml=s3_toml(f"http://127.0.0.1:{port}", bucket))
         first = finished_run(paths)
         line = uploads.upload_finished_run(paths, first.pipeline, first.run_id)
-    assert line == (f"s3: upload failed (cannot connect to http://127.0.0.1:{port}); "
-                    "will retry on the next run or `flank sync`")
+    assert line == (
+        f"s3: upload failed (cannot connect to http://127.0.0.1:{port}); will retry on the next run or `flank sync`"
+    )
     assert pending_runs(paths) == [("nightly", 1)]
     entry = pending.read_pending(paths)[0]
     assert entry["attempts"] == 1 and "cannot connect" in entry["last_error"]
@@ -92,7 +96,10 @@ def test_server_down_keeps_the_run_pending_and_the_next_run_uploads_it(s3env, fl
     # S3 is back: the next run's upload takes the earlier one along
     (flank_home / "flank.toml").write_text(s3_toml(s3env.url, bucket))
     second = finished_run(paths, status="success")
-    assert uploads.upload_finished_run(paths, second.pipeline, second.run_id) == "s3: uploaded 10 files (with 1 earlier pending run)"
+    assert (
+        uploads.upload_finished_run(paths, second.pipeline, second.run_id)
+        == "s3: uploaded 10 files (with 1 earlier pending run)"
+    )
     assert pending_runs(paths) == []
     keys = s3env.objects(bucket)
     assert "backups/flank/demo/runs/nightly/1/logs/model.log" in keys
@@ -104,7 +111,9 @@ def test_slow_server_times_out_instead_of_hanging_the_run(s3env) -> None:
         paths = make_project(settings_toml=s3_toml(slow.url, "some-bucket"))
         record = finished_run(paths)
         line = uploads.upload_finished_run(paths, record.pipeline, record.run_id)
-    assert line == f"s3: upload failed ({slow.url} did not answer within 1s); will retry on the next run or `flank sync`"
+    assert (
+        line == f"s3: upload failed ({slow.url} did not answer within 1s); will retry on the next run or `flank sync`"
+    )
     assert pending_runs(paths) == [("nightly", 1)]
 
 
@@ -136,7 +145,10 @@ def test_bad_credentials_are_named_and_the_run_stays_pending(s3env, monkeypatch)
 def test_missing_bucket_setting_is_a_status_line_not_an_exception() -> None:
     paths = make_project(settings_toml="[s3]\nprefix = 'x'\n")
     record = finished_run(paths)
-    assert uploads.upload_finished_run(paths, record.pipeline, record.run_id) == "s3: not uploaded: flank.toml: [s3] needs a bucket"
+    assert (
+        uploads.upload_finished_run(paths, record.pipeline, record.run_id)
+        == "s3: not uploaded: flank.toml: [s3] needs a bucket"
+    )
 
 
 def test_a_pruned_pending_run_is_dropped(s3env) -> None:
@@ -153,13 +165,16 @@ def test_a_pruned_pending_run_is_dropped(s3env) -> None:
     assert records.list_run_ids(paths, "nightly") == [2]
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("logs/model.log", "text/plain; charset=utf-8"),
-    ("index.html", "text/html; charset=utf-8"),
-    ("style.css", "text/css; charset=utf-8"),
-    ("dag.svg", "image/svg+xml; charset=utf-8"),
-    ("run.json", "application/json; charset=utf-8"),
-    ("data.bin", "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("logs/model.log", "text/plain; charset=utf-8"),
+        ("index.html", "text/html; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        ("dag.svg", "image/svg+xml; charset=utf-8"),
+        ("run.json", "application/json; charset=utf-8"),
+        ("data.bin", "application/octet-stream"),
+    ],
+)
 def test_content_types(name: str, expected: str) -> None:
     assert s3.content_type(name) == expected

@@ -1,4 +1,5 @@
 """Finished runs on disk, written with the real record functions (no runner needed)."""
+
 from __future__ import annotations
 
 import shutil
@@ -20,7 +21,10 @@ def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml
     subprocess.run(["git", "init", "-q", "--bare", str(paths.bare_repo)], check=True)
     release = paths.release_dir("0" * 40)
     release.mkdir(parents=True)
-    (release / "flank.yml").write_text(textwrap.dedent(flank_yml or """\
+    (release / "flank.yml").write_text(
+        textwrap.dedent(
+            flank_yml
+            or """\
         pipelines:
           nightly:
             notify: [failure, recovery]
@@ -29,7 +33,9 @@ def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml
               model:
                 run: Rscript R/model.R
                 needs: [extract]
-        """))
+        """
+        )
+    )
     paths.release_config("0" * 40).parent.mkdir(parents=True, exist_ok=True)  # the copy the deploy validated
     shutil.copyfile(release / "flank.yml", paths.release_config("0" * 40))
     for folder in (paths.dir, paths.bare_repo):
@@ -40,8 +46,13 @@ def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml
     return paths
 
 
-def finished_run(paths: ProjectPaths, status: str = "failed", pipeline: str = "nightly",
-                 logs: dict[str, str] | None = None, failed_task: str = "model") -> records.RunRecord:
+def finished_run(
+    paths: ProjectPaths,
+    status: str = "failed",
+    pipeline: str = "nightly",
+    logs: dict[str, str] | None = None,
+    failed_task: str = "model",
+) -> records.RunRecord:
     """Write a finished run (record, task results, logs, history line); returns its record."""
     run_id, run_dir = records.allocate_run_id(paths, pipeline)
     logs = logs if logs is not None else {"extract": "read 10 rows\n", "model": "fitting\nError: singular fit\n"}
@@ -52,23 +63,44 @@ def finished_run(paths: ProjectPaths, status: str = "failed", pipeline: str = "n
         log.write_text(text)
         failed = status == "failed" and task == failed_task
         tasks[task] = {
-            "status": "failed" if failed else "success", "needs": [], "attempts": 3 if failed else 1,
-            "started_at": records.now_iso(), "ended_at": records.now_iso(), "duration_s": 1.0,
-            "exit_code": 1 if failed else 0, "peak_rss_kb": 1000, "log": f"logs/{task}.log",
+            "status": "failed" if failed else "success",
+            "needs": [],
+            "attempts": 3 if failed else 1,
+            "started_at": records.now_iso(),
+            "ended_at": records.now_iso(),
+            "duration_s": 1.0,
+            "exit_code": 1 if failed else 0,
+            "peak_rss_kb": 1000,
+            "log": f"logs/{task}.log",
         }
         records.task_result_path(run_dir, task).parent.mkdir(parents=True, exist_ok=True)
         records.task_result_path(run_dir, task).write_text("{}\n")
     ok = sum(t["status"] == "success" for t in tasks.values())
     record = {
-        "project": paths.name, "pipeline": pipeline, "run_id": run_id, "trigger": "schedule",
+        "project": paths.name,
+        "pipeline": pipeline,
+        "run_id": run_id,
+        "trigger": "schedule",
         "status": status,
-        "commit": {"sha": "0" * 40, "short": "0000000", "message": "fix model formula", "author": "Ada Analyst",
-                   "date": records.now_iso()},
+        "commit": {
+            "sha": "0" * 40,
+            "short": "0000000",
+            "message": "fix model formula",
+            "author": "Ada Analyst",
+            "date": records.now_iso(),
+        },
         "release": str(paths.release_dir("0" * 40)),
-        "started_at": records.now_iso(), "ended_at": records.now_iso(), "duration_s": 2.0,
-        "runner": None, "selection": {"task": None, "from": None, "rerun_of": None}, "concurrency": 2,
-        "tasks": tasks, "skipped_reason": None, "after_run": {},
-        "summary": f"{ok}/{len(tasks)} ok" + (f"; {failed_task} failed (exit 1, 3 attempts)" if status == "failed" else ""),
+        "started_at": records.now_iso(),
+        "ended_at": records.now_iso(),
+        "duration_s": 2.0,
+        "runner": None,
+        "selection": {"task": None, "from": None, "rerun_of": None},
+        "concurrency": 2,
+        "tasks": tasks,
+        "skipped_reason": None,
+        "after_run": {},
+        "summary": f"{ok}/{len(tasks)} ok"
+        + (f"; {failed_task} failed (exit 1, 3 attempts)" if status == "failed" else ""),
     }
     typed = records.RunRecord.from_json(record)
     records.write_record(run_dir, typed)
@@ -94,6 +126,8 @@ def run_context(paths: ProjectPaths, pipeline: str = "nightly") -> runner.RunCon
 def notify_and_ping(paths: ProjectPaths, record: records.RunRecord) -> str | None:
     """What the after-run notify and ping steps say (finish/run_steps.py), joined by "; "."""
     context = run_context(paths, record.pipeline)
-    lines = [dispatch.send_notifications(context, record),
-             ping.ping_finished(context, record, lambda: dispatch.run_message(context, record).as_text())]
+    lines = [
+        dispatch.send_notifications(context, record),
+        ping.ping_finished(context, record, lambda: dispatch.run_message(context, record).as_text()),
+    ]
     return "; ".join(line for line in lines if line) or None

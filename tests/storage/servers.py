@@ -10,6 +10,7 @@
 Imported by the tests of storage, notify, sync and doctor (tests/<area> dirs
 put this directory on sys.path themselves; pytest does it for tests/storage).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -28,9 +29,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from helpers.waiting import wait_for
-
-
-
 
 
 def free_port() -> int:
@@ -52,6 +50,7 @@ def refused_port() -> Iterator[int]:
 
 # --- S3 (moto server) -------------------------------------------------------------
 
+
 class S3Server(NamedTuple):
     url: str
     access_key: str
@@ -71,8 +70,13 @@ class S3Server(NamedTuple):
     def client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
 
     def new_bucket(self) -> str:
         name = f"flank-test-{uuid.uuid4().hex[:12]}"
@@ -82,8 +86,11 @@ class S3Server(NamedTuple):
     def objects(self, bucket: str) -> dict[str, dict[str, Any]]:
         """key -> head_object response, for every object in the bucket."""
         client = self.client()
-        keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-                for o in page.get("Contents", [])]
+        keys = [
+            o["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])
+        ]
         return {k: client.head_object(Bucket=bucket, Key=k) for k in keys}
 
 
@@ -93,9 +100,12 @@ _s3: S3Server | None = None
 def start_moto_server(extra_env: dict[str, str] | None = None) -> str:
     """moto's server on a free 127.0.0.1 port, stopped when the test process exits; returns its URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env=dict(os.environ, **(extra_env or {})),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=dict(os.environ, **(extra_env or {})),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     atexit.register(lambda: (proc.terminate(), proc.wait()))
     url = f"http://127.0.0.1:{port}"
 
@@ -120,19 +130,31 @@ def s3_server() -> S3Server:
 
     # the first 3 requests (creating the IAM user, key and policy below) need no auth; every later one does
     url = start_moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "3"})
-    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
-                       aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+    iam = boto3.client(
+        "iam",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bootstrap",
+        aws_secret_access_key="bootstrap",
+    )
     iam.create_user(UserName="flank")
     key = iam.create_access_key(UserName="flank")["AccessKey"]
-    iam.put_user_policy(UserName="flank", PolicyName="s3", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-    }))
+    iam.put_user_policy(
+        UserName="flank",
+        PolicyName="s3",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+            }
+        ),
+    )
     _s3 = S3Server(url, key["AccessKeyId"], key["SecretAccessKey"])
     return _s3
 
 
 # --- HTTP (webhooks, pings, and a misbehaving S3) ------------------------------
+
 
 class Request(NamedTuple):
     method: str
@@ -196,6 +218,7 @@ def http_recorder(status: int = 200, hang: bool = False) -> Iterator[HTTPRecorde
 
 # --- SMTP (aiosmtpd with STARTTLS + AUTH) -------------------------------------
 
+
 class SMTPServer(NamedTuple):
     host: str
     port: int
@@ -206,10 +229,29 @@ class SMTPServer(NamedTuple):
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return cert, key
 
 
@@ -235,15 +277,25 @@ def smtp_server(directory: Path, username: str = "flank", password: str = "s3cre
             return "250 OK"
 
     def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
-        ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == username \
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == username
             and auth_data.password.decode() == password
+        )
         if ok:
             logins.append(username)
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     port = free_port()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=tls,
-                            require_starttls=True, auth_required=True, authenticator=authenticator)
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    )
     controller.start()
     try:
         yield SMTPServer("127.0.0.1", port, str(cert), messages, logins)

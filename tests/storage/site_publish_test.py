@@ -1,4 +1,5 @@
 """Publishing the static site to S3: only changed files, right Content-Type, deletions, outages."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,17 @@ def s3env(monkeypatch: pytest.MonkeyPatch):
 
 
 def settings_for_bucket(endpoint: str, bucket: str) -> S3Settings:
-    return S3Settings(bucket=bucket, prefix="", region=None, endpoint_url=endpoint, publish_site=True,
-                      site_bucket=bucket, site_prefix="site/", multipart_mb=8, timeout_s=1.0)
+    return S3Settings(
+        bucket=bucket,
+        prefix="",
+        region=None,
+        endpoint_url=endpoint,
+        publish_site=True,
+        site_bucket=bucket,
+        site_prefix="site/",
+        multipart_mb=8,
+        timeout_s=1.0,
+    )
 
 
 def test_publishes_changed_files_only(s3env, flank_home) -> None:
@@ -40,8 +50,13 @@ def test_publishes_changed_files_only(s3env, flank_home) -> None:
 
     assert first.line() == "site: 5 changed files published"
     objects = s3env.objects(bucket)
-    assert sorted(objects) == ["site/demo/nightly/1/index.html", "site/demo/nightly/1/model.log",
-                               "site/demo/nightly/dag.svg", "site/index.html", "site/style.css"]
+    assert sorted(objects) == [
+        "site/demo/nightly/1/index.html",
+        "site/demo/nightly/1/model.log",
+        "site/demo/nightly/dag.svg",
+        "site/index.html",
+        "site/style.css",
+    ]
     assert objects["site/index.html"]["ContentType"] == "text/html; charset=utf-8"
     assert objects["site/index.html"]["CacheControl"] == "no-cache"
     assert objects["site/style.css"]["ContentType"] == "text/css; charset=utf-8"
@@ -74,8 +89,9 @@ def test_outage_is_reported_and_the_next_publish_sends_everything(s3env, flank_h
     site_file(flank_home, "style.css", "body{}")
     with refused_port() as port:
         down = publish_site(Home(), settings_for_bucket(f"http://127.0.0.1:{port}", bucket))
-    assert down.line() == (f"site publish failed (cannot connect to http://127.0.0.1:{port}); "
-                           "will retry on the next run or `flank sync`")
+    assert down.line() == (
+        f"site publish failed (cannot connect to http://127.0.0.1:{port}); will retry on the next run or `flank sync`"
+    )
 
     back = publish_site(Home(), settings_for_bucket(s3env.url, bucket))
     assert back.line() == "site: 2 changed files published"
@@ -101,15 +117,20 @@ def test_a_projects_own_bucket_gets_that_project_and_nothing_of_the_others(s3env
     finished_run(down)
     finished_run(other)
     (flank_home / "flank.toml").write_text(
-        f'[projects.down.s3]\nbucket = "{down_bucket}"\nendpoint_url = "{s3env.url}"\ntimeout = 5\n')
+        f'[projects.down.s3]\nbucket = "{down_bucket}"\nendpoint_url = "{s3env.url}"\ntimeout = 5\n'
+    )
     run_flank("site", check=True)
 
     proc = run_flank("sync", "down", "--all")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     keys = set(s3env.objects(down_bucket))
     assert "down/runs/nightly/1/logs/model.log" in keys
-    assert {"site/down/index.html", "site/down/nightly/1/index.html", "site/down/nightly/1/logs/model.txt",
-            "site/_static/style.css"} <= keys
+    assert {
+        "site/down/index.html",
+        "site/down/nightly/1/index.html",
+        "site/down/nightly/1/logs/model.txt",
+        "site/_static/style.css",
+    } <= keys
     assert [k for k in keys if "other" in k] == []
     assert "site/index.html" not in keys  # the home page lists every project
 

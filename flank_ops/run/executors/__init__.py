@@ -3,6 +3,7 @@
 base.py: the Backend protocol every engine implements; remote.py: the common loop
 (`python -m flank_ops.run.executors SPEC RUN_DIR`); slurm.py, batch.py: the engines.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,7 @@
 """`python -m flank_ops.run.executors SPEC_FILE RUN_DIR [LAUNCHER...]` — what make starts for a task
 whose executor is not "local" (remote.py), or a local task that declared memory/cpus: checked
 against the VM (resources.py), then LAUNCHER (the usual task launcher) takes over by exec."""
+
 from __future__ import annotations
 
 import sys
@@ -8,8 +9,11 @@ import sys
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print("usage: python -m flank_ops.run.executors SPEC_FILE RUN_DIR [LAUNCHER...]\n"
-              "  (runs one task of a flank Makefile on its executor)", file=sys.stderr)
+        print(
+            "usage: python -m flank_ops.run.executors SPEC_FILE RUN_DIR [LAUNCHER...]\n"
+            "  (runs one task of a flank Makefile on its executor)",
+            file=sys.stderr,
+        )
         return 2
     spec_path, run_dir, *launcher = argv
     from flank_ops.run.task_exec import decode_spec

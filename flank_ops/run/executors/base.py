@@ -13,6 +13,7 @@ interrupted-run cleanup finds a run's jobs by the prefix `flank-<project>-<pipel
 Secrets travel in `JobRequest.secrets`, apart from `env`: a backend must never put them
 on a command line or in a job definition in clear.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Protocol
@@ -80,8 +81,9 @@ class BackendError(Exception):
 
 def not_configured_message(kind: str) -> str:
     lines = CONFIG_EXAMPLES.get(kind, f"[executors.{kind}]")
-    return (f"executor: {kind} is not configured on this VM: add to $FLANK_HOME/flank.toml\n"
-            + "\n".join(f"    {line}" for line in lines.split("\n")))
+    return f"executor: {kind} is not configured on this VM: add to $FLANK_HOME/flank.toml\n" + "\n".join(
+        f"    {line}" for line in lines.split("\n")
+    )
 
 
 def job_name(project: str, pipeline: str, run: str, task: str) -> str:

@@ -24,6 +24,7 @@ definition, S3 bucket, region. What one task does:
 
 boto3 is imported lazily (flank commands that never meet Batch do not pay for it).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -95,8 +96,11 @@ def release_tarball(release: Path, folder: Path) -> Path:
     """The release tree (without .git or flank's own .flank/) as folder/release.tar.gz; the same files give
     the same bytes (no time in the gzip header)."""
     path = folder / "release.tar.gz"
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w") as tar:
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         for entry in sorted(os.listdir(release)):
             if entry not in (".git", ".flank"):
                 tar.add(release / entry, arcname=entry)
@@ -155,9 +159,13 @@ def container_env(job: JobRequest) -> dict[str, str]:
     TZ. Nothing else of the VM's environment (AWS credentials, PATH, HOME...: the job's description is
     readable by anyone allowed batch:DescribeJobs, and the image has its own PATH), no VM paths."""
     declared = declared_env_names(job)
-    return {k: v for k, v in job.env.items()
-            if k in declared or k == "TZ" or (k.startswith("FLANK_") and k not in VM_ONLY_VARIABLES
-                                              and not k.startswith("FLANK_PERSIST"))}
+    return {
+        k: v
+        for k, v in job.env.items()
+        if k in declared
+        or k == "TZ"
+        or (k.startswith("FLANK_") and k not in VM_ONLY_VARIABLES and not k.startswith("FLANK_PERSIST"))
+    }
 
 
 def url_expiry_s(timeout_s: float | None) -> int:
@@ -178,8 +186,12 @@ def where_it_runs(info: dict[str, Any]) -> str:
     container = info.get("container") or {}
     attempts = info.get("attempts") or []
     last = (attempts[-1].get("container") or {}) if attempts else {}
-    for arn in (container.get("containerInstanceArn"), last.get("containerInstanceArn"),
-                container.get("taskArn"), last.get("taskArn")):
+    for arn in (
+        container.get("containerInstanceArn"),
+        last.get("containerInstanceArn"),
+        container.get("taskArn"),
+        last.get("taskArn"),
+    ):
         if isinstance(arn, str) and arn.startswith("arn:") and ":ecs:" in arn:
             return arn.rsplit("/", 1)[-1]
     return "aws-batch"
@@ -217,9 +229,17 @@ class BatchBackend:
     # --- clients and errors ----------------------------------------------
     def s3_settings(self) -> S3Settings:
         s = self.settings
-        return S3Settings(bucket=s.bucket, prefix=s.prefix, region=s.region, endpoint_url=s.endpoint_url,
-                          publish_site=False, site_bucket=s.bucket, site_prefix=s.prefix, multipart_mb=8,
-                          timeout_s=s.timeout_s)
+        return S3Settings(
+            bucket=s.bucket,
+            prefix=s.prefix,
+            region=s.region,
+            endpoint_url=s.endpoint_url,
+            publish_site=False,
+            site_bucket=s.bucket,
+            site_prefix=s.prefix,
+            multipart_mb=8,
+            timeout_s=s.timeout_s,
+        )
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -231,11 +251,13 @@ class BatchBackend:
                 import boto3
                 from botocore.config import Config as BotoConfig
 
-                config = BotoConfig(connect_timeout=self.settings.timeout_s, read_timeout=self.settings.timeout_s,
-                                    retries={"total_max_attempts": 3, "mode": "standard"})
+                config = BotoConfig(
+                    connect_timeout=self.settings.timeout_s,
+                    read_timeout=self.settings.timeout_s,
+                    retries={"total_max_attempts": 3, "mode": "standard"},
+                )
                 session = boto3.session.Session(region_name=self.settings.region)
-                self._clients[service] = session.client(service, endpoint_url=self.settings.endpoint_url,
-                                                        config=config)
+                self._clients[service] = session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
         return self._clients[service]
 
     def describe(self, exc: BaseException, service: str) -> str:
@@ -324,14 +346,23 @@ class BatchBackend:
 
         try:
             # another run of the same commit may upload at the same time: same content, last writer wins
-            upload_file(self.client("s3"), self.s3_settings(), tarball, self.settings.bucket, key,
-                        {"ContentType": "application/gzip"})
+            upload_file(
+                self.client("s3"),
+                self.s3_settings(),
+                tarball,
+                self.settings.bucket,
+                key,
+                {"ContentType": "application/gzip"},
+            )
         except Exception as exc:  # boto3 wraps ClientErrors in S3UploadFailedError
             raise BackendError(f"could not upload the release to S3: {self.describe(exc, 's3')}") from None
 
     def presign(self, key: str, expiry_s: int) -> str:
-        return str(self.client("s3").generate_presigned_url(
-            "get_object", Params={"Bucket": self.settings.bucket, "Key": key}, ExpiresIn=expiry_s))
+        return str(
+            self.client("s3").generate_presigned_url(
+                "get_object", Params={"Bucket": self.settings.bucket, "Key": key}, ExpiresIn=expiry_s
+            )
+        )
 
     def _drop_secrets(self, job_id: str) -> None:
         key = self._secret_keys.pop(job_id, None)
@@ -354,14 +385,26 @@ class BatchBackend:
         workdir = os.path.relpath(job.cwd, job.release_dir) if job.cwd else "."
         if workdir.startswith(".."):
             workdir = "."
-        env = {**container_env(job), ENV_RELEASE_URL: release_url, ENV_WORKDIR: workdir,
-               ENV_COMMAND: job.command, ENV_COMMIT: job.commit}
+        env = {
+            **container_env(job),
+            ENV_RELEASE_URL: release_url,
+            ENV_WORKDIR: workdir,
+            ENV_COMMAND: job.command,
+            ENV_COMMIT: job.commit,
+        }
         secrets_key = None
         if job.secrets:
             secrets_key = f"{self.settings.prefix}secrets/{name}.{token_source.token_hex(16)}.env"
-            self.call("s3", "could not store the task's secrets in S3", "put_object",
-                      Bucket=self.settings.bucket, Key=secrets_key, Body=secrets_file_text(job.secrets).encode(),
-                      ServerSideEncryption="AES256", ContentType="text/plain")
+            self.call(
+                "s3",
+                "could not store the task's secrets in S3",
+                "put_object",
+                Bucket=self.settings.bucket,
+                Key=secrets_key,
+                Body=secrets_file_text(job.secrets).encode(),
+                ServerSideEncryption="AES256",
+                ContentType="text/plain",
+            )
             env[ENV_SECRETS_URL] = self.presign(secrets_key, expiry)
         overrides: dict[str, Any] = {"environment": [{"name": k, "value": v} for k, v in sorted(env.items())]}
         resources = []
@@ -381,8 +424,9 @@ class BatchBackend:
         if job.timeout_s:
             kwargs["timeout"] = {"attemptDurationSeconds": max(MIN_JOB_TIMEOUT_S, int(job.timeout_s + 0.999))}
         try:
-            answer = self.call("batch", f"could not submit {name} to job queue {kwargs['jobQueue']}",
-                               "submit_job", **kwargs)
+            answer = self.call(
+                "batch", f"could not submit {name} to job queue {kwargs['jobQueue']}", "submit_job", **kwargs
+            )
         except BackendError:
             if secrets_key:
                 self._delete_object(secrets_key)
@@ -412,13 +456,13 @@ class BatchBackend:
         info = self._describe_job(job_id)
         if info is None:
             self._drop_secrets(job_id)
-            return JobState(VANISHED, True, None,
-                            reason=f"job {job_id} vanished: AWS Batch no longer knows it")
+            return JobState(VANISHED, True, None, reason=f"job {job_id} vanished: AWS Batch no longer knows it")
         status = str(info.get("status"))
         container = info.get("container") or {}
         attempts = info.get("attempts") or []
         stream = container.get("logStreamName") or (
-            (attempts[-1].get("container") or {}).get("logStreamName") if attempts else None)
+            (attempts[-1].get("container") or {}).get("logStreamName") if attempts else None
+        )
         if stream:
             self._streams[job_id] = stream
         elif status in RUNNING_STATES + DONE_STATES:
@@ -446,8 +490,13 @@ class BatchBackend:
         leaves it out); None when the job never ran a container (terminated in the queue, timed out)."""
         queue = info.get("jobQueue") or self.settings.job_queue
         try:
-            page = self.call("batch", "could not list the job's queue", "list_jobs", jobQueue=queue,
-                             filters=[{"name": "JOB_NAME", "values": [str(info.get("jobName"))]}])
+            page = self.call(
+                "batch",
+                "could not list the job's queue",
+                "list_jobs",
+                jobQueue=queue,
+                filters=[{"name": "JOB_NAME", "values": [str(info.get("jobName"))]}],
+            )
         except BackendError:
             return None
         for summary in page.get("jobSummaryList") or []:
@@ -472,8 +521,11 @@ class BatchBackend:
         cursor.read_at = now
         logs = self.client("logs")
         while True:
-            kwargs: dict[str, Any] = {"logGroupName": self.settings.log_group, "logStreamName": stream,
-                                      "startFromHead": True}
+            kwargs: dict[str, Any] = {
+                "logGroupName": self.settings.log_group,
+                "logStreamName": stream,
+                "startFromHead": True,
+            }
             if cursor.token:
                 kwargs["nextToken"] = cursor.token
             try:
@@ -503,17 +555,21 @@ class BatchBackend:
         return out
 
     def cancel(self, job_id: str) -> None:
-        self.call("batch", f"could not terminate job {job_id}", "terminate_job", jobId=job_id,
-                  reason="cancelled by flank")
+        self.call(
+            "batch", f"could not terminate job {job_id}", "terminate_job", jobId=job_id, reason="cancelled by flank"
+        )
 
     def jobs_of_run(self, name_prefix: str) -> list[str]:
         prefix = batch_job_name(name_prefix)
         ids: list[str] = []
-        kwargs: dict[str, Any] = {"jobQueue": self.settings.job_queue,
-                                  "filters": [{"name": "JOB_NAME", "values": [prefix + "*"]}]}
+        kwargs: dict[str, Any] = {
+            "jobQueue": self.settings.job_queue,
+            "filters": [{"name": "JOB_NAME", "values": [prefix + "*"]}],
+        }
         while True:
-            page = self.call("batch", f"could not list the jobs of queue {self.settings.job_queue}",
-                             "list_jobs", **kwargs)
+            page = self.call(
+                "batch", f"could not list the jobs of queue {self.settings.job_queue}", "list_jobs", **kwargs
+            )
             for summary in page.get("jobSummaryList") or []:
                 # with filters AWS lists jobs of every status: keep the live ones
                 if str(summary.get("jobName", "")).startswith(prefix) and summary.get("status") in LIVE_STATES:
@@ -527,24 +583,41 @@ class BatchBackend:
         s = self.settings
         problems: list[str] = []
         try:
-            queues = self.call("batch", "could not describe the job queue", "describe_job_queues",
-                               jobQueues=[s.job_queue]).get("jobQueues") or []
+            queues = (
+                self.call(
+                    "batch", "could not describe the job queue", "describe_job_queues", jobQueues=[s.job_queue]
+                ).get("jobQueues")
+                or []
+            )
             if not queues:
                 problems.append(f"AWS Batch job queue {s.job_queue!r} does not exist (region {self.region()})")
             else:
                 q = queues[0]
                 if q.get("state") != "ENABLED" or q.get("status") not in ("VALID", "UPDATING", None):
-                    problems.append(f"AWS Batch job queue {s.job_queue!r} is not usable: state {q.get('state')}, "
-                                    f"status {q.get('status')}" + (f" ({q['statusReason']})" if q.get("statusReason") else ""))
-            definitions = self.call("batch", "could not describe the job definition", "describe_job_definitions",
-                                    **self._definition_query(s.job_definition)).get("jobDefinitions") or []
+                    problems.append(
+                        f"AWS Batch job queue {s.job_queue!r} is not usable: state {q.get('state')}, "
+                        f"status {q.get('status')}" + (f" ({q['statusReason']})" if q.get("statusReason") else "")
+                    )
+            definitions = (
+                self.call(
+                    "batch",
+                    "could not describe the job definition",
+                    "describe_job_definitions",
+                    **self._definition_query(s.job_definition),
+                ).get("jobDefinitions")
+                or []
+            )
             active = [d for d in definitions if d.get("status") == "ACTIVE"]
             if not active:
-                problems.append(f"AWS Batch job definition {s.job_definition!r} does not exist or is not ACTIVE "
-                                "(register one whose container runs flank's entrypoint: see the README)")
+                problems.append(
+                    f"AWS Batch job definition {s.job_definition!r} does not exist or is not ACTIVE "
+                    "(register one whose container runs flank's entrypoint: see the README)"
+                )
             elif active[0].get("type") not in ("container", None):
-                problems.append(f"AWS Batch job definition {s.job_definition!r} is of type {active[0].get('type')}; "
-                                "flank needs a container job definition")
+                problems.append(
+                    f"AWS Batch job definition {s.job_definition!r} is of type {active[0].get('type')}; "
+                    "flank needs a container job definition"
+                )
         except BackendError as exc:
             problems.append(str(exc))
         try:

@@ -5,6 +5,7 @@ A runner killed with SIGKILL (or a VM that rebooted) cannot scancel its tasks' j
 this, cancels every live job named `flank-<project>-<pipeline>-<run>-*` on the executors its
 tasks used. Jobs are cancelled, never adopted: the run they belonged to is over.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -16,6 +16,7 @@ cancelled and the task timed_out. A stop (flank cancel, a shutdown: make passes 
 cancels the job. A cluster that cannot be reached, or refuses jobs for now, keeps the task
 queued (the reason in the log) until its timeout. A job the cluster forgets fails the task.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,7 @@ from typing import Any
 from flank_ops.errors import UserError
 from flank_ops.run.executors.base import Backend, BackendError, JobRequest, JobState, executor_record, job_name
 from flank_ops.run.secrets import SecretMasker, secret_values_from_env
-from flank_ops.run.task_exec import (EXIT_TIMED_OUT, MAKE_VARIABLES, TaskLog, TaskSpec, _write_result,
-                                     now_iso)
+from flank_ops.run.task_exec import EXIT_TIMED_OUT, MAKE_VARIABLES, TaskLog, TaskSpec, _write_result, now_iso
 
 JOBS_DIR = "jobs"
 POLL_FIRST_S = 0.1  # polls start fast (a short job's end is seen at once) ...
@@ -97,10 +97,22 @@ class Loop:
                 if str(exc) != said_waiting:
                     said_waiting = str(exc)
                     self.say(f"{kind} does not take the job yet ({exc}); the task stays queued")
-                    self.write({"status": "queued", "attempt": attempt, "started_at": self.started_at,
-                                "pid": os.getpid(), "executor": {"kind": kind, "job_id": None, "queue": None,
-                                                                 "host": None, "state": "NOT_SUBMITTED",
-                                                                 "max_rss_kb": None}})
+                    self.write(
+                        {
+                            "status": "queued",
+                            "attempt": attempt,
+                            "started_at": self.started_at,
+                            "pid": os.getpid(),
+                            "executor": {
+                                "kind": kind,
+                                "job_id": None,
+                                "queue": None,
+                                "host": None,
+                                "state": "NOT_SUBMITTED",
+                                "max_rss_kb": None,
+                            },
+                        }
+                    )
                 if self.deadline_passed(queued_since):
                     self.say(f"timed out after {self.spec.timeout_s:g}s without getting the job into {kind}")
                     return "timed_out", None, "", None
@@ -108,8 +120,15 @@ class Loop:
                 if _stop_signal:
                     return "stopped", None, "", None
         self.say(f"submitted to {kind} as job {job_id} ({self.job.name})")
-        self.write({"status": "queued", "attempt": attempt, "started_at": self.started_at, "pid": os.getpid(),
-                    "executor": executor_record(kind, job_id, None)})
+        self.write(
+            {
+                "status": "queued",
+                "attempt": attempt,
+                "started_at": self.started_at,
+                "pid": os.getpid(),
+                "executor": executor_record(kind, job_id, None),
+            }
+        )
         masker: SecretMasker[bytes] = SecretMasker(secret_values_from_env(os.environ))
         offset = 0
         interval = POLL_FIRST_S
@@ -140,13 +159,27 @@ class Loop:
                         break
                 if not state.done and state.reason and state.reason != last_reason and not running_written:
                     last_reason = state.reason
-                    self.write({"status": "queued", "attempt": attempt, "started_at": self.started_at,
-                                "pid": os.getpid(), "executor": executor_record(kind, job_id, state),
-                                "queued_reason": state.reason})
+                    self.write(
+                        {
+                            "status": "queued",
+                            "attempt": attempt,
+                            "started_at": self.started_at,
+                            "pid": os.getpid(),
+                            "executor": executor_record(kind, job_id, state),
+                            "queued_reason": state.reason,
+                        }
+                    )
                 if not running_written and (state.host or state.done):
                     running_written = True
-                    self.write({"status": "running", "attempt": attempt, "started_at": self.started_at,
-                                "pid": os.getpid(), "executor": executor_record(kind, job_id, state)})
+                    self.write(
+                        {
+                            "status": "running",
+                            "attempt": attempt,
+                            "started_at": self.started_at,
+                            "pid": os.getpid(),
+                            "executor": executor_record(kind, job_id, state),
+                        }
+                    )
                 if state.done:
                     break
             if not cancelled_at and _stop_signal:
@@ -200,8 +233,15 @@ class Loop:
         for attempt in range(1, attempts_allowed + 1):
             if attempt > 1:
                 self.say(f"attempt {attempt} of {attempts_allowed} after {delay:g}s")
-                self.write({"status": "queued", "attempt": attempt, "started_at": self.started_at,
-                            "pid": os.getpid(), "executor": executor_record(self.backend.kind, job_id, state)})
+                self.write(
+                    {
+                        "status": "queued",
+                        "attempt": attempt,
+                        "started_at": self.started_at,
+                        "pid": os.getpid(),
+                        "executor": executor_record(self.backend.kind, job_id, state),
+                    }
+                )
                 self.sleep(delay)
                 delay *= 2
                 if _stop_signal:
@@ -216,31 +256,59 @@ class Loop:
             self.log.attempt_ended(attempt, exit_code, outcome)
             if outcome == "success" or _stop_signal:
                 break
-        executor: dict[str, Any] = executor_record(self.backend.kind, job_id, state) if job_id else {
-            "kind": self.backend.kind, "job_id": None, "queue": None, "host": None,
-            "state": state.state if state else None, "max_rss_kb": None}
+        executor: dict[str, Any] = (
+            executor_record(self.backend.kind, job_id, state)
+            if job_id
+            else {
+                "kind": self.backend.kind,
+                "job_id": None,
+                "queue": None,
+                "host": None,
+                "state": state.state if state else None,
+                "max_rss_kb": None,
+            }
+        )
         executor["max_rss_kb"] = max_rss
         if outcome == "stopped" or _stop_signal:
             from flank_ops.run import cancel
 
             # A cancel is recorded as such; any other stop leaves "running" for the runner to mark interrupted.
             if cancel.requested(Path(self.run_dir)):
-                self.write({"status": "cancelled", "attempts": attempt, "exit_code": exit_code,
-                            "started_at": self.started_at, "ended_at": now_iso(),
-                            "duration_s": round(time.monotonic() - self.t0, 3), "log": f"logs/{self.spec.task}.log",
-                            "executor": executor})
+                self.write(
+                    {
+                        "status": "cancelled",
+                        "attempts": attempt,
+                        "exit_code": exit_code,
+                        "started_at": self.started_at,
+                        "ended_at": now_iso(),
+                        "duration_s": round(time.monotonic() - self.t0, 3),
+                        "log": f"logs/{self.spec.task}.log",
+                        "executor": executor,
+                    }
+                )
             else:
-                self.write({"status": "running", "attempt": attempt, "started_at": self.started_at,
-                            "pid": os.getpid(), "executor": executor})
+                self.write(
+                    {
+                        "status": "running",
+                        "attempt": attempt,
+                        "started_at": self.started_at,
+                        "pid": os.getpid(),
+                        "executor": executor,
+                    }
+                )
             self.log.close()
             return 128 + (_stop_signal or signal.SIGTERM)
         status = outcome
         result: dict[str, Any] = {
-            "status": status, "attempts": attempt,
+            "status": status,
+            "attempts": attempt,
             "exit_code": exit_code if exit_code is not None else (0 if status == "success" else 1),
-            "started_at": self.started_at, "ended_at": now_iso(),
+            "started_at": self.started_at,
+            "ended_at": now_iso(),
             "duration_s": round(time.monotonic() - self.t0, 3),
-            "peak_rss_kb": max_rss, "log": f"logs/{self.spec.task}.log", "executor": executor,
+            "peak_rss_kb": max_rss,
+            "log": f"logs/{self.spec.task}.log",
+            "executor": executor,
         }
         self.write(result)
         self.log.close()
@@ -287,13 +355,26 @@ def run_remote(spec: TaskSpec, run_dir: str) -> int:
     signal.set_wakeup_fd(wake_w)
     for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(stop, _on_stop)
-    name = job_name(env.get("FLANK_PROJECT", "local"), env.get("FLANK_PIPELINE", "pipeline"),
-                    env.get("FLANK_RUN_ID", "0"), spec.task)
+    name = job_name(
+        env.get("FLANK_PROJECT", "local"),
+        env.get("FLANK_PIPELINE", "pipeline"),
+        env.get("FLANK_RUN_ID", "0"),
+        spec.task,
+    )
     job = JobRequest(
-        name=name, command=spec.command, cwd=spec.cwd, env=env, secrets=secrets,
-        memory_mb=spec.memory_mb or None, cpus=spec.cpus or None, timeout_s=spec.timeout_s or None,
-        release_dir=env.get("FLANK_RELEASE", spec.cwd), commit=env.get("FLANK_COMMIT", ""),
-        run_dir=os.path.abspath(run_dir), task=spec.task, options={},
+        name=name,
+        command=spec.command,
+        cwd=spec.cwd,
+        env=env,
+        secrets=secrets,
+        memory_mb=spec.memory_mb or None,
+        cpus=spec.cpus or None,
+        timeout_s=spec.timeout_s or None,
+        release_dir=env.get("FLANK_RELEASE", spec.cwd),
+        commit=env.get("FLANK_COMMIT", ""),
+        run_dir=os.path.abspath(run_dir),
+        task=spec.task,
+        options={},
     )
     try:
         options = executor_options(spec.executor, spec, env)
@@ -316,9 +397,21 @@ def fail_at_once(spec: TaskSpec, run_dir: str, message: str) -> int:
     log.write(f"flank: {message}\n".encode())
     log.attempt_ended(1, None, "failed")
     log.close()
-    _write_result(run_dir, spec.task, {
-        "task": spec.task, "status": "failed", "attempts": 1, "exit_code": 1, "started_at": started,
-        "ended_at": now_iso(), "duration_s": 0.0, "log": f"logs/{spec.task}.log", "error": message,
-        "memory_mb": spec.memory_mb or None, "cpus": spec.cpus or None,
-    })
+    _write_result(
+        run_dir,
+        spec.task,
+        {
+            "task": spec.task,
+            "status": "failed",
+            "attempts": 1,
+            "exit_code": 1,
+            "started_at": started,
+            "ended_at": now_iso(),
+            "duration_s": 0.0,
+            "log": f"logs/{spec.task}.log",
+            "error": message,
+            "memory_mb": spec.memory_mb or None,
+            "cpus": spec.cpus or None,
+        },
+    )
     return 1

@@ -7,6 +7,7 @@ leaves room for it. Each started task holds a reservation file named by its pid 
 Home.memory_reservations_dir; the launcher is exec'd under that same pid, so a reservation
 ends with its task, whatever way it ends (no clean-up to forget).
 """
+
 from __future__ import annotations
 
 import os
@@ -117,12 +118,24 @@ def run_local(spec: TaskSpec, spec_path: str, run_dir: str, launcher: list[str])
                 return 128 + _stopped  # never started: the runner marks it cancelled or interrupted
             if not said:
                 said = True
-                reason = (f"waiting for memory: it needs {size_text(spec.memory_mb)}, tasks running on this VM "
-                          f"declared {size_text(held)} of its {size_text(vm_mb)}")
-                _write_result(run_dir, spec.task, {"task": spec.task, "status": "queued", "attempt": 1,
-                                                   "started_at": now_iso(), "pid": os.getpid(),
-                                                   "queued_reason": reason, "memory_mb": spec.memory_mb,
-                                                   "cpus": spec.cpus or None})
+                reason = (
+                    f"waiting for memory: it needs {size_text(spec.memory_mb)}, tasks running on this VM "
+                    f"declared {size_text(held)} of its {size_text(vm_mb)}"
+                )
+                _write_result(
+                    run_dir,
+                    spec.task,
+                    {
+                        "task": spec.task,
+                        "status": "queued",
+                        "attempt": 1,
+                        "started_at": now_iso(),
+                        "pid": os.getpid(),
+                        "queued_reason": reason,
+                        "memory_mb": spec.memory_mb,
+                        "cpus": spec.cpus or None,
+                    },
+                )
                 log = TaskLog(os.path.join(run_dir, "logs", f"{spec.task}.log"))
                 log.write(f"flank: {reason}\n".encode())
                 log.close()

@@ -1,4 +1,5 @@
 """Which executors this VM has: flank.toml's [executors.<kind>] tables (issue 14)."""
+
 from __future__ import annotations
 
 from pathlib import Path

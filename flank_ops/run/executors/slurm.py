@@ -12,6 +12,7 @@ State from `scontrol show job` (kept by slurmctld for MinJobAge, 300 s by defaul
 `sacct` when accounting is on (MaxRSS too). sbatch's options: partition, account, qos,
 extra_args from flank.toml's [executors.slurm] and flank.yml's `slurm:`.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,15 +27,33 @@ from flank_ops.run.executors.base import BackendError, JobRequest, JobState
 
 COMMAND_TIMEOUT_S = 60.0
 # sbatch/squeue/scontrol stderr that means "down or full for now": the task stays queued.
-TRANSIENT_ERRORS = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
-                    "temporarily unavailable", "Slurm temporarily unable", "MaxSubmit", "Zero Bytes were transmitted")
+TRANSIENT_ERRORS = (
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "Connection refused",
+    "temporarily unavailable",
+    "Slurm temporarily unable",
+    "MaxSubmit",
+    "Zero Bytes were transmitted",
+)
 PENDING_STATES = ("PENDING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED")
 LIVE_STATES = PENDING_STATES + ("RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "STOPPED")
 # Pending reasons that mean the job can never start as asked (Slurm keeps it pending forever):
 # the job is cancelled and the task fails with the reason.
-NEVER_STARTS = ("PartitionConfig", "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit", "InvalidAccount",
-                "InvalidQOS", "QOSMaxCpuPerJobLimit", "QOSMaxMemoryPerJob", "QOSMaxWallDurationPerJobLimit",
-                "AssocMaxCpuPerJobLimit", "AssocMaxWallDurationPerJobLimit", "ReqNodeNotAvail")
+NEVER_STARTS = (
+    "PartitionConfig",
+    "BadConstraints",
+    "PartitionNodeLimit",
+    "PartitionTimeLimit",
+    "InvalidAccount",
+    "InvalidQOS",
+    "QOSMaxCpuPerJobLimit",
+    "QOSMaxMemoryPerJob",
+    "QOSMaxWallDurationPerJobLimit",
+    "AssocMaxCpuPerJobLimit",
+    "AssocMaxWallDurationPerJobLimit",
+    "ReqNodeNotAvail",
+)
 SAFE_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # What sbatch keeps of flank's environment: enough to find the cluster, nothing of the task's.
 SBATCH_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR")
@@ -42,17 +61,24 @@ JOBS_DIR = "jobs"
 
 
 def _sbatch_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if k in SBATCH_ENV or k.startswith(("LC_", "SLURM_CONF", "SBATCH_"))}
+    return {k: v for k, v in os.environ.items() if k in SBATCH_ENV or k.startswith(("LC_", "SLURM_CONF", "SBATCH_"))}
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     if shutil.which(argv[0], path=os.environ.get("PATH")) is None:
-        raise BackendError(f"{argv[0]} is not installed on this VM: install Slurm's client commands "
-                           "(apt-get install slurm-client) and point SLURM_CONF at the cluster's slurm.conf")
+        raise BackendError(
+            f"{argv[0]} is not installed on this VM: install Slurm's client commands "
+            "(apt-get install slurm-client) and point SLURM_CONF at the cluster's slurm.conf"
+        )
     try:
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              env=_sbatch_environment(), timeout=COMMAND_TIMEOUT_S)
+        return subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=_sbatch_environment(),
+            timeout=COMMAND_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         raise BackendError(f"{argv[0]} did not answer within {COMMAND_TIMEOUT_S:g}s", transient=True) from None
 
@@ -75,26 +101,31 @@ def _rss_kb(text: str) -> int | None:
     match = re.fullmatch(r"([0-9.]+)([KMGT]?)", text.strip())
     if not match:
         return None
-    return int(float(match.group(1)) * {"": 1 / 1024, "K": 1, "M": 1024, "G": 1024 ** 2, "T": 1024 ** 3}[match.group(2)])
+    return int(float(match.group(1)) * {"": 1 / 1024, "K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}[match.group(2)])
 
 
 def env_file_text(env: dict[str, str], secrets: dict[str, str]) -> str:
     """`export NAME='value'` lines a POSIX shell sources (names a shell cannot set are left out)."""
-    lines = [f"export {k}={shlex.quote(v)}" for k, v in {**env, **secrets}.items()
-             if SAFE_ENV_NAME.match(k) and not k.startswith("SLURM_")]
+    lines = [
+        f"export {k}={shlex.quote(v)}"
+        for k, v in {**env, **secrets}.items()
+        if SAFE_ENV_NAME.match(k) and not k.startswith("SLURM_")
+    ]
     return "\n".join(lines) + "\n"
 
 
 def job_script(env_file: Path, cwd: str, command: str) -> str:
-    return "\n".join([
-        "#!/bin/sh",
-        "# written by flank: the task's environment comes from a file only its user can read, read once",
-        f"set -a; . {shlex.quote(str(env_file))}; set +a",
-        f"rm -f {shlex.quote(str(env_file))}",
-        f"cd {shlex.quote(cwd)} || {{ echo \"flank: cannot enter the task's directory {shlex.quote(cwd)}\" >&2; exit 1; }}",
-        f"exec /bin/sh -c {shlex.quote(command)}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            "# written by flank: the task's environment comes from a file only its user can read, read once",
+            f"set -a; . {shlex.quote(str(env_file))}; set +a",
+            f"rm -f {shlex.quote(str(env_file))}",
+            f'cd {shlex.quote(cwd)} || {{ echo "flank: cannot enter the task\'s directory {shlex.quote(cwd)}" >&2; exit 1; }}',
+            f"exec /bin/sh -c {shlex.quote(command)}",
+            "",
+        ]
+    )
 
 
 class SlurmBackend:
@@ -111,8 +142,18 @@ class SlurmBackend:
 
     def sbatch_argv(self, job: JobRequest, script: Path, output: str) -> list[str]:
         options = {**self.options, **job.options}
-        argv = ["sbatch", "--parsable", "--job-name", job.name, "--output", output, "--chdir", job.cwd,
-                "--export", "ALL"]  # ALL of sbatch's own plain environment (see _sbatch_environment)
+        argv = [
+            "sbatch",
+            "--parsable",
+            "--job-name",
+            job.name,
+            "--output",
+            output,
+            "--chdir",
+            job.cwd,
+            "--export",
+            "ALL",
+        ]  # ALL of sbatch's own plain environment (see _sbatch_environment)
         if job.memory_mb:
             argv += ["--mem", f"{job.memory_mb}M"]
         if job.cpus:
@@ -167,18 +208,25 @@ class SlurmBackend:
                 host = None
             reason = fields.get("Reason")
             result = JobState(
-                state=state, done=done,
+                state=state,
+                done=done,
                 exit_code=_exit_code(fields.get("ExitCode", "")) if done else None,
-                host=host, queue=fields.get("Partition") or None,
+                host=host,
+                queue=fields.get("Partition") or None,
                 max_rss_kb=self._max_rss(job_id) if done else None,
                 reason=None if reason in (None, "None", "(null)") else reason,
             )
             if state == "PENDING" and result.reason in NEVER_STARTS:
                 self.cancel(job_id)
                 self._forget(job_id)
-                return result._replace(state="CANCELLED", done=True, reason=(
-                    f"Slurm can never start it as asked ({result.reason}): it asks for more than partition "
-                    f"{result.queue} allows or has (memory:, cpus:, timeout:, or [executors.slurm] options)"))
+                return result._replace(
+                    state="CANCELLED",
+                    done=True,
+                    reason=(
+                        f"Slurm can never start it as asked ({result.reason}): it asks for more than partition "
+                        f"{result.queue} allows or has (memory:, cpus:, timeout:, or [executors.slurm] options)"
+                    ),
+                )
             if done:
                 self._forget(job_id)
             return result
@@ -189,9 +237,13 @@ class SlurmBackend:
             self._forget(job_id)
             return accounted
         self._forget(job_id)
-        return JobState(state="VANISHED", done=True, exit_code=None,
-                        reason=f"Slurm no longer knows job {job_id} (it left the queue without a final state "
-                               "flank could read: was it purged, or the controller's state lost?)")
+        return JobState(
+            state="VANISHED",
+            done=True,
+            exit_code=None,
+            reason=f"Slurm no longer knows job {job_id} (it left the queue without a final state "
+            "flank could read: was it purged, or the controller's state lost?)",
+        )
 
     def _forget(self, job_id: str) -> None:
         self.finished.add(job_id)
@@ -226,8 +278,14 @@ class SlurmBackend:
             return None
         state = main[1].split()[0] if main[1] else "UNKNOWN"
         known = [v for v in (_rss_kb(r[5]) for r in rows if r[5]) if v is not None]
-        return JobState(state=state, done=state not in LIVE_STATES, exit_code=_exit_code(main[2]),
-                        host=main[3] or None, queue=main[4] or None, max_rss_kb=max(known) if known else None)
+        return JobState(
+            state=state,
+            done=state not in LIVE_STATES,
+            exit_code=_exit_code(main[2]),
+            host=main[3] or None,
+            queue=main[4] or None,
+            max_rss_kb=max(known) if known else None,
+        )
 
     def read_output(self, job_id: str, offset: int) -> bytes:
         path = self.outputs.get(job_id)

@@ -1,6 +1,7 @@
 """What a flank.yml asks of this VM's executors (issue 14), said at push, `flank validate` and
 `flank doctor`: executors named but not configured in flank.toml (with the lines to add), and
 local tasks that declare more memory or CPUs than the VM has."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -23,8 +24,9 @@ def config_warnings(home: Home, project: str | None, config: Config) -> list[str
     for kind in sorted(executors_used(config)):
         if not configured(home, project, kind):
             tasks = [f"{p.name}.{t}" for p in config.pipelines.values() for t in p.tasks if p.executor_of(t) == kind]
-            warnings.append(f"{', '.join(tasks[:5])}{' ...' if len(tasks) > 5 else ''}: "
-                            + not_configured_message(kind))
+            warnings.append(
+                f"{', '.join(tasks[:5])}{' ...' if len(tasks) > 5 else ''}: " + not_configured_message(kind)
+            )
     try:
         vm_mb, vm_cpu = vm_memory_mb(), vm_cpus()
     except OSError:

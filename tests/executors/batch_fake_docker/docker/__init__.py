@@ -8,6 +8,7 @@ drives the real job states, terminate_job kills the process, the exit code is th
 copies its stdout/stderr into CloudWatch Logs at the end as it does for a container. What this cannot
 show is a real image: no isolation, no image pull, no awslogs driver streaming while the job runs.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -48,11 +49,20 @@ class Container:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir, "TMPDIR": self.dir}
         env.update({k: str(v) for k, v in environment.items()})
         argv = command if isinstance(command, list) else ["/bin/sh", "-c", command]
-        self.proc = subprocess.Popen(argv, cwd=self.dir, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=self.dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self.readers = [threading.Thread(target=self._read, args=(pipe, kind), daemon=True)
-                        for pipe, kind in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr"))]
+        self.readers = [
+            threading.Thread(target=self._read, args=(pipe, kind), daemon=True)
+            for pipe, kind in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr"))
+        ]
         for reader in self.readers:
             reader.start()
         self.status = "running"
@@ -86,8 +96,9 @@ class Container:
 
 
 class _Containers:
-    def run(self, image: str, command: Any = None, environment: dict[str, str] | None = None,
-            name: str = "", **_: Any) -> Container:
+    def run(
+        self, image: str, command: Any = None, environment: dict[str, str] | None = None, name: str = "", **_: Any
+    ) -> Container:
         return Container(command, environment or {}, name)
 
 
