@@ -568,8 +568,10 @@ def _execute(
         next_site = time.monotonic() + SITE_REFRESH_EVERY_S
         try:
             # The run has its page (and is on the home page) as soon as it starts; the tasks
-            # are already going meanwhile.
-            _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))
+            # are already going meanwhile. A run with nothing to start (every task up to date)
+            # ends at once and is drawn by its finish: drawing it twice doubled its cost.
+            if to_start:
+                _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))
             while make_exit is None:
                 try:
                     make_exit = proc.wait(timeout=POLL_EVERY_S)

@@ -9,7 +9,8 @@ from sample_runs import finished_run, make_project
 from servers import http_recorder, refused_port, s3_server
 
 from flank_ops.run import records
-from flank_ops.storage import pending, s3, uploads
+from flank_ops import s3
+from flank_ops.storage import pending, uploads
 
 
 def s3_toml(endpoint: str, bucket: str, extra: str = "") -> str:
