@@ -106,12 +106,10 @@ def main(argv: list[str]) -> int:
     try:
         with open(check_path, encoding="utf-8") as f:
             check = json.load(f)
-        with open(spec_path, "rb") as f:
-            spec = task_exec.decode_spec(f.read())
     except (OSError, ValueError) as exc:
-        print(f"flank-task: cannot read {check_path} or {spec_path}: {exc}", file=sys.stderr)
+        print(f"flank-task: cannot read the task's check {check_path}: {exc}", file=sys.stderr)
         return 2
-    if "/" in spec.task or "\\" in spec.task or '"' in spec.task:
-        print(f"flank-task: {spec_path}: bad task name", file=sys.stderr)
+    spec = task_exec.read_spec_file(spec_path)
+    if spec is None:
         return 2
     return run_checked(check, spec, run_dir)

@@ -535,13 +535,20 @@ def main(argv: list[str]) -> int:
         print("usage: flank _task SPEC_FILE RUN_DIR\n  (runs one task of a flank Makefile)", file=sys.stderr)
         return 2
     spec_path, run_dir = argv
+    spec = read_spec_file(spec_path)
+    return 2 if spec is None else launch(spec, run_dir)
+
+
+def read_spec_file(spec_path: str) -> TaskSpec | None:
+    """A task spec file as every launcher reads it (this one, the checked launcher, the executors);
+    None, with one line on stderr, when it cannot be read or names a task no file may be called."""
     try:
         with open(spec_path, "rb") as f:
             spec = decode_spec(f.read())
     except (OSError, ValueError) as exc:
         print(f"flank-task: cannot read the task spec {spec_path}: {exc}", file=sys.stderr)
-        return 2
+        return None
     if "/" in spec.task or "\\" in spec.task or '"' in spec.task:
         print(f"flank-task: {spec_path}: bad task name", file=sys.stderr)
-        return 2
-    return launch(spec, run_dir)
+        return None
+    return spec

@@ -16,16 +16,10 @@ def main(argv: list[str]) -> int:
         )
         return 2
     spec_path, run_dir, *launcher = argv
-    from flank_ops.run.task_exec import decode_spec
+    from flank_ops.run.task_exec import read_spec_file
 
-    try:
-        with open(spec_path, "rb") as f:
-            spec = decode_spec(f.read())
-    except (OSError, ValueError) as exc:
-        print(f"flank-task: cannot read the task spec {spec_path}: {exc}", file=sys.stderr)
-        return 2
-    if "/" in spec.task or "\\" in spec.task or '"' in spec.task:
-        print(f"flank-task: {spec_path}: bad task name", file=sys.stderr)
+    spec = read_spec_file(spec_path)
+    if spec is None:
         return 2
     if spec.executor == "local":
         from flank_ops.run.executors.resources import run_local
