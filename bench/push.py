@@ -53,6 +53,25 @@ pipelines:
 """
 
 
+def bench_env(tmp: Path) -> dict[str, str]:
+    """The benches' environment: FLANK_HOME under `tmp`, git with an empty config and a fixed author,
+    none of the caller's GIT_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        {
+            "FLANK_HOME": str(tmp / "home"),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
+            "GIT_AUTHOR_NAME": "Bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.org",
+            "GIT_COMMITTER_NAME": "Bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.org",
+        }
+    )
+    (tmp / "gitconfig").write_text("")
+    return env
+
+
 def sh(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if proc.returncode != 0:
@@ -126,19 +145,7 @@ def main() -> int:
         contextlib.ExitStack() as stack,
     ):
         tmp = Path(tmp_name)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(
-            {
-                "FLANK_HOME": str(tmp / "home"),
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
-                "GIT_AUTHOR_NAME": "Bench",
-                "GIT_AUTHOR_EMAIL": "bench@example.org",
-                "GIT_COMMITTER_NAME": "Bench",
-                "GIT_COMMITTER_EMAIL": "bench@example.org",
-            }
-        )
-        (tmp / "gitconfig").write_text("")
+        env = bench_env(tmp)
         sh(sys.executable, "-m", "flank_ops", "init", "bench", env=env)
         flank_repo = tmp / "home" / "bench.git"
         baseline_repo = None

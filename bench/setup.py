@@ -12,14 +12,13 @@ between the two, local transport, and medians are printed with their ratio.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from push import sh, timed_push  # noqa: E402 - the push bench's helpers
+from push import bench_env, sh, timed_push  # noqa: E402 - the push bench's helpers
 
 FLANK_YML = """\
 {setup}persist: [data]
@@ -39,19 +38,7 @@ def main() -> int:
     # The site is redrawn by a detached process after each push: it may still be writing at the end.
     with tempfile.TemporaryDirectory(prefix="flank-bench-setup-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(
-            {
-                "FLANK_HOME": str(tmp / "home"),
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
-                "GIT_AUTHOR_NAME": "Bench",
-                "GIT_AUTHOR_EMAIL": "bench@example.org",
-                "GIT_COMMITTER_NAME": "Bench",
-                "GIT_COMMITTER_EMAIL": "bench@example.org",
-            }
-        )
-        (tmp / "gitconfig").write_text("")
+        env = bench_env(tmp)
         (tmp / "home").mkdir()
         (tmp / "home" / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
         copies = {}
