@@ -111,7 +111,7 @@ def deploy(
         release, warnings, config = make_release(
             paths, sha, validated, lambda _release: release_config.load_release_config(paths, sha)
         )
-        setup = setup_release(paths, sha, release, config, setup_option, previous)
+        setup = setup_release(paths, sha, release, config, setup_option, previous, by_hand=by_hand)
         if not by_hand and setup is not None and setup.get("status") == "ran":
             tip = branch_tip_now(paths, branch)
             if tip is not None and tip != sha:  # a newer push came in while setup ran: it deploys
@@ -198,7 +198,7 @@ def setup_failed(
     try:
         record_deploy(
             paths,
-            deploy_entry("failed", ref, commit, errors=[f"deploy failed: {exc.reason}"], via=via, setup=exc.entry),
+            deploy_entry("failed", ref, commit, errors=[exc.reason], via=via, setup=exc.entry),
         )
     except OSError:
         return

@@ -49,7 +49,7 @@ from flank_ops.config.model import DEFAULT_SETUP_KEYS, Config, Setup
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_json
 from flank_ops.git.gitcmd import run_git
-from flank_ops.paths import ProjectPaths
+from flank_ops.paths import RELEASE_TRACKED_DIR, ProjectPaths
 
 SETUP_OPTION = "setup"
 SKIP, FORCE = "skip", "force"
@@ -181,12 +181,19 @@ def build_of_release(paths: ProjectPaths, sha: str) -> dict[str, Any] | None:
 
 
 def setup_release(
-    paths: ProjectPaths, sha: str, release: Path, config: Config, option: str | None, previous: str | None
+    paths: ProjectPaths,
+    sha: str,
+    release: Path,
+    config: Config,
+    option: str | None,
+    previous: str | None,
+    by_hand: bool = False,
 ) -> dict[str, Any] | None:
     """Run or reuse setup for release `sha` (already checked out at `release`, not live yet).
 
-    Returns the deploys.jsonl "setup" object (None: flank.yml has no setup). Raises SetupFailed
-    (nothing switched; the build folder removed) or OSError (e.g. a full disk)."""
+    A push's pre-receive built it already when it had to (build_before_push): this links that
+    build. Returns the deploys.jsonl "setup" object (None: flank.yml has no setup). Raises
+    SetupFailed (nothing switched; the build folder removed) or OSError (e.g. a full disk)."""
     if config.setup is None:
         if option is not None:
             say(f"-o setup={option}: flank.yml has no setup:, nothing to {option}")
@@ -200,6 +207,10 @@ def setup_release(
             say(f"warning: setup key {pattern!r} matches no file in {sha[:7]}")
     entry: dict[str, Any] = {"key": key[:16], "key_files": found}
     state = last_build(paths, key)
+    prebuilt = take_prebuilt(paths, sha, key)
+    if prebuilt is not None:
+        link_products(paths, sha, release, prebuilt)
+        return {**entry, **ran_entry(prebuilt)}
     if option == SKIP:
         carried = state or (build_of_release(paths, previous) if previous else None)
         if carried is not None:
@@ -220,23 +231,72 @@ def setup_release(
             "-o setup=force runs it again)"
         )
         return {**entry, "status": REUSED, "duration_s": 0.0, "log": state.get("log"), "built_by": state["sha"]}
-    why = (
-        "forced (-o setup=force)"
-        if option == FORCE
-        else f"key changed ({', '.join(found)})"
-        if found
-        else "first run of these commands"
-    )
-    say(f"running ({why}); the push waits for it")
+    say(f"running ({why_build(option, found)})" + ("" if by_hand else "; the push waits for it"))
     state = build(paths, sha, config, setup, key, entry)
     link_products(paths, sha, release, state)
-    return {
-        **entry,
-        "status": RAN,
-        "duration_s": state["duration_s"],
-        "log": state["log"],
-        "products": state["products"],
-    }
+    return {**entry, **ran_entry(state)}
+
+
+def ran_entry(state: dict[str, Any]) -> dict[str, Any]:
+    return {"status": RAN, "duration_s": state["duration_s"], "log": state["log"], "products": state["products"]}
+
+
+def why_build(option: str | None, found: list[str]) -> str:
+    if option == FORCE:
+        return "forced (-o setup=force)"
+    return f"key changed ({', '.join(found)})" if found else "first run of these commands"
+
+
+def build_before_push(paths: ProjectPaths, sha: str, config: Config, option: str | None) -> None:
+    """pre-receive (issue 28 item 3): build the pushed commit's environment before git moves the
+    branch, so a failed setup refuses the push (as Heroku and piku do): the branch stays where it
+    was and `git push` exits non-zero. Runs only when the key has no good build yet (or -o
+    setup=force); post-receive then links this build (take_prebuilt). The pushed objects are still
+    in git's quarantine, which the checkout reads through the hook's GIT_OBJECT_DIRECTORY.
+    Raises SetupFailed or OSError; call with the deploy lock held (pruning must not see a build
+    half made)."""
+    if config.setup is None or option == SKIP:
+        return
+    key, found = compute_key(paths.bare_repo, sha, config.setup)
+    if option != FORCE and last_build(paths, key) is not None:
+        return
+    say(f"running ({why_build(option, found)}); the push waits for it")
+    state = build(paths, sha, config, config.setup, key, {"key": key[:16], "key_files": found})
+    atomic_write_json(_prebuilt_file(paths, sha), state)
+
+
+def _prebuilt_file(paths: ProjectPaths, sha: str) -> Path:
+    return setup_dir(paths) / "prebuilt" / f"{sha}.json"
+
+
+def take_prebuilt(paths: ProjectPaths, sha: str, key: str) -> dict[str, Any] | None:
+    """The build pre-receive made for `sha` (once: the hand-off file is removed)."""
+    handoff = _prebuilt_file(paths, sha)
+    try:
+        state = json.loads(handoff.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(OSError):
+        handoff.unlink()
+    if not isinstance(state, dict) or state.get("key") != key:
+        return None
+    if not (setup_dir(paths) / "builds" / str(state.get("build"))).is_dir():
+        return None
+    return state
+
+
+def release_setup_key(paths: ProjectPaths, release_dir: Path) -> str | None:
+    """Which setup build release `release_dir` runs with, as "<key16>-<n>" (the setup key's first 16
+    hex digits, then the build's number), or None when it uses none (no setup:, or a first push with
+    -o setup=skip). It changes when the key changes and when -o setup=force rebuilt the same key: an
+    input of every task's fingerprint (issue 28 item 1). Local mode (the working copy as the release)
+    answers from .flank/setup/ the same way (local_setup)."""
+    try:
+        state = json.loads((setup_dir(paths) / "releases" / release_dir.name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    build = state.get("build") if isinstance(state, dict) else None
+    return str(build) if build else None
 
 
 def renv_hint(paths: ProjectPaths, sha: str) -> None:
@@ -488,8 +548,8 @@ def untracked_products(folder: Path, tracked: set[str], persist: tuple[str, ...]
         with os.scandir(folder / rel_dir if rel_dir else folder) as it:
             for item in it:
                 rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
-                if rel in tracked or rel in linked:
-                    continue
+                if rel in tracked or rel in linked or rel == RELEASE_TRACKED_DIR:
+                    continue  # (flank's own folder of tracked files under persisted ones: not setup's)
                 if rel in tracked_dirs and item.is_dir(follow_symlinks=False):
                     todo.append(rel)
                     continue
@@ -503,6 +563,8 @@ def link_products(paths: ProjectPaths, sha: str, release: Path, state: dict[str,
     """Link each product of the build into the release, and note which build the release uses."""
     folder = setup_dir(paths) / "builds" / state["build"]
     for rel in state.get("products") or []:
+        if rel == RELEASE_TRACKED_DIR:
+            continue  # recorded as a product by builds made before flank knew better
         link = release / rel
         target = os.path.relpath(folder / rel, link.parent)
         if link.is_symlink():

@@ -388,3 +388,49 @@ def test_a_setup_that_closes_its_output_early_is_waited_for_not_killed(tmp_path:
     assert proc.returncode == 0, proc.stderr
     assert project.current_sha() == head(project.wc), proc.stderr
     assert run_task(project) == "late"
+
+
+def test_tracked_files_under_a_persisted_folder_give_no_setup_warning(tmp_path: Path) -> None:
+    """issue 19 bug 3: .flank-tracked is flank's own folder, never a setup product nor "in the commit"."""
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": SHELL_SETUP_YML.format(run="'mkdir -p built && cat deps.txt > built/stamp'", timeout="10m"),
+            "deps.txt": "v1\n",
+            "data/_raw/a.csv": "1\n",
+        },
+    )
+
+    first = push(project)
+    write_files(project.wc, {"R/a.R": "1\n"})
+    commit_all(project.wc, "second")
+    second = push(project)
+
+    for proc in (first, second):
+        assert proc.returncode == 0, proc.stderr
+        assert not [line for line in setup_lines(proc) if "warning" in line], proc.stderr
+    assert project.deploys()[0]["setup"]["products"] == ["built"]
+    assert run_task(project) == "v1"
+
+
+def test_flank_deploy_by_hand_runs_setup_without_mentioning_a_push_and_says_a_failure_once(tmp_path: Path) -> None:
+    """issue 19 bug 7 (deploy side): no "the push waits" by hand; "deploy failed" said once in the record."""
+    project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt'")
+    assert push(project).returncode == 0
+
+    shutil.rmtree(project.dir / "setup")
+    by_hand = run_flank("deploy", "proj")
+
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert "setup: running (first run of these commands" not in by_hand.stderr
+    assert any(line.startswith("setup: running (key changed (deps.txt))") for line in by_hand.stderr.splitlines())
+    assert "push" not in "\n".join(line for line in by_hand.stderr.splitlines() if line.startswith("setup: running"))
+
+    write_files(project.wc, {"deps.txt": "v2\n"})
+    commit_all(project.wc, "break deps")
+    push(project)
+    failed = run_flank("deploy", "proj")
+
+    assert failed.returncode == 1
+    assert "deploy failed: deploy failed" not in failed.stderr + run_flank("status", "proj").stdout
+    assert project.deploys()[-1]["errors"] == ["setup exited 1"]
