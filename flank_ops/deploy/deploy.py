@@ -1,8 +1,8 @@
 """post-receive: deploy the deploy branch's tip, then start the runs the push asked for.
 
 Order matters: the release is built completely (checkout, persist: links, then
-`setup:` run or reused — deploy/setup.py) and `current` switched atomically
-before anything reads it; steps after the switch (Makefiles, crontab, site) may
+`setup:`'s build linked: made by pre-receive, reused, or made here by `flank deploy` —
+deploy/setup.py) and `current` switched atomically before anything reads it; steps after the switch (Makefiles, crontab, site) may
 fail and are reported, but the deploy stands. Deploys of one project are
 serialized with a lock. A push whose commit a newer push replaced before its
 deploy began records itself as superseded and leaves the deploy to the newer

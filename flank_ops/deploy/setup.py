@@ -23,8 +23,11 @@ or hard links (same problem, plus a task writing one file changes all) would not
 A forced rebuild (-o setup=force) builds a new folder beside the old one, so the release
 that is live keeps working while the new one is built.
 
-The deploy holds the deploy lock while setup runs, so pushes take turns; a push whose
-branch moved on while its setup ran does not switch `current` (the newer push deploys).
+When a push needs a build (a new key, -o setup=force), pre-receive makes it before git
+moves the branch (build_before_push, issue 28 item 3): a failed setup refuses the push and
+the branch stays. The deploy (post-receive, or `flank deploy` by hand, which builds itself)
+then links the build (setup_release). Builds are made under the deploy lock, so pushes take
+turns and pruning never sees a build half made.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from typing import Any, BinaryIO
 from flank_ops.config.model import DEFAULT_SETUP_KEYS, Config, Setup
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_json
-from flank_ops.git.gitcmd import run_git
+from flank_ops.git.gitcmd import quarantine_env, run_git
 from flank_ops.paths import RELEASE_TRACKED_DIR, ProjectPaths
 
 SETUP_OPTION = "setup"
@@ -114,7 +117,7 @@ def tree_entries(git_dir: Path, sha: str, recursive: bool, only: tuple[str, ...]
     args = ["ls-tree", "-z", "--full-tree"] + (["-r"] if recursive else []) + [sha]
     if only:
         args += ["--", *only]
-    out = run_git(args, git_dir=git_dir).stdout.decode("utf-8", "surrogateescape")
+    out = run_git(args, git_dir=git_dir, env=quarantine_env()).stdout.decode("utf-8", "surrogateescape")
     entries = {}
     for item in out.split("\0"):
         meta, _, path = item.partition("\t")
@@ -292,7 +295,8 @@ def release_setup_key(paths: ProjectPaths, release_dir: Path) -> str | None:
     input of every task's fingerprint (issue 28 item 1). Local mode (the working copy as the release)
     answers from .flank/setup/ the same way (local_setup)."""
     try:
-        state = json.loads((setup_dir(paths) / "releases" / release_dir.name).read_text(encoding="utf-8"))
+        name = Path(os.path.realpath(release_dir)).name  # `current` names its release
+        state = json.loads((setup_dir(paths) / "releases" / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     build = state.get("build") if isinstance(state, dict) else None

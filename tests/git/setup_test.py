@@ -146,7 +146,8 @@ def shell_project(tmp_path: Path, run: str, timeout: str = "10m") -> Project:
     )
 
 
-def test_a_failing_setup_keeps_the_previous_release_current_with_its_output_in_the_push(tmp_path: Path) -> None:
+def test_a_failing_setup_refuses_the_push_and_leaves_the_branch_where_it_was(tmp_path: Path) -> None:
+    """issue 28 item 3: setup runs in pre-receive, so its failure is a refused push (as Heroku, piku)."""
     project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt'")
     assert push(project).returncode == 0
     first = head(project.wc)
@@ -155,16 +156,40 @@ def test_a_failing_setup_keeps_the_previous_release_current_with_its_output_in_t
 
     proc = push(project)
 
+    assert proc.returncode != 0
     lines = flank_lines(proc)
-    assert f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" in lines
-    assert any(f"flank deploy proj {second[:7]}" in line for line in lines)
+    assert "setup: $ mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt" in lines
+    assert "flank: push refused, 1 problem; nothing was deployed:" in lines, proc.stderr
+    assert f"setup exited 1: {second[:7]} is not deployed, {first[:7]} stays current and main stays at {first[:7]}" in (
+        proc.stderr
+    )
+    assert "[remote rejected] main -> main (pre-receive hook declined)" in proc.stderr
+    assert project.remote_sha() == first
     assert project.current_sha() == first
     assert run_task(project) == "v1"
     entry = project.deploys()[-1]
-    assert entry["status"] == "failed" and entry["setup"]["status"] == "failed"
-    assert "deploy failed: setup exited 1" in run_flank("status", "proj").stdout
+    assert entry["status"] == "rejected" and entry["setup"]["status"] == "failed"
+    assert entry["errors"][0].startswith("setup exited 1: ")
     page = pushes_page(project, "setup: failed after ")
     assert "setup output, last lines" in page and "$ mkdir -p built" in page
+
+    # Fixed and pushed again: built in pre-receive, linked by the deploy, recorded once as ran.
+    write_files(project.wc, {"deps.txt": "v1\nv3\n"})
+    third = commit_all(project.wc, "fix deps")
+    fixed = push(project)
+
+    assert fixed.returncode == 0, fixed.stderr
+    assert project.current_sha() == third
+    assert [line for line in setup_lines(fixed) if line.startswith("setup: running")] == [
+        "setup: running (key changed (deps.txt)); the push waits for it"
+    ]
+    assert project.deploys()[-1]["setup"]["status"] == "ran"
+    assert run_task(project) == "v1\nv3"
+    from flank_ops.deploy.setup import release_setup_key
+    from flank_ops.paths import Home
+
+    build = release_setup_key(Home().project("proj"), project.current)
+    assert build is not None and build.startswith(project.deploys()[-1]["setup"]["key"] + "-")
 
 
 def test_push_options_skip_and_force_setup_and_a_wrong_one_is_refused(tmp_path: Path) -> None:
@@ -203,10 +228,12 @@ def test_a_hanging_setup_is_killed_with_its_process_tree_at_its_timeout(tmp_path
 
     proc = push(project)
 
+    assert proc.returncode != 0
     assert (
-        "flank: deploy failed: setup timed out after 2.0s (its processes were killed) — "
-        f"{head(project.wc)[:7]} is not deployed, nothing is deployed yet" in flank_lines(proc)
+        f"setup timed out after 2.0s (its processes were killed): {head(project.wc)[:7]} is not deployed, "
+        "nothing is deployed yet and main stays at nothing" in proc.stderr
     )
+    assert project.remote_sha() is None
     child = int((project.dir / "persist" / "data" / "child").read_text())
     wait_for(lambda: process_gone(child), "the background child of setup to be gone", timeout=10)
     assert project.current_sha() is None
@@ -272,42 +299,50 @@ def test_the_renv_hint_names_the_setup_to_add(tmp_path: Path) -> None:
     )
 
 
-def test_an_older_push_whose_setup_is_still_running_never_switches_current_after_a_newer_one(tmp_path: Path) -> None:
+def test_a_push_during_another_push_s_setup_waits_then_is_told_to_fetch(tmp_path: Path) -> None:
+    """issue 28 item 3: setup runs before git moves the branch, holding the push's turn on it: a second
+    push waits for it, then is refused (git could not move the branch from where that push saw it)."""
     gate = 'while [ ! -e "$FLANK_PERSIST_DATA/open" ]; do sleep 0.05; done'
     project = shell_project(
         tmp_path, f"'touch \"$FLANK_PERSIST_DATA/waiting\"; {gate}; mkdir -p built && cat deps.txt > built/stamp'"
     )
     data = project.dir / "persist" / "data"
     older_sha = head(project.wc)
-    older = start_push(project)
+    older = start_push(project, stderr=tmp_path / "older.err")
     wait_for(lambda: (data / "waiting").exists(), "the first push's setup to start", timeout=DEADLINE_S)
     write_files(project.wc, {"R/newer.R": "1\n"})
     newer_sha = commit_all(project.wc, "newer")
-    newer = start_push(project)
-    wait_for(lambda: project.remote_sha() == newer_sha, "the newer push to move main", timeout=DEADLINE_S)
+    newer_err = tmp_path / "newer.err"
+    newer = start_push(project, stderr=newer_err)
+    wait_for(lambda: "this push waits for it" in newer_err.read_text(), "the newer push to wait", timeout=DEADLINE_S)
+    assert project.remote_sha() is None  # nothing moved while setup runs
     (data / "open").write_text("")
 
-    out_older, out_newer = older.communicate(timeout=DEADLINE_S), newer.communicate(timeout=DEADLINE_S)
+    assert older.wait(timeout=DEADLINE_S) == 0, (tmp_path / "older.err").read_text()
+    assert newer.wait(timeout=DEADLINE_S) != 0
+    assert "'main' moved to " + older_sha[:7] + " while this push was on its way" in newer_err.read_text()
+    assert project.current_sha() == older_sha
+    assert [d["status"] for d in project.deploys()] == ["rejected", "accepted"]
+    assert project.deploys()[-1]["setup"]["status"] == "ran"
 
-    assert older.returncode == 0 and newer.returncode == 0, (out_older, out_newer)
-    assert "a newer push moved main to" in out_older[1]
-    assert f"flank: another deploy ({older_sha[:7]}) is in progress; this push waits for it" in out_newer[1]
+    again = push(project)  # what the refusal says to do (here the branch already has older_sha)
+    assert again.returncode == 0, again.stderr
     assert project.current_sha() == newer_sha
-    assert [d["status"] for d in project.deploys()] == ["superseded", "accepted"]
-    assert project.deploys()[-1]["setup"]["status"] == "reused"  # the older push's build, same key
+    assert project.deploys()[-1]["setup"]["status"] == "reused"
     assert run_task(project) == "v1"
 
 
-def start_push(project: Project, *args: str) -> subprocess.Popen[str]:
+def start_push(project: Project, *args: str, stderr: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
-    return subprocess.Popen(
-        ["git", "push", "flank", *(args or ("main",))],
-        cwd=project.wc,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    with open(stderr, "w") as err:
+        return subprocess.Popen(
+            ["git", "push", "flank", *(args or ("main",))],
+            cwd=project.wc,
+            env=env,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_load(tmp_path: Path) -> None:
@@ -348,11 +383,12 @@ def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_pat
 
         proc = push(project)
 
-        lines = flank_lines(proc)
         assert any("No space left on device" in line for line in setup_lines(proc)), proc.stderr
         assert (
-            f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" in lines
+            f"setup exited 1: {second[:7]} is not deployed, {first[:7]} stays current and main stays at {first[:7]}"
+            in proc.stderr
         ), proc.stderr
+        assert proc.returncode != 0 and project.remote_sha() == first
         assert "Traceback" not in proc.stderr
         assert project.current_sha() == first
         assert run_task(project) == "v1"
@@ -428,7 +464,7 @@ def test_flank_deploy_by_hand_runs_setup_without_mentioning_a_push_and_says_a_fa
 
     write_files(project.wc, {"deps.txt": "v2\n"})
     commit_all(project.wc, "break deps")
-    push(project)
+    assert push(project, "-o", "setup=skip", "main").returncode == 0
     failed = run_flank("deploy", "proj")
 
     assert failed.returncode == 1
