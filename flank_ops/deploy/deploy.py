@@ -168,9 +168,11 @@ def deploy(
         say(line)
     try:
         prune_releases(paths, releases_in_use(paths))
-        from flank_ops.deploy.setup import prune_builds
+        from flank_ops.deploy.setup import prune_builds, pruned_line
 
-        prune_builds(paths)
+        removed = prune_builds(paths)
+        if removed:
+            say(pruned_line(removed))
     except OSError as exc:
         say(f"warning: old releases not pruned: {failure_text(exc)}")
     return Deployed(sha, config)

@@ -350,9 +350,12 @@ def build(
                 "warning: setup exited 0 but created no files in the release, so nothing is carried over to "
                 "later releases; if it installs into a library folder, check that the folder is inside the repo"
             )
+        from flank_ops.cost.setup_disk import record_build_bytes
+
         state = {
             "key": key,
             "build": name,
+            "bytes": record_build_bytes(paths, name),
             "products": products,
             "sha": sha,
             "log": log_name,
@@ -585,30 +588,69 @@ def link_products(paths: ProjectPaths, sha: str, release: Path, state: dict[str,
     )
 
 
-def prune_builds(paths: ProjectPaths) -> None:
-    """Remove builds no release links to and that are not their key's last good build
-    (call under the deploy lock, after the releases are pruned)."""
+def prune_builds(paths: ProjectPaths, dry_run: bool = False) -> list[tuple[str, int]]:
+    """Remove the builds no kept release uses (issue 28 item 8): a release still in releases/ (the
+    current one among them) keeps its build; a build pre-receive made for a push not deployed yet is
+    kept for a day. A key's state file goes with its build (its next push builds again). Returns
+    (build, bytes) of each removed build. Call under the deploy lock, after the releases are pruned."""
+    from flank_ops.cost.setup_disk import build_bytes, size_file
+
     root = setup_dir(paths)
     if not (root / "builds").is_dir():
-        return
+        return []
     keep: set[str] = set()
-    for state_file in root.glob("*.json"):
-        with contextlib.suppress(OSError, ValueError):
-            keep.add(str(json.loads(state_file.read_text(encoding="utf-8")).get("build")))
     for ref in _listdir(root / "releases"):
         if not paths.release_dir(ref.name).is_dir():
-            with contextlib.suppress(OSError):
-                ref.unlink()
+            if not dry_run:
+                with contextlib.suppress(OSError):
+                    ref.unlink()
             continue
         with contextlib.suppress(OSError, ValueError):
             keep.add(str(json.loads(ref.read_text(encoding="utf-8")).get("build")))
-    for folder in _listdir(root / "builds"):
-        if folder.name not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
-    logs = sorted(_listdir(root / "logs"), key=lambda p: p.name)
-    for old in logs[:-50]:  # the last 50 setup logs are kept
+    for handoff in _listdir(root / "prebuilt"):
+        with contextlib.suppress(OSError, ValueError):
+            if time.time() - handoff.stat().st_mtime < 86400:
+                keep.add(str(json.loads(handoff.read_text(encoding="utf-8")).get("build")))
+            elif not dry_run:
+                handoff.unlink()
+    removed = []
+    for folder in sorted(_listdir(root / "builds")):
+        if folder.name.startswith(".trash-"):  # left by an interrupted prune
+            if not dry_run:
+                shutil.rmtree(folder, ignore_errors=True)
+            continue
+        if folder.name in keep or not folder.is_dir():
+            continue
+        removed.append((folder.name, build_bytes(paths, folder.name)))
+        if dry_run:
+            continue
+        trash = folder.with_name(f".trash-{folder.name}")
         with contextlib.suppress(OSError):
-            old.unlink()
+            os.rename(folder, trash)  # gone at once, never half a venv under its own name
+            shutil.rmtree(trash, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            size_file(paths, folder.name).unlink()
+    if not dry_run:
+        gone = {name for name, _ in removed}
+        for state_file in root.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                if str(json.loads(state_file.read_text(encoding="utf-8")).get("build")) in gone:
+                    state_file.unlink()
+        logs = sorted(_listdir(root / "logs"), key=lambda p: p.name)
+        for old in logs[:-50]:  # the last 50 setup logs are kept
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return removed
+
+
+def pruned_line(removed: list[tuple[str, int]], verb: str = "removed") -> str:
+    from flank_ops.humanize import fmt_bytes
+
+    n = len(removed)
+    return (
+        f"setup: {verb} {n} build{'s' if n != 1 else ''} no kept release uses "
+        f"({fmt_bytes(sum(size for _, size in removed))})"
+    )
 
 
 def _listdir(folder: Path) -> Iterator[Path]:

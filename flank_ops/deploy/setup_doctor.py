@@ -1,5 +1,6 @@
 """issue 13: what `flank doctor` says about environments: the R and Python on this VM, and, for each
-deployed project with renv.lock, whether Rscript loads the packages it names (a report; no install)."""
+deployed project with renv.lock, whether Rscript loads the packages it names (a report; no install);
+what setup's builds take on disk (issue 28 item 8)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ CHECK_TIMEOUT_S = 120.0
 
 def setup_checks(home: Home, check: Any) -> Iterator[Any]:
     """doctor's Check lines (`check` is its Check type: status, name, detail, fix)."""
-    for name, step in [("R", lambda: r_version(check)), ("Python", lambda: python_version(check))] + [
-        (f"{project} renv.lock", lambda project=project: renv_packages_check(home, project, check))
-        for project in home.projects()
-    ]:
+    steps: list[tuple[str, Any]] = [("R", lambda: r_version(check)), ("Python", lambda: python_version(check))]
+    for project in home.projects():
+        steps += [
+            (f"{project} renv.lock", lambda project=project: renv_packages_check(home, project, check)),
+            (f"{project} setup", lambda project=project: setup_disk_check(home, project, check)),
+        ]
+    for name, step in steps:
         try:
             found = step()
         except Exception as exc:  # noqa: BLE001 - doctor reports everything it finds
@@ -123,3 +127,26 @@ def renv_packages_check(home: Home, name: str, check: Any) -> Any | None:
         "install them at deploy: add setup: {run: \"Rscript -e 'renv::restore(prompt = FALSE)'\", "
         "key: [renv.lock]} to flank.yml and push (or push -o setup=force)",
     )
+
+
+def setup_disk_check(home: Home, name: str, check: Any) -> Any | None:
+    """issue 28 item 8: what setup's builds take on disk; WARN above a share of the disk."""
+    from flank_ops.cost.setup_disk import WARN_SHARE, setup_disk
+    from flank_ops.humanize import fmt_bytes
+
+    use = setup_disk(home.project(name))
+    if use is None:
+        return None
+    detail = (
+        f"{use.builds} build{'s take' if use.builds != 1 else ' takes'} {fmt_bytes(use.bytes)} "
+        f"({100 * use.share:.0f}% of the disk)"
+    )
+    if use.too_big:
+        return check(
+            "WARN",
+            f"{name} setup",
+            f"{detail}, more than {100 * WARN_SHARE:.0f}%",
+            "each deploy and `flank prune` remove the builds no kept release uses; what is left is the "
+            "environments of the last releases (fewer packages, or a bigger disk)",
+        )
+    return check("OK", f"{name} setup", detail)

@@ -470,3 +470,65 @@ def test_flank_deploy_by_hand_runs_setup_without_mentioning_a_push_and_says_a_fa
     assert failed.returncode == 1
     assert "deploy failed: deploy failed" not in failed.stderr + run_flank("status", "proj").stdout
     assert project.deploys()[-1]["errors"] == ["setup exited 1"]
+
+
+def test_builds_no_kept_release_uses_are_pruned_and_doctor_shows_setup_s_disk_use(tmp_path: Path) -> None:
+    """issue 28 item 8: setup/builds/ holds only builds a kept release uses (KEEP_RELEASES = 5)."""
+    from flank_ops.git.releases import KEEP_RELEASES
+
+    project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp'")
+    outputs = []
+    for version in range(1, KEEP_RELEASES + 3):
+        write_files(project.wc, {"deps.txt": f"v{version}\n"})
+        commit_all(project.wc, f"deps v{version}")
+        outputs.append(push(project))
+        assert outputs[-1].returncode == 0, outputs[-1].stderr
+
+    builds = project.dir / "setup" / "builds"
+    assert len(list(builds.iterdir())) == KEEP_RELEASES
+    assert len(project.releases()) == KEEP_RELEASES
+    assert any(
+        re.fullmatch(r"flank: setup: removed 1 build no kept release uses \(.+\)", line)
+        for line in flank_lines(outputs[-1])
+    )
+    assert run_task(project) == f"v{KEEP_RELEASES + 2}"
+    # The key of a pruned build builds again (its state went with it).
+    write_files(project.wc, {"deps.txt": "v1\n"})
+    commit_all(project.wc, "back to v1")
+    again = push(project)
+    assert any(line.startswith("setup: running (key changed (deps.txt))") for line in setup_lines(again))
+
+    doctor = run_flank("doctor", "--no-cron").stdout
+    assert re.search(rf"^OK    proj setup: {KEEP_RELEASES} builds take .+ \(\d+% of the disk\)$", doctor, re.M), doctor
+
+    # flank prune removes a build whose release went by hand, and says so.
+    shutil.rmtree(project.dir / "releases" / project.deploys()[-2]["sha"])
+    pruned = run_flank("prune", "proj", "--keep", "10")
+    assert re.search(r"^flank: proj: setup: removed 1 build no kept release uses \(.+\)$", pruned.stdout, re.M), (
+        pruned.stdout
+    )
+    assert len(list(builds.iterdir())) == KEEP_RELEASES - 1
+
+
+def test_setup_builds_over_a_fifth_of_the_disk_are_a_doctor_warning_and_on_the_resources_page(
+    tmp_path: Path, flank_home: Path
+) -> None:
+    from deploy_test import mount_small_tmpfs
+
+    mount_small_tmpfs(flank_home, size="8m")
+    try:
+        project = shell_project(tmp_path, "'mkdir -p built && head -c 2500000 /dev/urandom > built/lib'")
+        assert push(project).returncode == 0
+
+        doctor = run_flank("doctor", "--no-cron")
+
+        assert re.search(
+            r"^WARN  proj setup: 1 build takes 2\.\d MB \(3\d% of the disk\), more than 20%$", doctor.stdout, re.M
+        ), doctor.stdout
+        assert "each deploy and `flank prune` remove the builds no kept release uses" in doctor.stdout
+        run_flank("site", check=True)
+        page = (flank_home / "site" / "proj" / "resources.html").read_text()
+        assert re.search(r"Setup's environments: <strong>1 build, 2\.\d MB</strong> \(3\d% of the disk\)", page), page
+        assert "⚠ More than 20% of the disk." in page
+    finally:
+        subprocess.run(["umount", "-l", str(flank_home)])
