@@ -134,12 +134,18 @@ def matches(path: str, pattern: str) -> bool:
 
 def compute_key(git_dir: Path, sha: str, setup: Setup) -> tuple[str, list[str]]:
     """(the hex key, the key files found). Content comes from git's blob ids: no file is read."""
-    import hashlib  # only with setup: (loading OpenSSL is not free on every push)
-
     patterns = setup.key if setup.key is not None else DEFAULT_SETUP_KEYS
     # The defaults are at the root; keys without wildcards are asked for by name (a big repo is not listed).
     plain = setup.key is not None and not any(c in p for p in patterns for c in "*?[")
     entries = tree_entries(git_dir, sha, recursive=setup.key is not None, only=tuple(patterns) if plain else ())
+    return key_of(setup, entries)
+
+
+def key_of(setup: Setup, entries: dict[str, str]) -> tuple[str, list[str]]:
+    """The key of these files (path -> git blob id) and setup's commands."""
+    import hashlib  # only with setup: (loading OpenSSL is not free on every push)
+
+    patterns = setup.key if setup.key is not None else DEFAULT_SETUP_KEYS
     found = sorted(p for p in entries if any(matches(p, pattern) for pattern in patterns))
     digest = hashlib.sha256()
     for command in setup.commands:
@@ -538,6 +544,107 @@ class _Stream:
             say(f"… last {len(self.tail)} lines:")
             for line in self.tail:
                 say(line.decode("utf-8", "replace"))
+
+
+# --- local mode: `flank run --local`, and so `flank watch` (issue 28 item 9) -----------------------
+
+
+def local_key(working_copy: Path, setup: Setup) -> tuple[str, list[str]]:
+    """compute_key for the files of a working copy as saved (committed or not): each file's git blob
+    id is computed from its content, so the same files give the key a push gives on the VM."""
+    import hashlib
+
+    patterns = setup.key if setup.key is not None else DEFAULT_SETUP_KEYS
+    proc = run_git(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=working_copy, check=False)
+    if proc.returncode == 0:
+        listed = [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+    else:  # not a git working copy: the files at its root
+        listed = [p.name for p in working_copy.iterdir()]
+    if setup.key is None:
+        listed = [p for p in listed if "/" not in p]  # the defaults are at the root
+    entries = {}
+    for rel in listed:
+        if not any(matches(rel, pattern) for pattern in patterns):
+            continue
+        path = working_copy / rel
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        entries[rel] = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    return key_of(setup, entries)
+
+
+def _local_state_file(paths: ProjectPaths, working_copy: Path) -> Path:
+    # Where release_setup_key looks: the working copy is the release in local mode.
+    return setup_dir(paths) / "releases" / Path(os.path.realpath(working_copy)).name
+
+
+def local_setup_products(paths: ProjectPaths, working_copy: Path) -> list[str]:
+    """What the last local setup created in the working copy (`.venv`, ...): files a watch ignores."""
+    try:
+        state = json.loads(_local_state_file(paths, working_copy).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    products = state.get("products") if isinstance(state, dict) else None
+    return [str(p) for p in products] if isinstance(products, list) else []
+
+
+def local_setup(paths: ProjectPaths, working_copy: Path, config: Config) -> None:
+    """Run `setup:` in the working copy when its key changed since the last local setup (or what it
+    made is gone), as a push does on the VM; its output goes to the terminal and .flank/setup/logs/.
+    Raises UserError when it fails (nothing runs then)."""
+    if config.setup is None:
+        return
+    from flank_ops.fileio import locked
+
+    setup = config.setup
+    with locked(paths.lock_file("setup")):  # a watch's runs and a run by hand take turns
+        key, found = local_key(working_copy, setup)
+        state_file = _local_state_file(paths, working_copy)
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = None
+        if (
+            isinstance(state, dict)
+            and state.get("key") == key
+            and all(os.path.lexists(working_copy / p) for p in state.get("products") or [])
+        ):
+            return
+        again = f"{', '.join(found)} change" if found else "its commands change"
+        say(f"running in this working copy ({why_build(None, found)}); again only when {again}")
+        tracked = _tracked_or_none(working_copy)
+        before = set(untracked_products(working_copy, tracked, config.persist)) if tracked is not None else set()
+        logs = setup_dir(paths) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_name = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-local.log"
+        env = setup_env(paths, working_copy, config, "local")
+        start = time.monotonic()
+        with open(logs / log_name, "wb") as log:
+            failure = run_commands(setup, working_copy, env, log, secret_values(paths))
+        if failure is not None:
+            raise UserError(
+                f"{failure} (its output is above), so nothing ran",
+                f"fix it, or run it yourself in your terminal: {' && '.join(setup.commands)}",
+            )
+        after = set(untracked_products(working_copy, tracked, config.persist)) if tracked is not None else set()
+        state = {
+            "key": key,
+            "build": f"{key[:16]}-local",
+            "products": sorted(after - before),
+            "sha": "local",
+            "log": log_name,
+            "duration_s": round(time.monotonic() - start, 3),
+        }
+        atomic_write_json(state_file, state)
+    say(f"done in {_seconds(state['duration_s'])}")
+
+
+def _tracked_or_none(working_copy: Path) -> set[str] | None:
+    proc = run_git(["ls-files", "-z", "--cached"], cwd=working_copy, check=False)
+    if proc.returncode != 0:
+        return None
+    return {p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
 
 
 # --- carry-over ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -532,3 +533,42 @@ def test_setup_builds_over_a_fifth_of_the_disk_are_a_doctor_warning_and_on_the_r
         assert "⚠ More than 20% of the disk." in page
     finally:
         subprocess.run(["umount", "-l", str(flank_home)])
+
+
+def test_doctor_checks_a_python_venv_s_requirements_and_python_version(tmp_path: Path) -> None:
+    """issue 28 item 9: as for renv.lock, without the network: the venv gets a package's metadata by hand."""
+    site = ".venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'"
+    make_pkg = (
+        "d=$(" + site + ')/tinypkg-1.0.dist-info && mkdir -p "$d" && '
+        'printf "Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 1.0\\n" > "$d/METADATA"'
+    )
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": "setup:\n  - python3 -m venv --without-pip .venv\n  - "
+            + json.dumps(make_pkg)
+            + "\npipelines:\n  nightly:\n    tasks:\n      a: .venv/bin/python -c 'print(1)'\n",
+            "requirements.txt": "# what the scripts import\ntinypkg==1.0\n",
+        },
+    )
+    assert push(project).returncode == 0
+
+    ok = run_flank("doctor", "--no-cron").stdout
+
+    assert re.search(
+        rf"^OK    proj Python: Python 3\.\d+\.\d+ \(\.venv in {head(project.wc)[:7]}\) has the 1 requirement of "
+        r"requirements.txt$",
+        ok,
+        re.M,
+    ), ok
+
+    write_files(project.wc, {"requirements.txt": "tinypkg==1.1\nmissingpkg>=2\n", ".python-version": "2.7\n"})
+    commit_all(project.wc, "wants more")
+    assert push(project, "-o", "setup=skip", "main").returncode == 0
+
+    bad = run_flank("doctor", "--no-cron").stdout
+
+    line = next(line for line in bad.splitlines() if line.startswith("FAIL  proj Python: "))
+    assert ".python-version asks for Python 2.7, .venv in " in line
+    assert "1 of 2 requirements not installed: missingpkg" in line
+    assert "other versions installed: tinypkg==1.1 (has 1.0)" in line
