@@ -364,7 +364,7 @@ def setup_before_push(
     if config.setup is None:
         return None, None
     from flank_ops.deploy.deploy import deploy_lock, failure_text
-    from flank_ops.deploy.setup import SetupFailed, build_before_push, split_setup_option
+    from flank_ops.deploy.setup import SetupFailed, build_before_push, compute_key, needs_build, split_setup_option
 
     try:
         option, _ = split_setup_option(push_options())
@@ -372,7 +372,9 @@ def setup_before_push(
         option = None  # refused above already
     short = update.new[:7]
     try:
-        with deploy_lock(paths):
+        if not needs_build(paths, config, option, compute_key(paths.bare_repo, update.new, config.setup)[0]):
+            return None, None  # the deploy reuses the key's build: no lock to wait for
+        with deploy_lock(paths):  # asks again there: a deploy that held the lock may have built it
             build_before_push(paths, update.new, config, option)
     except SetupFailed as exc:
         reason, entry = exc.reason, exc.entry

@@ -264,14 +264,20 @@ def build_before_push(paths: ProjectPaths, sha: str, config: Config, option: str
     in git's quarantine, which the checkout reads through the hook's GIT_OBJECT_DIRECTORY.
     Raises SetupFailed or OSError; call with the deploy lock held (pruning must not see a build
     half made)."""
-    if config.setup is None or option == SKIP:
+    key, found = compute_key(paths.bare_repo, sha, config.setup) if config.setup is not None else ("", [])
+    if not needs_build(paths, config, option, key):
         return
-    key, found = compute_key(paths.bare_repo, sha, config.setup)
-    if option != FORCE and last_build(paths, key) is not None:
-        return
+    assert config.setup is not None
     say(f"running ({why_build(option, found)}); the push waits for it")
     state = build(paths, sha, config, config.setup, key, {"key": key[:16], "key_files": found})
     atomic_write_json(_prebuilt_file(paths, sha), state)
+
+
+def needs_build(paths: ProjectPaths, config: Config, option: str | None, key: str | None = None) -> bool:
+    """Does a push of this commit (key: compute_key's) make a build (a new key, or -o setup=force)?"""
+    if config.setup is None or option == SKIP:
+        return False
+    return option == FORCE or key is None or last_build(paths, key) is None
 
 
 def _prebuilt_file(paths: ProjectPaths, sha: str) -> Path:
