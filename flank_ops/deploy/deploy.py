@@ -2,8 +2,9 @@
 
 Order matters: the release is built completely (checkout, persist: links, then
 `setup:`'s build linked: made by pre-receive, reused, or made here by `flank deploy` —
-deploy/setup.py) and `current` switched atomically before anything reads it; steps after the switch (Makefiles, crontab, site) may
-fail and are reported, but the deploy stands. Deploys of one project are
+deploy/setup.py) and `current` switched atomically before anything reads it; steps
+after the switch (Makefiles, crontab, site) may fail and are reported, but the
+deploy stands. Deploys of one project are
 serialized with a lock. A push whose commit a newer push replaced before its
 deploy began records itself as superseded and leaves the deploy to the newer
 push's own hook, so racing pushes end with the newest commit deployed and each

@@ -6,11 +6,11 @@ heavy parts (validator, Makefiles, crontab, site) load only when needed.
 The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
 not from the environment: an ssh push does not carry FLANK_HOME.
 
-pre-receive also runs `setup:` when the pushed commit needs a new build (deploy/setup.py), so a
-failed setup refuses the push. One Python start-up per push: pre-receive validates, then forks a child that holds the
-receive lock until git has moved the branch and then does the post-receive itself (the
-deploy: git/deploy.py), its output copied to the push by the post-receive shim through
-a named pipe. The site is redrawn by a detached `flank hook site PROJECT` after the push
+pre-receive also runs `setup:` when the pushed commit needs a new build (deploy/setup.py),
+so a failed setup refuses the push. One Python start-up per push: pre-receive validates,
+then forks a child that holds the receive lock until git has moved the branch and then
+does the post-receive itself (the deploy: deploy/deploy.py), its output copied to the push
+by the post-receive shim through a named pipe. The site is redrawn by a detached `flank hook site PROJECT` after the push
 returned. A post-receive shim from an older `flank init` still deploys by itself.
 """
 
@@ -363,7 +363,6 @@ def setup_before_push(
     Returns (why the push is refused, the deploys.jsonl "setup" object) or (None, None)."""
     if config.setup is None:
         return None, None
-    from flank_ops.deploy.deploy import deploy_lock, failure_text
     from flank_ops.deploy.setup import SetupFailed, build_before_push, compute_key, needs_build, split_setup_option
 
     try:
@@ -374,17 +373,23 @@ def setup_before_push(
     try:
         if not needs_build(paths, config, option, compute_key(paths.bare_repo, update.new, config.setup)[0]):
             return None, None  # the deploy reuses the key's build: no lock to wait for
+        from flank_ops.deploy.deploy import deploy_lock
+
         with deploy_lock(paths):  # asks again there: a deploy that held the lock may have built it
             build_before_push(paths, update.new, config, option)
     except SetupFailed as exc:
         reason, entry = exc.reason, exc.entry
     except (OSError, UserError) as exc:
+        from flank_ops.deploy.deploy import failure_text
+
         reason, entry = f"setup could not run: {failure_text(exc)}", None
     else:
         return None, None
     previous = paths.current_sha()
     stays = f"{previous[:7]} stays current" if previous else "nothing is deployed yet"
-    old = "nothing" if set(update.old) == {"0"} else update.old[:7]
+    from flank_ops.git.push_check import ZERO_SHA
+
+    old = "nothing" if update.old == ZERO_SHA else update.old[:7]
     return (
         f"{reason}: {short} is not deployed, {stays} and {branch} stays at {old}\n"
         "  its output is above (the whole log: the Pushes page); fix it, commit and push again"
