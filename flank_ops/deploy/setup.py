@@ -628,6 +628,7 @@ def local_setup(paths: ProjectPaths, working_copy: Path, config: Config) -> None
         start = time.monotonic()
         with open(logs / log_name, "wb") as log:
             failure = run_commands(setup, working_copy, env, log, secret_values(paths))
+        trim_logs(logs)
         if failure is not None:
             raise UserError(
                 f"{failure} (its output is above), so nothing ran",
@@ -749,11 +750,15 @@ def prune_builds(paths: ProjectPaths, dry_run: bool = False) -> list[tuple[str, 
             with contextlib.suppress(OSError, ValueError):
                 if str(json.loads(state_file.read_text(encoding="utf-8")).get("build")) in gone:
                     state_file.unlink()
-        logs = sorted(_listdir(root / "logs"), key=lambda p: p.name)
-        for old in logs[:-50]:  # the last 50 setup logs are kept
-            with contextlib.suppress(OSError):
-                old.unlink()
+        trim_logs(root / "logs")
     return removed
+
+
+def trim_logs(folder: Path, keep: int = 50) -> None:
+    """The last `keep` setup logs are kept (names start with their time)."""
+    for old in sorted(_listdir(folder), key=lambda p: p.name)[:-keep]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def pruned_line(removed: list[tuple[str, int]], verb: str = "removed") -> str:
