@@ -25,7 +25,7 @@ MIN_FREE_BYTES = 1024**3  # below 1 GiB, logs and releases will soon fill the di
 
 
 class Check(NamedTuple):
-    status: str  # OK, FAIL or SKIP
+    status: str  # OK, FAIL, SKIP, or WARN (a fix worth doing; not counted as a problem)
     name: str
     detail: str
     fix: str | None = None
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{check.status:<5} {check.name}: {check.detail}", flush=True)
         if check.status == "FAIL":
             failed += 1
+        if check.status in ("FAIL", "WARN"):
             if check.fix:
                 print(f"      fix: {check.fix}", flush=True)
     print("all checks passed" if not failed else f"{failed} problem{'s' if failed != 1 else ''} found")

@@ -170,7 +170,7 @@ def print_ssh_path_advice() -> None:
 def print_next_steps(paths: ProjectPaths) -> None:
     branch = deploy_branch(paths.bare_repo)
     print()
-    print("In your clone (e.g. RStudio's terminal), add this VM as a remote and push:")
+    print("In your clone (in your terminal), add this VM as a remote and push:")
     print(f"  git remote add flank {ssh_remote_url(paths)}")
     print(f"  git push flank {branch}")
     print()

@@ -1,4 +1,4 @@
-"""flank prune: remove old runs (records, logs and their site pages).
+"""flank prune: remove old runs (records, logs and their site pages), and setup builds no kept release uses.
 
 A run is kept when it is among the newest --keep N, or younger than
 --keep-days D (either rule keeps it), or still running. Defaults come from
@@ -54,7 +54,19 @@ def run(args: argparse.Namespace) -> int:
                     after_prune(paths, pipeline, removed)
             else:
                 print(f"flank: {name}/{pipeline}: nothing to remove ({kept} run{'s' if kept != 1 else ''} kept)")
+        prune_setup_builds(paths, args.dry_run)
     return 0
+
+
+def prune_setup_builds(paths: ProjectPaths, dry_run: bool) -> None:
+    """issue 28 item 8: setup's builds that no kept release uses (deploys prune them too)."""
+    from flank_ops.deploy.setup import prune_builds, pruned_line
+    from flank_ops.fileio import locked
+
+    with locked(paths.lock_file("deploy")):  # never while a deploy or a push's setup makes a build
+        removed = prune_builds(paths, dry_run=dry_run)
+    if removed:
+        print(f"flank: {paths.name}: {pruned_line(removed, 'would remove' if dry_run else 'removed')}")
 
 
 def _retention(args: argparse.Namespace, configured: dict[str, Any]) -> tuple[int | None, float | None]:

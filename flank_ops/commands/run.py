@@ -129,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.run import runner
 
     request = _request(args)
+    if request.local_dir is not None:  # issue 28 item 9: setup: runs locally too, as a push runs it
+        from flank_ops.deploy.setup import local_setup
+
+        local = runner.resolve_deployed(None, request.local_dir)
+        local_setup(local.paths, local.release_dir, local.config)
     scheduled = args.trigger in ("schedule", "catchup")
     if args.scheduled_at is not None and not scheduled:
         raise UserError(

@@ -1,9 +1,10 @@
 """post-receive: deploy the deploy branch's tip, then start the runs the push asked for.
 
 Order matters: the release is built completely (checkout, persist: links, then
-`setup:` run or reused — deploy/setup.py) and `current` switched atomically
-before anything reads it; steps after the switch (Makefiles, crontab, site) may
-fail and are reported, but the deploy stands. Deploys of one project are
+`setup:`'s build linked: made by pre-receive, reused, or made here by `flank deploy` —
+deploy/setup.py) and `current` switched atomically before anything reads it; steps
+after the switch (Makefiles, crontab, site) may fail and are reported, but the
+deploy stands. Deploys of one project are
 serialized with a lock. A push whose commit a newer push replaced before its
 deploy began records itself as superseded and leaves the deploy to the newer
 push's own hook, so racing pushes end with the newest commit deployed and each
@@ -111,7 +112,7 @@ def deploy(
         release, warnings, config = make_release(
             paths, sha, validated, lambda _release: release_config.load_release_config(paths, sha)
         )
-        setup = setup_release(paths, sha, release, config, setup_option, previous)
+        setup = setup_release(paths, sha, release, config, setup_option, previous, by_hand=by_hand)
         if not by_hand and setup is not None and setup.get("status") == "ran":
             tip = branch_tip_now(paths, branch)
             if tip is not None and tip != sha:  # a newer push came in while setup ran: it deploys
@@ -168,9 +169,11 @@ def deploy(
         say(line)
     try:
         prune_releases(paths, releases_in_use(paths))
-        from flank_ops.deploy.setup import prune_builds
+        from flank_ops.deploy.setup import prune_builds, pruned_line
 
-        prune_builds(paths)
+        removed = prune_builds(paths)
+        if removed:
+            say(pruned_line(removed))
     except OSError as exc:
         say(f"warning: old releases not pruned: {failure_text(exc)}")
     return Deployed(sha, config)
@@ -198,7 +201,7 @@ def setup_failed(
     try:
         record_deploy(
             paths,
-            deploy_entry("failed", ref, commit, errors=[f"deploy failed: {exc.reason}"], via=via, setup=exc.entry),
+            deploy_entry("failed", ref, commit, errors=[exc.reason], via=via, setup=exc.entry),
         )
     except OSError:
         return

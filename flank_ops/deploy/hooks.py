@@ -6,10 +6,11 @@ heavy parts (validator, Makefiles, crontab, site) load only when needed.
 The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
 not from the environment: an ssh push does not carry FLANK_HOME.
 
-One Python start-up per push: pre-receive validates, then forks a child that holds the
-receive lock until git has moved the branch and then does the post-receive itself (the
-deploy: git/deploy.py), its output copied to the push by the post-receive shim through
-a named pipe. The site is redrawn by a detached `flank hook site PROJECT` after the push
+pre-receive also runs `setup:` when the pushed commit needs a new build (deploy/setup.py),
+so a failed setup refuses the push. One Python start-up per push: pre-receive validates,
+then forks a child that holds the receive lock until git has moved the branch and then
+does the post-receive itself (the deploy: deploy/deploy.py), its output copied to the push
+by the post-receive shim through a named pipe. The site is redrawn by a detached `flank hook site PROJECT` after the push
 returned. A post-receive shim from an older `flank init` still deploys by itself.
 """
 
@@ -25,6 +26,7 @@ from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 
 if TYPE_CHECKING:
+    from flank_ops.config.model import Config
     from flank_ops.git.push_check import RefUpdate
 
 USAGE = "usage: flank hook pre-receive|post-receive (run by git, installed by flank init)"
@@ -93,6 +95,7 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
         if problem:
             verdict.errors.append(problem)
     claim = None
+    setup_entry: dict[str, Any] | None = None
     if verdict.deploy is not None and not verdict.errors:
         claim, problem = claim_deploy_branch(paths, branch, verdict.deploy)
         if problem:
@@ -107,15 +110,21 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
                 save_validated(paths, verdict.deploy.new, verdict.config)
             except OSError:
                 pass  # only a shortcut: post-receive validates again without it
+            problem, setup_entry = setup_before_push(paths, branch, verdict.deploy, verdict.config)
+            if problem:
+                verdict.errors.append(problem)
+    if not verdict.errors:
         if claim is not None and verdict.deploy is not None:
             hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text)
         return 0
+    if claim is not None:
+        os.close(claim)  # the branch stays: the next push may take its turn
     noun = "problem" if len(verdict.errors) == 1 else "problems"
     say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")
     for error in verdict.errors:
         for line in error.splitlines():
             print(f"  {line}", file=sys.stderr)
-    record_rejection(paths, refused_update(verdict.deploy, parse_updates(stdin_text)), verdict.errors)
+    record_rejection(paths, refused_update(verdict.deploy, parse_updates(stdin_text)), verdict.errors, setup_entry)
     return 1
 
 
@@ -152,7 +161,11 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
         return None, None  # cannot take turns (read-only home): git's own compare-and-swap still holds
-    fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds: until the previous push's ref update is in
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another push's setup may take minutes (issue 28 item 3): say so
+        say(f"another push to {branch!r} is on its way in (its setup may be running); this push waits for it")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # until the previous push's ref update is in
     tip = branch_tip(paths.bare_repo, branch)
     if (tip or ZERO_SHA) == update.old:
         return fd, None
@@ -343,7 +356,49 @@ def unwritable_state(paths: ProjectPaths) -> str | None:
     return None
 
 
-def record_rejection(paths: ProjectPaths, update: RefUpdate | None, errors: list[str]) -> None:
+def setup_before_push(
+    paths: ProjectPaths, branch: str, update: RefUpdate, config: Config
+) -> tuple[str | None, dict[str, Any] | None]:
+    """issue 28 item 3: run `setup:` before git moves the branch (deploy/setup.py build_before_push).
+    Returns (why the push is refused, the deploys.jsonl "setup" object) or (None, None)."""
+    if config.setup is None:
+        return None, None
+    from flank_ops.deploy.setup import SetupFailed, build_before_push, compute_key, needs_build, split_setup_option
+
+    try:
+        option, _ = split_setup_option(push_options())
+    except UserError:
+        option = None  # refused above already
+    short = update.new[:7]
+    try:
+        if not needs_build(paths, config, option, compute_key(paths.bare_repo, update.new, config.setup)[0]):
+            return None, None  # the deploy reuses the key's build: no lock to wait for
+        from flank_ops.deploy.deploy import deploy_lock
+
+        with deploy_lock(paths):  # asks again there: a deploy that held the lock may have built it
+            build_before_push(paths, update.new, config, option)
+    except SetupFailed as exc:
+        reason, entry = exc.reason, exc.entry
+    except (OSError, UserError) as exc:
+        from flank_ops.deploy.deploy import failure_text
+
+        reason, entry = f"setup could not run: {failure_text(exc)}", None
+    else:
+        return None, None
+    previous = paths.current_sha()
+    stays = f"{previous[:7]} stays current" if previous else "nothing is deployed yet"
+    from flank_ops.git.push_check import ZERO_SHA
+
+    old = "nothing" if update.old == ZERO_SHA else update.old[:7]
+    return (
+        f"{reason}: {short} is not deployed, {stays} and {branch} stays at {old}\n"
+        "  its output is above (the whole log: the Pushes page); fix it, commit and push again"
+    ), entry
+
+
+def record_rejection(
+    paths: ProjectPaths, update: RefUpdate | None, errors: list[str], setup: dict[str, Any] | None = None
+) -> None:
     """One deploys.jsonl line for the refused push, then the Pushes page redrawn to show it."""
     from flank_ops.git.deploy_log import deploy_entry, record_deploy
     from flank_ops.git.gitcmd import commit_info
@@ -356,7 +411,7 @@ def record_rejection(paths: ProjectPaths, update: RefUpdate | None, errors: list
         except UserError:
             commit = {"sha": update.new, "short": update.new[:7]}
     try:
-        record_deploy(paths, deploy_entry("rejected", update.ref if update else "", commit, errors=errors))
+        record_deploy(paths, deploy_entry("rejected", update.ref if update else "", commit, errors=errors, setup=setup))
     except OSError:
         return  # the refusal already reached the user; a read-only home must not turn it into a crash
     from flank_ops.deploy.deploy import refresh_site

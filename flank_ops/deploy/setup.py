@@ -23,8 +23,11 @@ or hard links (same problem, plus a task writing one file changes all) would not
 A forced rebuild (-o setup=force) builds a new folder beside the old one, so the release
 that is live keeps working while the new one is built.
 
-The deploy holds the deploy lock while setup runs, so pushes take turns; a push whose
-branch moved on while its setup ran does not switch `current` (the newer push deploys).
+When a push needs a build (a new key, -o setup=force), pre-receive makes it before git
+moves the branch (build_before_push, issue 28 item 3): a failed setup refuses the push and
+the branch stays. The deploy (post-receive, or `flank deploy` by hand, which builds itself)
+then links the build (setup_release). Builds are made under the deploy lock, so pushes take
+turns and pruning never sees a build half made.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ from typing import Any, BinaryIO
 from flank_ops.config.model import DEFAULT_SETUP_KEYS, Config, Setup
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_json
-from flank_ops.git.gitcmd import run_git
-from flank_ops.paths import ProjectPaths
+from flank_ops.git.gitcmd import quarantine_env, run_git
+from flank_ops.paths import RELEASE_TRACKED_DIR, ProjectPaths
 
 SETUP_OPTION = "setup"
 SKIP, FORCE = "skip", "force"
@@ -114,7 +117,7 @@ def tree_entries(git_dir: Path, sha: str, recursive: bool, only: tuple[str, ...]
     args = ["ls-tree", "-z", "--full-tree"] + (["-r"] if recursive else []) + [sha]
     if only:
         args += ["--", *only]
-    out = run_git(args, git_dir=git_dir).stdout.decode("utf-8", "surrogateescape")
+    out = run_git(args, git_dir=git_dir, env=quarantine_env()).stdout.decode("utf-8", "surrogateescape")
     entries = {}
     for item in out.split("\0"):
         meta, _, path = item.partition("\t")
@@ -131,12 +134,18 @@ def matches(path: str, pattern: str) -> bool:
 
 def compute_key(git_dir: Path, sha: str, setup: Setup) -> tuple[str, list[str]]:
     """(the hex key, the key files found). Content comes from git's blob ids: no file is read."""
-    import hashlib  # only with setup: (loading OpenSSL is not free on every push)
-
     patterns = setup.key if setup.key is not None else DEFAULT_SETUP_KEYS
     # The defaults are at the root; keys without wildcards are asked for by name (a big repo is not listed).
     plain = setup.key is not None and not any(c in p for p in patterns for c in "*?[")
     entries = tree_entries(git_dir, sha, recursive=setup.key is not None, only=tuple(patterns) if plain else ())
+    return key_of(setup, entries)
+
+
+def key_of(setup: Setup, entries: dict[str, str]) -> tuple[str, list[str]]:
+    """The key of these files (path -> git blob id) and setup's commands."""
+    import hashlib  # only with setup: (loading OpenSSL is not free on every push)
+
+    patterns = setup.key if setup.key is not None else DEFAULT_SETUP_KEYS
     found = sorted(p for p in entries if any(matches(p, pattern) for pattern in patterns))
     digest = hashlib.sha256()
     for command in setup.commands:
@@ -181,12 +190,19 @@ def build_of_release(paths: ProjectPaths, sha: str) -> dict[str, Any] | None:
 
 
 def setup_release(
-    paths: ProjectPaths, sha: str, release: Path, config: Config, option: str | None, previous: str | None
+    paths: ProjectPaths,
+    sha: str,
+    release: Path,
+    config: Config,
+    option: str | None,
+    previous: str | None,
+    by_hand: bool = False,
 ) -> dict[str, Any] | None:
     """Run or reuse setup for release `sha` (already checked out at `release`, not live yet).
 
-    Returns the deploys.jsonl "setup" object (None: flank.yml has no setup). Raises SetupFailed
-    (nothing switched; the build folder removed) or OSError (e.g. a full disk)."""
+    A push's pre-receive built it already when it had to (build_before_push): this links that
+    build. Returns the deploys.jsonl "setup" object (None: flank.yml has no setup). Raises
+    SetupFailed (nothing switched; the build folder removed) or OSError (e.g. a full disk)."""
     if config.setup is None:
         if option is not None:
             say(f"-o setup={option}: flank.yml has no setup:, nothing to {option}")
@@ -200,6 +216,10 @@ def setup_release(
             say(f"warning: setup key {pattern!r} matches no file in {sha[:7]}")
     entry: dict[str, Any] = {"key": key[:16], "key_files": found}
     state = last_build(paths, key)
+    prebuilt = take_prebuilt(paths, sha, key)
+    if prebuilt is not None:
+        link_products(paths, sha, release, prebuilt)
+        return {**entry, **ran_entry(prebuilt)}
     if option == SKIP:
         carried = state or (build_of_release(paths, previous) if previous else None)
         if carried is not None:
@@ -220,23 +240,79 @@ def setup_release(
             "-o setup=force runs it again)"
         )
         return {**entry, "status": REUSED, "duration_s": 0.0, "log": state.get("log"), "built_by": state["sha"]}
-    why = (
-        "forced (-o setup=force)"
-        if option == FORCE
-        else f"key changed ({', '.join(found)})"
-        if found
-        else "first run of these commands"
-    )
-    say(f"running ({why}); the push waits for it")
+    say(f"running ({why_build(option, found)})" + ("" if by_hand else "; the push waits for it"))
     state = build(paths, sha, config, setup, key, entry)
     link_products(paths, sha, release, state)
-    return {
-        **entry,
-        "status": RAN,
-        "duration_s": state["duration_s"],
-        "log": state["log"],
-        "products": state["products"],
-    }
+    return {**entry, **ran_entry(state)}
+
+
+def ran_entry(state: dict[str, Any]) -> dict[str, Any]:
+    return {"status": RAN, "duration_s": state["duration_s"], "log": state["log"], "products": state["products"]}
+
+
+def why_build(option: str | None, found: list[str]) -> str:
+    if option == FORCE:
+        return "forced (-o setup=force)"
+    return f"key changed ({', '.join(found)})" if found else "first run of these commands"
+
+
+def build_before_push(paths: ProjectPaths, sha: str, config: Config, option: str | None) -> None:
+    """pre-receive (issue 28 item 3): build the pushed commit's environment before git moves the
+    branch, so a failed setup refuses the push (as Heroku and piku do): the branch stays where it
+    was and `git push` exits non-zero. Runs only when the key has no good build yet (or -o
+    setup=force); post-receive then links this build (take_prebuilt). The pushed objects are still
+    in git's quarantine, which the checkout reads through the hook's GIT_OBJECT_DIRECTORY.
+    Raises SetupFailed or OSError; call with the deploy lock held (pruning must not see a build
+    half made)."""
+    key, found = compute_key(paths.bare_repo, sha, config.setup) if config.setup is not None else ("", [])
+    if not needs_build(paths, config, option, key):
+        return
+    assert config.setup is not None
+    say(f"running ({why_build(option, found)}); the push waits for it")
+    state = build(paths, sha, config, config.setup, key, {"key": key[:16], "key_files": found})
+    atomic_write_json(_prebuilt_file(paths, sha), state)
+
+
+def needs_build(paths: ProjectPaths, config: Config, option: str | None, key: str | None = None) -> bool:
+    """Does a push of this commit (key: compute_key's) make a build (a new key, or -o setup=force)?"""
+    if config.setup is None or option == SKIP:
+        return False
+    return option == FORCE or key is None or last_build(paths, key) is None
+
+
+def _prebuilt_file(paths: ProjectPaths, sha: str) -> Path:
+    return setup_dir(paths) / "prebuilt" / f"{sha}.json"
+
+
+def take_prebuilt(paths: ProjectPaths, sha: str, key: str) -> dict[str, Any] | None:
+    """The build pre-receive made for `sha` (once: the hand-off file is removed)."""
+    handoff = _prebuilt_file(paths, sha)
+    try:
+        state = json.loads(handoff.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(OSError):
+        handoff.unlink()
+    if not isinstance(state, dict) or state.get("key") != key:
+        return None
+    if not (setup_dir(paths) / "builds" / str(state.get("build"))).is_dir():
+        return None
+    return state
+
+
+def release_setup_key(paths: ProjectPaths, release_dir: Path) -> str | None:
+    """Which setup build release `release_dir` runs with, as "<key16>-<n>" (the setup key's first 16
+    hex digits, then the build's number), or None when it uses none (no setup:, or a first push with
+    -o setup=skip). It changes when the key changes and when -o setup=force rebuilt the same key: an
+    input of every task's fingerprint (issue 28 item 1). Local mode (the working copy as the release)
+    answers from .flank/setup/ the same way (local_setup)."""
+    try:
+        name = Path(os.path.realpath(release_dir)).name  # `current` names its release
+        state = json.loads((setup_dir(paths) / "releases" / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    build = state.get("build") if isinstance(state, dict) else None
+    return str(build) if build else None
 
 
 def renv_hint(paths: ProjectPaths, sha: str) -> None:
@@ -286,9 +362,12 @@ def build(
                 "warning: setup exited 0 but created no files in the release, so nothing is carried over to "
                 "later releases; if it installs into a library folder, check that the folder is inside the repo"
             )
+        from flank_ops.cost.setup_disk import record_build_bytes
+
         state = {
             "key": key,
             "build": name,
+            "bytes": record_build_bytes(paths, name),
             "products": products,
             "sha": sha,
             "log": log_name,
@@ -473,6 +552,108 @@ class _Stream:
                 say(line.decode("utf-8", "replace"))
 
 
+# --- local mode: `flank run --local`, and so `flank watch` (issue 28 item 9) -----------------------
+
+
+def local_key(working_copy: Path, setup: Setup) -> tuple[str, list[str]]:
+    """compute_key for the files of a working copy as saved (committed or not): each file's git blob
+    id is computed from its content, so the same files give the key a push gives on the VM."""
+    import hashlib
+
+    patterns = setup.key if setup.key is not None else DEFAULT_SETUP_KEYS
+    proc = run_git(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=working_copy, check=False)
+    if proc.returncode == 0:
+        listed = [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+    else:  # not a git working copy: the files at its root
+        listed = [p.name for p in working_copy.iterdir()]
+    if setup.key is None:
+        listed = [p for p in listed if "/" not in p]  # the defaults are at the root
+    entries = {}
+    for rel in listed:
+        if not any(matches(rel, pattern) for pattern in patterns):
+            continue
+        path = working_copy / rel
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        entries[rel] = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    return key_of(setup, entries)
+
+
+def _local_state_file(paths: ProjectPaths, working_copy: Path) -> Path:
+    # Where release_setup_key looks: the working copy is the release in local mode.
+    return setup_dir(paths) / "releases" / Path(os.path.realpath(working_copy)).name
+
+
+def local_setup_products(paths: ProjectPaths, working_copy: Path) -> list[str]:
+    """What the last local setup created in the working copy (`.venv`, ...): files a watch ignores."""
+    try:
+        state = json.loads(_local_state_file(paths, working_copy).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    products = state.get("products") if isinstance(state, dict) else None
+    return [str(p) for p in products] if isinstance(products, list) else []
+
+
+def local_setup(paths: ProjectPaths, working_copy: Path, config: Config) -> None:
+    """Run `setup:` in the working copy when its key changed since the last local setup (or what it
+    made is gone), as a push does on the VM; its output goes to the terminal and .flank/setup/logs/.
+    Raises UserError when it fails (nothing runs then)."""
+    if config.setup is None:
+        return
+    from flank_ops.fileio import locked
+
+    setup = config.setup
+    with locked(paths.lock_file("setup")):  # a watch's runs and a run by hand take turns
+        key, found = local_key(working_copy, setup)
+        state_file = _local_state_file(paths, working_copy)
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = None
+        if (
+            isinstance(state, dict)
+            and state.get("key") == key
+            and all(os.path.lexists(working_copy / p) for p in state.get("products") or [])
+        ):
+            return
+        again = f"{', '.join(found)} change" if found else "its commands change"
+        say(f"running in this working copy ({why_build(None, found)}); again only when {again}")
+        tracked = _tracked_or_none(working_copy)
+        before = set(untracked_products(working_copy, tracked, config.persist)) if tracked is not None else set()
+        logs = setup_dir(paths) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_name = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-local.log"
+        env = setup_env(paths, working_copy, config, "local")
+        start = time.monotonic()
+        with open(logs / log_name, "wb") as log:
+            failure = run_commands(setup, working_copy, env, log, secret_values(paths))
+        trim_logs(logs)
+        if failure is not None:
+            raise UserError(
+                f"{failure} (its output is above), so nothing ran",
+                f"fix it, or run it yourself in your terminal: {' && '.join(setup.commands)}",
+            )
+        after = set(untracked_products(working_copy, tracked, config.persist)) if tracked is not None else set()
+        state = {
+            "key": key,
+            "build": f"{key[:16]}-local",
+            "products": sorted(after - before),
+            "sha": "local",
+            "log": log_name,
+            "duration_s": round(time.monotonic() - start, 3),
+        }
+        atomic_write_json(state_file, state)
+    say(f"done in {_seconds(state['duration_s'])}")
+
+
+def _tracked_or_none(working_copy: Path) -> set[str] | None:
+    proc = run_git(["ls-files", "-z", "--cached"], cwd=working_copy, check=False)
+    if proc.returncode != 0:
+        return None
+    return {p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
+
+
 # --- carry-over ------------------------------------------------------------------------
 
 
@@ -488,8 +669,8 @@ def untracked_products(folder: Path, tracked: set[str], persist: tuple[str, ...]
         with os.scandir(folder / rel_dir if rel_dir else folder) as it:
             for item in it:
                 rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
-                if rel in tracked or rel in linked:
-                    continue
+                if rel in tracked or rel in linked or rel == RELEASE_TRACKED_DIR:
+                    continue  # (flank's own folder of tracked files under persisted ones: not setup's)
                 if rel in tracked_dirs and item.is_dir(follow_symlinks=False):
                     todo.append(rel)
                     continue
@@ -503,6 +684,8 @@ def link_products(paths: ProjectPaths, sha: str, release: Path, state: dict[str,
     """Link each product of the build into the release, and note which build the release uses."""
     folder = setup_dir(paths) / "builds" / state["build"]
     for rel in state.get("products") or []:
+        if rel == RELEASE_TRACKED_DIR:
+            continue  # recorded as a product by builds made before flank knew better
         link = release / rel
         target = os.path.relpath(folder / rel, link.parent)
         if link.is_symlink():
@@ -519,30 +702,73 @@ def link_products(paths: ProjectPaths, sha: str, release: Path, state: dict[str,
     )
 
 
-def prune_builds(paths: ProjectPaths) -> None:
-    """Remove builds no release links to and that are not their key's last good build
-    (call under the deploy lock, after the releases are pruned)."""
+def prune_builds(paths: ProjectPaths, dry_run: bool = False) -> list[tuple[str, int]]:
+    """Remove the builds no kept release uses (issue 28 item 8): a release still in releases/ (the
+    current one among them) keeps its build; a build pre-receive made for a push not deployed yet is
+    kept for a day. A key's state file goes with its build (its next push builds again). Returns
+    (build, bytes) of each removed build. Call under the deploy lock, after the releases are pruned."""
+    from flank_ops.cost.setup_disk import build_bytes, size_file
+
     root = setup_dir(paths)
     if not (root / "builds").is_dir():
-        return
+        return []
     keep: set[str] = set()
-    for state_file in root.glob("*.json"):
-        with contextlib.suppress(OSError, ValueError):
-            keep.add(str(json.loads(state_file.read_text(encoding="utf-8")).get("build")))
     for ref in _listdir(root / "releases"):
         if not paths.release_dir(ref.name).is_dir():
-            with contextlib.suppress(OSError):
-                ref.unlink()
+            if not dry_run:
+                with contextlib.suppress(OSError):
+                    ref.unlink()
             continue
         with contextlib.suppress(OSError, ValueError):
             keep.add(str(json.loads(ref.read_text(encoding="utf-8")).get("build")))
-    for folder in _listdir(root / "builds"):
-        if folder.name not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
-    logs = sorted(_listdir(root / "logs"), key=lambda p: p.name)
-    for old in logs[:-50]:  # the last 50 setup logs are kept
+    for handoff in _listdir(root / "prebuilt"):
+        with contextlib.suppress(OSError, ValueError):
+            if time.time() - handoff.stat().st_mtime < 86400:
+                keep.add(str(json.loads(handoff.read_text(encoding="utf-8")).get("build")))
+            elif not dry_run:
+                handoff.unlink()
+    removed = []
+    for folder in sorted(_listdir(root / "builds")):
+        if folder.name.startswith(".trash-"):  # left by an interrupted prune
+            if not dry_run:
+                shutil.rmtree(folder, ignore_errors=True)
+            continue
+        if folder.name in keep or not folder.is_dir():
+            continue
+        removed.append((folder.name, build_bytes(paths, folder.name)))
+        if dry_run:
+            continue
+        trash = folder.with_name(f".trash-{folder.name}")
+        with contextlib.suppress(OSError):
+            os.rename(folder, trash)  # gone at once, never half a venv under its own name
+            shutil.rmtree(trash, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            size_file(paths, folder.name).unlink()
+    if not dry_run:
+        gone = {name for name, _ in removed}
+        for state_file in root.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                if str(json.loads(state_file.read_text(encoding="utf-8")).get("build")) in gone:
+                    state_file.unlink()
+        trim_logs(root / "logs")
+    return removed
+
+
+def trim_logs(folder: Path, keep: int = 50) -> None:
+    """The last `keep` setup logs are kept (names start with their time)."""
+    for old in sorted(_listdir(folder), key=lambda p: p.name)[:-keep]:
         with contextlib.suppress(OSError):
             old.unlink()
+
+
+def pruned_line(removed: list[tuple[str, int]], verb: str = "removed") -> str:
+    from flank_ops.humanize import fmt_bytes
+
+    n = len(removed)
+    return (
+        f"setup: {verb} {n} build{'s' if n != 1 else ''} no kept release uses "
+        f"({fmt_bytes(sum(size for _, size in removed))})"
+    )
 
 
 def _listdir(folder: Path) -> Iterator[Path]:

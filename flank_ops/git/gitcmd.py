@@ -22,6 +22,18 @@ def clean_env(extra: dict[str, str] | None = None, keep_git: bool = False) -> di
     return env
 
 
+QUARANTINE_VARS = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+
+
+def quarantine_env() -> dict[str, str]:
+    """Inside pre-receive, what makes the pushed (still quarantined) objects readable, and only that
+    (a checkout there must not inherit GIT_DIR or GIT_INDEX_FILE); empty elsewhere."""
+    # Made absolute: git may give them relative to the hook's folder (the bare repo).
+    return {
+        k: ":".join(os.path.abspath(p) for p in os.environ[k].split(":")) for k in QUARANTINE_VARS if os.environ.get(k)
+    }
+
+
 def git_executable() -> str:
     exe = shutil.which("git")
     if exe is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from flank_ops.config.model import Config
 from flank_ops.errors import UserError
 from flank_ops.fileio import umasked
-from flank_ops.git.gitcmd import run_git
+from flank_ops.git.gitcmd import quarantine_env, run_git
 from flank_ops.paths import ProjectPaths
 
 KEEP_RELEASES = 5
@@ -66,7 +66,7 @@ def checkout(git_dir: Path, sha: str, dest: Path) -> None:
         proc = run_git(
             ["--work-tree", str(dest), "checkout", "-f", sha, "--", "."],
             git_dir=git_dir,
-            env={"GIT_INDEX_FILE": str(index)},
+            env={**quarantine_env(), "GIT_INDEX_FILE": str(index)},  # pre-receive: setup's build
             check=False,
         )
         if proc.returncode != 0:

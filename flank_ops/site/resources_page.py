@@ -35,7 +35,9 @@ def resources_view(paths: ProjectPaths) -> dict[str, Any]:
                 "tasks": [(t, far_from_declared(t)) for t in sorted(use.tasks, key=lambda t: -t.peak_kb)],
             }
         )
-    return {"machine": machine, "pipelines": pipelines}
+    from flank_ops.cost.setup_disk import WARN_SHARE, setup_disk
+
+    return {"machine": machine, "pipelines": pipelines, "setup_disk": setup_disk(paths), "setup_warn_share": WARN_SHARE}
 
 
 def write_resources(w: Any, paths: ProjectPaths) -> None:

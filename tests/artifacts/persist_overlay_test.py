@@ -39,30 +39,37 @@ def test_tracked_files_are_synced_and_derived_files_survive_three_deploys(tmp_pa
     assert (_persist() / "derived.csv").read_text() == "1\n"
     assert (_persist() / "_raw" / "b.csv").read_text() == "overwritten\n"
 
-    # deploy 2: a tracked file changed; the one the task overwrote comes back
+    # deploy 2: a tracked file changed comes in; the one the task overwrote stays the task's (issue 28)
     (clone / "data" / "_raw" / "a.csv").write_text("2\n")
     out = _push(clone, "new raw data")
-    assert "persist: data: 2 tracked files synced into persist/data (2 new or changed, 0 removed)" in out
+    assert "persist: data: 1 tracked file changed since " in out
+    assert "synced into persist/data (1 new or changed, 0 removed)" in out
     assert (_persist() / "_raw" / "a.csv").read_text() == "2\n"
-    assert (_persist() / "_raw" / "b.csv").read_text() == "b\n"
+    assert (_persist() / "_raw" / "b.csv").read_text() == "overwritten\n"
     assert (_persist() / "derived.csv").read_text() == "1\n"
 
-    # deploy 3: a tracked file deleted in the commit goes; the pipeline's own files stay
+    # deploy 3: a tracked file deleted in the commit goes unless the pipeline rewrote it; the pipeline's own
+    # files stay
+    (clone / "data" / "_raw" / "a.csv").unlink()
     (clone / "data" / "_raw" / "b.csv").unlink()
-    out = _push(clone, "drop b")
-    assert "persist: data: 1 tracked file synced into persist/data (0 new or changed, 1 removed)" in out
-    assert not (_persist() / "_raw" / "b.csv").exists()
+    (clone / "data" / "_raw" / "c.csv").write_text("2\n")
+    out = _push(clone, "drop a and b, a is c now")
+    assert "(1 new or changed, 1 removed; 1 no longer tracked kept: the pipeline rewrote it)" in out, out
+    assert not (_persist() / "_raw" / "a.csv").exists()
+    assert (_persist() / "_raw" / "b.csv").read_text() == "overwritten\n"
     assert (_persist() / "derived.csv").read_text() == "1\n"
     assert (_persist() / "_raw" / "notes.txt").read_text() == "mine\n"
 
     # deploy 4 (code only): nothing to copy, the data is all there for the run
     (clone / "README").write_text("docs\n")
     out = _push(clone, "docs")
-    assert "(0 new or changed, 0 removed)" in out
+    assert "persist: data: no tracked file changed since " in out
+    (clone / "flank.yml").write_text(FLANK_YML.replace("data/_raw/a.csv", "data/_raw/c.csv"))
+    _push(clone, "read c")
     assert run_flank("run", "demo", "nightly").returncode == 0
     assert (_persist() / "derived.csv").read_text() == "2\n"
     release = Path(os.environ["FLANK_HOME"]) / "demo" / "current"
-    assert os.path.islink(release / "data") and (release / "data" / "_raw" / "a.csv").read_text() == "2\n"
+    assert os.path.islink(release / "data") and (release / "data" / "_raw" / "c.csv").read_text() == "2\n"
 
 
 RERUN_YML = """\
@@ -95,3 +102,64 @@ def test_a_rerun_after_a_fix_push_names_persist_when_an_input_was_lost_with_the_
     _push(clone, "persist data")
     assert run_flank("run", "demo", "nightly").returncode == 0
     assert (_persist().parent / "results" / "model.txt").read_text() == "augmented\n"
+
+
+COMMITTED_OUTPUTS_YML = """\
+persist: [images]
+pipelines:
+  nightly:
+    tasks:
+      plots:
+        run: mkdir -p images && for p in p1 p2; do echo "$p by the pipeline" > images/$p.png; done
+        inputs: [plot.sh]
+        outputs: [images/p1.png, images/p2.png]
+"""
+
+
+def _statuses(run_id: int) -> dict[str, str]:
+    from run.deployed import record
+
+    return {name: task["status"] for name, task in record(run_id)["tasks"].items()}
+
+
+def test_committed_outputs_are_synced_only_when_the_commit_changes_them(tmp_path: Path) -> None:
+    """issue 28 item 2: git knows what a commit changed; what the pipeline rewrote stays the pipeline's."""
+    images = Path(os.environ["FLANK_HOME"]) / "demo" / "persist" / "images"
+    clone = deploy(
+        tmp_path,
+        COMMITTED_OUTPUTS_YML,
+        {"images/p1.png": "p1 committed\n", "images/p2.png": "p2 committed\n", "plot.sh": "\n"},
+    )
+    first = git("rev-parse", "--short=7", "HEAD", cwd=clone).stdout.strip()
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    assert (images / "p2.png").read_text() == "p2 by the pipeline\n"
+
+    # A README-only push: nothing synced, nothing counted, and the next run has nothing to do.
+    (clone / "README").write_text("docs\n")
+    out = _push(clone, "docs")
+    assert f"persist: images: no tracked file changed since {first}; nothing synced (2 tracked)" in out, out
+    assert (images / "p1.png").read_text() == "p1 by the pipeline\n"
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    assert _statuses(2) == {"plots": "up_to_date"}
+
+    # The commit changes one of them: only that one is synced.
+    docs = git("rev-parse", "--short=7", "HEAD", cwd=clone).stdout.strip()
+    (clone / "images" / "p1.png").write_text("p1 committed again\n")
+    out = _push(clone, "new p1")
+    assert (
+        f"persist: images: 1 tracked file changed since {docs} synced into persist/images (1 new or changed, 0 removed)"
+        in out
+    ), out
+    assert (images / "p1.png").read_text() == "p1 committed again\n"
+    assert (images / "p2.png").read_text() == "p2 by the pipeline\n"
+
+    # Untracked: files the pipeline rewrote stay; one the deploy placed and nobody touched since goes.
+    assert run_flank("run", "demo", "nightly", "--force").returncode == 0
+    (clone / "images" / "p1.png").write_text("p1 committed once more\n")
+    _push(clone, "p1 once more")
+    git("rm", "-q", "--cached", "images/p1.png", "images/p2.png", cwd=clone)
+    (clone / ".gitignore").write_text("images/\n")
+    out = _push(clone, "the pipeline owns its plots")
+    assert "(0 new or changed, 1 removed; 1 no longer tracked kept: the pipeline rewrote it)" in out, out
+    assert not (images / "p1.png").exists()
+    assert (images / "p2.png").read_text() == "p2 by the pipeline\n"

@@ -119,3 +119,56 @@ def test_logs_show_the_runs_times_in_the_pipelines_zone(tmp_path: Path) -> None:
     lines = run_flank("logs", "demo", "nightly", env={"TZ": "UTC"}, check=True).stdout.splitlines()
     assert re.match(r"nightly #1 failed — started \w{3} \d\d \w{3} \d\d:\d\d JST — 0/1 ok", lines[0]), lines[0]
     assert re.match(r"  only  failed +\d\d:\d\d:\d\d JST ", lines[1]), lines[1]
+
+
+SETUP_YML = """\
+setup:
+  run: mkdir -p built && cat deps.txt > built/stamp && echo x >> built/count && grep -qv fail deps.txt
+  key: [deps.txt]
+pipelines:
+  nightly:
+    tasks:
+      use: cat built/stamp > out.txt
+"""
+
+
+def test_a_local_run_runs_setup_when_its_key_changes_like_a_push_would(tmp_path: Path) -> None:
+    """issue 28 item 9: `flank run --local` (and so `flank watch`) runs setup: in the working copy,
+    cached by the VM's key in .flank/; a failure says what failed and what to run."""
+    from flank_ops.config.load import load_config_file
+    from flank_ops.deploy.setup import compute_key, local_key, release_setup_key
+    from flank_ops.paths import ProjectPaths
+    from helpers.repos import git
+
+    repo = make_repo(tmp_path / "myproj", {"flank.yml": SETUP_YML, "deps.txt": "v1\n"})
+
+    first = run_flank("run", "--local", "nightly", cwd=repo)
+    again = run_flank("run", "--local", "nightly", cwd=repo)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "setup: running in this working copy (key changed (deps.txt))" in first.stderr
+    assert "setup: $ mkdir -p built" in first.stderr
+    assert again.returncode == 0 and "setup: running" not in again.stderr
+    assert (repo / "out.txt").read_text() == "v1\n"
+    assert (repo / "built" / "count").read_text() == "x\n"
+    # The key is the one a push of these files computes on the VM.
+    setup = load_config_file(repo / "flank.yml").setup
+    assert setup is not None
+    head = git("rev-parse", "HEAD", cwd=repo).stdout.strip()
+    key = compute_key(repo / ".git", head, setup)[0]
+    assert local_key(repo, setup)[0] == key
+    assert release_setup_key(ProjectPaths.for_local(repo), repo) == f"{key[:16]}-local"
+
+    (repo / "deps.txt").write_text("v2\n")  # saved, not committed
+    changed = run_flank("run", "--local", "nightly", cwd=repo)
+    assert changed.returncode == 0 and "setup: running in this working copy (key changed (deps.txt))" in changed.stderr
+    assert (repo / "out.txt").read_text() == "v2\n"
+
+    (repo / "deps.txt").write_text("fail\n")
+    failed = run_flank("run", "--local", "nightly", cwd=repo)
+    assert failed.returncode == 1
+    assert (
+        "flank: setup exited 1 (its output is above), so nothing ran\n  fix it, or run it yourself in your terminal: "
+        "mkdir -p built && cat deps.txt > built/stamp && echo x >> built/count && grep -qv fail deps.txt"
+    ) in failed.stderr
+    assert not (repo / ".flank" / "runs" / "nightly" / "4").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -146,7 +147,8 @@ def shell_project(tmp_path: Path, run: str, timeout: str = "10m") -> Project:
     )
 
 
-def test_a_failing_setup_keeps_the_previous_release_current_with_its_output_in_the_push(tmp_path: Path) -> None:
+def test_a_failing_setup_refuses_the_push_and_leaves_the_branch_where_it_was(tmp_path: Path) -> None:
+    """issue 28 item 3: setup runs in pre-receive, so its failure is a refused push (as Heroku, piku)."""
     project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt'")
     assert push(project).returncode == 0
     first = head(project.wc)
@@ -155,16 +157,40 @@ def test_a_failing_setup_keeps_the_previous_release_current_with_its_output_in_t
 
     proc = push(project)
 
+    assert proc.returncode != 0
     lines = flank_lines(proc)
-    assert f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" in lines
-    assert any(f"flank deploy proj {second[:7]}" in line for line in lines)
+    assert "setup: $ mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt" in lines
+    assert "flank: push refused, 1 problem; nothing was deployed:" in lines, proc.stderr
+    assert f"setup exited 1: {second[:7]} is not deployed, {first[:7]} stays current and main stays at {first[:7]}" in (
+        proc.stderr
+    )
+    assert "[remote rejected] main -> main (pre-receive hook declined)" in proc.stderr
+    assert project.remote_sha() == first
     assert project.current_sha() == first
     assert run_task(project) == "v1"
     entry = project.deploys()[-1]
-    assert entry["status"] == "failed" and entry["setup"]["status"] == "failed"
-    assert "deploy failed: setup exited 1" in run_flank("status", "proj").stdout
+    assert entry["status"] == "rejected" and entry["setup"]["status"] == "failed"
+    assert entry["errors"][0].startswith("setup exited 1: ")
     page = pushes_page(project, "setup: failed after ")
     assert "setup output, last lines" in page and "$ mkdir -p built" in page
+
+    # Fixed and pushed again: built in pre-receive, linked by the deploy, recorded once as ran.
+    write_files(project.wc, {"deps.txt": "v1\nv3\n"})
+    third = commit_all(project.wc, "fix deps")
+    fixed = push(project)
+
+    assert fixed.returncode == 0, fixed.stderr
+    assert project.current_sha() == third
+    assert [line for line in setup_lines(fixed) if line.startswith("setup: running")] == [
+        "setup: running (key changed (deps.txt)); the push waits for it"
+    ]
+    assert project.deploys()[-1]["setup"]["status"] == "ran"
+    assert run_task(project) == "v1\nv3"
+    from flank_ops.deploy.setup import release_setup_key
+    from flank_ops.paths import Home
+
+    build = release_setup_key(Home().project("proj"), project.current)
+    assert build is not None and build.startswith(project.deploys()[-1]["setup"]["key"] + "-")
 
 
 def test_push_options_skip_and_force_setup_and_a_wrong_one_is_refused(tmp_path: Path) -> None:
@@ -203,10 +229,12 @@ def test_a_hanging_setup_is_killed_with_its_process_tree_at_its_timeout(tmp_path
 
     proc = push(project)
 
+    assert proc.returncode != 0
     assert (
-        "flank: deploy failed: setup timed out after 2.0s (its processes were killed) — "
-        f"{head(project.wc)[:7]} is not deployed, nothing is deployed yet" in flank_lines(proc)
+        f"setup timed out after 2.0s (its processes were killed): {head(project.wc)[:7]} is not deployed, "
+        "nothing is deployed yet and main stays at nothing" in proc.stderr
     )
+    assert project.remote_sha() is None
     child = int((project.dir / "persist" / "data" / "child").read_text())
     wait_for(lambda: process_gone(child), "the background child of setup to be gone", timeout=10)
     assert project.current_sha() is None
@@ -272,42 +300,50 @@ def test_the_renv_hint_names_the_setup_to_add(tmp_path: Path) -> None:
     )
 
 
-def test_an_older_push_whose_setup_is_still_running_never_switches_current_after_a_newer_one(tmp_path: Path) -> None:
+def test_a_push_during_another_push_s_setup_waits_then_is_told_to_fetch(tmp_path: Path) -> None:
+    """issue 28 item 3: setup runs before git moves the branch, holding the push's turn on it: a second
+    push waits for it, then is refused (git could not move the branch from where that push saw it)."""
     gate = 'while [ ! -e "$FLANK_PERSIST_DATA/open" ]; do sleep 0.05; done'
     project = shell_project(
         tmp_path, f"'touch \"$FLANK_PERSIST_DATA/waiting\"; {gate}; mkdir -p built && cat deps.txt > built/stamp'"
     )
     data = project.dir / "persist" / "data"
     older_sha = head(project.wc)
-    older = start_push(project)
+    older = start_push(project, stderr=tmp_path / "older.err")
     wait_for(lambda: (data / "waiting").exists(), "the first push's setup to start", timeout=DEADLINE_S)
     write_files(project.wc, {"R/newer.R": "1\n"})
     newer_sha = commit_all(project.wc, "newer")
-    newer = start_push(project)
-    wait_for(lambda: project.remote_sha() == newer_sha, "the newer push to move main", timeout=DEADLINE_S)
+    newer_err = tmp_path / "newer.err"
+    newer = start_push(project, stderr=newer_err)
+    wait_for(lambda: "this push waits for it" in newer_err.read_text(), "the newer push to wait", timeout=DEADLINE_S)
+    assert project.remote_sha() is None  # nothing moved while setup runs
     (data / "open").write_text("")
 
-    out_older, out_newer = older.communicate(timeout=DEADLINE_S), newer.communicate(timeout=DEADLINE_S)
+    assert older.wait(timeout=DEADLINE_S) == 0, (tmp_path / "older.err").read_text()
+    assert newer.wait(timeout=DEADLINE_S) != 0
+    assert "'main' moved to " + older_sha[:7] + " while this push was on its way" in newer_err.read_text()
+    assert project.current_sha() == older_sha
+    assert [d["status"] for d in project.deploys()] == ["rejected", "accepted"]
+    assert project.deploys()[-1]["setup"]["status"] == "ran"
 
-    assert older.returncode == 0 and newer.returncode == 0, (out_older, out_newer)
-    assert "a newer push moved main to" in out_older[1]
-    assert f"flank: another deploy ({older_sha[:7]}) is in progress; this push waits for it" in out_newer[1]
+    again = push(project)  # what the refusal says to do (here the branch already has older_sha)
+    assert again.returncode == 0, again.stderr
     assert project.current_sha() == newer_sha
-    assert [d["status"] for d in project.deploys()] == ["superseded", "accepted"]
-    assert project.deploys()[-1]["setup"]["status"] == "reused"  # the older push's build, same key
+    assert project.deploys()[-1]["setup"]["status"] == "reused"
     assert run_task(project) == "v1"
 
 
-def start_push(project: Project, *args: str) -> subprocess.Popen[str]:
+def start_push(project: Project, *args: str, stderr: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_DIR")}
-    return subprocess.Popen(
-        ["git", "push", "flank", *(args or ("main",))],
-        cwd=project.wc,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    with open(stderr, "w") as err:
+        return subprocess.Popen(
+            ["git", "push", "flank", *(args or ("main",))],
+            cwd=project.wc,
+            env=env,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_load(tmp_path: Path) -> None:
@@ -348,11 +384,12 @@ def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_pat
 
         proc = push(project)
 
-        lines = flank_lines(proc)
         assert any("No space left on device" in line for line in setup_lines(proc)), proc.stderr
         assert (
-            f"flank: deploy failed: setup exited 1 — {second[:7]} is not deployed, {first[:7]} stays current" in lines
+            f"setup exited 1: {second[:7]} is not deployed, {first[:7]} stays current and main stays at {first[:7]}"
+            in proc.stderr
         ), proc.stderr
+        assert proc.returncode != 0 and project.remote_sha() == first
         assert "Traceback" not in proc.stderr
         assert project.current_sha() == first
         assert run_task(project) == "v1"
@@ -388,3 +425,150 @@ def test_a_setup_that_closes_its_output_early_is_waited_for_not_killed(tmp_path:
     assert proc.returncode == 0, proc.stderr
     assert project.current_sha() == head(project.wc), proc.stderr
     assert run_task(project) == "late"
+
+
+def test_tracked_files_under_a_persisted_folder_give_no_setup_warning(tmp_path: Path) -> None:
+    """issue 19 bug 3: .flank-tracked is flank's own folder, never a setup product nor "in the commit"."""
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": SHELL_SETUP_YML.format(run="'mkdir -p built && cat deps.txt > built/stamp'", timeout="10m"),
+            "deps.txt": "v1\n",
+            "data/_raw/a.csv": "1\n",
+        },
+    )
+
+    first = push(project)
+    write_files(project.wc, {"R/a.R": "1\n"})
+    commit_all(project.wc, "second")
+    second = push(project)
+
+    for proc in (first, second):
+        assert proc.returncode == 0, proc.stderr
+        assert not [line for line in setup_lines(proc) if "warning" in line], proc.stderr
+    assert project.deploys()[0]["setup"]["products"] == ["built"]
+    assert run_task(project) == "v1"
+
+
+def test_flank_deploy_by_hand_runs_setup_without_mentioning_a_push_and_says_a_failure_once(tmp_path: Path) -> None:
+    """issue 19 bug 7 (deploy side): no "the push waits" by hand; "deploy failed" said once in the record."""
+    project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt'")
+    assert push(project).returncode == 0
+
+    shutil.rmtree(project.dir / "setup")
+    by_hand = run_flank("deploy", "proj")
+
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert "setup: running (first run of these commands" not in by_hand.stderr
+    assert any(line.startswith("setup: running (key changed (deps.txt))") for line in by_hand.stderr.splitlines())
+    assert "push" not in "\n".join(line for line in by_hand.stderr.splitlines() if line.startswith("setup: running"))
+
+    write_files(project.wc, {"deps.txt": "v2\n"})
+    commit_all(project.wc, "break deps")
+    assert push(project, "-o", "setup=skip", "main").returncode == 0
+    failed = run_flank("deploy", "proj")
+
+    assert failed.returncode == 1
+    assert "deploy failed: deploy failed" not in failed.stderr + run_flank("status", "proj").stdout
+    assert project.deploys()[-1]["errors"] == ["setup exited 1"]
+
+
+def test_builds_no_kept_release_uses_are_pruned_and_doctor_shows_setup_s_disk_use(tmp_path: Path) -> None:
+    """issue 28 item 8: setup/builds/ holds only builds a kept release uses (KEEP_RELEASES = 5)."""
+    from flank_ops.git.releases import KEEP_RELEASES
+
+    project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp'")
+    outputs = []
+    for version in range(1, KEEP_RELEASES + 3):
+        write_files(project.wc, {"deps.txt": f"v{version}\n"})
+        commit_all(project.wc, f"deps v{version}")
+        outputs.append(push(project))
+        assert outputs[-1].returncode == 0, outputs[-1].stderr
+
+    builds = project.dir / "setup" / "builds"
+    assert len(list(builds.iterdir())) == KEEP_RELEASES
+    assert len(project.releases()) == KEEP_RELEASES
+    assert any(
+        re.fullmatch(r"flank: setup: removed 1 build no kept release uses \(.+\)", line)
+        for line in flank_lines(outputs[-1])
+    )
+    assert run_task(project) == f"v{KEEP_RELEASES + 2}"
+    # The key of a pruned build builds again (its state went with it).
+    write_files(project.wc, {"deps.txt": "v1\n"})
+    commit_all(project.wc, "back to v1")
+    again = push(project)
+    assert any(line.startswith("setup: running (key changed (deps.txt))") for line in setup_lines(again))
+
+    doctor = run_flank("doctor", "--no-cron").stdout
+    assert re.search(rf"^OK    proj setup: {KEEP_RELEASES} builds take .+ \(\d+% of the disk\)$", doctor, re.M), doctor
+
+    # flank prune removes a build whose release went by hand, and says so.
+    shutil.rmtree(project.dir / "releases" / project.deploys()[-2]["sha"])
+    pruned = run_flank("prune", "proj", "--keep", "10")
+    assert re.search(r"^flank: proj: setup: removed 1 build no kept release uses \(.+\)$", pruned.stdout, re.M), (
+        pruned.stdout
+    )
+    assert len(list(builds.iterdir())) == KEEP_RELEASES - 1
+
+
+def test_setup_builds_over_a_fifth_of_the_disk_are_a_doctor_warning_and_on_the_resources_page(
+    tmp_path: Path, flank_home: Path
+) -> None:
+    from deploy_test import mount_small_tmpfs
+
+    mount_small_tmpfs(flank_home, size="8m")
+    try:
+        project = shell_project(tmp_path, "'mkdir -p built && head -c 2500000 /dev/urandom > built/lib'")
+        assert push(project).returncode == 0
+
+        doctor = run_flank("doctor", "--no-cron")
+
+        assert re.search(
+            r"^WARN  proj setup: 1 build takes 2\.\d MB \(3\d% of the disk\), more than 20%$", doctor.stdout, re.M
+        ), doctor.stdout
+        assert "each deploy and `flank prune` remove the builds no kept release uses" in doctor.stdout
+        run_flank("site", check=True)
+        page = (flank_home / "site" / "proj" / "resources.html").read_text()
+        assert re.search(r"Setup's environments: <strong>1 build, 2\.\d MB</strong> \(3\d% of the disk\)", page), page
+        assert "⚠ More than 20% of the disk." in page
+    finally:
+        subprocess.run(["umount", "-l", str(flank_home)])
+
+
+def test_doctor_checks_a_python_venv_s_requirements_and_python_version(tmp_path: Path) -> None:
+    """issue 28 item 9: as for renv.lock, without the network: the venv gets a package's metadata by hand."""
+    site = ".venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'"
+    make_pkg = (
+        "d=$(" + site + ')/tinypkg-1.0.dist-info && mkdir -p "$d" && '
+        'printf "Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 1.0\\n" > "$d/METADATA"'
+    )
+    project = new_project(
+        tmp_path,
+        {
+            "flank.yml": "setup:\n  - python3 -m venv --without-pip .venv\n  - "
+            + json.dumps(make_pkg)
+            + "\npipelines:\n  nightly:\n    tasks:\n      a: .venv/bin/python -c 'print(1)'\n",
+            "requirements.txt": "# what the scripts import\ntinypkg==1.0\n",
+        },
+    )
+    assert push(project).returncode == 0
+
+    ok = run_flank("doctor", "--no-cron").stdout
+
+    assert re.search(
+        rf"^OK    proj Python: Python 3\.\d+\.\d+ \(\.venv in {head(project.wc)[:7]}\) has the 1 requirement of "
+        r"requirements.txt$",
+        ok,
+        re.M,
+    ), ok
+
+    write_files(project.wc, {"requirements.txt": "tinypkg==1.1\nmissingpkg>=2\n", ".python-version": "2.7\n"})
+    commit_all(project.wc, "wants more")
+    assert push(project, "-o", "setup=skip", "main").returncode == 0
+
+    bad = run_flank("doctor", "--no-cron").stdout
+
+    line = next(line for line in bad.splitlines() if line.startswith("FAIL  proj Python: "))
+    assert ".python-version asks for Python 2.7, .venv in " in line
+    assert "1 of 2 requirements not installed: missingpkg" in line
+    assert "other versions installed: tinypkg==1.1 (has 1.0)" in line
