@@ -277,6 +277,24 @@ def _write_run_pages(
         for step, text in ((step, str(text)) for step, text in after.items())
         if _AFTER_RUN_PROBLEM.search(text)
     ]
+    outputs = run_outputs(w, paths, pipeline, run_id, record, root)
+    if outputs:  # issue 28: the run page shows a bounded number of images; this page shows them all
+        all_url = layout.url_run_outputs(project, pipeline, run_id)
+        w.page(
+            all_url,
+            render(
+                "outputs.html",
+                all_url,
+                project_name=project,
+                pipeline=pipeline,
+                run_id=run_id,
+                record=record,
+                tz=tz,
+                outputs=run_outputs(w, paths, pipeline, run_id, record, root, inline_limit=10**6, open_per_task=10**6),
+                all_outputs_page=True,
+                crumbs=[*crumbs, (f"#{run_id}", url)],
+            ),
+        )
     w.page(
         url,
         render(
@@ -291,7 +309,7 @@ def _write_run_pages(
             live=live,
             after_run_problems=problems,
             tz=tz,
-            outputs=run_outputs(w, paths, pipeline, run_id, record, root),
+            outputs=outputs,
             dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
             gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
             refresh=running,

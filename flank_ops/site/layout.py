@@ -9,6 +9,7 @@
     site/<project>/<pipeline>/index.html              pipeline: schedule, DAG, newest runs, trend
     site/<project>/<pipeline>/runs-<k>.html           history by run id: #1-50 is k=1, #51-100 k=2 ...
     site/<project>/<pipeline>/<run_id>/index.html     run (the git note links here)
+    site/<project>/<pipeline>/<run_id>/outputs.html    every kept file of the run, all images shown
     site/<project>/<pipeline>/<run_id>/logs/<task>.html   log tail
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt    the raw log (hard link or copy)
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt.gz a gzip copy of a big log, made once the task ended
@@ -134,6 +135,11 @@ def url_archive(project: str, pipeline: str, number: int) -> str:
 
 def url_run(project: str, pipeline: str, run_id: int) -> str:
     return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/index.html"
+
+
+def url_run_outputs(project: str, pipeline: str, run_id: int) -> str:
+    """issue 28: every kept file of the run, every image shown (the run page shows a bounded number)."""
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/outputs.html"
 
 
 def url_log(project: str, pipeline: str, run_id: int, task: str) -> str:

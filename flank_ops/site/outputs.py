@@ -28,6 +28,7 @@ from flank_ops.site import layout
 
 INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 MAX_INLINE_IMAGES = 24
+OPEN_PER_TASK = 6  # a task's first files on a run page; the rest are folded (issue 28: 66 plots)
 MAX_LISTED_PER_TASK = 200  # a page lists this many of a task's files (all are published)
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp")
 REPORT_TYPES = (".html", ".htm")
@@ -45,15 +46,29 @@ def kind_of(path: str) -> str:
 
 
 def run_outputs(
-    w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, record: dict[str, Any], root: str
+    w: SiteWriter,
+    paths: ProjectPaths,
+    pipeline: str,
+    run_id: int,
+    record: dict[str, Any],
+    root: str,
+    *,
+    inline_limit: int = MAX_INLINE_IMAGES,
+    open_per_task: int = OPEN_PER_TASK,
 ) -> list[dict[str, Any]]:
-    """Publish the run's kept files into the site and describe them per task (empty: no section)."""
+    """Publish the run's kept files into the site and describe them per task (empty: no section).
+
+    Each task shows its first `open_per_task` files, the rest folded; images past `inline_limit`
+    link the run's outputs page (url_run_outputs), which shows them all."""
+    from flank_ops.site.unchanged_outputs import unchanged_since
+
     run_dir = paths.run_dir(pipeline, run_id)
     groups = []
-    inline = [MAX_INLINE_IMAGES]
+    inline = [inline_limit]
     for task, entry in (record.get("tasks") or {}).items():
         if not isinstance(entry, dict) or not (entry.get("artifacts") or entry.get("artifact_warnings")):
             continue
+        old = unchanged_since(paths, pipeline, run_id, str(task), entry.get("started_at"))
         files: list[dict[str, Any]] = []
         for a in entry.get("artifacts") or ():
             if not isinstance(a, dict) or not isinstance(a.get("path"), str):
@@ -61,7 +76,10 @@ def run_outputs(
             url = layout.url_artifact(paths.name, pipeline, run_id, str(task), a["path"])
             kept = bool(a.get("kept")) and _publish(w, records.artifacts_dir(run_dir, str(task)) / a["path"], url)
             if len(files) < MAX_LISTED_PER_TASK:
-                files.append(_describe(a, root + url if kept else None, kept, inline))
+                described = _describe(a, root + url if kept else None, kept, inline)
+                if a["path"] in old:
+                    described["unchanged_since"] = old[a["path"]] or True
+                files.append(described)
         listed = len(entry.get("artifacts") or ())
         groups.append(
             {
@@ -70,6 +88,8 @@ def run_outputs(
                 "more": max(0, listed - len(files)),
                 "warnings": [str(x) for x in entry.get("artifact_warnings") or ()],
                 "run_id": None,
+                "open": open_per_task,
+                "all_href": root + layout.url_run_outputs(paths.name, pipeline, run_id),
             }
         )
     return groups
@@ -125,6 +145,7 @@ def latest_outputs(
                 wanted.add(layout.SiteLayout(w.site).file(url))
             if len(files) < MAX_LISTED_PER_TASK:
                 files.append(_describe(a, root + url if ok else None, ok, inline))
+        all_url = layout.url_run_outputs(paths.name, pipeline, run_id)
         groups.append(
             {
                 "task": task,
@@ -133,6 +154,9 @@ def latest_outputs(
                 "warnings": [],
                 "run_id": run_id,
                 "run_href": root + layout.url_run(paths.name, pipeline, run_id),
+                "open": OPEN_PER_TASK,
+                # the run's outputs page, when drawn (a run drawn by an older flank has none: no 404)
+                "all_href": root + all_url if layout.SiteLayout(w.site).file(all_url).exists() else None,
             }
         )
     latest_dir = layout.SiteLayout(w.site).pipeline_dir(paths.name, pipeline) / layout.LATEST_DIR
@@ -168,7 +192,8 @@ def _describe(a: dict[str, Any], href: str | None, kept: bool, inline: list[int]
         "href": href,
         "inline": show,
         "note": str(a["note"]) if a.get("note") else None,
-        "too_big": kept and kind == "image" and not show,
+        "too_big": kept and kind == "image" and (size is None or size > INLINE_IMAGE_MAX_BYTES),
+        "beyond_limit": kept and kind == "image" and not show and size is not None and size <= INLINE_IMAGE_MAX_BYTES,
     }
 
 
