@@ -38,7 +38,7 @@ def resources_view(paths: ProjectPaths) -> dict[str, Any]:
     return {"machine": machine, "pipelines": pipelines}
 
 
-def write_resources(w: Any, paths: ProjectPaths) -> None:
+def write_resources(w: Any, paths: ProjectPaths, tz: str | None = None) -> None:
     from flank_ops.site.pages import render
 
     url = layout.url_resources(paths.name)
@@ -49,6 +49,7 @@ def write_resources(w: Any, paths: ProjectPaths) -> None:
             url,
             project_name=paths.name,
             **resources_view(paths),
+            tz=tz,
             crumbs=[(paths.name, layout.url_project(paths.name)), ("resources", url)],
         ),
     )
