@@ -92,16 +92,18 @@ def clock(value: str | datetime | None, tz: str | tzinfo | None = None, shape: s
     return f"{local.strftime(shape)} {local.tzname()}"
 
 
-# Sizes: memory in KB (peak RSS) and file sizes in bytes, one rule for every page and message.
-def fmt_kb(kb: float | None) -> str:
+# Sizes: memory in KiB (peak RSS) and file sizes in bytes, one rule for every page and message.
+# The steps are 1024, so the labels are the binary ones (issue 26: "GB" that was GiB).
+def fmt_kb(kb: float | None, missing: str = "–") -> str:
+    """`kb` KiB as people read it (`51.2 MiB`); `missing` when there is no figure (e.g. "unknown")."""
     if kb is None:
-        return "–"
+        return missing
     value = float(kb)
-    for unit in ("KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "KB" else f"{value:.1f} {unit}"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "KiB" else f"{value:.1f} {unit}"
         value /= 1024
-    return "–"
+    return missing
 
 
 def fmt_bytes(n: int | None) -> str:
