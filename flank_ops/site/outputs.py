@@ -5,9 +5,9 @@ written again, so sharing their inode is safe and costs no disk; `latest/` holds
 newest successful run's files, so its URLs stay the same from run to run and survive a prune
 of that run (the link keeps the data until a newer run replaces it).
 
-Page weight is bounded without an image library: an image up to INLINE_IMAGE_MAX_BYTES is
-shown as a width-limited, lazily loaded <img> (a browser fetches it only when scrolled to),
-at most MAX_INLINE_IMAGES per page; bigger ones and the rest are links with their size.
+Page weight is bounded: a big image is shown by its thumbnail (site/thumbnails.py, made once), a
+small one as itself, width-limited and lazily loaded (a browser fetches it only when scrolled to),
+at most MAX_INLINE_IMAGES per page; the rest link the run's outputs page, which shows them all.
 HTML reports are never inlined: a link opening the file in a new tab. Names are escaped by the
 template and URL-quoted by layout.py, so no file name can add markup to a page.
 """
@@ -76,7 +76,8 @@ def run_outputs(
             url = layout.url_artifact(paths.name, pipeline, run_id, str(task), a["path"])
             kept = bool(a.get("kept")) and _publish(w, records.artifacts_dir(run_dir, str(task)) / a["path"], url)
             if len(files) < MAX_LISTED_PER_TASK:
-                described = _describe(a, root + url if kept else None, kept, inline)
+                thumb = _thumbnail(w, url) if kept else None
+                described = _describe(a, root + url if kept else None, kept, inline, root + thumb if thumb else None)
                 if a["path"] in old:
                     described["unchanged_since"] = old[a["path"]] or True
                 files.append(described)
@@ -144,7 +145,10 @@ def latest_outputs(
             if ok:
                 wanted.add(layout.SiteLayout(w.site).file(url))
             if len(files) < MAX_LISTED_PER_TASK:
-                files.append(_describe(a, root + url if ok else None, ok, inline))
+                thumb = _thumbnail(w, url) if ok else None
+                if thumb:
+                    wanted.add(layout.SiteLayout(w.site).file(thumb))
+                files.append(_describe(a, root + url if ok else None, ok, inline, root + thumb if thumb else None))
         all_url = layout.url_run_outputs(paths.name, pipeline, run_id)
         groups.append(
             {
@@ -176,11 +180,25 @@ def main_report_url(base_url: str, record: RunRecord) -> str | None:
     return None
 
 
-def _describe(a: dict[str, Any], href: str | None, kept: bool, inline: list[int]) -> dict[str, Any]:
+def _thumbnail(w: SiteWriter, url: str) -> str | None:
+    """The site URL of the published image's thumbnail (made once, site/thumbnails.py), or None."""
+    from flank_ops.site.thumbnails import thumbnail
+
+    if kind_of(url) != "image":
+        return None
+    thumb = layout.url_thumbnail(url)
+    site = layout.SiteLayout(w.site)
+    return thumb if thumbnail(site.file(url), site.file(thumb)) else None
+
+
+def _describe(
+    a: dict[str, Any], href: str | None, kept: bool, inline: list[int], thumb_href: str | None = None
+) -> dict[str, Any]:
     path = a["path"]
     kind = kind_of(path)
     size = a.get("size") if isinstance(a.get("size"), int) else None
-    show = kept and kind == "image" and size is not None and size <= INLINE_IMAGE_MAX_BYTES and inline[0] > 0
+    small = thumb_href is not None or (size is not None and size <= INLINE_IMAGE_MAX_BYTES)
+    show = kept and kind == "image" and small and inline[0] > 0
     if show:
         inline[0] -= 1
     return {
@@ -192,8 +210,9 @@ def _describe(a: dict[str, Any], href: str | None, kept: bool, inline: list[int]
         "href": href,
         "inline": show,
         "note": str(a["note"]) if a.get("note") else None,
-        "too_big": kept and kind == "image" and (size is None or size > INLINE_IMAGE_MAX_BYTES),
-        "beyond_limit": kept and kind == "image" and not show and size is not None and size <= INLINE_IMAGE_MAX_BYTES,
+        "too_big": kept and kind == "image" and not small,
+        "beyond_limit": kept and kind == "image" and not show and small,
+        "thumb_href": thumb_href,
     }
 
 

@@ -103,3 +103,33 @@ def test_a_failed_task_does_not_show_old_files_as_if_it_made_them(flank_home: Pa
     assert f"unchanged since #{ok}" in old and "not made by this run" in old
     assert "unchanged" not in new
     assert os.path.exists(home.site_dir / "demo" / "nightly" / str(failed) / "outputs.html")
+
+
+def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: Path) -> None:
+    """issue 19 friction 6: a run page on a phone loaded ~3 MB of full-size plots as "thumbnails"."""
+    from PIL import Image
+
+    home = Home()
+    paths = make_project(home)
+    run_id = make_run(paths, tasks={"plots": []})
+    keep(paths, run_id, "plots", ["figures/big.png", "figures/small.png"])
+    kept = records.artifacts_dir(paths.run_dir("nightly", run_id), "plots") / "figures"
+    Image.merge("RGB", [Image.effect_noise((1600, 1200), 60 + i) for i in range(3)]).save(kept / "big.png")
+    record = records.read_record(paths.run_dir("nightly", run_id)).to_json()
+    record["tasks"]["plots"]["artifacts"][0]["size"] = (kept / "big.png").stat().st_size
+    records.write_record(paths.run_dir("nightly", run_id), records.RunRecord.from_json(record))
+    build.rebuild_all(home)
+    run_folder = home.site_dir / "demo" / "nightly" / str(run_id)
+    page = (run_folder / "index.html").read_text()
+    link, src = re.search(r'<a href="([^"]*figures/big\.png)"[^>]*><img class="thumb" src="([^"]+)"', page).groups()
+    assert link.endswith("artifacts/plots/figures/big.png") and src != link
+    thumb = run_folder / src.split(f"/{run_id}/", 1)[1]
+    with Image.open(thumb) as im:
+        assert max(im.size) <= 640
+    assert thumb.stat().st_size * 20 < (kept / "big.png").stat().st_size
+    # a small image is its own thumbnail
+    assert re.search(r'<img class="thumb" src="[^"]*figures/small\.png"', page)
+    # made once: a rebuild leaves it alone
+    before = thumb.stat().st_mtime_ns
+    build.rebuild_all(home)
+    assert thumb.stat().st_mtime_ns == before

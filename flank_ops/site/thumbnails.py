@@ -1,0 +1,57 @@
+"""Real thumbnails of kept images (issue 19): a run page showed each plot at full size (up to 805 KB
+each, ~3 MB per page on a phone). A raster image bigger than SMALL_ENOUGH gets a WebP thumbnail at most
+MAX_PX on its longer side, made once beside its published copy in the site (layout.url_thumbnail) and
+kept while that copy is unchanged; the page shows the thumbnail and links the original.
+
+Pillow is imported only when a thumbnail is made. An image Pillow cannot read (or a decompression
+bomb) gets no thumbnail: the page then shows it as before, or links it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MAX_PX = 640  # twice the 320-px box of img.thumb: sharp on a phone's dense screen
+SMALL_ENOUGH = 96 * 1024  # an image this small is its own thumbnail
+RASTER_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+WEBP_QUALITY = 80
+
+
+def thumbnail(image: Path, thumb: Path) -> bool:
+    """Make `thumb` from the published `image` unless it is there already and newer; True when there is one."""
+    if os.path.splitext(image.name)[1].lower() not in RASTER_TYPES:
+        return False
+    try:
+        st = image.stat()
+        if st.st_size <= SMALL_ENOUGH:
+            return False
+        try:
+            if thumb.stat().st_mtime_ns >= st.st_mtime_ns:
+                return True  # made already
+        except FileNotFoundError:
+            pass
+        return _make(image, thumb)
+    except OSError:
+        return False
+
+
+def _make(image: Path, thumb: Path) -> bool:
+    from PIL import Image
+
+    from flank_ops.fileio import PUBLIC_FILE_MODE
+
+    tmp = thumb.with_name(f".{thumb.name}.{os.getpid()}.tmp")
+    try:
+        with Image.open(image) as im:
+            im.draft("RGB", (MAX_PX, MAX_PX))  # JPEG: decode at a reduced size, much faster
+            im.thumbnail((MAX_PX, MAX_PX))
+            if im.mode not in ("RGB", "RGBA"):
+                im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+            im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4)
+        os.chmod(tmp, PUBLIC_FILE_MODE)
+        os.replace(tmp, thumb)
+        return True
+    except Exception:  # noqa: BLE001 - an unreadable or hostile image gets no thumbnail, never a failed build
+        tmp.unlink(missing_ok=True)
+        return False
