@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-MAX_PX = 640  # twice the 320-px box of img.thumb: sharp on a phone's dense screen
+MAX_PX = 480  # 1.5x the 320-px box of img.thumb: sharp enough on a dense screen, a third fewer bytes than 640
 SMALL_ENOUGH = 96 * 1024  # an image this small is its own thumbnail
 RASTER_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-WEBP_QUALITY = 80
+WEBP_QUALITY = 75
+WEBP_METHOD = 0  # the fastest encoder: 4 took 5x as long for 10% fewer bytes (measured on a 2400x1800 plot)
 
 
 def thumbnail(image: Path, thumb: Path) -> bool:
@@ -43,12 +44,13 @@ def _make(image: Path, thumb: Path) -> bool:
 
     tmp = thumb.with_name(f".{thumb.name}.{os.getpid()}.tmp")
     try:
-        with Image.open(image) as im:
-            im.draft("RGB", (MAX_PX, MAX_PX))  # JPEG: decode at a reduced size, much faster
-            im.thumbnail((MAX_PX, MAX_PX))
-            if im.mode not in ("RGB", "RGBA"):
-                im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
-            im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4)
+        with Image.open(image) as opened:
+            opened.draft("RGB", (MAX_PX, MAX_PX))  # JPEG: decode at a reduced size, much faster
+            opened.thumbnail((MAX_PX, MAX_PX))
+            small: Image.Image = opened
+            if small.mode not in ("RGB", "RGBA"):
+                small = small.convert("RGBA" if "A" in small.getbands() or "transparency" in small.info else "RGB")
+            small.save(tmp, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
         os.chmod(tmp, PUBLIC_FILE_MODE)
         os.replace(tmp, thumb)
         return True

@@ -125,7 +125,7 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
     assert link.endswith("artifacts/plots/figures/big.png") and src != link
     thumb = run_folder / src.split(f"/{run_id}/", 1)[1]
     with Image.open(thumb) as im:
-        assert max(im.size) <= 640
+        assert max(im.size) <= 480
     assert thumb.stat().st_size * 20 < (kept / "big.png").stat().st_size
     # a small image is its own thumbnail
     assert re.search(r'<img class="thumb" src="[^"]*figures/small\.png"', page)
