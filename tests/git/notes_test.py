@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -219,3 +220,18 @@ def test_pruned_runs_lines_link_the_pipeline_page_not_a_404(tmp_path: Path, flan
     # folding them later still counts them and links the pipeline page
     folded = fold_note(note, keep=1).splitlines()
     assert folded[0] == "flank nightly … and 2 earlier runs: 2 ok — http://vm.example:8083/demo/nightly/"
+
+
+def test_a_note_is_in_the_same_zone_as_the_run_page(tmp_path: Path, flank_home: Path) -> None:
+    """issue 19 bug 5: a project whose pipelines' zones differ shows every page in the VM's zone; its notes too."""
+    clone = deploy(
+        tmp_path,
+        "pipelines:\n  ny:\n    timezone: America/New_York\n    tasks:\n      a: echo a\n"
+        "  vm:\n    tasks:\n      b: echo b\n",
+    )
+    sha = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    run_flank("run", "demo", "ny", env={"TZ": "Asia/Tokyo"}, check=True)
+    note = git("--git-dir", str(flank_home / "demo.git"), "notes", "--ref=flank", "show", sha, cwd=tmp_path).stdout
+    assert re.match(r"flank ny #1 success \d{4}-\d\d-\d\d \d\d:\d\d JST ", note), note
+    page = (flank_home / "site" / "demo" / "ny" / "1" / "index.html").read_text()
+    assert " JST</dd>" in page and "EST" not in page
