@@ -2,8 +2,8 @@
 an old plot as if this run made it.
 
 run/artifacts.py keeps, per run, each kept file's source signature (device, inode, size, mtime_ns,
-ctime_ns) in artifacts.sources.json. A file whose mtime is before the task started was not rewritten
-by this run; the earliest of the preceding runs with the very same signature (looked back as far as
+ctime_ns) in artifacts.sources.json. A file whose mtime and ctime are before the task started was not
+rewritten by this run; the earliest of the preceding runs with the very same signature (looked back as far as
 run/artifacts.py lends unchanged files) is the run it is unchanged since.
 """
 
@@ -38,10 +38,15 @@ def unchanged_since(
     mine = _sources(paths.run_dir(pipeline, run_id)).get(task)
     if not isinstance(mine, dict):
         return {}
+    # Both the mtime and the ctime before the start: a tool that keeps mtimes (cp -p, unzip) still
+    # sets the ctime of what it writes, so a file the task did write is never called old.
     old = {
         name: sig
         for name, sig in mine.items()
-        if isinstance(sig, list) and len(sig) >= 4 and isinstance(sig[3], int) and sig[3] < started_ns
+        if isinstance(sig, list)
+        and len(sig) >= 5
+        and all(isinstance(v, int) for v in sig[3:5])
+        and max(sig[3], sig[4]) < started_ns
     }
     since: dict[str, int | None] = {name: None for name in old}
     looking = set(old)

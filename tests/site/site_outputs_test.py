@@ -133,3 +133,23 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
     before = thumb.stat().st_mtime_ns
     build.rebuild_all(home)
     assert thumb.stat().st_mtime_ns == before
+
+
+def test_a_real_failed_run_marks_the_plot_it_did_not_redraw(tmp_path: Path, flank_home: Path) -> None:
+    """A real push and two real runs: #2 dies before drawing; its page must not claim #1's plot."""
+    from helpers.cli import run_flank
+    from run.deployed import deploy
+
+    yml = (
+        "persist: [results]\npipelines:\n  nightly:\n    tasks:\n      plots:\n"
+        "        run: sh plots.sh\n        artifacts: [results/*.png]\n"
+    )
+    script = "[ ! -e results/plot.png ] || exit 3\nprintf PNG > results/plot.png\n"
+    deploy(tmp_path, yml, {"plots.sh": script})
+    run_flank("run", "demo", "nightly", check=True)
+    assert run_flank("run", "demo", "nightly").returncode != 0
+    page = (flank_home / "site" / "demo" / "nightly" / "2" / "index.html").read_text()
+    item = page[page.index("results/plot.png") :]
+    assert "not made by this run, unchanged since #1" in item[: item.index("</li>")]
+    first = (flank_home / "site" / "demo" / "nightly" / "1" / "index.html").read_text()
+    assert "not made by this run" not in first
