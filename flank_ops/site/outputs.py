@@ -28,6 +28,7 @@ from flank_ops.site import layout
 
 INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 MAX_INLINE_IMAGES = 24
+THUMB_LOOK_BACK = 5  # earlier runs whose thumbnail of the same (hard-linked) file is reused
 OPEN_PER_TASK = 6  # a task's first files on a run page; the rest are folded (issue 28: 66 plots)
 MAX_LISTED_PER_TASK = 200  # a page lists this many of a task's files (all are published)
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp")
@@ -76,7 +77,11 @@ def run_outputs(
             url = layout.url_artifact(paths.name, pipeline, run_id, str(task), a["path"])
             kept = bool(a.get("kept")) and _publish(w, records.artifacts_dir(run_dir, str(task)) / a["path"], url)
             if len(files) < MAX_LISTED_PER_TASK:
-                thumb = _thumbnail(w, url) if kept else None
+                earlier = [
+                    layout.url_artifact(paths.name, pipeline, n, str(task), a["path"])
+                    for n in range(run_id - 1, max(0, run_id - 1 - THUMB_LOOK_BACK), -1)
+                ]
+                thumb = _thumbnail(w, url, earlier) if kept else None
                 described = _describe(a, root + url if kept else None, kept, inline, root + thumb if thumb else None)
                 if a["path"] in old:
                     described["unchanged_since"] = old[a["path"]] or True
@@ -145,7 +150,11 @@ def latest_outputs(
             if ok:
                 wanted.add(layout.SiteLayout(w.site).file(url))
             if len(files) < MAX_LISTED_PER_TASK:
-                thumb = _thumbnail(w, url) if ok else None
+                thumb = (
+                    _thumbnail(w, url, [layout.url_artifact(paths.name, pipeline, run_id, task, a["path"])])
+                    if ok
+                    else None
+                )
                 if thumb:
                     wanted.add(layout.SiteLayout(w.site).file(thumb))
                 files.append(_describe(a, root + url if ok else None, ok, inline, root + thumb if thumb else None))
@@ -180,15 +189,17 @@ def main_report_url(base_url: str, record: RunRecord) -> str | None:
     return None
 
 
-def _thumbnail(w: SiteWriter, url: str) -> str | None:
-    """The site URL of the published image's thumbnail (made once, site/thumbnails.py), or None."""
+def _thumbnail(w: SiteWriter, url: str, twins: list[str]) -> str | None:
+    """The site URL of the published image's thumbnail (made once, site/thumbnails.py; linked from one of
+    `twins`, other URLs of the same file, when it is the same file), or None."""
     from flank_ops.site.thumbnails import thumbnail
 
     if kind_of(url) != "image":
         return None
     thumb = layout.url_thumbnail(url)
     site = layout.SiteLayout(w.site)
-    return thumb if thumbnail(site.file(url), site.file(thumb)) else None
+    pairs = [(site.file(t), site.file(layout.url_thumbnail(t))) for t in twins]
+    return thumb if thumbnail(site.file(url), site.file(thumb), pairs) else None
 
 
 def _describe(

@@ -133,6 +133,18 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
     before = thumb.stat().st_mtime_ns
     build.rebuild_all(home)
     assert thumb.stat().st_mtime_ns == before
+    # the next run kept the unchanged plot as a hard link to this run's copy: its thumbnail is shared too
+    second = make_run(paths, tasks={"plots": []})
+    keep(paths, second, "plots", ["figures/big.png"])
+    again = records.artifacts_dir(paths.run_dir("nightly", second), "plots") / "figures" / "big.png"
+    again.unlink()
+    os.link(kept / "big.png", again)
+    record = records.read_record(paths.run_dir("nightly", second)).to_json()
+    record["tasks"]["plots"]["artifacts"][0]["size"] = again.stat().st_size
+    records.write_record(paths.run_dir("nightly", second), records.RunRecord.from_json(record))
+    build.draw_run(paths, "nightly", second)
+    shared = home.site_dir / "demo" / "nightly" / str(second) / "artifacts" / "plots" / "figures" / "big.png.thumb.webp"
+    assert os.path.samestat(shared.stat(), thumb.stat())
 
 
 def test_a_real_failed_run_marks_the_plot_it_did_not_redraw(tmp_path: Path, flank_home: Path) -> None:
