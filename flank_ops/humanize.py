@@ -1,13 +1,15 @@
 """How elapsed times and clock times read everywhere a person sees them: the CLI, git notes,
 notifications, the site.
 
-One rule for clock times: a pipeline's times are shown in its `timezone:`, else in the VM's
-local zone, and always with the zone's abbreviation (`02:00 CET`), so two times on one screen
+One rule for clock times: everything of a project (its pages, its rows in `flank status`, its
+pushes) is shown in its pipelines' `timezone:` when they share one, else in the VM's local zone
+(`page_zone`), and always with the zone's abbreviation (`02:00 CET`), so two times on one screen
 can never silently be in two zones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +43,13 @@ def zone(name: str | tzinfo | None) -> tzinfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return None
+
+
+def page_zone(zones: Iterable[str | None]) -> str | None:
+    """The zone of what shows the times of several pipelines (a project's pages, the home page):
+    theirs when they all share one, else None (the VM's local zone). None among `zones` is the VM's."""
+    names = set(zones)
+    return names.pop() if len(names) == 1 else None
 
 
 def parse_option_time(text: str, option: str = "--now") -> datetime:
@@ -83,16 +92,18 @@ def clock(value: str | datetime | None, tz: str | tzinfo | None = None, shape: s
     return f"{local.strftime(shape)} {local.tzname()}"
 
 
-# Sizes: memory in KB (peak RSS) and file sizes in bytes, one rule for every page and message.
-def fmt_kb(kb: float | None) -> str:
+# Sizes: memory in KiB (peak RSS) and file sizes in bytes, one rule for every page and message.
+# The steps are 1024, so the labels are the binary ones (issue 26: "GB" that was GiB).
+def fmt_kb(kb: float | None, missing: str = "–") -> str:
+    """`kb` KiB as people read it (`51.2 MiB`); `missing` when there is no figure (e.g. "unknown")."""
     if kb is None:
-        return "–"
+        return missing
     value = float(kb)
-    for unit in ("KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "KB" else f"{value:.1f} {unit}"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "KiB" else f"{value:.1f} {unit}"
         value /= 1024
-    return "–"
+    return missing
 
 
 def fmt_bytes(n: int | None) -> str:

@@ -44,6 +44,15 @@ def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
     home = Home()
     cost = cost_settings(settings_for(home))
     types = instance_types(cost)
+    if not cost.current_type and cost.instance_id:  # the settings promise: else asked of EC2
+        from flank_ops.cost.aws import todays_type
+
+        known, why = todays_type(cost)
+        if known and all(kind.name != known for kind in types):
+            known, why = None, f"today's type {known} (from EC2) is not in the price table: no comparison"
+        cost = cost._replace(current_type=known)
+        if why:
+            print(f"note: {why}")
     needs = collect_needs(home)
     plan = plan_sizes(needs, types, cost, parse_option_time(args.now) if args.now else None)
     return home, cost, types, needs, plan, grow_schedules(plan, needs, cost)
@@ -58,7 +67,7 @@ def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) ->
         if use.runs:
             print(
                 f"  {need.project}/{need.pipeline.name}: peak {fmt_kb(use.peak_kb)}, up to {use.peak_tasks} tasks "
-                f"at once, typical run {duration(use.typical_s)}"
+                f"at once, typical run {duration(use.typical_s)} ({use.typical_basis})"
                 + (f", schedule {', '.join(need.pipeline.schedule)}" if need.pipeline.schedule else ", no schedule")
             )
     families = ", ".join(cost.families) if cost.families else "all but burstable"

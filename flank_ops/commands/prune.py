@@ -49,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
                     f"({_ranges(removed)}), kept {kept}"
                 )
                 if not args.dry_run:
+                    from flank_ops.git.notes import mark_pruned
                     from flank_ops.site.build import after_prune
 
                     after_prune(paths, pipeline, removed)
+                    if paths.bare_repo.is_dir():
+                        mark_pruned(paths, pipeline, removed)  # their note lines link the pipeline page
             else:
                 print(f"flank: {name}/{pipeline}: nothing to remove ({kept} run{'s' if kept != 1 else ''} kept)")
         prune_setup_builds(paths, args.dry_run)

@@ -53,24 +53,25 @@ def run(args: argparse.Namespace) -> int:
         if not use.runs:
             print(f"\n{name}: no finished runs yet")
             continue
-        newest = use.runs[-1]
+        shown = use.chart_run
         share = f" ({100 * use.peak_kb / machine.memory_kb:.0f}% of this VM)" if machine.memory_kb else ""
         print(
-            f"\n{name}: {len(use.runs)} recent runs, typical {duration(use.typical_s)}, "
+            f"\n{name}: {len(use.runs)} recent runs, typical {duration(use.typical_s)} ({use.typical_basis}), "
             f"longest {duration(max(r.duration_s for r in use.runs))}"
         )
         print(f"  run peak memory {fmt_kb(use.peak_kb)}{share}, up to {use.peak_tasks} tasks at once")
-        print(
-            f"  memory over #{newest.run_id} ({duration(newest.duration_s)}, peak {fmt_kb(newest.peak_kb)}): "
-            f"|{memory_chart(newest.memory_steps, newest.duration_s, newest.peak_kb)}|"
-        )
+        if shown is not None:
+            print(
+                f"  memory over #{shown.run_id} ({use.chart_basis}, {duration(shown.duration_s)}, "
+                f"peak {fmt_kb(shown.peak_kb)}): |{memory_chart(shown.memory_steps, shown.duration_s, shown.peak_kb)}|"
+            )
         width = max(len(t.name) for t in use.tasks) if use.tasks else 4
         print(f"  {'task':<{width}}  {'peak memory':>11}  {'typical':>8}  {'cpu':>8}")
-        for task in sorted(use.tasks, key=lambda t: -t.peak_kb):
+        for task in sorted(use.tasks, key=lambda t: -(t.peak_kb or 0)):
             cpu = duration(task.cpu_s) if task.cpu_s is not None else "–"
             note = far_from_declared(task)
             print(
-                f"  {task.name:<{width}}  {fmt_kb(task.peak_kb):>11}  {duration(task.typical_s):>8}  {cpu:>8}"
+                f"  {task.name:<{width}}  {fmt_kb(task.peak_kb, 'unknown'):>11}  {duration(task.typical_s):>8}  {cpu:>8}"
                 + (f"  ! {note}" if note else "")
             )
     return 0

@@ -2,7 +2,8 @@
 
 A run still going is shown before triggers that came after it (`#5 running; #6
 skipped`), a partial run (--task/--from/--rerun) says so and names the last full
-run's status, and times are in the pipeline's timezone (else the VM's), zone named.
+run's status, and times are in the project's zone (humanize.page_zone: its pipelines' shared
+`timezone:`, else the VM's), zone named, in one format.
 Looking also tidies: runs whose runner died are marked interrupted first.
 """
 
@@ -45,7 +46,7 @@ def _duration(record: RunRecord) -> str:
     return format_duration(record.duration_s)
 
 
-def _next_run(pipeline: Pipeline) -> str:
+def _next_run(pipeline: Pipeline, tz: str | None) -> str:
     from flank_ops.schedule.next_runs import next_runs
 
     try:
@@ -54,9 +55,9 @@ def _next_run(pipeline: Pipeline) -> str:
         return "?"
     if not upcoming:
         return "-" if not pipeline.schedule else "?"
-    from flank_ops.humanize import MEDIUM, clock
+    from flank_ops.humanize import NOTE, clock
 
-    return clock(upcoming[0], pipeline.timezone, MEDIUM)
+    return clock(upcoming[0], tz, NOTE)
 
 
 def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
@@ -80,9 +81,11 @@ def _later(record: RunRecord) -> str:
 
 def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
     from flank_ops.finish.run_steps import reconcile
+    from flank_ops.humanize import page_zone
     from flank_ops.run import records
 
     rows = []
+    zone = page_zone(p.timezone for p in config.pipelines.values())
     for name, pipeline in config.pipelines.items():
         reconcile(paths, name)
         last = records.last_run_id(paths, name)
@@ -115,15 +118,17 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
                     name,
                     f"#{record.run_id}",
                     "; ".join([status, *later]),
-                    _started(record, pipeline.timezone),
+                    _started(record, zone),
                     _duration(record),
-                    _next_run(pipeline),
+                    _next_run(pipeline, zone),
                 ]
             )
         elif last is not None:
-            rows.append([paths.name, name, f"#{shown}", "; ".join([status, *later]), "-", "-", _next_run(pipeline)])
+            rows.append(
+                [paths.name, name, f"#{shown}", "; ".join([status, *later]), "-", "-", _next_run(pipeline, zone)]
+            )
         else:
-            rows.append([paths.name, name, "-", "never run", "-", "-", _next_run(pipeline)])
+            rows.append([paths.name, name, "-", "never run", "-", "-", _next_run(pipeline, zone)])
     return rows
 
 

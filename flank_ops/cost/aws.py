@@ -97,6 +97,19 @@ def current_type(c: Clients, instance: str) -> str:
     raise UserError(f"instance {instance} not found in this region", "check [cost] instance_id and region")
 
 
+def todays_type(cost: CostSettings) -> tuple[str | None, str | None]:
+    """(today's instance type, None), asked of EC2 when [cost] current_type is not set but instance_id
+    is (a plan on a laptop-sized test VM never waits on the metadata service); (None, why) otherwise."""
+    if cost.current_type:
+        return cost.current_type, None
+    if not cost.instance_id:
+        return None, "set [cost] current_type (or instance_id) to compare with today"
+    try:
+        return current_type(clients(cost), cost.instance_id), None
+    except UserError as exc:
+        return None, f"could not ask EC2 for today's type ({exc.message}); set [cost] current_type to compare"
+
+
 def check_types_offered(c: Clients, names: set[str], region: str) -> None:
     found = call("listing the instance types of the region", c.ec2.describe_instance_types, InstanceTypes=sorted(names))
     offered = {t["InstanceType"] for t in found.get("InstanceTypes", [])}

@@ -1,8 +1,8 @@
 """Sizing the VM: what each pipeline window needs, the cheapest type that fits, and what it costs.
 
 A window is the time a scheduled run needs the big machine: from `grow_lead_minutes`
-before the scheduled minute to the end of a typical run (the median duration of its
-recent successful runs) plus the few minutes a resize takes. Windows of all pipelines over
+before the scheduled minute to the end of a typical run (PipelineUse.typical_s: the median
+duration of its recent full runs, never an up-to-date or partial one) plus the few minutes a resize takes. Windows of all pipelines over
 the next four weeks are merged where they overlap; a merged window needs the largest sum
 of the peaks of pipelines whose runs overlap in it (resources.memory_steps again). Outside
 the windows the VM only needs `idle_memory_gib`. Each need gets `headroom` on top and the

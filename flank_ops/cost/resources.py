@@ -28,9 +28,12 @@ RECENT_RUNS = 30  # the runs a report looks at, per pipeline
 KIB_PER_GIB = 1024 * 1024
 
 
+_NOT_RUN = (TaskStatus.SKIPPED, TaskStatus.PENDING, TaskStatus.UPSTREAM_FAILED, TaskStatus.UP_TO_DATE)
+
+
 class TaskUse(NamedTuple):
     name: str
-    peak_kb: int  # the largest peak RSS over the runs looked at
+    peak_kb: int | None  # the largest peak RSS over the runs looked at; None when none was measured
     typical_s: float | None  # median duration
     cpu_s: float | None  # median CPU time (user + system), when the launcher recorded it
     declared_memory_kb: int | None  # flank.yml `memory:`, when declared
@@ -44,6 +47,8 @@ class RunUse(NamedTuple):
     peak_kb: int  # the largest sum of peaks of tasks running at the same moment
     peak_tasks: int  # the most tasks running at the same moment
     memory_steps: tuple[tuple[float, int], ...]  # (seconds from start, KiB in use) at each change
+    full: bool = False  # the whole pipeline, every task ran and succeeded: what a run really takes
+    ran: bool = True  # at least one task ran (an all up-to-date run did not)
 
 
 class PipelineUse(NamedTuple):
@@ -62,9 +67,38 @@ class PipelineUse(NamedTuple):
 
     @property
     def typical_s(self) -> float | None:
-        """The median duration of its successful runs (of all, when none succeeded)."""
-        ok = [r.duration_s for r in self.runs if r.status == "success"] or [r.duration_s for r in self.runs]
-        return statistics.median(ok) if ok else None
+        """What a run takes (issue 19): the median of its full runs; without any, the longest of the
+        recent runs that ran something. Up-to-date, skipped and partial runs are never typical."""
+        full = [r.duration_s for r in self.runs if r.full]
+        if full:
+            return statistics.median(full)
+        ran = [r.duration_s for r in self.runs if r.ran]
+        return max(ran) if ran else None
+
+    @property
+    def typical_basis(self) -> str:
+        """Which runs typical_s comes from, as the report, the page and the plan say it."""
+        full = sum(1 for r in self.runs if r.full)
+        if full:
+            return f"median of {full} full run{'s' if full != 1 else ''}"
+        ran = sum(1 for r in self.runs if r.ran)
+        if ran:
+            return f"the longest of the last {ran} run{'s' if ran != 1 else ''}: none ran every task"
+        return "no run ran a task yet"
+
+    @property
+    def chart_run(self) -> RunUse | None:
+        """The run the memory chart shows: the newest full run, else the one with the largest peak."""
+        full = [r for r in self.runs if r.full]
+        if full:
+            return full[-1]
+        ran = [r for r in self.runs if r.ran]
+        return max(ran, key=lambda r: (r.peak_kb, r.run_id)) if ran else None
+
+    @property
+    def chart_basis(self) -> str:
+        run = self.chart_run
+        return "the newest full run" if run is not None and run.full else "the run with the largest peak"
 
 
 def memory_steps(intervals: Iterable[tuple[float, float, int]]) -> tuple[int, tuple[tuple[float, int], ...]]:
@@ -100,7 +134,7 @@ def run_use(record: RunRecord) -> RunUse | None:
     intervals = []
     for task in record.tasks.values():
         t0, t1 = records.parse_iso(task.started_at), records.parse_iso(task.ended_at)
-        if t0 is None or t1 is None:
+        if t0 is None or t1 is None or task.status in _NOT_RUN:
             continue
         intervals.append(((t0 - started).total_seconds(), (t1 - started).total_seconds(), int(task.peak_rss_kb or 0)))
     peak, steps = memory_steps(intervals)
@@ -113,6 +147,13 @@ def run_use(record: RunRecord) -> RunUse | None:
         peak,
         most,
         steps,
+        full=(
+            record.status == RunStatus.SUCCESS
+            and not records.is_partial(record)
+            and bool(record.tasks)
+            and all(t.status == TaskStatus.SUCCESS for t in record.tasks.values())
+        ),
+        ran=bool(intervals),
     )
 
 
@@ -138,19 +179,20 @@ def pipeline_use(
     recs = _recent_records(paths, pipeline, count)
     runs = tuple(r for r in (run_use(rec) for rec in recs) if r is not None)
     per_task: dict[str, list[TaskResult]] = {}
-    not_run = (TaskStatus.SKIPPED, TaskStatus.PENDING, TaskStatus.UPSTREAM_FAILED, TaskStatus.UP_TO_DATE)
     for rec in recs:
         for name, task in rec.tasks.items():
-            if task.status not in not_run:
+            if task.status not in _NOT_RUN:
                 per_task.setdefault(name, []).append(task)
     tasks = []
     for name, entries in per_task.items():
         durations = [float(t.duration_s) for t in entries if t.duration_s is not None]
         cpu = [float(t.cpu_s) for t in entries if t.cpu_s is not None]
+        measured = [int(t.peak_rss_kb) for t in entries if t.peak_rss_kb is not None]
         tasks.append(
             TaskUse(
                 name=name,
-                peak_kb=max(int(t.peak_rss_kb or 0) for t in entries),
+                # None: no figure (a remote task whose cluster did not say): "unknown", not 0
+                peak_kb=max(measured) if measured else None,
                 typical_s=statistics.median(durations) if durations else None,
                 cpu_s=statistics.median(cpu) if cpu else None,
                 declared_memory_kb=(declared or {}).get(name),

@@ -26,6 +26,7 @@ from flank_ops.cost import shrink
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.git.notes import append_note, note_line
+from flank_ops.humanize import page_zone
 from flank_ops.notify import dispatch, ping
 from flank_ops.notify.message import Message
 from flank_ops.paths import ProjectPaths
@@ -47,7 +48,9 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     if not sha:
         return "no commit to annotate"
     page = layout.run_url(site_url(context.settings()), record.project, record.pipeline, record.run_id)
-    append_note(paths, sha, mask(note_line(record, page, context.pipeline.timezone), context.secrets))
+    # in the zone of the project's pages (humanize.page_zone), so the note and the run page agree
+    zone = page_zone(p.timezone for p in context.deployed.config.pipelines.values())
+    append_note(paths, sha, mask(note_line(record, page, zone), context.secrets))
     return "ok"
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import run_git
@@ -54,15 +55,32 @@ class FinishedRun(Protocol):
     def duration_s(self) -> float | None: ...
     @property
     def summary(self) -> str | None: ...
+    @property
+    def trigger(self) -> str | None: ...
+    @property
+    def selection(self) -> Mapping[str, Any]: ...
+
+
+def run_kind(record: FinishedRun) -> str:
+    """What kind of run it was, as a note says it: `schedule`, `push`, `manual, --from load`, `rerun of #16`."""
+    selection = record.selection if isinstance(record.selection, Mapping) else {}
+    if selection.get("rerun_of") is not None:
+        return f"rerun of #{selection['rerun_of']}"
+    parts = [str(record.trigger or "manual")]
+    for option in ("task", "from"):
+        if selection.get(option):
+            parts.append(f"--{option} {selection[option]}")
+    return ", ".join(parts)
 
 
 def note_line(record: FinishedRun, page_url: str, timezone: str | None = None) -> str:
-    """The spec's one-line summary of a finished run (not yet masked); `page_url` is the run's
-    page (site/layout.run_url: git/ sits below site/ and does not place pages itself)."""
+    """The spec's one-line summary of a finished run (not yet masked), with the kind of run beside its
+    duration; `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not
+    place pages itself)."""
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",
         clock(record.started_at, timezone, NOTE) if record.started_at else "?",
-        f"({duration(record.duration_s)})",
+        f"({duration(record.duration_s)}, {run_kind(record)})",
     ]
     line = " ".join(parts)
     if record.summary:
@@ -133,10 +151,60 @@ def fold_line(pipeline: str, counts: dict[str, int], url: str) -> str:
 
 
 def pipeline_page(line: str) -> str:
-    """The pipeline page of a run line: its run address (layout.run_url) cut back to the pipeline's folder."""
-    url = line.rsplit(" — ", 1)[-1].strip()
+    """The pipeline page of a run line: its run address (layout.run_url) cut back to the pipeline's folder
+    (a pruned run's line links it already)."""
+    tail = line.rsplit(" — ", 1)[-1].strip()
+    url = tail.split()[-1] if tail else tail
     match = re.match(r"^(.*/)\d+/$", url)
     return match[1] if match else url
+
+
+PRUNED = "pruned; its pipeline: "
+
+
+def _pruned_line(line: str) -> str:
+    """A run line whose run was pruned: its page is gone, so it links the pipeline page instead."""
+    head, sep, _ = line.rpartition(" — ")
+    return f"{head} — {PRUNED}{pipeline_page(line)}" if sep else line
+
+
+def mark_pruned(paths: ProjectPaths, pipeline: str, run_ids: Iterable[int]) -> int:
+    """Rewrite the note lines of pruned runs so they link the pipeline page, not a page that is gone
+    (issue 19); returns the number of notes changed. Every note is read in one `git cat-file --batch`."""
+    wanted = {int(i) for i in run_ids}
+    if not wanted:
+        return 0
+    git_dir = Path(paths.bare_repo)
+    with locked(paths.lock_file("notes")):
+        listed = run_git(["notes", f"--ref={NOTES_REF}", "list"], git_dir=git_dir, check=False)
+        pairs = [line.split() for line in listed.stdout.decode().splitlines() if len(line.split()) == 2]
+        if listed.returncode != 0 or not pairs:
+            return 0
+        batch = run_git(
+            ["cat-file", "--batch"], git_dir=git_dir, input="".join(f"{blob}\n" for blob, _ in pairs).encode()
+        ).stdout
+        changed = 0
+        pos = 0
+        for _, commit in pairs:
+            header_end = batch.index(b"\n", pos)
+            size = int(batch[pos:header_end].split()[2])
+            text = batch[header_end + 1 : header_end + 1 + size].decode("utf-8", "replace")
+            pos = header_end + 1 + size + 1
+            lines = text.splitlines()
+            new = []
+            for line in lines:
+                run = _RUN_LINE.match(line)
+                hit = run and run["pipeline"] == pipeline and int(run["run_id"]) in wanted and PRUNED not in line
+                new.append(_pruned_line(line) if hit else line)
+            if new != lines:
+                run_git(
+                    ["notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", commit],
+                    git_dir=git_dir,
+                    input=("\n".join(new) + "\n").encode("utf-8"),
+                    env=_who(),
+                )
+                changed += 1
+        return changed
 
 
 def _who() -> dict[str, str]:

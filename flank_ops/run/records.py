@@ -983,6 +983,7 @@ def summarize(record: RunRecord) -> str:
     up_to_date = sum(1 for t in ran.values() if t.status == TaskStatus.UP_TO_DATE)
     if up_to_date:
         text += f" ({up_to_date} up to date)"  # issue 12
+    stopped = {status: [n for n, t in ran.items() if t.status == status] for status in _STOPPED}
     for name, t in ran.items():
         attempts = t.attempts or 1
         tries = f", {attempts} attempts" if attempts > 1 else ""
@@ -991,9 +992,15 @@ def summarize(record: RunRecord) -> str:
             text += f"; {name} failed ({detail})"
         elif t.status == TaskStatus.TIMED_OUT:
             text += f"; {name} timed out" + (f" ({attempts} attempts)" if attempts > 1 else "")
-        elif t.status in (TaskStatus.INTERRUPTED, TaskStatus.CANCELLED):
+        elif t.status in _STOPPED and len(stopped[t.status]) <= 2:
             text += f"; {name} {t.status}"
+    for status, names in stopped.items():
+        if len(names) > 2:  # a cancelled run of 9 tasks: counted, not listed one by one
+            text += f"; {len(names)} {status}"
     return text
+
+
+_STOPPED = (TaskStatus.INTERRUPTED, TaskStatus.CANCELLED)
 
 
 def disk_full(record: RunRecord, selected: list[str], run_dir: Path) -> None:

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from flank_ops.config.model import Config
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
+from flank_ops.humanize import page_zone
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import layout, remote_tasks
@@ -40,6 +41,7 @@ from flank_ops.site.data import (
     now_utc,
     pipeline_view,
     project_view,
+    project_zone,
     projects,
     run_scope,
 )
@@ -277,6 +279,24 @@ def _write_run_pages(
         for step, text in ((step, str(text)) for step, text in after.items())
         if _AFTER_RUN_PROBLEM.search(text)
     ]
+    outputs = run_outputs(w, paths, pipeline, run_id, record, root)
+    if outputs:  # issue 28: the run page shows a bounded number of images; this page shows them all
+        all_url = layout.url_run_outputs(project, pipeline, run_id)
+        w.page(
+            all_url,
+            render(
+                "outputs.html",
+                all_url,
+                project_name=project,
+                pipeline=pipeline,
+                run_id=run_id,
+                record=record,
+                tz=tz,
+                outputs=run_outputs(w, paths, pipeline, run_id, record, root, inline_limit=10**6, open_per_task=10**6),
+                all_outputs_page=True,
+                crumbs=[*crumbs, (f"#{run_id}", url)],
+            ),
+        )
     w.page(
         url,
         render(
@@ -291,7 +311,7 @@ def _write_run_pages(
             live=live,
             after_run_problems=problems,
             tz=tz,
-            outputs=run_outputs(w, paths, pipeline, run_id, record, root),
+            outputs=outputs,
             dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
             gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
             refresh=running,
@@ -517,16 +537,17 @@ def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
             project=view,
             deploys=view.deploys,
             warnings=warnings,
+            tz=view.timezone,
             refresh=any(r.get("status") == "running" for pv in view.pipelines for r in pv.recent[:1]),
             crumbs=[(project, url)],
         ),
     )
     from flank_ops.site.resources_page import write_resources
 
-    write_resources(w, view.paths)
+    write_resources(w, view.paths, view.timezone)
 
 
-def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:
+def _write_deploys(w: _Writer, paths: ProjectPaths, tz: str | None = None) -> None:
     from flank_ops.site.data import all_deploys, deploy_gap_text
     from flank_ops.site.pages import render
     from flank_ops.site.setup_logs import with_setup_logs
@@ -540,6 +561,7 @@ def _write_deploys(w: _Writer, paths: ProjectPaths) -> None:
             project_name=paths.name,
             deploys=with_setup_logs(w, paths, list(reversed(all_deploys(paths)))),
             deploy_gap=deploy_gap_text(paths),
+            tz=tz,
             crumbs=[(paths.name, layout.url_project(paths.name)), ("pushes", url)],
         ),
     )
@@ -557,6 +579,7 @@ def _write_home(w: _Writer, views: list[ProjectView], warnings: list[str]) -> No
             url,
             projects=views,
             warnings=warnings,
+            tz=page_zone(v.timezone for v in views),
             refresh=any(r.get("status") == "running" for v in views for pv in v.pipelines for r in pv.recent[:1]),
         ),
     )
@@ -592,7 +615,7 @@ def after_deploy(home: Home, project: str) -> None:
     for pv in view.pipelines:
         _write_pipeline_index(w, paths, pv.name, view.config, Warnings())
     _write_project(w, view, [])
-    _write_deploys(w, paths)
+    _write_deploys(w, paths, view.timezone)
     _write_home(w, _all_views(home, warnings, {project: view}), [])
     _say(warnings)
 
@@ -621,21 +644,19 @@ def draw_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
 
 
 def _zone_of(view: ProjectView, pipeline: str) -> str | None:
-    """The pipeline's `timezone:` (None: the VM's zone, also for a pipeline gone from flank.yml)."""
-    config = view.config.pipelines.get(pipeline) if view.config is not None else None
-    return config.timezone if config is not None else None
+    """The zone of the pipeline's pages: its project's (data.project_zone; None: the VM's)."""
+    return view.timezone
 
 
 def redraw_run_page(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
     """Only the run's own page (and its logs), e.g. once the notifications and the S3
     upload that follow its drawing have said how they went."""
-    from flank_ops.site.data import load_project_config
+    from flank_ops.site.data import load_project_config, project_zone
 
     warnings = Warnings()
     w = _Writer(paths.home.site_dir)
     config, _ = load_project_config(paths, warnings)
-    pipe = config.pipelines.get(pipeline) if config is not None else None
-    _write_run(w, paths, pipeline, run_id, warnings, pipe.timezone if pipe is not None else None)
+    _write_run(w, paths, pipeline, run_id, warnings, project_zone(config))
     _say(warnings)
 
 
@@ -692,7 +713,7 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
             keep=kept_pipelines | {"index.html", "deploys.html", layout.SETUP_LOGS_DIR},
         )
         _write_project(w, view, [])
-        _write_deploys(w, paths)
+        _write_deploys(w, paths, view.timezone)
     _remove_unknown(w.site, keep=kept_projects | {"index.html", layout.STATIC_DIR})
     _write_home(w, views, list(warnings))
     return BuildStats(w.pages, runs, skipped, list(warnings))
@@ -704,8 +725,7 @@ def _rebuild_pipeline(
     run_ids = records.list_run_ids(paths, name)
     site_dir = w.site / _unquote(layout.url_pipeline(paths.name, name)).rsplit("/", 1)[0]
     runs = skipped = 0
-    pipeline = config.pipelines.get(name) if config is not None else None
-    tz = pipeline.timezone if pipeline is not None else None
+    tz = project_zone(config)
     for run_id in run_ids:
         if only_changed and _page_is_current(w, paths, name, run_id):
             skipped += 1

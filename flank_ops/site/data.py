@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.config.model import Config, Pipeline
+from flank_ops.humanize import page_zone
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus
@@ -215,7 +216,7 @@ class PipelineView(NamedTuple):
     last_id: int
     first_id: int | None
     last_full: dict[str, Any] | None = None  # the newest full (not partial) run among `recent`
-    timezone: str | None = None  # the pipeline's `timezone:` (None: the VM's zone)
+    timezone: str | None = None  # the zone its pages show times in: its project's (project_zone)
 
 
 class ProjectView(NamedTuple):
@@ -225,6 +226,12 @@ class ProjectView(NamedTuple):
     deploys: list[dict[str, Any]]  # newest first, a few
     config_error: str | None
     config: Any  # flank_ops.config.model.Config of the deployed flank.yml, or None
+    timezone: str | None = None  # every page of the project is in this zone (project_zone)
+
+
+def project_zone(config: Config | None) -> str | None:
+    """The zone of all a project's pages: its pipelines' when they share one, else the VM's (None)."""
+    return page_zone(p.timezone for p in config.pipelines.values()) if config is not None else None
 
 
 def load_project_config(paths: ProjectPaths, warnings: Warnings) -> tuple[Config | None, str | None]:
@@ -287,7 +294,7 @@ def pipeline_view(
         last_id=records.last_run_id(paths, name) or 0,
         first_id=history_first_id(paths, name),
         last_full=next((e for e in recent if not e["partial"]), None),
-        timezone=pipeline.timezone if pipeline is not None else None,
+        timezone=project_zone(config),
     )
 
 
@@ -300,7 +307,7 @@ def project_view(paths: ProjectPaths, warnings: Warnings) -> ProjectView:
     if sha:
         deployed = next((d for d in deploys if d.get("sha") == sha), None) or {"sha": sha, "short": sha[:7]}
     deployed = with_deploy_gap(paths, deployed)
-    return ProjectView(paths, views, deployed, deploys, config_error, config)
+    return ProjectView(paths, views, deployed, deploys, config_error, config, project_zone(config))
 
 
 def projects(home: Home) -> list[ProjectPaths]:

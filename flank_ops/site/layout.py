@@ -9,10 +9,12 @@
     site/<project>/<pipeline>/index.html              pipeline: schedule, DAG, newest runs, trend
     site/<project>/<pipeline>/runs-<k>.html           history by run id: #1-50 is k=1, #51-100 k=2 ...
     site/<project>/<pipeline>/<run_id>/index.html     run (the git note links here)
+    site/<project>/<pipeline>/<run_id>/outputs.html    every kept file of the run, all images shown
     site/<project>/<pipeline>/<run_id>/logs/<task>.html   log tail
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt    the raw log (hard link or copy)
     site/<project>/<pipeline>/<run_id>/logs/<task>.txt.gz a gzip copy of a big log, made once the task ended
     site/<project>/<pipeline>/<run_id>/artifacts/<task>/<path>   a kept artifact (hard link to the run's copy)
+    site/<project>/<pipeline>/<run_id>/artifacts/<task>/<path>.thumb.webp   its thumbnail, when it is a big image
     site/<project>/<pipeline>/latest/<task>/<path>    the newest successful run's artifact: a stable URL
 
 Links between pages are relative, so the site works under any URL prefix, on S3
@@ -136,6 +138,11 @@ def url_run(project: str, pipeline: str, run_id: int) -> str:
     return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/index.html"
 
 
+def url_run_outputs(project: str, pipeline: str, run_id: int) -> str:
+    """issue 28: every kept file of the run, every image shown (the run page shows a bounded number)."""
+    return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/outputs.html"
+
+
 def url_log(project: str, pipeline: str, run_id: int, task: str) -> str:
     return f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/logs/{quote(file_name(task))}.html"
 
@@ -158,6 +165,14 @@ def url_artifact(project: str, pipeline: str, run_id: int, task: str, path: str)
         f"{quote(file_name(project))}/{quote(file_name(pipeline))}/{int(run_id)}/artifacts/"
         f"{quote(file_name(task))}/{quote(path)}"
     )
+
+
+THUMB_SUFFIX = ".thumb.webp"
+
+
+def url_thumbnail(url: str) -> str:
+    """issue 19: a kept image's thumbnail (site/thumbnails.py), beside its published copy at `url`."""
+    return url + THUMB_SUFFIX
 
 
 def url_latest(project: str, pipeline: str, task: str, path: str) -> str:

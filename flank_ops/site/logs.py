@@ -45,6 +45,7 @@ class LogTail(NamedTuple):
     truncated: bool  # True when the file holds more than what is shown
     size: int  # bytes on disk (0 when missing)
     exists: bool
+    error: str | None = None  # the error line itself (R's `Error in …`, a traceback's last line), when found
 
 
 def read_tail_bytes(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> tuple[bytes, bool, int]:
@@ -358,15 +359,55 @@ def log_view(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTE
 
 
 def log_excerpt(path: Path, max_lines: int = EXCERPT_LINES) -> LogTail:
-    """A task's last lines for the run page (of its last attempt, when the times say where it began)."""
+    """A task's last lines for the run page (of its last attempt, when the times say where it began),
+    with the error line found in them."""
     tail = log_tail(path, max_lines, EXCERPT_BYTES)
-    times = read_times(times_path(path)) if tail.exists else None
-    if times is None or not times.attempts:
+    if not tail.exists:
         return tail
+    times = read_times(times_path(path))
     lines, truncated, size = read_tail_lines(path, max_lines, EXCERPT_BYTES)
-    start = times.attempts[-1].offset
-    kept = [data for off, data in lines if off >= start]
+    if times is not None and times.attempts:
+        start = times.attempts[-1].offset
+        kept = [data for off, data in lines if off >= start]
+    else:
+        kept = [data for _, data in lines]
+    error = error_line(kept)
     if len(kept) == len(lines):
-        return tail
+        return tail._replace(error=error)
     data = b"\n".join(kept)
-    return LogTail(render_log_text(data), len(kept), truncated, size, True)
+    return LogTail(render_log_text(data), len(kept), truncated, size, True, error)
+
+
+# R: `Error in f(x) : message` (the message on the next, indented line when the call is long) or
+# `Error: message`; Python: a traceback's last unindented line (`KeyError: "['x'] not in index"`).
+_R_ERROR = re.compile(r"^Error(?: in .*?)?\s*:\s*(.*)$")
+_TRACEBACK = "Traceback (most recent call last):"
+ERROR_LINE_MAX = 300
+
+
+def _plain(data: bytes) -> str:
+    text = _collapse_carriage_returns(data.decode("utf-8", errors="replace"))
+    return _CONTROL_RE.sub("", _ESCAPE_RE.sub("", text)).rstrip()
+
+
+def error_line(lines: list[bytes]) -> str | None:
+    """The line that says why a task failed, from its last lines: the newer of R's last `Error…`
+    line and a Python traceback's exception line; None when neither is there."""
+    text = [_plain(line) for line in lines]
+    found: tuple[int, str] | None = None
+    for i, line in enumerate(text):
+        match = _R_ERROR.match(line)
+        if match:
+            message = line
+            if not match[1] and i + 1 < len(text) and text[i + 1][:1].isspace():
+                message = f"{line.rstrip()} {text[i + 1].strip()}"  # R put the message on the next line
+            found = (i, message)
+        elif line.startswith(_TRACEBACK):
+            for j in range(i + 1, len(text)):
+                if text[j] and not text[j][:1].isspace():
+                    found = (j, text[j])
+                    break
+    if found is None:
+        return None
+    message = " ".join(found[1].split())
+    return message if len(message) <= ERROR_LINE_MAX else message[: ERROR_LINE_MAX - 1] + "…"

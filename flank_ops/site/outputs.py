@@ -5,9 +5,9 @@ written again, so sharing their inode is safe and costs no disk; `latest/` holds
 newest successful run's files, so its URLs stay the same from run to run and survive a prune
 of that run (the link keeps the data until a newer run replaces it).
 
-Page weight is bounded without an image library: an image up to INLINE_IMAGE_MAX_BYTES is
-shown as a width-limited, lazily loaded <img> (a browser fetches it only when scrolled to),
-at most MAX_INLINE_IMAGES per page; bigger ones and the rest are links with their size.
+Page weight is bounded: a big image is shown by its thumbnail (site/thumbnails.py, made once), a
+small one as itself, width-limited and lazily loaded (a browser fetches it only when scrolled to),
+at most MAX_INLINE_IMAGES per page; the rest link the run's outputs page, which shows them all.
 HTML reports are never inlined: a link opening the file in a new tab. Names are escaped by the
 template and URL-quoted by layout.py, so no file name can add markup to a page.
 """
@@ -28,6 +28,8 @@ from flank_ops.site import layout
 
 INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 MAX_INLINE_IMAGES = 24
+THUMB_LOOK_BACK = 5  # earlier runs whose thumbnail of the same (hard-linked) file is reused
+OPEN_PER_TASK = 6  # a task's first files on a run page; the rest are folded (issue 28: 66 plots)
 MAX_LISTED_PER_TASK = 200  # a page lists this many of a task's files (all are published)
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".svg", ".gif", ".webp")
 REPORT_TYPES = (".html", ".htm")
@@ -45,15 +47,29 @@ def kind_of(path: str) -> str:
 
 
 def run_outputs(
-    w: SiteWriter, paths: ProjectPaths, pipeline: str, run_id: int, record: dict[str, Any], root: str
+    w: SiteWriter,
+    paths: ProjectPaths,
+    pipeline: str,
+    run_id: int,
+    record: dict[str, Any],
+    root: str,
+    *,
+    inline_limit: int = MAX_INLINE_IMAGES,
+    open_per_task: int = OPEN_PER_TASK,
 ) -> list[dict[str, Any]]:
-    """Publish the run's kept files into the site and describe them per task (empty: no section)."""
+    """Publish the run's kept files into the site and describe them per task (empty: no section).
+
+    Each task shows its first `open_per_task` files, the rest folded; images past `inline_limit`
+    link the run's outputs page (url_run_outputs), which shows them all."""
+    from flank_ops.site.unchanged_outputs import unchanged_since
+
     run_dir = paths.run_dir(pipeline, run_id)
     groups = []
-    inline = [MAX_INLINE_IMAGES]
+    inline = [inline_limit]
     for task, entry in (record.get("tasks") or {}).items():
         if not isinstance(entry, dict) or not (entry.get("artifacts") or entry.get("artifact_warnings")):
             continue
+        old = unchanged_since(paths, pipeline, run_id, str(task), entry.get("started_at"))
         files: list[dict[str, Any]] = []
         for a in entry.get("artifacts") or ():
             if not isinstance(a, dict) or not isinstance(a.get("path"), str):
@@ -61,7 +77,15 @@ def run_outputs(
             url = layout.url_artifact(paths.name, pipeline, run_id, str(task), a["path"])
             kept = bool(a.get("kept")) and _publish(w, records.artifacts_dir(run_dir, str(task)) / a["path"], url)
             if len(files) < MAX_LISTED_PER_TASK:
-                files.append(_describe(a, root + url if kept else None, kept, inline))
+                earlier = [
+                    layout.url_artifact(paths.name, pipeline, n, str(task), a["path"])
+                    for n in range(run_id - 1, max(0, run_id - 1 - THUMB_LOOK_BACK), -1)
+                ]
+                thumb = _thumbnail(w, url, earlier) if kept else None
+                described = _describe(a, root + url if kept else None, kept, inline, root + thumb if thumb else None)
+                if a["path"] in old:
+                    described["unchanged_since"] = old[a["path"]] or True
+                files.append(described)
         listed = len(entry.get("artifacts") or ())
         groups.append(
             {
@@ -70,6 +94,8 @@ def run_outputs(
                 "more": max(0, listed - len(files)),
                 "warnings": [str(x) for x in entry.get("artifact_warnings") or ()],
                 "run_id": None,
+                "open": open_per_task,
+                "all_href": root + layout.url_run_outputs(paths.name, pipeline, run_id),
             }
         )
     return groups
@@ -124,7 +150,15 @@ def latest_outputs(
             if ok:
                 wanted.add(layout.SiteLayout(w.site).file(url))
             if len(files) < MAX_LISTED_PER_TASK:
-                files.append(_describe(a, root + url if ok else None, ok, inline))
+                thumb = (
+                    _thumbnail(w, url, [layout.url_artifact(paths.name, pipeline, run_id, task, a["path"])])
+                    if ok
+                    else None
+                )
+                if thumb:
+                    wanted.add(layout.SiteLayout(w.site).file(thumb))
+                files.append(_describe(a, root + url if ok else None, ok, inline, root + thumb if thumb else None))
+        all_url = layout.url_run_outputs(paths.name, pipeline, run_id)
         groups.append(
             {
                 "task": task,
@@ -133,6 +167,9 @@ def latest_outputs(
                 "warnings": [],
                 "run_id": run_id,
                 "run_href": root + layout.url_run(paths.name, pipeline, run_id),
+                "open": OPEN_PER_TASK,
+                # the run's outputs page, when drawn (a run drawn by an older flank has none: no 404)
+                "all_href": root + all_url if layout.SiteLayout(w.site).file(all_url).exists() else None,
             }
         )
     latest_dir = layout.SiteLayout(w.site).pipeline_dir(paths.name, pipeline) / layout.LATEST_DIR
@@ -152,11 +189,27 @@ def main_report_url(base_url: str, record: RunRecord) -> str | None:
     return None
 
 
-def _describe(a: dict[str, Any], href: str | None, kept: bool, inline: list[int]) -> dict[str, Any]:
+def _thumbnail(w: SiteWriter, url: str, twins: list[str]) -> str | None:
+    """The site URL of the published image's thumbnail (made once, site/thumbnails.py; linked from one of
+    `twins`, other URLs of the same file, when it is the same file), or None."""
+    from flank_ops.site.thumbnails import thumbnail
+
+    if kind_of(url) != "image":
+        return None
+    thumb = layout.url_thumbnail(url)
+    site = layout.SiteLayout(w.site)
+    pairs = [(site.file(t), site.file(layout.url_thumbnail(t))) for t in twins]
+    return thumb if thumbnail(site.file(url), site.file(thumb), pairs) else None
+
+
+def _describe(
+    a: dict[str, Any], href: str | None, kept: bool, inline: list[int], thumb_href: str | None = None
+) -> dict[str, Any]:
     path = a["path"]
     kind = kind_of(path)
     size = a.get("size") if isinstance(a.get("size"), int) else None
-    show = kept and kind == "image" and size is not None and size <= INLINE_IMAGE_MAX_BYTES and inline[0] > 0
+    small = thumb_href is not None or (size is not None and size <= INLINE_IMAGE_MAX_BYTES)
+    show = kept and kind == "image" and small and inline[0] > 0
     if show:
         inline[0] -= 1
     return {
@@ -168,7 +221,9 @@ def _describe(a: dict[str, Any], href: str | None, kept: bool, inline: list[int]
         "href": href,
         "inline": show,
         "note": str(a["note"]) if a.get("note") else None,
-        "too_big": kept and kind == "image" and not show,
+        "too_big": kept and kind == "image" and not small,
+        "beyond_limit": kept and kind == "image" and not show and small,
+        "thumb_href": thumb_href,
     }
 
 

@@ -57,6 +57,7 @@ def environment() -> jinja2.Environment:
             archive=layout.url_archive,
             resources=layout.url_resources,
             run=layout.url_run,
+            run_outputs=layout.url_run_outputs,
             log=layout.url_log,
             raw=layout.url_raw_log,
             raw_gz=layout.url_raw_log_gz,

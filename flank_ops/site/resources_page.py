@@ -19,20 +19,22 @@ def resources_view(paths: ProjectPaths) -> dict[str, Any]:
         use = pipeline_use(paths, name)
         if not use.runs:
             continue
-        newest = use.runs[-1]
+        shown = use.chart_run
         pipelines.append(
             {
                 "name": name,
                 "use": use,
-                "newest": newest,
+                "shown": shown,
                 "chart": memory_svg(
-                    newest.memory_steps,
-                    newest.duration_s,
-                    newest.peak_kb,
+                    shown.memory_steps,
+                    shown.duration_s,
+                    shown.peak_kb,
                     machine.memory_kb,
-                    f"Memory in use over {name} #{newest.run_id}",
-                ),
-                "tasks": [(t, far_from_declared(t)) for t in sorted(use.tasks, key=lambda t: -t.peak_kb)],
+                    f"Memory in use over {name} #{shown.run_id} ({use.chart_basis})",
+                )
+                if shown is not None
+                else "",
+                "tasks": [(t, far_from_declared(t)) for t in sorted(use.tasks, key=lambda t: -(t.peak_kb or 0))],
             }
         )
     from flank_ops.cost.setup_disk import WARN_SHARE, setup_disk
@@ -40,7 +42,7 @@ def resources_view(paths: ProjectPaths) -> dict[str, Any]:
     return {"machine": machine, "pipelines": pipelines, "setup_disk": setup_disk(paths), "setup_warn_share": WARN_SHARE}
 
 
-def write_resources(w: Any, paths: ProjectPaths) -> None:
+def write_resources(w: Any, paths: ProjectPaths, tz: str | None = None) -> None:
     from flank_ops.site.pages import render
 
     url = layout.url_resources(paths.name)
@@ -51,6 +53,7 @@ def write_resources(w: Any, paths: ProjectPaths) -> None:
             url,
             project_name=paths.name,
             **resources_view(paths),
+            tz=tz,
             crumbs=[(paths.name, layout.url_project(paths.name)), ("resources", url)],
         ),
     )

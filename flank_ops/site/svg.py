@@ -267,12 +267,13 @@ MEM_W, MEM_H = 600, 140
 def memory_svg(
     steps: Sequence[tuple[float, int]], duration_s: float, peak_kb: int, vm_kb: int | None, label: str
 ) -> Markup:
-    """Memory in use over the run (a step line), with the VM's memory as a dashed line when it fits."""
+    """Memory in use over the run (a step line) on the scale of the VM's memory (a dashed line at the
+    top; a peak above it goes higher), so the chart says at a glance how much of the VM a run needs."""
     from flank_ops.humanize import fmt_kb
 
     if not steps or duration_s <= 0 or peak_kb <= 0:
         return Markup("")
-    top = max(peak_kb, vm_kb or 0) if vm_kb and vm_kb < peak_kb * 3 else peak_kb
+    top = max(peak_kb, vm_kb or 0)
     left, bottom, right = 64, 18, 8
     width, height = MEM_W - left - right, MEM_H - bottom - 8
 

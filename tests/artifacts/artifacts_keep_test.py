@@ -161,7 +161,7 @@ def test_odd_names_and_a_20_gb_file_are_handled_safely(tmp_path: Path) -> None:
     assert huge["kept"] is False and huge["size"] == 20 * 1024**3 and "max_mb_per_run = 500 MB" in huge["note"]
     page = (Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "1" / "index.html").read_text()
     assert "results/bad%FFname.csv" in page and "bad%25FFname.csv" in page  # shown as text, linked quoted
-    assert "20.0 GB" in page
+    assert "20.0 GiB" in page
 
 
 def test_a_notification_links_the_report_the_run_kept(tmp_path: Path) -> None:

@@ -182,4 +182,4 @@ def test_page_weight_is_bounded_many_and_big_images_become_links(tmp_path: Path)
     assert thumbs == 24  # at most 24 inline per page, each lazily loaded
     assert page.count('loading="lazy"') == thumbs
     assert 'src="../../../demo/nightly/1/artifacts/model/results/huge.png"' not in page
-    assert 'results/huge.png</a> <span class="muted small">image · 2.9 MB · not shown here (too big)' in page
+    assert 'results/huge.png</a> <span class="muted small">image · 2.9 MiB · not shown here (too big)' in page

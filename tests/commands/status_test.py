@@ -78,7 +78,9 @@ def test_a_partial_run_says_so_and_shows_the_last_full_run(tmp_path: Path) -> No
     assert row.split("#3", 1)[1].lstrip().startswith("success (partial: 1 of 3 tasks; last full run #2 failed)  "), row
 
 
-def test_times_are_in_the_pipelines_zone_and_name_it(tmp_path: Path) -> None:
+def test_times_are_in_the_projects_zone_in_one_format_and_name_it(tmp_path: Path) -> None:
+    """issue 19 bug 5: one zone per project (its pipelines' zone, the VM's when they differ), one date
+    format in the table."""
     import re
 
     deploy(
@@ -86,11 +88,19 @@ def test_times_are_in_the_pipelines_zone_and_name_it(tmp_path: Path) -> None:
         "pipelines:\n  ny:\n    timezone: America/New_York\n    schedule: '0 2 * * *'\n"
         "    tasks:\n      a: echo a\n  vm:\n    schedule: '0 3 * * *'\n    tasks:\n      b: echo b\n",
     )
-    for name in ("ny", "vm"):
-        run_flank("run", "demo", name, check=True)
-    lines = run_flank("status", "demo", env={"TZ": "Asia/Tokyo"}, check=True).stdout.splitlines()
-    ny, vm = (next(line for line in lines if line.split()[1] == name) for name in ("ny", "vm"))
-    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T ", ny), ny  # started
-    assert re.search(r" \w{3} \d\d \w{3} 02:00 E[SD]T$", ny), ny  # next run
-    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d JST ", vm), vm
-    assert re.search(r" \w{3} \d\d \w{3} 03:00 JST$", vm), vm
+    deploy(
+        tmp_path / "nz",
+        "pipelines:\n  nightly:\n    timezone: Pacific/Auckland\n    schedule: '0 2 * * *'\n"
+        "    tasks:\n      a: echo a\n",
+        project="nz",
+    )
+    for project, name in (("demo", "ny"), ("demo", "vm"), ("nz", "nightly")):
+        run_flank("run", project, name, check=True)
+    lines = run_flank("status", env={"TZ": "Asia/Tokyo"}, check=True).stdout.splitlines()
+    ny, vm, nz = (next(line for line in lines if line.split()[1] == name) for name in ("ny", "vm", "nightly"))
+    day = r"\d{4}-\d\d-\d\d"
+    # demo's pipelines differ: the VM's zone for both, the next runs converted into it
+    assert re.search(rf" {day} \d\d:\d\d JST .* {day} 1[56]:00 JST$", ny), ny  # 02:00 in New York
+    assert re.search(rf" {day} \d\d:\d\d JST .* {day} 03:00 JST$", vm), vm
+    # nz's only zone is Auckland: started and next run both there, in the same format
+    assert re.search(rf" {day} \d\d:\d\d NZ[SD]T .* {day} 02:00 NZ[SD]T$", nz), nz

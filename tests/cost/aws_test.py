@@ -310,3 +310,15 @@ def datetime_now_iso() -> str:
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc).isoformat()
+
+
+def test_plan_asks_ec2_for_todays_type_when_current_type_is_not_set(tmp_path: Path, aws: dict) -> None:
+    """issue 19 bug 6: [cost] instance_id is set, current_type is not: the plan compares with the instance's
+    real type (moto's EC2 says r6a.8xlarge), as its settings promise."""
+    _seed_project(tmp_path, aws)
+    out = run_flank("cost", "plan", "--now", NOW, check=True).stdout
+    assert "today: r6a.8xlarge (32 vCPU, 256 GiB" in out and "24/7" in out, out
+    assert "set [cost] current_type" not in out
+    aws["ec2"].stop_instances(InstanceIds=[aws["instance"]])
+    aws["ec2"].modify_instance_attribute(InstanceId=aws["instance"], InstanceType={"Value": "r6a.12xlarge"})
+    assert "today: r6a.12xlarge" in run_flank("cost", "plan", "--now", NOW, check=True).stdout

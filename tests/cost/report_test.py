@@ -28,13 +28,13 @@ def test_report_shows_run_peak_task_peaks_and_the_vm(tmp_path: Path) -> None:
     deploy(tmp_path, SEED_YML)
     write_runs()
     out = run_flank("report", "resources", "demo", check=True).stdout
-    assert re.search(r"this VM: [\d.]+ [KMGT]B memory, \d+ CPUs", out)
-    assert "demo/nightly: 30 recent runs, typical 2h45m" in out
-    assert "run peak memory 200.0 GB" in out and "up to 2 tasks at once" in out
+    assert re.search(r"this VM: [\d.]+ [KMGT]iB memory, \d+ CPUs", out)
+    assert "demo/nightly: 30 recent runs, typical 2h45m (median of 30 full runs)" in out
+    assert "run peak memory 200.0 GiB" in out and "up to 2 tasks at once" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()}
-    assert "120.0 GB" in lines["model_a"] and "2h00m" in lines["model_a"]
-    assert "80.0 GB" in lines["model_b"]
-    chart = re.search(r"memory over #30 \(2h45m, peak 200.0 GB\): \|(.*)\|", out).group(1)
+    assert "120.0 GiB" in lines["model_a"] and "2h00m" in lines["model_a"]
+    assert "80.0 GiB" in lines["model_b"]
+    chart = re.search(r"memory over #30 \(the newest full run, 2h45m, peak 200.0 GiB\): \|(.*)\|", out).group(1)
     assert len(chart) == 48 and chart.count("█") >= 30  # the two models together most of the run
 
 
@@ -94,3 +94,59 @@ def test_windows_that_touch_merge_and_size_for_runs_that_overlap(tmp_path: Path)
     )
     out = run_flank("cost", "plan", "--now", NOW, check=True).stdout
     assert "demo/report: r6a.12xlarge" in out and "demo/nightly: r6a.12xlarge" in out
+
+
+def _add_run(runs: Path, like: int, run_id: int, *, seconds: float, status: str = "success", **changes) -> None:
+    """A run after the seed's: a copy of run `like` with the given duration, task statuses and selection."""
+    import json
+
+    record = json.loads((runs / str(like) / "run.json").read_text())
+    record.update(
+        run_id=run_id, status=status, duration_s=seconds, selection=changes.pop("selection", record["selection"])
+    )
+    for name, task_status in changes.pop("tasks", {}).items():
+        task = record["tasks"][name]
+        task["status"] = task_status
+        if task_status in ("up_to_date", "skipped"):
+            task.update(started_at=None, ended_at=None, duration_s=None, peak_rss_kb=None, attempts=0)
+    (runs / str(run_id)).mkdir()
+    (runs / str(run_id) / "run.json").write_text(json.dumps(record))
+    (runs / "last_id").write_text(f"{run_id}\n")
+
+
+def test_up_to_date_partial_and_skipped_runs_are_not_typical(tmp_path: Path) -> None:
+    """issue 19 bug 6: an incremental run of 8 s is not what a full run takes, for the report, the page or the plan."""
+    write_toml('[cost]\nfamilies = ["r6a"]\n')
+    deploy(tmp_path, SEED_YML)
+    runs = write_runs()
+    everything = {name: "up_to_date" for name in ("extract", "model_a", "model_b", "report")}
+    _add_run(runs, 30, 31, seconds=8.0, tasks=everything)
+    _add_run(
+        runs,
+        30,
+        32,
+        seconds=900.0,
+        selection={"task": "extract", "from": None, "rerun_of": None},
+        tasks={"model_a": "skipped", "model_b": "skipped", "report": "skipped"},
+    )
+    _add_run(runs, 30, 33, seconds=0.0, status="skipped", tasks=everything)
+    out = run_flank("report", "resources", "demo", check=True).stdout
+    assert "typical 2h45m (median of 28 full runs)" in out, out
+    assert re.search(r"memory over #30 \(the newest full run, 2h45m, peak 200.0 GiB\)", out), out
+    plan = run_flank("cost", "plan", "--now", NOW, check=True).stdout
+    assert "typical run 2h45m (median of 28 full runs)" in plan, plan
+    run_flank("site", check=True)
+    page = (Path(__import__("os").environ["FLANK_HOME"]) / "site" / "demo" / "resources.html").read_text()
+    assert "Typical run: 2h45m (median of 28 full runs)" in page
+    assert re.search(r"Memory in use over <a [^>]*>nightly #30</a>", page), page
+
+
+def test_without_full_runs_the_longest_recent_run_is_typical_and_says_so(tmp_path: Path) -> None:
+    write_toml('[cost]\nfamilies = ["r6a"]\n')
+    deploy(tmp_path, SEED_YML)
+    runs = write_runs(count=1)
+    _add_run(runs, 1, 2, seconds=600.0, tasks={"model_a": "up_to_date"})
+    _add_run(runs, 1, 3, seconds=300.0, tasks={"model_b": "up_to_date"})
+    (runs / "1" / "run.json").unlink()  # pruned
+    out = run_flank("report", "resources", "demo", check=True).stdout
+    assert "typical 10m00s (the longest of the last 2 runs: none ran every task)" in out, out

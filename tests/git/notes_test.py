@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ RECORD = RunRecord.from_json(
         "started_at": "2026-11-24T02:00:00.000+00:00",
         "duration_s": 872.4,
         "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
+        "trigger": "schedule",
     }
 )
 
@@ -32,12 +34,12 @@ RECORD = RunRecord.from_json(
 def test_note_line_is_the_spec_summary() -> None:
     page = run_url("http://vm.example:8083", "myproj", "nightly", 17)
     assert note_line(RECORD, page, timezone="UTC") == (
-        "flank nightly #17 failed 2026-11-24 02:00 UTC (14m32s) — 3/4 ok; model failed (exit 1, 3 attempts)"
+        "flank nightly #17 failed 2026-11-24 02:00 UTC (14m32s, schedule) — 3/4 ok; model failed (exit 1, 3 attempts)"
         " — http://vm.example:8083/myproj/nightly/17/"
     )
     # In the pipeline's zone, named: the note and the run page can never disagree silently.
     assert note_line(RECORD, page, timezone="Europe/Paris").startswith(
-        "flank nightly #17 failed 2026-11-24 03:00 CET (14m32s)"
+        "flank nightly #17 failed 2026-11-24 03:00 CET (14m32s, schedule)"
     )
 
 
@@ -169,3 +171,67 @@ def test_a_year_of_runs_leaves_a_short_note_and_every_run_record(tmp_path: Path,
     # Nothing is lost from the run records: both real runs are in the pipeline's history.
     history = (flank_home / "demo" / "runs" / "nightly" / "history.jsonl").read_text().splitlines()
     assert [json.loads(h)["run_id"] for h in history] == [1, 2]
+
+
+def _record(**changes: object) -> RunRecord:
+    return RunRecord.from_json({**RECORD.to_json(), **changes})
+
+
+def test_a_note_says_what_kind_of_run_it_was() -> None:
+    """issue 19 friction 2: the trigger, and what part of the pipeline a partial run ran."""
+    page = run_url("http://vm:8083", "myproj", "nightly", 17)
+    kinds = {
+        "(14m32s, schedule) — ": _record(trigger="schedule"),
+        "(14m32s, push) — ": _record(trigger="push"),
+        "(14m32s, manual, --from load) — ": _record(trigger="manual", selection={"from": "load"}),
+        "(14m32s, manual, --task model) — ": _record(trigger="manual", selection={"task": "model"}),
+        "(14m32s, rerun of #16) — ": _record(trigger="rerun", selection={"rerun_of": 16}),
+    }
+    for kind, record in kinds.items():
+        assert f"2026-11-24 02:00 UTC {kind}3/4 ok" in note_line(record, page, timezone="UTC")
+
+
+def test_a_cancelled_run_counts_its_cancelled_tasks_instead_of_listing_them() -> None:
+    from flank_ops.run.records import summarize
+
+    tasks = {f"t{i}": {"status": "cancelled"} for i in range(9)}
+    tasks["first"] = {"status": "success", "attempts": 1}
+    assert summarize(_record(status="cancelled", tasks=tasks)) == "1/10 ok; 9 cancelled"
+    two = {"a": {"status": "cancelled"}, "b": {"status": "cancelled"}}
+    assert summarize(_record(status="cancelled", tasks=two)) == "0/2 ok; a cancelled; b cancelled"
+
+
+def test_pruned_runs_lines_link_the_pipeline_page_not_a_404(tmp_path: Path, flank_home: Path) -> None:
+    flank_home.mkdir(exist_ok=True)
+    (flank_home / "flank.toml").write_text('site_url = "http://vm.example:8083"\n')
+    clone = deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
+    sha = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    for _ in range(3):
+        run_flank("run", "demo", "nightly", check=True)
+    run_flank("prune", "demo", "--keep", "1", check=True)
+    note = git("--git-dir", str(flank_home / "demo.git"), "notes", "--ref=flank", "show", sha, cwd=tmp_path).stdout
+    lines = [line for line in note.splitlines() if line]
+    assert len(lines) == 3
+    for line in lines[:2]:
+        assert line.endswith(" — pruned; its pipeline: http://vm.example:8083/demo/nightly/"), line
+    assert lines[2].startswith("flank nightly #3 success") and lines[2].endswith(
+        "http://vm.example:8083/demo/nightly/3/"
+    )
+    # folding them later still counts them and links the pipeline page
+    folded = fold_note(note, keep=1).splitlines()
+    assert folded[0] == "flank nightly … and 2 earlier runs: 2 ok — http://vm.example:8083/demo/nightly/"
+
+
+def test_a_note_is_in_the_same_zone_as_the_run_page(tmp_path: Path, flank_home: Path) -> None:
+    """issue 19 bug 5: a project whose pipelines' zones differ shows every page in the VM's zone; its notes too."""
+    clone = deploy(
+        tmp_path,
+        "pipelines:\n  ny:\n    timezone: America/New_York\n    tasks:\n      a: echo a\n"
+        "  vm:\n    tasks:\n      b: echo b\n",
+    )
+    sha = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    run_flank("run", "demo", "ny", env={"TZ": "Asia/Tokyo"}, check=True)
+    note = git("--git-dir", str(flank_home / "demo.git"), "notes", "--ref=flank", "show", sha, cwd=tmp_path).stdout
+    assert re.match(r"flank ny #1 success \d{4}-\d\d-\d\d \d\d:\d\d JST ", note), note
+    page = (flank_home / "site" / "demo" / "ny" / "1" / "index.html").read_text()
+    assert " JST</dd>" in page and "EST" not in page

@@ -68,7 +68,7 @@ def test_every_page_type_is_built_from_records(flank_home: Path) -> None:
     pipeline = (site / "demo/nightly/index.html").read_text()
     assert "0 2 * * *" in pipeline and "Europe/London" in pipeline and 'class="dag"' in pipeline
     run = (site / "demo/nightly/2/index.html").read_text()
-    for text in ("✗ failed", "⊘ upstream failed", "Timeline", "50.0 MB", "fix model formula", "Ada Analyst"):
+    for text in ("✗ failed", "⊘ upstream failed", "Timeline", "50.0 MiB", "fix model formula", "Ada Analyst"):
         assert text in run
     assert (site / "demo/nightly/2/logs/model.txt").read_text() == "model: done\n"
     assert not [p for p in site.rglob("*.tmp")]

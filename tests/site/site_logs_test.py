@@ -61,3 +61,29 @@ def test_missing_and_empty_logs(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_bytes(b"")
     empty = log_tail(tmp_path / "empty.log")
     assert empty.exists and empty.lines_shown == 0 and not empty.truncated
+
+
+def test_the_error_line_of_r_and_python_failures() -> None:
+    """issue 28 item 5: the line lifted into a failed task's box heading."""
+    from flank_ops.site.logs import error_line
+
+    def lines(text: str) -> list[bytes]:
+        return text.encode().splitlines()
+
+    assert error_line(lines("reading\nError: object 'x' not found\nExecution halted\n")) == (
+        "Error: object 'x' not found"
+    )
+    assert error_line(lines("Error in f(x) : boom\nCalls: f\nExecution halted\n")) == "Error in f(x) : boom"
+    # R put the message on the next line; colours are dropped
+    assert error_line(lines("\x1b[31mError in glm(y ~ x) : \x1b[0m\n  bad formula\n")) == (
+        "Error in glm(y ~ x) : bad formula"
+    )
+    chained = (
+        'Traceback (most recent call last):\n  File "a.py", line 1, in <module>\n'
+        "KeyError: 'a'\n\nDuring handling of the above exception, another exception occurred:\n\n"
+        'Traceback (most recent call last):\n  File "a.py", line 3, in <module>\n'
+        "    raise ValueError('bad input')\nValueError: bad input\n"
+    )
+    assert error_line(lines(chained)) == "ValueError: bad input"
+    assert error_line(lines("all fine\nexit 1\n")) is None
+    assert len(error_line(lines("Error: " + "x" * 1000)) or "") == 300
