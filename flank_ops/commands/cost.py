@@ -146,6 +146,12 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
     made = sum(1 for v, _ in calls if v == "create_schedule")
     updated = sum(1 for v, _ in calls if v == "update_schedule")
     deleted = sum(1 for v, _ in calls if v == "delete_schedule")
+    if not calls:
+        n = len(schedules)
+        print(
+            f"applied: nothing to change ({n} schedule{'s' if n != 1 else ''} up to date); idle size {plan.idle.name}"
+        )
+        return 0
     print(f"applied: {made} created, {updated} updated, {deleted} removed; idle size {plan.idle.name}")
     return 0
 
