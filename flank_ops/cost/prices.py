@@ -165,3 +165,21 @@ def describe_source(table: PriceTable, region: str, today: date) -> str:
         stale = f"; refresh: flank cost prices --region {region}" if days > 30 else ""
         return f"prices: {region}, fetched {table.fetched.isoformat()} ({age}){stale}"
     return f"prices: {table.where} (current prices: flank cost prices --region {region})"
+
+
+# EBS gp3 storage, USD per GiB-month: the us-east-1 list price (most regions are within 20% of it).
+EBS_GP3_USD_PER_GIB_MONTH = 0.08
+
+
+def hourly_price(table: PriceTable, region: str, name: str) -> float | None:
+    """One type's price per hour in `region` from a price table, whatever its family or arch."""
+    import csv
+
+    rows = csv.DictReader(line for line in table.text.splitlines() if line and not line.startswith("#"))
+    for row in rows:
+        if row.get("region") == region and row.get("type") == name:
+            try:
+                return float(row["usd_per_hour"])
+            except (KeyError, TypeError, ValueError):
+                return None
+    return None
