@@ -46,8 +46,9 @@ mountpoint -q {shlex.quote(mount_point)} || mount {shlex.quote(mount_point)}
 """
 
 
-def user_data(project: str, source: str, volume_id: str, user: str = VM_USER) -> str:
-    """The whole user data script: settings, the data volume, then setup-vm.sh as it is."""
+def user_data(project: str, source: str, volume_id: str | None, user: str = VM_USER) -> str:
+    """The whole user data script: settings, the data volume (None: FLANK_HOME stays on the root disk),
+    then setup-vm.sh as it is."""
     home = vm_flank_home(user)
     settings = {"FLANK_USER": user, "FLANK_SOURCE": source, "FLANK_PROJECT": project, "FLANK_HOME": home}
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in settings.items())
@@ -56,5 +57,9 @@ def user_data(project: str, source: str, volume_id: str, user: str = VM_USER) ->
     return (
         "#!/bin/bash\n"
         f"# flank up: cloud-init user data of project {project} (runs once, as root, at the first boot)\n"
-        "set -euo pipefail\n" + exports + mount_data_volume(volume_id, home) + f"# --- {SETUP_SCRIPT} ---\n" + body
+        "set -euo pipefail\n"
+        + exports
+        + (mount_data_volume(volume_id, home) if volume_id else "")
+        + f"# --- {SETUP_SCRIPT} ---\n"
+        + body
     )
