@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -168,3 +169,25 @@ def test_up_down_lifecycle_keeps_the_data_volume(tmp_path: Path, aws: dict) -> N
     done = run_flank("down", "--terminate", "--delete-data", "--yes", cwd=clone, check=True).stdout
     assert f"deleted data volume {volume['VolumeId']}" in done and "now costs nothing per month" in done
     assert _live(ec2) == [] and _data_volume(ec2) is None
+
+
+def test_without_type_up_launches_what_the_cost_plan_sizes(tmp_path: Path, aws: dict) -> None:
+    from cost.fixtures import SEED_YML, write_runs, write_toml
+    from run.deployed import deploy
+
+    clone = make_repo(tmp_path / "demo", {"flank.yml": "pipelines: {}\n"})
+    common = ["--key", aws["key"], "--ssh-from", CIDR, "--no-wait", "--ami", aws["ami"]]
+    proc = run_flank("up", *common, cwd=clone)
+    assert proc.returncode == 1 and "no instance type given and none planned (no projects in" in proc.stderr
+    assert "pass one: flank up --type m7i.large" in proc.stderr and _instances(aws["ec2"]) == []
+
+    # this FLANK_HOME's runs (the seed case: 200 GB at night) make the plan: the size its window needs
+    write_toml()
+    deploy(tmp_path, SEED_YML)
+    write_runs()
+    write_toml('[cost]\narch = "x86_64"\n')
+    plan = run_flank("cost", "plan", check=True).stdout
+    planned = re.search(r"demo/nightly: (\S+) \(\d+ vCPU", plan).group(1)  # 256 GiB, 2 tasks: x2iedn.2xlarge
+    out = run_flank("up", *common, cwd=clone, check=True).stdout
+    [instance] = _live(aws["ec2"])
+    assert instance["InstanceType"] == planned and f"({planned}, " in out
