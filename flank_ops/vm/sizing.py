@@ -1,7 +1,8 @@
 """Which instance type `flank up` launches when not told: what `flank cost plan` sizes for this FLANK_HOME.
 
 The biggest size any pipeline's window needs (so every run fits), else the idle size; the plan's own
-errors say why there is none (no projects, no finished runs, no prices for the region).
+errors say why there is none (no projects, no finished runs, no prices for the region). x86_64 unless
+[cost] arch says otherwise: the laptop's own arch (an arm64 Mac) says nothing about the VM's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ def planned_type(home: Home | None = None) -> tuple[str | None, str]:
     if not home.root.is_dir() or not home.projects():
         return None, f"no projects in {home.root} to size from"
     try:
-        cost = cost_settings(settings_for(home))
+        settings = settings_for(home)
+        cost = cost_settings(settings)
+        if "arch" not in (settings.get("cost") or {}):
+            cost = cost._replace(arch="x86_64")  # the VM's, not this laptop's: an R stack builds there for sure
         plan = plan_sizes(collect_needs(home), instance_types(cost, price_table(cost, home.price_cache_dir)), cost)
     except UserError as exc:
         return None, exc.message

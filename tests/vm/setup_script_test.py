@@ -121,6 +121,17 @@ def test_user_data_sets_up_a_vm_that_a_push_deploys_to_and_runs(
             code, out = probe_remote_flank(parse_remote_url(url), ["status", "demo"])
             assert code == 0, out
             assert "nightly" in out and "success" in out
+            # up's readiness: `flank doctor` over ssh. This machine may run no cron daemon (a VM from flank up
+            # does): then the wait reports doctor's verdict and where to look, instead of passing.
+            from flank_ops.commands.up import _wait_until_ready
+            from flank_ops.errors import UserError
+
+            try:
+                _wait_until_ready(url, limit_s=0)
+            except UserError as exc:
+                assert "the VM is not ready after 0 min (last: 1 problem found)" in exc.message
+                assert "cloud-init-output.log" in (exc.hint or "")
+                assert shutil.which("pgrep") and subprocess.run(["pgrep", "-x", "cron"]).returncode != 0
     finally:
         subprocess.run(["userdel", "--remove", "--force", user], capture_output=True)
         shutil.rmtree(shared, ignore_errors=True)
