@@ -36,13 +36,13 @@ def _confirm(project: str, volume_id: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.commands.up import _project
     from flank_ops.vm import ec2
+    from flank_ops.vm.clone import project_of_clone
     from flank_ops.vm.monthly import monthly_cost
 
     if args.delete_data and not args.terminate:
         raise UserError("--delete-data works with --terminate", "flank down --terminate --delete-data")
-    project = _project(args)
+    project = project_of_clone(args.project)
     ec2_client, _ssm = ec2.clients(args.region)
     region = ec2_client.meta.region_name
     instance = ec2.find_instance(ec2_client, project)

@@ -43,18 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true", help="return right after the AWS calls (for scripts)")
 
 
-def _project(args: argparse.Namespace) -> str:
-    from flank_ops.git.gitcmd import run_git
-    from flank_ops.paths import check_project_name
-
-    if args.project:
-        return check_project_name(args.project)
-    proc = run_git(["rev-parse", "--show-toplevel"], check=False)
-    if proc.returncode != 0:
-        raise UserError("no project named and not in a git clone", "run it in your project's clone, or: flank up NAME")
-    return check_project_name(Path(proc.stdout.decode().strip()).name)
-
-
 def _public_key(path: str | None) -> bytes:
     candidates = (
         [Path(path).expanduser()] if path else [Path.home() / ".ssh" / n for n in ("id_ed25519.pub", "id_rsa.pub")]
@@ -109,22 +97,6 @@ def _source(args: argparse.Namespace) -> str:
     return str(args.source or f"flank-ops=={__version__}")
 
 
-def _point_remote(name: str, url: str) -> str:
-    """Add or move the clone's git remote; what was done, for the user."""
-    from flank_ops.git.gitcmd import run_git
-
-    if run_git(["rev-parse", "--git-dir"], check=False).returncode != 0:
-        return f"not in a git clone: in yours, run  git remote add {name} {url}"
-    current = run_git(["remote", "get-url", name], check=False)
-    if current.returncode != 0:
-        run_git(["remote", "add", name, url])
-        return f"git remote {name} added: {url}"
-    if current.stdout.decode().strip() == url:
-        return f"git remote {name} is {url}"
-    run_git(["remote", "set-url", name, url])
-    return f"git remote {name} now points at {url}"
-
-
 def _wait_until_ready(url: str, limit_s: float = READY_LIMIT_S) -> None:
     """Until ssh answers and `flank doctor` passes on the VM (cloud-init is done by then)."""
     from flank_ops.remote.ssh import parse_remote_url, probe_remote_flank
@@ -150,12 +122,13 @@ def _wait_until_ready(url: str, limit_s: float = READY_LIMIT_S) -> None:
 def run(args: argparse.Namespace) -> int:
     from flank_ops.commands.serve import DEFAULT_PORT
     from flank_ops.vm import ec2
+    from flank_ops.vm.clone import point_remote, project_of_clone
     from flank_ops.vm.monthly import monthly_cost
     from flank_ops.vm.userdata import DATA_DEVICE, VM_USER, user_data, vm_flank_home
 
     if args.data_size < 1:
         raise UserError(f"--data-size {args.data_size}: give the volume's size in GiB", "e.g. --data-size 100")
-    project = _project(args)
+    project = project_of_clone(args.project)
     ec2_client, ssm = ec2.clients(args.region)
     region = ec2_client.meta.region_name
     instance = ec2.find_instance(ec2_client, project)
@@ -213,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     url = f"ssh://{VM_USER}@{instance.public_ip}{vm_flank_home()}/{project}.git"
     if not args.no_wait:
         _wait_until_ready(url)
-    print(_point_remote(args.remote, url))
+    print(point_remote(args.remote, url))
     print("the status site, through an ssh tunnel:")
     print(f"  ssh -N -L {DEFAULT_PORT}:127.0.0.1:{DEFAULT_PORT} {VM_USER}@{instance.public_ip}")
     print(f"  http://127.0.0.1:{DEFAULT_PORT}/")

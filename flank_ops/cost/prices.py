@@ -173,10 +173,9 @@ EBS_GP3_USD_PER_GIB_MONTH = 0.08
 
 def hourly_price(table: PriceTable, region: str, name: str) -> float | None:
     """One type's price per hour in `region` from a price table, whatever its family or arch."""
-    import csv
+    from flank_ops.cost.settings import read_table
 
-    rows = csv.DictReader(line for line in table.text.splitlines() if line and not line.startswith("#"))
-    for row in rows:
+    for row in read_table(table.text, table.where):
         if row.get("region") == region and row.get("type") == name:
             try:
                 return float(row["usd_per_hour"])

@@ -134,7 +134,7 @@ def cost_settings(settings: dict[str, Any]) -> CostSettings:
     )
 
 
-def _read_table(text: str, where: str) -> list[dict[str, str]]:
+def read_table(text: str, where: str) -> list[dict[str, str]]:
     rows = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
     try:
         return list(rows)
@@ -160,7 +160,7 @@ def own_or_shipped_table(cost: CostSettings) -> PriceTable:
 
 
 def table_regions(table: PriceTable) -> list[str]:
-    return sorted({r.get("region", "") for r in _read_table(table.text, table.where)})
+    return sorted({r.get("region", "") for r in read_table(table.text, table.where)})
 
 
 def instance_types(cost: CostSettings, table: PriceTable | None = None) -> list[InstanceType]:
@@ -168,7 +168,7 @@ def instance_types(cost: CostSettings, table: PriceTable | None = None) -> list[
     families and arch, cheapest first."""
     table = table or own_or_shipped_table(cost)
     out = []
-    for row in _read_table(table.text, table.where):
+    for row in read_table(table.text, table.where):
         try:
             kind = InstanceType(
                 row["type"],

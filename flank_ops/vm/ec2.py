@@ -51,8 +51,8 @@ def resource_name(project: str) -> str:
     return f"flank-{project}"
 
 
-def tags(project: str, **more: str) -> list[dict[str, str]]:
-    pairs = {TAG_PROJECT: project, "Name": resource_name(project), **{k.replace("_", ":"): v for k, v in more.items()}}
+def tags(project: str, role: str | None = None) -> list[dict[str, str]]:
+    pairs = {TAG_PROJECT: project, "Name": resource_name(project), **({TAG_ROLE: role} if role else {})}
     return [{"Key": k, "Value": v} for k, v in pairs.items()]
 
 
@@ -125,7 +125,7 @@ def create_data_volume(ec2: Any, project: str, zone: str, size_gib: int) -> Volu
         Size=size_gib,
         VolumeType="gp3",
         Encrypted=True,
-        TagSpecifications=[{"ResourceType": "volume", "Tags": tags(project, flank_role="data")}],
+        TagSpecifications=[{"ResourceType": "volume", "Tags": tags(project, role="data")}],
     )
     return Volume(made["VolumeId"], made.get("State", "creating"), zone, size_gib, None)
 

@@ -8,14 +8,10 @@ region's fetched prices, else the shipped table; disks at the gp3 list price.
 from __future__ import annotations
 
 from flank_ops.cost.prices import EBS_GP3_USD_PER_GIB_MONTH, hourly_price, price_table
-from flank_ops.cost.settings import CostSettings
+from flank_ops.cost.settings import cost_settings
 from flank_ops.paths import Home
 
 HOURS_PER_MONTH = 730.0
-
-
-def _table_settings(region: str) -> CostSettings:
-    return CostSettings(region, None, 0.25, None, None, None, 4, 2, 15, None, None)
 
 
 def monthly_cost(region: str, running_type: str | None, disks_gib: int, home: Home | None = None) -> str:
@@ -24,7 +20,7 @@ def monthly_cost(region: str, running_type: str | None, disks_gib: int, home: Ho
     parts = []
     total = disks_gib * EBS_GP3_USD_PER_GIB_MONTH
     if running_type:
-        table = price_table(_table_settings(region), home.price_cache_dir)
+        table = price_table(cost_settings({"cost": {"region": region}}), home.price_cache_dir)
         hourly = hourly_price(table, region, running_type)
         if hourly is None:
             parts.append(f"{running_type} 24/7 (not priced for {region}: flank cost prices --region {region})")
