@@ -71,7 +71,9 @@ def schedule_since(paths: ProjectPaths, pipeline: Pipeline, not_before: datetime
     from flank_ops.git.deploy_log import read_deploys
     from flank_ops.git.release_config import load_release_config
 
-    accepted = [e for e in read_deploys(paths) if e.get("status") == "accepted" and pipeline.name in e["pipelines"]]
+    accepted = [
+        e for e in read_deploys(paths) if e.get("status") == "accepted" and pipeline.name in e.get("pipelines", [])
+    ]
     since = None
     for entry in reversed(accepted):  # newest first, back to the first deploy of this schedule
         when = records.parse_iso(entry.get("time"))
