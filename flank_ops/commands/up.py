@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--key", metavar="FILE", help="your ssh public key (default: ~/.ssh/id_ed25519.pub or id_rsa.pub)"
     )
     parser.add_argument(
-        "--source", help="what the VM's pip installs flank from (default: flank-ops of this version; a git+https URL)"
+        "--source",
+        help="what the VM's pip installs flank from (default: where this flank came from: its git commit or version)",
     )
     parser.add_argument(
         "--data-size", type=int, default=DEFAULT_DATA_GIB, metavar="GIB", help="the data volume's size in GiB"
@@ -92,9 +93,27 @@ def _instance_type(args: argparse.Namespace) -> str:
 
 
 def _source(args: argparse.Namespace) -> str:
-    from flank_ops import __version__
+    """What the VM installs: --source, else where this laptop's flank came from (PEP 610's direct_url.json:
+    the same git commit, or the same version from the package index); a local checkout cannot be reached."""
+    import json
+    from importlib import metadata
 
-    return str(args.source or f"flank-ops=={__version__}")
+    if args.source:
+        return str(args.source)
+    try:
+        dist = metadata.distribution("flank-ops")
+    except metadata.PackageNotFoundError:
+        dist = None
+    direct = json.loads(dist.read_text("direct_url.json") or "null") if dist else None
+    if direct and direct.get("vcs_info", {}).get("vcs") == "git":
+        return f"git+{direct['url']}@{direct['vcs_info']['commit_id']}"
+    checkout = Path(__file__).resolve().parents[2]
+    if direct or (checkout / "pyproject.toml").is_file():
+        raise UserError(
+            f"this flank runs from {checkout}, which the VM cannot install from",
+            "say what the VM installs: flank up --source git+https://<host>/<you>/flank_ops.git",
+        )
+    return f"flank-ops=={dist.version}" if dist else "flank-ops"
 
 
 def _wait_until_ready(url: str, limit_s: float = READY_LIMIT_S) -> None:
@@ -144,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{instance.id} ({instance.type}) is already {instance.state}")
     else:
         instance_type = _instance_type(args)
-        # what can be wrong is checked before anything is made: the image, the key, the address
+        # what can be wrong is checked before anything is made: the image, the key, the address, the source
         if args.ami:
             ami = args.ami
             ec2.image_arch(ec2_client, ami)  # it exists here
@@ -152,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             from flank_ops.vm.sizing import type_arch
 
             ami = ec2.debian_ami(ssm, type_arch(instance_type))
-        public_key, cidr = _public_key(args.key), _ssh_from(args.ssh_from)
+        public_key, cidr, source = _public_key(args.key), _ssh_from(args.ssh_from), _source(args)
         key_name, imported = ec2.ensure_key_pair(ec2_client, project, public_key)
         print(f"imported your ssh key as key pair {key_name}" if imported else f"key pair {key_name} is there")
         group_id, done = ec2.ensure_security_group(ec2_client, project, cidr)
@@ -172,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             key_name=key_name,
             group_id=group_id,
             zone=volume.zone,
-            user_data=user_data(project, _source(args), volume.id),
+            user_data=user_data(project, source, volume.id),
         )
         print(f"launched {instance.id} ({instance_type}, {ami}, {volume.zone}; IMDSv2 only)")
     instance = ec2.wait_instance(ec2_client, instance.id, "running")

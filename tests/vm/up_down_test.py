@@ -27,6 +27,7 @@ from servers import start_moto_server  # noqa: E402
 
 _server: str | None = None
 CIDR = "203.0.113.7/32"
+SOURCE = "git+https://example.org/flank_ops.git@v1"
 
 
 def moto_url() -> str:
@@ -77,7 +78,7 @@ def _data_volume(ec2) -> dict | None:
 def test_up_down_lifecycle_keeps_the_data_volume(tmp_path: Path, aws: dict) -> None:
     ec2 = aws["ec2"]
     clone = make_repo(tmp_path / "demo", {"flank.yml": "pipelines: {}\n"})
-    common = ["--type", "m7i.large", "--key", aws["key"], "--ssh-from", CIDR, "--no-wait"]
+    common = ["--type", "m7i.large", "--key", aws["key"], "--ssh-from", CIDR, "--no-wait", "--source", SOURCE]
 
     # moto has no public SSM parameters: one clear line saying what to do, and nothing made
     proc = run_flank("up", *common, cwd=clone)
@@ -87,6 +88,11 @@ def test_up_down_lifecycle_keeps_the_data_volume(tmp_path: Path, aws: dict) -> N
     )
     assert "flank up --ami ami-..." in proc.stderr
     assert _instances(ec2) == [] and ec2.describe_key_pairs()["KeyPairs"] == []
+
+    # this flank runs from a local checkout, which a VM cannot install from: --source says from where
+    local = run_flank("up", *[a for a in common if a not in ("--source", SOURCE)], "--ami", aws["ami"], cwd=clone)
+    assert local.returncode == 1 and "which the VM cannot install from" in local.stderr
+    assert "flank up --source git+https://" in local.stderr and _instances(ec2) == []
 
     out = run_flank("up", *common, "--ami", aws["ami"], cwd=clone, check=True).stdout
     [instance] = _live(ec2)
@@ -109,6 +115,7 @@ def test_up_down_lifecycle_keeps_the_data_volume(tmp_path: Path, aws: dict) -> N
         ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")["UserData"]["Value"]
     ).decode()
     assert user_data.startswith("#!/bin/bash\n") and "export FLANK_PROJECT=demo" in user_data
+    assert f"export FLANK_SOURCE={SOURCE}\n" in user_data
     assert volume["VolumeId"].replace("-", "") in user_data  # the mount finds the volume by its id
     from flank_ops.vm.userdata import setup_script
 
@@ -176,7 +183,7 @@ def test_without_type_up_launches_what_the_cost_plan_sizes(tmp_path: Path, aws: 
     from run.deployed import deploy
 
     clone = make_repo(tmp_path / "demo", {"flank.yml": "pipelines: {}\n"})
-    common = ["--key", aws["key"], "--ssh-from", CIDR, "--no-wait", "--ami", aws["ami"]]
+    common = ["--key", aws["key"], "--ssh-from", CIDR, "--no-wait", "--ami", aws["ami"], "--source", SOURCE]
     proc = run_flank("up", *common, cwd=clone)
     assert proc.returncode == 1 and "no instance type given and none planned (no projects in" in proc.stderr
     assert "pass one: flank up --type m7i.large" in proc.stderr and _instances(aws["ec2"]) == []
