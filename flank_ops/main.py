@@ -41,6 +41,8 @@ COMMANDS: dict[str, str] = {
     "cost": "size the VM for its pipelines; resize it on AWS around their runs",
     "deploy": "redo a project's deploy by hand (after an interrupted push)",
     "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, run, cancel, secrets)",
+    "up": "from the laptop: make or start the project's VM on EC2 (ssh key, firewall, data volume, setup)",
+    "down": "from the laptop: stop the project's VM, or terminate it keeping its data volume",
 }
 
 

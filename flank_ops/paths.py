@@ -23,7 +23,8 @@
                                   <what>/<pipeline>.lock (run, run-id, ...: one folder per kind)
       site/                       the static status site
       .flank/                     flank's own cache (task launcher, DAG layouts, crash log),
-                                  vm-busy.lock (held by runs), cost-plan.json (flank cost apply)
+                                  vm-busy.lock (held by runs), cost-plan.json (flank cost apply),
+                                  prices/<region>.csv (flank cost prices)
       flank.toml                  optional VM settings
 
 Local mode (`flank run --local` on a laptop) keeps the same per-project layout
@@ -79,6 +80,11 @@ class Home:
     def cost_plan(self) -> Path:
         """What `flank cost apply` applied (idle size, schedules): read by the shrink after a run."""
         return self.internal_dir / "cost-plan.json"
+
+    @property
+    def price_cache_dir(self) -> Path:
+        """EC2 prices per region fetched by `flank cost prices` (<region>.csv, headed by their date)."""
+        return self.internal_dir / "prices"
 
     @property
     def memory_reservations_dir(self) -> Path:

@@ -46,10 +46,10 @@ def _quote_setenv(value: str) -> str:
 
 
 class PrivateSshd:
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, user: str | None = None) -> None:
         self.dir = Path(workdir)
         self.env = dict(env or {})
-        self.user = getpass.getuser()
+        self.user = user or getpass.getuser()  # another user (root only): its key goes to its ~/.ssh
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
@@ -93,14 +93,24 @@ class PrivateSshd:
                     check=True,
                     stdout=subprocess.DEVNULL,
                 )
-        shutil.copyfile(self.dir / "client_key.pub", self.dir / "authorized_keys")
+        authorized = self.dir / "authorized_keys"
+        if self.user != getpass.getuser():  # sshd reads another user's keys as that user: in its own home
+            import pwd
+
+            entry = pwd.getpwnam(self.user)
+            authorized = Path(entry.pw_dir) / ".ssh" / "authorized_keys"
+            authorized.parent.mkdir(mode=0o700, exist_ok=True)
+            os.chown(authorized.parent, entry.pw_uid, entry.pw_gid)
+        shutil.copyfile(self.dir / "client_key.pub", authorized)
+        if self.user != getpass.getuser():
+            os.chown(authorized, entry.pw_uid, entry.pw_gid)
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self.port = _free_port()
         config = [
             f"ListenAddress 127.0.0.1:{self.port}",
             f"HostKey {self.dir / 'host_key'}",
-            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
+            f"AuthorizedKeysFile {authorized}",
             f"AllowUsers {self.user}",
             "PidFile none",
             "StrictModes no",  # the keys live in a temp dir

@@ -13,6 +13,12 @@ from datetime import datetime, timezone
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", nargs="?", help="just this project (default: every project)")
     parser.add_argument("--dry-run", action="store_true", help="say what would be started, start nothing")
+    parser.add_argument(
+        "--boot",
+        action="store_true",
+        help="cron's @reboot line: the current minute counts as missed once its :00 passed "
+        "(cron started mid-minute waits for the next one)",
+    )
     parser.add_argument("--now", metavar="ISO", help=argparse.SUPPRESS)  # tests: a fixed moment
 
 
@@ -22,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.schedule.catchup import catch_up
 
     now = parse_option_time(args.now) if args.now else datetime.now(timezone.utc)
-    started = catch_up(Home(), now, project=args.project, dry_run=args.dry_run, out=print)
+    started = catch_up(Home(), now, project=args.project, dry_run=args.dry_run, at_boot=args.boot, out=print)
     if not started and not args.dry_run:
         print("flank: nothing to catch up")
     return 0

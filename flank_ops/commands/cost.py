@@ -1,10 +1,12 @@
-"""flank cost plan | apply | remove | shrink-now — size the VM for its pipelines, resize it on AWS.
+"""flank cost plan | apply | remove | shrink-now | prices — size the VM for its pipelines, resize it on AWS.
 
     plan        the recommended sizes, the resize schedule and the monthly cost, today vs planned
+                (prices: [cost] types_file, else those `prices` fetched, else the shipped table)
     apply       create or update the grow schedules (EventBridge Scheduler -> AWS-ResizeInstance);
                 idempotent: re-running it updates them and removes stale ones. --dry-run prints the calls
     remove      delete every schedule flank made (and their groups)
     shrink-now  resize to the idle size now, if no run of any project is in progress
+    prices      fetch a region's on-demand prices (AWS Price List Query API) into FLANK_HOME's cache
 
 Settings: [cost] in flank.toml (see flank_ops/cost/settings.py and the README).
 """
@@ -19,8 +21,9 @@ from flank_ops.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["plan", "apply", "remove", "shrink-now"])
+    parser.add_argument("action", choices=["plan", "apply", "remove", "shrink-now", "prices"])
     parser.add_argument("--dry-run", action="store_true", help="apply/remove: print the API calls, make none")
+    parser.add_argument("--region", help="prices: the region whose prices to fetch (default: [cost] region)")
     parser.add_argument("--now", metavar="ISO", help=argparse.SUPPRESS)  # tests: plan from a fixed moment
 
 
@@ -34,6 +37,7 @@ def _describe(kind: Any) -> str:
 
 def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
     from flank_ops.cost.plan import plan_sizes
+    from flank_ops.cost.prices import price_table
     from flank_ops.cost.resources import collect_needs
     from flank_ops.cost.schedules import grow_schedules
     from flank_ops.cost.settings import cost_settings, instance_types
@@ -43,7 +47,7 @@ def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
 
     home = Home()
     cost = cost_settings(settings_for(home))
-    types = instance_types(cost)
+    types = instance_types(cost, price_table(cost, home.price_cache_dir))
     if not cost.current_type and cost.instance_id:  # the settings promise: else asked of EC2
         from flank_ops.cost.aws import todays_type
 
@@ -58,7 +62,10 @@ def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
     return home, cost, types, needs, plan, grow_schedules(plan, needs, cost)
 
 
-def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) -> None:
+def _print_plan(home: Any, cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) -> None:
+    from datetime import date
+
+    from flank_ops.cost.prices import describe_source, price_table
     from flank_ops.humanize import duration, fmt_kb
 
     print("measured (recent runs):")
@@ -71,7 +78,7 @@ def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) ->
                 + (f", schedule {', '.join(need.pipeline.schedule)}" if need.pipeline.schedule else ", no schedule")
             )
     families = ", ".join(cost.families) if cost.families else "all but burstable"
-    print(f"\nplan ({cost.region}, headroom {cost.headroom:.0%}, families {families}):")
+    print(f"\nplan ({cost.region}, {cost.arch}, headroom {cost.headroom:.0%}, families {families}):")
     print(f"  idle: {_describe(plan.idle)}")
     for key, kind in sorted(plan.sizes.items()):
         print(f"  {key}: {_describe(kind)}")
@@ -84,6 +91,7 @@ def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) ->
         )
     else:
         print(f"\nplanned: {_money(plan.monthly_plan)}/month (set [cost] current_type to compare with today)")
+    print(describe_source(price_table(cost, home.price_cache_dir), cost.region, date.today()))
     for note in plan.notes:
         print(f"note: {note}")
     if schedules:
@@ -155,7 +163,41 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
     made = sum(1 for v, _ in calls if v == "create_schedule")
     updated = sum(1 for v, _ in calls if v == "update_schedule")
     deleted = sum(1 for v, _ in calls if v == "delete_schedule")
+    if not calls:
+        n = len(schedules)
+        print(
+            f"applied: nothing to change ({n} schedule{'s' if n != 1 else ''} up to date); idle size {plan.idle.name}"
+        )
+        return 0
     print(f"applied: {made} created, {updated} updated, {deleted} removed; idle size {plan.idle.name}")
+    return 0
+
+
+def _prices(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from flank_ops.cost import prices
+    from flank_ops.cost.settings import cost_settings
+    from flank_ops.paths import Home
+    from flank_ops.settings import settings_for
+
+    home = Home()
+    cost = cost_settings(settings_for(home))
+    region = prices.check_region(args.region or cost.region)
+    kinds = prices.fetch_prices(prices.pricing_client(cost), region)
+    if not kinds:
+        raise UserError(
+            f"the AWS Price List has no on-demand Linux prices for region {region!r}",
+            "check the region name (e.g. eu-west-2); `aws ec2 describe-regions` lists them",
+        )
+    path = prices.write_cache(home.price_cache_dir, region, kinds, date.today())
+    families = sorted({k.family for k in kinds})
+    arches = sorted({k.arch for k in kinds})
+    print(
+        f"fetched {len(kinds)} prices for {region}: {len(families)} families ({', '.join(families)}), "
+        f"{' and '.join(arches)}"
+    )
+    print(f"cached in {path}; `flank cost plan` uses them for [cost] region = {region!r}")
     return 0
 
 
@@ -170,9 +212,13 @@ def _shrink_now(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.dry_run and args.action not in ("apply", "remove"):
         raise UserError("--dry-run works with apply and remove", "e.g. flank cost apply --dry-run")
+    if args.region and args.action != "prices":
+        raise UserError("--region works with prices", "e.g. flank cost prices --region eu-west-2")
+    if args.action == "prices":
+        return _prices(args)
     if args.action == "plan":
-        _home, cost, _types, needs, plan, schedules = _plan(args)
-        _print_plan(cost, needs, plan, schedules)
+        home, cost, _types, needs, plan, schedules = _plan(args)
+        _print_plan(home, cost, needs, plan, schedules)
         return 0
     if args.action == "shrink-now":
         return _shrink_now(args)

@@ -191,7 +191,9 @@ def _installed_crontab() -> tuple[list[str] | None, str | None]:
 
 
 def check_crontab_blocks(home: Home) -> Iterator[Check]:
-    """Every project's generated schedule lines are in the installed crontab."""
+    """Every project's generated schedule lines are in the installed crontab (unless flank.toml says not to)."""
+    from flank_ops.schedule.crontab import crontab_enabled
+
     installed: list[str] | None = None
     error: str | None = None
     scheduled = 0
@@ -204,6 +206,13 @@ def check_crontab_blocks(home: Home) -> Iterator[Check]:
         if not jobs:
             continue
         scheduled += 1
+        if not crontab_enabled(home.project(name)):
+            yield Check(
+                "SKIP",
+                f"crontab ({name})",
+                "off by flank.toml ([schedule] install_crontab = false): run `flank scheduler` to run the schedules",
+            )
+            continue
         if installed is None and error is None:
             installed, error = _installed_crontab()
         if installed is None:

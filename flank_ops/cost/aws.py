@@ -121,10 +121,37 @@ def check_types_offered(c: Clients, names: set[str], region: str) -> None:
         )
 
 
+# The fields of a schedule that `apply` sets: an existing schedule equal on all of them is left alone.
+SCHEDULE_FIELDS = (
+    "ScheduleExpression",
+    "ScheduleExpressionTimezone",
+    "FlexibleTimeWindow",
+    "State",
+    "Target",
+    "Description",
+)
+
+
+def _same_schedule(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Whether an existing schedule (GetSchedule's answer) already is what `want` would make it."""
+    for field in SCHEDULE_FIELDS:
+        if field == "Target":
+            target = have.get("Target") or {}
+            if any(target.get(k) != v for k, v in want["Target"].items()):
+                return False
+        elif field == "FlexibleTimeWindow":
+            if (have.get(field) or {}).get("Mode") != want[field]["Mode"]:
+                return False
+        elif have.get(field) != want[field]:
+            return False
+    return True
+
+
 def planned_calls(
-    schedules: list[GrowSchedule], existing: dict[str, set[str]], instance: str, role_arn: str
+    schedules: list[GrowSchedule], existing: dict[str, dict[str, dict[str, Any]]], instance: str, role_arn: str
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The Scheduler API calls that make the groups hold exactly `schedules` (idempotent)."""
+    """The Scheduler API calls that make the groups hold exactly `schedules` (idempotent: a schedule that
+    already is as wanted gets no call at all)."""
     calls: list[tuple[str, dict[str, Any]]] = []
     wanted: dict[str, set[str]] = {}
     for s in schedules:
@@ -133,41 +160,44 @@ def planned_calls(
         if group not in existing:
             calls.append(("create_schedule_group", {"Name": group}))
     for s in schedules:
-        verb = "update_schedule" if s.name in existing.get(s.group, set()) else "create_schedule"
-        calls.append(
-            (
-                verb,
-                {
-                    "Name": s.name,
-                    "GroupName": s.group,
-                    "ScheduleExpression": s.expression,
-                    "ScheduleExpressionTimezone": s.timezone,
-                    "FlexibleTimeWindow": {"Mode": "OFF"},
-                    "State": "ENABLED",
-                    "Target": s.target(instance, role_arn),
-                    "Description": f"flank: grow to {s.instance_type} before {s.pipeline} ({s.fires})",
-                },
-            )
-        )
+        kwargs: dict[str, Any] = {
+            "Name": s.name,
+            "GroupName": s.group,
+            "ScheduleExpression": s.expression,
+            "ScheduleExpressionTimezone": s.timezone,
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": "ENABLED",
+            "Target": s.target(instance, role_arn),
+            "Description": f"flank: grow to {s.instance_type} before {s.pipeline} ({s.fires})",
+        }
+        have = existing.get(s.group, {}).get(s.name)
+        if have is None:
+            calls.append(("create_schedule", kwargs))
+        elif not _same_schedule(have, kwargs):
+            calls.append(("update_schedule", kwargs))
     for group, names in sorted(existing.items()):
-        for name in sorted(names - wanted.get(group, set())):
+        for name in sorted(set(names) - wanted.get(group, set())):
             calls.append(("delete_schedule", {"Name": name, "GroupName": group}))
     return calls
 
 
-def existing_schedules(c: Clients, groups: list[str]) -> dict[str, set[str]]:
-    """group -> schedule names, for those of `groups` that exist."""
-    out: dict[str, set[str]] = {}
+def existing_schedules(c: Clients, groups: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """group -> schedule name -> the schedule as GetSchedule describes it, for those of `groups` that exist."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     known = set()
     for page in c.scheduler.get_paginator("list_schedule_groups").paginate():
         known |= {g["Name"] for g in page.get("ScheduleGroups", [])}
     for group in groups:
         if group not in known:
             continue
-        names = set()
+        found: dict[str, dict[str, Any]] = {}
         for page in c.scheduler.get_paginator("list_schedules").paginate(GroupName=group):
-            names |= {s["Name"] for s in page.get("Schedules", [])}
-        out[group] = names
+            for listed in page.get("Schedules", []):
+                name = listed["Name"]
+                found[name] = call(
+                    f"reading schedule {group}/{name}", c.scheduler.get_schedule, GroupName=group, Name=name
+                )
+        out[group] = found
     return out
 
 

@@ -12,11 +12,19 @@ idle_cpus = 2
 grow_lead_minutes = 15               # grow this long before a scheduled run
 endpoint_url = "http://127.0.0.1:5000"   # optional; AWS-compatible endpoint (tests, VPC endpoints)
 types_file = "/path/ec2_types.csv"   # optional; your own price table (same columns as the shipped one)
+arch = "x86_64"                      # x86_64 or arm64 (Graviton); default: this machine's (an R stack
+                                     # built for one may not build on the other)
+
+Where prices come from, first found: `types_file`; the region's prices fetched by `flank cost prices`
+(cost/prices.py, cached in FLANK_HOME); the shipped table (ec2_types.csv, the offline fallback, whose
+header names the regions it holds).
 """
 
 from __future__ import annotations
 
 import csv
+import platform
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,6 +34,8 @@ from flank_ops.errors import UserError
 DEFAULT_REGION = "us-east-1"
 BURSTABLE = ("t2", "t3", "t3a", "t4g")
 TYPES_FILE = "ec2_types.csv"
+TABLE_COLUMNS = "region,type,family,vcpus,memory_gib,usd_per_hour,arch"
+ARCHES = ("x86_64", "arm64")
 
 
 class InstanceType(NamedTuple):
@@ -34,6 +44,7 @@ class InstanceType(NamedTuple):
     vcpus: int
     memory_gib: float
     usd_per_hour: float
+    arch: str = "x86_64"  # or arm64 (Graviton)
 
     @property
     def memory_kb(self) -> int:
@@ -52,6 +63,12 @@ class CostSettings(NamedTuple):
     grow_lead_minutes: int
     endpoint_url: str | None
     types_file: str | None
+    arch: str = "x86_64"
+
+
+def machine_arch() -> str:
+    """This machine's architecture, as the price tables name it."""
+    return "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
 
 
 def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
@@ -74,6 +91,7 @@ KNOWN_KEYS = (
     "grow_lead_minutes",
     "endpoint_url",
     "types_file",
+    "arch",
 )
 
 
@@ -94,6 +112,9 @@ def cost_settings(settings: dict[str, Any]) -> CostSettings:
             f"flank.toml: [cost] headroom must be between 0 and 4, not {headroom}",
             "e.g. headroom = 0.25 keeps a quarter above the measured peak",
         )
+    arch = _get(table, "arch", str) or machine_arch()
+    if arch not in ARCHES:
+        raise UserError(f"flank.toml: [cost] arch must be one of {', '.join(ARCHES)}, not {arch!r}")
     lead = _get(table, "grow_lead_minutes", int, 15)
     if not 0 <= lead <= 120:
         raise UserError(f"flank.toml: [cost] grow_lead_minutes must be between 0 and 120, not {lead}")
@@ -109,41 +130,57 @@ def cost_settings(settings: dict[str, Any]) -> CostSettings:
         grow_lead_minutes=lead,
         endpoint_url=_get(table, "endpoint_url", str),
         types_file=_get(table, "types_file", str),
+        arch=arch,
     )
 
 
-def _read_table(text: str, where: str) -> list[dict[str, str]]:
+def read_table(text: str, where: str) -> list[dict[str, str]]:
     rows = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
     try:
         return list(rows)
     except csv.Error as exc:
-        raise UserError(
-            f"{where}: {exc}", "keep the columns region,type,family,vcpus,memory_gib,usd_per_hour"
-        ) from None
+        raise UserError(f"{where}: {exc}", f"keep the columns {TABLE_COLUMNS}") from None
 
 
-def instance_types(cost: CostSettings) -> list[InstanceType]:
-    """The priced types of the region, in the allowed families, cheapest first."""
+class PriceTable(NamedTuple):
+    text: str  # CSV, TABLE_COLUMNS (arch may be missing: x86_64)
+    where: str  # for messages: the file, or "the shipped table"
+    fetched: date | None  # when `flank cost prices` fetched it (None: a table kept by hand or shipped)
+
+
+def own_or_shipped_table(cost: CostSettings) -> PriceTable:
+    """[cost] types_file, else the shipped table (cost/prices.py `price_table` puts fetched prices between)."""
     if cost.types_file:
-        where = cost.types_file
         try:
-            text = Path(where).read_text(encoding="utf-8")
+            return PriceTable(Path(cost.types_file).read_text(encoding="utf-8"), cost.types_file, None)
         except OSError as exc:
-            raise UserError(f"flank.toml: [cost] types_file {where}: {exc.strerror or exc}") from None
-    else:
-        where = TYPES_FILE
-        text = resources.files("flank_ops.cost").joinpath(TYPES_FILE).read_text(encoding="utf-8")
+            raise UserError(f"flank.toml: [cost] types_file {cost.types_file}: {exc.strerror or exc}") from None
+    text = resources.files("flank_ops.cost").joinpath(TYPES_FILE).read_text(encoding="utf-8")
+    return PriceTable(text, f"the shipped table ({TYPES_FILE})", None)
+
+
+def table_regions(table: PriceTable) -> list[str]:
+    return sorted({r.get("region", "") for r in read_table(table.text, table.where)})
+
+
+def instance_types(cost: CostSettings, table: PriceTable | None = None) -> list[InstanceType]:
+    """The priced types of the region in `table` (default: own_or_shipped_table), in the allowed
+    families and arch, cheapest first."""
+    table = table or own_or_shipped_table(cost)
     out = []
-    for row in _read_table(text, where):
+    for row in read_table(table.text, table.where):
         try:
             kind = InstanceType(
-                row["type"], row["family"], int(row["vcpus"]), float(row["memory_gib"]), float(row["usd_per_hour"])
+                row["type"],
+                row["family"],
+                int(row["vcpus"]),
+                float(row["memory_gib"]),
+                float(row["usd_per_hour"]),
+                row.get("arch") or "x86_64",
             )
         except (KeyError, TypeError, ValueError):
-            raise UserError(
-                f"{where}: bad row {row}", "keep the columns region,type,family,vcpus,memory_gib,usd_per_hour"
-            ) from None
-        if row.get("region") != cost.region:
+            raise UserError(f"{table.where}: bad row {row}", f"keep the columns {TABLE_COLUMNS}") from None
+        if row.get("region") != cost.region or kind.arch != cost.arch:
             continue
         if cost.families is not None and kind.family not in cost.families:
             continue
@@ -151,11 +188,11 @@ def instance_types(cost: CostSettings) -> list[InstanceType]:
             continue
         out.append(kind)
     if not out:
-        regions = sorted({r.get("region", "") for r in _read_table(text, where)})
         raise UserError(
-            f"no instance types priced for region {cost.region!r} and families "
-            f"{', '.join(cost.families or ('(all)',))} in {where}",
-            f"priced regions: {', '.join(regions)}; set [cost] types_file to a table for your region",
+            f"no {cost.arch} instance types priced for region {cost.region!r} and families "
+            f"{', '.join(cost.families or ('(all)',))} in {table.where}",
+            f"priced regions there: {', '.join(table_regions(table))}; fetch your region's prices with "
+            f"`flank cost prices --region {cost.region}` (or set [cost] types_file, or [cost] arch)",
         )
     return sorted(out, key=lambda t: (t.usd_per_hour, t.memory_gib))
 

@@ -162,3 +162,21 @@ def run_remote_flank(
             "or link flank into /usr/local/bin",
         )
     return proc.returncode
+
+
+def probe_remote_flank(target: RemoteProject, flank_args: list[str], timeout_s: float = 60) -> tuple[int, str]:
+    """Run `flank ARGS` on a VM that may not answer yet (`flank up` waiting for a new VM): no prompts
+    (a new host's key is accepted once, as the first push would ask to), output captured;
+    returns (exit code, output). 255 = ssh itself failed."""
+    argv = ssh_argv(target, flank_args)
+    at = argv.index("--")
+    argv[at:at] = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=accept-new"]
+    try:
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout_s
+        )
+    except FileNotFoundError:
+        raise UserError(f"cannot run {argv[0]}", "install an ssh client: apt-get install openssh-client") from None
+    except subprocess.TimeoutExpired:
+        return 255, "ssh timed out"
+    return proc.returncode, proc.stdout.decode("utf-8", "replace")

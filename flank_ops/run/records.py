@@ -747,13 +747,18 @@ def _boot_id() -> str:
 
 
 def _pid_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (guards against pid reuse)."""
+    """The process's start time in clock ticks since boot (guards against pid reuse); None when no
+    live process has that pid. A zombie (state Z: killed, not yet reaped by a long-lived parent such
+    as `flank scheduler`) still has a /proc entry but runs nothing: it counts as gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # field 22; the command name (field 2) may contain spaces, so split after ')'
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    # the command name (field 2) may contain spaces, so split after ')': field 3 is the state, 22 the start
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
 
 
 def runner_identity() -> dict[str, Any]:

@@ -10,7 +10,14 @@ for records without one, is T or later. If none did, one run starts with trigger
 and FLANK_SCHEDULED_AT = T: several missed firings give one run, never a burst.
 
 The records are the memory: no heartbeat file has to be kept up to date while the VM runs.
-A pipeline that never ran is not caught up (its schedule may be newer than the outage).
+A pipeline that never ran is not caught up (its schedule may be newer than the outage), and a
+firing from before the first deploy that carried the pipeline's schedule (deploys.jsonl, the
+releases' flank.yml) was never its to run.
+
+At boot (`--boot`, cron's `@reboot` line) the current minute counts too once its :00 has passed:
+Debian cron started mid-minute runs `@reboot` jobs and then waits for the *next* minute, so a VM
+back at 02:00:30 would otherwise skip that night's 02:00. `flank scheduler` handles the current
+minute itself, so its catch-up leaves it out, like a catch-up run by hand.
 """
 
 from __future__ import annotations
@@ -57,12 +64,46 @@ def _stands_for(record: records.RunRecord, moment: datetime) -> bool:
     return when is not None and when >= moment - timedelta(seconds=59)
 
 
-def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime) -> Missed | None:
+def schedule_since(paths: ProjectPaths, pipeline: Pipeline, not_before: datetime, now: datetime) -> datetime | None:
+    """When the first deploy that carried the pipeline's current schedule (and zone) happened, if
+    that was after `not_before`; None when it is older (or the deploy log does not say). Deploys
+    after `now` (`--now` in the past, a clock set back) are not looked at."""
+    from flank_ops.git.deploy_log import read_deploys
+    from flank_ops.git.release_config import load_release_config
+
+    accepted = [
+        e for e in read_deploys(paths) if e.get("status") == "accepted" and pipeline.name in e.get("pipelines", [])
+    ]
+    since = None
+    for entry in reversed(accepted):  # newest first, back to the first deploy of this schedule
+        when = records.parse_iso(entry.get("time"))
+        if when is not None and when > now:
+            continue
+        if when is None or when < not_before:
+            return None  # in force since before the window: every firing in it counts
+        try:
+            deployed = load_release_config(paths, entry["sha"]).pipelines.get(pipeline.name)
+        except (UserError, KeyError):
+            break
+        if deployed is None or (deployed.schedule, deployed.timezone) != (pipeline.schedule, pipeline.timezone):
+            break
+        since = when
+    return since
+
+
+def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime, *, at_boot: bool = False) -> Missed | None:
     if not pipeline.schedule or pipeline.catchup_s <= 0:
         return None
-    now = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
-    window_start = now - timedelta(seconds=pipeline.catchup_s)
-    moment = latest_firing(pipeline, window_start, now)
+    now = now.astimezone(timezone.utc)
+    minute = now.replace(second=0, microsecond=0)
+    end = minute + timedelta(minutes=1) if at_boot and now > minute else minute
+    window_start = minute - timedelta(seconds=pipeline.catchup_s)
+    moment = latest_firing(pipeline, window_start, end)
+    if moment is None:
+        return None
+    since = schedule_since(paths, pipeline, window_start, now)
+    if since is not None and moment < since:
+        return None  # the schedule was not deployed yet when it fired
     if moment is None:
         return None
     ids = records.list_run_ids(paths, pipeline.name)
@@ -82,7 +123,13 @@ def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime) -> Missed
 
 
 def catch_up(
-    home: Home, now: datetime, *, project: str | None = None, dry_run: bool = False, out: Callable[[str], None] = print
+    home: Home,
+    now: datetime,
+    *,
+    project: str | None = None,
+    dry_run: bool = False,
+    at_boot: bool = False,
+    out: Callable[[str], None] = print,
 ) -> int:
     """Start (detached) one run for each pipeline that missed its schedule; returns how many."""
     from flank_ops.humanize import clock
@@ -98,7 +145,7 @@ def catch_up(
                 raise
             continue  # never deployed: nothing scheduled
         for pipeline in deployed.config.pipelines.values():
-            missed = missed_run(deployed.paths, pipeline, now)
+            missed = missed_run(deployed.paths, pipeline, now, at_boot=at_boot)
             if missed is None:
                 continue
             when = clock(missed.scheduled_at, pipeline.timezone)

@@ -157,7 +157,7 @@ def cron_lines(paths: ProjectPaths, config: Config) -> list[CronLine]:
 
 
 def reboot_line(paths: ProjectPaths, config: Config) -> CronLine | None:
-    """`@reboot … flank catchup PROJECT`: runs missed while the VM was off (schedule/catchup.py)."""
+    """`@reboot … flank catchup --boot PROJECT`: runs missed while the VM was off (schedule/catchup.py)."""
     if not any(p.schedule and p.catchup_s > 0 for p in config.pipelines.values()):
         return None
     base = [
@@ -168,7 +168,7 @@ def reboot_line(paths: ProjectPaths, config: Config) -> CronLine | None:
     return CronLine(
         "after a reboot: the scheduled runs missed while the VM was off (catchup: in flank.yml)",
         "@reboot",
-        " ".join([*base, "catchup", shlex.quote(paths.name)]),
+        " ".join([*base, "catchup", "--boot", shlex.quote(paths.name)]),
     )
 
 

@@ -202,3 +202,14 @@ def test_state_readable_by_other_users_is_a_fail_with_the_chmod_that_fixes_it(fl
     subprocess.run(fix.split(), check=True)
     again = run_flank("doctor", "--no-cron")
     assert lines_of(again, "OK    permissions: the state of 1 project is readable by you only")
+
+
+def test_crontab_off_by_flank_toml_is_not_a_failure(flank_home) -> None:
+    """install_crontab = false is deliberate (`flank scheduler` runs the schedules): doctor says so."""
+    paths = make_project()
+    (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
+    paths.crontab_file.write_text("# flank demo\n17 3 * * * /nonexistent/flank run demo doctor-test-pipeline\n")
+    proc = run_flank("doctor")
+    assert not lines_of(proc, "FAIL  crontab (demo)")
+    [block] = lines_of(proc, "SKIP  crontab (demo):")
+    assert "off by flank.toml ([schedule] install_crontab = false): run `flank scheduler`" in block

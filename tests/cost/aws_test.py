@@ -84,7 +84,9 @@ def _schedules(aws: dict) -> dict[str, dict]:
     out = {}
     for group in groups:
         for s in sched.list_schedules(GroupName=group)["Schedules"]:
-            out[f"{group}/{s['Name']}"] = sched.get_schedule(GroupName=group, Name=s["Name"])
+            got = sched.get_schedule(GroupName=group, Name=s["Name"])
+            got.pop("ResponseMetadata", None)  # differs per request
+            out[f"{group}/{s['Name']}"] = got
     return out
 
 
@@ -144,9 +146,10 @@ def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: P
         "Parameters": {"InstanceId": [aws["instance"]], "InstanceType": ["r6a.8xlarge"]},
     }
 
+    # nothing changed: a true no-op, no UpdateSchedule call (the schedule's modification date stands)
     again = run_flank("cost", "apply", "--now", NOW, check=True).stdout
-    assert "applied: 0 created, 1 updated, 0 removed" in again
-    assert list(_schedules(aws)) == ["flank-demo/grow-nightly-0"]
+    assert "applied: nothing to change (1 schedule up to date); idle size r6a.large" in again
+    assert _schedules(aws) == made
 
     # two schedules now (weekdays 02:00, Sunday 00:05 — its grow falls on Saturday)
     push(clone, {"flank.yml": SEED_YML.replace('"0 2 * * *"', '["0 2 * * 1-5", "5 0 * * 0"]')}, "two schedules")

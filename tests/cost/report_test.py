@@ -61,7 +61,7 @@ def test_cost_settings_errors_are_one_clear_line(tmp_path: Path) -> None:
     cases = {
         "[cost]\nheadrom = 0.3\n": "unknown key 'headrom'",
         '[cost]\nheadroom = "lots"\n': "headroom must be a int or float",
-        '[cost]\nregion = "mars-1"\n': "no instance types priced for region 'mars-1'",
+        '[cost]\nregion = "mars-1"\n': "no x86_64 instance types priced for region 'mars-1'",
         '[cost]\nfamilies = ["t3"]\n': "no allowed instance type holds demo/nightly",
         '[cost]\ncurrent_type = "r9z.huge"\n': "instance type 'r9z.huge' is not in the price table",
     }

@@ -168,6 +168,29 @@ def test_runner_killed_is_marked_interrupted_by_the_next_look(tmp_path: Path) ->
     assert len(history()) == 1
 
 
+def test_runner_killed_but_not_yet_reaped_is_not_running(tmp_path: Path) -> None:
+    """A runner started by a long-lived parent (`flank scheduler`, a shell) stays a zombie after
+    kill -9 until that parent reaps it: /proc still lists it, but it runs nothing."""
+    yml = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
+    deploy(tmp_path, yml)
+    runner = start_flank("run", "demo", "nightly")
+    try:
+        wait_for(lambda: task_status(1, "hold") == "running", "hold to start")
+        os.kill(runner.pid, signal.SIGKILL)
+        wait_for(lambda: _proc_state(runner.pid) == "Z", "the runner to die (a zombie: nobody reaped it yet)")
+        status = run_flank("status", "demo")
+        assert status.returncode == 0, status.stderr
+        assert "interrupted" in status.stdout and "running" not in status.stdout
+        assert record(1)["status"] == "interrupted"
+    finally:
+        runner.wait(timeout=30)
+        open_gate()
+
+
+def _proc_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: skip\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)

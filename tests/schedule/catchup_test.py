@@ -46,6 +46,15 @@ def _scheduled_run(run_id: int, scheduled: datetime, pipeline: str = "nightly", 
     (runs_dir(pipeline) / "last_id").write_text(f"{run_id}\n")
 
 
+def _deployed_earlier(by: timedelta, first_only: bool = False) -> None:
+    """Move the deploys' lines in deploys.jsonl back in time (as if pushed `by` earlier)."""
+    deploys = Home().project("demo").deploys_log
+    lines = [json.loads(line) for line in deploys.read_text().splitlines()]
+    for line in lines[:1] if first_only else lines:
+        line["time"] = (datetime.fromisoformat(line["time"]) - by).isoformat()
+    deploys.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
 YML = """\
 pipelines:
   nightly:
@@ -110,9 +119,10 @@ def test_the_reboot_line_catches_up_as_cron_runs_it(tmp_path: Path) -> None:
 
     deploy(tmp_path, "pipelines:\n  often:\n    schedule: '* * * * *'\n    tasks:\n      work: 'true'\n")
     _scheduled_run(1, datetime.now(timezone.utc) - timedelta(minutes=30), pipeline="often")
+    _deployed_earlier(timedelta(hours=1))  # the schedule was in force before the outage
     paths = Home().project("demo")
     reboot = reboot_line(paths, load_config_file(paths.current / "flank.yml"))
-    assert reboot is not None and reboot.when == "@reboot" and reboot.command.endswith("catchup demo")
+    assert reboot is not None and reboot.when == "@reboot" and reboot.command.endswith("catchup --boot demo")
     assert reboot.text() in paths.crontab_file.read_text()  # in the block the push wrote
     env = {"HOME": os.environ["HOME"], "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin", "LOGNAME": "root"}
     done = subprocess.run(["/bin/sh", "-c", reboot.command], env=env, capture_output=True, text=True, timeout=120)
@@ -138,3 +148,41 @@ def test_catchup_values_are_validated_with_line_and_column(tmp_path: Path) -> No
     proc = run_flank("validate", str(pipeline("2 hours")))
     assert proc.returncode == 1
     assert "flank.yml:4:14: catchup: '2 hours' is not a duration" in proc.stderr + proc.stdout
+
+
+def test_a_firing_from_before_the_first_deploy_of_the_schedule_is_never_missed(tmp_path: Path) -> None:
+    """Pushed at 08:51 with a 07:00 firing earlier that day: 07:00 was never this pipeline's to run."""
+    write_toml()
+    pushed = datetime.now(timezone.utc)
+    earlier = pushed - timedelta(minutes=10)  # a firing inside the catch-up window, before the push
+    yml = f"pipelines:\n  daily:\n    schedule: '{earlier.minute} {earlier.hour} * * *'\n    timezone: UTC\n"
+    clone = deploy(tmp_path, yml + "    tasks:\n      work: 'true'\n")
+    _scheduled_run(1, pushed, pipeline="daily", trigger="manual")  # it ran once, by hand, after the push
+    later = (pushed + timedelta(minutes=5)).isoformat()
+    out = run_flank("catchup", "demo", "--dry-run", "--now", later, check=True).stdout
+    assert "would catch up" not in out
+    # a later push that keeps the schedule does not move where it began: with the first deploy a day
+    # earlier (its deploys.jsonl line moved back), 07:00 was the schedule's and was missed
+    from run.deployed import push
+
+    push(clone, {"README": "docs\n"}, "same schedule")
+    _deployed_earlier(timedelta(days=1), first_only=True)
+    missed = run_flank("catchup", "demo", "--dry-run", "--now", later, check=True).stdout
+    assert f"would catch up demo daily (missed {earlier:%a %d %b %H:%M} UTC)" in missed
+
+
+def test_at_boot_the_current_minute_counts_as_missed_once_its_zero_second_passed(tmp_path: Path) -> None:
+    """Debian cron started mid-minute runs @reboot, then waits for the next minute: a VM back at
+    02:00:30 would skip that night's 02:00. The @reboot line says --boot; by hand the current minute
+    stays cron's (or the scheduler's) to run."""
+    write_toml()
+    deploy(tmp_path, YML.format(extra=""))
+    _scheduled_run(1, datetime.fromisoformat("2026-11-25T02:00:00+00:00"))
+    by_hand = run_flank("catchup", "demo", "--dry-run", "--now", "2026-11-26T02:00:30+00:00", check=True).stdout
+    assert "would catch up" not in by_hand
+    at_zero = run_flank("catchup", "demo", "--boot", "--dry-run", "--now", "2026-11-26T02:00:00+00:00").stdout
+    assert "would catch up" not in at_zero  # cron starting at :00 runs this minute itself
+    boot = run_flank("catchup", "demo", "--boot", "--now", "2026-11-26T02:00:30+00:00", check=True).stdout
+    assert "catching up demo nightly (missed Thu 26 Nov 02:00 GMT)" in boot
+    wait_for(lambda: len(history()) == 2, "the caught-up run")
+    assert datetime.fromisoformat(record(2)["scheduled_at"]) == datetime.fromisoformat("2026-11-26T02:00:00+00:00")

@@ -77,11 +77,11 @@ def test_block_is_installed_next_to_user_lines_kept_byte_for_byte(user_crontab, 
     assert len(commands) == 3
     assert commands[0].startswith("0 2 * * * FLANK_HOME=")
     assert commands[1].startswith("@hourly FLANK_HOME=")
-    assert commands[2].startswith("@reboot FLANK_HOME=") and commands[2].endswith(" catchup demo")
+    assert commands[2].startswith("@reboot FLANK_HOME=") and commands[2].endswith(" catchup --boot demo")
     for line in commands:
         assert f"FLANK_HOME={flank_home} " in line
         assert " PATH=" in line
-        flank = line.split(" run demo ")[0].split(" catchup demo")[0].split()[-1]
+        flank = line.split(" run demo ")[0].split(" catchup --boot demo")[0].split()[-1]
         assert os.path.isabs(flank) and os.access(flank, os.X_OK)  # absolute: cron's PATH is bare
     assert commands[0].endswith(" run demo nightly --trigger schedule")
     # the file beside the project holds exactly the installed block
