@@ -19,7 +19,7 @@ dict rebuilt by hand.
 from __future__ import annotations
 
 import json
-import sys
+from datetime import datetime
 from typing import Any, Protocol
 
 from flank_ops import __version__
@@ -46,6 +46,19 @@ def emit(kind: str, **body: Any) -> None:
 def record(rec: Recorded | None) -> dict[str, Any] | None:
     """A run as answers carry it: its record, as run.json has it."""
     return None if rec is None else rec.to_json()
+
+
+def plain(value: Any) -> Any:
+    """A typed value (NamedTuples, tuples, dicts, datetimes, all nested) as JSON values; its names are its keys."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def emit_error(message: str, hint: str | None) -> None:
