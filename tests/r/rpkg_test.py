@@ -159,3 +159,27 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@needs_r
+def test_r_runs_the_same_ssh_command_as_flank_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ssh invocation for both (the ssh gate on the VM sees the same command line from either)."""
+    from flank_ops.remote.ssh import parse_remote_url, ssh_argv
+
+    lib = _install(tmp_path)
+    wc = make_repo(tmp_path / "clone", {"README.md": "x\n"})
+    cases = [
+        ("ssh://ada@127.0.0.1:2222/home/ada/flank/demo.git", ["logs", "demo", "nightly", "x$(touch y)'q\"", "--json"]),
+        ("ada@vm:flank/my proj.git", ["status", "my proj", "--json"]),
+        ("ssh://vm/~/flank/demo.git", ["secrets", "set", "demo", "API_TOKEN"]),
+    ]
+    monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -i '/keys/a key' -o BatchMode=yes")
+    env = {**os.environ, "R_LIBS": str(lib)}
+    for url, args in cases:
+        script = (
+            "a <- commandArgs(TRUE); t <- flank:::parse_remote_url(a[1]); "
+            "cat(jsonlite::toJSON(flank:::ssh_argv(t, a[-1])))"
+        )
+        proc = subprocess.run(["Rscript", "-e", script, url, *args], cwd=wc, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == ssh_argv(parse_remote_url(url), args), url
