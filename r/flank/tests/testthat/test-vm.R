@@ -46,6 +46,22 @@ test_that("flank_cancel stops a running run", {
   expect_equal(run$run_id, started$run_id)
 })
 
+test_that("an interrupted follow asks; unanswered, the run goes on and the console says how to follow it", {
+  skip_without_vm()
+  started <- in_clone(flank_run("slow", follow = FALSE))
+  # Ctrl-C once the follower's ssh is running (this test's own FLANK_HOME on its command line)
+  ctrl_c <- tempfile(fileext = ".sh")
+  writeLines(c(
+    sprintf("pattern=%s", shQuote(paste0(dirname(vm("bare")), ".*slow ", started$run_id, " --follow"))),
+    "for i in $(seq 200); do pgrep -f -- \"$pattern\" >/dev/null && break; sleep 0.05; done",
+    sprintf("kill -INT %d", Sys.getpid())
+  ), ctrl_c)
+  system(paste("sh", ctrl_c, "&"))
+  expect_message(in_clone(flank_logs("slow", run = started$run_id, follow = TRUE)), "goes on; follow it again")
+  expect_equal(in_clone(flank_status())$status[2], "running")
+  expect_equal(in_clone(flank_cancel("slow"))$status, "cancelled")
+})
+
 test_that("flank_secret_set sends the value on stdin only", {
   skip_without_vm()
   expect_message(in_clone(flank_secret_set("API_TOKEN", value = vm("secret"))), "set API_TOKEN for demo")
