@@ -28,10 +28,16 @@ def _r_missing() -> str | None:
     if not shutil.which("Rscript"):
         return "R is not installed (apt-get install r-base-dev r-cran-jsonlite r-cran-testthat)"
     probe = subprocess.run(
-        ["Rscript", "-e", "for (p in c('jsonlite', 'testthat')) if (!requireNamespace(p, quietly = TRUE)) q(status = 1)"],
+        [
+            "Rscript",
+            "-e",
+            "for (p in c('jsonlite', 'testthat')) if (!requireNamespace(p, quietly = TRUE)) q(status = 1)",
+        ],
         capture_output=True,
     )
-    return "R lacks jsonlite or testthat (apt-get install r-cran-jsonlite r-cran-testthat)" if probe.returncode else None
+    return (
+        "R lacks jsonlite or testthat (apt-get install r-cran-jsonlite r-cran-testthat)" if probe.returncode else None
+    )
 
 
 needs_r = pytest.mark.skipif(bool(_r_missing()), reason=_r_missing() or "")
@@ -82,7 +88,9 @@ def _install(tmp_path: Path) -> Path:
 
 @needs_r
 def test_the_package_builds_and_checks_with_no_note(tmp_path: Path) -> None:
-    build = subprocess.run(["R", "CMD", "build", "--no-build-vignettes", str(PACKAGE)], cwd=tmp_path, capture_output=True)
+    build = subprocess.run(
+        ["R", "CMD", "build", "--no-build-vignettes", str(PACKAGE)], cwd=tmp_path, capture_output=True
+    )
     assert build.returncode == 0, build.stderr.decode()
     [tarball] = tmp_path.glob("flank_*.tar.gz")
     env = {**os.environ, "_R_CHECK_FORCE_SUGGESTS_": "false", "LANG": "C.UTF-8"}
