@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -78,9 +79,10 @@ def recording_ssh(tmp_path: Path, log: Path) -> Path:
     return script
 
 
-def _install(tmp_path: Path) -> Path:
-    lib = tmp_path / "rlib"
-    lib.mkdir()
+@pytest.fixture(scope="module")
+def r_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package installed once for the module's tests, into a library of their own."""
+    lib = tmp_path_factory.mktemp("rlib")
     proc = subprocess.run(["R", "CMD", "INSTALL", "--no-test-load", "-l", str(lib), str(PACKAGE)], capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode()
     return lib
@@ -105,25 +107,27 @@ def test_the_package_builds_and_checks_with_no_note(tmp_path: Path) -> None:
 
 @needs_r
 @needs_sshd
-def test_the_package_drives_a_real_vm_over_ssh(tmp_path: Path, flank_home: Path) -> None:
+def test_the_package_drives_a_real_vm_over_ssh(tmp_path: Path, flank_home: Path, r_lib: Path) -> None:
     session_env = {
         k: v
         for k, v in os.environ.items()
         if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_", "GIT_CONFIG_")) or k == "XDG_CACHE_HOME"
     }
-    lib = _install(tmp_path)
     with PrivateSshd(tmp_path / "sshd", env=session_env) as sshd:
         run_flank("init", "demo", check=True)
         wc = make_repo(tmp_path / "clone", {"flank.yml": FLANK_YML, "README.md": "demo\n"})
         git("remote", "add", "flank", sshd.url(flank_home / "demo.git"), cwd=wc)
         log = tmp_path / "ssh-calls.jsonl"
         log.touch()
-        ssh = shlex.join([str(recording_ssh(tmp_path, log)), *sshd.ssh_options])
+        # one shared connection (as ~/.ssh/config's ControlMaster would): the calls skip the handshake
+        sockets = Path(tempfile.mkdtemp(prefix="cm", dir="/tmp"))  # a socket's path must be short
+        shared = ["-o", "ControlMaster=auto", "-o", f"ControlPath={sockets}/%C", "-o", "ControlPersist=yes"]
+        ssh = shlex.join([str(recording_ssh(tmp_path, log)), *sshd.ssh_options, *shared])
         laptop = {
             **os.environ,
             "GIT_SSH_COMMAND": ssh,
             "FLANK_HOME": str(tmp_path / "the-laptop-has-no-flank-home"),
-            "R_LIBS": str(lib),
+            "R_LIBS": str(r_lib),
             "FLANK_TEST_CLONE": str(wc),
             "FLANK_TEST_BARE": str(flank_home / "demo.git"),
             "FLANK_TEST_SECRET": SECRET,
@@ -147,6 +151,9 @@ def test_the_package_drives_a_real_vm_over_ssh(tmp_path: Path, flank_home: Path)
             capture_output=True,
             text=True,
         )
+        master = ["ssh", *sshd.ssh_options, *shared, "-p", str(sshd.port), "-O", "exit", f"{sshd.user}@127.0.0.1"]
+        subprocess.run(master, capture_output=True)  # the shared connection ends with the test
+        shutil.rmtree(sockets, ignore_errors=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Skipped" not in proc.stdout, proc.stdout
 
@@ -170,11 +177,12 @@ def _closed_port() -> int:
 
 
 @needs_r
-def test_r_runs_the_same_ssh_command_as_flank_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_r_runs_the_same_ssh_command_as_flank_remote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, r_lib: Path
+) -> None:
     """One ssh invocation for both (the ssh gate on the VM sees the same command line from either)."""
     from flank_ops.remote.ssh import parse_remote_url, ssh_argv
 
-    lib = _install(tmp_path)
     wc = make_repo(tmp_path / "clone", {"README.md": "x\n"})
     cases = [
         ("ssh://ada@127.0.0.1:2222/home/ada/flank/demo.git", ["logs", "demo", "nightly", "x$(touch y)'q\"", "--json"]),
@@ -182,7 +190,7 @@ def test_r_runs_the_same_ssh_command_as_flank_remote(tmp_path: Path, monkeypatch
         ("ssh://vm/~/flank/demo.git", ["secrets", "set", "demo", "API_TOKEN"]),
     ]
     monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -i '/keys/a key' -o BatchMode=yes")
-    env = {**os.environ, "R_LIBS": str(lib)}
+    env = {**os.environ, "R_LIBS": str(r_lib)}
     for url, args in cases:
         script = (
             "a <- commandArgs(TRUE); t <- flank:::parse_remote_url(a[1]); "

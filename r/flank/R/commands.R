@@ -119,7 +119,8 @@ flank_run <- function(pipeline, task = NULL, from = NULL, rerun = NULL, params =
 
 flank_cancel <- function(pipeline, run = NULL, remote = "flank", dir = ".") {
   target <- flank_target(remote, dir)
-  answer <- ask(target, c("cancel", target$project, pipeline, if (!is.null(run)) as.character(run)))
+  # exit 3 with an answer: the run had ended by itself meanwhile (its record says how)
+  answer <- ask(target, c("cancel", target$project, pipeline, if (!is.null(run)) as.character(run)), ok_status = c(0L, 3L))
   message(sprintf("flank: %s #%d %s", pipeline, answer$run_id, if (answer$stopping) "is stopping" else answer$run$status))
   invisible(answer$run)
 }
@@ -154,10 +155,11 @@ ask_secret <- function(prompt) {
   value
 }
 
-flank_push <- function(branch = "main", follow = TRUE, remote = "flank", dir = ".") {
+flank_push <- function(branch = "main", run = NULL, follow = TRUE, remote = "flank", dir = ".") {
   target <- flank_target(remote, dir)
   head <- git_out(c("rev-parse", "HEAD"), dir)$out[1]
-  out <- suppressWarnings(system2("git", c("-C", shQuote(dir), "push", shQuote(remote), shQuote(paste0("HEAD:", branch))),
+  options <- as.vector(rbind(rep("-o", length(run)), shQuote(paste0("run=", run))))
+  out <- suppressWarnings(system2("git", c("-C", shQuote(dir), "push", options, shQuote(remote), shQuote(paste0("HEAD:", branch))),
     stdout = TRUE, stderr = TRUE
   ))
   cat(out, sep = "\n")

@@ -42,7 +42,7 @@ start_background <- function(argv) {
     command_line(argv), " </dev/null >", sh_quote(files$out), " 2>&1 & echo $! >", sh_quote(files$pid),
     "; wait $!; echo $? >", sh_quote(files$rc)
   )
-  system(paste("sh -c", sh_quote(script)), wait = FALSE)
+  system(paste("sh -c", sh_quote(script), "2>/dev/null"), wait = FALSE)  # no "Terminated" from sh when stopped
   files
 }
 

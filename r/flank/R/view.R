@@ -54,7 +54,9 @@ through_tunnel <- function(target, url) {
     port <- free_port()
     argv <- c(
       ssh_program(target$dir), if (!is.na(target$port)) c("-p", target$port),
-      "-N", "-o", "ExitOnForwardFailure=yes", "-L", paste0("127.0.0.1:", port, ":", parts[3], ":", remote_port),
+      # a connection of its own (-S none: never a shared ControlMaster's, whose master would keep the
+      # forward after this ssh is stopped; -S wins over any ControlPath before it), so stopping it closes the tunnel
+      "-N", "-S", "none", "-o", "ExitOnForwardFailure=yes", "-L", paste0("127.0.0.1:", port, ":", parts[3], ":", remote_port),
       "--", target$destination
     )
     files <- start_background(argv)

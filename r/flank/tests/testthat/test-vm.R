@@ -79,11 +79,13 @@ test_that("flank_push pushes and follows the run the push started", {
   in_clone({
     cat("# pushed from R\n", file = "README.md", append = TRUE)
     system2("git", c("commit", "-qam", shQuote("from R")))
-    out <- capture.output(result <- flank_push(), type = "output")
+    out <- capture.output(result <- flank_push(run = "nightly"), type = "output")
   })
   expect_true(any(grepl("flank: started onpush", out)), info = paste(out, collapse = "\n"))
   expect_true(any(grepl("^hello \\| pushed$", out)), info = paste(out, collapse = "\n"))
   expect_equal(result$onpush$status, "success")
+  expect_equal(result$nightly$status, "success")
+  expect_equal(result$nightly$trigger, "push")
 })
 
 test_that("flank_view opens the site through an ssh tunnel, stopped by flank_view_stop", {
