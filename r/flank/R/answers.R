@@ -22,9 +22,13 @@ ask <- function(target, flank_args, input = NULL, ok_status = 0L) {
     if (got$status == 2 && grepl("unrecognized arguments: --json|invalid choice", told)) {
       too_old(target)
     }
+    said <- sub("^flank: (error: )?", "", got$stderr[nzchar(got$stderr)])
+    if (got$status == 2 && length(said)) {  # flank's own usage message (a word it does not take)
+      flank_error(said[length(said)], sprintf("see `flank %s --help` on the VM", flank_args[1]))
+    }
     flank_error(
       sprintf("the VM's flank gave no answer (exit %d)%s", got$status, if (nzchar(told)) paste0(": ", told) else ""),
-      "update flank on the VM, then try again"
+      "check flank on the VM: flank doctor"
     )
   }
   if (!is.numeric(answer$schema) || answer$schema < SCHEMA) too_old(target, answer)
