@@ -83,6 +83,15 @@ def _later(record: RunRecord) -> str:
     return f"#{record.run_id} {record.status}"
 
 
+def _shown_run(paths: ProjectPaths, pipeline: str, last: int) -> int:
+    """The run status shows: the one going now comes first (a trigger skipped or queued behind it must
+    not hide it), else the last."""
+    from flank_ops.run import records
+
+    going = [r for r in records.find_running(paths, pipeline) if r.waiting_for is None]
+    return going[0].run_id if going else last
+
+
 def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
     from flank_ops.finish.run_steps import reconcile
     from flank_ops.run import records
@@ -95,9 +104,7 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
         status = ""
         later: list[str] = []
         if last is not None:
-            # The run going now comes first: a trigger skipped (or queued) behind it must not hide it.
-            going = [r for r in records.find_running(paths, name) if r.waiting_for is None]
-            shown = going[0].run_id if going else last
+            shown = _shown_run(paths, name, last)
             try:
                 record = records.read_record(paths.run_dir(name, shown))
                 status = str(record.status)
@@ -252,9 +259,8 @@ def _emit_json(projects: list[tuple[ProjectPaths, Config | None]], runs: int, wa
             last = records.last_run_id(paths, name)
             record: RunRecord | None = None
             if last is not None:
-                going = [r for r in records.find_running(paths, name) if r.waiting_for is None]
                 try:
-                    record = going[0] if going else records.read_record(paths.run_dir(name, last))
+                    record = records.read_record(paths.run_dir(name, _shown_run(paths, name, last)))
                 except (OSError, ValueError):
                     record = None
             pipelines.append(
