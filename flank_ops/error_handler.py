@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 
+from flank_ops import jsonout
 from flank_ops.errors import UserError
 
 EXIT_USER_ERROR = 1
@@ -44,11 +45,15 @@ def _os_error_message(exc: OSError) -> UserError | None:
 
 
 @contextlib.contextmanager
-def error_handler() -> Iterator[None]:
+def error_handler(json_errors: bool = False) -> Iterator[None]:
+    """`json_errors` (a `--json` command line): errors are JSON answers on stdout, same exit codes."""
     try:
         yield
     except UserError as exc:
-        print(f"flank: {exc}", file=sys.stderr)
+        if json_errors:
+            jsonout.emit_error(exc.message, exc.hint)
+        else:
+            print(f"flank: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
     except BrokenPipeError:
         # `flank logs ... | head`: the reader left; stop quietly, as other commands do.
@@ -61,16 +66,19 @@ def error_handler() -> Iterator[None]:
     except OSError as exc:
         known = _os_error_message(exc)
         if known is None:
-            _report_unexpected(exc)
-        print(f"flank: {known}", file=sys.stderr)
+            _report_unexpected(exc, json_errors)
+        elif json_errors:
+            jsonout.emit_error(known.message, known.hint)
+        else:
+            print(f"flank: {known}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - the last line of defence
-        _report_unexpected(exc)
+        _report_unexpected(exc, json_errors)
 
 
-def _report_unexpected(exc: BaseException) -> None:
+def _report_unexpected(exc: BaseException, json_errors: bool = False) -> None:
     log = _crash_log_path()
     try:
         os.makedirs(os.path.dirname(log), exist_ok=True)
@@ -81,8 +89,9 @@ def _report_unexpected(exc: BaseException) -> None:
         where = f"the details are in {log}"
     except OSError:
         where = "and its details could not be saved"
-    print(
-        f"flank: unexpected error: {type(exc).__name__}: {exc}\n  this is a bug in flank; {where}",
-        file=sys.stderr,
-    )
+    message = f"unexpected error: {type(exc).__name__}: {exc}"
+    if json_errors:
+        jsonout.emit_error(message, f"this is a bug in flank; {where}")
+    else:
+        print(f"flank: {message}\n  this is a bug in flank; {where}", file=sys.stderr)
     raise SystemExit(EXIT_UNEXPECTED)

@@ -11,7 +11,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING
 
-from flank_ops import __version__
+from flank_ops import __version__, jsonout
 from flank_ops.error_handler import error_handler
 from flank_ops.fileio import make_state_private
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     # Everything flank, git and tasks create under FLANK_HOME is the owner's (the site
     # alone is made readable, explicitly): see fileio.py. Hooks and cron come through here too.
     make_state_private()
-    with error_handler():
+    with error_handler(json_errors=jsonout.wanted(argv)):
         # Git hooks take a fast path: no argparse, no command modules imported.
         if argv and argv[0] == "hook":
             from flank_ops.deploy.hooks import hook_main

@@ -14,8 +14,13 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
+from flank_ops.jsonout import FLAG_HELP
+
+if TYPE_CHECKING:
+    from flank_ops.run.records import RunRecord
 
 EXIT_NOTHING_TO_CANCEL = 3
 
@@ -29,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--local", action="store_true", help="a run of the current working copy (.flank/)")
     parser.add_argument("--no-wait", action="store_true", help="ask the run to stop and return at once")
+    parser.add_argument("--json", action="store_true", help=FLAG_HELP)
 
 
 def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None]:
@@ -66,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
         config = deployed_config(paths)
         known = sorted(set(config.pipelines if config is not None else ()) | set(paths.pipelines_with_runs()))
         if pipeline in known:
-            print(f"flank: nothing to cancel: {pipeline} has not run yet", file=sys.stderr)
-            return EXIT_NOTHING_TO_CANCEL
+            return _nothing(args, f"{pipeline} has not run yet")
         raise UserError(
             f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines")
         )
@@ -75,12 +80,20 @@ def run(args: argparse.Namespace) -> int:
         target = cancel.find_target(paths, pipeline, run_id)
         cancel.request(target, getpass.getuser())
     except cancel.NothingToCancel as exc:
-        print(f"flank: nothing to cancel: {exc}", file=sys.stderr)
-        return EXIT_NOTHING_TO_CANCEL
+        return _nothing(args, str(exc))
     name = f"{pipeline} #{target.record.run_id}"
     if args.no_wait:
-        print(f"flank: asked {name} to stop")
+        if args.json:
+            _emit_json(target.record, stopping=True)
+        else:
+            print(f"flank: asked {name} to stop")
         return 0
+    if args.json:
+        record = cancel.wait_until_finished(target, DEFAULT_KILL_GRACE_S)
+        _emit_json(record, stopping=record.status == RunStatus.RUNNING)
+        if record.status == RunStatus.RUNNING:
+            return 1
+        return 0 if record.status == RunStatus.CANCELLED else EXIT_NOTHING_TO_CANCEL
     print(f"flank: stopping {name} …", flush=True)
     record = cancel.wait_until_finished(target, DEFAULT_KILL_GRACE_S)
     status = record.status
@@ -94,3 +107,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"flank: nothing to cancel: {name} had already ended ({status})", file=sys.stderr)
     return EXIT_NOTHING_TO_CANCEL
+
+
+def _nothing(args: argparse.Namespace, why: str) -> int:
+    """Nothing to cancel: said (as a JSON error with --json), exit 3."""
+    if args.json:
+        from flank_ops import jsonout
+
+        jsonout.emit_error(f"nothing to cancel: {why}", None)
+    else:
+        print(f"flank: nothing to cancel: {why}", file=sys.stderr)
+    return EXIT_NOTHING_TO_CANCEL
+
+
+def _emit_json(record: RunRecord, *, stopping: bool) -> None:
+    """`flank cancel --json`: the run's record as the cancel left it; `stopping` while it still goes."""
+    from flank_ops import jsonout
+    from flank_ops.run.records import TaskStatus
+
+    stopped = [n for n, t in record.tasks.items() if t.status == TaskStatus.CANCELLED]
+    jsonout.emit(
+        "cancel",
+        project=record.project,
+        pipeline=record.pipeline,
+        run_id=record.run_id,
+        stopping=stopping,
+        stopped_tasks=stopped,
+        run=jsonout.record(record),
+    )

@@ -18,12 +18,14 @@ import json
 from typing import Any
 
 from flank_ops.errors import UserError
+from flank_ops.jsonout import FLAG_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["plan", "apply", "remove", "shrink-now", "prices"])
     parser.add_argument("--dry-run", action="store_true", help="apply/remove: print the API calls, make none")
     parser.add_argument("--region", help="prices: the region whose prices to fetch (default: [cost] region)")
+    parser.add_argument("--json", action="store_true", help="plan: " + FLAG_HELP)
     parser.add_argument("--now", metavar="ISO", help=argparse.SUPPRESS)  # tests: plan from a fixed moment
 
 
@@ -210,6 +212,8 @@ def _shrink_now(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json and args.action != "plan":
+        raise UserError(f"--json goes with cost plan, not cost {args.action}", "flank cost plan --json")
     if args.dry_run and args.action not in ("apply", "remove"):
         raise UserError("--dry-run works with apply and remove", "e.g. flank cost apply --dry-run")
     if args.region and args.action != "prices":
@@ -218,6 +222,11 @@ def run(args: argparse.Namespace) -> int:
         return _prices(args)
     if args.action == "plan":
         home, cost, _types, needs, plan, schedules = _plan(args)
+        if args.json:
+            from flank_ops import jsonout
+
+            jsonout.emit("cost_plan", region=cost.region, plan=jsonout.plain(plan), schedules=jsonout.plain(schedules))
+            return 0
         _print_plan(home, cost, needs, plan, schedules)
         return 0
     if args.action == "shrink-now":

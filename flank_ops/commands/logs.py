@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flank_ops.errors import UserError
+from flank_ops.jsonout import FLAG_HELP
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="RUN is a run id (default: the last run); TASK a task name",
     )
     parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
+    parser.add_argument("--json", action="store_true", help=FLAG_HELP + "; the run's and tasks' metadata, no log")
     parser.add_argument(
         "-f",
         "--follow",
@@ -129,6 +131,11 @@ def run(args: argparse.Namespace) -> int:
 
     if task is not None and task not in record.tasks:
         raise UserError(f"no task {task!r} in {pipeline} #{run_id}", choices_hint(task, list(record.tasks), "tasks"))
+    if args.json:
+        if args.follow:
+            raise UserError("--follow prints the log itself, not JSON", "drop --json, or --follow")
+        _emit_json(record, run_dir, task)
+        return 0
     if args.follow:
         return _follow(paths, pipeline, run_id, task)
     if task is None:
@@ -147,6 +154,18 @@ def run(args: argparse.Namespace) -> int:
         )
     _print_file(log)
     return 0
+
+
+def _emit_json(record: RunRecord, run_dir: Path, task: str | None) -> None:
+    """`flank logs --json`: the run's record and where each task's log is (null: it has none)."""
+    from flank_ops import jsonout
+    from flank_ops.run import records
+
+    logs = {}
+    for name, entry in record.tasks.items():
+        path = records.task_log_file(run_dir, name, entry)
+        logs[name] = str(path) if path.exists() else None
+    jsonout.emit("logs", run=jsonout.record(record), task=task, logs=logs)
 
 
 def _follow(paths: Any, pipeline: str, run_id: int, task: str | None) -> int:

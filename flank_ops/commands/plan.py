@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from flank_ops.errors import UserError
+from flank_ops.jsonout import FLAG_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the project and pipeline (with --local: just the pipeline)",
     )
     parser.add_argument("--local", action="store_true", help="plan a run of the current working copy")
+    parser.add_argument("--json", action="store_true", help=FLAG_HELP)
     parser.add_argument("--force", action="store_true", help="as `flank run --force` would")
     parser.add_argument(
         "--force-task",
@@ -55,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     decisions = plan.decide(deployed.paths, pipeline, deployed.config, deployed.release_dir, selected, forced)
     runs = sum(1 for d in decisions.values() if d.action == plan.RUN)
     maybe = sum(1 for d in decisions.values() if d.action == plan.CHECK)
+    if args.json:
+        from flank_ops import jsonout
+
+        tasks = [{"task": d.task, "decision": d.action, "reason": d.reason} for d in decisions.values()]
+        project_name = deployed.paths.name
+        jsonout.emit("plan", project=project_name, pipeline=pipeline.name, would_run=runs, maybe=maybe, tasks=tasks)
+        return 0
     if runs == 0 and maybe == 0:
         print(f"{pipeline.name}: nothing to run: all {len(decisions)} tasks are up to date")
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from flank_ops.errors import UserError
+from flank_ops.jsonout import FLAG_HELP
 
 SPARK = " ▁▂▃▄▅▆▇█"
 CHART_WIDTH = 48
@@ -19,6 +20,7 @@ CHART_WIDTH = 48
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["resources"], help="resources: memory, CPU and time of recent runs")
     parser.add_argument("project", nargs="?", help="just this project (default: every project)")
+    parser.add_argument("--json", action="store_true", help=FLAG_HELP)
 
 
 def memory_chart(steps: tuple[tuple[float, int], ...], duration_s: float, peak_kb: int) -> str:
@@ -44,6 +46,14 @@ def run(args: argparse.Namespace) -> int:
 
     needs = collect_needs(Home(), args.project)
     machine = this_machine()
+    if args.json:
+        from flank_ops import jsonout
+
+        pipelines = [
+            {**jsonout.plain(need.use), "peak_kb": need.use.peak_kb, "typical_s": need.use.typical_s} for need in needs
+        ]
+        jsonout.emit("report", machine=jsonout.plain(machine), pipelines=pipelines)
+        return 0
     print(f"this VM: {fmt_kb(machine.memory_kb)} memory, {machine.cpus} CPUs")
     if not needs:
         raise UserError("no deployed pipelines to report on", "push a project first: git push flank main")

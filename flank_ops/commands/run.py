@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
+from flank_ops.jsonout import FLAG_HELP
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run task T even if it is up to date (repeatable)",
     )
     parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
+    parser.add_argument("--json", action="store_true", help=FLAG_HELP + "; with --detach: the run id and page URL")
     parser.add_argument(
         "--trigger",
         choices=("schedule", "push", "manual", "catchup"),
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 runner.select_tasks(deployed.paths, pipeline, request)
             except runner.NothingToRerun as nothing:
-                print(f"flank: {nothing.message}")
+                _nothing_to_run(args, request, nothing.message)
                 return 0
             return _detach(request, deployed, args)
 
@@ -173,9 +175,13 @@ def run(args: argparse.Namespace) -> int:
         # cron trigger that is not due and `--detach` never need.
         from flank_ops.finish.run_steps import RUN_STEPS
 
-        outcome = runner.run_pipeline(request, steps=RUN_STEPS, on_run_id=report)
+        import sys
+
+        # --json: the task lines go to stderr, so stdout holds the answer alone
+        out = sys.stderr if args.json else sys.stdout
+        outcome = runner.run_pipeline(request, steps=RUN_STEPS, on_run_id=report, out=out)
     except runner.NothingToRerun as nothing:
-        print(f"flank: {nothing.message}")
+        _nothing_to_run(args, request, nothing.message)
         return 0
     from flank_ops.run.records import RunStatus
 
@@ -185,9 +191,44 @@ def run(args: argparse.Namespace) -> int:
             f"{record.pipeline} #{record.run_id} skipped: {record.skipped_reason}",
             "the trigger is recorded as skipped; set 'overlap: queue' to wait instead",
         )
+    if args.json:
+        from flank_ops import jsonout
+
+        url = _page_url(request.project, record) if request.project is not None else None
+        jsonout.emit(
+            "run",
+            project=record.project,
+            pipeline=record.pipeline,
+            run_id=record.run_id,
+            url=url,
+            detached=False,
+            run=jsonout.record(record),
+            message=None,
+        )
+        return outcome.exit_code
     print(f"flank: {runner.run_line(record)}")
     _print_where(record, request)
     return outcome.exit_code
+
+
+def _nothing_to_run(args: argparse.Namespace, request: RunRequest, message: str) -> None:
+    """--rerun of a run with nothing left to rerun: said, and no run started (exit 0)."""
+    if not args.json:
+        print(f"flank: {message}")
+        return
+    from flank_ops import jsonout
+
+    project = request.project
+    jsonout.emit(
+        "run",
+        project=project,
+        pipeline=request.pipeline,
+        run_id=None,
+        url=None,
+        detached=False,
+        run=None,
+        message=message,
+    )
 
 
 def _print_where(record: RunRecord, request: RunRequest) -> None:
@@ -230,10 +271,26 @@ def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -
             + ("--local " if request.project is None else f"{request.project} ")
             + request.pipeline,
         )
-    print(f"flank: {request.pipeline} #{run_id} started in the background")
+    url = None
     if request.project is not None:
         url = _page_url(request.project, RunRecord(request.project, request.pipeline, run_id))
-        if url:
-            print(f"  page: {url}")
+    if args.json:
+        from flank_ops import jsonout
+
+        project = request.project
+        jsonout.emit(
+            "run",
+            project=project,
+            pipeline=request.pipeline,
+            run_id=run_id,
+            url=url,
+            detached=True,
+            run=None,
+            message=None,
+        )
+        return 0
+    print(f"flank: {request.pipeline} #{run_id} started in the background")
+    if url:
+        print(f"  page: {url}")
     print(f"  follow it: flank status {request.project or ''}".rstrip())
     return 0

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from flank_ops.errors import UserError
+from flank_ops.jsonout import FLAG_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("key")
     p = sub.add_parser("list", help="list the secret names (never the values)")
     p.add_argument("project")
+    p.add_argument("--json", action="store_true", help=FLAG_HELP)
     p = sub.add_parser("unset", help="remove KEY")
     p.add_argument("project")
     p.add_argument("key")
@@ -49,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
     paths = Home().project(args.project).require()
     if args.action == "list":
         names = sorted(secrets.load_secrets(paths))
+        if args.json:
+            from flank_ops import jsonout
+
+            jsonout.emit("secrets", project=paths.name, names=names)
+            return 0
         if not names:
             print(f"no secrets in project {paths.name!r}; add one with: flank secrets set {paths.name} KEY")
         for name in names:

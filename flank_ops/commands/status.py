@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
+from flank_ops.jsonout import FLAG_HELP
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config, Pipeline
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", nargs="?", help="just this project (default: every project)")
     parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
+    parser.add_argument("--json", action="store_true", help=FLAG_HELP)
+    parser.add_argument(
+        "--runs", type=int, default=0, metavar="N", help="with --json: also each pipeline's N newest finished runs"
+    )
 
 
 def _started(record: RunRecord, tz: str | None) -> str:
@@ -79,6 +84,15 @@ def _later(record: RunRecord) -> str:
     return f"#{record.run_id} {record.status}"
 
 
+def _shown_run(paths: ProjectPaths, pipeline: str, last: int) -> int:
+    """The run status shows: the one going now comes first (a trigger skipped or queued behind it must
+    not hide it), else the last."""
+    from flank_ops.run import records
+
+    going = [r for r in records.find_running(paths, pipeline) if r.waiting_for is None]
+    return going[0].run_id if going else last
+
+
 def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
     from flank_ops.finish.run_steps import reconcile
     from flank_ops.humanize import page_zone
@@ -93,9 +107,7 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
         status = ""
         later: list[str] = []
         if last is not None:
-            # The run going now comes first: a trigger skipped (or queued) behind it must not hide it.
-            going = [r for r in records.find_running(paths, name) if r.waiting_for is None]
-            shown = going[0].run_id if going else last
+            shown = _shown_run(paths, name, last)
             try:
                 record = records.read_record(paths.run_dir(name, shown))
                 status = str(record.status)
@@ -169,8 +181,16 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.paths import Home, ProjectPaths
     from flank_ops.run.runner import find_working_copy
 
+    if args.runs and not args.json:
+        raise UserError(
+            "--runs goes with --json", "the history is on the status site, or: flank status --json --runs N"
+        )
     if args.local:
         working_copy = find_working_copy(Path.cwd())
+        if args.json:
+            paths = ProjectPaths.for_local(working_copy)
+            _emit_json([(paths, load_config_file(working_copy / FILENAME))], args.runs, [])
+            return 0
         print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / FILENAME))))
         return 0
     home = Home()
@@ -180,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
         projects = [home.project(p) for p in home.projects()]
         if not projects:
             raise UserError(f"no projects in {home.root}", "create one with: flank init NAME")
+    if args.json:
+        _emit_json([(p, deployed_config(p)) for p in projects], args.runs, _outage_warnings(projects))
+        return 0
     rows: list[list[str]] = []
     for paths in projects:
         config = deployed_config(paths)
@@ -225,3 +248,82 @@ def _outage_warnings(projects: list[ProjectPaths]) -> list[str]:
             why = f" ({error})" if error else ""
             warnings.append(f"{paths.name}: not uploaded to S3 yet: {runs}{more}{why}; {RETRY_HINT}")
     return warnings
+
+
+def _emit_json(projects: list[tuple[ProjectPaths, Config | None]], runs: int, warnings: list[str]) -> None:
+    """`flank status --json`: each pipeline with its last run's record (the one the table shows)."""
+    from flank_ops import jsonout
+    from flank_ops.finish.run_steps import reconcile
+    from flank_ops.run import records
+
+    answer = []
+    for paths, config in projects:
+        pipelines = []
+        for name, pipeline in (config.pipelines if config is not None else {}).items():
+            reconcile(paths, name)
+            last = records.last_run_id(paths, name)
+            record: RunRecord | None = None
+            if last is not None:
+                try:
+                    record = records.read_record(paths.run_dir(name, _shown_run(paths, name, last)))
+                except (OSError, ValueError):
+                    record = None
+            pipelines.append(
+                {
+                    "pipeline": name,
+                    "next_run": _next_run_iso(pipeline),
+                    "last_run_id": last,
+                    "run": jsonout.record(record),
+                    "partial": bool(record is not None and records.is_partial(record)),
+                    "url": _run_page(paths, record),
+                    "runs": _history(paths, name, runs) if runs else [],
+                }
+            )
+        answer.append(
+            {"project": paths.name, "deployed": config is not None, "site": _site(paths), "pipelines": pipelines}
+        )
+    jsonout.emit("status", projects=answer, warnings=warnings)
+
+
+def _next_run_iso(pipeline: Pipeline) -> str | None:
+    from flank_ops.schedule.next_runs import next_runs
+
+    try:
+        upcoming = next_runs(pipeline, 1)
+    except Exception:  # noqa: BLE001 - a schedule problem must not hide the runs
+        return None
+    return upcoming[0].isoformat() if upcoming else None
+
+
+def _site(paths: ProjectPaths) -> dict[str, object]:
+    """The status site's address, and whether flank.toml sets it (else it is the VM's own, reached by a tunnel)."""
+    from flank_ops.paths import Home
+    from flank_ops.settings import settings_for, site_url
+
+    try:
+        settings = settings_for(Home(), paths.name)
+    except UserError:
+        settings = {}
+    return {"url": site_url(settings), "configured": bool(settings.get("site_url"))}
+
+
+def _run_page(paths: ProjectPaths, record: RunRecord | None) -> str | None:
+    """The run's page on the status site (site/layout.py); None for a working copy's run or a broken flank.toml."""
+    from flank_ops.paths import Home
+    from flank_ops.settings import settings_for, site_url
+    from flank_ops.site.layout import run_url
+
+    if record is None or record.local:
+        return None
+    try:
+        return run_url(site_url(settings_for(Home(), paths.name)), paths.name, record.pipeline, record.run_id)
+    except UserError:
+        return None
+
+
+def _history(paths: ProjectPaths, pipeline: str, n: int) -> list[dict[str, object]]:
+    """The N newest finished runs, newest first: their history lines (records.history_entry)."""
+    from flank_ops.run import records
+
+    entries = list(records.read_history(paths, pipeline))
+    return list(reversed(entries[-n:]))

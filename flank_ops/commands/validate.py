@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors
+from flank_ops.jsonout import FLAG_HELP
 
 if TYPE_CHECKING:
     from flank_ops.config.repo_paths import RepoTree
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="a flank.yml, or a directory holding one (default: ./flank.yml)",
     )
+    parser.add_argument("--json", action="store_true", help=FLAG_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,17 +48,31 @@ def run(args: argparse.Namespace) -> int:
             raise symlink_error(path)
         config = load_config_file(path, tree=tree)
     except ConfigErrors as exc:
+        if args.json:
+            _emit_json(path, None, [e._asdict() for e in exc.errors], [])
+            return 1
         for error in exc.errors:
             print(error, file=sys.stderr)
         if len(exc.errors) > 1:
             print(f"{len(exc.errors)} errors", file=sys.stderr)
         return 1
+    if args.json:
+        _emit_json(path, config, [], _vm_warnings(config, show=False))
+        return 0
     print(f"{path} OK — {describe(config)}")
     _vm_warnings(config)
     return 0
 
 
-def _vm_warnings(config: Config) -> None:
+def _emit_json(path: str, config: Config | None, errors: list[dict[str, object]], warnings: list[str]) -> None:
+    """`flank validate --json`: valid or not, every error (file, line, column, message, hint), the pipelines."""
+    from flank_ops import jsonout
+
+    pipelines = [{"pipeline": name, "tasks": list(p.tasks)} for name, p in config.pipelines.items()] if config else []
+    jsonout.emit("validate", file=path, valid=not errors, errors=errors, warnings=warnings, pipelines=pipelines)
+
+
+def _vm_warnings(config: Config, show: bool = True) -> list[str]:
     """issue 14: on the VM (FLANK_HOME exists), what this VM lacks for the config: warnings."""
     from flank_ops.errors import UserError
     from flank_ops.run.executors.vm_check import config_warnings
@@ -64,13 +80,14 @@ def _vm_warnings(config: Config) -> None:
 
     home = Home()
     if not home.root.is_dir():
-        return
+        return []
     try:
         warnings = config_warnings(home, None, config)
     except UserError as exc:
         warnings = [exc.message]
-    for warning in warnings:
+    for warning in warnings if show else []:
         print(f"warning: {warning}", file=sys.stderr)
+    return warnings
 
 
 def _indexed_as_link(tree: RepoTree) -> bool:

@@ -1,0 +1,4 @@
+library(testthat)
+library(flank)
+
+test_check("flank")
