@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines")
         )
     reconcile(paths, pipeline)
-    run_id = last if run_id is None else run_id
+    run_id = (records.last_run(paths, pipeline) or last) if run_id is None else run_id
     if not paths.run_dir(pipeline, run_id).is_dir():
         ids = records.list_run_ids(paths, pipeline)  # only to say which there are
         hint = f"runs go from #{ids[0]} to #{ids[-1]}" if ids else f"{pipeline} has no runs left"

@@ -66,8 +66,11 @@ def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
     if not records.is_partial(record):
         return ""
     part = f"partial: {len(records.selected_tasks(record))} of {len(record.tasks)} tasks"
-    full = records.last_full_run(paths, name, before=record.run_id)
+    full = records.last_full_run(paths, name, before=record.run_id + 1)
     last_full = f"last full run #{full['run_id']} {full['status']}" if full else "no full run yet"
+    if full and full.get("completed_by") is not None:
+        by = "this rerun" if full["completed_by"] == record.run_id else f"rerun #{full['completed_by']}"
+        last_full += f", completed by {by}"
     return f" ({part}; {last_full})"
 
 
@@ -85,20 +88,19 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
     rows = []
     for name, pipeline in config.pipelines.items():
         reconcile(paths, name)
-        last = records.last_run_id(paths, name)
-        record: RunRecord | None = None
-        status = ""
+        newest = records.last_run_id(paths, name)
+        next_run = "-" if paths.local else _next_run(pipeline)
+        if newest is None:
+            rows.append([paths.name, name, "-", "never run", "-", "-", next_run])
+            continue
+        shown = records.last_run(paths, name) or newest  # every trigger skipped so far: the newest
+        try:
+            record: RunRecord | None = records.read_record(paths.run_dir(name, shown))
+        except (OSError, ValueError):
+            record = None
         later: list[str] = []
-        if last is not None:
-            # The run going now comes first: a trigger skipped (or queued) behind it must not hide it.
-            going = [r for r in records.find_running(paths, name) if r.waiting_for is None]
-            shown = going[0].run_id if going else last
-            try:
-                record = records.read_record(paths.run_dir(name, shown))
-                status = str(record.status)
-            except (OSError, ValueError):
-                status = "unreadable"
-            after = range(shown + 1, last + 1)
+        if record is None or record.status == "running":  # triggers that came while it goes
+            after = range(shown + 1, newest + 1)
             for run_id in after[:2] if len(after) > 3 else after:  # a run going for days: not every skip
                 try:
                     later.append(_later(records.read_record(paths.run_dir(name, run_id))))
@@ -106,29 +108,29 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
                     later.append(f"#{run_id} unreadable")
             if len(after) > 3:
                 later.append(f"and {len(after) - 2} later triggers")
-        if record is not None:
-            waiting = " (queued)" if record.waiting_for is not None else ""
-            status = status + waiting + _partial(paths, name, record)
-            rows.append(
-                [
-                    paths.name,
-                    name,
-                    f"#{record.run_id}",
-                    "; ".join([status, *later]),
-                    _started(record, pipeline.timezone),
-                    _duration(record),
-                    _next_run(pipeline),
-                ]
-            )
-        elif last is not None:
-            rows.append([paths.name, name, f"#{shown}", "; ".join([status, *later]), "-", "-", _next_run(pipeline)])
-        else:
-            rows.append([paths.name, name, "-", "never run", "-", "-", _next_run(pipeline)])
+        if record is None:
+            rows.append([paths.name, name, f"#{shown}", "; ".join(["unreadable", *later]), "-", "-", next_run])
+            continue
+        waiting = " (queued)" if record.waiting_for is not None else ""
+        status = str(record.status) + waiting + _partial(paths, name, record)
+        rows.append(
+            [
+                paths.name,
+                name,
+                f"#{record.run_id}",
+                "; ".join([status, *later]),
+                _started(record, pipeline.timezone),
+                _duration(record),
+                next_run,
+            ]
+        )
     return rows
 
 
-def _table(rows: list[list[str]]) -> str:
+def _table(rows: list[list[str]], next_run: bool = True) -> str:
     header = ["PROJECT", "PIPELINE", "LAST RUN", "STATUS", "STARTED", "DURATION", "NEXT RUN"]
+    if not next_run:  # a working copy is never scheduled: no NEXT RUN column at all
+        header, rows = header[:-1], [r[:-1] for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
@@ -166,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.local:
         working_copy = find_working_copy(Path.cwd())
-        print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / FILENAME))))
+        local = ProjectPaths.for_local(working_copy)
+        print(_table(_rows_for(local, load_config_file(working_copy / FILENAME)), next_run=False))
         return 0
     home = Home()
     if args.project:

@@ -47,7 +47,10 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     if not sha:
         return "no commit to annotate"
     page = layout.run_url(site_url(context.settings()), record.project, record.pipeline, record.run_id)
-    append_note(paths, sha, mask(note_line(record, page, context.pipeline.timezone), context.secrets))
+    full = records.last_full_run(paths, record.pipeline) if record.selection.get("rerun_of") is not None else None
+    completes = full["run_id"] if full and full.get("completed_by") == record.run_id else None
+    line = note_line(record, page, context.pipeline.timezone, completes)
+    append_note(paths, sha, mask(line, context.secrets))
     return "ok"
 
 
