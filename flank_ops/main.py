@@ -83,8 +83,18 @@ def main(argv: list[str] | None = None) -> int:
             from flank_ops.run.checked_task import main as checked_main
 
             return checked_main(argv[1:])
+        from flank_ops.paths import NoSuchProject
+        from flank_ops.remote.hints import take_remote_from_env
+
+        take_remote_from_env()  # through `flank remote`: hints say `flank remote …` (tasks never see it)
         args = build_parser().parse_args(argv)
-        return int(args._module.run(args) or 0)
+        try:
+            return int(args._module.run(args) or 0)
+        except NoSuchProject as exc:
+            from flank_ops.remote.ssh import clone_remote_hint
+
+            exc.hint = clone_remote_hint(argv) or exc.hint
+            raise
     return 0  # unreachable; error_handler exits
 
 

@@ -19,7 +19,7 @@ import sys
 
 from flank_ops.errors import UserError
 
-DEFAULT_REMOTE = "flank"
+from flank_ops.remote.hints import DEFAULT_REMOTE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,4 +97,4 @@ def run(args: argparse.Namespace) -> int:
     forwarded = flank_args(args, target.project)
     stdin = read_secret_value(args.key) if args.verb == "secrets" and args.action == "set" else None
     follow = args.verb == "logs" and args.follow and sys.stdin is not None and sys.stdin.isatty()
-    return run_remote_flank(target, forwarded, stdin=stdin, tty=follow)
+    return run_remote_flank(target, forwarded, stdin=stdin, tty=follow, remote_name=args.remote_name)

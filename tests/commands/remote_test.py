@@ -233,3 +233,32 @@ def test_remote_cancel_and_follow_reach_the_vms_commands(laptop: Laptop) -> None
     proc = laptop.flank("remote", "logs", "nightly", "1", "extract", "--follow")
     assert proc.returncode == 0, proc.stderr
     assert "extracted rows" in proc.stdout and "flank: extract success" in proc.stderr
+
+
+@needs_sshd
+def test_hints_printed_through_remote_work_on_the_laptop_as_printed(laptop: Laptop) -> None:
+    """Issue 19 bug 2: `flank remote run --detach` says how to follow the run from the laptop, and that
+    command, typed as printed, does it."""
+    proc = laptop.flank("remote", "run", "nightly", "--detach")
+    assert proc.returncode == 0, proc.stderr
+    hint = next(line for line in proc.stdout.splitlines() if "follow it:" in line).split("follow it: ", 1)[1]
+    assert hint == "flank remote logs nightly 1 --follow"
+    followed = laptop.flank(*shlex.split(hint)[1:])
+    assert followed.returncode == 0, followed.stderr
+    assert "flank: nightly #1 success" in followed.stderr
+
+
+def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: Path) -> None:
+    """Issue 19 bug 2: on the laptop, `flank logs prostate …` must not offer `flank init prostate`."""
+    wc = make_repo(tmp_path / "wc", {"flank.yml": FLANK_YML})
+    git("remote", "add", "flank", "ssh://ada@vm.example:2222/home/ada/flank/prostate.git", cwd=wc)
+    cases = {
+        ("logs", "prostate", "nightly", "5", "article_plot"): "flank remote logs nightly 5 article_plot",
+        ("run", "prostate", "nightly", "--rerun", "5"): "flank remote run nightly --rerun 5",
+        ("status", "prostate"): "flank remote status",
+        ("secrets", "set", "prostate", "KEY"): "flank remote secrets set KEY",
+    }
+    for argv, expected in cases.items():
+        proc = run_flank(*argv, cwd=wc, env={"FLANK_HOME": str(tmp_path / "laptop-home")}, input="")
+        assert proc.returncode == 1 and proc.stderr.rstrip().endswith(expected), proc.stderr
+        assert "flank init" not in proc.stderr
