@@ -40,7 +40,7 @@ COMMANDS: dict[str, str] = {
     "report": "what the pipelines' recent runs used: memory, CPU, time",
     "cost": "size the VM for its pipelines; resize it on AWS around their runs",
     "deploy": "redo a project's deploy by hand (after an interrupted push)",
-    "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, run, cancel, secrets)",
+    "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, plan, run, cancel, ...)",
 }
 
 

@@ -18,7 +18,7 @@ import shlex
 REMOTE_ENV = "FLANK_REMOTE"
 DEFAULT_REMOTE = "flank"  # the git remote `flank init` tells the user to add
 # The verbs `flank remote` forwards (commands/remote.py); a hint of another verb stays a VM command.
-REMOTE_VERBS = frozenset({"status", "logs", "run", "cancel", "secrets", "plan"})
+REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets"})
 
 _via_remote: str | None = None
 
@@ -55,7 +55,7 @@ def laptop_hint(argv: list[str], remote_url: str | None) -> str | None:
     if not remote_url or not argv or argv[0] not in REMOTE_VERBS:
         return None
     verb, rest = argv[0], argv[1:]
-    skip = 1 if verb == "secrets" else 0  # `secrets ACTION PROJECT`
+    skip = 1 if verb in ("secrets", "report") else 0  # `secrets ACTION PROJECT`, `report WHAT PROJECT`
     names = [i for i, word in enumerate(rest) if not word.startswith("-")]
     if len(names) > skip:
         rest = rest[: names[skip]] + rest[names[skip] + 1 :]  # the project: the remote's URL names it

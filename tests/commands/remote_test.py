@@ -262,3 +262,23 @@ def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: P
         proc = run_flank(*argv, cwd=wc, env={"FLANK_HOME": str(tmp_path / "laptop-home")}, input="")
         assert proc.returncode == 1 and proc.stderr.rstrip().endswith(expected), proc.stderr
         assert "flank init" not in proc.stderr
+
+
+@needs_sshd
+def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop) -> None:
+    """Issue 19 friction 3: `flank remote plan`, `report`, `doctor`, `cost plan`; `run --force`, `--force-task`."""
+    proc = laptop.flank("remote", "plan", "nightly")
+    assert proc.returncode == 0, proc.stderr
+    assert "extract" in proc.stdout and "report" in proc.stdout
+    proc = laptop.flank("remote", "run", "nightly", "--force-task", "extract")
+    assert proc.returncode == 0, proc.stderr
+    proc = laptop.flank("remote", "run", "nightly", "--from", "report", "--force")
+    assert proc.returncode == 0 and "nightly #2 success" in proc.stdout, proc.stdout + proc.stderr
+    argvs = laptop.recorded_argvs()
+    assert "nightly --force-task extract'" in argvs[-2][-1] and "nightly --from report --force'" in argvs[-1][-1]
+    proc = laptop.flank("remote", "report", "resources")
+    assert proc.returncode == 0 and "nightly" in proc.stdout, proc.stderr
+    for argv in (("doctor", "--no-cron"), ("cost", "plan")):  # VM-wide, read-only: they answer from the VM
+        proc = laptop.flank("remote", *argv)
+        assert "Traceback" not in proc.stderr and "unrecognized arguments" not in proc.stderr, proc.stderr
+        assert proc.stdout.strip() or proc.stderr.strip()
