@@ -135,6 +135,23 @@ def _table(rows: list[list[str]], next_run: bool = True) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
+def _not_deployed(paths: ProjectPaths) -> str:
+    """Why a project has nothing deployed: never pushed, or its last push was refused or its deploy
+    failed (issue 19 bug 7: a failed first setup is not "no deploy yet"); the details follow the table."""
+    from flank_ops.git.deploy_log import entry_reason, read_deploys
+
+    last = None
+    for entry in read_deploys(paths):  # only for a project with nothing deployed: a short file
+        if entry.get("status") in ("failed", "rejected"):
+            last = entry
+        elif entry.get("status") == "accepted":
+            last = None
+    if last is None:
+        return "no deploy yet (git push flank main)"
+    what = "failed to deploy" if last["status"] == "failed" else "was refused"
+    return f"not deployed: the last push ({last.get('short') or '?'}) {what}: {entry_reason(last)}"
+
+
 def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
     """`demo: branch at 3f2a1c0, deployed 9b1e0d2 (deploy interrupted — ...)`, one line per project whose
     branch tip is not (fully) deployed; an interrupted deploy also gets its site pages redrawn to say so."""
@@ -182,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     for paths in projects:
         config = deployed_config(paths)
         if config is None:
-            rows.append([paths.name, "-", "-", "no deploy yet (git push flank main)", "-", "-", "-"])
+            rows.append([paths.name, "-", "-", _not_deployed(paths), "-", "-", "-"])
             continue
         rows += _rows_for(paths, config)
     print(_table(rows))

@@ -98,7 +98,7 @@ def deploy_gap(paths: ProjectPaths) -> DeployGap | None:
         )
     if tip is None or tip == deployed:
         return None
-    from flank_ops.git.deploy_log import VIA_COMMAND, read_deploys
+    from flank_ops.git.deploy_log import VIA_COMMAND, entry_reason, read_deploys
 
     deploys = [e for e in read_deploys(paths) if e.get("status") in ("accepted", "failed")]
     last = deploys[-1] if deploys else {}
@@ -111,7 +111,7 @@ def deploy_gap(paths: ProjectPaths) -> DeployGap | None:
             f"(`flank deploy {paths.name}` deploys the branch)",
         )
     if last.get("status") == "failed" and last.get("sha") == tip:
-        reason = "; ".join(str(e) for e in last.get("errors") or []) or "see the Pushes page"
+        reason = entry_reason(last)
         return DeployGap(
             FAILED,
             tip,

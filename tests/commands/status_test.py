@@ -174,3 +174,27 @@ def test_status_of_a_working_copy_shows_no_next_run(tmp_path: Path) -> None:
     lines = run_flank("status", "--local", cwd=wc, check=True).stdout.splitlines()
     assert "NEXT RUN" not in lines[0] and lines[0].split()[-1] == "DURATION", lines
     assert lines[1].split()[1:4] == ["nightly", "#1", "success"] and "02:00" not in lines[1], lines
+
+
+def test_after_a_failed_setup_status_says_the_deploy_failed_and_why_once(tmp_path: Path) -> None:
+    """Issue 19 bug 7: the user pushed; a setup that failed is not "no deploy yet", and its reason is
+    said once (not `deploy failed: deploy failed: setup exited 1`)."""
+    from helpers.repos import git, make_repo
+
+    home = Path(os.environ["FLANK_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
+    run_flank("init", "demo", check=True)
+    clone = make_repo(
+        tmp_path / "clone",
+        {"flank.yml": "setup: echo no compiler; exit 1\npipelines:\n  p:\n    tasks:\n      a: echo a\n"},
+    )
+    git("remote", "add", "flank", str(home / "demo.git"), cwd=clone)
+    git("push", "-q", "flank", "main", cwd=clone, check=False)  # refused or failed: either way not deployed
+
+    proc = run_flank("status", "demo", check=True)
+    row = proc.stdout.splitlines()[1]
+    assert "no deploy yet" not in proc.stdout, proc.stdout
+    assert row.split()[:2] == ["demo", "-"] and "not deployed: the last push (" in row, row
+    assert "setup exited 1" in row, row
+    assert "deploy failed: deploy failed" not in proc.stdout + proc.stderr
