@@ -138,6 +138,7 @@ def deploy(
     pause_for_tests("after-switch")
     warnings += regenerate(paths, config, release)
     warnings += executor_warnings(paths, config)  # issue 14
+    warnings += notify_warnings(paths, config)  # issue 19 bug 8
     from flank_ops.run.makefile import make_executable
 
     try:
@@ -365,6 +366,18 @@ def executor_warnings(paths: ProjectPaths, config: Config) -> list[str]:
         return config_warnings(paths.home, paths.name, config)
     except UserError as exc:  # an unreadable flank.toml: said once, the deploy stands
         return [exc.message]
+
+
+def notify_warnings(paths: ProjectPaths, config: Config) -> list[str]:
+    """`notify:` with nowhere to send (notify/destinations.py), said once per push."""
+    from flank_ops.notify.destinations import nowhere_to_send
+    from flank_ops.settings import settings_for
+
+    try:
+        warning = nowhere_to_send(config, settings_for(paths.home, paths.name), str(paths.home.settings_file))
+    except UserError:
+        return []  # an unreadable flank.toml: executor_warnings said it
+    return [warning] if warning else []
 
 
 def refresh_site(paths: ProjectPaths, via: str = VIA_PUSH) -> list[str]:
