@@ -478,15 +478,19 @@ def site_access_lines(paths: ProjectPaths, url: str) -> str:
 
     from flank_ops.git.deploy_log import pusher
 
-    port = urlsplit(url).port or 80
-    # Over ssh, SSH_CONNECTION is "client_ip client_port server_ip server_port": the VM as the pusher reached it.
-    ssh = os.environ.get("SSH_CONNECTION", "").split()
-    import socket
+    from flank_ops.remote.address import vm_address
+    from flank_ops.settings import settings_for
 
-    host = ssh[2] if len(ssh) == 4 else socket.gethostname()
+    port = urlsplit(url).port or 80
+    # The VM as the pusher reached it (SSH_CONNECTION's host and port), unless flank.toml's [ssh] says
+    try:
+        address = vm_address(settings_for(paths.home, paths.name), pusher() or "you")
+    except UserError:  # a wrong [ssh] table: the hint without it (doctor and `flank init` say what is wrong)
+        address = vm_address({}, pusher() or "you")
+    tunnel = address.tunnel(port)
     return (
         f"status site: run `flank serve` on the VM (or set site_url in {paths.home.settings_file}), then\n"
-        f"  from your laptop: ssh -L {port}:127.0.0.1:{port} {pusher() or 'you'}@{host} and open {url}"
+        f"  from your laptop: {tunnel} and open {url}"
     )
 
 

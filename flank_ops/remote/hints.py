@@ -16,17 +16,25 @@ import os
 import shlex
 
 REMOTE_ENV = "FLANK_REMOTE"
+ADDRESS_ENV = "FLANK_SSH_ADDRESS"  # host[:port] of the laptop's git remote (remote/address.py)
 DEFAULT_REMOTE = "flank"  # the git remote `flank init` tells the user to add
 # The verbs `flank remote` forwards (commands/remote.py); a hint of another verb stays a VM command.
 REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets"})
 
 _via_remote: str | None = None
+_via_address: str | None = None
 
 
 def take_remote_from_env() -> None:
     """Remember (and remove from the environment) the git remote `flank remote` came through."""
-    global _via_remote
+    global _via_remote, _via_address
     _via_remote = os.environ.pop(REMOTE_ENV, None) or None
+    _via_address = os.environ.pop(ADDRESS_ENV, None) or None
+
+
+def via_address() -> str | None:
+    """host[:port] of the git remote `flank remote` came through (None: not through it)."""
+    return _via_address
 
 
 def via_remote() -> str | None:

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from flank_ops.errors import UserError
 from flank_ops.git.gitcmd import run_git
-from flank_ops.remote.hints import DEFAULT_REMOTE, REMOTE_ENV, laptop_hint
+from flank_ops.remote.hints import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, laptop_hint
 
 FLANK_COMMAND_KEY = "flank.command"  # in the VM's bare repo: how to start the flank that owns it
 
@@ -131,10 +131,17 @@ def remote_shell_command(target: RemoteProject, flank_args: list[str], remote_na
     q = shlex.quote
     words = " ".join(q(a) for a in flank_args)
     return (
-        f"FLANK_HOME={q(target.flank_home)}; {REMOTE_ENV}={q(remote_name)}; export FLANK_HOME {REMOTE_ENV}; "
+        f"FLANK_HOME={q(target.flank_home)}; {REMOTE_ENV}={q(remote_name)}; {ADDRESS_ENV}={q(_host_port(target))}; "
+        f"export FLANK_HOME {REMOTE_ENV} {ADDRESS_ENV}; "
         f"c=$(git --git-dir={q(target.git_dir)} config --get {FLANK_COMMAND_KEY} 2>/dev/null); "
         f'[ -n "$c" ] || c=flank; eval "exec $c" {q(words)}'
     )
+
+
+def _host_port(target: RemoteProject) -> str:
+    """host[:port] of the remote URL as the user wrote it (an IPv6 address without its brackets)."""
+    host = target.destination.rpartition("@")[2].strip("[]")
+    return f"{host}:{target.port}" if target.port and ":" not in host else host
 
 
 def ssh_argv(

@@ -282,3 +282,22 @@ def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop
         proc = laptop.flank("remote", *argv)
         assert "Traceback" not in proc.stderr and "unrecognized arguments" not in proc.stderr, proc.stderr
         assert proc.stdout.strip() or proc.stderr.strip()
+
+
+@needs_sshd
+def test_a_push_over_ssh_says_how_to_tunnel_to_the_site_with_the_port_it_came_in_on(laptop: Laptop) -> None:
+    """Issue 19 bug 9: the tunnel hint names the host and port this push reached the VM by (here a
+    private sshd on 127.0.0.1 and a port of its own), so it works when typed on the laptop."""
+    from helpers.repos import commit_all
+
+    commit_all(laptop.wc, "again")
+    proc = subprocess.run(
+        ["git", "push", "flank", "main"],
+        cwd=laptop.wc,
+        text=True,
+        env={**os.environ, **laptop.env},
+        capture_output=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    tunnel = f"ssh -L 8083:127.0.0.1:8083 -p {laptop.sshd.port} {laptop.sshd.user}@127.0.0.1"
+    assert f"from your laptop: {tunnel} and open" in proc.stderr, proc.stderr
