@@ -520,12 +520,28 @@ def start_runs(paths: ProjectPaths, config: Config, push_options: list[str]) -> 
             to_start.append(name)
     if not to_start:
         return
-    from flank_ops.run.launch import start_detached
+    from flank_ops.run.launch import start_detached_reporting
 
     for name in to_start:
         try:
-            start_detached(paths, name, trigger="push")
+            # Waits only until the run has its id (before any overlap wait), to say which run it is.
+            run_id = start_detached_reporting(
+                paths.name, name, ["--trigger", "push"], cwd=paths.home.root if paths.home.root.is_dir() else None
+            )
         except Exception as exc:  # noqa: BLE001 - the deploy is done; say why the run is not
             say(f"warning: {name} not started: {failure_text(exc)}")
+            continue
+        if run_id is None:
+            say(f"warning: {name} did not start (run it by hand to see why: flank run {paths.name} {name})")
         else:
-            say(f"started {name}")
+            say(f"started {name} #{run_id} — {_run_page(paths, name, run_id)}")
+
+
+def _run_page(paths: ProjectPaths, pipeline: str, run_id: int) -> str:
+    from flank_ops.settings import settings_for, site_url
+    from flank_ops.site.layout import run_url
+
+    try:
+        return run_url(site_url(settings_for(paths.home, paths.name)), paths.name, pipeline, run_id)
+    except UserError:
+        return run_url(site_url({}), paths.name, pipeline, run_id)
