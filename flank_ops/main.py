@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return checked_main(argv[1:])
         from flank_ops.paths import NoSuchProject
-        from flank_ops.remote.hints import take_remote_from_env
+        from flank_ops.hints import take_remote_from_env
 
         take_remote_from_env()  # through `flank remote`: hints say `flank remote …` (tasks never see it)
         args = build_parser().parse_args(argv)

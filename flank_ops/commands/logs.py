@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.finish.run_steps import reconcile
     from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
-    from flank_ops.remote.hints import flank_command
+    from flank_ops.hints import flank_command
     from flank_ops.run import records
     from flank_ops.run.runner import choices_hint, find_working_copy
 

@@ -12,6 +12,7 @@ code is flank remote's exit code.
     flank remote cost plan
     flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T ...] [--detach]
     flank remote cancel PIPELINE [RUN] [--no-wait]
+    flank remote deploy [SHA]             (redo a deploy a push left unfinished or failed)
     flank remote secrets set KEY          (value from stdin, sent on ssh's stdin)
     flank remote secrets list | unset KEY
 """
@@ -23,7 +24,7 @@ import sys
 
 from flank_ops.errors import UserError
 
-from flank_ops.remote.hints import DEFAULT_REMOTE
+from flank_ops.hints import DEFAULT_REMOTE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("run_id", nargs="?", metavar="RUN")
     p.add_argument("--no-wait", action="store_true", help="ask the run to stop and return at once")
 
+    p = verbs.add_parser("deploy", parents=[common], help="redo the project's deploy (after a failed or cut push)")
+    p.add_argument("sha", nargs="?", help="commit to deploy (default: the tip of the deploy branch)")
+
     p = verbs.add_parser("secrets", parents=[common], help="set, list or unset the project's secrets")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -105,6 +109,8 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
     if args.verb == "cancel":
         no_wait = ["--no-wait"] if args.no_wait else []
         return ["cancel", project, args.pipeline, *([args.run_id] if args.run_id else []), *no_wait]
+    if args.verb == "deploy":
+        return ["deploy", project, *([args.sha] if args.sha else [])]
     if args.verb == "secrets":
         return ["secrets", args.action, project, *([args.key] if args.action != "list" else [])]
     raise AssertionError(args.verb)

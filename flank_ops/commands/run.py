@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
-    from flank_ops.remote.hints import flank_command
+    from flank_ops.hints import flank_command
     from flank_ops.run.runner import RunRequest
 
     expected = 1 if args.local else 2
@@ -195,7 +195,7 @@ FAILED_TAIL_LINES = 15
 
 
 def _print_where(record: RunRecord, request: RunRequest) -> None:
-    from flank_ops.remote.hints import flank_command
+    from flank_ops.hints import flank_command
     from flank_ops.run.records import FAILED_TASK_STATUSES
 
     bad = [n for n, t in record.tasks.items() if t.status in FAILED_TASK_STATUSES]
@@ -250,7 +250,7 @@ def _page_url(project: str, record: RunRecord) -> str | None:
 
 
 def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -> int:
-    from flank_ops.remote.hints import flank_command
+    from flank_ops.hints import flank_command
     from flank_ops.run.launch import start_detached_reporting
     from flank_ops.run.records import RunRecord
 

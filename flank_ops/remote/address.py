@@ -4,7 +4,7 @@ prints (the git remote URL `flank init` prints, the ssh tunnel to the status sit
 In order of precedence:
 1. flank.toml's [ssh] table (host, port, user): for a VM behind NAT, a jump host or a DNS name;
 2. what the user's own ssh connection used: the laptop's git remote URL, which `flank remote` passes
-   along (FLANK_SSH_ADDRESS, see remote/hints.py), else SSH_CONNECTION ("client_ip client_port
+   along (FLANK_SSH_ADDRESS, see hints.py), else SSH_CONNECTION ("client_ip client_port
    server_ip server_port": set by sshd in a push's hooks and in any ssh session);
 3. this machine's name, port 22.
 """
@@ -16,7 +16,7 @@ import shlex
 import socket
 from typing import Any, NamedTuple
 
-from flank_ops.remote.hints import via_address
+from flank_ops.hints import via_address
 from flank_ops.settings import ssh_settings
 
 

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from flank_ops.errors import UserError
 from flank_ops.git.gitcmd import run_git
-from flank_ops.remote.hints import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, laptop_hint
+from flank_ops.hints import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, laptop_hint
 
 FLANK_COMMAND_KEY = "flank.command"  # in the VM's bare repo: how to start the flank that owns it
 
@@ -120,7 +120,7 @@ def ssh_program() -> list[str]:
 
 def remote_shell_command(target: RemoteProject, flank_args: list[str], remote_name: str = DEFAULT_REMOTE) -> str:
     """One line for the VM's shell: FLANK_HOME set, FLANK_REMOTE set to the clone's git remote (so
-    the hints flank prints are `flank remote …` commands: remote/hints.py), the recorded flank
+    the hints flank prints are `flank remote …` commands: hints.py), the recorded flank
     (else `flank`) run with the args.
 
     The recorded command is itself shell words (flank init wrote it with shlex.join), hence

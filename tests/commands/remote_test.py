@@ -257,6 +257,7 @@ def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: P
         ("run", "prostate", "nightly", "--rerun", "5"): "flank remote run nightly --rerun 5",
         ("status", "prostate"): "flank remote status",
         ("secrets", "set", "prostate", "KEY"): "flank remote secrets set KEY",
+        ("deploy", "prostate"): "flank remote deploy",
     }
     for argv, expected in cases.items():
         proc = run_flank(*argv, cwd=wc, env={"FLANK_HOME": str(tmp_path / "laptop-home")}, input="")
@@ -278,6 +279,8 @@ def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop
     assert "nightly --force-task extract'" in argvs[-2][-1] and "nightly --from report --force'" in argvs[-1][-1]
     proc = laptop.flank("remote", "report", "resources")
     assert proc.returncode == 0 and "nightly" in proc.stdout, proc.stderr
+    proc = laptop.flank("remote", "deploy")  # what a failed deploy's hint says to run
+    assert proc.returncode == 0 and "deployed" in proc.stdout + proc.stderr, proc.stderr
     for argv in (("doctor", "--no-cron"), ("cost", "plan")):  # VM-wide, read-only: they answer from the VM
         proc = laptop.flank("remote", *argv)
         assert "Traceback" not in proc.stderr and "unrecognized arguments" not in proc.stderr, proc.stderr

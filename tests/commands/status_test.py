@@ -198,3 +198,6 @@ def test_after_a_failed_setup_status_says_the_deploy_failed_and_why_once(tmp_pat
     assert row.split()[:2] == ["demo", "-"] and "not deployed: the last push (" in row, row
     assert "setup exited 1" in row, row
     assert "deploy failed: deploy failed" not in proc.stdout + proc.stderr
+    assert "`flank deploy demo` retries" in proc.stdout
+    through_remote = run_flank("status", "demo", env={"FLANK_REMOTE": "flank"}, check=True).stdout
+    assert "`flank remote deploy` retries" in through_remote, through_remote  # issue 19 bug 2

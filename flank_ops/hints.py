@@ -19,7 +19,7 @@ REMOTE_ENV = "FLANK_REMOTE"
 ADDRESS_ENV = "FLANK_SSH_ADDRESS"  # host[:port] of the laptop's git remote (remote/address.py)
 DEFAULT_REMOTE = "flank"  # the git remote `flank init` tells the user to add
 # The verbs `flank remote` forwards (commands/remote.py); a hint of another verb stays a VM command.
-REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets"})
+REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets", "deploy"})
 
 _via_remote: str | None = None
 _via_address: str | None = None
