@@ -57,15 +57,18 @@ def flank_command(verb: str, project: str | None, *words: str) -> str:
     return shlex.join(argv)
 
 
-def laptop_hint(argv: list[str], remote_url: str | None) -> str | None:
-    """For `flank VERB PROJECT …` typed in a clone whose git remote `flank` points at the project's
-    VM (`remote_url`): the `flank remote` command that does it there; None when there is none."""
-    if not remote_url or not argv or argv[0] not in REMOTE_VERBS:
+def laptop_hint(argv: list[str], project: str) -> str | None:
+    """For `flank VERB [PROJECT] …` typed in a clone whose git remote `flank` points at `project` on
+    its VM: the `flank remote` command that does it there; None when there is none. The project
+    typed is dropped (the remote names it); any other word is kept (`flank logs nightly` typed as
+    if it were `flank remote logs nightly`)."""
+    if not argv or argv[0] not in REMOTE_VERBS:
         return None
     verb, rest = argv[0], argv[1:]
     skip = 1 if verb in ("secrets", "report") else 0  # `secrets ACTION PROJECT`, `report WHAT PROJECT`
     names = [i for i, word in enumerate(rest) if not word.startswith("-")]
-    if len(names) > skip:
-        rest = rest[: names[skip]] + rest[names[skip] + 1 :]  # the project: the remote's URL names it
-    shown = [verb, *rest]
-    return f"this clone's project lives on the VM of git remote {DEFAULT_REMOTE!r}: {shlex.join(['flank', 'remote', *shown])}"
+    if len(names) > skip and rest[names[skip]] == project:
+        rest = rest[: names[skip]] + rest[names[skip] + 1 :]
+    return f"this clone's project lives on the VM of git remote {DEFAULT_REMOTE!r}: " + shlex.join(
+        ["flank", "remote", verb, *rest]
+    )

@@ -180,7 +180,7 @@ def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from flank_ops.config.load import FILENAME, load_config_file
     from flank_ops.git.release_config import deployed_config
-    from flank_ops.paths import Home, ProjectPaths
+    from flank_ops.paths import Home, NoSuchProject, ProjectPaths
     from flank_ops.run.runner import find_working_copy
 
     if args.local:
@@ -193,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
         projects = [home.project(args.project).require()]
     else:
         projects = [home.project(p) for p in home.projects()]
-        if not projects:
-            raise UserError(f"no projects in {home.root}", "create one with: flank init NAME")
+        if not projects:  # NoSuchProject: typed in a laptop clone, main.py points at `flank remote status`
+            raise NoSuchProject(f"no projects in {home.root}", "create one with: flank init NAME")
     rows: list[list[str]] = []
     for paths in projects:
         config = deployed_config(paths)

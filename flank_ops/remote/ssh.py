@@ -100,11 +100,10 @@ def clone_remote_hint(argv: list[str]) -> str | None:
     """In a clone whose git remote `flank` is a project's VM: the `flank remote` command that does
     what `flank ARGV` was asked here (where that project does not exist); else None."""
     try:
-        url = remote_url(DEFAULT_REMOTE)
-        parse_remote_url(url)
+        target = parse_remote_url(remote_url(DEFAULT_REMOTE))
     except UserError:
         return None  # not a clone, no such remote, or not an ssh one (a clone on the VM itself)
-    return laptop_hint(argv, url)
+    return laptop_hint(argv, target.project)
 
 
 def ssh_program() -> list[str]:

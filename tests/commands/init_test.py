@@ -193,6 +193,10 @@ def test_connection_hints_use_the_address_the_user_connected_with_or_flank_toml(
     assert f"git remote add flank ssh://{user}@192.0.2.7:8322{flank_home / 'p.git'}" in out
     assert f"ssh -L 8083:127.0.0.1:8083 -p 8322 {user}@192.0.2.7" in out
 
+    # through `flank remote`, the host and port of the laptop's git remote (its ssh command passes them)
+    out = run_flank("init", "p", env={**session, "FLANK_SSH_ADDRESS": "vm3.example:8322"}, check=True).stdout
+    assert f"git remote add flank ssh://{user}@vm3.example:8322{flank_home / 'p.git'}" in out
+
     (flank_home / "flank.toml").write_text('[ssh]\nhost = "vm.example"\nport = 2222\nuser = "ada"\n')
     out = run_flank("init", "p", env=session, check=True).stdout
     assert f"git remote add flank ssh://ada@vm.example:2222{flank_home / 'p.git'}" in out

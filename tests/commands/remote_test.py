@@ -258,6 +258,7 @@ def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: P
         ("status", "prostate"): "flank remote status",
         ("secrets", "set", "prostate", "KEY"): "flank remote secrets set KEY",
         ("deploy", "prostate"): "flank remote deploy",
+        ("status",): "flank remote status",
     }
     for argv, expected in cases.items():
         proc = run_flank(*argv, cwd=wc, env={"FLANK_HOME": str(tmp_path / "laptop-home")}, input="")
