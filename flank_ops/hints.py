@@ -60,8 +60,8 @@ def flank_command(verb: str, project: str | None, *words: str) -> str:
 def laptop_hint(argv: list[str], project: str) -> str | None:
     """For `flank VERB [PROJECT] …` typed in a clone whose git remote `flank` points at `project` on
     its VM: the `flank remote` command that does it there; None when there is none. The project
-    typed is dropped (the remote names it); any other word is kept (`flank logs nightly` typed as
-    if it were `flank remote logs nightly`)."""
+    typed is dropped (the remote names it); a word that is not it is kept (`flank status nightly`
+    typed as if it were a `flank remote` command)."""
     if not argv or argv[0] not in REMOTE_VERBS:
         return None
     verb, rest = argv[0], argv[1:]
