@@ -40,7 +40,7 @@ COMMANDS: dict[str, str] = {
     "report": "what the pipelines' recent runs used: memory, CPU, time",
     "cost": "size the VM for its pipelines; resize it on AWS around their runs",
     "deploy": "redo a project's deploy by hand (after an interrupted push)",
-    "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, run, cancel, secrets)",
+    "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, plan, run, cancel, ...)",
     "up": "from the laptop: make or start the project's VM on EC2 (ssh key, firewall, data volume, setup)",
     "down": "from the laptop: stop the project's VM, or terminate it keeping its data volume",
 }
@@ -85,8 +85,18 @@ def main(argv: list[str] | None = None) -> int:
             from flank_ops.run.checked_task import main as checked_main
 
             return checked_main(argv[1:])
+        from flank_ops.paths import NoSuchProject
+        from flank_ops.hints import take_remote_from_env
+
+        take_remote_from_env()  # through `flank remote`: hints say `flank remote …` (tasks never see it)
         args = build_parser().parse_args(argv)
-        return int(args._module.run(args) or 0)
+        try:
+            return int(args._module.run(args) or 0)
+        except NoSuchProject as exc:
+            from flank_ops.remote.ssh import clone_remote_hint
+
+            exc.hint = clone_remote_hint(argv) or exc.hint
+            raise
     return 0  # unreachable; error_handler exits
 
 

@@ -57,6 +57,10 @@ def check_project_name(name: str) -> str:
     return name
 
 
+class NoSuchProject(UserError):
+    """A project name this FLANK_HOME does not hold (main.py may point a laptop clone at `flank remote`)."""
+
+
 class Home:
     """VM-wide paths under FLANK_HOME."""
 
@@ -150,7 +154,7 @@ class ProjectPaths:
         if not self.exists():
             known = self.home.projects()
             hint = f"known projects: {', '.join(known)}" if known else f"create it with: flank init {self.name}"
-            raise UserError(f"no project {self.name!r} in {self.home.root}", hint)
+            raise NoSuchProject(f"no project {self.name!r} in {self.home.root}", hint)
         return self
 
     # --- deploys ---------------------------------------------------------

@@ -1,6 +1,7 @@
 """VM settings from $FLANK_HOME/flank.toml (all optional).
 
     site_url = "http://vm.example:8083/"    # base URL of the status site, used in push output and notes
+    [ssh] host = "vm.example", port = 2222  # how users reach the VM by ssh, for the hints flank prints
     [s3] ... [notify] ... [ping] ...         # integrations (see README)
     [projects.NAME]                          # per-project overrides of any table above
 
@@ -201,6 +202,17 @@ def email_settings(settings: dict[str, Any]) -> EmailSettings | None:
         ca_file=_get(table, where, "ca_file", str),
         timeout_s=_timeout(table, where),
     )
+
+
+def ssh_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """[ssh] host, port, user: how users reach this VM, for the hints flank prints (remote/address.py)."""
+    table = _table(settings, "ssh") or {}
+    return {
+        "host": _get(table, "ssh", "host", str),
+        "port": _get(table, "ssh", "port", int),
+        "user": _get(table, "ssh", "user", str),
+        "command_path": _get(table, "ssh", "command_path", str),  # the PATH sshd gives `ssh vm COMMAND`
+    }
 
 
 def ping_timeout(settings: dict[str, Any]) -> float:

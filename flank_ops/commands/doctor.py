@@ -75,6 +75,7 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
     yield _guard("disk", lambda: check_disk(home))
     yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
+    yield from check_notify_destinations(home)
     from flank_ops.deploy.setup_doctor import setup_checks  # issue 13: R, Python, renv.lock packages
 
     yield from setup_checks(home, Check)
@@ -385,6 +386,25 @@ def check_integrations(home: Home, send_test: bool) -> Iterator[Check]:
             yield Check("SKIP", kind, f"not configured (see the README: {_TABLES[kind]} in {home.settings_file})")
         for label, value in targets:
             yield _guard(kind + label, functools.partial(_check_one, home, kind, value, label, send_test))
+
+
+def check_notify_destinations(home: Home) -> Iterator[Check]:
+    """Each project whose deployed flank.yml asks for notifications has somewhere to send them."""
+    from flank_ops.git.release_config import deployed_config
+    from flank_ops.notify.destinations import nowhere_to_send
+    from flank_ops.settings import settings_for
+
+    for name in home.projects():
+        paths = home.project(name)
+        try:
+            config = deployed_config(paths)
+            warning = nowhere_to_send(config, settings_for(home, name), str(home.settings_file)) if config else None
+        except UserError:
+            continue  # an unreadable flank.yml or flank.toml: other checks and the push say it
+        if warning:
+            yield Check(
+                "FAIL", f"notify ({name})", warning, f"add [notify.webhook] or [notify.email] to {home.settings_file}"
+            )
 
 
 _TABLES = {"s3": "[s3]", "smtp": "[notify.email]", "webhook": "[notify.webhook]"}

@@ -12,13 +12,12 @@ hooks already call flank by absolute path for the same reason.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
+from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
 from flank_ops.git.bare_repo import (
@@ -30,6 +29,9 @@ from flank_ops.git.bare_repo import (
 )
 from flank_ops.git.notes import NOTES_REF
 from flank_ops.paths import Home, ProjectPaths
+
+if TYPE_CHECKING:
+    from flank_ops.remote.address import SshAddress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,24 +102,48 @@ def record_flank_command(paths: ProjectPaths) -> None:
 
 
 def ssh_user() -> str:
-    return os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
+    from flank_ops.remote.address import login_user
+
+    return login_user()
+
+
+def vm_address(paths: ProjectPaths) -> SshAddress:
+    """How the user reaches this VM (remote/address.py); a broken flank.toml: what ssh says."""
+    from flank_ops.remote.address import vm_address as address
+    from flank_ops.settings import settings_for
+
+    try:
+        settings = settings_for(paths.home, paths.name)
+    except UserError:
+        settings = {}
+    return address(settings)
 
 
 def ssh_remote_url(paths: ProjectPaths) -> str:
-    return f"ssh://{ssh_user()}@{socket.getfqdn()}{paths.bare_repo}"
+    return vm_address(paths).url(str(paths.bare_repo))
 
 
 # The PATH sshd gives a command run as `ssh vm COMMAND` (Debian's and Ubuntu's build).
 SSH_COMMAND_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
 
 
-def flank_for_ssh_commands() -> str | None:
+def ssh_command_path(paths: ProjectPaths) -> str:
+    """The PATH sshd gives `ssh vm COMMAND`: flank.toml's [ssh] command_path, else Debian's."""
+    from flank_ops.settings import settings_for, ssh_settings
+
+    try:
+        return ssh_settings(settings_for(paths.home, paths.name)).get("command_path") or SSH_COMMAND_PATH
+    except UserError:
+        return SSH_COMMAND_PATH
+
+
+def flank_for_ssh_commands(command_path: str = SSH_COMMAND_PATH) -> str | None:
     """What `ssh vm flank` would run: the `flank` found on sshd's PATH, after ~/.bashrc when
     the login shell is bash (bash reads it for ssh commands, up to its interactive guard)."""
     env = {
         "HOME": os.path.expanduser("~"),
         "USER": ssh_user(),
-        "PATH": SSH_COMMAND_PATH,
+        "PATH": command_path,
         "SSH_CLIENT": "127.0.0.1 22 22",
     }
     try:
@@ -125,7 +151,7 @@ def flank_for_ssh_commands() -> str | None:
     except KeyError:
         shell = ""
     if os.path.basename(shell) != "bash":
-        return shutil.which("flank", path=SSH_COMMAND_PATH)
+        return shutil.which("flank", path=command_path)
     try:
         proc = subprocess.run(
             [shell, "-c", "command -v flank"],
@@ -142,23 +168,21 @@ def flank_for_ssh_commands() -> str | None:
     return found[-1] if proc.returncode == 0 and found else None
 
 
-def print_ssh_path_advice() -> None:
+def print_ssh_path_advice(paths: ProjectPaths) -> None:
     """Say how to make `ssh vm flank status` work, unless it already runs this flank."""
     from flank_ops.schedule.crontab import flank_command
 
     mine = flank_command()
-    found = flank_for_ssh_commands()
+    command_path = ssh_command_path(paths)
+    found = flank_for_ssh_commands(command_path)
     if found and len(mine) == 1 and os.path.realpath(found) == os.path.realpath(mine[0]):
         return
     print()
+    ssh = vm_address(paths).ssh()
     if found:
-        print(
-            f"`ssh {ssh_user()}@{socket.getfqdn()} flank ...` would run {found}, not this flank ({shlex.join(mine)})."
-        )
+        print(f"`{ssh} flank ...` would run {found}, a different flank than this one ({shlex.join(mine)}).")
     else:
-        print(
-            f"`ssh {ssh_user()}@{socket.getfqdn()} flank ...` will not find flank (ssh commands get PATH={SSH_COMMAND_PATH})."
-        )
+        print(f"`{ssh} flank ...` will not find flank (ssh commands get PATH={command_path}).")
     if len(mine) == 1:
         print("To fix it, link this flank into /usr/local/bin:")
         print(f"  sudo ln -sf {shlex.quote(mine[0])} /usr/local/bin/flank")
@@ -180,18 +204,18 @@ def print_next_steps(paths: ProjectPaths) -> None:
     print()
     print("From the clone on your laptop (with flank installed there too), without logging in here:")
     print("  flank remote status          flank remote run PIPELINE          flank remote logs PIPELINE")
-    print_site_advice()
-    print_ssh_path_advice()
+    print_site_advice(paths)
+    print_ssh_path_advice(paths)
 
 
-def print_site_advice() -> None:
+def print_site_advice(paths: ProjectPaths) -> None:
     from flank_ops.commands.serve import DEFAULT_PORT
 
     print()
     print("To see the status site, serve it on this VM (it listens on 127.0.0.1 only):")
     print("  flank serve")
     print("then, on your laptop, open an ssh tunnel and browse:")
-    print(f"  ssh -L {DEFAULT_PORT}:127.0.0.1:{DEFAULT_PORT} {ssh_user()}@{socket.getfqdn()}")
+    print(f"  {vm_address(paths).tunnel(DEFAULT_PORT)}")
     print(f"  http://127.0.0.1:{DEFAULT_PORT}/")
     print("To keep it running across reboots, as a systemd user service:")
     print("  flank serve --print-systemd-unit     (prints the unit and how to enable it)")

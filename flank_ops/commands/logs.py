@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.finish.run_steps import reconcile
     from flank_ops.git.release_config import deployed_config
     from flank_ops.paths import Home, ProjectPaths
+    from flank_ops.hints import flank_command
     from flank_ops.run import records
     from flank_ops.run.runner import choices_hint, find_working_copy
 
@@ -112,13 +113,14 @@ def run(args: argparse.Namespace) -> int:
             known = sorted(set(known) | set(config.pipelines))
         if pipeline in known:
             raise UserError(
-                f"pipeline {pipeline!r} has not run yet", f"start it with: flank run {paths.name} {pipeline}"
+                f"pipeline {pipeline!r} has not run yet",
+                f"start it with: {flank_command('run', None if paths.local else paths.name, pipeline)}",
             )
         raise UserError(
             f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines")
         )
     reconcile(paths, pipeline)
-    run_id = last if run_id is None else run_id
+    run_id = (records.last_run(paths, pipeline) or last) if run_id is None else run_id
     if not paths.run_dir(pipeline, run_id).is_dir():
         ids = records.list_run_ids(paths, pipeline)  # only to say which there are
         hint = f"runs go from #{ids[0]} to #{ids[-1]}" if ids else f"{pipeline} has no runs left"

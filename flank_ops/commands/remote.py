@@ -6,8 +6,13 @@ code is flank remote's exit code.
 
     flank remote status
     flank remote logs PIPELINE [RUN] [TASK] [--follow]
-    flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--detach]
-    flank remote cancel PIPELINE [RUN]
+    flank remote plan PIPELINE [--force | --force-task T ...]
+    flank remote report resources
+    flank remote doctor [--no-cron]
+    flank remote cost plan
+    flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T ...] [--detach]
+    flank remote cancel PIPELINE [RUN] [--no-wait]
+    flank remote deploy [SHA]             (redo a deploy a push left unfinished or failed)
     flank remote secrets set KEY          (value from stdin, sent on ssh's stdin)
     flank remote secrets list | unset KEY
 """
@@ -19,7 +24,7 @@ import sys
 
 from flank_ops.errors import UserError
 
-DEFAULT_REMOTE = "flank"
+from flank_ops.hints import DEFAULT_REMOTE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="+", metavar="PIPELINE [RUN] [TASK]")
     p.add_argument("--follow", "-f", action="store_true", help="print a running task's output as it comes")
 
-    p = verbs.add_parser("run", parents=[common], help="run a pipeline now")
+    force = argparse.ArgumentParser(add_help=False)  # the options `run` and `plan` share on the VM
+    force.add_argument("--force", action="store_true", help="every task, even those up to date")
+    force.add_argument("--force-task", action="append", default=[], metavar="T", help="task T even if up to date")
+
+    p = verbs.add_parser("plan", parents=[common, force], help="what a run would do now with each task, and why")
+    p.add_argument("pipeline")
+
+    p = verbs.add_parser("report", parents=[common], help="what the project's recent runs used")
+    p.add_argument("what", choices=["resources"])
+
+    p = verbs.add_parser("doctor", parents=[common], help="check the VM's flank setup (read-only)")
+    p.add_argument("--no-cron", action="store_true", help="the VM runs schedules with `flank scheduler`")
+
+    p = verbs.add_parser("cost", parents=[common], help="the VM's size for its pipelines (read-only)")
+    p.add_argument("action", choices=["plan"])
+
+    p = verbs.add_parser("run", parents=[common, force], help="run a pipeline now")
     p.add_argument("pipeline")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--task", metavar="T", help="run just task T")
@@ -47,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("cancel", parents=[common], help="stop a running run")
     p.add_argument("pipeline")
     p.add_argument("run_id", nargs="?", metavar="RUN")
+    p.add_argument("--no-wait", action="store_true", help="ask the run to stop and return at once")
+
+    p = verbs.add_parser("deploy", parents=[common], help="redo the project's deploy (after a failed or cut push)")
+    p.add_argument("sha", nargs="?", help="commit to deploy (default: the tip of the deploy branch)")
 
     p = verbs.add_parser("secrets", parents=[common], help="set, list or unset the project's secrets")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
@@ -66,17 +91,33 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
                 f"unexpected {' '.join(args.names[3:])!r}", "usage: flank remote logs PIPELINE [RUN] [TASK] [--follow]"
             )
         return ["logs", project, *args.names, *(["--follow"] if args.follow else [])]
+    if args.verb == "plan":
+        return ["plan", project, args.pipeline, *_force_options(args)]
+    if args.verb == "report":
+        return ["report", args.what, project]
+    if args.verb == "doctor":
+        return ["doctor", *(["--no-cron"] if args.no_cron else [])]
+    if args.verb == "cost":
+        return ["cost", args.action]
     if args.verb == "run":
         options = []
         for flag, value in (("--task", args.task), ("--from", args.from_task), ("--rerun", args.rerun)):
             if value is not None:
                 options += [flag, value]
+        options += _force_options(args)
         return ["run", project, args.pipeline, *options, *(["--detach"] if args.detach else [])]
     if args.verb == "cancel":
-        return ["cancel", project, args.pipeline, *([args.run_id] if args.run_id else [])]
+        no_wait = ["--no-wait"] if args.no_wait else []
+        return ["cancel", project, args.pipeline, *([args.run_id] if args.run_id else []), *no_wait]
+    if args.verb == "deploy":
+        return ["deploy", project, *([args.sha] if args.sha else [])]
     if args.verb == "secrets":
         return ["secrets", args.action, project, *([args.key] if args.action != "list" else [])]
     raise AssertionError(args.verb)
+
+
+def _force_options(args: argparse.Namespace) -> list[str]:
+    return [*(["--force"] if args.force else []), *(w for t in args.force_task for w in ("--force-task", t))]
 
 
 def read_secret_value(key: str) -> bytes:
@@ -97,4 +138,4 @@ def run(args: argparse.Namespace) -> int:
     forwarded = flank_args(args, target.project)
     stdin = read_secret_value(args.key) if args.verb == "secrets" and args.action == "set" else None
     follow = args.verb == "logs" and args.follow and sys.stdin is not None and sys.stdin.isatty()
-    return run_remote_flank(target, forwarded, stdin=stdin, tty=follow)
+    return run_remote_flank(target, forwarded, stdin=stdin, tty=follow, remote_name=args.remote_name)

@@ -65,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
+    from flank_ops.hints import flank_command
     from flank_ops.run.runner import RunRequest
 
     expected = 1 if args.local else 2
@@ -78,7 +79,10 @@ def _request(args: argparse.Namespace) -> RunRequest:
     if args.rerun is not None:
         raw = args.rerun.lstrip("#")
         if not raw.isdigit():
-            raise UserError(f"--rerun takes a run id (a number), not {args.rerun!r}", "see the ids with: flank status")
+            raise UserError(
+                f"--rerun takes a run id (a number), not {args.rerun!r}",
+                f"see the ids with: {flank_command('status', None if args.local else args.names[0])}",
+            )
         rerun = int(raw)
     return RunRequest(
         pipeline=args.names[-1],
@@ -231,20 +235,52 @@ def _nothing_to_run(args: argparse.Namespace, request: RunRequest, message: str)
     )
 
 
+# At most this many last lines of a failed task's log are printed under the run's line (issue 28
+# item 6: the terminal says why a task failed, as GitHub Actions and dagu do).
+FAILED_TAIL_LINES = 15
+
+
 def _print_where(record: RunRecord, request: RunRequest) -> None:
+    from flank_ops.hints import flank_command
     from flank_ops.run.records import FAILED_TASK_STATUSES
 
     bad = [n for n, t in record.tasks.items() if t.status in FAILED_TASK_STATUSES]
     logged = [n for n in bad if "did not start" not in (record.tasks[n].error or "")]
-    project = "--local" if request.project is None else request.project
+    project, pipeline, run_id = request.project, record.pipeline, str(record.run_id)
     if logged:
-        print(f"  log:  flank logs {project} {record.pipeline} {record.run_id} {logged[0]}")
+        _print_failed_tail(record, request, logged[0])
+        print(f"  log:  {flank_command('logs', project, pipeline, run_id, logged[0])}")
     if bad:
-        print(f"  rerun the failures: flank run {project} {record.pipeline} --rerun {record.run_id}")
+        print(f"  rerun the failures: {flank_command('run', project, pipeline, '--rerun', run_id)}")
     if request.project is not None:
         url = _page_url(request.project, record)
         if url:
             print(f"  page: {url}")
+
+
+def _print_failed_tail(record: RunRecord, request: RunRequest, task: str) -> None:
+    """The failed task's last lines (secrets masked, colours removed), indented under the run's line."""
+    from flank_ops.notify.message import log_tail
+    from flank_ops.paths import Home, ProjectPaths
+    from flank_ops.run import records
+    from flank_ops.run.secrets import load_secrets
+
+    if request.project is not None:
+        paths = Home().project(request.project)
+    else:
+        from flank_ops.run.runner import find_working_copy
+
+        paths = ProjectPaths.for_local(find_working_copy(request.local_dir or Path.cwd()))
+    try:
+        secrets = load_secrets(paths)
+    except (OSError, UserError):
+        secrets = {}
+    run_dir = paths.run_dir(record.pipeline, record.run_id)
+    lines = log_tail(records.task_log_file(run_dir, task, record.tasks[task]), FAILED_TAIL_LINES, secrets)
+    if lines:
+        print(f"  {task}, last {len(lines)} line{'s' if len(lines) > 1 else ''} of its log:")
+        for line in lines:
+            print(f"    | {line}")
 
 
 def _page_url(project: str, record: RunRecord) -> str | None:
@@ -260,6 +296,7 @@ def _page_url(project: str, record: RunRecord) -> str | None:
 
 
 def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -> int:
+    from flank_ops.hints import flank_command
     from flank_ops.run.launch import start_detached_reporting
     from flank_ops.run.records import RunRecord
 
@@ -267,9 +304,7 @@ def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -
     if run_id is None:
         raise UserError(
             "the background run did not start",
-            "run it in the foreground to see why: flank run "
-            + ("--local " if request.project is None else f"{request.project} ")
-            + request.pipeline,
+            f"run it in the foreground to see why: {flank_command('run', request.project, request.pipeline)}",
         )
     url = None
     if request.project is not None:
@@ -277,10 +312,9 @@ def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -
     if args.json:
         from flank_ops import jsonout
 
-        project = request.project
         jsonout.emit(
             "run",
-            project=project,
+            project=request.project,
             pipeline=request.pipeline,
             run_id=run_id,
             url=url,
@@ -292,5 +326,5 @@ def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -
     print(f"flank: {request.pipeline} #{run_id} started in the background")
     if url:
         print(f"  page: {url}")
-    print(f"  follow it: flank status {request.project or ''}".rstrip())
+    print(f"  follow it: {flank_command('logs', request.project, request.pipeline, str(run_id), '--follow')}")
     return 0

@@ -72,8 +72,11 @@ def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
     if not records.is_partial(record):
         return ""
     part = f"partial: {len(records.selected_tasks(record))} of {len(record.tasks)} tasks"
-    full = records.last_full_run(paths, name, before=record.run_id)
+    full = records.last_full_run(paths, name, before=record.run_id + 1)
     last_full = f"last full run #{full['run_id']} {full['status']}" if full else "no full run yet"
+    if full and full.get("completed_by") is not None:
+        by = "this rerun" if full["completed_by"] == record.run_id else f"rerun #{full['completed_by']}"
+        last_full += f", completed by {by}"
     return f" ({part}; {last_full})"
 
 
@@ -82,15 +85,6 @@ def _later(record: RunRecord) -> str:
     if record.status == "running" and record.waiting_for is not None:
         return f"#{record.run_id} queued"
     return f"#{record.run_id} {record.status}"
-
-
-def _shown_run(paths: ProjectPaths, pipeline: str, last: int) -> int:
-    """The run status shows: the one going now comes first (a trigger skipped or queued behind it must
-    not hide it), else the last."""
-    from flank_ops.run import records
-
-    going = [r for r in records.find_running(paths, pipeline) if r.waiting_for is None]
-    return going[0].run_id if going else last
 
 
 def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
@@ -102,18 +96,19 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
     zone = page_zone(p.timezone for p in config.pipelines.values())
     for name, pipeline in config.pipelines.items():
         reconcile(paths, name)
-        last = records.last_run_id(paths, name)
-        record: RunRecord | None = None
-        status = ""
+        newest = records.last_run_id(paths, name)
+        next_run = "-" if paths.local else _next_run(pipeline, zone)
+        if newest is None:
+            rows.append([paths.name, name, "-", "never run", "-", "-", next_run])
+            continue
+        shown = records.last_run(paths, name) or newest  # every trigger skipped so far: the newest
+        try:
+            record: RunRecord | None = records.read_record(paths.run_dir(name, shown))
+        except (OSError, ValueError):
+            record = None
         later: list[str] = []
-        if last is not None:
-            shown = _shown_run(paths, name, last)
-            try:
-                record = records.read_record(paths.run_dir(name, shown))
-                status = str(record.status)
-            except (OSError, ValueError):
-                status = "unreadable"
-            after = range(shown + 1, last + 1)
+        if record is None or record.status == "running":  # triggers that came while it goes
+            after = range(shown + 1, newest + 1)
             for run_id in after[:2] if len(after) > 3 else after:  # a run going for days: not every skip
                 try:
                     later.append(_later(records.read_record(paths.run_dir(name, run_id))))
@@ -121,33 +116,49 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
                     later.append(f"#{run_id} unreadable")
             if len(after) > 3:
                 later.append(f"and {len(after) - 2} later triggers")
-        if record is not None:
-            waiting = " (queued)" if record.waiting_for is not None else ""
-            status = status + waiting + _partial(paths, name, record)
-            rows.append(
-                [
-                    paths.name,
-                    name,
-                    f"#{record.run_id}",
-                    "; ".join([status, *later]),
-                    _started(record, zone),
-                    _duration(record),
-                    _next_run(pipeline, zone),
-                ]
-            )
-        elif last is not None:
-            rows.append(
-                [paths.name, name, f"#{shown}", "; ".join([status, *later]), "-", "-", _next_run(pipeline, zone)]
-            )
-        else:
-            rows.append([paths.name, name, "-", "never run", "-", "-", _next_run(pipeline, zone)])
+        if record is None:
+            rows.append([paths.name, name, f"#{shown}", "; ".join(["unreadable", *later]), "-", "-", next_run])
+            continue
+        waiting = " (queued)" if record.waiting_for is not None else ""
+        status = str(record.status) + waiting + _partial(paths, name, record)
+        rows.append(
+            [
+                paths.name,
+                name,
+                f"#{record.run_id}",
+                "; ".join([status, *later]),
+                _started(record, zone),
+                _duration(record),
+                next_run,
+            ]
+        )
     return rows
 
 
-def _table(rows: list[list[str]]) -> str:
+def _table(rows: list[list[str]], next_run: bool = True) -> str:
     header = ["PROJECT", "PIPELINE", "LAST RUN", "STATUS", "STARTED", "DURATION", "NEXT RUN"]
+    if not next_run:  # a working copy is never scheduled: no NEXT RUN column at all
+        header, rows = header[:-1], [r[:-1] for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+def _not_deployed(paths: ProjectPaths) -> str:
+    """Why a project has nothing deployed: never pushed, or its last push was refused or its deploy
+    failed (issue 19 bug 7: a failed first setup is not "no deploy yet"); the details follow the table."""
+    from flank_ops.git.deploy_log import entry_reason, read_deploys
+
+    last = None
+    for entry in read_deploys(paths):  # only for a project with nothing deployed: a short file
+        if entry.get("status") in ("failed", "rejected"):
+            last = entry
+        elif entry.get("status") == "accepted":
+            last = None
+    if last is None:
+        return "no deploy yet (git push flank main)"
+    what = "failed to deploy" if last["status"] == "failed" else "was refused"
+    reason = entry_reason(last).splitlines()[0] if entry_reason(last) else "?"  # one line of the table
+    return f"not deployed: the last push ({last.get('short') or '?'}) {what}: {reason}"
 
 
 def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
@@ -178,7 +189,7 @@ def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from flank_ops.config.load import FILENAME, load_config_file
     from flank_ops.git.release_config import deployed_config
-    from flank_ops.paths import Home, ProjectPaths
+    from flank_ops.paths import Home, NoSuchProject, ProjectPaths
     from flank_ops.run.runner import find_working_copy
 
     if args.runs and not args.json:
@@ -187,19 +198,19 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.local:
         working_copy = find_working_copy(Path.cwd())
+        local = ProjectPaths.for_local(working_copy)
         if args.json:
-            paths = ProjectPaths.for_local(working_copy)
-            _emit_json([(paths, load_config_file(working_copy / FILENAME))], args.runs, [])
+            _emit_json([(local, load_config_file(working_copy / FILENAME))], args.runs, [])
             return 0
-        print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / FILENAME))))
+        print(_table(_rows_for(local, load_config_file(working_copy / FILENAME)), next_run=False))
         return 0
     home = Home()
     if args.project:
         projects = [home.project(args.project).require()]
     else:
         projects = [home.project(p) for p in home.projects()]
-        if not projects:
-            raise UserError(f"no projects in {home.root}", "create one with: flank init NAME")
+        if not projects:  # NoSuchProject: typed in a laptop clone, main.py points at `flank remote status`
+            raise NoSuchProject(f"no projects in {home.root}", "create one with: flank init NAME")
     if args.json:
         _emit_json([(p, deployed_config(p)) for p in projects], args.runs, _outage_warnings(projects))
         return 0
@@ -207,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     for paths in projects:
         config = deployed_config(paths)
         if config is None:
-            rows.append([paths.name, "-", "-", "no deploy yet (git push flank main)", "-", "-", "-"])
+            rows.append([paths.name, "-", "-", _not_deployed(paths), "-", "-", "-"])
             continue
         rows += _rows_for(paths, config)
     print(_table(rows))
@@ -265,7 +276,7 @@ def _emit_json(projects: list[tuple[ProjectPaths, Config | None]], runs: int, wa
             record: RunRecord | None = None
             if last is not None:
                 try:
-                    record = records.read_record(paths.run_dir(name, _shown_run(paths, name, last)))
+                    record = records.read_record(paths.run_dir(name, records.last_run(paths, name) or last))
                 except (OSError, ValueError):
                     record = None
             pipelines.append(

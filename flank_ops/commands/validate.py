@@ -85,6 +85,13 @@ def _vm_warnings(config: Config, show: bool = True) -> list[str]:
         warnings = config_warnings(home, None, config)
     except UserError as exc:
         warnings = [exc.message]
+    try:
+        from flank_ops.notify.destinations import nowhere_to_send
+        from flank_ops.settings import settings_for
+
+        warnings += [w for w in [nowhere_to_send(config, settings_for(home), str(home.settings_file))] if w]
+    except UserError:
+        pass  # an unreadable flank.toml: said above
     for warning in warnings if show else []:
         print(f"warning: {warning}", file=sys.stderr)
     return warnings

@@ -640,6 +640,7 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
             settings["overlap"] = _choice(report, node, key, OVERLAP_POLICIES)
         elif key == "notify":
             settings["notify"] = _notify(report, node)
+            settings["notify_set"] = True
         elif key == "ping_url":
             settings["ping_url"] = _ping_url(report, node)
         elif key == "catchup":

@@ -56,6 +56,7 @@ class Pipeline:
     concurrency: int | None = None  # None = number of CPUs
     overlap: str = "skip"
     notify: tuple[str, ...] = DEFAULT_NOTIFY
+    notify_set: bool = False  # notify: is written in flank.yml (only then does "nowhere to send" warn)
     ping_url: str | None = None  # healthchecks.io-style dead-man's switch
     catchup_s: float = DEFAULT_CATCHUP_S  # 0 = never make up a missed scheduled run
     # issue 14: the executor of tasks that name none ("local", "slurm", "batch")

@@ -139,6 +139,7 @@ def deploy(
     pause_for_tests("after-switch")
     warnings += regenerate(paths, config, release)
     warnings += executor_warnings(paths, config)  # issue 14
+    warnings += notify_warnings(paths, config)  # issue 19 bug 8
     from flank_ops.run.makefile import make_executable
 
     try:
@@ -370,6 +371,18 @@ def executor_warnings(paths: ProjectPaths, config: Config) -> list[str]:
         return [exc.message]
 
 
+def notify_warnings(paths: ProjectPaths, config: Config) -> list[str]:
+    """`notify:` with nowhere to send (notify/destinations.py), said once per push."""
+    from flank_ops.notify.destinations import nowhere_to_send
+    from flank_ops.settings import settings_for
+
+    try:
+        warning = nowhere_to_send(config, settings_for(paths.home, paths.name), str(paths.home.settings_file))
+    except UserError:
+        return []  # an unreadable flank.toml: executor_warnings said it
+    return [warning] if warning else []
+
+
 def refresh_site(paths: ProjectPaths, via: str = VIA_PUSH) -> list[str]:
     """Redraw the pages a deploy changes: for a push, in a detached process, so the push returns
     without waiting for it (issue 10: a push that feels instant); by hand (`flank deploy`), here."""
@@ -468,15 +481,19 @@ def site_access_lines(paths: ProjectPaths, url: str) -> str:
 
     from flank_ops.git.deploy_log import pusher
 
-    port = urlsplit(url).port or 80
-    # Over ssh, SSH_CONNECTION is "client_ip client_port server_ip server_port": the VM as the pusher reached it.
-    ssh = os.environ.get("SSH_CONNECTION", "").split()
-    import socket
+    from flank_ops.remote.address import vm_address
+    from flank_ops.settings import settings_for
 
-    host = ssh[2] if len(ssh) == 4 else socket.gethostname()
+    port = urlsplit(url).port or 80
+    # The VM as the pusher reached it (SSH_CONNECTION's host and port), unless flank.toml's [ssh] says
+    try:
+        address = vm_address(settings_for(paths.home, paths.name), pusher() or "you")
+    except UserError:  # a wrong [ssh] table: the hint without it (doctor and `flank init` say what is wrong)
+        address = vm_address({}, pusher() or "you")
+    tunnel = address.tunnel(port)
     return (
         f"status site: run `flank serve` on the VM (or set site_url in {paths.home.settings_file}), then\n"
-        f"  from your laptop: ssh -L {port}:127.0.0.1:{port} {pusher() or 'you'}@{host} and open {url}"
+        f"  from your laptop: {tunnel} and open {url}"
     )
 
 
@@ -506,12 +523,28 @@ def start_runs(paths: ProjectPaths, config: Config, push_options: list[str]) -> 
             to_start.append(name)
     if not to_start:
         return
-    from flank_ops.run.launch import start_detached
+    from flank_ops.run.launch import start_detached_reporting
 
     for name in to_start:
         try:
-            start_detached(paths, name, trigger="push")
+            # Waits only until the run has its id (before any overlap wait), to say which run it is.
+            run_id = start_detached_reporting(
+                paths.name, name, ["--trigger", "push"], cwd=paths.home.root if paths.home.root.is_dir() else None
+            )
         except Exception as exc:  # noqa: BLE001 - the deploy is done; say why the run is not
             say(f"warning: {name} not started: {failure_text(exc)}")
+            continue
+        if run_id is None:
+            say(f"warning: {name} did not start (run it by hand to see why: flank run {paths.name} {name})")
         else:
-            say(f"started {name}")
+            say(f"started {name} #{run_id} — {_run_page(paths, name, run_id)}")
+
+
+def _run_page(paths: ProjectPaths, pipeline: str, run_id: int) -> str:
+    from flank_ops.settings import settings_for, site_url
+    from flank_ops.site.layout import run_url
+
+    try:
+        return run_url(site_url(settings_for(paths.home, paths.name)), paths.name, pipeline, run_id)
+    except UserError:
+        return run_url(site_url({}), paths.name, pipeline, run_id)

@@ -50,7 +50,9 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     page = layout.run_url(site_url(context.settings()), record.project, record.pipeline, record.run_id)
     # in the zone of the project's pages (humanize.page_zone), so the note and the run page agree
     zone = page_zone(p.timezone for p in context.deployed.config.pipelines.values())
-    append_note(paths, sha, mask(note_line(record, page, zone), context.secrets))
+    full = records.last_full_run(paths, record.pipeline) if record.selection.get("rerun_of") is not None else None
+    completes = full["run_id"] if full and full.get("completed_by") == record.run_id else None
+    append_note(paths, sha, mask(note_line(record, page, zone, completes), context.secrets))
     return "ok"
 
 

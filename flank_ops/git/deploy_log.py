@@ -82,6 +82,16 @@ def deploy_entry(
     return entry
 
 
+def entry_reason(entry: dict[str, Any]) -> str:
+    """Why a failed or refused deploy entry failed, said once ("setup exited 1": the "deploy failed: "
+    its errors begin with is for the Pushes page; whoever quotes it here says "failed" itself); the
+    first error, and how many more."""
+    errors = [str(e).removeprefix("deploy failed: ") for e in entry.get("errors") or []]
+    if not errors:
+        return "see the Pushes page"
+    return errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
 def record_deploy(paths: ProjectPaths, entry: dict[str, Any]) -> None:
     append_json_line(paths.deploys_log, entry)
 

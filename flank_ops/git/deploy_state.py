@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from flank_ops.hints import flank_command
 from flank_ops.paths import ProjectPaths
 
 # What a gap is: interrupted and failed need `flank deploy`; by_hand is a choice someone made;
@@ -76,7 +77,7 @@ def deploy_gap(paths: ProjectPaths) -> DeployGap | None:
     deployed = paths.current_sha()
     tip = branch_tip(paths.bare_repo, deploy_branch(paths.bare_repo))
     short_tip, short_deployed = (tip or "none")[:7], deployed[:7] if deployed else "nothing yet"
-    retry = f"`flank deploy {paths.name}` retries"
+    retry = f"`{flank_command('deploy', paths.name)}` retries"
     if busy:
         return DeployGap(
             DEPLOYING, tip, deployed, f"a deploy is in progress (branch at {short_tip}, deployed {short_deployed})"
@@ -98,7 +99,7 @@ def deploy_gap(paths: ProjectPaths) -> DeployGap | None:
         )
     if tip is None or tip == deployed:
         return None
-    from flank_ops.git.deploy_log import VIA_COMMAND, read_deploys
+    from flank_ops.git.deploy_log import VIA_COMMAND, entry_reason, read_deploys
 
     deploys = [e for e in read_deploys(paths) if e.get("status") in ("accepted", "failed")]
     last = deploys[-1] if deploys else {}
@@ -108,10 +109,10 @@ def deploy_gap(paths: ProjectPaths) -> DeployGap | None:
             tip,
             deployed,
             f"branch at {short_tip}, deployed {short_deployed} by hand "
-            f"(`flank deploy {paths.name}` deploys the branch)",
+            f"(`{flank_command('deploy', paths.name)}` deploys the branch)",
         )
     if last.get("status") == "failed" and last.get("sha") == tip:
-        reason = "; ".join(str(e) for e in last.get("errors") or []) or "see the Pushes page"
+        reason = entry_reason(last)
         return DeployGap(
             FAILED,
             tip,

@@ -73,10 +73,10 @@ def run_kind(record: FinishedRun) -> str:
     return ", ".join(parts)
 
 
-def note_line(record: FinishedRun, page_url: str, timezone: str | None = None) -> str:
+def note_line(record: FinishedRun, page_url: str, timezone: str | None = None, completes: int | None = None) -> str:
     """The spec's one-line summary of a finished run (not yet masked), with the kind of run beside its
     duration; `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not
-    place pages itself)."""
+    place pages itself); `completes`: the full run this successful `--rerun` completed (run/state.py)."""
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",
         clock(record.started_at, timezone, NOTE) if record.started_at else "?",
@@ -85,6 +85,8 @@ def note_line(record: FinishedRun, page_url: str, timezone: str | None = None) -
     line = " ".join(parts)
     if record.summary:
         line += f" — {record.summary}"
+    if completes is not None:
+        line += f"; completes #{completes}"
     return f"{line} — {page_url}"
 
 

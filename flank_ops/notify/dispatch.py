@@ -62,6 +62,8 @@ def send_notifications(
             return None
         settings = context.settings()
         line = _send(settings, context.secrets, (message or (lambda: run_message(context, record)))(), outcome or "")
+        if line is None and context.pipeline.notify_set:  # asked for in flank.yml: say it went nowhere
+            line = f"notify {outcome}: not sent (no [notify.webhook] or [notify.email] in flank.toml)"
     except Exception as exc:  # noqa: BLE001 - the end of a run must not fail because of a notification
         detail = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         line = f"notify failed ({detail})"

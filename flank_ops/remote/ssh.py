@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from flank_ops.errors import UserError
 from flank_ops.git.gitcmd import run_git
+from flank_ops.hints import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, laptop_hint
 
 FLANK_COMMAND_KEY = "flank.command"  # in the VM's bare repo: how to start the flank that owns it
 
@@ -95,6 +96,16 @@ def remote_url(remote: str) -> str:
     return proc.stdout.decode("utf-8", "replace").strip()
 
 
+def clone_remote_hint(argv: list[str]) -> str | None:
+    """In a clone whose git remote `flank` is a project's VM: the `flank remote` command that does
+    what `flank ARGV` was asked here (where that project does not exist); else None."""
+    try:
+        target = parse_remote_url(remote_url(DEFAULT_REMOTE))
+    except UserError:
+        return None  # not a clone, no such remote, or not an ssh one (a clone on the VM itself)
+    return laptop_hint(argv, target.project)
+
+
 def ssh_program() -> list[str]:
     """The ssh command git itself would use for a push from here."""
     command = os.environ.get("GIT_SSH_COMMAND")
@@ -106,8 +117,10 @@ def ssh_program() -> list[str]:
     return [os.environ.get("GIT_SSH") or "ssh"]
 
 
-def remote_shell_command(target: RemoteProject, flank_args: list[str]) -> str:
-    """One line for the VM's shell: FLANK_HOME set, the recorded flank (else `flank`) run with the args.
+def remote_shell_command(target: RemoteProject, flank_args: list[str], remote_name: str = DEFAULT_REMOTE) -> str:
+    """One line for the VM's shell: FLANK_HOME set, FLANK_REMOTE set to the clone's git remote (so
+    the hints flank prints are `flank remote …` commands: hints.py), the recorded flank
+    (else `flank`) run with the args.
 
     The recorded command is itself shell words (flank init wrote it with shlex.join), hence
     the eval; the args are quoted once for that eval and once more for the shell reading
@@ -117,30 +130,44 @@ def remote_shell_command(target: RemoteProject, flank_args: list[str]) -> str:
     q = shlex.quote
     words = " ".join(q(a) for a in flank_args)
     return (
-        f"FLANK_HOME={q(target.flank_home)}; export FLANK_HOME; "
+        f"FLANK_HOME={q(target.flank_home)}; {REMOTE_ENV}={q(remote_name)}; {ADDRESS_ENV}={q(_host_port(target))}; "
+        f"export FLANK_HOME {REMOTE_ENV} {ADDRESS_ENV}; "
         f"c=$(git --git-dir={q(target.git_dir)} config --get {FLANK_COMMAND_KEY} 2>/dev/null); "
         f'[ -n "$c" ] || c=flank; eval "exec $c" {q(words)}'
     )
 
 
-def ssh_argv(target: RemoteProject, flank_args: list[str], *, tty: bool = False) -> list[str]:
+def _host_port(target: RemoteProject) -> str:
+    """host[:port] of the remote URL as the user wrote it (an IPv6 address without its brackets)."""
+    host = target.destination.rpartition("@")[2].strip("[]")
+    return f"{host}:{target.port}" if target.port and ":" not in host else host
+
+
+def ssh_argv(
+    target: RemoteProject, flank_args: list[str], *, tty: bool = False, remote_name: str = DEFAULT_REMOTE
+) -> list[str]:
     argv = ssh_program()
     if target.port is not None:
         argv += ["-p", str(target.port)]
     argv.append("-t" if tty else "-T")
     # "--": the destination and the command are never read as ssh options
-    return [*argv, "--", target.destination, remote_shell_command(target, flank_args)]
+    return [*argv, "--", target.destination, remote_shell_command(target, flank_args, remote_name)]
 
 
 def run_remote_flank(
-    target: RemoteProject, flank_args: list[str], *, stdin: bytes | None = None, tty: bool = False
+    target: RemoteProject,
+    flank_args: list[str],
+    *,
+    stdin: bytes | None = None,
+    tty: bool = False,
+    remote_name: str = DEFAULT_REMOTE,
 ) -> int:
     """Run `flank ARGS` on the VM, its output straight to ours; returns the remote exit code.
 
     `stdin` (e.g. a secret's value) is written to ssh's stdin, never put on a command line;
     without it ssh reads our stdin only for a terminal (`tty`: Ctrl-C then reaches the VM).
     """
-    argv = ssh_argv(target, flank_args, tty=tty)
+    argv = ssh_argv(target, flank_args, tty=tty, remote_name=remote_name)
     try:
         if stdin is not None:
             proc = subprocess.run(argv, input=stdin)

@@ -42,13 +42,13 @@ class _Tail:
         return data
 
 
-def task_state(run_dir: Path, record: RunRecord, task: str) -> TaskStatus:
-    """The task's status now: the launcher's own result first (it is fresher than run.json)."""
-    status = record.tasks[task].status
-    if status not in _WAITING or record.status != RunStatus.RUNNING:
-        return status
-    result = records.read_task_result(run_dir, task)
-    return TaskStatus(result["status"]) if result else status
+def current(run_dir: Path, record: RunRecord, names: list[str]) -> RunRecord:
+    """The record with the launchers' own results of `names` merged in (they are fresher than
+    run.json, which the runner rewrites a moment later): the one source for both whether a task
+    has ended and the status then printed, so a finished task is never reported as running."""
+    if record.status == RunStatus.RUNNING:
+        records.merge_task_results(run_dir, record, names)
+    return record
 
 
 def follow(
@@ -82,8 +82,12 @@ def follow(
             record = records.read_record(run_dir)
         except (OSError, ValueError):
             pass  # caught mid-replace: the next poll reads it
-        states = {n: task_state(run_dir, record, n) for n in names}
-        done = all(s not in _WAITING for s in states.values()) or record.status != RunStatus.RUNNING
+        record = current(run_dir, record, names)
+        states = {n: record.tasks[n].status for n in names}
+        # A task has ended when its result says so; a run only when its record does (its status is
+        # the runner's to decide, after the last task): what is printed then is what ended it.
+        tasks_done = task is not None and all(s not in _WAITING for s in states.values())
+        done = tasks_done or record.status != RunStatus.RUNNING
         for name, tail in tails.items():  # read after the states: nothing written before the end is lost
             data = tail.read()
             while data:

@@ -606,6 +606,7 @@ def history_entry(record: RunRecord) -> dict[str, Any]:
         "partial": is_partial(record),
         "selected": len(selected_tasks(record)),
         "total": len(record.tasks),
+        **({"rerun_of": record.selection["rerun_of"]} if record.selection.get("rerun_of") is not None else {}),
     }
 
 
@@ -629,20 +630,37 @@ def selected_tasks(record: RunRecord) -> list[str]:
 
 def last_full_run(paths: ProjectPaths, pipeline: str, before: int | None = None) -> dict[str, Any] | None:
     """{"run_id", "status"} of the newest run that ran the whole pipeline (skipped triggers do not
-    count), older than run `before` when given; None when there is none. Reads the pipeline's state;
-    only when a full run newer than `before` has finished since does it look through the history."""
+    count), older than run `before` when given; None when there is none. A `--rerun` of it that
+    succeeded completes it: "status" is then "success" and "completed_by" the rerun's id (run/state.py).
+    Reads the pipeline's state; only when a full run newer than `before` has finished since does it
+    replay the history up to `before` through the same state."""
     full = read_state(paths, pipeline).last_full
     if full is None or before is None or full["run_id"] < before:
         return full
-    found = None
-    for entry in read_history(paths, pipeline):  # rare: e.g. an old partial run still going
-        if before is not None and entry["run_id"] >= before:
+    state = PipelineState()  # rare: e.g. an old partial run still going
+    for entry in read_history(paths, pipeline):
+        if entry["run_id"] < before:
+            state.finished({**entry, "partial": _line_is_partial(paths, pipeline, entry)})
+    return state.last_full
+
+
+def last_run(paths: ProjectPaths, pipeline: str) -> int | None:
+    """The pipeline's last run: the newest run going now (not one waiting behind another under
+    `overlap: queue`) or finished having run (a trigger refused by `overlap: skip` never is).
+    None before the first. Every reader of "the last run" asks this — `flank status`, `flank logs`
+    (and --follow), `flank remote`, the site's cards — so they agree; none takes the newest id."""
+    state = read_state(paths, pipeline)
+    last = state.last_ran["run_id"] if state.last_ran else None
+    for run_id in sorted(state.running, reverse=True):
+        if last is not None and run_id < last:
+            break
+        try:
+            record = read_record(paths.run_dir(pipeline, run_id))
+        except (OSError, ValueError):
             continue
-        if entry.get("status") == "skipped" or _line_is_partial(paths, pipeline, entry):
-            continue
-        if found is None or entry["run_id"] > found["run_id"]:
-            found = {"run_id": entry["run_id"], "status": entry["status"]}
-    return found
+        if record.status == RunStatus.RUNNING and record.waiting_for is None:
+            return run_id
+    return last
 
 
 def _line_is_partial(paths: ProjectPaths, pipeline: str, entry: dict[str, Any]) -> bool:

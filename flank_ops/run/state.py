@@ -6,8 +6,13 @@
      "running": [17],                                  runs not finished (their runners may have died)
      "last_finished": {"run_id": 16, "status": "failed"},   the run that finished last (any status)
      "last_success": 15,                               the newest run that succeeded (null: none)
+     "last_ran": {"run_id": 16, "status": "failed"},   the newest finished run that ran (not a
+                                                       trigger refused by overlap: skip)
      "last_full": {"run_id": 16, "status": "failed"},       the newest finished full (not partial,
-                                                       not skipped) run
+                                                       not skipped) run; a rerun of it (or of a
+                                                       rerun of it) adds "via": its id, and one that
+                                                       succeeds completes it: "status": "success",
+                                                       "completed_by": the rerun's id
      "outcomes": [{"run_id": 15, "status": "success"}, {"run_id": 16, "status": "failed"}]}
                                                        the last two runs that ended success, failed
                                                        or interrupted (what notifications compare)
@@ -29,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: "last_ran", reruns completing "last_full" (a format-1 file is rebuilt)
 # Statuses a notification compares a success with (skipped and cancelled runs say nothing).
 OUTCOME_STATUSES = ("success", "failed", "interrupted")
 
@@ -41,6 +46,7 @@ class PipelineState:
     last_finished: dict[str, Any] | None = None
     last_success: int | None = None
     last_full: dict[str, Any] | None = None
+    last_ran: dict[str, Any] | None = None
     outcomes: list[dict[str, Any]] = field(default_factory=list)  # oldest first, at most two
 
     def to_text(self) -> str:
@@ -53,6 +59,7 @@ class PipelineState:
                     "last_finished": self.last_finished,
                     "last_success": self.last_success,
                     "last_full": self.last_full,
+                    "last_ran": self.last_ran,
                     "outcomes": self.outcomes,
                 },
                 separators=(", ", ": "),
@@ -72,6 +79,7 @@ class PipelineState:
             last_finished=data["last_finished"],
             last_success=data["last_success"],
             last_full=data["last_full"],
+            last_ran=data["last_ran"],
             outcomes=data["outcomes"],
         )
         if not (
@@ -97,8 +105,12 @@ class PipelineState:
         self.last_finished = {"run_id": run_id, "status": status}
         if status == "success" and (self.last_success or 0) < run_id:
             self.last_success = run_id
+        if status != "skipped" and (self.last_ran or {}).get("run_id", 0) < run_id:
+            self.last_ran = {"run_id": run_id, "status": status}
         if status != "skipped" and not entry.get("partial") and (self.last_full or {}).get("run_id", 0) < run_id:
             self.last_full = {"run_id": run_id, "status": status}
+        elif self.last_full is not None and _reruns(entry, self.last_full):
+            self.last_full = completed_by_rerun(self.last_full, run_id, status)
         if status in OUTCOME_STATUSES:
             self.outcomes = [*(o for o in self.outcomes if o["run_id"] != run_id), {"run_id": run_id, "status": status}]
             self.outcomes = self.outcomes[-2:]
@@ -113,6 +125,23 @@ class PipelineState:
         if not self.outcomes or self.outcomes[-1]["run_id"] != run_id:
             return False
         return self.outcomes[-2] if len(self.outcomes) > 1 else None
+
+
+def _reruns(entry: Mapping[str, Any], full: Mapping[str, Any]) -> bool:
+    """Is the finished run `entry` a `--rerun` of the last full run, or of a rerun of it?"""
+    rerun_of = entry.get("rerun_of")
+    return rerun_of is not None and rerun_of in (full["run_id"], full.get("via"))
+
+
+def completed_by_rerun(full: Mapping[str, Any], rerun_id: int, status: str) -> dict[str, Any]:
+    """The last full run after `--rerun` of it (or of a rerun of it) ended with `status`: a rerun
+    that succeeds completes it — the pipeline is green again, as GitHub Actions' "re-run failed
+    jobs" turns its run green; one that does not is remembered, so a rerun of *it* may."""
+    if full["status"] == "success" or status == "skipped":  # nothing left to complete
+        return dict(full)
+    if status == "success":
+        return {"run_id": full["run_id"], "status": "success", "completed_by": rerun_id}
+    return {**full, "via": rerun_id}
 
 
 def rebuild(

@@ -215,8 +215,9 @@ class PipelineView(NamedTuple):
     recent: list[dict[str, Any]]  # newest first; history entries and running records
     last_id: int
     first_id: int | None
-    last_full: dict[str, Any] | None = None  # the newest full (not partial) run among `recent`
+    last_full: dict[str, Any] | None = None  # the newest full (not partial) run; "completed_by" a rerun
     timezone: str | None = None  # the zone its pages show times in: its project's (project_zone)
+    last: dict[str, Any] | None = None  # the last run (records.last_run: never a skipped or queued trigger)
 
 
 class ProjectView(NamedTuple):
@@ -285,6 +286,11 @@ def pipeline_view(
         entry["tasks"] = r.to_json()["tasks"]
         running.append(entry)
     recent = [run_scope(e) for e in running + list(reversed(finished))]
+    last_id = records.last_run(paths, name)
+    full = records.last_full_run(paths, name)
+    last_full = None
+    if full is not None:  # the run's entry (times, scope), with the status a rerun may have completed
+        last_full = {**next((e for e in recent if e["run_id"] == full["run_id"]), {}), **full}
     return PipelineView(
         project=paths.name,
         name=name,
@@ -293,8 +299,9 @@ def pipeline_view(
         recent=recent[: max(history_count, len(running))],
         last_id=records.last_run_id(paths, name) or 0,
         first_id=history_first_id(paths, name),
-        last_full=next((e for e in recent if not e["partial"]), None),
+        last_full=last_full,
         timezone=project_zone(config),
+        last=next((e for e in recent if e["run_id"] == last_id), recent[0] if recent else None),
     )
 
 

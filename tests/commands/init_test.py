@@ -22,7 +22,7 @@ def git_config(bare: Path, key: str) -> str:
 
 
 def test_init_creates_the_repo_hooks_and_folders_and_prints_the_next_steps(flank_home: Path) -> None:
-    proc = run_flank("init", "myproj")
+    proc = run_flank("init", "myproj", env={"SSH_CONNECTION": ""})  # not logged in over ssh: the machine's name
 
     assert proc.returncode == 0, proc.stderr
     bare = flank_home / "myproj.git"
@@ -118,7 +118,7 @@ def test_missing_git_is_one_clear_message(flank_home: Path, tmp_path: Path) -> N
 
 
 def test_init_says_how_to_see_the_site_and_how_to_keep_it_served(flank_home: Path) -> None:
-    proc = run_flank("init", "p")
+    proc = run_flank("init", "p", env={"SSH_CONNECTION": ""})
     assert proc.returncode == 0, proc.stderr
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
     out = proc.stdout
@@ -145,10 +145,16 @@ def test_init_records_the_absolute_command_of_this_flank_for_ssh_commands(flank_
 def test_init_says_how_to_make_ssh_commands_find_flank_and_is_quiet_once_they_do(
     flank_home: Path, tmp_path: Path
 ) -> None:
+    """Whatever this machine has in /usr/local/bin (issue 19 bug 11): the PATH ssh commands get is
+    this test's own ([ssh] command_path in flank.toml), first empty, then holding another flank."""
     from flank_ops.schedule.crontab import flank_command
 
     if os.path.basename(pwd.getpwuid(os.getuid()).pw_shell) != "bash" or len(flank_command()) != 1:
         pytest.skip("needs bash as the login shell and flank installed as a console script")
+    system_bin = tmp_path / "system-bin"
+    system_bin.mkdir()
+    flank_home.mkdir(parents=True, exist_ok=True)
+    (flank_home / "flank.toml").write_text(f'[ssh]\ncommand_path = "{system_bin}"\n')
     home = tmp_path / "user-home"
     home.mkdir()
     # Debian's ~/.bashrc: an ssh command reads it, and returns at the interactive guard
@@ -167,3 +173,31 @@ def test_init_says_how_to_make_ssh_commands_find_flank_and_is_quiet_once_they_do
     proc = run_flank("init", "p", env={"HOME": str(home)})
     assert proc.returncode == 0, proc.stderr
     assert "will not find flank" not in proc.stdout and "ln -sf" not in proc.stdout
+
+    # another flank earlier on the ssh PATH (an old install in /usr/local/bin): said, with the fix
+    (home / ".bashrc").write_text(guard)
+    other = system_bin / "flank"
+    other.write_text("#!/bin/sh\necho old flank\n")
+    other.chmod(0o755)
+    proc = run_flank("init", "p", env={"HOME": str(home)})
+    assert f"flank ...` would run {other}, a different flank than this one ({flank_command()[0]})" in proc.stdout
+    assert f"sudo ln -sf {flank_command()[0]} /usr/local/bin/flank" in proc.stdout
+
+
+def test_connection_hints_use_the_address_the_user_connected_with_or_flank_toml(flank_home: Path) -> None:
+    """Issue 19 bug 9: the ssh:// URL and the tunnel carry the host and port of the user's ssh session
+    (SSH_CONNECTION), and flank.toml's [ssh] overrides both."""
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
+    session = {"SSH_CONNECTION": "10.1.2.3 51234 192.0.2.7 8322"}
+    out = run_flank("init", "p", env=session, check=True).stdout
+    assert f"git remote add flank ssh://{user}@192.0.2.7:8322{flank_home / 'p.git'}" in out
+    assert f"ssh -L 8083:127.0.0.1:8083 -p 8322 {user}@192.0.2.7" in out
+
+    # through `flank remote`, the host and port of the laptop's git remote (its ssh command passes them)
+    out = run_flank("init", "p", env={**session, "FLANK_SSH_ADDRESS": "vm3.example:8322"}, check=True).stdout
+    assert f"git remote add flank ssh://{user}@vm3.example:8322{flank_home / 'p.git'}" in out
+
+    (flank_home / "flank.toml").write_text('[ssh]\nhost = "vm.example"\nport = 2222\nuser = "ada"\n')
+    out = run_flank("init", "p", env=session, check=True).stdout
+    assert f"git remote add flank ssh://ada@vm.example:2222{flank_home / 'p.git'}" in out
+    assert "ssh -L 8083:127.0.0.1:8083 -p 2222 ada@vm.example" in out

@@ -159,3 +159,47 @@ def test_follow_of_a_finished_task_prints_it_and_its_status(tmp_path: Path) -> N
     assert done.stdout == "Error in glm() - object not found\n"
     assert done.stderr.strip() == "flank: model failed (exit 1)"
     assert run_flank("logs", "demo", "nightly", "modle", "--follow").returncode == 1
+
+
+def test_follow_reports_a_task_ended_by_its_launcher_before_run_json_says_so(flank_home: Path) -> None:
+    """Issue 28 item 4: the launcher's result (tasks/<task>.json) is written a moment before the runner
+    merges it into run.json. A follow caught in between must print the task's real end, not `running`.
+    The moment is made to last: a run folder as a live runner leaves it mid-merge (this test process
+    stands for the runner, so the follow sees it alive)."""
+    import json
+
+    from flank_ops.paths import Home
+    from flank_ops.run import records
+
+    run_flank("init", "demo", check=True)
+    paths = Home().project("demo")
+
+    def build(run_id: int) -> records.RunRecord:
+        return records.start_record(
+            project="demo",
+            pipeline="nightly",
+            run_id=run_id,
+            trigger="manual",
+            local=False,
+            commit={},
+            release="/nowhere",
+            selection={"task": None, "from": None, "rerun_of": None},
+            tasks=[("plots", [])],
+            selected=["plots"],
+            scheduled_at=None,
+            timezone=None,
+            concurrency=1,
+        )
+
+    _, run_dir, record = records.create_run(paths, "nightly", build)
+    record.tasks["plots"].status = records.TaskStatus.RUNNING
+    records.write_record(run_dir, record)
+    (run_dir / "logs").mkdir()
+    (run_dir / "logs" / "plots.log").write_text("66 plots drawn\n")
+    (run_dir / "tasks").mkdir()
+    result = {"task": "plots", "status": "success", "attempt": 1, "exit_code": 0, "pid": 1}
+    (run_dir / "tasks" / "plots.json").write_text(json.dumps(result))
+
+    proc = run_flank("logs", "demo", "nightly", "1", "plots", "--follow")
+    assert proc.stdout == "66 plots drawn\n"
+    assert proc.stderr.strip() == "flank: plots success (exit 0)" and proc.returncode == 0, proc.stderr

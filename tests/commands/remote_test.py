@@ -233,3 +233,75 @@ def test_remote_cancel_and_follow_reach_the_vms_commands(laptop: Laptop) -> None
     proc = laptop.flank("remote", "logs", "nightly", "1", "extract", "--follow")
     assert proc.returncode == 0, proc.stderr
     assert "extracted rows" in proc.stdout and "flank: extract success" in proc.stderr
+
+
+@needs_sshd
+def test_hints_printed_through_remote_work_on_the_laptop_as_printed(laptop: Laptop) -> None:
+    """Issue 19 bug 2: `flank remote run --detach` says how to follow the run from the laptop, and that
+    command, typed as printed, does it."""
+    proc = laptop.flank("remote", "run", "nightly", "--detach")
+    assert proc.returncode == 0, proc.stderr
+    hint = next(line for line in proc.stdout.splitlines() if "follow it:" in line).split("follow it: ", 1)[1]
+    assert hint == "flank remote logs nightly 1 --follow"
+    followed = laptop.flank(*shlex.split(hint)[1:])
+    assert followed.returncode == 0, followed.stderr
+    assert "flank: nightly #1 success" in followed.stderr
+
+
+def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: Path) -> None:
+    """Issue 19 bug 2: on the laptop, `flank logs prostate …` must not offer `flank init prostate`."""
+    wc = make_repo(tmp_path / "wc", {"flank.yml": FLANK_YML})
+    git("remote", "add", "flank", "ssh://ada@vm.example:2222/home/ada/flank/prostate.git", cwd=wc)
+    cases = {
+        ("logs", "prostate", "nightly", "5", "article_plot"): "flank remote logs nightly 5 article_plot",
+        ("run", "prostate", "nightly", "--rerun", "5"): "flank remote run nightly --rerun 5",
+        ("status", "prostate"): "flank remote status",
+        ("secrets", "set", "prostate", "KEY"): "flank remote secrets set KEY",
+        ("deploy", "prostate"): "flank remote deploy",
+        ("status",): "flank remote status",
+    }
+    for argv, expected in cases.items():
+        proc = run_flank(*argv, cwd=wc, env={"FLANK_HOME": str(tmp_path / "laptop-home")}, input="")
+        assert proc.returncode == 1 and proc.stderr.rstrip().endswith(expected), proc.stderr
+        assert "flank init" not in proc.stderr
+
+
+@needs_sshd
+def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop) -> None:
+    """Issue 19 friction 3: `flank remote plan`, `report`, `doctor`, `cost plan`; `run --force`, `--force-task`."""
+    proc = laptop.flank("remote", "plan", "nightly")
+    assert proc.returncode == 0, proc.stderr
+    assert "extract" in proc.stdout and "report" in proc.stdout
+    proc = laptop.flank("remote", "run", "nightly", "--force-task", "extract")
+    assert proc.returncode == 0, proc.stderr
+    proc = laptop.flank("remote", "run", "nightly", "--from", "report", "--force")
+    assert proc.returncode == 0 and "nightly #2 success" in proc.stdout, proc.stdout + proc.stderr
+    argvs = laptop.recorded_argvs()
+    assert "nightly --force-task extract'" in argvs[-2][-1] and "nightly --from report --force'" in argvs[-1][-1]
+    proc = laptop.flank("remote", "report", "resources")
+    assert proc.returncode == 0 and "nightly" in proc.stdout, proc.stderr
+    proc = laptop.flank("remote", "deploy")  # what a failed deploy's hint says to run
+    assert proc.returncode == 0 and "deployed" in proc.stdout + proc.stderr, proc.stderr
+    for argv in (("doctor", "--no-cron"), ("cost", "plan")):  # VM-wide, read-only: they answer from the VM
+        proc = laptop.flank("remote", *argv)
+        assert "Traceback" not in proc.stderr and "unrecognized arguments" not in proc.stderr, proc.stderr
+        assert proc.stdout.strip() or proc.stderr.strip()
+
+
+@needs_sshd
+def test_a_push_over_ssh_says_how_to_tunnel_to_the_site_with_the_port_it_came_in_on(laptop: Laptop) -> None:
+    """Issue 19 bug 9: the tunnel hint names the host and port this push reached the VM by (here a
+    private sshd on 127.0.0.1 and a port of its own), so it works when typed on the laptop."""
+    from helpers.repos import commit_all
+
+    commit_all(laptop.wc, "again")
+    proc = subprocess.run(
+        ["git", "push", "flank", "main"],
+        cwd=laptop.wc,
+        text=True,
+        env={**os.environ, **laptop.env},
+        capture_output=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    tunnel = f"ssh -L 8083:127.0.0.1:8083 -p {laptop.sshd.port} {laptop.sshd.user}@127.0.0.1"
+    assert f"from your laptop: {tunnel} and open" in proc.stderr, proc.stderr

@@ -172,3 +172,45 @@ def test_a_local_run_runs_setup_when_its_key_changes_like_a_push_would(tmp_path:
         "mkdir -p built && cat deps.txt > built/stamp && echo x >> built/count && grep -qv fail deps.txt"
     ) in failed.stderr
     assert not (repo / ".flank" / "runs" / "nightly" / "4").exists()
+
+
+FAILING_PY = """\
+import os
+for i in range(30):
+    print(f"row {i} cleaned")  # stdout to a file: Python flushes it before it prints the traceback
+print("token is", os.environ["API_TOKEN"], "remote is", os.environ.get("FLANK_REMOTE"))
+raise KeyError("['Categry'] not in index")
+"""
+
+
+def test_a_failed_run_prints_the_tasks_last_lines_and_hints_that_work_where_they_are_printed(tmp_path: Path) -> None:
+    """Issue 28 item 6: the terminal says why a task failed (its last lines, secrets masked), and issue 19
+    bug 2: through `flank remote` (FLANK_REMOTE set by the laptop's ssh command) every hint is a
+    `flank remote …` command, and the tasks never see that variable."""
+    from run.deployed import deploy
+
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    tasks:\n      summarise: python3 summarise.py\n",
+        files={"summarise.py": FAILING_PY},
+    )
+    run_flank("secrets", "set", "demo", "API_TOKEN", input="hunter2-secret", check=True)
+    proc = run_flank("run", "demo", "nightly")
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  summarise, last 15 lines of its log:"))
+    assert lines[at - 1].startswith("flank: nightly #1 failed"), proc.stdout
+    tail = lines[at + 1 : at + 16]
+    assert all(line.startswith("    | ") for line in tail) and not lines[at + 16].startswith("    | "), proc.stdout
+    assert tail[-1] == """    | KeyError: "['Categry'] not in index\"""", proc.stdout
+    assert "    | token is *** remote is None" in tail and "hunter2" not in proc.stdout
+    assert "row 29 cleaned" in proc.stdout and "row 10 cleaned" not in proc.stdout
+    assert "  log:  flank logs demo nightly 1 summarise" in lines
+    assert "  rerun the failures: flank run demo nightly --rerun 1" in lines
+
+    proc = run_flank("run", "demo", "nightly", env={"FLANK_REMOTE": "flank"})  # as `flank remote run` runs it
+    assert "    | token is *** remote is None" in proc.stdout  # the task did not inherit it
+    assert "  log:  flank remote logs nightly 2 summarise" in proc.stdout.splitlines()
+    assert "  rerun the failures: flank remote run nightly --rerun 2" in proc.stdout.splitlines()
+    proc = run_flank("run", "demo", "nightly", "--rerun", "x", env={"FLANK_REMOTE": "vm2"})
+    assert "see the ids with: flank remote status --remote vm2" in proc.stderr

@@ -134,7 +134,8 @@ def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path
     proc = push(project, "-o", "run=nightly", "-o", "run=nope", "-o", "colour=blue", "main")
     assert proc.returncode == 0, proc.stderr
     lines = flank_lines(proc)
-    assert "flank: started nightly" in lines
+    # issue 19 friction 7: which run it started, and its page
+    assert "flank: started nightly #1 — http://127.0.0.1:8083/proj/nightly/1/" in lines, lines
     assert "flank: -o run=nope: no pipeline 'nope' in flank.yml (pipelines: nightly); nothing started" in lines
     assert "flank: ignored push option 'colour=blue' (flank knows: -o run=PIPELINE, -o setup=skip|force)" in lines
 
@@ -149,7 +150,8 @@ def test_on_push_pipelines_start_after_the_deploy(tmp_path: Path) -> None:
     proc = push(project)
     lines = flank_lines(proc)
     assert "flank: nightly  not scheduled; runs on every push" in lines
-    assert lines.index("flank: started nightly") > lines.index(f'flank: deployed {head(project.wc)[:7]} "first"')
+    started = next(i for i, line in enumerate(lines) if line.startswith("flank: started nightly #1 — "))
+    assert started > lines.index(f'flank: deployed {head(project.wc)[:7]} "first"')
 
 
 def test_missing_make_is_a_warning_at_push(tmp_path: Path) -> None:

@@ -212,8 +212,10 @@ def test_bad_settings_are_a_status_line() -> None:
 
 
 def test_nothing_configured() -> None:
+    """notify: asked for in flank.yml with no destination: the record says it went nowhere (issue 19 bug 8)."""
     paths = make_project()
-    assert notify_and_ping(paths, finished_run(paths)) is None
+    line = notify_and_ping(paths, finished_run(paths))
+    assert line == "notify failure: not sent (no [notify.webhook] or [notify.email] in flank.toml)"
 
 
 def test_slack_markup_from_a_commit_or_a_log_is_escaped_for_the_webhook_only() -> None:

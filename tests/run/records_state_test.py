@@ -58,6 +58,7 @@ def _answers(paths) -> tuple:
         state.last_success,
         records.last_full_run(paths, "nightly"),
         records.previous_outcome(paths, "nightly", state.last_id),
+        records.last_run(paths, "nightly"),
     )
 
 
@@ -77,6 +78,10 @@ def test_the_state_follows_the_runs_and_a_rebuild_gives_the_same_answers(flank_h
     # what a notification compares the last success with: the partial success (skips say nothing)
     assert records.previous_outcome(paths, "nightly", last) == {"run_id": partial, "status": "success"}
     assert skipped not in state.running
+    assert records.last_run(paths, "nightly") == last
+    refused = _run(paths, "skipped")  # a trigger refused after it: the last run stays `last` (issue 19 bug 1)
+    assert records.last_run(paths, "nightly") == last and records.last_run_id(paths, "nightly") == refused
+    assert records.previous_outcome(paths, "nightly", last) == {"run_id": partial, "status": "success"}
     kept = _answers(paths)
 
     state_file = paths.runs_dir("nightly") / records.STATE_FILE
@@ -84,7 +89,7 @@ def test_the_state_follows_the_runs_and_a_rebuild_gives_the_same_answers(flank_h
     assert _answers(paths) == kept and state_file.exists()
     state_file.write_text('{"format": 1, "last_id": ')  # damaged
     assert _answers(paths) == kept
-    assert json.loads(state_file.read_text())["last_id"] == last
+    assert json.loads(state_file.read_text())["last_id"] == refused
 
 
 def test_runs_handed_out_without_the_state_file_are_seen(flank_home: Path) -> None:

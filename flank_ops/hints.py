@@ -1,0 +1,74 @@
+"""The flank commands flank prints as hints, written so that they work where they are printed.
+
+On the VM a hint reads `flank logs demo nightly 5 model`. Run through `flank remote` from a
+laptop clone, the same hint must read `flank remote logs nightly 5 model`: the laptop has no
+project `demo` (typed there, the VM's command would offer to create one). `flank remote` says
+which git remote it came through in FLANK_REMOTE (remote/ssh.py puts it in the VM-side command);
+main.py takes it out of the environment at once, so runs and their tasks never inherit it.
+
+And the other way round: `flank status demo` typed in a laptop clone whose project lives on a VM
+(a `flank` git remote) is pointed at `flank remote status` (`laptop_hint`), not at `flank init`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+REMOTE_ENV = "FLANK_REMOTE"
+ADDRESS_ENV = "FLANK_SSH_ADDRESS"  # host[:port] of the laptop's git remote (remote/address.py)
+DEFAULT_REMOTE = "flank"  # the git remote `flank init` tells the user to add
+# The verbs `flank remote` forwards (commands/remote.py); a hint of another verb stays a VM command.
+REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets", "deploy"})
+
+_via_remote: str | None = None
+_via_address: str | None = None
+
+
+def take_remote_from_env() -> None:
+    """Remember (and remove from the environment) the git remote `flank remote` came through."""
+    global _via_remote, _via_address
+    _via_remote = os.environ.pop(REMOTE_ENV, None) or None
+    _via_address = os.environ.pop(ADDRESS_ENV, None) or None
+
+
+def via_address() -> str | None:
+    """host[:port] of the git remote `flank remote` came through (None: not through it)."""
+    return _via_address
+
+
+def via_remote() -> str | None:
+    """The laptop's git remote name when this flank runs for `flank remote`, else None."""
+    return _via_remote
+
+
+def flank_command(verb: str, project: str | None, *words: str) -> str:
+    """`flank VERB PROJECT WORDS…` as the user can type it where it is printed: on the VM, on the
+    laptop through `flank remote` (no project: the clone's remote names it), or in a working copy
+    (`project` None: `--local`). `verb` may be two words (`secrets set`)."""
+    verbs = verb.split()
+    remote = via_remote()
+    if project is None:
+        argv = ["flank", *verbs, "--local", *words]
+    elif remote is not None and verbs[0] in REMOTE_VERBS:
+        argv = ["flank", "remote", *verbs, *words, *(["--remote", remote] if remote != DEFAULT_REMOTE else [])]
+    else:
+        argv = ["flank", *verbs, project, *words]
+    return shlex.join(argv)
+
+
+def laptop_hint(argv: list[str], project: str) -> str | None:
+    """For `flank VERB [PROJECT] …` typed in a clone whose git remote `flank` points at `project` on
+    its VM: the `flank remote` command that does it there; None when there is none. The project
+    typed is dropped (the remote names it); a word that is not it is kept (`flank status nightly`
+    typed as if it were a `flank remote` command)."""
+    if not argv or argv[0] not in REMOTE_VERBS:
+        return None
+    verb, rest = argv[0], argv[1:]
+    skip = 1 if verb in ("secrets", "report") else 0  # `secrets ACTION PROJECT`, `report WHAT PROJECT`
+    names = [i for i, word in enumerate(rest) if not word.startswith("-")]
+    if len(names) > skip and rest[names[skip]] == project:
+        rest = rest[: names[skip]] + rest[names[skip] + 1 :]
+    return f"this clone's project lives on the VM of git remote {DEFAULT_REMOTE!r}: " + shlex.join(
+        ["flank", "remote", verb, *rest]
+    )
