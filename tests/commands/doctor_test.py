@@ -202,3 +202,12 @@ def test_state_readable_by_other_users_is_a_fail_with_the_chmod_that_fixes_it(fl
     subprocess.run(fix.split(), check=True)
     again = run_flank("doctor", "--no-cron")
     assert lines_of(again, "OK    permissions: the state of 1 project is readable by you only")
+
+
+def test_a_misspelt_flank_toml_key_is_named_with_the_likely_one(flank_home) -> None:
+    make_project(settings_toml="[s3]\nbucket = 'b'\nprefx = 'x'\n[projects.demo.cost]\nregoin = 'eu-west-2'\n")
+    proc = run_flank("doctor", "--no-cron")
+    line = next(line for line in proc.stdout.splitlines() if "flank.toml" in line and "FAIL" in line)
+    assert "unknown key 'prefx' in [s3]" in line and "(and 1 more)" in line
+    assert "did you mean 'prefix'?" in proc.stdout
+    assert proc.returncode == 1
