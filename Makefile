@@ -27,7 +27,7 @@ TEST_PACKAGES := $(DEMO_PACKAGES) cron chromium openssl nginx openssh-server ope
 $(BIN)/flank: pyproject.toml | system-packages-demo
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,docs]'
 	@touch $@
 
 venv: $(BIN)/flank
@@ -66,6 +66,13 @@ system-packages-test:
 
 demo: system-packages-demo $(BIN)/flank
 	@bash examples/demo.sh "$(DEMO_HOME)" "$(BIN)" "$(DEMO_PORT)"
+
+# The reference pages are written from the code (flank_ops/reference.py); tests/docs_test.py fails when the
+# committed ones differ. --strict: a broken link, anchor or a page left out of mkdocs.yml's nav fails the build.
+docs: $(BIN)/flank
+	$(BIN)/python -m flank_ops.reference docs/reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "docs built in .docs-build/ (open .docs-build/index.html)"
 
 bench: $(BIN)/flank
 	$(BIN)/python bench/push.py

@@ -144,9 +144,7 @@ SECTIONS: tuple[Section, ...] = (
                 "a job definition whose container runs flank's entrypoint",
                 required=True,
             ),
-            Key(
-                "bucket", "string", '"my-bucket"', "S3 bucket for release tarballs and per-job secrets", required=True
-            ),
+            Key("bucket", "string", '"my-bucket"', "S3 bucket for release tarballs and per-job secrets", required=True),
             Key("prefix", "string", '"flank"', "key prefix in that bucket"),
             Key("region", "string", '"eu-west-2"', "default: boto3's usual lookup"),
             Key("endpoint_url", "string", '"http://127.0.0.1:5000"', "one endpoint for Batch, CloudWatch Logs and S3"),
@@ -178,8 +176,12 @@ SECTIONS: tuple[Section, ...] = (
             Key("idle_memory_gib", "number", "4", "what the VM needs when no pipeline runs (default 4)"),
             Key("idle_cpus", "integer", "2", "CPUs the VM needs when no pipeline runs (default 2)"),
             Key("grow_lead_minutes", "integer", "15", "grow this long before a scheduled run (default 15)"),
-            Key("endpoint_url", "string", '"http://127.0.0.1:5000"', "an AWS-compatible endpoint (tests, VPC endpoints)"),
-            Key("types_file", "string", '"/home/you/ec2_types.csv"', "your own price table (the shipped one's columns)"),
+            Key(
+                "endpoint_url", "string", '"http://127.0.0.1:5000"', "an AWS-compatible endpoint (tests, VPC endpoints)"
+            ),
+            Key(
+                "types_file", "string", '"/home/you/ec2_types.csv"', "your own price table (the shipped one's columns)"
+            ),
         ),
     ),
 )

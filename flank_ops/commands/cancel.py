@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from flank_ops.errors import UserError
+from flank_ops.exit_codes import ExitCode
 
-EXIT_NOTHING_TO_CANCEL = 3
+EXIT_NOTHING_TO_CANCEL = ExitCode.NOTHING_TO_CANCEL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
