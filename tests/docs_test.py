@@ -4,6 +4,7 @@ the README stays short, and `--help` points at the reference."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 
 from flank_ops import reference
 from helpers.cli import REPO_ROOT, run_flank
+from helpers.repos import git, make_repo
 
 DOCS = REPO_ROOT / "docs"
 README = REPO_ROOT / "README.md"
@@ -90,3 +92,40 @@ def test_help_ends_with_the_reference_page(monkeypatch: pytest.MonkeyPatch) -> N
     run_help = run_flank("run", "--help")
     assert run_help.stdout.rstrip().endswith("docs: https://docs.example/flank/reference/commands.md#flank-run")
     assert "## flank run" in (DOCS / "reference" / "commands.md").read_text(encoding="utf-8")
+
+
+def _quickstart() -> str:
+    text = README.read_text(encoding="utf-8")
+    start, end = text.index("[start:quickstart]"), text.index("[end:quickstart]")
+    return text[start:end]
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed (apt-get install r-base-core)")
+def test_the_quick_start_works_as_written(tmp_path: Path, flank_home: Path) -> None:
+    """The README's quick start, run as a reader would (the push goes to a local path instead of over ssh)."""
+    quick = _quickstart()
+    flank_yml = re.search(r"```yaml\n(.*?)```", quick, flags=re.S)
+    assert flank_yml is not None
+    flank_home.mkdir(parents=True)
+    (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
+    assert "flank init myproj" in quick
+    run_flank("init", "myproj", check=True)
+    scripts = {
+        "flank.yml": flank_yml.group(1),
+        "R/extract.R": 'dir.create("data", showWarnings = FALSE); writeLines("1,2,3", "data/raw.csv")\n',
+        "R/model.R": 'dir.create("results", showWarnings = FALSE); saveRDS(lm(dist ~ speed, cars), "results/model.rds")\n',
+        "py/report.py": 'open("results/report.html", "w").write("<h1>report</h1>")\n',
+    }
+    clone = make_repo(tmp_path / "myproj", scripts, message="first pipeline")
+    assert "git push flank main" in quick and "git remote add flank" in quick
+    git("remote", "add", "flank", str(flank_home / "myproj.git"), cwd=clone)
+    pushed = git("push", "flank", "main", cwd=clone)
+    assert "flank.yml OK — 1 pipeline, 3 tasks" in pushed.stderr
+    assert "nightly" in pushed.stderr and "Europe/London" in pushed.stderr
+
+    run = run_flank("run", "myproj", "nightly")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "git fetch flank refs/notes/flank:refs/notes/flank" in quick
+    git("fetch", "flank", "refs/notes/flank:refs/notes/flank", cwd=clone)
+    note = git("log", "--notes=flank", "-1", cwd=clone).stdout
+    assert "nightly #1 success" in note
