@@ -1,6 +1,6 @@
 """Turns exceptions into what a user should see.
 
-A `UserError` becomes its message and exit 1. Anything else is a bug: the user
+A `UserError` becomes its message and exit 1. Anything else is a bug (exit 70): the user
 gets one line pointing at a log file that holds the traceback.
 """
 
@@ -15,9 +15,10 @@ from collections.abc import Iterator
 
 from flank_ops import jsonout
 from flank_ops.errors import UserError
+from flank_ops.exit_codes import ExitCode
 
-EXIT_USER_ERROR = 1
-EXIT_UNEXPECTED = 3
+EXIT_USER_ERROR = ExitCode.FAILED
+EXIT_UNEXPECTED = ExitCode.UNEXPECTED
 
 
 def _crash_log_path() -> str:

@@ -49,16 +49,24 @@ COMMANDS: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
+    from flank_ops.reference import docs_url
+
     parser = argparse.ArgumentParser(
         prog="flank",
         description="Airflow lite: git push a pipeline to a VM; make runs it, cron schedules it.",
+        epilog=f"docs: {docs_url('index.md')}",
     )
     parser.add_argument("--version", action="version", version=f"flank {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for verb, help_text in COMMANDS.items():
         module = importlib.import_module(f"flank_ops.commands.{verb.replace('-', '_')}")
-        p = sub.add_parser(verb, help=help_text, description=help_text)
+        p = sub.add_parser(
+            verb,
+            help=help_text,
+            description=help_text,
+            epilog=f"docs: {docs_url('reference/commands.md', f'flank-{verb}')}",
+        )
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser

@@ -8,6 +8,8 @@ for tests that still say `from conftest import run_flank`.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,24 @@ __all__ = [
     "wait_for",
     "write_files",
 ]
+
+
+# A skip that says a system package is missing ("… is not installed (apt-get install X)"). make test installs
+# every package the suite needs (Makefile: TEST_PACKAGES), so in CI such a skip is a failure: a test that
+# quietly stopped running is how a browser, nginx or Slurm path goes untested.
+_MISSING_PACKAGE = re.compile(r"not installed|apt-get install|no \S+ command on this machine")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not (report.skipped and os.environ.get("CI") == "true"):
+        return
+    reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if _MISSING_PACKAGE.search(reason):
+        report.outcome = "failed"
+        report.longrepr = f"skipped for a missing system package, which CI must have: {reason}"
 
 
 @pytest.fixture(scope="session")

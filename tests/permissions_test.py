@@ -12,6 +12,7 @@ from pathlib import Path
 
 from readable_site import other_user, project_with_a_run, read_as, traversable_home  # noqa: F401 - fixtures
 
+from flank_ops.exit_codes import ExitCode
 from flank_ops.paths import Home
 
 
@@ -113,7 +114,7 @@ def test_the_crash_log_is_never_written_through_a_link_planted_in_a_shared_folde
     crash = "from flank_ops.error_handler import error_handler\nwith error_handler():\n    raise RuntimeError('boom')\n"
     proc = subprocess.run([sys.executable, "-c", crash], env=env, capture_output=True, text=True)
     log = cache / "flank" / "flank-errors.log"
-    assert proc.returncode == 3 and f"the details are in {log}" in proc.stderr
+    assert proc.returncode == ExitCode.UNEXPECTED and f"the details are in {log}" in proc.stderr
     assert "RuntimeError: boom" in log.read_text()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
 
@@ -121,5 +122,5 @@ def test_the_crash_log_is_never_written_through_a_link_planted_in_a_shared_folde
     victim = tmp_path / "victim"
     log.symlink_to(victim)
     proc = subprocess.run([sys.executable, "-c", crash], env=env, capture_output=True, text=True)
-    assert proc.returncode == 3 and "its details could not be saved" in proc.stderr
+    assert proc.returncode == ExitCode.UNEXPECTED and "its details could not be saved" in proc.stderr
     assert not victim.exists()

@@ -21,8 +21,9 @@ from flank_ops.jsonout import FLAG_HELP
 
 if TYPE_CHECKING:
     from flank_ops.run.records import RunRecord
+from flank_ops.exit_codes import ExitCode
 
-EXIT_NOTHING_TO_CANCEL = 3
+EXIT_NOTHING_TO_CANCEL = ExitCode.NOTHING_TO_CANCEL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

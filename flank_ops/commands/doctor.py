@@ -72,6 +72,7 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
         yield from check_crontab_blocks(home)
         yield _guard("crontab", check_stale_crontab_blocks)
     yield _guard("FLANK_HOME", lambda: check_home_writable(home))
+    yield _guard("flank.toml", lambda: check_settings_keys(home))
     yield _guard("disk", lambda: check_disk(home))
     yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
@@ -270,6 +271,23 @@ def _remove_stale_crontab_blocks() -> None:
 
 
 # --- FLANK_HOME -------------------------------------------------------------------
+
+
+def check_settings_keys(home: Home) -> Check:
+    """A misspelt flank.toml key is otherwise ignored without a word: name it, with the likely one."""
+    from flank_ops.config.suggest import did_you_mean
+    from flank_ops.settings import load_settings
+    from flank_ops.settings_catalogue import unknown_keys
+
+    if not home.settings_file.exists():
+        return Check("SKIP", "flank.toml", f"no {home.settings_file} (every setting has its default)")
+    unknown = unknown_keys(load_settings(home))
+    if not unknown:
+        return Check("OK", "flank.toml", "every key is one flank knows")
+    where, key, known = unknown[0]
+    more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+    hint = did_you_mean(key, known) or f"keys known there: {', '.join(known)}"
+    return Check("FAIL", "flank.toml", f"unknown key {key!r} in {where} of {home.settings_file}{more}", hint)
 
 
 def check_home_writable(home: Home) -> Check:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
+from flank_ops.settings_catalogue import section
 
 DEFAULT_REGION = "us-east-1"
 BURSTABLE = ("t2", "t3", "t3a", "t4g")
@@ -79,20 +80,7 @@ def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default
     raise UserError(f"flank.toml: [cost] {key} must be a {want}, not {value!r}", "fix it in flank.toml")
 
 
-KNOWN_KEYS = (
-    "region",
-    "families",
-    "headroom",
-    "current_type",
-    "instance_id",
-    "scheduler_role_arn",
-    "idle_memory_gib",
-    "idle_cpus",
-    "grow_lead_minutes",
-    "endpoint_url",
-    "types_file",
-    "arch",
-)
+KNOWN_KEYS = tuple(k.name for k in section("cost").keys)  # the one list: settings_catalogue.py
 
 
 def cost_settings(settings: dict[str, Any]) -> CostSettings:

@@ -109,9 +109,9 @@ FORMAT = 1
 class RunStatus(StrEnum):
     """A run's status: the one list (the site, notes, notifications and status print these)."""
 
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
+    RUNNING = "running"  # its runner is alive and tasks are running or waiting
+    SUCCESS = "success"  # every selected task succeeded or was up to date
+    FAILED = "failed"  # a task failed or timed out
     INTERRUPTED = "interrupted"  # its runner died (SIGKILL, reboot) or was stopped without `flank cancel`
     SKIPPED = "skipped"  # a trigger refused by `overlap: skip`
     CANCELLED = "cancelled"  # `flank cancel` stopped it
@@ -122,11 +122,11 @@ class TaskStatus(StrEnum):
 
     PENDING = "pending"  # selected, not started yet
     QUEUED = "queued"  # a remote job submitted, waiting for the cluster (issue 14)
-    RUNNING = "running"
-    SUCCESS = "success"
+    RUNNING = "running"  # started (on this VM, or a remote job that left the queue)
+    SUCCESS = "success"  # exited 0 (and made its declared outputs)
     UP_TO_DATE = "up_to_date"  # not run: nothing it depends on changed (issue 12); not a failure
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
+    FAILED = "failed"  # exited non-zero, or did not make a declared output
+    TIMED_OUT = "timed_out"  # killed after its `timeout:`
     UPSTREAM_FAILED = "upstream_failed"  # not run: a task it needs did not succeed
     SKIPPED = "skipped"  # not selected by --task/--from/--rerun (or every task of a skipped run)
     INTERRUPTED = "interrupted"  # running when the runner died or was stopped

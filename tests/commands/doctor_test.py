@@ -213,3 +213,12 @@ def test_crontab_off_by_flank_toml_is_not_a_failure(flank_home) -> None:
     assert not lines_of(proc, "FAIL  crontab (demo)")
     [block] = lines_of(proc, "SKIP  crontab (demo):")
     assert "off by flank.toml ([schedule] install_crontab = false): run `flank scheduler`" in block
+
+
+def test_a_misspelt_flank_toml_key_is_named_with_the_likely_one(flank_home) -> None:
+    make_project(settings_toml="[s3]\nbucket = 'b'\nprefx = 'x'\n[projects.demo.cost]\nregoin = 'eu-west-2'\n")
+    proc = run_flank("doctor", "--no-cron")
+    line = next(line for line in proc.stdout.splitlines() if "flank.toml" in line and "FAIL" in line)
+    assert "unknown key 'prefx' in [s3]" in line and "(and 1 more)" in line
+    assert "did you mean 'prefix'?" in proc.stdout
+    assert proc.returncode == 1
