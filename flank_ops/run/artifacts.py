@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.config.model import Pipeline, Task
-from flank_ops.fileio import atomic_write_json
+from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_json
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord
 
@@ -294,7 +294,11 @@ def _store(
 
 
 def _clone(src: str, dst: str, size: int) -> str:
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
+    # readable by all (the run folder itself is private): the site publishes a kept copy as a hard
+    # link only when it needs no chmod (site/outputs.py), so publishing never changes a file's mode
+    out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PUBLIC_FILE_MODE)
+    os.fchmod(out, PUBLIC_FILE_MODE)
+    with open(src, "rb") as fin, open(out, "wb") as fout:
         try:
             fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
             return "reflinked"

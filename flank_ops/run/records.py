@@ -429,6 +429,23 @@ def artifacts_dir(run_dir: Path, task: str) -> Path:
     return Path(run_dir) / "artifacts" / task
 
 
+def kept_artifact(run_dir: Path, task: str, path: str) -> Path | None:
+    """The kept file a record's artifact entry names, or None when the names could lead anywhere
+    else (issue 20 item 5): a record is read back, never trusted. Every reader of kept files asks
+    this: the task a plain name, the path relative with no `..`, and the file, symlinks resolved,
+    still inside the task's artifacts folder."""
+    if not task or "/" in task or "\0" in task or task in (".", ".."):
+        return None
+    if not path or "\0" in path or path.startswith("/") or ".." in path.split("/"):
+        return None
+    folder = artifacts_dir(run_dir, task)
+    candidate = folder / path
+    real = Path(os.path.realpath(candidate))
+    if not real.is_relative_to(os.path.realpath(folder)):
+        return None
+    return candidate
+
+
 def artifact_sources_path(run_dir: Path) -> Path:
     return Path(run_dir) / "artifacts.sources.json"
 
