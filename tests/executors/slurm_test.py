@@ -338,3 +338,61 @@ def test_a_full_cluster_shows_the_task_queued_with_slurms_reason_until_it_starts
     assert proc.wait(timeout=120) == 0
     waits = record(1)["tasks"]["waits"]
     assert waits["status"] == "success" and "got in" in log_of(1, "waits")
+
+
+def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -> None:
+    """issue 20 item 2: the runner was killed (kill -9, its launcher too) while a job with a secret
+    waited in the queue; the interrupted-run detection cancels the job and removes its env file."""
+    from flank_ops.paths import Home
+    from flank_ops.run import records
+    from flank_ops.run.executors.base import JobRequest, job_name
+    from flank_ops.run.executors.slurm import SlurmBackend
+
+    deploy(tmp_path, flank_yml("      t: echo\n"))
+    paths = Home().project("demo")
+    run_dir = paths.run_dir("nightly", 3)
+    run_dir.mkdir(parents=True)
+    name = job_name("demo", "nightly", "3", "t")
+    job_id = SlurmBackend({}).submit(
+        JobRequest(
+            name=name,
+            command="echo never",
+            cwd=str(tmp_path),
+            env={},
+            secrets={"API_TOKEN": "s3cr3t-value"},
+            memory_mb=None,
+            cpus=None,
+            timeout_s=None,
+            release_dir=str(tmp_path),
+            commit="",
+            run_dir=str(run_dir),
+            task="t",
+            options={"extra_args": "--begin=now+3600"},  # stays queued: it never reads its env file
+        )
+    )
+    env_files = list((run_dir / "jobs").glob("*.env"))
+    assert env_files and "s3cr3t-value" in env_files[0].read_text()
+    dead_runner = {**records.runner_identity(), "pid": 2**22 + 1}
+    # the launcher died before it could write the job into the record: the jobs folder says Slurm
+    records.write_record(
+        run_dir,
+        records.RunRecord.from_json(
+            {
+                "format": records.FORMAT,
+                "project": "demo",
+                "pipeline": "nightly",
+                "run_id": 3,
+                "status": "running",
+                "started_at": records.now_iso(),
+                "runner": dead_runner,
+                "tasks": {"t": {"status": "queued", "needs": []}},
+            }
+        ),
+    )
+    (runs_dir() / "last_id").write_text("3\n")
+    assert name in squeue_names(slurm)
+    out = run_flank("status", "demo")
+    assert out.returncode in (0, 1), out.stderr
+    assert record(3)["status"] == "interrupted"
+    assert not list((run_dir / "jobs").glob("*.env"))
+    wait_for(lambda: name not in squeue_names(slurm), f"job {job_id} to be cancelled")

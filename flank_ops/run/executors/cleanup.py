@@ -27,12 +27,17 @@ def remote_kinds(record: "RunRecord") -> set[str]:
 
 
 def cancel_jobs_of_run(run_dir: Path, record: "RunRecord") -> list[str]:
-    """Cancel the run's live jobs; returns their ids. Never raises: the run is marked anyway."""
+    """Cancel the run's live jobs and remove their environment files (secrets: issue 20 item 2);
+    returns the jobs' ids. Never raises: the run is marked anyway."""
     from flank_ops.run.executors import backend
+    from flank_ops.run.executors.slurm import JOBS_DIR, remove_env_files
 
     prefix = job_name_prefix(record.project, record.pipeline, str(record.run_id))
     cancelled: list[str] = []
-    for kind in sorted(remote_kinds(record)):
+    kinds = remote_kinds(record)
+    if (Path(run_dir) / JOBS_DIR).is_dir():
+        kinds.add("slurm")  # a launcher killed between sbatch and its first result wrote no executor
+    for kind in sorted(kinds):
         try:
             engine = backend(kind, {})
             for job_id in engine.jobs_of_run(prefix):
@@ -40,4 +45,6 @@ def cancel_jobs_of_run(run_dir: Path, record: "RunRecord") -> list[str]:
                 cancelled.append(job_id)
         except (BackendError, ValueError, OSError):
             continue
+    # The run is over: no job of it may start now (a job whose scancel failed finds no file and fails).
+    remove_env_files(Path(run_dir))
     return cancelled

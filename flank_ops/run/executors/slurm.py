@@ -128,6 +128,13 @@ def job_script(env_file: Path, cwd: str, command: str) -> str:
     )
 
 
+def remove_env_files(run_dir: Path) -> None:
+    """Remove every environment file of a run's jobs (whoever ends the run: nothing holding a secret
+    outlives its job). A running job has read and removed its own already."""
+    for path in (Path(run_dir) / JOBS_DIR).glob("*.env"):
+        path.unlink(missing_ok=True)
+
+
 class SlurmBackend:
     kind = "slurm"
 
@@ -309,6 +316,9 @@ class SlurmBackend:
         proc = _run(["scancel", job_id])
         if proc.returncode != 0:
             raise _error(proc, "scancel failed")
+        env_file = self.env_files.pop(job_id, None)
+        if env_file is not None:  # cancelled while queued, it will never read it
+            env_file.unlink(missing_ok=True)
 
     def jobs_of_run(self, name_prefix: str) -> list[str]:
         proc = _run(["squeue", "-h", "-o", "%i|%j"])
