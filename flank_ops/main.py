@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "cost": "size the VM for its pipelines; resize it on AWS around their runs",
     "deploy": "redo a project's deploy by hand (after an interrupted push)",
     "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, run, cancel, secrets)",
+    "ssh-gate": "authorized_keys forced command: a key may run only flank remote and git push/fetch",
 }
 
 
