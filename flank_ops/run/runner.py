@@ -481,6 +481,7 @@ def _stopped_outside_make(deployed: Deployed, record: RunRecord, run_dir: Path) 
 
 
 def _record_skipped(deployed: Deployed, record: RunRecord, run_dir: Path, reason: str) -> Outcome:
+    _stop_signal.disarm()  # from here a cancel is decided by _save_final (its request file)
     records.skip(record, reason)
     _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 1)
@@ -523,6 +524,7 @@ def _record_not_started(
 ) -> Outcome:
     """A run that got its record but could not start make (e.g. a full disk): failed, with the reason
     — never left "running" for `flank status` to call interrupted."""
+    _stop_signal.disarm()  # from here a cancel is decided by _save_final (its request file)
     records.not_started(record, selected, reason)
     print(f"flank: {record.pipeline} #{record.run_id} could not start: {reason}", file=out, flush=True)
     _save_final(deployed.paths, run_dir, record)
@@ -598,6 +600,7 @@ def _execute(
     stopped = False
     write_failed: OSError | None = None
     with make_log:
+        _stop_signal.disarm()  # a stop while make starts is raised below, once make is there to stop
         proc = subprocess.Popen(
             argv,
             cwd=deployed.release_dir,
@@ -609,6 +612,7 @@ def _execute(
         )
         next_site = time.monotonic() + SITE_REFRESH_EVERY_S
         try:
+            _stop_signal.arm()
             # The run has its page (and is on the home page) as soon as it starts; the tasks
             # are already going meanwhile. A run with nothing to start (every task up to date)
             # ends at once and is drawn by its finish: drawing it twice doubled its cost.
