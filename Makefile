@@ -54,6 +54,7 @@ bench: $(BIN)/flank
 	$(BIN)/python bench/dag.py
 	$(BIN)/python bench/slurm.py
 	$(BIN)/python bench/artifacts.py
+	$(BIN)/python bench/cancel.py
 
 clean-demo:
 	rm -rf $(DEMO_HOME)

@@ -63,11 +63,9 @@ def main() -> None:
         fresh_lost, fresh_s = sweep(Path(tmp) / "fresh", 0, instants)
         busy_lost, busy_s = sweep(Path(tmp) / "busy", args.projects, instants)
     print(f"{args.instants} cancel instants in 0..{args.longest}s after the record (seed {args.seed})")
-    print(f"  fresh FLANK_HOME:          {fresh_lost} lost, median {fresh_s:.2f}s per cancel")
-    print(
-        f"  busy ({args.projects} projects):     {busy_lost} lost, median {busy_s:.2f}s per cancel "
-        f"(ratio {busy_s / fresh_s:.2f})"
-    )
+    print(f"  fresh FLANK_HOME:             {fresh_lost} lost, median {fresh_s:.2f}s per cancel")
+    busy = f"busy FLANK_HOME ({args.projects} projects):"
+    print(f"  {busy:<29} {busy_lost} lost, median {busy_s:.2f}s per cancel (ratio {busy_s / fresh_s:.2f})")
 
 
 if __name__ == "__main__":

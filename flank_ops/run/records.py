@@ -429,14 +429,19 @@ def artifacts_dir(run_dir: Path, task: str) -> Path:
     return Path(run_dir) / "artifacts" / task
 
 
+def artifact_names_ok(task: str, path: str) -> bool:
+    """A record's task name and artifact path can only name a file under artifacts/<task>/."""
+    if not task or "/" in task or "\0" in task or task in (".", ".."):
+        return False
+    return bool(path) and "\0" not in path and not path.startswith("/") and ".." not in path.split("/")
+
+
 def kept_artifact(run_dir: Path, task: str, path: str) -> Path | None:
     """The kept file a record's artifact entry names, or None when the names could lead anywhere
     else (issue 20 item 5): a record is read back, never trusted. Every reader of kept files asks
     this: the task a plain name, the path relative with no `..`, and the file, symlinks resolved,
     still inside the task's artifacts folder."""
-    if not task or "/" in task or "\0" in task or task in (".", ".."):
-        return None
-    if not path or "\0" in path or path.startswith("/") or ".." in path.split("/"):
+    if not artifact_names_ok(task, path):
         return None
     folder = artifacts_dir(run_dir, task)
     candidate = folder / path

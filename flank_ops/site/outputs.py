@@ -147,7 +147,12 @@ def main_report_url(base_url: str, record: RunRecord) -> str | None:
     (a failed run's report is not at latest/). None when the run kept no HTML report."""
     for task, t in record.tasks.items():
         for a in t.artifacts or ():
-            if isinstance(a, dict) and a.get("kept") and kind_of(str(a.get("path"))) == "report":
+            if (
+                isinstance(a, dict)
+                and a.get("kept")
+                and kind_of(str(a.get("path"))) == "report"
+                and records.artifact_names_ok(task, str(a["path"]))
+            ):
                 return base_url + layout.url_artifact(
                     record.project, record.pipeline, record.run_id, task, str(a["path"])
                 )
