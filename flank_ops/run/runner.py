@@ -646,6 +646,7 @@ def _execute(
                     cost = time.monotonic() - began
                     next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * cost)
         except (Stopped, KeyboardInterrupt):
+            _stop_signal.disarm()  # a second SIGTERM must not cut this short: make would be left running
             stopped = True
             proc.terminate()  # make passes SIGTERM on to the task launchers
             make_exit = proc.wait()
