@@ -57,16 +57,18 @@ def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Targe
         if match is None:
             run_dir = paths.run_dir(pipeline, run_id)
             try:
-                status = records.read_record(run_dir).status
+                found = records.read_record(run_dir)
             except (OSError, ValueError):
                 raise UserError(
                     f"no run #{run_id} of {pipeline}", f"see the runs with: flank status {paths.name}"
                 ) from None
-            if status == RunStatus.RUNNING:  # a record no live runner works on (e.g. written by hand)
+            if found.status == RunStatus.RUNNING and records.runner_alive(found.runner):
+                return Target(run_dir, found)  # so new that the pipeline's state does not list it yet
+            if found.status == RunStatus.RUNNING:  # a record no live runner works on (e.g. written by hand)
                 raise NothingToCancel(
                     f"{pipeline} #{run_id} is not running (its record says running, but no runner has it)"
                 )
-            raise NothingToCancel(f"{pipeline} #{run_id} is not running (it {_ended_as(status)})")
+            raise NothingToCancel(f"{pipeline} #{run_id} is not running (it {_ended_as(found.status)})")
         return Target(paths.run_dir(pipeline, run_id), match)
     executing = [r for r in running if r.waiting_for is None]
     if not executing:
