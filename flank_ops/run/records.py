@@ -879,7 +879,7 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
                 continue
             try:
                 if record.status == RunStatus.RUNNING:
-                    mark_interrupted(run_dir, record)
+                    mark_interrupted(run_dir, record, _secrets_or_none(paths))
                     marked.append(run_id)
                 elif any(e["run_id"] == run_id for e in read_history(paths, pipeline)):  # rare: a full read
                     with locked(paths.lock_file("run-id", pipeline)):  # its line is there: only the state lags
@@ -905,9 +905,19 @@ def _drop_if_empty(paths: ProjectPaths, pipeline: str, run_dir: Path) -> None:
         pass
 
 
-def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
+def _secrets_or_none(paths: ProjectPaths) -> dict[str, str]:
+    from flank_ops.errors import UserError
+    from flank_ops.run.secrets import load_secrets
+
+    try:
+        return load_secrets(paths)
+    except (UserError, OSError):
+        return {}  # an unreadable secrets file: `flank doctor` and the next run say so
+
+
+def mark_interrupted(run_dir: Path, record: RunRecord, secrets: Mapping[str, str] | None = None) -> None:
     """Record a run whose runner died as interrupted (the one path by which a reader of the
-    records, `reconcile`, writes one)."""
+    records, `reconcile`, writes one); `secrets` are masked in what its jobs left."""
     merge_task_results(run_dir, record)
     waited_for = record.waiting_for
     record.waiting_for = None
@@ -916,7 +926,7 @@ def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
             entry.status = TaskStatus.INTERRUPTED
     from flank_ops.run.executors.cleanup import cancel_jobs_of_run  # issue 14: jobs it left on a cluster
 
-    cancel_jobs_of_run(run_dir, record)
+    cancel_jobs_of_run(run_dir, record, secrets)
     if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
         summary = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
     else:

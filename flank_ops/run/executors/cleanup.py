@@ -8,6 +8,7 @@ tasks used. Jobs are cancelled, never adopted: the run they belonged to is over.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,11 +27,12 @@ def remote_kinds(record: "RunRecord") -> set[str]:
     return kinds
 
 
-def cancel_jobs_of_run(run_dir: Path, record: "RunRecord") -> list[str]:
-    """Cancel the run's live jobs and remove their environment files (secrets: issue 20 item 2);
-    returns the jobs' ids. Never raises: the run is marked anyway."""
+def cancel_jobs_of_run(run_dir: Path, record: "RunRecord", secrets: Mapping[str, str] | None = None) -> list[str]:
+    """Cancel the run's live jobs, remove their environment files and mask `secrets` in their raw
+    outputs (issue 20 item 2: nothing with a secret outlives its job); returns the jobs' ids.
+    Never raises: the run is marked anyway."""
     from flank_ops.run.executors import backend
-    from flank_ops.run.executors.slurm import JOBS_DIR, remove_env_files
+    from flank_ops.run.executors.slurm import JOBS_DIR, mask_outputs, remove_env_files
 
     prefix = job_name_prefix(record.project, record.pipeline, str(record.run_id))
     cancelled: list[str] = []
@@ -47,4 +49,5 @@ def cancel_jobs_of_run(run_dir: Path, record: "RunRecord") -> list[str]:
             continue
     # The run is over: no job of it may start now (a job whose scancel failed finds no file and fails).
     remove_env_files(Path(run_dir))
+    mask_outputs(Path(run_dir), secrets or {})
     return cancelled
