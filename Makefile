@@ -87,6 +87,7 @@ bench: $(BIN)/flank
 	$(BIN)/python bench/slurm.py
 	$(BIN)/python bench/artifacts.py
 	$(BIN)/python bench/rpkg.py
+	$(BIN)/python bench/cancel.py
 
 clean-demo:
 	rm -rf $(DEMO_HOME)

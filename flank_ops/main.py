@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, plan, run, cancel, ...)",
     "up": "from the laptop: make or start the project's VM on EC2 (ssh key, firewall, data volume, setup)",
     "down": "from the laptop: stop the project's VM, or terminate it keeping its data volume",
+    "ssh-gate": "authorized_keys forced command: a key may run only flank remote and git push/fetch",
 }
 
 

@@ -52,6 +52,14 @@ class Nginx:
         self.port = port
         self.state_port = state_port
 
+    def csp(self, path: str) -> str | None:
+        """The Content-Security-Policy header of GET path (status 200 asserted)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"ada:{PASSWORD}".encode()).decode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200, path
+            return response.headers.get("Content-Security-Policy")
+
     def get(self, path: str, *, auth: bool = True, port: int | None = None) -> tuple[int, str, str]:
         """(status, content type, body) of GET path."""
         request = urllib.request.Request(f"http://127.0.0.1:{port or self.port}{path}")
@@ -160,3 +168,25 @@ def test_the_readme_recipe_serves_the_site_as_www_data(nginx: Nginx, traversable
         "proj.git/config",
     ):
         assert nginx.get(f"/state/{private}", port=nginx.state_port)[0] == 403, private
+
+
+def test_the_readme_recipe_sandboxes_kept_files(nginx: Nginx, traversable_home: Path, tmp_path: Path) -> None:
+    """issue 20 item 3: the recipe sends the same header as `flank serve` on kept files and latest/."""
+    from flank_ops.site.layout import KEPT_FILE_CSP
+
+    home = traversable_home
+    project_with_a_run(home, tmp_path)
+    os.chmod(home, 0o711)
+    site = home / "site"
+    for rel in ("proj/nightly/1/artifacts/report/results/report.html", "proj/nightly/latest/report/results/r.svg"):
+        path = site / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in [path.parent, *path.parent.parents]:
+            if folder == site:
+                break
+            os.chmod(folder, 0o755)
+        path.write_text("<html><script>fetch('/')</script></html>")
+        os.chmod(path, 0o644)
+        assert nginx.csp("/" + rel) == KEPT_FILE_CSP, rel
+    for page in ("/", "/proj/nightly/1/", "/proj/nightly/1/logs/extract.txt"):
+        assert nginx.csp(page) is None, page  # the site's own pages are not sandboxed

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 from flank_ops.errors import UserError
 
@@ -39,6 +40,13 @@ def git_executable() -> str:
     if exe is None:
         raise UserError("git is not installed on this machine", "install it: apt-get install git")
     return exe
+
+
+def exec_git(args: list[str]) -> NoReturn:
+    """Become `git ARGS` (a push or fetch served by `flank ssh-gate`): stdin and stdout are the ssh
+    client's. The environment stays as the session has it (the push's hooks read its identity)."""
+    exe = git_executable()
+    os.execv(exe, [exe, *args])
 
 
 def run_git(

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.config.model import Pipeline, Task
-from flank_ops.fileio import atomic_write_json
+from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_json
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord
 
@@ -116,35 +116,35 @@ def keep_task(
     warnings: list[str] = []
     seen: set[str] = set()
     used = budget.used
-    walk = _Walk()
-    for pattern in task.artifacts:
-        found = 0
-        # In name order (what a person expects kept first under a limit); never more names read
-        # than can be kept, so a glob matching 100,000 files costs what 1,000 do.
-        room = MAX_FILES_PER_TASK - len(seen) + 1
-        for rel in sorted(itertools.islice(_matches(base, pattern), room + len(seen))):
-            if rel in seen:
+    with _Walk() as walk:
+        for pattern in task.artifacts:
+            found = 0
+            # In name order (what a person expects kept first under a limit); never more names read
+            # than can be kept, so a glob matching 100,000 files costs what 1,000 do.
+            room = MAX_FILES_PER_TASK - len(seen) + 1
+            for rel in sorted(itertools.islice(_matches(base, pattern), room + len(seen))):
+                if rel in seen:
+                    found += 1
+                    continue
+                if len(seen) >= MAX_FILES_PER_TASK:
+                    warnings.append(
+                        f"{pattern}: the task has more than {MAX_FILES_PER_TASK} files to keep; the rest was "
+                        "not kept (narrow the pattern: artifacts are files to look at)"
+                    )
+                    found = -1
+                    break
+                seen.add(rel)
                 found += 1
-                continue
-            if len(seen) >= MAX_FILES_PER_TASK:
-                warnings.append(
-                    f"{pattern}: the task has more than {MAX_FILES_PER_TASK} files to keep; the rest was "
-                    "not kept (narrow the pattern: artifacts are files to look at)"
-                )
-                found = -1
-                break
-            seen.add(rel)
-            found += 1
-            entry, signature = _keep_one(base, rel, roots, dest_root, earlier, budget.max_bytes, used, walk)
-            entries.append(entry)
-            if entry["kept"]:
-                used += entry["size"]
-                if signature is not None:
-                    sources[entry["path"]] = signature
-            elif entry.get("note"):
-                warnings.append(f"{entry['path']}: {entry['note']}")
-        if not found:
-            warnings.append(f"{pattern}: no file matched")
+                entry, signature = _keep_one(base, rel, roots, dest_root, earlier, budget.max_bytes, used, walk)
+                entries.append(entry)
+                if entry["kept"]:
+                    used += entry["size"]
+                    if signature is not None:
+                        sources[entry["path"]] = signature
+                elif entry.get("note"):
+                    warnings.append(f"{entry['path']}: {entry['note']}")
+            if not found:
+                warnings.append(f"{pattern}: no file matched")
     entries.sort(key=lambda e: e["path"])
     if sources:
         _save_sources(run_dir, name, sources)
@@ -188,11 +188,15 @@ def _inside(real: str, roots: list[str]) -> bool:
 
 
 class _Walk:
-    """Per-task caches: a task's files share few folders (realpath and mkdir once per folder)."""
+    """Per-task caches: a task's files share few folders (realpath, mkdir and the open folder once per
+    folder); a context manager, closing the folders it opened."""
+
+    MAX_OPEN_DIRS = 64
 
     def __init__(self) -> None:
         self.real_dirs: dict[str, str] = {}
         self.made: set[str] = set()
+        self.dir_fds: dict[str, int] = {}
 
     def realpath(self, path: str) -> str:
         folder, leaf = os.path.split(path)
@@ -202,10 +206,44 @@ class _Walk:
         joined = os.path.join(real, leaf)
         return os.path.realpath(joined) if os.path.islink(joined) else joined
 
+    def open_file(self, real: str) -> int:
+        """Open the file at `real` (a path with no symlink left: realpath) for reading, following no
+        link on the way: each folder from / is opened with O_NOFOLLOW relative to the one before.
+        A folder swapped for a symlink after `real` was checked fails here (ELOOP/ENOTDIR), so the
+        file opened is the file checked (issue 20 item 4)."""
+        folder, leaf = os.path.split(real)
+        dir_fd = self.dir_fds.get(folder)
+        if dir_fd is None:
+            if len(self.dir_fds) >= self.MAX_OPEN_DIRS:
+                self.close()
+            dir_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            for part in folder.split("/"):
+                if not part:
+                    continue
+                try:
+                    inner = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                finally:
+                    os.close(dir_fd)
+                dir_fd = inner
+            self.dir_fds[folder] = dir_fd
+        # O_NONBLOCK: a FIFO opens at once (and is refused: not a regular file) instead of hanging
+        return os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+
     def makedirs(self, folder: str) -> None:
         if folder not in self.made:
             os.makedirs(folder, exist_ok=True)
             self.made.add(folder)
+
+    def close(self) -> None:
+        for fd in self.dir_fds.values():
+            os.close(fd)
+        self.dir_fds.clear()
+
+    def __enter__(self) -> _Walk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _keep_one(
@@ -222,15 +260,40 @@ def _keep_one(
     entry: dict[str, Any] = {"path": name, "size": 0, "kept": False, "note": None}
     if name != rel:
         entry["note"] = "its name has bytes that are not UTF-8 or control characters, shown as %XX"
-    real = walk.realpath(os.path.join(base, rel))
+    try:
+        real = walk.realpath(os.path.join(base, rel))
+    except OSError as exc:  # a folder changed while it was resolved
+        entry["note"] = f"not kept: {exc.strerror or exc}"
+        return entry, None
     if not _inside(real, roots):
         entry["note"] = "not kept: it is a symlink leading outside the release and persisted folders"
         return entry, None
     try:
-        st = os.stat(real)
+        fd = walk.open_file(real)
     except OSError as exc:
-        entry["note"] = f"not kept: {exc.strerror or exc}"
+        moved = exc.errno in (errno.ELOOP, errno.ENOTDIR)
+        entry["note"] = "not kept: " + (
+            "it, or a folder on its path, became a symlink" if moved else exc.strerror or str(exc)
+        )
         return entry, None
+    try:
+        return _keep_open(fd, entry, name, dest_root, earlier, max_bytes, used, walk)
+    finally:
+        os.close(fd)
+
+
+def _keep_open(
+    fd: int,
+    entry: dict[str, Any],
+    name: str,
+    dest_root: Path,
+    earlier: dict[str, tuple[Path, list[int]]],
+    max_bytes: int,
+    used: int,
+    walk: _Walk,
+) -> tuple[dict[str, Any], list[int] | None]:
+    """Keep the file open at `fd` (checked to be inside: _keep_one) as `name`."""
+    st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         entry["note"] = "not kept: not a regular file"
         return entry, None
@@ -249,7 +312,7 @@ def _keep_one(
     signature = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     try:
         walk.makedirs(os.path.dirname(dest))
-        how = _store(real, st, dest, earlier.get(name), signature)
+        how = _store(fd, st, dest, earlier.get(name), signature)
     except OSError as exc:
         why = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
         entry["note"] = f"not kept: {why}"
@@ -267,9 +330,9 @@ def _mb(size: int) -> str:
 
 
 def _store(
-    src: str, st: os.stat_result, dest: str, earlier: tuple[Path, list[int]] | None, signature: list[int]
+    src: int, st: os.stat_result, dest: str, earlier: tuple[Path, list[int]] | None, signature: list[int]
 ) -> str:
-    """Put a copy of `src` at `dest` that later writes to `src` cannot change; says how.
+    """Put a copy of the file open at `src` at `dest` that later writes to it cannot change; says how.
 
     `dest` is in the run's own new folder, read by nobody until the record names it, so it is
     written in place; a failure removes it (never half a file kept)."""
@@ -293,8 +356,13 @@ def _store(
         raise
 
 
-def _clone(src: str, dst: str, size: int) -> str:
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
+def _clone(src: int, dst: str, size: int) -> str:
+    # readable by all (the run folder itself is private): the site publishes a kept copy as a hard
+    # link only when it needs no chmod (site/outputs.py), so publishing never changes a file's mode
+    out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PUBLIC_FILE_MODE)
+    os.fchmod(out, PUBLIC_FILE_MODE)
+    os.lseek(src, 0, os.SEEK_SET)
+    with open(src, "rb", closefd=False) as fin, open(out, "wb") as fout:
         try:
             fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
             return "reflinked"

@@ -10,6 +10,7 @@ by its id: `flank cancel PROJECT PIPELINE` stops the run that is executing, neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flank_ops.errors import UserError
-from flank_ops.fileio import atomic_write_text
+from flank_ops.fileio import atomic_write_text, locked
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus
 
 CANCEL_FILE = "cancel"
+CANCEL_LOCK = ".cancel.lock"
 WAIT_MARGIN_S = 30.0  # beyond the tasks' grace period: make and the runner finishing the record
 
 
@@ -32,6 +34,13 @@ def request_path(run_dir: Path) -> Path:
 
 def requested(run_dir: Path) -> bool:
     return request_path(run_dir).exists()
+
+
+def deciding(run_dir: Path) -> contextlib.AbstractContextManager[bool]:
+    """Held by a cancel while it checks the record, leaves its request and signals the runner,
+    and by the runner while it decides and writes the final record: a cancel either finds the
+    record final, or the runner finds the request (never a "stopping …" answered by a success)."""
+    return locked(run_dir / CANCEL_LOCK)
 
 
 class Target(NamedTuple):
@@ -48,12 +57,18 @@ def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Targe
         if match is None:
             run_dir = paths.run_dir(pipeline, run_id)
             try:
-                status = records.read_record(run_dir).status
+                found = records.read_record(run_dir)
             except (OSError, ValueError):
                 raise UserError(
                     f"no run #{run_id} of {pipeline}", f"see the runs with: flank status {paths.name}"
                 ) from None
-            raise NothingToCancel(f"{pipeline} #{run_id} is not running (it {_ended_as(status)})")
+            if found.status == RunStatus.RUNNING and records.runner_alive(found.runner):
+                return Target(run_dir, found)  # so new that the pipeline's state does not list it yet
+            if found.status == RunStatus.RUNNING:  # a record no live runner works on (e.g. written by hand)
+                raise NothingToCancel(
+                    f"{pipeline} #{run_id} is not running (its record says running, but no runner has it)"
+                )
+            raise NothingToCancel(f"{pipeline} #{run_id} is not running (it {_ended_as(found.status)})")
         return Target(paths.run_dir(pipeline, run_id), match)
     executing = [r for r in running if r.waiting_for is None]
     if not executing:
@@ -80,19 +95,29 @@ class NothingToCancel(Exception):
 
 def request(target: Target, who: str) -> None:
     """Leave the cancel request, then SIGTERM the runner (checked to be the run's own runner)."""
-    runner = target.record.runner or {}
-    if not records.runner_alive(runner):
-        raise NothingToCancel(f"{target.record.pipeline} #{target.record.run_id} is not running any more")
-    atomic_write_text(request_path(target.run_dir), f"{who} {records.now_iso()}\n")
-    try:
-        os.kill(int(runner["pid"]), signal.SIGTERM)
-    except ProcessLookupError:
-        pass  # it ended between the check and the signal: its record says how
-    except PermissionError:
-        raise UserError(
-            f"{target.record.pipeline} #{target.record.run_id} runs as another user (pid {runner['pid']})",
-            "run flank cancel as the user that runs the pipelines",
-        ) from None
+    name = f"{target.record.pipeline} #{target.record.run_id}"
+    with deciding(target.run_dir):
+        try:
+            record = records.read_record(target.run_dir)
+        except (OSError, ValueError):
+            record = target.record
+        if record.status != RunStatus.RUNNING:
+            raise NothingToCancel(f"{name} had already ended ({record.status})")
+        runner = record.runner or {}
+        if not records.runner_alive(runner):
+            raise NothingToCancel(f"{name} is not running any more")
+        atomic_write_text(request_path(target.run_dir), f"{who} {records.now_iso()}\n")
+        try:
+            # signalled under the lock: the runner gets it before it can write its final record
+            os.kill(int(runner["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # it died between the check and the signal: reconcile records it interrupted
+        except PermissionError:
+            request_path(target.run_dir).unlink(missing_ok=True)
+            raise UserError(
+                f"{name} runs as another user (pid {runner['pid']})",
+                "run flank cancel as the user that runs the pipelines",
+            ) from None
 
 
 def wait_until_finished(target: Target, grace_s: float) -> RunRecord:

@@ -429,6 +429,28 @@ def artifacts_dir(run_dir: Path, task: str) -> Path:
     return Path(run_dir) / "artifacts" / task
 
 
+def artifact_names_ok(task: str, path: str) -> bool:
+    """A record's task name and artifact path can only name a file under artifacts/<task>/."""
+    if not task or "/" in task or "\0" in task or task in (".", ".."):
+        return False
+    return bool(path) and "\0" not in path and not path.startswith("/") and ".." not in path.split("/")
+
+
+def kept_artifact(run_dir: Path, task: str, path: str) -> Path | None:
+    """The kept file a record's artifact entry names, or None when the names could lead anywhere
+    else (issue 20 item 5): a record is read back, never trusted. Every reader of kept files asks
+    this: the task a plain name, the path relative with no `..`, and the file, symlinks resolved,
+    still inside the task's artifacts folder."""
+    if not artifact_names_ok(task, path):
+        return None
+    folder = artifacts_dir(run_dir, task)
+    candidate = folder / path
+    real = Path(os.path.realpath(candidate))
+    if not real.is_relative_to(os.path.realpath(folder)):
+        return None
+    return candidate
+
+
 def artifact_sources_path(run_dir: Path) -> Path:
     return Path(run_dir) / "artifacts.sources.json"
 
@@ -880,7 +902,7 @@ def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
                 continue
             try:
                 if record.status == RunStatus.RUNNING:
-                    mark_interrupted(run_dir, record)
+                    mark_interrupted(run_dir, record, _secrets_or_none(paths))
                     marked.append(run_id)
                 elif any(e["run_id"] == run_id for e in read_history(paths, pipeline)):  # rare: a full read
                     with locked(paths.lock_file("run-id", pipeline)):  # its line is there: only the state lags
@@ -906,9 +928,19 @@ def _drop_if_empty(paths: ProjectPaths, pipeline: str, run_dir: Path) -> None:
         pass
 
 
-def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
+def _secrets_or_none(paths: ProjectPaths) -> dict[str, str]:
+    from flank_ops.errors import UserError
+    from flank_ops.run.secrets import load_secrets
+
+    try:
+        return load_secrets(paths)
+    except (UserError, OSError):
+        return {}  # an unreadable secrets file: `flank doctor` and the next run say so
+
+
+def mark_interrupted(run_dir: Path, record: RunRecord, secrets: Mapping[str, str] | None = None) -> None:
     """Record a run whose runner died as interrupted (the one path by which a reader of the
-    records, `reconcile`, writes one)."""
+    records, `reconcile`, writes one); `secrets` are masked in what its jobs left."""
     merge_task_results(run_dir, record)
     waited_for = record.waiting_for
     record.waiting_for = None
@@ -917,7 +949,7 @@ def mark_interrupted(run_dir: Path, record: RunRecord) -> None:
             entry.status = TaskStatus.INTERRUPTED
     from flank_ops.run.executors.cleanup import cancel_jobs_of_run  # issue 14: jobs it left on a cluster
 
-    cancel_jobs_of_run(run_dir, record)
+    cancel_jobs_of_run(run_dir, record, secrets)
     if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
         summary = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
     else:

@@ -321,12 +321,39 @@ def new_record(
 # --- running ----------------------------------------------------------------
 
 
-class Stopped(Exception):
-    """The runner got SIGTERM/SIGINT: stop make, record the run as interrupted."""
+class Stopped(BaseException):
+    """The runner got SIGTERM: stop make, record the run as cancelled or interrupted.
+
+    A BaseException, like KeyboardInterrupt: the `except Exception` blocks that keep a broken
+    site page or a lost artifact from failing the run (site drawing, artifacts, hints) must never
+    swallow a stop — a cancel at any instant of a run has to end it (issue 20 item 1)."""
 
 
-def _raise_stopped(signum: int, frame: object) -> None:
-    raise Stopped(signal.Signals(signum).name)
+class _StopSignal:
+    """The runner's SIGTERM handler. Armed, it raises Stopped wherever the runner is; disarmed
+    (while the record is being created, and from make's end to the final record) it only notes
+    the signal: arming raises a noted one, and the cancel request file decides the final status."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.pending: str | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.armed:
+            raise Stopped(name)
+        self.pending = name
+
+    def arm(self) -> None:
+        self.armed = True
+        if self.pending is not None:
+            raise Stopped(self.pending)
+
+    def disarm(self) -> None:
+        self.armed = False
+
+
+_stop_signal = _StopSignal()
 
 
 def _die_with_parent() -> None:
@@ -376,20 +403,28 @@ def run_pipeline(
     trigger = "rerun" if request.rerun is not None else request.trigger
     jobs = pipeline.concurrency or os.cpu_count() or 1
 
-    run_id, run_dir, record = records.create_run(
-        paths, pipeline.name, lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs)
-    )
-    if on_run_id is not None:
-        on_run_id(run_id)
-
-    # From here on a SIGTERM (flank cancel, a shutdown) is recorded, whatever stage the run is at.
-    old_term = signal.signal(signal.SIGTERM, _raise_stopped)
+    # From the moment the record exists (flank cancel can find it) a SIGTERM is recorded, whatever
+    # stage the run is at: one that comes while the record is being created is noted, then raised.
+    global _stop_signal
+    _stop_signal = _StopSignal()
+    old_term = signal.signal(signal.SIGTERM, _stop_signal)
     try:
-        with steps.vm_busy(paths, out):
-            outcome = _start_or_wait(context, steps, record, run_dir, selected, out, forced)
-    except (Stopped, KeyboardInterrupt):
-        outcome = _stopped_outside_make(deployed, record, run_dir)
+        run_id, run_dir, record = records.create_run(
+            paths,
+            pipeline.name,
+            lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs),
+        )
+        try:
+            _stop_signal.arm()
+            if on_run_id is not None:
+                on_run_id(run_id)
+            with steps.vm_busy(paths, out):
+                outcome = _start_or_wait(context, steps, record, run_dir, selected, out, forced)
+        except (Stopped, KeyboardInterrupt):
+            _stop_signal.disarm()
+            outcome = _stopped_outside_make(deployed, record, run_dir)
     finally:
+        _stop_signal.disarm()
         signal.signal(signal.SIGTERM, old_term)
 
     # Outside the lock: a slow mail server must not make the next trigger skip.
@@ -446,6 +481,7 @@ def _stopped_outside_make(deployed: Deployed, record: RunRecord, run_dir: Path) 
 
 
 def _record_skipped(deployed: Deployed, record: RunRecord, run_dir: Path, reason: str) -> Outcome:
+    _stop_signal.disarm()  # from here a cancel is decided by _save_final (its request file)
     records.skip(record, reason)
     _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 1)
@@ -461,10 +497,18 @@ def _save_progress(run_dir: Path, record: RunRecord) -> OSError | None:
 
 
 def _save_final(paths: ProjectPaths, run_dir: Path, record: RunRecord) -> None:
-    """The final record and its history line, in the room the run held in reserve since it began."""
+    """The final record and its history line, in the room the run held in reserve since it began.
+
+    Under the cancel lock: a `flank cancel` that found the run running (and left its request) is
+    never answered by a run that ends otherwise; one that comes later finds the record final."""
+    _stop_signal.disarm()
     records.release_space(run_dir)
     try:
-        records.write_record(run_dir, record)
+        with cancel.deciding(run_dir):
+            if record.status != RunStatus.CANCELLED and cancel.requested(run_dir):
+                records.stop(record, cancelled=True)  # asked as the run was ending
+                records.finish(record, RunStatus.CANCELLED, f"cancelled as it ended; {record.summary}")
+            records.write_record(run_dir, record)
         records.append_history(paths, record)
     except OSError as exc:
         # The old run.json stays whole (atomic writes); `flank status` marks it interrupted later.
@@ -480,6 +524,7 @@ def _record_not_started(
 ) -> Outcome:
     """A run that got its record but could not start make (e.g. a full disk): failed, with the reason
     — never left "running" for `flank status` to call interrupted."""
+    _stop_signal.disarm()  # from here a cancel is decided by _save_final (its request file)
     records.not_started(record, selected, reason)
     print(f"flank: {record.pipeline} #{record.run_id} could not start: {reason}", file=out, flush=True)
     _save_final(deployed.paths, run_dir, record)
@@ -551,11 +596,11 @@ def _execute(
     _print_progress(record, [n for n in selected if n not in to_start], printed, out)
 
     steps.started(context, record)
-    signal.signal(signal.SIGTERM, _raise_stopped)
     make_exit: int | None = None
     stopped = False
     write_failed: OSError | None = None
     with make_log:
+        _stop_signal.disarm()  # a stop while make starts is raised below, once make is there to stop
         proc = subprocess.Popen(
             argv,
             cwd=deployed.release_dir,
@@ -567,6 +612,7 @@ def _execute(
         )
         next_site = time.monotonic() + SITE_REFRESH_EVERY_S
         try:
+            _stop_signal.arm()
             # The run has its page (and is on the home page) as soon as it starts; the tasks
             # are already going meanwhile. A run with nothing to start (every task up to date)
             # ends at once and is drawn by its finish: drawing it twice doubled its cost.
@@ -600,12 +646,14 @@ def _execute(
                     cost = time.monotonic() - began
                     next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * cost)
         except (Stopped, KeyboardInterrupt):
+            _stop_signal.disarm()  # a second SIGTERM must not cut this short: make would be left running
             stopped = True
             proc.terminate()  # make passes SIGTERM on to the task launchers
             make_exit = proc.wait()
         finally:
-            # make has ended: a late SIGTERM must not cut the final record short (it is short work)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            # make has ended: a late SIGTERM must not cut the final record short (it is short work);
+            # a cancel asked from now on is seen by _save_final (the request file)
+            _stop_signal.disarm()
 
     records.merge_task_results(run_dir, record, selected)
     # Still holding the reserve, so "full" is what the tasks met, not what our final writes need.
@@ -679,8 +727,6 @@ def _record_stop(record: RunRecord, run_dir: Path) -> None:
 def _refresh_site(redraw: Callable[[], None]) -> None:
     try:
         redraw()
-    except Stopped:
-        raise  # SIGTERM while drawing: the run must still stop
     except Exception as exc:  # noqa: BLE001 - a broken site must not stop the run
         why = records.disk_error(exc) if isinstance(exc, OSError) else str(exc)
         print(f"flank: could not refresh the status site: {why}", file=sys.stderr)

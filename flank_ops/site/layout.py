@@ -181,6 +181,19 @@ def url_latest(project: str, pipeline: str, task: str, path: str) -> str:
     )
 
 
+# issue 20 item 3: a kept file is the task's, not the site's: an HTML report or SVG must not run with
+# the site's origin (it could read every page and log). Served with this header (flank serve, the
+# README's nginx recipe and CloudFront policy), it runs in a sandbox with an opaque origin: its inline
+# scripts and styles work (a self-contained R Markdown report), reading the site does not.
+KEPT_FILE_CSP = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads allow-modals"
+
+
+def is_kept_file(url: str) -> bool:
+    """Whether the site-relative `url` (unquoted or not) is a kept file: <run_id>/artifacts/... or latest/..."""
+    parts = url.lstrip("/").split("/")
+    return len(parts) > 4 and (parts[2] == LATEST_DIR or (parts[2].isdigit() and parts[3] == "artifacts"))
+
+
 def absolute_url(base_url: str, url: str) -> str:
     """The absolute address of the page at site-relative `url` under the site's base URL; a folder's
     index.html is left off (flank serve, nginx and S3 websites all answer a folder with it)."""

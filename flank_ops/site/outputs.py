@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,7 +76,8 @@ def run_outputs(
             if not isinstance(a, dict) or not isinstance(a.get("path"), str):
                 continue
             url = layout.url_artifact(paths.name, pipeline, run_id, str(task), a["path"])
-            kept = bool(a.get("kept")) and _publish(w, records.artifacts_dir(run_dir, str(task)) / a["path"], url)
+            source = records.kept_artifact(run_dir, str(task), a["path"])
+            kept = bool(a.get("kept")) and source is not None and _publish(w, source, url)
             if len(files) < MAX_LISTED_PER_TASK:
                 earlier = [
                     layout.url_artifact(paths.name, pipeline, n, str(task), a["path"])
@@ -145,8 +147,8 @@ def latest_outputs(
         files: list[dict[str, Any]] = []
         for a in kept:
             url = layout.url_latest(paths.name, pipeline, task, a["path"])
-            source = records.artifacts_dir(paths.run_dir(pipeline, run_id), task) / a["path"]
-            ok = _publish(w, source, url)
+            source = records.kept_artifact(paths.run_dir(pipeline, run_id), task, a["path"])
+            ok = source is not None and _publish(w, source, url)
             if ok:
                 wanted.add(layout.SiteLayout(w.site).file(url))
             if len(files) < MAX_LISTED_PER_TASK:
@@ -182,7 +184,12 @@ def main_report_url(base_url: str, record: RunRecord) -> str | None:
     (a failed run's report is not at latest/). None when the run kept no HTML report."""
     for task, t in record.tasks.items():
         for a in t.artifacts or ():
-            if isinstance(a, dict) and a.get("kept") and kind_of(str(a.get("path"))) == "report":
+            if (
+                isinstance(a, dict)
+                and a.get("kept")
+                and kind_of(str(a.get("path"))) == "report"
+                and records.artifact_names_ok(task, str(a["path"]))
+            ):
                 return base_url + layout.url_artifact(
                     record.project, record.pipeline, record.run_id, task, str(a["path"])
                 )
@@ -228,10 +235,17 @@ def _describe(
 
 
 def _publish(w: SiteWriter, source: Path, url: str) -> bool:
-    """Put `source` at the site file behind `url`: a hard link (else a copy), readable by a web server."""
-    dst = layout.SiteLayout(w.site).file(url)
+    """Put `source` (a kept file: records.kept_artifact) at the site file behind `url`, readable by
+    a web server: a hard link when it is our own regular file already readable by all (kept files
+    are: run/artifacts.py), else a copy — publishing never changes the mode of the source."""
+    site_layout = layout.SiteLayout(w.site)
+    dst = site_layout.file(url)
+    if not Path(os.path.normpath(dst)).is_relative_to(os.path.normpath(site_layout.root)):
+        return False
     try:
-        st = source.stat()
+        st = os.stat(source, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            return False
         try:
             if os.path.samestat(dst.stat(), st):
                 return True
@@ -240,15 +254,35 @@ def _publish(w: SiteWriter, source: Path, url: str) -> bool:
         w.folder(dst.parent)
         tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
-        try:
-            os.link(source, tmp)
-        except OSError:  # another file system: a copy
-            shutil.copyfile(source, tmp)
-        os.chmod(tmp, PUBLIC_FILE_MODE)
+        linked = False
+        if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == PUBLIC_FILE_MODE:
+            try:
+                os.link(source, tmp, follow_symlinks=False)
+                linked = True
+            except OSError:
+                pass  # another file system: a copy
+        if not linked:
+            try:
+                _copy_regular(source, tmp)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # never half a file published
+                raise
         os.replace(tmp, dst)
         return True
     except OSError:
         return False
+
+
+def _copy_regular(source: Path, tmp: Path) -> None:
+    """A copy of the regular file `source` (never through a symlink), readable by a web server."""
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with open(fd, "rb") as fin:
+        if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
+            raise OSError(f"{source}: not a regular file")
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PUBLIC_FILE_MODE)
+        with open(out, "wb") as fout:
+            os.fchmod(fout.fileno(), PUBLIC_FILE_MODE)
+            shutil.copyfileobj(fin, fout, 1 << 20)
 
 
 def _remove_others(folder: Path, wanted: set[Path]) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flank_ops.errors import UserError
+from flank_ops.site import layout
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -372,15 +373,14 @@ class SiteServer:
                 if when is not None and when.tzinfo is not None and int(stat.st_mtime) <= when.timestamp():
                     writer.write(self._head(304, {}, not keep_alive))
                     return 304
-            head = self._head(
-                200,
-                {
-                    "Content-Type": content_type(path),
-                    "Content-Length": str(stat.st_size),
-                    "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
-                },
-                not keep_alive,
-            )
+            headers = {
+                "Content-Type": content_type(path),
+                "Content-Length": str(stat.st_size),
+                "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
+            }
+            if layout.is_kept_file(os.path.relpath(path, self.site_dir)):
+                headers["Content-Security-Policy"] = layout.KEPT_FILE_CSP  # a task's file: sandboxed
+            head = self._head(200, headers, not keep_alive)
             writer.write(head if head_only else head + f.read(CHUNK))  # a page: one write
             if not head_only:
                 while chunk := f.read(CHUNK):

@@ -37,8 +37,9 @@ def run_key(settings: S3Settings, project: str, pipeline: str, run_id: int, rel:
 
 
 def run_files(run_dir: Path) -> list[Path]:
-    """Every file of a run, run.json last so a reader of the bucket never sees a record without its logs."""
-    files = [p for p in run_dir.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    """Every file of a run, run.json last so a reader of the bucket never sees a record without its logs.
+    A symlink is never followed (a run writes none: one would lead out of the run)."""
+    files = [p for p in run_dir.rglob("*") if not p.is_symlink() and p.is_file() and not p.name.startswith(".")]
     return sorted(files, key=lambda p: (p.name == "run.json", str(p)))
 
 

@@ -183,3 +183,39 @@ def test_page_weight_is_bounded_many_and_big_images_become_links(tmp_path: Path)
     assert page.count('loading="lazy"') == thumbs
     assert 'src="../../../demo/nightly/1/artifacts/model/results/huge.png"' not in page
     assert 'results/huge.png</a> <span class="muted small">image · 2.9 MiB · not shown here (too big)' in page
+
+
+# A self-contained report (as R Markdown makes them: inline styles and scripts) that also tries to read the site.
+PROBING_REPORT_SH = """\
+cat > results/report.html <<'EOF'
+<!doctype html><html><head><title>Report</title><style>h1 { color: rgb(1, 2, 3) }</style></head>
+<body><h1>Model report</h1><script>
+document.title = "report ran";
+fetch("/").then(r => r.text()).then(t => { document.body.dataset.read = "read " + t.length })
+  .catch(e => { document.body.dataset.read = "blocked" });
+</script></body></html>
+EOF
+"""
+
+
+def test_a_kept_report_runs_sandboxed_and_cannot_read_the_site(tmp_path: Path, served: str, browser: Browser) -> None:
+    """issue 20 item 3: kept files and latest/ come with `Content-Security-Policy: sandbox …`: the
+    report's inline script and style work, with an opaque origin that cannot read the site."""
+    from flank_ops.site.layout import KEPT_FILE_CSP
+
+    deploy(tmp_path, FLANK_YML, {"model.sh": MODEL_SH, "report.sh": PROBING_REPORT_SH, "plot.b64": PNG_B64 + "\n"})
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    for url in (
+        "demo/nightly/1/artifacts/report/results/report.html",
+        "demo/nightly/latest/report/results/report.html",
+    ):
+        with urllib.request.urlopen(served + url, timeout=10) as resp:
+            assert resp.headers["Content-Security-Policy"] == KEPT_FILE_CSP, url
+        browser.load(served + url)
+        read = wait_for(lambda: browser.evaluate("document.body.dataset.read"), "the report's fetch to end")
+        assert read == "blocked", url
+        assert browser.evaluate("document.title") == "report ran"  # its inline script ran
+        assert browser.evaluate("getComputedStyle(document.querySelector('h1')).color") == "rgb(1, 2, 3)"
+        assert browser.evaluate("window.origin") == "null"  # an opaque origin
+    with urllib.request.urlopen(served + "demo/nightly/1/index.html", timeout=10) as resp:
+        assert "Content-Security-Policy" not in resp.headers  # the site's own pages are not sandboxed

@@ -125,3 +125,15 @@ def test_cancel_is_not_a_failure_for_notifications(tmp_path: Path) -> None:
         )
         is None
     )
+
+
+def test_cancel_of_a_crafted_running_record_says_no_runner_has_it(tmp_path: Path) -> None:
+    deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      a: 'true'\n")
+    run_flank("run", "demo", "nightly", check=True)
+    crafted = record(1) | {"run_id": 900, "status": "running", "ended_at": None}
+    (runs_dir() / "900").mkdir()
+    (runs_dir() / "900" / "run.json").write_text(json.dumps(crafted))
+    proc = run_flank("cancel", "demo", "nightly", "900")
+    assert proc.returncode == 3, proc.stderr
+    assert "nightly #900 is not running (its record says running, but no runner has it)" in proc.stderr
+    assert "(it is running)" not in proc.stderr and "Traceback" not in proc.stderr

@@ -338,3 +338,89 @@ def test_a_full_cluster_shows_the_task_queued_with_slurms_reason_until_it_starts
     assert proc.wait(timeout=120) == 0
     waits = record(1)["tasks"]["waits"]
     assert waits["status"] == "success" and "got in" in log_of(1, "waits")
+
+
+def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -> None:
+    """issue 20 item 2: the runner was killed (kill -9, its launcher too) while a job with a secret
+    waited in the queue and another printed it; the interrupted-run detection cancels the jobs,
+    removes the env file and masks the raw output."""
+    from flank_ops.paths import Home
+    from flank_ops.run import records
+    from flank_ops.run.executors.base import JobRequest, job_name
+    from flank_ops.run.executors.slurm import SlurmBackend
+
+    deploy(tmp_path, flank_yml("      t: echo\n"))
+    paths = Home().project("demo")
+    run_dir = paths.run_dir("nightly", 3)
+    run_dir.mkdir(parents=True)
+    name = job_name("demo", "nightly", "3", "t")
+    job_id = SlurmBackend({}).submit(
+        JobRequest(
+            name=name,
+            command="echo never",
+            cwd=str(tmp_path),
+            env={},
+            secrets={"API_TOKEN": "s3cr3t-value"},
+            memory_mb=None,
+            cpus=None,
+            timeout_s=None,
+            release_dir=str(tmp_path),
+            commit="",
+            run_dir=str(run_dir),
+            task="t",
+            options={"extra_args": "--begin=now+3600"},  # stays queued: it never reads its env file
+        )
+    )
+    env_files = list((run_dir / "jobs").glob("*.env"))
+    assert env_files and "s3cr3t-value" in env_files[0].read_text()
+    run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
+    talker = job_name("demo", "nightly", "3", "talker")
+    SlurmBackend({}).submit(  # a job that runs and prints the secret: its raw output holds it
+        JobRequest(
+            name=talker,
+            command="echo token=$API_TOKEN; sleep 300",
+            cwd=str(tmp_path),
+            env={},
+            secrets={"API_TOKEN": "s3cr3t-value"},
+            memory_mb=None,
+            cpus=None,
+            timeout_s=None,
+            release_dir=str(tmp_path),
+            commit="",
+            run_dir=str(run_dir),
+            task="talker",
+            options={},
+        )
+    )
+    wait_for(
+        lambda: any("token=s3cr3t-value" in p.read_text() for p in (run_dir / "jobs").glob("talker-*.out")),
+        "the job to print the secret",
+    )
+    dead_runner = {**records.runner_identity(), "pid": 2**22 + 1}
+    # the launcher died before it could write the job into the record: the jobs folder says Slurm
+    records.write_record(
+        run_dir,
+        records.RunRecord.from_json(
+            {
+                "format": records.FORMAT,
+                "project": "demo",
+                "pipeline": "nightly",
+                "run_id": 3,
+                "status": "running",
+                "started_at": records.now_iso(),
+                "runner": dead_runner,
+                "tasks": {"t": {"status": "queued", "needs": []}},
+            }
+        ),
+    )
+    (runs_dir() / "last_id").write_text("3\n")
+    assert name in squeue_names(slurm)
+    out = run_flank("status", "demo")
+    assert out.returncode in (0, 1), out.stderr
+    assert record(3)["status"] == "interrupted"
+    assert not list((run_dir / "jobs").glob("*.env"))
+    outputs = list((run_dir / "jobs").glob("talker-*.out"))
+    assert outputs and all("s3cr3t-value" not in p.read_text() for p in outputs)
+    assert "token=***" in outputs[0].read_text()  # kept for debugging, masked
+    wait_for(lambda: name not in squeue_names(slurm), f"job {job_id} to be cancelled")
+    wait_for(lambda: talker not in squeue_names(slurm), "the running job to be cancelled")

@@ -21,6 +21,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from flank_ops.run.executors.base import BackendError, JobRequest, JobState
@@ -126,6 +127,36 @@ def job_script(env_file: Path, cwd: str, command: str) -> str:
             "",
         ]
     )
+
+
+def remove_env_files(run_dir: Path) -> None:
+    """Remove every environment file of a run's jobs (whoever ends the run: nothing holding a secret
+    outlives its job). A running job has read and removed its own already."""
+    for path in (Path(run_dir) / JOBS_DIR).glob("*.env"):
+        path.unlink(missing_ok=True)
+
+
+def mask_outputs(run_dir: Path, secrets: Mapping[str, str]) -> None:
+    """Mask the secrets in the raw outputs of a run whose launcher died before it copied them
+    (masked) into the task's log: they stay for debugging, without the secrets."""
+    from flank_ops.run.secrets import SecretMasker
+
+    values = [os.fsencode(v) for v in secrets.values() if v]
+    if not values:
+        return
+    for path in (Path(run_dir) / JOBS_DIR).glob("*.out"):
+        masker = SecretMasker(values)
+        tmp = path.with_name(f".{path.name}.masked")
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with open(path, "rb") as fin, open(out, "wb") as fout:
+                while chunk := fin.read(1 << 20):
+                    fout.write(masker.feed(chunk))
+                fout.write(masker.feed(b"", final=True))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # never keep a secret we could not mask
 
 
 class SlurmBackend:
@@ -309,6 +340,9 @@ class SlurmBackend:
         proc = _run(["scancel", job_id])
         if proc.returncode != 0:
             raise _error(proc, "scancel failed")
+        env_file = self.env_files.pop(job_id, None)
+        if env_file is not None:  # cancelled while queued, it will never read it
+            env_file.unlink(missing_ok=True)
 
     def jobs_of_run(self, name_prefix: str) -> list[str]:
         proc = _run(["squeue", "-h", "-o", "%i|%j"])
