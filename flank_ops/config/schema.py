@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flank_ops.config import load
-from flank_ops.config.durations import POSITIVE_DURATION_PATTERN
+from flank_ops.config.durations import MAX_DURATION_S, MAX_DURATION_TEXT, POSITIVE_DURATION_PATTERN
 from flank_ops.config.model import (
     DEFAULT_NOTIFY,
     DEFAULT_RETRY_DELAY_S,
@@ -74,9 +74,10 @@ def json_schema() -> dict[str, Any]:
     name = {"type": "string", "pattern": load.NAME_RE.pattern}
     duration = {
         "anyOf": [
-            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
             {"type": "string", "pattern": POSITIVE_DURATION_PATTERN},
         ],
+        "$comment": f"at most {MAX_DURATION_TEXT}",
     }
     relative_dir = {"type": "string", "pattern": RELATIVE_DIR}
     executor = {

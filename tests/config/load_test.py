@@ -496,6 +496,54 @@ MALFORMED = [
         "pipelines: {}\n---\nmore: 1\n",
         ["flank.yml:2:1: invalid YAML: expected a single document in the stream, but found another document"],
     ),
+    # issue 20 items 7-9: hostile values get a line and column, never an exception or a silent overflow
+    (
+        "lone surrogate in run",
+        tasks('a:\n  run: "echo \\ud800 ok"\n'),
+        [
+            "flank.yml:5:14: run: contains \\ud800, half of a UTF-16 pair, which is not a character "
+            "(write the character itself in place of the escape)"
+        ],
+    ),
+    (
+        "lone surrogate in an env value",
+        tasks('a:\n  run: x\n  env: {K: "\\udc80"}\n'),
+        [
+            "flank.yml:6:18: env: K: contains \\udc80, half of a UTF-16 pair, which is not a character "
+            "(write the character itself in place of the escape)"
+        ],
+    ),
+    (
+        "5,000-digit concurrency",
+        pipeline("concurrency: " + "9" * 5000 + "\n"),
+        ["flank.yml:3:18: concurrency: must be at most 1024, got 99999999999999999999…(5000 characters)"],
+    ),
+    (
+        "5,000-digit negative retries",
+        tasks("a:\n  run: x\n  retries: -" + "9" * 5000 + "\n"),
+        ["flank.yml:6:18: retries: must be at least 0, got -9999999999999999999…(5001 characters)"],
+    ),
+    (
+        "5,000-digit memory",
+        tasks("a:\n  run: x\n  memory: " + "9" * 5000 + "G\n"),
+        ["flank.yml:6:17: memory: must be at most 1024T, got '99999999999999999999…(5001 characters)'"],
+    ),
+    (
+        "retry_delay past the bound",
+        tasks("a:\n  run: x\n  retries: 1\n  retry_delay: 100000000000000000000\n"),
+        ["flank.yml:7:22: retry_delay: must be at most 30d, got '100000000000000000000'"],
+    ),
+    (
+        "5,000-digit timeout",
+        tasks("a:\n  run: x\n  timeout: " + "9" * 5000 + "\n"),
+        ["flank.yml:6:18: timeout: must be at most 30d, got '99999999999999999999…(5000 characters)'"],
+    ),
+    ("catchup past the bound", pipeline("catchup: 31d\n"), ["flank.yml:3:14: catchup: must be at most 30d, got '31d'"]),
+    (
+        "setup timeout past the bound",
+        "setup: {run: make, timeout: 800h}\n" + tasks("a: x\n"),
+        ["flank.yml:1:29: setup: timeout: must be at most 30d, got '800h'"],
+    ),
 ]
 
 
