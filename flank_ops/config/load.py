@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flank_ops.config import yaml_nodes as yn
 from flank_ops.config.durations import MAX_DURATION_S, MAX_DURATION_TEXT, parse_duration
 from flank_ops.config.model import (
+    AUTO_INPUT_KINDS,
     DEFAULT_RETRY_DELAY_S,
     NOTIFY_OUTCOMES,
     OVERLAP_POLICIES,
@@ -55,6 +56,7 @@ PIPELINE_KEYS = (
     "catchup",
     "tasks",
     "executor",
+    "auto_inputs",
 )
 TASK_KEYS = (
     "run",
@@ -70,6 +72,7 @@ TASK_KEYS = (
     "inputs",
     "outputs",
     "artifacts",
+    "auto_inputs",
 )
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "extra_args")
@@ -689,6 +692,8 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
             settings["catchup_s"] = _catchup(report, node)
         elif key == "executor":
             settings["executor"] = _executor(report, node)
+        elif key == "auto_inputs":
+            settings["auto_inputs"] = _auto_inputs(report, node)
         else:
             _unknown_key(report, e, PIPELINE_KEYS, "pipeline", tasks_missing)
     if tasks_missing:
@@ -885,6 +890,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             fields[key] = _file_pattern_list(report, value, key, name)
         elif key == "artifacts":
             fields["artifacts"] = _artifacts(report, value)
+        elif key == "auto_inputs":
+            fields["auto_inputs"] = _auto_inputs(report, value)
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
     if not has_run:
@@ -997,6 +1004,24 @@ def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tup
             kept.append((pattern, child))
     report.file_patterns[(task, key)] = kept
     return tuple(dict.fromkeys(p for p, _ in kept))
+
+
+def _auto_inputs(report: Report, node: "Node") -> tuple[str, ...] | None:
+    """`auto_inputs: true | false | [scripts, sources, setup]`: which inputs flank finds itself."""
+    if yn.is_scalar(node, yn.BOOL):
+        return AUTO_INPUT_KINDS if yn.scalar_value(node) else ()
+    if not (yn.is_sequence(node) or yn.is_scalar(node, yn.STR) or yn.is_null(node)):
+        report.add(
+            node,
+            f"auto_inputs: expected true, false or a list of {', '.join(AUTO_INPUT_KINDS)}, got {yn.describe(node)}",
+        )
+        return None
+    kinds: list[str] = []
+    for _, item in _string_list(report, node, "auto_inputs", "kind") or []:
+        kind = _choice(report, item, "auto_inputs", AUTO_INPUT_KINDS)
+        if kind is not None and kind not in kinds:
+            kinds.append(kind)
+    return tuple(k for k in AUTO_INPUT_KINDS if k in kinds)
 
 
 def _check_file_patterns(report: Report, tasks: dict[str, Task]) -> None:

@@ -148,7 +148,7 @@ MALFORMED = [
         pipeline("colour: blue\n"),
         [
             "flank.yml:3:5: unknown key 'colour' (known keys: schedule, timezone, on_push, concurrency, overlap, "
-            "notify, ping_url, catchup, tasks, executor)"
+            "notify, ping_url, catchup, tasks, executor, auto_inputs)"
         ],
     ),
     (
@@ -538,6 +538,16 @@ MALFORMED = [
         tasks("a:\n  run: x\n  timeout: " + "9" * 5000 + "\n"),
         ["flank.yml:6:18: timeout: must be at most 30d, got '99999999999999999999…(5000 characters)'"],
     ),
+    (
+        "auto_inputs not a kind",
+        tasks("a:\n  run: x\n  auto_inputs: [scripts, source]\n"),
+        ["flank.yml:6:32: auto_inputs: 'source' is not one of scripts, sources, setup (did you mean 'sources'?)"],
+    ),
+    (
+        "auto_inputs a number",
+        pipeline("auto_inputs: 1\n"),
+        ["flank.yml:3:18: auto_inputs: expected true, false or a list of scripts, sources, setup, got the number 1"],
+    ),
     ("catchup past the bound", pipeline("catchup: 31d\n"), ["flank.yml:3:14: catchup: must be at most 30d, got '31d'"]),
     (
         "setup timeout past the bound",
@@ -826,3 +836,23 @@ def test_a_command_longer_than_the_kernel_takes_is_refused() -> None:
         f"flank.yml:4:10: run: the command is 195.3 KiB; the kernel takes at most {limit / 1024:.1f} KiB "
         "for one command (put the commands in a script in the repo and run it, e.g. sh scripts/a.sh)"
     ]
+
+
+def test_auto_inputs_on_a_pipeline_is_the_default_of_its_tasks() -> None:
+    config = load_config(
+        "pipelines:\n  p:\n    auto_inputs: [scripts]\n    tasks:\n"
+        "      a: x\n      b: {run: x, auto_inputs: true}\n      c: {run: x, auto_inputs: false}\n"
+        "      d: {run: x, auto_inputs: setup}\n"
+    )
+    p = config.pipelines["p"]
+    assert [p.auto_inputs_of(t) for t in "abcd"] == [
+        ("scripts",),
+        ("scripts", "sources", "setup"),
+        (),
+        ("setup",),
+    ]
+    assert load_config("pipelines:\n  p:\n    tasks:\n      a: x\n").pipelines["p"].auto_inputs_of("a") == (
+        "scripts",
+        "sources",
+        "setup",
+    )
