@@ -4,8 +4,9 @@ In a working copy: runs the pipeline (`flank run --local`), then watches the fil
 (debounced) re-validates flank.yml (errors with line and column, nothing run) and runs again —
 which, with inputs:/outputs:, re-runs just what the save affects. What a run writes itself must
 not start another (issue 19 bug 4), so these never count as a save: the pipeline's declared
-outputs and artifacts (and the folders made to hold them), `persist:` folders, .git/, .flank/,
-what .gitignore ignores (asked of git, so its rules are git's), and the temporary files of
+outputs and artifacts (and the folders made to hold them), files in `persist:` folders that git
+does not track (a tracked data file there is the user's to edit), .git/, .flank/, what .gitignore
+ignores (asked of git, so its rules are git's), and the temporary files of
 editors (`*~`, `.#*`, `*.swp`), knitr (`*.knit.md`, `<report>_files/` beside report.Rmd), sed -i
 (`sedXXXXXX`) and RStudio (.Rproj.user/). A save during a run queues one more
 run (never two at once, never more than one queued). Ctrl-C stops the watch and the run in
@@ -97,13 +98,11 @@ def _pick_pipeline(config: Config, wanted: str | None) -> str:
 
 
 def written_by_runs(config: Config, pipeline: str) -> list[str]:
-    """Repo-relative patterns of what the pipeline's runs write: declared outputs and artifacts,
-    `persist:` folders (as `folder/**`)."""
+    """Repo-relative patterns of what the pipeline's runs write: declared outputs and artifacts."""
     from flank_ops.config.repo_paths import repo_relative
 
     tasks = config.pipelines[pipeline].tasks.values() if pipeline in config.pipelines else []
-    patterns = [p for t in tasks for p in (repo_relative(t.dir, o) for o in (*t.outputs, *t.artifacts)) if p]
-    return patterns + [f"{folder}/**" for folder in config.persist]
+    return [p for t in tasks for p in (repo_relative(t.dir, o) for o in (*t.outputs, *t.artifacts)) if p]
 
 
 def make_filter(working_copy: Path, written: list[str]) -> watchfiles.DefaultFilter:
@@ -153,15 +152,27 @@ def _knitr_scratch(working_copy: Path, parts: list[str]) -> bool:
     return False
 
 
-def unsaved_changes(working_copy: Path, paths: set[str]) -> set[str]:
-    """`paths` without those .gitignore ignores (git's own rules: git check-ignore)."""
-    from flank_ops.git.gitcmd import ignored_paths
+def unsaved_changes(working_copy: Path, paths: set[str], persisted: list[str]) -> set[str]:
+    """The saves among `paths` (the per-path filter passed them): not what .gitignore ignores, and in
+    `persist:` folders (where the pipeline writes) only files git tracks — data the user edits.
+    Git's own rules: one `git check-ignore` and one `git ls-files` per batch."""
+    from flank_ops.git.gitcmd import ignored_paths, tracked_paths
 
-    return paths - ignored_paths(working_copy, paths)
+    inside = {
+        p
+        for p in paths
+        if any((rel := os.path.relpath(p, working_copy)) == f or rel.startswith(f + os.sep) for f in persisted)
+    }
+    saved = paths - inside
+    return (saved - ignored_paths(working_copy, saved)) | tracked_paths(working_copy, inside)
 
 
 def _watch_files(
-    working_copy: Path, watch_filter: watchfiles.DefaultFilter, changes: queue.Queue[set[str]], stop: threading.Event
+    working_copy: Path,
+    watch_filter: watchfiles.DefaultFilter,
+    persisted: list[str],
+    changes: queue.Queue[set[str]],
+    stop: threading.Event,
 ) -> None:
     import watchfiles
 
@@ -174,7 +185,7 @@ def _watch_files(
         raise_interrupt=False,
         rust_timeout=500,
     ):
-        saved = unsaved_changes(working_copy, {path for _, path in batch})
+        saved = unsaved_changes(working_copy, {path for _, path in batch}, persisted)
         if saved:
             changes.put(saved)
 
@@ -210,13 +221,16 @@ def run(args: argparse.Namespace) -> int:
     pipeline = _pick_pipeline(config, args.pipeline)
     site = SiteLayout(ProjectPaths.for_local(working_copy).home.site_dir).home_page()
     written = written_by_runs(config, pipeline)
+    persisted = list(config.persist)  # both lists are updated in place when flank.yml changes
     watch_filter = make_filter(working_copy, written)
     print(f"flank: watching {working_copy} for pipeline {pipeline} (Ctrl-C stops)", flush=True)
     print(f"  site: {site}", flush=True)
 
     changes: queue.Queue[set[str]] = queue.Queue()
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_files, args=(working_copy, watch_filter, changes, stop), daemon=True)
+    watcher = threading.Thread(
+        target=_watch_files, args=(working_copy, watch_filter, persisted, changes, stop), daemon=True
+    )
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
     child: subprocess.Popen[bytes] | None = None
     queued = True  # the first run
@@ -234,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"flank: {exc.message}\nflank: not run; fix flank.yml and save it again", flush=True)
                 else:
                     written[:] = written_by_runs(config, pipeline_now)
+                    persisted[:] = config.persist
                     child = _start_run(working_copy, pipeline_now)
             try:
                 saved = changes.get(timeout=0.05)

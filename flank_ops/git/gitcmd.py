@@ -91,3 +91,15 @@ def ignored_paths(work_tree: Path, paths: set[str]) -> set[str]:
     if proc.returncode != 0:  # 1: none ignored; 128: not a repo
         return set()
     return {os.fsdecode(p) for p in proc.stdout.split(b"\0") if p}
+
+
+def tracked_paths(work_tree: Path, paths: set[str]) -> set[str]:
+    """Which of `paths` (absolute, in `work_tree`) git tracks; outside a git repo none."""
+    if not paths:
+        return set()
+    proc = run_git(["ls-files", "-z", "--", *sorted(paths)], cwd=work_tree, check=False)
+    if proc.returncode != 0:
+        return set()
+    # ls-files names them relative to the directory it runs in
+    tracked = {os.path.normpath(os.path.join(work_tree, os.fsdecode(p))) for p in proc.stdout.split(b"\0") if p}
+    return {p for p in paths if os.path.normpath(p) in tracked}

@@ -403,8 +403,10 @@ def own_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
     env = _changed_files(old.get("env") or {}, new["env"])
     if env:
         return f"ran: env {_some(env)} changed"
-    if "setup" in new and old.get("setup") != new["setup"]:
-        return f"ran: environment changed ({_setup_change(old.get('setup'), new['setup'])})"
+    if "setup" in new and old.get("setup") != new["setup"] and ("setup" in old or new["setup"]):
+        # recorded before flank counted the environment: run once to record it (a later upgrade must show)
+        before = old["setup"] if "setup" in old else "unrecorded"
+        return f"ran: environment changed ({_setup_change(before, new['setup'])})"
     changed = _changed_files(old.get("inputs") or {}, new["inputs"])
     if changed:
         return f"ran: {_some(changed)} changed"
@@ -415,6 +417,8 @@ def _setup_change(before: str | None, now: str | None) -> str:
     """'setup key 3f2a1c0… → 9b1e0d2…' from two setup builds (`<key16>-<n>`, or None: no setup)."""
 
     def key(build: str | None) -> str:
+        if build == "unrecorded":
+            return build
         return f"{build.partition('-')[0][:7]}…" if build else "none"
 
     if before and now and key(before) == key(now):

@@ -127,7 +127,7 @@ def test_watch_reruns_on_save_validates_flank_yml_queues_one_run_and_stops_on_ct
 
 
 KNITR_FLANK_YML = """\
-persist: [cache]
+persist: [data]
 pipelines:
   report:
     tasks:
@@ -141,16 +141,16 @@ pipelines:
         needs: [clean]
         outputs: [report.html]
 """
-# what an R analysis writes besides its outputs: a log kept as an artifact, a persisted cache,
-# a scratch folder .gitignore ignores, RStudio's state
+# what an R analysis writes besides its outputs: a log kept as an artifact, a state file in a persisted
+# folder (beside the tracked data/raw.csv the user edits), a scratch folder .gitignore ignores, RStudio's state
 CLEAN_PY = """\
 import os
-for d in ("results", "logs", "cache", "scratch", ".Rproj.user"):
+for d in ("results", "logs", "scratch", ".Rproj.user"):
     os.makedirs(d, exist_ok=True)
 rows = sorted(set(open("data/raw.csv").read().split()))
 open("results/clean.csv", "w").write("\\n".join(rows) + "\\n")
 open("logs/clean.txt", "w").write(f"{len(rows)} rows\\n")
-open("cache/state.txt", "w").write("seen\\n")
+open("data/state.txt", "w").write("seen\\n")
 open("scratch/tmp.txt", "w").write("x\\n")
 open(".Rproj.user/state", "w").write("x\\n")
 """

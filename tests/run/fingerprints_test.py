@@ -173,3 +173,10 @@ def test_the_setup_build_is_an_input_unless_the_task_opts_out() -> None:
     )
     assert fpr.own_change(old, {**base, "setup": None}) == "ran: environment changed (setup key 3f2a1c0… → none)"
     assert fpr.own_change(old, base) is None  # auto_inputs without setup: not compared
+    # a state recorded before the environment counted: one run records it; without setup: nothing
+    before = {k: v for k, v in old.items() if k != "setup"}
+    assert (
+        fpr.own_change(before, {**base, "setup": "9b1e0d2c3b4a5f6e-1702"})
+        == "ran: environment changed (setup key unrecorded → 9b1e0d2…)"
+    )
+    assert fpr.own_change(before, {**base, "setup": None}) is None
