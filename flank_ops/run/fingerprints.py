@@ -284,7 +284,7 @@ def command_scripts(command: str, task_dir: str | None, release_dir: str) -> lis
                 found.append(rel)
                 continue
             # a script's argument naming a file beside it (the runner-script pattern)
-            for script in found[:1]:
+            for script in found[-1:]:
                 beside = repo_relative(os.path.dirname(script) or ".", candidate)
                 if beside and beside not in found and os.path.isfile(os.path.join(release_dir, beside)):
                     found.append(beside)
@@ -305,17 +305,19 @@ def _word_candidates(word: str, previous: str) -> list[str]:
 def automatic_inputs(files: TaskFiles, cache: HashCache) -> dict[str, str]:
     """path -> digest of the inputs flank finds itself (files.auto): scripts named in the command
     and, one level, what they source or import."""
-    if "scripts" not in files.auto:
+    if "scripts" not in files.auto and "sources" not in files.auto:
         return {}
-    found: dict[str, str] = {}
-    for script in command_scripts(files.command, files.dir, files.release_dir):
-        found[script] = cache.digest(os.path.join(files.release_dir, script), f"input {script}")
+    scripts = {
+        script: cache.digest(os.path.join(files.release_dir, script), f"input {script}")
+        for script in command_scripts(files.command, files.dir, files.release_dir)
+    }
+    found = dict(scripts) if "scripts" in files.auto else {}
     if "sources" in files.auto:
-        for script, digest in list(found.items()):
+        for script, digest in scripts.items():
             if not script_refs.is_followed(script):
                 continue
             for ref in script_refs.referenced_files(files.release_dir, script, files.dir, digest):
-                if ref not in found:
+                if ref not in found and (ref not in scripts or "scripts" in files.auto):
                     found[ref] = cache.digest(os.path.join(files.release_dir, ref), f"input {ref} (used by {script})")
     return found
 

@@ -156,6 +156,8 @@ def test_what_a_script_sources_or_imports_counts_one_level(tmp_path: Path) -> No
     scripts_only = fpr.fingerprint(task._replace(auto=("scripts",)), cache)["inputs"]
     assert sorted(scripts_only) == ["R/model.R", "py/summarise.py"]
     assert fpr.fingerprint(task._replace(auto=()), cache)["inputs"] == {}
+    sources_only = fpr.fingerprint(task._replace(auto=("sources",)), cache)["inputs"]
+    assert sorted(sources_only) == sorted([*refs("R/model.R"), *refs("py/summarise.py")])
 
 
 def test_the_setup_build_is_an_input_unless_the_task_opts_out() -> None:
