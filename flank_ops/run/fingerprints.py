@@ -71,6 +71,8 @@ class HashCache:
         self.entries: dict[str, tuple[int, int, int, str]] = {}
         self.lines = 0
         self.new: list[str] = []
+        self.listings: dict[str, frozenset[str]] = {}  # folder -> its names, for is_file
+        self.files: dict[str, bool] = {}  # path -> is_file's answer
         try:
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
         except OSError:
@@ -115,6 +117,23 @@ class HashCache:
                 self.new.append(f"{digest}\t{key[0]}\t{key[1]}\t{key[2]}\t{real}\n")
             return digest
         raise FingerprintError(f"{shown} kept changing while it was being read; run again once it is written")
+
+    def is_file(self, path: str) -> bool:
+        """Whether `path` is a file, listing each folder once for the life of this cache (one
+        decision): a script's imports are looked for in a few folders, for hundreds of tasks."""
+        known = self.files.get(path)
+        if known is not None:
+            return known
+        folder, name = os.path.split(path)
+        names = self.listings.get(folder)
+        if names is None:
+            try:
+                names = frozenset(os.listdir(folder or "."))
+            except OSError:
+                names = frozenset()
+            self.listings[folder] = names
+        self.files[path] = found = name in names and os.path.isfile(path)
+        return found
 
     def save(self, tidy: bool = False) -> None:
         """Append what was learnt (one write, so concurrent launchers do not interleave lines);
@@ -316,7 +335,7 @@ def automatic_inputs(files: TaskFiles, cache: HashCache) -> dict[str, str]:
         for script, digest in scripts.items():
             if not script_refs.is_followed(script):
                 continue
-            for ref in script_refs.referenced_files(files.release_dir, script, files.dir, digest):
+            for ref in script_refs.referenced_files(files.release_dir, script, files.dir, digest, cache.is_file):
                 if ref not in found and (ref not in scripts or "scripts" in files.auto):
                     found[ref] = cache.digest(os.path.join(files.release_dir, ref), f"input {ref} (used by {script})")
     return found
