@@ -52,6 +52,7 @@ GLOB_CHARS = frozenset("*?[")
 MISSING = "missing"
 # the shell's words and its operators (a word after `>` is written, not read)
 SHELL_TOKENS = re.compile(r"[<>&|;()]+|[^\s;&|()<>]+")
+WRITES_NEXT = frozenset(("-o", "--output", "--out"))  # `sort x -o y`, `quarto render r.qmd --output y`
 QUOTED = re.compile(r"""["']([^"'\s]+)["']""")  # a literal inside a word: -e "rmarkdown::render('x.Rmd')"
 COMPACT_LINES = 20000  # hash-cache.tsv is rewritten past this many lines
 
@@ -279,7 +280,8 @@ def command_scripts(command: str, task_dir: str | None, release_dir: str) -> lis
     """Files of the repo named anywhere in the command, repo-relative: `Rscript R/model.R`,
     `source x.sh`, `--file=conf.yml`, `python -m pkg.job`, a literal in `-e "render('x.Rmd')"`,
     and an argument of a script found in the folder of that script (`Rscript R/run_step.R
-    05_model.R` -> R/05_model.R). A word after `>` is what the command writes: not an input."""
+    05_model.R` -> R/05_model.R). What the command writes is not an input: a word after `>`, `-o`,
+    `--output`, and tee's arguments."""
     if any(c in command for c in "'\"\\"):
         try:
             lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
@@ -291,9 +293,14 @@ def command_scripts(command: str, task_dir: str | None, release_dir: str) -> lis
         tokens = SHELL_TOKENS.findall(command)
     found: list[str] = []
     before = ""
+    tee = False  # `... | tee -a log.txt`: tee's arguments are written
     for word in tokens:
         previous, before = before, word
-        if not word or ">" in previous or word[0] in "<>&|;()":
+        if word and word[0] in "<>&|;()":
+            tee = False
+            continue
+        tee = tee or word == "tee"
+        if not word or tee or ">" in previous or previous in WRITES_NEXT:
             continue
         for candidate in _word_candidates(word, previous):
             rel = repo_relative(task_dir, candidate)

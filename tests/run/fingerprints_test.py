@@ -96,6 +96,8 @@ def test_files_named_anywhere_in_the_command_count_and_what_it_writes_does_not(t
     # written by the command: an output, never an input
     assert found("Rscript R/run_step.R > log.txt 2>&1") == ["R/run_step.R"]
     assert found("Rscript R/run_step.R >>log.txt") == ["R/run_step.R"]
+    assert found("Rscript R/run_step.R | tee -a log.txt; cat conf.yml") == ["R/run_step.R", "conf.yml"]
+    assert found("sort conf.yml -o log.txt") == ["conf.yml"]
 
 
 def test_what_a_script_sources_or_imports_counts_one_level(tmp_path: Path) -> None:
