@@ -352,10 +352,10 @@ def _integer(report: Report, node: "Node", key: str, minimum: int, maximum: int)
         )
         return None
     if value < minimum:
-        report.add(node, f"{key}: must be at least {minimum}, got {value}")
+        report.add(node, f"{key}: must be at least {minimum}, got {_shown(node.value)}")
         return None
     if value > maximum:
-        report.add(node, f"{key}: must be at most {maximum}, got {value}")
+        report.add(node, f"{key}: must be at most {maximum}, got {_shown(node.value)}")
         return None
     return value
 

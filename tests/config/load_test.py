@@ -524,6 +524,16 @@ MALFORMED = [
         ["flank.yml:6:18: retries: must be at least 0, got -9999999999999999999…(5001 characters)"],
     ),
     (
+        "5,000-digit hexadecimal concurrency",
+        pipeline("concurrency: 0x" + "f" * 5000 + "\n"),
+        ["flank.yml:3:18: concurrency: must be at most 1024, got 0xffffffffffffffffff…(5002 characters)"],
+    ),
+    (
+        "3,000-part sexagesimal concurrency",
+        pipeline("concurrency: " + ":".join(["59"] * 3000) + "\n"),
+        ["flank.yml:3:18: concurrency: must be at most 1024, got 59:59:59:59:59:59:59…(8999 characters)"],
+    ),
+    (
         "5,000-digit memory",
         tasks("a:\n  run: x\n  memory: " + "9" * 5000 + "G\n"),
         ["flank.yml:6:17: memory: must be at most 1024T, got '99999999999999999999…(5001 characters)'"],
