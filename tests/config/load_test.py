@@ -534,6 +534,16 @@ MALFORMED = [
         ["flank.yml:3:18: concurrency: must be at most 1024, got 59:59:59:59:59:59:59…(8999 characters)"],
     ),
     (
+        "5,000-digit cron minute",
+        pipeline('schedule: "' + "9" * 5000 + ' * * * *"\n'),
+        ["flank.yml:3:15: schedule: 999999999999…(5000 digits) is out of range for the minute field (0-59)"],
+    ),
+    (
+        "5,000-digit cron step",
+        pipeline('schedule: "*/' + "9" * 5000 + ' * * * *"\n'),
+        ["flank.yml:3:15: schedule: step '/999999999999…(5000 digits)' in the minute field is too large"],
+    ),
+    (
         "5,000-digit memory",
         tasks("a:\n  run: x\n  memory: " + "9" * 5000 + "G\n"),
         ["flank.yml:6:17: memory: must be at most 1024T, got '99999999999999999999…(5001 characters)'"],
