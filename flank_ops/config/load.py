@@ -343,13 +343,9 @@ def _integer(report: Report, node: "Node", key: str, minimum: int, maximum: int)
         return None
     try:
         value = int(yn.scalar_value(node))
-    except ValueError:  # more digits than Python converts (issue 20 item 8): far past any maximum
-        value = -1 if node.value.lstrip().startswith("-") else maximum + 1
-        report.add(
-            node,
-            f"{key}: must be {'at least ' + str(minimum) if value < 0 else 'at most ' + str(maximum)}, "
-            f"got {_shown(node.value)}",
-        )
+    except ValueError:  # more digits than Python converts (issue 20 item 8): far past either bound
+        bound = f"at least {minimum}" if node.value.lstrip().startswith("-") else f"at most {maximum}"
+        report.add(node, f"{key}: must be {bound}, got {_shown(node.value)}")
         return None
     if value < minimum:
         report.add(node, f"{key}: must be at least {minimum}, got {_shown(node.value)}")
