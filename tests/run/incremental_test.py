@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
+
+import pytest
 
 from conftest import run_flank
 from run.deployed import deploy, push, record, runs_dir
@@ -261,6 +264,8 @@ def test_a_package_upgrade_reruns_the_tasks_of_that_release_unless_they_opt_out(
 
 def test_scripts_a_task_sources_or_imports_are_its_inputs(tmp_path: Path) -> None:
     """issue 28 item 10, issue 19 friction 4: R source() and Python imports, one level, no inputs: listed."""
+    if shutil.which("Rscript") is None:
+        pytest.skip("R is not installed")
     yml = """\
 persist: [data]
 pipelines:
