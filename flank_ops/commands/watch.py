@@ -1,9 +1,14 @@
 """flank watch [PIPELINE]: the laptop loop (issue 12).
 
 In a working copy: runs the pipeline (`flank run --local`), then watches the files; on a save
-(debounced; .git/, .flank/, editor temp files and the pipeline's declared outputs ignored)
-re-validates flank.yml (errors with line and column, nothing run) and runs again — which,
-with inputs:/outputs:, re-runs just what the save affects. A save during a run queues one more
+(debounced) re-validates flank.yml (errors with line and column, nothing run) and runs again —
+which, with inputs:/outputs:, re-runs just what the save affects. What a run writes itself must
+not start another (issue 19 bug 4), so these never count as a save: the pipeline's declared
+outputs and artifacts (and the folders made to hold them), files in `persist:` folders that git
+does not track (a tracked data file there is the user's to edit), .git/, .flank/, what .gitignore
+ignores (asked of git, so its rules are git's), and the temporary files of
+editors (`*~`, `.#*`, `*.swp`), knitr (`*.knit.md`, `<report>_files/` beside report.Rmd), sed -i
+(`sedXXXXXX`) and RStudio (.Rproj.user/). A save during a run queues one more
 run (never two at once, never more than one queued). Ctrl-C stops the watch and the run in
 progress (the run is sent SIGTERM, as `flank cancel` does, and waited for: no orphans).
 
@@ -35,7 +40,23 @@ if TYPE_CHECKING:
 DEBOUNCE_MS = 50  # gathers an editor's write-rename-chmod burst into one change
 STEP_MS = 20
 STOP_GRACE_S = 30.0  # how long a stopped run may take to record itself before it is killed
-EDITOR_TEMP_PATTERNS = (r"^#.*#$", r"^4913$", r"\.tmp$", r"\.swp?x?$", r"\.kate-swp$", r"\.bak$", r"~$", r"^\.#")
+EDITOR_TEMP_PATTERNS = (
+    r"^#.*#$",
+    r"^4913$",
+    r"\.tmp$",
+    r"\.swp?x?$",
+    r"\.kate-swp$",
+    r"\.bak$",
+    r"~$",
+    r"^\.#",
+    r"\.knit\.md$",  # rmarkdown's intermediate file, deleted when the render ends
+    r"\.utf8\.md$",
+    r"^sed[A-Za-z0-9]{6}$",  # GNU sed -i writes the new file beside the old under this name
+    r"^\.Rhistory$",
+)
+TOOL_DIRS = (".flank", ".Rproj.user", ".quarto", ".ipynb_checkpoints")
+KNITR_DIR_SUFFIXES = ("_files", "_cache")  # report_files/ beside report.Rmd: knitr's figures while it renders
+RENDERED_SUFFIXES = (".Rmd", ".rmd", ".qmd", ".Rmarkdown")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,37 +97,82 @@ def _pick_pipeline(config: Config, wanted: str | None) -> str:
     return wanted
 
 
-def _output_patterns(config: Config, pipeline: str) -> list[str]:
-    from flank_ops.run.fingerprints import repo_relative
+def written_by_runs(config: Config, pipeline: str) -> list[str]:
+    """Repo-relative patterns of what the pipeline's runs write: declared outputs and artifacts."""
+    from flank_ops.config.repo_paths import repo_relative
 
     tasks = config.pipelines[pipeline].tasks.values() if pipeline in config.pipelines else []
-    return [p for t in tasks for p in (repo_relative(t.dir, o) for o in t.outputs) if p]
+    return [p for t in tasks for p in (repo_relative(t.dir, o) for o in (*t.outputs, *t.artifacts)) if p]
 
 
-def make_filter(working_copy: Path, outputs: list[str]) -> watchfiles.DefaultFilter:
+def make_filter(working_copy: Path, written: list[str]) -> watchfiles.DefaultFilter:
+    """The per-path filter; `written` (written_by_runs) is the caller's list, updated in place when
+    flank.yml changes. What .gitignore ignores is filtered per batch (unsaved_changes)."""
     import watchfiles
 
     class WatchFilter(watchfiles.DefaultFilter):
         def __init__(self) -> None:
             super().__init__(
-                ignore_dirs=(*watchfiles.DefaultFilter.ignore_dirs, ".flank"),
+                ignore_dirs=(*watchfiles.DefaultFilter.ignore_dirs, *TOOL_DIRS),
                 ignore_entity_patterns=(*watchfiles.DefaultFilter.ignore_entity_patterns, *EDITOR_TEMP_PATTERNS),
             )
-            self.outputs = outputs  # the caller's list, updated in place when flank.yml changes
+            self.written = written
 
         def __call__(self, change: watchfiles.Change, path: str) -> bool:
             if not super().__call__(change, path):
                 return False
             rel = os.path.relpath(path, working_copy)
-            if rel.startswith(".flank" + os.sep) or rel.startswith(".git" + os.sep):
+            if rel == ".." or rel.startswith(".." + os.sep):
                 return False
-            return not any(rel == o or fnmatchcase(rel, o) for o in self.outputs)
+            parts = rel.split(os.sep)
+            if parts[0] in (".flank", ".git") or _knitr_scratch(working_copy, parts):
+                return False
+            rel = "/".join(parts)
+            for pattern in self.written:
+                folder = pattern[:-3] if pattern.endswith("/**") else None
+                if rel == pattern or fnmatchcase(rel, pattern) or (folder and rel == folder):
+                    return False
+                if folder and rel.startswith(folder + "/"):
+                    return False
+                if pattern.startswith(rel + "/") and not any(c in rel for c in "*?["):
+                    return False  # the folder a run makes to hold its outputs (results/ for results/*.png)
+            return True
 
     return WatchFilter()
 
 
+def _knitr_scratch(working_copy: Path, parts: list[str]) -> bool:
+    """`report_files/...` or `report_cache/...` beside a report.Rmd (or .qmd)."""
+    for i, part in enumerate(parts[:-1] if len(parts) > 1 else parts):
+        for suffix in KNITR_DIR_SUFFIXES:
+            if part.endswith(suffix) and len(part) > len(suffix):
+                stem = working_copy.joinpath(*parts[:i], part[: -len(suffix)])
+                if any(stem.with_name(stem.name + ext).is_file() for ext in RENDERED_SUFFIXES):
+                    return True
+    return False
+
+
+def unsaved_changes(working_copy: Path, paths: set[str], persisted: list[str]) -> set[str]:
+    """The saves among `paths` (the per-path filter passed them): not what .gitignore ignores, and in
+    `persist:` folders (where the pipeline writes) only files git tracks — data the user edits.
+    Git's own rules: one `git check-ignore` and one `git ls-files` per batch."""
+    from flank_ops.git.gitcmd import ignored_paths, tracked_paths
+
+    inside = {
+        p
+        for p in paths
+        if any((rel := os.path.relpath(p, working_copy)) == f or rel.startswith(f + os.sep) for f in persisted)
+    }
+    saved = paths - inside
+    return (saved - ignored_paths(working_copy, saved)) | tracked_paths(working_copy, inside)
+
+
 def _watch_files(
-    working_copy: Path, watch_filter: watchfiles.DefaultFilter, changes: queue.Queue[set[str]], stop: threading.Event
+    working_copy: Path,
+    watch_filter: watchfiles.DefaultFilter,
+    persisted: list[str],
+    changes: queue.Queue[set[str]],
+    stop: threading.Event,
 ) -> None:
     import watchfiles
 
@@ -119,7 +185,9 @@ def _watch_files(
         raise_interrupt=False,
         rust_timeout=500,
     ):
-        changes.put({path for _, path in batch})
+        saved = unsaved_changes(working_copy, {path for _, path in batch}, persisted)
+        if saved:
+            changes.put(saved)
 
 
 def _start_run(working_copy: Path, pipeline: str) -> subprocess.Popen[bytes]:
@@ -152,14 +220,17 @@ def run(args: argparse.Namespace) -> int:
     config = _load(working_copy)  # a broken flank.yml at the start: said, and nothing watched
     pipeline = _pick_pipeline(config, args.pipeline)
     site = SiteLayout(ProjectPaths.for_local(working_copy).home.site_dir).home_page()
-    outputs = _output_patterns(config, pipeline)
-    watch_filter = make_filter(working_copy, outputs)
+    written = written_by_runs(config, pipeline)
+    persisted = list(config.persist)  # both lists are updated in place when flank.yml changes
+    watch_filter = make_filter(working_copy, written)
     print(f"flank: watching {working_copy} for pipeline {pipeline} (Ctrl-C stops)", flush=True)
     print(f"  site: {site}", flush=True)
 
     changes: queue.Queue[set[str]] = queue.Queue()
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_files, args=(working_copy, watch_filter, changes, stop), daemon=True)
+    watcher = threading.Thread(
+        target=_watch_files, args=(working_copy, watch_filter, persisted, changes, stop), daemon=True
+    )
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
     child: subprocess.Popen[bytes] | None = None
     queued = True  # the first run
@@ -176,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
                 except UserError as exc:
                     print(f"flank: {exc.message}\nflank: not run; fix flank.yml and save it again", flush=True)
                 else:
-                    outputs[:] = _output_patterns(config, pipeline_now)
+                    written[:] = written_by_runs(config, pipeline_now)
+                    persisted[:] = config.persist
                     child = _start_run(working_copy, pipeline_now)
             try:
                 saved = changes.get(timeout=0.05)

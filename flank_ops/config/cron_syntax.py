@@ -100,10 +100,19 @@ def _unsupported(token: str, field: Field) -> str | None:
     return None
 
 
+MAX_DIGITS = 9  # longer numbers are far out of every field's range (and cron itself refuses them)
+
+
+def _long(text: str) -> str:
+    return text if len(text) <= 20 else f"{text[:12]}…({len(text)} digits)"
+
+
 def _number(text: str, field: Field, item: str) -> int:
     """One value as entry.c's get_number reads it: digits, or a name in month/weekday."""
     if not text:
         raise CronSyntaxError(f"'{item}' in the {field.name} field is missing a number")
+    if text.isdigit() and text.isascii() and len(text) > MAX_DIGITS:  # never int() of 5,000 digits
+        raise CronSyntaxError(f"{_long(text)} is out of range for the {field.name} field ({field.low}-{field.high})")
     if text.isdigit() and text.isascii():
         value = int(text)
     elif text.isalnum() and text.lower() in field.names:
@@ -127,6 +136,8 @@ def _parse_item(item: str, field: Field) -> set[int]:
     if slash:
         if not step_text.isdigit() or not step_text.isascii():
             raise CronSyntaxError(f"step '/{step_text}' in '{item}' must be a whole number")
+        if len(step_text) > MAX_DIGITS:
+            raise CronSyntaxError(f"step '/{_long(step_text)}' in the {field.name} field is too large")
         step = int(step_text)
         if step == 0:
             raise CronSyntaxError(f"step 0 in '{item}' never advances; write a step of 1 or more")

@@ -12,6 +12,11 @@ DURATION_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$"
 POSITIVE_DURATION_PATTERN = r"^(?=\s*[0-9.]*[1-9])" + DURATION_PATTERN[1:]
 DURATION_RE = re.compile(DURATION_PATTERN)
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# issue 20 item 9: every duration of flank.yml is at most this (a timeout, a retry delay, a catch-up
+# window, setup's timeout); far beyond what a pipeline needs, far below what a sleep or a timer
+# could overflow (a retry delay of 1e20 s once became no wait at all).
+MAX_DURATION_S = 30 * 86400
+MAX_DURATION_TEXT = "30d"
 
 
 def parse_duration(text: str) -> float | None:

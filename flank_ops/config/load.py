@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flank_ops.config import yaml_nodes as yn
-from flank_ops.config.durations import parse_duration
+from flank_ops.config.durations import MAX_DURATION_S, MAX_DURATION_TEXT, parse_duration
 from flank_ops.config.model import (
+    AUTO_INPUT_KINDS,
     DEFAULT_RETRY_DELAY_S,
     NOTIFY_OUTCOMES,
     OVERLAP_POLICIES,
@@ -55,6 +56,7 @@ PIPELINE_KEYS = (
     "catchup",
     "tasks",
     "executor",
+    "auto_inputs",
 )
 TASK_KEYS = (
     "run",
@@ -70,12 +72,14 @@ TASK_KEYS = (
     "inputs",
     "outputs",
     "artifacts",
+    "auto_inputs",
 )
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "extra_args")
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
 MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$")
 MAX_CPUS = 4096
+MAX_MEMORY_MB = 1024 * 1024 * 1024  # 1024T: beyond any machine, below any overflow
 
 
 class Report:
@@ -290,10 +294,29 @@ def _mapping(report: Report, node: "Node", what: str) -> list[yn.Entry] | None:
 
 def _string(report: Report, node: "Node", key: str, expected: str = "a string") -> str | None:
     if yn.is_scalar(node, yn.STR):
+        if _lone_surrogate(report, node, key):
+            return None
         return node.value
     hint = "put it in quotes" if yn.is_scalar(node) and not yn.is_null(node) else None
     report.add(node, f"{key}: expected {expected}, got {yn.describe(node)}", hint)
     return None
+
+
+def _lone_surrogate(report: Report, node: "Node", key: str) -> bool:
+    """A `\\ud800` escape makes a string no text can hold (issue 20 item 7): no file, command line
+    or environment can carry it, so every run would fail. Said here, at its line and column."""
+    found = _SURROGATE.search(node.value)
+    if found is None:
+        return False
+    report.add(
+        node,
+        f"{key}: contains \\u{ord(found.group()):04x}, half of a UTF-16 pair, which is not a character",
+        "write the character itself in place of the escape",
+    )
+    return True
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _string_list(report: Report, node: "Node", key: str, item: str) -> list[tuple[str, "Node"]] | None:
@@ -318,12 +341,17 @@ def _integer(report: Report, node: "Node", key: str, minimum: int, maximum: int)
     if not yn.is_scalar(node, yn.INT):
         report.add(node, f"{key}: expected a whole number, got {yn.describe(node)}")
         return None
-    value = int(yn.scalar_value(node))
+    try:
+        value = int(yn.scalar_value(node))
+    except ValueError:  # more digits than Python converts (issue 20 item 8): far past either bound
+        bound = f"at least {minimum}" if node.value.lstrip().startswith("-") else f"at most {maximum}"
+        report.add(node, f"{key}: must be {bound}, got {_shown(node.value)}")
+        return None
     if value < minimum:
-        report.add(node, f"{key}: must be at least {minimum}, got {value}")
+        report.add(node, f"{key}: must be at least {minimum}, got {_shown(node.value)}")
         return None
     if value > maximum:
-        report.add(node, f"{key}: must be at most {maximum}, got {value}")
+        report.add(node, f"{key}: must be at most {maximum}, got {_shown(node.value)}")
         return None
     return value
 
@@ -351,7 +379,15 @@ def _duration(report: Report, node: "Node", key: str) -> float | None:
     if seconds <= 0:
         report.add(node, f"{key}: must be longer than 0, got {node.value!r}")
         return None
+    if seconds > MAX_DURATION_S:
+        report.add(node, f"{key}: must be at most {MAX_DURATION_TEXT}, got {_shown(node.value)!r}")
+        return None
     return seconds
+
+
+def _shown(text: str) -> str:
+    """A value as an error message quotes it: a 5,000-digit number is not printed whole."""
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
 
 
 def _name(report: Report, entry: yn.Entry, what: str) -> bool:
@@ -434,6 +470,8 @@ def _env(report: Report, node: "Node", key: str) -> dict[str, str]:
         if "\0" in value.value:
             report.add(value, f"{key}: {entry.key} contains a NUL character")
             continue
+        if _lone_surrogate(report, value, f"{key}: {entry.key}"):
+            continue
         env[entry.key] = value.value
     return env
 
@@ -503,7 +541,11 @@ def _memory(report: Report, node: "Node") -> int | None:
             "write a number and a unit: M, G or T",
         )
         return None
-    mb = int(float(match.group(1)) * MEMORY_UNITS_MB[match.group(2).upper()])
+    megabytes = float(match.group(1)) * MEMORY_UNITS_MB[match.group(2).upper()]
+    if megabytes > MAX_MEMORY_MB:  # also a 5,000-digit number, which float() reads as infinity
+        report.add(node, f"memory: must be at most {MAX_MEMORY_MB // 1024 // 1024}T, got {_shown(text.strip())!r}")
+        return None
+    mb = int(megabytes)
     if mb < 1:
         report.add(node, f"memory: must be at least 1M, got {text.strip()!r}")
         return None
@@ -647,6 +689,8 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
             settings["catchup_s"] = _catchup(report, node)
         elif key == "executor":
             settings["executor"] = _executor(report, node)
+        elif key == "auto_inputs":
+            settings["auto_inputs"] = _auto_inputs(report, node)
         else:
             _unknown_key(report, e, PIPELINE_KEYS, "pipeline", tasks_missing)
     if tasks_missing:
@@ -843,6 +887,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             fields[key] = _file_pattern_list(report, value, key, name)
         elif key == "artifacts":
             fields["artifacts"] = _artifacts(report, value)
+        elif key == "auto_inputs":
+            fields["auto_inputs"] = _auto_inputs(report, value)
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
     if not has_run:
@@ -955,6 +1001,24 @@ def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tup
             kept.append((pattern, child))
     report.file_patterns[(task, key)] = kept
     return tuple(dict.fromkeys(p for p, _ in kept))
+
+
+def _auto_inputs(report: Report, node: "Node") -> tuple[str, ...] | None:
+    """`auto_inputs: true | false | [scripts, sources, setup]`: which inputs flank finds itself."""
+    if yn.is_scalar(node, yn.BOOL):
+        return AUTO_INPUT_KINDS if yn.scalar_value(node) else ()
+    if not (yn.is_sequence(node) or yn.is_scalar(node, yn.STR) or yn.is_null(node)):
+        report.add(
+            node,
+            f"auto_inputs: expected true, false or a list of {', '.join(AUTO_INPUT_KINDS)}, got {yn.describe(node)}",
+        )
+        return None
+    kinds: list[str] = []
+    for _, item in _string_list(report, node, "auto_inputs", "kind") or []:
+        kind = _choice(report, item, "auto_inputs", AUTO_INPUT_KINDS)
+        if kind is not None and kind not in kinds:
+            kinds.append(kind)
+    return tuple(k for k in AUTO_INPUT_KINDS if k in kinds)
 
 
 def _check_file_patterns(report: Report, tasks: dict[str, Task]) -> None:

@@ -22,6 +22,11 @@ DEFAULT_SETUP_TIMEOUT_S = 3600.0
 # issue 13: the files whose content decides when setup runs again, when `key:` is not given
 # (those found at the repo's root; with none, the command alone is the key)
 DEFAULT_SETUP_KEYS = ("renv.lock", "DESCRIPTION", "requirements*.txt", "pyproject.toml", "uv.lock", "poetry.lock")
+# issue 28 items 1, 10 / issue 19 friction 4: the inputs flank finds itself (`auto_inputs:`), beside `inputs:`
+#   scripts  files of the repo named anywhere in the task's command
+#   sources  what those scripts read as code, one level: R source()/sys.source(), Python local imports
+#   setup    the environment `setup:` built for the release (its key and build)
+AUTO_INPUT_KINDS = ("scripts", "sources", "setup")
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Task:
     outputs: tuple[str, ...] = ()
     # issue 11: files kept with each run (paths or globs relative to the task's dir)
     artifacts: tuple[str, ...] = ()
+    # the AUTO_INPUT_KINDS this task's fingerprint counts; None = its pipeline's
+    auto_inputs: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,12 @@ class Pipeline:
     catchup_s: float = DEFAULT_CATCHUP_S  # 0 = never make up a missed scheduled run
     # issue 14: the executor of tasks that name none ("local", "slurm", "batch")
     executor: str = "local"
+    auto_inputs: tuple[str, ...] = AUTO_INPUT_KINDS  # for tasks that say none
+
+    def auto_inputs_of(self, task: str) -> tuple[str, ...]:
+        """The inputs flank finds itself for `task`: its own `auto_inputs:`, else the pipeline's."""
+        own = self.tasks[task].auto_inputs
+        return self.auto_inputs if own is None else own
 
     def executor_of(self, task: str) -> str:
         """Where the task runs: its own `executor:`, else the pipeline's."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flank_ops.config import load
-from flank_ops.config.durations import POSITIVE_DURATION_PATTERN
+from flank_ops.config.durations import MAX_DURATION_S, MAX_DURATION_TEXT, POSITIVE_DURATION_PATTERN
 from flank_ops.config.model import (
     DEFAULT_NOTIFY,
     DEFAULT_RETRY_DELAY_S,
@@ -19,7 +19,7 @@ from flank_ops.config.model import (
     NOTIFY_OUTCOMES,
     OVERLAP_POLICIES,
 )
-from flank_ops.config.model import EXECUTOR_NAMES
+from flank_ops.config.model import AUTO_INPUT_KINDS, EXECUTOR_NAMES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -74,11 +74,23 @@ def json_schema() -> dict[str, Any]:
     name = {"type": "string", "pattern": load.NAME_RE.pattern}
     duration = {
         "anyOf": [
-            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
             {"type": "string", "pattern": POSITIVE_DURATION_PATTERN},
         ],
+        "$comment": f"at most {MAX_DURATION_TEXT}",
     }
     relative_dir = {"type": "string", "pattern": RELATIVE_DIR}
+    auto_inputs = {
+        "anyOf": [
+            {"type": "boolean"},
+            {"enum": list(AUTO_INPUT_KINDS)},
+            {"type": "array", "items": {"enum": list(AUTO_INPUT_KINDS)}},
+        ],
+        "default": True,
+        "description": "The inputs flank finds itself, beside inputs: (true: all, false: none, or a list): "
+        "scripts (repo files named in the command), sources (what those scripts source() or import, one "
+        "level), setup (the environment setup: built). On a pipeline: the default of its tasks.",
+    }
     executor = {
         "enum": list(EXECUTOR_NAMES),
         "default": "local",
@@ -153,6 +165,7 @@ def json_schema() -> dict[str, Any]:
                         "description": "Files kept with each run and shown on the site: paths or globs relative "
                         "to the task's dir (e.g. results/*.png), no '..'.",
                     },
+                    "auto_inputs": auto_inputs,
                 },
             },
         ],
@@ -210,6 +223,7 @@ def json_schema() -> dict[str, Any]:
                 "description": "Pinged on start, success and failure (healthchecks.io style).",
             },
             "executor": executor,
+            "auto_inputs": auto_inputs,
             "tasks": {
                 "type": "object",
                 "minProperties": 1,

@@ -113,3 +113,20 @@ def read_setup_log(paths: ProjectPaths, name: str) -> bytes | None:
         return (paths.setup_dir / "logs" / name).read_bytes()
     except OSError:
         return None
+
+
+def release_setup_build(paths: ProjectPaths, sha: str) -> str | None:
+    """The setup build release `sha` runs in: `<key16>-<n>` (its setup key's first 16 hex digits, then
+    which build of that key), as deploy/setup.py's link_products records it in setup/releases/<sha>.
+    None: the release has no setup (or a laptop's working copy). Issue 28 item 1: every task's
+    fingerprint counts it, so a changed key — or a rebuild — reruns the tasks of that release."""
+    if paths.local or not sha or "/" in sha or sha.startswith("."):
+        return None
+    import json
+
+    try:
+        state = json.loads((paths.setup_dir / "releases" / sha).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    build = state.get("build") if isinstance(state, dict) else None
+    return build if isinstance(build, str) and build else None

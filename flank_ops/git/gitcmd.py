@@ -90,3 +90,36 @@ def commit_info(git_dir: Path, sha: str, *, keep_git_env: bool = False) -> dict[
     ).stdout.decode("utf-8", "replace")
     full, short, subject, author, date = (out.rstrip("\n").split("\x00") + [""] * 5)[:5]
     return {"sha": full, "short": short[:7], "message": subject, "author": author, "date": date}
+
+
+def work_tree_changed(work_tree: Path) -> bool:
+    """Whether the work tree's tracked files differ from its HEAD: edits not committed yet."""
+    return run_git(["diff", "--quiet", "HEAD", "--"], cwd=work_tree, check=False).returncode == 1
+
+
+def ignored_paths(work_tree: Path, paths: set[str]) -> set[str]:
+    """Which of `paths` (in `work_tree`) git ignores: .gitignore, .git/info/exclude, core.excludesFile.
+    Tracked files are never ignored; outside a git repo nothing is."""
+    if not paths:
+        return set()
+    proc = run_git(
+        ["check-ignore", "-z", "--stdin"],
+        cwd=work_tree,
+        input=b"\0".join(os.fsencode(p) for p in paths) + b"\0",
+        check=False,
+    )
+    if proc.returncode != 0:  # 1: none ignored; 128: not a repo
+        return set()
+    return {os.fsdecode(p) for p in proc.stdout.split(b"\0") if p}
+
+
+def tracked_paths(work_tree: Path, paths: set[str]) -> set[str]:
+    """Which of `paths` (absolute, in `work_tree`) git tracks; outside a git repo none."""
+    if not paths:
+        return set()
+    proc = run_git(["ls-files", "-z", "--", *sorted(paths)], cwd=work_tree, check=False)
+    if proc.returncode != 0:
+        return set()
+    # ls-files names them relative to the directory it runs in
+    tracked = {os.path.normpath(os.path.join(work_tree, os.fsdecode(p))) for p in proc.stdout.split(b"\0") if p}
+    return {p for p in paths if os.path.normpath(p) in tracked}

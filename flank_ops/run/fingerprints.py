@@ -3,8 +3,12 @@
 A task with `outputs:` is up to date when its fingerprint equals the one recorded at its
 last success and its outputs still hold the content recorded then. The fingerprint covers
     the command, `dir:`, the project's and the task's `env:` (values keyed-hashed: a secret
-    pasted there is never stored), the content of every input (declared, and script files
-    named in the command), and the content of the declared outputs of the tasks it needs.
+    pasted there is never stored), the content of every input, and the content of the
+    declared outputs of the tasks it needs. Inputs are those declared in `inputs:` and those
+    flank finds itself (`auto_inputs:`, all by default): repo files named anywhere in the
+    command (`scripts`), what those scripts source() or import, one level (`sources`,
+    script_refs.py), and the setup build the release runs in (`setup`: a new key or a
+    rebuild reruns the task, "ran: environment changed (setup key 3f2a1c0… → 9b1e0d2…)").
 An upstream task that re-ran but wrote byte-identical outputs thus changes nothing
 downstream (early cut-off). A task without outputs always runs.
 
@@ -36,8 +40,9 @@ from typing import Any, NamedTuple
 
 import xxhash
 
+from flank_ops.config.model import AUTO_INPUT_KINDS, Config, Pipeline, Task
 from flank_ops.config.repo_paths import repo_relative  # noqa: F401 - also used by watch
-from flank_ops.config.model import Config, Pipeline, Task
+from flank_ops.run import script_refs
 
 HASH_NAME = "xxh3_128"
 FORMAT = 1
@@ -45,7 +50,10 @@ RACY_S = 1.0
 READ_CHUNK = 1 << 20
 GLOB_CHARS = frozenset("*?[")
 MISSING = "missing"
-WORD_SPLIT = re.compile(r"[\s;&|()<>]+")
+# the shell's words and its operators (a word after `>` is written, not read)
+SHELL_TOKENS = re.compile(r"[<>&|;()]+|[^\s;&|()<>]+")
+WRITES_NEXT = frozenset(("-o", "--output", "--out"))  # `sort x -o y`, `quarto render r.qmd --output y`
+QUOTED = re.compile(r"""["']([^"'\s]+)["']""")  # a literal inside a word: -e "rmarkdown::render('x.Rmd')"
 COMPACT_LINES = 20000  # hash-cache.tsv is rewritten past this many lines
 
 
@@ -64,6 +72,8 @@ class HashCache:
         self.entries: dict[str, tuple[int, int, int, str]] = {}
         self.lines = 0
         self.new: list[str] = []
+        self.listings: dict[str, frozenset[str]] = {}  # folder -> its names, for is_file
+        self.files: dict[str, bool] = {}  # path -> is_file's answer
         try:
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
         except OSError:
@@ -108,6 +118,23 @@ class HashCache:
                 self.new.append(f"{digest}\t{key[0]}\t{key[1]}\t{key[2]}\t{real}\n")
             return digest
         raise FingerprintError(f"{shown} kept changing while it was being read; run again once it is written")
+
+    def is_file(self, path: str) -> bool:
+        """Whether `path` is a file, listing each folder once for the life of this cache (one
+        decision): a script's imports are looked for in a few folders, for hundreds of tasks."""
+        known = self.files.get(path)
+        if known is not None:
+            return known
+        folder, name = os.path.split(path)
+        names = self.listings.get(folder)
+        if names is None:
+            try:
+                names = frozenset(os.listdir(folder or "."))
+            except OSError:
+                names = frozenset()
+            self.listings[folder] = names
+        self.files[path] = found = name in names and os.path.isfile(path)
+        return found
 
     def save(self, tidy: bool = False) -> None:
         """Append what was learnt (one write, so concurrent launchers do not interleave lines);
@@ -204,6 +231,8 @@ class TaskFiles(NamedTuple):
     inputs: tuple[str, ...]  # patterns relative to dir
     outputs: tuple[str, ...]
     upstream: dict[str, tuple[str | None, tuple[str, ...]]]  # needed task -> (its dir, its outputs)
+    auto: tuple[str, ...] = AUTO_INPUT_KINDS  # the inputs flank finds itself (config.model.AUTO_INPUT_KINDS)
+    setup: str | None = None  # the setup build the release runs in (git.deploy_log.release_setup_build)
 
     def to_json(self) -> dict[str, Any]:
         return {**self._asdict(), "upstream": {k: [d, list(o)] for k, (d, o) in self.upstream.items()}}
@@ -219,10 +248,15 @@ class TaskFiles(NamedTuple):
             inputs=tuple(data["inputs"]),
             outputs=tuple(data["outputs"]),
             upstream={k: (v[0], tuple(v[1])) for k, v in data["upstream"].items()},
+            auto=tuple(data.get("auto", AUTO_INPUT_KINDS)),
+            setup=data.get("setup"),
         )
 
 
-def task_files(task: Task, pipeline: Pipeline, config: Config, release_dir: Path, salt: bytes) -> TaskFiles:
+def task_files(
+    task: Task, pipeline: Pipeline, config: Config, release_dir: Path, salt: bytes, setup: str | None = None
+) -> TaskFiles:
+    """`setup`: the release's setup build (git.deploy_log.release_setup_build), asked once per run."""
     env = {**config.env, **task.env}
     return TaskFiles(
         task=task.name,
@@ -237,30 +271,80 @@ def task_files(task: Task, pipeline: Pipeline, config: Config, release_dir: Path
             for d in task.needs
             if d in pipeline.tasks and pipeline.tasks[d].outputs
         },
+        auto=pipeline.auto_inputs_of(task.name),
+        setup=setup,
     )
 
 
 def command_scripts(command: str, task_dir: str | None, release_dir: str) -> list[str]:
-    """Files of the repo named in the command (`Rscript R/model.R`, `source x.sh`), repo-relative."""
+    """Files of the repo named anywhere in the command, repo-relative: `Rscript R/model.R`,
+    `source x.sh`, `--file=conf.yml`, `python -m pkg.job`, a literal in `-e "render('x.Rmd')"`,
+    and an argument of a script found in the folder of that script (`Rscript R/run_step.R
+    05_model.R` -> R/05_model.R). What the command writes is not an input: a word after `>`, `-o`,
+    `--output`, and tee's arguments."""
     if any(c in command for c in "'\"\\"):
         try:
             lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
             lexer.whitespace_split = True
-            words = list(lexer)
+            tokens = list(lexer)
         except ValueError:
-            words = command.split()
+            tokens = SHELL_TOKENS.findall(command)
     else:  # no quoting: the same words, without shlex's cost (a big pipeline has hundreds of commands)
-        words = WORD_SPLIT.split(command)
-    found = []
-    for word in words:
-        if not word or word.startswith("-") or "$" in word or "=" in word or any(c in GLOB_CHARS for c in word):
+        tokens = SHELL_TOKENS.findall(command)
+    found: list[str] = []
+    before = ""
+    tee = False  # `... | tee -a log.txt`: tee's arguments are written
+    for word in tokens:
+        previous, before = before, word
+        if word and word[0] in "<>&|;()":
+            tee = False
             continue
-        rel = repo_relative(task_dir, word)
-        if rel is None or rel == ".":
+        tee = tee or word == "tee"
+        if not word or tee or ">" in previous or previous in WRITES_NEXT:
             continue
-        full = os.path.join(release_dir, rel)
-        if os.path.isfile(full):
-            found.append(rel)
+        for candidate in _word_candidates(word, previous):
+            rel = repo_relative(task_dir, candidate)
+            if rel is None or rel == "." or rel in found:
+                continue
+            if os.path.isfile(os.path.join(release_dir, rel)):
+                found.append(rel)
+                continue
+            # a script's argument naming a file beside it (the runner-script pattern)
+            for script in found[-1:]:
+                beside = repo_relative(os.path.dirname(script) or ".", candidate)
+                if beside and beside not in found and os.path.isfile(os.path.join(release_dir, beside)):
+                    found.append(beside)
+    return found
+
+
+def _word_candidates(word: str, previous: str) -> list[str]:
+    if previous == "-m" and word.replace(".", "").replace("_", "a").isalnum():
+        return [word.replace(".", "/") + ".py", word.replace(".", "/") + "/__main__.py"]
+    candidates = [m.group(1) for m in QUOTED.finditer(word)]
+    if "=" in word:
+        word = word.rpartition("=")[2]  # --file=x.R, CONFIG=conf.yml
+    if word and not word.startswith("-") and "$" not in word and not any(c in GLOB_CHARS for c in word):
+        candidates.insert(0, word)
+    return [c for c in candidates if "$" not in c and not any(g in c for g in GLOB_CHARS)]
+
+
+def automatic_inputs(files: TaskFiles, cache: HashCache) -> dict[str, str]:
+    """path -> digest of the inputs flank finds itself (files.auto): scripts named in the command
+    and, one level, what they source or import."""
+    if "scripts" not in files.auto and "sources" not in files.auto:
+        return {}
+    scripts = {
+        script: cache.digest(os.path.join(files.release_dir, script), f"input {script}")
+        for script in command_scripts(files.command, files.dir, files.release_dir)
+    }
+    found = dict(scripts) if "scripts" in files.auto else {}
+    if "sources" in files.auto:
+        for script, digest in scripts.items():
+            if not script_refs.is_followed(script):
+                continue
+            for ref in script_refs.referenced_files(files.release_dir, script, files.dir, digest, cache.is_file):
+                if ref not in found and (ref not in scripts or "scripts" in files.auto):
+                    found[ref] = cache.digest(os.path.join(files.release_dir, ref), f"input {ref} (used by {script})")
     return found
 
 
@@ -296,17 +380,11 @@ def fingerprint(files: TaskFiles, cache: HashCache) -> dict[str, Any]:
     # files named in the command that are outputs (its own, or its upstreams': those count as
     # upstream changes) are not inputs of their own
     outputs = {repo_relative(d, p) for d, outs in [(files.dir, files.outputs), *files.upstream.values()] for p in outs}
-    declared = [repo_relative(files.dir, p) or p for p in files.inputs]
-    scripts = [
-        s
-        for s in command_scripts(files.command, files.dir, files.release_dir)
-        if s not in outputs
-        and s not in declared
-        and not any(fnmatchcase(s, o) for o in outputs if o and any(c in GLOB_CHARS for c in o))
-    ]
+    output_globs = [o for o in outputs if o and any(c in GLOB_CHARS for c in o)]
     inputs = _hash_patterns(files, cache, files.dir, files.inputs, "input")
-    for script in scripts:
-        inputs[script] = cache.digest(os.path.join(files.release_dir, script), f"input {script}")
+    for path, digest in automatic_inputs(files, cache).items():
+        if path not in outputs and path not in inputs and not any(fnmatchcase(path, o) for o in output_globs):
+            inputs[path] = digest
     upstream = {
         name: _hash_patterns(files, cache, d, outs, f"{name}'s output")
         for name, (d, outs) in sorted(files.upstream.items())
@@ -318,6 +396,8 @@ def fingerprint(files: TaskFiles, cache: HashCache) -> dict[str, Any]:
         "inputs": dict(sorted(inputs.items())),
         "upstream": upstream,
     }
+    if "setup" in files.auto:
+        fp["setup"] = files.setup
     fp["fingerprint"] = text_digest(json.dumps(fp, sort_keys=True))
     return fp
 
@@ -351,10 +431,27 @@ def own_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
     env = _changed_files(old.get("env") or {}, new["env"])
     if env:
         return f"ran: env {_some(env)} changed"
+    if "setup" in new and old.get("setup") != new["setup"] and ("setup" in old or new["setup"]):
+        # recorded before flank counted the environment: run once to record it (a later upgrade must show)
+        before = old["setup"] if "setup" in old else "unrecorded"
+        return f"ran: environment changed ({_setup_change(before, new['setup'])})"
     changed = _changed_files(old.get("inputs") or {}, new["inputs"])
     if changed:
         return f"ran: {_some(changed)} changed"
     return None
+
+
+def _setup_change(before: str | None, now: str | None) -> str:
+    """'setup key 3f2a1c0… → 9b1e0d2…' from two setup builds (`<key16>-<n>`, or None: no setup)."""
+
+    def key(build: str | None) -> str:
+        if build == "unrecorded":
+            return build
+        return f"{build.partition('-')[0][:7]}…" if build else "none"
+
+    if before and now and key(before) == key(now):
+        return f"setup key {key(now)} rebuilt"
+    return f"setup key {key(before)} → {key(now)}"
 
 
 def upstream_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:

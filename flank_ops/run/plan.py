@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flank_ops.config.model import Config, Pipeline
+from flank_ops.git.deploy_log import release_setup_build
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import fingerprints as fpr
 
@@ -47,13 +48,14 @@ def decide(
     """A decision for every selected task (dependencies first)."""
     salt = fpr.read_salt(paths.fingerprint_salt)
     cache = fpr.HashCache(paths.hash_cache)
+    setup = release_setup_build(paths, release_dir.name)  # issue 28 item 1: an input of every task
     decisions: dict[str, Decision] = {}
     for name in selected:
         task = pipeline.tasks[name]
         if not task.outputs:
             decisions[name] = Decision(name, RUN, NO_OUTPUTS, None)
             continue
-        files = fpr.task_files(task, pipeline, config, release_dir, salt)
+        files = fpr.task_files(task, pipeline, config, release_dir, salt, setup)
         if name in forced:
             decisions[name] = Decision(name, RUN, FORCED, files)
             continue
@@ -140,4 +142,6 @@ def describe(decision: Decision) -> str:
         return f"  {decision.task:<20} up_to_date"
     if decision.action == CHECK:
         return f"  {decision.task:<20} runs if an upstream's outputs change ({decision.reason})"
+    if decision.reason == NO_OUTPUTS:
+        return f"  {decision.task:<20} always runs: no outputs declared (add outputs: to skip it when nothing changed)"
     return f"  {decision.task:<20} runs — {decision.reason}"

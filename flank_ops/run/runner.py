@@ -33,7 +33,7 @@ from flank_ops.config.load import FILENAME, load_config_file
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
-from flank_ops.git.gitcmd import commit_info, run_git
+from flank_ops.git.gitcmd import commit_info, run_git, work_tree_changed
 from flank_ops.git.release_config import load_release_config
 from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
@@ -154,6 +154,9 @@ def find_working_copy(start: Path) -> Path:
     raise UserError(f"no flank.yml in {start} or any parent folder", "run this inside your project's working copy")
 
 
+UNCOMMITTED = " + changes"  # a laptop run of edits not committed: `a0965cb + changes`, never `commit a0965cb`
+
+
 def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Deployed:
     if local_dir is not None:
         working_copy = find_working_copy(local_dir)
@@ -166,6 +169,9 @@ def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Depl
                 commit = commit_info(Path(git_dir.stdout.decode().strip()), "HEAD")
             except UserError:
                 commit = {}  # a repo without commits yet
+            if commit and work_tree_changed(working_copy):
+                # issue 19 bug 4: edits not committed yet ran, not that commit; every reader shows `short`
+                commit["short"] += UNCOMMITTED
         return Deployed(paths, working_copy, config, commit)
 
     assert project is not None
@@ -586,9 +592,10 @@ def _execute(
     argv = makefile.make_command(plan, run_dir, record.concurrency or 1, to_start)
 
     commit = deployed.commit.get("short") or "working copy"
+    if not commit.endswith(UNCOMMITTED) and commit != "working copy":
+        commit = f"commit {commit}"
     print(
-        f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, "
-        f"commit {commit})",
+        f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, {commit})",
         file=out,
         flush=True,
     )

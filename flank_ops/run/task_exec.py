@@ -390,7 +390,7 @@ def _sleep_unless_stopped(seconds: float, wake_fd: int) -> None:
     poller = select.poll()
     poller.register(wake_fd, select.POLLIN)
     while not _stop_signal and (left := end - time.monotonic()) > 0:
-        if poller.poll(int(left * 1000) + 1):
+        if poller.poll(min(int(left * 1000) + 1, 3_600_000)):  # poll takes a C int of ms: wake hourly
             try:
                 os.read(wake_fd, 4096)
             except BlockingIOError:

@@ -124,3 +124,108 @@ def test_watch_reruns_on_save_validates_flank_yml_queues_one_run_and_stops_on_ct
         if watch.poll() is None:
             watch.kill()
             watch.wait()
+
+
+KNITR_FLANK_YML = """\
+persist: [data]
+pipelines:
+  report:
+    tasks:
+      clean:
+        run: python3 clean.py
+        inputs: [data/raw.csv]
+        outputs: [results/clean.csv]
+        artifacts: [logs/clean.txt]
+      render:
+        run: sh render.sh report.Rmd
+        needs: [clean]
+        outputs: [report.html]
+"""
+# what an R analysis writes besides its outputs: a log kept as an artifact, a state file in a persisted
+# folder (beside the tracked data/raw.csv the user edits), a scratch folder .gitignore ignores, RStudio's state
+CLEAN_PY = """\
+import os
+for d in ("results", "logs", "scratch", ".Rproj.user"):
+    os.makedirs(d, exist_ok=True)
+rows = sorted(set(open("data/raw.csv").read().split()))
+open("results/clean.csv", "w").write("\\n".join(rows) + "\\n")
+open("logs/clean.txt", "w").write(f"{len(rows)} rows\\n")
+open("data/state.txt", "w").write("seen\\n")
+open("scratch/tmp.txt", "w").write("x\\n")
+open(".Rproj.user/state", "w").write("x\\n")
+"""
+# rmarkdown::render as the file system sees it: report.knit.md and report_files/ while it knits,
+# a sed -i (its sedXXXXXX temp file), an editor's backup, then report.html and the scratch removed
+RENDER_SH = """\
+mkdir -p report_files/figure-html
+echo png > report_files/figure-html/p1.png
+cat "$1" results/clean.csv > report.knit.md
+sed -i 's/title/Title/' report.knit.md
+cp report.knit.md report.knit.md~
+cp report.knit.md report.html
+rm -rf report.knit.md report.knit.md~ report_files
+"""
+
+
+def test_watch_on_a_knitr_project_gives_exactly_one_run_per_save(tmp_path: Path) -> None:
+    """issue 19 bug 4: what a run writes (outputs, artifacts, persisted and ignored folders, knitr's,
+    sed's and editors' temporary files) never counts as a save; uncommitted edits are labelled so."""
+    from helpers.repos import git, make_repo
+
+    repo = make_repo(
+        tmp_path / "proj",
+        {
+            "flank.yml": KNITR_FLANK_YML,
+            "clean.py": CLEAN_PY,
+            "render.sh": RENDER_SH,
+            "report.Rmd": "# title\n",
+            "data/raw.csv": "b\na\n",
+            "notes.md": "notes\n",
+            ".gitignore": "scratch/\n.flank/\n",
+        },
+    )
+    sha = git("rev-parse", "--short=7", "HEAD", cwd=repo).stdout.strip()
+    out_file = tmp_path / "watch.out"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with open(out_file, "wb") as out:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "flank_ops", "watch"],
+            cwd=repo,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def text() -> str:
+            return out_file.read_text()
+
+        def ran(n: int) -> None:
+            """Run n ended and the watch is idle again."""
+            wait_for(lambda: f"report #{n} success" in text(), f"run {n}")
+            wait_for(lambda: "flank: watching (site" in text().split(f"report #{n} success")[1], f"idle after {n}")
+
+        ran(1)
+        assert f"report #1 started (2 tasks, commit {sha})" in text()
+        (repo / "data" / "raw.csv").write_text("b\na\nc\n")
+        ran(2)
+        assert f"report #2 started (2 tasks, {sha} + changes)" in text()
+        assert json.loads((repo / ".flank/runs/report/2/run.json").read_text())["commit"]["short"] == f"{sha} + changes"
+        (repo / "report.Rmd").write_text("# title two\n")
+        ran(3)
+        # a last save: had a run's own writes counted, they would be listed before this one
+        (repo / "notes.md").write_text("more notes\n")
+        ran(4)
+        changed = [line for line in text().splitlines() if line.startswith("flank: changed:")]
+        assert changed == ["flank: changed: data/raw.csv", "flank: changed: report.Rmd", "flank: changed: notes.md"]
+        assert text().count(" started (") == 4
+        assert (repo / "report.html").read_text().startswith("# Title two")
+    finally:
+        watch.send_signal(signal.SIGINT)
+        try:
+            watch.wait(60)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.wait()

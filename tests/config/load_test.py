@@ -148,7 +148,7 @@ MALFORMED = [
         pipeline("colour: blue\n"),
         [
             "flank.yml:3:5: unknown key 'colour' (known keys: schedule, timezone, on_push, concurrency, overlap, "
-            "notify, ping_url, catchup, tasks, executor)"
+            "notify, ping_url, catchup, tasks, executor, auto_inputs)"
         ],
     ),
     (
@@ -496,6 +496,84 @@ MALFORMED = [
         "pipelines: {}\n---\nmore: 1\n",
         ["flank.yml:2:1: invalid YAML: expected a single document in the stream, but found another document"],
     ),
+    # issue 20 items 7-9: hostile values get a line and column, never an exception or a silent overflow
+    (
+        "lone surrogate in run",
+        tasks('a:\n  run: "echo \\ud800 ok"\n'),
+        [
+            "flank.yml:5:14: run: contains \\ud800, half of a UTF-16 pair, which is not a character "
+            "(write the character itself in place of the escape)"
+        ],
+    ),
+    (
+        "lone surrogate in an env value",
+        tasks('a:\n  run: x\n  env: {K: "\\udc80"}\n'),
+        [
+            "flank.yml:6:18: env: K: contains \\udc80, half of a UTF-16 pair, which is not a character "
+            "(write the character itself in place of the escape)"
+        ],
+    ),
+    (
+        "5,000-digit concurrency",
+        pipeline("concurrency: " + "9" * 5000 + "\n"),
+        ["flank.yml:3:18: concurrency: must be at most 1024, got 99999999999999999999…(5000 characters)"],
+    ),
+    (
+        "5,000-digit negative retries",
+        tasks("a:\n  run: x\n  retries: -" + "9" * 5000 + "\n"),
+        ["flank.yml:6:18: retries: must be at least 0, got -9999999999999999999…(5001 characters)"],
+    ),
+    (
+        "5,000-digit hexadecimal concurrency",
+        pipeline("concurrency: 0x" + "f" * 5000 + "\n"),
+        ["flank.yml:3:18: concurrency: must be at most 1024, got 0xffffffffffffffffff…(5002 characters)"],
+    ),
+    (
+        "3,000-part sexagesimal concurrency",
+        pipeline("concurrency: " + ":".join(["59"] * 3000) + "\n"),
+        ["flank.yml:3:18: concurrency: must be at most 1024, got 59:59:59:59:59:59:59…(8999 characters)"],
+    ),
+    (
+        "5,000-digit cron minute",
+        pipeline('schedule: "' + "9" * 5000 + ' * * * *"\n'),
+        ["flank.yml:3:15: schedule: 999999999999…(5000 digits) is out of range for the minute field (0-59)"],
+    ),
+    (
+        "5,000-digit cron step",
+        pipeline('schedule: "*/' + "9" * 5000 + ' * * * *"\n'),
+        ["flank.yml:3:15: schedule: step '/999999999999…(5000 digits)' in the minute field is too large"],
+    ),
+    (
+        "5,000-digit memory",
+        tasks("a:\n  run: x\n  memory: " + "9" * 5000 + "G\n"),
+        ["flank.yml:6:17: memory: must be at most 1024T, got '99999999999999999999…(5001 characters)'"],
+    ),
+    (
+        "retry_delay past the bound",
+        tasks("a:\n  run: x\n  retries: 1\n  retry_delay: 100000000000000000000\n"),
+        ["flank.yml:7:22: retry_delay: must be at most 30d, got '100000000000000000000'"],
+    ),
+    (
+        "5,000-digit timeout",
+        tasks("a:\n  run: x\n  timeout: " + "9" * 5000 + "\n"),
+        ["flank.yml:6:18: timeout: must be at most 30d, got '99999999999999999999…(5000 characters)'"],
+    ),
+    (
+        "auto_inputs not a kind",
+        tasks("a:\n  run: x\n  auto_inputs: [scripts, source]\n"),
+        ["flank.yml:6:32: auto_inputs: 'source' is not one of scripts, sources, setup (did you mean 'sources'?)"],
+    ),
+    (
+        "auto_inputs a number",
+        pipeline("auto_inputs: 1\n"),
+        ["flank.yml:3:18: auto_inputs: expected true, false or a list of scripts, sources, setup, got the number 1"],
+    ),
+    ("catchup past the bound", pipeline("catchup: 31d\n"), ["flank.yml:3:14: catchup: must be at most 30d, got '31d'"]),
+    (
+        "setup timeout past the bound",
+        "setup: {run: make, timeout: 800h}\n" + tasks("a: x\n"),
+        ["flank.yml:1:29: setup: timeout: must be at most 30d, got '800h'"],
+    ),
 ]
 
 
@@ -778,3 +856,23 @@ def test_a_command_longer_than_the_kernel_takes_is_refused() -> None:
         f"flank.yml:4:10: run: the command is 195.3 KiB; the kernel takes at most {limit / 1024:.1f} KiB "
         "for one command (put the commands in a script in the repo and run it, e.g. sh scripts/a.sh)"
     ]
+
+
+def test_auto_inputs_on_a_pipeline_is_the_default_of_its_tasks() -> None:
+    config = load_config(
+        "pipelines:\n  p:\n    auto_inputs: [scripts]\n    tasks:\n"
+        "      a: x\n      b: {run: x, auto_inputs: true}\n      c: {run: x, auto_inputs: false}\n"
+        "      d: {run: x, auto_inputs: setup}\n"
+    )
+    p = config.pipelines["p"]
+    assert [p.auto_inputs_of(t) for t in "abcd"] == [
+        ("scripts",),
+        ("scripts", "sources", "setup"),
+        (),
+        ("setup",),
+    ]
+    assert load_config("pipelines:\n  p:\n    tasks:\n      a: x\n").pipelines["p"].auto_inputs_of("a") == (
+        "scripts",
+        "sources",
+        "setup",
+    )

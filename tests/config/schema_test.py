@@ -45,6 +45,8 @@ GOOD = [
     pipeline("schedule: ['0 2 * * *', '@hourly']\nnotify: success\nping_url: https://hc-ping.com/x\n"),
     "persist: data\nenv: {YEAR: 2024, NAME: x}\n"
     + tasks("a: {run: x, needs: b, timeout: 90}\nb: {run: x, retry_delay: 1.5h}\n"),
+    pipeline("auto_inputs: false\n"),
+    tasks("a: {run: x, auto_inputs: [scripts, sources]}\nb: {run: x, auto_inputs: setup}\n"),
 ]
 
 # Bad for both the schema and the validator (the cases JSON Schema can express).
@@ -72,6 +74,8 @@ BAD = [
     "persist: [../shared]\n" + tasks("a: x\n"),
     "env:\n  MY-VAR: x\n" + tasks("a: x\n"),
     "env:\n  A: {b: 1}\n" + tasks("a: x\n"),
+    tasks("a:\n  run: x\n  auto_inputs: [imports]\n"),
+    tasks("a:\n  run: x\n  timeout: 100000000000000000000\n"),
 ]
 
 

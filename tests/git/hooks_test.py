@@ -269,3 +269,31 @@ def test_dir_and_persist_leaving_the_repo_through_a_symlink_are_refused(tmp_path
     commit_all(project.wc, "only inside")
     proc = push(project)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_hostile_numbers_and_a_lone_surrogate_are_refused_with_line_and_column(tmp_path: Path) -> None:
+    """issue 20 items 7-9: the push says what `flank validate` says, never `unexpected error`."""
+    flank_yml = (
+        "pipelines:\n"
+        "  nightly:\n"
+        "    concurrency: " + "9" * 5000 + "\n"
+        "    tasks:\n"
+        '      a: "echo \\ud800 ok"\n'
+        "      b:\n"
+        "        run: echo b\n"
+        "        retries: 1\n"
+        "        retry_delay: 100000000000000000000\n"
+    )
+    project = new_project(tmp_path, {"flank.yml": flank_yml})
+    proc = push(project)
+    assert proc.returncode != 0
+    assert refusal(proc) == [
+        "flank.yml:3:18: concurrency: must be at most 1024, got 99999999999999999999…(5000 characters)",
+        "flank.yml:5:10: run: contains \\ud800, half of a UTF-16 pair, which is not a character "
+        "(write the character itself in place of the escape)",
+        "flank.yml:9:22: retry_delay: must be at most 30d, got '100000000000000000000'",
+    ]
+    assert project.remote_sha() is None
+    validate = run_flank("validate", cwd=project.wc)
+    assert validate.returncode == 1
+    assert validate.stderr.splitlines() == refusal(proc) + ["3 errors"]

@@ -78,3 +78,109 @@ def test_scripts_named_in_the_command_count_as_inputs(tmp_path: Path) -> None:
     )
     assert found == ["lib.sh", "R/model.R"]
     assert fpr.command_scripts("Rscript model.R", "R", str(tmp_path)) == ["R/model.R"]
+
+
+def test_files_named_anywhere_in_the_command_count_and_what_it_writes_does_not(tmp_path: Path) -> None:
+    """issue 19 friction 4: not just the first argument."""
+    for name in ("R/run_step.R", "R/05_PCA_model.R", "conf.yml", "py/jobs/nightly.py", "report.Rmd", "log.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1")
+
+    def found(command: str) -> list[str]:
+        return fpr.command_scripts(command, None, str(tmp_path))
+
+    # an argument of a runner script, found beside that script
+    assert found("Rscript R/run_step.R 05_PCA_model.R") == ["R/run_step.R", "R/05_PCA_model.R"]
+    assert found("CONFIG=conf.yml python -m py.jobs.nightly --config=conf.yml") == ["conf.yml", "py/jobs/nightly.py"]
+    assert found("""Rscript -e "rmarkdown::render('report.Rmd')" """) == ["report.Rmd"]
+    # written by the command: an output, never an input
+    assert found("Rscript R/run_step.R > log.txt 2>&1") == ["R/run_step.R"]
+    assert found("Rscript R/run_step.R >>log.txt") == ["R/run_step.R"]
+    assert found("Rscript R/run_step.R | tee -a log.txt; cat conf.yml") == ["R/run_step.R", "conf.yml"]
+    assert found("sort conf.yml -o log.txt") == ["conf.yml"]
+
+
+def test_what_a_script_sources_or_imports_counts_one_level(tmp_path: Path) -> None:
+    """issue 28 item 10: R source()/sys.source() and Python imports of the repo's own files, literal names."""
+    from flank_ops.run import script_refs
+
+    files = {
+        "R/model.R": (
+            'source("R/helpers.R")\n'
+            "sys.source('R/consts.R', envir = e)\n"
+            '# source("R/commented.R")\n'
+            'source(file = "beside.R")\n'
+            "source(file.path('R', name))\n"
+            'source("https://example.org/x.R")\n'
+        ),
+        "R/helpers.R": 'source("R/deeper.R")\n',
+        "R/consts.R": "k <- 1\n",
+        "R/beside.R": "b <- 1\n",
+        "R/commented.R": "c <- 1\n",
+        "R/deeper.R": "d <- 1\n",
+        "py/summarise.py": (
+            "import os, common\nfrom data_reader import load\nimport pkg.stats as st\nfrom pkg import plots\n"
+            "import pandas as pd\nfrom . import rel\n"
+        ),
+        "py/common.py": "import deeper\n",
+        "py/deeper.py": "",
+        "py/data_reader.py": "",
+        "py/pkg/__init__.py": "",
+        "py/pkg/stats.py": "",
+        "py/pkg/plots.py": "",
+        "py/rel.py": "",
+        "py/broken.py": "import (\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    def refs(script: str) -> list[str]:
+        return script_refs.referenced_files(str(tmp_path), script, None, f"digest of {script}")
+
+    assert refs("R/model.R") == ["R/helpers.R", "R/consts.R", "R/beside.R"]
+    assert refs("py/summarise.py") == [
+        "py/common.py",
+        "py/data_reader.py",
+        "py/pkg/__init__.py",
+        "py/pkg/stats.py",
+        "py/pkg/plots.py",
+        "py/rel.py",
+    ]
+    assert refs("py/broken.py") == []
+
+    # through the fingerprint: one level, and not with auto_inputs: false
+    task = fpr.TaskFiles("t", str(tmp_path), None, "Rscript R/model.R && python py/summarise.py", {}, (), (), {})
+    cache = fpr.HashCache(tmp_path / "cache.tsv")
+    inputs = fpr.fingerprint(task, cache)["inputs"]
+    assert sorted(inputs) == sorted(["R/model.R", "py/summarise.py", *refs("R/model.R"), *refs("py/summarise.py")])
+    assert "R/deeper.R" not in inputs and "py/deeper.py" not in inputs
+    scripts_only = fpr.fingerprint(task._replace(auto=("scripts",)), cache)["inputs"]
+    assert sorted(scripts_only) == ["R/model.R", "py/summarise.py"]
+    assert fpr.fingerprint(task._replace(auto=()), cache)["inputs"] == {}
+    sources_only = fpr.fingerprint(task._replace(auto=("sources",)), cache)["inputs"]
+    assert sorted(sources_only) == sorted([*refs("R/model.R"), *refs("py/summarise.py")])
+
+
+def test_the_setup_build_is_an_input_unless_the_task_opts_out() -> None:
+    """issue 28 item 1: the why names the key before and after."""
+    base = {"command": "c", "dir": None, "env": {}, "inputs": {}, "upstream": {}}
+    old = {"format": fpr.FORMAT, "hash": fpr.HASH_NAME, **base, "setup": "3f2a1c0d9e8f7a6b-1701"}
+    assert fpr.own_change(old, {**base, "setup": "3f2a1c0d9e8f7a6b-1701"}) is None
+    assert (
+        fpr.own_change(old, {**base, "setup": "9b1e0d2c3b4a5f6e-1702"})
+        == "ran: environment changed (setup key 3f2a1c0… → 9b1e0d2…)"
+    )
+    assert (
+        fpr.own_change(old, {**base, "setup": "3f2a1c0d9e8f7a6b-1799"})
+        == "ran: environment changed (setup key 3f2a1c0… rebuilt)"
+    )
+    assert fpr.own_change(old, {**base, "setup": None}) == "ran: environment changed (setup key 3f2a1c0… → none)"
+    assert fpr.own_change(old, base) is None  # auto_inputs without setup: not compared
+    # a state recorded before the environment counted: one run records it; without setup: nothing
+    before = {k: v for k, v in old.items() if k != "setup"}
+    assert (
+        fpr.own_change(before, {**base, "setup": "9b1e0d2c3b4a5f6e-1702"})
+        == "ran: environment changed (setup key unrecorded → 9b1e0d2…)"
+    )
+    assert fpr.own_change(before, {**base, "setup": None}) is None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
+
+import pytest
 
 from conftest import run_flank
 from run.deployed import deploy, push, record, runs_dir
@@ -209,3 +212,101 @@ def test_the_run_page_shows_up_to_date_tasks_and_every_reason(tmp_path: Path) ->
     assert "<strong>model</strong>" in why and "scripts/model.sh changed" in why
     assert "<strong>report</strong>" in why and "upstream model changed data/model.txt" in why
     assert "<strong>clean</strong>" in why and "up to date: nothing it depends on changed" in why
+
+
+SETUP_PIPELINE = """\
+setup: {run: "mkdir -p env && cp requirements.txt env/lock.txt", key: [requirements.txt]}
+persist: [data]
+pipelines:
+  nightly:
+    tasks:
+      plots:
+        run: sh scripts/plots.sh
+        outputs: [data/plots.txt]
+      tables:
+        run: sh scripts/tables.sh
+        outputs: [data/tables.txt]
+        auto_inputs: [scripts, sources]
+      live: echo fetched
+"""
+
+
+def test_a_package_upgrade_reruns_the_tasks_of_that_release_unless_they_opt_out(tmp_path: Path) -> None:
+    """issue 28 item 1: the setup key is an input of every task, by default."""
+    files = {
+        "requirements.txt": "matplotlib==3.7.5\n",
+        "scripts/plots.sh": "cat env/lock.txt > data/plots.txt\n",
+        "scripts/tables.sh": "echo tables > data/tables.txt\n",
+    }
+    clone = deploy(tmp_path, SETUP_PIPELINE, files)
+    run_ok()
+    push(clone, {"README.md": "notes\n"}, "readme only")
+    run_ok()
+    assert statuses(2) == {"plots": "up_to_date", "tables": "up_to_date", "live": "success"}
+
+    push(clone, {"requirements.txt": "matplotlib==3.8.4\n"}, "matplotlib 3.8.4")
+    deploys_log = Path(os.environ["FLANK_HOME"]) / "demo" / "deploys.jsonl"
+    deploys = [json.loads(line) for line in deploys_log.read_text().splitlines()]
+    keys = [d["setup"]["key"] for d in deploys]
+    assert keys[0] == keys[1] != keys[2]
+    plan = run_flank("plan", "demo", "nightly").stdout
+    assert f"plots                runs — ran: environment changed (setup key {keys[0][:7]}… → {keys[2][:7]}…)" in plan
+    assert "live                 always runs: no outputs declared" in plan
+    run_ok()
+    assert statuses(3) == {"plots": "success", "tables": "up_to_date", "live": "success"}
+    assert reasons(3)["plots"] == f"ran: environment changed (setup key {keys[0][:7]}… → {keys[2][:7]}…)"
+    assert (Path(os.environ["FLANK_HOME"]) / "demo" / "persist" / "data" / "plots.txt").read_text() == (
+        "matplotlib==3.8.4\n"
+    )
+    run_ok()
+    assert statuses(4) == {"plots": "up_to_date", "tables": "up_to_date", "live": "success"}
+
+
+def test_scripts_a_task_sources_or_imports_are_its_inputs(tmp_path: Path) -> None:
+    """issue 28 item 10, issue 19 friction 4: R source() and Python imports, one level, no inputs: listed."""
+    if shutil.which("Rscript") is None:
+        pytest.skip("R is not installed")
+    yml = """\
+persist: [data]
+pipelines:
+  nightly:
+    tasks:
+      model:
+        run: Rscript R/run_step.R 05_model.R
+        outputs: [data/model.txt]
+      summarise:
+        run: python3 py/summarise.py
+        outputs: [data/summary.txt]
+      by_hand:
+        run: python3 py/summarise.py --out data/by_hand.txt
+        outputs: [data/by_hand.txt]
+        auto_inputs: false
+"""
+    files = {
+        "R/run_step.R": 'step <- commandArgs(TRUE)[1]\nsource(file.path("R", step))\n',
+        "R/05_model.R": 'source("R/helpers.R")\nwriteLines(helper(), "data/model.txt")\n',
+        "R/helpers.R": 'helper <- function() "v1"\n',
+        "py/summarise.py": (
+            "import sys\nfrom common import VERSION\n"
+            "out = sys.argv[2] if len(sys.argv) > 2 else 'data/summary.txt'\nopen(out, 'w').write(VERSION)\n"
+        ),
+        "py/common.py": "VERSION = 'v1'\n",
+    }
+    clone = deploy(tmp_path, yml, files)
+    run_ok()
+    assert statuses(1) == {"model": "success", "summarise": "success", "by_hand": "success"}
+    push(clone, {"py/common.py": "VERSION = 'v2'\n"}, "common v2")
+    run_ok()
+    assert statuses(2) == {"model": "up_to_date", "summarise": "success", "by_hand": "up_to_date"}
+    assert reasons(2)["summarise"] == "ran: py/common.py changed"
+    push(clone, {"R/05_model.R": 'source("R/helpers.R")\nwriteLines(paste(helper(), "!"), "data/model.txt")\n'}, "m")
+    run_ok()
+    assert reasons(3)["model"] == "ran: R/05_model.R changed"
+    # R/helpers.R is two levels down from the command (run_step.R -> 05_model.R -> helpers.R): one level
+    # is followed from each script the command names, and 05_model.R is named (found beside run_step.R)
+    push(clone, {"R/helpers.R": 'helper <- function() "v2"\n'}, "helpers v2")
+    run_ok()
+    assert statuses(4) == {"model": "success", "summarise": "up_to_date", "by_hand": "up_to_date"}
+    assert reasons(4)["model"] == "ran: R/helpers.R changed"
+    data = Path(os.environ["FLANK_HOME"]) / "demo" / "persist" / "data"
+    assert (data / "model.txt").read_text() == "v2 !\n"
