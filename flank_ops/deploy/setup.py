@@ -300,21 +300,6 @@ def take_prebuilt(paths: ProjectPaths, sha: str, key: str) -> dict[str, Any] | N
     return state
 
 
-def release_setup_key(paths: ProjectPaths, release_dir: Path) -> str | None:
-    """Which setup build release `release_dir` runs with, as "<key16>-<n>" (the setup key's first 16
-    hex digits, then the build's number), or None when it uses none (no setup:, or a first push with
-    -o setup=skip). It changes when the key changes and when -o setup=force rebuilt the same key: an
-    input of every task's fingerprint (issue 28 item 1). Local mode (the working copy as the release)
-    answers from .flank/setup/ the same way (local_setup)."""
-    try:
-        name = Path(os.path.realpath(release_dir)).name  # `current` names its release
-        state = json.loads((setup_dir(paths) / "releases" / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    build = state.get("build") if isinstance(state, dict) else None
-    return str(build) if build else None
-
-
 def renv_hint(paths: ProjectPaths, sha: str) -> None:
     try:
         root = tree_entries(paths.bare_repo, sha, recursive=False)
@@ -581,7 +566,7 @@ def local_key(working_copy: Path, setup: Setup) -> tuple[str, list[str]]:
 
 
 def _local_state_file(paths: ProjectPaths, working_copy: Path) -> Path:
-    # Where release_setup_key looks: the working copy is the release in local mode.
+    # Where git/deploy_log.release_setup_build looks: the working copy is the release in local mode.
     return setup_dir(paths) / "releases" / Path(os.path.realpath(working_copy)).name
 
 

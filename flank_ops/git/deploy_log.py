@@ -118,9 +118,10 @@ def read_setup_log(paths: ProjectPaths, name: str) -> bytes | None:
 def release_setup_build(paths: ProjectPaths, sha: str) -> str | None:
     """The setup build release `sha` runs in: `<key16>-<n>` (its setup key's first 16 hex digits, then
     which build of that key), as deploy/setup.py's link_products records it in setup/releases/<sha>.
-    None: the release has no setup (or a laptop's working copy). Issue 28 item 1: every task's
-    fingerprint counts it, so a changed key — or a rebuild — reruns the tasks of that release."""
-    if paths.local or not sha or "/" in sha or sha.startswith("."):
+    None: the release has no setup. Issue 28 item 1: every task's fingerprint counts it, so a changed key —
+    or a rebuild — reruns the tasks of that release. In local mode `sha` is the working copy's folder name
+    and the build is local setup's (`<key16>-local`, under .flank/setup/, deploy/setup.py local_setup)."""
+    if not sha or "/" in sha or sha.startswith("."):
         return None
     import json
 

@@ -136,7 +136,8 @@ def test_a_local_run_runs_setup_when_its_key_changes_like_a_push_would(tmp_path:
     """issue 28 item 9: `flank run --local` (and so `flank watch`) runs setup: in the working copy,
     cached by the VM's key in .flank/; a failure says what failed and what to run."""
     from flank_ops.config.load import load_config_file
-    from flank_ops.deploy.setup import compute_key, local_key, release_setup_key
+    from flank_ops.deploy.setup import compute_key, local_key
+    from flank_ops.git.deploy_log import release_setup_build
     from flank_ops.paths import ProjectPaths
     from helpers.repos import git
 
@@ -157,7 +158,7 @@ def test_a_local_run_runs_setup_when_its_key_changes_like_a_push_would(tmp_path:
     head = git("rev-parse", "HEAD", cwd=repo).stdout.strip()
     key = compute_key(repo / ".git", head, setup)[0]
     assert local_key(repo, setup)[0] == key
-    assert release_setup_key(ProjectPaths.for_local(repo), repo) == f"{key[:16]}-local"
+    assert release_setup_build(ProjectPaths.for_local(repo), repo.resolve().name) == f"{key[:16]}-local"
 
     (repo / "deps.txt").write_text("v2\n")  # saved, not committed
     changed = run_flank("run", "--local", "nightly", cwd=repo)

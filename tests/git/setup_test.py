@@ -186,10 +186,10 @@ def test_a_failing_setup_refuses_the_push_and_leaves_the_branch_where_it_was(tmp
     ]
     assert project.deploys()[-1]["setup"]["status"] == "ran"
     assert run_task(project) == "v1\nv3"
-    from flank_ops.deploy.setup import release_setup_key
+    from flank_ops.git.deploy_log import release_setup_build
     from flank_ops.paths import Home
 
-    build = release_setup_key(Home().project("proj"), project.current)
+    build = release_setup_build(Home().project("proj"), project.current.resolve().name)
     assert build is not None and build.startswith(project.deploys()[-1]["setup"]["key"] + "-")
 
 
@@ -524,12 +524,12 @@ def test_setup_builds_over_a_fifth_of_the_disk_are_a_doctor_warning_and_on_the_r
         doctor = run_flank("doctor", "--no-cron")
 
         assert re.search(
-            r"^WARN  proj setup: 1 build takes 2\.\d MB \(3\d% of the disk\), more than 20%$", doctor.stdout, re.M
+            r"^WARN  proj setup: 1 build takes 2\.\d MiB \(3\d% of the disk\), more than 20%$", doctor.stdout, re.M
         ), doctor.stdout
         assert "each deploy and `flank prune` remove the builds no kept release uses" in doctor.stdout
         run_flank("site", check=True)
         page = (flank_home / "site" / "proj" / "resources.html").read_text()
-        assert re.search(r"Setup's environments: <strong>1 build, 2\.\d MB</strong> \(3\d% of the disk\)", page), page
+        assert re.search(r"Setup's environments: <strong>1 build, 2\.\d MiB</strong> \(3\d% of the disk\)", page), page
         assert "⚠ More than 20% of the disk." in page
     finally:
         subprocess.run(["umount", "-l", str(flank_home)])
