@@ -30,7 +30,7 @@ from flank_ops.notify import dispatch, ping
 from flank_ops.notify.message import Message
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
-from flank_ops.run.records import RunRecord
+from flank_ops.run.records import RunRecord, triggered_by_text
 from flank_ops.run.runner import RunContext
 from flank_ops.run.secrets import mask
 from flank_ops.settings import site_url
@@ -47,7 +47,8 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     if not sha:
         return "no commit to annotate"
     page = layout.run_url(site_url(context.settings()), record.project, record.pipeline, record.run_id)
-    append_note(paths, sha, mask(note_line(record, page, context.pipeline.timezone), context.secrets))
+    by = triggered_by_text(record.triggered_by)
+    append_note(paths, sha, mask(note_line(record, page, context.pipeline.timezone, by), context.secrets))
     return "ok"
 
 

@@ -56,9 +56,10 @@ class FinishedRun(Protocol):
     def summary(self) -> str | None: ...
 
 
-def note_line(record: FinishedRun, page_url: str, timezone: str | None = None) -> str:
+def note_line(record: FinishedRun, page_url: str, timezone: str | None = None, by: str | None = None) -> str:
     """The spec's one-line summary of a finished run (not yet masked); `page_url` is the run's
-    page (site/layout.run_url: git/ sits below site/ and does not place pages itself)."""
+    page (site/layout.run_url: git/ sits below site/ and does not place pages itself); `by` who
+    started it when a person did ("ada via web": run/records.triggered_by_text)."""
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",
         clock(record.started_at, timezone, NOTE) if record.started_at else "?",
@@ -67,6 +68,8 @@ def note_line(record: FinishedRun, page_url: str, timezone: str | None = None) -
     line = " ".join(parts)
     if record.summary:
         line += f" — {record.summary}"
+    if by:
+        line += f" — by {by}"
     return f"{line} — {page_url}"
 
 

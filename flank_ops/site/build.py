@@ -286,6 +286,7 @@ def _write_run_pages(
             pipeline=pipeline,
             run_id=run_id,
             record=record,
+            triggered_by=records.triggered_by_text(record.get("triggered_by")),
             tasks=tasks,
             failures=failures,
             live=live,
