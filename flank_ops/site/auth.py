@@ -113,7 +113,7 @@ def load_users(home: Home) -> dict[str, User]:
         projects = entry.get("projects") or []
         out[name] = User(
             name,
-            entry.get("role") if entry.get("role") in ROLES else "runner",
+            str(entry["role"]) if entry.get("role") in ROLES else "runner",
             tuple(str(p) for p in projects) if isinstance(projects, list) else (),
             str(entry.get("salt", "")),
             str(entry.get("hash", "")),

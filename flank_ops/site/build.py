@@ -106,6 +106,21 @@ class _Writer:
             pass
         atomic_write_bytes(target, data, durable=False, public=True)
 
+    def actions_js(self) -> None:
+        """issue 23: the few lines that reveal the action buttons, only on a site that has them."""
+        from flank_ops.site.pages import actions_on, actions_script
+
+        if not actions_on():
+            return
+        target = self.site / layout.url_actions_js()
+        data = actions_script()
+        try:
+            if target.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        atomic_write_bytes(target, data, durable=False, public=True)
+
 
 def _fingerprint_comment(fingerprint: str) -> str:
     return f"<!-- flank-inputs {fingerprint} -->\n"
@@ -673,6 +688,7 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
     warnings = Warnings()
     w = _Writer(home.site_dir, force=not only_changed)
     w.css()
+    w.actions_js()
     views: list[ProjectView] = []
     runs = skipped = 0
     kept_projects = set()
