@@ -9,7 +9,7 @@ runner's own validation, then run/launch.py start_detached_reporting) and a canc
 Each form carries an idempotency key: the same key from the same user answers the first
 answer again and starts nothing. Every action, allowed or not, is a line in actions.jsonl.
 
-    GET  /api/session               200 {"user", "role", "projects", "csrf"} | 401
+    GET  /api/session               200 {"user", "role", "projects", "csrf"} ({"user": null} when signed out)
     GET  /api/login?next=PATH       the sign-in page;  POST /api/login  (form: user, password, token, next)
     POST /api/logout
     POST /api/run     project, pipeline [, task | from | rerun], idem, csrf   → {"ok", "message", "url"}
@@ -41,6 +41,7 @@ SESSION_COOKIE = "flank_session"
 LOGIN_COOKIE = "flank_login"  # the sign-in form's own CSRF token (double submit), before any session
 MAX_BODY = 16 * 1024
 IDEMPOTENCY_S = 600.0  # how long a form's key is remembered
+PAGE_WAIT_S = 10.0  # a started run's page: answered once it is drawn, so the browser can go there
 
 
 class Response(NamedTuple):
@@ -163,8 +164,8 @@ class Actions:
     def _session(self, call: Call) -> Response:
         session = self.sessions.get(_cookie(call.headers, SESSION_COOKIE))
         user = auth.load_users(self.home).get(session.user) if session else None
-        if session is None or user is None:
-            return json_response(401, ok=False, message="not signed in")
+        if session is None or user is None:  # 200 all the same: a browser logs every 401 as an error
+            return json_response(200, ok=True, user=None, message="not signed in")
         return json_response(
             200, ok=True, user=user.name, role=user.role, projects=list(user.projects), csrf=session.csrf
         )
@@ -358,7 +359,12 @@ def _start(
     run_id = start_detached_reporting(project, pipeline_name, options, cwd=deployed.paths.home.root)
     if run_id is None:
         return 500, f"the run did not start; see why with: flank run {project} {pipeline_name}", None
-    return 200, f"{pipeline_name} #{run_id} started", layout.url_run(project, pipeline_name, run_id)
+    url = layout.url_run(project, pipeline_name, run_id)
+    page = deployed.paths.home.site_dir / urllib.parse.unquote(url)
+    deadline = time.monotonic() + PAGE_WAIT_S
+    while not page.exists() and time.monotonic() < deadline:  # the runner draws it as the run starts
+        time.sleep(0.05)
+    return 200, f"{pipeline_name} #{run_id} started", url
 
 
 def _cancel(paths: Any, pipeline: str, form: dict[str, str], who: str) -> tuple[int, str, str | None]:

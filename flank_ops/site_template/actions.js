@@ -30,11 +30,6 @@
       return r.json().catch(function () { return { ok: false, message: "HTTP " + r.status }; });
     });
   }
-  function follow(url, tries) { // go to the new run's page once it is drawn
-    fetch(url, { method: "HEAD", cache: "no-store" }).then(function (r) {
-      if (r.ok || tries > 80) { location.href = url; } else { setTimeout(function () { follow(url, tries + 1); }, 250); }
-    }, function () { location.href = url; });
-  }
   function showForms(status) {
     box.querySelectorAll("form.flank-act").forEach(function (form) {
       var when = form.dataset.when;
@@ -44,6 +39,7 @@
 
   function signedIn(s) {
     csrf = s.csrf;
+    if (d.kind === "pipeline") clearTimeout(reload); // a reload would lose what the Run form was filled with
     box.querySelector("[data-flank-user]").textContent = "Signed in as " + s.user + " (" + s.role + ").";
     var out = box.querySelector("[data-flank-signout]");
     out.hidden = false;
@@ -69,7 +65,7 @@
         say("…");
         post(form.dataset.action, body).then(function (j) {
           say(j.message, !j.ok);
-          if (j.ok && j.url) { follow(d.root + j.url, 0); return; }
+          if (j.ok && j.url) { location.href = d.root + j.url; return; } // the server answers once it is drawn
           if (!j.ok) form.dataset.idem = "";
           button.disabled = false;
         }, function () { say("flank serve did not answer", true); button.disabled = false; form.dataset.idem = ""; });
@@ -79,7 +75,7 @@
   }
 
   function liveRun() {
-    var es = new EventSource(api + "events/run?" + q + "&run=" + encodeURIComponent(d.run));
+    var es = live(new EventSource(api + "events/run?" + q + "&run=" + encodeURIComponent(d.run)));
     var h1 = document.querySelector("main h1 .badge");
     es.addEventListener("run", function (e) {
       var s = JSON.parse(e.data), live = document.querySelector("section.live");
@@ -129,13 +125,17 @@
       badge(h1, s.status);
       d.status = s.status.value;
       showForms(d.status);
-      say("The run ended: " + s.status.label + ".");
+      say("The run ended: " + s.status.label + ". ");
+      var a = document.createElement("a");
+      a.href = location.pathname;
+      a.textContent = "See its final page";
+      msg.appendChild(a);
     });
   }
 
   function liveLog() {
-    var es = new EventSource(api + "events/log?" + q + "&run=" + encodeURIComponent(d.run) +
-      "&task=" + encodeURIComponent(d.task) + "&from=" + encodeURIComponent(d.size));
+    var es = live(new EventSource(api + "events/log?" + q + "&run=" + encodeURIComponent(d.run) +
+      "&task=" + encodeURIComponent(d.task) + "&from=" + encodeURIComponent(d.size)));
     es.addEventListener("lines", function (e) {
       var lines = JSON.parse(e.data), pres = document.querySelectorAll("main pre.log"), pre = pres[pres.length - 1];
       if (!pre) {
@@ -157,11 +157,16 @@
     });
   }
 
+  // A page of a running run refreshes every 10 s (with scripts, here; the meta refresh is for pages
+  // without them) unless the live stream below keeps it current.
+  var reload = d.refresh ? setTimeout(function () { location.reload(); }, d.refresh * 1000) : null;
+  function live(es) { es.addEventListener("open", function () { clearTimeout(reload); }); return es; }
+
   fetch(api + "session", { credentials: "same-origin", headers: { "Accept": "application/json" } }).then(function (r) {
-    if ((r.status !== 200 && r.status !== 401) || (r.headers.get("Content-Type") || "").indexOf("json") < 0) return;
+    if (r.status !== 200 || (r.headers.get("Content-Type") || "").indexOf("json") < 0) return;
     return r.json().then(function (s) {
       box.hidden = false;
-      if (r.status === 200) {
+      if (s.user) {
         signedIn(s);
       } else {
         var a = box.querySelector("[data-flank-signin]");
