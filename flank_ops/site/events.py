@@ -110,6 +110,27 @@ def _run_state(run_dir: Path, record: RunRecord) -> dict[str, Any]:
     return {"status": status_view(record.status), "tasks": tasks, "live": live}
 
 
+# A run's state as last read, shared by all its viewers: a hundred open pages cost one read per look.
+_looked: dict[Path, tuple[float, str | None, str | None]] = {}
+
+
+def _look(run_dir: Path) -> tuple[str | None, str | None]:
+    """(the run's state as JSON, its final status or None), read at most once per POLL_S/2."""
+    now = time.monotonic()
+    seen = _looked.get(run_dir)
+    if seen is not None and now - seen[0] < POLL_S / 2:
+        return seen[1], seen[2]
+    record = _read(run_dir)
+    if record is None:
+        return None, None
+    state = json.dumps(_run_state(run_dir, record), separators=(",", ":"))
+    final = _final_status(record)
+    for old in [d for d, (t, _, _) in _looked.items() if now - t > 60]:
+        del _looked[old]
+    _looked[run_dir] = (now, state, final)
+    return state, final
+
+
 async def run_events(home: Home, query: dict[str, str], last_id: str | None) -> AsyncIterator[Event]:
     paths, pipeline, run_id = _target(home, query)
     run_dir = paths.run_dir(pipeline, run_id)
@@ -117,10 +138,8 @@ async def run_events(home: Home, query: dict[str, str], last_id: str | None) -> 
     sent: str | None = None
     beat = time.monotonic()
     while True:
-        record = _read(run_dir)
-        if record is not None:
-            final = _final_status(record)
-            state = json.dumps(_run_state(run_dir, record), separators=(",", ":"))
+        state, final = _look(run_dir)
+        if state is not None:
             if state != sent:
                 sent, seq, beat = state, seq + 1, time.monotonic()
                 yield Event("run", state, str(seq))
