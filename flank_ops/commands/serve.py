@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         from flank_ops.site.build import rebuild
 
         rebuild(home)  # with --actions for the first time: the pages gain their hidden buttons
+    if actions is not None:
+        from flank_ops.site.build import write_actions_script
+
+        write_actions_script(home)  # this flank's version of it
     limits = Limits(timeout=args.timeout, per_client=args.per_client)
     server = make_server(home.site_dir, args.host, args.port, limits, actions)
     shown = f"[{args.host}]" if ":" in args.host else args.host

@@ -675,6 +675,11 @@ def redraw_runs(paths: ProjectPaths, pipeline: str, run_ids: Iterable[int]) -> N
         print(f"flank: warning: could not redraw the status site: {exc}", file=sys.stderr)
 
 
+def write_actions_script(home: Home) -> None:
+    """The script that reveals the action buttons (issue 23), when the site has them (flank serve --actions)."""
+    _Writer(home.site_dir).actions_js()
+
+
 def rebuild_all(home: Home, *, only_changed: bool = False) -> None:
     """Rebuild the whole site from the records."""
     _say(rebuild(home, only_changed=only_changed).warnings)

@@ -286,3 +286,8 @@ def test_actions_on_the_network_need_a_user_and_without_actions_nothing_changes(
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
+    (site / "_static" / "actions.js").unlink()  # e.g. a site copied without it: the next start puts it back
+    proc = start_server(free_port(), "--actions")
+    proc.terminate()
+    proc.wait(timeout=10)
+    assert (site / "_static" / "actions.js").exists()
