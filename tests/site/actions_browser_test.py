@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from helpers.cli import run_flank
 from helpers.waiting import wait_for
-from run.deployed import deploy, gate_dir, open_gate, record, runs_dir
+from nginx_test import BASIC, Nginx, nginx  # noqa: F401 - fixture
+from readable_site import traversable_home  # noqa: F401 - fixture
+from run.deployed import deploy, gate_dir, open_gate, record, runs_dir, start_flank
 from site_cdp import CHROMIUM, Browser
 from site_live_test import CHATTY
 from site_serve_test import free_port, start_server
@@ -120,3 +122,44 @@ def test_sign_in_run_watch_it_live_and_cancel(site: str, tmp_path: Path) -> None
         assert stranger.evaluate("document.getElementById('flank-actions').hidden") is True
     finally:
         stranger.close()
+
+
+def test_through_the_readme_nginx_recipe_over_tls(nginx: Nginx, traversable_home: Path, tmp_path: Path) -> None:
+    """The same from Chromium through the README's nginx (TLS, a password, /api/ proxied): the page
+    comes from nginx, sign-in, Run and the live lines from flank serve behind it."""
+    deploy(tmp_path, YML)
+    os.chmod(traversable_home, 0o711)
+    run_flank("users", "add", "ada", "--project", "demo", input=PASSWORD + "\n", check=True)
+    server = start_flank("serve", "--actions", "--port", str(nginx.flank_port))
+    browser = Browser(tmp_path / "profile", width=1000, extra_args=("--ignore-certificate-errors",))
+    try:
+        wait_for(lambda: nginx.get("/api/session")[0] == 200, "flank serve behind nginx")
+        browser.call("Network.enable", session=True)
+        browser.call("Network.setExtraHTTPHeaders", session=True, headers={"Authorization": BASIC})  # nginx's password
+        site = f"https://127.0.0.1:{nginx.port}"
+        assert browser.load(f"{site}/api/login?next=/demo/nightly/index.html") == []
+        browser.evaluate(
+            f"document.querySelector('input[name=user]').value = 'ada';"
+            f"document.querySelector('input[name=password]').value = {PASSWORD!r};"
+            "document.querySelector('form button').click()"
+        )
+        wait_for(lambda: _eval(browser, _visible("form[data-action=run] button")), "the Run button")
+        browser.evaluate("document.querySelector('form[data-action=run] button').click()")
+        wait_for(lambda: "/demo/nightly/1/" in (_eval(browser, "location.pathname") or ""), "the new run's page")
+        wait_for(
+            lambda: (
+                "tidyverse attached" in (_eval(browser, "document.querySelector('section.live').textContent") or "")
+            ),
+            "the running task's lines through nginx",
+        )
+        open_gate()
+        wait_for(
+            lambda: "success" in (_eval(browser, "document.querySelector('main h1 .badge').textContent") or ""),
+            "the page to say success",
+        )
+        assert browser.errors() == []
+    finally:
+        browser.close()
+        open_gate()
+        server.terminate()
+        server.communicate(timeout=10)
