@@ -240,7 +240,7 @@ def test_failed_sign_ins_are_rate_limited_per_client(served: int) -> None:
 def test_a_session_expires(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     with open(Home().settings_file, "a") as f:
-        f.write("[serve]\nactions = true\nsession_hours = 0.0003\n")  # about a second
+        f.write("[serve]\nactions = true\nsession_hours = 0.001\n")  # 3.6 seconds
     run_flank("users", "add", "ada", "--project", "demo", input=PASSWORD + "\n", check=True)
     port = free_port()
     proc = start_server(port)  # actions from flank.toml
