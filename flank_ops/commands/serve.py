@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print(systemd_unit_instructions(home, args), end="")
         return 0
     actions = _actions(home, args)
-    if not (home.site_dir / "index.html").exists() or (actions is not None and _mark_actions(home)):
+    newly_marked = actions is not None and _mark_actions(home)
+    if newly_marked or not (home.site_dir / "index.html").exists():
         from flank_ops.site.build import rebuild
 
         rebuild(home)  # with --actions for the first time: the pages gain their hidden buttons
