@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "catchup": "start, once, the scheduled runs missed while the VM was off (cron's @reboot line)",
     "site": "rebuild the static status site",
     "serve": "serve the status site over HTTP",
+    "users": "who may run and cancel from the site (flank serve --actions): add, list, remove, passwd",
     "prune": "remove old runs (records, logs and pages)",
     "sync": "upload records, logs and the site to S3",
     "doctor": "check this VM's flank setup end to end",

@@ -22,9 +22,12 @@
         .locks/                   flock files: <what>.lock (deploy, notes, ...) and
                                   <what>/<pipeline>.lock (run, run-id, ...: one folder per kind)
       site/                       the static status site
+      users.json                  who may act from the site (flank users; scrypt hashes), mode 0600
+      actions.jsonl               audit log of `flank serve --actions`: sign-ins, runs, cancels
       .flank/                     flank's own cache (task launcher, DAG layouts, crash log),
                                   vm-busy.lock (held by runs), cost-plan.json (flank cost apply),
                                   prices/<region>.csv (flank cost prices)
+                                  serve-actions (once `flank serve --actions` ran: pages carry its buttons)
       flank.toml                  optional VM settings
 
 Local mode (`flank run --local` on a laptop) keeps the same per-project layout
@@ -74,6 +77,21 @@ class Home:
     @property
     def settings_file(self) -> Path:
         return self.root / "flank.toml"
+
+    @property
+    def users_file(self) -> Path:
+        """Who may act from the site (`flank users`): names, roles, scrypt hashes; 0600."""
+        return self.root / "users.json"
+
+    @property
+    def actions_log(self) -> Path:
+        """Every action asked of `flank serve --actions` (sign-ins, runs, cancels), one JSON line each."""
+        return self.root / "actions.jsonl"
+
+    @property
+    def serve_actions_marker(self) -> Path:
+        """Present once `flank serve --actions` has run: site pages then carry the hidden action buttons."""
+        return self.internal_dir / "serve-actions"
 
     @property
     def internal_dir(self) -> Path:

@@ -49,6 +49,31 @@ def site_url(settings: dict[str, Any]) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+# --- [serve]: flank serve's actions (issue 23) -----------------------------------
+#
+#   [serve]
+#   actions = true          # sign-in and Run / Rerun failed / Cancel buttons, live pages (flank serve)
+#   session_hours = 8       # a sign-in lasts this long
+
+
+class ServeSettings(NamedTuple):
+    actions: bool
+    session_hours: float
+
+
+def serve_settings(home: Home) -> ServeSettings:
+    table = load_settings(home).get("serve") or {}
+    if not isinstance(table, dict):
+        raise UserError("[serve] in flank.toml must be a table", "write it as: [serve]\nactions = true")
+    actions = table.get("actions", False)
+    hours = table.get("session_hours", 8)
+    if not isinstance(actions, bool):
+        raise UserError(f"[serve] actions = {actions!r} in flank.toml", "write actions = true or actions = false")
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not hours > 0:
+        raise UserError(f"[serve] session_hours = {hours!r} in flank.toml", "write a number of hours, e.g. 8")
+    return ServeSettings(actions, float(hours))
+
+
 # --- integrations: typed views of the [s3] and [notify.*] tables ----------------
 #
 #   [s3]

@@ -56,6 +56,14 @@ SECTIONS: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "serve",
+        "`flank serve`: actions in the browser (sign-in, Run, Rerun, Cancel, live pages).",
+        (
+            Key("actions", "boolean", "true", "as `flank serve --actions` (default false)"),
+            Key("session_hours", "number", "8", "a sign-in lasts this long (default 8)"),
+        ),
+    ),
+    Section(
         "prune",
         "Defaults of `flank prune` (its --keep / --keep-days override them).",
         (

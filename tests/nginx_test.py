@@ -1,20 +1,25 @@
-"""The README's nginx recipe, served by a real nginx running as www-data.
+"""The README's nginx recipe, served by a real nginx running as www-data, over TLS.
 
-The server block is taken from README.md as written (only the port, the site folder
-and the password file are put in), so the recipe a user copies is the one tested.
+The server block is taken from README.md as written (only the port, the site folder, the
+certificate (self-signed, made here), the password file and flank serve's port are put in),
+so the recipe a user copies is the one tested.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +27,12 @@ from pathlib import Path
 import pytest
 from readable_site import project_with_a_run, traversable_home  # noqa: F401 - fixture
 
-from helpers.cli import REPO_ROOT
+from helpers.cli import REPO_ROOT, run_flank
 from helpers.waiting import process_gone, wait_for
+from run.deployed import WAIT_FOR_GATE, deploy, open_gate, record, start_flank
 
 PASSWORD = "correct horse"
+BASIC = "Basic " + base64.b64encode(f"ada:{PASSWORD}".encode()).decode()
 
 
 def readme_server_block() -> str:
@@ -47,27 +54,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# our own certificate: the test's client trusts anything (the recipe's TLS is what is tested)
+UNVERIFIED = ssl._create_unverified_context()  # noqa: S323
+
+
 class Nginx:
-    def __init__(self, port: int, state_port: int) -> None:
+    def __init__(self, port: int, state_port: int, flank_port: int) -> None:
         self.port = port
         self.state_port = state_port
+        self.flank_port = flank_port  # where the recipe's /api/ goes (flank serve --actions)
 
     def csp(self, path: str) -> str | None:
         """The Content-Security-Policy header of GET path (status 200 asserted)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"ada:{PASSWORD}".encode()).decode())
-        with urllib.request.urlopen(request, timeout=30) as response:
+        request = urllib.request.Request(f"https://127.0.0.1:{self.port}{path}")
+        request.add_header("Authorization", BASIC)
+        with urllib.request.urlopen(request, timeout=30, context=UNVERIFIED) as response:
             assert response.status == 200, path
             return response.headers.get("Content-Security-Policy")
 
     def get(self, path: str, *, auth: bool = True, port: int | None = None) -> tuple[int, str, str]:
-        """(status, content type, body) of GET path."""
-        request = urllib.request.Request(f"http://127.0.0.1:{port or self.port}{path}")
+        """(status, content type, body) of GET path (https on the recipe's port)."""
+        scheme = "http" if port else "https"
+        request = urllib.request.Request(f"{scheme}://127.0.0.1:{port or self.port}{path}")
         if auth:
-            token = base64.b64encode(f"ada:{PASSWORD}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
+            request.add_header("Authorization", BASIC)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=None if port else UNVERIFIED) as response:
                 return response.status, response.headers.get("Content-Type", ""), response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.headers.get("Content-Type", ""), ""
@@ -87,9 +99,19 @@ def nginx(traversable_home: Path) -> Iterator[Nginx]:
     digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
     htpasswd.write_text(f"ada:{{SHA}}{digest}\n")
     os.chmod(htpasswd, 0o644)
-    port, state_port = free_port(), free_port()
+    port, state_port, flank_port = free_port(), free_port(), free_port()
+    key, cert = runtime / "key.pem", runtime / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
     server = readme_server_block()
-    server = put_in(server, "listen 80;", f"listen 127.0.0.1:{port};")
+    server = put_in(server, "listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;")
+    server = put_in(server, "/etc/letsencrypt/live/vm.example/fullchain.pem", str(cert))
+    server = put_in(server, "/etc/letsencrypt/live/vm.example/privkey.pem", str(key))
+    server = put_in(server, "proxy_pass http://127.0.0.1:8083;", f"proxy_pass http://127.0.0.1:{flank_port};")
     server = put_in(server, "root /home/ada/flank/site;", f"root {traversable_home / 'site'};")
     server = put_in(server, "auth_basic_user_file /etc/nginx/flank.htpasswd;", f"auth_basic_user_file {htpasswd};")
     temp_paths = " ".join(
@@ -127,7 +149,7 @@ http {{
 
     try:
         wait_for(listening, "nginx to listen", timeout=30)
-        yield Nginx(port, state_port)
+        yield Nginx(port, state_port, flank_port)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGQUIT)  # graceful stop: the master takes its workers down
@@ -190,3 +212,71 @@ def test_the_readme_recipe_sandboxes_kept_files(nginx: Nginx, traversable_home: 
         assert nginx.csp("/" + rel) == KEPT_FILE_CSP, rel
     for page in ("/", "/proj/nightly/1/", "/proj/nightly/1/logs/extract.txt"):
         assert nginx.csp(page) is None, page  # the site's own pages are not sandboxed
+
+
+def _https(
+    nginx: Nginx, method: str, path: str, cookies: dict[str, str], form: dict[str, str] | None = None
+) -> tuple[int, dict[str, list[str]], str]:
+    conn = http.client.HTTPSConnection("127.0.0.1", nginx.port, timeout=30, context=UNVERIFIED)
+    headers = {"Authorization": BASIC, "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    body = None
+    if form is not None:
+        headers |= {"Origin": f"https://127.0.0.1:{nginx.port}", "Content-Type": "application/x-www-form-urlencoded"}
+        body = urllib.parse.urlencode(form)
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    text = response.read().decode()
+    set_cookies = response.msg.get_all("Set-Cookie") or []
+    for raw in set_cookies:
+        name, _, rest = raw.partition("=")
+        cookies[name] = rest.split(";", 1)[0]
+    conn.close()
+    return response.status, {"set-cookie": set_cookies}, text
+
+
+def test_the_recipe_passes_actions_and_live_events_to_flank_serve(
+    nginx: Nginx, traversable_home: Path, tmp_path: Path
+) -> None:
+    deploy(tmp_path, f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: 'echo held; {WAIT_FOR_GATE}'\n")
+    os.chmod(traversable_home, 0o711)
+    run_flank("users", "add", "ada", "--project", "demo", input="flank password\n", check=True)
+    proc = start_flank("serve", "--actions", "--port", str(nginx.flank_port))
+    try:
+        wait_for(lambda: nginx.get("/api/session")[0] == 200, "flank serve behind nginx")
+        assert nginx.get("/_static/actions.js")[1].split(";")[0] in ("application/javascript", "text/javascript")
+        cookies: dict[str, str] = {}
+        status, _, page = _https(nginx, "GET", "/api/login?next=/demo/", cookies)
+        assert status == 200 and 'name="password"' in page
+        token = page.split('name="token" value="', 1)[1].split('"', 1)[0]
+        form = {"token": token, "user": "ada", "password": "flank password", "next": "/demo/"}
+        status, headers, _ = _https(nginx, "POST", "/api/login", cookies, form)
+        assert status == 303
+        session_cookie = next(c for c in headers["set-cookie"] if c.startswith("flank_session="))
+        assert "; Secure" in session_cookie and "HttpOnly" in session_cookie  # https, said by X-Forwarded-Proto
+        session = json.loads(_https(nginx, "GET", "/api/session", cookies)[2])
+        assert session["user"] == "ada"
+        run = {"project": "demo", "pipeline": "nightly", "idem": "nginx-form-1", "csrf": session["csrf"]}
+        status, _, answer = _https(nginx, "POST", "/api/run", cookies, run)
+        assert status == 200 and json.loads(answer)["message"] == "nightly #1 started", answer
+
+        # the live stream comes through while the run is still held: nginx does not buffer it
+        raw = socket.create_connection(("127.0.0.1", nginx.port), timeout=30)
+        with UNVERIFIED.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(
+                (
+                    "GET /api/events/run?project=demo&pipeline=nightly&run=1 HTTP/1.1\r\n"
+                    f"Host: 127.0.0.1:{nginx.port}\r\nAuthorization: {BASIC}\r\n\r\n"
+                ).encode()
+            )
+            data = b""
+            while b'"live":{"hold":"held"}' not in data:
+                chunk = sock.recv(65536)
+                assert chunk, data
+                data += chunk
+        assert b"text/event-stream" in data
+        assert record(1)["status"] == "running"  # it arrived before the run ended
+    finally:
+        open_gate()
+        proc.terminate()
+        proc.communicate(timeout=10)
+    wait_for(lambda: record(1)["status"] == "success", "the run to end")

@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "FLANK_SCHEDULED_AT (default: this minute; `flank scheduler` sets it)",
     )
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
+    # Who started it, from where (the run record's triggered_by): `flank serve --actions` sets them.
+    parser.add_argument("--by", help=argparse.SUPPRESS)
+    parser.add_argument("--via", choices=("web", "cli", "remote", "schedule", "push"), help=argparse.SUPPRESS)
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
@@ -95,7 +98,21 @@ def _request(args: argparse.Namespace) -> RunRequest:
         local_dir=Path.cwd() if args.local else None,
         force=args.force,
         force_tasks=tuple(args.force_task),
+        triggered_by=_triggered_by(args),
     )
+
+
+def _triggered_by(args: argparse.Namespace) -> dict[str, str]:
+    """Who started the run and from where: --by/--via when given (the site's Run button), else this
+    user and what the trigger says (`flank remote` is `flank run` over ssh without a terminal)."""
+    import getpass
+
+    from flank_ops.run.records import via_of_trigger
+
+    via = args.via or via_of_trigger(args.trigger)
+    if via == "cli" and os.environ.get("SSH_CONNECTION") and not os.environ.get("SSH_TTY"):
+        via = "remote"
+    return {"user": args.by or getpass.getuser(), "via": via}
 
 
 def _scheduled_minute(args: argparse.Namespace) -> datetime:
@@ -128,7 +145,8 @@ def _options(args: argparse.Namespace) -> list[str]:
         options.append("--force")
     for task in args.force_task:
         options += ["--force-task", task]
-    return options
+    by = _triggered_by(args)  # the detached run records who asked here
+    return [*options, "--by", by["user"], "--via", by["via"]]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,9 @@
 """flank serve: serve the status site over HTTP (127.0.0.1:8083 unless told otherwise).
 
+`flank serve --actions` (or `[serve] actions = true` in flank.toml) adds sign-in, Run / Rerun
+failed / Cancel buttons and live pages under /api/ (site/actions.py, site/events.py); users come
+from `flank users`. On an address other than loopback it refuses to start with no users.
+
 `flank serve --print-systemd-unit` prints a systemd user unit that starts this
 same flank (absolute path) with this FLANK_HOME at boot, and the commands that
 install it: nothing else restarts `flank serve` after a reboot.
@@ -9,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from typing import TYPE_CHECKING
 
 from flank_ops.paths import Home
+
+if TYPE_CHECKING:
+    from flank_ops.site.actions import Actions
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8083
@@ -43,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"closed (default {DEFAULT_PER_CLIENT})",
     )
     parser.add_argument(
+        "--actions",
+        action="store_true",
+        help="let signed-in users (flank users) run, rerun and cancel from the pages, and follow runs live "
+        "(also: [serve] actions = true in flank.toml)",
+    )
+    parser.add_argument(
         "--print-systemd-unit",
         action="store_true",
         help="print a systemd user unit that runs this command at boot, and how to install it",
@@ -63,13 +77,22 @@ def run(args: argparse.Namespace) -> int:
     if args.print_systemd_unit:
         print(systemd_unit_instructions(home, args), end="")
         return 0
-    if not (home.site_dir / "index.html").exists():
+    actions = _actions(home, args)
+    newly_marked = actions is not None and _mark_actions(home)
+    if newly_marked or not (home.site_dir / "index.html").exists():
         from flank_ops.site.build import rebuild
 
-        rebuild(home)
-    server = make_server(home.site_dir, args.host, args.port, Limits(timeout=args.timeout, per_client=args.per_client))
+        rebuild(home)  # with --actions for the first time: the pages gain their hidden buttons
+    if actions is not None:
+        from flank_ops.site.build import write_actions_script
+
+        write_actions_script(home)  # this flank's version of it
+    limits = Limits(timeout=args.timeout, per_client=args.per_client)
+    server = make_server(home.site_dir, args.host, args.port, limits, actions)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"flank: serving {home.site_dir} at http://{shown}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
+    if actions is not None:
+        print(f"flank: actions on: sign in at http://{shown}:{server.server_address[1]}/api/login", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -77,6 +100,46 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.close()
     return 0
+
+
+def _actions(home: Home, args: argparse.Namespace) -> Actions | None:
+    """The actions' state when they are on (--actions or [serve] actions = true), else None."""
+    from flank_ops.errors import UserError
+    from flank_ops.settings import serve_settings
+    from flank_ops.site import auth
+    from flank_ops.site.actions import Actions
+
+    settings = serve_settings(home)
+    if not (args.actions or settings.actions):
+        return None
+    if not is_loopback(args.host) and not auth.load_users(home):
+        raise UserError(
+            f"--actions on {args.host} with no users would let nobody act, and tells the network it could",
+            "add one first: flank users add NAME --project P (or serve on 127.0.0.1 behind an ssh tunnel)",
+        )
+    return Actions(home, settings.session_hours * 3600)
+
+
+def _mark_actions(home: Home) -> bool:
+    """Say (once) that this site has actions, so that every page drawn from now on carries the hidden
+    buttons; True when it was not said before (the pages drawn until now lack them)."""
+    marker = home.serve_actions_marker
+    if marker.exists():
+        return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("flank serve --actions ran here: site pages carry its hidden buttons\n")
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
 def serve_options(args: argparse.Namespace) -> list[str]:
@@ -90,6 +153,8 @@ def serve_options(args: argparse.Namespace) -> list[str]:
         options += ["--timeout", f"{args.timeout:g}"]
     if args.per_client != DEFAULT_PER_CLIENT:
         options += ["--per-client", str(args.per_client)]
+    if args.actions:
+        options.append("--actions")
     return options
 
 

@@ -31,7 +31,7 @@ from flank_ops.notify import dispatch, ping
 from flank_ops.notify.message import Message
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
-from flank_ops.run.records import RunRecord
+from flank_ops.run.records import RunRecord, triggered_by_text
 from flank_ops.run.runner import RunContext
 from flank_ops.run.secrets import mask
 from flank_ops.settings import site_url
@@ -52,7 +52,8 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     zone = page_zone(p.timezone for p in context.deployed.config.pipelines.values())
     full = records.last_full_run(paths, record.pipeline) if record.selection.get("rerun_of") is not None else None
     completes = full["run_id"] if full and full.get("completed_by") == record.run_id else None
-    append_note(paths, sha, mask(note_line(record, page, zone, completes), context.secrets))
+    by = triggered_by_text(record.triggered_by)
+    append_note(paths, sha, mask(note_line(record, page, zone, completes, by), context.secrets))
     return "ok"
 
 

@@ -73,10 +73,13 @@ def run_kind(record: FinishedRun) -> str:
     return ", ".join(parts)
 
 
-def note_line(record: FinishedRun, page_url: str, timezone: str | None = None, completes: int | None = None) -> str:
+def note_line(
+    record: FinishedRun, page_url: str, timezone: str | None = None, completes: int | None = None, by: str | None = None
+) -> str:
     """The spec's one-line summary of a finished run (not yet masked), with the kind of run beside its
     duration; `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not
-    place pages itself); `completes`: the full run this successful `--rerun` completed (run/state.py)."""
+    place pages itself); `completes`: the full run this successful `--rerun` completed (run/state.py); `by` who
+    started it when a person did ("ada via web": run/records.triggered_by_text)."""
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",
         clock(record.started_at, timezone, NOTE) if record.started_at else "?",
@@ -87,6 +90,8 @@ def note_line(record: FinishedRun, page_url: str, timezone: str | None = None, c
         line += f" — {record.summary}"
     if completes is not None:
         line += f"; completes #{completes}"
+    if by:
+        line += f" — by {by}"
     return f"{line} — {page_url}"
 
 

@@ -21,6 +21,7 @@ run.json (format 1), plain JSON a person can read:
       "format": 1,
       "project": "demo", "pipeline": "nightly", "run_id": 17,
       "trigger": "schedule" | "push" | "manual" | "rerun" | "catchup",
+      "triggered_by": {"user": "ada", "via": "web"},   # who started it, and from where (VIA below)
       "status": "running" | "success" | "failed" | "interrupted" | "skipped" | "cancelled",
       "commit": {"sha": "...", "short": "3f2a1c0", "message": "...", "author": "...", "date": "..."},
       "release": "/abs/path/releases/<sha>",
@@ -264,7 +265,24 @@ _RUN_ALWAYS = (
     "after_run",
     "summary",
 )
-_RUN_OPTIONAL = ("waiting_for", "error")
+_RUN_OPTIONAL = ("triggered_by", "waiting_for", "error")
+
+# Where a run was started from (triggered_by.via): the site's Run button, `flank run` in a shell
+# on the VM, `flank remote` over ssh, cron (or `flank scheduler`, catch-up), a push.
+VIA = ("web", "cli", "remote", "schedule", "push")
+PEOPLE_VIA = ("web", "cli", "remote")  # a person asked: their name is shown with the run
+
+
+def via_of_trigger(trigger: str) -> str:
+    """Where a run with this trigger came from when nobody said (`flank run --via`)."""
+    return {"schedule": "schedule", "catchup": "schedule", "push": "push"}.get(trigger, "cli")
+
+
+def triggered_by_text(triggered_by: dict[str, Any] | None) -> str | None:
+    """'ada via web' for a run a person started (None for cron, a push, or an older record)."""
+    if not isinstance(triggered_by, dict) or triggered_by.get("via") not in PEOPLE_VIA:
+        return None
+    return f"{triggered_by.get('user') or '?'} via {triggered_by['via']}"
 
 
 def _no_selection() -> dict[str, Any]:
@@ -297,6 +315,7 @@ class RunRecord:
     skipped_reason: str | None = None
     after_run: dict[str, str] = field(default_factory=dict)
     summary: str | None = None
+    triggered_by: dict[str, Any] | None = None  # {"user", "via"}: who started it, from where (VIA)
     waiting_for: int | None = None  # the run it waits for (overlap: queue)
     error: str | None = None  # only when flank itself could not run or record the run
     format: int = FORMAT
@@ -359,6 +378,7 @@ def start_record(
     scheduled_at: str | None,
     timezone: str | None,
     concurrency: int,
+    triggered_by: dict[str, Any] | None = None,
 ) -> RunRecord:
     """A new run's record: "running", started now by this process; `tasks` = (name, needs) in
     topological order; those not `selected` are "skipped"."""
@@ -388,6 +408,7 @@ def start_record(
         timezone=timezone,
         concurrency=concurrency,
         tasks=entries,
+        triggered_by=triggered_by,
     )
 
 

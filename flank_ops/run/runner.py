@@ -61,6 +61,7 @@ class RunRequest(NamedTuple):
     scheduled_at: str | None = None  # ISO minute with offset a scheduled run stands for (FLANK_SCHEDULED_AT)
     force: bool = False  # issue 12: run every selected task, up to date or not
     force_tasks: tuple[str, ...] = ()  # issue 12: run these even if up to date
+    triggered_by: dict[str, str] | None = None  # issue 23: {"user", "via"} (records.VIA)
 
 
 class NothingToRerun(Exception):
@@ -316,6 +317,7 @@ def new_record(
         scheduled_at=request.scheduled_at,
         timezone=pipeline.timezone,  # the zone its times are shown in (None: the VM's)
         concurrency=jobs,
+        triggered_by=request.triggered_by,
     )
     for name, entry in record.tasks.items():
         declared = pipeline.tasks[name]

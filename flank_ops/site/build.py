@@ -108,6 +108,21 @@ class _Writer:
             pass
         atomic_write_bytes(target, data, durable=False, public=True)
 
+    def actions_js(self) -> None:
+        """issue 23: the few lines that reveal the action buttons, only on a site that has them."""
+        from flank_ops.site.pages import actions_on, actions_script
+
+        if not actions_on():
+            return
+        target = self.site / layout.url_actions_js()
+        data = actions_script()
+        try:
+            if target.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        atomic_write_bytes(target, data, durable=False, public=True)
+
 
 def _fingerprint_comment(fingerprint: str) -> str:
     return f"<!-- flank-inputs {fingerprint} -->\n"
@@ -306,6 +321,7 @@ def _write_run_pages(
             pipeline=pipeline,
             run_id=run_id,
             record=record,
+            triggered_by=records.triggered_by_text(record.get("triggered_by")),
             tasks=tasks,
             failures=failures,
             live=live,
@@ -680,6 +696,11 @@ def redraw_runs(paths: ProjectPaths, pipeline: str, run_ids: Iterable[int]) -> N
         print(f"flank: warning: could not redraw the status site: {exc}", file=sys.stderr)
 
 
+def write_actions_script(home: Home) -> None:
+    """The script that reveals the action buttons (issue 23), when the site has them (flank serve --actions)."""
+    _Writer(home.site_dir).actions_js()
+
+
 def rebuild_all(home: Home, *, only_changed: bool = False) -> None:
     """Rebuild the whole site from the records."""
     _say(rebuild(home, only_changed=only_changed).warnings)
@@ -693,6 +714,7 @@ def rebuild(home: Home, *, only_changed: bool = False) -> BuildStats:
     warnings = Warnings()
     w = _Writer(home.site_dir, force=not only_changed)
     w.css()
+    w.actions_js()
     views: list[ProjectView] = []
     runs = skipped = 0
     kept_projects = set()

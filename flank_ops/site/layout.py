@@ -35,6 +35,10 @@ from flank_ops.site.data import PAGE_SIZE
 
 STATIC_DIR = "_static"
 CSS_FILE = "style.css"
+ACTIONS_JS = "actions.js"  # issue 23: reveals the action buttons when `flank serve --actions` answers
+# Where `flank serve --actions` answers (sign-in, session, run, cancel, live events): at the host's
+# root, so that nginx proxies this one path to it (README) and serves the rest itself.
+API_PREFIX = "/api/"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
 # What a stand-in looks like: a name of that shape is never kept as it is, so a kept
 # name can never equal another name's stand-in.
@@ -107,6 +111,10 @@ def url_home() -> str:
 
 def url_css() -> str:
     return f"{STATIC_DIR}/{CSS_FILE}"
+
+
+def url_actions_js() -> str:
+    return f"{STATIC_DIR}/{ACTIONS_JS}"
 
 
 def url_project(project: str) -> str:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from flank_ops import __version__, humanize
+from flank_ops.errors import UserError
 from flank_ops.site import fmt, layout
 
 if TYPE_CHECKING:
@@ -61,7 +62,9 @@ def environment() -> jinja2.Environment:
             log=layout.url_log,
             raw=layout.url_raw_log,
             raw_gz=layout.url_raw_log_gz,
+            actions_js=layout.url_actions_js,
         ),
+        api_prefix=layout.API_PREFIX,
         version=__version__,
         zone=humanize.zone,
     )
@@ -87,6 +90,7 @@ def render(template: str, url: str, **context: Any) -> str:
     """Render `template` as the page at site-relative `url`."""
     from flank_ops.site.data import now_utc
 
+    context.setdefault("actions", actions_on())
     context.setdefault("refresh", False)
     context.setdefault("warnings", [])
     context.setdefault("crumbs", [])
@@ -100,6 +104,33 @@ def render(template: str, url: str, **context: Any) -> str:
             **context,
         )
     )
+
+
+_actions_seen: dict[tuple[str, int, bool], bool] = {}
+
+
+def actions_on() -> bool:
+    """Do pages carry the hidden action buttons (issue 23)? When flank.toml says [serve] actions = true,
+    or `flank serve --actions` has run here. Asked per page: cached on flank.toml's mtime."""
+    from flank_ops.paths import Home
+    from flank_ops.settings import serve_settings
+
+    home = Home()
+    try:
+        mtime = home.settings_file.stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    key = (str(home.root), mtime, home.serve_actions_marker.exists())
+    if key not in _actions_seen:
+        try:
+            _actions_seen[key] = key[2] or serve_settings(home).actions
+        except UserError:
+            _actions_seen[key] = key[2]  # a broken flank.toml is reported by what reads it for real
+    return _actions_seen[key]
+
+
+def actions_script() -> bytes:
+    return (template_dir() / layout.ACTIONS_JS).read_bytes()
 
 
 def stylesheet() -> bytes:

@@ -31,10 +31,14 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.site import layout
+from flank_ops.site.layout import API_PREFIX
+
+if TYPE_CHECKING:
+    from flank_ops.site.actions import Actions
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -146,9 +150,10 @@ class SiteServer:
     backlog-full at once before any handler runs, which overshoots the open-files limit.
     """
 
-    def __init__(self, site_dir: Path, limits: Limits) -> None:
+    def __init__(self, site_dir: Path, limits: Limits, actions: Actions | None = None) -> None:
         self.site_dir = str(site_dir)
         self.limits = limits
+        self.actions = actions  # issue 23: /api/ (sign-in, run, cancel, live events), only with --actions
         self.quiet = bool(os.environ.get("FLANK_SERVE_QUIET"))
         self.loop = asyncio.new_event_loop()
         self.listeners: list[socket.socket] = []
@@ -284,7 +289,7 @@ class SiteServer:
                 conn.idle = False
                 if request is None:
                     return
-                if not await self._respond(request, writer, conn.client):
+                if not await self._respond(request, reader, writer, conn.client):
                     return
         except (asyncio.TimeoutError, ConnectionError):
             return
@@ -327,8 +332,19 @@ class SiteServer:
 
     # --- responses -----------------------------------------------------------
 
-    async def _respond(self, request: _Request, writer: asyncio.StreamWriter, client: str) -> bool:
+    async def _respond(
+        self, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
+    ) -> bool:
         """Answer one request; returns whether the connection stays open for another."""
+        if self.actions is not None and request.target.startswith(API_PREFIX):
+            from flank_ops.site.actions import respond
+
+            status, keep = await respond(
+                self.actions, *request[:2], request.headers, reader, writer, client, self._head, self.limits.timeout
+            )
+            self._log(client, request, status)
+            await asyncio.wait_for(writer.drain(), self.limits.timeout)
+            return keep
         keep_alive = (
             request.version == "HTTP/1.1"
             and request.headers.get("connection", "").lower() != "close"
@@ -419,11 +435,11 @@ class SiteServer:
         print(f'{client} - - [{when}] "{line}" {status} -', file=sys.stderr, flush=True)
 
 
-def make_server(site_dir: Path, host: str, port: int, limits: Limits) -> SiteServer:
+def make_server(site_dir: Path, host: str, port: int, limits: Limits, actions: Actions | None = None) -> SiteServer:
     """Bind the server (raises UserError when the address is taken or not usable)."""
     open_files = raise_open_files_limit()
     limits = limits._replace(max_connections=max(16, min(limits.max_connections, open_files - 64)))
-    server = SiteServer(site_dir, limits)
+    server = SiteServer(site_dir, limits, actions)
     try:
         server.listen(host, port)
     except OSError as exc:

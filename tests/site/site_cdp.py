@@ -23,7 +23,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 class Browser:
-    def __init__(self, profile_dir: Path, width: int = 390, height: int = 1200) -> None:
+    def __init__(
+        self, profile_dir: Path, width: int = 390, height: int = 1200, extra_args: tuple[str, ...] = ()
+    ) -> None:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
@@ -47,6 +49,7 @@ class Browser:
                 "--hide-scrollbars",
                 f"--user-data-dir={profile_dir}",
                 "--remote-debugging-pipe",
+                *extra_args,
                 "about:blank",
             ],
             preexec_fn=wire_fds,

@@ -1,0 +1,165 @@
+"""issue 23 in real headless Chromium: sign in, click Run (twice: one run), watch the running task's
+lines arrive over SSE without a reload on its run page and its log page, click Cancel and see `cancelled`; a second browser without a
+session sees no button, and the same page opened from disk shows nothing of it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.cli import run_flank
+from helpers.waiting import wait_for
+from nginx_test import BASIC, Nginx, nginx  # noqa: F401 - fixture
+from readable_site import traversable_home  # noqa: F401 - fixture
+from run.deployed import deploy, gate_dir, open_gate, record, runs_dir, start_flank
+from site_cdp import CHROMIUM, Browser
+from site_live_test import CHATTY
+from site_serve_test import free_port, start_server
+
+from flank_ops.paths import Home
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+
+PASSWORD = "correct horse battery"
+YML = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{CHATTY}'\n"
+
+
+def _eval(browser: Browser, expression: str) -> Any:
+    try:
+        return browser.evaluate(expression)
+    except RuntimeError:  # the page is being replaced (a navigation): not there yet
+        return None
+
+
+def _visible(selector: str) -> str:
+    return f"(() => {{ const e = document.querySelector({selector!r}); return !!e && e.offsetParent !== null; }})()"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[str]:
+    deploy(tmp_path, YML)
+    run_flank("users", "add", "ada", "--project", "demo", input=PASSWORD + "\n", check=True)
+    port = free_port()
+    proc = start_server(port, "--actions")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        open_gate()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_sign_in_run_watch_it_live_and_cancel(site: str, tmp_path: Path) -> None:
+    browser = Browser(tmp_path / "profile-ada", width=1000)
+    try:
+        assert browser.load(f"{site}/demo/nightly/index.html") == []
+        wait_for(lambda: _eval(browser, _visible("[data-flank-signin]")), "the sign-in link")
+        assert not _eval(browser, _visible("form[data-action=run]"))  # no button before signing in
+        browser.evaluate("document.querySelector('[data-flank-signin]').click()")
+        wait_for(lambda: _eval(browser, "!!document.querySelector('input[name=password]')"), "the sign-in page")
+        browser.evaluate(
+            f"document.querySelector('input[name=user]').value = 'ada';"
+            f"document.querySelector('input[name=password]').value = {PASSWORD!r};"
+            "document.querySelector('form button').click()"
+        )
+        # back on the pipeline page, signed in: the Run form shows
+        wait_for(lambda: _eval(browser, _visible("form[data-action=run] button")), "the Run button")
+        assert "Signed in as ada" in browser.evaluate("document.getElementById('flank-actions').textContent")
+        browser.evaluate("const b = document.querySelector('form[data-action=run] button'); b.click(); b.click()")
+        wait_for(lambda: "/demo/nightly/1/" in (_eval(browser, "location.pathname") or ""), "the new run's page")
+        wait_for(lambda: _eval(browser, "document.readyState === 'complete'"), "the run page to load")
+        browser.evaluate("window.sameDocument = true")  # gone if the page reloads
+        wait_for(
+            lambda: (
+                "tidyverse attached" in (_eval(browser, "document.querySelector('section.live').textContent") or "")
+            ),
+            "the running task's lines",
+        )
+        gate_dir().mkdir(parents=True, exist_ok=True)
+        (gate_dir() / "more").write_text("")
+        wait_for(
+            lambda: "fitting glm" in (_eval(browser, "document.querySelector('section.live').textContent") or ""),
+            "a new line, live",
+        )
+        # the running task's log page follows the log
+        assert browser.load(f"{site}/demo/nightly/1/logs/hold.html") == []
+        browser.evaluate("window.sameDocument = true")
+        count = "document.querySelector('main pre.log').textContent.split('fitting glm').length - 1"
+        before = wait_for(lambda: _eval(browser, count), "the log's lines")
+        (gate_dir() / "more").write_text("")
+        wait_for(lambda: (_eval(browser, count) or 0) > before, "the new line on the log page")
+        assert browser.evaluate("window.sameDocument") is True
+
+        assert browser.load(f"{site}/demo/nightly/1/index.html") == []
+        browser.evaluate("window.sameDocument = true")
+        wait_for(lambda: _eval(browser, _visible("form[data-action=cancel] button")), "the Cancel button")
+        browser.evaluate("document.querySelector('form[data-action=cancel] button').click()")
+        wait_for(
+            lambda: "cancelled" in (_eval(browser, "document.querySelector('main h1 .badge').textContent") or ""),
+            "the page to say cancelled",
+        )
+        assert browser.evaluate("window.sameDocument") is True  # live: no reload
+        assert record(1)["status"] == "cancelled"
+        assert record(1)["triggered_by"] == {"user": "ada", "via": "web"}
+        assert sorted(p.name for p in runs_dir().iterdir() if p.name.isdigit()) == ["1"]  # one run for two clicks
+        browser.screenshot(tmp_path / "cancelled.png")
+        assert browser.errors() == []
+    finally:
+        browser.close()
+
+    stranger = Browser(tmp_path / "profile-other", width=1000)
+    try:
+        assert stranger.load(f"{site}/demo/nightly/1/index.html") == []
+        wait_for(lambda: _eval(stranger, _visible("[data-flank-signin]")), "the sign-in link")
+        assert stranger.evaluate("[...document.querySelectorAll('form.flank-act')].every(f => f.offsetParent === null)")
+        # the same page from disk (or any server without /api/): nothing of the actions shows
+        page = Home().site_dir / "demo" / "nightly" / "1" / "index.html"
+        stranger.load(page.as_uri())
+        stranger.evaluate("new Promise(r => setTimeout(r, 500))")  # let the script's fetch fail first
+        assert stranger.evaluate("document.getElementById('flank-actions').hidden") is True
+    finally:
+        stranger.close()
+
+
+def test_through_the_readme_nginx_recipe_over_tls(nginx: Nginx, traversable_home: Path, tmp_path: Path) -> None:
+    """The same from Chromium through the README's nginx (TLS, a password, /api/ proxied): the page
+    comes from nginx, sign-in, Run and the live lines from flank serve behind it."""
+    deploy(tmp_path, YML)
+    os.chmod(traversable_home, 0o711)
+    run_flank("users", "add", "ada", "--project", "demo", input=PASSWORD + "\n", check=True)
+    server = start_flank("serve", "--actions", "--port", str(nginx.flank_port))
+    browser = Browser(tmp_path / "profile", width=1000, extra_args=("--ignore-certificate-errors",))
+    try:
+        wait_for(lambda: nginx.get("/api/session")[0] == 200, "flank serve behind nginx")
+        browser.call("Network.enable", session=True)
+        browser.call("Network.setExtraHTTPHeaders", session=True, headers={"Authorization": BASIC})  # nginx's password
+        site = f"https://127.0.0.1:{nginx.port}"
+        assert browser.load(f"{site}/api/login?next=/demo/nightly/index.html") == []
+        browser.evaluate(
+            f"document.querySelector('input[name=user]').value = 'ada';"
+            f"document.querySelector('input[name=password]').value = {PASSWORD!r};"
+            "document.querySelector('form button').click()"
+        )
+        wait_for(lambda: _eval(browser, _visible("form[data-action=run] button")), "the Run button")
+        browser.evaluate("document.querySelector('form[data-action=run] button').click()")
+        wait_for(lambda: "/demo/nightly/1/" in (_eval(browser, "location.pathname") or ""), "the new run's page")
+        wait_for(
+            lambda: (
+                "tidyverse attached" in (_eval(browser, "document.querySelector('section.live').textContent") or "")
+            ),
+            "the running task's lines through nginx",
+        )
+        open_gate()
+        wait_for(
+            lambda: "success" in (_eval(browser, "document.querySelector('main h1 .badge').textContent") or ""),
+            "the page to say success",
+        )
+        assert browser.errors() == []
+    finally:
+        browser.close()
+        open_gate()
+        server.terminate()
+        server.communicate(timeout=10)
