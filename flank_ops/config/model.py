@@ -7,6 +7,7 @@ nothing downstream reads YAML. Produced only by flank_ops.config.load.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Union
 
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
@@ -22,6 +23,20 @@ DEFAULT_SETUP_TIMEOUT_S = 3600.0
 # issue 13: the files whose content decides when setup runs again, when `key:` is not given
 # (those found at the repo's root; with none, the command alone is the key)
 DEFAULT_SETUP_KEYS = ("renv.lock", "DESCRIPTION", "requirements*.txt", "pyproject.toml", "uv.lock", "poetry.lock")
+
+
+# issue 23: run parameters (config/params.py parses and shows them)
+PARAM_TYPES = ("string", "int", "number", "bool", "date", "choice")
+ParamValue = Union[str, int, float, bool]  # a date is its YYYY-MM-DD text
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # one of PARAM_TYPES
+    default: ParamValue  # what scheduled runs (and runs given no value) use
+    choices: tuple[str, ...] = ()  # type choice only
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,7 @@ class Pipeline:
     catchup_s: float = DEFAULT_CATCHUP_S  # 0 = never make up a missed scheduled run
     # issue 14: the executor of tasks that name none ("local", "slurm", "batch")
     executor: str = "local"
+    params: dict[str, Param] = field(default_factory=dict)  # issue 23, in flank.yml order
 
     def executor_of(self, task: str) -> str:
         """Where the task runs: its own `executor:`, else the pipeline's."""

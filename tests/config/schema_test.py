@@ -45,6 +45,8 @@ GOOD = [
     pipeline("schedule: ['0 2 * * *', '@hourly']\nnotify: success\nping_url: https://hc-ping.com/x\n"),
     "persist: data\nenv: {YEAR: 2024, NAME: x}\n"
     + tasks("a: {run: x, needs: b, timeout: 90}\nb: {run: x, retry_delay: 1.5h}\n"),
+    # issue 23
+    pipeline("params:\n  day: '2026-11-01'\n  n: 3\n  model: {type: choice, choices: [lm, glm], default: lm}\n"),
 ]
 
 # Bad for both the schema and the validator (the cases JSON Schema can express).
@@ -72,6 +74,9 @@ BAD = [
     "persist: [../shared]\n" + tasks("a: x\n"),
     "env:\n  MY-VAR: x\n" + tasks("a: x\n"),
     "env:\n  A: {b: 1}\n" + tasks("a: x\n"),
+    pipeline("params:\n  9x: 1\n"),
+    pipeline("params:\n  n: {type: int}\n"),
+    pipeline("params:\n  n: {default: 1, kind: int}\n"),
 ]
 
 
