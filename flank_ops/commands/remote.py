@@ -6,7 +6,7 @@ code is flank remote's exit code.
 
     flank remote status
     flank remote logs PIPELINE [RUN] [TASK] [--follow]
-    flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--detach]
+    flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--detach] [-p NAME=VALUE ...]
     flank remote cancel PIPELINE [RUN]
     flank remote secrets set KEY          (value from stdin, sent on ssh's stdin)
     flank remote secrets list | unset KEY
@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
     which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
     p.add_argument("--detach", action="store_true", help="start in the background and return at once")
+    p.add_argument(
+        "-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE", help="a parameter's value"
+    )
 
     p = verbs.add_parser("cancel", parents=[common], help="stop a running run")
     p.add_argument("pipeline")
@@ -71,6 +74,8 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
         for flag, value in (("--task", args.task), ("--from", args.from_task), ("--rerun", args.rerun)):
             if value is not None:
                 options += [flag, value]
+        for assignment in args.params:  # issue 23: checked on the VM, against the deployed flank.yml
+            options += ["-p", assignment]
         return ["run", project, args.pipeline, *options, *(["--detach"] if args.detach else [])]
     if args.verb == "cancel":
         return ["cancel", project, args.pipeline, *([args.run_id] if args.run_id else [])]

@@ -138,9 +138,7 @@ def parse_params(pipeline: Pipeline, raw: Mapping[str, str]) -> dict[str, ParamV
         try:
             values[name] = parse_value(param, raw[name])
         except ValueError as exc:
-            raise UserError(
-                f"parameter {name!r} ({param.type}): {exc}", f"e.g. -p {name}={_example(param)}"
-            ) from None
+            raise UserError(f"parameter {name!r} ({param.type}): {exc}", f"e.g. -p {name}={_example(param)}") from None
     return values
 
 

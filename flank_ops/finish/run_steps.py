@@ -50,7 +50,8 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     page = layout.run_url(site_url(context.settings()), record.project, record.pipeline, record.run_id)
     # in the zone of the project's pages (humanize.page_zone), so the note and the run page agree
     zone = page_zone(p.timezone for p in context.deployed.config.pipelines.values())
-    append_note(paths, sha, mask(note_line(record, page, zone), context.secrets))
+    line = note_line(record, page, zone, params=records.params_text(record))
+    append_note(paths, sha, mask(line, context.secrets))
     return "ok"
 
 

@@ -2,8 +2,8 @@
 
 A task with `outputs:` is up to date when its fingerprint equals the one recorded at its
 last success and its outputs still hold the content recorded then. The fingerprint covers
-    the command, `dir:`, the project's and the task's `env:` (values keyed-hashed: a secret
-    pasted there is never stored), the content of every input (declared, and script files
+    the command, `dir:`, the project's and the task's `env:` and the run's parameters (values
+    keyed-hashed: a secret pasted there is never stored), the content of every input (declared, and script files
     named in the command), and the content of the declared outputs of the tasks it needs.
 An upstream task that re-ran but wrote byte-identical outputs thus changes nothing
 downstream (early cut-off). A task without outputs always runs.
@@ -29,7 +29,7 @@ import re
 import shlex
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,6 +38,7 @@ import xxhash
 
 from flank_ops.config.repo_paths import repo_relative  # noqa: F401 - also used by watch
 from flank_ops.config.model import Config, Pipeline, Task
+from flank_ops.config.params import ENV_PREFIX as PARAM_PREFIX
 
 HASH_NAME = "xxh3_128"
 FORMAT = 1
@@ -222,8 +223,16 @@ class TaskFiles(NamedTuple):
         )
 
 
-def task_files(task: Task, pipeline: Pipeline, config: Config, release_dir: Path, salt: bytes) -> TaskFiles:
-    env = {**config.env, **task.env}
+def task_files(
+    task: Task,
+    pipeline: Pipeline,
+    config: Config,
+    release_dir: Path,
+    salt: bytes,
+    params_env: Mapping[str, str] | None = None,
+) -> TaskFiles:
+    # issue 23: the run's parameters (FLANK_PARAM_*) count like env: a run with other values is not up to date
+    env = {**config.env, **task.env, **(params_env or {})}
     return TaskFiles(
         task=task.name,
         release_dir=str(release_dir),
@@ -349,6 +358,9 @@ def own_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
     if old.get("dir") != new["dir"]:
         return "ran: dir changed"
     env = _changed_files(old.get("env") or {}, new["env"])
+    params = [n.removeprefix(PARAM_PREFIX).lower() for n in env if n.startswith(PARAM_PREFIX)]
+    if params:
+        return f"ran: parameter{'s' if len(params) > 1 else ''} {_some(params)} changed"
     if env:
         return f"ran: env {_some(env)} changed"
     changed = _changed_files(old.get("inputs") or {}, new["inputs"])

@@ -318,6 +318,7 @@ def _write_run_pages(
             crumbs=crumbs,
             warnings=warnings[before:],
             remote=remote_tasks.remote_rows(record),  # issue 14
+            params=_params_text(record),  # issue 23
             reasons=task_reasons(record),
         ),
     )
@@ -618,6 +619,16 @@ def after_deploy(home: Home, project: str) -> None:
     _write_deploys(w, paths, view.timezone)
     _write_home(w, _all_views(home, warnings, {project: view}), [])
     _say(warnings)
+
+
+def _params_text(record: dict[str, object]) -> str:
+    """issue 23: the run's parameters not at their default, as notes and notifications say them."""
+    from flank_ops.config.params import shown
+
+    values, names = record.get("params"), record.get("non_default_params")
+    if not isinstance(values, dict) or not isinstance(names, list):
+        return ""
+    return shown(values, [str(n) for n in names])
 
 
 def draw_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
