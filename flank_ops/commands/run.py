@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a value for one of the pipeline's params: (repeatable; the others take their default)",
     )
     parser.add_argument("--backfill", help=argparse.SUPPRESS)  # set by `flank backfill` for its runs
+    parser.add_argument("--alongside", action="store_true", help=argparse.SUPPRESS)  # backfill --parallel
     parser.add_argument(
         "--trigger",
         choices=("schedule", "push", "manual", "catchup", "backfill"),
@@ -103,6 +104,7 @@ def _request(args: argparse.Namespace) -> RunRequest:
         force_tasks=tuple(args.force_task),
         params=split_assignments(args.params),
         backfill=args.backfill,
+        alongside=args.alongside,
     )
 
 
@@ -140,6 +142,8 @@ def _options(args: argparse.Namespace) -> list[str]:
         options += ["-p", assignment]
     if args.backfill:
         options += ["--backfill", args.backfill]
+    if args.alongside:
+        options.append("--alongside")
     return options
 
 

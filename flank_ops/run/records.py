@@ -613,6 +613,7 @@ def history_entry(record: RunRecord) -> dict[str, Any]:
         "partial": is_partial(record),
         "selected": len(selected_tasks(record)),
         "total": len(record.tasks),
+        **({"backfill": record.backfill} if record.backfill else {}),  # issue 23: the site groups by it
     }
 
 

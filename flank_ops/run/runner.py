@@ -64,6 +64,7 @@ class RunRequest(NamedTuple):
     force_tasks: tuple[str, ...] = ()  # issue 12: run these even if up to date
     params: Mapping[str, str] = {}  # issue 23: NAME -> raw text (`-p`, a form); the rest take their default
     backfill: str | None = None  # issue 23: the backfill this run is part of (trigger "backfill")
+    alongside: bool = False  # issue 23: a `backfill --parallel` run: beside the pipeline's others, no overlap lock
 
 
 class NothingToRerun(Exception):
@@ -422,7 +423,10 @@ def run_pipeline(
     old_term = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         with steps.vm_busy(paths, out):
-            outcome = _start_or_wait(context, steps, record, run_dir, selected, out, forced)
+            if request.alongside:
+                outcome = _execute(context, steps, record, run_dir, selected, out, forced)
+            else:
+                outcome = _start_or_wait(context, steps, record, run_dir, selected, out, forced)
     except (Stopped, KeyboardInterrupt):
         outcome = _stopped_outside_make(deployed, record, run_dir)
     finally:
@@ -452,7 +456,7 @@ def _start_or_wait(
     others = records.find_running(paths, pipeline.name)
     other = next((r for r in others if r.run_id != run_id), None)
     other_name = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
-    if pipeline.overlap != "queue":
+    if pipeline.overlap != "queue" and record.backfill is None:  # a backfill's run waits its turn
         return _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
     print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)", file=out, flush=True)
     record.waiting_for = other.run_id if other else None

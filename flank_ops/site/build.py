@@ -32,6 +32,7 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import layout, remote_tasks
 from flank_ops.site.data import (
+    backfill_groups,
     PAGE_SIZE,
     RECENT,
     ProjectView,
@@ -464,6 +465,7 @@ def _write_pipeline_index(
             crumbs=[(project, layout.url_project(project))],
             grid=grid,
             latest=latest_outputs(w, paths, name, pv.recent, root, pv.config),
+            backfills=backfill_groups(paths, name, pv.recent),  # issue 23
         ),
     )
     return pv.recent
