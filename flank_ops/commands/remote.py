@@ -7,7 +7,8 @@ code is flank remote's exit code.
     flank remote status
     flank remote logs PIPELINE [RUN] [TASK] [--follow]
     flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--detach] [-p NAME=VALUE ...]
-    flank remote cancel PIPELINE [RUN]
+    flank remote cancel PIPELINE [RUN | --backfill ID]
+    flank remote backfill PIPELINE --from DATE --to DATE [--parallel N] [--yes] [-p NAME=VALUE ...] [--detach]
     flank remote secrets set KEY          (value from stdin, sent on ssh's stdin)
     flank remote secrets list | unset KEY
 """
@@ -50,6 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("cancel", parents=[common], help="stop a running run")
     p.add_argument("pipeline")
     p.add_argument("run_id", nargs="?", metavar="RUN")
+    p.add_argument("--backfill", metavar="ID", help="stop a backfill as a whole")
+
+    # issue 23
+    p = verbs.add_parser("backfill", parents=[common], help="one run per scheduled minute of a past range")
+    p.add_argument("pipeline")
+    p.add_argument("--from", dest="start", metavar="DATE")
+    p.add_argument("--to", dest="end", metavar="DATE")
+    p.add_argument("--parallel", metavar="N")
+    p.add_argument("--yes", action="store_true")
+    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--detach", action="store_true")
+    p.add_argument("--list", action="store_true")
 
     p = verbs.add_parser("secrets", parents=[common], help="set, list or unset the project's secrets")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
@@ -78,7 +91,17 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
             options += ["-p", assignment]
         return ["run", project, args.pipeline, *options, *(["--detach"] if args.detach else [])]
     if args.verb == "cancel":
-        return ["cancel", project, args.pipeline, *([args.run_id] if args.run_id else [])]
+        backfill = ["--backfill", args.backfill] if args.backfill else []
+        return ["cancel", project, args.pipeline, *([args.run_id] if args.run_id else []), *backfill]
+    if args.verb == "backfill":
+        options = []
+        for flag, value in (("--from", args.start), ("--to", args.end), ("--parallel", args.parallel)):
+            if value is not None:
+                options += [flag, value]
+        for assignment in args.params:
+            options += ["-p", assignment]
+        options += [flag for flag, on in (("--yes", args.yes), ("--detach", args.detach), ("--list", args.list)) if on]
+        return ["backfill", project, args.pipeline, *options]
     if args.verb == "secrets":
         return ["secrets", args.action, project, *([args.key] if args.action != "list" else [])]
     raise AssertionError(args.verb)

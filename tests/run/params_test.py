@@ -23,7 +23,7 @@ pipelines:
       fit:
         run: echo "day=$FLANK_PARAM_DAY n=$FLANK_PARAM_N model=$FLANK_PARAM_MODEL" > data/fit.txt
         outputs: [data/fit.txt]
-      show: {run: cat data/fit.txt, needs: [fit]}
+      show: {run: 'cat data/fit.txt; [ "$FLANK_PARAM_N" != 9 ]', needs: [fit]}
 """
 
 
@@ -60,6 +60,11 @@ def test_parameters_reach_tasks_the_record_the_note_and_the_page(tmp_path: Path)
     assert fit_output() == "day=2026-11-01 n=3 model=lm\n"
     page = (Path(os.environ["FLANK_HOME"]) / "site" / layout.url_run("demo", "nightly", 3)).read_text()
     assert "<dt>Parameters</dt>" not in page  # defaults only: nothing to show
+
+    # --rerun of a failed run reruns it with that run's values
+    assert run_flank("run", "demo", "nightly", "-p", "n=9").returncode == 1
+    assert run_flank("run", "demo", "nightly", "--rerun", "4").returncode == 1
+    assert record(5)["params"]["n"] == 9 and record(5)["tasks"]["show"]["status"] == "failed"
 
 
 def test_bad_parameters_start_nothing(tmp_path: Path) -> None:

@@ -106,3 +106,41 @@ def test_cancel_stops_the_running_run_and_starts_no_more(tmp_path: Path) -> None
     assert [h["run_id"] for h in history()] == [1]  # no second run
     again = run_flank("cancel", "demo", "nightly", "--backfill", backfill_id)
     assert again.returncode == 3 and "is not running (it is cancelled)" in again.stderr
+
+
+def test_parallel_runs_go_side_by_side_in_the_background(tmp_path: Path) -> None:
+    """--detach starts the driver the web form starts (start_backfill); --parallel 2: two runs at once."""
+    yml = (
+        "persist: [gate]\npipelines:\n  nightly:\n    schedule: '0 2 * * *'\n"
+        f"    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
+    )
+    deploy(tmp_path, yml)
+    last = DAY + timedelta(days=2)
+    proc = run_flank(
+        "backfill",
+        "demo",
+        "nightly",
+        "--from",
+        DAY.isoformat(),
+        "--to",
+        last.isoformat(),
+        "--parallel",
+        "2",
+        "--detach",
+    )
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "started in the background: 3 runs of nightly" in proc.stdout
+        wait_for(lambda: task_status(1, "hold") == "running" and task_status(2, "hold") == "running", "two runs")
+        assert task_status(3, "hold") is None  # the third waits for a free slot
+    finally:
+        open_gate()
+    backfill_id = record(1)["backfill"]
+    wait_for(
+        lambda: f"{backfill_id}  done" in run_flank("backfill", "demo", "nightly", "--list").stdout,
+        "the backfill to end",
+    )
+    assert [record(i)["status"] for i in (1, 2, 3)] == ["success"] * 3
+    assert [record(i)["scheduled_at"][:10] for i in (1, 2, 3)] == [
+        (DAY + timedelta(days=i)).isoformat() for i in range(3)
+    ]
