@@ -91,7 +91,7 @@ def _params_schema() -> dict[str, Any]:
                             "properties": {
                                 "default": scalar,
                                 "type": {"enum": list(PARAM_TYPES)},
-                                "choices": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1},
+                                "choices": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                                 "description": {"type": "string"},
                             },
                         },
