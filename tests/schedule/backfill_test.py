@@ -51,6 +51,8 @@ def test_one_run_per_scheduled_minute_oldest_first(tmp_path: Path) -> None:
 
     page = (Path(os.environ["FLANK_HOME"]) / "site" / layout.url_pipeline("demo", "nightly")).read_text()
     assert f"Backfill {backfill_id}" in page and "3 of 3 runs" in page
+    run_page = (Path(os.environ["FLANK_HOME"]) / "site" / layout.url_run("demo", "nightly", 1)).read_text()
+    assert f"<dt>Trigger</dt><dd>backfill {backfill_id}, for " in run_page
 
 
 def test_bad_backfills_start_nothing(tmp_path: Path) -> None:
