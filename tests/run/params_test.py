@@ -50,6 +50,10 @@ def test_parameters_reach_tasks_the_record_the_note_and_the_page(tmp_path: Path)
     assert "<dt>Parameters</dt><dd>n=7, model=glm</dd>" in page
 
     # the same values again: up to date; other values (the defaults): it runs, saying why
+    plan = run_flank("plan", "demo", "nightly", "-p", "n=7", "-p", "model=glm", check=True).stdout
+    assert "fit                  up_to_date" in plan
+    plan = run_flank("plan", "demo", "nightly", "-p", "n=8", "-p", "model=glm", check=True).stdout
+    assert "fit                  runs — ran: parameter n changed" in plan
     run_flank("run", "demo", "nightly", "-p", "n=7", "-p", "model=glm", check=True)
     assert record(2)["tasks"]["fit"]["status"] == "up_to_date"
     run_flank("run", "demo", "nightly", check=True)
