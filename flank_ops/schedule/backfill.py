@@ -149,8 +149,9 @@ def _cancel_file(paths: ProjectPaths, pipeline: str, backfill_id: str) -> Path:
     return paths.backfills_dir(pipeline) / f"{backfill_id}{CANCEL_SUFFIX}"
 
 
-def create_backfill(plan: BackfillPlan) -> str:
-    """Write the plan (status running, no runs yet); -> its id, e.g. 20261206-104400."""
+def create_backfill(plan: BackfillPlan, run_options: tuple[str, ...] = ()) -> str:
+    """Write the plan (status running, no runs yet); -> its id, e.g. 20261206-104400. `run_options`:
+    more `flank run` options for each of its runs (the web form says who asked, and from where)."""
     paths = plan.paths
     folder = paths.backfills_dir(plan.pipeline.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -165,6 +166,7 @@ def create_backfill(plan: BackfillPlan) -> str:
         "minutes": [m.isoformat() for m in plan.minutes],
         "params": plan.params,
         "parallel": plan.parallel,
+        "run_options": list(run_options),
         "driver": None,
         "runs": {},  # minute -> run id, as they start
     }
@@ -227,11 +229,12 @@ def list_backfills(paths: ProjectPaths, pipeline: str) -> list[dict[str, Any]]:
 # --- starting and driving ---------------------------------------------------------------
 
 
-def start_backfill(plan: BackfillPlan) -> str:
-    """Start a checked backfill in the background (the web form); -> its id."""
+def start_backfill(plan: BackfillPlan, run_options: tuple[str, ...] = ()) -> str:
+    """Start a checked backfill in the background (the web form: `start_backfill(plan_backfill(...))`);
+    -> its id. `run_options` as create_backfill's."""
     from flank_ops.run.launch import spawn_detached
 
-    backfill_id = create_backfill(plan)
+    backfill_id = create_backfill(plan, run_options)
     paths = plan.paths
     argv = drive_argv(plan.project, plan.pipeline.name, backfill_id)
     spawn_detached(argv, cwd=paths.home.root if paths.home.root.is_dir() else None)
@@ -263,6 +266,7 @@ def drive(paths: ProjectPaths, pipeline: str, backfill_id: str, out: Callable[[s
     _write(paths, pipeline, state)
     parallel = int(state.get("parallel") or 1)
     options_base = ["--trigger", TRIGGER, "--backfill", backfill_id, *as_options(state.get("params") or {})]
+    options_base += [str(o) for o in state.get("run_options") or ()]
     if parallel > 1:
         options_base.append("--alongside")
     pending = [m for m in state["minutes"] if m not in state["runs"]]
