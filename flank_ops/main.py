@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "status": "show the last run of every pipeline",
     "logs": "print a task's log",
     "cancel": "stop a running run (its tasks and their process trees)",
+    "backfill": "one run per scheduled minute of a past range (--from DATE --to DATE)",
     "secrets": "set, list or unset a project's secrets",
     "scheduler": "run the schedules in the foreground (machines without cron)",
     "catchup": "start, once, the scheduled runs missed while the VM was off (cron's @reboot line)",

@@ -253,6 +253,10 @@ class ProjectPaths:
     def run_dir(self, pipeline: str, run_id: int) -> Path:
         return self.runs_dir(pipeline) / str(run_id)
 
+    def backfills_dir(self, pipeline: str) -> Path:
+        """issue 23: `flank backfill`'s plans and progress, <id>.json each (schedule/backfill.py)."""
+        return self.runs_dir(pipeline) / "backfills"
+
     @property
     def s3_pending(self) -> Path:
         """Runs whose S3 upload failed, retried by the next run or `flank sync`."""

@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="a run of the current working copy (.flank/)")
     parser.add_argument("--no-wait", action="store_true", help="ask the run to stop and return at once")
     parser.add_argument("--json", action="store_true", help=FLAG_HELP)
+    parser.add_argument("--backfill", metavar="ID", help="stop a backfill as a whole: its running run, and no more")
 
 
 def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None]:
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from flank_ops.run.task_exec import DEFAULT_KILL_GRACE_S
 
     project, pipeline, run_id = _split(args)
+    if args.backfill:
+        return _cancel_backfill(project, pipeline, args.backfill)
     if project is None:
         paths = ProjectPaths.for_local(find_working_copy(Path.cwd()))
     else:
@@ -136,3 +139,23 @@ def _emit_json(record: RunRecord, *, stopping: bool) -> None:
         stopped_tasks=stopped,
         run=jsonout.record(record),
     )
+
+
+def _cancel_backfill(project: str | None, pipeline: str, backfill_id: str) -> int:
+    """issue 23: `flank cancel PROJECT PIPELINE --backfill ID` (schedule/backfill.py)."""
+    from flank_ops.paths import Home
+    from flank_ops.run.cancel import NothingToCancel
+    from flank_ops.schedule.backfill import cancel_backfill
+
+    if project is None:
+        raise UserError("--backfill goes with a project on this VM", "flank cancel PROJECT PIPELINE --backfill ID")
+    paths = Home().project(project).require()
+    try:
+        state = cancel_backfill(paths, pipeline, backfill_id)
+    except NothingToCancel as exc:
+        print(f"flank: nothing to cancel: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_TO_CANCEL
+    runs = state.get("runs") or {}
+    left = len(state.get("minutes") or []) - len(runs)
+    print(f"flank: backfill {backfill_id} {state['status']} ({len(runs)} runs started, {left} not started)")
+    return 0 if state["status"] != "running" else 1

@@ -30,6 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="T",
         help="as `flank run --force-task T` would (repeatable)",
     )
+    parser.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="as `flank run -p` would",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
         from_task=None,
         force_tasks=tuple(runner.check_task(pipeline, t) for t in args.force_task),
     )
-    decisions = plan.decide(deployed.paths, pipeline, deployed.config, deployed.release_dir, selected, forced)
+    from flank_ops.config.params import param_env, parse_params, split_assignments
+
+    params_env = param_env(parse_params(pipeline, split_assignments(args.params)))  # issue 23
+    decisions = plan.decide(
+        deployed.paths, pipeline, deployed.config, deployed.release_dir, selected, forced, params_env
+    )
     runs = sum(1 for d in decisions.values() if d.action == plan.RUN)
     maybe = sum(1 for d in decisions.values() if d.action == plan.CHECK)
     if args.json:

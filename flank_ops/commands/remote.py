@@ -6,12 +6,14 @@ code is flank remote's exit code.
 
     flank remote status
     flank remote logs PIPELINE [RUN] [TASK] [--follow]
-    flank remote plan PIPELINE [--force | --force-task T ...]
+    flank remote plan PIPELINE [--force | --force-task T ...] [-p NAME=VALUE ...]
     flank remote report resources
     flank remote doctor [--no-cron]
     flank remote cost plan
     flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T ...] [--detach]
-    flank remote cancel PIPELINE [RUN] [--no-wait]
+                              [-p NAME=VALUE ...]
+    flank remote cancel PIPELINE [RUN | --backfill ID] [--no-wait]
+    flank remote backfill PIPELINE --from DATE --to DATE [--parallel N] [--yes] [-p NAME=VALUE ...] [--detach]
     flank remote deploy [SHA]             (redo a deploy a push left unfinished or failed)
     flank remote secrets set KEY          (value from stdin, sent on ssh's stdin)
     flank remote secrets list | unset KEY
@@ -47,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = verbs.add_parser("plan", parents=[common, force], help="what a run would do now with each task, and why")
     p.add_argument("pipeline")
+    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE")
 
     p = verbs.add_parser("report", parents=[common], help="what the project's recent runs used")
     p.add_argument("what", choices=["resources"])
@@ -64,14 +67,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
     which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
     p.add_argument("--detach", action="store_true", help="start in the background and return at once")
+    p.add_argument(
+        "-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE", help="a parameter's value"
+    )
 
     p = verbs.add_parser("cancel", parents=[common], help="stop a running run")
     p.add_argument("pipeline")
     p.add_argument("run_id", nargs="?", metavar="RUN")
     p.add_argument("--no-wait", action="store_true", help="ask the run to stop and return at once")
+    p.add_argument("--backfill", metavar="ID", help="stop a backfill as a whole")
 
     p = verbs.add_parser("deploy", parents=[common], help="redo the project's deploy (after a failed or cut push)")
     p.add_argument("sha", nargs="?", help="commit to deploy (default: the tip of the deploy branch)")
+
+    # issue 23
+    p = verbs.add_parser("backfill", parents=[common], help="one run per scheduled minute of a past range")
+    p.add_argument("pipeline")
+    p.add_argument("--from", dest="start", metavar="DATE")
+    p.add_argument("--to", dest="end", metavar="DATE")
+    p.add_argument("--parallel", metavar="N")
+    p.add_argument("--yes", action="store_true")
+    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--detach", action="store_true")
+    p.add_argument("--list", action="store_true")
 
     p = verbs.add_parser("secrets", parents=[common], help="set, list or unset the project's secrets")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
@@ -92,7 +110,8 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
             )
         return ["logs", project, *args.names, *(["--follow"] if args.follow else [])]
     if args.verb == "plan":
-        return ["plan", project, args.pipeline, *_force_options(args)]
+        params = [option for assignment in args.params for option in ("-p", assignment)]
+        return ["plan", project, args.pipeline, *_force_options(args), *params]
     if args.verb == "report":
         return ["report", args.what, project]
     if args.verb == "doctor":
@@ -105,12 +124,24 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
             if value is not None:
                 options += [flag, value]
         options += _force_options(args)
+        for assignment in args.params:  # issue 23: checked on the VM, against the deployed flank.yml
+            options += ["-p", assignment]
         return ["run", project, args.pipeline, *options, *(["--detach"] if args.detach else [])]
     if args.verb == "cancel":
         no_wait = ["--no-wait"] if args.no_wait else []
-        return ["cancel", project, args.pipeline, *([args.run_id] if args.run_id else []), *no_wait]
+        backfill = ["--backfill", args.backfill] if args.backfill else []
+        return ["cancel", project, args.pipeline, *([args.run_id] if args.run_id else []), *backfill, *no_wait]
     if args.verb == "deploy":
         return ["deploy", project, *([args.sha] if args.sha else [])]
+    if args.verb == "backfill":
+        options = []
+        for flag, value in (("--from", args.start), ("--to", args.end), ("--parallel", args.parallel)):
+            if value is not None:
+                options += [flag, value]
+        for assignment in args.params:
+            options += ["-p", assignment]
+        options += [flag for flag, on in (("--yes", args.yes), ("--detach", args.detach), ("--list", args.list)) if on]
+        return ["backfill", project, args.pipeline, *options]
     if args.verb == "secrets":
         return ["secrets", args.action, project, *([args.key] if args.action != "list" else [])]
     raise AssertionError(args.verb)

@@ -1,4 +1,5 @@
 """flank run PROJECT PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T] [--detach]
+          [-p NAME=VALUE ...]
    flank run --local PIPELINE ...   (a laptop working copy; records under .flank/)
 
 Exits 0 only when the run succeeded, so cron mail and shell scripts can tell.
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flank_ops.config.params import split_assignments
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
 
@@ -47,8 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
     parser.add_argument("--json", action="store_true", help=FLAG_HELP + "; with --detach: the run id and page URL")
     parser.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for one of the pipeline's params: (repeatable; the others take their default)",
+    )
+    parser.add_argument("--backfill", help=argparse.SUPPRESS)  # set by `flank backfill` for its runs
+    parser.add_argument("--alongside", action="store_true", help=argparse.SUPPRESS)  # backfill --parallel
+    parser.add_argument(
         "--trigger",
-        choices=("schedule", "push", "manual", "catchup"),
+        choices=("schedule", "push", "manual", "catchup", "backfill"),
         default="manual",
         help="what started this run (cron and hooks set it)",
     )
@@ -99,6 +112,9 @@ def _request(args: argparse.Namespace) -> RunRequest:
         force=args.force,
         force_tasks=tuple(args.force_task),
         triggered_by=_triggered_by(args),
+        params=split_assignments(args.params),
+        backfill=args.backfill,
+        alongside=args.alongside,
     )
 
 
@@ -145,6 +161,12 @@ def _options(args: argparse.Namespace) -> list[str]:
         options.append("--force")
     for task in args.force_task:
         options += ["--force-task", task]
+    for assignment in args.params:
+        options += ["-p", assignment]
+    if args.backfill:
+        options += ["--backfill", args.backfill]
+    if args.alongside:
+        options.append("--alongside")
     by = _triggered_by(args)  # the detached run records who asked here
     return [*options, "--by", by["user"], "--via", by["via"]]
 
@@ -158,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
         local = runner.resolve_deployed(None, request.local_dir)
         local_setup(local.paths, local.release_dir, local.config)
-    scheduled = args.trigger in ("schedule", "catchup")
+    scheduled = args.trigger in ("schedule", "catchup", "backfill")
     if args.scheduled_at is not None and not scheduled:
         raise UserError(
             "--scheduled-at goes with --trigger schedule (or catchup)", "a manual run stands for no scheduled minute"
@@ -178,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
             # Validate the selection here, where the user can still see the message.
             try:
                 runner.select_tasks(deployed.paths, pipeline, request)
+                runner.run_params(deployed.paths, pipeline, request)
             except runner.NothingToRerun as nothing:
                 _nothing_to_run(args, request, nothing.message)
                 return 0

@@ -57,6 +57,7 @@ PIPELINE_KEYS = (
     "tasks",
     "executor",
     "auto_inputs",
+    "params",
 )
 TASK_KEYS = (
     "run",
@@ -691,6 +692,8 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
             settings["executor"] = _executor(report, node)
         elif key == "auto_inputs":
             settings["auto_inputs"] = _auto_inputs(report, node)
+        elif key == "params":
+            settings["params"] = _params(report, node)
         else:
             _unknown_key(report, e, PIPELINE_KEYS, "pipeline", tasks_missing)
     if tasks_missing:
@@ -1123,3 +1126,110 @@ def _report_cycle(
     if len(shown) > 12:  # name the ends of a very long loop, not all of it
         shown = shown[:5] + [f"({len(shown) - 10} more)"] + shown[-5:]
     report.add(node, "cycle: " + " -> ".join(shown), "each task needs the next; remove one of these needs")
+
+
+# --- params: (issue 23) ------------------------------------------------------------
+
+PARAM_KEYS = ("default", "type", "choices", "description")
+PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# the YAML type of a short form's default -> the parameter's type
+_PARAM_TYPE_OF_TAG = {yn.STR: "string", yn.INT: "int", yn.FLOAT: "number", yn.BOOL: "bool", yn.TIMESTAMP: "date"}
+
+
+def _params(report: Report, node: "Node") -> dict[str, Any] | None:
+    """`params:` name -> default, or name -> {default, type, choices, description}."""
+    if yn.is_null(node):
+        return {}
+    entries = _mapping(report, node, "params")
+    if entries is None:
+        return None
+    from flank_ops.config.params import env_name
+
+    params: dict[str, Any] = {}
+    seen_env: dict[str, str] = {}
+    for entry in entries:
+        if not PARAM_NAME_RE.match(entry.key):
+            report.add(
+                entry.key_node,
+                f"params: {entry.key!r} is not a valid parameter name",
+                "use letters, digits and '_' (at most 64), not starting with a digit: tasks read FLANK_PARAM_<NAME>",
+            )
+            continue
+        variable = env_name(entry.key)
+        if variable in seen_env:
+            report.add(
+                entry.key_node,
+                f"params: {entry.key!r} and {seen_env[variable]!r} are both {variable} for tasks",
+                "give one of them another name",
+            )
+            continue
+        seen_env[variable] = entry.key
+        param = _param(report, entry)
+        if param is not None:
+            params[entry.key] = param
+    return params
+
+
+def _param(report: Report, entry: yn.Entry) -> Any:
+    from flank_ops.config.model import PARAM_TYPES, Param
+    from flank_ops.config.params import parse_value
+
+    name, node = entry.key, entry.value
+    fields: dict[str, yn.Entry] = {}
+    if yn.is_mapping(node):
+        for e in report.entries(node):
+            if e.key in PARAM_KEYS:
+                fields[e.key] = e
+            else:
+                _unknown_key(report, e, PARAM_KEYS, "param")
+        default_node = fields["default"].value if "default" in fields else None
+    else:
+        default_node = node
+    if default_node is not None and not yn.is_scalar(default_node):
+        report.add(default_node, f"params: {name}: the default must be a single value, got {yn.describe(default_node)}")
+        return None
+    if default_node is None or yn.is_null(default_node):
+        report.add(
+            default_node if default_node is not None else entry.key_node,
+            f"params: {name} has no default",
+            "scheduled runs use the default: give one, e.g. default: 2026-11-01",
+        )
+        return None
+    choices: tuple[str, ...] = ()
+    if "choices" in fields:
+        items = _string_list(report, fields["choices"].value, f"params: {name}: choices", "choice")
+        if items is None:
+            return None
+        choices = tuple(dict.fromkeys(text for text, _ in items))
+        if not choices:
+            report.add(fields["choices"].value, f"params: {name}: choices is empty", "list the values, e.g. [lm, glm]")
+            return None
+    type_name: str | None = None
+    if "type" in fields:
+        type_name = _choice(report, fields["type"].value, f"params: {name}: type", PARAM_TYPES)
+        if type_name is None:
+            return None
+    elif choices:
+        type_name = "choice"
+    else:
+        type_name = _PARAM_TYPE_OF_TAG.get(default_node.tag, "string")
+    if type_name == "choice" and not choices:
+        report.add(
+            fields["type"].key_node if "type" in fields else entry.key_node,
+            f"params: {name}: type: choice needs a list of choices:",
+            "e.g. choices: [lm, glm]",
+        )
+        return None
+    if choices and type_name != "choice":
+        report.add(fields["choices"].key_node, f"params: {name}: choices: goes with type: choice, not {type_name}")
+        return None
+    description = ""
+    if "description" in fields:
+        description = _string(report, fields["description"].value, f"params: {name}: description") or ""
+    probe = Param(name, type_name, "", choices)
+    try:
+        default = parse_value(probe, str(default_node.value))
+    except ValueError as exc:
+        report.add(default_node, f"params: {name}: the default {exc} (type {type_name})")
+        return None
+    return Param(name, type_name, default, choices, description)

@@ -7,6 +7,7 @@ nothing downstream reads YAML. Produced only by flank_ops.config.load.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Union
 
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
@@ -27,6 +28,20 @@ DEFAULT_SETUP_KEYS = ("renv.lock", "DESCRIPTION", "requirements*.txt", "pyprojec
 #   sources  what those scripts read as code, one level: R source()/sys.source(), Python local imports
 #   setup    the environment `setup:` built for the release (its key and build)
 AUTO_INPUT_KINDS = ("scripts", "sources", "setup")
+
+
+# issue 23: run parameters (config/params.py parses and shows them)
+PARAM_TYPES = ("string", "int", "number", "bool", "date", "choice")
+ParamValue = Union[str, int, float, bool]  # a date is its YYYY-MM-DD text
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # one of PARAM_TYPES
+    default: ParamValue  # what scheduled runs (and runs given no value) use
+    choices: tuple[str, ...] = ()  # type choice only
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,8 @@ class Pipeline:
         """The inputs flank finds itself for `task`: its own `auto_inputs:`, else the pipeline's."""
         own = self.tasks[task].auto_inputs
         return self.auto_inputs if own is None else own
+
+    params: dict[str, Param] = field(default_factory=dict)  # issue 23, in flank.yml order
 
     def executor_of(self, task: str) -> str:
         """Where the task runs: its own `executor:`, else the pipeline's."""

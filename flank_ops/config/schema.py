@@ -70,6 +70,40 @@ def _setup_schema(command: dict[str, Any], relative_dir: dict[str, Any], duratio
     }
 
 
+def _params_schema() -> dict[str, Any]:
+    """issue 23: `params:` name -> default, or name -> {default, type, choices, description}."""
+    from flank_ops.config.model import PARAM_TYPES
+
+    scalar = {"type": ["string", "number", "boolean"]}
+    return {
+        "anyOf": [
+            {"type": "null"},
+            {
+                "type": "object",
+                "propertyNames": {"pattern": load.PARAM_NAME_RE.pattern},
+                "additionalProperties": {
+                    "oneOf": [
+                        scalar,
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["default"],
+                            "properties": {
+                                "default": scalar,
+                                "type": {"enum": list(PARAM_TYPES)},
+                                "choices": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                                "description": {"type": "string"},
+                            },
+                        },
+                    ],
+                },
+            },
+        ],
+        "description": "Run parameters: tasks read each as FLANK_PARAM_<NAME>; scheduled runs use the defaults, "
+        "`flank run -p NAME=VALUE` gives others.",
+    }
+
+
 def json_schema() -> dict[str, Any]:
     name = {"type": "string", "pattern": load.NAME_RE.pattern}
     duration = {
@@ -224,6 +258,7 @@ def json_schema() -> dict[str, Any]:
             },
             "executor": executor,
             "auto_inputs": auto_inputs,
+            "params": _params_schema(),  # issue 23
             "tasks": {
                 "type": "object",
                 "minProperties": 1,

@@ -53,7 +53,8 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     full = records.last_full_run(paths, record.pipeline) if record.selection.get("rerun_of") is not None else None
     completes = full["run_id"] if full and full.get("completed_by") == record.run_id else None
     by = triggered_by_text(record.triggered_by)
-    append_note(paths, sha, mask(note_line(record, page, zone, completes, by), context.secrets))
+    line = note_line(record, page, zone, completes, by, params=records.params_text(record))
+    append_note(paths, sha, mask(line, context.secrets))
     return "ok"
 
 

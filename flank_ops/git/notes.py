@@ -74,16 +74,23 @@ def run_kind(record: FinishedRun) -> str:
 
 
 def note_line(
-    record: FinishedRun, page_url: str, timezone: str | None = None, completes: int | None = None, by: str | None = None
+    record: FinishedRun,
+    page_url: str,
+    timezone: str | None = None,
+    completes: int | None = None,
+    by: str | None = None,
+    params: str = "",
 ) -> str:
     """The spec's one-line summary of a finished run (not yet masked), with the kind of run beside its
-    duration; `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not
-    place pages itself); `completes`: the full run this successful `--rerun` completed (run/state.py); `by` who
+    duration and, after it, the parameters not at their default (`params`, run.records.params_text);
+    `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not place pages
+    itself); `completes`: the full run this successful `--rerun` completed (run/state.py); `by` who
     started it when a person did ("ada via web": run/records.triggered_by_text)."""
+    kind = run_kind(record) + (f", {params}" if params else "")
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",
         clock(record.started_at, timezone, NOTE) if record.started_at else "?",
-        f"({duration(record.duration_s)}, {run_kind(record)})",
+        f"({duration(record.duration_s)}, {kind})",
     ]
     line = " ".join(parts)
     if record.summary:

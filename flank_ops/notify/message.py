@@ -118,6 +118,9 @@ def build_message(
     if record.duration_s is not None:
         when += f", took {duration(record.duration_s)}"
     summary.append(when)
+    params = records.params_text(record)  # issue 23: only those not at their default
+    if params:
+        summary.append(f"parameters: {params}")
     failed = failed_tasks(record)
     if failed:
         summary.append("failed tasks: " + ", ".join(_task_detail(n, t) for n, t in failed))

@@ -2,8 +2,8 @@
 
 A task with `outputs:` is up to date when its fingerprint equals the one recorded at its
 last success and its outputs still hold the content recorded then. The fingerprint covers
-    the command, `dir:`, the project's and the task's `env:` (values keyed-hashed: a secret
-    pasted there is never stored), the content of every input, and the content of the
+    the command, `dir:`, the project's and the task's `env:` and the run's parameters (values
+    keyed-hashed: a secret pasted there is never stored), the content of every input, and the content of the
     declared outputs of the tasks it needs. Inputs are those declared in `inputs:` and those
     flank finds itself (`auto_inputs:`, all by default): repo files named anywhere in the
     command (`scripts`), what those scripts source() or import, one level (`sources`,
@@ -33,7 +33,7 @@ import re
 import shlex
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,6 +42,7 @@ import xxhash
 
 from flank_ops.config.model import AUTO_INPUT_KINDS, Config, Pipeline, Task
 from flank_ops.config.repo_paths import repo_relative  # noqa: F401 - also used by watch
+from flank_ops.config.params import ENV_PREFIX as PARAM_PREFIX
 from flank_ops.run import script_refs
 
 HASH_NAME = "xxh3_128"
@@ -254,10 +255,18 @@ class TaskFiles(NamedTuple):
 
 
 def task_files(
-    task: Task, pipeline: Pipeline, config: Config, release_dir: Path, salt: bytes, setup: str | None = None
+    task: Task,
+    pipeline: Pipeline,
+    config: Config,
+    release_dir: Path,
+    salt: bytes,
+    setup: str | None = None,
+    params_env: Mapping[str, str] | None = None,
 ) -> TaskFiles:
-    """`setup`: the release's setup build (git.deploy_log.release_setup_build), asked once per run."""
-    env = {**config.env, **task.env}
+    """`setup`: the release's setup build (git.deploy_log.release_setup_build), asked once per run;
+    `params_env`: the run's parameters (FLANK_PARAM_*, issue 23), which count like env: a run with other
+    values is not up to date."""
+    env = {**config.env, **task.env, **(params_env or {})}
     return TaskFiles(
         task=task.name,
         release_dir=str(release_dir),
@@ -429,6 +438,9 @@ def own_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
     if old.get("dir") != new["dir"]:
         return "ran: dir changed"
     env = _changed_files(old.get("env") or {}, new["env"])
+    params = [n.removeprefix(PARAM_PREFIX).lower() for n in env if n.startswith(PARAM_PREFIX)]
+    if params:
+        return f"ran: parameter{'s' if len(params) > 1 else ''} {_some(params)} changed"
     if env:
         return f"ran: env {_some(env)} changed"
     if "setup" in new and old.get("setup") != new["setup"] and ("setup" in old or new["setup"]):

@@ -14,6 +14,7 @@ records the new fingerprint. The rules of a fingerprint are in fingerprints.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,8 +45,14 @@ def decide(
     release_dir: Path,
     selected: list[str],
     forced: frozenset[str] = frozenset(),
+    params_env: Mapping[str, str] | None = None,
 ) -> dict[str, Decision]:
-    """A decision for every selected task (dependencies first)."""
+    """A decision for every selected task (dependencies first). `params_env`: the run's
+    FLANK_PARAM_* (issue 23; default: the pipeline's defaults), part of every fingerprint."""
+    if params_env is None:
+        from flank_ops.config.params import param_env
+
+        params_env = param_env({n: p.default for n, p in pipeline.params.items()})
     salt = fpr.read_salt(paths.fingerprint_salt)
     cache = fpr.HashCache(paths.hash_cache)
     setup = release_setup_build(paths, release_dir.name)  # issue 28 item 1: an input of every task
@@ -55,7 +62,7 @@ def decide(
         if not task.outputs:
             decisions[name] = Decision(name, RUN, NO_OUTPUTS, None)
             continue
-        files = fpr.task_files(task, pipeline, config, release_dir, salt, setup)
+        files = fpr.task_files(task, pipeline, config, release_dir, salt, setup, params_env)
         if name in forced:
             decisions[name] = Decision(name, RUN, FORCED, files)
             continue

@@ -20,7 +20,7 @@ run.json (format 1), plain JSON a person can read:
     {
       "format": 1,
       "project": "demo", "pipeline": "nightly", "run_id": 17,
-      "trigger": "schedule" | "push" | "manual" | "rerun" | "catchup",
+      "trigger": "schedule" | "push" | "manual" | "rerun" | "catchup" | "backfill",
       "triggered_by": {"user": "ada", "via": "web"},   # who started it, and from where (VIA below)
       "status": "running" | "success" | "failed" | "interrupted" | "skipped" | "cancelled",
       "commit": {"sha": "...", "short": "3f2a1c0", "message": "...", "author": "...", "date": "..."},
@@ -44,6 +44,8 @@ run.json (format 1), plain JSON a person can read:
       "after_run": {"note": "ok" | "error: ...", "site": ..., "s3": ..., "notify": ..., "ping": ..., "vm_size": ...},
       "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
       "error": "disk full: ..."    # only when flank itself could not run or record the run
+      "params": {"day": "2026-11-01", "n": 3}, "non_default_params": ["n"],   # only with params: (issue 23)
+      "backfill": "20261206T103900-1"   # only for a run of `flank backfill` (schedule/backfill.py)
     }
 
 A run is *partial* when its selection has any of task/from/rerun_of set; its history
@@ -265,7 +267,7 @@ _RUN_ALWAYS = (
     "after_run",
     "summary",
 )
-_RUN_OPTIONAL = ("triggered_by", "waiting_for", "error")
+_RUN_OPTIONAL = ("triggered_by", "waiting_for", "error", "params", "non_default_params", "backfill")
 
 # Where a run was started from (triggered_by.via): the site's Run button, `flank run` in a shell
 # on the VM, `flank remote` over ssh, cron (or `flank scheduler`, catch-up), a push.
@@ -318,6 +320,11 @@ class RunRecord:
     triggered_by: dict[str, Any] | None = None  # {"user", "via"}: who started it, from where (VIA)
     waiting_for: int | None = None  # the run it waits for (overlap: queue)
     error: str | None = None  # only when flank itself could not run or record the run
+    # issue 23: every parameter's value (typed: str, int, float, bool; a date as YYYY-MM-DD), only when
+    # the pipeline has params:, and those not at their default (what pages, notes and notifications show)
+    params: dict[str, Any] | None = None
+    non_default_params: list[str] | None = None
+    backfill: str | None = None  # issue 23: the id of the backfill the run belongs to
     format: int = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know: kept as they are
 
@@ -650,7 +657,16 @@ def history_entry(record: RunRecord) -> dict[str, Any]:
         "selected": len(selected_tasks(record)),
         "total": len(record.tasks),
         **({"rerun_of": record.selection["rerun_of"]} if record.selection.get("rerun_of") is not None else {}),
+        **({"backfill": record.backfill} if record.backfill else {}),  # issue 23: the site groups by it
     }
+
+
+def params_text(record: RunRecord) -> str:
+    """issue 23: the run's parameters that were not at their default, as pages, notes and
+    notifications show them ('n=7, model=glm'); empty for a run with the defaults only."""
+    from flank_ops.config.params import shown
+
+    return shown(record.params or {}, list(record.non_default_params or ()))
 
 
 def is_partial(record: RunRecord) -> bool:

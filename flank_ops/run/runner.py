@@ -24,13 +24,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
 from flank_ops.config.load import FILENAME, load_config_file
-from flank_ops.config.model import Config, Pipeline
+from flank_ops.config.model import Config, ParamValue, Pipeline
+from flank_ops.config.params import param_env
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import commit_info, run_git, work_tree_changed
@@ -62,6 +63,9 @@ class RunRequest(NamedTuple):
     force: bool = False  # issue 12: run every selected task, up to date or not
     force_tasks: tuple[str, ...] = ()  # issue 12: run these even if up to date
     triggered_by: dict[str, str] | None = None  # issue 23: {"user", "via"} (records.VIA)
+    params: Mapping[str, str] = {}  # issue 23: NAME -> raw text (`-p`, a form); the rest take their default
+    backfill: str | None = None  # issue 23: the backfill this run is part of (trigger "backfill")
+    alongside: bool = False  # issue 23: a `backfill --parallel` run: beside the pipeline's others, no overlap lock
 
 
 class NothingToRerun(Exception):
@@ -246,6 +250,23 @@ def rerun_selection(pipeline: Pipeline, old: RunRecord) -> list[str]:
     )
 
 
+def run_params(paths: ProjectPaths, pipeline: Pipeline, request: RunRequest) -> dict[str, ParamValue]:
+    """issue 23: every parameter's value for this run (raises UserError for bad input). `--rerun N`
+    without `-p` reruns with run N's values (those still declared and still valid)."""
+    from flank_ops.config.params import env_text, parse_params
+
+    raw = dict(request.params)
+    if request.rerun is not None and not raw and pipeline.params:
+        try:
+            old = records.read_record(paths.run_dir(pipeline.name, request.rerun))
+        except (OSError, ValueError):
+            old = None
+        for name, value in ((old.params or {}) if old else {}).items():
+            if name in pipeline.params:
+                raw[name] = env_text(value)
+    return parse_params(pipeline, raw)
+
+
 def sub_pipeline(pipeline: Pipeline, selected: list[str]) -> Pipeline:
     """The pipeline cut down to `selected`: needs outside the selection count as done."""
     chosen = set(selected)
@@ -256,7 +277,12 @@ def sub_pipeline(pipeline: Pipeline, selected: list[str]) -> Pipeline:
 
 
 def task_env(
-    deployed: Deployed, pipeline: Pipeline, run_id: int, secrets: dict[str, str], scheduled_at: str | None = None
+    deployed: Deployed,
+    pipeline: Pipeline,
+    run_id: int,
+    secrets: dict[str, str],
+    scheduled_at: str | None = None,
+    params: Mapping[str, ParamValue] | None = None,
 ) -> dict[str, str]:
     """The environment every task of the run starts from (the launcher adds per-task env)."""
     paths, config = deployed.paths, deployed.config
@@ -278,6 +304,7 @@ def task_env(
             "FLANK_SCHEDULED_AT": scheduled_at or "",  # the minute a scheduled run stands for; empty otherwise
         }
     )
+    env.update(param_env(params if params is not None else {n: p.default for n, p in pipeline.params.items()}))
     if pipeline.timezone:
         env["TZ"] = pipeline.timezone  # so a task's "today" is the pipeline's (R's Sys.Date(), date, ...)
     for name in config.persist:
@@ -302,7 +329,10 @@ def new_record(
     request: RunRequest,
     selected: list[str],
     jobs: int,
+    params: Mapping[str, ParamValue],
 ) -> RunRecord:
+    from flank_ops.config.params import non_default
+
     record = records.start_record(
         project=deployed.paths.name,
         pipeline=pipeline.name,
@@ -319,6 +349,10 @@ def new_record(
         concurrency=jobs,
         triggered_by=request.triggered_by,
     )
+    if pipeline.params:  # issue 23
+        record.params = dict(params)
+        record.non_default_params = non_default(pipeline, params)
+    record.backfill = request.backfill
     for name, entry in record.tasks.items():
         declared = pipeline.tasks[name]
         if declared.memory_mb or declared.cpus:  # issue 14: declared resources, kept for the reports
@@ -410,6 +444,7 @@ def run_pipeline(
     )
     trigger = "rerun" if request.rerun is not None else request.trigger
     jobs = pipeline.concurrency or os.cpu_count() or 1
+    params = run_params(paths, pipeline, request)  # bad input stops here: nothing has started
 
     # From the moment the record exists (flank cancel can find it) a SIGTERM is recorded, whatever
     # stage the run is at: one that comes while the record is being created is noted, then raised.
@@ -420,14 +455,17 @@ def run_pipeline(
         run_id, run_dir, record = records.create_run(
             paths,
             pipeline.name,
-            lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs),
+            lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs, params),
         )
         try:
             _stop_signal.arm()
             if on_run_id is not None:
                 on_run_id(run_id)
             with steps.vm_busy(paths, out):
-                outcome = _start_or_wait(context, steps, record, run_dir, selected, out, forced)
+                if request.alongside:
+                    outcome = _execute(context, steps, record, run_dir, selected, out, forced)
+                else:
+                    outcome = _start_or_wait(context, steps, record, run_dir, selected, out, forced)
         except (Stopped, KeyboardInterrupt):
             _stop_signal.disarm()
             outcome = _stopped_outside_make(deployed, record, run_dir)
@@ -459,7 +497,7 @@ def _start_or_wait(
     others = records.find_running(paths, pipeline.name)
     other = next((r for r in others if r.run_id != run_id), None)
     other_name = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
-    if pipeline.overlap != "queue":
+    if pipeline.overlap != "queue" and record.backfill is None:  # a backfill's run waits its turn
         return _record_skipped(deployed, record, run_dir, f"{other_name} was still running (overlap: skip)")
     print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)", file=out, flush=True)
     record.waiting_for = other.run_id if other else None
@@ -564,14 +602,17 @@ def _execute(
     paths = deployed.paths
     run_id = record.run_id
     secrets = context.secrets
-    env = task_env(deployed, pipeline, run_id, secrets, record.scheduled_at)
+    params = record.params if record.params is not None else {}
+    env = task_env(deployed, pipeline, run_id, secrets, record.scheduled_at, params)
     # make gets an environment of its own; the tasks' reaches them through the spec files.
     make_env = makefile.make_environment(secrets)
     try:
         (run_dir / "tasks").mkdir(parents=True, exist_ok=True)
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         # issue 12: up-to-date tasks are never started; tasks with outputs go through the checked launcher
-        decisions = run_plan.decide(paths, pipeline, deployed.config, deployed.release_dir, selected, forced)
+        decisions = run_plan.decide(
+            paths, pipeline, deployed.config, deployed.release_dir, selected, forced, param_env(params)
+        )
         to_start = _apply_decisions(record, decisions)
         checked = run_plan.write_checks(
             run_dir / makefile.PLAN_DIR, pipeline, paths, decisions, run_id, deployed.commit.get("sha") or None

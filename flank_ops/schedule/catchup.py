@@ -5,7 +5,7 @@ Like anacron, dagu's catch-up window or Airflow's catchup, but bounded by each p
 `flank scheduler` at its start) asks: for each scheduled pipeline, what is the latest minute
 T its schedules fired in the window [now - catchup, now) — the current minute excluded,
 cron itself runs that one — and did a run stand for it? A run stands for T when it was
-triggered by the schedule (or an earlier catch-up) and its scheduled minute, or its start
+triggered by the schedule (or an earlier catch-up, or a backfill) and its scheduled minute, or its start
 for records without one, is T or later. If none did, one run starts with trigger `catchup`
 and FLANK_SCHEDULED_AT = T: several missed firings give one run, never a burst.
 
@@ -31,7 +31,7 @@ from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 
-SCHEDULED_TRIGGERS = ("schedule", "catchup")
+SCHEDULED_TRIGGERS = ("schedule", "catchup", "backfill")  # a backfilled minute is not caught up again
 
 
 class Missed(NamedTuple):

@@ -83,3 +83,23 @@ def next_runs(pipeline: Pipeline, count: int = 1, after: datetime | None = None)
     for expr in pipeline.schedule:
         merged.update(schedule_times(expr, zone, after, count))
     return [t.astimezone(zone) for t in sorted(merged)[:count]]
+
+
+def firings(pipeline: Pipeline, start: datetime, end: datetime, limit: int) -> list[datetime]:
+    """The instants in [start, end) at which the pipeline's schedules fire, oldest first, at most
+    `limit` (ask for one more than you allow to tell "too many"); aware, in its timezone.
+
+    The same minutes cron and `flank scheduler` start runs in (Debian cron's DST rules above;
+    two schedules firing in one minute make one run): what `flank backfill` runs once each."""
+    found: list[datetime] = []
+    after = start - MINUTE  # next_runs is exclusive of `after`
+    while len(found) < limit:
+        upcoming = next_runs(pipeline, min(256, limit - len(found)), after=after)
+        if not upcoming:
+            break
+        for moment in upcoming:
+            if moment >= end:
+                return found
+            found.append(moment)
+        after = upcoming[-1]
+    return found[:limit]

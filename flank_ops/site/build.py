@@ -32,6 +32,7 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import layout, remote_tasks
 from flank_ops.site.data import (
+    backfill_groups,
     PAGE_SIZE,
     RECENT,
     ProjectView,
@@ -334,6 +335,7 @@ def _write_run_pages(
             crumbs=crumbs,
             warnings=warnings[before:],
             remote=remote_tasks.remote_rows(record),  # issue 14
+            params=_params_text(record),  # issue 23
             reasons=task_reasons(record),
         ),
     )
@@ -479,6 +481,7 @@ def _write_pipeline_index(
             crumbs=[(project, layout.url_project(project))],
             grid=grid,
             latest=latest_outputs(w, paths, name, pv.recent, root, pv.config),
+            backfills=backfill_groups(paths, name, pv.recent),  # issue 23
         ),
     )
     return pv.recent
@@ -634,6 +637,16 @@ def after_deploy(home: Home, project: str) -> None:
     _write_deploys(w, paths, view.timezone)
     _write_home(w, _all_views(home, warnings, {project: view}), [])
     _say(warnings)
+
+
+def _params_text(record: dict[str, object]) -> str:
+    """issue 23: the run's parameters not at their default, as notes and notifications say them."""
+    from flank_ops.config.params import shown
+
+    values, names = record.get("params"), record.get("non_default_params")
+    if not isinstance(values, dict) or not isinstance(names, list):
+        return ""
+    return shown(values, [str(n) for n in names])
 
 
 def draw_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:

@@ -327,3 +327,42 @@ def projects(home: Home) -> list[ProjectPaths]:
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# --- backfills (issue 23) ------------------------------------------------------------
+
+
+class BackfillGroup(NamedTuple):
+    """A backfill's runs among a pipeline page's newest, for the page to show together."""
+
+    id: str
+    status: str  # running, done, cancelled, interrupted (schedule/backfill.py)
+    total: int  # the runs it plans
+    runs: list[dict[str, Any]]  # its runs on the page, newest first
+    counts: dict[str, int]  # run status -> how many of `runs`
+
+
+def backfill_groups(paths: ProjectPaths, pipeline: str, recent: list[dict[str, Any]]) -> list[BackfillGroup]:
+    """The backfills that have runs among `recent` (newest first), with their plans' size and status."""
+    from flank_ops.errors import UserError
+    from flank_ops.schedule.backfill import read_backfill
+
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for entry in recent:
+        if isinstance(entry.get("backfill"), str):
+            by_id.setdefault(entry["backfill"], []).append(entry)
+    groups = []
+    for backfill_id, runs in by_id.items():
+        try:
+            state = read_backfill(paths, pipeline, backfill_id)
+        except UserError:
+            state = {}
+        counts: dict[str, int] = {}
+        for r in runs:
+            counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
+        total = len(state.get("minutes") or []) or len(runs)
+        status = str(state.get("status") or "?")
+        if status == "running" and len(state.get("runs") or {}) == total and "running" not in counts:
+            status = "done"  # its last run has ended; the driver writes so just after this page
+        groups.append(BackfillGroup(backfill_id, status, total, runs, counts))
+    return groups

@@ -113,6 +113,12 @@ def test_the_remote_exit_code_and_message_come_back(laptop: Laptop) -> None:
     assert proc.returncode == here.returncode
     assert here.stderr.strip() and here.stderr.strip() in proc.stderr
 
+    # issue 23: -p and backfill reach the VM's flank, checked there against the deployed flank.yml
+    proc = laptop.flank("remote", "run", "nightly", "-p", "n=1")
+    assert proc.returncode == 1 and "pipeline 'nightly' has no parameter 'n' (it has no parameters)" in proc.stderr
+    proc = laptop.flank("remote", "backfill", "nightly", "--from", "2026-11-01", "--to", "2026-11-02", "-p", "n=1")
+    assert proc.returncode == 1 and "pipeline 'nightly' has no schedule: there is nothing to backfill" in proc.stderr
+
 
 @needs_sshd
 def test_arguments_reach_the_vm_as_words_never_as_shell_code(laptop: Laptop, tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ MALFORMED = [
         pipeline("colour: blue\n"),
         [
             "flank.yml:3:5: unknown key 'colour' (known keys: schedule, timezone, on_push, concurrency, overlap, "
-            "notify, ping_url, catchup, tasks, executor, auto_inputs)"
+            "notify, ping_url, catchup, tasks, executor, auto_inputs, params)"
         ],
     ),
     (

@@ -47,6 +47,8 @@ GOOD = [
     + tasks("a: {run: x, needs: b, timeout: 90}\nb: {run: x, retry_delay: 1.5h}\n"),
     pipeline("auto_inputs: false\n"),
     tasks("a: {run: x, auto_inputs: [scripts, sources]}\nb: {run: x, auto_inputs: setup}\n"),
+    # issue 23
+    pipeline("params:\n  day: '2026-11-01'\n  n: 3\n  model: {type: choice, choices: [lm, glm], default: lm}\n"),
 ]
 
 # Bad for both the schema and the validator (the cases JSON Schema can express).
@@ -76,6 +78,9 @@ BAD = [
     "env:\n  A: {b: 1}\n" + tasks("a: x\n"),
     tasks("a:\n  run: x\n  auto_inputs: [imports]\n"),
     tasks("a:\n  run: x\n  timeout: 100000000000000000000\n"),
+    pipeline("params:\n  9x: 1\n"),
+    pipeline("params:\n  n: {type: int}\n"),
+    pipeline("params:\n  n: {default: 1, kind: int}\n"),
 ]
 
 

@@ -63,3 +63,18 @@ def test_the_start_time_is_in_the_pipelines_zone_and_names_it(tmp_path: Path, mo
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_notification_names_the_parameters_not_at_their_default(tmp_path: Path) -> None:
+    """issue 23: 'parameters: n=7' — the defaults are not repeated."""
+    from flank_ops.notify.message import build_message
+    from flank_ops.paths import ProjectPaths
+    from flank_ops.run.records import RunRecord
+
+    base = {"project": "demo", "pipeline": "nightly", "run_id": 7, "status": "failed", "tasks": {}}
+    paths = ProjectPaths.for_local(tmp_path)
+    record = RunRecord.from_json({**base, "params": {"n": 7, "dry": False}, "non_default_params": ["n"]})
+    text = build_message(paths, record, "failure", "http://vm.example:8083/").as_text()
+    assert "parameters: n=7\n" in text and "dry" not in text
+    record = RunRecord.from_json({**base, "params": {"n": 3}, "non_default_params": []})
+    assert "parameters" not in build_message(paths, record, "failure", "http://vm.example:8083/").as_text()

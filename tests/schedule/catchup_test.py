@@ -96,6 +96,10 @@ def test_outside_the_window_or_disabled_nothing_runs(tmp_path: Path) -> None:
     push(clone, {"flank.yml": YML.format(extra="    catchup: 12h\n")}, "longer window")
     wide = run_flank("catchup", "demo", "--dry-run", "--now", "2026-11-26T08:30:00+00:00", check=True).stdout
     assert "would catch up demo nightly (missed Thu 26 Nov 02:00 GMT)" in wide
+    # issue 23: a backfill that ran the missed minute stands for it too
+    _scheduled_run(2, datetime.fromisoformat("2026-11-26T02:00:00+00:00"), trigger="backfill")
+    backfilled = run_flank("catchup", "demo", "--dry-run", "--now", "2026-11-26T08:30:00+00:00", check=True).stdout
+    assert "would catch up" not in backfilled
 
 
 def test_many_missed_firings_give_one_run_for_the_latest(tmp_path: Path) -> None:

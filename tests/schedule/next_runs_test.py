@@ -107,3 +107,28 @@ def test_next_runs_agrees_with_is_due(tz: str, expr: str, day: str) -> None:
         minute += timedelta(minutes=1)
     predicted = [t for t in next_runs(p, 40, start - timedelta(minutes=1)) if t < end]
     assert [t.astimezone(UTC) for t in predicted] == scanned
+
+
+def test_firings_in_a_range_are_the_minutes_is_due_picks() -> None:
+    """issue 23 (backfill): every scheduled minute in [start, end), oldest first, the DST rules included."""
+    from flank_ops.schedule.next_runs import firings
+
+    p = pipeline("30 1 * * *", "*/30 1 * * *", tz="Europe/London")
+    start = datetime(2026, 10, 24, 23, 0, tzinfo=UTC)
+    end = datetime(2026, 10, 25, 2, 0, tzinfo=UTC)
+    got = firings(p, start, end, 100)
+    assert iso(got) == [
+        "2026-10-25T01:00:00+01:00",
+        "2026-10-25T01:30:00+01:00",  # both schedules: one run
+        "2026-10-25T01:00:00+00:00",  # the repeated hour: the wildcard schedule keeps its rhythm
+        "2026-10-25T01:30:00+00:00",
+    ]
+    minute = start
+    due = []
+    while minute < end:
+        if any(is_due(p, expr, minute) for expr in p.schedule):
+            due.append(minute)
+        minute += timedelta(minutes=1)
+    assert [t.astimezone(UTC) for t in got] == due
+    assert len(firings(p, start, end, 3)) == 3  # at most the limit
+    assert firings(p, start, start + timedelta(minutes=59), 10) == []
