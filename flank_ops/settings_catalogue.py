@@ -190,6 +190,24 @@ SECTIONS: tuple[Section, ...] = (
             Key(
                 "types_file", "string", '"/home/you/ec2_types.csv"', "your own price table (the shipped one's columns)"
             ),
+            Key("arch", "string", '"x86_64"', "the CPU architecture to size for: x86_64 or arm64 (default: the VM's)"),
+        ),
+    ),
+    Section(
+        "ssh",
+        "How users reach this VM over ssh: the hints flank prints (push, `flank init`) and commands run over ssh.",
+        (
+            Key(
+                "host", "string", '"vm.example.org"', "the host name users ssh to (default: the one they connected to)"
+            ),
+            Key("port", "integer", "22", "the ssh port (default: the one they connected to)"),
+            Key("user", "string", '"ada"', "the user name in printed ssh commands (default: this user)"),
+            Key(
+                "command_path",
+                "string",
+                '"/usr/bin:/bin"',
+                "the PATH sshd gives `ssh vm COMMAND` (default: the system's); `flank init` checks flank is on it",
+            ),
         ),
     ),
 )
