@@ -141,7 +141,7 @@ def _project_repo(path: str, home: Path, projects: list[str]) -> Path | None:
 def _flank_args(original: str, words: list[str]) -> list[str] | None:
     """The flank arguments of a request: `flank VERB ...`, or the line `flank remote` sends (accepted
     only when remote_shell_command rebuilds it exactly from the words found in it)."""
-    from flank_ops.remote.ssh import RemoteProject, remote_shell_command
+    from flank_ops.remote.ssh import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, RemoteProject, remote_shell_command
 
     if words and words[0] == "flank":
         return words[1:]
@@ -154,8 +154,15 @@ def _flank_args(original: str, words: list[str]) -> list[str] | None:
         args = shlex.split(words[-1])
     except ValueError:
         return None
-    target = RemoteProject("", None, git_dir, words[0].removeprefix("FLANK_HOME=").removesuffix(";"), "")
-    return args if remote_shell_command(target, args) == original else None
+    # FLANK_REMOTE=<the clone's remote>; FLANK_SSH_ADDRESS=<host[:port]>: what the hints printed on the VM use
+    assigned = {w.split("=", 1)[0]: w.split("=", 1)[1].removesuffix(";") for w in words[1:3] if "=" in w}
+    remote_name = assigned.get(REMOTE_ENV, DEFAULT_REMOTE)
+    host, _, port = assigned.get(ADDRESS_ENV, "").rpartition(":")
+    if not host or ":" in host or not port.isdigit():  # an IPv6 address (no port in the line), or no port
+        host, port = assigned.get(ADDRESS_ENV, ""), ""
+    flank_home = words[0].removeprefix("FLANK_HOME=").removesuffix(";")
+    target = RemoteProject(host, int(port) if port else None, git_dir, flank_home, "")
+    return args if remote_shell_command(target, args, remote_name) == original else None
 
 
 def _allowed(args: list[str], projects: list[str]) -> bool:
