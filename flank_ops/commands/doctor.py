@@ -421,7 +421,7 @@ def check_notify_destinations(home: Home) -> Iterator[Check]:
             continue  # an unreadable flank.yml or flank.toml: other checks and the push say it
         if warning:
             yield Check(
-                "FAIL", f"notify ({name})", warning, f"add [notify.webhook] or [notify.email] to {home.settings_file}"
+                "WARN", f"notify ({name})", warning, f"add [notify.webhook] or [notify.email] to {home.settings_file}"
             )
 
 

@@ -39,7 +39,7 @@ def test_notify_with_nowhere_to_send_is_said_at_push_in_validate_doctor_and_the_
     proc = run_flank("validate", cwd=clone)
     assert proc.returncode == 0 and "warning: notify: nightly (failure, recovery)" in proc.stderr, proc.stderr
     proc = run_flank("doctor", "--no-cron")
-    assert "FAIL  notify (demo): notify: nightly (failure, recovery)" in proc.stdout, proc.stdout
+    assert "WARN  notify (demo): notify: nightly (failure, recovery)" in proc.stdout, proc.stdout
 
     assert run_flank("run", "demo", "nightly").returncode == 1
     record = json.loads((home / "demo" / "runs" / "nightly" / "1" / "run.json").read_text())

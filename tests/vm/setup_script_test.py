@@ -126,10 +126,13 @@ def test_user_data_sets_up_a_vm_that_a_push_deploys_to_and_runs(
             from flank_ops.commands.up import _wait_until_ready
             from flank_ops.errors import UserError
 
+            _, doctor = probe_remote_flank(parse_remote_url(url), ["doctor"])
+            failing = [line for line in doctor.splitlines() if line.startswith("FAIL")]
+            assert all(line.startswith("FAIL  cron") for line in failing), doctor
             try:
                 _wait_until_ready(url, limit_s=0)
             except UserError as exc:
-                assert "the VM is not ready after 0 min (last: 1 problem found)" in exc.message
+                assert f"the VM is not ready after 0 min (last: {len(failing)} problem" in exc.message
                 assert "cloud-init-output.log" in (exc.hint or "")
                 assert shutil.which("pgrep") and subprocess.run(["pgrep", "-x", "cron"]).returncode != 0
     finally:
