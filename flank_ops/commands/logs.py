@@ -81,7 +81,6 @@ def _where(paths: ProjectPaths, record: RunRecord, run_dir: Path, task: str) -> 
 def _task_table(paths: ProjectPaths, record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
     from flank_ops.humanize import MEDIUM, clock
     from flank_ops.humanize import duration as format_duration
-    from flank_ops.run import records
 
     started = f" — started {clock(record.started_at, tz, MEDIUM)}" if record.started_at else ""
     lines = [f"{record.pipeline} #{record.run_id} {record.status}{started} — {record.summary or ''}".rstrip(" —")]
