@@ -141,11 +141,21 @@ sh_quote <- function(word) {
 # The line for the VM's shell: FLANK_HOME set, the recorded flank (else `flank`) run with the args.
 remote_shell_command <- function(target, flank_args) {
   words <- paste(sh_quote(flank_args), collapse = " ")
+  # FLANK_REMOTE and FLANK_SSH_ADDRESS, as flank remote sends them: the VM's hints then name
+  # commands for the laptop and the host and port the clone reaches the VM by (flank_ops/hints.py)
   paste0(
-    "FLANK_HOME=", sh_quote(target$flank_home), "; export FLANK_HOME; ",
+    "FLANK_HOME=", sh_quote(target$flank_home), "; FLANK_REMOTE=", sh_quote(target$remote %||% "flank"),
+    "; FLANK_SSH_ADDRESS=", sh_quote(host_port(target)), "; export FLANK_HOME FLANK_REMOTE FLANK_SSH_ADDRESS; ",
     "c=$(git --git-dir=", sh_quote(target$git_dir), " config --get ", FLANK_COMMAND_KEY, " 2>/dev/null); ",
     "[ -n \"$c\" ] || c=flank; eval \"exec $c\" ", sh_quote(words)
   )
+}
+
+# host[:port] of the remote URL as the user wrote it (an IPv6 address without its brackets): the
+# twin of remote/ssh.py _host_port.
+host_port <- function(target) {
+  host <- gsub("^\\[+|\\]+$", "", sub("^.*@", "", target$destination))
+  if (!is.na(target$port) && !grepl(":", host, fixed = TRUE)) paste0(host, ":", target$port) else host
 }
 
 ssh_argv <- function(target, flank_args, dir = ".", tty = FALSE) {
