@@ -163,7 +163,8 @@ ask_secret <- function(prompt) {
 flank_push <- function(branch = "main", run = NULL, follow = TRUE, remote = "flank", dir = ".") {
   target <- flank_target(remote, dir)
   head <- git_out(c("rev-parse", "HEAD"), dir)$out[1]
-  options <- as.vector(rbind(rep("-o", length(run)), shQuote(paste0("run=", run))))
+  # no run: no -o at all (paste0("run=", NULL) is "run=", which git took for the remote)
+  options <- if (length(run)) as.vector(rbind("-o", shQuote(paste0("run=", run)))) else character()
   out <- suppressWarnings(system2("git", c("-C", shQuote(dir), "push", options, shQuote(remote), shQuote(paste0("HEAD:", branch))),
     stdout = TRUE, stderr = TRUE
   ))

@@ -88,6 +88,19 @@ test_that("flank_push pushes and follows the run the push started", {
   expect_equal(result$nightly$trigger, "push")
 })
 
+test_that("flank_push() with no run = pushes (the addin's call) and follows what on_push started", {
+  # third trial: without run =, git was called as `git push 'run=' flank HEAD:main` and every push failed
+  skip_without_vm()
+  in_clone({
+    cat("# pushed from R, no run\n", file = "README.md", append = TRUE)
+    system2("git", c("commit", "-qam", shQuote("from R, no run")))
+    out <- capture.output(result <- flank_push(), type = "output")
+  })
+  expect_true(any(grepl("flank: started onpush", out)), info = paste(out, collapse = "\n"))
+  expect_equal(names(result), "onpush")
+  expect_equal(result$onpush$status, "success")
+})
+
 test_that("flank_view opens the site through an ssh tunnel, stopped by flank_view_stop", {
   skip_without_vm()
   seen <- NULL
