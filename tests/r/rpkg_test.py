@@ -60,6 +60,9 @@ pipelines:
     on_push: true
     tasks:
       hello: echo pushed
+  broken:
+    tasks:
+      boom: "echo no such column >&2; exit 3"
 """
 
 SECRET = "s3cr3t-'$(id)-R-VALUE"

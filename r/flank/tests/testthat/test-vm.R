@@ -101,6 +101,22 @@ test_that("flank_push() with no run = pushes (the addin's call) and follows what
   expect_equal(result$onpush$status, "success")
 })
 
+test_that("a failed run says how to read the failed task's log and rerun the failures, in R", {
+  # third trial: flank run and flank remote run print both commands; flank_run() printed neither
+  skip_without_vm()
+  said <- character()
+  result <- withCallingHandlers(
+    in_clone(flank_run("broken")),
+    message = function(m) {
+      said <<- c(said, conditionMessage(m))
+      invokeRestart("muffleMessage")
+    }
+  )
+  expect_equal(result$status, "failed")
+  expect_true(any(grepl('log: flank_logs("broken", "boom", run = 1)', said, fixed = TRUE)), info = said)
+  expect_true(any(grepl('rerun the failures: flank_run("broken", rerun = 1)', said, fixed = TRUE)), info = said)
+})
+
 test_that("flank_view opens the site through an ssh tunnel, stopped by flank_view_stop", {
   skip_without_vm()
   seen <- NULL
