@@ -63,10 +63,24 @@ def _print_file(path: Path) -> None:
     sys.stdout.buffer.flush()
 
 
-def _task_table(record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
+def _where(paths: ProjectPaths, record: RunRecord, run_dir: Path, task: str) -> str | None:
+    """Where task's log is, as the reader can use it: the file on the VM (or in the working copy);
+    through `flank remote`, whose reader is on the laptop, the command that prints it there.
+    None: the task has no log."""
+    from flank_ops.hints import flank_command, via_remote
+    from flank_ops.run import records
+
+    log = records.task_log_file(run_dir, task, record.tasks[task])
+    if not log.exists():
+        return None
+    if via_remote() is None:
+        return str(log)
+    return flank_command("logs", None if paths.local else paths.name, record.pipeline, str(record.run_id), task)
+
+
+def _task_table(paths: ProjectPaths, record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
     from flank_ops.humanize import MEDIUM, clock
     from flank_ops.humanize import duration as format_duration
-    from flank_ops.run import records
 
     started = f" — started {clock(record.started_at, tz, MEDIUM)}" if record.started_at else ""
     lines = [f"{record.pipeline} #{record.run_id} {record.status}{started} — {record.summary or ''}".rstrip(" —")]
@@ -74,8 +88,7 @@ def _task_table(record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
     for name, t in record.tasks.items():
         took = format_duration(t.duration_s) if t.duration_s is not None else ""
         at = clock(t.started_at, tz, "%H:%M:%S") if t.started_at else ""
-        log = records.task_log_file(run_dir, name, t)
-        where = str(log) if log.exists() else "(no log)"
+        where = _where(paths, record, run_dir, name) or "(no log)"
         lines.append(f"  {name:<{width}}  {t.status:<15} {at:>12} {took:>7}  {where}")
     return "\n".join(lines)
 
@@ -141,10 +154,11 @@ def run(args: argparse.Namespace) -> int:
     if args.follow:
         return _follow(paths, pipeline, run_id, task)
     if task is None:
-        print(_task_table(record, run_dir, _timezone(paths, pipeline)))
+        print(_task_table(paths, record, run_dir, _timezone(paths, pipeline)))
         failed = [n for n, t in record.tasks.items() if t.status in records.FAILED_TASK_STATUSES]
         if failed and records.task_log_path(run_dir, failed[0]).exists():
-            print(f"\n--- log of {failed[0]} ({records.task_log_path(run_dir, failed[0])}) ---")
+            where = _where(paths, record, run_dir, failed[0]) or records.task_log_path(run_dir, failed[0])
+            print(f"\n--- log of {failed[0]} ({where}) ---")
             _print_file(records.task_log_path(run_dir, failed[0]))
         return 0
     log = records.task_log_file(run_dir, task, record.tasks[task])

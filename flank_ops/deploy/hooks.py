@@ -122,7 +122,7 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     noun = "problem" if len(verdict.errors) == 1 else "problems"
     say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")
     for error in verdict.errors:
-        for line in error.splitlines():
+        for line in _in_terminal(error).splitlines():
             print(f"  {line}", file=sys.stderr)
     record_rejection(paths, refused_update(verdict.deploy, parse_updates(stdin_text)), verdict.errors, setup_entry)
     return 1
@@ -390,10 +390,20 @@ def setup_before_push(
     from flank_ops.git.push_check import ZERO_SHA
 
     old = "nothing" if update.old == ZERO_SHA else update.old[:7]
-    return (
-        f"{reason}: {short} is not deployed, {stays} and {branch} stays at {old}\n"
-        "  its output is above (the whole log: the Pushes page); fix it, commit and push again"
-    ), entry
+    return f"{reason}: {short} is not deployed, {stays} and {branch} stays at {old}\n  {SETUP_ADVICE}", entry
+
+
+# How a refusal for a failed setup ends: recorded so (the Pushes page shows setup's lines and log
+# beside it); in the push's terminal it also says where setup's output is (`_in_terminal`).
+SETUP_ADVICE = "fix it, commit and push again"
+SETUP_ADVICE_IN_TERMINAL = "its output is above (the whole log: the Pushes page); " + SETUP_ADVICE
+
+
+def _in_terminal(error: str) -> str:
+    """A refusal as the push prints it: a failed setup's advice says where its output went."""
+    if error.endswith("\n  " + SETUP_ADVICE):
+        return error[: -len(SETUP_ADVICE)] + SETUP_ADVICE_IN_TERMINAL
+    return error
 
 
 def record_rejection(

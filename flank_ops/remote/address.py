@@ -6,7 +6,9 @@ In order of precedence:
 2. what the user's own ssh connection used: the laptop's git remote URL, which `flank remote` passes
    along (FLANK_SSH_ADDRESS, see hints.py), else SSH_CONNECTION ("client_ip client_port
    server_ip server_port": set by sshd in a push's hooks and in any ssh session);
-3. this machine's name, port 22.
+3. this machine's name, port 22: its fully qualified name, or its host name when the resolver
+   answers a loopback name for it (`127.0.0.1 localhost vm` in /etc/hosts: `localhost` in a hint
+   would send the laptop to itself).
 """
 
 from __future__ import annotations
@@ -72,4 +74,13 @@ def vm_address(settings: dict[str, Any], user: str | None = None) -> SshAddress:
     connection = os.environ.get("SSH_CONNECTION", "").split()
     if len(connection) == 4:
         return SshAddress(user, connection[2], _port(table.get("port") or connection[3]))
-    return SshAddress(user, socket.getfqdn(), _port(table.get("port")))
+    return SshAddress(user, machine_name(), _port(table.get("port")))
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
+
+
+def machine_name() -> str:
+    """This machine's name as another machine may reach it (see the module's docstring, 3.)."""
+    fqdn = socket.getfqdn()
+    return socket.gethostname() if fqdn.split(".")[0] in LOOPBACK_NAMES else fqdn

@@ -7,7 +7,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,26 @@ from helpers.cli import run_flank
 from helpers.repos import git
 
 
+from flank_ops.remote.address import machine_name
+
+
 def git_config(bare: Path, key: str) -> str:
     return git("--git-dir", str(bare), "config", key, cwd=bare).stdout.strip()
+
+
+def test_a_hint_never_names_this_machine_localhost(monkeypatch) -> None:
+    """Third trial: with /etc/hosts saying `127.0.0.1 localhost vm`, `flank init` printed
+    `git remote add flank ssh://tvm@localhost/...` (issue 19 bug 9): a URL that sends the laptop to
+    itself. socket is patched: a test cannot give the machine another name; the tests below check
+    init's real output against the same rule (address.machine_name)."""
+    from flank_ops.remote import address
+
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.setattr(address.socket, "getfqdn", lambda *a: "localhost")
+    monkeypatch.setattr(address.socket, "gethostname", lambda: "vm3")
+    assert address.vm_address({}, "ada").url("/home/ada/flank/p.git") == "ssh://ada@vm3/home/ada/flank/p.git"
+    monkeypatch.setattr(address.socket, "getfqdn", lambda *a: "vm3.example.org")
+    assert address.vm_address({}, "ada").host == "vm3.example.org"
 
 
 def test_init_creates_the_repo_hooks_and_folders_and_prints_the_next_steps(flank_home: Path) -> None:
@@ -39,7 +56,7 @@ def test_init_creates_the_repo_hooks_and_folders_and_prints_the_next_steps(flank
         assert (flank_home / "myproj" / folder).is_dir()
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
     out = proc.stdout
-    assert f"git remote add flank ssh://{user}@{socket.getfqdn()}{bare}" in out
+    assert f"git remote add flank ssh://{user}@{machine_name()}{bare}" in out
     assert "git push flank main" in out
     assert "git config --add remote.flank.fetch '+refs/notes/flank:refs/notes/flank'" in out
     assert "git config notes.displayRef refs/notes/flank" in out
@@ -123,7 +140,7 @@ def test_init_says_how_to_see_the_site_and_how_to_keep_it_served(flank_home: Pat
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
     out = proc.stdout
     assert "\n  flank serve\n" in out
-    assert f"ssh -L 8083:127.0.0.1:8083 {user}@{socket.getfqdn()}" in out
+    assert f"ssh -L 8083:127.0.0.1:8083 {user}@{machine_name()}" in out
     assert "http://127.0.0.1:8083/" in out
     assert "flank serve --print-systemd-unit" in out
     assert "flank remote status" in out

@@ -43,6 +43,27 @@ def test_logs_of_the_last_run_and_of_one_task(tmp_path: Path) -> None:
         assert proc.returncode == 1 and message in proc.stderr, (args, proc.stderr)
 
 
+def test_logs_through_flank_remote_name_each_log_by_the_laptop_command_that_prints_it(tmp_path: Path) -> None:
+    """Third trial: `flank remote logs nightly` printed the VM's log paths (/home/vm/flank/…/model.log),
+    which do not exist on the laptop it is printed on. Through `flank remote` (FLANK_REMOTE set, as
+    remote/ssh.py does on the VM side; tests/commands/remote_test.py runs it over a real sshd) each task's
+    log is named by the command that prints it there."""
+    deploy(tmp_path, YML)
+    assert run_flank("run", "demo", "nightly").returncode == 1
+
+    proc = run_flank("logs", "demo", "nightly", env={"FLANK_REMOTE": "flank"})
+    assert proc.returncode == 0, proc.stderr
+    assert str(tmp_path) not in proc.stdout
+    table = {line.split()[0]: line for line in proc.stdout.splitlines()[1:3]}
+    assert table["extract"].endswith("flank remote logs nightly 1 extract")
+    assert table["model"].endswith("flank remote logs nightly 1 model")
+    assert "--- log of model (flank remote logs nightly 1 model) ---" in proc.stdout
+    assert "Error in glm() - object not found" in proc.stdout
+
+    on_the_vm = run_flank("logs", "demo", "nightly").stdout  # on the VM, the files themselves
+    assert "runs/nightly/1/logs/model.log" in on_the_vm and "flank remote" not in on_the_vm
+
+
 # --- flank logs --follow ------------------------------------------------------
 
 

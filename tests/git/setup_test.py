@@ -173,6 +173,12 @@ def test_a_failing_setup_refuses_the_push_and_leaves_the_branch_where_it_was(tmp
     assert entry["errors"][0].startswith("setup exited 1: ")
     page = pushes_page(project, "setup: failed after ")
     assert "setup output, last lines" in page and "$ mkdir -p built" in page
+    # Third trial: the terminal's pointers ("its output is above", "the whole log: the Pushes page")
+    # were recorded with the refusal and shown on the Pushes page and the project page, where the
+    # output is not above and the reader is on the Pushes page already: they stay in the terminal.
+    assert "its output is above (the whole log: the Pushes page); fix it, commit and push again" in proc.stderr
+    assert entry["errors"][0].endswith(" stays at " + first[:7] + "\n  fix it, commit and push again"), entry
+    assert "fix it, commit and push again" in page and "its output is above" not in page
 
     # Fixed and pushed again: built in pre-receive, linked by the deploy, recorded once as ran.
     write_files(project.wc, {"deps.txt": "v1\nv3\n"})

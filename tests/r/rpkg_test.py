@@ -60,6 +60,9 @@ pipelines:
     on_push: true
     tasks:
       hello: echo pushed
+  broken:
+    tasks:
+      boom: "echo no such column >&2; exit 3"
 """
 
 SECRET = "s3cr3t-'$(id)-R-VALUE"
@@ -195,6 +198,7 @@ def test_r_runs_the_same_ssh_command_as_flank_remote(
         ("ssh://ada@127.0.0.1:2222/home/ada/flank/demo.git", ["logs", "demo", "nightly", "x$(touch y)'q\"", "--json"]),
         ("ada@vm:flank/my proj.git", ["status", "my proj", "--json"]),
         ("ssh://vm/~/flank/demo.git", ["secrets", "set", "demo", "API_TOKEN"]),
+        ("ssh://ada@[::1]:2222/home/ada/flank/demo.git", ["status", "demo", "--json"]),
     ]
     monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -i '/keys/a key' -o BatchMode=yes")
     env = {**os.environ, "R_LIBS": str(r_lib)}

@@ -1,4 +1,5 @@
 """report.py — turn the model and region tables into output/report.md (standard library only)."""
+
 import csv
 import datetime
 import os

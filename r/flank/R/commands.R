@@ -8,7 +8,7 @@ run_row <- function(pipeline, run, url = NULL, partial = NULL) {
     pipeline = pipeline,
     run_id = na(run$run_id, NA_integer_),
     status = na(run$status, NA_character_),
-    started = parse_time(run$started_at),
+    started = parse_time(run$started_at, run$timezone),
     duration_s = as.numeric(na(run$duration_s, NA_real_)),
     partial = na(partial, NA),
     trigger = na(run$trigger, NA_character_),
@@ -18,9 +18,14 @@ run_row <- function(pipeline, run, url = NULL, partial = NULL) {
   )
 }
 
-parse_time <- function(iso) {
-  if (is.null(iso)) return(as.POSIXct(NA))
-  as.POSIXct(sub("(\\.[0-9]+)?([+-][0-9]{2}):([0-9]{2})$", "\\2\\3", iso), format = "%Y-%m-%dT%H:%M:%S%z", tz = "UTC")
+# An ISO 8601 time of the VM's as a POSIXct shown in `tz`: the pipeline's `timezone:` (the run
+# record's), as flank status and the site show it; UTC when there is none or R does not know it.
+parse_time <- function(iso, tz = NULL) {
+  zone <- if (is.character(tz) && length(tz) == 1L && tz %in% OlsonNames()) tz else "UTC"
+  if (is.null(iso)) return(as.POSIXct(NA, tz = zone))
+  time <- as.POSIXct(sub("(\\.[0-9]+)?([+-][0-9]{2}):([0-9]{2})$", "\\2\\3", iso), format = "%Y-%m-%dT%H:%M:%S%z", tz = "UTC")
+  attr(time, "tzone") <- zone
+  time
 }
 
 flank_status <- function(remote = "flank", dir = ".") {
@@ -30,7 +35,7 @@ flank_status <- function(remote = "flank", dir = ".") {
   for (project in answer$projects) {
     for (p in project$pipelines) {
       row <- run_row(p$pipeline, p$run, p$url, p$partial)
-      row$next_run <- parse_time(p$next_run)
+      row$next_run <- parse_time(p$next_run, p$run$timezone)
       rows[[length(rows) + 1L]] <- row
     }
   }
@@ -70,7 +75,7 @@ tasks_frame <- function(run) {
   data.frame(
     task = names(tasks) %||% character(),
     status = vapply(tasks, function(t) t$status, ""),
-    started = do.call(c, c(list(parse_time(NULL))[0], lapply(tasks, function(t) parse_time(t$started_at)))),
+    started = do.call(c, c(list(parse_time(NULL, run$timezone))[0], lapply(tasks, function(t) parse_time(t$started_at, run$timezone)))),
     duration_s = vapply(tasks, function(t) as.numeric(na(t$duration_s, NA_real_)), 0),
     exit_code = vapply(tasks, function(t) as.integer(na(t$exit_code, NA_integer_)), 0L),
     row.names = NULL,
@@ -158,7 +163,8 @@ ask_secret <- function(prompt) {
 flank_push <- function(branch = "main", run = NULL, follow = TRUE, remote = "flank", dir = ".") {
   target <- flank_target(remote, dir)
   head <- git_out(c("rev-parse", "HEAD"), dir)$out[1]
-  options <- as.vector(rbind(rep("-o", length(run)), shQuote(paste0("run=", run))))
+  # no run: no -o at all (paste0("run=", NULL) is "run=", which git took for the remote)
+  options <- if (length(run)) as.vector(rbind("-o", shQuote(paste0("run=", run)))) else character()
   out <- suppressWarnings(system2("git", c("-C", shQuote(dir), "push", options, shQuote(remote), shQuote(paste0("HEAD:", branch))),
     stdout = TRUE, stderr = TRUE
   ))

@@ -71,7 +71,16 @@ follow_run <- function(target, pipeline, run_id, task) {
   if (is.null(status)) return(invisible(NULL))
   if (status == 255) ssh_failed(target, readLines(files$out, warn = FALSE))
   meta <- ask(target, c("logs", target$project, pipeline, as.character(run_id)))
+  if (is.null(task)) say_next_steps(pipeline, meta$run)
   invisible(meta$run)
+}
+
+# After a failed run, the R twins of what `flank remote run` prints: the failed task's log, the rerun.
+say_next_steps <- function(pipeline, run) {
+  failed <- names(Filter(function(t) isTRUE(t$status %in% c("failed", "timed_out")), run$tasks))
+  if (!length(failed)) return(invisible())
+  message(sprintf("  log: flank_logs(\"%s\", \"%s\", run = %d)", pipeline, failed[1], run$run_id))
+  message(sprintf("  rerun the failures: flank_run(\"%s\", rerun = %d)", pipeline, run$run_id))
 }
 
 # Print the output file as it grows; the exit code once the follower ended.

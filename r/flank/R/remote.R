@@ -138,23 +138,24 @@ sh_quote <- function(word) {
   }, "", USE.NAMES = FALSE)
 }
 
-# host[:port] of the remote URL as the user wrote it (an IPv6 address without its brackets).
-host_port <- function(target) {
-  host <- gsub("^\\[|\\]$", "", sub("^.*@", "", target$destination))
-  if (!is.na(target$port) && !grepl(":", host, fixed = TRUE)) paste0(host, ":", target$port) else host
-}
-
 # The line for the VM's shell: FLANK_HOME set, FLANK_REMOTE and FLANK_SSH_ADDRESS set (so the hints the
 # VM prints are commands that work on the laptop), the recorded flank (else `flank`) run with the args.
 # It must stay word for word what `flank remote` sends (remote/ssh.py remote_shell_command): tested.
-remote_shell_command <- function(target, flank_args, remote_name = "flank") {
+remote_shell_command <- function(target, flank_args) {
   words <- paste(sh_quote(flank_args), collapse = " ")
   paste0(
-    "FLANK_HOME=", sh_quote(target$flank_home), "; FLANK_REMOTE=", sh_quote(remote_name),
+    "FLANK_HOME=", sh_quote(target$flank_home), "; FLANK_REMOTE=", sh_quote(target$remote %||% "flank"),
     "; FLANK_SSH_ADDRESS=", sh_quote(host_port(target)), "; export FLANK_HOME FLANK_REMOTE FLANK_SSH_ADDRESS; ",
     "c=$(git --git-dir=", sh_quote(target$git_dir), " config --get ", FLANK_COMMAND_KEY, " 2>/dev/null); ",
     "[ -n \"$c\" ] || c=flank; eval \"exec $c\" ", sh_quote(words)
   )
+}
+
+# host[:port] of the remote URL as the user wrote it (an IPv6 address without its brackets): the
+# twin of remote/ssh.py _host_port.
+host_port <- function(target) {
+  host <- gsub("^\\[+|\\]+$", "", sub("^.*@", "", target$destination))
+  if (!is.na(target$port) && !grepl(":", host, fixed = TRUE)) paste0(host, ":", target$port) else host
 }
 
 ssh_argv <- function(target, flank_args, dir = ".", tty = FALSE) {

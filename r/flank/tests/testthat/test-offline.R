@@ -26,3 +26,17 @@ test_that("an answer that does not fit the schema is refused, naming where", {
   bad$project <- NULL
   expect_error(flank:::check_answer(bad), "lacks project")
 })
+
+test_that("times are in the pipeline's zone, as flank status and the site show them", {
+  # third trial: flank_status() printed 10:52 (UTC) for a run `flank remote status` showed at 02:51 PST
+  run <- list(run_id = 4L, status = "success", started_at = "2026-12-06T10:52:08.905+00:00",
+              timezone = "America/Los_Angeles")
+  row <- flank:::run_row("daily", run)
+  expect_equal(format(row$started, "%H:%M %Z"), "02:52 PST")
+  expect_equal(as.numeric(row$started), as.numeric(as.POSIXct("2026-12-06 10:52:08", tz = "UTC")))
+  # no zone in the record (the VM's own) or one this R does not know: UTC, as before
+  run$timezone <- NULL
+  expect_equal(format(flank:::run_row("daily", run)$started, "%H:%M %Z"), "10:52 UTC")
+  run$timezone <- "Not/AZone"
+  expect_equal(format(flank:::run_row("daily", run)$started, "%H:%M %Z"), "10:52 UTC")
+})

@@ -88,6 +88,35 @@ test_that("flank_push pushes and follows the run the push started", {
   expect_equal(result$nightly$trigger, "push")
 })
 
+test_that("flank_push() with no run = pushes (the addin's call) and follows what on_push started", {
+  # third trial: without run =, git was called as `git push 'run=' flank HEAD:main` and every push failed
+  skip_without_vm()
+  in_clone({
+    cat("# pushed from R, no run\n", file = "README.md", append = TRUE)
+    system2("git", c("commit", "-qam", shQuote("from R, no run")))
+    out <- capture.output(result <- flank_push(), type = "output")
+  })
+  expect_true(any(grepl("flank: started onpush", out)), info = paste(out, collapse = "\n"))
+  expect_equal(names(result), "onpush")
+  expect_equal(result$onpush$status, "success")
+})
+
+test_that("a failed run says how to read the failed task's log and rerun the failures, in R", {
+  # third trial: flank run and flank remote run print both commands; flank_run() printed neither
+  skip_without_vm()
+  said <- character()
+  result <- withCallingHandlers(
+    in_clone(flank_run("broken")),
+    message = function(m) {
+      said <<- c(said, conditionMessage(m))
+      invokeRestart("muffleMessage")
+    }
+  )
+  expect_equal(result$status, "failed")
+  expect_true(any(grepl('log: flank_logs("broken", "boom", run = 1)', said, fixed = TRUE)), info = said)
+  expect_true(any(grepl('rerun the failures: flank_run("broken", rerun = 1)', said, fixed = TRUE)), info = said)
+})
+
 test_that("flank_view opens the site through an ssh tunnel, stopped by flank_view_stop", {
   skip_without_vm()
   seen <- NULL
