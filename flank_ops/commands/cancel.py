@@ -16,6 +16,12 @@ import sys
 from pathlib import Path
 
 from flank_ops.errors import UserError
+from flank_ops.git.release_config import deployed_config
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import cancel
+from flank_ops.run.records import RunStatus, TaskStatus
+from flank_ops.run.runner import choices_hint, find_working_copy
+from flank_ops.run.task_exec import DEFAULT_KILL_GRACE_S
 
 EXIT_NOTHING_TO_CANCEL = 3
 
@@ -50,13 +56,6 @@ def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.git.release_config import deployed_config
-    from flank_ops.paths import Home, ProjectPaths
-    from flank_ops.run import cancel
-    from flank_ops.run.records import RunStatus, TaskStatus
-    from flank_ops.run.runner import choices_hint, find_working_copy
-    from flank_ops.run.task_exec import DEFAULT_KILL_GRACE_S
-
     project, pipeline, run_id = _split(args)
     if project is None:
         paths = ProjectPaths.for_local(find_working_copy(Path.cwd()))

@@ -15,7 +15,17 @@ import argparse
 import json
 from typing import Any
 
+from flank_ops.cost import aws
+from flank_ops.cost.plan import plan_sizes
+from flank_ops.cost.resources import collect_needs
+from flank_ops.cost.schedules import group_name, grow_schedules
+from flank_ops.cost.settings import cost_settings, instance_types
+from flank_ops.cost.shrink import applied_plan_path, shrink_now
 from flank_ops.errors import UserError
+from flank_ops.fileio import atomic_write_text
+from flank_ops.humanize import duration, fmt_kb, parse_option_time
+from flank_ops.paths import Home
+from flank_ops.settings import settings_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,14 +43,6 @@ def _describe(kind: Any) -> str:
 
 
 def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
-    from flank_ops.cost.plan import plan_sizes
-    from flank_ops.cost.resources import collect_needs
-    from flank_ops.cost.schedules import grow_schedules
-    from flank_ops.cost.settings import cost_settings, instance_types
-    from flank_ops.humanize import parse_option_time
-    from flank_ops.paths import Home
-    from flank_ops.settings import settings_for
-
     home = Home()
     cost = cost_settings(settings_for(home))
     types = instance_types(cost)
@@ -50,8 +52,6 @@ def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
 
 
 def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) -> None:
-    from flank_ops.humanize import duration, fmt_kb
-
     print("measured (recent runs):")
     for need in needs:
         use = need.use
@@ -91,10 +91,6 @@ def _print_plan(cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) ->
 
 
 def _apply(args: argparse.Namespace, remove: bool = False) -> int:
-    from flank_ops.cost import aws
-    from flank_ops.cost.schedules import group_name
-    from flank_ops.fileio import atomic_write_text
-
     home, cost, types, needs, plan, schedules = _plan(args)
     if schedules and not cost.scheduler_role_arn and not remove:
         raise UserError(
@@ -124,8 +120,6 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
         print(f"(dry run: {len(calls)} call{'s' if len(calls) != 1 else ''}, none made)")
         return 0
     aws.run_calls(c, calls)
-    from flank_ops.cost.shrink import applied_plan_path
-
     state = applied_plan_path(home)
     if remove:
         state.unlink(missing_ok=True)
@@ -151,8 +145,6 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
 
 
 def _shrink_now(args: argparse.Namespace) -> int:
-    from flank_ops.cost.shrink import shrink_now
-
     home, cost, _types, _needs, plan, _schedules = _plan(args)
     print(shrink_now(home, cost, plan.idle.name))
     return 0

@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 
+from flank_ops.commands.serve import DEFAULT_PORT
 from flank_ops.errors import UserError
 from flank_ops.git.bare_repo import (
     DEFAULT_BRANCH,
@@ -28,8 +29,11 @@ from flank_ops.git.bare_repo import (
     deploy_branch,
     install_hooks,
 )
+from flank_ops.git.gitcmd import run_git
 from flank_ops.git.notes import NOTES_REF
 from flank_ops.paths import Home, ProjectPaths
+from flank_ops.remote.ssh import FLANK_COMMAND_KEY
+from flank_ops.schedule.crontab import flank_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,10 +96,6 @@ def make_state_dirs(paths: ProjectPaths) -> None:
 
 def record_flank_command(paths: ProjectPaths) -> None:
     """Write where this flank is into the bare repo, for `flank remote` (see flank_ops/remote/ssh.py)."""
-    from flank_ops.git.gitcmd import run_git
-    from flank_ops.remote.ssh import FLANK_COMMAND_KEY
-    from flank_ops.schedule.crontab import flank_command
-
     run_git(["config", FLANK_COMMAND_KEY, shlex.join(flank_command())], git_dir=paths.bare_repo)
 
 
@@ -144,8 +144,6 @@ def flank_for_ssh_commands() -> str | None:
 
 def print_ssh_path_advice() -> None:
     """Say how to make `ssh vm flank status` work, unless it already runs this flank."""
-    from flank_ops.schedule.crontab import flank_command
-
     mine = flank_command()
     found = flank_for_ssh_commands()
     if found and len(mine) == 1 and os.path.realpath(found) == os.path.realpath(mine[0]):
@@ -185,8 +183,6 @@ def print_next_steps(paths: ProjectPaths) -> None:
 
 
 def print_site_advice() -> None:
-    from flank_ops.commands.serve import DEFAULT_PORT
-
     print()
     print("To see the status site, serve it on this VM (it listens on 127.0.0.1 only):")
     print("  flank serve")

@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flank_ops.errors import UserError
+from flank_ops.finish.reconcile import reconcile
+from flank_ops.git.release_config import deployed_config
+from flank_ops.humanize import MEDIUM, clock
+from flank_ops.humanize import duration as format_duration
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.follow import follow
+from flank_ops.run.runner import choices_hint, find_working_copy
 
 if TYPE_CHECKING:
-    from flank_ops.paths import ProjectPaths
     from flank_ops.run.records import RunRecord
 
 
@@ -62,10 +69,6 @@ def _print_file(path: Path) -> None:
 
 
 def _task_table(record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
-    from flank_ops.humanize import MEDIUM, clock
-    from flank_ops.humanize import duration as format_duration
-    from flank_ops.run import records
-
     started = f" — started {clock(record.started_at, tz, MEDIUM)}" if record.started_at else ""
     lines = [f"{record.pipeline} #{record.run_id} {record.status}{started} — {record.summary or ''}".rstrip(" —")]
     width = max((len(n) for n in record.tasks), default=4)
@@ -80,8 +83,6 @@ def _task_table(record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
 
 def _timezone(paths: ProjectPaths, pipeline: str) -> str | None:
     """The pipeline's `timezone:` in the deployed flank.yml (None: the VM's zone, also when unreadable)."""
-    from flank_ops.git.release_config import deployed_config
-
     try:
         config = deployed_config(paths)
     except Exception:  # noqa: BLE001 - a broken flank.yml must not hide the logs
@@ -91,12 +92,6 @@ def _timezone(paths: ProjectPaths, pipeline: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.finish.run_steps import reconcile
-    from flank_ops.git.release_config import deployed_config
-    from flank_ops.paths import Home, ProjectPaths
-    from flank_ops.run import records
-    from flank_ops.run.runner import choices_hint, find_working_copy
-
     project, pipeline, run_id, task = _split(args)
     if project is None:
         paths = ProjectPaths.for_local(find_working_copy(Path.cwd()))
@@ -151,8 +146,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _follow(paths: Any, pipeline: str, run_id: int, task: str | None) -> int:
     """Print as it comes; the last line (stderr) says how the task or run ended."""
-    from flank_ops.run.follow import follow
-
     sys.stdout.flush()
     record = follow(paths, pipeline, run_id, task, sys.stdout.buffer)
     if task is None:

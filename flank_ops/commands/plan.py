@@ -8,8 +8,10 @@ when that one has run (early cut-off), and says so.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from flank_ops.errors import UserError
+from flank_ops.run import plan, runner
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from flank_ops.run import plan, runner
 
     expected = 1 if args.local else 2
     if len(args.names) != expected:

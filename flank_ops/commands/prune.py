@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from flank_ops.errors import UserError
+from flank_ops.fileio import atomic_write_bytes, locked
+from flank_ops.finish.reconcile import reconcile
 from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+from flank_ops.settings import settings_for
+from flank_ops.site.build import after_prune
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.settings import settings_for
-
     home = Home()
     if args.project:
         names = [home.project(args.project).require().name]
@@ -49,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
                     f"({_ranges(removed)}), kept {kept}"
                 )
                 if not args.dry_run:
-                    from flank_ops.site.build import after_prune
-
                     after_prune(paths, pipeline, removed)
             else:
                 print(f"flank: {name}/{pipeline}: nothing to remove ({kept} run{'s' if kept != 1 else ''} kept)")
@@ -100,10 +101,6 @@ def prune_pipeline(
     dry_run: bool = False,
 ) -> tuple[list[int], int]:
     """Remove the runs the retention rules do not keep. Returns (removed ids, number kept)."""
-    from flank_ops.fileio import locked
-    from flank_ops.finish.run_steps import reconcile
-    from flank_ops.run import records
-
     if not dry_run:
         reconcile(paths, pipeline)  # a dead "running" run becomes interrupted, and so prunable
     now = now or datetime.now(timezone.utc)
@@ -165,8 +162,6 @@ def _rewrite_history(path: Path, removed: set[int]) -> None:
     Runners append without the lock; a line appended while we rewrite is
     picked up by re-reading the tail just before the rename.
     """
-    from flank_ops.fileio import atomic_write_bytes
-
     try:
         with open(path, "rb") as f:
             data = f.read()

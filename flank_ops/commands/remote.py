@@ -15,9 +15,11 @@ code is flank remote's exit code.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 
 from flank_ops.errors import UserError
+from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
 
 DEFAULT_REMOTE = "flank"
 
@@ -84,15 +86,11 @@ def read_secret_value(key: str) -> bytes:
     if sys.stdin is None:
         return b""
     if sys.stdin.isatty():
-        import getpass
-
         return getpass.getpass(f"value of {key}: ").encode()
     return sys.stdin.buffer.read()
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
-
     target = parse_remote_url(remote_url(args.remote_name))
     forwarded = flank_args(args, target.project)
     stdin = read_secret_value(args.key) if args.verb == "secrets" and args.action == "set" else None

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 
+from flank_ops.cost.resources import collect_needs, far_from_declared, this_machine
 from flank_ops.errors import UserError
+from flank_ops.humanize import duration, fmt_kb
+from flank_ops.paths import Home
 
 SPARK = " ▁▂▃▄▅▆▇█"
 CHART_WIDTH = 48
@@ -37,11 +40,6 @@ def memory_chart(steps: tuple[tuple[float, int], ...], duration_s: float, peak_k
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.cost.resources import collect_needs, far_from_declared, this_machine
-    from flank_ops.humanize import duration
-    from flank_ops.paths import Home
-    from flank_ops.humanize import fmt_kb
-
     needs = collect_needs(Home(), args.project)
     machine = this_machine()
     print(f"this VM: {fmt_kb(machine.memory_kb)} memory, {machine.cpus} CPUs")

@@ -9,16 +9,23 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
+from flank_ops.finish.run_steps import RUN_STEPS
+from flank_ops.paths import Home
+from flank_ops.run import runner
+from flank_ops.run.launch import start_detached_reporting
+from flank_ops.run.records import FAILED_TASK_STATUSES, RunRecord, RunStatus
+from flank_ops.run.runner import RunRequest
+from flank_ops.schedule.due import floor_minute, is_due, scheduled_at
+from flank_ops.settings import settings_for, site_url
+from flank_ops.site.layout import run_url
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
-    from flank_ops.run.records import RunRecord
-    from flank_ops.run.runner import Deployed, RunRequest
+    from flank_ops.run.runner import Deployed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
-    from flank_ops.run.runner import RunRequest
-
     expected = 1 if args.local else 2
     if len(args.names) != expected:
         usage = "flank run --local PIPELINE" if args.local else "flank run PROJECT PIPELINE"
@@ -94,9 +99,6 @@ def _request(args: argparse.Namespace) -> RunRequest:
 
 def _scheduled_minute(args: argparse.Namespace) -> datetime:
     """The minute a scheduled run stands for (aware): --scheduled-at, else the minute it was started in."""
-    from datetime import datetime
-
-    from flank_ops.schedule.due import floor_minute
 
     if args.scheduled_at is None:
         return floor_minute(None)
@@ -126,8 +128,6 @@ def _options(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.run import runner
-
     request = _request(args)
     scheduled = args.trigger in ("schedule", "catchup")
     if args.scheduled_at is not None and not scheduled:
@@ -135,8 +135,6 @@ def run(args: argparse.Namespace) -> int:
             "--scheduled-at goes with --trigger schedule (or catchup)", "a manual run stands for no scheduled minute"
         )
     if args.if_due or args.detach or scheduled:
-        from flank_ops.schedule.due import is_due, scheduled_at
-
         deployed = runner.resolve_deployed(request.project, request.local_dir)
         pipeline = runner.find_pipeline(deployed.config, request.pipeline, deployed.paths)
         minute = _scheduled_minute(args)  # the minute cron (or `flank scheduler`) fired for
@@ -163,17 +161,10 @@ def run(args: argparse.Namespace) -> int:
 
     report: Callable[[int], None] | None = report_run_id if args.report_fd is not None else None
     try:
-        # Here, not at the top: the after-run steps bring site (jinja2), notify (urllib, smtplib) and
-        # storage, about half again the runner's own import time (python -X importtime), which a
-        # cron trigger that is not due and `--detach` never need.
-        from flank_ops.finish.run_steps import RUN_STEPS
-
         outcome = runner.run_pipeline(request, steps=RUN_STEPS, on_run_id=report)
     except runner.NothingToRerun as nothing:
         print(f"flank: {nothing.message}")
         return 0
-    from flank_ops.run.records import RunStatus
-
     record = outcome.record
     if record.status == RunStatus.SKIPPED:
         raise UserError(
@@ -186,8 +177,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_where(record: RunRecord, request: RunRequest) -> None:
-    from flank_ops.run.records import FAILED_TASK_STATUSES
-
     bad = [n for n, t in record.tasks.items() if t.status in FAILED_TASK_STATUSES]
     logged = [n for n in bad if "did not start" not in (record.tasks[n].error or "")]
     project = "--local" if request.project is None else request.project
@@ -203,10 +192,6 @@ def _print_where(record: RunRecord, request: RunRequest) -> None:
 
 def _page_url(project: str, record: RunRecord) -> str | None:
     """The run's page on the status site (None when flank.toml is broken: already reported)."""
-    from flank_ops.paths import Home
-    from flank_ops.settings import settings_for, site_url
-    from flank_ops.site.layout import run_url
-
     try:
         return run_url(site_url(settings_for(Home(), project)), project, record.pipeline, record.run_id)
     except UserError:
@@ -214,9 +199,6 @@ def _page_url(project: str, record: RunRecord) -> str | None:
 
 
 def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -> int:
-    from flank_ops.run.launch import start_detached_reporting
-    from flank_ops.run.records import RunRecord
-
     run_id = start_detached_reporting(request.project, request.pipeline, _options(args), cwd=request.local_dir)
     if run_id is None:
         raise UserError(

@@ -7,9 +7,12 @@ command line, where it would land in the shell history and `ps` output.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 
 from flank_ops.errors import UserError
+from flank_ops.paths import Home
+from flank_ops.run import secrets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +32,6 @@ def _read_value(key: str) -> str:
     if sys.stdin is None:
         return ""
     if sys.stdin.isatty():
-        import getpass
-
         return getpass.getpass(f"value of {key}: ")
     # bytes as they come (surrogateescape keeps what is not UTF-8): the value round-trips byte for byte
     raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
@@ -43,9 +44,6 @@ def _read_value(key: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.paths import Home
-    from flank_ops.run import secrets
-
     paths = Home().project(args.project).require()
     if args.action == "list":
         names = sorted(secrets.load_secrets(paths))

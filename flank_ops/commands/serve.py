@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from flank_ops.errors import UserError
 from flank_ops.paths import Home
+from flank_ops.schedule.crontab import flank_command
+from flank_ops.site.build import rebuild
+from flank_ops.site.serve import Limits, make_server
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8083
@@ -50,9 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.errors import UserError
-    from flank_ops.site.serve import Limits, make_server
-
     if not 0 < args.port < 65536:
         raise UserError(f"invalid port {args.port}", "use a number from 1 to 65535, e.g. --port 8083")
     if not args.timeout > 0:
@@ -64,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
         print(systemd_unit_instructions(home, args), end="")
         return 0
     if not (home.site_dir / "index.html").exists():
-        from flank_ops.site.build import rebuild
-
         rebuild(home)
     server = make_server(home.site_dir, args.host, args.port, Limits(timeout=args.timeout, per_client=args.per_client))
     shown = f"[{args.host}]" if ":" in args.host else args.host
@@ -103,8 +102,6 @@ def systemd_quote(word: str) -> str:
 
 def systemd_unit_instructions(home: Home, args: argparse.Namespace) -> str:
     """The unit file, its comments saying how to install it (so the whole output can be saved as is)."""
-    from flank_ops.schedule.crontab import flank_command
-
     flank = flank_command()
     exec_start = " ".join(systemd_quote(w) for w in [*flank, "serve", *serve_options(args)])
     flank_home = str(home.root).replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')

@@ -14,11 +14,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flank_ops.config.load import FILENAME, load_config_file
+from flank_ops.deploy.deploy import attempt, rebuild_site
 from flank_ops.errors import UserError
+from flank_ops.finish.reconcile import reconcile
+from flank_ops.git.deploy_state import INTERRUPTED, deploy_gap
+from flank_ops.git.release_config import deployed_config
+from flank_ops.humanize import MEDIUM, NOTE, clock
+from flank_ops.humanize import duration as format_duration
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.records import parse_iso
+from flank_ops.run.runner import find_working_copy
+from flank_ops.schedule.next_runs import next_runs
+from flank_ops.storage.pending import read_pending
+from flank_ops.storage.uploads import RETRY_HINT
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config, Pipeline
-    from flank_ops.paths import ProjectPaths
     from flank_ops.run.records import RunRecord
 
 
@@ -28,15 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _started(record: RunRecord, tz: str | None) -> str:
-    from flank_ops.humanize import NOTE, clock
-
     return clock(record.started_at, tz, NOTE) if record.started_at else "-"
 
 
 def _duration(record: RunRecord) -> str:
-    from flank_ops.humanize import duration as format_duration
-    from flank_ops.run.records import parse_iso
-
     if record.status == "running":
         started = parse_iso(record.started_at)
         if started is None:
@@ -46,23 +54,17 @@ def _duration(record: RunRecord) -> str:
 
 
 def _next_run(pipeline: Pipeline) -> str:
-    from flank_ops.schedule.next_runs import next_runs
-
     try:
         upcoming = next_runs(pipeline, 1)
     except Exception:  # noqa: BLE001 - a schedule problem must not hide the run table
         return "?"
     if not upcoming:
         return "-" if not pipeline.schedule else "?"
-    from flank_ops.humanize import MEDIUM, clock
-
     return clock(upcoming[0], pipeline.timezone, MEDIUM)
 
 
 def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
     """' (partial: 1 of 13 tasks; last full run #8 failed)' for a run of part of the pipeline."""
-    from flank_ops.run import records
-
     if not records.is_partial(record):
         return ""
     part = f"partial: {len(records.selected_tasks(record))} of {len(record.tasks)} tasks"
@@ -79,9 +81,6 @@ def _later(record: RunRecord) -> str:
 
 
 def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
-    from flank_ops.finish.run_steps import reconcile
-    from flank_ops.run import records
-
     rows = []
     for name, pipeline in config.pipelines.items():
         reconcile(paths, name)
@@ -136,8 +135,6 @@ def _table(rows: list[list[str]]) -> str:
 def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
     """`demo: branch at 3f2a1c0, deployed 9b1e0d2 (deploy interrupted — ...)`, one line per project whose
     branch tip is not (fully) deployed; an interrupted deploy also gets its site pages redrawn to say so."""
-    from flank_ops.git.deploy_state import INTERRUPTED, deploy_gap
-
     lines = []
     for paths in projects:
         try:
@@ -149,8 +146,6 @@ def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
             continue
         lines.append(f"{paths.name}: {gap.message}")
         if gap.reason == INTERRUPTED:
-            from flank_ops.deploy.deploy import attempt, rebuild_site
-
             lines += [
                 f"{paths.name}: warning: {w}"
                 for w in attempt("status site not redrawn (run: flank site)", lambda: rebuild_site(paths))  # noqa: B023 - called at once
@@ -159,11 +154,6 @@ def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import FILENAME, load_config_file
-    from flank_ops.git.release_config import deployed_config
-    from flank_ops.paths import Home, ProjectPaths
-    from flank_ops.run.runner import find_working_copy
-
     if args.local:
         working_copy = find_working_copy(Path.cwd())
         print(_table(_rows_for(ProjectPaths.for_local(working_copy), load_config_file(working_copy / FILENAME))))
@@ -193,10 +183,6 @@ def run(args: argparse.Namespace) -> int:
 def _outage_warnings(projects: list[ProjectPaths]) -> list[str]:
     """What the integrations could not do: failed pings, notifications, notes or site
     builds of each pipeline's newest finished run, and runs still waiting for S3."""
-    from flank_ops.run import records
-    from flank_ops.storage.pending import read_pending
-    from flank_ops.storage.uploads import RETRY_HINT
-
     warnings = []
     for paths in projects:
         for pipeline in paths.pipelines_with_runs():

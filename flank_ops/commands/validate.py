@@ -14,8 +14,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flank_ops.config.load import FILENAME, describe, load_config_file, symlink_error
 from flank_ops.config.model import Config
-from flank_ops.errors import ConfigErrors
+from flank_ops.errors import ConfigErrors, UserError
+from flank_ops.git.trees import work_tree_index
+from flank_ops.paths import Home
+from flank_ops.run.executors.vm_check import config_warnings
 
 if TYPE_CHECKING:
     from flank_ops.config.repo_paths import RepoTree
@@ -32,9 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import FILENAME, describe, load_config_file, symlink_error
-    from flank_ops.git.trees import work_tree_index
-
     path = args.path
     if os.path.isdir(path):
         path = os.path.join(path, FILENAME)
@@ -58,10 +59,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _vm_warnings(config: Config) -> None:
     """issue 14: on the VM (FLANK_HOME exists), what this VM lacks for the config: warnings."""
-    from flank_ops.errors import UserError
-    from flank_ops.run.executors.vm_check import config_warnings
-    from flank_ops.paths import Home
-
     home = Home()
     if not home.root.is_dir():
         return
@@ -74,7 +71,5 @@ def _vm_warnings(config: Config) -> None:
 
 
 def _indexed_as_link(tree: RepoTree) -> bool:
-    from flank_ops.config.load import FILENAME
-
     entry = (tree.folder("") or {}).get(FILENAME)
     return entry is not None and entry.kind == "link"

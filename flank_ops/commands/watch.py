@@ -25,11 +25,16 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flank_ops.errors import UserError
+import watchfiles
+
+from flank_ops.config.load import FILENAME, load_config_file
+from flank_ops.errors import ConfigErrors, UserError
+from flank_ops.paths import ProjectPaths
+from flank_ops.run.fingerprints import repo_relative
+from flank_ops.run.runner import choices_hint, find_working_copy
+from flank_ops.site.layout import SiteLayout
 
 if TYPE_CHECKING:
-    import watchfiles
-
     from flank_ops.config.model import Config
 
 DEBOUNCE_MS = 50  # gathers an editor's write-rename-chmod burst into one change
@@ -56,14 +61,10 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 
 def _load(working_copy: Path) -> Config:
-    from flank_ops.config.load import FILENAME, load_config_file
-
     return load_config_file(working_copy / FILENAME)
 
 
 def _pick_pipeline(config: Config, wanted: str | None) -> str:
-    from flank_ops.run.runner import choices_hint
-
     names = list(config.pipelines)
     if wanted is None:
         if len(names) == 1:
@@ -77,15 +78,11 @@ def _pick_pipeline(config: Config, wanted: str | None) -> str:
 
 
 def _output_patterns(config: Config, pipeline: str) -> list[str]:
-    from flank_ops.run.fingerprints import repo_relative
-
     tasks = config.pipelines[pipeline].tasks.values() if pipeline in config.pipelines else []
     return [p for t in tasks for p in (repo_relative(t.dir, o) for o in t.outputs) if p]
 
 
 def make_filter(working_copy: Path, outputs: list[str]) -> watchfiles.DefaultFilter:
-    import watchfiles
-
     class WatchFilter(watchfiles.DefaultFilter):
         def __init__(self) -> None:
             super().__init__(
@@ -108,8 +105,6 @@ def make_filter(working_copy: Path, outputs: list[str]) -> watchfiles.DefaultFil
 def _watch_files(
     working_copy: Path, watch_filter: watchfiles.DefaultFilter, changes: queue.Queue[set[str]], stop: threading.Event
 ) -> None:
-    import watchfiles
-
     for batch in watchfiles.watch(
         working_copy,
         watch_filter=watch_filter,
@@ -143,11 +138,6 @@ def _stop_run(child: subprocess.Popen[bytes]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.errors import ConfigErrors
-    from flank_ops.paths import ProjectPaths
-    from flank_ops.run.runner import find_working_copy
-    from flank_ops.site.layout import SiteLayout
-
     working_copy = find_working_copy(Path.cwd())
     config = _load(working_copy)  # a broken flank.yml at the start: said, and nothing watched
     pipeline = _pick_pipeline(config, args.pipeline)

@@ -118,15 +118,6 @@ def finish_run(context: RunContext, record: RunRecord) -> dict[str, str]:
     return outcomes
 
 
-def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
-    """The one way a reader marks dead runs: records.reconcile marks runs whose runner died
-    interrupted, then their pages are redrawn so none keeps saying "running"."""
-    marked = records.reconcile(paths, pipeline)
-    if marked:
-        build.redraw_runs(paths, pipeline, marked)
-    return marked
-
-
 class _RunSteps:
     """run.runner.RunSteps for a run on this machine."""
 
