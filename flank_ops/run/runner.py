@@ -43,6 +43,7 @@ from flank_ops.run.records import RunRecord, RunStatus, TaskStatus
 if TYPE_CHECKING:
     from flank_ops.run.plan import Decision
 from flank_ops.run.secrets import load_secrets, mask, mask_file
+from flank_ops.run.site_writer import SiteWriter
 from flank_ops.settings import settings_for
 
 SITE_REFRESH_EVERY_S = 1.0  # the running view is rebuilt at most this often
@@ -121,8 +122,9 @@ class RunSteps(Protocol):
         """make is about to start the tasks (the /start ping). Never raises."""
         ...
 
-    def progress(self, paths: ProjectPaths, pipeline: str, run_id: int) -> None:
-        """Redraw the run's pages (called at most every SITE_REFRESH_EVERY_S; may raise)."""
+    def progress(self, paths: ProjectPaths, pipeline: str, run_id: int, *, whole: bool = False) -> None:
+        """Redraw the run's page and the cards that show it (whole: also its pipeline's pages); called
+        from the site writer's thread at most every SITE_REFRESH_EVERY_S; may raise."""
         ...
 
     def finished(self, context: RunContext, record: RunRecord) -> None:
@@ -421,7 +423,7 @@ def _start_or_wait(
     print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)", file=out, flush=True)
     record.waiting_for = other.run_id if other else None
     _save_progress(run_dir, record)
-    _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))  # a waiting run has its page too
+    _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id, whole=True))  # a waiting run has its page too
     with locked(lock):
         record.waiting_for = None
         record.started_at = records.now_iso()  # it starts now; it was triggered earlier
@@ -565,13 +567,17 @@ def _execute(
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
         )
-        next_site = time.monotonic() + SITE_REFRESH_EVERY_S
+        # The run's pages are drawn beside it (site_writer.py): the run has its page as soon as it
+        # starts, and a redraw whenever a task ended. A run with nothing to start (every task up
+        # to date) ends at once and is drawn by its finish: drawing it twice doubled its cost.
+        writer = SiteWriter(
+            lambda whole: _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id, whole=whole)),
+            SITE_REFRESH_EVERY_S,
+        )
+        asked = time.monotonic()
         try:
-            # The run has its page (and is on the home page) as soon as it starts; the tasks
-            # are already going meanwhile. A run with nothing to start (every task up to date)
-            # ends at once and is drawn by its finish: drawing it twice doubled its cost.
             if to_start:
-                _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))
+                writer.request(whole=True)  # its pipeline's pages list it from the start
             while make_exit is None:
                 try:
                     make_exit = proc.wait(timeout=POLL_EVERY_S)
@@ -580,10 +586,9 @@ def _execute(
                 changed = records.merge_task_results(run_dir, record, selected)
                 _keep_artifacts(deployed, pipeline, record, run_dir, changed)
                 if not changed:
-                    if make_exit is None and time.monotonic() >= next_site + LIVE_TAIL_EVERY_S:
-                        began = time.monotonic()
-                        _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))  # running tasks' last lines
-                        next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * (time.monotonic() - began))
+                    if make_exit is None and time.monotonic() >= asked + LIVE_TAIL_EVERY_S:
+                        writer.request()  # running tasks' last lines
+                        asked = time.monotonic()
                     continue
                 _print_progress(record, changed, printed, out)
                 failure = _save_progress(run_dir, record)
@@ -592,13 +597,9 @@ def _execute(
                         print(f"flank: could not update run.json: {records.disk_error(failure)}", file=sys.stderr)
                     write_failed = failure
                     continue
-                if make_exit is None and time.monotonic() >= next_site:
-                    began = time.monotonic()
-                    _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))
-                    # Never spend more than a fifth of the run redrawing pages: a big
-                    # pipeline's refresh costs more, so it is done less often.
-                    cost = time.monotonic() - began
-                    next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * cost)
+                if make_exit is None:
+                    writer.request()
+                    asked = time.monotonic()
         except (Stopped, KeyboardInterrupt):
             stopped = True
             proc.terminate()  # make passes SIGTERM on to the task launchers
@@ -606,6 +607,7 @@ def _execute(
         finally:
             # make has ended: a late SIGTERM must not cut the final record short (it is short work)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            writer.close()  # a draw in progress ends first: it must not land after the final one
 
     records.merge_task_results(run_dir, record, selected)
     # Still holding the reserve, so "full" is what the tasks met, not what our final writes need.
