@@ -44,16 +44,13 @@ check-demo-deps:
 demo: check-demo-deps $(BIN)/flank
 	@bash examples/demo.sh "$(DEMO_HOME)" "$(BIN)" "$(DEMO_PORT)"
 
+# Every bench/*.py (a new one runs without being added here), one after the other; each prints its
+# figures as ratios against a baseline measured in the same run. push goes over ssh, as real pushes do.
 bench: $(BIN)/flank
-	$(BIN)/python bench/push.py
-	$(BIN)/python bench/overhead.py
-	$(BIN)/python bench/memory.py
-	$(BIN)/python bench/site.py
-	$(BIN)/python bench/masking.py
-	$(BIN)/python bench/serve.py
-	$(BIN)/python bench/dag.py
-	$(BIN)/python bench/slurm.py
-	$(BIN)/python bench/artifacts.py
+	@set -e; for b in bench/*.py; do \
+	  case $$b in bench/push.py) opts=--ssh;; *) opts=;; esac; \
+	  echo "== $$b $$opts"; $(BIN)/python $$b $$opts; echo; \
+	done
 
 clean-demo:
 	rm -rf $(DEMO_HOME)

@@ -119,7 +119,7 @@ def deploy(
                 return None
         synced = sync_persisted(paths, release, config)
         # Runs read this copy, so it is in place before `current` points at the release.
-        release_config.store_release_config(paths, sha)
+        release_config.store_release_config(paths, sha, config)
         pause_for_tests("before-switch")
         atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
     except SetupFailed as exc:
@@ -166,14 +166,22 @@ def deploy(
     site_line = status_site_line(paths)
     for line in (site_line or "").splitlines():
         say(line)
+    if via != VIA_PUSH:  # a push's are pruned after it returned, by `flank hook site` (hooks.py)
+        for warning in prune_old(paths):
+            say(f"warning: {warning}")
+    return Deployed(sha, config)
+
+
+def prune_old(paths: ProjectPaths) -> list[str]:
+    """Remove the releases and setup builds no longer kept (call with the deploy lock held); -> warnings."""
     try:
         prune_releases(paths, releases_in_use(paths))
         from flank_ops.deploy.setup import prune_builds
 
         prune_builds(paths)
     except OSError as exc:
-        say(f"warning: old releases not pruned: {failure_text(exc)}")
-    return Deployed(sha, config)
+        return [f"old releases not pruned: {failure_text(exc)}"]
+    return []
 
 
 def branch_tip_now(paths: ProjectPaths, branch: str) -> str | None:

@@ -47,13 +47,18 @@ def hook_main(argv: list[str]) -> int:
 
 def site_after_push(project: str) -> int:
     """`flank hook site PROJECT`, started detached by a push's hooks: the pages a push changes,
-    redrawn after the push returned. One at a time; the last to start reads the newest state."""
+    redrawn after the push returned, then the old releases pruned (the push need not wait for
+    either). One at a time; the last to start reads the newest state."""
+    from flank_ops.deploy.deploy import prune_old, rebuild_site
     from flank_ops.fileio import locked
-    from flank_ops.deploy.deploy import rebuild_site
 
     paths = Home().project(project)
     with locked(paths.lock_file("site-after-push")):
-        rebuild_site(paths)
+        try:
+            rebuild_site(paths)
+        finally:
+            with locked(paths.lock_file("deploy")):  # after the deploy that started this one
+                prune_old(paths)  # a failure is left for the next push's prune to meet again
     return 0
 
 
@@ -104,7 +109,7 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
 
             say(f"flank.yml OK — {describe(verdict.config)}")
             try:
-                save_validated(paths, verdict.deploy.new, verdict.config)
+                save_validated(paths, verdict.deploy.new, verdict.config, verdict.flank_yml)
             except OSError:
                 pass  # only a shortcut: post-receive validates again without it
         if claim is not None and verdict.deploy is not None:

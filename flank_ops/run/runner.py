@@ -29,12 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
-from flank_ops.config.load import FILENAME, load_config_file
+from flank_ops.config.load import FILENAME
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import commit_info, run_git
-from flank_ops.git.release_config import load_release_config
+from flank_ops.git.release_config import load_release_config, load_working_copy_config
 from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import cancel, makefile, records
@@ -160,7 +160,7 @@ def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Depl
     if local_dir is not None:
         working_copy = find_working_copy(local_dir)
         paths = ProjectPaths.for_local(working_copy)
-        config = load_config_file(working_copy / FILENAME)
+        config = load_working_copy_config(paths, working_copy / FILENAME)
         commit: dict[str, str] = {}
         git_dir = run_git(["rev-parse", "--absolute-git-dir"], cwd=working_copy, check=False)
         if git_dir.returncode == 0:
