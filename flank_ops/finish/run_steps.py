@@ -142,8 +142,8 @@ class _RunSteps:
     def started(self, context: RunContext, record: RunRecord) -> None:
         ping.ping_started(context, record)
 
-    def progress(self, paths: ProjectPaths, pipeline: str, run_id: int, *, whole: bool = False) -> None:
-        (build.draw_run if whole else build.draw_progress)(paths, pipeline, run_id)
+    def progress(self, paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+        build.draw_progress(paths, pipeline, run_id)
 
     def finished(self, context: RunContext, record: RunRecord) -> None:
         finish_run(context, record)

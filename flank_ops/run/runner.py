@@ -122,9 +122,9 @@ class RunSteps(Protocol):
         """make is about to start the tasks (the /start ping). Never raises."""
         ...
 
-    def progress(self, paths: ProjectPaths, pipeline: str, run_id: int, *, whole: bool = False) -> None:
-        """Redraw the run's page and the cards that show it (whole: also its pipeline's pages); called
-        from the site writer's thread at most every SITE_REFRESH_EVERY_S; may raise."""
+    def progress(self, paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+        """Redraw a running run's page and the cards that show it (not its pipeline's pages: they are
+        drawn when it ends); called from the site writer's thread at most every SITE_REFRESH_EVERY_S; may raise."""
         ...
 
     def finished(self, context: RunContext, record: RunRecord) -> None:
@@ -423,7 +423,7 @@ def _start_or_wait(
     print(f"flank: {pipeline.name} #{run_id} waits for {other_name} to finish (overlap: queue)", file=out, flush=True)
     record.waiting_for = other.run_id if other else None
     _save_progress(run_dir, record)
-    _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id, whole=True))  # a waiting run has its page too
+    _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))  # a waiting run has its page too
     with locked(lock):
         record.waiting_for = None
         record.started_at = records.now_iso()  # it starts now; it was triggered earlier
@@ -571,13 +571,12 @@ def _execute(
         # starts, and a redraw whenever a task ended. A run with nothing to start (every task up
         # to date) ends at once and is drawn by its finish: drawing it twice doubled its cost.
         writer = SiteWriter(
-            lambda whole: _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id, whole=whole)),
-            SITE_REFRESH_EVERY_S,
+            lambda: _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id)), SITE_REFRESH_EVERY_S
         )
         asked = time.monotonic()
         try:
             if to_start:
-                writer.request(whole=True)  # its pipeline's pages list it from the start
+                writer.request()
             while make_exit is None:
                 try:
                     make_exit = proc.wait(timeout=POLL_EVERY_S)

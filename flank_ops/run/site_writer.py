@@ -16,25 +16,25 @@ from collections.abc import Callable
 
 
 class SiteWriter:
-    def __init__(self, draw: Callable[[bool], None], every_s: float) -> None:
-        """draw(whole): redraw the run's pages (whole: also its pipeline's); must not raise."""
+    def __init__(self, draw: Callable[[], None], every_s: float) -> None:
+        """draw(): redraw the run's pages; must not raise."""
         self._draw = draw
         self._every_s = every_s
         self._wake = threading.Condition()
-        self._wanted: bool | None = None  # a waiting request (True: a whole one)
+        self._wanted = False  # a request is waiting
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="flank-site-writer", daemon=True)
         self._thread.start()
 
-    def request(self, *, whole: bool = False) -> None:
+    def request(self) -> None:
         with self._wake:
-            self._wanted = bool(self._wanted) or whole  # a waiting whole draw stays whole
+            self._wanted = True
             self._wake.notify()
 
     def close(self) -> None:
         with self._wake:
             self._closed = True
-            self._wanted = None
+            self._wanted = False
             self._wake.notify()
         self._thread.join()
 
@@ -42,12 +42,12 @@ class SiteWriter:
         not_before = 0.0
         while True:
             with self._wake:
-                while not self._closed and (self._wanted is None or time.monotonic() < not_before):
-                    self._wake.wait(None if self._wanted is None else not_before - time.monotonic())
+                while not self._closed and (not self._wanted or time.monotonic() < not_before):
+                    self._wake.wait(not_before - time.monotonic() if self._wanted else None)
                 if self._closed:
                     return
-                whole, self._wanted = bool(self._wanted), None
+                self._wanted = False
             began = time.monotonic()
-            self._draw(whole)
+            self._draw()
             ended = time.monotonic()
             not_before = ended + max(self._every_s, 4 * (ended - began))

@@ -625,7 +625,7 @@ def draw_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
 
 def draw_progress(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
     """A running run's redraw: its run + log pages and the project and home pages (their pipeline
-    cards). Its pipeline's pages were drawn when it started and are drawn again when it ends."""
+    cards). Its pipeline's pages (history, grid) are drawn when it ends (draw_run)."""
     warnings = Warnings()
     w = _Writer(paths.home.site_dir)
     view = project_view(paths, warnings)

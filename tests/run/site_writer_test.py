@@ -1,7 +1,7 @@
 """flank_ops/run/site_writer.py: the coalescing thread that draws a run's pages beside it.
 
-The draw here is a stand-in that records its calls (the real pages are drawn in
-runner_site_test.py); it blocks on events so the test decides when a draw is in progress.
+The draw here is a stand-in that counts its calls (the real pages are drawn in
+runner_site_test.py); it blocks on an event so the test decides when a draw is in progress.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from flank_ops.run.site_writer import SiteWriter
 
 class Draws:
     def __init__(self) -> None:
-        self.calls: list[bool] = []
+        self.count = 0
         self.started = threading.Event()
         self.go_on = threading.Event()
 
-    def __call__(self, whole: bool) -> None:
-        self.calls.append(whole)
+    def __call__(self) -> None:
+        self.count += 1
         self.started.set()
         self.go_on.wait(30)
 
@@ -28,28 +28,14 @@ class Draws:
 def test_requests_made_while_drawing_become_one_draw_and_close_waits_for_it() -> None:
     draws = Draws()
     writer = SiteWriter(draws, every_s=0)
-    writer.request(whole=True)
+    writer.request()
     assert draws.started.wait(30)
     for _ in range(5):
         writer.request()  # while the first draw is in progress
-    draws.started.clear()
     draws.go_on.set()
-    wait_for(lambda: len(draws.calls) == 2, "the second draw")
+    wait_for(lambda: draws.count == 2, "the second draw")
     writer.close()
-    assert draws.calls == [True, False]  # latest wins: five requests, one draw
-
-
-def test_a_waiting_whole_request_stays_whole() -> None:
-    draws = Draws()
-    writer = SiteWriter(draws, every_s=0)
-    writer.request()
-    assert draws.started.wait(30)
-    writer.request(whole=True)
-    writer.request()  # does not turn the waiting whole draw into a partial one
-    draws.go_on.set()
-    wait_for(lambda: len(draws.calls) == 2, "the second draw")
-    writer.close()
-    assert draws.calls == [False, True]
+    assert draws.count == 2  # latest wins: five requests, one draw
 
 
 def test_close_drops_a_waiting_request_and_ends_the_thread() -> None:
@@ -57,8 +43,8 @@ def test_close_drops_a_waiting_request_and_ends_the_thread() -> None:
     writer = SiteWriter(draws, every_s=3600)  # after one draw, the next may come only in an hour
     draws.go_on.set()
     writer.request()
-    wait_for(lambda: draws.calls == [False], "the first draw")
+    wait_for(lambda: draws.count == 1, "the first draw")
     writer.request()  # waits for its turn...
     writer.close()  # ...and is dropped: the after-run step draws the final pages
-    assert draws.calls == [False]
+    assert draws.count == 1
     assert not writer._thread.is_alive()
