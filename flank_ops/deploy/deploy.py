@@ -166,22 +166,14 @@ def deploy(
     site_line = status_site_line(paths)
     for line in (site_line or "").splitlines():
         say(line)
-    if via != VIA_PUSH:  # a push's are pruned after it returned, by `flank hook site` (hooks.py)
-        for warning in prune_old(paths):
-            say(f"warning: {warning}")
-    return Deployed(sha, config)
-
-
-def prune_old(paths: ProjectPaths) -> list[str]:
-    """Remove the releases and setup builds no longer kept (call with the deploy lock held); -> warnings."""
     try:
         prune_releases(paths, releases_in_use(paths))
         from flank_ops.deploy.setup import prune_builds
 
         prune_builds(paths)
     except OSError as exc:
-        return [f"old releases not pruned: {failure_text(exc)}"]
-    return []
+        say(f"warning: old releases not pruned: {failure_text(exc)}")
+    return Deployed(sha, config)
 
 
 def branch_tip_now(paths: ProjectPaths, branch: str) -> str | None:

@@ -10,8 +10,8 @@ The deploy runs in a child of pre-receive, which has flank's modules and the val
 loaded already: it holds the receive lock until git has moved the branch, then does the
 post-receive itself (the deploy: deploy/deploy.py), its output copied to the push by
 post-receive through a named pipe (copy_deploy_output). bench/push.py --plain-post-receive
-measures what that saves against a post-receive that deploys by itself. The site is redrawn,
-and old releases pruned, by a detached `flank hook site PROJECT` after the push returned.
+measures what that saves against a post-receive that deploys by itself. The site is redrawn
+by a detached `flank hook site PROJECT` after the push returned.
 Shims from an older `flank init` keep working: one that copies the pipe in shell, and one that
 names no pipe (its post-receive deploys by itself).
 """
@@ -52,18 +52,13 @@ def hook_main(argv: list[str]) -> int:
 
 def site_after_push(project: str) -> int:
     """`flank hook site PROJECT`, started detached by a push's hooks: the pages a push changes,
-    redrawn after the push returned, then the old releases pruned (the push need not wait for
-    either). One at a time; the last to start reads the newest state."""
-    from flank_ops.deploy.deploy import prune_old, rebuild_site
+    redrawn after the push returned. One at a time; the last to start reads the newest state."""
     from flank_ops.fileio import locked
+    from flank_ops.deploy.deploy import rebuild_site
 
     paths = Home().project(project)
     with locked(paths.lock_file("site-after-push")):
-        try:
-            rebuild_site(paths)
-        finally:
-            with locked(paths.lock_file("deploy")):  # after the deploy that started this one
-                prune_old(paths)  # a failure is left for the next push's prune to meet again
+        rebuild_site(paths)
     return 0
 
 
