@@ -80,6 +80,29 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     return wall, cpu, proc.returncode
 
 
+def draw_figures(wc: Path, rounds: int) -> None:
+    """In this process: what drawing the newest run's pages costs (goal: its run page <= 50 ms)."""
+    from flank_ops.paths import ProjectPaths
+    from flank_ops.run import records
+    from flank_ops.site import build
+
+    paths = ProjectPaths.for_local(wc)
+    run_id = max(records.list_run_ids(paths, "nightly"))
+    tasks = len(records.read_record(paths.run_dir("nightly", run_id)).tasks)
+    build.draw_run(paths, "nightly", run_id)  # warm: imports, templates, the DAG's layout
+    for what, draw, goal in (
+        ("its run page (+ its log pages)", build.redraw_run_page, " (goal: <= 50 ms)"),
+        ("a progress redraw (run page, project and home cards)", build.draw_progress, ""),
+        ("the final draw (+ pipeline pages, resources)", build.draw_run, ""),
+    ):
+        times = []
+        for _ in range(max(rounds, 5)):
+            start = time.perf_counter()
+            draw(paths, "nightly", run_id)
+            times.append(time.perf_counter() - start)
+        print(f"drawing a {tasks}-task run, {what}: median {statistics.median(times) * 1000:.0f} ms{goal}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=500)
@@ -186,6 +209,7 @@ def main() -> int:
         if "flank run" in walls:
             ratio = statistics.median(walls["flank run"]) / statistics.median(walls["make+stamps"])
             print(f"flank run / make+stamps (wall): {ratio:.2f}x  (goal: <= 1.5x)")
+            draw_figures(wc, args.rounds)
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
