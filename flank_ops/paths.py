@@ -97,6 +97,11 @@ class Home:
         return self.internal_dir / "dag-layouts"
 
     @property
+    def grid_columns_dir(self) -> Path:
+        """A finished run's column of its pipeline page's task grid, one file per run (site/grid.py)."""
+        return self.internal_dir / "grid-columns"
+
+    @property
     def s3_site_manifest(self) -> Path:
         """What the last S3 site publish uploaded (key -> size, mtime, md5), to send only changes."""
         return self.internal_dir / "s3-site-manifest.json"
