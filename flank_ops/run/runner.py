@@ -570,11 +570,13 @@ def _execute(
         # The run's pages are drawn beside it (site_writer.py): the run has its page as soon as it
         # starts, and a redraw whenever a task ended. A run with nothing to start (every task up
         # to date) ends at once and is drawn by its finish: drawing it twice doubled its cost.
-        writer = SiteWriter(
-            lambda: _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id)), SITE_REFRESH_EVERY_S
-        )
+        writer: SiteWriter | None = None
         asked = time.monotonic()
         try:
+            # Inside the try: a SIGTERM while its thread starts must still stop make (as any other time).
+            writer = SiteWriter(
+                lambda: _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id)), SITE_REFRESH_EVERY_S
+            )
             if to_start:
                 writer.request()
             while make_exit is None:
@@ -606,7 +608,8 @@ def _execute(
         finally:
             # make has ended: a late SIGTERM must not cut the final record short (it is short work)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            writer.close()  # a draw in progress ends first: it must not land after the final one
+            if writer is not None:
+                writer.close()  # a draw in progress ends first: it must not land after the final one
 
     records.merge_task_results(run_dir, record, selected)
     # Still holding the reserve, so "full" is what the tasks met, not what our final writes need.
