@@ -6,16 +6,15 @@ heavy parts (validator, Makefiles, crontab, site) load only when needed.
 The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
 not from the environment: an ssh push does not carry FLANK_HOME.
 
-The deploy runs in a child of pre-receive, which has flank's modules and the validated config
-loaded already: it holds the receive lock until git has moved the branch, then does the
-post-receive itself (the deploy: deploy/deploy.py), its output copied to the push by
-post-receive through a named pipe (copy_deploy_output). bench/push.py --plain-post-receive
-measures what that saves against a post-receive that deploys by itself: ~220 ms a push when the
-shim copied the pipe in shell, ~20 ms (noise) now that the shim holds no logic and a Python copies
-it (2-core VM at load 12-14). Unless a quiet machine shows more, the plain way should replace it.
-The site is redrawn by a detached `flank hook site PROJECT` after the push returned.
-Shims from an older `flank init` keep working: one that copies the pipe in shell, and one that
-names no pipe (its post-receive deploys by itself).
+One Python start-up per push: pre-receive validates, then forks a child that holds the
+receive lock until git has moved the branch and then does the post-receive itself (the
+deploy: deploy/deploy.py), its output copied to the push by the post-receive shim through
+a named pipe. bench/push.py --plain-post-receive measures what that saves against a
+post-receive that deploys by itself: ~220 ms a push on a 2-core VM at load 12. The shim's
+copy loop is the price: a logic-free shim whose Python copies the pipe instead saved ~20 ms
+(noise) at load 14, and delayed each deploy by a Python start-up. The site is redrawn by a
+detached `flank hook site PROJECT` after the push returned. A post-receive shim from an older
+`flank init` still deploys by itself.
 """
 
 from __future__ import annotations
@@ -41,8 +40,6 @@ def hook_main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("pre-receive", "post-receive"):
         raise UserError(USAGE)
     git_dir = Path(os.environ.get("GIT_DIR") or ".").resolve()
-    if argv[0] == "post-receive" and copy_deploy_output(git_dir):
-        return 0
     paths = project_paths(git_dir)
     # Everything the hooks start (runs, crontab lines) must find this same home.
     os.environ["FLANK_HOME"] = str(paths.home.root)
@@ -200,29 +197,7 @@ def hold_claim_until_ref_moves(
         os._exit(0)
 
 
-POST_RECEIVE_PIPE_MARK = "flank-push-$PPID.fifo"  # named in hooks/post-receive: it hands over to copy_deploy_output
-
-
-def copy_deploy_output(git_dir: Path) -> bool:
-    """post-receive, when pre-receive's child deploys this push: copy what it writes into the pipe
-    named after receive-pack to the push, until it is done. False when there is no such pipe."""
-    import stat
-
-    pipe = git_dir / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(os.getppid()))
-    try:
-        if not stat.S_ISFIFO(os.stat(pipe).st_mode):
-            return False
-        fd = os.open(pipe, os.O_RDONLY)  # the child opens it for writing once git has moved the refs
-    except OSError:
-        return False
-    try:
-        while chunk := os.read(fd, 65536):
-            os.write(2, chunk)  # a short write only on a full disk or a gone pusher: nothing to save
-    except OSError:
-        pass  # the pusher went away: the deploy goes on (its output then goes nowhere)
-    finally:
-        os.close(fd)
-    return True
+POST_RECEIVE_PIPE_MARK = "flank-push-$PPID.fifo"  # hooks/post-receive copies this pipe when it exists
 
 
 def make_post_receive_pipe(paths: ProjectPaths, receive_pack: int) -> Path | None:
