@@ -76,18 +76,13 @@ docs: $(BIN)/flank
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	@echo "docs built in .docs-build/ (open .docs-build/index.html)"
 
+# Every bench/*.py (a new one runs without being added here), one after the other; each prints its
+# figures as ratios against a baseline measured in the same run. push goes over ssh, as real pushes do.
 bench: $(BIN)/flank
-	$(BIN)/python bench/push.py
-	$(BIN)/python bench/overhead.py
-	$(BIN)/python bench/memory.py
-	$(BIN)/python bench/site.py
-	$(BIN)/python bench/masking.py
-	$(BIN)/python bench/serve.py
-	$(BIN)/python bench/dag.py
-	$(BIN)/python bench/slurm.py
-	$(BIN)/python bench/artifacts.py
-	$(BIN)/python bench/rpkg.py
-	$(BIN)/python bench/cancel.py
+	@set -e; for b in bench/*.py; do \
+	  case $$b in bench/push.py) opts=--ssh;; *) opts=;; esac; \
+	  echo "== $$b $$opts"; $(BIN)/python $$b $$opts; echo; \
+	done
 
 clean-demo:
 	rm -rf $(DEMO_HOME)

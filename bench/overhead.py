@@ -1,12 +1,14 @@
 """Per-task overhead: flank vs plain GNU make on a layered DAG of no-op tasks.
 
-    python bench/overhead.py [--tasks 500] [--layers 10] [--rounds 5] [--jobs 2]
+    python bench/overhead.py [--tasks 500] [--layers 10] [--rounds 5] [--jobs 2] [--baseline-src DIR]
 
 The DAG: LAYERS layers of TASKS/LAYERS tasks; each task needs 2 tasks of the
 previous layer. The contenders, alternated in every round (so machine noise hits
 all alike):
 
   make            plain `make -j2` on an equivalent Makefile, recipes `true`
+  make+stamps     each recipe also touches a stamp file, as a make pipeline records what ran
+                  (issue 22's baseline: flank run <= 1.5x this)
   make+logs       the fair equivalent: each recipe `true > logs/<task>.log 2>&1`
   flank-launcher  `make -j2` on flank's generated Makefile (the task launcher per task:
                   a log, a result record, process group, rusage), no runner
@@ -78,6 +80,29 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     return wall, cpu, proc.returncode
 
 
+def draw_figures(wc: Path, rounds: int) -> None:
+    """In this process: what drawing the newest run's pages costs (goal: its run page <= 50 ms)."""
+    from flank_ops.paths import ProjectPaths
+    from flank_ops.run import records
+    from flank_ops.site import build
+
+    paths = ProjectPaths.for_local(wc)
+    run_id = max(records.list_run_ids(paths, "nightly"))
+    tasks = len(records.read_record(paths.run_dir("nightly", run_id)).tasks)
+    build.draw_run(paths, "nightly", run_id)  # warm: imports, templates, the DAG's layout
+    for what, draw, goal in (
+        ("its run page (+ its log pages)", build.redraw_run_page, " (goal: <= 50 ms)"),
+        ("a progress redraw (run page, project and home cards)", build.draw_progress, ""),
+        ("the final draw (+ pipeline pages, resources)", build.draw_run, ""),
+    ):
+        times = []
+        for _ in range(max(rounds, 5)):
+            start = time.perf_counter()
+            draw(paths, "nightly", run_id)
+            times.append(time.perf_counter() - start)
+        print(f"drawing a {tasks}-task run, {what}: median {statistics.median(times) * 1000:.0f} ms{goal}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=500)
@@ -88,6 +113,12 @@ def main() -> int:
         "--launcher", choices=("c", "python"), default="c", help="which task launcher flank uses (FLANK_TASK_EXEC)"
     )
     parser.add_argument("--no-flank-run", action="store_true", help="measure only the Makefile level")
+    parser.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="also time `flank run` of the flank_ops in DIR (e.g. `git archive main | tar -x -C DIR`), "
+        "in the same rounds: before/after figures under the same load",
+    )
     args = parser.parse_args()
 
     from flank_ops.config.load import load_config
@@ -106,6 +137,8 @@ def main() -> int:
     try:
         (work / "plain.mk").write_text(plain_makefile(graph, "true"))
         (work / "logs").mkdir()
+        (work / "stamps").mkdir()
+        (work / "plain-stamps.mk").write_text(plain_makefile(graph, f"true; touch {work}/stamps/TASK"))
         (work / "plain-logs.mk").write_text(plain_makefile(graph, f"true > {work}/logs/TASK.log 2>&1"))
 
         wc = work / "wc"
@@ -128,12 +161,26 @@ def main() -> int:
         make = shutil.which("make") or "make"
         contenders = {
             "make": lambda n: [make, "-s", "-j", str(args.jobs), "-f", str(work / "plain.mk")],
+            "make+stamps": lambda n: [make, "-s", "-j", str(args.jobs), "-f", str(work / "plain-stamps.mk")],
             "make+logs": lambda n: [make, "-s", "-j", str(args.jobs), "-f", str(work / "plain-logs.mk")],
             "flank-launcher": launcher_run,
         }
         if not args.no_flank_run:
             contenders["flank run"] = lambda n: [sys.executable, "-m", "flank_ops", "run", "--local", "nightly"]
+            if args.baseline_src:
+                src = str(Path(args.baseline_src).resolve())
+                contenders["flank run (baseline)"] = lambda n: [
+                    "env",
+                    f"PYTHONPATH={src}",
+                    sys.executable,
+                    "-m",
+                    "flank_ops",
+                    "run",
+                    "--local",
+                    "nightly",
+                ]
 
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
         print(
             f"DAG: {len(graph)} no-op tasks in {args.layers} layers, each needing 2 of the layer before; "
             f"-j{args.jobs}; {args.rounds} rounds alternated; launcher: {' '.join(launcher_argv)}"
@@ -159,6 +206,11 @@ def main() -> int:
                 f"{name:16} {w:13.3f}s {w / base_wall:7.2f}x {w / fair_wall:11.2f}x "
                 f"{c:13.3f}s {c / base_cpu:7.2f}x {c / fair_cpu:11.2f}x"
             )
+        if "flank run" in walls:
+            ratio = statistics.median(walls["flank run"]) / statistics.median(walls["make+stamps"])
+            print(f"flank run / make+stamps (wall): {ratio:.2f}x  (goal: <= 1.5x)")
+            draw_figures(wc, args.rounds)
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

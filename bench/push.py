@@ -6,7 +6,7 @@ plain bare repo with no hooks, alternating the two in each round, and prints bot
 medians and their ratio. Also prints the import time of the hook path.
 
     python bench/push.py [--rounds 15] [--ssh | --ssh root@127.0.0.1:2222 --ssh-key ~/.ssh/id_ed25519]
-                         [--baseline-src DIR]
+                         [--baseline-src DIR] [--plain-post-receive]
 
 --baseline-src DIR also pushes, in the same rounds, into a flank project whose hooks run the
 flank_ops of DIR (e.g. `git archive OLD_COMMIT | tar -x -C DIR`): before/after figures measured
@@ -137,6 +137,13 @@ def main() -> int:
         help="also push into a project whose hooks run the "
         "flank_ops of DIR (an older checkout), for before/after figures in one run",
     )
+    parser.add_argument(
+        "--plain-post-receive",
+        action="store_true",
+        help="also push, in the same rounds, into a flank project whose post-receive shim just runs "
+        "`python -m flank_ops hook post-receive` (its own Python start-up; no deploy in pre-receive's "
+        "child, no pipe): what the fork/FIFO machinery of deploy/hooks.py saves",
+    )
     args = parser.parse_args()
 
     # The site is redrawn by a detached process after each push: it may still be writing at the end.
@@ -160,6 +167,12 @@ def main() -> int:
                         f"exec {sys.executable}", f"PYTHONPATH={shlex.quote(src)} exec {sys.executable}"
                     )
                 )
+        plain_hooks_repo = None
+        if args.plain_post_receive:
+            sh(sys.executable, "-m", "flank_ops", "init", "plainhooks", env=env)
+            plain_hooks_repo = tmp / "home" / "plainhooks.git"
+            shim = plain_hooks_repo / "hooks" / "post-receive"
+            shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m flank_ops hook post-receive "$@"\n')
         plain_repo = tmp / "plain.git"
         sh("git", "init", "-q", "--bare", str(plain_repo), env=env)
         wc = tmp / "wc"
@@ -188,6 +201,7 @@ def main() -> int:
         flank_times: list[float] = []
         plain_times: list[float] = []
         baseline_times: list[float] = []
+        plain_hooks_times: list[float] = []
         for i in range(args.rounds + 1):
             if i:  # round 0 (the first push of the whole history) is a warm-up, not counted
                 (wc / "README.md").open("a").write(f"\nround {i}\n")
@@ -196,6 +210,8 @@ def main() -> int:
             order = [(url(flank_repo), flank_times), (url(plain_repo), plain_times)]
             if baseline_repo is not None:
                 order.insert(1, (url(baseline_repo), baseline_times))
+            if plain_hooks_repo is not None:
+                order.insert(1, (url(plain_hooks_repo), plain_hooks_times))
             for remote, times in order if i % 2 else reversed(order):
                 t = timed_push(wc, remote, env)
                 if i:
@@ -209,13 +225,21 @@ def main() -> int:
         )
         print(f"git push into a flank repo (hooks + deploy): median {flank_med * 1000:7.1f} ms")
         print(f"git push into a plain bare repo (no hooks):  median {plain_med * 1000:7.1f} ms")
-        print(f"ratio: {flank_med / plain_med:.2f}  (target: about 1.5 or less)")
+        print(f"ratio: {flank_med / plain_med:.2f}  (goal: <= 1.3)")
         if baseline_times:
             baseline_med = statistics.median(baseline_times)
             print(
                 f"git push into a flank repo of {args.baseline_src}: median {baseline_med * 1000:7.1f} ms, "
                 f"ratio {baseline_med / plain_med:.2f}"
             )
+        if plain_hooks_times:
+            hooks_med = statistics.median(plain_hooks_times)
+            print(
+                f"git push into a flank repo, post-receive running Python itself: median {hooks_med * 1000:7.1f} ms, "
+                f"ratio {hooks_med / plain_med:.2f} (the deploy in pre-receive's child saves "
+                f"{(hooks_med - flank_med) * 1000:.0f} ms)"
+            )
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
         print(
             f"hook path import time (python -X importtime, self times summed): {import_time_ms(flank_repo, env):.1f} ms"
         )

@@ -1,15 +1,19 @@
 """The `flank` command: parses arguments and hands over to flank_ops.commands.<verb>.
 
 Each verb lives in its own module with two plain functions:
-    add_arguments(parser)  - declares its options (keep module imports light)
+    add_arguments(parser)  - declares its options
     run(args) -> int       - does the work; raises UserError for user mistakes
+
+COMMANDS maps each verb to its module and one-line help (as pip's commands/__init__.py does):
+only the module of the verb that runs is imported, so a command's imports stay at its top
+and `flank --version` or a git hook loads none of them. A new verb is one line in COMMANDS.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from flank_ops import __version__, jsonout
 from flank_ops.error_handler import error_handler
@@ -18,42 +22,61 @@ from flank_ops.fileio import make_state_private
 if TYPE_CHECKING:
     import argparse  # imported in build_parser: the git hooks' fast path never builds the parser
 
-# verb -> one-line help. The module is flank_ops.commands.<verb with - as _>.
-COMMANDS: dict[str, str] = {
-    "init": "create a project: bare repo with hooks, state folders",
-    "validate": "check a flank.yml without a VM",
-    "schema": "print the JSON Schema of flank.yml",
-    "run": "run a pipeline now",
-    "watch": "in a working copy: run a pipeline, then again on every save (only what the save affects)",
-    "plan": "what a run would do now with each task (run or up to date) and why, without running",
-    "status": "show the last run of every pipeline",
-    "logs": "print a task's log",
-    "cancel": "stop a running run (its tasks and their process trees)",
-    "backfill": "one run per scheduled minute of a past range (--from DATE --to DATE)",
-    "secrets": "set, list or unset a project's secrets",
-    "scheduler": "run the schedules in the foreground (machines without cron)",
-    "catchup": "start, once, the scheduled runs missed while the VM was off (cron's @reboot line)",
-    "site": "rebuild the static status site",
-    "serve": "serve the status site over HTTP",
-    "users": "who may run and cancel from the site (flank serve --actions): add, list, remove, passwd",
-    "prune": "remove old runs (records, logs and pages)",
-    "sync": "upload records, logs and the site to S3",
-    "doctor": "check this VM's flank setup end to end",
-    "report": "what the pipelines' recent runs used: memory, CPU, time",
-    "cost": "size the VM for its pipelines; resize it on AWS around their runs",
-    "deploy": "redo a project's deploy by hand (after an interrupted push)",
-    "remote": "from a clone on the laptop: run the VM's flank over ssh (status, logs, plan, run, cancel, ...)",
-    "up": "from the laptop: make or start the project's VM on EC2 (ssh key, firewall, data volume, setup)",
-    "down": "from the laptop: stop the project's VM, or terminate it keeping its data volume",
-    "ssh-gate": "authorized_keys forced command: a key may run only flank remote and git push/fetch",
+
+class CommandInfo(NamedTuple):
+    module: str  # imported only when this verb runs
+    help: str
+
+
+def _verb(module: str, help_text: str) -> CommandInfo:
+    return CommandInfo(f"flank_ops.commands.{module}", help_text)
+
+
+COMMANDS: dict[str, CommandInfo] = {
+    "init": _verb("init", "create a project: bare repo with hooks, state folders"),
+    "validate": _verb("validate", "check a flank.yml without a VM"),
+    "schema": _verb("schema", "print the JSON Schema of flank.yml"),
+    "run": _verb("run", "run a pipeline now"),
+    "watch": _verb("watch", "in a working copy: run a pipeline, then again on every save (only what the save affects)"),
+    "plan": _verb("plan", "what a run would do now with each task (run or up to date) and why, without running"),
+    "status": _verb("status", "show the last run of every pipeline"),
+    "logs": _verb("logs", "print a task's log"),
+    "cancel": _verb("cancel", "stop a running run (its tasks and their process trees)"),
+    "backfill": _verb("backfill", "one run per scheduled minute of a past range (--from DATE --to DATE)"),
+    "secrets": _verb("secrets", "set, list or unset a project's secrets"),
+    "scheduler": _verb("scheduler", "run the schedules in the foreground (machines without cron)"),
+    "catchup": _verb("catchup", "start, once, the scheduled runs missed while the VM was off (cron's @reboot line)"),
+    "site": _verb("site", "rebuild the static status site"),
+    "serve": _verb("serve", "serve the status site over HTTP"),
+    "users": _verb("users", "who may run and cancel from the site (flank serve --actions): add, list, remove, passwd"),
+    "prune": _verb("prune", "remove old runs (records, logs and pages)"),
+    "sync": _verb("sync", "upload records, logs and the site to S3"),
+    "doctor": _verb("doctor", "check this VM's flank setup end to end"),
+    "report": _verb("report", "what the pipelines' recent runs used: memory, CPU, time"),
+    "cost": _verb("cost", "size the VM for its pipelines; resize it on AWS around their runs"),
+    "deploy": _verb("deploy", "redo a project's deploy by hand (after an interrupted push)"),
+    "remote": _verb(
+        "remote", "from a clone on the laptop: run the VM's flank over ssh (status, logs, plan, run, cancel, ...)"
+    ),
+    "up": _verb("up", "from the laptop: make or start the project's VM on EC2 (ssh key, firewall, data volume, setup)"),
+    "down": _verb("down", "from the laptop: stop the project's VM, or terminate it keeping its data volume"),
+    "ssh-gate": _verb("ssh_gate", "authorized_keys forced command: a key may run only flank remote and git push/fetch"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_verb(argv: list[str]) -> str | None:
+    """The verb on the command line (flank's own options come before it and take no value)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: every verb is listed, only the chosen one's module is imported
+    (argv None: all of them, e.g. to check every verb's options, or to write the reference)."""
     import argparse
 
     from flank_ops.reference import docs_url
 
+    chosen = None if argv is None else _chosen_verb(argv)
     parser = argparse.ArgumentParser(
         prog="flank",
         description="Airflow lite: git push a pipeline to a VM; make runs it, cron schedules it.",
@@ -62,16 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flank {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for verb, help_text in COMMANDS.items():
-        module = importlib.import_module(f"flank_ops.commands.{verb.replace('-', '_')}")
+    for verb, info in COMMANDS.items():
         p = sub.add_parser(
             verb,
-            help=help_text,
-            description=help_text,
+            help=info.help,
+            description=info.help,
             epilog=f"docs: {docs_url('reference/commands.md', f'flank-{verb}')}",
         )
-        module.add_arguments(p)
-        p.set_defaults(_module=module)
+        if argv is None or verb == chosen:
+            module = importlib.import_module(info.module)
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
     return parser
 
 
@@ -96,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             from flank_ops.run.checked_task import main as checked_main
 
             return checked_main(argv[1:])
-        from flank_ops.paths import NoSuchProject
+        if argv == ["--version"]:  # asked by scripts and `flank remote`: no parser needed
+            print(f"flank {__version__}")
+            return 0
         from flank_ops.hints import take_remote_from_env
+        from flank_ops.paths import NoSuchProject
 
         take_remote_from_env()  # through `flank remote`: hints say `flank remote …` (tasks never see it)
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         try:
             return int(args._module.run(args) or 0)
         except NoSuchProject as exc:

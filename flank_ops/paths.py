@@ -11,6 +11,7 @@
         secrets.env               KEY=VALUE, mode 0600
         pipelines/<p>.mk          generated Makefile (+ <p>.tasks/ task specs)
         pipelines/validated/<sha>.flank.yml   the flank.yml release <sha> was validated with (runs read it)
+        pipelines/validated/<sha>.config      its validated Config, pickled (runs load it: no re-parse)
         crontab                   the generated crontab block
         runs/<p>/<run-id>/        run record (run.json), task results, logs
         fingerprints/<p>/<task>.json  what a task's last success depended on (incremental runs)
@@ -124,6 +125,11 @@ class Home:
         return self.internal_dir / "dag-layouts"
 
     @property
+    def grid_columns_dir(self) -> Path:
+        """A finished run's column of its pipeline page's task grid, one file per run (site/grid.py)."""
+        return self.internal_dir / "grid-columns"
+
+    @property
     def s3_site_manifest(self) -> Path:
         """What the last S3 site publish uploaded (key -> size, mtime, md5), to send only changes."""
         return self.internal_dir / "s3-site-manifest.json"
@@ -220,6 +226,17 @@ class ProjectPaths:
     def validated_config(self, sha: str) -> Path:
         """The Config pre-receive validated for `sha`, handed to post-receive (saves a re-parse)."""
         return self.dir / ".validated" / f"{sha}.pickle"
+
+    def validated_flank_yml(self, sha: str) -> Path:
+        """The flank.yml bytes pre-receive validated for `sha`, handed to the deploy (saves git calls)."""
+        return self.dir / ".validated" / f"{sha}.flank.yml"
+
+    def config_cache(self, sha: str | None) -> Path:
+        """Release `sha`'s validated Config (None: the working copy's), pickled, so a run loads it
+        instead of parsing and validating flank.yml again (git/release_config.py)."""
+        if sha is None:
+            return self.dir / "flank.yml.validated"
+        return self.pipelines_dir / "validated" / f"{sha}.config"
 
     # --- generated -------------------------------------------------------
     @property

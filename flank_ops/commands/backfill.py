@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 
 from flank_ops.errors import UserError
+from flank_ops.paths import Home
+from flank_ops.schedule import backfill
+from flank_ops.config.params import split_assignments
+from flank_ops.humanize import clock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,9 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.paths import Home
-    from flank_ops.schedule import backfill
-
     if args.drive:
         return backfill.drive(Home().project(args.project).require(), args.pipeline, args.drive)
     if args.list:
@@ -48,9 +49,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             "which range?", f"e.g. flank backfill {args.project} {args.pipeline} --from 2026-11-01 --to 2026-11-07"
         )
-    from flank_ops.config.params import split_assignments
-    from flank_ops.humanize import clock
-
     plan = backfill.plan_backfill(
         args.project,
         args.pipeline,
@@ -81,9 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from flank_ops.paths import Home
-    from flank_ops.schedule import backfill
-
     paths = Home().project(args.project).require()
     found = backfill.list_backfills(paths, args.pipeline)
     if not found:

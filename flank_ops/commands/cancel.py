@@ -22,6 +22,15 @@ from flank_ops.jsonout import FLAG_HELP
 if TYPE_CHECKING:
     from flank_ops.run.records import RunRecord
 from flank_ops.exit_codes import ExitCode
+from flank_ops.git.release_config import deployed_config
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import cancel
+from flank_ops.run.records import RunStatus, TaskStatus
+from flank_ops.run.runner import choices_hint, find_working_copy
+from flank_ops.run.task_exec import DEFAULT_KILL_GRACE_S
+from flank_ops import jsonout
+from flank_ops.run.cancel import NothingToCancel
+from flank_ops.schedule.backfill import cancel_backfill
 
 EXIT_NOTHING_TO_CANCEL = ExitCode.NOTHING_TO_CANCEL
 
@@ -58,13 +67,6 @@ def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.git.release_config import deployed_config
-    from flank_ops.paths import Home, ProjectPaths
-    from flank_ops.run import cancel
-    from flank_ops.run.records import RunStatus, TaskStatus
-    from flank_ops.run.runner import choices_hint, find_working_copy
-    from flank_ops.run.task_exec import DEFAULT_KILL_GRACE_S
-
     project, pipeline, run_id = _split(args)
     if args.backfill:
         return _cancel_backfill(project, pipeline, args.backfill)
@@ -116,8 +118,6 @@ def run(args: argparse.Namespace) -> int:
 def _nothing(args: argparse.Namespace, why: str) -> int:
     """Nothing to cancel: said (as a JSON error with --json), exit 3."""
     if args.json:
-        from flank_ops import jsonout
-
         jsonout.emit_error(f"nothing to cancel: {why}", None)
     else:
         print(f"flank: nothing to cancel: {why}", file=sys.stderr)
@@ -126,9 +126,6 @@ def _nothing(args: argparse.Namespace, why: str) -> int:
 
 def _emit_json(record: RunRecord, *, stopping: bool) -> None:
     """`flank cancel --json`: the run's record as the cancel left it; `stopping` while it still goes."""
-    from flank_ops import jsonout
-    from flank_ops.run.records import TaskStatus
-
     stopped = [n for n, t in record.tasks.items() if t.status == TaskStatus.CANCELLED]
     jsonout.emit(
         "cancel",
@@ -143,10 +140,6 @@ def _emit_json(record: RunRecord, *, stopping: bool) -> None:
 
 def _cancel_backfill(project: str | None, pipeline: str, backfill_id: str) -> int:
     """issue 23: `flank cancel PROJECT PIPELINE --backfill ID` (schedule/backfill.py)."""
-    from flank_ops.paths import Home
-    from flank_ops.run.cancel import NothingToCancel
-    from flank_ops.schedule.backfill import cancel_backfill
-
     if project is None:
         raise UserError("--backfill goes with a project on this VM", "flank cancel PROJECT PIPELINE --backfill ID")
     paths = Home().project(project).require()

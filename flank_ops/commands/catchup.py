@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
+from flank_ops.humanize import parse_option_time
+from flank_ops.paths import Home
+from flank_ops.schedule.catchup import catch_up
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", nargs="?", help="just this project (default: every project)")
@@ -23,10 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.humanize import parse_option_time
-    from flank_ops.paths import Home
-    from flank_ops.schedule.catchup import catch_up
-
     now = parse_option_time(args.now) if args.now else datetime.now(timezone.utc)
     started = catch_up(Home(), now, project=args.project, dry_run=args.dry_run, at_boot=args.boot, out=print)
     if not started and not args.dry_run:

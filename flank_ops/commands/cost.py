@@ -19,6 +19,25 @@ from typing import Any
 
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
+from flank_ops.cost.plan import plan_sizes
+from flank_ops.cost.prices import price_table
+from flank_ops.cost.resources import collect_needs
+from flank_ops.cost.schedules import grow_schedules
+from flank_ops.cost.settings import cost_settings, instance_types
+from flank_ops.humanize import parse_option_time
+from flank_ops.paths import Home
+from flank_ops.settings import settings_for
+from flank_ops.cost.aws import todays_type
+from datetime import date
+from flank_ops.cost.prices import describe_source
+from flank_ops.humanize import duration, fmt_kb
+from flank_ops.cost import aws
+from flank_ops.cost.schedules import group_name
+from flank_ops.fileio import atomic_write_text
+from flank_ops.cost.shrink import applied_plan_path
+from flank_ops.cost import prices
+from flank_ops.cost.shrink import shrink_now
+from flank_ops import jsonout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,21 +57,10 @@ def _describe(kind: Any) -> str:
 
 
 def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
-    from flank_ops.cost.plan import plan_sizes
-    from flank_ops.cost.prices import price_table
-    from flank_ops.cost.resources import collect_needs
-    from flank_ops.cost.schedules import grow_schedules
-    from flank_ops.cost.settings import cost_settings, instance_types
-    from flank_ops.humanize import parse_option_time
-    from flank_ops.paths import Home
-    from flank_ops.settings import settings_for
-
     home = Home()
     cost = cost_settings(settings_for(home))
     types = instance_types(cost, price_table(cost, home.price_cache_dir))
     if not cost.current_type and cost.instance_id:  # the settings promise: else asked of EC2
-        from flank_ops.cost.aws import todays_type
-
         known, why = todays_type(cost)
         if known and all(kind.name != known for kind in types):
             known, why = None, f"today's type {known} (from EC2) is not in the price table: no comparison"
@@ -65,10 +73,6 @@ def _plan(args: argparse.Namespace) -> tuple[Any, ...]:
 
 
 def _print_plan(home: Any, cost: Any, needs: list[Any], plan: Any, schedules: list[Any]) -> None:
-    from datetime import date
-
-    from flank_ops.cost.prices import describe_source, price_table
-    from flank_ops.humanize import duration, fmt_kb
 
     print("measured (recent runs):")
     for need in needs:
@@ -110,10 +114,6 @@ def _print_plan(home: Any, cost: Any, needs: list[Any], plan: Any, schedules: li
 
 
 def _apply(args: argparse.Namespace, remove: bool = False) -> int:
-    from flank_ops.cost import aws
-    from flank_ops.cost.schedules import group_name
-    from flank_ops.fileio import atomic_write_text
-
     home, cost, types, needs, plan, schedules = _plan(args)
     if schedules and not cost.scheduler_role_arn and not remove:
         raise UserError(
@@ -143,8 +143,6 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
         print(f"(dry run: {len(calls)} call{'s' if len(calls) != 1 else ''}, none made)")
         return 0
     aws.run_calls(c, calls)
-    from flank_ops.cost.shrink import applied_plan_path
-
     state = applied_plan_path(home)
     if remove:
         state.unlink(missing_ok=True)
@@ -176,12 +174,6 @@ def _apply(args: argparse.Namespace, remove: bool = False) -> int:
 
 
 def _prices(args: argparse.Namespace) -> int:
-    from datetime import date
-
-    from flank_ops.cost import prices
-    from flank_ops.cost.settings import cost_settings
-    from flank_ops.paths import Home
-    from flank_ops.settings import settings_for
 
     home = Home()
     cost = cost_settings(settings_for(home))
@@ -204,8 +196,6 @@ def _prices(args: argparse.Namespace) -> int:
 
 
 def _shrink_now(args: argparse.Namespace) -> int:
-    from flank_ops.cost.shrink import shrink_now
-
     home, cost, _types, _needs, plan, _schedules = _plan(args)
     print(shrink_now(home, cost, plan.idle.name))
     return 0
@@ -223,8 +213,6 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "plan":
         home, cost, _types, needs, plan, schedules = _plan(args)
         if args.json:
-            from flank_ops import jsonout
-
             jsonout.emit("cost_plan", region=cost.region, plan=jsonout.plain(plan), schedules=jsonout.plain(schedules))
             return 0
         _print_plan(home, cost, needs, plan, schedules)

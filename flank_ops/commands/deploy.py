@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from flank_ops.deploy.deploy import deploy_by_hand
+from flank_ops.paths import Home
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", help="the project (as in flank init NAME)")
@@ -15,7 +18,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.deploy.deploy import deploy_by_hand
-    from flank_ops.paths import Home
-
     return deploy_by_hand(Home().project(args.project).require(), args.sha)

@@ -20,6 +20,28 @@ from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
+from flank_ops.deploy.setup_doctor import setup_checks
+from flank_ops.run.executors.vm_check import doctor_problems
+from flank_ops.git.gitcmd import run_git
+from flank_ops.run.makefile import make_executable
+from flank_ops.site.dag_layout import dot_executable
+from flank_ops.schedule.crontab import running_cron_daemon
+from flank_ops.schedule.crontab import crontab_enabled
+from flank_ops.schedule.crontab import CrontabError, stale_blocks
+from flank_ops.schedule.crontab import remove_stale_blocks
+from flank_ops.config.suggest import did_you_mean
+from flank_ops.settings import load_settings
+from flank_ops.settings_catalogue import unknown_keys
+import pwd
+from flank_ops.settings import settings_for
+from flank_ops.settings import email_settings, s3_settings, webhook_settings
+from flank_ops.git.release_config import deployed_config
+from flank_ops.notify.destinations import nowhere_to_send
+from flank_ops.notify.delivery import DeliveryError
+from flank_ops.s3 import probe
+from flank_ops.notify.email import check_login, password_for, send_email
+from flank_ops.run.secrets import load_secrets
+from flank_ops.notify.webhook import check_webhook, send_webhook
 
 MIN_FREE_BYTES = 1024**3  # below 1 GiB, logs and releases will soon fill the disk
 
@@ -77,16 +99,12 @@ def run_checks(home: Home, *, cron: bool = True, send_test: bool = False) -> Ite
     yield _guard("permissions", lambda: check_private_state(home))
     yield from check_integrations(home, send_test)
     yield from check_notify_destinations(home)
-    from flank_ops.deploy.setup_doctor import setup_checks  # issue 13: R, Python, renv.lock packages
-
     yield from setup_checks(home, Check)
     yield from check_executors(home)  # issue 14
 
 
 def check_executors(home: Home) -> Iterator[Check]:
     """Each executor configured in flank.toml ([executors.slurm], [executors.batch]) answers."""
-    from flank_ops.run.executors.vm_check import doctor_problems
-
     try:
         found = False
         for kind, label, problems in doctor_problems(home):
@@ -124,15 +142,11 @@ def _guard(name: str, check: Callable[[], Check]) -> Check:
 
 
 def check_git() -> Check:
-    from flank_ops.git.gitcmd import run_git
-
     proc = run_git(["--version"], check=False)
     return Check("OK", "git", proc.stdout.decode().strip())
 
 
 def check_make() -> Check:
-    from flank_ops.run.makefile import make_executable
-
     try:
         exe = make_executable()
     except UserError as exc:
@@ -150,8 +164,6 @@ def check_make() -> Check:
 
 def check_dot() -> Check:
     """Graphviz dot lays out the site's task graphs; without it the site lists the tasks."""
-    from flank_ops.site.dag_layout import dot_executable
-
     exe = dot_executable()
     if exe is None:
         return Check(
@@ -165,8 +177,6 @@ def check_dot() -> Check:
 
 
 def check_cron_daemon() -> Check:
-    from flank_ops.schedule.crontab import running_cron_daemon
-
     daemon = running_cron_daemon()
     if daemon:
         return Check("OK", "cron", f"{daemon} is running")
@@ -194,8 +204,6 @@ def _installed_crontab() -> tuple[list[str] | None, str | None]:
 
 def check_crontab_blocks(home: Home) -> Iterator[Check]:
     """Every project's generated schedule lines are in the installed crontab (unless flank.toml says not to)."""
-    from flank_ops.schedule.crontab import crontab_enabled
-
     installed: list[str] | None = None
     error: str | None = None
     scheduled = 0
@@ -240,8 +248,6 @@ def check_crontab_blocks(home: Home) -> Iterator[Check]:
 
 def check_stale_crontab_blocks() -> Check:
     """flank blocks whose FLANK_HOME or project was deleted by hand still fire, every time, for nothing."""
-    from flank_ops.schedule.crontab import CrontabError, stale_blocks
-
     try:
         stale = stale_blocks()
     except CrontabError as exc:
@@ -258,8 +264,6 @@ def check_stale_crontab_blocks() -> Check:
 
 
 def _remove_stale_crontab_blocks() -> None:
-    from flank_ops.schedule.crontab import CrontabError, remove_stale_blocks
-
     try:
         removed = remove_stale_blocks()
     except CrontabError as exc:
@@ -275,10 +279,6 @@ def _remove_stale_crontab_blocks() -> None:
 
 def check_settings_keys(home: Home) -> Check:
     """A misspelt flank.toml key is otherwise ignored without a word: name it, with the likely one."""
-    from flank_ops.config.suggest import did_you_mean
-    from flank_ops.settings import load_settings
-    from flank_ops.settings_catalogue import unknown_keys
-
     if not home.settings_file.exists():
         return Check("SKIP", "flank.toml", f"no {home.settings_file} (every setting has its default)")
     unknown = unknown_keys(load_settings(home))
@@ -343,8 +343,6 @@ def check_private_state(home: Home) -> Check:
 
 
 def _user() -> str:
-    import pwd
-
     return pwd.getpwuid(os.getuid()).pw_name
 
 
@@ -364,8 +362,6 @@ def check_disk(home: Home) -> Check:
 
 def _setting_scopes(home: Home) -> list[tuple[str | None, dict[str, Any]]]:
     """Settings as each project sees them (VM-wide defaults + its overrides), or VM-wide alone."""
-    from flank_ops.settings import settings_for
-
     projects = home.projects()
     if not projects:
         return [(None, settings_for(home))]
@@ -383,8 +379,6 @@ def _distinct(items: list[tuple[str | None, Any]]) -> list[tuple[str, Any]]:
 
 
 def check_integrations(home: Home, send_test: bool) -> Iterator[Check]:
-    from flank_ops.settings import email_settings, s3_settings, webhook_settings
-
     scopes = _setting_scopes(home)
     for kind, read in (("s3", s3_settings), ("smtp", email_settings), ("webhook", webhook_settings)):
         found: list[tuple[str | None, Any]] = []
@@ -408,10 +402,6 @@ def check_integrations(home: Home, send_test: bool) -> Iterator[Check]:
 
 def check_notify_destinations(home: Home) -> Iterator[Check]:
     """Each project whose deployed flank.yml asks for notifications has somewhere to send them."""
-    from flank_ops.git.release_config import deployed_config
-    from flank_ops.notify.destinations import nowhere_to_send
-    from flank_ops.settings import settings_for
-
     for name in home.projects():
         paths = home.project(name)
         try:
@@ -429,18 +419,11 @@ _TABLES = {"s3": "[s3]", "smtp": "[notify.email]", "webhook": "[notify.webhook]"
 
 
 def _check_one(home: Home, kind: str, value: Any, label: str, send_test: bool) -> Check:
-    from flank_ops.notify.delivery import DeliveryError
-
     name = kind + label
     try:
         if kind == "s3":
-            from flank_ops.s3 import probe
-
             return Check("OK", name, probe(value))
         if kind == "smtp":
-            from flank_ops.notify.email import check_login, password_for, send_email
-            from flank_ops.run.secrets import load_secrets
-
             settings, project = value
             password = password_for(settings, load_secrets(home.project(project)) if project else {})
             if send_test:
@@ -452,8 +435,6 @@ def _check_one(home: Home, kind: str, value: Any, label: str, send_test: bool) -
                 )
                 return Check("OK", name, f"test email sent to {', '.join(settings.to)}")
             return Check("OK", name, check_login(settings, password))
-        from flank_ops.notify.webhook import check_webhook, send_webhook
-
         if send_test:
             send_webhook(value, f"flank doctor: test message from {socket.gethostname()}")
             return Check("OK", name, "test message posted")

@@ -14,6 +14,9 @@ import argparse
 import sys
 
 from flank_ops.errors import UserError
+from flank_ops.vm import ec2
+from flank_ops.vm.clone import project_of_clone
+from flank_ops.vm.monthly import monthly_cost
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,10 +39,6 @@ def _confirm(project: str, volume_id: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.vm import ec2
-    from flank_ops.vm.clone import project_of_clone
-    from flank_ops.vm.monthly import monthly_cost
-
     if args.delete_data and not args.terminate:
         raise UserError("--delete-data works with --terminate", "flank down --terminate --delete-data")
     project = project_of_clone(args.project)

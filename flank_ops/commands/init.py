@@ -29,6 +29,14 @@ from flank_ops.git.bare_repo import (
 )
 from flank_ops.git.notes import NOTES_REF
 from flank_ops.paths import Home, ProjectPaths
+from flank_ops.git.gitcmd import run_git
+from flank_ops.remote.ssh import FLANK_COMMAND_KEY
+from flank_ops.schedule.crontab import flank_command
+from flank_ops.remote.address import login_user
+from flank_ops.remote.address import vm_address as address
+from flank_ops.settings import settings_for
+from flank_ops.settings import ssh_settings
+from flank_ops.commands.serve import DEFAULT_PORT
 
 if TYPE_CHECKING:
     from flank_ops.remote.address import SshAddress
@@ -94,24 +102,15 @@ def make_state_dirs(paths: ProjectPaths) -> None:
 
 def record_flank_command(paths: ProjectPaths) -> None:
     """Write where this flank is into the bare repo, for `flank remote` (see flank_ops/remote/ssh.py)."""
-    from flank_ops.git.gitcmd import run_git
-    from flank_ops.remote.ssh import FLANK_COMMAND_KEY
-    from flank_ops.schedule.crontab import flank_command
-
     run_git(["config", FLANK_COMMAND_KEY, shlex.join(flank_command())], git_dir=paths.bare_repo)
 
 
 def ssh_user() -> str:
-    from flank_ops.remote.address import login_user
-
     return login_user()
 
 
 def vm_address(paths: ProjectPaths) -> SshAddress:
     """How the user reaches this VM (remote/address.py); a broken flank.toml: what ssh says."""
-    from flank_ops.remote.address import vm_address as address
-    from flank_ops.settings import settings_for
-
     try:
         settings = settings_for(paths.home, paths.name)
     except UserError:
@@ -129,8 +128,6 @@ SSH_COMMAND_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
 
 def ssh_command_path(paths: ProjectPaths) -> str:
     """The PATH sshd gives `ssh vm COMMAND`: flank.toml's [ssh] command_path, else Debian's."""
-    from flank_ops.settings import settings_for, ssh_settings
-
     try:
         return ssh_settings(settings_for(paths.home, paths.name)).get("command_path") or SSH_COMMAND_PATH
     except UserError:
@@ -170,8 +167,6 @@ def flank_for_ssh_commands(command_path: str = SSH_COMMAND_PATH) -> str | None:
 
 def print_ssh_path_advice(paths: ProjectPaths) -> None:
     """Say how to make `ssh vm flank status` work, unless it already runs this flank."""
-    from flank_ops.schedule.crontab import flank_command
-
     mine = flank_command()
     command_path = ssh_command_path(paths)
     found = flank_for_ssh_commands(command_path)
@@ -209,8 +204,6 @@ def print_next_steps(paths: ProjectPaths) -> None:
 
 
 def print_site_advice(paths: ProjectPaths) -> None:
-    from flank_ops.commands.serve import DEFAULT_PORT
-
     print()
     print("To see the status site, serve it on this VM (it listens on 127.0.0.1 only):")
     print("  flank serve")

@@ -17,6 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
+from flank_ops.hints import flank_command, via_remote
+from flank_ops.run import records
+from flank_ops.humanize import MEDIUM, clock
+from flank_ops.humanize import duration as format_duration
+from flank_ops.git.release_config import deployed_config
+from flank_ops.finish.reconcile import reconcile
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run.runner import choices_hint, find_working_copy
+from flank_ops import jsonout
+from flank_ops.run.follow import follow
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths
@@ -67,9 +77,6 @@ def _where(paths: ProjectPaths, record: RunRecord, run_dir: Path, task: str) -> 
     """Where task's log is, as the reader can use it: the file on the VM (or in the working copy);
     through `flank remote`, whose reader is on the laptop, the command that prints it there.
     None: the task has no log."""
-    from flank_ops.hints import flank_command, via_remote
-    from flank_ops.run import records
-
     log = records.task_log_file(run_dir, task, record.tasks[task])
     if not log.exists():
         return None
@@ -79,9 +86,6 @@ def _where(paths: ProjectPaths, record: RunRecord, run_dir: Path, task: str) -> 
 
 
 def _task_table(paths: ProjectPaths, record: RunRecord, run_dir: Path, tz: str | None = None) -> str:
-    from flank_ops.humanize import MEDIUM, clock
-    from flank_ops.humanize import duration as format_duration
-
     started = f" — started {clock(record.started_at, tz, MEDIUM)}" if record.started_at else ""
     lines = [f"{record.pipeline} #{record.run_id} {record.status}{started} — {record.summary or ''}".rstrip(" —")]
     width = max((len(n) for n in record.tasks), default=4)
@@ -95,8 +99,6 @@ def _task_table(paths: ProjectPaths, record: RunRecord, run_dir: Path, tz: str |
 
 def _timezone(paths: ProjectPaths, pipeline: str) -> str | None:
     """The pipeline's `timezone:` in the deployed flank.yml (None: the VM's zone, also when unreadable)."""
-    from flank_ops.git.release_config import deployed_config
-
     try:
         config = deployed_config(paths)
     except Exception:  # noqa: BLE001 - a broken flank.yml must not hide the logs
@@ -106,13 +108,6 @@ def _timezone(paths: ProjectPaths, pipeline: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.finish.run_steps import reconcile
-    from flank_ops.git.release_config import deployed_config
-    from flank_ops.paths import Home, ProjectPaths
-    from flank_ops.hints import flank_command
-    from flank_ops.run import records
-    from flank_ops.run.runner import choices_hint, find_working_copy
-
     project, pipeline, run_id, task = _split(args)
     if project is None:
         paths = ProjectPaths.for_local(find_working_copy(Path.cwd()))
@@ -174,9 +169,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _emit_json(record: RunRecord, run_dir: Path, task: str | None) -> None:
     """`flank logs --json`: the run's record and where each task's log is (null: it has none)."""
-    from flank_ops import jsonout
-    from flank_ops.run import records
-
     logs = {}
     for name, entry in record.tasks.items():
         path = records.task_log_file(run_dir, name, entry)
@@ -186,8 +178,6 @@ def _emit_json(record: RunRecord, run_dir: Path, task: str | None) -> None:
 
 def _follow(paths: Any, pipeline: str, run_id: int, task: str | None) -> int:
     """Print as it comes; the last line (stderr) says how the task or run ended."""
-    from flank_ops.run.follow import follow
-
     sys.stdout.flush()
     record = follow(paths, pipeline, run_id, task, sys.stdout.buffer)
     if task is None:

@@ -11,6 +11,10 @@ import argparse
 
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
+from pathlib import Path
+from flank_ops.run import plan, runner
+from flank_ops.config.params import param_env, parse_params, split_assignments
+from flank_ops import jsonout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,9 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from flank_ops.run import plan, runner
 
     expected = 1 if args.local else 2
     if len(args.names) != expected:
@@ -63,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
         from_task=None,
         force_tasks=tuple(runner.check_task(pipeline, t) for t in args.force_task),
     )
-    from flank_ops.config.params import param_env, parse_params, split_assignments
-
     params_env = param_env(parse_params(pipeline, split_assignments(args.params)))  # issue 23
     decisions = plan.decide(
         deployed.paths, pipeline, deployed.config, deployed.release_dir, selected, forced, params_env
@@ -72,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
     runs = sum(1 for d in decisions.values() if d.action == plan.RUN)
     maybe = sum(1 for d in decisions.values() if d.action == plan.CHECK)
     if args.json:
-        from flank_ops import jsonout
-
         tasks = [{"task": d.task, "decision": d.action, "reason": d.reason} for d in decisions.values()]
         project_name = deployed.paths.name
         jsonout.emit("plan", project=project_name, pipeline=pipeline.name, would_run=runs, maybe=maybe, tasks=tasks)

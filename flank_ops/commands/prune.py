@@ -17,6 +17,14 @@ from typing import Any
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
+from flank_ops.settings import settings_for
+from flank_ops.git.notes import mark_pruned
+from flank_ops.site.build import after_prune
+from flank_ops.deploy.setup import prune_builds, pruned_line
+from flank_ops.fileio import locked
+from flank_ops.finish.reconcile import reconcile
+from flank_ops.run import records
+from flank_ops.fileio import atomic_write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.settings import settings_for
-
     home = Home()
     if args.project:
         names = [home.project(args.project).require().name]
@@ -49,9 +55,6 @@ def run(args: argparse.Namespace) -> int:
                     f"({_ranges(removed)}), kept {kept}"
                 )
                 if not args.dry_run:
-                    from flank_ops.git.notes import mark_pruned
-                    from flank_ops.site.build import after_prune
-
                     after_prune(paths, pipeline, removed)
                     if paths.bare_repo.is_dir():
                         mark_pruned(paths, pipeline, removed)  # their note lines link the pipeline page
@@ -63,9 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 def prune_setup_builds(paths: ProjectPaths, dry_run: bool) -> None:
     """issue 28 item 8: setup's builds that no kept release uses (deploys prune them too)."""
-    from flank_ops.deploy.setup import prune_builds, pruned_line
-    from flank_ops.fileio import locked
-
     with locked(paths.lock_file("deploy")):  # never while a deploy or a push's setup makes a build
         removed = prune_builds(paths, dry_run=dry_run)
     if removed:
@@ -115,10 +115,6 @@ def prune_pipeline(
     dry_run: bool = False,
 ) -> tuple[list[int], int]:
     """Remove the runs the retention rules do not keep. Returns (removed ids, number kept)."""
-    from flank_ops.fileio import locked
-    from flank_ops.finish.run_steps import reconcile
-    from flank_ops.run import records
-
     if not dry_run:
         reconcile(paths, pipeline)  # a dead "running" run becomes interrupted, and so prunable
     now = now or datetime.now(timezone.utc)
@@ -180,8 +176,6 @@ def _rewrite_history(path: Path, removed: set[int]) -> None:
     Runners append without the lock; a line appended while we rewrite is
     picked up by re-reading the tail just before the rename.
     """
-    from flank_ops.fileio import atomic_write_bytes
-
     try:
         with open(path, "rb") as f:
             data = f.read()

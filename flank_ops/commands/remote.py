@@ -22,9 +22,11 @@ code is flank remote's exit code.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 
 from flank_ops.errors import UserError
+from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
 
 from flank_ops.hints import DEFAULT_REMOTE
 
@@ -156,15 +158,11 @@ def read_secret_value(key: str) -> bytes:
     if sys.stdin is None:
         return b""
     if sys.stdin.isatty():
-        import getpass
-
         return getpass.getpass(f"value of {key}: ").encode()
     return sys.stdin.buffer.read()
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
-
     target = parse_remote_url(remote_url(args.remote_name))
     forwarded = flank_args(args, target.project)
     stdin = read_secret_value(args.key) if args.verb == "secrets" and args.action == "set" else None

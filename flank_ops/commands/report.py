@@ -12,6 +12,11 @@ import argparse
 
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
+from flank_ops.cost.resources import collect_needs, far_from_declared, this_machine
+from flank_ops.humanize import duration
+from flank_ops.paths import Home
+from flank_ops.humanize import fmt_kb
+from flank_ops import jsonout
 
 SPARK = " ▁▂▃▄▅▆▇█"
 CHART_WIDTH = 48
@@ -39,16 +44,9 @@ def memory_chart(steps: tuple[tuple[float, int], ...], duration_s: float, peak_k
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.cost.resources import collect_needs, far_from_declared, this_machine
-    from flank_ops.humanize import duration
-    from flank_ops.paths import Home
-    from flank_ops.humanize import fmt_kb
-
     needs = collect_needs(Home(), args.project)
     machine = this_machine()
     if args.json:
-        from flank_ops import jsonout
-
         pipelines = [
             {**jsonout.plain(need.use), "peak_kb": need.use.peak_kb, "typical_s": need.use.typical_s} for need in needs
         ]

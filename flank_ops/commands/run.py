@@ -16,6 +16,29 @@ from typing import TYPE_CHECKING
 from flank_ops.config.params import split_assignments
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
+from flank_ops.hints import flank_command
+from flank_ops.run.runner import RunRequest
+import getpass
+from flank_ops.run.records import via_of_trigger
+from datetime import datetime
+from flank_ops.schedule.due import floor_minute
+from flank_ops.run import runner
+from flank_ops.deploy.setup import local_setup
+from flank_ops.schedule.due import is_due, scheduled_at
+from flank_ops.finish.run_steps import RUN_STEPS
+import sys
+from flank_ops.run.records import RunStatus
+from flank_ops import jsonout
+from flank_ops.run.records import FAILED_TASK_STATUSES
+from flank_ops.notify.message import log_tail
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.secrets import load_secrets
+from flank_ops.run.runner import find_working_copy
+from flank_ops.settings import settings_for, site_url
+from flank_ops.site.layout import run_url
+from flank_ops.run.launch import start_detached_reporting
+from flank_ops.run.records import RunRecord
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -81,9 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
-    from flank_ops.hints import flank_command
-    from flank_ops.run.runner import RunRequest
-
     expected = 1 if args.local else 2
     if len(args.names) != expected:
         usage = "flank run --local PIPELINE" if args.local else "flank run PROJECT PIPELINE"
@@ -121,9 +141,6 @@ def _request(args: argparse.Namespace) -> RunRequest:
 def _triggered_by(args: argparse.Namespace) -> dict[str, str]:
     """Who started the run and from where: --by/--via when given (the site's Run button), else this
     user and what the trigger says (`flank remote` is `flank run` over ssh without a terminal)."""
-    import getpass
-
-    from flank_ops.run.records import via_of_trigger
 
     via = args.via or via_of_trigger(args.trigger)
     if via == "cli" and os.environ.get("SSH_CONNECTION") and not os.environ.get("SSH_TTY"):
@@ -133,9 +150,6 @@ def _triggered_by(args: argparse.Namespace) -> dict[str, str]:
 
 def _scheduled_minute(args: argparse.Namespace) -> datetime:
     """The minute a scheduled run stands for (aware): --scheduled-at, else the minute it was started in."""
-    from datetime import datetime
-
-    from flank_ops.schedule.due import floor_minute
 
     if args.scheduled_at is None:
         return floor_minute(None)
@@ -172,12 +186,8 @@ def _options(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.run import runner
-
     request = _request(args)
     if request.local_dir is not None:  # issue 28 item 9: setup: runs locally too, as a push runs it
-        from flank_ops.deploy.setup import local_setup
-
         local = runner.resolve_deployed(None, request.local_dir)
         local_setup(local.paths, local.release_dir, local.config)
     scheduled = args.trigger in ("schedule", "catchup", "backfill")
@@ -186,8 +196,6 @@ def run(args: argparse.Namespace) -> int:
             "--scheduled-at goes with --trigger schedule (or catchup)", "a manual run stands for no scheduled minute"
         )
     if args.if_due or args.detach or scheduled:
-        from flank_ops.schedule.due import is_due, scheduled_at
-
         deployed = runner.resolve_deployed(request.project, request.local_dir)
         pipeline = runner.find_pipeline(deployed.config, request.pipeline, deployed.paths)
         minute = _scheduled_minute(args)  # the minute cron (or `flank scheduler`) fired for
@@ -218,9 +226,6 @@ def run(args: argparse.Namespace) -> int:
         # Here, not at the top: the after-run steps bring site (jinja2), notify (urllib, smtplib) and
         # storage, about half again the runner's own import time (python -X importtime), which a
         # cron trigger that is not due and `--detach` never need.
-        from flank_ops.finish.run_steps import RUN_STEPS
-
-        import sys
 
         # --json: the task lines go to stderr, so stdout holds the answer alone
         out = sys.stderr if args.json else sys.stdout
@@ -228,8 +233,6 @@ def run(args: argparse.Namespace) -> int:
     except runner.NothingToRerun as nothing:
         _nothing_to_run(args, request, nothing.message)
         return 0
-    from flank_ops.run.records import RunStatus
-
     record = outcome.record
     if record.status == RunStatus.SKIPPED:
         raise UserError(
@@ -237,8 +240,6 @@ def run(args: argparse.Namespace) -> int:
             "the trigger is recorded as skipped; set 'overlap: queue' to wait instead",
         )
     if args.json:
-        from flank_ops import jsonout
-
         url = _page_url(request.project, record) if request.project is not None else None
         jsonout.emit(
             "run",
@@ -261,8 +262,6 @@ def _nothing_to_run(args: argparse.Namespace, request: RunRequest, message: str)
     if not args.json:
         print(f"flank: {message}")
         return
-    from flank_ops import jsonout
-
     project = request.project
     jsonout.emit(
         "run",
@@ -282,9 +281,6 @@ FAILED_TAIL_LINES = 15
 
 
 def _print_where(record: RunRecord, request: RunRequest) -> None:
-    from flank_ops.hints import flank_command
-    from flank_ops.run.records import FAILED_TASK_STATUSES
-
     bad = [n for n, t in record.tasks.items() if t.status in FAILED_TASK_STATUSES]
     logged = [n for n in bad if "did not start" not in (record.tasks[n].error or "")]
     project, pipeline, run_id = request.project, record.pipeline, str(record.run_id)
@@ -301,16 +297,9 @@ def _print_where(record: RunRecord, request: RunRequest) -> None:
 
 def _print_failed_tail(record: RunRecord, request: RunRequest, task: str) -> None:
     """The failed task's last lines (secrets masked, colours removed), indented under the run's line."""
-    from flank_ops.notify.message import log_tail
-    from flank_ops.paths import Home, ProjectPaths
-    from flank_ops.run import records
-    from flank_ops.run.secrets import load_secrets
-
     if request.project is not None:
         paths = Home().project(request.project)
     else:
-        from flank_ops.run.runner import find_working_copy
-
         paths = ProjectPaths.for_local(find_working_copy(request.local_dir or Path.cwd()))
     try:
         secrets = load_secrets(paths)
@@ -326,10 +315,6 @@ def _print_failed_tail(record: RunRecord, request: RunRequest, task: str) -> Non
 
 def _page_url(project: str, record: RunRecord) -> str | None:
     """The run's page on the status site (None when flank.toml is broken: already reported)."""
-    from flank_ops.paths import Home
-    from flank_ops.settings import settings_for, site_url
-    from flank_ops.site.layout import run_url
-
     try:
         return run_url(site_url(settings_for(Home(), project)), project, record.pipeline, record.run_id)
     except UserError:
@@ -337,10 +322,6 @@ def _page_url(project: str, record: RunRecord) -> str | None:
 
 
 def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -> int:
-    from flank_ops.hints import flank_command
-    from flank_ops.run.launch import start_detached_reporting
-    from flank_ops.run.records import RunRecord
-
     run_id = start_detached_reporting(request.project, request.pipeline, _options(args), cwd=request.local_dir)
     if run_id is None:
         raise UserError(
@@ -351,8 +332,6 @@ def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -
     if request.project is not None:
         url = _page_url(request.project, RunRecord(request.project, request.pipeline, run_id))
     if args.json:
-        from flank_ops import jsonout
-
         jsonout.emit(
             "run",
             project=request.project,

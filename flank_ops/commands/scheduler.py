@@ -11,6 +11,11 @@ from datetime import datetime, timezone
 
 from flank_ops.errors import UserError
 from flank_ops.humanize import parse_option_time
+from flank_ops.paths import Home
+from flank_ops.schedule import scheduler as sched
+from flank_ops.schedule.catchup import catch_up
+from flank_ops.schedule.crontab import has_block_for_home
+from flank_ops.schedule.due import floor_minute
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.paths import Home
-    from flank_ops.schedule import scheduler as sched
-
     if args.now and not args.once:
         raise UserError("--now works only with --once", "e.g. flank scheduler --once --now 2026-11-24T02:00")
     home = Home()
@@ -44,12 +46,8 @@ def run(args: argparse.Namespace) -> int:
     scheduler = sched.Scheduler(home, template, sched.print_line)
     if args.once:
         now = parse_option_time(args.now) if args.now else None
-        from flank_ops.schedule.due import floor_minute
-
         scheduler.tick(floor_minute(now))
         return 0
-    from flank_ops.schedule.crontab import has_block_for_home
-
     projects = home.projects()
     banner = [
         f"flank scheduler: running the schedules of {len(projects)} project{'s' if len(projects) != 1 else ''}"
@@ -60,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
             "flank scheduler: warning: your crontab also runs these schedules (flank's block is "
             "installed); scheduled runs will start twice — stop cron or this scheduler"
         )
-    from flank_ops.schedule.catchup import catch_up
-
     catch_up(home, datetime.now(timezone.utc), out=sched.print_line)  # runs missed while nothing ran
     sched.run_forever(scheduler, banner)
     print("flank scheduler: stopped", flush=True)

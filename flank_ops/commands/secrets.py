@@ -11,6 +11,10 @@ import sys
 
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
+import getpass
+from flank_ops.paths import Home
+from flank_ops.run import secrets
+from flank_ops import jsonout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +35,6 @@ def _read_value(key: str) -> str:
     if sys.stdin is None:
         return ""
     if sys.stdin.isatty():
-        import getpass
-
         return getpass.getpass(f"value of {key}: ")
     # bytes as they come (surrogateescape keeps what is not UTF-8): the value round-trips byte for byte
     raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
@@ -45,15 +47,10 @@ def _read_value(key: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.paths import Home
-    from flank_ops.run import secrets
-
     paths = Home().project(args.project).require()
     if args.action == "list":
         names = sorted(secrets.load_secrets(paths))
         if args.json:
-            from flank_ops import jsonout
-
             jsonout.emit("secrets", project=paths.name, names=names)
             return 0
         if not names:

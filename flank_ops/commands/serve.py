@@ -16,6 +16,16 @@ import shlex
 from typing import TYPE_CHECKING
 
 from flank_ops.paths import Home
+from flank_ops.errors import UserError
+from flank_ops.site.serve import Limits, make_server
+from flank_ops.site.build import rebuild
+from flank_ops.site.build import write_actions_script
+from flank_ops.settings import serve_settings
+from flank_ops.site import auth
+from flank_ops.site.actions import Actions
+import ipaddress
+import socket
+from flank_ops.schedule.crontab import flank_command
 
 if TYPE_CHECKING:
     from flank_ops.site.actions import Actions
@@ -64,9 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.errors import UserError
-    from flank_ops.site.serve import Limits, make_server
-
     if not 0 < args.port < 65536:
         raise UserError(f"invalid port {args.port}", "use a number from 1 to 65535, e.g. --port 8083")
     if not args.timeout > 0:
@@ -80,12 +87,8 @@ def run(args: argparse.Namespace) -> int:
     actions = _actions(home, args)
     newly_marked = actions is not None and _mark_actions(home)
     if newly_marked or not (home.site_dir / "index.html").exists():
-        from flank_ops.site.build import rebuild
-
         rebuild(home)  # with --actions for the first time: the pages gain their hidden buttons
     if actions is not None:
-        from flank_ops.site.build import write_actions_script
-
         write_actions_script(home)  # this flank's version of it
     limits = Limits(timeout=args.timeout, per_client=args.per_client)
     server = make_server(home.site_dir, args.host, args.port, limits, actions)
@@ -104,11 +107,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _actions(home: Home, args: argparse.Namespace) -> Actions | None:
     """The actions' state when they are on (--actions or [serve] actions = true), else None."""
-    from flank_ops.errors import UserError
-    from flank_ops.settings import serve_settings
-    from flank_ops.site import auth
-    from flank_ops.site.actions import Actions
-
     settings = serve_settings(home)
     if not (args.actions or settings.actions):
         return None
@@ -132,9 +130,6 @@ def _mark_actions(home: Home) -> bool:
 
 
 def is_loopback(host: str) -> bool:
-    import ipaddress
-    import socket
-
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
@@ -168,8 +163,6 @@ def systemd_quote(word: str) -> str:
 
 def systemd_unit_instructions(home: Home, args: argparse.Namespace) -> str:
     """The unit file, its comments saying how to install it (so the whole output can be saved as is)."""
-    from flank_ops.schedule.crontab import flank_command
-
     flank = flank_command()
     exec_start = " ".join(systemd_quote(w) for w in [*flank, "serve", *serve_options(args)])
     flank_home = str(home.root).replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flank_ops.paths import Home
+from flank_ops.site.build import rebuild
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,8 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.site.build import rebuild
-
     home = Home()
     stats = rebuild(home, only_changed=not args.rebuild)
     for w in stats.warnings:

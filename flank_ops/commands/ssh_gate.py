@@ -25,6 +25,10 @@ import sys
 from pathlib import Path
 
 from flank_ops.errors import UserError
+from flank_ops.paths import Home
+from flank_ops.schedule.crontab import flank_command
+from flank_ops.git.gitcmd import exec_git
+from flank_ops.remote.ssh import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, RemoteProject, remote_shell_command
 
 KEY_TYPES = (
     "ssh-ed25519",
@@ -48,8 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.paths import Home
-
     home = Home(Path(args.home)) if args.home else Home()
     for project in args.projects:
         home.project(project).require()
@@ -87,8 +89,6 @@ def _is_base64(text: str) -> bool:
 
 
 def authorized_keys_line(public_key: str, home: Path, projects: list[str]) -> str:
-    from flank_ops.schedule.crontab import flank_command
-
     command = shlex.join([*flank_command(), "ssh-gate", "--home", str(home.resolve()), "--", *projects])
     quoted = command.replace("\\", "\\\\").replace('"', '\\"')  # sshd's command="…" quoting
     return f'command="{quoted}",restrict {public_key}'
@@ -99,8 +99,6 @@ def authorized_keys_line(public_key: str, home: Path, projects: list[str]) -> st
 
 def gate(original: str | None, home: Path, projects: list[str]) -> int:
     """Do what the ssh client asked if this key may, else say what it may (exit 1)."""
-    from flank_ops.git.gitcmd import exec_git
-
     allowed = ", ".join(projects)
     usage = (
         f"flank ssh-gate: this key may only run flank remote (status, logs, run, cancel, secrets) and "
@@ -141,8 +139,6 @@ def _project_repo(path: str, home: Path, projects: list[str]) -> Path | None:
 def _flank_args(original: str, words: list[str]) -> list[str] | None:
     """The flank arguments of a request: `flank VERB ...`, or the line `flank remote` sends (accepted
     only when remote_shell_command rebuilds it exactly from the words found in it)."""
-    from flank_ops.remote.ssh import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, RemoteProject, remote_shell_command
-
     if words and words[0] == "flank":
         return words[1:]
     if len(words) < 6 or not words[0].startswith("FLANK_HOME=") or not words[0].endswith(";"):

@@ -17,6 +17,25 @@ from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
+from flank_ops.humanize import NOTE, clock
+from flank_ops.humanize import duration as format_duration
+from flank_ops.run.records import parse_iso
+from flank_ops.schedule.next_runs import next_runs
+from flank_ops.run import records
+from flank_ops.finish.reconcile import reconcile
+from flank_ops.humanize import page_zone
+from flank_ops.git.deploy_log import entry_reason, read_deploys
+from flank_ops.git.deploy_state import INTERRUPTED, deploy_gap
+from flank_ops.deploy.deploy import attempt, rebuild_site
+from flank_ops.config.load import FILENAME, load_config_file
+from flank_ops.git.release_config import deployed_config
+from flank_ops.paths import Home, NoSuchProject, ProjectPaths
+from flank_ops.run.runner import find_working_copy
+from flank_ops.storage.pending import read_pending
+from flank_ops.storage.uploads import RETRY_HINT
+from flank_ops import jsonout
+from flank_ops.settings import settings_for, site_url
+from flank_ops.site.layout import run_url
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config, Pipeline
@@ -34,15 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _started(record: RunRecord, tz: str | None) -> str:
-    from flank_ops.humanize import NOTE, clock
-
     return clock(record.started_at, tz, NOTE) if record.started_at else "-"
 
 
 def _duration(record: RunRecord) -> str:
-    from flank_ops.humanize import duration as format_duration
-    from flank_ops.run.records import parse_iso
-
     if record.status == "running":
         started = parse_iso(record.started_at)
         if started is None:
@@ -52,23 +66,17 @@ def _duration(record: RunRecord) -> str:
 
 
 def _next_run(pipeline: Pipeline, tz: str | None) -> str:
-    from flank_ops.schedule.next_runs import next_runs
-
     try:
         upcoming = next_runs(pipeline, 1)
     except Exception:  # noqa: BLE001 - a schedule problem must not hide the run table
         return "?"
     if not upcoming:
         return "-" if not pipeline.schedule else "?"
-    from flank_ops.humanize import NOTE, clock
-
     return clock(upcoming[0], tz, NOTE)
 
 
 def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
     """' (partial: 1 of 13 tasks; last full run #8 failed)' for a run of part of the pipeline."""
-    from flank_ops.run import records
-
     if not records.is_partial(record):
         return ""
     part = f"partial: {len(records.selected_tasks(record))} of {len(record.tasks)} tasks"
@@ -88,10 +96,6 @@ def _later(record: RunRecord) -> str:
 
 
 def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
-    from flank_ops.finish.run_steps import reconcile
-    from flank_ops.humanize import page_zone
-    from flank_ops.run import records
-
     rows = []
     zone = page_zone(p.timezone for p in config.pipelines.values())
     for name, pipeline in config.pipelines.items():
@@ -146,8 +150,6 @@ def _table(rows: list[list[str]], next_run: bool = True) -> str:
 def _not_deployed(paths: ProjectPaths) -> str:
     """Why a project has nothing deployed: never pushed, or its last push was refused or its deploy
     failed (issue 19 bug 7: a failed first setup is not "no deploy yet"); the details follow the table."""
-    from flank_ops.git.deploy_log import entry_reason, read_deploys
-
     last = None
     for entry in read_deploys(paths):  # only for a project with nothing deployed: a short file
         if entry.get("status") in ("failed", "rejected"):
@@ -164,8 +166,6 @@ def _not_deployed(paths: ProjectPaths) -> str:
 def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
     """`demo: branch at 3f2a1c0, deployed 9b1e0d2 (deploy interrupted — ...)`, one line per project whose
     branch tip is not (fully) deployed; an interrupted deploy also gets its site pages redrawn to say so."""
-    from flank_ops.git.deploy_state import INTERRUPTED, deploy_gap
-
     lines = []
     for paths in projects:
         try:
@@ -177,8 +177,6 @@ def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
             continue
         lines.append(f"{paths.name}: {gap.message}")
         if gap.reason == INTERRUPTED:
-            from flank_ops.deploy.deploy import attempt, rebuild_site
-
             lines += [
                 f"{paths.name}: warning: {w}"
                 for w in attempt("status site not redrawn (run: flank site)", lambda: rebuild_site(paths))  # noqa: B023 - called at once
@@ -187,11 +185,6 @@ def _deploy_gaps(projects: list[ProjectPaths]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import FILENAME, load_config_file
-    from flank_ops.git.release_config import deployed_config
-    from flank_ops.paths import Home, NoSuchProject, ProjectPaths
-    from flank_ops.run.runner import find_working_copy
-
     if args.runs and not args.json:
         raise UserError(
             "--runs goes with --json", "the history is on the status site, or: flank status --json --runs N"
@@ -232,10 +225,6 @@ def run(args: argparse.Namespace) -> int:
 def _outage_warnings(projects: list[ProjectPaths]) -> list[str]:
     """What the integrations could not do: failed pings, notifications, notes or site
     builds of each pipeline's newest finished run, and runs still waiting for S3."""
-    from flank_ops.run import records
-    from flank_ops.storage.pending import read_pending
-    from flank_ops.storage.uploads import RETRY_HINT
-
     warnings = []
     for paths in projects:
         for pipeline in paths.pipelines_with_runs():
@@ -263,10 +252,6 @@ def _outage_warnings(projects: list[ProjectPaths]) -> list[str]:
 
 def _emit_json(projects: list[tuple[ProjectPaths, Config | None]], runs: int, warnings: list[str]) -> None:
     """`flank status --json`: each pipeline with its last run's record (the one the table shows)."""
-    from flank_ops import jsonout
-    from flank_ops.finish.run_steps import reconcile
-    from flank_ops.run import records
-
     answer = []
     for paths, config in projects:
         pipelines = []
@@ -297,8 +282,6 @@ def _emit_json(projects: list[tuple[ProjectPaths, Config | None]], runs: int, wa
 
 
 def _next_run_iso(pipeline: Pipeline) -> str | None:
-    from flank_ops.schedule.next_runs import next_runs
-
     try:
         upcoming = next_runs(pipeline, 1)
     except Exception:  # noqa: BLE001 - a schedule problem must not hide the runs
@@ -308,9 +291,6 @@ def _next_run_iso(pipeline: Pipeline) -> str | None:
 
 def _site(paths: ProjectPaths) -> dict[str, object]:
     """The status site's address, and whether flank.toml sets it (else it is the VM's own, reached by a tunnel)."""
-    from flank_ops.paths import Home
-    from flank_ops.settings import settings_for, site_url
-
     try:
         settings = settings_for(Home(), paths.name)
     except UserError:
@@ -320,10 +300,6 @@ def _site(paths: ProjectPaths) -> dict[str, object]:
 
 def _run_page(paths: ProjectPaths, record: RunRecord | None) -> str | None:
     """The run's page on the status site (site/layout.py); None for a working copy's run or a broken flank.toml."""
-    from flank_ops.paths import Home
-    from flank_ops.settings import settings_for, site_url
-    from flank_ops.site.layout import run_url
-
     if record is None or record.local:
         return None
     try:
@@ -334,7 +310,5 @@ def _run_page(paths: ProjectPaths, record: RunRecord | None) -> str | None:
 
 def _history(paths: ProjectPaths, pipeline: str, n: int) -> list[dict[str, object]]:
     """The N newest finished runs, newest first: their history lines (records.history_entry)."""
-    from flank_ops.run import records
-
     entries = list(records.read_history(paths, pipeline))
     return list(reversed(entries[-n:]))

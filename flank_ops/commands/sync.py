@@ -14,6 +14,9 @@ from flank_ops.fileio import locked
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.settings import S3Settings, s3_settings, settings_for
+from flank_ops.storage import pending
+from flank_ops.storage.site_publish import publish_site, site_scope
+from flank_ops.storage.uploads import upload_pending
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.storage import pending
-    from flank_ops.storage.uploads import upload_pending
-    from flank_ops.storage.site_publish import publish_site, site_scope
-
     home = Home()
     names = [home.project(args.project).require().name] if args.project else home.projects()
     if not names:

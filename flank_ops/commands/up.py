@@ -15,6 +15,18 @@ import time
 from pathlib import Path
 
 from flank_ops.errors import UserError
+import ipaddress
+import urllib.request
+from flank_ops.vm.sizing import planned_type
+import json
+from importlib import metadata
+from flank_ops.remote.ssh import parse_remote_url, probe_remote_flank
+from flank_ops.commands.serve import DEFAULT_PORT
+from flank_ops.vm import ec2
+from flank_ops.vm.clone import point_remote, project_of_clone
+from flank_ops.vm.monthly import monthly_cost
+from flank_ops.vm.userdata import DATA_DEVICE, VM_USER, user_data, vm_flank_home
+from flank_ops.vm.sizing import type_arch
 
 DEFAULT_DATA_GIB = 50
 DEFAULT_REMOTE = "flank"
@@ -60,9 +72,6 @@ def _public_key(path: str | None) -> bytes:
 
 
 def _ssh_from(cidr: str | None) -> str:
-    import ipaddress
-    import urllib.request
-
     if cidr:
         try:
             return str(ipaddress.ip_network(cidr, strict=False))
@@ -84,8 +93,6 @@ def _ssh_from(cidr: str | None) -> str:
 def _instance_type(args: argparse.Namespace) -> str:
     if args.instance_type:
         return str(args.instance_type)
-    from flank_ops.vm.sizing import planned_type
-
     planned, why = planned_type()
     if planned is None:
         raise UserError(f"no instance type given and none planned ({why})", "pass one: flank up --type m7i.large")
@@ -95,9 +102,6 @@ def _instance_type(args: argparse.Namespace) -> str:
 def _source(args: argparse.Namespace) -> str:
     """What the VM installs: --source, else where this laptop's flank came from (PEP 610's direct_url.json:
     the same git commit, or the same version from the package index); a local checkout cannot be reached."""
-    import json
-    from importlib import metadata
-
     if args.source:
         return str(args.source)
     try:
@@ -118,8 +122,6 @@ def _source(args: argparse.Namespace) -> str:
 
 def _wait_until_ready(url: str, limit_s: float = READY_LIMIT_S) -> None:
     """Until ssh answers and `flank doctor` passes on the VM (cloud-init is done by then)."""
-    from flank_ops.remote.ssh import parse_remote_url, probe_remote_flank
-
     target = parse_remote_url(url)
     deadline = time.monotonic() + limit_s
     print(f"waiting for {target.destination} to answer ssh and pass `flank doctor` (a new VM takes minutes)...")
@@ -139,12 +141,6 @@ def _wait_until_ready(url: str, limit_s: float = READY_LIMIT_S) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.commands.serve import DEFAULT_PORT
-    from flank_ops.vm import ec2
-    from flank_ops.vm.clone import point_remote, project_of_clone
-    from flank_ops.vm.monthly import monthly_cost
-    from flank_ops.vm.userdata import DATA_DEVICE, VM_USER, user_data, vm_flank_home
-
     if args.data_size < 1:
         raise UserError(f"--data-size {args.data_size}: give the volume's size in GiB", "e.g. --data-size 100")
     project = project_of_clone(args.project)
@@ -168,8 +164,6 @@ def run(args: argparse.Namespace) -> int:
             ami = args.ami
             ec2.image_arch(ec2_client, ami)  # it exists here
         else:
-            from flank_ops.vm.sizing import type_arch
-
             ami = ec2.debian_ami(ssm, type_arch(instance_type))
         public_key, cidr, source = _public_key(args.key), _ssh_from(args.ssh_from), _source(args)
         key_name, imported = ec2.ensure_key_pair(ec2_client, project, public_key)

@@ -13,6 +13,10 @@ import getpass
 import sys
 
 from flank_ops.errors import UserError
+from flank_ops.fileio import locked
+from flank_ops.paths import Home
+from flank_ops.run.runner import choices_hint
+from flank_ops.site import auth
 
 USAGE = "usage: flank users add NAME [--role runner|admin] [--project P] | list | remove NAME | passwd NAME"
 
@@ -52,11 +56,6 @@ def read_password(prompt: str = "Password: ") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.fileio import locked
-    from flank_ops.paths import Home
-    from flank_ops.run.runner import choices_hint
-    from flank_ops.site import auth
-
     home = Home()
     if args.action == "list":
         users = auth.load_users(home)

@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors
 from flank_ops.jsonout import FLAG_HELP
+from flank_ops.config.load import FILENAME, describe, load_config_file, symlink_error
+from flank_ops.git.trees import work_tree_index
+from flank_ops import jsonout
+from flank_ops.errors import UserError
+from flank_ops.run.executors.vm_check import config_warnings
+from flank_ops.paths import Home
+from flank_ops.notify.destinations import nowhere_to_send
+from flank_ops.settings import settings_for
 
 if TYPE_CHECKING:
     from flank_ops.config.repo_paths import RepoTree
@@ -34,9 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.config.load import FILENAME, describe, load_config_file, symlink_error
-    from flank_ops.git.trees import work_tree_index
-
     path = args.path
     if os.path.isdir(path):
         path = os.path.join(path, FILENAME)
@@ -66,18 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _emit_json(path: str, config: Config | None, errors: list[dict[str, object]], warnings: list[str]) -> None:
     """`flank validate --json`: valid or not, every error (file, line, column, message, hint), the pipelines."""
-    from flank_ops import jsonout
-
     pipelines = [{"pipeline": name, "tasks": list(p.tasks)} for name, p in config.pipelines.items()] if config else []
     jsonout.emit("validate", file=path, valid=not errors, errors=errors, warnings=warnings, pipelines=pipelines)
 
 
 def _vm_warnings(config: Config, show: bool = True) -> list[str]:
     """issue 14: on the VM (FLANK_HOME exists), what this VM lacks for the config: warnings."""
-    from flank_ops.errors import UserError
-    from flank_ops.run.executors.vm_check import config_warnings
-    from flank_ops.paths import Home
-
     home = Home()
     if not home.root.is_dir():
         return []
@@ -86,9 +85,6 @@ def _vm_warnings(config: Config, show: bool = True) -> list[str]:
     except UserError as exc:
         warnings = [exc.message]
     try:
-        from flank_ops.notify.destinations import nowhere_to_send
-        from flank_ops.settings import settings_for
-
         warnings += [w for w in [nowhere_to_send(config, settings_for(home), str(home.settings_file))] if w]
     except UserError:
         pass  # an unreadable flank.toml: said above
@@ -98,7 +94,5 @@ def _vm_warnings(config: Config, show: bool = True) -> list[str]:
 
 
 def _indexed_as_link(tree: RepoTree) -> bool:
-    from flank_ops.config.load import FILENAME
-
     entry = (tree.folder("") or {}).get(FILENAME)
     return entry is not None and entry.kind == "link"

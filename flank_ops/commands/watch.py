@@ -31,6 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
+from flank_ops.config.load import FILENAME, load_config_file
+from flank_ops.run.runner import choices_hint
+from flank_ops.config.repo_paths import repo_relative
+import watchfiles
+from flank_ops.git.gitcmd import ignored_paths, tracked_paths
+from flank_ops.errors import ConfigErrors
+from flank_ops.paths import ProjectPaths
+from flank_ops.run.runner import find_working_copy
+from flank_ops.site.layout import SiteLayout
 
 if TYPE_CHECKING:
     import watchfiles
@@ -77,14 +86,10 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 
 def _load(working_copy: Path) -> Config:
-    from flank_ops.config.load import FILENAME, load_config_file
-
     return load_config_file(working_copy / FILENAME)
 
 
 def _pick_pipeline(config: Config, wanted: str | None) -> str:
-    from flank_ops.run.runner import choices_hint
-
     names = list(config.pipelines)
     if wanted is None:
         if len(names) == 1:
@@ -99,8 +104,6 @@ def _pick_pipeline(config: Config, wanted: str | None) -> str:
 
 def written_by_runs(config: Config, pipeline: str) -> list[str]:
     """Repo-relative patterns of what the pipeline's runs write: declared outputs and artifacts."""
-    from flank_ops.config.repo_paths import repo_relative
-
     tasks = config.pipelines[pipeline].tasks.values() if pipeline in config.pipelines else []
     return [p for t in tasks for p in (repo_relative(t.dir, o) for o in (*t.outputs, *t.artifacts)) if p]
 
@@ -108,7 +111,6 @@ def written_by_runs(config: Config, pipeline: str) -> list[str]:
 def make_filter(working_copy: Path, written: list[str]) -> watchfiles.DefaultFilter:
     """The per-path filter; `written` (written_by_runs) is the caller's list, updated in place when
     flank.yml changes. What .gitignore ignores is filtered per batch (unsaved_changes)."""
-    import watchfiles
 
     class WatchFilter(watchfiles.DefaultFilter):
         def __init__(self) -> None:
@@ -156,8 +158,6 @@ def unsaved_changes(working_copy: Path, paths: set[str], persisted: list[str]) -
     """The saves among `paths` (the per-path filter passed them): not what .gitignore ignores, and in
     `persist:` folders (where the pipeline writes) only files git tracks — data the user edits.
     Git's own rules: one `git check-ignore` and one `git ls-files` per batch."""
-    from flank_ops.git.gitcmd import ignored_paths, tracked_paths
-
     inside = {
         p
         for p in paths
@@ -174,8 +174,6 @@ def _watch_files(
     changes: queue.Queue[set[str]],
     stop: threading.Event,
 ) -> None:
-    import watchfiles
-
     for batch in watchfiles.watch(
         working_copy,
         watch_filter=watch_filter,
@@ -211,11 +209,6 @@ def _stop_run(child: subprocess.Popen[bytes]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flank_ops.errors import ConfigErrors
-    from flank_ops.paths import ProjectPaths
-    from flank_ops.run.runner import find_working_copy
-    from flank_ops.site.layout import SiteLayout
-
     working_copy = find_working_copy(Path.cwd())
     config = _load(working_copy)  # a broken flank.yml at the start: said, and nothing watched
     pipeline = _pick_pipeline(config, args.pipeline)

@@ -120,7 +120,7 @@ def deploy(
                 return None
         synced = sync_persisted(paths, release, config)
         # Runs read this copy, so it is in place before `current` points at the release.
-        release_config.store_release_config(paths, sha)
+        release_config.store_release_config(paths, sha, config)
         pause_for_tests("before-switch")
         atomic_symlink(os.path.relpath(release, paths.current.parent), paths.current)
     except SetupFailed as exc:

@@ -125,15 +125,6 @@ def finish_run(context: RunContext, record: RunRecord) -> dict[str, str]:
     return outcomes
 
 
-def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
-    """The one way a reader marks dead runs: records.reconcile marks runs whose runner died
-    interrupted, then their pages are redrawn so none keeps saying "running"."""
-    marked = records.reconcile(paths, pipeline)
-    if marked:
-        build.redraw_runs(paths, pipeline, marked)
-    return marked
-
-
 class _RunSteps:
     """run.runner.RunSteps for a run on this machine."""
 
@@ -159,7 +150,7 @@ class _RunSteps:
         ping.ping_started(context, record)
 
     def progress(self, paths: ProjectPaths, pipeline: str, run_id: int) -> None:
-        build.draw_run(paths, pipeline, run_id)
+        build.draw_progress(paths, pipeline, run_id)
 
     def finished(self, context: RunContext, record: RunRecord) -> None:
         finish_run(context, record)

@@ -38,6 +38,7 @@ class PushVerdict(NamedTuple):
     errors: list[str]  # empty = accept
     config: Config | None = None  # the deploy branch's flank.yml, when valid
     deploy: RefUpdate | None = None  # the deploy-branch update, if the push has one
+    flank_yml: bytes = b""  # the bytes `config` was validated from
 
 
 def parse_updates(stdin_text: str) -> list[RefUpdate]:
@@ -65,6 +66,7 @@ def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerd
     errors: list[str] = []
     config = None
     deploy = None
+    text = b""
     for update in updates:
         if update.ref == NOTES_REF or update.ref.startswith(NOTES_REF + "/"):
             errors.append(
@@ -78,9 +80,9 @@ def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerd
             )
         elif update.ref == deploy_ref:
             deploy = update
-            found, config = check_commit(git_dir, update.new)
+            found, config, text = _check_commit(git_dir, update.new)
             errors += found
-    return PushVerdict(errors, config if not errors else None, deploy)
+    return PushVerdict(errors, config if not errors else None, deploy, text if not errors else b"")
 
 
 def check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None]:
@@ -89,6 +91,12 @@ def check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None]:
     The rules are load_config's (with the commit's tree), the same `flank validate` applies
     in a work tree: whatever one refuses, the other refuses in the same words.
     """
+    errors, config, _ = _check_commit(git_dir, sha)
+    return errors, config
+
+
+def _check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None, bytes]:
+    """check_commit, and the bytes of flank.yml it validated."""
     from flank_ops.config.load import load_config, symlink_error
     from flank_ops.git.trees import CommitTree
 
@@ -96,17 +104,17 @@ def check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None]:
     try:
         entry = (tree.folder("") or {}).get(FLANK_YML)
         if entry is not None and entry.kind == "link":
-            return [str(e) for e in symlink_error(FLANK_YML).errors], None
+            return [str(e) for e in symlink_error(FLANK_YML).errors], None, b""
         with object_reader(git_dir) as read_object:
             text, problem = read_flank_yml(read_object, sha)
         if problem:
-            return [problem], None
+            return [problem], None, b""
         config = load_config(text, FLANK_YML, tree=tree)
     except ConfigErrors as exc:
-        return [str(e) for e in exc.errors], None
+        return [str(e) for e in exc.errors], None, b""
     except UserError as exc:
-        return [str(exc)], None
-    return [], config
+        return [str(exc)], None, b""
+    return [], config, text
 
 
 ObjectReader = Callable[[str, bool], tuple[str, int, bytes]]
@@ -176,10 +184,14 @@ def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | No
     return content, None
 
 
-def save_validated(paths: ProjectPaths, sha: str, config: Config) -> None:
-    """Hand the validated Config to post-receive, so it need not load the validator again."""
+def save_validated(paths: ProjectPaths, sha: str, config: Config, flank_yml: bytes = b"") -> None:
+    """Hand the validated Config to post-receive, so it need not load the validator again, and
+    the bytes it was validated from, so the deploy stores them without asking git again
+    (git/release_config.py; written as that copy is: durably, 0644 under the umask)."""
     import pickle
 
+    if flank_yml:
+        atomic_write_bytes(paths.validated_flank_yml(sha), flank_yml, mode=0o644)
     atomic_write_bytes(paths.validated_config(sha), pickle.dumps(config))
 
 

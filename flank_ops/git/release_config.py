@@ -2,36 +2,62 @@
 
 Runs read this copy (paths.release_config), never the release's own flank.yml: that
 is only a checkout, which a task or a hand edit can change after the push. The deploy
-writes the copy from git's object store (content-addressed, so it is what pre-receive
-validated) before `current` moves to the release.
+writes the copy before `current` moves to the release: the bytes pre-receive validated
+(handed over in paths.validated_flank_yml), else from git's object store (content-addressed,
+so it is what pre-receive validated).
+
+Beside it the deploy keeps the validated Config, pickled (paths.config_cache): a run loads it
+in milliseconds instead of parsing and validating flank.yml again (issue 22: most of a
+no-change run of a big pipeline). The pickle is used only for the very bytes it was made from,
+by this very flank (its version and config code): anything else, and it is made again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+from flank_ops import __version__
+from flank_ops.config import load as config_load
+from flank_ops.config import model as config_model
+from flank_ops.config.load import FILENAME, MAX_BYTES, load_config, load_config_file
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
 from flank_ops.fileio import atomic_write_bytes
+from flank_ops.git.trees import committed_flank_yml
 from flank_ops.paths import ProjectPaths
 
 
-def store_release_config(paths: ProjectPaths, sha: str) -> bytes:
-    """Write the release's copy of flank.yml from the commit; returns its bytes."""
-    data = _committed(paths, sha)
-    atomic_write_bytes(paths.release_config(sha), data, mode=0o644)
+def store_release_config(paths: ProjectPaths, sha: str, config: Config | None = None) -> bytes:
+    """Write the release's copy of flank.yml (and, given `config`, its validated Config);
+    returns the bytes."""
+    handed = paths.validated_flank_yml(sha)
+    target = paths.release_config(sha)
+    try:
+        data = handed.read_bytes()
+    except OSError:
+        data = _committed(paths, sha)
+        atomic_write_bytes(target, data, mode=0o644)
+    else:  # what pre-receive validated, written (durably, as below) and handed over
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(handed, target)
+    if config is not None:
+        _save_cache(paths.config_cache(sha), _cache_key(data, FILENAME), config)
     return data
 
 
 def load_release_config(paths: ProjectPaths, sha: str) -> Config:
     """The validated Config of release `sha`. A release deployed before flank kept this copy
     is read from git's object store instead (still never from the checkout)."""
-    from flank_ops.config.load import FILENAME, load_config
-
     try:
         data = paths.release_config(sha).read_bytes()
     except FileNotFoundError:
         data = _committed(paths, sha)
     try:
-        return load_config(data, FILENAME)
+        return _cached(data, FILENAME, paths.config_cache(sha))
     except ConfigErrors as exc:
         raise UserError(
             f"the deployed {FILENAME} ({sha[:7]}) is invalid: " + "; ".join(str(e) for e in exc.errors),
@@ -39,10 +65,19 @@ def load_release_config(paths: ProjectPaths, sha: str) -> Config:
         ) from None
 
 
-def _committed(paths: ProjectPaths, sha: str) -> bytes:
-    from flank_ops.config.load import MAX_BYTES
-    from flank_ops.git.trees import committed_flank_yml
+def load_working_copy_config(paths: ProjectPaths, path: Path) -> Config:
+    """A working copy's flank.yml (`flank run --local`), validated once per change of its bytes."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError:
+        data = b""
+    if not data or len(data) > MAX_BYTES:
+        return load_config_file(path)  # says what is wrong with the file
+    return _cached(data, str(path), paths.config_cache(None))
 
+
+def _committed(paths: ProjectPaths, sha: str) -> bytes:
     return committed_flank_yml(paths.bare_repo, sha, MAX_BYTES)
 
 
@@ -50,12 +85,45 @@ def deployed_config(paths: ProjectPaths) -> Config | None:
     """The Config in force for the project: the validated copy of the release `current` points
     at (a laptop's .flank/: its working copy's flank.yml); None when nothing is deployed.
     Raises UserError when it cannot be read. Every reader of "the deployed flank.yml" asks this."""
-    from flank_ops.config.load import FILENAME, load_config_file
-
     if paths.local:
         working_copy = paths.dir.parent / FILENAME
-        return load_config_file(working_copy) if working_copy.is_file() else None
+        return load_working_copy_config(paths, working_copy) if working_copy.is_file() else None
     sha = paths.current_sha()
     if sha is None:
         return None
     return load_release_config(paths, sha)
+
+
+# --- the pickled Config ----------------------------------------------------------------
+
+_KEY_BYTES = 32
+
+
+def _cache_key(data: bytes, filename: str) -> bytes:
+    """What the pickle was made from: the bytes, the name errors cite, and this flank's code."""
+    code = [__version__]
+    for module in (config_model, config_load):
+        st = os.stat(str(module.__file__))
+        code.append(f"{st.st_size}:{st.st_mtime_ns}")
+    head = "\0".join([*code, filename]).encode()
+    return hashlib.blake2b(head + b"\0" + data, digest_size=_KEY_BYTES).digest()
+
+
+def _cached(data: bytes, filename: str, cache: Path) -> Config:
+    """The Config of `data`: from `cache` when it was made from these bytes, else validated (and kept)."""
+    key = _cache_key(data, filename)
+    with contextlib.suppress(OSError, pickle.PickleError, AttributeError, EOFError, ImportError, TypeError):
+        blob = cache.read_bytes()
+        if blob[:_KEY_BYTES] == key:
+            config = pickle.loads(blob[_KEY_BYTES:])
+            if isinstance(config, Config):
+                return config
+    config = load_config(data, filename)
+    _save_cache(cache, key, config)
+    return config
+
+
+def _save_cache(cache: Path, key: bytes, config: Config) -> None:
+    with contextlib.suppress(OSError):  # only a shortcut: the next run validates again
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cache, key + pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL), durable=False)

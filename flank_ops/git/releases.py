@@ -186,7 +186,8 @@ def prune_releases(paths: ProjectPaths, in_use: set[str], keep: int = KEEP_RELEA
             continue
         # rmtree unlinks symlinks without following them: persist/ data is safe.
         shutil.rmtree(trash, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            paths.release_config(release.name).unlink()
+        for kept in (paths.release_config(release.name), paths.config_cache(release.name)):
+            with contextlib.suppress(OSError):
+                kept.unlink()
         pruned.append(release.name)
     return pruned

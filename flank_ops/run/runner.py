@@ -29,13 +29,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
-from flank_ops.config.load import FILENAME, load_config_file
+from flank_ops.config.load import FILENAME
 from flank_ops.config.model import Config, ParamValue, Pipeline
 from flank_ops.config.params import param_env
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import commit_info, run_git, work_tree_changed
-from flank_ops.git.release_config import load_release_config
+from flank_ops.git.release_config import load_release_config, load_working_copy_config
 from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import cancel, makefile, records
@@ -44,6 +44,7 @@ from flank_ops.run.records import RunRecord, RunStatus, TaskStatus
 if TYPE_CHECKING:
     from flank_ops.run.plan import Decision
 from flank_ops.run.secrets import load_secrets, mask, mask_file
+from flank_ops.run.site_writer import SiteWriter
 from flank_ops.settings import settings_for
 
 SITE_REFRESH_EVERY_S = 1.0  # the running view is rebuilt at most this often
@@ -127,7 +128,8 @@ class RunSteps(Protocol):
         ...
 
     def progress(self, paths: ProjectPaths, pipeline: str, run_id: int) -> None:
-        """Redraw the run's pages (called at most every SITE_REFRESH_EVERY_S; may raise)."""
+        """Redraw a running run's page and the cards that show it (not its pipeline's pages: they are
+        drawn when it ends); called from the site writer's thread at most every SITE_REFRESH_EVERY_S; may raise."""
         ...
 
     def finished(self, context: RunContext, record: RunRecord) -> None:
@@ -166,7 +168,7 @@ def resolve_deployed(project: str | None, local_dir: Path | None = None) -> Depl
     if local_dir is not None:
         working_copy = find_working_copy(local_dir)
         paths = ProjectPaths.for_local(working_copy)
-        config = load_config_file(working_copy / FILENAME)
+        config = load_working_copy_config(paths, working_copy / FILENAME)
         commit: dict[str, str] = {}
         git_dir = run_git(["rev-parse", "--absolute-git-dir"], cwd=working_copy, check=False)
         if git_dir.returncode == 0:
@@ -660,14 +662,19 @@ def _execute(
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
         )
-        next_site = time.monotonic() + SITE_REFRESH_EVERY_S
+        # The run's pages are drawn beside it (site_writer.py): the run has its page as soon as it
+        # starts, and a redraw whenever a task ended. A run with nothing to start (every task up
+        # to date) ends at once and is drawn by its finish: drawing it twice doubled its cost.
+        writer: SiteWriter | None = None
+        asked = time.monotonic()
         try:
+            # Inside the try: a SIGTERM while its thread starts must still stop make (as any other time).
+            writer = SiteWriter(
+                lambda: _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id)), SITE_REFRESH_EVERY_S
+            )
             _stop_signal.arm()
-            # The run has its page (and is on the home page) as soon as it starts; the tasks
-            # are already going meanwhile. A run with nothing to start (every task up to date)
-            # ends at once and is drawn by its finish: drawing it twice doubled its cost.
             if to_start:
-                _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))
+                writer.request()
             while make_exit is None:
                 try:
                     make_exit = proc.wait(timeout=POLL_EVERY_S)
@@ -676,10 +683,9 @@ def _execute(
                 changed = records.merge_task_results(run_dir, record, selected)
                 _keep_artifacts(deployed, pipeline, record, run_dir, changed)
                 if not changed:
-                    if make_exit is None and time.monotonic() >= next_site + LIVE_TAIL_EVERY_S:
-                        began = time.monotonic()
-                        _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))  # running tasks' last lines
-                        next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * (time.monotonic() - began))
+                    if make_exit is None and time.monotonic() >= asked + LIVE_TAIL_EVERY_S:
+                        writer.request()  # running tasks' last lines
+                        asked = time.monotonic()
                     continue
                 _print_progress(record, changed, printed, out)
                 failure = _save_progress(run_dir, record)
@@ -688,13 +694,9 @@ def _execute(
                         print(f"flank: could not update run.json: {records.disk_error(failure)}", file=sys.stderr)
                     write_failed = failure
                     continue
-                if make_exit is None and time.monotonic() >= next_site:
-                    began = time.monotonic()
-                    _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id))
-                    # Never spend more than a fifth of the run redrawing pages: a big
-                    # pipeline's refresh costs more, so it is done less often.
-                    cost = time.monotonic() - began
-                    next_site = time.monotonic() + max(SITE_REFRESH_EVERY_S, 4 * cost)
+                if make_exit is None:
+                    writer.request()
+                    asked = time.monotonic()
         except (Stopped, KeyboardInterrupt):
             _stop_signal.disarm()  # a second SIGTERM must not cut this short: make would be left running
             stopped = True
@@ -704,6 +706,8 @@ def _execute(
             # make has ended: a late SIGTERM must not cut the final record short (it is short work);
             # a cancel asked from now on is seen by _save_final (the request file)
             _stop_signal.disarm()
+            if writer is not None:
+                writer.close()  # a draw in progress ends first: it must not land after the final one
 
     records.merge_task_results(run_dir, record, selected)
     # Still holding the reserve, so "full" is what the tasks met, not what our final writes need.

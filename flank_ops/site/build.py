@@ -5,6 +5,7 @@ Three entry points, called by the deploy hook, the runner and `flank site`:
     after_deploy(home, project)           home, project, pushes and pipeline pages
     draw_run(paths, pipeline, run_id)     that run's pages, its pipeline's first history page
                                           and run-id page, the project and home pages
+    draw_progress(paths, pipeline, run_id)   while it runs: its pages, the project and home pages
     rebuild_all(home)                     everything, from the records (the site is disposable)
 
 draw_run reads a bounded amount whatever the number of past runs (see data.py).
@@ -542,7 +543,8 @@ def _link_views(w: _Writer, views: list[ProjectView]) -> None:
             _link_runs(w, view.paths, pv.name, pv.recent[:RECENT], pv.timezone)
 
 
-def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
+def _write_project(w: _Writer, view: ProjectView, warnings: list[str], *, resources: bool = True) -> None:
+    """The project page (and, with `resources`, its resources page: it changes when a run ends)."""
     from flank_ops.site.pages import render
 
     _link_views(w, [view])
@@ -561,9 +563,10 @@ def _write_project(w: _Writer, view: ProjectView, warnings: list[str]) -> None:
             crumbs=[(project, url)],
         ),
     )
-    from flank_ops.site.resources_page import write_resources
+    if resources:
+        from flank_ops.site.resources_page import write_resources
 
-    write_resources(w, view.paths, view.timezone)
+        write_resources(w, view.paths, view.timezone)
 
 
 def _write_deploys(w: _Writer, paths: ProjectPaths, tz: str | None = None) -> None:
@@ -669,6 +672,18 @@ def draw_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
         _write_archive(w, paths, pipeline, number, list(entries.values()), _archives(pv.first_id or run_id, newest), tz)
     _write_project(w, view, [])
     _write_home(w, _all_views(home, Warnings(), {paths.name: view}), [])
+    _say(warnings)
+
+
+def draw_progress(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+    """A running run's redraw: its run + log pages and the project and home pages (their pipeline
+    cards). Its pipeline's pages (history, grid) are drawn when it ends (draw_run)."""
+    warnings = Warnings()
+    w = _Writer(paths.home.site_dir)
+    view = project_view(paths, warnings)
+    _write_run(w, paths, pipeline, run_id, warnings, _zone_of(view, pipeline))
+    _write_project(w, view, [], resources=False)  # what the runs used: read from their records when they end
+    _write_home(w, _all_views(paths.home, Warnings(), {paths.name: view}), [])
     _say(warnings)
 
 

@@ -8,13 +8,17 @@ past runs. Skipped triggers ran no task, so they take no column.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from flank_ops.fileio import atomic_write_bytes
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
+from flank_ops.site import layout
 from flank_ops.site.data import Warnings, load_run
 
 GRID_RUNS = 30
@@ -63,27 +67,51 @@ def task_grid(
     tasks: dict[str, None] = dict.fromkeys(task_order)
     per_run: list[dict[str, GridCell]] = []
     for entry in runs:
-        run_id = entry["run_id"]
-        record = load_run(paths, pipeline, run_id, Warnings())  # a damaged record is reported by its own page
-        cells: dict[str, GridCell] = {}
-        run_dir = paths.run_dir(pipeline, run_id)
-        sizes = _log_sizes(run_dir) if record else {}
-        for name, task in ((record or {}).get("tasks") or {}).items():
-            task = task if isinstance(task, dict) else {}
-            name = str(name)
-            status = str(task.get("status") or "pending")
-            if "/" not in name and task.get("log") in (None, "", f"logs/{name}.log"):
-                has_log = sizes.get(f"{name}.log", 0) > 0  # the launcher's layout: one listing per run
-            else:
-                try:
-                    has_log = records.task_log_file(run_dir, name, task).stat().st_size > 0
-                except OSError:
-                    has_log = False
-            cells[name] = GridCell(run_id, status, has_log)
-            tasks.setdefault(name, None)
+        cells = _column(paths, pipeline, entry["run_id"])
+        tasks.update(dict.fromkeys(cells))
         per_run.append(cells)
     rows = [
         GridRow(name, [cells.get(name) or GridCell(r["run_id"], None, False) for r, cells in zip(runs, per_run)])
         for name in tasks
     ]
     return TaskGrid([GridRun(r["run_id"], str(r.get("status")), r.get("started_at")) for r in runs], rows)
+
+
+def _column(paths: ProjectPaths, pipeline: str, run_id: int) -> dict[str, GridCell]:
+    """One run's cells. A finished run's never change: they are kept (paths.Home.grid_columns_dir)
+    and read back while its run.json stays the same file, so a page of a big pipeline does not
+    read its 30 newest records whole on every draw."""
+    run_dir = paths.run_dir(pipeline, run_id)
+    kept = paths.home.grid_columns_dir / layout.file_name(paths.name) / layout.file_name(pipeline) / f"{run_id}.json"
+    try:
+        st = os.stat(records.record_path(run_dir))
+        key = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        key = None
+    if key is not None:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            data = json.loads(kept.read_bytes())
+            if data["key"] == key:
+                return {
+                    str(name): GridCell(run_id, str(status), bool(has_log)) for name, status, has_log in data["cells"]
+                }
+    record = load_run(paths, pipeline, run_id, Warnings())  # a damaged record is reported by its own page
+    cells: dict[str, GridCell] = {}
+    sizes = _log_sizes(run_dir) if record else {}
+    for name, task in ((record or {}).get("tasks") or {}).items():
+        task = task if isinstance(task, dict) else {}
+        name = str(name)
+        status = str(task.get("status") or "pending")
+        if "/" not in name and task.get("log") in (None, "", f"logs/{name}.log"):
+            has_log = sizes.get(f"{name}.log", 0) > 0  # the launcher's layout: one listing per run
+        else:
+            try:
+                has_log = records.task_log_file(run_dir, name, task).stat().st_size > 0
+            except OSError:
+                has_log = False
+        cells[name] = GridCell(run_id, status, has_log)
+    if key is not None and record is not None and record.get("status") in records.FINISHED_RUN_STATUSES:
+        column = {"key": key, "cells": [[c_name, c.status, c.has_log] for c_name, c in cells.items()]}
+        with contextlib.suppress(OSError):  # only a shortcut
+            atomic_write_bytes(kept, json.dumps(column, separators=(",", ":")).encode(), durable=False)
+    return cells

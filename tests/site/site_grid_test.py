@@ -16,6 +16,7 @@ from site_cdp import CHROMIUM, Browser
 from site_records import CHAIN, make_project, make_run
 
 from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run import records
 from flank_ops.site import build, dag_layout, grid
 
 NINE = ["outliers", "article_plot", "corr_age", "pca", "clusters", "logreg", "glm_fit", "survival", "tables"]
@@ -143,6 +144,31 @@ def test_the_grid_reads_only_the_newest_runs(flank_home: Path, monkeypatch: pyte
     monkeypatch.setattr(grid, "load_run", spy)
     build.draw_run(paths, "nightly", 45)
     assert sorted(read) == list(range(16, 46))
+
+
+def test_a_finished_run_s_column_is_read_once_and_again_when_its_record_changes(
+    flank_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = Home()
+    paths = make_project(home)
+    for _ in range(3):
+        make_run(paths)
+    build.draw_run(paths, "nightly", 3)  # the finished runs' columns are kept
+    read: list[int] = []
+    real = grid.load_run
+
+    def spy(paths: ProjectPaths, pipeline: str, run_id: int, warnings):  # noqa: ANN001
+        read.append(run_id)
+        return real(paths, pipeline, run_id, warnings)
+
+    monkeypatch.setattr(grid, "load_run", spy)
+    build.draw_run(paths, "nightly", 3)
+    assert read == []  # the grid read no record: its columns came from what was kept
+    record = records.read_record(paths.run_dir("nightly", 2))
+    record.tasks["model"].status = records.TaskStatus.FAILED  # e.g. a record repaired by hand
+    records.write_record(paths.run_dir("nightly", 2), record)
+    build.draw_run(paths, "nightly", 3)
+    assert dict(read_grid(pipeline_page(home)).rows)["model"][1][0] == "model #2 failed"
 
 
 def test_tasks_added_later_skipped_triggers_and_partial_runs(flank_home: Path) -> None:
