@@ -1,6 +1,6 @@
-"""The README's nginx recipe, served by a real nginx running as www-data, over TLS.
+"""The docs' nginx recipe (docs/operating/serving.md), served by a real nginx running as www-data, over TLS.
 
-The server block is taken from README.md as written (only the port, the site folder, the
+The server block is taken from the docs (docs/operating/serving.md) as written (only the port, the site folder, the
 certificate (self-signed, made here), the password file and flank serve's port are put in),
 so the recipe a user copies is the one tested.
 """
@@ -36,7 +36,7 @@ BASIC = "Basic " + base64.b64encode(f"ada:{PASSWORD}".encode()).decode()
 
 
 def readme_server_block() -> str:
-    lines = (REPO_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    lines = (REPO_ROOT / "docs" / "operating" / "serving.md").read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("**Serve it with nginx"))
     begin = lines.index("    server {", start)
     end = lines.index("    }", begin)
@@ -44,7 +44,7 @@ def readme_server_block() -> str:
 
 
 def put_in(block: str, old: str, new: str) -> str:
-    assert old in block, f"the README's nginx recipe no longer has {old!r}"
+    assert old in block, f"the docs' nginx recipe no longer has {old!r}"
     return block.replace(old, new)
 
 
@@ -87,7 +87,7 @@ class Nginx:
 
 @pytest.fixture
 def nginx(traversable_home: Path) -> Iterator[Nginx]:
-    """nginx started as root, serving the site as www-data with the README's server block."""
+    """nginx started as root, serving the site as www-data with the docs' server block."""
     exe = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if exe is None:
         pytest.skip("nginx is not installed (apt-get install nginx)")
@@ -129,7 +129,7 @@ http {{
     access_log {runtime / "access.log"};
     {temp_paths}
 {server}
-    # Not in the README: nginx pointed at the whole FLANK_HOME, to show www-data cannot read the state.
+    # Not in the docs: nginx pointed at the whole FLANK_HOME, to show www-data cannot read the state.
     server {{
         listen 127.0.0.1:{state_port};
         location /state/ {{ alias {traversable_home}/; }}
@@ -165,7 +165,7 @@ http {{
 def test_the_readme_recipe_serves_the_site_as_www_data(nginx: Nginx, traversable_home: Path, tmp_path: Path) -> None:
     home = traversable_home
     project_with_a_run(home, tmp_path)
-    os.chmod(home, 0o711)  # the README's `chmod 711 ~ ~/flank`
+    os.chmod(home, 0o711)  # the docs' `chmod 711 ~ ~/flank`
 
     status, _, body = nginx.get("/")
     assert status == 200 and "proj" in body
