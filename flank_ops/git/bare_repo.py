@@ -41,10 +41,10 @@ def check_branch_name(branch: str) -> str:
 
 
 def hook_shim(hook: str, python: str) -> str:
-    """The shim text for `hook`: the template from flank_ops/hooks/ with this interpreter filled in."""
-    from importlib.resources import files
+    """The shim text for `hook`: the template from hooks/ (package_data.py) with this interpreter filled in."""
+    from flank_ops.package_data import package_folder
 
-    template = files("flank_ops.hooks").joinpath(hook).read_text(encoding="utf-8")
+    template = (package_folder("hooks") / hook).read_text(encoding="utf-8")
     return template.replace(PYTHON_PLACEHOLDER, shlex.quote(python))
 
 

@@ -1,1 +1,1 @@
-"""The static status site: built from run records with Jinja2 templates from flank_ops/site_template/."""
+"""The static status site: built from run records with Jinja2 templates from site_template/ (package_data.py)."""

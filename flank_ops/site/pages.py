@@ -1,15 +1,15 @@
-"""Rendering pages with the Jinja2 templates of flank_ops/site_template/ (autoescaped, relative links)."""
+"""Rendering pages with the Jinja2 templates of site_template/ (autoescaped, relative links)."""
 
 from __future__ import annotations
 
 import functools
-from importlib.resources import files
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from flank_ops import __version__, humanize
 from flank_ops.errors import UserError
+from flank_ops.package_data import package_folder
 from flank_ops.site import fmt, layout
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def template_dir() -> Path:
-    return Path(str(files("flank_ops.site_template")))
+    return package_folder("site_template")
 
 
 @functools.lru_cache(maxsize=1)
