@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flank_ops.errors import UserError
+from flank_ops.paths import STATE_DIR
 
 if TYPE_CHECKING:
     import watchfiles
@@ -54,7 +55,7 @@ EDITOR_TEMP_PATTERNS = (
     r"^sed[A-Za-z0-9]{6}$",  # GNU sed -i writes the new file beside the old under this name
     r"^\.Rhistory$",
 )
-TOOL_DIRS = (".flank", ".Rproj.user", ".quarto", ".ipynb_checkpoints")
+TOOL_DIRS = (STATE_DIR, ".Rproj.user", ".quarto", ".ipynb_checkpoints")
 KNITR_DIR_SUFFIXES = ("_files", "_cache")  # report_files/ beside report.Rmd: knitr's figures while it renders
 RENDERED_SUFFIXES = (".Rmd", ".rmd", ".qmd", ".Rmarkdown")
 
@@ -125,7 +126,7 @@ def make_filter(working_copy: Path, written: list[str]) -> watchfiles.DefaultFil
             if rel == ".." or rel.startswith(".." + os.sep):
                 return False
             parts = rel.split(os.sep)
-            if parts[0] in (".flank", ".git") or _knitr_scratch(working_copy, parts):
+            if parts[0] in (STATE_DIR, ".git") or _knitr_scratch(working_copy, parts):
                 return False
             rel = "/".join(parts)
             for pattern in self.written:

@@ -29,6 +29,7 @@ from flank_ops.config.model import (
     Task,
 )
 from flank_ops.errors import ConfigError, ConfigErrors
+from flank_ops.paths import STATE_DIR
 
 if TYPE_CHECKING:
     from yaml import Node
@@ -622,7 +623,7 @@ def _persist(report: Report, node: "Node") -> tuple[str, ...]:
         path = _relative_dir(report, item, "persist")
         if path is None:
             continue
-        if path == "." or path.split("/")[0] in (".git", ".flank"):
+        if path == "." or path.split("/")[0] in (".git", STATE_DIR):
             report.add(item, f"persist: {text!r} cannot be persisted", "name a data folder, e.g. 'data'")
             continue
         if path in kept:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.humanize import page_zone
-from flank_ops.paths import Home, ProjectPaths
+from flank_ops.paths import STATE_DIR, Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus
 
@@ -320,7 +320,7 @@ def project_view(paths: ProjectPaths, warnings: Warnings) -> ProjectView:
 def projects(home: Home) -> list[ProjectPaths]:
     """Every project of this FLANK_HOME; a laptop's .flank/ is one local project."""
     found = [home.project(name) for name in home.projects()]
-    if not found and (home.root / "runs").is_dir() and home.root.name == ".flank":
+    if not found and (home.root / "runs").is_dir() and home.root.name == STATE_DIR:
         found = [ProjectPaths.for_local(home.root.parent)]
     return found
 
