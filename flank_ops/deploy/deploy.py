@@ -334,14 +334,6 @@ def deployed_already(
     return Deployed(commit["sha"], config)
 
 
-def load_release_config(release: Path) -> Config:
-    """The validated flank.yml of releases/<sha> (the deploy's copy, never the checkout's file)."""
-    from flank_ops.paths import Home
-
-    project_dir = release.parent.parent
-    return release_config.load_release_config(Home(project_dir.parent).project(project_dir.name), release.name)
-
-
 def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
     """Makefiles and crontab: each may fail on its own; returns what the user should know."""
     warnings: list[str] = []

@@ -318,19 +318,6 @@ def install_schedule(paths: ProjectPaths, config: Config) -> list[str]:
     return []
 
 
-def remove_schedule(paths: ProjectPaths) -> list[str]:
-    """Take the project's block out of the user's crontab (and delete paths.crontab_file)."""
-    try:
-        paths.crontab_file.unlink()
-    except FileNotFoundError:
-        pass
-    try:
-        _install_block(paths, "")
-    except CrontabError as exc:
-        return [] if str(exc) == NO_CRONTAB else [str(exc)]
-    return []
-
-
 def has_block_for_home(home_root: Path) -> bool:
     """Does the user's crontab hold any flank block of this FLANK_HOME? (`flank scheduler` warns: double runs.)"""
     try:
