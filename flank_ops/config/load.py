@@ -78,7 +78,8 @@ TASK_KEYS = (
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "extra_args")
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
-MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$")
+MEMORY_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$"  # also the JSON Schema's (schema.py)
+MEMORY_RE = re.compile(MEMORY_PATTERN)
 MAX_CPUS = 4096
 MAX_MEMORY_MB = 1024 * 1024 * 1024  # 1024T: beyond any machine, below any overflow
 
