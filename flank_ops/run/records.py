@@ -94,7 +94,7 @@ import shutil
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,9 @@ from flank_ops.errors import UserError
 from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_json_lines
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.state import PipelineState, rebuild
+
+# the record's clock: defined in the launcher, which stays light (a Python start per task)
+from flank_ops.run.task_exec import now_iso as now_iso
 
 FORMAT = 1
 
@@ -410,10 +413,6 @@ def start_record(
         tasks=entries,
         triggered_by=triggered_by,
     )
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def parse_iso(value: str | None) -> datetime | None:

@@ -201,6 +201,7 @@ class TaskLog:
 
 
 def now_iso() -> str:
+    """The time in run records and task results (UTC, milliseconds); run/records.py uses this one."""
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
