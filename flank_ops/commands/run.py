@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flank_ops.commands.target import add_target_arguments, parse_target
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
 
@@ -23,15 +24,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "names",
-        nargs="+",
-        metavar="PROJECT PIPELINE",
-        help="the project and pipeline (with --local: just the pipeline)",
-    )
-    parser.add_argument(
-        "--local", action="store_true", help="run in the current working copy (records and site under .flank/)"
-    )
+    add_target_arguments(parser, local_help="run in the current working copy (records and site under .flank/)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--task", metavar="T", help="run just task T")
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
@@ -71,31 +64,25 @@ def _request(args: argparse.Namespace) -> RunRequest:
     from flank_ops.hints import flank_command
     from flank_ops.run.runner import RunRequest
 
-    expected = 1 if args.local else 2
-    if len(args.names) != expected:
-        usage = "flank run --local PIPELINE" if args.local else "flank run PROJECT PIPELINE"
-        raise UserError(
-            f"expected {expected} name{'s' if expected > 1 else ''}, got {len(args.names)}",
-            f"usage: {usage} [--task T | --from T | --rerun RUN_ID]",
-        )
+    target = parse_target(args, "run")
     rerun = None
     if args.rerun is not None:
         raw = args.rerun.lstrip("#")
         if not raw.isdigit():
             raise UserError(
                 f"--rerun takes a run id (a number), not {args.rerun!r}",
-                f"see the ids with: {flank_command('status', None if args.local else args.names[0])}",
+                f"see the ids with: {flank_command('status', target.project)}",
             )
         rerun = int(raw)
     return RunRequest(
-        pipeline=args.names[-1],
-        project=None if args.local else args.names[0],
+        pipeline=target.pipeline,
+        project=target.project,
         trigger=args.trigger,
         task=args.task,
         from_task=args.from_task,
         rerun=rerun,
         scheduled_at=args.scheduled_at,
-        local_dir=Path.cwd() if args.local else None,
+        local_dir=target.local_dir,
         force=args.force,
         force_tasks=tuple(args.force_task),
         triggered_by=_triggered_by(args),
