@@ -39,6 +39,8 @@ def add_target_arguments(
     parser: argparse.ArgumentParser, after: str = "", help: str = "", local_help: str = ""
 ) -> None:
     """PROJECT PIPELINE, then `after` (e.g. "[RUN_ID]"), and --local."""
+    tail = f" {after}" if after else ""
+    parser.usage = f"%(prog)s [options] (PROJECT | --local) PIPELINE{tail}"
     parser.add_argument(
         "names",
         nargs="*",  # none at all gets the same answer as a missing pipeline, not argparse's
