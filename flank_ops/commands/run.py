@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from flank_ops.commands.target import add_target_arguments, parse_target
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
+from flank_ops.run.records import SCHEDULED_TRIGGERS, RunTrigger
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -41,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help=FLAG_HELP + "; with --detach: the run id and page URL")
     parser.add_argument(
         "--trigger",
-        choices=("schedule", "push", "manual", "catchup"),
-        default="manual",
+        choices=[t.value for t in RunTrigger if t not in (RunTrigger.RERUN, RunTrigger.BACKFILL)],
+        default=RunTrigger.MANUAL.value,
         help="what started this run (cron and hooks set it)",
     )
     parser.add_argument(
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
         local = runner.resolve_deployed(None, request.local_dir)
         local_setup(local.paths, local.release_dir, local.config)
-    scheduled = args.trigger in ("schedule", "catchup")
+    scheduled = args.trigger in SCHEDULED_TRIGGERS
     if args.scheduled_at is not None and not scheduled:
         raise UserError(
             "--scheduled-at goes with --trigger schedule (or catchup)", "a manual run stands for no scheduled minute"

@@ -32,6 +32,7 @@ from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.in_use import releases_in_use
+from flank_ops.run.records import RunTrigger
 
 if TYPE_CHECKING:
     from flank_ops.deploy.setup import SetupFailed
@@ -521,7 +522,10 @@ def start_runs(paths: ProjectPaths, config: Config, push_options: list[str]) -> 
         try:
             # Waits only until the run has its id (before any overlap wait), to say which run it is.
             run_id = start_detached_reporting(
-                paths.name, name, ["--trigger", "push"], cwd=paths.home.root if paths.home.root.is_dir() else None
+                paths.name,
+                name,
+                ["--trigger", RunTrigger.PUSH],
+                cwd=paths.home.root if paths.home.root.is_dir() else None,
             )
         except Exception as exc:  # noqa: BLE001 - the deploy is done; say why the run is not
             say(f"warning: {name} not started: {failure_text(exc)}")

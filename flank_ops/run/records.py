@@ -20,7 +20,7 @@ run.json (format 1), plain JSON a person can read:
     {
       "format": 1,
       "project": "demo", "pipeline": "nightly", "run_id": 17,
-      "trigger": "schedule" | "push" | "manual" | "rerun" | "catchup",
+      "trigger": "schedule" | "push" | "manual" | "rerun" | "catchup" | "backfill",   # RunTrigger
       "triggered_by": {"user": "ada", "via": "web"},   # who started it, and from where (VIA below)
       "status": "running" | "success" | "failed" | "interrupted" | "skipped" | "cancelled",
       "commit": {"sha": "...", "short": "3f2a1c0", "message": "...", "author": "...", "date": "..."},
@@ -119,6 +119,21 @@ class RunStatus(StrEnum):
     INTERRUPTED = "interrupted"  # its runner died (SIGKILL, reboot) or was stopped without `flank cancel`
     SKIPPED = "skipped"  # a trigger refused by `overlap: skip`
     CANCELLED = "cancelled"  # `flank cancel` stopped it
+
+
+class RunTrigger(StrEnum):
+    """What started a run: the record's `trigger` (the site, notes and notifications show it)."""
+
+    SCHEDULE = "schedule"  # cron (or `flank scheduler`) at one of the pipeline's scheduled minutes
+    PUSH = "push"  # a push deployed the pipeline, which has `on_push: true`
+    MANUAL = "manual"  # a person: `flank run`, `flank remote run`, the site's Run button
+    RERUN = "rerun"  # `flank run --rerun RUN_ID` (or the site's Rerun): what failed or did not run in that run
+    CATCHUP = "catchup"  # a scheduled run missed while the VM was off, started once at boot (`flank catchup`)
+    BACKFILL = "backfill"  # `flank backfill`: a past scheduled minute run again on purpose
+
+
+# the triggers that stand for a scheduled minute (FLANK_SCHEDULED_AT); catch-up looks for them
+SCHEDULED_TRIGGERS = (RunTrigger.SCHEDULE, RunTrigger.CATCHUP)
 
 
 class TaskStatus(StrEnum):
@@ -278,7 +293,9 @@ PEOPLE_VIA = ("web", "cli", "remote")  # a person asked: their name is shown wit
 
 def via_of_trigger(trigger: str) -> str:
     """Where a run with this trigger came from when nobody said (`flank run --via`)."""
-    return {"schedule": "schedule", "catchup": "schedule", "push": "push"}.get(trigger, "cli")
+    if trigger in SCHEDULED_TRIGGERS:
+        return "schedule"
+    return "push" if trigger == RunTrigger.PUSH else "cli"
 
 
 def triggered_by_text(triggered_by: dict[str, Any] | None) -> str | None:
@@ -300,7 +317,7 @@ class RunRecord:
     project: str
     pipeline: str
     run_id: int
-    trigger: str | None = "manual"
+    trigger: str | None = RunTrigger.MANUAL
     status: RunStatus = RunStatus.RUNNING
     local: bool = False
     commit: dict[str, Any] = field(default_factory=dict)
