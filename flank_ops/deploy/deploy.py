@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flank_ops.config.model import Config
+from flank_ops.deploy.push_output import say
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_symlink, locked
 from flank_ops.git import release_config
@@ -36,11 +37,6 @@ from flank_ops.run.records import RunTrigger
 
 if TYPE_CHECKING:
     from flank_ops.deploy.setup import SetupFailed
-
-
-def say(message: str) -> None:
-    """One line of push output (git shows it as `remote: flank: ...`)."""
-    print(f"flank: {message}", file=sys.stderr, flush=True)
 
 
 class Deployed(NamedTuple):
