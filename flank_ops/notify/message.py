@@ -24,7 +24,9 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 HEADLINES = {"failure": "failed", "success": "succeeded", "recovery": "recovered"}
 
 
-class LogTail(NamedTuple):
+class TaskLines(NamedTuple):
+    """A failed task's last log lines, as a message quotes them (the site's is site/logs.LogTail)."""
+
     task: str
     lines: list[str]
 
@@ -32,7 +34,7 @@ class LogTail(NamedTuple):
 class Message(NamedTuple):
     subject: str
     summary: list[str]  # the facts, one per line
-    tails: list[LogTail]
+    tails: list[TaskLines]
     run_url: str
 
     def as_text(self) -> str:
@@ -132,7 +134,7 @@ def build_message(
     for name, task in failed[:TAIL_TASKS]:
         lines = log_tail(records.task_log_file(run_dir, name, task), secrets=secrets)
         if lines:
-            tails.append(LogTail(name, lines))
+            tails.append(TaskLines(name, lines))
     return Message(
         subject=mask(f"flank: {headline}", secrets),
         summary=[mask(line, secrets) for line in summary],
