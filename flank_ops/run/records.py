@@ -492,18 +492,6 @@ def artifact_sources_path(run_dir: Path) -> Path:
     return Path(run_dir) / "artifacts.sources.json"
 
 
-def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:
-    """Hand out the next sequential run id and create its folder (safe across processes)."""
-    runs = paths.runs_dir(pipeline)
-    runs.mkdir(parents=True, exist_ok=True)
-    with locked(paths.lock_file("run-id", pipeline)):
-        run_id = _next_run_id(paths, pipeline)
-        (runs / str(run_id)).mkdir()
-        _change_state(paths, pipeline, lambda state: state.created(run_id))
-        atomic_write_text(runs / LAST_ID_FILE, f"{run_id}\n")
-    return run_id, runs / str(run_id)
-
-
 def _next_run_id(paths: ProjectPaths, pipeline: str) -> int:
     """The id after the last one handed out (the caller holds the run-id lock)."""
     runs = paths.runs_dir(pipeline)
