@@ -191,11 +191,13 @@ def make_many_runs(paths: ProjectPaths, pipeline: str, count: int, *, folders: b
             },
             "summary": "4/4 ok",
         }
-        lines.append(records.history_entry(records.RunRecord.from_json(record)))
+        typed = records.RunRecord.from_json(record)
+        lines.append(records.history_entry(typed))
         if not folders:
             continue
         (run_dir / "logs").mkdir(parents=True)
-        records.record_path(run_dir).write_text(json.dumps({"format": records.FORMAT, **record}, indent=2))
+        typed.format = records.FORMAT
+        records.record_path(run_dir).write_text(records.format_record(typed))  # the store's format, no fsync
         for name in CHAIN:
             (run_dir / "logs" / f"{name}.log").write_text(f"{name} ok\n")
 
