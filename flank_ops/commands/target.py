@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from flank_ops.errors import UserError
+from flank_ops.hints import REMOTE_VERBS, via_remote
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths
@@ -53,7 +54,10 @@ def add_target_arguments(
 def parse_target(args: argparse.Namespace, verb: str, after: str = "", most: int = 0) -> TargetArgs:
     """The target of `flank VERB`; `most`: how many words may follow PIPELINE (those in `after`)."""
     tail = f" {after}" if after else ""
-    usage = f"usage: flank {verb} PROJECT PIPELINE{tail}  (or: flank {verb} --local PIPELINE{tail})"
+    if via_remote() is not None and verb in REMOTE_VERBS:  # typed on a laptop as `flank remote VERB ...`
+        usage = f"usage: flank remote {verb} PIPELINE{tail}"
+    else:
+        usage = f"usage: flank {verb} PROJECT PIPELINE{tail}  (or: flank {verb} --local PIPELINE{tail})"
     names = list(args.names)
     project = None if args.local or not names else names.pop(0)
     if not names:

@@ -26,3 +26,11 @@ def test_a_missing_pipeline_or_extra_words_get_the_same_answer_from_every_comman
         assert proc.returncode == 1, (argv, proc.stderr)
         assert proc.stderr.splitlines()[0].endswith(message), (argv, proc.stderr)
         assert usage in proc.stderr and "Traceback" not in proc.stderr, (argv, proc.stderr)
+
+
+def test_through_flank_remote_the_usage_is_the_laptops(flank_home: Path, tmp_path: Path) -> None:
+    """`flank remote cancel nightly abc` runs `flank cancel demo nightly abc` on the VM with FLANK_REMOTE set
+    (remote/ssh.py): the usage it prints back must be the one the laptop types."""
+    proc = run_flank("cancel", "demo", "nightly", "abc", cwd=tmp_path, env={"FLANK_REMOTE": "flank"})
+    assert proc.returncode == 1 and "'abc' is not a run id" in proc.stderr, proc.stderr
+    assert "usage: flank remote cancel PIPELINE [RUN_ID]" in proc.stderr and "PROJECT" not in proc.stderr
