@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "flank_ops"
-DISPATCHERS = {"main", "__main__", "reference"}  # the entry points, and the docs written from them: above everything
+DISPATCHERS = {"main", "__main__", "reference"}  # the entry points, above everything (reference: `make docs`)
 # Arrows pointing the wrong way that came with the issue 11-14 merges, after this rule: each is one
 # import to untangle (move the code down or hand it in from above). No new entry here, please.
 KNOWN_UPWARD: set[tuple[str, str]] = set()  # arrows that point the wrong way, each to untangle; none now
