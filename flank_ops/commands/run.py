@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help=FLAG_HELP + "; with --detach: the run id and page URL")
     parser.add_argument(
         "--trigger",
-        choices=[t.value for t in RunTrigger if t not in (RunTrigger.RERUN, RunTrigger.BACKFILL)],
+        choices=[t.value for t in RunTrigger if t != RunTrigger.RERUN],  # --rerun RUN_ID makes a rerun
         default=RunTrigger.MANUAL.value,
         help="what started this run (cron and hooks set it)",
     )

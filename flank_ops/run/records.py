@@ -132,8 +132,8 @@ class RunTrigger(StrEnum):
     BACKFILL = "backfill"  # `flank backfill`: a past scheduled minute run again on purpose
 
 
-# the triggers that stand for a scheduled minute (FLANK_SCHEDULED_AT); catch-up looks for them
-SCHEDULED_TRIGGERS = (RunTrigger.SCHEDULE, RunTrigger.CATCHUP)
+# the triggers that stand for a scheduled minute (FLANK_SCHEDULED_AT): a minute one of them ran is not caught up
+SCHEDULED_TRIGGERS = (RunTrigger.SCHEDULE, RunTrigger.CATCHUP, RunTrigger.BACKFILL)
 
 
 class TaskStatus(StrEnum):
@@ -293,8 +293,8 @@ PEOPLE_VIA = ("web", "cli", "remote")  # a person asked: their name is shown wit
 
 def via_of_trigger(trigger: str) -> str:
     """Where a run with this trigger came from when nobody said (`flank run --via`)."""
-    if trigger in SCHEDULED_TRIGGERS:
-        return "schedule"
+    if trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP):
+        return "schedule"  # a backfill is started by a person: "cli"
     return "push" if trigger == RunTrigger.PUSH else "cli"
 
 
