@@ -26,6 +26,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from flank_ops.run import records  # noqa: E402
+
 FLANK_YML = "pipelines:\n  nightly:\n    tasks:\n      only: 'true'\n"
 T0 = datetime(2025, 11, 1, tzinfo=timezone.utc)
 
@@ -96,53 +100,45 @@ def write_past_runs(home: Path, count: int) -> None:
             "log": "logs/only.log",
             "cpu_s": 0.001,
         }
-        record = {
-            "format": 1,
-            "project": "demo",
-            "pipeline": "nightly",
-            "run_id": run_id,
-            "trigger": "schedule",
-            "status": status,
-            "local": False,
-            "commit": {"sha": "a" * 40, "short": "aaaaaaa", "message": "m", "author": "Ada", "date": T0.isoformat()},
-            "release": str(home / "demo" / "releases" / ("a" * 40)),
-            "started_at": start.isoformat(),
-            "ended_at": end.isoformat(),
-            "duration_s": 1.5,
-            "runner": {"pid": 1, "host": "vm", "boot_id": "", "pid_start": 1},
-            "selection": {"task": None, "from": None, "rerun_of": None},
-            "selected_tasks": ["only"],
-            "scheduled_at": start.isoformat(),
-            "timezone": None,
-            "concurrency": 1,
-            "tasks": {"only": task},
-            "skipped_reason": None,
-            "after_run": {"note": "ok", "site": "ok"},
-            "summary": summary,
-        }
+        record = records.RunRecord.from_json(
+            {
+                "project": "demo",
+                "pipeline": "nightly",
+                "run_id": run_id,
+                "trigger": records.RunTrigger.SCHEDULE,
+                "status": status,
+                "local": False,
+                "commit": {
+                    "sha": "a" * 40,
+                    "short": "aaaaaaa",
+                    "message": "m",
+                    "author": "Ada",
+                    "date": T0.isoformat(),
+                },
+                "release": str(home / "demo" / "releases" / ("a" * 40)),
+                "started_at": start.isoformat(),
+                "ended_at": end.isoformat(),
+                "duration_s": 1.5,
+                "runner": {"pid": 1, "host": "vm", "boot_id": "", "pid_start": 1},
+                "selection": {"task": None, "from": None, "rerun_of": None},
+                "selected_tasks": ["only"],
+                "scheduled_at": start.isoformat(),
+                "timezone": None,
+                "concurrency": 1,
+                "tasks": {"only": task},
+                "skipped_reason": None,
+                "after_run": {"note": "ok", "site": "ok"},
+                "summary": summary,
+            }
+        )
+        record.format = records.FORMAT
         run_dir = runs / str(run_id)
         run_dir.mkdir()
-        (run_dir / "run.json").write_text(json.dumps(record))
-        lines.append(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "status": status,
-                    "trigger": "schedule",
-                    "started_at": start.isoformat(),
-                    "ended_at": end.isoformat(),
-                    "duration_s": 1.5,
-                    "commit": "aaaaaaa",
-                    "summary": summary,
-                    "partial": False,
-                    "selected": 1,
-                    "total": 1,
-                },
-                separators=(",", ":"),
-            )
-        )
-    (runs / "history.jsonl").write_text("\n".join(lines) + "\n")
-    (runs / "last_id").write_text(f"{count}\n")
+        # the record module's format, written without the runner's fsync (100,000 of them)
+        records.record_path(run_dir).write_text(records.format_record(record))
+        lines.append(json.dumps(records.history_entry(record), separators=(",", ":")))
+    (runs / records.HISTORY_FILE).write_text("\n".join(lines) + "\n")
+    (runs / records.LAST_ID_FILE).write_text(f"{count}\n")
 
 
 def timed(home: Path, *args: str) -> float:

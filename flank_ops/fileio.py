@@ -18,7 +18,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 
@@ -141,6 +141,46 @@ def read_json_lines(path: Path, required_key: str) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(entry, dict) and required_key in entry:
                 yield entry
+
+
+class Tail(NamedTuple):
+    lines: list[tuple[int, bytes]]  # (where the line starts in the file, the line without its newline)
+    truncated: bool  # the file holds more than these lines
+    size: int  # the file's size when read
+    ends_with_newline: bool  # the last line is complete
+
+
+def tail_lines(path: Path, max_lines: int, max_bytes: int | None = None, block: int = 64 * 1024) -> Tail:
+    """The last `max_lines` lines of a file, read from its end in blocks: at most `max_bytes` (None:
+    as far back as those lines go), never the whole of a big file. A line cut by the window is left
+    out, unless it is all there is. Raises OSError (a missing file too)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        floor = 0 if max_bytes is None else max(0, size - max_bytes)
+        start, data = size, b""
+        while start > floor and data.count(b"\n") <= max_lines:
+            step = min(block, start - floor)
+            start -= step
+            f.seek(start)
+            data = f.read(step) + data
+            block *= 2  # a log of long lines: few reads, each line counted a few times at most
+    truncated = start > 0
+    if truncated:
+        cut = data.find(b"\n")
+        if 0 <= cut < len(data) - 1:
+            start += cut + 1
+            data = data[cut + 1 :]
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        out.append((start + pos, data[pos:end]))
+        pos = end + 1
+    if len(out) > max_lines:
+        out = out[len(out) - max_lines :]
+        truncated = True
+    return Tail(out, truncated, size, data.endswith(b"\n"))
 
 
 def atomic_symlink(target: str | Path, link: Path) -> None:

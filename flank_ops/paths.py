@@ -44,12 +44,18 @@ from pathlib import Path
 from flank_ops.errors import UserError
 
 RELEASE_TRACKED_DIR = ".flank-tracked"
+STATE_DIR = ".flank"  # flank's own folder: FLANK_HOME's cache; a working copy's local-mode project
 PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def flank_home() -> Path:
     raw = os.environ.get("FLANK_HOME") or "~/flank"
     return Path(os.path.abspath(os.path.expanduser(raw)))
+
+
+def local_project_name(working_copy: Path) -> str:
+    """A laptop working copy's project name: its folder's name, cleaned ("my proj" -> "my-proj")."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", working_copy.name) or "local"
 
 
 def check_project_name(name: str) -> str:
@@ -97,7 +103,7 @@ class Home:
     @property
     def internal_dir(self) -> Path:
         """flank's own cache (compiled task launcher, crash log)."""
-        return self.root / ".flank"
+        return self.root / STATE_DIR
 
     @property
     def cost_plan(self) -> Path:
@@ -162,9 +168,8 @@ class ProjectPaths:
     @classmethod
     def for_local(cls, working_copy: Path) -> "ProjectPaths":
         """A laptop working copy: state under <working copy>/.flank/."""
-        state = working_copy / ".flank"
-        name = re.sub(r"[^A-Za-z0-9_.-]", "-", working_copy.name) or "local"
-        return cls(Home(state), name, project_dir=state)
+        state = working_copy / STATE_DIR
+        return cls(Home(state), local_project_name(working_copy), project_dir=state)
 
     # --- git -------------------------------------------------------------
     @property

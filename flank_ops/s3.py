@@ -10,43 +10,16 @@ unless flank.toml has an [s3] table.
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import socket
 from pathlib import Path
 from typing import Any
 
+from flank_ops.content_types import content_type
 from flank_ops.errors import UserError
 from flank_ops.settings import S3Settings
 
 MB = 1024 * 1024
-
-# Types we serve ourselves; mimetypes' answers vary between machines.
-CONTENT_TYPES = {
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".css": "text/css",
-    ".js": "text/javascript",
-    ".json": "application/json",
-    ".jsonl": "application/x-ndjson",
-    ".log": "text/plain",
-    ".txt": "text/plain",
-    ".csv": "text/csv",
-    ".svg": "image/svg+xml",
-    ".xml": "application/xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-}
-TEXTUAL = ("application/json", "application/x-ndjson", "image/svg+xml", "application/xml", "text/javascript")
-
-
-def content_type(path: Path | str) -> str:
-    """Content-Type for an uploaded file; logs are text/plain, text gets charset=utf-8."""
-    ext = os.path.splitext(str(path))[1].lower()
-    kind = CONTENT_TYPES.get(ext) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
-    if kind.startswith("text/") or kind in TEXTUAL:
-        kind += "; charset=utf-8"
-    return kind
 
 
 def make_client(settings: S3Settings) -> Any:

@@ -259,7 +259,7 @@ CONFIG_EXAMPLES = {
 }
 
 
-def executor_settings(settings: dict[str, Any], kind: str) -> dict[str, Any] | None:
+def executor_table(settings: dict[str, Any], kind: str) -> dict[str, Any] | None:
     """The [executors.<kind>] table, or None when the VM has no such executor configured."""
     table = _table(settings, "executors", kind)
     return dict(table) if table is not None else None

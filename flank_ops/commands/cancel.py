@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flank_ops.commands.target import TargetArgs, add_target_arguments, parse_target
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
 
@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     from flank_ops.run.records import RunRecord
 from flank_ops.exit_codes import ExitCode
 from flank_ops.git.release_config import deployed_config
-from flank_ops.paths import Home, ProjectPaths
+from flank_ops.paths import Home
 from flank_ops.run import cancel
 from flank_ops.run.records import RunStatus, TaskStatus
-from flank_ops.run.runner import choices_hint, find_working_copy
+from flank_ops.run.runner import choices_hint
 from flank_ops.run.task_exec import DEFAULT_KILL_GRACE_S
 from flank_ops import jsonout
 from flank_ops.run.cancel import NothingToCancel
@@ -36,44 +36,34 @@ EXIT_NOTHING_TO_CANCEL = ExitCode.NOTHING_TO_CANCEL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "names",
-        nargs="+",
-        metavar="PROJECT PIPELINE [RUN_ID]",
+    add_target_arguments(
+        parser,
+        "[RUN_ID]",
         help="RUN_ID: a run id (default: the run executing now)",
+        local_help="a run of the current working copy (.flank/)",
     )
-    parser.add_argument("--local", action="store_true", help="a run of the current working copy (.flank/)")
     parser.add_argument("--no-wait", action="store_true", help="ask the run to stop and return at once")
     parser.add_argument("--json", action="store_true", help=FLAG_HELP)
     parser.add_argument("--backfill", metavar="ID", help="stop a backfill as a whole: its running run, and no more")
 
 
-def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None]:
-    usage = "usage: flank cancel PROJECT PIPELINE [RUN_ID]  (or: flank cancel --local PIPELINE [RUN_ID])"
-    names = list(args.names)
-    project = None if args.local else names.pop(0)
-    if not names:
-        raise UserError("which pipeline?", usage)
-    pipeline = names.pop(0)
+def _split(args: argparse.Namespace) -> tuple[TargetArgs, int | None]:
+    target = parse_target(args, "cancel", "[RUN_ID]", most=1)
     run_id = None
-    if names:
-        text = names.pop(0).lstrip("#")
+    if target.rest:
+        text = target.rest[0].lstrip("#")
         if not text.isdigit():
-            raise UserError(f"{text!r} is not a run id", usage)
+            raise UserError(f"{text!r} is not a run id", target.usage)
         run_id = int(text)
-    if names:
-        raise UserError(f"unexpected {' '.join(names)!r}", usage)
-    return project, pipeline, run_id
+    return target, run_id
 
 
 def run(args: argparse.Namespace) -> int:
-    project, pipeline, run_id = _split(args)
+    named, run_id = _split(args)
+    pipeline = named.pipeline
+    paths = named.paths()
     if args.backfill:
-        return _cancel_backfill(project, pipeline, args.backfill)
-    if project is None:
-        paths = ProjectPaths.for_local(find_working_copy(Path.cwd()))
-    else:
-        paths = Home().project(project).require()
+        return _cancel_backfill(named.project, pipeline, args.backfill)
     if not paths.runs_dir(pipeline).is_dir():
         config = deployed_config(paths)
         known = sorted(set(config.pipelines if config is not None else ()) | set(paths.pipelines_with_runs()))

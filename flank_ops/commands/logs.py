@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flank_ops.commands.target import TargetArgs, add_target_arguments, parse_target
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.hints import flank_command, via_remote
@@ -23,24 +24,27 @@ from flank_ops.humanize import MEDIUM, clock
 from flank_ops.humanize import duration as format_duration
 from flank_ops.git.release_config import deployed_config
 from flank_ops.finish.reconcile import reconcile
-from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run.runner import choices_hint, find_working_copy
+from flank_ops.paths import ProjectPaths
+from flank_ops.run.runner import choices_hint
 from flank_ops import jsonout
 from flank_ops.run.follow import follow
+
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths
     from flank_ops.run.records import RunRecord
 
 
+LOGS_AFTER = "[RUN] [TASK]"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "names",
-        nargs="+",
-        metavar="PROJECT PIPELINE [RUN] [TASK]",
+    add_target_arguments(
+        parser,
+        LOGS_AFTER,
         help="RUN is a run id (default: the last run); TASK a task name",
+        local_help="the runs of the current working copy (.flank/)",
     )
-    parser.add_argument("--local", action="store_true", help="the runs of the current working copy (.flank/)")
     parser.add_argument("--json", action="store_true", help=FLAG_HELP + "; the run's and tasks' metadata, no log")
     parser.add_argument(
         "-f",
@@ -51,19 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _split(args: argparse.Namespace) -> tuple[str | None, str, int | None, str | None]:
-    names = list(args.names)
-    project = None if args.local else (names.pop(0) if names else None)
-    if (not args.local and project is None) or not names:
-        raise UserError("which pipeline?", "usage: flank logs PROJECT PIPELINE [RUN] [TASK]")
-    pipeline = names.pop(0)
+def _split(args: argparse.Namespace) -> tuple[TargetArgs, int | None, str | None]:
+    target = parse_target(args, "logs", LOGS_AFTER, most=2)
+    names = list(target.rest)
     run_id = None
     if names and names[0].lstrip("#").isdigit():
         run_id = int(names.pop(0).lstrip("#"))
     task = names.pop(0) if names else None
     if names:
-        raise UserError(f"unexpected {' '.join(names)!r}", "usage: flank logs PROJECT PIPELINE [RUN] [TASK]")
-    return project, pipeline, run_id, task
+        raise UserError(f"unexpected {' '.join(names)!r}", target.usage)
+    return target, run_id, task
 
 
 def _print_file(path: Path) -> None:
@@ -108,11 +109,9 @@ def _timezone(paths: ProjectPaths, pipeline: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    project, pipeline, run_id, task = _split(args)
-    if project is None:
-        paths = ProjectPaths.for_local(find_working_copy(Path.cwd()))
-    else:
-        paths = Home().project(project).require()
+    target, run_id, task = _split(args)
+    pipeline = target.pipeline
+    paths = target.paths()
     last = records.last_run_id(paths, pipeline)
     if last is None:
         known = paths.pipelines_with_runs()

@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import argparse
 
-from flank_ops.errors import UserError
+from flank_ops.commands.target import add_target_arguments, parse_target
 from flank_ops.jsonout import FLAG_HELP
-from pathlib import Path
 from flank_ops.run import plan, runner
 from flank_ops.config.params import param_env, parse_params, split_assignments
 from flank_ops import jsonout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "names",
-        nargs="+",
-        metavar="PROJECT PIPELINE",
-        help="the project and pipeline (with --local: just the pipeline)",
-    )
-    parser.add_argument("--local", action="store_true", help="plan a run of the current working copy")
+    add_target_arguments(parser, local_help="plan a run of the current working copy")
     parser.add_argument("--json", action="store_true", help=FLAG_HELP)
     parser.add_argument("--force", action="store_true", help="as `flank run --force` would")
     parser.add_argument(
@@ -47,15 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    expected = 1 if args.local else 2
-    if len(args.names) != expected:
-        usage = "flank plan --local PIPELINE" if args.local else "flank plan PROJECT PIPELINE"
-        raise UserError(
-            f"expected {expected} name{'s' if expected > 1 else ''}, got {len(args.names)}", f"usage: {usage}"
-        )
-    project = None if args.local else args.names[0]
-    deployed = runner.resolve_deployed(project, Path.cwd() if args.local else None)
-    pipeline = runner.find_pipeline(deployed.config, args.names[-1], deployed.paths)
+    target = parse_target(args, "plan")
+    deployed = runner.resolve_deployed(target.project, target.local_dir)
+    pipeline = runner.find_pipeline(deployed.config, target.pipeline, deployed.paths)
     selected = pipeline.topological_order()
     forced = plan.forced_tasks(
         pipeline,

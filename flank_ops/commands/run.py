@@ -39,6 +39,8 @@ from flank_ops.settings import settings_for, site_url
 from flank_ops.site.layout import run_url
 from flank_ops.run.launch import start_detached_reporting
 from flank_ops.run.records import RunRecord
+from flank_ops.commands.target import add_target_arguments, parse_target
+from flank_ops.run.records import SCHEDULED_TRIGGERS, RunTrigger
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -48,15 +50,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "names",
-        nargs="+",
-        metavar="PROJECT PIPELINE",
-        help="the project and pipeline (with --local: just the pipeline)",
-    )
-    parser.add_argument(
-        "--local", action="store_true", help="run in the current working copy (records and site under .flank/)"
-    )
+    add_target_arguments(parser, local_help="run in the current working copy (records and site under .flank/)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--task", metavar="T", help="run just task T")
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
@@ -84,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alongside", action="store_true", help=argparse.SUPPRESS)  # backfill --parallel
     parser.add_argument(
         "--trigger",
-        choices=("schedule", "push", "manual", "catchup", "backfill"),
-        default="manual",
+        choices=[t.value for t in RunTrigger if t != RunTrigger.RERUN],  # --rerun RUN_ID makes a rerun
+        default=RunTrigger.MANUAL.value,
         help="what started this run (cron and hooks set it)",
     )
     parser.add_argument(
@@ -104,31 +98,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
-    expected = 1 if args.local else 2
-    if len(args.names) != expected:
-        usage = "flank run --local PIPELINE" if args.local else "flank run PROJECT PIPELINE"
-        raise UserError(
-            f"expected {expected} name{'s' if expected > 1 else ''}, got {len(args.names)}",
-            f"usage: {usage} [--task T | --from T | --rerun RUN_ID]",
-        )
+    target = parse_target(args, "run")
     rerun = None
     if args.rerun is not None:
         raw = args.rerun.lstrip("#")
         if not raw.isdigit():
             raise UserError(
                 f"--rerun takes a run id (a number), not {args.rerun!r}",
-                f"see the ids with: {flank_command('status', None if args.local else args.names[0])}",
+                f"see the ids with: {flank_command('status', target.project)}",
             )
         rerun = int(raw)
     return RunRequest(
-        pipeline=args.names[-1],
-        project=None if args.local else args.names[0],
+        pipeline=target.pipeline,
+        project=target.project,
         trigger=args.trigger,
         task=args.task,
         from_task=args.from_task,
         rerun=rerun,
         scheduled_at=args.scheduled_at,
-        local_dir=Path.cwd() if args.local else None,
+        local_dir=target.local_dir,
         force=args.force,
         force_tasks=tuple(args.force_task),
         triggered_by=_triggered_by(args),
@@ -190,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if request.local_dir is not None:  # issue 28 item 9: setup: runs locally too, as a push runs it
         local = runner.resolve_deployed(None, request.local_dir)
         local_setup(local.paths, local.release_dir, local.config)
-    scheduled = args.trigger in ("schedule", "catchup", "backfill")
+    scheduled = args.trigger in SCHEDULED_TRIGGERS
     if args.scheduled_at is not None and not scheduled:
         raise UserError(
             "--scheduled-at goes with --trigger schedule (or catchup)", "a manual run stands for no scheduled minute"

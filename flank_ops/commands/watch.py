@@ -40,6 +40,7 @@ from flank_ops.errors import ConfigErrors
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.runner import find_working_copy
 from flank_ops.site.layout import SiteLayout
+from flank_ops.paths import STATE_DIR
 
 if TYPE_CHECKING:
     import watchfiles
@@ -63,7 +64,7 @@ EDITOR_TEMP_PATTERNS = (
     r"^sed[A-Za-z0-9]{6}$",  # GNU sed -i writes the new file beside the old under this name
     r"^\.Rhistory$",
 )
-TOOL_DIRS = (".flank", ".Rproj.user", ".quarto", ".ipynb_checkpoints")
+TOOL_DIRS = (STATE_DIR, ".Rproj.user", ".quarto", ".ipynb_checkpoints")
 KNITR_DIR_SUFFIXES = ("_files", "_cache")  # report_files/ beside report.Rmd: knitr's figures while it renders
 RENDERED_SUFFIXES = (".Rmd", ".rmd", ".qmd", ".Rmarkdown")
 
@@ -127,7 +128,7 @@ def make_filter(working_copy: Path, written: list[str]) -> watchfiles.DefaultFil
             if rel == ".." or rel.startswith(".." + os.sep):
                 return False
             parts = rel.split(os.sep)
-            if parts[0] in (".flank", ".git") or _knitr_scratch(working_copy, parts):
+            if parts[0] in (STATE_DIR, ".git") or _knitr_scratch(working_copy, parts):
                 return False
             rel = "/".join(parts)
             for pattern in self.written:

@@ -29,6 +29,7 @@ from flank_ops.config.model import (
     Task,
 )
 from flank_ops.errors import ConfigError, ConfigErrors
+from flank_ops.paths import STATE_DIR
 
 if TYPE_CHECKING:
     from yaml import Node
@@ -78,7 +79,8 @@ TASK_KEYS = (
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "extra_args")
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
-MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$")
+MEMORY_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$"  # also the JSON Schema's (schema.py)
+MEMORY_RE = re.compile(MEMORY_PATTERN)
 MAX_CPUS = 4096
 MAX_MEMORY_MB = 1024 * 1024 * 1024  # 1024T: beyond any machine, below any overflow
 
@@ -623,7 +625,7 @@ def _persist(report: Report, node: "Node") -> tuple[str, ...]:
         path = _relative_dir(report, item, "persist")
         if path is None:
             continue
-        if path == "." or path.split("/")[0] in (".git", ".flank"):
+        if path == "." or path.split("/")[0] in (".git", STATE_DIR):
             report.add(item, f"persist: {text!r} cannot be persisted", "name a data folder, e.g. 'data'")
             continue
         if path in kept:

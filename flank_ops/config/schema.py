@@ -23,8 +23,6 @@ from flank_ops.config.model import AUTO_INPUT_KINDS, EXECUTOR_NAMES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-# issue 14: a memory size with its unit (512M, 16G, 1.5T)
-MEMORY_STRING = r"^\s*[0-9]+(\.[0-9]+)?\s*[MGTmgt]i?[Bb]?\s*$"
 # Relative to the repo root: not absolute, not under ~, no '..' component.
 RELATIVE_DIR = r"^(?!\s*[/~])(?!(.*/)?\.\.(/|$)).*\S.*$"
 
@@ -171,7 +169,7 @@ def json_schema() -> dict[str, Any]:
                     # issue 14
                     "memory": {
                         "type": "string",
-                        "pattern": MEMORY_STRING,
+                        "pattern": load.MEMORY_PATTERN,
                         "examples": ["512M", "16G", "400G"],
                         "description": "Memory the task needs; checked on the VM, requested from a cluster.",
                     },

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from flank_ops.cost.plan import PipelineNeed
 
 RECENT_RUNS = 30  # the runs a report looks at, per pipeline
-KIB_PER_GIB = 1024 * 1024
 
 
 _NOT_RUN = (TaskStatus.SKIPPED, TaskStatus.PENDING, TaskStatus.UPSTREAM_FAILED, TaskStatus.UP_TO_DATE)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flank_ops.config.model import Config
+from flank_ops.deploy.push_output import say
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_symlink, locked
 from flank_ops.git import release_config
@@ -32,14 +33,10 @@ from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.in_use import releases_in_use
+from flank_ops.run.records import RunTrigger
 
 if TYPE_CHECKING:
     from flank_ops.deploy.setup import SetupFailed
-
-
-def say(message: str) -> None:
-    """One line of push output (git shows it as `remote: flank: ...`)."""
-    print(f"flank: {message}", file=sys.stderr, flush=True)
 
 
 class Deployed(NamedTuple):
@@ -334,14 +331,6 @@ def deployed_already(
     return Deployed(commit["sha"], config)
 
 
-def load_release_config(release: Path) -> Config:
-    """The validated flank.yml of releases/<sha> (the deploy's copy, never the checkout's file)."""
-    from flank_ops.paths import Home
-
-    project_dir = release.parent.parent
-    return release_config.load_release_config(Home(project_dir.parent).project(project_dir.name), release.name)
-
-
 def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
     """Makefiles and crontab: each may fail on its own; returns what the user should know."""
     warnings: list[str] = []
@@ -529,7 +518,10 @@ def start_runs(paths: ProjectPaths, config: Config, push_options: list[str]) -> 
         try:
             # Waits only until the run has its id (before any overlap wait), to say which run it is.
             run_id = start_detached_reporting(
-                paths.name, name, ["--trigger", "push"], cwd=paths.home.root if paths.home.root.is_dir() else None
+                paths.name,
+                name,
+                ["--trigger", RunTrigger.PUSH],
+                cwd=paths.home.root if paths.home.root.is_dir() else None,
             )
         except Exception as exc:  # noqa: BLE001 - the deploy is done; say why the run is not
             say(f"warning: {name} not started: {failure_text(exc)}")

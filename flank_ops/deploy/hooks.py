@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flank_ops.deploy.push_output import say
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 
@@ -450,7 +451,3 @@ def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
     from flank_ops.deploy.deploy import deploy_and_start
 
     return deploy_and_start(paths, branch, updates[-1].new, push_options())
-
-
-def say(message: str) -> None:
-    print(f"flank: {message}", file=sys.stderr, flush=True)

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from flank_ops.config.model import DEFAULT_SETUP_KEYS, Config, Setup
+from flank_ops.deploy import push_output
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_json
 from flank_ops.git.gitcmd import quarantine_env, run_git
@@ -83,10 +84,7 @@ def say(line: str) -> None:
     """One line of setup output in the push (git shows it as `remote: setup: ...`)."""
     if len(line) > MAX_LINE_CHARS:
         line = line[:MAX_LINE_CHARS] + f" … ({len(line) - MAX_LINE_CHARS} more characters in the log)"
-    try:
-        print(f"setup: {line}", file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass  # the pusher went away: setup goes on, its log keeps everything
+    push_output.say(line, "setup")
 
 
 def split_setup_option(push_options: list[str]) -> tuple[str | None, list[str]]:

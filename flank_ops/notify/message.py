@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from flank_ops.fileio import tail_lines
 from flank_ops.humanize import LONG, clock, duration
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
@@ -24,7 +25,9 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 HEADLINES = {"failure": "failed", "success": "succeeded", "recovery": "recovered"}
 
 
-class LogTail(NamedTuple):
+class TaskLines(NamedTuple):
+    """A failed task's last log lines, as a message quotes them (the site's is site/logs.LogTail)."""
+
     task: str
     lines: list[str]
 
@@ -32,7 +35,7 @@ class LogTail(NamedTuple):
 class Message(NamedTuple):
     subject: str
     summary: list[str]  # the facts, one per line
-    tails: list[LogTail]
+    tails: list[TaskLines]
     run_url: str
 
     def as_text(self) -> str:
@@ -62,11 +65,7 @@ def log_tail(path: Path, lines: int = TAIL_LINES, secrets: dict[str, str] | None
     """The last lines of a log without reading all of it (logs can be gigabytes), secrets masked
     before lines are cut short (a cut secret would no longer be recognised)."""
     try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - TAIL_BYTES))
-            data = f.read()
+        data = b"\n".join(line for _, line in tail_lines(path, lines, TAIL_BYTES).lines)
     except OSError:
         return []
     from flank_ops.run.secrets import mask
@@ -79,8 +78,6 @@ def log_tail(path: Path, lines: int = TAIL_LINES, secrets: dict[str, str] | None
         text = ANSI_RE.sub("", text)
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     kept = text.splitlines()
-    if size > TAIL_BYTES and kept:
-        kept = kept[1:]  # the first line was cut in the middle
     return [line if len(line) <= MAX_LINE else line[:MAX_LINE] + "…" for line in kept[-lines:]]
 
 
@@ -135,7 +132,7 @@ def build_message(
     for name, task in failed[:TAIL_TASKS]:
         lines = log_tail(records.task_log_file(run_dir, name, task), secrets=secrets)
         if lines:
-            tails.append(LogTail(name, lines))
+            tails.append(TaskLines(name, lines))
     return Message(
         subject=mask(f"flank: {headline}", secrets),
         summary=[mask(line, secrets) for line in summary],

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 from flank_ops.config.model import Pipeline
+from flank_ops.fileio import tail_lines
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, TaskStatus
 
@@ -60,10 +61,8 @@ def _lost_input(
     log: Path, release_dir: Path, releases: Path, task_dir: str | None, persist: tuple[str, ...]
 ) -> tuple[str, str] | None:
     try:
-        with open(log, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - TAIL_BYTES))
-            text = f.read().decode("utf-8", "replace")
+        tail = tail_lines(log, TAIL_BYTES, TAIL_BYTES)  # the whole lines of its last TAIL_BYTES
+        text = b"\n".join(line for _, line in tail.lines).decode("utf-8", "replace")
     except OSError:
         return None
     base = Path(task_dir) if task_dir and task_dir != "." else Path()

@@ -20,7 +20,7 @@ run.json (format 1), plain JSON a person can read:
     {
       "format": 1,
       "project": "demo", "pipeline": "nightly", "run_id": 17,
-      "trigger": "schedule" | "push" | "manual" | "rerun" | "catchup" | "backfill",
+      "trigger": "schedule" | "push" | "manual" | "rerun" | "catchup" | "backfill",   # RunTrigger
       "triggered_by": {"user": "ada", "via": "web"},   # who started it, and from where (VIA below)
       "status": "running" | "success" | "failed" | "interrupted" | "skipped" | "cancelled",
       "commit": {"sha": "...", "short": "3f2a1c0", "message": "...", "author": "...", "date": "..."},
@@ -96,7 +96,7 @@ import shutil
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,9 @@ from flank_ops.errors import UserError
 from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_json_lines
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.state import PipelineState, rebuild
+
+# the record's clock: defined in the launcher, which stays light (a Python start per task)
+from flank_ops.run.task_exec import now_iso as now_iso
 
 FORMAT = 1
 
@@ -118,6 +121,21 @@ class RunStatus(StrEnum):
     INTERRUPTED = "interrupted"  # its runner died (SIGKILL, reboot) or was stopped without `flank cancel`
     SKIPPED = "skipped"  # a trigger refused by `overlap: skip`
     CANCELLED = "cancelled"  # `flank cancel` stopped it
+
+
+class RunTrigger(StrEnum):
+    """What started a run: the record's `trigger` (the site, notes and notifications show it)."""
+
+    SCHEDULE = "schedule"  # cron (or `flank scheduler`) at one of the pipeline's scheduled minutes
+    PUSH = "push"  # a push deployed the pipeline, which has `on_push: true`
+    MANUAL = "manual"  # a person: `flank run`, `flank remote run`, the site's Run button
+    RERUN = "rerun"  # `flank run --rerun RUN_ID` (or the site's Rerun): what failed or did not run in that run
+    CATCHUP = "catchup"  # a scheduled run missed while the VM was off, started once at boot (`flank catchup`)
+    BACKFILL = "backfill"  # `flank backfill`: a past scheduled minute run again on purpose
+
+
+# the triggers that stand for a scheduled minute (FLANK_SCHEDULED_AT): a minute one of them ran is not caught up
+SCHEDULED_TRIGGERS = (RunTrigger.SCHEDULE, RunTrigger.CATCHUP, RunTrigger.BACKFILL)
 
 
 class TaskStatus(StrEnum):
@@ -277,7 +295,9 @@ PEOPLE_VIA = ("web", "cli", "remote")  # a person asked: their name is shown wit
 
 def via_of_trigger(trigger: str) -> str:
     """Where a run with this trigger came from when nobody said (`flank run --via`)."""
-    return {"schedule": "schedule", "catchup": "schedule", "push": "push"}.get(trigger, "cli")
+    if trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP):
+        return "schedule"  # a backfill is started by a person: "cli"
+    return "push" if trigger == RunTrigger.PUSH else "cli"
 
 
 def triggered_by_text(triggered_by: dict[str, Any] | None) -> str | None:
@@ -299,7 +319,7 @@ class RunRecord:
     project: str
     pipeline: str
     run_id: int
-    trigger: str | None = "manual"
+    trigger: str | None = RunTrigger.MANUAL
     status: RunStatus = RunStatus.RUNNING
     local: bool = False
     commit: dict[str, Any] = field(default_factory=dict)
@@ -419,10 +439,6 @@ def start_record(
     )
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 def parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -481,18 +497,6 @@ def kept_artifact(run_dir: Path, task: str, path: str) -> Path | None:
 
 def artifact_sources_path(run_dir: Path) -> Path:
     return Path(run_dir) / "artifacts.sources.json"
-
-
-def allocate_run_id(paths: ProjectPaths, pipeline: str) -> tuple[int, Path]:
-    """Hand out the next sequential run id and create its folder (safe across processes)."""
-    runs = paths.runs_dir(pipeline)
-    runs.mkdir(parents=True, exist_ok=True)
-    with locked(paths.lock_file("run-id", pipeline)):
-        run_id = _next_run_id(paths, pipeline)
-        (runs / str(run_id)).mkdir()
-        _change_state(paths, pipeline, lambda state: state.created(run_id))
-        atomic_write_text(runs / LAST_ID_FILE, f"{run_id}\n")
-    return run_id, runs / str(run_id)
 
 
 def _next_run_id(paths: ProjectPaths, pipeline: str) -> int:

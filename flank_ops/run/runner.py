@@ -39,7 +39,7 @@ from flank_ops.git.release_config import load_release_config, load_working_copy_
 from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import cancel, makefile, records
-from flank_ops.run.records import RunRecord, RunStatus, TaskStatus
+from flank_ops.run.records import RunRecord, RunStatus, RunTrigger, TaskStatus
 
 if TYPE_CHECKING:
     from flank_ops.run.plan import Decision
@@ -55,7 +55,7 @@ POLL_EVERY_S = 0.5  # how often tasks/*.json are merged into run.json
 class RunRequest(NamedTuple):
     pipeline: str
     project: str | None = None  # None with local_dir
-    trigger: str = "manual"
+    trigger: str = RunTrigger.MANUAL
     task: str | None = None  # just this task
     from_task: str | None = None  # this task and everything downstream
     rerun: int | None = None  # what failed or did not run in that run
@@ -444,7 +444,7 @@ def run_pipeline(
         from_task=request.from_task,
         force_tasks=tuple(check_task(pipeline, t) for t in request.force_tasks),
     )
-    trigger = "rerun" if request.rerun is not None else request.trigger
+    trigger = RunTrigger.RERUN if request.rerun is not None else request.trigger
     jobs = pipeline.concurrency or os.cpu_count() or 1
     params = run_params(paths, pipeline, request)  # bad input stops here: nothing has started
 

@@ -201,12 +201,15 @@ class TaskLog:
 
 
 def now_iso() -> str:
+    """The time in run records and task results (UTC, milliseconds); run/records.py uses this one."""
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class Outcome(NamedTuple):
+class AttemptOutcome(NamedTuple):
+    """How one attempt of a task ended (a whole run's end is runner.Outcome)."""
+
     stopped: bool  # the launcher was told to stop: the task was ended, no retry
     exit_code: int  # shell convention: 128+signal for a signal death
     signal: int  # 0 = exited normally
@@ -278,7 +281,7 @@ def _reap_orphans() -> None:
             return
 
 
-def _run_attempt(spec: TaskSpec, log: TaskLog, masker: SecretMasker[bytes], wake_fd: int) -> Outcome:
+def _run_attempt(spec: TaskSpec, log: TaskLog, masker: SecretMasker[bytes], wake_fd: int) -> AttemptOutcome:
     # always through a pipe: masking, and the times of lines, need to see the output
     out_r, out_w = os.pipe()
     pid = os.fork()
@@ -372,7 +375,7 @@ def _run_attempt(spec: TaskSpec, log: TaskLog, masker: SecretMasker[bytes], wake
     else:
         sig = 0
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
-    return Outcome(stopped, code, sig, timed_out, int(rusage.ru_maxrss) if rusage else 0, reaped)
+    return AttemptOutcome(stopped, code, sig, timed_out, int(rusage.ru_maxrss) if rusage else 0, reaped)
 
 
 _stop_signal = 0
@@ -438,7 +441,7 @@ def launch(
     delay = spec.retry_delay_s
     peak = 0
     attempt = 0
-    outcome = Outcome(False, 1, 0, False, 0)
+    outcome = AttemptOutcome(False, 1, 0, False, 0)
     for attempt in range(1, attempts_allowed + 1):
         _write_result(
             run_dir,

@@ -31,8 +31,6 @@ from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 
-SCHEDULED_TRIGGERS = ("schedule", "catchup", "backfill")  # a backfilled minute is not caught up again
-
 
 class Missed(NamedTuple):
     pipeline: str
@@ -58,7 +56,7 @@ def latest_firing(pipeline: Pipeline, start: datetime, end: datetime) -> datetim
 
 
 def _stands_for(record: records.RunRecord, moment: datetime) -> bool:
-    if record.trigger not in SCHEDULED_TRIGGERS:
+    if record.trigger not in records.SCHEDULED_TRIGGERS:
         return False
     when = records.parse_iso(record.scheduled_at) or records.parse_iso(record.started_at)
     return when is not None and when >= moment - timedelta(seconds=59)
@@ -153,7 +151,10 @@ def catch_up(
                 out(f"flank: would catch up {name} {pipeline.name} (missed {when})")
                 continue
             start_detached(
-                deployed.paths, pipeline.name, "catchup", ("--scheduled-at", missed.scheduled_at.isoformat())
+                deployed.paths,
+                pipeline.name,
+                records.RunTrigger.CATCHUP,
+                ("--scheduled-at", missed.scheduled_at.isoformat()),
             )
             out(f"flank: catching up {name} {pipeline.name} (missed {when})")
             started += 1

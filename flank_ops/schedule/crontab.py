@@ -35,6 +35,7 @@ from typing import NamedTuple
 from flank_ops.config.model import Config
 from flank_ops.fileio import atomic_write_text, locked
 from flank_ops.paths import ProjectPaths
+from flank_ops.run.records import RunTrigger
 
 NO_CRONTAB = "no crontab command: install cron (apt-get install cron) or run `flank scheduler`"
 NO_DAEMON = (
@@ -135,7 +136,7 @@ def cron_lines(paths: ProjectPaths, config: Config) -> list[CronLine]:
     for pipeline in config.pipelines.values():
         if not pipeline.schedule:
             continue
-        run = [*base, "run", shlex.quote(paths.name), shlex.quote(pipeline.name), "--trigger", "schedule"]
+        run = [*base, "run", shlex.quote(paths.name), shlex.quote(pipeline.name), "--trigger", RunTrigger.SCHEDULE]
         zone = pipeline_zone(pipeline)
         foreign = pipeline.timezone is not None and not same_zone(zone, vm_zone)
         whole_hours = whole_hours_apart(zone, vm_zone) if foreign else True
@@ -315,19 +316,6 @@ def install_schedule(paths: ProjectPaths, config: Config) -> list[str]:
         return [str(exc)]
     if lines and not cron_daemon_running():
         return [NO_DAEMON]
-    return []
-
-
-def remove_schedule(paths: ProjectPaths) -> list[str]:
-    """Take the project's block out of the user's crontab (and delete paths.crontab_file)."""
-    try:
-        paths.crontab_file.unlink()
-    except FileNotFoundError:
-        pass
-    try:
-        _install_block(paths, "")
-    except CrontabError as exc:
-        return [] if str(exc) == NO_CRONTAB else [str(exc)]
     return []
 
 

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 from flank_ops.errors import UserError
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
-from flank_ops.run.records import now_iso
+from flank_ops.run.records import RunTrigger, now_iso
 from flank_ops.site import auth, layout
 
 SESSION_COOKIE = "flank_session"
@@ -352,7 +352,7 @@ def _start(
         runner.select_tasks(deployed.paths, pipeline, request)
     except runner.NothingToRerun as nothing:
         return 409, nothing.message, None
-    options = ["--trigger", "manual", "--by", who, "--via", "web"]
+    options = ["--trigger", RunTrigger.MANUAL, "--by", who, "--via", "web"]
     for flag, value in (("--task", task), ("--from", from_task), ("--rerun", str(rerun) if rerun else None)):
         if value:
             options += [flag, value]

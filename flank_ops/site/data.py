@@ -10,14 +10,14 @@ every run.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.config.model import Config, Pipeline
+from flank_ops import fileio
 from flank_ops.humanize import page_zone
-from flank_ops.paths import Home, ProjectPaths
+from flank_ops.paths import STATE_DIR, Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus
 
@@ -36,26 +36,13 @@ class Warnings(list):
 # --- reading files from the end ---------------------------------------------
 
 
-def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[bytes]:
-    """The last `count` complete lines of a file, reading backwards in blocks."""
+def tail_lines(path: Path, count: int) -> list[bytes]:
+    """The last `count` non-blank complete lines of a file ([] when there is none)."""
     try:
-        f = open(path, "rb")
+        tail = fileio.tail_lines(path, count)
     except FileNotFoundError:
         return []
-    with f:
-        end = os.fstat(f.fileno()).st_size
-        pos = end
-        data = b""
-        while pos > 0 and data.count(b"\n") <= count:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            data = f.read(step) + data
-    lines = data.split(b"\n")
-    if pos > 0:
-        lines = lines[1:]  # the first piece may be a partial line
-    lines = [line for line in lines if line.strip()]
-    return lines[-count:] if count else []
+    return [line for _, line in tail.lines if line.strip()][-count:] if count else []
 
 
 def _json_lines(lines: list[bytes]) -> list[dict[str, Any]]:
@@ -320,7 +307,7 @@ def project_view(paths: ProjectPaths, warnings: Warnings) -> ProjectView:
 def projects(home: Home) -> list[ProjectPaths]:
     """Every project of this FLANK_HOME; a laptop's .flank/ is one local project."""
     found = [home.project(name) for name in home.projects()]
-    if not found and (home.root / "runs").is_dir() and home.root.name == ".flank":
+    if not found and (home.root / "runs").is_dir() and home.root.name == STATE_DIR:
         found = [ProjectPaths.for_local(home.root.parent)]
     return found
 

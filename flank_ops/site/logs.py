@@ -15,13 +15,14 @@ time; without it (older runs) the page shows the plain tail.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 from markupsafe import Markup, escape
+
+from flank_ops.fileio import tail_lines
 
 TAIL_LINES = 2000
 # Read at most this much from the end: 2,000 lines of a sane log fit easily, and
@@ -49,59 +50,18 @@ class LogTail(NamedTuple):
 
 
 def read_tail_bytes(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> tuple[bytes, bool, int]:
-    """The last `max_lines` lines of a file, reading at most `max_bytes` from its end.
-
-    Returns (data, truncated, size). Never reads the whole file.
-    """
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        start = max(0, size - max_bytes)
-        f.seek(start)
-        data = f.read(max_bytes)
-    if not data:
-        return b"", False, size
-    truncated = start > 0
-    if truncated:
-        # drop the partial first line (unless the read is one giant line)
-        cut = data.find(b"\n")
-        if 0 <= cut < len(data) - 1:
-            data = data[cut + 1 :]
-    lines = data.split(b"\n")
-    trailing_newline = bool(lines) and lines[-1] == b""
-    if trailing_newline:
-        lines.pop()
-    if len(lines) > max_lines:
-        lines = lines[-max_lines:]
-        truncated = True
-    return b"\n".join(lines) + (b"\n" if trailing_newline else b""), truncated, size
+    """The last `max_lines` lines of a file, reading at most `max_bytes` from its end: (data, truncated, size)."""
+    tail = tail_lines(path, max_lines, max_bytes)
+    data = b"\n".join(line for _, line in tail.lines)
+    return data + (b"\n" if tail.lines and tail.ends_with_newline else b""), tail.truncated, tail.size
 
 
 def read_tail_lines(
     path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES
 ) -> tuple[list[tuple[int, bytes]], bool, int]:
     """The last lines of a file with the byte offset each starts at: ([(offset, line)], truncated, size)."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        start = max(0, size - max_bytes)
-        f.seek(start)
-        data = f.read(min(max_bytes, size - start))
-    truncated = start > 0
-    if truncated:
-        cut = data.find(b"\n")
-        if 0 <= cut < len(data) - 1:
-            start += cut + 1
-            data = data[cut + 1 :]
-    out: list[tuple[int, bytes]] = []
-    pos = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        end = len(data) if end < 0 else end
-        out.append((start + pos, data[pos:end]))
-        pos = end + 1
-    if len(out) > max_lines:
-        out = out[-max_lines:]
-        truncated = True
-    return out, truncated, size
+    tail = tail_lines(path, max_lines, max_bytes)
+    return tail.lines, tail.truncated, tail.size
 
 
 def _collapse_carriage_returns(line: str) -> str:

@@ -22,7 +22,6 @@ import asyncio
 import email.utils
 import errno
 import html
-import mimetypes
 import os
 import posixpath
 import resource
@@ -33,25 +32,13 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from flank_ops.content_types import content_type
 from flank_ops.errors import UserError
 from flank_ops.site import layout
 from flank_ops.site.layout import API_PREFIX
 
 if TYPE_CHECKING:
     from flank_ops.site.actions import Actions
-
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
-    ".log": "text/plain; charset=utf-8",
-    ".json": "application/json",
-    ".jsonl": "text/plain; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".gz": "application/gzip",
-    "": "application/octet-stream",
-}
 
 MAX_HEAD_BYTES = 16 * 1024  # a request line and headers; browsers send about 1 KB
 CHUNK = 256 * 1024
@@ -119,14 +106,6 @@ def site_file(site_dir: str, target: str) -> tuple[str, str]:
     if not real.startswith(site + os.sep) or not os.path.isfile(real):
         return "missing", ""  # absent, a folder without index.html, or a symlink out of the site
     return "file", candidate
-
-
-def content_type(path: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
-    if ext in CONTENT_TYPES:
-        return CONTENT_TYPES[ext]
-    guessed, encoding = mimetypes.guess_type(path)
-    return guessed if guessed and not encoding else CONTENT_TYPES[""]
 
 
 def raise_open_files_limit() -> int:

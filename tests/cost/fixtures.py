@@ -1,15 +1,17 @@
 """Run records like the seed case's: a nightly R pipeline peaking near 200 GB.
 
-The records are written as the runner writes them (run.json, history.jsonl, last_id), for a
+The records are written through the record store as the runner writes them (run.json, history.jsonl, last_id), for a
 project deployed by a real push, so every command reads them the way it reads real runs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from flank_ops.paths import Home
+from flank_ops.run import records
 
 GIB_KB = 1024 * 1024
 
@@ -40,50 +42,45 @@ def write_runs(
     tasks: list[tuple[str, int, int, float]] = SEED_TASKS,
     first_day: datetime = datetime(2026, 10, 27, 2, 0, tzinfo=timezone.utc),
 ) -> Path:
-    runs = Path(os.environ["FLANK_HOME"]) / project / "runs" / pipeline
-    runs.mkdir(parents=True, exist_ok=True)
-    history = []
-    for run_id in range(1, count + 1):
-        start = first_day + timedelta(days=run_id - 1)
+    paths = Home().project(project)
+    for day in range(count):
+        start = first_day + timedelta(days=day)
         end = start + timedelta(minutes=max(t[2] for t in tasks))
-        record = {
-            "format": 1,
-            "project": project,
-            "pipeline": pipeline,
-            "run_id": run_id,
-            "trigger": "schedule",
-            "status": "success",
-            "started_at": iso(start),
-            "ended_at": iso(end),
-            "duration_s": (end - start).total_seconds(),
-            "selection": {"task": None, "from": None, "rerun_of": None},
-            "tasks": {
-                name: {
+
+        def build(run_id: int, start: datetime = start, end: datetime = end) -> records.RunRecord:
+            return records.RunRecord.from_json(
+                {
+                    "project": project,
+                    "pipeline": pipeline,
+                    "run_id": run_id,
+                    "trigger": "schedule",
                     "status": "success",
-                    "attempts": 1,
-                    "started_at": iso(start + timedelta(minutes=a)),
-                    "ended_at": iso(start + timedelta(minutes=b)),
-                    "duration_s": (b - a) * 60.0,
-                    "exit_code": 0,
-                    "peak_rss_kb": int(gib * GIB_KB),
-                    "log": f"logs/{name}.log",
+                    "started_at": iso(start),
+                    "ended_at": iso(end),
+                    "duration_s": (end - start).total_seconds(),
+                    "selection": {"task": None, "from": None, "rerun_of": None},
+                    "tasks": {
+                        name: {
+                            "status": "success",
+                            "attempts": 1,
+                            "started_at": iso(start + timedelta(minutes=a)),
+                            "ended_at": iso(start + timedelta(minutes=b)),
+                            "duration_s": (b - a) * 60.0,
+                            "exit_code": 0,
+                            "peak_rss_kb": int(gib * GIB_KB),
+                            "log": f"logs/{name}.log",
+                        }
+                        for name, a, b, gib in tasks
+                    },
+                    "summary": f"{len(tasks)}/{len(tasks)} ok",
                 }
-                for name, a, b, gib in tasks
-            },
-            "summary": f"{len(tasks)}/{len(tasks)} ok",
-        }
-        (runs / str(run_id)).mkdir(exist_ok=True)
-        (runs / str(run_id) / "run.json").write_text(json.dumps(record))
-        history.append(
-            {
-                "run_id": run_id,
-                "status": "success",
-                "started_at": record["started_at"],
-                "duration_s": record["duration_s"],
-            }
-        )
-    (runs / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
-    (runs / "last_id").write_text(f"{count}\n")
+            )
+
+        # the runner's way: a new id, folder and record, then the reserve freed and the history line
+        _run_id, run_dir, record = records.create_run(paths, pipeline, build)
+        records.release_space(run_dir)
+        records.append_history(paths, record)
+    runs = paths.runs_dir(pipeline)
     return runs
 
 

@@ -24,8 +24,8 @@ from servers import refused_port  # noqa: E402
 
 from flank_ops.errors import UserError  # noqa: E402
 from flank_ops.run.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix  # noqa: E402
-from flank_ops.run.executors.batch import QUEUED_STATES, BatchBackend, release_key  # noqa: E402
-from flank_ops.paths import Home  # noqa: E402
+from flank_ops.run.executors.batch import QUEUED_STATES, BatchBackend, project_of, release_key  # noqa: E402
+from flank_ops.paths import Home, ProjectPaths  # noqa: E402
 from flank_ops.settings import batch_settings, settings_for  # noqa: E402
 
 # a task that runs until the test creates the file `open` in $GATE (bounded: never left running for long)
@@ -348,3 +348,13 @@ def test_a_working_copy_goes_up_by_its_content(aws: BatchAWS, tmp_path: Path) ->
         if r["method"] == "PUT" and "/releases/" in r["path"]
     ]
     assert len(puts) == 2 and all(p.startswith("laptop/worktree-") for p in puts) and puts[0] != puts[1]
+
+
+def test_a_working_copy_with_a_space_in_its_name_has_one_project_name(tmp_path: Path) -> None:
+    """The S3 keys of a local run's jobs name the project as the run's own records do ("my proj" -> "my-proj")."""
+    copy = tmp_path / "my proj"
+    paths = ProjectPaths.for_local(copy)
+    job = request(tmp_path, "true")._replace(
+        release_dir=str(copy), run_dir=str(paths.dir / "runs" / "nightly" / "1"), env={}, options={}
+    )
+    assert project_of(job) == paths.name == "my-proj"

@@ -19,10 +19,10 @@ def _dead_runner() -> dict:
 
 
 def _running_record(paths, runner: dict) -> tuple[int, Path]:
-    run_id, run_dir = records.allocate_run_id(paths, "nightly")
-    records.write_record(
-        run_dir,
-        records.RunRecord.from_json(
+    run_id, run_dir, _ = records.create_run(
+        paths,
+        "nightly",
+        lambda run_id: records.RunRecord.from_json(
             {
                 "project": paths.name,
                 "pipeline": "nightly",
@@ -128,9 +128,13 @@ def test_a_dead_queued_run_is_said_to_have_run_nothing(flank_home: Path) -> None
 def test_an_empty_run_folder_left_by_an_older_version_is_removed(flank_home: Path) -> None:
     paths = Home().project("demo")
     kept_id, kept_dir = _running_record(paths, _dead_runner())
-    empty_id, empty_dir = records.allocate_run_id(paths, "nightly")  # a folder whose record never came
-    with_logs_id, with_logs_dir = records.allocate_run_id(paths, "nightly")
+    # folders an older version made before their record came (no longer possible: create_run is all or nothing)
+    empty_id, with_logs_id = kept_id + 1, kept_id + 2
+    empty_dir, with_logs_dir = paths.run_dir("nightly", empty_id), paths.run_dir("nightly", with_logs_id)
+    for run_id, run_dir in ((empty_id, empty_dir), (with_logs_id, with_logs_dir)):
+        run_dir.mkdir()
+        records._change_state(paths, "nightly", lambda state, run_id=run_id: state.created(run_id))
     (with_logs_dir / "logs").mkdir()  # not empty: someone's data, left alone
     records.reconcile(paths, "nightly")
     assert records.list_run_ids(paths, "nightly") == [kept_id, with_logs_id]
-    assert not empty_dir.exists() and empty_id == kept_id + 1
+    assert not empty_dir.exists()

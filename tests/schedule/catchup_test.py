@@ -16,34 +16,38 @@ from pathlib import Path
 from helpers.cli import run_flank
 from helpers.waiting import wait_for
 from cost.fixtures import write_toml
-from run.deployed import deploy, history, record, runs_dir
+from run.deployed import deploy, history, record
 
 from flank_ops.paths import Home
+from flank_ops.run import records
 
 
 def _scheduled_run(run_id: int, scheduled: datetime, pipeline: str = "nightly", trigger: str = "schedule") -> None:
-    """A finished scheduled run, as the runner records it."""
-    folder = runs_dir(pipeline) / str(run_id)
-    folder.mkdir(parents=True, exist_ok=True)
+    """A finished scheduled run, as the runner records it (through the record store)."""
     start = scheduled.astimezone(timezone.utc)
-    rec = {
-        "format": 1,
-        "project": "demo",
-        "pipeline": pipeline,
-        "run_id": run_id,
-        "trigger": trigger,
-        "scheduled_at": scheduled.isoformat(),
-        "status": "success",
-        "started_at": start.isoformat(),
-        "ended_at": (start + timedelta(seconds=1)).isoformat(),
-        "duration_s": 1.0,
-        "tasks": {},
-        "runner": None,
-    }
-    (folder / "run.json").write_text(json.dumps(rec))
-    with open(runs_dir(pipeline) / "history.jsonl", "a") as f:
-        f.write(json.dumps({"run_id": run_id, "status": "success", "trigger": trigger}) + "\n")
-    (runs_dir(pipeline) / "last_id").write_text(f"{run_id}\n")
+    paths = Home().project("demo")
+
+    def build(new_id: int) -> records.RunRecord:
+        return records.RunRecord.from_json(
+            {
+                "project": "demo",
+                "pipeline": pipeline,
+                "run_id": new_id,
+                "trigger": trigger,
+                "scheduled_at": scheduled.isoformat(),
+                "status": "success",
+                "started_at": start.isoformat(),
+                "ended_at": (start + timedelta(seconds=1)).isoformat(),
+                "duration_s": 1.0,
+                "tasks": {},
+                "runner": None,
+            }
+        )
+
+    new_id, folder, made = records.create_run(paths, pipeline, build)
+    assert new_id == run_id
+    records.release_space(folder)
+    records.append_history(paths, made)
 
 
 def _deployed_earlier(by: timedelta, first_only: bool = False) -> None:

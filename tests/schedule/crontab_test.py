@@ -23,7 +23,6 @@ from flank_ops.schedule.crontab import (
     crontab_lock,
     install_schedule,
     read_crontab,
-    remove_schedule,
     write_crontab,
 )
 
@@ -111,9 +110,8 @@ def test_user_without_crontab_gets_none_back(user_crontab, flank_home: Path) -> 
     paths = project(flank_home)
     install_schedule(paths, config(nightly=("0 2 * * *",)))
     assert "# >>> flank demo" in crontab_now()
-    assert remove_schedule(paths) == []
+    assert install_schedule(paths, config(nightly=())) == []  # the schedules taken out of flank.yml
     assert read_crontab() is None  # "no crontab for ...", as before flank
-    assert not paths.crontab_file.exists()
 
 
 def test_projects_and_flank_homes_never_touch_each_other(user_crontab, tmp_path: Path) -> None:
@@ -133,8 +131,8 @@ def test_projects_and_flank_homes_never_touch_each_other(user_crontab, tmp_path:
     text = crontab_now()
     assert "0 1 * * *" not in text and "0 2 * * *" in text and "0 3 * * *" in text
     assert f"FLANK_HOME={tmp_path / 'home-two'} " in "\n".join(block_of(text, a2))
-    remove_schedule(b)
-    remove_schedule(a2)
+    install_schedule(b, config(nightly=()))
+    install_schedule(a2, config(nightly=()))
     assert crontab_now() == USER_LINES
 
 

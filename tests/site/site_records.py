@@ -1,7 +1,7 @@
 """Synthesized run records for the site tests and bench/site.py (no real runner needed).
 
 Written through flank_ops.run.records (write_record, append_history,
-allocate_run_id), so they have exactly the format the runner writes.
+create_run), so they have exactly the format the runner writes.
 """
 
 from __future__ import annotations
@@ -90,55 +90,60 @@ def make_run(
     tasks = CHAIN if tasks is None else tasks
     task_status = task_status or {}
     logs = logs if logs is not None else {name: f"{name}: done\n".encode() for name in tasks}
-    run_id, run_dir = records.allocate_run_id(paths, pipeline)
-    start = start or T0 + timedelta(days=run_id)
     running = status == "running"
-    per_task = {}
-    t = start
-    for i, (name, needs) in enumerate(tasks.items()):
-        st = task_status.get(name, "success" if not running else ("running" if i == 0 else "pending"))
-        ran = st not in ("pending", "upstream_failed", "skipped")
-        dur = seconds / max(1, len(tasks))
-        per_task[name] = {
-            "status": st,
-            "needs": list(needs),
-            "attempts": 1 if ran else 0,
-            "started_at": t.isoformat() if ran else None,
-            "ended_at": (t + timedelta(seconds=dur)).isoformat() if ran and st != "running" else None,
-            "duration_s": dur if ran and st != "running" else None,
-            "exit_code": (0 if st == "success" else 1) if ran and st != "running" else None,
-            "peak_rss_kb": 51234 if ran else None,
-            "log": f"logs/{name}.log" if name in logs else None,
+
+    def build(run_id: int) -> records.RunRecord:
+        begin = start or T0 + timedelta(days=run_id)
+        per_task = {}
+        t = begin
+        for i, (name, needs) in enumerate(tasks.items()):
+            st = task_status.get(name, "success" if not running else ("running" if i == 0 else "pending"))
+            ran = st not in ("pending", "upstream_failed", "skipped")
+            dur = seconds / max(1, len(tasks))
+            per_task[name] = {
+                "status": st,
+                "needs": list(needs),
+                "attempts": 1 if ran else 0,
+                "started_at": t.isoformat() if ran else None,
+                "ended_at": (t + timedelta(seconds=dur)).isoformat() if ran and st != "running" else None,
+                "duration_s": dur if ran and st != "running" else None,
+                "exit_code": (0 if st == "success" else 1) if ran and st != "running" else None,
+                "peak_rss_kb": 51234 if ran else None,
+                "log": f"logs/{name}.log" if name in logs else None,
+            }
+            if ran:
+                t += timedelta(seconds=dur)
+        for name, error in (errors or {}).items():
+            per_task[name]["error"] = error
+        record = {
+            "project": paths.name,
+            "pipeline": pipeline,
+            "run_id": run_id,
+            "trigger": trigger,
+            "status": status,
+            "commit": {"sha": "3f2a1c0" + "0" * 33, "short": "3f2a1c0", "message": message, "author": "Ada Analyst"},
+            "release": str(paths.current),
+            "started_at": begin.isoformat(),
+            "ended_at": None if running else (begin + timedelta(seconds=seconds)).isoformat(),
+            "duration_s": None if running else seconds,
+            "runner": runner if runner is not None else (records.runner_identity() if running else None),
+            "selection": {"task": None, "from": None, "rerun_of": None, **(selection or {})},
+            "concurrency": 2,
+            "tasks": per_task,
+            "skipped_reason": None,
+            "after_run": after_run or {},
+            "summary": f"{sum(1 for v in per_task.values() if v['status'] == 'success')}/{len(per_task)} ok",
         }
-        if ran:
-            t += timedelta(seconds=dur)
-    for name, error in (errors or {}).items():
-        per_task[name]["error"] = error
+        return records.RunRecord.from_json(record)
+
+    # the runner's way to a new run: id, folder, first record and its disk reserve, all or nothing
+    run_id, run_dir, typed = records.create_run(paths, pipeline, build)
     for name, data in logs.items():
         log = records.task_log_path(run_dir, name)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(data)
-    record = {
-        "project": paths.name,
-        "pipeline": pipeline,
-        "run_id": run_id,
-        "trigger": trigger,
-        "status": status,
-        "commit": {"sha": "3f2a1c0" + "0" * 33, "short": "3f2a1c0", "message": message, "author": "Ada Analyst"},
-        "release": str(paths.current),
-        "started_at": start.isoformat(),
-        "ended_at": None if running else (start + timedelta(seconds=seconds)).isoformat(),
-        "duration_s": None if running else seconds,
-        "runner": runner if runner is not None else (records.runner_identity() if running else None),
-        "selection": {"task": None, "from": None, "rerun_of": None, **(selection or {})},
-        "concurrency": 2,
-        "tasks": per_task,
-        "skipped_reason": None,
-        "after_run": after_run or {},
-        "summary": f"{sum(1 for v in per_task.values() if v['status'] == 'success')}/{len(per_task)} ok",
-    }
-    typed = records.RunRecord.from_json(record)
-    records.write_record(run_dir, typed)
+    if not running:
+        records.release_space(run_dir)  # as the runner does before a run's final writes
     if history and not running:
         records.append_history(paths, typed)
     return run_id
@@ -186,11 +191,13 @@ def make_many_runs(paths: ProjectPaths, pipeline: str, count: int, *, folders: b
             },
             "summary": "4/4 ok",
         }
-        lines.append(records.history_entry(records.RunRecord.from_json(record)))
+        typed = records.RunRecord.from_json(record)
+        lines.append(records.history_entry(typed))
         if not folders:
             continue
         (run_dir / "logs").mkdir(parents=True)
-        records.record_path(run_dir).write_text(json.dumps({"format": records.FORMAT, **record}, indent=2))
+        typed.format = records.FORMAT
+        records.record_path(run_dir).write_text(records.format_record(typed))  # the store's format, no fsync
         for name in CHAIN:
             (run_dir / "logs" / f"{name}.log").write_text(f"{name} ok\n")
 

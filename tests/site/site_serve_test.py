@@ -20,7 +20,9 @@ from helpers.cli import REPO_ROOT, run_flank
 from helpers.waiting import wait_for
 from site_records import make_project, make_run
 
+from flank_ops import s3
 from flank_ops.paths import Home
+from flank_ops.site import serve
 
 
 def free_port() -> int:
@@ -273,3 +275,13 @@ def _answers(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["index.html", "style.css", "run.json", "history.jsonl", "extract.txt", "extract.txt.gz", "dag.svg", "a.png"],
+)
+def test_a_site_file_has_the_same_content_type_from_flank_serve_and_from_s3(name: str) -> None:
+    """The site published to S3 reads in a browser as it does from `flank serve` (a .jsonl is text, a big
+    log's .txt.gz copy downloads as gzip rather than showing as garbled text)."""
+    assert serve.content_type(name) == s3.content_type(name)

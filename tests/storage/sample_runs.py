@@ -54,56 +54,60 @@ def finished_run(
     failed_task: str = "model",
 ) -> records.RunRecord:
     """Write a finished run (record, task results, logs, history line); returns its record."""
-    run_id, run_dir = records.allocate_run_id(paths, pipeline)
     logs = logs if logs is not None else {"extract": "read 10 rows\n", "model": "fitting\nError: singular fit\n"}
-    tasks: dict[str, Any] = {}
+
+    def build(run_id: int) -> records.RunRecord:
+        tasks: dict[str, Any] = {}
+        for task in logs:
+            failed = status == "failed" and task == failed_task
+            tasks[task] = {
+                "status": "failed" if failed else "success",
+                "needs": [],
+                "attempts": 3 if failed else 1,
+                "started_at": records.now_iso(),
+                "ended_at": records.now_iso(),
+                "duration_s": 1.0,
+                "exit_code": 1 if failed else 0,
+                "peak_rss_kb": 1000,
+                "log": f"logs/{task}.log",
+            }
+        ok = sum(t["status"] == "success" for t in tasks.values())
+        record = {
+            "project": paths.name,
+            "pipeline": pipeline,
+            "run_id": run_id,
+            "trigger": "schedule",
+            "status": status,
+            "commit": {
+                "sha": "0" * 40,
+                "short": "0000000",
+                "message": "fix model formula",
+                "author": "Ada Analyst",
+                "date": records.now_iso(),
+            },
+            "release": str(paths.release_dir("0" * 40)),
+            "started_at": records.now_iso(),
+            "ended_at": records.now_iso(),
+            "duration_s": 2.0,
+            "runner": None,
+            "selection": {"task": None, "from": None, "rerun_of": None},
+            "concurrency": 2,
+            "tasks": tasks,
+            "skipped_reason": None,
+            "after_run": {},
+            "summary": f"{ok}/{len(tasks)} ok"
+            + (f"; {failed_task} failed (exit 1, 3 attempts)" if status == "failed" else ""),
+        }
+        return records.RunRecord.from_json(record)
+
+    _run_id, run_dir, typed = records.create_run(paths, pipeline, build)  # the runner's way to a new run
     for task, text in logs.items():
         log = records.task_log_path(run_dir, task)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(text)
-        failed = status == "failed" and task == failed_task
-        tasks[task] = {
-            "status": "failed" if failed else "success",
-            "needs": [],
-            "attempts": 3 if failed else 1,
-            "started_at": records.now_iso(),
-            "ended_at": records.now_iso(),
-            "duration_s": 1.0,
-            "exit_code": 1 if failed else 0,
-            "peak_rss_kb": 1000,
-            "log": f"logs/{task}.log",
-        }
         records.task_result_path(run_dir, task).parent.mkdir(parents=True, exist_ok=True)
         records.task_result_path(run_dir, task).write_text("{}\n")
-    ok = sum(t["status"] == "success" for t in tasks.values())
-    record = {
-        "project": paths.name,
-        "pipeline": pipeline,
-        "run_id": run_id,
-        "trigger": "schedule",
-        "status": status,
-        "commit": {
-            "sha": "0" * 40,
-            "short": "0000000",
-            "message": "fix model formula",
-            "author": "Ada Analyst",
-            "date": records.now_iso(),
-        },
-        "release": str(paths.release_dir("0" * 40)),
-        "started_at": records.now_iso(),
-        "ended_at": records.now_iso(),
-        "duration_s": 2.0,
-        "runner": None,
-        "selection": {"task": None, "from": None, "rerun_of": None},
-        "concurrency": 2,
-        "tasks": tasks,
-        "skipped_reason": None,
-        "after_run": {},
-        "summary": f"{ok}/{len(tasks)} ok"
-        + (f"; {failed_task} failed (exit 1, 3 attempts)" if status == "failed" else ""),
-    }
-    typed = records.RunRecord.from_json(record)
-    records.write_record(run_dir, typed)
+    records.release_space(run_dir)  # as the runner does before a run's final writes
     records.append_history(paths, typed)
     return typed
 

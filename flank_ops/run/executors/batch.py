@@ -40,6 +40,7 @@ from typing import Any
 
 from flank_ops.run.executors.base import BackendError, JobRequest, JobState
 from flank_ops.fileio import locked
+from flank_ops.paths import STATE_DIR, local_project_name
 from flank_ops.settings import BatchSettings, S3Settings, batch_settings_from_table
 
 QUEUED_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
@@ -102,7 +103,7 @@ def release_tarball(release: Path, folder: Path) -> Path:
         tarfile.open(fileobj=gz, mode="w") as tar,
     ):
         for entry in sorted(os.listdir(release)):
-            if entry not in (".git", ".flank"):
+            if entry not in (".git", STATE_DIR):
                 tar.add(release / entry, arcname=entry)
     return path
 
@@ -120,7 +121,7 @@ def project_of(job: JobRequest) -> str:
     if job.env.get("FLANK_PROJECT"):
         return job.env["FLANK_PROJECT"]
     project_dir = Path(job.run_dir).parents[2]
-    return project_dir.parent.name if project_dir.name == ".flank" else project_dir.name
+    return local_project_name(project_dir.parent) if project_dir.name == STATE_DIR else project_dir.name
 
 
 def is_release_checkout(job: JobRequest) -> bool:

@@ -43,14 +43,14 @@ def config_warnings(home: Home, project: str | None, config: Config) -> list[str
 def doctor_problems(home: Home) -> Iterator[tuple[str, str, list[str]]]:
     """(kind, scope label, problems) of every executor configured in flank.toml."""
     from flank_ops.run.executors import backend
-    from flank_ops.settings import executor_settings, settings_for
+    from flank_ops.settings import executor_table, settings_for
 
     projects: list[str | None] = [*home.projects()] or [None]
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     for project in projects:
         settings = settings_for(home, project)
         for kind in ("slurm", "batch"):
-            table = executor_settings(settings, kind)
+            table = executor_table(settings, kind)
             if table is None:
                 continue
             options = {k: str(v) for k, v in table.items()}
