@@ -44,6 +44,14 @@ class Task:
     outputs: tuple[str, ...] = ()
     # issue 11: files kept with each run (paths or globs relative to the task's dir)
     artifacts: tuple[str, ...] = ()
+    # issue 26: fan-out. A `matrix:` task is expanded into instances named `model[region=north]`;
+    # `group` is the declared name, `cell` the instance's (key, value) pairs (also FLANK_MATRIX_<KEY>
+    # in env); `max_parallel` bounds how many instances of the group run at once.
+    group: str | None = None
+    cell: tuple[tuple[str, str], ...] = ()
+    max_parallel: int | None = None
+    # issue 26: `memory: [4G, 8G, 16G]`, one value per attempt (memory_mb is the first)
+    memory_per_attempt_mb: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,13 @@ class Pipeline:
     def executor_of(self, task: str) -> str:
         """Where the task runs: its own `executor:`, else the pipeline's."""
         return self.tasks[task].executor or self.executor
+
+    def instances_of(self, name: str) -> list[str]:
+        """issue 26: the tasks a name stands for: a matrix task's instances, else the task itself
+        ([] for an unknown name)."""
+        if name in self.tasks:
+            return [name]
+        return [n for n, t in self.tasks.items() if t.group == name]
 
     def topological_order(self) -> list[str]:
         """Task names, dependencies first, ties in flank.yml order (validated acyclic)."""

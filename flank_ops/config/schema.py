@@ -79,6 +79,7 @@ def json_schema() -> dict[str, Any]:
         ],
     }
     relative_dir = {"type": "string", "pattern": RELATIVE_DIR}
+    matrix_value = {"type": ["string", "integer", "number"], "pattern": load.MATRIX_VALUE_RE.pattern}
     executor = {
         "enum": list(EXECUTOR_NAMES),
         "default": "local",
@@ -124,10 +125,17 @@ def json_schema() -> dict[str, Any]:
                     "env": {"$ref": "#/$defs/env", "description": "Environment variables for this task."},
                     # issue 14
                     "memory": {
-                        "type": "string",
-                        "pattern": MEMORY_STRING,
-                        "examples": ["512M", "16G", "400G"],
-                        "description": "Memory the task needs; checked on the VM, requested from a cluster.",
+                        "anyOf": [
+                            {"type": "string", "pattern": MEMORY_STRING},
+                            {  # issue 26: one size per attempt
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"type": "string", "pattern": MEMORY_STRING},
+                            },
+                        ],
+                        "examples": ["512M", "16G", ["4G", "8G", "16G"]],
+                        "description": "Memory the task needs; checked on the VM, requested from a cluster. "
+                        "A list gives one size per attempt (retries ask for more).",
                     },
                     "cpus": {
                         "type": "integer",
@@ -147,6 +155,28 @@ def json_schema() -> dict[str, Any]:
                         "Files the task writes (paths or globs, relative to `dir`); a task with outputs is "
                         "skipped while nothing it depends on changed.",
                     ),
+                    # issue 26: fan-out
+                    "matrix": {
+                        "description": "One task instance per value (a list) or per combination of values "
+                        "(a mapping of lists); each sees FLANK_MATRIX_<KEY>.",
+                        "anyOf": [
+                            {"type": "array", "minItems": 1, "items": matrix_value},
+                            {
+                                "type": "object",
+                                "minProperties": 1,
+                                "propertyNames": {"pattern": load.MATRIX_KEY_RE.pattern},
+                                "additionalProperties": {
+                                    "anyOf": [matrix_value, {"type": "array", "minItems": 1, "items": matrix_value}]
+                                },
+                            },
+                        ],
+                    },
+                    "max_parallel": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": load.MAX_MATRIX_CELLS,
+                        "description": "At most this many instances of a matrix: task run at once.",
+                    },
                     "artifacts": {  # issue 11
                         "type": ["array", "string"],
                         "items": {"type": "string", "pattern": r"^(?!/|~)"},
