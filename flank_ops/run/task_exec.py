@@ -71,6 +71,11 @@ class TaskSpec(NamedTuple):
     memory_mb: int = 0  # 0 = not declared
     cpus: int = 0
     options: tuple[tuple[str, str], ...] = ()
+    # issue 26: a matrix instance's task (group) and how many of its instances run at once (0 = any);
+    # memory per attempt (memory_mb is the first)
+    group: str = ""
+    max_parallel: int = 0
+    memory_per_attempt_mb: tuple[int, ...] = ()
 
 
 def encode_spec(spec: TaskSpec) -> bytes:
@@ -89,6 +94,9 @@ def encode_spec(spec: TaskSpec) -> bytes:
     if spec.executor != "local" or spec.memory_mb or spec.cpus:
         pairs += [("executor", spec.executor), ("memory_mb", str(int(spec.memory_mb))), ("cpus", str(int(spec.cpus)))]
         pairs += [("option", f"{k}={v}") for k, v in spec.options]
+        pairs += [("memory_attempt_mb", str(int(mb))) for mb in spec.memory_per_attempt_mb]
+    if spec.max_parallel:
+        pairs += [("group", spec.group), ("max_parallel", str(int(spec.max_parallel)))]
     out = bytearray()
     for key, value in pairs:
         raw = value.encode("utf-8", "surrogateescape")
@@ -108,6 +116,7 @@ def decode_spec(data: bytes) -> TaskSpec:
     argv: list[str] = []
     env: list[tuple[str, str]] = []
     options: list[tuple[str, str]] = []
+    memory_per_attempt: list[int] = []
     for key_raw, value_raw in zip(items[::2], items[1::2]):
         key = key_raw.decode()
         value = value_raw.decode("utf-8", "surrogateescape")
@@ -119,6 +128,8 @@ def decode_spec(data: bytes) -> TaskSpec:
         elif key == "option":
             name, _, val = value.partition("=")
             options.append((name, val))
+        elif key == "memory_attempt_mb":
+            memory_per_attempt.append(int(value))
         else:
             fields[key] = value
     if "task" not in fields or "command" not in fields:
@@ -137,6 +148,9 @@ def decode_spec(data: bytes) -> TaskSpec:
         memory_mb=int(fields.get("memory_mb", 0)),
         cpus=int(fields.get("cpus", 0)),
         options=tuple(options),
+        group=fields.get("group", ""),
+        max_parallel=int(fields.get("max_parallel", 0)),
+        memory_per_attempt_mb=tuple(memory_per_attempt),
     )
 
 
