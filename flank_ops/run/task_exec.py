@@ -13,7 +13,8 @@ contain needs escaping, and C parses it in a few lines:
     argv (repeated; present = exec these words directly, no shell), env (repeated, K=V),
     and for issue 14 (read by flank_ops.run.executors only; the C launcher skips unknown keys):
     executor ("local" when absent), memory_mb, cpus (0 = not declared), option (repeated, K=V:
-    the executor's options from flank.yml, e.g. slurm: partition)
+    the executor's options from flank.yml, e.g. slurm: partition), memory_attempt_mb (repeated: issue 26's
+    `memory: [4G, 8G]`, one per attempt), and group, max_parallel (issue 26: a matrix task's bound)
 
 What a launch leaves in RUN_DIR (the format of run/records.py):
     tasks/<task>.json  {"task", "status": "running", "attempt", "started_at", "pid"} at each attempt,
@@ -76,6 +77,11 @@ class TaskSpec(NamedTuple):
     group: str = ""
     max_parallel: int = 0
     memory_per_attempt_mb: tuple[int, ...] = ()
+
+    def memory_for_attempt(self, attempt: int) -> int:
+        """issue 26: what attempt n (from 1) asks for: the n-th of `memory: [...]`, the last for any after."""
+        per = self.memory_per_attempt_mb
+        return per[min(attempt, len(per)) - 1] if per else self.memory_mb
 
 
 def encode_spec(spec: TaskSpec) -> bytes:

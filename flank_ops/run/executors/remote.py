@@ -213,7 +213,7 @@ class Loop:
             self.say(f"job {job_id} reached its time limit ({state.state})")
             return "timed_out", state, job_id, exit_code
         if state.state in OUT_OF_MEMORY_STATES:
-            asked = f" (it asked for {self.spec.memory_mb}M)" if self.spec.memory_mb else ""
+            asked = f" (it asked for {self.job.memory_mb}M)" if self.job.memory_mb else ""
             self.say(f"job {job_id} ran out of memory{asked}: raise the task's memory:")
             return "failed", state, job_id, exit_code
         if exit_code == 0 and state.state in ("COMPLETED", "SUCCEEDED"):
@@ -247,6 +247,11 @@ class Loop:
                 if _stop_signal:
                     break
             self.log.attempt_started(attempt)
+            memory_mb = self.spec.memory_for_attempt(attempt)
+            if memory_mb != (self.job.memory_mb or 0):  # issue 26: memory: [4G, 8G, 16G]
+                self.say(f"attempt {attempt} asks for {memory_mb}M of memory")
+                self.job = self.job._replace(memory_mb=memory_mb)
+                self.declared["memory_mb"] = memory_mb
             outcome, state, job_id, exit_code = self.attempt(attempt)
             if state is not None and state.max_rss_kb is not None:
                 max_rss = max(max_rss or 0, state.max_rss_kb)
