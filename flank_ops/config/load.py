@@ -1205,18 +1205,14 @@ def _matrix_text(matrix: Matrix) -> str:
     return "; ".join(f"{key}: {', '.join(values)}" if key else ", ".join(values) for key, values in matrix)
 
 
-def instance_name(task: str, cell: tuple[tuple[str, str], ...], plain_list: bool) -> str:
-    """`model[region=north,year=2024]`, or `model[north]` for a plain list."""
-    inside = ",".join(v if plain_list else f"{k}={v}" for k, v in cell)
-    return f"{task}[{inside}]"
-
-
 def _expand_matrices(tasks: dict[str, Task], matrices: dict[str, Matrix]) -> dict[str, Task]:
     """Each matrix: task becomes its instances (in place, flank.yml order kept); a need of the
     task stands for all of them, a need of `task[...]` for those that match."""
     if not matrices:
         return tasks
     from dataclasses import replace
+
+    from flank_ops.config.model import instance_name
 
     instances: dict[str, list[Task]] = {}
     for name, matrix in matrices.items():

@@ -24,6 +24,19 @@ DEFAULT_SETUP_TIMEOUT_S = 3600.0
 DEFAULT_SETUP_KEYS = ("renv.lock", "DESCRIPTION", "requirements*.txt", "pyproject.toml", "uv.lock", "poetry.lock")
 
 
+def instance_name(task: str, cell: tuple[tuple[str, str], ...], plain_list: bool = False) -> str:
+    """issue 26: a matrix instance's name, `model[region=north,year=2024]` (`model[north]` for a plain
+    list). Task names never hold '[', so the name says it is an instance."""
+    inside = ",".join(v if plain_list else f"{k}={v}" for k, v in cell)
+    return f"{task}[{inside}]"
+
+
+def instance_parts(name: str) -> tuple[str, str] | None:
+    """`model[region=north]` -> ("model", "region=north"); None for a task that is no instance."""
+    task, bracket, rest = name.partition("[")
+    return (task, rest[:-1]) if bracket and rest.endswith("]") else None
+
+
 @dataclass(frozen=True)
 class Task:
     name: str

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from flank_ops import __version__, humanize
+from flank_ops.config.model import instance_parts
 from flank_ops.site import fmt, layout
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def environment() -> jinja2.Environment:
         icon=fmt.status_icon,
         label=fmt.status_label,
         skey=fmt.status_key,
+        instance=instance_parts,  # issue 26: (task, "region=north") of a matrix instance, else None
     )
     env.globals.update(
         u=SimpleNamespace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -58,6 +59,20 @@ def test_instances_run_with_their_values_and_dependents_wait_for_them(tmp_path: 
     # max_parallel: 1 — the instances of fit never overlapped
     spans = sorted((rec["tasks"][f"fit[{v}]"]["started_at"], rec["tasks"][f"fit[{v}]"]["ended_at"]) for v in "abc")
     assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:]))
+    # the site: one node per matrix task with its count; a row per instance under the task's own
+    site = Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly"
+    run_page = (site / "1" / "index.html").read_text()
+    assert ">model ×4</text>" in run_page and ">fit ×3</text>" in run_page
+    assert 'data-task="model[region=north,year=2024]"' not in run_page  # no node per instance
+    assert '<tr class="matrix-task"><td class="t-name" colspan="7">model</td></tr>' in run_page
+    assert '<span class="cell-values">[region=south,year=2025]</span>' in run_page
+    log_page = re.search(
+        r'href="\.\./\.\./\.\./demo/nightly/1/(logs/model-region-south-year-2025-\w+\.html)"', run_page
+    )
+    assert log_page and "model south 2025" in (site / "1" / log_page.group(1)).read_text()
+    assert 'class="node s-failed" data-task="model"' in run_page  # the node shows the failed instance
+    grid = (site / "index.html").read_text()
+    assert '<span class="cell-values">[a]</span>' in grid
     # by hand: the Makefile has a target for each instance and one for the whole task
     makefile = Path(os.environ["FLANK_HOME"]) / "demo" / "pipelines" / "nightly.mk"
     by_hand = subprocess.run(
