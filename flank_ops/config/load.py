@@ -72,9 +72,12 @@ TASK_KEYS = (
     "artifacts",
     "matrix",  # issue 26
     "max_parallel",
+    "slurm",
+    "batch",
 )
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
-SLURM_KEYS = ("partition", "account", "qos", "extra_args")
+SLURM_KEYS = ("partition", "account", "qos", "gres", "extra_args")  # gres: issue 26
+BATCH_TASK_KEYS = ("queue", "job_definition")  # issue 26: a task's own Batch placement
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
 MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$")
 MAX_CPUS = 4096
@@ -502,6 +505,23 @@ def _slurm_options(report: Report, node: "Node") -> dict[str, str]:
     return options
 
 
+def _batch_placement(report: Report, node: "Node") -> dict[str, str]:
+    """issue 26: a task's `batch: {queue, job_definition}` over flank.toml's [executors.batch]."""
+    if yn.is_null(node):
+        return {}
+    placement: dict[str, str] = {}
+    for entry in _mapping(report, node, "batch") or ():
+        if entry.key not in BATCH_TASK_KEYS:
+            _unknown_key(report, entry, BATCH_TASK_KEYS, "batch")
+            continue
+        value = _string(report, entry.value, f"batch: {entry.key}")
+        if value is not None and value.strip():
+            placement[entry.key] = value.strip()
+        elif value is not None:
+            report.add(entry.value, f"batch: {entry.key} is empty")
+    return placement
+
+
 def _memory(report: Report, node: "Node") -> int | None:
     """issue 14: `memory: 512M | 16G | 400G | 1T` -> MB."""
     text = str(node.value) if yn.is_scalar(node) and not yn.is_null(node) else ""
@@ -866,6 +886,10 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             matrix = _matrix(report, value)
             if matrix is not None:
                 report.matrices[name] = matrix
+        elif key == "slurm":  # issue 26: per-task placement
+            fields["slurm"] = _slurm_options(report, value)
+        elif key == "batch":
+            fields["batch"] = _batch_placement(report, value)
         elif key == "max_parallel":
             fields["max_parallel"] = _integer(report, value, key, 1, MAX_MATRIX_CELLS)
             max_parallel_node = value

@@ -65,6 +65,18 @@ class Task:
     max_parallel: int | None = None
     # issue 26: `memory: [4G, 8G, 16G]`, one value per attempt (memory_mb is the first)
     memory_per_attempt_mb: tuple[int, ...] = ()
+    # issue 26: per-task placement over the project's: `slurm: {partition, qos, gres, account, extra_args}`
+    # and `batch: {queue, job_definition}` (executor option names: job_queue, job_definition)
+    slurm: dict[str, str] = field(default_factory=dict)
+    batch: dict[str, str] = field(default_factory=dict)
+
+    def executor_options(self, executor: str, project_slurm: dict[str, str]) -> dict[str, str]:
+        """The flank.yml options a task's executor gets: the project's `slurm:` under the task's own."""
+        if executor == "slurm":
+            return {**project_slurm, **self.slurm}
+        if executor == "batch":
+            return {("job_queue" if k == "queue" else k): v for k, v in self.batch.items()}
+        return {}
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,19 @@ def json_schema() -> dict[str, Any]:
                             },
                         ],
                     },
+                    "slurm": {  # issue 26: per-task placement
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {key: {"type": "string"} for key in load.SLURM_KEYS},
+                        "description": "This task's sbatch options (partition, account, qos, gres, extra_args), "
+                        "over the project's slurm:.",
+                    },
+                    "batch": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {key: {"type": "string", "minLength": 1} for key in load.BATCH_TASK_KEYS},
+                        "description": "This task's AWS Batch job queue and job definition, over flank.toml's.",
+                    },
                     "max_parallel": {
                         "type": "integer",
                         "minimum": 1,
@@ -263,7 +276,7 @@ def json_schema() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {key: {"type": "string"} for key in load.SLURM_KEYS},
-                "description": "sbatch options of `executor: slurm` tasks (partition, account, qos, extra_args).",
+                "description": "sbatch options of `executor: slurm` tasks (partition, account, qos, gres, extra_args).",
             },
             "pipelines": {
                 "type": "object",

@@ -315,7 +315,7 @@ def _write_specs(
         )
         with open(fd, "wb") as f:
             executor = pipeline.executor_of(name)
-            options = slurm_options if executor == "slurm" else None
+            options = task.executor_options(executor, slurm_options or {})  # issue 26: the task's own win
             f.write(_spec_bytes(task, release_dir, project_env, executor, options))
 
 

@@ -166,3 +166,37 @@ def test_the_json_schema_takes_what_the_loader_takes() -> None:
     assert not list(validator.iter_errors(good))
     bad = yaml.safe_load("pipelines:\n  p:\n    tasks:\n      a:\n        run: echo\n        matrix: {2x: ['a b']}\n")
     assert list(validator.iter_errors(bad))
+
+
+def test_per_task_placement_is_read_and_checked() -> None:
+    p = config_of(
+        """\
+        fit:
+          run: echo
+          executor: slurm
+          slurm: {partition: gpu, gres: "gpu:1"}
+        big:
+          run: echo
+          executor: batch
+          batch: {queue: big-queue, job_definition: r-image}
+        """
+    )
+    assert p.tasks["fit"].executor_options("slurm", {"partition": "cpu", "qos": "low"}) == {
+        "partition": "gpu",
+        "qos": "low",
+        "gres": "gpu:1",
+    }
+    assert p.tasks["big"].executor_options("batch", {}) == {"job_queue": "big-queue", "job_definition": "r-image"}
+    errors = errors_of(
+        """\
+        fit:
+          run: echo
+          slurm: {partion: gpu}
+          batch: {queue: "", image: "r:4"}
+        """
+    )
+    assert errors == [
+        "flank.yml:6:17: unknown key 'partion' (did you mean 'partition'?)",
+        "flank.yml:7:24: batch: queue is empty",
+        "flank.yml:7:28: unknown key 'image' (known keys: queue, job_definition)",
+    ]

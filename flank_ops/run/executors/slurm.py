@@ -160,7 +160,7 @@ class SlurmBackend:
             argv += ["--cpus-per-task", str(job.cpus)]
         if job.timeout_s:
             argv += ["--time", str(max(1, math.ceil(job.timeout_s / 60)))]  # minutes
-        for key in ("partition", "account", "qos"):
+        for key in ("partition", "account", "qos", "gres"):  # gres: issue 26
             if options.get(key):
                 argv += [f"--{key}", options[key]]
         argv += shlex.split(options.get("extra_args", ""))
