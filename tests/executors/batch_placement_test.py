@@ -1,0 +1,74 @@
+"""issue 26 on AWS Batch (moto's server; the job's "container" is the stand-in of executors/batch_aws.py):
+a task's own queue, and memory that grows per attempt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import run_flank
+from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from run.deployed import deploy, record
+
+SECOND_QUEUE = "flank-queue-b"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, flank_home: Path) -> Any:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    aws = batch_aws()
+    batch = aws.client("batch")
+    if not batch.describe_job_queues(jobQueues=[SECOND_QUEUE])["jobQueues"]:
+        env = batch.describe_compute_environments()["computeEnvironments"][0]["computeEnvironmentArn"]
+        batch.create_job_queue(
+            jobQueueName=SECOND_QUEUE,
+            state="ENABLED",
+            priority=2,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+        )
+    flank_home.mkdir(parents=True, exist_ok=True)
+    (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n\n" + aws.toml())
+    yield aws
+    aws.release_jobs()
+
+
+def test_a_tasks_own_queue_and_memory_per_attempt(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    tasks:\n"
+        "      usual: {run: 'echo usual'}\n"
+        f"      placed: {{run: 'echo placed; exit 3', batch: {{queue: {SECOND_QUEUE}}}, memory: [512M, 1G],"
+        " retries: 1, retry_delay: 1}\n",
+    )
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 1, out.stdout + out.stderr
+    submits = [json.loads(r["body"]) for r in aws.recorded() if r["path"].endswith("/v1/submitjob")]
+    queues = {s["jobName"]: s["jobQueue"] for s in submits}
+    assert queues == {"flank-demo-nightly-1-usual": aws.job_queue, "flank-demo-nightly-1-placed": SECOND_QUEUE}
+    memory = [
+        r["value"]
+        for s in submits
+        if s["jobName"].endswith("placed")
+        for r in s["containerOverrides"]["resourceRequirements"]
+        if r["type"] == "MEMORY"
+    ]
+    assert memory == ["512", "1024"]  # the retry asked for the next size
+    rec = record(1)
+    assert rec["tasks"]["placed"]["attempts"] == 2 and rec["tasks"]["placed"]["memory_mb"] == 1024
+    assert rec["tasks"]["usual"]["status"] == "success"
+
+
+def test_doctor_names_a_tasks_queue_that_does_not_exist(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    tasks:\n"
+        "      big: {run: 'echo', batch: {queue: no-such-queue}}\n",
+    )
+    out = run_flank("doctor", "--no-cron")
+    assert out.returncode == 1
+    assert "FAIL  executor batch (task nightly.big): AWS Batch job queue 'no-such-queue' does not exist" in out.stdout
