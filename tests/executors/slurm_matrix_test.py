@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,28 @@ def test_matrix_instances_are_slurm_jobs_and_memory_grows_per_attempt(tmp_path: 
         assert "attempt 2 asks for 200M of memory" in log
         assert f"flank-demo-nightly-1-fit[region={region}]" in log  # the job's name says which instance
     assert rec["tasks"]["report"]["status"] == "success"
+
+
+def test_the_tasks_of_a_run_share_one_scontrol_query(tmp_path: Path, slurm) -> None:
+    # scontrol as installed, with each call written down (PATH puts this wrapper first)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol-calls"
+    real = shutil.which("scontrol")
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real} "$@"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: slurm\n    concurrency: 6\n    tasks:\n"
+        "      fit: {run: 'sleep 1; echo $FLANK_MATRIX_VALUE', matrix: [a, b, c, d, e, f]}\n",
+    )
+    out = run_flank("run", "demo", "nightly", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = record(1)
+    job_ids = {t["executor"]["job_id"] for t in rec["tasks"].values()}
+    assert len(job_ids) == 6
+    asked = calls.read_text().splitlines()
+    assert "show job -o" in asked  # all the run's jobs at once ...
+    assert not [c for c in asked if c.startswith("show job -o ")]  # ... never one job at a time
+    shared = json.loads((runs_dir() / "1" / "jobs" / "slurm.poll.json").read_text())
+    assert set(shared["states"]) == job_ids
