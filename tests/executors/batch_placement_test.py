@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run_flank
 from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
-from run.deployed import deploy, record
+from run.deployed import deploy, record, runs_dir
 
 SECOND_QUEUE = "flank-queue-b"
 
@@ -72,3 +72,22 @@ def test_doctor_names_a_tasks_queue_that_does_not_exist(tmp_path: Path, aws: Bat
     out = run_flank("doctor", "--no-cron")
     assert out.returncode == 1
     assert "FAIL  executor batch (task nightly.big): AWS Batch job queue 'no-such-queue' does not exist" in out.stdout
+
+
+def test_the_tasks_of_a_run_share_describe_jobs(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    concurrency: 4\n    tasks:\n"
+        "      fit: {run: 'sleep 2; echo fit $FLANK_MATRIX_VALUE', matrix: [a, b, c, d]}\n",
+    )
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = record(1)
+    job_ids = {t["executor"]["job_id"] for t in rec["tasks"].values()}
+    assert len(job_ids) == 4
+    assert "fit c" in (runs_dir() / "1" / rec["tasks"]["fit[c]"]["log"]).read_text()
+    described = [json.loads(r["body"])["jobs"] for r in aws.recorded() if r["path"].endswith("/v1/describejobs")]
+    assert any(len(ids) > 1 for ids in described)  # one call asked about several tasks' jobs
+    shared = json.loads((runs_dir() / "1" / "jobs" / "batch.poll.json").read_text())
+    assert set(shared["states"]) == job_ids

@@ -93,4 +93,6 @@ class SharedPoll:
     def _write(self, at: float, states: dict[str, Any]) -> None:
         from flank_ops.fileio import atomic_write_text
 
-        atomic_write_text(self._path("poll.json"), json.dumps({"at": at, "states": states}), mode=0o600, durable=False)
+        atomic_write_text(
+            self._path("poll.json"), json.dumps({"at": at, "states": states}, default=str), mode=0o600, durable=False
+        )
