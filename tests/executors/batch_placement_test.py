@@ -4,14 +4,15 @@ a task's own queue, and memory that grows per attempt."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import run_flank
+from conftest import run_flank, wait_for
 from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
-from run.deployed import deploy, record, runs_dir
+from run.deployed import deploy, record, runs_dir, start_flank
 
 SECOND_QUEUE = "flank-queue-b"
 
@@ -91,3 +92,50 @@ def test_the_tasks_of_a_run_share_describe_jobs(tmp_path: Path, aws: BatchAWS) -
     assert any(len(ids) > 1 for ids in described)  # one call asked about several tasks' jobs
     shared = json.loads((runs_dir() / "1" / "jobs" / "batch.poll.json").read_text())
     assert set(shared["states"]) == job_ids
+
+
+def test_a_job_that_fails_without_an_exit_code_says_why_and_never_exit_1(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    tasks:\n"
+        "      fit: {run: 'echo never runs', env: {FAKE_DOCKER_CANNOT_START: '1'}}\n",
+    )
+    aws.hold_jobs_in_queue()
+    proc = start_flank("run", "demo", "nightly")
+    try:
+        task_file = runs_dir() / "1" / "tasks" / "fit.json"
+        queued = wait_for(
+            lambda: task_file.exists() and (t := json.loads(task_file.read_text()))["executor"]["job_id"] and t,
+            "the batch task to have its job",
+        )
+        # what AWS says when a spot instance goes away under a job (here before its container started)
+        reason = "Host EC2 (instance i-0123456789abcdef0) terminated."
+        aws.client("batch").terminate_job(jobId=queued["executor"]["job_id"], reason=reason)
+        aws.release_jobs()  # moto's job moves on, and finds itself terminated
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stdout + stderr
+    fit = record(1)["tasks"]["fit"]
+    assert fit["status"] == "failed" and fit["exit_code"] is None
+    assert reason in fit["error"]
+    assert f"fit failed (AWS Batch job ended FAILED without an exit code: {reason})" in stdout
+    assert "exit 1" not in stdout
+    log = (runs_dir() / "1" / "logs" / "fit.log").read_text()
+    assert f"ended FAILED (no exit code): {reason}" in log
+    page = (Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "1" / "index.html").read_text()
+    assert reason in page
+
+
+def test_the_reason_joins_batchs_and_the_containers() -> None:
+    from flank_ops.run.executors.batch import _reason
+
+    info = {"statusReason": "Essential container in task exited"}
+    assert (
+        _reason(info, {"reason": "CannotPullContainerError: pull access denied"}, [])
+        == "Essential container in task exited; CannotPullContainerError: pull access denied"
+    )
+    assert _reason({}, {}, [{"container": {"reason": "OutOfMemoryError"}}]) == "OutOfMemoryError"
+    assert _reason({}, {}, []) is None

@@ -209,6 +209,14 @@ class _LogCursor:
         self.buf = b""
 
 
+def _reason(info: dict[str, Any], container: dict[str, Any], attempts: list[Any]) -> str | None:
+    """issue 26: the job's statusReason and its container's reason ("CannotPullContainerError: ..."),
+    both when AWS gives both: the container's is often the one that says what went wrong."""
+    own = container.get("reason") or ((attempts[-1].get("container") or {}).get("reason") if attempts else None)
+    said = [str(r) for r in (info.get("statusReason"), own) if r]
+    return "; ".join(dict.fromkeys(said)) or None
+
+
 class BatchBackend:
     kind = "batch"
     shared_poll = True  # issue 26 (bench/poll.py turns it off to measure the old way)
@@ -515,7 +523,7 @@ class BatchBackend:
             exit_code=int(exit_code) if exit_code is not None else None,
             host=where_it_runs(info) if status not in QUEUED_STATES else None,
             queue=_arn_name(info.get("jobQueue")),
-            reason=info.get("statusReason"),
+            reason=_reason(info, container, attempts),
         )
 
     def _exit_code_from_list(self, info: dict[str, Any]) -> int | None:

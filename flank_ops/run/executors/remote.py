@@ -41,6 +41,8 @@ CANCEL_WAIT_S = 30.0  # after scancel, how long to wait for the job's end before
 TIMED_OUT_STATES = ("TIMEOUT", "DEADLINE")
 OUT_OF_MEMORY_STATES = ("OUT_OF_MEMORY",)
 
+ENGINE_NAMES = {"slurm": "Slurm", "batch": "AWS Batch"}  # as the task's failure line names them
+
 _stop_signal = 0
 
 
@@ -58,6 +60,7 @@ class Loop:
         self.started_at = now_iso()
         self.t0 = time.monotonic()
         self.declared = {"memory_mb": spec.memory_mb or None, "cpus": spec.cpus or None}
+        self.failure = ""  # why the last attempt failed, when no exit code says it
 
     def say(self, text: str) -> None:
         self.log.write(f"flank: {text}\n".encode())
@@ -93,6 +96,7 @@ class Loop:
             except BackendError as exc:
                 if not getattr(exc, "transient", False):
                     self.say(f"could not submit the job to {kind}: {exc}")
+                    self.failure = f"could not submit the job to {kind}: {exc}"
                     return "failed", None, "", None
                 if str(exc) != said_waiting:
                     said_waiting = str(exc)
@@ -220,6 +224,10 @@ class Loop:
             return "success", state, job_id, exit_code
         detail = f"exit {exit_code}" if exit_code is not None else "no exit code"
         self.say(f"job {job_id} ended {state.state} ({detail})" + (f": {state.reason}" if state.reason else ""))
+        if exit_code is None:  # issue 26: the record and the run line say so, never "exit 1"
+            self.failure = f"{ENGINE_NAMES.get(kind, kind)} job ended {state.state} without an exit code" + (
+                f": {state.reason}" if state.reason else ""
+            )
         return "failed", state, job_id, exit_code
 
     # --- the task ------------------------------------------------------------------
@@ -304,10 +312,11 @@ class Loop:
             self.log.close()
             return 128 + (_stop_signal or signal.SIGTERM)
         status = outcome
+        no_code = status == "failed" and exit_code is None
         result: dict[str, Any] = {
             "status": status,
             "attempts": attempt,
-            "exit_code": exit_code if exit_code is not None else (0 if status == "success" else 1),
+            "exit_code": exit_code if exit_code is not None or no_code else (0 if status == "success" else 1),
             "started_at": self.started_at,
             "ended_at": now_iso(),
             "duration_s": round(time.monotonic() - self.t0, 3),
@@ -315,6 +324,8 @@ class Loop:
             "log": f"logs/{self.spec.task}.log",
             "executor": executor,
         }
+        if no_code:  # issue 26: the reason stands in for the exit code (summary, run page)
+            result["error"] = self.failure or "the job ended without an exit code"
         self.write(result)
         self.log.close()
         if status == "timed_out":
@@ -322,7 +333,7 @@ class Loop:
         if status == "success":
             return 0
         code = result["exit_code"]
-        return code if 0 < code < 256 else 1
+        return code if code is not None and 0 < code < 256 else 1
 
 
 def task_environment(spec: TaskSpec) -> tuple[dict[str, str], dict[str, str]]:
