@@ -108,8 +108,8 @@ def test_a_job_that_fails_without_an_exit_code_says_why_and_never_exit_1(tmp_pat
             lambda: task_file.exists() and (t := json.loads(task_file.read_text()))["executor"]["job_id"] and t,
             "the batch task to have its job",
         )
-        # what AWS says when a spot instance goes away under a job (here before its container started)
-        reason = "Host EC2 (instance i-0123456789abcdef0) terminated."
+        # stopped by someone before its container started (the container here could not start anyway)
+        reason = "stopped by an operator: wrong input data"
         aws.client("batch").terminate_job(jobId=queued["executor"]["job_id"], reason=reason)
         aws.release_jobs()  # moto's job moves on, and finds itself terminated
         stdout, stderr = proc.communicate(timeout=120)
@@ -139,3 +139,30 @@ def test_the_reason_joins_batchs_and_the_containers() -> None:
     )
     assert _reason({}, {}, [{"container": {"reason": "OutOfMemoryError"}}]) == "OutOfMemoryError"
     assert _reason({}, {}, []) is None
+
+
+def test_a_spot_interruption_is_resubmitted_without_using_an_attempt(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(tmp_path, "pipelines:\n  nightly:\n    executor: batch\n    tasks:\n      fit: {run: 'echo fitted'}\n")
+    aws.hold_jobs_in_queue()
+    proc = start_flank("run", "demo", "nightly")
+    try:
+        task_file = runs_dir() / "1" / "tasks" / "fit.json"
+        first = wait_for(
+            lambda: task_file.exists() and json.loads(task_file.read_text())["executor"]["job_id"],
+            "the batch task to have its job",
+        )
+        reason = "Host EC2 (instance i-0123456789abcdef0) terminated."
+        aws.client("batch").terminate_job(jobId=first, reason=reason)
+        aws.release_jobs()
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stdout + stderr
+    fit = record(1)["tasks"]["fit"]
+    assert fit["status"] == "success" and fit["attempts"] == 1
+    assert fit["executor"]["job_id"] != first
+    log = (runs_dir() / "1" / "logs" / "fit.log").read_text()
+    assert f"AWS took the spot instance back ({reason}); resubmitting, not counted as an attempt (1 of 3)" in log
+    assert "fitted" in log

@@ -20,6 +20,7 @@ queued (the reason in the log) until its timeout. A job the cluster forgets fail
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import time
@@ -42,6 +43,15 @@ TIMED_OUT_STATES = ("TIMEOUT", "DEADLINE")
 OUT_OF_MEMORY_STATES = ("OUT_OF_MEMORY",)
 
 ENGINE_NAMES = {"slurm": "Slurm", "batch": "AWS Batch"}  # as the task's failure line names them
+# issue 26: AWS Batch's statusReason when a spot instance is reclaimed under a job: resubmitted, at most
+# MAX_SPOT_RETRIES times a task, without counting as one of its attempts
+SPOT_REASON = re.compile(r"^Host EC2 \(instance [^)]*\) terminated")
+MAX_SPOT_RETRIES = 3
+
+
+def spot_taken_back(kind: str, state: JobState | None) -> bool:
+    return kind == "batch" and state is not None and bool(SPOT_REASON.match(state.reason or ""))
+
 
 _stop_signal = 0
 
@@ -237,6 +247,7 @@ class Loop:
         delay = self.spec.retry_delay_s
         outcome, state, job_id, exit_code = "failed", None, "", None
         attempt = 0
+        spot_retries = 0
         max_rss: int | None = None
         for attempt in range(1, attempts_allowed + 1):
             if attempt > 1:
@@ -261,6 +272,18 @@ class Loop:
                 self.job = self.job._replace(memory_mb=memory_mb)
                 self.declared["memory_mb"] = memory_mb
             outcome, state, job_id, exit_code = self.attempt(attempt)
+            while outcome == "failed" and spot_taken_back(self.backend.kind, state) and not _stop_signal:
+                if spot_retries >= MAX_SPOT_RETRIES:
+                    self.say(f"the spot instance was taken back {spot_retries + 1} times; not resubmitting again")
+                    break
+                spot_retries += 1  # issue 26: not the task's fault, so not one of its attempts
+                assert state is not None
+                self.say(
+                    f"AWS took the spot instance back ({state.reason}); resubmitting, not counted as an attempt "
+                    f"({spot_retries} of {MAX_SPOT_RETRIES})"
+                )
+                self.failure = ""
+                outcome, state, job_id, exit_code = self.attempt(attempt)
             if state is not None and state.max_rss_kb is not None:
                 max_rss = max(max_rss or 0, state.max_rss_kb)
             if outcome == "stopped":
