@@ -74,6 +74,7 @@ TASK_KEYS = (
     "max_parallel",
     "slurm",
     "batch",
+    "queue_timeout",
 )
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "gres", "extra_args")  # gres: issue 26
@@ -886,6 +887,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             matrix = _matrix(report, value)
             if matrix is not None:
                 report.matrices[name] = matrix
+        elif key == "queue_timeout":  # issue 26
+            fields["queue_timeout_s"] = _duration(report, value, key)
         elif key == "slurm":  # issue 26: per-task placement
             fields["slurm"] = _slurm_options(report, value)
         elif key == "batch":

@@ -69,6 +69,8 @@ class Task:
     # and `batch: {queue, job_definition}` (executor option names: job_queue, job_definition)
     slurm: dict[str, str] = field(default_factory=dict)
     batch: dict[str, str] = field(default_factory=dict)
+    # issue 26: a remote task's longest wait in the engine's queue (its `timeout:` counts running time)
+    queue_timeout_s: float | None = None
 
     def executor_options(self, executor: str, project_slurm: dict[str, str]) -> dict[str, str]:
         """The flank.yml options a task's executor gets: the project's `slurm:` under the task's own."""

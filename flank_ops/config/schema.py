@@ -118,6 +118,11 @@ def json_schema() -> dict[str, Any]:
                         **duration,
                         "description": "Kill the task's whole process tree after this long (90, 90s, 15m, 2h, 1d).",
                     },
+                    "queue_timeout": {  # issue 26
+                        **duration,
+                        "description": "Slurm/Batch: cancel the job after waiting this long in the queue "
+                        "(timeout: counts its running time).",
+                    },
                     "dir": {
                         **relative_dir,
                         "description": "Working directory, relative to the repo root (default: the root).",

@@ -115,6 +115,7 @@ def task_spec(
         group=task.group or "",
         max_parallel=task.max_parallel or 0,
         memory_per_attempt_mb=task.memory_per_attempt_mb,
+        queue_timeout_s=task.queue_timeout_s or 0.0,
     )
 
 

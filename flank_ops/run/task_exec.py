@@ -14,7 +14,7 @@ contain needs escaping, and C parses it in a few lines:
     and for issue 14 (read by flank_ops.run.executors only; the C launcher skips unknown keys):
     executor ("local" when absent), memory_mb, cpus (0 = not declared), option (repeated, K=V:
     the executor's options from flank.yml, e.g. slurm: partition), memory_attempt_mb (repeated: issue 26's
-    `memory: [4G, 8G]`, one per attempt), and group, max_parallel (issue 26: a matrix task's bound)
+    `memory: [4G, 8G]`, one per attempt), queue_timeout_s, and group, max_parallel (issue 26: a matrix task's bound)
 
 What a launch leaves in RUN_DIR (the format of run/records.py):
     tasks/<task>.json  {"task", "status": "running", "attempt", "started_at", "pid"} at each attempt,
@@ -77,6 +77,7 @@ class TaskSpec(NamedTuple):
     group: str = ""
     max_parallel: int = 0
     memory_per_attempt_mb: tuple[int, ...] = ()
+    queue_timeout_s: float = 0.0  # issue 26: 0 = none (remote tasks only)
 
     def memory_for_attempt(self, attempt: int) -> int:
         """issue 26: what attempt n (from 1) asks for: the n-th of `memory: [...]`, the last for any after."""
@@ -101,6 +102,8 @@ def encode_spec(spec: TaskSpec) -> bytes:
         pairs += [("executor", spec.executor), ("memory_mb", str(int(spec.memory_mb))), ("cpus", str(int(spec.cpus)))]
         pairs += [("option", f"{k}={v}") for k, v in spec.options]
         pairs += [("memory_attempt_mb", str(int(mb))) for mb in spec.memory_per_attempt_mb]
+        if spec.queue_timeout_s:
+            pairs.append(("queue_timeout_s", repr(float(spec.queue_timeout_s))))
     if spec.max_parallel:
         pairs += [("group", spec.group), ("max_parallel", str(int(spec.max_parallel)))]
     out = bytearray()
@@ -157,6 +160,7 @@ def decode_spec(data: bytes) -> TaskSpec:
         group=fields.get("group", ""),
         max_parallel=int(fields.get("max_parallel", 0)),
         memory_per_attempt_mb=tuple(memory_per_attempt),
+        queue_timeout_s=float(fields.get("queue_timeout_s", 0)),
     )
 
 

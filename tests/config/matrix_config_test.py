@@ -200,3 +200,11 @@ def test_per_task_placement_is_read_and_checked() -> None:
         "flank.yml:7:24: batch: queue is empty",
         "flank.yml:7:28: unknown key 'image' (known keys: queue, job_definition)",
     ]
+
+
+def test_queue_timeout_is_a_duration() -> None:
+    p = config_of("a: {run: echo, executor: slurm, queue_timeout: 15m}\n")
+    assert p.tasks["a"].queue_timeout_s == 900
+    assert errors_of("a: {run: echo, queue_timeout: soon}\n")[0].startswith(
+        "flank.yml:4:37: queue_timeout: 'soon' is not a duration"
+    )

@@ -44,3 +44,19 @@ def test_doctor_names_a_tasks_partition_the_cluster_lacks(tmp_path: Path, slurm)
         "FAIL  executor slurm (task nightly.gpu_fit): partition 'gpu' does not exist on the cluster "
         f"(it has: {slurm.partition}, {slurm.second_partition})" in out.stdout
     ), out.stdout
+
+
+def test_queue_timeout_bounds_the_wait_of_a_held_job(tmp_path: Path, slurm) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: slurm\n    tasks:\n"
+        # sbatch --hold: the job waits in the queue until released, which nobody does
+        "      held: {run: 'echo never', timeout: 1h, queue_timeout: 3, slurm: {extra_args: --hold}}\n",
+    )
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 1
+    task = record(1)["tasks"]["held"]
+    assert task["status"] == "timed_out" and task["executor"]["state"] == "CANCELLED"
+    log = (runs_dir() / "1" / "logs" / "held.log").read_text()
+    assert f"waited 3s in the queue (queue_timeout: 3s); cancelling job {task['executor']['job_id']}" in log
+    assert "never\n" not in log

@@ -90,7 +90,20 @@ class Loop:
                     pass
 
     def deadline_passed(self, submitted: float) -> bool:
-        return bool(self.spec.timeout_s) and time.monotonic() - submitted >= self.spec.timeout_s
+        """Before the engine took the job: queue_timeout, else timeout, bounds the wait."""
+        limit = self.spec.queue_timeout_s or self.spec.timeout_s
+        return bool(limit) and time.monotonic() - submitted >= limit
+
+    def over_time(self, submitted: float, running_since: float | None) -> str:
+        """issue 26: '' or why the job is cancelled: `timeout:` counts its running time, `queue_timeout:`
+        its wait in the queue."""
+        now = time.monotonic()
+        if running_since is not None and self.spec.timeout_s and now - running_since >= self.spec.timeout_s:
+            return f"timed out after {self.spec.timeout_s:g}s (running)"
+        queue_limit = self.spec.queue_timeout_s
+        if running_since is None and queue_limit and now - submitted >= queue_limit:
+            return f"waited {queue_limit:g}s in the queue (queue_timeout: {queue_limit:g}s)"
+        return ""
 
     # --- one attempt ---------------------------------------------------------------
 
@@ -147,6 +160,7 @@ class Loop:
         offset = 0
         interval = POLL_FIRST_S
         running_written = False
+        running_since: float | None = None  # issue 26: timeout: counts from here
         last_reason = ""
         cancelled_at = 0.0
         why_cancelled = ""
@@ -185,6 +199,7 @@ class Loop:
                     )
                 if not running_written and (state.host or state.done):
                     running_written = True
+                    running_since = time.monotonic()
                     self.write(
                         {
                             "status": "running",
@@ -199,10 +214,9 @@ class Loop:
             if not cancelled_at and _stop_signal:
                 why_cancelled = "stopped"
                 self.say(f"stopped (signal {_stop_signal}); cancelling job {job_id}")
-            elif not cancelled_at and self.deadline_passed(queued_since):
+            elif not cancelled_at and (over := self.over_time(queued_since, running_since)):
                 why_cancelled = "timed_out"
-                where = "running" if running_written else "still queued"
-                self.say(f"timed out after {self.spec.timeout_s:g}s ({where}); cancelling job {job_id}")
+                self.say(f"{over}; cancelling job {job_id}")
             if why_cancelled and not cancelled_at:
                 cancelled_at = time.monotonic()
                 interval = POLL_FIRST_S
