@@ -1193,19 +1193,9 @@ def _need_base(need: str) -> str:
     return need.split("[", 1)[0]
 
 
-def _cell_matches(cell: tuple[tuple[str, str], ...], selector: str) -> bool:
-    """`region=north,year=2024` (or `north` for a plain list) against an instance's cell."""
-    wanted = [part.strip() for part in selector.split(",") if part.strip()]
-    pairs = set(cell)
-    values = {v for _, v in cell}
-    for part in wanted:
-        key, eq, value = part.partition("=")
-        if (eq and (key.strip(), value.strip()) not in pairs) or (not eq and part not in values):
-            return False
-    return bool(wanted)
-
-
 def _check_instance_need(report: Report, task: str, dep: str, node: "Node", names: dict[str, None]) -> None:
+    from flank_ops.config.model import cell_matches
+
     base = _need_base(dep)
     if not dep.endswith("]") or base not in names:
         report.add(node, f"needs: unknown task {dep!r}", "one instance is written like model[region=north]")
@@ -1213,7 +1203,7 @@ def _check_instance_need(report: Report, task: str, dep: str, node: "Node", name
         report.add(node, f"task {task!r} needs itself", "remove it from 'needs'")
     elif base not in report.matrices:
         report.add(node, f"needs: {dep!r}: task {base!r} has no matrix:", f"write needs: [{base}]")
-    elif not any(_cell_matches(cell, dep[len(base) + 1 : -1]) for cell in _cells(report.matrices[base])):
+    elif not any(cell_matches(cell, dep[len(base) + 1 : -1]) for cell in _cells(report.matrices[base])):
         report.add(
             node,
             f"needs: {dep!r} matches no instance of {base!r}",
@@ -1239,7 +1229,7 @@ def _expand_matrices(tasks: dict[str, Task], matrices: dict[str, Matrix]) -> dic
         return tasks
     from dataclasses import replace
 
-    from flank_ops.config.model import instance_name
+    from flank_ops.config.model import cell_matches, instance_name
 
     instances: dict[str, list[Task]] = {}
     for name, matrix in matrices.items():
@@ -1258,7 +1248,7 @@ def _expand_matrices(tasks: dict[str, Task], matrices: dict[str, Matrix]) -> dic
             return [need]
         if base == need:
             return [i.name for i in instances[base]]
-        return [i.name for i in instances[base] if _cell_matches(i.cell, need[len(base) + 1 : -1])]
+        return [i.name for i in instances[base] if cell_matches(i.cell, need[len(base) + 1 : -1])]
 
     expanded: dict[str, Task] = {}
     for name, task in tasks.items():

@@ -37,6 +37,18 @@ def instance_parts(name: str) -> tuple[str, str] | None:
     return (task, rest[:-1]) if bracket and rest.endswith("]") else None
 
 
+def cell_matches(cell: tuple[tuple[str, str], ...], selector: str) -> bool:
+    """issue 26: does an instance's cell match `region=north,year=2024` (or `north`, any key's value)?"""
+    wanted = [part.strip() for part in selector.split(",") if part.strip()]
+    pairs = set(cell)
+    values = {v for _, v in cell}
+    for part in wanted:
+        key, eq, value = part.partition("=")
+        if (eq and (key.strip(), value.strip()) not in pairs) or (not eq and part not in values):
+            return False
+    return bool(wanted)
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -102,10 +114,13 @@ class Pipeline:
         return self.tasks[task].executor or self.executor
 
     def instances_of(self, name: str) -> list[str]:
-        """issue 26: the tasks a name stands for: a matrix task's instances, else the task itself
-        ([] for an unknown name)."""
+        """issue 26: the tasks a name stands for: a matrix task's instances (or those a `model[region=north]`
+        matches), else the task itself ([] for an unknown name)."""
         if name in self.tasks:
             return [name]
+        parts = instance_parts(name)  # `model[region=north]`: the instances that match
+        if parts is not None:
+            return [n for n, t in self.tasks.items() if t.group == parts[0] and cell_matches(t.cell, parts[1])]
         return [n for n, t in self.tasks.items() if t.group == name]
 
     def topological_order(self) -> list[str]:

@@ -89,7 +89,10 @@ def test_instances_run_with_their_values_and_dependents_wait_for_them(tmp_path: 
     assert one.returncode == 0, one.stdout + one.stderr
     ran = {n for n, t in record(2)["tasks"].items() if t["status"] != "skipped"}
     assert ran == {"model[region=north,year=2024]"}
+    north = run_flank("run", "demo", "nightly", "--task", "model[region=north]")
+    assert north.returncode == 0, north.stdout + north.stderr
+    assert "2/2 ok" in north.stdout
     every = run_flank("run", "demo", "nightly", "--task", "fit")
     assert every.returncode == 0, every.stdout + every.stderr
-    assert {n for n, t in record(3)["tasks"].items() if t["status"] != "skipped"} == {"fit[a]", "fit[b]", "fit[c]"}
+    assert {n for n, t in record(4)["tasks"].items() if t["status"] != "skipped"} == {"fit[a]", "fit[b]", "fit[c]"}
     assert "3/3 ok" in every.stdout
