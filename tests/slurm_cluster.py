@@ -2,7 +2,8 @@
 
     with SlurmCluster(tmp_dir) as cluster:
         cluster.env                  # {"SLURM_CONF": ...}: what sbatch/squeue/scancel need
-        cluster.partition            # "flank"
+        cluster.partition            # "flank" (the default partition)
+        cluster.second_partition     # "flank_b": the same node, for per-task placement (issue 26)
 
 Its own munged (own key, socket, pid, log and seed files; run as user munge, as
 munged wants), slurmctld and slurmd (foreground, as root, SlurmUser=root) with a
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 PARTITION = "flank"
+SECOND_PARTITION = "flank_b"
 DAEMONS = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd")
 
 
@@ -63,6 +65,7 @@ class SlurmCluster:
         self.cpus = cpus or os.cpu_count() or 1
         self.memory_mb = max(256, _memory_mb() // 2)
         self.partition = PARTITION
+        self.second_partition = SECOND_PARTITION
         self.procs: list[subprocess.Popen[bytes]] = []
         self.conf = self.dir / "slurm.conf"
         self.munge_dir: Path | None = None
@@ -160,6 +163,7 @@ class SlurmCluster:
                 "SchedulerType=sched/builtin",
                 f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
                 f"PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=UP",
+                f"PartitionName={SECOND_PARTITION} Nodes={self.host} Default=NO MaxTime=INFINITE State=UP",
                 "",
             ]
         )
@@ -185,7 +189,8 @@ class SlurmCluster:
         out = subprocess.run(
             ["sinfo", "-h", "-N", "-o", "%T"], env={**os.environ, **self.env}, capture_output=True, text=True
         )
-        return out.returncode == 0 and out.stdout.strip() in ("idle", "mixed", "allocated")
+        states = out.stdout.split()  # one line per partition the node is in
+        return out.returncode == 0 and bool(states) and all(s in ("idle", "mixed", "allocated") for s in states)
 
     def _wait(self, ready: Callable[[], bool], what: str, log: Path, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -75,14 +75,26 @@ TASK_KEYS = (
     "outputs",
     "artifacts",
     "auto_inputs",
+    "matrix",  # issue 26
+    "max_parallel",
+    "slurm",
+    "batch",
+    "queue_timeout",
 )
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
-SLURM_KEYS = ("partition", "account", "qos", "extra_args")
+SLURM_KEYS = ("partition", "account", "qos", "gres", "extra_args")  # gres: issue 26
+BATCH_TASK_KEYS = ("queue", "job_definition")  # issue 26: a task's own Batch placement
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
 MEMORY_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$"  # also the JSON Schema's (schema.py)
 MEMORY_RE = re.compile(MEMORY_PATTERN)
 MAX_CPUS = 4096
 MAX_MEMORY_MB = 1024 * 1024 * 1024  # 1024T: beyond any machine, below any overflow
+# issue 26: matrix: keys become FLANK_MATRIX_<KEY>; values become part of task and file names
+MATRIX_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+MATRIX_VALUE_RE = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,63}$")
+MAX_MATRIX_CELLS = 1000  # per task: beyond this, one make target and one record entry per cell get unwieldy
+LIST_MATRIX_KEY = "value"  # `matrix: [a, b]` -> FLANK_MATRIX_VALUE, instances `task[a]`
+Matrix = tuple[tuple[str, tuple[str, ...]], ...]  # ((key, values), ...); key "" for a plain list
 
 
 class Report:
@@ -90,6 +102,8 @@ class Report:
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
+        # issue 26: the matrix: of each task of the pipeline being read
+        self.matrices: dict[str, Matrix] = {}
         self.errors: list[ConfigError] = []
         self._seen: set[ConfigError] = set()
         self.mappings = yn.Mappings(self.add)
@@ -533,6 +547,23 @@ def _slurm_options(report: Report, node: "Node") -> dict[str, str]:
     return options
 
 
+def _batch_placement(report: Report, node: "Node") -> dict[str, str]:
+    """issue 26: a task's `batch: {queue, job_definition}` over flank.toml's [executors.batch]."""
+    if yn.is_null(node):
+        return {}
+    placement: dict[str, str] = {}
+    for entry in _mapping(report, node, "batch") or ():
+        if entry.key not in BATCH_TASK_KEYS:
+            _unknown_key(report, entry, BATCH_TASK_KEYS, "batch")
+            continue
+        value = _string(report, entry.value, f"batch: {entry.key}")
+        if value is not None and value.strip():
+            placement[entry.key] = value.strip()
+        elif value is not None:
+            report.add(entry.value, f"batch: {entry.key} is empty")
+    return placement
+
+
 def _memory(report: Report, node: "Node") -> int | None:
     """issue 14: `memory: 512M | 16G | 400G | 1T` -> MB."""
     text = str(node.value) if yn.is_scalar(node) and not yn.is_null(node) else ""
@@ -822,6 +853,7 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
         return None
     tasks: dict[str, Task] = {}
     needs_nodes: dict[str, list[tuple[str, Node]]] = {}
+    report.matrices = {}  # issue 26: this pipeline's matrix: tasks
     for task_entry in entries:
         if not _name(report, task_entry, "task"):
             continue
@@ -832,10 +864,14 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
     names = {e.key: None for e in entries}  # ordered, with fast lookups
     for name, needs in needs_nodes.items():
         _check_needs(report, name, needs, names)
-    _check_cycles(report, needs_nodes)
+    _check_cycles(report, {n: [(_need_base(d), node) for d, node in ds] for n, ds in needs_nodes.items()})
     _check_file_patterns(report, tasks)
     # Needs pointing nowhere were reported; keep the model consistent anyway.
-    return {n: _replace_needs(t, [d for d in t.needs if d in tasks and d != n]) for n, t in tasks.items()}
+    tasks = {
+        n: _replace_needs(t, [d for d in t.needs if _need_base(d) in tasks and _need_base(d) != n])
+        for n, t in tasks.items()
+    }
+    return _expand_matrices(tasks, report.matrices)
 
 
 def _replace_needs(task: Task, needs: list[str]) -> Task:
@@ -863,6 +899,7 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
     needs: list[tuple[str, Node]] = []
     command = None
     has_run = False
+    max_parallel_node = node
     for e in report.entries(node):
         key, value = e.key, e.value
         if key == "run":
@@ -882,6 +919,9 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
                 report.repo_paths[("dir", fields["dir"], id(value))] = value
         elif key == "env":
             fields["env"] = _env(report, value, "env")
+        elif key == "memory" and yn.is_sequence(value):  # issue 26: one value per attempt
+            fields["memory_per_attempt_mb"] = _memory_per_attempt(report, value)
+            fields["memory_mb"] = (fields["memory_per_attempt_mb"] or (None,))[0]
         elif key == "memory":
             fields["memory_mb"] = _memory(report, value)
         elif key == "cpus":
@@ -894,8 +934,24 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             fields["artifacts"] = _artifacts(report, value)
         elif key == "auto_inputs":
             fields["auto_inputs"] = _auto_inputs(report, value)
+        elif key == "matrix":
+            matrix = _matrix(report, value)
+            if matrix is not None:
+                report.matrices[name] = matrix
+        elif key == "queue_timeout":  # issue 26
+            fields["queue_timeout_s"] = _duration(report, value, key)
+        elif key == "slurm":  # issue 26: per-task placement
+            fields["slurm"] = _slurm_options(report, value)
+        elif key == "batch":
+            fields["batch"] = _batch_placement(report, value)
+        elif key == "max_parallel":
+            fields["max_parallel"] = _integer(report, value, key, 1, MAX_MATRIX_CELLS)
+            max_parallel_node = value
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
+    if fields.get("max_parallel") and name not in report.matrices:
+        report.add(max_parallel_node, "max_parallel: only a task with matrix: has instances to bound", "add matrix:")
+    _check_memory_attempts(report, node, fields)
     if not has_run:
         report.add(entry.key_node, f"task {name!r} has no 'run:'", "add run: <command>")
     if not command:
@@ -1074,7 +1130,9 @@ def _check_needs(report: Report, task: str, needs: list[tuple[str, "Node"]], nam
     from flank_ops.config.suggest import did_you_mean
 
     for dep, node in needs:
-        if dep == task:
+        if "[" in dep:  # issue 26: one instance (or a slice) of a matrix task
+            _check_instance_need(report, task, dep, node, names)
+        elif dep == task:
             report.add(node, f"task {task!r} needs itself", "remove it from 'needs'")
         elif dep not in names:
             others = [n for n in names if n != task]
@@ -1235,3 +1293,165 @@ def _param(report: Report, entry: yn.Entry) -> Any:
         report.add(default_node, f"params: {name}: the default {exc} (type {type_name})")
         return None
     return Param(name, type_name, default, choices, description)
+
+
+# --- matrix: (issue 26) ------------------------------------------------------------------
+
+
+def _matrix(report: Report, node: "Node") -> Matrix | None:
+    """`matrix: [a, b]` or `matrix: {key: [a, b], other: [1, 2]}` -> ((key, values), ...)."""
+    if yn.is_sequence(node):
+        values = _matrix_values(report, node, "")
+        matrix: Matrix = (("", values),) if values else ()
+    elif yn.is_mapping(node):
+        columns: list[tuple[str, tuple[str, ...]]] = []
+        for entry in report.entries(node):
+            key_ok = bool(MATRIX_KEY_RE.match(entry.key))
+            if not key_ok:
+                report.add(
+                    entry.key_node,
+                    f"matrix: {entry.key!r} is not a key",
+                    "a key is a name like region or year (letters, digits, _); tasks see it as FLANK_MATRIX_<KEY>",
+                )
+            values = _matrix_values(report, entry.value, entry.key)
+            if key_ok and values:
+                columns.append((entry.key, values))
+        matrix = tuple(columns)
+    else:
+        report.add(node, f"matrix: expected a list of values or a mapping of lists, got {yn.describe(node)}")
+        return None
+    if not matrix:
+        if not (yn.is_mapping(node) and report.entries(node)):
+            report.add(node, "matrix: is empty", "give it values: matrix: [north, south]")
+        return None
+    sizes = [len(values) for _, values in matrix]
+    cells = 1
+    for size in sizes:
+        cells *= size
+    if cells > MAX_MATRIX_CELLS:
+        report.add(
+            node,
+            f"matrix: {cells} cells ({' x '.join(map(str, sizes))}); at most {MAX_MATRIX_CELLS} per task",
+            "loop inside the task over some of the values, or split it into several tasks",
+        )
+        return None
+    return matrix
+
+
+def _matrix_values(report: Report, node: "Node", key: str) -> tuple[str, ...]:
+    where = f"matrix: {key}" if key else "matrix"
+    if yn.is_scalar(node) and not yn.is_null(node):
+        items = [node]  # `year: 2024` is a one-value column
+    elif yn.is_sequence(node):
+        items = list(node.value)
+    else:
+        report.add(node, f"{where}: expected a list of values, got {yn.describe(node)}")
+        return ()
+    values: dict[str, None] = {}
+    for item in items:
+        text = str(item.value) if yn.is_scalar(item) and not yn.is_null(item) else None
+        if text is None or not MATRIX_VALUE_RE.match(text):
+            shown = repr(text) if text is not None else yn.describe(item)
+            report.add(
+                item,
+                f"matrix: {shown} is not a plain value",
+                "use letters, digits, '_', '.', '+' and '-': a value becomes part of the task's name and its log's",
+            )
+        elif text in values:
+            report.add(item, f"{where}: {text!r} is listed twice")
+        else:
+            values[text] = None
+    return tuple(values)
+
+
+def _need_base(need: str) -> str:
+    """`model[region=north]` -> `model`; a plain name is itself."""
+    return need.split("[", 1)[0]
+
+
+def _check_instance_need(report: Report, task: str, dep: str, node: "Node", names: dict[str, None]) -> None:
+    from flank_ops.config.model import cell_matches
+
+    base = _need_base(dep)
+    if not dep.endswith("]") or base not in names:
+        report.add(node, f"needs: unknown task {dep!r}", "one instance is written like model[region=north]")
+    elif base == task:
+        report.add(node, f"task {task!r} needs itself", "remove it from 'needs'")
+    elif base not in report.matrices:
+        report.add(node, f"needs: {dep!r}: task {base!r} has no matrix:", f"write needs: [{base}]")
+    elif not any(cell_matches(cell, dep[len(base) + 1 : -1]) for cell in _cells(report.matrices[base])):
+        report.add(
+            node,
+            f"needs: {dep!r} matches no instance of {base!r}",
+            f"its values: {_matrix_text(report.matrices[base])}",
+        )
+
+
+def _cells(matrix: Matrix) -> list[tuple[tuple[str, str], ...]]:
+    from itertools import product
+
+    keys = [key or LIST_MATRIX_KEY for key, _ in matrix]
+    return [tuple(zip(keys, combo)) for combo in product(*(values for _, values in matrix))]
+
+
+def _matrix_text(matrix: Matrix) -> str:
+    return "; ".join(f"{key}: {', '.join(values)}" if key else ", ".join(values) for key, values in matrix)
+
+
+def _expand_matrices(tasks: dict[str, Task], matrices: dict[str, Matrix]) -> dict[str, Task]:
+    """Each matrix: task becomes its instances (in place, flank.yml order kept); a need of the
+    task stands for all of them, a need of `task[...]` for those that match."""
+    if not matrices:
+        return tasks
+    from dataclasses import replace
+
+    from flank_ops.config.model import cell_matches, instance_name
+
+    instances: dict[str, list[Task]] = {}
+    for name, matrix in matrices.items():
+        if name not in tasks:
+            continue
+        plain = matrix[0][0] == ""
+        group: list[Task] = []
+        for cell in _cells(matrix):
+            env = {**tasks[name].env, **{f"FLANK_MATRIX_{k.upper()}": v for k, v in cell}}
+            group.append(replace(tasks[name], name=instance_name(name, cell, plain), group=name, cell=cell, env=env))
+        instances[name] = group
+
+    def resolve(need: str) -> list[str]:
+        base = _need_base(need)
+        if base not in instances:
+            return [need]
+        if base == need:
+            return [i.name for i in instances[base]]
+        return [i.name for i in instances[base] if cell_matches(i.cell, need[len(base) + 1 : -1])]
+
+    expanded: dict[str, Task] = {}
+    for name, task in tasks.items():
+        needs = tuple(dict.fromkeys(n for need in task.needs for n in resolve(need)))
+        for one in instances.get(name, [task]):
+            expanded[one.name] = replace(one, needs=needs) if needs != one.needs else one
+    return expanded
+
+
+def _memory_per_attempt(report: Report, node: "Node") -> tuple[int, ...] | None:
+    """issue 26: `memory: [4G, 8G, 16G]`: attempt n asks for the n-th (the last for any after)."""
+    if not node.value:
+        report.add(node, "memory: the list is empty", "write one size per attempt, e.g. [4G, 8G, 16G]")
+        return None
+    sizes = [_memory(report, item) for item in node.value]
+    if any(size is None for size in sizes):
+        return None
+    return tuple(size for size in sizes if size is not None)
+
+
+def _check_memory_attempts(report: Report, node: "Node", fields: dict[str, Any]) -> None:
+    per_attempt = fields.get("memory_per_attempt_mb") or ()
+    attempts = (fields.get("retries") or 0) + 1
+    if len(per_attempt) > attempts:
+        memory_node = next(e.value for e in report.entries(node) if e.key == "memory")
+        report.add(
+            memory_node,
+            f"memory: {len(per_attempt)} sizes, but the task has {attempts} attempt{'s' if attempts > 1 else ''}",
+            f"add retries: {len(per_attempt) - 1}, or list fewer sizes",
+        )

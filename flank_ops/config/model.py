@@ -44,6 +44,31 @@ class Param:
     description: str = ""
 
 
+def instance_name(task: str, cell: tuple[tuple[str, str], ...], plain_list: bool = False) -> str:
+    """issue 26: a matrix instance's name, `model[region=north,year=2024]` (`model[north]` for a plain
+    list). Task names never hold '[', so the name says it is an instance."""
+    inside = ",".join(v if plain_list else f"{k}={v}" for k, v in cell)
+    return f"{task}[{inside}]"
+
+
+def instance_parts(name: str) -> tuple[str, str] | None:
+    """`model[region=north]` -> ("model", "region=north"); None for a task that is no instance."""
+    task, bracket, rest = name.partition("[")
+    return (task, rest[:-1]) if bracket and rest.endswith("]") else None
+
+
+def cell_matches(cell: tuple[tuple[str, str], ...], selector: str) -> bool:
+    """issue 26: does an instance's cell match `region=north,year=2024` (or `north`, any key's value)?"""
+    wanted = [part.strip() for part in selector.split(",") if part.strip()]
+    pairs = set(cell)
+    values = {v for _, v in cell}
+    for part in wanted:
+        key, eq, value = part.partition("=")
+        if (eq and (key.strip(), value.strip()) not in pairs) or (not eq and part not in values):
+            return False
+    return bool(wanted)
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -66,6 +91,28 @@ class Task:
     artifacts: tuple[str, ...] = ()
     # the AUTO_INPUT_KINDS this task's fingerprint counts; None = its pipeline's
     auto_inputs: tuple[str, ...] | None = None
+    # issue 26: fan-out. A `matrix:` task is expanded into instances named `model[region=north]`;
+    # `group` is the declared name, `cell` the instance's (key, value) pairs (also FLANK_MATRIX_<KEY>
+    # in env); `max_parallel` bounds how many instances of the group run at once.
+    group: str | None = None
+    cell: tuple[tuple[str, str], ...] = ()
+    max_parallel: int | None = None
+    # issue 26: `memory: [4G, 8G, 16G]`, one value per attempt (memory_mb is the first)
+    memory_per_attempt_mb: tuple[int, ...] = ()
+    # issue 26: per-task placement over the project's: `slurm: {partition, qos, gres, account, extra_args}`
+    # and `batch: {queue, job_definition}` (executor option names: job_queue, job_definition)
+    slurm: dict[str, str] = field(default_factory=dict)
+    batch: dict[str, str] = field(default_factory=dict)
+    # issue 26: a remote task's longest wait in the engine's queue (its `timeout:` counts running time)
+    queue_timeout_s: float | None = None
+
+    def executor_options(self, executor: str, project_slurm: dict[str, str]) -> dict[str, str]:
+        """The flank.yml options a task's executor gets: the project's `slurm:` under the task's own."""
+        if executor == "slurm":
+            return {**project_slurm, **self.slurm}
+        if executor == "batch":
+            return {("job_queue" if k == "queue" else k): v for k, v in self.batch.items()}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -95,6 +142,16 @@ class Pipeline:
     def executor_of(self, task: str) -> str:
         """Where the task runs: its own `executor:`, else the pipeline's."""
         return self.tasks[task].executor or self.executor
+
+    def instances_of(self, name: str) -> list[str]:
+        """issue 26: the tasks a name stands for: a matrix task's instances (or those a `model[region=north]`
+        matches), else the task itself ([] for an unknown name)."""
+        if name in self.tasks:
+            return [name]
+        parts = instance_parts(name)  # `model[region=north]`: the instances that match
+        if parts is not None:
+            return [n for n, t in self.tasks.items() if t.group == parts[0] and cell_matches(t.cell, parts[1])]
+        return [n for n, t in self.tasks.items() if t.group == name]
 
     def topological_order(self) -> list[str]:
         """Task names, dependencies first, ties in flank.yml order (validated acyclic)."""

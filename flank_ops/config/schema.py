@@ -123,6 +123,7 @@ def json_schema() -> dict[str, Any]:
         "scripts (repo files named in the command), sources (what those scripts source() or import, one "
         "level), setup (the environment setup: built). On a pipeline: the default of its tasks.",
     }
+    matrix_value = {"type": ["string", "integer", "number"], "pattern": load.MATRIX_VALUE_RE.pattern}
     executor = {
         "enum": list(EXECUTOR_NAMES),
         "default": "local",
@@ -161,6 +162,11 @@ def json_schema() -> dict[str, Any]:
                         **duration,
                         "description": "Kill the task's whole process tree after this long (90, 90s, 15m, 2h, 1d).",
                     },
+                    "queue_timeout": {  # issue 26
+                        **duration,
+                        "description": "Slurm/Batch: cancel the job after waiting this long in the queue "
+                        "(timeout: counts its running time).",
+                    },
                     "dir": {
                         **relative_dir,
                         "description": "Working directory, relative to the repo root (default: the root).",
@@ -168,10 +174,17 @@ def json_schema() -> dict[str, Any]:
                     "env": {"$ref": "#/$defs/env", "description": "Environment variables for this task."},
                     # issue 14
                     "memory": {
-                        "type": "string",
-                        "pattern": load.MEMORY_PATTERN,
-                        "examples": ["512M", "16G", "400G"],
-                        "description": "Memory the task needs; checked on the VM, requested from a cluster.",
+                        "anyOf": [
+                            {"type": "string", "pattern": load.MEMORY_PATTERN},
+                            {  # issue 26: one size per attempt
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"type": "string", "pattern": load.MEMORY_PATTERN},
+                            },
+                        ],
+                        "examples": ["512M", "16G", ["4G", "8G", "16G"]],
+                        "description": "Memory the task needs; checked on the VM, requested from a cluster. "
+                        "A list gives one size per attempt (retries ask for more).",
                     },
                     "cpus": {
                         "type": "integer",
@@ -191,6 +204,41 @@ def json_schema() -> dict[str, Any]:
                         "Files the task writes (paths or globs, relative to `dir`); a task with outputs is "
                         "skipped while nothing it depends on changed.",
                     ),
+                    # issue 26: fan-out
+                    "matrix": {
+                        "description": "One task instance per value (a list) or per combination of values "
+                        "(a mapping of lists); each sees FLANK_MATRIX_<KEY>.",
+                        "anyOf": [
+                            {"type": "array", "minItems": 1, "items": matrix_value},
+                            {
+                                "type": "object",
+                                "minProperties": 1,
+                                "propertyNames": {"pattern": load.MATRIX_KEY_RE.pattern},
+                                "additionalProperties": {
+                                    "anyOf": [matrix_value, {"type": "array", "minItems": 1, "items": matrix_value}]
+                                },
+                            },
+                        ],
+                    },
+                    "slurm": {  # issue 26: per-task placement
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {key: {"type": "string"} for key in load.SLURM_KEYS},
+                        "description": "This task's sbatch options (partition, account, qos, gres, extra_args), "
+                        "over the project's slurm:.",
+                    },
+                    "batch": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {key: {"type": "string", "minLength": 1} for key in load.BATCH_TASK_KEYS},
+                        "description": "This task's AWS Batch job queue and job definition, over flank.toml's.",
+                    },
+                    "max_parallel": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": load.MAX_MATRIX_CELLS,
+                        "description": "At most this many instances of a matrix: task run at once.",
+                    },
                     "artifacts": {  # issue 11
                         "type": ["array", "string"],
                         "items": {"type": "string", "pattern": r"^(?!/|~)"},
@@ -280,7 +328,7 @@ def json_schema() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {key: {"type": "string"} for key in load.SLURM_KEYS},
-                "description": "sbatch options of `executor: slurm` tasks (partition, account, qos, extra_args).",
+                "description": "sbatch options of `executor: slurm` tasks (partition, account, qos, gres, extra_args).",
             },
             "pipelines": {
                 "type": "object",

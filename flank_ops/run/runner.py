@@ -216,8 +216,13 @@ def check_task(pipeline: Pipeline, name: str) -> str:
 def select_tasks(paths: ProjectPaths, pipeline: Pipeline, request: RunRequest) -> list[str]:
     """The tasks this run runs, dependencies first."""
     order = pipeline.topological_order()
+    if request.task and pipeline.instances_of(request.task):  # issue 26: a matrix task is its instances
+        return [t for t in order if t in set(pipeline.instances_of(request.task))]
     if request.task:
         return [check_task(pipeline, request.task)]
+    if request.from_task and pipeline.instances_of(request.from_task):
+        wanted = set().union(*(pipeline.downstream(t) for t in pipeline.instances_of(request.from_task)))
+        return [t for t in order if t in wanted]
     if request.from_task:
         wanted = pipeline.downstream(check_task(pipeline, request.from_task))
         return [t for t in order if t in wanted]

@@ -13,7 +13,8 @@ contain needs escaping, and C parses it in a few lines:
     argv (repeated; present = exec these words directly, no shell), env (repeated, K=V),
     and for issue 14 (read by flank_ops.run.executors only; the C launcher skips unknown keys):
     executor ("local" when absent), memory_mb, cpus (0 = not declared), option (repeated, K=V:
-    the executor's options from flank.yml, e.g. slurm: partition)
+    the executor's options from flank.yml, e.g. slurm: partition), memory_attempt_mb (repeated: issue 26's
+    `memory: [4G, 8G]`, one per attempt), queue_timeout_s, and group, max_parallel (issue 26: a matrix task's bound)
 
 What a launch leaves in RUN_DIR (the format of run/records.py):
     tasks/<task>.json  {"task", "status": "running", "attempt", "started_at", "pid"} at each attempt,
@@ -71,6 +72,17 @@ class TaskSpec(NamedTuple):
     memory_mb: int = 0  # 0 = not declared
     cpus: int = 0
     options: tuple[tuple[str, str], ...] = ()
+    # issue 26: a matrix instance's task (group) and how many of its instances run at once (0 = any);
+    # memory per attempt (memory_mb is the first)
+    group: str = ""
+    max_parallel: int = 0
+    memory_per_attempt_mb: tuple[int, ...] = ()
+    queue_timeout_s: float = 0.0  # issue 26: 0 = none (remote tasks only)
+
+    def memory_for_attempt(self, attempt: int) -> int:
+        """issue 26: what attempt n (from 1) asks for: the n-th of `memory: [...]`, the last for any after."""
+        per = self.memory_per_attempt_mb
+        return per[min(attempt, len(per)) - 1] if per else self.memory_mb
 
 
 def encode_spec(spec: TaskSpec) -> bytes:
@@ -89,6 +101,11 @@ def encode_spec(spec: TaskSpec) -> bytes:
     if spec.executor != "local" or spec.memory_mb or spec.cpus:
         pairs += [("executor", spec.executor), ("memory_mb", str(int(spec.memory_mb))), ("cpus", str(int(spec.cpus)))]
         pairs += [("option", f"{k}={v}") for k, v in spec.options]
+        pairs += [("memory_attempt_mb", str(int(mb))) for mb in spec.memory_per_attempt_mb]
+        if spec.queue_timeout_s:
+            pairs.append(("queue_timeout_s", repr(float(spec.queue_timeout_s))))
+    if spec.max_parallel:
+        pairs += [("group", spec.group), ("max_parallel", str(int(spec.max_parallel)))]
     out = bytearray()
     for key, value in pairs:
         raw = value.encode("utf-8", "surrogateescape")
@@ -108,6 +125,7 @@ def decode_spec(data: bytes) -> TaskSpec:
     argv: list[str] = []
     env: list[tuple[str, str]] = []
     options: list[tuple[str, str]] = []
+    memory_per_attempt: list[int] = []
     for key_raw, value_raw in zip(items[::2], items[1::2]):
         key = key_raw.decode()
         value = value_raw.decode("utf-8", "surrogateescape")
@@ -119,6 +137,8 @@ def decode_spec(data: bytes) -> TaskSpec:
         elif key == "option":
             name, _, val = value.partition("=")
             options.append((name, val))
+        elif key == "memory_attempt_mb":
+            memory_per_attempt.append(int(value))
         else:
             fields[key] = value
     if "task" not in fields or "command" not in fields:
@@ -137,6 +157,10 @@ def decode_spec(data: bytes) -> TaskSpec:
         memory_mb=int(fields.get("memory_mb", 0)),
         cpus=int(fields.get("cpus", 0)),
         options=tuple(options),
+        group=fields.get("group", ""),
+        max_parallel=int(fields.get("max_parallel", 0)),
+        memory_per_attempt_mb=tuple(memory_per_attempt),
+        queue_timeout_s=float(fields.get("queue_timeout_s", 0)),
     )
 
 

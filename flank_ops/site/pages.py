@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from flank_ops import __version__, humanize
 from flank_ops.errors import UserError
 from flank_ops.package_data import package_folder
+from flank_ops.config.model import instance_parts
 from flank_ops.site import fmt, layout
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def environment() -> jinja2.Environment:
         icon=fmt.status_icon,
         label=fmt.status_label,
         skey=fmt.status_key,
+        instance=instance_parts,  # issue 26: (task, "region=north") of a matrix instance, else None
     )
     env.globals.update(
         u=SimpleNamespace(

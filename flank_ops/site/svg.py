@@ -18,6 +18,7 @@ from typing import NamedTuple
 from markupsafe import Markup, escape
 
 from flank_ops.humanize import parse_time
+from flank_ops.config.model import instance_parts
 from flank_ops.site import dag_layout
 from flank_ops.site.fmt import fmt_duration, status_icon, status_key, status_label
 
@@ -27,6 +28,35 @@ class DagNode(NamedTuple):
     needs: tuple[str, ...]
     status: str | None = None  # None: draw neutral (the pipeline page, no run)
     href: str | None = None
+    instances: int = 0  # issue 26: a matrix task drawn as one node for its instances (how many)
+
+
+# issue 26: a matrix task's node shows the status that most needs a look among its instances
+GROUP_STATUS_ORDER = ("failed", "timed_out", "cancelled", "upstream_failed", "running", "queued", "pending")
+
+
+def grouped(nodes: Sequence[DagNode]) -> list[DagNode]:
+    """Matrix instances (`model[region=north]`) as one node per task, with their count."""
+    if not any(instance_parts(n.name) for n in nodes):
+        return list(nodes)
+    groups: dict[str, list[DagNode]] = {}
+    for n in nodes:
+        groups.setdefault((instance_parts(n.name) or (n.name, ""))[0], []).append(n)
+
+    def base(name: str) -> str:
+        return (instance_parts(name) or (name, ""))[0]
+
+    out = []
+    for name, members in groups.items():
+        needs = tuple(dict.fromkeys(base(d) for m in members for d in m.needs))
+        if len(members) == 1 and members[0].name == name:
+            out.append(members[0]._replace(needs=needs))
+            continue
+        statuses = [m.status for m in members]
+        worst = next((s for s in GROUP_STATUS_ORDER if s in statuses), statuses[0])
+        shown = next(m for m in members if m.status == worst)
+        out.append(DagNode(name, needs, worst, shown.href, instances=len(members)))
+    return out
 
 
 def _e(text: object) -> str:
@@ -49,6 +79,7 @@ def dag_svg(nodes: Sequence[DagNode], title: str = "Task graph", cache_dir: Path
     """
     if not nodes:
         return Markup("")
+    nodes = grouped(nodes)
     lay = dag_layout.layout([(n.name, n.needs) for n in nodes], cache_dir)
     if lay is None:
         return dag_list(nodes, title)
@@ -90,8 +121,10 @@ def _edge(edge: dag_layout.Edge) -> str:
 def _node(n: DagNode, box: dag_layout.Box) -> str:
     x, y, w, h = box.x, box.y, box.w, box.h
     cls = f"node s-{status_key(n.status)}" if n.status else "node s-none"
-    label = _clip(n.name, dag_layout.label_chars(w))
-    tip = n.name if not n.status else f"{n.name}: {status_label(n.status)}"
+    shown = f"{n.name} ×{n.instances}" if n.instances else n.name
+    suffix = f" ×{n.instances}" if n.instances else ""
+    label = _clip(n.name, max(4, dag_layout.label_chars(w) - len(suffix))) + suffix
+    tip = shown if not n.status else f"{shown}: {status_label(n.status)}"
     base = y + h / 2 + 4.5
     icon = (
         f'<text class="icon" x="{x + 14:g}" y="{base + 0.5:g}">{_e(status_icon(n.status))}</text>' if n.status else ""
@@ -116,8 +149,9 @@ def dag_list(nodes: Sequence[DagNode], title: str = "Task graph") -> Markup:
         else "The task graph could not be drawn, so the tasks are listed."
     )
     items = []
-    for n in nodes:
-        name = f"{_e(status_icon(n.status))} {_e(n.name)}" if n.status else _e(n.name)
+    for n in grouped(nodes):
+        shown = f"{n.name} ×{n.instances}" if n.instances else n.name
+        name = f"{_e(status_icon(n.status))} {_e(shown)}" if n.status else _e(shown)
         name = f'<a href="{_e(n.href)}">{name}</a>' if n.href else f"<span>{name}</span>"
         status = f' <span class="st">{_e(status_label(n.status))}</span>' if n.status else ""
         needs = (

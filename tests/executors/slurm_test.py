@@ -273,7 +273,8 @@ def test_doctor_checks_the_cluster_and_the_partition(tmp_path: Path, slurm, flan
     out = run_flank("doctor", "--no-cron")
     assert out.returncode == 1
     assert (
-        f"FAIL  executor slurm: partition 'gpu' does not exist on the cluster (it has: {slurm.partition})" in out.stdout
+        "FAIL  executor slurm: partition 'gpu' does not exist on the cluster "
+        f"(it has: {slurm.partition}, {slurm.second_partition})" in out.stdout
     )
 
 

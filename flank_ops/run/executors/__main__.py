@@ -4,6 +4,7 @@ against the VM (resources.py), then LAUNCHER (the usual task launcher) takes ove
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
@@ -21,6 +22,16 @@ def main(argv: list[str]) -> int:
     spec = read_spec_file(spec_path)
     if spec is None:
         return 2
+    if spec.max_parallel:  # issue 26: wait for one of the matrix task's slots
+        from flank_ops.run.executors.slots import hold_slot
+
+        stop: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda n, _frame: stop.append(n))
+        if hold_slot(run_dir, spec.group or spec.task, spec.max_parallel, lambda: bool(stop)) is None:
+            return 128 + stop[0]  # never started: the runner marks it cancelled or interrupted
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
     if spec.executor == "local":
         from flank_ops.run.executors.resources import run_local
 

@@ -16,7 +16,7 @@ definition, S3 bucket, region. What one task does:
   which the job definition's container runs), resourceRequirements VCPU/MEMORY from cpus/memory_mb and
   timeout.attemptDurationSeconds from timeout: (Batch's minimum is 60 s; flank's own loop ends shorter
   ones). retryStrategy is 1 attempt: flank's loop does the retries, so each one is a job of its own;
-* poll: describe_jobs (SUBMITTED/PENDING/RUNNABLE = queued, STARTING/RUNNING = running,
+* poll: describe_jobs, one call (100 ids) for all the run's jobs, shared by its tasks (shared_poll.py) (SUBMITTED/PENDING/RUNNABLE = queued, STARTING/RUNNING = running,
   SUCCEEDED/FAILED = done, exit code from container.exitCode, statusReason as the reason);
 * output: the job's CloudWatch Logs stream (group /aws/batch/job unless log_group says otherwise),
   read forward with get_log_events' token; each event is one line of the task's log;
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from flank_ops.run.executors.base import BackendError, JobRequest, JobState
+from flank_ops.run.executors.shared_poll import SharedPoll
 from flank_ops.fileio import locked
 from flank_ops.paths import STATE_DIR, local_project_name
 from flank_ops.settings import BatchSettings, S3Settings, batch_settings_from_table
@@ -54,6 +55,7 @@ MIN_JOB_TIMEOUT_S = 60  # AWS Batch refuses a shorter attemptDurationSeconds
 DEFAULT_URL_EXPIRY_S = 12 * 3600  # presigned URLs of a task without a timeout:
 MAX_URL_EXPIRY_S = 7 * 24 * 3600  # SigV4's limit
 MAX_JOB_NAME = 128  # letters, digits, '-' and '_' only
+DESCRIBE_JOBS_MAX = 100  # ids per describe_jobs call (AWS's limit)
 
 # what the entrypoint reads (besides the task's own environment)
 ENV_RELEASE_URL = "FLANK_RELEASE_URL"
@@ -208,8 +210,17 @@ class _LogCursor:
         self.buf = b""
 
 
+def _reason(info: dict[str, Any], container: dict[str, Any], attempts: list[Any]) -> str | None:
+    """issue 26: the job's statusReason and its container's reason ("CannotPullContainerError: ..."),
+    both when AWS gives both: the container's is often the one that says what went wrong."""
+    own = container.get("reason") or ((attempts[-1].get("container") or {}).get("reason") if attempts else None)
+    said = [str(r) for r in (info.get("statusReason"), own) if r]
+    return "; ".join(dict.fromkeys(said)) or None
+
+
 class BatchBackend:
     kind = "batch"
+    shared_poll = True  # issue 26 (bench/poll.py turns it off to measure the old way)
 
     def __init__(self, options: dict[str, Any] | BatchSettings) -> None:
         """options: the [executors.batch] table of flank.toml (or its parsed BatchSettings); empty: the
@@ -226,6 +237,7 @@ class BatchBackend:
         self._streams: dict[str, str] = {}
         self._secret_keys: dict[str, str] = {}
         self._polled: dict[str, tuple[float, JobState]] = {}  # job id -> (when, what describe_jobs said)
+        self.shared: SharedPoll | None = None  # issue 26: set at the first submit (it knows the run)
 
     # --- clients and errors ----------------------------------------------
     def s3_settings(self) -> S3Settings:
@@ -435,9 +447,38 @@ class BatchBackend:
         job_id = str(answer["jobId"])
         if secrets_key:
             self._secret_keys[job_id] = secrets_key
+        if self.shared_poll and job.run_dir:  # issue 26: one describe_jobs for all the run's jobs
+            if self.shared is None:
+                self.shared = SharedPoll(
+                    Path(job.run_dir) / "jobs",
+                    self.kind,
+                    self._describe_all,
+                    lambda info: info.get("status") in DONE_STATES,
+                    max_age_s=self.settings.poll_interval_s,
+                )
+            try:
+                self.shared.register(job_id)
+            except OSError:
+                self.shared = None
         return job_id
 
+    def _describe_all(self, ids: list[str]) -> dict[str, Any]:
+        """SharedPoll's query: describe_jobs, DESCRIBE_JOBS_MAX ids a call."""
+        found: dict[str, Any] = {}
+        for start in range(0, len(ids), DESCRIBE_JOBS_MAX):
+            chunk = ids[start : start + DESCRIBE_JOBS_MAX]
+            answer = self.call("batch", "could not ask AWS Batch about the run's jobs", "describe_jobs", jobs=chunk)
+            found.update((str(info.get("jobId")), info) for info in answer.get("jobs") or [])
+        return found
+
     def _describe_job(self, job_id: str) -> dict[str, Any] | None:
+        if self.shared is not None:
+            try:
+                known, info = self.shared.state(job_id)
+            except OSError:
+                known, info = False, None
+            if known:
+                return dict(info)
         jobs = self.call("batch", f"could not ask AWS Batch about job {job_id}", "describe_jobs", jobs=[job_id])
         found = jobs.get("jobs") or []
         return found[0] if found else None
@@ -483,7 +524,7 @@ class BatchBackend:
             exit_code=int(exit_code) if exit_code is not None else None,
             host=where_it_runs(info) if status not in QUEUED_STATES else None,
             queue=_arn_name(info.get("jobQueue")),
-            reason=info.get("statusReason"),
+            reason=_reason(info, container, attempts),
         )
 
     def _exit_code_from_list(self, info: dict[str, Any]) -> int | None:

@@ -20,6 +20,7 @@ queued (the reason in the log) until its timeout. A job the cluster forgets fail
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import time
@@ -41,6 +42,17 @@ CANCEL_WAIT_S = 30.0  # after scancel, how long to wait for the job's end before
 TIMED_OUT_STATES = ("TIMEOUT", "DEADLINE")
 OUT_OF_MEMORY_STATES = ("OUT_OF_MEMORY",)
 
+ENGINE_NAMES = {"slurm": "Slurm", "batch": "AWS Batch"}  # as the task's failure line names them
+# issue 26: AWS Batch's statusReason when a spot instance is reclaimed under a job: resubmitted, at most
+# MAX_SPOT_RETRIES times a task, without counting as one of its attempts
+SPOT_REASON = re.compile(r"^Host EC2 \(instance [^)]*\) terminated")
+MAX_SPOT_RETRIES = 3
+
+
+def spot_taken_back(kind: str, state: JobState | None) -> bool:
+    return kind == "batch" and state is not None and bool(SPOT_REASON.match(state.reason or ""))
+
+
 _stop_signal = 0
 
 
@@ -58,6 +70,7 @@ class Loop:
         self.started_at = now_iso()
         self.t0 = time.monotonic()
         self.declared = {"memory_mb": spec.memory_mb or None, "cpus": spec.cpus or None}
+        self.failure = ""  # why the last attempt failed, when no exit code says it
 
     def say(self, text: str) -> None:
         self.log.write(f"flank: {text}\n".encode())
@@ -77,7 +90,20 @@ class Loop:
                     pass
 
     def deadline_passed(self, submitted: float) -> bool:
-        return bool(self.spec.timeout_s) and time.monotonic() - submitted >= self.spec.timeout_s
+        """Before the engine took the job: queue_timeout, else timeout, bounds the wait."""
+        limit = self.spec.queue_timeout_s or self.spec.timeout_s
+        return bool(limit) and time.monotonic() - submitted >= limit
+
+    def over_time(self, submitted: float, running_since: float | None) -> str:
+        """issue 26: '' or why the job is cancelled: `timeout:` counts its running time, `queue_timeout:`
+        its wait in the queue."""
+        now = time.monotonic()
+        if running_since is not None and self.spec.timeout_s and now - running_since >= self.spec.timeout_s:
+            return f"timed out after {self.spec.timeout_s:g}s (running)"
+        queue_limit = self.spec.queue_timeout_s
+        if running_since is None and queue_limit and now - submitted >= queue_limit:
+            return f"waited {queue_limit:g}s in the queue (queue_timeout: {queue_limit:g}s)"
+        return ""
 
     # --- one attempt ---------------------------------------------------------------
 
@@ -93,6 +119,7 @@ class Loop:
             except BackendError as exc:
                 if not getattr(exc, "transient", False):
                     self.say(f"could not submit the job to {kind}: {exc}")
+                    self.failure = f"could not submit the job to {kind}: {exc}"
                     return "failed", None, "", None
                 if str(exc) != said_waiting:
                     said_waiting = str(exc)
@@ -133,6 +160,7 @@ class Loop:
         offset = 0
         interval = POLL_FIRST_S
         running_written = False
+        running_since: float | None = None  # issue 26: timeout: counts from here
         last_reason = ""
         cancelled_at = 0.0
         why_cancelled = ""
@@ -171,6 +199,7 @@ class Loop:
                     )
                 if not running_written and (state.host or state.done):
                     running_written = True
+                    running_since = time.monotonic()
                     self.write(
                         {
                             "status": "running",
@@ -185,10 +214,9 @@ class Loop:
             if not cancelled_at and _stop_signal:
                 why_cancelled = "stopped"
                 self.say(f"stopped (signal {_stop_signal}); cancelling job {job_id}")
-            elif not cancelled_at and self.deadline_passed(queued_since):
+            elif not cancelled_at and (over := self.over_time(queued_since, running_since)):
                 why_cancelled = "timed_out"
-                where = "running" if running_written else "still queued"
-                self.say(f"timed out after {self.spec.timeout_s:g}s ({where}); cancelling job {job_id}")
+                self.say(f"{over}; cancelling job {job_id}")
             if why_cancelled and not cancelled_at:
                 cancelled_at = time.monotonic()
                 interval = POLL_FIRST_S
@@ -213,13 +241,17 @@ class Loop:
             self.say(f"job {job_id} reached its time limit ({state.state})")
             return "timed_out", state, job_id, exit_code
         if state.state in OUT_OF_MEMORY_STATES:
-            asked = f" (it asked for {self.spec.memory_mb}M)" if self.spec.memory_mb else ""
+            asked = f" (it asked for {self.job.memory_mb}M)" if self.job.memory_mb else ""
             self.say(f"job {job_id} ran out of memory{asked}: raise the task's memory:")
             return "failed", state, job_id, exit_code
         if exit_code == 0 and state.state in ("COMPLETED", "SUCCEEDED"):
             return "success", state, job_id, exit_code
         detail = f"exit {exit_code}" if exit_code is not None else "no exit code"
         self.say(f"job {job_id} ended {state.state} ({detail})" + (f": {state.reason}" if state.reason else ""))
+        if exit_code is None:  # issue 26: the record and the run line say so, never "exit 1"
+            self.failure = f"{ENGINE_NAMES.get(kind, kind)} job ended {state.state} without an exit code" + (
+                f": {state.reason}" if state.reason else ""
+            )
         return "failed", state, job_id, exit_code
 
     # --- the task ------------------------------------------------------------------
@@ -229,6 +261,7 @@ class Loop:
         delay = self.spec.retry_delay_s
         outcome, state, job_id, exit_code = "failed", None, "", None
         attempt = 0
+        spot_retries = 0
         max_rss: int | None = None
         for attempt in range(1, attempts_allowed + 1):
             if attempt > 1:
@@ -247,7 +280,24 @@ class Loop:
                 if _stop_signal:
                     break
             self.log.attempt_started(attempt)
+            memory_mb = self.spec.memory_for_attempt(attempt)
+            if memory_mb != (self.job.memory_mb or 0):  # issue 26: memory: [4G, 8G, 16G]
+                self.say(f"attempt {attempt} asks for {memory_mb}M of memory")
+                self.job = self.job._replace(memory_mb=memory_mb)
+                self.declared["memory_mb"] = memory_mb
             outcome, state, job_id, exit_code = self.attempt(attempt)
+            while outcome == "failed" and spot_taken_back(self.backend.kind, state) and not _stop_signal:
+                if spot_retries >= MAX_SPOT_RETRIES:
+                    self.say(f"the spot instance was taken back {spot_retries + 1} times; not resubmitting again")
+                    break
+                spot_retries += 1  # issue 26: not the task's fault, so not one of its attempts
+                assert state is not None
+                self.say(
+                    f"AWS took the spot instance back ({state.reason}); resubmitting, not counted as an attempt "
+                    f"({spot_retries} of {MAX_SPOT_RETRIES})"
+                )
+                self.failure = ""
+                outcome, state, job_id, exit_code = self.attempt(attempt)
             if state is not None and state.max_rss_kb is not None:
                 max_rss = max(max_rss or 0, state.max_rss_kb)
             if outcome == "stopped":
@@ -299,10 +349,11 @@ class Loop:
             self.log.close()
             return 128 + (_stop_signal or signal.SIGTERM)
         status = outcome
+        no_code = status == "failed" and exit_code is None
         result: dict[str, Any] = {
             "status": status,
             "attempts": attempt,
-            "exit_code": exit_code if exit_code is not None else (0 if status == "success" else 1),
+            "exit_code": exit_code if exit_code is not None or no_code else (0 if status == "success" else 1),
             "started_at": self.started_at,
             "ended_at": now_iso(),
             "duration_s": round(time.monotonic() - self.t0, 3),
@@ -310,6 +361,8 @@ class Loop:
             "log": f"logs/{self.spec.task}.log",
             "executor": executor,
         }
+        if no_code:  # issue 26: the reason stands in for the exit code (summary, run page)
+            result["error"] = self.failure or "the job ended without an exit code"
         self.write(result)
         self.log.close()
         if status == "timed_out":
@@ -317,7 +370,7 @@ class Loop:
         if status == "success":
             return 0
         code = result["exit_code"]
-        return code if 0 < code < 256 else 1
+        return code if code is not None and 0 < code < 256 else 1
 
 
 def task_environment(spec: TaskSpec) -> tuple[dict[str, str], dict[str, str]]:

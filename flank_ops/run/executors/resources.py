@@ -102,6 +102,8 @@ def _on_stop(signum: int, frame: object) -> None:
 
 def run_local(spec: TaskSpec, spec_path: str, run_dir: str, launcher: list[str]) -> int:
     """Check the VM, wait for memory, then exec the launcher on the same spec (same pid)."""
+    if spec.memory_per_attempt_mb:  # issue 26: the VM's launcher retries in place; hold the most it may need
+        spec = spec._replace(memory_mb=max(spec.memory_per_attempt_mb))
     vm_mb, vm_cpu = vm_memory_mb(), vm_cpus()
     problem = too_big(spec.task, spec.memory_mb, spec.cpus, vm_mb, vm_cpu)
     if problem is not None:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flank_ops.run.executors.base import BackendError, JobRequest, JobState
+from flank_ops.run.executors.shared_poll import SharedPoll
 
 COMMAND_TIMEOUT_S = 60.0
 # sbatch/squeue/scontrol stderr that means "down or full for now": the task stays queued.
@@ -87,6 +88,11 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 def _error(proc: subprocess.CompletedProcess[str], what: str) -> BackendError:
     said = " ".join((proc.stderr or proc.stdout).split()) or f"exit {proc.returncode}"
     return BackendError(f"{what}: {said}", transient=any(t in said for t in TRANSIENT_ERRORS))
+
+
+def _job_fields(line: str) -> dict[str, str]:
+    """One line of `scontrol show job -o` as its KEY=VALUE fields."""
+    return dict(item.partition("=")[::2] for item in line.split() if "=" in item)
 
 
 def _exit_code(text: str) -> int | None:
@@ -161,6 +167,7 @@ def mask_outputs(run_dir: Path, secrets: Mapping[str, str]) -> None:
 
 class SlurmBackend:
     kind = "slurm"
+    shared_poll = True  # issue 26 (bench/poll.py turns it off to measure the old way)
 
     def __init__(self, options: dict[str, str]) -> None:
         self.options = dict(options)
@@ -168,6 +175,7 @@ class SlurmBackend:
         self.env_files: dict[str, Path] = {}
         self.finished: set[str] = set()  # jobs seen done: their output file goes once read to the end
         self._accounting: bool | None = None
+        self.shared: SharedPoll | None = None  # issue 26: set at the first submit (it knows the run)
 
     # --- submit ---------------------------------------------------------------------
 
@@ -191,7 +199,7 @@ class SlurmBackend:
             argv += ["--cpus-per-task", str(job.cpus)]
         if job.timeout_s:
             argv += ["--time", str(max(1, math.ceil(job.timeout_s / 60)))]  # minutes
-        for key in ("partition", "account", "qos"):
+        for key in ("partition", "account", "qos", "gres"):  # gres: issue 26
             if options.get(key):
                 argv += [f"--{key}", options[key]]
         argv += shlex.split(options.get("extra_args", ""))
@@ -223,44 +231,74 @@ class SlurmBackend:
             raise _error(proc, "sbatch refused the job")
         job_id = proc.stdout.strip().split(";")[0]
         self.outputs[job_id] = Path(output.replace("%j", job_id))
+        if self.shared_poll:
+            if self.shared is None:
+                self.shared = SharedPoll(
+                    folder, self.kind, self._fetch_all, lambda f: f.get("JobState") not in LIVE_STATES
+                )
+            try:
+                self.shared.register(job_id)
+            except OSError:
+                self.shared = None  # the task asks about its job on its own
         self.env_files[job_id] = env_file
         return job_id
 
     # --- state -------------------------------------------------------------------------
 
     def poll(self, job_id: str) -> JobState:
+        if self.shared is not None:  # issue 26: one `scontrol show job` for all the run's jobs
+            try:
+                known, fields = self.shared.state(job_id)
+            except OSError:
+                known, fields = False, None
+            if known:
+                return self._state(job_id, fields)
         proc = _run(["scontrol", "show", "job", "-o", job_id])
         if proc.returncode == 0 and proc.stdout.strip():
-            fields = dict(item.partition("=")[::2] for item in proc.stdout.split() if "=" in item)
-            state = fields.get("JobState", "UNKNOWN")
-            done = state not in LIVE_STATES
-            host = fields.get("BatchHost") or None
-            if host in ("(null)", "None"):
-                host = None
-            reason = fields.get("Reason")
-            result = JobState(
-                state=state,
-                done=done,
-                exit_code=_exit_code(fields.get("ExitCode", "")) if done else None,
-                host=host,
-                queue=fields.get("Partition") or None,
-                max_rss_kb=self._max_rss(job_id) if done else None,
-                reason=None if reason in (None, "None", "(null)") else reason,
+            return self._state(job_id, _job_fields(proc.stdout))
+        return self._gone(job_id, proc)
+
+    def _fetch_all(self, ids: list[str]) -> dict[str, dict[str, str]]:
+        """SharedPoll's query: every job slurmctld knows, in one call; those of `ids` kept."""
+        proc = _run(["scontrol", "show", "job", "-o"])
+        if proc.returncode != 0:
+            raise _error(proc, "scontrol could not tell the jobs' states")
+        wanted = set(ids)
+        jobs = (_job_fields(line) for line in proc.stdout.splitlines() if line.startswith("JobId="))
+        return {f["JobId"]: f for f in jobs if f.get("JobId") in wanted}
+
+    def _state(self, job_id: str, fields: dict[str, str]) -> JobState:
+        state = fields.get("JobState", "UNKNOWN")
+        done = state not in LIVE_STATES
+        host = fields.get("BatchHost") or None
+        if host in ("(null)", "None"):
+            host = None
+        reason = fields.get("Reason")
+        result = JobState(
+            state=state,
+            done=done,
+            exit_code=_exit_code(fields.get("ExitCode", "")) if done else None,
+            host=host,
+            queue=fields.get("Partition") or None,
+            max_rss_kb=self._max_rss(job_id) if done else None,
+            reason=None if reason in (None, "None", "(null)") else reason,
+        )
+        if state == "PENDING" and result.reason in NEVER_STARTS:
+            self.cancel(job_id)
+            self._forget(job_id)
+            return result._replace(
+                state="CANCELLED",
+                done=True,
+                reason=(
+                    f"Slurm can never start it as asked ({result.reason}): it asks for more than partition "
+                    f"{result.queue} allows or has (memory:, cpus:, timeout:, or [executors.slurm] options)"
+                ),
             )
-            if state == "PENDING" and result.reason in NEVER_STARTS:
-                self.cancel(job_id)
-                self._forget(job_id)
-                return result._replace(
-                    state="CANCELLED",
-                    done=True,
-                    reason=(
-                        f"Slurm can never start it as asked ({result.reason}): it asks for more than partition "
-                        f"{result.queue} allows or has (memory:, cpus:, timeout:, or [executors.slurm] options)"
-                    ),
-                )
-            if done:
-                self._forget(job_id)
-            return result
+        if done:
+            self._forget(job_id)
+        return result
+
+    def _gone(self, job_id: str, proc: subprocess.CompletedProcess[str]) -> JobState:
         if proc.returncode != 0 and "Invalid job id" not in (proc.stderr or ""):
             raise _error(proc, "scontrol could not tell the job's state")
         accounted = self._from_sacct(job_id)

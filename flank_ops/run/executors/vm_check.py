@@ -64,3 +64,44 @@ def doctor_problems(home: Home) -> Iterator[tuple[str, str, list[str]]]:
             except ImportError as exc:
                 problems = [f"executor {kind} cannot load: {exc}"]
             yield kind, label, problems
+            for tasks, placed in task_placements(home, project, kind):  # issue 26
+                shown = ", ".join(tasks[:3]) + (" ..." if len(tasks) > 3 else "")
+                try:
+                    problems = backend(kind, {**options, **placed}).check()
+                except ImportError as exc:
+                    problems = [f"executor {kind} cannot load: {exc}"]
+                yield kind, f" (task{'s' if len(tasks) > 1 else ''} {shown})", problems
+
+
+# issue 26: the options a task's own placement changes, and so what doctor checks again for it
+PLACEMENT_CHECKED = {"slurm": ("partition",), "batch": ("job_queue", "job_definition")}
+
+
+def task_placements(home: Home, project: str | None, kind: str) -> list[tuple[list[str], dict[str, str]]]:
+    """issue 26: (tasks, options) for each distinct placement that tasks of the project's deployed
+    flank.yml give themselves (a partition, a job queue ...) on executor `kind`."""
+    from flank_ops.errors import UserError
+    from flank_ops.git.release_config import deployed_config
+    from flank_ops.paths import ProjectPaths
+
+    if project is None:
+        return []
+    try:
+        config = deployed_config(ProjectPaths(home, project))
+    except UserError:
+        return []  # an unreadable flank.yml is said by doctor's own check of the project
+    if config is None:
+        return []
+    found: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for pipeline in config.pipelines.values():
+        for name, task in pipeline.tasks.items():
+            if pipeline.executor_of(name) != kind:
+                continue
+            own = task.executor_options(kind, {})
+            placed = tuple((k, v) for k, v in sorted(own.items()) if k in PLACEMENT_CHECKED[kind])
+            if placed:
+                label = f"{pipeline.name}.{task.group or name}"
+                members = found.setdefault(placed, [])
+                if label not in members:
+                    members.append(label)
+    return [(tasks, dict(placed)) for placed, tasks in found.items()]

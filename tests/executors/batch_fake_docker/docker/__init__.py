@@ -99,6 +99,8 @@ class _Containers:
     def run(
         self, image: str, command: Any = None, environment: dict[str, str] | None = None, name: str = "", **_: Any
     ) -> Container:
+        if (environment or {}).get("FAKE_DOCKER_CANNOT_START"):  # a container that never starts (no exit code)
+            raise RuntimeError("CannotStartContainerError: the stand-in was asked to fail")
         return Container(command, environment or {}, name)
 
 

@@ -1,0 +1,67 @@
+"""issue 26 on the real one-node Slurm cluster: matrix instances are jobs of their own, memory grows per attempt."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import run_flank
+from run.deployed import deploy, record, runs_dir
+
+pytestmark = pytest.mark.xdist_group("slurm")
+
+
+def test_matrix_instances_are_slurm_jobs_and_memory_grows_per_attempt(tmp_path: Path, slurm) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: slurm\n    tasks:\n"
+        "      fit:\n"
+        "        run: 'echo fit $FLANK_MATRIX_REGION with ${SLURM_MEM_PER_NODE}M; test $SLURM_MEM_PER_NODE -ge 200'\n"
+        "        matrix: {region: [north, south]}\n"
+        "        memory: [100M, 200M]\n"
+        "        retries: 1\n"
+        "        retry_delay: 1\n"
+        "      report: {run: 'echo all', needs: [fit]}\n",
+    )
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = record(1)
+    for region in ("north", "south"):
+        task = rec["tasks"][f"fit[region={region}]"]
+        assert task["status"] == "success" and task["attempts"] == 2
+        assert task["executor"]["kind"] == "slurm" and task["executor"]["state"] == "COMPLETED"
+        assert task["memory_mb"] == 200
+        log = (runs_dir() / "1" / task["log"]).read_text()
+        assert f"fit {region} with 100M" in log and f"fit {region} with 200M" in log
+        assert "attempt 2 asks for 200M of memory" in log
+        assert f"flank-demo-nightly-1-fit[region={region}]" in log  # the job's name says which instance
+    assert rec["tasks"]["report"]["status"] == "success"
+
+
+def test_the_tasks_of_a_run_share_one_scontrol_query(tmp_path: Path, slurm) -> None:
+    # scontrol as installed, with each call written down (PATH puts this wrapper first)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol-calls"
+    real = shutil.which("scontrol")
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real} "$@"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: slurm\n    concurrency: 6\n    tasks:\n"
+        "      fit: {run: 'sleep 1; echo $FLANK_MATRIX_VALUE', matrix: [a, b, c, d, e, f]}\n",
+    )
+    out = run_flank("run", "demo", "nightly", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = record(1)
+    job_ids = {t["executor"]["job_id"] for t in rec["tasks"].values()}
+    assert len(job_ids) == 6
+    asked = calls.read_text().splitlines()
+    assert "show job -o" in asked  # all the run's jobs at once ...
+    assert not [c for c in asked if c.startswith("show job -o ")]  # ... never one job at a time
+    shared = json.loads((runs_dir() / "1" / "jobs" / "slurm.poll.json").read_text())
+    assert set(shared["states"]) == job_ids
