@@ -47,7 +47,9 @@ def as_flank_yml(snippet: str) -> dict:
     data.setdefault("pipelines", {"p": {"tasks": {"t": "true"}}})
     for pipeline in data["pipelines"].values():
         tasks = pipeline["tasks"]
-        named = {n for t in tasks.values() if isinstance(t, dict) for n in _as_list(t.get("needs"))}
+        named = {
+            n.split("[")[0] for t in tasks.values() if isinstance(t, dict) for n in _as_list(t.get("needs"))
+        }  # model[x=1]: model
         for name in named - set(tasks):
             tasks[name] = "true"
     return data
