@@ -166,7 +166,7 @@ def main() -> int:
         make_working_copy(wc, env)
         url = str
         if args.ssh == "private":
-            from sshd import PrivateSshd, sshd_available
+            from helpers.sshd import PrivateSshd, sshd_available
 
             if sshd_available():
                 sys.exit(f"--ssh: {sshd_available()}")

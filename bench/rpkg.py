@@ -64,7 +64,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    from sshd import PrivateSshd, sshd_available
+    from helpers.sshd import PrivateSshd, sshd_available
 
     if sshd_available():
         sys.exit(sshd_available())

@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
+from helpers.slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
 
 
 def flank_yml(tasks: int, parallel: bool) -> str:

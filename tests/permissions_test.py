@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from readable_site import other_user, project_with_a_run, read_as, traversable_home  # noqa: F401 - fixtures
+from helpers.readable_site import other_user, project_with_a_run, read_as, traversable_home  # noqa: F401 - fixtures
 
 from flank_ops.exit_codes import ExitCode
 from flank_ops.paths import Home

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from conftest import run_flank
-from run.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir
 
 MAKES_OUTPUTS = """\
 persist: [results]

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from helpers.cli import run_flank
-from run.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir
 
 SECRET = "s3cr3t-value-of-the-project"
 FLANK_YML = "persist: [results]\npipelines:\n  nightly:\n    tasks:\n      model:\n        run: sh model.sh\n        artifacts: [results/*.csv]\n"

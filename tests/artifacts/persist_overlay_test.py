@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from conftest import commit_all, git, run_flank
-from run.deployed import deploy
+from helpers.deployed import deploy
 
 FLANK_YML = """\
 persist: [data]
@@ -117,7 +117,7 @@ pipelines:
 
 
 def _statuses(run_id: int) -> dict[str, str]:
-    from run.deployed import record
+    from helpers.deployed import record
 
     return {name: task["status"] for name, task in record(run_id)["tasks"].items()}
 

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from helpers.cli import run_flank
+from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
 from helpers.waiting import process_gone, wait_for
-from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
 
 
 def _pids(path: Path) -> list[int]:
@@ -115,8 +115,8 @@ def test_queued_trigger_is_not_affected_and_can_be_cancelled_by_id(tmp_path: Pat
 
 def test_cancel_is_not_a_failure_for_notifications(tmp_path: Path) -> None:
     from flank_ops.notify.dispatch import outcome_of
-    from flank_ops.run.records import RunRecord, RunStatus
     from flank_ops.paths import Home
+    from flank_ops.run.records import RunRecord, RunStatus
 
     assert (
         outcome_of(

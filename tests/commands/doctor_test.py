@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "schedule"))  # the crontab save/restore fixture
-
-from sample_runs import make_project  # noqa: E402
-from user_crontab import user_crontab  # noqa: E402, F401 - fixture
-from servers import http_recorder, refused_port, s3_server, smtp_server  # noqa: E402
-
-from helpers.cli import run_flank  # noqa: E402
+from helpers.cli import run_flank
+from helpers.sample_runs import make_project
+from helpers.servers import http_recorder, refused_port, s3_server, smtp_server
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 
 
 def lines_of(proc, prefix: str) -> list[str]:

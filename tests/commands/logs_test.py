@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers.cli import run_flank
-from run.deployed import deploy
+from helpers.deployed import deploy
 
 YML = """\
 pipelines:
@@ -90,8 +90,8 @@ HOLD_SH = "echo first line\n{wait}\necho second line\n"
 
 
 def test_follow_prints_a_running_tasks_output_as_it_comes_and_its_end(tmp_path: Path) -> None:
+    from helpers.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
     from helpers.waiting import wait_for
-    from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
     deploy(
         tmp_path,
@@ -127,8 +127,8 @@ def test_follow_ends_when_the_runner_dies(tmp_path: Path) -> None:
     import os
     import signal
 
+    from helpers.deployed import WAIT_FOR_GATE, open_gate, record, start_flank, task_status
     from helpers.waiting import wait_for
-    from run.deployed import WAIT_FOR_GATE, open_gate, record, start_flank, task_status
 
     deploy(
         tmp_path,

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import pytest
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
-from sshd import PrivateSshd, sshd_available
+from helpers.sshd import PrivateSshd, sshd_available
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
+from helpers.cli import run_flank
+from helpers.sample_runs import finished_run, make_project, site_file
+from helpers.servers import refused_port, s3_server
 
-from sample_runs import finished_run, make_project, site_file  # noqa: E402
-from servers import refused_port, s3_server  # noqa: E402
-
-from helpers.cli import run_flank  # noqa: E402
-from flank_ops.storage import pending, uploads  # noqa: E402
+from flank_ops.storage import pending, uploads
 
 
 def s3_toml(endpoint: str, bucket: str) -> str:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
+from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
+from helpers.deployed import deploy, push
 from helpers.waiting import wait_for
-from cost.fixtures import SEED_YML, write_runs, write_toml
-from run.deployed import deploy, push
 
 NOW = "2026-11-26T12:00:00+00:00"
 ROLE = "arn:aws:iam::123456789012:role/flank-resize"
@@ -31,7 +31,7 @@ def moto_url() -> str:
     """One moto server per test process (no auth: these tests are about the calls, not IAM)."""
     global _server
     if _server is None:
-        from storage.servers import start_moto_server
+        from helpers.servers import start_moto_server
 
         _server = start_moto_server()
     return _server
@@ -271,9 +271,10 @@ def test_a_run_holds_the_busy_lock_and_cancels_a_shrink_started_just_before(tmp_
     """The race, closed from the run's side: a run that starts while a shrink is pending cancels it
     (moto cannot stop an automation; the cancel call is the runner's, over real HTTP to moto,
     whose 'not implemented' answer the run reports in its output without failing)."""
+    from helpers.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
+
     from flank_ops.cost import shrink
     from flank_ops.paths import Home
-    from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
     write_toml()
     deploy(tmp_path, f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")

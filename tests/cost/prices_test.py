@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
-from cost.fixtures import SEED_YML, write_runs, write_toml
-from run.deployed import deploy
+from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
+from helpers.deployed import deploy
 
 from flank_ops.paths import Home
 

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from helpers.cli import run_flank
-from cost.fixtures import SEED_YML, write_runs, write_toml
-from run.deployed import deploy, push
+from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
+from helpers.deployed import deploy, push
 
 from flank_ops.cost.resources import memory_steps
 

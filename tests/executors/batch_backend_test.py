@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.servers import refused_port
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-
-from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws  # noqa: E402
-from conftest import wait_for  # noqa: E402
-from servers import refused_port  # noqa: E402
-
-from flank_ops.errors import UserError  # noqa: E402
-from flank_ops.run.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix  # noqa: E402
-from flank_ops.run.executors.batch import QUEUED_STATES, BatchBackend, release_key  # noqa: E402
-from flank_ops.paths import Home  # noqa: E402
-from flank_ops.settings import batch_settings, settings_for  # noqa: E402
+from flank_ops.errors import UserError
+from flank_ops.paths import Home
+from flank_ops.run.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix
+from flank_ops.run.executors.batch import QUEUED_STATES, BatchBackend, release_key
+from flank_ops.settings import batch_settings, settings_for
 
 # a task that runs until the test creates the file `open` in $GATE (bounded: never left running for long)
 WAIT_FOR_GATE = 'for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.1; done; exit 9'

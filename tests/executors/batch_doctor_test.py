@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
 from conftest import run_flank
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_flank, wait_for
-from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
-from run.deployed import deploy, record, runs_dir, start_flank
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.deployed import deploy, record, runs_dir, start_flank
 
 # a task that runs until the test creates $GATE/open (bounded: never left running for long)
 WAIT_FOR_GATE = 'echo waiting; for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.1; done; exit 9'
@@ -206,10 +205,10 @@ def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_h
 def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interrupted(
     tmp_path: Path, aws: BatchAWS
 ) -> None:
-    from flank_ops.run.executors.base import JobRequest, job_name
-    from flank_ops.run.executors.batch import BatchBackend
     from flank_ops.paths import Home
     from flank_ops.run import records
+    from flank_ops.run.executors.base import JobRequest, job_name
+    from flank_ops.run.executors.batch import BatchBackend
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      t: {run: 'true', executor: batch}\n")
     paths = Home().project("demo")

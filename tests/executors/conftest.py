@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from slurm_cluster import SlurmCluster, slurm_available
+from helpers.slurm_cluster import SlurmCluster, slurm_available
 
 
 @pytest.fixture(scope="session")

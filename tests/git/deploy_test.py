@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers.cli import run_flank
+from helpers.pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 from helpers.repos import commit_all, git, write_files
 from helpers.waiting import wait_for
-from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 
 from flank_ops.fileio import locked
 from flank_ops.paths import Home

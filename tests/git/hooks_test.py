@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from helpers.cli import run_flank
+from helpers.pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
 from helpers.repos import commit_all, git, write_files
-from pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
 
 
 def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from helpers.cli import REPO_ROOT, run_flank
+from helpers.deployed import deploy
 from helpers.repos import git
+
 from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
 from flank_ops.run.records import RunRecord
 from flank_ops.site.layout import run_url
-from run.deployed import deploy
 
 RECORD = RunRecord.from_json(
     {

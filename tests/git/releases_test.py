@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from pushing import flank_lines, head, new_project, push
+from helpers.pushing import flank_lines, head, new_project, push
 
 from flank_ops.paths import Home
 from flank_ops.run.records import RunRecord, runner_identity, write_record

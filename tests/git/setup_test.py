@@ -10,9 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import commit_all, process_gone, run_flank, wait_for, write_files
-from pushing import Project, flank_lines, head, new_project, push
+from helpers.pushing import Project, flank_lines, head, new_project, push
 
 DEADLINE_S = 120.0
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.sample_runs import finished_run, make_project, notify_and_ping
+from helpers.servers import http_recorder, refused_port, smtp_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-
-from sample_runs import finished_run, make_project, notify_and_ping  # noqa: E402
-from servers import http_recorder, refused_port, smtp_server  # noqa: E402
-
-from flank_ops.run.secrets import set_secret  # noqa: E402
+from flank_ops.run.secrets import set_secret
 
 FAILURE_AND_RECOVERY = """\
     pipelines:

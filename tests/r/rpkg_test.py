@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
-from sshd import PrivateSshd, sshd_available
+from helpers.sshd import PrivateSshd, sshd_available
 
 from flank_ops.paths import Home
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from run.cancel_sweep import busy_home, cancel_at, delays
+from helpers.cancel_sweep import busy_home, cancel_at, delays
 
 
 def test_a_cancel_at_any_instant_of_a_run_ends_it_cancelled(tmp_path: Path) -> None:

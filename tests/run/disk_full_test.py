@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from helpers.cli import run_flank
-from run.deployed import deploy, history, leave_free, record, runs_dir
+from helpers.deployed import deploy, history, leave_free, record, runs_dir
 
 TWO_TASKS = (
     "pipelines:\n  nightly:\n    tasks:\n"

@@ -308,7 +308,7 @@ def test_env_of_flank_yml_and_of_the_runner_never_controls_make(tmp_path: Path) 
     """The review's attack: env: {MAKEFILES: evil.mk} made make run evil.mk's $(shell ...), and
     MAKEFLAGS: --just-print made it skip every task. env: is for tasks; make has its own."""
     from helpers.cli import run_flank
-    from run.deployed import deploy, record
+    from helpers.deployed import deploy, record
 
     evil = tmp_path / "evil.mk"
     marker = tmp_path / "make-read-evil.mk"

@@ -17,15 +17,13 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
+from helpers.deployed import deploy, record, runs_dir
+from helpers.sample_runs import finished_run, make_project, notify_and_ping
+from helpers.servers import http_recorder
 
 from flank_ops.run import secrets as secrets_module
 from flank_ops.run.task_exec import SecretMasker
-from run.deployed import deploy, record, runs_dir
 from run.task_exec_test import Launch, launcher_argv  # noqa: F401 - the fixture: both launchers
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-from sample_runs import finished_run, make_project, notify_and_ping  # noqa: E402
-from servers import http_recorder  # noqa: E402
 
 
 def _pseudo_random(seed: str, size: int) -> str:

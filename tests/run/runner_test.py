@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
-from helpers.waiting import process_gone, wait_for
-from run.deployed import (
+from helpers.deployed import (
     WAIT_FOR_GATE,
     deploy,
     history,
@@ -21,6 +20,7 @@ from run.deployed import (
     start_flank,
     task_status,
 )
+from helpers.waiting import process_gone, wait_for
 
 FAILING = """\
 pipelines:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
-
-from run.deployed import deploy, runs_dir
+from helpers.deployed import deploy, runs_dir
 
 FLANK_YML = """\
 env:

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from helpers.cli import run_flank
+from helpers.deployed import deploy, record
 from helpers.repos import git
 from helpers.waiting import wait_for
-from run.deployed import deploy, record
 
 from flank_ops.paths import Home
 

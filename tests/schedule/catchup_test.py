@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from helpers.cli import run_flank
+from helpers.cost_fixtures import write_toml
+from helpers.deployed import deploy, history, record, runs_dir
 from helpers.waiting import wait_for
-from cost.fixtures import write_toml
-from run.deployed import deploy, history, record, runs_dir
 
 from flank_ops.paths import Home
 
@@ -88,7 +88,7 @@ def test_outside_the_window_or_disabled_nothing_runs(tmp_path: Path) -> None:
     _scheduled_run(1, datetime.fromisoformat("2026-11-25T02:00:00+00:00"))
     late = run_flank("catchup", "demo", "--now", "2026-11-26T08:30:00+00:00", check=True).stdout
     assert "nothing to catch up" in late  # 6h30 after the missed 02:00: past the default 6h window
-    from run.deployed import push
+    from helpers.deployed import push
 
     push(clone, {"flank.yml": YML.format(extra="    catchup: 0\n")}, "no catch-up")
     off = run_flank("catchup", "demo", "--now", "2026-11-26T02:30:00+00:00", check=True).stdout
@@ -163,7 +163,7 @@ def test_a_firing_from_before_the_first_deploy_of_the_schedule_is_never_missed(t
     assert "would catch up" not in out
     # a later push that keeps the schedule does not move where it began: with the first deploy a day
     # earlier (its deploys.jsonl line moved back), 07:00 was the schedule's and was missed
-    from run.deployed import push
+    from helpers.deployed import push
 
     push(clone, {"README": "docs\n"}, "same schedule")
     _deployed_earlier(timedelta(days=1), first_only=True)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.repos import git, make_repo
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 from helpers.waiting import wait_for
-from user_crontab import user_crontab  # noqa: F401 - fixture
 
-from flank_ops.paths import Home
 from flank_ops.config.load import load_config
 from flank_ops.config.model import Config, Pipeline
+from flank_ops.paths import Home
 from flank_ops.schedule.scheduler import DueRun, command_for, due_at
 
 UTC = timezone.utc

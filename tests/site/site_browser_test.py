@@ -10,9 +10,9 @@ from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
 import pytest
-from site_cdp import CHROMIUM, Browser
-from site_records import T0, make_project, make_run, write_times
-from site_serve_test import free_port, start_server
+from helpers.serve import free_port, start_server
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import T0, make_project, make_run, write_times
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home

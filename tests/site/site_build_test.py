@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from helpers.cli import run_flank
-from site_records import CHAIN, make_many_runs, make_project, make_run
+from helpers.site_records import CHAIN, make_many_runs, make_project, make_run
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home

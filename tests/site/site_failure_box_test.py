@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from site_cdp import CHROMIUM, Browser
-from site_records import make_project, make_run
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import make_project, make_run
 
 from flank_ops.paths import Home
 from flank_ops.site import build

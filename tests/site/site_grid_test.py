@@ -12,8 +12,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from site_cdp import CHROMIUM, Browser
-from site_records import CHAIN, make_project, make_run
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import CHAIN, make_project, make_run
 
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.site import build, dag_layout, grid

@@ -9,8 +9,8 @@ import signal
 from pathlib import Path
 
 from helpers.cli import run_flank
+from helpers.deployed import deploy, gate_dir, history, open_gate, start_flank, task_status
 from helpers.waiting import wait_for
-from run.deployed import deploy, gate_dir, history, open_gate, start_flank, task_status
 
 from flank_ops.paths import Home
 

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from site_records import T0, make_project, make_run
+from helpers.site_records import T0, make_project, make_run
 
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
@@ -150,7 +150,7 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
 def test_a_real_failed_run_marks_the_plot_it_did_not_redraw(tmp_path: Path, flank_home: Path) -> None:
     """A real push and two real runs: #2 dies before drawing; its page must not claim #1's plot."""
     from helpers.cli import run_flank
-    from run.deployed import deploy
+    from helpers.deployed import deploy
 
     yml = (
         "persist: [results]\npipelines:\n  nightly:\n    tasks:\n      plots:\n"

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from helpers.cli import run_flank
-from site_records import make_project, make_run
+from helpers.site_records import make_project, make_run
 
 from flank_ops.paths import Home
 from flank_ops.run import records

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from helpers.cli import run_flank
-from site_records import T0, make_project, make_run, write_times
+from helpers.site_records import T0, make_project, make_run, write_times
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home

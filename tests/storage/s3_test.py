@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sample_runs import finished_run, make_project
-from servers import http_recorder, refused_port, s3_server
+from helpers.sample_runs import finished_run, make_project
+from helpers.servers import http_recorder, refused_port, s3_server
 
-from flank_ops.run import records
 from flank_ops import s3
+from flank_ops.run import records
 from flank_ops.storage import pending, uploads
 
 

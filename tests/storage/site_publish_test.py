@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from sample_runs import site_file
-from servers import refused_port, s3_server
+from helpers.sample_runs import site_file
+from helpers.servers import refused_port, s3_server
 
 from flank_ops.paths import Home
 from flank_ops.settings import S3Settings
@@ -107,7 +107,7 @@ def test_a_projects_own_bucket_gets_that_project_and_nothing_of_the_others(s3env
     """Only [projects.down.s3]: `flank sync down` and down's runs send down's runs and pages (and the
     CSS they use) to down's bucket; the home page and the other project's pages and logs stay home."""
     from helpers.cli import run_flank
-    from sample_runs import finished_run, make_project
+    from helpers.sample_runs import finished_run, make_project
 
     from flank_ops.storage import uploads
 
