@@ -13,6 +13,7 @@ import pytest
 from helpers.cli import run_flank
 from helpers.pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 from helpers.repos import commit_all, git, write_files
+from helpers.small_disk import mount_small_tmpfs
 from helpers.waiting import wait_for
 
 from flank_ops.fileio import locked
@@ -182,19 +183,6 @@ def test_hook_outside_a_flank_repo_says_what_it_is(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "is not a flank project repo" in proc.stderr
-
-
-def mount_small_tmpfs(where: Path, size: str = "4m") -> None:
-    import pytest
-
-    where.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
 
 
 def test_a_full_disk_during_deploy_keeps_the_previous_release(tmp_path: Path, flank_home: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import commit_all, process_gone, run_flank, wait_for, write_files
 from helpers.pushing import Project, flank_lines, head, new_project, push
+from helpers.small_disk import mount_small_tmpfs
 
 DEADLINE_S = 120.0
 
@@ -367,8 +368,6 @@ def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_l
 
 
 def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_path: Path, flank_home: Path) -> None:
-    from deploy_test import mount_small_tmpfs
-
     mount_small_tmpfs(flank_home, size="8m")
     try:
         project = shell_project(
@@ -513,8 +512,6 @@ def test_builds_no_kept_release_uses_are_pruned_and_doctor_shows_setup_s_disk_us
 def test_setup_builds_over_a_fifth_of_the_disk_are_a_doctor_warning_and_on_the_resources_page(
     tmp_path: Path, flank_home: Path
 ) -> None:
-    from deploy_test import mount_small_tmpfs
-
     mount_small_tmpfs(flank_home, size="8m")
     try:
         project = shell_project(tmp_path, "'mkdir -p built && head -c 2500000 /dev/urandom > built/lib'")
