@@ -11,7 +11,7 @@ import pytest
 from conftest import run_flank, wait_for
 from helpers.deployed import deploy, record, runs_dir, start_flank
 
-from executors.conftest import squeue_names
+from run.executors.conftest import squeue_names
 
 pytestmark = pytest.mark.xdist_group("slurm")
 
