@@ -30,6 +30,8 @@ from helpers.deployed import WAIT_FOR_GATE, deploy, open_gate, record, start_fla
 from helpers.readable_site import project_with_a_run, traversable_home  # noqa: F401 - fixture
 from helpers.waiting import process_gone, wait_for
 
+pytestmark = pytest.mark.slow
+
 PASSWORD = "correct horse"
 BASIC = "Basic " + base64.b64encode(f"ada:{PASSWORD}".encode()).decode()
 

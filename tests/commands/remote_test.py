@@ -86,6 +86,7 @@ def laptop(tmp_path: Path, flank_home: Path) -> Iterator[Laptop]:
         yield Laptop(wc, env, log, sshd)
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_remote_status_run_and_logs_run_the_vms_flank_over_ssh(laptop: Laptop) -> None:
     proc = laptop.flank("remote", "status")
@@ -105,6 +106,7 @@ def test_remote_status_run_and_logs_run_the_vms_flank_over_ssh(laptop: Laptop) -
     assert len(argvs) >= 4 and all(["-p", str(laptop.sshd.port)] == a[a.index("-p") : a.index("-p") + 2] for a in argvs)
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_the_remote_exit_code_and_message_come_back(laptop: Laptop) -> None:
     here = run_flank("logs", "demo", "nosuch")  # the same command, run on the VM itself
@@ -114,6 +116,7 @@ def test_the_remote_exit_code_and_message_come_back(laptop: Laptop) -> None:
     assert here.stderr.strip() and here.stderr.strip() in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_arguments_reach_the_vm_as_words_never_as_shell_code(laptop: Laptop, tmp_path: Path) -> None:
     mark = tmp_path / "pwned"
@@ -123,6 +126,7 @@ def test_arguments_reach_the_vm_as_words_never_as_shell_code(laptop: Laptop, tmp
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_secrets_set_sends_the_value_on_stdin_never_on_a_command_line(laptop: Laptop, flank_home: Path) -> None:
     value = "s3cr3t-'$(id)-VALUE"
@@ -142,6 +146,7 @@ def test_secrets_set_sends_the_value_on_stdin_never_on_a_command_line(laptop: La
     assert listed.returncode == 0 and listed.stdout.split() == ["API_TOKEN"]
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_another_git_remote_with_scp_syntax(laptop: Laptop, tmp_path: Path, flank_home: Path) -> None:
     config = tmp_path / "ssh_config"
@@ -204,6 +209,7 @@ def test_parse_remote_url_refuses_what_is_not_an_ssh_project_repo(url: str) -> N
         parse_remote_url(url)
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_a_vm_flank_that_moved_gets_a_message_saying_how_to_repair_it(laptop: Laptop, flank_home: Path) -> None:
     git(
@@ -221,6 +227,7 @@ def test_a_vm_flank_that_moved_gets_a_message_saying_how_to_repair_it(laptop: La
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_remote_cancel_and_follow_reach_the_vms_commands(laptop: Laptop) -> None:
     # nothing is running: the VM's `flank cancel` says so and exits 3, and that comes back as is
@@ -235,6 +242,7 @@ def test_remote_cancel_and_follow_reach_the_vms_commands(laptop: Laptop) -> None
     assert "extracted rows" in proc.stdout and "flank: extract success" in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_hints_printed_through_remote_work_on_the_laptop_as_printed(laptop: Laptop) -> None:
     """Issue 19 bug 2: `flank remote run --detach` says how to follow the run from the laptop, and that
@@ -266,6 +274,7 @@ def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: P
         assert "flank init" not in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop) -> None:
     """Issue 19 friction 3: `flank remote plan`, `report`, `doctor`, `cost plan`; `run --force`, `--force-task`."""
@@ -288,6 +297,7 @@ def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop
         assert proc.stdout.strip() or proc.stderr.strip()
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_a_push_over_ssh_says_how_to_tunnel_to_the_site_with_the_port_it_came_in_on(laptop: Laptop) -> None:
     """Issue 19 bug 9: the tunnel hint names the host and port this push reached the VM by (here a

@@ -17,7 +17,7 @@ from helpers.sshd import PrivateSshd, sshd_available
 SECRET = "gated-s3cr3t"
 FLANK_YML = "pipelines:\n  nightly:\n    tasks:\n      extract: echo extracted rows\n"
 
-pytestmark = pytest.mark.skipif(bool(sshd_available()), reason=sshd_available() or "")
+pytestmark = [pytest.mark.skipif(bool(sshd_available()), reason=sshd_available() or ""), pytest.mark.slow]
 
 
 class Gated(NamedTuple):

@@ -121,6 +121,7 @@ def _expect_resize(stub, instance: str, execution: str, to: str = "r6a.large") -
     )
 
 
+@pytest.mark.slow
 def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: Path, aws: dict) -> None:
     write_toml()
     clone = deploy(tmp_path, SEED_YML)
@@ -172,6 +173,7 @@ def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: P
     assert [g["Name"] for g in aws["scheduler"].list_schedule_groups()["ScheduleGroups"]] == ["default"]
 
 
+@pytest.mark.slow
 def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     write_toml()
     deploy(tmp_path, SEED_YML)
@@ -200,6 +202,7 @@ def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pyt
     assert _schedules(aws) == {}
 
 
+@pytest.mark.slow
 def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(
     tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,6 +247,7 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(
     assert shrink.cancel_pending(home, cost) is None
 
 
+@pytest.mark.slow
 def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(
     tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,6 +271,7 @@ def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(
     assert said.startswith(f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large")
 
 
+@pytest.mark.slow
 def test_a_run_holds_the_busy_lock_and_cancels_a_shrink_started_just_before(tmp_path: Path, aws: dict) -> None:
     """The race, closed from the run's side: a run that starts while a shrink is pending cancels it
     (moto cannot stop an automation; the cancel call is the runner's, over real HTTP to moto,
@@ -316,6 +321,7 @@ def datetime_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+@pytest.mark.slow
 def test_plan_asks_ec2_for_todays_type_when_current_type_is_not_set(tmp_path: Path, aws: dict) -> None:
     """issue 19 bug 6: [cost] instance_id is set, current_type is not: the plan compares with the instance's
     real type (moto's EC2 says r6a.8xlarge), as its settings promise."""

@@ -89,6 +89,7 @@ def r_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lib
 
 
+@pytest.mark.slow
 @needs_r
 def test_the_package_builds_and_checks_with_no_note(tmp_path: Path) -> None:
     build = subprocess.run(
@@ -112,6 +113,7 @@ def test_the_package_builds_and_checks_with_no_note(tmp_path: Path) -> None:
     assert all(level == "NOTE" and "suggested but not available" in text for _, level, text in found), log
 
 
+@pytest.mark.slow
 @needs_r
 @needs_sshd
 def test_the_package_drives_a_real_vm_over_ssh(tmp_path: Path, flank_home: Path, r_lib: Path) -> None:
@@ -183,6 +185,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @needs_r
 def test_r_runs_the_same_ssh_command_as_flank_remote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, r_lib: Path

@@ -21,7 +21,10 @@ from site_live_test import CHATTY
 
 from flank_ops.paths import Home
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
 
 PASSWORD = "correct horse battery"
 YML = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{CHATTY}'\n"

@@ -45,7 +45,10 @@ cat > results/report.html <<EOF
 EOF
 """
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
 
 
 @pytest.fixture

@@ -15,7 +15,10 @@ from helpers.site_records import make_project, make_run
 from flank_ops.paths import Home
 from flank_ops.site import build
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
 
 PY_TRACEBACK = (
     "".join(f"cleaning row block {i}\n" for i in range(40))

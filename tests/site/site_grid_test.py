@@ -221,6 +221,7 @@ OVERLAP_JS = """(() => { const r = [...document.querySelectorAll('svg.dag .node 
   return [r.length, n]; })()"""
 
 
+@pytest.mark.slow
 @pytestmark_browser
 @pytest.mark.skipif(dag_layout.dot_executable() is None, reason="Graphviz dot is not installed")
 @pytest.mark.parametrize("browser", [1280, 390], indirect=True, ids=["desktop", "phone"])

@@ -11,6 +11,8 @@ from conftest import run_flank
 from helpers.deployed import deploy
 from helpers.servers import s3_server
 
+pytestmark = pytest.mark.slow
+
 FLANK_YML = """\
 pipelines:
   nightly:

@@ -22,6 +22,8 @@ from helpers.cli import run_flank
 from helpers.repos import git, make_repo
 from helpers.servers import start_moto_server
 
+pytestmark = pytest.mark.slow
+
 _server: str | None = None
 CIDR = "203.0.113.7/32"
 SOURCE = "git+https://example.org/flank_ops.git@v1"

@@ -13,7 +13,7 @@ from helpers.deployed import deploy, record, runs_dir, start_flank
 
 from run.executors.conftest import squeue_names
 
-pytestmark = pytest.mark.xdist_group("slurm")
+pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]
 
 
 def flank_yml(tasks: str, pipeline_extra: str = "") -> str:
