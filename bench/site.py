@@ -2,7 +2,7 @@
 
     python bench/site.py [--runs 10000] [--repeat 7]
 
-Synthesized records (the real record format, tests/site/site_records.py) in a
+Synthesized records (the real record format, tests/helpers/site_records.py) in a
 temporary FLANK_HOME. Prints figures; asserts nothing. Target: ratio <= 1.5.
 """
 

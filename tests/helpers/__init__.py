@@ -4,8 +4,8 @@ The CLI as a user runs it (cli.py), real git working copies (repos.py), polling 
 real servers on 127.0.0.1 (servers.py: S3/moto, SMTP, HTTP; sshd.py; slurm_cluster.py; serve.py: `flank serve`;
 batch_aws.py: AWS Batch on moto), headless Chromium over CDP (site_cdp.py); ready-made state: projects pushed for
 real (pushing.py, deployed.py, readable_site.py), records written through flank_ops (site_records.py,
-sample_runs.py, cost_fixtures.py), the crontab save/restore fixture (user_crontab.py), the cancel sweep
-(cancel_sweep.py, shared with bench/cancel.py).
+sample_runs.py, cost_fixtures.py), a real small disk (small_disk.py), the crontab save/restore fixture
+(user_crontab.py), the cancel sweep (cancel_sweep.py, shared with bench/cancel.py).
 
 tests/ is on sys.path (pytest's rootdir conftest), so `helpers` is importable from every test and from a plain
 `pytest tests/x/y_test.py`; nothing in tests/ edits sys.path. conftest.py keeps the fixtures and re-exports

@@ -1,6 +1,6 @@
 """A project deployed the way a user does it: `flank init`, then `git push flank main`.
 
-Shared by the runner's tests (tests/run, tests/commands, tests/git).
+Shared by the runner's tests (tests/run, tests/commands, tests/deploy).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The R package `flank` (r/flank/): `R CMD build` and `R CMD check --no-manual` clean, and its
-testthat tests against a real flank VM: a private sshd on 127.0.0.1 (tests/sshd.py), a real
+testthat tests against a real flank VM: a private sshd on 127.0.0.1 (tests/helpers/sshd.py), a real
 `flank init`ed project pushed to over ssh, the R session on the "laptop" side with only git and ssh.
 Skipped where R (r-base-dev, r-cran-jsonlite, r-cran-testthat) is not installed."""
 
