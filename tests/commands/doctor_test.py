@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.sample_runs import make_project
 from helpers.servers import http_recorder, refused_port, s3_server, smtp_server
@@ -14,6 +15,7 @@ def lines_of(proc, prefix: str) -> list[str]:
     return [line for line in proc.stdout.splitlines() if line.startswith(prefix)]
 
 
+@pytest.mark.slow
 def test_healthy_vm(flank_home, monkeypatch, tmp_path) -> None:
     server = s3_server()
     for k, v in server.env().items():
@@ -56,6 +58,7 @@ def test_healthy_vm(flank_home, monkeypatch, tmp_path) -> None:
     assert server.objects(bucket) == {}  # the probe object was deleted
 
 
+@pytest.mark.slow
 def test_broken_integrations_say_what_to_fix(flank_home, monkeypatch, tmp_path) -> None:
     server = s3_server()
     for k, v in server.env().items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.deployed import deploy
 
@@ -18,6 +19,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_logs_of_the_last_run_and_of_one_task(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     assert run_flank("run", "demo", "nightly").returncode == 1
@@ -123,6 +125,7 @@ def test_follow_prints_a_running_tasks_output_as_it_comes_and_its_end(tmp_path: 
     assert "flank: nightly #1 failed" in whole.stderr
 
 
+@pytest.mark.slow
 def test_follow_ends_when_the_runner_dies(tmp_path: Path) -> None:
     import os
     import signal

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.repos import make_repo
 
@@ -43,6 +44,7 @@ def test_local_without_flank_yml_and_wrong_arguments(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "usage: flank run PROJECT PIPELINE" in proc.stderr
 
 
+@pytest.mark.slow
 def test_if_due_runs_only_when_the_schedule_is_due(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
@@ -64,6 +66,7 @@ TASK_CLOCK = (
 )
 
 
+@pytest.mark.slow
 def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tmp_path: Path) -> None:
     import re
 
@@ -132,6 +135,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_a_local_run_runs_setup_when_its_key_changes_like_a_push_would(tmp_path: Path) -> None:
     """issue 28 item 9: `flank run --local` (and so `flank watch`) runs setup: in the working copy,
     cached by the VM's key in .flank/; a failure says what failed and what to run."""
@@ -185,6 +189,7 @@ raise KeyError("['Categry'] not in index")
 """
 
 
+@pytest.mark.slow
 def test_a_failed_run_prints_the_tasks_last_lines_and_hints_that_work_where_they_are_printed(tmp_path: Path) -> None:
     """Issue 28 item 6: the terminal says why a task failed (its last lines, secrets masked), and issue 19
     bug 2: through `flank remote` (FLANK_REMOTE set by the laptop's ssh command) every hint is a

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.deployed import deploy
 from helpers.servers import http_recorder, refused_port
 
 
+@pytest.mark.slow
 def test_outages_of_the_last_run_are_warnings_in_status(tmp_path: Path) -> None:
     with http_recorder(status=500) as hooks, refused_port() as s3_port, refused_port() as ping_port:
         deploy(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.deployed import deploy
+
+pytestmark = pytest.mark.slow
 
 YML = """\
 pipelines:

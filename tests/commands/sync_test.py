@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers.cli import run_flank
 from helpers.sample_runs import finished_run, make_project, site_file
 from helpers.servers import refused_port, s3_server
@@ -15,6 +16,7 @@ def s3_toml(endpoint: str, bucket: str) -> str:
     return f'[s3]\nbucket = "{bucket}"\nendpoint_url = "{endpoint}"\ntimeout = 1\n'
 
 
+@pytest.mark.slow
 def test_sync_uploads_what_an_outage_left_pending(flank_home, monkeypatch) -> None:
     server = s3_server()
     for k, v in server.env().items():
@@ -51,6 +53,7 @@ def test_sync_uploads_what_an_outage_left_pending(flank_home, monkeypatch) -> No
     assert again.stdout.splitlines() == ["demo: nothing pending", f"s3://{bucket}/site/ site: up to date"]
 
 
+@pytest.mark.slow
 def test_sync_all_uploads_every_finished_run(flank_home, monkeypatch) -> None:
     server = s3_server()
     for k, v in server.env().items():

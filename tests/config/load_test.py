@@ -759,6 +759,7 @@ def test_alias_bomb_is_cheap() -> None:
     assert config.pipelines["p"].tasks["x39"].run == "echo"
 
 
+@pytest.mark.slow
 def test_deeply_nested_input_is_an_error_not_a_crash() -> None:
     assert len(errors_of("pipelines: " + "[" * 20000 + "]" * 20000 + "\n")) == 1
 

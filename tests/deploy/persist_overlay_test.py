@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from conftest import commit_all, git, run_flank
 from helpers.deployed import deploy
+
+pytestmark = pytest.mark.slow
 
 FLANK_YML = """\
 persist: [data]

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import pytest
 from helpers.sample_runs import finished_run, make_project, notify_and_ping, run_context
 from helpers.servers import http_recorder, refused_port
 
@@ -97,6 +98,7 @@ def test_no_ping_url_sends_nothing() -> None:
     assert "ping" not in (notify_and_ping(paths, record) or "")
 
 
+@pytest.mark.slow
 def test_a_hanging_start_ping_never_delays_the_first_task(tmp_path: Path) -> None:
     """The monitor hangs on /start for as long as the test likes: the task starts anyway."""
     from helpers.deployed import deploy, record, start_flank

@@ -11,6 +11,8 @@ import pytest
 from conftest import run_flank
 from helpers.deployed import deploy, push, record, runs_dir
 
+pytestmark = pytest.mark.slow
+
 # clean -> model -> report, clean -> regions -> report; data/ is persisted across deploys.
 PIPELINE = """\
 persist: [data]

@@ -304,6 +304,7 @@ def test_python_launcher_in_the_makefile(monkeypatch: pytest.MonkeyPatch, releas
     assert f"FLANK_LAUNCHER = {sys.executable} -m flank_ops _task\n" in mk.read_text()
 
 
+@pytest.mark.slow
 def test_env_of_flank_yml_and_of_the_runner_never_controls_make(tmp_path: Path) -> None:
     """The review's attack: env: {MAKEFILES: evil.mk} made make run evil.mk's $(shell ...), and
     MAKEFLAGS: --just-print made it skip every task. env: is for tasks; make has its own."""

@@ -273,6 +273,7 @@ sys.exit(1)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("implementation", ["c", "python"])
 def test_a_real_run_keeps_every_secret_out_of_log_record_note_and_notification(
     tmp_path: Path, flank_home: Path, implementation: str

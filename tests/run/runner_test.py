@@ -66,6 +66,7 @@ def test_failure_marks_dependents_upstream_failed_and_finishes_independents(tmp_
     assert [(h["run_id"], h["status"]) for h in history()] == [(1, "failed")]
 
 
+@pytest.mark.slow
 def test_success_exits_zero_and_ids_are_sequential(tmp_path: Path) -> None:
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
     for expected in (1, 2):
@@ -75,6 +76,7 @@ def test_success_exits_zero_and_ids_are_sequential(tmp_path: Path) -> None:
     assert [h["run_id"] for h in history()] == [1, 2]
 
 
+@pytest.mark.slow
 def test_task_from_and_rerun_select_tasks(tmp_path: Path) -> None:
     clone = deploy(tmp_path, FAILING)
     assert run_flank("run", "demo", "nightly").returncode == 1
@@ -106,6 +108,7 @@ def test_task_from_and_rerun_select_tasks(tmp_path: Path) -> None:
     assert {n for n, t in record(4)["tasks"].items() if t["status"] == "success"} == {"model", "report"}
 
 
+@pytest.mark.slow
 def test_bad_input_gets_one_clear_message(tmp_path: Path) -> None:
     run_flank("init", "empty", check=True)
     proc = run_flank("run", "empty", "nightly")
@@ -191,6 +194,7 @@ def _proc_state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+@pytest.mark.slow
 def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: skip\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -218,6 +222,7 @@ def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_overlap_queue_waits_for_the_running_run(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: queue\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -238,6 +243,7 @@ def test_overlap_queue_waits_for_the_running_run(tmp_path: Path) -> None:
     assert two["started_at"] >= one["ended_at"]  # it started once the first had ended
 
 
+@pytest.mark.slow
 def test_non_utf8_output_without_final_newline_is_kept_byte_for_byte(tmp_path: Path) -> None:
     yml = "pipelines:\n  nightly:\n    tasks:\n      bytes: printf 'caf\\351 \\377\\376 end'\n"
     deploy(tmp_path, yml)
@@ -252,6 +258,7 @@ def test_non_utf8_output_without_final_newline_is_kept_byte_for_byte(tmp_path: P
     assert shown.returncode == 0 and shown.stdout == b"caf\xe9 \xff\xfe end"
 
 
+@pytest.mark.slow
 def test_retries_and_timeout_are_recorded(tmp_path: Path) -> None:
     yml = """\
 persist: [state]
@@ -275,6 +282,7 @@ pipelines:
     assert "slow timed out" in rec["summary"]
 
 
+@pytest.mark.slow
 def test_secrets_reach_tasks_and_never_the_log_record_or_note(tmp_path: Path) -> None:
     yml = (
         "pipelines:\n  nightly:\n    tasks:\n"
@@ -358,6 +366,7 @@ def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp
     wait_for(lambda: process_gone(task_pid), "the task's process to end")
 
 
+@pytest.mark.slow
 def test_runs_of_pipelines_foo_and_id_foo_do_not_wait_for_each_other(tmp_path: Path) -> None:
     # Their locks were both .locks/run-id-foo.lock: a long id-foo run stalled every foo run, invisibly.
     yml = (
@@ -397,6 +406,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_rerun_runs_only_what_did_not_succeed_within_that_runs_selection(tmp_path: Path) -> None:
     deploy(tmp_path, ANALYSIS)
     proc = run_flank("run", "demo", "nightly", "--from", "pca")  # pca ok, slides fails

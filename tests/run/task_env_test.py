@@ -38,6 +38,7 @@ def expected() -> str:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("implementation", ["c", "python"])
 def test_a_tilde_in_env_reaches_the_task_expanded(tmp_path: Path, implementation: str) -> None:
     deploy(tmp_path, FLANK_YML)

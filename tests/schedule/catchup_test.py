@@ -13,6 +13,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.cost_fixtures import write_toml
 from helpers.deployed import deploy, history, record, runs_dir
@@ -65,6 +66,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_missed_nightly_run_is_caught_up_once(tmp_path: Path) -> None:
     write_toml()
     deploy(tmp_path, YML.format(extra=""))
@@ -82,6 +84,7 @@ def test_missed_nightly_run_is_caught_up_once(tmp_path: Path) -> None:
     assert len(history()) == 2
 
 
+@pytest.mark.slow
 def test_outside_the_window_or_disabled_nothing_runs(tmp_path: Path) -> None:
     write_toml()
     clone = deploy(tmp_path, YML.format(extra=""))
@@ -98,6 +101,7 @@ def test_outside_the_window_or_disabled_nothing_runs(tmp_path: Path) -> None:
     assert "would catch up demo nightly (missed Thu 26 Nov 02:00 GMT)" in wide
 
 
+@pytest.mark.slow
 def test_many_missed_firings_give_one_run_for_the_latest(tmp_path: Path) -> None:
     write_toml()
     deploy(
@@ -111,6 +115,7 @@ def test_many_missed_firings_give_one_run_for_the_latest(tmp_path: Path) -> None
     assert record(2, "hourly")["trigger"] == "catchup"
 
 
+@pytest.mark.slow
 def test_the_reboot_line_catches_up_as_cron_runs_it(tmp_path: Path) -> None:
     from flank_ops.config.load import load_config_file
     from flank_ops.schedule.crontab import reboot_line
@@ -150,6 +155,7 @@ def test_catchup_values_are_validated_with_line_and_column(tmp_path: Path) -> No
     assert "flank.yml:4:14: catchup: '2 hours' is not a duration" in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_a_firing_from_before_the_first_deploy_of_the_schedule_is_never_missed(tmp_path: Path) -> None:
     """Pushed at 08:51 with a 07:00 firing earlier that day: 07:00 was never this pipeline's to run."""
     write_toml()
@@ -171,6 +177,7 @@ def test_a_firing_from_before_the_first_deploy_of_the_schedule_is_never_missed(t
     assert f"would catch up demo daily (missed {earlier:%a %d %b %H:%M} UTC)" in missed
 
 
+@pytest.mark.slow
 def test_at_boot_the_current_minute_counts_as_missed_once_its_zero_second_passed(tmp_path: Path) -> None:
     """Debian cron started mid-minute runs @reboot, then waits for the next minute: a VM back at
     02:00:30 would skip that night's 02:00. The @reboot line says --boot; by hand the current minute

@@ -23,6 +23,8 @@ from helpers.waiting import wait_for
 
 from flank_ops.paths import Home
 
+pytestmark = pytest.mark.slow
+
 PASSWORD = "correct horse battery"
 # "hold" prints a line, then waits for the gate (bounded); "after" needs it
 YML = (

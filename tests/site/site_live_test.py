@@ -8,6 +8,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.deployed import deploy, gate_dir, history, open_gate, start_flank, task_status
 from helpers.waiting import wait_for
@@ -35,6 +36,7 @@ def _text(path: Path) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_a_run_has_its_page_at_once_and_it_follows_the_running_task(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     runner = start_flank("run", "demo", "nightly")

@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from helpers.site_records import T0, make_project, make_run
 
 from flank_ops.paths import Home, ProjectPaths
@@ -147,6 +148,7 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
     assert os.path.samestat(shared.stat(), thumb.stat())
 
 
+@pytest.mark.slow
 def test_a_real_failed_run_marks_the_plot_it_did_not_redraw(tmp_path: Path, flank_home: Path) -> None:
     """A real push and two real runs: #2 dies before drawing; its page must not claim #1's plot."""
     from helpers.cli import run_flank

@@ -192,6 +192,7 @@ def test_batch_unreachable_fails_the_task_in_words(tmp_path: Path, aws: BatchAWS
     assert "Traceback" not in log_of(1, "fit")
 
 
+@pytest.mark.slow
 def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_home: Path) -> None:
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
