@@ -94,6 +94,7 @@ def test_broken_integrations_say_what_to_fix(flank_home, monkeypatch, tmp_path) 
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_send_test_posts_and_mails(flank_home, tmp_path) -> None:
     with smtp_server(tmp_path) as smtp, http_recorder() as hook:
         make_project(
@@ -133,6 +134,7 @@ def test_cron_checks(flank_home) -> None:
     assert proc.returncode == 1
 
 
+@pytest.mark.slow
 def test_missing_flank_home(flank_home) -> None:
     proc = run_flank("doctor", "--no-cron")
     assert f"FAIL  FLANK_HOME: {flank_home} does not exist" in proc.stdout
@@ -149,6 +151,7 @@ def test_bad_settings_are_a_fail_line(flank_home) -> None:
     assert proc.returncode == 1
 
 
+@pytest.mark.slow
 def test_crontab_blocks_of_deleted_homes_and_projects_are_listed_and_removed(
     user_crontab, flank_home, tmp_path
 ) -> None:
@@ -184,6 +187,7 @@ def test_crontab_blocks_of_deleted_homes_and_projects_are_listed_and_removed(
     assert run_flank("doctor", "--fix-crontab").stdout.startswith("no crontab blocks to remove\n")
 
 
+@pytest.mark.slow
 def test_state_readable_by_other_users_is_a_fail_with_the_chmod_that_fixes_it(flank_home) -> None:
     import os
     import subprocess
@@ -213,6 +217,7 @@ def test_crontab_off_by_flank_toml_is_not_a_failure(flank_home) -> None:
     assert "off by flank.toml ([schedule] install_crontab = false): run `flank scheduler`" in block
 
 
+@pytest.mark.slow
 def test_a_misspelt_flank_toml_key_is_named_with_the_likely_one(flank_home) -> None:
     make_project(settings_toml="[s3]\nbucket = 'b'\nprefx = 'x'\n[projects.demo.cost]\nregoin = 'eu-west-2'\n")
     proc = run_flank("doctor", "--no-cron")

@@ -91,6 +91,7 @@ pipelines:
 HOLD_SH = "echo first line\n{wait}\necho second line\n"
 
 
+@pytest.mark.slow
 def test_follow_prints_a_running_tasks_output_as_it_comes_and_its_end(tmp_path: Path) -> None:
     from helpers.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
     from helpers.waiting import wait_for
@@ -154,6 +155,7 @@ def test_follow_ends_when_the_runner_dies(tmp_path: Path) -> None:
     assert record(1)["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_follow_of_a_finished_task_prints_it_and_its_status(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     run_flank("run", "demo", "nightly")
@@ -164,6 +166,7 @@ def test_follow_of_a_finished_task_prints_it_and_its_status(tmp_path: Path) -> N
     assert run_flank("logs", "demo", "nightly", "modle", "--follow").returncode == 1
 
 
+@pytest.mark.slow
 def test_follow_reports_a_task_ended_by_its_launcher_before_run_json_says_so(flank_home: Path) -> None:
     """Issue 28 item 4: the launcher's result (tasks/<task>.json) is written a moment before the runner
     merges it into run.json. A follow caught in between must print the task's real end, not `running`.

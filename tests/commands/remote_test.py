@@ -256,6 +256,7 @@ def test_hints_printed_through_remote_work_on_the_laptop_as_printed(laptop: Lapt
     assert "flank: nightly #1 success" in followed.stderr
 
 
+@pytest.mark.slow
 def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: Path) -> None:
     """Issue 19 bug 2: on the laptop, `flank logs prostate …` must not offer `flank init prostate`."""
     wc = make_repo(tmp_path / "wc", {"flank.yml": FLANK_YML})

@@ -20,6 +20,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_local_run_in_a_working_copy(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "myproj", {"flank.yml": YML, "R/.keep": ""})
     proc = run_flank("run", "--local", "nightly", cwd=repo / "R")  # from a subfolder, like RStudio's terminal
@@ -94,6 +95,7 @@ def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tm
     assert proc.returncode == 1 and "--scheduled-at goes with --trigger schedule" in proc.stderr
 
 
+@pytest.mark.slow
 def test_flank_scheduler_passes_the_due_minute_to_the_run(tmp_path: Path) -> None:
     from helpers.deployed import deploy, record, runs_dir
     from helpers.waiting import wait_for
@@ -112,6 +114,7 @@ def test_flank_scheduler_passes_the_due_minute_to_the_run(tmp_path: Path) -> Non
     assert (runs_dir() / "1" / "logs" / "clock.log").read_text() == "TZ=America/New_York AT=2026-07-01T02:00:00-04:00\n"
 
 
+@pytest.mark.slow
 def test_logs_show_the_runs_times_in_the_pipelines_zone(tmp_path: Path) -> None:
     import re
 

@@ -822,6 +822,7 @@ def test_columns_count_characters_not_bytes() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_long_chain_of_needs_is_fine_and_its_cycle_is_named() -> None:
     # Each task needs the next: a depth-first search must not hit the recursion limit.
     chain = "".join(f"t{i}: {{run: x, needs: [t{i + 1}]}}\n" for i in range(3000))

@@ -160,6 +160,7 @@ def test_on_push_pipelines_start_after_the_deploy(tmp_path: Path) -> None:
     assert started > lines.index(f'flank: deployed {head(project.wc)[:7]} "first"')
 
 
+@pytest.mark.slow
 def test_missing_make_is_a_warning_at_push(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     # A PATH with git but without make.
@@ -217,6 +218,7 @@ def test_a_full_disk_during_deploy_keeps_the_previous_release(tmp_path: Path, fl
         subprocess.run(["umount", "-l", str(flank_home)])
 
 
+@pytest.mark.slow
 def test_a_read_only_flank_home_refuses_the_push_and_loses_nothing(tmp_path: Path, flank_home: Path) -> None:
     mount_small_tmpfs(flank_home)
     try:

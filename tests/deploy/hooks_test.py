@@ -12,6 +12,7 @@ from helpers.pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, pu
 from helpers.repos import commit_all, git, write_files
 
 
+@pytest.mark.slow
 def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:
     project = new_project(
         tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "R/extract.R": "cat('hi')\n"}, message="fix model formula"
@@ -37,6 +38,7 @@ def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:
     assert not (project.dir / ".validated").exists() or not list((project.dir / ".validated").iterdir())
 
 
+@pytest.mark.slow
 def test_without_site_url_the_push_says_how_to_open_the_site(tmp_path: Path) -> None:
     # Nothing serves 127.0.0.1 on the pusher's laptop: say how to serve it and reach it over ssh.
     project = new_project(tmp_path)

@@ -245,6 +245,7 @@ def test_a_hanging_setup_is_killed_with_its_process_tree_at_its_timeout(tmp_path
     assert project.current_sha() is None
 
 
+@pytest.mark.slow
 def test_megabytes_of_output_show_a_bounded_tail_and_the_full_log_is_kept(tmp_path: Path) -> None:
     project = shell_project(tmp_path, "'mkdir -p built && echo ok > built/stamp && seq 1 100000'")
 
@@ -290,6 +291,7 @@ def pushes_page(project: Project, text: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_the_renv_hint_names_the_setup_to_add(tmp_path: Path) -> None:
     project = new_project(
         tmp_path,
@@ -405,6 +407,7 @@ def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_pat
         subprocess.run(["umount", "-l", str(flank_home)])
 
 
+@pytest.mark.slow
 def test_a_setup_that_exits_0_without_making_anything_is_named_and_the_task_says_what_is_missing(
     tmp_path: Path,
 ) -> None:

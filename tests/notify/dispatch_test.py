@@ -51,6 +51,7 @@ def test_failure_posts_a_slack_message_with_the_log_tail_masked(capsys) -> None:
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_email_over_starttls_with_login_from_a_project_secret(tmp_path: Path) -> None:
     with smtp_server(tmp_path) as smtp:
         paths = make_project(
@@ -130,6 +131,7 @@ def test_webhook_server_down(capsys) -> None:
     assert f"flank: {line}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_webhook_slow_server_times_out() -> None:
     with http_recorder(hang=True) as slow:
         paths = make_project(settings_toml=webhook_toml(slow.url, timeout=0.5))

@@ -76,6 +76,7 @@ def test_ping_service_down_is_reported_not_raised(capsys) -> None:
     assert line == f"ping /start failed ({refused}); ping /fail failed ({refused})"
 
 
+@pytest.mark.slow
 def test_slow_ping_service_times_out() -> None:
     with http_recorder(hang=True) as slow:
         paths = pinged_project(slow.url + "/ping/uuid", settings_toml="[ping]\ntimeout = 0.5\n")

@@ -225,6 +225,7 @@ def test_masks_agree_with_the_plain_reference_on_overlapping_secrets() -> None:
             assert out + masker.feed(b"", final=True) == expected, (values, data, size)
 
 
+@pytest.mark.slow
 def test_both_launchers_agree_with_the_plain_reference(launcher_argv: list[str], tmp_path: Path) -> None:  # noqa: F811
     launch = Launch(launcher_argv, tmp_path)
     for n, (values, data) in enumerate(RANDOM_CASES[:20]):

@@ -40,6 +40,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_failure_marks_dependents_upstream_failed_and_finishes_independents(tmp_path: Path) -> None:
     deploy(tmp_path, FAILING)
     proc = run_flank("run", "demo", "nightly")
@@ -132,6 +133,7 @@ def test_bad_input_gets_one_clear_message(tmp_path: Path) -> None:
     assert not runs_dir().exists() or not list(runs_dir().glob("[0-9]*"))  # no run was recorded
 
 
+@pytest.mark.slow
 def test_run_is_pinned_to_the_release_current_when_it_started(tmp_path: Path) -> None:
     yml = (
         "persist: [gate]\npipelines:\n  nightly:\n    tasks:\n"
@@ -149,6 +151,7 @@ def test_run_is_pinned_to_the_release_current_when_it_started(tmp_path: Path) ->
     assert record(1)["commit"]["message"] == "first"
 
 
+@pytest.mark.slow
 def test_runner_killed_is_marked_interrupted_by_the_next_look(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -171,6 +174,7 @@ def test_runner_killed_is_marked_interrupted_by_the_next_look(tmp_path: Path) ->
     assert len(history()) == 1
 
 
+@pytest.mark.slow
 def test_runner_killed_but_not_yet_reaped_is_not_running(tmp_path: Path) -> None:
     """A runner started by a long-lived parent (`flank scheduler`, a shell) stays a zombie after
     kill -9 until that parent reaps it: /proc still lists it, but it runs nothing."""
@@ -314,6 +318,7 @@ def test_secrets_reach_tasks_and_never_the_log_record_or_note(tmp_path: Path) ->
     assert "flank nightly #1 failed" in note.stdout and "s3cr3t-value" not in note.stdout
 
 
+@pytest.mark.slow
 def test_after_run_failure_is_reported_and_the_record_kept(tmp_path: Path, flank_home: Path) -> None:
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
     (flank_home / "flank.toml").write_text("site_url = [broken\n")
@@ -326,6 +331,7 @@ def test_after_run_failure_is_reported_and_the_record_kept(tmp_path: Path, flank
     assert history()[0]["status"] == "success"
 
 
+@pytest.mark.slow
 def test_detach_returns_at_once_and_the_run_completes(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -339,6 +345,7 @@ def test_detach_returns_at_once_and_the_run_completes(tmp_path: Path) -> None:
     assert record(1)["status"] == "success"
 
 
+@pytest.mark.slow
 def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp_path: Path) -> None:
     # e.g. `systemctl stop`, or a shutdown: the run ends now, recorded, with nothing left running
     pid_file = tmp_path / "task.pid"

@@ -47,6 +47,7 @@ def test_a_tilde_in_env_reaches_the_task_expanded(tmp_path: Path, implementation
     assert (runs_dir() / "1" / "logs" / "show.log").read_text() == expected()
 
 
+@pytest.mark.slow
 def test_a_makefile_run_by_hand_sees_the_same_environment(tmp_path: Path, flank_home: Path) -> None:
     deploy(tmp_path, FLANK_YML)
     run_dir = tmp_path / "by-hand"

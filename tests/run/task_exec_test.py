@@ -173,6 +173,7 @@ def _tree_pids(cwd: Path) -> list[int]:
     return [int((cwd / f"{name}.pid").read_text()) for name in ("bg", "child", "grandchild")]
 
 
+@pytest.mark.slow
 def test_timeout_kills_the_whole_process_tree(launch: Launch) -> None:
     proc = launch.run(PROCESS_TREE, timeout_s=1.0)
     assert proc.returncode != 0
@@ -185,6 +186,7 @@ def test_timeout_kills_the_whole_process_tree(launch: Launch) -> None:
         wait_for(lambda: process_gone(pid), f"process {pid} to be gone", timeout=10.0)
 
 
+@pytest.mark.slow
 def test_timeout_escalates_to_sigkill(launch: Launch) -> None:
     proc = launch.run("trap '' TERM; echo ready; while :; do sleep 0.05; done", timeout_s=0.3, kill_grace_s=0.3)
     assert proc.returncode != 0
@@ -326,6 +328,7 @@ def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: P
 # --- logs/<task>.log.times: when attempts and lines began ------------------------------
 
 
+@pytest.mark.slow
 def test_times_mark_attempts_and_lines_at_offsets_of_the_stored_log(launch: Launch, tmp_path: Path) -> None:
     counter = tmp_path / "count"
     # the secret changes the log's length: offsets are those of the stored (masked) log
@@ -363,6 +366,7 @@ def test_times_mark_attempts_and_lines_at_offsets_of_the_stored_log(launch: Laun
     assert offsets == sorted(offsets)
 
 
+@pytest.mark.slow
 def test_times_end_a_timed_out_and_a_stopped_attempt(launch: Launch) -> None:
     launch.run("echo started; sleep 30", timeout_s=0.5, task="slow")
     end = launch.times("slow")[-1]
@@ -386,6 +390,7 @@ def test_times_end_a_timed_out_and_a_stopped_attempt(launch: Launch) -> None:
 # --- building the launcher ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_launcher_is_compiled_once_into_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     first = launcher.task_launcher_argv()
@@ -403,6 +408,7 @@ def test_without_a_compiler_the_python_launcher_is_used(monkeypatch: pytest.Monk
     assert launcher.task_launcher_argv() == [sys.executable, "-m", "flank_ops", "_task"]
 
 
+@pytest.mark.slow
 def test_cpu_time_is_recorded_apart_from_wall_time(launch: Launch) -> None:
     # one CPU-bound task, one that only waits: the record tells them apart (the resources report uses it)
     launch.run(f'{sys.executable} -c "x = 0\nfor i in range(3_000_000): x += i"', task="busy")

@@ -156,6 +156,7 @@ def test_foreground_loop_stops_cleanly(flank_home: Path, signum: int) -> None:
     assert err == ""
 
 
+@pytest.mark.slow
 def test_due_schedule_starts_a_real_flank_run(user_crontab, flank_home: Path, tmp_path: Path) -> None:  # noqa: F811
     """End to end: push through the real hooks, then one scheduler tick starts the real runner."""
     run_flank("init", "demo", check=True)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
 from helpers.cli import run_flank
 from helpers.deployed import deploy
 from helpers.repos import commit_all, git
@@ -30,6 +31,7 @@ def page_file(url: str) -> Path:
     return path / "index.html" if url.endswith("/") else path
 
 
+@pytest.mark.slow
 def test_a_project_named_index_with_a_pipeline_named_logs_links_its_real_pages(tmp_path: Path) -> None:
     home = Path(os.environ["FLANK_HOME"])
     with http_recorder() as hook:

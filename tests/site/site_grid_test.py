@@ -92,6 +92,7 @@ def pipeline_page(home: Home) -> Path:
     return home.site_dir / "demo" / "nightly" / "index.html"
 
 
+@pytest.mark.slow
 def test_the_grid_shows_each_task_in_the_last_30_runs_newest_first(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
@@ -128,6 +129,7 @@ def test_the_grid_shows_each_task_in_the_last_30_runs_newest_first(flank_home: P
             assert (page.parent / href).is_file(), href
 
 
+@pytest.mark.slow
 def test_the_grid_reads_only_the_newest_runs(flank_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = Home()
     paths = make_project(home)

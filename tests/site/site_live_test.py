@@ -58,6 +58,7 @@ def test_a_run_has_its_page_at_once_and_it_follows_the_running_task(tmp_path: Pa
     assert "✓ success" in page and 'http-equiv="refresh"' not in page and "Running now" not in page
 
 
+@pytest.mark.slow
 def test_a_killed_run_stops_saying_running_after_the_next_look(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     runner = start_flank("run", "demo", "nightly")
@@ -75,6 +76,7 @@ def test_a_killed_run_stops_saying_running_after_the_next_look(tmp_path: Path) -
     assert 'http-equiv="refresh"' not in home and "! interrupted" in home
 
 
+@pytest.mark.slow
 def test_a_webhook_outage_after_a_real_run_is_on_its_page(tmp_path: Path, flank_home: Path) -> None:
     import socket
 

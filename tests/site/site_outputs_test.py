@@ -106,6 +106,7 @@ def test_a_failed_task_does_not_show_old_files_as_if_it_made_them(flank_home: Pa
     assert os.path.exists(home.site_dir / "demo" / "nightly" / str(failed) / "outputs.html")
 
 
+@pytest.mark.slow
 def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: Path) -> None:
     """issue 19 friction 6: a run page on a phone loaded ~3 MB of full-size plots as "thumbnails"."""
     from PIL import Image

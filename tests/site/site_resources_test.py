@@ -6,11 +6,13 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
 from helpers.deployed import deploy
 
 
+@pytest.mark.slow
 def test_resources_page_shows_peaks_and_the_memory_chart(tmp_path: Path) -> None:
     write_toml()
     deploy(tmp_path, SEED_YML)

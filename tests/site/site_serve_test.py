@@ -52,6 +52,7 @@ def get(port: int, path: str) -> tuple[int, str, bytes]:
     return resp.status, resp.getheader("Content-Type") or "", body
 
 
+@pytest.mark.slow
 def test_pages_css_and_raw_logs_have_the_right_content_types(served_site: int) -> None:
     port = served_site
     status, ctype, body = get(port, "/")
@@ -62,6 +63,7 @@ def test_pages_css_and_raw_logs_have_the_right_content_types(served_site: int) -
     assert status == 200 and ctype == "text/plain; charset=utf-8" and body == b"<script>x</script> \xff\n"
 
 
+@pytest.mark.slow
 def test_no_path_traversal_and_no_directory_listings(served_site: int, flank_home: Path) -> None:
     port = served_site
     (flank_home / "secret.txt").write_text("top secret")
@@ -79,6 +81,7 @@ def test_no_path_traversal_and_no_directory_listings(served_site: int, flank_hom
         assert b"top secret" not in body
 
 
+@pytest.mark.slow
 def test_a_taken_port_gets_one_clear_message(served_site: int) -> None:
     proc = run_flank("serve", "--port", str(served_site))
     assert proc.returncode == 1
@@ -115,6 +118,7 @@ def raise_open_files_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+@pytest.mark.slow
 def test_a_page_still_answers_while_1500_idle_connections_are_open(flank_home: Path) -> None:
     raise_open_files_limit(1700)
     with serving() as port, contextlib.ExitStack() as stack:
@@ -126,6 +130,7 @@ def test_a_page_still_answers_while_1500_idle_connections_are_open(flank_home: P
         assert not any(closed_by_server(s) for s in idle)
 
 
+@pytest.mark.slow
 def test_an_idle_connection_and_a_never_finished_request_are_closed_after_the_timeout(flank_home: Path) -> None:
     with serving("--timeout", "0.5") as port:
         silent = idle_connection(port)
@@ -136,6 +141,7 @@ def test_an_idle_connection_and_a_never_finished_request_are_closed_after_the_ti
         assert get(port, "/")[0] == 200
 
 
+@pytest.mark.slow
 def test_one_client_beyond_its_cap_loses_its_oldest_idle_connections_and_others_keep_theirs(flank_home: Path) -> None:
     with serving("--per-client", "5") as port, contextlib.ExitStack() as stack:
         other = stack.enter_context(idle_connection(port, source="127.0.0.3"))
@@ -154,6 +160,7 @@ def test_one_client_beyond_its_cap_loses_its_oldest_idle_connections_and_others_
         conn.close()
 
 
+@pytest.mark.slow
 def test_keep_alive_head_redirects_and_not_modified(served_site: int) -> None:
     port = served_site
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -206,6 +213,7 @@ def test_ipv6_loopback(flank_home: Path) -> None:
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_the_printed_systemd_unit_serves_the_site(flank_home: Path, tmp_path: Path) -> None:
     make_project(Home())
     port = free_port()

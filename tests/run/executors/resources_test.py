@@ -114,6 +114,7 @@ def test_executor_memory_and_slurm_options_are_validated_with_line_and_column() 
     assert p.tasks["a"].memory_mb == 1536 and config.slurm == {"partition": "big"}
 
 
+@pytest.mark.slow
 def test_the_generated_makefile_sends_remote_and_resource_checked_tasks_through_the_executors_entry(
     tmp_path: Path,
 ) -> None:
