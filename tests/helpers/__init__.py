@@ -7,7 +7,7 @@ real (pushing.py, deployed.py, readable_site.py), records written through flank_
 sample_runs.py, cost_fixtures.py), a real small disk (small_disk.py), the crontab save/restore fixture
 (user_crontab.py), the cancel sweep (cancel_sweep.py, shared with bench/cancel.py).
 
-tests/ is on sys.path (pytest's rootdir conftest), so `helpers` is importable from every test and from a plain
-`pytest tests/x/y_test.py`; nothing in tests/ edits sys.path. conftest.py keeps the fixtures and re-exports
+pytest puts tests/ on the import path (the rootdir conftest), so `helpers` is importable from every test and from a plain
+`pytest tests/x/y_test.py`; no test edits the import path. conftest.py keeps the fixtures and re-exports
 cli/repos/waiting names for tests written before this package.
 """
