@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from helpers.cli import run_flank
-from helpers.deployed import deploy, gate_dir, open_gate, record, runs_dir, start_flank
+from helpers.deployed import CHATTY, deploy, gate_dir, open_gate, record, runs_dir, start_flank
 from helpers.readable_site import traversable_home  # noqa: F401 - fixture
 from helpers.serve import free_port, start_server
 from helpers.site_cdp import CHROMIUM, Browser
 from helpers.waiting import wait_for
 from nginx_test import BASIC, Nginx, nginx  # noqa: F401 - fixture
-from site_live_test import CHATTY
 
 from flank_ops.paths import Home
 

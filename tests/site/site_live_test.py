@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
-from helpers.deployed import deploy, gate_dir, history, open_gate, start_flank, task_status
+from helpers.deployed import CHATTY, deploy, gate_dir, history, open_gate, start_flank, task_status
 from helpers.waiting import wait_for
 
 from flank_ops.paths import Home
 
-# Prints two lines, a third when the test creates `gate/more`, and ends when it creates `gate/open`
-# (bounded, so a failing test leaves nothing behind for long).
-CHATTY = (
-    'echo "loading 12 scripts"; echo "tidyverse attached"; G="$FLANK_PERSIST_GATE"; '
-    'for i in $(seq 600); do [ -e "$G/more" ] && { echo "fitting glm"; rm "$G/more"; }; '
-    '[ -e "$G/open" ] && exit 0; sleep 0.1; done; exit 9'
-)
 YML = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{CHATTY}'\n"
 
 
