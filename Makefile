@@ -49,7 +49,8 @@ test: system-packages-test $(BIN)/flank
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup tests
 
 # The quick check while working: every test not marked slow (pyproject.toml's `slow` marker: Chromium, nginx,
-# sshd, Slurm, moto, R, or more than about 3 s). `make test` still runs everything.
+# sshd, Slurm, moto, R, or more than about a second). `make test` still runs everything. Which new test to mark:
+# .venv/bin/python -m pytest -q -n 2 -m "not slow" --durations=15 tests
 test-fast: system-packages-test $(BIN)/flank
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" tests
 
