@@ -26,7 +26,7 @@ def test_every_test_folder_mirrors_a_package_folder() -> None:
 
 
 def _edits_the_import_path(tree: ast.AST) -> bool:
-    """Code (not text in a string, e.g. a script handed to a child Python) that touches sys.path."""
+    """Code (not text in a string, e.g. a script handed to a child Python) that touches the import path."""
     return any(
         isinstance(node, ast.Attribute)
         and node.attr == "path"
