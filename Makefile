@@ -1,6 +1,7 @@
 # flank_ops — developer entry points.
 #   make demo   push examples/repo into a local FLANK_HOME, run its pipeline, build and serve the site
 #   make test   run the test suite
+#   make test-fast  the tests not marked slow (no browser, servers, cluster or R; under a minute)
 #   make lint   ruff (lint and format check), mypy and the import-graph check (CI runs it before the tests)
 #   make docs   regenerate the reference pages from the code and build the docs site (mkdocs --strict)
 #
@@ -24,7 +25,7 @@ DEMO_PACKAGES := git make python3 python3-venv python3-pip gcc libc6-dev r-base-
 TEST_PACKAGES := $(DEMO_PACKAGES) cron chromium openssl nginx openssh-server openssh-client slurm-wlm munge \
   r-base-dev r-cran-jsonlite r-cran-testthat r-cran-rstudioapi r-cran-askpass
 
-.PHONY: demo test lint venv bench docs clean-demo system-packages-demo system-packages-test
+.PHONY: demo test test-fast lint venv bench docs clean-demo system-packages-demo system-packages-test
 
 $(BIN)/flank: pyproject.toml | system-packages-demo
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,12 @@ lint: $(BIN)/flank
 PYTEST_WORKERS ?= 2
 test: system-packages-test $(BIN)/flank
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup tests
+
+# The quick check while working: every test not marked slow (pyproject.toml's `slow` marker: Chromium, nginx,
+# sshd, Slurm, moto, R, or more than about a second). `make test` still runs everything. Which new test to mark:
+# .venv/bin/python -m pytest -q -n 2 -m "not slow" --durations=15 tests
+test-fast: system-packages-test $(BIN)/flank
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" tests
 
 # Installs what is missing of a package list, or says the one command that would and stops.
 define install_packages

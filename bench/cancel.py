@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from run.cancel_sweep import busy_home, cancel_at, delays  # noqa: E402
+from helpers.cancel_sweep import busy_home, cancel_at, delays  # noqa: E402
 
 
 def sweep(root: Path, projects: int, instants: list[float]) -> tuple[int, float]:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "site")]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from flank_ops.site import dag_layout  # noqa: E402
 from flank_ops.site.svg import DagNode, dag_svg  # noqa: E402
@@ -88,7 +88,7 @@ def bench_layout(sizes: list[int], repeat: int, tmp: Path) -> None:
 
 
 def bench_grid(repeat: int, tmp: Path) -> None:
-    from site_records import make_many_runs, make_project, make_run
+    from helpers.site_records import make_many_runs, make_project, make_run
 
     from flank_ops.paths import Home
     from flank_ops.site.data import PAGE_SIZE, Warnings, pipeline_view

@@ -2,7 +2,7 @@
 
     python bench/poll.py [--tasks 200] [--seconds 30]
 
-On a private one-node Slurm cluster started here (tests/slurm_cluster.py; needs root, slurm-wlm and
+On a private one-node Slurm cluster started here (tests/helpers/slurm_cluster.py; needs root, slurm-wlm and
 munge): TASKS jobs (`sleep 600`) are submitted through flank's SlurmBackend into one run folder; then
 TASKS threads, one per task, wait on their job the way a task's executor loop does (remote.py: polls
 from 0.1 s, growing by 1.25x up to 2 s) for SECONDS. scontrol is wrapped so every call is counted.
@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
+from helpers.slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
 
 from flank_ops.run.executors import remote  # noqa: E402
 from flank_ops.run.executors.base import JobRequest  # noqa: E402

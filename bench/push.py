@@ -14,7 +14,7 @@ under the same load.
 
 With --ssh, both pushes go over ssh to this same machine, as an analyst's pushes
 do: the fixed cost of a push then includes the ssh session, as in real use. Bare
---ssh starts a private sshd on 127.0.0.1 for the bench (tests/sshd.py, the one the
+--ssh starts a private sshd on 127.0.0.1 for the bench (tests/helpers/sshd.py, the one the
 tests use); --ssh USER@HOST:PORT uses an sshd you run.
 
 Everything happens in a temp dir with its own FLANK_HOME. The `schedule:` lines
@@ -179,7 +179,7 @@ def main() -> int:
         make_working_copy(wc, env)
         url = str
         if args.ssh == "private":
-            from sshd import PrivateSshd, sshd_available
+            from helpers.sshd import PrivateSshd, sshd_available
 
             if sshd_available():
                 sys.exit(f"--ssh: {sshd_available()}")

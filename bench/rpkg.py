@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/rpkg.py [--rounds 10]
 
-Through a private sshd on 127.0.0.1 (tests/sshd.py), a real project:
+Through a private sshd on 127.0.0.1 (tests/helpers/sshd.py), a real project:
   - round trip: flank_status() in R vs `ssh vm true` (the baseline, the same ssh, measured in the
     same run), each without and with ssh connection sharing (ControlMaster=auto + ControlPersist):
     the ratio is what flank itself adds on top of ssh.
@@ -64,7 +64,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    from sshd import PrivateSshd, sshd_available
+    from helpers.sshd import PrivateSshd, sshd_available
 
     if sshd_available():
         sys.exit(sshd_available())

@@ -2,7 +2,7 @@
 
     python bench/site.py [--runs 10000] [--repeat 7]
 
-Synthesized records (the real record format, tests/site/site_records.py) in a
+Synthesized records (the real record format, tests/helpers/site_records.py) in a
 temporary FLANK_HOME. Prints figures; asserts nothing. Target: ratio <= 1.5.
 """
 
@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "site")]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from site_records import make_many_runs, make_project, make_run  # noqa: E402
+from helpers.site_records import make_many_runs, make_project, make_run  # noqa: E402
 
 from flank_ops.paths import Home  # noqa: E402
 from flank_ops.site import build  # noqa: E402

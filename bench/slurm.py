@@ -2,7 +2,7 @@
 
     python bench/slurm.py [--tasks 50] [--rounds 1] [--parallel]
 
-On a private one-node Slurm cluster started here (tests/slurm_cluster.py; needs root, slurm-wlm
+On a private one-node Slurm cluster started here (tests/helpers/slurm_cluster.py; needs root, slurm-wlm
 and munge). The contenders, alternated in every round:
 
   sbatch --wait   a shell-free loop: `sbatch --wait --parsable -o DIR/%j.out --wrap true`, one after the other
@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
+from helpers.slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
 
 
 def flank_yml(tasks: int, parallel: bool) -> str:

@@ -102,6 +102,7 @@ def _quickstart() -> str:
     return text[start:end]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed (apt-get install r-base-core)")
 def test_the_quick_start_works_as_written(tmp_path: Path, flank_home: Path) -> None:
     """The README's quick start, run as a reader would (the push goes to a local path instead of over ssh)."""

@@ -14,6 +14,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "flank_ops"
 DISPATCHERS = {"main", "__main__", "reference"}  # the entry points, above everything (reference: `make docs`)
 # Arrows pointing the wrong way that came with the issue 11-14 merges, after this rule: each is one
@@ -84,6 +86,7 @@ def find_loop(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
     return None
 
 
+@pytest.mark.slow
 def test_folders_import_each_other_without_loops() -> None:
     graph = folder_graph()
     for source, target in KNOWN_UPWARD:
@@ -101,12 +104,14 @@ def test_folders_import_each_other_without_loops() -> None:
         )
 
 
+@pytest.mark.slow
 def test_the_known_wrong_arrows_still_exist() -> None:
     # once one is untangled, drop it from KNOWN_UPWARD so it cannot come back
     graph = folder_graph()
     assert [arrow for arrow in sorted(KNOWN_UPWARD) if not graph[arrow[0]].get(arrow[1])] == []
 
 
+@pytest.mark.slow
 def test_the_top_modules_import_no_folder() -> None:
     # errors, fileio, paths, humanize, settings: everyone's foundation, so they depend on no feature
     graph = folder_graph()

@@ -8,10 +8,13 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
 
 from flank_ops.jsonout import SCHEMA
+
+pytestmark = pytest.mark.slow
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "r" / "flank" / "inst" / "schema" / "answers.json"
 

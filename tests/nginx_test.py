@@ -25,11 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from readable_site import project_with_a_run, traversable_home  # noqa: F401 - fixture
-
 from helpers.cli import REPO_ROOT, run_flank
+from helpers.deployed import WAIT_FOR_GATE, deploy, open_gate, record, start_flank
+from helpers.readable_site import project_with_a_run, traversable_home  # noqa: F401 - fixture
 from helpers.waiting import process_gone, wait_for
-from run.deployed import WAIT_FOR_GATE, deploy, open_gate, record, start_flank
+
+pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse"
 BASIC = "Basic " + base64.b64encode(f"ada:{PASSWORD}".encode()).decode()

@@ -10,7 +10,8 @@ import os
 import stat
 from pathlib import Path
 
-from readable_site import other_user, project_with_a_run, read_as, traversable_home  # noqa: F401 - fixtures
+import pytest
+from helpers.readable_site import other_user, project_with_a_run, read_as, traversable_home  # noqa: F401 - fixtures
 
 from flank_ops.exit_codes import ExitCode
 from flank_ops.paths import Home
@@ -54,6 +55,7 @@ def site_files(home: Path) -> list[Path]:
     return files
 
 
+@pytest.mark.slow
 def test_another_user_reads_the_site_but_no_state(traversable_home: Path, other_user: str, tmp_path: Path) -> None:
     home = traversable_home
     bare = project_with_a_run(home, tmp_path)
@@ -72,6 +74,7 @@ def test_another_user_reads_the_site_but_no_state(traversable_home: Path, other_
     assert "extracted-rows" in raw_log.stdout
 
 
+@pytest.mark.slow
 def test_modes_follow_one_rule_whatever_the_users_umask(traversable_home: Path, tmp_path: Path) -> None:
     """Everything outside site/ has no group/other bits; site files are 0644 and its folders 0755.
 

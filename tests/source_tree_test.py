@@ -9,6 +9,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 WANTED = [
     ("site_template", "run.html"),
@@ -48,6 +50,7 @@ def test_templates_and_hooks_resolve_from_a_plain_checkout() -> None:
     assert found == [str(REPO / folder / name) for folder, name in WANTED]
 
 
+@pytest.mark.slow
 def test_the_wheel_carries_them_inside_the_package_and_flank_finds_them_there(tmp_path: Path) -> None:
     subprocess.run(
         [

@@ -6,9 +6,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
+from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
 from helpers.waiting import process_gone, wait_for
-from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
 
 
 def _pids(path: Path) -> list[int]:
@@ -16,6 +17,7 @@ def _pids(path: Path) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_task_tree_and_records_cancelled(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     # the task starts a child that ignores SIGTERM: the grace period ends with SIGKILL
@@ -53,6 +55,7 @@ def test_cancel_stops_the_task_tree_and_records_cancelled(tmp_path: Path) -> Non
     assert "cancelled" in status.stdout
 
 
+@pytest.mark.slow
 def test_nothing_to_cancel_exits_3_with_one_line(tmp_path: Path) -> None:
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      a: 'true'\n")
     never = run_flank("cancel", "demo", "nightly")
@@ -78,6 +81,7 @@ def test_nothing_to_cancel_exits_3_with_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_queued_trigger_is_not_affected_and_can_be_cancelled_by_id(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: queue\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -115,8 +119,8 @@ def test_queued_trigger_is_not_affected_and_can_be_cancelled_by_id(tmp_path: Pat
 
 def test_cancel_is_not_a_failure_for_notifications(tmp_path: Path) -> None:
     from flank_ops.notify.dispatch import outcome_of
-    from flank_ops.run.records import RunRecord, RunStatus
     from flank_ops.paths import Home
+    from flank_ops.run.records import RunRecord, RunStatus
 
     assert (
         outcome_of(
@@ -127,6 +131,7 @@ def test_cancel_is_not_a_failure_for_notifications(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_cancel_of_a_crafted_running_record_says_no_runner_has_it(tmp_path: Path) -> None:
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      a: 'true'\n")
     run_flank("run", "demo", "nightly", check=True)

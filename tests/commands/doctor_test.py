@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "schedule"))  # the crontab save/restore fixture
-
-from sample_runs import make_project  # noqa: E402
-from user_crontab import user_crontab  # noqa: E402, F401 - fixture
-from servers import http_recorder, refused_port, s3_server, smtp_server  # noqa: E402
-
-from helpers.cli import run_flank  # noqa: E402
+import pytest
+from helpers.cli import run_flank
+from helpers.sample_runs import make_project
+from helpers.servers import http_recorder, refused_port, s3_server, smtp_server
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 
 
 def lines_of(proc, prefix: str) -> list[str]:
     return [line for line in proc.stdout.splitlines() if line.startswith(prefix)]
 
 
+@pytest.mark.slow
 def test_healthy_vm(flank_home, monkeypatch, tmp_path) -> None:
     server = s3_server()
     for k, v in server.env().items():
@@ -61,6 +58,7 @@ def test_healthy_vm(flank_home, monkeypatch, tmp_path) -> None:
     assert server.objects(bucket) == {}  # the probe object was deleted
 
 
+@pytest.mark.slow
 def test_broken_integrations_say_what_to_fix(flank_home, monkeypatch, tmp_path) -> None:
     server = s3_server()
     for k, v in server.env().items():
@@ -96,6 +94,7 @@ def test_broken_integrations_say_what_to_fix(flank_home, monkeypatch, tmp_path) 
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_send_test_posts_and_mails(flank_home, tmp_path) -> None:
     with smtp_server(tmp_path) as smtp, http_recorder() as hook:
         make_project(
@@ -135,6 +134,7 @@ def test_cron_checks(flank_home) -> None:
     assert proc.returncode == 1
 
 
+@pytest.mark.slow
 def test_missing_flank_home(flank_home) -> None:
     proc = run_flank("doctor", "--no-cron")
     assert f"FAIL  FLANK_HOME: {flank_home} does not exist" in proc.stdout
@@ -151,6 +151,7 @@ def test_bad_settings_are_a_fail_line(flank_home) -> None:
     assert proc.returncode == 1
 
 
+@pytest.mark.slow
 def test_crontab_blocks_of_deleted_homes_and_projects_are_listed_and_removed(
     user_crontab, flank_home, tmp_path
 ) -> None:
@@ -186,6 +187,7 @@ def test_crontab_blocks_of_deleted_homes_and_projects_are_listed_and_removed(
     assert run_flank("doctor", "--fix-crontab").stdout.startswith("no crontab blocks to remove\n")
 
 
+@pytest.mark.slow
 def test_state_readable_by_other_users_is_a_fail_with_the_chmod_that_fixes_it(flank_home) -> None:
     import os
     import subprocess
@@ -215,6 +217,7 @@ def test_crontab_off_by_flank_toml_is_not_a_failure(flank_home) -> None:
     assert "off by flank.toml ([schedule] install_crontab = false): run `flank scheduler`" in block
 
 
+@pytest.mark.slow
 def test_a_misspelt_flank_toml_key_is_named_with_the_likely_one(flank_home) -> None:
     make_project(settings_toml="[s3]\nbucket = 'b'\nprefx = 'x'\n[projects.demo.cost]\nregoin = 'eu-west-2'\n")
     proc = run_flank("doctor", "--no-cron")

@@ -38,6 +38,7 @@ def test_a_hint_never_names_this_machine_localhost(monkeypatch) -> None:
     assert address.vm_address({}, "ada").host == "vm3.example.org"
 
 
+@pytest.mark.slow
 def test_init_creates_the_repo_hooks_and_folders_and_prints_the_next_steps(flank_home: Path) -> None:
     proc = run_flank("init", "myproj", env={"SSH_CONNECTION": ""})  # not logged in over ssh: the machine's name
 
@@ -70,6 +71,7 @@ def test_init_branch_sets_the_deploy_branch(flank_home: Path) -> None:
     assert "git push flank deploy" in proc.stdout
 
 
+@pytest.mark.slow
 def test_running_init_again_repairs_the_hooks_and_touches_nothing_else(flank_home: Path) -> None:
     run_flank("init", "p", check=True)
     bare = flank_home / "p.git"
@@ -90,6 +92,7 @@ def test_running_init_again_repairs_the_hooks_and_touches_nothing_else(flank_hom
     assert git_config(bare, "user.custom") == "kept"
 
 
+@pytest.mark.slow
 def test_rerun_with_another_branch_says_how_to_change_it(flank_home: Path) -> None:
     run_flank("init", "p", check=True)
     proc = run_flank("init", "p", "--branch", "prod")
@@ -98,6 +101,7 @@ def test_rerun_with_another_branch_says_how_to_change_it(flank_home: Path) -> No
     assert "symbolic-ref HEAD refs/heads/prod" in proc.stderr
 
 
+@pytest.mark.slow
 def test_bad_names_are_refused_and_nothing_is_created(flank_home: Path) -> None:
     for name in ("bad name", "_x", "../up", "site", "a.git", "é"):
         proc = run_flank("init", name)
@@ -134,6 +138,7 @@ def test_missing_git_is_one_clear_message(flank_home: Path, tmp_path: Path) -> N
     assert shutil.which("git")  # the rest of the suite still has it
 
 
+@pytest.mark.slow
 def test_init_says_how_to_see_the_site_and_how_to_keep_it_served(flank_home: Path) -> None:
     proc = run_flank("init", "p", env={"SSH_CONNECTION": ""})
     assert proc.returncode == 0, proc.stderr
@@ -146,6 +151,7 @@ def test_init_says_how_to_see_the_site_and_how_to_keep_it_served(flank_home: Pat
     assert "flank remote status" in out
 
 
+@pytest.mark.slow
 def test_init_records_the_absolute_command_of_this_flank_for_ssh_commands(flank_home: Path) -> None:
     run_flank("init", "p", check=True)
     command = shlex.split(git_config(flank_home / "p.git", "flank.command"))
@@ -159,6 +165,7 @@ def test_init_records_the_absolute_command_of_this_flank_for_ssh_commands(flank_
     assert shlex.split(git_config(flank_home / "p.git", "flank.command")) == command
 
 
+@pytest.mark.slow
 def test_init_says_how_to_make_ssh_commands_find_flank_and_is_quiet_once_they_do(
     flank_home: Path, tmp_path: Path
 ) -> None:
@@ -201,6 +208,7 @@ def test_init_says_how_to_make_ssh_commands_find_flank_and_is_quiet_once_they_do
     assert f"sudo ln -sf {flank_command()[0]} /usr/local/bin/flank" in proc.stdout
 
 
+@pytest.mark.slow
 def test_connection_hints_use_the_address_the_user_connected_with_or_flank_toml(flank_home: Path) -> None:
     """Issue 19 bug 9: the ssh:// URL and the tunnel carry the host and port of the user's ssh session
     (SSH_CONNECTION), and flank.toml's [ssh] overrides both."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from run.deployed import deploy
+from helpers.deployed import deploy
 
 YML = """\
 pipelines:
@@ -18,6 +19,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_logs_of_the_last_run_and_of_one_task(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     assert run_flank("run", "demo", "nightly").returncode == 1
@@ -110,9 +112,10 @@ pipelines:
 HOLD_SH = "echo first line\n{wait}\necho second line\n"
 
 
+@pytest.mark.slow
 def test_follow_prints_a_running_tasks_output_as_it_comes_and_its_end(tmp_path: Path) -> None:
+    from helpers.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
     from helpers.waiting import wait_for
-    from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
     deploy(
         tmp_path,
@@ -144,12 +147,13 @@ def test_follow_prints_a_running_tasks_output_as_it_comes_and_its_end(tmp_path: 
     assert "flank: nightly #1 failed" in whole.stderr
 
 
+@pytest.mark.slow
 def test_follow_ends_when_the_runner_dies(tmp_path: Path) -> None:
     import os
     import signal
 
+    from helpers.deployed import WAIT_FOR_GATE, open_gate, record, start_flank, task_status
     from helpers.waiting import wait_for
-    from run.deployed import WAIT_FOR_GATE, open_gate, record, start_flank, task_status
 
     deploy(
         tmp_path,
@@ -172,6 +176,7 @@ def test_follow_ends_when_the_runner_dies(tmp_path: Path) -> None:
     assert record(1)["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_follow_of_a_finished_task_prints_it_and_its_status(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     run_flank("run", "demo", "nightly")
@@ -182,6 +187,7 @@ def test_follow_of_a_finished_task_prints_it_and_its_status(tmp_path: Path) -> N
     assert run_flank("logs", "demo", "nightly", "modle", "--follow").returncode == 1
 
 
+@pytest.mark.slow
 def test_follow_reports_a_task_ended_by_its_launcher_before_run_json_says_so(flank_home: Path) -> None:
     """Issue 28 item 4: the launcher's result (tasks/<task>.json) is written a moment before the runner
     merges it into run.json. A follow caught in between must print the task's real end, not `running`.

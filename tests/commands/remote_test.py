@@ -16,7 +16,7 @@ from typing import NamedTuple
 import pytest
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
-from sshd import PrivateSshd, sshd_available
+from helpers.sshd import PrivateSshd, sshd_available
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
@@ -86,6 +86,7 @@ def laptop(tmp_path: Path, flank_home: Path) -> Iterator[Laptop]:
         yield Laptop(wc, env, log, sshd)
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_remote_status_run_and_logs_run_the_vms_flank_over_ssh(laptop: Laptop) -> None:
     proc = laptop.flank("remote", "status")
@@ -105,6 +106,7 @@ def test_remote_status_run_and_logs_run_the_vms_flank_over_ssh(laptop: Laptop) -
     assert len(argvs) >= 4 and all(["-p", str(laptop.sshd.port)] == a[a.index("-p") : a.index("-p") + 2] for a in argvs)
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_the_remote_exit_code_and_message_come_back(laptop: Laptop) -> None:
     here = run_flank("logs", "demo", "nosuch")  # the same command, run on the VM itself
@@ -120,6 +122,7 @@ def test_the_remote_exit_code_and_message_come_back(laptop: Laptop) -> None:
     assert proc.returncode == 1 and "pipeline 'nightly' has no schedule: there is nothing to backfill" in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_arguments_reach_the_vm_as_words_never_as_shell_code(laptop: Laptop, tmp_path: Path) -> None:
     mark = tmp_path / "pwned"
@@ -129,6 +132,7 @@ def test_arguments_reach_the_vm_as_words_never_as_shell_code(laptop: Laptop, tmp
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_secrets_set_sends_the_value_on_stdin_never_on_a_command_line(laptop: Laptop, flank_home: Path) -> None:
     value = "s3cr3t-'$(id)-VALUE"
@@ -148,6 +152,7 @@ def test_secrets_set_sends_the_value_on_stdin_never_on_a_command_line(laptop: La
     assert listed.returncode == 0 and listed.stdout.split() == ["API_TOKEN"]
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_another_git_remote_with_scp_syntax(laptop: Laptop, tmp_path: Path, flank_home: Path) -> None:
     config = tmp_path / "ssh_config"
@@ -210,6 +215,7 @@ def test_parse_remote_url_refuses_what_is_not_an_ssh_project_repo(url: str) -> N
         parse_remote_url(url)
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_a_vm_flank_that_moved_gets_a_message_saying_how_to_repair_it(laptop: Laptop, flank_home: Path) -> None:
     git(
@@ -227,6 +233,7 @@ def test_a_vm_flank_that_moved_gets_a_message_saying_how_to_repair_it(laptop: La
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_remote_cancel_and_follow_reach_the_vms_commands(laptop: Laptop) -> None:
     # nothing is running: the VM's `flank cancel` says so and exits 3, and that comes back as is
@@ -241,6 +248,7 @@ def test_remote_cancel_and_follow_reach_the_vms_commands(laptop: Laptop) -> None
     assert "extracted rows" in proc.stdout and "flank: extract success" in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_hints_printed_through_remote_work_on_the_laptop_as_printed(laptop: Laptop) -> None:
     """Issue 19 bug 2: `flank remote run --detach` says how to follow the run from the laptop, and that
@@ -254,6 +262,7 @@ def test_hints_printed_through_remote_work_on_the_laptop_as_printed(laptop: Lapt
     assert "flank: nightly #1 success" in followed.stderr
 
 
+@pytest.mark.slow
 def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: Path) -> None:
     """Issue 19 bug 2: on the laptop, `flank logs prostate …` must not offer `flank init prostate`."""
     wc = make_repo(tmp_path / "wc", {"flank.yml": FLANK_YML})
@@ -272,6 +281,7 @@ def test_a_vm_command_typed_in_a_laptop_clone_points_at_flank_remote(tmp_path: P
         assert "flank init" not in proc.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop) -> None:
     """Issue 19 friction 3: `flank remote plan`, `report`, `doctor`, `cost plan`; `run --force`, `--force-task`."""
@@ -294,6 +304,7 @@ def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop
         assert proc.stdout.strip() or proc.stderr.strip()
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_a_push_over_ssh_says_how_to_tunnel_to_the_site_with_the_port_it_came_in_on(laptop: Laptop) -> None:
     """Issue 19 bug 9: the tunnel hint names the host and port this push reached the VM by (here a

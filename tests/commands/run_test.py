@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.repos import make_repo
 
@@ -19,6 +20,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_local_run_in_a_working_copy(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "myproj", {"flank.yml": YML, "R/.keep": ""})
     proc = run_flank("run", "--local", "nightly", cwd=repo / "R")  # from a subfolder, like RStudio's terminal
@@ -43,10 +45,11 @@ def test_local_without_flank_yml_and_wrong_arguments(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "usage: flank run PROJECT PIPELINE" in proc.stderr
 
 
+@pytest.mark.slow
 def test_if_due_runs_only_when_the_schedule_is_due(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
-    from run.deployed import deploy, history
+    from helpers.deployed import deploy, history
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    timezone: UTC\n    tasks:\n      only: echo hi\n")
     not_now = f"{(datetime.now(timezone.utc).minute + 30) % 60} * * * *"
@@ -64,10 +67,11 @@ TASK_CLOCK = (
 )
 
 
+@pytest.mark.slow
 def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tmp_path: Path) -> None:
     import re
 
-    from run.deployed import deploy, record, runs_dir
+    from helpers.deployed import deploy, record, runs_dir
 
     deploy(tmp_path, TASK_CLOCK)
 
@@ -91,9 +95,10 @@ def test_tasks_get_the_pipelines_tz_and_the_minute_a_scheduled_run_stands_for(tm
     assert proc.returncode == 1 and "--scheduled-at goes with --trigger schedule" in proc.stderr
 
 
+@pytest.mark.slow
 def test_flank_scheduler_passes_the_due_minute_to_the_run(tmp_path: Path) -> None:
+    from helpers.deployed import deploy, record, runs_dir
     from helpers.waiting import wait_for
-    from run.deployed import deploy, record, runs_dir
 
     # deployed by a real push; no crontab: the scheduler is the clock here
     deploy(tmp_path, TASK_CLOCK.replace("    tasks:", "    schedule: '0 2 * * *'\n    tasks:"))
@@ -109,10 +114,11 @@ def test_flank_scheduler_passes_the_due_minute_to_the_run(tmp_path: Path) -> Non
     assert (runs_dir() / "1" / "logs" / "clock.log").read_text() == "TZ=America/New_York AT=2026-07-01T02:00:00-04:00\n"
 
 
+@pytest.mark.slow
 def test_logs_show_the_runs_times_in_the_pipelines_zone(tmp_path: Path) -> None:
     import re
 
-    from run.deployed import deploy
+    from helpers.deployed import deploy
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    timezone: Asia/Tokyo\n    tasks:\n      only: exit 3\n")
     assert run_flank("run", "demo", "nightly").returncode == 1
@@ -132,14 +138,16 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_a_local_run_runs_setup_when_its_key_changes_like_a_push_would(tmp_path: Path) -> None:
     """issue 28 item 9: `flank run --local` (and so `flank watch`) runs setup: in the working copy,
     cached by the VM's key in .flank/; a failure says what failed and what to run."""
+    from helpers.repos import git
+
     from flank_ops.config.load import load_config_file
     from flank_ops.deploy.setup import compute_key, local_key
     from flank_ops.git.deploy_log import release_setup_build
     from flank_ops.paths import ProjectPaths
-    from helpers.repos import git
 
     repo = make_repo(tmp_path / "myproj", {"flank.yml": SETUP_YML, "deps.txt": "v1\n"})
 
@@ -184,11 +192,12 @@ raise KeyError("['Categry'] not in index")
 """
 
 
+@pytest.mark.slow
 def test_a_failed_run_prints_the_tasks_last_lines_and_hints_that_work_where_they_are_printed(tmp_path: Path) -> None:
     """Issue 28 item 6: the terminal says why a task failed (its last lines, secrets masked), and issue 19
     bug 2: through `flank remote` (FLANK_REMOTE set by the laptop's ssh command) every hint is a
     `flank remote …` command, and the tasks never see that variable."""
-    from run.deployed import deploy
+    from helpers.deployed import deploy
 
     deploy(
         tmp_path,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
+
+pytestmark = pytest.mark.slow
 
 
 def test_set_list_unset(flank_home: Path) -> None:

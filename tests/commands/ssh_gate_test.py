@@ -12,12 +12,12 @@ from typing import NamedTuple
 import pytest
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
-from sshd import PrivateSshd, sshd_available
+from helpers.sshd import PrivateSshd, sshd_available
 
 SECRET = "gated-s3cr3t"
 FLANK_YML = "pipelines:\n  nightly:\n    tasks:\n      extract: echo extracted rows\n"
 
-pytestmark = pytest.mark.skipif(bool(sshd_available()), reason=sshd_available() or "")
+pytestmark = [pytest.mark.skipif(bool(sshd_available()), reason=sshd_available() or ""), pytest.mark.slow]
 
 
 class Gated(NamedTuple):

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-
-from servers import http_recorder, refused_port  # noqa: E402
-
-from helpers.cli import run_flank  # noqa: E402
-from run.deployed import deploy  # noqa: E402
+import pytest
+from helpers.cli import run_flank
+from helpers.deployed import deploy
+from helpers.servers import http_recorder, refused_port
 
 
+@pytest.mark.slow
 def test_outages_of_the_last_run_are_warnings_in_status(tmp_path: Path) -> None:
     with http_recorder(status=500) as hooks, refused_port() as s3_port, refused_port() as ping_port:
         deploy(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from run.deployed import deploy
+from helpers.deployed import deploy
+
+pytestmark = pytest.mark.slow
 
 YML = """\
 pipelines:
@@ -43,8 +46,8 @@ def test_status_table_shows_last_runs(tmp_path: Path) -> None:
 
 
 def test_a_running_run_is_shown_before_the_triggers_skipped_behind_it(tmp_path: Path) -> None:
+    from helpers.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
     from helpers.waiting import wait_for
-    from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
     deploy(
         tmp_path,
@@ -143,8 +146,8 @@ def test_a_rerun_that_fixes_the_failures_completes_its_run(tmp_path: Path) -> No
     `flank status`, on the site's card and in the git note (as GitHub Actions' "re-run failed jobs")."""
     import re
 
+    from helpers.deployed import open_gate
     from helpers.repos import git
-    from run.deployed import open_gate
 
     clone = deploy(
         tmp_path,

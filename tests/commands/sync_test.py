@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
+import pytest
+from helpers.cli import run_flank
+from helpers.sample_runs import finished_run, make_project, site_file
+from helpers.servers import refused_port, s3_server
 
-from sample_runs import finished_run, make_project, site_file  # noqa: E402
-from servers import refused_port, s3_server  # noqa: E402
-
-from helpers.cli import run_flank  # noqa: E402
-from flank_ops.storage import pending, uploads  # noqa: E402
+from flank_ops.storage import pending, uploads
 
 
 def s3_toml(endpoint: str, bucket: str) -> str:
     return f'[s3]\nbucket = "{bucket}"\nendpoint_url = "{endpoint}"\ntimeout = 1\n'
 
 
+@pytest.mark.slow
 def test_sync_uploads_what_an_outage_left_pending(flank_home, monkeypatch) -> None:
     server = s3_server()
     for k, v in server.env().items():
@@ -55,6 +53,7 @@ def test_sync_uploads_what_an_outage_left_pending(flank_home, monkeypatch) -> No
     assert again.stdout.splitlines() == ["demo: nothing pending", f"s3://{bucket}/site/ site: up to date"]
 
 
+@pytest.mark.slow
 def test_sync_all_uploads_every_finished_run(flank_home, monkeypatch) -> None:
     server = s3_server()
     for k, v in server.env().items():

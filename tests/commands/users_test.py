@@ -6,6 +6,7 @@ import json
 import os
 import stat
 
+import pytest
 from helpers.cli import run_flank
 
 from flank_ops.paths import Home
@@ -16,6 +17,7 @@ def _users() -> dict:
     return json.loads(Home().users_file.read_text())["users"]
 
 
+@pytest.mark.slow
 def test_add_list_passwd_remove() -> None:
     run_flank("init", "demo", check=True)
     added = run_flank("users", "add", "ada", "--project", "demo", input="correct horse\n", check=True)
@@ -44,6 +46,7 @@ def test_add_list_passwd_remove() -> None:
     assert "ada" not in _users()
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_changes_nothing() -> None:
     run_flank("init", "demo", check=True)
     cases = [

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO_ROOT, process_gone, wait_for
+
+pytestmark = pytest.mark.slow
 
 FLANK_YML = """\
 pipelines:

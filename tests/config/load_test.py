@@ -759,6 +759,7 @@ def test_alias_bomb_is_cheap() -> None:
     assert config.pipelines["p"].tasks["x39"].run == "echo"
 
 
+@pytest.mark.slow
 def test_deeply_nested_input_is_an_error_not_a_crash() -> None:
     assert len(errors_of("pipelines: " + "[" * 20000 + "]" * 20000 + "\n")) == 1
 
@@ -821,6 +822,7 @@ def test_columns_count_characters_not_bytes() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_long_chain_of_needs_is_fine_and_its_cycle_is_named() -> None:
     # Each task needs the next: a depth-first search must not hit the recursion limit.
     chain = "".join(f"t{i}: {{run: x, needs: [t{i + 1}]}}\n" for i in range(3000))

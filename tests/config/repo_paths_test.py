@@ -1,7 +1,7 @@
 """dir: and persist: resolved through a repo's files the way the kernel follows symlinks.
 
 The trees here are plain dicts; the push and `flank validate` feed the same rules from git
-(tests/git/hooks_test.py drives those end to end).
+(tests/deploy/hooks_test.py drives those end to end).
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
+from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
+from helpers.deployed import deploy, push
 from helpers.waiting import wait_for
-from cost.fixtures import SEED_YML, write_runs, write_toml
-from run.deployed import deploy, push
 
 NOW = "2026-11-26T12:00:00+00:00"
 ROLE = "arn:aws:iam::123456789012:role/flank-resize"
@@ -31,7 +31,7 @@ def moto_url() -> str:
     """One moto server per test process (no auth: these tests are about the calls, not IAM)."""
     global _server
     if _server is None:
-        from storage.servers import start_moto_server
+        from helpers.servers import start_moto_server
 
         _server = start_moto_server()
     return _server
@@ -121,6 +121,7 @@ def _expect_resize(stub, instance: str, execution: str, to: str = "r6a.large") -
     )
 
 
+@pytest.mark.slow
 def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: Path, aws: dict) -> None:
     write_toml()
     clone = deploy(tmp_path, SEED_YML)
@@ -172,6 +173,7 @@ def test_apply_creates_grow_schedules_then_updates_and_removes_stale(tmp_path: P
     assert [g["Name"] for g in aws["scheduler"].list_schedule_groups()["ScheduleGroups"]] == ["default"]
 
 
+@pytest.mark.slow
 def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     write_toml()
     deploy(tmp_path, SEED_YML)
@@ -200,6 +202,7 @@ def test_bad_settings_change_nothing(tmp_path: Path, aws: dict, monkeypatch: pyt
     assert _schedules(aws) == {}
 
 
+@pytest.mark.slow
 def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(
     tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,6 +247,7 @@ def test_shrink_now_waits_for_runs_and_a_starting_run_cancels_it(
     assert shrink.cancel_pending(home, cost) is None
 
 
+@pytest.mark.slow
 def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(
     tmp_path: Path, aws: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,13 +271,15 @@ def test_the_run_that_ends_a_window_shrinks_unless_another_is_due(
     assert said.startswith(f"shrinking {aws['instance']} from r6a.8xlarge to r6a.large")
 
 
+@pytest.mark.slow
 def test_a_run_holds_the_busy_lock_and_cancels_a_shrink_started_just_before(tmp_path: Path, aws: dict) -> None:
     """The race, closed from the run's side: a run that starts while a shrink is pending cancels it
     (moto cannot stop an automation; the cancel call is the runner's, over real HTTP to moto,
     whose 'not implemented' answer the run reports in its output without failing)."""
+    from helpers.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
+
     from flank_ops.cost import shrink
     from flank_ops.paths import Home
-    from run.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
     write_toml()
     deploy(tmp_path, f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
@@ -315,6 +321,7 @@ def datetime_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+@pytest.mark.slow
 def test_plan_asks_ec2_for_todays_type_when_current_type_is_not_set(tmp_path: Path, aws: dict) -> None:
     """issue 19 bug 6: [cost] instance_id is set, current_type is not: the plan compares with the instance's
     real type (moto's EC2 says r6a.8xlarge), as its settings promise."""

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
-from cost.fixtures import SEED_YML, write_runs, write_toml
-from run.deployed import deploy
+from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
+from helpers.deployed import deploy
 
 from flank_ops.paths import Home
 
@@ -121,6 +121,7 @@ def _fetch_with_stubbed_api(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_fetched_prices_are_cached_with_their_date_and_used_by_the_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -156,6 +157,7 @@ def test_fetched_prices_are_cached_with_their_date_and_used_by_the_plan(
     assert "demo/nightly: r7g.8xlarge" in run_flank("cost", "plan", "--now", NOW, check=True).stdout
 
 
+@pytest.mark.slow
 def test_the_shipped_table_is_the_offline_fallback_and_says_so(tmp_path: Path) -> None:
     write_toml()
     deploy(tmp_path, SEED_YML)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from cost.fixtures import SEED_YML, write_runs, write_toml
-from run.deployed import deploy, push
+from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
+from helpers.deployed import deploy, push
 
 from flank_ops.cost.resources import memory_steps
 
@@ -23,6 +24,7 @@ def test_run_peak_is_the_largest_sum_of_tasks_running_together() -> None:
     assert memory_steps([])[0] == 0
 
 
+@pytest.mark.slow
 def test_report_shows_run_peak_task_peaks_and_the_vm(tmp_path: Path) -> None:
     write_toml()
     deploy(tmp_path, SEED_YML)
@@ -38,6 +40,7 @@ def test_report_shows_run_peak_task_peaks_and_the_vm(tmp_path: Path) -> None:
     assert len(chart) == 48 and chart.count("█") >= 30  # the two models together most of the run
 
 
+@pytest.mark.slow
 def test_seed_case_figures_are_reproduced(tmp_path: Path) -> None:
     """256 GB 24/7 costs about $1,320 a month; shrinking outside the window about $247."""
     write_toml()
@@ -54,6 +57,7 @@ def test_seed_case_figures_are_reproduced(tmp_path: Path) -> None:
     assert "cron(45 1 * * ? *)" in out and "Europe/London" in out  # 15 min before 02:00 London
 
 
+@pytest.mark.slow
 def test_cost_settings_errors_are_one_clear_line(tmp_path: Path) -> None:
     write_toml()
     deploy(tmp_path, SEED_YML)
@@ -72,6 +76,7 @@ def test_cost_settings_errors_are_one_clear_line(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_windows_that_touch_merge_and_size_for_runs_that_overlap(tmp_path: Path) -> None:
     """nightly runs 02:00-04:45 at 200 GB. A 20 GB report at 05:00 opens its window (04:45) before
     nightly's closes (04:55, the resize margin): one window, and as the runs never overlap it
@@ -114,6 +119,7 @@ def _add_run(runs: Path, like: int, run_id: int, *, seconds: float, status: str 
     (runs / "last_id").write_text(f"{run_id}\n")
 
 
+@pytest.mark.slow
 def test_up_to_date_partial_and_skipped_runs_are_not_typical(tmp_path: Path) -> None:
     """issue 19 bug 6: an incremental run of 8 s is not what a full run takes, for the report, the page or the plan."""
     write_toml('[cost]\nfamilies = ["r6a"]\n')
@@ -141,6 +147,7 @@ def test_up_to_date_partial_and_skipped_runs_are_not_typical(tmp_path: Path) -> 
     assert re.search(r"Memory in use over <a [^>]*>nightly #30</a>", page), page
 
 
+@pytest.mark.slow
 def test_without_full_runs_the_longest_recent_run_is_typical_and_says_so(tmp_path: Path) -> None:
     write_toml('[cost]\nfamilies = ["r6a"]\n')
     deploy(tmp_path, SEED_YML)

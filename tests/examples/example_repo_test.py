@@ -24,6 +24,7 @@ def test_example_flank_yml_is_valid() -> None:
     assert "OK — 1 pipeline, 5 tasks" in proc.stdout
 
 
+@pytest.mark.slow
 @needs_r
 def test_example_project_deploys_runs_and_shows_on_the_site(tmp_path: Path, flank_home: Path) -> None:
     flank_home.mkdir(parents=True)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers.cli import REPO_ROOT, run_flank
+from helpers.deployed import deploy
 from helpers.repos import git
+
 from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
 from flank_ops.run.records import RunRecord
 from flank_ops.site.layout import run_url
-from run.deployed import deploy
 
 RECORD = RunRecord.from_json(
     {
@@ -54,6 +56,7 @@ def test_durations_read_like_a_clock() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_writers_lose_no_line_and_a_clone_sees_them(tmp_path: Path, flank_home: Path) -> None:
     clone = deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
     sha = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
@@ -88,6 +91,7 @@ def test_twenty_concurrent_writers_lose_no_line_and_a_clone_sees_them(tmp_path: 
     assert "Notes (flank):" in log and "flank nightly #7 success" in log
 
 
+@pytest.mark.slow
 def test_a_real_run_appends_its_line_to_the_deployed_commit(tmp_path: Path, flank_home: Path) -> None:
     (flank_home).mkdir(exist_ok=True)
     (flank_home / "flank.toml").write_text('site_url = "http://vm.example:8083"\n')
@@ -129,6 +133,7 @@ def test_fold_keeps_the_newest_three_runs_per_pipeline_and_counts_the_rest() -> 
     assert again.splitlines()[-1] == run_line("nightly", 9, "cancelled")
 
 
+@pytest.mark.slow
 def test_a_year_of_runs_leaves_a_short_note_and_every_run_record(tmp_path: Path, flank_home: Path) -> None:
     # Real git notes written by real processes at once (the notes lock serializes them), then real runs.
     flank_home.mkdir(exist_ok=True)
@@ -201,6 +206,7 @@ def test_a_cancelled_run_counts_its_cancelled_tasks_instead_of_listing_them() ->
     assert summarize(_record(status="cancelled", tasks=two)) == "0/2 ok; a cancelled; b cancelled"
 
 
+@pytest.mark.slow
 def test_pruned_runs_lines_link_the_pipeline_page_not_a_404(tmp_path: Path, flank_home: Path) -> None:
     flank_home.mkdir(exist_ok=True)
     (flank_home / "flank.toml").write_text('site_url = "http://vm.example:8083"\n')
@@ -222,6 +228,7 @@ def test_pruned_runs_lines_link_the_pipeline_page_not_a_404(tmp_path: Path, flan
     assert folded[0] == "flank nightly … and 2 earlier runs: 2 ok — http://vm.example:8083/demo/nightly/"
 
 
+@pytest.mark.slow
 def test_a_note_is_in_the_same_zone_as_the_run_page(tmp_path: Path, flank_home: Path) -> None:
     """issue 19 bug 5: a project whose pipelines' zones differ shows every page in the VM's zone; its notes too."""
     clone = deploy(

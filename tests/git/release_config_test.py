@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helpers.cli import run_flank
 from helpers.repos import commit_all, git, make_repo
-from pushing import SIMPLE_FLANK_YML, head, new_project, push
+from helpers.pushing import SIMPLE_FLANK_YML, head, new_project, push
 
 from flank_ops.config.load import load_config
 from flank_ops.git.release_config import load_release_config

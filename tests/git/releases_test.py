@@ -7,7 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from pushing import flank_lines, head, new_project, push
+import pytest
+from helpers.pushing import flank_lines, head, new_project, push
 
 from flank_ops.paths import Home
 from flank_ops.run.records import RunRecord, runner_identity, write_record
@@ -24,6 +25,7 @@ def old_release(project_dir: Path, sha: str, age_s: float) -> Path:
     return release
 
 
+@pytest.mark.slow
 def test_deploy_keeps_the_last_five_and_releases_in_use_and_never_the_data(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     data = project.dir / "persist" / "data"
@@ -62,6 +64,7 @@ def test_deploy_keeps_the_last_five_and_releases_in_use_and_never_the_data(tmp_p
     assert flank_lines(proc)[1].startswith("flank: deployed")
 
 
+@pytest.mark.slow
 def test_leftovers_of_a_crashed_deploy_are_cleaned(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     stray = project.dir / "releases" / ".tmp-0123456789ab-crashed"

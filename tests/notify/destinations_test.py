@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
 
@@ -23,6 +24,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_notify_with_nowhere_to_send_is_said_at_push_in_validate_doctor_and_the_record(tmp_path: Path) -> None:
     home = Path(os.environ["FLANK_HOME"])
     home.mkdir(parents=True)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.sample_runs import finished_run, make_project, notify_and_ping
+from helpers.servers import http_recorder, refused_port, smtp_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-
-from sample_runs import finished_run, make_project, notify_and_ping  # noqa: E402
-from servers import http_recorder, refused_port, smtp_server  # noqa: E402
-
-from flank_ops.run.secrets import set_secret  # noqa: E402
+from flank_ops.run.secrets import set_secret
 
 FAILURE_AND_RECOVERY = """\
     pipelines:
@@ -55,6 +51,7 @@ def test_failure_posts_a_slack_message_with_the_log_tail_masked(capsys) -> None:
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_email_over_starttls_with_login_from_a_project_secret(tmp_path: Path) -> None:
     with smtp_server(tmp_path) as smtp:
         paths = make_project(
@@ -134,6 +131,7 @@ def test_webhook_server_down(capsys) -> None:
     assert f"flank: {line}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_webhook_slow_server_times_out() -> None:
     with http_recorder(hang=True) as slow:
         paths = make_project(settings_toml=webhook_toml(slow.url, timeout=0.5))

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
+import pytest
+from helpers.sample_runs import finished_run, make_project, notify_and_ping, run_context
+from helpers.servers import http_recorder, refused_port
 
-from sample_runs import finished_run, make_project, notify_and_ping, run_context  # noqa: E402
-from servers import http_recorder, refused_port  # noqa: E402
-
-from flank_ops.notify import ping  # noqa: E402
+from flank_ops.notify import ping
 
 
 def pinged_project(ping_url: str, settings_toml: str | None = None):
@@ -78,6 +76,7 @@ def test_ping_service_down_is_reported_not_raised(capsys) -> None:
     assert line == f"ping /start failed ({refused}); ping /fail failed ({refused})"
 
 
+@pytest.mark.slow
 def test_slow_ping_service_times_out() -> None:
     with http_recorder(hang=True) as slow:
         paths = pinged_project(slow.url + "/ping/uuid", settings_toml="[ping]\ntimeout = 0.5\n")
@@ -100,10 +99,10 @@ def test_no_ping_url_sends_nothing() -> None:
     assert "ping" not in (notify_and_ping(paths, record) or "")
 
 
+@pytest.mark.slow
 def test_a_hanging_start_ping_never_delays_the_first_task(tmp_path: Path) -> None:
     """The monitor hangs on /start for as long as the test likes: the task starts anyway."""
-    from run.deployed import deploy, record, start_flank
-
+    from helpers.deployed import deploy, record, start_flank
     from helpers.waiting import wait_for
 
     marker = tmp_path / "task-started"

@@ -1,5 +1,5 @@
 """The R package `flank` (r/flank/): `R CMD build` and `R CMD check --no-manual` clean, and its
-testthat tests against a real flank VM: a private sshd on 127.0.0.1 (tests/sshd.py), a real
+testthat tests against a real flank VM: a private sshd on 127.0.0.1 (tests/helpers/sshd.py), a real
 `flank init`ed project pushed to over ssh, the R session on the "laptop" side with only git and ssh.
 Skipped where R (r-base-dev, r-cran-jsonlite, r-cran-testthat) is not installed."""
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
-from sshd import PrivateSshd, sshd_available
+from helpers.sshd import PrivateSshd, sshd_available
 
 from flank_ops.paths import Home
 
@@ -92,6 +92,7 @@ def r_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lib
 
 
+@pytest.mark.slow
 @needs_r
 def test_the_package_builds_and_checks_with_no_note(tmp_path: Path) -> None:
     build = subprocess.run(
@@ -115,6 +116,7 @@ def test_the_package_builds_and_checks_with_no_note(tmp_path: Path) -> None:
     assert all(level == "NOTE" and "suggested but not available" in text for _, level, text in found), log
 
 
+@pytest.mark.slow
 @needs_r
 @needs_sshd
 def test_the_package_drives_a_real_vm_over_ssh(tmp_path: Path, flank_home: Path, r_lib: Path) -> None:
@@ -186,6 +188,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @needs_r
 def test_r_runs_the_same_ssh_command_as_flank_remote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, r_lib: Path

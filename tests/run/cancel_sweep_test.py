@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from run.cancel_sweep import busy_home, cancel_at, delays
+import pytest
+from helpers.cancel_sweep import busy_home, cancel_at, delays
 
 
+@pytest.mark.slow
 def test_a_cancel_at_any_instant_of_a_run_ends_it_cancelled(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     busy_home(tmp_path, projects=25, pid_file=pid_file)

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from run.deployed import deploy, history, leave_free, record, runs_dir
+from helpers.deployed import deploy, history, leave_free, record, runs_dir
+
+pytestmark = pytest.mark.slow
 
 TWO_TASKS = (
     "pipelines:\n  nightly:\n    tasks:\n"

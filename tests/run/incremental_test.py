@@ -8,9 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_flank
-from run.deployed import deploy, push, record, runs_dir
+from helpers.deployed import deploy, push, record, runs_dir
+
+pytestmark = pytest.mark.slow
 
 # clean -> model -> report, clean -> regions -> report; data/ is persisted across deploys.
 PIPELINE = """\

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, task_status
 from helpers.repos import commit_all, git
 from helpers.waiting import wait_for
-from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, task_status
+
+pytestmark = pytest.mark.slow
 
 
 def test_on_push_run_is_detached_so_the_push_does_not_wait(tmp_path: Path) -> None:

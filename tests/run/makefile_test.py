@@ -70,6 +70,7 @@ def results(run_dir: Path) -> dict[str, dict]:
 # --- what the Makefile looks like ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_makefile_is_readable_and_lists_the_dag(impl: str, paths: ProjectPaths, release: Path) -> None:
     config = load_config(
         "pipelines:\n"
@@ -96,6 +97,7 @@ def test_makefile_is_readable_and_lists_the_dag(impl: str, paths: ProjectPaths, 
     assert specs == ["extract.spec", "model.spec", "report.spec", "transform.spec"]
 
 
+@pytest.mark.slow
 def test_makefile_runs_by_hand(impl: str, paths: ProjectPaths, release: Path, tmp_path: Path) -> None:
     (release / "R").mkdir()
     p = pipeline(
@@ -116,6 +118,7 @@ def test_makefile_runs_by_hand(impl: str, paths: ProjectPaths, release: Path, tm
     assert sorted(results(other)) == ["extract"]
 
 
+@pytest.mark.slow
 def test_makefile_run_by_hand_sees_the_project_env(paths: ProjectPaths, release: Path, tmp_path: Path) -> None:
     p = pipeline("nightly", report=task("report", "echo $REGIONS $MODEL", env={"MODEL": "glm"}))
     config = Config(pipelines={"nightly": p}, env={"REGIONS": "north,south", "MODEL": "lm"})
@@ -126,6 +129,7 @@ def test_makefile_run_by_hand_sees_the_project_env(paths: ProjectPaths, release:
     assert (paths.runs_dir("nightly") / "by-hand" / "logs" / "report.log").read_text() == "north,south glm\n"
 
 
+@pytest.mark.slow
 def test_dependency_order(impl: str, release: Path, tmp_path: Path) -> None:
     order = tmp_path / "order.txt"
     step = f"echo $FLANK_TASK >> {order}"
@@ -142,6 +146,7 @@ def test_dependency_order(impl: str, release: Path, tmp_path: Path) -> None:
     assert lines[0] == "a" and lines[-1] == "d" and sorted(lines[1:3]) == ["b", "c"]
 
 
+@pytest.mark.slow
 def test_keep_going_after_a_failure(impl: str, release: Path, tmp_path: Path) -> None:
     p = pipeline(
         "p",
@@ -185,6 +190,7 @@ TRICKY_COMMANDS = {
 }
 
 
+@pytest.mark.slow
 def test_commands_run_exactly_as_written_and_cannot_inject(
     impl: str, paths: ProjectPaths, release: Path, tmp_path: Path
 ) -> None:
@@ -304,11 +310,12 @@ def test_python_launcher_in_the_makefile(monkeypatch: pytest.MonkeyPatch, releas
     assert f"FLANK_LAUNCHER = {sys.executable} -m flank_ops _task\n" in mk.read_text()
 
 
+@pytest.mark.slow
 def test_env_of_flank_yml_and_of_the_runner_never_controls_make(tmp_path: Path) -> None:
     """The review's attack: env: {MAKEFILES: evil.mk} made make run evil.mk's $(shell ...), and
     MAKEFLAGS: --just-print made it skip every task. env: is for tasks; make has its own."""
     from helpers.cli import run_flank
-    from run.deployed import deploy, record
+    from helpers.deployed import deploy, record
 
     evil = tmp_path / "evil.mk"
     marker = tmp_path / "make-read-evil.mk"

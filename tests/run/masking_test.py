@@ -17,15 +17,13 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
+from helpers.deployed import deploy, record, runs_dir
+from helpers.launchers import Launch, launcher_argv  # noqa: F401 - the fixture: both launchers
+from helpers.sample_runs import finished_run, make_project, notify_and_ping
+from helpers.servers import http_recorder
 
 from flank_ops.run import secrets as secrets_module
 from flank_ops.run.task_exec import SecretMasker
-from run.deployed import deploy, record, runs_dir
-from run.task_exec_test import Launch, launcher_argv  # noqa: F401 - the fixture: both launchers
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-from sample_runs import finished_run, make_project, notify_and_ping  # noqa: E402
-from servers import http_recorder  # noqa: E402
 
 
 def _pseudo_random(seed: str, size: int) -> str:
@@ -227,6 +225,7 @@ def test_masks_agree_with_the_plain_reference_on_overlapping_secrets() -> None:
             assert out + masker.feed(b"", final=True) == expected, (values, data, size)
 
 
+@pytest.mark.slow
 def test_both_launchers_agree_with_the_plain_reference(launcher_argv: list[str], tmp_path: Path) -> None:  # noqa: F811
     launch = Launch(launcher_argv, tmp_path)
     for n, (values, data) in enumerate(RANDOM_CASES[:20]):
@@ -275,6 +274,7 @@ sys.exit(1)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("implementation", ["c", "python"])
 def test_a_real_run_keeps_every_secret_out_of_log_record_note_and_notification(
     tmp_path: Path, flank_home: Path, implementation: str

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import subprocess
 from pathlib import Path
 
 from helpers.cli import run_flank
-from run.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir
+
+pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 
 MATRIX = """\
 pipelines:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 from pathlib import Path
 
 from helpers.cli import run_flank
 from helpers.repos import git
-from run.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir
 
 from flank_ops.site import layout
+
+pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 
 PIPELINE = """\
 persist: [data]

@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from flank_ops.paths import Home
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus
@@ -140,10 +142,11 @@ def test_a_success_that_finished_before_a_later_failure_compares_with_the_run_be
     assert records.previous_outcome(paths, "nightly", success) == {"run_id": first, "status": "failed"}
 
 
+@pytest.mark.slow
 def test_status_with_a_state_file_missing_and_a_run_going(tmp_path: Path, flank_home: Path) -> None:
     """`flank status` on run folders of the release before the state file: the same table."""
     from conftest import run_flank
-    from run.deployed import deploy
+    from helpers.deployed import deploy
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: 'true'\n")
     paths = Home().project("demo")

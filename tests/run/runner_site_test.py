@@ -3,13 +3,17 @@ pages are exactly what a full `flank site --rebuild` draws from the records."""
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import shutil
 from pathlib import Path
 
 from helpers.cli import run_flank
-from run.deployed import deploy
+from helpers.deployed import deploy
+
+pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 
 PIPELINE = """\
 pipelines:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
-from helpers.waiting import process_gone, wait_for
-from run.deployed import (
+from helpers.deployed import (
     WAIT_FOR_GATE,
     deploy,
     history,
@@ -21,6 +20,7 @@ from run.deployed import (
     start_flank,
     task_status,
 )
+from helpers.waiting import process_gone, wait_for
 
 FAILING = """\
 pipelines:
@@ -40,6 +40,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_failure_marks_dependents_upstream_failed_and_finishes_independents(tmp_path: Path) -> None:
     deploy(tmp_path, FAILING)
     proc = run_flank("run", "demo", "nightly")
@@ -66,6 +67,7 @@ def test_failure_marks_dependents_upstream_failed_and_finishes_independents(tmp_
     assert [(h["run_id"], h["status"]) for h in history()] == [(1, "failed")]
 
 
+@pytest.mark.slow
 def test_success_exits_zero_and_ids_are_sequential(tmp_path: Path) -> None:
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
     for expected in (1, 2):
@@ -75,6 +77,7 @@ def test_success_exits_zero_and_ids_are_sequential(tmp_path: Path) -> None:
     assert [h["run_id"] for h in history()] == [1, 2]
 
 
+@pytest.mark.slow
 def test_task_from_and_rerun_select_tasks(tmp_path: Path) -> None:
     clone = deploy(tmp_path, FAILING)
     assert run_flank("run", "demo", "nightly").returncode == 1
@@ -106,6 +109,7 @@ def test_task_from_and_rerun_select_tasks(tmp_path: Path) -> None:
     assert {n for n, t in record(4)["tasks"].items() if t["status"] == "success"} == {"model", "report"}
 
 
+@pytest.mark.slow
 def test_bad_input_gets_one_clear_message(tmp_path: Path) -> None:
     run_flank("init", "empty", check=True)
     proc = run_flank("run", "empty", "nightly")
@@ -129,6 +133,7 @@ def test_bad_input_gets_one_clear_message(tmp_path: Path) -> None:
     assert not runs_dir().exists() or not list(runs_dir().glob("[0-9]*"))  # no run was recorded
 
 
+@pytest.mark.slow
 def test_run_is_pinned_to_the_release_current_when_it_started(tmp_path: Path) -> None:
     yml = (
         "persist: [gate]\npipelines:\n  nightly:\n    tasks:\n"
@@ -146,6 +151,7 @@ def test_run_is_pinned_to_the_release_current_when_it_started(tmp_path: Path) ->
     assert record(1)["commit"]["message"] == "first"
 
 
+@pytest.mark.slow
 def test_runner_killed_is_marked_interrupted_by_the_next_look(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -168,6 +174,7 @@ def test_runner_killed_is_marked_interrupted_by_the_next_look(tmp_path: Path) ->
     assert len(history()) == 1
 
 
+@pytest.mark.slow
 def test_runner_killed_but_not_yet_reaped_is_not_running(tmp_path: Path) -> None:
     """A runner started by a long-lived parent (`flank scheduler`, a shell) stays a zombie after
     kill -9 until that parent reaps it: /proc still lists it, but it runs nothing."""
@@ -191,6 +198,7 @@ def _proc_state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+@pytest.mark.slow
 def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: skip\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -218,6 +226,7 @@ def test_overlap_skip_records_the_skipped_triggers(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_overlap_queue_waits_for_the_running_run(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    overlap: queue\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -238,6 +247,7 @@ def test_overlap_queue_waits_for_the_running_run(tmp_path: Path) -> None:
     assert two["started_at"] >= one["ended_at"]  # it started once the first had ended
 
 
+@pytest.mark.slow
 def test_non_utf8_output_without_final_newline_is_kept_byte_for_byte(tmp_path: Path) -> None:
     yml = "pipelines:\n  nightly:\n    tasks:\n      bytes: printf 'caf\\351 \\377\\376 end'\n"
     deploy(tmp_path, yml)
@@ -252,6 +262,7 @@ def test_non_utf8_output_without_final_newline_is_kept_byte_for_byte(tmp_path: P
     assert shown.returncode == 0 and shown.stdout == b"caf\xe9 \xff\xfe end"
 
 
+@pytest.mark.slow
 def test_retries_and_timeout_are_recorded(tmp_path: Path) -> None:
     yml = """\
 persist: [state]
@@ -275,6 +286,7 @@ pipelines:
     assert "slow timed out" in rec["summary"]
 
 
+@pytest.mark.slow
 def test_secrets_reach_tasks_and_never_the_log_record_or_note(tmp_path: Path) -> None:
     yml = (
         "pipelines:\n  nightly:\n    tasks:\n"
@@ -306,6 +318,7 @@ def test_secrets_reach_tasks_and_never_the_log_record_or_note(tmp_path: Path) ->
     assert "flank nightly #1 failed" in note.stdout and "s3cr3t-value" not in note.stdout
 
 
+@pytest.mark.slow
 def test_after_run_failure_is_reported_and_the_record_kept(tmp_path: Path, flank_home: Path) -> None:
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
     (flank_home / "flank.toml").write_text("site_url = [broken\n")
@@ -318,6 +331,7 @@ def test_after_run_failure_is_reported_and_the_record_kept(tmp_path: Path, flank
     assert history()[0]["status"] == "success"
 
 
+@pytest.mark.slow
 def test_detach_returns_at_once_and_the_run_completes(tmp_path: Path) -> None:
     yml = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n"
     deploy(tmp_path, yml)
@@ -331,6 +345,7 @@ def test_detach_returns_at_once_and_the_run_completes(tmp_path: Path) -> None:
     assert record(1)["status"] == "success"
 
 
+@pytest.mark.slow
 def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp_path: Path) -> None:
     # e.g. `systemctl stop`, or a shutdown: the run ends now, recorded, with nothing left running
     pid_file = tmp_path / "task.pid"
@@ -358,6 +373,7 @@ def test_runner_stopped_with_sigterm_stops_its_tasks_and_records_interrupted(tmp
     wait_for(lambda: process_gone(task_pid), "the task's process to end")
 
 
+@pytest.mark.slow
 def test_runs_of_pipelines_foo_and_id_foo_do_not_wait_for_each_other(tmp_path: Path) -> None:
     # Their locks were both .locks/run-id-foo.lock: a long id-foo run stalled every foo run, invisibly.
     yml = (
@@ -397,6 +413,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_rerun_runs_only_what_did_not_succeed_within_that_runs_selection(tmp_path: Path) -> None:
     deploy(tmp_path, ANALYSIS)
     proc = run_flank("run", "demo", "nightly", "--from", "pca")  # pca ok, slides fails

@@ -86,6 +86,7 @@ def test_secrets_files_of_earlier_versions_still_read(flank_home: Path) -> None:
     assert load_secrets(paths) == {"A": "1", "B": "p=w \u2028still B", "C": " spaced key"}
 
 
+@pytest.mark.slow
 def test_cli_set_keeps_the_bytes_from_stdin(flank_home: Path) -> None:
     run_flank("init", "demo", check=True)
     value = b"lspart1\xe2\x80\xa8S_INJECTED=lspart2\x0b\x0c\xc2\x85 \xff end"

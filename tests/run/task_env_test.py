@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_flank
-
-from run.deployed import deploy, runs_dir
+from helpers.deployed import deploy, runs_dir
 
 FLANK_YML = """\
 env:
@@ -39,6 +38,7 @@ def expected() -> str:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("implementation", ["c", "python"])
 def test_a_tilde_in_env_reaches_the_task_expanded(tmp_path: Path, implementation: str) -> None:
     deploy(tmp_path, FLANK_YML)
@@ -47,6 +47,7 @@ def test_a_tilde_in_env_reaches_the_task_expanded(tmp_path: Path, implementation
     assert (runs_dir() / "1" / "logs" / "show.log").read_text() == expected()
 
 
+@pytest.mark.slow
 def test_a_makefile_run_by_hand_sees_the_same_environment(tmp_path: Path, flank_home: Path) -> None:
     deploy(tmp_path, FLANK_YML)
     run_dir = tmp_path / "by-hand"

@@ -3,9 +3,6 @@ driven as make drives it: `LAUNCHER SPEC_FILE RUN_DIR`, real processes, real fil
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,68 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.launchers import Launch, launch, launcher_argv  # noqa: F401 - fixtures: both launchers
 from helpers.waiting import process_gone, wait_for
 
 from flank_ops.run import launcher
-from flank_ops.run.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
 from flank_ops.run.makefile import direct_argv
-
-
-@pytest.fixture(params=["c", "python"])
-def launcher_argv(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    if request.param == "python":
-        monkeypatch.setenv(launcher.IMPLEMENTATION_ENV, "python")
-        return launcher.task_launcher_argv()
-    built = request.getfixturevalue("built_launcher")
-    target = launcher.compiled_launcher_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(built, target)
-    monkeypatch.setenv(launcher.IMPLEMENTATION_ENV, "c")
-    argv = launcher.task_launcher_argv()
-    assert argv == [str(target)]
-    return argv
-
-
-class Launch:
-    def __init__(self, launcher_argv: list[str], tmp_path: Path) -> None:
-        self.argv = launcher_argv
-        self.tmp = tmp_path
-        self.run_dir = tmp_path / "run"
-        self.cwd = tmp_path / "work"
-        self.cwd.mkdir(exist_ok=True)
-
-    def spec(self, command: str, task: str = "t", **fields) -> Path:
-        fields.setdefault("argv", direct_argv(command))
-        spec = TaskSpec(task=task, command=command, cwd=str(self.cwd), **fields)
-        path = self.tmp / f"{task}.spec"
-        path.write_bytes(encode_spec(spec))
-        return path
-
-    def run(
-        self, command: str, task: str = "t", environ: dict[str, str] | None = None, **fields
-    ) -> subprocess.CompletedProcess[bytes]:
-        full_env = dict(os.environ, **(environ or {}))
-        return subprocess.run(
-            [*self.argv, str(self.spec(command, task, **fields)), str(self.run_dir)],
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-
-    def result(self, task: str = "t") -> dict:
-        return json.loads((self.run_dir / "tasks" / f"{task}.json").read_text())
-
-    def log(self, task: str = "t") -> bytes:
-        return (self.run_dir / "logs" / f"{task}.log").read_bytes()
-
-    def times(self, task: str = "t") -> list[list[str]]:
-        return [line.split(" ") for line in (self.run_dir / "logs" / f"{task}.log.times").read_text().splitlines()]
-
-
-@pytest.fixture
-def launch(launcher_argv: list[str], tmp_path: Path) -> Launch:
-    return Launch(launcher_argv, tmp_path)
-
+from flank_ops.run.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
 
 # --- the spec format -----------------------------------------------------------
 
@@ -173,6 +114,7 @@ def _tree_pids(cwd: Path) -> list[int]:
     return [int((cwd / f"{name}.pid").read_text()) for name in ("bg", "child", "grandchild")]
 
 
+@pytest.mark.slow
 def test_timeout_kills_the_whole_process_tree(launch: Launch) -> None:
     proc = launch.run(PROCESS_TREE, timeout_s=1.0)
     assert proc.returncode != 0
@@ -185,6 +127,7 @@ def test_timeout_kills_the_whole_process_tree(launch: Launch) -> None:
         wait_for(lambda: process_gone(pid), f"process {pid} to be gone", timeout=10.0)
 
 
+@pytest.mark.slow
 def test_timeout_escalates_to_sigkill(launch: Launch) -> None:
     proc = launch.run("trap '' TERM; echo ready; while :; do sleep 0.05; done", timeout_s=0.3, kill_grace_s=0.3)
     assert proc.returncode != 0
@@ -326,6 +269,7 @@ def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: P
 # --- logs/<task>.log.times: when attempts and lines began ------------------------------
 
 
+@pytest.mark.slow
 def test_times_mark_attempts_and_lines_at_offsets_of_the_stored_log(launch: Launch, tmp_path: Path) -> None:
     counter = tmp_path / "count"
     # the secret changes the log's length: offsets are those of the stored (masked) log
@@ -363,6 +307,7 @@ def test_times_mark_attempts_and_lines_at_offsets_of_the_stored_log(launch: Laun
     assert offsets == sorted(offsets)
 
 
+@pytest.mark.slow
 def test_times_end_a_timed_out_and_a_stopped_attempt(launch: Launch) -> None:
     launch.run("echo started; sleep 30", timeout_s=0.5, task="slow")
     end = launch.times("slow")[-1]
@@ -386,6 +331,7 @@ def test_times_end_a_timed_out_and_a_stopped_attempt(launch: Launch) -> None:
 # --- building the launcher ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_launcher_is_compiled_once_into_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     first = launcher.task_launcher_argv()
@@ -403,6 +349,7 @@ def test_without_a_compiler_the_python_launcher_is_used(monkeypatch: pytest.Monk
     assert launcher.task_launcher_argv() == [sys.executable, "-m", "flank_ops", "_task"]
 
 
+@pytest.mark.slow
 def test_cpu_time_is_recorded_apart_from_wall_time(launch: Launch) -> None:
     # one CPU-bound task, one that only waits: the record tells them apart (the resources report uses it)
     launch.run(f'{sys.executable} -c "x = 0\nfor i in range(3_000_000): x += i"', task="busy")

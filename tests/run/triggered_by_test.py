@@ -6,10 +6,11 @@ import getpass
 import os
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
+from helpers.deployed import deploy, record
 from helpers.repos import git
 from helpers.waiting import wait_for
-from run.deployed import deploy, record
 
 from flank_ops.paths import Home
 
@@ -22,6 +23,7 @@ def _note(run_id: int) -> str:
     return git("--git-dir", str(home / "demo.git"), "notes", "--ref=flank", "show", sha, cwd=home).stdout
 
 
+@pytest.mark.slow
 def test_a_cli_run_and_a_web_run_say_who_started_them(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     run_flank("run", "demo", "nightly", check=True, env={"SSH_CONNECTION": "", "SSH_TTY": ""})

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from datetime import date, timedelta
 from pathlib import Path
 
 from helpers.cli import run_flank
 from helpers.waiting import wait_for
-from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
+from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
+
+pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 
 # A day well in the past, whatever today is: backfills never run minutes still to come.
 DAY = date.today() - timedelta(days=20)

@@ -13,10 +13,11 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
+from helpers.cost_fixtures import write_toml
+from helpers.deployed import deploy, history, record
 from helpers.waiting import wait_for
-from cost.fixtures import write_toml
-from run.deployed import deploy, history, record
 
 from flank_ops.paths import Home
 from flank_ops.run import records
@@ -69,6 +70,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow
 def test_missed_nightly_run_is_caught_up_once(tmp_path: Path) -> None:
     write_toml()
     deploy(tmp_path, YML.format(extra=""))
@@ -86,13 +88,14 @@ def test_missed_nightly_run_is_caught_up_once(tmp_path: Path) -> None:
     assert len(history()) == 2
 
 
+@pytest.mark.slow
 def test_outside_the_window_or_disabled_nothing_runs(tmp_path: Path) -> None:
     write_toml()
     clone = deploy(tmp_path, YML.format(extra=""))
     _scheduled_run(1, datetime.fromisoformat("2026-11-25T02:00:00+00:00"))
     late = run_flank("catchup", "demo", "--now", "2026-11-26T08:30:00+00:00", check=True).stdout
     assert "nothing to catch up" in late  # 6h30 after the missed 02:00: past the default 6h window
-    from run.deployed import push
+    from helpers.deployed import push
 
     push(clone, {"flank.yml": YML.format(extra="    catchup: 0\n")}, "no catch-up")
     off = run_flank("catchup", "demo", "--now", "2026-11-26T02:30:00+00:00", check=True).stdout
@@ -106,6 +109,7 @@ def test_outside_the_window_or_disabled_nothing_runs(tmp_path: Path) -> None:
     assert "would catch up" not in backfilled
 
 
+@pytest.mark.slow
 def test_many_missed_firings_give_one_run_for_the_latest(tmp_path: Path) -> None:
     write_toml()
     deploy(
@@ -119,6 +123,7 @@ def test_many_missed_firings_give_one_run_for_the_latest(tmp_path: Path) -> None
     assert record(2, "hourly")["trigger"] == "catchup"
 
 
+@pytest.mark.slow
 def test_the_reboot_line_catches_up_as_cron_runs_it(tmp_path: Path) -> None:
     from flank_ops.config.load import load_config_file
     from flank_ops.schedule.crontab import reboot_line
@@ -158,6 +163,7 @@ def test_catchup_values_are_validated_with_line_and_column(tmp_path: Path) -> No
     assert "flank.yml:4:14: catchup: '2 hours' is not a duration" in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_a_firing_from_before_the_first_deploy_of_the_schedule_is_never_missed(tmp_path: Path) -> None:
     """Pushed at 08:51 with a 07:00 firing earlier that day: 07:00 was never this pipeline's to run."""
     write_toml()
@@ -171,7 +177,7 @@ def test_a_firing_from_before_the_first_deploy_of_the_schedule_is_never_missed(t
     assert "would catch up" not in out
     # a later push that keeps the schedule does not move where it began: with the first deploy a day
     # earlier (its deploys.jsonl line moved back), 07:00 was the schedule's and was missed
-    from run.deployed import push
+    from helpers.deployed import push
 
     push(clone, {"README": "docs\n"}, "same schedule")
     _deployed_earlier(timedelta(days=1), first_only=True)
@@ -179,6 +185,7 @@ def test_a_firing_from_before_the_first_deploy_of_the_schedule_is_never_missed(t
     assert f"would catch up demo daily (missed {earlier:%a %d %b %H:%M} UTC)" in missed
 
 
+@pytest.mark.slow
 def test_at_boot_the_current_minute_counts_as_missed_once_its_zero_second_passed(tmp_path: Path) -> None:
     """Debian cron started mid-minute runs @reboot, then waits for the next minute: a VM back at
     02:00:30 would skip that night's 02:00. The @reboot line says --boot; by hand the current minute

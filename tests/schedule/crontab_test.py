@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from user_crontab import user_crontab  # noqa: F401 - fixture
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.repos import git, make_repo
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 from helpers.waiting import wait_for
-from user_crontab import user_crontab  # noqa: F401 - fixture
 
-from flank_ops.paths import Home
 from flank_ops.config.load import load_config
 from flank_ops.config.model import Config, Pipeline
+from flank_ops.paths import Home
 from flank_ops.schedule.scheduler import DueRun, command_for, due_at
 
 UTC = timezone.utc
@@ -156,6 +156,7 @@ def test_foreground_loop_stops_cleanly(flank_home: Path, signum: int) -> None:
     assert err == ""
 
 
+@pytest.mark.slow
 def test_due_schedule_starts_a_real_flank_run(user_crontab, flank_home: Path, tmp_path: Path) -> None:  # noqa: F811
     """End to end: push through the real hooks, then one scheduler tick starts the real runner."""
     run_flank("init", "demo", check=True)

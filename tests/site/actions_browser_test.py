@@ -11,17 +11,19 @@ from typing import Any
 
 import pytest
 from helpers.cli import run_flank
+from helpers.deployed import CHATTY, deploy, gate_dir, open_gate, record, runs_dir, start_flank
+from helpers.readable_site import traversable_home  # noqa: F401 - fixture
+from helpers.serve import free_port, start_server
+from helpers.site_cdp import CHROMIUM, Browser
 from helpers.waiting import wait_for
 from nginx_test import BASIC, Nginx, nginx  # noqa: F401 - fixture
-from readable_site import traversable_home  # noqa: F401 - fixture
-from run.deployed import deploy, gate_dir, open_gate, record, runs_dir, start_flank
-from site_cdp import CHROMIUM, Browser
-from site_live_test import CHATTY
-from site_serve_test import free_port, start_server
 
 from flank_ops.paths import Home
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
 
 PASSWORD = "correct horse battery"
 YML = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{CHATTY}'\n"

@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 from helpers.cli import run_flank
+from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir
+from helpers.serve import free_port, start_server
 from helpers.waiting import wait_for
-from run.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir
-from site_serve_test import free_port, start_server
 
 from flank_ops.paths import Home
+
+pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery"
 # "hold" prints a line, then waits for the gate (bounded); "after" needs it

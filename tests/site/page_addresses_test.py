@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 from urllib.parse import unquote
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-
-from helpers.cli import run_flank  # noqa: E402
-from helpers.repos import commit_all, git  # noqa: E402
-from run.deployed import deploy  # noqa: E402
-from servers import http_recorder  # noqa: E402
+import pytest
+from helpers.cli import run_flank
+from helpers.deployed import deploy
+from helpers.repos import commit_all, git
+from helpers.servers import http_recorder
 
 BASE = "http://vm.example:8083/"
 FLANK_YML = """\
@@ -33,6 +31,7 @@ def page_file(url: str) -> Path:
     return path / "index.html" if url.endswith("/") else path
 
 
+@pytest.mark.slow
 def test_a_project_named_index_with_a_pipeline_named_logs_links_its_real_pages(tmp_path: Path) -> None:
     home = Path(os.environ["FLANK_HOME"])
     with http_recorder() as hook:

@@ -10,16 +10,19 @@ from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
 import pytest
-from site_cdp import CHROMIUM, Browser
-from site_records import T0, make_project, make_run, write_times
-from site_serve_test import free_port, start_server
+from helpers.serve import free_port, start_server
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import T0, make_project, make_run, write_times
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.run import records
 from flank_ops.site import build
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
 
 EVIL = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from site_records import CHAIN, make_many_runs, make_project, make_run
+from helpers.site_records import CHAIN, make_many_runs, make_project, make_run
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
@@ -90,6 +91,7 @@ def test_html_in_logs_names_and_messages_is_inert(flank_home: Path) -> None:
     assert "&lt;script&gt;" in html and "ünïcödé" in html
 
 
+@pytest.mark.slow
 def test_after_run_touches_only_that_runs_pages_and_the_summaries(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
@@ -114,6 +116,7 @@ def test_after_run_touches_only_that_runs_pages_and_the_summaries(flank_home: Pa
     assert set(before) <= set(after)
 
 
+@pytest.mark.slow
 def test_after_run_with_10000_past_runs_reads_only_the_newest(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
@@ -174,6 +177,7 @@ def test_a_run_whose_runner_died_is_not_shown_running(flank_home: Path) -> None:
     assert "! interrupted" in page and 'http-equiv="refresh"' not in page
 
 
+@pytest.mark.slow
 def test_flank_site_without_rebuild_redraws_only_changed_runs(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)

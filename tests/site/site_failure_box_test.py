@@ -9,13 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from site_cdp import CHROMIUM, Browser
-from site_records import make_project, make_run
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import make_project, make_run
 
 from flank_ops.paths import Home
 from flank_ops.site import build
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
 
 PY_TRACEBACK = (
     "".join(f"cleaning row block {i}\n" for i in range(40))

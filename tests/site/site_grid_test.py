@@ -12,8 +12,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from site_cdp import CHROMIUM, Browser
-from site_records import CHAIN, make_project, make_run
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import CHAIN, make_project, make_run
 
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
@@ -93,6 +93,7 @@ def pipeline_page(home: Home) -> Path:
     return home.site_dir / "demo" / "nightly" / "index.html"
 
 
+@pytest.mark.slow
 def test_the_grid_shows_each_task_in_the_last_30_runs_newest_first(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
@@ -129,6 +130,7 @@ def test_the_grid_shows_each_task_in_the_last_30_runs_newest_first(flank_home: P
             assert (page.parent / href).is_file(), href
 
 
+@pytest.mark.slow
 def test_the_grid_reads_only_the_newest_runs(flank_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = Home()
     paths = make_project(home)
@@ -247,6 +249,7 @@ OVERLAP_JS = """(() => { const r = [...document.querySelectorAll('svg.dag .node 
   return [r.length, n]; })()"""
 
 
+@pytest.mark.slow
 @pytestmark_browser
 @pytest.mark.skipif(dag_layout.dot_executable() is None, reason="Graphviz dot is not installed")
 @pytest.mark.parametrize("browser", [1280, 390], indirect=True, ids=["desktop", "phone"])

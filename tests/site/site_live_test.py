@@ -8,19 +8,13 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
+from helpers.deployed import CHATTY, deploy, gate_dir, history, open_gate, start_flank, task_status
 from helpers.waiting import wait_for
-from run.deployed import deploy, gate_dir, history, open_gate, start_flank, task_status
 
 from flank_ops.paths import Home
 
-# Prints two lines, a third when the test creates `gate/more`, and ends when it creates `gate/open`
-# (bounded, so a failing test leaves nothing behind for long).
-CHATTY = (
-    'echo "loading 12 scripts"; echo "tidyverse attached"; G="$FLANK_PERSIST_GATE"; '
-    'for i in $(seq 600); do [ -e "$G/more" ] && { echo "fitting glm"; rm "$G/more"; }; '
-    '[ -e "$G/open" ] && exit 0; sleep 0.1; done; exit 9'
-)
 YML = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{CHATTY}'\n"
 
 
@@ -35,6 +29,7 @@ def _text(path: Path) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_a_run_has_its_page_at_once_and_it_follows_the_running_task(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     runner = start_flank("run", "demo", "nightly")
@@ -56,6 +51,7 @@ def test_a_run_has_its_page_at_once_and_it_follows_the_running_task(tmp_path: Pa
     assert "✓ success" in page and 'http-equiv="refresh"' not in page and "Running now" not in page
 
 
+@pytest.mark.slow
 def test_a_killed_run_stops_saying_running_after_the_next_look(tmp_path: Path) -> None:
     deploy(tmp_path, YML)
     runner = start_flank("run", "demo", "nightly")
@@ -73,6 +69,7 @@ def test_a_killed_run_stops_saying_running_after_the_next_look(tmp_path: Path) -
     assert 'http-equiv="refresh"' not in home and "! interrupted" in home
 
 
+@pytest.mark.slow
 def test_a_webhook_outage_after_a_real_run_is_on_its_page(tmp_path: Path, flank_home: Path) -> None:
     import socket
 

@@ -11,7 +11,8 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from site_records import T0, make_project, make_run
+import pytest
+from helpers.site_records import T0, make_project, make_run
 
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
@@ -105,6 +106,7 @@ def test_a_failed_task_does_not_show_old_files_as_if_it_made_them(flank_home: Pa
     assert os.path.exists(home.site_dir / "demo" / "nightly" / str(failed) / "outputs.html")
 
 
+@pytest.mark.slow
 def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: Path) -> None:
     """issue 19 friction 6: a run page on a phone loaded ~3 MB of full-size plots as "thumbnails"."""
     from PIL import Image
@@ -147,10 +149,11 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
     assert os.path.samestat(shared.stat(), thumb.stat())
 
 
+@pytest.mark.slow
 def test_a_real_failed_run_marks_the_plot_it_did_not_redraw(tmp_path: Path, flank_home: Path) -> None:
     """A real push and two real runs: #2 dies before drawing; its page must not claim #1's plot."""
     from helpers.cli import run_flank
-    from run.deployed import deploy
+    from helpers.deployed import deploy
 
     yml = (
         "persist: [results]\npipelines:\n  nightly:\n    tasks:\n      plots:\n"

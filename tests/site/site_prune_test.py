@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from site_records import make_project, make_run
+from helpers.site_records import make_project, make_run
 
 from flank_ops.paths import Home
 from flank_ops.run import records
 from flank_ops.site import build
 
 
+@pytest.mark.slow
 def test_prune_keeps_the_newest_n_and_removes_records_logs_and_pages(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
@@ -32,6 +34,7 @@ def test_prune_keeps_the_newest_n_and_removes_records_logs_and_pages(flank_home:
     assert "nothing to remove (2 runs kept)" in run_flank("prune", "--keep", "2").stdout
 
 
+@pytest.mark.slow
 def test_keep_days_keeps_recent_runs_and_a_running_run_is_never_removed(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
@@ -45,6 +48,7 @@ def test_keep_days_keeps_recent_runs_and_a_running_run_is_never_removed(flank_ho
     assert records.list_run_ids(paths, "nightly") == [live, 3]
 
 
+@pytest.mark.slow
 def test_prune_says_what_to_keep_and_knows_unknown_projects(flank_home: Path) -> None:
     make_project(Home())
     proc = run_flank("prune")

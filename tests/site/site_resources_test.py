@@ -6,11 +6,13 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from cost.fixtures import write_toml, SEED_YML, write_runs
-from run.deployed import deploy
+from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
+from helpers.deployed import deploy
 
 
+@pytest.mark.slow
 def test_resources_page_shows_peaks_and_the_memory_chart(tmp_path: Path) -> None:
     write_toml()
     deploy(tmp_path, SEED_YML)
@@ -29,7 +31,7 @@ def test_resources_page_shows_peaks_and_the_memory_chart(tmp_path: Path) -> None
 
 def test_a_remote_tasks_unmeasured_peak_is_unknown_not_zero(flank_home: Path) -> None:
     """issue 26 item 7: a task on Slurm/Batch whose cluster gave no figure has no peak; memory is in binary units."""
-    from site_records import make_project, make_run
+    from helpers.site_records import make_project, make_run
 
     from flank_ops.paths import Home
     from flank_ops.run import records

@@ -12,8 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from site_records import T0, make_project, make_run, write_times
+from helpers.site_records import T0, make_project, make_run, write_times
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
@@ -286,6 +287,7 @@ def _names() -> list[str]:
     return sorted(names)
 
 
+@pytest.mark.slow
 def test_site_file_names_are_injective_and_never_a_sites_own_file() -> None:
     names = _names()
     files = {}
@@ -299,6 +301,7 @@ def test_site_file_names_are_injective_and_never_a_sites_own_file() -> None:
         assert layout.url_pipeline("p", a) != layout.url_pipeline("p", b)
 
 
+@pytest.mark.slow
 def test_a_project_named_index_html_gets_a_site(flank_home: Path) -> None:
     assert run_flank("init", "index.html").returncode == 0
     proc = run_flank("site")
@@ -328,6 +331,7 @@ def _identity(proc: subprocess.Popen) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_a_killed_runs_pages_are_redrawn_by_the_next_look(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
@@ -351,6 +355,7 @@ def test_a_killed_runs_pages_are_redrawn_by_the_next_look(flank_home: Path) -> N
         assert 'http-equiv="refresh"' not in html and "▶" not in html, url
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_page_gets_one(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)

@@ -11,46 +11,18 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers.cli import REPO_ROOT, run_flank
+from helpers.serve import free_port, start_server
+from helpers.site_records import make_project, make_run
 from helpers.waiting import wait_for
-from site_records import make_project, make_run
 
 from flank_ops import s3
 from flank_ops.paths import Home
 from flank_ops.site import serve
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, *options: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FLANK_SERVE_QUIET="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flank_ops", "serve", "--port", str(port), *options],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"flank serve exited: {proc.stderr.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)  # polling for the port, with a deadline
-    proc.kill()
-    raise AssertionError("flank serve did not start listening")
 
 
 @contextlib.contextmanager
@@ -82,6 +54,7 @@ def get(port: int, path: str) -> tuple[int, str, bytes]:
     return resp.status, resp.getheader("Content-Type") or "", body
 
 
+@pytest.mark.slow
 def test_pages_css_and_raw_logs_have_the_right_content_types(served_site: int) -> None:
     port = served_site
     status, ctype, body = get(port, "/")
@@ -92,6 +65,7 @@ def test_pages_css_and_raw_logs_have_the_right_content_types(served_site: int) -
     assert status == 200 and ctype == "text/plain; charset=utf-8" and body == b"<script>x</script> \xff\n"
 
 
+@pytest.mark.slow
 def test_no_path_traversal_and_no_directory_listings(served_site: int, flank_home: Path) -> None:
     port = served_site
     (flank_home / "secret.txt").write_text("top secret")
@@ -109,6 +83,7 @@ def test_no_path_traversal_and_no_directory_listings(served_site: int, flank_hom
         assert b"top secret" not in body
 
 
+@pytest.mark.slow
 def test_a_taken_port_gets_one_clear_message(served_site: int) -> None:
     proc = run_flank("serve", "--port", str(served_site))
     assert proc.returncode == 1
@@ -145,6 +120,7 @@ def raise_open_files_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+@pytest.mark.slow
 def test_a_page_still_answers_while_1500_idle_connections_are_open(flank_home: Path) -> None:
     raise_open_files_limit(1700)
     with serving() as port, contextlib.ExitStack() as stack:
@@ -156,6 +132,7 @@ def test_a_page_still_answers_while_1500_idle_connections_are_open(flank_home: P
         assert not any(closed_by_server(s) for s in idle)
 
 
+@pytest.mark.slow
 def test_an_idle_connection_and_a_never_finished_request_are_closed_after_the_timeout(flank_home: Path) -> None:
     with serving("--timeout", "0.5") as port:
         silent = idle_connection(port)
@@ -166,6 +143,7 @@ def test_an_idle_connection_and_a_never_finished_request_are_closed_after_the_ti
         assert get(port, "/")[0] == 200
 
 
+@pytest.mark.slow
 def test_one_client_beyond_its_cap_loses_its_oldest_idle_connections_and_others_keep_theirs(flank_home: Path) -> None:
     with serving("--per-client", "5") as port, contextlib.ExitStack() as stack:
         other = stack.enter_context(idle_connection(port, source="127.0.0.3"))
@@ -184,6 +162,7 @@ def test_one_client_beyond_its_cap_loses_its_oldest_idle_connections_and_others_
         conn.close()
 
 
+@pytest.mark.slow
 def test_keep_alive_head_redirects_and_not_modified(served_site: int) -> None:
     port = served_site
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -236,6 +215,7 @@ def test_ipv6_loopback(flank_home: Path) -> None:
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_the_printed_systemd_unit_serves_the_site(flank_home: Path, tmp_path: Path) -> None:
     make_project(Home())
     port = free_port()

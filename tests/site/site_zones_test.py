@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from site_records import FLANK_YML, make_project, make_run
+from helpers.site_records import FLANK_YML, make_project, make_run
 
 from flank_ops.paths import Home
 from flank_ops.site import build

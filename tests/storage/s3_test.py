@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sample_runs import finished_run, make_project
-from servers import http_recorder, refused_port, s3_server
+from helpers.sample_runs import finished_run, make_project
+from helpers.servers import http_recorder, refused_port, s3_server
 
-from flank_ops.run import records
 from flank_ops import s3
+from flank_ops.run import records
 from flank_ops.storage import pending, uploads
 
 
@@ -47,6 +47,7 @@ def test_not_configured_does_nothing() -> None:
     assert not paths.s3_pending.exists()
 
 
+@pytest.mark.slow
 def test_uploads_record_task_results_and_logs_with_content_types(s3env) -> None:
     bucket = s3env.new_bucket()
     paths = make_project(settings_toml=s3_toml(s3env.url, bucket))
@@ -68,6 +69,7 @@ def test_uploads_record_task_results_and_logs_with_content_types(s3env) -> None:
     assert pending_runs(paths) == []
 
 
+@pytest.mark.slow
 def test_large_log_goes_up_as_multipart(s3env) -> None:
     bucket = s3env.new_bucket()
     paths = make_project(settings_toml=s3_toml(s3env.url, bucket, "multipart_mb = 5"))
@@ -81,6 +83,7 @@ def test_large_log_goes_up_as_multipart(s3env) -> None:
     assert head["ETag"].strip('"').endswith("-3")  # S3's mark of a 3-part multipart upload
 
 
+@pytest.mark.slow
 def test_server_down_keeps_the_run_pending_and_the_next_run_uploads_it(s3env, flank_home) -> None:
     bucket = s3env.new_bucket()
     with refused_port() as port:
@@ -107,6 +110,7 @@ def test_server_down_keeps_the_run_pending_and_the_next_run_uploads_it(s3env, fl
     assert "backups/flank/demo/runs/nightly/2/run.json" in keys
 
 
+@pytest.mark.slow
 def test_slow_server_times_out_instead_of_hanging_the_run(s3env) -> None:
     with http_recorder(hang=True) as slow:
         paths = make_project(settings_toml=s3_toml(slow.url, "some-bucket"))
@@ -118,6 +122,7 @@ def test_slow_server_times_out_instead_of_hanging_the_run(s3env) -> None:
     assert pending_runs(paths) == [("nightly", 1)]
 
 
+@pytest.mark.slow
 def test_server_errors_keep_the_run_pending(s3env) -> None:
     with http_recorder(status=500) as broken:
         paths = make_project(settings_toml=s3_toml(broken.url, "some-bucket"))
@@ -129,6 +134,7 @@ def test_server_errors_keep_the_run_pending(s3env) -> None:
     assert pending_runs(paths) == [("nightly", 1)]
 
 
+@pytest.mark.slow
 def test_bad_credentials_are_named_and_the_run_stays_pending(s3env, monkeypatch) -> None:
     bucket = s3env.new_bucket()
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
@@ -152,6 +158,7 @@ def test_missing_bucket_setting_is_a_status_line_not_an_exception() -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_pruned_pending_run_is_dropped(s3env) -> None:
     import shutil
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from sample_runs import site_file
-from servers import refused_port, s3_server
+from helpers.sample_runs import site_file
+from helpers.servers import refused_port, s3_server
 
 from flank_ops.paths import Home
 from flank_ops.settings import S3Settings
@@ -35,6 +35,7 @@ def settings_for_bucket(endpoint: str, bucket: str) -> S3Settings:
     )
 
 
+@pytest.mark.slow
 def test_publishes_changed_files_only(s3env, flank_home) -> None:
     bucket = s3env.new_bucket()
     settings = settings_for_bucket(s3env.url, bucket)
@@ -83,6 +84,7 @@ def test_publishes_changed_files_only(s3env, flank_home) -> None:
     assert body == b"<h1>home, 2 runs</h1>"
 
 
+@pytest.mark.slow
 def test_outage_is_reported_and_the_next_publish_sends_everything(s3env, flank_home) -> None:
     bucket = s3env.new_bucket()
     site_file(flank_home, "index.html", "<h1>home</h1>")
@@ -98,16 +100,18 @@ def test_outage_is_reported_and_the_next_publish_sends_everything(s3env, flank_h
     assert sorted(s3env.objects(bucket)) == ["site/index.html", "site/style.css"]
 
 
+@pytest.mark.slow
 def test_no_site_yet_is_not_an_error(s3env) -> None:
     result = publish_site(Home(), settings_for_bucket(s3env.url, "any-bucket"))
     assert result.error is None and result.uploaded == 0
 
 
+@pytest.mark.slow
 def test_a_projects_own_bucket_gets_that_project_and_nothing_of_the_others(s3env, flank_home) -> None:
     """Only [projects.down.s3]: `flank sync down` and down's runs send down's runs and pages (and the
     CSS they use) to down's bucket; the home page and the other project's pages and logs stay home."""
     from helpers.cli import run_flank
-    from sample_runs import finished_run, make_project
+    from helpers.sample_runs import finished_run, make_project
 
     from flank_ops.storage import uploads
 

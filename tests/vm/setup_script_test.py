@@ -27,10 +27,8 @@ from pathlib import Path
 import pytest
 from helpers.cli import EXAMPLE_REPO, REPO_ROOT
 from helpers.repos import git, make_repo
+from helpers.sshd import PrivateSshd, sshd_available
 from helpers.waiting import wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sshd import PrivateSshd, sshd_available  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

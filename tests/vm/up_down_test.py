@@ -13,7 +13,6 @@ import base64
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,9 @@ from pathlib import Path
 import pytest
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
+from helpers.servers import start_moto_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared moto server
-from servers import start_moto_server  # noqa: E402
+pytestmark = pytest.mark.slow
 
 _server: str | None = None
 CIDR = "203.0.113.7/32"
@@ -179,8 +178,8 @@ def test_up_down_lifecycle_keeps_the_data_volume(tmp_path: Path, aws: dict) -> N
 
 
 def test_without_type_up_launches_what_the_cost_plan_sizes(tmp_path: Path, aws: dict) -> None:
-    from cost.fixtures import SEED_YML, write_runs, write_toml
-    from run.deployed import deploy
+    from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
+    from helpers.deployed import deploy
 
     clone = make_repo(tmp_path / "demo", {"flank.yml": "pipelines: {}\n"})
     common = ["--key", aws["key"], "--ssh-from", CIDR, "--no-wait", "--ami", aws["ami"], "--source", SOURCE]

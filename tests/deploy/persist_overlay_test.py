@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from conftest import commit_all, git, run_flank
-from run.deployed import deploy
+from helpers.deployed import deploy
+
+pytestmark = pytest.mark.slow
 
 FLANK_YML = """\
 persist: [data]
@@ -117,7 +120,7 @@ pipelines:
 
 
 def _statuses(run_id: int) -> dict[str, str]:
-    from run.deployed import record
+    from helpers.deployed import record
 
     return {name: task["status"] for name, task in record(run_id)["tasks"].items()}
 

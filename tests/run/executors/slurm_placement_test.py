@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_flank
-from run.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir
 
-pytestmark = pytest.mark.xdist_group("slurm")
+pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]
 
 
 def test_a_tasks_own_slurm_options_override_the_projects(tmp_path: Path, slurm, flank_home: Path) -> None:

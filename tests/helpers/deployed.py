@@ -1,6 +1,6 @@
 """A project deployed the way a user does it: `flank init`, then `git push flank main`.
 
-Shared by the runner's tests (tests/run, tests/commands, tests/git).
+Shared by the runner's tests (tests/run, tests/commands, tests/deploy).
 """
 
 from __future__ import annotations
@@ -77,6 +77,15 @@ def task_status(run_id: int, task: str, pipeline: str = "nightly") -> str | None
 # A task that runs until the test creates the file `gate` in FLANK_PERSIST_GATE
 # (bounded, so a failing test leaves nothing behind for long).
 WAIT_FOR_GATE = 'for i in $(seq 600); do [ -e "$FLANK_PERSIST_GATE/open" ] && exit 0; sleep 0.1; done; exit 9'
+
+
+# Prints two lines, a third when the test creates `gate/more`, and ends when it creates `gate/open`
+# (bounded, so a failing test leaves nothing behind for long).
+CHATTY = (
+    'echo "loading 12 scripts"; echo "tidyverse attached"; G="$FLANK_PERSIST_GATE"; '
+    'for i in $(seq 600); do [ -e "$G/more" ] && { echo "fitting glm"; rm "$G/more"; }; '
+    '[ -e "$G/open" ] && exit 0; sleep 0.1; done; exit 9'
+)
 
 
 def gate_dir(project: str = "demo") -> Path:

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.servers import refused_port
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-
-from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws  # noqa: E402
-from conftest import wait_for  # noqa: E402
-from servers import refused_port  # noqa: E402
-
-from flank_ops.errors import UserError  # noqa: E402
-from flank_ops.run.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix  # noqa: E402
-from flank_ops.run.executors.batch import QUEUED_STATES, BatchBackend, project_of, release_key  # noqa: E402
-from flank_ops.paths import Home, ProjectPaths  # noqa: E402
-from flank_ops.settings import batch_settings, settings_for  # noqa: E402
+from flank_ops.errors import UserError
+from flank_ops.paths import Home, ProjectPaths
+from flank_ops.run.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix
+from flank_ops.run.executors.batch import QUEUED_STATES, BatchBackend, project_of, release_key
+from flank_ops.settings import batch_settings, settings_for
 
 # a task that runs until the test creates the file `open` in $GATE (bounded: never left running for long)
 WAIT_FOR_GATE = 'for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.1; done; exit 9'
@@ -96,6 +92,7 @@ def until_done(backend: BatchBackend, job_id: str) -> JobState:
     return wait_for(lambda: (s := backend.poll(job_id)).done and s, f"job {job_id} to end")
 
 
+@pytest.mark.slow
 def test_a_job_runs_the_task_in_the_release_with_its_secrets_and_resources(aws: BatchAWS, tmp_path: Path) -> None:
     backend = BatchBackend(aws.options())
     aws.start_recording()
@@ -161,6 +158,7 @@ def test_a_job_runs_the_task_in_the_release_with_its_secrets_and_resources(aws: 
     assert release_key(backend.settings, "demo", "c0ffee1") in keys
 
 
+@pytest.mark.slow
 def test_states_go_from_queued_to_running_to_done_and_the_log_is_copied_while_it_runs(
     aws: BatchAWS, tmp_path: Path
 ) -> None:
@@ -213,6 +211,7 @@ def test_states_go_from_queued_to_running_to_done_and_the_log_is_copied_while_it
     assert backend.read_output(job_id, len(first) + len(b"line three\n")) == b"line four\n"
 
 
+@pytest.mark.slow
 def test_terminate_a_running_job_and_find_live_jobs_by_run(aws: BatchAWS, tmp_path: Path) -> None:
     backend = BatchBackend(aws.options())
     gate = tmp_path / "gate"
@@ -231,6 +230,7 @@ def test_terminate_a_running_job_and_find_live_jobs_by_run(aws: BatchAWS, tmp_pa
     until_done(backend, other)
 
 
+@pytest.mark.slow
 def test_the_release_goes_up_once_per_commit(aws: BatchAWS, tmp_path: Path) -> None:
     backend = BatchBackend(aws.options())
     aws.start_recording()
@@ -244,12 +244,14 @@ def test_the_release_goes_up_once_per_commit(aws: BatchAWS, tmp_path: Path) -> N
     assert [p.split("/releases/")[1].split("?")[0] for p in puts] == ["demo/aaa111.tar.gz", "demo/bbb222.tar.gz"]
 
 
+@pytest.mark.slow
 def test_a_job_batch_no_longer_knows_has_vanished(aws: BatchAWS) -> None:
     state = BatchBackend(aws.options()).poll("00000000-0000-0000-0000-000000000000")
     assert state.done and state.exit_code is None and state.state == "VANISHED"
     assert "no longer knows" in (state.reason or "")
 
 
+@pytest.mark.slow
 def test_doctor_check(aws: BatchAWS) -> None:
     assert BatchBackend(aws.options()).check() == []
     problems = BatchBackend(aws.options(job_queue="nope", job_definition="missing", bucket="no-such-bucket")).check()
@@ -266,6 +268,7 @@ def test_doctor_check(aws: BatchAWS) -> None:
     assert len(problems) == 1 and f"job queue '{aws.job_queue}' is not usable: state DISABLED" in problems[0]
 
 
+@pytest.mark.slow
 def test_batch_unreachable_says_so(aws: BatchAWS, tmp_path: Path) -> None:
     with refused_port() as port:
         backend = BatchBackend(aws.options(endpoint_url=f"http://127.0.0.1:{port}", timeout=2))
@@ -281,6 +284,7 @@ def test_batch_unreachable_says_so(aws: BatchAWS, tmp_path: Path) -> None:
         assert problems and all(f"127.0.0.1:{port}" in p for p in problems)
 
 
+@pytest.mark.slow
 def test_a_missing_queue_fails_the_submit_in_words(aws: BatchAWS, tmp_path: Path) -> None:
     backend = BatchBackend(aws.options(job_queue="no-queue"))
     with pytest.raises(BackendError) as exc:
@@ -320,6 +324,7 @@ def test_unconfigured_or_wrong_settings_say_what_to_add(flank_home: Path) -> Non
     assert batch_settings({}) is None
 
 
+@pytest.mark.slow
 def test_a_working_copy_goes_up_by_its_content(aws: BatchAWS, tmp_path: Path) -> None:
     """flank run --local: the "release" is the laptop's working copy, which a commit does not pin down."""
     copy = tmp_path / "work"

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
+from helpers.servers import refused_port
 
-from servers import refused_port  # noqa: E402
-
-from flank_ops.run.executors.batch import ENTRYPOINT  # noqa: E402
+from flank_ops.run.executors.batch import ENTRYPOINT
 
 
 def run_entrypoint(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
 from conftest import run_flank
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
 
 
 @pytest.fixture
@@ -25,6 +25,7 @@ def batch_line(stdout: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_doctor_says_the_queue_and_definition_are_usable(aws: BatchAWS, flank_home: Path) -> None:
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text(aws.toml())
@@ -32,6 +33,7 @@ def test_doctor_says_the_queue_and_definition_are_usable(aws: BatchAWS, flank_ho
     assert batch_line(proc.stdout) == ["OK    executor batch: reachable, as configured"]
 
 
+@pytest.mark.slow
 def test_doctor_names_what_is_missing(aws: BatchAWS, flank_home: Path) -> None:
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text(aws.toml().replace(f'"{aws.job_queue}"', '"no-such-queue"'))

@@ -16,18 +16,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
 import tempfile
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))  # the shared test servers
-
-from servers import start_moto_server  # noqa: E402
-
-from flank_ops.run.executors.batch import ENTRYPOINT  # noqa: E402
+from flank_ops.run.executors.batch import ENTRYPOINT
+from helpers.servers import start_moto_server
 
 FAKE_DOCKER = Path(__file__).resolve().parent / "batch_fake_docker"
 REGION = "us-east-1"

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import commit_all, process_gone, run_flank, wait_for, write_files
-from pushing import Project, flank_lines, head, new_project, push
+from helpers.pushing import Project, flank_lines, head, new_project, push
+from helpers.small_disk import mount_small_tmpfs
 
 DEADLINE_S = 120.0
 
@@ -38,6 +38,7 @@ def run_task(project: Project) -> str:
     return out.read_text().strip()
 
 
+@pytest.mark.slow
 def test_a_venv_setup_runs_once_per_key_and_its_venv_is_carried_over(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"flank.yml": VENV_FLANK_YML, "requirements.txt": "six\n"})
     built_by = head(project.wc)
@@ -72,6 +73,7 @@ def test_a_venv_setup_runs_once_per_key_and_its_venv_is_carried_over(tmp_path: P
     assert run_task(project) == "six"
 
 
+@pytest.mark.slow
 def test_an_r_setup_installs_a_local_package_into_a_library_an_rscript_task_uses(tmp_path: Path) -> None:
     if shutil.which("R") is None:
         pytest.skip("R is not installed")
@@ -147,6 +149,7 @@ def shell_project(tmp_path: Path, run: str, timeout: str = "10m") -> Project:
     )
 
 
+@pytest.mark.slow
 def test_a_failing_setup_refuses_the_push_and_leaves_the_branch_where_it_was(tmp_path: Path) -> None:
     """issue 28 item 3: setup runs in pre-receive, so its failure is a refused push (as Heroku, piku)."""
     project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt'")
@@ -199,6 +202,7 @@ def test_a_failing_setup_refuses_the_push_and_leaves_the_branch_where_it_was(tmp
     assert build is not None and build.startswith(project.deploys()[-1]["setup"]["key"] + "-")
 
 
+@pytest.mark.slow
 def test_push_options_skip_and_force_setup_and_a_wrong_one_is_refused(tmp_path: Path) -> None:
     project = shell_project(tmp_path, "'mkdir -p built && date +%s%N > built/stamp'")
     assert push(project).returncode == 0
@@ -230,6 +234,7 @@ def test_push_options_skip_and_force_setup_and_a_wrong_one_is_refused(tmp_path: 
     assert "-o setup=later: flank knows -o setup=skip and -o setup=force" in refused.stderr
 
 
+@pytest.mark.slow
 def test_a_hanging_setup_is_killed_with_its_process_tree_at_its_timeout(tmp_path: Path) -> None:
     project = shell_project(tmp_path, "'sleep 300 & echo $! > \"$FLANK_PERSIST_DATA/child\"; wait'", timeout="2s")
 
@@ -246,6 +251,7 @@ def test_a_hanging_setup_is_killed_with_its_process_tree_at_its_timeout(tmp_path
     assert project.current_sha() is None
 
 
+@pytest.mark.slow
 def test_megabytes_of_output_show_a_bounded_tail_and_the_full_log_is_kept(tmp_path: Path) -> None:
     project = shell_project(tmp_path, "'mkdir -p built && echo ok > built/stamp && seq 1 100000'")
 
@@ -260,6 +266,7 @@ def test_megabytes_of_output_show_a_bounded_tail_and_the_full_log_is_kept(tmp_pa
     assert len(log.read_text().splitlines()) == 100001
 
 
+@pytest.mark.slow
 def test_setup_has_no_stdin_and_its_output_masks_secrets(tmp_path: Path) -> None:
     project = shell_project(
         tmp_path, "'read answer || echo no input; echo token=$API_TOKEN; mkdir -p built && echo ok > built/stamp'"
@@ -290,6 +297,7 @@ def pushes_page(project: Project, text: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_the_renv_hint_names_the_setup_to_add(tmp_path: Path) -> None:
     project = new_project(
         tmp_path,
@@ -306,6 +314,7 @@ def test_the_renv_hint_names_the_setup_to_add(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_push_during_another_push_s_setup_waits_then_is_told_to_fetch(tmp_path: Path) -> None:
     """issue 28 item 3: setup runs before git moves the branch, holding the push's turn on it: a second
     push waits for it, then is refused (git could not move the branch from where that push saw it)."""
@@ -352,6 +361,7 @@ def start_push(project: Project, *args: str, stderr: Path) -> subprocess.Popen[s
         )
 
 
+@pytest.mark.slow
 def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_load(tmp_path: Path) -> None:
     if shutil.which("Rscript") is None:
         pytest.skip("R is not installed")
@@ -373,9 +383,8 @@ def test_doctor_reports_r_and_python_and_the_renv_lock_packages_rscript_cannot_l
     assert f"FAIL  proj renv.lock: Rscript cannot load 1 of 2 packages in {head(project.wc)[:7]}: notapkg" in lines, out
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_path: Path, flank_home: Path) -> None:
-    from deploy_test import mount_small_tmpfs
-
     mount_small_tmpfs(flank_home, size="8m")
     try:
         project = shell_project(
@@ -404,6 +413,7 @@ def test_a_full_disk_during_setup_keeps_the_previous_release_and_says_so(tmp_pat
         subprocess.run(["umount", "-l", str(flank_home)])
 
 
+@pytest.mark.slow
 def test_a_setup_that_exits_0_without_making_anything_is_named_and_the_task_says_what_is_missing(
     tmp_path: Path,
 ) -> None:
@@ -421,6 +431,7 @@ def test_a_setup_that_exits_0_without_making_anything_is_named_and_the_task_says
     assert run_flank("run", "proj", "nightly").returncode != 0  # cat built/stamp: no such file
 
 
+@pytest.mark.slow
 def test_a_setup_that_closes_its_output_early_is_waited_for_not_killed(tmp_path: Path) -> None:
     project = shell_project(
         tmp_path, "'echo quiet from now on; exec >/dev/null 2>&1; sleep 1; mkdir -p built && echo late > built/stamp'"
@@ -433,6 +444,7 @@ def test_a_setup_that_closes_its_output_early_is_waited_for_not_killed(tmp_path:
     assert run_task(project) == "late"
 
 
+@pytest.mark.slow
 def test_tracked_files_under_a_persisted_folder_give_no_setup_warning(tmp_path: Path) -> None:
     """issue 19 bug 3: .flank-tracked is flank's own folder, never a setup product nor "in the commit"."""
     project = new_project(
@@ -456,6 +468,7 @@ def test_tracked_files_under_a_persisted_folder_give_no_setup_warning(tmp_path: 
     assert run_task(project) == "v1"
 
 
+@pytest.mark.slow
 def test_flank_deploy_by_hand_runs_setup_without_mentioning_a_push_and_says_a_failure_once(tmp_path: Path) -> None:
     """issue 19 bug 7 (deploy side): no "the push waits" by hand; "deploy failed" said once in the record."""
     project = shell_project(tmp_path, "'mkdir -p built && cat deps.txt > built/stamp && grep -q v1 deps.txt'")
@@ -479,6 +492,7 @@ def test_flank_deploy_by_hand_runs_setup_without_mentioning_a_push_and_says_a_fa
     assert project.deploys()[-1]["errors"] == ["setup exited 1"]
 
 
+@pytest.mark.slow
 def test_builds_no_kept_release_uses_are_pruned_and_doctor_shows_setup_s_disk_use(tmp_path: Path) -> None:
     """issue 28 item 8: setup/builds/ holds only builds a kept release uses (KEEP_RELEASES = 5)."""
     from flank_ops.git.releases import KEEP_RELEASES
@@ -517,11 +531,10 @@ def test_builds_no_kept_release_uses_are_pruned_and_doctor_shows_setup_s_disk_us
     assert len(list(builds.iterdir())) == KEEP_RELEASES - 1
 
 
+@pytest.mark.slow
 def test_setup_builds_over_a_fifth_of_the_disk_are_a_doctor_warning_and_on_the_resources_page(
     tmp_path: Path, flank_home: Path
 ) -> None:
-    from deploy_test import mount_small_tmpfs
-
     mount_small_tmpfs(flank_home, size="8m")
     try:
         project = shell_project(tmp_path, "'mkdir -p built && head -c 2500000 /dev/urandom > built/lib'")
@@ -541,6 +554,7 @@ def test_setup_builds_over_a_fifth_of_the_disk_are_a_doctor_warning_and_on_the_r
         subprocess.run(["umount", "-l", str(flank_home)])
 
 
+@pytest.mark.slow
 def test_doctor_checks_a_python_venv_s_requirements_and_python_version(tmp_path: Path) -> None:
     """issue 28 item 9: as for renv.lock, without the network: the venv gets a package's metadata by hand."""
     site = ".venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'"

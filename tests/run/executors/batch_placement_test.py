@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from conftest import run_flank, wait_for
-from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
-from run.deployed import deploy, record, runs_dir, start_flank
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.deployed import deploy, record, runs_dir, start_flank
+
+pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 
 SECOND_QUEUE = "flank-queue-b"
 

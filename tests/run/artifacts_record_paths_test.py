@@ -9,8 +9,9 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
-from run.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir
 
 SECRET = "s3cr3t-value-of-the-project"
 FLANK_YML = "persist: [results]\npipelines:\n  nightly:\n    tasks:\n      model:\n        run: sh model.sh\n        artifacts: [results/*.csv]\n"
@@ -21,6 +22,7 @@ def _site_files(home: Path) -> list[Path]:
     return [p for p in (home / "site").rglob("*") if p.is_file()]
 
 
+@pytest.mark.slow
 def test_a_crafted_artifact_path_publishes_nothing_from_outside_the_run(tmp_path: Path, flank_home: Path) -> None:
     deploy(tmp_path, FLANK_YML, files={"model.sh": MODEL_SH})
     run_flank("secrets", "set", "demo", "API_KEY", input=SECRET + "\n", check=True)

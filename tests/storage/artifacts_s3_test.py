@@ -4,15 +4,14 @@ and latest/ links work from the bucket (issue 11)."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_flank
+from helpers.deployed import deploy
+from helpers.servers import s3_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
-from conftest import run_flank  # noqa: E402
-from run.deployed import deploy  # noqa: E402
-from servers import s3_server  # noqa: E402
+pytestmark = pytest.mark.slow
 
 FLANK_YML = """\
 pipelines:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from flank_ops.config.model import Task
 from flank_ops.run import artifacts
 
@@ -26,6 +28,7 @@ for i in range(50_000_000):  # bounded; the test kills it long before
 """
 
 
+@pytest.mark.slow
 def test_a_folder_swapped_with_a_symlink_never_lets_an_outside_file_be_kept(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_flank, wait_for
-from executors.batch_aws import CREDENTIALS, BatchAWS, batch_aws
-from run.deployed import deploy, record, runs_dir, start_flank
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.deployed import deploy, record, runs_dir, start_flank
 
 # a task that runs until the test creates $GATE/open (bounded: never left running for long)
 WAIT_FOR_GATE = 'echo waiting; for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.1; done; exit 9'
@@ -38,6 +37,7 @@ def log_of(run_id: int, task: str) -> str:
     return (runs_dir() / str(run_id) / "logs" / f"{task}.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_batch_task_runs_between_local_ones_with_its_log_secrets_and_job_id(tmp_path: Path, aws: BatchAWS) -> None:
     deploy(
         tmp_path,
@@ -91,6 +91,7 @@ def test_a_batch_task_runs_between_local_ones_with_its_log_secrets_and_job_id(tm
     assert not [k for k in keys if k.startswith("secrets/")]
 
 
+@pytest.mark.slow
 def test_a_failing_batch_job_is_retried_as_a_new_job_then_fails(tmp_path: Path, aws: BatchAWS) -> None:
     deploy(
         tmp_path,
@@ -110,6 +111,7 @@ def test_a_failing_batch_job_is_retried_as_a_new_job_then_fails(tmp_path: Path, 
     assert "ended FAILED (exit 3)" in text
 
 
+@pytest.mark.slow
 def test_a_batch_task_is_queued_then_running_and_flank_cancel_terminates_its_job(tmp_path: Path, aws: BatchAWS) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()
@@ -151,6 +153,7 @@ def test_a_batch_task_is_queued_then_running_and_flank_cancel_terminates_its_job
     assert record(1)["tasks"]["long"]["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_a_timeout_terminates_the_batch_job(tmp_path: Path, aws: BatchAWS) -> None:
     gate = tmp_path / "gate"  # never opened
     deploy(
@@ -167,6 +170,7 @@ def test_a_timeout_terminates_the_batch_job(tmp_path: Path, aws: BatchAWS) -> No
     assert (job["status"], job["statusReason"]) == ("FAILED", "cancelled by flank")
 
 
+@pytest.mark.slow
 def test_batch_unreachable_fails_the_task_in_words(tmp_path: Path, aws: BatchAWS, flank_home: Path) -> None:
     import socket
 
@@ -188,6 +192,7 @@ def test_batch_unreachable_fails_the_task_in_words(tmp_path: Path, aws: BatchAWS
     assert "Traceback" not in log_of(1, "fit")
 
 
+@pytest.mark.slow
 def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_home: Path) -> None:
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n")
@@ -203,13 +208,14 @@ def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_h
     assert record(1)["tasks"]["fit"]["status"] == "failed" and record(1)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interrupted(
     tmp_path: Path, aws: BatchAWS
 ) -> None:
-    from flank_ops.run.executors.base import JobRequest, job_name
-    from flank_ops.run.executors.batch import BatchBackend
     from flank_ops.paths import Home
     from flank_ops.run import records
+    from flank_ops.run.executors.base import JobRequest, job_name
+    from flank_ops.run.executors.batch import BatchBackend
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      t: {run: 'true', executor: batch}\n")
     paths = Home().project("demo")

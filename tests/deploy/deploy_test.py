@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers.cli import run_flank
+from helpers.pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 from helpers.repos import commit_all, git, write_files
+from helpers.small_disk import mount_small_tmpfs
 from helpers.waiting import wait_for
-from pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 
 from flank_ops.fileio import locked
 from flank_ops.paths import Home
@@ -22,6 +22,7 @@ from flank_ops.paths import Home
 DEADLINE_S = 60.0
 
 
+@pytest.mark.slow
 def test_force_push_and_re_pushing_an_old_commit_deploy_it(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     assert push(project).returncode == 0
@@ -43,6 +44,7 @@ def test_force_push_and_re_pushing_an_old_commit_deploy_it(tmp_path: Path) -> No
     assert [d["sha"] for d in project.deploys()] == [first, second, first]
 
 
+@pytest.mark.slow
 def test_persisted_data_is_linked_into_every_release_and_survives_deploys(tmp_path: Path) -> None:
     project = new_project(
         tmp_path,
@@ -65,6 +67,7 @@ def test_persisted_data_is_linked_into_every_release_and_survives_deploys(tmp_pa
     assert (project.dir / "persist" / "data" / "raw.csv").is_file()
 
 
+@pytest.mark.slow
 def test_concurrent_pushes_both_succeed_and_the_newest_commit_is_deployed(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     first = head(project.wc)
@@ -106,6 +109,7 @@ def start_push(project: Project, *args: str, env: dict[str, str] | None = None) 
     )
 
 
+@pytest.mark.slow
 def test_a_failed_deploy_leaves_the_previous_release_current_and_no_half_release(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     assert push(project).returncode == 0
@@ -129,6 +133,7 @@ def test_a_failed_deploy_leaves_the_previous_release_current_and_no_half_release
     assert status.rstrip().endswith("— `flank deploy proj` retries)")
 
 
+@pytest.mark.slow
 def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     proc = push(project, "-o", "run=nightly", "-o", "run=nope", "-o", "colour=blue", "main")
@@ -140,6 +145,7 @@ def test_push_option_run_starts_the_pipeline_and_unknown_ones_are_named(tmp_path
     assert "flank: ignored push option 'colour=blue' (flank knows: -o run=PIPELINE, -o setup=skip|force)" in lines
 
 
+@pytest.mark.slow
 def test_on_push_pipelines_start_after_the_deploy(tmp_path: Path) -> None:
     project = new_project(
         tmp_path,
@@ -154,6 +160,7 @@ def test_on_push_pipelines_start_after_the_deploy(tmp_path: Path) -> None:
     assert started > lines.index(f'flank: deployed {head(project.wc)[:7]} "first"')
 
 
+@pytest.mark.slow
 def test_missing_make_is_a_warning_at_push(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     # A PATH with git but without make.
@@ -185,19 +192,7 @@ def test_hook_outside_a_flank_repo_says_what_it_is(tmp_path: Path) -> None:
     assert "is not a flank project repo" in proc.stderr
 
 
-def mount_small_tmpfs(where: Path, size: str = "4m") -> None:
-    import pytest
-
-    where.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
-
-
+@pytest.mark.slow
 def test_a_full_disk_during_deploy_keeps_the_previous_release(tmp_path: Path, flank_home: Path) -> None:
     # A real full disk: FLANK_HOME on a 4 MB tmpfs; a 6 MB file of one byte repeated is tiny in git's
     # compressed objects (the push gets in) but does not fit in the checked-out release.
@@ -223,6 +218,7 @@ def test_a_full_disk_during_deploy_keeps_the_previous_release(tmp_path: Path, fl
         subprocess.run(["umount", "-l", str(flank_home)])
 
 
+@pytest.mark.slow
 def test_a_read_only_flank_home_refuses_the_push_and_loses_nothing(tmp_path: Path, flank_home: Path) -> None:
     mount_small_tmpfs(flank_home)
     try:
@@ -243,6 +239,7 @@ def test_a_read_only_flank_home_refuses_the_push_and_loses_nothing(tmp_path: Pat
         subprocess.run(["umount", "-l", str(flank_home)])
 
 
+@pytest.mark.slow
 def test_runs_use_the_flank_yml_the_deploy_validated_not_the_file_on_disk(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"flank.yml": "pipelines:\n  nightly:\n    tasks:\n      a: echo validated\n"})
     assert push(project).returncode == 0
@@ -295,6 +292,7 @@ def clone_with_commit(project: Project, tmp_path: Path, name: str, files: dict[s
     return project._replace(wc=wc), commit_all(wc, f"from {name}")
 
 
+@pytest.mark.slow
 def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_them(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     assert push(project).returncode == 0
@@ -350,6 +348,7 @@ def test_every_concurrent_push_is_exactly_one_line_and_the_pushes_page_shows_the
     assert all(sha[:7] in page for _, sha in accepted)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["before-switch", "after-switch"])
 def test_a_killed_deploy_shows_in_status_and_on_the_site_and_flank_deploy_redoes_it(tmp_path: Path, point: str) -> None:
     project = new_project(tmp_path)
@@ -404,6 +403,7 @@ def test_a_killed_deploy_shows_in_status_and_on_the_site_and_flank_deploy_redoes
     assert "by hand (flank deploy)" in (site / "proj" / "deploys.html").read_text()
 
 
+@pytest.mark.slow
 def test_flank_deploy_of_an_older_commit_and_of_nothing(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     missing = run_flank("deploy", "proj")
@@ -430,6 +430,7 @@ def test_flank_deploy_of_an_older_commit_and_of_nothing(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "no commit 'nosuchcommit'" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_twelve_pushes_at_once_are_twelve_lines_and_no_bare_git_lock_errors(tmp_path: Path) -> None:
     # Truly at once: git moves a ref only if it is still where the pusher saw it, so all but the first
     # lose the race; each loser must be refused by flank with a reason and a line, not by git's lock error.
@@ -463,6 +464,7 @@ def _free(lock: Path) -> bool:
         return held
 
 
+@pytest.mark.slow
 def test_a_killed_first_deploy_says_nothing_is_deployed_yet(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     sha = head(project.wc)

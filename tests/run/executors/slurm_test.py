@@ -8,12 +8,12 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from conftest import run_flank, wait_for
-from executors.conftest import squeue_names
-from run.deployed import deploy, record, runs_dir, start_flank
+from helpers.deployed import deploy, record, runs_dir, start_flank
 
-pytestmark = pytest.mark.xdist_group("slurm")
+from run.executors.conftest import squeue_names
+
+pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]
 
 
 def flank_yml(tasks: str, pipeline_extra: str = "") -> str:
@@ -214,10 +214,10 @@ def test_the_run_page_shows_where_each_task_ran(tmp_path: Path, slurm, flank_hom
 
 
 def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tmp_path: Path, slurm) -> None:
-    from flank_ops.run.executors.base import JobRequest, job_name
-    from flank_ops.run.executors.slurm import SlurmBackend
     from flank_ops.paths import Home
     from flank_ops.run import records
+    from flank_ops.run.executors.base import JobRequest, job_name
+    from flank_ops.run.executors.slurm import SlurmBackend
 
     deploy(tmp_path, flank_yml("      t: echo\n"))
     paths = Home().project("demo")

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from helpers.cli import run_flank
+from helpers.deployed import WAIT_FOR_GATE, deploy, runs_dir, start_flank
 from helpers.waiting import process_gone, wait_for
-from run.deployed import WAIT_FOR_GATE, deploy, runs_dir, start_flank
 
 SWEEP_YML = (
     "persist: [gate]\npipelines:\n  nightly:\n    tasks:\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_flank
-from run.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir
 
-pytestmark = pytest.mark.xdist_group("slurm")
+pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]
 
 
 def test_matrix_instances_are_slurm_jobs_and_memory_grows_per_attempt(tmp_path: Path, slurm) -> None:

@@ -7,8 +7,7 @@
 * aiosmtpd with STARTTLS (a throwaway self-signed certificate) and AUTH.
 * a port where nothing listens (bound, never listening: connection refused).
 
-Imported by the tests of storage, notify, sync and doctor (tests/<area> dirs
-put this directory on sys.path themselves; pytest does it for tests/storage).
+Imported by the tests of storage, notify, sync and doctor as `from helpers.servers import …`.
 """
 
 from __future__ import annotations

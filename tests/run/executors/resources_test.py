@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import run_flank
+from helpers.deployed import deploy, record, runs_dir
+
 from flank_ops.config.load import load_config
 from flank_ops.errors import ConfigErrors
 from flank_ops.run.executors.resources import size_text, vm_cpus, vm_memory_mb
-from run.deployed import deploy, record, runs_dir
 
 VM_MB = vm_memory_mb()
 
@@ -20,6 +20,7 @@ def log_of(run_id: int, task: str) -> str:
     return (runs_dir() / str(run_id) / "logs" / f"{task}.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_local_task_needing_more_memory_than_the_vm_fails_at_once_saying_what_to_do(tmp_path: Path) -> None:
     deploy(
         tmp_path,
@@ -43,6 +44,7 @@ def test_a_local_task_needing_more_memory_than_the_vm_fails_at_once_saying_what_
     assert rec["tasks"]["other"]["memory_mb"] == 10 and rec["tasks"]["other"]["cpus"] == 1
 
 
+@pytest.mark.slow
 def test_too_many_cpus_too(tmp_path: Path) -> None:
     deploy(tmp_path, f"pipelines:\n  nightly:\n    tasks:\n      fit: {{run: 'echo no', cpus: {vm_cpus() + 1}}}\n")
     assert run_flank("run", "demo", "nightly").returncode == 1
@@ -51,6 +53,7 @@ def test_too_many_cpus_too(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_tasks_whose_declared_memory_sum_exceeds_the_vm_run_one_after_the_other(tmp_path: Path) -> None:
     share = f"{int(VM_MB * 0.6)}M"  # two of them do not fit at once
     deploy(
@@ -68,6 +71,7 @@ def test_tasks_whose_declared_memory_sum_exceeds_the_vm_run_one_after_the_other(
     assert "waiting for memory" in log_of(1, second)
 
 
+@pytest.mark.slow
 def test_push_and_validate_on_the_vm_warn_about_an_executor_it_lacks_and_tasks_too_big(
     tmp_path: Path, flank_home: Path
 ) -> None:
@@ -110,6 +114,7 @@ def test_executor_memory_and_slurm_options_are_validated_with_line_and_column() 
     assert p.tasks["a"].memory_mb == 1536 and config.slurm == {"partition": "big"}
 
 
+@pytest.mark.slow
 def test_the_generated_makefile_sends_remote_and_resource_checked_tasks_through_the_executors_entry(
     tmp_path: Path,
 ) -> None:

@@ -6,11 +6,13 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from helpers.cli import run_flank
+from helpers.pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
 from helpers.repos import commit_all, git, write_files
-from pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
 
 
+@pytest.mark.slow
 def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:
     project = new_project(
         tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "R/extract.R": "cat('hi')\n"}, message="fix model formula"
@@ -36,6 +38,7 @@ def test_first_push_deploys_and_says_so_briefly(tmp_path: Path) -> None:
     assert not (project.dir / ".validated").exists() or not list((project.dir / ".validated").iterdir())
 
 
+@pytest.mark.slow
 def test_without_site_url_the_push_says_how_to_open_the_site(tmp_path: Path) -> None:
     # Nothing serves 127.0.0.1 on the pusher's laptop: say how to serve it and reach it over ssh.
     project = new_project(tmp_path)
@@ -62,6 +65,7 @@ def test_next_run_in_push_output_names_the_zone() -> None:
     assert re.fullmatch(r"nightly  0 2 \* \* \* \(Asia/Tokyo\) — next run \w{3} \d{2} \w{3} 02:00 JST", line), line
 
 
+@pytest.mark.slow
 def test_site_url_comes_from_flank_toml(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     (project.home / "flank.toml").write_text('site_url = "http://vm.example:8083"\n')
@@ -69,6 +73,7 @@ def test_site_url_comes_from_flank_toml(tmp_path: Path) -> None:
     assert "flank: status site http://vm.example:8083/proj/" in flank_lines(proc)
 
 
+@pytest.mark.slow
 def test_invalid_flank_yml_is_refused_and_the_previous_deploy_stays(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     assert push(project).returncode == 0
@@ -91,6 +96,7 @@ def test_invalid_flank_yml_is_refused_and_the_previous_deploy_stays(tmp_path: Pa
     assert rejected["message"] == "typo" and rejected["errors"]
 
 
+@pytest.mark.slow
 def test_yaml_syntax_error_is_refused_with_a_message(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"flank.yml": "pipelines: [unclosed\n"})
     proc = push(project)
@@ -100,6 +106,7 @@ def test_yaml_syntax_error_is_refused_with_a_message(tmp_path: Path) -> None:
     assert project.current_sha() is None and project.remote_sha() is None
 
 
+@pytest.mark.slow
 def test_binary_flank_yml_is_refused(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"README.md": "x\n"})
     (project.wc / "flank.yml").write_bytes(b"\x00\xff\xfe binary \x00" * 50)
@@ -111,6 +118,7 @@ def test_binary_flank_yml_is_refused(tmp_path: Path) -> None:
     assert project.current_sha() is None
 
 
+@pytest.mark.slow
 def test_huge_flank_yml_is_refused_without_reading_it(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML + "#" + "x" * (3 * 1024 * 1024) + "\n"})
     proc = push(project)
@@ -122,6 +130,7 @@ def test_huge_flank_yml_is_refused_without_reading_it(tmp_path: Path) -> None:
     assert project.deploys()[-1]["status"] == "rejected"
 
 
+@pytest.mark.slow
 def test_no_flank_yml_is_refused_with_how_to_add_one(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"R/extract.R": "1\n"})
     proc = push(project)
@@ -132,6 +141,7 @@ def test_no_flank_yml_is_refused_with_how_to_add_one(tmp_path: Path) -> None:
     assert project.remote_sha() is None
 
 
+@pytest.mark.slow
 def test_other_branches_are_stored_not_deployed(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"notes.txt": "no flank.yml needed off the deploy branch\n"})
     proc = push(project, "main:dev")
@@ -141,6 +151,7 @@ def test_other_branches_are_stored_not_deployed(tmp_path: Path) -> None:
     assert project.current_sha() is None and project.deploys() == []
 
 
+@pytest.mark.slow
 def test_init_branch_changes_what_is_deployed(tmp_path: Path) -> None:
     project = new_project(tmp_path, init_args=("--branch", "prod"))
     proc = push(project, "main")
@@ -151,6 +162,7 @@ def test_init_branch_changes_what_is_deployed(tmp_path: Path) -> None:
     assert project.current_sha() == head(project.wc)
 
 
+@pytest.mark.slow
 def test_deleting_the_deploy_branch_is_refused(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     assert push(project).returncode == 0
@@ -160,6 +172,7 @@ def test_deleting_the_deploy_branch_is_refused(tmp_path: Path) -> None:
     assert project.remote_sha() == head(project.wc)
 
 
+@pytest.mark.slow
 def test_pushing_the_notes_ref_is_refused(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     git("notes", "--ref", "refs/notes/flank", "add", "-m", "forged run line", "HEAD", cwd=project.wc)
@@ -169,6 +182,7 @@ def test_pushing_the_notes_ref_is_refused(tmp_path: Path) -> None:
     assert project.remote_sha("refs/notes/flank") is None
 
 
+@pytest.mark.slow
 def test_a_tracked_persist_dir_is_accepted_and_synced(tmp_path: Path) -> None:
     """issue 11: a persisted folder holding tracked files is an overlay, no longer refused."""
     project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "data/raw.csv": "a,b\n"})
@@ -186,6 +200,7 @@ def refusal(proc) -> list[str]:
     return [line.strip() for line in lines[start + 1 :]]
 
 
+@pytest.mark.slow
 def test_validate_in_a_work_tree_refuses_what_the_push_refuses(tmp_path: Path) -> None:
     project = new_project(tmp_path, {"flank.yml": SIMPLE_FLANK_YML, "data": "a,b\n"})
     proc = push(project)
@@ -199,6 +214,7 @@ def test_validate_in_a_work_tree_refuses_what_the_push_refuses(tmp_path: Path) -
     assert validate.stderr.splitlines() == refusal(proc)
 
 
+@pytest.mark.slow
 def test_a_symlinked_flank_yml_is_refused_by_the_push_and_by_validate(tmp_path: Path) -> None:
     # The review's attack: the link's own text is valid YAML (a comment hides the path), while
     # following the link reads a file outside the repo that nobody validated.
@@ -224,6 +240,7 @@ def test_a_symlinked_flank_yml_is_refused_by_the_push_and_by_validate(tmp_path: 
     assert (validate.returncode, validate.stderr) == (1, expected + "\n")
 
 
+@pytest.mark.slow
 def test_dir_and_persist_leaving_the_repo_through_a_symlink_are_refused(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -271,6 +288,7 @@ def test_dir_and_persist_leaving_the_repo_through_a_symlink_are_refused(tmp_path
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_hostile_numbers_and_a_lone_surrogate_are_refused_with_line_and_column(tmp_path: Path) -> None:
     """issue 20 items 7-9: the push says what `flank validate` says, never `unexpected error`."""
     flank_yml = (

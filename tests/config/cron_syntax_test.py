@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from user_crontab import user_crontab  # noqa: F401 - fixture
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 
-from flank_ops.fileio import locked
 from flank_ops.config.cron_syntax import check_expression, parse_expression
+from flank_ops.fileio import locked
 from flank_ops.schedule.crontab import crontab_lock, read_crontab, write_crontab
 
 OK = None

@@ -5,19 +5,16 @@ latest/ URLs follow the newest successful run and survive a prune."""
 from __future__ import annotations
 
 import os
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site"))
-from conftest import run_flank, wait_for  # noqa: E402
-from run.deployed import deploy, record  # noqa: E402
-from site_cdp import CHROMIUM, Browser  # noqa: E402
-from site_serve_test import free_port, start_server  # noqa: E402
+from conftest import run_flank, wait_for
+from helpers.deployed import deploy, record
+from helpers.serve import free_port, start_server
+from helpers.site_cdp import CHROMIUM, Browser
 
 # A real 2x2 PNG (red), so the browser really decodes the thumbnail.
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg=="
@@ -48,7 +45,10 @@ cat > results/report.html <<EOF
 EOF
 """
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
 
 
 @pytest.fixture

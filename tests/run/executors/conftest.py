@@ -1,4 +1,4 @@
-"""The private Slurm cluster the executor tests share (tests/slurm_cluster.py): started once per
+"""The private Slurm cluster the executor tests share (tests/helpers/slurm_cluster.py): started once per
 test process, stopped by pid at the end. Tests that use it are in the xdist group "slurm", so
 `make test` (--dist loadgroup) starts one cluster, in one worker."""
 
@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from slurm_cluster import SlurmCluster, slurm_available
+from helpers.slurm_cluster import SlurmCluster, slurm_available
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from conftest import run_flank
-from run.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir
 
 MAKES_OUTPUTS = """\
 persist: [results]
@@ -33,6 +34,7 @@ def _kept(run_id: int, task: str) -> Path:
     return runs_dir() / str(run_id) / "artifacts" / task
 
 
+@pytest.mark.slow
 def test_a_run_keeps_the_matching_files_and_says_what_matched_nothing(tmp_path: Path) -> None:
     deploy(tmp_path, MAKES_OUTPUTS, {"make.sh": MAKE_SH})
     proc = run_flank("run", "demo", "nightly")
@@ -50,6 +52,7 @@ def test_a_run_keeps_the_matching_files_and_says_what_matched_nothing(tmp_path: 
     assert (_kept(1, "report") / "results" / "report.html").read_text().startswith("<html>")
 
 
+@pytest.mark.slow
 def test_a_file_rewritten_in_place_later_does_not_change_the_kept_one(tmp_path: Path) -> None:
     deploy(tmp_path, MAKES_OUTPUTS, {"make.sh": MAKE_SH})
     assert run_flank("run", "demo", "nightly").returncode == 0
@@ -59,6 +62,7 @@ def test_a_file_rewritten_in_place_later_does_not_change_the_kept_one(tmp_path: 
     assert (_kept(1, "model") / "results" / "plot.png").read_bytes() == b"PNG-1"
 
 
+@pytest.mark.slow
 def test_an_unchanged_file_is_shared_with_the_previous_run_and_a_changed_one_is_not(tmp_path: Path) -> None:
     yml = MAKES_OUTPUTS.replace(
         "run: sh make.sh", "run: '[ -e results/plot.png ] || sh make.sh; echo $FLANK_RUN_ID > results/summary.csv'"
@@ -72,6 +76,7 @@ def test_an_unchanged_file_is_shared_with_the_previous_run_and_a_changed_one_is_
     assert (second / "summary.csv").read_text() == "2\n" and (first / "summary.csv").read_text() == "1\n"
 
 
+@pytest.mark.slow
 def test_a_failed_task_keeps_its_partial_outputs(tmp_path: Path) -> None:
     deploy(tmp_path, MAKES_OUTPUTS.replace("run: sh make.sh", "run: sh make.sh; exit 3"), {"make.sh": MAKE_SH})
     proc = run_flank("run", "demo", "nightly")
@@ -82,6 +87,7 @@ def test_a_failed_task_keeps_its_partial_outputs(tmp_path: Path) -> None:
     assert rec["tasks"]["report"]["status"] == "upstream_failed" and "artifacts" not in rec["tasks"]["report"]
 
 
+@pytest.mark.slow
 def test_past_max_mb_per_run_the_rest_is_not_kept_and_the_record_says_why(tmp_path: Path) -> None:
     big = "head -c 700000 /dev/zero > results/big.png; head -c 600000 /dev/zero > results/big2.png"
     yml = MAKES_OUTPUTS.replace("run: sh make.sh", f"run: '{big}'")
@@ -99,6 +105,7 @@ def test_past_max_mb_per_run_the_rest_is_not_kept_and_the_record_says_why(tmp_pa
     assert not (_kept(1, "model") / "results" / "big2.png").exists()
 
 
+@pytest.mark.slow
 def test_a_symlink_out_of_the_project_is_not_kept(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("private")
@@ -111,6 +118,7 @@ def test_a_symlink_out_of_the_project_is_not_kept(tmp_path: Path) -> None:
     assert not (_kept(1, "model") / "results" / "plot.png").exists()
 
 
+@pytest.mark.slow
 def test_a_glob_matching_too_many_files_keeps_a_bounded_number(tmp_path: Path) -> None:
     many = "mkdir -p results/many; cd results/many; seq 1 6000 | xargs touch"
     yml = MAKES_OUTPUTS.replace("run: sh make.sh", f"run: '{many}'").replace(
@@ -127,6 +135,7 @@ def test_a_glob_matching_too_many_files_keeps_a_bounded_number(tmp_path: Path) -
     ]
 
 
+@pytest.mark.slow
 def test_bad_patterns_are_refused_with_line_and_column(tmp_path: Path) -> None:
     clone = deploy(tmp_path, MAKES_OUTPUTS, {"make.sh": MAKE_SH})
     bad = MAKES_OUTPUTS.replace("artifacts: [results/report.html]", "artifacts: [../etc/passwd, /tmp/x]")
@@ -141,6 +150,7 @@ def test_bad_patterns_are_refused_with_line_and_column(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_odd_names_and_a_20_gb_file_are_handled_safely(tmp_path: Path) -> None:
     odd = (
         "printf x > \"$(printf 'results/bad\\377name.csv')\"; printf y > 'results/with space.csv'; "
@@ -196,6 +206,7 @@ def test_a_notification_links_the_report_the_run_kept(tmp_path: Path) -> None:
     assert "report:" not in text
 
 
+@pytest.mark.slow
 def test_an_up_to_date_task_keeps_its_unchanged_outputs_as_links(tmp_path: Path) -> None:
     yml = """\
 persist: [results]
