@@ -88,11 +88,10 @@ def bench_layout(sizes: list[int], repeat: int, tmp: Path) -> None:
 
 
 def bench_grid(repeat: int, tmp: Path) -> None:
-    from helpers.site_records import make_many_runs, make_project, make_run
-
     from flank_ops.paths import Home
     from flank_ops.site.data import PAGE_SIZE, Warnings, pipeline_view
     from flank_ops.site.grid import task_grid
+    from helpers.site_records import make_many_runs, make_project, make_run
 
     tasks = {n.name: list(n.needs) for n in make_dag(50)}
     figures = {}

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from flank_ops.run import records  # noqa: E402
 
 FLANK_YML = "pipelines:\n  nightly:\n    tasks:\n      only: 'true'\n"
-T0 = datetime(2025, 11, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 11, 1, tzinfo=UTC)
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -30,11 +30,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from helpers.slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
-
 from flank_ops.run.executors import remote  # noqa: E402
 from flank_ops.run.executors.base import JobRequest  # noqa: E402
 from flank_ops.run.executors.slurm import SlurmBackend  # noqa: E402
+from helpers.slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
 
 
 def counting_scontrol(bin_dir: Path, calls: Path) -> None:

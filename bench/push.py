@@ -73,7 +73,7 @@ def bench_env(tmp: Path) -> dict[str, str]:
 
 
 def sh(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
     return proc.stdout + proc.stderr
@@ -109,8 +109,7 @@ def import_time_ms(bare: Path, env: dict[str, str]) -> float:
         env={**env, "GIT_DIR": str(bare)},
         input="",
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     total_us = 0
     for line in proc.stderr.splitlines():

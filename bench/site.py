@@ -19,10 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from helpers.site_records import make_many_runs, make_project, make_run  # noqa: E402
-
 from flank_ops.paths import Home  # noqa: E402
 from flank_ops.site import build  # noqa: E402
+from helpers.site_records import make_many_runs, make_project, make_run  # noqa: E402
 
 
 def one_home(root: Path, past_runs: int) -> tuple[Home, object]:

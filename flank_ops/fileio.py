@@ -60,10 +60,8 @@ def public_folder(folder: Path, root: Path) -> None:
         raise ValueError(f"{folder} is not inside {root}")
     root.parent.mkdir(parents=True, exist_ok=True)
     for d in reversed(chain[: chain.index(root) + 1]):
-        try:
+        with contextlib.suppress(FileExistsError):
             d.mkdir()
-        except FileExistsError:
-            pass
         st = d.stat()
         if stat.S_IMODE(st.st_mode) != PUBLIC_DIR_MODE and st.st_uid == os.getuid():
             os.chmod(d, PUBLIC_DIR_MODE)

@@ -144,7 +144,7 @@ class Home:
     def s3_site_lock(self) -> Path:
         return self.internal_dir / "s3-site.lock"
 
-    def project(self, name: str) -> "ProjectPaths":
+    def project(self, name: str) -> ProjectPaths:
         return ProjectPaths(self, check_project_name(name))
 
     def projects(self) -> list[str]:
@@ -166,7 +166,7 @@ class ProjectPaths:
         self.local = project_dir is not None
 
     @classmethod
-    def for_local(cls, working_copy: Path) -> "ProjectPaths":
+    def for_local(cls, working_copy: Path) -> ProjectPaths:
         """A laptop working copy: state under <working copy>/.flank/."""
         state = working_copy / STATE_DIR
         return cls(Home(state), local_project_name(working_copy), project_dir=state)
@@ -179,7 +179,7 @@ class ProjectPaths:
     def exists(self) -> bool:
         return self.local or (self.bare_repo / "HEAD").exists()
 
-    def require(self) -> "ProjectPaths":
+    def require(self) -> ProjectPaths:
         if not self.exists():
             known = self.home.projects()
             hint = f"known projects: {', '.join(known)}" if known else f"create it with: flank init {self.name}"

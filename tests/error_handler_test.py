@@ -18,19 +18,18 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
         shell=True,
         env=env,
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     assert proc.stdout == '{\n  "$sche'
     assert proc.stderr == ""
 
 
 def test_a_full_disk_is_one_line_not_a_traceback(tmp_path: Path) -> None:
-    from flank_ops.error_handler import error_handler
-
     import errno
     import io
     from contextlib import redirect_stderr
+
+    from flank_ops.error_handler import error_handler
 
     err = io.StringIO()
     with redirect_stderr(err):

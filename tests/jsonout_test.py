@@ -9,10 +9,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from helpers.cli import run_flank
-from helpers.repos import git, make_repo
 
 from flank_ops.jsonout import SCHEMA
+from helpers.cli import run_flank
+from helpers.repos import git, make_repo
 
 pytestmark = pytest.mark.slow
 

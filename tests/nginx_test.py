@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.deployed import WAIT_FOR_GATE, deploy, open_gate, record, start_flank
 from helpers.readable_site import project_with_a_run, traversable_home  # noqa: F401 - fixture

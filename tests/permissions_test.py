@@ -11,10 +11,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers.readable_site import other_user, project_with_a_run, read_as, traversable_home  # noqa: F401 - fixtures
 
 from flank_ops.exit_codes import ExitCode
 from flank_ops.paths import Home
+from helpers.readable_site import other_user, project_with_a_run, read_as, traversable_home  # noqa: F401 - fixtures
 
 
 def private_files(home: Path, bare: Path) -> list[Path]:

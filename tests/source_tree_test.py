@@ -20,13 +20,13 @@ WANTED = [
 ]
 
 # Run with -S (no site-packages: neither the editable install's finder nor an installed flank_ops is visible).
-RESOLVE = """
+RESOLVE = f"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import flank_ops
 from flank_ops.package_data import package_folder
 assert flank_ops.__file__.startswith(sys.argv[1]), flank_ops.__file__
-for folder, name in %r:
+for folder, name in {WANTED!r}:
     path = package_folder(folder) / name
     assert path.is_file(), path
     print(path)
@@ -34,7 +34,7 @@ from flank_ops.site.pages import template_dir
 from flank_ops.git.bare_repo import hook_shim
 assert (template_dir() / "base.html").is_file()
 assert "flank_ops hook" in hook_shim("pre-receive", "/usr/bin/python3")
-""" % (WANTED,)
+"""
 
 
 def _resolve_from(root: Path) -> list[str]:

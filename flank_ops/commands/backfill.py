@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 
+from flank_ops.config.params import split_assignments
 from flank_ops.errors import UserError
+from flank_ops.humanize import clock
 from flank_ops.paths import Home
 from flank_ops.schedule import backfill
-from flank_ops.config.params import split_assignments
-from flank_ops.humanize import clock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ start; by hand it is harmless (a run that was not missed is never started twice)
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flank_ops.humanize import parse_option_time
 from flank_ops.paths import Home
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    now = parse_option_time(args.now) if args.now else datetime.now(timezone.utc)
+    now = parse_option_time(args.now) if args.now else datetime.now(UTC)
     started = catch_up(Home(), now, project=args.project, dry_run=args.dry_run, at_boot=args.boot, out=print)
     if not started and not args.dry_run:
         print("flank: nothing to catch up")

@@ -15,29 +15,24 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import date
 from typing import Any
 
-from flank_ops.errors import UserError
-from flank_ops.jsonout import FLAG_HELP
+from flank_ops import jsonout
+from flank_ops.cost import aws, prices
+from flank_ops.cost.aws import todays_type
 from flank_ops.cost.plan import plan_sizes
-from flank_ops.cost.prices import price_table
+from flank_ops.cost.prices import describe_source, price_table
 from flank_ops.cost.resources import collect_needs
-from flank_ops.cost.schedules import grow_schedules
+from flank_ops.cost.schedules import group_name, grow_schedules
 from flank_ops.cost.settings import cost_settings, instance_types
-from flank_ops.humanize import parse_option_time
+from flank_ops.cost.shrink import applied_plan_path, shrink_now
+from flank_ops.errors import UserError
+from flank_ops.fileio import atomic_write_text
+from flank_ops.humanize import duration, fmt_kb, parse_option_time
+from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import Home
 from flank_ops.settings import settings_for
-from flank_ops.cost.aws import todays_type
-from datetime import date
-from flank_ops.cost.prices import describe_source
-from flank_ops.humanize import duration, fmt_kb
-from flank_ops.cost import aws
-from flank_ops.cost.schedules import group_name
-from flank_ops.fileio import atomic_write_text
-from flank_ops.cost.shrink import applied_plan_path
-from flank_ops.cost import prices
-from flank_ops.cost.shrink import shrink_now
-from flank_ops import jsonout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

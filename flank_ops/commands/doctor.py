@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -18,30 +19,30 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from flank_ops.errors import UserError
-from flank_ops.paths import Home
-from flank_ops.deploy.setup_doctor import setup_checks
-from flank_ops.run.executors.vm_check import doctor_problems
-from flank_ops.git.gitcmd import run_git
-from flank_ops.run.makefile import make_executable
-from flank_ops.site.dag_layout import dot_executable
-from flank_ops.schedule.crontab import running_cron_daemon
-from flank_ops.schedule.crontab import crontab_enabled
-from flank_ops.schedule.crontab import CrontabError, stale_blocks
-from flank_ops.schedule.crontab import remove_stale_blocks
 from flank_ops.config.suggest import did_you_mean
-from flank_ops.settings import load_settings
-from flank_ops.settings_catalogue import unknown_keys
-import pwd
-from flank_ops.settings import settings_for
-from flank_ops.settings import email_settings, s3_settings, webhook_settings
+from flank_ops.deploy.setup_doctor import setup_checks
+from flank_ops.errors import UserError
+from flank_ops.git.gitcmd import run_git
 from flank_ops.git.release_config import deployed_config
-from flank_ops.notify.destinations import nowhere_to_send
 from flank_ops.notify.delivery import DeliveryError
-from flank_ops.s3 import probe
+from flank_ops.notify.destinations import nowhere_to_send
 from flank_ops.notify.email import check_login, password_for, send_email
-from flank_ops.run.secrets import load_secrets
 from flank_ops.notify.webhook import check_webhook, send_webhook
+from flank_ops.paths import Home
+from flank_ops.run.executors.vm_check import doctor_problems
+from flank_ops.run.makefile import make_executable
+from flank_ops.run.secrets import load_secrets
+from flank_ops.s3 import probe
+from flank_ops.schedule.crontab import (
+    CrontabError,
+    crontab_enabled,
+    remove_stale_blocks,
+    running_cron_daemon,
+    stale_blocks,
+)
+from flank_ops.settings import email_settings, load_settings, s3_settings, settings_for, webhook_settings
+from flank_ops.settings_catalogue import unknown_keys
+from flank_ops.site.dag_layout import dot_executable
 
 MIN_FREE_BYTES = 1024**3  # below 1 GiB, logs and releases will soon fill the disk
 
@@ -78,9 +79,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{check.status:<5} {check.name}: {check.detail}", flush=True)
         if check.status == "FAIL":
             failed += 1
-        if check.status in ("FAIL", "WARN"):
-            if check.fix:
-                print(f"      fix: {check.fix}", flush=True)
+        if check.status in ("FAIL", "WARN") and check.fix:
+            print(f"      fix: {check.fix}", flush=True)
     print("all checks passed" if not failed else f"{failed} problem{'s' if failed != 1 else ''} found")
     return 1 if failed else 0
 
@@ -194,7 +194,7 @@ def _installed_crontab() -> tuple[list[str] | None, str | None]:
     exe = shutil.which("crontab")
     if exe is None:
         return None, "the crontab command is missing (install cron: sudo apt-get install cron)"
-    proc = subprocess.run([exe, "-l"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    proc = subprocess.run([exe, "-l"], capture_output=True, text=True, timeout=10)
     if proc.returncode != 0:
         if "no crontab" in proc.stderr.lower():
             return [], None

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
+from flank_ops.commands.serve import DEFAULT_PORT
 from flank_ops.errors import UserError
 from flank_ops.git.bare_repo import (
     DEFAULT_BRANCH,
@@ -27,16 +28,14 @@ from flank_ops.git.bare_repo import (
     deploy_branch,
     install_hooks,
 )
+from flank_ops.git.gitcmd import run_git
 from flank_ops.git.notes import NOTES_REF
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.git.gitcmd import run_git
-from flank_ops.remote.ssh import FLANK_COMMAND_KEY
-from flank_ops.schedule.crontab import flank_command
 from flank_ops.remote.address import login_user
 from flank_ops.remote.address import vm_address as address
-from flank_ops.settings import settings_for
-from flank_ops.settings import ssh_settings
-from flank_ops.commands.serve import DEFAULT_PORT
+from flank_ops.remote.ssh import FLANK_COMMAND_KEY
+from flank_ops.schedule.crontab import flank_command
+from flank_ops.settings import settings_for, ssh_settings
 
 if TYPE_CHECKING:
     from flank_ops.remote.address import SshAddress

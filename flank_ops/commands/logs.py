@@ -15,20 +15,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flank_ops import jsonout
 from flank_ops.commands.target import TargetArgs, add_target_arguments, parse_target
 from flank_ops.errors import UserError
-from flank_ops.jsonout import FLAG_HELP
+from flank_ops.finish.reconcile import reconcile
+from flank_ops.git.release_config import deployed_config
 from flank_ops.hints import flank_command, via_remote
-from flank_ops.run import records
 from flank_ops.humanize import MEDIUM, clock
 from flank_ops.humanize import duration as format_duration
-from flank_ops.git.release_config import deployed_config
-from flank_ops.finish.reconcile import reconcile
+from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import ProjectPaths
-from flank_ops.run.runner import choices_hint
-from flank_ops import jsonout
+from flank_ops.run import records
 from flank_ops.run.follow import follow
-
+from flank_ops.run.runner import choices_hint
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths

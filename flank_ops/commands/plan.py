@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+from flank_ops import jsonout
 from flank_ops.commands.target import add_target_arguments, parse_target
+from flank_ops.config.params import param_env, parse_params, split_assignments
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.run import plan, runner
-from flank_ops.config.params import param_env, parse_params, split_assignments
-from flank_ops import jsonout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,20 +11,19 @@ import argparse
 import json
 import os
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flank_ops.errors import UserError
-from flank_ops.paths import Home, ProjectPaths
-from flank_ops.settings import settings_for
-from flank_ops.git.notes import mark_pruned
-from flank_ops.site.build import after_prune
 from flank_ops.deploy.setup import prune_builds, pruned_line
-from flank_ops.fileio import locked
+from flank_ops.errors import UserError
+from flank_ops.fileio import atomic_write_bytes, locked
 from flank_ops.finish.reconcile import reconcile
+from flank_ops.git.notes import mark_pruned
+from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
-from flank_ops.fileio import atomic_write_bytes
+from flank_ops.settings import settings_for
+from flank_ops.site.build import after_prune
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +116,7 @@ def prune_pipeline(
     """Remove the runs the retention rules do not keep. Returns (removed ids, number kept)."""
     if not dry_run:
         reconcile(paths, pipeline)  # a dead "running" run becomes interrupted, and so prunable
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with locked(paths.lock_file("run-id", pipeline)):
         ids = records.list_run_ids(paths, pipeline)
         history = {e["run_id"]: e for e in records.read_history(paths, pipeline)}
@@ -152,19 +151,19 @@ def _run_time(entry: dict[str, Any], run_dir: Path) -> datetime:
     for key in ("started_at", "ended_at"):
         try:
             value = datetime.fromisoformat(entry[key])
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
         except (KeyError, TypeError, ValueError):
             continue
     try:
-        return datetime.fromtimestamp(os.stat(run_dir).st_mtime, timezone.utc)
+        return datetime.fromtimestamp(os.stat(run_dir).st_mtime, UTC)
     except OSError:
-        return datetime.fromtimestamp(0, timezone.utc)
+        return datetime.fromtimestamp(0, UTC)
 
 
 def _recently_touched(paths: ProjectPaths, pipeline: str, run_id: int, now: datetime) -> bool:
     """A folder without a readable record may be a run starting right now."""
     try:
-        mtime = datetime.fromtimestamp(os.stat(paths.run_dir(pipeline, run_id)).st_mtime, timezone.utc)
+        mtime = datetime.fromtimestamp(os.stat(paths.run_dir(pipeline, run_id)).st_mtime, UTC)
     except OSError:
         return False
     return now - mtime < timedelta(hours=1)

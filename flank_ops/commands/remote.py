@@ -26,9 +26,8 @@ import getpass
 import sys
 
 from flank_ops.errors import UserError
-from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
-
 from flank_ops.hints import DEFAULT_REMOTE
+from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

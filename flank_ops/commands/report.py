@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from flank_ops.errors import UserError
-from flank_ops.jsonout import FLAG_HELP
-from flank_ops.cost.resources import collect_needs, far_from_declared, this_machine
-from flank_ops.humanize import duration
-from flank_ops.paths import Home
-from flank_ops.humanize import fmt_kb
 from flank_ops import jsonout
+from flank_ops.cost.resources import collect_needs, far_from_declared, this_machine
+from flank_ops.errors import UserError
+from flank_ops.humanize import duration, fmt_kb
+from flank_ops.jsonout import FLAG_HELP
+from flank_ops.paths import Home
 
 SPARK = " ▁▂▃▄▅▆▇█"
 CHART_WIDTH = 48

@@ -8,39 +8,39 @@ Exits 0 only when the run succeeded, so cron mail and shell scripts can tell.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
+import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flank_ops.config.params import split_assignments
-from flank_ops.errors import UserError
-from flank_ops.jsonout import FLAG_HELP
-from flank_ops.hints import flank_command
-from flank_ops.run.runner import RunRequest
-import getpass
-from flank_ops.run.records import via_of_trigger
-from datetime import datetime
-from flank_ops.schedule.due import floor_minute
-from flank_ops.run import runner
-from flank_ops.deploy.setup import local_setup
-from flank_ops.schedule.due import is_due, scheduled_at
-from flank_ops.finish.run_steps import RUN_STEPS
-import sys
-from flank_ops.run.records import RunStatus
 from flank_ops import jsonout
-from flank_ops.run.records import FAILED_TASK_STATUSES
+from flank_ops.commands.target import add_target_arguments, parse_target
+from flank_ops.config.params import split_assignments
+from flank_ops.deploy.setup import local_setup
+from flank_ops.errors import UserError
+from flank_ops.finish.run_steps import RUN_STEPS
+from flank_ops.hints import flank_command
+from flank_ops.jsonout import FLAG_HELP
 from flank_ops.notify.message import log_tail
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
+from flank_ops.run import records, runner
+from flank_ops.run.launch import start_detached_reporting
+from flank_ops.run.records import (
+    FAILED_TASK_STATUSES,
+    SCHEDULED_TRIGGERS,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    via_of_trigger,
+)
+from flank_ops.run.runner import RunRequest, find_working_copy
 from flank_ops.run.secrets import load_secrets
-from flank_ops.run.runner import find_working_copy
+from flank_ops.schedule.due import floor_minute, is_due, scheduled_at
 from flank_ops.settings import settings_for, site_url
 from flank_ops.site.layout import run_url
-from flank_ops.run.launch import start_detached_reporting
-from flank_ops.run.records import RunRecord
-from flank_ops.commands.target import add_target_arguments, parse_target
-from flank_ops.run.records import SCHEDULED_TRIGGERS, RunTrigger
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -7,7 +7,7 @@ in the foreground. See flank_ops/schedule/scheduler.py.
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flank_ops.errors import UserError
 from flank_ops.humanize import parse_option_time
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             "flank scheduler: warning: your crontab also runs these schedules (flank's block is "
             "installed); scheduled runs will start twice — stop cron or this scheduler"
         )
-    catch_up(home, datetime.now(timezone.utc), out=sched.print_line)  # runs missed while nothing ran
+    catch_up(home, datetime.now(UTC), out=sched.print_line)  # runs missed while nothing ran
     sched.run_forever(scheduler, banner)
     print("flank scheduler: stopped", flush=True)
     return 0

@@ -7,14 +7,14 @@ command line, where it would land in the shell history and `ps` output.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 
+from flank_ops import jsonout
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
-import getpass
 from flank_ops.paths import Home
 from flank_ops.run import secrets
-from flank_ops import jsonout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

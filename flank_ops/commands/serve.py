@@ -12,20 +12,19 @@ install it: nothing else restarts `flank serve` after a reboot.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import shlex
+import socket
 from typing import TYPE_CHECKING
 
-from flank_ops.paths import Home
 from flank_ops.errors import UserError
-from flank_ops.site.serve import Limits, make_server
-from flank_ops.site.build import rebuild
-from flank_ops.site.build import write_actions_script
+from flank_ops.paths import Home
+from flank_ops.schedule.crontab import flank_command
 from flank_ops.settings import serve_settings
 from flank_ops.site import auth
 from flank_ops.site.actions import Actions
-import ipaddress
-import socket
-from flank_ops.schedule.crontab import flank_command
+from flank_ops.site.build import rebuild, write_actions_script
+from flank_ops.site.serve import Limits, make_server
 
 if TYPE_CHECKING:
     from flank_ops.site.actions import Actions

@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 
 from flank_ops.errors import UserError
-from flank_ops.paths import Home
-from flank_ops.schedule.crontab import flank_command
 from flank_ops.git.gitcmd import exec_git
+from flank_ops.paths import Home
 from flank_ops.remote.ssh import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, RemoteProject, remote_shell_command
+from flank_ops.schedule.crontab import flank_command
 
 KEY_TYPES = (
     "ssh-ed25519",

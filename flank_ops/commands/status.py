@@ -11,31 +11,30 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flank_ops import jsonout
+from flank_ops.config.load import FILENAME, load_config_file
+from flank_ops.deploy.deploy import attempt, rebuild_site
 from flank_ops.errors import UserError
-from flank_ops.jsonout import FLAG_HELP
-from flank_ops.humanize import NOTE, clock
-from flank_ops.humanize import duration as format_duration
-from flank_ops.run.records import parse_iso
-from flank_ops.schedule.next_runs import next_runs
-from flank_ops.run import records
 from flank_ops.finish.reconcile import reconcile
-from flank_ops.humanize import page_zone
 from flank_ops.git.deploy_log import entry_reason, read_deploys
 from flank_ops.git.deploy_state import INTERRUPTED, deploy_gap
-from flank_ops.deploy.deploy import attempt, rebuild_site
-from flank_ops.config.load import FILENAME, load_config_file
 from flank_ops.git.release_config import deployed_config
+from flank_ops.humanize import NOTE, clock, page_zone
+from flank_ops.humanize import duration as format_duration
+from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import Home, NoSuchProject, ProjectPaths
+from flank_ops.run import records
+from flank_ops.run.records import parse_iso
 from flank_ops.run.runner import find_working_copy
-from flank_ops.storage.pending import read_pending
-from flank_ops.storage.uploads import RETRY_HINT
-from flank_ops import jsonout
+from flank_ops.schedule.next_runs import next_runs
 from flank_ops.settings import settings_for, site_url
 from flank_ops.site.layout import run_url
+from flank_ops.storage.pending import read_pending
+from flank_ops.storage.uploads import RETRY_HINT
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config, Pipeline
@@ -61,7 +60,7 @@ def _duration(record: RunRecord) -> str:
         started = parse_iso(record.started_at)
         if started is None:
             return "-"
-        return f"{format_duration((datetime.now(timezone.utc) - started).total_seconds())} so far"
+        return f"{format_duration((datetime.now(UTC) - started).total_seconds())} so far"
     return format_duration(record.duration_s)
 
 

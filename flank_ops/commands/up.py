@@ -11,22 +11,21 @@ the kept data volume back. See vm/ec2.py for what is made and how it is found.
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import time
+import urllib.request
+from importlib import metadata
 from pathlib import Path
 
-from flank_ops.errors import UserError
-import ipaddress
-import urllib.request
-from flank_ops.vm.sizing import planned_type
-import json
-from importlib import metadata
-from flank_ops.remote.ssh import parse_remote_url, probe_remote_flank
 from flank_ops.commands.serve import DEFAULT_PORT
+from flank_ops.errors import UserError
+from flank_ops.remote.ssh import parse_remote_url, probe_remote_flank
 from flank_ops.vm import ec2
 from flank_ops.vm.clone import point_remote, project_of_clone
 from flank_ops.vm.monthly import monthly_cost
+from flank_ops.vm.sizing import planned_type, type_arch
 from flank_ops.vm.userdata import DATA_DEVICE, VM_USER, user_data, vm_flank_home
-from flank_ops.vm.sizing import type_arch
 
 DEFAULT_DATA_GIB = 50
 DEFAULT_REMOTE = "flank"

@@ -30,17 +30,15 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flank_ops.errors import UserError
-from flank_ops.config.load import FILENAME, load_config_file
-from flank_ops.run.runner import choices_hint
-from flank_ops.config.repo_paths import repo_relative
 import watchfiles
+
+from flank_ops.config.load import FILENAME, load_config_file
+from flank_ops.config.repo_paths import repo_relative
+from flank_ops.errors import ConfigErrors, UserError
 from flank_ops.git.gitcmd import ignored_paths, tracked_paths
-from flank_ops.errors import ConfigErrors
-from flank_ops.paths import ProjectPaths
-from flank_ops.run.runner import find_working_copy
+from flank_ops.paths import STATE_DIR, ProjectPaths
+from flank_ops.run.runner import choices_hint, find_working_copy
 from flank_ops.site.layout import SiteLayout
-from flank_ops.paths import STATE_DIR
 
 if TYPE_CHECKING:
     import watchfiles

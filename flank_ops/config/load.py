@@ -108,25 +108,25 @@ class Report:
         self._seen: set[ConfigError] = set()
         self.mappings = yn.Mappings(self.add)
         # (key, path, node) of every dir: and persist: path, checked against the repo's tree
-        self.repo_paths: dict[tuple[str, str, int], "Node"] = {}
+        self.repo_paths: dict[tuple[str, str, int], Node] = {}
         # issue 12: (task, "inputs"|"outputs") -> [(pattern, node)], checked across a pipeline's tasks
-        self.file_patterns: dict[tuple[str, str], list[tuple[str, "Node"]]] = {}
+        self.file_patterns: dict[tuple[str, str], list[tuple[str, Node]]] = {}
 
-    def add(self, node: "Node | None", message: str, hint: str | None = None) -> None:
+    def add(self, node: Node | None, message: str, hint: str | None = None) -> None:
         line, col = yn.position(node) if node is not None else (1, 1)
         error = ConfigError(self.filename, line, col, message, hint)
         if error not in self._seen:  # an aliased node is checked once per use
             self._seen.add(error)
             self.errors.append(error)
 
-    def entries(self, node: "Node") -> list[yn.Entry]:
+    def entries(self, node: Node) -> list[yn.Entry]:
         return self.mappings.entries(node)
 
 
 # --- entry points ----------------------------------------------------------------
 
 
-def load_config(text: str | bytes, filename: str = FILENAME, tree: "RepoTree | None" = None) -> Config:
+def load_config(text: str | bytes, filename: str = FILENAME, tree: RepoTree | None = None) -> Config:
     """Parse and validate flank.yml text. Raises ConfigErrors listing every problem.
 
     With `tree` (the pushed commit's, or a work tree's index), `dir:` and `persist:` paths
@@ -153,7 +153,7 @@ def symlink_error(filename: str = FILENAME) -> ConfigErrors:
     return ConfigErrors([ConfigError(filename, 0, 0, *flank_yml_link_problem())])
 
 
-def load_config_file(path: Path, tree: "RepoTree | None" = None) -> Config:
+def load_config_file(path: Path, tree: RepoTree | None = None) -> Config:
     """Read and validate a flank.yml file; a missing or unreadable file is a ConfigErrors too."""
     path = Path(path)
     name = str(path)
@@ -296,20 +296,20 @@ def _unknown_key(
     report.add(entry.key_node, f"unknown key {entry.key!r}", hint)
 
 
-def _looks_like_task(node: "Node") -> bool:
+def _looks_like_task(node: Node) -> bool:
     return yn.is_scalar(node, yn.STR) or (
         yn.is_mapping(node) and any(k.value == "run" for k, _ in node.value if yn.is_scalar(k))
     )
 
 
-def _mapping(report: Report, node: "Node", what: str) -> list[yn.Entry] | None:
+def _mapping(report: Report, node: Node, what: str) -> list[yn.Entry] | None:
     if yn.is_mapping(node):
         return report.entries(node)
     report.add(node, f"{what}: expected a mapping (key: value lines), got {yn.describe(node)}")
     return None
 
 
-def _string(report: Report, node: "Node", key: str, expected: str = "a string") -> str | None:
+def _string(report: Report, node: Node, key: str, expected: str = "a string") -> str | None:
     if yn.is_scalar(node, yn.STR):
         if _lone_surrogate(report, node, key):
             return None
@@ -319,7 +319,7 @@ def _string(report: Report, node: "Node", key: str, expected: str = "a string") 
     return None
 
 
-def _lone_surrogate(report: Report, node: "Node", key: str) -> bool:
+def _lone_surrogate(report: Report, node: Node, key: str) -> bool:
     """A `\\ud800` escape makes a string no text can hold (issue 20 item 7): no file, command line
     or environment can carry it, so every run would fail. Said here, at its line and column."""
     found = _SURROGATE.search(node.value)
@@ -336,7 +336,7 @@ def _lone_surrogate(report: Report, node: "Node", key: str) -> bool:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _string_list(report: Report, node: "Node", key: str, item: str) -> list[tuple[str, "Node"]] | None:
+def _string_list(report: Report, node: Node, key: str, item: str) -> list[tuple[str, Node]] | None:
     """A list of strings; a single string is a one-item list; null is empty."""
     if yn.is_null(node):
         return []
@@ -354,7 +354,7 @@ def _string_list(report: Report, node: "Node", key: str, item: str) -> list[tupl
     return items
 
 
-def _integer(report: Report, node: "Node", key: str, minimum: int, maximum: int) -> int | None:
+def _integer(report: Report, node: Node, key: str, minimum: int, maximum: int) -> int | None:
     if not yn.is_scalar(node, yn.INT):
         report.add(node, f"{key}: expected a whole number, got {yn.describe(node)}")
         return None
@@ -373,7 +373,7 @@ def _integer(report: Report, node: "Node", key: str, minimum: int, maximum: int)
     return value
 
 
-def _boolean(report: Report, node: "Node", key: str) -> bool | None:
+def _boolean(report: Report, node: Node, key: str) -> bool | None:
     if yn.is_scalar(node, yn.BOOL):
         return bool(yn.scalar_value(node))
     hint = "remove the quotes" if yn.is_scalar(node, yn.STR) and node.value.lower() in ("true", "false") else None
@@ -381,7 +381,7 @@ def _boolean(report: Report, node: "Node", key: str) -> bool | None:
     return None
 
 
-def _duration(report: Report, node: "Node", key: str) -> float | None:
+def _duration(report: Report, node: Node, key: str) -> float | None:
     if not (yn.is_scalar(node, yn.STR) or yn.is_scalar(node, yn.INT) or yn.is_scalar(node, yn.FLOAT)):
         report.add(node, f"{key}: expected a duration like 90s, 15m, 2h or 1d, got {yn.describe(node)}")
         return None
@@ -431,7 +431,7 @@ def _name(report: Report, entry: yn.Entry, what: str) -> bool:
     return False
 
 
-def _relative_dir(report: Report, node: "Node", key: str) -> str | None:
+def _relative_dir(report: Report, node: Node, key: str) -> str | None:
     """A directory inside the repo: relative, no '..', normalised ('data/' -> 'data')."""
     text = _string(report, node, key, "a directory path (a string)")
     if text is None:
@@ -452,7 +452,7 @@ def _relative_dir(report: Report, node: "Node", key: str) -> str | None:
     return None
 
 
-def _env(report: Report, node: "Node", key: str) -> dict[str, str]:
+def _env(report: Report, node: Node, key: str) -> dict[str, str]:
     """NAME -> string. Numbers keep the text as written; true/false/null must be quoted."""
     if yn.is_null(node):
         return {}
@@ -496,7 +496,7 @@ def _env(report: Report, node: "Node", key: str) -> dict[str, str]:
 # --- flank.yml -------------------------------------------------------------------
 
 
-def _config(root: "Node | None", report: Report) -> Config | None:
+def _config(root: Node | None, report: Report) -> Config | None:
     if root is None:
         report.add(None, "flank.yml is empty", "it needs a 'pipelines:' mapping; `flank schema` shows the format")
         return None
@@ -531,7 +531,7 @@ def _config(root: "Node | None", report: Report) -> Config | None:
     return Config(pipelines=pipelines, persist=persist, env=env, slurm=slurm, setup=setup)
 
 
-def _slurm_options(report: Report, node: "Node") -> dict[str, str]:
+def _slurm_options(report: Report, node: Node) -> dict[str, str]:
     """issue 14: `slurm:` partition, account, qos, extra_args (strings)."""
     if yn.is_null(node):
         return {}
@@ -547,7 +547,7 @@ def _slurm_options(report: Report, node: "Node") -> dict[str, str]:
     return options
 
 
-def _batch_placement(report: Report, node: "Node") -> dict[str, str]:
+def _batch_placement(report: Report, node: Node) -> dict[str, str]:
     """issue 26: a task's `batch: {queue, job_definition}` over flank.toml's [executors.batch]."""
     if yn.is_null(node):
         return {}
@@ -564,7 +564,7 @@ def _batch_placement(report: Report, node: "Node") -> dict[str, str]:
     return placement
 
 
-def _memory(report: Report, node: "Node") -> int | None:
+def _memory(report: Report, node: Node) -> int | None:
     """issue 14: `memory: 512M | 16G | 400G | 1T` -> MB."""
     text = str(node.value) if yn.is_scalar(node) and not yn.is_null(node) else ""
     match = MEMORY_RE.match(text)
@@ -586,7 +586,7 @@ def _memory(report: Report, node: "Node") -> int | None:
     return mb
 
 
-def _executor(report: Report, node: "Node") -> str | None:
+def _executor(report: Report, node: Node) -> str | None:
     from flank_ops.config.model import EXECUTOR_NAMES
 
     return _choice(report, node, "executor", EXECUTOR_NAMES)
@@ -625,7 +625,7 @@ def _setup(report: Report, entry: yn.Entry) -> Setup | None:
     return Setup(commands=commands, **{k: v for k, v in fields.items() if v is not None})
 
 
-def _setup_commands(report: Report, node: "Node") -> tuple[str, ...] | None:
+def _setup_commands(report: Report, node: Node) -> tuple[str, ...] | None:
     items = _string_list(report, node, "setup", "command")
     if items is None:
         return None
@@ -636,7 +636,7 @@ def _setup_commands(report: Report, node: "Node") -> tuple[str, ...] | None:
     return tuple(c for c in commands if c) if all(commands) else None
 
 
-def _setup_key(report: Report, node: "Node") -> tuple[str, ...] | None:
+def _setup_key(report: Report, node: Node) -> tuple[str, ...] | None:
     """Files (paths or globs, relative to the repo root) whose content decides when setup runs again."""
     items = _string_list(report, node, "setup: key", "file path")
     if items is None:
@@ -649,7 +649,7 @@ def _setup_key(report: Report, node: "Node") -> tuple[str, ...] | None:
     return tuple(keys)
 
 
-def _persist(report: Report, node: "Node") -> tuple[str, ...]:
+def _persist(report: Report, node: Node) -> tuple[str, ...]:
     items = _string_list(report, node, "persist", "directory")
     kept: dict[str, Node] = {}
     for text, item in items or ():
@@ -736,15 +736,20 @@ def _pipeline(report: Report, entry: yn.Entry) -> Pipeline | None:
     return Pipeline(name=entry.key, tasks=tasks, **{k: v for k, v in settings.items() if v is not None})
 
 
-def _catchup(report: Report, node: "Node") -> float | None:
+def _catchup(report: Report, node: Node) -> float | None:
     """A duration, or 0 (never catch up)."""
-    if yn.is_scalar(node, yn.INT) or yn.is_scalar(node, yn.STR):
-        if str(node.value).strip() in ("0", "0s", "0m", "0h", "0d"):
-            return 0.0
+    if (yn.is_scalar(node, yn.INT) or yn.is_scalar(node, yn.STR)) and str(node.value).strip() in (
+        "0",
+        "0s",
+        "0m",
+        "0h",
+        "0d",
+    ):
+        return 0.0
     return _duration(report, node, "catchup")
 
 
-def _schedule(report: Report, node: "Node") -> tuple[str, ...] | None:
+def _schedule(report: Report, node: Node) -> tuple[str, ...] | None:
     items = _string_list(report, node, "schedule", "cron expression")
     if items is None:
         return None
@@ -767,7 +772,7 @@ def _schedule(report: Report, node: "Node") -> tuple[str, ...] | None:
     return tuple(schedule)
 
 
-def _timezone(report: Report, node: "Node") -> str | None:
+def _timezone(report: Report, node: Node) -> str | None:
     name = _string(report, node, "timezone", "a timezone name like Europe/London")
     if name is None:
         return None
@@ -788,7 +793,7 @@ def _timezone(report: Report, node: "Node") -> str | None:
     return None
 
 
-def _choice(report: Report, node: "Node", key: str, choices: tuple[str, ...]) -> str | None:
+def _choice(report: Report, node: Node, key: str, choices: tuple[str, ...]) -> str | None:
     value = _string(report, node, key, " or ".join(choices))
     if value is None:
         return None
@@ -800,7 +805,7 @@ def _choice(report: Report, node: "Node", key: str, choices: tuple[str, ...]) ->
     return value
 
 
-def _notify(report: Report, node: "Node") -> tuple[str, ...] | None:
+def _notify(report: Report, node: Node) -> tuple[str, ...] | None:
     items = _string_list(report, node, "notify", "outcome")
     if items is None:
         return None
@@ -812,7 +817,7 @@ def _notify(report: Report, node: "Node") -> tuple[str, ...] | None:
     return tuple(outcomes)
 
 
-def _ping_url(report: Report, node: "Node") -> str | None:
+def _ping_url(report: Report, node: Node) -> str | None:
     url = _string(report, node, "ping_url", "an http(s) URL")
     if url is None:
         return None
@@ -829,7 +834,7 @@ def _ping_url(report: Report, node: "Node") -> str | None:
     return url
 
 
-def _check_repo_paths(report: Report, tree: "RepoTree", config: Config) -> None:
+def _check_repo_paths(report: Report, tree: RepoTree, config: Config) -> None:
     from flank_ops.config.repo_paths import path_problems
 
     for (key, path, _), node in report.repo_paths.items():
@@ -882,7 +887,7 @@ def _replace_needs(task: Task, needs: list[str]) -> Task:
     return replace(task, needs=tuple(needs))
 
 
-def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str, "Node"]]]:
+def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str, Node]]]:  # noqa: C901 - one branch per task key: next to split (a table of key readers)
     name, node = entry.key, entry.value
     if yn.is_scalar(node, yn.STR):
         command = _command(report, node, name)
@@ -965,7 +970,7 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
     ), needs
 
 
-def _artifacts(report: Report, node: "Node") -> tuple[str, ...] | None:
+def _artifacts(report: Report, node: Node) -> tuple[str, ...] | None:
     """issue 11: paths or globs relative to the task's dir (may reach into persisted folders)."""
     items = _string_list(report, node, "artifacts", "path or glob")
     if items is None:
@@ -1011,7 +1016,7 @@ def max_command_bytes() -> int:
     return min(arg_max // 4, 32 * page - 1)
 
 
-def _command(report: Report, node: "Node", task: str) -> str | None:
+def _command(report: Report, node: Node, task: str) -> str | None:
     command = _string(report, node, "run", "a shell command (a string)")
     if command is None:
         return None
@@ -1036,7 +1041,7 @@ def _command(report: Report, node: "Node", task: str) -> str | None:
 # --- inputs: and outputs: (issue 12) ---------------------------------------------------
 
 
-def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tuple[str, ...] | None:
+def _file_pattern_list(report: Report, node: Node, key: str, task: str) -> tuple[str, ...] | None:
     """Paths or globs relative to the task's dir: (checked against each other in _check_file_patterns)."""
     items = _string_list(report, node, key, "path")
     if items is None:
@@ -1064,7 +1069,7 @@ def _file_pattern_list(report: Report, node: "Node", key: str, task: str) -> tup
     return tuple(dict.fromkeys(p for p, _ in kept))
 
 
-def _auto_inputs(report: Report, node: "Node") -> tuple[str, ...] | None:
+def _auto_inputs(report: Report, node: Node) -> tuple[str, ...] | None:
     """`auto_inputs: true | false | [scripts, sources, setup]`: which inputs flank finds itself."""
     if yn.is_scalar(node, yn.BOOL):
         return AUTO_INPUT_KINDS if yn.scalar_value(node) else ()
@@ -1118,7 +1123,7 @@ def _check_file_patterns(report: Report, tasks: dict[str, Task]) -> None:
             owners.setdefault(path, name)
 
 
-def _needs(report: Report, node: "Node") -> list[tuple[str, "Node"]]:
+def _needs(report: Report, node: Node) -> list[tuple[str, Node]]:
     if yn.is_scalar(node, yn.STR) and ("," in node.value or " " in node.value.strip()):
         names = [n for n in re.split(r"[,\s]+", node.value) if n]
         report.add(node, f"needs: {node.value!r} is one name", f"for several, write a list: [{', '.join(names)}]")
@@ -1126,7 +1131,7 @@ def _needs(report: Report, node: "Node") -> list[tuple[str, "Node"]]:
     return _string_list(report, node, "needs", "task name") or []
 
 
-def _check_needs(report: Report, task: str, needs: list[tuple[str, "Node"]], names: dict[str, None]) -> None:
+def _check_needs(report: Report, task: str, needs: list[tuple[str, Node]], names: dict[str, None]) -> None:
     from flank_ops.config.suggest import did_you_mean
 
     for dep, node in needs:
@@ -1143,7 +1148,7 @@ def _check_needs(report: Report, task: str, needs: list[tuple[str, "Node"]], nam
             )
 
 
-def _check_cycles(report: Report, needs: dict[str, list[tuple[str, "Node"]]]) -> None:
+def _check_cycles(report: Report, needs: dict[str, list[tuple[str, Node]]]) -> None:
     """Report each cycle once: 'a -> b -> a' means a needs b and b needs a.
 
     Depth-first search with an explicit stack: a chain of thousands of tasks must
@@ -1176,7 +1181,7 @@ def _check_cycles(report: Report, needs: dict[str, list[tuple[str, "Node"]]]) ->
 
 
 def _report_cycle(
-    report: Report, cycle: list[str], needs: dict[str, list[tuple[str, "Node"]]], rank: dict[str, int]
+    report: Report, cycle: list[str], needs: dict[str, list[tuple[str, Node]]], rank: dict[str, int]
 ) -> None:
     # Start from the task that comes first in flank.yml; point at its 'needs' entry.
     i = cycle.index(min(cycle, key=rank.__getitem__))
@@ -1196,7 +1201,7 @@ PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _PARAM_TYPE_OF_TAG = {yn.STR: "string", yn.INT: "int", yn.FLOAT: "number", yn.BOOL: "bool", yn.TIMESTAMP: "date"}
 
 
-def _params(report: Report, node: "Node") -> dict[str, Any] | None:
+def _params(report: Report, node: Node) -> dict[str, Any] | None:
     """`params:` name -> default, or name -> {default, type, choices, description}."""
     if yn.is_null(node):
         return {}
@@ -1298,7 +1303,7 @@ def _param(report: Report, entry: yn.Entry) -> Any:
 # --- matrix: (issue 26) ------------------------------------------------------------------
 
 
-def _matrix(report: Report, node: "Node") -> Matrix | None:
+def _matrix(report: Report, node: Node) -> Matrix | None:
     """`matrix: [a, b]` or `matrix: {key: [a, b], other: [1, 2]}` -> ((key, values), ...)."""
     if yn.is_sequence(node):
         values = _matrix_values(report, node, "")
@@ -1338,7 +1343,7 @@ def _matrix(report: Report, node: "Node") -> Matrix | None:
     return matrix
 
 
-def _matrix_values(report: Report, node: "Node", key: str) -> tuple[str, ...]:
+def _matrix_values(report: Report, node: Node, key: str) -> tuple[str, ...]:
     where = f"matrix: {key}" if key else "matrix"
     if yn.is_scalar(node) and not yn.is_null(node):
         items = [node]  # `year: 2024` is a one-value column
@@ -1369,7 +1374,7 @@ def _need_base(need: str) -> str:
     return need.split("[", 1)[0]
 
 
-def _check_instance_need(report: Report, task: str, dep: str, node: "Node", names: dict[str, None]) -> None:
+def _check_instance_need(report: Report, task: str, dep: str, node: Node, names: dict[str, None]) -> None:
     from flank_ops.config.model import cell_matches
 
     base = _need_base(dep)
@@ -1434,7 +1439,7 @@ def _expand_matrices(tasks: dict[str, Task], matrices: dict[str, Matrix]) -> dic
     return expanded
 
 
-def _memory_per_attempt(report: Report, node: "Node") -> tuple[int, ...] | None:
+def _memory_per_attempt(report: Report, node: Node) -> tuple[int, ...] | None:
     """issue 26: `memory: [4G, 8G, 16G]`: attempt n asks for the n-th (the last for any after)."""
     if not node.value:
         report.add(node, "memory: the list is empty", "write one size per attempt, e.g. [4G, 8G, 16G]")
@@ -1445,7 +1450,7 @@ def _memory_per_attempt(report: Report, node: "Node") -> tuple[int, ...] | None:
     return tuple(size for size in sizes if size is not None)
 
 
-def _check_memory_attempts(report: Report, node: "Node", fields: dict[str, Any]) -> None:
+def _check_memory_attempts(report: Report, node: Node, fields: dict[str, Any]) -> None:
     per_attempt = fields.get("memory_per_attempt_mb") or ()
     attempts = (fields.get("retries") or 0) + 1
     if len(per_attempt) > attempts:

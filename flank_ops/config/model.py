@@ -7,7 +7,6 @@ nothing downstream reads YAML. Produced only by flank_ops.config.load.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
@@ -32,7 +31,7 @@ AUTO_INPUT_KINDS = ("scripts", "sources", "setup")
 
 # issue 23: run parameters (config/params.py parses and shows them)
 PARAM_TYPES = ("string", "int", "number", "bool", "date", "choice")
-ParamValue = Union[str, int, float, bool]  # a date is its YYYY-MM-DD text
+ParamValue = str | int | float | bool  # a date is its YYYY-MM-DD text
 
 
 @dataclass(frozen=True)

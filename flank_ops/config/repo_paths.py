@@ -13,7 +13,6 @@ rules and their words live here once, for the push and for `flank validate` alik
 from __future__ import annotations
 
 import os
-
 from typing import NamedTuple, Protocol
 
 MAX_LINKS = 40  # the kernel's limit on symlinks followed in one lookup (ELOOP)

@@ -12,14 +12,15 @@ from typing import Any
 from flank_ops.config import load
 from flank_ops.config.durations import MAX_DURATION_S, MAX_DURATION_TEXT, POSITIVE_DURATION_PATTERN
 from flank_ops.config.model import (
+    AUTO_INPUT_KINDS,
     DEFAULT_NOTIFY,
     DEFAULT_RETRY_DELAY_S,
     DEFAULT_SETUP_KEYS,
     DEFAULT_SETUP_TIMEOUT_S,
+    EXECUTOR_NAMES,
     NOTIFY_OUTCOMES,
     OVERLAP_POLICIES,
 )
-from flank_ops.config.model import AUTO_INPUT_KINDS, EXECUTOR_NAMES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -40,11 +40,11 @@ class Entry(NamedTuple):
     """One `key: value` of a mapping, merges (`<<: *anchor`) already applied."""
 
     key: str
-    key_node: "Node"
-    value: "Node"
+    key_node: Node
+    value: Node
 
 
-def position(node: "Node") -> tuple[int, int]:
+def position(node: Node) -> tuple[int, int]:
     """1-based (line, column) where `node` starts."""
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -54,7 +54,7 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
-def compose(text: str) -> "Node | None":
+def compose(text: str) -> Node | None:
     """The YAML node tree of `text` (None for an empty document), or YamlProblem."""
     import yaml
 
@@ -146,23 +146,23 @@ def _char_at(text: str, index: int) -> str:
     return text[index] if 0 <= index < len(text) else ""
 
 
-def is_mapping(node: "Node") -> bool:
+def is_mapping(node: Node) -> bool:
     return node.id == "mapping"
 
 
-def is_sequence(node: "Node") -> bool:
+def is_sequence(node: Node) -> bool:
     return node.id == "sequence"
 
 
-def is_scalar(node: "Node", tag: str | None = None) -> bool:
+def is_scalar(node: Node, tag: str | None = None) -> bool:
     return node.id == "scalar" and (tag is None or node.tag == tag)
 
 
-def is_null(node: "Node") -> bool:
+def is_null(node: Node) -> bool:
     return is_scalar(node, NULL)
 
 
-def describe(node: "Node") -> str:
+def describe(node: Node) -> str:
     """What a user wrote, in words: "a list", "the string 'two'", "nothing (null)"."""
     if node.id == "mapping":
         return "a mapping"
@@ -180,7 +180,7 @@ def describe(node: "Node") -> str:
     }.get(node.tag, f"a value tagged {node.tag}")
 
 
-def scalar_value(node: "Node") -> Any:
+def scalar_value(node: Node) -> Any:
     """The Python value of a scalar node, as YAML 1.1 (PyYAML) reads it."""
     from yaml.constructor import SafeConstructor
 
@@ -199,7 +199,7 @@ class Mappings:
         self._on_error = on_error
         self._flat: dict[int, list[Entry]] = {}
 
-    def entries(self, node: "Node") -> list[Entry]:
+    def entries(self, node: Node) -> list[Entry]:
         cached = self._flat.get(id(node))
         if cached is not None:
             return cached
@@ -225,7 +225,7 @@ class Mappings:
         self._flat[id(node)] = result
         return result
 
-    def _merge_sources(self, value_node: "Node") -> list["Node"]:
+    def _merge_sources(self, value_node: Node) -> list[Node]:
         sources = value_node.value if is_sequence(value_node) else [value_node]
         good = [s for s in sources if is_mapping(s)]
         if len(good) != len(sources):

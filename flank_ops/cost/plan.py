@@ -13,7 +13,7 @@ Monthly figures are the four weeks scaled to an average month (730 hours).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from flank_ops.config.model import Pipeline
@@ -92,7 +92,7 @@ def _firings(need: PipelineNeed, start: datetime) -> list[datetime]:
 def plan_sizes(
     needs: list[PipelineNeed], types: list[InstanceType], cost: CostSettings, now: datetime | None = None
 ) -> SizePlan:
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     lead = timedelta(minutes=cost.grow_lead_minutes)
     resize = timedelta(minutes=RESIZE_MINUTES)
     notes: list[str] = []

@@ -12,9 +12,10 @@ missed scheduled run again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flank_ops.cost.settings import CostSettings
@@ -88,17 +89,15 @@ def cancel_pending(home: Home, cost: CostSettings | None = None) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
-        if datetime.now(timezone.utc) - at < MARKER_FRESH:
+        if datetime.now(UTC) - at < MARKER_FRESH:
             from flank_ops.cost import aws
 
             aws.stop_resize(aws.clients(cost), str(marker["execution_id"]))
             return f"cancelled the shrink to {marker.get('to')} started at {marker['at']} (a run started)"
         return None
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 def applied_plan_path(home: Home) -> Path:
@@ -111,7 +110,7 @@ def window_opening(home: Home, within: timedelta, now: datetime | None = None) -
     from flank_ops.run.runner import resolve_deployed
     from flank_ops.schedule.next_runs import next_runs
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     for name in home.projects():
         try:
             config = resolve_deployed(name).config

@@ -46,8 +46,8 @@ class Deployed(NamedTuple):
 
 def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
     """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
-    from flank_ops.git.deploy_state import deploy_marked
     from flank_ops.deploy.setup import split_setup_option
+    from flank_ops.git.deploy_state import deploy_marked
 
     try:
         setup_option, push_options = split_setup_option(push_options)
@@ -469,7 +469,6 @@ def site_access_lines(paths: ProjectPaths, url: str) -> str:
     from urllib.parse import urlsplit
 
     from flank_ops.git.deploy_log import pusher
-
     from flank_ops.remote.address import vm_address
     from flank_ops.settings import settings_for
 

@@ -55,8 +55,8 @@ def hook_main(argv: list[str]) -> int:
 def site_after_push(project: str) -> int:
     """`flank hook site PROJECT`, started detached by a push's hooks: the pages a push changes,
     redrawn after the push returned. One at a time; the last to start reads the newest state."""
-    from flank_ops.fileio import locked
     from flank_ops.deploy.deploy import rebuild_site
+    from flank_ops.fileio import locked
 
     paths = Home().project(project)
     with locked(paths.lock_file("site-after-push")):
@@ -105,19 +105,18 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
         claim, problem = claim_deploy_branch(paths, branch, verdict.deploy)
         if problem:
             verdict.errors.append(problem)
-    if not verdict.errors:
-        if verdict.deploy is not None and verdict.config is not None:
-            from flank_ops.config.load import describe
-            from flank_ops.git.push_check import save_validated
+    if not verdict.errors and verdict.deploy is not None and verdict.config is not None:
+        from flank_ops.config.load import describe
+        from flank_ops.git.push_check import save_validated
 
-            say(f"flank.yml OK — {describe(verdict.config)}")
-            try:
-                save_validated(paths, verdict.deploy.new, verdict.config, verdict.flank_yml)
-            except OSError:
-                pass  # only a shortcut: post-receive validates again without it
-            problem, setup_entry = setup_before_push(paths, branch, verdict.deploy, verdict.config)
-            if problem:
-                verdict.errors.append(problem)
+        say(f"flank.yml OK — {describe(verdict.config)}")
+        try:
+            save_validated(paths, verdict.deploy.new, verdict.config, verdict.flank_yml)
+        except OSError:
+            pass  # only a shortcut: post-receive validates again without it
+        problem, setup_entry = setup_before_push(paths, branch, verdict.deploy, verdict.config)
+        if problem:
+            verdict.errors.append(problem)
     if not verdict.errors:
         if claim is not None and verdict.deploy is not None:
             hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text)

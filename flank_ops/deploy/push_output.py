@@ -4,11 +4,10 @@ reason to stop a deploy half-way: the line is lost, the deploy goes on and its l
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 
 def say(message: str, prefix: str = "flank") -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         print(f"{prefix}: {message}", file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass

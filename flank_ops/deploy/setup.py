@@ -44,7 +44,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -58,7 +58,7 @@ from flank_ops.paths import RELEASE_TRACKED_DIR, ProjectPaths
 SETUP_OPTION = "setup"
 SKIP, FORCE = "skip", "force"
 # What the Pushes page and deploys.jsonl say about a deploy's setup.
-from flank_ops.git.deploy_log import FAILED, RAN, REUSED, SKIPPED, read_setup_log as read_log  # noqa: E402,F401
+from flank_ops.git.deploy_log import FAILED, RAN, REUSED, SKIPPED  # noqa: E402,F401
 
 STREAM_MAX_LINES = 300  # lines streamed to `git push`; beyond, the full log has them and the tail is shown
 TAIL_LINES = 25  # the last lines shown at the end of a cut or failed setup's output
@@ -324,7 +324,7 @@ def build(
     logs.mkdir(parents=True, exist_ok=True)
     name = f"{key[:16]}-{time.time_ns() // 1_000_000}"
     folder = builds / name
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     log_name = f"{stamp}-{sha[:7]}.log"
     entry = {**entry, "log": log_name}
     start = time.monotonic()
@@ -355,7 +355,7 @@ def build(
             "sha": sha,
             "log": log_name,
             "duration_s": duration,
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         atomic_write_json(_state_file(paths, key), state)
     except BaseException:
@@ -606,7 +606,7 @@ def local_setup(paths: ProjectPaths, working_copy: Path, config: Config) -> None
         before = set(untracked_products(working_copy, tracked, config.persist)) if tracked is not None else set()
         logs = setup_dir(paths) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        log_name = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-local.log"
+        log_name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-local.log"
         env = setup_env(paths, working_copy, config, "local")
         start = time.monotonic()
         with open(logs / log_name, "wb") as log:

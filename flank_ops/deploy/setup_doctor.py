@@ -96,8 +96,8 @@ def renv_packages_check(home: Home, name: str, check: Any) -> Any | None:
             f"names {len(packages)} packages but R is not installed",
             "install R: sudo apt-get install r-base-core",
         )
-    from flank_ops.git.release_config import load_release_config
     from flank_ops.deploy.setup import setup_env
+    from flank_ops.git.release_config import load_release_config
 
     env = setup_env(paths, release, load_release_config(paths, sha), sha)
     script = (
@@ -111,8 +111,7 @@ def renv_packages_check(home: Home, name: str, check: Any) -> Any | None:
         cwd=release,
         env=env,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=CHECK_TIMEOUT_S,
     )
@@ -208,8 +207,7 @@ def python_requirements_check(home: Home, name: str, check: Any) -> Any | None:
         [exe, "-c", _PROBE, json.dumps([n for n, _ in wanted])],
         cwd=release,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=CHECK_TIMEOUT_S,
     )

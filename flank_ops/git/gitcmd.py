@@ -69,8 +69,7 @@ def run_git(
         cwd=cwd,
         input=input,
         env=clean_env(env, keep_git=keep_git_env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     if check and proc.returncode != 0:
         detail = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"

@@ -48,7 +48,7 @@ def http_request(
         return exc.code
     except urllib.error.URLError as exc:
         raise DeliveryError(network_reason(exc.reason, where, timeout)) from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise DeliveryError(f"{where} did not answer within {timeout:g}s") from None
     except OSError as exc:
         raise DeliveryError(network_reason(exc, where, timeout)) from None

@@ -71,11 +71,8 @@ def log_tail(path: Path, lines: int = TAIL_LINES, secrets: dict[str, str] | None
     from flank_ops.run.secrets import mask
 
     text = data.decode("utf-8", "surrogateescape")
-    if secrets:
-        # also after removing colours: a colour code inside a value hid it from the launcher's mask
-        text = mask(ANSI_RE.sub("", mask(text, secrets)), secrets)
-    else:
-        text = ANSI_RE.sub("", text)
+    # with secrets, also masked after removing colours: a colour code inside a value hid it from the launcher's mask
+    text = mask(ANSI_RE.sub("", mask(text, secrets)), secrets) if secrets else ANSI_RE.sub("", text)
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     kept = text.splitlines()
     return [line if len(line) <= MAX_LINE else line[:MAX_LINE] + "…" for line in kept[-lines:]]

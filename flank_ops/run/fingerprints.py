@@ -25,6 +25,7 @@ change detection among the project's own files, not a defence against forged col
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -34,6 +35,7 @@ import shlex
 import stat
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,8 +43,8 @@ from typing import Any, NamedTuple
 import xxhash
 
 from flank_ops.config.model import AUTO_INPUT_KINDS, Config, Pipeline, Task
-from flank_ops.config.repo_paths import repo_relative  # noqa: F401 - also used by watch
 from flank_ops.config.params import ENV_PREFIX as PARAM_PREFIX
+from flank_ops.config.repo_paths import repo_relative  # noqa: F401 - also used by watch
 from flank_ops.run import script_refs
 
 HASH_NAME = "xxh3_128"
@@ -207,10 +209,8 @@ def read_salt(path: Path) -> bytes:
 
     salt = os.urandom(32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         atomic_write_bytes(path, salt, 0o600)
-    except OSError:
-        pass
     try:
         return path.read_bytes()[:32] or salt  # another process may have won the race
     except OSError:
@@ -239,7 +239,7 @@ class TaskFiles(NamedTuple):
         return {**self._asdict(), "upstream": {k: [d, list(o)] for k, (d, o) in self.upstream.items()}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TaskFiles":
+    def from_json(cls, data: dict[str, Any]) -> TaskFiles:
         return cls(
             task=data["task"],
             release_dir=data["release_dir"],
@@ -445,7 +445,7 @@ def own_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
         return f"ran: env {_some(env)} changed"
     if "setup" in new and old.get("setup") != new["setup"] and ("setup" in old or new["setup"]):
         # recorded before flank counted the environment: run once to record it (a later upgrade must show)
-        before = old["setup"] if "setup" in old else "unrecorded"
+        before = old.get("setup", "unrecorded")
         return f"ran: environment changed ({_setup_change(before, new['setup'])})"
     changed = _changed_files(old.get("inputs") or {}, new["inputs"])
     if changed:
@@ -520,7 +520,7 @@ def write_state(
     commit: str | None = None,
 ) -> None:
     """After a success only: what it depended on, and what it wrote."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from flank_ops.fileio import atomic_write_text
 
@@ -528,7 +528,7 @@ def write_state(
         "format": FORMAT,
         "hash": HASH_NAME,
         "task": task,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_id": run_id,
         "commit": commit,
         **fp,

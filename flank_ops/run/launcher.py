@@ -75,15 +75,13 @@ def build_launcher(home: Home | None = None) -> Path | None:
             # static when the C library allows it: no dynamic loading per task (~15% of its cost)
             proc = subprocess.run(
                 [compiler, "-O2", "-static", "-o", tmp, str(SOURCE)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                capture_output=True,
                 text=True,
             )
             if proc.returncode != 0:
                 proc = subprocess.run(
                     [compiler, "-O2", "-o", tmp, str(SOURCE)],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
+                    capture_output=True,
                     text=True,
                 )
             if proc.returncode != 0:

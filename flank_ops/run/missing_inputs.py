@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
 from flank_ops.config.model import Pipeline
 from flank_ops.fileio import tail_lines
 from flank_ops.run import records

@@ -18,14 +18,13 @@ so they sit above run/ and the runner does not import them.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
@@ -681,10 +680,8 @@ def _execute(
             if to_start:
                 writer.request()
             while make_exit is None:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     make_exit = proc.wait(timeout=POLL_EVERY_S)
-                except subprocess.TimeoutExpired:
-                    pass
                 changed = records.merge_task_results(run_dir, record, selected)
                 _keep_artifacts(deployed, pipeline, record, run_dir, changed)
                 if not changed:

@@ -36,6 +36,7 @@ Exit status: 0 when the task succeeded, non-zero otherwise (make -k then skips i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -44,6 +45,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC
 from typing import NamedTuple
 
 from flank_ops.run.secrets import SecretMasker, secret_values_from_env
@@ -210,10 +212,8 @@ class TaskLog:
     def _entry(self, head: str, tail: str = "") -> None:
         self.last_entry = time.monotonic()
         if self.times_fd >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.write(self.times_fd, f"{head} {time.time_ns() // 1_000_000}{tail}\n".encode())
-            except OSError:
-                pass
 
     def close(self) -> None:
         os.close(self.fd)
@@ -226,9 +226,9 @@ class TaskLog:
 
 def now_iso() -> str:
     """The time in run records and task results (UTC, milliseconds); run/records.py uses this one."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class AttemptOutcome(NamedTuple):
@@ -305,16 +305,14 @@ def _reap_orphans() -> None:
             return
 
 
-def _run_attempt(spec: TaskSpec, log: TaskLog, masker: SecretMasker[bytes], wake_fd: int) -> AttemptOutcome:
+def _run_attempt(spec: TaskSpec, log: TaskLog, masker: SecretMasker[bytes], wake_fd: int) -> AttemptOutcome:  # noqa: C901 - mirrors task_exec.c step by step
     # always through a pipe: masking, and the times of lines, need to see the output
     out_r, out_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         _exec_task(spec, out_w)
-    try:
+    with contextlib.suppress(OSError):
         os.setpgid(pid, pid)
-    except OSError:
-        pass
     os.close(out_w)
 
     status = 0
@@ -356,10 +354,8 @@ def _run_attempt(spec: TaskSpec, log: TaskLog, masker: SecretMasker[bytes], wake
         if term_sent and not group_gone and not _group_alive(pid):
             group_gone = True
         if term_sent and not group_gone and not kill_sent and now >= kill_at:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             kill_sent = True
         if reaped and not give_up_at and (group_gone or kill_sent):
             give_up_at = now + 2  # a process outside the group may hold the pipe
@@ -378,10 +374,8 @@ def _run_attempt(spec: TaskSpec, log: TaskLog, masker: SecretMasker[bytes], wake
         timeout_ms = None if wait_s == float("inf") else max(0, int(wait_s * 1000) + 1)
         for fd, _ in poller.poll(timeout_ms):
             if fd == wake_fd:
-                try:
+                with contextlib.suppress(BlockingIOError):
                     os.read(wake_fd, 4096)
-                except BlockingIOError:
-                    pass
             elif fd == out_r and pipe_open:
                 data = os.read(out_r, CHUNK)
                 if data:
@@ -418,10 +412,8 @@ def _sleep_unless_stopped(seconds: float, wake_fd: int) -> None:
     poller.register(wake_fd, select.POLLIN)
     while not _stop_signal and (left := end - time.monotonic()) > 0:
         if poller.poll(min(int(left * 1000) + 1, 3_600_000)):  # poll takes a C int of ms: wake hourly
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(wake_fd, 4096)
-            except BlockingIOError:
-                pass
 
 
 def _become_subreaper() -> None:
@@ -435,7 +427,7 @@ def _become_subreaper() -> None:
 
 
 def launch(
-    spec: TaskSpec, run_dir: str, extra: dict | None = None, finish: "Callable[[dict, TaskLog], dict] | None" = None
+    spec: TaskSpec, run_dir: str, extra: dict | None = None, finish: Callable[[dict, TaskLog], dict] | None = None
 ) -> int:
     """Run the task. `extra` goes into every result written; `finish` may change the final
     result before it is written (the checked launcher fails a success that lacks its outputs)."""
@@ -517,10 +509,7 @@ def launch(
             attempt, outcome.exit_code if outcome.reaped else None, "timed_out" if outcome.timed_out else "failed"
         )
 
-    if outcome.timed_out:
-        status = "timed_out"
-    else:
-        status = "success" if outcome.exit_code == 0 else "failed"
+    status = "timed_out" if outcome.timed_out else "success" if outcome.exit_code == 0 else "failed"
     result: dict = {"task": spec.task, "status": status, "attempts": attempt, "exit_code": outcome.exit_code}
     if outcome.signal:
         result["signal"] = outcome.signal

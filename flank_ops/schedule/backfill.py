@@ -29,7 +29,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -155,7 +155,7 @@ def create_backfill(plan: BackfillPlan, run_options: tuple[str, ...] = ()) -> st
     paths = plan.paths
     folder = paths.backfills_dir(plan.pipeline.name)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     state = {
         "project": plan.project,
         "pipeline": plan.pipeline.name,

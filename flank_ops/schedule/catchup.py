@@ -23,7 +23,7 @@ minute itself, so its catch-up leaves it out, like a catch-up run by hand.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from flank_ops.config.model import Pipeline
@@ -92,7 +92,7 @@ def schedule_since(paths: ProjectPaths, pipeline: Pipeline, not_before: datetime
 def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime, *, at_boot: bool = False) -> Missed | None:
     if not pipeline.schedule or pipeline.catchup_s <= 0:
         return None
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     minute = now.replace(second=0, microsecond=0)
     end = minute + timedelta(minutes=1) if at_boot and now > minute else minute
     window_start = minute - timedelta(seconds=pipeline.catchup_s)

@@ -198,7 +198,7 @@ def _crontab_exe() -> str:
 
 def read_crontab() -> str | None:
     """The user's crontab text, or None when they have none."""
-    proc = subprocess.run([_crontab_exe(), "-l"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run([_crontab_exe(), "-l"], capture_output=True)
     if proc.returncode == 0:
         return proc.stdout.decode("utf-8", errors="surrogateescape")
     err = proc.stderr.decode("utf-8", errors="replace").strip()
@@ -211,14 +211,12 @@ def write_crontab(text: str | None) -> None:
     """Install `text` as the user's crontab; None removes it."""
     exe = _crontab_exe()
     if text is None:
-        proc = subprocess.run([exe, "-r"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.run([exe, "-r"], capture_output=True)
         err = proc.stderr.decode("utf-8", errors="replace").strip()
         if proc.returncode != 0 and "no crontab for" not in err:
             raise CrontabError(f"crontab -r failed: {err}")
         return
-    proc = subprocess.run(
-        [exe, "-"], input=text.encode("utf-8", errors="surrogateescape"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = subprocess.run([exe, "-"], input=text.encode("utf-8", errors="surrogateescape"), capture_output=True)
     if proc.returncode != 0:
         err = " ".join(proc.stderr.decode("utf-8", errors="replace").split())
         raise CrontabError(

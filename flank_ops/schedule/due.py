@@ -30,11 +30,11 @@ first listed one is due, so one minute never starts two runs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
+from flank_ops.config.cron_syntax import CronSpec, CronSyntaxError, parse_expression
 from flank_ops.config.model import Pipeline
 from flank_ops.errors import UserError
-from flank_ops.config.cron_syntax import CronSpec, CronSyntaxError, parse_expression
 from flank_ops.schedule.zones import local_zone, pipeline_zone
 
 MINUTE = timedelta(minutes=1)
@@ -53,10 +53,10 @@ def spec_for(expr: str) -> CronSpec:
 def floor_minute(moment: datetime | None) -> datetime:
     """`moment` (None = now; naive = the VM's local time) as an aware UTC minute."""
     if moment is None:
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
     elif moment.tzinfo is None:
         moment = moment.replace(tzinfo=local_zone())
-    return moment.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def wall_clock(minute_utc: datetime, zone: tzinfo) -> datetime:
@@ -80,7 +80,7 @@ def _next_match(spec: CronSpec, wall: datetime) -> datetime:
 def is_repeat(minute_utc: datetime, zone: tzinfo) -> bool:
     """True when this instant's wall-clock time already happened (the second pass of a fall-back hour)."""
     wall = wall_clock(minute_utc, zone)
-    first = wall.replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
     return first < minute_utc
 
 

@@ -8,10 +8,10 @@ rhythm), so what the site promises is what cron and `flank scheduler` do.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
-from flank_ops.config.model import Pipeline
 from flank_ops.config.cron_syntax import CronSpec
+from flank_ops.config.model import Pipeline
 from flank_ops.schedule.due import MINUTE, spec_for
 from flank_ops.schedule.zones import local_zone, pipeline_zone
 
@@ -24,7 +24,7 @@ MAX_STEPS = 100_000
 def _exists(wall: datetime, zone: tzinfo, fold: int) -> datetime | None:
     """The instant of `wall` with that fold, or None when the wall time does not exist (a DST gap)."""
     aware = wall.replace(tzinfo=zone, fold=fold)
-    instant = aware.astimezone(timezone.utc)
+    instant = aware.astimezone(UTC)
     if instant.astimezone(zone).replace(tzinfo=None) != wall:
         return None
     return instant
@@ -33,7 +33,7 @@ def _exists(wall: datetime, zone: tzinfo, fold: int) -> datetime | None:
 def _gap_end(wall: datetime, zone: tzinfo) -> datetime:
     """The first real minute after the jump that skipped `wall`."""
     # fold=1 maps a skipped time with the offset after the jump: an instant before it.
-    instant = wall.replace(tzinfo=zone, fold=1).astimezone(timezone.utc).replace(second=0, microsecond=0)
+    instant = wall.replace(tzinfo=zone, fold=1).astimezone(UTC).replace(second=0, microsecond=0)
     while instant.astimezone(zone).replace(tzinfo=None) < wall:
         instant += MINUTE
     return instant
@@ -75,10 +75,10 @@ def next_runs(pipeline: Pipeline, count: int = 1, after: datetime | None = None)
         return []
     zone = pipeline_zone(pipeline)
     if after is None:
-        after = datetime.now(timezone.utc)
+        after = datetime.now(UTC)
     elif after.tzinfo is None:
         after = after.replace(tzinfo=local_zone())
-    after = after.astimezone(timezone.utc)
+    after = after.astimezone(UTC)
     merged: set[datetime] = set()
     for expr in pipeline.schedule:
         merged.update(schedule_times(expr, zone, after, count))

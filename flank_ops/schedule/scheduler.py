@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from flank_ops.config.model import Config
@@ -142,8 +142,8 @@ def run_forever(scheduler: Scheduler, banner: list[str]) -> None:
         for line in banner:
             scheduler.out(line)
         while not stop.is_set():
-            scheduler.tick(datetime.now(timezone.utc))
-            now = datetime.now(timezone.utc)
+            scheduler.tick(datetime.now(UTC))
+            now = datetime.now(UTC)
             next_minute = now.replace(second=0, microsecond=0) + MINUTE
             stop.wait((next_minute - now).total_seconds())
     except KeyboardInterrupt:

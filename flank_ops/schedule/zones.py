@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flank_ops.config.model import Pipeline
@@ -22,7 +22,7 @@ def _local_zone_for(tz_env: str | None) -> tuple[tzinfo, str | None]:
     if tz_env is not None:
         key = tz_env.lstrip(":")
         if not key:
-            return timezone.utc, "UTC"
+            return UTC, "UTC"
         try:
             if key.startswith("/"):
                 with open(key, "rb") as f:
@@ -31,7 +31,7 @@ def _local_zone_for(tz_env: str | None) -> tuple[tzinfo, str | None]:
         except (ZoneInfoNotFoundError, OSError, ValueError):
             # A POSIX rule string like "EST5EDT,M3.2.0,M11.1.0": ZoneInfo can't
             # read it; the fixed offset in force now is the best we can do.
-            return datetime.now().astimezone().tzinfo or timezone.utc, None
+            return datetime.now().astimezone().tzinfo or UTC, None
     try:
         target = os.path.realpath(LOCALTIME)
         if "/zoneinfo/" in target:
@@ -43,7 +43,7 @@ def _local_zone_for(tz_env: str | None) -> tuple[tzinfo, str | None]:
         with open(LOCALTIME, "rb") as f:
             return ZoneInfo.from_file(f), None
     except OSError:
-        return timezone.utc, "UTC"
+        return UTC, "UTC"
 
 
 def local_zone() -> tzinfo:
@@ -96,7 +96,7 @@ def _offset_profile(zone: tzinfo, start_ts: int) -> tuple[tuple[int, float], ...
 def _sample_start() -> int:
     """Half past this hour, as a timestamp: samples fall mid-hour (never on a DST change) and the
     cache key changes once an hour."""
-    return int(datetime.now(timezone.utc).timestamp()) // 3600 * 3600 + 1800
+    return int(datetime.now(UTC).timestamp()) // 3600 * 3600 + 1800
 
 
 def same_zone(a: tzinfo, b: tzinfo) -> bool:

@@ -369,9 +369,8 @@ def _start(
 
 def _cancel(paths: Any, pipeline: str, form: dict[str, str], who: str) -> tuple[int, str, str | None]:
     """`flank cancel PROJECT PIPELINE RUN --no-wait`, as the CLI does it."""
-    from flank_ops.run import cancel
-
     from flank_ops.git.release_config import deployed_config
+    from flank_ops.run import cancel
     from flank_ops.run.runner import choices_hint
 
     run_id = _run_id(form.get("run", ""), "cancel")
@@ -426,7 +425,7 @@ async def respond(
             return _send(writer, head, refused(413, "the form is too large"), False), False
         try:
             body = await asyncio.wait_for(reader.readexactly(int(length)), timeout)
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError):
+        except (TimeoutError, asyncio.IncompleteReadError):
             return 400, False
         form = parse_form(body)
     elif headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers:

@@ -15,6 +15,7 @@ Every file is replaced atomically; a damaged record becomes a visible warning
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -33,11 +34,11 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import layout, remote_tasks
 from flank_ops.site.data import (
-    backfill_groups,
     PAGE_SIZE,
     RECENT,
     ProjectView,
     Warnings,
+    backfill_groups,
     history_tail,
     load_run,
     now_utc,
@@ -154,10 +155,8 @@ def _publish_raw_log(src: Path, dst: Path) -> None:
     except OSError:
         pass
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    except FileNotFoundError:
-        pass
     try:
         os.link(src, tmp)
     except OSError:  # another file system, or links not allowed: copy instead
@@ -432,8 +431,8 @@ def _write_pipeline_index(
     w: _Writer, paths: ProjectPaths, name: str, config: Config | None, warnings: Warnings
 ) -> list[dict]:
     """The pipeline page; returns its newest runs (newest first)."""
-    from flank_ops.site.pages import render
     from flank_ops.site.grid import task_grid
+    from flank_ops.site.pages import render
     from flank_ops.site.svg import DagNode, TrendPoint, dag_svg, trend_svg
 
     project = paths.name

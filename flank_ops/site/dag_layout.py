@@ -197,8 +197,7 @@ def run_dot(dag: Dag, dot: str) -> Layout:
     proc = subprocess.run(
         [dot, "-Tjson0"],
         input=dot_source(dag, rankdir).encode(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         timeout=DOT_TIMEOUT_S,
         check=False,
     )

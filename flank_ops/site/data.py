@@ -10,12 +10,12 @@ every run.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from flank_ops.config.model import Config, Pipeline
 from flank_ops import fileio
+from flank_ops.config.model import Config, Pipeline
 from flank_ops.humanize import page_zone
 from flank_ops.paths import STATE_DIR, Home, ProjectPaths
 from flank_ops.run import records
@@ -313,7 +313,7 @@ def projects(home: Home) -> list[ProjectPaths]:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- backfills (issue 23) ------------------------------------------------------------

@@ -16,7 +16,7 @@ time; without it (older runs) the page shows the plain tail.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -309,7 +309,7 @@ def log_view(path: Path, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTE
             views.append(AttemptView(None, None, None, None, None, group, first_shown > 0))
             continue
         took = (attempt.ended_ms - attempt.started_ms) / 1000 if attempt.ended_ms is not None else None
-        started = datetime.fromtimestamp(attempt.started_ms / 1000, timezone.utc)
+        started = datetime.fromtimestamp(attempt.started_ms / 1000, UTC)
         views.append(
             AttemptView(
                 attempt.number, started, attempt.exit_code, attempt.status, took, group, first_shown > attempt.offset

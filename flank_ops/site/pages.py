@@ -8,9 +8,9 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from flank_ops import __version__, humanize
+from flank_ops.config.model import instance_parts
 from flank_ops.errors import UserError
 from flank_ops.package_data import package_folder
-from flank_ops.config.model import instance_parts
 from flank_ops.site import fmt, layout
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ connection costs a socket and a few kilobytes, and three limits bound it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import errno
 import html
@@ -201,10 +202,8 @@ class SiteServer:
             conn = _Conn(str(peer[0]), sock)
             if not self._admit(conn):
                 sock.setblocking(False)
-                try:
+                with contextlib.suppress(OSError):
                     sock.send(self._error_response(503, "Too many connections", head_only=False, close=True))
-                except OSError:
-                    pass
                 sock.close()
                 continue
             self.loop.create_task(self._connection(conn))
@@ -259,7 +258,7 @@ class SiteServer:
                 conn.idle = True
                 try:
                     request = await asyncio.wait_for(self._read_request(reader), self.limits.timeout)
-                except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                     return
                 except _BadRequest as bad:
                     writer.write(self._error_response(bad.status, str(bad), head_only=False, close=True))
@@ -270,7 +269,7 @@ class SiteServer:
                     return
                 if not await self._respond(request, reader, writer, conn.client):
                     return
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             return
         finally:
             self._forget(conn)

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
-from flank_ops.humanize import parse_time
 from flank_ops.config.model import instance_parts
+from flank_ops.humanize import parse_time
 from flank_ops.site import dag_layout
 from flank_ops.site.fmt import fmt_duration, status_icon, status_key, status_label
 

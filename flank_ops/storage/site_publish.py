@@ -27,9 +27,9 @@ from typing import Any, NamedTuple
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_json, locked
 from flank_ops.paths import Home
+from flank_ops.s3 import describe_error, make_client, upload_file
 from flank_ops.settings import S3Settings, s3_settings, settings_for
 from flank_ops.site import layout
-from flank_ops.s3 import describe_error, make_client, upload_file
 from flank_ops.storage.artifacts import site_upload_args
 
 MANIFEST_FORMAT = 1

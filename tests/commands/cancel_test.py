@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
 from helpers.waiting import process_gone, wait_for

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.sample_runs import make_project
 from helpers.servers import http_recorder, refused_port, s3_server, smtp_server

@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.cli import run_flank
-from helpers.repos import git
-
 
 from flank_ops.remote.address import machine_name
+from helpers.cli import run_flank
+from helpers.repos import git
 
 
 def git_config(bare: Path, key: str) -> str:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from helpers.cli import run_flank
-from helpers.repos import git, make_repo
-from helpers.sshd import PrivateSshd, sshd_available
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
 from flank_ops.remote.ssh import RemoteProject, parse_remote_url
+from helpers.cli import run_flank
+from helpers.repos import git, make_repo
+from helpers.sshd import PrivateSshd, sshd_available
 
 FLANK_YML = """\
 pipelines:

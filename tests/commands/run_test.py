@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.repos import make_repo
 
@@ -47,12 +49,12 @@ def test_local_without_flank_yml_and_wrong_arguments(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_if_due_runs_only_when_the_schedule_is_due(tmp_path: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from helpers.deployed import deploy, history
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    timezone: UTC\n    tasks:\n      only: echo hi\n")
-    not_now = f"{(datetime.now(timezone.utc).minute + 30) % 60} * * * *"
+    not_now = f"{(datetime.now(UTC).minute + 30) % 60} * * * *"
     proc = run_flank("run", "demo", "nightly", "--trigger", "schedule", "--if-due", not_now)
     assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
     assert history() == []
@@ -142,12 +144,11 @@ pipelines:
 def test_a_local_run_runs_setup_when_its_key_changes_like_a_push_would(tmp_path: Path) -> None:
     """issue 28 item 9: `flank run --local` (and so `flank watch`) runs setup: in the working copy,
     cached by the VM's key in .flank/; a failure says what failed and what to run."""
-    from helpers.repos import git
-
     from flank_ops.config.load import load_config_file
     from flank_ops.deploy.setup import compute_key, local_key
     from flank_ops.git.deploy_log import release_setup_build
     from flank_ops.paths import ProjectPaths
+    from helpers.repos import git
 
     repo = make_repo(tmp_path / "myproj", {"flank.yml": SETUP_YML, "deps.txt": "v1\n"})
 

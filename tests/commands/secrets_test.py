@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 
 pytestmark = pytest.mark.slow

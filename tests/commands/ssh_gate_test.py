@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
 from helpers.sshd import PrivateSshd, sshd_available

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.deployed import deploy
 from helpers.servers import http_recorder, refused_port

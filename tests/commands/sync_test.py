@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from flank_ops.storage import pending, uploads
 from helpers.cli import run_flank
 from helpers.sample_runs import finished_run, make_project, site_file
 from helpers.servers import refused_port, s3_server
-
-from flank_ops.storage import pending, uploads
 
 
 def s3_toml(endpoint: str, bucket: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 
 VERBS = {"run": "", "plan": "", "logs": " [RUN] [TASK]", "cancel": " [RUN_ID]"}

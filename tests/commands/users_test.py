@@ -7,10 +7,10 @@ import os
 import stat
 
 import pytest
-from helpers.cli import run_flank
 
 from flank_ops.paths import Home
 from flank_ops.site import auth
+from helpers.cli import run_flank
 
 
 def _users() -> dict:

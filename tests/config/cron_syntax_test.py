@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 
 from flank_ops.config.cron_syntax import check_expression, parse_expression
 from flank_ops.fileio import locked
 from flank_ops.schedule.crontab import crontab_lock, read_crontab, write_crontab
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 
 OK = None
 # (expression, None when accepted else a piece of the message, does Debian's `crontab` itself accept it?)

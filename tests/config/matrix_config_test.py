@@ -106,9 +106,8 @@ def test_too_many_cells_is_one_clear_error() -> None:
         """\
         a:
           run: echo a
-          matrix: {x: [%s], y: [%s]}
-        """
-        % (", ".join(str(i) for i in range(100)), ", ".join(str(i) for i in range(100)))
+          matrix: {{x: [{}], y: [{}]}}
+        """.format(", ".join(str(i) for i in range(100)), ", ".join(str(i) for i in range(100)))
     )
     assert len(errors) == 1
     assert errors[0].startswith("flank.yml:6:17: matrix: 10000 cells (100 x 100); at most 1000")

@@ -14,9 +14,11 @@ import json
 import os
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
 from helpers.deployed import deploy, push
@@ -276,10 +278,9 @@ def test_a_run_holds_the_busy_lock_and_cancels_a_shrink_started_just_before(tmp_
     """The race, closed from the run's side: a run that starts while a shrink is pending cancels it
     (moto cannot stop an automation; the cancel call is the runner's, over real HTTP to moto,
     whose 'not implemented' answer the run reports in its output without failing)."""
-    from helpers.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
-
     from flank_ops.cost import shrink
     from flank_ops.paths import Home
+    from helpers.deployed import WAIT_FOR_GATE, open_gate, start_flank, task_status
 
     write_toml()
     deploy(tmp_path, f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{WAIT_FOR_GATE}'\n")
@@ -316,9 +317,9 @@ def cost_settings_of(home):
 
 
 def datetime_now_iso() -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @pytest.mark.slow

@@ -14,11 +14,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
+from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
 from helpers.deployed import deploy
-
-from flank_ops.paths import Home
 
 NOW = "2026-11-26T12:00:00+00:00"
 REGION = "eu-west-2"

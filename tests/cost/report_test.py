@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+
+from flank_ops.cost.resources import memory_steps
 from helpers.cli import run_flank
 from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
 from helpers.deployed import deploy, push
-
-from flank_ops.cost.resources import memory_steps
 
 NOW = "2026-11-26T12:00:00+00:00"
 

@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from flank_ops.fileio import locked
+from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.pushing import SIMPLE_FLANK_YML, Project, flank_lines, head, new_project, push
 from helpers.repos import commit_all, git, write_files
 from helpers.small_disk import mount_small_tmpfs
 from helpers.waiting import wait_for
-
-from flank_ops.fileio import locked
-from flank_ops.paths import Home
 
 DEADLINE_S = 60.0
 
@@ -184,8 +184,7 @@ def test_hook_outside_a_flank_repo_says_what_it_is(tmp_path: Path) -> None:
         cwd=plain,
         input="",
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         env={**os.environ, "GIT_DIR": str(plain)},
     )
     assert proc.returncode == 1

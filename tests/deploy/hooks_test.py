@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.pushing import SIMPLE_FLANK_YML, flank_lines, head, new_project, push
 from helpers.repos import commit_all, git, write_files

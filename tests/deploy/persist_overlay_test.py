@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_all, git, run_flank
+
 from helpers.deployed import deploy
 
 pytestmark = pytest.mark.slow

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_all, process_gone, run_flank, wait_for, write_files
+
 from helpers.pushing import Project, flank_lines, head, new_project, push
 from helpers.small_disk import mount_small_tmpfs
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.repos import git, make_repo
-
 from flank_ops.git.bare_repo import branch_tip, resolve_commit
+from helpers.repos import git, make_repo
 
 
 def test_branch_tip_reads_loose_and_packed_refs_like_git(tmp_path: Path) -> None:

@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.cli import REPO_ROOT, run_flank
-from helpers.deployed import deploy
-from helpers.repos import git
 
 from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
 from flank_ops.run.records import RunRecord
 from flank_ops.site.layout import run_url
+from helpers.cli import REPO_ROOT, run_flank
+from helpers.deployed import deploy
+from helpers.repos import git
 
 RECORD = RunRecord.from_json(
     {

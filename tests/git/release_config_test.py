@@ -7,13 +7,12 @@ import pickle
 import stat
 from pathlib import Path
 
-from helpers.cli import run_flank
-from helpers.repos import commit_all, git, make_repo
-from helpers.pushing import SIMPLE_FLANK_YML, head, new_project, push
-
 from flank_ops.config.load import load_config
 from flank_ops.git.release_config import load_release_config
 from flank_ops.paths import Home
+from helpers.cli import run_flank
+from helpers.pushing import SIMPLE_FLANK_YML, head, new_project, push
+from helpers.repos import commit_all, git, make_repo
 
 
 def test_a_push_stores_the_bytes_pre_receive_validated_and_their_config(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.pushing import flank_lines, head, new_project, push
 
 from flank_ops.paths import Home
 from flank_ops.run.records import RunRecord, runner_identity, write_record
+from helpers.pushing import flank_lines, head, new_project, push
 
 
 def old_release(project_dir: Path, sha: str, age_s: float) -> Path:

@@ -9,6 +9,7 @@ many projects), between retries or while tasks run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -76,10 +77,8 @@ def cancel_at(run_id: int, delay_s: float, pid_file: Path) -> Instant:
             runner.wait()
     pids = [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []
     for pid in pids:  # the launcher's grace period may still be ending the tree
-        try:
+        with contextlib.suppress(AssertionError):
             wait_for(lambda pid=pid: process_gone(pid), f"process {pid}", timeout=15)
-        except AssertionError:
-            pass
     status = json.loads(record.read_text())["status"]
     return Instant(
         run_id,

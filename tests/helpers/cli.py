@@ -29,8 +29,7 @@ def run_flank(
         input=input,
         env=full_env,
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"flank {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

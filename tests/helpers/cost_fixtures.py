@@ -7,7 +7,7 @@ project deployed by a real push, so every command reads them the way it reads re
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flank_ops.paths import Home
@@ -40,7 +40,7 @@ def write_runs(
     pipeline: str = "nightly",
     count: int = 30,
     tasks: list[tuple[str, int, int, float]] = SEED_TASKS,
-    first_day: datetime = datetime(2026, 10, 27, 2, 0, tzinfo=timezone.utc),
+    first_day: datetime = datetime(2026, 10, 27, 2, 0, tzinfo=UTC),
 ) -> Path:
     paths = Home().project(project)
     for day in range(count):

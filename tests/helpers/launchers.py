@@ -54,8 +54,7 @@ class Launch:
         return subprocess.run(
             [*self.argv, str(self.spec(command, task, **fields)), str(self.run_dir)],
             env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
         )
 
     def result(self, task: str = "t") -> dict:

@@ -87,8 +87,7 @@ def push(project: Project, *args: str, env: dict[str, str] | None = None) -> sub
         cwd=project.wc,
         env=full_env,
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
 
 

@@ -8,6 +8,7 @@ websocket, no port: messages are JSON separated by NUL bytes on two pipes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -166,7 +167,5 @@ class Browser:
             self.proc.kill()
             self.proc.wait()
         for fd in (self._to_chrome, self._from_chrome):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass

@@ -6,7 +6,7 @@ create_run), so they have exactly the format the runner writes.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from flank_ops.fileio import append_json_line, atomic_write_text
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 
-T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
 FLANK_YML = """\
 pipelines:

@@ -12,8 +12,7 @@ def mount_small_tmpfs(where: Path, size: str = "4m") -> None:
     where.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")

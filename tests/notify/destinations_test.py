@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.sample_runs import finished_run, make_project, notify_and_ping
-from helpers.servers import http_recorder, refused_port, smtp_server
 
 from flank_ops.run.secrets import set_secret
+from helpers.sample_runs import finished_run, make_project, notify_and_ping
+from helpers.servers import http_recorder, refused_port, smtp_server
 
 FAILURE_AND_RECOVERY = """\
     pipelines:

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.sample_runs import finished_run, make_project, notify_and_ping, run_context
-from helpers.servers import http_recorder, refused_port
 
 from flank_ops.notify import ping
+from helpers.sample_runs import finished_run, make_project, notify_and_ping, run_context
+from helpers.servers import http_recorder, refused_port
 
 
 def pinged_project(ping_url: str, settings_toml: str | None = None):

@@ -17,11 +17,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
 from helpers.sshd import PrivateSshd, sshd_available
-
-from flank_ops.paths import Home
 
 PACKAGE = Path(__file__).resolve().parents[2] / "r" / "flank"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_flank
+
 from helpers.deployed import deploy, record, runs_dir
 
 MAKES_OUTPUTS = """\

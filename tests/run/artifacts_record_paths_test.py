@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.deployed import deploy, record, runs_dir
 

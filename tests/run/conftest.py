@@ -27,8 +27,7 @@ def small_disk(flank_home: Path):
     flank_home.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(flank_home)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")

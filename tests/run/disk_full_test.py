@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.deployed import deploy, history, leave_free, record, runs_dir
 

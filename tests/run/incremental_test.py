@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_flank
+
 from helpers.deployed import deploy, push, record, runs_dir
 
 pytestmark = pytest.mark.slow

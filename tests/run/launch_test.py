@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, task_status
 from helpers.repos import commit_all, git
 from helpers.waiting import wait_for

@@ -50,9 +50,7 @@ def task(name: str, run: str, *needs: str, **fields) -> Task:
 
 
 def make(mk: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "-k", "-f", str(mk), *args], cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    return subprocess.run(["make", "-k", "-f", str(mk), *args], cwd=cwd, text=True, capture_output=True)
 
 
 def run_plan(
@@ -60,7 +58,7 @@ def run_plan(
 ) -> subprocess.CompletedProcess[str]:
     mk = makefile.write_run_plan(run_dir, p, Config(pipelines={p.name: p}), release)
     argv = makefile.make_command(mk, run_dir, jobs, targets or [])
-    return subprocess.run(argv, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(argv, text=True, capture_output=True)
 
 
 def results(run_dir: Path) -> dict[str, dict]:
@@ -211,8 +209,7 @@ def test_commands_run_exactly_as_written_and_cannot_inject(
         makefile.make_command(paths.makefile("tricky"), run_dir, 2, []),
         cwd=tmp_path,
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     assert proc.returncode == 0, proc.stderr
     scratch = tmp_path / "scratch"
@@ -285,8 +282,7 @@ def test_odd_paths_survive(impl: str, flank_home: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         makefile.make_command(paths.makefile("nightly"), run_dir, 1, []),
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "logs" / "a.log").read_text() == f"{release}\n"

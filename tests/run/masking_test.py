@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from flank_ops.run import secrets as secrets_module
+from flank_ops.run.task_exec import SecretMasker
 from helpers.cli import run_flank
 from helpers.deployed import deploy, record, runs_dir
 from helpers.launchers import Launch, launcher_argv  # noqa: F401 - the fixture: both launchers
 from helpers.sample_runs import finished_run, make_project, notify_and_ping
 from helpers.servers import http_recorder
-
-from flank_ops.run import secrets as secrets_module
-from flank_ops.run.task_exec import SecretMasker
 
 
 def _pseudo_random(seed: str, size: int) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import re
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from helpers.cli import run_flank
 from helpers.deployed import deploy, record, runs_dir

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-
 import os
 from pathlib import Path
 
-from helpers.cli import run_flank
-from helpers.repos import git
-from helpers.deployed import deploy, record, runs_dir
+import pytest
 
 from flank_ops.site import layout
+from helpers.cli import run_flank
+from helpers.deployed import deploy, record, runs_dir
+from helpers.repos import git
 
 pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 

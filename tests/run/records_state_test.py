@@ -146,6 +146,7 @@ def test_a_success_that_finished_before_a_later_failure_compares_with_the_run_be
 def test_status_with_a_state_file_missing_and_a_run_going(tmp_path: Path, flank_home: Path) -> None:
     """`flank status` on run folders of the release before the state file: the same table."""
     from conftest import run_flank
+
     from helpers.deployed import deploy
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: 'true'\n")

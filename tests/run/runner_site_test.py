@@ -3,12 +3,12 @@ pages are exactly what a full `flank site --rebuild` draws from the records."""
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import re
 import shutil
 from pathlib import Path
+
+import pytest
 
 from helpers.cli import run_flank
 from helpers.deployed import deploy

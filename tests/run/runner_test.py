@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.deployed import (
     WAIT_FOR_GATE,
@@ -256,8 +257,7 @@ def test_non_utf8_output_without_final_newline_is_kept_byte_for_byte(tmp_path: P
     assert (runs_dir() / "1" / "logs" / "bytes.log").read_bytes() == b"caf\xe9 \xff\xfe end"
     shown = subprocess.run(
         ["python", "-m", "flank_ops", "logs", "demo", "nightly", "1", "bytes"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     assert shown.returncode == 0 and shown.stdout == b"caf\xe9 \xff\xfe end"
 

@@ -12,9 +12,8 @@ import pytest
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
-from helpers.cli import REPO_ROOT, run_flank
-
 from flank_ops.run.secrets import load_secrets, mask, set_secret, unset_secret
+from helpers.cli import REPO_ROOT, run_flank
 
 
 def test_mask_replaces_whole_values_longest_first() -> None:
@@ -95,8 +94,7 @@ def test_cli_set_keeps_the_bytes_from_stdin(flank_home: Path) -> None:
         [sys.executable, "-m", "flank_ops", "secrets", "set", "demo", "TOKEN"],
         input=value + b"\n",
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert run_flank("secrets", "list", "demo").stdout == "TOKEN\n"

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import threading
 
-from helpers.waiting import wait_for
-
 from flank_ops.run.site_writer import SiteWriter
+from helpers.waiting import wait_for
 
 
 class Draws:

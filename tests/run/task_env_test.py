@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.deployed import deploy, runs_dir
 
@@ -53,8 +54,7 @@ def test_a_makefile_run_by_hand_sees_the_same_environment(tmp_path: Path, flank_
     run_dir = tmp_path / "by-hand"
     proc = subprocess.run(
         ["make", "-s", "-f", str(flank_home / "demo" / "pipelines" / "nightly.mk"), f"RUN_DIR={run_dir}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

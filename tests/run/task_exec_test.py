@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.launchers import Launch, launch, launcher_argv  # noqa: F401 - fixtures: both launchers
-from helpers.waiting import process_gone, wait_for
 
 from flank_ops.run import launcher
 from flank_ops.run.makefile import direct_argv
 from flank_ops.run.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
+from helpers.launchers import Launch, launch, launcher_argv  # noqa: F401 - fixtures: both launchers
+from helpers.waiting import process_gone, wait_for
 
 # --- the spec format -----------------------------------------------------------
 
@@ -59,7 +59,7 @@ def test_success_records_result_and_streams_output(launch: Launch) -> None:
     assert result["exit_code"] == 0
     assert result["log"] == "logs/extract.log"
     assert result["started_at"].endswith("+00:00") and result["ended_at"] >= result["started_at"]
-    assert isinstance(result["duration_s"], float) or isinstance(result["duration_s"], int)
+    assert isinstance(result["duration_s"], (float, int))
     assert result["peak_rss_kb"] > 0
 
 
@@ -257,8 +257,7 @@ def test_stop_ends_the_task_process_tree(launch: Launch) -> None:
 def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
     proc = subprocess.run(
         [*launcher_argv, str(tmp_path / "missing.spec"), str(tmp_path / "run")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
     )
     assert proc.returncode == 2

@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+
+from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.deployed import deploy, record
 from helpers.repos import git
 from helpers.waiting import wait_for
-
-from flank_ops.paths import Home
 
 YML = "pipelines:\n  nightly:\n    tasks:\n      hello: echo hi\n"
 

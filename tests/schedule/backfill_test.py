@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from helpers.cli import run_flank
-from helpers.waiting import wait_for
 from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir, start_flank, task_status
+from helpers.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 

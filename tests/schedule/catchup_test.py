@@ -10,22 +10,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from flank_ops.paths import Home
+from flank_ops.run import records
 from helpers.cli import run_flank
 from helpers.cost_fixtures import write_toml
 from helpers.deployed import deploy, history, record
 from helpers.waiting import wait_for
 
-from flank_ops.paths import Home
-from flank_ops.run import records
-
 
 def _scheduled_run(run_id: int, scheduled: datetime, pipeline: str = "nightly", trigger: str = "schedule") -> None:
     """A finished scheduled run, as the runner records it (through the record store)."""
-    start = scheduled.astimezone(timezone.utc)
+    start = scheduled.astimezone(UTC)
     paths = Home().project("demo")
 
     def build(new_id: int) -> records.RunRecord:
@@ -131,7 +131,7 @@ def test_the_reboot_line_catches_up_as_cron_runs_it(tmp_path: Path) -> None:
     write_toml()
 
     deploy(tmp_path, "pipelines:\n  often:\n    schedule: '* * * * *'\n    tasks:\n      work: 'true'\n")
-    _scheduled_run(1, datetime.now(timezone.utc) - timedelta(minutes=30), pipeline="often")
+    _scheduled_run(1, datetime.now(UTC) - timedelta(minutes=30), pipeline="often")
     _deployed_earlier(timedelta(hours=1))  # the schedule was in force before the outage
     paths = Home().project("demo")
     reboot = reboot_line(paths, load_config_file(paths.current / "flank.yml"))
@@ -167,7 +167,7 @@ def test_catchup_values_are_validated_with_line_and_column(tmp_path: Path) -> No
 def test_a_firing_from_before_the_first_deploy_of_the_schedule_is_never_missed(tmp_path: Path) -> None:
     """Pushed at 08:51 with a 07:00 firing earlier that day: 07:00 was never this pipeline's to run."""
     write_toml()
-    pushed = datetime.now(timezone.utc)
+    pushed = datetime.now(UTC)
     earlier = pushed - timedelta(minutes=10)  # a firing inside the catch-up window, before the push
     yml = f"pipelines:\n  daily:\n    schedule: '{earlier.minute} {earlier.hour} * * *'\n    timezone: UTC\n"
     clone = deploy(tmp_path, yml + "    tasks:\n      work: 'true'\n")

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.errors import UserError
@@ -25,6 +24,7 @@ from flank_ops.schedule.crontab import (
     read_crontab,
     write_crontab,
 )
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
 
 USER_LINES = (
     "# my own jobs\n"
@@ -268,7 +268,6 @@ def test_a_lock_file_planted_as_a_symlink_is_not_followed(flank_home: Path, tmp_
     lock = tmp_path / "locks" / "crontab.lock"
     lock.parent.mkdir()
     lock.symlink_to(target)
-    with pytest.raises(UserError, match="is a symbolic link"):
-        with locked(lock):
-            pass
+    with pytest.raises(UserError, match="is a symbolic link"), locked(lock):
+        pass
     assert not target.exists()  # nothing created through the link

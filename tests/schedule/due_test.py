@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from flank_ops.config.model import Pipeline
 from flank_ops.schedule.due import due_schedule, is_due
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def pipeline(*schedule: str, tz: str | None = None) -> Pipeline:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from flank_ops.config.model import Pipeline
 from flank_ops.schedule.due import is_due
 from flank_ops.schedule.next_runs import next_runs
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def pipeline(*schedule: str, tz: str | None = None) -> Pipeline:

@@ -7,21 +7,21 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers.cli import REPO_ROOT, run_flank
-from helpers.repos import git, make_repo
-from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
-from helpers.waiting import wait_for
 
 from flank_ops.config.load import load_config
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.paths import Home
 from flank_ops.schedule.scheduler import DueRun, command_for, due_at
+from helpers.cli import REPO_ROOT, run_flank
+from helpers.repos import git, make_repo
+from helpers.user_crontab import user_crontab  # noqa: F401 - fixture
+from helpers.waiting import wait_for
 
-UTC = timezone.utc
+UTC = UTC
 
 FLANK_YML = """\
 pipelines:

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nginx_test import BASIC, Nginx, nginx  # noqa: F401 - fixture
+
+from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.deployed import CHATTY, deploy, gate_dir, open_gate, record, runs_dir, start_flank
 from helpers.readable_site import traversable_home  # noqa: F401 - fixture
 from helpers.serve import free_port, start_server
 from helpers.site_cdp import CHROMIUM, Browser
 from helpers.waiting import wait_for
-from nginx_test import BASIC, Nginx, nginx  # noqa: F401 - fixture
-
-from flank_ops.paths import Home
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir
 from helpers.serve import free_port, start_server
 from helpers.waiting import wait_for
-
-from flank_ops.paths import Home
 
 pytestmark = pytest.mark.slow
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_flank, wait_for
+
 from helpers.deployed import deploy, record
 from helpers.serve import free_port, start_server
 from helpers.site_cdp import CHROMIUM, Browser

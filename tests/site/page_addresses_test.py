@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.deployed import deploy
 from helpers.repos import commit_all, git

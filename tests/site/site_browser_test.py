@@ -10,14 +10,14 @@ from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
 import pytest
-from helpers.serve import free_port, start_server
-from helpers.site_cdp import CHROMIUM, Browser
-from helpers.site_records import T0, make_project, make_run, write_times
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.run import records
 from flank_ops.site import build
+from helpers.serve import free_port, start_server
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import T0, make_project, make_run, write_times
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
@@ -195,10 +195,10 @@ def test_a_failed_run_fits_a_phone(site_url: str, browser: Browser) -> None:
     assert "object 'age_group' not found" in excerpt and "Execution halted" in excerpt and "first try" not in excerpt
     for link in ("section.failures a[href$='.html']", "section.failures a[download]"):
         r = _rect(browser, link)
-        assert 0 <= r["left"] and r["right"] <= 390 and r["width"] > 0, link
+        assert r["left"] >= 0 and r["right"] <= 390 and r["width"] > 0, link
     # the task table stacks: every row's log link is on screen without scrolling its box
     r = _rect(browser, "table.tasks tr.s-failed td.t-log a")
-    assert 0 <= r["left"] and r["right"] <= 390
+    assert r["left"] >= 0 and r["right"] <= 390
     assert "webhook failed (HTTP 500" in browser.evaluate("document.querySelector('p[role=alert]').innerText")
 
 

@@ -9,13 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.cli import run_flank
-from helpers.site_records import CHAIN, make_many_runs, make_project, make_run
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.run import records
 from flank_ops.site import build
+from helpers.cli import run_flank
+from helpers.site_records import CHAIN, make_many_runs, make_project, make_run
 
 
 def _snapshot(site: Path) -> dict[str, tuple[int, int]]:

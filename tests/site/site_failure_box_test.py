@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.site_cdp import CHROMIUM, Browser
-from helpers.site_records import make_project, make_run
 
 from flank_ops.paths import Home
 from flank_ops.site import build
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import make_project, make_run
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
@@ -104,7 +104,7 @@ def test_the_last_line_of_a_failed_task_is_on_screen_and_its_error_is_the_headin
         b.screenshot(shots / f"failure-box-{run_id}-{width}-{'js' if javascript else 'nojs'}.png")
         r = b.evaluate(LAST_LINE_JS % (last_line, last_line, len(last_line)))
         # on screen, and inside the box's visible part (not scrolled away inside it)
-        assert 0 <= r["top"] and r["bottom"] <= r["height"], r
+        assert r["top"] >= 0 and r["bottom"] <= r["height"], r
         assert r["boxTop"] - 1 <= r["top"] and r["bottom"] <= r["boxBottom"] + 1, r
         assert b.evaluate("document.querySelector('section.failures .f-error-line').innerText") == heading
         assert b.evaluate("document.documentElement.scrollWidth") <= width

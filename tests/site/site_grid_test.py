@@ -12,12 +12,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from helpers.site_cdp import CHROMIUM, Browser
-from helpers.site_records import CHAIN, make_project, make_run
 
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import build, dag_layout, grid
+from helpers.site_cdp import CHROMIUM, Browser
+from helpers.site_records import CHAIN, make_project, make_run
 
 NINE = ["outliers", "article_plot", "corr_age", "pca", "clusters", "logreg", "glm_fit", "survival", "tables"]
 ANALYST = {

@@ -9,11 +9,11 @@ import signal
 from pathlib import Path
 
 import pytest
+
+from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.deployed import CHATTY, deploy, gate_dir, history, open_gate, start_flank, task_status
 from helpers.waiting import wait_for
-
-from flank_ops.paths import Home
 
 YML = f"persist: [gate]\npipelines:\n  nightly:\n    tasks:\n      hold: '{CHATTY}'\n"
 

@@ -12,12 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers.site_records import T0, make_project, make_run
 
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import records
 from flank_ops.site import build
 from flank_ops.site.outputs import MAX_INLINE_IMAGES
+from helpers.site_records import T0, make_project, make_run
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg=="

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers.cli import run_flank
-from helpers.site_records import make_project, make_run
 
 from flank_ops.paths import Home
 from flank_ops.run import records
 from flank_ops.site import build
+from helpers.cli import run_flank
+from helpers.site_records import make_project, make_run
 
 
 @pytest.mark.slow
@@ -38,7 +38,7 @@ def test_prune_keeps_the_newest_n_and_removes_records_logs_and_pages(flank_home:
 def test_keep_days_keeps_recent_runs_and_a_running_run_is_never_removed(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     make_run(paths, start=now - timedelta(days=40))
     live = make_run(paths, status="running", start=now - timedelta(days=35))
     make_run(paths, start=now - timedelta(days=1))

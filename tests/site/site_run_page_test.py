@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.cli import run_flank
-from helpers.site_records import T0, make_project, make_run, write_times
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.run import records
 from flank_ops.site import build, layout
+from helpers.cli import run_flank
+from helpers.site_records import T0, make_project, make_run, write_times
 
 T0_MS = int(T0.timestamp() * 1000)
 

@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.cli import REPO_ROOT, run_flank
-from helpers.serve import free_port, start_server
-from helpers.site_records import make_project, make_run
-from helpers.waiting import wait_for
 
 from flank_ops import s3
 from flank_ops.paths import Home
 from flank_ops.site import serve
+from helpers.cli import REPO_ROOT, run_flank
+from helpers.serve import free_port, start_server
+from helpers.site_records import make_project, make_run
+from helpers.waiting import wait_for
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import shutil
 import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,7 +22,7 @@ import pytest
 from flank_ops.site import dag_layout
 from flank_ops.site.svg import DagNode, GanttBar, TrendPoint, dag_svg, gantt_svg, trend_svg
 
-T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
 DOT = shutil.which("dot")
 needs_dot = pytest.mark.skipif(DOT is None, reason="Graphviz dot is not installed (apt-get install graphviz)")
@@ -65,7 +65,7 @@ class Rect(NamedTuple):
     def contains(self, px: float, py: float, margin: float = 0.0) -> bool:
         return (self.x + margin < px < self.x + self.w - margin) and (self.y + margin < py < self.y + self.h - margin)
 
-    def overlaps(self, other: "Rect") -> bool:
+    def overlaps(self, other: Rect) -> bool:
         return not (
             self.x + self.w <= other.x
             or other.x + other.w <= self.x
@@ -188,7 +188,7 @@ def test_a_50_task_pipeline_draws_every_task_and_arrow_with_full_names() -> None
     assert drawing.labels == {n.name: n.name for n in nodes}  # names of this length are never cut
     width, height = _size(svg)  # everything drawn is inside the picture
     for b in drawing.boxes.values():
-        assert 0 <= b.x and b.x + b.w <= width and 0 <= b.y and b.y + b.h <= height
+        assert b.x >= 0 and b.x + b.w <= width and b.y >= 0 and b.y + b.h <= height
     for e in drawing.edges:
         assert all(0 <= x <= width and 0 <= y <= height for x, y in [*e.curve, e.tip])
 

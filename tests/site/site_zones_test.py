@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers.site_records import FLANK_YML, make_project, make_run
 
 from flank_ops.paths import Home
 from flank_ops.site import build
+from helpers.site_records import FLANK_YML, make_project, make_run
 
 NZ_YML = FLANK_YML.replace("Europe/London", "Pacific/Auckland")
 MIXED_YML = (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_flank
+
 from helpers.deployed import deploy
 from helpers.servers import s3_server
 

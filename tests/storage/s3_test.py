@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.sample_runs import finished_run, make_project
-from helpers.servers import http_recorder, refused_port, s3_server
 
 from flank_ops import s3
 from flank_ops.run import records
 from flank_ops.storage import pending, uploads
+from helpers.sample_runs import finished_run, make_project
+from helpers.servers import http_recorder, refused_port, s3_server
 
 
 def s3_toml(endpoint: str, bucket: str, extra: str = "") -> str:

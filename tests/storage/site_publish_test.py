@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from helpers.sample_runs import site_file
-from helpers.servers import refused_port, s3_server
 
 from flank_ops.paths import Home
 from flank_ops.settings import S3Settings
 from flank_ops.storage.site_publish import publish_site
+from helpers.sample_runs import site_file
+from helpers.servers import refused_port, s3_server
 
 
 @pytest.fixture
@@ -110,10 +110,9 @@ def test_no_site_yet_is_not_an_error(s3env) -> None:
 def test_a_projects_own_bucket_gets_that_project_and_nothing_of_the_others(s3env, flank_home) -> None:
     """Only [projects.down.s3]: `flank sync down` and down's runs send down's runs and pages (and the
     CSS they use) to down's bucket; the home page and the other project's pages and logs stay home."""
+    from flank_ops.storage import uploads
     from helpers.cli import run_flank
     from helpers.sample_runs import finished_run, make_project
-
-    from flank_ops.storage import uploads
 
     down_bucket, vm_bucket = s3env.new_bucket(), s3env.new_bucket()
     down = make_project("down")

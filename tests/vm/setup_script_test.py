@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import EXAMPLE_REPO, REPO_ROOT
 from helpers.repos import git, make_repo
 from helpers.sshd import PrivateSshd, sshd_available

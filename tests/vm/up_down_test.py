@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from helpers.cli import run_flank
 from helpers.repos import git, make_repo
 from helpers.servers import start_moto_server

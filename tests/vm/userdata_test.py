@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from helpers.cli import REPO_ROOT
-
 from flank_ops.vm.userdata import setup_script, user_data
+from helpers.cli import REPO_ROOT
 
 
 def test_the_docs_show_the_setup_script_as_it_is() -> None:

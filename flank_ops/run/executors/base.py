@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from flank_ops.settings import CONFIG_EXAMPLES  # the flank.toml lines each executor needs
-
 # Executor names a task or pipeline may give in flank.yml ("local" = the VM's own launcher).
 from flank_ops.config.model import EXECUTOR_NAMES, LOCAL, REMOTE_KINDS  # noqa: E402,F401 - flank.yml's values
+from flank_ops.settings import CONFIG_EXAMPLES  # the flank.toml lines each executor needs
 
 
 class JobRequest(NamedTuple):

@@ -38,10 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flank_ops.run.executors.base import BackendError, JobRequest, JobState
-from flank_ops.run.executors.shared_poll import SharedPoll
 from flank_ops.fileio import locked
 from flank_ops.paths import STATE_DIR, local_project_name
+from flank_ops.run.executors.base import BackendError, JobRequest, JobState
+from flank_ops.run.executors.shared_poll import SharedPoll
 from flank_ops.settings import BatchSettings, S3Settings, batch_settings_from_table
 
 QUEUED_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
@@ -72,8 +72,8 @@ VM_ONLY_VARIABLES = frozenset(("FLANK_HOME", "FLANK_RELEASE", "FLANK_SECRET_NAME
 def vm_batch_settings() -> BatchSettings:
     """[executors.batch] of this VM's flank.toml; a BackendError (not a UserError) when missing or wrong."""
     from flank_ops.errors import UserError
-    from flank_ops.run.executors.base import not_configured_message
     from flank_ops.paths import Home
+    from flank_ops.run.executors.base import not_configured_message
     from flank_ops.settings import batch_settings, settings_for
 
     try:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from flank_ops.run.records import RunRecord
 
 
-def remote_kinds(record: "RunRecord") -> set[str]:
+def remote_kinds(record: RunRecord) -> set[str]:
     kinds = set()
     for entry in record.tasks.values():
         executor = entry.executor
@@ -27,7 +27,7 @@ def remote_kinds(record: "RunRecord") -> set[str]:
     return kinds
 
 
-def cancel_jobs_of_run(run_dir: Path, record: "RunRecord", secrets: Mapping[str, str] | None = None) -> list[str]:
+def cancel_jobs_of_run(run_dir: Path, record: RunRecord, secrets: Mapping[str, str] | None = None) -> list[str]:
     """Cancel the run's live jobs, remove their environment files and mask `secrets` in their raw
     outputs (issue 20 item 2: nothing with a secret outlives its job); returns the jobs' ids.
     Never raises: the run is marked anyway."""

@@ -19,6 +19,7 @@ queued (the reason in the log) until its timeout. A job the cluster forgets fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -84,10 +85,8 @@ class Loop:
         poller.register(self.wake_fd, select.POLLIN)
         while not _stop_signal and (left := end - time.monotonic()) > 0:
             if poller.poll(int(left * 1000) + 1):
-                try:
+                with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_fd, 4096)
-                except BlockingIOError:
-                    pass
 
     def deadline_passed(self, submitted: float) -> bool:
         """Before the engine took the job: queue_timeout, else timeout, bounds the wait."""
@@ -107,7 +106,7 @@ class Loop:
 
     # --- one attempt ---------------------------------------------------------------
 
-    def attempt(self, attempt: int) -> tuple[str, JobState | None, str, int | None]:
+    def attempt(self, attempt: int) -> tuple[str, JobState | None, str, int | None]:  # noqa: C901 - one job's life, each state a branch: next to split
         """(outcome, last state, job id, exit code); outcome: success|failed|timed_out|stopped."""
         kind = self.backend.kind
         queued_since = time.monotonic()

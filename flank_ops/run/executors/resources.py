@@ -15,9 +15,9 @@ import select
 import signal
 from pathlib import Path
 
-from flank_ops.run.executors.remote import fail_at_once
 from flank_ops.fileio import locked
 from flank_ops.paths import Home
+from flank_ops.run.executors.remote import fail_at_once
 from flank_ops.run.task_exec import TaskLog, TaskSpec, _write_result, now_iso
 
 WAIT_POLL_S = 0.5

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flank_ops.run.executors.base import not_configured_message
 from flank_ops.paths import Home
+from flank_ops.run.executors.base import not_configured_message
 from flank_ops.settings import executor_table as table_of
 from flank_ops.settings import settings_for
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flank_ops.config.model import Config
-from flank_ops.run.executors.base import LOCAL, not_configured_message
 from flank_ops.paths import Home
+from flank_ops.run.executors.base import LOCAL, not_configured_message
 
 
 def executors_used(config: Config) -> set[str]:

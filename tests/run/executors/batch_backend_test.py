@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 from conftest import wait_for
-from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
-from helpers.servers import refused_port
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, JobState, job_name, job_name_prefix
 from flank_ops.run.executors.batch import QUEUED_STATES, BatchBackend, project_of, release_key
 from flank_ops.settings import batch_settings, settings_for
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.servers import refused_port
 
 # a task that runs until the test creates the file `open` in $GATE (bounded: never left running for long)
 WAIT_FOR_GATE = 'for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.1; done; exit 9'

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import run_flank
+
 from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
 
 

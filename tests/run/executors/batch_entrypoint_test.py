@@ -10,9 +10,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from helpers.servers import refused_port
-
 from flank_ops.run.executors.batch import ENTRYPOINT
+from helpers.servers import refused_port
 
 
 def run_entrypoint(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

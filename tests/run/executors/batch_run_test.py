@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import run_flank, wait_for
+
 from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
 from helpers.deployed import deploy, record, runs_dir, start_flank
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from helpers.slurm_cluster import SlurmCluster, slurm_available
 
 

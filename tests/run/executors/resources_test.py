@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_flank
-from helpers.deployed import deploy, record, runs_dir
 
 from flank_ops.config.load import load_config
 from flank_ops.errors import ConfigErrors
 from flank_ops.run.executors.resources import size_text, vm_cpus, vm_memory_mb
+from helpers.deployed import deploy, record, runs_dir
 
 VM_MB = vm_memory_mb()
 

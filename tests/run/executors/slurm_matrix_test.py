@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_flank
+
 from helpers.deployed import deploy, record, runs_dir
 
 pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import run_flank
+
 from helpers.deployed import deploy, record, runs_dir
 
 pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]

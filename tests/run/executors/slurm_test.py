@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import run_flank, wait_for
-from helpers.deployed import deploy, record, runs_dir, start_flank
 
+from helpers.deployed import deploy, record, runs_dir, start_flank
 from run.executors.conftest import squeue_names
 
 pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]
