@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from flank_ops.commands.target import add_param_option
 from flank_ops.config.params import split_assignments
 from flank_ops.errors import UserError
 from flank_ops.humanize import clock
@@ -26,15 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="end", metavar="DATE", help="the last day, included (or ISO time)")
     parser.add_argument("--parallel", type=int, default=1, metavar="N", help="runs at once (default 1: one by one)")
     parser.add_argument("--yes", action="store_true", help="start more than 100 runs")
-    parser.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a value for one of the pipeline's params: for every run (repeatable)",
-    )
+    add_param_option(parser, "a value for one of the pipeline's params: for every run (repeatable)")
     parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
     parser.add_argument("--list", action="store_true", help="list the pipeline's backfills")
     parser.add_argument("--drive", metavar="ID", help=argparse.SUPPRESS)  # the detached driver of a backfill

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from flank_ops import jsonout
-from flank_ops.commands.target import add_target_arguments, parse_target
+from flank_ops.commands.target import add_param_option, add_target_arguments, parse_target
 from flank_ops.config.params import param_env, parse_params, split_assignments
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.run import plan, runner
@@ -27,15 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="T",
         help="as `flank run --force-task T` would (repeatable)",
     )
-    parser.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="as `flank run -p` would",
-    )
+    add_param_option(parser, "as `flank run -p` would")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ import argparse
 import getpass
 import sys
 
+from flank_ops.commands.target import add_param_option
 from flank_ops.errors import UserError
 from flank_ops.hints import DEFAULT_REMOTE
 from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = verbs.add_parser("plan", parents=[common, force], help="what a run would do now with each task, and why")
     p.add_argument("pipeline")
-    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE")
+    add_param_option(p)
 
     p = verbs.add_parser("report", parents=[common], help="what the project's recent runs used")
     p.add_argument("what", choices=["resources"])
@@ -68,9 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
     which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
     p.add_argument("--detach", action="store_true", help="start in the background and return at once")
-    p.add_argument(
-        "-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE", help="a parameter's value"
-    )
+    add_param_option(p)
 
     p = verbs.add_parser("cancel", parents=[common], help="stop a running run")
     p.add_argument("pipeline")
@@ -88,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="end", metavar="DATE")
     p.add_argument("--parallel", metavar="N")
     p.add_argument("--yes", action="store_true")
-    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE")
+    add_param_option(p)
     p.add_argument("--detach", action="store_true")
     p.add_argument("--list", action="store_true")
 

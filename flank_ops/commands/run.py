@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flank_ops import jsonout
-from flank_ops.commands.target import add_target_arguments, parse_target
+from flank_ops.commands.target import add_param_option, add_target_arguments, parse_target
 from flank_ops.config.params import split_assignments
 from flank_ops.deploy.setup import local_setup
 from flank_ops.errors import UserError
@@ -65,15 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--detach", action="store_true", help="start in the background and return at once")
     parser.add_argument("--json", action="store_true", help=FLAG_HELP + "; with --detach: the run id and page URL")
-    parser.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a value for one of the pipeline's params: (repeatable; the others take their default)",
-    )
+    add_param_option(parser)
     parser.add_argument("--backfill", help=argparse.SUPPRESS)  # set by `flank backfill` for its runs
     parser.add_argument("--alongside", action="store_true", help=argparse.SUPPRESS)  # backfill --parallel
     parser.add_argument(

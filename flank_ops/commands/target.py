@@ -65,3 +65,17 @@ def parse_target(args: argparse.Namespace, verb: str, after: str = "", most: int
     if len(names) > most:
         raise UserError(f"unexpected {' '.join(names[most:])!r}", usage)
     return TargetArgs(project, pipeline, names, usage)
+
+
+def add_param_option(parser: argparse.ArgumentParser, help_text: str = "") -> None:
+    """`-p NAME=VALUE` (repeatable): a value for one of the pipeline's `params:` (issue 23); run, plan,
+    backfill and their `flank remote` forms take it alike, into `args.params`."""
+    parser.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=help_text or "a value for one of the pipeline's params: (repeatable; the others take their default)",
+    )
