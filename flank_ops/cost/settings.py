@@ -144,7 +144,7 @@ def own_or_shipped_table(cost: CostSettings) -> PriceTable:
         except OSError as exc:
             raise UserError(f"flank.toml: [cost] types_file {cost.types_file}: {exc.strerror or exc}") from None
     text = resources.files("flank_ops.cost").joinpath(TYPES_FILE).read_text(encoding="utf-8")
-    return PriceTable(text, f"the shipped table ({TYPES_FILE})", None)
+    return PriceTable(text, f"the shipped table ({TYPES_FILE}; approximate, not fetched)", None)
 
 
 def table_regions(table: PriceTable) -> list[str]:
