@@ -241,11 +241,78 @@ def statuses_page() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+# --- the --json answers, from the schema the Python and R sides both check ---------------------------
+
+JSON_INTRO = """`status` (`--runs N`: also each pipeline's N newest runs), `plan`, `logs` (the run's and tasks' metadata and
+log paths, not the log bytes), `run` (with `--detach`: the run id and page URL; in the foreground the task lines
+go to stderr), `cancel`, `secrets list`, `validate`, `report resources` and `cost plan` take `--json`: one JSON
+object on stdout, one line, starting `{"schema": 1, "flank": "0.1.0", "kind": "status", ...}`. A run in an
+answer is its run record, as `run.json` has it. Errors are answers too, with the exit code the command has
+without `--json`: `{"schema": 1, "kind": "error", "error": "no pipeline 'nightlx' in project 'demo'", "hint":
+"did you mean 'nightly'? ..."}` (a usage mistake, exit 2, stays argparse's text on stderr). Each kind's keys are in `r/flank/inst/schema/answers.json` (JSON Schema),
+checked by flank's tests and the R package's. `schema` goes up only when a key is removed or changes meaning."""
+
+
+# the shared parts of answers, shown after the kinds (their headings must not clash with a kind's)
+JSON_PARTS = {"envelope": "Envelope", "run": "Run record", "task": "Task record", "history_entry": "History entry"}
+
+
+def _json_type(node: dict[str, Any]) -> str:
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[1]
+        title = JSON_PARTS.get(name, name)
+        return f"[{title.lower()}](#{title.lower().replace(' ', '-')})"
+    for combinator in ("oneOf", "anyOf"):
+        if combinator in node:
+            return " or ".join(_json_type(n) for n in node[combinator])
+    kind = node.get("type", "any")
+    if isinstance(kind, list):
+        return " or ".join(str(k) for k in kind)
+    if kind == "array":
+        return f"list of {_json_type(node.get('items', {}))}"
+    if "enum" in node:
+        return " \\| ".join(f"`{v}`" for v in node["enum"])
+    return str(kind)
+
+
+def _json_rows(node: dict[str, Any], prefix: str, out: list[str]) -> None:
+    required = set(node.get("required", []))
+    for key, sub in node.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        out.append(f"| `{path}` | {_json_type(sub)} | {'yes' if key in required else ''} |")
+        target = sub.get("items", {}) if sub.get("type") == "array" else sub
+        if target.get("type") == "object" and "properties" in target:
+            _json_rows(target, f"{path}[]." if sub.get("type") == "array" else f"{path}.", out)
+
+
+def json_page() -> str:
+    import json
+
+    # make docs runs in a checkout: the schema lives with the R package, which checks answers against it too
+    schema_file = Path(__file__).resolve().parents[1] / "r" / "flank" / "inst" / "schema" / "answers.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    defs = schema["definitions"]
+    out = [GENERATED, "", "# Machine interface: `--json`", "", JSON_INTRO, ""]
+    out += ["Every answer has the envelope's keys; then the keys of its `kind`, listed here from the schema.", ""]
+    shown = ["envelope", *dict.fromkeys(schema["kinds"].values()), *JSON_PARTS]
+    for name in dict.fromkeys(shown):
+        node = defs[name]
+        kinds = [k for k, d in schema["kinds"].items() if d == name]
+        out += [f"## `{kinds[0]}`" if kinds else f"## {JSON_PARTS[name]}", ""]
+        if kinds:
+            out += [f'`"kind": "{kinds[0]}"`', ""]
+        rows: list[str] = []
+        _json_rows(node, "", rows)
+        out += ["| key | type | always |", "|---|---|---|", *rows, ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
 PAGES = {
     "commands.md": commands_page,
     "flank-yml.md": flank_yml_page,
     "flank-toml.md": flank_toml_page,
     "statuses.md": statuses_page,
+    "json.md": json_page,
 }
 
 
