@@ -48,6 +48,11 @@ def _wheelhouse(folder: Path) -> None:
     )
     if proc.returncode != 0:
         pytest.skip(f"cannot build the wheels to install flank from (is the package index reachable?): {proc.stderr}")
+    # readable by the new user whatever this process's umask (a test that ran flank's main() in-process
+    # left flank's 077 behind): the folder and each wheel, explicitly
+    folder.chmod(0o755)
+    for wheel in folder.iterdir():
+        wheel.chmod(0o644)
 
 
 def _ended(pid: int) -> bool:
