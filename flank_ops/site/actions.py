@@ -306,7 +306,13 @@ class Actions:
         project: str = "",
         pipeline: str = "",
     ) -> None:
-        entry = {"time": now_iso(), "user": user, "client": call.client, "action": action, "status": status}
+        entry: dict[str, Any] = {
+            "time": now_iso(),
+            "user": user,
+            "client": call.client,
+            "action": action,
+            "status": status,
+        }
         if project:
             entry |= {"project": project, "pipeline": pipeline}
         for key in ("task", "from", "rerun", "run", "backfill", "start", "end", "parallel"):
@@ -343,10 +349,9 @@ def _start(
     project: str, pipeline_name: str, form: dict[str, str], who: str, action: str
 ) -> tuple[int, str, str | None]:
     """`flank run PROJECT PIPELINE [--task T | --from T | --rerun N] --detach`, as the CLI does it."""
+    from flank_ops.config.params import as_options
     from flank_ops.run import runner
     from flank_ops.run.launch import start_detached_reporting
-
-    from flank_ops.config.params import as_options
 
     task, from_task = form.get("task") or None, form.get("from") or None
     raw_params = form_params(form)
@@ -467,7 +472,11 @@ def _backfill(project: str, pipeline_name: str, form: dict[str, str], who: str) 
         from flank_ops.site import build
 
         build.draw_run(paths, pipeline_name, first[0])
-    return 200, f"backfill {backfill_id} of {pipeline_name} started: {what}", layout.url_pipeline(project, pipeline_name)
+    return (
+        200,
+        f"backfill {backfill_id} of {pipeline_name} started: {what}",
+        layout.url_pipeline(project, pipeline_name),
+    )
 
 
 # --- the HTTP side: what site/serve.py hands over for a request under API_PREFIX ---------

@@ -197,8 +197,7 @@ def test_the_run_form_sends_a_parameter(tmp_path: Path) -> None:
         assert not runs_dir().exists() or not any(p.name.isdigit() for p in runs_dir().iterdir())  # nothing started
         browser.evaluate(f"{form}.querySelector('[name=\"p.n\"]').value = '3'")
         browser.evaluate(
-            f"{form}.querySelector('[name=\"p.model\"]').value = 'glm';"
-            f"{form}.querySelector('button').click()"
+            f"{form}.querySelector('[name=\"p.model\"]').value = 'glm';{form}.querySelector('button').click()"
         )
         wait_for(lambda: "/demo/nightly/1/" in (_eval(browser, "location.pathname") or ""), "the new run's page")
         wait_for(lambda: record(1)["status"] == "success", "the run to end")

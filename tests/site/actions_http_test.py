@@ -446,5 +446,10 @@ def test_backfill_from_the_page_refusals_and_cancel(served_params: int) -> None:
     assert status == 409 and "nothing to cancel" in answer["message"], answer
     assert backfill_id in listed
     audit = [(a["user"], a["action"], a["status"]) for a in _audit() if a["action"] in ("backfill", "cancel")]
-    assert audit[-4:] == [("ada", "backfill", 200), ("bob", "cancel", 403), ("ada", "cancel", 200), ("ada", "cancel", 409)]
+    assert audit[-4:] == [
+        ("ada", "backfill", 200),
+        ("bob", "cancel", 403),
+        ("ada", "cancel", 200),
+        ("ada", "cancel", 409),
+    ]
     assert ("bob", "backfill", 403) in audit
