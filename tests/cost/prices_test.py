@@ -164,10 +164,7 @@ def test_the_shipped_table_is_the_offline_fallback_and_says_so(tmp_path: Path) -
     write_runs()
     write_toml('[cost]\nregion = "us-east-1"\ncurrent_type = "r6i.8xlarge"\narch = "x86_64"\n')
     plan = run_flank("cost", "plan", "--now", NOW, check=True).stdout
-    assert (
-        "prices: the shipped table (ec2_types.csv; approximate, not fetched) (current prices: flank cost prices --region us-east-1)"
-        in plan
-    )
+    assert "prices: the shipped table (ec2_types.csv; approximate, not fetched) (current prices: flank cost prices --region us-east-1)" in plan
     assert re.search(r"today: r6i\.8xlarge \(32 vCPU, 256 GiB", plan)  # r6i is in it now (issue 25)
 
 
