@@ -59,6 +59,9 @@
         body.delete("mode");
         if (mode === "from") { body.set("from", body.get("task")); }
         if (mode !== "task") { body.delete("task"); }
+        form.querySelectorAll("[data-flank-params] input[type=checkbox]").forEach(function (c) {
+          body.set(c.name, c.checked ? "true" : "false"); // an unticked box says false, not "the default"
+        });
         body.set("project", d.project);
         body.set("pipeline", d.pipeline);
         body.set("idem", form.dataset.idem);

@@ -88,8 +88,10 @@ def plan_backfill(
     parallel: int = 1,
     yes: bool = False,
     now: datetime | None = None,
+    yes_hint: str = "add --yes to start them all",
 ) -> BackfillPlan:
-    """Check a backfill (the CLI's and the web form's words); raises UserError, starting nothing."""
+    """Check a backfill (the CLI's and the web form's words); raises UserError, starting nothing.
+    `yes_hint`: how to say "yes" where the refusal is shown (the web form has a checkbox)."""
     from flank_ops.config.params import parse_params
     from flank_ops.humanize import clock
     from flank_ops.run.runner import find_pipeline, resolve_deployed
@@ -131,7 +133,7 @@ def plan_backfill(
         raise UserError(
             f"that is {len(minutes)} runs of {pipeline.name}, from {clock(minutes[0], pipeline.timezone)} "
             f"to {clock(minutes[-1], pipeline.timezone)}",
-            "add --yes to start them all",
+            yes_hint,
         )
     return BackfillPlan(project, deployed.paths, pipeline, minutes, values, parallel, clipped)
 

@@ -12,9 +12,14 @@ answer again and starts nothing. Every action, allowed or not, is a line in acti
     GET  /api/session               200 {"user", "role", "projects", "csrf"} ({"user": null} when signed out)
     GET  /api/login?next=PATH       the sign-in page;  POST /api/login  (form: user, password, token, next)
     POST /api/logout
-    POST /api/run     project, pipeline [, task | from | rerun], idem, csrf   → {"ok", "message", "url"}
-    POST /api/rerun   project, pipeline, rerun, idem, csrf
-    POST /api/cancel  project, pipeline, run, idem, csrf
+    POST /api/run       project, pipeline [, task | from | rerun] [, p.NAME ...], idem, csrf  → {"ok", "message", "url"}
+    POST /api/rerun     project, pipeline, rerun, idem, csrf
+    POST /api/cancel    project, pipeline, run | backfill, idem, csrf
+    POST /api/backfill  project, pipeline, start, end [, parallel, yes, p.NAME ...], idem, csrf
+
+Parameters come as `p.NAME` fields (so a parameter may be called `task`), checked by
+config/params.py parse_params as `flank run -p` checks them; a backfill is planned and started by
+schedule/backfill.py as `flank backfill --detach` does it.
     GET  /api/events/run, /api/events/log   live pages (site/events.py)
 """
 
@@ -42,6 +47,8 @@ LOGIN_COOKIE = "flank_login"  # the sign-in form's own CSRF token (double submit
 MAX_BODY = 16 * 1024
 IDEMPOTENCY_S = 600.0  # how long a form's key is remembered
 PAGE_WAIT_S = 10.0  # a started run's page: answered once it is drawn, so the browser can go there
+ACTIONS = ("run", "rerun", "cancel", "backfill")
+YES_WORDS = ("1", "on", "true", "yes")
 
 
 class Response(NamedTuple):
@@ -133,7 +140,7 @@ class Actions:
         if call.method == "GET" and call.path == "login":
             return self._login_page(call.query.get("next", "/"), "", call.headers)
         if call.method != "POST":
-            return refused(405 if call.path in ("login", "logout", "run", "rerun", "cancel") else 404, "not here")
+            return refused(405 if call.path in ("login", "logout", *ACTIONS) else 404, "not here")
         if not self._same_origin(call.headers):
             self._audit(call, None, call.path, 403, "wrong or missing Origin")
             return self._page_or_json(call, 403, "refused: this form was not sent from this site (Origin)")
@@ -155,7 +162,7 @@ class Actions:
                 b'{"ok": true, "message": "signed out"}\n',
                 headers=(_set_cookie(SESSION_COOKIE, "", 0, call.headers),),
             )
-        if call.path not in ("run", "rerun", "cancel"):
+        if call.path not in ACTIONS:
             return refused(404, f"no action {call.path!r}")
         return await self._once(session.user, call.form.get("idem", ""), lambda: self._act(call, session.user))
 
@@ -278,6 +285,8 @@ class Actions:
         try:
             if call.path == "cancel":
                 status, message, url = await loop.run_in_executor(None, _cancel, paths, pipeline, form, who)
+            elif call.path == "backfill":
+                status, message, url = await loop.run_in_executor(None, _backfill, project, pipeline, form, who)
             else:
                 status, message, url = await loop.run_in_executor(None, _start, project, pipeline, form, who, call.path)
         except UserError as exc:
@@ -297,12 +306,21 @@ class Actions:
         project: str = "",
         pipeline: str = "",
     ) -> None:
-        entry = {"time": now_iso(), "user": user, "client": call.client, "action": action, "status": status}
+        entry: dict[str, Any] = {
+            "time": now_iso(),
+            "user": user,
+            "client": call.client,
+            "action": action,
+            "status": status,
+        }
         if project:
             entry |= {"project": project, "pipeline": pipeline}
-        for key in ("task", "from", "rerun", "run"):
+        for key in ("task", "from", "rerun", "run", "backfill", "start", "end", "parallel"):
             if call.form.get(key):
                 entry[key] = call.form[key]
+        params = form_params(call.form)
+        if params:
+            entry["params"] = params
         entry["outcome"] = outcome
         try:
             append_json_line(self.home.actions_log, entry)
@@ -313,6 +331,11 @@ class Actions:
 def said(exc: UserError) -> str:
     """A UserError as one line for the page: what is wrong, then what to do."""
     return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+
+
+def form_params(form: dict[str, str]) -> dict[str, str]:
+    """The form's parameter fields (p.NAME) as NAME -> raw text, as `-p NAME=VALUE` gives them."""
+    return {k[len(layout.PARAM_FIELD) :]: v for k, v in form.items() if k.startswith(layout.PARAM_FIELD)}
 
 
 def _run_id(text: str, what: str) -> int:
@@ -326,10 +349,12 @@ def _start(
     project: str, pipeline_name: str, form: dict[str, str], who: str, action: str
 ) -> tuple[int, str, str | None]:
     """`flank run PROJECT PIPELINE [--task T | --from T | --rerun N] --detach`, as the CLI does it."""
+    from flank_ops.config.params import as_options
     from flank_ops.run import runner
     from flank_ops.run.launch import start_detached_reporting
 
     task, from_task = form.get("task") or None, form.get("from") or None
+    raw_params = form_params(form)
     rerun = _run_id(form["rerun"], "rerun") if form.get("rerun") else None
     if action == "rerun" and rerun is None:
         raise UserError("which run should be rerun?")
@@ -342,6 +367,7 @@ def _start(
         from_task=from_task,
         rerun=rerun,
         triggered_by={"user": who, "via": "web"},
+        params=raw_params,
     )
     deployed = runner.resolve_deployed(project)
     try:
@@ -352,7 +378,9 @@ def _start(
         runner.select_tasks(deployed.paths, pipeline, request)
     except runner.NothingToRerun as nothing:
         return 409, nothing.message, None
+    values = runner.run_params(deployed.paths, pipeline, request)  # bad parameters stop here, as on the CLI
     options = ["--trigger", RunTrigger.MANUAL, "--by", who, "--via", "web"]
+    options += as_options({name: values[name] for name in raw_params})  # the -p options the form gave
     for flag, value in (("--task", task), ("--from", from_task), ("--rerun", str(rerun) if rerun else None)):
         if value:
             options += [flag, value]
@@ -373,6 +401,8 @@ def _cancel(paths: Any, pipeline: str, form: dict[str, str], who: str) -> tuple[
     from flank_ops.run import cancel
     from flank_ops.run.runner import choices_hint
 
+    if form.get("backfill"):
+        return _cancel_backfill(paths, pipeline, form["backfill"])
     run_id = _run_id(form.get("run", ""), "cancel")
     if not paths.runs_dir(pipeline).is_dir():
         config = deployed_config(paths)
@@ -390,6 +420,63 @@ def _cancel(paths: Any, pipeline: str, form: dict[str, str], who: str) -> tuple[
     except cancel.NothingToCancel as exc:
         return 409, f"nothing to cancel: {exc}", None
     return 200, f"asked {pipeline} #{run_id} to stop", None  # the page shows it end, live
+
+
+def _cancel_backfill(paths: Any, pipeline: str, backfill_id: str) -> tuple[int, str, str | None]:
+    """`flank cancel PROJECT PIPELINE --backfill ID`, not waiting for its driver to write the end."""
+    from flank_ops.run.cancel import NothingToCancel
+    from flank_ops.schedule.backfill import cancel_backfill
+
+    try:
+        state = cancel_backfill(paths, pipeline, backfill_id, wait_s=0)
+    except NothingToCancel as exc:
+        return 409, f"nothing to cancel: {exc}", None
+    runs = state.get("runs") or {}
+    left = len(state.get("minutes") or []) - len(runs)
+    return 200, f"asked backfill {backfill_id} to stop ({len(runs)} runs started, {left} not started)", None
+
+
+def _backfill(project: str, pipeline_name: str, form: dict[str, str], who: str) -> tuple[int, str, str | None]:
+    """`flank backfill PROJECT PIPELINE --from A --to B [--parallel N] [--yes] [-p ...] --detach`."""
+    from flank_ops.humanize import clock
+    from flank_ops.schedule import backfill
+
+    raw_parallel = form.get("parallel", "").strip() or "1"
+    if not raw_parallel.isdigit():
+        raise UserError(f"parallel must be a number, 1 to {backfill.MAX_PARALLEL}, not {raw_parallel!r}")
+    start, end = form.get("start", "").strip(), form.get("end", "").strip()
+    if not start or not end:
+        raise UserError("which range?", "fill in both From and To, e.g. 2026-11-01 and 2026-11-07")
+    plan = backfill.plan_backfill(
+        project,
+        pipeline_name,
+        start,
+        end,
+        params=form_params(form),
+        parallel=int(raw_parallel),
+        yes=form.get("yes", "").lower() in YES_WORDS,
+        yes_hint=f"tick “Yes, more than {backfill.MAX_WITHOUT_YES} runs” and send it again",
+    )
+    backfill_id = backfill.start_backfill(plan, run_options=("--by", who, "--via", "web"))
+    zone, n = plan.pipeline.timezone, len(plan.minutes)
+    what = f"{n} run{'s' if n != 1 else ''}, {clock(plan.minutes[0], zone)} to {clock(plan.minutes[-1], zone)}"
+    paths = plan.paths
+    deadline = time.monotonic() + PAGE_WAIT_S
+    while time.monotonic() < deadline:  # its first run, so the pipeline page can show it with its Cancel
+        state = backfill.read_backfill(paths, pipeline_name, backfill_id)
+        if state.get("runs") or state.get("status") != backfill.RUNNING:
+            break
+        time.sleep(0.05)
+    first = [int(run_id) for run_id in (state.get("runs") or {}).values()]
+    if first:  # a running run's redraw leaves the pipeline page to its end: draw it now
+        from flank_ops.site import build
+
+        build.draw_run(paths, pipeline_name, first[0])
+    return (
+        200,
+        f"backfill {backfill_id} of {pipeline_name} started: {what}",
+        layout.url_pipeline(project, pipeline_name),
+    )
 
 
 # --- the HTTP side: what site/serve.py hands over for a request under API_PREFIX ---------

@@ -39,6 +39,7 @@ ACTIONS_JS = "actions.js"  # issue 23: reveals the action buttons when `flank se
 # Where `flank serve --actions` answers (sign-in, session, run, cancel, live events): at the host's
 # root, so that nginx proxies this one path to it (README) and serves the rest itself.
 API_PREFIX = "/api/"
+PARAM_FIELD = "p."  # issue 23: an action form's field for the pipeline parameter NAME is p.NAME
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
 # What a stand-in looks like: a name of that shape is never kept as it is, so a kept
 # name can never equal another name's stand-in.

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from flank_ops import __version__, humanize
 from flank_ops.config.model import instance_parts
+from flank_ops.config.params import param_fields
 from flank_ops.errors import UserError
 from flank_ops.package_data import package_folder
+from flank_ops.schedule.backfill import MAX_WITHOUT_YES
 from flank_ops.site import fmt, layout
 
 if TYPE_CHECKING:
@@ -67,6 +69,9 @@ def environment() -> jinja2.Environment:
             actions_js=layout.url_actions_js,
         ),
         api_prefix=layout.API_PREFIX,
+        param_fields=param_fields,  # issue 23: the Run and Backfill forms' inputs
+        param_field=layout.PARAM_FIELD,
+        backfill_yes_over=MAX_WITHOUT_YES,
         version=__version__,
         zone=humanize.zone,
     )

@@ -165,3 +165,49 @@ def test_through_the_readme_nginx_recipe_over_tls(nginx: Nginx, traversable_home
         open_gate()
         server.terminate()
         server.communicate(timeout=10)
+
+
+def test_the_run_form_sends_a_parameter(tmp_path: Path) -> None:
+    """issue 23 item 3: the Run form's typed inputs, defaults filled; a changed value reaches the run."""
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    params:\n"
+        '      model: {type: choice, choices: [lm, glm], default: lm, description: "which fit"}\n'
+        "      n: 3\n    tasks:\n      fit: echo fit $FLANK_PARAM_MODEL $FLANK_PARAM_N\n",
+    )
+    run_flank("users", "add", "ada", "--project", "demo", input=PASSWORD + "\n", check=True)
+    port = free_port()
+    proc = start_server(port, "--actions")
+    browser = Browser(tmp_path / "profile", width=1000)
+    try:
+        site = f"http://127.0.0.1:{port}"
+        assert browser.load(f"{site}/api/login?next=/demo/nightly/index.html") == []
+        browser.evaluate(
+            f"document.querySelector('input[name=user]').value = 'ada';"
+            f"document.querySelector('input[name=password]').value = {PASSWORD!r};"
+            "document.querySelector('form button').click()"
+        )
+        wait_for(lambda: _eval(browser, _visible("form[data-action=run] button")), "the Run button")
+        form = "document.querySelector('form[data-action=run]')"
+        assert browser.evaluate(f"{form}.querySelector('[name=\"p.n\"]').value") == "3"  # the default, filled
+        assert "which fit" in browser.evaluate(f"{form}.textContent")
+        browser.evaluate(f"{form}.querySelector('[name=\"p.n\"]').value = ''; {form}.querySelector('button').click()")
+        message = "document.querySelector('.flank-message').textContent"
+        wait_for(lambda: "is not a whole number" in (_eval(browser, message) or ""), "the refusal on the page")
+        assert not runs_dir().exists() or not any(p.name.isdigit() for p in runs_dir().iterdir())  # nothing started
+        browser.evaluate(f"{form}.querySelector('[name=\"p.n\"]').value = '3'")
+        browser.evaluate(
+            f"{form}.querySelector('[name=\"p.model\"]').value = 'glm';{form}.querySelector('button').click()"
+        )
+        wait_for(lambda: "/demo/nightly/1/" in (_eval(browser, "location.pathname") or ""), "the new run's page")
+        wait_for(lambda: record(1)["status"] == "success", "the run to end")
+        browser.load(f"{site}/demo/nightly/1/index.html")
+        facts = browser.evaluate("document.querySelector('dl.facts').textContent")
+        assert "Parameters" in facts and "model=glm" in facts and "n=3" not in facts  # only what differs
+        log = (runs_dir() / "1" / "logs" / "fit.log").read_text()
+        assert log == "fit glm 3\n"
+        assert browser.errors() == []
+    finally:
+        browser.close()
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -12,6 +12,7 @@ import signal
 import socket
 import urllib.parse
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +294,162 @@ def test_actions_on_the_network_need_a_user_and_without_actions_nothing_changes(
     proc.terminate()
     proc.wait(timeout=10)
     assert (site / "_static" / "actions.js").exists()
+
+
+# --- issue 23 items 3 and 4: the Run form's parameters, and the Backfill form -------------------------------
+
+DAY = date.today() - timedelta(days=20)  # well in the past: a backfill never runs minutes still to come
+PARAMS_YML = (
+    "persist: [gate]\npipelines:\n  nightly:\n"
+    '    schedule: "0 2 * * *"\n    timezone: Europe/Copenhagen\n'
+    "    params:\n      n: 3\n"
+    '      model: {type: choice, choices: [lm, glm], default: lm, description: "which fit"}\n'
+    "      quick: {type: bool, default: true}\n      day: {type: date, default: 2026-11-01}\n"
+    "    tasks:\n"
+    f"      hold: 'echo n=$FLANK_PARAM_N model=$FLANK_PARAM_MODEL quick=$FLANK_PARAM_QUICK; {WAIT_FOR_GATE}'\n"
+    "  adhoc:\n    tasks:\n      once: echo once\n"
+)
+
+
+@pytest.fixture
+def served_params(tmp_path: Path) -> Iterator[int]:
+    deploy(tmp_path, PARAMS_YML)
+    run_flank("init", "other", check=True)
+    run_flank("users", "add", "ada", "--project", "demo", input=PASSWORD + "\n", check=True)
+    run_flank("users", "add", "bob", "--project", "other", input=PASSWORD + "\n", check=True)
+    port = free_port()
+    proc = start_server(port, "--actions")
+    try:
+        yield port
+    finally:
+        open_gate()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _signed_in(port: int, user: str = "ada") -> tuple[Client, str]:
+    client = Client(port)
+    assert client.login(user, PASSWORD)[0] == 303
+    session = client.session()
+    assert session is not None
+    return client, session["csrf"]
+
+
+def _pipeline_page() -> str:
+    from flank_ops.site import layout
+
+    path = Home().site_dir / layout.url_pipeline("demo", "nightly")
+    return path.read_text() if path.exists() else ""
+
+
+def _no_runs() -> bool:
+    return not runs_dir().exists() or not any(p.name.isdigit() or p.name == "backfills" for p in runs_dir().iterdir())
+
+
+def test_the_run_form_shows_and_sends_the_parameters(served_params: int) -> None:
+    page = _pipeline_page()
+    run_form = page.split('data-action="run"', 1)[1].split("</form>", 1)[0]
+    assert '<input type="number" step="1" name="p.n" value="3">' in run_form
+    assert '<select name="p.model"><option selected>lm</option><option>glm</option></select>' in run_form
+    assert "which fit" in run_form  # the description
+    assert '<input type="checkbox" name="p.quick" value="true" checked>' in run_form
+    assert '<input type="date" name="p.day" value="2026-11-01">' in run_form
+
+    ada, csrf = _signed_in(served_params)
+    cases = [
+        ({"p.n": "three"}, "parameter 'n' (int): 'three' is not a whole number (e.g. -p n=3)"),
+        ({"p.nn": "4"}, "pipeline 'nightly' has no parameter 'nn' (did you mean 'n'?"),
+        ({"p.model": "gml"}, "'gml' is not one of lm, glm (did you mean 'glm'?)"),
+        ({"p.day": "2026-13-01"}, "'2026-13-01' is not a date like 2026-11-01"),
+    ]
+    for fields, want in cases:
+        status, answer = ada.act("run", csrf, **fields)
+        assert (status, answer["ok"]) == (400, False), answer
+        assert want in answer["message"], answer
+    assert _no_runs()  # nothing started
+
+    status, answer = ada.act("run", csrf, **{"p.n": "7", "p.model": "glm", "p.quick": "false", "p.day": "2026-11-01"})
+    assert (status, answer["message"]) == (200, "nightly #1 started"), answer
+    wait_for(lambda: record(1)["tasks"]["hold"]["status"] == "running", "hold to start")
+    r = record(1)
+    assert r["params"] == {"n": 7, "model": "glm", "quick": False, "day": "2026-11-01"}
+    assert r["non_default_params"] == ["n", "model", "quick"]
+    log = runs_dir() / "1" / "logs" / "hold.log"
+    wait_for(lambda: log.exists() and "n=7" in log.read_text(), "the task's line")
+    assert log.read_text().startswith("n=7 model=glm quick=false\n")  # what tasks see, as with -p
+    open_gate()
+    wait_for(lambda: record(1)["status"] == "success", "the run to succeed")
+    audit = [a for a in _audit() if a["action"] == "run"]
+    assert [a["status"] for a in audit] == [400] * 4 + [200]
+    assert audit[-1]["params"] == {"n": "7", "model": "glm", "quick": "false", "day": "2026-11-01"}
+
+
+def test_backfill_from_the_page_refusals_and_cancel(served_params: int) -> None:
+    page = _pipeline_page()
+    form = page.split('data-action="backfill"', 1)[1].split("</form>", 1)[0]
+    assert 'name="start"' in form and 'name="end"' in form and 'name="p.n"' in form and "more than 100 runs" in form
+
+    ada, csrf = _signed_in(served_params)
+    bob, bob_csrf = _signed_in(served_params, "bob")
+    future = date.today() + timedelta(days=2)
+    cases = [
+        (ada.act("backfill", csrf, start=DAY.isoformat()), 400, "which range?"),
+        (ada.act("backfill", csrf, start="yesterday", end=DAY.isoformat()), 400, "'yesterday' is not a date"),
+        (
+            ada.act("backfill", csrf, start=future.isoformat(), end=future.isoformat()),
+            400,
+            "nightly has no scheduled minute",
+        ),
+        (
+            ada.act("backfill", csrf, start=(DAY - timedelta(days=200)).isoformat(), end=DAY.isoformat()),
+            400,
+            "that is 201 runs of nightly",
+        ),
+        (
+            ada.act("backfill", csrf, start=(DAY - timedelta(days=200)).isoformat(), end=DAY.isoformat()),
+            400,
+            "(tick “Yes, more than 100 runs” and send it again)",
+        ),
+        (ada.act("backfill", csrf, start="1000-01-01", end=DAY.isoformat(), yes="yes"), 400, "more than 1000 runs"),
+        (ada.act("backfill", csrf, start=DAY.isoformat(), end=DAY.isoformat(), parallel="x"), 400, "parallel must"),
+        (ada.act("backfill", csrf, start=DAY.isoformat(), end=DAY.isoformat(), **{"p.n": "x"}), 400, "'x' is not"),
+        (ada.act("backfill", csrf, pipeline="adhoc", start="2026-01-01", end="2026-01-02"), 400, "has no schedule"),
+        (bob.act("backfill", bob_csrf, start=DAY.isoformat(), end=DAY.isoformat()), 403, "may not act on"),
+        (ada.act("backfill", "forged", start=DAY.isoformat(), end=DAY.isoformat()), 403, "security token"),
+    ]
+    for (status, answer), want_status, want in cases:
+        assert (status, answer["ok"]) == (want_status, False), answer
+        assert want in answer["message"], answer
+    assert _no_runs()  # nothing started, no backfill written
+
+    status, answer = ada.act(
+        "backfill", csrf, start=DAY.isoformat(), end=(DAY + timedelta(days=2)).isoformat(), **{"p.n": "5"}
+    )
+    assert status == 200 and "started: 3 runs" in answer["message"], answer
+    assert answer["url"] == "demo/nightly/index.html"
+    wait_for(lambda: record(1)["tasks"]["hold"]["status"] == "running", "the first run to start")
+    r = record(1)
+    assert r["trigger"] == "backfill" and r["triggered_by"] == {"user": "ada", "via": "web"}
+    assert r["params"]["n"] == 5 and r["scheduled_at"].startswith(f"{DAY.isoformat()}T02:00:00+")
+    backfill_id = r["backfill"]
+    # the pipeline page offers to cancel it (as `flank cancel --backfill`)
+    wait_for(lambda: f'name="backfill" value="{backfill_id}"' in _pipeline_page(), "the backfill's Cancel")
+    status, answer = bob.act("cancel", bob_csrf, backfill=backfill_id)
+    assert status == 403, answer
+    status, answer = ada.act("cancel", csrf, backfill=backfill_id)
+    assert status == 200 and f"asked backfill {backfill_id} to stop" in answer["message"], answer
+    wait_for(lambda: record(1)["status"] == "cancelled", "its run to be cancelled")
+    listed = run_flank("backfill", "demo", "nightly", "--list", check=True).stdout
+    wait_for(lambda: "cancelled" in run_flank("backfill", "demo", "nightly", "--list").stdout, "the backfill to end")
+    assert sorted(p.name for p in runs_dir().iterdir() if p.name.isdigit()) == ["1"]  # no more started
+    status, answer = ada.act("cancel", csrf, backfill=backfill_id)
+    assert status == 409 and "nothing to cancel" in answer["message"], answer
+    assert backfill_id in listed
+    audit = [(a["user"], a["action"], a["status"]) for a in _audit() if a["action"] in ("backfill", "cancel")]
+    assert audit[-4:] == [
+        ("ada", "backfill", 200),
+        ("bob", "cancel", 403),
+        ("ada", "cancel", 200),
+        ("ada", "cancel", 409),
+    ]
+    assert ("bob", "backfill", 403) in audit
