@@ -50,6 +50,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped for a missing system package, which CI must have: {reason}"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Servers started once per test process (moto) end with it: xdist workers skip atexit."""
+    import sys
+
+    servers = sys.modules.get("helpers.servers")
+    if servers is not None:
+        servers.stop_all()
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One user cache for the session (compiled task launcher, compiled templates),

@@ -94,6 +94,21 @@ class S3Server(NamedTuple):
 
 
 _s3: S3Server | None = None
+_started: list[subprocess.Popen[bytes]] = []  # stopped by stop_all at the end of the test session
+
+
+def stop_all() -> None:
+    """End every server this process started (conftest's pytest_sessionfinish: an xdist worker leaves by
+    os._exit, so atexit alone left moto servers running after the suite)."""
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def start_moto_server(extra_env: dict[str, str] | None = None) -> str:
@@ -105,7 +120,8 @@ def start_moto_server(extra_env: dict[str, str] | None = None) -> str:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    atexit.register(lambda: (proc.terminate(), proc.wait()))
+    _started.append(proc)
+    atexit.register(stop_all)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
