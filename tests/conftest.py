@@ -77,7 +77,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: 
         monkeypatch.setenv(f"GIT_{who}_NAME", "Ada Analyst")
         monkeypatch.setenv(f"GIT_{who}_EMAIL", "ada@example.org")
     (tmp_path / "gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+    umask = os.umask(0o022)  # a test that runs flank's main() in-process sets flank's 077 for the whole worker:
+    os.umask(umask)  # each test gets back the umask it started with, so no test sees another's
     yield home
+    os.umask(umask)
     left = _crontab_blocks_of(home)
     if left:
         pytest.fail(

@@ -247,8 +247,14 @@ def _publish(w: SiteWriter, source: Path, url: str) -> bool:
         if not stat.S_ISREG(st.st_mode):
             return False
         try:
-            if os.path.samestat(dst.stat(), st):
+            published = dst.stat(follow_symlinks=False)
+            if os.path.samestat(published, st):
                 return True
+            if stat.S_ISREG(published.st_mode) and (published.st_size, published.st_mtime_ns) == (
+                st.st_size,
+                st.st_mtime_ns,
+            ):
+                return True  # the copy made earlier of this very file: a rebuild copies nothing again
         except OSError:
             pass
         w.folder(dst.parent)
@@ -264,6 +270,7 @@ def _publish(w: SiteWriter, source: Path, url: str) -> bool:
         if not linked:
             try:
                 _copy_regular(source, tmp)
+                os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # the copy carries its source's time (above)
             except BaseException:
                 tmp.unlink(missing_ok=True)  # never half a file published
                 raise

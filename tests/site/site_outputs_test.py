@@ -117,6 +117,7 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
     keep(paths, run_id, "plots", ["figures/big.png", "figures/small.png"])
     kept = records.artifacts_dir(paths.run_dir("nightly", run_id), "plots") / "figures"
     Image.merge("RGB", [Image.effect_noise((1600, 1200), 60 + i) for i in range(3)]).save(kept / "big.png")
+    os.chmod(kept / "big.png", 0o644)  # as run/artifacts.py keeps files, whatever this process's umask
     record = records.read_record(paths.run_dir("nightly", run_id)).to_json()
     record["tasks"]["plots"]["artifacts"][0]["size"] = (kept / "big.png").stat().st_size
     records.write_record(paths.run_dir("nightly", run_id), records.RunRecord.from_json(record))
