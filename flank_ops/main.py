@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from flank_ops import __version__, jsonout
 from flank_ops.error_handler import error_handler
+from flank_ops.exit_codes import ExitCode
 from flank_ops.fileio import make_state_private
 
 if TYPE_CHECKING:
@@ -76,8 +77,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     from flank_ops.reference import docs_url
 
+    class JsonErrors(argparse.ArgumentParser):
+        """With --json a mistake on the command line is a JSON answer too (exit 2, as argparse's)."""
+
+        def error(self, message: str) -> NoReturn:
+            jsonout.emit_error(f"{self.prog}: {message}", f"usage: {' '.join(self.format_usage().split()[1:])}")
+            raise SystemExit(ExitCode.USAGE)
+
     chosen = None if argv is None else _chosen_verb(argv)
-    parser = argparse.ArgumentParser(
+    parser_class = JsonErrors if argv is not None and jsonout.wanted(argv) else argparse.ArgumentParser
+    parser = parser_class(
         prog="flank",
         description="Airflow lite: git push a pipeline to a VM; make runs it, cron schedules it.",
         epilog=f"docs: {docs_url('index.md')}",

@@ -249,7 +249,7 @@ go to stderr), `cancel`, `secrets list`, `validate`, `report resources` and `cos
 object on stdout, one line, starting `{"schema": 1, "flank": "0.1.0", "kind": "status", ...}`. A run in an
 answer is its run record, as `run.json` has it. Errors are answers too, with the exit code the command has
 without `--json`: `{"schema": 1, "kind": "error", "error": "no pipeline 'nightlx' in project 'demo'", "hint":
-"did you mean 'nightly'? ..."}` (a usage mistake, exit 2, stays argparse's text on stderr). Each kind's keys are in `r/flank/inst/schema/answers.json` (JSON Schema),
+"did you mean 'nightly'? ..."}` (a mistake on the command line too, with argparse's exit 2). Each kind's keys are in `r/flank/inst/schema/answers.json` (JSON Schema),
 checked by flank's tests and the R package's. `schema` goes up only when a key is removed or changes meaning."""
 
 

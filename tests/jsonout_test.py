@@ -97,3 +97,13 @@ def test_errors_are_json_with_the_exit_code_and_hint_of_the_text_answer(tmp_path
         assert "Traceback" not in proc.stderr
     error = json.loads(run_flank("plan", "demo", "nightlx", "--json").stdout)
     assert error["hint"].startswith("did you mean 'nightly'?")
+
+
+def test_a_command_line_mistake_with_json_is_a_json_error_with_argparses_exit_code() -> None:
+    text = run_flank("status", "--bogus")
+    proc = run_flank("status", "--json", "--bogus")
+    assert proc.returncode == text.returncode == 2
+    error = check(json.loads(proc.stdout))
+    assert error["kind"] == "error" and "unrecognized arguments: --bogus" in error["error"]
+    assert error["error"].split(": ", 1)[1] in text.stderr and error["hint"].startswith("usage: ")
+    assert proc.stderr == ""
