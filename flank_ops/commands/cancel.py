@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from flank_ops.commands.target import TargetArgs, add_target_arguments, parse_target
 from flank_ops.errors import UserError
+from flank_ops.hints import flank_command
 from flank_ops.jsonout import FLAG_HELP
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     record = cancel.wait_until_finished(target, DEFAULT_KILL_GRACE_S)
     status = record.status
     if status == RunStatus.RUNNING:
-        print(f"flank: {name} is still stopping; see: flank status {paths.name}", file=sys.stderr)
+        see = flank_command("status", None if paths.local else paths.name)
+        print(f"flank: {name} is still stopping; see: {see}", file=sys.stderr)
         return 1
     stopped = [n for n, t in record.tasks.items() if t.status == TaskStatus.CANCELLED]
     detail = f" ({len(stopped)} task{'s' if len(stopped) != 1 else ''} stopped)" if stopped else ""

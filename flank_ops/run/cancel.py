@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text, locked
+from flank_ops.hints import flank_command
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.records import RunRecord, RunStatus
@@ -60,7 +61,8 @@ def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Targe
                 found = records.read_record(run_dir)
             except (OSError, ValueError):
                 raise UserError(
-                    f"no run #{run_id} of {pipeline}", f"see the runs with: flank status {paths.name}"
+                    f"no run #{run_id} of {pipeline}",
+                    f"see the runs with: {flank_command('status', None if paths.local else paths.name)}",
                 ) from None
             if found.status == RunStatus.RUNNING and records.runner_alive(found.runner):
                 return Target(run_dir, found)  # so new that the pipeline's state does not list it yet

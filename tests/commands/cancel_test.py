@@ -80,6 +80,10 @@ def test_nothing_to_cancel_exits_3_with_one_line(tmp_path: Path) -> None:
         proc = run_flank(*args)
         assert proc.returncode == 1 and message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+    # through `flank remote` the hint is a laptop command (issue 19 bug 2)
+    remote = run_flank("cancel", "demo", "nightly", "9", env={"FLANK_REMOTE": "flank"})
+    assert "see the runs with: flank remote status" in remote.stderr, remote.stderr
+    assert "see the runs with: flank status demo" in run_flank("cancel", "demo", "nightly", "9").stderr
 
 
 @pytest.mark.slow
