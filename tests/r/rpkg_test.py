@@ -63,6 +63,12 @@ pipelines:
   broken:
     tasks:
       boom: "echo no such column >&2; exit 3"
+  greet:
+    params:
+      who: world
+      loud: false
+    tasks:
+      hello: echo "hello $FLANK_PARAM_WHO loud=$FLANK_PARAM_LOUD"
 """
 
 SECRET = "s3cr3t-'$(id)-R-VALUE"

@@ -101,16 +101,14 @@ flank_logs <- function(pipeline, task = NULL, run = NULL, follow = FALSE, remote
 
 flank_run <- function(pipeline, task = NULL, from = NULL, rerun = NULL, params = list(), follow = TRUE,
                       remote = "flank", dir = ".") {
-  if (length(params)) {
-    flank_error("flank run takes no parameters yet", "set them in flank.yml's env:, push, then run")
-  }
   chosen <- !c(is.null(task), is.null(from), is.null(rerun))
   if (sum(chosen) > 1) flank_error("give one of task, from and rerun", "e.g. flank_run(\"nightly\", task = \"model\")")
   target <- flank_target(remote, dir)
   options <- c(
     if (!is.null(task)) c("--task", task),
     if (!is.null(from)) c("--from", from),
-    if (!is.null(rerun)) c("--rerun", as.character(rerun))
+    if (!is.null(rerun)) c("--rerun", as.character(rerun)),
+    param_options(params)
   )
   answer <- ask(target, c("run", target$project, pipeline, options, "--detach"))
   if (is.null(answer$run_id)) {
@@ -194,3 +192,18 @@ run_of_push <- function(target, pipeline, sha, tries = 50L) {
   }
   NULL
 }
+
+# params = list(model = "glm", n = 3, loud = TRUE) -> -p model=glm -p n=3 -p loud=true: the VM checks each
+# against the pipeline's params: (types, choices, did-you-mean), as for `flank run -p`.
+param_options <- function(params) {
+  if (!length(params)) return(character())
+  if (is.null(names(params)) || any(!nzchar(names(params)))) {
+    flank_error("every parameter needs its name", "e.g. params = list(model = \"glm\", n = 3)")
+  }
+  values <- vapply(params, function(v) {
+    if (length(v) != 1) flank_error("each parameter takes one value", "e.g. params = list(n = 3)")
+    if (is.logical(v)) tolower(as.character(v)) else format(v, scientific = FALSE, trim = TRUE)
+  }, "")
+  as.vector(rbind("-p", paste0(names(params), "=", values)))
+}
+

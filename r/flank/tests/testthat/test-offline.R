@@ -40,3 +40,14 @@ test_that("times are in the pipeline's zone, as flank status and the site show t
   run$timezone <- "Not/AZone"
   expect_equal(format(flank:::run_row("daily", run)$started, "%H:%M %Z"), "10:52 UTC")
 })
+
+test_that("params become -p NAME=VALUE options, as flank run takes them", {
+  expect_equal(param_options(list()), character())
+  expect_equal(
+    param_options(list(model = "glm", n = 3, loud = TRUE, day = as.Date("2026-11-01"))),
+    c("-p", "model=glm", "-p", "n=3", "-p", "loud=true", "-p", "day=2026-11-01")
+  )
+  expect_error(param_options(list("glm")), "needs its name")
+  expect_error(param_options(list(n = 1:2)), "one value")
+})
+

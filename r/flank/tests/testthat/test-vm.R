@@ -26,6 +26,14 @@ test_that("flank_run follows the run in the console and returns its result", {
   expect_equal(run$tasks$report$status, "success")
 })
 
+test_that("flank_run passes parameters, checked on the VM", {
+  skip_without_vm()
+  out <- capture.output(run <- in_clone(flank_run("greet", params = list(who = "ada", loud = TRUE))), type = "output")
+  expect_true(any(grepl("hello ada loud=true", out)), info = paste(out, collapse = "\n"))
+  expect_equal(run$status, "success")
+  expect_error(in_clone(flank_run("greet", params = list(whoo = "x"))), "did you mean 'who'")
+})
+
 test_that("flank_logs gives the tasks of a run, and a task's log", {
   skip_without_vm()
   tasks <- in_clone(flank_logs("nightly", run = 1))
