@@ -16,7 +16,7 @@ import os
 import shlex
 
 REMOTE_ENV = "FLANK_REMOTE"
-ADDRESS_ENV = "FLANK_SSH_ADDRESS"  # host[:port] of the laptop's git remote (remote/address.py)
+ADDRESS_ENV = "FLANK_SSH_ADDRESS"  # host[:port] ([v6]:port) of the laptop's git remote (remote/address.py)
 DEFAULT_REMOTE = "flank"  # the git remote `flank init` tells the user to add
 # The verbs `flank remote` forwards (commands/remote.py); a hint of another verb stays a VM command.
 REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets", "deploy"})
@@ -30,6 +30,18 @@ def take_remote_from_env() -> None:
     global _via_remote, _via_address
     _via_remote = os.environ.pop(REMOTE_ENV, None) or None
     _via_address = os.environ.pop(ADDRESS_ENV, None) or None
+
+
+def host_and_port(address: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` (FLANK_SSH_ADDRESS, remote/ssh.py host_port) -> (host, port)."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.removeprefix(":")
+        return host, int(port) if port.isdigit() else None
+    if address.count(":") == 1:
+        host, _, port = address.partition(":")
+        return host, int(port) if port.isdigit() else None
+    return address, None  # a bare IPv6 address, or a name
 
 
 def via_address() -> str | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from flank_ops.errors import UserError
 from flank_ops.git.gitcmd import exec_git
+from flank_ops.hints import host_and_port
 from flank_ops.paths import Home
 from flank_ops.remote.ssh import ADDRESS_ENV, DEFAULT_REMOTE, REMOTE_ENV, RemoteProject, remote_shell_command
 from flank_ops.schedule.crontab import flank_command
@@ -153,11 +154,9 @@ def _flank_args(original: str, words: list[str]) -> list[str] | None:
     # FLANK_REMOTE=<the clone's remote>; FLANK_SSH_ADDRESS=<host[:port]>: what the hints printed on the VM use
     assigned = {w.split("=", 1)[0]: w.split("=", 1)[1].removesuffix(";") for w in words[1:3] if "=" in w}
     remote_name = assigned.get(REMOTE_ENV, DEFAULT_REMOTE)
-    host, _, port = assigned.get(ADDRESS_ENV, "").rpartition(":")
-    if not host or ":" in host or not port.isdigit():  # an IPv6 address (no port in the line), or no port
-        host, port = assigned.get(ADDRESS_ENV, ""), ""
+    host, port = host_and_port(assigned.get(ADDRESS_ENV, ""))
     flank_home = words[0].removeprefix("FLANK_HOME=").removesuffix(";")
-    target = RemoteProject(host, int(port) if port else None, git_dir, flank_home, "")
+    target = RemoteProject(host, port, git_dir, flank_home, "")
     return args if remote_shell_command(target, args, remote_name) == original else None
 
 

@@ -18,7 +18,7 @@ import shlex
 import socket
 from typing import Any, NamedTuple
 
-from flank_ops.hints import via_address
+from flank_ops.hints import host_and_port, via_address
 from flank_ops.settings import ssh_settings
 
 
@@ -69,7 +69,7 @@ def vm_address(settings: dict[str, Any], user: str | None = None) -> SshAddress:
         return SshAddress(user, table["host"], _port(table.get("port")))
     passed = via_address()  # the laptop's git remote: host[:port] as the user wrote it
     if passed:
-        host, _, port = passed.rpartition(":") if passed.count(":") == 1 else (passed, "", "")
+        host, port = host_and_port(passed)
         return SshAddress(user, host or passed, _port(table.get("port") or port))
     connection = os.environ.get("SSH_CONNECTION", "").split()
     if len(connection) == 4:

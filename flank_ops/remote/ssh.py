@@ -130,17 +130,20 @@ def remote_shell_command(target: RemoteProject, flank_args: list[str], remote_na
     q = shlex.quote
     words = " ".join(q(a) for a in flank_args)
     return (
-        f"FLANK_HOME={q(target.flank_home)}; {REMOTE_ENV}={q(remote_name)}; {ADDRESS_ENV}={q(_host_port(target))}; "
+        f"FLANK_HOME={q(target.flank_home)}; {REMOTE_ENV}={q(remote_name)}; {ADDRESS_ENV}={q(host_port(target))}; "
         f"export FLANK_HOME {REMOTE_ENV} {ADDRESS_ENV}; "
         f"c=$(git --git-dir={q(target.git_dir)} config --get {FLANK_COMMAND_KEY} 2>/dev/null); "
         f'[ -n "$c" ] || c=flank; eval "exec $c" {q(words)}'
     )
 
 
-def _host_port(target: RemoteProject) -> str:
-    """host[:port] of the remote URL as the user wrote it (an IPv6 address without its brackets)."""
+def host_port(target: RemoteProject) -> str:
+    """host[:port] of the remote URL as the user wrote it; an IPv6 address in brackets when a port follows
+    ([::1]:2222), so the port is never lost (hints.host_and_port reads it back)."""
     host = target.destination.rpartition("@")[2].strip("[]")
-    return f"{host}:{target.port}" if target.port and ":" not in host else host
+    if not target.port:
+        return host
+    return f"[{host}]:{target.port}" if ":" in host else f"{host}:{target.port}"
 
 
 def ssh_argv(

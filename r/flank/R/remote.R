@@ -151,11 +151,12 @@ remote_shell_command <- function(target, flank_args) {
   )
 }
 
-# host[:port] of the remote URL as the user wrote it (an IPv6 address without its brackets): the
-# twin of remote/ssh.py _host_port.
+# host[:port] of the remote URL as the user wrote it, an IPv6 address in brackets when a port follows: the
+# twin of remote/ssh.py host_port.
 host_port <- function(target) {
   host <- gsub("^\\[+|\\]+$", "", sub("^.*@", "", target$destination))
-  if (!is.na(target$port) && !grepl(":", host, fixed = TRUE)) paste0(host, ":", target$port) else host
+  if (is.na(target$port)) return(host)
+  if (grepl(":", host, fixed = TRUE)) paste0("[", host, "]:", target$port) else paste0(host, ":", target$port)
 }
 
 ssh_argv <- function(target, flank_args, dir = ".", tty = FALSE) {
