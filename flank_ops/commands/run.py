@@ -39,8 +39,7 @@ from flank_ops.run.records import (
 from flank_ops.run.runner import RunRequest, find_working_copy
 from flank_ops.run.secrets import load_secrets
 from flank_ops.schedule.due import floor_minute, is_due, scheduled_at
-from flank_ops.settings import settings_for, site_url
-from flank_ops.site.layout import run_url
+from flank_ops.site.layout import run_page_url
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -295,10 +294,7 @@ def _print_failed_tail(record: RunRecord, request: RunRequest, task: str) -> Non
 
 def _page_url(project: str, record: RunRecord) -> str | None:
     """The run's page on the status site (None when flank.toml is broken: already reported)."""
-    try:
-        return run_url(site_url(settings_for(Home(), project)), project, record.pipeline, record.run_id)
-    except UserError:
-        return None
+    return run_page_url(Home(), project, record.pipeline, record.run_id)
 
 
 def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from flank_ops.run.records import parse_iso
 from flank_ops.run.runner import find_working_copy
 from flank_ops.schedule.next_runs import next_runs
 from flank_ops.settings import settings_for, site_url
-from flank_ops.site.layout import run_url
+from flank_ops.site.layout import run_page_url
 from flank_ops.storage.pending import read_pending
 from flank_ops.storage.uploads import RETRY_HINT
 
@@ -301,10 +301,7 @@ def _run_page(paths: ProjectPaths, record: RunRecord | None) -> str | None:
     """The run's page on the status site (site/layout.py); None for a working copy's run or a broken flank.toml."""
     if record is None or record.local:
         return None
-    try:
-        return run_url(site_url(settings_for(Home(), paths.name)), paths.name, record.pipeline, record.run_id)
-    except UserError:
-        return None
+    return run_page_url(Home(), paths.name, record.pipeline, record.run_id)
 
 
 def _history(paths: ProjectPaths, pipeline: str, n: int) -> list[dict[str, object]]:

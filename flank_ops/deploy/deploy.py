@@ -532,10 +532,7 @@ def start_runs(paths: ProjectPaths, config: Config, push_options: list[str]) -> 
 
 
 def _run_page(paths: ProjectPaths, pipeline: str, run_id: int) -> str:
-    from flank_ops.settings import settings_for, site_url
-    from flank_ops.site.layout import run_url
+    from flank_ops.settings import site_url
+    from flank_ops.site.layout import run_page_url, run_url
 
-    try:
-        return run_url(site_url(settings_for(paths.home, paths.name)), paths.name, pipeline, run_id)
-    except UserError:
-        return run_url(site_url({}), paths.name, pipeline, run_id)
+    return run_page_url(paths.home, paths.name, pipeline, run_id) or run_url(site_url({}), paths.name, pipeline, run_id)

@@ -31,6 +31,9 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+from flank_ops.errors import UserError
+from flank_ops.paths import Home
+from flank_ops.settings import settings_for, site_url
 from flank_ops.site.data import PAGE_SIZE
 
 STATIC_DIR = "_static"
@@ -213,6 +216,15 @@ def absolute_url(base_url: str, url: str) -> str:
 def run_url(base_url: str, project: str, pipeline: str, run_id: int) -> str:
     """The run's page, as git notes, notifications and `flank run` give it."""
     return absolute_url(base_url, url_run(project, pipeline, run_id))
+
+
+def run_page_url(home: Home, project: str, pipeline: str, run_id: int) -> str | None:
+    """run_url under the project's site_url from flank.toml; None when flank.toml cannot be read (the
+    command that reads it says why)."""
+    try:
+        return run_url(site_url(settings_for(home, project)), project, pipeline, run_id)
+    except UserError:
+        return None
 
 
 def project_url(base_url: str, project: str) -> str:
