@@ -64,14 +64,22 @@ def _duration(record: RunRecord) -> str:
     return format_duration(record.duration_s)
 
 
-def _next_run(pipeline: Pipeline, tz: str | None) -> str:
+def _first_next_run(pipeline: Pipeline) -> datetime | None | Exception:
+    """The pipeline's next scheduled run, None when there is none, the error when its schedule cannot say."""
     try:
         upcoming = next_runs(pipeline, 1)
-    except Exception:  # noqa: BLE001 - a schedule problem must not hide the run table
+    except Exception as exc:  # noqa: BLE001 - a schedule problem must not hide the runs
+        return exc
+    return upcoming[0] if upcoming else None
+
+
+def _next_run(pipeline: Pipeline, tz: str | None) -> str:
+    upcoming = _first_next_run(pipeline)
+    if isinstance(upcoming, Exception):
         return "?"
-    if not upcoming:
+    if upcoming is None:
         return "-" if not pipeline.schedule else "?"
-    return clock(upcoming[0], tz, NOTE)
+    return clock(upcoming, tz, NOTE)
 
 
 def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
@@ -281,11 +289,8 @@ def _emit_json(projects: list[tuple[ProjectPaths, Config | None]], runs: int, wa
 
 
 def _next_run_iso(pipeline: Pipeline) -> str | None:
-    try:
-        upcoming = next_runs(pipeline, 1)
-    except Exception:  # noqa: BLE001 - a schedule problem must not hide the runs
-        return None
-    return upcoming[0].isoformat() if upcoming else None
+    upcoming = _first_next_run(pipeline)
+    return upcoming.isoformat() if isinstance(upcoming, datetime) else None
 
 
 def _site(paths: ProjectPaths) -> dict[str, object]:
