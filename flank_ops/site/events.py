@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
+from flank_ops.run import follow, records
 from flank_ops.run.records import RunRecord, RunStatus
 from flank_ops.site import fmt, logs
 
@@ -123,6 +123,8 @@ def _look(run_dir: Path) -> tuple[str | None, str | None]:
     record = _read(run_dir)
     if record is None:
         return None, None
+    # the launchers' results are fresher than run.json: the page says a task ended when `--follow` does
+    record = follow.current(run_dir, record, list(record.tasks))
     state = json.dumps(_run_state(run_dir, record), separators=(",", ":"))
     final = _final_status(record)
     for old in [d for d, (t, _, _) in _looked.items() if now - t > 60]:
