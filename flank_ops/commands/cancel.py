@@ -24,12 +24,10 @@ if TYPE_CHECKING:
     from flank_ops.run.records import RunRecord
 from flank_ops import jsonout
 from flank_ops.exit_codes import ExitCode
-from flank_ops.git.release_config import deployed_config
 from flank_ops.paths import Home
 from flank_ops.run import cancel
 from flank_ops.run.cancel import NothingToCancel
 from flank_ops.run.records import RunStatus, TaskStatus
-from flank_ops.run.runner import choices_hint
 from flank_ops.run.task_exec import DEFAULT_KILL_GRACE_S
 from flank_ops.schedule.backfill import cancel_backfill
 
@@ -65,14 +63,10 @@ def run(args: argparse.Namespace) -> int:
     paths = named.paths()
     if args.backfill:
         return _cancel_backfill(named.project, pipeline, args.backfill)
-    if not paths.runs_dir(pipeline).is_dir():
-        config = deployed_config(paths)
-        known = sorted(set(config.pipelines if config is not None else ()) | set(paths.pipelines_with_runs()))
-        if pipeline in known:
-            return _nothing(args, f"{pipeline} has not run yet")
-        raise UserError(
-            f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines")
-        )
+    try:
+        cancel.check_pipeline(paths, pipeline)
+    except cancel.NothingToCancel as exc:
+        return _nothing(args, str(exc))
     try:
         target = cancel.find_target(paths, pipeline, run_id)
         cancel.request(target, getpass.getuser())

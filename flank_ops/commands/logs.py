@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from flank_ops import jsonout
 from flank_ops.commands.target import TargetArgs, add_target_arguments, parse_target
+from flank_ops.config.suggest import choices_hint
 from flank_ops.errors import UserError
 from flank_ops.finish.reconcile import reconcile
-from flank_ops.git.release_config import deployed_config
+from flank_ops.git.release_config import deployed_config, known_pipelines
 from flank_ops.hints import flank_command, via_remote
 from flank_ops.humanize import MEDIUM, clock
 from flank_ops.humanize import duration as format_duration
@@ -27,7 +28,6 @@ from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
 from flank_ops.run.follow import follow
-from flank_ops.run.runner import choices_hint
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths
@@ -113,10 +113,7 @@ def run(args: argparse.Namespace) -> int:
     paths = target.paths()
     last = records.last_run_id(paths, pipeline)
     if last is None:
-        known = paths.pipelines_with_runs()
-        config = deployed_config(paths)
-        if config is not None:
-            known = sorted(set(known) | set(config.pipelines))
+        known = known_pipelines(paths)
         if pipeline in known:
             raise UserError(
                 f"pipeline {pipeline!r} has not run yet",

@@ -12,10 +12,10 @@ import argparse
 import getpass
 import sys
 
+from flank_ops.config.suggest import choices_hint
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.paths import Home
-from flank_ops.run.runner import choices_hint
 from flank_ops.site import auth
 
 USAGE = "usage: flank users add NAME [--role runner|admin] [--project P] | list | remove NAME | passwd NAME"

@@ -34,10 +34,11 @@ import watchfiles
 
 from flank_ops.config.load import FILENAME, load_config_file
 from flank_ops.config.repo_paths import repo_relative
+from flank_ops.config.suggest import choices_hint
 from flank_ops.errors import ConfigErrors, UserError
 from flank_ops.git.gitcmd import ignored_paths, tracked_paths
 from flank_ops.paths import STATE_DIR, ProjectPaths
-from flank_ops.run.runner import choices_hint, find_working_copy
+from flank_ops.run.runner import find_working_copy
 from flank_ops.site.layout import SiteLayout
 
 if TYPE_CHECKING:

@@ -30,3 +30,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A hint like "did you mean 'needs'?", or None when nothing is close."""
     match = closest(word, choices)
     return f"did you mean {match!r}?" if match is not None else None
+
+
+def choices_hint(name: str, choices: list[str], what: str) -> str:
+    """ "did you mean 'x'? (pipelines: a, b)", or just the list: the hint of an unknown name."""
+    known = f"{what}: {', '.join(choices)}" if choices else f"there are no {what}"
+    guess = did_you_mean(name, choices)
+    return f"{guess} ({known})" if guess else known

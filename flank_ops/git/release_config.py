@@ -127,3 +127,9 @@ def _save_cache(cache: Path, key: bytes, config: Config) -> None:
     with contextlib.suppress(OSError):  # only a shortcut: the next run validates again
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cache, key + pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL), durable=False)
+
+
+def known_pipelines(paths: ProjectPaths) -> list[str]:
+    """The pipelines a user may name: the deployed flank.yml's, and any with runs (since removed from it)."""
+    config = deployed_config(paths)
+    return sorted(set(paths.pipelines_with_runs()) | set(config.pipelines if config is not None else ()))

@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from flank_ops.config.suggest import choices_hint
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text, locked
+from flank_ops.git.release_config import known_pipelines
 from flank_ops.hints import flank_command
 from flank_ops.paths import ProjectPaths
 from flank_ops.run import records
@@ -93,6 +95,17 @@ def _ended_as(status: RunStatus) -> str:
 
 class NothingToCancel(Exception):
     """Not an error of the user's: the run is not (or no longer) running."""
+
+
+def check_pipeline(paths: ProjectPaths, pipeline: str) -> None:
+    """A pipeline with no runs: NothingToCancel when it exists ("has not run yet"), else the UserError
+    naming the pipelines there are (`flank cancel` and the site's Cancel say the same)."""
+    if paths.runs_dir(pipeline).is_dir():
+        return
+    known = known_pipelines(paths)
+    if pipeline in known:
+        raise NothingToCancel(f"{pipeline} has not run yet")
+    raise UserError(f"no pipeline {pipeline!r} in project {paths.name!r}", choices_hint(pipeline, known, "pipelines"))
 
 
 def request(target: Target, who: str) -> None:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 from flank_ops.config.load import FILENAME
 from flank_ops.config.model import Config, ParamValue, Pipeline
 from flank_ops.config.params import param_env
+from flank_ops.config.suggest import choices_hint
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import commit_info, run_git, work_tree_changed
@@ -141,14 +142,6 @@ class RunSteps(Protocol):
 
 
 # --- resolving what to run -------------------------------------------------
-
-
-def choices_hint(name: str, choices: list[str], what: str) -> str:
-    from flank_ops.config.suggest import did_you_mean
-
-    known = f"{what}: {', '.join(choices)}" if choices else f"there are no {what}"
-    guess = did_you_mean(name, choices)
-    return f"{guess} ({known})" if guess else known
 
 
 def find_working_copy(start: Path) -> Path:

@@ -397,23 +397,17 @@ def _start(
 
 def _cancel(paths: Any, pipeline: str, form: dict[str, str], who: str) -> tuple[int, str, str | None]:
     """`flank cancel PROJECT PIPELINE RUN --no-wait`, as the CLI does it."""
-    from flank_ops.git.release_config import deployed_config
     from flank_ops.run import cancel
-    from flank_ops.run.runner import choices_hint
 
     if form.get("backfill"):
         return _cancel_backfill(paths, pipeline, form["backfill"])
     run_id = _run_id(form.get("run", ""), "cancel")
-    if not paths.runs_dir(pipeline).is_dir():
-        config = deployed_config(paths)
-        known = sorted(set(config.pipelines if config is not None else ()) | set(paths.pipelines_with_runs()))
-        if pipeline in known:
-            return 409, f"nothing to cancel: {pipeline} has not run yet", None
-        return (
-            404,
-            f"no pipeline {pipeline!r} in project {paths.name!r} ({choices_hint(pipeline, known, 'pipelines')})",
-            None,
-        )
+    try:
+        cancel.check_pipeline(paths, pipeline)
+    except cancel.NothingToCancel as exc:
+        return 409, f"nothing to cancel: {exc}", None
+    except UserError as exc:
+        return 404, said(exc), None
     try:
         target = cancel.find_target(paths, pipeline, run_id)
         cancel.request(target, f"{who} (web)")
