@@ -86,7 +86,10 @@ def test_sign_in_run_watch_it_live_and_cancel(site: str, tmp_path: Path) -> None
             lambda: "fitting glm" in (_eval(browser, "document.querySelector('section.live').textContent") or ""),
             "a new line, live",
         )
-        # the running task's log page follows the log
+        # the running task's log page follows the log: drawn with the run's next redraw once the log has lines
+        # (an empty log gets no page), which the live lines above can beat by a few seconds
+        log_page = Home().site_dir / "demo" / "nightly" / "1" / "logs" / "hold.html"
+        wait_for(log_page.exists, "the running task's log page to be drawn")
         assert browser.load(f"{site}/demo/nightly/1/logs/hold.html") == []
         browser.evaluate("window.sameDocument = true")
         count = "document.querySelector('main pre.log').textContent.split('fitting glm').length - 1"
