@@ -126,8 +126,8 @@ def snakemake_binary(tmp: Path) -> Path | None:
 
 def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_src: str | None = None) -> None:
     from flank_ops.config.load import load_config_file
+    from flank_ops.incremental import plan
     from flank_ops.paths import ProjectPaths
-    from flank_ops.run import plan
 
     print(f"1. no-change rerun, {n}-task layered DAG (median of {repeat})")
     dag = layered_dag(n)
@@ -194,7 +194,7 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
 
 
 def bench_big_input(gb: float, tmp: Path) -> None:
-    from flank_ops.run.fingerprints import HashCache
+    from flank_ops.incremental.fingerprints import HashCache
 
     size = int(gb * (1 << 30))
     print(f"2. a {size / (1 << 30):g} GB input")

@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from flank_ops.run import launcher  # noqa: E402
-from flank_ops.run.task_exec import TaskSpec, encode_spec  # noqa: E402
+from flank_ops.task.task_exec import TaskSpec, encode_spec  # noqa: E402
 
 
 def token(seed: str, size: int, prefix: str = "") -> str:

@@ -60,8 +60,8 @@ def main() -> int:
         sys.exit("bench/memory.py reads peak RSS with GNU time: apt-get install time")
 
     from flank_ops.paths import Home
-    from flank_ops.run import launcher
-    from flank_ops.run.task_exec import TaskSpec, encode_spec
+    from flank_ops.task import launcher
+    from flank_ops.task.task_exec import TaskSpec, encode_spec
 
     work = Path(tempfile.mkdtemp(prefix="flank-bench-memory-"))
     base_env = dict(

@@ -83,8 +83,8 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
 def draw_figures(wc: Path, rounds: int) -> None:
     """In this process: what drawing the newest run's pages costs (goal: its run page <= 50 ms)."""
     from flank_ops.paths import ProjectPaths
-    from flank_ops.run import records
     from flank_ops.site import build
+    from flank_ops.store import records
 
     paths = ProjectPaths.for_local(wc)
     run_id = max(records.list_run_ids(paths, "nightly"))
@@ -123,7 +123,7 @@ def main() -> int:
 
     from flank_ops.config.load import load_config
     from flank_ops.run import makefile
-    from flank_ops.run.launcher import task_launcher_argv
+    from flank_ops.task.launcher import task_launcher_argv
 
     graph = dag(args.tasks, args.layers)
     work = Path(tempfile.mkdtemp(prefix="flank-bench-overhead-"))

@@ -30,9 +30,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from flank_ops.run.executors import remote  # noqa: E402
-from flank_ops.run.executors.base import JobRequest  # noqa: E402
-from flank_ops.run.executors.slurm import SlurmBackend  # noqa: E402
+from flank_ops.executors import remote  # noqa: E402
+from flank_ops.executors.base import JobRequest  # noqa: E402
+from flank_ops.executors.slurm import SlurmBackend  # noqa: E402
 from helpers.slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
 
 
@@ -70,8 +70,8 @@ def submit_all(tasks: int, run_dir: Path) -> list[str]:
 
 
 def wait_like_a_task(job_id: str, run_dir: Path, shared: bool, until: float) -> None:
-    from flank_ops.run.executors.shared_poll import SharedPoll
-    from flank_ops.run.executors.slurm import LIVE_STATES
+    from flank_ops.executors.shared_poll import SharedPoll
+    from flank_ops.executors.slurm import LIVE_STATES
 
     backend = SlurmBackend({})
     if shared:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from pathlib import Path
 
 REMOTE_ENV = "FLANK_REMOTE"
 ADDRESS_ENV = "FLANK_SSH_ADDRESS"  # host[:port] ([v6]:port) of the laptop's git remote (remote/address.py)
@@ -84,3 +85,17 @@ def laptop_hint(argv: list[str], project: str) -> str | None:
     return f"this clone's project lives on the VM of git remote {DEFAULT_REMOTE!r}: " + shlex.join(
         ["flank", "remote", verb, *rest]
     )
+
+
+# Where `flank --help` sends readers: $FLANK_DOCS_URL, else the docs/ of the checkout flank runs from,
+# else the published docs path of the repository.
+DOCS_URL = "https://github.com/flank-ops/flank_ops/blob/main/docs/"
+
+
+def docs_url(page: str, anchor: str = "") -> str:
+    """The address of a docs page (and heading) for a reader on this machine."""
+    base = os.environ.get("FLANK_DOCS_URL", "")
+    if not base:
+        local = Path(__file__).resolve().parents[1] / "docs"
+        base = local.as_uri() if (local / "index.md").is_file() else DOCS_URL
+    return f"{base.rstrip('/')}/{page}{'#' + anchor if anchor else ''}"

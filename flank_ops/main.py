@@ -75,7 +75,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     (argv None: all of them, e.g. to check every verb's options, or to write the reference)."""
     import argparse
 
-    from flank_ops.reference import docs_url
+    from flank_ops.hints import docs_url
 
     class JsonErrors(argparse.ArgumentParser):
         """With --json a mistake on the command line is a JSON answer too (exit 2, as argparse's)."""
@@ -121,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             return hook_main(argv[1:])
         if argv and argv[0] == "_task":
             # The portable task launcher (used when no C compiler is available).
-            from flank_ops.run.task_exec import main as task_main
+            from flank_ops.task.task_exec import main as task_main
 
             return task_main(argv[1:])
         if argv and argv[0] == "_task_checked":
             # A task with outputs: skipped if up to date, its outputs checked (issue 12).
-            from flank_ops.run.checked_task import main as checked_main
+            from flank_ops.task.checked_task import main as checked_main
 
             return checked_main(argv[1:])
         if argv == ["--version"]:  # asked by scripts and `flank remote`: no parser needed

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from flank_ops.config.suggest import did_you_mean
 from flank_ops.deploy.setup_doctor import setup_checks
 from flank_ops.errors import UserError
+from flank_ops.executors.vm_check import doctor_problems
 from flank_ops.git.gitcmd import run_git
 from flank_ops.git.release_config import deployed_config
 from flank_ops.notify.delivery import DeliveryError
@@ -29,9 +30,7 @@ from flank_ops.notify.destinations import nowhere_to_send
 from flank_ops.notify.email import check_login, password_for, send_email
 from flank_ops.notify.webhook import check_webhook, send_webhook
 from flank_ops.paths import Home
-from flank_ops.run.executors.vm_check import doctor_problems
 from flank_ops.run.makefile import make_executable
-from flank_ops.run.secrets import load_secrets
 from flank_ops.s3 import probe
 from flank_ops.schedule.crontab import (
     CrontabError,
@@ -43,6 +42,7 @@ from flank_ops.schedule.crontab import (
 from flank_ops.settings import email_settings, load_settings, s3_settings, settings_for, webhook_settings
 from flank_ops.settings_catalogue import unknown_keys
 from flank_ops.site.dag_layout import dot_executable
+from flank_ops.task.secrets import load_secrets
 
 MIN_FREE_BYTES = 1024**3  # below 1 GiB, logs and releases will soon fill the disk
 

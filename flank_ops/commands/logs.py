@@ -26,12 +26,12 @@ from flank_ops.humanize import MEDIUM, clock
 from flank_ops.humanize import duration as format_duration
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
 from flank_ops.run.follow import follow
+from flank_ops.store import records
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths
-    from flank_ops.run.records import RunRecord
+    from flank_ops.store.records import RunRecord
 
 
 LOGS_AFTER = "[RUN] [TASK]"

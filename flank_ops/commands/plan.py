@@ -12,8 +12,9 @@ import argparse
 from flank_ops import jsonout
 from flank_ops.commands.target import add_param_option, add_target_arguments, parse_target
 from flank_ops.config.params import param_env, parse_params, split_assignments
+from flank_ops.incremental import plan
 from flank_ops.jsonout import FLAG_HELP
-from flank_ops.run import plan, runner
+from flank_ops.run import runner
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,9 +21,9 @@ from flank_ops.fileio import atomic_write_bytes, locked
 from flank_ops.finish.reconcile import reconcile
 from flank_ops.git.notes import mark_pruned
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
 from flank_ops.settings import settings_for
 from flank_ops.site.build import after_prune
+from flank_ops.store import records
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

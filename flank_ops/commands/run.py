@@ -26,9 +26,13 @@ from flank_ops.hints import flank_command
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.notify.message import log_tail
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records, runner
+from flank_ops.run import runner
 from flank_ops.run.launch import start_detached_reporting
-from flank_ops.run.records import (
+from flank_ops.run.runner import RunRequest, find_working_copy
+from flank_ops.schedule.due import floor_minute, is_due, scheduled_at
+from flank_ops.site.layout import run_page_url
+from flank_ops.store import records
+from flank_ops.store.records import (
     FAILED_TASK_STATUSES,
     SCHEDULED_TRIGGERS,
     RunRecord,
@@ -36,16 +40,13 @@ from flank_ops.run.records import (
     RunTrigger,
     via_of_trigger,
 )
-from flank_ops.run.runner import RunRequest, find_working_copy
-from flank_ops.run.secrets import load_secrets
-from flank_ops.schedule.due import floor_minute, is_due, scheduled_at
-from flank_ops.site.layout import run_page_url
+from flank_ops.task.secrets import load_secrets
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from flank_ops.run.records import RunRecord
     from flank_ops.run.runner import Deployed, RunRequest
+    from flank_ops.store.records import RunRecord
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

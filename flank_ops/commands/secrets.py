@@ -14,7 +14,7 @@ from flank_ops import jsonout
 from flank_ops.errors import UserError
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import Home
-from flank_ops.run import secrets
+from flank_ops.task import secrets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,26 +20,26 @@ from flank_ops.config.load import FILENAME, load_config_file
 from flank_ops.deploy.deploy import attempt, rebuild_site
 from flank_ops.errors import UserError
 from flank_ops.finish.reconcile import reconcile
-from flank_ops.git.deploy_log import entry_reason, read_deploys
-from flank_ops.git.deploy_state import INTERRUPTED, deploy_gap
 from flank_ops.git.release_config import deployed_config
 from flank_ops.humanize import NOTE, clock, page_zone
 from flank_ops.humanize import duration as format_duration
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import Home, NoSuchProject, ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import parse_iso
 from flank_ops.run.runner import find_working_copy
 from flank_ops.schedule.next_runs import next_runs
 from flank_ops.settings import settings_for, site_url
 from flank_ops.site.layout import run_page_url
-from flank_ops.storage.pending import read_pending
 from flank_ops.storage.uploads import RETRY_HINT
+from flank_ops.store import records
+from flank_ops.store.deploy_log import entry_reason, read_deploys
+from flank_ops.store.deploy_state import INTERRUPTED, deploy_gap
+from flank_ops.store.pending import read_pending
+from flank_ops.store.records import parse_iso
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config, Pipeline
     from flank_ops.paths import ProjectPaths
-    from flank_ops.run.records import RunRecord
+    from flank_ops.store.records import RunRecord
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,11 +12,10 @@ import argparse
 from flank_ops.errors import UserError
 from flank_ops.fileio import locked
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
 from flank_ops.settings import S3Settings, s3_settings, settings_for
-from flank_ops.storage import pending
 from flank_ops.storage.site_publish import publish_site, site_scope
 from flank_ops.storage.uploads import upload_pending
+from flank_ops.store import pending, records
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

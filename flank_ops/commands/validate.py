@@ -18,11 +18,11 @@ from flank_ops import jsonout
 from flank_ops.config.load import FILENAME, describe, load_config_file, symlink_error
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
+from flank_ops.executors.vm_check import config_warnings
 from flank_ops.git.trees import work_tree_index
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.notify.destinations import nowhere_to_send
 from flank_ops.paths import Home
-from flank_ops.run.executors.vm_check import config_warnings
 from flank_ops.settings import settings_for
 
 if TYPE_CHECKING:

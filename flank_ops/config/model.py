@@ -6,13 +6,14 @@ nothing downstream reads YAML. Produced only by flank_ops.config.load.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
 DEFAULT_NOTIFY = ("failure",)  # a pipeline without notify:, and a run whose flank.yml cannot be read
 DEFAULT_RETRY_DELAY_S = 10.0
-# issue 14: where a task runs (`executor:`); flank_ops/run/executors/ has one backend per remote kind
+# issue 14: where a task runs (`executor:`); flank_ops/executors/ has one backend per remote kind
 LOCAL = "local"
 REMOTE_KINDS = ("slurm", "batch")
 EXECUTOR_NAMES = (LOCAL, *REMOTE_KINDS)
@@ -41,6 +42,19 @@ class Param:
     default: ParamValue  # what scheduled runs (and runs given no value) use
     choices: tuple[str, ...] = ()  # type choice only
     description: str = ""
+
+
+PLAIN_TARGET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def make_target(task: str) -> str:
+    """The make target (and spec file name) of a task. A declared task's name is its own target;
+    a matrix instance's name (`model[region=north]`, issue 26) has characters make reads as
+    syntax ('=', '[' ...), so each of those is written as '.' and its hex code:
+    `model.5bregion.3dnorth.5d`. Task names never hold '.', so no two tasks share a target."""
+    if PLAIN_TARGET_RE.match(task):
+        return task
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_-") else f".{ord(c):02x}" for c in task)
 
 
 def instance_name(task: str, cell: tuple[tuple[str, str], ...], plain_list: bool = False) -> str:

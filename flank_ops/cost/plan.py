@@ -16,8 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from flank_ops.config.model import Pipeline
-from flank_ops.cost.resources import PipelineUse, memory_steps
+from flank_ops.cost.resources import PipelineNeed, memory_steps
 from flank_ops.cost.settings import CostSettings, InstanceType
 from flank_ops.errors import UserError
 
@@ -26,12 +25,6 @@ HORIZON = timedelta(days=28)
 RESIZE_MINUTES = 10  # stop, change type, start: what AWS-ResizeInstance takes, about
 MAX_FIRINGS = 4000  # past this in four weeks a pipeline is "always running"
 ALWAYS_ON_SHARE = 0.5  # windows covering more of the time than this: resizing cannot pay
-
-
-class PipelineNeed(NamedTuple):
-    project: str
-    pipeline: Pipeline
-    use: PipelineUse
 
 
 class Window(NamedTuple):

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import RunRecord, RunStatus, TaskResult, TaskStatus
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord, RunStatus, TaskResult, TaskStatus
 
 if TYPE_CHECKING:
-    from flank_ops.cost.plan import PipelineNeed
+    from flank_ops.config.model import Pipeline
 
 RECENT_RUNS = 30  # the runs a report looks at, per pipeline
 
@@ -98,6 +98,14 @@ class PipelineUse(NamedTuple):
     def chart_basis(self) -> str:
         run = self.chart_run
         return "the newest full run" if run is not None and run.full else "the run with the largest peak"
+
+
+class PipelineNeed(NamedTuple):
+    """A deployed pipeline with what its runs use: what the VM sizing (cost/plan.py) plans for."""
+
+    project: str
+    pipeline: Pipeline
+    use: PipelineUse
 
 
 def memory_steps(intervals: Iterable[tuple[float, float, int]]) -> tuple[int, tuple[tuple[float, int], ...]]:
@@ -233,7 +241,6 @@ def far_from_declared(task: TaskUse, factor: float = 2.0) -> str | None:
 
 def collect_needs(home: Home, project: str | None = None) -> list[PipelineNeed]:
     """Every deployed pipeline of the VM (or of `project`) with what its recent runs used."""
-    from flank_ops.cost.plan import PipelineNeed
     from flank_ops.run.runner import resolve_deployed
 
     names = [project] if project else home.projects()

@@ -15,7 +15,8 @@ import json
 from typing import NamedTuple
 
 from flank_ops.config.model import Pipeline
-from flank_ops.cost.plan import PipelineNeed, SizePlan
+from flank_ops.cost.plan import SizePlan
+from flank_ops.cost.resources import PipelineNeed
 from flank_ops.cost.settings import CostSettings
 from flank_ops.errors import UserError
 

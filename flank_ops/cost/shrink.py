@@ -22,7 +22,7 @@ from flank_ops.cost.settings import CostSettings
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text, locked
 from flank_ops.paths import Home
-from flank_ops.run import records
+from flank_ops.store import records
 
 MARKER_FRESH = timedelta(minutes=15)  # longer than AWS-ResizeInstance takes to stop the VM
 

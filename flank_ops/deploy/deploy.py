@@ -27,13 +27,13 @@ from flank_ops.deploy.push_output import say
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_symlink, locked
 from flank_ops.git import release_config
-from flank_ops.git.deploy_log import VIA_COMMAND, VIA_PUSH, deploy_entry, record_deploy
 from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import take_validated
 from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_release, prune_releases
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.in_use import releases_in_use
-from flank_ops.run.records import RunTrigger
+from flank_ops.store.deploy_log import VIA_COMMAND, VIA_PUSH, deploy_entry, record_deploy
+from flank_ops.store.records import RunTrigger
 
 if TYPE_CHECKING:
     from flank_ops.deploy.setup import SetupFailed
@@ -47,7 +47,7 @@ class Deployed(NamedTuple):
 def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
     """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
     from flank_ops.deploy.setup import split_setup_option
-    from flank_ops.git.deploy_state import deploy_marked
+    from flank_ops.store.deploy_state import deploy_marked
 
     try:
         setup_option, push_options = split_setup_option(push_options)
@@ -212,8 +212,8 @@ def deploy_by_hand(paths: ProjectPaths, rev: str | None = None) -> int:
     switch, Makefiles, crontab, site, deploys.jsonl), for commit `rev` (default: the deploy
     branch's tip). Starts no runs. Returns the exit code."""
     from flank_ops.git.bare_repo import deploy_branch, resolve_commit
-    from flank_ops.git.deploy_state import deploy_gap, deploy_marked
     from flank_ops.git.push_check import check_commit, save_validated
+    from flank_ops.store.deploy_state import deploy_gap, deploy_marked
 
     branch = deploy_branch(paths.bare_repo)
     sha = resolve_commit(paths.bare_repo, rev or f"refs/heads/{branch}")
@@ -352,7 +352,7 @@ def regenerate(paths: ProjectPaths, config: Config, release: Path) -> list[str]:
 
 def executor_warnings(paths: ProjectPaths, config: Config) -> list[str]:
     """issue 14: executors flank.yml names that this VM lacks, tasks too big for it."""
-    from flank_ops.run.executors.vm_check import config_warnings
+    from flank_ops.executors.vm_check import config_warnings
 
     try:
         return config_warnings(paths.home, paths.name, config)
@@ -468,9 +468,9 @@ def site_access_lines(paths: ProjectPaths, url: str) -> str:
     """Without site_url, 127.0.0.1 is nobody's address from the pusher's laptop: say how to open it."""
     from urllib.parse import urlsplit
 
-    from flank_ops.git.deploy_log import pusher
     from flank_ops.remote.address import vm_address
     from flank_ops.settings import settings_for
+    from flank_ops.store.deploy_log import pusher
 
     port = urlsplit(url).port or 80
     # The VM as the pusher reached it (SSH_CONNECTION's host and port), unless flank.toml's [ssh] says

@@ -414,9 +414,9 @@ def record_rejection(
     paths: ProjectPaths, update: RefUpdate | None, errors: list[str], setup: dict[str, Any] | None = None
 ) -> None:
     """One deploys.jsonl line for the refused push, then the Pushes page redrawn to show it."""
-    from flank_ops.git.deploy_log import deploy_entry, record_deploy
     from flank_ops.git.gitcmd import commit_info
     from flank_ops.git.push_check import ZERO_SHA
+    from flank_ops.store.deploy_log import deploy_entry, record_deploy
 
     commit: dict[str, str] = {}
     if update is not None and update.new != ZERO_SHA:

@@ -58,7 +58,7 @@ from flank_ops.paths import RELEASE_TRACKED_DIR, ProjectPaths
 SETUP_OPTION = "setup"
 SKIP, FORCE = "skip", "force"
 # What the Pushes page and deploys.jsonl say about a deploy's setup.
-from flank_ops.git.deploy_log import FAILED, RAN, REUSED, SKIPPED  # noqa: E402,F401
+from flank_ops.store.deploy_log import FAILED, RAN, REUSED, SKIPPED  # noqa: E402,F401
 
 STREAM_MAX_LINES = 300  # lines streamed to `git push`; beyond, the full log has them and the tail is shown
 TAIL_LINES = 25  # the last lines shown at the end of a cut or failed setup's output
@@ -372,7 +372,7 @@ def _seconds(value: float) -> str:
 
 
 def secret_values(paths: ProjectPaths) -> dict[str, str]:
-    from flank_ops.run.secrets import load_secrets
+    from flank_ops.task.secrets import load_secrets
 
     return load_secrets(paths)
 
@@ -382,7 +382,7 @@ def setup_env(paths: ProjectPaths, folder: Path, config: Config, sha: str) -> di
     without the hook's GIT_* variables (they would point setup's git commands at the bare repo)."""
     from flank_ops.config.model import Pipeline
     from flank_ops.run.runner import Deployed, task_env
-    from flank_ops.run.secrets import load_secrets
+    from flank_ops.task.secrets import load_secrets
 
     commit = {"sha": sha, "short": sha[:7]}
     env = task_env(Deployed(paths, folder, config, commit), Pipeline(name="setup", tasks={}), 0, load_secrets(paths))
@@ -397,7 +397,7 @@ def setup_env(paths: ProjectPaths, folder: Path, config: Config, sha: str) -> di
 def run_commands(setup: Setup, cwd: Path, env: dict[str, str], log: BinaryIO, secrets: dict[str, str]) -> str | None:
     """Each command by /bin/sh -c in turn, stdin closed, output streamed and logged (masked).
     Returns None on success, else why setup failed (the push shows the last lines)."""
-    from flank_ops.run.secrets import SecretMasker
+    from flank_ops.task.secrets import SecretMasker
 
     stream = _Stream(log, SecretMasker([os.fsencode(v) for v in secrets.values() if v]))
     deadline = time.monotonic() + setup.timeout_s

@@ -6,15 +6,16 @@ notifications' HTTP and mail clients (python -X importtime: about 35 ms of `flan
 
 from __future__ import annotations
 
+from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
 from flank_ops.site import build
+from flank_ops.store import records
 
 
 def reconcile(paths: ProjectPaths, pipeline: str) -> list[int]:
     """The one way a reader marks dead runs: records.reconcile marks runs whose runner died
     interrupted, then their pages are redrawn so none keeps saying "running"."""
-    marked = records.reconcile(paths, pipeline)
+    marked = records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
     if marked:
         build.redraw_runs(paths, pipeline, marked)
     return marked

@@ -30,13 +30,13 @@ from flank_ops.humanize import page_zone
 from flank_ops.notify import dispatch, ping
 from flank_ops.notify.message import Message
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import RunRecord, triggered_by_text
 from flank_ops.run.runner import RunContext
-from flank_ops.run.secrets import mask
 from flank_ops.settings import site_url
 from flank_ops.site import build, layout
 from flank_ops.storage.uploads import upload_finished_run
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord, triggered_by_text
+from flank_ops.task.secrets import mask
 
 
 def add_git_note(context: RunContext, record: RunRecord) -> str | None:

@@ -22,10 +22,10 @@ from flank_ops.notify.email import password_for, send_email
 from flank_ops.notify.message import Message, build_message
 from flank_ops.notify.webhook import send_webhook
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import RunRecord, RunStatus
 from flank_ops.run.runner import RunContext
 from flank_ops.settings import email_settings, site_url, webhook_settings
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord, RunStatus
 
 
 def outcome_of(paths: ProjectPaths, record: RunRecord) -> str | None:

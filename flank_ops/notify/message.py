@@ -13,9 +13,9 @@ from typing import NamedTuple
 from flank_ops.fileio import tail_lines
 from flank_ops.humanize import LONG, clock, duration
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import FAILED_TASK_STATUSES, RunRecord, RunStatus, TaskResult, TaskStatus
 from flank_ops.site.layout import run_url
+from flank_ops.store import records
+from flank_ops.store.records import FAILED_TASK_STATUSES, RunRecord, RunStatus, TaskResult, TaskStatus
 
 TAIL_LINES = 20
 TAIL_TASKS = 2  # log tails for the first failed tasks; the rest are listed
@@ -68,7 +68,7 @@ def log_tail(path: Path, lines: int = TAIL_LINES, secrets: dict[str, str] | None
         data = b"\n".join(line for _, line in tail_lines(path, lines, TAIL_BYTES).lines)
     except OSError:
         return []
-    from flank_ops.run.secrets import mask
+    from flank_ops.task.secrets import mask
 
     text = data.decode("utf-8", "surrogateescape")
     # with secrets, also masked after removing colours: a colour code inside a value hid it from the launcher's mask
@@ -96,8 +96,8 @@ def _task_detail(name: str, task: TaskResult) -> str:
 def build_message(
     paths: ProjectPaths, record: RunRecord, outcome: str, base_url: str, secrets: dict[str, str] | None = None
 ) -> Message:
-    from flank_ops.run.secrets import mask
     from flank_ops.site.outputs import main_report_url
+    from flank_ops.task.secrets import mask
 
     secrets = secrets or {}
     project, pipeline, run_id = record.project, record.pipeline, record.run_id

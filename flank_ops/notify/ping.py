@@ -18,9 +18,9 @@ from pathlib import Path
 
 from flank_ops.notify.delivery import DeliveryError, http_request, public_part
 from flank_ops.paths import ProjectPaths
-from flank_ops.run.records import RunRecord
 from flank_ops.run.runner import RunContext
 from flank_ops.settings import ping_timeout
+from flank_ops.store.records import RunRecord
 
 
 def signal_url(ping_url: str, signal: str) -> str:

@@ -19,24 +19,16 @@ from typing import NamedTuple
 
 from flank_ops.config.suggest import choices_hint
 from flank_ops.errors import UserError
+from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.fileio import atomic_write_text, locked
 from flank_ops.git.release_config import known_pipelines
 from flank_ops.hints import flank_command
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import RunRecord, RunStatus
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord, RunStatus
 
-CANCEL_FILE = "cancel"
 CANCEL_LOCK = ".cancel.lock"
 WAIT_MARGIN_S = 30.0  # beyond the tasks' grace period: make and the runner finishing the record
-
-
-def request_path(run_dir: Path) -> Path:
-    return run_dir / CANCEL_FILE
-
-
-def requested(run_dir: Path) -> bool:
-    return request_path(run_dir).exists()
 
 
 def deciding(run_dir: Path) -> contextlib.AbstractContextManager[bool]:
@@ -53,7 +45,7 @@ class Target(NamedTuple):
 
 def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Target:
     """The run to cancel: `run_id`, or the one executing now. Raises NothingToCancel."""
-    records.reconcile(paths, pipeline)
+    records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
     running = records.find_running(paths, pipeline)
     if run_id is not None:
         match = next((r for r in running if r.run_id == run_id), None)
@@ -121,14 +113,14 @@ def request(target: Target, who: str) -> None:
         runner = record.runner or {}
         if not records.runner_alive(runner):
             raise NothingToCancel(f"{name} is not running any more")
-        atomic_write_text(request_path(target.run_dir), f"{who} {records.now_iso()}\n")
+        atomic_write_text(records.cancel_request_path(target.run_dir), f"{who} {records.now_iso()}\n")
         try:
             # signalled under the lock: the runner gets it before it can write its final record
             os.kill(int(runner["pid"]), signal.SIGTERM)
         except ProcessLookupError:
             pass  # it died between the check and the signal: reconcile records it interrupted
         except PermissionError:
-            request_path(target.run_dir).unlink(missing_ok=True)
+            records.cancel_request_path(target.run_dir).unlink(missing_ok=True)
             raise UserError(
                 f"{name} runs as another user (pid {runner['pid']})",
                 "run flank cancel as the user that runs the pipelines",

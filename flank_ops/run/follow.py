@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import RunRecord, RunStatus, TaskStatus
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord, RunStatus, TaskStatus
 
 POLL_S = 0.2
 CHUNK = 1 << 16
@@ -106,5 +107,5 @@ def follow(
         if time.monotonic() >= next_runner_check:
             next_runner_check = time.monotonic() + RUNNER_CHECK_S
             if not records.runner_alive(record.runner):
-                records.reconcile(paths, pipeline)
+                records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
         time.sleep(POLL_S)

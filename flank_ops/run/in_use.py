@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from flank_ops.paths import ProjectPaths
-from flank_ops.run.records import read_record, read_state, runner_alive
+from flank_ops.store.records import read_record, read_state, runner_alive
 
 
 def releases_in_use(paths: ProjectPaths) -> set[str]:

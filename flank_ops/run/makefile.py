@@ -32,13 +32,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flank_ops.config.model import Config, Pipeline, Task
+from flank_ops.config.model import Config, Pipeline, Task, make_target
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_symlink, atomic_write_text, umasked
 from flank_ops.paths import ProjectPaths
+from flank_ops.task.secrets import MAKE_CONTROL_VARIABLES
 
 if TYPE_CHECKING:
-    from flank_ops.run.task_exec import TaskSpec
+    from flank_ops.task.task_exec import TaskSpec
 
 SPEC_SUFFIX = ".spec"
 PLAN_DIR = "plan"
@@ -105,17 +106,6 @@ SHELL_BUILTINS = frozenset(
     ]
 )
 SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9_./+,:@%=-]+$")
-PLAIN_TARGET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def make_target(task: str) -> str:
-    """The make target (and spec file name) of a task. A declared task's name is its own target;
-    a matrix instance's name (`model[region=north]`, issue 26) has characters make reads as
-    syntax ('=', '[' ...), so each of those is written as '.' and its hex code:
-    `model.5bregion.3dnorth.5d`. Task names never hold '.', so no two tasks share a target."""
-    if PLAIN_TARGET_RE.match(task):
-        return task
-    return "".join(c if c.isascii() and (c.isalnum() or c in "_-") else f".{ord(c):02x}" for c in task)
 
 
 # --- the task spec -------------------------------------------------------------
@@ -149,7 +139,7 @@ def task_spec(
     own `env:` wins), so a Makefile run by hand sees the same variables as `flank run`.
     `project_env` is already as tasks see it (declared_env, or the runner's task_env).
     `executor`: where it runs (issue 14), with that executor's `options` from flank.yml."""
-    from flank_ops.run.task_exec import TaskSpec
+    from flank_ops.task.task_exec import TaskSpec
 
     cwd = Path(os.path.normpath(Path(release_dir) / task.dir)) if task.dir else Path(release_dir)
     return TaskSpec(
@@ -173,7 +163,7 @@ def task_spec(
 
 
 def uses_executor_entry(task: Task, executor: str) -> bool:
-    """issue 14: make starts the task through `python -m flank_ops.run.executors` (a remote
+    """issue 14: make starts the task through `python -m flank_ops.executors` (a remote
     executor, or a local task whose declared memory/CPUs are checked first), not the launcher."""
     return executor != "local" or bool(task.memory_mb or task.cpus or task.max_parallel)
 
@@ -185,7 +175,7 @@ def _spec_bytes(
     executor: str = "local",
     options: dict[str, str] | None = None,
 ) -> bytes:
-    from flank_ops.run.task_exec import encode_spec
+    from flank_ops.task.task_exec import encode_spec
 
     try:
         return encode_spec(task_spec(task, release_dir, project_env, executor, options))
@@ -277,7 +267,7 @@ def render_makefile(
     add("FLANK_SPECS = " + _assignment_value(make_word(specs_dir)))
     add("RUN_DIR = " + _assignment_value(make_word(default_run_dir)))
     if checked:
-        from flank_ops.run.launcher import python_launcher_argv
+        from flank_ops.task.launcher import python_launcher_argv
 
         checked_argv = [*python_launcher_argv()[:-1], "_task_checked"]
         add("FLANK_CHECKED_LAUNCHER = " + _assignment_value(" ".join(make_word(w) for w in checked_argv)))
@@ -345,10 +335,10 @@ def render_makefile(
 
 
 def executor_entry_argv() -> list[str]:
-    """issue 14: what a recipe starts for a task going through flank_ops.run.executors."""
+    """issue 14: what a recipe starts for a task going through flank_ops.executors."""
     import sys
 
-    return [sys.executable, "-m", "flank_ops.run.executors"]
+    return [sys.executable, "-m", "flank_ops.executors"]
 
 
 def _write_specs(
@@ -382,7 +372,7 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
     The specs folder `<p>.tasks` is a symlink to a fresh `.<p>.tasks.<random>`
     folder, switched in one rename, so the whole set is replaced at once.
     """
-    from flank_ops.run.launcher import task_launcher_argv
+    from flank_ops.task.launcher import task_launcher_argv
 
     launcher_argv = task_launcher_argv()
     pipelines_dir = paths.pipelines_dir
@@ -444,7 +434,7 @@ def write_run_plan(
     `task_env` (default: flank.yml's `env:`) is what every task gets on top of the
     environment make passes on (see spec_environment); it may hold the runner's own
     environment, so the specs are the owner's alone (0600)."""
-    from flank_ops.run.launcher import task_launcher_argv
+    from flank_ops.task.launcher import task_launcher_argv
 
     plan = Path(run_dir) / PLAN_DIR
     specs_dir = plan / f"{pipeline.name}.tasks"
@@ -473,32 +463,6 @@ def write_run_plan(
 # LC_* too. PYTHONPATH: the Python launcher must import this flank_ops.
 MAKE_ENV_NAMES = frozenset(
     ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "PYTHONPATH")
-)
-# Variables GNU make reads from its environment to change what it does.
-MAKE_CONTROL_VARIABLES = frozenset(
-    (
-        "MAKEFLAGS",
-        "MFLAGS",
-        "GNUMAKEFLAGS",
-        "MAKEFILES",
-        "MAKELEVEL",
-        "MAKEOVERRIDES",
-        "MAKE_RESTARTS",
-        "MAKE_TERMOUT",
-        "MAKE_TERMERR",
-        "MAKECMDGOALS",
-        "MAKESHELL",
-        "MAKEFILE_LIST",
-        "SHELL",
-        "VPATH",
-        "GPATH",
-        "SUFFIXES",
-        ".SHELLFLAGS",
-        ".RECIPEPREFIX",
-        ".DEFAULT_GOAL",
-        ".LIBPATTERNS",
-        ".EXTRA_PREREQS",
-    )
 )
 
 

@@ -33,19 +33,21 @@ from flank_ops.config.model import Config, ParamValue, Pipeline
 from flank_ops.config.params import param_env
 from flank_ops.config.suggest import choices_hint
 from flank_ops.errors import UserError
+from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import commit_info, run_git, work_tree_changed
 from flank_ops.git.release_config import load_release_config, load_working_copy_config
 from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import cancel, makefile, records
-from flank_ops.run.records import RunRecord, RunStatus, RunTrigger, TaskStatus
+from flank_ops.run import cancel, makefile
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord, RunStatus, RunTrigger, TaskStatus
 
 if TYPE_CHECKING:
-    from flank_ops.run.plan import Decision
-from flank_ops.run.secrets import load_secrets, mask, mask_file
+    from flank_ops.incremental.plan import Decision
 from flank_ops.run.site_writer import SiteWriter
 from flank_ops.settings import settings_for
+from flank_ops.task.secrets import load_secrets, mask, mask_file
 
 SITE_REFRESH_EVERY_S = 1.0  # the running view is rebuilt at most this often
 LIVE_TAIL_EVERY_S = 4.0  # ... and this long after the last redraw when no task changed (running tasks' last lines)
@@ -428,11 +430,11 @@ def run_pipeline(
     paths = deployed.paths
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
     context = run_context(deployed, pipeline)
-    marked = records.reconcile(paths, pipeline.name)
+    marked = records.reconcile(paths, pipeline.name, on_interrupted=dead_run_hook(paths))
     if marked:
         _refresh_site(lambda: steps.interrupted(paths, pipeline.name, marked))
     selected = select_tasks(paths, pipeline, request)
-    from flank_ops.run.plan import forced_tasks
+    from flank_ops.incremental.plan import forced_tasks
 
     forced = forced_tasks(
         pipeline,
@@ -550,7 +552,7 @@ def _save_final(paths: ProjectPaths, run_dir: Path, record: RunRecord) -> None:
     records.release_space(run_dir)
     try:
         with cancel.deciding(run_dir):
-            if record.status != RunStatus.CANCELLED and cancel.requested(run_dir):
+            if record.status != RunStatus.CANCELLED and records.cancel_requested(run_dir):
                 records.stop(record, cancelled=True)  # asked as the run was ending
                 records.finish(record, RunStatus.CANCELLED, f"cancelled as it ended; {record.summary}")
             records.write_record(run_dir, record)
@@ -595,7 +597,7 @@ def _execute(
     out: TextIO,
     forced: frozenset[str] = frozenset(),
 ) -> Outcome:
-    from flank_ops.run import plan as run_plan
+    from flank_ops.incremental import plan as run_plan
 
     deployed, pipeline = context.deployed, context.pipeline
     paths = deployed.paths
@@ -729,7 +731,7 @@ def _execute(
 def _apply_decisions(record: RunRecord, decisions: dict[str, Decision]) -> list[str]:
     """Up-to-date tasks are final at once; the others get their planned reason (a checked
     task's launcher gives the final one). -> the tasks make starts, dependencies first."""
-    from flank_ops.run.plan import RUN, UP_TO_DATE
+    from flank_ops.incremental.plan import RUN, UP_TO_DATE
 
     to_start = []
     for name, decision in decisions.items():
@@ -746,7 +748,7 @@ def _apply_decisions(record: RunRecord, decisions: dict[str, Decision]) -> list[
 
 def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path, names: list[str]) -> None:
     """issue 11: keep the `artifacts:` of the tasks that just ended (run/artifacts.py); never stops the run."""
-    from flank_ops.run import artifacts
+    from flank_ops.store import artifacts
 
     try:
         artifacts.keep_finished(run_dir, record, pipeline, deployed.release_dir, persisted_root(deployed), names)
@@ -760,7 +762,7 @@ def _explain_missing_inputs(
     """issue 11: a failed task whose input was lost with an old release says so (run/missing_inputs.py)."""
     if deployed.paths.local:
         return  # a working copy is its own release: nothing is lost at a deploy
-    from flank_ops.run import missing_inputs
+    from flank_ops.incremental import missing_inputs
 
     try:
         missing_inputs.explain(run_dir, record, pipeline, deployed.release_dir, deployed.config.persist, names)
@@ -770,7 +772,7 @@ def _explain_missing_inputs(
 
 def _record_stop(record: RunRecord, run_dir: Path) -> None:
     """A stopped run: `cancelled` when `flank cancel` asked for it, else `interrupted`."""
-    records.stop(record, cancelled=cancel.requested(run_dir))
+    records.stop(record, cancelled=records.cancel_requested(run_dir))
 
 
 def _refresh_site(redraw: Callable[[], None]) -> None:
@@ -783,7 +785,7 @@ def _refresh_site(redraw: Callable[[], None]) -> None:
 
 def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str], out: TextIO) -> None:
     """One line per task as it reaches a final status."""
-    from flank_ops.run.plan import NO_OUTPUTS
+    from flank_ops.incremental.plan import NO_OUTPUTS
 
     for name in names:
         entry = record.tasks[name]

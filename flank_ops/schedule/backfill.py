@@ -37,7 +37,7 @@ from flank_ops.config.model import ParamValue, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
+from flank_ops.store import records
 
 TRIGGER = "backfill"  # the record's trigger (records.py lists the triggers)
 MAX_WITHOUT_YES = 100

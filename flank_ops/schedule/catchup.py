@@ -29,7 +29,7 @@ from typing import NamedTuple
 from flank_ops.config.model import Pipeline
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
+from flank_ops.store import records
 
 
 class Missed(NamedTuple):
@@ -66,8 +66,8 @@ def schedule_since(paths: ProjectPaths, pipeline: Pipeline, not_before: datetime
     """When the first deploy that carried the pipeline's current schedule (and zone) happened, if
     that was after `not_before`; None when it is older (or the deploy log does not say). Deploys
     after `now` (`--now` in the past, a clock set back) are not looked at."""
-    from flank_ops.git.deploy_log import read_deploys
     from flank_ops.git.release_config import load_release_config
+    from flank_ops.store.deploy_log import read_deploys
 
     accepted = [
         e for e in read_deploys(paths) if e.get("status") == "accepted" and pipeline.name in e.get("pipelines", [])

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flank_ops.config.model import Config
+from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
 from flank_ops.humanize import page_zone
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
 from flank_ops.site import layout, remote_tasks
 from flank_ops.site.data import (
     PAGE_SIZE,
@@ -49,6 +49,7 @@ from flank_ops.site.data import (
     run_scope,
 )
 from flank_ops.site.outputs import latest_outputs, run_outputs
+from flank_ops.store import records
 
 GZIP_ABOVE = 1024 * 1024  # a finished task's log bigger than this also gets a .gz copy to download
 # Task statuses whose last lines the run page shows under the status ("why did it fail").
@@ -618,7 +619,7 @@ def _all_views(home: Home, warnings: Warnings, known: dict[str, ProjectView]) ->
 
 def _reconcile(paths: ProjectPaths, pipeline: str) -> None:
     try:
-        records.reconcile(paths, pipeline)
+        records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
     except Exception as exc:  # noqa: BLE001 - the site still shows what it can
         print(f"flank: warning: could not check {paths.name}/{pipeline} for dead runs: {exc}", file=sys.stderr)
 

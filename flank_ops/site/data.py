@@ -18,8 +18,8 @@ from flank_ops import fileio
 from flank_ops.config.model import Config, Pipeline
 from flank_ops.humanize import page_zone
 from flank_ops.paths import STATE_DIR, Home, ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import RunRecord, RunStatus
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord, RunStatus
 
 RECENT = 30  # runs in a home-page strip
 PAGE_SIZE = 50  # runs per history page
@@ -104,7 +104,7 @@ def deploys_tail(paths: ProjectPaths, count: int) -> list[dict[str, Any]]:
 
 def deploy_gap_text(paths: ProjectPaths) -> str | None:
     """Why the deploy branch's tip is not deployed (interrupted, failed, by hand), or None."""
-    from flank_ops.git.deploy_state import DEPLOYING, deploy_gap
+    from flank_ops.store.deploy_state import DEPLOYING, deploy_gap
 
     try:
         gap = deploy_gap(paths)

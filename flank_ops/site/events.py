@@ -26,9 +26,10 @@ from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import follow, records
-from flank_ops.run.records import RunRecord, RunStatus
+from flank_ops.run import follow
 from flank_ops.site import fmt, logs
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord, RunStatus
 
 POLL_S = 0.5  # how often the files are looked at
 HEARTBEAT_S = 10.0  # a comment line this often keeps proxies (and our own write timeout) from closing it

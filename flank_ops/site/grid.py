@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 
 from flank_ops.fileio import atomic_write_bytes
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
 from flank_ops.site import layout
 from flank_ops.site.data import Warnings, load_run
+from flank_ops.store import records
 
 GRID_RUNS = 30
 

@@ -23,9 +23,9 @@ from typing import Any, Protocol
 from flank_ops.config.model import Pipeline
 from flank_ops.fileio import PUBLIC_FILE_MODE
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.records import RunRecord
 from flank_ops.site import layout
+from flank_ops.store import records
+from flank_ops.store.records import RunRecord
 
 INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 MAX_INLINE_IMAGES = 24

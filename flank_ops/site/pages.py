@@ -81,7 +81,7 @@ def environment() -> jinja2.Environment:
 def _bytecode_cache(jinja2: ModuleType) -> jinja2.BytecodeCache | None:
     import os
 
-    from flank_ops.run.launcher import user_cache_dir
+    from flank_ops.task.launcher import user_cache_dir
 
     folder = user_cache_dir() / f"jinja-{__version__}"
     try:

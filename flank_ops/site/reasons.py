@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flank_ops.run.plan import NO_OUTPUTS
+from flank_ops.incremental.plan import NO_OUTPUTS
 
 
 def task_reasons(record: dict[str, Any]) -> list[dict[str, str]]:

@@ -16,8 +16,8 @@ TAIL_LINES = 30
 
 def with_setup_logs(w: Any, paths: ProjectPaths, deploys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`deploys` with "setup_url" (the copied log) and, for a failed setup, "setup_tail"."""
-    from flank_ops.git.deploy_log import FAILED
-    from flank_ops.git.deploy_log import read_setup_log as read_log
+    from flank_ops.store.deploy_log import FAILED
+    from flank_ops.store.deploy_log import read_setup_log as read_log
 
     for deploy in deploys:
         setup = deploy.get("setup")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from flank_ops.paths import ProjectPaths
-from flank_ops.run import records
-from flank_ops.run.artifacts import LOOK_BACK_RUNS
+from flank_ops.store import records
+from flank_ops.store.artifacts import LOOK_BACK_RUNS
 
 
 def _sources(run_dir: Path) -> dict[str, Any]:

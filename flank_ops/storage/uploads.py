@@ -19,8 +19,8 @@ from flank_ops.fileio import locked
 from flank_ops.paths import ProjectPaths
 from flank_ops.s3 import describe_error, make_client, upload_file
 from flank_ops.settings import S3Settings, s3_settings, settings_for
-from flank_ops.storage import pending
 from flank_ops.storage.site_publish import publish_site, site_scope
+from flank_ops.store import pending
 
 RETRY_HINT = "will retry on the next run or `flank sync`"
 

@@ -197,7 +197,7 @@ def test_follow_reports_a_task_ended_by_its_launcher_before_run_json_says_so(fla
     import json
 
     from flank_ops.paths import Home
-    from flank_ops.run import records
+    from flank_ops.store import records
 
     run_flank("init", "demo", check=True)
     paths = Home().project("demo")

@@ -140,7 +140,7 @@ def test_secrets_set_sends_the_value_on_stdin_never_on_a_command_line(laptop: La
     assert proc.returncode == 0, proc.stderr
     assert "set API_TOKEN for demo" in proc.stdout
 
-    from flank_ops.run.secrets import load_secrets
+    from flank_ops.task.secrets import load_secrets
 
     assert load_secrets(Home(flank_home).project("demo")) == {"API_TOKEN": value}
     argvs = laptop.recorded_argvs()

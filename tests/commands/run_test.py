@@ -146,8 +146,8 @@ def test_a_local_run_runs_setup_when_its_key_changes_like_a_push_would(tmp_path:
     cached by the VM's key in .flank/; a failure says what failed and what to run."""
     from flank_ops.config.load import load_config_file
     from flank_ops.deploy.setup import compute_key, local_key
-    from flank_ops.git.deploy_log import release_setup_build
     from flank_ops.paths import ProjectPaths
+    from flank_ops.store.deploy_log import release_setup_build
     from helpers.repos import git
 
     repo = make_repo(tmp_path / "myproj", {"flank.yml": SETUP_YML, "deps.txt": "v1\n"})

@@ -86,7 +86,7 @@ def test_a_running_run_is_shown_before_the_triggers_skipped_behind_it(tmp_path: 
     card = _card(Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "index.html", "stress")
     assert ">#1</a>" in card and ">#2</a>" not in card, card
     from flank_ops.paths import Home
-    from flank_ops.run import records
+    from flank_ops.store import records
 
     paths = Home().project("demo")
     assert records.last_run(paths, "stress") == 1 and records.last_run(paths, "queued") == 2

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from flank_ops.storage import pending, uploads
+from flank_ops.storage import uploads
+from flank_ops.store import pending
 from helpers.cli import run_flank
 from helpers.sample_runs import finished_run, make_project, site_file
 from helpers.servers import refused_port, s3_server

@@ -196,8 +196,8 @@ def test_a_failing_setup_refuses_the_push_and_leaves_the_branch_where_it_was(tmp
     ]
     assert project.deploys()[-1]["setup"]["status"] == "ran"
     assert run_task(project) == "v1\nv3"
-    from flank_ops.git.deploy_log import release_setup_build
     from flank_ops.paths import Home
+    from flank_ops.store.deploy_log import release_setup_build
 
     build = release_setup_build(Home().project("proj"), project.current.resolve().name)
     assert build is not None and build.startswith(project.deploys()[-1]["setup"]["key"] + "-")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flank_ops.paths import Home
-from flank_ops.run.records import RunRecord, runner_identity, write_record
+from flank_ops.store.records import RunRecord, runner_identity, write_record
 from helpers.pushing import flank_lines, head, new_project, push
 
 

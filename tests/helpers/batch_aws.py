@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from flank_ops.run.executors.batch import ENTRYPOINT
+from flank_ops.executors.batch import ENTRYPOINT
 from helpers.servers import start_moto_server
 
 FAKE_DOCKER = Path(__file__).resolve().parent / "batch_fake_docker"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flank_ops.paths import Home
-from flank_ops.run import records
+from flank_ops.store import records
 
 GIB_KB = 1024 * 1024
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from flank_ops.run import launcher
 from flank_ops.run.makefile import direct_argv
-from flank_ops.run.task_exec import TaskSpec, encode_spec
+from flank_ops.task import launcher
+from flank_ops.task.task_exec import TaskSpec, encode_spec
 
 
 @pytest.fixture(params=["c", "python"])

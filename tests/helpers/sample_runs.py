@@ -11,7 +11,8 @@ from typing import Any
 from flank_ops.git.release_config import load_release_config
 from flank_ops.notify import dispatch, ping
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records, runner
+from flank_ops.run import runner
+from flank_ops.store import records
 
 
 def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml: str | None = None) -> ProjectPaths:

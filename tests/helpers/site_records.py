@@ -1,6 +1,6 @@
 """Synthesized run records for the site tests and bench/site.py (no real runner needed).
 
-Written through flank_ops.run.records (write_record, append_history,
+Written through flank_ops.store.records (write_record, append_history,
 create_run), so they have exactly the format the runner writes.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from flank_ops.fileio import append_json_line, atomic_write_text
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
+from flank_ops.store import records
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 

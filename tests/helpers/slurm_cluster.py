@@ -222,3 +222,10 @@ if __name__ == "__main__":  # a cluster to try things by hand: prints SLURM_CONF
     with SlurmCluster(Path(tempfile.mkdtemp(prefix="flank-slurm-"))) as c:
         print(f"export SLURM_CONF={c.conf}")
         input("Enter stops the cluster ")
+
+
+def squeue_names(cluster: SlurmCluster) -> list[str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%j"], env={**os.environ, **cluster.env}, capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()

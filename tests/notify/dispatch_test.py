@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flank_ops.run.secrets import set_secret
+from flank_ops.task.secrets import set_secret
 from helpers.sample_runs import finished_run, make_project, notify_and_ping
 from helpers.servers import http_recorder, refused_port, smtp_server
 

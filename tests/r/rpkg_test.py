@@ -176,7 +176,7 @@ def test_the_package_drives_a_real_vm_over_ssh(tmp_path: Path, flank_home: Path,
         assert "Skipped" not in proc.stdout, proc.stdout
 
     # the secret reached the VM, sent on stdin: never on a command line, in the process table or a file
-    from flank_ops.run.secrets import load_secrets
+    from flank_ops.task.secrets import load_secrets
 
     assert load_secrets(Home(flank_home).project("demo")) == {"API_TOKEN": SECRET}
     calls = [json.loads(line) for line in log.read_text().splitlines()]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from flank_ops.paths import Home
-from flank_ops.run import launcher
+from flank_ops.task import launcher
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ import pytest
 from flank_ops.config.load import load_config
 from flank_ops.config.model import Config, Pipeline, Task
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import launcher, makefile
+from flank_ops.run import makefile
+from flank_ops.task import launcher
 
 SHA = "3f2a1c0" + "0" * 33
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from flank_ops.run import secrets as secrets_module
-from flank_ops.run.task_exec import SecretMasker
+from flank_ops.task import secrets as secrets_module
+from flank_ops.task.task_exec import SecretMasker
 from helpers.cli import run_flank
 from helpers.deployed import deploy, record, runs_dir
 from helpers.launchers import Launch, launcher_argv  # noqa: F401 - the fixture: both launchers

@@ -12,7 +12,7 @@ import pytest
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
-from flank_ops.run.secrets import load_secrets, mask, set_secret, unset_secret
+from flank_ops.task.secrets import load_secrets, mask, set_secret, unset_secret
 from helpers.cli import REPO_ROOT, run_flank
 
 

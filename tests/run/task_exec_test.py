@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from flank_ops.run import launcher
 from flank_ops.run.makefile import direct_argv
-from flank_ops.run.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
+from flank_ops.task import launcher
+from flank_ops.task.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
 from helpers.launchers import Launch, launch, launcher_argv  # noqa: F401 - fixtures: both launchers
 from helpers.waiting import process_gone, wait_for
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from flank_ops.paths import Home
-from flank_ops.run import records
+from flank_ops.store import records
 from helpers.cli import run_flank
 from helpers.cost_fixtures import write_toml
 from helpers.deployed import deploy, history, record

@@ -13,8 +13,8 @@ import pytest
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
-from flank_ops.run import records
 from flank_ops.site import build
+from flank_ops.store import records
 from helpers.serve import free_port, start_server
 from helpers.site_cdp import CHROMIUM, Browser
 from helpers.site_records import T0, make_project, make_run, write_times

@@ -1,6 +1,6 @@
 """flank_ops/site/build.py (+ `flank site`): pages from synthesized run records.
 
-Records are written with flank_ops.run.records, exactly as the runner writes them.
+Records are written with flank_ops.store.records, exactly as the runner writes them.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
-from flank_ops.run import records
 from flank_ops.site import build
+from flank_ops.store import records
 from helpers.cli import run_flank
 from helpers.site_records import CHAIN, make_many_runs, make_project, make_run
 

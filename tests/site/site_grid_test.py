@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
 from flank_ops.site import build, dag_layout, grid
+from flank_ops.store import records
 from helpers.site_cdp import CHROMIUM, Browser
 from helpers.site_records import CHAIN, make_project, make_run
 

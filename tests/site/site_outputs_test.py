@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import records
 from flank_ops.site import build
 from flank_ops.site.outputs import MAX_INLINE_IMAGES
+from flank_ops.store import records
 from helpers.site_records import T0, make_project, make_run
 
 PNG = base64.b64decode(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from flank_ops.paths import Home
-from flank_ops.run import records
 from flank_ops.site import build
+from flank_ops.store import records
 from helpers.cli import run_flank
 from helpers.site_records import make_project, make_run
 

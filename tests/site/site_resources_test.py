@@ -33,8 +33,8 @@ def test_resources_page_shows_peaks_and_the_memory_chart(tmp_path: Path) -> None
 def test_a_remote_tasks_unmeasured_peak_is_unknown_not_zero(flank_home: Path) -> None:
     """issue 26 item 7: a task on Slurm/Batch whose cluster gave no figure has no peak; memory is in binary units."""
     from flank_ops.paths import Home
-    from flank_ops.run import records
     from flank_ops.site import build
+    from flank_ops.store import records
     from helpers.site_records import make_project, make_run
 
     home = Home()

@@ -16,8 +16,8 @@ import pytest
 
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
-from flank_ops.run import records
 from flank_ops.site import build, layout
+from flank_ops.store import records
 from helpers.cli import run_flank
 from helpers.site_records import T0, make_project, make_run, write_times
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from flank_ops import s3
-from flank_ops.run import records
-from flank_ops.storage import pending, uploads
+from flank_ops.storage import uploads
+from flank_ops.store import pending, records
 from helpers.sample_runs import finished_run, make_project
 from helpers.servers import http_recorder, refused_port, s3_server
 

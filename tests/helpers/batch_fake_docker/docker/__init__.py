@@ -1,4 +1,4 @@
-"""A stand-in for the `docker` package, loaded by the moto server of tests/run/executors/batch_*_test.py only
+"""A stand-in for the `docker` package, loaded by the moto server of tests/executors/batch_*_test.py only
 (its folder is put first on that server's PYTHONPATH).
 
 moto's AWS Batch runs each job's container through docker-py; this machine has no Docker daemon, and

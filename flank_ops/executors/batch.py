@@ -1,0 +1,679 @@
+"""AWS Batch executor (issue 14): a task's command runs in a Batch job, through boto3.
+
+Settings: [executors.batch] of flank.toml (settings.batch_settings_from_table): job queue, job
+definition, S3 bucket, region. What one task does:
+
+* release: the release tree goes to S3 once per commit as `<prefix>releases/<project>/<sha>.tar.gz`
+  (cached: uploaded only when that key does not exist yet; a laptop's working copy by its content hash);
+* secrets: the task's secrets go to a per-job S3 object `<prefix>secrets/<job name>.<random>.env`
+  (server-side encrypted), which flank deletes as soon as the job is over. The job gets a presigned GET
+  URL of it (valid for the task's timeout plus a minute, 12 hours without one) in FLANK_SECRETS_URL: a key
+  that reads that one object only, for a short time; the secrets themselves are never on a command line, in
+  the job definition or in the job's parameters or environment;
+* environment: flank.yml's env:, the FLANK_* run variables and TZ (container_env), nothing else of the VM's;
+* submit_job with the job definition of the settings, containerOverrides holding the task's environment,
+  FLANK_RELEASE_URL/FLANK_SECRETS_URL/FLANK_WORKDIR/FLANK_COMMAND for the entrypoint (batch_entrypoint.sh,
+  which the job definition's container runs), resourceRequirements VCPU/MEMORY from cpus/memory_mb and
+  timeout.attemptDurationSeconds from timeout: (Batch's minimum is 60 s; flank's own loop ends shorter
+  ones). retryStrategy is 1 attempt: flank's loop does the retries, so each one is a job of its own;
+* poll: describe_jobs, one call (100 ids) for all the run's jobs, shared by its tasks (shared_poll.py) (SUBMITTED/PENDING/RUNNABLE = queued, STARTING/RUNNING = running,
+  SUCCEEDED/FAILED = done, exit code from container.exitCode, statusReason as the reason);
+* output: the job's CloudWatch Logs stream (group /aws/batch/job unless log_group says otherwise),
+  read forward with get_log_events' token; each event is one line of the task's log;
+* cancel: terminate_job; interrupted runs: list_jobs on the queue filtered by the job name prefix.
+
+boto3 is imported lazily (flank commands that never meet Batch do not pay for it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import secrets as token_source
+import shlex
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flank_ops.executors.base import BackendError, JobRequest, JobState
+from flank_ops.executors.shared_poll import SharedPoll
+from flank_ops.fileio import locked
+from flank_ops.paths import STATE_DIR, local_project_name
+from flank_ops.settings import BatchSettings, S3Settings, batch_settings_from_table
+
+QUEUED_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
+RUNNING_STATES = ("STARTING", "RUNNING")
+DONE_STATES = ("SUCCEEDED", "FAILED")
+LIVE_STATES = QUEUED_STATES + RUNNING_STATES
+VANISHED = "VANISHED"  # our word for a job describe_jobs no longer knows
+
+THROTTLED = ("TooManyRequestsException", "ThrottlingException", "Throttling", "SlowDown", "RequestLimitExceeded")
+MIN_JOB_TIMEOUT_S = 60  # AWS Batch refuses a shorter attemptDurationSeconds
+DEFAULT_URL_EXPIRY_S = 12 * 3600  # presigned URLs of a task without a timeout:
+MAX_URL_EXPIRY_S = 7 * 24 * 3600  # SigV4's limit
+MAX_JOB_NAME = 128  # letters, digits, '-' and '_' only
+DESCRIBE_JOBS_MAX = 100  # ids per describe_jobs call (AWS's limit)
+
+# what the entrypoint reads (besides the task's own environment)
+ENV_RELEASE_URL = "FLANK_RELEASE_URL"
+ENV_SECRETS_URL = "FLANK_SECRETS_URL"
+ENV_WORKDIR = "FLANK_WORKDIR"
+ENV_COMMAND = "FLANK_COMMAND"
+ENV_COMMIT = "FLANK_COMMIT"
+
+ENTRYPOINT = Path(__file__).with_name("batch_entrypoint.sh")
+# run variables that name places on the VM (the entrypoint sets FLANK_RELEASE to the unpacked release)
+VM_ONLY_VARIABLES = frozenset(("FLANK_HOME", "FLANK_RELEASE", "FLANK_SECRET_NAMES"))
+
+
+def vm_batch_settings() -> BatchSettings:
+    """[executors.batch] of this VM's flank.toml; a BackendError (not a UserError) when missing or wrong."""
+    from flank_ops.errors import UserError
+    from flank_ops.executors.base import not_configured_message
+    from flank_ops.paths import Home
+    from flank_ops.settings import batch_settings, settings_for
+
+    try:
+        settings = batch_settings(settings_for(Home()))
+    except UserError as exc:
+        raise BackendError(str(exc)) from None
+    if settings is None:
+        raise BackendError(not_configured_message("batch"))
+    return settings
+
+
+def batch_job_name(name: str) -> str:
+    """A job name AWS Batch accepts: letters, digits, '-' and '_', at most 128 characters."""
+    clean = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in name)
+    return clean[:MAX_JOB_NAME]
+
+
+def release_key(settings: BatchSettings, project: str, commit: str) -> str:
+    return f"{settings.prefix}releases/{project}/{commit}.tar.gz"
+
+
+def release_tarball(release: Path, folder: Path) -> Path:
+    """The release tree (without .git or flank's own .flank/) as folder/release.tar.gz; the same files give
+    the same bytes (no time in the gzip header)."""
+    path = folder / "release.tar.gz"
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
+        for entry in sorted(os.listdir(release)):
+            if entry not in (".git", STATE_DIR):
+                tar.add(release / entry, arcname=entry)
+    return path
+
+
+def secrets_file_text(secrets: dict[str, str]) -> str:
+    """NAME='value' lines the entrypoint sources with `set -a` (values quoted for sh)."""
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(secrets.items()))
+
+
+def project_of(job: JobRequest) -> str:
+    """The project's name: options["project"] or FLANK_PROJECT when given, else from the run folder
+    (<home>/<project>/runs/<pipeline>/<run>; local mode: <working copy>/.flank/runs/...)."""
+    if job.options.get("project"):
+        return str(job.options["project"])
+    if job.env.get("FLANK_PROJECT"):
+        return job.env["FLANK_PROJECT"]
+    project_dir = Path(job.run_dir).parents[2]
+    return local_project_name(project_dir.parent) if project_dir.name == STATE_DIR else project_dir.name
+
+
+def is_release_checkout(job: JobRequest) -> bool:
+    """A deployed release, $FLANK_HOME/<project>/releases/<sha> (immutable), not a laptop's working copy."""
+    release = Path(job.release_dir)
+    return bool(job.commit) and release.name == job.commit and release.parent.name == "releases"
+
+
+def declared_env_names(job: JobRequest) -> set[str]:
+    """The names flank.yml's `env:` gives the task (the project's and the task's own): from the copy the
+    push validated for a release (git/release_config), from the working copy's flank.yml on a laptop;
+    empty when it cannot be read (the job then gets the FLANK_* variables only)."""
+    from flank_ops.config.load import FILENAME, load_config_file
+    from flank_ops.errors import UserError
+    from flank_ops.git.release_config import load_release_config
+    from flank_ops.paths import Home, ProjectPaths
+
+    release = Path(job.release_dir)
+    try:
+        if is_release_checkout(job):
+            paths = ProjectPaths(Home(release.parents[2]), release.parents[1].name)
+            config = load_release_config(paths, job.commit)
+        else:
+            config = load_config_file(release / FILENAME)
+    except (UserError, OSError):
+        return set()
+    names = set(config.env)
+    pipeline = config.pipelines.get(job.env.get("FLANK_PIPELINE", ""))
+    if pipeline is not None and job.task in pipeline.tasks:
+        names |= set(pipeline.tasks[job.task].env)
+    return names
+
+
+def container_env(job: JobRequest) -> dict[str, str]:
+    """What of the task's environment goes into the job: flank.yml's `env:`, the FLANK_* run variables and
+    TZ. Nothing else of the VM's environment (AWS credentials, PATH, HOME...: the job's description is
+    readable by anyone allowed batch:DescribeJobs, and the image has its own PATH), no VM paths."""
+    declared = declared_env_names(job)
+    return {
+        k: v
+        for k, v in job.env.items()
+        if k in declared
+        or k == "TZ"
+        or (k.startswith("FLANK_") and k not in VM_ONLY_VARIABLES and not k.startswith("FLANK_PERSIST"))
+    }
+
+
+def url_expiry_s(timeout_s: float | None) -> int:
+    if not timeout_s:
+        return DEFAULT_URL_EXPIRY_S
+    return max(MIN_JOB_TIMEOUT_S, min(MAX_URL_EXPIRY_S, int(timeout_s) + MIN_JOB_TIMEOUT_S))
+
+
+def _arn_name(arn: str | None) -> str | None:
+    """`arn:aws:batch:...:job-queue/name` -> name; `.../job-definition/name:3` -> name."""
+    if not arn:
+        return None
+    return arn.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def where_it_runs(info: dict[str, Any]) -> str:
+    """The ECS container instance or task the job runs in, when Batch says; else "aws-batch"."""
+    container = info.get("container") or {}
+    attempts = info.get("attempts") or []
+    last = (attempts[-1].get("container") or {}) if attempts else {}
+    for arn in (
+        container.get("containerInstanceArn"),
+        last.get("containerInstanceArn"),
+        container.get("taskArn"),
+        last.get("taskArn"),
+    ):
+        if isinstance(arn, str) and arn.startswith("arn:") and ":ecs:" in arn:
+            return arn.rsplit("/", 1)[-1]
+    return "aws-batch"
+
+
+class _LogCursor:
+    """How far a job's log stream was read: the forward token, and the bytes not yet handed out."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.read_at = 0.0  # time.monotonic() of the last get_log_events
+        self.base = 0  # offset of buf[0] in the task's output
+        self.buf = b""
+
+
+def _reason(info: dict[str, Any], container: dict[str, Any], attempts: list[Any]) -> str | None:
+    """issue 26: the job's statusReason and its container's reason ("CannotPullContainerError: ..."),
+    both when AWS gives both: the container's is often the one that says what went wrong."""
+    own = container.get("reason") or ((attempts[-1].get("container") or {}).get("reason") if attempts else None)
+    said = [str(r) for r in (info.get("statusReason"), own) if r]
+    return "; ".join(dict.fromkeys(said)) or None
+
+
+class BatchBackend:
+    kind = "batch"
+    shared_poll = True  # issue 26 (bench/poll.py turns it off to measure the old way)
+
+    def __init__(self, options: dict[str, Any] | BatchSettings) -> None:
+        """options: the [executors.batch] table of flank.toml (or its parsed BatchSettings); empty: the
+        VM-wide table of $FLANK_HOME/flank.toml (the interrupted-run cleanup asks so), and a BackendError
+        when there is none."""
+        if isinstance(options, BatchSettings):
+            self.settings = options
+        elif options:
+            self.settings = batch_settings_from_table(options)
+        else:
+            self.settings = vm_batch_settings()
+        self._clients: dict[str, Any] = {}
+        self._cursors: dict[str, _LogCursor] = {}
+        self._streams: dict[str, str] = {}
+        self._secret_keys: dict[str, str] = {}
+        self._polled: dict[str, tuple[float, JobState]] = {}  # job id -> (when, what describe_jobs said)
+        self.shared: SharedPoll | None = None  # issue 26: set at the first submit (it knows the run)
+
+    # --- clients and errors ----------------------------------------------
+    def s3_settings(self) -> S3Settings:
+        s = self.settings
+        return S3Settings(
+            bucket=s.bucket,
+            prefix=s.prefix,
+            region=s.region,
+            endpoint_url=s.endpoint_url,
+            publish_site=False,
+            site_bucket=s.bucket,
+            site_prefix=s.prefix,
+            multipart_mb=8,
+            timeout_s=s.timeout_s,
+        )
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            if service == "s3":
+                from flank_ops.s3 import make_client
+
+                self._clients[service] = make_client(self.s3_settings())
+            else:
+                import boto3
+                from botocore.config import Config as BotoConfig
+
+                config = BotoConfig(
+                    connect_timeout=self.settings.timeout_s,
+                    read_timeout=self.settings.timeout_s,
+                    retries={"total_max_attempts": 3, "mode": "standard"},
+                )
+                session = boto3.session.Session(region_name=self.settings.region)
+                self._clients[service] = session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
+        return self._clients[service]
+
+    def describe(self, exc: BaseException, service: str) -> str:
+        """One line saying what went wrong talking to AWS."""
+        from botocore import exceptions as bx
+
+        if service == "s3":
+            from flank_ops.s3 import describe_error
+
+            return "S3: " + describe_error(exc, self.s3_settings())
+        where = {"batch": "AWS Batch", "logs": "CloudWatch Logs"}.get(service, service)
+        if self.settings.endpoint_url:
+            where += f" at {self.settings.endpoint_url}"
+        if isinstance(exc, bx.NoCredentialsError):
+            return f"{where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or an instance role)"
+        if isinstance(exc, bx.NoRegionError):
+            return f"{where}: no AWS region (set region in [executors.batch] of flank.toml)"
+        if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
+            return f"{where} did not answer within {self.settings.timeout_s:g}s"
+        if isinstance(exc, bx.EndpointConnectionError):
+            return f"cannot connect to {where}"
+        if isinstance(exc, bx.ClientError):
+            err = exc.response.get("Error", {})
+            code = err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "error"
+            message = err.get("Message") or ""
+            if str(code) in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "403"):
+                message = (message + " — check the AWS credentials and the IAM permissions in the README").strip(" —")
+            return f"{where}: {code}" + (f": {message}" if message else "")
+        if isinstance(exc, bx.BotoCoreError):
+            return f"{where}: {exc}"
+        return f"{where}: {type(exc).__name__}: {exc}"
+
+    def call(self, service: str, what: str, method: str, **kwargs: Any) -> Any:
+        """client(service).method(**kwargs); any failure becomes a BackendError saying `what` failed."""
+        from botocore import exceptions as bx
+
+        try:
+            return getattr(self.client(service), method)(**kwargs)
+        except (bx.BotoCoreError, bx.ClientError) as exc:
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, bx.ClientError) else None
+            # throttled even after boto3's retries: for now only (a submit is tried again, the task queued)
+            raise BackendError(f"{what}: {self.describe(exc, service)}", transient=code in THROTTLED) from None
+
+    # --- the release, once per commit ------------------------------------
+    def ensure_release(self, job: JobRequest) -> str:
+        """Upload the release tree as a tarball unless this commit's is already in the bucket; its key.
+        Parallel tasks of one run take turns (a lock in the run folder), so the first uploads, the rest find it."""
+        with locked(Path(job.run_dir) / ".batch-release.lock"):
+            return self._ensure_release(job)
+
+    def _ensure_release(self, job: JobRequest) -> str:
+        project = project_of(job)
+        release = Path(job.release_dir)
+        if is_release_checkout(job):
+            # a deployed release (releases/<sha>) never changes: its commit names it
+            key = release_key(self.settings, project, job.commit)
+            if not self._exists(key):
+                with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
+                    self._upload(release_tarball(release, Path(tmp)), key)
+            return key
+        # a laptop's working copy (flank run --local): what is in it decides
+        with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
+            tarball = release_tarball(release, Path(tmp))
+            digest = hashlib.sha256(tarball.read_bytes()).hexdigest()[:20]
+            key = release_key(self.settings, project, f"worktree-{digest}")
+            if not self._exists(key):
+                self._upload(tarball, key)
+        return key
+
+    def _exists(self, key: str) -> bool:
+        from botocore import exceptions as bx
+
+        try:
+            self.client("s3").head_object(Bucket=self.settings.bucket, Key=key)
+            return True
+        except bx.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
+        except bx.BotoCoreError as exc:
+            raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
+
+    def _upload(self, tarball: Path, key: str) -> None:
+        from flank_ops.s3 import upload_file
+
+        try:
+            # another run of the same commit may upload at the same time: same content, last writer wins
+            upload_file(
+                self.client("s3"),
+                self.s3_settings(),
+                tarball,
+                self.settings.bucket,
+                key,
+                {"ContentType": "application/gzip"},
+            )
+        except Exception as exc:  # boto3 wraps ClientErrors in S3UploadFailedError
+            raise BackendError(f"could not upload the release to S3: {self.describe(exc, 's3')}") from None
+
+    def presign(self, key: str, expiry_s: int) -> str:
+        return str(
+            self.client("s3").generate_presigned_url(
+                "get_object", Params={"Bucket": self.settings.bucket, "Key": key}, ExpiresIn=expiry_s
+            )
+        )
+
+    def _drop_secrets(self, job_id: str) -> None:
+        key = self._secret_keys.pop(job_id, None)
+        if key:
+            self._delete_object(key)
+
+    def _delete_object(self, key: str) -> None:
+        from botocore import exceptions as bx
+
+        try:
+            self.client("s3").delete_object(Bucket=self.settings.bucket, Key=key)
+        except (bx.BotoCoreError, bx.ClientError):
+            pass  # its presigned URL expires anyway; a bucket lifecycle rule on secrets/ cleans up (README)
+
+    # --- Backend ---------------------------------------------------------
+    def submit(self, job: JobRequest) -> str:
+        expiry = url_expiry_s(job.timeout_s)
+        release_url = self.presign(self.ensure_release(job), expiry)
+        name = batch_job_name(job.name)
+        workdir = os.path.relpath(job.cwd, job.release_dir) if job.cwd else "."
+        if workdir.startswith(".."):
+            workdir = "."
+        env = {
+            **container_env(job),
+            ENV_RELEASE_URL: release_url,
+            ENV_WORKDIR: workdir,
+            ENV_COMMAND: job.command,
+            ENV_COMMIT: job.commit,
+        }
+        secrets_key = None
+        if job.secrets:
+            secrets_key = f"{self.settings.prefix}secrets/{name}.{token_source.token_hex(16)}.env"
+            self.call(
+                "s3",
+                "could not store the task's secrets in S3",
+                "put_object",
+                Bucket=self.settings.bucket,
+                Key=secrets_key,
+                Body=secrets_file_text(job.secrets).encode(),
+                ServerSideEncryption="AES256",
+                ContentType="text/plain",
+            )
+            env[ENV_SECRETS_URL] = self.presign(secrets_key, expiry)
+        overrides: dict[str, Any] = {"environment": [{"name": k, "value": v} for k, v in sorted(env.items())]}
+        resources = []
+        if job.cpus:
+            resources.append({"type": "VCPU", "value": str(job.cpus)})
+        if job.memory_mb:
+            resources.append({"type": "MEMORY", "value": str(job.memory_mb)})
+        if resources:
+            overrides["resourceRequirements"] = resources
+        kwargs: dict[str, Any] = {
+            "jobName": name,
+            "jobQueue": job.options.get("job_queue") or self.settings.job_queue,
+            "jobDefinition": job.options.get("job_definition") or self.settings.job_definition,
+            "containerOverrides": overrides,
+            "retryStrategy": {"attempts": 1},
+        }
+        if job.timeout_s:
+            kwargs["timeout"] = {"attemptDurationSeconds": max(MIN_JOB_TIMEOUT_S, int(job.timeout_s + 0.999))}
+        try:
+            answer = self.call(
+                "batch", f"could not submit {name} to job queue {kwargs['jobQueue']}", "submit_job", **kwargs
+            )
+        except BackendError:
+            if secrets_key:
+                self._delete_object(secrets_key)
+            raise
+        job_id = str(answer["jobId"])
+        if secrets_key:
+            self._secret_keys[job_id] = secrets_key
+        if self.shared_poll and job.run_dir:  # issue 26: one describe_jobs for all the run's jobs
+            if self.shared is None:
+                self.shared = SharedPoll(
+                    Path(job.run_dir) / "jobs",
+                    self.kind,
+                    self._describe_all,
+                    lambda info: info.get("status") in DONE_STATES,
+                    max_age_s=self.settings.poll_interval_s,
+                )
+            try:
+                self.shared.register(job_id)
+            except OSError:
+                self.shared = None
+        return job_id
+
+    def _describe_all(self, ids: list[str]) -> dict[str, Any]:
+        """SharedPoll's query: describe_jobs, DESCRIBE_JOBS_MAX ids a call."""
+        found: dict[str, Any] = {}
+        for start in range(0, len(ids), DESCRIBE_JOBS_MAX):
+            chunk = ids[start : start + DESCRIBE_JOBS_MAX]
+            answer = self.call("batch", "could not ask AWS Batch about the run's jobs", "describe_jobs", jobs=chunk)
+            found.update((str(info.get("jobId")), info) for info in answer.get("jobs") or [])
+        return found
+
+    def _describe_job(self, job_id: str) -> dict[str, Any] | None:
+        if self.shared is not None:
+            try:
+                known, info = self.shared.state(job_id)
+            except OSError:
+                known, info = False, None
+            if known:
+                return dict(info)
+        jobs = self.call("batch", f"could not ask AWS Batch about job {job_id}", "describe_jobs", jobs=[job_id])
+        found = jobs.get("jobs") or []
+        return found[0] if found else None
+
+    def poll(self, job_id: str) -> JobState:
+        """describe_jobs, at most once per poll_interval for a job (the loop asks more often; AWS's API
+        limits are per account, and fifty tasks in parallel must not exhaust them)."""
+        now = time.monotonic()
+        last = self._polled.get(job_id)
+        if last is not None and not last[1].done and now - last[0] < self.settings.poll_interval_s:
+            return last[1]
+        state = self._poll(job_id)
+        self._polled[job_id] = (now, state)
+        return state
+
+    def _poll(self, job_id: str) -> JobState:
+        info = self._describe_job(job_id)
+        if info is None:
+            self._drop_secrets(job_id)
+            return JobState(VANISHED, True, None, reason=f"job {job_id} vanished: AWS Batch no longer knows it")
+        status = str(info.get("status"))
+        container = info.get("container") or {}
+        attempts = info.get("attempts") or []
+        stream = container.get("logStreamName") or (
+            (attempts[-1].get("container") or {}).get("logStreamName") if attempts else None
+        )
+        if stream:
+            self._streams[job_id] = stream
+        elif status in RUNNING_STATES + DONE_STATES:
+            # AWS's own name for the awslogs driver's stream, when describe_jobs does not give it yet
+            self._streams.setdefault(job_id, f"{_arn_name(info.get('jobDefinition'))}/default/{job_id}")
+        done = status in DONE_STATES
+        if done:
+            self._drop_secrets(job_id)
+        exit_code = container.get("exitCode")
+        if exit_code is None and attempts:
+            exit_code = (attempts[-1].get("container") or {}).get("exitCode")
+        if exit_code is None and done:
+            exit_code = self._exit_code_from_list(info)
+        return JobState(
+            state=status,
+            done=done,
+            exit_code=int(exit_code) if exit_code is not None else None,
+            host=where_it_runs(info) if status not in QUEUED_STATES else None,
+            queue=_arn_name(info.get("jobQueue")),
+            reason=_reason(info, container, attempts),
+        )
+
+    def _exit_code_from_list(self, info: dict[str, Any]) -> int | None:
+        """list_jobs' summary of a finished job also carries container.exitCode (moto's describe_jobs
+        leaves it out); None when the job never ran a container (terminated in the queue, timed out)."""
+        queue = info.get("jobQueue") or self.settings.job_queue
+        try:
+            page = self.call(
+                "batch",
+                "could not list the job's queue",
+                "list_jobs",
+                jobQueue=queue,
+                filters=[{"name": "JOB_NAME", "values": [str(info.get("jobName"))]}],
+            )
+        except BackendError:
+            return None
+        for summary in page.get("jobSummaryList") or []:
+            if summary.get("jobId") == info.get("jobId"):
+                code = (summary.get("container") or {}).get("exitCode")
+                return int(code) if code is not None else None
+        return None
+
+    def read_output(self, job_id: str, offset: int) -> bytes:
+        from botocore import exceptions as bx
+
+        stream = self._streams.get(job_id)
+        if stream is None:
+            return b""  # not started yet (poll learns the stream's name)
+        cursor = self._cursors.setdefault(job_id, _LogCursor())
+        if offset < cursor.base:  # a reader starting over: read the stream again from its head
+            cursor = self._cursors[job_id] = _LogCursor()
+        last = self._polled.get(job_id)
+        now = time.monotonic()
+        if cursor.read_at and now - cursor.read_at < self.settings.poll_interval_s and not (last and last[1].done):
+            return self._hand_out(cursor, offset)  # read again at the next interval (the end: at once)
+        cursor.read_at = now
+        logs = self.client("logs")
+        while True:
+            kwargs: dict[str, Any] = {
+                "logGroupName": self.settings.log_group,
+                "logStreamName": stream,
+                "startFromHead": True,
+            }
+            if cursor.token:
+                kwargs["nextToken"] = cursor.token
+            try:
+                page = logs.get_log_events(**kwargs)
+            except bx.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                    break  # the stream appears with the container's first line
+                raise BackendError(f"could not read the log of job {job_id}: {self.describe(exc, 'logs')}") from None
+            except bx.BotoCoreError as exc:
+                raise BackendError(f"could not read the log of job {job_id}: {self.describe(exc, 'logs')}") from None
+            events = page.get("events") or []
+            cursor.buf += b"".join(str(e.get("message", "")).encode() + b"\n" for e in events)
+            token = page.get("nextForwardToken")
+            if not events or not token or token == cursor.token:
+                cursor.token = token or cursor.token
+                break
+            cursor.token = token
+        return self._hand_out(cursor, offset)
+
+    @staticmethod
+    def _hand_out(cursor: _LogCursor, offset: int) -> bytes:
+        """The bytes after `offset`; what is before it is handed out and forgotten."""
+        skip = max(0, offset - cursor.base)
+        out = cursor.buf[skip:]
+        cursor.base += skip
+        cursor.buf = out
+        return out
+
+    def cancel(self, job_id: str) -> None:
+        self.call(
+            "batch", f"could not terminate job {job_id}", "terminate_job", jobId=job_id, reason="cancelled by flank"
+        )
+
+    def jobs_of_run(self, name_prefix: str) -> list[str]:
+        prefix = batch_job_name(name_prefix)
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {
+            "jobQueue": self.settings.job_queue,
+            "filters": [{"name": "JOB_NAME", "values": [prefix + "*"]}],
+        }
+        while True:
+            page = self.call(
+                "batch", f"could not list the jobs of queue {self.settings.job_queue}", "list_jobs", **kwargs
+            )
+            for summary in page.get("jobSummaryList") or []:
+                # with filters AWS lists jobs of every status: keep the live ones
+                if str(summary.get("jobName", "")).startswith(prefix) and summary.get("status") in LIVE_STATES:
+                    ids.append(str(summary["jobId"]))
+            if not page.get("nextToken"):
+                return ids
+            kwargs["nextToken"] = page["nextToken"]
+
+    def check(self) -> list[str]:
+        """For `flank doctor`: the queue and job definition exist and are usable, the bucket answers."""
+        s = self.settings
+        problems: list[str] = []
+        try:
+            queues = (
+                self.call(
+                    "batch", "could not describe the job queue", "describe_job_queues", jobQueues=[s.job_queue]
+                ).get("jobQueues")
+                or []
+            )
+            if not queues:
+                problems.append(f"AWS Batch job queue {s.job_queue!r} does not exist (region {self.region()})")
+            else:
+                q = queues[0]
+                if q.get("state") != "ENABLED" or q.get("status") not in ("VALID", "UPDATING", None):
+                    problems.append(
+                        f"AWS Batch job queue {s.job_queue!r} is not usable: state {q.get('state')}, "
+                        f"status {q.get('status')}" + (f" ({q['statusReason']})" if q.get("statusReason") else "")
+                    )
+            definitions = (
+                self.call(
+                    "batch",
+                    "could not describe the job definition",
+                    "describe_job_definitions",
+                    **self._definition_query(s.job_definition),
+                ).get("jobDefinitions")
+                or []
+            )
+            active = [d for d in definitions if d.get("status") == "ACTIVE"]
+            if not active:
+                problems.append(
+                    f"AWS Batch job definition {s.job_definition!r} does not exist or is not ACTIVE "
+                    "(register one whose container runs flank's entrypoint: see the README)"
+                )
+            elif active[0].get("type") not in ("container", None):
+                problems.append(
+                    f"AWS Batch job definition {s.job_definition!r} is of type {active[0].get('type')}; "
+                    "flank needs a container job definition"
+                )
+        except BackendError as exc:
+            problems.append(str(exc))
+        try:
+            self.call("s3", f"bucket {s.bucket!r} for Batch releases", "head_bucket", Bucket=s.bucket)
+        except BackendError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def region(self) -> str:
+        return str(self.settings.region or self.client("batch").meta.region_name)
+
+    @staticmethod
+    def _definition_query(name: str) -> dict[str, Any]:
+        """describe_job_definitions arguments for a name, name:revision or ARN."""
+        if name.startswith("arn:") or ":" in name:
+            return {"jobDefinitions": [name]}
+        return {"jobDefinitionName": name, "status": "ACTIVE"}

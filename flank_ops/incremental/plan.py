@@ -1,0 +1,154 @@
+"""What a run does with each task, decided before make starts (and shown by `flank plan`).
+
+    up_to_date  its fingerprint and outputs match its last success and no upstream runs:
+                it is never started (make does not see it), its dependents are free to start
+    run         it must run, for `reason` (forced, no outputs declared, something changed)
+    check       its own files match, but a task it needs runs first: the launcher decides just
+                before it would start (early cut-off: unchanged upstream outputs skip it)
+
+Tasks with outputs that are started go through the checked launcher (task_exec.run_checked),
+which fingerprints them at start, checks the declared outputs after a success and only then
+records the new fingerprint. The rules of a fingerprint are in fingerprints.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from flank_ops.config.model import Config, Pipeline
+from flank_ops.incremental import fingerprints as fpr
+from flank_ops.paths import ProjectPaths
+from flank_ops.store.deploy_log import release_setup_build
+
+UP_TO_DATE = "up_to_date"
+RUN = "run"
+CHECK = "check"
+NO_OUTPUTS = "ran: no outputs declared (always runs)"
+FORCED = "ran: forced"
+CHECKS_DIR = "checks"  # in the run's plan folder: one <task>.json per checked task
+
+
+class Decision(NamedTuple):
+    task: str
+    action: str  # UP_TO_DATE | RUN | CHECK
+    reason: str  # "up_to_date", "ran: ...", or for CHECK what it waits for
+    files: fpr.TaskFiles | None  # None: the task has no outputs (not fingerprinted)
+
+
+def decide(
+    paths: ProjectPaths,
+    pipeline: Pipeline,
+    config: Config,
+    release_dir: Path,
+    selected: list[str],
+    forced: frozenset[str] = frozenset(),
+    params_env: Mapping[str, str] | None = None,
+) -> dict[str, Decision]:
+    """A decision for every selected task (dependencies first). `params_env`: the run's
+    FLANK_PARAM_* (issue 23; default: the pipeline's defaults), part of every fingerprint."""
+    if params_env is None:
+        from flank_ops.config.params import param_env
+
+        params_env = param_env({n: p.default for n, p in pipeline.params.items()})
+    salt = fpr.read_salt(paths.fingerprint_salt)
+    cache = fpr.HashCache(paths.hash_cache)
+    setup = release_setup_build(paths, release_dir.name)  # issue 28 item 1: an input of every task
+    decisions: dict[str, Decision] = {}
+    for name in selected:
+        task = pipeline.tasks[name]
+        if not task.outputs:
+            decisions[name] = Decision(name, RUN, NO_OUTPUTS, None)
+            continue
+        files = fpr.task_files(task, pipeline, config, release_dir, salt, setup, params_env)
+        if name in forced:
+            decisions[name] = Decision(name, RUN, FORCED, files)
+            continue
+        waits_for = [d for d in task.needs if d in decisions and decisions[d].action != UP_TO_DATE]
+        try:
+            fp = fpr.fingerprint(files, cache)
+        except fpr.FingerprintError as exc:
+            decisions[name] = Decision(name, RUN, f"ran: {exc}", files)  # the launcher fails it, saying so
+            continue
+        old = fpr.read_state(paths.fingerprint_file(pipeline.name, name))
+        reason = fpr.own_change(old, fp)
+        if reason is None and waits_for:
+            decisions[name] = Decision(
+                name, CHECK, f"decided when {', '.join(waits_for)} ha{'s' if len(waits_for) == 1 else 've'} run", files
+            )
+            continue
+        if reason is None:
+            try:
+                reason = fpr.why_run(old, fp, fpr.hash_outputs(files, cache))
+            except fpr.FingerprintError as exc:
+                reason = f"ran: {exc}"
+        decisions[name] = (
+            Decision(name, RUN, reason, files) if reason else Decision(name, UP_TO_DATE, UP_TO_DATE, files)
+        )
+    cache.save(tidy=True)
+    return decisions
+
+
+def forced_tasks(
+    pipeline: Pipeline, selected: list[str], *, force: bool, force_tasks: tuple[str, ...], from_task: str | None
+) -> frozenset[str]:
+    """--force: every selected task; --force-task T: T; --from T: T and its downstream."""
+    if force:
+        return frozenset(selected)
+    chosen = set(force_tasks)
+    if from_task:
+        chosen |= pipeline.downstream(from_task)
+    return frozenset(chosen & set(selected))
+
+
+def write_checks(
+    plan_dir: Path,
+    pipeline: Pipeline,
+    paths: ProjectPaths,
+    decisions: dict[str, Decision],
+    run_id: int,
+    commit: str | None,
+) -> dict[str, Path]:
+    """One JSON per started task that has outputs: what the checked launcher needs. -> task: file."""
+    from flank_ops.fileio import atomic_write_text
+
+    folder = plan_dir / CHECKS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, d in decisions.items():
+        if d.files is None or d.action == UP_TO_DATE:
+            continue
+        path = folder / f"{name}.json"
+        atomic_write_text(
+            path,
+            json.dumps(
+                {
+                    "mode": d.action,
+                    "reason": d.reason,
+                    "files": d.files.to_json(),
+                    "state_file": str(paths.fingerprint_file(pipeline.name, name)),
+                    "hash_cache": str(paths.hash_cache),
+                    "run_id": run_id,
+                    "commit": commit,
+                },
+                indent=1,
+            )
+            + "\n",
+            0o600,
+            durable=False,
+        )
+        written[name] = path
+    return written
+
+
+def describe(decision: Decision) -> str:
+    """One line of `flank plan`."""
+    if decision.action == UP_TO_DATE:
+        return f"  {decision.task:<20} up_to_date"
+    if decision.action == CHECK:
+        return f"  {decision.task:<20} runs if an upstream's outputs change ({decision.reason})"
+    if decision.reason == NO_OUTPUTS:
+        return f"  {decision.task:<20} always runs: no outputs declared (add outputs: to skip it when nothing changed)"
+    return f"  {decision.task:<20} runs — {decision.reason}"
