@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from flank_ops.paths import Home
+from flank_ops.task import launcher
 from helpers.cli import EXAMPLE_REPO, REPO_ROOT, run_flank
 from helpers.repos import commit_all, git, make_repo, write_files
 from helpers.waiting import process_gone, wait_for
@@ -125,3 +127,12 @@ def flank_home(isolated_env: Path) -> Path:
 @pytest.fixture
 def flank():
     return run_flank
+
+
+@pytest.fixture(scope="session")
+def built_launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The launcher tests (tests/task/) and the Makefile and runner tests (tests/run/) share it. Compile task_exec.c once per session (each test has its own FLANK_HOME)."""
+    binary = launcher.build_launcher(Home(tmp_path_factory.mktemp("launcher-cache")))
+    if binary is None:
+        pytest.skip("no C compiler on this machine")
+    return binary
