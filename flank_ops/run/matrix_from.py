@@ -183,6 +183,7 @@ def expand(spec_file: Path, run_dir: Path, launcher_argv: list[str]) -> Path | N
     rel = repo_relative(task.dir, task.matrix_from) or task.matrix_from
     cells, plain = read_cells(release_dir / rel, task.matrix_from)
     made = instances(task, cells, plain)
+
     # The instances in the task's place, their needs the task's (done by now). The cells file is no
     # upstream output of theirs: a cell's value is in its env, so a line added or changed elsewhere in
     # the file leaves the other cells up to date (per-cell early cut-off).

@@ -83,15 +83,34 @@ def test_cells_come_from_an_upstream_file_and_rerun_per_cell(tmp_path: Path) -> 
     assert rec["selected_tasks"] == list(rec["tasks"])
     run_dir = runs_dir() / "1"
     assert (run_dir / rec["tasks"]["model[south]"]["log"]).read_text().splitlines()[-1] == "model south"  # Python
-    assert (run_dir / rec["tasks"]["fit[region=south,year=2025]"]["log"]).read_text().splitlines()[-1] == "fit south 2025 "  # R
+    assert (run_dir / rec["tasks"]["fit[region=south,year=2025]"]["log"]).read_text().splitlines()[
+        -1
+    ] == "fit south 2025 "  # R
     assert "model[east]" in first.stdout and "fit[region=north,year=2024]" in first.stdout
     data = Path(os.environ["FLANK_HOME"]) / "demo" / "persist" / "data"
     assert (data / "report.txt").read_text() == "e\nn\ns\n"
     assert (data / "fit_north_2024.txt").read_text() == "north 2024\n"
     # the site shows them as it shows matrix: instances
-    run_page = (Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "1" / "index.html").read_text()
+    run_page_dir = Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "1"
+    run_page = (run_page_dir / "index.html").read_text()
     assert ">model ×3</text>" in run_page and ">fit ×2</text>" in run_page
     assert '<span class="cell-values">[region=south,year=2025]</span>' in run_page
+    log_page = re.search(r'href="\.\./\.\./\.\./demo/nightly/1/(logs/model-east-\w+\.html)"', run_page)
+    assert log_page and "model east" in (run_page_dir / log_page.group(1)).read_text()
+
+    # by hand: the deployed Makefile's target reads the cells and runs every instance
+    makefile = Path(os.environ["FLANK_HOME"]) / "demo" / "pipelines" / "nightly.mk"
+    by_hand = subprocess.run(
+        ["make", "-k", "-j", "2", "-f", str(makefile), f"RUN_DIR={tmp_path / 'by-hand'}", "model"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+    assert "model: 3 cells from data/regions.txt" in by_hand.stdout
+    assert sorted(p.stem for p in (tmp_path / "by-hand" / "logs").glob("*.log")) == sorted(
+        [*MODELS, "regions"]
+    )  # and what it needs
 
     # nothing changed: every cell is up to date, and so is what needs them
     second = run_flank("run", "demo", "nightly")
