@@ -206,6 +206,16 @@ class Pipeline:
             return [n for n, t in self.tasks.items() if t.group == parts[0] and cell_matches(t.cell, parts[1])]
         return [n for n, t in self.tasks.items() if t.group == name]
 
+    def task_of(self, name: str) -> str | None:
+        """The task of this pipeline a run record's task name stands for: itself, or (issue 26) for an
+        instance of a matrix_from: task, which a run expands as it goes, that task; None when it is gone."""
+        if name in self.tasks:
+            return name
+        parts = instance_parts(name)
+        if parts is not None and parts[0] in self.tasks and self.tasks[parts[0]].matrix_from:
+            return parts[0]
+        return None
+
     def topological_order(self) -> list[str]:
         """Task names, dependencies first, ties in flank.yml order (validated acyclic)."""
         # Depth-first, dependencies before dependents; an explicit stack so a chain of

@@ -239,7 +239,7 @@ def rerun_selection(pipeline: Pipeline, old: RunRecord) -> list[str]:
     (failed, timed out, upstream_failed, interrupted, cancelled, never started), in the
     pipeline's order. Raises NothingToRerun when there are none."""
     not_ok = [n for n in records.selected_tasks(old) if not old.tasks[n].ok]
-    wanted = set(not_ok)
+    wanted = {pipeline.task_of(n) for n in not_ok}  # issue 26: a matrix_from: instance reruns its task
     selected = [t for t in pipeline.topological_order() if t in wanted]
     if selected:
         return selected

@@ -159,3 +159,15 @@ def test_a_bad_cells_file_fails_the_task_with_one_clear_line(tmp_path: Path) -> 
     bad = run_flank("run", "demo", "nightly")
     assert bad.returncode == 1
     assert record(2)["tasks"]["model"]["error"].startswith("model: data/regions.txt:2: 'no rth' is not a plain value")
+
+
+def test_a_rerun_of_a_failed_cell_reads_the_cells_again(tmp_path: Path) -> None:
+    clone = deploy(tmp_path, FLANK_YML, {**FILES, "regions.conf": "north\nwest\n"})  # no inputs/west.txt
+    failed = run_flank("run", "demo", "nightly")
+    assert failed.returncode == 1
+    assert statuses(1)["model[west]"] == "failed" and statuses(1)["report"] == "upstream_failed"
+    push(clone, {"inputs/west.txt": "w\n"}, "west's input")
+    rerun = run_flank("run", "demo", "nightly", "--rerun", "1")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    ran = {n: s for n, s in statuses(2).items() if s != "skipped"}
+    assert ran == {"model[north]": "up_to_date", "model[west]": "success", "report": "success"}
