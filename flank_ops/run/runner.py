@@ -200,6 +200,12 @@ def find_pipeline(config: Config, name: str, paths: ProjectPaths) -> Pipeline:
 
 
 def check_task(pipeline: Pipeline, name: str) -> str:
+    dynamic = pipeline.task_of(name)
+    if dynamic is not None and dynamic != name:  # issue 26: `model[north]` of a matrix_from: task
+        raise UserError(
+            f"the cells of {dynamic!r} are known only when the run reads {pipeline.tasks[dynamic].matrix_from}",
+            f"run all of them: --task {dynamic}",
+        )
     if name not in pipeline.tasks:
         raise UserError(
             f"no task {name!r} in pipeline {pipeline.name!r}", choices_hint(name, list(pipeline.tasks), "tasks")

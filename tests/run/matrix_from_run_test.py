@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import run_flank
-from helpers.deployed import deploy, push, record, runs_dir
+from helpers.deployed import WAIT_FOR_GATE, deploy, open_gate, push, record, runs_dir, start_flank, task_status
+from helpers.waiting import process_gone, wait_for
 
 pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 
@@ -171,3 +172,33 @@ def test_a_rerun_of_a_failed_cell_reads_the_cells_again(tmp_path: Path) -> None:
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     ran = {n: s for n, s in statuses(2).items() if s != "skipped"}
     assert ran == {"model[north]": "up_to_date", "model[west]": "success", "report": "success"}
+    one = run_flank("run", "demo", "nightly", "--task", "model[west]")
+    assert one.returncode == 1 and not one.stdout
+    assert one.stderr == (
+        "flank: the cells of 'model' are known only when the run reads data/regions.txt\n"
+        "  run all of them: --task model\n"
+    )
+
+
+def test_cancel_stops_the_instances_the_sub_make_runs(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    yml = (
+        "persist: [gate, data]\npipelines:\n  nightly:\n    concurrency: 4\n    tasks:\n"
+        "      regions:\n        run: printf 'a\\nb\\n' > data/regions.txt\n        outputs: [data/regions.txt]\n"
+        "      hold:\n        run: sh hold.sh\n        needs: [regions]\n        matrix_from: data/regions.txt\n"
+        "      report:\n        run: 'true'\n        needs: [hold]\n"
+    )
+    deploy(tmp_path, yml, {"hold.sh": f"echo $$ >> {pids}\n{WAIT_FOR_GATE}\n"})
+    runner = start_flank("run", "demo", "nightly")
+    try:
+        wait_for(lambda: task_status(1, "hold[a]") == task_status(1, "hold[b]") == "running", "both instances")
+        wait_for(lambda: len(pids.read_text().split()) == 2, "both pids")
+        cancel = run_flank("cancel", "demo", "nightly")
+        assert cancel.returncode == 0, cancel.stderr
+        out, err = runner.communicate(timeout=60)
+    finally:
+        open_gate()
+    assert runner.returncode == 130, out + err
+    assert statuses(1) == {"regions": "success", "hold[a]": "cancelled", "hold[b]": "cancelled", "report": "cancelled"}
+    for pid in map(int, pids.read_text().split()):
+        wait_for(lambda pid=pid: process_gone(pid), f"instance {pid} to end")
