@@ -32,6 +32,7 @@ pipelines:
         matrix_from: data/regions.txt
         inputs: ["inputs/{value}.txt"]
         outputs: ["data/model_{value}.txt"]
+        artifacts: ["data/model_{value}.txt"]
       cells:
         run: printf 'region,year\\nnorth,2024\\nsouth,2025\\n' > data/cells.csv
         outputs: [data/cells.csv]
@@ -82,6 +83,7 @@ def test_cells_come_from_an_upstream_file_and_rerun_per_cell(tmp_path: Path) -> 
     assert set(statuses(1).values()) == {"success"}
     assert rec["tasks"]["report"]["needs"] == MODELS
     assert rec["selected_tasks"] == list(rec["tasks"])
+    assert [a["path"] for a in rec["tasks"]["model[north]"]["artifacts"]] == ["data/model_north.txt"]
     run_dir = runs_dir() / "1"
     assert (run_dir / rec["tasks"]["model[south]"]["log"]).read_text().splitlines()[-1] == "model south"  # Python
     assert (run_dir / rec["tasks"]["fit[region=south,year=2025]"]["log"]).read_text().splitlines()[
