@@ -22,6 +22,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -250,7 +251,7 @@ def _project_paths(run: dict[str, Any]) -> ProjectPaths:
 
 
 def run_info(
-    paths: ProjectPaths, run_id: int, commit: str | None, params_env: dict[str, str], forced: Any
+    paths: ProjectPaths, run_id: int, commit: str | None, params_env: dict[str, str], forced: Iterable[str]
 ) -> dict[str, Any]:
     """What a flank run tells the expansion of its matrix_from: tasks (written in their cells spec)."""
     return {
