@@ -21,6 +21,7 @@ from flank_ops.config.durations import MAX_DURATION_S, MAX_DURATION_TEXT, parse_
 from flank_ops.config.model import (
     AUTO_INPUT_KINDS,
     DEFAULT_RETRY_DELAY_S,
+    LIST_MATRIX_KEY,
     NOTIFY_OUTCOMES,
     OVERLAP_POLICIES,
     Config,
@@ -76,6 +77,7 @@ TASK_KEYS = (
     "artifacts",
     "auto_inputs",
     "matrix",  # issue 26
+    "matrix_from",
     "max_parallel",
     "slurm",
     "batch",
@@ -93,7 +95,8 @@ MAX_MEMORY_MB = 1024 * 1024 * 1024  # 1024T: beyond any machine, below any overf
 MATRIX_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 MATRIX_VALUE_RE = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,63}$")
 MAX_MATRIX_CELLS = 1000  # per task: beyond this, one make target and one record entry per cell get unwieldy
-LIST_MATRIX_KEY = "value"  # `matrix: [a, b]` -> FLANK_MATRIX_VALUE, instances `task[a]`
+# issue 26: `matrix_from: FILE`: a .csv is a table (its header the keys), any other file one value a line
+MATRIX_TABLE_SUFFIX = ".csv"
 Matrix = tuple[tuple[str, tuple[str, ...]], ...]  # ((key, values), ...); key "" for a plain list
 
 
@@ -102,8 +105,9 @@ class Report:
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
-        # issue 26: the matrix: of each task of the pipeline being read
+        # issue 26: the matrix: of each task of the pipeline being read; its matrix_from: (path, node)
         self.matrices: dict[str, Matrix] = {}
+        self.matrix_from: dict[str, tuple[str, Node]] = {}
         self.errors: list[ConfigError] = []
         self._seen: set[ConfigError] = set()
         self.mappings = yn.Mappings(self.add)
@@ -859,6 +863,7 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
     tasks: dict[str, Task] = {}
     needs_nodes: dict[str, list[tuple[str, Node]]] = {}
     report.matrices = {}  # issue 26: this pipeline's matrix: tasks
+    report.matrix_from = {}
     for task_entry in entries:
         if not _name(report, task_entry, "task"):
             continue
@@ -871,6 +876,7 @@ def _tasks(report: Report, entry: yn.Entry, pipeline: str) -> dict[str, Task] | 
         _check_needs(report, name, needs, names)
     _check_cycles(report, {n: [(_need_base(d), node) for d, node in ds] for n, ds in needs_nodes.items()})
     _check_file_patterns(report, tasks)
+    _check_matrix_from(report, tasks)
     # Needs pointing nowhere were reported; keep the model consistent anyway.
     tasks = {
         n: _replace_needs(t, [d for d in t.needs if _need_base(d) in tasks and _need_base(d) != n])
@@ -943,6 +949,8 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             matrix = _matrix(report, value)
             if matrix is not None:
                 report.matrices[name] = matrix
+        elif key == "matrix_from":  # issue 26: cells from a file written upstream
+            fields["matrix_from"] = _matrix_from(report, value, name)
         elif key == "queue_timeout":  # issue 26
             fields["queue_timeout_s"] = _duration(report, value, key)
         elif key == "slurm":  # issue 26: per-task placement
@@ -954,8 +962,9 @@ def _task(report: Report, entry: yn.Entry) -> tuple[Task | None, list[tuple[str,
             max_parallel_node = value
         else:
             _unknown_key(report, e, TASK_KEYS, "task")
-    if fields.get("max_parallel") and name not in report.matrices:
+    if fields.get("max_parallel") and name not in report.matrices and not fields.get("matrix_from"):
         report.add(max_parallel_node, "max_parallel: only a task with matrix: has instances to bound", "add matrix:")
+    _check_placeholders(report, node, name, fields)
     _check_memory_attempts(report, node, fields)
     if not has_run:
         report.add(entry.key_node, f"task {name!r} has no 'run:'", "add run: <command>")
@@ -1382,6 +1391,12 @@ def _check_instance_need(report: Report, task: str, dep: str, node: Node, names:
         report.add(node, f"needs: unknown task {dep!r}", "one instance is written like model[region=north]")
     elif base == task:
         report.add(node, f"task {task!r} needs itself", "remove it from 'needs'")
+    elif base in report.matrix_from:
+        report.add(
+            node,
+            f"needs: {dep!r}: the cells of {base!r} are known only when the run reads {report.matrix_from[base][0]}",
+            f"need all of them: needs: [{base}]",
+        )
     elif base not in report.matrices:
         report.add(node, f"needs: {dep!r}: task {base!r} has no matrix:", f"write needs: [{base}]")
     elif not any(cell_matches(cell, dep[len(base) + 1 : -1]) for cell in _cells(report.matrices[base])):
@@ -1410,18 +1425,14 @@ def _expand_matrices(tasks: dict[str, Task], matrices: dict[str, Matrix]) -> dic
         return tasks
     from dataclasses import replace
 
-    from flank_ops.config.model import cell_matches, instance_name
+    from flank_ops.config.model import cell_matches
 
     instances: dict[str, list[Task]] = {}
     for name, matrix in matrices.items():
         if name not in tasks:
             continue
         plain = matrix[0][0] == ""
-        group: list[Task] = []
-        for cell in _cells(matrix):
-            env = {**tasks[name].env, **{f"FLANK_MATRIX_{k.upper()}": v for k, v in cell}}
-            group.append(replace(tasks[name], name=instance_name(name, cell, plain), group=name, cell=cell, env=env))
-        instances[name] = group
+        instances[name] = [tasks[name].instance(cell, plain) for cell in _cells(matrix)]
 
     def resolve(need: str) -> list[str]:
         base = _need_base(need)
@@ -1460,3 +1471,131 @@ def _check_memory_attempts(report: Report, node: Node, fields: dict[str, Any]) -
             f"memory: {len(per_attempt)} sizes, but the task has {attempts} attempt{'s' if attempts > 1 else ''}",
             f"add retries: {len(per_attempt) - 1}, or list fewer sizes",
         )
+
+
+# --- matrix_from: and {key} placeholders (issue 26) -----------------------------------------
+
+
+def _matrix_from(report: Report, node: Node, task: str) -> str | None:
+    """`matrix_from: outputs/regions.txt`: a file (relative to the task's dir) an upstream task writes."""
+    text = _string(report, node, "matrix_from", "a file path (a string)")
+    if text is None:
+        return None
+    path = text.strip()
+    example = "e.g. matrix_from: outputs/regions.txt (one value a line) or outputs/cells.csv (a table)"
+    if not path or path.endswith("/"):
+        report.add(node, f"matrix_from: {text!r} is not a file", example)
+    elif path.startswith(("/", "~")):
+        report.add(node, f"matrix_from: {path!r} must be relative to the task's dir, not absolute", example)
+    elif any(c in path for c in "*?[{\0\n\r"):
+        report.add(node, f"matrix_from: {path!r} must name one file (no glob, no placeholder)", example)
+    else:
+        report.matrix_from[task] = (path, node)
+        return path
+    return None
+
+
+def matrix_from_keys(task: Task) -> tuple[str, ...] | None:
+    """The keys a matrix_from: task's cells have, when flank.yml tells: (value,) for a file of lines;
+    None for a table (its header says, when the run reads it)."""
+    if task.matrix_from is None or task.matrix_from.lower().endswith(MATRIX_TABLE_SUFFIX):
+        return None
+    return (LIST_MATRIX_KEY,)
+
+
+def _check_matrix_from(report: Report, tasks: dict[str, Task]) -> None:
+    """A matrix_from: file is an output of a task this one needs (so make has written it when the
+    task starts); a matrix: task cannot also have one."""
+    from fnmatch import fnmatchcase
+
+    from flank_ops.config.repo_paths import repo_relative
+
+    for name, (path, node) in report.matrix_from.items():
+        task = tasks.get(name)
+        if task is None:
+            continue
+        if name in report.matrices:
+            report.add(node, "matrix_from: and matrix: both give the cells", "keep one of them")
+            continue
+        wanted = repo_relative(task.dir, path)
+        if wanted is None:
+            report.add(node, f"matrix_from: {path!r} leads out of the repo ('..' past its root)")
+            continue
+
+        def writes(other: Task, wanted: str = wanted) -> bool:
+            outs = (repo_relative(other.dir, o) for o in other.outputs)
+            return any(o is not None and (o == wanted or fnmatchcase(wanted, o)) for o in outs)
+
+        needed = [_need_base(d) for d in task.needs]
+        if any(writes(tasks[d]) for d in needed if d in tasks):
+            continue
+        writer = next((n for n, t in tasks.items() if n != name and writes(t)), None)
+        report.add(
+            node,
+            f"matrix_from: {path!r} is not an output of a task {name!r} needs",
+            f"add needs: [{writer}]"
+            if writer
+            else "the task that writes it goes in needs:, and the file in that task's outputs:",
+        )
+
+
+def _check_placeholders(report: Report, node: Node, name: str, fields: dict[str, Any]) -> None:
+    """`{key}` in inputs:, outputs:, artifacts: names a key of the task's matrix; every instance writes
+    outputs of its own (each key named), or two instances would overwrite each other's files."""
+    from flank_ops.config.model import placeholders
+
+    if not yn.is_mapping(node):
+        return
+    matrix = report.matrices.get(name)
+    keys: tuple[str, ...] | None
+    if matrix is not None:
+        keys = tuple(k or LIST_MATRIX_KEY for k, _ in matrix)
+    elif fields.get("matrix_from"):
+        keys = matrix_from_keys(Task(name=name, run="", matrix_from=fields["matrix_from"]))
+    else:
+        keys = ()
+    cells = 1
+    for _, values in matrix or ():
+        cells *= len(values)
+    for entry in report.entries(node):
+        if entry.key not in ("inputs", "outputs", "artifacts"):
+            continue
+        items = entry.value.value if yn.is_sequence(entry.value) else [entry.value]
+        for item in items:
+            if not yn.is_scalar(item, yn.STR):
+                continue
+            named = placeholders(item.value)
+            if keys is not None and named and not keys:
+                report.add(
+                    item,
+                    f"{entry.key}: {{{named[0]}}} names a matrix key, but task {name!r} has no matrix:",
+                    "placeholders like {region} are for the instances of a matrix: or matrix_from: task",
+                )
+                continue
+            unknown = [k for k in named if keys is not None and k not in keys]
+            if unknown:
+                report.add(
+                    item,
+                    f"{entry.key}: {{{unknown[0]}}} is not a key of {name!r}'s matrix",
+                    f"its keys: {', '.join('{' + k + '}' for k in keys or ())}",
+                )
+                continue
+            missing = [k for k in keys or () if k not in named]
+            if entry.key == "outputs" and missing and (cells > 1 or matrix is None):
+                shown = " and ".join("{" + k + "}" for k in missing)
+                if len(missing) == len(keys or ()):
+                    problem = f"outputs: {item.value!r} would be the same file for every instance of {name!r}"
+                else:
+                    problem = (
+                        f"outputs: {item.value!r} does not name {shown}: instances that differ only in "
+                        f"{' and '.join(missing)} would write the same file"
+                    )
+                report.add(item, problem, f"give each instance its own: e.g. {_with_placeholders(item.value, missing)}")
+
+
+def _with_placeholders(path: str, keys: list[str]) -> str:
+    """`out/model.rds` + [region] -> `out/model_{region}.rds` (a hint's example)."""
+    stem, dot, suffix = path.rpartition(".")
+    if not dot or "/" in suffix:
+        stem, suffix = path, ""
+    return stem + "".join("_{" + k + "}" for k in keys) + (f".{suffix}" if suffix else "")

@@ -7,7 +7,7 @@ nothing downstream reads YAML. Produced only by flank_ops.config.load.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 OVERLAP_POLICIES = ("skip", "queue")
 NOTIFY_OUTCOMES = ("failure", "success", "recovery")
@@ -82,6 +82,28 @@ def cell_matches(cell: tuple[tuple[str, str], ...], selector: str) -> bool:
     return bool(wanted)
 
 
+# issue 26: `{region}` in a matrix task's inputs:, outputs: or artifacts: is the instance's value
+PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+LIST_MATRIX_KEY = "value"  # `matrix: [a, b]` (and a matrix_from: file of lines) -> FLANK_MATRIX_VALUE, `{value}`
+
+
+def placeholders(pattern: str) -> list[str]:
+    """The matrix keys a path names: `out/model_{region}_{year}.rds` -> [region, year]."""
+    return PLACEHOLDER_RE.findall(pattern)
+
+
+def cell_path(pattern: str, cell: tuple[tuple[str, str], ...]) -> str:
+    """An instance's own path: each `{key}` of the pattern as the cell's value (an unknown key stays)."""
+    values = dict(cell)
+    return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), pattern)
+
+
+def cells_glob(pattern: str) -> str:
+    """What the instances of a matrix_from: task write together, before their cells are known:
+    `out/model_{value}.rds` -> `out/model_*.rds` (a dependent's fingerprint hashes them all)."""
+    return PLACEHOLDER_RE.sub("*", pattern)
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -118,6 +140,24 @@ class Task:
     batch: dict[str, str] = field(default_factory=dict)
     # issue 26: a remote task's longest wait in the engine's queue (its `timeout:` counts running time)
     queue_timeout_s: float | None = None
+    # issue 26: the cells are the lines (or a CSV's rows) of this file, written by a task in `needs:`;
+    # the task is expanded into its instances when the run reaches it (run/matrix_from.py)
+    matrix_from: str | None = None
+
+    def instance(self, cell: tuple[tuple[str, str], ...], plain_list: bool = False) -> Task:
+        """issue 26: this matrix task's instance for one cell: its values in env (FLANK_MATRIX_<KEY>)
+        and in its inputs:, outputs: and artifacts: (`{region}`)."""
+        return replace(
+            self,
+            name=instance_name(self.name, cell, plain_list),
+            group=self.name,
+            cell=cell,
+            env={**self.env, **{f"FLANK_MATRIX_{k.upper()}": v for k, v in cell}},
+            inputs=tuple(cell_path(p, cell) for p in self.inputs),
+            outputs=tuple(cell_path(p, cell) for p in self.outputs),
+            artifacts=tuple(cell_path(p, cell) for p in self.artifacts),
+            matrix_from=None,
+        )
 
     def executor_options(self, executor: str, project_slurm: dict[str, str]) -> dict[str, str]:
         """The flank.yml options a task's executor gets: the project's `slurm:` under the task's own."""
@@ -165,6 +205,16 @@ class Pipeline:
         if parts is not None:
             return [n for n, t in self.tasks.items() if t.group == parts[0] and cell_matches(t.cell, parts[1])]
         return [n for n, t in self.tasks.items() if t.group == name]
+
+    def task_of(self, name: str) -> str | None:
+        """The task of this pipeline a run record's task name stands for: itself, or (issue 26) for an
+        instance of a matrix_from: task, which a run expands as it goes, that task; None when it is gone."""
+        if name in self.tasks:
+            return name
+        parts = instance_parts(name)
+        if parts is not None and parts[0] in self.tasks and self.tasks[parts[0]].matrix_from:
+            return parts[0]
+        return None
 
     def topological_order(self) -> list[str]:
         """Task names, dependencies first, ties in flank.yml order (validated acyclic)."""

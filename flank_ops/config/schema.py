@@ -221,6 +221,14 @@ def json_schema() -> dict[str, Any]:
                             },
                         ],
                     },
+                    "matrix_from": {
+                        "type": "string",
+                        "minLength": 1,
+                        "pattern": r"^(?!/|~)[^*?\[{]*[^/]$",
+                        "examples": ["outputs/regions.txt", "outputs/cells.csv"],
+                        "description": "One task instance per line of this file (a .csv: per row, its header the "
+                        "keys), written by a task in needs:; read when the run reaches the task.",
+                    },
                     "slurm": {  # issue 26: per-task placement
                         "type": "object",
                         "additionalProperties": False,

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 import xxhash
 
-from flank_ops.config.model import AUTO_INPUT_KINDS, Config, Pipeline, Task
+from flank_ops.config.model import AUTO_INPUT_KINDS, Config, Pipeline, Task, cells_glob
 from flank_ops.config.params import ENV_PREFIX as PARAM_PREFIX
 from flank_ops.config.repo_paths import repo_relative  # noqa: F401 - also used by watch
 from flank_ops.incremental import script_refs
@@ -275,8 +275,8 @@ def task_files(
         env={k: env_digest(salt, k, v) for k, v in sorted(env.items())},
         inputs=task.inputs,
         outputs=task.outputs,
-        upstream={
-            d: (pipeline.tasks[d].dir, pipeline.tasks[d].outputs)
+        upstream={  # a matrix_from: task's outputs before its cells are known: all of its instances'
+            d: (pipeline.tasks[d].dir, tuple(cells_glob(o) for o in pipeline.tasks[d].outputs))
             for d in task.needs
             if d in pipeline.tasks and pipeline.tasks[d].outputs
         },

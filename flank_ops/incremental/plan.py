@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from flank_ops.config.model import Config, Pipeline
+from flank_ops.config.model import Config, Pipeline, Task
 from flank_ops.incremental import fingerprints as fpr
 from flank_ops.paths import ProjectPaths
 from flank_ops.store.deploy_log import release_setup_build
@@ -59,6 +59,9 @@ def decide(
     decisions: dict[str, Decision] = {}
     for name in selected:
         task = pipeline.tasks[name]
+        if task.matrix_from:  # issue 26: its instances are decided when its cells are read
+            decisions[name] = Decision(name, RUN, cells_reason(task), None)
+            continue
         if not task.outputs:
             decisions[name] = Decision(name, RUN, NO_OUTPUTS, None)
             continue
@@ -89,6 +92,17 @@ def decide(
         )
     cache.save(tidy=True)
     return decisions
+
+
+CELLS_FROM = "cells from "
+
+
+def cells_reason(task: Task) -> str:
+    """issue 26: what `flank plan` and the run record say of a matrix_from: task before it runs."""
+    after = (
+        f", known after {' and '.join(task.needs)} {'runs' if len(task.needs) == 1 else 'run'}" if task.needs else ""
+    )
+    return f"{CELLS_FROM}{task.matrix_from}{after}"
 
 
 def forced_tasks(
@@ -149,6 +163,8 @@ def describe(decision: Decision) -> str:
         return f"  {decision.task:<20} up_to_date"
     if decision.action == CHECK:
         return f"  {decision.task:<20} runs if an upstream's outputs change ({decision.reason})"
+    if decision.reason.startswith(CELLS_FROM):
+        return f"  {decision.task:<20} {decision.reason}; each runs unless up to date"
     if decision.reason == NO_OUTPUTS:
         return f"  {decision.task:<20} always runs: no outputs declared (add outputs: to skip it when nothing changed)"
     return f"  {decision.task:<20} runs — {decision.reason}"

@@ -24,13 +24,14 @@ flank.yml's `env:` those are just variables a task's own make may use).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flank_ops.config.model import Config, Pipeline, Task, make_target
 from flank_ops.errors import UserError
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from flank_ops.task.task_exec import TaskSpec
 
 SPEC_SUFFIX = ".spec"
+CELLS_SPEC_SUFFIX = ".cells.json"  # issue 26: a matrix_from: task's spec, read by run/matrix_from.py
 PLAN_DIR = "plan"
 BY_HAND_RUN_DIR = "by-hand"
 
@@ -261,9 +263,12 @@ def render_makefile(
     add("")
     add("FLANK_LAUNCHER = " + _assignment_value(launcher))
     entry_tasks = [n for n in names if uses_executor_entry(pipeline.tasks[n], pipeline.executor_of(n))]
+    dynamic = [n for n in names if pipeline.tasks[n].matrix_from]
     if entry_tasks:  # issue 14: remote tasks, and local ones with declared resources
         executor = " ".join(make_word(w) for w in executor_argv or executor_entry_argv())
         add("FLANK_EXECUTOR = " + _assignment_value(executor))
+    if dynamic:  # issue 26: a matrix_from: task reads its cells, then runs its instances in a sub-make
+        add("FLANK_CELLS = " + _assignment_value(" ".join(make_word(w) for w in cells_entry_argv())))
     add("FLANK_SPECS = " + _assignment_value(make_word(specs_dir)))
     add("RUN_DIR = " + _assignment_value(make_word(default_run_dir)))
     if checked:
@@ -290,30 +295,14 @@ def render_makefile(
         else:
             add(f"# {shown}:")
             out.extend(f"#   {line}" for line in command_lines)
-        details = []
-        if task.dir:
-            details.append(f"dir {task.dir}")
-        if task.retries:
-            details.append(f"retries {task.retries} (first after {task.retry_delay_s:g}s, doubling)")
-        if task.timeout_s:
-            details.append(f"timeout {task.timeout_s:g}s")
-        if task.env:
-            details.append("env " + " ".join(task.env))
-        if pipeline.executor_of(name) != "local":
-            details.append(f"executor {pipeline.executor_of(name)}")
-        if task.memory_mb or task.cpus:
-            details.append(
-                " ".join(
-                    x for x in (task.memory_mb and f"memory {task.memory_mb}M", task.cpus and f"cpus {task.cpus}") if x
-                )
-            )
-        if task.max_parallel:
-            details.append(f"at most {task.max_parallel} of {task.group} at once")
+        details = _task_details(pipeline, name)
         if details:
             out.extend(f"#   ({line})" for line in comment_text(", ".join(details)))
         add(f"{target}:" + "".join(f" {make_target(d)}" for d in task.needs))
         spec = f"$(FLANK_SPECS)/{target}{SPEC_SUFFIX}"
-        if name in entry_tasks and pipeline.executor_of(name) != "local":
+        if name in dynamic:  # '+': the sub-make shares this make's job slots (-j) and -k
+            add(f"\t+@$(FLANK_CELLS) $(FLANK_SPECS)/{target}{CELLS_SPEC_SUFFIX} $(RUN_DIR) $(FLANK_LAUNCHER)")
+        elif name in entry_tasks and pipeline.executor_of(name) != "local":
             add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR)")
         elif name in entry_tasks:  # checks the VM has room, then execs the launcher
             add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR) $(FLANK_LAUNCHER)")
@@ -334,6 +323,40 @@ def render_makefile(
     return "\n".join(out)
 
 
+def _task_details(pipeline: Pipeline, name: str) -> list[str]:
+    """The settings a task's comment in the Makefile shows."""
+    task = pipeline.tasks[name]
+    details = []
+    if task.dir:
+        details.append(f"dir {task.dir}")
+    if task.retries:
+        details.append(f"retries {task.retries} (first after {task.retry_delay_s:g}s, doubling)")
+    if task.timeout_s:
+        details.append(f"timeout {task.timeout_s:g}s")
+    if task.env:
+        details.append("env " + " ".join(task.env))
+    if pipeline.executor_of(name) != "local":
+        details.append(f"executor {pipeline.executor_of(name)}")
+    if task.memory_mb or task.cpus:
+        details.append(
+            " ".join(
+                x for x in (task.memory_mb and f"memory {task.memory_mb}M", task.cpus and f"cpus {task.cpus}") if x
+            )
+        )
+    if task.max_parallel:
+        details.append(f"at most {task.max_parallel} of {task.group or name} at once")
+    if task.matrix_from:
+        details.append(f"one instance per cell of {task.matrix_from}, read when it starts; a sub-make runs them")
+    return details
+
+
+def cells_entry_argv() -> list[str]:
+    """issue 26: what a recipe starts for a matrix_from: task (run/matrix_from.py)."""
+    import sys
+
+    return [sys.executable, "-m", "flank_ops.run.matrix_from"]
+
+
 def executor_entry_argv() -> list[str]:
     """issue 14: what a recipe starts for a task going through flank_ops.executors."""
     import sys
@@ -348,9 +371,27 @@ def _write_specs(
     project_env: dict[str, str],
     mode: int = 0o644,
     slurm_options: dict[str, str] | None = None,
+    cells_run: dict[str, Any] | None = None,
 ) -> None:
     specs_dir.mkdir(parents=True, exist_ok=True)
     for name, task in pipeline.tasks.items():
+        if task.matrix_from:  # issue 26: its instances' specs are written when its cells are read
+            cells_spec = {
+                "pipeline": pipeline.name,
+                "task": name,
+                "release_dir": str(release_dir),
+                "project_env": project_env,
+                "slurm": slurm_options or {},
+                "mode": mode,
+                "run": cells_run,  # a flank run's (incremental runs); None for a Makefile run by hand
+            }
+            atomic_write_text(
+                specs_dir / f"{make_target(name)}{CELLS_SPEC_SUFFIX}",
+                json.dumps(cells_spec, indent=1),
+                mode=mode,
+                durable=False,
+            )
+            continue
         # The folder is fresh and published only once complete (a symlink swap, or
         # the run's own plan), so each file is written straight, with no temp file
         # and no fsync: those cost ~0.5 ms a task.
@@ -427,6 +468,7 @@ def write_run_plan(
     commit: str | None = None,
     task_env: dict[str, str] | None = None,
     checked: dict[str, Path] | None = None,
+    cells_run: dict[str, Any] | None = None,
 ) -> Path:
     """The run's own copy of the Makefile and specs, in run_dir/plan/: a run stays
     pinned to the release it started in, whatever pushes happen meanwhile.
@@ -439,9 +481,13 @@ def write_run_plan(
     plan = Path(run_dir) / PLAN_DIR
     specs_dir = plan / f"{pipeline.name}.tasks"
     if task_env is None:
-        _write_specs(specs_dir, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm)
+        _write_specs(
+            specs_dir, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm, cells_run=cells_run
+        )
     else:
-        _write_specs(specs_dir, pipeline, release_dir, task_env, mode=0o600, slurm_options=config.slurm)
+        _write_specs(
+            specs_dir, pipeline, release_dir, task_env, mode=0o600, slurm_options=config.slurm, cells_run=cells_run
+        )
     makefile = plan / f"{pipeline.name}.mk"
     text = render_makefile(
         pipeline,

@@ -39,7 +39,7 @@ from flank_ops.git.gitcmd import commit_info, run_git, work_tree_changed
 from flank_ops.git.release_config import load_release_config, load_working_copy_config
 from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import cancel, makefile
+from flank_ops.run import cancel, makefile, matrix_from
 from flank_ops.store import records
 from flank_ops.store.records import RunRecord, RunStatus, RunTrigger, TaskStatus
 
@@ -200,6 +200,12 @@ def find_pipeline(config: Config, name: str, paths: ProjectPaths) -> Pipeline:
 
 
 def check_task(pipeline: Pipeline, name: str) -> str:
+    dynamic = pipeline.task_of(name)
+    if dynamic is not None and dynamic != name:  # issue 26: `model[north]` of a matrix_from: task
+        raise UserError(
+            f"the cells of {dynamic!r} are known only when the run reads {pipeline.tasks[dynamic].matrix_from}",
+            f"run all of them: --task {dynamic}",
+        )
     if name not in pipeline.tasks:
         raise UserError(
             f"no task {name!r} in pipeline {pipeline.name!r}", choices_hint(name, list(pipeline.tasks), "tasks")
@@ -239,7 +245,7 @@ def rerun_selection(pipeline: Pipeline, old: RunRecord) -> list[str]:
     (failed, timed out, upstream_failed, interrupted, cancelled, never started), in the
     pipeline's order. Raises NothingToRerun when there are none."""
     not_ok = [n for n in records.selected_tasks(old) if not old.tasks[n].ok]
-    wanted = set(not_ok)
+    wanted = {pipeline.task_of(n) for n in not_ok}  # issue 26: a matrix_from: instance reruns its task
     selected = [t for t in pipeline.topological_order() if t in wanted]
     if selected:
         return selected
@@ -626,6 +632,9 @@ def _execute(
             commit=deployed.commit.get("sha") or None,
             task_env=makefile.spec_environment(env, make_env),
             checked=checked,
+            cells_run=matrix_from.run_info(
+                paths, run_id, deployed.commit.get("sha") or None, param_env(params), forced
+            ),
         )
         make_log = open(run_dir / "make.log", "wb")
     except OSError as exc:
@@ -645,6 +654,7 @@ def _execute(
     )
     printed: dict[str, str] = {}
     _print_progress(record, [n for n in selected if n not in to_start], printed, out)
+    expansions = matrix_from.Expansions(run_dir, pipeline)  # issue 26: instances known once make reads their cells
 
     steps.started(context, record)
     make_exit: int | None = None
@@ -677,8 +687,8 @@ def _execute(
             while make_exit is None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     make_exit = proc.wait(timeout=POLL_EVERY_S)
-                changed = records.merge_task_results(run_dir, record, selected)
-                _keep_artifacts(deployed, pipeline, record, run_dir, changed)
+                changed = expansions.adopt(record, selected) + records.merge_task_results(run_dir, record, selected)
+                _keep_artifacts(deployed, expansions.pipeline, record, run_dir, changed)
                 if not changed:
                     if make_exit is None and time.monotonic() >= asked + LIVE_TAIL_EVERY_S:
                         writer.request()  # running tasks' last lines
@@ -706,6 +716,7 @@ def _execute(
             if writer is not None:
                 writer.close()  # a draw in progress ends first: it must not land after the final one
 
+    expansions.adopt(record, selected)
     records.merge_task_results(run_dir, record, selected)
     # Still holding the reserve, so "full" is what the tasks met, not what our final writes need.
     disk_full = records.is_disk_full(write_failed) or _disk_is_full(run_dir)
@@ -713,8 +724,8 @@ def _execute(
         _record_stop(record, run_dir)
     else:
         records.conclude(record, selected, make_exit)
-    _keep_artifacts(deployed, pipeline, record, run_dir, selected)
-    _explain_missing_inputs(deployed, pipeline, record, run_dir, selected)
+    _keep_artifacts(deployed, expansions.pipeline, record, run_dir, selected)
+    _explain_missing_inputs(deployed, expansions.pipeline, record, run_dir, selected)
     _print_progress(record, selected, printed, out)
     records.finish(record, record.status, mask(records.summarize(record), secrets))
     if disk_full and record.status == RunStatus.FAILED:

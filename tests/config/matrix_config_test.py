@@ -207,3 +207,130 @@ def test_queue_timeout_is_a_duration() -> None:
     assert errors_of("a: {run: echo, queue_timeout: soon}\n")[0].startswith(
         "flank.yml:4:37: queue_timeout: 'soon' is not a duration"
     )
+
+
+def test_placeholders_give_each_instance_its_own_files() -> None:
+    p = config_of(
+        """\
+        model:
+          run: Rscript model.R
+          matrix: {region: [north, south], year: [2024]}
+          inputs: ["data/{region}.csv"]
+          outputs: ["out/model_{region}_{year}.rds"]
+          artifacts: ["plots/{region}.png"]
+        """
+    )
+    north = p.tasks["model[region=north,year=2024]"]
+    assert north.inputs == ("data/north.csv",)
+    assert north.outputs == ("out/model_north_2024.rds",)
+    assert north.artifacts == ("plots/north.png",)
+    assert p.tasks["model[region=south,year=2024]"].outputs == ("out/model_south_2024.rds",)
+
+
+def test_placeholder_mistakes_are_said_at_push() -> None:
+    errors = errors_of(
+        """\
+        model:
+          run: echo
+          matrix: {region: [north, south], year: [2024, 2025]}
+          outputs: [out/model.rds, "out/{region}.rds", "out/{reigon}_{year}.rds"]
+        plain:
+          run: echo
+          outputs: ["out/plain_{region}.rds"]
+        one:
+          run: echo
+          matrix: [north]
+          outputs: [out/one.rds]
+        """
+    )
+    assert errors == [
+        "flank.yml:7:19: outputs: 'out/model.rds' would be the same file for every instance of 'model' "
+        "(give each instance its own: e.g. out/model_{region}_{year}.rds)",
+        "flank.yml:7:34: outputs: 'out/{region}.rds' does not name {year}: instances that differ only in year "
+        "would write the same file (give each instance its own: e.g. out/{region}_{year}.rds)",
+        "flank.yml:7:54: outputs: {reigon} is not a key of 'model''s matrix (its keys: {region}, {year})",
+        "flank.yml:10:19: outputs: {region} names a matrix key, but task 'plain' has no matrix: "
+        "(placeholders like {region} are for the instances of a matrix: or matrix_from: task)",
+    ]  # a one-cell matrix may keep a plain path
+
+
+def test_matrix_from_stays_one_task_until_the_run_reads_its_file() -> None:
+    p = config_of(
+        """\
+        regions:
+          run: python list_regions.py
+          outputs: [outputs/regions.txt]
+        model:
+          run: Rscript model.R
+          needs: [regions]
+          matrix_from: outputs/regions.txt
+          outputs: ["outputs/model_{value}.rds"]
+          max_parallel: 2
+        report:
+          run: echo
+          needs: [model]
+        """
+    )
+    assert list(p.tasks) == ["regions", "model", "report"]
+    model = p.tasks["model"]
+    assert model.matrix_from == "outputs/regions.txt" and model.max_parallel == 2
+    assert p.tasks["report"].needs == ("model",)
+    north = model.instance((("value", "north"),), plain_list=True)
+    assert north.name == "model[north]" and north.outputs == ("outputs/model_north.rds",)
+    assert north.env == {"FLANK_MATRIX_VALUE": "north"} and north.matrix_from is None
+    table = config_of(
+        """\
+        cells:
+          run: echo
+          dir: py
+          outputs: [../outputs/cells.csv]
+        model:
+          run: echo
+          needs: [cells]
+          matrix_from: outputs/cells.csv
+          outputs: ["outputs/{region}_{year}.rds"]
+        """
+    )
+    assert table.tasks["model"].matrix_from == "outputs/cells.csv"  # a table: its keys are read at run time
+
+
+def test_matrix_from_mistakes_are_said_at_push() -> None:
+    errors = errors_of(
+        """\
+        regions:
+          run: echo
+          outputs: [outputs/regions.txt]
+        model:
+          run: echo
+          matrix_from: outputs/regions.txt
+          outputs: ["outputs/{region}.rds"]
+        other:
+          run: echo
+          needs: [regions]
+          matrix_from: "outputs/*.txt"
+        both:
+          run: echo
+          needs: [regions]
+          matrix: [a, b]
+          matrix_from: outputs/regions.txt
+        nowhere:
+          run: echo
+          needs: [regions]
+          matrix_from: outputs/none.txt
+        one:
+          run: echo
+          needs: ["model[north]"]
+        """
+    )
+    assert errors == [
+        "flank.yml:9:22: matrix_from: 'outputs/regions.txt' is not an output of a task 'model' needs "
+        "(add needs: [regions])",
+        "flank.yml:10:19: outputs: {region} is not a key of 'model''s matrix (its keys: {value})",
+        "flank.yml:14:22: matrix_from: 'outputs/*.txt' must name one file (no glob, no placeholder) "
+        "(e.g. matrix_from: outputs/regions.txt (one value a line) or outputs/cells.csv (a table))",
+        "flank.yml:19:22: matrix_from: and matrix: both give the cells (keep one of them)",
+        "flank.yml:23:22: matrix_from: 'outputs/none.txt' is not an output of a task 'nowhere' needs "
+        "(the task that writes it goes in needs:, and the file in that task's outputs:)",
+        "flank.yml:26:17: needs: 'model[north]': the cells of 'model' are known only when the run reads "
+        "outputs/regions.txt (need all of them: needs: [model])",
+    ]
