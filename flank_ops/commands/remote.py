@@ -9,7 +9,7 @@ code is flank remote's exit code.
     flank remote plan PIPELINE [--force | --force-task T ...] [-p NAME=VALUE ...]
     flank remote report resources
     flank remote doctor [--no-cron]
-    flank remote cost plan
+    flank remote cost plan | prices [--region R]
     flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T ...] [--detach]
                               [-p NAME=VALUE ...]
     flank remote cancel PIPELINE [RUN | --backfill ID] [--no-wait]
@@ -27,7 +27,7 @@ import sys
 
 from flank_ops.commands.target import add_param_option
 from flank_ops.errors import UserError
-from flank_ops.hints import DEFAULT_REMOTE
+from flank_ops.hints import DEFAULT_REMOTE, REMOTE_VM_VERBS
 from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
 
 
@@ -59,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("doctor", parents=[common], help="check the VM's flank setup (read-only)")
     p.add_argument("--no-cron", action="store_true", help="the VM runs schedules with `flank scheduler`")
 
-    p = verbs.add_parser("cost", parents=[common], help="the VM's size for its pipelines (read-only)")
-    p.add_argument("action", choices=["plan"])
+    p = verbs.add_parser("cost", parents=[common], help="the VM's size for its pipelines; fetch current prices")
+    p.add_argument("action", choices=sorted(REMOTE_VM_VERBS["cost"]))
+    p.add_argument("--region", help="prices: the region whose prices to fetch (default: [cost] region)")
 
     p = verbs.add_parser("run", parents=[common, force], help="run a pipeline now")
     p.add_argument("pipeline")
@@ -117,7 +118,7 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
     if args.verb == "doctor":
         return ["doctor", *(["--no-cron"] if args.no_cron else [])]
     if args.verb == "cost":
-        return ["cost", args.action]
+        return ["cost", args.action, *(["--region", args.region] if args.region else [])]
     if args.verb == "run":
         options = []
         for flag, value in (("--task", args.task), ("--from", args.from_task), ("--rerun", args.rerun)):

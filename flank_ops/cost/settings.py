@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
+from flank_ops.hints import flank_vm_command
 from flank_ops.settings_catalogue import section
 
 DEFAULT_REGION = "us-east-1"
@@ -180,9 +181,14 @@ def instance_types(cost: CostSettings, table: PriceTable | None = None) -> list[
             f"no {cost.arch} instance types priced for region {cost.region!r} and families "
             f"{', '.join(cost.families or ('(all)',))} in {table.where}",
             f"priced regions there: {', '.join(table_regions(table))}; fetch your region's prices with "
-            f"`flank cost prices --region {cost.region}` (or set [cost] types_file, or [cost] arch)",
+            f"`{fetch_hint(cost.region)}` (or set [cost] types_file, or [cost] arch)",
         )
     return sorted(out, key=lambda t: (t.usd_per_hour, t.memory_gib))
+
+
+def fetch_hint(region: str) -> str:
+    """The command that fetches `region`'s current prices, as typed where it is printed (VM or laptop)."""
+    return flank_vm_command("cost prices", "--region", region)
 
 
 def find_type(types: list[InstanceType], name: str, cost: CostSettings) -> InstanceType:

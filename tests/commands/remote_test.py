@@ -302,6 +302,12 @@ def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop
         proc = laptop.flank("remote", *argv)
         assert "Traceback" not in proc.stderr and "unrecognized arguments" not in proc.stderr, proc.stderr
         assert proc.stdout.strip() or proc.stderr.strip()
+    # polish d: the plan's hint for current prices is a laptop command, and typed as printed it reaches
+    # the VM's `flank cost prices` (here with a region the VM refuses before asking AWS)
+    hint = laptop.flank("remote", "cost", "plan").stdout.split("current prices: ", 1)[1].split(")")[0]
+    assert hint == "flank remote cost prices --region us-east-1"
+    proc = laptop.flank(*shlex.split(hint)[1:-1], "no_such_region")
+    assert proc.returncode == 1 and "'no_such_region' is not an AWS region name" in proc.stderr, proc.stderr
 
 
 @pytest.mark.slow
