@@ -5,7 +5,7 @@ The VM, FLANK_HOME and project come from the clone's git remote (`flank` unless
 code is flank remote's exit code.
 
     flank remote status
-    flank remote logs PIPELINE [RUN] [TASK] [--follow]
+    flank remote logs PIPELINE [RUN] [TASK] [--follow | --json]
     flank remote plan PIPELINE [--force | --force-task T ...] [-p NAME=VALUE ...]
     flank remote report resources
     flank remote doctor [--no-cron]
@@ -28,6 +28,7 @@ import sys
 from flank_ops.commands.target import add_param_option
 from flank_ops.errors import UserError
 from flank_ops.hints import DEFAULT_REMOTE, REMOTE_VM_VERBS
+from flank_ops.jsonout import FLAG_HELP
 from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
 
 
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("logs", parents=[common], help="print a task's log")
     p.add_argument("names", nargs="+", metavar="PIPELINE [RUN] [TASK]")
     p.add_argument("--follow", "-f", action="store_true", help="print a running task's output as it comes")
+    p.add_argument("--json", action="store_true", help=FLAG_HELP + "; each log by its address on the status site")
 
     force = argparse.ArgumentParser(add_help=False)  # the options `run` and `plan` share on the VM
     force.add_argument("--force", action="store_true", help="every task, even those up to date")
@@ -109,7 +111,8 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
             raise UserError(
                 f"unexpected {' '.join(args.names[3:])!r}", "usage: flank remote logs PIPELINE [RUN] [TASK] [--follow]"
             )
-        return ["logs", project, *args.names, *(["--follow"] if args.follow else [])]
+        options = [flag for flag, on in (("--follow", args.follow), ("--json", args.json)) if on]
+        return ["logs", project, *args.names, *options]
     if args.verb == "plan":
         params = [option for assignment in args.params for option in ("-p", assignment)]
         return ["plan", project, args.pipeline, *_force_options(args), *params]
