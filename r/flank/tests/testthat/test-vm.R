@@ -24,6 +24,9 @@ test_that("flank_run follows the run in the console and returns its result", {
   expect_true(any(grepl("nightly #1 success", out)))
   expect_equal(run$status, "success")
   expect_equal(run$tasks$report$status, "success")
+  printed <- capture.output(print(run))  # polish f: a short summary, not the nested record
+  expect_match(printed[1], "^nightly #1 success \u2014 started ")
+  expect_length(printed, 3L)
 })
 
 test_that("flank_run passes parameters, checked on the VM", {
