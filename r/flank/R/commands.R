@@ -138,7 +138,10 @@ flank_logs <- function(pipeline, task = NULL, run = NULL, follow = FALSE, remote
     return(invisible(follow_run(target, pipeline, meta$run$run_id, task)))
   }
   if (is.null(task)) {
-    return(structure(tasks_frame(meta$run), run = as_flank_run(meta$run)))
+    frame <- tasks_frame(meta$run)
+    # where each log is, as this laptop can open it: its address on the status site (logs_are "urls")
+    frame$log <- vapply(frame$task, function(t) na(meta$logs[[t]], NA_character_), "", USE.NAMES = FALSE)
+    return(structure(frame, run = as_flank_run(meta$run)))
   }
   got <- run_remote(target, c("logs", names))
   if (got$status != 0) flank_error(paste(sub("^flank: ", "", got$stderr), collapse = "\n"))
