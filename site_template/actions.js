@@ -133,7 +133,23 @@
       a.href = location.pathname;
       a.textContent = "See its final page";
       msg.appendChild(a);
+      showFinalPage(FINAL_PAGE_TRIES);
     });
+  }
+
+  // The graph, timeline and failures of an ended run are drawn by its after-run step, a moment after
+  // the end: look at the page as drawn until it no longer says running, then show it in place of this
+  // one. If it never comes (the site step failed), the link above stays.
+  var FINAL_PAGE_TRIES = 120, FINAL_PAGE_EVERY_MS = 500;
+  function showFinalPage(tries) {
+    function again() { if (tries > 1) setTimeout(function () { showFinalPage(tries - 1); }, FINAL_PAGE_EVERY_MS); }
+    fetch(location.pathname, { cache: "no-store", credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.text() : "";
+    }).then(function (html) {
+      var drawn = new DOMParser().parseFromString(html, "text/html").getElementById("flank-actions");
+      if (drawn && drawn.dataset.status && drawn.dataset.status !== "running") location.reload();
+      else again();
+    }, again);
   }
 
   function liveLog() {
