@@ -375,13 +375,13 @@ def notify_warnings(paths: ProjectPaths, config: Config) -> list[str]:
     try:
         if warning is None:
             said.unlink(missing_ok=True)
+        elif said.is_file() and said.read_text(encoding="utf-8") == warning:
             return []
-        if said.is_file() and said.read_text(encoding="utf-8") == warning:
-            return []
-        atomic_write_text(said, warning)
+        else:
+            atomic_write_text(said, warning)
     except OSError:
         pass  # not remembered: the next push says it again
-    return [warning]
+    return [warning] if warning else []
 
 
 def refresh_site(paths: ProjectPaths, via: str = VIA_PUSH) -> list[str]:

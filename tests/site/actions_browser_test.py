@@ -114,9 +114,9 @@ def test_sign_in_run_watch_it_live_and_cancel(site: str, tmp_path: Path) -> None
         final = browser.evaluate(
             "[document.getElementById('flank-actions').dataset.status, !!document.querySelector('section.live'),"
             " document.querySelector('footer').textContent.includes('refreshes'),"
-            " document.querySelector('svg.gantt').innerHTML.includes('s-running')]"
+            " document.querySelector('svg.gantt').innerHTML.includes('s-running'), location.pathname + location.search]"
         )
-        assert final == ["cancelled", False, False, False]
+        assert final == ["cancelled", False, False, False, "/demo/nightly/1/index.html"]  # its own address
         assert record(1)["status"] == "cancelled"
         assert record(1)["triggered_by"] == {"user": "ada", "via": "web"}
         assert sorted(p.name for p in runs_dir().iterdir() if p.name.isdigit()) == ["1"]  # one run for two clicks
