@@ -74,13 +74,16 @@ def flank_command(verb: str, project: str | None, *words: str) -> str:
 
 def flank_vm_command(verb: str, *words: str) -> str:
     """`flank VERB WORDS…` of a VM-wide verb (no project: `cost prices`, `doctor`) as typed where it
-    is printed: through `flank remote` the laptop's `flank remote VERB WORDS…` when it forwards it."""
+    is printed: through `flank remote` the laptop's `flank remote VERB WORDS…` when it forwards it,
+    else the VM's command saying that it is one (`cost apply` changes AWS: typed on the VM only)."""
     verbs = verb.split()
     remote = via_remote()
+    if remote is None:
+        return shlex.join(["flank", *verbs, *words])
     action = verbs[1] if len(verbs) > 1 else ""
-    if remote is not None and action in REMOTE_VM_VERBS.get(verbs[0], ()):
+    if action in REMOTE_VM_VERBS.get(verbs[0], ()):
         return shlex.join(["flank", "remote", *verbs, *words, *_remote_option(remote)])
-    return shlex.join(["flank", *verbs, *words])
+    return f"{shlex.join(['flank', *verbs, *words])} on the VM"
 
 
 def _remote_option(remote: str) -> list[str]:

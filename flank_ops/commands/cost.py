@@ -97,7 +97,7 @@ def _print_plan(home: Any, cost: Any, needs: list[Any], plan: Any, schedules: li
     for note in plan.notes:
         print(f"note: {note}")
     if schedules:
-        print("\nresize schedule (flank cost apply creates it):")
+        print(f"\nresize schedule ({flank_vm_command('cost apply')} creates it):")
         for s in schedules:
             print(
                 f"  grow to {s.instance_type:<13} {s.expression:<28} {s.timezone:<16} "
@@ -105,7 +105,7 @@ def _print_plan(home: Any, cost: Any, needs: list[Any], plan: Any, schedules: li
             )
         print(
             f"  shrink to {plan.idle.name} when the last run of a window ends and no run of any project is "
-            "in progress (or: flank cost shrink-now)"
+            f"in progress (or: {flank_vm_command('cost shrink-now')})"
         )
 
 
