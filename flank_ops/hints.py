@@ -21,6 +21,8 @@ ADDRESS_ENV = "FLANK_SSH_ADDRESS"  # host[:port] ([v6]:port) of the laptop's git
 DEFAULT_REMOTE = "flank"  # the git remote `flank init` tells the user to add
 # The verbs `flank remote` forwards (commands/remote.py); a hint of another verb stays a VM command.
 REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets", "deploy"})
+# The VM-wide verbs (no project) `flank remote` forwards, with the actions it forwards of each.
+REMOTE_VM_VERBS = {"doctor": frozenset({""}), "cost": frozenset({"plan", "prices"})}
 
 _via_remote: str | None = None
 _via_address: str | None = None
@@ -64,10 +66,28 @@ def flank_command(verb: str, project: str | None, *words: str) -> str:
     if project is None:
         argv = ["flank", *verbs, "--local", *words]
     elif remote is not None and verbs[0] in REMOTE_VERBS:
-        argv = ["flank", "remote", *verbs, *words, *(["--remote", remote] if remote != DEFAULT_REMOTE else [])]
+        argv = ["flank", "remote", *verbs, *words, *_remote_option(remote)]
     else:
         argv = ["flank", *verbs, project, *words]
     return shlex.join(argv)
+
+
+def flank_vm_command(verb: str, *words: str) -> str:
+    """`flank VERB WORDS…` of a VM-wide verb (no project: `cost prices`, `doctor`) as typed where it
+    is printed: through `flank remote` the laptop's `flank remote VERB WORDS…` when it forwards it,
+    else the VM's command saying that it is one (`cost apply` changes AWS: typed on the VM only)."""
+    verbs = verb.split()
+    remote = via_remote()
+    if remote is None:
+        return shlex.join(["flank", *verbs, *words])
+    action = verbs[1] if len(verbs) > 1 else ""
+    if action in REMOTE_VM_VERBS.get(verbs[0], ()):
+        return shlex.join(["flank", "remote", *verbs, *words, *_remote_option(remote)])
+    return f"{shlex.join(['flank', *verbs, *words])} on the VM"
+
+
+def _remote_option(remote: str) -> list[str]:
+    return ["--remote", remote] if remote != DEFAULT_REMOTE else []
 
 
 def laptop_hint(argv: list[str], project: str) -> str | None:

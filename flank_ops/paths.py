@@ -17,6 +17,7 @@
         fingerprints/<p>/<task>.json  what a task's last success depended on (incremental runs)
         fingerprints/hash-cache.tsv   content hashes by (path, size, mtime, inode); .salt keys env hashes
         deploys.jsonl             one line per push handled
+        notify-warning.txt        the "notify: … nothing will be sent" warning the last push said
         setup/                    issue 13: setup's builds per key, logs, which build each release uses
                                   (the layout inside: deploy/setup.py)
         s3-pending.json           runs whose S3 upload failed (retried later)
@@ -222,6 +223,12 @@ class ProjectPaths:
     @property
     def deploys_log(self) -> Path:
         return self.dir / "deploys.jsonl"
+
+    @property
+    def notify_warning_said(self) -> Path:
+        """The `notify:`-with-nowhere-to-send warning the last push said (absent: none), so the next
+        push says it only when it changed (deploy/deploy.py notify_warnings)."""
+        return self.dir / "notify-warning.txt"
 
     @property
     def setup_dir(self) -> Path:

@@ -192,7 +192,7 @@ def flank_toml_page() -> str:
         out += ["| key | type | meaning |", "|---|---|---|"]
         for k in sec.keys:
             req = " (required)" if k.required else ""
-            out.append(f"| `{k.name}`{req} | {k.kind} | {_cell(k.text)} |")
+            out.append(f"| `{k.name}`{req} | {k.kind} | {_cell(catalogue.describe(k))} |")
         out += ["", "```toml", catalogue.example_toml(sec).rstrip(), "```", ""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -6,6 +6,7 @@
     [projects.NAME]                          # per-project overrides of any table above
 
 `settings_for(home, project)` gives the VM-wide values with that project's overrides applied.
+Every key, its meaning and its default: settings_catalogue.py (the readers here ask it for defaults).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home
+from flank_ops.settings_catalogue import default
 
-DEFAULT_SITE_URL = "http://127.0.0.1:8083/"
+DEFAULT_SITE_URL: str = default("", "site_url")
 
 
 def load_settings(home: Home) -> dict[str, Any]:
@@ -50,10 +52,6 @@ def site_url(settings: dict[str, Any]) -> str:
 
 
 # --- [serve]: flank serve's actions (issue 23) -----------------------------------
-#
-#   [serve]
-#   actions = true          # sign-in and Run / Rerun failed / Cancel buttons, live pages (flank serve)
-#   session_hours = 8       # a sign-in lasts this long
 
 
 class ServeSettings(NamedTuple):
@@ -65,8 +63,8 @@ def serve_settings(home: Home) -> ServeSettings:
     table = load_settings(home).get("serve") or {}
     if not isinstance(table, dict):
         raise UserError("[serve] in flank.toml must be a table", "write it as: [serve]\nactions = true")
-    actions = table.get("actions", False)
-    hours = table.get("session_hours", 8)
+    actions = table.get("actions", default("serve", "actions"))
+    hours = table.get("session_hours", default("serve", "session_hours"))
     if not isinstance(actions, bool):
         raise UserError(f"[serve] actions = {actions!r} in flank.toml", "write actions = true or actions = false")
     if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not hours > 0:
@@ -75,32 +73,7 @@ def serve_settings(home: Home) -> ServeSettings:
 
 
 # --- integrations: typed views of the [s3] and [notify.*] tables ----------------
-#
-#   [s3]
-#   bucket = "my-bucket"              # required to enable S3
-#   prefix = "flank"                  # key prefix for run records and logs
-#   region = "eu-west-2"              # optional; else the standard boto3 lookup
-#   endpoint_url = "https://..."      # optional; S3-compatible servers (MinIO, SeaweedFS, ...)
-#   publish_site = true               # also publish the status site
-#   site_bucket = "..."               # optional; default: bucket
-#   site_prefix = "..."               # optional; default: "<prefix>/site"
-#   multipart_mb = 8                  # files larger than this go up in parts of this size (>= 5)
-#   timeout = 10                      # seconds, per network call
-#
-#   [notify.webhook]
-#   url = "https://hooks.slack.com/services/..."
-#   timeout = 10
-#
-#   [notify.email]
-#   host = "smtp.example.org"  port = 587  starttls = true  ssl = false
-#   username = "flank@example.org"  password_env = "SMTP_PASSWORD"
-#   from = "flank@example.org"  to = ["ada@example.org"]  timeout = 10
-#   ca_file = "/etc/ssl/private-ca.pem"   # optional; for a server with a private certificate
-#
-#   [ping]
-#   timeout = 10                      # for pipelines' ping_url (set in flank.yml)
 
-DEFAULT_NETWORK_TIMEOUT_S = 10.0
 MIN_MULTIPART_MB = 5  # S3's smallest allowed part
 
 
@@ -154,7 +127,7 @@ def _get(table: dict[str, Any], where: str, key: str, kind: type | tuple[type, .
 
 
 def _timeout(table: dict[str, Any], where: str) -> float:
-    value = _get(table, where, "timeout", (int, float), DEFAULT_NETWORK_TIMEOUT_S)
+    value = _get(table, where, "timeout", (int, float), default(where, "timeout"))
     if value <= 0:
         raise UserError(f"flank.toml: [{where}] timeout must be a positive number of seconds")
     return float(value)
@@ -173,8 +146,8 @@ def s3_settings(settings: dict[str, Any]) -> S3Settings | None:
     bucket = _get(table, "s3", "bucket", str)
     if not bucket:
         raise UserError("flank.toml: [s3] needs a bucket", 'add: bucket = "my-bucket"')
-    prefix = _prefix(_get(table, "s3", "prefix", str, ""))
-    multipart_mb = _get(table, "s3", "multipart_mb", int, 8)
+    prefix = _prefix(_get(table, "s3", "prefix", str, default("s3", "prefix")))
+    multipart_mb = _get(table, "s3", "multipart_mb", int, default("s3", "multipart_mb"))
     if multipart_mb < MIN_MULTIPART_MB:
         raise UserError(f"flank.toml: [s3] multipart_mb must be at least {MIN_MULTIPART_MB} (S3's smallest part)")
     site_prefix = _get(table, "s3", "site_prefix", str)
@@ -183,7 +156,7 @@ def s3_settings(settings: dict[str, Any]) -> S3Settings | None:
         prefix=prefix,
         region=_get(table, "s3", "region", str),
         endpoint_url=_get(table, "s3", "endpoint_url", str),
-        publish_site=_get(table, "s3", "publish_site", bool, True),
+        publish_site=_get(table, "s3", "publish_site", bool, default("s3", "publish_site")),
         site_bucket=_get(table, "s3", "site_bucket", str) or bucket,
         site_prefix=_prefix(site_prefix) if site_prefix is not None else prefix + "site/",
         multipart_mb=multipart_mb,
@@ -213,7 +186,7 @@ def email_settings(settings: dict[str, Any]) -> EmailSettings | None:
             f"flank.toml: [{where}] needs host and to", 'e.g. host = "smtp.example.org", to = ["ada@example.org"]'
         )
     to = (to,) if isinstance(to, str) else tuple(str(a) for a in to)
-    ssl = _get(table, where, "ssl", bool, False)
+    ssl = _get(table, where, "ssl", bool, default(where, "ssl"))
     username = _get(table, where, "username", str)
     return EmailSettings(
         host=host,
@@ -242,7 +215,7 @@ def ssh_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def ping_timeout(settings: dict[str, Any]) -> float:
     table = _table(settings, "ping")
-    return _timeout(table, "ping") if table is not None else DEFAULT_NETWORK_TIMEOUT_S
+    return _timeout(table, "ping") if table is not None else float(default("ping", "timeout"))
 
 
 # --- issue 14: executors ----------------------------------------------------------
@@ -266,17 +239,6 @@ def executor_table(settings: dict[str, Any], kind: str) -> dict[str, Any] | None
 
 
 # --- issue 14: [executors.batch] (AWS Batch) --------------------------------------
-#
-#   [executors.batch]
-#   job_queue = "flank-queue"         # required: the Batch job queue (name or ARN)
-#   job_definition = "flank-job"      # required: a job definition whose container runs flank's entrypoint
-#   bucket = "my-bucket"              # required: S3 bucket for release tarballs and per-job secrets
-#   prefix = "flank"                  # optional key prefix in that bucket
-#   region = "eu-west-2"              # optional; else the standard boto3 lookup
-#   endpoint_url = "http://..."       # optional; one endpoint for Batch, CloudWatch Logs and S3 (tests, proxies)
-#   log_group = "/aws/batch/job"      # optional; where the job definition's awslogs driver writes
-#   poll_interval = 5                 # seconds between describe_jobs calls
-#   timeout = 10                      # seconds, per network call
 
 
 class BatchSettings(NamedTuple):
@@ -302,17 +264,17 @@ def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
         )
     # the executor loop hands the table over with every value as a string: numbers may come as "5"
     table = {k: _number_text(v) if k in ("poll_interval", "timeout") else v for k, v in table.items()}
-    poll = _get(table, where, "poll_interval", (int, float), 5.0)
+    poll = _get(table, where, "poll_interval", (int, float), default(where, "poll_interval"))
     if poll <= 0:
         raise UserError(f"flank.toml: [{where}] poll_interval must be a positive number of seconds")
     return BatchSettings(
         job_queue=_get(table, where, "job_queue", str),
         job_definition=_get(table, where, "job_definition", str),
         bucket=_get(table, where, "bucket", str),
-        prefix=_prefix(_get(table, where, "prefix", str, "")),
+        prefix=_prefix(_get(table, where, "prefix", str, default(where, "prefix"))),
         region=_get(table, where, "region", str),
         endpoint_url=_get(table, where, "endpoint_url", str),
-        log_group=_get(table, where, "log_group", str, "/aws/batch/job"),
+        log_group=_get(table, where, "log_group", str, default(where, "log_group")),
         poll_interval_s=float(poll),
         timeout_s=_timeout(table, where),
     )
@@ -334,7 +296,7 @@ def batch_settings(settings: dict[str, Any]) -> BatchSettings | None:
 
 
 # issue 11: [artifacts] max_mb_per_run = 500   (what one run may keep of its tasks' artifacts:)
-DEFAULT_ARTIFACTS_MAX_MB = 500
+DEFAULT_ARTIFACTS_MAX_MB: int = default("artifacts", "max_mb_per_run")
 
 
 def artifacts_max_mb(settings: dict[str, Any]) -> int:

@@ -11,15 +11,18 @@ override the VM-wide ones for that project.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Key(NamedTuple):
     name: str
     kind: str  # as a reader says it: "string", "integer", "number", "boolean", "list of strings"
     example: str  # a TOML value
-    text: str  # what it does, and its default
+    text: str  # what it does (and a default that is not one value: "default: boto3's usual lookup")
     required: bool = False
+    # The value a reader uses when the key is left out: its one home (readers ask `default`); None when
+    # there is none or it depends on something else (`describe` adds it to the text).
+    default: str | bool | int | float | None = None
 
 
 class Section(NamedTuple):
@@ -37,8 +40,8 @@ SECTIONS: tuple[Section, ...] = (
                 "site_url",
                 "string",
                 '"http://vm.example:8083/"',
-                "base URL of the status site, used in push output, git notes, e-mails and webhooks "
-                "(default http://127.0.0.1:8083/)",
+                "base URL of the status site, used in push output, git notes, e-mails and webhooks",
+                default="http://127.0.0.1:8083/",
             ),
         ),
     ),
@@ -50,8 +53,9 @@ SECTIONS: tuple[Section, ...] = (
                 "install_crontab",
                 "boolean",
                 "true",
-                "write the pipelines' schedules into the user's crontab at each push (default true); false "
-                "leaves cron alone (use `flank scheduler`, or your own cron lines)",
+                "write the pipelines' schedules into the user's crontab at each push; false "
+                "leaves cron alone, for `flank scheduler` or your own cron lines",
+                default=True,
             ),
         ),
     ),
@@ -59,8 +63,8 @@ SECTIONS: tuple[Section, ...] = (
         "serve",
         "`flank serve`: actions in the browser (sign-in, Run, Rerun, Cancel, live pages).",
         (
-            Key("actions", "boolean", "true", "as `flank serve --actions` (default false)"),
-            Key("session_hours", "number", "8", "a sign-in lasts this long (default 8)"),
+            Key("actions", "boolean", "true", "as `flank serve --actions`", default=False),
+            Key("session_hours", "number", "8", "a sign-in lasts this long", default=8),
         ),
     ),
     Section(
@@ -74,17 +78,17 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "artifacts",
         "Files kept from each run (flank.yml's `artifacts:`).",
-        (Key("max_mb_per_run", "integer", "500", "at most this many MB kept per run (default 500)"),),
+        (Key("max_mb_per_run", "integer", "500", "at most this many MB kept per run", default=500),),
     ),
     Section(
         "s3",
         "Upload run records, logs, kept files and the site to S3 (or an S3-compatible server).",
         (
             Key("bucket", "string", '"my-bucket"', "the bucket; setting it turns S3 uploads on", required=True),
-            Key("prefix", "string", '"flank"', 'key prefix for run records and logs (default "")'),
+            Key("prefix", "string", '"flank"', "key prefix for run records and logs", default=""),
             Key("region", "string", '"eu-west-2"', "default: boto3's usual lookup"),
             Key("endpoint_url", "string", '"http://127.0.0.1:9000"', "an S3-compatible server (MinIO, SeaweedFS, …)"),
-            Key("publish_site", "boolean", "true", "publish the status site too (default true)"),
+            Key("publish_site", "boolean", "true", "publish the status site too", default=True),
             Key("site_bucket", "string", '"status-site"', "bucket of the site (default: bucket)"),
             Key(
                 "site_prefix",
@@ -92,8 +96,14 @@ SECTIONS: tuple[Section, ...] = (
                 '""',
                 'prefix of the site (default "<prefix>/site"; "" = the bucket root, for S3 website hosting)',
             ),
-            Key("multipart_mb", "integer", "8", "files larger than this go up in parts of this size (>= 5)"),
-            Key("timeout", "number", "10", "seconds per network call (default 10)"),
+            Key(
+                "multipart_mb",
+                "integer",
+                "8",
+                "files larger than this go up in parts of this size, at least 5",
+                default=8,
+            ),
+            Key("timeout", "number", "10", "seconds per network call", default=10),
         ),
     ),
     Section(
@@ -101,7 +111,7 @@ SECTIONS: tuple[Section, ...] = (
         "Post run outcomes (flank.yml's `notify:`) to a Slack/Teams-compatible webhook.",
         (
             Key("url", "string", '"https://hooks.slack.com/services/T000/B000/XXXX"', "the webhook", required=True),
-            Key("timeout", "number", "10", "seconds (default 10)"),
+            Key("timeout", "number", "10", "seconds", default=10),
         ),
     ),
     Section(
@@ -111,7 +121,7 @@ SECTIONS: tuple[Section, ...] = (
             Key("host", "string", '"smtp.example.org"', "the SMTP server", required=True),
             Key("to", "string or list of strings", '["ada@example.org"]', "recipients", required=True),
             Key("port", "integer", "587", "default 465 with ssl, else 587"),
-            Key("ssl", "boolean", "false", "implicit TLS (port 465); default false"),
+            Key("ssl", "boolean", "false", "implicit TLS, port 465", default=False),
             Key("starttls", "boolean", "true", "upgrade to TLS (default: true unless ssl)"),
             Key("username", "string", '"flank@example.org"', "login, if the server wants one"),
             Key(
@@ -122,13 +132,13 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Key("from", "string", '"flank@example.org"', "sender (default: username, else flank@<host>)"),
             Key("ca_file", "string", '"/etc/ssl/private-ca.pem"', "for a server with a private certificate"),
-            Key("timeout", "number", "10", "seconds (default 10)"),
+            Key("timeout", "number", "10", "seconds", default=10),
         ),
     ),
     Section(
         "ping",
         "Health-check pings (flank.yml's `ping_url:`).",
-        (Key("timeout", "number", "10", "seconds per ping (default 10)"),),
+        (Key("timeout", "number", "10", "seconds per ping", default=10),),
     ),
     Section(
         "executors.slurm",
@@ -153,26 +163,32 @@ SECTIONS: tuple[Section, ...] = (
                 required=True,
             ),
             Key("bucket", "string", '"my-bucket"', "S3 bucket for release tarballs and per-job secrets", required=True),
-            Key("prefix", "string", '"flank"', "key prefix in that bucket"),
+            Key("prefix", "string", '"flank"', "key prefix in that bucket", default=""),
             Key("region", "string", '"eu-west-2"', "default: boto3's usual lookup"),
             Key("endpoint_url", "string", '"http://127.0.0.1:5000"', "one endpoint for Batch, CloudWatch Logs and S3"),
-            Key("log_group", "string", '"/aws/batch/job"', "where the awslogs driver writes (Batch's default)"),
-            Key("poll_interval", "number", "5", "seconds between describe_jobs calls (default 5)"),
-            Key("timeout", "number", "10", "seconds per AWS call (default 10)"),
+            Key(
+                "log_group",
+                "string",
+                '"/aws/batch/job"',
+                "where the awslogs driver writes, as Batch's own default",
+                default="/aws/batch/job",
+            ),
+            Key("poll_interval", "number", "5", "seconds between describe_jobs calls", default=5),
+            Key("timeout", "number", "10", "seconds per AWS call", default=10),
         ),
     ),
     Section(
         "cost",
         "Right-size the VM: `flank cost plan` and `flank cost apply`.",
         (
-            Key("region", "string", '"us-east-1"', "the region whose prices and types are used"),
+            Key("region", "string", '"us-east-1"', "the region whose prices and types are used", default="us-east-1"),
             Key(
                 "families",
                 "list of strings",
                 '["m6a", "r6a"]',
                 "instance families allowed (default: all but burstable ones)",
             ),
-            Key("headroom", "number", "0.25", "memory kept free above the measured peak (default 0.25)"),
+            Key("headroom", "number", "0.25", "memory kept free above the measured peak", default=0.25),
             Key("current_type", "string", '"r6a.8xlarge"', "today's type (default: asked of EC2)"),
             Key("instance_id", "string", '"i-0123456789abcdef0"', "this VM (default: the instance metadata)"),
             Key(
@@ -181,9 +197,9 @@ SECTIONS: tuple[Section, ...] = (
                 '"arn:aws:iam::123456789012:role/flank-resize"',
                 "the role EventBridge Scheduler uses; needed by `flank cost apply`",
             ),
-            Key("idle_memory_gib", "number", "4", "what the VM needs when no pipeline runs (default 4)"),
-            Key("idle_cpus", "integer", "2", "CPUs the VM needs when no pipeline runs (default 2)"),
-            Key("grow_lead_minutes", "integer", "15", "grow this long before a scheduled run (default 15)"),
+            Key("idle_memory_gib", "number", "4", "what the VM needs when no pipeline runs", default=4),
+            Key("idle_cpus", "integer", "2", "CPUs the VM needs when no pipeline runs", default=2),
+            Key("grow_lead_minutes", "integer", "15", "grow this long before a scheduled run", default=15),
             Key(
                 "endpoint_url", "string", '"http://127.0.0.1:5000"', "an AWS-compatible endpoint (tests, VPC endpoints)"
             ),
@@ -217,13 +233,34 @@ def section(name: str) -> Section:
     return next(s for s in SECTIONS if s.name == name)
 
 
+def default(section_name: str, key_name: str) -> Any:
+    """The value the readers use when flank.toml leaves [section_name] key_name out."""
+    value = next(k for k in section(section_name).keys if k.name == key_name).default
+    if value is None:
+        raise KeyError(f"[{section_name}] {key_name} has no default in the catalogue")
+    return value
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def describe(key: Key) -> str:
+    """What the key does, with its default: the text of the reference and of the example's comments."""
+    return key.text if key.default is None else f"{key.text} (default {toml_value(key.default)})"
+
+
 def example_toml(sec: Section) -> str:
     """The section as flank.toml lines, every key with its example value and meaning."""
     width = max(len(f"{k.name} = {k.example}") for k in sec.keys)
     lines = [f"[{sec.name}]"] if sec.name else []
     for k in sec.keys:
         line = f"{k.name} = {k.example}"
-        lines.append(f"{line.ljust(width)}   # {'required: ' if k.required else ''}{k.text}")
+        lines.append(f"{line.ljust(width)}   # {'required: ' if k.required else ''}{describe(k)}")
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,10 @@
 // Nothing shows unless the server's /api/session answers: nginx alone, S3 or a file on disk show no button.
 (function () {
   "use strict";
+  var FINAL_QUERY = "final"; // the ended run's page, fetched afresh (showFinalPage): its address is the page's own
+  if (new RegExp("[?&]" + FINAL_QUERY + "=").test(location.search) && history.replaceState) {
+    history.replaceState(null, "", location.pathname + location.hash);
+  }
   var box = document.getElementById("flank-actions");
   if (!box || !window.fetch || !window.URLSearchParams) return;
   var d = box.dataset, api = d.api, csrf = "", msg = box.querySelector(".flank-message");
@@ -133,7 +137,28 @@
       a.href = location.pathname;
       a.textContent = "See its final page";
       msg.appendChild(a);
+      showFinalPage(FINAL_PAGE_TRIES);
     });
+  }
+
+  // The graph, timeline and failures of an ended run are drawn by its after-run step, a moment after
+  // the end: look at the page as drawn until it no longer says running, then show it in place of this
+  // one. If it never comes (the site step failed), the link above stays. Not location.reload(): the
+  // browser would ask for the page "if modified since" the running one's Last-Modified, which has whole
+  // seconds, and a page redrawn within that second would come back as "not modified", still running.
+  var FINAL_PAGE_TRIES = 120, FINAL_PAGE_EVERY_MS = 500;
+  function showFinalPage(tries) {
+    function again() { if (tries > 1) setTimeout(function () { showFinalPage(tries - 1); }, FINAL_PAGE_EVERY_MS); }
+    fetch(location.pathname, { cache: "no-store", credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.text() : "";
+    }).then(function (html) {
+      var drawn = new DOMParser().parseFromString(html, "text/html").getElementById("flank-actions");
+      if (drawn && drawn.dataset.status && drawn.dataset.status !== "running") {
+        location.replace(location.pathname + "?" + FINAL_QUERY + "=" + Date.now()); // a URL no cache holds
+      } else {
+        again();
+      }
+    }, again);
   }
 
   function liveLog() {

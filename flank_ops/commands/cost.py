@@ -25,10 +25,11 @@ from flank_ops.cost.plan import plan_sizes
 from flank_ops.cost.prices import describe_source, price_table
 from flank_ops.cost.resources import collect_needs
 from flank_ops.cost.schedules import group_name, grow_schedules
-from flank_ops.cost.settings import cost_settings, instance_types
+from flank_ops.cost.settings import cost_settings, fetch_hint, instance_types
 from flank_ops.cost.shrink import applied_plan_path, shrink_now
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text
+from flank_ops.hints import flank_vm_command
 from flank_ops.humanize import duration, fmt_kb, parse_option_time
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import Home
@@ -96,7 +97,7 @@ def _print_plan(home: Any, cost: Any, needs: list[Any], plan: Any, schedules: li
     for note in plan.notes:
         print(f"note: {note}")
     if schedules:
-        print("\nresize schedule (flank cost apply creates it):")
+        print(f"\nresize schedule ({flank_vm_command('cost apply')} creates it):")
         for s in schedules:
             print(
                 f"  grow to {s.instance_type:<13} {s.expression:<28} {s.timezone:<16} "
@@ -104,7 +105,7 @@ def _print_plan(home: Any, cost: Any, needs: list[Any], plan: Any, schedules: li
             )
         print(
             f"  shrink to {plan.idle.name} when the last run of a window ends and no run of any project is "
-            "in progress (or: flank cost shrink-now)"
+            f"in progress (or: {flank_vm_command('cost shrink-now')})"
         )
 
 
@@ -186,7 +187,7 @@ def _prices(args: argparse.Namespace) -> int:
         f"fetched {len(kinds)} prices for {region}: {len(families)} families ({', '.join(families)}), "
         f"{' and '.join(arches)}"
     )
-    print(f"cached in {path}; `flank cost plan` uses them for [cost] region = {region!r}")
+    print(f"cached in {path}; `{flank_vm_command('cost plan')}` uses them for [cost] region = {region!r}")
     return 0
 
 
@@ -202,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run and args.action not in ("apply", "remove"):
         raise UserError("--dry-run works with apply and remove", "e.g. flank cost apply --dry-run")
     if args.region and args.action != "prices":
-        raise UserError("--region works with prices", "e.g. flank cost prices --region eu-west-2")
+        raise UserError("--region works with prices", f"e.g. {fetch_hint('eu-west-2')}")
     if args.action == "prices":
         return _prices(args)
     if args.action == "plan":

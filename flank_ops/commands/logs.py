@@ -27,6 +27,8 @@ from flank_ops.humanize import duration as format_duration
 from flank_ops.jsonout import FLAG_HELP
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.follow import follow
+from flank_ops.settings import settings_for, site_url
+from flank_ops.site.layout import absolute_url, url_raw_log
 from flank_ops.store import records
 
 if TYPE_CHECKING:
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         if args.follow:
             raise UserError("--follow prints the log itself, not JSON", "drop --json, or --follow")
-        _emit_json(record, run_dir, task)
+        _emit_json(paths, record, run_dir, task)
         return 0
     if args.follow:
         return _follow(paths, pipeline, run_id, task)
@@ -162,13 +164,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _emit_json(record: RunRecord, run_dir: Path, task: str | None) -> None:
-    """`flank logs --json`: the run's record and where each task's log is (null: it has none)."""
-    logs = {}
+def _emit_json(paths: ProjectPaths, record: RunRecord, run_dir: Path, task: str | None) -> None:
+    """`flank logs --json`: the run's record and where each task's log is (null: it has none), as
+    the reader can open it: here, its file; through `flank remote` (the laptop, the R package), the
+    file's address on the status site (`logs_are` says which)."""
+    base = None if via_remote() is None else site_url(settings_for(paths.home, paths.name))
+    logs: dict[str, str | None] = {}
     for name, entry in record.tasks.items():
         path = records.task_log_file(run_dir, name, entry)
-        logs[name] = str(path) if path.exists() else None
-    jsonout.emit("logs", run=jsonout.record(record), task=task, logs=logs)
+        if not path.exists():
+            logs[name] = None
+        elif base is None:
+            logs[name] = str(path)
+        else:
+            logs[name] = absolute_url(base, url_raw_log(paths.name, record.pipeline, record.run_id, name))
+    logs_are = "files" if base is None else "urls"
+    jsonout.emit("logs", run=jsonout.record(record), task=task, logs=logs, logs_are=logs_are)
 
 
 def _follow(paths: Any, pipeline: str, run_id: int, task: str | None) -> int:

@@ -5,11 +5,11 @@ The VM, FLANK_HOME and project come from the clone's git remote (`flank` unless
 code is flank remote's exit code.
 
     flank remote status
-    flank remote logs PIPELINE [RUN] [TASK] [--follow]
+    flank remote logs PIPELINE [RUN] [TASK] [--follow | --json]
     flank remote plan PIPELINE [--force | --force-task T ...] [-p NAME=VALUE ...]
     flank remote report resources
     flank remote doctor [--no-cron]
-    flank remote cost plan
+    flank remote cost plan | prices [--region R]
     flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T ...] [--detach]
                               [-p NAME=VALUE ...]
     flank remote cancel PIPELINE [RUN | --backfill ID] [--no-wait]
@@ -27,7 +27,8 @@ import sys
 
 from flank_ops.commands.target import add_param_option
 from flank_ops.errors import UserError
-from flank_ops.hints import DEFAULT_REMOTE
+from flank_ops.hints import DEFAULT_REMOTE, REMOTE_VM_VERBS
+from flank_ops.jsonout import FLAG_HELP
 from flank_ops.remote.ssh import parse_remote_url, remote_url, run_remote_flank
 
 
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("logs", parents=[common], help="print a task's log")
     p.add_argument("names", nargs="+", metavar="PIPELINE [RUN] [TASK]")
     p.add_argument("--follow", "-f", action="store_true", help="print a running task's output as it comes")
+    p.add_argument("--json", action="store_true", help=FLAG_HELP + "; each log by its address on the status site")
 
     force = argparse.ArgumentParser(add_help=False)  # the options `run` and `plan` share on the VM
     force.add_argument("--force", action="store_true", help="every task, even those up to date")
@@ -59,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("doctor", parents=[common], help="check the VM's flank setup (read-only)")
     p.add_argument("--no-cron", action="store_true", help="the VM runs schedules with `flank scheduler`")
 
-    p = verbs.add_parser("cost", parents=[common], help="the VM's size for its pipelines (read-only)")
-    p.add_argument("action", choices=["plan"])
+    p = verbs.add_parser("cost", parents=[common], help="the VM's size for its pipelines; fetch current prices")
+    p.add_argument("action", choices=sorted(REMOTE_VM_VERBS["cost"]))
+    p.add_argument("--region", help="prices: the region whose prices to fetch (default: [cost] region)")
 
     p = verbs.add_parser("run", parents=[common, force], help="run a pipeline now")
     p.add_argument("pipeline")
@@ -108,7 +111,8 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
             raise UserError(
                 f"unexpected {' '.join(args.names[3:])!r}", "usage: flank remote logs PIPELINE [RUN] [TASK] [--follow]"
             )
-        return ["logs", project, *args.names, *(["--follow"] if args.follow else [])]
+        options = [flag for flag, on in (("--follow", args.follow), ("--json", args.json)) if on]
+        return ["logs", project, *args.names, *options]
     if args.verb == "plan":
         params = [option for assignment in args.params for option in ("-p", assignment)]
         return ["plan", project, args.pipeline, *_force_options(args), *params]
@@ -117,7 +121,7 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
     if args.verb == "doctor":
         return ["doctor", *(["--no-cron"] if args.no_cron else [])]
     if args.verb == "cost":
-        return ["cost", args.action]
+        return ["cost", args.action, *(["--region", args.region] if args.region else [])]
     if args.verb == "run":
         options = []
         for flag, value in (("--task", args.task), ("--from", args.from_task), ("--rerun", args.rerun)):

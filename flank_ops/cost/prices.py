@@ -19,7 +19,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from flank_ops.cost.settings import TABLE_COLUMNS, CostSettings, InstanceType, PriceTable, own_or_shipped_table
+from flank_ops.cost.settings import (
+    TABLE_COLUMNS,
+    CostSettings,
+    InstanceType,
+    PriceTable,
+    fetch_hint,
+    own_or_shipped_table,
+)
 from flank_ops.errors import UserError
 
 PRICING_REGION = "us-east-1"
@@ -162,9 +169,9 @@ def describe_source(table: PriceTable, region: str, today: date) -> str:
     if table.fetched is not None:
         days = (today - table.fetched).days
         age = "today" if days <= 0 else f"{days} day{'s' if days != 1 else ''} ago"
-        stale = f"; refresh: flank cost prices --region {region}" if days > 30 else ""
+        stale = f"; refresh: {fetch_hint(region)}" if days > 30 else ""
         return f"prices: {region}, fetched {table.fetched.isoformat()} ({age}){stale}"
-    return f"prices: {table.where} (current prices: flank cost prices --region {region})"
+    return f"prices: {table.where} (current prices: {fetch_hint(region)})"
 
 
 # EBS gp3 storage, USD per GiB-month: the us-east-1 list price (most regions are within 20% of it).

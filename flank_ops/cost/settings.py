@@ -1,19 +1,6 @@
 """The [cost] table of flank.toml, typed, and the table of EC2 instance types it prices with.
 
-[cost]
-region = "us-east-1"                 # the region whose prices and types are used
-families = ["m6a", "r6a"]            # instance families allowed (default: all but burstable t3)
-headroom = 0.25                      # memory kept free above the measured peak
-current_type = "r6a.8xlarge"         # optional; else asked of EC2 (instance metadata / API)
-instance_id = "i-0123456789abcdef0"  # optional; else the instance metadata service
-scheduler_role_arn = "arn:aws:iam::123456789012:role/flank-resize"   # needed by `flank cost apply`
-idle_memory_gib = 4                  # what the VM needs when no pipeline runs
-idle_cpus = 2
-grow_lead_minutes = 15               # grow this long before a scheduled run
-endpoint_url = "http://127.0.0.1:5000"   # optional; AWS-compatible endpoint (tests, VPC endpoints)
-types_file = "/path/ec2_types.csv"   # optional; your own price table (same columns as the shipped one)
-arch = "x86_64"                      # x86_64 or arm64 (Graviton); default: this machine's (an R stack
-                                     # built for one may not build on the other)
+Its keys, their meaning and defaults: settings_catalogue.py's [cost] section (the reader asks it).
 
 Where prices come from, first found: `types_file`; the region's prices fetched by `flank cost prices`
 (cost/prices.py, cached in FLANK_HOME); the shipped table (ec2_types.csv, the offline fallback, whose
@@ -30,9 +17,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
-from flank_ops.settings_catalogue import section
+from flank_ops.hints import flank_vm_command
+from flank_ops.settings_catalogue import default, section
 
-DEFAULT_REGION = "us-east-1"
+DEFAULT_REGION: str = default("cost", "region")
 BURSTABLE = ("t2", "t3", "t3a", "t4g")
 TYPES_FILE = "ec2_types.csv"
 TABLE_COLUMNS = "region,type,family,vcpus,memory_gib,usd_per_hour,arch"
@@ -94,7 +82,7 @@ def cost_settings(settings: dict[str, Any]) -> CostSettings:
         hint = did_you_mean(unknown[0], list(KNOWN_KEYS)) or f"known keys: {', '.join(KNOWN_KEYS)}"
         raise UserError(f"flank.toml: [cost] unknown key {unknown[0]!r}", hint)
     families = _get(table, "families", list)
-    headroom = float(_get(table, "headroom", (int, float), 0.25))
+    headroom = float(_get(table, "headroom", (int, float), default("cost", "headroom")))
     if not 0 <= headroom <= 4:
         raise UserError(
             f"flank.toml: [cost] headroom must be between 0 and 4, not {headroom}",
@@ -103,7 +91,7 @@ def cost_settings(settings: dict[str, Any]) -> CostSettings:
     arch = _get(table, "arch", str) or machine_arch()
     if arch not in ARCHES:
         raise UserError(f"flank.toml: [cost] arch must be one of {', '.join(ARCHES)}, not {arch!r}")
-    lead = _get(table, "grow_lead_minutes", int, 15)
+    lead = _get(table, "grow_lead_minutes", int, default("cost", "grow_lead_minutes"))
     if not 0 <= lead <= 120:
         raise UserError(f"flank.toml: [cost] grow_lead_minutes must be between 0 and 120, not {lead}")
     return CostSettings(
@@ -113,8 +101,8 @@ def cost_settings(settings: dict[str, Any]) -> CostSettings:
         current_type=_get(table, "current_type", str),
         instance_id=_get(table, "instance_id", str),
         scheduler_role_arn=_get(table, "scheduler_role_arn", str),
-        idle_memory_gib=float(_get(table, "idle_memory_gib", (int, float), 4)),
-        idle_cpus=_get(table, "idle_cpus", int, 2),
+        idle_memory_gib=float(_get(table, "idle_memory_gib", (int, float), default("cost", "idle_memory_gib"))),
+        idle_cpus=_get(table, "idle_cpus", int, default("cost", "idle_cpus")),
         grow_lead_minutes=lead,
         endpoint_url=_get(table, "endpoint_url", str),
         types_file=_get(table, "types_file", str),
@@ -180,9 +168,14 @@ def instance_types(cost: CostSettings, table: PriceTable | None = None) -> list[
             f"no {cost.arch} instance types priced for region {cost.region!r} and families "
             f"{', '.join(cost.families or ('(all)',))} in {table.where}",
             f"priced regions there: {', '.join(table_regions(table))}; fetch your region's prices with "
-            f"`flank cost prices --region {cost.region}` (or set [cost] types_file, or [cost] arch)",
+            f"`{fetch_hint(cost.region)}` (or set [cost] types_file, or [cost] arch)",
         )
     return sorted(out, key=lambda t: (t.usd_per_hour, t.memory_gib))
+
+
+def fetch_hint(region: str) -> str:
+    """The command that fetches `region`'s current prices, as typed where it is printed (VM or laptop)."""
+    return flank_vm_command("cost prices", "--region", region)
 
 
 def find_type(types: list[InstanceType], name: str, cost: CostSettings) -> InstanceType:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from flank_ops.config.model import Config
 from flank_ops.deploy.push_output import say
 from flank_ops.errors import UserError
-from flank_ops.fileio import atomic_symlink, locked
+from flank_ops.fileio import atomic_symlink, atomic_write_text, locked
 from flank_ops.git import release_config
 from flank_ops.git.gitcmd import commit_info
 from flank_ops.git.push_check import take_validated
@@ -361,7 +361,9 @@ def executor_warnings(paths: ProjectPaths, config: Config) -> list[str]:
 
 
 def notify_warnings(paths: ProjectPaths, config: Config) -> list[str]:
-    """`notify:` with nowhere to send (notify/destinations.py), said once per push."""
+    """`notify:` with nowhere to send (notify/destinations.py): said by the push that makes it so, not
+    again by every push after it; it changes with flank.yml's `notify:` and flank.toml's [notify.*],
+    and then it is said again. `flank validate` and `flank doctor` say it whenever they are asked."""
     from flank_ops.notify.destinations import nowhere_to_send
     from flank_ops.settings import settings_for
 
@@ -369,6 +371,16 @@ def notify_warnings(paths: ProjectPaths, config: Config) -> list[str]:
         warning = nowhere_to_send(config, settings_for(paths.home, paths.name), str(paths.home.settings_file))
     except UserError:
         return []  # an unreadable flank.toml: executor_warnings said it
+    said = paths.notify_warning_said
+    try:
+        if warning is None:
+            said.unlink(missing_ok=True)
+        elif said.is_file() and said.read_text(encoding="utf-8") == warning:
+            return []
+        else:
+            atomic_write_text(said, warning)
+    except OSError:
+        pass  # not remembered: the next push says it again
     return [warning] if warning else []
 
 

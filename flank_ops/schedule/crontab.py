@@ -35,6 +35,7 @@ from typing import NamedTuple
 from flank_ops.config.model import Config
 from flank_ops.fileio import atomic_write_text, locked
 from flank_ops.paths import ProjectPaths
+from flank_ops.settings_catalogue import default
 from flank_ops.store.records import RunTrigger
 
 NO_CRONTAB = "no crontab command: install cron (apt-get install cron) or run `flank scheduler`"
@@ -294,7 +295,7 @@ def crontab_enabled(paths: ProjectPaths) -> bool:
     from flank_ops.settings import settings_for
 
     table = settings_for(paths.home, paths.name).get("schedule") or {}
-    return table.get("install_crontab", True) is not False
+    return table.get("install_crontab", default("schedule", "install_crontab")) is not False
 
 
 def install_schedule(paths: ProjectPaths, config: Config) -> list[str]:

@@ -24,6 +24,7 @@ from typing import NamedTuple
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text
 from flank_ops.paths import Home
+from flank_ops.settings_catalogue import default
 
 ROLES = ("runner", "admin")
 USERS_FORMAT = 1
@@ -32,7 +33,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MIN_PASSWORD = 8
 
-SESSION_TTL_S = 8 * 3600.0  # a session ends this long after sign-in ([serve] session_hours)
+SESSION_TTL_S = default("serve", "session_hours") * 3600.0  # a session ends this long after sign-in
 FAILED_LOGINS = 5  # failed sign-ins one client may make ...
 FAILED_WINDOW_S = 15 * 60.0  # ... within this window before it must wait
 

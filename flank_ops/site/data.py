@@ -331,13 +331,15 @@ class BackfillGroup(NamedTuple):
 
 def backfill_groups(paths: ProjectPaths, pipeline: str, recent: list[dict[str, Any]]) -> list[BackfillGroup]:
     """The backfills that have runs among `recent` (newest first), with their plans' size and status."""
-    from flank_ops.errors import UserError
-    from flank_ops.schedule.backfill import read_backfill
-
     by_id: dict[str, list[dict[str, Any]]] = {}
     for entry in recent:
         if isinstance(entry.get("backfill"), str):
             by_id.setdefault(entry["backfill"], []).append(entry)
+    if not by_id:
+        return []  # most pages: no backfill, and no need to import its module (polish c)
+    from flank_ops.errors import UserError
+    from flank_ops.schedule.backfill import read_backfill
+
     groups = []
     for backfill_id, runs in by_id.items():
         try:

@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from flank_ops import __version__, humanize
 from flank_ops.config.model import instance_parts
-from flank_ops.config.params import param_fields
 from flank_ops.errors import UserError
 from flank_ops.package_data import package_folder
-from flank_ops.schedule.backfill import MAX_WITHOUT_YES
 from flank_ops.site import fmt, layout
 
 if TYPE_CHECKING:
@@ -69,13 +67,27 @@ def environment() -> jinja2.Environment:
             actions_js=layout.url_actions_js,
         ),
         api_prefix=layout.API_PREFIX,
-        param_fields=param_fields,  # issue 23: the Run and Backfill forms' inputs
+        param_fields=_param_fields,  # issue 23: the Run and Backfill forms' inputs
         param_field=layout.PARAM_FIELD,
-        backfill_yes_over=MAX_WITHOUT_YES,
+        backfill_yes_over=_backfill_yes_over,
         version=__version__,
         zone=humanize.zone,
     )
     return env
+
+
+# The Run and Backfill forms (_actions.html) are drawn only on pages with actions on: what they need
+# is imported when they are drawn, not by every draw of the site (polish c).
+def _param_fields(pipeline: Any) -> list[Any]:
+    from flank_ops.config.params import param_fields
+
+    return param_fields(pipeline)
+
+
+def _backfill_yes_over() -> int:
+    from flank_ops.schedule.backfill import MAX_WITHOUT_YES
+
+    return MAX_WITHOUT_YES
 
 
 def _bytecode_cache(jinja2: ModuleType) -> jinja2.BytecodeCache | None:

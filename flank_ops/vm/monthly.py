@@ -8,7 +8,7 @@ region's fetched prices, else the shipped table; disks at the gp3 list price.
 from __future__ import annotations
 
 from flank_ops.cost.prices import EBS_GP3_USD_PER_GIB_MONTH, hourly_price, price_table
-from flank_ops.cost.settings import cost_settings
+from flank_ops.cost.settings import cost_settings, fetch_hint
 from flank_ops.paths import Home
 
 HOURS_PER_MONTH = 730.0
@@ -23,7 +23,7 @@ def monthly_cost(region: str, running_type: str | None, disks_gib: int, home: Ho
         table = price_table(cost_settings({"cost": {"region": region}}), home.price_cache_dir)
         hourly = hourly_price(table, region, running_type)
         if hourly is None:
-            parts.append(f"{running_type} 24/7 (not priced for {region}: flank cost prices --region {region})")
+            parts.append(f"{running_type} 24/7 (not priced for {region}: {fetch_hint(region)})")
         else:
             total += hourly * HOURS_PER_MONTH
             parts.append(f"{running_type} 24/7 ${hourly * HOURS_PER_MONTH:,.2f}")

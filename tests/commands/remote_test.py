@@ -250,6 +250,25 @@ def test_remote_cancel_and_follow_reach_the_vms_commands(laptop: Laptop) -> None
 
 @pytest.mark.slow
 @needs_sshd
+def test_remote_logs_json_gives_the_laptop_addresses_not_vm_paths(laptop: Laptop, flank_home: Path) -> None:
+    """Polish g: `flank remote logs --json` (and the R package, which asks the same over ssh) names each
+    log by its address on the status site, which the laptop can open, and says so; on the VM, files."""
+    assert laptop.flank("remote", "run", "nightly").returncode == 0
+    proc = laptop.flank("remote", "logs", "nightly", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["logs_are"] == "urls"
+    url = answer["logs"]["extract"]
+    assert url == "http://127.0.0.1:8083/demo/nightly/1/logs/extract.txt"
+    # the file that address serves (flank serve, nginx: the site folder)
+    published = flank_home / "site" / url.removeprefix("http://127.0.0.1:8083/")
+    assert published.read_text().strip() == "extracted rows"
+    on_vm = json.loads(run_flank("logs", "demo", "nightly", "1", "--json", check=True).stdout)
+    assert on_vm["logs_are"] == "files" and Path(on_vm["logs"]["extract"]).read_text().strip() == "extracted rows"
+
+
+@pytest.mark.slow
+@needs_sshd
 def test_hints_printed_through_remote_work_on_the_laptop_as_printed(laptop: Laptop) -> None:
     """Issue 19 bug 2: `flank remote run --detach` says how to follow the run from the laptop, and that
     command, typed as printed, does it."""
@@ -302,6 +321,12 @@ def test_read_only_verbs_and_every_run_option_work_through_remote(laptop: Laptop
         proc = laptop.flank("remote", *argv)
         assert "Traceback" not in proc.stderr and "unrecognized arguments" not in proc.stderr, proc.stderr
         assert proc.stdout.strip() or proc.stderr.strip()
+    # polish d: the plan's hint for current prices is a laptop command, and typed as printed it reaches
+    # the VM's `flank cost prices` (here with a region the VM refuses before asking AWS)
+    hint = laptop.flank("remote", "cost", "plan").stdout.split("current prices: ", 1)[1].split(")")[0]
+    assert hint == "flank remote cost prices --region us-east-1"
+    proc = laptop.flank(*shlex.split(hint)[1:-1], "no_such_region")
+    assert proc.returncode == 1 and "'no_such_region' is not an AWS region name" in proc.stderr, proc.stderr
 
 
 @pytest.mark.slow

@@ -39,10 +39,26 @@ def test_notify_with_nowhere_to_send_is_said_at_push_in_validate_doctor_and_the_
     assert len(said) == 1 and "warning: notify: nightly (failure, recovery) — but " in said[0], push.stderr
     assert "has no [notify.webhook] or [notify.email]" in said[0] and "quiet" not in said[0]
 
-    proc = run_flank("validate", cwd=clone)
-    assert proc.returncode == 0 and "warning: notify: nightly (failure, recovery)" in proc.stderr, proc.stderr
-    proc = run_flank("doctor", "--no-cron")
-    assert "WARN  notify (demo): notify: nightly (failure, recovery)" in proc.stdout, proc.stdout
+    # polish e: said once per change of the config, not at every push ...
+    (clone / "README.md").write_text("a push that changes no setting\n")
+    git("add", "README.md", cwd=clone)
+    git("commit", "-qm", "docs", cwd=clone)
+    push = subprocess.run(["git", "push", "flank", "main"], cwd=clone, capture_output=True, text=True)
+    assert push.returncode == 0 and "deployed" in push.stderr, push.stderr
+    assert "notify:" not in push.stderr, push.stderr
+    # ... said again when flank.yml's notify: changes
+    (clone / "flank.yml").write_text(YML.replace("[failure, recovery]", "[failure]"))
+    git("commit", "-qam", "notify on failure only", cwd=clone)
+    push = subprocess.run(["git", "push", "flank", "main"], cwd=clone, capture_output=True, text=True)
+    said = [line for line in push.stderr.splitlines() if "notify:" in line]
+    assert len(said) == 1 and "warning: notify: nightly (failure) — but " in said[0], push.stderr
+
+    # ... and still by validate and doctor, every time they are asked
+    for _ in range(2):
+        proc = run_flank("validate", cwd=clone)
+        assert proc.returncode == 0 and "warning: notify: nightly (failure)" in proc.stderr, proc.stderr
+        proc = run_flank("doctor", "--no-cron")
+        assert "WARN  notify (demo): notify: nightly (failure)" in proc.stdout, proc.stdout
 
     assert run_flank("run", "demo", "nightly").returncode == 1
     record = json.loads((home / "demo" / "runs" / "nightly" / "1" / "run.json").read_text())

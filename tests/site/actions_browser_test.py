@@ -86,6 +86,7 @@ def test_sign_in_run_watch_it_live_and_cancel(site: str, tmp_path: Path) -> None
             lambda: "fitting glm" in (_eval(browser, "document.querySelector('section.live').textContent") or ""),
             "a new line, live",
         )
+        assert browser.evaluate("window.sameDocument") is True  # live: no reload while it runs
         # the running task's log page follows the log: drawn with the run's next redraw once the log has lines
         # (an empty log gets no page), which the live lines above can beat by a few seconds
         log_page = Home().site_dir / "demo" / "nightly" / "1" / "logs" / "hold.html"
@@ -106,7 +107,16 @@ def test_sign_in_run_watch_it_live_and_cancel(site: str, tmp_path: Path) -> None
             lambda: "cancelled" in (_eval(browser, "document.querySelector('main h1 .badge').textContent") or ""),
             "the page to say cancelled",
         )
-        assert browser.evaluate("window.sameDocument") is True  # live: no reload
+        # polish a: once the run has ended, the page becomes its final page, graph and timeline included (they
+        # stayed as drawn while it ran), without the running task's lines nor the 10 s refresh
+        node = "document.querySelector('svg.dag [data-task=hold]').getAttribute('class')"
+        wait_for(lambda: "s-cancelled" in (_eval(browser, node) or ""), "the graph to show the run's end", timeout=30)
+        final = browser.evaluate(
+            "[document.getElementById('flank-actions').dataset.status, !!document.querySelector('section.live'),"
+            " document.querySelector('footer').textContent.includes('refreshes'),"
+            " document.querySelector('svg.gantt').innerHTML.includes('s-running'), location.pathname + location.search]"
+        )
+        assert final == ["cancelled", False, False, False, "/demo/nightly/1/index.html"]  # its own address
         assert record(1)["status"] == "cancelled"
         assert record(1)["triggered_by"] == {"user": "ada", "via": "web"}
         assert sorted(p.name for p in runs_dir().iterdir() if p.name.isdigit()) == ["1"]  # one run for two clicks

@@ -6,6 +6,8 @@ Records are written with flank_ops.store.records, exactly as the runner writes t
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.site import build
 from flank_ops.store import records
-from helpers.cli import run_flank
+from helpers.cli import REPO_ROOT, run_flank
 from helpers.site_records import CHAIN, make_many_runs, make_project, make_run
 
 
@@ -114,6 +116,28 @@ def test_after_run_touches_only_that_runs_pages_and_the_summaries(flank_home: Pa
         "demo/nightly/runs-1.html",
     }
     assert set(before) <= set(after)
+
+
+def test_a_deploys_redraw_without_actions_imports_neither_params_nor_backfill(flank_home: Path) -> None:
+    """Polish c: the Run/Backfill forms' helpers (config.params, schedule.backfill) are imported by the
+    pages that show the forms, not by every draw: here a push's redraw, in a fresh interpreter as there."""
+    paths = make_project(Home())
+    make_run(paths)
+    build.rebuild_all(Home())  # the site as a push finds it: its run pages drawn
+    script = (
+        "import sys\n"
+        "from flank_ops.paths import Home\n"
+        "from flank_ops.site import build\n"
+        "build.after_deploy(Home(), 'demo')\n"
+        "print(*sorted(m for m in sys.modules if m.startswith('flank_ops.')))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "nightly" in (Home().site_dir / "demo/index.html").read_text(encoding="utf-8")
+    imported = set(proc.stdout.split())
+    assert "flank_ops.site.pages" in imported
+    assert not {"flank_ops.config.params", "flank_ops.schedule.backfill"} & imported
 
 
 @pytest.mark.slow

@@ -83,6 +83,53 @@ tasks_frame <- function(run) {
   )
 }
 
+# A run's record (run.json, as the VM's answers carry it) that prints as `flank logs` shows a run: a
+# line for the run, one per task (flank_ops/commands/logs.py _task_table). It stays the record's
+# list: run$status, run$tasks$model$status.
+as_flank_run <- function(run) {
+  if (is.null(run)) return(run)
+  structure(run, class = c("flank_run", "list"))
+}
+
+format.flank_run <- function(x, ...) {
+  dash <- " \u2014 "
+  started <- if (is.null(x$started_at)) "" else {
+    paste0(dash, "started ", format(parse_time(x$started_at, x$timezone), "%a %d %b %H:%M %Z"))
+  }
+  head <- sub(paste0("(", dash, ")+$"), "", paste0(x$pipeline, " #", x$run_id, " ", x$status, started, dash, x$summary %||% ""))
+  tasks <- x$tasks %||% list()
+  width <- max(c(4L, nchar(names(tasks))))
+  rows <- vapply(names(tasks), function(name) {
+    t <- tasks[[name]]
+    at <- if (is.null(t$started_at)) "" else format(parse_time(t$started_at, x$timezone), "%H:%M:%S %Z")
+    line <- paste0(
+      "  ", formatC(name, width = -width), "  ", formatC(t$status %||% "", width = -15), " ",
+      formatC(at, width = 12), " ", formatC(fmt_duration(t$duration_s), width = 7)
+    )
+    sub(" +$", "", line)
+  }, "", USE.NAMES = FALSE)
+  c(head, rows)
+}
+
+print.flank_run <- function(x, ...) {
+  cat(format(x), sep = "\n")
+  invisible(x)
+}
+
+# 0.4s, 42s, 14m32s, 2h05m, 1d03h: the twin of flank_ops/humanize.py duration ("" for none).
+fmt_duration <- function(seconds) {
+  if (is.null(seconds) || is.na(seconds)) return("")
+  s <- max(as.numeric(seconds), 0)
+  if (s < 10) return(sprintf("%.1fs", s))
+  if (s < 60) return(sprintf("%.0fs", s))
+  m <- as.integer(round(s)) %/% 60L
+  sec <- as.integer(round(s)) %% 60L
+  if (m < 60L) return(sprintf("%dm%02ds", m, sec))
+  h <- m %/% 60L
+  if (h < 24L) return(sprintf("%dh%02dm", h, m %% 60L))
+  sprintf("%dd%02dh", h %/% 24L, h %% 24L)
+}
+
 flank_logs <- function(pipeline, task = NULL, run = NULL, follow = FALSE, remote = "flank", dir = ".") {
   target <- flank_target(remote, dir)
   names <- c(target$project, pipeline, if (!is.null(run)) as.character(run), task)
@@ -91,7 +138,10 @@ flank_logs <- function(pipeline, task = NULL, run = NULL, follow = FALSE, remote
     return(invisible(follow_run(target, pipeline, meta$run$run_id, task)))
   }
   if (is.null(task)) {
-    return(structure(tasks_frame(meta$run), run = meta$run))
+    frame <- tasks_frame(meta$run)
+    # where each log is, as this laptop can open it: its address on the status site (logs_are "urls")
+    frame$log <- vapply(frame$task, function(t) na(meta$logs[[t]], NA_character_), "", USE.NAMES = FALSE)
+    return(structure(frame, run = as_flank_run(meta$run)))
   }
   got <- run_remote(target, c("logs", names))
   if (got$status != 0) flank_error(paste(sub("^flank: ", "", got$stderr), collapse = "\n"))
@@ -125,7 +175,7 @@ flank_cancel <- function(pipeline, run = NULL, remote = "flank", dir = ".") {
   # exit 3 with an answer: the run had ended by itself meanwhile (its record says how)
   answer <- ask(target, c("cancel", target$project, pipeline, if (!is.null(run)) as.character(run)), ok_status = c(0L, 3L))
   message(sprintf("flank: %s #%d %s", pipeline, answer$run_id, if (answer$stopping) "is stopping" else answer$run$status))
-  invisible(answer$run)
+  invisible(as_flank_run(answer$run))
 }
 
 flank_secret_set <- function(name, value = NULL, remote = "flank", dir = ".") {

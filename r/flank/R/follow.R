@@ -72,7 +72,7 @@ follow_run <- function(target, pipeline, run_id, task) {
   if (status == 255) ssh_failed(target, readLines(files$out, warn = FALSE))
   meta <- ask(target, c("logs", target$project, pipeline, as.character(run_id)))
   if (is.null(task)) say_next_steps(pipeline, meta$run)
-  invisible(meta$run)
+  invisible(as_flank_run(meta$run))
 }
 
 # After a failed run, the R twins of what `flank remote run` prints: the failed task's log, the rerun.

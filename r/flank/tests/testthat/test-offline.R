@@ -51,3 +51,26 @@ test_that("params become -p NAME=VALUE options, as flank run takes them", {
   expect_error(param_options(list(n = 1:2)), "one value")
 })
 
+
+test_that("a run prints as a short summary, as `flank logs` shows it, and stays the record", {
+  # polish f: flank_run()'s result printed as a nested list of every field of run.json
+  at <- "2026-12-06T10:52:08.905+00:00"
+  run <- flank:::as_flank_run(list(
+    pipeline = "nightly", run_id = 3L, status = "failed", started_at = at, timezone = "Europe/London",
+    duration_s = 75.2, summary = "1 failed, 1 succeeded",
+    tasks = list(
+      extract = list(status = "success", started_at = at, duration_s = 1.25, exit_code = 0L),
+      model = list(status = "failed", started_at = at, duration_s = 73, exit_code = 3L),
+      report = list(status = "upstream_failed", started_at = NULL, duration_s = NULL, exit_code = NULL)
+    )
+  ))
+  out <- capture.output(print(run))
+  expect_equal(out, c(
+    "nightly #3 failed \u2014 started Sun 06 Dec 10:52 GMT \u2014 1 failed, 1 succeeded",
+    "  extract  success         10:52:08 GMT    1.2s",
+    "  model    failed          10:52:08 GMT   1m13s",
+    "  report   upstream_failed"
+  ))
+  expect_equal(run$tasks$model$status, "failed")
+  expect_equal(run$run_id, 3L)
+})

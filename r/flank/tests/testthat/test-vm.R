@@ -24,6 +24,9 @@ test_that("flank_run follows the run in the console and returns its result", {
   expect_true(any(grepl("nightly #1 success", out)))
   expect_equal(run$status, "success")
   expect_equal(run$tasks$report$status, "success")
+  printed <- capture.output(print(run))  # polish f: a short summary, not the nested record
+  expect_match(printed[1], "^nightly #1 success \u2014 started ")
+  expect_length(printed, 3L)
 })
 
 test_that("flank_run passes parameters, checked on the VM", {
@@ -39,6 +42,8 @@ test_that("flank_logs gives the tasks of a run, and a task's log", {
   tasks <- in_clone(flank_logs("nightly", run = 1))
   expect_equal(tasks$task, c("extract", "report"))
   expect_equal(tasks$status, c("success", "success"))
+  # polish g: each log by its address on the status site, not by its path on the VM
+  expect_equal(tasks$log, sprintf("http://127.0.0.1:8083/demo/nightly/1/logs/%s.txt", c("extract", "report")))
   out <- capture.output(in_clone(flank_logs("nightly", "extract")))
   expect_equal(out, "extracted rows")
   runs <- in_clone(flank_runs("nightly"))
