@@ -36,8 +36,10 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from flank_ops.config.model import Config, Task
+from flank_ops.executors import batch_staging as staging
 from flank_ops.executors.base import BackendError, JobRequest, JobState
 from flank_ops.executors.shared_poll import SharedPoll
 from flank_ops.fileio import locked
@@ -132,10 +134,10 @@ def is_release_checkout(job: JobRequest) -> bool:
     return bool(job.commit) and release.name == job.commit and release.parent.name == "releases"
 
 
-def declared_env_names(job: JobRequest) -> set[str]:
-    """The names flank.yml's `env:` gives the task (the project's and the task's own): from the copy the
-    push validated for a release (git/release_config), from the working copy's flank.yml on a laptop;
-    empty when it cannot be read (the job then gets the FLANK_* variables only)."""
+def job_config(job: JobRequest) -> tuple[Config | None, Task | None]:
+    """The flank.yml the task comes from and its declaration there: the copy the push validated for a
+    release (git/release_config), the working copy's flank.yml on a laptop; (None, None) when it cannot
+    be read."""
     from flank_ops.config.load import FILENAME, load_config_file
     from flank_ops.errors import UserError
     from flank_ops.git.release_config import load_release_config
@@ -149,19 +151,25 @@ def declared_env_names(job: JobRequest) -> set[str]:
         else:
             config = load_config_file(release / FILENAME)
     except (UserError, OSError):
-        return set()
-    names = set(config.env)
+        return None, None
     pipeline = config.pipelines.get(job.env.get("FLANK_PIPELINE", ""))
-    if pipeline is not None and job.task in pipeline.tasks:
-        names |= set(pipeline.tasks[job.task].env)
-    return names
+    return config, (pipeline.tasks.get(job.task) if pipeline is not None else None)
 
 
-def container_env(job: JobRequest) -> dict[str, str]:
-    """What of the task's environment goes into the job: flank.yml's `env:`, the FLANK_* run variables and
-    TZ. Nothing else of the VM's environment (AWS credentials, PATH, HOME...: the job's description is
-    readable by anyone allowed batch:DescribeJobs, and the image has its own PATH), no VM paths."""
-    declared = declared_env_names(job)
+def declared_env_names(job: JobRequest) -> set[str]:
+    """The names flank.yml's `env:` gives the task (the project's and the task's own); empty when
+    flank.yml cannot be read (the job then gets the FLANK_* variables only)."""
+    config, task = job_config(job)
+    return set(config.env if config else ()) | set(task.env if task else ())
+
+
+def container_env(job: JobRequest, declared: set[str] | None = None) -> dict[str, str]:
+    """What of the task's environment goes into the job: flank.yml's `env:` (`declared`: its names, read
+    from flank.yml when not given), the FLANK_* run variables and TZ. Nothing else of the VM's environment
+    (AWS credentials, PATH, HOME...: the job's description is readable by anyone allowed
+    batch:DescribeJobs, and the image has its own PATH), no VM paths."""
+    if declared is None:
+        declared = declared_env_names(job)
     return {
         k: v
         for k, v in job.env.items()
@@ -218,6 +226,14 @@ def _reason(info: dict[str, Any], container: dict[str, Any], attempts: list[Any]
     return "; ".join(dict.fromkeys(said)) or None
 
 
+class _JobFiles(NamedTuple):
+    """issue 26: a job's staging objects in S3, and where its results go on the VM."""
+
+    inputs_key: str | None
+    results_key: str | None
+    release_dir: str
+
+
 class BatchBackend:
     kind = "batch"
     shared_poll = True  # issue 26 (bench/poll.py turns it off to measure the old way)
@@ -236,6 +252,7 @@ class BatchBackend:
         self._cursors: dict[str, _LogCursor] = {}
         self._streams: dict[str, str] = {}
         self._secret_keys: dict[str, str] = {}
+        self._job_files: dict[str, _JobFiles] = {}  # issue 26: job id -> its staging objects
         self._polled: dict[str, tuple[float, JobState]] = {}  # job id -> (when, what describe_jobs said)
         self.shared: SharedPoll | None = None  # issue 26: set at the first submit (it knows the run)
 
@@ -350,25 +367,20 @@ class BatchBackend:
             code = str(exc.response.get("Error", {}).get("Code"))
             if code in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
+            raise BackendError(f"could not look for {key} in S3: {self.describe(exc, 's3')}") from None
         except bx.BotoCoreError as exc:
-            raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
+            raise BackendError(f"could not look for {key} in S3: {self.describe(exc, 's3')}") from None
 
-    def _upload(self, tarball: Path, key: str) -> None:
+    def _upload(self, path: Path, key: str, what: str = "the release", content_type: str = "application/gzip") -> None:
         from flank_ops.s3 import upload_file
 
         try:
-            # another run of the same commit may upload at the same time: same content, last writer wins
+            # another run (of the same commit) may upload the same content at the same time: last writer wins
             upload_file(
-                self.client("s3"),
-                self.s3_settings(),
-                tarball,
-                self.settings.bucket,
-                key,
-                {"ContentType": "application/gzip"},
+                self.client("s3"), self.s3_settings(), path, self.settings.bucket, key, {"ContentType": content_type}
             )
         except Exception as exc:  # boto3 wraps ClientErrors in S3UploadFailedError
-            raise BackendError(f"could not upload the release to S3: {self.describe(exc, 's3')}") from None
+            raise BackendError(f"could not upload {what} to S3: {self.describe(exc, 's3')}") from None
 
     def presign(self, key: str, expiry_s: int) -> str:
         return str(
@@ -390,6 +402,86 @@ class BatchBackend:
         except (bx.BotoCoreError, bx.ClientError):
             pass  # its presigned URL expires anyway; a bucket lifecycle rule on secrets/ cleans up (README)
 
+    # --- issue 26: the task's declared files --------------------------------
+    def stage_inputs(
+        self, job: JobRequest, task: Task | None, name: str, expiry_s: int
+    ) -> tuple[_JobFiles | None, dict[str, str]]:
+        """The task's inputs into the bucket (by content: only those not there yet), the list the
+        entrypoint fetches them by, and a presigned PUT for its results; (None, {}) when it declares none."""
+        try:
+            declared = staging.task_staging(task, job.release_dir)
+        except staging.StagingError as exc:
+            raise BackendError(f"cannot send the task's files: {exc}") from None
+        if not declared.needed:
+            return None, {}
+        folder = f"{self.settings.prefix}{staging.JOBS_PREFIX}{name}.{token_source.token_hex(8)}/"
+        env: dict[str, str] = {}
+        inputs_key = results_key = None
+        if declared.inputs:
+            entries = []
+            for rel in declared.inputs:
+                path = Path(job.release_dir) / rel
+                try:
+                    key = staging.content_key(self.settings.prefix, path)
+                except OSError as exc:
+                    raise BackendError(f"cannot read the input {rel}: {exc.strerror}") from None
+                if not self._exists(key):
+                    self._upload(path, key, f"the input {rel}", "application/octet-stream")
+                entries.append((self.presign(key, expiry_s), rel))
+            inputs_key = folder + "inputs.txt"
+            self.call(
+                "s3",
+                "could not store the list of the task's inputs in S3",
+                "put_object",
+                Bucket=self.settings.bucket,
+                Key=inputs_key,
+                Body=staging.inputs_list_text(entries).encode(),
+                ContentType="text/plain",
+            )
+            env[staging.ENV_STAGE_URL] = self.presign(inputs_key, expiry_s)
+        if declared.results:
+            results_key = folder + "results.tar.gz"
+            env[staging.ENV_RESULTS] = "\n".join(declared.results)
+            env[staging.ENV_RESULTS_URL] = str(
+                self.client("s3").generate_presigned_url(
+                    "put_object", Params={"Bucket": self.settings.bucket, "Key": results_key}, ExpiresIn=expiry_s
+                )
+            )
+        return _JobFiles(inputs_key, results_key, job.release_dir), env
+
+    def bring_back(self, job_id: str, succeeded: bool) -> str | None:
+        """The job's outputs and artifacts into the release on the VM; None, or why the task fails
+        (a success whose results did not reach S3 or cannot be unpacked)."""
+        from botocore import exceptions as bx
+
+        files = self._job_files.pop(job_id, None)
+        if files is None or files.results_key is None:
+            self._drop_job_files(files)
+            return None
+        problem = None
+        with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
+            tarball = Path(tmp) / "results.tar.gz"
+            try:
+                self.client("s3").download_file(self.settings.bucket, files.results_key, str(tarball))
+                staging.unpack_results(tarball, Path(files.release_dir))
+            except bx.ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code not in ("404", "NoSuchKey", "NotFound"):
+                    problem = f"could not fetch its outputs from S3: {self.describe(exc, 's3')}"
+                elif succeeded:
+                    problem = "its outputs never reached S3 (see the entrypoint's lines in the log)"
+            except bx.BotoCoreError as exc:
+                problem = f"could not fetch its outputs from S3: {self.describe(exc, 's3')}"
+            except (OSError, tarfile.TarError, staging.StagingError) as exc:
+                problem = f"could not unpack its outputs: {exc}"
+        self._drop_job_files(files)
+        return problem if succeeded else None
+
+    def _drop_job_files(self, files: _JobFiles | None) -> None:
+        for key in (files.inputs_key, files.results_key) if files else ():
+            if key:
+                self._delete_object(key)
+
     # --- Backend ---------------------------------------------------------
     def submit(self, job: JobRequest) -> str:
         expiry = url_expiry_s(job.timeout_s)
@@ -398,8 +490,12 @@ class BatchBackend:
         workdir = os.path.relpath(job.cwd, job.release_dir) if job.cwd else "."
         if workdir.startswith(".."):
             workdir = "."
+        config, task = job_config(job)
+        declared = set(config.env if config else ()) | set(task.env if task else ())
+        files, staging_env = self.stage_inputs(job, task, name, expiry)
         env = {
-            **container_env(job),
+            **container_env(job, declared),
+            **staging_env,
             ENV_RELEASE_URL: release_url,
             ENV_WORKDIR: workdir,
             ENV_COMMAND: job.command,
@@ -443,10 +539,13 @@ class BatchBackend:
         except BackendError:
             if secrets_key:
                 self._delete_object(secrets_key)
+            self._drop_job_files(files)
             raise
         job_id = str(answer["jobId"])
         if secrets_key:
             self._secret_keys[job_id] = secrets_key
+        if files is not None:
+            self._job_files[job_id] = files
         if self.shared_poll and job.run_dir:  # issue 26: one describe_jobs for all the run's jobs
             if self.shared is None:
                 self.shared = SharedPoll(
@@ -498,6 +597,7 @@ class BatchBackend:
         info = self._describe_job(job_id)
         if info is None:
             self._drop_secrets(job_id)
+            self._drop_job_files(self._job_files.pop(job_id, None))
             return JobState(VANISHED, True, None, reason=f"job {job_id} vanished: AWS Batch no longer knows it")
         status = str(info.get("status"))
         container = info.get("container") or {}
@@ -518,13 +618,18 @@ class BatchBackend:
             exit_code = (attempts[-1].get("container") or {}).get("exitCode")
         if exit_code is None and done:
             exit_code = self._exit_code_from_list(info)
+        reason = _reason(info, container, attempts)
+        if done and job_id in self._job_files:  # issue 26: its files back on the VM before it counts as done
+            problem = self.bring_back(job_id, status == "SUCCEEDED")
+            if problem:
+                status, exit_code, reason = "FAILED", None, problem
         return JobState(
             state=status,
             done=done,
             exit_code=int(exit_code) if exit_code is not None else None,
             host=where_it_runs(info) if status not in QUEUED_STATES else None,
             queue=_arn_name(info.get("jobQueue")),
-            reason=_reason(info, container, attempts),
+            reason=reason,
         )
 
     def _exit_code_from_list(self, info: dict[str, Any]) -> int | None:

@@ -1,0 +1,117 @@
+"""issue 26 item 3 on AWS Batch (moto's server; the job's "container" is the stand-in of helpers/batch_aws.py
+running flank's real entrypoint in a folder of its own, so it sees only what S3 gives it): a Batch task's
+declared inputs go up content-addressed and reach the job; its outputs and artifacts come back onto the VM
+before the task counts as done, for a local dependent, the run's kept artifacts and the next run's fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_flank
+
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.deployed import deploy, record, runs_dir
+
+pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
+
+RAW = "raw rows from prep\n"
+# a file the release does not have: written on the VM by a local task, new in each run
+PREP_PER_RUN = "mkdir -p data && echo raw rows of run $FLANK_RUN_ID > data/raw.txt"
+PREP_SAME = "mkdir -p data && cp seed.txt data/raw.txt"  # the same bytes each run
+
+
+def staged_yml(prep: str) -> str:
+    return (
+        "pipelines:\n  nightly:\n    tasks:\n"
+        f"      prep: {{run: '{prep}'}}\n"
+        "      fit:\n"
+        "        run: 'cat data/raw.txt data/ref.csv; mkdir -p out; tr a-z A-Z < data/raw.txt > out/fit.txt;"
+        " echo plot of $FLANK_TASK > out/plot.txt'\n"
+        "        needs: prep\n        executor: batch\n"
+        "        inputs: [data/raw.txt, data/ref.csv]\n        outputs: [out/fit.txt]\n        artifacts: [out/plot.txt]\n"
+        "      report: {run: 'echo report reads; cat out/fit.txt', needs: fit}\n"
+    )
+
+
+FILES = {"seed.txt": RAW, "data/ref.csv": "ref,1\n"}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, flank_home: Path) -> Any:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    aws = batch_aws()
+    flank_home.mkdir(parents=True, exist_ok=True)
+    (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n\n" + aws.toml())
+    yield aws
+    aws.release_jobs()
+
+
+def log_of(run_id: int, task: str) -> str:
+    return (runs_dir() / str(run_id) / "logs" / f"{task}.log").read_text()
+
+
+def staged_puts(aws: BatchAWS) -> list[str]:
+    """The staged inputs flank uploaded since start_recording()."""
+    return [r["path"].split("/staged/")[1] for r in aws.recorded() if r["method"] == "PUT" and "/staged/" in r["path"]]
+
+
+def test_inputs_go_up_by_content_and_outputs_come_back_for_a_local_dependent(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(tmp_path, staged_yml(PREP_PER_RUN), files=FILES)
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = record(1)
+    assert [rec["tasks"][t]["status"] for t in ("prep", "fit", "report")] == ["success"] * 3
+    raw = "raw rows of run 1\n"
+    assert raw in log_of(1, "fit") and "ref,1\n" in log_of(1, "fit")
+    # the inputs are in the bucket under their content's hash
+    keys = {o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=aws.bucket).get("Contents", [])}
+    for content in (raw, "ref,1\n"):
+        assert f"staged/sha256-{hashlib.sha256(content.encode()).hexdigest()}" in keys
+    assert len(staged_puts(aws)) == 2
+    # the output came back onto the VM before report started; the artifact is kept with the run
+    assert "report reads\n" + raw.upper() in log_of(1, "report")
+    kept = runs_dir() / "1" / "artifacts" / "fit" / "out" / "plot.txt"
+    assert kept.read_text() == "plot of fit\n"
+    assert [a["path"] for a in rec["tasks"]["fit"]["artifacts"]] == ["out/plot.txt"]
+
+    # a second run (same commit, so the same release tarball): only the input that changed goes up,
+    # and the job reads this run's file, not the one the release tarball caught in run 1
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly", "--force")
+    assert out.returncode == 0, out.stdout + out.stderr
+    raw = "raw rows of run 2\n"
+    assert staged_puts(aws) == [f"sha256-{hashlib.sha256(raw.encode()).hexdigest()}"]
+    assert raw in log_of(2, "fit")
+    assert "report reads\n" + raw.upper() in log_of(2, "report")
+
+
+def test_a_batch_tasks_outputs_count_for_the_next_runs_fingerprint(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(tmp_path, staged_yml(PREP_SAME), files=FILES)
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = record(2)
+    # prep ran again and wrote the same bytes: fit is skipped (early cut-off), no job is submitted
+    assert rec["tasks"]["fit"]["status"] == "up_to_date", json.dumps(rec["tasks"]["fit"])
+    assert not [r for r in aws.recorded() if r["path"].endswith("/v1/submitjob")]
+
+
+def test_a_declared_output_the_job_did_not_write_fails_the_task_naming_it(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    tasks:\n"
+        "      fit: {run: 'echo forgot', executor: batch, outputs: [out/fit.txt]}\n",
+    )
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 1
+    fit = record(1)["tasks"]["fit"]
+    assert fit["status"] == "failed"
+    assert "did not write its declared output out/fit.txt" in log_of(1, "fit")
