@@ -58,6 +58,8 @@ DEFAULT_URL_EXPIRY_S = 12 * 3600  # presigned URLs of a task without a timeout:
 MAX_URL_EXPIRY_S = 7 * 24 * 3600  # SigV4's limit
 MAX_JOB_NAME = 128  # letters, digits, '-' and '_' only
 DESCRIBE_JOBS_MAX = 100  # ids per describe_jobs call (AWS's limit)
+# issue 26: what a task's image: definition takes over from the project's, besides containerProperties
+DEFINITION_COPIED = ("parameters", "retryStrategy", "timeout", "platformCapabilities", "propagateTags", "tags")
 
 # what the entrypoint reads (besides the task's own environment)
 ENV_RELEASE_URL = "FLANK_RELEASE_URL"
@@ -253,6 +255,7 @@ class BatchBackend:
         self._streams: dict[str, str] = {}
         self._secret_keys: dict[str, str] = {}
         self._job_files: dict[str, _JobFiles] = {}  # issue 26: job id -> its staging objects
+        self._image_definitions: dict[str, str] = {}  # issue 26: image -> job definition name:revision
         self._polled: dict[str, tuple[float, JobState]] = {}  # job id -> (when, what describe_jobs said)
         self.shared: SharedPoll | None = None  # issue 26: set at the first submit (it knows the run)
 
@@ -402,6 +405,62 @@ class BatchBackend:
         except (bx.BotoCoreError, bx.ClientError):
             pass  # its presigned URL expires anyway; a bucket lifecycle rule on secrets/ cleans up (README)
 
+    # --- issue 26: a task's own image ---------------------------------------
+    def job_definition_for(self, job: JobRequest) -> str:
+        """The job definition a task is submitted with: its own `batch: {job_definition}`, or for
+        `batch: {image}` one like the project's with that image (found, or registered once), else the
+        project's."""
+        image = job.options.get("image")
+        if not image:
+            return job.options.get("job_definition") or self.settings.job_definition
+        if image not in self._image_definitions:
+            with locked(Path(job.run_dir) / ".batch-definition.lock"):  # parallel tasks: one registers
+                self._image_definitions[image] = self._definition_with_image(image)
+        return self._image_definitions[image]
+
+    def _definition_with_image(self, image: str) -> str:
+        """`<project's definition>-img-<hash>`: an ACTIVE revision with this image when there is one,
+        else a new one with the project's definition's container properties and `image` (so its
+        container still runs flank's entrypoint)."""
+        base = self.settings.job_definition
+        base_name = _arn_name(base) if base.startswith("arn:") else base.split(":", 1)[0]
+        name = batch_job_name(f"{base_name}-img-{hashlib.sha256(image.encode()).hexdigest()[:12]}")
+        existing = self.call(
+            "batch",
+            f"could not look for a job definition with image {image}",
+            "describe_job_definitions",
+            jobDefinitionName=name,
+            status="ACTIVE",
+        ).get("jobDefinitions")
+        for definition in sorted(existing or [], key=lambda d: -int(d.get("revision") or 0)):
+            if (definition.get("containerProperties") or {}).get("image") == image:
+                return f"{name}:{definition['revision']}"
+        found = self.call(
+            "batch",
+            f"could not describe job definition {base}",
+            "describe_job_definitions",
+            **self._definition_query(base),
+        ).get("jobDefinitions")
+        active = sorted(
+            (d for d in found or [] if d.get("status") == "ACTIVE"), key=lambda d: -int(d.get("revision") or 0)
+        )
+        if not active or not active[0].get("containerProperties"):
+            raise BackendError(
+                f"AWS Batch job definition {base!r} does not exist or is no container definition: "
+                f"a task's image: is registered like it"
+            )
+        model = active[0]
+        registered = self.call(
+            "batch",
+            f"could not register a job definition with image {image}",
+            "register_job_definition",
+            jobDefinitionName=name,
+            type="container",
+            containerProperties={**model["containerProperties"], "image": image},
+            **{k: model[k] for k in DEFINITION_COPIED if model.get(k)},
+        )
+        return f"{name}:{registered['revision']}"
+
     # --- issue 26: the task's declared files --------------------------------
     def stage_inputs(
         self, job: JobRequest, task: Task | None, name: str, expiry_s: int
@@ -526,7 +585,7 @@ class BatchBackend:
         kwargs: dict[str, Any] = {
             "jobName": name,
             "jobQueue": job.options.get("job_queue") or self.settings.job_queue,
-            "jobDefinition": job.options.get("job_definition") or self.settings.job_definition,
+            "jobDefinition": self.job_definition_for(job),
             "containerOverrides": overrides,
             "retryStrategy": {"attempts": 1},
         }

@@ -168,3 +168,46 @@ def test_a_spot_interruption_is_resubmitted_without_using_an_attempt(tmp_path: P
     log = (runs_dir() / "1" / "logs" / "fit.log").read_text()
     assert f"AWS took the spot instance back ({reason}); resubmitting, not counted as an attempt (1 of 3)" in log
     assert "fitted" in log
+
+
+def test_a_tasks_own_image_gets_a_job_definition_like_the_projects_reused_after(tmp_path: Path, aws: BatchAWS) -> None:
+    image = "ghcr.io/lab/r-geo:4.4"
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    concurrency: 3\n    tasks:\n"
+        "      usual: {run: 'echo usual'}\n"
+        f"      geo: {{run: 'echo geo', batch: {{image: '{image}'}}}}\n"
+        f"      map: {{run: 'echo map', batch: {{image: '{image}'}}}}\n",
+    )
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    requests = aws.recorded()
+    submits = {
+        s["jobName"]: s["jobDefinition"]
+        for s in (json.loads(r["body"]) for r in requests if r["path"].endswith("/v1/submitjob"))
+    }
+    assert submits["flank-demo-nightly-1-usual"] == aws.job_definition
+    assert submits["flank-demo-nightly-1-geo"] == submits["flank-demo-nightly-1-map"] != aws.job_definition
+    batch = aws.client("batch")
+    name, revision = submits["flank-demo-nightly-1-geo"].split(":")
+    made = [
+        d
+        for d in batch.describe_job_definitions(jobDefinitionName=name)["jobDefinitions"]
+        if str(d["revision"]) == revision
+    ]
+    assert [d["containerProperties"]["image"] for d in made] == [image]
+    project_def = batch.describe_job_definitions(jobDefinitionName=aws.job_definition)["jobDefinitions"][0]
+    assert made[0]["containerProperties"]["command"] == project_def["containerProperties"]["command"]  # the entrypoint
+    assert len([r for r in requests if r["path"].endswith("/v1/registerjobdefinition")]) == 1
+
+    # the next run finds it: nothing registered again
+    aws.start_recording()
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    requests = aws.recorded()
+    assert not [r for r in requests if r["path"].endswith("/v1/registerjobdefinition")]
+    again = {
+        s["jobName"]: s["jobDefinition"]
+        for s in (json.loads(r["body"]) for r in requests if r["path"].endswith("/v1/submitjob"))
+    }
+    assert again["flank-demo-nightly-2-geo"] == submits["flank-demo-nightly-1-geo"]
