@@ -360,7 +360,7 @@ class BatchBackend:
                 self._upload(tarball, key)
         return key
 
-    def _exists(self, key: str) -> bool:
+    def _exists(self, key: str, what: str = "the release") -> bool:
         from botocore import exceptions as bx
 
         try:
@@ -370,9 +370,9 @@ class BatchBackend:
             code = str(exc.response.get("Error", {}).get("Code"))
             if code in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise BackendError(f"could not look for {key} in S3: {self.describe(exc, 's3')}") from None
+            raise BackendError(f"could not check {what} in S3: {self.describe(exc, 's3')}") from None
         except bx.BotoCoreError as exc:
-            raise BackendError(f"could not look for {key} in S3: {self.describe(exc, 's3')}") from None
+            raise BackendError(f"could not check {what} in S3: {self.describe(exc, 's3')}") from None
 
     def _upload(self, path: Path, key: str, what: str = "the release", content_type: str = "application/gzip") -> None:
         from flank_ops.s3 import upload_file
@@ -484,7 +484,7 @@ class BatchBackend:
                     key = staging.content_key(self.settings.prefix, path)
                 except OSError as exc:
                     raise BackendError(f"cannot read the input {rel}: {exc.strerror}") from None
-                if not self._exists(key):
+                if not self._exists(key, f"the input {rel}"):
                     self._upload(path, key, f"the input {rel}", "application/octet-stream")
                 entries.append((self.presign(key, expiry_s), rel))
             inputs_key = folder + "inputs.txt"
