@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         check = read_check(launcher[1])
         if check is None:
             return 2
-    return run_remote(spec, run_dir, check)
+    return run_remote(spec, run_dir, check, spec_path, launcher[1] if check is not None else "")
 
 
 if __name__ == "__main__":

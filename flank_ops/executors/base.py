@@ -40,6 +40,9 @@ class JobRequest(NamedTuple):
     run_dir: str
     task: str
     options: dict[str, str]  # slurm: partition, account, qos, extra_args; batch: job_queue, ...
+    # issue 26: the task's spec file (beside those of the run's other started tasks) and its check file
+    spec_path: str = ""
+    check_path: str = ""
 
 
 class JobState(NamedTuple):

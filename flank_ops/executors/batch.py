@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from flank_ops.config.model import Config, Task
+from flank_ops.executors import batch_array as array
 from flank_ops.executors import batch_staging as staging
 from flank_ops.executors.base import BackendError, JobRequest, JobState
 from flank_ops.executors.shared_poll import SharedPoll
@@ -236,6 +237,16 @@ class _JobFiles(NamedTuple):
     release_dir: str
 
 
+class _Staged(NamedTuple):
+    """issue 26: what stage_files sent: the inputs list, the results objects (one per cell) and their
+    presigned PUTs, the job's variables for them."""
+
+    inputs_key: str | None
+    results_keys: list[str]
+    results_urls: list[str]
+    env: dict[str, str]
+
+
 class BatchBackend:
     kind = "batch"
     shared_poll = True  # issue 26 (bench/poll.py turns it off to measure the old way)
@@ -256,6 +267,8 @@ class BatchBackend:
         self._secret_keys: dict[str, str] = {}
         self._job_files: dict[str, _JobFiles] = {}  # issue 26: job id -> its staging objects
         self._image_definitions: dict[str, str] = {}  # issue 26: image -> job definition name:revision
+        self._array_tried = False  # issue 26: a matrix instance's first submit may join an array job
+        self._array_children: dict[str, tuple[str, str, str]] = {}  # child id -> (run dir, group, instance)
         self._polled: dict[str, tuple[float, JobState]] = {}  # job id -> (when, what describe_jobs said)
         self.shared: SharedPoll | None = None  # issue 26: set at the first submit (it knows the run)
 
@@ -462,20 +475,16 @@ class BatchBackend:
         return f"{name}:{registered['revision']}"
 
     # --- issue 26: the task's declared files --------------------------------
-    def stage_inputs(
-        self, job: JobRequest, task: Task | None, name: str, expiry_s: int
-    ) -> tuple[_JobFiles | None, dict[str, str]]:
-        """The task's inputs into the bucket (by content: only those not there yet), the list the
-        entrypoint fetches them by, and a presigned PUT for its results; (None, {}) when it declares none."""
+    def stage_files(self, job: JobRequest, task: Task | None, folder: str, expiry_s: int, cells: int = 1) -> _Staged:
+        """The task's inputs into the bucket (by content: only those not there yet) and the list the
+        entrypoint fetches them by; a results object (and presigned PUT) per cell when it declares
+        outputs: or artifacts:."""
         try:
             declared = staging.task_staging(task, job.release_dir)
         except staging.StagingError as exc:
             raise BackendError(f"cannot send the task's files: {exc}") from None
-        if not declared.needed:
-            return None, {}
-        folder = f"{self.settings.prefix}{staging.JOBS_PREFIX}{name}.{token_source.token_hex(8)}/"
         env: dict[str, str] = {}
-        inputs_key = results_key = None
+        inputs_key = None
         if declared.inputs:
             entries = []
             for rel in declared.inputs:
@@ -488,25 +497,33 @@ class BatchBackend:
                     self._upload(path, key, f"the input {rel}", "application/octet-stream")
                 entries.append((self.presign(key, expiry_s), rel))
             inputs_key = folder + "inputs.txt"
-            self.call(
-                "s3",
-                "could not store the list of the task's inputs in S3",
-                "put_object",
-                Bucket=self.settings.bucket,
-                Key=inputs_key,
-                Body=staging.inputs_list_text(entries).encode(),
-                ContentType="text/plain",
-            )
+            self._put_text(inputs_key, staging.inputs_list_text(entries), "the list of the task's inputs")
             env[staging.ENV_STAGE_URL] = self.presign(inputs_key, expiry_s)
+        keys: list[str] = []
+        urls: list[str] = []
         if declared.results:
-            results_key = folder + "results.tar.gz"
             env[staging.ENV_RESULTS] = "\n".join(declared.results)
-            env[staging.ENV_RESULTS_URL] = str(
-                self.client("s3").generate_presigned_url(
-                    "put_object", Params={"Bucket": self.settings.bucket, "Key": results_key}, ExpiresIn=expiry_s
+            keys = [folder + ("results.tar.gz" if cells == 1 else f"results-{i}.tar.gz") for i in range(cells)]
+            urls = [
+                str(
+                    self.client("s3").generate_presigned_url(
+                        "put_object", Params={"Bucket": self.settings.bucket, "Key": key}, ExpiresIn=expiry_s
+                    )
                 )
-            )
-        return _JobFiles(inputs_key, results_key, job.release_dir), env
+                for key in keys
+            ]
+        return _Staged(inputs_key, keys, urls, env)
+
+    def _put_text(self, key: str, text: str, what: str) -> None:
+        self.call(
+            "s3",
+            f"could not store {what} in S3",
+            "put_object",
+            Bucket=self.settings.bucket,
+            Key=key,
+            Body=text.encode(),
+            ContentType="text/plain",
+        )
 
     def bring_back(self, job_id: str, succeeded: bool) -> str | None:
         """The job's outputs and artifacts into the release on the VM; None, or why the task fails
@@ -543,23 +560,65 @@ class BatchBackend:
 
     # --- Backend ---------------------------------------------------------
     def submit(self, job: JobRequest) -> str:
+        config, task = job_config(job)
+        if task is not None and task.group and not self._array_tried:
+            # issue 26: the instances of a matrix task go as one array job (batch_array.py); a retry alone
+            self._array_tried = True
+            group = task.group
+            array.lock_file(job.run_dir, group).parent.mkdir(parents=True, exist_ok=True)
+            with locked(array.lock_file(job.run_dir, group)):
+                sent = array.read(job.run_dir, group)
+                if sent is not None:
+                    child = array.child_id(sent, job.task)
+                    if child is not None:
+                        return self._attach(job, group, sent, child)
+                else:
+                    members = array.members(job, config, task)
+                    if job.task in members:
+                        assert config is not None
+                        return self._submit(job, config, task, (group, members))
+        return self._submit(job, config, task, None)
+
+    def _attach(self, job: JobRequest, group: str, sent: dict[str, Any], child: str) -> str:
+        index = int(child.rsplit(":", 1)[1])
+        results = sent.get("results_keys") or []
+        self._job_files[child] = _JobFiles(None, results[index] if results else None, job.release_dir)
+        self._array_children[child] = (job.run_dir, group, job.task)
+        self._register(job, child)
+        return child
+
+    def _submit(
+        self, job: JobRequest, config: Config | None, task: Task | None, cells: tuple[str, list[str]] | None
+    ) -> str:
+        """One job, or with `cells` (matrix task, its instances) one array job; the id of `job`'s own."""
         expiry = url_expiry_s(job.timeout_s)
         release_url = self.presign(self.ensure_release(job), expiry)
-        name = batch_job_name(job.name)
+        name = batch_job_name(job.name[: len(job.name) - len(job.task)] + cells[0] if cells else job.name)
         workdir = os.path.relpath(job.cwd, job.release_dir) if job.cwd else "."
         if workdir.startswith(".."):
             workdir = "."
-        config, task = job_config(job)
         declared = set(config.env if config else ()) | set(task.env if task else ())
-        files, staging_env = self.stage_inputs(job, task, name, expiry)
+        folder = f"{self.settings.prefix}{staging.JOBS_PREFIX}{name}.{token_source.token_hex(8)}/"
+        staged = self.stage_files(job, task, folder, expiry, len(cells[1]) if cells else 1)
         env = {
             **container_env(job, declared),
-            **staging_env,
+            **staged.env,
             ENV_RELEASE_URL: release_url,
             ENV_WORKDIR: workdir,
             ENV_COMMAND: job.command,
             ENV_COMMIT: job.commit,
         }
+        shared: list[str] = []  # objects all children read (an array's)
+        if cells:
+            assert config is not None
+            env = {k: v for k, v in env.items() if not array.is_cell_variable(k)}
+            pipeline = job.env.get("FLANK_PIPELINE", "")
+            cells_key = folder + "cells.txt"
+            self._put_text(cells_key, array.cells_text(config, pipeline, cells[1], staged.results_urls), "the cells")
+            env[array.ENV_CELLS_URL] = self.presign(cells_key, expiry)
+            shared = [k for k in (cells_key, staged.inputs_key) if k]
+        elif staged.results_urls:
+            env[staging.ENV_RESULTS_URL] = staged.results_urls[0]
         secrets_key = None
         if job.secrets:
             secrets_key = f"{self.settings.prefix}secrets/{name}.{token_source.token_hex(16)}.env"
@@ -589,6 +648,8 @@ class BatchBackend:
             "containerOverrides": overrides,
             "retryStrategy": {"attempts": 1},
         }
+        if cells:
+            kwargs["arrayProperties"] = {"size": len(cells[1])}
         if job.timeout_s:
             kwargs["timeout"] = {"attemptDurationSeconds": max(MIN_JOB_TIMEOUT_S, int(job.timeout_s + 0.999))}
         try:
@@ -596,15 +657,47 @@ class BatchBackend:
                 "batch", f"could not submit {name} to job queue {kwargs['jobQueue']}", "submit_job", **kwargs
             )
         except BackendError:
-            if secrets_key:
-                self._delete_object(secrets_key)
-            self._drop_job_files(files)
+            for key in (secrets_key, staged.inputs_key, *shared):
+                if key:
+                    self._delete_object(key)
             raise
         job_id = str(answer["jobId"])
+        if cells:
+            sent = {
+                "job_id": job_id,
+                "job_name": name,
+                "members": cells[1],
+                "results_keys": staged.results_keys,
+                "shared_keys": [*shared, *([secrets_key] if secrets_key else [])],
+                "done": [],
+            }
+            array.write(job.run_dir, cells[0], sent)
+            child = array.child_id(sent, job.task)
+            assert child is not None
+            self._say_array(job, sent)
+            return self._attach(job, cells[0], sent, child)
         if secrets_key:
             self._secret_keys[job_id] = secrets_key
-        if files is not None:
-            self._job_files[job_id] = files
+        if staged.inputs_key or staged.results_keys:
+            results = staged.results_keys[0] if staged.results_keys else None
+            self._job_files[job_id] = _JobFiles(staged.inputs_key, results, job.release_dir)
+        self._register(job, job_id)
+        return job_id
+
+    def _say_array(self, job: JobRequest, sent: dict[str, Any]) -> None:
+        """A line in the submitting instance's log: which array job its siblings are in."""
+        from flank_ops.task.task_exec import TaskLog
+
+        log = TaskLog(os.path.join(job.run_dir, "logs", f"{job.task}.log"))
+        try:
+            log.write(
+                f"flank: the {len(sent['members'])} instances go as AWS Batch array job {sent['job_id']} "
+                f"({sent['job_name']}); each follows its own child <array job id>:<index>\n".encode()
+            )
+        finally:
+            log.close()
+
+    def _register(self, job: JobRequest, job_id: str) -> None:
         if self.shared_poll and job.run_dir:  # issue 26: one describe_jobs for all the run's jobs
             if self.shared is None:
                 self.shared = SharedPoll(
@@ -618,7 +711,20 @@ class BatchBackend:
                 self.shared.register(job_id)
             except OSError:
                 self.shared = None
-        return job_id
+
+    def _child_over(self, job_id: str) -> None:
+        """An array child is over: when it is the last of its array, the shared objects go."""
+        member = self._array_children.pop(job_id, None)
+        if member is None:
+            return
+        run_dir, group, task = member
+        try:
+            with locked(array.lock_file(run_dir, group)):
+                keys = array.mark_done(run_dir, group, task)
+        except OSError:
+            return
+        for key in keys:
+            self._delete_object(key)
 
     def _describe_all(self, ids: list[str]) -> dict[str, Any]:
         """SharedPoll's query: describe_jobs, DESCRIBE_JOBS_MAX ids a call."""
@@ -656,6 +762,7 @@ class BatchBackend:
         info = self._describe_job(job_id)
         if info is None:
             self._drop_secrets(job_id)
+            self._child_over(job_id)
             self._drop_job_files(self._job_files.pop(job_id, None))
             return JobState(VANISHED, True, None, reason=f"job {job_id} vanished: AWS Batch no longer knows it")
         status = str(info.get("status"))
@@ -672,6 +779,7 @@ class BatchBackend:
         done = status in DONE_STATES
         if done:
             self._drop_secrets(job_id)
+            self._child_over(job_id)
         exit_code = container.get("exitCode")
         if exit_code is None and attempts:
             exit_code = (attempts[-1].get("container") or {}).get("exitCode")
@@ -764,6 +872,19 @@ class BatchBackend:
         self.call(
             "batch", f"could not terminate job {job_id}", "terminate_job", jobId=job_id, reason="cancelled by flank"
         )
+        member = self._array_children.get(job_id)
+        if member is not None:  # issue 26: a cancelled run takes the whole array (children make never started)
+            from flank_ops.store.records import cancel_requested
+
+            parent = job_id.rsplit(":", 1)[0]
+            if cancel_requested(Path(member[0])):
+                self.call(
+                    "batch",
+                    f"could not terminate job {parent}",
+                    "terminate_job",
+                    jobId=parent,
+                    reason="cancelled by flank",
+                )
 
     def jobs_of_run(self, name_prefix: str) -> list[str]:
         prefix = batch_job_name(name_prefix)

@@ -14,6 +14,8 @@
 #                      is fetched to PATH in the release before the command runs
 #   FLANK_RESULTS      the task's outputs: and artifacts: patterns, repo-relative, one a line (issue 26)
 #   FLANK_RESULTS_URL  presigned S3 URL the files they match go to, as one tar.gz, after the command
+#   FLANK_CELLS_URL    an array job's (issue 26): presigned S3 URL of its cells, line N+1 the sh assignments of
+#                      child N (AWS_BATCH_JOB_ARRAY_INDEX, set by Batch): FLANK_TASK, FLANK_MATRIX_*, ...
 #   FLANK_ROOT         optional, set in the job definition: where to unpack (default: a new temporary folder)
 # and sets FLANK_RELEASE to the unpacked release for the task, as on the VM.
 # The presigned URLs never appear on a command line: they reach curl/wget on their standard input.
@@ -60,6 +62,17 @@ fetch "$FLANK_RELEASE_URL" "$root/release.tar.gz" || fail "could not download th
 tar -xzf "$root/release.tar.gz" -C "$root/release" || fail "could not unpack the release"
 rm -f "$root/release.tar.gz"
 
+if [ -n "${FLANK_CELLS_URL:-}" ]; then # an array job's child (issue 26): its matrix cell by its index
+    [ -n "${AWS_BATCH_JOB_ARRAY_INDEX:-}" ] || fail "FLANK_CELLS_URL is set but AWS_BATCH_JOB_ARRAY_INDEX is not"
+    fetch "$FLANK_CELLS_URL" "$root/cells.txt" || fail "could not download the matrix cells from S3"
+    cell=$(sed -n "$((AWS_BATCH_JOB_ARRAY_INDEX + 1))p" "$root/cells.txt")
+    [ -n "$cell" ] || fail "no cell $AWS_BATCH_JOB_ARRAY_INDEX in the array's cells"
+    set -a
+    eval "$cell"
+    set +a
+    rm -f "$root/cells.txt"
+fi
+
 if [ -n "${FLANK_SECRETS_URL:-}" ]; then
     fetch "$FLANK_SECRETS_URL" "$root/secrets.env" || fail "could not download the task's secrets from S3"
     set -a
@@ -81,7 +94,7 @@ if [ -n "${FLANK_STAGE_URL:-}" ]; then
     echo "flank: fetched $staged staged input(s) from S3"
 fi
 results_url=${FLANK_RESULTS_URL:-}
-unset FLANK_RELEASE_URL FLANK_SECRETS_URL FLANK_STAGE_URL FLANK_RESULTS_URL
+unset FLANK_RELEASE_URL FLANK_SECRETS_URL FLANK_STAGE_URL FLANK_RESULTS_URL FLANK_CELLS_URL
 umask 022
 
 FLANK_RELEASE="$root/release"

@@ -409,7 +409,9 @@ def executor_options(kind: str, spec: TaskSpec, env: dict[str, str]) -> dict[str
     return options
 
 
-def run_remote(spec: TaskSpec, run_dir: str, check: dict[str, Any] | None = None) -> int:
+def run_remote(
+    spec: TaskSpec, run_dir: str, check: dict[str, Any] | None = None, spec_path: str = "", check_path: str = ""
+) -> int:
     """`check`: the runner's check file of a task with outputs (task/checked_task.py): fingerprinted
     first (up to date: never submitted), its outputs checked and its fingerprint recorded after."""
     from flank_ops.executors import backend as make_backend
@@ -450,6 +452,8 @@ def run_remote(spec: TaskSpec, run_dir: str, check: dict[str, Any] | None = None
         run_dir=os.path.abspath(run_dir),
         task=spec.task,
         options={},
+        spec_path=spec_path,
+        check_path=check_path,
     )
     try:
         options = executor_options(spec.executor, spec, env)

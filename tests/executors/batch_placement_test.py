@@ -211,3 +211,53 @@ def test_a_tasks_own_image_gets_a_job_definition_like_the_projects_reused_after(
         for s in (json.loads(r["body"]) for r in requests if r["path"].endswith("/v1/submitjob"))
     }
     assert again["flank-demo-nightly-2-geo"] == submits["flank-demo-nightly-1-geo"]
+
+
+def test_a_matrix_task_goes_as_one_array_job_each_instance_with_its_cell_log_and_files(
+    tmp_path: Path, aws: BatchAWS
+) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    concurrency: 2\n    tasks:\n"
+        "      fit:\n"
+        "        run: 'mkdir -p out; echo $FLANK_TASK > out/$FLANK_MATRIX_REGION.txt; echo fitted $FLANK_MATRIX_REGION'\n"
+        "        matrix: {region: [north, south, east]}\n"
+        "        artifacts: ['out/*.txt']\n"
+        "      report: {run: 'cat out/north.txt out/south.txt out/east.txt', needs: fit, executor: local}\n",
+    )
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    submits = [json.loads(r["body"]) for r in aws.recorded() if r["path"].endswith("/v1/submitjob")]
+    assert len(submits) == 1  # one array job for the three cells (with two make slots)
+    assert submits[0]["arrayProperties"] == {"size": 3} and submits[0]["jobName"] == "flank-demo-nightly-1-fit"
+    rec = record(1)
+    parent = submits[0]
+    children = set()
+    for region in ("north", "south", "east"):
+        task = rec["tasks"][f"fit[region={region}]"]
+        assert task["status"] == "success", task
+        children.add(task["executor"]["job_id"])
+        log = (runs_dir() / "1" / task["log"]).read_text()
+        assert f"fitted {region}\n" in log and not [
+            r for r in ("north", "south", "east") if r != region and f"fitted {r}" in log
+        ]
+        kept = runs_dir() / "1" / "artifacts" / f"fit[region={region}]" / "out" / f"{region}.txt"
+        assert kept.read_text() == f"fit[region={region}]\n"
+    assert len(children) == 3 and len({c.rsplit(":", 1)[0] for c in children}) == 1  # <array id>:<index>
+    assert parent["jobName"] == "flank-demo-nightly-1-fit"
+    report = (runs_dir() / "1" / "logs" / "report.log").read_text()
+    assert "fit[region=north]\nfit[region=south]\nfit[region=east]\n" in report
+
+
+def test_a_matrix_task_with_max_parallel_sends_one_job_per_instance(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    tasks:\n"
+        "      fit: {run: 'echo fit $FLANK_MATRIX_VALUE', matrix: [a, b], max_parallel: 1}\n",
+    )
+    aws.start_recording()
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    submits = [json.loads(r["body"]) for r in aws.recorded() if r["path"].endswith("/v1/submitjob")]
+    assert sorted(s["jobName"] for s in submits) == ["flank-demo-nightly-1-fit_a_", "flank-demo-nightly-1-fit_b_"]
+    assert not [s for s in submits if "arrayProperties" in s]
