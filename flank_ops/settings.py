@@ -270,7 +270,7 @@ def executor_table(settings: dict[str, Any], kind: str) -> dict[str, Any] | None
 #   [executors.batch]
 #   job_queue = "flank-queue"         # required: the Batch job queue (name or ARN)
 #   job_definition = "flank-job"      # required: a job definition whose container runs flank's entrypoint
-#   bucket = "my-bucket"              # required: S3 bucket for release tarballs and per-job secrets
+#   bucket = "my-bucket"              # required: S3 bucket for release tarballs, per-job secrets, staged files
 #   prefix = "flank"                  # optional key prefix in that bucket
 #   region = "eu-west-2"              # optional; else the standard boto3 lookup
 #   endpoint_url = "http://..."       # optional; one endpoint for Batch, CloudWatch Logs and S3 (tests, proxies)
