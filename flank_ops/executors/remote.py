@@ -78,7 +78,8 @@ class Loop:
     ) -> None:
         self.spec, self.run_dir, self.backend, self.job, self.wake_fd = spec, run_dir, backend, job, wake_fd
         # issue 26: a task with outputs: why it runs, and the check of its outputs after a success
-        self.extra, self.finish = ({"reason": checked[0]}, checked[1]) if checked else ({}, None)
+        self.extra: dict[str, str] = {"reason": checked[0]} if checked else {}
+        self.finish: Finish | None = checked[1] if checked else None
         self.log = TaskLog(os.path.join(run_dir, "logs", f"{spec.task}.log"))
         self.started_at = now_iso()
         self.t0 = time.monotonic()
