@@ -115,3 +115,17 @@ def test_a_declared_output_the_job_did_not_write_fails_the_task_naming_it(tmp_pa
     fit = record(1)["tasks"]["fit"]
     assert fit["status"] == "failed"
     assert "did not write its declared output out/fit.txt" in log_of(1, "fit")
+
+
+def test_validate_says_a_staging_task_needs_the_bucket(tmp_path: Path, flank_home: Path) -> None:
+    flank_home.mkdir(parents=True, exist_ok=True)
+    (flank_home / "flank.toml").write_text(
+        '[schedule]\ninstall_crontab = false\n\n[executors.batch]\njob_queue = "q"\njob_definition = "d"\n'
+    )
+    clone = deploy(tmp_path, staged_yml(PREP_SAME), files=FILES)
+    proc = run_flank("validate", cwd=clone)  # on the VM
+    assert (
+        "warning: nightly.fit: its inputs:, outputs: and artifacts: go through S3 on AWS Batch, "
+        "and [executors.batch] of flank.toml has no bucket" in proc.stderr
+    ), proc.stderr
+    assert 'bucket = "my-bucket"' in proc.stderr
