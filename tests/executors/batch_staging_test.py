@@ -104,17 +104,21 @@ def test_a_batch_tasks_outputs_count_for_the_next_runs_fingerprint(tmp_path: Pat
     assert not [r for r in aws.recorded() if r["path"].endswith("/v1/submitjob")]
 
 
-def test_a_declared_output_the_job_did_not_write_fails_the_task_naming_it(tmp_path: Path, aws: BatchAWS) -> None:
+def test_a_missing_output_fails_the_task_and_a_failed_jobs_artifacts_come_back(tmp_path: Path, aws: BatchAWS) -> None:
     deploy(
         tmp_path,
         "pipelines:\n  nightly:\n    tasks:\n"
-        "      fit: {run: 'echo forgot', executor: batch, outputs: [out/fit.txt]}\n",
+        "      fit: {run: 'echo forgot', executor: batch, outputs: [out/fit.txt]}\n"
+        "      broken: {run: 'echo half a plot > plot.txt; exit 3', executor: batch, artifacts: [plot.txt]}\n",
     )
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
-    fit = record(1)["tasks"]["fit"]
-    assert fit["status"] == "failed"
+    tasks = record(1)["tasks"]
+    assert tasks["fit"]["status"] == "failed"
     assert "did not write its declared output out/fit.txt" in log_of(1, "fit")
+    # a failed job's artifacts come back too (a half-made plot to debug), as a local task's are kept
+    assert tasks["broken"]["status"] == "failed" and tasks["broken"]["exit_code"] == 3
+    assert (runs_dir() / "1" / "artifacts" / "broken" / "plot.txt").read_text() == "half a plot\n"
 
 
 def test_validate_says_a_staging_task_needs_the_bucket(tmp_path: Path, flank_home: Path) -> None:
