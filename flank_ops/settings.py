@@ -277,6 +277,7 @@ def executor_table(settings: dict[str, Any], kind: str) -> dict[str, Any] | None
 #   log_group = "/aws/batch/job"      # optional; where the job definition's awslogs driver writes
 #   poll_interval = 5                 # seconds between describe_jobs calls
 #   timeout = 10                      # seconds, per network call
+#   ship_setup = false                # issue 26: send setup:'s build (a venv, an R library) with each job
 
 
 class BatchSettings(NamedTuple):
@@ -289,6 +290,7 @@ class BatchSettings(NamedTuple):
     log_group: str
     poll_interval_s: float
     timeout_s: float
+    ship_setup: bool = False  # issue 26: setup:'s build goes with each job (batch_staging.py)
 
 
 def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
@@ -302,6 +304,8 @@ def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
         )
     # the executor loop hands the table over with every value as a string: numbers may come as "5"
     table = {k: _number_text(v) if k in ("poll_interval", "timeout") else v for k, v in table.items()}
+    if isinstance(table.get("ship_setup"), str) and table["ship_setup"] in ("True", "False"):  # the same, as text
+        table["ship_setup"] = table["ship_setup"] == "True"
     poll = _get(table, where, "poll_interval", (int, float), 5.0)
     if poll <= 0:
         raise UserError(f"flank.toml: [{where}] poll_interval must be a positive number of seconds")
@@ -315,6 +319,7 @@ def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
         log_group=_get(table, where, "log_group", str, "/aws/batch/job"),
         poll_interval_s=float(poll),
         timeout_s=_timeout(table, where),
+        ship_setup=_get(table, where, "ship_setup", bool, False),
     )
 
 

@@ -165,6 +165,12 @@ SECTIONS: tuple[Section, ...] = (
             Key("log_group", "string", '"/aws/batch/job"', "where the awslogs driver writes (Batch's default)"),
             Key("poll_interval", "number", "5", "seconds between describe_jobs calls (default 5)"),
             Key("timeout", "number", "10", "seconds per AWS call (default 10)"),
+            Key(
+                "ship_setup",
+                "boolean",
+                "true",
+                "send setup:'s build (a venv, an R library) with each job, for an image without the packages",
+            ),
         ),
     ),
     Section(

@@ -485,17 +485,17 @@ class BatchBackend:
             raise BackendError(f"cannot send the task's files: {exc}") from None
         env: dict[str, str] = {}
         inputs_key = None
-        if declared.inputs:
-            entries = []
-            for rel in declared.inputs:
-                path = Path(job.release_dir) / rel
-                try:
-                    key = staging.content_key(self.settings.prefix, path)
-                except OSError as exc:
-                    raise BackendError(f"cannot read the input {rel}: {exc.strerror}") from None
-                if not self._exists(key, f"the input {rel}"):
-                    self._upload(path, key, f"the input {rel}", "application/octet-stream")
-                entries.append((self.presign(key, expiry_s), rel))
+        entries = [(staging.TREE, self.presign(key, expiry_s), name) for name, key in self.ship_setup(job)]
+        for rel in declared.inputs:
+            path = Path(job.release_dir) / rel
+            try:
+                key = staging.content_key(self.settings.prefix, path)
+            except OSError as exc:
+                raise BackendError(f"cannot read the input {rel}: {exc.strerror}") from None
+            if not self._exists(key, f"the input {rel}"):
+                self._upload(path, key, f"the input {rel}", "application/octet-stream")
+            entries.append((staging.FILE, self.presign(key, expiry_s), rel))
+        if entries:
             inputs_key = folder + "inputs.txt"
             self._put_text(inputs_key, staging.inputs_list_text(entries), "the list of the task's inputs")
             env[staging.ENV_STAGE_URL] = self.presign(inputs_key, expiry_s)
@@ -513,6 +513,24 @@ class BatchBackend:
                 for key in keys
             ]
         return _Staged(inputs_key, keys, urls, env)
+
+    def ship_setup(self, job: JobRequest) -> list[tuple[str, str]]:
+        """With ship_setup: [(name, object key)] of the release's setup products, each uploaded once per
+        setup build (parallel tasks take turns, as for the release)."""
+        if not self.settings.ship_setup:
+            return []
+        build, products = staging.setup_products(job.release_dir, job.commit)
+        if not build:
+            return []
+        shipped = []
+        with locked(Path(job.run_dir) / ".batch-release.lock"):
+            for name, target in products:
+                key = f"{self.settings.prefix}setup/{project_of(job)}/{build}/{name}.tar.gz"
+                if not self._exists(key, f"setup's {name}"):
+                    with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
+                        self._upload(staging.product_tarball(name, target, Path(tmp)), key, f"setup's {name}")
+                shipped.append((name, key))
+        return shipped
 
     def _put_text(self, key: str, text: str, what: str) -> None:
         self.call(

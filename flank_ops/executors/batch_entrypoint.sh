@@ -10,8 +10,9 @@
 #   FLANK_WORKDIR      the task's folder, relative to the release root ("." for the root)
 #   FLANK_COMMAND      the task's command, run by /bin/sh -c like on the VM
 #   FLANK_COMMIT       the release's commit (for the task's own use)
-#   FLANK_STAGE_URL    presigned S3 URL of the task's staged inputs: `URL PATH` lines (issue 26); each file
-#                      is fetched to PATH in the release before the command runs
+#   FLANK_STAGE_URL    presigned S3 URL of the task's staged inputs: `file URL PATH` lines (issue 26), each
+#                      file fetched to PATH in the release before the command runs, and `tree URL NAME`,
+#                      setup's build (ship_setup) unpacked as NAME in the release
 #   FLANK_RESULTS      the task's outputs: and artifacts: patterns, repo-relative, one a line (issue 26)
 #   FLANK_RESULTS_URL  presigned S3 URL the files they match go to, as one tar.gz, after the command
 #   FLANK_CELLS_URL    an array job's (issue 26): presigned S3 URL of its cells, line N+1 the sh assignments of
@@ -84,10 +85,17 @@ fi
 if [ -n "${FLANK_STAGE_URL:-}" ]; then
     fetch "$FLANK_STAGE_URL" "$root/inputs.txt" || fail "could not download the list of the task's inputs from S3"
     staged=0
-    while read -r url path; do
+    while read -r kind url path; do
         [ -n "$url" ] || continue
-        mkdir -p "$(dirname "$root/release/$path")"
-        fetch "$url" "$root/release/$path" || fail "could not download the input $path from S3"
+        if [ "$kind" = tree ]; then # setup's build (a venv, a library): in place of its link to the VM
+            rm -rf "${root:?}/release/$path"
+            fetch "$url" "$root/tree.tar.gz" || fail "could not download setup's $path from S3"
+            tar -xzf "$root/tree.tar.gz" -C "$root/release" || fail "could not unpack setup's $path"
+            rm -f "$root/tree.tar.gz"
+        else
+            mkdir -p "$(dirname "$root/release/$path")"
+            fetch "$url" "$root/release/$path" || fail "could not download the input $path from S3"
+        fi
         staged=$((staged + 1))
     done <"$root/inputs.txt"
     rm -f "$root/inputs.txt"

@@ -5,6 +5,10 @@
                 a list of (presigned GET URL, repo path) lines, itself an S3 object
                 <prefix>jobs/<job name>.<random>/inputs.txt whose presigned URL is FLANK_STAGE_URL, and
                 the entrypoint puts each file at its path in the unpacked release before the command runs
+    setup:      with `ship_setup = true` in [executors.batch], each product of the release's setup build (a
+                venv, an R library: what deploy/setup.py links into the release) goes up once per build as
+                <prefix>setup/<project>/<build>/<name>.tar.gz and is unpacked in its place (issue 26: for an
+                image without the packages; the trade-off is in docs/guides/past-one-vm.md)
     outputs:,   the entrypoint packs what the patterns (FLANK_RESULTS, repo-relative, one a line) match
     artifacts:  after the command, success or not, into a tarball it PUTs to a presigned URL
                 (FLANK_RESULTS_URL: <prefix>jobs/<job name>.<random>/results.tar.gz); flank unpacks it
@@ -18,6 +22,7 @@ crash, README). What the job cannot see: inputs outside the repo (refused by val
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import stat
@@ -105,9 +110,49 @@ def content_key(prefix: str, path: Path) -> str:
     return f"{prefix}{STAGED_PREFIX}sha256-{digest.hexdigest()}"
 
 
-def inputs_list_text(entries: Iterable[tuple[str, str]]) -> str:
-    """`URL PATH` lines the entrypoint reads (a URL holds no space; the path is the rest of the line)."""
-    return "".join(f"{url} {path}\n" for url, path in entries)
+FILE, TREE = "file", "tree"  # an inputs list line's kind: a file to put at PATH, a tarball to unpack as PATH
+
+
+def inputs_list_text(entries: Iterable[tuple[str, str, str]]) -> str:
+    """`KIND URL PATH` lines the entrypoint reads (a URL holds no space; the path is the rest of the line)."""
+    return "".join(f"{kind} {url} {path}\n" for kind, url, path in entries)
+
+
+def setup_products(release_dir: str, commit: str) -> tuple[str | None, list[tuple[str, Path]]]:
+    """(the setup build a deployed release runs in, [(name at the release's top, what it links to in that
+    build)]): what `setup:` made (deploy/setup.py links each product into the release). (None, []) for a
+    release without setup, or a laptop's working copy."""
+    from flank_ops.paths import Home, ProjectPaths
+    from flank_ops.store.deploy_log import release_setup_build
+
+    release = Path(release_dir)
+    if not commit or release.name != commit or release.parent.name != "releases":
+        return None, []
+    paths = ProjectPaths(Home(release.parents[2]), release.parents[1].name)
+    build = release_setup_build(paths, commit)
+    if not build:
+        return None, []
+    build_dir = (paths.setup_dir / "builds" / build).resolve()
+    found = []
+    for entry in sorted(os.listdir(release)):
+        link = release / entry
+        if link.is_symlink():
+            target = link.resolve()
+            if target.is_relative_to(build_dir) and target.exists():
+                found.append((entry, target))
+    return build, found
+
+
+def product_tarball(name: str, target: Path, folder: Path) -> Path:
+    """A setup product as folder/<name>.tar.gz, unpacking to `name` (links inside kept as links)."""
+    path = folder / f"{name}.tar.gz"
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
+        tar.add(target, arcname=name)
+    return path
 
 
 def unpack_results(tarball: Path, release_dir: Path) -> int:

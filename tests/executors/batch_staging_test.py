@@ -133,3 +133,26 @@ def test_validate_says_a_staging_task_needs_the_bucket(tmp_path: Path, flank_hom
         "and [executors.batch] of flank.toml has no bucket" in proc.stderr
     ), proc.stderr
     assert 'bucket = "my-bucket"' in proc.stderr
+
+
+def test_setups_build_goes_with_the_job_once_per_build_when_ship_setup_is_on(
+    tmp_path: Path, aws: BatchAWS, flank_home: Path
+) -> None:
+    (flank_home / "flank.toml").write_text(
+        "[schedule]\ninstall_crontab = false\n\n" + aws.toml() + "ship_setup = true\n"
+    )
+    deploy(
+        tmp_path,
+        "setup: mkdir -p lib && echo helper from setup > lib/helper.txt\n"
+        "pipelines:\n  nightly:\n    tasks:\n      fit: {run: 'cat lib/helper.txt', executor: batch}\n",
+    )
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr + log_of(1, "fit")
+    assert "helper from setup\n" in log_of(1, "fit")  # the release's lib/ is a link to setup's build
+    sent = [r["path"] for r in aws.recorded() if r["method"] == "PUT" and "/setup/demo/" in r["path"]]
+    assert len(sent) == 1 and sent[0].endswith("/lib.tar.gz")
+    aws.start_recording()
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    assert "helper from setup\n" in log_of(2, "fit")
+    assert not [r for r in aws.recorded() if r["method"] == "PUT" and "/setup/demo/" in r["path"]]
