@@ -21,6 +21,9 @@ definition, S3 bucket, region. What one task does:
 * output: the job's CloudWatch Logs stream (group /aws/batch/job unless log_group says otherwise),
   read forward with get_log_events' token; each event is one line of the task's log;
 * cancel: terminate_job; interrupted runs: list_jobs on the queue filtered by the job name prefix.
+* issue 26: the task's declared inputs:, outputs: and artifacts: through S3 (batch_staging.py); a matrix
+  task's instances as one array job (batch_array.py); `batch: {image}`: a job definition like the
+  project's with that image, registered once (job_definition_for).
 
 boto3 is imported lazily (flank commands that never meet Batch do not pay for it).
 """

@@ -48,10 +48,6 @@ class Staging(NamedTuple):
     inputs: tuple[str, ...]  # files, repo-relative
     results: tuple[str, ...]  # patterns, repo-relative (outputs: then artifacts:)
 
-    @property
-    def needed(self) -> bool:
-        return bool(self.inputs or self.results)
-
 
 class StagingError(Exception):
     """A declared file that cannot be sent (the message names it)."""
