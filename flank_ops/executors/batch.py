@@ -488,16 +488,22 @@ class BatchBackend:
             raise BackendError(f"cannot send the task's files: {exc}") from None
         env: dict[str, str] = {}
         inputs_key = None
+        from flank_ops.incremental.fingerprints import FingerprintError, HashCache
+
         entries = [(staging.TREE, self.presign(key, expiry_s), name) for name, key in self.ship_setup(job)]
+        cache_file = staging.hash_cache_file(job.release_dir, job.commit, job.check_path)
+        cache = HashCache(cache_file or Path(os.devnull))
         for rel in declared.inputs:
             path = Path(job.release_dir) / rel
             try:
-                key = staging.content_key(self.settings.prefix, path)
-            except OSError as exc:
-                raise BackendError(f"cannot read the input {rel}: {exc.strerror}") from None
+                key = staging.content_key(self.settings.prefix, cache.digest(str(path), f"the input {rel}"))
+            except FingerprintError as exc:
+                raise BackendError(f"cannot send the task's files: {exc}") from None
             if not self._exists(key, f"the input {rel}"):
                 self._upload(path, key, f"the input {rel}", "application/octet-stream")
             entries.append((staging.FILE, self.presign(key, expiry_s), rel))
+        if cache_file is not None:
+            cache.save()
         if entries:
             inputs_key = folder + "inputs.txt"
             self._put_text(inputs_key, staging.inputs_list_text(entries), "the list of the task's inputs")

@@ -1,6 +1,6 @@
 """issue 26 item 3: a Batch task's declared files through S3, so a job sees and leaves what a local task would.
 
-    inputs:     each file goes up once, by its content: <prefix>staged/sha256-<hex> (skipped when that
+    inputs:     each file goes up once, by its content: <prefix>staged/xxh3_128-<hex> (skipped when that
                 object is in the bucket already: an unchanged input is never uploaded twice); the job gets
                 a list of (presigned GET URL, repo path) lines, itself an S3 object
                 <prefix>jobs/<job name>.<random>/inputs.txt whose presigned URL is FLANK_STAGE_URL, and
@@ -23,7 +23,6 @@ crash, README). What the job cannot see: inputs outside the repo (refused by val
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import stat
 import tarfile
@@ -33,6 +32,7 @@ from typing import NamedTuple
 
 from flank_ops.config.model import Task
 from flank_ops.config.repo_paths import repo_relative
+from flank_ops.incremental.fingerprints import HASH_NAME
 
 STAGED_PREFIX = "staged/"
 JOBS_PREFIX = "jobs/"
@@ -97,13 +97,28 @@ def _files(root: Path, rel: str) -> Iterable[str]:
             yield os.path.normpath(name)
 
 
-def content_key(prefix: str, path: Path) -> str:
-    """The object key of a file's content: <prefix>staged/sha256-<hex>."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(READ_CHUNK):
-            digest.update(chunk)
-    return f"{prefix}{STAGED_PREFIX}sha256-{digest.hexdigest()}"
+def content_key(prefix: str, digest: str) -> str:
+    """The object key of a file's content, by the fingerprints' digest (incremental/fingerprints.py, cached
+    by stat: an input the task's fingerprint just hashed costs no second read): <prefix>staged/xxh3_128-<hex>."""
+    return f"{prefix}{STAGED_PREFIX}{HASH_NAME}-{digest}"
+
+
+def hash_cache_file(release_dir: str, commit: str, check_path: str) -> Path | None:
+    """The fingerprints' hash cache for a task's files: its check file's, else a deployed release's
+    project's; None (no cache: each file read) for a laptop's task without outputs."""
+    import json
+
+    if check_path:
+        try:
+            return Path(json.loads(Path(check_path).read_text())["hash_cache"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    release = Path(release_dir)
+    if commit and release.name == commit and release.parent.name == "releases":
+        from flank_ops.paths import Home, ProjectPaths
+
+        return ProjectPaths(Home(release.parents[2]), release.parents[1].name).hash_cache
+    return None
 
 
 FILE, TREE = "file", "tree"  # an inputs list line's kind: a file to put at PATH, a tarball to unpack as PATH

@@ -6,12 +6,12 @@ before the task counts as done, for a local dependent, the run's kept artifacts 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import xxhash
 from conftest import run_flank
 
 from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
@@ -73,7 +73,7 @@ def test_inputs_go_up_by_content_and_outputs_come_back_for_a_local_dependent(tmp
     # the inputs are in the bucket under their content's hash
     keys = {o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=aws.bucket).get("Contents", [])}
     for content in (raw, "ref,1\n"):
-        assert f"staged/sha256-{hashlib.sha256(content.encode()).hexdigest()}" in keys
+        assert f"staged/xxh3_128-{xxhash.xxh3_128(content.encode()).hexdigest()}" in keys
     assert len(staged_puts(aws)) == 2
     # the output came back onto the VM before report started; the artifact is kept with the run
     assert "report reads\n" + raw.upper() in log_of(1, "report")
@@ -87,7 +87,7 @@ def test_inputs_go_up_by_content_and_outputs_come_back_for_a_local_dependent(tmp
     out = run_flank("run", "demo", "nightly", "--force")
     assert out.returncode == 0, out.stdout + out.stderr
     raw = "raw rows of run 2\n"
-    assert staged_puts(aws) == [f"sha256-{hashlib.sha256(raw.encode()).hexdigest()}"]
+    assert staged_puts(aws) == [f"xxh3_128-{xxhash.xxh3_128(raw.encode()).hexdigest()}"]
     assert raw in log_of(2, "fit")
     assert "report reads\n" + raw.upper() in log_of(2, "report")
 
