@@ -220,11 +220,13 @@ def test_a_matrix_task_goes_as_one_array_job_each_instance_with_its_cell_log_and
         tmp_path,
         "pipelines:\n  nightly:\n    executor: batch\n    concurrency: 2\n    tasks:\n"
         "      fit:\n"
-        "        run: 'mkdir -p out; echo $FLANK_TASK > out/$FLANK_MATRIX_REGION.txt; echo fitted $FLANK_MATRIX_REGION'\n"
+        "        run: 'mkdir -p out; echo $FLANK_TASK > out/$FLANK_MATRIX_REGION.txt; echo fitted $FLANK_MATRIX_REGION;"
+        " echo token=$API_TOKEN'\n"
         "        matrix: {region: [north, south, east]}\n"
         "        artifacts: ['out/*.txt']\n"
         "      report: {run: 'cat out/north.txt out/south.txt out/east.txt', needs: fit, executor: local}\n",
     )
+    run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
     aws.start_recording()
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -242,12 +244,16 @@ def test_a_matrix_task_goes_as_one_array_job_each_instance_with_its_cell_log_and
         assert f"fitted {region}\n" in log and not [
             r for r in ("north", "south", "east") if r != region and f"fitted {r}" in log
         ]
+        assert "token=***\n" in log and "s3cr3t-value" not in log  # each child got the run's secrets
         kept = runs_dir() / "1" / "artifacts" / f"fit[region={region}]" / "out" / f"{region}.txt"
         assert kept.read_text() == f"fit[region={region}]\n"
     assert len(children) == 3 and len({c.rsplit(":", 1)[0] for c in children}) == 1  # <array id>:<index>
     assert parent["jobName"] == "flank-demo-nightly-1-fit"
     report = (runs_dir() / "1" / "logs" / "report.log").read_text()
     assert "fit[region=north]\nfit[region=south]\nfit[region=east]\n" in report
+    # once the last child is over, the array's shared objects (cells, secrets) are gone from the bucket
+    left = aws.client("s3").list_objects_v2(Bucket=aws.bucket).get("Contents", [])
+    assert not [o["Key"] for o in left if "flank-demo-nightly-1-fit." in o["Key"]]
 
 
 def test_a_matrix_task_with_max_parallel_sends_one_job_per_instance(tmp_path: Path, aws: BatchAWS) -> None:
