@@ -318,6 +318,10 @@ def render_makefile(
             # issue 26: a remote task with outputs is fingerprinted and checked by its executor loop
             check = f" {CHECK_OPTION} {_assignment_value(make_word(checked[name]))}" if name in checked else ""
             add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR){check}")
+        elif name in entry_tasks and name in checked:  # the VM has room, then the checked launcher (issue 12)
+            add(
+                f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR) $(FLANK_CHECKED_LAUNCHER) {_assignment_value(make_word(checked[name]))}"
+            )
         elif name in entry_tasks:  # checks the VM has room, then execs the launcher
             add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR) $(FLANK_LAUNCHER)")
         elif name in checked:  # issue 12
