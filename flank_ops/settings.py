@@ -270,14 +270,13 @@ def executor_table(settings: dict[str, Any], kind: str) -> dict[str, Any] | None
 #   [executors.batch]
 #   job_queue = "flank-queue"         # required: the Batch job queue (name or ARN)
 #   job_definition = "flank-job"      # required: a job definition whose container runs flank's entrypoint
-#   bucket = "my-bucket"              # required: S3 bucket for release tarballs, per-job secrets, staged files
+#   bucket = "my-bucket"              # required: S3 bucket for release tarballs and per-job secrets
 #   prefix = "flank"                  # optional key prefix in that bucket
 #   region = "eu-west-2"              # optional; else the standard boto3 lookup
 #   endpoint_url = "http://..."       # optional; one endpoint for Batch, CloudWatch Logs and S3 (tests, proxies)
 #   log_group = "/aws/batch/job"      # optional; where the job definition's awslogs driver writes
 #   poll_interval = 5                 # seconds between describe_jobs calls
 #   timeout = 10                      # seconds, per network call
-#   ship_setup = false                # issue 26: send setup:'s build (a venv, an R library) with each job
 
 
 class BatchSettings(NamedTuple):
@@ -304,8 +303,6 @@ def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
         )
     # the executor loop hands the table over with every value as a string: numbers may come as "5"
     table = {k: _number_text(v) if k in ("poll_interval", "timeout") else v for k, v in table.items()}
-    if isinstance(table.get("ship_setup"), str) and table["ship_setup"] in ("True", "False"):  # the same, as text
-        table["ship_setup"] = table["ship_setup"] == "True"
     poll = _get(table, where, "poll_interval", (int, float), 5.0)
     if poll <= 0:
         raise UserError(f"flank.toml: [{where}] poll_interval must be a positive number of seconds")
@@ -319,7 +316,8 @@ def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
         log_group=_get(table, where, "log_group", str, "/aws/batch/job"),
         poll_interval_s=float(poll),
         timeout_s=_timeout(table, where),
-        ship_setup=_get(table, where, "ship_setup", bool, False),
+        # issue 26; the executor loop hands it over as text ("True")
+        ship_setup=_get({"ship_setup": _flag_text(table.get("ship_setup", False))}, where, "ship_setup", bool),
     )
 
 
@@ -330,6 +328,10 @@ def _number_text(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _flag_text(value: Any) -> Any:
+    return {"True": True, "False": False}.get(value, value) if isinstance(value, str) else value
 
 
 def batch_settings(settings: dict[str, Any]) -> BatchSettings | None:
