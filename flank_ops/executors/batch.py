@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from flank_ops.config.model import Config, Task
+from flank_ops.config.model import Config, Task, instance_parts
 from flank_ops.executors import batch_array as array
 from flank_ops.executors import batch_staging as staging
 from flank_ops.executors.base import BackendError, JobRequest, JobState
@@ -159,7 +159,11 @@ def job_config(job: JobRequest) -> tuple[Config | None, Task | None]:
     except (UserError, OSError):
         return None, None
     pipeline = config.pipelines.get(job.env.get("FLANK_PIPELINE", ""))
-    return config, (pipeline.tasks.get(job.task) if pipeline is not None else None)
+    if pipeline is None:
+        return config, None
+    # an instance made at run time (not in flank.yml's expansion) has its matrix task's declaration
+    parts = instance_parts(job.task)
+    return config, pipeline.tasks.get(job.task) or (pipeline.tasks.get(parts[0]) if parts else None)
 
 
 def declared_env_names(job: JobRequest) -> set[str]:
