@@ -251,6 +251,7 @@ class BatchSettings(NamedTuple):
     log_group: str
     poll_interval_s: float
     timeout_s: float
+    ship_setup: bool = False  # the default is the catalogue's (settings_catalogue.py); issue 26: setup:'s build goes with each job (batch_staging.py)
 
 
 def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
@@ -277,6 +278,10 @@ def batch_settings_from_table(table: dict[str, Any]) -> BatchSettings:
         log_group=_get(table, where, "log_group", str, default(where, "log_group")),
         poll_interval_s=float(poll),
         timeout_s=_timeout(table, where),
+        # issue 26; the executor loop hands it over as text ("True")
+        ship_setup=_get(
+            {"ship_setup": _flag_text(table.get("ship_setup", default(where, "ship_setup")))}, where, "ship_setup", bool
+        ),
     )
 
 
@@ -287,6 +292,10 @@ def _number_text(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _flag_text(value: Any) -> Any:
+    return {"True": True, "False": False}.get(value, value) if isinstance(value, str) else value
 
 
 def batch_settings(settings: dict[str, Any]) -> BatchSettings | None:

@@ -175,6 +175,13 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Key("poll_interval", "number", "5", "seconds between describe_jobs calls", default=5),
             Key("timeout", "number", "10", "seconds per AWS call", default=10),
+            Key(
+                "ship_setup",
+                "boolean",
+                "true",
+                "send setup:'s build (a venv, an R library) with each job, for an image without the packages",
+                default=False,
+            ),
         ),
     ),
     Section(

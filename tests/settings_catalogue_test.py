@@ -74,6 +74,7 @@ def _unset(home: Home) -> dict:
         ("executors.batch", "log_group"): batch.log_group,
         ("executors.batch", "poll_interval"): batch.poll_interval_s,
         ("executors.batch", "timeout"): batch.timeout_s,
+        ("executors.batch", "ship_setup"): batch.ship_setup,
         ("cost", "region"): cost.region,
         ("cost", "headroom"): cost.headroom,
         ("cost", "idle_memory_gib"): cost.idle_memory_gib,

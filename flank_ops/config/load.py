@@ -85,7 +85,7 @@ TASK_KEYS = (
 )
 # issue 14: `slurm:` keys (flank.toml's [executors.slurm] takes the same), a memory size's units
 SLURM_KEYS = ("partition", "account", "qos", "gres", "extra_args")  # gres: issue 26
-BATCH_TASK_KEYS = ("queue", "job_definition")  # issue 26: a task's own Batch placement
+BATCH_TASK_KEYS = ("queue", "job_definition", "image")  # issue 26: a task's own Batch placement
 MEMORY_UNITS_MB = {"M": 1, "G": 1024, "T": 1024 * 1024}
 MEMORY_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([MGTmgt])i?[Bb]?\s*$"  # also the JSON Schema's (schema.py)
 MEMORY_RE = re.compile(MEMORY_PATTERN)
@@ -552,7 +552,7 @@ def _slurm_options(report: Report, node: Node) -> dict[str, str]:
 
 
 def _batch_placement(report: Report, node: Node) -> dict[str, str]:
-    """issue 26: a task's `batch: {queue, job_definition}` over flank.toml's [executors.batch]."""
+    """issue 26: a task's `batch: {queue, job_definition, image}` over flank.toml's [executors.batch]."""
     if yn.is_null(node):
         return {}
     placement: dict[str, str] = {}
@@ -563,8 +563,16 @@ def _batch_placement(report: Report, node: Node) -> dict[str, str]:
         value = _string(report, entry.value, f"batch: {entry.key}")
         if value is not None and value.strip():
             placement[entry.key] = value.strip()
+            if entry.key == "image" and any(c.isspace() for c in value.strip()):
+                report.add(entry.value, f"batch: image {value.strip()!r} is not an image name (no spaces)")
         elif value is not None:
             report.add(entry.value, f"batch: {entry.key} is empty")
+    if "job_definition" in placement and "image" in placement:
+        report.add(
+            node,
+            "batch: give job_definition or image, not both",
+            "image alone gets a job definition like the project's, with that image",
+        )
     return placement
 
 

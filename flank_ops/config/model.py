@@ -135,7 +135,7 @@ class Task:
     # issue 26: `memory: [4G, 8G, 16G]`, one value per attempt (memory_mb is the first)
     memory_per_attempt_mb: tuple[int, ...] = ()
     # issue 26: per-task placement over the project's: `slurm: {partition, qos, gres, account, extra_args}`
-    # and `batch: {queue, job_definition}` (executor option names: job_queue, job_definition)
+    # and `batch: {queue, job_definition, image}` (executor option names: job_queue, job_definition, image)
     slurm: dict[str, str] = field(default_factory=dict)
     batch: dict[str, str] = field(default_factory=dict)
     # issue 26: a remote task's longest wait in the engine's queue (its `timeout:` counts running time)

@@ -240,7 +240,8 @@ def json_schema() -> dict[str, Any]:
                         "type": "object",
                         "additionalProperties": False,
                         "properties": {key: {"type": "string", "minLength": 1} for key in load.BATCH_TASK_KEYS},
-                        "description": "This task's AWS Batch job queue and job definition, over flank.toml's.",
+                        "description": "This task's AWS Batch job queue and job definition (or image: a job "
+                        "definition like the project's with that container image), over flank.toml's.",
                     },
                     "max_parallel": {
                         "type": "integer",

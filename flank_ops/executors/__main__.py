@@ -1,11 +1,14 @@
 """`python -m flank_ops.executors SPEC_FILE RUN_DIR [LAUNCHER...]` — what make starts for a task
 whose executor is not "local" (remote.py), or a local task that declared memory/cpus: checked
-against the VM (resources.py), then LAUNCHER (the usual task launcher) takes over by exec."""
+against the VM (resources.py), then LAUNCHER (the usual task launcher) takes over by exec.
+A remote task with outputs gets `--check CHECK_FILE` instead of a launcher (task/checked_task.py)."""
 
 from __future__ import annotations
 
 import signal
 import sys
+
+from flank_ops.executors.base import CHECK_OPTION
 
 
 def main(argv: list[str]) -> int:
@@ -38,7 +41,14 @@ def main(argv: list[str]) -> int:
         return run_local(spec, spec_path, run_dir, launcher)
     from flank_ops.executors.remote import run_remote
 
-    return run_remote(spec, run_dir)
+    check = None
+    if launcher[:1] == [CHECK_OPTION] and len(launcher) == 2:  # issue 26: a remote task with outputs
+        from flank_ops.task.checked_task import read_check
+
+        check = read_check(launcher[1])
+        if check is None:
+            return 2
+    return run_remote(spec, run_dir, check, spec_path, launcher[1] if check is not None else "")
 
 
 if __name__ == "__main__":

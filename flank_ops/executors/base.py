@@ -22,6 +22,9 @@ from typing import NamedTuple, Protocol
 from flank_ops.config.model import EXECUTOR_NAMES, LOCAL, REMOTE_KINDS  # noqa: E402,F401 - flank.yml's values
 from flank_ops.settings import CONFIG_EXAMPLES  # the flank.toml lines each executor needs
 
+# issue 26: `python -m flank_ops.executors SPEC RUN_DIR --check CHECK_FILE`: a remote task with outputs
+CHECK_OPTION = "--check"
+
 
 class JobRequest(NamedTuple):
     name: str  # flank-<project>-<pipeline>-<run>-<task>
@@ -37,6 +40,9 @@ class JobRequest(NamedTuple):
     run_dir: str
     task: str
     options: dict[str, str]  # slurm: partition, account, qos, extra_args; batch: job_queue, ...
+    # issue 26: the task's spec file (beside those of the run's other started tasks) and its check file
+    spec_path: str = ""
+    check_path: str = ""
 
 
 class JobState(NamedTuple):

@@ -21,6 +21,9 @@ definition, S3 bucket, region. What one task does:
 * output: the job's CloudWatch Logs stream (group /aws/batch/job unless log_group says otherwise),
   read forward with get_log_events' token; each event is one line of the task's log;
 * cancel: terminate_job; interrupted runs: list_jobs on the queue filtered by the job name prefix.
+* issue 26: the task's declared inputs:, outputs: and artifacts: through S3 (batch_staging.py); a matrix
+  task's instances as one array job (batch_array.py); `batch: {image}`: a job definition like the
+  project's with that image, registered once (job_definition_for).
 
 boto3 is imported lazily (flank commands that never meet Batch do not pay for it).
 """
@@ -36,8 +39,11 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from flank_ops.config.model import Config, Task, instance_parts
+from flank_ops.executors import batch_array as array
+from flank_ops.executors import batch_staging as staging
 from flank_ops.executors.base import BackendError, JobRequest, JobState
 from flank_ops.executors.shared_poll import SharedPoll
 from flank_ops.fileio import locked
@@ -56,6 +62,8 @@ DEFAULT_URL_EXPIRY_S = 12 * 3600  # presigned URLs of a task without a timeout:
 MAX_URL_EXPIRY_S = 7 * 24 * 3600  # SigV4's limit
 MAX_JOB_NAME = 128  # letters, digits, '-' and '_' only
 DESCRIBE_JOBS_MAX = 100  # ids per describe_jobs call (AWS's limit)
+# issue 26: what a task's image: definition takes over from the project's, besides containerProperties
+DEFINITION_COPIED = ("parameters", "retryStrategy", "timeout", "platformCapabilities", "propagateTags", "tags")
 
 # what the entrypoint reads (besides the task's own environment)
 ENV_RELEASE_URL = "FLANK_RELEASE_URL"
@@ -132,10 +140,10 @@ def is_release_checkout(job: JobRequest) -> bool:
     return bool(job.commit) and release.name == job.commit and release.parent.name == "releases"
 
 
-def declared_env_names(job: JobRequest) -> set[str]:
-    """The names flank.yml's `env:` gives the task (the project's and the task's own): from the copy the
-    push validated for a release (git/release_config), from the working copy's flank.yml on a laptop;
-    empty when it cannot be read (the job then gets the FLANK_* variables only)."""
+def job_config(job: JobRequest) -> tuple[Config | None, Task | None]:
+    """The flank.yml the task comes from and its declaration there: the copy the push validated for a
+    release (git/release_config), the working copy's flank.yml on a laptop; (None, None) when it cannot
+    be read."""
     from flank_ops.config.load import FILENAME, load_config_file
     from flank_ops.errors import UserError
     from flank_ops.git.release_config import load_release_config
@@ -149,19 +157,29 @@ def declared_env_names(job: JobRequest) -> set[str]:
         else:
             config = load_config_file(release / FILENAME)
     except (UserError, OSError):
-        return set()
-    names = set(config.env)
+        return None, None
     pipeline = config.pipelines.get(job.env.get("FLANK_PIPELINE", ""))
-    if pipeline is not None and job.task in pipeline.tasks:
-        names |= set(pipeline.tasks[job.task].env)
-    return names
+    if pipeline is None:
+        return config, None
+    # an instance made at run time (not in flank.yml's expansion) has its matrix task's declaration
+    parts = instance_parts(job.task)
+    return config, pipeline.tasks.get(job.task) or (pipeline.tasks.get(parts[0]) if parts else None)
 
 
-def container_env(job: JobRequest) -> dict[str, str]:
-    """What of the task's environment goes into the job: flank.yml's `env:`, the FLANK_* run variables and
-    TZ. Nothing else of the VM's environment (AWS credentials, PATH, HOME...: the job's description is
-    readable by anyone allowed batch:DescribeJobs, and the image has its own PATH), no VM paths."""
-    declared = declared_env_names(job)
+def declared_env_names(job: JobRequest) -> set[str]:
+    """The names flank.yml's `env:` gives the task (the project's and the task's own); empty when
+    flank.yml cannot be read (the job then gets the FLANK_* variables only)."""
+    config, task = job_config(job)
+    return set(config.env if config else ()) | set(task.env if task else ())
+
+
+def container_env(job: JobRequest, declared: set[str] | None = None) -> dict[str, str]:
+    """What of the task's environment goes into the job: flank.yml's `env:` (`declared`: its names, read
+    from flank.yml when not given), the FLANK_* run variables and TZ. Nothing else of the VM's environment
+    (AWS credentials, PATH, HOME...: the job's description is readable by anyone allowed
+    batch:DescribeJobs, and the image has its own PATH), no VM paths."""
+    if declared is None:
+        declared = declared_env_names(job)
     return {
         k: v
         for k, v in job.env.items()
@@ -218,6 +236,24 @@ def _reason(info: dict[str, Any], container: dict[str, Any], attempts: list[Any]
     return "; ".join(dict.fromkeys(said)) or None
 
 
+class _JobFiles(NamedTuple):
+    """issue 26: a job's staging objects in S3, and where its results go on the VM."""
+
+    inputs_key: str | None
+    results_key: str | None
+    release_dir: str
+
+
+class _Staged(NamedTuple):
+    """issue 26: what stage_files sent: the inputs list, the results objects (one per cell) and their
+    presigned PUTs, the job's variables for them."""
+
+    inputs_key: str | None
+    results_keys: list[str]
+    results_urls: list[str]
+    env: dict[str, str]
+
+
 class BatchBackend:
     kind = "batch"
     shared_poll = True  # issue 26 (bench/poll.py turns it off to measure the old way)
@@ -236,6 +272,10 @@ class BatchBackend:
         self._cursors: dict[str, _LogCursor] = {}
         self._streams: dict[str, str] = {}
         self._secret_keys: dict[str, str] = {}
+        self._job_files: dict[str, _JobFiles] = {}  # issue 26: job id -> its staging objects
+        self._image_definitions: dict[str, str] = {}  # issue 26: image -> job definition name:revision
+        self._array_tried = False  # issue 26: a matrix instance's first submit may join an array job
+        self._array_children: dict[str, tuple[str, str, str]] = {}  # child id -> (run dir, group, instance)
         self._polled: dict[str, tuple[float, JobState]] = {}  # job id -> (when, what describe_jobs said)
         self.shared: SharedPoll | None = None  # issue 26: set at the first submit (it knows the run)
 
@@ -340,7 +380,7 @@ class BatchBackend:
                 self._upload(tarball, key)
         return key
 
-    def _exists(self, key: str) -> bool:
+    def _exists(self, key: str, what: str = "the release") -> bool:
         from botocore import exceptions as bx
 
         try:
@@ -350,25 +390,20 @@ class BatchBackend:
             code = str(exc.response.get("Error", {}).get("Code"))
             if code in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
+            raise BackendError(f"could not check {what} in S3: {self.describe(exc, 's3')}") from None
         except bx.BotoCoreError as exc:
-            raise BackendError(f"could not check the release in S3: {self.describe(exc, 's3')}") from None
+            raise BackendError(f"could not check {what} in S3: {self.describe(exc, 's3')}") from None
 
-    def _upload(self, tarball: Path, key: str) -> None:
+    def _upload(self, path: Path, key: str, what: str = "the release", content_type: str = "application/gzip") -> None:
         from flank_ops.s3 import upload_file
 
         try:
-            # another run of the same commit may upload at the same time: same content, last writer wins
+            # another run (of the same commit) may upload the same content at the same time: last writer wins
             upload_file(
-                self.client("s3"),
-                self.s3_settings(),
-                tarball,
-                self.settings.bucket,
-                key,
-                {"ContentType": "application/gzip"},
+                self.client("s3"), self.s3_settings(), path, self.settings.bucket, key, {"ContentType": content_type}
             )
         except Exception as exc:  # boto3 wraps ClientErrors in S3UploadFailedError
-            raise BackendError(f"could not upload the release to S3: {self.describe(exc, 's3')}") from None
+            raise BackendError(f"could not upload {what} to S3: {self.describe(exc, 's3')}") from None
 
     def presign(self, key: str, expiry_s: int) -> str:
         return str(
@@ -390,21 +425,231 @@ class BatchBackend:
         except (bx.BotoCoreError, bx.ClientError):
             pass  # its presigned URL expires anyway; a bucket lifecycle rule on secrets/ cleans up (README)
 
+    # --- issue 26: a task's own image ---------------------------------------
+    def job_definition_for(self, job: JobRequest) -> str:
+        """The job definition a task is submitted with: its own `batch: {job_definition}`, or for
+        `batch: {image}` one like the project's with that image (found, or registered once), else the
+        project's."""
+        image = job.options.get("image")
+        if not image:
+            return job.options.get("job_definition") or self.settings.job_definition
+        if image not in self._image_definitions:
+            with locked(Path(job.run_dir) / ".batch-definition.lock"):  # parallel tasks: one registers
+                self._image_definitions[image] = self._definition_with_image(image)
+        return self._image_definitions[image]
+
+    def _definition_with_image(self, image: str) -> str:
+        """`<project's definition>-img-<hash>`: an ACTIVE revision with this image when there is one,
+        else a new one with the project's definition's container properties and `image` (so its
+        container still runs flank's entrypoint)."""
+        base = self.settings.job_definition
+        base_name = _arn_name(base) if base.startswith("arn:") else base.split(":", 1)[0]
+        name = batch_job_name(f"{base_name}-img-{hashlib.sha256(image.encode()).hexdigest()[:12]}")
+        existing = self.call(
+            "batch",
+            f"could not look for a job definition with image {image}",
+            "describe_job_definitions",
+            jobDefinitionName=name,
+            status="ACTIVE",
+        ).get("jobDefinitions")
+        for definition in sorted(existing or [], key=lambda d: -int(d.get("revision") or 0)):
+            if (definition.get("containerProperties") or {}).get("image") == image:
+                return f"{name}:{definition['revision']}"
+        found = self.call(
+            "batch",
+            f"could not describe job definition {base}",
+            "describe_job_definitions",
+            **self._definition_query(base),
+        ).get("jobDefinitions")
+        active = sorted(
+            (d for d in found or [] if d.get("status") == "ACTIVE"), key=lambda d: -int(d.get("revision") or 0)
+        )
+        if not active or not active[0].get("containerProperties"):
+            raise BackendError(
+                f"AWS Batch job definition {base!r} does not exist or is no container definition: "
+                f"a task's image: is registered like it"
+            )
+        model = active[0]
+        registered = self.call(
+            "batch",
+            f"could not register a job definition with image {image}",
+            "register_job_definition",
+            jobDefinitionName=name,
+            type="container",
+            containerProperties={**model["containerProperties"], "image": image},
+            **{k: model[k] for k in DEFINITION_COPIED if model.get(k)},
+        )
+        return f"{name}:{registered['revision']}"
+
+    # --- issue 26: the task's declared files --------------------------------
+    def stage_files(self, job: JobRequest, task: Task | None, folder: str, expiry_s: int, cells: int = 1) -> _Staged:
+        """The task's inputs into the bucket (by content: only those not there yet) and the list the
+        entrypoint fetches them by; a results object (and presigned PUT) per cell when it declares
+        outputs: or artifacts:."""
+        try:
+            declared = staging.task_staging(task, job.release_dir)
+        except staging.StagingError as exc:
+            raise BackendError(f"cannot send the task's files: {exc}") from None
+        env: dict[str, str] = {}
+        inputs_key = None
+        from flank_ops.incremental.fingerprints import FingerprintError, HashCache
+
+        entries = [(staging.TREE, self.presign(key, expiry_s), name) for name, key in self.ship_setup(job)]
+        cache_file = staging.hash_cache_file(job.release_dir, job.commit, job.check_path)
+        cache = HashCache(cache_file or Path(os.devnull))
+        for rel in declared.inputs:
+            path = Path(job.release_dir) / rel
+            try:
+                key = staging.content_key(self.settings.prefix, cache.digest(str(path), f"the input {rel}"))
+            except FingerprintError as exc:
+                raise BackendError(f"cannot send the task's files: {exc}") from None
+            if not self._exists(key, f"the input {rel}"):
+                self._upload(path, key, f"the input {rel}", "application/octet-stream")
+            entries.append((staging.FILE, self.presign(key, expiry_s), rel))
+        if cache_file is not None:
+            cache.save()
+        if entries:
+            inputs_key = folder + "inputs.txt"
+            self._put_text(inputs_key, staging.inputs_list_text(entries), "the list of the task's inputs")
+            env[staging.ENV_STAGE_URL] = self.presign(inputs_key, expiry_s)
+        keys: list[str] = []
+        urls: list[str] = []
+        if declared.results:
+            env[staging.ENV_RESULTS] = "\n".join(declared.results)
+            keys = [folder + ("results.tar.gz" if cells == 1 else f"results-{i}.tar.gz") for i in range(cells)]
+            urls = [
+                str(
+                    self.client("s3").generate_presigned_url(
+                        "put_object", Params={"Bucket": self.settings.bucket, "Key": key}, ExpiresIn=expiry_s
+                    )
+                )
+                for key in keys
+            ]
+        return _Staged(inputs_key, keys, urls, env)
+
+    def ship_setup(self, job: JobRequest) -> list[tuple[str, str]]:
+        """With ship_setup: [(name, object key)] of the release's setup products, each uploaded once per
+        setup build (parallel tasks take turns, as for the release)."""
+        if not self.settings.ship_setup:
+            return []
+        build, products = staging.setup_products(job.release_dir, job.commit)
+        if not build:
+            return []
+        shipped = []
+        with locked(Path(job.run_dir) / ".batch-release.lock"):
+            for name, target in products:
+                key = f"{self.settings.prefix}setup/{project_of(job)}/{build}/{name}.tar.gz"
+                if not self._exists(key, f"setup's {name}"):
+                    with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
+                        self._upload(staging.product_tarball(name, target, Path(tmp)), key, f"setup's {name}")
+                shipped.append((name, key))
+        return shipped
+
+    def _put_text(self, key: str, text: str, what: str) -> None:
+        self.call(
+            "s3",
+            f"could not store {what} in S3",
+            "put_object",
+            Bucket=self.settings.bucket,
+            Key=key,
+            Body=text.encode(),
+            ContentType="text/plain",
+        )
+
+    def bring_back(self, job_id: str, succeeded: bool) -> str | None:
+        """The job's outputs and artifacts into the release on the VM; None, or why the task fails
+        (a success whose results did not reach S3 or cannot be unpacked)."""
+        from botocore import exceptions as bx
+
+        files = self._job_files.pop(job_id, None)
+        if files is None or files.results_key is None:
+            self._drop_job_files(files)
+            return None
+        problem = None
+        with tempfile.TemporaryDirectory(prefix="flank-batch-") as tmp:
+            tarball = Path(tmp) / "results.tar.gz"
+            try:
+                self.client("s3").download_file(self.settings.bucket, files.results_key, str(tarball))
+                staging.unpack_results(tarball, Path(files.release_dir))
+            except bx.ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code not in ("404", "NoSuchKey", "NotFound"):
+                    problem = f"could not fetch its outputs from S3: {self.describe(exc, 's3')}"
+                elif succeeded:
+                    problem = "its outputs never reached S3 (see the entrypoint's lines in the log)"
+            except bx.BotoCoreError as exc:
+                problem = f"could not fetch its outputs from S3: {self.describe(exc, 's3')}"
+            except (OSError, tarfile.TarError, staging.StagingError) as exc:
+                problem = f"could not unpack its outputs: {exc}"
+        self._drop_job_files(files)
+        return problem if succeeded else None
+
+    def _drop_job_files(self, files: _JobFiles | None) -> None:
+        for key in (files.inputs_key, files.results_key) if files else ():
+            if key:
+                self._delete_object(key)
+
     # --- Backend ---------------------------------------------------------
     def submit(self, job: JobRequest) -> str:
+        config, task = job_config(job)
+        if task is not None and task.group and not self._array_tried:
+            # issue 26: the instances of a matrix task go as one array job (batch_array.py); a retry alone
+            self._array_tried = True
+            group = task.group
+            array.lock_file(job.run_dir, group).parent.mkdir(parents=True, exist_ok=True)
+            with locked(array.lock_file(job.run_dir, group)):
+                sent = array.read(job.run_dir, group)
+                if sent is not None:
+                    child = array.child_id(sent, job.task)
+                    if child is not None:
+                        return self._attach(job, group, sent, child)
+                else:
+                    members = array.members(job, config, task)
+                    if job.task in members:
+                        assert config is not None
+                        return self._submit(job, config, task, (group, members))
+        return self._submit(job, config, task, None)
+
+    def _attach(self, job: JobRequest, group: str, sent: dict[str, Any], child: str) -> str:
+        index = int(child.rsplit(":", 1)[1])
+        results = sent.get("results_keys") or []
+        self._job_files[child] = _JobFiles(None, results[index] if results else None, job.release_dir)
+        self._array_children[child] = (job.run_dir, group, job.task)
+        self._register(job, child)
+        return child
+
+    def _submit(
+        self, job: JobRequest, config: Config | None, task: Task | None, cells: tuple[str, list[str]] | None
+    ) -> str:
+        """One job, or with `cells` (matrix task, its instances) one array job; the id of `job`'s own."""
         expiry = url_expiry_s(job.timeout_s)
         release_url = self.presign(self.ensure_release(job), expiry)
-        name = batch_job_name(job.name)
+        name = batch_job_name(job.name[: len(job.name) - len(job.task)] + cells[0] if cells else job.name)
         workdir = os.path.relpath(job.cwd, job.release_dir) if job.cwd else "."
         if workdir.startswith(".."):
             workdir = "."
+        declared = set(config.env if config else ()) | set(task.env if task else ())
+        folder = f"{self.settings.prefix}{staging.JOBS_PREFIX}{name}.{token_source.token_hex(8)}/"
+        staged = self.stage_files(job, task, folder, expiry, len(cells[1]) if cells else 1)
         env = {
-            **container_env(job),
+            **container_env(job, declared),
+            **staged.env,
             ENV_RELEASE_URL: release_url,
             ENV_WORKDIR: workdir,
             ENV_COMMAND: job.command,
             ENV_COMMIT: job.commit,
         }
+        shared: list[str] = []  # objects all children read (an array's)
+        if cells:
+            assert config is not None
+            env = {k: v for k, v in env.items() if not array.is_cell_variable(k)}
+            pipeline = job.env.get("FLANK_PIPELINE", "")
+            cells_key = folder + "cells.txt"
+            self._put_text(cells_key, array.cells_text(config, pipeline, cells[1], staged.results_urls), "the cells")
+            env[array.ENV_CELLS_URL] = self.presign(cells_key, expiry)
+            shared = [k for k in (cells_key, staged.inputs_key) if k]
+        elif staged.results_urls:
+            env[staging.ENV_RESULTS_URL] = staged.results_urls[0]
         secrets_key = None
         if job.secrets:
             secrets_key = f"{self.settings.prefix}secrets/{name}.{token_source.token_hex(16)}.env"
@@ -430,10 +675,12 @@ class BatchBackend:
         kwargs: dict[str, Any] = {
             "jobName": name,
             "jobQueue": job.options.get("job_queue") or self.settings.job_queue,
-            "jobDefinition": job.options.get("job_definition") or self.settings.job_definition,
+            "jobDefinition": self.job_definition_for(job),
             "containerOverrides": overrides,
             "retryStrategy": {"attempts": 1},
         }
+        if cells:
+            kwargs["arrayProperties"] = {"size": len(cells[1])}
         if job.timeout_s:
             kwargs["timeout"] = {"attemptDurationSeconds": max(MIN_JOB_TIMEOUT_S, int(job.timeout_s + 0.999))}
         try:
@@ -441,12 +688,47 @@ class BatchBackend:
                 "batch", f"could not submit {name} to job queue {kwargs['jobQueue']}", "submit_job", **kwargs
             )
         except BackendError:
-            if secrets_key:
-                self._delete_object(secrets_key)
+            for key in (secrets_key, staged.inputs_key, *shared):
+                if key:
+                    self._delete_object(key)
             raise
         job_id = str(answer["jobId"])
+        if cells:
+            sent = {
+                "job_id": job_id,
+                "job_name": name,
+                "members": cells[1],
+                "results_keys": staged.results_keys,
+                "shared_keys": [*shared, *([secrets_key] if secrets_key else [])],
+                "done": [],
+            }
+            array.write(job.run_dir, cells[0], sent)
+            child = array.child_id(sent, job.task)
+            assert child is not None
+            self._say_array(job, sent)
+            return self._attach(job, cells[0], sent, child)
         if secrets_key:
             self._secret_keys[job_id] = secrets_key
+        if staged.inputs_key or staged.results_keys:
+            results = staged.results_keys[0] if staged.results_keys else None
+            self._job_files[job_id] = _JobFiles(staged.inputs_key, results, job.release_dir)
+        self._register(job, job_id)
+        return job_id
+
+    def _say_array(self, job: JobRequest, sent: dict[str, Any]) -> None:
+        """A line in the submitting instance's log: which array job its siblings are in."""
+        from flank_ops.task.task_exec import TaskLog
+
+        log = TaskLog(os.path.join(job.run_dir, "logs", f"{job.task}.log"))
+        try:
+            log.write(
+                f"flank: the {len(sent['members'])} instances go as AWS Batch array job {sent['job_id']} "
+                f"({sent['job_name']}); each follows its own child <array job id>:<index>\n".encode()
+            )
+        finally:
+            log.close()
+
+    def _register(self, job: JobRequest, job_id: str) -> None:
         if self.shared_poll and job.run_dir:  # issue 26: one describe_jobs for all the run's jobs
             if self.shared is None:
                 self.shared = SharedPoll(
@@ -460,7 +742,20 @@ class BatchBackend:
                 self.shared.register(job_id)
             except OSError:
                 self.shared = None
-        return job_id
+
+    def _child_over(self, job_id: str) -> None:
+        """An array child is over: when it is the last of its array, the shared objects go."""
+        member = self._array_children.pop(job_id, None)
+        if member is None:
+            return
+        run_dir, group, task = member
+        try:
+            with locked(array.lock_file(run_dir, group)):
+                keys = array.mark_done(run_dir, group, task)
+        except OSError:
+            return
+        for key in keys:
+            self._delete_object(key)
 
     def _describe_all(self, ids: list[str]) -> dict[str, Any]:
         """SharedPoll's query: describe_jobs, DESCRIBE_JOBS_MAX ids a call."""
@@ -498,6 +793,8 @@ class BatchBackend:
         info = self._describe_job(job_id)
         if info is None:
             self._drop_secrets(job_id)
+            self._child_over(job_id)
+            self._drop_job_files(self._job_files.pop(job_id, None))
             return JobState(VANISHED, True, None, reason=f"job {job_id} vanished: AWS Batch no longer knows it")
         status = str(info.get("status"))
         container = info.get("container") or {}
@@ -513,18 +810,24 @@ class BatchBackend:
         done = status in DONE_STATES
         if done:
             self._drop_secrets(job_id)
+            self._child_over(job_id)
         exit_code = container.get("exitCode")
         if exit_code is None and attempts:
             exit_code = (attempts[-1].get("container") or {}).get("exitCode")
         if exit_code is None and done:
             exit_code = self._exit_code_from_list(info)
+        reason = _reason(info, container, attempts)
+        if done and job_id in self._job_files:  # issue 26: its files back on the VM before it counts as done
+            problem = self.bring_back(job_id, status == "SUCCEEDED")
+            if problem:
+                status, exit_code, reason = "FAILED", None, problem
         return JobState(
             state=status,
             done=done,
             exit_code=int(exit_code) if exit_code is not None else None,
             host=where_it_runs(info) if status not in QUEUED_STATES else None,
             queue=_arn_name(info.get("jobQueue")),
-            reason=_reason(info, container, attempts),
+            reason=reason,
         )
 
     def _exit_code_from_list(self, info: dict[str, Any]) -> int | None:
@@ -600,6 +903,19 @@ class BatchBackend:
         self.call(
             "batch", f"could not terminate job {job_id}", "terminate_job", jobId=job_id, reason="cancelled by flank"
         )
+        member = self._array_children.get(job_id)
+        if member is not None:  # issue 26: a cancelled run takes the whole array (children make never started)
+            from flank_ops.store.records import cancel_requested
+
+            parent = job_id.rsplit(":", 1)[0]
+            if cancel_requested(Path(member[0])):
+                self.call(
+                    "batch",
+                    f"could not terminate job {parent}",
+                    "terminate_job",
+                    jobId=parent,
+                    reason="cancelled by flank",
+                )
 
     def jobs_of_run(self, name_prefix: str) -> list[str]:
         prefix = batch_job_name(name_prefix)

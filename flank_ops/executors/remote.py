@@ -31,6 +31,7 @@ from typing import Any
 from flank_ops.clock import now_iso
 from flank_ops.errors import UserError
 from flank_ops.executors.base import Backend, BackendError, JobRequest, JobState, executor_record, job_name
+from flank_ops.task.checked_task import Finish, start_checked
 from flank_ops.task.secrets import SecretMasker, secret_values_from_env
 from flank_ops.task.task_exec import EXIT_TIMED_OUT, MAKE_VARIABLES, TaskLog, TaskSpec, _write_result
 
@@ -66,8 +67,19 @@ def _on_stop(signum: int, frame: object) -> None:
 class Loop:
     """One task's attempts; `wake_fd` wakes the waits when a stop signal arrives."""
 
-    def __init__(self, spec: TaskSpec, run_dir: str, backend: Backend, job: JobRequest, wake_fd: int) -> None:
+    def __init__(
+        self,
+        spec: TaskSpec,
+        run_dir: str,
+        backend: Backend,
+        job: JobRequest,
+        wake_fd: int,
+        checked: tuple[str, Finish] | None = None,
+    ) -> None:
         self.spec, self.run_dir, self.backend, self.job, self.wake_fd = spec, run_dir, backend, job, wake_fd
+        # issue 26: a task with outputs: why it runs, and the check of its outputs after a success
+        self.extra: dict[str, str] = {"reason": checked[0]} if checked else {}
+        self.finish: Finish | None = checked[1] if checked else None
         self.log = TaskLog(os.path.join(run_dir, "logs", f"{spec.task}.log"))
         self.started_at = now_iso()
         self.t0 = time.monotonic()
@@ -78,7 +90,7 @@ class Loop:
         self.log.write(f"flank: {text}\n".encode())
 
     def write(self, result: dict[str, Any]) -> None:
-        _write_result(self.run_dir, self.spec.task, {"task": self.spec.task, **result, **self.declared})
+        _write_result(self.run_dir, self.spec.task, {"task": self.spec.task, **result, **self.extra, **self.declared})
 
     def sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -363,6 +375,9 @@ class Loop:
         }
         if no_code:  # issue 26: the reason stands in for the exit code (summary, run page)
             result["error"] = self.failure or "the job ended without an exit code"
+        if self.finish is not None:  # issue 26: its outputs (back on the VM) checked, the fingerprint recorded
+            result = self.finish(result, self.log)
+            status = result["status"]
         self.write(result)
         self.log.close()
         if status == "timed_out":
@@ -395,12 +410,22 @@ def executor_options(kind: str, spec: TaskSpec, env: dict[str, str]) -> dict[str
     return options
 
 
-def run_remote(spec: TaskSpec, run_dir: str) -> int:
+def run_remote(
+    spec: TaskSpec, run_dir: str, check: dict[str, Any] | None = None, spec_path: str = "", check_path: str = ""
+) -> int:
+    """`check`: the runner's check file of a task with outputs (task/checked_task.py): fingerprinted
+    first (up to date: never submitted), its outputs checked and its fingerprint recorded after."""
     from flank_ops.executors import backend as make_backend
     from flank_ops.executors.settings import NotConfigured
 
     os.makedirs(os.path.join(run_dir, "tasks"), exist_ok=True)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+    checked = None
+    if check is not None:
+        started = start_checked(check, spec, run_dir)
+        if isinstance(started, int):
+            return started
+        checked = started
     env, secrets = task_environment(spec)
     # the spec's env reaches this process too: SLURM_CONF, FLANK_HOME, ... are the backend's to use
     os.environ.update((k, v) for k, v in spec.env if k)
@@ -428,6 +453,8 @@ def run_remote(spec: TaskSpec, run_dir: str) -> int:
         run_dir=os.path.abspath(run_dir),
         task=spec.task,
         options={},
+        spec_path=spec_path,
+        check_path=check_path,
     )
     try:
         options = executor_options(spec.executor, spec, env)
@@ -437,7 +464,7 @@ def run_remote(spec: TaskSpec, run_dir: str) -> int:
         return fail_at_once(spec, run_dir, str(exc))
     except UserError as exc:  # flank.toml unreadable
         return fail_at_once(spec, run_dir, exc.message)
-    return Loop(spec, run_dir, backend, job, wake_r).run()
+    return Loop(spec, run_dir, backend, job, wake_r, checked).run()
 
 
 def fail_at_once(spec: TaskSpec, run_dir: str, message: str) -> int:

@@ -27,6 +27,8 @@ def config_warnings(home: Home, project: str | None, config: Config) -> list[str
             warnings.append(
                 f"{', '.join(tasks[:5])}{' ...' if len(tasks) > 5 else ''}: " + not_configured_message(kind)
             )
+        elif kind == "batch":
+            warnings += staging_warnings(home, project, config)
     try:
         vm_mb, vm_cpu = vm_memory_mb(), vm_cpus()
     except OSError:
@@ -38,6 +40,31 @@ def config_warnings(home: Home, project: str | None, config: Config) -> list[str
                 if problem:
                     warnings.append(f"{pipeline.name}: {problem}")
     return warnings
+
+
+def staging_warnings(home: Home, project: str | None, config: Config) -> list[str]:
+    """issue 26: Batch tasks whose declared files go through S3, on a VM whose [executors.batch] has no
+    bucket to put them in."""
+    from flank_ops.settings import CONFIG_EXAMPLES, executor_table, settings_for
+
+    table = executor_table(settings_for(home, project), "batch") or {}
+    if table.get("bucket"):
+        return []
+    staged = [
+        f"{p.name}.{task.group or name}"
+        for p in config.pipelines.values()
+        for name, task in p.tasks.items()
+        if p.executor_of(name) == "batch" and (task.inputs or task.outputs or task.artifacts)
+    ]
+    if not staged:
+        return []
+    unique = list(dict.fromkeys(staged))  # a matrix task once
+    shown = ", ".join(unique[:5]) + (" ..." if len(unique) > 5 else "")
+    example = next(line for line in CONFIG_EXAMPLES["batch"].split("\n") if line.startswith("bucket"))
+    return [
+        f"{shown}: its inputs:, outputs: and artifacts: go through S3 on AWS Batch, and [executors.batch] of "
+        f"flank.toml has no bucket: add {example}"
+    ]
 
 
 def doctor_problems(home: Home) -> Iterator[tuple[str, str, list[str]]]:

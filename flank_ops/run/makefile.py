@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from flank_ops.config.model import Config, Pipeline, Task, make_target
 from flank_ops.errors import UserError
+from flank_ops.executors.base import CHECK_OPTION
 from flank_ops.fileio import atomic_symlink, atomic_write_text, umasked
 from flank_ops.paths import ProjectPaths
 from flank_ops.task.secrets import MAKE_CONTROL_VARIABLES
@@ -303,10 +304,16 @@ def render_makefile(
         if name in dynamic:  # '+': the sub-make shares this make's job slots (-j) and -k
             add(f"\t+@$(FLANK_CELLS) $(FLANK_SPECS)/{target}{CELLS_SPEC_SUFFIX} $(RUN_DIR) $(FLANK_LAUNCHER)")
         elif name in entry_tasks and pipeline.executor_of(name) != "local":
-            add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR)")
+            # issue 26: a remote task with outputs is fingerprinted and checked by its executor loop
+            check = f" {CHECK_OPTION} {_assignment_value(make_word(checked[name]))}" if name in checked else ""
+            add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR){check}")
+        elif name in entry_tasks and name in checked:  # the VM has room, then the checked launcher (issue 12)
+            add(
+                f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR) $(FLANK_CHECKED_LAUNCHER) {_assignment_value(make_word(checked[name]))}"
+            )
         elif name in entry_tasks:  # checks the VM has room, then execs the launcher
             add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR) $(FLANK_LAUNCHER)")
-        elif name in checked:  # issue 12; remote tasks take the executor's path above
+        elif name in checked:  # issue 12
             add(f"\t@$(FLANK_CHECKED_LAUNCHER) {_assignment_value(make_word(checked[name]))} {spec} $(RUN_DIR)")
         else:
             add(f"\t@$(FLANK_LAUNCHER) {spec} $(RUN_DIR)")

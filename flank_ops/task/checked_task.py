@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,14 @@ def _result(task: str, status: str, started: str, t0: float, **more: Any) -> dic
     }
 
 
-def run_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -> int:
+Finish = Callable[[dict[str, Any], task_exec.TaskLog], dict[str, Any]]
+
+
+def start_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -> tuple[str, Finish] | int:
+    """The checked part before a task starts, for any launcher (this one, the remote executors'):
+    (why it runs, the `finish` that checks its outputs and records the fingerprint after a success),
+    or the exit status when it does not run (up to date: 0, its result written; a file it cannot
+    read: 1)."""
     t0 = time.monotonic()
     started = now_iso()
     os.makedirs(os.path.join(run_dir, "tasks"), exist_ok=True)
@@ -96,6 +104,25 @@ def run_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -
             cache.save()
         return result
 
+    return reason, finish
+
+
+def read_check(check_path: str) -> dict[str, Any] | None:
+    """The runner's check file of a task (plan.write_checks); None, said on stderr, when unreadable."""
+    try:
+        with open(check_path, encoding="utf-8") as f:
+            check: dict[str, Any] = json.load(f)
+            return check
+    except (OSError, ValueError) as exc:
+        print(f"flank-task: cannot read the task's check {check_path}: {exc}", file=sys.stderr)
+        return None
+
+
+def run_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -> int:
+    started = start_checked(check, spec, run_dir)
+    if isinstance(started, int):
+        return started
+    reason, finish = started
     return task_exec.launch(spec, run_dir, extra={"reason": reason}, finish=finish)
 
 
@@ -104,11 +131,8 @@ def main(argv: list[str]) -> int:
         print("usage: flank _task_checked CHECK_FILE SPEC_FILE RUN_DIR", file=sys.stderr)
         return 2
     check_path, spec_path, run_dir = argv
-    try:
-        with open(check_path, encoding="utf-8") as f:
-            check = json.load(f)
-    except (OSError, ValueError) as exc:
-        print(f"flank-task: cannot read the task's check {check_path}: {exc}", file=sys.stderr)
+    check = read_check(check_path)
+    if check is None:
         return 2
     spec = task_exec.read_spec_file(spec_path)
     if spec is None:

@@ -191,13 +191,29 @@ def test_per_task_placement_is_read_and_checked() -> None:
         fit:
           run: echo
           slurm: {partion: gpu}
-          batch: {queue: "", image: "r:4"}
+          batch: {queue: "", imag: "r:4"}
         """
     )
     assert errors == [
         "flank.yml:6:17: unknown key 'partion' (did you mean 'partition'?)",
         "flank.yml:7:24: batch: queue is empty",
-        "flank.yml:7:28: unknown key 'image' (known keys: queue, job_definition)",
+        "flank.yml:7:28: unknown key 'imag' (did you mean 'image'?)",
+    ]
+
+
+def test_a_tasks_own_batch_image_is_read_and_checked() -> None:
+    p = config_of("fit: {run: echo, executor: batch, batch: {image: 'ghcr.io/lab/r-geo:4.4'}}\n")
+    assert p.tasks["fit"].executor_options("batch", {}) == {"image": "ghcr.io/lab/r-geo:4.4"}
+    errors = errors_of(
+        """\
+        fit: {run: echo, batch: {job_definition: r-job, image: "r:4"}}
+        map: {run: echo, batch: {image: "r 4"}}
+        """
+    )
+    assert errors == [
+        "flank.yml:4:31: batch: give job_definition or image, not both "
+        "(image alone gets a job definition like the project's, with that image)",
+        "flank.yml:5:39: batch: image 'r 4' is not an image name (no spaces)",
     ]
 
 

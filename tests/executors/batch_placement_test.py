@@ -168,3 +168,102 @@ def test_a_spot_interruption_is_resubmitted_without_using_an_attempt(tmp_path: P
     log = (runs_dir() / "1" / "logs" / "fit.log").read_text()
     assert f"AWS took the spot instance back ({reason}); resubmitting, not counted as an attempt (1 of 3)" in log
     assert "fitted" in log
+
+
+def test_a_tasks_own_image_gets_a_job_definition_like_the_projects_reused_after(tmp_path: Path, aws: BatchAWS) -> None:
+    image = "ghcr.io/lab/r-geo:4.4"
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    concurrency: 3\n    tasks:\n"
+        "      usual: {run: 'echo usual'}\n"
+        f"      geo: {{run: 'echo geo', batch: {{image: '{image}'}}}}\n"
+        f"      map: {{run: 'echo map', batch: {{image: '{image}'}}}}\n",
+    )
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    requests = aws.recorded()
+    submits = {
+        s["jobName"]: s["jobDefinition"]
+        for s in (json.loads(r["body"]) for r in requests if r["path"].endswith("/v1/submitjob"))
+    }
+    assert submits["flank-demo-nightly-1-usual"] == aws.job_definition
+    assert submits["flank-demo-nightly-1-geo"] == submits["flank-demo-nightly-1-map"] != aws.job_definition
+    batch = aws.client("batch")
+    name, revision = submits["flank-demo-nightly-1-geo"].split(":")
+    made = [
+        d
+        for d in batch.describe_job_definitions(jobDefinitionName=name)["jobDefinitions"]
+        if str(d["revision"]) == revision
+    ]
+    assert [d["containerProperties"]["image"] for d in made] == [image]
+    project_def = batch.describe_job_definitions(jobDefinitionName=aws.job_definition)["jobDefinitions"][0]
+    assert made[0]["containerProperties"]["command"] == project_def["containerProperties"]["command"]  # the entrypoint
+    assert len([r for r in requests if r["path"].endswith("/v1/registerjobdefinition")]) == 1
+
+    # the next run finds it: nothing registered again
+    aws.start_recording()
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    requests = aws.recorded()
+    assert not [r for r in requests if r["path"].endswith("/v1/registerjobdefinition")]
+    again = {
+        s["jobName"]: s["jobDefinition"]
+        for s in (json.loads(r["body"]) for r in requests if r["path"].endswith("/v1/submitjob"))
+    }
+    assert again["flank-demo-nightly-2-geo"] == submits["flank-demo-nightly-1-geo"]
+
+
+def test_a_matrix_task_goes_as_one_array_job_each_instance_with_its_cell_log_and_files(
+    tmp_path: Path, aws: BatchAWS
+) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    concurrency: 2\n    tasks:\n"
+        "      fit:\n"
+        "        run: 'mkdir -p out; echo $FLANK_TASK > out/$FLANK_MATRIX_REGION.txt; echo fitted $FLANK_MATRIX_REGION;"
+        " echo token=$API_TOKEN'\n"
+        "        matrix: {region: [north, south, east]}\n"
+        "        artifacts: ['out/*.txt']\n"
+        "      report: {run: 'cat out/north.txt out/south.txt out/east.txt', needs: fit, executor: local}\n",
+    )
+    run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
+    aws.start_recording()
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    submits = [json.loads(r["body"]) for r in aws.recorded() if r["path"].endswith("/v1/submitjob")]
+    assert len(submits) == 1  # one array job for the three cells (with two make slots)
+    assert submits[0]["arrayProperties"] == {"size": 3} and submits[0]["jobName"] == "flank-demo-nightly-1-fit"
+    rec = record(1)
+    parent = submits[0]
+    children = set()
+    for region in ("north", "south", "east"):
+        task = rec["tasks"][f"fit[region={region}]"]
+        assert task["status"] == "success", task
+        children.add(task["executor"]["job_id"])
+        log = (runs_dir() / "1" / task["log"]).read_text()
+        assert f"fitted {region}\n" in log and not [
+            r for r in ("north", "south", "east") if r != region and f"fitted {r}" in log
+        ]
+        assert "token=***\n" in log and "s3cr3t-value" not in log  # each child got the run's secrets
+        kept = runs_dir() / "1" / "artifacts" / f"fit[region={region}]" / "out" / f"{region}.txt"
+        assert kept.read_text() == f"fit[region={region}]\n"
+    assert len(children) == 3 and len({c.rsplit(":", 1)[0] for c in children}) == 1  # <array id>:<index>
+    assert parent["jobName"] == "flank-demo-nightly-1-fit"
+    report = (runs_dir() / "1" / "logs" / "report.log").read_text()
+    assert "fit[region=north]\nfit[region=south]\nfit[region=east]\n" in report
+    # once the last child is over, the array's shared objects (cells, secrets) are gone from the bucket
+    left = aws.client("s3").list_objects_v2(Bucket=aws.bucket).get("Contents", [])
+    assert not [o["Key"] for o in left if "flank-demo-nightly-1-fit." in o["Key"]]
+
+
+def test_a_matrix_task_with_max_parallel_sends_one_job_per_instance(tmp_path: Path, aws: BatchAWS) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: batch\n    tasks:\n"
+        "      fit: {run: 'echo fit $FLANK_MATRIX_VALUE', matrix: [a, b], max_parallel: 1}\n",
+    )
+    aws.start_recording()
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    submits = [json.loads(r["body"]) for r in aws.recorded() if r["path"].endswith("/v1/submitjob")]
+    assert sorted(s["jobName"] for s in submits) == ["flank-demo-nightly-1-fit_a_", "flank-demo-nightly-1-fit_b_"]
+    assert not [s for s in submits if "arrayProperties" in s]

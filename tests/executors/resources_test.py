@@ -45,6 +45,20 @@ def test_a_local_task_needing_more_memory_than_the_vm_fails_at_once_saying_what_
 
 
 @pytest.mark.slow
+def test_a_local_task_with_memory_and_outputs_is_skipped_when_nothing_changed(tmp_path: Path) -> None:
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    tasks:\n"
+        "      model: {run: 'echo model > model.txt', outputs: [model.txt], memory: 10M}\n"
+        "      lazy: {run: 'echo forgot', outputs: [lazy.txt], cpus: 1}\n",
+    )
+    assert run_flank("run", "demo", "nightly").returncode == 1
+    assert "did not write its declared output lazy.txt" in log_of(1, "lazy")
+    run_flank("run", "demo", "nightly")
+    assert record(2)["tasks"]["model"]["status"] == "up_to_date"
+
+
+@pytest.mark.slow
 def test_too_many_cpus_too(tmp_path: Path) -> None:
     deploy(tmp_path, f"pipelines:\n  nightly:\n    tasks:\n      fit: {{run: 'echo no', cpus: {vm_cpus() + 1}}}\n")
     assert run_flank("run", "demo", "nightly").returncode == 1

@@ -48,6 +48,10 @@ class Container:
         self.dir = tempfile.mkdtemp(prefix="fake-container-")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir, "TMPDIR": self.dir}
         env.update({k: str(v) for k, v in environment.items()})
+        # what AWS Batch gives an array job's child (moto names the child <array id>:<index>, sets no index)
+        array_id, colon, index = env.get("AWS_BATCH_JOB_ID", "").rpartition(":")
+        if colon and array_id and index.isdigit():
+            env.setdefault("AWS_BATCH_JOB_ARRAY_INDEX", index)
         argv = command if isinstance(command, list) else ["/bin/sh", "-c", command]
         self.proc = subprocess.Popen(
             argv,
