@@ -35,7 +35,7 @@ from flank_ops.settings import site_url
 from flank_ops.site import build, layout
 from flank_ops.storage.uploads import upload_finished_run
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, triggered_by_text
+from flank_ops.store.model import RunRecord, params_text, triggered_by_text
 from flank_ops.task.secrets import mask
 
 
@@ -44,16 +44,16 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     paths = context.paths
     if paths.local:
         return None  # a laptop working copy has no bare repo to annotate
-    sha = record.commit.get("sha")
+    sha = record.commit.sha
     if not sha:
         return "no commit to annotate"
     page = layout.run_url(site_url(context.settings()), record.project, record.pipeline, record.run_id)
     # in the zone of the project's pages (humanize.page_zone), so the note and the run page agree
     zone = page_zone(p.timezone for p in context.deployed.config.pipelines.values())
-    full = records.last_full_run(paths, record.pipeline) if record.selection.get("rerun_of") is not None else None
+    full = records.last_full_run(paths, record.pipeline) if record.selection.rerun_of is not None else None
     completes = full["run_id"] if full and full.get("completed_by") == record.run_id else None
     by = triggered_by_text(record.triggered_by)
-    line = note_line(record, page, zone, completes, by, params=records.params_text(record))
+    line = note_line(record, page, zone, completes, by, params=params_text(record))
     append_note(paths, sha, mask(line, context.secrets))
     return "ok"
 

@@ -98,7 +98,7 @@ class PipelineState:
             self.running.append(run_id)
 
     def finished(self, entry: Mapping[str, Any]) -> None:
-        """A run's history line (records.history_entry) was written: it is over."""
+        """A run's history line (model.history_entry) was written: it is over."""
         run_id, status = entry["run_id"], entry["status"]
         self.running = [i for i in self.running if i != run_id]
         self.last_id = max(self.last_id, run_id)

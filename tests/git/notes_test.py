@@ -14,7 +14,7 @@ import pytest
 from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
 from flank_ops.site.layout import run_url
-from flank_ops.store.records import RunRecord
+from flank_ops.store.model import RunRecord
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.deployed import deploy
 from helpers.repos import git
@@ -197,7 +197,7 @@ def test_a_note_says_what_kind_of_run_it_was() -> None:
 
 
 def test_a_cancelled_run_counts_its_cancelled_tasks_instead_of_listing_them() -> None:
-    from flank_ops.store.records import summarize
+    from flank_ops.store.model import summarize
 
     tasks = {f"t{i}": {"status": "cancelled"} for i in range(9)}
     tasks["first"] = {"status": "success", "attempts": 1}

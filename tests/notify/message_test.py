@@ -35,7 +35,7 @@ def test_the_start_time_is_in_the_pipelines_zone_and_names_it(tmp_path: Path, mo
     from flank_ops.paths import ProjectPaths
 
     paths = ProjectPaths.for_local(tmp_path)
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord
 
     record = RunRecord.from_json(
         {
@@ -69,7 +69,7 @@ def test_a_notification_names_the_parameters_not_at_their_default(tmp_path: Path
     """issue 23: 'parameters: n=7' — the defaults are not repeated."""
     from flank_ops.notify.message import build_message
     from flank_ops.paths import ProjectPaths
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord
 
     base = {"project": "demo", "pipeline": "nightly", "run_id": 7, "status": "failed", "tasks": {}}
     paths = ProjectPaths.for_local(tmp_path)

@@ -451,7 +451,7 @@ def test_rerun_runs_only_what_did_not_succeed_within_that_runs_selection(tmp_pat
 def test_rerun_takes_every_kind_of_not_success_and_nothing_outside_the_selection() -> None:
     from flank_ops.config.load import load_config
     from flank_ops.run.runner import NothingToRerun, rerun_selection
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord
 
     names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
     yml = "pipelines:\n  p:\n    tasks:\n" + "".join(f"      {n}: 'true'\n" for n in names)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from flank_ops.store.model import RunRecord
 from helpers.cli import run_flank
 from helpers.cost_fixtures import SEED_YML, write_runs, write_toml
 from helpers.deployed import deploy
@@ -43,7 +44,7 @@ def test_a_remote_tasks_unmeasured_peak_is_unknown_not_zero(flank_home: Path) ->
     run_dir = paths.run_dir("nightly", run_id)
     record = records.read_record(run_dir).to_json()
     record["tasks"]["model"].update(peak_rss_kb=None, executor={"name": "slurm", "job_id": "42", "max_rss_kb": None})
-    records.write_record(run_dir, records.RunRecord.from_json(record))
+    records.write_record(run_dir, RunRecord.from_json(record))
     build.rebuild_all(home)
     run_page = (home.site_dir / "demo" / "nightly" / str(run_id) / "index.html").read_text()
     cells = dict(re.findall(r'<td class="t-name">(\w+)</td>.*?data-label="memory">([^<]*)</td>', run_page, re.S))

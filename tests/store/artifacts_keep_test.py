@@ -178,7 +178,7 @@ def test_odd_names_and_a_20_gb_file_are_handled_safely(tmp_path: Path) -> None:
 def test_a_notification_links_the_report_the_run_kept(tmp_path: Path) -> None:
     from flank_ops.notify.message import build_message
     from flank_ops.paths import ProjectPaths
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord
 
     paths = ProjectPaths.for_local(tmp_path)
     record = {
