@@ -59,7 +59,7 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
 
 
 def draw_site(context: RunContext, record: RunRecord) -> str | None:
-    build.draw_run(context.paths, record.pipeline, record.run_id)
+    build.draw_run(context.paths, record.pipeline, record.run_id, record)  # the record held, not re-read
     return "ok"
 
 
@@ -97,6 +97,8 @@ def finish_run(context: RunContext, record: RunRecord) -> dict[str, str]:
         ("vm_size", lambda: shrink_vm(context)),
     ]
     outcomes: dict[str, str] = {}
+    record.after_run = outcomes  # the page drawn by the site step shows the steps before it
+    drawn_problems: list[str] = []
     for name, step in steps:
         try:
             outcome = step()
@@ -111,15 +113,16 @@ def finish_run(context: RunContext, record: RunRecord) -> dict[str, str]:
             print(f"flank: after the run, {name} failed: {outcome[len('error: ') :]}", file=sys.stderr)
         if outcome is not None:
             outcomes[name] = outcome
-    record.after_run = outcomes
+        if name == "site":
+            drawn_problems = build.after_run_problems(outcomes)
     paths = context.paths
     try:
         records.write_record(paths.run_dir(record.pipeline, record.run_id), record)
     except OSError as exc:
         print(f"flank: could not save the after-run outcomes in run.json: {exc}", file=sys.stderr)
-    if outcomes.get("site") == "ok" and any(name not in ("note", "site") for name in outcomes):
-        try:  # the run page was drawn before S3, notify and ping said how they went: show it
-            build.redraw_run_page(paths, record.pipeline, record.run_id)
+    if outcomes.get("site") == "ok" and build.after_run_problems(outcomes) != drawn_problems:
+        try:  # a step after the drawing (S3, notify, ping) went wrong: the page says so (drawn once otherwise)
+            build.redraw_run_page(paths, record.pipeline, record.run_id, record)
         except Exception as exc:  # noqa: BLE001 - the run is over and recorded
             print(f"flank: could not redraw the run's page: {exc}", file=sys.stderr)
     return outcomes

@@ -664,15 +664,16 @@ def after_deploy(home: Home, project: str) -> None:
     _say(warnings)
 
 
-def draw_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
-    """Rebuild the pages one run changes (its run + log pages, pipeline page 1, project, home)."""
+def draw_run(paths: ProjectPaths, pipeline: str, run_id: int, record: RunRecord | None = None) -> None:
+    """Rebuild the pages one run changes (its run + log pages, pipeline page 1, project, home); the
+    run's page from `record` when the caller holds it (the after-run step), else read as it is now."""
     warnings = Warnings()
     home = paths.home
     w = _Writer(home.site_dir)
     w.css()
     view = project_view(paths, warnings)
     tz = _zone_of(view, pipeline)
-    _write_run(w, paths, pipeline, run_id, warnings, tz)
+    _write_run(w, paths, pipeline, run_id, warnings, tz, record)
     recent = _write_pipeline_index(w, paths, pipeline, view.config, Warnings())
     pv = next((p for p in view.pipelines if p.name == pipeline), None)
     number = layout.archive_number(run_id)
@@ -704,15 +705,15 @@ def _zone_of(view: ProjectView, pipeline: str) -> str | None:
     return view.timezone
 
 
-def redraw_run_page(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+def redraw_run_page(paths: ProjectPaths, pipeline: str, run_id: int, record: RunRecord | None = None) -> None:
     """Only the run's own page (and its logs), e.g. once the notifications and the S3
-    upload that follow its drawing have said how they went."""
+    upload that follow its drawing have said how they went (from `record` when the caller holds it)."""
     from flank_ops.site.data import load_project_config, project_zone
 
     warnings = Warnings()
     w = _Writer(paths.home.site_dir)
     config, _ = load_project_config(paths, warnings)
-    _write_run(w, paths, pipeline, run_id, warnings, project_zone(config))
+    _write_run(w, paths, pipeline, run_id, warnings, project_zone(config), record)
     _say(warnings)
 
 
