@@ -96,7 +96,7 @@ def note_line(
     duration and, after it, the parameters not at their default (`params`, run.records.params_text);
     `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not place pages
     itself); `completes`: the full run this successful `--rerun` completed (run/state.py); `by` who
-    started it when a person did ("ada via web": run/records.triggered_by_text)."""
+    started it when a person did ("ada via web": store/model.triggered_by_text)."""
     kind = run_kind(record) + (f", {params}" if params else "")
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",

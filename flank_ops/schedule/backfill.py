@@ -40,7 +40,7 @@ from flank_ops.paths import ProjectPaths
 from flank_ops.store import records
 from flank_ops.store.model import Runner, RunStatus
 
-TRIGGER = "backfill"  # the record's trigger (records.py lists the triggers)
+TRIGGER = "backfill"  # the record's trigger (store/model.py RunTrigger)
 MAX_WITHOUT_YES = 100
 MAX_RUNS = 1000  # a backfill bigger than this is a mistake, --yes or not
 MAX_PARALLEL = 16

@@ -24,7 +24,7 @@ created (`created`) and when its final record and history line are written (`fin
 
 It is a cache of history.jsonl and the run folders: a missing or damaged file (a FLANK_HOME
 from before it existed, a crash) is rebuilt from them (`rebuild`, the one full scan). This
-module is pure (no files); run/records.py reads, rebuilds and writes it.
+module is pure (no files); store/records.py reads, rebuilds and writes it.
 """
 
 from __future__ import annotations
