@@ -108,9 +108,10 @@ def test_runs_handed_out_without_the_state_file_are_seen(flank_home: Path) -> No
         with open(runs / records.HISTORY_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
     shutil.copytree(FIXTURES / "hold" / "1", runs / "4")  # a killed run, never marked
-    record = json.loads((runs / "4" / "run.json").read_text())
-    record.update(pipeline="nightly", run_id=4, status="running", ended_at=None, duration_s=None, summary=None)
-    (runs / "4" / "run.json").write_text(json.dumps(record))
+    killed = records.read_record(runs / "4")
+    killed.pipeline, killed.run_id, killed.status = "nightly", 4, RunStatus.RUNNING
+    killed.ended_at = killed.duration_s = killed.summary = None
+    records.write_record(runs / "4", killed)
     (runs / records.LAST_ID_FILE).write_text("4\n")
 
     assert records.read_state(paths, "nightly").running == [4]
