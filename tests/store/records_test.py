@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flank_ops.paths import Home
 from flank_ops.store import records
-from flank_ops.store.model import Runner, RunRecord, RunTrigger, TaskResult, TaskStatus
+from flank_ops.store.model import Runner, RunRecord, RunStatus, RunTrigger, TaskResult, TaskStatus
 
 
 def _dead_runner() -> Runner:
@@ -137,3 +137,22 @@ def test_an_empty_run_folder_left_by_an_older_version_is_removed(flank_home: Pat
     records.reconcile(paths, "nightly", on_interrupted=None)
     assert records.list_run_ids(paths, "nightly") == [kept_id, with_logs_id]
     assert not empty_dir.exists()
+
+
+def test_current_is_the_run_as_it_is_now_and_writes_nothing(flank_home: Path) -> None:
+    paths = Home().project("demo")
+    _, live_dir = _running_record(paths, records.runner_identity())
+    records.task_result_path(live_dir, "b").parent.mkdir(parents=True, exist_ok=True)
+    records.task_result_path(live_dir, "b").write_text(json.dumps({"task": "b", "status": "success", "attempt": 1}))
+    now = records.current(live_dir)
+    assert now.status == RunStatus.RUNNING and now.tasks["b"].status == TaskStatus.SUCCESS
+    assert records.current(live_dir, names=[]).tasks["b"].status == TaskStatus.RUNNING  # asked for no task
+    assert records.read_record(live_dir).tasks["b"].status == TaskStatus.RUNNING  # in memory only
+
+    _, dead_dir = _running_record(paths, _dead_runner())
+    dead = records.current(dead_dir)
+    assert dead.status == RunStatus.INTERRUPTED and records.runner_gone(dead)
+    assert records.read_record(dead_dir).status == RunStatus.RUNNING  # only reconcile writes it down
+    records.reconcile(paths, "nightly", on_interrupted=None)
+    recorded = records.current(dead_dir)
+    assert recorded.status == RunStatus.INTERRUPTED and not records.runner_gone(recorded)
