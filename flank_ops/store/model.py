@@ -9,7 +9,7 @@ same bytes, and keys this version does not know are kept as they are (`extra`), 
 written by a newer flank survives being rewritten by an older one.
 
 The ways a record reaches its final status live here too (`finish`, `skip`, `not_started`, `stop`,
-`conclude`, `summarize`, `disk_full`): they change the record, never a file.
+`conclude`, `summarize`, `mark_disk_full`): they change the record, never a file.
 """
 
 from __future__ import annotations
