@@ -28,7 +28,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from flank_ops.run import records  # noqa: E402
+from flank_ops.store import records  # noqa: E402
+from flank_ops.store.model import (  # noqa: E402
+    Commit,
+    Runner,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    TaskResult,
+    TaskStatus,
+    history_entry,
+)
 
 FLANK_YML = "pipelines:\n  nightly:\n    tasks:\n      only: 'true'\n"
 T0 = datetime(2025, 11, 1, tzinfo=UTC)
@@ -86,57 +96,42 @@ def write_past_runs(home: Path, count: int) -> None:
     for run_id in range(1, count + 1):
         start = T0 + timedelta(minutes=5 * run_id)
         end = start + timedelta(seconds=1.5)
-        status = "failed" if run_id % 13 == 0 else "success"
-        summary = "0/1 ok; only failed (exit 1)" if status == "failed" else "1/1 ok"
-        task = {
-            "status": status,
-            "needs": [],
-            "attempts": 1,
-            "started_at": start.isoformat(),
-            "ended_at": end.isoformat(),
-            "duration_s": 1.5,
-            "exit_code": 0 if status == "success" else 1,
-            "peak_rss_kb": 1500,
-            "log": "logs/only.log",
-            "cpu_s": 0.001,
-        }
-        record = records.RunRecord.from_json(
-            {
-                "project": "demo",
-                "pipeline": "nightly",
-                "run_id": run_id,
-                "trigger": records.RunTrigger.SCHEDULE,
-                "status": status,
-                "local": False,
-                "commit": {
-                    "sha": "a" * 40,
-                    "short": "aaaaaaa",
-                    "message": "m",
-                    "author": "Ada",
-                    "date": T0.isoformat(),
-                },
-                "release": str(home / "demo" / "releases" / ("a" * 40)),
-                "started_at": start.isoformat(),
-                "ended_at": end.isoformat(),
-                "duration_s": 1.5,
-                "runner": {"pid": 1, "host": "vm", "boot_id": "", "pid_start": 1},
-                "selection": {"task": None, "from": None, "rerun_of": None},
-                "selected_tasks": ["only"],
-                "scheduled_at": start.isoformat(),
-                "timezone": None,
-                "concurrency": 1,
-                "tasks": {"only": task},
-                "skipped_reason": None,
-                "after_run": {"note": "ok", "site": "ok"},
-                "summary": summary,
-            }
+        failed = run_id % 13 == 0
+        record = RunRecord(
+            project="demo",
+            pipeline="nightly",
+            run_id=run_id,
+            trigger=RunTrigger.SCHEDULE,
+            status=RunStatus.FAILED if failed else RunStatus.SUCCESS,
+            commit=Commit(sha="a" * 40, short="aaaaaaa", message="m", author="Ada", date=T0.isoformat()),
+            release=str(home / "demo" / "releases" / ("a" * 40)),
+            started_at=start.isoformat(),
+            ended_at=end.isoformat(),
+            duration_s=1.5,
+            runner=Runner(pid=1, host="vm", boot_id="", pid_start=1),
+            selected_tasks=["only"],
+            scheduled_at=start.isoformat(),
+            concurrency=1,
+            tasks={
+                "only": TaskResult(
+                    status=TaskStatus.FAILED if failed else TaskStatus.SUCCESS,
+                    attempts=1,
+                    started_at=start.isoformat(),
+                    ended_at=end.isoformat(),
+                    duration_s=1.5,
+                    exit_code=1 if failed else 0,
+                    peak_rss_kb=1500,
+                    log="logs/only.log",
+                    cpu_s=0.001,
+                )
+            },
+            after_run={"note": "ok", "site": "ok"},
+            summary="0/1 ok; only failed (exit 1)" if failed else "1/1 ok",
         )
-        record.format = records.FORMAT
         run_dir = runs / str(run_id)
         run_dir.mkdir()
-        # the record module's format, written without the runner's fsync (100,000 of them)
-        records.record_path(run_dir).write_text(records.format_record(record))
-        lines.append(json.dumps(records.history_entry(record), separators=(",", ":")))
+        records.write_record(run_dir, record, durable=False)  # without the runner's fsync (100,000 of them)
+        lines.append(json.dumps(history_entry(record), separators=(",", ":")))
     (runs / records.HISTORY_FILE).write_text("\n".join(lines) + "\n")
     (runs / records.LAST_ID_FILE).write_text(f"{count}\n")
 

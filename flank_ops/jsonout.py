@@ -12,7 +12,7 @@ only when a key is removed or changes meaning (new keys may come at any time); r
 
 The answers' keys are described by the JSON Schema in r/flank/inst/schema/answers.json — the
 contract that tests/jsonout_test.py checks here and the R package's tests check there. A run
-in an answer is always the run record itself (`RunRecord.to_json()`, run/records.py), never a
+in an answer is always the run record itself (`RunRecord.to_json()`, store/model.py), never a
 dict rebuilt by hand.
 """
 
@@ -29,7 +29,7 @@ FLAG_HELP = f"answer in JSON (schema {SCHEMA}, see README 'Machine interface')"
 
 
 class Recorded(Protocol):
-    """A typed record that knows its JSON (run/records.py's RunRecord)."""
+    """A typed record that knows its JSON (store/model.py's RunRecord)."""
 
     def to_json(self) -> dict[str, Any]: ...
 

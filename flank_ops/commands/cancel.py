@@ -19,16 +19,16 @@ from flank_ops.commands.target import TargetArgs, add_target_arguments, parse_ta
 from flank_ops.errors import UserError
 from flank_ops.hints import flank_command
 from flank_ops.jsonout import FLAG_HELP
+from flank_ops.store.model import RunStatus, TaskStatus
 
 if TYPE_CHECKING:
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord
 from flank_ops import jsonout
 from flank_ops.exit_codes import ExitCode
 from flank_ops.paths import Home
 from flank_ops.run import cancel
 from flank_ops.run.cancel import NothingToCancel
 from flank_ops.schedule.backfill import cancel_backfill
-from flank_ops.store.records import RunStatus, TaskStatus
 from flank_ops.task.task_exec import DEFAULT_KILL_GRACE_S
 
 EXIT_NOTHING_TO_CANCEL = ExitCode.NOTHING_TO_CANCEL

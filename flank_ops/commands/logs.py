@@ -30,10 +30,11 @@ from flank_ops.run.follow import follow
 from flank_ops.settings import settings_for, site_url
 from flank_ops.site.layout import absolute_url, url_raw_log
 from flank_ops.store import records
+from flank_ops.store.model import FAILED_TASK_STATUSES
 
 if TYPE_CHECKING:
     from flank_ops.paths import ProjectPaths
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord
 
 
 LOGS_AFTER = "[RUN] [TASK]"
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         return _follow(paths, pipeline, run_id, task)
     if task is None:
         print(_task_table(paths, record, run_dir, _timezone(paths, pipeline)))
-        failed = [n for n, t in record.tasks.items() if t.status in records.FAILED_TASK_STATUSES]
+        failed = [n for n, t in record.tasks.items() if t.status in FAILED_TASK_STATUSES]
         if failed and records.task_log_path(run_dir, failed[0]).exists():
             where = _where(paths, record, run_dir, failed[0]) or records.task_log_path(run_dir, failed[0])
             print(f"\n--- log of {failed[0]} ({where}) ---")

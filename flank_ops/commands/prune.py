@@ -24,6 +24,7 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.settings import settings_for
 from flank_ops.site.build import after_prune
 from flank_ops.store import records
+from flank_ops.store.model import history_entry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +130,7 @@ def prune_pipeline(
             entry = history.get(run_id)
             if entry is None:
                 try:
-                    entry = records.history_entry(records.read_record(paths.run_dir(pipeline, run_id)))
+                    entry = history_entry(records.read_record(paths.run_dir(pipeline, run_id)))
                 except (OSError, ValueError):
                     entry = {}  # damaged: judged by its folder's age below
             if entry.get("status") == "running" or (not entry and _recently_touched(paths, pipeline, run_id, now)):

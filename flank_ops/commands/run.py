@@ -32,7 +32,7 @@ from flank_ops.run.runner import RunRequest, find_working_copy
 from flank_ops.schedule.due import floor_minute, is_due, scheduled_at
 from flank_ops.site.layout import run_page_url
 from flank_ops.store import records
-from flank_ops.store.records import (
+from flank_ops.store.model import (
     FAILED_TASK_STATUSES,
     SCHEDULED_TRIGGERS,
     RunRecord,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from flank_ops.run.runner import Deployed, RunRequest
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

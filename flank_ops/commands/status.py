@@ -33,13 +33,13 @@ from flank_ops.storage.uploads import RETRY_HINT
 from flank_ops.store import records
 from flank_ops.store.deploy_log import entry_reason, read_deploys
 from flank_ops.store.deploy_state import INTERRUPTED, deploy_gap
+from flank_ops.store.model import is_partial, parse_iso, selected_tasks
 from flank_ops.store.pending import read_pending
-from flank_ops.store.records import parse_iso
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config, Pipeline
     from flank_ops.paths import ProjectPaths
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,9 +84,9 @@ def _next_run(pipeline: Pipeline, tz: str | None) -> str:
 
 def _partial(paths: ProjectPaths, name: str, record: RunRecord) -> str:
     """' (partial: 1 of 13 tasks; last full run #8 failed)' for a run of part of the pipeline."""
-    if not records.is_partial(record):
+    if not is_partial(record):
         return ""
-    part = f"partial: {len(records.selected_tasks(record))} of {len(record.tasks)} tasks"
+    part = f"partial: {len(selected_tasks(record))} of {len(record.tasks)} tasks"
     full = records.last_full_run(paths, name, before=record.run_id + 1)
     last_full = f"last full run #{full['run_id']} {full['status']}" if full else "no full run yet"
     if full and full.get("completed_by") is not None:
@@ -277,7 +277,7 @@ def _emit_json(projects: list[tuple[ProjectPaths, Config | None]], runs: int, wa
                     "next_run": _next_run_iso(pipeline),
                     "last_run_id": last,
                     "run": jsonout.record(record),
-                    "partial": bool(record is not None and records.is_partial(record)),
+                    "partial": bool(record is not None and is_partial(record)),
                     "url": _run_page(paths, record),
                     "runs": _history(paths, name, runs) if runs else [],
                 }
@@ -310,6 +310,6 @@ def _run_page(paths: ProjectPaths, record: RunRecord | None) -> str | None:
 
 
 def _history(paths: ProjectPaths, pipeline: str, n: int) -> list[dict[str, object]]:
-    """The N newest finished runs, newest first: their history lines (records.history_entry)."""
+    """The N newest finished runs, newest first: their history lines (model.history_entry)."""
     entries = list(records.read_history(paths, pipeline))
     return list(reversed(entries[-n:]))

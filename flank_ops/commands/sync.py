@@ -16,6 +16,7 @@ from flank_ops.settings import S3Settings, s3_settings, settings_for
 from flank_ops.storage.site_publish import publish_site, site_scope
 from flank_ops.storage.uploads import upload_pending
 from flank_ops.store import pending, records
+from flank_ops.store.model import FINISHED_RUN_STATUSES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,4 +79,4 @@ def _finished(paths: ProjectPaths, pipeline: str, run_id: int) -> bool:
         record = records.read_record(paths.run_dir(pipeline, run_id))
     except (OSError, ValueError):
         return False
-    return record.status in records.FINISHED_RUN_STATUSES
+    return record.status in FINISHED_RUN_STATUSES

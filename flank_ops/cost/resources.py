@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, RunStatus, TaskResult, TaskStatus
+from flank_ops.store.model import RunRecord, RunStatus, TaskResult, TaskStatus, is_partial, parse_iso
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Pipeline
@@ -134,13 +134,13 @@ def memory_steps(intervals: Iterable[tuple[float, float, int]]) -> tuple[int, tu
 
 
 def run_use(record: RunRecord) -> RunUse | None:
-    started = records.parse_iso(record.started_at)
-    ended = records.parse_iso(record.ended_at)
+    started = parse_iso(record.started_at)
+    ended = parse_iso(record.ended_at)
     if started is None or ended is None or record.status in (RunStatus.RUNNING, RunStatus.SKIPPED):
         return None
     intervals = []
     for task in record.tasks.values():
-        t0, t1 = records.parse_iso(task.started_at), records.parse_iso(task.ended_at)
+        t0, t1 = parse_iso(task.started_at), parse_iso(task.ended_at)
         if t0 is None or t1 is None or task.status in _NOT_RUN:
             continue
         intervals.append(((t0 - started).total_seconds(), (t1 - started).total_seconds(), int(task.peak_rss_kb or 0)))
@@ -156,7 +156,7 @@ def run_use(record: RunRecord) -> RunUse | None:
         steps,
         full=(
             record.status == RunStatus.SUCCESS
-            and not records.is_partial(record)
+            and not is_partial(record)
             and bool(record.tasks)
             and all(t.status == TaskStatus.SUCCESS for t in record.tasks.values())
         ),

@@ -33,7 +33,7 @@ from flank_ops.git.releases import clean_leftovers, clean_stale_validated, make_
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.in_use import releases_in_use
 from flank_ops.store.deploy_log import VIA_COMMAND, VIA_PUSH, deploy_entry, record_deploy
-from flank_ops.store.records import RunTrigger
+from flank_ops.store.model import RunTrigger
 
 if TYPE_CHECKING:
     from flank_ops.deploy.setup import SetupFailed

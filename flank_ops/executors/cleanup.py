@@ -14,7 +14,8 @@ from pathlib import Path
 from flank_ops.errors import UserError
 from flank_ops.executors.base import BackendError, job_name_prefix
 from flank_ops.paths import ProjectPaths
-from flank_ops.store.records import DeadRunHook, RunRecord
+from flank_ops.store.model import RunRecord
+from flank_ops.store.records import DeadRunHook
 from flank_ops.task.secrets import load_secrets
 
 

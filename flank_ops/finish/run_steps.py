@@ -35,7 +35,7 @@ from flank_ops.settings import site_url
 from flank_ops.site import build, layout
 from flank_ops.storage.uploads import upload_finished_run
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, triggered_by_text
+from flank_ops.store.model import RunRecord, params_text, triggered_by_text
 from flank_ops.task.secrets import mask
 
 
@@ -44,22 +44,22 @@ def add_git_note(context: RunContext, record: RunRecord) -> str | None:
     paths = context.paths
     if paths.local:
         return None  # a laptop working copy has no bare repo to annotate
-    sha = record.commit.get("sha")
+    sha = record.commit.sha
     if not sha:
         return "no commit to annotate"
     page = layout.run_url(site_url(context.settings()), record.project, record.pipeline, record.run_id)
     # in the zone of the project's pages (humanize.page_zone), so the note and the run page agree
     zone = page_zone(p.timezone for p in context.deployed.config.pipelines.values())
-    full = records.last_full_run(paths, record.pipeline) if record.selection.get("rerun_of") is not None else None
+    full = records.last_full_run(paths, record.pipeline) if record.selection.rerun_of is not None else None
     completes = full["run_id"] if full and full.get("completed_by") == record.run_id else None
     by = triggered_by_text(record.triggered_by)
-    line = note_line(record, page, zone, completes, by, params=records.params_text(record))
+    line = note_line(record, page, zone, completes, by, params=params_text(record))
     append_note(paths, sha, mask(line, context.secrets))
     return "ok"
 
 
 def draw_site(context: RunContext, record: RunRecord) -> str | None:
-    build.draw_run(context.paths, record.pipeline, record.run_id)
+    build.draw_run(context.paths, record.pipeline, record.run_id, record)  # the record held, not re-read
     return "ok"
 
 
@@ -97,6 +97,8 @@ def finish_run(context: RunContext, record: RunRecord) -> dict[str, str]:
         ("vm_size", lambda: shrink_vm(context)),
     ]
     outcomes: dict[str, str] = {}
+    record.after_run = outcomes  # the page drawn by the site step shows the steps before it
+    drawn_problems: list[str] = []
     for name, step in steps:
         try:
             outcome = step()
@@ -111,15 +113,16 @@ def finish_run(context: RunContext, record: RunRecord) -> dict[str, str]:
             print(f"flank: after the run, {name} failed: {outcome[len('error: ') :]}", file=sys.stderr)
         if outcome is not None:
             outcomes[name] = outcome
-    record.after_run = outcomes
+        if name == "site":
+            drawn_problems = build.after_run_problems(outcomes)
     paths = context.paths
     try:
         records.write_record(paths.run_dir(record.pipeline, record.run_id), record)
     except OSError as exc:
         print(f"flank: could not save the after-run outcomes in run.json: {exc}", file=sys.stderr)
-    if outcomes.get("site") == "ok" and any(name not in ("note", "site") for name in outcomes):
-        try:  # the run page was drawn before S3, notify and ping said how they went: show it
-            build.redraw_run_page(paths, record.pipeline, record.run_id)
+    if outcomes.get("site") == "ok" and build.after_run_problems(outcomes) != drawn_problems:
+        try:  # a step after the drawing (S3, notify, ping) went wrong: the page says so (drawn once otherwise)
+            build.redraw_run_page(paths, record.pipeline, record.run_id, record)
         except Exception as exc:  # noqa: BLE001 - the run is over and recorded
             print(f"flank: could not redraw the run's page: {exc}", file=sys.stderr)
     return outcomes

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import run_git
@@ -40,8 +40,19 @@ _FOLD_LINE = re.compile(r"^flank (?P<pipeline>\S+) … and (?P<count>\d+) earlie
 _FOLD_COUNT = re.compile(r"^(?P<n>\d+) (?P<word>\S+)$")
 
 
+class RunSelection(Protocol):
+    """What part of the pipeline a run chose (store.model.Selection)."""
+
+    @property
+    def task(self) -> str | None: ...
+    @property
+    def from_(self) -> str | None: ...
+    @property
+    def rerun_of(self) -> int | None: ...
+
+
 class FinishedRun(Protocol):
-    """What a note line says of a run (run.records.RunRecord has it; git/ sits below run/)."""
+    """What a note line says of a run (store.model.RunRecord has it; git/ sits below store/)."""
 
     @property
     def pipeline(self) -> str: ...
@@ -58,18 +69,18 @@ class FinishedRun(Protocol):
     @property
     def trigger(self) -> str | None: ...
     @property
-    def selection(self) -> Mapping[str, Any]: ...
+    def selection(self) -> RunSelection: ...
 
 
 def run_kind(record: FinishedRun) -> str:
     """What kind of run it was, as a note says it: `schedule`, `push`, `manual, --from load`, `rerun of #16`."""
-    selection = record.selection if isinstance(record.selection, Mapping) else {}
-    if selection.get("rerun_of") is not None:
-        return f"rerun of #{selection['rerun_of']}"
+    selection = record.selection
+    if selection.rerun_of is not None:
+        return f"rerun of #{selection.rerun_of}"
     parts = [str(record.trigger or "manual")]
-    for option in ("task", "from"):
-        if selection.get(option):
-            parts.append(f"--{option} {selection[option]}")
+    for option, value in (("task", selection.task), ("from", selection.from_)):
+        if value:
+            parts.append(f"--{option} {value}")
     return ", ".join(parts)
 
 
@@ -85,7 +96,7 @@ def note_line(
     duration and, after it, the parameters not at their default (`params`, run.records.params_text);
     `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not place pages
     itself); `completes`: the full run this successful `--rerun` completed (run/state.py); `by` who
-    started it when a person did ("ada via web": run/records.triggered_by_text)."""
+    started it when a person did ("ada via web": store/model.triggered_by_text)."""
     kind = run_kind(record) + (f", {params}" if params else "")
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",

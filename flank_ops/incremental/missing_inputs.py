@@ -16,7 +16,7 @@ from pathlib import Path
 from flank_ops.config.model import Pipeline
 from flank_ops.fileio import tail_lines
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, TaskStatus
+from flank_ops.store.model import RunRecord, TaskStatus
 
 TAIL_BYTES = 16 * 1024
 MAX_CANDIDATES = 50

@@ -25,7 +25,7 @@ from flank_ops.paths import ProjectPaths
 from flank_ops.run.runner import RunContext
 from flank_ops.settings import email_settings, site_url, webhook_settings
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, RunStatus
+from flank_ops.store.model import RunRecord, RunStatus
 
 
 def outcome_of(paths: ProjectPaths, record: RunRecord) -> str | None:

@@ -15,7 +15,7 @@ from flank_ops.humanize import LONG, clock, duration
 from flank_ops.paths import ProjectPaths
 from flank_ops.site.layout import run_url
 from flank_ops.store import records
-from flank_ops.store.records import FAILED_TASK_STATUSES, RunRecord, RunStatus, TaskResult, TaskStatus
+from flank_ops.store.model import FAILED_TASK_STATUSES, RunRecord, RunStatus, TaskResult, TaskStatus, params_text
 
 TAIL_LINES = 20
 TAIL_TASKS = 2  # log tails for the first failed tasks; the rest are listed
@@ -104,15 +104,15 @@ def build_message(
     headline = f"{project} {pipeline} #{run_id} {HEADLINES.get(outcome, record.status)}"
     summary = [headline + (f" — {record.summary}" if record.summary else "")]
     commit = record.commit
-    if commit.get("short"):
-        by = f" ({commit['author']})" if commit.get("author") else ""
-        summary.append(f'commit {commit["short"]} "{commit.get("message", "")}"{by}')
+    if commit.short:
+        by = f" ({commit.author})" if commit.author else ""
+        summary.append(f'commit {commit.short} "{commit.message or ""}"{by}')
     started = clock(record.started_at, record.timezone, LONG) if record.started_at else "?"
     when = f"trigger: {record.trigger or '?'}, started {started}"
     if record.duration_s is not None:
         when += f", took {duration(record.duration_s)}"
     summary.append(when)
-    params = records.params_text(record)  # issue 23: only those not at their default
+    params = params_text(record)  # issue 23: only those not at their default
     if params:
         summary.append(f"parameters: {params}")
     failed = failed_tasks(record)

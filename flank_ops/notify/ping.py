@@ -20,7 +20,7 @@ from flank_ops.notify.delivery import DeliveryError, http_request, public_part
 from flank_ops.paths import ProjectPaths
 from flank_ops.run.runner import RunContext
 from flank_ops.settings import ping_timeout
-from flank_ops.store.records import RunRecord
+from flank_ops.store.model import RunRecord
 
 
 def signal_url(ping_url: str, signal: str) -> str:

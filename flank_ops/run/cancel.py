@@ -25,7 +25,7 @@ from flank_ops.git.release_config import known_pipelines
 from flank_ops.hints import flank_command
 from flank_ops.paths import ProjectPaths
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, RunStatus
+from flank_ops.store.model import RunRecord, RunStatus
 
 CANCEL_LOCK = ".cancel.lock"
 WAIT_MARGIN_S = 30.0  # beyond the tasks' grace period: make and the runner finishing the record
@@ -58,9 +58,10 @@ def find_target(paths: ProjectPaths, pipeline: str, run_id: int | None) -> Targe
                     f"no run #{run_id} of {pipeline}",
                     f"see the runs with: {flank_command('status', None if paths.local else paths.name)}",
                 ) from None
-            if found.status == RunStatus.RUNNING and records.runner_alive(found.runner):
+            found = records.current(run_dir, found, names=[])
+            if found.status == RunStatus.RUNNING and found.runner is not None:
                 return Target(run_dir, found)  # so new that the pipeline's state does not list it yet
-            if found.status == RunStatus.RUNNING:  # a record no live runner works on (e.g. written by hand)
+            if records.runner_gone(found) or found.status == RunStatus.RUNNING:  # no live runner works on it
                 raise NothingToCancel(
                     f"{pipeline} #{run_id} is not running (its record says running, but no runner has it)"
                 )
@@ -105,24 +106,24 @@ def request(target: Target, who: str) -> None:
     name = f"{target.record.pipeline} #{target.record.run_id}"
     with deciding(target.run_dir):
         try:
-            record = records.read_record(target.run_dir)
+            record = records.current(target.run_dir, names=[])
         except (OSError, ValueError):
-            record = target.record
+            record = records.current(target.run_dir, target.record, names=[])
+        runner = record.runner
+        if records.runner_gone(record) or runner is None or runner.pid is None:
+            raise NothingToCancel(f"{name} is not running any more")
         if record.status != RunStatus.RUNNING:
             raise NothingToCancel(f"{name} had already ended ({record.status})")
-        runner = record.runner or {}
-        if not records.runner_alive(runner):
-            raise NothingToCancel(f"{name} is not running any more")
         atomic_write_text(records.cancel_request_path(target.run_dir), f"{who} {records.now_iso()}\n")
         try:
             # signalled under the lock: the runner gets it before it can write its final record
-            os.kill(int(runner["pid"]), signal.SIGTERM)
+            os.kill(runner.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass  # it died between the check and the signal: reconcile records it interrupted
         except PermissionError:
             records.cancel_request_path(target.run_dir).unlink(missing_ok=True)
             raise UserError(
-                f"{name} runs as another user (pid {runner['pid']})",
+                f"{name} runs as another user (pid {runner.pid})",
                 "run flank cancel as the user that runs the pipelines",
             ) from None
 
@@ -132,11 +133,9 @@ def wait_until_finished(target: Target, grace_s: float) -> RunRecord:
     deadline = time.monotonic() + grace_s + WAIT_MARGIN_S
     while True:
         try:
-            record = records.read_record(target.run_dir)
+            record = records.current(target.run_dir, names=[])
         except (OSError, ValueError):
             record = target.record
-        if record.status != RunStatus.RUNNING:
-            return record
-        if not records.runner_alive(record.runner) or time.monotonic() > deadline:
-            return record
+        if record.status != RunStatus.RUNNING or time.monotonic() > deadline:
+            return record  # ended, or its runner is gone (records.current: "interrupted")
         time.sleep(0.1)

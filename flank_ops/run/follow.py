@@ -9,6 +9,7 @@ never waits forever.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +18,10 @@ from typing import BinaryIO
 from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.paths import ProjectPaths
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, RunStatus, TaskStatus
+from flank_ops.store.model import LIVE_TASK_STATUSES, RunRecord, RunStatus
 
 POLL_S = 0.2
 CHUNK = 1 << 16
-RUNNER_CHECK_S = 1.0
-_WAITING = (TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING)
 
 
 class _Tail:
@@ -43,15 +42,6 @@ class _Tail:
         return data
 
 
-def current(run_dir: Path, record: RunRecord, names: list[str]) -> RunRecord:
-    """The record with the launchers' own results of `names` merged in (they are fresher than
-    run.json, which the runner rewrites a moment later): the one source for both whether a task
-    has ended and the status then printed, so a finished task is never reported as running."""
-    if record.status == RunStatus.RUNNING:
-        records.merge_task_results(run_dir, record, names)
-    return record
-
-
 def follow(
     paths: ProjectPaths,
     pipeline: str,
@@ -67,7 +57,6 @@ def follow(
     names = [task] if task is not None else list(record.tasks)
     tails = {n: _Tail(records.task_log_file(run_dir, n, record.tasks[n])) for n in names}
     partial: dict[str, bytes] = {n: b"" for n in names}
-    next_runner_check = time.monotonic() + RUNNER_CHECK_S
 
     def emit(name: str, data: bytes) -> None:
         if task is not None:
@@ -80,14 +69,19 @@ def follow(
 
     while True:
         try:
-            record = records.read_record(run_dir)
+            # the launchers' own results merged in (fresher than run.json): the one source for both
+            # whether a task has ended and the status then printed, so a finished task never reads running
+            record = records.current(run_dir, names=names)
         except (OSError, ValueError):
             pass  # caught mid-replace: the next poll reads it
-        record = current(run_dir, record, names)
+        if records.runner_gone(record):  # its runner died: recorded now, so what is printed is the record's
+            records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
+            with contextlib.suppress(OSError, ValueError):
+                record = records.read_record(run_dir)
         states = {n: record.tasks[n].status for n in names}
         # A task has ended when its result says so; a run only when its record does (its status is
         # the runner's to decide, after the last task): what is printed then is what ended it.
-        tasks_done = task is not None and all(s not in _WAITING for s in states.values())
+        tasks_done = task is not None and all(s not in LIVE_TASK_STATUSES for s in states.values())
         done = tasks_done or record.status != RunStatus.RUNNING
         for name, tail in tails.items():  # read after the states: nothing written before the end is lost
             data = tail.read()
@@ -104,8 +98,4 @@ def follow(
             if on_end is not None:
                 on_end(record)
             return record
-        if time.monotonic() >= next_runner_check:
-            next_runner_check = time.monotonic() + RUNNER_CHECK_S
-            if not records.runner_alive(record.runner):
-                records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
         time.sleep(POLL_S)

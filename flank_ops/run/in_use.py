@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from flank_ops.paths import ProjectPaths
-from flank_ops.store.records import read_record, read_state, runner_alive
+from flank_ops.store.model import RunStatus
+from flank_ops.store.records import current, read_state
 
 
 def releases_in_use(paths: ProjectPaths) -> set[str]:
@@ -17,17 +18,14 @@ def releases_in_use(paths: ProjectPaths) -> set[str]:
     in_use: set[str] = set()
     for pipeline in paths.pipelines_with_runs():
         for run_id in read_state(paths, pipeline).running:
-            run_dir = paths.run_dir(pipeline, run_id)
-            try:
-                record = read_record(run_dir)
+            try:  # as it is now: a run whose runner died is over, whatever run.json says
+                record = current(paths.run_dir(pipeline, run_id), names=[])
             except (OSError, ValueError):
                 continue
-            if record.status != "running":
+            if record.status != RunStatus.RUNNING:
                 continue
-            if record.runner and not runner_alive(record.runner):
-                continue  # its runner died: the run is over, whatever the record says
             if record.release:
                 in_use.add(os.path.basename(os.path.normpath(record.release)))
-            elif record.commit.get("sha"):
-                in_use.add(record.commit["sha"])
+            elif record.commit.sha:
+                in_use.add(record.commit.sha)
     return in_use

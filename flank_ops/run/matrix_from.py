@@ -42,6 +42,7 @@ from flank_ops.fileio import atomic_write_text
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import makefile
 from flank_ops.store import records
+from flank_ops.store.model import RunRecord, TaskResult, TaskStatus
 
 CELLS_DIR = "cells"  # in the run's plan folder
 MAX_FILE_BYTES = 4 * 1024 * 1024  # MAX_MATRIX_CELLS lines of plain values are far less
@@ -278,7 +279,7 @@ class Expansions:
         self.pipeline = pipeline
         self.waiting = [n for n, t in pipeline.tasks.items() if t.matrix_from]
 
-    def adopt(self, record: records.RunRecord, selected: list[str]) -> list[str]:
+    def adopt(self, record: RunRecord, selected: list[str]) -> list[str]:
         """Splice in the instances of every task whose cells were read since -> the new names."""
         adopted: list[str] = []
         for name in list(self.waiting):
@@ -293,8 +294,8 @@ class Expansions:
             old = record.tasks[name]
             entries = {}
             for one, line in zip(made, listing["instances"]):
-                status = records.TaskStatus(line["status"])
-                entries[one.name] = records.TaskResult(
+                status = TaskStatus(line["status"])
+                entries[one.name] = TaskResult(
                     status=status, needs=list(old.needs), log=f"logs/{one.name}.log", reason=line.get("reason")
                 )
                 if one.memory_mb or one.cpus:

@@ -41,7 +41,21 @@ from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import cancel, makefile, matrix_from
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, RunStatus, RunTrigger, TaskStatus
+from flank_ops.store.model import (
+    FAILED_TASK_STATUSES,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    TaskStatus,
+    conclude,
+    finish,
+    mark_disk_full,
+    not_started,
+    selected_tasks,
+    skip,
+    stop,
+    summarize,
+)
 
 if TYPE_CHECKING:
     from flank_ops.incremental.plan import Decision
@@ -65,7 +79,7 @@ class RunRequest(NamedTuple):
     scheduled_at: str | None = None  # ISO minute with offset a scheduled run stands for (FLANK_SCHEDULED_AT)
     force: bool = False  # issue 12: run every selected task, up to date or not
     force_tasks: tuple[str, ...] = ()  # issue 12: run these even if up to date
-    triggered_by: dict[str, str] | None = None  # issue 23: {"user", "via"} (records.VIA)
+    triggered_by: dict[str, str] | None = None  # issue 23: {"user", "via"} (store.model.VIA)
     params: Mapping[str, str] = {}  # issue 23: NAME -> raw text (`-p`, a form); the rest take their default
     backfill: str | None = None  # issue 23: the backfill this run is part of (trigger "backfill")
     alongside: bool = False  # issue 23: a `backfill --parallel` run: beside the pipeline's others, no overlap lock
@@ -244,7 +258,7 @@ def rerun_selection(pipeline: Pipeline, old: RunRecord) -> list[str]:
     """What `--rerun` of run `old` runs: the tasks *its* selection chose that did not succeed
     (failed, timed out, upstream_failed, interrupted, cancelled, never started), in the
     pipeline's order. Raises NothingToRerun when there are none."""
-    not_ok = [n for n in records.selected_tasks(old) if not old.tasks[n].ok]
+    not_ok = [n for n in selected_tasks(old) if not old.tasks[n].ok]
     wanted = {pipeline.task_of(n) for n in not_ok}  # issue 26: a matrix_from: instance reruns its task
     selected = [t for t in pipeline.topological_order() if t in wanted]
     if selected:
@@ -523,7 +537,7 @@ def _stopped_outside_make(deployed: Deployed, record: RunRecord, run_dir: Path) 
         return Outcome(record, 0 if record.status == RunStatus.SUCCESS else 1)
     waiting = record.waiting_for is not None
     _record_stop(record, run_dir)
-    records.finish(
+    finish(
         record,
         record.status,
         f"{record.status} "
@@ -535,7 +549,7 @@ def _stopped_outside_make(deployed: Deployed, record: RunRecord, run_dir: Path) 
 
 def _record_skipped(deployed: Deployed, record: RunRecord, run_dir: Path, reason: str) -> Outcome:
     _stop_signal.disarm()  # from here a cancel is decided by _save_final (its request file)
-    records.skip(record, reason)
+    skip(record, reason)
     _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 1)
 
@@ -559,8 +573,8 @@ def _save_final(paths: ProjectPaths, run_dir: Path, record: RunRecord) -> None:
     try:
         with cancel.deciding(run_dir):
             if record.status != RunStatus.CANCELLED and records.cancel_requested(run_dir):
-                records.stop(record, cancelled=True)  # asked as the run was ending
-                records.finish(record, RunStatus.CANCELLED, f"cancelled as it ended; {record.summary}")
+                stop(record, cancelled=True)  # asked as the run was ending
+                finish(record, RunStatus.CANCELLED, f"cancelled as it ended; {record.summary}")
             records.write_record(run_dir, record)
         records.append_history(paths, record)
     except OSError as exc:
@@ -578,7 +592,7 @@ def _record_not_started(
     """A run that got its record but could not start make (e.g. a full disk): failed, with the reason
     — never left "running" for `flank status` to call interrupted."""
     _stop_signal.disarm()  # from here a cancel is decided by _save_final (its request file)
-    records.not_started(record, selected, reason)
+    not_started(record, selected, reason)
     print(f"flank: {record.pipeline} #{record.run_id} could not start: {reason}", file=out, flush=True)
     _save_final(deployed.paths, run_dir, record)
     return Outcome(record, 1)
@@ -723,14 +737,14 @@ def _execute(
     if stopped:
         _record_stop(record, run_dir)
     else:
-        records.conclude(record, selected, make_exit)
+        conclude(record, selected, make_exit)
     _keep_artifacts(deployed, expansions.pipeline, record, run_dir, selected)
     _explain_missing_inputs(deployed, expansions.pipeline, record, run_dir, selected)
     _print_progress(record, selected, printed, out)
-    records.finish(record, record.status, mask(records.summarize(record), secrets))
+    finish(record, record.status, mask(summarize(record), secrets))
     if disk_full and record.status == RunStatus.FAILED:
         # The real outcome: tasks that could not write their output or result failed for this.
-        records.disk_full(record, selected, run_dir)
+        mark_disk_full(record, selected, run_dir)
     try:
         mask_file(run_dir / "make.log", secrets)
     except OSError:
@@ -783,7 +797,7 @@ def _explain_missing_inputs(
 
 def _record_stop(record: RunRecord, run_dir: Path) -> None:
     """A stopped run: `cancelled` when `flank cancel` asked for it, else `interrupted`."""
-    records.stop(record, cancelled=records.cancel_requested(run_dir))
+    stop(record, cancelled=records.cancel_requested(run_dir))
 
 
 def _refresh_site(redraw: Callable[[], None]) -> None:
@@ -807,7 +821,7 @@ def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str]
         detail = []
         if entry.duration_s is not None:
             detail.append(format_duration(entry.duration_s))
-        if status in records.FAILED_TASK_STATUSES and entry.exit_code is not None:
+        if status in FAILED_TASK_STATUSES and entry.exit_code is not None:
             detail.append(f"exit {entry.exit_code}")
         if (entry.attempts or 0) > 1:
             detail.append(f"{entry.attempts} attempts")

@@ -38,8 +38,9 @@ from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text
 from flank_ops.paths import ProjectPaths
 from flank_ops.store import records
+from flank_ops.store.model import Runner, RunStatus
 
-TRIGGER = "backfill"  # the record's trigger (records.py lists the triggers)
+TRIGGER = "backfill"  # the record's trigger (store/model.py RunTrigger)
 MAX_WITHOUT_YES = 100
 MAX_RUNS = 1000  # a backfill bigger than this is a mistake, --yes or not
 MAX_PARALLEL = 16
@@ -209,7 +210,7 @@ def read_backfill(paths: ProjectPaths, pipeline: str, backfill_id: str) -> dict[
     if state.get("status") == RUNNING:
         if cancel_requested(paths, pipeline, backfill_id):
             state["status"] = CANCELLED
-        elif state.get("driver") and not records.runner_alive(state["driver"]):
+        elif state.get("driver") and not records.runner_alive(Runner.from_json(state["driver"])):
             state["status"] = INTERRUPTED
     return state
 
@@ -263,7 +264,7 @@ def drive(paths: ProjectPaths, pipeline: str, backfill_id: str, out: Callable[[s
     from flank_ops.run.launch import start_detached_reporting
 
     state = _read(paths, pipeline, backfill_id)
-    state["driver"] = records.runner_identity()
+    state["driver"] = records.runner_identity().to_json()
     state["status"] = RUNNING
     _write(paths, pipeline, state)
     parallel = int(state.get("parallel") or 1)
@@ -320,11 +321,10 @@ def drive(paths: ProjectPaths, pipeline: str, backfill_id: str, out: Callable[[s
 
 
 def _finished(paths: ProjectPaths, pipeline: str, run_id: int) -> bool:
-    try:
-        record = records.read_record(paths.run_dir(pipeline, run_id))
+    try:  # as it is now: a run whose runner died is over
+        return records.current(paths.run_dir(pipeline, run_id), names=[]).status != RunStatus.RUNNING
     except (OSError, ValueError):
         return False
-    return record.status != records.RunStatus.RUNNING or not records.runner_alive(record.runner)
 
 
 # --- cancelling ----------------------------------------------------------------------
@@ -370,7 +370,7 @@ def cancel_backfill(paths: ProjectPaths, pipeline: str, backfill_id: str, wait_s
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:  # until its driver has written the end
         state = _read(paths, pipeline, backfill_id)
-        if state.get("status") != RUNNING or not records.runner_alive(state.get("driver") or {}):
+        if state.get("status") != RUNNING or not records.runner_alive(Runner.from_json(state.get("driver"))):
             break
         time.sleep(POLL_S)
     return read_backfill(paths, pipeline, backfill_id)

@@ -30,6 +30,7 @@ from flank_ops.config.model import Pipeline
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.store import records
+from flank_ops.store.model import SCHEDULED_TRIGGERS, RunRecord, RunTrigger, parse_iso
 
 
 class Missed(NamedTuple):
@@ -55,10 +56,10 @@ def latest_firing(pipeline: Pipeline, start: datetime, end: datetime) -> datetim
         after = upcoming[-1]
 
 
-def _stands_for(record: records.RunRecord, moment: datetime) -> bool:
-    if record.trigger not in records.SCHEDULED_TRIGGERS:
+def _stands_for(record: RunRecord, moment: datetime) -> bool:
+    if record.trigger not in SCHEDULED_TRIGGERS:
         return False
-    when = records.parse_iso(record.scheduled_at) or records.parse_iso(record.started_at)
+    when = parse_iso(record.scheduled_at) or parse_iso(record.started_at)
     return when is not None and when >= moment - timedelta(seconds=59)
 
 
@@ -74,7 +75,7 @@ def schedule_since(paths: ProjectPaths, pipeline: Pipeline, not_before: datetime
     ]
     since = None
     for entry in reversed(accepted):  # newest first, back to the first deploy of this schedule
-        when = records.parse_iso(entry.get("time"))
+        when = parse_iso(entry.get("time"))
         if when is not None and when > now:
             continue
         if when is None or when < not_before:
@@ -114,7 +115,7 @@ def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime, *, at_boo
             continue
         if _stands_for(record, moment):
             return None
-        started = records.parse_iso(record.started_at)
+        started = parse_iso(record.started_at)
         if started is not None and started < window_start - timedelta(days=1):
             break
     return Missed(pipeline.name, moment)
@@ -153,7 +154,7 @@ def catch_up(
             start_detached(
                 deployed.paths,
                 pipeline.name,
-                records.RunTrigger.CATCHUP,
+                RunTrigger.CATCHUP,
                 ("--scheduled-at", missed.scheduled_at.isoformat()),
             )
             out(f"flank: catching up {name} {pipeline.name} (missed {when})")

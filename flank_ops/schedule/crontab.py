@@ -36,7 +36,7 @@ from flank_ops.config.model import Config
 from flank_ops.fileio import atomic_write_text, locked
 from flank_ops.paths import ProjectPaths
 from flank_ops.settings_catalogue import default
-from flank_ops.store.records import RunTrigger
+from flank_ops.store.model import RunTrigger
 
 NO_CRONTAB = "no crontab command: install cron (apt-get install cron) or run `flank scheduler`"
 NO_DAEMON = (

@@ -40,7 +40,8 @@ from flank_ops.errors import UserError
 from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.site import auth, layout
-from flank_ops.store.records import RunTrigger, now_iso
+from flank_ops.store.model import RunTrigger
+from flank_ops.store.records import now_iso
 
 SESSION_COOKIE = "flank_session"
 LOGIN_COOKIE = "flank_login"  # the sign-in form's own CSRF token (double submit), before any session

@@ -40,7 +40,7 @@ from flank_ops.site.data import (
     Warnings,
     backfill_groups,
     history_tail,
-    load_run,
+    load_run_record,
     now_utc,
     pipeline_view,
     project_view,
@@ -50,12 +50,33 @@ from flank_ops.site.data import (
 )
 from flank_ops.site.outputs import latest_outputs, run_outputs
 from flank_ops.store import records
+from flank_ops.store.model import (
+    FAILED_TASK_STATUSES,
+    FINAL_TASK_STATUSES,
+    LIVE_TASK_STATUSES,
+    OUTCOME_RUN_STATUSES,
+    RunRecord,
+    RunStatus,
+    TaskStatus,
+    params_text,
+    triggered_by_text,
+)
 
 GZIP_ABOVE = 1024 * 1024  # a finished task's log bigger than this also gets a .gz copy to download
 # Task statuses whose last lines the run page shows under the status ("why did it fail").
-_EXCERPT_STATUSES = ("failed", "timed_out", "interrupted")
+_EXCERPT_STATUSES = FAILED_TASK_STATUSES | {TaskStatus.INTERRUPTED}
 # after_run outcomes read "<what> failed (<why>)", "error: ..." or "s3: not uploaded: ...".
 _AFTER_RUN_PROBLEM = re.compile(r"failed \(|^error: |not uploaded", re.IGNORECASE)
+
+
+def after_run_problems(after_run: dict[str, str]) -> list[str]:
+    """What the run page says of the after-run steps: only the ones that went wrong ("notify failed
+    (...)" names its step already; "error: ..." does not)."""
+    return [
+        text if text.lower().startswith(str(step).lower()) else f"{step}: {text}"
+        for step, text in ((step, str(text)) for step, text in after_run.items())
+        if _AFTER_RUN_PROBLEM.search(text)
+    ]
 
 
 class BuildStats(NamedTuple):
@@ -194,15 +215,23 @@ def _publish_gzip(src: Path, dst: Path) -> bool:
 
 
 def _write_run(
-    w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings, tz: str | None = None
+    w: _Writer,
+    paths: ProjectPaths,
+    pipeline: str,
+    run_id: int,
+    warnings: Warnings,
+    tz: str | None = None,
+    record: RunRecord | None = None,
 ) -> bool:
-    """The run page and its log pages (times in zone `tz`). False when the run folder is gone.
+    """The run page and its log pages (times in zone `tz`), from `record` when the caller holds it
+    (the after-run step: the final record), else as the run is now (records.current). False when
+    the run folder is gone.
 
     A record that cannot be drawn (odd values a crash or an old version left)
     becomes a warning, never a failed build.
     """
     try:
-        return _write_run_pages(w, paths, pipeline, run_id, warnings, tz)
+        return _write_run_pages(w, paths, pipeline, run_id, warnings, tz, record)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise  # the disk, not the record: the user must hear about it
@@ -211,7 +240,13 @@ def _write_run(
 
 
 def _write_run_pages(
-    w: _Writer, paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings, tz: str | None = None
+    w: _Writer,
+    paths: ProjectPaths,
+    pipeline: str,
+    run_id: int,
+    warnings: Warnings,
+    tz: str | None = None,
+    held: RunRecord | None = None,
 ) -> bool:
     from flank_ops.site.logs import LIVE_LINES, log_excerpt
     from flank_ops.site.pages import render
@@ -226,7 +261,7 @@ def _write_run_pages(
     root = layout.depth_prefix(url)
     crumbs = [(project, layout.url_project(project)), (pipeline, layout.url_pipeline(project, pipeline))]
     before = len(warnings)
-    record = load_run(paths, pipeline, run_id, warnings)
+    record = held if held is not None else load_run_record(paths, pipeline, run_id, warnings)
     if record is None:
         problem = warnings[-1] if len(warnings) > before else "run.json is missing (the run may be starting)"
         w.page(
@@ -246,17 +281,14 @@ def _write_run_pages(
         )
         return True
 
-    running = record.get("status") == "running"
-    run_scope(record)
+    running = record.status == RunStatus.RUNNING
     tasks = []
     failures = []  # the failed tasks' last lines, shown under the status
     live = []  # the running tasks' last lines, while the run goes on
     nodes = []
     bars = []
-    for name, t in record["tasks"].items():
-        t = t if isinstance(t, dict) else {}
-        name = str(name)
-        status = str(t.get("status") or "pending")
+    for name, t in record.tasks.items():
+        status = t.status
         log_file = records.task_log_file(run_dir, name, t)
         try:
             log_size = log_file.stat().st_size
@@ -268,34 +300,26 @@ def _write_run_pages(
         log_href = root + layout.url_log(project, pipeline, run_id, name) if has_log else None
         task = {
             "name": name,
-            "status": status,
-            "attempts": t.get("attempts"),
-            "duration_s": t.get("duration_s"),
-            "exit_code": t.get("exit_code"),
-            "peak_rss_kb": t.get("peak_rss_kb"),
+            "status": str(status),
+            "attempts": t.attempts,
+            "duration_s": t.duration_s,
+            "exit_code": t.exit_code,
+            "peak_rss_kb": t.peak_rss_kb,
             "has_log": has_log,
-            "no_output": log_size == 0 and status not in ("pending", "running", "queued"),
-            "error": str(t["error"]) if t.get("error") else None,
+            "no_output": log_size == 0 and status in FINAL_TASK_STATUSES,
+            "error": str(t.error) if t.error else None,
         }
         tasks.append(task)
         if status in _EXCERPT_STATUSES:
             failures.append({**task, "excerpt": log_excerpt(log_file) if has_log else None})
-        elif status == "running" and running:
+        elif status == TaskStatus.RUNNING and running:
             live.append({**task, "excerpt": log_excerpt(log_file, LIVE_LINES) if has_log else None})
-        needs = t.get("needs") or []
-        nodes.append(DagNode(name, tuple(str(n) for n in needs) if isinstance(needs, list) else (), status, log_href))
-        bars.append(GanttBar(name, status, t.get("started_at"), t.get("ended_at"), log_href))
+        nodes.append(DagNode(name, tuple(str(n) for n in t.needs), str(status), log_href))
+        bars.append(GanttBar(name, str(status), t.started_at, t.ended_at, log_href))
         if has_log:
             task["gz"] = _write_log(w, paths, pipeline, run_id, name, status, log_file, running, crumbs, tz)
 
-    after = record.get("after_run")
-    after = after if isinstance(after, dict) else {}
-    # "notify failed (...)" names its step already; "error: ..." does not
-    problems = [
-        text if text.lower().startswith(str(step).lower()) else f"{step}: {text}"
-        for step, text in ((step, str(text)) for step, text in after.items())
-        if _AFTER_RUN_PROBLEM.search(text)
-    ]
+    problems = after_run_problems(record.after_run)
     outputs = run_outputs(w, paths, pipeline, run_id, record, root)
     if outputs:  # issue 28: the run page shows a bounded number of images; this page shows them all
         all_url = layout.url_run_outputs(project, pipeline, run_id)
@@ -323,7 +347,7 @@ def _write_run_pages(
             pipeline=pipeline,
             run_id=run_id,
             record=record,
-            triggered_by=records.triggered_by_text(record.get("triggered_by")),
+            triggered_by=triggered_by_text(record.triggered_by),
             tasks=tasks,
             failures=failures,
             live=live,
@@ -331,12 +355,12 @@ def _write_run_pages(
             tz=tz,
             outputs=outputs,
             dag=dag_svg(nodes, f"Tasks of {pipeline} #{run_id}", paths.home.dag_layouts_dir),
-            gantt=gantt_svg(bars, record.get("started_at"), record.get("ended_at"), now_utc()),
+            gantt=gantt_svg(bars, record.started_at, record.ended_at, now_utc()),
             refresh=running,
             crumbs=crumbs,
             warnings=warnings[before:],
             remote=remote_tasks.remote_rows(record),  # issue 14
-            params=_params_text(record),  # issue 23
+            params=params_text(record),  # issue 23
             reasons=task_reasons(record),
         ),
     )
@@ -349,7 +373,7 @@ def _write_log(
     pipeline: str,
     run_id: int,
     task: str,
-    status: str,
+    status: TaskStatus,
     log_file: Path,
     running: bool,
     crumbs: list[tuple[str, str]],
@@ -366,10 +390,10 @@ def _write_log(
     _publish_raw_log(log_file, raw_log)
     # A log page depends only on its log and its task's status: during and after a
     # run, the pages of tasks that did not change are not drawn again.
-    refresh = running and status in ("pending", "running", "queued")
+    refresh = running and status in LIVE_TASK_STATUSES
     st = log_file.stat()
     gz = False
-    if st.st_size > GZIP_ABOVE and status not in ("pending", "running", "queued"):
+    if st.st_size > GZIP_ABOVE and status in FINAL_TASK_STATUSES:
         gz = _publish_gzip(log_file, w.site / _unquote(layout.url_raw_log_gz(project, pipeline, run_id, task)))
     try:
         tst = times_path(log_file).stat()
@@ -388,7 +412,7 @@ def _write_log(
             pipeline=pipeline,
             run_id=run_id,
             task=task,
-            status=status,
+            status=str(status),
             view=log_view(log_file),
             refresh=refresh,
             gz=gz,
@@ -450,11 +474,7 @@ def _write_pipeline_index(
         )
     grid = task_grid(paths, name, pv.recent, pv.config.topological_order() if pv.config is not None else [])
     # the duration trend compares like with like: a partial run is not a shorter full one
-    finished = [
-        r
-        for r in reversed(pv.recent)
-        if r.get("status") in ("success", "failed", "interrupted") and not r.get("partial")
-    ]
+    finished = [r for r in reversed(pv.recent) if r.get("status") in OUTCOME_RUN_STATUSES and not r.get("partial")]
     trend = trend_svg(
         [
             TrendPoint(r["run_id"], r["status"], r.get("duration_s"), root + layout.url_run(project, name, r["run_id"]))
@@ -476,7 +496,7 @@ def _write_pipeline_index(
             runs=pv.recent,
             archives=_archive_nav(_archives(pv.first_id, newest)),
             archive=None,
-            refresh=any(r.get("status") == "running" for r in pv.recent),
+            refresh=any(r.get("status") == RunStatus.RUNNING for r in pv.recent),
             tz=pv.timezone,
             last_full=pv.last_full,
             crumbs=[(project, layout.url_project(project))],
@@ -559,7 +579,7 @@ def _write_project(w: _Writer, view: ProjectView, warnings: list[str], *, resour
             deploys=view.deploys,
             warnings=warnings,
             tz=view.timezone,
-            refresh=any(r.get("status") == "running" for pv in view.pipelines for r in pv.recent[:1]),
+            refresh=any(r.get("status") == RunStatus.RUNNING for pv in view.pipelines for r in pv.recent[:1]),
             crumbs=[(project, url)],
         ),
     )
@@ -602,7 +622,9 @@ def _write_home(w: _Writer, views: list[ProjectView], warnings: list[str]) -> No
             projects=views,
             warnings=warnings,
             tz=page_zone(v.timezone for v in views),
-            refresh=any(r.get("status") == "running" for v in views for pv in v.pipelines for r in pv.recent[:1]),
+            refresh=any(
+                r.get("status") == RunStatus.RUNNING for v in views for pv in v.pipelines for r in pv.recent[:1]
+            ),
         ),
     )
 
@@ -642,25 +664,16 @@ def after_deploy(home: Home, project: str) -> None:
     _say(warnings)
 
 
-def _params_text(record: dict[str, object]) -> str:
-    """issue 23: the run's parameters not at their default, as notes and notifications say them."""
-    from flank_ops.config.params import shown
-
-    values, names = record.get("params"), record.get("non_default_params")
-    if not isinstance(values, dict) or not isinstance(names, list):
-        return ""
-    return shown(values, [str(n) for n in names])
-
-
-def draw_run(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
-    """Rebuild the pages one run changes (its run + log pages, pipeline page 1, project, home)."""
+def draw_run(paths: ProjectPaths, pipeline: str, run_id: int, record: RunRecord | None = None) -> None:
+    """Rebuild the pages one run changes (its run + log pages, pipeline page 1, project, home); the
+    run's page from `record` when the caller holds it (the after-run step), else read as it is now."""
     warnings = Warnings()
     home = paths.home
     w = _Writer(home.site_dir)
     w.css()
     view = project_view(paths, warnings)
     tz = _zone_of(view, pipeline)
-    _write_run(w, paths, pipeline, run_id, warnings, tz)
+    _write_run(w, paths, pipeline, run_id, warnings, tz, record)
     recent = _write_pipeline_index(w, paths, pipeline, view.config, Warnings())
     pv = next((p for p in view.pipelines if p.name == pipeline), None)
     number = layout.archive_number(run_id)
@@ -692,15 +705,15 @@ def _zone_of(view: ProjectView, pipeline: str) -> str | None:
     return view.timezone
 
 
-def redraw_run_page(paths: ProjectPaths, pipeline: str, run_id: int) -> None:
+def redraw_run_page(paths: ProjectPaths, pipeline: str, run_id: int, record: RunRecord | None = None) -> None:
     """Only the run's own page (and its logs), e.g. once the notifications and the S3
-    upload that follow its drawing have said how they went."""
+    upload that follow its drawing have said how they went (from `record` when the caller holds it)."""
     from flank_ops.site.data import load_project_config, project_zone
 
     warnings = Warnings()
     w = _Writer(paths.home.site_dir)
     config, _ = load_project_config(paths, warnings)
-    _write_run(w, paths, pipeline, run_id, warnings, project_zone(config))
+    _write_run(w, paths, pipeline, run_id, warnings, project_zone(config), record)
     _say(warnings)
 
 

@@ -19,7 +19,7 @@ from flank_ops.config.model import Config, Pipeline
 from flank_ops.humanize import page_zone
 from flank_ops.paths import STATE_DIR, Home, ProjectPaths
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, RunStatus
+from flank_ops.store.model import RunRecord, RunStatus, history_entry
 
 RECENT = 30  # runs in a home-page strip
 PAGE_SIZE = 50  # runs per history page
@@ -131,12 +131,11 @@ def all_deploys(paths: ProjectPaths) -> list[dict[str, Any]]:
 
 
 def load_run_record(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> RunRecord | None:
-    """The run record as a page shows it: a running run with its launchers' results merged in
-    (fresher than run.json; in memory only) and, when its runner died, "interrupted" (only
-    `records.reconcile` writes that down). None (and a warning) when unreadable."""
+    """The run record as a page shows it (records.current: a running run with its launchers' results
+    merged in and, when its runner died, "interrupted"). None (and a warning) when unreadable."""
     run_dir = paths.run_dir(pipeline, run_id)
     try:
-        record = records.read_record(run_dir)
+        return records.current(run_dir)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -144,18 +143,6 @@ def load_run_record(paths: ProjectPaths, pipeline: str, run_id: int, warnings: W
             f"{paths.name}/{pipeline} #{run_id}: skipped a damaged run record ({records.record_path(run_dir)}: {exc})"
         )
         return None
-    if record.status == RunStatus.RUNNING:
-        records.merge_task_results(run_dir, record)
-        if record.runner and not records.runner_alive(record.runner):
-            # the runner died; records.reconcile records that, the page must not say "running" forever
-            record.status = RunStatus.INTERRUPTED
-    return record
-
-
-def load_run(paths: ProjectPaths, pipeline: str, run_id: int, warnings: Warnings) -> dict[str, Any] | None:
-    """`load_run_record` as the plain JSON object the templates read; None when unreadable."""
-    record = load_run_record(paths, pipeline, run_id, warnings)
-    return record.to_json() if record is not None else None
 
 
 def running_records(paths: ProjectPaths, pipeline: str, finished_ids: set[int], warnings: Warnings) -> list[RunRecord]:
@@ -174,20 +161,9 @@ def running_records(paths: ProjectPaths, pipeline: str, finished_ids: set[int], 
 
 
 def run_scope(entry: dict[str, Any]) -> dict[str, Any]:
-    """`entry` (a history line or a run record) with "partial", "selected" and "total" filled in.
-
-    History lines carry them; a record has them from its selection and tasks; an
-    older line without them reads as a full run of unknown size.
-    """
-    if not isinstance(entry.get("partial"), bool):
-        selection = entry.get("selection")
-        tasks = entry.get("tasks")
-        entry["partial"] = isinstance(selection, dict) and any(selection.get(k) for k in ("task", "from", "rerun_of"))
-        if isinstance(tasks, dict) and "selected" not in entry:
-            entry["selected"] = sum(
-                1 for t in tasks.values() if not isinstance(t, dict) or t.get("status") != "skipped"
-            )
-            entry["total"] = len(tasks)
+    """A history line (model.history_entry) with "partial", "selected" and "total" filled in: an
+    older line without them reads as a full run of unknown size."""
+    entry["partial"] = entry.get("partial") is True
     for key in ("selected", "total"):
         if not isinstance(entry.get(key), int):
             entry[key] = None
@@ -266,12 +242,7 @@ def pipeline_view(
     pipeline = config.pipelines.get(name) if config else None
     finished = history_tail(paths, name, history_count)
     finished_ids = {e["run_id"] for e in finished}
-    running = []
-    for r in running_records(paths, name, finished_ids, warnings):
-        entry = records.history_entry(r)
-        entry["selection"] = r.selection
-        entry["tasks"] = r.to_json()["tasks"]
-        running.append(entry)
+    running = [history_entry(r) for r in running_records(paths, name, finished_ids, warnings)]
     recent = [run_scope(e) for e in running + list(reversed(finished))]
     last_id = records.last_run(paths, name)
     full = records.last_full_run(paths, name)
@@ -338,7 +309,7 @@ def backfill_groups(paths: ProjectPaths, pipeline: str, recent: list[dict[str, A
     if not by_id:
         return []  # most pages: no backfill, and no need to import its module (polish c)
     from flank_ops.errors import UserError
-    from flank_ops.schedule.backfill import read_backfill
+    from flank_ops.schedule.backfill import DONE, RUNNING, read_backfill
 
     groups = []
     for backfill_id, runs in by_id.items():
@@ -351,7 +322,7 @@ def backfill_groups(paths: ProjectPaths, pipeline: str, recent: list[dict[str, A
             counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
         total = len(state.get("minutes") or []) or len(runs)
         status = str(state.get("status") or "?")
-        if status == "running" and len(state.get("runs") or {}) == total and "running" not in counts:
-            status = "done"  # its last run has ended; the driver writes so just after this page
+        if status == RUNNING and len(state.get("runs") or {}) == total and RunStatus.RUNNING not in counts:
+            status = DONE  # its last run has ended; the driver writes so just after this page
         groups.append(BackfillGroup(backfill_id, status, total, runs, counts))
     return groups

@@ -26,10 +26,9 @@ from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
-from flank_ops.run import follow
 from flank_ops.site import fmt, logs
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, RunStatus
+from flank_ops.store.model import LIVE_TASK_STATUSES, RunRecord, RunStatus, TaskStatus
 
 POLL_S = 0.5  # how often the files are looked at
 HEARTBEAT_S = 10.0  # a comment line this often keeps proxies (and our own write timeout) from closing it
@@ -77,20 +76,18 @@ def _target(home: Home, query: dict[str, str]) -> tuple[ProjectPaths, str, int]:
     return paths, pipeline, int(run)
 
 
-def _read(run_dir: Path) -> RunRecord | None:
+def _read(run_dir: Path, names: list[str] | None = None) -> RunRecord | None:
+    """The run as it is now (records.current: the launchers' results of `names`, default all, merged
+    in; a runner that died counts as interrupted), or None while it is being replaced or gone."""
     try:
-        return records.read_record(run_dir)
+        return records.current(run_dir, names=names)
     except (OSError, ValueError):
         return None  # being replaced, or gone: look again
 
 
 def _final_status(record: RunRecord) -> str | None:
-    """The run's status once it is over (a runner that died counts as interrupted)."""
-    if record.status != RunStatus.RUNNING:
-        return str(record.status)
-    if not records.runner_alive(record.runner):
-        return str(RunStatus.INTERRUPTED)
-    return None
+    """The run's status once it is over."""
+    return None if record.status == RunStatus.RUNNING else str(record.status)
 
 
 def _run_state(run_dir: Path, record: RunRecord) -> dict[str, Any]:
@@ -104,7 +101,7 @@ def _run_state(run_dir: Path, record: RunRecord) -> dict[str, Any]:
     }
     live = {}
     for name, t in record.tasks.items():
-        if t.status == records.TaskStatus.RUNNING:
+        if t.status == TaskStatus.RUNNING:
             tail = logs.log_excerpt(records.task_log_file(run_dir, name, t), logs.LIVE_LINES)
             if tail.exists and tail.lines_shown:
                 live[name] = str(tail.html)
@@ -121,11 +118,9 @@ def _look(run_dir: Path) -> tuple[str | None, str | None]:
     seen = _looked.get(run_dir)
     if seen is not None and now - seen[0] < POLL_S / 2:
         return seen[1], seen[2]
-    record = _read(run_dir)
+    record = _read(run_dir)  # the page says a task ended when `--follow` does: both ask records.current
     if record is None:
         return None, None
-    # the launchers' results are fresher than run.json: the page says a task ended when `--follow` does
-    record = follow.current(run_dir, record, list(record.tasks))
     state = json.dumps(_run_state(run_dir, record), separators=(",", ":"))
     final = _final_status(record)
     for old in [d for d, (t, _, _) in _looked.items() if now - t > 60]:
@@ -156,14 +151,14 @@ async def run_events(home: Home, query: dict[str, str], last_id: str | None) -> 
 
 
 def _task_status(run_dir: Path, task: str) -> str | None:
-    record = _read(run_dir)
+    record = _read(run_dir, [task])
     if record is None or task not in record.tasks:
         return None
     final = _final_status(record)
-    status = str(record.tasks[task].status)
-    if final is not None and status in ("running", "pending", "queued"):
+    status = record.tasks[task].status
+    if final is not None and status in LIVE_TASK_STATUSES:
         return final  # its runner is gone: the task will not move again
-    return status
+    return str(status)
 
 
 async def log_events(home: Home, query: dict[str, str], last_id: str | None) -> AsyncIterator[Event]:
@@ -179,7 +174,7 @@ async def log_events(home: Home, query: dict[str, str], last_id: str | None) -> 
     beat = time.monotonic()
     while True:
         status = _task_status(run_dir, task)  # before reading: what it wrote before ending is read below
-        over = status is not None and status not in ("running", "pending", "queued")
+        over = status is not None and status not in LIVE_TASK_STATUSES
         data = b""
         try:
             with open(log_file, "rb") as f:

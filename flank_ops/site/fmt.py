@@ -5,30 +5,31 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 
 from flank_ops.humanize import LONG, SHORT, clock, duration
+from flank_ops.store.model import TaskStatus
 
 fmt_duration = duration  # the templates' and SVGs' name for it
 
-# Every status has an icon and a word, so it reads without colour; the colours
+# Every status (a run's is a task's word too) has an icon and a word, so it reads without colour; the colours
 # (Okabe-Ito, colour-blind safe) live in style.css under .s-<status>.
 STATUS_ICONS: dict[str, str] = {
-    "success": "✓",
-    "failed": "✗",
-    "running": "▶",
-    "pending": "○",
-    "queued": "◷",  # issue 14: a remote job waiting for its cluster
-    "upstream_failed": "⊘",
-    "timed_out": "⏱",
-    "skipped": "–",
-    "interrupted": "!",
-    "cancelled": "■",
-    "up_to_date": "≡",  # issue 12: not run, nothing it depends on changed
+    TaskStatus.SUCCESS: "✓",
+    TaskStatus.FAILED: "✗",
+    TaskStatus.RUNNING: "▶",
+    TaskStatus.PENDING: "○",
+    TaskStatus.QUEUED: "◷",  # issue 14: a remote job waiting for its cluster
+    TaskStatus.UPSTREAM_FAILED: "⊘",
+    TaskStatus.TIMED_OUT: "⏱",
+    TaskStatus.SKIPPED: "–",
+    TaskStatus.INTERRUPTED: "!",
+    TaskStatus.CANCELLED: "■",
+    TaskStatus.UP_TO_DATE: "≡",  # issue 12: not run, nothing it depends on changed
     "unknown": "?",
 }
 
 STATUS_LABELS: dict[str, str] = {
-    "upstream_failed": "upstream failed",
-    "timed_out": "timed out",
-    "up_to_date": "up to date",
+    TaskStatus.UPSTREAM_FAILED: "upstream failed",
+    TaskStatus.TIMED_OUT: "timed out",
+    TaskStatus.UP_TO_DATE: "up to date",
 }
 
 

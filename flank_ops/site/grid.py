@@ -18,8 +18,9 @@ from typing import Any, NamedTuple
 from flank_ops.fileio import atomic_write_bytes
 from flank_ops.paths import ProjectPaths
 from flank_ops.site import layout
-from flank_ops.site.data import Warnings, load_run
+from flank_ops.site.data import Warnings, load_run_record
 from flank_ops.store import records
+from flank_ops.store.model import FINISHED_RUN_STATUSES, RunStatus
 
 GRID_RUNS = 30
 
@@ -61,7 +62,7 @@ def task_grid(
     """The grid from `recent` (history entries, newest first); tasks in `task_order`, then any
     task the runs had that the deployed flank.yml no longer has. None when there is no run."""
 
-    runs = [r for r in recent if r.get("status") != "skipped" and isinstance(r.get("run_id"), int)][:GRID_RUNS]
+    runs = [r for r in recent if r.get("status") != RunStatus.SKIPPED and isinstance(r.get("run_id"), int)][:GRID_RUNS]
     if not runs:
         return None
     tasks: dict[str, None] = dict.fromkeys(task_order)
@@ -95,14 +96,12 @@ def _column(paths: ProjectPaths, pipeline: str, run_id: int) -> dict[str, GridCe
                 return {
                     str(name): GridCell(run_id, str(status), bool(has_log)) for name, status, has_log in data["cells"]
                 }
-    record = load_run(paths, pipeline, run_id, Warnings())  # a damaged record is reported by its own page
+    record = load_run_record(paths, pipeline, run_id, Warnings())  # a damaged record is reported by its own page
     cells: dict[str, GridCell] = {}
     sizes = _log_sizes(run_dir) if record else {}
-    for name, task in ((record or {}).get("tasks") or {}).items():
-        task = task if isinstance(task, dict) else {}
-        name = str(name)
-        status = str(task.get("status") or "pending")
-        if "/" not in name and task.get("log") in (None, "", f"logs/{name}.log"):
+    for name, task in record.tasks.items() if record is not None else ():
+        status = str(task.status)
+        if "/" not in name and task.log in (None, "", f"logs/{name}.log"):
             has_log = sizes.get(f"{name}.log", 0) > 0  # the launcher's layout: one listing per run
         else:
             try:
@@ -110,7 +109,7 @@ def _column(paths: ProjectPaths, pipeline: str, run_id: int) -> dict[str, GridCe
             except OSError:
                 has_log = False
         cells[name] = GridCell(run_id, status, has_log)
-    if key is not None and record is not None and record.get("status") in records.FINISHED_RUN_STATUSES:
+    if key is not None and record is not None and record.status in FINISHED_RUN_STATUSES:
         column = {"key": key, "cells": [[c_name, c.status, c.has_log] for c_name, c in cells.items()]}
         with contextlib.suppress(OSError):  # only a shortcut
             atomic_write_bytes(kept, json.dumps(column, separators=(",", ":")).encode(), durable=False)

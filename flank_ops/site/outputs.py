@@ -25,7 +25,7 @@ from flank_ops.fileio import PUBLIC_FILE_MODE
 from flank_ops.paths import ProjectPaths
 from flank_ops.site import layout
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord
+from flank_ops.store.model import ArtifactEntry, RunRecord, RunStatus
 
 INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 MAX_INLINE_IMAGES = 24
@@ -52,7 +52,7 @@ def run_outputs(
     paths: ProjectPaths,
     pipeline: str,
     run_id: int,
-    record: dict[str, Any],
+    record: RunRecord,
     root: str,
     *,
     inline_limit: int = MAX_INLINE_IMAGES,
@@ -67,12 +67,12 @@ def run_outputs(
     run_dir = paths.run_dir(pipeline, run_id)
     groups = []
     inline = [inline_limit]
-    for task, entry in (record.get("tasks") or {}).items():
-        if not isinstance(entry, dict) or not (entry.get("artifacts") or entry.get("artifact_warnings")):
+    for task, entry in record.tasks.items():
+        if not (entry.artifacts or entry.artifact_warnings):
             continue
-        old = unchanged_since(paths, pipeline, run_id, str(task), entry.get("started_at"))
+        old = unchanged_since(paths, pipeline, run_id, task, entry.started_at)
         files: list[dict[str, Any]] = []
-        for a in entry.get("artifacts") or ():
+        for a in entry.artifacts or ():
             if not isinstance(a, dict) or not isinstance(a.get("path"), str):
                 continue
             url = layout.url_artifact(paths.name, pipeline, run_id, str(task), a["path"])
@@ -88,13 +88,13 @@ def run_outputs(
                 if a["path"] in old:
                     described["unchanged_since"] = old[a["path"]] or True
                 files.append(described)
-        listed = len(entry.get("artifacts") or ())
+        listed = len(entry.artifacts or ())
         groups.append(
             {
                 "task": str(task),
                 "files": files,
                 "more": max(0, listed - len(files)),
-                "warnings": [str(x) for x in entry.get("artifact_warnings") or ()],
+                "warnings": [str(x) for x in entry.artifact_warnings or ()],
                 "run_id": None,
                 "open": open_per_task,
                 "all_href": root + layout.url_run_outputs(paths.name, pipeline, run_id),
@@ -116,30 +116,24 @@ def latest_outputs(
 
     With the pipeline's `config`, only its tasks with `artifacts:` are looked for, and the
     records are read only until each has been found (this runs at every redraw of the page)."""
-    found: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+    found: dict[str, tuple[int, list[ArtifactEntry]]] = {}
     wanted_tasks = {n for n, t in config.tasks.items() if t.artifacts} if config is not None else None
     for entry in recent:
         if wanted_tasks is not None and wanted_tasks <= set(found):
             break
-        if entry.get("status") != "success":
+        if entry.get("status") != RunStatus.SUCCESS:
             continue
         run_id = int(entry["run_id"])
         try:
-            record = records.read_record(paths.run_dir(pipeline, run_id)).to_json()
+            record = records.read_record(paths.run_dir(pipeline, run_id))
         except (OSError, ValueError):
             continue
-        for task, t in (record.get("tasks") or {}).items():
-            kept = (
-                [
-                    a
-                    for a in (t.get("artifacts") or ())
-                    if isinstance(t, dict) and isinstance(a, dict) and a.get("kept") and isinstance(a.get("path"), str)
-                ]
-                if isinstance(t, dict)
-                else []
-            )
-            if kept and str(task) not in found and (wanted_tasks is None or str(task) in wanted_tasks):
-                found[str(task)] = (run_id, kept)
+        for task, t in record.tasks.items():
+            kept = [
+                a for a in t.artifacts or () if isinstance(a, dict) and a.get("kept") and isinstance(a.get("path"), str)
+            ]
+            if kept and task not in found and (wanted_tasks is None or task in wanted_tasks):
+                found[task] = (run_id, kept)
     wanted: set[Path] = set()
     groups = []
     inline = [MAX_INLINE_IMAGES]
@@ -210,7 +204,7 @@ def _thumbnail(w: SiteWriter, url: str, twins: list[str]) -> str | None:
 
 
 def _describe(
-    a: dict[str, Any], href: str | None, kept: bool, inline: list[int], thumb_href: str | None = None
+    a: ArtifactEntry, href: str | None, kept: bool, inline: list[int], thumb_href: str | None = None
 ) -> dict[str, Any]:
     path = a["path"]
     kind = kind_of(path)

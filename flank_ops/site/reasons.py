@@ -6,23 +6,18 @@ declared"), so a pipeline without inputs:/outputs: keeps the page it had.
 
 from __future__ import annotations
 
-from typing import Any
+from flank_ops.incremental.plan import NO_OUTPUTS, UP_TO_DATE
+from flank_ops.store.model import RunRecord
 
-from flank_ops.incremental.plan import NO_OUTPUTS
 
-
-def task_reasons(record: dict[str, Any]) -> list[dict[str, str]]:
-    tasks = record.get("tasks")
-    tasks = tasks if isinstance(tasks, dict) else {}
+def task_reasons(record: RunRecord) -> list[dict[str, str]]:
     rows = [
-        {"name": str(name), "status": str(t.get("status") or "pending"), "reason": str(t["reason"])}
-        for name, t in tasks.items()
-        if isinstance(t, dict) and t.get("reason")
+        {"name": name, "status": str(t.status), "reason": str(t.reason)} for name, t in record.tasks.items() if t.reason
     ]
     if all(r["reason"] == NO_OUTPUTS for r in rows):
         return []
     for row in rows:
-        if row["reason"] == "up_to_date":
+        if row["reason"] == UP_TO_DATE:
             row["reason"] = "up to date: nothing it depends on changed since its last success"
         elif row["reason"].startswith("ran: "):
             row["reason"] = row["reason"][len("ran: ") :]

@@ -5,29 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from flank_ops.store.model import RunRecord, TaskStatus
 
-def remote_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+
+def remote_rows(record: RunRecord) -> list[dict[str, Any]]:
     """One row per task that ran on a remote executor or declared memory/cpus (empty: no table)."""
     rows = []
-    for name, entry in (record.get("tasks") or {}).items():
-        if not isinstance(entry, dict):
-            continue
-        executor = entry.get("executor") if isinstance(entry.get("executor"), dict) else None
-        if executor is None and not entry.get("memory_mb") and not entry.get("cpus"):
+    for name, entry in record.tasks.items():
+        executor = entry.executor if isinstance(entry.executor, dict) else None
+        if executor is None and not entry.memory_mb and not entry.cpus:
             continue
         executor = executor or {}
         rows.append(
             {
-                "name": str(name),
+                "name": name,
                 "kind": str(executor.get("kind") or "local"),
                 "job_id": executor.get("job_id"),
                 "queue": executor.get("queue"),
                 "host": executor.get("host"),
                 "state": executor.get("state"),
                 "max_rss_kb": executor.get("max_rss_kb"),
-                "memory_mb": entry.get("memory_mb"),
-                "cpus": entry.get("cpus"),
-                "queued_reason": entry.get("queued_reason") if entry.get("status") == "queued" else None,
+                "memory_mb": entry.memory_mb,
+                "cpus": entry.cpus,
+                "queued_reason": entry.queued_reason if entry.status == TaskStatus.QUEUED else None,
             }
         )
     return rows

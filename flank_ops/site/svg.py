@@ -21,6 +21,7 @@ from flank_ops.config.model import instance_parts
 from flank_ops.humanize import parse_time
 from flank_ops.site import dag_layout
 from flank_ops.site.fmt import fmt_duration, status_icon, status_key, status_label
+from flank_ops.store.model import TaskStatus
 
 
 class DagNode(NamedTuple):
@@ -32,7 +33,15 @@ class DagNode(NamedTuple):
 
 
 # issue 26: a matrix task's node shows the status that most needs a look among its instances
-GROUP_STATUS_ORDER = ("failed", "timed_out", "cancelled", "upstream_failed", "running", "queued", "pending")
+GROUP_STATUS_ORDER = (
+    TaskStatus.FAILED,
+    TaskStatus.TIMED_OUT,
+    TaskStatus.CANCELLED,
+    TaskStatus.UPSTREAM_FAILED,
+    TaskStatus.RUNNING,
+    TaskStatus.QUEUED,
+    TaskStatus.PENDING,
+)
 
 
 def grouped(nodes: Sequence[DagNode]) -> list[DagNode]:

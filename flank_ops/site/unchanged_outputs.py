@@ -16,6 +16,7 @@ from typing import Any
 from flank_ops.paths import ProjectPaths
 from flank_ops.store import records
 from flank_ops.store.artifacts import LOOK_BACK_RUNS
+from flank_ops.store.model import parse_iso
 
 
 def _sources(run_dir: Path) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def unchanged_since(
 ) -> dict[str, int | None]:
     """name -> the run it is unchanged since (None: older than the runs looked at), for the task's kept
     files that this run did not write; files it wrote are absent."""
-    started = records.parse_iso(started_at)
+    started = parse_iso(started_at)
     if started is None:
         return {}
     started_ns = int(started.timestamp() * 1_000_000_000)

@@ -31,12 +31,12 @@ import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from flank_ops.config.model import Pipeline, Task
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_json
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord
+from flank_ops.store.model import ArtifactEntry, RunRecord
 
 MB = 1024 * 1024
 MAX_FILES_PER_TASK = 5000  # a glob that matches more is a mistake (a cache folder?): the rest is not kept
@@ -105,14 +105,14 @@ def _max_mb(run_dir: Path, record: RunRecord) -> int:
 
 def keep_task(
     run_dir: Path, run_id: int, name: str, task: Task, release_dir: Path, persist_root: Path, budget: Budget
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> tuple[list[ArtifactEntry], list[str]]:
     """Match the task's patterns and keep each file; (artifact entries, warnings)."""
     base = release_dir / task.dir if task.dir and task.dir != "." else release_dir
     roots = [os.path.realpath(release_dir), os.path.realpath(persist_root)]
     dest_root = records.artifacts_dir(run_dir, name)
     earlier = _earlier_sources(run_dir, run_id, name)
     sources: dict[str, list[int]] = {}
-    entries: list[dict[str, Any]] = []
+    entries: list[ArtifactEntry] = []
     warnings: list[str] = []
     seen: set[str] = set()
     used = budget.used
@@ -255,9 +255,9 @@ def _keep_one(
     max_bytes: int,
     used: int,
     walk: _Walk,
-) -> tuple[dict[str, Any], list[int] | None]:
+) -> tuple[ArtifactEntry, list[int] | None]:
     name = safe_name(rel)
-    entry: dict[str, Any] = {"path": name, "size": 0, "kept": False, "note": None}
+    entry: ArtifactEntry = {"path": name, "size": 0, "kept": False, "note": None}
     if name != rel:
         entry["note"] = "its name has bytes that are not UTF-8 or control characters, shown as %XX"
     try:
@@ -284,14 +284,14 @@ def _keep_one(
 
 def _keep_open(
     fd: int,
-    entry: dict[str, Any],
+    entry: ArtifactEntry,
     name: str,
     dest_root: Path,
     earlier: dict[str, tuple[Path, list[int]]],
     max_bytes: int,
     used: int,
     walk: _Walk,
-) -> tuple[dict[str, Any], list[int] | None]:
+) -> tuple[ArtifactEntry, list[int] | None]:
     """Keep the file open at `fd` (checked to be inside: _keep_one) as `name`."""
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):

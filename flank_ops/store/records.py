@@ -1,4 +1,8 @@
-"""The run record: the one definition of what a run leaves on disk.
+"""The run store: the files a run leaves on disk, and the one place that reads, writes and locks them.
+
+The record itself (what a run is: `RunRecord`, its statuses and nested shapes) is store/model.py;
+this module knows the files: run ids and their disk reserve, atomic writes, the history index,
+the pipeline's state, runner liveness, reconcile, and `current` (a record as it is now).
 
     runs/<pipeline>/
       last_id                 the last run id handed out (ids are sequential per pipeline)
@@ -73,9 +77,13 @@ A launcher's tasks/<task>.json carries the same keys plus its own bookkeeping ("
 version does not know is kept as it is (`extra`) in run.json and tasks alike, so records written
 by a newer flank survive being rewritten by an older one.
 
-In Python the record is a `RunRecord` holding `TaskResult`s: read by `read_record`, built by
-`start_record`, finished only here (`finish`, `skip`, `not_started`, `stop`, `conclude`,
-`mark_interrupted`) and written by `write_record`.
+In Python the record is a `RunRecord` (store/model.py) holding `TaskResult`s: read by `read_record`,
+built by `start_record` (a run) or `finished_record` (a record of a run that is over, for benches and
+tests), finished by the model's `finish`, `skip`, `not_started`, `stop`, `conclude` and here by
+`mark_interrupted`, and written by `write_record`. `current` is the record as it is now: a running
+run's launcher results merged in and, when its runner died, "interrupted" (in memory; only
+`reconcile` writes that down): what the site, `flank logs --follow`, `flank cancel` and the deploy's
+check of releases in use read.
 
 Life of a record: `create_run` hands out the run id and writes the record with status
 "running" in one step, together with a reserve file big enough for the final record and
@@ -95,17 +103,32 @@ import os
 import shutil
 import socket
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
-from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-# the record's clock: defined in the launcher, which stays light (a Python start per task)
-from flank_ops.clock import now_iso as now_iso
+from flank_ops.clock import now_iso
 from flank_ops.errors import UserError
 from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_json_lines
 from flank_ops.paths import ProjectPaths
+from flank_ops.store.model import (
+    FORMAT,
+    LAUNCHER_ONLY_KEYS,
+    OUTCOME_RUN_STATUSES,
+    SETTLED_TASK_STATUSES,
+    TASK_STATUS_VALUES,
+    Commit,
+    Runner,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    Selection,
+    TaskResult,
+    TaskStatus,
+    TriggeredBy,
+    finish,
+    history_entry,
+    is_partial,
+)
 from flank_ops.store.state import PipelineState, rebuild
 
 # A cancel's request, left in the run folder by `flank cancel` (run/cancel.py) for the runner and the launchers.
@@ -121,287 +144,14 @@ def cancel_requested(run_dir: Path) -> bool:
 
 
 # What the layer above does with a dead runner's leftovers (its cluster jobs), handed to reconcile.
-DeadRunHook = Callable[[Path, "RunRecord"], object]
+DeadRunHook = Callable[[Path, RunRecord], object]
 
-FORMAT = 1
-
-
-class RunStatus(StrEnum):
-    """A run's status: the one list (the site, notes, notifications and status print these)."""
-
-    RUNNING = "running"  # its runner is alive and tasks are running or waiting
-    SUCCESS = "success"  # every selected task succeeded or was up to date
-    FAILED = "failed"  # a task failed or timed out
-    INTERRUPTED = "interrupted"  # its runner died (SIGKILL, reboot) or was stopped without `flank cancel`
-    SKIPPED = "skipped"  # a trigger refused by `overlap: skip`
-    CANCELLED = "cancelled"  # `flank cancel` stopped it
-
-
-class RunTrigger(StrEnum):
-    """What started a run: the record's `trigger` (the site, notes and notifications show it)."""
-
-    SCHEDULE = "schedule"  # cron (or `flank scheduler`) at one of the pipeline's scheduled minutes
-    PUSH = "push"  # a push deployed the pipeline, which has `on_push: true`
-    MANUAL = "manual"  # a person: `flank run`, `flank remote run`, the site's Run button
-    RERUN = "rerun"  # `flank run --rerun RUN_ID` (or the site's Rerun): what failed or did not run in that run
-    CATCHUP = "catchup"  # a scheduled run missed while the VM was off, started once at boot (`flank catchup`)
-    BACKFILL = "backfill"  # `flank backfill`: a past scheduled minute run again on purpose
-
-
-# the triggers that stand for a scheduled minute (FLANK_SCHEDULED_AT): a minute one of them ran is not caught up
-SCHEDULED_TRIGGERS = (RunTrigger.SCHEDULE, RunTrigger.CATCHUP, RunTrigger.BACKFILL)
-
-
-class TaskStatus(StrEnum):
-    """A task's status in a run: the one list (the launchers' strings are checked against it by a test)."""
-
-    PENDING = "pending"  # selected, not started yet
-    QUEUED = "queued"  # a remote job submitted, waiting for the cluster (issue 14)
-    RUNNING = "running"  # started (on this VM, or a remote job that left the queue)
-    SUCCESS = "success"  # exited 0 (and made its declared outputs)
-    UP_TO_DATE = "up_to_date"  # not run: nothing it depends on changed (issue 12); not a failure
-    FAILED = "failed"  # exited non-zero, or did not make a declared output
-    TIMED_OUT = "timed_out"  # killed after its `timeout:`
-    UPSTREAM_FAILED = "upstream_failed"  # not run: a task it needs did not succeed
-    SKIPPED = "skipped"  # not selected by --task/--from/--rerun (or every task of a skipped run)
-    INTERRUPTED = "interrupted"  # running when the runner died or was stopped
-    CANCELLED = "cancelled"  # running or waiting when `flank cancel` stopped the run
-
-
-FINISHED_RUN_STATUSES = frozenset(RunStatus) - {RunStatus.RUNNING}
-# The task ran and failed: its log says why (notifications show these logs, `flank run` names them).
-FAILED_TASK_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
-# The task is done and its dependents may run.
-OK_TASK_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.UP_TO_DATE})
-# A need that ended so keeps its dependents from running (they become upstream_failed).
-BLOCKING_TASK_STATUSES = FAILED_TASK_STATUSES | {
-    TaskStatus.UPSTREAM_FAILED,
-    TaskStatus.INTERRUPTED,
-    TaskStatus.CANCELLED,
-}
-# Final in a launcher's tasks/<task>.json: it is written once, there is nothing more to read.
-SETTLED_TASK_STATUSES = FAILED_TASK_STATUSES | OK_TASK_STATUSES
 
 RECORD_FILE = "run.json"
 HISTORY_FILE = "history.jsonl"
 LAST_ID_FILE = "last_id"
 STATE_FILE = "state.json"
 RESERVE_FILE = ".reserve"
-
-
-# --- the typed record ----------------------------------------------------------
-
-# Task entry keys always written (in this order), then the optional ones when set, then `extra`.
-_TASK_ALWAYS = (
-    "status",
-    "needs",
-    "attempts",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "exit_code",
-    "peak_rss_kb",
-    "log",
-)
-_TASK_OPTIONAL = ("cpu_s", "error", "reason", "executor", "memory_mb", "cpus", "artifacts", "artifact_warnings")
-# Keys of a launcher's tasks/<task>.json that are the launcher's own bookkeeping, not the task's result.
-_LAUNCHER_ONLY = ("task", "attempt", "pid")
-
-
-@dataclass
-class TaskResult:
-    """One task's entry in run.json (see the format above)."""
-
-    status: TaskStatus = TaskStatus.PENDING
-    needs: list[str] = field(default_factory=list)
-    attempts: int = 0
-    started_at: str | None = None
-    ended_at: str | None = None
-    duration_s: float | None = None
-    exit_code: int | None = None
-    peak_rss_kb: int | None = None
-    log: str | None = None
-    cpu_s: float | None = None  # user + system CPU time, when the launcher measured it
-    error: str | None = None  # why flank (not the task) has no result for it
-    # contract C2 (issues 11, 12, 14): written by launchers into tasks/<task>.json
-    reason: str | None = None
-    executor: dict[str, Any] | None = None
-    memory_mb: int | None = None
-    cpus: int | None = None
-    artifacts: list[dict[str, Any]] | None = None
-    artifact_warnings: list[str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know: kept as they are
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TaskResult:
-        """A task entry from run.json. Raises ValueError for an entry that is not one."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a task entry is not an object: {data!r}")
-        task = cls()
-        task.update(data)
-        return task
-
-    def update(self, data: Mapping[str, Any]) -> bool:
-        """Take every key of `data` (a run.json entry or a launcher's result); True when anything changed."""
-        changed = False
-        for key, value in data.items():
-            if key == "status":
-                value = TaskStatus(value)
-            elif key == "needs":
-                value = [str(n) for n in value] if isinstance(value, list) else []
-            if key in _TASK_KNOWN:
-                if getattr(self, key) != value:
-                    setattr(self, key, value)
-                    changed = True
-            elif self.extra.get(key, _MISSING) != value:
-                self.extra[key] = value
-                changed = True
-        return changed
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {key: getattr(self, key) for key in _TASK_ALWAYS}
-        out["status"] = str(self.status)
-        out.update((key, getattr(self, key)) for key in _TASK_OPTIONAL if getattr(self, key) is not None)
-        out.update((key, value) for key, value in self.extra.items() if key not in out)
-        return out
-
-    @property
-    def ok(self) -> bool:
-        return self.status in OK_TASK_STATUSES
-
-
-_MISSING = object()
-_TASK_STATUS_VALUES = frozenset(status.value for status in TaskStatus)
-_TASK_KNOWN = frozenset(_TASK_ALWAYS + _TASK_OPTIONAL)
-
-# Run keys always written (in this order), then the optional ones when set, then `extra`.
-_RUN_ALWAYS = (
-    "format",
-    "project",
-    "pipeline",
-    "run_id",
-    "trigger",
-    "status",
-    "local",
-    "commit",
-    "release",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "runner",
-    "selection",
-    "selected_tasks",
-    "scheduled_at",
-    "timezone",
-    "concurrency",
-    "tasks",
-    "skipped_reason",
-    "after_run",
-    "summary",
-)
-_RUN_OPTIONAL = ("triggered_by", "waiting_for", "error", "params", "non_default_params", "backfill")
-
-# Where a run was started from (triggered_by.via): the site's Run button, `flank run` in a shell
-# on the VM, `flank remote` over ssh, cron (or `flank scheduler`, catch-up), a push.
-VIA = ("web", "cli", "remote", "schedule", "push")
-PEOPLE_VIA = ("web", "cli", "remote")  # a person asked: their name is shown with the run
-
-
-def via_of_trigger(trigger: str) -> str:
-    """Where a run with this trigger came from when nobody said (`flank run --via`)."""
-    if trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP):
-        return "schedule"  # a backfill is started by a person: "cli"
-    return "push" if trigger == RunTrigger.PUSH else "cli"
-
-
-def triggered_by_text(triggered_by: dict[str, Any] | None) -> str | None:
-    """'ada via web' for a run a person started (None for cron, a push, or an older record)."""
-    if not isinstance(triggered_by, dict) or triggered_by.get("via") not in PEOPLE_VIA:
-        return None
-    return f"{triggered_by.get('user') or '?'} via {triggered_by['via']}"
-
-
-def _no_selection() -> dict[str, Any]:
-    return {"task": None, "from": None, "rerun_of": None}
-
-
-@dataclass
-class RunRecord:
-    """A run's record, run.json (see the format above). Built by `start_record`, finished by
-    `finish`, `skip`, `not_started`, `stop`, `conclude` and `mark_interrupted`, written by `write_record`."""
-
-    project: str
-    pipeline: str
-    run_id: int
-    trigger: str | None = RunTrigger.MANUAL
-    status: RunStatus = RunStatus.RUNNING
-    local: bool = False
-    commit: dict[str, Any] = field(default_factory=dict)
-    release: str | None = None
-    started_at: str | None = None
-    ended_at: str | None = None
-    duration_s: float | None = None
-    runner: dict[str, Any] | None = None
-    selection: dict[str, Any] = field(default_factory=_no_selection)
-    selected_tasks: list[str] | None = None  # None in records from before it was kept
-    scheduled_at: str | None = None
-    timezone: str | None = None
-    concurrency: int | None = None
-    tasks: dict[str, TaskResult] = field(default_factory=dict)  # topological order
-    skipped_reason: str | None = None
-    after_run: dict[str, str] = field(default_factory=dict)
-    summary: str | None = None
-    triggered_by: dict[str, Any] | None = None  # {"user", "via"}: who started it, from where (VIA)
-    waiting_for: int | None = None  # the run it waits for (overlap: queue)
-    error: str | None = None  # only when flank itself could not run or record the run
-    # issue 23: every parameter's value (typed: str, int, float, bool; a date as YYYY-MM-DD), only when
-    # the pipeline has params:, and those not at their default (what pages, notes and notifications show)
-    params: dict[str, Any] | None = None
-    non_default_params: list[str] | None = None
-    backfill: str | None = None  # issue 23: the id of the backfill the run belongs to
-    format: int = FORMAT
-    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know: kept as they are
-
-    @classmethod
-    def from_json(cls, data: Any) -> RunRecord:
-        """A record from run.json's object. Raises ValueError when it is not a run record."""
-        if not isinstance(data, dict) or not isinstance(data.get("run_id"), int):
-            raise ValueError("not a flank run record")
-        if not isinstance(data.get("project"), str) or not isinstance(data.get("pipeline"), str):
-            raise ValueError("not a flank run record (no project or pipeline)")
-        values: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for key, value in data.items():
-            if key in _RUN_KNOWN:
-                values[key] = value
-            else:
-                extra[key] = value
-        values["status"] = RunStatus(values.get("status") or "running")
-        tasks = values.get("tasks")
-        values["tasks"] = {str(n): TaskResult.from_json(t) for n, t in tasks.items()} if isinstance(tasks, dict) else {}
-        for key, make in (("commit", dict), ("selection", _no_selection), ("after_run", dict)):
-            if not isinstance(values.get(key), dict):
-                values[key] = make()
-        if values.get("selected_tasks") is not None and not isinstance(values["selected_tasks"], list):
-            values["selected_tasks"] = None
-        values["local"] = bool(values.get("local"))
-        return cls(**values, extra=extra)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key in _RUN_ALWAYS:
-            value = getattr(self, key)
-            if key == "tasks":
-                value = {name: task.to_json() for name, task in value.items()}
-            elif key == "status":
-                value = str(value)
-            out[key] = value
-        out.update((key, getattr(self, key)) for key in _RUN_OPTIONAL if getattr(self, key) is not None)
-        out.update((key, value) for key, value in self.extra.items() if key not in out)
-        return out
-
-
-_RUN_KNOWN = frozenset(f.name for f in fields(RunRecord)) - {"extra"}
 
 
 def start_record(
@@ -411,18 +161,19 @@ def start_record(
     run_id: int,
     trigger: str,
     local: bool,
-    commit: dict[str, Any],
+    commit: Mapping[str, str],
     release: str,
-    selection: dict[str, Any],
+    selection: Mapping[str, str | int | None],
     tasks: list[tuple[str, list[str]]],
     selected: list[str],
     scheduled_at: str | None,
     timezone: str | None,
     concurrency: int,
-    triggered_by: dict[str, Any] | None = None,
+    triggered_by: Mapping[str, str] | None = None,
 ) -> RunRecord:
     """A new run's record: "running", started now by this process; `tasks` = (name, needs) in
-    topological order; those not `selected` are "skipped"."""
+    topological order; those not `selected` are "skipped". `commit`, `selection` ({"task", "from",
+    "rerun_of"}) and `triggered_by` ({"user", "via"}) as run.json has them."""
     chosen = set(selected)
     entries = {
         name: TaskResult(
@@ -436,25 +187,21 @@ def start_record(
         project=project,
         pipeline=pipeline,
         run_id=run_id,
-        trigger=trigger,
+        trigger=RunTrigger(trigger),
         status=RunStatus.RUNNING,
         local=local,
-        commit=commit,
+        commit=Commit.from_json(commit),
         release=release,
         started_at=now_iso(),
         runner=runner_identity(),
-        selection=selection,
+        selection=Selection.from_json(selection),
         selected_tasks=[n for n in entries if n in chosen],
         scheduled_at=scheduled_at,
         timezone=timezone,
         concurrency=concurrency,
         tasks=entries,
-        triggered_by=triggered_by,
+        triggered_by=TriggeredBy.from_json(triggered_by),
     )
-
-
-def parse_iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 def record_path(run_dir: Path) -> Path:
@@ -618,9 +365,10 @@ def list_run_ids(paths: ProjectPaths, pipeline: str) -> list[int]:
     return sorted(int(p.name) for p in runs.iterdir() if p.name.isdigit() and p.is_dir())
 
 
-def write_record(run_dir: Path, record: RunRecord) -> None:
+def write_record(run_dir: Path, record: RunRecord, *, durable: bool = True) -> None:
+    """run.json, replaced atomically (`durable=False`: no fsync, for data made in bulk by benches and tests)."""
     record.format = FORMAT
-    atomic_write_text(record_path(run_dir), format_record(record))
+    atomic_write_text(record_path(run_dir), format_record(record), durable=durable)
 
 
 def format_record(record: RunRecord) -> str:
@@ -658,51 +406,6 @@ def append_history(paths: ProjectPaths, record: RunRecord) -> None:
     with locked(paths.lock_file("run-id", record.pipeline)):
         append_json_line(paths.runs_dir(record.pipeline) / HISTORY_FILE, entry)
         _change_state(paths, record.pipeline, lambda state: state.finished(entry))
-
-
-def history_entry(record: RunRecord) -> dict[str, Any]:
-    """The run's line in history.jsonl (also what the site lists for a run still going)."""
-    return {
-        "run_id": record.run_id,
-        "status": str(record.status),
-        "trigger": record.trigger,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-        "duration_s": record.duration_s,
-        "commit": record.commit.get("short"),
-        "summary": record.summary,
-        "partial": is_partial(record),
-        "selected": len(selected_tasks(record)),
-        "total": len(record.tasks),
-        **({"rerun_of": record.selection["rerun_of"]} if record.selection.get("rerun_of") is not None else {}),
-        **({"backfill": record.backfill} if record.backfill else {}),  # issue 23: the site groups by it
-    }
-
-
-def params_text(record: RunRecord) -> str:
-    """issue 23: the run's parameters that were not at their default, as pages, notes and
-    notifications show them ('n=7, model=glm'); empty for a run with the defaults only."""
-    from flank_ops.config.params import shown
-
-    return shown(record.params or {}, list(record.non_default_params or ()))
-
-
-def is_partial(record: RunRecord) -> bool:
-    """Did the run select only part of the pipeline (--task, --from, --rerun)?"""
-    return any(record.selection.get(key) is not None for key in ("task", "from", "rerun_of"))
-
-
-def selected_tasks(record: RunRecord) -> list[str]:
-    """The tasks the run's selection chose, in the record's (topological) order."""
-    chosen = record.selected_tasks
-    if chosen is not None:
-        wanted = set(chosen)
-        return [n for n in record.tasks if n in wanted]
-    # Records from before "selected_tasks": a task not selected was marked "skipped"
-    # (as was every task of a skipped run, which then stood for its whole pipeline).
-    if record.status == RunStatus.SKIPPED and not is_partial(record):
-        return list(record.tasks)
-    return [n for n, t in record.tasks.items() if t.status != TaskStatus.SKIPPED]
 
 
 def last_full_run(paths: ProjectPaths, pipeline: str, before: int | None = None) -> dict[str, Any] | None:
@@ -762,7 +465,7 @@ def previous_outcome(paths: ProjectPaths, pipeline: str, run_id: int) -> dict[st
     for entry in read_history(paths, pipeline):
         if entry["run_id"] == run_id:
             break  # runs that finished after this one do not count
-        if entry.get("status") in ("success", "failed", "interrupted"):
+        if entry.get("status") in OUTCOME_RUN_STATUSES:
             previous = {"run_id": entry["run_id"], "status": entry["status"]}
     return previous
 
@@ -856,21 +559,44 @@ def _pid_start(pid: int) -> int | None:
     return int(fields[19])
 
 
-def runner_identity() -> dict[str, Any]:
+def runner_identity() -> Runner:
+    """This process, as a record names its runner."""
     pid = os.getpid()
-    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(), "pid_start": _pid_start(pid)}
+    return Runner(pid=pid, host=socket.gethostname(), boot_id=_boot_id(), pid_start=_pid_start(pid))
 
 
-def runner_alive(runner: Mapping[str, Any] | None) -> bool:
-    if not runner:
+def runner_alive(runner: Runner | None) -> bool:
+    if runner is None:
         return False
-    if runner.get("boot_id") and runner["boot_id"] != _boot_id():
+    if runner.boot_id and runner.boot_id != _boot_id():
         return False  # the machine rebooted since
-    pid = runner.get("pid")
-    if not isinstance(pid, int):
+    if not isinstance(runner.pid, int):
         return False
-    start = _pid_start(pid)
-    return start is not None and start == runner.get("pid_start")
+    start = _pid_start(runner.pid)
+    return start is not None and start == runner.pid_start
+
+
+def current(run_dir: Path, record: RunRecord | None = None, names: list[str] | None = None) -> RunRecord:
+    """The run as it is now: its record (read when not given) with, while it runs, the launchers'
+    results merged in (of `names`, default all: fresher than run.json, which the runner rewrites a
+    moment later) and, when its runner died, status "interrupted" — in memory only (`reconcile`
+    writes that down; `runner_gone` tells the two apart). Every reader of a live run asks this: the
+    site's pages, `flank logs --follow`, `flank cancel`, the releases in use. Raises OSError /
+    ValueError as read_record does."""
+    if record is None:
+        record = read_record(run_dir)
+    if record.status == RunStatus.RUNNING:
+        if names is None or names:
+            merge_task_results(run_dir, record, names)
+        if record.runner is not None and not runner_alive(record.runner):
+            record.status = RunStatus.INTERRUPTED  # not written: the page must not say "running" forever
+    return record
+
+
+def runner_gone(record: RunRecord) -> bool:
+    """Is this `current`'s "interrupted" of a run whose runner died, not yet recorded by reconcile?
+    (a recorded end always has its end time: model.finish)"""
+    return record.status == RunStatus.INTERRUPTED and record.ended_at is None
 
 
 # --- task results merged into the record -----------------------------------
@@ -884,7 +610,7 @@ def read_task_result(run_dir: Path, task: str) -> dict[str, Any] | None:
             result = json.load(f)
     except (OSError, ValueError):
         return None
-    if not isinstance(result, dict) or result.get("status") not in _TASK_STATUS_VALUES:
+    if not isinstance(result, dict) or result.get("status") not in TASK_STATUS_VALUES:
         return None
     if "attempts" not in result and "attempt" in result:
         result["attempts"] = result["attempt"]
@@ -904,7 +630,7 @@ def merge_task_results(run_dir: Path, record: RunRecord, names: list[str] | None
         result = read_task_result(run_dir, name)
         if result is None:
             continue
-        if entry.update({k: v for k, v in result.items() if k not in _LAUNCHER_ONLY}):
+        if entry.update({k: v for k, v in result.items() if k not in LAUNCHER_ONLY_KEYS}):
             changed.append(name)
     return changed
 
@@ -1004,112 +730,3 @@ def mark_interrupted(run_dir: Path, record: RunRecord, on_interrupted: DeadRunHo
     finish(record, RunStatus.INTERRUPTED, summary)
     release_space(run_dir)  # the dead runner's reserve: room for this very write
     write_record(run_dir, record)
-
-
-# --- finishing a run: every way a record reaches its final status -------------
-
-
-def finish(record: RunRecord, status: RunStatus, summary: str | None = None) -> None:
-    """The run ends now with `status`: its end time and duration (computed here only), and the
-    end time of tasks stopped without one."""
-    record.status = status
-    record.ended_at = now_iso()
-    started, ended = parse_iso(record.started_at), parse_iso(record.ended_at)
-    record.duration_s = round((ended - started).total_seconds(), 3) if started and ended else None
-    for entry in record.tasks.values():
-        if (
-            entry.status in (TaskStatus.INTERRUPTED, TaskStatus.CANCELLED)
-            and entry.ended_at is None
-            and entry.started_at is not None
-        ):
-            entry.ended_at = record.ended_at
-    if summary is not None:
-        record.summary = summary
-
-
-def skip(record: RunRecord, reason: str) -> None:
-    """A trigger refused by `overlap: skip`: recorded, with why."""
-    for entry in record.tasks.values():
-        entry.status = TaskStatus.SKIPPED
-    record.skipped_reason = reason
-    finish(record, RunStatus.SKIPPED, f"skipped: {reason}")
-
-
-def not_started(record: RunRecord, selected: list[str], reason: str) -> None:
-    """A run that got its record but could not start make (e.g. a full disk): failed, with the reason."""
-    for name in selected:
-        record.tasks[name].status = TaskStatus.FAILED
-        record.tasks[name].error = f"did not start: {reason}"
-    record.error = reason
-    finish(record, RunStatus.FAILED, f"did not start: {reason}")
-
-
-def stop(record: RunRecord, cancelled: bool) -> None:
-    """A stopped run's statuses: `cancelled` when `flank cancel` asked for it (its running and
-    waiting tasks too), else `interrupted` (a shutdown, a kill: its running tasks). `finish` follows."""
-    record.waiting_for = None
-    for entry in record.tasks.values():
-        if cancelled and entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED, TaskStatus.PENDING):
-            entry.status = TaskStatus.CANCELLED
-            entry.ended_at = entry.ended_at or now_iso()
-        elif not cancelled and entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED):
-            entry.status = TaskStatus.INTERRUPTED
-    record.status = RunStatus.CANCELLED if cancelled else RunStatus.INTERRUPTED
-
-
-def conclude(record: RunRecord, selected: list[str], make_exit: int | None) -> None:
-    """Once make has exited: every selected task's final status, and the run's (success only
-    when every selected task is done and make agreed). `finish` follows."""
-    tasks = record.tasks
-    for name in selected:  # dependencies first, so needs are final when we look at them
-        entry = tasks[name]
-        if entry.status == TaskStatus.PENDING:
-            if any(tasks[d].status in BLOCKING_TASK_STATUSES for d in entry.needs if d in tasks):
-                entry.status = TaskStatus.UPSTREAM_FAILED
-            else:
-                entry.status = TaskStatus.FAILED
-                entry.error = f"did not start: make exited {make_exit} (see make.log)"
-        elif entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED):
-            entry.status = TaskStatus.FAILED
-            entry.error = "its task launcher stopped without a result"
-            entry.ended_at = entry.ended_at or now_iso()
-    all_ok = all(tasks[n].ok for n in selected)
-    record.status = RunStatus.SUCCESS if all_ok and make_exit == 0 else RunStatus.FAILED
-
-
-def summarize(record: RunRecord) -> str:
-    """'3/4 ok; model failed (exit 1, 3 attempts)'."""
-    ran = {n: t for n, t in record.tasks.items() if t.status != TaskStatus.SKIPPED}
-    ok = sum(1 for t in ran.values() if t.ok)
-    text = f"{ok}/{len(ran)} ok"
-    up_to_date = sum(1 for t in ran.values() if t.status == TaskStatus.UP_TO_DATE)
-    if up_to_date:
-        text += f" ({up_to_date} up to date)"  # issue 12
-    stopped = {status: [n for n, t in ran.items() if t.status == status] for status in _STOPPED}
-    for name, t in ran.items():
-        attempts = t.attempts or 1
-        tries = f", {attempts} attempts" if attempts > 1 else ""
-        if t.status == TaskStatus.FAILED:
-            detail = f"exit {t.exit_code}{tries}" if t.exit_code is not None else (t.error or "")
-            text += f"; {name} failed ({detail})"
-        elif t.status == TaskStatus.TIMED_OUT:
-            text += f"; {name} timed out" + (f" ({attempts} attempts)" if attempts > 1 else "")
-        elif t.status in _STOPPED and len(stopped[t.status]) <= 2:
-            text += f"; {name} {t.status}"
-    for status, names in stopped.items():
-        if len(names) > 2:  # a cancelled run of 9 tasks: counted, not listed one by one
-            text += f"; {len(names)} {status}"
-    return text
-
-
-_STOPPED = (TaskStatus.INTERRUPTED, TaskStatus.CANCELLED)
-
-
-def disk_full(record: RunRecord, selected: list[str], run_dir: Path) -> None:
-    """A failed run whose tasks met a full disk: the real outcome, said in the record."""
-    record.error = f"disk full: no space left on the file system of {run_dir}"
-    record.summary = f"disk full; {record.summary}"
-    for name in selected:
-        entry = record.tasks[name]
-        if entry.error and not entry.error.startswith("disk full"):
-            entry.error = f"disk full: {entry.error}"

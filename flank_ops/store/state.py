@@ -24,7 +24,7 @@ created (`created`) and when its final record and history line are written (`fin
 
 It is a cache of history.jsonl and the run folders: a missing or damaged file (a FLANK_HOME
 from before it existed, a crash) is rebuilt from them (`rebuild`, the one full scan). This
-module is pure (no files); run/records.py reads, rebuilds and writes it.
+module is pure (no files); store/records.py reads, rebuilds and writes it.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class PipelineState:
             self.running.append(run_id)
 
     def finished(self, entry: Mapping[str, Any]) -> None:
-        """A run's history line (records.history_entry) was written: it is over."""
+        """A run's history line (model.history_entry) was written: it is over."""
         run_id, status = entry["run_id"], entry["status"]
         self.running = [i for i in self.running if i != run_id]
         self.last_id = max(self.last_id, run_id)

@@ -16,7 +16,7 @@ contain needs escaping, and C parses it in a few lines:
     the executor's options from flank.yml, e.g. slurm: partition), memory_attempt_mb (repeated: issue 26's
     `memory: [4G, 8G]`, one per attempt), queue_timeout_s, and group, max_parallel (issue 26: a matrix task's bound)
 
-What a launch leaves in RUN_DIR (the format of run/records.py):
+What a launch leaves in RUN_DIR (the format of store/records.py):
     tasks/<task>.json  {"task", "status": "running", "attempt", "started_at", "pid"} at each attempt,
                        then {"task", "status": "success"|"failed"|"timed_out", "attempts", "exit_code",
                        ["signal"], "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s", "log"}

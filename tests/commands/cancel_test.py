@@ -125,7 +125,7 @@ def test_queued_trigger_is_not_affected_and_can_be_cancelled_by_id(tmp_path: Pat
 def test_cancel_is_not_a_failure_for_notifications(tmp_path: Path) -> None:
     from flank_ops.notify.dispatch import outcome_of
     from flank_ops.paths import Home
-    from flank_ops.store.records import RunRecord, RunStatus
+    from flank_ops.store.model import RunRecord, RunStatus
 
     assert (
         outcome_of(

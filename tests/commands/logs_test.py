@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flank_ops.store.model import RunRecord, TaskStatus
 from helpers.cli import run_flank
 from helpers.deployed import deploy
 
@@ -202,7 +203,7 @@ def test_follow_reports_a_task_ended_by_its_launcher_before_run_json_says_so(fla
     run_flank("init", "demo", check=True)
     paths = Home().project("demo")
 
-    def build(run_id: int) -> records.RunRecord:
+    def build(run_id: int) -> RunRecord:
         return records.start_record(
             project="demo",
             pipeline="nightly",
@@ -220,7 +221,7 @@ def test_follow_reports_a_task_ended_by_its_launcher_before_run_json_says_so(fla
         )
 
     _, run_dir, record = records.create_run(paths, "nightly", build)
-    record.tasks["plots"].status = records.TaskStatus.RUNNING
+    record.tasks["plots"].status = TaskStatus.RUNNING
     records.write_record(run_dir, record)
     (run_dir / "logs").mkdir()
     (run_dir / "logs" / "plots.log").write_text("66 plots drawn\n")

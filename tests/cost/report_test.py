@@ -103,19 +103,23 @@ def test_windows_that_touch_merge_and_size_for_runs_that_overlap(tmp_path: Path)
 
 def _add_run(runs: Path, like: int, run_id: int, *, seconds: float, status: str = "success", **changes) -> None:
     """A run after the seed's: a copy of run `like` with the given duration, task statuses and selection."""
-    import json
+    from flank_ops.store import records
+    from flank_ops.store.model import RunStatus, Selection, TaskStatus
 
-    record = json.loads((runs / str(like) / "run.json").read_text())
-    record.update(
-        run_id=run_id, status=status, duration_s=seconds, selection=changes.pop("selection", record["selection"])
-    )
+    record = records.read_record(runs / str(like))
+    record.run_id, record.status, record.duration_s = run_id, RunStatus(status), seconds
+    if "selection" in changes:
+        record.selection = Selection.from_json(
+            {"task": None, "from": None, "rerun_of": None, **changes.pop("selection")}
+        )
     for name, task_status in changes.pop("tasks", {}).items():
-        task = record["tasks"][name]
-        task["status"] = task_status
-        if task_status in ("up_to_date", "skipped"):
-            task.update(started_at=None, ended_at=None, duration_s=None, peak_rss_kb=None, attempts=0)
+        task = record.tasks[name]
+        task.status = TaskStatus(task_status)
+        if task.status in (TaskStatus.UP_TO_DATE, TaskStatus.SKIPPED):
+            task.started_at = task.ended_at = task.duration_s = task.peak_rss_kb = None
+            task.attempts = 0
     (runs / str(run_id)).mkdir()
-    (runs / str(run_id) / "run.json").write_text(json.dumps(record))
+    records.write_record(runs / str(run_id), record)
     (runs / "last_id").write_text(f"{run_id}\n")
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import run_flank, wait_for
 
+from flank_ops.store.model import RunRecord, TaskResult, TaskStatus
 from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
 from helpers.deployed import deploy, record, runs_dir, start_flank
 
@@ -243,20 +245,16 @@ def test_a_dead_runners_batch_jobs_are_terminated_when_the_run_is_marked_interru
         )
     )
     wait_for(lambda: backend.poll(job_id).state == "RUNNING", "the job to run")
-    dead_runner = {**records.runner_identity(), "pid": 2**22 + 1}
+    dead_runner = replace(records.runner_identity(), pid=2**22 + 1)
     records.write_record(
         run_dir,
-        records.RunRecord.from_json(
-            {
-                "format": records.FORMAT,
-                "project": "demo",
-                "pipeline": "nightly",
-                "run_id": 7,
-                "status": "running",
-                "started_at": records.now_iso(),
-                "runner": dead_runner,
-                "tasks": {"t": {"status": "running", "needs": [], "executor": {"kind": "batch", "job_id": job_id}}},
-            }
+        RunRecord(
+            project="demo",
+            pipeline="nightly",
+            run_id=7,
+            started_at=records.now_iso(),
+            runner=dead_runner,
+            tasks={"t": TaskResult(status=TaskStatus.RUNNING, executor={"kind": "batch", "job_id": job_id})},
         ),
     )
     (runs_dir() / "last_id").write_text("7\n")

@@ -156,7 +156,7 @@ def test_the_executors_status_strings_are_task_statuses(module: str) -> None:
     import re
 
     from flank_ops.executors import remote
-    from flank_ops.store.records import TaskStatus
+    from flank_ops.store.model import TaskStatus
 
     source = (Path(remote.__file__).parent / module).read_text()
     written = set(re.findall(r'"status": "(\w+)"', source))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import run_flank, wait_for
 
+from flank_ops.store.model import RunRecord, TaskResult, TaskStatus
 from helpers.deployed import deploy, record, runs_dir, start_flank
 from helpers.slurm_cluster import squeue_names
 
@@ -242,20 +244,16 @@ def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tm
             options={},
         )
     )
-    dead_runner = {**records.runner_identity(), "pid": 2**22 + 1}
+    dead_runner = replace(records.runner_identity(), pid=2**22 + 1)
     records.write_record(
         run_dir,
-        records.RunRecord.from_json(
-            {
-                "format": records.FORMAT,
-                "project": "demo",
-                "pipeline": "nightly",
-                "run_id": 7,
-                "status": "running",
-                "started_at": records.now_iso(),
-                "runner": dead_runner,
-                "tasks": {"t": {"status": "queued", "needs": [], "executor": {"kind": "slurm", "job_id": job_id}}},
-            }
+        RunRecord(
+            project="demo",
+            pipeline="nightly",
+            run_id=7,
+            started_at=records.now_iso(),
+            runner=dead_runner,
+            tasks={"t": TaskResult(status=TaskStatus.QUEUED, executor={"kind": "slurm", "job_id": job_id})},
         ),
     )
     (runs_dir() / "last_id").write_text("7\n")
@@ -397,21 +395,17 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
         lambda: any("token=s3cr3t-value" in p.read_text() for p in (run_dir / "jobs").glob("talker-*.out")),
         "the job to print the secret",
     )
-    dead_runner = {**records.runner_identity(), "pid": 2**22 + 1}
+    dead_runner = replace(records.runner_identity(), pid=2**22 + 1)
     # the launcher died before it could write the job into the record: the jobs folder says Slurm
     records.write_record(
         run_dir,
-        records.RunRecord.from_json(
-            {
-                "format": records.FORMAT,
-                "project": "demo",
-                "pipeline": "nightly",
-                "run_id": 3,
-                "status": "running",
-                "started_at": records.now_iso(),
-                "runner": dead_runner,
-                "tasks": {"t": {"status": "queued", "needs": []}},
-            }
+        RunRecord(
+            project="demo",
+            pipeline="nightly",
+            run_id=3,
+            started_at=records.now_iso(),
+            runner=dead_runner,
+            tasks={"t": TaskResult(status=TaskStatus.QUEUED)},
         ),
     )
     (runs_dir() / "last_id").write_text("3\n")

@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flank_ops.git.notes import fold_note, note_line
 from flank_ops.humanize import duration as format_duration
 from flank_ops.site.layout import run_url
-from flank_ops.store.records import RunRecord
+from flank_ops.store.model import RunRecord, RunStatus, RunTrigger, Selection, TaskResult, TaskStatus
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.deployed import deploy
 from helpers.repos import git
 
-RECORD = RunRecord.from_json(
-    {
-        "project": "myproj",
-        "pipeline": "nightly",
-        "run_id": 17,
-        "status": "failed",
-        "started_at": "2026-11-24T02:00:00.000+00:00",
-        "duration_s": 872.4,
-        "summary": "3/4 ok; model failed (exit 1, 3 attempts)",
-        "trigger": "schedule",
-    }
+RECORD = RunRecord(
+    project="myproj",
+    pipeline="nightly",
+    run_id=17,
+    status=RunStatus.FAILED,
+    started_at="2026-11-24T02:00:00.000+00:00",
+    duration_s=872.4,
+    summary="3/4 ok; model failed (exit 1, 3 attempts)",
+    trigger=RunTrigger.SCHEDULE,
 )
 
 
@@ -178,32 +178,32 @@ def test_a_year_of_runs_leaves_a_short_note_and_every_run_record(tmp_path: Path,
     assert [json.loads(h)["run_id"] for h in history] == [1, 2]
 
 
-def _record(**changes: object) -> RunRecord:
-    return RunRecord.from_json({**RECORD.to_json(), **changes})
+def _record(**changes: Any) -> RunRecord:
+    return dataclasses.replace(RECORD, **changes)
 
 
 def test_a_note_says_what_kind_of_run_it_was() -> None:
     """issue 19 friction 2: the trigger, and what part of the pipeline a partial run ran."""
     page = run_url("http://vm:8083", "myproj", "nightly", 17)
     kinds = {
-        "(14m32s, schedule) — ": _record(trigger="schedule"),
-        "(14m32s, push) — ": _record(trigger="push"),
-        "(14m32s, manual, --from load) — ": _record(trigger="manual", selection={"from": "load"}),
-        "(14m32s, manual, --task model) — ": _record(trigger="manual", selection={"task": "model"}),
-        "(14m32s, rerun of #16) — ": _record(trigger="rerun", selection={"rerun_of": 16}),
+        "(14m32s, schedule) — ": _record(trigger=RunTrigger.SCHEDULE),
+        "(14m32s, push) — ": _record(trigger=RunTrigger.PUSH),
+        "(14m32s, manual, --from load) — ": _record(trigger=RunTrigger.MANUAL, selection=Selection(from_="load")),
+        "(14m32s, manual, --task model) — ": _record(trigger=RunTrigger.MANUAL, selection=Selection(task="model")),
+        "(14m32s, rerun of #16) — ": _record(trigger=RunTrigger.RERUN, selection=Selection(rerun_of=16)),
     }
     for kind, record in kinds.items():
         assert f"2026-11-24 02:00 UTC {kind}3/4 ok" in note_line(record, page, timezone="UTC")
 
 
 def test_a_cancelled_run_counts_its_cancelled_tasks_instead_of_listing_them() -> None:
-    from flank_ops.store.records import summarize
+    from flank_ops.store.model import summarize
 
-    tasks = {f"t{i}": {"status": "cancelled"} for i in range(9)}
-    tasks["first"] = {"status": "success", "attempts": 1}
-    assert summarize(_record(status="cancelled", tasks=tasks)) == "1/10 ok; 9 cancelled"
-    two = {"a": {"status": "cancelled"}, "b": {"status": "cancelled"}}
-    assert summarize(_record(status="cancelled", tasks=two)) == "0/2 ok; a cancelled; b cancelled"
+    tasks = {f"t{i}": TaskResult(status=TaskStatus.CANCELLED) for i in range(9)}
+    tasks["first"] = TaskResult(status=TaskStatus.SUCCESS, attempts=1)
+    assert summarize(_record(status=RunStatus.CANCELLED, tasks=tasks)) == "1/10 ok; 9 cancelled"
+    two = {"a": TaskResult(status=TaskStatus.CANCELLED), "b": TaskResult(status=TaskStatus.CANCELLED)}
+    assert summarize(_record(status=RunStatus.CANCELLED, tasks=two)) == "0/2 ok; a cancelled; b cancelled"
 
 
 @pytest.mark.slow

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from flank_ops.paths import Home
-from flank_ops.store.records import RunRecord, runner_identity, write_record
+from flank_ops.store.model import RunRecord
+from flank_ops.store.records import runner_identity, write_record
 from helpers.pushing import flank_lines, head, new_project, push
 
 
@@ -47,7 +49,7 @@ def test_deploy_keeps_the_last_five_and_releases_in_use_and_never_the_data(tmp_p
     # A run whose runner died does not hold its release.
     dead_dir = paths.run_dir("nightly", 2)
     dead_dir.mkdir(parents=True)
-    dead_runner = {**runner_identity(), "pid_start": -1}
+    dead_runner = replace(runner_identity(), pid_start=-1)
     write_record(
         dead_dir,
         RunRecord(project.name, "nightly", 2, release=str(project.dir / "releases" / olds[-2]), runner=dead_runner),

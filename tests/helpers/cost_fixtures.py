@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flank_ops.paths import Home
 from flank_ops.store import records
+from flank_ops.store.model import RunRecord, RunStatus, RunTrigger, TaskResult, TaskStatus
 
 GIB_KB = 1024 * 1024
 
@@ -47,33 +48,30 @@ def write_runs(
         start = first_day + timedelta(days=day)
         end = start + timedelta(minutes=max(t[2] for t in tasks))
 
-        def build(run_id: int, start: datetime = start, end: datetime = end) -> records.RunRecord:
-            return records.RunRecord.from_json(
-                {
-                    "project": project,
-                    "pipeline": pipeline,
-                    "run_id": run_id,
-                    "trigger": "schedule",
-                    "status": "success",
-                    "started_at": iso(start),
-                    "ended_at": iso(end),
-                    "duration_s": (end - start).total_seconds(),
-                    "selection": {"task": None, "from": None, "rerun_of": None},
-                    "tasks": {
-                        name: {
-                            "status": "success",
-                            "attempts": 1,
-                            "started_at": iso(start + timedelta(minutes=a)),
-                            "ended_at": iso(start + timedelta(minutes=b)),
-                            "duration_s": (b - a) * 60.0,
-                            "exit_code": 0,
-                            "peak_rss_kb": int(gib * GIB_KB),
-                            "log": f"logs/{name}.log",
-                        }
-                        for name, a, b, gib in tasks
-                    },
-                    "summary": f"{len(tasks)}/{len(tasks)} ok",
-                }
+        def build(run_id: int, start: datetime = start, end: datetime = end) -> RunRecord:
+            return RunRecord(
+                project=project,
+                pipeline=pipeline,
+                run_id=run_id,
+                trigger=RunTrigger.SCHEDULE,
+                status=RunStatus.SUCCESS,
+                started_at=iso(start),
+                ended_at=iso(end),
+                duration_s=(end - start).total_seconds(),
+                tasks={
+                    name: TaskResult(
+                        status=TaskStatus.SUCCESS,
+                        attempts=1,
+                        started_at=iso(start + timedelta(minutes=a)),
+                        ended_at=iso(start + timedelta(minutes=b)),
+                        duration_s=(b - a) * 60.0,
+                        exit_code=0,
+                        peak_rss_kb=int(gib * GIB_KB),
+                        log=f"logs/{name}.log",
+                    )
+                    for name, a, b, gib in tasks
+                },
+                summary=f"{len(tasks)}/{len(tasks)} ok",
             )
 
         # the runner's way: a new id, folder and record, then the reserve freed and the history line

@@ -6,13 +6,13 @@ import shutil
 import subprocess
 import textwrap
 from pathlib import Path
-from typing import Any
 
 from flank_ops.git.release_config import load_release_config
 from flank_ops.notify import dispatch, ping
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import runner
 from flank_ops.store import records
+from flank_ops.store.model import Commit, RunRecord, RunStatus, RunTrigger, TaskResult, TaskStatus
 
 
 def make_project(name: str = "demo", flank_yml: str | None = None, settings_toml: str | None = None) -> ProjectPaths:
@@ -53,53 +53,43 @@ def finished_run(
     pipeline: str = "nightly",
     logs: dict[str, str] | None = None,
     failed_task: str = "model",
-) -> records.RunRecord:
+) -> RunRecord:
     """Write a finished run (record, task results, logs, history line); returns its record."""
     logs = logs if logs is not None else {"extract": "read 10 rows\n", "model": "fitting\nError: singular fit\n"}
 
-    def build(run_id: int) -> records.RunRecord:
-        tasks: dict[str, Any] = {}
+    def build(run_id: int) -> RunRecord:
+        tasks = {}
         for task in logs:
             failed = status == "failed" and task == failed_task
-            tasks[task] = {
-                "status": "failed" if failed else "success",
-                "needs": [],
-                "attempts": 3 if failed else 1,
-                "started_at": records.now_iso(),
-                "ended_at": records.now_iso(),
-                "duration_s": 1.0,
-                "exit_code": 1 if failed else 0,
-                "peak_rss_kb": 1000,
-                "log": f"logs/{task}.log",
-            }
-        ok = sum(t["status"] == "success" for t in tasks.values())
-        record = {
-            "project": paths.name,
-            "pipeline": pipeline,
-            "run_id": run_id,
-            "trigger": "schedule",
-            "status": status,
-            "commit": {
-                "sha": "0" * 40,
-                "short": "0000000",
-                "message": "fix model formula",
-                "author": "Ada Analyst",
-                "date": records.now_iso(),
-            },
-            "release": str(paths.release_dir("0" * 40)),
-            "started_at": records.now_iso(),
-            "ended_at": records.now_iso(),
-            "duration_s": 2.0,
-            "runner": None,
-            "selection": {"task": None, "from": None, "rerun_of": None},
-            "concurrency": 2,
-            "tasks": tasks,
-            "skipped_reason": None,
-            "after_run": {},
-            "summary": f"{ok}/{len(tasks)} ok"
+            tasks[task] = TaskResult(
+                status=TaskStatus.FAILED if failed else TaskStatus.SUCCESS,
+                attempts=3 if failed else 1,
+                started_at=records.now_iso(),
+                ended_at=records.now_iso(),
+                duration_s=1.0,
+                exit_code=1 if failed else 0,
+                peak_rss_kb=1000,
+                log=f"logs/{task}.log",
+            )
+        ok = sum(t.ok for t in tasks.values())
+        return RunRecord(
+            project=paths.name,
+            pipeline=pipeline,
+            run_id=run_id,
+            trigger=RunTrigger.SCHEDULE,
+            status=RunStatus(status),
+            commit=Commit(
+                sha="0" * 40, short="0000000", message="fix model formula", author="Ada Analyst", date=records.now_iso()
+            ),
+            release=str(paths.release_dir("0" * 40)),
+            started_at=records.now_iso(),
+            ended_at=records.now_iso(),
+            duration_s=2.0,
+            concurrency=2,
+            tasks=tasks,
+            summary=f"{ok}/{len(tasks)} ok"
             + (f"; {failed_task} failed (exit 1, 3 attempts)" if status == "failed" else ""),
-        }
-        return records.RunRecord.from_json(record)
+        )
 
     _run_id, run_dir, typed = records.create_run(paths, pipeline, build)  # the runner's way to a new run
     for task, text in logs.items():
@@ -128,7 +118,7 @@ def run_context(paths: ProjectPaths, pipeline: str = "nightly") -> runner.RunCon
     return runner.run_context(deployed, config.pipelines[pipeline])
 
 
-def notify_and_ping(paths: ProjectPaths, record: records.RunRecord) -> str | None:
+def notify_and_ping(paths: ProjectPaths, record: RunRecord) -> str | None:
     """What the after-run notify and ping steps say (finish/run_steps.py), joined by "; "."""
     context = run_context(paths, record.pipeline)
     lines = [

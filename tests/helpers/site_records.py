@@ -13,6 +13,17 @@ from typing import Any
 from flank_ops.fileio import append_json_line, atomic_write_text
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.store import records
+from flank_ops.store.model import (
+    Commit,
+    Runner,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    Selection,
+    TaskResult,
+    TaskStatus,
+    history_entry,
+)
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -81,7 +92,7 @@ def make_run(
     message: str = "fix model formula",
     trigger: str = "schedule",
     history: bool = True,
-    runner: dict[str, Any] | None = None,
+    runner: Runner | None = None,
     selection: dict[str, Any] | None = None,
     after_run: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
@@ -92,49 +103,47 @@ def make_run(
     logs = logs if logs is not None else {name: f"{name}: done\n".encode() for name in tasks}
     running = status == "running"
 
-    def build(run_id: int) -> records.RunRecord:
+    def build(run_id: int) -> RunRecord:
         begin = start or T0 + timedelta(days=run_id)
         per_task = {}
         t = begin
         for i, (name, needs) in enumerate(tasks.items()):
-            st = task_status.get(name, "success" if not running else ("running" if i == 0 else "pending"))
-            ran = st not in ("pending", "upstream_failed", "skipped")
+            st = TaskStatus(task_status.get(name, "success" if not running else ("running" if i == 0 else "pending")))
+            ran = st not in (TaskStatus.PENDING, TaskStatus.UPSTREAM_FAILED, TaskStatus.SKIPPED)
+            over = ran and st != TaskStatus.RUNNING
             dur = seconds / max(1, len(tasks))
-            per_task[name] = {
-                "status": st,
-                "needs": list(needs),
-                "attempts": 1 if ran else 0,
-                "started_at": t.isoformat() if ran else None,
-                "ended_at": (t + timedelta(seconds=dur)).isoformat() if ran and st != "running" else None,
-                "duration_s": dur if ran and st != "running" else None,
-                "exit_code": (0 if st == "success" else 1) if ran and st != "running" else None,
-                "peak_rss_kb": 51234 if ran else None,
-                "log": f"logs/{name}.log" if name in logs else None,
-            }
+            per_task[name] = TaskResult(
+                status=st,
+                needs=list(needs),
+                attempts=1 if ran else 0,
+                started_at=t.isoformat() if ran else None,
+                ended_at=(t + timedelta(seconds=dur)).isoformat() if over else None,
+                duration_s=dur if over else None,
+                exit_code=(0 if st == TaskStatus.SUCCESS else 1) if over else None,
+                peak_rss_kb=51234 if ran else None,
+                log=f"logs/{name}.log" if name in logs else None,
+                error=(errors or {}).get(name),
+            )
             if ran:
                 t += timedelta(seconds=dur)
-        for name, error in (errors or {}).items():
-            per_task[name]["error"] = error
-        record = {
-            "project": paths.name,
-            "pipeline": pipeline,
-            "run_id": run_id,
-            "trigger": trigger,
-            "status": status,
-            "commit": {"sha": "3f2a1c0" + "0" * 33, "short": "3f2a1c0", "message": message, "author": "Ada Analyst"},
-            "release": str(paths.current),
-            "started_at": begin.isoformat(),
-            "ended_at": None if running else (begin + timedelta(seconds=seconds)).isoformat(),
-            "duration_s": None if running else seconds,
-            "runner": runner if runner is not None else (records.runner_identity() if running else None),
-            "selection": {"task": None, "from": None, "rerun_of": None, **(selection or {})},
-            "concurrency": 2,
-            "tasks": per_task,
-            "skipped_reason": None,
-            "after_run": after_run or {},
-            "summary": f"{sum(1 for v in per_task.values() if v['status'] == 'success')}/{len(per_task)} ok",
-        }
-        return records.RunRecord.from_json(record)
+        return RunRecord(
+            project=paths.name,
+            pipeline=pipeline,
+            run_id=run_id,
+            trigger=RunTrigger(trigger),
+            status=RunStatus(status),
+            commit=Commit(sha="3f2a1c0" + "0" * 33, short="3f2a1c0", message=message, author="Ada Analyst"),
+            release=str(paths.current),
+            started_at=begin.isoformat(),
+            ended_at=None if running else (begin + timedelta(seconds=seconds)).isoformat(),
+            duration_s=None if running else seconds,
+            runner=runner if runner is not None else (records.runner_identity() if running else None),
+            selection=Selection.from_json({"task": None, "from": None, "rerun_of": None, **(selection or {})}),
+            concurrency=2,
+            tasks=per_task,
+            summary=f"{sum(1 for v in per_task.values() if v.ok)}/{len(per_task)} ok",
+            after_run=after_run or {},
+        )
 
     # the runner's way to a new run: id, folder, first record and its disk reserve, all or nothing
     run_id, run_dir, typed = records.create_run(paths, pipeline, build)
@@ -163,41 +172,37 @@ def make_many_runs(paths: ProjectPaths, pipeline: str, count: int, *, folders: b
     for run_id in range(1, count + 1):
         run_dir = runs / str(run_id)
         start = T0 + timedelta(hours=run_id)
-        status = "failed" if run_id % 7 == 0 else "success"
-        record = {
-            "project": paths.name,
-            "pipeline": pipeline,
-            "run_id": run_id,
-            "trigger": "schedule",
-            "status": status,
-            "commit": {"sha": "a" * 40, "short": "aaaaaaa", "message": "m", "author": "Ada"},
-            "started_at": start.isoformat(),
-            "ended_at": (start + timedelta(seconds=60 + run_id % 30)).isoformat(),
-            "duration_s": 60.0 + run_id % 30,
-            "runner": None,
-            "tasks": {
-                name: {
-                    "status": "success",
-                    "needs": needs,
-                    "attempts": 1,
-                    "started_at": start.isoformat(),
-                    "ended_at": (start + timedelta(seconds=15)).isoformat(),
-                    "duration_s": 15.0,
-                    "exit_code": 0,
-                    "peak_rss_kb": 1000,
-                    "log": f"logs/{name}.log",
-                }
+        typed = RunRecord(
+            project=paths.name,
+            pipeline=pipeline,
+            run_id=run_id,
+            trigger=RunTrigger.SCHEDULE,
+            status=RunStatus.FAILED if run_id % 7 == 0 else RunStatus.SUCCESS,
+            commit=Commit(sha="a" * 40, short="aaaaaaa", message="m", author="Ada"),
+            started_at=start.isoformat(),
+            ended_at=(start + timedelta(seconds=60 + run_id % 30)).isoformat(),
+            duration_s=60.0 + run_id % 30,
+            tasks={
+                name: TaskResult(
+                    status=TaskStatus.SUCCESS,
+                    needs=needs,
+                    attempts=1,
+                    started_at=start.isoformat(),
+                    ended_at=(start + timedelta(seconds=15)).isoformat(),
+                    duration_s=15.0,
+                    exit_code=0,
+                    peak_rss_kb=1000,
+                    log=f"logs/{name}.log",
+                )
                 for name, needs in CHAIN.items()
             },
-            "summary": "4/4 ok",
-        }
-        typed = records.RunRecord.from_json(record)
-        lines.append(records.history_entry(typed))
+            summary="4/4 ok",
+        )
+        lines.append(history_entry(typed))
         if not folders:
             continue
         (run_dir / "logs").mkdir(parents=True)
-        typed.format = records.FORMAT
-        records.record_path(run_dir).write_text(records.format_record(typed))  # the store's format, no fsync
+        records.write_record(run_dir, typed, durable=False)  # test data: no fsync
         for name in CHAIN:
             (run_dir / "logs" / f"{name}.log").write_text(f"{name} ok\n")
 

@@ -221,7 +221,7 @@ def test_slack_markup_from_a_commit_or_a_log_is_escaped_for_the_webhook_only() -
     with http_recorder() as hook:
         paths = make_project(flank_yml=FAILURE_AND_RECOVERY, settings_toml=webhook_toml(hook.url + "/hook"))
         record = finished_run(paths, logs={"extract": "ok\n", "model": "Error: a < b && c > d <@U024BE7LH>\n"})
-        record.commit["message"] = "fix <!here> see <http://evil.example|the docs> & more"
+        record.commit.message = "fix <!here> see <http://evil.example|the docs> & more"
         assert notify_and_ping(paths, record) == "notify failure: webhook sent"
     text = hook.requests[0].json()["text"]
     assert "fix &lt;!here&gt; see &lt;http://evil.example|the docs&gt; &amp; more" in text

@@ -35,21 +35,18 @@ def test_the_start_time_is_in_the_pipelines_zone_and_names_it(tmp_path: Path, mo
     from flank_ops.paths import ProjectPaths
 
     paths = ProjectPaths.for_local(tmp_path)
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord, RunStatus, RunTrigger
 
-    record = RunRecord.from_json(
-        {
-            "project": "demo",
-            "pipeline": "nightly",
-            "run_id": 7,
-            "status": "failed",
-            "trigger": "schedule",
-            "started_at": "2026-11-26T11:45:00.000+00:00",
-            "duration_s": 872.4,
-            "timezone": "Europe/Copenhagen",
-            "tasks": {},
-            "summary": "0/1 ok",
-        }
+    record = RunRecord(
+        project="demo",
+        pipeline="nightly",
+        run_id=7,
+        status=RunStatus.FAILED,
+        trigger=RunTrigger.SCHEDULE,
+        started_at="2026-11-26T11:45:00.000+00:00",
+        duration_s=872.4,
+        timezone="Europe/Copenhagen",
+        summary="0/1 ok",
     )
     text = build_message(paths, record, "failure", "http://vm.example:8083/").as_text()
     assert "trigger: schedule, started Thu 26 Nov 2026 12:45 CET, took 14m32s" in text
@@ -69,12 +66,13 @@ def test_a_notification_names_the_parameters_not_at_their_default(tmp_path: Path
     """issue 23: 'parameters: n=7' — the defaults are not repeated."""
     from flank_ops.notify.message import build_message
     from flank_ops.paths import ProjectPaths
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord, RunStatus
 
-    base = {"project": "demo", "pipeline": "nightly", "run_id": 7, "status": "failed", "tasks": {}}
     paths = ProjectPaths.for_local(tmp_path)
-    record = RunRecord.from_json({**base, "params": {"n": 7, "dry": False}, "non_default_params": ["n"]})
+    record = RunRecord(
+        "demo", "nightly", 7, status=RunStatus.FAILED, params={"n": 7, "dry": False}, non_default_params=["n"]
+    )
     text = build_message(paths, record, "failure", "http://vm.example:8083/").as_text()
     assert "parameters: n=7\n" in text and "dry" not in text
-    record = RunRecord.from_json({**base, "params": {"n": 3}, "non_default_params": []})
+    record = RunRecord("demo", "nightly", 7, status=RunStatus.FAILED, params={"n": 3}, non_default_params=[])
     assert "parameters" not in build_message(paths, record, "failure", "http://vm.example:8083/").as_text()

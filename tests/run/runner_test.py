@@ -451,7 +451,7 @@ def test_rerun_runs_only_what_did_not_succeed_within_that_runs_selection(tmp_pat
 def test_rerun_takes_every_kind_of_not_success_and_nothing_outside_the_selection() -> None:
     from flank_ops.config.load import load_config
     from flank_ops.run.runner import NothingToRerun, rerun_selection
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord, RunStatus, Selection, TaskResult, TaskStatus
 
     names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
     yml = "pipelines:\n  p:\n    tasks:\n" + "".join(f"      {n}: 'true'\n" for n in names)
@@ -472,16 +472,14 @@ def test_rerun_takes_every_kind_of_not_success_and_nothing_outside_the_selection
             ],
         )
     )
-    old = RunRecord.from_json(
-        {
-            "project": "demo",
-            "pipeline": "p",
-            "run_id": 7,
-            "status": "failed",
-            "selection": {"task": None, "from": "a", "rerun_of": None},
-            "selected_tasks": names[:8],
-            "tasks": {n: {"status": s} for n, s in statuses.items()},
-        }
+    old = RunRecord(
+        project="demo",
+        pipeline="p",
+        run_id=7,
+        status=RunStatus.FAILED,
+        selection=Selection(from_="a"),
+        selected_tasks=names[:8],
+        tasks={n: TaskResult(status=TaskStatus(s)) for n, s in statuses.items()},
     )
     # h was selected and never started (the run stopped first); i was outside the selection.
     assert rerun_selection(pipeline, old) == ["b", "c", "d", "e", "f", "g", "h"]

@@ -17,6 +17,7 @@ import pytest
 
 from flank_ops.paths import Home
 from flank_ops.store import records
+from flank_ops.store.model import RunRecord, RunStatus, RunTrigger
 from helpers.cli import run_flank
 from helpers.cost_fixtures import write_toml
 from helpers.deployed import deploy, history, record
@@ -28,21 +29,17 @@ def _scheduled_run(run_id: int, scheduled: datetime, pipeline: str = "nightly", 
     start = scheduled.astimezone(UTC)
     paths = Home().project("demo")
 
-    def build(new_id: int) -> records.RunRecord:
-        return records.RunRecord.from_json(
-            {
-                "project": "demo",
-                "pipeline": pipeline,
-                "run_id": new_id,
-                "trigger": trigger,
-                "scheduled_at": scheduled.isoformat(),
-                "status": "success",
-                "started_at": start.isoformat(),
-                "ended_at": (start + timedelta(seconds=1)).isoformat(),
-                "duration_s": 1.0,
-                "tasks": {},
-                "runner": None,
-            }
+    def build(new_id: int) -> RunRecord:
+        return RunRecord(
+            project="demo",
+            pipeline=pipeline,
+            run_id=new_id,
+            trigger=RunTrigger(trigger),
+            scheduled_at=scheduled.isoformat(),
+            status=RunStatus.SUCCESS,
+            started_at=start.isoformat(),
+            ended_at=(start + timedelta(seconds=1)).isoformat(),
+            duration_s=1.0,
         )
 
     new_id, folder, made = records.create_run(paths, pipeline, build)

@@ -161,7 +161,8 @@ def test_sign_in_run_once_on_a_double_click_and_cancel(served: int) -> None:
     # a cancel of a finished run: a clear answer, nothing else happens
     status, answer = ada.act("cancel", csrf, run="1")
     assert status == 409 and "nothing to cancel: nightly #1 is not running (it was cancelled)" in answer["message"]
-    assert [h["status"] for h in history()] == ["cancelled"]
+    # the history line follows run.json a moment later (records: the record first, then its line)
+    wait_for(lambda: [h["status"] for h in history()] == ["cancelled"], "the cancelled run's history line")
 
     # rerun what failed: a new run of what did not succeed, by the same path as `flank run --rerun`
     status, answer = ada.act("rerun", csrf, rerun="1")

@@ -16,6 +16,7 @@ from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.site import build
 from flank_ops.store import records
+from flank_ops.store.model import Runner, RunStatus
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.site_records import CHAIN, make_many_runs, make_project, make_run
 
@@ -183,7 +184,7 @@ def test_a_running_run_refreshes_until_it_ends(flank_home: Path) -> None:
     assert "▶ running" in page.read_text()
     assert 'http-equiv="refresh"' in (home.site_dir / "index.html").read_text()
     record = records.read_record(paths.run_dir("nightly", run_id))
-    record.status, record.ended_at, record.duration_s = records.RunStatus.SUCCESS, record.started_at, 60.0
+    record.status, record.ended_at, record.duration_s = RunStatus.SUCCESS, record.started_at, 60.0
     records.write_record(paths.run_dir("nightly", run_id), record)
     records.append_history(paths, record)
     build.draw_run(paths, "nightly", run_id)
@@ -194,7 +195,7 @@ def test_a_running_run_refreshes_until_it_ends(flank_home: Path) -> None:
 def test_a_run_whose_runner_died_is_not_shown_running(flank_home: Path) -> None:
     home = Home()
     paths = make_project(home)
-    dead = {"pid": 2**22 + 7, "host": "vm", "boot_id": "", "pid_start": 1}
+    dead = Runner(pid=2**22 + 7, host="vm", boot_id="", pid_start=1)
     run_id = make_run(paths, status="running", runner=dead)
     build.rebuild_all(home)  # records.reconcile (when present) marks it; the page never says running
     page = (home.site_dir / f"demo/nightly/{run_id}/index.html").read_text()

@@ -16,6 +16,7 @@ import pytest
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.site import build, dag_layout, grid
 from flank_ops.store import records
+from flank_ops.store.model import TaskStatus
 from helpers.site_cdp import CHROMIUM, Browser
 from helpers.site_records import CHAIN, make_project, make_run
 
@@ -137,13 +138,13 @@ def test_the_grid_reads_only_the_newest_runs(flank_home: Path, monkeypatch: pyte
     for _ in range(45):
         make_run(paths)
     read: list[int] = []
-    real = grid.load_run
+    real = grid.load_run_record
 
     def spy(paths: ProjectPaths, pipeline: str, run_id: int, warnings):  # noqa: ANN001
         read.append(run_id)
         return real(paths, pipeline, run_id, warnings)
 
-    monkeypatch.setattr(grid, "load_run", spy)
+    monkeypatch.setattr(grid, "load_run_record", spy)
     build.draw_run(paths, "nightly", 45)
     assert sorted(read) == list(range(16, 46))
 
@@ -157,17 +158,17 @@ def test_a_finished_run_s_column_is_read_once_and_again_when_its_record_changes(
         make_run(paths)
     build.draw_run(paths, "nightly", 3)  # the finished runs' columns are kept
     read: list[int] = []
-    real = grid.load_run
+    real = grid.load_run_record
 
     def spy(paths: ProjectPaths, pipeline: str, run_id: int, warnings):  # noqa: ANN001
         read.append(run_id)
         return real(paths, pipeline, run_id, warnings)
 
-    monkeypatch.setattr(grid, "load_run", spy)
+    monkeypatch.setattr(grid, "load_run_record", spy)
     build.draw_run(paths, "nightly", 3)
     assert read == []  # the grid read no record: its columns came from what was kept
     record = records.read_record(paths.run_dir("nightly", 2))
-    record.tasks["model"].status = records.TaskStatus.FAILED  # e.g. a record repaired by hand
+    record.tasks["model"].status = TaskStatus.FAILED  # e.g. a record repaired by hand
     records.write_record(paths.run_dir("nightly", 2), record)
     build.draw_run(paths, "nightly", 3)
     assert dict(read_grid(pipeline_page(home)).rows)["model"][1][0] == "model #2 failed"

@@ -17,6 +17,7 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.site import build
 from flank_ops.site.outputs import MAX_INLINE_IMAGES
 from flank_ops.store import records
+from flank_ops.store.model import ArtifactEntry
 from helpers.site_records import T0, make_project, make_run
 
 PNG = base64.b64decode(
@@ -27,8 +28,8 @@ PNG = base64.b64decode(
 def keep(paths: ProjectPaths, run_id: int, task: str, names: list[str], *, written_ns: int | None = None) -> None:
     """Files as run/artifacts.py keeps them: the copies, the record's entries, the sources index."""
     run_dir = paths.run_dir("nightly", run_id)
-    record = records.read_record(run_dir).to_json()
-    entries = []
+    record = records.read_record(run_dir)
+    entries: list[ArtifactEntry] = []
     sources = {}
     for name in names:
         dest = records.artifacts_dir(run_dir, task) / name
@@ -37,8 +38,8 @@ def keep(paths: ProjectPaths, run_id: int, task: str, names: list[str], *, writt
         entries.append({"path": name, "size": len(PNG), "kept": True, "note": None})
         mtime = written_ns if written_ns is not None else dest.stat().st_mtime_ns
         sources[name] = [1, 1000 + len(sources), len(PNG), mtime, mtime]
-    record["tasks"][task]["artifacts"] = entries
-    records.write_record(run_dir, records.RunRecord.from_json(record))
+    record.tasks[task].artifacts = entries
+    records.write_record(run_dir, record)
     index_path = records.artifact_sources_path(run_dir)
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index[task] = sources
@@ -91,9 +92,11 @@ def test_a_failed_task_does_not_show_old_files_as_if_it_made_them(flank_home: Pa
     index["plots"]["fig/new.png"] = [1, 5, len(PNG), keep_new, keep_new]
     records.artifact_sources_path(run_dir).write_text(json.dumps(index))
     (records.artifacts_dir(run_dir, "plots") / "fig" / "new.png").write_bytes(PNG)
-    record = records.read_record(run_dir).to_json()
-    record["tasks"]["plots"]["artifacts"].append({"path": "fig/new.png", "size": len(PNG), "kept": True, "note": None})
-    records.write_record(run_dir, records.RunRecord.from_json(record))
+    record = records.read_record(run_dir)
+    (record.tasks["plots"].artifacts or []).append(
+        {"path": "fig/new.png", "size": len(PNG), "kept": True, "note": None}
+    )
+    records.write_record(run_dir, record)
     build.rebuild_all(home)
     page = (home.site_dir / "demo" / "nightly" / str(failed) / "index.html").read_text()
     section = page[page.index("<h2>Outputs</h2>") :]
@@ -118,9 +121,9 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
     kept = records.artifacts_dir(paths.run_dir("nightly", run_id), "plots") / "figures"
     Image.merge("RGB", [Image.effect_noise((1600, 1200), 60 + i) for i in range(3)]).save(kept / "big.png")
     os.chmod(kept / "big.png", 0o644)  # as run/artifacts.py keeps files, whatever this process's umask
-    record = records.read_record(paths.run_dir("nightly", run_id)).to_json()
-    record["tasks"]["plots"]["artifacts"][0]["size"] = (kept / "big.png").stat().st_size
-    records.write_record(paths.run_dir("nightly", run_id), records.RunRecord.from_json(record))
+    record = records.read_record(paths.run_dir("nightly", run_id))
+    (record.tasks["plots"].artifacts or [])[0]["size"] = (kept / "big.png").stat().st_size
+    records.write_record(paths.run_dir("nightly", run_id), record)
     build.rebuild_all(home)
     run_folder = home.site_dir / "demo" / "nightly" / str(run_id)
     page = (run_folder / "index.html").read_text()
@@ -142,9 +145,9 @@ def test_big_images_get_a_real_thumbnail_once_and_link_the_original(flank_home: 
     again = records.artifacts_dir(paths.run_dir("nightly", second), "plots") / "figures" / "big.png"
     again.unlink()
     os.link(kept / "big.png", again)
-    record = records.read_record(paths.run_dir("nightly", second)).to_json()
-    record["tasks"]["plots"]["artifacts"][0]["size"] = again.stat().st_size
-    records.write_record(paths.run_dir("nightly", second), records.RunRecord.from_json(record))
+    record = records.read_record(paths.run_dir("nightly", second))
+    (record.tasks["plots"].artifacts or [])[0]["size"] = again.stat().st_size
+    records.write_record(paths.run_dir("nightly", second), record)
     build.draw_run(paths, "nightly", second)
     shared = home.site_dir / "demo" / "nightly" / str(second) / "artifacts" / "plots" / "figures" / "big.png.thumb.webp"
     assert os.path.samestat(shared.stat(), thumb.stat())

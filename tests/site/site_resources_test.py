@@ -41,9 +41,10 @@ def test_a_remote_tasks_unmeasured_peak_is_unknown_not_zero(flank_home: Path) ->
     paths = make_project(home)
     run_id = make_run(paths)
     run_dir = paths.run_dir("nightly", run_id)
-    record = records.read_record(run_dir).to_json()
-    record["tasks"]["model"].update(peak_rss_kb=None, executor={"name": "slurm", "job_id": "42", "max_rss_kb": None})
-    records.write_record(run_dir, records.RunRecord.from_json(record))
+    record = records.read_record(run_dir)
+    record.tasks["model"].peak_rss_kb = None
+    record.tasks["model"].executor = {"kind": "slurm", "job_id": "42", "max_rss_kb": None}
+    records.write_record(run_dir, record)
     build.rebuild_all(home)
     run_page = (home.site_dir / "demo" / "nightly" / str(run_id) / "index.html").read_text()
     cells = dict(re.findall(r'<td class="t-name">(\w+)</td>.*?data-label="memory">([^<]*)</td>', run_page, re.S))

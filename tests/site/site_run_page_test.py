@@ -18,6 +18,7 @@ from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.site import build, layout
 from flank_ops.store import records
+from flank_ops.store.model import Runner, history_entry
 from helpers.cli import run_flank
 from helpers.site_records import T0, make_project, make_run, write_times
 
@@ -128,7 +129,7 @@ def test_a_running_tasks_last_lines_are_on_the_run_page(flank_home: Path) -> Non
 
 def _history_line(paths, run_id: int, **scope) -> None:
     rec = records.read_record(paths.run_dir("nightly", run_id))
-    append_json_line(paths.runs_dir("nightly") / records.HISTORY_FILE, {**records.history_entry(rec), **scope})
+    append_json_line(paths.runs_dir("nightly") / records.HISTORY_FILE, {**history_entry(rec), **scope})
 
 
 def test_a_partial_run_is_marked_and_the_last_full_runs_status_stays_visible(flank_home: Path) -> None:
@@ -322,13 +323,10 @@ def _fake_runner() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 
 
-def _identity(proc: subprocess.Popen) -> dict:
-    return {
-        "pid": proc.pid,
-        "host": os.uname().nodename,
-        "boot_id": records._boot_id(),
-        "pid_start": records._pid_start(proc.pid),
-    }
+def _identity(proc: subprocess.Popen) -> Runner:
+    return Runner(
+        pid=proc.pid, host=os.uname().nodename, boot_id=records._boot_id(), pid_start=records._pid_start(proc.pid)
+    )
 
 
 @pytest.mark.slow

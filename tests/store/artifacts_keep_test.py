@@ -178,32 +178,34 @@ def test_odd_names_and_a_20_gb_file_are_handled_safely(tmp_path: Path) -> None:
 def test_a_notification_links_the_report_the_run_kept(tmp_path: Path) -> None:
     from flank_ops.notify.message import build_message
     from flank_ops.paths import ProjectPaths
-    from flank_ops.store.records import RunRecord
+    from flank_ops.store.model import RunRecord, RunStatus, RunTrigger, TaskResult, TaskStatus
 
     paths = ProjectPaths.for_local(tmp_path)
-    record = {
-        "project": "demo",
-        "pipeline": "nightly",
-        "run_id": 7,
-        "status": "success",
-        "trigger": "schedule",
-        "started_at": "2026-11-26T11:45:00.000+00:00",
-        "summary": "2/2 ok",
-        "tasks": {
-            "model": {"status": "success", "artifacts": [{"path": "results/a.png", "size": 1, "kept": True}]},
-            "report": {
-                "status": "success",
-                "artifacts": [
+    record = RunRecord(
+        project="demo",
+        pipeline="nightly",
+        run_id=7,
+        status=RunStatus.SUCCESS,
+        trigger=RunTrigger.SCHEDULE,
+        started_at="2026-11-26T11:45:00.000+00:00",
+        summary="2/2 ok",
+        tasks={
+            "model": TaskResult(
+                status=TaskStatus.SUCCESS, artifacts=[{"path": "results/a.png", "size": 1, "kept": True}]
+            ),
+            "report": TaskResult(
+                status=TaskStatus.SUCCESS,
+                artifacts=[
                     {"path": "out/big report.html", "size": 9, "kept": False, "note": "not kept: ..."},
                     {"path": "out/report.html", "size": 9, "kept": True},
                 ],
-            },
+            ),
         },
-    }
-    text = build_message(paths, RunRecord.from_json(record), "success", "http://vm.example:8083/").as_text()
+    )
+    text = build_message(paths, record, "success", "http://vm.example:8083/").as_text()
     assert "report: http://vm.example:8083/demo/nightly/7/artifacts/report/out/report.html" in text
-    del record["tasks"]["report"]
-    text = build_message(paths, RunRecord.from_json(record), "success", "http://vm.example:8083/").as_text()
+    del record.tasks["report"]
+    text = build_message(paths, record, "success", "http://vm.example:8083/").as_text()
     assert "report:" not in text
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from flank_ops.paths import Home
 from flank_ops.store import records
-from flank_ops.store.records import RunStatus, TaskStatus
+from flank_ops.store.model import RunStatus, TaskStatus, history_entry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release_f82f4d3"
 RUN_FILES = sorted(FIXTURES.glob("*/*/run.json"))
@@ -41,12 +41,10 @@ def test_history_lines_of_the_current_release_are_what_its_records_give(flank_ho
         lines = [json.loads(line) for line in (pipeline_dir / records.HISTORY_FILE).read_text().splitlines()]
         assert list(records.read_history(paths, pipeline_dir.name)) == lines
         for line in lines:
-            entry = records.history_entry(records.read_record(paths.run_dir(pipeline_dir.name, line["run_id"])))
+            entry = history_entry(records.read_record(paths.run_dir(pipeline_dir.name, line["run_id"])))
             rerun_of = entry.pop("rerun_of", None)  # added since (issue 19): which run a --rerun completes
             assert entry == line
-            assert rerun_of == records.read_record(paths.run_dir(pipeline_dir.name, line["run_id"])).selection.get(
-                "rerun_of"
-            )
+            assert rerun_of == records.read_record(paths.run_dir(pipeline_dir.name, line["run_id"])).selection.rerun_of
     assert records.last_run_id(paths, "nightly") == 3
     full = records.last_full_run(paths, "nightly", before=3)
     assert full is not None and (full["run_id"], full["status"]) == (1, "failed")

@@ -15,7 +15,7 @@ import pytest
 
 from flank_ops.paths import Home
 from flank_ops.store import records
-from flank_ops.store.records import RunRecord, RunStatus
+from flank_ops.store.model import RunRecord, RunStatus, finish, history_entry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release_f82f4d3"
 
@@ -43,7 +43,7 @@ def _run(paths, status: str, *, task: str | None = None, history: bool = True) -
     run_id, run_dir, record = records.create_run(paths, "nightly", build)
     assert records.read_state(paths, "nightly").running[-1] == run_id
     if status != "running":
-        records.finish(record, RunStatus(status), status)
+        finish(record, RunStatus(status), status)
         records.release_space(run_dir)
         records.write_record(run_dir, record)
         if history:
@@ -104,13 +104,14 @@ def test_runs_handed_out_without_the_state_file_are_seen(flank_home: Path) -> No
     runs = paths.runs_dir("nightly")
     for run_id in ("2", "3"):  # run folders as the release before the state file wrote them
         shutil.copytree(FIXTURES / "nightly" / run_id, runs / run_id)
-        entry = records.history_entry(records.read_record(runs / run_id))
+        entry = history_entry(records.read_record(runs / run_id))
         with open(runs / records.HISTORY_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
     shutil.copytree(FIXTURES / "hold" / "1", runs / "4")  # a killed run, never marked
-    record = json.loads((runs / "4" / "run.json").read_text())
-    record.update(pipeline="nightly", run_id=4, status="running", ended_at=None, duration_s=None, summary=None)
-    (runs / "4" / "run.json").write_text(json.dumps(record))
+    killed = records.read_record(runs / "4")
+    killed.pipeline, killed.run_id, killed.status = "nightly", 4, RunStatus.RUNNING
+    killed.ended_at = killed.duration_s = killed.summary = None
+    records.write_record(runs / "4", killed)
     (runs / records.LAST_ID_FILE).write_text("4\n")
 
     assert records.read_state(paths, "nightly").running == [4]
@@ -126,7 +127,8 @@ def test_a_finished_run_whose_history_line_was_lost_gets_it_back_once(flank_home
     paths = Home().project("demo")
     lost = _run(paths, "failed", history=False)  # the runner died between its last two writes
     record = records.read_record(paths.run_dir("nightly", lost))
-    record.runner = {**record.runner, "pid_start": -1}  # ... so its runner is gone
+    assert record.runner is not None
+    record.runner.pid_start = -1  # ... so its runner is gone
     records.write_record(paths.run_dir("nightly", lost), record)
     assert records.read_state(paths, "nightly").running == [lost]
     assert records.reconcile(paths, "nightly", on_interrupted=None) == []  # not interrupted: it had finished

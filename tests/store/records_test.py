@@ -4,39 +4,38 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from flank_ops.paths import Home
 from flank_ops.store import records
+from flank_ops.store.model import Runner, RunRecord, RunStatus, RunTrigger, TaskResult, TaskStatus
 
 
-def _dead_runner() -> dict:
+def _dead_runner() -> Runner:
     """The identity of a process that has exited (a runner killed mid-run)."""
     proc = subprocess.Popen(["true"])
     identity = records.runner_identity()
     proc.wait()
-    return {**identity, "pid": proc.pid, "pid_start": 1}
+    return replace(identity, pid=proc.pid, pid_start=1)
 
 
-def _running_record(paths, runner: dict) -> tuple[int, Path]:
+def _running_record(paths, runner: Runner) -> tuple[int, Path]:
     run_id, run_dir, _ = records.create_run(
         paths,
         "nightly",
-        lambda run_id: records.RunRecord.from_json(
-            {
-                "project": paths.name,
-                "pipeline": "nightly",
-                "run_id": run_id,
-                "trigger": "schedule",
-                "status": "running",
-                "started_at": records.now_iso(),
-                "runner": runner,
-                "tasks": {
-                    "a": {"status": "success", "needs": []},
-                    "b": {"status": "running", "needs": ["a"]},
-                    "c": {"status": "pending", "needs": ["b"]},
-                },
-            }
+        lambda run_id: RunRecord(
+            project=paths.name,
+            pipeline="nightly",
+            run_id=run_id,
+            trigger=RunTrigger.SCHEDULE,
+            started_at=records.now_iso(),
+            runner=runner,
+            tasks={
+                "a": TaskResult(status=TaskStatus.SUCCESS),
+                "b": TaskResult(status=TaskStatus.RUNNING, needs=["a"]),
+                "c": TaskResult(status=TaskStatus.PENDING, needs=["b"]),
+            },
         ),
     )
     return run_id, run_dir
@@ -60,7 +59,7 @@ def test_reconcile_marks_dead_runs_interrupted_and_leaves_live_ones(flank_home: 
 
 
 def test_task_results_merge_into_the_record(tmp_path: Path) -> None:
-    record = records.RunRecord("demo", "nightly", 1, tasks={"a": records.TaskResult(), "b": records.TaskResult()})
+    record = RunRecord("demo", "nightly", 1, tasks={"a": TaskResult(), "b": TaskResult()})
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "a.json").write_text('{"task": "a", "status": "failed", "attempt": 3, "exit_code": 1}')
     (tmp_path / "tasks" / "b.json").write_text('{"status": "runn')  # caught mid-write: ignored
@@ -68,7 +67,7 @@ def test_task_results_merge_into_the_record(tmp_path: Path) -> None:
     a = record.tasks["a"].to_json()
     assert (a["status"], a["attempts"], a["exit_code"]) == ("failed", 3, 1)
     assert "task" not in a and "attempt" not in a  # the launcher's bookkeeping stays in tasks/a.json
-    assert record.tasks["b"] == records.TaskResult()
+    assert record.tasks["b"] == TaskResult()
     assert records.merge_task_results(tmp_path, record) == []
 
 
@@ -117,7 +116,7 @@ def test_a_dead_queued_run_is_said_to_have_run_nothing(flank_home: Path) -> None
     record = records.read_record(run_dir)
     record.waiting_for = 3
     for entry in record.tasks.values():
-        entry.status = records.TaskStatus.PENDING
+        entry.status = TaskStatus.PENDING
     records.write_record(run_dir, record)
     assert records.reconcile(paths, "nightly", on_interrupted=None) == [run_id]
     dead = records.read_record(run_dir)
@@ -138,3 +137,22 @@ def test_an_empty_run_folder_left_by_an_older_version_is_removed(flank_home: Pat
     records.reconcile(paths, "nightly", on_interrupted=None)
     assert records.list_run_ids(paths, "nightly") == [kept_id, with_logs_id]
     assert not empty_dir.exists()
+
+
+def test_current_is_the_run_as_it_is_now_and_writes_nothing(flank_home: Path) -> None:
+    paths = Home().project("demo")
+    _, live_dir = _running_record(paths, records.runner_identity())
+    records.task_result_path(live_dir, "b").parent.mkdir(parents=True, exist_ok=True)
+    records.task_result_path(live_dir, "b").write_text(json.dumps({"task": "b", "status": "success", "attempt": 1}))
+    now = records.current(live_dir)
+    assert now.status == RunStatus.RUNNING and now.tasks["b"].status == TaskStatus.SUCCESS
+    assert records.current(live_dir, names=[]).tasks["b"].status == TaskStatus.RUNNING  # asked for no task
+    assert records.read_record(live_dir).tasks["b"].status == TaskStatus.RUNNING  # in memory only
+
+    _, dead_dir = _running_record(paths, _dead_runner())
+    dead = records.current(dead_dir)
+    assert dead.status == RunStatus.INTERRUPTED and records.runner_gone(dead)
+    assert records.read_record(dead_dir).status == RunStatus.RUNNING  # only reconcile writes it down
+    records.reconcile(paths, "nightly", on_interrupted=None)
+    recorded = records.current(dead_dir)
+    assert recorded.status == RunStatus.INTERRUPTED and not records.runner_gone(recorded)
