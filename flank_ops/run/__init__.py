@@ -1,1 +1,1 @@
-"""Runs: generated Makefiles, the task launcher, the runner, run records, notes, secrets."""
+"""A run: the runner, the generated Makefile and task specs, starting a run in the background, cancel, follow."""
