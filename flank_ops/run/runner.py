@@ -421,13 +421,15 @@ def run_pipeline(
     steps: RunSteps,
     out: TextIO | None = None,
     on_run_id: Callable[[int], None] | None = None,
+    deployed: Deployed | None = None,
 ) -> Outcome:
-    """Run one pipeline now (the whole of `flank run`). Raises UserError for bad input."""
+    """Run one pipeline now (the whole of `flank run`). Raises UserError for bad input.
+    `deployed`: the request's project as resolve_deployed gave it to the caller, if it has it."""
     out = out or sys.stdout
     from flank_ops.run.makefile import make_executable
 
     make_executable()
-    deployed = resolve_deployed(request.project, request.local_dir)
+    deployed = deployed or resolve_deployed(request.project, request.local_dir)
     paths = deployed.paths
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
     context = run_context(deployed, pipeline)
