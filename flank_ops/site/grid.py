@@ -103,10 +103,13 @@ def _cells_html(
             what = f"{task_e} #{c.run_id}: not in this run"
             out.append(f'<td><span class="cell s-absent" title="{what}" aria-label="{what}"></span></td>')
             continue
-        look = looks.get(c.status)
-        if look is None:
-            look = looks[c.status] = tuple(str(escape(f(c.status))) for f in (status_key, status_label, status_icon))  # type: ignore[assignment]
-        key, label, icon = look
+        if c.status not in looks:
+            looks[c.status] = (
+                str(escape(status_key(c.status))),
+                str(escape(status_label(c.status))),
+                str(escape(status_icon(c.status))),
+            )
+        key, label, icon = looks[c.status]
         what = f"{task_e} #{c.run_id} {label}"
         href = (
             str(escape(root + layout.url_log(project, pipeline, c.run_id, task))) if c.has_log else run_hrefs[c.run_id]
