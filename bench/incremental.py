@@ -33,6 +33,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+from helpers.baseline_src import baseline_tree  # noqa: E402
+
 FLANK = [sys.executable, "-m", "flank_ops"]
 
 
@@ -174,8 +177,9 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
         "flank run": ([*FLANK, "run", "--local", "big"], env),
         "flank plan": ([*FLANK, "plan", "--local", "big"], env),
     }
-    baseline_argv = ["env", f"PYTHONPATH={Path(baseline_src).resolve()}", *FLANK, "run", "--local", "big"]
+    baseline_argv: list[str] = []
     if baseline_src:
+        baseline_argv = ["env", f"PYTHONPATH={baseline_tree(baseline_src, tmp)}", *FLANK, "run", "--local", "big"]
         contenders["baseline"] = (baseline_argv, env)
     walls = timed_alternated(contenders, root, repeat)
     flank_run, flank_plan, baseline_run = walls["flank run"], walls["flank plan"], walls.get("baseline")

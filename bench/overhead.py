@@ -34,6 +34,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from helpers.baseline_src import baseline_tree  # noqa: E402
 
 
 def dag(tasks: int, layers: int) -> dict[str, list[str]]:
@@ -171,7 +173,7 @@ def main() -> int:
         if not args.no_flank_run:
             contenders["flank run"] = lambda n: [sys.executable, "-m", "flank_ops", "run", "--local", "nightly"]
             if args.baseline_src:
-                src = str(Path(args.baseline_src).resolve())
+                src = baseline_tree(str(Path(args.baseline_src).resolve()), work)
                 contenders["flank run (baseline)"] = lambda n: [
                     "env",
                     f"PYTHONPATH={src}",
