@@ -659,6 +659,7 @@ def _execute(
     write_failed: OSError | None = None
     if make_log is None:
         make_exit = 0  # nothing to start: every selected task's result is in the record already
+        _stop_signal.disarm()  # as once make has ended: a late SIGTERM must not cut the final record short
     else:
         with make_log:
             _stop_signal.disarm()  # a stop while make starts is raised below, once make is there to stop
