@@ -33,6 +33,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+from helpers.baseline_src import baseline_tree  # noqa: E402
+
 FLANK = [sys.executable, "-m", "flank_ops"]
 
 
@@ -68,6 +71,31 @@ def timed(argv: list[str], cwd: Path, repeat: int, env: dict[str, str] | None = 
             raise SystemExit(f"{argv} failed")
     CPU[" ".join(argv[:4])] = statistics.median(cpu)
     return statistics.median(times)
+
+
+def timed_alternated(
+    contenders: dict[str, tuple[list[str], dict[str, str] | None]], cwd: Path, repeat: int
+) -> dict[str, float]:
+    """Median wall time of each contender, run one after the other in each of `repeat` rounds;
+    the median CPU times go to CPU as timed() puts them."""
+    import resource
+
+    walls: dict[str, list[float]] = {name: [] for name in contenders}
+    cpus: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeat):
+        for name, (argv, env) in contenders.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            walls[name].append(time.perf_counter() - t)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            if proc.returncode not in (0, 1):
+                print(proc.stdout.decode()[-2000:])
+                raise SystemExit(f"{argv} failed")
+    for name, (argv, _) in contenders.items():
+        CPU[" ".join(argv[:4])] = statistics.median(cpus[name])
+    return {name: statistics.median(times) for name, times in walls.items()}
 
 
 def cpu_of(argv: list[str]) -> float:
@@ -129,22 +157,33 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
     from flank_ops.incremental import plan
     from flank_ops.paths import ProjectPaths
 
-    print(f"1. no-change rerun, {n}-task layered DAG (median of {repeat})")
+    print(f"1. no-change rerun, {n}-task layered DAG (median of {repeat}, alternated)")
     dag = layered_dag(n)
     root = tmp / "dag"
     write_project(root, dag)
-    env = {**os.environ, "FLANK_HOME": str(tmp / "home")}
+    # flank as installed: pip byte-compiles it (PYTHONDONTWRITEBYTECODE would time compiling it each run)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"FLANK_HOME": str(tmp / "home")}
     t = time.perf_counter()
     subprocess.run([*FLANK, "run", "--local", "big"], cwd=root, env=env, stdout=subprocess.DEVNULL, check=True)
     print(f"  first flank run (every task runs):      {time.perf_counter() - t:8.2f} s")
     time.sleep(1.1)  # past the racy window: the outputs' hashes are cached from now on
     subprocess.run([*FLANK, "run", "--local", "big"], cwd=root, env=env, stdout=subprocess.DEVNULL, check=True)
-    flank_run = timed([*FLANK, "run", "--local", "big"], root, repeat, env)
-    flank_plan = timed([*FLANK, "plan", "--local", "big"], root, repeat, env)
-    baseline_run = None
+    subprocess.run(["make", "-j2", "-s"], cwd=root, stdout=subprocess.DEVNULL, check=True)  # make's own first build
+    # alternated, round after round, so a busy machine slows every contender alike
+    contenders: dict[str, tuple[list[str], dict[str, str] | None]] = {
+        "make -q": (["make", "-q"], None),
+        "make": (["make"], None),
+        "python": ([sys.executable, "-c", "pass"], None),
+        "flank run": ([*FLANK, "run", "--local", "big"], env),
+        "flank plan": ([*FLANK, "plan", "--local", "big"], env),
+    }
+    baseline_argv: list[str] = []
     if baseline_src:
-        baseline_argv = ["env", f"PYTHONPATH={Path(baseline_src).resolve()}", *FLANK, "run", "--local", "big"]
-        baseline_run = timed(baseline_argv, root, repeat, env)
+        baseline_argv = ["env", f"PYTHONPATH={baseline_tree(baseline_src, tmp)}", *FLANK, "run", "--local", "big"]
+        contenders["baseline"] = (baseline_argv, env)
+    walls = timed_alternated(contenders, root, repeat)
+    flank_run, flank_plan, baseline_run = walls["flank run"], walls["flank plan"], walls.get("baseline")
+    make_q, make_noop, python_start = walls["make -q"], walls["make"], walls["python"]
     config = load_config_file(root / "flank.yml")
     pipeline = config.pipelines["big"]
     order = pipeline.topological_order()
@@ -156,10 +195,6 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
         times.append(time.perf_counter() - t)
     in_process = statistics.median(times)
     assert all(d.action == plan.UP_TO_DATE for d in decided.values()), "not everything is up to date"
-    subprocess.run(["make", "-j2", "-s"], cwd=root, stdout=subprocess.DEVNULL, check=True)  # make's own first build
-    make_q = timed(["make", "-q"], root, repeat)
-    make_noop = timed(["make"], root, repeat)
-    python_start = timed([sys.executable, "-c", "pass"], root, repeat)
     make_cpu = cpu_of(["make"])
 
     def line(what: str, wall: float, argv: list[str] | None) -> None:

@@ -40,6 +40,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "repo"
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+from helpers.baseline_src import baseline_tree  # noqa: E402
 
 GENERATED_FLANK_YML = """\
 persist: [data]
@@ -156,7 +157,7 @@ def main() -> int:
         flank_repo = tmp / "home" / "bench.git"
         baseline_repo = None
         if args.baseline_src:
-            src = str(Path(args.baseline_src).resolve())
+            src = baseline_tree(args.baseline_src, tmp)
             sh(sys.executable, "-m", "flank_ops", "init", "baseline", env={**env, "PYTHONPATH": src})
             baseline_repo = tmp / "home" / "baseline.git"
             for hook in ("pre-receive", "post-receive"):

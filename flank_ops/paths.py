@@ -137,6 +137,12 @@ class Home:
         return self.internal_dir / "grid-columns"
 
     @property
+    def run_uses_dir(self) -> Path:
+        """What a finished run used (its memory over time, its tasks' figures), one file per run
+        (cost/resources.py): the resources page reads these, not its 30 newest records whole."""
+        return self.internal_dir / "run-uses"
+
+    @property
     def s3_site_manifest(self) -> Path:
         """What the last S3 site publish uploaded (key -> size, mtime, md5), to send only changes."""
         return self.internal_dir / "s3-site-manifest.json"

@@ -167,16 +167,17 @@ def _options(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     request = _request(args)
+    deployed: Deployed | None = None  # resolved once (each resolve costs git calls): issue 22
     if request.local_dir is not None:  # issue 28 item 9: setup: runs locally too, as a push runs it
-        local = runner.resolve_deployed(None, request.local_dir)
-        local_setup(local.paths, local.release_dir, local.config)
+        deployed = runner.resolve_deployed(None, request.local_dir)
+        local_setup(deployed.paths, deployed.release_dir, deployed.config)
     scheduled = args.trigger in SCHEDULED_TRIGGERS
     if args.scheduled_at is not None and not scheduled:
         raise UserError(
             "--scheduled-at goes with --trigger schedule (or catchup)", "a manual run stands for no scheduled minute"
         )
     if args.if_due or args.detach or scheduled:
-        deployed = runner.resolve_deployed(request.project, request.local_dir)
+        deployed = deployed or runner.resolve_deployed(request.project, request.local_dir)
         pipeline = runner.find_pipeline(deployed.config, request.pipeline, deployed.paths)
         minute = _scheduled_minute(args)  # the minute cron (or `flank scheduler`) fired for
         if args.if_due and not is_due(pipeline, args.if_due, minute):
@@ -209,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
 
         # --json: the task lines go to stderr, so stdout holds the answer alone
         out = sys.stderr if args.json else sys.stdout
-        outcome = runner.run_pipeline(request, steps=RUN_STEPS, on_run_id=report, out=out)
+        outcome = runner.run_pipeline(request, steps=RUN_STEPS, on_run_id=report, out=out, deployed=deployed)
     except runner.NothingToRerun as nothing:
         _nothing_to_run(args, request, nothing.message)
         return 0

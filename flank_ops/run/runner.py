@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol, TextIO
 
 from flank_ops.config.load import FILENAME
 from flank_ops.config.model import Config, ParamValue, Pipeline
@@ -440,13 +441,15 @@ def run_pipeline(
     steps: RunSteps,
     out: TextIO | None = None,
     on_run_id: Callable[[int], None] | None = None,
+    deployed: Deployed | None = None,
 ) -> Outcome:
-    """Run one pipeline now (the whole of `flank run`). Raises UserError for bad input."""
+    """Run one pipeline now (the whole of `flank run`). Raises UserError for bad input.
+    `deployed`: the request's project as resolve_deployed gave it to the caller, if it has it."""
     out = out or sys.stdout
     from flank_ops.run.makefile import make_executable
 
     make_executable()
-    deployed = resolve_deployed(request.project, request.local_dir)
+    deployed = deployed or resolve_deployed(request.project, request.local_dir)
     paths = deployed.paths
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
     context = run_context(deployed, pipeline)
@@ -635,28 +638,32 @@ def _execute(
             paths, pipeline, deployed.config, deployed.release_dir, selected, forced, param_env(params)
         )
         to_start = _apply_decisions(record, decisions)
-        checked = run_plan.write_checks(
-            run_dir / makefile.PLAN_DIR, pipeline, paths, decisions, run_id, deployed.commit.get("sha") or None
-        )
-        plan = makefile.write_run_plan(
-            run_dir,
-            sub_pipeline(pipeline, to_start),
-            deployed.config,
-            deployed.release_dir,
-            commit=deployed.commit.get("sha") or None,
-            task_env=makefile.spec_environment(env, make_env),
-            checked=checked,
-            cells_run=matrix_from.run_info(
-                paths, run_id, deployed.commit.get("sha") or None, param_env(params), forced
-            ),
-        )
-        make_log = open(run_dir / "make.log", "wb")
+        argv: list[str] = []
+        make_log: BinaryIO | None = None
+        # issue 22: with no task to start (every one up to date) there is no plan to write and no
+        # make to start: starting it cost a no-change run more than the decision itself
+        if to_start:
+            checked = run_plan.write_checks(
+                run_dir / makefile.PLAN_DIR, pipeline, paths, decisions, run_id, deployed.commit.get("sha") or None
+            )
+            plan = makefile.write_run_plan(
+                run_dir,
+                sub_pipeline(pipeline, to_start),
+                deployed.config,
+                deployed.release_dir,
+                commit=deployed.commit.get("sha") or None,
+                task_env=makefile.spec_environment(env, make_env),
+                checked=checked,
+                cells_run=matrix_from.run_info(
+                    paths, run_id, deployed.commit.get("sha") or None, param_env(params), forced
+                ),
+            )
+            argv = makefile.make_command(plan, run_dir, record.concurrency or 1, to_start)
+            make_log = open(run_dir / "make.log", "wb")
     except OSError as exc:
         return _record_not_started(
             deployed, record, run_dir, selected, f"could not prepare the run: {records.disk_error(exc)}", out
         )
-    # no task to start: make runs an empty plan (its `all` has no prerequisites)
-    argv = makefile.make_command(plan, run_dir, record.concurrency or 1, to_start)
 
     commit = deployed.commit.get("short") or "working copy"
     if not commit.endswith(UNCOMMITTED) and commit != "working copy":
@@ -674,61 +681,62 @@ def _execute(
     make_exit: int | None = None
     stopped = False
     write_failed: OSError | None = None
-    with make_log:
-        _stop_signal.disarm()  # a stop while make starts is raised below, once make is there to stop
-        proc = subprocess.Popen(
-            argv,
-            cwd=deployed.release_dir,
-            env=make_env,
-            stdin=subprocess.DEVNULL,
-            stdout=make_log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-        # The run's pages are drawn beside it (site_writer.py): the run has its page as soon as it
-        # starts, and a redraw whenever a task ended. A run with nothing to start (every task up
-        # to date) ends at once and is drawn by its finish: drawing it twice doubled its cost.
-        writer: SiteWriter | None = None
-        asked = time.monotonic()
-        try:
-            # Inside the try: a SIGTERM while its thread starts must still stop make (as any other time).
-            writer = SiteWriter(
-                lambda: _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id)), SITE_REFRESH_EVERY_S
+    if make_log is None:
+        make_exit = 0  # nothing to start: every selected task's result is in the record already
+        _stop_signal.disarm()  # as once make has ended: a late SIGTERM must not cut the final record short
+    else:
+        with make_log:
+            _stop_signal.disarm()  # a stop while make starts is raised below, once make is there to stop
+            proc = subprocess.Popen(
+                argv,
+                cwd=deployed.release_dir,
+                env=make_env,
+                stdin=subprocess.DEVNULL,
+                stdout=make_log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
-            _stop_signal.arm()
-            if to_start:
+            # The run's pages are drawn beside it (site_writer.py): the run has its page as soon as it
+            # starts, and a redraw whenever a task ended.
+            writer: SiteWriter | None = None
+            asked = time.monotonic()
+            try:
+                # Inside the try: a SIGTERM while its thread starts must still stop make (as any other time).
+                writer = SiteWriter(
+                    lambda: _refresh_site(lambda: steps.progress(paths, pipeline.name, run_id)), SITE_REFRESH_EVERY_S
+                )
+                _stop_signal.arm()
                 writer.request()
-            while make_exit is None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    make_exit = proc.wait(timeout=POLL_EVERY_S)
-                changed = expansions.adopt(record, selected) + records.merge_task_results(run_dir, record, selected)
-                _keep_artifacts(deployed, expansions.pipeline, record, run_dir, changed)
-                if not changed:
-                    if make_exit is None and time.monotonic() >= asked + LIVE_TAIL_EVERY_S:
-                        writer.request()  # running tasks' last lines
+                while make_exit is None:
+                    make_exit = _wait_for_exit(proc, POLL_EVERY_S)
+                    changed = expansions.adopt(record, selected) + records.merge_task_results(run_dir, record, selected)
+                    _keep_artifacts(deployed, expansions.pipeline, record, run_dir, changed)
+                    if not changed:
+                        if make_exit is None and time.monotonic() >= asked + LIVE_TAIL_EVERY_S:
+                            writer.request()  # running tasks' last lines
+                            asked = time.monotonic()
+                        continue
+                    _print_progress(record, changed, printed, out)
+                    failure = _save_progress(run_dir, record)
+                    if failure is not None:  # e.g. a full disk: keep running, report once
+                        if write_failed is None:
+                            print(f"flank: could not update run.json: {records.disk_error(failure)}", file=sys.stderr)
+                        write_failed = failure
+                        continue
+                    if make_exit is None:
+                        writer.request()
                         asked = time.monotonic()
-                    continue
-                _print_progress(record, changed, printed, out)
-                failure = _save_progress(run_dir, record)
-                if failure is not None:  # e.g. a full disk: keep running, report once
-                    if write_failed is None:
-                        print(f"flank: could not update run.json: {records.disk_error(failure)}", file=sys.stderr)
-                    write_failed = failure
-                    continue
-                if make_exit is None:
-                    writer.request()
-                    asked = time.monotonic()
-        except (Stopped, KeyboardInterrupt):
-            _stop_signal.disarm()  # a second SIGTERM must not cut this short: make would be left running
-            stopped = True
-            proc.terminate()  # make passes SIGTERM on to the task launchers
-            make_exit = proc.wait()
-        finally:
-            # make has ended: a late SIGTERM must not cut the final record short (it is short work);
-            # a cancel asked from now on is seen by _save_final (the request file)
-            _stop_signal.disarm()
-            if writer is not None:
-                writer.close()  # a draw in progress ends first: it must not land after the final one
+            except (Stopped, KeyboardInterrupt):
+                _stop_signal.disarm()  # a second SIGTERM must not cut this short: make would be left running
+                stopped = True
+                proc.terminate()  # make passes SIGTERM on to the task launchers
+                make_exit = proc.wait()
+            finally:
+                # make has ended: a late SIGTERM must not cut the final record short (it is short work);
+                # a cancel asked from now on is seen by _save_final (the request file)
+                _stop_signal.disarm()
+                if writer is not None:
+                    writer.close()  # a draw in progress ends first: it must not land after the final one
 
     expansions.adopt(record, selected)
     records.merge_task_results(run_dir, record, selected)
@@ -751,6 +759,23 @@ def _execute(
         (run_dir / "make.log").unlink(missing_ok=True)  # never keep a secret we could not mask
     _save_final(paths, run_dir, record)
     return Outcome(record, 0 if record.status == RunStatus.SUCCESS else (130 if stopped else 1))
+
+
+def _wait_for_exit(proc: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+    """make's exit status as soon as it exits, or None after `timeout_s`. Popen.wait(timeout)
+    polls with sleeps of up to 50 ms, which every run paid once more at its end (issue 22);
+    a pidfd wakes at the exit itself."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # an old kernel, or make reaped already
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return proc.wait(timeout=timeout_s)
+        return None
+    try:
+        select.select([pidfd], [], [], timeout_s)
+    finally:
+        os.close(pidfd)
+    return proc.poll()
 
 
 def _apply_decisions(record: RunRecord, decisions: dict[str, Decision]) -> list[str]:

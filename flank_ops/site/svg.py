@@ -98,13 +98,27 @@ def dag_svg(nodes: Sequence[DagNode], title: str = "Task graph", cache_dir: Path
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
         f"<title>{_e(title)}</title>",
     ]
-    for edge in lay.edges:
-        parts.append(_edge(edge))
+    parts.append(_edges(lay))
     by_name = {n.name: n for n in nodes}
     for name, box in lay.boxes.items():
         parts.append(_node(by_name[name], box))
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+# A layout's arrows, drawn once per process (issue 22): they never change with a run's statuses,
+# and a run's final draw shows them twice (its page, its pipeline's page). The layout is held
+# beside them, so its id is not reused while it is a key here.
+_edges_drawn: dict[int, tuple[dag_layout.Layout, str]] = {}
+
+
+def _edges(lay: dag_layout.Layout) -> str:
+    kept = _edges_drawn.get(id(lay))
+    if kept is None:
+        if len(_edges_drawn) >= dag_layout.MEMO_SIZE:
+            _edges_drawn.pop(next(iter(_edges_drawn)))
+        kept = _edges_drawn[id(lay)] = (lay, "".join(_edge(edge) for edge in lay.edges))
+    return kept[1]
 
 
 def _edge(edge: dag_layout.Edge) -> str:

@@ -478,10 +478,17 @@ static void drain_wake_pipe(void) {
     }
 }
 
-static void exec_task(const struct spec *spec, int out_fd) {
+/* In the vfork child: it shares the launcher's memory until it execs, so it touches no
+ * global and runs none of the launcher's handlers (they would write its stop_signal): every
+ * signal is blocked across vfork, set back to default here, and only then unblocked. */
+static void exec_task(const struct spec *spec, int out_fd, const sigset_t *mask) {
+    static const int reset[] = {SIGCHLD, SIGPIPE, SIGTERM, SIGINT, SIGHUP};
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof reset / sizeof *reset; i++) sigaction(reset[i], &dfl, NULL);
+    sigprocmask(SIG_SETMASK, mask, NULL);
     setpgid(0, 0);
-    signal(SIGCHLD, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
     int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd >= 0) dup2(null_fd, 0);
     dup2(out_fd, 1);
@@ -508,10 +515,17 @@ static void run_attempt(const struct spec *spec, struct task_log *log, const str
     int out_pipe[2] = {-1, -1};
     if (pipe2(out_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
 
-    pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
-    if (pid == 0) exec_task(spec, out_pipe[1]);
-    setpgid(pid, pid); /* also here: no race with the kill below */
+    /* vfork, not fork: the launcher waits while the task starts instead of racing it for a
+     * CPU; ~0.9 ms less per task on a busy 2-core machine (bench/overhead.py, issue 22) */
+    sigset_t all, mask;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &mask);
+    pid_t pid = vfork();
+    if (pid == 0) exec_task(spec, out_pipe[1], &mask);
+    int fork_errno = errno;
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+    if (pid < 0) die("fork: %s", strerror(fork_errno));
+    /* the child is in its own process group already: vfork returns once it has exec'd (or died) */
     close(out_pipe[1]);
 
     memset(result, 0, sizeof *result);

@@ -73,6 +73,8 @@ def test_second_run_of_an_unchanged_pipeline_executes_nothing(tmp_path: Path) ->
     for name in ALL:
         assert f"  {name:<20} up_to_date" in out
     assert not list((runs_dir() / "2" / "logs").glob("*.log"))  # nothing was started
+    # issue 22: not even make (its start cost a no-change run more than the decision did)
+    assert not (runs_dir() / "2" / "make.log").exists() and (runs_dir() / "1" / "make.log").exists()
     # the fingerprints are plain files a person can read, outside releases and runs
     state = json.loads(
         (Path(os.environ["FLANK_HOME"]) / "demo" / "fingerprints" / "nightly" / "model.json").read_text()
