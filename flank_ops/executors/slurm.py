@@ -230,7 +230,12 @@ class SlurmBackend:
             script.unlink(missing_ok=True)
             raise _error(proc, "sbatch refused the job")
         job_id = proc.stdout.strip().split(";")[0]
-        self.outputs[job_id] = Path(output.replace("%j", job_id))
+        self._track(folder, job_id, Path(output.replace("%j", job_id)), env_file)
+        return job_id
+
+    def _track(self, folder: Path, job_id: str, output: Path, env_file: Path | None) -> None:
+        """From now on this process waits for the job: its output, its environment file, the shared poll."""
+        self.outputs[job_id] = output
         if self.shared_poll:
             if self.shared is None:
                 self.shared = SharedPoll(
@@ -240,8 +245,35 @@ class SlurmBackend:
                 self.shared.register(job_id)
             except OSError:
                 self.shared = None  # the task asks about its job on its own
-        self.env_files[job_id] = env_file
-        return job_id
+        if env_file is not None:
+            self.env_files[job_id] = env_file
+
+    # --- adoption (issue 26): a new runner takes over the jobs of a run whose runner died -------------
+
+    def find_job(self, name: str) -> str | None:
+        """The newest job slurmctld still knows (queued, running, or just ended) named `name`; None when
+        there is none (it never got in, or ended long enough ago to be purged: MinJobAge)."""
+        proc = _run(["squeue", "-h", "-t", "all", "-o", "%i|%j"])
+        if proc.returncode != 0:
+            raise _error(proc, "squeue failed")
+        ids = []
+        for line in proc.stdout.splitlines():
+            job_id, _, job_name = line.strip().partition("|")
+            if job_name == name and job_id.isdigit():
+                ids.append(int(job_id))
+        return str(max(ids)) if ids else None
+
+    def attach(self, job: JobRequest, job_id: str) -> None:
+        """Wait for job `job_id` of `job` (submitted by a launcher that is gone) as if submitted here:
+        its output file, and the environment file its script reads (removed once it ends)."""
+        folder = Path(job.run_dir) / JOBS_DIR
+        env_file = None
+        proc = _run(["scontrol", "show", "job", "-o", job_id])
+        if proc.returncode == 0 and proc.stdout.strip():
+            command = _job_fields(proc.stdout).get("Command", "")
+            if command.endswith(".sh"):
+                env_file = Path(command[: -len(".sh")] + ".env")
+        self._track(folder, job_id, folder / f"{job.task}-{job_id}.out", env_file)
 
     # --- state -------------------------------------------------------------------------
 
