@@ -161,7 +161,7 @@ def _left_jobs(paths: ProjectPaths, config: Config) -> list[str]:
             record = records.read_record(run_dir)
         except (OSError, ValueError):
             continue
-        if record.status == "interrupted" and (live := live_jobs(run_dir, record)):
+        if record.status == "interrupted" and (live := live_jobs(run_dir, record, adoptable_only=True)):
             lines.append(f"{paths.name} {name} #{run_id} interrupted — {left_running_text(paths, record, live)}")
     return lines
 

@@ -65,6 +65,13 @@ class Backend(Protocol):
     def check(self) -> list[str]: ...
 
 
+def can_adopt(backend: object) -> bool:
+    """issue 26: whether the engine's jobs can be found by name and waited for by another launcher
+    (`find_job(name) -> job id | None`, `attach(job, job id)`: Slurm). A dead runner's jobs on an
+    engine that cannot are cancelled, as before."""
+    return hasattr(backend, "find_job") and hasattr(backend, "attach")
+
+
 class BackendError(Exception):
     """The engine could not be reached or refused a call; the message says it in words
     (remote.py writes it into the task's log and fails the task). `transient`: the engine

@@ -3,7 +3,8 @@
 A runner killed with SIGKILL (or a VM that rebooted) leaves its tasks' jobs on the cluster. The next
 `flank status`/`flank run` marks the run interrupted (records.reconcile, handed `dead_run_hook` by
 the reader) and, through this, looks for its live jobs (named `flank-<project>-<pipeline>-<run>-*`)
-on the executors its tasks used. Live jobs are left alone (issue 26 item 6, adopt, don't cancel):
+on the executors its tasks used. Live jobs on an engine flank can re-attach to (Slurm) are left
+alone (issue 26 item 6, adopt, don't cancel; those on AWS Batch are still cancelled):
 the run's summary says how many and how to go on (`flank run … --resume N` re-attaches to them;
 the catch-up at boot does it by itself), `flank cancel … N` cancels them. Their environment files
 stay until each job has read its own; when no job of the run is left, every environment file goes
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flank_ops.errors import UserError
-from flank_ops.executors.base import BackendError, job_name_prefix
+from flank_ops.executors.base import BackendError, can_adopt, job_name_prefix
 from flank_ops.hints import flank_command
 from flank_ops.paths import ProjectPaths
 from flank_ops.store.records import DeadRunHook, RunRecord
@@ -41,16 +42,19 @@ def _engines(run_dir: Path, record: RunRecord) -> list[str]:
     return sorted(kinds)
 
 
-def live_jobs(run_dir: Path, record: RunRecord) -> dict[str, list[str]]:
-    """The run's jobs still queued or running, by executor ({"slurm": [ids]}); an engine that cannot
-    be asked counts as having none."""
+def live_jobs(run_dir: Path, record: RunRecord, adoptable_only: bool = False) -> dict[str, list[str]]:
+    """The run's jobs still queued or running, by executor ({"slurm": [ids]}) (`adoptable_only`: on
+    engines a resume re-attaches to); an engine that cannot be asked counts as having none."""
     from flank_ops.executors import backend
 
     prefix = job_name_prefix(record.project, record.pipeline, str(record.run_id))
     live: dict[str, list[str]] = {}
     for kind in _engines(run_dir, record):
         try:
-            ids = backend(kind, {}).jobs_of_run(prefix)
+            engine = backend(kind, {})
+            if adoptable_only and not can_adopt(engine):
+                continue
+            ids = engine.jobs_of_run(prefix)
         except (BackendError, ValueError, OSError):
             continue
         if ids:
@@ -107,7 +111,18 @@ def dead_run_hook(paths: ProjectPaths) -> DeadRunHook:
     (the project's secrets read only then)."""
 
     def on_dead(run_dir: Path, record: RunRecord) -> str | None:
+        from flank_ops.executors import backend
+
         live = live_jobs(run_dir, record)
+        for kind in list(live):
+            try:
+                engine = backend(kind, {})
+                if can_adopt(engine):
+                    continue
+                for job_id in live.pop(kind):  # an engine whose jobs cannot be adopted (Batch): cancelled
+                    engine.cancel(job_id)
+            except (BackendError, ValueError, OSError):
+                continue
         if live:
             return left_running_text(paths, record, live)
         clean_up_after_jobs(run_dir, _project_secrets(paths))

@@ -35,7 +35,15 @@ from typing import Any
 
 from flank_ops.clock import now_iso
 from flank_ops.errors import UserError
-from flank_ops.executors.base import Backend, BackendError, JobRequest, JobState, executor_record, job_name
+from flank_ops.executors.base import (
+    Backend,
+    BackendError,
+    JobRequest,
+    JobState,
+    can_adopt,
+    executor_record,
+    job_name,
+)
 from flank_ops.task.secrets import SecretMasker, secret_values_from_env
 from flank_ops.task.task_exec import EXIT_TIMED_OUT, MAKE_VARIABLES, TaskLog, TaskSpec, _write_result
 
@@ -58,11 +66,6 @@ MAX_SPOT_RETRIES = 3
 
 def spot_taken_back(kind: str, state: JobState | None) -> bool:
     return kind == "batch" and state is not None and bool(SPOT_REASON.match(state.reason or ""))
-
-
-def can_adopt(backend: Backend) -> bool:
-    """Whether the engine's jobs can be found by name and waited for by another launcher (Slurm)."""
-    return hasattr(backend, "find_job") and hasattr(backend, "attach")
 
 
 def read_marker(run_dir: str, task: str, job_id: str) -> Path:

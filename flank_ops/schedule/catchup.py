@@ -141,7 +141,7 @@ def runs_to_resume(paths: ProjectPaths, pipeline: str) -> list[int]:
             record = records.read_record(run_dir)
         except (OSError, ValueError):
             continue
-        if record.status == records.RunStatus.INTERRUPTED and live_jobs(run_dir, record):
+        if record.status == records.RunStatus.INTERRUPTED and live_jobs(run_dir, record, adoptable_only=True):
             found.append(run_id)
     return found
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,15 @@ FLANK_YML = (
     f"      long: {{run: '{GATED}'}}\n"
     "      report: {run: 'echo report ran', needs: long, executor: local}\n"
 )
+
+
+@pytest.fixture(autouse=True)
+def no_job_left(slurm) -> Iterator[None]:
+    """A test that fails half-way must not leave its job to the next test (same name on the same cluster)."""
+    yield
+    env = {**os.environ, **slurm.env}
+    subprocess.run(["scancel", "--name", JOB], env=env, capture_output=True, check=False)
+    wait_for(lambda: JOB not in squeue_names(slurm), "the test's job to leave the queue")
 
 
 def log_of(task: str) -> str:
@@ -62,12 +73,12 @@ def test_a_killed_runners_job_goes_on_and_resume_adopts_it_and_finishes_the_run(
     tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = kill_runner_mid_job(tmp_path, monkeypatch)
-    job_id = record(1)["tasks"]["long"]["executor"]["job_id"]
     assert JOB in squeue_names(slurm)  # not cancelled
     assert "flank run demo nightly --resume 1" in log_of("long")
 
     status = run_flank("status", "demo")
     rec = record(1)
+    job_id = rec["tasks"]["long"]["executor"]["job_id"]
     assert rec["status"] == "interrupted"
     assert "1 job still running on slurm: flank run demo nightly --resume 1" in rec["summary"]
     assert "1 job still running on slurm" in status.stdout + status.stderr
@@ -121,3 +132,22 @@ def test_cancel_of_the_interrupted_run_cancels_the_jobs_it_left(
     again = run_flank("run", "demo", "nightly", "--resume", "1")
     assert again.returncode == 1 and "only an interrupted run can be resumed" in again.stderr
     assert "--rerun 1" in again.stderr
+
+
+def test_the_catch_up_at_boot_resumes_a_run_whose_jobs_went_on(
+    tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = kill_runner_mid_job(tmp_path, monkeypatch)
+    out = run_flank("catchup", "demo", "--boot")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "resuming demo nightly #1 (its jobs are still on the cluster)" in out.stdout
+    wait_for(lambda: "re-attached to job" in log_of("long"), "the resumed runner to re-attach")
+    (gate / "middle").write_text("")
+    (gate / "end").write_text("")
+    wait_for(lambda: record(1)["status"] == "success", "run 1 to finish", timeout=120)
+    text = log_of("long")
+    for line in ("before the runner died", "while nobody watched", "after the resume"):
+        assert text.count(line) == 1, text
+    assert record(1)["tasks"]["report"]["status"] == "success"
+    again = run_flank("catchup", "demo", "--boot")
+    assert "resuming" not in again.stdout  # nothing left to resume

@@ -213,7 +213,8 @@ def test_the_run_page_shows_where_each_task_ran(tmp_path: Path, slurm, flank_hom
         assert text in row
 
 
-def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tmp_path: Path, slurm) -> None:
+def test_a_dead_runners_jobs_are_left_running_until_the_interrupted_run_is_cancelled(tmp_path: Path, slurm) -> None:
+    """issue 26 item 6: adopt, don't cancel (tests/executors/slurm_adopt_test.py resumes such a run)."""
     from flank_ops.executors.base import JobRequest, job_name
     from flank_ops.executors.slurm import SlurmBackend
     from flank_ops.paths import Home
@@ -263,7 +264,13 @@ def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tm
     out = run_flank("status", "demo")
     assert out.returncode in (0, 1), out.stderr
     assert record(7)["status"] == "interrupted" and record(7)["tasks"]["t"]["status"] == "interrupted"
+    assert "1 job still running on slurm: flank run demo nightly --resume 7" in record(7)["summary"]
+    assert name in squeue_names(slurm)  # left for a new runner to adopt
+    out = run_flank("cancel", "demo", "nightly", "7")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"cancelled (1 job it left running cancelled: {job_id})" in out.stdout
     wait_for(lambda: name not in squeue_names(slurm), "the dead runner's job to be cancelled")
+    assert record(7)["status"] == "cancelled"
 
 
 def test_doctor_checks_the_cluster_and_the_partition(tmp_path: Path, slurm, flank_home: Path) -> None:
@@ -343,7 +350,8 @@ def test_a_full_cluster_shows_the_task_queued_with_slurms_reason_until_it_starts
 
 def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -> None:
     """issue 20 item 2: the runner was killed (kill -9, its launcher too) while a job with a secret
-    waited in the queue and another printed it; the interrupted-run detection cancels the jobs,
+    waited in the queue and another printed it. The interrupted-run detection leaves the jobs for a
+    resume (issue 26: the queued one still needs its env file); cancelling the run cancels them,
     removes the env file and masks the raw output."""
     from flank_ops.executors.base import JobRequest, job_name
     from flank_ops.executors.slurm import SlurmBackend
@@ -419,6 +427,9 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
     out = run_flank("status", "demo")
     assert out.returncode in (0, 1), out.stderr
     assert record(3)["status"] == "interrupted"
+    assert "2 jobs still running on slurm" in out.stdout
+    assert list((run_dir / "jobs").glob("*.env"))  # the queued job reads it when it starts
+    assert run_flank("cancel", "demo", "nightly", "3").returncode == 0
     assert not list((run_dir / "jobs").glob("*.env"))
     outputs = list((run_dir / "jobs").glob("talker-*.out"))
     assert outputs and all("s3cr3t-value" not in p.read_text() for p in outputs)
