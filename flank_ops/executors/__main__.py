@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
         return run_local(spec, spec_path, run_dir, launcher)
     from flank_ops.executors.remote import run_remote
 
-    return run_remote(spec, run_dir)
+    return run_remote(spec, run_dir, spec_path)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,18 @@ class Loop:
         self.declared = {"memory_mb": spec.memory_mb or None, "cpus": spec.cpus or None}
         self.failure = ""  # why the last attempt failed, when no exit code says it
         self.adopt: tuple[str, int] | None = None  # issue 26: (job id, its output's bytes in the log) to re-attach to
+        self.array_cells: list[TaskSpec] | None = None  # issue 26: the matrix task's instances, sent as one job array
+
+    def submit(self, attempt: int) -> str:
+        """The job of this attempt: the instance's element of its matrix task's job array (the first
+        attempt, when the instances go as one array: slurm_array.py), else a job of its own."""
+        if attempt == 1 and self.array_cells is not None:
+            from flank_ops.executors.slurm_array import member_job
+
+            job_id = member_job(self.backend, self.job, self.array_cells, self.spec.max_parallel)
+            self.array_cells = None
+            return job_id
+        return self.backend.submit(self.job)
 
     def leave_job(self) -> bool:
         """Stopped: leave the job running for a new runner (not a cancel, not Ctrl-C)?"""
@@ -133,8 +145,10 @@ class Loop:
         except BackendError as exc:
             self.say(f"could not look for job {self.job.name} on {self.backend.kind}: {exc}")
             return None
+        known = (old.get("executor") or {}).get("job_id")
+        if job_id is None and known and "_" in str(known) and self.backend.knows(str(known)):  # type: ignore[attr-defined]
+            job_id = str(known)  # an element of the matrix task's job array (named after the task)
         if job_id is None:
-            known = (old.get("executor") or {}).get("job_id")
             self.say(
                 f"job {known or self.job.name} of the interrupted run is gone from {self.backend.kind}; "
                 "running the task again"
@@ -191,7 +205,7 @@ class Loop:
             job_id, offset = self.adopt
             self.adopt = None
             try:
-                self.backend.attach(self.job, job_id)  # type: ignore[attr-defined]
+                self.backend.attach(self.job, job_id, self.spec.group)  # type: ignore[attr-defined]
             except BackendError as exc:
                 self.say(f"could not re-attach to job {job_id}: {exc}")
                 self.failure = f"could not re-attach to job {job_id}: {exc}"
@@ -199,7 +213,7 @@ class Loop:
             self.say(f"re-attached to job {job_id} ({self.job.name}) on {kind}; its output goes on from here")
         while not job_id:  # the cluster may be down or full for now: stay queued, ask again
             try:
-                job_id = self.backend.submit(self.job)
+                job_id = self.submit(attempt)
             except BackendError as exc:
                 if not getattr(exc, "transient", False):
                     self.say(f"could not submit the job to {kind}: {exc}")
@@ -501,7 +515,7 @@ def executor_options(kind: str, spec: TaskSpec, env: dict[str, str]) -> dict[str
     return options
 
 
-def run_remote(spec: TaskSpec, run_dir: str) -> int:
+def run_remote(spec: TaskSpec, run_dir: str, spec_path: str | None = None) -> int:
     from flank_ops.executors import backend as make_backend
     from flank_ops.executors.settings import NotConfigured
 
@@ -543,7 +557,12 @@ def run_remote(spec: TaskSpec, run_dir: str) -> int:
         return fail_at_once(spec, run_dir, str(exc))
     except UserError as exc:  # flank.toml unreadable
         return fail_at_once(spec, run_dir, exc.message)
-    return Loop(spec, run_dir, backend, job, wake_r).run()
+    loop = Loop(spec, run_dir, backend, job, wake_r)
+    if spec_path is not None and spec.group:  # issue 26: a matrix task's instances as one Slurm job array
+        from flank_ops.executors.slurm_array import array_cells
+
+        loop.array_cells = array_cells(spec, spec_path)
+    return loop.run()
 
 
 def fail_at_once(spec: TaskSpec, run_dir: str, message: str) -> int:

@@ -95,6 +95,20 @@ def _job_fields(line: str) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in line.split() if "=" in item)
 
 
+def _array_members(fields: dict[str, str]) -> list[str]:
+    """issue 26: the ids `4711_2` a line of `scontrol show job -o` stands for: one element of a job
+    array, or (while they wait) several at once (ArrayTaskId=2-5%2, 1,3)."""
+    array, tasks = fields.get("ArrayJobId"), fields.get("ArrayTaskId")
+    if not array or not tasks:
+        return []
+    members = []
+    for part in tasks.split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit() and (not high or high.isdigit()):
+            members += [f"{array}_{i}" for i in range(int(low), int(high or low) + 1)]
+    return members
+
+
 def _exit_code(text: str) -> int | None:
     """Slurm's ExitCode 'code:signal' -> shell convention."""
     code, _, sig = text.partition(":")
@@ -263,11 +277,20 @@ class SlurmBackend:
                 ids.append(int(job_id))
         return str(max(ids)) if ids else None
 
-    def attach(self, job: JobRequest, job_id: str) -> None:
+    def knows(self, job_id: str) -> bool:
+        """slurmctld still knows job `job_id` (queued, running or just ended)."""
+        proc = _run(["scontrol", "show", "job", "-o", job_id])
+        return proc.returncode == 0 and bool(proc.stdout.strip())
+
+    def attach(self, job: JobRequest, job_id: str, group: str = "") -> None:
         """Wait for job `job_id` of `job` (submitted by a launcher that is gone) as if submitted here:
-        its output file, and the environment file its script reads (removed once it ends)."""
+        its output file, and the environment file its script reads (removed once it ends). A matrix
+        instance's element `4711_2` of its task's (`group`) job array has the array's files."""
         folder = Path(job.run_dir) / JOBS_DIR
         env_file = None
+        if "_" in job_id and group:
+            self._track(folder, job_id, folder / f"{group}-{job_id}.out", None)
+            return
         proc = _run(["scontrol", "show", "job", "-o", job_id])
         if proc.returncode == 0 and proc.stdout.strip():
             command = _job_fields(proc.stdout).get("Command", "")
@@ -296,8 +319,15 @@ class SlurmBackend:
         if proc.returncode != 0:
             raise _error(proc, "scontrol could not tell the jobs' states")
         wanted = set(ids)
-        jobs = (_job_fields(line) for line in proc.stdout.splitlines() if line.startswith("JobId="))
-        return {f["JobId"]: f for f in jobs if f.get("JobId") in wanted}
+        found: dict[str, dict[str, str]] = {}
+        for line in proc.stdout.splitlines():
+            if not line.startswith("JobId="):
+                continue
+            fields = _job_fields(line)
+            for key in (fields.get("JobId", ""), *_array_members(fields)):
+                if key in wanted:
+                    found[key] = fields
+        return found
 
     def _state(self, job_id: str, fields: dict[str, str]) -> JobState:
         state = fields.get("JobState", "UNKNOWN")
@@ -337,6 +367,17 @@ class SlurmBackend:
         if accounted is not None:
             self._forget(job_id)
             return accounted
+        output = self.outputs.get(job_id)
+        if output is not None and "_" in job_id:  # issue 26: an array element purged from slurmctld
+            from flank_ops.executors.slurm_array import exit_code_file
+
+            try:
+                code = int(exit_code_file(output).read_text().strip())
+            except (OSError, ValueError):
+                code = None
+            if code is not None:
+                self._forget(job_id)
+                return JobState(state="COMPLETED" if code == 0 else "FAILED", done=True, exit_code=code)
         self._forget(job_id)
         return JobState(
             state="VANISHED",
@@ -403,6 +444,7 @@ class SlurmBackend:
         if not data and job_id in self.finished:
             # all read: the raw output (secrets unmasked) goes; the task's log holds it, masked
             path.unlink(missing_ok=True)
+            path.with_suffix(".rc").unlink(missing_ok=True)  # an array element's exit code (issue 26)
             del self.outputs[job_id]
         return data
 
