@@ -95,7 +95,6 @@ def member_job(backend: object, job: JobRequest, cells: list[TaskSpec], max_para
     folder = Path(job.run_dir) / JOBS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     names = [c.task for c in cells]
-    index = names.index(job.task)
     state_file = folder / f"{group}.array.json"
     fd = os.open(folder / f"{group}.array.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -104,7 +103,9 @@ def member_job(backend: object, job: JobRequest, cells: list[TaskSpec], max_para
             state = json.loads(state_file.read_text())
         except (OSError, ValueError):
             state = None
-        if state is None or state.get("cells") != names:
+        # the array is submitted once a run: a launcher started again for the run (`flank run --resume`)
+        # finds its instance's element there, whether it ran, runs or waits
+        if state is None or job.task not in (state.get("cells") or []):
             n = 1
             while (folder / f"{group}.a{n}.sh").exists():
                 n += 1
@@ -139,6 +140,7 @@ def member_job(backend: object, job: JobRequest, cells: list[TaskSpec], max_para
             atomic_write_text(state_file, json.dumps(state) + "\n", mode=0o600, durable=False)
     finally:
         os.close(fd)
+    index = state["cells"].index(job.task)
     member = f"{state['job_id']}_{index}"
     env_file = folder / f"{state['stem']}.{index}.env"
     backend._track(folder, member, folder / f"{group}-{member}.out", env_file)

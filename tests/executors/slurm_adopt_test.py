@@ -42,7 +42,7 @@ def no_job_left(slurm) -> Iterator[None]:
     yield
     env = {**os.environ, **slurm.env}
     subprocess.run(["scancel", "--name", JOB], env=env, capture_output=True, check=False)
-    wait_for(lambda: JOB not in squeue_names(slurm), "the test's job to leave the queue")
+    wait_for(lambda: JOB not in squeue_names(slurm), "the test's jobs to leave the queue")
 
 
 def log_of(task: str) -> str:
@@ -151,3 +151,50 @@ def test_the_catch_up_at_boot_resumes_a_run_whose_jobs_went_on(
     assert record(1)["tasks"]["report"]["status"] == "success"
     again = run_flank("catchup", "demo", "--boot")
     assert "resuming" not in again.stdout  # nothing left to resume
+
+
+def test_resume_re_attaches_to_the_elements_of_a_matrix_tasks_job_array(
+    tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    monkeypatch.setenv("GATE", str(gate))
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: slurm\n    concurrency: 2\n    tasks:\n"
+        f"      long: {{run: '{GATED}', matrix: [a, b]}}\n",
+    )
+    proc = start_flank("run", "demo", "nightly")
+    logs = [runs_dir() / "1" / "logs" / f"long[{cell}].log" for cell in "ab"]
+    try:
+        for log in logs:
+            wait_for(lambda log=log: log.exists() and "before the runner died" in log.read_text(), f"{log.name}")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        for log in logs:
+            wait_for(lambda log=log: "stays running on slurm: " in log.read_text(), "the launchers to let go")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert run_flank("status", "demo").returncode == 0
+    ids = [record(1)["tasks"][f"long[{cell}]"]["executor"]["job_id"] for cell in "ab"]
+    assert ids[0].endswith("_0") and ids[1].endswith("_1")  # elements of one array
+    resumed = start_flank("run", "demo", "nightly", "--resume", "1")
+    try:
+        for log in logs:
+            wait_for(lambda log=log: "re-attached to job" in log.read_text(), "the resumed runner to re-attach")
+        (gate / "middle").write_text("")
+        (gate / "end").write_text("")
+        out, err = resumed.communicate(timeout=120)
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+    assert resumed.returncode == 0, out + err
+    rec = record(1)
+    assert rec["status"] == "success"
+    for cell, job_id, log in zip("ab", ids, logs, strict=True):
+        assert rec["tasks"][f"long[{cell}]"]["executor"]["job_id"] == job_id
+        text = log.read_text()
+        for line in ("before the runner died", "while nobody watched", "after the resume"):
+            assert text.count(line) == 1, text
+        assert text.count("submitted to slurm as job") == 1
