@@ -820,8 +820,10 @@ def _execute(
         _record_stop(record, run_dir)
     else:
         records.conclude(record, selected, make_exit)
-    # issue 26: a stop that was no cancel left the run's cluster jobs running: said, with how to go on
-    left = dead_run_hook(paths)(run_dir, record) if record.status == RunStatus.INTERRUPTED else None
+    # issue 26: a stop that was no cancel left the run's cluster jobs running: said, with how to go on;
+    # when none is left, what its jobs left goes (environment files, secrets in raw outputs)
+    left = dead_run_hook(paths)(run_dir, record) if (run_dir / "jobs").is_dir() else None
+    left = left if record.status == RunStatus.INTERRUPTED else None
     _keep_artifacts(deployed, pipeline, record, run_dir, selected)
     _explain_missing_inputs(deployed, pipeline, record, run_dir, selected)
     _print_progress(record, selected, printed, out)

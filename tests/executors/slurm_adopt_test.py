@@ -198,3 +198,28 @@ def test_resume_re_attaches_to_the_elements_of_a_matrix_tasks_job_array(
         for line in ("before the runner died", "while nobody watched", "after the resume"):
             assert text.count(line) == 1, text
         assert text.count("submitted to slurm as job") == 1
+
+
+def test_a_runner_stopped_by_a_shutdown_leaves_its_jobs_and_says_how_to_resume(
+    tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM without `flank cancel` (the VM shutting down): the run ends interrupted, its job goes on."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    monkeypatch.setenv("GATE", str(gate))
+    deploy(tmp_path, FLANK_YML)
+    proc = start_flank("run", "demo", "nightly")
+    try:
+        wait_for(lambda: (runs_dir() / "1" / "logs" / "long.log").exists(), "the task's log")
+        wait_for(lambda: "before the runner died" in log_of("long"), "the job's first line in the log")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    rec = record(1)
+    assert rec["status"] == "interrupted" and rec["tasks"]["long"]["status"] == "interrupted"
+    assert rec["summary"].endswith("; 1 job still running on slurm: flank run demo nightly --resume 1")
+    assert JOB in squeue_names(slurm)
+    assert list((runs_dir() / "1" / "jobs").glob("*.sh"))  # its files stay for the resume
