@@ -457,7 +457,8 @@ class SlurmBackend:
             env_file.unlink(missing_ok=True)
 
     def jobs_of_run(self, name_prefix: str) -> list[str]:
-        proc = _run(["squeue", "-h", "-o", "%i|%j"])
+        # queued or running, not ending (a job cancelled a moment ago is COMPLETING: not left running)
+        proc = _run(["squeue", "-h", "-t", "pending,configuring,running,suspended,requeued,resizing", "-o", "%i|%j"])
         if proc.returncode != 0:
             raise _error(proc, "squeue failed")
         ids = []
