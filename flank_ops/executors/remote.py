@@ -109,9 +109,11 @@ class Loop:
         """The job of this attempt: the instance's element of its matrix task's job array (the first
         attempt, when the instances go as one array: slurm_array.py), else a job of its own."""
         if attempt == 1 and self.array_cells is not None:
+            from flank_ops.executors.slurm import SlurmBackend
             from flank_ops.executors.slurm_array import member_job
 
-            job_id = member_job(self.backend, self.job, self.array_cells, self.spec.max_parallel)
+            assert isinstance(self.backend, SlurmBackend)
+            job_id = member_job(self.backend, self.job, self.array_cells, self.spec.max_parallel, task_environment)
             self.array_cells = None
             return job_id
         return self.backend.submit(self.job)

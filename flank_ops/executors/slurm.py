@@ -369,10 +369,8 @@ class SlurmBackend:
             return accounted
         output = self.outputs.get(job_id)
         if output is not None and "_" in job_id:  # issue 26: an array element purged from slurmctld
-            from flank_ops.executors.slurm_array import exit_code_file
-
-            try:
-                code = int(exit_code_file(output).read_text().strip())
+            try:  # its exit code, written by its script beside its output (slurm_array.py)
+                code = int(output.with_suffix(".rc").read_text().strip())
             except (OSError, ValueError):
                 code = None
             if code is not None:

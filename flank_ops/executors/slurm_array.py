@@ -24,10 +24,17 @@ import fcntl
 import json
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flank_ops.executors.base import BackendError, JobRequest
 from flank_ops.task.task_exec import TaskSpec, read_spec_file
+
+if TYPE_CHECKING:
+    from flank_ops.executors.slurm import SlurmBackend
+
+Environment = Callable[[TaskSpec], tuple[dict[str, str], dict[str, str]]]
 
 JOBS_DIR = "jobs"
 
@@ -84,13 +91,14 @@ def array_script(folder: Path, stem: str, cwd: str, command: str, group: str) ->
     )
 
 
-def member_job(backend: object, job: JobRequest, cells: list[TaskSpec], max_parallel: int) -> str:
+def member_job(
+    backend: SlurmBackend, job: JobRequest, cells: list[TaskSpec], max_parallel: int, environment: Environment
+) -> str:
     """Instance `job.task`'s element of its matrix task's array (`4711_2`), the array submitted by
-    whichever instance launcher comes first. Raises BackendError as submit does."""
-    from flank_ops.executors.remote import task_environment
-    from flank_ops.executors.slurm import SlurmBackend, _error, _run, env_file_text
+    whichever instance launcher comes first; `environment(spec)`: an instance's (env, secrets) as its
+    launcher gives them (remote.task_environment). Raises BackendError as submit does."""
+    from flank_ops.executors.slurm import _error, _run, env_file_text
 
-    assert isinstance(backend, SlurmBackend)
     group = cells[0].group
     folder = Path(job.run_dir) / JOBS_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,7 +120,7 @@ def member_job(backend: object, job: JobRequest, cells: list[TaskSpec], max_para
             stem = f"{group}.a{n}"
             env_files = []
             for i, cell in enumerate(cells):
-                env, secrets = task_environment(cell)
+                env, secrets = environment(cell)
                 path = folder / f"{stem}.{i}.env"
                 efd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
                 with open(efd, "w", encoding="utf-8") as f:
@@ -145,8 +153,3 @@ def member_job(backend: object, job: JobRequest, cells: list[TaskSpec], max_para
     env_file = folder / f"{state['stem']}.{index}.env"
     backend._track(folder, member, folder / f"{group}-{member}.out", env_file)
     return member
-
-
-def exit_code_file(output: Path) -> Path:
-    """jobs/<task>-4711_2.rc beside jobs/<task>-4711_2.out."""
-    return output.with_suffix(".rc")
