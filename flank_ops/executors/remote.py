@@ -103,19 +103,20 @@ class Loop:
         self.declared = {"memory_mb": spec.memory_mb or None, "cpus": spec.cpus or None}
         self.failure = ""  # why the last attempt failed, when no exit code says it
         self.adopt: tuple[str, int] | None = None  # issue 26: (job id, its output's bytes in the log) to re-attach to
-        self.array_cells: list[TaskSpec] | None = None  # issue 26: the matrix task's instances, sent as one job array
+        self.array_spec: str | None = None  # issue 26: a Slurm matrix instance's spec file (its task's job array)
 
     def submit(self, attempt: int) -> str:
         """The job of this attempt: the instance's element of its matrix task's job array (the first
         attempt, when the instances go as one array: slurm_array.py), else a job of its own."""
-        if attempt == 1 and self.array_cells is not None:
+        if attempt == 1 and self.array_spec is not None:
             from flank_ops.executors.slurm import SlurmBackend
             from flank_ops.executors.slurm_array import member_job
 
-            assert isinstance(self.backend, SlurmBackend)
-            job_id = member_job(self.backend, self.job, self.array_cells, self.spec.max_parallel, task_environment)
-            self.array_cells = None
-            return job_id
+            spec_path, self.array_spec = self.array_spec, None  # asked once: a refused array is not asked again
+            if isinstance(self.backend, SlurmBackend):
+                job_id = member_job(self.backend, self.job, self.spec, spec_path, task_environment)
+                if job_id is not None:
+                    return job_id
         return self.backend.submit(self.job)
 
     def leave_job(self) -> bool:
@@ -560,10 +561,8 @@ def run_remote(spec: TaskSpec, run_dir: str, spec_path: str | None = None) -> in
     except UserError as exc:  # flank.toml unreadable
         return fail_at_once(spec, run_dir, exc.message)
     loop = Loop(spec, run_dir, backend, job, wake_r)
-    if spec_path is not None and spec.group:  # issue 26: a matrix task's instances as one Slurm job array
-        from flank_ops.executors.slurm_array import array_cells
-
-        loop.array_cells = array_cells(spec, spec_path)
+    if spec_path is not None and spec.group and spec.executor == "slurm":  # issue 26: one Slurm job array
+        loop.array_spec = spec_path
     return loop.run()
 
 

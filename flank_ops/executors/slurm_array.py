@@ -92,17 +92,24 @@ def array_script(folder: Path, stem: str, cwd: str, command: str, group: str) ->
 
 
 def member_job(
-    backend: SlurmBackend, job: JobRequest, cells: list[TaskSpec], max_parallel: int, environment: Environment
-) -> str:
-    """Instance `job.task`'s element of its matrix task's array (`4711_2`), the array submitted by
-    whichever instance launcher comes first; `environment(spec)`: an instance's (env, secrets) as its
-    launcher gives them (remote.task_environment). Raises BackendError as submit does."""
+    backend: SlurmBackend,
+    job: JobRequest,
+    spec: TaskSpec,
+    spec_path: str,
+    environment: Environment,
+) -> str | None:
+    """Instance `job.task`'s element of its matrix task's job array (`4711_2`), the array submitted by
+    whichever instance launcher comes first; None when the instances do not go as one array (the
+    launcher submits a job of its own). `environment(spec)`: an instance's (env, secrets) as its
+    launcher gives them (remote.task_environment). Only the first launcher lists the instances; the
+    others read jobs/<task>.array.json. An array sbatch refused (or unreachable) is said once: every
+    instance then goes as a job of its own, never both."""
     from flank_ops.executors.slurm import _error, _run, env_file_text
+    from flank_ops.fileio import atomic_write_text
 
-    group = cells[0].group
+    group = spec.group
     folder = Path(job.run_dir) / JOBS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    names = [c.task for c in cells]
     state_file = folder / f"{group}.array.json"
     fd = os.open(folder / f"{group}.array.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -113,7 +120,14 @@ def member_job(
             state = None
         # the array is submitted once a run: a launcher started again for the run (`flank run --resume`)
         # finds its instance's element there, whether it ran, runs or waits
+        if state is not None and not state.get("job_id"):
+            return None  # decided: no array
         if state is None or job.task not in (state.get("cells") or []):
+            cells = array_cells(spec, spec_path)
+            if cells is None:
+                atomic_write_text(state_file, json.dumps({"job_id": None}) + "\n", mode=0o600, durable=False)
+                return None
+            names = [c.task for c in cells]
             n = 1
             while (folder / f"{group}.a{n}.sh").exists():
                 n += 1
@@ -130,21 +144,18 @@ def member_job(
             script.write_text(array_script(folder, stem, job.cwd, job.command, group))
             output = str(folder / f"{group}-%A_%a.out")
             argv = backend.sbatch_argv(job._replace(name=job.name.removesuffix(job.task) + group), script, output)
-            throttle = f"%{max_parallel}" if max_parallel else ""
+            throttle = f"%{spec.max_parallel}" if spec.max_parallel else ""
             argv.insert(1, f"--array=0-{len(cells) - 1}{throttle}")
             try:
                 proc = _run(argv)
+                if proc.returncode != 0:
+                    raise _error(proc, "sbatch refused the job array")
             except BackendError:
                 for path in [*env_files, script]:
                     path.unlink(missing_ok=True)
+                atomic_write_text(state_file, json.dumps({"job_id": None}) + "\n", mode=0o600, durable=False)
                 raise
-            if proc.returncode != 0:
-                for path in [*env_files, script]:
-                    path.unlink(missing_ok=True)
-                raise _error(proc, "sbatch refused the job array")
             state = {"job_id": proc.stdout.strip().split(";")[0], "cells": names, "stem": stem}
-            from flank_ops.fileio import atomic_write_text
-
             atomic_write_text(state_file, json.dumps(state) + "\n", mode=0o600, durable=False)
     finally:
         os.close(fd)
