@@ -30,6 +30,7 @@ import re
 import select
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -383,6 +384,9 @@ class Loop:
             self.adopt = (job_id, size)
             first = int(old.get("attempt") or old.get("attempts") or 1)
             self.started_at = str(old.get("started_at") or self.started_at)
+            with contextlib.suppress(ValueError, TypeError):  # its duration counts from its first start
+                since = datetime.now(UTC) - datetime.fromisoformat(self.started_at)
+                self.t0 = time.monotonic() - max(0.0, since.total_seconds())
         for attempt in range(first, attempts_allowed + 1):
             if attempt > first:
                 self.say(f"attempt {attempt} of {attempts_allowed} after {delay:g}s")

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,7 @@ def test_a_killed_runners_job_goes_on_and_resume_adopts_it_and_finishes_the_run(
         lambda: any("while nobody watched" in p.read_text() for p in jobs.glob("long-*.out")),
         "the job's output while nobody watched",
     )
+    resume_started = datetime.now(UTC)
     resumed = start_flank("run", "demo", "nightly", "--resume", "1")
     try:
         wait_for(lambda: "while nobody watched" in log_of("long"), "the resumed runner to stream the job's output")
@@ -105,6 +107,8 @@ def test_a_killed_runners_job_goes_on_and_resume_adopts_it_and_finishes_the_run(
     assert rec["status"] == "success", rec["summary"]
     long = rec["tasks"]["long"]
     assert long["status"] == "success" and long["executor"]["job_id"] == job_id  # the same job, adopted
+    first_start = datetime.fromisoformat(long["started_at"])
+    assert long["duration_s"] >= (resume_started - first_start).total_seconds()  # counted from its first start
     assert rec["tasks"]["report"]["status"] == "success"
     text = log_of("long")
     for line in ("before the runner died", "while nobody watched", "after the resume"):
