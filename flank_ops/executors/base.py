@@ -47,6 +47,7 @@ class JobState(NamedTuple):
     queue: str | None = None  # partition or job queue
     max_rss_kb: int | None = None  # when the engine accounts it (Slurm: sacct)
     reason: str | None = None  # why it waits or failed, in the engine's words ("Resources", "vanished ...")
+    run_s: float | None = None  # issue 26: how long it has run, when the engine says (Slurm: RunTime)
 
 
 class Backend(Protocol):

@@ -303,7 +303,8 @@ class Loop:
                     )
                 if not running_written and (state.host or state.done):
                     running_written = True
-                    running_since = time.monotonic()
+                    # an adopted job has run a while already: `timeout:` counts that too (issue 26)
+                    running_since = time.monotonic() - ((state.run_s or 0.0) if adopted else 0.0)
                     self.write(
                         {
                             "status": "running",

@@ -109,6 +109,18 @@ def _array_members(fields: dict[str, str]) -> list[str]:
     return members
 
 
+def _seconds(text: str) -> float | None:
+    """Slurm's [D-]HH:MM:SS (RunTime) in seconds; None when it is not one."""
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    if not days.isdigit() and days or not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return float(seconds + int(days or 0) * 86400)
+
+
 def _exit_code(text: str) -> int | None:
     """Slurm's ExitCode 'code:signal' -> shell convention."""
     code, _, sig = text.partition(":")
@@ -344,6 +356,7 @@ class SlurmBackend:
             queue=fields.get("Partition") or None,
             max_rss_kb=self._max_rss(job_id) if done else None,
             reason=None if reason in (None, "None", "(null)") else reason,
+            run_s=_seconds(fields.get("RunTime", "")),
         )
         if state == "PENDING" and result.reason in NEVER_STARTS:
             self.cancel(job_id)

@@ -436,3 +436,15 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
     assert "token=***" in outputs[0].read_text()  # kept for debugging, masked
     wait_for(lambda: name not in squeue_names(slurm), f"job {job_id} to be cancelled")
     wait_for(lambda: talker not in squeue_names(slurm), "the running job to be cancelled")
+
+
+def test_slurms_run_time_is_read_so_an_adopted_jobs_timeout_counts_it() -> None:
+    """issue 26: a job a resumed run re-attaches to has run a while; `timeout:` counts that time
+    (remote.py starts its clock RunTime back). Parsed from `scontrol show job`'s own words."""
+    from flank_ops.executors.slurm import SlurmBackend
+
+    line = "JobId=7 JobName=x JobState=RUNNING Reason=None RunTime=1-02:03:04 BatchHost=vm Partition=flank"
+    state = SlurmBackend({})._state("7", dict(item.partition("=")[::2] for item in line.split()))
+    assert state.run_s == 93784.0 and state.host == "vm"
+    pending = SlurmBackend({})._state("8", {"JobState": "PENDING", "RunTime": "00:00:00", "Reason": "Priority"})
+    assert pending.run_s == 0.0 and not pending.done
