@@ -10,7 +10,9 @@ and munge). The contenders, alternated in every round:
                   (each needs the one before), so both run the jobs one at a time
 
 --parallel: the tasks are independent instead (concurrency = TASKS) against TASKS `sbatch --wait`
-started at once. Prints wall times and the ratio flank / sbatch; nothing is asserted.
+started at once. --matrix (issue 26, implies --parallel): also `flank run` of one matrix task of TASKS
+cells, which go to Slurm as one job array (one sbatch instead of TASKS). Prints wall times and the
+ratio to sbatch; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def flank_yml(tasks: int, parallel: bool) -> str:
         needs = "" if parallel or i == 0 else f", needs: t{i - 1}"
         lines.append(f"      t{i}: {{run: 'true'{needs}}}")
     return "\n".join(lines) + "\n"
+
+
+def matrix_yml(tasks: int) -> str:
+    cells = ", ".join(f"c{i}" for i in range(tasks))
+    return (
+        f"pipelines:\n  nightly:\n    executor: slurm\n    concurrency: {tasks}\n    tasks:\n"
+        f"      t: {{run: 'true', matrix: [{cells}]}}\n"
+    )
 
 
 def sbatch_loop(tasks: int, parallel: bool, out_dir: Path, env: dict[str, str]) -> float:
@@ -80,7 +90,9 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--parallel", action="store_true")
+    parser.add_argument("--matrix", action="store_true")
     args = parser.parse_args()
+    args.parallel = args.parallel or args.matrix
     why = slurm_available()
     if why:
         print(f"bench/slurm.py skipped: {why}")
@@ -94,6 +106,9 @@ def main() -> int:
             work = tmp / "work"
             work.mkdir()
             (work / "flank.yml").write_text(flank_yml(args.tasks, args.parallel))
+            matrix_work = tmp / "matrix"
+            matrix_work.mkdir()
+            (matrix_work / "flank.yml").write_text(matrix_yml(args.tasks))
             env = {
                 **os.environ,
                 **cluster.env,
@@ -109,9 +124,13 @@ def main() -> int:
                 f"one-node cluster ({cluster.cpus} CPUs)"
             )
             times: dict[str, list[float]] = {"sbatch --wait": [], "flank run": []}
+            if args.matrix:
+                times["flank matrix"] = []  # one task, TASKS cells: one job array
             for _ in range(args.rounds):
                 times["sbatch --wait"].append(sbatch_loop(args.tasks, args.parallel, out_dir, env))
                 times["flank run"].append(flank_run(work, env))
+                if args.matrix:
+                    times["flank matrix"].append(flank_run(matrix_work, env))
             base = statistics.median(times["sbatch --wait"])
             for name, values in times.items():
                 wall = statistics.median(values)

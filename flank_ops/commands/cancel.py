@@ -22,9 +22,11 @@ from flank_ops.jsonout import FLAG_HELP
 from flank_ops.store.model import RunStatus, TaskStatus
 
 if TYPE_CHECKING:
+    from flank_ops.paths import ProjectPaths
     from flank_ops.store.model import RunRecord
 from flank_ops import jsonout
 from flank_ops.exit_codes import ExitCode
+from flank_ops.finish.run_steps import RUN_STEPS
 from flank_ops.paths import Home
 from flank_ops.run import cancel
 from flank_ops.run.cancel import NothingToCancel
@@ -67,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
         cancel.check_pipeline(paths, pipeline)
     except cancel.NothingToCancel as exc:
         return _nothing(args, str(exc))
+    if run_id is not None:  # issue 26: an interrupted run's jobs left on a cluster
+        left = cancel.cancel_left_jobs(paths, pipeline, run_id, getpass.getuser())
+        if left is not None:
+            return _left_jobs_cancelled(args, paths, *left)
     try:
         target = cancel.find_target(paths, pipeline, run_id)
         cancel.request(target, getpass.getuser())
@@ -99,6 +105,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"flank: nothing to cancel: {name} had already ended ({status})", file=sys.stderr)
     return EXIT_NOTHING_TO_CANCEL
+
+
+def _left_jobs_cancelled(args: argparse.Namespace, paths: ProjectPaths, record: RunRecord, jobs: list[str]) -> int:
+    """The interrupted run's left jobs are cancelled and the run recorded cancelled: its pages say so."""
+    try:
+        RUN_STEPS.interrupted(paths, record.pipeline, [record.run_id])  # redraws the run's pages
+    except Exception as exc:  # noqa: BLE001 - the cancel is done; a broken site must not hide it
+        print(f"flank: could not redraw the run's page: {exc}", file=sys.stderr)
+    if args.json:
+        _emit_json(record, stopping=False)
+    else:
+        count = f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}"
+        print(
+            f"flank: {record.pipeline} #{record.run_id} cancelled ({count} it left running cancelled: {', '.join(jobs)})"
+        )
+    return 0
 
 
 def _nothing(args: argparse.Namespace, why: str) -> int:

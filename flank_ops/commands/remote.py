@@ -10,7 +10,7 @@ code is flank remote's exit code.
     flank remote report resources
     flank remote doctor [--no-cron]
     flank remote cost plan | prices [--region R]
-    flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T ...] [--detach]
+    flank remote run PIPELINE [--task T | --from T | --rerun RUN_ID | --resume RUN_ID] [--force | --force-task T ...] [--detach]
                               [-p NAME=VALUE ...]
     flank remote cancel PIPELINE [RUN | --backfill ID] [--no-wait]
     flank remote backfill PIPELINE --from DATE --to DATE [--parallel N] [--yes] [-p NAME=VALUE ...] [--detach]
@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--task", metavar="T", help="run just task T")
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
     which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
+    which.add_argument("--resume", metavar="RUN_ID", help="go on with that interrupted run (its jobs on a cluster)")
     p.add_argument("--detach", action="store_true", help="start in the background and return at once")
     add_param_option(p)
 
@@ -124,7 +125,12 @@ def flank_args(args: argparse.Namespace, project: str) -> list[str]:
         return ["cost", args.action, *(["--region", args.region] if args.region else [])]
     if args.verb == "run":
         options = []
-        for flag, value in (("--task", args.task), ("--from", args.from_task), ("--rerun", args.rerun)):
+        for flag, value in (
+            ("--task", args.task),
+            ("--from", args.from_task),
+            ("--rerun", args.rerun),
+            ("--resume", args.resume),
+        ):
             if value is not None:
                 options += [flag, value]
         options += _force_options(args)

@@ -1,5 +1,6 @@
 """flank run PROJECT PIPELINE [--task T | --from T | --rerun RUN_ID] [--force | --force-task T] [--detach]
           [-p NAME=VALUE ...]
+   flank run PROJECT PIPELINE --resume RUN_ID   (go on with an interrupted run: re-attach to its cluster jobs)
    flank run --local PIPELINE ...   (a laptop working copy; records under .flank/)
 
 Exits 0 only when the run succeeded, so cron mail and shell scripts can tell.
@@ -55,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--task", metavar="T", help="run just task T")
     which.add_argument("--from", dest="from_task", metavar="T", help="run T and everything downstream of it")
     which.add_argument("--rerun", metavar="RUN_ID", help="re-run what failed or did not run in that run")
+    which.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="go on with that interrupted run: re-attach to its jobs still on a cluster, run what is left, finish it",
+    )
     parser.add_argument("--force", action="store_true", help="run every task, even those up to date")
     parser.add_argument(
         "--force-task",
@@ -91,15 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _request(args: argparse.Namespace) -> RunRequest:
     target = parse_target(args, "run")
-    rerun = None
-    if args.rerun is not None:
-        raw = args.rerun.lstrip("#")
-        if not raw.isdigit():
-            raise UserError(
-                f"--rerun takes a run id (a number), not {args.rerun!r}",
-                f"see the ids with: {flank_command('status', target.project)}",
-            )
-        rerun = int(raw)
+    rerun = _run_id_option(args.rerun, "--rerun", target.project)
+    resume = _run_id_option(args.resume, "--resume", target.project)
+    if resume is not None and (args.force or args.force_task or args.params):
+        raise UserError("--resume goes on with the run as it was", "leave out --force, --force-task and -p")
     return RunRequest(
         pipeline=target.pipeline,
         project=target.project,
@@ -115,7 +116,20 @@ def _request(args: argparse.Namespace) -> RunRequest:
         params=split_assignments(args.params),
         backfill=args.backfill,
         alongside=args.alongside,
+        resume=resume,
     )
+
+
+def _run_id_option(value: str | None, option: str, project: str | None) -> int | None:
+    if value is None:
+        return None
+    raw = value.lstrip("#")
+    if not raw.isdigit():
+        raise UserError(
+            f"{option} takes a run id (a number), not {value!r}",
+            f"see the ids with: {flank_command('status', project)}",
+        )
+    return int(raw)
 
 
 def _triggered_by(args: argparse.Namespace) -> dict[str, str]:
@@ -149,6 +163,8 @@ def _options(args: argparse.Namespace) -> list[str]:
         options += ["--from", args.from_task]
     if args.rerun:
         options += ["--rerun", args.rerun]
+    if args.resume:
+        options += ["--resume", args.resume]
     if args.scheduled_at:
         options += ["--scheduled-at", args.scheduled_at]
     if args.force:
@@ -188,8 +204,11 @@ def run(args: argparse.Namespace) -> int:
         if args.detach:
             # Validate the selection here, where the user can still see the message.
             try:
-                runner.select_tasks(deployed.paths, pipeline, request)
-                runner.run_params(deployed.paths, pipeline, request)
+                if request.resume is not None:
+                    runner.resumable(deployed.paths, pipeline.name, request.resume)
+                else:
+                    runner.select_tasks(deployed.paths, pipeline, request)
+                    runner.run_params(deployed.paths, pipeline, request)
             except runner.NothingToRerun as nothing:
                 _nothing_to_run(args, request, nothing.message)
                 return 0

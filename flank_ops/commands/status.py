@@ -19,6 +19,7 @@ from flank_ops import jsonout
 from flank_ops.config.load import FILENAME, load_config_file
 from flank_ops.deploy.deploy import attempt, rebuild_site
 from flank_ops.errors import UserError
+from flank_ops.executors.cleanup import left_running_text, live_jobs
 from flank_ops.finish.reconcile import reconcile
 from flank_ops.git.release_config import deployed_config
 from flank_ops.humanize import NOTE, clock, page_zone
@@ -146,6 +147,24 @@ def _rows_for(paths: ProjectPaths, config: Config) -> list[list[str]]:
     return rows
 
 
+def _left_jobs(paths: ProjectPaths, config: Config) -> list[str]:
+    """issue 26: 'demo nightly #7 interrupted — 2 jobs still running on slurm: flank run demo nightly
+    --resume 7' for each pipeline whose last run was interrupted while its cluster jobs went on."""
+    lines = []
+    for name in config.pipelines:
+        run_id = records.last_run(paths, name)
+        if run_id is None:
+            continue
+        run_dir = paths.run_dir(name, run_id)
+        try:
+            record = records.read_record(run_dir)
+        except (OSError, ValueError):
+            continue
+        if record.status == "interrupted" and (live := live_jobs(run_dir, record, adoptable_only=True)):
+            lines.append(f"{paths.name} {name} #{run_id} interrupted — {left_running_text(paths, record, live)}")
+    return lines
+
+
 def _table(rows: list[list[str]], next_run: bool = True) -> str:
     header = ["PROJECT", "PIPELINE", "LAST RUN", "STATUS", "STARTED", "DURATION", "NEXT RUN"]
     if not next_run:  # a working copy is never scheduled: no NEXT RUN column at all
@@ -215,13 +234,17 @@ def run(args: argparse.Namespace) -> int:
         _emit_json([(p, deployed_config(p)) for p in projects], args.runs, _outage_warnings(projects))
         return 0
     rows: list[list[str]] = []
+    left: list[str] = []
     for paths in projects:
         config = deployed_config(paths)
         if config is None:
             rows.append([paths.name, "-", "-", _not_deployed(paths), "-", "-", "-"])
             continue
         rows += _rows_for(paths, config)
+        left += _left_jobs(paths, config)
     print(_table(rows))
+    for line in left:
+        print(line)
     for warning in _outage_warnings(projects):
         print(f"flank: warning: {warning}", file=sys.stderr)
     for line in _deploy_gaps(projects):

@@ -53,6 +53,7 @@ class JobState(NamedTuple):
     queue: str | None = None  # partition or job queue
     max_rss_kb: int | None = None  # when the engine accounts it (Slurm: sacct)
     reason: str | None = None  # why it waits or failed, in the engine's words ("Resources", "vanished ...")
+    run_s: float | None = None  # issue 26: how long it has run, when the engine says (Slurm: RunTime)
 
 
 class Backend(Protocol):
@@ -69,6 +70,13 @@ class Backend(Protocol):
     def jobs_of_run(self, name_prefix: str) -> list[str]: ...
 
     def check(self) -> list[str]: ...
+
+
+def can_adopt(backend: object) -> bool:
+    """issue 26: whether the engine's jobs can be found by name and waited for by another launcher
+    (`find_job(name) -> job id | None`, `attach(job, job id)`: Slurm). A dead runner's jobs on an
+    engine that cannot are cancelled, as before."""
+    return hasattr(backend, "find_job") and hasattr(backend, "attach")
 
 
 class BackendError(Exception):

@@ -1,9 +1,14 @@
-"""Jobs a dead runner left on a cluster (issue 14): the interrupted-run detection cancels them.
+"""Jobs a dead runner left on a cluster (issues 14, 26).
 
-A runner killed with SIGKILL (or a VM that rebooted) cannot scancel its tasks' jobs; the next
-`flank status`/`flank run` marks the run interrupted (records.reconcile, handed `dead_run_hook`
-by the reader) and, through this, cancels every live job named `flank-<project>-<pipeline>-<run>-*` on the executors its
-tasks used. Jobs are cancelled, never adopted: the run they belonged to is over.
+A runner killed with SIGKILL (or a VM that rebooted) leaves its tasks' jobs on the cluster. The next
+`flank status`/`flank run` marks the run interrupted (records.reconcile, handed `dead_run_hook` by
+the reader) and, through this, looks for its live jobs (named `flank-<project>-<pipeline>-<run>-*`)
+on the executors its tasks used. Live jobs on an engine flank can re-attach to (Slurm) are left
+alone (issue 26 item 6, adopt, don't cancel; those on AWS Batch are still cancelled):
+the run's summary says how many and how to go on (`flank run … --resume N` re-attaches to them;
+the catch-up at boot does it by itself), `flank cancel … N` cancels them. Their environment files
+stay until each job has read its own; when no job of the run is left, every environment file goes
+and the secrets in the jobs' raw outputs are masked (issue 20 item 2).
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flank_ops.errors import UserError
-from flank_ops.executors.base import BackendError, job_name_prefix
+from flank_ops.executors.base import BackendError, can_adopt, job_name_prefix
+from flank_ops.hints import flank_command
 from flank_ops.paths import ProjectPaths
 from flank_ops.store.model import RunRecord
 from flank_ops.store.records import DeadRunHook
@@ -28,41 +34,99 @@ def remote_kinds(record: RunRecord) -> set[str]:
     return kinds
 
 
+def _engines(run_dir: Path, record: RunRecord) -> list[str]:
+    kinds = remote_kinds(record)
+    from flank_ops.executors.slurm import JOBS_DIR
+
+    if (Path(run_dir) / JOBS_DIR).is_dir():
+        kinds.add("slurm")  # a launcher killed between sbatch and its first result wrote no executor
+    return sorted(kinds)
+
+
+def live_jobs(run_dir: Path, record: RunRecord, adoptable_only: bool = False) -> dict[str, list[str]]:
+    """The run's jobs still queued or running, by executor ({"slurm": [ids]}) (`adoptable_only`: on
+    engines a resume re-attaches to); an engine that cannot be asked counts as having none."""
+    from flank_ops.executors import backend
+
+    prefix = job_name_prefix(record.project, record.pipeline, str(record.run_id))
+    live: dict[str, list[str]] = {}
+    for kind in _engines(run_dir, record):
+        try:
+            engine = backend(kind, {})
+            if adoptable_only and not can_adopt(engine):
+                continue
+            ids = engine.jobs_of_run(prefix)
+        except (BackendError, ValueError, OSError):
+            continue
+        if ids:
+            live[kind] = ids
+    return live
+
+
+def clean_up_after_jobs(run_dir: Path, secrets: Mapping[str, str] | None) -> None:
+    """No job of the run is left: its environment files go, its raw outputs are masked."""
+    from flank_ops.executors.slurm import mask_outputs, remove_env_files
+
+    remove_env_files(Path(run_dir))
+    mask_outputs(Path(run_dir), secrets or {})
+
+
 def cancel_jobs_of_run(run_dir: Path, record: RunRecord, secrets: Mapping[str, str] | None = None) -> list[str]:
     """Cancel the run's live jobs, remove their environment files and mask `secrets` in their raw
     outputs (issue 20 item 2: nothing with a secret outlives its job); returns the jobs' ids.
-    Never raises: the run is marked anyway."""
+    Never raises."""
     from flank_ops.executors import backend
-    from flank_ops.executors.slurm import JOBS_DIR, mask_outputs, remove_env_files
 
-    prefix = job_name_prefix(record.project, record.pipeline, str(record.run_id))
     cancelled: list[str] = []
-    kinds = remote_kinds(record)
-    if (Path(run_dir) / JOBS_DIR).is_dir():
-        kinds.add("slurm")  # a launcher killed between sbatch and its first result wrote no executor
-    for kind in sorted(kinds):
+    for kind, ids in live_jobs(run_dir, record).items():
         try:
             engine = backend(kind, {})
-            for job_id in engine.jobs_of_run(prefix):
+            for job_id in ids:
                 engine.cancel(job_id)
                 cancelled.append(job_id)
         except (BackendError, ValueError, OSError):
             continue
     # The run is over: no job of it may start now (a job whose scancel failed finds no file and fails).
-    remove_env_files(Path(run_dir))
-    mask_outputs(Path(run_dir), secrets or {})
+    clean_up_after_jobs(run_dir, secrets)
     return cancelled
 
 
+def left_running_text(paths: ProjectPaths, record: RunRecord, live: Mapping[str, list[str]]) -> str:
+    """'2 jobs still running on slurm: flank run demo nightly --resume 7' (what status and the page say)."""
+    count = sum(len(ids) for ids in live.values())
+    where = " and ".join(sorted(live))
+    resume = flank_command("run", None if paths.local else paths.name, record.pipeline, "--resume", str(record.run_id))
+    return f"{count} job{'s' if count != 1 else ''} still running on {where}: {resume}"
+
+
+def _project_secrets(paths: ProjectPaths) -> dict[str, str]:
+    try:
+        return load_secrets(paths)
+    except (UserError, OSError):
+        return {}  # an unreadable secrets file: `flank doctor` and the next run say so
+
+
 def dead_run_hook(paths: ProjectPaths) -> DeadRunHook:
-    """What every reader hands to records.reconcile: cancel a dead runner's jobs, masking the
-    project's secrets in what they left (secrets read once, and only when a run died)."""
+    """What every reader hands to records.reconcile: a dead runner's live jobs are left to run (the
+    returned line says so and how to resume); when none is left, what its jobs left is cleaned up
+    (the project's secrets read only then)."""
 
-    def cancel(run_dir: Path, record: RunRecord) -> None:
-        try:
-            secrets = load_secrets(paths)
-        except (UserError, OSError):
-            secrets = {}  # an unreadable secrets file: `flank doctor` and the next run say so
-        cancel_jobs_of_run(run_dir, record, secrets)
+    def on_dead(run_dir: Path, record: RunRecord) -> str | None:
+        from flank_ops.executors import backend
 
-    return cancel
+        live = live_jobs(run_dir, record)
+        for kind in list(live):
+            try:
+                engine = backend(kind, {})
+                if can_adopt(engine):
+                    continue
+                for job_id in live.pop(kind):  # an engine whose jobs cannot be adopted (Batch): cancelled
+                    engine.cancel(job_id)
+            except (BackendError, ValueError, OSError):
+                continue
+        if live:
+            return left_running_text(paths, record, live)
+        clean_up_after_jobs(run_dir, _project_secrets(paths))
+        return None
+
+    return on_dead

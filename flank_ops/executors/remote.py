@@ -11,10 +11,15 @@ records, the site, `flank logs --follow` and notifications see no difference:
 and, for the backend, jobs/ (JOBS_DIR): the job's script, its output file and, only until the
 job has read it, its environment file (0600).
 
-Retries resubmit. `timeout:` counts from the submission (time spent queued included): the job is
-cancelled and the task timed_out. A stop (flank cancel, a shutdown: make passes SIGTERM on)
-cancels the job. A cluster that cannot be reached, or refuses jobs for now, keeps the task
-queued (the reason in the log) until its timeout. A job the cluster forgets fails the task.
+Retries resubmit. `timeout:` counts the job's running time, `queue_timeout:` its wait in the queue:
+the job is cancelled and the task timed_out. `flank cancel` (and Ctrl-C) cancels the job. Any other
+stop (the runner died or the VM shuts down: make passes SIGTERM on) leaves the job to the cluster
+(issue 26 item 6, "adopt, don't cancel"): the task stays "running" with its job's id, and
+jobs/<task>-<job id>.read keeps how many bytes of the job's output are in the task's log. A
+launcher started for the same task of the same run (`flank run --resume N`) finds the job by its
+name, re-attaches to it and goes on from there: the log gets each line once. A cluster that
+cannot be reached, or refuses jobs for now, keeps the task queued (the reason in the log) until
+its timeout. A job the cluster forgets fails the task.
 """
 
 from __future__ import annotations
@@ -25,12 +30,21 @@ import re
 import select
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flank_ops.clock import now_iso
 from flank_ops.errors import UserError
-from flank_ops.executors.base import Backend, BackendError, JobRequest, JobState, executor_record, job_name
+from flank_ops.executors.base import (
+    Backend,
+    BackendError,
+    JobRequest,
+    JobState,
+    can_adopt,
+    executor_record,
+    job_name,
+)
 from flank_ops.task.checked_task import Finish, start_checked
 from flank_ops.task.secrets import SecretMasker, secret_values_from_env
 from flank_ops.task.task_exec import EXIT_TIMED_OUT, MAKE_VARIABLES, TaskLog, TaskSpec, _write_result
@@ -54,6 +68,22 @@ MAX_SPOT_RETRIES = 3
 
 def spot_taken_back(kind: str, state: JobState | None) -> bool:
     return kind == "batch" and state is not None and bool(SPOT_REASON.match(state.reason or ""))
+
+
+def read_marker(run_dir: str, task: str, job_id: str) -> Path:
+    """jobs/<task>-<job id>.read: how many bytes of the job's raw output are in the task's log."""
+    return Path(run_dir) / JOBS_DIR / f"{task}-{job_id}.read"
+
+
+def resume_hint(run_dir: str) -> str:
+    """`flank run PROJECT PIPELINE --resume N` for the run in `run_dir` (…/runs/<pipeline>/<id>;
+    a working copy's runs are under .flank/: `--local`)."""
+    from flank_ops.hints import flank_command
+    from flank_ops.paths import STATE_DIR
+
+    folder = Path(run_dir).resolve()
+    project = None if STATE_DIR in folder.parts else os.environ.get("FLANK_PROJECT") or None
+    return flank_command("run", project, folder.parent.name, "--resume", folder.name)
 
 
 _stop_signal = 0
@@ -85,6 +115,66 @@ class Loop:
         self.t0 = time.monotonic()
         self.declared = {"memory_mb": spec.memory_mb or None, "cpus": spec.cpus or None}
         self.failure = ""  # why the last attempt failed, when no exit code says it
+        self.adopt: tuple[str, int] | None = None  # issue 26: (job id, its output's bytes in the log) to re-attach to
+        self.array_spec: str | None = None  # issue 26: a Slurm matrix instance's spec file (its task's job array)
+
+    def submit(self, attempt: int) -> str:
+        """The job of this attempt: the instance's element of its matrix task's job array (the first
+        attempt, when the instances go as one array: slurm_array.py), else a job of its own."""
+        if attempt == 1 and self.array_spec is not None:
+            from flank_ops.executors.slurm import SlurmBackend
+            from flank_ops.executors.slurm_array import member_job
+
+            spec_path, self.array_spec = self.array_spec, None  # asked once: a refused array is not asked again
+            if isinstance(self.backend, SlurmBackend):
+                job_id = member_job(self.backend, self.job, self.spec, spec_path, task_environment)
+                if job_id is not None:
+                    return job_id
+        return self.backend.submit(self.job)
+
+    def leave_job(self) -> bool:
+        """Stopped: leave the job running for a new runner (not a cancel, not Ctrl-C)?"""
+        from flank_ops.store import records
+
+        return (
+            can_adopt(self.backend)
+            and _stop_signal != signal.SIGINT
+            and not records.cancel_requested(Path(self.run_dir))
+        )
+
+    def save_read(self, job_id: str, size: int) -> None:
+        with contextlib.suppress(OSError):
+            from flank_ops.fileio import atomic_write_text
+
+            atomic_write_text(read_marker(self.run_dir, self.spec.task, job_id), f"{size}\n", durable=False)
+
+    def find_adoptable(self) -> tuple[str, int, dict[str, Any]] | None:
+        """(job id, bytes of its output in the log, the dead launcher's result) of the job a launcher of
+        this task left running (`flank run --resume`), found by its name; None when there is none."""
+        from flank_ops.store import records
+
+        old = records.read_task_result(Path(self.run_dir), self.spec.task)
+        if not can_adopt(self.backend) or old is None or old.get("status") not in ("queued", "running"):
+            return None
+        try:
+            job_id = self.backend.find_job(self.job.name)  # type: ignore[attr-defined]
+        except BackendError as exc:
+            self.say(f"could not look for job {self.job.name} on {self.backend.kind}: {exc}")
+            return None
+        known = (old.get("executor") or {}).get("job_id")
+        if job_id is None and known and "_" in str(known) and self.backend.knows(str(known)):  # type: ignore[attr-defined]
+            job_id = str(known)  # an element of the matrix task's job array (named after the task)
+        if job_id is None:
+            self.say(
+                f"job {known or self.job.name} of the interrupted run is gone from {self.backend.kind}; "
+                "running the task again"
+            )
+            return None
+        try:
+            size = int(read_marker(self.run_dir, self.spec.task, job_id).read_text().strip() or 0)
+        except (OSError, ValueError):
+            size = 0
+        return job_id, size, old
 
     def say(self, text: str) -> None:
         self.log.write(f"flank: {text}\n".encode())
@@ -125,9 +215,21 @@ class Loop:
         queued_since = time.monotonic()
         job_id = ""
         said_waiting = ""
+        offset = 0
+        adopted = self.adopt is not None
+        if self.adopt is not None:
+            job_id, offset = self.adopt
+            self.adopt = None
+            try:
+                self.backend.attach(self.job, job_id, self.spec.group)  # type: ignore[attr-defined]
+            except BackendError as exc:
+                self.say(f"could not re-attach to job {job_id}: {exc}")
+                self.failure = f"could not re-attach to job {job_id}: {exc}"
+                return "failed", None, job_id, None
+            self.say(f"re-attached to job {job_id} ({self.job.name}) on {kind}; its output goes on from here")
         while not job_id:  # the cluster may be down or full for now: stay queued, ask again
             try:
-                job_id = self.backend.submit(self.job)
+                job_id = self.submit(attempt)
             except BackendError as exc:
                 if not getattr(exc, "transient", False):
                     self.say(f"could not submit the job to {kind}: {exc}")
@@ -158,7 +260,8 @@ class Loop:
                 self.sleep(SUBMIT_RETRY_S)
                 if _stop_signal:
                     return "stopped", None, "", None
-        self.say(f"submitted to {kind} as job {job_id} ({self.job.name})")
+        if not adopted:
+            self.say(f"submitted to {kind} as job {job_id} ({self.job.name})")
         self.write(
             {
                 "status": "queued",
@@ -169,7 +272,6 @@ class Loop:
             }
         )
         masker: SecretMasker[bytes] = SecretMasker(secret_values_from_env(os.environ))
-        offset = 0
         interval = POLL_FIRST_S
         running_written = False
         running_since: float | None = None  # issue 26: timeout: counts from here
@@ -195,6 +297,8 @@ class Loop:
                         break
                     offset += len(data)
                     self.log.write(masker.feed(data))
+                    if can_adopt(self.backend):  # what a launcher re-attaching later goes on from
+                        self.save_read(job_id, offset - masker.carry_len)
                     if not state.done:
                         break
                 if not state.done and state.reason and state.reason != last_reason and not running_written:
@@ -211,7 +315,8 @@ class Loop:
                     )
                 if not running_written and (state.host or state.done):
                     running_written = True
-                    running_since = time.monotonic()
+                    # an adopted job has run a while already: `timeout:` counts that too (issue 26)
+                    running_since = time.monotonic() - ((state.run_s or 0.0) if adopted else 0.0)
                     self.write(
                         {
                             "status": "running",
@@ -223,6 +328,15 @@ class Loop:
                     )
                 if state.done:
                     break
+            if not cancelled_at and _stop_signal and self.leave_job():
+                # issue 26: adopt, don't cancel; what the masker holds back is read again by the next launcher
+                self.save_read(job_id, offset - masker.carry_len)
+                where = "running" if running_written or offset else "queued"
+                self.say(
+                    f"the runner stopped (signal {_stop_signal}); job {job_id} stays {where} on {kind}: "
+                    f"{resume_hint(self.run_dir)} re-attaches to it"
+                )
+                return "detached", state, job_id, None
             if not cancelled_at and _stop_signal:
                 why_cancelled = "stopped"
                 self.say(f"stopped (signal {_stop_signal}); cancelling job {job_id}")
@@ -245,6 +359,7 @@ class Loop:
                 self.sleep(interval)
             interval = min(POLL_MAX_S, interval * POLL_GROWTH)
         self.log.write(masker.feed(b"", final=True))
+        read_marker(self.run_dir, self.spec.task, job_id).unlink(missing_ok=True)
         exit_code = state.exit_code if state is not None else None
         if why_cancelled:
             return why_cancelled, state, job_id, exit_code
@@ -275,8 +390,18 @@ class Loop:
         attempt = 0
         spot_retries = 0
         max_rss: int | None = None
-        for attempt in range(1, attempts_allowed + 1):
-            if attempt > 1:
+        first = 1
+        found = self.find_adoptable()
+        if found is not None:  # issue 26: `flank run --resume`: the job of the dead launcher goes on
+            job_id, size, old = found
+            self.adopt = (job_id, size)
+            first = int(old.get("attempt") or old.get("attempts") or 1)
+            self.started_at = str(old.get("started_at") or self.started_at)
+            with contextlib.suppress(ValueError, TypeError):  # its duration counts from its first start
+                since = datetime.now(UTC) - datetime.fromisoformat(self.started_at)
+                self.t0 = time.monotonic() - max(0.0, since.total_seconds())
+        for attempt in range(first, attempts_allowed + 1):
+            if attempt > first:
                 self.say(f"attempt {attempt} of {attempts_allowed} after {delay:g}s")
                 self.write(
                     {
@@ -291,10 +416,12 @@ class Loop:
                 delay *= 2
                 if _stop_signal:
                     break
-            self.log.attempt_started(attempt)
+            if self.adopt is None:
+                self.log.attempt_started(attempt)
             memory_mb = self.spec.memory_for_attempt(attempt)
             if memory_mb != (self.job.memory_mb or 0):  # issue 26: memory: [4G, 8G, 16G]
-                self.say(f"attempt {attempt} asks for {memory_mb}M of memory")
+                if self.adopt is None:
+                    self.say(f"attempt {attempt} asks for {memory_mb}M of memory")
                 self.job = self.job._replace(memory_mb=memory_mb)
                 self.declared["memory_mb"] = memory_mb
             outcome, state, job_id, exit_code = self.attempt(attempt)
@@ -312,8 +439,9 @@ class Loop:
                 outcome, state, job_id, exit_code = self.attempt(attempt)
             if state is not None and state.max_rss_kb is not None:
                 max_rss = max(max_rss or 0, state.max_rss_kb)
-            if outcome == "stopped":
-                self.log.attempt_ended(attempt, exit_code, "interrupted")
+            if outcome in ("stopped", "detached"):
+                if outcome == "stopped":
+                    self.log.attempt_ended(attempt, exit_code, "interrupted")
                 break
             self.log.attempt_ended(attempt, exit_code, outcome)
             if outcome == "success" or _stop_signal:
@@ -331,7 +459,7 @@ class Loop:
             }
         )
         executor["max_rss_kb"] = max_rss
-        if outcome == "stopped" or _stop_signal:
+        if outcome in ("stopped", "detached") or _stop_signal:
             from flank_ops.store import records
 
             # A cancel is recorded as such; any other stop leaves "running" for the runner to mark interrupted.
@@ -464,7 +592,10 @@ def run_remote(
         return fail_at_once(spec, run_dir, str(exc))
     except UserError as exc:  # flank.toml unreadable
         return fail_at_once(spec, run_dir, exc.message)
-    return Loop(spec, run_dir, backend, job, wake_r, checked).run()
+    loop = Loop(spec, run_dir, backend, job, wake_r, checked)
+    if spec_path and spec.group and spec.executor == "slurm":  # issue 26: one Slurm job array
+        loop.array_spec = spec_path
+    return loop.run()
 
 
 def fail_at_once(spec: TaskSpec, run_dir: str, message: str) -> int:

@@ -95,6 +95,32 @@ def _job_fields(line: str) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in line.split() if "=" in item)
 
 
+def _array_members(fields: dict[str, str]) -> list[str]:
+    """issue 26: the ids `4711_2` a line of `scontrol show job -o` stands for: one element of a job
+    array, or (while they wait) several at once (ArrayTaskId=2-5%2, 1,3)."""
+    array, tasks = fields.get("ArrayJobId"), fields.get("ArrayTaskId")
+    if not array or not tasks:
+        return []
+    members = []
+    for part in tasks.split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit() and (not high or high.isdigit()):
+            members += [f"{array}_{i}" for i in range(int(low), int(high or low) + 1)]
+    return members
+
+
+def _seconds(text: str) -> float | None:
+    """Slurm's [D-]HH:MM:SS (RunTime) in seconds; None when it is not one."""
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    if not days.isdigit() and days or not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return float(seconds + int(days or 0) * 86400)
+
+
 def _exit_code(text: str) -> int | None:
     """Slurm's ExitCode 'code:signal' -> shell convention."""
     code, _, sig = text.partition(":")
@@ -230,7 +256,12 @@ class SlurmBackend:
             script.unlink(missing_ok=True)
             raise _error(proc, "sbatch refused the job")
         job_id = proc.stdout.strip().split(";")[0]
-        self.outputs[job_id] = Path(output.replace("%j", job_id))
+        self._track(folder, job_id, Path(output.replace("%j", job_id)), env_file)
+        return job_id
+
+    def _track(self, folder: Path, job_id: str, output: Path, env_file: Path | None) -> None:
+        """From now on this process waits for the job: its output, its environment file, the shared poll."""
+        self.outputs[job_id] = output
         if self.shared_poll:
             if self.shared is None:
                 self.shared = SharedPoll(
@@ -240,8 +271,44 @@ class SlurmBackend:
                 self.shared.register(job_id)
             except OSError:
                 self.shared = None  # the task asks about its job on its own
-        self.env_files[job_id] = env_file
-        return job_id
+        if env_file is not None:
+            self.env_files[job_id] = env_file
+
+    # --- adoption (issue 26): a new runner takes over the jobs of a run whose runner died -------------
+
+    def find_job(self, name: str) -> str | None:
+        """The newest job slurmctld still knows (queued, running, or just ended) named `name`; None when
+        there is none (it never got in, or ended long enough ago to be purged: MinJobAge)."""
+        proc = _run(["squeue", "-h", "-t", "all", "-o", "%i|%j"])
+        if proc.returncode != 0:
+            raise _error(proc, "squeue failed")
+        ids = []
+        for line in proc.stdout.splitlines():
+            job_id, _, job_name = line.strip().partition("|")
+            if job_name == name and job_id.isdigit():
+                ids.append(int(job_id))
+        return str(max(ids)) if ids else None
+
+    def knows(self, job_id: str) -> bool:
+        """slurmctld still knows job `job_id` (queued, running or just ended)."""
+        proc = _run(["scontrol", "show", "job", "-o", job_id])
+        return proc.returncode == 0 and bool(proc.stdout.strip())
+
+    def attach(self, job: JobRequest, job_id: str, group: str = "") -> None:
+        """Wait for job `job_id` of `job` (submitted by a launcher that is gone) as if submitted here:
+        its output file, and the environment file its script reads (removed once it ends). A matrix
+        instance's element `4711_2` of its task's (`group`) job array has the array's files."""
+        folder = Path(job.run_dir) / JOBS_DIR
+        env_file = None
+        if "_" in job_id and group:
+            self._track(folder, job_id, folder / f"{group}-{job_id}.out", None)
+            return
+        proc = _run(["scontrol", "show", "job", "-o", job_id])
+        if proc.returncode == 0 and proc.stdout.strip():
+            command = _job_fields(proc.stdout).get("Command", "")
+            if command.endswith(".sh"):
+                env_file = Path(command[: -len(".sh")] + ".env")
+        self._track(folder, job_id, folder / f"{job.task}-{job_id}.out", env_file)
 
     # --- state -------------------------------------------------------------------------
 
@@ -264,8 +331,15 @@ class SlurmBackend:
         if proc.returncode != 0:
             raise _error(proc, "scontrol could not tell the jobs' states")
         wanted = set(ids)
-        jobs = (_job_fields(line) for line in proc.stdout.splitlines() if line.startswith("JobId="))
-        return {f["JobId"]: f for f in jobs if f.get("JobId") in wanted}
+        found: dict[str, dict[str, str]] = {}
+        for line in proc.stdout.splitlines():
+            if not line.startswith("JobId="):
+                continue
+            fields = _job_fields(line)
+            for key in (fields.get("JobId", ""), *_array_members(fields)):
+                if key in wanted:
+                    found[key] = fields
+        return found
 
     def _state(self, job_id: str, fields: dict[str, str]) -> JobState:
         state = fields.get("JobState", "UNKNOWN")
@@ -282,6 +356,7 @@ class SlurmBackend:
             queue=fields.get("Partition") or None,
             max_rss_kb=self._max_rss(job_id) if done else None,
             reason=None if reason in (None, "None", "(null)") else reason,
+            run_s=_seconds(fields.get("RunTime", "")),
         )
         if state == "PENDING" and result.reason in NEVER_STARTS:
             self.cancel(job_id)
@@ -305,6 +380,15 @@ class SlurmBackend:
         if accounted is not None:
             self._forget(job_id)
             return accounted
+        output = self.outputs.get(job_id)
+        if output is not None and "_" in job_id:  # issue 26: an array element purged from slurmctld
+            try:  # its exit code, written by its script beside its output (slurm_array.py)
+                code = int(output.with_suffix(".rc").read_text().strip())
+            except (OSError, ValueError):
+                code = None
+            if code is not None:
+                self._forget(job_id)
+                return JobState(state="COMPLETED" if code == 0 else "FAILED", done=True, exit_code=code)
         self._forget(job_id)
         return JobState(
             state="VANISHED",
@@ -371,6 +455,7 @@ class SlurmBackend:
         if not data and job_id in self.finished:
             # all read: the raw output (secrets unmasked) goes; the task's log holds it, masked
             path.unlink(missing_ok=True)
+            path.with_suffix(".rc").unlink(missing_ok=True)  # an array element's exit code (issue 26)
             del self.outputs[job_id]
         return data
 
@@ -383,7 +468,8 @@ class SlurmBackend:
             env_file.unlink(missing_ok=True)
 
     def jobs_of_run(self, name_prefix: str) -> list[str]:
-        proc = _run(["squeue", "-h", "-o", "%i|%j"])
+        # queued or running, not ending (a job cancelled a moment ago is COMPLETING: not left running)
+        proc = _run(["squeue", "-h", "-t", "pending,configuring,running,suspended,requeued,resizing", "-o", "%i|%j"])
         if proc.returncode != 0:
             raise _error(proc, "squeue failed")
         ids = []

@@ -247,7 +247,7 @@ def append_note(paths: ProjectPaths, sha: str, line: str, keep: int = KEEP_FULL)
     """Add `line` to the note of commit `sha` on refs/notes/flank, folding runs beyond the newest
     `keep` per pipeline (see fold_note); serialized across processes by the notes lock."""
     with locked(paths.lock_file("notes")):
-        old = read_note(paths, sha)
+        old = _without_run(read_note(paths, sha), line)
         text = fold_note(old + ("\n" if old and not old.endswith("\n") else "") + line + "\n", keep)
         run_git(
             ["notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", sha],
@@ -255,6 +255,19 @@ def append_note(paths: ProjectPaths, sha: str, line: str, keep: int = KEEP_FULL)
             input=text.encode("utf-8"),
             env=_who(),
         )
+
+
+def _without_run(note: str, line: str) -> str:
+    """The note without an earlier line of the run `line` is about: a resumed run (issue 26) that
+    was interrupted and then finished has one line, its last."""
+    new = _RUN_LINE.match(line)
+    if new is None or not note:
+        return note
+    key = (new["pipeline"], new["run_id"])
+    kept = [
+        old for old in note.splitlines() if (m := _RUN_LINE.match(old)) is None or (m["pipeline"], m["run_id"]) != key
+    ]
+    return "\n".join(kept) + ("\n" if kept else "")
 
 
 def read_note(paths: ProjectPaths, sha: str) -> str:

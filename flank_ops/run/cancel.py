@@ -19,13 +19,14 @@ from typing import NamedTuple
 
 from flank_ops.config.suggest import choices_hint
 from flank_ops.errors import UserError
+from flank_ops.executors import cleanup
 from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.fileio import atomic_write_text, locked
 from flank_ops.git.release_config import known_pipelines
 from flank_ops.hints import flank_command
 from flank_ops.paths import ProjectPaths
 from flank_ops.store import records
-from flank_ops.store.model import RunRecord, RunStatus
+from flank_ops.store.model import RunRecord, RunStatus, TaskStatus, summarize
 
 CANCEL_LOCK = ".cancel.lock"
 WAIT_MARGIN_S = 30.0  # beyond the tasks' grace period: make and the runner finishing the record
@@ -139,3 +140,35 @@ def wait_until_finished(target: Target, grace_s: float) -> RunRecord:
         if record.status != RunStatus.RUNNING or time.monotonic() > deadline:
             return record  # ended, or its runner is gone (records.current: "interrupted")
         time.sleep(0.1)
+
+
+def cancel_left_jobs(paths: ProjectPaths, pipeline: str, run_id: int, who: str) -> tuple[RunRecord, list[str]] | None:
+    """issue 26: `flank cancel PROJECT PIPELINE N` of an interrupted run whose jobs were left running on a
+    cluster (for `flank run --resume N`): the jobs are cancelled, what they left cleaned up (environment
+    files, secrets in raw outputs), and the run is recorded cancelled (its stopped tasks too).
+    -> (the record, the cancelled job ids); None when run N is not such a run."""
+    records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
+    run_dir = paths.run_dir(pipeline, run_id)
+    try:
+        record = records.read_record(run_dir)
+    except (OSError, ValueError):
+        return None
+    if record.status != RunStatus.INTERRUPTED or not cleanup.live_jobs(run_dir, record):
+        return None
+    from flank_ops.store.reopen import replace_final
+    from flank_ops.task.secrets import load_secrets
+
+    try:
+        secrets = load_secrets(paths)
+    except (UserError, OSError):
+        secrets = {}
+    with deciding(run_dir):
+        cancelled = cleanup.cancel_jobs_of_run(run_dir, record, secrets)
+        for entry in record.tasks.values():
+            if entry.status == TaskStatus.INTERRUPTED:
+                entry.status = TaskStatus.CANCELLED
+        record.status = RunStatus.CANCELLED
+        jobs = f"{len(cancelled)} job{'s' if len(cancelled) != 1 else ''}"
+        record.summary = f"cancelled by {who} after its runner stopped ({jobs} cancelled); {summarize(record)}"
+        replace_final(paths, run_dir, record)
+    return record, cancelled

@@ -38,6 +38,7 @@ from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import commit_info, run_git, work_tree_changed
 from flank_ops.git.release_config import load_release_config, load_working_copy_config
+from flank_ops.hints import flank_command
 from flank_ops.humanize import duration as format_duration
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import cancel, makefile, matrix_from
@@ -84,6 +85,7 @@ class RunRequest(NamedTuple):
     params: Mapping[str, str] = {}  # issue 23: NAME -> raw text (`-p`, a form); the rest take their default
     backfill: str | None = None  # issue 23: the backfill this run is part of (trigger "backfill")
     alongside: bool = False  # issue 23: a `backfill --parallel` run: beside the pipeline's others, no overlap lock
+    resume: int | None = None  # issue 26: go on with this interrupted run (re-attach to its live jobs), finish it
 
 
 class NothingToRerun(Exception):
@@ -449,6 +451,8 @@ def run_pipeline(
     from flank_ops.run.makefile import make_executable
 
     make_executable()
+    if request.resume is not None:
+        return resume_pipeline(request, steps=steps, out=out, on_run_id=on_run_id)
     deployed = deployed or resolve_deployed(request.project, request.local_dir)
     paths = deployed.paths
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
@@ -500,6 +504,107 @@ def run_pipeline(
     # Outside the lock: a slow mail server must not make the next trigger skip.
     steps.finished(context, record)
     return outcome
+
+
+# --- resuming an interrupted run (issue 26 item 6) ----------------------------------------
+
+
+def resumable(paths: ProjectPaths, pipeline: str, run_id: int) -> tuple[Path, RunRecord]:
+    """Run `run_id`'s folder and record when it can be resumed (interrupted: its runner died or was
+    stopped without `flank cancel`); raises UserError saying why not, or NothingToRerun."""
+    run_dir = paths.run_dir(pipeline, run_id)
+    try:
+        record = records.read_record(run_dir)
+    except (OSError, ValueError):
+        known = records.list_run_ids(paths, pipeline)
+        last = f"runs go from #{known[0]} to #{known[-1]}" if known else "it has no runs yet"
+        raise UserError(f"no run #{run_id} of pipeline {pipeline!r}", last) from None
+    name = f"{pipeline} #{run_id}"
+    project = None if paths.local else paths.name
+    if record.status == RunStatus.RUNNING:
+        raise UserError(
+            f"{name} is still running",
+            f"follow it: {flank_command('logs', project, pipeline, str(run_id), '--follow')}",
+        )
+    if record.status != RunStatus.INTERRUPTED:
+        raise UserError(
+            f"{name} {record.status}: only an interrupted run can be resumed",
+            f"run what did not succeed again: {flank_command('run', project, pipeline, '--rerun', str(run_id))}",
+        )
+    from flank_ops.store.reopen import tasks_left
+
+    if not tasks_left(record):
+        raise NothingToRerun(f"nothing to resume: every task of {name} had ended well")
+    return run_dir, record
+
+
+def resume_pipeline(
+    request: RunRequest, *, steps: RunSteps, out: TextIO | None = None, on_run_id: Callable[[int], None] | None = None
+) -> Outcome:
+    """`flank run … --resume N`: the interrupted run N goes on in the release it ran (its commit, its
+    flank.yml): its tasks that did not end well run again, except that a task whose job is still
+    queued or running on a cluster (or ended since) is re-attached to, not resubmitted (the launcher
+    finds the job by its name, executors/remote.py). Then run N is finished as any run is."""
+    out = out or sys.stdout
+    assert request.resume is not None
+    if request.local_dir is not None:
+        deployed = resolve_deployed(None, request.local_dir)
+        paths = deployed.paths
+    else:
+        assert request.project is not None
+        paths = Home().project(request.project).require()
+    marked = records.reconcile(paths, request.pipeline, on_interrupted=dead_run_hook(paths))
+    if marked:
+        _refresh_site(lambda: steps.interrupted(paths, request.pipeline, marked))
+    run_dir, record = resumable(paths, request.pipeline, request.resume)
+    if request.local_dir is None:
+        deployed = _deployed_of(paths, record)
+    pipeline = find_pipeline(deployed.config, record.pipeline, paths)
+    context = run_context(deployed, pipeline)
+    lock = paths.lock_file("run", pipeline.name)
+    global _stop_signal
+    _stop_signal = _StopSignal()
+    old_term = signal.signal(signal.SIGTERM, _stop_signal)
+    try:
+        with locked(lock, blocking=False) as got:
+            if not got:
+                other = next((r for r in records.find_running(paths, pipeline.name)), None)
+                who = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
+                raise UserError(
+                    f"{who} is running: {pipeline.name} #{record.run_id} can be resumed once it has finished",
+                    "its jobs on the cluster go on meanwhile",
+                )
+            from flank_ops.store.reopen import reopen
+
+            left = reopen(paths, run_dir, record)
+            # a task that had a job on a cluster is started whatever the plan says: it re-attaches to it
+            attach = frozenset(n for n in left if record.tasks[n].executor)
+            try:
+                _stop_signal.arm()
+                if on_run_id is not None:
+                    on_run_id(record.run_id)
+                with steps.vm_busy(paths, out):
+                    outcome = _execute(context, steps, record, run_dir, left, out, attach, resumed=True)
+            except (Stopped, KeyboardInterrupt):
+                _stop_signal.disarm()
+                outcome = _stopped_outside_make(deployed, record, run_dir)
+    finally:
+        _stop_signal.disarm()
+        signal.signal(signal.SIGTERM, old_term)
+    steps.finished(context, record)
+    return outcome
+
+
+def _deployed_of(paths: ProjectPaths, record: RunRecord) -> Deployed:
+    """The release an interrupted run ran (never `current`: a push since must not change it)."""
+    sha = record.commit.sha or ""
+    release_dir = Path(record.release or "")
+    if not sha or not release_dir.is_dir():
+        raise UserError(
+            f"{record.pipeline} #{record.run_id} ran release {sha[:7] or '?'}, which is no longer on this VM",
+            f"run it anew: {flank_command('run', paths.name, record.pipeline)}",
+        )
+    return Deployed(paths, release_dir, load_release_config(paths, sha), record.commit.to_json())
 
 
 def _start_or_wait(
@@ -619,6 +724,7 @@ def _execute(
     selected: list[str],
     out: TextIO,
     forced: frozenset[str] = frozenset(),
+    resumed: bool = False,
 ) -> Outcome:
     from flank_ops.incremental import plan as run_plan
 
@@ -659,7 +765,7 @@ def _execute(
                 ),
             )
             argv = makefile.make_command(plan, run_dir, record.concurrency or 1, to_start)
-            make_log = open(run_dir / "make.log", "wb")
+            make_log = open(run_dir / "make.log", "ab" if resumed else "wb")
     except OSError as exc:
         return _record_not_started(
             deployed, record, run_dir, selected, f"could not prepare the run: {records.disk_error(exc)}", out
@@ -669,7 +775,8 @@ def _execute(
     if not commit.endswith(UNCOMMITTED) and commit != "working copy":
         commit = f"commit {commit}"
     print(
-        f"flank: {pipeline.name} #{run_id} started ({len(selected)} task{'s' if len(selected) != 1 else ''}, {commit})",
+        f"flank: {pipeline.name} #{run_id} {'resumed' if resumed else 'started'} "
+        f"({len(selected)} task{'s' if len(selected) != 1 else ''}, {commit})",
         file=out,
         flush=True,
     )
@@ -746,10 +853,14 @@ def _execute(
         _record_stop(record, run_dir)
     else:
         conclude(record, selected, make_exit)
+    # issue 26: a stop that was no cancel left the run's cluster jobs running: said, with how to go on;
+    # when none is left, what its jobs left goes (environment files, secrets in raw outputs)
+    left = dead_run_hook(paths)(run_dir, record) if (run_dir / "jobs").is_dir() else None
+    left = left if record.status == RunStatus.INTERRUPTED else None
     _keep_artifacts(deployed, expansions.pipeline, record, run_dir, selected)
     _explain_missing_inputs(deployed, expansions.pipeline, record, run_dir, selected)
     _print_progress(record, selected, printed, out)
-    finish(record, record.status, mask(summarize(record), secrets))
+    finish(record, record.status, mask(summarize(record) + (f"; {left}" if left else ""), secrets))
     if disk_full and record.status == RunStatus.FAILED:
         # The real outcome: tasks that could not write their output or result failed for this.
         mark_disk_full(record, selected, run_dir)

@@ -14,6 +14,11 @@ A pipeline that never ran is not caught up (its schedule may be newer than the o
 firing from before the first deploy that carried the pipeline's schedule (deploys.jsonl, the
 releases' flank.yml) was never its to run.
 
+Runs interrupted while their cluster jobs went on (issue 26 item 6: a VM reboot under a 6-hour
+Slurm job) are resumed first, one detached `flank run … --resume N` each (`resume_left_runs`): the
+new runner re-attaches to the jobs and finishes the run. A resumed run stands for its minute, so
+it is not caught up as well.
+
 At boot (`--boot`, cron's `@reboot` line) the current minute counts too once its :00 has passed:
 Debian cron started mid-minute runs `@reboot` jobs and then waits for the *next* minute, so a VM
 back at 02:00:30 would otherwise skip that night's 02:00. `flank scheduler` handles the current
@@ -30,7 +35,7 @@ from flank_ops.config.model import Pipeline
 from flank_ops.errors import UserError
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.store import records
-from flank_ops.store.model import SCHEDULED_TRIGGERS, RunRecord, RunTrigger, parse_iso
+from flank_ops.store.model import SCHEDULED_TRIGGERS, RunRecord, RunStatus, RunTrigger, parse_iso
 
 
 class Missed(NamedTuple):
@@ -121,6 +126,45 @@ def missed_run(paths: ProjectPaths, pipeline: Pipeline, now: datetime, *, at_boo
     return Missed(pipeline.name, moment)
 
 
+RESUME_LOOKBACK = 20  # the newest runs of a pipeline looked at for one to resume
+
+
+def runs_to_resume(paths: ProjectPaths, pipeline: str) -> list[int]:
+    """The pipeline's interrupted runs (among its newest) that have jobs still queued or running on
+    a cluster (the dead runner's runs are marked interrupted first)."""
+    from flank_ops.executors.cleanup import dead_run_hook, live_jobs
+
+    records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
+    found = []
+    for run_id in records.list_run_ids(paths, pipeline)[-RESUME_LOOKBACK:]:
+        run_dir = paths.run_dir(pipeline, run_id)
+        try:
+            record = records.read_record(run_dir)
+        except (OSError, ValueError):
+            continue
+        if record.status == RunStatus.INTERRUPTED and live_jobs(run_dir, record, adoptable_only=True):
+            found.append(run_id)
+    return found
+
+
+def resume_left_runs(home: Home, project: str | None, dry_run: bool, out: Callable[[str], None]) -> int:
+    """Start `flank run PROJECT PIPELINE --resume N` (detached) for each run to resume; returns how many."""
+    from flank_ops.run.launch import start_detached
+
+    started = 0
+    for name in [project] if project else home.projects():
+        paths = home.project(name)
+        for pipeline in paths.pipelines_with_runs():
+            for run_id in runs_to_resume(paths, pipeline):
+                if dry_run:
+                    out(f"flank: would resume {name} {pipeline} #{run_id} (its jobs are still on the cluster)")
+                    continue
+                start_detached(paths, pipeline, RunTrigger.MANUAL, ("--resume", str(run_id)))
+                out(f"flank: resuming {name} {pipeline} #{run_id} (its jobs are still on the cluster)")
+                started += 1
+    return started
+
+
 def catch_up(
     home: Home,
     now: datetime,
@@ -135,7 +179,7 @@ def catch_up(
     from flank_ops.run.launch import start_detached
     from flank_ops.run.runner import resolve_deployed
 
-    started = 0
+    started = resume_left_runs(home, project, dry_run, out)
     for name in [project] if project else home.projects():
         try:
             deployed = resolve_deployed(name)

@@ -143,8 +143,9 @@ def cancel_requested(run_dir: Path) -> bool:
     return cancel_request_path(run_dir).exists()
 
 
-# What the layer above does with a dead runner's leftovers (its cluster jobs), handed to reconcile.
-DeadRunHook = Callable[[Path, RunRecord], object]
+# What the layer above does with a dead runner's leftovers (its cluster jobs), handed to reconcile;
+# a line it returns is added to the run's summary (issue 26: "2 jobs still running on slurm: …").
+DeadRunHook = Callable[[Path, "RunRecord"], "str | None"]
 
 
 RECORD_FILE = "run.json"
@@ -721,12 +722,13 @@ def mark_interrupted(run_dir: Path, record: RunRecord, on_interrupted: DeadRunHo
     for entry in record.tasks.values():
         if entry.status in (TaskStatus.RUNNING, TaskStatus.QUEUED):
             entry.status = TaskStatus.INTERRUPTED
-    if on_interrupted is not None:
-        on_interrupted(run_dir, record)
+    left = on_interrupted(run_dir, record) if on_interrupted is not None else None
     if waited_for is not None:  # queued (overlap: queue): not a task of it ever ran
         summary = f"interrupted: the runner stopped while it waited for #{waited_for}; no task ran"
     else:
         summary = "interrupted: the runner stopped before the run finished"
+    if left:
+        summary += f"; {left}"
     finish(record, RunStatus.INTERRUPTED, summary)
     release_space(run_dir)  # the dead runner's reserve: room for this very write
     write_record(run_dir, record)

@@ -106,8 +106,10 @@ def encode_spec(spec: TaskSpec) -> bytes:
         pairs += [("memory_attempt_mb", str(int(mb))) for mb in spec.memory_per_attempt_mb]
         if spec.queue_timeout_s:
             pairs.append(("queue_timeout_s", repr(float(spec.queue_timeout_s))))
+    if spec.group:  # issue 26: a matrix instance (its task: a Slurm job array groups them)
+        pairs.append(("group", spec.group))
     if spec.max_parallel:
-        pairs += [("group", spec.group), ("max_parallel", str(int(spec.max_parallel)))]
+        pairs.append(("max_parallel", str(int(spec.max_parallel))))
     out = bytearray()
     for key, value in pairs:
         raw = value.encode("utf-8", "surrogateescape")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_flank
+from conftest import run_flank, wait_for
 
-from helpers.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, record, runs_dir, start_flank
 
 pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]
 
@@ -65,3 +66,55 @@ def test_the_tasks_of_a_run_share_one_scontrol_query(tmp_path: Path, slurm) -> N
     assert not [c for c in asked if c.startswith("show job -o ")]  # ... never one job at a time
     shared = json.loads((runs_dir() / "1" / "jobs" / "slurm.poll.json").read_text())
     assert set(shared["states"]) == job_ids
+
+
+def test_matrix_instances_that_share_resources_go_as_one_job_array(
+    tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    monkeypatch.setenv("GATE", str(gate))
+    deploy(
+        tmp_path,
+        "pipelines:\n  nightly:\n    executor: slurm\n    concurrency: 4\n    tasks:\n"
+        "      fit:\n"
+        "        run: 'echo cell $FLANK_MATRIX_VALUE is $FLANK_TASK; "
+        'for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.1; done; exit 9\'\n'
+        "        matrix: [a, b, c, d]\n"
+        "        max_parallel: 2\n"
+        "        memory: 100M\n"
+        "      report: {run: 'echo all', needs: [fit], executor: local}\n",
+    )
+    env = {**os.environ, **slurm.env}
+    proc = start_flank("run", "demo", "nightly")
+    try:
+
+        def array_lines() -> list[list[str]]:
+            out = subprocess.run(["squeue", "-h", "-o", "%F|%K|%j|%T"], env=env, capture_output=True, text=True)
+            return [line.split("|") for line in out.stdout.split() if "|flank-demo-nightly-1-" in line]
+
+        lines = wait_for(lambda: (got := array_lines()) and any(t == "RUNNING" for *_, t in got) and got, "the array")
+        assert {name for _, _, name, _ in lines} == {"flank-demo-nightly-1-fit"}  # one job, named after the task
+        assert len({array for array, *_ in lines}) == 1  # one array job
+        array = lines[0][0]
+        shown = subprocess.run(["scontrol", "show", "job", array], env=env, capture_output=True, text=True).stdout
+        assert "ArrayTaskThrottle=2" in shown  # max_parallel: Slurm's own bound
+        (gate / "open").write_text("")
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        (gate / "open").write_text("")
+    rec = record(1)
+    cells = ["a", "b", "c", "d"]
+    ids = {rec["tasks"][f"fit[{c}]"]["executor"]["job_id"] for c in cells}
+    assert ids == {f"{array}_{i}" for i in range(4)}
+    for cell in cells:
+        task = rec["tasks"][f"fit[{cell}]"]
+        assert task["status"] == "success" and task["executor"]["state"] == "COMPLETED"
+        log = (runs_dir() / "1" / task["log"]).read_text()
+        assert f"cell {cell} is fit[{cell}]" in log  # its own cell, its own log
+        assert log.count("cell ") == 1
+    assert rec["tasks"]["report"]["status"] == "success"
+    jobs = runs_dir() / "1" / "jobs"
+    assert not list(jobs.glob("*.env")) and not list(jobs.glob("*.out")) and not list(jobs.glob("*.rc"))

@@ -215,7 +215,8 @@ def test_the_run_page_shows_where_each_task_ran(tmp_path: Path, slurm, flank_hom
         assert text in row
 
 
-def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tmp_path: Path, slurm) -> None:
+def test_a_dead_runners_jobs_are_left_running_until_the_interrupted_run_is_cancelled(tmp_path: Path, slurm) -> None:
+    """issue 26 item 6: adopt, don't cancel (tests/executors/slurm_adopt_test.py resumes such a run)."""
     from flank_ops.executors.base import JobRequest, job_name
     from flank_ops.executors.slurm import SlurmBackend
     from flank_ops.paths import Home
@@ -261,7 +262,13 @@ def test_a_dead_runners_jobs_are_cancelled_when_the_run_is_marked_interrupted(tm
     out = run_flank("status", "demo")
     assert out.returncode in (0, 1), out.stderr
     assert record(7)["status"] == "interrupted" and record(7)["tasks"]["t"]["status"] == "interrupted"
+    assert "1 job still running on slurm: flank run demo nightly --resume 7" in record(7)["summary"]
+    assert name in squeue_names(slurm)  # left for a new runner to adopt
+    out = run_flank("cancel", "demo", "nightly", "7")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"cancelled (1 job it left running cancelled: {job_id})" in out.stdout
     wait_for(lambda: name not in squeue_names(slurm), "the dead runner's job to be cancelled")
+    assert record(7)["status"] == "cancelled"
 
 
 def test_doctor_checks_the_cluster_and_the_partition(tmp_path: Path, slurm, flank_home: Path) -> None:
@@ -341,7 +348,8 @@ def test_a_full_cluster_shows_the_task_queued_with_slurms_reason_until_it_starts
 
 def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -> None:
     """issue 20 item 2: the runner was killed (kill -9, its launcher too) while a job with a secret
-    waited in the queue and another printed it; the interrupted-run detection cancels the jobs,
+    waited in the queue and another printed it. The interrupted-run detection leaves the jobs for a
+    resume (issue 26: the queued one still needs its env file); cancelling the run cancels them,
     removes the env file and masks the raw output."""
     from flank_ops.executors.base import JobRequest, job_name
     from flank_ops.executors.slurm import SlurmBackend
@@ -413,9 +421,24 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
     out = run_flank("status", "demo")
     assert out.returncode in (0, 1), out.stderr
     assert record(3)["status"] == "interrupted"
+    assert "2 jobs still running on slurm" in out.stdout
+    assert list((run_dir / "jobs").glob("*.env"))  # the queued job reads it when it starts
+    assert run_flank("cancel", "demo", "nightly", "3").returncode == 0
     assert not list((run_dir / "jobs").glob("*.env"))
     outputs = list((run_dir / "jobs").glob("talker-*.out"))
     assert outputs and all("s3cr3t-value" not in p.read_text() for p in outputs)
     assert "token=***" in outputs[0].read_text()  # kept for debugging, masked
     wait_for(lambda: name not in squeue_names(slurm), f"job {job_id} to be cancelled")
     wait_for(lambda: talker not in squeue_names(slurm), "the running job to be cancelled")
+
+
+def test_slurms_run_time_is_read_so_an_adopted_jobs_timeout_counts_it() -> None:
+    """issue 26: a job a resumed run re-attaches to has run a while; `timeout:` counts that time
+    (remote.py starts its clock RunTime back). Parsed from `scontrol show job`'s own words."""
+    from flank_ops.executors.slurm import SlurmBackend
+
+    line = "JobId=7 JobName=x JobState=RUNNING Reason=None RunTime=1-02:03:04 BatchHost=vm Partition=flank"
+    state = SlurmBackend({})._state("7", dict(item.partition("=")[::2] for item in line.split()))
+    assert state.run_s == 93784.0 and state.host == "vm"
+    pending = SlurmBackend({})._state("8", {"JobState": "PENDING", "RunTime": "00:00:00", "Reason": "Priority"})
+    assert pending.run_s == 0.0 and not pending.done

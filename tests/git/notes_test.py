@@ -242,3 +242,22 @@ def test_a_note_is_in_the_same_zone_as_the_run_page(tmp_path: Path, flank_home: 
     assert re.match(r"flank ny #1 success \d{4}-\d\d-\d\d \d\d:\d\d JST ", note), note
     page = (flank_home / "site" / "demo" / "ny" / "1" / "index.html").read_text()
     assert " JST</dd>" in page and "EST" not in page
+
+
+def test_a_resumed_run_keeps_one_line_its_last(tmp_path: Path, flank_home: Path) -> None:
+    """issue 26: an interrupted run that `flank run --resume` finished has one line, not two."""
+    from flank_ops.git.notes import append_note, read_note
+    from flank_ops.paths import Home
+
+    clone = deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
+    sha = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    paths = Home().project("demo")
+    append_note(paths, sha, "flank nightly #4 success 2026-11-24 02:00 UTC (1s) — 1/1 ok — URL")
+    append_note(paths, sha, "flank nightly #5 interrupted 2026-11-25 02:00 UTC (9s) — 0/1 ok — URL")
+    append_note(paths, sha, "flank weekly #5 success 2026-11-25 02:00 UTC (9s) — 1/1 ok — URL")
+    append_note(paths, sha, "flank nightly #5 success 2026-11-25 02:00 UTC (2h) — 1/1 ok — URL")
+    assert read_note(paths, sha).splitlines() == [
+        "flank nightly #4 success 2026-11-24 02:00 UTC (1s) — 1/1 ok — URL",
+        "flank weekly #5 success 2026-11-25 02:00 UTC (9s) — 1/1 ok — URL",
+        "flank nightly #5 success 2026-11-25 02:00 UTC (2h) — 1/1 ok — URL",
+    ]

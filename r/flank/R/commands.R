@@ -150,14 +150,15 @@ flank_logs <- function(pipeline, task = NULL, run = NULL, follow = FALSE, remote
 }
 
 flank_run <- function(pipeline, task = NULL, from = NULL, rerun = NULL, params = list(), follow = TRUE,
-                      remote = "flank", dir = ".") {
-  chosen <- !c(is.null(task), is.null(from), is.null(rerun))
-  if (sum(chosen) > 1) flank_error("give one of task, from and rerun", "e.g. flank_run(\"nightly\", task = \"model\")")
+                      remote = "flank", dir = ".", resume = NULL) {
+  chosen <- !c(is.null(task), is.null(from), is.null(rerun), is.null(resume))
+  if (sum(chosen) > 1) flank_error("give one of task, from, rerun and resume", "e.g. flank_run(\"nightly\", task = \"model\")")
   target <- flank_target(remote, dir)
   options <- c(
     if (!is.null(task)) c("--task", task),
     if (!is.null(from)) c("--from", from),
     if (!is.null(rerun)) c("--rerun", as.character(rerun)),
+    if (!is.null(resume)) c("--resume", as.character(resume)),
     param_options(params)
   )
   answer <- ask(target, c("run", target$project, pipeline, options, "--detach"))
