@@ -304,6 +304,9 @@ def render_makefile(
             add(f"\t+@$(FLANK_CELLS) $(FLANK_SPECS)/{target}{CELLS_SPEC_SUFFIX} $(RUN_DIR) $(FLANK_LAUNCHER)")
         elif name in entry_tasks and pipeline.executor_of(name) != "local":
             add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR)")
+        elif name in entry_tasks and name in checked:  # room on the VM, then the checked launcher
+            check = _assignment_value(make_word(checked[name]))
+            add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR) $(FLANK_CHECKED_LAUNCHER) {check}")
         elif name in entry_tasks:  # checks the VM has room, then execs the launcher
             add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR) $(FLANK_LAUNCHER)")
         elif name in checked:  # issue 12; remote tasks take the executor's path above
