@@ -1,11 +1,15 @@
 """`python -m flank_ops.executors SPEC_FILE RUN_DIR [LAUNCHER...]` — what make starts for a task
 whose executor is not "local" (remote.py), or a local task that declared memory/cpus: checked
-against the VM (resources.py), then LAUNCHER (the usual task launcher) takes over by exec."""
+against the VM (resources.py), then LAUNCHER (the usual task launcher, or the checked launcher of a
+task with outputs:) takes over by exec. A Slurm task with outputs: gets `--check CHECK_FILE` instead
+of a launcher: the checked launcher's rules (task/checked_task.py) around its job."""
 
 from __future__ import annotations
 
 import signal
 import sys
+
+CHECK_OPTION = "--check"  # run/makefile.py writes it for a Slurm task with outputs:
 
 
 def main(argv: list[str]) -> int:
@@ -38,6 +42,11 @@ def main(argv: list[str]) -> int:
         return run_local(spec, spec_path, run_dir, launcher)
     from flank_ops.executors.remote import run_remote
 
+    if len(launcher) == 2 and launcher[0] == CHECK_OPTION:
+        from flank_ops.task.checked_task import read_check, run_checked
+
+        check = read_check(launcher[1])
+        return 2 if check is None else run_checked(check, spec, run_dir, launch=run_remote)
     return run_remote(spec, run_dir)
 
 

@@ -25,6 +25,7 @@ import re
 import select
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from flank_ops.errors import UserError
 from flank_ops.executors.base import Backend, BackendError, JobRequest, JobState, executor_record, job_name
 from flank_ops.task.secrets import SecretMasker, secret_values_from_env
 from flank_ops.task.task_exec import EXIT_TIMED_OUT, MAKE_VARIABLES, TaskLog, TaskSpec, _write_result
+
+Finish = Callable[[dict[str, Any], TaskLog], dict[str, Any]]  # as task_exec.launch takes it
 
 JOBS_DIR = "jobs"
 POLL_FIRST_S = 0.1  # polls start fast (a short job's end is seen at once) ...
@@ -66,12 +69,22 @@ def _on_stop(signum: int, frame: object) -> None:
 class Loop:
     """One task's attempts; `wake_fd` wakes the waits when a stop signal arrives."""
 
-    def __init__(self, spec: TaskSpec, run_dir: str, backend: Backend, job: JobRequest, wake_fd: int) -> None:
+    def __init__(
+        self,
+        spec: TaskSpec,
+        run_dir: str,
+        backend: Backend,
+        job: JobRequest,
+        wake_fd: int,
+        extra: dict[str, Any] | None = None,
+        finish: Finish | None = None,
+    ) -> None:
         self.spec, self.run_dir, self.backend, self.job, self.wake_fd = spec, run_dir, backend, job, wake_fd
         self.log = TaskLog(os.path.join(run_dir, "logs", f"{spec.task}.log"))
         self.started_at = now_iso()
         self.t0 = time.monotonic()
-        self.declared = {"memory_mb": spec.memory_mb or None, "cpus": spec.cpus or None}
+        self.declared = {**(extra or {}), "memory_mb": spec.memory_mb or None, "cpus": spec.cpus or None}
+        self.finish = finish
         self.failure = ""  # why the last attempt failed, when no exit code says it
 
     def say(self, text: str) -> None:
@@ -363,6 +376,9 @@ class Loop:
         }
         if no_code:  # issue 26: the reason stands in for the exit code (summary, run page)
             result["error"] = self.failure or "the job ended without an exit code"
+        if self.finish is not None:  # the checked launcher: outputs checked, fingerprint written
+            result = self.finish(result, self.log)
+            status = result["status"]
         self.write(result)
         self.log.close()
         if status == "timed_out":
@@ -395,7 +411,9 @@ def executor_options(kind: str, spec: TaskSpec, env: dict[str, str]) -> dict[str
     return options
 
 
-def run_remote(spec: TaskSpec, run_dir: str) -> int:
+def run_remote(spec: TaskSpec, run_dir: str, extra: dict[str, Any] | None = None, finish: Finish | None = None) -> int:
+    """`extra` goes into every result written; `finish` may change the final result before it is
+    written (task_exec.launch's two, for the checked launcher)."""
     from flank_ops.executors import backend as make_backend
     from flank_ops.executors.settings import NotConfigured
 
@@ -437,7 +455,7 @@ def run_remote(spec: TaskSpec, run_dir: str) -> int:
         return fail_at_once(spec, run_dir, str(exc))
     except UserError as exc:  # flank.toml unreadable
         return fail_at_once(spec, run_dir, exc.message)
-    return Loop(spec, run_dir, backend, job, wake_r).run()
+    return Loop(spec, run_dir, backend, job, wake_r, extra, finish).run()
 
 
 def fail_at_once(spec: TaskSpec, run_dir: str, message: str) -> int:

@@ -302,6 +302,9 @@ def render_makefile(
         spec = f"$(FLANK_SPECS)/{target}{SPEC_SUFFIX}"
         if name in dynamic:  # '+': the sub-make shares this make's job slots (-j) and -k
             add(f"\t+@$(FLANK_CELLS) $(FLANK_SPECS)/{target}{CELLS_SPEC_SUFFIX} $(RUN_DIR) $(FLANK_LAUNCHER)")
+        elif name in entry_tasks and pipeline.executor_of(name) == "slurm" and name in checked:
+            # the job writes to the file system the nodes share: its outputs are checked on the VM
+            add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR) --check {_assignment_value(make_word(checked[name]))}")
         elif name in entry_tasks and pipeline.executor_of(name) != "local":
             add(f"\t@$(FLANK_EXECUTOR) {spec} $(RUN_DIR)")
         elif name in entry_tasks and name in checked:  # room on the VM, then the checked launcher

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,14 @@ def _result(task: str, status: str, started: str, t0: float, **more: Any) -> dic
     }
 
 
-def run_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -> int:
+Launch = Callable[..., int]  # task_exec.launch(spec, run_dir, extra=..., finish=...), or a remote executor's
+
+
+def run_checked(
+    check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str, launch: Launch = task_exec.launch
+) -> int:
+    """`launch` starts the task: the VM's launcher, or (executors/__main__.py) a Slurm job, whose
+    outputs are on the file system the nodes share, so they are checked here the same way."""
     t0 = time.monotonic()
     started = now_iso()
     os.makedirs(os.path.join(run_dir, "tasks"), exist_ok=True)
@@ -96,7 +104,18 @@ def run_checked(check: dict[str, Any], spec: task_exec.TaskSpec, run_dir: str) -
             cache.save()
         return result
 
-    return task_exec.launch(spec, run_dir, extra={"reason": reason}, finish=finish)
+    return launch(spec, run_dir, extra={"reason": reason}, finish=finish)
+
+
+def read_check(check_path: str) -> dict[str, Any] | None:
+    """The check file plan.write_checks wrote; None (said on stderr) when it cannot be read."""
+    try:
+        with open(check_path, encoding="utf-8") as f:
+            check: dict[str, Any] = json.load(f)
+    except (OSError, ValueError) as exc:
+        print(f"flank-task: cannot read the task's check {check_path}: {exc}", file=sys.stderr)
+        return None
+    return check
 
 
 def main(argv: list[str]) -> int:
@@ -104,11 +123,8 @@ def main(argv: list[str]) -> int:
         print("usage: flank _task_checked CHECK_FILE SPEC_FILE RUN_DIR", file=sys.stderr)
         return 2
     check_path, spec_path, run_dir = argv
-    try:
-        with open(check_path, encoding="utf-8") as f:
-            check = json.load(f)
-    except (OSError, ValueError) as exc:
-        print(f"flank-task: cannot read the task's check {check_path}: {exc}", file=sys.stderr)
+    check = read_check(check_path)
+    if check is None:
         return 2
     spec = task_exec.read_spec_file(spec_path)
     if spec is None:
