@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         selected,
         force=args.force,
         from_task=None,
-        force_tasks=tuple(runner.check_task(pipeline, t) for t in args.force_task),
+        force_tasks=runner.check_force_tasks(pipeline, args.force_task),
     )
     params_env = param_env(parse_params(pipeline, split_assignments(args.params)))  # issue 23
     decisions = plan.decide(
