@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             # Validate the selection here, where the user can still see the message.
             try:
                 runner.select_tasks(deployed.paths, pipeline, request)
+                runner.check_force_tasks(pipeline, request.force_tasks)
                 runner.run_params(deployed.paths, pipeline, request)
             except runner.NothingToRerun as nothing:
                 _nothing_to_run(args, request, nothing.message)
