@@ -89,3 +89,4 @@ def test_a_run_whose_tasks_all_ran_on_a_cluster_gets_no_empty_chart(flank_home: 
     page = (home.site_dir / "demo" / "resources.html").read_text()
     assert "<td>model</td>" in page  # the pipeline's section is there ...
     assert "Memory in use over" not in page and 'class="memory-chart"' not in page  # ... without an empty chart
+    assert "Run peak: <strong>unknown</strong>," in page  # not "0 KiB (0% of this VM)"
