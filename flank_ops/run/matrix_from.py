@@ -346,7 +346,8 @@ def _failed(run_dir: Path, task: str, message: str) -> None:
 
     with open(records.task_log_path(run_dir, task), "a", encoding="utf-8") as log:
         log.write(f"flank: {message}\n")
-    result = {"task": task, "status": "failed", "error": message, "ended_at": now_iso()}
+    # no reason: the plan's "cells from FILE, known after … runs" is stale now; the error says why
+    result = {"task": task, "status": "failed", "error": message, "ended_at": now_iso(), "reason": None}
     atomic_write_text(records.task_result_path(run_dir, task), json.dumps(result) + "\n", durable=False)
 
 

@@ -160,6 +160,9 @@ def test_a_bad_cells_file_fails_the_task_with_one_clear_line(tmp_path: Path) -> 
     message = "model: data/regions.txt has no cells: it is empty (the task that writes it wrote no values)"
     assert rec["tasks"]["model"]["error"] == message
     assert f"model failed ({message})" in proc.stdout
+    # its line says no more than that it failed: not the plan's "cells from …, known after regions runs"
+    # when regions has run (found by the third trial); the summary and the log say why
+    assert "  model                failed\n" in proc.stdout, proc.stdout
     assert (runs_dir() / "1" / "logs" / "model.log").read_text() == f"flank: {message}\n"
     assert "Traceback" not in (runs_dir() / "1" / "make.log").read_text()
 
