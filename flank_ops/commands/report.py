@@ -62,12 +62,16 @@ def run(args: argparse.Namespace) -> int:
             continue
         shown = use.chart_run
         share = f" ({100 * use.peak_kb / machine.memory_kb:.0f}% of this VM)" if machine.memory_kb else ""
+        if not use.peak_kb:  # every task ran where nothing measured it (a cluster without accounting)
+            share = " (no task's memory was measured)"
         print(
             f"\n{name}: {len(use.runs)} recent runs, typical {duration(use.typical_s)} ({use.typical_basis}), "
             f"longest {duration(max(r.duration_s for r in use.runs))}"
         )
-        print(f"  run peak memory {fmt_kb(use.peak_kb)}{share}, up to {use.peak_tasks} tasks at once")
-        if shown is not None:
+        print(
+            f"  run peak memory {fmt_kb(use.peak_kb or None, 'unknown')}{share}, up to {use.peak_tasks} tasks at once"
+        )
+        if shown is not None and shown.peak_kb:
             print(
                 f"  memory over #{shown.run_id} ({use.chart_basis}, {duration(shown.duration_s)}, "
                 f"peak {fmt_kb(shown.peak_kb)}): |{memory_chart(shown.memory_steps, shown.duration_s, shown.peak_kb)}|"

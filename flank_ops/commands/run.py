@@ -208,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
                     runner.resumable(deployed.paths, pipeline.name, request.resume)
                 else:
                     runner.select_tasks(deployed.paths, pipeline, request)
+                    runner.check_force_tasks(pipeline, request.force_tasks)
                     runner.run_params(deployed.paths, pipeline, request)
             except runner.NothingToRerun as nothing:
                 _nothing_to_run(args, request, nothing.message)

@@ -16,6 +16,7 @@ on a command line or in a job definition in clear.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple, Protocol
 
 # Executor names a task or pipeline may give in flank.yml ("local" = the VM's own launcher).
@@ -92,9 +93,10 @@ class BackendError(Exception):
 # What flank.toml needs for each executor: said when a task names an executor the VM lacks.
 
 
-def not_configured_message(kind: str) -> str:
+def not_configured_message(kind: str, settings_file: Path | str = "$FLANK_HOME/flank.toml") -> str:
+    """`settings_file`: the flank.toml this machine reads (Home.settings_file), named as it is here."""
     lines = CONFIG_EXAMPLES.get(kind, f"[executors.{kind}]")
-    return f"executor: {kind} is not configured on this VM: add to $FLANK_HOME/flank.toml\n" + "\n".join(
+    return f"executor: {kind} is not configured on this VM: add to {settings_file}\n" + "\n".join(
         f"    {line}" for line in lines.split("\n")
     )
 

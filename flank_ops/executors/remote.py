@@ -362,6 +362,9 @@ class Loop:
         read_marker(self.run_dir, self.spec.task, job_id).unlink(missing_ok=True)
         exit_code = state.exit_code if state is not None else None
         if why_cancelled:
+            # flank cancelled it: a job that never ran, or that Slurm reports 0 for, did not exit by itself
+            if running_since is None or exit_code == 0:
+                exit_code = None
             return why_cancelled, state, job_id, exit_code
         assert state is not None
         if state.state in TIMED_OUT_STATES:
@@ -490,10 +493,12 @@ class Loop:
             return 128 + (_stop_signal or signal.SIGTERM)
         status = outcome
         no_code = status == "failed" and exit_code is None
+        # a job flank cancelled (timeout:, queue_timeout:) has no exit code of its own: its log says why
+        keep_none = no_code or status == "timed_out"
         result: dict[str, Any] = {
             "status": status,
             "attempts": attempt,
-            "exit_code": exit_code if exit_code is not None or no_code else (0 if status == "success" else 1),
+            "exit_code": exit_code if exit_code is not None or keep_none else (0 if status == "success" else 1),
             "started_at": self.started_at,
             "ended_at": now_iso(),
             "duration_s": round(time.monotonic() - self.t0, 3),

@@ -19,7 +19,7 @@ def executor_settings(kind: str, project: str | None = None, home_root: str | No
     home = Home(Path(home_root)) if home_root else Home()
     table = table_of(settings_for(home, project), kind)
     if table is None:
-        raise NotConfigured(not_configured_message(kind))
+        raise NotConfigured(not_configured_message(kind, home.settings_file))
     return {k: str(v) for k, v in table.items() if not isinstance(v, dict)}
 
 

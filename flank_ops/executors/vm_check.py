@@ -25,7 +25,8 @@ def config_warnings(home: Home, project: str | None, config: Config) -> list[str
         if not configured(home, project, kind):
             tasks = [f"{p.name}.{t}" for p in config.pipelines.values() for t in p.tasks if p.executor_of(t) == kind]
             warnings.append(
-                f"{', '.join(tasks[:5])}{' ...' if len(tasks) > 5 else ''}: " + not_configured_message(kind)
+                f"{', '.join(tasks[:5])}{' ...' if len(tasks) > 5 else ''}: "
+                + not_configured_message(kind, home.settings_file)
             )
         elif kind == "batch":
             warnings += staging_warnings(home, project, config)

@@ -112,8 +112,9 @@ def forced_tasks(
     if force:
         return frozenset(selected)
     chosen = set(force_tasks)
-    if from_task:
-        chosen |= pipeline.downstream(from_task)
+    if from_task:  # a matrix task stands for its instances, as in select_tasks
+        for start in pipeline.instances_of(from_task) or [from_task]:
+            chosen |= pipeline.downstream(start)
     return frozenset(chosen & set(selected))
 
 

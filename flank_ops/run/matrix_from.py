@@ -170,17 +170,9 @@ def instances(task: Task, cells: list[Cell], plain: bool) -> list[Task]:
 # --- the expansion (make's recipe for the task) -------------------------------------------
 
 
-def expand(spec_file: Path, run_dir: Path, launcher_argv: list[str]) -> Path | None:
-    """Read the cells, write the instances' specs, checks and sub-Makefile -> the sub-Makefile, or
-    None when every instance is up to date. Raises UserError."""
-    spec = json.loads(spec_file.read_text(encoding="utf-8"))
-    release_dir = Path(spec["release_dir"])
-    try:
-        config = load_config_file(release_dir / FILENAME)
-    except ConfigErrors as exc:
-        raise UserError(f"cannot read {FILENAME} of the release: {exc.errors[0]}") from None
-    pipeline = config.pipelines[spec["pipeline"]]
-    task = pipeline.tasks[spec["task"]]
+def expanded_pipeline(pipeline: Pipeline, task: Task, release_dir: Path) -> tuple[Pipeline, list[Task], bool]:
+    """The pipeline with `task`'s instances, read from its file as it is in `release_dir`, in its
+    place -> (pipeline, instances, plain list?). Raises UserError (the file missing, a bad value ...)."""
     assert task.matrix_from is not None
     rel = repo_relative(task.dir, task.matrix_from) or task.matrix_from
     cells, plain = read_cells(release_dir / rel, task.matrix_from)
@@ -193,7 +185,21 @@ def expand(spec_file: Path, run_dir: Path, launcher_argv: list[str]) -> Path | N
         return replace(t, outputs=tuple(o for o in t.outputs if repo_relative(t.dir, o) != rel))
 
     others = {n: without_cells_file(t) if n in task.needs else t for n, t in pipeline.tasks.items() if n != task.name}
-    expanded = replace(pipeline, tasks={**others, **{t.name: t for t in made}})
+    return replace(pipeline, tasks={**others, **{t.name: t for t in made}}), made, plain
+
+
+def expand(spec_file: Path, run_dir: Path, launcher_argv: list[str]) -> Path | None:
+    """Read the cells, write the instances' specs, checks and sub-Makefile -> the sub-Makefile, or
+    None when every instance is up to date. Raises UserError."""
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    release_dir = Path(spec["release_dir"])
+    try:
+        config = load_config_file(release_dir / FILENAME)
+    except ConfigErrors as exc:
+        raise UserError(f"cannot read {FILENAME} of the release: {exc.errors[0]}") from None
+    pipeline = config.pipelines[spec["pipeline"]]
+    task = pipeline.tasks[spec["task"]]
+    expanded, made, plain = expanded_pipeline(pipeline, task, release_dir)
     statuses: dict[str, tuple[str, str | None]] = {t.name: ("pending", None) for t in made}
     checked: dict[str, Path] = {}
     run = spec.get("run")
@@ -341,7 +347,8 @@ def _failed(run_dir: Path, task: str, message: str) -> None:
 
     with open(records.task_log_path(run_dir, task), "a", encoding="utf-8") as log:
         log.write(f"flank: {message}\n")
-    result = {"task": task, "status": "failed", "error": message, "ended_at": now_iso()}
+    # no reason: the plan's "cells from FILE, known after … runs" is stale now; the error says why
+    result = {"task": task, "status": "failed", "error": message, "ended_at": now_iso(), "reason": None}
     atomic_write_text(records.task_result_path(run_dir, task), json.dumps(result) + "\n", durable=False)
 
 

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol, TextIO
@@ -228,6 +228,12 @@ def check_task(pipeline: Pipeline, name: str) -> str:
             f"no task {name!r} in pipeline {pipeline.name!r}", choices_hint(name, list(pipeline.tasks), "tasks")
         )
     return name
+
+
+def check_force_tasks(pipeline: Pipeline, names: Sequence[str]) -> tuple[str, ...]:
+    """--force-task names -> the tasks they stand for: a task, or a matrix task's instances (all, or
+    those `model[region=north]` matches), as --task takes them. Raises UserError for an unknown name."""
+    return tuple(t for name in names for t in (pipeline.instances_of(name) or [check_task(pipeline, name)]))
 
 
 def select_tasks(paths: ProjectPaths, pipeline: Pipeline, request: RunRequest) -> list[str]:
@@ -468,7 +474,7 @@ def run_pipeline(
         selected,
         force=request.force,
         from_task=request.from_task,
-        force_tasks=tuple(check_task(pipeline, t) for t in request.force_tasks),
+        force_tasks=check_force_tasks(pipeline, request.force_tasks),
     )
     trigger = RunTrigger.RERUN if request.rerun is not None else request.trigger
     jobs = pipeline.concurrency or os.cpu_count() or 1

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from markupsafe import Markup, escape
 
+from flank_ops.config.model import instance_parts
 from flank_ops.fileio import atomic_write_bytes
 from flank_ops.paths import ProjectPaths
 from flank_ops.site import layout
@@ -69,12 +70,23 @@ def task_grid(
     runs = [r for r in recent if r.get("status") != RunStatus.SKIPPED and isinstance(r.get("run_id"), int)][:GRID_RUNS]
     if not runs:
         return None
-    tasks: dict[str, None] = dict.fromkeys(task_order)
-    per_run: list[dict[str, GridCell]] = []
-    for entry in runs:
-        cells = _column(paths, pipeline, entry["run_id"])
-        tasks.update(dict.fromkeys(cells))
-        per_run.append(cells)
+    per_run = [_column(paths, pipeline, entry["run_id"]) for entry in runs]
+    seen: dict[str, None] = {}
+    for cells in per_run:
+        seen.update(dict.fromkeys(cells))
+    # a matrix_from: task is one name in flank.yml and its instances in the runs: they take its place
+    instances: dict[str, list[str]] = {}
+    for name in seen:
+        parts = instance_parts(name)
+        if parts is not None:
+            instances.setdefault(parts[0], []).append(name)
+    tasks: dict[str, None] = {}
+    for name in task_order:
+        if name not in seen and name in instances:
+            tasks.update(dict.fromkeys(instances[name]))
+        else:
+            tasks[name] = None
+    tasks.update(seen)
     project = paths.name
     root = layout.depth_prefix(layout.url_pipeline(project, pipeline))
     run_hrefs = {r["run_id"]: str(escape(root + layout.url_run(project, pipeline, r["run_id"]))) for r in runs}

@@ -89,7 +89,10 @@ def dag_svg(nodes: Sequence[DagNode], title: str = "Task graph", cache_dir: Path
     if not nodes:
         return Markup("")
     nodes = grouped(nodes)
-    lay = dag_layout.layout([(n.name, n.needs) for n in nodes], cache_dir)
+    # a matrix task's box is sized for its count too ("region ×4"); names never hold " ×"
+    drawn = {n.name: f"{n.name} ×{n.instances}" if n.instances else n.name for n in nodes}
+    named = {text: name for name, text in drawn.items()}
+    lay = dag_layout.layout([(drawn[n.name], tuple(drawn.get(d, d) for d in n.needs)) for n in nodes], cache_dir)
     if lay is None:
         return dag_list(nodes, title)
     width, height = math.ceil(lay.width), math.ceil(lay.height)
@@ -100,8 +103,8 @@ def dag_svg(nodes: Sequence[DagNode], title: str = "Task graph", cache_dir: Path
     ]
     parts.append(_edges(lay))
     by_name = {n.name: n for n in nodes}
-    for name, box in lay.boxes.items():
-        parts.append(_node(by_name[name], box))
+    for text, box in lay.boxes.items():
+        parts.append(_node(by_name[named[text]], box))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -117,7 +120,11 @@ def _edges(lay: dag_layout.Layout) -> str:
     if kept is None:
         if len(_edges_drawn) >= dag_layout.MEMO_SIZE:
             _edges_drawn.pop(next(iter(_edges_drawn)))
-        kept = _edges_drawn[id(lay)] = (lay, "".join(_edge(edge) for edge in lay.edges))
+        # the arrows name tasks (data-from/-to), not their drawn text ("region ×4": names never hold " ×")
+        drawn = "".join(
+            _edge(edge._replace(tail=edge.tail.split(" ×")[0], head=edge.head.split(" ×")[0])) for edge in lay.edges
+        )
+        kept = _edges_drawn[id(lay)] = (lay, drawn)
     return kept[1]
 
 
@@ -202,6 +209,7 @@ class GanttBar(NamedTuple):
 
 
 LABEL_W, CHART_W, ROW_H, AXIS_H = 150, 560, 24, 22
+GANTT_LABEL_CHARS = 18  # what LABEL_W holds after the status icon
 _TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
@@ -210,6 +218,19 @@ def _tick_step(span: float) -> int:
         if span / step <= 6:
             return step
     return _TICK_STEPS[-1]
+
+
+def _gantt_name(name: str, limit: int) -> str:
+    """A row's name in `limit` characters. A matrix instance shows its values as `--task` takes
+    them (`model[north,2024]`), and its task's name is what gets cut: the values tell rows apart."""
+    parts = instance_parts(name)
+    if parts is None:
+        return _clip(name, limit)
+    task, cell = parts
+    values = f"[{','.join(pair.partition('=')[2] or pair for pair in cell.split(','))}]"
+    if len(task) + len(values) <= limit:
+        return task + values
+    return _clip(_clip(task, max(4, limit - len(values))) + values, limit)
 
 
 def gantt_svg(bars: Sequence[GanttBar], run_start: str | None, run_end: str | None, now: datetime) -> Markup:
@@ -249,8 +270,8 @@ def gantt_svg(bars: Sequence[GanttBar], run_start: str | None, run_end: str | No
     for i, b in enumerate(bars):
         y = AXIS_H + i * ROW_H
         key = status_key(b.status)
-        label = f"{status_icon(b.status)} {_clip(b.name, 18)}"
-        name = f'<text class="label" x="4" y="{y + 16}">{_e(label)}</text>'
+        label = f"{status_icon(b.status)} {_gantt_name(b.name, GANTT_LABEL_CHARS)}"
+        name = f'<text class="label" x="4" y="{y + 16}"><title>{_e(b.name)}</title>{_e(label)}</text>'
         parts.append(f'<a href="{_e(b.href)}">{name}</a>' if b.href else name)
         s, e = parse_time(b.started_at), parse_time(b.ended_at)
         if s is None:

@@ -225,3 +225,14 @@ def test_a_failed_run_prints_the_tasks_last_lines_and_hints_that_work_where_they
     assert "  rerun the failures: flank remote run nightly --rerun 2" in proc.stdout.splitlines()
     proc = run_flank("run", "demo", "nightly", "--rerun", "x", env={"FLANK_REMOTE": "vm2"})
     assert "see the ids with: flank remote status --remote vm2" in proc.stderr
+
+
+def test_detach_says_what_is_wrong_with_a_force_task(tmp_path: Path) -> None:
+    """Found by the third trial: a --force-task naming no task, with --detach, printed only 'the
+    background run did not start' and to run it in the foreground to see why."""
+    repo = make_repo(tmp_path / "myproj", {"flank.yml": YML})
+    proc = run_flank("run", "--local", "nightly", "--force-task", "reprot", "--detach", cwd=repo)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("flank: no task 'reprot' in pipeline 'nightly'"), proc.stderr
+    assert "did not start" not in proc.stderr
+    assert not (repo / ".flank" / "runs" / "nightly" / "1").exists()  # nothing started

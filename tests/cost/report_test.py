@@ -161,3 +161,23 @@ def test_without_full_runs_the_longest_recent_run_is_typical_and_says_so(tmp_pat
     (runs / "1" / "run.json").unlink()  # pruned
     out = run_flank("report", "resources", "demo", check=True).stdout
     assert "typical 10m00s (the longest of the last 2 runs: none ran every task)" in out, out
+
+
+def test_a_run_with_no_measured_task_gets_no_empty_chart(flank_home: Path) -> None:
+    """Found by the third trial: every task of the chart's run on Slurm without accounting printed
+    'memory over #1 (…, peak 0 KiB): ||'."""
+    from flank_ops.paths import Home
+    from flank_ops.store import records
+    from helpers.site_records import make_project, make_run
+
+    paths = make_project(Home())
+    run_dir = paths.run_dir("nightly", make_run(paths))
+    record = records.read_record(run_dir).to_json()
+    for task in record["tasks"].values():
+        task.update(peak_rss_kb=None, executor={"name": "slurm", "job_id": "42", "max_rss_kb": None})
+    records.write_record(run_dir, records.RunRecord.from_json(record))
+    out = run_flank("report", "resources", "demo")
+    assert out.returncode == 0, out.stderr
+    assert "demo/nightly: 1 recent runs" in out.stdout and "model" in out.stdout
+    assert "memory over" not in out.stdout and "0 KiB" not in out.stdout, out.stdout
+    assert "run peak memory unknown (no task's memory was measured)" in out.stdout

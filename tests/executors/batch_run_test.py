@@ -206,7 +206,7 @@ def test_an_unconfigured_batch_executor_says_what_to_add(tmp_path: Path, flank_h
     out = run_flank("run", "demo", "nightly")
     assert out.returncode == 1
     text = log_of(1, "fit")
-    assert "executor: batch is not configured on this VM: add to $FLANK_HOME/flank.toml" in text
+    assert f"executor: batch is not configured on this VM: add to {flank_home / 'flank.toml'}\n" in text
     assert "[executors.batch]" in text and "job_queue = " in text
     assert record(1)["tasks"]["fit"]["status"] == "failed" and record(1)["status"] == "failed"
 

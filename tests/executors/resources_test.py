@@ -103,6 +103,11 @@ def test_push_and_validate_on_the_vm_warn_about_an_executor_it_lacks_and_tasks_t
     assert "warning: nightly.fit: executor: slurm is not configured on this VM" in proc.stderr
     assert 'partition = "compute"' in proc.stderr
     assert "warning: nightly: model needs 409600G, this VM has" in proc.stderr
+    # the file to add the lines to is named as it is on this machine (a laptop has no $FLANK_HOME set)
+    assert f"add to {flank_home / 'flank.toml'}\n" in proc.stderr
+    proc = run_flank("run", "--local", "nightly", "--task", "fit", cwd=clone)
+    assert proc.returncode == 1
+    assert f"executor: slurm is not configured on this VM: add to {flank_home / 'flank.toml'}\n" in proc.stdout
     (flank_home / "flank.toml").write_text('[executors.slurm]\npartition = "compute"\n')
     proc = run_flank("validate", cwd=clone)
     assert "slurm is not configured" not in proc.stderr

@@ -118,3 +118,35 @@ def test_matrix_instances_that_share_resources_go_as_one_job_array(
     assert rec["tasks"]["report"]["status"] == "success"
     jobs = runs_dir() / "1" / "jobs"
     assert not list(jobs.glob("*.env")) and not list(jobs.glob("*.out")) and not list(jobs.glob("*.rc"))
+
+
+def test_slurm_tasks_with_outputs_are_up_to_date_when_nothing_changed(tmp_path: Path, slurm) -> None:
+    """Found by the third trial: a Slurm task with outputs: ran on every run ('ran: no previous
+    success' each time): its fingerprint was never written. The run folder and the release are on
+    the file system the node shares, so the VM checks the outputs as for a local task."""
+    from helpers.deployed import push
+
+    clone = deploy(
+        tmp_path,
+        "persist: [out]\npipelines:\n  nightly:\n    executor: slurm\n    tasks:\n"
+        "      fit:\n"
+        "        run: cat in/$FLANK_MATRIX_VALUE.txt > out/fit_$FLANK_MATRIX_VALUE.txt\n"
+        "        matrix: [north, south]\n"
+        "        inputs: ['in/{value}.txt']\n"
+        "        outputs: ['out/fit_{value}.txt']\n",
+        {"in/north.txt": "1\n", "in/south.txt": "2\n"},
+    )
+    for _ in range(2):
+        out = run_flank("run", "demo", "nightly")
+        assert out.returncode == 0, out.stdout + out.stderr
+    assert {n: t["status"] for n, t in record(2)["tasks"].items()} == {
+        "fit[north]": "up_to_date",
+        "fit[south]": "up_to_date",
+    }, out.stdout
+    push(clone, {"in/south.txt": "3\n"}, "south changed")
+    out = run_flank("run", "demo", "nightly")
+    assert out.returncode == 0, out.stdout + out.stderr
+    tasks = record(3)["tasks"]
+    assert tasks["fit[north]"]["status"] == "up_to_date"
+    assert tasks["fit[south]"]["status"] == "success" and tasks["fit[south]"]["reason"] == "ran: in/south.txt changed"
+    assert tasks["fit[south]"]["executor"]["kind"] == "slurm"

@@ -60,3 +60,6 @@ def test_queue_timeout_bounds_the_wait_of_a_held_job(tmp_path: Path, slurm) -> N
     log = (runs_dir() / "1" / "logs" / "held.log").read_text()
     assert f"waited 3s in the queue (queue_timeout: 3s); cancelling job {task['executor']['job_id']}" in log
     assert "never\n" not in log
+    # the job never ran, so it has no exit code: not "exit 0" (found by the third trial)
+    assert task["exit_code"] is None
+    assert "  held                 timed_out (" in out.stdout and "exit 0" not in out.stdout, out.stdout

@@ -383,3 +383,52 @@ def test_make_targets_are_one_per_task_whatever_the_names(release: Path) -> None
                 targets = _rule_targets(text)
                 assert len(targets) == len(set(targets)) == len(subset) + 1, (sorted(subset), targets)
                 assert set(targets) >= subset
+
+
+# --- tasks make starts through the executor entry, with outputs: (found by the third trial) ---
+
+
+@pytest.mark.slow
+def test_tasks_declaring_memory_or_max_parallel_are_up_to_date_on_the_next_run(tmp_path: Path) -> None:
+    """`memory:`, `max_parallel:` (and a matrix_from: cell with memory:) start a task through the
+    executor entry; it must still go through the checked launcher, or its fingerprint is never
+    written and it runs on every run ('ran: no previous success' each time)."""
+    from helpers.cli import run_flank
+    from helpers.deployed import deploy, record
+
+    deploy(
+        tmp_path,
+        """\
+persist: [out]
+pipelines:
+  nightly:
+    tasks:
+      big:
+        run: echo big > out/big.txt
+        outputs: [out/big.txt]
+        memory: 64M
+      each:
+        run: echo $FLANK_MATRIX_VALUE > out/each_$FLANK_MATRIX_VALUE.txt
+        matrix: [a, b]
+        max_parallel: 1
+        outputs: ["out/each_{value}.txt"]
+      cells:
+        run: printf 'x\\ny\\n' > out/cells.txt
+        outputs: [out/cells.txt]
+      cell:
+        run: echo $FLANK_MATRIX_VALUE > out/cell_$FLANK_MATRIX_VALUE.txt
+        needs: [cells]
+        matrix_from: out/cells.txt
+        memory: [64M, 128M]
+        retries: 1
+        outputs: ["out/cell_{value}.txt"]
+""",
+    )
+    for _ in range(2):
+        proc = run_flank("run", "demo", "nightly")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    tasks = record(2)["tasks"]
+    assert {n: t["status"] for n, t in tasks.items()} == dict.fromkeys(
+        ["big", "each[a]", "each[b]", "cells", "cell[x]", "cell[y]"], "up_to_date"
+    ), proc.stdout
+    assert "6/6 ok (6 up to date)" in proc.stdout

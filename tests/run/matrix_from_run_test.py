@@ -123,6 +123,11 @@ def test_cells_come_from_an_upstream_file_and_rerun_per_cell(tmp_path: Path) -> 
 
     # one cell's input changed: that cell runs, and what needs the task
     push(clone, {"inputs/south.txt": "S\n"}, "south changed")
+    # the file's writer is up to date, so plan reads the cells as the run will (found by the third trial)
+    plan = run_flank("plan", "demo", "nightly")
+    assert plan.returncode == 0, plan.stderr
+    assert "model[south]         runs — ran: inputs/south.txt changed" in plan.stdout
+    assert "model[north]         up_to_date" in plan.stdout and "cells from" not in plan.stdout
     third = run_flank("run", "demo", "nightly")
     assert third.returncode == 0, third.stdout + third.stderr
     assert statuses(3) == {
@@ -155,6 +160,9 @@ def test_a_bad_cells_file_fails_the_task_with_one_clear_line(tmp_path: Path) -> 
     message = "model: data/regions.txt has no cells: it is empty (the task that writes it wrote no values)"
     assert rec["tasks"]["model"]["error"] == message
     assert f"model failed ({message})" in proc.stdout
+    # its line says no more than that it failed: not the plan's "cells from …, known after regions runs"
+    # when regions has run (found by the third trial); the summary and the log say why
+    assert "  model                failed\n" in proc.stdout, proc.stdout
     assert (runs_dir() / "1" / "logs" / "model.log").read_text() == f"flank: {message}\n"
     assert "Traceback" not in (runs_dir() / "1" / "make.log").read_text()
 

@@ -100,3 +100,24 @@ def test_instances_run_with_their_values_and_dependents_wait_for_them(tmp_path: 
     assert every.returncode == 0, every.stdout + every.stderr
     assert {n for n, t in record(4)["tasks"].items() if t["status"] != "skipped"} == {"fit[a]", "fit[b]", "fit[c]"}
     assert "3/3 ok" in every.stdout
+
+
+def test_force_task_and_from_name_a_matrix_task_as_task_does(tmp_path: Path) -> None:
+    """Found by the third trial: `--force-task model` said "no task 'model'", and `--from model`
+    left up-to-date instances skipped, while `--task model` runs them all."""
+    deploy(
+        tmp_path,
+        "persist: [out]\npipelines:\n  nightly:\n    tasks:\n"
+        "      model:\n        run: echo $FLANK_MATRIX_VALUE > out/m_$FLANK_MATRIX_VALUE.txt\n"
+        "        matrix: [north, south]\n        outputs: ['out/m_{value}.txt']\n"
+        "      report: {run: 'cat out/m_*.txt > out/all.txt', needs: [model], outputs: [out/all.txt]}\n",
+    )
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    plan = run_flank("plan", "demo", "nightly", "--force-task", "model[north]")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "model[north]         runs — ran: forced" in plan.stdout and "model[south]         up_to_date" in plan.stdout
+    for args, run_id in ((["--force-task", "model"], 2), (["--from", "model"], 3)):
+        out = run_flank("run", "demo", "nightly", *args)
+        assert out.returncode == 0, out.stdout + out.stderr
+        reasons = {n: t.get("reason") for n, t in record(run_id)["tasks"].items()}
+        assert reasons["model[north]"] == reasons["model[south]"] == "ran: forced", (args, reasons)

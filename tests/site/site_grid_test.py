@@ -283,3 +283,24 @@ def test_graph_and_grid_scroll_in_their_own_boxes_never_the_page(
         if name == "pipeline":
             browser.evaluate("document.getElementById('grid').scrollIntoView()")
             browser.screenshot(shots / f"{name}-grid-{width}.png")
+
+
+def test_a_matrix_from_task_is_one_group_in_its_place(flank_home: Path) -> None:
+    """Found by the third trial: the deployed flank.yml names `region` (its cells are known only
+    when a run reads its file), the runs have `region[north]`...; the grid showed an empty `region`
+    row in the task's place and the instances under a second `region` after report."""
+    home = Home()
+    yml = (
+        "pipelines:\n  nightly:\n    tasks:\n"
+        "      regions: {run: 'echo north > r.txt', outputs: [r.txt]}\n"
+        "      region: {run: 'echo $FLANK_MATRIX_VALUE', needs: [regions], matrix_from: r.txt}\n"
+        "      report: {run: 'echo report', needs: [region]}\n"
+    )
+    paths = make_project(home, flank_yml=yml)
+    cells = {"regions": [], "region[north]": ["regions"], "region[south]": ["regions"], "report": ["region"]}
+    make_run(paths, tasks=cells)
+    build.rebuild_all(home)
+    g = read_grid(pipeline_page(home))
+    assert [task for task, _ in g.rows] == ["regions", "[north]", "[south]", "report"]
+    html = pipeline_page(home).read_text()
+    assert html.count('<tr class="matrix-task">') == 1

@@ -68,3 +68,26 @@ def test_the_memory_chart_is_on_the_scale_of_the_vms_memory() -> None:
     ys = [float(p.split(",")[1]) for p in re.search(r'points="([^"]+)"', svg).group(1).split()]
     floor = max(ys)
     assert vm_y < min(ys) and (floor - min(ys)) < (floor - vm_y) / 20  # 1/64 of the height
+
+
+def test_a_run_whose_tasks_all_ran_on_a_cluster_gets_no_empty_chart(flank_home: Path) -> None:
+    """Found by the third trial: the chart's run had no measured task (all on Slurm, no accounting);
+    the page said 'Memory in use over qt #1 ...' above nothing."""
+    from flank_ops.paths import Home
+    from flank_ops.site import build
+    from flank_ops.store import records
+    from helpers.site_records import make_project, make_run
+
+    home = Home()
+    paths = make_project(home)
+    run_id = make_run(paths)
+    run_dir = paths.run_dir("nightly", run_id)
+    record = records.read_record(run_dir).to_json()
+    for task in record["tasks"].values():
+        task.update(peak_rss_kb=None, executor={"name": "slurm", "job_id": "42", "max_rss_kb": None})
+    records.write_record(run_dir, records.RunRecord.from_json(record))
+    build.rebuild_all(home)
+    page = (home.site_dir / "demo" / "resources.html").read_text()
+    assert "<td>model</td>" in page  # the pipeline's section is there ...
+    assert "Memory in use over" not in page and 'class="memory-chart"' not in page  # ... without an empty chart
+    assert "Run peak: <strong>unknown</strong>," in page  # not "0 KiB (0% of this VM)"

@@ -370,3 +370,23 @@ def test_doctor_says_when_dot_is_missing(tmp_path: Path) -> None:
     if DOT is not None:
         proc = run_flank("doctor", "--no-cron")
         assert "OK    graphviz: dot - graphviz version" in proc.stdout
+
+
+def test_gantt_tells_matrix_instances_apart() -> None:
+    """Found by the third trial: every `model[region=north,year=…]` row read `model[region=nort…`."""
+    cells = [f"model[region={r},year={y}]" for r in ("north", "south") for y in (2024, 2025)]
+    end = (T0 + timedelta(seconds=5)).isoformat()
+    svg = gantt_svg([GanttBar(c, "success", T0.isoformat(), end) for c in cells], T0.isoformat(), end, now=T0)
+    rows = [t for t in ET.fromstring(str(svg)).iter(f"{SVG}text") if t.get("class") == "label"]
+    labels = [(t.text or "") + "".join(child.tail or "" for child in t) for t in rows]  # the shown text
+    assert labels == ["✓ model[north,2024]", "✓ model[north,2025]", "✓ model[south,2024]", "✓ model[south,2025]"]
+    assert "<title>model[region=north,year=2024]</title>" in svg  # the full name, on hover
+    long_task = gantt_svg([GanttBar("a_long_task_name[north]", "success", T0.isoformat(), end)], None, end, now=T0)
+    assert "✓ a_long_tas…[north]<" in long_task  # the value is what tells rows apart: it is kept
+
+
+@needs_dot
+def test_a_matrix_node_shows_its_whole_name_and_count() -> None:
+    nodes = [DagNode("regions", ())] + [DagNode(f"region[{r}]", ("regions",), "success") for r in ("n", "s")]
+    names = [t.text for t in ET.fromstring(str(dag_svg(nodes))).iter(f"{SVG}text") if t.get("class") == "name"]
+    assert names == ["regions", "region ×2"]
