@@ -203,3 +203,53 @@ def test_a_job_batch_no_longer_has_is_said_so_and_the_task_runs_again(tmp_path: 
     assert rec["tasks"]["long"]["executor"]["queue"] == "flank-queue-2"
     wait_for(lambda: job_of(aws, old_id)["status"] == "SUCCEEDED", "the old job to end (its gate is open)")
     assert not keys(aws, "secrets/")  # the lost job's secrets object went when the task ran again
+
+
+def test_resume_re_attaches_to_each_child_of_a_matrix_tasks_array_job(tmp_path: Path, aws: BatchAWS) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    deploy(
+        tmp_path,
+        f"env:\n  GATE: {gate}\n"
+        "pipelines:\n  nightly:\n    executor: batch\n    concurrency: 2\n    tasks:\n"
+        f"      long:\n        run: '{GATED}; mkdir -p out; echo $FLANK_TASK > out/$FLANK_MATRIX_VALUE.txt'\n"
+        "        matrix: [a, b]\n        artifacts: ['out/*.txt']\n",
+    )
+    proc = start_flank("run", "demo", "nightly")
+    tasks = [f"long[{cell}]" for cell in "ab"]
+    try:
+        for task in tasks:
+            log = runs_dir() / "1" / "logs" / f"{task}.log"
+            wait_for(lambda log=log: log.exists() and "before the runner died" in log.read_text(), log.name)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        for task in tasks:
+            wait_for(lambda task=task: "stays running on batch: " in log_of(task), "the launchers to let go")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    ids = [job_id_of(task) for task in tasks]
+    assert ids[0].endswith(":0") and ids[1].endswith(":1") and len({i.split(":")[0] for i in ids}) == 1
+    resumed = start_flank("run", "demo", "nightly", "--resume", "1")
+    try:
+        for task in tasks:
+            wait_for(lambda task=task: "re-attached to job" in log_of(task), "the resumed runner to re-attach")
+        (gate / "middle").touch()
+        (gate / "end").touch()
+        out, err = resumed.communicate(timeout=120)
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+            resumed.wait()
+    assert resumed.returncode == 0, out + err
+    rec = record(1)
+    assert rec["status"] == "success"
+    for cell, task, job_id in zip("ab", tasks, ids, strict=True):
+        assert rec["tasks"][task]["executor"]["job_id"] == job_id
+        text = log_of(task)
+        for line in LINES:
+            assert text.count(line) == 1, text
+        kept = runs_dir() / "1" / "artifacts" / task / "out" / f"{cell}.txt"
+        assert kept.read_text() == f"{task}\n"  # each child's files pulled back
+    assert not keys(aws, "jobs/")  # the array's shared objects went with its last child
