@@ -74,8 +74,8 @@ class Backend(Protocol):
 
 def can_adopt(backend: object) -> bool:
     """issue 26: whether the engine's jobs can be found by name and waited for by another launcher
-    (`find_job(name) -> job id | None`, `attach(job, job id)`: Slurm). A dead runner's jobs on an
-    engine that cannot are cancelled, as before."""
+    (`find_job(name) -> job id | None`, `attach(job, job id)`: Slurm, AWS Batch). A dead runner's jobs
+    on an engine that cannot are cancelled, as before."""
     return hasattr(backend, "find_job") and hasattr(backend, "attach")
 
 
