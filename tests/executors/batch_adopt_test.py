@@ -160,6 +160,21 @@ def test_a_killed_runners_batch_job_goes_on_and_resume_adopts_it_and_finishes_th
     assert not list((runs_dir() / "1" / "jobs").glob("*.batch.json"))
 
 
+def test_the_catch_up_at_boot_resumes_a_run_whose_batch_job_went_on(tmp_path: Path, aws: BatchAWS) -> None:
+    gate = kill_runner_mid_job(tmp_path)
+    out = run_flank("catchup", "demo", "--boot")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "resuming demo nightly #1 (its jobs are still on the cluster)" in out.stdout
+    wait_for(lambda: "re-attached to job" in log_of("long"), "the resumed runner to re-attach")
+    (gate / "middle").touch()
+    (gate / "end").touch()
+    wait_for(lambda: record(1)["status"] == "success", "run 1 to finish", timeout=120)
+    text = log_of("long")
+    for line in LINES:
+        assert text.count(line) == 1, text
+    assert "fitted\nreport ran" in log_of("report")
+
+
 def test_cancel_of_the_interrupted_run_terminates_the_batch_jobs_it_left(tmp_path: Path, aws: BatchAWS) -> None:
     kill_runner_mid_job(tmp_path)
     job_id = job_id_of("long")
