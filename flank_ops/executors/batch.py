@@ -44,6 +44,7 @@ import shlex
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -768,7 +769,7 @@ class BatchBackend:
     def queues(self) -> list[str]:
         return list(dict.fromkeys([self.settings.job_queue, *self.extra_queues]))
 
-    def _summaries(self, queue: str, name_filter: str) -> Any:
+    def _summaries(self, queue: str, name_filter: str) -> Iterator[dict[str, Any]]:
         """list_jobs of `queue` with the JOB_NAME filter (`prefix*` or a whole name): every status, all pages."""
         kwargs: dict[str, Any] = {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [name_filter]}]}
         while True:
