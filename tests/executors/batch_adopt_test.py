@@ -175,6 +175,28 @@ def test_the_catch_up_at_boot_resumes_a_run_whose_batch_job_went_on(tmp_path: Pa
     assert "fitted\nreport ran" in log_of("report")
 
 
+def test_a_job_that_ended_while_nobody_watched_loses_its_secrets_and_a_resume_still_takes_its_output(
+    tmp_path: Path, aws: BatchAWS
+) -> None:
+    gate = kill_runner_mid_job(tmp_path)
+    job_id = job_id_of("long")
+    (gate / "middle").touch()
+    (gate / "end").touch()
+    wait_for(lambda: job_of(aws, job_id)["status"] == "SUCCEEDED", "the job to end with no runner")
+    run_flank("status", "demo")
+    rec = record(1)
+    assert rec["status"] == "interrupted" and "still running" not in (rec["summary"] or "")
+    assert not keys(aws, "secrets/")  # no job of the run is left: its secrets object goes at once
+    out = run_flank("run", "demo", "nightly", "--resume", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert record(1)["status"] == "success" and record(1)["tasks"]["long"]["executor"]["job_id"] == job_id
+    text = log_of("long")
+    for line in LINES:
+        assert text.count(line) == 1, text
+    assert "fitted\nreport ran" in log_of("report")  # its outputs were still in S3, pulled back
+    assert not keys(aws, "jobs/")
+
+
 def test_cancel_of_the_interrupted_run_terminates_the_batch_jobs_it_left(tmp_path: Path, aws: BatchAWS) -> None:
     kill_runner_mid_job(tmp_path)
     job_id = job_id_of("long")
