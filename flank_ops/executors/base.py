@@ -75,8 +75,10 @@ class Backend(Protocol):
 
 def can_adopt(backend: object) -> bool:
     """issue 26: whether the engine's jobs can be found by name and waited for by another launcher
-    (`find_job(name) -> job id | None`, `attach(job, job id)`: Slurm). A dead runner's jobs on an
-    engine that cannot are cancelled, as before."""
+    (`find_job(name) -> job id | None`, `attach(job, job id)`: Slurm, AWS Batch). A dead runner's jobs
+    on an engine that cannot are cancelled, as before. Optional, for an engine whose output is not a
+    file (Batch): `remember_read(job id, bytes in the task's log)` keeps where a re-attaching launcher
+    reads on from, `let_go(job, job id)` drops what a job that is gone left behind."""
     return hasattr(backend, "find_job") and hasattr(backend, "attach")
 
 

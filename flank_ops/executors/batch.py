@@ -21,6 +21,12 @@ definition, S3 bucket, region. What one task does:
 * output: the job's CloudWatch Logs stream (group /aws/batch/job unless log_group says otherwise),
   read forward with get_log_events' token; each event is one line of the task's log;
 * cancel: terminate_job; interrupted runs: list_jobs on the queue filtered by the job name prefix.
+* issue 26 item 6, adopt, don't cancel: a runner that dies leaves its jobs to Batch; `flank run --resume N`
+  finds each task's job by its name (find_job: list_jobs per queue, the JOB_NAME filter; an array child by
+  its id) and re-attaches to it (attach). What it needs is in jobs/<task>-<job id>.batch.json (job_state_file):
+  the job's secrets and staging objects (still deleted when the job is over, its outputs pulled back
+  first) and how far its log stream was read (the forward token at a byte position no later than what the
+  task's log holds: the stream goes on from there, each line once).
 * issue 26: the task's declared inputs:, outputs: and artifacts: through S3 (batch_staging.py); a matrix
   task's instances as one array job (batch_array.py); `batch: {image}`: a job definition like the
   project's with that image, registered once (job_definition_for).
@@ -38,6 +44,7 @@ import shlex
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -221,11 +228,33 @@ def where_it_runs(info: dict[str, Any]) -> str:
 class _LogCursor:
     """How far a job's log stream was read: the forward token, and the bytes not yet handed out."""
 
-    def __init__(self) -> None:
-        self.token: str | None = None
+    def __init__(self, token: str | None = None, base: int = 0) -> None:
+        self.token: str | None = token
         self.read_at = 0.0  # time.monotonic() of the last get_log_events
-        self.base = 0  # offset of buf[0] in the task's output
+        self.base = base  # offset of buf[0] in the task's output
         self.buf = b""
+        # issue 26: (token, byte offset the stream goes on at with it): where a re-attaching launcher may start
+        self.marks: list[tuple[str | None, int]] = [(token, base)]
+        self.saved: tuple[str | None, int] | None = (token, base) if token else None
+
+
+STATE_SUFFIX = ".batch.json"
+
+
+def job_state_file(run_dir: str, task: str, job_id: str) -> Path:
+    """issue 26: jobs/<task>-<job id>.batch.json: the job's S3 objects (secrets, inputs list, results) and
+    how far its log was read ({"log": {"token", "at"}}), for a launcher that re-attaches to it."""
+    return Path(run_dir) / "jobs" / f"{task}-{job_id}{STATE_SUFFIX}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _reason(info: dict[str, Any], container: dict[str, Any], attempts: list[Any]) -> str | None:
@@ -277,6 +306,8 @@ class BatchBackend:
         self._array_tried = False  # issue 26: a matrix instance's first submit may join an array job
         self._array_children: dict[str, tuple[str, str, str]] = {}  # child id -> (run dir, group, instance)
         self._polled: dict[str, tuple[float, JobState]] = {}  # job id -> (when, what describe_jobs said)
+        self._states: dict[str, tuple[Path, dict[str, Any]]] = {}  # issue 26: job id -> its job_state_file
+        self.extra_queues: list[str] = []  # issue 26: queues a run's tasks named (looked in for its jobs too)
         self.shared: SharedPoll | None = None  # issue 26: set at the first submit (it knows the run)
 
     # --- clients and errors ----------------------------------------------
@@ -615,6 +646,7 @@ class BatchBackend:
         results = sent.get("results_keys") or []
         self._job_files[child] = _JobFiles(None, results[index] if results else None, job.release_dir)
         self._array_children[child] = (job.run_dir, group, job.task)
+        self._states[child] = (job_state_file(job.run_dir, job.task, child), {})
         self._register(job, child)
         return child
 
@@ -709,11 +741,133 @@ class BatchBackend:
             return self._attach(job, cells[0], sent, child)
         if secrets_key:
             self._secret_keys[job_id] = secrets_key
+        results = staged.results_keys[0] if staged.results_keys else None
         if staged.inputs_key or staged.results_keys:
-            results = staged.results_keys[0] if staged.results_keys else None
             self._job_files[job_id] = _JobFiles(staged.inputs_key, results, job.release_dir)
+        # issue 26: what a launcher re-attaching to the job needs (its objects go when the job is over)
+        state = {"secrets_key": secrets_key, "inputs_key": staged.inputs_key, "results_key": results}
+        self._states[job_id] = (job_state_file(job.run_dir, job.task, job_id), state)
+        self._save_state(job_id)
         self._register(job, job_id)
         return job_id
+
+    # --- issue 26: adoption: a new runner takes over the jobs of a run whose runner died ---------------
+    def _save_state(self, job_id: str) -> None:
+        from flank_ops.fileio import atomic_write_json
+
+        path, state = self._states[job_id]
+        try:
+            atomic_write_json(path, state)
+        except OSError:
+            pass  # a re-attaching launcher then reads the log from its head (and skips what it has)
+
+    def _forget_state(self, job_id: str) -> None:
+        known = self._states.pop(job_id, None)
+        if known is not None:
+            known[0].unlink(missing_ok=True)
+
+    def queues(self) -> list[str]:
+        return list(dict.fromkeys([self.settings.job_queue, *self.extra_queues]))
+
+    def _summaries(self, queue: str, name_filter: str) -> Iterator[dict[str, Any]]:
+        """list_jobs of `queue` with the JOB_NAME filter (`prefix*` or a whole name): every status, all pages."""
+        kwargs: dict[str, Any] = {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [name_filter]}]}
+        while True:
+            page = self.call("batch", f"could not list the jobs of queue {queue}", "list_jobs", **kwargs)
+            yield from page.get("jobSummaryList") or []
+            if not page.get("nextToken"):
+                return
+            kwargs["nextToken"] = page["nextToken"]
+
+    def find_job(self, name: str) -> str | None:
+        """The newest job named `name` Batch still knows (queued, running or ended since: its rest of the log
+        and its outputs are still to be had); None when there is none."""
+        wanted = batch_job_name(name)
+        newest: dict[str, Any] | None = None
+        for queue in self.queues():
+            for summary in self._summaries(queue, wanted):
+                if summary.get("jobName") == wanted and (
+                    newest is None or int(summary.get("createdAt") or 0) > int(newest.get("createdAt") or 0)
+                ):
+                    newest = summary
+        return str(newest["jobId"]) if newest else None
+
+    def knows(self, job_id: str) -> bool:
+        """Batch still knows job `job_id` (an array child `<array id>:<index>` too)."""
+        answer = self.call("batch", f"could not ask AWS Batch about job {job_id}", "describe_jobs", jobs=[job_id])
+        return bool(answer.get("jobs"))
+
+    def attach(self, job: JobRequest, job_id: str, group: str = "") -> None:
+        """Wait for job `job_id` of `job` (submitted by a launcher that is gone) as if submitted here: its
+        objects in S3 (deleted when it is over, its outputs pulled back first), its log stream from where
+        the dead launcher's cursor was, a matrix instance's child of its task's (`group`) array job."""
+        self._array_tried = True  # a retry after this job is a job of its own
+        if ":" in job_id and group:
+            sent = array.read(job.run_dir, group)
+            if sent is None or array.child_id(sent, job.task) != job_id:
+                raise BackendError(f"the run has no record of array job {job_id.rsplit(':', 1)[0]} (jobs/)")
+            self._attach(job, group, sent, job_id)
+        path = job_state_file(job.run_dir, job.task, job_id)
+        state = _read_json(path)
+        self._states[job_id] = (path, state)
+        if state.get("secrets_key"):
+            self._secret_keys[job_id] = str(state["secrets_key"])
+        if job_id not in self._job_files and (state.get("inputs_key") or state.get("results_key")):
+            self._job_files[job_id] = _JobFiles(state.get("inputs_key"), state.get("results_key"), job.release_dir)
+        log = state.get("log")
+        if isinstance(log, dict) and log.get("token") and isinstance(log.get("at"), int):
+            self._cursors[job_id] = _LogCursor(str(log["token"]), int(log["at"]))
+        if job_id not in self._array_children:
+            self._register(job, job_id)
+
+    def let_go(self, job: JobRequest, job_id: str) -> None:
+        """Job `job_id` of `job` is gone from Batch: the objects it left in S3 (its secrets) go, and its file."""
+        path = job_state_file(job.run_dir, job.task, job_id)
+        state = _read_json(path)
+        for key in ("secrets_key", "inputs_key", "results_key"):
+            if state.get(key):
+                self._delete_object(str(state[key]))
+        path.unlink(missing_ok=True)
+
+    def drop_run_objects(self, run_dir: Path, secrets_only: bool) -> None:
+        """No job of the run is left: its jobs' secrets objects go (`secrets_only`: a resume may still
+        pull back the outputs of a job that ended), else every object its jobs left and their files."""
+        folder = Path(run_dir) / "jobs"
+        secrets_prefix = f"{self.settings.prefix}secrets/"
+        for path in sorted(folder.glob(f"*{STATE_SUFFIX}")):
+            state = _read_json(path)
+            keys = [state.get("secrets_key")] if secrets_only else [state.get(k) for k in state if k.endswith("_key")]
+            for key in keys:
+                if key:
+                    self._delete_object(str(key))
+            if not secrets_only:
+                path.unlink(missing_ok=True)
+            elif state.pop("secrets_key", None):
+                from flank_ops.fileio import atomic_write_json
+
+                atomic_write_json(path, state)
+        for path in sorted(folder.glob("batch-array-*.json")):
+            sent = _read_json(path)
+            keys = [*(sent.get("shared_keys") or []), *([] if secrets_only else sent.get("results_keys") or [])]
+            for key in keys:
+                if isinstance(key, str) and (not secrets_only or key.startswith(secrets_prefix)):
+                    self._delete_object(key)
+
+    def remember_read(self, job_id: str, size: int) -> None:
+        """The task's log holds the job's first `size` bytes: keep the newest stream position at or before
+        them (a launcher re-attaching later reads on from there, skipping what the log already has)."""
+        cursor = self._cursors.get(job_id)
+        if cursor is None or job_id not in self._states:
+            return
+        before = [mark for mark in cursor.marks if mark[1] <= size]
+        if not before:
+            return
+        cursor.marks = [before[-1], *(mark for mark in cursor.marks if mark[1] > size)]
+        if before[-1] == cursor.saved or before[-1][0] is None:
+            return
+        cursor.saved = before[-1]
+        self._states[job_id][1]["log"] = {"token": before[-1][0], "at": before[-1][1]}
+        self._save_state(job_id)
 
     def _say_array(self, job: JobRequest, sent: dict[str, Any]) -> None:
         """A line in the submitting instance's log: which array job its siblings are in."""
@@ -795,6 +949,7 @@ class BatchBackend:
             self._drop_secrets(job_id)
             self._child_over(job_id)
             self._drop_job_files(self._job_files.pop(job_id, None))
+            self._forget_state(job_id)
             return JobState(VANISHED, True, None, reason=f"job {job_id} vanished: AWS Batch no longer knows it")
         status = str(info.get("status"))
         container = info.get("container") or {}
@@ -821,6 +976,9 @@ class BatchBackend:
             problem = self.bring_back(job_id, status == "SUCCEEDED")
             if problem:
                 status, exit_code, reason = "FAILED", None, problem
+        if done:
+            self._forget_state(job_id)
+        started = info.get("startedAt")
         return JobState(
             state=status,
             done=done,
@@ -828,6 +986,8 @@ class BatchBackend:
             host=where_it_runs(info) if status not in QUEUED_STATES else None,
             queue=_arn_name(info.get("jobQueue")),
             reason=reason,
+            # issue 26: an adopted job's timeout: counts the time it ran before the re-attachment
+            run_s=max(0.0, time.time() - int(started) / 1000) if isinstance(started, int) and not done else None,
         )
 
     def _exit_code_from_list(self, info: dict[str, Any]) -> int | None:
@@ -884,6 +1044,8 @@ class BatchBackend:
             events = page.get("events") or []
             cursor.buf += b"".join(str(e.get("message", "")).encode() + b"\n" for e in events)
             token = page.get("nextForwardToken")
+            if events and token:  # issue 26: the stream goes on after these events with this token
+                cursor.marks.append((token, cursor.base + len(cursor.buf)))
             if not events or not token or token == cursor.token:
                 cursor.token = token or cursor.token
                 break
@@ -920,21 +1082,12 @@ class BatchBackend:
     def jobs_of_run(self, name_prefix: str) -> list[str]:
         prefix = batch_job_name(name_prefix)
         ids: list[str] = []
-        kwargs: dict[str, Any] = {
-            "jobQueue": self.settings.job_queue,
-            "filters": [{"name": "JOB_NAME", "values": [prefix + "*"]}],
-        }
-        while True:
-            page = self.call(
-                "batch", f"could not list the jobs of queue {self.settings.job_queue}", "list_jobs", **kwargs
-            )
-            for summary in page.get("jobSummaryList") or []:
+        for queue in self.queues():
+            for summary in self._summaries(queue, prefix + "*"):
                 # with filters AWS lists jobs of every status: keep the live ones
                 if str(summary.get("jobName", "")).startswith(prefix) and summary.get("status") in LIVE_STATES:
                     ids.append(str(summary["jobId"]))
-            if not page.get("nextToken"):
-                return ids
-            kwargs["nextToken"] = page["nextToken"]
+        return list(dict.fromkeys(ids))
 
     def check(self) -> list[str]:
         """For `flank doctor`: the queue and job definition exist and are usable, the bucket answers."""

@@ -3,12 +3,13 @@
 A runner killed with SIGKILL (or a VM that rebooted) leaves its tasks' jobs on the cluster. The next
 `flank status`/`flank run` marks the run interrupted (records.reconcile, handed `dead_run_hook` by
 the reader) and, through this, looks for its live jobs (named `flank-<project>-<pipeline>-<run>-*`)
-on the executors its tasks used. Live jobs on an engine flank can re-attach to (Slurm) are left
-alone (issue 26 item 6, adopt, don't cancel; those on AWS Batch are still cancelled):
+on the executors its tasks used. Live jobs on an engine flank can re-attach to (Slurm, AWS Batch)
+are left alone (issue 26 item 6, adopt, don't cancel):
 the run's summary says how many and how to go on (`flank run … --resume N` re-attaches to them;
 the catch-up at boot does it by itself), `flank cancel … N` cancels them. Their environment files
-stay until each job has read its own; when no job of the run is left, every environment file goes
-and the secrets in the jobs' raw outputs are masked (issue 20 item 2).
+(Batch: their secrets objects in S3) stay until each job has read its own; when no job of the run is
+left, every environment file goes, the secrets in the jobs' raw outputs are masked (issue 20 item 2)
+and the Batch jobs' secrets objects are deleted (after a cancel, every object they left).
 """
 
 from __future__ import annotations
@@ -40,7 +41,19 @@ def _engines(run_dir: Path, record: RunRecord) -> list[str]:
 
     if (Path(run_dir) / JOBS_DIR).is_dir():
         kinds.add("slurm")  # a launcher killed between sbatch and its first result wrote no executor
+        if (Path(run_dir) / JOBS_DIR / "batch.ids").is_file():
+            kinds.add("batch")  # the same between submit_job and its first result (the shared poll's ids)
     return sorted(kinds)
+
+
+def _queues(record: RunRecord, kind: str) -> list[str]:
+    """The queues the run's tasks of executor `kind` ran in (a task's own `batch: {queue}` too)."""
+    found = []
+    for entry in record.tasks.values():
+        executor = entry.executor
+        if isinstance(executor, dict) and executor.get("kind") == kind and executor.get("queue"):
+            found.append(str(executor["queue"]))
+    return list(dict.fromkeys(found))
 
 
 def live_jobs(run_dir: Path, record: RunRecord, adoptable_only: bool = False) -> dict[str, list[str]]:
@@ -55,6 +68,8 @@ def live_jobs(run_dir: Path, record: RunRecord, adoptable_only: bool = False) ->
             engine = backend(kind, {})
             if adoptable_only and not can_adopt(engine):
                 continue
+            if hasattr(engine, "extra_queues"):  # Batch: the queues of the run's tasks besides the VM's
+                engine.extra_queues = _queues(record, kind)
             ids = engine.jobs_of_run(prefix)
         except (BackendError, ValueError, OSError):
             continue
@@ -63,12 +78,21 @@ def live_jobs(run_dir: Path, record: RunRecord, adoptable_only: bool = False) ->
     return live
 
 
-def clean_up_after_jobs(run_dir: Path, secrets: Mapping[str, str] | None) -> None:
-    """No job of the run is left: its environment files go, its raw outputs are masked."""
-    from flank_ops.executors.slurm import mask_outputs, remove_env_files
+def clean_up_after_jobs(run_dir: Path, secrets: Mapping[str, str] | None, final: bool = False) -> None:
+    """No job of the run is left: its environment files go, its raw outputs are masked, its Batch jobs'
+    secrets objects are deleted (`final`, the run cancelled: every object they left in S3)."""
+    from flank_ops.executors.slurm import JOBS_DIR, mask_outputs, remove_env_files
 
     remove_env_files(Path(run_dir))
     mask_outputs(Path(run_dir), secrets or {})
+    folder = Path(run_dir) / JOBS_DIR
+    if any(folder.glob("*.batch.json")) or any(folder.glob("batch-array-*.json")):
+        from flank_ops.executors.batch import BatchBackend
+
+        try:
+            BatchBackend({}).drop_run_objects(Path(run_dir), secrets_only=not final)
+        except (BackendError, OSError):
+            pass  # the bucket's lifecycle rule on secrets/ and jobs/ cleans up (docs/guides/past-one-vm.md)
 
 
 def cancel_jobs_of_run(run_dir: Path, record: RunRecord, secrets: Mapping[str, str] | None = None) -> list[str]:
@@ -87,7 +111,7 @@ def cancel_jobs_of_run(run_dir: Path, record: RunRecord, secrets: Mapping[str, s
         except (BackendError, ValueError, OSError):
             continue
     # The run is over: no job of it may start now (a job whose scancel failed finds no file and fails).
-    clean_up_after_jobs(run_dir, secrets)
+    clean_up_after_jobs(run_dir, secrets, final=True)
     return cancelled
 
 
@@ -120,7 +144,7 @@ def dead_run_hook(paths: ProjectPaths) -> DeadRunHook:
                 engine = backend(kind, {})
                 if can_adopt(engine):
                     continue
-                for job_id in live.pop(kind):  # an engine whose jobs cannot be adopted (Batch): cancelled
+                for job_id in live.pop(kind):  # an engine whose jobs cannot be adopted: cancelled
                     engine.cancel(job_id)
             except (BackendError, ValueError, OSError):
                 continue

@@ -70,6 +70,11 @@ def spot_taken_back(kind: str, state: JobState | None) -> bool:
     return kind == "batch" and state is not None and bool(SPOT_REASON.match(state.reason or ""))
 
 
+def is_array_member(job_id: str) -> bool:
+    """An element of a job array: Slurm's `4711_2`, AWS Batch's child `<array job id>:<index>`."""
+    return "_" in job_id or ":" in job_id
+
+
 def read_marker(run_dir: str, task: str, job_id: str) -> Path:
     """jobs/<task>-<job id>.read: how many bytes of the job's raw output are in the task's log."""
     return Path(run_dir) / JOBS_DIR / f"{task}-{job_id}.read"
@@ -147,6 +152,9 @@ class Loop:
             from flank_ops.fileio import atomic_write_text
 
             atomic_write_text(read_marker(self.run_dir, self.spec.task, job_id), f"{size}\n", durable=False)
+        remember = getattr(self.backend, "remember_read", None)
+        if remember is not None:  # issue 26: Batch keeps its log stream's position at or before `size`
+            remember(job_id, size)
 
     def find_adoptable(self) -> tuple[str, int, dict[str, Any]] | None:
         """(job id, bytes of its output in the log, the dead launcher's result) of the job a launcher of
@@ -156,19 +164,22 @@ class Loop:
         old = records.read_task_result(Path(self.run_dir), self.spec.task)
         if not can_adopt(self.backend) or old is None or old.get("status") not in ("queued", "running"):
             return None
+        known = (old.get("executor") or {}).get("job_id")
         try:
             job_id = self.backend.find_job(self.job.name)  # type: ignore[attr-defined]
+            if job_id is None and known and is_array_member(str(known)) and self.backend.knows(str(known)):  # type: ignore[attr-defined]
+                job_id = str(known)  # an element of the matrix task's job array (named after the task)
         except BackendError as exc:
             self.say(f"could not look for job {self.job.name} on {self.backend.kind}: {exc}")
             return None
-        known = (old.get("executor") or {}).get("job_id")
-        if job_id is None and known and "_" in str(known) and self.backend.knows(str(known)):  # type: ignore[attr-defined]
-            job_id = str(known)  # an element of the matrix task's job array (named after the task)
         if job_id is None:
             self.say(
                 f"job {known or self.job.name} of the interrupted run is gone from {self.backend.kind}; "
                 "running the task again"
             )
+            let_go = getattr(self.backend, "let_go", None)
+            if known and let_go is not None:  # issue 26: Batch: what the lost job left in S3 goes
+                let_go(self.job, str(known))
             return None
         try:
             size = int(read_marker(self.run_dir, self.spec.task, job_id).read_text().strip() or 0)

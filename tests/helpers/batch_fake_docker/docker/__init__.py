@@ -4,9 +4,11 @@
 moto's AWS Batch runs each job's container through docker-py; this machine has no Docker daemon, and
 without one moto fails every job at once. Here a "container" is a plain local process running the job
 definition's command (flank's batch_entrypoint.sh) with the job's environment, in a fresh folder: so moto
-drives the real job states, terminate_job kills the process, the exit code is the process's, and moto
-copies its stdout/stderr into CloudWatch Logs at the end as it does for a container. What this cannot
-show is a real image: no isolation, no image pull, no awslogs driver streaming while the job runs.
+drives the real job states, terminate_job kills the process, the exit code is the process's. Each line the
+process prints goes into the job's CloudWatch Logs stream as it is printed (moto's own logs backend, the
+stream moto itself would write at the end), as AWS's awslogs driver does: a reader sees a running job's
+lines (issue 26: a re-attached launcher goes on from where the log stopped). What this cannot show is a
+real image: no isolation, no image pull.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Any
+
+_put_lock = threading.Lock()  # one writer at a time: the stream's events stay in the order they were put
 
 
 class _Types:
@@ -63,6 +68,8 @@ class Container:
             start_new_session=True,
         )
         self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self.stream = _job_stream(env.get("AWS_BATCH_JOB_ID", ""))
+        self.last_ms = 0
         self.readers = [
             threading.Thread(target=self._read, args=(pipe, kind), daemon=True)
             for pipe, kind in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr"))
@@ -73,7 +80,24 @@ class Container:
 
     def _read(self, pipe: Any, kind: str) -> None:
         for raw in iter(pipe.readline, b""):
-            self.lines[kind].append(f"{_stamp()} {raw.decode(errors='replace').rstrip(chr(10))}")
+            line = raw.decode(errors="replace").rstrip(chr(10))
+            if self.stream is None or not self._put(line):
+                self.lines[kind].append(f"{_stamp()} {line}")
+
+    def _put(self, line: str) -> bool:
+        """The line into the job's stream now (awslogs' way); False when moto's backend refused it."""
+        assert self.stream is not None
+        logs, group, name = self.stream
+        with _put_lock:
+            # never earlier than the last event: moto orders a stream by timestamp, and a reader's token counts events
+            self.last_ms = max(self.last_ms, int(time.time() * 1000))
+            try:
+                logs.ensure_log_group(group)
+                logs.ensure_log_stream(group, name)
+                logs.put_log_events(group, name, [{"timestamp": self.last_ms, "message": line.strip()}])
+            except Exception:
+                return False
+        return True
 
     def reload(self) -> None:
         self.status = "running" if self.proc.poll() is None else "exited"
@@ -97,6 +121,20 @@ class Container:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _job_stream(job_id: str) -> tuple[Any, str, str] | None:
+    """(moto's logs backend, log group, stream name) of job `job_id`, as moto writes them at the job's end."""
+    try:
+        from moto.batch.models import batch_backends
+    except ImportError:
+        return None
+    for regions in list(batch_backends.values()):
+        for backend in list(regions.values()):
+            job = backend.get_job_by_id(job_id)
+            if job is not None:
+                return job._log_backend, job._log_group, job._stream_name
+    return None
 
 
 class _Containers:
