@@ -83,9 +83,7 @@ pipelines:
 """
 
 
-def test_flank_run_returns_before_its_final_pages_are_drawn(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_flank_run_returns_before_its_final_pages_are_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The run's last draw goes on after `flank run` has answered (issue 22). Held up here by a
     Graphviz `dot` that waits for a gate file (a wrapper around the real one on PATH: nothing else
     can hold a draw up on purpose), then released: the page comes, final."""
