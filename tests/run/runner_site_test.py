@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import run_flank
-from helpers.deployed import deploy, start_flank
+from helpers.deployed import deploy, record, start_flank
 from helpers.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
@@ -66,6 +66,8 @@ def test_a_site_that_cannot_be_drawn_never_fails_the_run_and_the_next_draw_repai
     assert proc.returncode == 0, proc.stderr
     assert "nightly #1 success" in proc.stdout
     assert "could not refresh the status site" in proc.stderr
+    # the final draw, after `flank run` answered, failed too: run.json says so (flank status shows it)
+    assert record(1)["after_run"]["site"].startswith("error: ")
     site.unlink()
     assert run_flank("run", "demo", "nightly").returncode == 0
     page = (site / "demo" / "nightly" / "2" / "index.html").read_text()
