@@ -35,27 +35,29 @@ def run_flank(
         text=True,
         capture_output=True,
     )
-    if args[:1] == ("run",) and "--detach" not in args:
-        # what the test reads next is drawn after `flank run` has answered: wait for it as a user would
-        wait_for_site_draws(_home_of(args, cwd, full_env))
+    # A run's final pages are drawn after its `flank run` has answered (also a run that `flank
+    # backfill` or `flank remote run` started): what the test reads next is drawn once they are done.
+    for home in _homes_of(args, cwd, full_env):
+        wait_for_site_draws(home)
     if check and proc.returncode != 0:
         raise AssertionError(f"flank {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def _home_of(args: tuple[str, ...], cwd: Path | None, env: dict[str, str]) -> Path | None:
-    """The FLANK_HOME of a `flank` command line (a working copy's .flank/ with --local)."""
-    if "--local" not in args:
-        return Path(env["FLANK_HOME"]) if env.get("FLANK_HOME") else None
-    here = (cwd or Path.cwd()).resolve()
-    return next((d / STATE_DIR for d in [here, *here.parents] if (d / STATE_DIR).is_dir()), None)
+def _homes_of(args: tuple[str, ...], cwd: Path | None, env: dict[str, str]) -> list[Path]:
+    """The FLANK_HOMEs a `flank` command line may have run in: the test's, the command's, and with
+    --local its working copy's .flank/."""
+    homes = {Path(h) for h in (os.environ.get("FLANK_HOME"), env.get("FLANK_HOME")) if h}
+    if "--local" in args:
+        here = (cwd or Path.cwd()).resolve()
+        found = next((d / STATE_DIR for d in [here, *here.parents] if (d / STATE_DIR).is_dir()), None)
+        homes |= {found} if found is not None else set()
+    return sorted(homes)
 
 
-def wait_for_site_draws(home: Path | None) -> None:
+def wait_for_site_draws(home: Path) -> None:
     """Until the runs' final site draws under `home` are done (each holds Home.site_draws_lock
     shared while it draws, after its `flank run` has answered)."""
-    if home is None:
-        return
     try:
         fd = os.open(Home(home).site_draws_lock, os.O_RDWR)
     except FileNotFoundError:
