@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from flank_ops.errors import UserError
 from flank_ops.fileio import open_lock_file
 from flank_ops.paths import ProjectPaths
 
@@ -77,7 +78,7 @@ def fork_detached(work: Callable[[], None], hold: Path) -> bool:
     try:
         hold.parent.mkdir(parents=True, exist_ok=True)
         fd = open_lock_file(hold)
-    except OSError:
+    except (OSError, UserError):  # e.g. a read-only FLANK_HOME, a planted link
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
