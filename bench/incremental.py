@@ -34,7 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+from flank_ops.paths import STATE_DIR  # noqa: E402
 from helpers.baseline_src import baseline_tree  # noqa: E402
+from helpers.cli import wait_for_site_draws  # noqa: E402
 
 FLANK = [sys.executable, "-m", "flank_ops"]
 
@@ -74,20 +76,27 @@ def timed(argv: list[str], cwd: Path, repeat: int, env: dict[str, str] | None = 
 
 
 def timed_alternated(
-    contenders: dict[str, tuple[list[str], dict[str, str] | None]], cwd: Path, repeat: int
+    contenders: dict[str, tuple[list[str], dict[str, str] | None]],
+    cwd: Path,
+    repeat: int,
+    cwds: dict[str, Path] | None = None,
 ) -> dict[str, float]:
-    """Median wall time of each contender, run one after the other in each of `repeat` rounds;
-    the median CPU times go to CPU as timed() puts them."""
+    """Median wall time of each contender (in `cwd`, or its own in `cwds`), run one after the other
+    in each of `repeat` rounds; the median CPU times go to CPU as timed() puts them. A flank run's
+    final site draw goes on after it answered: it is waited for, untimed, before the next contender
+    starts (else it would slow that one)."""
     import resource
 
     walls: dict[str, list[float]] = {name: [] for name in contenders}
     cpus: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeat):
         for name, (argv, env) in contenders.items():
+            where = (cwds or {}).get(name, cwd)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
-            proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = subprocess.run(argv, cwd=where, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             walls[name].append(time.perf_counter() - t)
+            wait_for_site_draws(where / STATE_DIR)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpus[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             if proc.returncode not in (0, 1):
@@ -178,10 +187,16 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
         "flank plan": ([*FLANK, "plan", "--local", "big"], env),
     }
     baseline_argv: list[str] = []
+    cwds: dict[str, Path] = {}
     if baseline_src:
         baseline_argv = ["env", f"PYTHONPATH={baseline_tree(baseline_src, tmp)}", *FLANK, "run", "--local", "big"]
         contenders["baseline"] = (baseline_argv, env)
-    walls = timed_alternated(contenders, root, repeat)
+        # a working copy of its own: in one shared .flank/, each version found the other's validated
+        # flank.yml (keyed by flank's code) and validated it again, every run
+        cwds["baseline"] = tmp / "dag-baseline"
+        shutil.copytree(root, cwds["baseline"], symlinks=True)
+        subprocess.run(baseline_argv, cwd=cwds["baseline"], env=env, stdout=subprocess.DEVNULL, check=True)
+    walls = timed_alternated(contenders, root, repeat, cwds)
     flank_run, flank_plan, baseline_run = walls["flank run"], walls["flank plan"], walls.get("baseline")
     make_q, make_noop, python_start = walls["make -q"], walls["make"], walls["python"]
     config = load_config_file(root / "flank.yml")

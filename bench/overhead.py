@@ -35,7 +35,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+from flank_ops.paths import STATE_DIR  # noqa: E402
 from helpers.baseline_src import baseline_tree  # noqa: E402
+from helpers.cli import wait_for_site_draws  # noqa: E402
 
 
 def dag(tasks: int, layers: int) -> dict[str, list[str]]:
@@ -164,6 +166,7 @@ def main() -> int:
             return makefile.make_command(plan_mk, run_dir, args.jobs, [])
 
         make = shutil.which("make") or "make"
+        cwds: dict[str, Path] = {}
         contenders = {
             "make": lambda n: [make, "-s", "-j", str(args.jobs), "-f", str(work / "plain.mk")],
             "make+stamps": lambda n: [make, "-s", "-j", str(args.jobs), "-f", str(work / "plain-stamps.mk")],
@@ -174,6 +177,10 @@ def main() -> int:
             contenders["flank run"] = lambda n: [sys.executable, "-m", "flank_ops", "run", "--local", "nightly"]
             if args.baseline_src:
                 src = baseline_tree(str(Path(args.baseline_src).resolve()), work)
+                # a working copy of its own: in one shared .flank/, each version found the other's
+                # validated flank.yml (keyed by flank's code) and validated it again, every run
+                shutil.copytree(wc, work / "wc-baseline", symlinks=True)
+                cwds["flank run (baseline)"] = work / "wc-baseline"
                 contenders["flank run (baseline)"] = lambda n: [
                     "env",
                     f"PYTHONPATH={src}",
@@ -194,7 +201,9 @@ def main() -> int:
         cpus: dict[str, list[float]] = {k: [] for k in contenders}
         for n in range(args.rounds):
             for name, argv_for in contenders.items():
-                wall, cpu, _ = timed(argv_for(n), wc, env)
+                where = cwds.get(name, wc)
+                wall, cpu, _ = timed(argv_for(n), where, env)
+                wait_for_site_draws(where / STATE_DIR)  # goes on after `flank run` answered: not timed
                 walls[name].append(wall)
                 cpus[name].append(cpu)
         base_wall = statistics.median(walls["make"])

@@ -127,6 +127,12 @@ class Home:
         return self.internal_dir / "vm-busy.lock"
 
     @property
+    def site_draws_lock(self) -> Path:
+        """Held shared by each run's final site draw, which goes on after `flank run` has answered
+        (finish/run_steps.py); whoever must see those pages drawn takes it exclusively."""
+        return self.internal_dir / "site-draws.lock"
+
+    @property
     def dag_layouts_dir(self) -> Path:
         """Task-graph layouts computed by Graphviz dot, one file per DAG (site/dag_layout.py)."""
         return self.internal_dir / "dag-layouts"

@@ -224,10 +224,6 @@ def run(args: argparse.Namespace) -> int:
 
     report: Callable[[int], None] | None = report_run_id if args.report_fd is not None else None
     try:
-        # Here, not at the top: the after-run steps bring site (jinja2), notify (urllib, smtplib) and
-        # storage, about half again the runner's own import time (python -X importtime), which a
-        # cron trigger that is not due and `--detach` never need.
-
         # --json: the task lines go to stderr, so stdout holds the answer alone
         out = sys.stderr if args.json else sys.stdout
         outcome = runner.run_pipeline(request, steps=RUN_STEPS, on_run_id=report, out=out, deployed=deployed)

@@ -10,9 +10,8 @@ header names the regions it holds).
 from __future__ import annotations
 
 import csv
-import platform
+import os
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,7 +56,7 @@ class CostSettings(NamedTuple):
 
 def machine_arch() -> str:
     """This machine's architecture, as the price tables name it."""
-    return "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
+    return "arm64" if os.uname().machine.lower() in ("aarch64", "arm64") else "x86_64"
 
 
 def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
@@ -131,7 +130,7 @@ def own_or_shipped_table(cost: CostSettings) -> PriceTable:
             return PriceTable(Path(cost.types_file).read_text(encoding="utf-8"), cost.types_file, None)
         except OSError as exc:
             raise UserError(f"flank.toml: [cost] types_file {cost.types_file}: {exc.strerror or exc}") from None
-    text = resources.files("flank_ops.cost").joinpath(TYPES_FILE).read_text(encoding="utf-8")
+    text = Path(__file__).with_name(TYPES_FILE).read_text(encoding="utf-8")  # package data beside this module
     return PriceTable(text, f"the shipped table ({TYPES_FILE}; approximate, not fetched)", None)
 
 

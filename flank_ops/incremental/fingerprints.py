@@ -77,6 +77,7 @@ class HashCache:
         self.new: list[str] = []
         self.listings: dict[str, frozenset[str]] = {}  # folder -> its names, for is_file
         self.files: dict[str, bool] = {}  # path -> is_file's answer
+        self.real_folders: dict[str, str] = {}  # folder -> its real path
         try:
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
         except OSError:
@@ -96,7 +97,10 @@ class HashCache:
         """The content digest of the file `path` (`shown` in messages). Raises FingerprintError."""
         for _ in range(3):
             try:
-                st = os.stat(path)
+                st = os.lstat(path)
+                link = stat.S_ISLNK(st.st_mode)
+                if link:
+                    st = os.stat(path)
             except FileNotFoundError:
                 raise FingerprintError(f"{shown} does not exist") from None
             except OSError as exc:
@@ -105,7 +109,7 @@ class HashCache:
                 raise FingerprintError(f"{shown} is a directory; list its files instead, e.g. {shown}/**/*")
             key = (st.st_size, st.st_mtime_ns, st.st_ino)
             # by the real path: a persisted file seen through each new release's `data` link is one entry
-            real = os.path.realpath(path)
+            real = os.path.realpath(path) if link else self._real_folder_of(path)
             known = self.entries.get(real)
             if known is not None and known[:3] == key:
                 return known[3]
@@ -121,6 +125,18 @@ class HashCache:
                 self.new.append(f"{digest}\t{key[0]}\t{key[1]}\t{key[2]}\t{real}\n")
             return digest
         raise FingerprintError(f"{shown} kept changing while it was being read; run again once it is written")
+
+    def _real_folder_of(self, path: str) -> str:
+        """os.path.realpath of `path`, itself not a link: its folder's real path (each folder
+        resolved once for the life of this cache: realpath's lstat of every component, for each
+        of a big pipeline's files, was a third of a no-change run's decision) and its name."""
+        folder, name = os.path.split(path)
+        if name in ("", ".", ".."):
+            return os.path.realpath(path)
+        real = self.real_folders.get(folder)
+        if real is None:
+            real = self.real_folders[folder] = os.path.realpath(folder or ".")
+        return os.path.join(real, name)
 
     def is_file(self, path: str) -> bool:
         """Whether `path` is a file, listing each folder once for the life of this cache (one

@@ -7,9 +7,7 @@ UUID), so errors name only scheme://host, never the whole URL.
 from __future__ import annotations
 
 import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 
 USER_AGENT = "flank"
 
@@ -33,6 +31,11 @@ def http_request(
     timeout: float = 10.0,
 ) -> int:
     """Send one request; return the HTTP status (2xx/3xx/4xx). Raises DeliveryError for no answer or a 5xx."""
+    # Here, not at the top: urllib.request brings http.client, ssl and email (~10 ms, python -X
+    # importtime), which every run paid for at its end though most send nothing (issue 22).
+    import urllib.error
+    import urllib.request
+
     headers = {"User-Agent": USER_AGENT}
     if body is not None:
         headers["Content-Type"] = content_type

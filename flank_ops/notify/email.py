@@ -6,14 +6,16 @@ or a project secret (`flank secrets set PROJECT NAME`) that holds it.
 
 from __future__ import annotations
 
+# smtplib, ssl and email are imported by the functions that send: every run imports this module
+# at its end (notify/dispatch.py), and most send nothing (~10 ms, python -X importtime; issue 22).
 import os
-import smtplib
-import ssl
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 from flank_ops.notify.delivery import DeliveryError, network_reason
 from flank_ops.settings import EmailSettings
+
+if TYPE_CHECKING:
+    import smtplib
 
 
 def password_for(settings: EmailSettings, secrets: dict[str, str]) -> str | None:
@@ -26,6 +28,9 @@ def password_for(settings: EmailSettings, secrets: dict[str, str]) -> str | None
 
 def _connect(settings: EmailSettings, password: str | None) -> smtplib.SMTP:
     """An SMTP session, secured and logged in as the settings say. The caller quits it."""
+    import smtplib
+    import ssl
+
     where = f"{settings.host}:{settings.port}"
     if settings.username and password is None:
         hint = (
@@ -55,6 +60,9 @@ def _connect(settings: EmailSettings, password: str | None) -> smtplib.SMTP:
 
 
 def describe_smtp_error(exc: BaseException, where: str, settings: EmailSettings) -> str:
+    import smtplib
+    import ssl
+
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return (
             f"SMTP login as {settings.username} refused by {where} ({exc.smtp_code}); check the username and password"
@@ -76,6 +84,10 @@ def describe_smtp_error(exc: BaseException, where: str, settings: EmailSettings)
 
 
 def send_email(settings: EmailSettings, password: str | None, subject: str, text: str) -> None:
+    import smtplib
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = settings.sender
@@ -97,6 +109,8 @@ def send_email(settings: EmailSettings, password: str | None, subject: str, text
 
 def check_login(settings: EmailSettings, password: str | None) -> str:
     """Connect, secure and log in without sending anything (for `flank doctor`)."""
+    import smtplib
+
     smtp = _connect(settings, password)
     try:
         smtp.noop()

@@ -1,4 +1,5 @@
-"""Starting runs in the background: `flank run --detach` and the post-receive hook.
+"""Starting runs in the background: `flank run --detach` and the post-receive hook; and a run's
+last work after it has answered (`fork_detached`: its final site draw).
 
 A detached run is a fresh `flank run` process in its own session, with stdio on
 /dev/null and no inherited file descriptors, so neither a terminal closing nor a
@@ -7,13 +8,19 @@ A detached run is a fresh `flank run` process in its own session, with stdio on
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from flank_ops.errors import UserError
+from flank_ops.fileio import open_lock_file
 from flank_ops.paths import ProjectPaths
 
 # Set by git for hooks; they would point a task's git commands at the bare repo.
@@ -59,6 +66,47 @@ def spawn_detached(argv: list[str], cwd: Path | None = None, pass_fds: tuple[int
             pass_fds=pass_fds,
         )
     return proc.pid
+
+
+def fork_detached(work: Callable[[], None], hold: Path) -> bool:
+    """Do `work` in a forked copy of this process, in its own session with stdio on /dev/null and no
+    other inherited file descriptor (a caller reading this process's output sees it end without
+    waiting for `work`); returns at once. The copy holds `hold` (a flock) shared until `work` is
+    done, so whoever must see its result takes it exclusively. A fork, not a fresh process: `work`
+    finds its modules loaded and its data in memory. False when no copy could be made (the caller
+    then does the work itself)."""
+    try:
+        hold.parent.mkdir(parents=True, exist_ok=True)
+        fd = open_lock_file(hold)
+    except (OSError, UserError):  # e.g. a read-only FLANK_HOME, a planted link
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()  # nothing buffered is written twice
+        pid = os.fork()
+    except OSError:
+        os.close(fd)
+        return False
+    if pid:
+        os.close(fd)  # the copy's descriptor keeps the lock
+        return True
+    code = 1
+    try:
+        os.setsid()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):
+            os.dup2(devnull, std)
+        os.closerange(3, fd)  # e.g. a pipe to whoever reads the run's output
+        os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+        sys.stdout = sys.stderr = open(1, "w", closefd=False)  # noqa: SIM115 - until os._exit
+        work()
+        code = 0
+    finally:
+        os._exit(code)
 
 
 def start_detached(paths: ProjectPaths, pipeline: str, trigger: str, options: tuple[str, ...] = ()) -> None:

@@ -289,8 +289,10 @@ def create_run(paths: ProjectPaths, pipeline: str, build: Callable[[int], RunRec
             run_dir.mkdir()
             try:
                 record = build(run_id)
-                reserve_space(run_dir, reserve_size(record))
-                write_record(run_dir, record)
+                record.format = FORMAT
+                text = format_record(record)  # once: its size is what the reserve is made of
+                reserve_space(run_dir, reserve_size(record, text))
+                atomic_write_text(record_path(run_dir), text)
                 _change_state(paths, pipeline, lambda state: state.created(run_id))
                 atomic_write_text(counter, f"{run_id}\n")  # last: a failure above leaves the id unused
             except BaseException:
@@ -326,10 +328,11 @@ def free_bytes(folder: Path) -> int:
     return blocks * st.f_frsize
 
 
-def reserve_size(record: RunRecord) -> int:
+def reserve_size(record: RunRecord, text: str | None = None) -> int:
     """Room for the final record (tasks gain times, exit codes, errors), written beside the
-    current one (atomic replace), plus the history line and the after-run outcomes."""
-    now = len(format_record(record).encode("utf-8"))
+    current one (atomic replace), plus the history line and the after-run outcomes. `text`: the
+    record's run.json text, when the caller has it."""
+    now = len((format_record(record) if text is None else text).encode("utf-8"))
     final = now + 400 * len(record.tasks) + 4096
     return 2 * final + 16384
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import run_flank, wait_for
 
 from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.cli import wait_for_site_draws
 from helpers.deployed import deploy, record, runs_dir, start_flank
 
 pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
@@ -127,6 +128,7 @@ def test_a_job_that_fails_without_an_exit_code_says_why_and_never_exit_1(tmp_pat
     assert "exit 1" not in stdout
     log = (runs_dir() / "1" / "logs" / "fit.log").read_text()
     assert f"ended FAILED (no exit code): {reason}" in log
+    wait_for_site_draws(Path(os.environ["FLANK_HOME"]))  # the final page is drawn after `flank run` answered
     page = (Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "1" / "index.html").read_text()
     assert reason in page
 

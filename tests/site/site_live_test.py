@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flank_ops.paths import Home
-from helpers.cli import run_flank
+from helpers.cli import run_flank, wait_for_site_draws
 from helpers.deployed import CHATTY, deploy, gate_dir, history, open_gate, start_flank, task_status
 from helpers.waiting import wait_for
 
@@ -47,6 +47,7 @@ def test_a_run_has_its_page_at_once_and_it_follows_the_running_task(tmp_path: Pa
         open_gate()
     out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, out + err
+    wait_for_site_draws(Home().root)  # the final page is drawn after `flank run` answered
     page = _text(_run_page())
     assert "✓ success" in page and 'http-equiv="refresh"' not in page and "Running now" not in page
 
