@@ -250,7 +250,7 @@ def main() -> int:
             startup.append(time.perf_counter() - start)
         print(
             f"bare python startup for comparison: median {statistics.median(startup) * 1000:.1f} ms "
-            "(each push runs two hooks, so two of these)"
+            "(a push starts one: pre-receive deploys from a forked child; the post-receive shim copies its output)"
         )
     return 0
 
