@@ -248,6 +248,7 @@ _TASK_OPTIONAL = (
     "cpus",
     "artifacts",
     "artifact_warnings",
+    "artifacts_run",
     "queued_reason",
 )
 # Keys of a launcher's tasks/<task>.json that are the launcher's own bookkeeping, not the task's result.
@@ -276,6 +277,7 @@ class TaskResult:
     cpus: int | None = None
     artifacts: list[ArtifactEntry] | None = None
     artifact_warnings: list[str] | None = None
+    artifacts_run: int | None = None  # up to date, files not found now: the earlier run that kept them
     queued_reason: str | None = None  # why its cluster still holds the job (while queued)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know: kept as they are
 
