@@ -387,6 +387,8 @@ def new_record(
         declared = pipeline.tasks[name]
         if declared.memory_mb or declared.cpus:  # issue 14: declared resources, kept for the reports
             entry.memory_mb, entry.cpus = declared.memory_mb, declared.cpus
+        if pipeline.executor_of(name) != "local":  # where it goes, said even if it never starts
+            entry.runs_on = pipeline.executor_of(name)
     return record
 
 

@@ -244,6 +244,7 @@ _TASK_OPTIONAL = (
     "error",
     "reason",
     "executor",
+    "runs_on",
     "memory_mb",
     "cpus",
     "artifacts",
@@ -273,6 +274,7 @@ class TaskResult:
     # contract C2 (issues 11, 12, 14): written by launchers into tasks/<task>.json
     reason: str | None = None
     executor: ExecutorInfo | None = None
+    runs_on: str | None = None  # the executor flank.yml names for it, when not "local" (set before it starts)
     memory_mb: int | None = None
     cpus: int | None = None
     artifacts: list[ArtifactEntry] | None = None

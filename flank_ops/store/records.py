@@ -70,6 +70,7 @@ A task entry always has the keys shown above; these only when set:
     "error": "..."                why flank itself (not the task) has no result for it
     "reason": "ran: R/model.R changed" | "up_to_date" | ...        why it ran or not (issue 12)
     "executor": {"kind": "slurm"|"batch", "job_id", "queue", "host", "state", "max_rss_kb"}
+    "runs_on": "slurm"|"batch"   the executor flank.yml names for it (issue 14), known before it starts
     "memory_mb": 4096, "cpus": 2  the resources it declared (issue 14)
     "artifacts": [{"path", "size", "kept", "note"}], "artifact_warnings": ["..."]  (issue 11)
     "artifacts_run": 41           up to date, and files of its `artifacts:` are not there now (they went
