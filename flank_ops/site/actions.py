@@ -453,8 +453,8 @@ def _backfill(project: str, pipeline_name: str, form: dict[str, str], who: str) 
     )
     backfill_id = backfill.start_backfill(plan, run_options=("--by", who, "--via", "web"))
     zone, n = plan.pipeline.timezone, len(plan.minutes)
-    first, last = backfill.minute_text(plan.minutes[0], zone), backfill.minute_text(plan.minutes[-1], zone)
-    what = f"{n} run{'s' if n != 1 else ''}, {first} to {last}"
+    span = f"{backfill.minute_text(plan.minutes[0], zone)} to {backfill.minute_text(plan.minutes[-1], zone)}"
+    what = f"{n} run{'s' if n != 1 else ''}, {span}"
     paths = plan.paths
     deadline = time.monotonic() + PAGE_WAIT_S
     while time.monotonic() < deadline:  # its first run, so the pipeline page can show it with its Cancel
