@@ -652,10 +652,11 @@ static char *format_running(const struct spec *spec, int attempt, const char *st
     char *body = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&body, &size);
+    const char *status = queued_reason ? "queued" : "running";
     fputs("{\"task\": ", f);
     json_string(f, spec->task);
-    fprintf(f, ", \"status\": \"%s\", \"attempt\": %d, \"started_at\": \"%s\", \"pid\": %d",
-            queued_reason ? "queued" : "running", attempt, started_at, (int)getpid());
+    fprintf(f, ", \"status\": \"%s\", \"attempt\": %d, \"started_at\": \"%s\", \"pid\": %d", status, attempt,
+            started_at, (int)getpid());
     if (spec->n_memory) fprintf(f, ", \"memory_mb\": %ld", memory_for_attempt(spec, attempt));
     if (queued_reason) {
         fputs(", \"queued_reason\": ", f);
