@@ -158,7 +158,7 @@ def write_checks(
     return written
 
 
-NAME_WIDTH = 20  # the task column of `flank plan` (and of a run's task lines), wider for longer names
+NAME_WIDTH = 20  # the task column of `flank plan`, wider for longer names
 
 
 def name_width(names: Iterable[str]) -> int:

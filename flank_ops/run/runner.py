@@ -966,9 +966,8 @@ def _tasks_text(pipeline: Pipeline, selected: list[str], commit: str) -> str:
 
 def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str], out: TextIO) -> None:
     """One line per task as it reaches a final status."""
-    from flank_ops.incremental.plan import NO_OUTPUTS, name_width
+    from flank_ops.incremental.plan import NO_OUTPUTS
 
-    width = name_width(record.tasks)  # one column, as `flank plan`'s, long matrix cell names too
     for name in names:
         entry = record.tasks[name]
         status = entry.status
@@ -989,7 +988,7 @@ def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str]
             and entry.reason != NO_OUTPUTS
         ):
             suffix += f" — {entry.reason}"  # issue 12: why it ran
-        print(f"  {name:<{width}} {status}{suffix}", file=out, flush=True)
+        print(f"  {name:<20} {status}{suffix}", file=out, flush=True)
 
 
 def run_line(record: RunRecord) -> str:
