@@ -119,3 +119,16 @@ def docs_url(page: str, anchor: str = "") -> str:
         local = Path(__file__).resolve().parents[1] / "docs"
         base = local.as_uri() if (local / "index.md").is_file() else DOCS_URL
     return f"{base.rstrip('/')}/{page}{'#' + anchor if anchor else ''}"
+
+
+def docs_anchor(heading: str) -> str:
+    """The anchor the docs site (mkdocs' toc) makes of a heading: `[notify.email]` -> `notifyemail`."""
+    import re
+
+    slug = re.sub(r"[^\w\s-]", "", heading.replace("`", "")).strip().lower()
+    return re.sub(r"[-\s]+", "-", slug)
+
+
+def settings_docs(table: str) -> str:
+    """The flank.toml reference's section of `table` (`[s3]`, `[executors.slurm]`): where a hint sends a reader."""
+    return docs_url("reference/flank-toml.md", docs_anchor(table))

@@ -77,7 +77,7 @@ def parse_time(value: str | datetime | None) -> datetime | None:
 LONG = "%a %d %b %Y %H:%M"  # Tue 24 Nov 2026 02:00 GMT   (run pages)
 MEDIUM = "%a %d %b %H:%M"  # Tue 24 Nov 02:00 GMT        (push output, next runs)
 SHORT = "%d %b %H:%M"  # 24 Nov 02:00 GMT            (cards, tables)
-NOTE = "%Y-%m-%d %H:%M"  # 2026-11-24 02:00 GMT        (git notes, CLI tables)
+NOTE = "%Y-%m-%d %H:%M"  # 2026-11-24 02:00 GMT        (git notes, CLI tables, backfills)
 
 
 def clock(value: str | datetime | None, tz: str | tzinfo | None = None, shape: str = MEDIUM) -> str:

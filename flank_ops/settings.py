@@ -15,6 +15,7 @@ import tomllib
 from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
+from flank_ops.hints import settings_docs
 from flank_ops.paths import Home
 from flank_ops.settings_catalogue import default
 
@@ -114,7 +115,8 @@ def _table(settings: dict[str, Any], *names: str) -> dict[str, Any] | None:
         if value is None:
             return None
     if not isinstance(value, dict):
-        raise UserError(f"flank.toml: [{'.'.join(names)}] must be a table", "see the README for its keys")
+        table = f"[{'.'.join(names)}]"
+        raise UserError(f"flank.toml: {table} must be a table", f"its keys: {settings_docs(table)}")
     return value
 
 

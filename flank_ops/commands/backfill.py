@@ -13,7 +13,6 @@ import argparse
 from flank_ops.commands.target import add_param_option
 from flank_ops.config.params import split_assignments
 from flank_ops.errors import UserError
-from flank_ops.humanize import clock
 from flank_ops.paths import Home
 from flank_ops.schedule import backfill
 
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     n = len(plan.minutes)
     what = (
         f"{n} run{'s' if n != 1 else ''} of {plan.pipeline.name}, "
-        f"{clock(plan.minutes[0], zone)} to {clock(plan.minutes[-1], zone)}"
+        f"{backfill.minute_text(plan.minutes[0], zone)} to {backfill.minute_text(plan.minutes[-1], zone)}"
     )
     if args.detach:
         backfill_id = backfill.start_backfill(plan)
@@ -79,6 +78,9 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for state in found:
         minutes = state.get("minutes") or []
-        span = f"{minutes[0]} to {minutes[-1]}" if minutes else "-"
+        zone = state.get("timezone")
+        span = (
+            f"{backfill.minute_text(minutes[0], zone)} to {backfill.minute_text(minutes[-1], zone)}" if minutes else "-"
+        )
         print(f"{state['id']}  {state['status']:<11} {len(state.get('runs') or {})}/{len(minutes)} runs  {span}")
     return 0

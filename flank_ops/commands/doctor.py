@@ -25,6 +25,7 @@ from flank_ops.errors import UserError
 from flank_ops.executors.vm_check import doctor_problems
 from flank_ops.git.gitcmd import run_git
 from flank_ops.git.release_config import deployed_config
+from flank_ops.hints import docs_anchor, docs_url, settings_docs
 from flank_ops.notify.delivery import DeliveryError
 from flank_ops.notify.destinations import nowhere_to_send
 from flank_ops.notify.email import check_login, password_for, send_email
@@ -122,7 +123,8 @@ def check_executors(home: Home) -> Iterator[Check]:
             yield Check(
                 "SKIP",
                 "executors",
-                f"none configured: tasks run on this VM (see the README: [executors.slurm] in {home.settings_file})",
+                f"none configured: tasks run on this VM ([executors.slurm] in {home.settings_file}: "
+                f"see {settings_docs('[executors.slurm]')})",
             )
     except UserError as exc:
         yield Check("FAIL", "executors", exc.message, exc.hint)
@@ -338,7 +340,7 @@ def check_private_state(home: Home) -> Check:
         "FAIL",
         "permissions",
         f"readable by other users: {listed}",
-        f"chmod -R go-rwx {listed} (see the README: Who can read what)",
+        f"chmod -R go-rwx {listed} (see {docs_url('operating/files.md', docs_anchor('Who can read what'))})",
     )
 
 
@@ -395,7 +397,8 @@ def check_integrations(home: Home, send_test: bool) -> Iterator[Check]:
             found.append((project, value))
         targets = _distinct(found)
         if not targets and not broken:
-            yield Check("SKIP", kind, f"not configured (see the README: {_TABLES[kind]} in {home.settings_file})")
+            table = _TABLES[kind]
+            yield Check("SKIP", kind, f"not configured ({table} in {home.settings_file}: see {settings_docs(table)})")
         for label, value in targets:
             yield _guard(kind + label, functools.partial(_check_one, home, kind, value, label, send_test))
 

@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         more = f" (+{maybe} if upstream outputs change)" if maybe else ""
         print(f"{pipeline.name}: {runs} of {len(decisions)} tasks would run{more}")
+    width = plan.name_width(decisions)
     for decision in decisions.values():
-        print(plan.describe(decision))
+        print(plan.describe(decision, width))
     return 0
 
 

@@ -156,7 +156,24 @@ def _scheduled_minute(args: argparse.Namespace) -> datetime:
 
 
 def _options(args: argparse.Namespace) -> list[str]:
-    options = ["--trigger", args.trigger]
+    options = ["--trigger", args.trigger, *_chosen_options(args)]
+    if args.backfill:
+        options += ["--backfill", args.backfill]
+    if args.alongside:
+        options.append("--alongside")
+    by = _triggered_by(args)  # the detached run records who asked here
+    return [*options, "--by", by["user"], "--via", by["via"]]
+
+
+def _typed_options(args: argparse.Namespace) -> list[str]:
+    """The options a person gave for this run, as they typed them (a hint repeats the run they asked for)."""
+    trigger = [] if args.trigger == RunTrigger.MANUAL.value else ["--trigger", args.trigger]
+    return [*trigger, *_chosen_options(args)]
+
+
+def _chosen_options(args: argparse.Namespace) -> list[str]:
+    """What the run does (tasks, force, params, minute), as options of `flank run`."""
+    options: list[str] = []
     if args.task:
         options += ["--task", args.task]
     if args.from_task:
@@ -173,12 +190,7 @@ def _options(args: argparse.Namespace) -> list[str]:
         options += ["--force-task", task]
     for assignment in args.params:
         options += ["-p", assignment]
-    if args.backfill:
-        options += ["--backfill", args.backfill]
-    if args.alongside:
-        options.append("--alongside")
-    by = _triggered_by(args)  # the detached run records who asked here
-    return [*options, "--by", by["user"], "--via", by["via"]]
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -320,7 +332,8 @@ def _detach(request: RunRequest, deployed: Deployed, args: argparse.Namespace) -
     if run_id is None:
         raise UserError(
             "the background run did not start",
-            f"run it in the foreground to see why: {flank_command('run', request.project, request.pipeline)}",
+            "run it in the foreground to see why: "
+            + flank_command("run", request.project, request.pipeline, *_typed_options(args)),
         )
     url = None
     if request.project is not None:

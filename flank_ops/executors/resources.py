@@ -17,9 +17,11 @@ from pathlib import Path
 
 from flank_ops.clock import now_iso
 from flank_ops.executors.remote import fail_at_once
-from flank_ops.fileio import locked
 from flank_ops.paths import Home
+from flank_ops.task.memory_hold import RESERVATIONS_ENV, VM_MB_ENV, size_text, try_reserve, waiting_text
 from flank_ops.task.task_exec import TaskLog, TaskSpec, _write_result
+
+__all__ = ["run_local", "size_text", "too_big", "vm_cpus", "vm_memory_mb"]
 
 WAIT_POLL_S = 0.5
 ADVICE = "use executor: slurm/batch or a bigger VM"
@@ -40,56 +42,12 @@ def vm_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def size_text(mb: int) -> str:
-    """400G, 1.5G, 512M: as a person writes memory: in flank.yml."""
-    if mb >= 1024:
-        gb = mb / 1024
-        return f"{gb:.0f}G" if gb >= 10 or gb == int(gb) else f"{gb:.1f}G"
-    return f"{mb}M"
-
-
 def too_big(task: str, memory_mb: int | None, cpus: int | None, vm_mb: int, vm_cpu: int) -> str | None:
     """Why the VM can never run the task, or None."""
     if memory_mb and memory_mb > vm_mb:
         return f"{task} needs {size_text(memory_mb)}, this VM has {size_text(vm_mb)} — {ADVICE}"
     if cpus and cpus > vm_cpu:
         return f"{task} needs {cpus} CPUs, this VM has {vm_cpu} — {ADVICE}"
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def reserved_mb(folder: Path) -> int:
-    """Declared memory of the tasks running now; stale reservations (their pid gone) are removed."""
-    total = 0
-    for entry in folder.glob("[0-9]*"):
-        try:
-            pid, mb = int(entry.name), int(entry.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-        if _pid_alive(pid):
-            total += mb
-        else:
-            entry.unlink(missing_ok=True)
-    return total
-
-
-def try_reserve(folder: Path, memory_mb: int, vm_mb: int) -> int | None:
-    """Reserve memory_mb for this process; None when done, else the MB held by others."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with locked(folder / ".lock"):
-        held = reserved_mb(folder)
-        if held and held + memory_mb > vm_mb:
-            return held
-        (folder / str(os.getpid())).write_text(f"{memory_mb}\n")
     return None
 
 
@@ -102,13 +60,17 @@ def _on_stop(signum: int, frame: object) -> None:
 
 
 def run_local(spec: TaskSpec, spec_path: str, run_dir: str, launcher: list[str]) -> int:
-    """Check the VM, wait for memory, then exec the launcher on the same spec (same pid)."""
-    if spec.memory_per_attempt_mb:  # issue 26: the VM's launcher retries in place; hold the most it may need
-        spec = spec._replace(memory_mb=max(spec.memory_per_attempt_mb))
+    """Check the VM, wait for memory, then exec the launcher on the same spec (same pid).
+
+    issue 26 `memory: [4G, 8G]`: the first attempt's memory is held here; the launcher, which retries
+    in place, holds each next attempt's (task/memory_hold.py), so the VM holds what the running
+    attempt asked for. A task whose largest attempt can never fit fails at once, before its first."""
+    largest = max(spec.memory_per_attempt_mb, default=spec.memory_mb)
     vm_mb, vm_cpu = vm_memory_mb(), vm_cpus()
-    problem = too_big(spec.task, spec.memory_mb, spec.cpus, vm_mb, vm_cpu)
+    problem = too_big(spec.task, largest, spec.cpus, vm_mb, vm_cpu)
     if problem is not None:
-        return fail_at_once(spec, run_dir, problem)
+        return fail_at_once(spec._replace(memory_mb=largest), run_dir, problem)
+    spec = spec._replace(memory_mb=spec.memory_for_attempt(1))
     if spec.memory_mb:
         env = dict(spec.env)
         home = Home(Path(env["FLANK_HOME"])) if env.get("FLANK_HOME") else Home()
@@ -121,10 +83,7 @@ def run_local(spec: TaskSpec, spec_path: str, run_dir: str, launcher: list[str])
                 return 128 + _stopped  # never started: the runner marks it cancelled or interrupted
             if not said:
                 said = True
-                reason = (
-                    f"waiting for memory: it needs {size_text(spec.memory_mb)}, tasks running on this VM "
-                    f"declared {size_text(held)} of its {size_text(vm_mb)}"
-                )
+                reason = waiting_text(spec.memory_mb, held, vm_mb)
                 _write_result(
                     run_dir,
                     spec.task,
@@ -147,6 +106,8 @@ def run_local(spec: TaskSpec, spec_path: str, run_dir: str, launcher: list[str])
             signal.signal(stop, signal.SIG_DFL)
         if _stopped:
             return 128 + _stopped
+        if len(spec.memory_per_attempt_mb) > 1:  # the launcher holds each next attempt's memory
+            os.environ[RESERVATIONS_ENV], os.environ[VM_MB_ENV] = str(folder), str(vm_mb)
     if not launcher:
         from flank_ops.task.task_exec import launch
 

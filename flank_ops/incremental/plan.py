@@ -14,7 +14,7 @@ records the new fingerprint. The rules of a fingerprint are in fingerprints.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -158,14 +158,23 @@ def write_checks(
     return written
 
 
-def describe(decision: Decision) -> str:
-    """One line of `flank plan`."""
+NAME_WIDTH = 20  # the task column of `flank plan`, wider for longer names
+
+
+def name_width(names: Iterable[str]) -> int:
+    """The task column's width for these names: one column even for long matrix cell names."""
+    return max([NAME_WIDTH, *(len(n) for n in names)])
+
+
+def describe(decision: Decision, width: int = NAME_WIDTH) -> str:
+    """One line of `flank plan`; `width`: the task column's (name_width of every line's task)."""
+    name = f"{decision.task:<{width}}"
     if decision.action == UP_TO_DATE:
-        return f"  {decision.task:<20} up_to_date"
+        return f"  {name} up_to_date"
     if decision.action == CHECK:
-        return f"  {decision.task:<20} runs if an upstream's outputs change ({decision.reason})"
+        return f"  {name} runs if an upstream's outputs change ({decision.reason})"
     if decision.reason.startswith(CELLS_FROM):
-        return f"  {decision.task:<20} {decision.reason}; each runs unless up to date"
+        return f"  {name} {decision.reason}; each runs unless up to date"
     if decision.reason == NO_OUTPUTS:
-        return f"  {decision.task:<20} always runs: no outputs declared (add outputs: to skip it when nothing changed)"
-    return f"  {decision.task:<20} runs — {decision.reason}"
+        return f"  {name} always runs: no outputs declared (add outputs: to skip it when nothing changed)"
+    return f"  {name} runs — {decision.reason}"

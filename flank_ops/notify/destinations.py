@@ -12,6 +12,7 @@ from typing import Any
 
 from flank_ops.config.model import Config
 from flank_ops.errors import UserError
+from flank_ops.hints import settings_docs
 from flank_ops.settings import email_settings, webhook_settings
 
 
@@ -28,5 +29,5 @@ def nowhere_to_send(config: Config, settings: dict[str, Any], where: str) -> str
         return None  # a broken table: said by whoever reads it (doctor, the run's notification)
     return (
         f"notify: {'; '.join(asking)} — but {where} has no [notify.webhook] or [notify.email], "
-        "so nothing will be sent (add one: see the README's notifications section)"
+        f"so nothing will be sent (add one: see {settings_docs('[notify.webhook]')})"
     )

@@ -302,7 +302,11 @@ class Expansions:
             for one, line in zip(made, listing["instances"]):
                 status = TaskStatus(line["status"])
                 entries[one.name] = TaskResult(
-                    status=status, needs=list(old.needs), log=f"logs/{one.name}.log", reason=line.get("reason")
+                    status=status,
+                    needs=list(old.needs),
+                    log=f"logs/{one.name}.log",
+                    reason=line.get("reason"),
+                    runs_on=old.runs_on,
                 )
                 if one.memory_mb or one.cpus:
                     entries[one.name].memory_mb, entries[one.name].cpus = one.memory_mb, one.cpus

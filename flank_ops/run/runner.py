@@ -387,6 +387,8 @@ def new_record(
         declared = pipeline.tasks[name]
         if declared.memory_mb or declared.cpus:  # issue 14: declared resources, kept for the reports
             entry.memory_mb, entry.cpus = declared.memory_mb, declared.cpus
+        if pipeline.executor_of(name) != "local":  # where it goes, said even if it never starts
+            entry.runs_on = pipeline.executor_of(name)
     return record
 
 
@@ -781,8 +783,7 @@ def _execute(
     if not commit.endswith(UNCOMMITTED) and commit != "working copy":
         commit = f"commit {commit}"
     print(
-        f"flank: {pipeline.name} #{run_id} {'resumed' if resumed else 'started'} "
-        f"({len(selected)} task{'s' if len(selected) != 1 else ''}, {commit})",
+        f"flank: {pipeline.name} #{run_id} {'resumed' if resumed else 'started'} ({_tasks_text(pipeline, selected, commit)})",
         file=out,
         flush=True,
     )
@@ -950,6 +951,19 @@ def _refresh_site(redraw: Callable[[], None]) -> None:
         print(f"flank: could not refresh the status site: {why}", file=sys.stderr)
 
 
+def _tasks_text(pipeline: Pipeline, selected: list[str], commit: str) -> str:
+    """'2 tasks, commit abc1234'; a matrix task's instances counted as that task's cells (issue 26):
+    '5 tasks: model ×4, fit ×3; commit abc1234'."""
+    cells: dict[str, int] = {}
+    for name in selected:
+        task = pipeline.tasks.get(name)
+        key = task.group if task is not None and task.group else name
+        cells[key] = cells.get(key, 0) + (1 if task is not None and task.group else 0)
+    count = f"{len(cells)} task{'s' if len(cells) != 1 else ''}"
+    matrix = ", ".join(f"{name} ×{n}" for name, n in cells.items() if n)
+    return f"{count}: {matrix}; {commit}" if matrix else f"{count}, {commit}"
+
+
 def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str], out: TextIO) -> None:
     """One line per task as it reaches a final status."""
     from flank_ops.incremental.plan import NO_OUTPUTS
@@ -961,7 +975,7 @@ def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str]
             continue
         printed[name] = status
         detail = []
-        if entry.duration_s is not None:
+        if entry.duration_s is not None and status != TaskStatus.UP_TO_DATE:  # it did not run: no time to say
             detail.append(format_duration(entry.duration_s))
         if status in FAILED_TASK_STATUSES and entry.exit_code is not None:
             detail.append(f"exit {entry.exit_code}")

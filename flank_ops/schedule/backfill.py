@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from flank_ops.config.model import ParamValue, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text
+from flank_ops.humanize import NOTE, clock
 from flank_ops.paths import ProjectPaths
 from flank_ops.store import records
 from flank_ops.store.model import Runner, RunStatus
@@ -94,7 +95,6 @@ def plan_backfill(
     """Check a backfill (the CLI's and the web form's words); raises UserError, starting nothing.
     `yes_hint`: how to say "yes" where the refusal is shown (the web form has a checkbox)."""
     from flank_ops.config.params import parse_params
-    from flank_ops.humanize import clock
     from flank_ops.run.runner import find_pipeline, resolve_deployed
     from flank_ops.schedule.due import floor_minute
     from flank_ops.schedule.next_runs import firings
@@ -132,8 +132,8 @@ def plan_backfill(
         )
     if len(minutes) > MAX_WITHOUT_YES and not yes:
         raise UserError(
-            f"that is {len(minutes)} runs of {pipeline.name}, from {clock(minutes[0], pipeline.timezone)} "
-            f"to {clock(minutes[-1], pipeline.timezone)}",
+            f"that is {len(minutes)} runs of {pipeline.name}, from {minute_text(minutes[0], pipeline.timezone)} "
+            f"to {minute_text(minutes[-1], pipeline.timezone)}",
             yes_hint,
         )
     return BackfillPlan(project, deployed.paths, pipeline, minutes, values, parallel, clipped)
@@ -146,6 +146,12 @@ def backfill_file(paths: ProjectPaths, pipeline: str, backfill_id: str) -> Path:
     if not backfill_id or "/" in backfill_id or backfill_id.startswith("."):
         raise UserError(f"{backfill_id!r} is not a backfill id", f"see them with: flank status {paths.name}")
     return paths.backfills_dir(pipeline) / f"{backfill_id}.json"
+
+
+def minute_text(minute: str | datetime, tz: str | None) -> str:
+    """A backfill's minute as every line about it says it: `2026-11-16 02:00 CET`, in the pipeline's zone
+    (with the year: a backfill reaches into the past)."""
+    return clock(minute, tz, NOTE)
 
 
 def _cancel_file(paths: ProjectPaths, pipeline: str, backfill_id: str) -> Path:
@@ -284,7 +290,7 @@ def drive(paths: ProjectPaths, pipeline: str, backfill_id: str, out: Callable[[s
                 run_id = start_detached_reporting(paths.name, pipeline, [*options_base, "--scheduled-at", minute])
                 if run_id is None:
                     outcomes[minute] = "did not start"
-                    out(f"  {minute}  did not start")
+                    out(f"  {minute_text(minute, state.get('timezone'))}  did not start")
                     continue
                 state["runs"][minute] = run_id
                 _write(paths, pipeline, state)
@@ -297,7 +303,7 @@ def drive(paths: ProjectPaths, pipeline: str, backfill_id: str, out: Callable[[s
                 minute = active.pop(run_id)
                 status = str(records.read_record(paths.run_dir(pipeline, run_id)).status)
                 outcomes[minute] = status
-                out(f"  {minute}  #{run_id} {status}")
+                out(f"  {minute_text(minute, state.get('timezone'))}  #{run_id} {status}")
             if active:
                 time.sleep(POLL_S)
     except _Stop:

@@ -433,7 +433,6 @@ def _cancel_backfill(paths: Any, pipeline: str, backfill_id: str) -> tuple[int, 
 
 def _backfill(project: str, pipeline_name: str, form: dict[str, str], who: str) -> tuple[int, str, str | None]:
     """`flank backfill PROJECT PIPELINE --from A --to B [--parallel N] [--yes] [-p ...] --detach`."""
-    from flank_ops.humanize import clock
     from flank_ops.schedule import backfill
 
     raw_parallel = form.get("parallel", "").strip() or "1"
@@ -454,7 +453,8 @@ def _backfill(project: str, pipeline_name: str, form: dict[str, str], who: str) 
     )
     backfill_id = backfill.start_backfill(plan, run_options=("--by", who, "--via", "web"))
     zone, n = plan.pipeline.timezone, len(plan.minutes)
-    what = f"{n} run{'s' if n != 1 else ''}, {clock(plan.minutes[0], zone)} to {clock(plan.minutes[-1], zone)}"
+    span = f"{backfill.minute_text(plan.minutes[0], zone)} to {backfill.minute_text(plan.minutes[-1], zone)}"
+    what = f"{n} run{'s' if n != 1 else ''}, {span}"
     paths = plan.paths
     deadline = time.monotonic() + PAGE_WAIT_S
     while time.monotonic() < deadline:  # its first run, so the pipeline page can show it with its Cancel

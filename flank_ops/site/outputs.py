@@ -25,7 +25,7 @@ from flank_ops.fileio import PUBLIC_FILE_MODE
 from flank_ops.paths import ProjectPaths
 from flank_ops.site import layout
 from flank_ops.store import records
-from flank_ops.store.model import ArtifactEntry, RunRecord, RunStatus
+from flank_ops.store.model import ArtifactEntry, RunRecord, RunStatus, TaskStatus
 
 INLINE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 MAX_INLINE_IMAGES = 24
@@ -68,7 +68,11 @@ def run_outputs(
     groups = []
     inline = [inline_limit]
     for task, entry in record.tasks.items():
-        if not (entry.artifacts or entry.artifact_warnings):
+        # an up-to-date task whose files went with an older release: they are with the run that made them
+        kept_with = entry.artifacts_run if entry.status == TaskStatus.UP_TO_DATE else None
+        if kept_with is not None and not paths.run_dir(pipeline, kept_with).is_dir():
+            kept_with = None  # that run was pruned: nothing to point at
+        if not (entry.artifacts or entry.artifact_warnings or kept_with):
             continue
         old = unchanged_since(paths, pipeline, run_id, task, entry.started_at)
         files: list[dict[str, Any]] = []
@@ -96,6 +100,8 @@ def run_outputs(
                 "more": max(0, listed - len(files)),
                 "warnings": [str(x) for x in entry.artifact_warnings or ()],
                 "run_id": None,
+                "kept_with": kept_with,
+                "kept_with_href": root + layout.url_run(paths.name, pipeline, kept_with) if kept_with else None,
                 "open": open_per_task,
                 "all_href": root + layout.url_run_outputs(paths.name, pipeline, run_id),
             }

@@ -36,13 +36,14 @@ from typing import NamedTuple
 from flank_ops.config.model import Pipeline, Task
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_json
 from flank_ops.store import records
-from flank_ops.store.model import ArtifactEntry, RunRecord
+from flank_ops.store.model import ArtifactEntry, RunRecord, TaskStatus
 
 MB = 1024 * 1024
 MAX_FILES_PER_TASK = 5000  # a glob that matches more is a mistake (a cache folder?): the rest is not kept
 LOOK_BACK_RUNS = 5  # how many earlier runs may lend an unchanged file
 FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
 _UNFINISHED = ("pending", "running", "queued", "skipped")
+NO_MATCH = ": no file matched"
 
 
 class Budget(NamedTuple):
@@ -81,10 +82,38 @@ def keep_finished(
         kept, warnings = keep_task(
             run_dir, record.run_id, name, task, release_dir, persist_root, Budget(max_mb * MB, used)
         )
+        if entry.status == TaskStatus.UP_TO_DATE:
+            # it did not run: a file not found is no warning, its files went with the release it ran in
+            # and are those of the run that made them
+            unmatched = [w for w in warnings if w.endswith(NO_MATCH)]
+            warnings = [w for w in warnings if not w.endswith(NO_MATCH)]
+            if unmatched:
+                entry.artifacts_run = _run_that_kept(run_dir, record.run_id, name)
         entry.artifacts = kept
         entry.artifact_warnings = warnings
         changed.append(name)
     return changed
+
+
+LOOK_BACK_MADE = 200  # how many earlier records an up-to-date task's files are looked for in
+
+
+def _run_that_kept(run_dir: Path, run_id: int, task: str) -> int | None:
+    """The nearest earlier run in which `task` ran and kept files (an up-to-date task's files are that
+    run's); None when none of the last LOOK_BACK_MADE runs did (pruned, or it never kept any)."""
+    runs = Path(run_dir).parent
+    for earlier_id in range(run_id - 1, max(0, run_id - 1 - LOOK_BACK_MADE), -1):
+        try:
+            earlier = records.read_record(runs / str(earlier_id)).tasks.get(task)
+        except (OSError, ValueError):
+            continue
+        if earlier is None:
+            continue
+        if earlier.status == TaskStatus.UP_TO_DATE and earlier.artifacts_run is not None:
+            return earlier.artifacts_run
+        if earlier.status == TaskStatus.SUCCESS:
+            return earlier_id if any(a.get("kept") for a in earlier.artifacts or ()) else None
+    return None
 
 
 def _max_mb(run_dir: Path, record: RunRecord) -> int:
@@ -144,7 +173,7 @@ def keep_task(
                 elif entry.get("note"):
                     warnings.append(f"{entry['path']}: {entry['note']}")
             if not found:
-                warnings.append(f"{pattern}: no file matched")
+                warnings.append(f"{pattern}{NO_MATCH}")
     entries.sort(key=lambda e: e["path"])
     if sources:
         _save_sources(run_dir, name, sources)

@@ -244,10 +244,12 @@ _TASK_OPTIONAL = (
     "error",
     "reason",
     "executor",
+    "runs_on",
     "memory_mb",
     "cpus",
     "artifacts",
     "artifact_warnings",
+    "artifacts_run",
     "queued_reason",
 )
 # Keys of a launcher's tasks/<task>.json that are the launcher's own bookkeeping, not the task's result.
@@ -272,10 +274,12 @@ class TaskResult:
     # contract C2 (issues 11, 12, 14): written by launchers into tasks/<task>.json
     reason: str | None = None
     executor: ExecutorInfo | None = None
+    runs_on: str | None = None  # the executor flank.yml names for it, when not "local" (set before it starts)
     memory_mb: int | None = None
     cpus: int | None = None
     artifacts: list[ArtifactEntry] | None = None
     artifact_warnings: list[str] | None = None
+    artifacts_run: int | None = None  # up to date, files not found now: the earlier run that kept them
     queued_reason: str | None = None  # why its cluster still holds the job (while queued)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know: kept as they are
 

@@ -70,8 +70,11 @@ A task entry always has the keys shown above; these only when set:
     "error": "..."                why flank itself (not the task) has no result for it
     "reason": "ran: R/model.R changed" | "up_to_date" | ...        why it ran or not (issue 12)
     "executor": {"kind": "slurm"|"batch", "job_id", "queue", "host", "state", "max_rss_kb"}
+    "runs_on": "slurm"|"batch"   the executor flank.yml names for it (issue 14), known before it starts
     "memory_mb": 4096, "cpus": 2  the resources it declared (issue 14)
     "artifacts": [{"path", "size", "kept", "note"}], "artifact_warnings": ["..."]  (issue 11)
+    "artifacts_run": 41           up to date, and files of its `artifacts:` are not there now (they went
+                                  with an older release): the earlier run that ran it and kept them
 A launcher's tasks/<task>.json carries the same keys plus its own bookkeeping ("task",
 "attempt", "pid"); every other key of it reaches run.json (`merge_task_results`), and a key this
 version does not know is kept as it is (`extra`) in run.json and tasks alike, so records written

@@ -27,6 +27,7 @@
  * Exit status: 0 on success, non-zero otherwise (so make -k skips dependents).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -59,6 +61,8 @@ struct spec {
     int envc;
     int retries;
     double retry_delay, timeout, kill_grace;
+    long memory_mb[64]; /* issue 26 `memory: [4G, 8G]`: one per attempt, the last for any after */
+    int n_memory;
 };
 
 /* Every secret value, however many, indexed so that a byte of output costs about
@@ -273,6 +277,7 @@ static void read_spec(const char *path, struct spec *spec) {
         else if (!strcmp(key, "kill_grace_s")) spec->kill_grace = strtod(value, NULL);
         else if (!strcmp(key, "argv") && spec->argc < MAX_ITEMS) spec->argv[spec->argc++] = value;
         else if (!strcmp(key, "env") && spec->envc < MAX_ITEMS) spec->env[spec->envc++] = value;
+        else if (!strcmp(key, "memory_attempt_mb") && spec->n_memory < 64) spec->memory_mb[spec->n_memory++] = atol(value);
         /* unknown keys: written by a newer flank; ignore */
     }
     spec->argv[spec->argc] = NULL;
@@ -637,14 +642,27 @@ static void write_result(const char *run_dir, const struct spec *spec, const cha
     }
 }
 
-static char *format_running(const struct spec *spec, int attempt, const char *started_at) {
+static long memory_for_attempt(const struct spec *spec, int attempt) {
+    if (!spec->n_memory) return 0;
+    return spec->memory_mb[(attempt < spec->n_memory ? attempt : spec->n_memory) - 1];
+}
+
+/* "running" (or "queued" with its reason: waiting for memory) at the start of an attempt */
+static char *format_running(const struct spec *spec, int attempt, const char *started_at, const char *queued_reason) {
     char *body = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&body, &size);
+    const char *status = queued_reason ? "queued" : "running";
     fputs("{\"task\": ", f);
     json_string(f, spec->task);
-    fprintf(f, ", \"status\": \"running\", \"attempt\": %d, \"started_at\": \"%s\", \"pid\": %d}\n",
-            attempt, started_at, (int)getpid());
+    fprintf(f, ", \"status\": \"%s\", \"attempt\": %d, \"started_at\": \"%s\", \"pid\": %d", status, attempt,
+            started_at, (int)getpid());
+    if (spec->n_memory) fprintf(f, ", \"memory_mb\": %ld", memory_for_attempt(spec, attempt));
+    if (queued_reason) {
+        fputs(", \"queued_reason\": ", f);
+        json_string(f, queued_reason);
+    }
+    fputs("}\n", f);
     fclose(f);
     return body;
 }
@@ -660,6 +678,7 @@ static char *format_final(const struct spec *spec, const char *status, int attem
     if (o->signal) fprintf(f, ", \"signal\": %d", o->signal);
     fprintf(f, ", \"started_at\": \"%s\", \"ended_at\": \"%s\", \"duration_s\": %.3f, \"peak_rss_kb\": %ld",
             started_at, ended_at, duration, peak_rss_kb);
+    if (spec->n_memory) fprintf(f, ", \"memory_mb\": %ld", memory_for_attempt(spec, attempts));
     /* CPU time of every process the launcher waited for (the task, its reaped leftovers), all attempts */
     struct rusage children;
     if (getrusage(RUSAGE_CHILDREN, &children) == 0)
@@ -686,6 +705,99 @@ static void mkdir_p(const char *path) {
         }
     }
     if (mkdir(tmp, 0755) < 0 && errno != EEXIST) die("cannot create %s: %s", path, strerror(errno));
+}
+
+/* ---- memory per attempt (issue 26; task/memory_hold.py is the twin and says why) ---- */
+
+static const char *reservations_dir = NULL; /* FLANK_MEMORY_RESERVATIONS, from executors/resources.py */
+static long vm_mb = 0;                      /* FLANK_VM_MEMORY_MB */
+
+static void size_text(char *out, size_t size, long mb) {
+    if (mb >= 1024) {
+        double gb = mb / 1024.0;
+        if (gb >= 10 || gb == (double)(long)gb) snprintf(out, size, "%.0fG", gb);
+        else snprintf(out, size, "%.1fG", gb);
+    } else {
+        snprintf(out, size, "%ldM", mb);
+    }
+}
+
+/* Declared memory of the other tasks running now; stale reservations (their pid gone) are removed. */
+static long reserved_by_others(void) {
+    DIR *d = opendir(reservations_dir);
+    if (!d) return 0;
+    long total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid == (long)getpid()) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", reservations_dir, e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f) continue;
+        long mb = 0;
+        int read_ok = fscanf(f, "%ld", &mb) == 1;
+        fclose(f);
+        if (!read_ok) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno == EPERM) total += mb;
+        else if (errno == ESRCH) unlink(path);
+    }
+    closedir(d);
+    return total;
+}
+
+static void write_reservation(long mb, int only_if_there) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%d", reservations_dir, (int)getpid());
+    if (only_if_there && access(path, F_OK) != 0) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    dprintf(fd, "%ld\n", mb);
+    close(fd);
+}
+
+/* Hold this attempt's memory in place of the last one's; while the other tasks leave no room, hold
+ * nothing (two retrying tasks never wait for each other), stay queued and say why, once. */
+static void hold_memory(const struct spec *spec, int attempt, struct task_log *log, const char *run_dir,
+                        const char *started_at) {
+    long mb = memory_for_attempt(spec, attempt);
+    char lock_path[4096];
+    snprintf(lock_path, sizeof lock_path, "%s/.lock", reservations_dir);
+    int said = 0;
+    while (!stop_signal) {
+        int fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) return; /* the folder is gone: nothing to hold against */
+        while (flock(fd, LOCK_EX) < 0 && errno == EINTR) {}
+        long held = reserved_by_others();
+        int fits = !held || held + mb <= vm_mb;
+        write_reservation(fits ? mb : 0, !fits);
+        close(fd);
+        if (fits) {
+            if (said) {
+                char *running = format_running(spec, attempt, started_at, NULL);
+                write_result(run_dir, spec, running);
+                free(running);
+            }
+            return;
+        }
+        if (!said) {
+            said = 1;
+            char need[32], others[32], all[32], reason[256];
+            size_text(need, sizeof need, mb);
+            size_text(others, sizeof others, held);
+            size_text(all, sizeof all, vm_mb);
+            snprintf(reason, sizeof reason,
+                     "waiting for memory: attempt %d needs %s, tasks running on this VM declared %s of its %s", attempt,
+                     need, others, all);
+            log_line(log, "flank: %s\n", reason);
+            char *queued = format_running(spec, attempt, started_at, reason);
+            write_result(run_dir, spec, queued);
+            free(queued);
+        }
+        sleep_s(0.5);
+    }
 }
 
 static void end_entry(struct task_log *log, int attempt, const struct outcome *o, const char *status) {
@@ -720,6 +832,15 @@ int main(int argc, char **argv) {
 
     struct secrets secrets;
     load_secrets(&secrets);
+    if (spec.n_memory > 1) { /* issue 26: where each next attempt's memory is held (memory_hold.py) */
+        const char *dir = getenv("FLANK_MEMORY_RESERVATIONS"), *vm = getenv("FLANK_VM_MEMORY_MB");
+        if (dir && *dir && vm && atol(vm) > 0) {
+            reservations_dir = strdup(dir);
+            vm_mb = atol(vm);
+        }
+    }
+    unsetenv("FLANK_MEMORY_RESERVATIONS"); /* never the task's */
+    unsetenv("FLANK_VM_MEMORY_MB");
     prepare_environment(&spec);
 
     if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) die("pipe: %s", strerror(errno));
@@ -748,13 +869,14 @@ int main(int argc, char **argv) {
     memset(&o, 0, sizeof o);
 
     for (attempt = 1; attempt <= attempts_allowed; attempt++) {
-        char *running = format_running(&spec, attempt, started_at);
+        char *running = format_running(&spec, attempt, started_at, NULL);
         write_result(run_dir, &spec, running);
         free(running);
         if (attempt > 1) {
             log_line(&log, "flank: attempt %d of %d after %gs\n", attempt, attempts_allowed, delay);
             sleep_s(delay);
             delay *= 2;
+            if (reservations_dir && !stop_signal) hold_memory(&spec, attempt, &log, run_dir, started_at);
         }
         int ran = !stop_signal;
         if (ran) {

@@ -431,6 +431,7 @@ def launch(
     log = TaskLog(os.path.join(run_dir, "logs", f"{spec.task}.log"))
 
     secrets = secret_values_from_env(os.environ)
+    memory_held = _memory_reservations(spec)
     for name in MAKE_VARIABLES:
         os.environ.pop(name, None)
     os.environ["FLANK_TASK"] = spec.task
@@ -454,22 +455,22 @@ def launch(
     attempt = 0
     outcome = AttemptOutcome(False, 1, 0, False, 0)
     for attempt in range(1, attempts_allowed + 1):
-        _write_result(
-            run_dir,
-            spec.task,
-            {
-                "task": spec.task,
-                "status": "running",
-                "attempt": attempt,
-                "started_at": started_at,
-                "pid": os.getpid(),
-                **(extra or {}),
-            },
-        )
+        running = {
+            "task": spec.task,
+            "status": "running",
+            "attempt": attempt,
+            "started_at": started_at,
+            "pid": os.getpid(),
+            **_attempt_memory(spec, attempt),
+            **(extra or {}),
+        }
+        _write_result(run_dir, spec.task, running)
         if attempt > 1:
             _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)
             delay *= 2
+            if memory_held is not None and not _stop_signal:
+                _hold_memory(memory_held, spec, attempt, log, run_dir, running, wake_r)
         ran = not _stop_signal
         if ran:
             log.attempt_started(attempt)
@@ -516,6 +517,7 @@ def launch(
             "peak_rss_kb": peak,
             "cpu_s": _children_cpu_s(),
             "log": f"logs/{spec.task}.log",
+            **_attempt_memory(spec, attempt),
             **(extra or {}),
         }
     )
@@ -530,6 +532,47 @@ def launch(
     if outcome.exit_code == 0:
         return 0
     return outcome.exit_code if 0 < outcome.exit_code < 256 else 1
+
+
+def _memory_reservations(spec: TaskSpec) -> tuple | None:
+    """issue 26 memory: [4G, 8G]: where each next attempt's memory is held (task/memory_hold.py), taken
+    out of the environment before the task's is made; None when nobody holds memory for the task."""
+    if len(spec.memory_per_attempt_mb) < 2:
+        return None
+    from flank_ops.task.memory_hold import take_from_env
+
+    return take_from_env()
+
+
+def _attempt_memory(spec: TaskSpec, attempt: int) -> dict:
+    """issue 26: what attempt `attempt` asks for (memory: [4G, 8G]), in each result the record takes."""
+    return {"memory_mb": spec.memory_for_attempt(attempt)} if spec.memory_per_attempt_mb else {}
+
+
+def _hold_memory(
+    where: tuple, spec: TaskSpec, attempt: int, log: TaskLog, run_dir: str, running: dict, wake_r: int
+) -> None:
+    """issue 26: take attempt `attempt`'s memory on the VM (task/memory_hold.py); while the other tasks
+    leave no room, the task is queued and says why. A stop while waiting sets _stop_signal."""
+    from flank_ops.task.memory_hold import hold
+
+    waited = []
+
+    def say(reason: str) -> None:
+        waited.append(reason)
+        _log(log, f"flank: {reason}\n")
+        _write_result(run_dir, spec.task, {**running, "status": "queued", "queued_reason": reason})
+
+    hold(
+        where,
+        spec.memory_for_attempt(attempt),
+        attempt,
+        say,
+        lambda: bool(_stop_signal),
+        lambda seconds: _sleep_unless_stopped(seconds, wake_r),
+    )
+    if waited and not _stop_signal:
+        _write_result(run_dir, spec.task, running)
 
 
 def _children_cpu_s() -> float:

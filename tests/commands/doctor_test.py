@@ -196,11 +196,12 @@ def test_state_readable_by_other_users_is_a_fail_with_the_chmod_that_fixes_it(fl
     paths = make_project()  # made the way an older flank did, under umask 022
     os.chmod(paths.dir, 0o755)
     os.chmod(paths.bare_repo, 0o755)
-    proc = run_flank("doctor", "--no-cron")
+    proc = run_flank("doctor", "--no-cron", env={"FLANK_DOCS_URL": "https://docs.example/flank/"})
     [line] = lines_of(proc, "FAIL  permissions: ")
     assert line == f"FAIL  permissions: readable by other users: {paths.dir} {paths.bare_repo}"
     fix = f"chmod -R go-rwx {paths.dir} {paths.bare_repo}"
-    assert f"fix: {fix} (see the README: Who can read what)" in proc.stdout
+    assert f"fix: {fix} (see https://docs.example/flank/operating/files.md#who-can-read-what)" in proc.stdout
+    assert "who-can-read-what" in _anchors(DOCS / "operating" / "files.md")
 
     subprocess.run(fix.split(), check=True)
     again = run_flank("doctor", "--no-cron")
@@ -226,3 +227,32 @@ def test_a_misspelt_flank_toml_key_is_named_with_the_likely_one(flank_home) -> N
     assert "unknown key 'prefx' in [s3]" in line and "(and 1 more)" in line
     assert "did you mean 'prefix'?" in proc.stdout
     assert proc.returncode == 1
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _anchors(page: Path) -> set[str]:
+    """The heading anchors mkdocs makes of a docs page (python-markdown's toc slugify)."""
+    import re
+
+    heads = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.M)
+    slugs = (re.sub(r"[^\w\s-]", "", h.replace("`", "")).strip().lower() for h in heads)
+    return {re.sub(r"[-\s]+", "-", s) for s in slugs}
+
+
+def test_doctor_points_at_the_docs_pages_not_the_readme(flank_home) -> None:
+    """Found by a trial: 'see the README' for settings the README no longer holds."""
+    make_project()
+    proc = run_flank("doctor", "--no-cron", env={"FLANK_DOCS_URL": "https://docs.example/flank/"})
+    assert "README" not in proc.stdout
+    import re
+
+    links = re.findall(r"https://docs\.example/flank/([\w/.-]+\.md)#([\w-]+)", proc.stdout)
+    skipped = lines_of(proc, "SKIP  ")
+    for kind in ("s3", "webhook", "smtp", "executors"):
+        [line] = [s for s in skipped if s.startswith(f"SKIP  {kind}:")]
+        assert "https://docs.example/flank/" in line, line
+    assert len(links) >= 4
+    for page, anchor in links:
+        assert anchor in _anchors(DOCS / page), f"{page}#{anchor}: no such heading"

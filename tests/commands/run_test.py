@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC
 from pathlib import Path
 
@@ -236,3 +237,25 @@ def test_detach_says_what_is_wrong_with_a_force_task(tmp_path: Path) -> None:
     assert proc.stderr.startswith("flank: no task 'reprot' in pipeline 'nightly'"), proc.stderr
     assert "did not start" not in proc.stderr
     assert not (repo / ".flank" / "runs" / "nightly" / "1").exists()  # nothing started
+
+
+def test_a_detached_run_that_did_not_start_hints_the_users_own_command(tmp_path: Path) -> None:
+    """Found by a trial: the hint dropped the options, so the run it suggested was another run."""
+    from helpers.deployed import leave_free
+    from helpers.small_disk import mount_small_tmpfs
+
+    disk = tmp_path / "disk"
+    mount_small_tmpfs(disk)
+    try:
+        repo = make_repo(disk / "myproj", {"flank.yml": YML})
+        (repo / ".flank").mkdir()
+        leave_free(disk, 0)  # the background run cannot even create its record (a real ENOSPC)
+        proc = run_flank(
+            "run", "--local", "nightly", "--task", "report", "--force-task", "report", "--detach", cwd=repo
+        )
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("flank: the background run did not start"), proc.stderr
+        want = "run it in the foreground to see why: flank run --local nightly --task report --force-task report"
+        assert want in proc.stderr.splitlines()[1], proc.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -3,6 +3,7 @@ the push and `flank validate` on the VM say about executors the VM lacks."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from conftest import run_flank
 from flank_ops.config.load import load_config
 from flank_ops.errors import ConfigErrors
 from flank_ops.executors.resources import size_text, vm_cpus, vm_memory_mb
-from helpers.deployed import deploy, record, runs_dir
+from flank_ops.task.launcher import IMPLEMENTATION_ENV
+from helpers.deployed import WAIT_FOR_GATE, deploy, open_gate, record, runs_dir, start_flank, task_status
+from helpers.waiting import wait_for
 
 VM_MB = vm_memory_mb()
 
@@ -83,6 +86,50 @@ def test_tasks_whose_declared_memory_sum_exceeds_the_vm_run_one_after_the_other(
     # the second one's launcher started only after the first had ended
     assert tasks[second]["started_at"] >= tasks[first]["ended_at"]
     assert "waiting for memory" in log_of(1, second)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["c", "python"])
+def test_memory_per_attempt_is_reserved_and_recorded_attempt_by_attempt(
+    tmp_path: Path, launcher: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """memory: [10M, big]: the first attempt holds 10M (so `hold` fits beside it), the second waits until
+    `hold` lets its memory go; the record says what the attempt that ran asked for."""
+    if launcher == "python":
+        monkeypatch.setenv(IMPLEMENTATION_ENV, "python")
+    big = int(VM_MB * 0.6)  # two of these do not fit at once
+    deploy(
+        tmp_path,
+        "persist: [gate]\npipelines:\n  nightly:\n    concurrency: 2\n    tasks:\n"
+        f"      hold: {{run: '{WAIT_FOR_GATE}', memory: {big}M}}\n"
+        f"      fit: {{run: 'test -e tried && echo second sees ${{FLANK_MEMORY_RESERVATIONS:-nothing}} "
+        f"|| {{ touch tried; exit 1; }}', memory: [10M, {big}M], "
+        "retries: 1, retry_delay: 1s}\n",
+    )
+    proc = start_flank("run", "demo", "nightly")
+    try:
+        # the first attempt ran beside `hold` (10M fits); the second waits for `hold`'s memory
+        wait_for(lambda: "waiting for memory" in _log_or_empty(1, "fit"), "fit's second attempt to wait for memory")
+        assert task_status(1, "hold") == "running"
+        waiting = json.loads((runs_dir() / "1" / "tasks" / "fit.json").read_text())
+        assert waiting["status"] == "queued" and waiting["memory_mb"] == big
+        assert f"attempt 2 needs {size_text(big)}" in log_of(1, "fit")
+    finally:
+        open_gate()
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    rec = record(1)["tasks"]
+    assert rec["fit"]["status"] == "success" and rec["fit"]["attempts"] == 2
+    assert rec["fit"]["memory_mb"] == big  # what the attempt that ran asked for (and held)
+    assert "waiting for memory" not in log_of(1, "hold")
+    assert "second sees nothing" in log_of(1, "fit")  # flank's own bookkeeping never reaches the task
+
+
+def _log_or_empty(run_id: int, task: str) -> str:
+    try:
+        return log_of(run_id, task)
+    except OSError:
+        return ""
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import replace
 from pathlib import Path
@@ -213,6 +214,31 @@ def test_the_run_page_shows_where_each_task_ran(tmp_path: Path, slurm, flank_hom
     row = page[page.index("Where tasks ran") :]
     for text in (f">{job['job_id']}<", f">{slurm.partition}<", f">{slurm.host}<", ">COMPLETED<", ">slurm<"):
         assert text in row
+
+
+def test_a_slurm_task_that_never_started_is_shown_as_meant_for_slurm(tmp_path: Path, flank_home: Path) -> None:
+    # no cluster needed: the task it needs fails on this VM, so its job is never submitted
+    from flank_ops.site import layout
+
+    deploy(
+        tmp_path,
+        flank_yml(
+            "      prepare: {run: 'exit 3', executor: local}\n"
+            "      fit: {run: 'echo fit', needs: prepare, memory: 100M}\n"
+            "      plot: {run: 'echo plot', needs: prepare}\n"
+        ),
+    )
+    assert run_flank("run", "demo", "nightly").returncode != 0
+    assert record(1)["tasks"]["fit"]["status"] == "upstream_failed"
+    page = (flank_home / "site" / layout.url_run("demo", "nightly", 1)).read_text()
+    table = page[page.index("Where tasks ran") :]
+    table = table[: table.index("</table>")]
+    rows = {
+        m[0]: m[1]
+        for m in re.findall(r'<td class="t-name">([^<]+)</td>\s*<td data-label="executor">([^<]+)</td>', table)
+    }
+    assert rows == {"fit": "slurm", "plot": "slurm"}
+    assert "not started" in table
 
 
 def test_a_dead_runners_jobs_are_left_running_until_the_interrupted_run_is_cancelled(tmp_path: Path, slurm) -> None:

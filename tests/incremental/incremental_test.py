@@ -100,9 +100,12 @@ def test_early_cut_off_a_rerun_with_identical_output_skips_dependents(tmp_path: 
     run_ok()
     # another duplicate line: clean runs again, but `sort -u` writes the same bytes
     push(clone, {"raw.txt": "b\na\nb\na\n"}, "more raw data")
-    run_ok()
+    out = run_ok()
     assert statuses(2) == {"clean": "success", "model": "up_to_date", "regions": "up_to_date", "report": "up_to_date"}
     assert reasons(2)["clean"] == "ran: raw.txt changed"
+    # decided by the launcher, said as the plan's up-to-date tasks are: no duration (it did not run)
+    for name in ("model", "regions", "report"):
+        assert f"  {name:<20} up_to_date\n" in out, out
     # a comment in one script: that task runs; its output is the same, so nothing after it does
     push(clone, {"scripts/regions.sh": "# regions, counted\ngrep -c a data/clean.txt > data/regions.txt\n"}, "comment")
     run_ok()

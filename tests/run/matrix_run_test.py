@@ -42,6 +42,8 @@ def test_instances_run_with_their_values_and_dependents_wait_for_them(tmp_path: 
     proc = run_flank("run", "demo", "nightly")
     assert proc.returncode == 1, proc.stderr
     assert "model[region=south,year=2025] failed (exit 1)" in proc.stdout
+    # five tasks, two of them run once per cell: said so, not "10 tasks"
+    assert re.search(r"nightly #1 started \(5 tasks: model ×4, fit ×3; commit \w+\)", proc.stdout), proc.stdout
     rec = record(1)
     statuses = {name: t["status"] for name, t in rec["tasks"].items()}
     assert statuses == {

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -38,6 +39,12 @@ def test_one_run_per_scheduled_minute_oldest_first(tmp_path: Path) -> None:
     proc = run_flank("backfill", "demo", "nightly", "--from", DAY.isoformat(), "--to", last.isoformat(), "-p", "n=5")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 runs of nightly" in proc.stdout and "3/3 runs succeeded" in proc.stdout
+    # every time it prints, in one format: the pipeline's zone, named (not ISO here and weekdays there)
+    first = datetime.combine(DAY, time(2), ZoneInfo("Europe/Copenhagen"))
+    said = f"{DAY.isoformat()} 02:00 {first.tzname()}"
+    assert f"3 runs of nightly, {said} to " in proc.stdout, proc.stdout
+    assert f"  {said}  #1 success" in proc.stdout, proc.stdout
+    assert "T02:00" not in proc.stdout
     for run_id, day in enumerate([DAY, DAY + timedelta(days=1), last], start=1):
         r = record(run_id)
         assert r["trigger"] == "backfill" and r["status"] == "success"
@@ -48,6 +55,7 @@ def test_one_run_per_scheduled_minute_oldest_first(tmp_path: Path) -> None:
     assert {record(i)["backfill"] for i in (1, 2, 3)} == {backfill_id}
     listed = run_flank("backfill", "demo", "nightly", "--list", check=True).stdout
     assert backfill_id in listed and "done" in listed and "3/3 runs" in listed
+    assert f"3/3 runs  {said} to " in listed and "T02:00" not in listed, listed
     # the pipeline page groups them
     import os
 

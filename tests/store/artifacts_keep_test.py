@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from conftest import run_flank
 
-from helpers.deployed import deploy, record, runs_dir
+from helpers.deployed import deploy, push, record, runs_dir
 
 MAKES_OUTPUTS = """\
 persist: [results]
@@ -228,3 +229,32 @@ pipelines:
     assert second["status"] == "up_to_date"
     assert [(a["path"], a["kept"]) for a in second["artifacts"]] == [("results/plot.png", True)]
     assert os.path.samefile(_kept(1, "model") / "results" / "plot.png", _kept(2, "model") / "results" / "plot.png")
+
+
+@pytest.mark.slow
+def test_an_up_to_date_task_whose_files_went_with_the_old_release_points_at_the_run_that_kept_them(
+    tmp_path: Path,
+) -> None:
+    # the plot is written into the release (not a persist: folder), the model into a persisted one:
+    # after a push the task is up to date, and its plot is with the run that made it, not missing
+    yml = """\
+persist: [results]
+pipelines:
+  nightly:
+    tasks:
+      model:
+        run: printf 'PNG-1' > plot.png && printf m > results/model.rds
+        outputs: [results/model.rds]
+        artifacts: [plot.png]
+"""
+    clone = deploy(tmp_path, yml)
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    push(clone, {"README.md": "notes\n"}, "docs only")
+    assert run_flank("run", "demo", "nightly").returncode == 0
+    second = record(2)["tasks"]["model"]
+    assert second["status"] == "up_to_date"
+    assert not second.get("artifact_warnings")
+    assert second["artifacts_run"] == 1
+    page = (Path(os.environ["FLANK_HOME"]) / "site" / "demo" / "nightly" / "2" / "index.html").read_text()
+    assert "no file matched" not in page
+    assert re.search(r'up to date: its files are kept with <a href="[^"]*nightly/1/index.html">run #1</a>', page)
