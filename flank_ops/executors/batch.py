@@ -56,6 +56,7 @@ from flank_ops.executors.shared_poll import SharedPoll
 from flank_ops.fileio import locked
 from flank_ops.paths import STATE_DIR, local_project_name
 from flank_ops.settings import BatchSettings, S3Settings, batch_settings_from_table
+from flank_ops.settings_catalogue import default
 
 QUEUED_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
 RUNNING_STATES = ("STARTING", "RUNNING")
@@ -321,7 +322,7 @@ class BatchBackend:
             publish_site=False,
             site_bucket=s.bucket,
             site_prefix=s.prefix,
-            multipart_mb=8,
+            multipart_mb=default("s3", "multipart_mb"),
             timeout_s=s.timeout_s,
         )
 

@@ -85,6 +85,18 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         raise BackendError(f"{argv[0]} did not answer within {COMMAND_TIMEOUT_S:g}s", transient=True) from None
 
 
+def _squeue_jobs(states: str) -> list[tuple[str, str]]:
+    """(job id, job name) of every job squeue lists in `states` (squeue's -t list, or "all")."""
+    proc = _run(["squeue", "-h", "-t", states, "-o", "%i|%j"])
+    if proc.returncode != 0:
+        raise _error(proc, "squeue failed")
+    jobs = []
+    for line in proc.stdout.splitlines():
+        job_id, _, name = line.strip().partition("|")
+        jobs.append((job_id, name))
+    return jobs
+
+
 def _error(proc: subprocess.CompletedProcess[str], what: str) -> BackendError:
     said = " ".join((proc.stderr or proc.stdout).split()) or f"exit {proc.returncode}"
     return BackendError(f"{what}: {said}", transient=any(t in said for t in TRANSIENT_ERRORS))
@@ -279,14 +291,7 @@ class SlurmBackend:
     def find_job(self, name: str) -> str | None:
         """The newest job slurmctld still knows (queued, running, or just ended) named `name`; None when
         there is none (it never got in, or ended long enough ago to be purged: MinJobAge)."""
-        proc = _run(["squeue", "-h", "-t", "all", "-o", "%i|%j"])
-        if proc.returncode != 0:
-            raise _error(proc, "squeue failed")
-        ids = []
-        for line in proc.stdout.splitlines():
-            job_id, _, job_name = line.strip().partition("|")
-            if job_name == name and job_id.isdigit():
-                ids.append(int(job_id))
+        ids = [int(job_id) for job_id, job_name in _squeue_jobs("all") if job_name == name and job_id.isdigit()]
         return str(max(ids)) if ids else None
 
     def knows(self, job_id: str) -> bool:
@@ -469,15 +474,8 @@ class SlurmBackend:
 
     def jobs_of_run(self, name_prefix: str) -> list[str]:
         # queued or running, not ending (a job cancelled a moment ago is COMPLETING: not left running)
-        proc = _run(["squeue", "-h", "-t", "pending,configuring,running,suspended,requeued,resizing", "-o", "%i|%j"])
-        if proc.returncode != 0:
-            raise _error(proc, "squeue failed")
-        ids = []
-        for line in proc.stdout.splitlines():
-            job_id, _, name = line.strip().partition("|")
-            if name.startswith(name_prefix):
-                ids.append(job_id)
-        return ids
+        states = "pending,configuring,running,suspended,requeued,resizing"
+        return [job_id for job_id, name in _squeue_jobs(states) if name.startswith(name_prefix)]
 
     def check(self) -> list[str]:
         try:
