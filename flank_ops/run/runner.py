@@ -465,9 +465,7 @@ def run_pipeline(
     paths = deployed.paths
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
     context = run_context(deployed, pipeline)
-    marked = records.reconcile(paths, pipeline.name, on_interrupted=dead_run_hook(paths))
-    if marked:
-        _refresh_site(lambda: steps.interrupted(paths, pipeline.name, marked))
+    _mark_dead_runs(paths, pipeline.name, steps)
     selected = select_tasks(paths, pipeline, request)
     from flank_ops.incremental.plan import forced_tasks
 
@@ -512,6 +510,14 @@ def run_pipeline(
     # Outside the lock: a slow mail server must not make the next trigger skip.
     steps.finished(context, record)
     return outcome
+
+
+def _mark_dead_runs(paths: ProjectPaths, pipeline: str, steps: RunSteps) -> None:
+    """Before a run (or a resume) looks at the pipeline's runs: those whose runner died are marked
+    interrupted (their cluster jobs left running: executors/cleanup.py), and their pages redrawn."""
+    marked = records.reconcile(paths, pipeline, on_interrupted=dead_run_hook(paths))
+    if marked:
+        _refresh_site(lambda: steps.interrupted(paths, pipeline, marked))
 
 
 # --- resuming an interrupted run (issue 26 item 6) ----------------------------------------
@@ -561,9 +567,7 @@ def resume_pipeline(
     else:
         assert request.project is not None
         paths = Home().project(request.project).require()
-    marked = records.reconcile(paths, request.pipeline, on_interrupted=dead_run_hook(paths))
-    if marked:
-        _refresh_site(lambda: steps.interrupted(paths, request.pipeline, marked))
+    _mark_dead_runs(paths, request.pipeline, steps)
     run_dir, record = resumable(paths, request.pipeline, request.resume)
     if request.local_dir is None:
         deployed = _deployed_of(paths, record)
