@@ -196,12 +196,9 @@ def hold_claim_until_ref_moves(
         os.close(fd)  # the child holds the lock now
         return
     try:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for std in (0, 1, 2):  # git waits for the hook's output pipes to close: never hold them
-            os.dup2(devnull, std)
-        os.closerange(3, fd)
-        os.closerange(fd + 1, 4096)
+        from flank_ops.run.launch import detach_this_child  # in the child: the push's hook returns without it
+
+        detach_this_child(keep_fd=fd)  # git waits for the hook's output pipes to close: never hold them
         if pipe is None:
             wait_for_ref_update(paths, branch, update.old, receive_pack)
             return

@@ -68,6 +68,18 @@ def spawn_detached(argv: list[str], cwd: Path | None = None, pass_fds: tuple[int
     return proc.pid
 
 
+def detach_this_child(keep_fd: int) -> None:
+    """In a forked child: its own session, stdio on /dev/null, and no descriptor it inherited but
+    `keep_fd` (a lock it holds). Whoever reads the parent's output (git for a hook, a caller of
+    `flank run`) waits until every holder of its pipes has closed them: a child must hold none."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(devnull, std)
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, os.sysconf("SC_OPEN_MAX"))
+
+
 def fork_detached(work: Callable[[], None], hold: Path) -> bool:
     """Do `work` in a forked copy of this process, in its own session with stdio on /dev/null and no
     other inherited file descriptor (a caller reading this process's output sees it end without
@@ -94,14 +106,9 @@ def fork_detached(work: Callable[[], None], hold: Path) -> bool:
         return True
     code = 1
     try:
-        os.setsid()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for std in (0, 1, 2):
-            os.dup2(devnull, std)
-        os.closerange(3, fd)  # e.g. a pipe to whoever reads the run's output
-        os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+        detach_this_child(keep_fd=fd)
         sys.stdout = sys.stderr = open(1, "w", closefd=False)  # noqa: SIM115 - until os._exit
         work()
         code = 0
