@@ -29,7 +29,10 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from push import bench_env, sh  # noqa: E402 - the push bench's helpers
+
+from helpers.cli import wait_for_site_draws  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password"
@@ -76,6 +79,8 @@ def wait_record(home: Path, pipeline: str, run_id: int, check: str) -> dict:
         if check == "started" and (record.get("tasks", {}).get("first") or {}).get("started_at"):
             return record
         if check == "ended" and record.get("status") not in (None, "running"):
+            return record
+        if check == "after_run" and record.get("after_run"):
             return record
         time.sleep(0.02)
     sys.exit(f"{pipeline} #{run_id} never got {check}")
@@ -228,6 +233,15 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+            wait_after_runs(home)  # nothing may still write in the folder about to be removed
+
+
+def wait_after_runs(home: Path) -> None:
+    """Until every run's after-run steps are done (its git note, its record's after_run, its detached
+    final draw): a run's record says it ended before these, and they write in the bench's folder."""
+    for run_json in sorted((home / "demo" / "runs").glob("*/*/run.json")):
+        wait_record(home, run_json.parent.parent.name, int(run_json.parent.name), "after_run")
+    wait_for_site_draws(home)
 
 
 if __name__ == "__main__":
