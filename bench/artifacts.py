@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO)]
 
 from flank_ops.config.model import Task  # noqa: E402
-from flank_ops.run import artifacts  # noqa: E402
+from flank_ops.store import artifacts  # noqa: E402
 
 MB = 1024 * 1024
 

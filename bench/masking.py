@@ -28,7 +28,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from flank_ops.run import launcher  # noqa: E402
+from flank_ops.task import launcher  # noqa: E402
 from flank_ops.task.task_exec import TaskSpec, encode_spec  # noqa: E402
 
 
