@@ -20,7 +20,7 @@ REMOTE_ENV = "FLANK_REMOTE"
 ADDRESS_ENV = "FLANK_SSH_ADDRESS"  # host[:port] ([v6]:port) of the laptop's git remote (remote/address.py)
 DEFAULT_REMOTE = "flank"  # the git remote `flank init` tells the user to add
 # The verbs `flank remote` forwards (commands/remote.py); a hint of another verb stays a VM command.
-REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets", "deploy"})
+REMOTE_VERBS = frozenset({"status", "logs", "plan", "report", "run", "cancel", "secrets", "deploy", "backfill"})
 # The VM-wide verbs (no project) `flank remote` forwards, with the actions it forwards of each.
 REMOTE_VM_VERBS = {"doctor": frozenset({""}), "cost": frozenset({"plan", "prices"})}
 

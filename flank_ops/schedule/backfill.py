@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from flank_ops.config.model import ParamValue, Pipeline
 from flank_ops.errors import UserError
 from flank_ops.fileio import atomic_write_text
+from flank_ops.hints import flank_command
 from flank_ops.humanize import NOTE, clock
 from flank_ops.paths import ProjectPaths
 from flank_ops.store import records
@@ -202,7 +203,7 @@ def _read(paths: ProjectPaths, pipeline: str, backfill_id: str) -> dict[str, Any
     except (OSError, ValueError):
         raise UserError(
             f"no backfill {backfill_id!r} of {pipeline}",
-            f"see them with: flank backfill {paths.name} {pipeline} --list",
+            f"see them with: {flank_command('backfill', paths.name, pipeline, '--list')}",
         ) from None
     if not isinstance(state, dict):
         raise UserError(f"backfill {backfill_id!r} of {pipeline} is not a backfill file")
