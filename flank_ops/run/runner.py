@@ -460,7 +460,7 @@ def run_pipeline(
 
     make_executable()
     if request.resume is not None:
-        return resume_pipeline(request, steps=steps, out=out, on_run_id=on_run_id)
+        return resume_pipeline(request, steps=steps, out=out, on_run_id=on_run_id, deployed=deployed)
     deployed = deployed or resolve_deployed(request.project, request.local_dir)
     paths = deployed.paths
     pipeline = find_pipeline(deployed.config, request.pipeline, paths)
@@ -553,7 +553,12 @@ def resumable(paths: ProjectPaths, pipeline: str, run_id: int) -> tuple[Path, Ru
 
 
 def resume_pipeline(
-    request: RunRequest, *, steps: RunSteps, out: TextIO | None = None, on_run_id: Callable[[int], None] | None = None
+    request: RunRequest,
+    *,
+    steps: RunSteps,
+    out: TextIO | None = None,
+    on_run_id: Callable[[int], None] | None = None,
+    deployed: Deployed | None = None,
 ) -> Outcome:
     """`flank run … --resume N`: the interrupted run N goes on in the release it ran (its commit, its
     flank.yml): its tasks that did not end well run again, except that a task whose job is still
@@ -561,16 +566,16 @@ def resume_pipeline(
     finds the job by its name, executors/remote.py). Then run N is finished as any run is."""
     out = out or sys.stdout
     assert request.resume is not None
+    working: Deployed | None = None  # a working copy runs as it is now (as the caller resolved it, if it did)
     if request.local_dir is not None:
-        deployed = resolve_deployed(None, request.local_dir)
-        paths = deployed.paths
+        working = deployed or resolve_deployed(None, request.local_dir)
+        paths = working.paths
     else:
         assert request.project is not None
         paths = Home().project(request.project).require()
     _mark_dead_runs(paths, request.pipeline, steps)
     run_dir, record = resumable(paths, request.pipeline, request.resume)
-    if request.local_dir is None:
-        deployed = _deployed_of(paths, record)
+    deployed = working if working is not None else _deployed_of(paths, record)
     pipeline = find_pipeline(deployed.config, record.pipeline, paths)
     context = run_context(deployed, pipeline)
     lock = paths.lock_file("run", pipeline.name)
