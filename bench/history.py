@@ -27,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
 from flank_ops.store import records  # noqa: E402
 from flank_ops.store.model import (  # noqa: E402
@@ -39,6 +40,7 @@ from flank_ops.store.model import (  # noqa: E402
     TaskStatus,
     history_entry,
 )
+from helpers.cli import wait_for_site_draws  # noqa: E402
 
 FLANK_YML = "pipelines:\n  nightly:\n    tasks:\n      only: 'true'\n"
 T0 = datetime(2025, 11, 1, tzinfo=UTC)
@@ -142,6 +144,7 @@ def timed(home: Path, *args: str) -> float:
     took = time.perf_counter() - t
     if done.returncode != 0:
         raise SystemExit(f"flank {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    wait_for_site_draws(home)  # a run's final draw goes on after `flank run` answered: not timed
     return took
 
 

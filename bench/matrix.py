@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+from flank_ops.paths import STATE_DIR  # noqa: E402
+from helpers.cli import wait_for_site_draws  # noqa: E402
 
 
 def flank_yml(cells: int) -> str:
@@ -55,6 +59,7 @@ def run_once(work: Path, pipeline: str) -> float:
     took = time.perf_counter() - began
     if proc.returncode != 0:
         sys.exit(f"flank run --local {pipeline} failed:\n{proc.stdout}{proc.stderr}")
+    wait_for_site_draws(work / "repo" / STATE_DIR)  # goes on after `flank run` answered: not timed
     return took
 
 

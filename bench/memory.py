@@ -28,6 +28,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GNU_TIME = "/usr/bin/time"
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from flank_ops.paths import STATE_DIR  # noqa: E402
+from helpers.cli import wait_for_site_draws  # noqa: E402
 
 
 def printer(size: int) -> str:
@@ -110,6 +113,7 @@ def main() -> int:
                 for git_args in (["init", "-q", "-b", "main"], ["add", "flank.yml"], ["commit", "-qm", "bench"]):
                     subprocess.run(["git", *git_args], cwd=wc, env=git_env, check=True)
                 figures.append(peak_rss_kb([sys.executable, "-m", "flank_ops", "run", "--local", "p"], wc, base_env))
+                wait_for_site_draws(wc / STATE_DIR)  # its final draw goes on after `flank run` answered
                 shutil.rmtree(wc)
             print(f"{'flank run --local':30} {figures[0]:>8}KB {figures[1]:>8}KB {figures[1] / figures[0]:>6.2f}x")
     finally:

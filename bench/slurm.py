@@ -31,6 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
+from flank_ops.paths import STATE_DIR  # noqa: E402
+from helpers.cli import wait_for_site_draws  # noqa: E402
 from helpers.slurm_cluster import SlurmCluster, slurm_available  # noqa: E402
 
 
@@ -82,6 +84,7 @@ def flank_run(work: Path, env: dict[str, str]) -> float:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"flank run failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')[-2000:]}")
+    wait_for_site_draws(work / STATE_DIR)  # the final draw goes on after `flank run` answered: not timed
     return wall
 
 
