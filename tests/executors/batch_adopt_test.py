@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 from conftest import run_flank, wait_for
 
 from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
-from helpers.deployed import deploy, history, record, runs_dir, start_flank
+from helpers.deployed import deploy, history, kill_runner_mid_job, record, runs_dir, start_flank, task_log
 
 pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
 
@@ -65,7 +64,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, flank_home: Path, tmp_path: Path) -> It
 
 
 def log_of(task: str, run_id: int = 1) -> str:
-    return (runs_dir() / str(run_id) / "logs" / f"{task}.log").read_text()
+    return task_log(task, run_id)
 
 
 def keys(aws: BatchAWS, prefix: str) -> list[str]:
@@ -94,31 +93,20 @@ def job_id_of(task: str) -> str:
     return str(json.loads((runs_dir() / "1" / "tasks" / f"{task}.json").read_text())["executor"]["job_id"])
 
 
-def kill_runner_mid_job(tmp_path: Path) -> Path:
+def killed_mid_job(tmp_path: Path) -> Path:
     """Deploy, start run 1, kill -9 its runner once the job's first line is in the task's log; -> the gate."""
     gate = tmp_path / "gate"
     gate.mkdir()
     deploy(tmp_path, flank_yml(gate))
     run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
-    proc = start_flank("run", "demo", "nightly")
-    try:
-        wait_for(lambda: (runs_dir() / "1" / "logs" / "long.log").exists(), "the task's log")
-        wait_for(lambda: "before the runner died" in log_of("long"), "the job's first line in the log")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        # make got SIGTERM (it dies with the runner) and passed it on: the launcher lets go of the job
-        wait_for(lambda: "stays running on batch: " in log_of("long"), "the launcher to let go of the job")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_runner_mid_job("batch")
     return gate
 
 
 def test_a_killed_runners_batch_job_goes_on_and_resume_adopts_it_and_finishes_the_run(
     tmp_path: Path, aws: BatchAWS
 ) -> None:
-    gate = kill_runner_mid_job(tmp_path)
+    gate = killed_mid_job(tmp_path)
     assert "flank run demo nightly --resume 1" in log_of("long")
     status = run_flank("status", "demo")
     rec = record(1)
@@ -164,7 +152,7 @@ def test_a_killed_runners_batch_job_goes_on_and_resume_adopts_it_and_finishes_th
 
 
 def test_the_catch_up_at_boot_resumes_a_run_whose_batch_job_went_on(tmp_path: Path, aws: BatchAWS) -> None:
-    gate = kill_runner_mid_job(tmp_path)
+    gate = killed_mid_job(tmp_path)
     out = run_flank("catchup", "demo", "--boot")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "resuming demo nightly #1 (its jobs are still on the cluster)" in out.stdout
@@ -181,7 +169,7 @@ def test_the_catch_up_at_boot_resumes_a_run_whose_batch_job_went_on(tmp_path: Pa
 def test_a_job_that_ended_while_nobody_watched_loses_its_secrets_and_a_resume_still_takes_its_output(
     tmp_path: Path, aws: BatchAWS
 ) -> None:
-    gate = kill_runner_mid_job(tmp_path)
+    gate = killed_mid_job(tmp_path)
     job_id = job_id_of("long")
     (gate / "middle").touch()
     (gate / "end").touch()
@@ -201,7 +189,7 @@ def test_a_job_that_ended_while_nobody_watched_loses_its_secrets_and_a_resume_st
 
 
 def test_cancel_of_the_interrupted_run_terminates_the_batch_jobs_it_left(tmp_path: Path, aws: BatchAWS) -> None:
-    kill_runner_mid_job(tmp_path)
+    killed_mid_job(tmp_path)
     job_id = job_id_of("long")
     out = run_flank("cancel", "demo", "nightly", "1")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -217,7 +205,7 @@ def test_cancel_of_the_interrupted_run_terminates_the_batch_jobs_it_left(tmp_pat
 def test_a_job_batch_no_longer_has_is_said_so_and_the_task_runs_again(tmp_path: Path, aws: BatchAWS) -> None:
     """Batch forgets a job some time after it ended; moto never does, so here the job is out of flank's
     sight by pointing the VM's flank.toml at another queue before the resume (where the new job goes)."""
-    gate = kill_runner_mid_job(tmp_path)
+    gate = killed_mid_job(tmp_path)
     old_id = job_id_of("long")
     batch = aws.client("batch")
     if not batch.describe_job_queues(jobQueues=["flank-queue-2"])["jobQueues"]:
@@ -255,20 +243,8 @@ def test_resume_re_attaches_to_each_child_of_a_matrix_tasks_array_job(tmp_path: 
         f"      long:\n        run: '{GATED}; mkdir -p out; echo $FLANK_TASK > out/$FLANK_MATRIX_VALUE.txt'\n"
         "        matrix: [a, b]\n        artifacts: ['out/*.txt']\n",
     )
-    proc = start_flank("run", "demo", "nightly")
     tasks = [f"long[{cell}]" for cell in "ab"]
-    try:
-        for task in tasks:
-            log = runs_dir() / "1" / "logs" / f"{task}.log"
-            wait_for(lambda log=log: log.exists() and "before the runner died" in log.read_text(), log.name)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        for task in tasks:
-            wait_for(lambda task=task: "stays running on batch: " in log_of(task), "the launchers to let go")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_runner_mid_job("batch", tuple(tasks))
     ids = [job_id_of(task) for task in tasks]
     assert ids[0].endswith(":0") and ids[1].endswith(":1") and len({i.split(":")[0] for i in ids}) == 1
     resumed = start_flank("run", "demo", "nightly", "--resume", "1")

@@ -12,28 +12,16 @@ import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import run_flank, wait_for
 
 from flank_ops.store.model import RunRecord, TaskResult, TaskStatus
-from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.batch_aws import BatchAWS
 from helpers.deployed import deploy, record, runs_dir, start_flank
 
 # a task that runs until the test creates $GATE/open (bounded: never left running for long)
 WAIT_FOR_GATE = 'echo waiting; for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.1; done; exit 9'
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, flank_home: Path) -> Any:
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    aws = batch_aws()
-    flank_home.mkdir(parents=True, exist_ok=True)
-    (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n\n" + aws.toml())
-    yield aws
-    aws.release_jobs()
 
 
 def log_of(run_id: int, task: str) -> str:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import xxhash
 from conftest import run_flank
 
-from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.batch_aws import BatchAWS
 from helpers.deployed import deploy, record, runs_dir
 
 pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
@@ -39,17 +38,6 @@ def staged_yml(prep: str) -> str:
 
 
 FILES = {"seed.txt": RAW, "data/ref.csv": "ref,1\n"}
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, flank_home: Path) -> Any:
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    aws = batch_aws()
-    flank_home.mkdir(parents=True, exist_ok=True)
-    (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n\n" + aws.toml())
-    yield aws
-    aws.release_jobs()
 
 
 def log_of(run_id: int, task: str) -> str:

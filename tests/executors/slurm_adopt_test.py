@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import run_flank, wait_for
 
-from helpers.deployed import deploy, history, record, runs_dir, start_flank
+from helpers.deployed import deploy, history, kill_runner_mid_job, record, runs_dir, start_flank, task_log
 from helpers.slurm_cluster import squeue_names
 
 pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]
@@ -47,33 +47,23 @@ def no_job_left(slurm) -> Iterator[None]:
 
 
 def log_of(task: str) -> str:
-    return (runs_dir() / "1" / "logs" / f"{task}.log").read_text()
+    return task_log(task)
 
 
-def kill_runner_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def killed_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Deploy, start run 1, and kill -9 its runner once the job printed its first line; -> the gate folder."""
     gate = tmp_path / "gate"
     gate.mkdir()
     monkeypatch.setenv("GATE", str(gate))
     deploy(tmp_path, FLANK_YML)
-    proc = start_flank("run", "demo", "nightly")
-    try:
-        wait_for(lambda: (runs_dir() / "1" / "logs" / "long.log").exists(), "the task's log")
-        wait_for(lambda: "before the runner died" in log_of("long"), "the job's first line in the log")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        # make got SIGTERM (it dies with the runner) and passed it on: the launcher lets go of the job
-        wait_for(lambda: "stays running on slurm: " in log_of("long"), "the launcher to let go of the job")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_runner_mid_job("slurm")
     return gate
 
 
 def test_a_killed_runners_job_goes_on_and_resume_adopts_it_and_finishes_the_run(
     tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = kill_runner_mid_job(tmp_path, monkeypatch)
+    gate = killed_mid_job(tmp_path, monkeypatch)
     assert JOB in squeue_names(slurm)  # not cancelled
     assert "flank run demo nightly --resume 1" in log_of("long")
 
@@ -123,7 +113,7 @@ def test_a_killed_runners_job_goes_on_and_resume_adopts_it_and_finishes_the_run(
 def test_cancel_of_the_interrupted_run_cancels_the_jobs_it_left(
     tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kill_runner_mid_job(tmp_path, monkeypatch)
+    killed_mid_job(tmp_path, monkeypatch)
     assert JOB in squeue_names(slurm)
     out = run_flank("cancel", "demo", "nightly", "1")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -141,7 +131,7 @@ def test_cancel_of_the_interrupted_run_cancels_the_jobs_it_left(
 def test_the_catch_up_at_boot_resumes_a_run_whose_jobs_went_on(
     tmp_path: Path, slurm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = kill_runner_mid_job(tmp_path, monkeypatch)
+    gate = killed_mid_job(tmp_path, monkeypatch)
     out = run_flank("catchup", "demo", "--boot")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "resuming demo nightly #1 (its jobs are still on the cluster)" in out.stdout
@@ -168,18 +158,8 @@ def test_resume_re_attaches_to_the_elements_of_a_matrix_tasks_job_array(
         "pipelines:\n  nightly:\n    executor: slurm\n    concurrency: 2\n    tasks:\n"
         f"      long: {{run: '{GATED}', matrix: [a, b]}}\n",
     )
-    proc = start_flank("run", "demo", "nightly")
+    kill_runner_mid_job("slurm", ("long[a]", "long[b]"))
     logs = [runs_dir() / "1" / "logs" / f"long[{cell}].log" for cell in "ab"]
-    try:
-        for log in logs:
-            wait_for(lambda log=log: log.exists() and "before the runner died" in log.read_text(), f"{log.name}")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        for log in logs:
-            wait_for(lambda log=log: "stays running on slurm: " in log.read_text(), "the launchers to let go")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert run_flank("status", "demo").returncode == 0
     ids = [record(1)["tasks"][f"long[{cell}]"]["executor"]["job_id"] for cell in "ab"]
     assert ids[0].endswith("_0") and ids[1].endswith("_1")  # elements of one array

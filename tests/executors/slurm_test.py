@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_flank, wait_for
 
+from flank_ops.executors.base import JobRequest
 from flank_ops.store.model import RunRecord, TaskResult, TaskStatus
 from helpers.deployed import deploy, record, runs_dir, start_flank
 from helpers.slurm_cluster import squeue_names
@@ -171,24 +172,11 @@ def test_an_executor_the_vm_does_not_configure_fails_the_task_with_the_lines_to_
 
 
 def test_job_files_are_private(tmp_path: Path, slurm) -> None:
-    from flank_ops.executors.base import JobRequest
     from flank_ops.executors.slurm import SlurmBackend
 
     backend = SlurmBackend({"partition": slurm.partition})
-    job = JobRequest(
-        name="flank-x-y-1-t",
-        command="sleep 30",
-        cwd=str(tmp_path),
-        env={"A": "1"},
-        secrets={"S": "v"},
-        memory_mb=None,
-        cpus=None,
-        timeout_s=None,
-        release_dir=str(tmp_path),
-        commit="",
-        run_dir=str(tmp_path),
-        task="t",
-        options={},
+    job = slurm_job(
+        tmp_path, "flank-x-y-1-t", "sleep 30", run_dir=tmp_path, task="t", env={"A": "1"}, secrets={"S": "v"}
     )
     job_id = backend.submit(job)
     try:
@@ -243,7 +231,7 @@ def test_a_slurm_task_that_never_started_is_shown_as_meant_for_slurm(tmp_path: P
 
 def test_a_dead_runners_jobs_are_left_running_until_the_interrupted_run_is_cancelled(tmp_path: Path, slurm) -> None:
     """issue 26 item 6: adopt, don't cancel (tests/executors/slurm_adopt_test.py resumes such a run)."""
-    from flank_ops.executors.base import JobRequest, job_name
+    from flank_ops.executors.base import job_name
     from flank_ops.executors.slurm import SlurmBackend
     from flank_ops.paths import Home
     from flank_ops.store import records
@@ -254,23 +242,7 @@ def test_a_dead_runners_jobs_are_left_running_until_the_interrupted_run_is_cance
     run_dir.mkdir(parents=True)
     backend = SlurmBackend({})
     name = job_name("demo", "nightly", "7", "t")
-    job_id = backend.submit(
-        JobRequest(
-            name=name,
-            command="sleep 300",
-            cwd=str(tmp_path),
-            env={},
-            secrets={},
-            memory_mb=None,
-            cpus=None,
-            timeout_s=None,
-            release_dir=str(tmp_path),
-            commit="",
-            run_dir=str(run_dir),
-            task="t",
-            options={},
-        )
-    )
+    job_id = backend.submit(slurm_job(tmp_path, name, "sleep 300", run_dir=run_dir, task="t"))
     dead_runner = replace(records.runner_identity(), pid=2**22 + 1)
     records.write_record(
         run_dir,
@@ -377,7 +349,7 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
     waited in the queue and another printed it. The interrupted-run detection leaves the jobs for a
     resume (issue 26: the queued one still needs its env file); cancelling the run cancels them,
     removes the env file and masks the raw output."""
-    from flank_ops.executors.base import JobRequest, job_name
+    from flank_ops.executors.base import job_name
     from flank_ops.executors.slurm import SlurmBackend
     from flank_ops.paths import Home
     from flank_ops.store import records
@@ -388,20 +360,15 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
     run_dir.mkdir(parents=True)
     name = job_name("demo", "nightly", "3", "t")
     job_id = SlurmBackend({}).submit(
-        JobRequest(
-            name=name,
-            command="echo never",
-            cwd=str(tmp_path),
-            env={},
-            secrets={"API_TOKEN": "s3cr3t-value"},
-            memory_mb=None,
-            cpus=None,
-            timeout_s=None,
-            release_dir=str(tmp_path),
-            commit="",
-            run_dir=str(run_dir),
+        # stays queued: it never reads its env file
+        slurm_job(
+            tmp_path,
+            name,
+            "echo never",
+            run_dir=run_dir,
             task="t",
-            options={"extra_args": "--begin=now+3600"},  # stays queued: it never reads its env file
+            secrets={"API_TOKEN": "s3cr3t-value"},
+            options={"extra_args": "--begin=now+3600"},
         )
     )
     env_files = list((run_dir / "jobs").glob("*.env"))
@@ -409,20 +376,13 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
     run_flank("secrets", "set", "demo", "API_TOKEN", input="s3cr3t-value\n", check=True)
     talker = job_name("demo", "nightly", "3", "talker")
     SlurmBackend({}).submit(  # a job that runs and prints the secret: its raw output holds it
-        JobRequest(
-            name=talker,
-            command="echo token=$API_TOKEN; sleep 300",
-            cwd=str(tmp_path),
-            env={},
-            secrets={"API_TOKEN": "s3cr3t-value"},
-            memory_mb=None,
-            cpus=None,
-            timeout_s=None,
-            release_dir=str(tmp_path),
-            commit="",
-            run_dir=str(run_dir),
+        slurm_job(
+            tmp_path,
+            talker,
+            "echo token=$API_TOKEN; sleep 300",
+            run_dir=run_dir,
             task="talker",
-            options={},
+            secrets={"API_TOKEN": "s3cr3t-value"},
         )
     )
     wait_for(
@@ -468,3 +428,32 @@ def test_slurms_run_time_is_read_so_an_adopted_jobs_timeout_counts_it() -> None:
     assert state.run_s == 93784.0 and state.host == "vm"
     pending = SlurmBackend({})._state("8", {"JobState": "PENDING", "RunTime": "00:00:00", "Reason": "Priority"})
     assert pending.run_s == 0.0 and not pending.done
+
+
+def slurm_job(
+    tmp_path: Path,
+    name: str,
+    command: str,
+    *,
+    run_dir: Path,
+    task: str,
+    env: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
+) -> JobRequest:
+    """A job as a launcher asks for it, with no resources of its own, from a release at `tmp_path`."""
+    return JobRequest(
+        name=name,
+        command=command,
+        cwd=str(tmp_path),
+        env=env or {},
+        secrets=secrets or {},
+        memory_mb=None,
+        cpus=None,
+        timeout_s=None,
+        release_dir=str(tmp_path),
+        commit="",
+        run_dir=str(run_dir),
+        task=task,
+        options=options or {},
+    )

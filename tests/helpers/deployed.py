@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.repos import commit_all, git, make_repo, write_files
+from helpers.waiting import wait_for
 
 
 def deploy(tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, project: str = "demo") -> Path:
@@ -109,3 +111,30 @@ def leave_free(disk: Path, free: int) -> None:
             os.posix_fallocate(fd, 0, size)
         finally:
             os.close(fd)
+
+
+def task_log(task: str, run_id: int = 1, pipeline: str = "nightly") -> str:
+    return (runs_dir(pipeline) / str(run_id) / "logs" / f"{task}.log").read_text()
+
+
+def kill_runner_mid_job(
+    executor: str, tasks: tuple[str, ...] = ("long",), first_line: str = "before the runner died"
+) -> None:
+    """Start run 1 of demo/nightly and kill -9 its runner once each of `tasks`' jobs printed `first_line`
+    into its log; returns when their launchers have let go of the jobs ("stays running on EXECUTOR: ...")."""
+    proc = start_flank("run", "demo", "nightly")
+    logs = [runs_dir() / "1" / "logs" / f"{task}.log" for task in tasks]
+    try:
+        for log in logs:
+            wait_for(
+                lambda log=log: log.exists() and first_line in log.read_text(), f"the job's first line in {log.name}"
+            )
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        # make got SIGTERM (it dies with the runner) and passed it on: the launchers let go of the jobs
+        for log in logs:
+            wait_for(lambda log=log: f"stays running on {executor}: " in log.read_text(), "the launchers to let go")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
