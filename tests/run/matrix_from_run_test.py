@@ -203,7 +203,8 @@ def test_cancel_stops_the_instances_the_sub_make_runs(tmp_path: Path) -> None:
     runner = start_flank("run", "demo", "nightly")
     try:
         wait_for(lambda: task_status(1, "hold[a]") == task_status(1, "hold[b]") == "running", "both instances")
-        wait_for(lambda: len(pids.read_text().split()) == 2, "both pids")
+        # the launcher says running before the instance's shell has written its pid
+        wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2, "both pids")
         cancel = run_flank("cancel", "demo", "nightly")
         assert cancel.returncode == 0, cancel.stderr
         out, err = runner.communicate(timeout=60)
