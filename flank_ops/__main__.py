@@ -1,3 +1,3 @@
-from flank_ops.main import main
+from flank_ops.main import cli
 
-raise SystemExit(main())
+cli()

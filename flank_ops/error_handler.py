@@ -10,7 +10,6 @@ import contextlib
 import errno
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 
 from flank_ops import jsonout
@@ -86,6 +85,8 @@ def _report_unexpected(exc: BaseException, json_errors: bool = False) -> None:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with open(fd, "a", encoding="utf-8") as f:
             f.write(f"--- flank {' '.join(sys.argv[1:])}\n")
+            import traceback  # here: only a crash needs it
+
             f.write("".join(traceback.format_exception(exc)))
         where = f"the details are in {log}"
     except OSError:

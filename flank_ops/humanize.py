@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def duration(seconds: float | None) -> str:
@@ -39,6 +38,8 @@ def zone(name: str | tzinfo | None) -> tzinfo | None:
         return name
     if not name:
         return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # here: a run that shows no time never loads it
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

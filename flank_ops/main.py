@@ -11,7 +11,9 @@ and `flank --version` or a git hook loads none of them. A new verb is one line i
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import sys
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
@@ -85,6 +87,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             raise SystemExit(ExitCode.USAGE)
 
     chosen = None if argv is None else _chosen_verb(argv)
+    # A known verb without help asked: its parser alone (each verb's parser cost a run ~0.2 ms)
+    alone = chosen in COMMANDS and argv is not None and not {"-h", "--help"} & set(argv)
     parser_class = JsonErrors if argv is not None and jsonout.wanted(argv) else argparse.ArgumentParser
     parser = parser_class(
         prog="flank",
@@ -95,6 +99,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for verb, info in COMMANDS.items():
+        if alone and verb != chosen:
+            continue
         p = sub.add_parser(
             verb,
             help=info.help,
@@ -147,5 +153,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0  # unreachable; error_handler exits
 
 
+_exit_status: list[int] = []  # cli(): the status the process ends with, once main() is done
+
+
+def cli() -> NoReturn:
+    """The `flank` command (the console script, `python -m flank_ops`): main(), then an exit that
+    skips the interpreter's teardown. Python's normal exit still runs first — threads joined,
+    atexit handlers run — and then, instead of collecting and freeing every object and module
+    one by one (a fifth of a no-change `flank run`, ~20 ms, issue 22), the process ends with
+    its buffers flushed. Tests call main() and exit as usual."""
+    atexit.register(_end_now)  # registered first, so it runs after every other handler
+    try:
+        status = main()
+    except SystemExit as exc:  # argparse's --help and usage errors
+        code = exc.code
+        status = code if isinstance(code, int) else (0 if code is None else 1)
+        _exit_status.append(status)
+        raise
+    _exit_status.append(status)
+    raise SystemExit(status)
+
+
+def _end_now() -> None:
+    if not _exit_status:  # an exception escaped main(): Python ends the usual way
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
+            pass
+    os._exit(_exit_status[0])
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()

@@ -310,7 +310,7 @@ class ProjectPaths:
         return self.dir / "fingerprints"
 
     def fingerprint_file(self, pipeline: str, task: str) -> Path:
-        return self.fingerprints_root / pipeline / f"{task}.json"
+        return Path(f"{self.fingerprints_root}/{pipeline}/{task}.json")  # one Path, not three: asked for every task
 
     @property
     def hash_cache(self) -> Path:

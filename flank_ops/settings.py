@@ -11,7 +11,6 @@ Every key, its meaning and its default: settings_catalogue.py (the readers here 
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
@@ -25,10 +24,14 @@ DEFAULT_SITE_URL: str = default("", "site_url")
 def load_settings(home: Home) -> dict[str, Any]:
     path = home.settings_file
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        f = open(path, "rb")
     except FileNotFoundError:
         return {}
+    import tomllib  # here: most runs have no flank.toml, and tomllib is 2 ms of every start-up
+
+    try:
+        with f:
+            return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: {exc}", "fix the TOML syntax of flank.toml") from None
 

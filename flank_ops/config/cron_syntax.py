@@ -18,7 +18,6 @@ agree on every field.
 
 from __future__ import annotations
 
-import calendar
 from typing import NamedTuple
 
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -243,6 +242,8 @@ def _check_runs_at_all(spec: CronSpec) -> None:
         return  # day OR weekday: some date always has one of the weekdays
     # AND: every (month, day) pair eventually falls on every weekday, so it runs
     # if any listed day exists in any listed month (Feb 29 counts: leap years).
+    import calendar  # here: only a schedule naming days of the month needs it
+
     if any(day <= calendar.monthrange(2024, month)[1] for month in spec.months for day in spec.days):
         return
     names = ", ".join(MONTH_NAMES[m - 1].capitalize() for m in sorted(spec.months))

@@ -12,6 +12,7 @@ rules and their words live here once, for the push and for `flank validate` alik
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import NamedTuple, Protocol
 
@@ -168,6 +169,7 @@ def flank_yml_link_problem() -> tuple[str, str]:
     )
 
 
+@functools.lru_cache(maxsize=16384)  # pure; a big pipeline's decision asks it ~10 times per task
 def repo_relative(task_dir: str | None, pattern: str) -> str | None:
     """`pattern` (relative to the task's dir) as a normalised path from the repo root; None when it
     leads out of the repo."""

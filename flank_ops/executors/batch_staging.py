@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from flank_ops.config.model import Task
 from flank_ops.config.repo_paths import repo_relative
-from flank_ops.incremental.fingerprints import GLOB_CHARS, HASH_NAME
+from flank_ops.incremental.fingerprints import HASH_NAME, is_glob
 
 STAGED_PREFIX = "staged/"
 JOBS_PREFIX = "jobs/"
@@ -81,7 +81,7 @@ def _files(root: Path, rel: str) -> Iterable[str]:
     """Repo-relative files `rel` (a path or a glob) names; a folder stands for the files in it."""
     import glob
 
-    names = sorted(glob.glob(rel, root_dir=root, recursive=True)) if any(c in GLOB_CHARS for c in rel) else [rel]
+    names = sorted(glob.glob(rel, root_dir=root, recursive=True)) if is_glob(rel) else [rel]
     for name in names:
         full = root / name
         if full.is_dir():

@@ -19,8 +19,8 @@ lock, so every write holds the project's notes flock.
 
 from __future__ import annotations
 
+import os
 import re
-import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
@@ -234,7 +234,7 @@ def mark_pruned(paths: ProjectPaths, pipeline: str, run_ids: Iterable[int]) -> i
 
 def _who() -> dict[str, str]:
     # Notes are commits: give them an identity, the VM's git may have none configured.
-    host = socket.gethostname()
+    host = os.uname().nodename  # the host name (socket.gethostname's), without loading socket
     return {
         "GIT_AUTHOR_NAME": "flank",
         "GIT_AUTHOR_EMAIL": f"flank@{host}",

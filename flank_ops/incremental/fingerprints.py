@@ -34,7 +34,7 @@ import re
 import shlex
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -52,6 +52,12 @@ FORMAT = 1
 RACY_S = 1.0
 READ_CHUNK = 1 << 20
 GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(pattern: str) -> bool:
+    return not GLOB_CHARS.isdisjoint(pattern)
+
+
 MISSING = "missing"
 # the shell's words and its operators (a word after `>` is written, not read)
 SHELL_TOKENS = re.compile(r"[<>&|;()]+|[^\s;&|()<>]+")
@@ -70,13 +76,16 @@ class FingerprintError(Exception):
 class HashCache:
     """Content digests by (path, size, mtime_ns, inode), in an append-only text file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, one_look: bool = False) -> None:
+        """`one_look`: a file's digest, once known, is the answer for the life of this cache (one
+        decision, made at one moment: a file seen by several tasks is looked at once); never for a
+        launcher, which hashes outputs after its task wrote them."""
         self.path = path
+        self.seen: dict[str, str] | None = {} if one_look else None  # path -> digest (one_look)
         self.entries: dict[str, tuple[int, int, int, str]] = {}
         self.lines = 0
         self.new: list[str] = []
-        self.listings: dict[str, frozenset[str]] = {}  # folder -> its names, for is_file
-        self.files: dict[str, bool] = {}  # path -> is_file's answer
+        self.listings: dict[str, frozenset[str]] = {}  # folder -> the names of its files, for is_file
         self.real_folders: dict[str, str] = {}  # folder -> its real path
         try:
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
@@ -95,10 +104,32 @@ class HashCache:
 
     def digest(self, path: str, shown: str) -> str:
         """The content digest of the file `path` (`shown` in messages). Raises FingerprintError."""
+        found = self.digest_if_there(path, shown)
+        if found is None:
+            raise FingerprintError(f"{shown} does not exist")
+        return found
+
+    def digest_if_there(self, path: str, shown: str) -> str | None:
+        """digest(), or None when nothing is at `path` (a link to nothing is an error, as in digest)."""
+        if self.seen is not None:
+            known_digest = self.seen.get(path)
+            if known_digest is None:
+                known_digest = self._digest(path, shown)
+                if known_digest is not None:
+                    self.seen[path] = known_digest
+            return known_digest
+        return self._digest(path, shown)
+
+    def _digest(self, path: str, shown: str) -> str | None:
         for _ in range(3):
             try:
                 st = os.lstat(path)
-                link = stat.S_ISLNK(st.st_mode)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise FingerprintError(f"cannot read {shown}: {exc.strerror}") from None
+            link = stat.S_ISLNK(st.st_mode)
+            try:
                 if link:
                     st = os.stat(path)
             except FileNotFoundError:
@@ -139,21 +170,14 @@ class HashCache:
         return os.path.join(real, name)
 
     def is_file(self, path: str) -> bool:
-        """Whether `path` is a file, listing each folder once for the life of this cache (one
-        decision): a script's imports are looked for in a few folders, for hundreds of tasks."""
-        known = self.files.get(path)
-        if known is not None:
-            return known
+        """Whether `path` is a file (a link to one counts), listing each folder once for the life of
+        this cache (one decision): a script's imports are looked for in a few folders, and the words
+        of hundreds of commands are looked up, without a stat for each."""
         folder, name = os.path.split(path)
         names = self.listings.get(folder)
         if names is None:
-            try:
-                names = frozenset(os.listdir(folder or "."))
-            except OSError:
-                names = frozenset()
-            self.listings[folder] = names
-        self.files[path] = found = name in names and os.path.isfile(path)
-        return found
+            names = self.listings[folder] = _files_in(folder or ".")
+        return name in names
 
     def save(self, tidy: bool = False) -> None:
         """Append what was learnt (one write, so concurrent launchers do not interleave lines);
@@ -183,6 +207,22 @@ class HashCache:
                 os.close(fd)
         except OSError:
             pass  # a cache: losing it costs a re-read, never a wrong answer
+
+
+def _files_in(folder: str) -> frozenset[str]:
+    """The names of the files in `folder` (links followed; a link to nothing is no file)."""
+    names = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file():
+                        names.append(entry.name)
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return frozenset(names)
 
 
 def _hash_file(path: str, shown: str) -> str:
@@ -301,7 +341,9 @@ def task_files(
     )
 
 
-def command_scripts(command: str, task_dir: str | None, release_dir: str) -> list[str]:
+def command_scripts(
+    command: str, task_dir: str | None, release_dir: str, is_file: Callable[[str], bool] = os.path.isfile
+) -> list[str]:
     """Files of the repo named anywhere in the command, repo-relative: `Rscript R/model.R`,
     `source x.sh`, `--file=conf.yml`, `python -m pkg.job`, a literal in `-e "render('x.Rmd')"`,
     and an argument of a script found in the folder of that script (`Rscript R/run_step.R
@@ -331,13 +373,13 @@ def command_scripts(command: str, task_dir: str | None, release_dir: str) -> lis
             rel = repo_relative(task_dir, candidate)
             if rel is None or rel == "." or rel in found:
                 continue
-            if os.path.isfile(os.path.join(release_dir, rel)):
+            if is_file(f"{release_dir}/{rel}"):
                 found.append(rel)
                 continue
             # a script's argument naming a file beside it (the runner-script pattern)
             for script in found[-1:]:
                 beside = repo_relative(os.path.dirname(script) or ".", candidate)
-                if beside and beside not in found and os.path.isfile(os.path.join(release_dir, beside)):
+                if beside and beside not in found and is_file(f"{release_dir}/{beside}"):
                     found.append(beside)
     return found
 
@@ -348,9 +390,9 @@ def _word_candidates(word: str, previous: str) -> list[str]:
     candidates = [m.group(1) for m in QUOTED.finditer(word)]
     if "=" in word:
         word = word.rpartition("=")[2]  # --file=x.R, CONFIG=conf.yml
-    if word and not word.startswith("-") and "$" not in word and not any(c in GLOB_CHARS for c in word):
+    if word and not word.startswith("-") and "$" not in word and not is_glob(word):
         candidates.insert(0, word)
-    return [c for c in candidates if "$" not in c and not any(g in c for g in GLOB_CHARS)]
+    return [c for c in candidates if "$" not in c and not is_glob(c)]
 
 
 def automatic_inputs(files: TaskFiles, cache: HashCache) -> dict[str, str]:
@@ -360,7 +402,7 @@ def automatic_inputs(files: TaskFiles, cache: HashCache) -> dict[str, str]:
         return {}
     scripts = {
         script: cache.digest(os.path.join(files.release_dir, script), f"input {script}")
-        for script in command_scripts(files.command, files.dir, files.release_dir)
+        for script in command_scripts(files.command, files.dir, files.release_dir, cache.is_file)
     }
     found = dict(scripts) if "scripts" in files.auto else {}
     if "sources" in files.auto:
@@ -379,7 +421,7 @@ def expand(files: TaskFiles, task_dir: str | None, pattern: str) -> list[str] | 
     rel = repo_relative(task_dir, pattern)
     if rel is None:
         raise FingerprintError(f"{pattern} leads out of the repo")
-    if not any(c in GLOB_CHARS for c in pattern):
+    if not is_glob(pattern):
         return [rel] if os.path.lexists(os.path.join(files.release_dir, rel)) else None
     matches = glob.glob(rel, root_dir=files.release_dir, recursive=True)
     return sorted(m for m in matches if not os.path.isdir(os.path.join(files.release_dir, m)))
@@ -391,12 +433,19 @@ def _hash_patterns(
     """path -> digest; a missing plain path or a glob matching nothing -> {pattern: MISSING}."""
     out: dict[str, str] = {}
     for pattern in patterns:
+        if not is_glob(pattern):  # a plain path: one look (expand()'s lexists, then digest's lstat, were two)
+            rel = repo_relative(task_dir, pattern)
+            if rel is None:
+                raise FingerprintError(f"{pattern} leads out of the repo")
+            found = cache.digest_if_there(f"{files.release_dir}/{rel}", f"{what} {rel}")
+            out[rel] = MISSING if found is None else found
+            continue
         names = expand(files, task_dir, pattern)
         if not names:
             out[repo_relative(task_dir, pattern) or pattern] = MISSING
             continue
         for name in names:
-            out[name] = cache.digest(os.path.join(files.release_dir, name), f"{what} {name}")
+            out[name] = cache.digest(f"{files.release_dir}/{name}", f"{what} {name}")
     return out
 
 
@@ -405,7 +454,7 @@ def fingerprint(files: TaskFiles, cache: HashCache) -> dict[str, Any]:
     # files named in the command that are outputs (its own, or its upstreams': those count as
     # upstream changes) are not inputs of their own
     outputs = {repo_relative(d, p) for d, outs in [(files.dir, files.outputs), *files.upstream.values()] for p in outs}
-    output_globs = [o for o in outputs if o and any(c in GLOB_CHARS for c in o)]
+    output_globs = [o for o in outputs if o and is_glob(o)]
     inputs = _hash_patterns(files, cache, files.dir, files.inputs, "input")
     for path, digest in automatic_inputs(files, cache).items():
         if path not in outputs and path not in inputs and not any(fnmatchcase(path, o) for o in output_globs):
@@ -521,7 +570,8 @@ def why_run(old: dict[str, Any] | None, new: dict[str, Any], outputs_now: dict[s
 
 def read_state(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:  # bytes: json decodes UTF-8 itself, without a text layer
+            data = json.loads(f.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

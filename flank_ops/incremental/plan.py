@@ -54,7 +54,7 @@ def decide(
 
         params_env = param_env({n: p.default for n, p in pipeline.params.items()})
     salt = fpr.read_salt(paths.fingerprint_salt)
-    cache = fpr.HashCache(paths.hash_cache)
+    cache = fpr.HashCache(paths.hash_cache, one_look=True)  # one decision, at one moment
     setup = release_setup_build(paths, release_dir.name)  # issue 28 item 1: an input of every task
     decisions: dict[str, Decision] = {}
     for name in selected:
@@ -82,9 +82,10 @@ def decide(
                 name, CHECK, f"decided when {', '.join(waits_for)} ha{'s' if len(waits_for) == 1 else 've'} run", files
             )
             continue
-        if reason is None:
+        if reason is None:  # its own files are as they were (why_run's first question, answered)
+            assert old is not None
             try:
-                reason = fpr.why_run(old, fp, fpr.hash_outputs(files, cache))
+                reason = fpr.upstream_change(old, fp) or fpr.outputs_change(old, fpr.hash_outputs(files, cache))
             except fpr.FingerprintError as exc:
                 reason = f"ran: {exc}"
         decisions[name] = (

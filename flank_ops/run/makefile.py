@@ -29,7 +29,6 @@ import os
 import re
 import shlex
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -427,6 +426,8 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
     pipelines_dir.mkdir(parents=True, exist_ok=True)
     for pipeline in config.pipelines.values():
         link = paths.task_specs_dir(pipeline.name)
+        import tempfile  # here: a run with nothing to start writes no Makefile
+
         fresh = Path(tempfile.mkdtemp(dir=pipelines_dir, prefix=f".{link.name}."))
         fresh.chmod(umasked(0o755))
         _write_specs(fresh, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm)

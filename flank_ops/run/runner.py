@@ -924,7 +924,9 @@ def _apply_decisions(record: RunRecord, decisions: dict[str, Decision]) -> list[
 
 
 def _keep_artifacts(deployed: Deployed, pipeline: Pipeline, record: RunRecord, run_dir: Path, names: list[str]) -> None:
-    """issue 11: keep the `artifacts:` of the tasks that just ended (run/artifacts.py); never stops the run."""
+    """issue 11: keep the `artifacts:` of the tasks that just ended (store/artifacts.py); never stops the run."""
+    if not any(task.artifacts for task in map(pipeline.tasks.get, names) if task is not None):
+        return  # nothing to keep: store/artifacts.py is not even loaded
     from flank_ops.store import artifacts
 
     try:

@@ -104,7 +104,6 @@ import errno
 import json
 import os
 import shutil
-import socket
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -378,14 +377,15 @@ def write_record(run_dir: Path, record: RunRecord, *, durable: bool = True) -> N
     atomic_write_text(record_path(run_dir), format_record(record), durable=durable)
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps(…, ensure_ascii=False) made one a call
+
+
 def format_record(record: RunRecord) -> str:
     """run.json's text: one field a line and one task a line — as readable as an
     indented dump, and written by json's C encoder (an indented dump of a
     500-task record took 30 ms, rewritten on every task change)."""
 
-    def dump(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
+    dump = _ENCODE
     lines = []
     for key, value in record.to_json().items():
         if key == "tasks" and isinstance(value, dict) and value:
@@ -569,7 +569,7 @@ def _pid_start(pid: int) -> int | None:
 def runner_identity() -> Runner:
     """This process, as a record names its runner."""
     pid = os.getpid()
-    return Runner(pid=pid, host=socket.gethostname(), boot_id=_boot_id(), pid_start=_pid_start(pid))
+    return Runner(pid=pid, host=os.uname().nodename, boot_id=_boot_id(), pid_start=_pid_start(pid))
 
 
 def runner_alive(runner: Runner | None) -> bool:
