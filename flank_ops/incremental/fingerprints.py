@@ -45,6 +45,7 @@ import xxhash
 from flank_ops.config.model import AUTO_INPUT_KINDS, Config, Pipeline, Task, cells_glob
 from flank_ops.config.params import ENV_PREFIX as PARAM_PREFIX
 from flank_ops.config.repo_paths import repo_relative  # noqa: F401 - also used by watch
+from flank_ops.fileio import atomic_write_bytes, atomic_write_text, read_small_file
 from flank_ops.incremental import script_refs
 
 HASH_NAME = "xxh3_128"
@@ -190,8 +191,6 @@ class HashCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.lines > 2 * len(self.entries) + 1000 or (tidy and self.lines > COMPACT_LINES):
-                from flank_ops.fileio import atomic_write_bytes
-
                 # one line per path, and none for files gone (old releases' scripts, deleted data)
                 body = "".join(
                     f"{d}\t{s}\t{m}\t{i}\t{p}\n" for p, (s, m, i, d) in self.entries.items() if os.path.exists(p)
@@ -261,8 +260,6 @@ def read_salt(path: Path) -> bytes:
             return salt[:32]
     except OSError:
         pass
-    from flank_ops.fileio import atomic_write_bytes
-
     salt = os.urandom(32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
@@ -570,8 +567,7 @@ def why_run(old: dict[str, Any] | None, new: dict[str, Any], outputs_now: dict[s
 
 def read_state(path: Path) -> dict[str, Any] | None:
     try:
-        with open(path, "rb") as f:  # bytes: json decodes UTF-8 itself, without a text layer
-            data = json.loads(f.read())
+        data = json.loads(read_small_file(path))  # bytes: json decodes UTF-8 itself
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -587,8 +583,6 @@ def write_state(
 ) -> None:
     """After a success only: what it depended on, and what it wrote."""
     from datetime import datetime
-
-    from flank_ops.fileio import atomic_write_text
 
     state = {
         "format": FORMAT,
