@@ -37,6 +37,8 @@ ParamValue = str | int | float | bool  # a date is its YYYY-MM-DD text
 
 @dataclass(frozen=True)
 class Param:
+    """One of a pipeline's `params:`: its name, type and default (issue 23)."""
+
     name: str
     type: str  # one of PARAM_TYPES
     default: ParamValue  # what scheduled runs (and runs given no value) use
@@ -106,6 +108,8 @@ def cells_glob(pattern: str) -> str:
 
 @dataclass(frozen=True)
 class Task:
+    """One task of a pipeline, as flank.yml declares it (a matrix instance is one too)."""
+
     name: str
     run: str  # the shell command, run by /bin/sh -c
     needs: tuple[str, ...] = ()
@@ -170,6 +174,8 @@ class Task:
 
 @dataclass(frozen=True)
 class Pipeline:
+    """One of flank.yml's `pipelines:`: its tasks, schedule and run settings."""
+
     name: str
     tasks: dict[str, Task]  # in flank.yml order
     schedule: tuple[str, ...] = ()  # Debian-cron expressions (5 fields or @daily etc.)
@@ -262,6 +268,8 @@ class Setup:
 
 @dataclass(frozen=True)
 class Config:
+    """A validated flank.yml."""
+
     pipelines: dict[str, Pipeline]
     persist: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)

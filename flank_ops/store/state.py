@@ -41,6 +41,8 @@ OUTCOME_STATUSES = ("success", "failed", "interrupted")
 
 @dataclass
 class PipelineState:
+    """A pipeline's state.json: its last run id and the runs going on."""
+
     last_id: int = 0
     running: list[int] = field(default_factory=list)
     last_finished: dict[str, Any] | None = None
