@@ -312,6 +312,10 @@ class ProjectPaths:
     def fingerprint_file(self, pipeline: str, task: str) -> Path:
         return Path(f"{self.fingerprints_root}/{pipeline}/{task}.json")  # one Path, not three: asked for every task
 
+    def up_to_date_file(self, pipeline: str) -> Path:
+        """The pipeline's last all-up-to-date decision and what it looked at (incremental/up_to_date.py)."""
+        return self.fingerprints_root / ".up-to-date" / f"{pipeline}.json"
+
     @property
     def hash_cache(self) -> Path:
         return self.fingerprints_root / "hash-cache.tsv"

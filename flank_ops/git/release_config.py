@@ -20,7 +20,7 @@ import os
 import pickle
 from pathlib import Path
 
-from flank_ops import __version__
+from flank_ops.code_identity import code_identity
 from flank_ops.config import load as config_load
 from flank_ops.config import model as config_model
 from flank_ops.config.load import FILENAME, MAX_BYTES, load_config, load_config_file
@@ -101,11 +101,7 @@ _KEY_BYTES = 32
 
 def _cache_key(data: bytes, filename: str) -> bytes:
     """What the pickle was made from: the bytes, the name errors cite, and this flank's code."""
-    code = [__version__]
-    for module in (config_model, config_load):
-        st = os.stat(str(module.__file__))
-        code.append(f"{st.st_size}:{st.st_mtime_ns}")
-    head = "\0".join([*code, filename]).encode()
+    head = "\0".join([*code_identity(config_model, config_load), filename]).encode()
     return hashlib.blake2b(head + b"\0" + data, digest_size=_KEY_BYTES).digest()
 
 

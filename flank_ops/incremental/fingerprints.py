@@ -83,6 +83,12 @@ class HashCache:
         launcher, which hashes outputs after its task wrote them."""
         self.path = path
         self.seen: dict[str, str] | None = {} if one_look else None  # path -> digest (one_look)
+        # one_look: what the decision looked at (incremental/up_to_date.py keeps it with an
+        # all-up-to-date decision): file -> (size, mtime_ns, inode), folder listed -> mtime_ns
+        # (None: no such folder), (root, glob) -> the files it matched
+        self.looked: dict[str, tuple[int, int, int]] = {}
+        self.folders: dict[str, int | None] = {}
+        self.globs: dict[tuple[str, str], list[str]] = {}
         self.entries: dict[str, tuple[int, int, int, str]] = {}
         self.lines = 0
         self.new: list[str] = []
@@ -140,6 +146,8 @@ class HashCache:
             if stat.S_ISDIR(st.st_mode):
                 raise FingerprintError(f"{shown} is a directory; list its files instead, e.g. {shown}/**/*")
             key = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if self.seen is not None:
+                self.looked[path] = key
             # by the real path: a persisted file seen through each new release's `data` link is one entry
             real = os.path.realpath(path) if link else self._real_folder_of(path)
             known = self.entries.get(real)
@@ -177,6 +185,8 @@ class HashCache:
         folder, name = os.path.split(path)
         names = self.listings.get(folder)
         if names is None:
+            if self.seen is not None:
+                self.folders[folder] = folder_mtime(folder)  # before listing: a change in between shows
             names = self.listings[folder] = _files_in(folder or ".")
         return name in names
 
@@ -206,6 +216,14 @@ class HashCache:
                 os.close(fd)
         except OSError:
             pass  # a cache: losing it costs a re-read, never a wrong answer
+
+
+def folder_mtime(folder: str) -> int | None:
+    """A folder's mtime (it changes when a name is added, removed or renamed in it); None: none there."""
+    try:
+        return os.stat(folder or ".").st_mtime_ns
+    except OSError:
+        return None
 
 
 def _files_in(folder: str) -> frozenset[str]:
@@ -420,8 +438,13 @@ def expand(files: TaskFiles, task_dir: str | None, pattern: str) -> list[str] | 
         raise FingerprintError(f"{pattern} leads out of the repo")
     if not is_glob(pattern):
         return [rel] if os.path.lexists(os.path.join(files.release_dir, rel)) else None
-    matches = glob.glob(rel, root_dir=files.release_dir, recursive=True)
-    return sorted(m for m in matches if not os.path.isdir(os.path.join(files.release_dir, m)))
+    return glob_files(files.release_dir, rel)
+
+
+def glob_files(root: str, rel: str) -> list[str]:
+    """The files (not folders) the repo-relative glob `rel` matches under `root`, sorted."""
+    matches = glob.glob(rel, root_dir=root, recursive=True)
+    return sorted(m for m in matches if not os.path.isdir(os.path.join(root, m)))
 
 
 def _hash_patterns(
@@ -438,6 +461,8 @@ def _hash_patterns(
             out[rel] = MISSING if found is None else found
             continue
         names = expand(files, task_dir, pattern)
+        if cache.seen is not None and names:
+            cache.globs[(files.release_dir, repo_relative(task_dir, pattern) or pattern)] = names
         if not names:
             out[repo_relative(task_dir, pattern) or pattern] = MISSING
             continue
@@ -565,7 +590,7 @@ def why_run(old: dict[str, Any] | None, new: dict[str, Any], outputs_now: dict[s
 # --- the state files -----------------------------------------------------------------
 
 
-def read_state(path: Path) -> dict[str, Any] | None:
+def read_state(path: str | Path) -> dict[str, Any] | None:
     try:
         data = json.loads(read_small_file(path))  # bytes: json decodes UTF-8 itself
     except (OSError, ValueError):

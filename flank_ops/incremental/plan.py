@@ -14,12 +14,15 @@ records the new fingerprint. The rules of a fingerprint are in fingerprints.py.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from flank_ops.config.model import Config, Pipeline, Task
 from flank_ops.incremental import fingerprints as fpr
+from flank_ops.incremental import up_to_date
 from flank_ops.paths import ProjectPaths
 from flank_ops.store.deploy_log import release_setup_build
 
@@ -54,8 +57,20 @@ def decide(
 
         params_env = param_env({n: p.default for n, p in pipeline.params.items()})
     salt = fpr.read_salt(paths.fingerprint_salt)
-    cache = fpr.HashCache(paths.hash_cache, one_look=True)  # one decision, at one moment
     setup = release_setup_build(paths, release_dir.name)  # issue 28 item 1: an input of every task
+    # Every task fingerprinted and nothing forced: the answer may be the last one (up_to_date.py)
+    every_files = {
+        name: fpr.task_files(pipeline.tasks[name], pipeline, config, release_dir, salt, setup, params_env)
+        for name in selected
+        if pipeline.tasks[name].outputs and not pipeline.tasks[name].matrix_from
+    }
+    key = None
+    if not forced and len(every_files) == len(selected):
+        key = up_to_date.question(sys.modules[__name__], selected, list(every_files.values()))
+        if up_to_date.still_holds(paths, pipeline.name, key):
+            return {name: Decision(name, UP_TO_DATE, UP_TO_DATE, files) for name, files in every_files.items()}
+    cache = fpr.HashCache(paths.hash_cache, one_look=True)  # one decision, at one moment
+    state_files: dict[str, tuple[int, int, int]] = {}  # as read: kept with an all-up-to-date answer
     decisions: dict[str, Decision] = {}
     for name in selected:
         task = pipeline.tasks[name]
@@ -65,7 +80,7 @@ def decide(
         if not task.outputs:
             decisions[name] = Decision(name, RUN, NO_OUTPUTS, None)
             continue
-        files = fpr.task_files(task, pipeline, config, release_dir, salt, setup, params_env)
+        files = every_files[name]
         if name in forced:
             decisions[name] = Decision(name, RUN, FORCED, files)
             continue
@@ -75,7 +90,14 @@ def decide(
         except fpr.FingerprintError as exc:
             decisions[name] = Decision(name, RUN, f"ran: {exc}", files)  # the launcher fails it, saying so
             continue
-        old = fpr.read_state(paths.fingerprint_file(pipeline.name, name))
+        state_file = str(paths.fingerprint_file(pipeline.name, name))
+        if key is not None:  # its stat before its content: a write in between shows as a change
+            try:
+                st = os.stat(state_file)
+                state_files[state_file] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            except OSError:
+                pass  # no earlier success: it runs, and nothing is kept
+        old = fpr.read_state(state_file)
         reason = fpr.own_change(old, fp)
         if reason is None and waits_for:
             decisions[name] = Decision(
@@ -92,6 +114,11 @@ def decide(
             Decision(name, RUN, reason, files) if reason else Decision(name, UP_TO_DATE, UP_TO_DATE, files)
         )
     cache.save(tidy=True)
+    if key is not None:
+        if all(d.action == UP_TO_DATE for d in decisions.values()):
+            up_to_date.keep(paths, pipeline.name, key, cache, state_files)
+        else:
+            up_to_date.forget(paths, pipeline.name)
     return decisions
 
 
