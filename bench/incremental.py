@@ -6,7 +6,11 @@
    of the layer before), every file up to date:
      flank run --local     the whole command (plan + record + make on an empty plan + site + notes)
      flank plan --local    the decision alone, as a command
-     decide() in-process   the fingerprint checks alone (stat + cache lookups)
+     decide() in-process   the decision alone: in full (every task's fingerprint: stat + cache
+                           lookups), and answered from the last all-up-to-date decision
+                           (incremental/up_to_date.py: a stat per file it read)
+     flank run, in full    the whole command without that kept answer (the first run after a
+                           change; on the VM after each push)
    against plain make's no-op on the same DAG as file targets (`make -q`, and `make` saying
    "Nothing to be done") and snakemake's "Nothing to be done" (installed with pip into a temp
    venv; skipped with a note when it cannot be installed). Target: flank <= 2x make, < snakemake.
@@ -163,7 +167,7 @@ def snakemake_binary(tmp: Path) -> Path | None:
 
 def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_src: str | None = None) -> None:
     from flank_ops.config.load import load_config_file
-    from flank_ops.incremental import plan
+    from flank_ops.incremental import plan, up_to_date
     from flank_ops.paths import ProjectPaths
 
     print(f"1. no-change rerun, {n}-task layered DAG (median of {repeat}, alternated)")
@@ -172,6 +176,7 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
     write_project(root, dag)
     # flank as installed: pip byte-compiles it (PYTHONDONTWRITEBYTECODE would time compiling it each run)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"FLANK_HOME": str(tmp / "home")}
+    up_to_date_file = ProjectPaths.for_local(root).up_to_date_file("big")
     t = time.perf_counter()
     subprocess.run([*FLANK, "run", "--local", "big"], cwd=root, env=env, stdout=subprocess.DEVNULL, check=True)
     print(f"  first flank run (every task runs):      {time.perf_counter() - t:8.2f} s")
@@ -185,6 +190,21 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
         "python": ([sys.executable, "-c", "pass"], None),
         "flank run": ([*FLANK, "run", "--local", "big"], env),
         "flank plan": ([*FLANK, "plan", "--local", "big"], env),
+        # the first run after a change (on the VM: after each push, a new release) decides every task
+        "flank run, in full": (
+            [
+                "sh",
+                "-c",
+                'rm -f "$1" && shift && exec "$@"',
+                "-",
+                str(up_to_date_file),
+                *FLANK,
+                "run",
+                "--local",
+                "big",
+            ],
+            env,
+        ),
     }
     baseline_argv: list[str] = []
     cwds: dict[str, Path] = {}
@@ -203,12 +223,16 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
     pipeline = config.pipelines["big"]
     order = pipeline.topological_order()
     paths = ProjectPaths.for_local(root)
-    times = []
+    times, full = [], []
     for _ in range(repeat):
+        up_to_date.forget(paths, "big")
         t = time.perf_counter()
-        decided = plan.decide(paths, pipeline, config, root, order)
+        decided = plan.decide(paths, pipeline, config, root, order)  # in full, keeping its answer
+        full.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        decided = plan.decide(paths, pipeline, config, root, order)  # the kept answer, checked
         times.append(time.perf_counter() - t)
-    in_process = statistics.median(times)
+    in_process, in_full = statistics.median(times), statistics.median(full)
     assert all(d.action == plan.UP_TO_DATE for d in decided.values()), "not everything is up to date"
     make_cpu = cpu_of(["make"])
 
@@ -226,7 +250,10 @@ def bench_noop(n: int, repeat: int, tmp: Path, with_snakemake: bool, baseline_sr
     if baseline_run is not None:
         line("flank run --local, --baseline-src", baseline_run, baseline_argv)
     line("flank plan --local", flank_plan, [*FLANK, "plan", "--local", "big"])
-    line(f"decide() in-process ({n} checks)", in_process, None)
+    line(f"decide() in-process, in full ({n} checks)", in_full, None)
+    line("decide() in-process, kept answer", in_process, None)
+    line("flank run --local, deciding in full", walls["flank run, in full"], None)
+    print(f"  {'':<38} (the first run after a change; + an sh and an rm)")
     if with_snakemake:
         snakemake = snakemake_binary(tmp)
         if snakemake is not None:
