@@ -57,12 +57,13 @@ def via_remote() -> str | None:
     return _via_remote
 
 
-def flank_command(verb: str, project: str | None, *words: str) -> str:
+def flank_command(verb: str, project: str | None, *words: str, on_page: bool = False) -> str:
     """`flank VERB PROJECT WORDS…` as the user can type it where it is printed: on the VM, on the
     laptop through `flank remote` (no project: the clone's remote names it), or in a working copy
-    (`project` None: `--local`). `verb` may be two words (`secrets set`)."""
+    (`project` None: `--local`). `verb` may be two words (`secrets set`). `on_page`: for a status
+    page, which is the same whoever draws it: the VM's command (or the working copy's)."""
     verbs = verb.split()
-    remote = via_remote()
+    remote = None if on_page else via_remote()
     if project is None:
         argv = ["flank", *verbs, "--local", *words]
     elif remote is not None and verbs[0] in REMOTE_VERBS:

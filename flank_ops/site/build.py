@@ -30,6 +30,7 @@ from typing import NamedTuple
 from flank_ops.config.model import Config
 from flank_ops.executors.cleanup import dead_run_hook
 from flank_ops.fileio import PUBLIC_FILE_MODE, atomic_write_bytes, atomic_write_text, public_folder
+from flank_ops.hints import flank_command
 from flank_ops.humanize import page_zone
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.site import layout, remote_tasks
@@ -489,6 +490,7 @@ def _write_pipeline_index(
             url,
             project_name=project,
             pipeline=name,
+            start_command=flank_command("run", None if paths.local else project, name, on_page=True),
             config=pv.config,
             next_runs=pv.next_runs,
             dag=dag,

@@ -259,3 +259,13 @@ def test_a_detached_run_that_did_not_start_hints_the_users_own_command(tmp_path:
         assert want in proc.stderr.splitlines()[1], proc.stderr
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_working_copys_pipeline_page_says_how_to_start_it_there(tmp_path: Path) -> None:
+    # the page's hint must work where the page is (a working copy: --local), not name a VM project
+    repo = make_repo(tmp_path / "myproj", {"flank.yml": YML})
+    run_flank("run", "--local", "nightly", cwd=repo, check=True)
+    (page,) = [p for p in (repo / ".flank" / "site").rglob("index.html") if p.parent.name == "nightly"]
+    text = page.read_text()
+    assert "Start it with <code>flank run --local nightly</code>" in text
+    assert "flank run myproj nightly" not in text
