@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol, TextIO
@@ -482,34 +482,61 @@ def run_pipeline(
 
     # From the moment the record exists (flank cancel can find it) a SIGTERM is recorded, whatever
     # stage the run is at: one that comes while the record is being created is noted, then raised.
-    global _stop_signal
-    _stop_signal = _StopSignal()
-    old_term = signal.signal(signal.SIGTERM, _stop_signal)
-    try:
+    with _stops_recorded():
         run_id, run_dir, record = records.create_run(
             paths,
             pipeline.name,
             lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs, params),
         )
-        try:
-            _stop_signal.arm()
-            if on_run_id is not None:
-                on_run_id(run_id)
-            with steps.vm_busy(paths, out):
-                if request.alongside:
-                    outcome = _execute(context, steps, record, run_dir, selected, out, forced)
-                else:
-                    outcome = _start_or_wait(context, steps, record, run_dir, selected, out, forced)
-        except (Stopped, KeyboardInterrupt):
-            _stop_signal.disarm()
-            outcome = _stopped_outside_make(deployed, record, run_dir)
-    finally:
-        _stop_signal.disarm()
-        signal.signal(signal.SIGTERM, old_term)
+        start = _execute if request.alongside else _start_or_wait
+        outcome = _run_stoppable(
+            lambda: start(context, steps, record, run_dir, selected, out, forced),
+            context,
+            steps,
+            record,
+            run_dir,
+            out,
+            on_run_id,
+        )
 
     # Outside the lock: a slow mail server must not make the next trigger skip.
     steps.finished(context, record)
     return outcome
+
+
+@contextlib.contextmanager
+def _stops_recorded() -> Iterator[None]:
+    """While it lasts, a SIGTERM is the run's stop (_StopSignal), armed by _run_stoppable."""
+    global _stop_signal
+    _stop_signal = _StopSignal()
+    old_term = signal.signal(signal.SIGTERM, _stop_signal)
+    try:
+        yield
+    finally:
+        _stop_signal.disarm()
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _run_stoppable(
+    go: Callable[[], Outcome],
+    context: RunContext,
+    steps: RunSteps,
+    record: RunRecord,
+    run_dir: Path,
+    out: TextIO,
+    on_run_id: Callable[[int], None] | None,
+) -> Outcome:
+    """`go` (the run, or the resumed run, from its recorded start) with SIGTERM armed and the VM
+    held busy; a stop before make started (or after it ended) is recorded as such."""
+    try:
+        _stop_signal.arm()
+        if on_run_id is not None:
+            on_run_id(record.run_id)
+        with steps.vm_busy(context.deployed.paths, out):
+            return go()
+    except (Stopped, KeyboardInterrupt):
+        _stop_signal.disarm()
+        return _stopped_outside_make(context.deployed, record, run_dir)
 
 
 def _mark_dead_runs(paths: ProjectPaths, pipeline: str, steps: RunSteps) -> None:
@@ -579,35 +606,28 @@ def resume_pipeline(
     pipeline = find_pipeline(deployed.config, record.pipeline, paths)
     context = run_context(deployed, pipeline)
     lock = paths.lock_file("run", pipeline.name)
-    global _stop_signal
-    _stop_signal = _StopSignal()
-    old_term = signal.signal(signal.SIGTERM, _stop_signal)
-    try:
-        with locked(lock, blocking=False) as got:
-            if not got:
-                other = next((r for r in records.find_running(paths, pipeline.name)), None)
-                who = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
-                raise UserError(
-                    f"{who} is running: {pipeline.name} #{record.run_id} can be resumed once it has finished",
-                    "its jobs on the cluster go on meanwhile",
-                )
-            from flank_ops.store.reopen import reopen
+    with _stops_recorded(), locked(lock, blocking=False) as got:
+        if not got:
+            other = next((r for r in records.find_running(paths, pipeline.name)), None)
+            who = f"{pipeline.name} #{other.run_id}" if other else f"another run of {pipeline.name}"
+            raise UserError(
+                f"{who} is running: {pipeline.name} #{record.run_id} can be resumed once it has finished",
+                "its jobs on the cluster go on meanwhile",
+            )
+        from flank_ops.store.reopen import reopen
 
-            left = reopen(paths, run_dir, record)
-            # a task that had a job on a cluster is started whatever the plan says: it re-attaches to it
-            attach = frozenset(n for n in left if record.tasks[n].executor)
-            try:
-                _stop_signal.arm()
-                if on_run_id is not None:
-                    on_run_id(record.run_id)
-                with steps.vm_busy(paths, out):
-                    outcome = _execute(context, steps, record, run_dir, left, out, attach, resumed=True)
-            except (Stopped, KeyboardInterrupt):
-                _stop_signal.disarm()
-                outcome = _stopped_outside_make(deployed, record, run_dir)
-    finally:
-        _stop_signal.disarm()
-        signal.signal(signal.SIGTERM, old_term)
+        left = reopen(paths, run_dir, record)
+        # a task that had a job on a cluster is started whatever the plan says: it re-attaches to it
+        attach = frozenset(n for n in left if record.tasks[n].executor)
+        outcome = _run_stoppable(
+            lambda: _execute(context, steps, record, run_dir, left, out, attach, resumed=True),
+            context,
+            steps,
+            record,
+            run_dir,
+            out,
+            on_run_id,
+        )
     steps.finished(context, record)
     return outcome
 
