@@ -489,15 +489,11 @@ def run_pipeline(
             lambda run_id: new_record(deployed, pipeline, run_id, trigger, request, selected, jobs, params),
         )
         start = _execute if request.alongside else _start_or_wait
-        outcome = _run_stoppable(
-            lambda: start(context, steps, record, run_dir, selected, out, forced),
-            context,
-            steps,
-            record,
-            run_dir,
-            out,
-            on_run_id,
-        )
+
+        def go() -> Outcome:
+            return start(context, steps, record, run_dir, selected, out, forced)
+
+        outcome = _run_stoppable(go, context, steps, record, run_dir, out, on_run_id)
 
     # Outside the lock: a slow mail server must not make the next trigger skip.
     steps.finished(context, record)
@@ -619,15 +615,11 @@ def resume_pipeline(
         left = reopen(paths, run_dir, record)
         # a task that had a job on a cluster is started whatever the plan says: it re-attaches to it
         attach = frozenset(n for n in left if record.tasks[n].executor)
-        outcome = _run_stoppable(
-            lambda: _execute(context, steps, record, run_dir, left, out, attach, resumed=True),
-            context,
-            steps,
-            record,
-            run_dir,
-            out,
-            on_run_id,
-        )
+
+        def go() -> Outcome:
+            return _execute(context, steps, record, run_dir, left, out, attach, resumed=True)
+
+        outcome = _run_stoppable(go, context, steps, record, run_dir, out, on_run_id)
     steps.finished(context, record)
     return outcome
 
