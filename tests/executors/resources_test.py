@@ -111,6 +111,8 @@ def test_memory_per_attempt_is_reserved_and_recorded_attempt_by_attempt(
         # the first attempt ran beside `hold` (10M fits); the second waits for `hold`'s memory
         wait_for(lambda: "waiting for memory" in _log_or_empty(1, "fit"), "fit's second attempt to wait for memory")
         assert task_status(1, "hold") == "running"
+        # the launcher says it in the log, then in its result: wait for the result too
+        wait_for(lambda: task_status(1, "fit") == "queued", "fit's result to say it is queued")
         waiting = json.loads((runs_dir() / "1" / "tasks" / "fit.json").read_text())
         assert waiting["status"] == "queued" and waiting["memory_mb"] == big
         assert f"attempt 2 needs {size_text(big)}" in log_of(1, "fit")
