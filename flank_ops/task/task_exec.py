@@ -3,6 +3,11 @@
     flank-task SPEC_FILE RUN_DIR          (the compiled task_exec.c)
     python -m flank_ops _task SPEC_FILE RUN_DIR   (this module: no C compiler)
 
+SPEC_FILE is a file of its own, or an entry of a plan's specs file: `plan/nightly.tasks/model.spec`
+where `plan/nightly.tasks` is one file holding every spec of the plan (see encode_specs_file). Every
+reader of a spec (both launchers, the checked launcher, the executors, matrix_from's cells) takes
+either; a run writes one file for all its tasks instead of one each (issue 22).
+
 Both do the same; task_exec.c is the one that normally runs (a Python interpreter
 per task would cost ~10x plain make on a DAG of small tasks). Keep them in step.
 
@@ -110,13 +115,103 @@ def encode_spec(spec: TaskSpec) -> bytes:
         pairs.append(("group", spec.group))
     if spec.max_parallel:
         pairs.append(("max_parallel", str(int(spec.max_parallel))))
-    out = bytearray()
-    for key, value in pairs:
-        raw = value.encode("utf-8", "surrogateescape")
-        if b"\0" in raw:
-            raise ValueError(f"task {spec.task!r}: {key} contains a NUL character")
-        out += key.encode() + b"\0" + raw + b"\0"
-    return bytes(out)
+    # one join and one encode (a 500-task run's specs carry ~20,000 pairs: issue 22)
+    data = "".join([f"{key}\0{value}\0" for key, value in pairs]).encode("utf-8", "surrogateescape")
+    if data.count(b"\0") != 2 * len(pairs):
+        key = next(key for key, value in pairs if "\0" in value)
+        raise ValueError(f"task {spec.task!r}: {key} contains a NUL character")
+    return data
+
+
+# --- a plan's specs in one file -------------------------------------------------------
+#
+#   flank-specs\0 1\0 <index length>\0 <index> <contents>
+#   index: (<name>\0 <offset>\0 <length>\0)* — an entry's bytes at <offset> from the index's end
+#
+# A launcher reads the header and index (one read for a few thousand tasks) and then its own entry:
+# never the whole file. `<file>/<name>` reads entry <name>, as a path into a folder would.
+
+SPECS_FILE_MAGIC = b"flank-specs\0"
+SPECS_FILE_FORMAT = b"1"
+SPECS_FILE_FIRST_READ = 16384  # the header and index of ~700 tasks in one read (task_exec.c reads as much)
+
+
+def encode_specs_file(entries: dict[str, bytes]) -> bytes:
+    """One file holding many specs (and other small files: a matrix_from: task's cells spec), by name."""
+    index = bytearray()
+    offset = 0
+    for name, data in entries.items():
+        if not name or "/" in name or "\0" in name:
+            raise ValueError(f"bad name for a specs file entry: {name!r}")
+        index += f"{name}\0{offset}\0{len(data)}\0".encode()
+        offset += len(data)
+    header = SPECS_FILE_MAGIC + SPECS_FILE_FORMAT + b"\0" + str(len(index)).encode() + b"\0"
+    return b"".join([header, bytes(index), *entries.values()])
+
+
+def _specs_file_index(fd: int, path: str) -> tuple[dict[str, tuple[int, int]], bytes, int]:
+    """-> ({name: (start, length)} with absolute starts, the bytes read from the file's start, the
+    contents' start). Raises ValueError for a file that is not a specs file."""
+    head = os.pread(fd, SPECS_FILE_FIRST_READ, 0)
+    if not head.startswith(SPECS_FILE_MAGIC):
+        raise ValueError(f"{path} is not a flank specs file")
+    parts = head[len(SPECS_FILE_MAGIC) :].split(b"\0", 2)
+    if len(parts) < 3 or parts[0] != SPECS_FILE_FORMAT or not parts[1].isdigit():
+        raise ValueError(f"{path} is not a flank specs file this flank reads (regenerate it with a push)")
+    index_start = len(SPECS_FILE_MAGIC) + len(parts[0]) + len(parts[1]) + 2
+    contents = index_start + int(parts[1])
+    if len(head) < contents:
+        head += os.pread(fd, contents - len(head), len(head))
+    fields = head[index_start:contents].split(b"\0")[:-1]
+    if len(fields) % 3:
+        raise ValueError(f"{path} is truncated (regenerate it with a push)")
+    index = {
+        fields[i].decode("utf-8", "surrogateescape"): (contents + int(fields[i + 1]), int(fields[i + 2]))
+        for i in range(0, len(fields), 3)
+    }
+    return index, head, contents
+
+
+def specs_file_names(path: str) -> list[str]:
+    """The names of a specs file's entries, in its order. Raises OSError / ValueError."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return list(_specs_file_index(fd, path)[0])
+    finally:
+        os.close(fd)
+
+
+def read_spec_bytes(spec_path: str) -> bytes:
+    """A spec as stored: the file `spec_path`, or entry `<name>` of the specs file `<file>/<name>`.
+    Raises OSError / ValueError."""
+    try:
+        with open(spec_path, "rb") as f:
+            return f.read()
+    except NotADirectoryError:
+        pass
+    folder, _, name = spec_path.rpartition("/")
+    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        index, head, _ = _specs_file_index(fd, folder)
+        if name not in index:
+            raise ValueError(f"{folder} has no entry {name} (regenerate it with a push)")
+        start, length = index[name]
+        data = head[start : start + length]
+        if len(data) < length:
+            data = os.pread(fd, length, start)
+        if len(data) != length:
+            raise ValueError(f"{folder} is truncated (regenerate it with a push)")
+        return data
+    finally:
+        os.close(fd)
+
+
+def specs_beside(spec_path: str) -> dict[str, str]:
+    """The task specs beside `spec_path` (in its folder, or its specs file) by name (`<target>.spec`)
+    -> the path each is read by, sorted by name; every spec a plan holds. Raises OSError / ValueError."""
+    folder = os.path.dirname(spec_path)
+    names = os.listdir(folder) if os.path.isdir(folder) else specs_file_names(folder)
+    return {name: os.path.join(folder, name) for name in sorted(names) if name.endswith(".spec")}
 
 
 def decode_spec(data: bytes) -> TaskSpec:
@@ -597,8 +692,7 @@ def read_spec_file(spec_path: str) -> TaskSpec | None:
     """A task spec file as every launcher reads it (this one, the checked launcher, the executors);
     None, with one line on stderr, when it cannot be read or names a task no file may be called."""
     try:
-        with open(spec_path, "rb") as f:
-            spec = decode_spec(f.read())
+        spec = decode_spec(read_spec_bytes(spec_path))
     except (OSError, ValueError) as exc:
         print(f"flank-task: cannot read the task spec {spec_path}: {exc}", file=sys.stderr)
         return None

@@ -13,7 +13,15 @@ import pytest
 
 from flank_ops.run.makefile import direct_argv
 from flank_ops.task import launcher
-from flank_ops.task.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
+from flank_ops.task.task_exec import (
+    SecretMasker,
+    TaskSpec,
+    decode_spec,
+    encode_spec,
+    encode_specs_file,
+    read_spec_bytes,
+    specs_file_names,
+)
 from helpers.launchers import Launch, launch, launcher_argv  # noqa: F401 - fixtures: both launchers
 from helpers.waiting import process_gone, wait_for
 
@@ -252,6 +260,49 @@ def test_stop_ends_the_task_process_tree(launch: Launch) -> None:
             proc.kill()
     for pid in _tree_pids(launch.cwd):
         wait_for(lambda: process_gone(pid), f"process {pid} to be gone", timeout=10.0)
+
+
+def test_a_spec_is_read_from_its_plans_one_file_of_specs(launch: Launch, tmp_path: Path) -> None:
+    """issue 22: a plan's specs are one file; `<file>/<name>` is a task's, as a path into a folder.
+    1,000 of them: an index longer than a launcher's first read, the entry read on its own."""
+    names = ["first", *(f"filler{i}" for i in range(1000)), "last"]
+    specs = {
+        f"{name}.spec": encode_spec(
+            TaskSpec(task=name, command=f"echo {name} $V", cwd=str(launch.cwd), env=(("V", name),))
+        )
+        for name in names
+    }
+    (tmp_path / "p.tasks").write_bytes(encode_specs_file(specs))
+    for name in ("first", "last"):
+        proc = subprocess.run([*launch.argv, str(tmp_path / "p.tasks" / f"{name}.spec"), str(launch.run_dir)])
+        assert proc.returncode == 0
+        assert launch.log(name) == f"{name} {name}\n".encode()
+        assert launch.result(name)["status"] == "success"
+    assert sorted(p.name for p in (launch.run_dir / "tasks").iterdir()) == ["first.json", "last.json"]
+
+
+def test_a_spec_its_file_of_specs_lacks_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
+    (tmp_path / "p.tasks").write_bytes(
+        encode_specs_file({"a.spec": encode_spec(TaskSpec(task="a", command="true", cwd="/"))})
+    )
+    proc = subprocess.run(
+        [*launcher_argv, str(tmp_path / "p.tasks" / "gone.spec"), str(tmp_path / "run")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert f"{tmp_path / 'p.tasks'} has no entry gone.spec (regenerate it with a push)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_a_large_file_of_specs_is_read_past_its_first_read(tmp_path: Path) -> None:
+    names = [f"task{i}.spec" for i in range(3000)]  # an index longer than the first read
+    specs = {
+        name: encode_spec(TaskSpec(task=name[:-5], command="x" * (i % 50), cwd="/")) for i, name in enumerate(names)
+    }
+    (tmp_path / "p.tasks").write_bytes(encode_specs_file(specs))
+    assert specs_file_names(str(tmp_path / "p.tasks")) == names
+    for name in (names[0], names[1500], names[-1]):
+        assert read_spec_bytes(str(tmp_path / "p.tasks" / name)) == specs[name]
 
 
 def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
