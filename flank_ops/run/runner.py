@@ -840,6 +840,8 @@ def _execute(
                             asked = time.monotonic()
                         continue
                     _print_progress(record, changed, printed, out)
+                    if make_exit is not None:
+                        break  # the final record is written at once: no progress write before it
                     failure = _save_progress(run_dir, record)
                     if failure is not None:  # e.g. a full disk: keep running, report once
                         if write_failed is None:
