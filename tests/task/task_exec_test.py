@@ -3,6 +3,7 @@ driven as make drives it: `LAUNCHER SPEC_FILE RUN_DIR`, real processes, real fil
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -389,6 +390,24 @@ def test_launcher_is_compiled_once_into_the_user_cache(monkeypatch: pytest.Monke
     built = Path(first[0]).stat().st_mtime_ns
     assert launcher.task_launcher_argv() == first
     assert Path(first[0]).stat().st_mtime_ns == built
+
+
+@pytest.mark.slow
+def test_with_musl_the_launcher_is_built_without_glibcs_start_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """issue 22: glibc's start-up asks the CPU its cache sizes (~70 CPUID traps on a VM, ~0.55 ms a task);
+    musl's asks nothing. A binary of its own name: installing musl-tools later builds it again."""
+    if shutil.which("musl-gcc") is None:
+        pytest.skip("musl-gcc is not installed (apt-get install musl-tools)")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    [binary] = launcher.task_launcher_argv()
+    assert Path(binary).name.startswith("flank-task-musl-")
+    assert b"GLIBC_TUNABLES" not in Path(binary).read_bytes()  # no glibc in it
+    spec = TaskSpec(task="t", command="echo musl", cwd=str(tmp_path), argv=("echo", "musl"))
+    (tmp_path / "t.spec").write_bytes(encode_spec(spec))
+    assert subprocess.run([binary, str(tmp_path / "t.spec"), str(tmp_path / "run")]).returncode == 0
+    assert (tmp_path / "run" / "logs" / "t.log").read_text() == "musl\n"
 
 
 def test_without_a_compiler_the_python_launcher_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
