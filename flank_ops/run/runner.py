@@ -300,9 +300,11 @@ def run_params(paths: ProjectPaths, pipeline: Pipeline, request: RunRequest) -> 
 def sub_pipeline(pipeline: Pipeline, selected: list[str]) -> Pipeline:
     """The pipeline cut down to `selected`: needs outside the selection count as done."""
     chosen = set(selected)
-    tasks = {
-        n: replace(t, needs=tuple(d for d in t.needs if d in chosen)) for n, t in pipeline.tasks.items() if n in chosen
-    }
+    tasks = {}
+    for name, task in pipeline.tasks.items():
+        if name in chosen:
+            needs = tuple(d for d in task.needs if d in chosen)
+            tasks[name] = task if needs == task.needs else replace(task, needs=needs)  # replace: ~10 µs a task
     return replace(pipeline, tasks=tasks)
 
 
