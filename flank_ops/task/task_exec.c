@@ -706,16 +706,36 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static void write_result(const char *run_dir, const struct spec *spec, const char *body) {
+/* tasks/<task>.json, whole: written to a temp file and renamed over the last one, so a reader never
+ * mixes two. The first of a run folder (`fresh`, none there yet) is written straight to its name: a
+ * reader finds no file, an empty or partial one (not JSON: read as not started yet, as
+ * records.read_task_result says) or the whole; a rename less a task, renames that wait on the
+ * folder's lock while the other job slot creates its files (issue 22). */
+static void write_result(const char *run_dir, const struct spec *spec, const char *body, int fresh) {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/tasks/%s.json", run_dir, spec->task);
+    size_t len = strlen(body);
+    if (fresh) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            int failed = write_all(fd, body, len) < 0;
+            if (close(fd) < 0) failed = 1;
+            if (!failed) return;
+            int saved = errno;
+            unlink(path);
+            die("cannot write %s: %s", path, strerror(saved));
+        }
+        if (errno != EEXIST) die("cannot write %s: %s", path, strerror(errno));
+    }
     snprintf(tmp, sizeof tmp, "%s/tasks/.%s.json.%d.tmp", run_dir, spec->task, (int)getpid());
-    FILE *f = fopen(tmp, "we");
-    if (!f) die("cannot write %s: %s", tmp, strerror(errno));
-    fputs(body, f);
-    if (fclose(f) != 0) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) die("cannot write %s: %s", tmp, strerror(errno));
+    int failed = write_all(fd, body, len) < 0;
+    if (close(fd) < 0) failed = 1;
+    if (failed) {
+        int saved = errno;
         unlink(tmp);
-        die("cannot write %s: %s", tmp, strerror(errno));
+        die("cannot write %s: %s", tmp, strerror(saved));
     }
     if (rename(tmp, path) < 0) {
         unlink(tmp);
@@ -858,7 +878,7 @@ static void hold_memory(const struct spec *spec, int attempt, struct task_log *l
         if (fits) {
             if (said) {
                 char *running = format_running(spec, attempt, started_at, NULL);
-                write_result(run_dir, spec, running);
+                write_result(run_dir, spec, running, 0);
                 free(running);
             }
             return;
@@ -874,7 +894,7 @@ static void hold_memory(const struct spec *spec, int attempt, struct task_log *l
                      need, others, all);
             log_line(log, "flank: %s\n", reason);
             char *queued = format_running(spec, attempt, started_at, reason);
-            write_result(run_dir, spec, queued);
+            write_result(run_dir, spec, queued, 0);
             free(queued);
         }
         sleep_s(0.5);
@@ -951,7 +971,7 @@ int main(int argc, char **argv) {
 
     for (attempt = 1; attempt <= attempts_allowed; attempt++) {
         char *running = format_running(&spec, attempt, started_at, NULL);
-        write_result(run_dir, &spec, running);
+        write_result(run_dir, &spec, running, attempt == 1);
         free(running);
         if (attempt > 1) {
             log_line(&log, "flank: attempt %d of %d after %gs\n", attempt, attempts_allowed, delay);
@@ -994,7 +1014,7 @@ int main(int argc, char **argv) {
     iso_now(ended_at, sizeof ended_at);
     const char *status = o.timed_out ? "timed_out" : (o.exit_code == 0 ? "success" : "failed");
     char *final = format_final(&spec, status, attempt, &o, started_at, ended_at, mono_now() - t0, peak);
-    write_result(run_dir, &spec, final);
+    write_result(run_dir, &spec, final, 0);
     free(final);
     close(log.fd);
     if (o.timed_out) return EXIT_TIMED_OUT;

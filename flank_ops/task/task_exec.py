@@ -332,8 +332,23 @@ class AttemptOutcome(NamedTuple):
     reaped: bool = True  # False: the task's exit was never seen (exit_code means nothing)
 
 
-def _write_result(run_dir: str, task: str, result: dict) -> None:
+def _write_result(run_dir: str, task: str, result: dict, fresh: bool = False) -> None:
+    """tasks/<task>.json, whole: a temp file renamed over the last one, so a reader never mixes two.
+    `fresh` (the first of a run folder, none there yet): straight to its name, as task_exec.c says why."""
     path = os.path.join(run_dir, "tasks", f"{task}.json")
+    if fresh:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                with open(fd, "w", encoding="utf-8") as f:
+                    f.write(json.dumps(result) + "\n")
+            except BaseException:
+                os.unlink(path)
+                raise
+            return
     tmp = os.path.join(run_dir, "tasks", f".{task}.json.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
@@ -559,7 +574,7 @@ def launch(
             **_attempt_memory(spec, attempt),
             **(extra or {}),
         }
-        _write_result(run_dir, spec.task, running)
+        _write_result(run_dir, spec.task, running, fresh=attempt == 1)
         if attempt > 1:
             _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)

@@ -306,6 +306,16 @@ def test_a_large_file_of_specs_is_read_past_its_first_read(tmp_path: Path) -> No
         assert read_spec_bytes(str(tmp_path / "p.tasks" / name)) == specs[name]
 
 
+def test_a_task_started_again_in_its_run_folder_replaces_its_result_whole(launch: Launch) -> None:
+    """The first result of a run folder goes straight to its name (issue 22: a rename less a task); a
+    task started again there (make by hand, a resumed run) replaces the old one through a temp file."""
+    assert launch.run("exit 3").returncode == 3
+    assert launch.result()["status"] == "failed"
+    assert launch.run("true").returncode == 0
+    assert (launch.result()["status"], launch.result()["exit_code"]) == ("success", 0)
+    assert sorted(p.name for p in (launch.run_dir / "tasks").iterdir()) == ["t.json"]  # no temp file left
+
+
 def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
     proc = subprocess.run(
         [*launcher_argv, str(tmp_path / "missing.spec"), str(tmp_path / "run")],
