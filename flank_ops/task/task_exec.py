@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import select
@@ -93,7 +94,7 @@ class TaskSpec(NamedTuple):
 
 
 def encode_spec(spec: TaskSpec) -> bytes:
-    pairs: list[tuple[str, str]] = [
+    head: list[tuple[str, str]] = [
         ("format", SPEC_FORMAT),
         ("task", spec.task),
         ("command", spec.command),
@@ -103,24 +104,31 @@ def encode_spec(spec: TaskSpec) -> bytes:
         ("timeout_s", repr(float(spec.timeout_s or 0))),
         ("kill_grace_s", repr(float(spec.kill_grace_s))),
     ]
-    pairs += [("argv", word) for word in spec.argv]
-    pairs += [("env", f"{k}={v}") for k, v in spec.env]
+    head += [("argv", word) for word in spec.argv]
+    tail: list[tuple[str, str]] = []  # after the env pairs
     if spec.executor != "local" or spec.memory_mb or spec.cpus:
-        pairs += [("executor", spec.executor), ("memory_mb", str(int(spec.memory_mb))), ("cpus", str(int(spec.cpus)))]
-        pairs += [("option", f"{k}={v}") for k, v in spec.options]
-        pairs += [("memory_attempt_mb", str(int(mb))) for mb in spec.memory_per_attempt_mb]
+        tail += [("executor", spec.executor), ("memory_mb", str(int(spec.memory_mb))), ("cpus", str(int(spec.cpus)))]
+        tail += [("option", f"{k}={v}") for k, v in spec.options]
+        tail += [("memory_attempt_mb", str(int(mb))) for mb in spec.memory_per_attempt_mb]
         if spec.queue_timeout_s:
-            pairs.append(("queue_timeout_s", repr(float(spec.queue_timeout_s))))
+            tail.append(("queue_timeout_s", repr(float(spec.queue_timeout_s))))
     if spec.group:  # issue 26: a matrix instance (its task: a Slurm job array groups them)
-        pairs.append(("group", spec.group))
+        tail.append(("group", spec.group))
     if spec.max_parallel:
-        pairs.append(("max_parallel", str(int(spec.max_parallel))))
-    # one join and one encode (a 500-task run's specs carry ~20,000 pairs: issue 22)
-    data = "".join([f"{key}\0{value}\0" for key, value in pairs]).encode("utf-8", "surrogateescape")
-    if data.count(b"\0") != 2 * len(pairs):
-        key = next(key for key, value in pairs if "\0" in value)
+        tail.append(("max_parallel", str(int(spec.max_parallel))))
+    # one join and one encode, the env pairs made once for the tasks that share them (issue 22: a
+    # 500-task run's specs carry ~20,000 pairs, mostly the same environment)
+    text = "".join([f"{key}\0{value}\0" for key, value in head]) + _env_text(spec.env)
+    data = (text + "".join([f"{key}\0{value}\0" for key, value in tail])).encode("utf-8", "surrogateescape")
+    if data.count(b"\0") != 2 * (len(head) + len(spec.env) + len(tail)):
+        key = next((key for key, value in head + tail if "\0" in value), "env")
         raise ValueError(f"task {spec.task!r}: {key} contains a NUL character")
     return data
+
+
+@functools.lru_cache(maxsize=16)
+def _env_text(env: tuple[tuple[str, str], ...]) -> str:
+    return "".join([f"env\0{name}={value}\0" for name, value in env])
 
 
 # --- a plan's specs in one file -------------------------------------------------------
