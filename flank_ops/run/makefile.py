@@ -408,6 +408,8 @@ def _write_specs(
         options = task.executor_options(executor, slurm_options or {})  # issue 26: the task's own win
         entries[f"{make_target(name)}{SPEC_SUFFIX}"] = _spec_bytes(task, release_dir, project_env, executor, options)
     specs_file.parent.mkdir(parents=True, exist_ok=True)
+    if specs_file.is_dir() and not specs_file.is_symlink():
+        shutil.rmtree(specs_file)  # a folder of a file a task: an older flank's plan, resumed (--resume)
     fd = os.open(specs_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     with open(fd, "wb") as f:
         f.write(encode_specs_file(entries))

@@ -286,6 +286,17 @@ def test_a_run_plan_is_its_makefile_and_one_file_of_specs(paths: ProjectPaths, t
         )
 
 
+def test_a_resumed_run_replaces_the_older_plans_folder_of_specs(paths: ProjectPaths, tmp_path: Path) -> None:
+    """A run an older flank planned (a spec file a task, in a folder) and this one resumes."""
+    p = pipeline("nightly", a=task("a", "echo a"))
+    old = tmp_path / "runs" / "1" / "plan" / "nightly.tasks"
+    old.mkdir(parents=True)
+    (old / "a.spec").write_bytes(b"an older flank's")
+    makefile.write_run_plan(tmp_path / "runs" / "1", p, Config(pipelines={"nightly": p}), paths.dir)
+    assert old.is_file()
+    assert read_spec_bytes(f"{old}/a.spec") == encode_spec(makefile.task_spec(p.tasks["a"], paths.dir, {}))
+
+
 def test_make_command(paths: ProjectPaths) -> None:
     mk = Path("/x/p.mk")
     argv = makefile.make_command(mk, Path("/runs/p/7"), 3, [])
