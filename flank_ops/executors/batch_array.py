@@ -28,6 +28,7 @@ from flank_ops.config.model import Config, Task, make_target
 from flank_ops.executors.base import JobRequest
 from flank_ops.fileio import atomic_write_json
 from flank_ops.incremental.plan import RUN
+from flank_ops.task.task_exec import specs_beside
 
 ENV_CELLS_URL = "FLANK_CELLS_URL"
 CELL_VARIABLES = ("FLANK_TASK",)  # besides FLANK_MATRIX_*: what is the cell's own
@@ -48,12 +49,15 @@ def members(job: JobRequest, config: Config | None, task: Task) -> list[str]:
     pipeline = job.env.get("FLANK_PIPELINE", "")
     if config is None or not task.group or task.max_parallel or pipeline not in config.pipelines or not job.spec_path:
         return []
-    spec_file = Path(job.spec_path)
-    suffix = spec_file.name[len(make_target(job.task)) :]
+    suffix = Path(job.spec_path).name[len(make_target(job.task)) :]
     checks = Path(job.check_path).parent if job.check_path else None
+    try:
+        beside = specs_beside(job.spec_path)
+    except (OSError, ValueError):
+        return []
     found = []
     for name in config.pipelines[pipeline].instances_of(task.group):
-        if not (spec_file.parent / f"{make_target(name)}{suffix}").exists():
+        if f"{make_target(name)}{suffix}" not in beside:
             continue  # not started in this run (up to date, not selected)
         if checks is not None and _check_mode(checks / f"{name}.json") != RUN:
             continue

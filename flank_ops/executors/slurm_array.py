@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flank_ops.executors.base import BackendError, JobRequest
-from flank_ops.task.task_exec import TaskSpec, read_spec_file
+from flank_ops.task.task_exec import TaskSpec, read_spec_file, specs_beside
 
 if TYPE_CHECKING:
     from flank_ops.executors.slurm import SlurmBackend
@@ -56,11 +56,14 @@ def array_cells(spec: TaskSpec, spec_path: str) -> list[TaskSpec] | None:
     they can go as one array; None when not (one instance, different resources, a checked instance)."""
     if not spec.group or spec.executor != "slurm":
         return None
-    folder = Path(spec_path).parent
-    checks = folder.parent / "checks"
+    checks = Path(spec_path).parent.parent / "checks"
     cells = []
-    for path in sorted(folder.glob("*.spec")):
-        other = spec if path == Path(spec_path) else read_spec_file(str(path))
+    try:
+        beside = specs_beside(spec_path)
+    except (OSError, ValueError):
+        return None
+    for path in beside.values():
+        other = spec if path == spec_path else read_spec_file(path)
         if other is None or other.group != spec.group:
             continue
         if not _shares_resources(spec, other) or (checks / f"{other.task}.json").exists():

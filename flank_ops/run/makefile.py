@@ -2,10 +2,13 @@
 
 For each pipeline, `pipelines/<p>.mk` has one .PHONY target per task with its
 `needs:` as prerequisites, and one recipe line per task that starts the task
-launcher (launcher.py) on the task's spec file:
+launcher (launcher.py) on the task's spec:
 
     model: transform
         @$(FLANK_LAUNCHER) $(FLANK_SPECS)/model.spec $(RUN_DIR)
+
+$(FLANK_SPECS) is one file holding every task's spec (`pipelines/<p>.tasks`, a run's
+`plan/<p>.tasks`); `$(FLANK_SPECS)/model.spec` is a path into it (task_exec.py).
 
 No task content ever enters make syntax: commands, directories and env values
 live only in the spec files (NUL-separated, see task_exec.py), and appear in the
@@ -371,7 +374,7 @@ def executor_entry_argv() -> list[str]:
 
 
 def _write_specs(
-    specs_dir: Path,
+    specs_file: Path,
     pipeline: Pipeline,
     release_dir: Path,
     project_env: dict[str, str],
@@ -379,7 +382,14 @@ def _write_specs(
     slurm_options: dict[str, str] | None = None,
     cells_run: dict[str, Any] | None = None,
 ) -> None:
-    specs_dir.mkdir(parents=True, exist_ok=True)
+    """Every task's spec in one file, `specs_file` (issue 22: a file a task cost a 500-task run ~30 ms
+    and more on a busy disk): the Makefile names a task's as `$(FLANK_SPECS)/<target>.spec`, a path
+    into it that every reader of a spec takes (task_exec.py's read_spec_bytes). Written straight,
+    with no temp file and no fsync: the file is new, and published only once complete (a symlink
+    swap, or the run's own plan, which nothing reads before make starts)."""
+    from flank_ops.task.task_exec import encode_specs_file
+
+    entries: dict[str, bytes] = {}
     for name, task in pipeline.tasks.items():
         if task.matrix_from:  # issue 26: its instances' specs are written when its cells are read
             cells_spec = {
@@ -391,23 +401,17 @@ def _write_specs(
                 "mode": mode,
                 "run": cells_run,  # a flank run's (incremental runs); None for a Makefile run by hand
             }
-            atomic_write_text(
-                specs_dir / f"{make_target(name)}{CELLS_SPEC_SUFFIX}",
-                json.dumps(cells_spec, indent=1),
-                mode=mode,
-                durable=False,
-            )
+            entries[f"{make_target(name)}{CELLS_SPEC_SUFFIX}"] = json.dumps(cells_spec, indent=1).encode()
             continue
-        # The folder is fresh and published only once complete (a symlink swap, or
-        # the run's own plan), so each file is written straight, with no temp file
-        # and no fsync: those cost ~0.5 ms a task.
-        fd = os.open(
-            specs_dir / f"{make_target(name)}{SPEC_SUFFIX}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode
-        )
-        with open(fd, "wb") as f:
-            executor = pipeline.executor_of(name)
-            options = task.executor_options(executor, slurm_options or {})  # issue 26: the task's own win
-            f.write(_spec_bytes(task, release_dir, project_env, executor, options))
+        executor = pipeline.executor_of(name)
+        options = task.executor_options(executor, slurm_options or {})  # issue 26: the task's own win
+        entries[f"{make_target(name)}{SPEC_SUFFIX}"] = _spec_bytes(task, release_dir, project_env, executor, options)
+    specs_file.parent.mkdir(parents=True, exist_ok=True)
+    if specs_file.is_dir() and not specs_file.is_symlink():
+        shutil.rmtree(specs_file)  # a folder of a file a task: an older flank's plan, resumed (--resume)
+    fd = os.open(specs_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with open(fd, "wb") as f:
+        f.write(encode_specs_file(entries))
 
 
 # --- the contract ------------------------------------------------------------------
@@ -416,8 +420,8 @@ def _write_specs(
 def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path, commit: str | None = None) -> None:
     """Write pipelines/<p>.mk (+ task specs) for every pipeline; remove dropped pipelines' files.
 
-    The specs folder `<p>.tasks` is a symlink to a fresh `.<p>.tasks.<random>`
-    folder, switched in one rename, so the whole set is replaced at once.
+    The specs file `<p>.tasks` is a symlink to a fresh `.<p>.tasks.<random>`
+    file, switched in one rename, so the whole set is replaced at once.
     """
     from flank_ops.task.launcher import task_launcher_argv
 
@@ -426,10 +430,12 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
     pipelines_dir.mkdir(parents=True, exist_ok=True)
     for pipeline in config.pipelines.values():
         link = paths.task_specs_dir(pipeline.name)
-        import tempfile  # here: a run with nothing to start writes no Makefile
+        import tempfile  # here: only a deploy writes these (a run does not load it)
 
-        fresh = Path(tempfile.mkdtemp(dir=pipelines_dir, prefix=f".{link.name}."))
-        fresh.chmod(umasked(0o755))
+        fd, name = tempfile.mkstemp(dir=pipelines_dir, prefix=f".{link.name}.")
+        os.close(fd)
+        fresh = Path(name)
+        fresh.chmod(umasked(0o644))
         _write_specs(fresh, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm)
         if link.is_dir() and not link.is_symlink():
             shutil.rmtree(link)  # an old real folder (never produced by this version)
@@ -449,9 +455,14 @@ def write_pipeline_files(paths: ProjectPaths, config: Config, release_dir: Path,
 
 
 def _remove_old_spec_dirs(pipelines_dir: Path, link_name: str, keep: str) -> None:
+    """Earlier deploys' specs: files, or folders of a file a task (flank before issue 22's one file)."""
     for entry in pipelines_dir.glob(f".{link_name}.*"):
-        if entry.name != keep and entry.is_dir() and not entry.is_symlink():
+        if entry.name == keep or entry.is_symlink():
+            continue
+        if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _remove_dropped_pipelines(paths: ProjectPaths, config: Config) -> None:
@@ -487,7 +498,7 @@ def write_run_plan(
     from flank_ops.task.launcher import task_launcher_argv
 
     plan = Path(run_dir) / PLAN_DIR
-    specs_dir = plan / f"{pipeline.name}.tasks"
+    specs_dir = plan / f"{pipeline.name}.tasks"  # one file (_write_specs)
     if task_env is None:
         _write_specs(
             specs_dir, pipeline, release_dir, declared_env(config.env), slurm_options=config.slurm, cells_run=cells_run

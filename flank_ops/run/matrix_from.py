@@ -43,6 +43,7 @@ from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import makefile
 from flank_ops.store import records
 from flank_ops.store.model import RunRecord, TaskResult, TaskStatus
+from flank_ops.task.task_exec import read_spec_bytes
 
 CELLS_DIR = "cells"  # in the run's plan folder
 MAX_FILE_BYTES = 4 * 1024 * 1024  # MAX_MATRIX_CELLS lines of plain values are far less
@@ -191,7 +192,7 @@ def expanded_pipeline(pipeline: Pipeline, task: Task, release_dir: Path) -> tupl
 def expand(spec_file: Path, run_dir: Path, launcher_argv: list[str]) -> Path | None:
     """Read the cells, write the instances' specs, checks and sub-Makefile -> the sub-Makefile, or
     None when every instance is up to date. Raises UserError."""
-    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    spec = json.loads(read_spec_bytes(str(spec_file)))
     release_dir = Path(spec["release_dir"])
     try:
         config = load_config_file(release_dir / FILENAME)
@@ -361,7 +362,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m flank_ops.run.matrix_from CELLS_SPEC RUN_DIR LAUNCHER...", file=sys.stderr)
         return 2
     spec_file, run_dir, launcher_argv = Path(argv[0]), Path(argv[1]), argv[2:]
-    task = json.loads(spec_file.read_text(encoding="utf-8"))["task"]
+    task = json.loads(read_spec_bytes(str(spec_file)))["task"]
     for sub in ("tasks", "logs"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     try:

@@ -4,7 +4,11 @@ Normally the C launcher (task_exec.c), compiled on first use with `cc -O2` into
 the user's cache, ~/.cache/flank/bin/flank-task-<hash of the source> (shared by
 every FLANK_HOME of the user; XDG_CACHE_HOME is honoured): a new flank version
 with a changed launcher gets a new binary, old Makefiles keep theirs, and a
-deleted cache is rebuilt by the next run. Without a
+deleted cache is rebuilt by the next run. With musl-gcc (Debian's musl-tools) it is
+built against musl instead of glibc (issue 22): glibc's start-up asks the CPU its
+cache sizes, ~70 CPUID instructions, each a trap to the hypervisor on a VM —
+~0.55 ms a task on the 2-core test VM, ten times the rest of the launcher's
+start (bench/overhead.py: a 500-task run's make took ~25% less time). Without a
 C compiler (or with FLANK_TASK_EXEC=python) the pure-Python twin runs instead,
 as `python -m flank_ops _task` — same command line and behaviour, slower per task.
 """
@@ -24,6 +28,7 @@ from flank_ops.paths import Home
 
 SOURCE = Path(__file__).with_name("task_exec.c")
 COMPILERS = ("cc", "gcc", "clang")
+MUSL_COMPILER = "musl-gcc"  # tried first (see above); its binary has a name of its own
 # FLANK_TASK_EXEC=python forces the Python launcher, =c requires the compiled one.
 IMPLEMENTATION_ENV = "FLANK_TASK_EXEC"
 
@@ -42,7 +47,8 @@ def compiled_launcher_path(home: Home | None = None) -> Path:
     the user's cache, or `home`'s own .flank/bin when one is given."""
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
     folder = home.internal_dir / "bin" if home is not None else user_cache_dir() / "bin"
-    return folder / f"flank-task-{digest}"
+    musl = "musl-" if shutil.which(MUSL_COMPILER) else ""  # musl-tools installed later: built again with it
+    return folder / f"flank-task-{musl}{digest}"
 
 
 def find_compiler() -> str | None:
@@ -72,12 +78,17 @@ def build_launcher(home: Home | None = None) -> Path | None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         os.close(fd)
         try:
-            # static when the C library allows it: no dynamic loading per task (~15% of its cost)
-            proc = subprocess.run(
-                [compiler, "-O2", "-static", "-o", tmp, str(SOURCE)],
-                capture_output=True,
-                text=True,
-            )
+            musl = shutil.which(MUSL_COMPILER)
+            proc = None
+            if musl is not None:
+                proc = subprocess.run([musl, "-O2", "-static", "-o", tmp, str(SOURCE)], capture_output=True, text=True)
+            if proc is None or proc.returncode != 0:
+                # static when the C library allows it: no dynamic loading per task (~15% of its cost)
+                proc = subprocess.run(
+                    [compiler, "-O2", "-static", "-o", tmp, str(SOURCE)],
+                    capture_output=True,
+                    text=True,
+                )
             if proc.returncode != 0:
                 proc = subprocess.run(
                     [compiler, "-O2", "-o", tmp, str(SOURCE)],

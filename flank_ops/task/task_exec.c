@@ -9,7 +9,9 @@
  * Why C: make starts this once per task; a Python interpreter per task costs
  * ~10x plain make on a DAG of small tasks, this costs ~1.2-1.7x.
  *
- * SPEC_FILE: NUL-separated key/value pairs written by flank_ops/run/makefile.py:
+ * SPEC_FILE: a file, or `<specs file>/<name>`: entry <name> of a plan's one file of specs
+ * (task_exec.py's encode_specs_file). A spec is NUL-separated key/value pairs written by
+ * flank_ops/run/makefile.py:
  *   task, command, cwd, retries, retry_delay_s, timeout_s (0 = none),
  *   kill_grace_s, argv (repeated: exec directly, no shell), env (repeated, K=V).
  *
@@ -241,22 +243,101 @@ static void open_task_log(struct task_log *log, const char *path) {
 
 /* ---- the spec file ------------------------------------------------------ */
 
-static void read_spec(const char *path, struct spec *spec) {
+static void read_exactly(int fd, char *buf, size_t len, off_t at, const char *path) {
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, at + (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) die("cannot read the task spec %s", path);
+        got += (size_t)n;
+    }
+}
+
+/* Entry `name` of the specs file `file` (task_exec.py's encode_specs_file says the format): the
+ * header and index (and mostly the entry) in one read, then the entry. *len_out: its length. */
+#define SPECS_MAGIC "flank-specs"
+#define SPECS_FIRST_READ 16384
+static char *read_specs_entry(const char *file, const char *name, size_t *len_out) {
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("cannot read the task spec %s/%s: %s", file, name, strerror(errno));
+    size_t size = SPECS_FIRST_READ;
+    char *head = malloc(size + 1);
+    if (!head) die("out of memory");
+    ssize_t n;
+    while ((n = pread(fd, head, size, 0)) < 0 && errno == EINTR) {
+    }
+    if (n < 0) die("cannot read the task spec %s/%s: %s", file, name, strerror(errno));
+    size_t got = (size_t)n;
+    head[got] = '\0';
+    size_t magic = sizeof SPECS_MAGIC; /* with its NUL */
+    if (got < magic + 4 || memcmp(head, SPECS_MAGIC, magic)) die("%s is not a flank specs file", file);
+    char *version = head + magic;
+    char *index_len_text = version + strnlen(version, got - magic) + 1;
+    if (strcmp(version, "1") || index_len_text >= head + got)
+        die("%s is not a specs file this flank reads (regenerate it with a push)", file);
+    char *end = NULL;
+    unsigned long long index_len = strtoull(index_len_text, &end, 10);
+    if (end == index_len_text || *end != '\0') die("%s is truncated (regenerate it with a push)", file);
+    size_t index_start = (size_t)(end + 1 - head);
+    size_t contents = index_start + (size_t)index_len;
+    if (contents > got) { /* a very large index: read the rest of it */
+        head = realloc(head, contents + 1);
+        if (!head) die("out of memory");
+        read_exactly(fd, head + got, contents - got, (off_t)got, file);
+        got = contents;
+        head[got] = '\0';
+    }
+    char *p = head + index_start, *index_end = head + contents;
+    while (p < index_end) {
+        char *entry = p;
+        char *offset_text = entry + strnlen(entry, (size_t)(index_end - entry)) + 1;
+        if (offset_text >= index_end) break;
+        char *length_text = offset_text + strnlen(offset_text, (size_t)(index_end - offset_text)) + 1;
+        if (length_text >= index_end) break;
+        p = length_text + strnlen(length_text, (size_t)(index_end - length_text)) + 1;
+        if (strcmp(entry, name)) continue;
+        size_t start = contents + (size_t)strtoull(offset_text, NULL, 10);
+        size_t len = (size_t)strtoull(length_text, NULL, 10);
+        char *buf = malloc(len + 1);
+        if (!buf) die("out of memory");
+        if (start + len <= got) memcpy(buf, head + start, len);
+        else read_exactly(fd, buf, len, (off_t)start, file);
+        buf[len] = '\0';
+        free(head);
+        close(fd);
+        *len_out = len;
+        return buf;
+    }
+    die("%s has no entry %s (regenerate it with a push)", file, name);
+    return NULL;
+}
+
+/* The spec as stored: the file `path`, or, when `path` is `<specs file>/<name>`, that entry. */
+static char *load_spec(const char *path, size_t *len_out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOTDIR) {
+        const char *slash = strrchr(path, '/');
+        char file[4096];
+        if (!slash || (size_t)(slash - path) >= sizeof file) die("cannot read the task spec %s", path);
+        memcpy(file, path, (size_t)(slash - path));
+        file[slash - path] = '\0';
+        return read_specs_entry(file, slash + 1, len_out);
+    }
     if (fd < 0) die("cannot read the task spec %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0) die("cannot read the task spec %s: %s", path, strerror(errno));
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) die("out of memory");
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) die("cannot read the task spec %s", path);
-        got += (size_t)n;
-    }
+    read_exactly(fd, buf, (size_t)st.st_size, 0, path);
     close(fd);
-    buf[got] = '\0';
+    buf[st.st_size] = '\0';
+    *len_out = (size_t)st.st_size;
+    return buf;
+}
+
+static void read_spec(const char *path, struct spec *spec) {
+    size_t got = 0;
+    char *buf = load_spec(path, &got);
     if (got == 0 || buf[got - 1] != '\0') die("%s is not a flank task spec (regenerate it with a push)", path);
 
     memset(spec, 0, sizeof *spec);
@@ -625,16 +706,36 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static void write_result(const char *run_dir, const struct spec *spec, const char *body) {
+/* tasks/<task>.json, whole: written to a temp file and renamed over the last one, so a reader never
+ * mixes two. The first of a run folder (`fresh`, none there yet) is written straight to its name: a
+ * reader finds no file, an empty or partial one (not JSON: read as not started yet, as
+ * records.read_task_result says) or the whole; a rename less a task, renames that wait on the
+ * folder's lock while the other job slot creates its files (issue 22). */
+static void write_result(const char *run_dir, const struct spec *spec, const char *body, int fresh) {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/tasks/%s.json", run_dir, spec->task);
+    size_t len = strlen(body);
+    if (fresh) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            int failed = write_all(fd, body, len) < 0;
+            if (close(fd) < 0) failed = 1;
+            if (!failed) return;
+            int saved = errno;
+            unlink(path);
+            die("cannot write %s: %s", path, strerror(saved));
+        }
+        if (errno != EEXIST) die("cannot write %s: %s", path, strerror(errno));
+    }
     snprintf(tmp, sizeof tmp, "%s/tasks/.%s.json.%d.tmp", run_dir, spec->task, (int)getpid());
-    FILE *f = fopen(tmp, "we");
-    if (!f) die("cannot write %s: %s", tmp, strerror(errno));
-    fputs(body, f);
-    if (fclose(f) != 0) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) die("cannot write %s: %s", tmp, strerror(errno));
+    int failed = write_all(fd, body, len) < 0;
+    if (close(fd) < 0) failed = 1;
+    if (failed) {
+        int saved = errno;
         unlink(tmp);
-        die("cannot write %s: %s", tmp, strerror(errno));
+        die("cannot write %s: %s", tmp, strerror(saved));
     }
     if (rename(tmp, path) < 0) {
         unlink(tmp);
@@ -777,7 +878,7 @@ static void hold_memory(const struct spec *spec, int attempt, struct task_log *l
         if (fits) {
             if (said) {
                 char *running = format_running(spec, attempt, started_at, NULL);
-                write_result(run_dir, spec, running);
+                write_result(run_dir, spec, running, 0);
                 free(running);
             }
             return;
@@ -793,7 +894,7 @@ static void hold_memory(const struct spec *spec, int attempt, struct task_log *l
                      need, others, all);
             log_line(log, "flank: %s\n", reason);
             char *queued = format_running(spec, attempt, started_at, reason);
-            write_result(run_dir, spec, queued);
+            write_result(run_dir, spec, queued, 0);
             free(queued);
         }
         sleep_s(0.5);
@@ -870,7 +971,7 @@ int main(int argc, char **argv) {
 
     for (attempt = 1; attempt <= attempts_allowed; attempt++) {
         char *running = format_running(&spec, attempt, started_at, NULL);
-        write_result(run_dir, &spec, running);
+        write_result(run_dir, &spec, running, attempt == 1);
         free(running);
         if (attempt > 1) {
             log_line(&log, "flank: attempt %d of %d after %gs\n", attempt, attempts_allowed, delay);
@@ -913,7 +1014,7 @@ int main(int argc, char **argv) {
     iso_now(ended_at, sizeof ended_at);
     const char *status = o.timed_out ? "timed_out" : (o.exit_code == 0 ? "success" : "failed");
     char *final = format_final(&spec, status, attempt, &o, started_at, ended_at, mono_now() - t0, peak);
-    write_result(run_dir, &spec, final);
+    write_result(run_dir, &spec, final, 0);
     free(final);
     close(log.fd);
     if (o.timed_out) return EXIT_TIMED_OUT;

@@ -3,6 +3,11 @@
     flank-task SPEC_FILE RUN_DIR          (the compiled task_exec.c)
     python -m flank_ops _task SPEC_FILE RUN_DIR   (this module: no C compiler)
 
+SPEC_FILE is a file of its own, or an entry of a plan's specs file: `plan/nightly.tasks/model.spec`
+where `plan/nightly.tasks` is one file holding every spec of the plan (see encode_specs_file). Every
+reader of a spec (both launchers, the checked launcher, the executors, matrix_from's cells) takes
+either; a run writes one file for all its tasks instead of one each (issue 22).
+
 Both do the same; task_exec.c is the one that normally runs (a Python interpreter
 per task would cost ~10x plain make on a DAG of small tasks). Keep them in step.
 
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import select
@@ -88,7 +94,7 @@ class TaskSpec(NamedTuple):
 
 
 def encode_spec(spec: TaskSpec) -> bytes:
-    pairs: list[tuple[str, str]] = [
+    head: list[tuple[str, str]] = [
         ("format", SPEC_FORMAT),
         ("task", spec.task),
         ("command", spec.command),
@@ -98,25 +104,122 @@ def encode_spec(spec: TaskSpec) -> bytes:
         ("timeout_s", repr(float(spec.timeout_s or 0))),
         ("kill_grace_s", repr(float(spec.kill_grace_s))),
     ]
-    pairs += [("argv", word) for word in spec.argv]
-    pairs += [("env", f"{k}={v}") for k, v in spec.env]
+    head += [("argv", word) for word in spec.argv]
+    tail: list[tuple[str, str]] = []  # after the env pairs
     if spec.executor != "local" or spec.memory_mb or spec.cpus:
-        pairs += [("executor", spec.executor), ("memory_mb", str(int(spec.memory_mb))), ("cpus", str(int(spec.cpus)))]
-        pairs += [("option", f"{k}={v}") for k, v in spec.options]
-        pairs += [("memory_attempt_mb", str(int(mb))) for mb in spec.memory_per_attempt_mb]
+        tail += [("executor", spec.executor), ("memory_mb", str(int(spec.memory_mb))), ("cpus", str(int(spec.cpus)))]
+        tail += [("option", f"{k}={v}") for k, v in spec.options]
+        tail += [("memory_attempt_mb", str(int(mb))) for mb in spec.memory_per_attempt_mb]
         if spec.queue_timeout_s:
-            pairs.append(("queue_timeout_s", repr(float(spec.queue_timeout_s))))
+            tail.append(("queue_timeout_s", repr(float(spec.queue_timeout_s))))
     if spec.group:  # issue 26: a matrix instance (its task: a Slurm job array groups them)
-        pairs.append(("group", spec.group))
+        tail.append(("group", spec.group))
     if spec.max_parallel:
-        pairs.append(("max_parallel", str(int(spec.max_parallel))))
-    out = bytearray()
-    for key, value in pairs:
-        raw = value.encode("utf-8", "surrogateescape")
-        if b"\0" in raw:
-            raise ValueError(f"task {spec.task!r}: {key} contains a NUL character")
-        out += key.encode() + b"\0" + raw + b"\0"
-    return bytes(out)
+        tail.append(("max_parallel", str(int(spec.max_parallel))))
+    # one join and one encode, the env pairs made once for the tasks that share them (issue 22: a
+    # 500-task run's specs carry ~20,000 pairs, mostly the same environment)
+    text = "".join([f"{key}\0{value}\0" for key, value in head]) + _env_text(spec.env)
+    data = (text + "".join([f"{key}\0{value}\0" for key, value in tail])).encode("utf-8", "surrogateescape")
+    if data.count(b"\0") != 2 * (len(head) + len(spec.env) + len(tail)):
+        key = next((key for key, value in head + tail if "\0" in value), "env")
+        raise ValueError(f"task {spec.task!r}: {key} contains a NUL character")
+    return data
+
+
+@functools.lru_cache(maxsize=16)
+def _env_text(env: tuple[tuple[str, str], ...]) -> str:
+    return "".join([f"env\0{name}={value}\0" for name, value in env])
+
+
+# --- a plan's specs in one file -------------------------------------------------------
+#
+#   flank-specs\0 1\0 <index length>\0 <index> <contents>
+#   index: (<name>\0 <offset>\0 <length>\0)* — an entry's bytes at <offset> from the index's end
+#
+# A launcher reads the header and index (one read for a few thousand tasks) and then its own entry:
+# never the whole file. `<file>/<name>` reads entry <name>, as a path into a folder would.
+
+SPECS_FILE_MAGIC = b"flank-specs\0"
+SPECS_FILE_FORMAT = b"1"
+SPECS_FILE_FIRST_READ = 16384  # the header and index of ~700 tasks in one read (task_exec.c reads as much)
+
+
+def encode_specs_file(entries: dict[str, bytes]) -> bytes:
+    """One file holding many specs (and other small files: a matrix_from: task's cells spec), by name."""
+    index = bytearray()
+    offset = 0
+    for name, data in entries.items():
+        if not name or "/" in name or "\0" in name:
+            raise ValueError(f"bad name for a specs file entry: {name!r}")
+        index += f"{name}\0{offset}\0{len(data)}\0".encode()
+        offset += len(data)
+    header = SPECS_FILE_MAGIC + SPECS_FILE_FORMAT + b"\0" + str(len(index)).encode() + b"\0"
+    return b"".join([header, bytes(index), *entries.values()])
+
+
+def _specs_file_index(fd: int, path: str) -> tuple[dict[str, tuple[int, int]], bytes, int]:
+    """-> ({name: (start, length)} with absolute starts, the bytes read from the file's start, the
+    contents' start). Raises ValueError for a file that is not a specs file."""
+    head = os.pread(fd, SPECS_FILE_FIRST_READ, 0)
+    if not head.startswith(SPECS_FILE_MAGIC):
+        raise ValueError(f"{path} is not a flank specs file")
+    parts = head[len(SPECS_FILE_MAGIC) :].split(b"\0", 2)
+    if len(parts) < 3 or parts[0] != SPECS_FILE_FORMAT or not parts[1].isdigit():
+        raise ValueError(f"{path} is not a flank specs file this flank reads (regenerate it with a push)")
+    index_start = len(SPECS_FILE_MAGIC) + len(parts[0]) + len(parts[1]) + 2
+    contents = index_start + int(parts[1])
+    if len(head) < contents:
+        head += os.pread(fd, contents - len(head), len(head))
+    fields = head[index_start:contents].split(b"\0")[:-1]
+    if len(fields) % 3:
+        raise ValueError(f"{path} is truncated (regenerate it with a push)")
+    index = {
+        fields[i].decode("utf-8", "surrogateescape"): (contents + int(fields[i + 1]), int(fields[i + 2]))
+        for i in range(0, len(fields), 3)
+    }
+    return index, head, contents
+
+
+def specs_file_names(path: str) -> list[str]:
+    """The names of a specs file's entries, in its order. Raises OSError / ValueError."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return list(_specs_file_index(fd, path)[0])
+    finally:
+        os.close(fd)
+
+
+def read_spec_bytes(spec_path: str) -> bytes:
+    """A spec as stored: the file `spec_path`, or entry `<name>` of the specs file `<file>/<name>`.
+    Raises OSError / ValueError."""
+    try:
+        with open(spec_path, "rb") as f:
+            return f.read()
+    except NotADirectoryError:
+        pass
+    folder, _, name = spec_path.rpartition("/")
+    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        index, head, _ = _specs_file_index(fd, folder)
+        if name not in index:
+            raise ValueError(f"{folder} has no entry {name} (regenerate it with a push)")
+        start, length = index[name]
+        data = head[start : start + length]
+        if len(data) < length:
+            data = os.pread(fd, length, start)
+        if len(data) != length:
+            raise ValueError(f"{folder} is truncated (regenerate it with a push)")
+        return data
+    finally:
+        os.close(fd)
+
+
+def specs_beside(spec_path: str) -> dict[str, str]:
+    """The task specs beside `spec_path` (in its folder, or its specs file) by name (`<target>.spec`)
+    -> the path each is read by, sorted by name; every spec a plan holds. Raises OSError / ValueError."""
+    folder = os.path.dirname(spec_path)
+    names = os.listdir(folder) if os.path.isdir(folder) else specs_file_names(folder)
+    return {name: os.path.join(folder, name) for name in sorted(names) if name.endswith(".spec")}
 
 
 def decode_spec(data: bytes) -> TaskSpec:
@@ -237,8 +340,23 @@ class AttemptOutcome(NamedTuple):
     reaped: bool = True  # False: the task's exit was never seen (exit_code means nothing)
 
 
-def _write_result(run_dir: str, task: str, result: dict) -> None:
+def _write_result(run_dir: str, task: str, result: dict, fresh: bool = False) -> None:
+    """tasks/<task>.json, whole: a temp file renamed over the last one, so a reader never mixes two.
+    `fresh` (the first of a run folder, none there yet): straight to its name, as task_exec.c says why."""
     path = os.path.join(run_dir, "tasks", f"{task}.json")
+    if fresh:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                with open(fd, "w", encoding="utf-8") as f:
+                    f.write(json.dumps(result) + "\n")
+            except BaseException:
+                os.unlink(path)
+                raise
+            return
     tmp = os.path.join(run_dir, "tasks", f".{task}.json.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
@@ -464,7 +582,7 @@ def launch(
             **_attempt_memory(spec, attempt),
             **(extra or {}),
         }
-        _write_result(run_dir, spec.task, running)
+        _write_result(run_dir, spec.task, running, fresh=attempt == 1)
         if attempt > 1:
             _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)
@@ -597,8 +715,7 @@ def read_spec_file(spec_path: str) -> TaskSpec | None:
     """A task spec file as every launcher reads it (this one, the checked launcher, the executors);
     None, with one line on stderr, when it cannot be read or names a task no file may be called."""
     try:
-        with open(spec_path, "rb") as f:
-            spec = decode_spec(f.read())
+        spec = decode_spec(read_spec_bytes(spec_path))
     except (OSError, ValueError) as exc:
         print(f"flank-task: cannot read the task spec {spec_path}: {exc}", file=sys.stderr)
         return None

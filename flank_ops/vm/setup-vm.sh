@@ -14,7 +14,7 @@ FLANK_BIN_DIR="${FLANK_BIN_DIR:-/usr/local/bin}"
 
 # 1. Debian packages (nothing to do when they are all installed)
 missing=""
-for package in git make cron gcc graphviz python3-venv r-base-core; do
+for package in git make cron gcc musl-tools graphviz python3-venv r-base-core; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing="$missing $package"
 done
 if [ -n "$missing" ]; then

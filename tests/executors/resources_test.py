@@ -187,7 +187,7 @@ def test_the_generated_makefile_sends_remote_and_resource_checked_tasks_through_
     tmp_path: Path,
 ) -> None:
     from flank_ops.run import makefile
-    from flank_ops.task.task_exec import decode_spec
+    from flank_ops.task.task_exec import read_spec_file
 
     config = load_config(
         "slurm: {partition: big}\npipelines:\n  p:\n    tasks:\n"
@@ -200,9 +200,11 @@ def test_the_generated_makefile_sends_remote_and_resource_checked_tasks_through_
     assert "\t@$(FLANK_EXECUTOR) $(FLANK_SPECS)/sized.spec $(RUN_DIR) $(FLANK_LAUNCHER)" in text
     assert "\t@$(FLANK_EXECUTOR) $(FLANK_SPECS)/remote.spec $(RUN_DIR)\n" in text
     assert "#   (timeout 90s, executor slurm, cpus 2)" in text
-    spec = decode_spec((tmp_path / "plan" / "p.tasks" / "remote.spec").read_bytes())
+    spec = read_spec_file(str(tmp_path / "plan" / "p.tasks" / "remote.spec"))
+    assert spec is not None
     assert (spec.executor, spec.cpus, spec.memory_mb, spec.options) == ("slurm", 2, 0, (("partition", "big"),))
-    assert decode_spec((tmp_path / "plan" / "p.tasks" / "plain.spec").read_bytes()).executor == "local"
+    plain = read_spec_file(str(tmp_path / "plan" / "p.tasks" / "plain.spec"))
+    assert plain is not None and plain.executor == "local"
 
 
 @pytest.mark.parametrize("module", ["remote.py", "resources.py"])

@@ -16,6 +16,7 @@ from flank_ops.config.model import Config, Pipeline, Task
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.run import makefile
 from flank_ops.task import launcher
+from flank_ops.task.task_exec import encode_spec, read_spec_bytes, specs_file_names
 
 SHA = "3f2a1c0" + "0" * 33
 
@@ -92,8 +93,14 @@ def test_makefile_is_readable_and_lists_the_dag(impl: str, paths: ProjectPaths, 
     )
     assert "\nreport: model extract\n" in text
     assert f"RUN_DIR = {paths.runs_dir('nightly') / 'by-hand'}\n" in text
-    specs = sorted(p.name for p in paths.task_specs_dir("nightly").iterdir())
-    assert specs == ["extract.spec", "model.spec", "report.spec", "transform.spec"]
+    # one file holds every spec (issue 22); $(FLANK_SPECS)/model.spec is a path into it
+    assert paths.task_specs_dir("nightly").is_file()
+    assert specs_file_names(str(paths.task_specs_dir("nightly"))) == [
+        "extract.spec",
+        "transform.spec",
+        "model.spec",
+        "report.spec",
+    ]
 
 
 @pytest.mark.slow
@@ -237,11 +244,11 @@ def test_push_replaces_specs_and_drops_removed_pipelines(impl: str, paths: Proje
     one = pipeline("one", a=task("a", "echo 1"), b=task("b", "echo 2"))
     two = pipeline("two", x=task("x", "echo x"))
     makefile.write_pipeline_files(paths, Config(pipelines={"one": one, "two": two}), release)
-    assert sorted(p.name for p in paths.task_specs_dir("one").iterdir()) == ["a.spec", "b.spec"]
+    assert specs_file_names(str(paths.task_specs_dir("one"))) == ["a.spec", "b.spec"]
 
     one_v2 = pipeline("one", a=task("a", "echo 1"))
     makefile.write_pipeline_files(paths, Config(pipelines={"one": one_v2}), release)
-    assert sorted(p.name for p in paths.task_specs_dir("one").iterdir()) == ["a.spec"]
+    assert specs_file_names(str(paths.task_specs_dir("one"))) == ["a.spec"]
     assert not paths.makefile("two").exists()
     assert not paths.task_specs_dir("two").exists()
     left = sorted(p.name for p in paths.pipelines_dir.iterdir())
@@ -262,6 +269,32 @@ def test_run_plan_is_pinned_to_its_release(impl: str, paths: ProjectPaths, tmp_p
     proc = make(mk)  # no RUN_DIR: a plan defaults to its own run
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "logs" / "show.log").read_text() == "old\n"
+
+
+def test_a_run_plan_is_its_makefile_and_one_file_of_specs(paths: ProjectPaths, tmp_path: Path) -> None:
+    """issue 22: a file a task cost a 500-task run ~30 ms before make could start; every task's
+    spec, as task_spec makes it, is an entry of one file."""
+    p = pipeline("nightly", a=task("a", "echo a"), b=task("b", "echo b", "a", env={"X": "1"}))
+    run_dir = tmp_path / "runs" / "1"
+    makefile.write_run_plan(run_dir, p, Config(pipelines={"nightly": p}), paths.dir, task_env={"FLANK_RUN_ID": "1"})
+    assert sorted(f.name for f in (run_dir / "plan").iterdir()) == ["nightly.mk", "nightly.tasks"]
+    specs = run_dir / "plan" / "nightly.tasks"
+    assert specs.stat().st_mode & 0o777 == 0o600  # it may hold the runner's environment
+    for name in ("a", "b"):
+        assert read_spec_bytes(f"{specs}/{name}.spec") == encode_spec(
+            makefile.task_spec(p.tasks[name], paths.dir, {"FLANK_RUN_ID": "1"})
+        )
+
+
+def test_a_resumed_run_replaces_the_older_plans_folder_of_specs(paths: ProjectPaths, tmp_path: Path) -> None:
+    """A run an older flank planned (a spec file a task, in a folder) and this one resumes."""
+    p = pipeline("nightly", a=task("a", "echo a"))
+    old = tmp_path / "runs" / "1" / "plan" / "nightly.tasks"
+    old.mkdir(parents=True)
+    (old / "a.spec").write_bytes(b"an older flank's")
+    makefile.write_run_plan(tmp_path / "runs" / "1", p, Config(pipelines={"nightly": p}), paths.dir)
+    assert old.is_file()
+    assert read_spec_bytes(f"{old}/a.spec") == encode_spec(makefile.task_spec(p.tasks["a"], paths.dir, {}))
 
 
 def test_make_command(paths: ProjectPaths) -> None:

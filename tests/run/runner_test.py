@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -160,8 +161,11 @@ def test_runner_killed_is_marked_interrupted_by_the_next_look(tmp_path: Path) ->
     try:
         wait_for(lambda: task_status(1, "hold") == "running", "hold to start")
         assert record(1)["status"] == "running"
+        launcher = json.loads((runs_dir() / "1" / "tasks" / "hold.json").read_text())["pid"]
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(timeout=30)
+        # make dies with its runner (PR_SET_PDEATHSIG) and stops the tasks it started
+        wait_for(lambda: process_gone(launcher), "the task's launcher to stop with its runner")
     finally:
         open_gate()  # whatever survived the runner finishes
     status = run_flank("status", "demo")

@@ -3,6 +3,7 @@ driven as make drives it: `LAUNCHER SPEC_FILE RUN_DIR`, real processes, real fil
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,15 @@ import pytest
 
 from flank_ops.run.makefile import direct_argv
 from flank_ops.task import launcher
-from flank_ops.task.task_exec import SecretMasker, TaskSpec, decode_spec, encode_spec
+from flank_ops.task.task_exec import (
+    SecretMasker,
+    TaskSpec,
+    decode_spec,
+    encode_spec,
+    encode_specs_file,
+    read_spec_bytes,
+    specs_file_names,
+)
 from helpers.launchers import Launch, launch, launcher_argv  # noqa: F401 - fixtures: both launchers
 from helpers.waiting import process_gone, wait_for
 
@@ -254,6 +263,59 @@ def test_stop_ends_the_task_process_tree(launch: Launch) -> None:
         wait_for(lambda: process_gone(pid), f"process {pid} to be gone", timeout=10.0)
 
 
+def test_a_spec_is_read_from_its_plans_one_file_of_specs(launch: Launch, tmp_path: Path) -> None:
+    """issue 22: a plan's specs are one file; `<file>/<name>` is a task's, as a path into a folder.
+    1,000 of them: an index longer than a launcher's first read, the entry read on its own."""
+    names = ["first", *(f"filler{i}" for i in range(1000)), "last"]
+    specs = {
+        f"{name}.spec": encode_spec(
+            TaskSpec(task=name, command=f"echo {name} $V", cwd=str(launch.cwd), env=(("V", name),))
+        )
+        for name in names
+    }
+    (tmp_path / "p.tasks").write_bytes(encode_specs_file(specs))
+    for name in ("first", "last"):
+        proc = subprocess.run([*launch.argv, str(tmp_path / "p.tasks" / f"{name}.spec"), str(launch.run_dir)])
+        assert proc.returncode == 0
+        assert launch.log(name) == f"{name} {name}\n".encode()
+        assert launch.result(name)["status"] == "success"
+    assert sorted(p.name for p in (launch.run_dir / "tasks").iterdir()) == ["first.json", "last.json"]
+
+
+def test_a_spec_its_file_of_specs_lacks_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
+    (tmp_path / "p.tasks").write_bytes(
+        encode_specs_file({"a.spec": encode_spec(TaskSpec(task="a", command="true", cwd="/"))})
+    )
+    proc = subprocess.run(
+        [*launcher_argv, str(tmp_path / "p.tasks" / "gone.spec"), str(tmp_path / "run")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert f"{tmp_path / 'p.tasks'} has no entry gone.spec (regenerate it with a push)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_a_large_file_of_specs_is_read_past_its_first_read(tmp_path: Path) -> None:
+    names = [f"task{i}.spec" for i in range(3000)]  # an index longer than the first read
+    specs = {
+        name: encode_spec(TaskSpec(task=name[:-5], command="x" * (i % 50), cwd="/")) for i, name in enumerate(names)
+    }
+    (tmp_path / "p.tasks").write_bytes(encode_specs_file(specs))
+    assert specs_file_names(str(tmp_path / "p.tasks")) == names
+    for name in (names[0], names[1500], names[-1]):
+        assert read_spec_bytes(str(tmp_path / "p.tasks" / name)) == specs[name]
+
+
+def test_a_task_started_again_in_its_run_folder_replaces_its_result_whole(launch: Launch) -> None:
+    """The first result of a run folder goes straight to its name (issue 22: a rename less a task); a
+    task started again there (make by hand, a resumed run) replaces the old one through a temp file."""
+    assert launch.run("exit 3").returncode == 3
+    assert launch.result()["status"] == "failed"
+    assert launch.run("true").returncode == 0
+    assert (launch.result()["status"], launch.result()["exit_code"]) == ("success", 0)
+    assert sorted(p.name for p in (launch.run_dir / "tasks").iterdir()) == ["t.json"]  # no temp file left
+
+
 def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
     proc = subprocess.run(
         [*launcher_argv, str(tmp_path / "missing.spec"), str(tmp_path / "run")],
@@ -338,6 +400,24 @@ def test_launcher_is_compiled_once_into_the_user_cache(monkeypatch: pytest.Monke
     built = Path(first[0]).stat().st_mtime_ns
     assert launcher.task_launcher_argv() == first
     assert Path(first[0]).stat().st_mtime_ns == built
+
+
+@pytest.mark.slow
+def test_with_musl_the_launcher_is_built_without_glibcs_start_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """issue 22: glibc's start-up asks the CPU its cache sizes (~70 CPUID traps on a VM, ~0.55 ms a task);
+    musl's asks nothing. A binary of its own name: installing musl-tools later builds it again."""
+    if shutil.which("musl-gcc") is None:
+        pytest.skip("musl-gcc is not installed (apt-get install musl-tools)")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    [binary] = launcher.task_launcher_argv()
+    assert Path(binary).name.startswith("flank-task-musl-")
+    assert b"GLIBC_TUNABLES" not in Path(binary).read_bytes()  # no glibc in it
+    spec = TaskSpec(task="t", command="echo musl", cwd=str(tmp_path), argv=("echo", "musl"))
+    (tmp_path / "t.spec").write_bytes(encode_spec(spec))
+    assert subprocess.run([binary, str(tmp_path / "t.spec"), str(tmp_path / "run")]).returncode == 0
+    assert (tmp_path / "run" / "logs" / "t.log").read_text() == "musl\n"
 
 
 def test_without_a_compiler_the_python_launcher_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
