@@ -121,12 +121,13 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def read_small_file(path: str | Path) -> bytes:
     """A file's bytes by plain reads: open() builds a buffered file object and asks the file's
     size, position and whether it is a terminal, which for the hundreds of small files a run
-    reads (one fingerprint a task) cost more than the reads. Raises OSError."""
+    reads (a fingerprint, a launcher's result per task) cost several times the reads. A read
+    short of the block is the end (a regular file's). Raises OSError."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
+        chunks = [os.read(fd, 1 << 16)]
+        while len(chunks[-1]) == 1 << 16:
+            chunks.append(os.read(fd, 1 << 16))
     finally:
         os.close(fd)
     return b"".join(chunks)

@@ -110,7 +110,7 @@ from typing import Any
 
 from flank_ops.clock import now_iso
 from flank_ops.errors import UserError
-from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_json_lines
+from flank_ops.fileio import append_json_line, atomic_write_text, locked, read_json_lines, read_small_file
 from flank_ops.paths import ProjectPaths
 from flank_ops.store.model import (
     FORMAT,
@@ -619,7 +619,7 @@ def read_task_result(run_dir: Path, task: str) -> dict[str, Any] | None:
     """The launcher's result for one task (tasks/<task>.json as written), or None (not started,
     or caught mid-write)."""
     try:
-        result = json.loads(_read_bytes(_task_result_file(run_dir, task)))
+        result = json.loads(read_small_file(_task_result_file(run_dir, task)))
     except (OSError, ValueError):
         return None
     if not isinstance(result, dict) or result.get("status") not in TASK_STATUS_VALUES:
@@ -627,19 +627,6 @@ def read_task_result(run_dir: Path, task: str) -> dict[str, Any] | None:
     if "attempts" not in result and "attempt" in result:
         result["attempts"] = result["attempt"]
     return result
-
-
-def _read_bytes(path: str) -> bytes:
-    """A small file's bytes with no file object: a run's end reads 500 results, and open()'s layers
-    (buffer, text decoder, the tty check) cost it ~10x the reads themselves (issue 22)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = [os.read(fd, 65536)]
-        while len(chunks[-1]) == 65536:
-            chunks.append(os.read(fd, 65536))
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def merge_task_results(run_dir: Path, record: RunRecord, names: list[str] | None = None) -> list[str]:
