@@ -38,4 +38,7 @@ def test_a_cli_run_and_a_web_run_say_who_started_them(tmp_path: Path) -> None:
     wait_for(lambda: record(2).get("status") == "success" and "#2" in _note(2), "the detached run to end")
     assert record(2)["triggered_by"] == {"user": "ada", "via": "web"}
     assert "— by ada via web — http" in _note(2)
-    assert "manual · by ada via web" in (Home().site_dir / "demo" / "nightly" / "2" / "index.html").read_text()
+    # the detached run's page is drawn after its record is final (a forked draw): wait for it
+    page = Home().site_dir / "demo" / "nightly" / "2" / "index.html"
+    wait_for(lambda: page.is_file() and "success" in page.read_text(), "the detached run's final page")
+    assert "manual · by ada via web" in page.read_text()
