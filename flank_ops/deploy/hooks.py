@@ -13,9 +13,15 @@ does the post-receive itself (the deploy: deploy/deploy.py), its output copied t
 by the post-receive shim through a named pipe. bench/push.py --plain-post-receive measures
 what that saves against a post-receive that deploys by itself: ~220 ms a push on a 2-core VM
 at load 12. The shim's copy loop is the price: a logic-free shim whose Python copies the pipe
-instead saved ~20 ms (noise) at load 14, and delayed each deploy by a Python start-up. The
-site is redrawn by a detached `flank hook site PROJECT` after the push returned. A
-post-receive shim from an older `flank init` still deploys by itself.
+instead saved ~20 ms (noise) at load 14, and delayed each deploy by a Python start-up. What
+nobody waits for (the site's redraw, removing pruned releases) that child does after closing
+the pipe, once the push has its answer; a refusal's redraw is a detached `flank hook site
+PROJECT`. A post-receive shim from an older `flank init` still deploys by itself.
+
+issue 22, what else keeps a push close to a plain git push (bench/push.py --ssh): a flank.yml
+the push leaves unchanged is not parsed again (the deployed release's validated Config, checked
+against the pushed files: config/load.py still_valid), and the hook exits without the
+interpreter's teardown (exit_now).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from flank_ops.deploy.push_output import say
 from flank_ops.errors import UserError
@@ -32,6 +38,7 @@ from flank_ops.paths import Home, ProjectPaths
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config
+    from flank_ops.deploy.deploy import Later
     from flank_ops.git.push_check import RefUpdate
 
 USAGE = "usage: flank hook pre-receive|post-receive (run by git, installed by flank init)"
@@ -48,19 +55,26 @@ def hook_main(argv: list[str]) -> int:
     os.environ["FLANK_HOME"] = str(paths.home.root)
     stdin_text = sys.stdin.read()
     if argv[0] == "pre-receive":
-        return pre_receive(paths, stdin_text)
-    return post_receive(paths, stdin_text)
+        exit_now(pre_receive(paths, stdin_text))
+    exit_now(post_receive(paths, stdin_text))
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the hook without tearing the interpreter down: git waits for the hook to exit before it
+    moves the ref, and unloading flank's modules one by one took ~10 ms of every push (bench/push.py).
+    Nothing needs it: the hook's files are written and closed, and it registers no exit handlers."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def site_after_push(project: str) -> int:
     """`flank hook site PROJECT`, started detached by a push's hooks: the pages a push changes,
-    redrawn after the push returned. One at a time; the last to start reads the newest state."""
-    from flank_ops.deploy.deploy import rebuild_site
-    from flank_ops.fileio import locked
+    redrawn after the push returned."""
+    from flank_ops.deploy.deploy import rebuild_site_after_push
 
-    paths = Home().project(project)
-    with locked(paths.lock_file("site-after-push")):
-        rebuild_site(paths)
+    rebuild_site_after_push(Home().project(project))
     return 0
 
 
@@ -90,7 +104,7 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     # it, the pid reused since): post-receive would wait on it forever.
     with contextlib.suppress(OSError):
         os.unlink(paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(os.getppid())))
-    verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text))
+    verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text), lambda data: validated_before(paths, data))
     if verdict.deploy is not None:
         problem = bad_push_option()
         if problem:
@@ -107,19 +121,18 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
             verdict.errors.append(problem)
     if not verdict.errors and verdict.deploy is not None and verdict.config is not None:
         from flank_ops.config.load import describe
-        from flank_ops.git.push_check import save_validated
 
         say(f"flank.yml OK — {describe(verdict.config)}")
-        try:
-            save_validated(paths, verdict.deploy.new, verdict.config, verdict.flank_yml)
-        except OSError:
-            pass  # only a shortcut: post-receive validates again without it
         problem, setup_entry = setup_before_push(paths, branch, verdict.deploy, verdict.config)
         if problem:
             verdict.errors.append(problem)
     if not verdict.errors:
-        if claim is not None and verdict.deploy is not None:
-            hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text)
+        if verdict.deploy is not None and verdict.config is not None:
+            validated = Validated(verdict.deploy.new, verdict.config, verdict.flank_yml)
+            if claim is not None:
+                hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text, validated)
+            else:  # post-receive deploys by itself (deploy/deploy.py take_validated)
+                hand_over(paths, validated, in_memory=False)
         return 0
     if claim is not None:
         os.close(claim)  # the branch stays: the next push may take its turn
@@ -130,6 +143,32 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
             print(f"  {line}", file=sys.stderr)
     record_rejection(paths, refused_update(verdict.deploy, parse_updates(stdin_text)), verdict.errors, setup_entry)
     return 1
+
+
+def validated_before(paths: ProjectPaths, data: bytes) -> Config | None:
+    """The deployed release's Config if its flank.yml is `data` (git/release_config.py)."""
+    from flank_ops.git import release_config
+
+    return release_config.validated_before(paths, data)
+
+
+class Validated(NamedTuple):
+    """What pre-receive validated for the deploy: the pushed commit, its Config and flank.yml's bytes."""
+
+    sha: str
+    config: Config
+    flank_yml: bytes
+
+
+def hand_over(paths: ProjectPaths, validated: Validated, in_memory: bool) -> None:
+    """Hand the validated Config and bytes to the deploy (git/push_check.py save_validated): kept in
+    memory when the deploy runs in this process (the child of pre-receive), else in files."""
+    from flank_ops.git.push_check import save_validated
+
+    try:
+        save_validated(paths, validated.sha, validated.config, validated.flank_yml, in_memory=in_memory)
+    except OSError:
+        pass  # only a shortcut: the deploy validates again without it
 
 
 def refused_update(deploy: RefUpdate | None, updates: list[RefUpdate]) -> RefUpdate | None:
@@ -181,7 +220,7 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
 
 
 def hold_claim_until_ref_moves(
-    fd: int, paths: ProjectPaths, branch: str, update: RefUpdate, stdin_text: str = ""
+    fd: int, paths: ProjectPaths, branch: str, update: RefUpdate, stdin_text: str, validated: Validated
 ) -> None:
     """Hand the receive lock to a child that keeps it until git has moved the branch (or the
     receive-pack that runs this hook is gone), then lets the next push in. The hook returns at once.
@@ -192,6 +231,8 @@ def hold_claim_until_ref_moves(
     pipe named after receive-pack's pid, which post-receive copies to the push's terminal."""
     receive_pack = os.getppid()
     pipe = make_post_receive_pipe(paths, receive_pack)
+    if pipe is None:  # post-receive deploys by itself: hand over before git moves the branch
+        hand_over(paths, validated, in_memory=False)
     if os.fork() != 0:
         os.close(fd)  # the child holds the lock now
         return
@@ -202,7 +243,7 @@ def hold_claim_until_ref_moves(
         if pipe is None:
             wait_for_ref_update(paths, branch, update.old, receive_pack)
             return
-        deploy_in_this_process(fd, paths, branch, update, stdin_text, pipe, receive_pack)
+        deploy_in_this_process(fd, paths, branch, update, stdin_text, pipe, receive_pack, validated)
     finally:
         os._exit(0)
 
@@ -233,14 +274,22 @@ def deploy_in_this_process(
     stdin_text: str,
     pipe: Path,
     receive_pack: int,
+    validated: Validated,
     limit_s: float = 300,
 ) -> None:
     """The child of pre-receive: once post-receive opens the pipe (git has moved the refs by
-    then), let the next push in and do the post-receive here, writing to the pipe."""
+    then), let the next push in and do the post-receive here, writing to the pipe.
+
+    The push waits for this deploy's output, not for git moving the ref: what the deploy will need
+    (the validated config handed over, flank.yml's bytes written durably, the modules it imports)
+    is made ready meanwhile, off the push's path."""
     import time
 
     from flank_ops import error_handler
-    from flank_ops.deploy import deploy as _preloaded  # noqa: F401 - loaded while git moves the ref
+    from flank_ops.deploy import deploy
+
+    hand_over(paths, validated, in_memory=True)
+    deploy.warm_up(validated.config)
 
     deadline = time.monotonic() + limit_s
     out = None
@@ -269,11 +318,21 @@ def deploy_in_this_process(
         os.environ.pop(name, None)  # the quarantine is gone: the objects are in the repo now
     if branch_tip(paths.bare_repo, branch) != update.new:  # git did not move the branch after all
         stdin_text = "\n".join(line for line in stdin_text.splitlines() if line.split()[-1:] != [update.ref])
+    later: Later = []
     with contextlib.suppress(SystemExit), error_handler.error_handler():
-        post_receive(paths, stdin_text)
+        post_receive(paths, stdin_text, later)
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
         sys.stderr.flush()
+    # The push has its answer once the pipe closes: what is left (the site's redraw, removing pruned
+    # releases) is done after that, by this process, with nobody waiting on its output.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    for step in later:
+        with contextlib.suppress(Exception):
+            step()
 
 
 class _Tolerant:
@@ -431,7 +490,8 @@ def record_rejection(
         say(f"warning: {warning}")
 
 
-def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
+def post_receive(paths: ProjectPaths, stdin_text: str, later: Later | None = None) -> int:
+    """Deploy the deploy branch's update (deploy/deploy.py). later: see deploy.deploy."""
     from flank_ops.git.bare_repo import deploy_branch
     from flank_ops.git.push_check import parse_updates
 
@@ -446,4 +506,4 @@ def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
         return 0
     from flank_ops.deploy.deploy import deploy_and_start
 
-    return deploy_and_start(paths, branch, updates[-1].new, push_options())
+    return deploy_and_start(paths, branch, updates[-1].new, push_options(), later)

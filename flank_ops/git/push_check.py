@@ -60,7 +60,14 @@ HOW_TO_ADD_FLANK_YML = (
 )
 
 
-def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerdict:
+# flank.yml's bytes -> the Config validated from those very bytes before, if any (git/release_config.py
+# validated_before): what a push of an unchanged flank.yml checks instead of parsing it again.
+ValidatedBefore = Callable[[bytes], "Config | None"]
+
+
+def check_push(
+    git_dir: Path, branch: str, updates: list[RefUpdate], validated_before: ValidatedBefore | None = None
+) -> PushVerdict:
     """Every reason to refuse this push (all at once), and what to say when it is fine."""
     deploy_ref = f"refs/heads/{branch}"
     errors: list[str] = []
@@ -80,7 +87,7 @@ def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerd
             )
         elif update.ref == deploy_ref:
             deploy = update
-            found, config, text = _check_commit(git_dir, update.new)
+            found, config, text = _check_commit(git_dir, update.new, validated_before)
             errors += found
     return PushVerdict(errors, config if not errors else None, deploy, text if not errors else b"")
 
@@ -95,9 +102,13 @@ def check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None]:
     return errors, config
 
 
-def _check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None, bytes]:
-    """check_commit, and the bytes of flank.yml it validated."""
-    from flank_ops.config.load import load_config, symlink_error
+def _check_commit(
+    git_dir: Path, sha: str, validated_before: ValidatedBefore | None = None
+) -> tuple[list[str], Config | None, bytes]:
+    """check_commit, and the bytes of flank.yml it validated. With `validated_before`, an unchanged
+    flank.yml is not parsed again: its Config is checked against this commit's tree (still_valid),
+    and validated in full only when that finds a problem, so the words are load_config's."""
+    from flank_ops.config.load import load_config, still_valid, symlink_error
     from flank_ops.git.trees import CommitTree
 
     tree = CommitTree(git_dir, sha, keep_git_env=True)
@@ -109,6 +120,9 @@ def _check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None, by
             text, problem = read_flank_yml(read_object, sha)
         if problem:
             return [problem], None, b""
+        known = validated_before(text) if validated_before is not None else None
+        if known is not None and still_valid(known, tree):
+            return [], known, text
         config = load_config(text, FLANK_YML, tree=tree)
     except ConfigErrors as exc:
         return [str(e) for e in exc.errors], None, b""
@@ -184,19 +198,31 @@ def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | No
     return content, None
 
 
-def save_validated(paths: ProjectPaths, sha: str, config: Config, flank_yml: bytes = b"") -> None:
+def save_validated(
+    paths: ProjectPaths, sha: str, config: Config, flank_yml: bytes = b"", *, in_memory: bool = False
+) -> None:
     """Hand the validated Config to post-receive, so it need not load the validator again, and
     the bytes it was validated from, so the deploy stores them without asking git again
-    (git/release_config.py; written as that copy is: durably, 0644 under the umask)."""
-    import pickle
-
+    (git/release_config.py; written as that copy is: durably, 0644 under the umask).
+    in_memory: the deploy runs in this very process (deploy/hooks.py), so the Config stays here."""
     if flank_yml:
         atomic_write_bytes(paths.validated_flank_yml(sha), flank_yml, mode=0o644)
+    if in_memory:
+        _kept[sha] = config
+        return
+    import pickle
+
     atomic_write_bytes(paths.validated_config(sha), pickle.dumps(config))
+
+
+_kept: dict[str, Config] = {}  # save_validated(in_memory=True)
 
 
 def take_validated(paths: ProjectPaths, sha: str) -> Config | None:
     """The Config pre-receive saved for `sha` (removing the file), or None."""
+    kept = _kept.pop(sha, None)
+    if kept is not None:
+        return kept
     import pickle
 
     path = paths.validated_config(sha)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from flank_ops import __version__
 from flank_ops.config import load as config_load
-from flank_ops.config import model as config_model
 from flank_ops.config.load import FILENAME, MAX_BYTES, load_config, load_config_file
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
@@ -77,6 +76,16 @@ def load_working_copy_config(paths: ProjectPaths, path: Path) -> Config:
     return _cached(data, str(path), paths.config_cache(None))
 
 
+def validated_before(paths: ProjectPaths, data: bytes) -> Config | None:
+    """The Config of the deployed release when its flank.yml is exactly `data` (and this flank made
+    it), else None: a push that leaves flank.yml as it is need not parse and validate it again. The
+    caller still checks what depends on more than the bytes (config/load.py `still_valid`)."""
+    sha = paths.current_sha()
+    if sha is None:
+        return None
+    return _from_cache(paths.config_cache(sha), _cache_key(data, FILENAME))
+
+
 def _committed(paths: ProjectPaths, sha: str) -> bytes:
     return committed_flank_yml(paths.bare_repo, sha, MAX_BYTES)
 
@@ -100,11 +109,15 @@ _KEY_BYTES = 32
 
 
 def _cache_key(data: bytes, filename: str) -> bytes:
-    """What the pickle was made from: the bytes, the name errors cite, and this flank's code."""
+    """What the pickle was made from: the bytes, the name errors cite, and this flank's code (its
+    version, and every module of config/, where the rules live: an edit there is a new flank)."""
     code = [__version__]
-    for module in (config_model, config_load):
-        st = os.stat(str(module.__file__))
-        code.append(f"{st.st_size}:{st.st_mtime_ns}")
+    folder = os.path.dirname(str(config_load.__file__))
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                code.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
     head = "\0".join([*code, filename]).encode()
     return hashlib.blake2b(head + b"\0" + data, digest_size=_KEY_BYTES).digest()
 
@@ -112,15 +125,21 @@ def _cache_key(data: bytes, filename: str) -> bytes:
 def _cached(data: bytes, filename: str, cache: Path) -> Config:
     """The Config of `data`: from `cache` when it was made from these bytes, else validated (and kept)."""
     key = _cache_key(data, filename)
+    config = _from_cache(cache, key)
+    if config is None:
+        config = load_config(data, filename)
+        _save_cache(cache, key, config)
+    return config
+
+
+def _from_cache(cache: Path, key: bytes) -> Config | None:
     with contextlib.suppress(OSError, pickle.PickleError, AttributeError, EOFError, ImportError, TypeError):
         blob = cache.read_bytes()
         if blob[:_KEY_BYTES] == key:
             config = pickle.loads(blob[_KEY_BYTES:])
             if isinstance(config, Config):
                 return config
-    config = load_config(data, filename)
-    _save_cache(cache, key, config)
-    return config
+    return None
 
 
 def _save_cache(cache: Path, key: bytes, config: Config) -> None:
