@@ -10,7 +10,6 @@ import contextlib
 import errno
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 
 from flank_ops import jsonout
@@ -80,6 +79,8 @@ def error_handler(json_errors: bool = False) -> Iterator[None]:
 
 
 def _report_unexpected(exc: BaseException, json_errors: bool = False) -> None:
+    import traceback  # here: every git hook and command imports this module, few ever crash
+
     log = _crash_log_path()
     try:
         os.makedirs(os.path.dirname(log), exist_ok=True)

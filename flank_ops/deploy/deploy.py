@@ -69,26 +69,36 @@ def deploy_and_start(
     return 0
 
 
-def warm_up(config: Config) -> None:
-    """Import what deploying `config` will, ahead of time: pre-receive's child calls this while git
-    moves the branch (deploy/hooks.py), so the push does not wait for these imports afterwards."""
+def warm_up(config: Config | None = None) -> None:
+    """Import what a deploy will, ahead of time (with `config`: what deploying it needs besides): the
+    deploy child of pre-receive does this while pre-receive checks the push and git moves the branch
+    (deploy/hooks.py), so the push does not wait for these imports afterwards."""
+    if config is not None:
+        if any(p.schedule for p in config.pipelines.values()):  # the push says when each runs next
+            import croniter  # noqa: F401
+
+            from flank_ops.schedule import next_runs  # noqa: F401
+        return
+    import encodings.idna  # noqa: F401
+    import getpass  # noqa: F401
+    import glob  # noqa: F401
     import urllib.parse  # noqa: F401
 
     from flank_ops import settings  # noqa: F401
+    from flank_ops.config import params  # noqa: F401
+    from flank_ops.cost import setup_disk  # noqa: F401
     from flank_ops.deploy import persist_overlay, setup  # noqa: F401
-    from flank_ops.executors import vm_check  # noqa: F401
+    from flank_ops.executors import resources, vm_check  # noqa: F401
+    from flank_ops.executors import settings as executor_settings  # noqa: F401
     from flank_ops.git import bare_repo  # noqa: F401
+    from flank_ops.incremental import fingerprints  # noqa: F401
     from flank_ops.notify import destinations  # noqa: F401
     from flank_ops.remote import address  # noqa: F401
     from flank_ops.run import launch, makefile  # noqa: F401
-    from flank_ops.schedule import crontab  # noqa: F401
+    from flank_ops.schedule import crontab, zones  # noqa: F401
     from flank_ops.site import layout  # noqa: F401
     from flank_ops.store import deploy_state  # noqa: F401
-
-    if any(p.schedule for p in config.pipelines.values()):  # the push says when each runs next
-        import croniter  # noqa: F401
-
-        from flank_ops.schedule import next_runs  # noqa: F401
+    from flank_ops.task import checked_task, launcher  # noqa: F401
 
 
 @contextlib.contextmanager

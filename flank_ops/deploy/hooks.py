@@ -97,13 +97,16 @@ def push_options() -> list[str]:
 
 def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     from flank_ops.git.bare_repo import deploy_branch
-    from flank_ops.git.push_check import check_push, parse_updates
 
     branch = deploy_branch(paths.bare_repo)
     # A pipe named after this receive-pack is a leftover (a deploy child killed before removing
     # it, the pid reused since): post-receive would wait on it forever.
     with contextlib.suppress(OSError):
         os.unlink(paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(os.getppid())))
+    receive_lock = open_receive_lock(paths)
+    deploy_child = start_deploy_child(paths, branch, stdin_text, receive_lock)
+    from flank_ops.git.push_check import check_push, parse_updates
+
     verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text), lambda data: validated_before(paths, data))
     if verdict.deploy is not None:
         problem = bad_push_option()
@@ -116,7 +119,7 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     claim = None
     setup_entry: dict[str, Any] | None = None
     if verdict.deploy is not None and not verdict.errors:
-        claim, problem = claim_deploy_branch(paths, branch, verdict.deploy)
+        claim, problem = claim_deploy_branch(paths, branch, verdict.deploy, receive_lock)
         if problem:
             verdict.errors.append(problem)
     if not verdict.errors and verdict.deploy is not None and verdict.config is not None:
@@ -130,12 +133,13 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
         if verdict.deploy is not None and verdict.config is not None:
             validated = Validated(verdict.deploy.new, verdict.config, verdict.flank_yml)
             if claim is not None:
-                hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text, validated)
+                if not hand_to_deploy_child(deploy_child, paths, validated, verdict.deploy, claim):
+                    hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text, validated)
             else:  # post-receive deploys by itself (deploy/deploy.py take_validated)
                 hand_over(paths, validated, in_memory=False)
         return 0
     if claim is not None:
-        os.close(claim)  # the branch stays: the next push may take its turn
+        let_go(claim)  # the branch stays: the next push may take its turn
     noun = "problem" if len(verdict.errors) == 1 else "problems"
     say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")
     for error in verdict.errors:
@@ -183,7 +187,29 @@ def refused_update(deploy: RefUpdate | None, updates: list[RefUpdate]) -> RefUpd
     return candidates[0] if candidates else None
 
 
-def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> tuple[int | None, str | None]:
+def open_receive_lock(paths: ProjectPaths) -> int | None:
+    """The receive lock's file, open (claim_deploy_branch takes it), or None when it cannot be
+    opened (read-only home): then pushes do not take turns, git's own compare-and-swap still holds."""
+    lock = paths.lock_file("receive")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+
+
+def let_go(fd: int) -> None:
+    """Release the receive lock `fd` holds, even while a child still has the descriptor too."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def claim_deploy_branch(
+    paths: ProjectPaths, branch: str, update: RefUpdate, fd: int | None
+) -> tuple[int | None, str | None]:
     """Take turns on the deploy branch, from here until git has moved it.
 
     git moves a ref only if it is still where the pusher saw it: of two pushes at once,
@@ -191,18 +217,14 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
     nowhere. So a push to the deploy branch holds the receive lock from here until its ref
     update is in (hold_claim_until_ref_moves); the next one then sees the branch moved and
     is refused here, saying why, with its line in deploys.jsonl.
-    Returns (the lock's fd, None) or (None, why the push is refused).
+    `fd`: open_receive_lock's. Returns (`fd`, locked, None) or (None, why the push is refused).
     """
     import fcntl
 
     from flank_ops.git.bare_repo import branch_tip
     from flank_ops.git.push_check import ZERO_SHA
 
-    lock = paths.lock_file("receive")
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
+    if fd is None:
         return None, None  # cannot take turns (read-only home): git's own compare-and-swap still holds
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -212,7 +234,7 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
     tip = branch_tip(paths.bare_repo, branch)
     if (tip or ZERO_SHA) == update.old:
         return fd, None
-    os.close(fd)
+    let_go(fd)
     return None, (
         f"{branch!r} moved to {(tip or 'nothing')[:7]} while this push was on its way (another push "
         f"came first)\n  fetch it, then push again: git pull flank {branch} && git push flank {branch}"
@@ -243,12 +265,98 @@ def hold_claim_until_ref_moves(
         if pipe is None:
             wait_for_ref_update(paths, branch, update.old, receive_pack)
             return
-        deploy_in_this_process(fd, paths, branch, update, stdin_text, pipe, receive_pack, validated)
+        from flank_ops.deploy import deploy
+
+        hand_over(paths, validated, in_memory=True)
+        deploy.warm_up()
+        deploy.warm_up(validated.config)
+        deploy_in_this_process(fd, paths, branch, update, stdin_text, pipe, receive_pack)
     finally:
         os._exit(0)
 
 
 POST_RECEIVE_PIPE_MARK = "flank-push-$PPID.fifo"  # hooks/post-receive copies this pipe when it exists
+
+
+def start_deploy_child(paths: ProjectPaths, branch: str, stdin_text: str, receive_lock: int | None) -> int | None:
+    """issue 22: fork the child that will deploy (deploy_in_this_process) as pre-receive starts, so it
+    loads the deploy's modules while this process loads the validator and checks the push, rather
+    than after it, on the push's path. It shares `receive_lock` (a lock this process takes on it is
+    the child's too) and waits for hand_to_deploy_child's word on a pipe; told nothing (a refused
+    push, a failed hook), it exits. Returns the pipe's end to write, or None: no child (post-receive
+    deploys by itself, the push does not update the deploy branch, no lock, no fork)."""
+    deploy_ref = f"refs/heads/{branch}"
+    if receive_lock is None or not any(line.split()[-1:] == [deploy_ref] for line in stdin_text.splitlines()):
+        return None
+    try:
+        if POST_RECEIVE_PIPE_MARK not in (paths.bare_repo / "hooks" / "post-receive").read_text(encoding="utf-8"):
+            return None
+        word, to_child = os.pipe()
+        receive_pack = os.getppid()
+        pid = os.fork()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if pid != 0:
+        os.close(word)
+        return to_child
+    try:
+        from flank_ops.run.launch import detach_this_child
+
+        detach_this_child(receive_lock, word)  # git waits for the hook's output pipes to close: hold none
+        deploy_when_told(word, receive_lock, paths, branch, stdin_text, receive_pack)
+    finally:
+        os._exit(0)
+
+
+def hand_to_deploy_child(
+    to_child: int | None, paths: ProjectPaths, validated: Validated, update: RefUpdate, claim: int
+) -> bool:
+    """Tell the deploy child (start_deploy_child) to deploy `validated`: it holds the receive lock from
+    now on, and lets the next push in once git has moved the branch. False: it cannot
+    (hold_claim_until_ref_moves instead)."""
+    if to_child is None:
+        return False
+    import pickle
+
+    told = False
+    try:
+        if make_post_receive_pipe(paths, os.getppid()) is not None:
+            payload = pickle.dumps((validated, update), protocol=pickle.HIGHEST_PROTOCOL)
+            with contextlib.suppress(OSError, AttributeError):  # a big flank.yml: the pipe holds it all
+                import fcntl
+
+                fcntl.fcntl(to_child, fcntl.F_SETPIPE_SZ, min(len(payload), 1 << 20))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(to_child, view) :]
+            told = True
+    except OSError:
+        told = False
+    finally:
+        os.close(to_child)
+    if told:
+        os.close(claim)  # the child's descriptor of the lock keeps it
+    return told
+
+
+def deploy_when_told(
+    word: int, receive_lock: int, paths: ProjectPaths, branch: str, stdin_text: str, receive_pack: int
+) -> None:
+    """The deploy child, from its start: load what the deploy needs, then wait for pre-receive's word."""
+    import pickle
+
+    from flank_ops.deploy import deploy
+
+    deploy.warm_up()
+    with open(word, "rb") as pipe:
+        payload = pipe.read()
+    if not payload:
+        return  # the push was refused, or pre-receive failed: nothing to deploy
+    validated, update = pickle.loads(payload)
+    hand_over(paths, validated, in_memory=True)
+    deploy.warm_up(validated.config)
+    fifo = paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(receive_pack))
+    deploy_in_this_process(receive_lock, paths, branch, update, stdin_text, fifo, receive_pack)
 
 
 def make_post_receive_pipe(paths: ProjectPaths, receive_pack: int) -> Path | None:
@@ -274,22 +382,13 @@ def deploy_in_this_process(
     stdin_text: str,
     pipe: Path,
     receive_pack: int,
-    validated: Validated,
     limit_s: float = 300,
 ) -> None:
     """The child of pre-receive: once post-receive opens the pipe (git has moved the refs by
-    then), let the next push in and do the post-receive here, writing to the pipe.
-
-    The push waits for this deploy's output, not for git moving the ref: what the deploy will need
-    (the validated config handed over, flank.yml's bytes written durably, the modules it imports)
-    is made ready meanwhile, off the push's path."""
+    then), let the next push in and do the post-receive here, writing to the pipe."""
     import time
 
     from flank_ops import error_handler
-    from flank_ops.deploy import deploy
-
-    hand_over(paths, validated, in_memory=True)
-    deploy.warm_up(validated.config)
 
     deadline = time.monotonic() + limit_s
     out = None
@@ -298,11 +397,11 @@ def deploy_in_this_process(
             try:
                 out = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
             except OSError:  # ENXIO: post-receive is not reading yet
-                time.sleep(0.002)
+                time.sleep(0.001)
     finally:
         with contextlib.suppress(OSError):
             pipe.unlink()
-    os.close(fd)  # the refs have moved (or never will): the next push may take its turn
+    let_go(fd)  # the refs have moved (or never will): the next push may take its turn
     from flank_ops.git.bare_repo import branch_tip
 
     if out is None and branch_tip(paths.bare_repo, branch) != update.new:

@@ -20,14 +20,12 @@ lock, so every write holds the project's notes flock.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import run_git
-from flank_ops.humanize import NOTE, clock, duration
 from flank_ops.paths import ProjectPaths
 
 NOTES_REF = "refs/notes/flank"
@@ -97,6 +95,8 @@ def note_line(
     `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not place pages
     itself); `completes`: the full run this successful `--rerun` completed (run/state.py); `by` who
     started it when a person did ("ada via web": store/model.triggered_by_text)."""
+    from flank_ops.humanize import NOTE, clock, duration  # here: the push's pre-receive imports NOTES_REF only
+
     kind = run_kind(record) + (f", {params}" if params else "")
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",
@@ -234,6 +234,8 @@ def mark_pruned(paths: ProjectPaths, pipeline: str, run_ids: Iterable[int]) -> i
 
 def _who() -> dict[str, str]:
     # Notes are commits: give them an identity, the VM's git may have none configured.
+    import socket  # here: the push's pre-receive imports NOTES_REF only
+
     host = socket.gethostname()
     return {
         "GIT_AUTHOR_NAME": "flank",
