@@ -111,19 +111,19 @@ def _check_commit(
     from flank_ops.config.load import load_config, still_valid, symlink_error
     from flank_ops.git.trees import CommitTree
 
-    tree = CommitTree(git_dir, sha, keep_git_env=True)
     try:
-        entry = (tree.folder("") or {}).get(FLANK_YML)
-        if entry is not None and entry.kind == "link":
-            return [str(e) for e in symlink_error(FLANK_YML).errors], None, b""
-        with object_reader(git_dir) as read_object:
+        with object_reader(git_dir) as read_object:  # the tree and flank.yml: one git process
+            tree = CommitTree(git_dir, sha, keep_git_env=True, read_object=read_object)
+            entry = (tree.folder("") or {}).get(FLANK_YML)
+            if entry is not None and entry.kind == "link":
+                return [str(e) for e in symlink_error(FLANK_YML).errors], None, b""
             text, problem = read_flank_yml(read_object, sha)
-        if problem:
-            return [problem], None, b""
-        known = validated_before(text) if validated_before is not None else None
-        if known is not None and still_valid(known, tree):
-            return [], known, text
-        config = load_config(text, FLANK_YML, tree=tree)
+            if problem:
+                return [problem], None, b""
+            known = validated_before(text) if validated_before is not None else None
+            if known is not None and still_valid(known, tree):
+                return [], known, text
+            config = load_config(text, FLANK_YML, tree=tree)
     except ConfigErrors as exc:
         return [str(e) for e in exc.errors], None, b""
     except UserError as exc:
