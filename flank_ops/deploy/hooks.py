@@ -429,6 +429,8 @@ def deploy_in_this_process(
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
+    with contextlib.suppress(OSError):
+        os.nice(10)  # behind whatever the user does next (another push, a run)
     for step in later:
         with contextlib.suppress(Exception):
             step()
