@@ -7,10 +7,11 @@ The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
 not from the environment: an ssh push does not carry FLANK_HOME.
 
 pre-receive also runs `setup:` when the pushed commit needs a new build (deploy/setup.py),
-so a failed setup refuses the push. One Python start-up per push: pre-receive validates,
-then forks a child that holds the receive lock until git has moved the branch and then
-does the post-receive itself (the deploy: deploy/deploy.py), its output copied to the push
-by the post-receive shim through a named pipe. bench/push.py --plain-post-receive measures
+so a failed setup refuses the push. One Python start-up per push: pre-receive forks, as it
+starts, the child that will deploy (start_deploy_child: it loads the deploy's modules while
+pre-receive validates); told the push is accepted, that child holds the receive lock until
+git has moved the branch and then does the post-receive itself (the deploy: deploy/deploy.py),
+its output copied to the push by the post-receive shim through a named pipe. bench/push.py --plain-post-receive measures
 what that saves against a post-receive that deploys by itself: ~220 ms a push on a 2-core VM
 at load 12. The shim's copy loop is the price: a logic-free shim whose Python copies the pipe
 instead saved ~20 ms (noise) at load 14, and delayed each deploy by a Python start-up. What
@@ -20,8 +21,8 @@ PROJECT`. A post-receive shim from an older `flank init` still deploys by itself
 
 issue 22, what else keeps a push close to a plain git push (bench/push.py --ssh): a flank.yml
 the push leaves unchanged is not parsed again (the deployed release's validated Config, checked
-against the pushed files: config/load.py still_valid), and the hook exits without the
-interpreter's teardown (exit_now).
+against the pushed files: config/load.py still_valid), one `git cat-file --batch` reads the
+pushed tree and flank.yml, and the hook exits without the interpreter's teardown (exit_now).
 """
 
 from __future__ import annotations
