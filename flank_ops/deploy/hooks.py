@@ -105,10 +105,19 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     with contextlib.suppress(OSError):
         os.unlink(paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(os.getppid())))
     receive_lock = open_receive_lock(paths)
-    deploy_child = start_deploy_child(paths, branch, stdin_text, receive_lock)
+    deploy_child = None
+    batch = None
+    if updates_branch(stdin_text, branch):  # both start while this process loads the validator
+        deploy_child = start_deploy_child(paths, branch, stdin_text, receive_lock)
+        with contextlib.suppress(OSError, UserError):
+            from flank_ops.git.gitcmd import cat_file_batch
+
+            batch = cat_file_batch(paths.bare_repo)
     from flank_ops.git.push_check import check_push, parse_updates
 
-    verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text), lambda data: validated_before(paths, data))
+    verdict = check_push(
+        paths.bare_repo, branch, parse_updates(stdin_text), lambda data: validated_before(paths, data), batch
+    )
     if verdict.deploy is not None:
         problem = bad_push_option()
         if problem:
@@ -279,15 +288,20 @@ def hold_claim_until_ref_moves(
 POST_RECEIVE_PIPE_MARK = "flank-push-$PPID.fifo"  # hooks/post-receive copies this pipe when it exists
 
 
+def updates_branch(stdin_text: str, branch: str) -> bool:
+    """Whether the push (pre-receive's input) updates `branch`, at a glance (push_check parses it)."""
+    deploy_ref = f"refs/heads/{branch}"
+    return any(line.split()[-1:] == [deploy_ref] for line in stdin_text.splitlines())
+
+
 def start_deploy_child(paths: ProjectPaths, branch: str, stdin_text: str, receive_lock: int | None) -> int | None:
     """issue 22: fork the child that will deploy (deploy_in_this_process) as pre-receive starts, so it
     loads the deploy's modules while this process loads the validator and checks the push, rather
     than after it, on the push's path. It shares `receive_lock` (a lock this process takes on it is
     the child's too) and waits for hand_to_deploy_child's word on a pipe; told nothing (a refused
     push, a failed hook), it exits. Returns the pipe's end to write, or None: no child (post-receive
-    deploys by itself, the push does not update the deploy branch, no lock, no fork)."""
-    deploy_ref = f"refs/heads/{branch}"
-    if receive_lock is None or not any(line.split()[-1:] == [deploy_ref] for line in stdin_text.splitlines()):
+    deploys by itself, no lock, no fork)."""
+    if receive_lock is None:
         return None
     try:
         if POST_RECEIVE_PIPE_MARK not in (paths.bare_repo / "hooks" / "post-receive").read_text(encoding="utf-8"):

@@ -17,7 +17,7 @@ from flank_ops.config.load import MAX_BYTES as MAX_FLANK_YML_BYTES
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
 from flank_ops.fileio import atomic_write_bytes
-from flank_ops.git.gitcmd import clean_env, git_executable
+from flank_ops.git.gitcmd import cat_file_batch
 from flank_ops.git.notes import NOTES_REF
 from flank_ops.paths import ProjectPaths
 
@@ -66,9 +66,14 @@ ValidatedBefore = Callable[[bytes], "Config | None"]
 
 
 def check_push(
-    git_dir: Path, branch: str, updates: list[RefUpdate], validated_before: ValidatedBefore | None = None
+    git_dir: Path,
+    branch: str,
+    updates: list[RefUpdate],
+    validated_before: ValidatedBefore | None = None,
+    batch: subprocess.Popen[bytes] | None = None,
 ) -> PushVerdict:
-    """Every reason to refuse this push (all at once), and what to say when it is fine."""
+    """Every reason to refuse this push (all at once), and what to say when it is fine. batch: a
+    `git cat-file --batch` started already (gitcmd.cat_file_batch), used and ended here."""
     deploy_ref = f"refs/heads/{branch}"
     errors: list[str] = []
     config = None
@@ -87,8 +92,11 @@ def check_push(
             )
         elif update.ref == deploy_ref:
             deploy = update
-            found, config, text = _check_commit(git_dir, update.new, validated_before)
+            found, config, text = _check_commit(git_dir, update.new, validated_before, batch)
+            batch = None
             errors += found
+    if batch is not None:  # not needed after all
+        _end(batch)
     return PushVerdict(errors, config if not errors else None, deploy, text if not errors else b"")
 
 
@@ -103,7 +111,10 @@ def check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None]:
 
 
 def _check_commit(
-    git_dir: Path, sha: str, validated_before: ValidatedBefore | None = None
+    git_dir: Path,
+    sha: str,
+    validated_before: ValidatedBefore | None = None,
+    batch: subprocess.Popen[bytes] | None = None,
 ) -> tuple[list[str], Config | None, bytes]:
     """check_commit, and the bytes of flank.yml it validated. With `validated_before`, an unchanged
     flank.yml is not parsed again: its Config is checked against this commit's tree (still_valid),
@@ -112,7 +123,7 @@ def _check_commit(
     from flank_ops.git.trees import CommitTree
 
     try:
-        with object_reader(git_dir) as read_object:  # the tree and flank.yml: one git process
+        with object_reader(git_dir, batch) as read_object:  # the tree and flank.yml: one git process
             tree = CommitTree(git_dir, sha, keep_git_env=True, read_object=read_object)
             entry = (tree.folder("") or {}).get(FLANK_YML)
             if entry is not None and entry.kind == "link":
@@ -135,19 +146,15 @@ ObjectReader = Callable[[str, bool], tuple[str, int, bytes]]
 
 
 @contextlib.contextmanager
-def object_reader(git_dir: Path) -> Iterator[ObjectReader]:
-    """read(name, want_content) -> (type or "missing", size, content) through one `git cat-file --batch`.
+def object_reader(git_dir: Path, proc: subprocess.Popen[bytes] | None = None) -> Iterator[ObjectReader]:
+    """read(name, want_content) -> (type or "missing", size, content) through one `git cat-file --batch`
+    (`proc`, if started already: gitcmd.cat_file_batch).
 
     Keeps the hook's GIT_* environment, so quarantined (just pushed) objects are visible.
     Content is only read into memory when wanted and no bigger than MAX_FLANK_YML_BYTES.
     """
-    proc = subprocess.Popen(
-        [git_executable(), f"--git-dir={git_dir}", "cat-file", "--batch"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=clean_env(keep_git=True),
-    )
+    if proc is None:
+        proc = cat_file_batch(git_dir)
     assert proc.stdin is not None and proc.stdout is not None
     stdin, stdout = proc.stdin, proc.stdout
 
@@ -174,11 +181,16 @@ def object_reader(git_dir: Path) -> Iterator[ObjectReader]:
     try:
         yield read
     finally:
-        for stream in (stdin, stdout):
+        _end(proc)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
-        proc.kill()
-        proc.wait()
+    proc.kill()
+    proc.wait()
 
 
 def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | None]:
