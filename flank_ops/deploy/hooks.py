@@ -7,11 +7,12 @@ The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
 not from the environment: an ssh push does not carry FLANK_HOME.
 
 pre-receive also runs `setup:` when the pushed commit needs a new build (deploy/setup.py),
-so a failed setup refuses the push. One Python start-up per push: pre-receive forks, as it
-starts, the child that will deploy (start_deploy_child: it loads the deploy's modules while
-pre-receive validates); told the push is accepted, that child holds the receive lock until
-git has moved the branch and then does the post-receive itself (the deploy: deploy/deploy.py),
-its output copied to the push by the post-receive shim through a named pipe. bench/push.py --plain-post-receive measures
+so a failed setup refuses the push. One Python start-up per push: pre-receive forks, before it
+checks the push, the child that will deploy (start_deploy_child: it loads the deploy's modules
+while pre-receive checks and git moves the branch); told the push is accepted, it holds the
+receive lock until git has moved the branch and then does the post-receive itself (the deploy:
+deploy/deploy.py), its output copied to the push by the post-receive shim through a named pipe.
+bench/push.py --plain-post-receive measures
 what that saves against a post-receive that deploys by itself: ~220 ms a push on a 2-core VM
 at load 12. The shim's copy loop is the price: a logic-free shim whose Python copies the pipe
 instead saved ~20 ms (noise) at load 14, and delayed each deploy by a Python start-up. What
@@ -107,14 +108,17 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     receive_lock = open_receive_lock(paths)
     deploy_child = None
     batch = None
-    if updates_branch(stdin_text, branch):  # both start while this process loads the validator
-        deploy_child = start_deploy_child(paths, branch, stdin_text, receive_lock)
+    updates = updates_branch(stdin_text, branch)
+    if updates:  # git's start-up overlaps the imports below
         with contextlib.suppress(OSError, UserError):
             from flank_ops.git.gitcmd import cat_file_batch
 
             batch = cat_file_batch(paths.bare_repo)
+    from flank_ops.git import release_config, trees  # noqa: F401 - before the fork: the deploy child needs them too
     from flank_ops.git.push_check import check_push, parse_updates
 
+    if updates:
+        deploy_child = start_deploy_child(paths, branch, stdin_text, receive_lock)
     verdict = check_push(
         paths.bare_repo, branch, parse_updates(stdin_text), lambda data: validated_before(paths, data), batch
     )
@@ -295,9 +299,10 @@ def updates_branch(stdin_text: str, branch: str) -> bool:
 
 
 def start_deploy_child(paths: ProjectPaths, branch: str, stdin_text: str, receive_lock: int | None) -> int | None:
-    """issue 22: fork the child that will deploy (deploy_in_this_process) as pre-receive starts, so it
-    loads the deploy's modules while this process loads the validator and checks the push, rather
-    than after it, on the push's path. It shares `receive_lock` (a lock this process takes on it is
+    """issue 22: fork the child that will deploy (deploy_in_this_process) before pre-receive checks the
+    push, so it loads the deploy's modules while this process checks and git moves the branch, rather
+    than after, on the push's path. (Forked before pre-receive's own imports, it only imported them
+    again: no sooner ready, measured.) It shares `receive_lock` (a lock this process takes on it is
     the child's too) and waits for hand_to_deploy_child's word on a pipe; told nothing (a refused
     push, a failed hook), it exits. Returns the pipe's end to write, or None: no child (post-receive
     deploys by itself, no lock, no fork)."""
