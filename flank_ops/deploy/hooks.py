@@ -341,7 +341,9 @@ def hand_to_deploy_child(
     told = False
     try:
         if make_post_receive_pipe(paths, os.getppid()) is not None:
-            payload = pickle.dumps((validated, update), protocol=pickle.HIGHEST_PROTOCOL)
+            # flank.yml's bytes written (durably) here: the child is the one the push waits for
+            hand_over(paths, validated, in_memory=True)
+            payload = pickle.dumps((validated._replace(flank_yml=b""), update), protocol=pickle.HIGHEST_PROTOCOL)
             with contextlib.suppress(OSError, AttributeError):  # a big flank.yml: the pipe holds it all
                 import fcntl
 
