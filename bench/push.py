@@ -56,8 +56,9 @@ pipelines:
 
 def bench_env(tmp: Path) -> dict[str, str]:
     """The benches' environment: FLANK_HOME under `tmp`, git with an empty config and a fixed author,
-    none of the caller's GIT_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    none of the caller's GIT_* variables. Nor PYTHONDONTWRITEBYTECODE: the hooks run from compiled
+    modules, as an installed flank's do (with it, a --baseline-src copy was compiled on every push)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(
         {
             "FLANK_HOME": str(tmp / "home"),

@@ -79,14 +79,14 @@ def error_handler(json_errors: bool = False) -> Iterator[None]:
 
 
 def _report_unexpected(exc: BaseException, json_errors: bool = False) -> None:
+    import traceback  # here: every git hook and command imports this module, few ever crash
+
     log = _crash_log_path()
     try:
         os.makedirs(os.path.dirname(log), exist_ok=True)
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with open(fd, "a", encoding="utf-8") as f:
             f.write(f"--- flank {' '.join(sys.argv[1:])}\n")
-            import traceback  # here: only a crash needs it
-
             f.write("".join(traceback.format_exception(exc)))
         where = f"the details are in {log}"
     except OSError:

@@ -19,7 +19,6 @@ dict rebuilt by hand.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, Protocol
 
 from flank_ops import __version__
@@ -56,6 +55,8 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    from datetime import datetime  # here: main.py imports this module on every command and git hook
+
     if isinstance(value, datetime):
         return value.isoformat()
     return value

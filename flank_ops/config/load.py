@@ -854,6 +854,35 @@ def _check_repo_paths(report: Report, tree: RepoTree, config: Config) -> None:
             report.add(node, message, hint)
 
 
+def repo_path_keys(config: Config) -> set[tuple[str, str]]:
+    """The (key, path) of every `dir:` and `persist:` path a valid `config`'s file names: what
+    load_config checks against the repo's tree (Report.repo_paths, without the nodes)."""
+    dirs = {t.dir for p in config.pipelines.values() for t in p.tasks.values() if t.dir not in (None, ".")}
+    return {("persist", path) for path in config.persist} | {("dir", str(path)) for path in dirs}
+
+
+def still_valid(config: Config, tree: RepoTree) -> bool:
+    """For a Config load_config made before from the very same bytes, by this same flank (a push
+    whose flank.yml did not change: git/release_config.py `validated_before`): whether it passes
+    what depends on more than those bytes too, as load_config would — its `dir:` and `persist:`
+    paths in this `tree`, its timezones on this machine. False: validate in full (load_config),
+    which says what is wrong and where."""
+    from flank_ops.config.repo_paths import path_problems
+
+    if any(path_problems(tree, key, path, config.persist) for key, path in sorted(repo_path_keys(config))):
+        return False
+    zones = {p.timezone for p in config.pipelines.values() if p.timezone}
+    if zones:
+        import zoneinfo
+
+        try:
+            for zone in zones:
+                zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            return False
+    return True
+
+
 # --- tasks -----------------------------------------------------------------------
 
 

@@ -39,13 +39,20 @@ if TYPE_CHECKING:
     from flank_ops.deploy.setup import SetupFailed
 
 
+# Steps a deploy leaves for after the push has its answer (deploy()'s `later`).
+Later = list[Callable[[], None]]
+
+
 class Deployed(NamedTuple):
     sha: str
     config: Config
 
 
-def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str]) -> int:
-    """The whole post-receive for a push to the deploy branch. Returns the hook's exit code."""
+def deploy_and_start(
+    paths: ProjectPaths, branch: str, pushed_sha: str, push_options: list[str], later: Later | None = None
+) -> int:
+    """The whole post-receive for a push to the deploy branch. Returns the hook's exit code.
+    later: see deploy()."""
     from flank_ops.deploy.setup import split_setup_option
     from flank_ops.store.deploy_state import deploy_marked
 
@@ -54,12 +61,44 @@ def deploy_and_start(paths: ProjectPaths, branch: str, pushed_sha: str, push_opt
     except UserError:  # pre-receive refused such a push; keep going without the option
         setup_option = None
     with deploy_lock(paths), deploy_marked(paths, pushed_sha):
-        deployed = deploy(paths, branch, pushed_sha, setup_option=setup_option)
+        deployed = deploy(paths, branch, pushed_sha, setup_option=setup_option, later=later)
     if deployed is None:
         return 1
     # Outside the lock: starting runs must never hold up another push.
     start_runs(paths, deployed.config, push_options)
     return 0
+
+
+def warm_up(config: Config | None = None) -> None:
+    """Import what a deploy will, ahead of time (with `config`: what deploying it needs besides): the
+    deploy child of pre-receive does this while pre-receive checks the push and git moves the branch
+    (deploy/hooks.py), so the push does not wait for these imports afterwards."""
+    if config is not None:
+        if any(p.schedule for p in config.pipelines.values()):  # the push says when each runs next
+            import croniter  # noqa: F401
+
+            from flank_ops.schedule import next_runs  # noqa: F401
+        return
+    import encodings.idna  # noqa: F401
+    import getpass  # noqa: F401
+    import glob  # noqa: F401
+    import urllib.parse  # noqa: F401
+
+    from flank_ops import settings  # noqa: F401
+    from flank_ops.config import params  # noqa: F401
+    from flank_ops.cost import setup_disk  # noqa: F401
+    from flank_ops.deploy import persist_overlay, setup  # noqa: F401
+    from flank_ops.executors import resources, vm_check  # noqa: F401
+    from flank_ops.executors import settings as executor_settings  # noqa: F401
+    from flank_ops.git import bare_repo  # noqa: F401
+    from flank_ops.incremental import fingerprints  # noqa: F401
+    from flank_ops.notify import destinations  # noqa: F401
+    from flank_ops.remote import address  # noqa: F401
+    from flank_ops.run import launch, makefile  # noqa: F401
+    from flank_ops.schedule import crontab, zones  # noqa: F401
+    from flank_ops.site import layout  # noqa: F401
+    from flank_ops.store import deploy_state  # noqa: F401
+    from flank_ops.task import checked_task, launcher  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -79,10 +118,19 @@ def deploy_lock(paths: ProjectPaths) -> Iterator[None]:
 
 
 def deploy(
-    paths: ProjectPaths, branch: str, pushed_sha: str, *, via: str = VIA_PUSH, setup_option: str | None = None
+    paths: ProjectPaths,
+    branch: str,
+    pushed_sha: str,
+    *,
+    via: str = VIA_PUSH,
+    setup_option: str | None = None,
+    later: Later | None = None,
 ) -> Deployed | None:
     """Check out, link, set up (issue 13), switch `current`, regenerate, record. Call with the deploy
     lock held.
+
+    later: what nobody waits for (the site's redraw, removing pruned releases) is added there, for
+    the caller to do once the push has its answer (deploy/hooks.py); None: started or done here.
 
     via=VIA_COMMAND (`flank deploy`): deploy `pushed_sha` itself, again, whatever the branch says.
     setup_option: -o setup=skip|force."""
@@ -153,7 +201,7 @@ def deploy(
     except OSError as exc:
         warnings.append(f"deploy not recorded in {paths.deploys_log}: {failure_text(exc)}")
     # After the record, so the site's Deploys page shows this push.
-    warnings += refresh_site(paths, via)
+    warnings += refresh_site(paths, via, later)
 
     say(f'deployed {commit["short"]} "{commit["message"]}"')
     for line in synced:
@@ -166,7 +214,7 @@ def deploy(
     for line in (site_line or "").splitlines():
         say(line)
     try:
-        prune_releases(paths, releases_in_use(paths))
+        prune_releases(paths, releases_in_use(paths), later=later)
         from flank_ops.deploy.setup import prune_builds, pruned_line
 
         removed = prune_builds(paths)
@@ -384,15 +432,26 @@ def notify_warnings(paths: ProjectPaths, config: Config) -> list[str]:
     return [warning] if warning else []
 
 
-def refresh_site(paths: ProjectPaths, via: str = VIA_PUSH) -> list[str]:
-    """Redraw the pages a deploy changes: for a push, in a detached process, so the push returns
-    without waiting for it (issue 10: a push that feels instant); by hand (`flank deploy`), here."""
+def refresh_site(paths: ProjectPaths, via: str = VIA_PUSH, later: Later | None = None) -> list[str]:
+    """Redraw the pages a deploy changes: for a push, after the push returned (issue 10: a push that
+    feels instant) — by the process that deployed (`later`), else in a detached one; by hand
+    (`flank deploy`), here."""
+    if via == VIA_PUSH and later is not None:
+        later.append(lambda: rebuild_site_after_push(paths))
+        return []
     step = rebuild_site if via != VIA_PUSH else start_site_rebuild
     return attempt("status site not rebuilt (run: flank site)", lambda: step(paths))
 
 
+def rebuild_site_after_push(paths: ProjectPaths) -> None:
+    """The pages a push changes, redrawn after the push returned. One at a time; the last to start
+    reads the newest state."""
+    with locked(paths.lock_file("site-after-push")):
+        rebuild_site(paths)
+
+
 def start_site_rebuild(paths: ProjectPaths) -> None:
-    """`flank hook site PROJECT`, detached (see git/hooks.py: site_after_push)."""
+    """`flank hook site PROJECT`, detached (see deploy/hooks.py: site_after_push)."""
     from flank_ops.run.launch import spawn_detached
 
     spawn_detached(

@@ -7,15 +7,24 @@ The project is found from the repo the hook runs in ($FLANK_HOME/NAME.git),
 not from the environment: an ssh push does not carry FLANK_HOME.
 
 pre-receive also runs `setup:` when the pushed commit needs a new build (deploy/setup.py),
-so a failed setup refuses the push. One Python start-up per push: pre-receive validates,
-then forks a child that holds the receive lock until git has moved the branch and then
-does the post-receive itself (the deploy: deploy/deploy.py), its output copied to the push
-by the post-receive shim through a named pipe. bench/push.py --plain-post-receive measures
+so a failed setup refuses the push. One Python start-up per push: pre-receive forks, before it
+checks the push, the child that will deploy (start_deploy_child: it loads the deploy's modules
+while pre-receive checks and git moves the branch); told the push is accepted, it holds the
+receive lock until git has moved the branch and then does the post-receive itself (the deploy:
+deploy/deploy.py), its output copied to the push by the post-receive shim through a named pipe.
+bench/push.py --plain-post-receive measures
 what that saves against a post-receive that deploys by itself: ~220 ms a push on a 2-core VM
 at load 12. The shim's copy loop is the price: a logic-free shim whose Python copies the pipe
-instead saved ~20 ms (noise) at load 14, and delayed each deploy by a Python start-up. The
-site is redrawn by a detached `flank hook site PROJECT` after the push returned. A
-post-receive shim from an older `flank init` still deploys by itself.
+instead saved ~20 ms (noise) at load 14, and delayed each deploy by a Python start-up. What
+nobody waits for (the site's redraw, removing pruned releases) that child does after closing
+the pipe, once the push has its answer; a refusal's redraw is a detached `flank hook site
+PROJECT`. A post-receive shim from an older `flank init` still deploys by itself.
+
+issue 22, what else keeps a push close to a plain git push (bench/push.py --ssh): a flank.yml
+the push leaves unchanged is not parsed again (the deployed release's validated Config, checked
+against the pushed files: config/load.py still_valid), one `git cat-file --batch` reads the
+pushed tree and flank.yml, and the hook exits without the interpreter's teardown (main.cli, as every
+command does).
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flank_ops.deploy.push_output import say
 from flank_ops.errors import UserError
@@ -32,6 +41,7 @@ from flank_ops.paths import Home, ProjectPaths
 
 if TYPE_CHECKING:
     from flank_ops.config.model import Config
+    from flank_ops.deploy.deploy import Later
     from flank_ops.git.push_check import RefUpdate
 
 USAGE = "usage: flank hook pre-receive|post-receive (run by git, installed by flank init)"
@@ -54,13 +64,10 @@ def hook_main(argv: list[str]) -> int:
 
 def site_after_push(project: str) -> int:
     """`flank hook site PROJECT`, started detached by a push's hooks: the pages a push changes,
-    redrawn after the push returned. One at a time; the last to start reads the newest state."""
-    from flank_ops.deploy.deploy import rebuild_site
-    from flank_ops.fileio import locked
+    redrawn after the push returned."""
+    from flank_ops.deploy.deploy import rebuild_site_after_push
 
-    paths = Home().project(project)
-    with locked(paths.lock_file("site-after-push")):
-        rebuild_site(paths)
+    rebuild_site_after_push(Home().project(project))
     return 0
 
 
@@ -83,14 +90,29 @@ def push_options() -> list[str]:
 
 def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     from flank_ops.git.bare_repo import deploy_branch
-    from flank_ops.git.push_check import check_push, parse_updates
 
     branch = deploy_branch(paths.bare_repo)
     # A pipe named after this receive-pack is a leftover (a deploy child killed before removing
     # it, the pid reused since): post-receive would wait on it forever.
     with contextlib.suppress(OSError):
         os.unlink(paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(os.getppid())))
-    verdict = check_push(paths.bare_repo, branch, parse_updates(stdin_text))
+    receive_lock = open_receive_lock(paths)
+    deploy_child = None
+    batch = None
+    updates = updates_branch(stdin_text, branch)
+    if updates:  # git's start-up overlaps the imports below
+        with contextlib.suppress(OSError, UserError):
+            from flank_ops.git.gitcmd import cat_file_batch
+
+            batch = cat_file_batch(paths.bare_repo)
+    from flank_ops.git import release_config, trees  # noqa: F401 - before the fork: the deploy child needs them too
+    from flank_ops.git.push_check import check_push, parse_updates
+
+    if updates:
+        deploy_child = start_deploy_child(paths, branch, stdin_text, receive_lock)
+    verdict = check_push(
+        paths.bare_repo, branch, parse_updates(stdin_text), lambda data: validated_before(paths, data), batch
+    )
     if verdict.deploy is not None:
         problem = bad_push_option()
         if problem:
@@ -102,27 +124,27 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
     claim = None
     setup_entry: dict[str, Any] | None = None
     if verdict.deploy is not None and not verdict.errors:
-        claim, problem = claim_deploy_branch(paths, branch, verdict.deploy)
+        claim, problem = claim_deploy_branch(paths, branch, verdict.deploy, receive_lock)
         if problem:
             verdict.errors.append(problem)
     if not verdict.errors and verdict.deploy is not None and verdict.config is not None:
         from flank_ops.config.load import describe
-        from flank_ops.git.push_check import save_validated
 
         say(f"flank.yml OK — {describe(verdict.config)}")
-        try:
-            save_validated(paths, verdict.deploy.new, verdict.config, verdict.flank_yml)
-        except OSError:
-            pass  # only a shortcut: post-receive validates again without it
         problem, setup_entry = setup_before_push(paths, branch, verdict.deploy, verdict.config)
         if problem:
             verdict.errors.append(problem)
     if not verdict.errors:
-        if claim is not None and verdict.deploy is not None:
-            hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text)
+        if verdict.deploy is not None and verdict.config is not None:
+            validated = Validated(verdict.deploy.new, verdict.config, verdict.flank_yml)
+            if claim is not None:
+                if not hand_to_deploy_child(deploy_child, paths, validated, verdict.deploy, claim):
+                    hold_claim_until_ref_moves(claim, paths, branch, verdict.deploy, stdin_text, validated)
+            else:  # post-receive deploys by itself (deploy/deploy.py take_validated)
+                hand_over(paths, validated, in_memory=False)
         return 0
     if claim is not None:
-        os.close(claim)  # the branch stays: the next push may take its turn
+        let_go(claim)  # the branch stays: the next push may take its turn
     noun = "problem" if len(verdict.errors) == 1 else "problems"
     say(f"push refused, {len(verdict.errors)} {noun}; nothing was deployed:")
     for error in verdict.errors:
@@ -130,6 +152,32 @@ def pre_receive(paths: ProjectPaths, stdin_text: str) -> int:
             print(f"  {line}", file=sys.stderr)
     record_rejection(paths, refused_update(verdict.deploy, parse_updates(stdin_text)), verdict.errors, setup_entry)
     return 1
+
+
+def validated_before(paths: ProjectPaths, data: bytes) -> Config | None:
+    """The deployed release's Config if its flank.yml is `data` (git/release_config.py)."""
+    from flank_ops.git import release_config
+
+    return release_config.validated_before(paths, data)
+
+
+class Validated(NamedTuple):
+    """What pre-receive validated for the deploy: the pushed commit, its Config and flank.yml's bytes."""
+
+    sha: str
+    config: Config
+    flank_yml: bytes
+
+
+def hand_over(paths: ProjectPaths, validated: Validated, in_memory: bool) -> None:
+    """Hand the validated Config and bytes to the deploy (git/push_check.py save_validated): kept in
+    memory when the deploy runs in this process (the child of pre-receive), else in files."""
+    from flank_ops.git.push_check import save_validated
+
+    try:
+        save_validated(paths, validated.sha, validated.config, validated.flank_yml, in_memory=in_memory)
+    except OSError:
+        pass  # only a shortcut: the deploy validates again without it
 
 
 def refused_update(deploy: RefUpdate | None, updates: list[RefUpdate]) -> RefUpdate | None:
@@ -144,7 +192,29 @@ def refused_update(deploy: RefUpdate | None, updates: list[RefUpdate]) -> RefUpd
     return candidates[0] if candidates else None
 
 
-def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> tuple[int | None, str | None]:
+def open_receive_lock(paths: ProjectPaths) -> int | None:
+    """The receive lock's file, open (claim_deploy_branch takes it), or None when it cannot be
+    opened (read-only home): then pushes do not take turns, git's own compare-and-swap still holds."""
+    lock = paths.lock_file("receive")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+
+
+def let_go(fd: int) -> None:
+    """Release the receive lock `fd` holds, even while a child still has the descriptor too."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def claim_deploy_branch(
+    paths: ProjectPaths, branch: str, update: RefUpdate, fd: int | None
+) -> tuple[int | None, str | None]:
     """Take turns on the deploy branch, from here until git has moved it.
 
     git moves a ref only if it is still where the pusher saw it: of two pushes at once,
@@ -152,18 +222,14 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
     nowhere. So a push to the deploy branch holds the receive lock from here until its ref
     update is in (hold_claim_until_ref_moves); the next one then sees the branch moved and
     is refused here, saying why, with its line in deploys.jsonl.
-    Returns (the lock's fd, None) or (None, why the push is refused).
+    `fd`: open_receive_lock's. Returns (`fd`, locked, None) or (None, why the push is refused).
     """
     import fcntl
 
     from flank_ops.git.bare_repo import branch_tip
     from flank_ops.git.push_check import ZERO_SHA
 
-    lock = paths.lock_file("receive")
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
+    if fd is None:
         return None, None  # cannot take turns (read-only home): git's own compare-and-swap still holds
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -173,7 +239,7 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
     tip = branch_tip(paths.bare_repo, branch)
     if (tip or ZERO_SHA) == update.old:
         return fd, None
-    os.close(fd)
+    let_go(fd)
     return None, (
         f"{branch!r} moved to {(tip or 'nothing')[:7]} while this push was on its way (another push "
         f"came first)\n  fetch it, then push again: git pull flank {branch} && git push flank {branch}"
@@ -181,7 +247,7 @@ def claim_deploy_branch(paths: ProjectPaths, branch: str, update: RefUpdate) -> 
 
 
 def hold_claim_until_ref_moves(
-    fd: int, paths: ProjectPaths, branch: str, update: RefUpdate, stdin_text: str = ""
+    fd: int, paths: ProjectPaths, branch: str, update: RefUpdate, stdin_text: str, validated: Validated
 ) -> None:
     """Hand the receive lock to a child that keeps it until git has moved the branch (or the
     receive-pack that runs this hook is gone), then lets the next push in. The hook returns at once.
@@ -192,6 +258,8 @@ def hold_claim_until_ref_moves(
     pipe named after receive-pack's pid, which post-receive copies to the push's terminal."""
     receive_pack = os.getppid()
     pipe = make_post_receive_pipe(paths, receive_pack)
+    if pipe is None:  # post-receive deploys by itself: hand over before git moves the branch
+        hand_over(paths, validated, in_memory=False)
     if os.fork() != 0:
         os.close(fd)  # the child holds the lock now
         return
@@ -202,12 +270,106 @@ def hold_claim_until_ref_moves(
         if pipe is None:
             wait_for_ref_update(paths, branch, update.old, receive_pack)
             return
+        from flank_ops.deploy import deploy
+
+        hand_over(paths, validated, in_memory=True)
+        deploy.warm_up()
+        deploy.warm_up(validated.config)
         deploy_in_this_process(fd, paths, branch, update, stdin_text, pipe, receive_pack)
     finally:
         os._exit(0)
 
 
 POST_RECEIVE_PIPE_MARK = "flank-push-$PPID.fifo"  # hooks/post-receive copies this pipe when it exists
+
+
+def updates_branch(stdin_text: str, branch: str) -> bool:
+    """Whether the push (pre-receive's input) updates `branch`, at a glance (push_check parses it)."""
+    deploy_ref = f"refs/heads/{branch}"
+    return any(line.split()[-1:] == [deploy_ref] for line in stdin_text.splitlines())
+
+
+def start_deploy_child(paths: ProjectPaths, branch: str, stdin_text: str, receive_lock: int | None) -> int | None:
+    """issue 22: fork the child that will deploy (deploy_in_this_process) before pre-receive checks the
+    push, so it loads the deploy's modules while this process checks and git moves the branch, rather
+    than after, on the push's path. (Forked before pre-receive's own imports, it only imported them
+    again: no sooner ready, measured.) It shares `receive_lock` (a lock this process takes on it is
+    the child's too) and waits for hand_to_deploy_child's word on a pipe; told nothing (a refused
+    push, a failed hook), it exits. Returns the pipe's end to write, or None: no child (post-receive
+    deploys by itself, no lock, no fork)."""
+    if receive_lock is None:
+        return None
+    try:
+        if POST_RECEIVE_PIPE_MARK not in (paths.bare_repo / "hooks" / "post-receive").read_text(encoding="utf-8"):
+            return None
+        word, to_child = os.pipe()
+        receive_pack = os.getppid()
+        pid = os.fork()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if pid != 0:
+        os.close(word)
+        return to_child
+    try:
+        from flank_ops.run.launch import detach_this_child
+
+        detach_this_child(receive_lock, word)  # git waits for the hook's output pipes to close: hold none
+        deploy_when_told(word, receive_lock, paths, branch, stdin_text, receive_pack)
+    finally:
+        os._exit(0)
+
+
+def hand_to_deploy_child(
+    to_child: int | None, paths: ProjectPaths, validated: Validated, update: RefUpdate, claim: int
+) -> bool:
+    """Tell the deploy child (start_deploy_child) to deploy `validated`: it holds the receive lock from
+    now on, and lets the next push in once git has moved the branch. False: it cannot
+    (hold_claim_until_ref_moves instead)."""
+    if to_child is None:
+        return False
+    import pickle
+
+    told = False
+    try:
+        if make_post_receive_pipe(paths, os.getppid()) is not None:
+            # flank.yml's bytes written (durably) here: the child is the one the push waits for
+            hand_over(paths, validated, in_memory=True)
+            payload = pickle.dumps((validated._replace(flank_yml=b""), update), protocol=pickle.HIGHEST_PROTOCOL)
+            with contextlib.suppress(OSError, AttributeError):  # a big flank.yml: the pipe holds it all
+                import fcntl
+
+                fcntl.fcntl(to_child, fcntl.F_SETPIPE_SZ, min(len(payload), 1 << 20))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(to_child, view) :]
+            told = True
+    except OSError:
+        told = False
+    finally:
+        os.close(to_child)
+    if told:
+        os.close(claim)  # the child's descriptor of the lock keeps it
+    return told
+
+
+def deploy_when_told(
+    word: int, receive_lock: int, paths: ProjectPaths, branch: str, stdin_text: str, receive_pack: int
+) -> None:
+    """The deploy child, from its start: load what the deploy needs, then wait for pre-receive's word."""
+    import pickle
+
+    from flank_ops.deploy import deploy
+
+    deploy.warm_up()
+    with open(word, "rb") as pipe:
+        payload = pipe.read()
+    if not payload:
+        return  # the push was refused, or pre-receive failed: nothing to deploy
+    validated, update = pickle.loads(payload)
+    hand_over(paths, validated, in_memory=True)
+    deploy.warm_up(validated.config)
+    fifo = paths.bare_repo / POST_RECEIVE_PIPE_MARK.replace("$PPID", str(receive_pack))
+    deploy_in_this_process(receive_lock, paths, branch, update, stdin_text, fifo, receive_pack)
 
 
 def make_post_receive_pipe(paths: ProjectPaths, receive_pack: int) -> Path | None:
@@ -240,7 +402,6 @@ def deploy_in_this_process(
     import time
 
     from flank_ops import error_handler
-    from flank_ops.deploy import deploy as _preloaded  # noqa: F401 - loaded while git moves the ref
 
     deadline = time.monotonic() + limit_s
     out = None
@@ -249,11 +410,11 @@ def deploy_in_this_process(
             try:
                 out = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
             except OSError:  # ENXIO: post-receive is not reading yet
-                time.sleep(0.002)
+                time.sleep(0.001)
     finally:
         with contextlib.suppress(OSError):
             pipe.unlink()
-    os.close(fd)  # the refs have moved (or never will): the next push may take its turn
+    let_go(fd)  # the refs have moved (or never will): the next push may take its turn
     from flank_ops.git.bare_repo import branch_tip
 
     if out is None and branch_tip(paths.bare_repo, branch) != update.new:
@@ -269,11 +430,23 @@ def deploy_in_this_process(
         os.environ.pop(name, None)  # the quarantine is gone: the objects are in the repo now
     if branch_tip(paths.bare_repo, branch) != update.new:  # git did not move the branch after all
         stdin_text = "\n".join(line for line in stdin_text.splitlines() if line.split()[-1:] != [update.ref])
+    later: Later = []
     with contextlib.suppress(SystemExit), error_handler.error_handler():
-        post_receive(paths, stdin_text)
+        post_receive(paths, stdin_text, later)
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
         sys.stderr.flush()
+    # The push has its answer once the pipe closes: what is left (the site's redraw, removing pruned
+    # releases) is done after that, by this process, with nobody waiting on its output.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    with contextlib.suppress(OSError):
+        os.nice(10)  # behind whatever the user does next (another push, a run)
+    for step in later:
+        with contextlib.suppress(Exception):
+            step()
 
 
 class _Tolerant:
@@ -431,7 +604,8 @@ def record_rejection(
         say(f"warning: {warning}")
 
 
-def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
+def post_receive(paths: ProjectPaths, stdin_text: str, later: Later | None = None) -> int:
+    """Deploy the deploy branch's update (deploy/deploy.py). later: see deploy.deploy."""
     from flank_ops.git.bare_repo import deploy_branch
     from flank_ops.git.push_check import parse_updates
 
@@ -446,4 +620,4 @@ def post_receive(paths: ProjectPaths, stdin_text: str) -> int:
         return 0
     from flank_ops.deploy.deploy import deploy_and_start
 
-    return deploy_and_start(paths, branch, updates[-1].new, push_options())
+    return deploy_and_start(paths, branch, updates[-1].new, push_options(), later)

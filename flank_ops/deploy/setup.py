@@ -204,7 +204,7 @@ def setup_release(
     if config.setup is None:
         if option is not None:
             say(f"-o setup={option}: flank.yml has no setup:, nothing to {option}")
-        renv_hint(paths, sha)
+        renv_hint(release, config)
         return None
     setup = config.setup
     key, found = compute_key(paths.bare_repo, sha, setup)
@@ -298,12 +298,9 @@ def take_prebuilt(paths: ProjectPaths, sha: str, key: str) -> dict[str, Any] | N
     return state
 
 
-def renv_hint(paths: ProjectPaths, sha: str) -> None:
-    try:
-        root = tree_entries(paths.bare_repo, sha, recursive=False)
-    except UserError:
-        return
-    if "renv.lock" in root:
+def renv_hint(release: Path, config: Config) -> None:
+    """renv.lock tracked at the repo's root (its checkout, `release`: no git call) without setup:."""
+    if os.path.lexists(release / "renv.lock") and "renv.lock" not in config.persist:
         print(
             "flank: hint: renv.lock is in the repo but flank.yml has no setup:, so its packages are not "
             f"installed on deploy; add: {RENV_HINT}",

@@ -49,6 +49,18 @@ def exec_git(args: list[str]) -> NoReturn:
     os.execv(exe, [exe, *args])
 
 
+def cat_file_batch(git_dir: Path) -> subprocess.Popen[bytes]:
+    """`git cat-file --batch` on the repo, started (read it with git/push_check.py object_reader).
+    Keeps the hook's GIT_* environment, so quarantined (just pushed) objects are visible."""
+    return subprocess.Popen(
+        [git_executable(), f"--git-dir={git_dir}", "cat-file", "--batch"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(keep_git=True),
+    )
+
+
 def run_git(
     args: list[str],
     *,

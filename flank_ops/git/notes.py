@@ -27,7 +27,6 @@ from typing import Protocol
 
 from flank_ops.fileio import locked
 from flank_ops.git.gitcmd import run_git
-from flank_ops.humanize import NOTE, clock, duration
 from flank_ops.paths import ProjectPaths
 
 NOTES_REF = "refs/notes/flank"
@@ -97,6 +96,8 @@ def note_line(
     `page_url` is the run's page (site/layout.run_url: git/ sits below site/ and does not place pages
     itself); `completes`: the full run this successful `--rerun` completed (run/state.py); `by` who
     started it when a person did ("ada via web": store/model.triggered_by_text)."""
+    from flank_ops.humanize import NOTE, clock, duration  # here: the push's pre-receive imports NOTES_REF only
+
     kind = run_kind(record) + (f", {params}" if params else "")
     parts = [
         f"flank {record.pipeline} #{record.run_id} {record.status}",

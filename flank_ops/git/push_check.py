@@ -17,7 +17,7 @@ from flank_ops.config.load import MAX_BYTES as MAX_FLANK_YML_BYTES
 from flank_ops.config.model import Config
 from flank_ops.errors import ConfigErrors, UserError
 from flank_ops.fileio import atomic_write_bytes
-from flank_ops.git.gitcmd import clean_env, git_executable
+from flank_ops.git.gitcmd import cat_file_batch
 from flank_ops.git.notes import NOTES_REF
 from flank_ops.paths import ProjectPaths
 
@@ -60,8 +60,20 @@ HOW_TO_ADD_FLANK_YML = (
 )
 
 
-def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerdict:
-    """Every reason to refuse this push (all at once), and what to say when it is fine."""
+# flank.yml's bytes -> the Config validated from those very bytes before, if any (git/release_config.py
+# validated_before): what a push of an unchanged flank.yml checks instead of parsing it again.
+ValidatedBefore = Callable[[bytes], "Config | None"]
+
+
+def check_push(
+    git_dir: Path,
+    branch: str,
+    updates: list[RefUpdate],
+    validated_before: ValidatedBefore | None = None,
+    batch: subprocess.Popen[bytes] | None = None,
+) -> PushVerdict:
+    """Every reason to refuse this push (all at once), and what to say when it is fine. batch: a
+    `git cat-file --batch` started already (gitcmd.cat_file_batch), used and ended here."""
     deploy_ref = f"refs/heads/{branch}"
     errors: list[str] = []
     config = None
@@ -80,8 +92,11 @@ def check_push(git_dir: Path, branch: str, updates: list[RefUpdate]) -> PushVerd
             )
         elif update.ref == deploy_ref:
             deploy = update
-            found, config, text = _check_commit(git_dir, update.new)
+            found, config, text = _check_commit(git_dir, update.new, validated_before, batch)
+            batch = None
             errors += found
+    if batch is not None:  # not needed after all
+        _end(batch)
     return PushVerdict(errors, config if not errors else None, deploy, text if not errors else b"")
 
 
@@ -95,21 +110,31 @@ def check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None]:
     return errors, config
 
 
-def _check_commit(git_dir: Path, sha: str) -> tuple[list[str], Config | None, bytes]:
-    """check_commit, and the bytes of flank.yml it validated."""
-    from flank_ops.config.load import load_config, symlink_error
+def _check_commit(
+    git_dir: Path,
+    sha: str,
+    validated_before: ValidatedBefore | None = None,
+    batch: subprocess.Popen[bytes] | None = None,
+) -> tuple[list[str], Config | None, bytes]:
+    """check_commit, and the bytes of flank.yml it validated. With `validated_before`, an unchanged
+    flank.yml is not parsed again: its Config is checked against this commit's tree (still_valid),
+    and validated in full only when that finds a problem, so the words are load_config's."""
+    from flank_ops.config.load import load_config, still_valid, symlink_error
     from flank_ops.git.trees import CommitTree
 
-    tree = CommitTree(git_dir, sha, keep_git_env=True)
     try:
-        entry = (tree.folder("") or {}).get(FLANK_YML)
-        if entry is not None and entry.kind == "link":
-            return [str(e) for e in symlink_error(FLANK_YML).errors], None, b""
-        with object_reader(git_dir) as read_object:
+        with object_reader(git_dir, batch) as read_object:  # the tree and flank.yml: one git process
+            tree = CommitTree(git_dir, sha, keep_git_env=True, read_object=read_object)
+            entry = (tree.folder("") or {}).get(FLANK_YML)
+            if entry is not None and entry.kind == "link":
+                return [str(e) for e in symlink_error(FLANK_YML).errors], None, b""
             text, problem = read_flank_yml(read_object, sha)
-        if problem:
-            return [problem], None, b""
-        config = load_config(text, FLANK_YML, tree=tree)
+            if problem:
+                return [problem], None, b""
+            known = validated_before(text) if validated_before is not None else None
+            if known is not None and still_valid(known, tree):
+                return [], known, text
+            config = load_config(text, FLANK_YML, tree=tree)
     except ConfigErrors as exc:
         return [str(e) for e in exc.errors], None, b""
     except UserError as exc:
@@ -121,19 +146,15 @@ ObjectReader = Callable[[str, bool], tuple[str, int, bytes]]
 
 
 @contextlib.contextmanager
-def object_reader(git_dir: Path) -> Iterator[ObjectReader]:
-    """read(name, want_content) -> (type or "missing", size, content) through one `git cat-file --batch`.
+def object_reader(git_dir: Path, proc: subprocess.Popen[bytes] | None = None) -> Iterator[ObjectReader]:
+    """read(name, want_content) -> (type or "missing", size, content) through one `git cat-file --batch`
+    (`proc`, if started already: gitcmd.cat_file_batch).
 
     Keeps the hook's GIT_* environment, so quarantined (just pushed) objects are visible.
     Content is only read into memory when wanted and no bigger than MAX_FLANK_YML_BYTES.
     """
-    proc = subprocess.Popen(
-        [git_executable(), f"--git-dir={git_dir}", "cat-file", "--batch"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=clean_env(keep_git=True),
-    )
+    if proc is None:
+        proc = cat_file_batch(git_dir)
     assert proc.stdin is not None and proc.stdout is not None
     stdin, stdout = proc.stdin, proc.stdout
 
@@ -160,11 +181,16 @@ def object_reader(git_dir: Path) -> Iterator[ObjectReader]:
     try:
         yield read
     finally:
-        for stream in (stdin, stdout):
+        _end(proc)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
-        proc.kill()
-        proc.wait()
+    proc.kill()
+    proc.wait()
 
 
 def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | None]:
@@ -184,19 +210,31 @@ def read_flank_yml(read_object: ObjectReader, sha: str) -> tuple[bytes, str | No
     return content, None
 
 
-def save_validated(paths: ProjectPaths, sha: str, config: Config, flank_yml: bytes = b"") -> None:
+def save_validated(
+    paths: ProjectPaths, sha: str, config: Config, flank_yml: bytes = b"", *, in_memory: bool = False
+) -> None:
     """Hand the validated Config to post-receive, so it need not load the validator again, and
     the bytes it was validated from, so the deploy stores them without asking git again
-    (git/release_config.py; written as that copy is: durably, 0644 under the umask)."""
-    import pickle
-
+    (git/release_config.py; written as that copy is: durably, 0644 under the umask).
+    in_memory: the deploy runs in this very process (deploy/hooks.py), so the Config stays here."""
     if flank_yml:
         atomic_write_bytes(paths.validated_flank_yml(sha), flank_yml, mode=0o644)
+    if in_memory:
+        _kept[sha] = config
+        return
+    import pickle
+
     atomic_write_bytes(paths.validated_config(sha), pickle.dumps(config))
+
+
+_kept: dict[str, Config] = {}  # save_validated(in_memory=True)
 
 
 def take_validated(paths: ProjectPaths, sha: str) -> Config | None:
     """The Config pre-receive saved for `sha` (removing the file), or None."""
+    kept = _kept.pop(sha, None)
+    if kept is not None:
+        return kept
     import pickle
 
     path = paths.validated_config(sha)

@@ -9,6 +9,7 @@ never a half release. Old releases are pruned, never the persisted data.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -158,10 +159,17 @@ def clean_stale_validated(paths: ProjectPaths, max_age_s: float = 86400) -> None
                 entry.unlink()
 
 
-def prune_releases(paths: ProjectPaths, in_use: set[str], keep: int = KEEP_RELEASES) -> list[str]:
+def prune_releases(
+    paths: ProjectPaths,
+    in_use: set[str],
+    keep: int = KEEP_RELEASES,
+    later: list[Callable[[], None]] | None = None,
+) -> list[str]:
     """Delete releases beyond the `keep` most recently deployed, except the current one and
     `in_use` (run/in_use.releases_in_use). Returns the pruned shas. Persisted data is only
-    linked, so never touched."""
+    linked, so never touched. With `later`, a pruned release is renamed away now and its files
+    removed by a step added to `later` (a push does that after it has answered: deploy/hooks.py);
+    a removal never done is finished by the next deploy (clean_leftovers)."""
     if not paths.releases_dir.is_dir():
         return []
     releases = [
@@ -185,7 +193,10 @@ def prune_releases(paths: ProjectPaths, in_use: set[str], keep: int = KEEP_RELEA
         except OSError:
             continue
         # rmtree unlinks symlinks without following them: persist/ data is safe.
-        shutil.rmtree(trash, ignore_errors=True)
+        if later is None:
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            later.append(functools.partial(shutil.rmtree, trash, ignore_errors=True))
         for kept in (paths.release_config(release.name), paths.config_cache(release.name)):
             with contextlib.suppress(OSError):
                 kept.unlink()

@@ -8,6 +8,7 @@ the next commit holds. Both answer the same two questions, so one set of rules s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from flank_ops.config.load import FILENAME as FLANK_YML
@@ -22,31 +23,68 @@ def _kind(mode: str) -> str:
     return _KINDS.get(mode.zfill(6), "blob")
 
 
-class CommitTree:
-    """The tree of one commit, read a folder at a time (`git ls-tree`)."""
+# read(name, want_content) -> (type or "missing", size, content): one `git cat-file --batch` (git/push_check.py
+# object_reader); content only up to its size limit.
+ReadObject = Callable[[str, bool], tuple[str, int, bytes]]
 
-    def __init__(self, git_dir: Path, sha: str, *, keep_git_env: bool = False) -> None:
+
+class CommitTree:
+    """The tree of one commit, read a folder at a time: through `read_object` when given (the
+    push's one `git cat-file --batch`), else `git ls-tree`."""
+
+    def __init__(
+        self, git_dir: Path, sha: str, *, keep_git_env: bool = False, read_object: ReadObject | None = None
+    ) -> None:
         self.git_dir = git_dir
         self.sha = sha
         self.keep_git_env = keep_git_env
+        self.read_object = read_object
         self._folders: dict[str, dict[str, Entry] | None] = {}
 
     def folder(self, path: str) -> dict[str, Entry] | None:
         if path not in self._folders:
             spec = f"{self.sha}:{path}" if path else f"{self.sha}^{{tree}}"
-            proc = run_git(["ls-tree", "-z", spec], git_dir=self.git_dir, keep_git_env=self.keep_git_env, check=False)
-            listing = None
-            if proc.returncode == 0:
-                listing = {}
-                for record in proc.stdout.split(b"\0"):
-                    meta, tab, name = record.partition(b"\t")
-                    if tab:
-                        mode, _kind_word, oid = meta.decode().split()
-                        listing[name.decode("utf-8", "surrogateescape")] = Entry(_kind(mode), oid)
-            self._folders[path] = listing
+            read, listing = self._read_tree(spec) if self.read_object is not None else (False, None)
+            self._folders[path] = listing if read else self._ls_tree(spec)
         return self._folders[path]
 
+    def _read_tree(self, spec: str) -> tuple[bool, dict[str, Entry] | None]:
+        """(True, the tree object `spec` parsed, or None when `spec` is no tree), or (False, None) when it
+        is too big to read this way."""
+        assert self.read_object is not None
+        kind, size, raw = self.read_object(spec, True)
+        if kind != "tree":
+            return True, None
+        if len(raw) != size:
+            return False, None
+        oid_bytes = len(self.sha) // 2  # 20 (SHA-1) or 32 (SHA-256)
+        listing: dict[str, Entry] = {}
+        at = 0
+        while at < len(raw):
+            space = raw.index(b" ", at)
+            nul = raw.index(b"\0", space)
+            name = raw[space + 1 : nul].decode("utf-8", "surrogateescape")
+            listing[name] = Entry(_kind(raw[at:space].decode()), raw[nul + 1 : nul + 1 + oid_bytes].hex())
+            at = nul + 1 + oid_bytes
+        return True, listing
+
+    def _ls_tree(self, spec: str) -> dict[str, Entry] | None:
+        proc = run_git(["ls-tree", "-z", spec], git_dir=self.git_dir, keep_git_env=self.keep_git_env, check=False)
+        if proc.returncode != 0:
+            return None
+        listing = {}
+        for record in proc.stdout.split(b"\0"):
+            meta, tab, name = record.partition(b"\t")
+            if tab:
+                mode, _kind_word, oid = meta.decode().split()
+                listing[name.decode("utf-8", "surrogateescape")] = Entry(_kind(mode), oid)
+        return listing
+
     def link_target(self, entry: Entry) -> str:
+        if self.read_object is not None:
+            kind, size, raw = self.read_object(entry.oid, True)
+            if kind == "blob" and len(raw) == size:
+                return raw.decode("utf-8", "surrogateescape")
         return _blob(self.git_dir, entry.oid, self.keep_git_env, None)
 
 

@@ -68,16 +68,19 @@ def spawn_detached(argv: list[str], cwd: Path | None = None, pass_fds: tuple[int
     return proc.pid
 
 
-def detach_this_child(keep_fd: int) -> None:
+def detach_this_child(keep_fd: int, *more_fds: int) -> None:
     """In a forked child: its own session, stdio on /dev/null, and no descriptor it inherited but
-    `keep_fd` (a lock it holds). Whoever reads the parent's output (git for a hook, a caller of
-    `flank run`) waits until every holder of its pipes has closed them: a child must hold none."""
+    `keep_fd` (a lock it holds) and `more_fds`. Whoever reads the parent's output (git for a hook, a
+    caller of `flank run`) waits until every holder of its pipes has closed them: a child must hold none."""
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):
         os.dup2(devnull, std)
-    os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, os.sysconf("SC_OPEN_MAX"))
+    low = 3
+    for fd in sorted({keep_fd, *more_fds}):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def fork_detached(work: Callable[[], None], hold: Path) -> bool:

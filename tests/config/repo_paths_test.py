@@ -33,20 +33,19 @@ class DictTree:
         return entry.oid
 
 
-TREE = DictTree(
-    {
-        "R/deeper/y.R": "file",
-        "R/x.R": "file",
-        "code": "-> R",
-        "code2": "-> code/deeper",
-        "up": "-> R/..",
-        "loop_a": "-> loop_b",
-        "loop_b": "-> loop_a",
-        "out": "-> data/out",
-        "vendor/lib": "submodule",
-        "vendor/escape": "-> ../..",
-    }
-)
+TREE_FILES = {
+    "R/deeper/y.R": "file",
+    "R/x.R": "file",
+    "code": "-> R",
+    "code2": "-> code/deeper",
+    "up": "-> R/..",
+    "loop_a": "-> loop_b",
+    "loop_b": "-> loop_a",
+    "out": "-> data/out",
+    "vendor/lib": "submodule",
+    "vendor/escape": "-> ../..",
+}
+TREE = DictTree(TREE_FILES)
 
 
 @pytest.mark.parametrize(
@@ -104,3 +103,49 @@ def test_problems_point_at_the_line_and_column_of_the_path() -> None:
     assert [str(e) for e in info.value.errors] == [
         "flank.yml:5:26: dir: 'loop_a' goes through 'loop_a': too many levels of symlinks (remove the symlink loop)"
     ]
+
+
+class RecordingTree(DictTree):
+    """A DictTree that notes which folders were looked into."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        super().__init__(files)
+        self.asked: set[str] = set()
+
+    def folder(self, path: str) -> dict[str, Entry] | None:
+        self.asked.add(path)
+        return super().folder(path)
+
+
+STILL_VALID_YML = """\
+persist: [data, R/deeper/cache]
+pipelines:
+  nightly:
+    tasks:
+      a: {run: pwd, dir: code, outputs: [cells.txt]}
+      b: {run: pwd, dir: R/deeper}
+      c: {run: pwd, dir: ., matrix: [north, south]}
+      d: {run: pwd, dir: code2, matrix: {region: [north, south]}}
+      e: {run: pwd, needs: [a], dir: code, matrix_from: cells.txt}
+      g: {run: pwd, dir: R}
+  weekly:
+    tasks:
+      f: {run: pwd, dir: code}
+"""
+
+
+def test_still_valid_checks_every_path_load_config_checks_and_says_no_where_it_refuses() -> None:
+    """issue 22: a push of an unchanged flank.yml checks its Config again (still_valid) instead of
+    parsing it: the same dir: and persist: paths, looked up in the same folders, the same verdict."""
+    from flank_ops.config.load import still_valid
+
+    full = RecordingTree(TREE_FILES)
+    config = load_config(STILL_VALID_YML, tree=full)
+    again = RecordingTree(TREE_FILES)
+    assert still_valid(config, again)
+    assert again.asked == full.asked and {"", "R", "R/deeper"} <= full.asked
+    for broken in ({"code": "-> /"}, {"R/deeper": "file"}, {"data": "file"}, {"code2": "-> missing"}):
+        tree = DictTree({k: v for k, v in TREE_FILES.items() if not k.startswith(tuple(broken))} | broken)
+        with pytest.raises(ConfigErrors):
+            load_config(STILL_VALID_YML, tree=tree)
+        assert not still_valid(config, tree), broken

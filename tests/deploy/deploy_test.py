@@ -224,7 +224,11 @@ def test_a_read_only_flank_home_refuses_the_push_and_loses_nothing(tmp_path: Pat
         project = new_project(tmp_path)
         assert push(project).returncode == 0
         first = head(project.wc)
-        subprocess.run(["mount", "-o", "remount,ro", str(flank_home)], check=True)
+        # The site is redrawn after the push returned: the home is busy until it is written.
+        wait_for(
+            lambda: subprocess.run(["mount", "-o", "remount,ro", str(flank_home)], capture_output=True).returncode == 0,
+            "the home to be remounted read-only (once the redraw after the push is written)",
+        )
         write_files(project.wc, {"R/new.R": "1\n"})
         commit_all(project.wc, "second")
 

@@ -290,6 +290,38 @@ def test_dir_and_persist_leaving_the_repo_through_a_symlink_are_refused(tmp_path
 
 
 @pytest.mark.slow
+def test_an_unchanged_flank_yml_is_checked_again_against_the_pushed_files(tmp_path: Path) -> None:
+    """issue 22: a push that leaves flank.yml as it is does not parse it again (the deployed release's
+    config is reused), but its dir: and persist: paths are checked against this commit's files all
+    the same, with the words of a full validation."""
+    flank_yml = "persist: [data]\npipelines:\n  nightly:\n    tasks:\n      a: {run: pwd, dir: sub}\n"
+    project = new_project(tmp_path, {"flank.yml": flank_yml, "sub/x.R": "1\n"})
+    assert push(project).returncode == 0
+    first = head(project.wc)
+    git("rm", "-q", "-r", "sub", cwd=project.wc)
+    os.symlink("/", project.wc / "sub")
+    write_files(project.wc, {"data": "a,b\n"})
+    commit_all(project.wc, "sub leads out, data is a file")
+
+    proc = push(project)
+
+    assert proc.returncode != 0
+    assert refusal(proc) == [
+        "flank.yml:1:11: persist: 'data' is a file in the repo, not a folder (persist: names folders; "
+        "drop it from persist:)",
+        "flank.yml:5:26: dir: 'sub' leads out of the repo: 'sub' is a symlink to '/' "
+        "(point the symlink at a folder inside the repo, or change dir:)",
+    ]
+    assert project.current_sha() == first and project.remote_sha() == first
+    git("rm", "-q", "sub", "data", cwd=project.wc)
+    write_files(project.wc, {"sub/y.R": "2\n"})
+    fixed = commit_all(project.wc, "fixed")
+    proc = push(project)
+    assert proc.returncode == 0, proc.stderr
+    assert flank_lines(proc)[:2] == ["flank: flank.yml OK — 1 pipeline, 1 task", f'flank: deployed {fixed[:7]} "fixed"']
+
+
+@pytest.mark.slow
 def test_hostile_numbers_and_a_lone_surrogate_are_refused_with_line_and_column(tmp_path: Path) -> None:
     """issue 20 items 7-9: the push says what `flank validate` says, never `unexpected error`."""
     flank_yml = (

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from flank_ops.config.load import load_config
-from flank_ops.git.release_config import load_release_config
+from flank_ops.git.release_config import load_release_config, validated_before
 from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.pushing import SIMPLE_FLANK_YML, head, new_project, push
@@ -26,6 +26,9 @@ def test_a_push_stores_the_bytes_pre_receive_validated_and_their_config(tmp_path
     assert not paths.validated_flank_yml(sha).exists()  # handed over, not left behind
     assert paths.config_cache(sha).is_file()
     assert load_release_config(paths, sha) == load_config(SIMPLE_FLANK_YML)
+    # The next push of these very bytes reuses that Config (issue 22); of any other bytes, never.
+    assert validated_before(paths, stored.read_bytes()) == load_config(SIMPLE_FLANK_YML)
+    assert validated_before(paths, stored.read_bytes() + b"\n") is None
 
 
 def test_a_damaged_or_foreign_cache_is_never_used(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from flank_ops.paths import Home
 from flank_ops.store.model import RunRecord
 from flank_ops.store.records import runner_identity, write_record
 from helpers.pushing import flank_lines, head, new_project, push
+from helpers.waiting import wait_for
 
 
 def old_release(project_dir: Path, sha: str, age_s: float) -> Path:
@@ -64,6 +65,10 @@ def test_deploy_keeps_the_last_five_and_releases_in_use_and_never_the_data(tmp_p
     assert (data / "precious.csv").read_text() == "keep me\n"
     assert (project.current / "data" / "precious.csv").read_text() == "keep me\n"
     assert flank_lines(proc)[1].startswith("flank: deployed")
+    # Their files are removed after the push has its answer (issue 22), by the process that deployed.
+    releases = project.dir / "releases"
+    wait_for(lambda: sorted(p.name for p in releases.iterdir()) == project.releases(), "the pruned files to go")
+    assert (data / "precious.csv").read_text() == "keep me\n"
 
 
 @pytest.mark.slow
