@@ -27,6 +27,9 @@ def _sources(run_dir: Path) -> dict[str, Any]:
     return index if isinstance(index, dict) else {}
 
 
+FILE_CLOCK_SLACK_NS = 20_000_000
+
+
 def unchanged_since(
     paths: ProjectPaths, pipeline: str, run_id: int, task: str, started_at: str | None
 ) -> dict[str, int | None]:
@@ -35,7 +38,10 @@ def unchanged_since(
     started = parse_iso(started_at)
     if started is None:
         return {}
-    started_ns = int(started.timestamp() * 1_000_000_000)
+    # A file's times come from the kernel's coarse clock, up to a tick (1-10 ms) behind the clock the
+    # launcher read the start from: a file a fast task wrote in its first tick looks older than the
+    # task. Older than the start by more than that margin, then: an earlier run's file
+    started_ns = int(started.timestamp() * 1_000_000_000) - FILE_CLOCK_SLACK_NS
     mine = _sources(paths.run_dir(pipeline, run_id)).get(task)
     if not isinstance(mine, dict):
         return {}
