@@ -72,6 +72,12 @@ def instance_parts(name: str) -> tuple[str, str] | None:
     return (task, rest[:-1]) if bracket and rest.endswith("]") else None
 
 
+def cell_values(cell: str) -> str:
+    """`region=north,year=2024` -> `north,2024`: an instance's values as `--task` takes them and narrow
+    places show them (the timeline, the task grid); a plain list's cell is its value already."""
+    return ",".join(pair.partition("=")[2] or pair for pair in cell.split(","))
+
+
 def cell_matches(cell: tuple[tuple[str, str], ...], selector: str) -> bool:
     """issue 26: does an instance's cell match `region=north,year=2024` (or `north`, any key's value)?"""
     wanted = [part.strip() for part in selector.split(",") if part.strip()]

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from flank_ops import __version__, humanize
-from flank_ops.config.model import instance_parts
+from flank_ops.config.model import cell_values, instance_parts
 from flank_ops.errors import UserError
 from flank_ops.package_data import package_folder
 from flank_ops.site import fmt, layout
@@ -49,6 +49,7 @@ def environment() -> jinja2.Environment:
         label=fmt.status_label,
         skey=fmt.status_key,
         instance=instance_parts,  # issue 26: (task, "region=north") of a matrix instance, else None
+        cell_values=cell_values,  # "region=north,year=2024" -> "north,2024"
     )
     env.globals.update(
         u=SimpleNamespace(

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
-from flank_ops.config.model import instance_parts
+from flank_ops.config.model import cell_values, instance_parts
 from flank_ops.humanize import parse_time
 from flank_ops.site import dag_layout
 from flank_ops.site.fmt import fmt_duration, status_icon, status_key, status_label
@@ -227,7 +227,7 @@ def _gantt_name(name: str, limit: int) -> str:
     if parts is None:
         return _clip(name, limit)
     task, cell = parts
-    values = f"[{','.join(pair.partition('=')[2] or pair for pair in cell.split(','))}]"
+    values = f"[{cell_values(cell)}]"
     if len(task) + len(values) <= limit:
         return task + values
     return _clip(_clip(task, max(4, limit - len(values))) + values, limit)

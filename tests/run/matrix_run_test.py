@@ -79,6 +79,8 @@ def test_instances_run_with_their_values_and_dependents_wait_for_them(tmp_path: 
     assert 'class="node s-failed" data-task="model"' in run_page  # the node shows the failed instance
     grid = (site / "index.html").read_text()
     assert '<span class="cell-values">[a]</span>' in grid
+    # the grid's narrow column shows an instance's values, as the timeline does; its keys on hover
+    assert '<span class="cell-values" title="region=south, year=2025">[south,2025]</span>' in grid
     # by hand: the Makefile has a target for each instance and one for the whole task
     makefile = Path(os.environ["FLANK_HOME"]) / "demo" / "pipelines" / "nightly.mk"
     by_hand = subprocess.run(
