@@ -1000,7 +1000,8 @@ def _print_progress(record: RunRecord, names: list[str], printed: dict[str, str]
     from flank_ops.incremental.plan import NO_OUTPUTS
 
     lines = []
-    for name in names:
+    order = {name: i for i, name in enumerate(record.tasks)}  # the pipeline's: what ended at once prints so
+    for name in sorted(names, key=order.__getitem__):
         entry = record.tasks[name]
         status = entry.status
         if status in (TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING) or printed.get(name) == status:

@@ -269,3 +269,18 @@ def test_a_working_copys_pipeline_page_says_how_to_start_it_there(tmp_path: Path
     text = page.read_text()
     assert "Start it with <code>flank run --local nightly</code>" in text
     assert "flank run myproj nightly" not in text
+
+
+def test_task_lines_come_in_the_pipelines_order_when_several_end_at_once(tmp_path: Path) -> None:
+    # a matrix_from: task's instances end moments after the task that writes their cells: the
+    # runner sees both at once, and the writer's line must still come first (it printed last)
+    yml = (
+        "pipelines:\n  p:\n    tasks:\n"
+        "      cells:\n        run: printf 'a\\nb\\nc\\n' > cells.txt\n        outputs: [cells.txt]\n"
+        "      work:\n        run: echo $FLANK_MATRIX_VALUE\n        needs: [cells]\n        matrix_from: cells.txt\n"
+        "      after:\n        run: echo done\n        needs: [work]\n"
+    )
+    repo = make_repo(tmp_path / "proj", {"flank.yml": yml})
+    out = run_flank("run", "--local", "p", cwd=repo, check=True).stdout
+    names = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert names == ["cells", "work[a]", "work[b]", "work[c]", "after"], out
