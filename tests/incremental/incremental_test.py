@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,34 @@ def test_force_and_force_task_and_from(tmp_path: Path) -> None:
     assert reasons(4)["report"] == "ran: forced"
     proc = run_flank("run", "demo", "nightly", "--force-task", "modle")
     assert proc.returncode != 0 and "no task 'modle'" in proc.stderr and "did you mean 'model'" in proc.stderr
+
+
+def age(root: Path, seconds: float = 10.0) -> None:
+    """Every file and folder under root as if saved `seconds` ago (out of the racy window)."""
+    then = time.time_ns() - int(seconds * 1e9)
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            os.utime(os.path.join(folder, name), ns=(then, then), follow_symlinks=False)
+
+
+def test_on_the_vm_the_kept_up_to_date_answer_sees_a_persisted_file_edited_through_the_release(
+    tmp_path: Path,
+) -> None:
+    # issue 22 (incremental/up_to_date.py) on a deployed project: outputs live in persist/data and are
+    # read through the release's data link; the kept answer must see a hand edit made there
+    deploy(tmp_path, PIPELINE, FILES)
+    run_ok()
+    project = Path(os.environ["FLANK_HOME"]) / "demo"
+    age(project)
+    run_ok()  # all up to date, decided in full: the answer is kept
+    assert (project / "fingerprints" / ".up-to-date" / "nightly.json").is_file()
+    assert statuses(2) == dict.fromkeys(ALL, "up_to_date")
+    run_ok()  # answered from the kept answer
+    assert statuses(3) == dict.fromkeys(ALL, "up_to_date")
+    (project / "persist" / "data" / "model.txt").write_text("edited by hand\n")
+    age(project / "persist", 5)
+    run_ok()
+    assert reasons(4)["model"] == "ran: output data/model.txt changed since its last success"
 
 
 def test_deleted_or_edited_output_reruns_its_task(tmp_path: Path) -> None:
