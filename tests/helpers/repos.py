@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 
@@ -38,3 +39,13 @@ def commit_all(path: Path, message: str) -> str:
     git("add", "-A", cwd=path)
     git("commit", "-q", "--allow-empty", "-m", message, cwd=path)
     return git("rev-parse", "HEAD", cwd=path).stdout.strip()
+
+
+def age(root: Path, seconds: float = 10.0) -> None:
+    """Every file and folder under root, and root, as if saved `seconds` ago: out of the racy window
+    in which flank trusts no file by its stat alone (fingerprints.RACY_S)."""
+    then = time.time_ns() - int(seconds * 1e9)
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            os.utime(os.path.join(folder, name), ns=(then, then), follow_symlinks=False)
+    os.utime(root, ns=(then, then))

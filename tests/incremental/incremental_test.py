@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from conftest import run_flank
 
 from helpers.deployed import deploy, push, record, runs_dir
+from helpers.repos import age
 
 pytestmark = pytest.mark.slow
 
@@ -131,14 +131,6 @@ def test_force_and_force_task_and_from(tmp_path: Path) -> None:
     assert reasons(4)["report"] == "ran: forced"
     proc = run_flank("run", "demo", "nightly", "--force-task", "modle")
     assert proc.returncode != 0 and "no task 'modle'" in proc.stderr and "did you mean 'model'" in proc.stderr
-
-
-def age(root: Path, seconds: float = 10.0) -> None:
-    """Every file and folder under root as if saved `seconds` ago (out of the racy window)."""
-    then = time.time_ns() - int(seconds * 1e9)
-    for folder, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            os.utime(os.path.join(folder, name), ns=(then, then), follow_symlinks=False)
 
 
 def test_on_the_vm_the_kept_up_to_date_answer_sees_a_persisted_file_edited_through_the_release(

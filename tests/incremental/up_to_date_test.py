@@ -10,8 +10,6 @@ project is answered without fingerprinting a single task.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from flank_ops.incremental import fingerprints as fpr
 from flank_ops.incremental import plan
 from flank_ops.run.runner import resolve_deployed
 from helpers.cli import run_flank
+from helpers.repos import age
 
 FLANK_YML = """\
 pipelines:
@@ -50,15 +49,6 @@ except ImportError:
     pass
 print("job")
 """
-
-
-def age(root: Path, seconds: float = 10.0) -> None:
-    """Every file and folder under root as if saved `seconds` ago (out of the racy window)."""
-    then = time.time_ns() - int(seconds * 1e9)
-    for folder, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            os.utime(os.path.join(folder, name), ns=(then, then), follow_symlinks=False)
-    os.utime(root, ns=(then, then))
 
 
 @pytest.fixture
