@@ -222,7 +222,7 @@ def claim_deploy_branch(
     nowhere. So a push to the deploy branch holds the receive lock from here until its ref
     update is in (hold_claim_until_ref_moves); the next one then sees the branch moved and
     is refused here, saying why, with its line in deploys.jsonl.
-    `fd`: open_receive_lock's. Returns (`fd`, locked, None) or (None, why the push is refused).
+    `fd`: open_receive_lock's. Returns (`fd`, None), `fd` locked, or (None, why the push is refused).
     """
     import fcntl
 

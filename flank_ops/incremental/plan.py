@@ -8,7 +8,9 @@
 
 Tasks with outputs that are started go through the checked launcher (task_exec.run_checked),
 which fingerprints them at start, checks the declared outputs after a success and only then
-records the new fingerprint. The rules of a fingerprint are in fingerprints.py.
+records the new fingerprint. The rules of a fingerprint are in fingerprints.py. A decision that
+finds every task up to date is kept with what it read, and answers the next same question while
+none of that changed (up_to_date.py: a no-change run fingerprints no task).
 """
 
 from __future__ import annotations
