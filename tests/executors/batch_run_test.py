@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import run_flank, wait_for
 
-from flank_ops.store.model import RunRecord, TaskResult, TaskStatus
+from flank_ops.store.model import TaskResult, TaskStatus
 from helpers.batch_aws import BatchAWS
-from helpers.deployed import deploy, record, runs_dir, start_flank
+from helpers.deployed import deploy, record, runs_dir, start_flank, write_dead_run
 
 # a task that runs until the test creates $GATE/open (bounded: never left running for long)
 WAIT_FOR_GATE = 'echo waiting; for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.1; done; exit 9'
@@ -207,7 +206,6 @@ def test_a_dead_runners_batch_jobs_are_left_running_when_the_run_is_marked_inter
     from flank_ops.executors.base import JobRequest, job_name
     from flank_ops.executors.batch import BatchBackend
     from flank_ops.paths import Home
-    from flank_ops.store import records
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      t: {run: 'true', executor: batch}\n")
     paths = Home().project("demo")
@@ -234,18 +232,7 @@ def test_a_dead_runners_batch_jobs_are_left_running_when_the_run_is_marked_inter
         )
     )
     wait_for(lambda: backend.poll(job_id).state == "RUNNING", "the job to run")
-    dead_runner = replace(records.runner_identity(), pid=2**22 + 1)
-    records.write_record(
-        run_dir,
-        RunRecord(
-            project="demo",
-            pipeline="nightly",
-            run_id=7,
-            started_at=records.now_iso(),
-            runner=dead_runner,
-            tasks={"t": TaskResult(status=TaskStatus.RUNNING, executor={"kind": "batch", "job_id": job_id})},
-        ),
-    )
+    write_dead_run(run_dir, 7, TaskResult(status=TaskStatus.RUNNING, executor={"kind": "batch", "job_id": job_id}))
     (runs_dir() / "last_id").write_text("7\n")
     out = run_flank("status", "demo")
     assert out.returncode in (0, 1), out.stderr

@@ -6,15 +6,14 @@ import json
 import os
 import re
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import run_flank, wait_for
 
 from flank_ops.executors.base import JobRequest
-from flank_ops.store.model import RunRecord, TaskResult, TaskStatus
-from helpers.deployed import deploy, record, runs_dir, start_flank
+from flank_ops.store.model import TaskResult, TaskStatus
+from helpers.deployed import deploy, record, runs_dir, start_flank, write_dead_run
 from helpers.slurm_cluster import squeue_names
 
 pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slow]
@@ -234,7 +233,6 @@ def test_a_dead_runners_jobs_are_left_running_until_the_interrupted_run_is_cance
     from flank_ops.executors.base import job_name
     from flank_ops.executors.slurm import SlurmBackend
     from flank_ops.paths import Home
-    from flank_ops.store import records
 
     deploy(tmp_path, flank_yml("      t: echo\n"))
     paths = Home().project("demo")
@@ -243,18 +241,7 @@ def test_a_dead_runners_jobs_are_left_running_until_the_interrupted_run_is_cance
     backend = SlurmBackend({})
     name = job_name("demo", "nightly", "7", "t")
     job_id = backend.submit(slurm_job(tmp_path, name, "sleep 300", run_dir=run_dir, task="t"))
-    dead_runner = replace(records.runner_identity(), pid=2**22 + 1)
-    records.write_record(
-        run_dir,
-        RunRecord(
-            project="demo",
-            pipeline="nightly",
-            run_id=7,
-            started_at=records.now_iso(),
-            runner=dead_runner,
-            tasks={"t": TaskResult(status=TaskStatus.QUEUED, executor={"kind": "slurm", "job_id": job_id})},
-        ),
-    )
+    write_dead_run(run_dir, 7, TaskResult(status=TaskStatus.QUEUED, executor={"kind": "slurm", "job_id": job_id}))
     (runs_dir() / "last_id").write_text("7\n")
     assert name in squeue_names(slurm)
     out = run_flank("status", "demo")
@@ -352,7 +339,6 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
     from flank_ops.executors.base import job_name
     from flank_ops.executors.slurm import SlurmBackend
     from flank_ops.paths import Home
-    from flank_ops.store import records
 
     deploy(tmp_path, flank_yml("      t: echo\n"))
     paths = Home().project("demo")
@@ -389,19 +375,8 @@ def test_a_reaped_jobs_env_file_with_secrets_is_removed(tmp_path: Path, slurm) -
         lambda: any("token=s3cr3t-value" in p.read_text() for p in (run_dir / "jobs").glob("talker-*.out")),
         "the job to print the secret",
     )
-    dead_runner = replace(records.runner_identity(), pid=2**22 + 1)
     # the launcher died before it could write the job into the record: the jobs folder says Slurm
-    records.write_record(
-        run_dir,
-        RunRecord(
-            project="demo",
-            pipeline="nightly",
-            run_id=3,
-            started_at=records.now_iso(),
-            runner=dead_runner,
-            tasks={"t": TaskResult(status=TaskStatus.QUEUED)},
-        ),
-    )
+    write_dead_run(run_dir, 3, TaskResult(status=TaskStatus.QUEUED))
     (runs_dir() / "last_id").write_text("3\n")
     assert name in squeue_names(slurm)
     out = run_flank("status", "demo")

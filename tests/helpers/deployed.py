@@ -11,11 +11,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.repos import commit_all, git, make_repo, write_files
 from helpers.waiting import wait_for
+
+if TYPE_CHECKING:
+    from flank_ops.store.model import TaskResult
 
 
 def deploy(tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, project: str = "demo") -> Path:
@@ -115,6 +118,27 @@ def leave_free(disk: Path, free: int) -> None:
 
 def task_log(task: str, run_id: int = 1, pipeline: str = "nightly") -> str:
     return (runs_dir(pipeline) / str(run_id) / "logs" / f"{task}.log").read_text()
+
+
+def write_dead_run(run_dir: Path, run_id: int, task: TaskResult) -> None:
+    """run.json of demo/nightly's run `run_id` as a runner killed mid-run leaves it: running, its
+    runner a pid no process has, one task `t` (`task`: its status and the job it holds, if any)."""
+    from dataclasses import replace
+
+    from flank_ops.store import records
+    from flank_ops.store.model import RunRecord
+
+    records.write_record(
+        run_dir,
+        RunRecord(
+            project="demo",
+            pipeline="nightly",
+            run_id=run_id,
+            started_at=records.now_iso(),
+            runner=replace(records.runner_identity(), pid=2**22 + 1),
+            tasks={"t": task},
+        ),
+    )
 
 
 def kill_runner_mid_job(
