@@ -430,17 +430,6 @@ def automatic_inputs(files: TaskFiles, cache: HashCache) -> dict[str, str]:
     return found
 
 
-def expand(files: TaskFiles, task_dir: str | None, pattern: str) -> list[str] | None:
-    """Repo-relative files a pattern names now: [] for a glob matching nothing, None for a plain
-    path that does not exist."""
-    rel = repo_relative(task_dir, pattern)
-    if rel is None:
-        raise FingerprintError(f"{pattern} leads out of the repo")
-    if not is_glob(pattern):
-        return [rel] if os.path.lexists(os.path.join(files.release_dir, rel)) else None
-    return glob_files(files.release_dir, rel)
-
-
 def glob_files(root: str, rel: str) -> list[str]:
     """The files (not folders) the repo-relative glob `rel` matches under `root`, sorted."""
     matches = glob.glob(rel, root_dir=root, recursive=True)
@@ -453,19 +442,19 @@ def _hash_patterns(
     """path -> digest; a missing plain path or a glob matching nothing -> {pattern: MISSING}."""
     out: dict[str, str] = {}
     for pattern in patterns:
-        if not is_glob(pattern):  # a plain path: one look (expand()'s lexists, then digest's lstat, were two)
-            rel = repo_relative(task_dir, pattern)
-            if rel is None:
-                raise FingerprintError(f"{pattern} leads out of the repo")
+        rel = repo_relative(task_dir, pattern)
+        if rel is None:
+            raise FingerprintError(f"{pattern} leads out of the repo")
+        if not is_glob(pattern):  # a plain path: one look, its digest's lstat
             found = cache.digest_if_there(f"{files.release_dir}/{rel}", f"{what} {rel}")
             out[rel] = MISSING if found is None else found
             continue
-        names = expand(files, task_dir, pattern)
-        if cache.seen is not None and names:
-            cache.globs[(files.release_dir, repo_relative(task_dir, pattern) or pattern)] = names
+        names = glob_files(files.release_dir, rel)
         if not names:
-            out[repo_relative(task_dir, pattern) or pattern] = MISSING
+            out[rel] = MISSING
             continue
+        if cache.seen is not None:
+            cache.globs[(files.release_dir, rel)] = names
         for name in names:
             out[name] = cache.digest(f"{files.release_dir}/{name}", f"{what} {name}")
     return out
