@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 from flank_ops.errors import UserError
 from flank_ops.fileio import append_json_line
+from flank_ops.hints import flank_command
 from flank_ops.paths import Home
 from flank_ops.site import auth, layout
 from flank_ops.store.model import RunTrigger
@@ -387,7 +388,11 @@ def _start(
             options += [flag, value]
     run_id = start_detached_reporting(project, pipeline_name, options, cwd=deployed.paths.home.root)
     if run_id is None:
-        return 500, f"the run did not start; see why with: flank run {project} {pipeline_name}", None
+        return (
+            500,
+            f"the run did not start; see why with: {flank_command('run', project, pipeline_name, on_page=True)}",
+            None,
+        )
     url = layout.url_run(project, pipeline_name, run_id)
     page = deployed.paths.home.site_dir / urllib.parse.unquote(url)
     deadline = time.monotonic() + PAGE_WAIT_S
