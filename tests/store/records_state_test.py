@@ -156,7 +156,11 @@ def test_status_with_a_state_file_missing_and_a_run_going(tmp_path: Path, flank_
 
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: 'true'\n")
     paths = Home().project("demo")
-    shutil.copytree(FIXTURES / "nightly", paths.runs_dir("nightly"))
+    # The folders appear at once, as runs written under the lock would: the push's redraw of the
+    # site, after its answer, may still be reading (and rebuilding) the state while a copy is half done.
+    staged = tmp_path / "staged-runs"
+    shutil.copytree(FIXTURES / "nightly", staged)
+    staged.rename(paths.runs_dir("nightly"))
     assert not (paths.runs_dir("nightly") / records.STATE_FILE).exists()
     proc = run_flank("status", "demo")
     assert proc.returncode == 0, proc.stderr
