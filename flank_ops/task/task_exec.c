@@ -17,12 +17,12 @@
  *
  * What it does (see task_exec.py's docstring for the record format):
  *   - RUN_DIR/tasks/<task>.json: "running" at each attempt, the result at the end
- *     (tmp file + rename, so readers never see half a file);
+ *     (rewritten in place, emptied first: a reader never mixes two; see write_result);
  *   - RUN_DIR/logs/<task>.log: the task's stdout+stderr as produced (O_APPEND),
  *     read through a pipe that masks the values of the env vars FLANK_SECRET_NAMES
  *     names (the rule of run/secrets.py: every non-empty value, longest first);
  *   - RUN_DIR/logs/<task>.log.times: when each attempt and line began (format in
- *     task_exec.py's docstring);
+ *     task_exec.py's docstring), once the log has output or a second attempt begins;
  *   - retries with a doubling delay, a timeout that kills the whole process group,
  *     leftover background jobs of the group killed when the task ends,
  *     peak RSS from wait4, a readable line for exit 127/126.
@@ -95,11 +95,22 @@ struct secrets {
 };
 
 /* logs/<task>.log and its companion .times file */
+/* The log's companion file of times is created only once it tells something the result does not: the
+ * log got output, or a second attempt began (or it was there already). Until then its entries are
+ * held here; a task that ran once and printed nothing leaves none (its one attempt is the result's
+ * started_at/ended_at/exit_code: site/logs.py reads it from there). A file less for such a task, and
+ * on some disks creating one costs ~100x writing one (issue 22). */
+enum { TIMES_HELD, TIMES_OPEN, TIMES_NONE };
+
 struct task_log {
-    int fd, times_fd;
+    int fd, times_fd, times_state;
+    int lost_errno; /* a write to the log failed (e.g. a full disk): the task fails, said in its result */
     unsigned long long size;
     int at_line_start;
     double last_entry; /* monotonic seconds */
+    char times_path[4200];
+    char held[512];
+    size_t held_len;
 };
 
 struct outcome {
@@ -184,22 +195,40 @@ static long long unix_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Create the times file (once) and write what was held for it; without it, no timestamps: the log
+ * itself matters more. */
+static void times_open(struct task_log *log) {
+    if (log->times_state != TIMES_HELD) return;
+    log->times_fd = open(log->times_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    log->times_state = log->times_fd < 0 ? TIMES_NONE : TIMES_OPEN;
+    if (log->times_state == TIMES_OPEN && log->held_len) write_all(log->times_fd, log->held, log->held_len);
+    log->held_len = 0;
+}
+
 static void times_entry(struct task_log *log, const char *fmt, ...) {
     log->last_entry = mono_now();
-    if (log->times_fd < 0) return;
+    if (log->times_state == TIMES_NONE) return;
     char line[256];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n > 0 && (size_t)n < sizeof line) write_all(log->times_fd, line, (size_t)n);
+    if (n <= 0 || (size_t)n >= sizeof line) return;
+    if (log->times_state == TIMES_HELD && log->held_len + (size_t)n <= sizeof log->held) {
+        memcpy(log->held + log->held_len, line, (size_t)n);
+        log->held_len += (size_t)n;
+        return;
+    }
+    times_open(log);
+    if (log->times_state == TIMES_OPEN) write_all(log->times_fd, line, (size_t)n);
 }
 
 /* Everything that goes into the log goes through here: it keeps the offset and
  * notes when a line began, at most every TIMES_INTERVAL_MS. */
 static void log_write(struct task_log *log, const char *buf, size_t len) {
     if (len == 0) return;
-    write_all(log->fd, buf, len);
+    times_open(log);
+    if (write_all(log->fd, buf, len) < 0 && !log->lost_errno) log->lost_errno = errno ? errno : EIO;
     if ((mono_now() - log->last_entry) * 1000 >= TIMES_INTERVAL_MS) {
         long long line = -1;
         if (log->at_line_start) {
@@ -235,10 +264,15 @@ static void open_task_log(struct task_log *log, const char *path) {
     char last = '\n';
     if (log->size > 0 && pread(log->fd, &last, 1, (off_t)log->size - 1) != 1) last = '\n';
     log->at_line_start = last == '\n';
-    char times[4200];
-    snprintf(times, sizeof times, "%s.times", path);
-    /* without it: no timestamps; the log itself matters more */
-    log->times_fd = open(times, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    log->times_fd = -1;
+    log->times_state = TIMES_HELD;
+    snprintf(log->times_path, sizeof log->times_path, "%s.times", path);
+    if (log->size > 0) {
+        times_open(log); /* a log with output already (a task started again): its times go on */
+    } else {
+        log->times_fd = open(log->times_path, O_WRONLY | O_APPEND | O_CLOEXEC); /* or were there */
+        if (log->times_fd >= 0) log->times_state = TIMES_OPEN;
+    }
 }
 
 /* ---- the spec file ------------------------------------------------------ */
@@ -706,41 +740,20 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-/* tasks/<task>.json, whole: written to a temp file and renamed over the last one, so a reader never
- * mixes two. The first of a run folder (`fresh`, none there yet) is written straight to its name: a
- * reader finds no file, an empty or partial one (not JSON: read as not started yet, as
- * records.read_task_result says) or the whole; a rename less a task, renames that wait on the
- * folder's lock while the other job slot creates its files (issue 22). */
-static void write_result(const char *run_dir, const struct spec *spec, const char *body, int fresh) {
-    char path[4096], tmp[4200];
+/* tasks/<task>.json, whole, in place: opened with O_TRUNC (emptied first), then one write. A reader
+ * finds no file, the last record whole, an empty file, a prefix of the new one (a JSON object cut
+ * short never parses: read as caught mid-write, as records.read_task_result says) or the new one
+ * whole; never the start of one record and the rest of another, which could parse. No temp file and
+ * no rename: on some disks creating a file costs ~100x writing one, and a task's result is written
+ * at least twice (issue 22). */
+static void write_result(const char *run_dir, const struct spec *spec, const char *body) {
+    char path[4096];
     snprintf(path, sizeof path, "%s/tasks/%s.json", run_dir, spec->task);
-    size_t len = strlen(body);
-    if (fresh) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            int failed = write_all(fd, body, len) < 0;
-            if (close(fd) < 0) failed = 1;
-            if (!failed) return;
-            int saved = errno;
-            unlink(path);
-            die("cannot write %s: %s", path, strerror(saved));
-        }
-        if (errno != EEXIST) die("cannot write %s: %s", path, strerror(errno));
-    }
-    snprintf(tmp, sizeof tmp, "%s/tasks/.%s.json.%d.tmp", run_dir, spec->task, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) die("cannot write %s: %s", tmp, strerror(errno));
-    int failed = write_all(fd, body, len) < 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) die("cannot write %s: %s", path, strerror(errno));
+    int failed = write_all(fd, body, strlen(body)) < 0;
     if (close(fd) < 0) failed = 1;
-    if (failed) {
-        int saved = errno;
-        unlink(tmp);
-        die("cannot write %s: %s", tmp, strerror(saved));
-    }
-    if (rename(tmp, path) < 0) {
-        unlink(tmp);
-        die("cannot write %s: %s", path, strerror(errno));
-    }
+    if (failed) die("cannot write %s: %s", path, strerror(errno));
 }
 
 static long memory_for_attempt(const struct spec *spec, int attempt) {
@@ -769,7 +782,8 @@ static char *format_running(const struct spec *spec, int attempt, const char *st
 }
 
 static char *format_final(const struct spec *spec, const char *status, int attempts, const struct outcome *o,
-                          const char *started_at, const char *ended_at, double duration, long peak_rss_kb) {
+                          const char *started_at, const char *ended_at, double duration, long peak_rss_kb,
+                          const char *error) {
     char *body = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&body, &size);
@@ -790,6 +804,10 @@ static char *format_final(const struct spec *spec, const char *status, int attem
     char log_rel[1100];
     snprintf(log_rel, sizeof log_rel, "logs/%s.log", spec->task);
     json_string(f, log_rel);
+    if (error) {
+        fputs(", \"error\": ", f);
+        json_string(f, error);
+    }
     fputs("}\n", f);
     fclose(f);
     return body;
@@ -878,7 +896,7 @@ static void hold_memory(const struct spec *spec, int attempt, struct task_log *l
         if (fits) {
             if (said) {
                 char *running = format_running(spec, attempt, started_at, NULL);
-                write_result(run_dir, spec, running, 0);
+                write_result(run_dir, spec, running);
                 free(running);
             }
             return;
@@ -894,7 +912,7 @@ static void hold_memory(const struct spec *spec, int attempt, struct task_log *l
                      need, others, all);
             log_line(log, "flank: %s\n", reason);
             char *queued = format_running(spec, attempt, started_at, reason);
-            write_result(run_dir, spec, queued, 0);
+            write_result(run_dir, spec, queued);
             free(queued);
         }
         sleep_s(0.5);
@@ -971,9 +989,10 @@ int main(int argc, char **argv) {
 
     for (attempt = 1; attempt <= attempts_allowed; attempt++) {
         char *running = format_running(&spec, attempt, started_at, NULL);
-        write_result(run_dir, &spec, running, attempt == 1);
+        write_result(run_dir, &spec, running);
         free(running);
         if (attempt > 1) {
+            times_open(&log); /* more than one attempt: the result alone cannot tell them apart */
             log_line(&log, "flank: attempt %d of %d after %gs\n", attempt, attempts_allowed, delay);
             sleep_s(delay);
             delay *= 2;
@@ -990,6 +1009,10 @@ int main(int argc, char **argv) {
             if (ran) end_entry(&log, attempt, &o, "interrupted");
             close(log.fd);
             return 128 + (stop_signal ? (int)stop_signal : SIGTERM);
+        }
+        if (log.lost_errno) { /* its output is not all kept: failed, and no retry (the disk is likely full) */
+            end_entry(&log, attempt, &o, "failed");
+            break;
         }
         if (o.exit_code == 0 && !o.timed_out) {
             end_entry(&log, attempt, &o, "success");
@@ -1013,10 +1036,17 @@ int main(int argc, char **argv) {
 
     iso_now(ended_at, sizeof ended_at);
     const char *status = o.timed_out ? "timed_out" : (o.exit_code == 0 ? "success" : "failed");
-    char *final = format_final(&spec, status, attempt, &o, started_at, ended_at, mono_now() - t0, peak);
-    write_result(run_dir, &spec, final, 0);
+    char error[300];
+    if (log.lost_errno) {
+        status = "failed";
+        snprintf(error, sizeof error, "could not write its log: %s", strerror(log.lost_errno));
+    }
+    char *final = format_final(&spec, status, attempt, &o, started_at, ended_at, mono_now() - t0, peak,
+                               log.lost_errno ? error : NULL);
+    write_result(run_dir, &spec, final);
     free(final);
     close(log.fd);
+    if (log.lost_errno && !o.timed_out && o.exit_code == 0) return 1;
     if (o.timed_out) return EXIT_TIMED_OUT;
     if (o.exit_code == 0) return 0;
     return o.exit_code > 0 && o.exit_code < 256 ? o.exit_code : 1;

@@ -24,10 +24,15 @@ contain needs escaping, and C parses it in a few lines:
 What a launch leaves in RUN_DIR (the format of store/records.py):
     tasks/<task>.json  {"task", "status": "running", "attempt", "started_at", "pid"} at each attempt,
                        then {"task", "status": "success"|"failed"|"timed_out", "attempts", "exit_code",
-                       ["signal"], "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s", "log"}
+                       ["signal"], "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s", "log",
+                       ["error": why it failed whatever its exit, e.g. "could not write its log: ..."]}
+                       Rewritten in place, emptied first: a reader finds the last record whole, an
+                       empty file, a prefix of the next (never JSON) or the next whole.
     logs/<task>.log    stdout+stderr as produced, secrets (FLANK_SECRET_NAMES) masked as ***
                        (run/secrets.py states the rule), and flank's own "flank: ..." lines
-    logs/<task>.log.times  when each attempt and line began, appended as the log grows:
+    logs/<task>.log.times  when each attempt and line began, appended as the log grows (created once
+                       the log has output or a second attempt begins: a task that ran once and
+                       printed nothing has its one attempt in its result alone):
                        attempt <n> <offset> <unix_ms>          attempt n starts; its output at byte offset
                        end <n> <offset> <unix_ms> <exit_code|-> <status>   attempt n ended (status:
                                                                success|failed|timed_out|interrupted)
@@ -275,29 +280,56 @@ def decode_spec(data: bytes) -> TaskSpec:
 
 
 class TaskLog:
-    """logs/<task>.log and its companion logs/<task>.log.times (format in the module docstring)."""
+    """logs/<task>.log and its companion logs/<task>.log.times (format in the module docstring).
+
+    The times file is created only once it tells something the result does not: the log got output,
+    or a second attempt began (or it was there already). Until then its entries are held; a task that
+    ran once and printed nothing leaves none (task_exec.c's struct task_log says why)."""
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         self.size = os.fstat(self.fd).st_size
         self.at_line_start = self.size == 0 or os.pread(self.fd, 1, self.size - 1) == b"\n"
-        try:
-            self.times_fd = os.open(path + ".times", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        except OSError:
-            self.times_fd = -1  # no timestamps; the log itself matters more
+        self.times_path = path + ".times"
+        self.times_fd = -1
+        self.held: list[bytes] | None = []  # entries not written yet; None: no times file to be had
+        if self.size > 0:
+            self.open_times()  # a log with output already (a task started again): its times go on
+        else:
+            with contextlib.suppress(OSError):  # or were there
+                self.times_fd = os.open(self.times_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+                self.held = []
         self.last_entry = float("-inf")
+        self.lost: OSError | None = None  # a write to the log failed (e.g. a full disk): the task fails
+
+    def open_times(self) -> None:
+        """Create the times file (once) and write what was held for it; without it, no timestamps:
+        the log itself matters more."""
+        if self.times_fd >= 0 or self.held is None:
+            return
+        try:
+            self.times_fd = os.open(self.times_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError:
+            self.held = None
+            return
+        if self.held:
+            with contextlib.suppress(OSError):
+                os.write(self.times_fd, b"".join(self.held))
+        self.held = []
 
     def write(self, data: bytes) -> None:
         if not data:
             return
+        self.open_times()
         view = memoryview(data)
         while view:
             try:
                 view = view[os.write(self.fd, view) :]
             except InterruptedError:
                 continue
-            except OSError:
-                break  # disk full: the record still tells what happened
+            except OSError as exc:
+                self.lost = self.lost or exc  # e.g. a full disk: the result says so, the task fails
+                break
         if time.monotonic() - self.last_entry >= TIMES_INTERVAL_S:
             if self.at_line_start:
                 self._entry(f"{self.size}")
@@ -309,6 +341,8 @@ class TaskLog:
         self.at_line_start = data.endswith(b"\n")
 
     def attempt_started(self, attempt: int) -> None:
+        if attempt > 1:
+            self.open_times()  # more than one attempt: the result alone cannot tell them apart
         self._entry(f"attempt {attempt} {self.size}")
 
     def attempt_ended(self, attempt: int, exit_code: int | None, status: str) -> None:
@@ -316,9 +350,12 @@ class TaskLog:
 
     def _entry(self, head: str, tail: str = "") -> None:
         self.last_entry = time.monotonic()
+        line = f"{head} {time.time_ns() // 1_000_000}{tail}\n".encode()
         if self.times_fd >= 0:
             with contextlib.suppress(OSError):
-                os.write(self.times_fd, f"{head} {time.time_ns() // 1_000_000}{tail}\n".encode())
+                os.write(self.times_fd, line)
+        elif self.held is not None:
+            self.held.append(line)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -340,27 +377,18 @@ class AttemptOutcome(NamedTuple):
     reaped: bool = True  # False: the task's exit was never seen (exit_code means nothing)
 
 
-def _write_result(run_dir: str, task: str, result: dict, fresh: bool = False) -> None:
-    """tasks/<task>.json, whole: a temp file renamed over the last one, so a reader never mixes two.
-    `fresh` (the first of a run folder, none there yet): straight to its name, as task_exec.c says why."""
+def _write_result(run_dir: str, task: str, result: dict) -> None:
+    """tasks/<task>.json, whole, in place: emptied first (O_TRUNC), then one write, so a reader never
+    mixes two records (task_exec.c's write_result says why no temp file)."""
     path = os.path.join(run_dir, "tasks", f"{task}.json")
-    if fresh:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except FileExistsError:
-            pass
-        else:
-            try:
-                with open(fd, "w", encoding="utf-8") as f:
-                    f.write(json.dumps(result) + "\n")
-            except BaseException:
-                os.unlink(path)
-                raise
-            return
-    tmp = os.path.join(run_dir, "tasks", f".{task}.json.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(result) + "\n")
-    os.replace(tmp, path)
+    data = (json.dumps(result) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _log(log: TaskLog, text: str) -> None:
@@ -582,7 +610,7 @@ def launch(
             **_attempt_memory(spec, attempt),
             **(extra or {}),
         }
-        _write_result(run_dir, spec.task, running, fresh=attempt == 1)
+        _write_result(run_dir, spec.task, running)
         if attempt > 1:
             _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)
@@ -600,6 +628,9 @@ def launch(
                 log.attempt_ended(attempt, outcome.exit_code if outcome.reaped else None, "interrupted")
             log.close()
             return 128 + (_stop_signal or signal.SIGTERM)
+        if log.lost is not None:  # its output is not all kept: failed, and no retry (the disk is likely full)
+            log.attempt_ended(attempt, outcome.exit_code if outcome.reaped else None, "failed")
+            break
         if outcome.exit_code == 0 and not outcome.timed_out:
             log.attempt_ended(attempt, outcome.exit_code, "success")
             break
@@ -623,22 +654,8 @@ def launch(
             attempt, outcome.exit_code if outcome.reaped else None, "timed_out" if outcome.timed_out else "failed"
         )
 
-    status = "timed_out" if outcome.timed_out else "success" if outcome.exit_code == 0 else "failed"
-    result: dict = {"task": spec.task, "status": status, "attempts": attempt, "exit_code": outcome.exit_code}
-    if outcome.signal:
-        result["signal"] = outcome.signal
-    result.update(
-        {
-            "started_at": started_at,
-            "ended_at": now_iso(),
-            "duration_s": round(time.monotonic() - t0, 3),
-            "peak_rss_kb": peak,
-            "cpu_s": _children_cpu_s(),
-            "log": f"logs/{spec.task}.log",
-            **_attempt_memory(spec, attempt),
-            **(extra or {}),
-        }
-    )
+    result = _final_result(spec, attempt, outcome, started_at, round(time.monotonic() - t0, 3), peak, log.lost)
+    result.update(extra or {})
     if finish is not None:
         result = finish(result, log)
     _write_result(run_dir, spec.task, result)
@@ -650,6 +667,42 @@ def launch(
     if outcome.exit_code == 0:
         return 0
     return outcome.exit_code if 0 < outcome.exit_code < 256 else 1
+
+
+def _final_result(
+    spec: TaskSpec,
+    attempts: int,
+    outcome: AttemptOutcome,
+    started_at: str,
+    duration_s: float,
+    peak_rss_kb: int,
+    log_lost: OSError | None,
+) -> dict:
+    """tasks/<task>.json once the task is over (the module docstring has its keys). A log that could
+    not be written fails the task, whatever its exit: its output is not all kept."""
+    status = "timed_out" if outcome.timed_out else "success" if outcome.exit_code == 0 else "failed"
+    result: dict = {
+        "task": spec.task,
+        "status": "failed" if log_lost is not None else status,
+        "attempts": attempts,
+        "exit_code": outcome.exit_code,
+    }
+    if outcome.signal:
+        result["signal"] = outcome.signal
+    result.update(
+        {
+            "started_at": started_at,
+            "ended_at": now_iso(),
+            "duration_s": duration_s,
+            "peak_rss_kb": peak_rss_kb,
+            "cpu_s": _children_cpu_s(),
+            "log": f"logs/{spec.task}.log",
+            **_attempt_memory(spec, attempts),
+        }
+    )
+    if log_lost is not None:
+        result["error"] = f"could not write its log: {log_lost.strerror or log_lost}"
+    return result
 
 
 def _memory_reservations(spec: TaskSpec) -> tuple | None:

@@ -3,6 +3,7 @@ driven as make drives it: `LAUNCHER SPEC_FILE RUN_DIR`, real processes, real fil
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -307,13 +308,55 @@ def test_a_large_file_of_specs_is_read_past_its_first_read(tmp_path: Path) -> No
 
 
 def test_a_task_started_again_in_its_run_folder_replaces_its_result_whole(launch: Launch) -> None:
-    """The first result of a run folder goes straight to its name (issue 22: a rename less a task); a
-    task started again there (make by hand, a resumed run) replaces the old one through a temp file."""
+    """A task started again in its run folder (make by hand, a resumed run) replaces its old result
+    whole, in place: no temp file, nothing of the old record left."""
     assert launch.run("exit 3").returncode == 3
     assert launch.result()["status"] == "failed"
     assert launch.run("true").returncode == 0
     assert (launch.result()["status"], launch.result()["exit_code"]) == ("success", 0)
     assert sorted(p.name for p in (launch.run_dir / "tasks").iterdir()) == ["t.json"]  # no temp file left
+
+
+def test_a_task_whose_log_cannot_be_written_fails_and_says_why(launch: Launch) -> None:
+    """Its output is not all kept (a full disk: /dev/full stands for one): the task fails, once, with
+    the reason in its result, and make skips its dependents. The command itself exited 0."""
+    (launch.run_dir / "logs").mkdir(parents=True)
+    (launch.run_dir / "tasks").mkdir()
+    (launch.run_dir / "logs" / "t.log").symlink_to("/dev/full")
+    proc = launch.run("echo one; echo two", argv=(), retries=2, retry_delay_s=0)
+    assert proc.returncode == 1
+    result = launch.result()
+    assert (result["status"], result["attempts"], result["exit_code"]) == ("failed", 1, 0)
+    assert result["error"] == "could not write its log: No space left on device"
+
+
+RUNNING_KEYS = {"task", "status", "attempt", "started_at", "pid"}
+
+
+def test_a_reader_never_sees_two_results_mixed(launch: Launch) -> None:
+    """The result is rewritten in place at every attempt (issue 22: no temp file): whatever a reader
+    reads meanwhile that parses is a whole record the launcher wrote, never one record's start with
+    another's end (a "failed" head on a "running" tail would parse)."""
+    path = launch.run_dir / "tasks" / "t.json"
+    spec = launch.spec("exit 3", retries=100, retry_delay_s=0)
+    proc = subprocess.Popen([*launch.argv, str(spec), str(launch.run_dir)], stdout=subprocess.DEVNULL)
+    seen: list[dict] = []
+    try:
+        while proc.poll() is None:
+            try:
+                seen.append(json.loads(path.read_bytes()))
+            except (OSError, ValueError):
+                continue  # not there yet, or caught between emptying and writing: not a record
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.wait() == 3
+    seen.append(launch.result())
+    final = launch.result()
+    assert (final["status"], final["attempts"], final["exit_code"]) == ("failed", 101, 3)
+    for record in seen:
+        assert record == final or (set(record) == RUNNING_KEYS and record["status"] == "running"), record
+    assert len({r.get("attempt") for r in seen if r["status"] == "running"}) > 1  # it read while it wrote
 
 
 def test_unreadable_spec_is_one_clear_line(launcher_argv: list[str], tmp_path: Path) -> None:
@@ -366,6 +409,29 @@ def test_times_mark_attempts_and_lines_at_offsets_of_the_stored_log(launch: Laun
     assert stamps == sorted(stamps) and before_ms <= stamps[0] and stamps[-1] <= after_ms
     offsets = [int(e[2] if e[0] in ("attempt", "end") else e[0]) for e in entries]
     assert offsets == sorted(offsets)
+
+
+def test_times_come_once_the_log_has_output_or_a_second_attempt(launch: Launch) -> None:
+    """Issue 22: a file less per silent task. One attempt and no output: the result alone says it all,
+    no times file. Output after a silent start, or a second attempt: the times, the held first entry
+    included, as if the file had been there from the start."""
+    times = launch.run_dir / "logs"
+    assert launch.run("true", task="silent").returncode == 0
+    assert launch.result("silent")["status"] == "success" and launch.log("silent") == b""
+    assert not (times / "silent.log.times").exists()
+
+    assert launch.run("sleep 0.2; echo late", argv=(), task="late").returncode == 0
+    entries = launch.times("late")
+    assert [e[:3] for e in entries if e[0] in ("attempt", "end")] == [["attempt", "1", "0"], ["end", "1", "5"]]
+    assert entries[0][0] == "attempt" and entries[-1][0] == "end"
+
+    assert launch.run("exit 1", task="twice", retries=1, retry_delay_s=0).returncode == 1
+    assert [e[:2] for e in launch.times("twice") if e[0] in ("attempt", "end")] == [
+        ["attempt", "1"],
+        ["end", "1"],
+        ["attempt", "2"],
+        ["end", "2"],
+    ]
 
 
 @pytest.mark.slow
