@@ -8,6 +8,10 @@ all alike):
 
   make            plain `make -j2` on an equivalent Makefile, recipes `true`
   make+stamps     each recipe also touches a stamp file, as a make pipeline records what ran
+                  (the stamps stay from round to round, as a make pipeline's do: after the first
+                  round they are touched, not created; a flank run creates each task's log and
+                  result in its own new run folder, so the figure printed for file creation says
+                  how much this disk weighs in)
                   (issue 22's baseline: flank run <= 1.5x this)
   make+logs       the fair equivalent: each recipe `true > logs/<task>.log 2>&1`
   flank-launcher  `make -j2` on flank's generated Makefile (the task launcher per task:
@@ -82,6 +86,24 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')[-2000:]}")
     return wall, cpu, proc.returncode
+
+
+def file_creation_us(folder: Path, count: int = 300) -> float:
+    """Median cost of creating (and writing) one small file in `folder`, in microseconds. flank's
+    launcher creates two files per task (its log and its result), make+stamps touches stamps that
+    are there after the first round: on a disk where creating a file is slow (this VM's: 5 to 250 us,
+    moving with what was deleted lately; tmpfs: ~3 us) the full-run ratio moves with it."""
+    probe = folder / "file-creation-probe"
+    probe.mkdir()
+    costs = []
+    for i in range(count):
+        began = time.perf_counter()
+        fd = os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b"x" * 300)
+        os.close(fd)
+        costs.append(time.perf_counter() - began)
+    shutil.rmtree(probe)
+    return statistics.median(costs) * 1e6
 
 
 def draw_figures(wc: Path, rounds: int) -> None:
@@ -193,6 +215,7 @@ def main() -> int:
                 ]
 
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+        print(f"creating a small file in {work}: median {file_creation_us(work):.0f} us before the rounds")
         print(
             f"DAG: {len(graph)} no-op tasks in {args.layers} layers, each needing 2 of the layer before; "
             f"-j{args.jobs}; {args.rounds} rounds alternated; launcher: {' '.join(launcher_argv)}"
@@ -224,6 +247,7 @@ def main() -> int:
             ratio = statistics.median(walls["flank run"]) / statistics.median(walls["make+stamps"])
             print(f"flank run / make+stamps (wall): {ratio:.2f}x  (goal: <= 1.5x)")
             draw_figures(wc, args.rounds)
+        print(f"creating a small file there: median {file_creation_us(work):.0f} us after the rounds")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
