@@ -377,18 +377,29 @@ class AttemptOutcome(NamedTuple):
     reaped: bool = True  # False: the task's exit was never seen (exit_code means nothing)
 
 
-def _write_result(run_dir: str, task: str, result: dict) -> None:
-    """tasks/<task>.json, whole, in place: emptied first (O_TRUNC), then one write, so a reader never
-    mixes two records (task_exec.c's write_result says why no temp file)."""
+def _write_result(run_dir: str, task: str, result: dict, in_place: bool = False) -> None:
+    """tasks/<task>.json, whole, so a reader never mixes two records.
+
+    By default through a temp file renamed over the last one: a reader always finds a whole record.
+    The executors of remote jobs write so: their launcher may outlive the runner, and `--resume`,
+    `flank cancel` and reconcile read its result once, as it is then. `in_place` (the local
+    launcher, as task_exec.c): emptied first (O_TRUNC), then one write; a reader may find an empty
+    file or a prefix of the new record (never JSON: read as caught mid-write), and its readers read
+    again (the runner polls; the launcher dies with its runner). No temp file and no rename: on some
+    disks creating a file costs ~100x writing one, and a task's result is written at least twice
+    (issue 22)."""
     path = os.path.join(run_dir, "tasks", f"{task}.json")
     data = (json.dumps(result) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    target = path if in_place else os.path.join(run_dir, "tasks", f".{task}.json.{os.getpid()}.tmp")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+    if not in_place:
+        os.replace(target, path)
 
 
 def _log(log: TaskLog, text: str) -> None:
@@ -610,7 +621,7 @@ def launch(
             **_attempt_memory(spec, attempt),
             **(extra or {}),
         }
-        _write_result(run_dir, spec.task, running)
+        _write_result(run_dir, spec.task, running, in_place=True)
         if attempt > 1:
             _log(log, f"flank: attempt {attempt} of {attempts_allowed} after {delay:g}s\n")
             _sleep_unless_stopped(delay, wake_r)
@@ -658,7 +669,7 @@ def launch(
     result.update(extra or {})
     if finish is not None:
         result = finish(result, log)
-    _write_result(run_dir, spec.task, result)
+    _write_result(run_dir, spec.task, result, in_place=True)
     log.close()
     if result["status"] == "failed" and outcome.exit_code == 0:
         return 1
@@ -732,7 +743,7 @@ def _hold_memory(
     def say(reason: str) -> None:
         waited.append(reason)
         _log(log, f"flank: {reason}\n")
-        _write_result(run_dir, spec.task, {**running, "status": "queued", "queued_reason": reason})
+        _write_result(run_dir, spec.task, {**running, "status": "queued", "queued_reason": reason}, in_place=True)
 
     hold(
         where,
@@ -743,7 +754,7 @@ def _hold_memory(
         lambda seconds: _sleep_unless_stopped(seconds, wake_r),
     )
     if waited and not _stop_signal:
-        _write_result(run_dir, spec.task, running)
+        _write_result(run_dir, spec.task, running, in_place=True)
 
 
 def _children_cpu_s() -> float:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import run_flank, wait_for
 
-from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws_for_a_test
 from helpers.deployed import deploy, history, kill_runner_mid_job, record, runs_dir, start_flank, task_log
 
 pytestmark = pytest.mark.slow  # real runs (make test-fast leaves them out)
@@ -49,10 +49,7 @@ def flank_yml(gate: Path) -> str:
 def aws(monkeypatch: pytest.MonkeyPatch, flank_home: Path, tmp_path: Path) -> Iterator[BatchAWS]:
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    aws = batch_aws()
-    for prefix in ("secrets/", "jobs/"):  # what earlier tests of this process left does not count here
-        for key in keys(aws, prefix):
-            aws.client("s3").delete_object(Bucket=aws.bucket, Key=key)
+    aws = batch_aws_for_a_test()  # what earlier tests of this process left does not count here
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n\n" + aws.toml())
     yield aws

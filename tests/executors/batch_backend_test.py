@@ -21,7 +21,7 @@ from flank_ops.executors.base import CONFIG_EXAMPLES, BackendError, JobRequest, 
 from flank_ops.executors.batch import QUEUED_STATES, BatchBackend, project_of, release_key
 from flank_ops.paths import Home, ProjectPaths
 from flank_ops.settings import batch_settings, settings_for
-from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws_for_a_test
 from helpers.servers import refused_port
 
 # a task that runs until the test creates the file `open` in $GATE (bounded: never left running for long)
@@ -32,7 +32,7 @@ WAIT_FOR_GATE = 'for i in $(seq 600); do [ -e "$GATE/open" ] && exit 0; sleep 0.
 def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    aws = batch_aws()
+    aws = batch_aws_for_a_test()
     yield aws
     aws.release_jobs()
 

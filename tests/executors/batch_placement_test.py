@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import run_flank, wait_for
 
-from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws
+from helpers.batch_aws import CREDENTIALS, BatchAWS, batch_aws_for_a_test
 from helpers.cli import wait_for_site_draws
 from helpers.deployed import deploy, record, runs_dir, start_flank
 
@@ -24,7 +24,7 @@ SECOND_QUEUE = "flank-queue-b"
 def aws(monkeypatch: pytest.MonkeyPatch, flank_home: Path) -> Any:
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    aws = batch_aws()
+    aws = batch_aws_for_a_test()
     batch = aws.client("batch")
     if not batch.describe_job_queues(jobQueues=[SECOND_QUEUE])["jobQueues"]:
         env = batch.describe_compute_environments()["computeEnvironments"][0]["computeEnvironmentArn"]

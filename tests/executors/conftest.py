@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from helpers.batch_aws import CREDENTIALS, batch_aws
+from helpers.batch_aws import CREDENTIALS, batch_aws_for_a_test
 from helpers.slurm_cluster import SlurmCluster, slurm_available
 
 
@@ -40,7 +40,7 @@ def slurm(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, flank_ho
 def aws(monkeypatch: pytest.MonkeyPatch, flank_home: Path) -> Any:
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    aws = batch_aws()
+    aws = batch_aws_for_a_test()
     flank_home.mkdir(parents=True, exist_ok=True)
     (flank_home / "flank.toml").write_text("[schedule]\ninstall_crontab = false\n\n" + aws.toml())
     yield aws

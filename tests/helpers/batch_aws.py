@@ -115,6 +115,15 @@ class BatchAWS(NamedTuple):
 _aws: BatchAWS | None = None
 
 
+def batch_aws_for_a_test() -> BatchAWS:
+    """The process's moto server (batch_aws) with a bucket of the test's own: what an earlier test's jobs
+    leave in S3, even after that test ended (a job still running uploads its results when it ends),
+    is never seen by the next test's "nothing left in the bucket"."""
+    aws = batch_aws()._replace(bucket=f"flank-batch-{uuid.uuid4().hex[:10]}")
+    aws.client("s3").create_bucket(Bucket=aws.bucket)
+    return aws
+
+
 def batch_aws() -> BatchAWS:
     """One moto server per test process, with a compute environment, job queue, job definition and bucket."""
     global _aws
