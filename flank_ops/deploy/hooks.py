@@ -437,7 +437,18 @@ def deploy_in_this_process(
         sys.stdout.flush()
         sys.stderr.flush()
     # The push has its answer once the pipe closes: what is left (the site's redraw, removing pruned
-    # releases) is done after that, by this process, with nobody waiting on its output.
+    # releases) is done after that, by this process, with nobody waiting on its output. It holds the
+    # site-draws lock shared from before the answer, as a run's final draw does (run/launch.py
+    # fork_detached): whoever must see the site as drawn after the push takes it exclusively.
+    if later:
+        import fcntl
+
+        from flank_ops.fileio import open_lock_file
+
+        with contextlib.suppress(OSError, UserError):
+            paths.home.site_draws_lock.parent.mkdir(parents=True, exist_ok=True)
+            held = open_lock_file(paths.home.site_draws_lock)  # kept open until this process ends
+            fcntl.flock(held, fcntl.LOCK_SH)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)

@@ -26,8 +26,9 @@ What a launch leaves in RUN_DIR (the format of store/records.py):
                        then {"task", "status": "success"|"failed"|"timed_out", "attempts", "exit_code",
                        ["signal"], "started_at", "ended_at", "duration_s", "peak_rss_kb", "cpu_s", "log",
                        ["error": why it failed whatever its exit, e.g. "could not write its log: ..."]}
-                       Rewritten in place, emptied first: a reader finds the last record whole, an
-                       empty file, a prefix of the next (never JSON) or the next whole.
+                       The local launcher rewrites it in place, emptied first: a reader finds the
+                       last record whole, an empty file, a prefix of the next (never JSON) or the
+                       next whole (remote executors: a temp file and a rename; _write_result).
     logs/<task>.log    stdout+stderr as produced, secrets (FLANK_SECRET_NAMES) masked as ***
                        (run/secrets.py states the rule), and flank's own "flank: ..." lines
     logs/<task>.log.times  when each attempt and line began, appended as the log grows (created once

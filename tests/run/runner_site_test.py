@@ -3,6 +3,7 @@ pages are exactly what a full `flank site --rebuild` draws from the records."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli import run_flank
+from flank_ops.paths import Home
+from helpers.cli import run_flank, wait_for_site_draws
 from helpers.deployed import deploy, record, start_flank
 from helpers.waiting import wait_for
 
@@ -59,6 +61,7 @@ def test_the_site_after_runs_is_what_a_full_rebuild_draws(tmp_path: Path) -> Non
 
 def test_a_site_that_cannot_be_drawn_never_fails_the_run_and_the_next_draw_repairs_it(tmp_path: Path) -> None:
     deploy(tmp_path, "pipelines:\n  nightly:\n    tasks:\n      only: echo hi\n")
+    wait_for_site_draws(Path(os.environ["FLANK_HOME"]))  # the push's redraw, after its answer, is over
     site = Path(os.environ["FLANK_HOME"]) / "site"
     shutil.rmtree(site, ignore_errors=True)
     site.write_text("not a folder\n")  # every draw of this run fails
@@ -118,3 +121,38 @@ def test_flank_run_returns_before_its_final_pages_are_drawn(tmp_path: Path, monk
             run.communicate()
     wait_for(page.exists, "the run's page, drawn once dot answers")
     assert "success" in page.read_text() and "running" not in page.read_text()
+
+
+def test_a_push_holds_the_site_draws_lock_until_its_redraw_after_the_answer_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push redraws the site after it has answered (issue 22). It holds the site-draws lock shared
+    from before the answer, so whoever must see the site as the push left it waits for that lock (the
+    tests' wait_for_site_draws): a test that changed the site right after a push raced the redraw.
+    The redraw is held up by a gated Graphviz `dot`, as above."""
+    real_dot = shutil.which("dot")
+    if real_dot is None:
+        pytest.skip("Graphviz dot is not installed")
+    gate = tmp_path / "dot-gate"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = f'#!/bin/sh\nfor i in $(seq 3000); do [ -e "{gate}" ] || break; sleep 0.02; done\nexec "{real_dot}" "$@"\n'
+    (bin_dir / "dot").write_text(script)
+    (bin_dir / "dot").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    home = Path(os.environ["FLANK_HOME"])
+    gate.touch()
+    try:
+        deploy(tmp_path, PIPELINE)  # returns when `git push` has its answer
+        page = home / "site" / "demo" / "nightly" / "index.html"
+        assert not page.exists()  # the redraw waits for dot
+        fd = os.open(Home(home).site_draws_lock, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        gate.unlink()
+    wait_for_site_draws(home)
+    assert "nightly" in page.read_text()
