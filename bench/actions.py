@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from push import bench_env, sh  # noqa: E402 - the push bench's helpers
 
 from helpers.cli import wait_for_site_draws  # noqa: E402
+from helpers.ports import free_port  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password"
@@ -48,12 +49,6 @@ YML = f"""pipelines:
       c: {{run: "{WORK}", needs: [b]}}
       d: {{run: "{WORK}", needs: [c]}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def flank(*args: str, env: dict[str, str], stdin: str | None = None) -> str:

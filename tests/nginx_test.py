@@ -28,6 +28,7 @@ import pytest
 
 from helpers.cli import REPO_ROOT, run_flank
 from helpers.deployed import WAIT_FOR_GATE, deploy, open_gate, record, start_flank
+from helpers.ports import free_port
 from helpers.readable_site import project_with_a_run, traversable_home  # noqa: F401 - fixture
 from helpers.waiting import process_gone, wait_for
 
@@ -48,12 +49,6 @@ def readme_server_block() -> str:
 def put_in(block: str, old: str, new: str) -> str:
     assert old in block, f"the docs' nginx recipe no longer has {old!r}"
     return block.replace(old, new)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # our own certificate: the test's client trusts anything (the recipe's TLS is what is tested)

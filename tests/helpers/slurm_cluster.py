@@ -25,6 +25,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+try:
+    from helpers.ports import free_port
+except ModuleNotFoundError:  # run by hand (`python tests/helpers/slurm_cluster.py`): tests/helpers is on the path
+    from ports import free_port  # type: ignore[no-redef]
+
 PARTITION = "flank"
 SECOND_PARTITION = "flank_b"
 DAEMONS = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd")
@@ -42,12 +47,6 @@ def slurm_available() -> str | None:
     except KeyError:
         return "there is no munge user (apt-get install munge)"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _memory_mb() -> int:
@@ -134,8 +133,8 @@ class SlurmCluster:
                 f"SlurmctldHost={self.host}(127.0.0.1)",
                 "SlurmUser=root",
                 "SlurmdUser=root",
-                f"SlurmctldPort={_free_port()}",
-                f"SlurmdPort={_free_port()}",
+                f"SlurmctldPort={free_port()}",
+                f"SlurmdPort={free_port()}",
                 "AuthType=auth/munge",
                 "CredType=cred/munge",
                 f"AuthInfo=socket={munge_socket}",

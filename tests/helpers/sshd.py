@@ -23,6 +23,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from helpers.ports import free_port
+
 SSHD = "/usr/sbin/sshd"
 
 
@@ -33,12 +35,6 @@ def sshd_available() -> str | None:
     if not shutil.which("ssh") or not shutil.which("ssh-keygen"):
         return "the ssh client is not installed (apt-get install openssh-client)"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _quote_setenv(value: str) -> str:
@@ -106,7 +102,7 @@ class PrivateSshd:
             os.chown(authorized, entry.pw_uid, entry.pw_gid)
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         config = [
             f"ListenAddress 127.0.0.1:{self.port}",
             f"HostKey {self.dir / 'host_key'}",

@@ -15,8 +15,9 @@ from nginx_test import BASIC, Nginx, nginx  # noqa: F401 - fixture
 from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.deployed import CHATTY, deploy, gate_dir, open_gate, record, runs_dir, start_flank
+from helpers.ports import free_port
 from helpers.readable_site import traversable_home  # noqa: F401 - fixture
-from helpers.serve import free_port, start_server
+from helpers.serve import start_server
 from helpers.site_cdp import CHROMIUM, Browser
 from helpers.waiting import wait_for
 

@@ -21,7 +21,8 @@ import pytest
 from flank_ops.paths import Home
 from helpers.cli import run_flank
 from helpers.deployed import WAIT_FOR_GATE, deploy, history, open_gate, record, runs_dir
-from helpers.serve import free_port, start_server
+from helpers.ports import free_port
+from helpers.serve import start_server
 from helpers.waiting import wait_for
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,8 @@ import pytest
 from conftest import run_flank, wait_for
 
 from helpers.deployed import deploy, record
-from helpers.serve import free_port, start_server
+from helpers.ports import free_port
+from helpers.serve import start_server
 from helpers.site_cdp import CHROMIUM, Browser
 
 # A real 2x2 PNG (red), so the browser really decodes the thumbnail.

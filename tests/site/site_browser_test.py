@@ -15,7 +15,8 @@ from flank_ops.fileio import append_json_line
 from flank_ops.paths import Home
 from flank_ops.site import build
 from flank_ops.store import records
-from helpers.serve import free_port, start_server
+from helpers.ports import free_port
+from helpers.serve import start_server
 from helpers.site_cdp import CHROMIUM, Browser
 from helpers.site_records import T0, make_project, make_run, write_times
 

@@ -20,7 +20,8 @@ from flank_ops import s3
 from flank_ops.paths import Home
 from flank_ops.site import serve
 from helpers.cli import REPO_ROOT, run_flank
-from helpers.serve import free_port, start_server
+from helpers.ports import free_port
+from helpers.serve import start_server
 from helpers.site_records import make_project, make_run
 from helpers.waiting import wait_for
 
