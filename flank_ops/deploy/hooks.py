@@ -440,24 +440,21 @@ def deploy_in_this_process(
     # releases) is done after that, by this process, with nobody waiting on its output. It holds the
     # site-draws lock shared from before the answer, as a run's final draw does (run/launch.py
     # fork_detached): whoever must see the site as drawn after the push takes it exclusively.
-    if later:
-        import fcntl
+    with contextlib.ExitStack() as held:
+        if later:
+            from flank_ops.fileio import locked
 
-        from flank_ops.fileio import open_lock_file
-
-        with contextlib.suppress(OSError, UserError):
-            paths.home.site_draws_lock.parent.mkdir(parents=True, exist_ok=True)
-            held = open_lock_file(paths.home.site_draws_lock)  # kept open until this process ends
-            fcntl.flock(held, fcntl.LOCK_SH)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    with contextlib.suppress(OSError):
-        os.nice(10)  # behind whatever the user does next (another push, a run)
-    for step in later:
-        with contextlib.suppress(Exception):
-            step()
+            with contextlib.suppress(OSError, UserError):  # no lock (a read-only home): the work all the same
+                held.enter_context(locked(paths.home.site_draws_lock, shared=True))
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        with contextlib.suppress(OSError):
+            os.nice(10)  # behind whatever the user does next (another push, a run)
+        for step in later:
+            with contextlib.suppress(Exception):
+                step()
 
 
 class _Tolerant:
