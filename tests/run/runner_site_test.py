@@ -88,22 +88,31 @@ pipelines:
 """
 
 
-def test_flank_run_returns_before_its_final_pages_are_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The run's last draw goes on after `flank run` has answered (issue 22). Held up here by a
-    Graphviz `dot` that waits for a gate file (a wrapper around the real one on PATH: nothing else
-    can hold a draw up on purpose), then released: the page comes, final."""
+def _gated_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Graphviz `dot` first on PATH, held while the returned gate file exists (at most a minute), then
+    the real one: nothing else can hold a draw up on purpose."""
     real_dot = shutil.which("dot")
     if real_dot is None:
         pytest.skip("Graphviz dot is not installed")
     gate = tmp_path / "dot-gate"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "dot").write_text(f'#!/bin/sh\nwhile [ -e "{gate}" ]; do sleep 0.02; done\nexec "{real_dot}" "$@"\n')
+    script = f'#!/bin/sh\nfor i in $(seq 3000); do [ -e "{gate}" ] || break; sleep 0.02; done\nexec "{real_dot}" "$@"\n'
+    (bin_dir / "dot").write_text(script)
     (bin_dir / "dot").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return gate
+
+
+def test_flank_run_returns_before_its_final_pages_are_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's last draw goes on after `flank run` has answered (issue 22). Held up here by a
+    Graphviz `dot` that waits for a gate file (a wrapper around the real one on PATH: nothing else
+    can hold a draw up on purpose), then released: the page comes, final."""
+    gate = _gated_dot(tmp_path, monkeypatch)
     deploy(tmp_path, UP_TO_DATE_PIPELINE)
     assert run_flank("run", "demo", "nightly").returncode == 0
     home = Path(os.environ["FLANK_HOME"])
+    wait_for_site_draws(home)  # the push's and this run's late draws are done: none lays the graph out again
     shutil.rmtree(home / ".flank" / "dag-layouts")  # the next draw lays the graph out again: dot
     gate.touch()
     run = start_flank("run", "demo", "nightly")  # nothing to run: its one draw is the final one
@@ -130,16 +139,7 @@ def test_a_push_holds_the_site_draws_lock_until_its_redraw_after_the_answer_is_d
     from before the answer, so whoever must see the site as the push left it waits for that lock (the
     tests' wait_for_site_draws): a test that changed the site right after a push raced the redraw.
     The redraw is held up by a gated Graphviz `dot`, as above."""
-    real_dot = shutil.which("dot")
-    if real_dot is None:
-        pytest.skip("Graphviz dot is not installed")
-    gate = tmp_path / "dot-gate"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = f'#!/bin/sh\nfor i in $(seq 3000); do [ -e "{gate}" ] || break; sleep 0.02; done\nexec "{real_dot}" "$@"\n'
-    (bin_dir / "dot").write_text(script)
-    (bin_dir / "dot").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    gate = _gated_dot(tmp_path, monkeypatch)
     home = Path(os.environ["FLANK_HOME"])
     gate.touch()
     try:
