@@ -62,12 +62,14 @@ test_that("flank_cancel stops a running run", {
 test_that("an interrupted follow asks; unanswered, the run goes on and the console says how to follow it", {
   skip_without_vm()
   started <- in_clone(flank_run("slow", follow = FALSE))
-  # Ctrl-C once the follower's ssh is running (this test's own FLANK_HOME on its command line)
+  # Ctrl-C once the follower's ssh is running (this test's own FLANK_HOME on its command line), again
+  # while that ssh is still there: R ignores SIGINT inside system(), and the follower's ssh can start
+  # before the system() that starts it has returned (a first Ctrl-C then never reaches R)
   ctrl_c <- tempfile(fileext = ".sh")
   writeLines(c(
     sprintf("pattern=%s", shQuote(paste0(dirname(vm("bare")), ".*slow ", started$run_id, " --follow"))),
     "for i in $(seq 200); do pgrep -f -- \"$pattern\" >/dev/null && break; sleep 0.05; done",
-    sprintf("kill -INT %d", Sys.getpid())
+    sprintf("for i in $(seq 20); do kill -INT %d; sleep 2; pgrep -f -- \"$pattern\" >/dev/null || break; done", Sys.getpid())
   ), ctrl_c)
   system(paste("sh", ctrl_c, "&"))
   expect_message(in_clone(flank_logs("slow", run = started$run_id, follow = TRUE)), "goes on; follow it again")
