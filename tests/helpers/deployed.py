@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helpers.cli import REPO_ROOT, run_flank
+from helpers.cli import REPO_ROOT, run_flank, wait_for_site_draws
 from helpers.repos import commit_all, git, make_repo, write_files
 from helpers.waiting import wait_for
 
@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from flank_ops.store.model import TaskResult
 
 
-def deploy(tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, project: str = "demo") -> Path:
+def deploy(
+    tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, project: str = "demo", settle: bool = True
+) -> Path:
     """A clone of a new project, pushed to its bare repo; returns the clone.
 
     Pushes leave the user's crontab alone ([schedule] install_crontab = false in a new
-    flank.toml): the crontab tests use the user_crontab fixture, which restores it."""
+    flank.toml): the crontab tests use the user_crontab fixture, which restores it. It returns once the
+    push's work after its answer is done too (`settle`; off for a test that holds that work up)."""
     home = Path(os.environ["FLANK_HOME"])
     if not (home / "flank.toml").exists():
         home.mkdir(parents=True, exist_ok=True)
@@ -34,6 +37,8 @@ def deploy(tmp_path: Path, flank_yml: str, files: dict[str, str] | None = None, 
     clone = make_repo(tmp_path / "clone", {"flank.yml": flank_yml, **(files or {})})
     git("remote", "add", "flank", str(home / f"{project}.git"), cwd=clone)
     git("push", "-q", "flank", "main", cwd=clone)
+    if settle:  # the push's work after its answer (site redraw, pruned releases): the test's next step never races it
+        wait_for_site_draws(home)
     return clone
 
 
@@ -41,6 +46,7 @@ def push(clone: Path, files: dict[str, str], message: str) -> str:
     write_files(clone, files)
     sha = commit_all(clone, message)
     git("push", "-q", "flank", "main", cwd=clone)
+    wait_for_site_draws(Path(os.environ["FLANK_HOME"]))  # the push's work after its answer (as deploy)
     return sha
 
 

@@ -143,7 +143,7 @@ def test_a_push_holds_the_site_draws_lock_until_its_redraw_after_the_answer_is_d
     home = Path(os.environ["FLANK_HOME"])
     gate.touch()
     try:
-        deploy(tmp_path, PIPELINE)  # returns when `git push` has its answer
+        deploy(tmp_path, PIPELINE, settle=False)  # returns when `git push` has its answer
         page = home / "site" / "demo" / "nightly" / "index.html"
         assert not page.exists()  # the redraw waits for dot
         fd = os.open(Home(home).site_draws_lock, os.O_RDWR)
